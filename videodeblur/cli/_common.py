@@ -1,0 +1,75 @@
+"""What every command shares: error-to-exit-code mapping and the common options."""
+from __future__ import annotations
+
+import sys
+import traceback
+from typing import Any, Callable
+
+import click
+
+from videodeblur.errors import VideoDeblurError
+
+__all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "fail"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _debug_requested(argv: list[str]) -> bool:
+    return "--debug" in argv
+
+
+def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
+    """Run the group; map library errors to one stderr line + exit 1, Ctrl-C to 130, usage to 2."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = _debug_requested(argv)
+    try:
+        group.main(args=argv, prog_name="videodeblur", standalone_mode=False)
+    except click.exceptions.Abort:  # click turns KeyboardInterrupt/EOF at prompts into Abort
+        click.echo("videodeblur: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        click.echo("videodeblur: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except VideoDeblurError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"videodeblur: error: {_one_line(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:  # a bug, not user input: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+        click.echo(f"videodeblur: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                   "(run with --debug for the traceback)", err=True)
+        sys.exit(EXIT_ERROR)
+    sys.exit(0)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def fail(message: str) -> None:
+    """Raise a usage-style error from a command (exit 2)."""
+    raise click.UsageError(message)
+
+
+def model_option(default: str | None = None) -> Callable[[Any], Any]:
+    return click.option("--model", "model", default=default, show_default=default is not None,
+                        help="Shipped model name (lprn, lprn-rt, lprn-fast) or a path to a .pt weights file. "
+                             "Default: lprn-rt on CUDA, lprn-fast on CPU." if default is None else
+                             "Shipped model name (lprn, lprn-rt, lprn-fast) or a path to a .pt weights file.")
+
+
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+                             show_default=True, help="Where the network runs.")
+precision_option = click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
+                                show_default=True, help="Inference precision (auto: fp16 on CUDA, fp32 on CPU).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")

@@ -1,0 +1,73 @@
+"""Shipped models by name, and resolution of ``--model NAME|PATH`` to a loaded network."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from videodeblur.errors import ModelNotFoundError
+from videodeblur.model.lprn import LPRN
+from videodeblur.model.weights import load_weights, read_metadata
+
+__all__ = ["SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL", "LoadedModel", "load_model",
+           "shipped_weights_path", "list_models"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+SHIPPED_MODELS: dict[str, str] = {
+    "lprn": "the paper's configuration: T=6, channel+spatial attention, full resolution",
+    "lprn-rt": "real-time GPU preset (default for video): pixel-unshuffle front end, fewer stages",
+    "lprn-fast": "CPU preset: 640x360 at >= 25 fps on 2 cores, fp32",
+}
+DEFAULT_VIDEO_MODEL = "lprn-rt"
+DEFAULT_CPU_MODEL = "lprn-fast"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A network in eval mode with where it came from."""
+
+    name: str
+    path: Path
+    network: LPRN
+    metadata: dict[str, Any]
+
+    @property
+    def parameters(self) -> int:
+        return sum(p.numel() for p in self.network.parameters())
+
+
+def shipped_weights_path(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+def load_model(name_or_path: str | Path) -> LoadedModel:
+    """A shipped name (``lprn``, ``lprn-rt``, ``lprn-fast``) or a path to a ``.pt`` weights file."""
+    key = str(name_or_path)
+    if key in SHIPPED_MODELS:
+        path = shipped_weights_path(key)
+        name = key
+    else:
+        path = Path(key)
+        if not (path.suffix == ".pt" or path.exists()):
+            raise ModelNotFoundError(
+                f"unknown model {key!r}: use one of {', '.join(SHIPPED_MODELS)} or a path to a .pt weights file"
+            )
+        name = path.stem
+    return LoadedModel(name=name, path=path, network=load_weights(path), metadata=read_metadata(path))
+
+
+def list_models() -> list[dict[str, Any]]:
+    """One row per shipped model: name, description, config, parameters, size, evaluation figure."""
+    rows = []
+    for name, description in SHIPPED_MODELS.items():
+        path = shipped_weights_path(name)
+        row: dict[str, Any] = {"name": name, "description": description, "path": str(path),
+                               "available": path.is_file()}
+        if path.is_file():
+            loaded = load_model(name)
+            row.update(config=loaded.network.config.to_dict(), parameters=loaded.parameters,
+                       size_mb=round(path.stat().st_size / 1e6, 3),
+                       evaluation=loaded.metadata.get("evaluation"))
+        rows.append(row)
+    return rows
