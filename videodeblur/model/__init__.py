@@ -1,8 +1,9 @@
 """The LPRN network, its shipped variants, and weights I/O."""
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import (DEFAULT_CPU_MODEL, DEFAULT_VIDEO_MODEL, SHIPPED_MODELS, LoadedModel,
+                                        default_model_name,
                                         list_models, load_model, shipped_weights_path)
 from videodeblur.model.weights import load_weights, read_metadata, save_weights
 
 __all__ = ["LPRN", "LoadedModel", "load_model", "list_models", "load_weights", "save_weights", "read_metadata",
-           "shipped_weights_path", "SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL"]
+           "shipped_weights_path", "default_model_name", "SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL"]

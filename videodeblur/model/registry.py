@@ -10,7 +10,7 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.model.weights import load_weights, read_metadata
 
 __all__ = ["SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL", "LoadedModel", "load_model",
-           "shipped_weights_path", "list_models"]
+           "shipped_weights_path", "list_models", "default_model_name"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -71,3 +71,9 @@ def list_models() -> list[dict[str, Any]]:
                        evaluation=loaded.metadata.get("evaluation"))
         rows.append(row)
     return rows
+
+
+def default_model_name(device_type: str) -> str:
+    """``lprn-rt`` where there is a GPU (the real-time preset), ``lprn-fast`` on CPU (the only one that
+    keeps up there)."""
+    return DEFAULT_VIDEO_MODEL if device_type == "cuda" else DEFAULT_CPU_MODEL
