@@ -1,0 +1,339 @@
+"""The live loop: capture thread → latest-frame slot → engine at batch 1 → preview / recorder.
+
+Latency comes first. The capture thread writes into a single slot; a newer frame overwrites an
+unprocessed one and counts a drop, so a model slower than the camera processes the freshest frame
+instead of working through a backlog. The loop runs on the caller's thread (the main thread in the
+CLI, where OpenCV's window has to live) and calls ``on_frame`` there after every processed frame.
+Recording runs in its own thread behind a small bounded queue, so encoding does not add to latency,
+and every processed frame is recorded with a pts taken from its capture time.
+
+Latency is capture-to-output: from ``time.monotonic()`` at grab to the moment the deblurred frame
+is back from the engine (before it is drawn or encoded), in milliseconds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from videodeblur.errors import SourceError
+from videodeblur.pipeline.stats import StageClock, percentiles
+from videodeblur.video.capture import CapturedFrame, LiveSource
+
+__all__ = ["LiveOptions", "LiveFrame", "LiveStats", "LatestFrameSlot", "run_live"]
+
+RECORD_TIME_BASE = Fraction(1, 1000)  # recorded pts are capture-time milliseconds
+_POLL_S = 0.05  # how often the loop wakes to check --max-seconds and a stalled source
+_JOIN_TIMEOUT_S = 5.0
+_RECORD_QUEUE = 8
+
+
+class FrameProcessor(Protocol):
+    """What the live loop needs of ``videodeblur.pipeline.Engine``."""
+
+    def process(self, frames: np.ndarray) -> np.ndarray: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveOptions:
+    """``max_seconds``: stop after this long (None: run until the source ends or the user quits).
+    ``record_path``: also write the deblurred feed there. ``stall_timeout_s``: a source that delivers
+    nothing for this long counts as lost (a hung camera or network read)."""
+
+    max_seconds: float | None = None
+    record_path: Path | None = None
+    stall_timeout_s: float = 5.0
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        if self.max_seconds is not None and self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+        if self.stall_timeout_s <= 0:
+            raise ValueError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveFrame:
+    """One processed frame as handed to ``on_frame``: both pictures H×W×3 uint8 RGB."""
+
+    source: np.ndarray
+    output: np.ndarray
+    index: int
+    latency_ms: float
+    fps: float  # processed frames per second over the last second or so
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveStats:
+    """What a live run did. ``captured == processed + dropped`` always holds (a frame still in the
+    slot when the run stops counts as dropped). ``fps`` is processed frames per second between the
+    first and the last output; ``infer_ms`` is the engine's mean time per frame. ``end_reason``: ``source ended``, ``source lost: ...``,
+    ``max-seconds``, ``quit`` or ``interrupted``."""
+
+    captured: int
+    processed: int
+    dropped: int
+    fps: float
+    seconds: float
+    latency_ms: dict[str, float]
+    infer_ms: float
+    end_reason: str
+    source: str
+    width: int
+    height: int
+    recorded: int
+    record_path: str | None
+    model: str | None
+    device: str | None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.end_reason == "interrupted"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class LatestFrameSlot:
+    """A one-frame mailbox between the capture thread and the loop (a lock and a condition).
+
+    ``put`` replaces a frame nobody has taken yet and counts it as dropped; with ``wait=True`` it
+    instead blocks until the slot is empty (a file read in lockstep). ``close`` wakes everyone; a
+    frame still inside can be taken, then ``take`` returns None.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._frame: CapturedFrame | None = None
+        self._closed = False
+        self.captured = 0
+        self.dropped = 0
+        self.last_put_time = time.monotonic()
+
+    def put(self, frame: CapturedFrame, *, wait: bool = False) -> bool:
+        """Store ``frame``; False if the slot is closed (the frame is then not counted)."""
+        with self._cond:
+            if wait:
+                self._cond.wait_for(lambda: self._frame is None or self._closed)
+            if self._closed:
+                return False
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = frame
+            self.captured += 1
+            self.last_put_time = time.monotonic()
+            self._cond.notify_all()
+            return True
+
+    def take(self, timeout: float) -> CapturedFrame | None:
+        """The newest frame, waiting up to ``timeout`` seconds; None on timeout or when closed and empty."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
+            frame, self._frame = self._frame, None
+            self._cond.notify_all()
+            return frame
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        with self._cond:
+            return self._closed
+
+    def discard(self) -> None:
+        """Count a frame left in the slot at shutdown as dropped."""
+        with self._cond:
+            if self._frame is not None:
+                self._frame = None
+                self.dropped += 1
+
+
+def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = LiveOptions(),
+             on_frame: Callable[[LiveFrame], bool] | None = None) -> LiveStats:
+    """Deblur ``source`` live until it ends, ``on_frame`` returns False, ``max_seconds`` pass, or
+    Ctrl-C (returned as ``end_reason="interrupted"`` so the caller can still report and exit 130).
+
+    Takes ownership of ``source``: it is closed when the run ends. Errors that are not the source
+    going away (a failing engine, an unwritable recording) are raised after every thread is joined
+    and the recording is finalised.
+    """
+    stop = threading.Event()
+    slot = LatestFrameSlot()
+    capture = _CaptureThread(source, slot, stop)
+    recorder: _Recorder | None = None
+    latencies: list[float] = []
+    infer = StageClock("infer")
+    output_times: list[float] = []
+    end_reason = "source ended"
+    start = time.monotonic()
+    try:
+        if options.warmup and hasattr(engine, "warmup"):
+            engine.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
+        if options.record_path is not None:
+            recorder = _Recorder(options.record_path, source.width, source.height, source.fps)
+        start = time.monotonic()
+        capture.start()
+        while True:
+            if options.max_seconds is not None and time.monotonic() - start >= options.max_seconds:
+                end_reason = "max-seconds"
+                break
+            frame = slot.take(_POLL_S)
+            if frame is None:
+                if slot.closed:
+                    end_reason = capture.end_reason
+                    break
+                if time.monotonic() - slot.last_put_time > options.stall_timeout_s:
+                    end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
+                    break
+                continue
+            with infer.time():
+                output = engine.process(frame.image[np.newaxis])[0]
+            done = time.monotonic()
+            latencies.append((done - frame.capture_time) * 1000.0)
+            output_times.append(done)
+            if recorder is not None:
+                recorder.write(output, frame.capture_time)
+            if on_frame is not None:
+                live = LiveFrame(frame.image, output, frame.index, latencies[-1], _recent_fps(output_times))
+                if on_frame(live) is False:
+                    end_reason = "quit"
+                    break
+    except KeyboardInterrupt:
+        end_reason = "interrupted"
+    finally:
+        stop.set()
+        slot.close()
+        if capture.started:
+            capture.join(_JOIN_TIMEOUT_S)
+        else:
+            source.close()
+        slot.discard()
+        recorded = recorder.close() if recorder is not None else 0
+    capture.raise_error()
+    if recorder is not None:
+        recorder.raise_error()
+    end = time.monotonic()
+    return LiveStats(
+        captured=slot.captured, processed=len(latencies), dropped=slot.dropped,
+        fps=_sustained_fps(output_times), seconds=round(end - start, 3),
+        latency_ms={k: round(v, 2) for k, v in percentiles(latencies).items()},
+        infer_ms=round(1000.0 * infer.busy_s / infer.items, 2) if infer.items else 0.0, end_reason=end_reason, source=source.description,
+        width=source.width, height=source.height, recorded=recorded,
+        record_path=str(options.record_path) if options.record_path is not None else None,
+        model=getattr(engine, "model_name", None),
+        device=str(engine.device) if hasattr(engine, "device") else None,
+    )
+
+
+class _CaptureThread(threading.Thread):
+    """Pulls frames from the source into the slot; closes the slot and the source when it ends.
+
+    A SourceError while running (camera unplugged, stream gone) ends the run cleanly and is
+    reported as ``end_reason``; any other exception is kept and re-raised by the caller.
+    """
+
+    def __init__(self, source: LiveSource, slot: LatestFrameSlot, stop: threading.Event) -> None:
+        super().__init__(name="videodeblur-capture", daemon=True)  # daemon: a read hung in a driver cannot block exit
+        self._source, self._slot, self._stop_event = source, slot, stop
+        self.end_reason = "source ended"
+        self.started = False
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        self.started = True
+        super().start()
+
+    def run(self) -> None:
+        try:
+            wait = not self._source.drops_allowed
+            for frame in self._source.frames(self._stop_event):
+                if not self._slot.put(frame, wait=wait):
+                    break
+                time.sleep(0)  # hand the GIL to the waiting loop now, not after the 5 ms switch interval
+        except SourceError as err:
+            self.end_reason = f"source lost: {err}"
+        except BaseException as err:  # carried to the caller's thread
+            self._error = err
+        finally:
+            self._slot.close()
+            self._source.close()
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+class _Recorder:
+    """Encodes processed frames on its own thread; pts are capture times relative to the first frame."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: float | None) -> None:
+        from videodeblur.video import FrameWriter
+
+        self._writer = _open_writer(FrameWriter, Path(path), width, height, fps)
+        self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
+        self._origin: float | None = None
+        self._last_pts = -1
+        self._written = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="videodeblur-record", daemon=True)
+        self._thread.start()
+
+    def write(self, image: np.ndarray, capture_time: float) -> None:
+        self.raise_error()
+        self._origin = capture_time if self._origin is None else self._origin
+        pts = max(round((capture_time - self._origin) / RECORD_TIME_BASE), self._last_pts + 1)  # strictly increasing
+        self._last_pts = pts
+        self._queue.put((image, pts))  # blocks when the encoder falls behind: every processed frame is kept
+
+    def close(self) -> int:
+        """Flush and finalise the file; returns the number of frames written."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        return self._written
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                if self._error is None:
+                    self._writer.write(item[0], item[1])
+                    self._written += 1
+        except BaseException as err:
+            self._error = err
+            while self._queue.get() is not None:  # drain so the producer never blocks
+                pass
+        finally:
+            self._writer.close()
+
+
+def _open_writer(writer_cls: Any, path: Path, width: int, height: int, fps: float | None) -> Any:
+    """Adapter to ``videodeblur.video.FrameWriter``: an H.264 file in RECORD_TIME_BASE units."""
+    return writer_cls(path, width=width, height=height, time_base=RECORD_TIME_BASE,
+                      fps=Fraction(fps or 30).limit_denominator(1001))
+
+
+def _sustained_fps(output_times: list[float]) -> float:
+    if len(output_times) < 2:
+        return 0.0
+    return round((len(output_times) - 1) / (output_times[-1] - output_times[0]), 2)
+
+
+def _recent_fps(output_times: list[float], window_s: float = 1.0) -> float:
+    now = output_times[-1]
+    recent = [t for t in output_times[-240:] if now - t <= window_s]
+    if len(recent) < 2:
+        return 0.0
+    return (len(recent) - 1) / (recent[-1] - recent[0])

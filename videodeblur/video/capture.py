@@ -1,0 +1,270 @@
+"""Live sources for the camera command: webcams, network streams, lavfi test sources, and files
+played back as if they were a camera.
+
+Every source yields :class:`CapturedFrame` objects whose ``capture_time`` is ``time.monotonic()``
+taken at the moment the frame was grabbed (seconds), so latency is measured from the grab, not from
+when the processing loop got round to the frame.
+
+Which library opens what (see DESIGN.md): the PyAV wheel has no v4l2 input, so webcams (an index
+such as ``0`` or a ``/dev/videoN`` path) open with OpenCV's ``VideoCapture``; network streams
+(``rtsp://``, ``http://`` ...), lavfi graphs (``testsrc2=size=640x360:rate=30`` or
+``lavfi:GRAPH``) and files open with PyAV.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2  # before av: a later cv2.imshow freezes if av was imported first (DESIGN.md)
+import av
+import numpy as np
+
+from videodeblur.errors import SourceError
+
+__all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource", "PyAVSource", "open_source"]
+
+_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+_OPEN_TIMEOUT_S = 10.0
+_READ_TIMEOUT_S = 5.0
+_CAMERA_FAILED_READS = 5  # consecutive failed grabs before a camera counts as unplugged
+
+
+@dataclasses.dataclass(frozen=True)
+class CapturedFrame:
+    """One grabbed frame: ``image`` is H×W×3 uint8 RGB; ``capture_time`` is monotonic seconds at grab."""
+
+    image: np.ndarray
+    index: int
+    capture_time: float
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureOptions:
+    """How to open a source.
+
+    ``realtime`` paces a file source to its own timestamps (a stand-in for a camera); without it a
+    file is read in lockstep with the consumer and nothing is dropped. lavfi sources are always
+    paced, cameras and network streams pace themselves. ``width``/``height``/``fps`` are requests to
+    a webcam (the driver may pick the nearest mode it has); ``None`` keeps the camera's default.
+    """
+
+    realtime: bool = False
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("width", "height", "fps"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"CaptureOptions.{name} must be positive, got {value}")
+
+
+class LiveSource:
+    """A frame source opened and validated (one frame decoded) by :func:`open_source`.
+
+    ``drops_allowed`` is True for sources that run on their own clock (cameras, streams, paced
+    files): the consumer keeps only the newest frame. It is False for a file read in lockstep.
+    """
+
+    description: str
+    width: int
+    height: int
+    fps: float | None
+    drops_allowed: bool
+
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
+        """Yield frames until the source ends or ``stop`` is set; raise SourceError if it is lost."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> "LiveSource":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSource:
+    """Open ``spec``: a camera index (``0``), a device path (``/dev/video0``), a URL, a lavfi graph
+    (``testsrc2=size=640x360:rate=30`` or ``lavfi:...``) or a video file.
+
+    Raises SourceError, naming ``spec``, if it cannot be opened or delivers no first frame.
+    """
+    spec = spec.strip()
+    if not spec:
+        raise SourceError("empty --source: give a camera index (0), /dev/videoN, a URL, a lavfi graph or a file")
+    if spec.isdigit():
+        return OpenCVCameraSource(int(spec), options)
+    if spec.startswith("/dev/video"):
+        return OpenCVCameraSource(spec, options)
+    if _is_url(spec):
+        return PyAVSource(spec, description=spec, pace=False, fmt=None, network=True)
+    if spec.startswith("lavfi:"):
+        return PyAVSource(spec[len("lavfi:"):], description=spec, pace=True, fmt="lavfi")
+    path = Path(spec).expanduser()
+    if not path.exists() and _is_lavfi_graph(spec):
+        return PyAVSource(spec, description=f"lavfi:{spec}", pace=True, fmt="lavfi")
+    if not path.exists():
+        raise SourceError(f"source {spec!r} not found: give a camera index (0), /dev/videoN, a URL, "
+                          "a lavfi graph (testsrc2=size=640x360:rate=30) or an existing video file")
+    if path.is_dir():
+        raise SourceError(f"source {spec!r} is a folder: give a video file")
+    return PyAVSource(str(path), description=spec, pace=options.realtime, fmt=None)
+
+
+class OpenCVCameraSource(LiveSource):
+    """A webcam through OpenCV (V4L2 on Linux). Frames are stamped right after ``grab()``."""
+
+    def __init__(self, device: int | str, options: CaptureOptions = CaptureOptions()) -> None:
+        self.description = f"camera {device}"
+        self.drops_allowed = True
+        with _quiet_opencv():  # its open() warnings would break the one-line error
+            self._cap = cv2.VideoCapture(device, cv2.CAP_V4L2) if isinstance(device, str) else cv2.VideoCapture(device)
+        if not self._cap.isOpened():
+            self._cap.release()
+            raise SourceError(f"cannot open {self.description}: check it is connected, not in use by another "
+                              "program, and that you may read it (video group)")
+        self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer driver buffers = less stale frames
+        if options.width:
+            self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, options.width)
+        if options.height:
+            self._cap.set(cv2.CAP_PROP_FRAME_HEIGHT, options.height)
+        if options.fps:
+            self._cap.set(cv2.CAP_PROP_FPS, options.fps)
+        ok, first = self._cap.read()
+        if not ok or first is None:
+            self._cap.release()
+            raise SourceError(f"{self.description} opened but delivered no frame: check the device")
+        self.height, self.width = first.shape[:2]
+        fps = self._cap.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps) if fps and fps > 0 else None
+
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
+        index = 0
+        failures = 0
+        while not stop.is_set():
+            if not self._cap.grab():
+                failures += 1
+                if failures >= _CAMERA_FAILED_READS:
+                    raise SourceError(f"{self.description} stopped delivering frames (unplugged?)")
+                stop.wait(0.01)
+                continue
+            capture_time = time.monotonic()
+            ok, bgr = self._cap.retrieve()
+            if not ok or bgr is None:
+                failures += 1
+                continue
+            failures = 0
+            yield CapturedFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, capture_time)
+            index += 1
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+class PyAVSource(LiveSource):
+    """A file, network stream or lavfi graph decoded with PyAV.
+
+    With ``pace`` the frames are released on their presentation schedule (first frame at the start
+    of :meth:`frames`, then ``pts`` seconds after it), which turns a file or a free-running lavfi
+    generator into a camera. The first frame is decoded at open time to validate the source.
+    """
+
+    def __init__(self, target: str, *, description: str, pace: bool, fmt: str | None,
+                 network: bool = False) -> None:
+        self.description = description
+        self.drops_allowed = pace or network
+        self._pace = pace
+        options = {"fflags": "nobuffer", "flags": "low_delay"} if network else {}
+        try:
+            self._container = av.open(target, format=fmt, options=options,
+                                      timeout=(_OPEN_TIMEOUT_S, _READ_TIMEOUT_S) if network else None)
+        except (av.FFmpegError, OSError, ValueError) as err:
+            raise SourceError(f"cannot open source {description!r}: {_short(err)}") from err
+        try:
+            if not self._container.streams.video:
+                raise SourceError(f"source {description!r} has no video stream: give a video file, URL or camera")
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "SLICE" if network else "AUTO"  # frame threads add latency on live input
+            self._decoded = self._container.decode(self._stream)
+            try:
+                self._first = next(self._decoded)
+            except StopIteration:
+                raise SourceError(f"source {description!r} has no decodable video frames") from None
+            except (av.FFmpegError, OSError, ValueError) as err:
+                raise SourceError(f"cannot decode source {description!r}: {_short(err)}") from err
+        except BaseException:
+            self._container.close()
+            raise
+        self.width, self.height = self._first.width, self._first.height
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.fps = float(rate) if rate else None
+
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
+        start = time.monotonic()
+        first_seconds: float | None = None
+        index = 0
+        frame: av.VideoFrame | None = self._first
+        while frame is not None and not stop.is_set():
+            image = frame.to_ndarray(format="rgb24")  # converted before the wait: a camera delivers a finished picture
+            if self._pace:
+                seconds = _frame_seconds(frame, index, self.fps)
+                first_seconds = seconds if first_seconds is None else first_seconds
+                delay = start + (seconds - first_seconds) - time.monotonic()
+                if delay > 0 and stop.wait(delay):
+                    return
+            yield CapturedFrame(image, index, time.monotonic())
+            index += 1
+            frame = self._next_frame()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def _next_frame(self) -> av.VideoFrame | None:
+        try:
+            return next(self._decoded)
+        except StopIteration:
+            return None
+        except (av.FFmpegError, OSError) as err:
+            raise SourceError(f"source {self.description!r} stopped delivering frames: {_short(err)}") from err
+
+
+def _frame_seconds(frame: av.VideoFrame, index: int, fps: float | None) -> float:
+    """Presentation time in seconds; frames without a pts fall back to ``index / fps``."""
+    if frame.pts is not None and frame.time_base is not None:
+        return float(frame.pts * frame.time_base)
+    return index / (fps or 30.0)
+
+
+def _is_url(spec: str) -> bool:
+    scheme, sep, _ = spec.partition("://")
+    return bool(sep) and scheme.lower() in _URL_SCHEMES
+
+
+def _is_lavfi_graph(spec: str) -> bool:
+    """``testsrc2=size=...`` or ``color=c=red``: the first token names a filter FFmpeg has."""
+    match = re.match(r"^([A-Za-z0-9_]+)(=|$|,)", spec)
+    return bool(match) and match.group(1) in av.filter.filters_available
+
+
+def _short(err: BaseException) -> str:
+    text = getattr(err, "strerror", None) or str(err)  # FFmpegError's str() repeats the file name
+    return " ".join(str(text).split()) or type(err).__name__
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
