@@ -1,0 +1,250 @@
+"""The live path: capture sources, the latest-frame slot, the live loop and the ``camera`` command.
+
+A file played in real time (``--realtime``) stands in for a camera. The model is made artificially
+slower than the source by wrapping the engine with a delay here, in the test: the thing under test is
+the live loop, not the network.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import cv2  # noqa: F401  (before av, as in the camera command)
+import av
+import numpy as np
+import pytest
+
+from videodeblur.errors import SourceError
+from videodeblur.pipeline.live import LatestFrameSlot, LiveOptions, run_live
+from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource, open_source
+
+FPS = 25
+FRAME_MS = 1000 / FPS
+SLACK_MS = 60  # the test machine is shared and busy: timing bounds get this much headroom
+
+
+class DelayedEngine:
+    """Any engine made slower by ``delay_s`` per call (or an identity engine when ``inner`` is None)."""
+
+    def __init__(self, delay_s: float, inner: object | None = None) -> None:
+        self.delay_s, self.inner = delay_s, inner
+        self.model_name = getattr(inner, "model_name", "identity")
+        self.device = getattr(inner, "device", "cpu")
+
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay_s)
+        return self.inner.process(frames) if self.inner is not None else frames.copy()
+
+
+class ScriptedSource(LiveSource):
+    """A camera stand-in: ``frames`` good frames at ``fps``, then ``then``: "end", "unplug" or "hang"."""
+
+    def __init__(self, frames: int, then: str = "end", fps: float = 50.0) -> None:
+        self.description, self.width, self.height, self.fps = "scripted camera", 32, 24, fps
+        self.drops_allowed, self._frames, self._then = True, frames, then
+        self.closed = threading.Event()
+
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
+        for i in range(self._frames):
+            if stop.wait(1 / self.fps):
+                return
+            yield CapturedFrame(np.full((24, 32, 3), i, np.uint8), i, time.monotonic())
+        if self._then == "unplug":
+            raise SourceError("scripted camera stopped delivering frames (unplugged?)")
+        if self._then == "hang":
+            stop.wait(30)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+def recorded_frames(path: Path) -> tuple[int, list[float]]:
+    """Frame count and pts in seconds of a written file, decoded for real."""
+    with av.open(str(path)) as container:
+        times = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    return len(times), times
+
+
+def live_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name in ("videodeblur-capture", "videodeblur-record")]
+
+
+def check_latency(latency: dict[str, float], bound_ms: float) -> None:
+    assert set(latency) == {"p50", "p95", "p99"}
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
+    assert latency["p95"] <= bound_ms, f"p95 {latency['p95']} ms above the bound {bound_ms:.0f} ms"
+
+
+# --------------------------------------------------------------------------------- the slot
+
+def test_slot_keeps_newest_and_counts_drops() -> None:
+    slot = LatestFrameSlot()
+    frames = [CapturedFrame(np.zeros((2, 2, 3), np.uint8), i, float(i)) for i in range(3)]
+    for frame in frames:
+        assert slot.put(frame)
+    assert slot.take(0.01).index == 2
+    assert (slot.captured, slot.dropped) == (3, 2)
+    assert slot.take(0.01) is None
+    slot.put(frames[0])
+    slot.close()
+    assert not slot.put(frames[1])  # closed: refused, not counted
+    assert slot.take(0.01).index == 0  # what was inside is still handed out
+    assert slot.take(0.01) is None and slot.captured == 4
+
+
+def test_slot_lockstep_put_waits_for_the_consumer() -> None:
+    slot = LatestFrameSlot()
+    frame = CapturedFrame(np.zeros((2, 2, 3), np.uint8), 0, 0.0)
+    slot.put(frame)
+    producer = threading.Thread(target=slot.put, args=(frame,), kwargs={"wait": True})
+    producer.start()
+    producer.join(0.2)
+    assert producer.is_alive()  # blocked: the slot is full
+    assert slot.take(0.01) is not None
+    producer.join(2)
+    assert not producer.is_alive() and slot.dropped == 0 and slot.captured == 2
+
+
+# ---------------------------------------------------------------------------- the live loop
+
+def test_realtime_file_drops_stale_frames_when_model_is_slower(make_clip) -> None:
+    clip = make_clip("cam.mp4", width=64, height=48, frames=20, fps=FPS)
+    delay_s = 3 * FRAME_MS / 1000  # the model takes three frame intervals
+    stats = run_live(open_source(str(clip), CaptureOptions(realtime=True)), DelayedEngine(delay_s))
+    assert stats.end_reason == "source ended"
+    assert stats.captured == 20 and stats.processed + stats.dropped == 20
+    assert 3 <= stats.processed <= 10 and stats.dropped >= 10  # ~20/3 processed, the rest dropped
+    assert stats.fps == pytest.approx(1 / delay_s, rel=0.5)
+    check_latency(stats.latency_ms, 2 * stats.infer_ms + FRAME_MS + SLACK_MS)
+    assert stats.seconds == pytest.approx(19 / FPS, abs=0.5)  # paced to the clip's clock
+
+
+def test_file_without_realtime_is_read_in_lockstep(make_clip) -> None:
+    clip = make_clip("all.mp4", width=64, height=48, frames=12, fps=FPS)
+    stats = run_live(open_source(str(clip)), DelayedEngine(0.005))
+    assert (stats.captured, stats.processed, stats.dropped) == (12, 12, 0)
+
+
+def test_lavfi_source_runs_until_max_seconds() -> None:
+    stats = run_live(open_source("testsrc2=size=64x48:rate=20"), DelayedEngine(0.0), LiveOptions(max_seconds=0.6))
+    assert stats.end_reason == "max-seconds"
+    assert (stats.width, stats.height) == (64, 48)
+    assert 6 <= stats.captured <= 14 and stats.processed + stats.dropped == stats.captured
+
+
+def test_unplugged_camera_ends_the_run_cleanly() -> None:
+    source = ScriptedSource(6, then="unplug")
+    stats = run_live(source, DelayedEngine(0.0))
+    assert stats.end_reason.startswith("source lost: scripted camera stopped delivering")
+    assert stats.processed + stats.dropped == stats.captured == 6
+    assert source.closed.is_set() and not live_threads()
+
+
+def test_a_hung_source_counts_as_lost_after_the_stall_timeout() -> None:
+    start = time.monotonic()
+    stats = run_live(ScriptedSource(3, then="hang"), DelayedEngine(0.0), LiveOptions(stall_timeout_s=0.3))
+    assert "delivered nothing for 0.3 s" in stats.end_reason
+    assert time.monotonic() - start < 5
+
+
+def test_a_failing_engine_raises_after_stopping_everything(tmp_path: Path) -> None:
+    class Broken:
+        def process(self, frames: np.ndarray) -> np.ndarray:
+            raise RuntimeError("model exploded")
+
+    source = ScriptedSource(100)
+    with pytest.raises(RuntimeError, match="model exploded"):
+        run_live(source, Broken())
+    assert source.closed.wait(5) and not live_threads()
+
+
+def test_on_frame_returning_false_quits() -> None:
+    seen: list[int] = []
+    stats = run_live(ScriptedSource(50), DelayedEngine(0.0), on_frame=lambda f: seen.append(f.index) or len(seen) < 3)
+    assert stats.end_reason == "quit" and stats.processed == 3 and len(seen) == 3
+
+
+# ------------------------------------------------------------------------------ the command
+
+def test_camera_command_headless_with_recording(make_clip, run_cli, tmp_path: Path) -> None:
+    clip = make_clip("in.mp4", width=96, height=64, frames=15, fps=FPS)
+    out = tmp_path / "rec.mp4"
+    result = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--model", "lprn-fast",
+                     "--device", "cpu", "--record", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert "running headless" in result.stderr
+    stats = json.loads(result.stdout)
+    assert {"captured", "processed", "dropped", "fps", "latency_ms"} <= set(stats)
+    assert stats["processed"] > 0 and stats["captured"] == stats["processed"] + stats["dropped"] == 15
+    assert stats["end_reason"] == "source ended" and stats["model"] == "lprn-fast"
+    check_latency(stats["latency_ms"], 2 * stats["infer_ms"] + FRAME_MS + SLACK_MS)
+    count, pts = recorded_frames(out)
+    assert count == stats["processed"] == stats["recorded"]
+    assert pts[0] == 0 and all(b > a for a, b in zip(pts, pts[1:]))
+    assert pts[-1] == pytest.approx(14 / FPS, abs=0.15)  # timestamps follow the capture clock
+
+
+def test_camera_command_counts_drops_with_a_slow_model(make_clip, run_cli, monkeypatch) -> None:
+    import videodeblur.pipeline as pipeline
+
+    real_from_name = pipeline.Engine.from_name
+    monkeypatch.setattr(pipeline.Engine, "from_name",
+                        classmethod(lambda cls, *a, **kw: DelayedEngine(0.1, real_from_name(*a, **kw))))
+    clip = make_clip("in.mp4", width=64, height=48, frames=20, fps=FPS)
+    result = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["dropped"] > 0 and stats["processed"] > 0
+    assert stats["captured"] == stats["processed"] + stats["dropped"] == 20
+    check_latency(stats["latency_ms"], 2 * stats["infer_ms"] + FRAME_MS + SLACK_MS)
+
+
+def test_camera_command_prints_a_table_and_stops_at_max_seconds(run_cli) -> None:
+    result = run_cli("camera", "--source", "testsrc2=size=64x48:rate=25", "--no-preview", "--device", "cpu",
+                     "--max-seconds", "0.5")
+    assert result.exit_code == 0, result.stderr
+    rows = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert rows["ended"] == "max-seconds" and int(rows["processed"]) > 0
+
+
+@pytest.mark.parametrize("source, named", [
+    ("missing.mp4", "missing.mp4"),
+    ("/dev/video97", "camera /dev/video97"),
+    ("97", "camera 97"),
+    ("notes.txt", "notes.txt"),
+    ("rtsp://127.0.0.1:9/none", "rtsp://127.0.0.1:9/none"),
+])
+def test_unopenable_source_is_a_one_line_error(run_cli, tmp_path: Path, monkeypatch, source: str, named: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a video\n" * 50)
+    result = run_cli("camera", "--source", source, "--no-preview")
+    assert result.exit_code == 1
+    assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith("videodeblur: error:")
+    assert named in result.stderr_lines[0]
+
+
+def test_ctrl_c_exits_130_with_a_playable_recording(tmp_path: Path) -> None:
+    out = tmp_path / "rec.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "camera", "--source", "testsrc2=size=64x48:rate=25",
+                             "--no-preview", "--device", "cpu", "--record", str(out), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.stat().st_size > 0) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the recording's header is written once the first frames are in
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    stats = json.loads(stdout)
+    assert stats["end_reason"] == "interrupted" and stats["processed"] > 0
+    count, _ = recorded_frames(out)
+    assert count == stats["processed"]

@@ -1,0 +1,162 @@
+"""``videodeblur camera``: deblur a live feed (webcam, network stream, lavfi, or a file played live).
+
+The preview window lives on the main thread (OpenCV's GUI needs it there), drawn from the live
+loop's per-frame callback. Without a display, with ``--no-preview``, or with an OpenCV build that
+has no GUI, it runs headless and says so once on stderr.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from videodeblur.cli._common import EXIT_INTERRUPTED, device_option, json_option, model_option, precision_option
+
+__all__ = ["camera"]
+
+_WINDOW = "videodeblur camera (q or Esc quits)"
+
+
+@click.command()
+@click.option("--source", default="0", show_default=True,
+              help="Camera index (0), /dev/videoN, rtsp:// or http:// URL, lavfi graph "
+                   "(testsrc2=size=640x360:rate=30), or a video file.")
+@click.option("--realtime", is_flag=True,
+              help="Play a file source at its own frame rate, dropping frames the model cannot keep up with, "
+                   "as a camera would. Without it a file is read in step with the model.")
+@model_option()
+@device_option
+@precision_option
+@click.option("--size", "size", default=None, metavar="WxH", help="Ask a webcam for this capture size.")
+@click.option("--preview/--no-preview", default=True, show_default=True, help="Show the preview window.")
+@click.option("--side-by-side", is_flag=True, help="Preview the original and the deblurred picture side by side.")
+@click.option("--record", type=click.Path(path_type=Path), default=None, metavar="OUT.mp4",
+              help="Also write the deblurred feed to this file (timestamps from capture time).")
+@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop after this many seconds.")
+@json_option
+def camera(source: str, realtime: bool, model: str | None, device: str, precision: str, size: str | None,
+           preview: bool, side_by_side: bool, record: Path | None, max_seconds: float | None,
+           as_json: bool) -> None:
+    """Deblur a live feed with low, bounded latency.
+
+    Only the newest frame is kept: when the model is slower than the source, stale frames are
+    dropped and counted, never queued. Ends on q/Esc, Ctrl-C, --max-seconds, the end of a file
+    source or a camera that stops delivering; prints frames captured, processed and dropped,
+    processed fps and capture-to-output latency (p50/p95/p99 ms).
+
+    \b
+    Examples:
+      videodeblur camera --source 0 --side-by-side
+      videodeblur camera --source clip.mp4 --realtime --no-preview --json
+      videodeblur camera --source testsrc2=size=640x360:rate=30 --max-seconds 10 --record out.mp4
+    """
+    import cv2  # first: importing av before cv2 freezes the first cv2.imshow (DESIGN.md)
+
+    from videodeblur.pipeline import Engine, EngineOptions
+    from videodeblur.pipeline.live import LiveOptions, run_live
+    from videodeblur.video.capture import CaptureOptions, open_source
+
+    width, height = _parse_size(size)
+    live_source = open_source(source, CaptureOptions(realtime=realtime, width=width, height=height))
+    window = None
+    try:
+        engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1))
+        if not preview:
+            click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
+        elif not _display_available():
+            click.echo("videodeblur: no display (DISPLAY is not set): running headless", err=True)
+        else:
+            window = _open_preview(cv2, side_by_side)
+    except BaseException:
+        live_source.close()
+        raise
+    try:
+        stats = run_live(live_source, engine, LiveOptions(max_seconds=max_seconds, record_path=record),
+                         on_frame=window.show if window is not None else None)
+    finally:
+        if window is not None:
+            window.close()
+
+    if stats.end_reason.startswith("source lost"):
+        click.echo(f"videodeblur: warning: {stats.end_reason}", err=True)
+    click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))
+    if stats.interrupted:
+        click.echo("videodeblur: interrupted", err=True)
+        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+
+
+class _Preview:
+    """The OpenCV window: deblurred picture (or original | deblurred) with fps and latency drawn on it."""
+
+    def __init__(self, cv2: Any, side_by_side: bool) -> None:
+        self._cv2 = cv2
+        self._side_by_side = side_by_side
+        cv2.namedWindow(_WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+
+    def show(self, frame: Any) -> bool:
+        """Draw one LiveFrame; False when the user pressed q/Esc or closed the window."""
+        cv2 = self._cv2
+        picture = np.hstack([frame.source, frame.output]) if self._side_by_side else frame.output
+        bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+        text = f"{frame.fps:5.1f} fps  {frame.latency_ms:5.0f} ms"
+        scale = max(0.4, bgr.shape[0] / 720)
+        for colour, thickness in (((0, 0, 0), 4), ((255, 255, 255), 1)):  # outlined, readable on any picture
+            cv2.putText(bgr, text, (10, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+                        max(1, int(thickness * scale)), cv2.LINE_AA)
+        if self._side_by_side:
+            for label, x in (("original", 10), ("deblurred", frame.source.shape[1] + 10)):
+                cv2.putText(bgr, label, (x, bgr.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                            (255, 255, 255), max(1, int(scale)), cv2.LINE_AA)
+        cv2.imshow(_WINDOW, bgr)
+        key = cv2.waitKey(1) & 0xFF
+        if key in (ord("q"), ord("Q"), 27):
+            return False
+        return cv2.getWindowProperty(_WINDOW, cv2.WND_PROP_VISIBLE) >= 1
+
+    def close(self) -> None:
+        self._cv2.destroyAllWindows()
+        self._cv2.waitKey(1)  # lets the GUI loop actually take the window down
+
+
+def _open_preview(cv2: Any, side_by_side: bool) -> _Preview | None:
+    try:
+        return _Preview(cv2, side_by_side)
+    except cv2.error:
+        click.echo("videodeblur: preview unavailable: this OpenCV build has no GUI (opencv-python-headless; "
+                   "install opencv-python for a window): running headless", err=True)
+        return None
+
+
+def _display_available() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _parse_size(size: str | None) -> tuple[int | None, int | None]:
+    if size is None:
+        return None, None
+    w, sep, h = size.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        raise click.BadParameter(f"{size!r} is not WxH, e.g. 1280x720", param_hint="--size")
+    return int(w), int(h)
+
+
+def _table(stats: dict[str, Any]) -> str:
+    latency = stats["latency_ms"]
+    rows = [
+        ("source", f"{stats['source']} ({stats['width']}x{stats['height']})"),
+        ("model", f"{stats['model']} on {stats['device']}"),
+        ("captured", stats["captured"]),
+        ("processed", stats["processed"]),
+        ("dropped", stats["dropped"]),
+        ("fps", f"{stats['fps']:.1f} processed ({stats['infer_ms']:.1f} ms model per frame)"),
+        ("latency ms", f"p50 {latency['p50']:.1f}   p95 {latency['p95']:.1f}   p99 {latency['p99']:.1f}"),
+        ("ended", stats["end_reason"]),
+    ]
+    if stats["record_path"]:
+        rows.append(("recorded", f"{stats['recorded']} frames to {stats['record_path']}"))
+    return "\n".join(f"{name:<11} {value}" for name, value in rows)
