@@ -1,0 +1,9 @@
+"""The streaming engine: inference engine, file runner, tiling and run statistics."""
+from videodeblur.pipeline.engine import Engine, EngineOptions, EngineResult, resolve_device, resolve_precision
+from videodeblur.pipeline.stats import (DepthGauge, LatencyLog, RunStats, StageClock, StageStats, StatsRecorder,
+                                        ThroughputClock, percentiles)
+from videodeblur.pipeline.tiling import run_tiled
+
+__all__ = ["Engine", "EngineOptions", "EngineResult", "resolve_device", "resolve_precision", "run_tiled",
+           "RunStats", "StageStats", "StageClock", "DepthGauge", "LatencyLog", "ThroughputClock", "StatsRecorder",
+           "percentiles"]

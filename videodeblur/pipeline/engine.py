@@ -1,0 +1,330 @@
+"""The inference engine shared by the file, camera and bench commands.
+
+``Engine.process(frames)`` is the synchronous contract: uint8 ``N×H×W×3`` RGB in, the same out.
+``Engine.submit(batch)`` is the asynchronous one the streaming runner uses: it returns an
+:class:`EngineResult` at once and ``result()`` gives the uint8 output.
+
+On CUDA a ring of pinned host slots (``pinned_ring``, at least 3) feeds three streams:
+
+1. ``submit`` copies the batch into the slot's pinned input buffer (a CPU memcpy) and enqueues the
+   upload on the *upload* stream; an event marks it done.
+2. The *compute* stream waits on that event, converts uint8 (RGB, or I420 planes converted to RGB on
+   the device) to float, runs the network, converts back to uint8 on the device (a quarter of the
+   float bytes to download) and records an event.
+3. The *download* stream waits on it and copies into the slot's pinned output buffer; its event is
+   what ``result()`` waits on. Nothing calls ``torch.cuda.synchronize``.
+
+While batch k is computing, batch k+1 uploads and batch k-1 downloads. A slot is reused only after
+its previous result was collected (``result()`` copies out of the pinned buffer, so the slot is free
+once its download event has completed). On CPU ``submit`` runs the same conversions and network
+synchronously, so both paths give the same numbers up to float rounding.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from typing import Literal
+
+import numpy as np
+import torch
+
+from videodeblur.errors import ConfigError, DeviceError
+from videodeblur.model import LoadedModel, default_model_name, load_model
+from videodeblur.pipeline.tiling import run_tiled
+from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
+
+__all__ = ["EngineOptions", "Engine", "EngineResult", "resolve_device", "resolve_precision"]
+
+Layout = Literal["rgb", "i420"]
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineOptions:
+    """How the engine runs.
+
+    ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
+    ``precision``: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` (CUDA only) or ``bf16``.
+    ``batch_size``: frames per network call. ``tile``: tile size in pixels for frames too big to run
+    whole (None: whole frames), blended over ``tile_overlap`` pixels. ``pinned_ring``: pinned host
+    slots on CUDA (>= 3 so upload, compute and download overlap). ``threads``: torch intra-op threads
+    on CPU (None: every core this process may use).
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 4
+    channels_last: bool = True
+    compile: bool = False
+    tile: int | None = None
+    tile_overlap: int = 32
+    pinned_ring: int = 3
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("auto", *_DTYPES):
+            raise ConfigError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.tile is not None and self.tile < 2 * self.tile_overlap + 16:
+            raise ConfigError(f"tile must be at least {2 * self.tile_overlap + 16} pixels "
+                              f"(twice the overlap {self.tile_overlap} + 16), got {self.tile}")
+        if self.pinned_ring < 3:
+            raise ConfigError(f"pinned_ring must be >= 3 (upload, compute, download overlap), got {self.pinned_ring}")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` → cuda when available else cpu; an unavailable CUDA request is a DeviceError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {name} requested but CUDA is not available here; use --device cpu")
+        dev = torch.device(name)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return dev
+    return torch.device("cpu")
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` → fp16 on CUDA, fp32 on CPU; fp16 on CPU is refused (slow emulation)."""
+    if name == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    if name == "fp16" and device.type != "cuda":
+        raise DeviceError("fp16 needs a CUDA device; use --precision fp32 or bf16 on CPU")
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise DeviceError("this GPU does not support bf16; use --precision fp16")
+    return name
+
+
+class EngineResult:
+    """A submitted batch. ``result()`` blocks until its output is on the host and returns it
+    (uint8, same shape and layout as submitted); ``gpu_ms`` is the device time from upload start to
+    download end (CUDA events; None on CPU)."""
+
+    def __init__(self, output: np.ndarray | None = None, *, slot: "_PinnedSlot | None" = None, count: int = 0) -> None:
+        self._output = output
+        self._slot = slot
+        self._count = count
+        self.gpu_ms: float | None = None
+
+    def ready(self) -> bool:
+        return self._output is not None or self._slot is None or self._slot.done.query()
+
+    def result(self) -> np.ndarray:
+        if self._output is None and self._slot is not None:
+            slot = self._slot
+            slot.done.synchronize()  # the only host wait: this batch's download event
+            self._output = slot.host_out[:self._count].numpy().copy()
+            self.gpu_ms = slot.started.elapsed_time(slot.done)
+            slot.owner = None
+            self._slot = None
+        assert self._output is not None
+        return self._output
+
+
+class Engine:
+    """A loaded network on a device with a precision, batch size and memory format (see module doc)."""
+
+    def __init__(self, model: LoadedModel | None = None, options: EngineOptions | None = None) -> None:
+        self.options = options or EngineOptions()
+        self.device = resolve_device(self.options.device)
+        self.precision = resolve_precision(self.options.precision, self.device)
+        self.dtype = _DTYPES[self.precision]
+        if self.device.type == "cpu":
+            threads = self.options.threads or _usable_cores()
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+        self.model = model if model is not None else load_model(default_model_name(self.device.type))
+        net = self.model.network.eval().to(self.device, self.dtype)
+        if self.options.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        self.network: torch.nn.Module = torch.compile(net) if self.options.compile else net
+        self._lock = threading.Lock()  # submit() may be called from a worker thread
+        self._cuda = _CudaPipeline(self) if self.device.type == "cuda" else None
+
+    @classmethod
+    def from_name(cls, name: str | None = None, options: EngineOptions | None = None) -> "Engine":
+        """Load a shipped model by name or a weights path; None picks the default for the device."""
+        options = options or EngineOptions()
+        if name is None:
+            name = default_model_name(resolve_device(options.device).type)
+        return cls(load_model(name), options)
+
+    @property
+    def model_name(self) -> str:
+        return self.model.name
+
+    @property
+    def batch_size(self) -> int:
+        return self.options.batch_size
+
+    @property
+    def max_in_flight(self) -> int:
+        """How many submitted batches a caller may hold before collecting one (0: synchronous)."""
+        return self.options.pinned_ring - 1 if self._cuda is not None else 0
+
+    def describe(self) -> str:
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        return f"{self.device} ({name})" if self.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+
+    # --- synchronous contract ------------------------------------------------------------------
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 ``N×H×W×3`` RGB → deblurred uint8 of the same shape, in batches of ``batch_size``."""
+        frames = _check_rgb(frames)
+        bs = self.options.batch_size
+        handles = [self.submit(frames[i:i + bs]) for i in range(0, len(frames), bs)]
+        return np.concatenate([h.result() for h in handles], axis=0)
+
+    def warmup(self, height: int, width: int, *, layout: Layout = "rgb", batches: int = 2) -> None:
+        """Run a few full batches so later timings exclude cudnn autotune / compilation."""
+        rows = height * 3 // 2 if layout == "i420" else height
+        shape = (self.options.batch_size, rows, width) + (() if layout == "i420" else (3,))
+        dummy = np.full(shape, 128, np.uint8)
+        for _ in range(batches):
+            self.submit(dummy, layout=layout).result()
+
+    # --- asynchronous contract -----------------------------------------------------------------
+    def submit(self, batch: np.ndarray, *, layout: Layout = "rgb", colour: ColourTags | None = None) -> EngineResult:
+        """Start deblurring ``batch``: uint8 ``N×H×W×3`` RGB (``layout="rgb"``) or uint8
+        ``N×(3H/2)×W`` I420 planes (``layout="i420"``, converted with ``colour``'s matrix and range on
+        the device). ``N`` may not exceed ``batch_size`` on CUDA (the pinned slots are that big)."""
+        if layout not in ("rgb", "i420"):
+            raise ValueError(f"layout must be 'rgb' or 'i420', got {layout!r}")
+        batch = _check_rgb(batch) if layout == "rgb" else _check_i420(batch)
+        with self._lock:
+            if self._cuda is not None:
+                return self._cuda.submit(batch, layout, colour)
+            with torch.inference_mode():
+                out = self._forward_uint8(torch.from_numpy(batch), layout, colour)
+            return EngineResult(out.numpy())
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Float ``N×3×H×W`` in [0, 1] on the engine's device → the network's output (tiled when
+        ``tile`` is set and the frame is larger), in the engine's dtype."""
+        x = x.to(self.dtype)
+        if self.options.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        tile = self.options.tile
+        if tile is not None and (x.shape[-1] > tile or x.shape[-2] > tile):
+            return run_tiled(self.network, x, tile=tile, overlap=self.options.tile_overlap,
+                             max_batch=max(self.options.batch_size, 1))
+        return self.network(x)
+
+    def _forward_uint8(self, u8: torch.Tensor, layout: Layout, colour: ColourTags | None) -> torch.Tensor:
+        """uint8 batch on the device → deblurred uint8 batch on the device (same layout)."""
+        if layout == "i420":
+            m = yuv_matrix(colour)
+            x = i420_to_rgb(u8, m)
+            y = self.infer(x)
+            return rgb_to_i420(y, m)
+        x = u8.permute(0, 3, 1, 2).to(torch.float32).mul_(1.0 / 255.0)  # NHWC view = channels_last NCHW
+        y = self.infer(x)
+        # Quantise in float32: fp16 cannot represent 255·y finely enough to round correctly.
+        y8 = y.float().clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+        return y8.permute(0, 2, 3, 1).contiguous()
+
+
+class _PinnedSlot:
+    """Pinned host input/output buffers for one batch plus the events that order its three steps."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+        self.host_in = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        self.host_out = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
+        self.started = torch.cuda.Event(enable_timing=True)
+        self.uploaded = torch.cuda.Event()
+        self.computed = torch.cuda.Event()
+        self.done = torch.cuda.Event(enable_timing=True)
+        self.owner: EngineResult | None = None
+
+
+class _CudaPipeline:
+    """Upload / compute / download streams and the pinned ring (see the module docstring)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        dev = engine.device
+        self.upload = torch.cuda.Stream(dev)
+        self.compute = torch.cuda.Stream(dev)
+        self.download = torch.cuda.Stream(dev)
+        self.slots: list[_PinnedSlot] = []
+        self.next = 0
+        # The weights were copied on the default stream: make the compute stream see them.
+        self.compute.wait_stream(torch.cuda.current_stream(dev))
+
+    def _slot_for(self, frame_shape: tuple[int, ...]) -> _PinnedSlot:
+        shape = (self.engine.options.batch_size, *frame_shape)
+        if not self.slots or self.slots[0].shape != shape:
+            for slot in self.slots:  # a new frame size: finish what is in flight, then reallocate
+                if slot.owner is not None:
+                    slot.owner.result()
+            self.slots = [_PinnedSlot(shape) for _ in range(self.engine.options.pinned_ring)]
+            self.next = 0
+        slot = self.slots[self.next]
+        self.next = (self.next + 1) % len(self.slots)
+        if slot.owner is not None:
+            # The caller still holds this slot's previous batch: collect it (waits for its download)
+            # so the pinned buffers can be overwritten.
+            slot.owner.result()
+        return slot
+
+    def submit(self, batch: np.ndarray, layout: Layout, colour: ColourTags | None) -> EngineResult:
+        n = batch.shape[0]
+        if n > self.engine.options.batch_size:
+            raise ValueError(f"batch of {n} frames exceeds batch_size {self.engine.options.batch_size}")
+        slot = self._slot_for(tuple(batch.shape[1:]))
+        host_in = slot.host_in[:n]
+        host_out = slot.host_out[:n]
+        host_in.numpy()[...] = batch  # pageable → pinned; the slot's last upload has completed (done event)
+        dev = self.engine.device
+        self.upload.wait_stream(torch.cuda.current_stream(dev))  # nothing else in flight may touch our inputs
+        with torch.cuda.stream(self.upload):
+            slot.started.record(self.upload)
+            dev_in = host_in.to(dev, non_blocking=True)  # async H2D from pinned memory
+            slot.uploaded.record(self.upload)
+        self.compute.wait_event(slot.uploaded)
+        with torch.cuda.stream(self.compute), torch.inference_mode():
+            # dev_in was allocated on the upload stream: tell the caching allocator it is also used
+            # here, or its memory could be handed out again before the network has read it.
+            dev_in.record_stream(self.compute)
+            dev_out = self.engine._forward_uint8(dev_in, layout, colour)
+            slot.computed.record(self.compute)
+        self.download.wait_event(slot.computed)
+        with torch.cuda.stream(self.download):
+            dev_out.record_stream(self.download)  # allocated on compute, read by this copy
+            host_out.copy_(dev_out, non_blocking=True)  # async D2H into pinned memory
+            slot.done.record(self.download)
+        handle = EngineResult(slot=slot, count=n)
+        slot.owner = handle
+        return handle
+
+
+def _usable_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _check_rgb(frames: np.ndarray) -> np.ndarray:
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise ValueError(f"frames must be a uint8 array of shape N×H×W×3 (RGB), got {got}")
+    if frames.shape[0] < 1:
+        raise ValueError("frames must hold at least one frame")
+    return np.ascontiguousarray(frames)
+
+
+def _check_i420(frames: np.ndarray) -> np.ndarray:
+    if (not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 3
+            or frames.shape[1] % 3 or frames.shape[2] % 2 or (frames.shape[1] * 2 // 3) % 2):
+        got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
+        raise ValueError(f"I420 frames must be uint8 N×(3H/2)×W with H, W even, got {got}")
+    return np.ascontiguousarray(frames)

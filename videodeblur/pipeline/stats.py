@@ -1,0 +1,239 @@
+"""Run statistics shared by the file runner, the camera loop and the benchmark.
+
+Each stage owns a :class:`StageClock` (busy seconds and items, updated from that stage's thread);
+queues are sampled with :class:`DepthGauge`; per-frame latency goes into :class:`LatencyLog`;
+frame completions go into :class:`ThroughputClock`, which gives the sustained fps after warm-up.
+:class:`StatsRecorder` holds them all and freezes them into :class:`RunStats` (``to_dict()`` is the
+``--json`` object). All times are ``time.perf_counter()`` seconds unless a name says ``_ms``.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import threading
+import time
+from typing import Any, Iterator, Sequence
+
+__all__ = ["StageClock", "DepthGauge", "LatencyLog", "ThroughputClock", "StageStats", "RunStats",
+           "StatsRecorder", "percentiles"]
+
+PERCENTILES = (50, 95, 99)
+
+
+def percentiles(values: Sequence[float], qs: Sequence[int] = PERCENTILES) -> dict[str, float]:
+    """``{"p50": ..., "p95": ..., "p99": ...}`` by linear interpolation; zeros when empty."""
+    if not values:
+        return {f"p{q}": 0.0 for q in qs}
+    ordered = sorted(values)
+    out = {}
+    for q in qs:
+        pos = (len(ordered) - 1) * q / 100.0
+        lo, hi = math.floor(pos), math.ceil(pos)
+        out[f"p{q}"] = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return out
+
+
+class StageClock:
+    """Busy time and item count of one stage (decode, infer, encode, capture, ...)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.busy_s = 0.0
+        self.items = 0
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def add(self, seconds: float, items: int = 1) -> None:
+        with self._lock:
+            self.busy_s += seconds
+            self.items += items
+            self.calls += 1
+
+    @contextlib.contextmanager
+    def time(self, items: int = 1) -> Iterator[None]:
+        """``with clock.time(items=n): work()`` adds the wall time of the block."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(time.perf_counter() - start, items)
+
+
+class DepthGauge:
+    """Samples of a queue's depth (taken whenever a stage looks at its queue)."""
+
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = capacity
+        self._sum = 0
+        self._count = 0
+        self.max = 0
+        self._lock = threading.Lock()
+
+    def sample(self, depth: int) -> None:
+        with self._lock:
+            self._sum += depth
+            self._count += 1
+            self.max = max(self.max, depth)
+
+    @property
+    def mean(self) -> float:
+        return self._sum / self._count if self._count else 0.0
+
+
+class LatencyLog:
+    """Per-frame latencies in milliseconds (input time → output time)."""
+
+    def __init__(self) -> None:
+        self._values: list[float] = []
+        self._lock = threading.Lock()
+
+    def add_ms(self, ms: float) -> None:
+        with self._lock:
+            self._values.append(ms)
+
+    def add_since(self, start: float, end: float | None = None) -> None:
+        self.add_ms(((time.perf_counter() if end is None else end) - start) * 1000.0)
+
+    def percentiles(self, *, skip: int = 0) -> dict[str, float]:
+        with self._lock:
+            values = self._values[skip:] or self._values
+        return percentiles(values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+
+class ThroughputClock:
+    """Completion times of frames; sustained fps is measured after the first ``warmup`` frames."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self._done: list[float] = []
+        self._lock = threading.Lock()
+
+    def restart(self) -> None:
+        with self._lock:
+            self.start = time.perf_counter()
+            self._done.clear()
+
+    def mark(self, items: int = 1, at: float | None = None) -> None:
+        now = time.perf_counter() if at is None else at
+        with self._lock:
+            self._done.extend([now] * items)
+
+    @property
+    def count(self) -> int:
+        return len(self._done)
+
+    def elapsed_s(self) -> float:
+        with self._lock:
+            end = self._done[-1] if self._done else time.perf_counter()
+        return max(end - self.start, 0.0)
+
+    def sustained_fps(self, warmup: int) -> tuple[float, int, float]:
+        """``(fps, frames_in_window, window_seconds)``: frames completed after the ``warmup``-th one,
+        over the time since it completed. Falls back to all frames over the whole run when the run is
+        too short to leave a window of at least 2 frames."""
+        with self._lock:
+            done = list(self._done)
+        if len(done) > warmup + 1 and warmup > 0:
+            window = done[-1] - done[warmup - 1]
+            frames = len(done) - warmup
+        else:
+            window = (done[-1] - self.start) if done else 0.0
+            frames = len(done)
+        return (frames / window if window > 0 else 0.0), frames, window
+
+
+@dataclasses.dataclass(frozen=True)
+class StageStats:
+    """One stage's totals; ``share`` is busy time over the run's wall time (can exceed 1 for a
+    stage that runs work in parallel, e.g. multi-threaded encode)."""
+
+    busy_s: float
+    items: int
+    ms_per_item: float
+    share: float
+    queue_mean: float | None = None
+    queue_max: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items() if v is not None}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStats:
+    """What a run did and how fast. ``fps`` is sustained (after ``warmup_frames``); ``seconds`` is
+    the whole run's wall time; ``latency_ms`` is per frame, from decoded to written."""
+
+    frames: int
+    seconds: float
+    fps: float
+    stages: dict[str, StageStats]
+    latency_ms: dict[str, float]
+    device: str = ""
+    model: str = ""
+    warmup_frames: int = 0
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "frames": self.frames,
+            "seconds": round(self.seconds, 4),
+            "fps": round(self.fps, 3),
+            "stages": {name: s.to_dict() for name, s in self.stages.items()},
+            "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
+            "device": self.device,
+            "model": self.model,
+            "warmup_frames": self.warmup_frames,
+        }
+        out.update(self.extra)
+        out["warnings"] = list(self.warnings)
+        return out
+
+
+class StatsRecorder:
+    """The live counters of one run; ``freeze()`` turns them into a :class:`RunStats`."""
+
+    def __init__(self, stages: Sequence[str], *, queue_capacity: int | None = None, warmup_frames: int = 0) -> None:
+        self.stages = {name: StageClock(name) for name in stages}
+        self.queues = {name: DepthGauge(queue_capacity) for name in stages}  # the queue feeding each stage
+        self.latency = LatencyLog()
+        self.throughput = ThroughputClock()
+        self.warmup_frames = warmup_frames
+        self._warnings: list[str] = []
+        self._lock = threading.Lock()
+
+    def stage(self, name: str) -> StageClock:
+        return self.stages[name]
+
+    def warn(self, message: str) -> None:
+        """Record a warning once (repeats of the same text are dropped)."""
+        with self._lock:
+            if message not in self._warnings:
+                self._warnings.append(message)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(self._warnings)
+
+    def freeze(self, *, device: str = "", model: str = "", **extra: Any) -> RunStats:
+        seconds = self.throughput.elapsed_s()
+        fps, _, _ = self.throughput.sustained_fps(self.warmup_frames)
+        frames = self.throughput.count
+        stages = {}
+        for name, clock in self.stages.items():
+            gauge = self.queues[name]
+            stages[name] = StageStats(
+                busy_s=clock.busy_s, items=clock.items,
+                ms_per_item=1000.0 * clock.busy_s / clock.items if clock.items else 0.0,
+                share=clock.busy_s / seconds if seconds > 0 else 0.0,
+                queue_mean=gauge.mean if gauge._count else None,
+                queue_max=gauge.max if gauge._count else None)
+        warmup = self.warmup_frames if frames > self.warmup_frames + 1 else 0  # as sustained_fps
+        return RunStats(frames=frames, seconds=seconds, fps=fps, stages=stages,
+                        latency_ms=self.latency.percentiles(skip=warmup), device=device, model=model,
+                        warmup_frames=warmup, extra=dict(extra), warnings=self.warnings)

@@ -1,0 +1,258 @@
+"""Decode a video file with PyAV into numpy frames with their exact timestamps.
+
+Opening validates the input by decoding its first frame: FFmpeg opens many non-videos (a text file
+opens as a ``tty`` "video"), so ``av.open`` succeeding proves nothing. Every failure a user can
+cause is a typed, one-line error.
+
+Decoding is threaded inside FFmpeg (``thread_type="AUTO"``) and PyAV releases the GIL while it
+decodes and converts, so a reader on its own thread overlaps with inference for real.
+A truncated or corrupt stream yields what decodes; ``frames_lost`` / ``decode_errors`` say how much
+did not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Literal
+
+import av
+import numpy as np
+
+from videodeblur.errors import DecodeError, InputNotFoundError, UnreadableInputError
+from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
+
+__all__ = ["VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+
+Layout = Literal["rgb", "i420"]
+_NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg's text "demuxer": opens any text file as video
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoInfo:
+    """What a file holds, read from its container and its first decoded frame.
+
+    ``fps`` is the average frame rate (nominal for variable-rate video; timing comes from each
+    frame's ``pts``). ``frames`` is the container's count or an estimate from the duration (None when
+    unknown). ``rotation`` is the display rotation in degrees counter-clockwise. ``bit_depth`` is of
+    the decoded pixel format (10-bit input is read as 8-bit frames).
+    """
+
+    path: str
+    format_name: str
+    codec: str
+    width: int
+    height: int
+    pix_fmt: str
+    bit_depth: int
+    chroma_subsampling: tuple[int, int]
+    time_base: Fraction
+    fps: Fraction | None
+    frames: int | None
+    frames_exact: bool
+    duration_s: float | None
+    rotation: int
+    colour: ColourTags
+    has_audio: bool
+    audio_codec: str | None
+
+
+@dataclasses.dataclass
+class DecodedFrame:
+    """One frame: ``image`` is uint8 ``H×W×3`` RGB (layout ``rgb``) or ``(3H/2)×W`` I420 (``i420``);
+    ``pts`` in ``time_base`` units; ``decoded_at`` is ``time.perf_counter()`` when it came out."""
+
+    index: int
+    pts: int
+    time_base: Fraction
+    image: np.ndarray
+    decoded_at: float
+
+    @property
+    def pts_seconds(self) -> float:
+        return float(self.pts * self.time_base)
+
+
+class FrameReader:
+    """Iterate the decoded frames of ``path``'s first video stream (one pass).
+
+    ``layout="i420"`` yields the planes as stored (converted to 8-bit 4:2:0 only when the stream is
+    not that already) for colour conversion on the device; it needs even width and height.
+    ``threads``: FFmpeg decoding threads (0: automatic). ``close()`` may be called from any thread.
+    """
+
+    def __init__(self, path: str | Path, *, layout: Layout = "rgb", threads: int = 0) -> None:
+        self.path = Path(path)
+        self.layout = layout
+        self.frames_decoded = 0
+        self.decode_errors = 0
+        self.first_error: str | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+        self._container = _open(self.path)
+        try:
+            self._stream = self._video_stream()
+            self._stream.thread_type = "AUTO"
+            self._stream.thread_count = threads
+            self._frames = self._decode()
+            try:
+                first = next(self._frames)
+            except StopIteration:
+                raise DecodeError(f"{self.path} has a video stream but no frame could be decoded "
+                                  f"({self.first_error or 'zero frames'}); the file is empty or corrupt") from None
+            self.info = self._describe(first)
+            if layout == "i420" and (first.width % 2 or first.height % 2):
+                raise ValueError(f"layout 'i420' needs even width and height, got {first.width}x{first.height}")
+            self._first: av.VideoFrame | None = first
+        except BaseException:
+            self.close()
+            raise
+        self._last_pts: int | None = None
+
+    def __enter__(self) -> "FrameReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[DecodedFrame]:
+        index = 0
+        step = _default_step(self.info)
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                if self._first is not None:
+                    frame, self._first = self._first, None
+                else:
+                    frame = next(self._frames, None)
+                if frame is None:
+                    return
+                image = self._convert(frame)
+            pts = frame.pts
+            # Missing or repeated timestamps would make the encoder refuse the frame: keep them
+            # strictly increasing, stepping by one nominal frame.
+            if pts is None:
+                pts = 0 if self._last_pts is None else self._last_pts + step
+            elif self._last_pts is not None and pts <= self._last_pts:
+                pts = self._last_pts + 1
+            self._last_pts = pts
+            yield DecodedFrame(index, pts, self.info.time_base, image, time.perf_counter())
+            index += 1
+
+    @property
+    def frames_lost(self) -> int:
+        """Frames the container promised but that did not decode (0 when its count is unknown)."""
+        expected = self.info.frames
+        if not expected:
+            return 0
+        lost = max(expected - self.frames_decoded, 0)
+        if self.info.frames_exact:
+            return lost
+        return lost if lost > max(1, expected // 50) else 0  # a duration estimate is only roughly right
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._container.close()
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _video_stream(self) -> av.video.stream.VideoStream:
+        if self._container.format.name in _NOT_VIDEO_FORMATS:
+            raise UnreadableInputError(f"{self.path} is not a video (FFmpeg reads it as text); give a video file")
+        if not self._container.streams.video:
+            kinds = sorted({s.type for s in self._container.streams}) or ["no streams"]
+            raise UnreadableInputError(f"{self.path} has no video stream (it holds: {', '.join(kinds)})")
+        return self._container.streams.video[0]
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        """Frames in presentation order; a bad packet is skipped and counted, a broken container ends it."""
+        try:
+            for packet in self._container.demux(self._stream):
+                try:
+                    frames = self._stream.decode(packet)
+                except av.FFmpegError as err:
+                    self._note_error(err)
+                    continue
+                for frame in frames:
+                    self.frames_decoded += 1
+                    yield frame
+        except av.FFmpegError as err:  # truncated file: demuxing stops here
+            self._note_error(err)
+
+    def _note_error(self, err: Exception) -> None:
+        self.decode_errors += 1
+        if self.first_error is None:
+            self.first_error = " ".join(str(err).split())
+
+    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        if self.layout == "rgb":
+            return frame.to_ndarray(format="rgb24")  # swscale with the frame's own matrix and range
+        if frame.format.name in ("yuv420p", "yuvj420p"):
+            return frame.to_ndarray()
+        return frame.to_ndarray(format="yuv420p", dst_color_range=frame.color_range or None)
+
+    def _describe(self, first: av.VideoFrame) -> VideoInfo:
+        s = self._stream
+        fmt = first.format
+        depth = max((c.bits for c in fmt.components), default=8)
+        color_range = AVCOL_RANGE_JPEG if fmt.name.startswith("yuvj") else int(first.color_range)
+        colour = ColourTags(colorspace=int(first.colorspace), color_range=color_range,
+                            color_primaries=int(first.color_primaries), color_trc=int(first.color_trc))
+        fps = s.average_rate or s.guessed_rate or s.base_rate
+        duration_s = None
+        if s.duration is not None and s.time_base is not None:
+            duration_s = float(s.duration * s.time_base)
+        elif self._container.duration is not None:
+            duration_s = self._container.duration / av.time_base
+        frames_exact = bool(s.frames)
+        frames = int(s.frames) if s.frames else (round(duration_s * float(fps)) if duration_s and fps else None)
+        audio = self._container.streams.audio
+        subsampling = _subsampling(fmt, first.width, first.height)
+        return VideoInfo(
+            path=str(self.path), format_name=self._container.format.name, codec=s.codec_context.name,
+            width=first.width, height=first.height, pix_fmt=fmt.name, bit_depth=depth,
+            chroma_subsampling=subsampling, time_base=s.time_base or Fraction(1, 90000),
+            fps=Fraction(fps) if fps else None, frames=frames, frames_exact=frames_exact, duration_s=duration_s,
+            rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
+            audio_codec=audio[0].codec_context.name if audio else None)
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Open, validate (decode one frame) and describe a video file."""
+    with FrameReader(path) as reader:
+        return reader.info
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise InputNotFoundError(f"input not found: {path}")
+    if path.is_dir():
+        raise UnreadableInputError(f"{path} is a folder; give a video file")
+    try:
+        return av.open(str(path), "r")
+    except av.FFmpegError as err:
+        reason = " ".join(str(err).split())
+        raise UnreadableInputError(f"{path} is not a video file FFmpeg can read ({reason})") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise UnreadableInputError(f"cannot open {path}: {err}") from err
+
+
+def _subsampling(fmt: av.VideoFormat, width: int, height: int) -> tuple[int, int]:
+    """Chroma subsampling factors (x, y): (2, 2) for 4:2:0, (2, 1) for 4:2:2, (1, 1) for 4:4:4/RGB."""
+    comps = fmt.components
+    if len(comps) < 3 or fmt.is_rgb:
+        return (1, 1)
+    cw, ch = comps[1].width, comps[1].height
+    return (max(1, round(width / cw)) if cw else 1, max(1, round(height / ch)) if ch else 1)
+
+
+def _default_step(info: VideoInfo) -> int:
+    """One nominal frame duration in ``time_base`` units (at least 1)."""
+    if info.fps:
+        return max(1, round(1 / (info.fps * info.time_base)))
+    return 1

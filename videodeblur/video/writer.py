@@ -1,0 +1,261 @@
+"""Encode numpy frames to a video file with PyAV, keeping the source's timing, rotation, colour tags
+and audio.
+
+- Timestamps: each frame is written with the ``pts`` it came with, in the source's ``time_base``
+  (which the encoder uses too), so variable frame rate survives. The muxer may pick its own stream
+  time base (MP4 does), but every timestamp in seconds is the source's.
+- Encoder: ``auto`` probes the hardware encoder (h264_nvenc) by opening it for real and falls back
+  to libx264 with frame threads. Output is 8-bit: 4:2:0 when the size allows, else 4:4:4.
+- Audio: the first audio stream of ``audio_from`` is remuxed packet by packet (no re-encode),
+  interleaved as the video advances.
+- ``close()`` always flushes the encoder and writes the trailer, so an interrupted run leaves a
+  playable file holding every frame written so far.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator, Literal
+
+import av
+import av.video.reformatter
+import numpy as np
+
+from videodeblur.errors import EncodeError, OutputError, UnreadableInputError
+from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
+
+if TYPE_CHECKING:
+    from videodeblur.video.reader import VideoInfo
+
+__all__ = ["FrameWriter", "choose_encoder", "HARDWARE_ENCODERS", "check_output_path"]
+
+Layout = Literal["rgb", "i420"]
+HARDWARE_ENCODERS = ("h264_nvenc",)
+SOFTWARE_ENCODER = "libx264"
+_UNSPECIFIED = 2  # AVCOL_SPC / PRI / TRC "unspecified"
+
+
+def check_output_path(path: str | Path, *, input_path: str | Path | None = None) -> Path:
+    """Fail early (OutputError) when ``path`` cannot be written: missing folder, a folder itself,
+    the input file, or no permission. Creates the file (empty) as the proof."""
+    path = Path(path)
+    if input_path is not None and path.resolve() == Path(input_path).resolve():
+        raise OutputError(f"output {path} is the input file; choose another output path")
+    if path.is_dir():
+        raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
+    if not path.parent.is_dir():
+        raise OutputError(f"output folder {path.parent} does not exist; create it or choose another path")
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def _hardware_encoder_opens(name: str, width: int, height: int) -> bool:
+    try:
+        ctx = av.CodecContext.create(name, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.time_base = Fraction(1, 25)
+        ctx.open()  # needs the driver and a free session, not just the codec in the build
+        return True
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+
+
+def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256) -> str:
+    """``auto`` → the first hardware encoder that really opens, else libx264; a named encoder must
+    exist in this FFmpeg build (EncodeError otherwise)."""
+    if name == "auto":
+        for hw in HARDWARE_ENCODERS:
+            if _hardware_encoder_opens(hw, max(width, 256), max(height, 256)):
+                return hw
+        return SOFTWARE_ENCODER
+    try:
+        codec = av.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError) as err:
+        raise EncodeError(f"unknown encoder {name!r}: use auto, libx264, h264_nvenc or another FFmpeg "
+                          f"video encoder") from err
+    if codec.type != "video":
+        raise EncodeError(f"encoder {name!r} is not a video encoder; use auto or libx264")
+    return name
+
+
+class FrameWriter:
+    """Write uint8 frames (RGB ``H×W×3`` or I420 ``(3H/2)×W``) with their ``pts`` to ``path``.
+
+    ``time_base``: units of the ``pts`` given to :meth:`write`. ``fps``: nominal rate for the
+    container (timing still comes from pts). ``crf``: quality for libx264 (lower is better; 18 is
+    visually lossless), mapped to ``cq`` for NVENC. ``threads``: encoder threads (0: automatic).
+    """
+
+    def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
+                 fps: Fraction | None = None, encoder: str = "auto", crf: int = 18, preset: str = "veryfast",
+                 pix_fmt: str | None = None, colour: ColourTags | None = None, rotation: int = 0,
+                 audio_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb") -> None:
+        self.path = check_output_path(path, input_path=audio_from)
+        self.width, self.height, self.layout = width, height, layout
+        self.time_base = Fraction(time_base)
+        self.colour = colour or ColourTags()
+        self.frames_written = 0
+        self.audio_packets = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._last_end_s = 0.0
+        self._audio_in: av.container.InputContainer | None = None
+        self._audio_iter: Iterator[av.Packet] | None = None
+        self._audio_pending: av.Packet | None = None
+        self.encoder_name = choose_encoder(encoder, width=width, height=height)
+        self.pix_fmt = pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")
+        if layout == "i420" and self.pix_fmt != "yuv420p":
+            raise ValueError("layout 'i420' needs an even-sized yuv420p output")
+        try:
+            self._container = av.open(str(self.path), "w")
+        except (av.FFmpegError, ValueError) as err:
+            raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} "
+                              "(use a video extension such as .mp4, .mkv or .mov)") from err
+        try:
+            self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
+            if audio_from is not None:
+                self._add_audio(Path(audio_from))
+        except BaseException:
+            self._container.close()
+            raise
+        self._sws = av.video.reformatter.VideoReformatter()
+        self._sws_colorspace = sws_colorspace(self.colour)
+        self._sws_range = self.colour.color_range or None
+
+    @classmethod
+    def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, **kwargs: Any) -> "FrameWriter":
+        """A writer that matches ``info``: size, time base, frame rate, rotation, colour tags, chroma
+        subsampling (as 8-bit) and, when ``audio`` and the source has any, its audio stream."""
+        sub = info.chroma_subsampling
+        even = info.width % 2 == 0 and info.height % 2 == 0
+        pix_fmt = kwargs.pop("pix_fmt", None) or ("yuv420p" if sub == (2, 2) and even else "yuv444p")
+        return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
+                   pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
+                   audio_from=info.path if audio and info.has_audio else None, **kwargs)
+
+    def __enter__(self) -> "FrameWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(complete=exc_type is None)
+
+    def write(self, image: np.ndarray, *, pts: int) -> None:
+        """Encode one frame at ``pts`` (``time_base`` units, strictly increasing)."""
+        frame = self._to_frame(image)
+        frame.pts = int(pts)
+        frame.time_base = self.time_base
+        with self._lock:
+            if self._closed:
+                raise EncodeError(f"{self.path} is already closed")
+            try:
+                for packet in self._stream.encode(frame):
+                    self._container.mux(packet)
+            except av.FFmpegError as err:
+                raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
+                                  f"{' '.join(str(err).split())}") from err
+            self.frames_written += 1
+            self._last_end_s = float(pts * self.time_base)
+            self._copy_audio(until_s=self._last_end_s)
+
+    def close(self, *, complete: bool = True) -> None:
+        """Flush the encoder, copy the rest of the audio (only up to the last video frame when
+        ``complete`` is False, i.e. an interrupted run) and write the trailer. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self.frames_written:
+                    for packet in self._stream.encode(None):
+                        self._container.mux(packet)
+                self._copy_audio(until_s=None if complete else self._last_end_s)
+            except av.FFmpegError as err:
+                raise EncodeError(f"finishing {self.path} failed: {' '.join(str(err).split())}") from err
+            finally:
+                self._container.close()
+                if self._audio_in is not None:
+                    self._audio_in.close()
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _add_video_stream(self, fps: Fraction | None, crf: int, preset: str, threads: int,
+                          rotation: int) -> av.video.stream.VideoStream:
+        rate = Fraction(fps).limit_denominator(1_000_000) if fps else None
+        stream = self._container.add_stream(self.encoder_name, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
+        stream.time_base = self.time_base
+        ctx = stream.codec_context
+        ctx.time_base = self.time_base  # the encoder sees the source's pts unchanged (VFR-safe)
+        c = self.colour
+        if c.colorspace != _UNSPECIFIED:
+            ctx.colorspace = c.colorspace
+        if c.color_range != AVCOL_RANGE_UNSPECIFIED:
+            ctx.color_range = c.color_range
+        if c.color_primaries != _UNSPECIFIED:
+            ctx.color_primaries = c.color_primaries
+        if c.color_trc != _UNSPECIFIED:
+            ctx.color_trc = c.color_trc
+        if self.encoder_name == SOFTWARE_ENCODER:
+            ctx.options = {"crf": str(crf), "preset": preset}
+            ctx.thread_type = "FRAME"
+            ctx.thread_count = threads
+        elif self.encoder_name.endswith("_nvenc"):
+            ctx.options = {"preset": "p4", "rc": "vbr", "cq": str(crf)}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        try:
+            ctx.open()  # fail now, before any frame is decoded, if this encoder cannot run here
+        except (av.FFmpegError, ValueError) as err:
+            raise EncodeError(f"cannot open encoder {self.encoder_name} for {self.width}x{self.height} "
+                              f"{self.pix_fmt}: {' '.join(str(err).split())}; try --encoder libx264") from err
+        return stream
+
+    def _add_audio(self, source: Path) -> None:
+        try:
+            self._audio_in = av.open(str(source), "r")
+        except av.FFmpegError as err:
+            raise UnreadableInputError(f"cannot read audio from {source}: {err}") from err
+        if not self._audio_in.streams.audio:
+            self._audio_in.close()
+            self._audio_in = None
+            return
+        src = self._audio_in.streams.audio[0]
+        self._audio_out = self._container.add_stream_from_template(src)
+        self._audio_iter = self._audio_in.demux(src)
+
+    def _copy_audio(self, *, until_s: float | None) -> None:
+        """Remux source audio packets up to ``until_s`` seconds (all of them when None)."""
+        if self._audio_iter is None:
+            return
+        while True:
+            packet = self._audio_pending or next(self._audio_iter, None)
+            self._audio_pending = None
+            if packet is None:
+                self._audio_iter = None
+                return
+            if packet.dts is None:  # the demuxer's end-of-stream flush packet
+                continue
+            if until_s is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until_s:
+                self._audio_pending = packet
+                return
+            packet.stream = self._audio_out
+            self._container.mux(packet)
+            self.audio_packets += 1
+
+    def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
+        if self.layout == "i420":
+            frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+            frame.colorspace = self.colour.colorspace
+            frame.color_range = self.colour.color_range
+            return frame
+        rgb = av.VideoFrame.from_ndarray(image, format="rgb24")
+        # The same matrix and range the reader used to make RGB, so colours round-trip.
+        return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
+                                  dst_color_range=self._sws_range)
