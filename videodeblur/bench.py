@@ -1,0 +1,496 @@
+"""Throughput benchmark: every stage alone and the whole pipeline, on the same frames, in one run.
+
+``run_bench(BenchOptions(...)) -> BenchResult``; ``BenchResult.to_dict()`` is the ``--json`` object of
+``videodeblur bench``. The runs, in this order (the order matters only where ``rss_scope`` is ``process``):
+
+- ``decode``: the input decoded to RGB frames, nothing else.
+- ``model`` (one per batch size): ``Engine.process`` on batches of the decoded frames, host uint8 in
+  and out, i.e. colour conversion, transfers and the network, as the pipeline calls it.
+- ``network`` (batch 1, and every peer with ``compare``): the network alone on a device-resident
+  tensor, in the engine's precision and memory format; on CUDA timed with events. This is the
+  "model-only" speed of the papers, and the fair ground for the speed ratio against the peers.
+- ``encode``: the decoded frames encoded to a file, nothing else.
+- ``sequential``: decode → engine → encode on one thread, stage after stage.
+- ``pipelined``: the real ``video`` runner (``deblur_file``), stages in their own threads.
+
+Every run drops its first frames as warm-up (rounded up to whole batches, so a batch is never split
+by the window) and reports them and their time separately; compilation happens there too.
+``fps`` is always ``frames / seconds`` of the measured window. ``bound`` names the slowest of
+decode, model (at the pipeline's batch size) and encode; ``overlap`` is pipelined fps over that
+stage's fps (1.0: the pipeline hides every other stage behind the slowest).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from videodeblur.errors import ConfigError, InputNotFoundError
+from videodeblur.video import FrameReader, FrameWriter
+from videodeblur.measure import FrameClock, PeakMemory, Window, machine_info, percentiles_ms
+
+__all__ = ["BenchOptions", "BenchResult", "RunResult", "run_bench", "write_test_clip", "MODES"]
+
+MODES = ("decode", "model", "network", "encode", "sequential", "pipelined")
+STAGE_MODES = {"decode": "decode", "model": "infer", "encode": "encode"}
+"""Stage runs and the pipeline stage each one measures alone."""
+_CLIP_FPS = 25
+_MAX_BUDGET_ITERATIONS = 200
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchOptions:
+    """What to measure. ``width``/``height``/``frames`` size the generated clip (ignored with ``input``,
+    which is measured as it is, up to ``frames`` frames). ``warmup_frames`` None: a fifth of the frames,
+    at most 25. ``compare``: also time the peer architectures (``network`` runs at batch 1), each for
+    at least ``min_peer_iterations`` and then until ``peer_budget_s`` is spent."""
+
+    model: str | None = None
+    width: int = 640
+    height: int = 360
+    frames: int = 150
+    batches: tuple[int, ...] = (1, 4, 8)
+    device: str = "auto"
+    precision: str = "auto"
+    compile: bool = False
+    channels_last: bool = True
+    input: Path | None = None
+    warmup_frames: int | None = None
+    compare: bool = False
+    peers: tuple[str, ...] | None = None
+    encoder: str = "auto"
+    crf: int = 18
+    queue_size: int = 8
+    min_peer_iterations: int = 2
+    peer_budget_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.width < 16 or self.height < 16:
+            raise ConfigError(f"frame size {self.width}x{self.height} is too small: use at least 16x16")
+        if not self.batches or min(self.batches) < 1:
+            raise ConfigError(f"batch sizes must be positive integers, got {list(self.batches)}")
+        if self.frames < 2:
+            raise ConfigError(f"--frames {self.frames} is too few: use at least 2 (one warm-up, one measured)")
+        if self.warmup_frames is not None and not 0 <= self.warmup_frames < self.frames:
+            raise ConfigError(f"warm-up of {self.warmup_frames} frames must be >= 0 and below --frames {self.frames}")
+        if self.input is not None and not Path(self.input).is_file():
+            raise InputNotFoundError(f"input file {str(self.input)!r} does not exist: give a path to a video file")
+
+    @property
+    def resolved_warmup_frames(self) -> int:
+        return self.warmup_frames if self.warmup_frames is not None else max(1, min(self.frames // 5, 25))
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """One measured run. ``stages`` maps a stage to ``{"busy_s", "share"}`` (share of the window, in [0, 1]);
+    ``queue_depth`` maps a queue to ``{"mean", "max"}`` frames (empty for single-threaded runs)."""
+
+    mode: str
+    model: str | None
+    batch: int | None
+    frames: int
+    seconds: float
+    warmup_frames: int
+    warmup_s: float
+    latency_ms: dict[str, float]
+    stages: dict[str, dict[str, float]]
+    queue_depth: dict[str, dict[str, float]]
+    peak_rss_mb: float | None
+    cuda_peak_mb: float | None
+    timing: str = "wall"
+    """``wall`` (perf_counter around synchronous calls) or ``cuda-events``."""
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"mode": self.mode, "model": self.model, "batch": self.batch, "fps": round(self.fps, 3),
+               "frames": self.frames, "seconds": round(self.seconds, 6), "warmup_frames": self.warmup_frames,
+               "warmup_s": round(self.warmup_s, 6),
+               "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
+               "stages": {k: {"busy_s": round(v["busy_s"], 6), "share": round(v["share"], 4)}
+                          for k, v in self.stages.items()},
+               "queue_depth": self.queue_depth, "peak_rss_mb": _round(self.peak_rss_mb, 1),
+               "cuda_peak_mb": _round(self.cuda_peak_mb, 1), "timing": self.timing}
+        out.update(self.extra)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchResult:
+    machine: dict[str, Any]
+    model: str
+    device: str
+    precision: str
+    size: tuple[int, int]
+    input: str | None
+    runs: tuple[RunResult, ...]
+    bound: str
+    overlap: float | None
+    rss_scope: str
+    peers: dict[str, dict[str, Any]]
+    date: str
+
+    def run(self, mode: str, batch: int | None = None, model: str | None = None) -> RunResult:
+        """The first run of ``mode`` (at ``batch`` / for ``model`` where given)."""
+        for r in self.runs:
+            if r.mode == mode and (batch is None or r.batch == batch) and (model is None or r.model == model):
+                return r
+        raise KeyError(f"no {mode} run (batch {batch}, model {model})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"machine": self.machine, "model": self.model, "device": self.device, "precision": self.precision,
+                "size": list(self.size), "input": self.input, "date": self.date, "rss_scope": self.rss_scope,
+                "runs": [r.to_dict() for r in self.runs], "bound": self.bound,
+                "overlap": _round(self.overlap, 4), "peers": self.peers}
+
+
+def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Measure every run of the module docstring and return them with the machine they ran on."""
+    from videodeblur.pipeline.engine import Engine, EngineOptions  # the engine pulls in torch-heavy modules
+
+    say = progress or (lambda message: None)
+    with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
+        tmpdir = Path(tmp)
+        if options.input is not None:
+            clip = Path(options.input)
+        else:
+            say(f"writing a {options.width}x{options.height} test clip of {options.frames} frames")
+            clip = write_test_clip(tmpdir / "clip.mp4", options.width, options.height, options.frames)
+        frames, pts, info = _decode_all(clip, options.frames)
+        height, width = frames[0].shape[:2]
+        warmup = min(options.resolved_warmup_frames, len(frames) - 1)
+
+        def engine_for(batch: int) -> Any:
+            opts = EngineOptions(device=options.device, precision=options.precision, batch_size=batch,
+                                 channels_last=options.channels_last, compile=options.compile)
+            return Engine.from_name(options.model, opts)
+
+        runs: list[RunResult] = []
+        say("decode")
+        runs.append(_decode_run(clip, len(frames), warmup))
+        engines = {}
+        for batch in options.batches:
+            say(f"model, batch {batch}")
+            engines[batch] = engine = engine_for(batch)
+            runs.append(_model_run(engine, frames, batch, warmup))
+        device, precision, model_name = engine.device, engine.precision, engine.model_name
+        say("network, batch 1")
+        network_runs = [_network_run(engine, height, width, warmup_iterations=min(warmup, 5),
+                                     iterations=len(frames) - warmup)]
+        if options.compare:
+            from videodeblur.bench_peers import PEERS, build_peer
+            from videodeblur.model import LoadedModel
+            for peer in options.peers or tuple(PEERS):
+                say(f"network, peer {peer}")
+                loaded = LoadedModel(name=peer, path=Path(), network=build_peer(peer), metadata={"peer": True})
+                network_runs.append(_network_run(Engine(loaded, engine.options), height, width,
+                                                 warmup_iterations=1, iterations=options.min_peer_iterations,
+                                                 budget_s=options.peer_budget_s))
+        runs.extend(network_runs)
+        say("encode")
+        runs.append(_encode_run(frames, pts, info, tmpdir / "encode.mp4", options, warmup))
+        del frames  # the file runs decode for themselves: do not count the held clip in their memory
+
+        best = max((r for r in runs if r.mode == "model"), key=lambda r: r.fps)
+        pipeline_engine = engines[best.batch]
+        for batch in options.batches:
+            if batch != best.batch:
+                del engines[batch]
+        say(f"sequential, batch {best.batch}")
+        runs.append(_sequential_run(clip, tmpdir / "sequential.mp4", pipeline_engine, best.batch, options, warmup))
+        say(f"pipelined, batch {best.batch}")
+        runs.append(_pipelined_run(clip, tmpdir / "pipelined.mp4", pipeline_engine, best.batch, options, warmup))
+
+    stage_fps = {"decode": runs[0].fps, "model": best.fps, "encode": _first(runs, "encode").fps}
+    bound = min(stage_fps, key=stage_fps.__getitem__)
+    pipelined = _first(runs, "pipelined")
+    overlap = pipelined.fps / stage_fps[bound] if stage_fps[bound] > 0 else None
+    with PeakMemory(device) as probe:
+        pass
+    return BenchResult(machine=machine_info(device), model=model_name, device=str(device), precision=precision,
+                       size=(width, height), input=str(options.input) if options.input else None,
+                       runs=tuple(runs), bound=bound, overlap=overlap, rss_scope=probe.rss_scope,
+                       peers=_peer_table(network_runs), date=time.strftime("%Y-%m-%d"))
+
+
+def write_test_clip(path: Path, width: int, height: int, frames: int, fps: int = _CLIP_FPS) -> Path:
+    """A moving test picture (textured gradient, sliding square) as H.264 in MP4, written with PyAV.
+    Odd sizes cannot be 4:2:0, so they are written as 4:4:4."""
+    import av
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([40 + 150 * x / max(width - 1, 1), 40 + 150 * y / max(height - 1, 1),
+                     110 + 60 * np.sin(x / 3.0) * np.cos(y / 4.0)], axis=-1).astype(np.uint8)
+    side = max(4, min(width, height) // 3)
+    pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i in range(frames):
+            img = base.copy()
+            top, left = (2 * i) % max(1, height - side), (3 * i) % max(1, width - side)
+            img[top:top + side, left:left + side] = (230, 60, 40)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+def _decode_run(clip: Path, frames: int, warmup: int) -> RunResult:
+    """Opening the file (which decodes the first frame) falls in the first frame's time, i.e. the warm-up."""
+    with PeakMemory(torch.device("cpu")) as memory:
+        clock = FrameClock()
+        started = clock.start
+        with FrameReader(clip) as reader:
+            source = _frames(reader, frames)
+            while next(source, None) is not None:
+                clock.begin(1, at=started)
+                started = clock.complete(1, at=clock.stage("decode", started))
+    return _result("decode", None, None, clock.window(warmup, ("decode",)), memory)
+
+
+def _model_run(engine: Any, frames: list[np.ndarray], batch: int, warmup: int) -> RunResult:
+    """Whole batches of the clip's frames (taken cyclically, so every batch is full) through
+    ``engine.process``; ``engine.warmup`` and the warm-up batches fall before the window."""
+    height, width = frames[0].shape[:2]
+    warmup = _round_up(warmup, batch)
+    total = _round_up(max(len(frames), warmup + batch), batch)
+    with PeakMemory(engine.device) as memory:
+        clock = FrameClock()
+        engine.warmup(height, width)
+        engine_warmup_s = clock.now() - clock.start
+        for i in range(0, total, batch):
+            chunk = np.stack([frames[(i + k) % len(frames)] for k in range(batch)])
+            started = clock.now()
+            clock.begin(batch, at=started)
+            engine.process(chunk)  # synchronous: returns host uint8, so the wall clock is honest
+            clock.complete(batch, at=clock.stage("infer", started))
+    return _result("model", engine.model_name, batch, clock.window(warmup, ("infer",)), memory,
+                   extra={"engine_warmup_s": round(engine_warmup_s, 6)})
+
+
+def _network_run(engine: Any, height: int, width: int, *, warmup_iterations: int, iterations: int,
+                 budget_s: float | None = None) -> RunResult:
+    """``engine.infer`` alone at batch 1 on a device-resident input already in the engine's precision
+    and memory format: no colour conversion, no transfers. Runs ``iterations``; with ``budget_s`` (the
+    slow peers) at least ``iterations`` and then more while the budget lasts. The first call (where
+    ``torch.compile`` compiles) is timed on its own as ``first_call_s``."""
+    device = engine.device
+    memory_format = torch.channels_last if engine.options.channels_last else torch.contiguous_format
+    x = torch.rand(1, 3, height, width, device=device).to(dtype=engine.dtype, memory_format=memory_format)
+    with PeakMemory(device) as memory, torch.inference_mode():
+        started = time.perf_counter()
+        engine.infer(x)
+        _sync(device)
+        first_call_s = time.perf_counter() - started
+        for _ in range(warmup_iterations - 1):
+            engine.infer(x)
+        _sync(device)
+        warmup_s = time.perf_counter() - started
+        latencies_ms, seconds = _timed_iterations(engine.infer, x, device, iterations, budget_s)
+    window = Window(frames=len(latencies_ms), seconds=seconds, warmup_frames=max(warmup_iterations, 1),
+                    warmup_s=warmup_s, latencies_ms=tuple(latencies_ms), stage_busy_s={"infer": seconds})
+    extra = {"parameters": sum(p.numel() for p in engine.model.network.parameters()),
+             "first_call_s": round(first_call_s, 6)}
+    return _result("network", engine.model_name, 1, window, memory,
+                   timing="cuda-events" if device.type == "cuda" else "wall", extra=extra)
+
+
+def _timed_iterations(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
+                      iterations: int, budget_s: float | None) -> tuple[list[float], float]:
+    """Per-iteration milliseconds and the whole window in seconds. On CUDA, events on the current stream
+    bracket each call and are read after one synchronisation at the end, so the loop never stalls the GPU."""
+    cuda = device.type == "cuda"
+    deadline = time.perf_counter() + budget_s if budget_s is not None else None
+    marks = [_mark(cuda)]
+    while True:
+        network(x)
+        marks.append(_mark(cuda))
+        done = len(marks) - 1
+        if done >= iterations and (deadline is None or time.perf_counter() >= deadline
+                                   or done >= _MAX_BUDGET_ITERATIONS):
+            break
+    if cuda:
+        marks[-1].synchronize()  # the only sync: every event before it is complete too
+        latencies = [a.elapsed_time(b) for a, b in zip(marks, marks[1:])]
+    else:
+        latencies = [(b - a) * 1e3 for a, b in zip(marks, marks[1:])]
+    return latencies, sum(latencies) / 1e3
+
+
+def _encode_run(frames: list[np.ndarray], pts: list[int], info: Any, output: Path,
+                options: BenchOptions, warmup: int) -> RunResult:
+    """Frames are complete when handed to the encoder; the flush at ``close`` completes the last one,
+    so the encoder's look-ahead is paid inside the window."""
+    with PeakMemory(torch.device("cpu")) as memory:
+        clock = FrameClock()
+        writer = _open_writer(output, info, options)
+        for i, (frame, frame_pts) in enumerate(zip(frames, pts)):
+            started = clock.now()
+            clock.begin(1, at=started)
+            writer.write(frame, pts=frame_pts)
+            if i < len(frames) - 1:
+                clock.complete(1, at=clock.stage("encode", started))
+        started = clock.now()
+        writer.close()
+        clock.complete(1, at=clock.stage("encode", started))
+    return _result("encode", None, None, clock.window(warmup, ("encode",)), memory,
+                   extra={"encoder": writer.encoder_name})
+
+
+def _sequential_run(clip: Path, output: Path, engine: Any, batch: int, options: BenchOptions,
+                    warmup: int) -> RunResult:
+    """decode → engine → encode on this thread alone; a frame's latency runs from the start of its decode
+    to the end of its encode (it waits for its batch to fill)."""
+    warmup = _round_up(warmup, batch)
+    with PeakMemory(engine.device) as memory:
+        clock = FrameClock()
+        pending: list[tuple[np.ndarray, int]] = []
+        # A batch's completion is recorded once the next frame shows it was not the last one: the last
+        # batch completes only after the encoder's flush in close().
+        unrecorded, done_at = 0, 0.0
+        with FrameReader(clip) as reader:
+            source = _frames(reader, options.frames)
+            writer = _open_writer(output, reader.info, options)
+
+            def infer_and_encode() -> None:
+                started = clock.now()
+                out = engine.process(np.stack([image for image, _ in pending]))
+                clock.stage("infer", started)
+                for image, (_, frame_pts) in zip(out, pending):
+                    started = clock.now()
+                    writer.write(image, pts=frame_pts)
+                    clock.stage("encode", started)
+
+            while True:
+                started = clock.now()
+                item = next(source, None)
+                if item is None:
+                    break
+                clock.stage("decode", started)
+                clock.begin(1, at=started)
+                if unrecorded:
+                    clock.complete(unrecorded, at=done_at)
+                    unrecorded = 0
+                pending.append(item)
+                if len(pending) == batch:
+                    infer_and_encode()
+                    unrecorded, done_at = len(pending), clock.now()
+                    pending.clear()
+        if pending:
+            infer_and_encode()
+            unrecorded += len(pending)
+        started = clock.now()
+        writer.close()
+        clock.complete(unrecorded, at=clock.stage("encode", started))
+    return _result("sequential", engine.model_name, batch, clock.window(warmup, ("decode", "infer", "encode")),
+                   memory)
+
+
+def _pipelined_run(clip: Path, output: Path, engine: Any, batch: int, options: BenchOptions,
+                   warmup: int) -> RunResult:
+    from videodeblur.pipeline import RunOptions, deblur_file
+
+    with PeakMemory(engine.device) as memory:
+        stats = deblur_file(clip, output, engine, RunOptions(encoder=options.encoder, crf=options.crf,
+                                                             queue_size=options.queue_size))
+    return _from_run_stats(stats.to_dict(), engine.model_name, batch, memory)
+
+
+# --------------------------------------------------------------------------------------- helpers
+
+def _result(mode: str, model: str | None, batch: int | None, window: Window, memory: PeakMemory, *,
+            timing: str = "wall", extra: dict[str, Any] | None = None) -> RunResult:
+    stages = {name: {"busy_s": busy, "share": min(1.0, busy / window.seconds) if window.seconds > 0 else 0.0}
+              for name, busy in window.stage_busy_s.items()}
+    return RunResult(mode=mode, model=model, batch=batch, frames=window.frames, seconds=window.seconds,
+                     warmup_frames=window.warmup_frames, warmup_s=window.warmup_s,
+                     latency_ms=percentiles_ms(window.latencies_ms), stages=stages, queue_depth={},
+                     peak_rss_mb=memory.peak_rss_mb, cuda_peak_mb=memory.cuda_peak_mb, timing=timing,
+                     extra=extra or {})
+
+
+def _peer_table(network_runs: list[RunResult]) -> dict[str, dict[str, Any]]:
+    """Network-only fps of every network measured, and how many times faster ours is (batch 1)."""
+    ours = network_runs[0]
+    return {r.model: {"fps": round(r.fps, 3), "parameters": r.extra.get("parameters"),
+                      "speed_ratio": round(ours.fps / r.fps, 2) if r.fps > 0 else None}
+            for r in network_runs[1:]}
+
+
+def _first(runs: Iterable[RunResult], mode: str) -> RunResult:
+    return next(r for r in runs if r.mode == mode)
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return math.ceil(n / multiple) * multiple
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _mark(cuda: bool) -> Any:
+    if cuda:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+    return time.perf_counter()
+
+
+# ------------------------------------------------------------------------------------ video I/O
+
+def _frames(reader: Any, limit: int) -> Iterator[tuple[np.ndarray, int]]:
+    """``(image, pts)`` of the first ``limit`` frames of a ``FrameReader``."""
+    for frame in itertools.islice(reader, limit):
+        yield frame.image, frame.pts
+
+
+def _decode_all(clip: Path, limit: int) -> tuple[list[np.ndarray], list[int], Any]:
+    with FrameReader(clip) as reader:
+        decoded = list(_frames(reader, limit))
+        info = reader.info
+    return [image for image, _ in decoded], [pts for _, pts in decoded], info
+
+
+def _open_writer(path: Path, info: Any, options: BenchOptions) -> Any:
+    """The writer the ``video`` command would open for this input (no audio: the bench measures video)."""
+    return FrameWriter.like(path, info, audio=False, encoder=options.encoder, crf=options.crf)
+
+
+def _from_run_stats(stats: dict[str, Any], model: str, batch: int, memory: PeakMemory) -> RunResult:
+    """The runner's ``RunStats.to_dict()`` in this module's terms: its ``fps`` is sustained after its
+    ``warmup_frames``, so the window holds ``frames - warmup_frames`` frames over ``that / fps`` seconds."""
+    warmup = stats.get("warmup_frames", 0)
+    frames = stats["frames"] - warmup
+    seconds = frames / stats["fps"] if stats["fps"] > 0 else stats["seconds"]
+    stages = {name: {"busy_s": s["busy_s"], "share": min(1.0, s["busy_s"] / stats["seconds"])}
+              for name, s in stats["stages"].items()}
+    queues = {name: {"mean": s["queue_mean"], "max": s["queue_max"]}
+              for name, s in stats["stages"].items() if "queue_mean" in s}
+    latency = dict(stats["latency_ms"])
+    return RunResult(mode="pipelined", model=model, batch=batch, frames=frames, seconds=seconds,
+                     warmup_frames=warmup, warmup_s=max(0.0, stats["seconds"] - seconds), latency_ms=latency,
+                     stages=stages, queue_depth=queues, peak_rss_mb=memory.peak_rss_mb,
+                     cuda_peak_mb=memory.cuda_peak_mb,
+                     extra={k: stats[k] for k in ("encoder", "warnings") if k in stats})

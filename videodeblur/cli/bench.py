@@ -1,0 +1,110 @@
+"""``videodeblur bench``: measure every stage and the whole pipeline on this machine."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from videodeblur.cli._common import device_option, json_option, model_option, precision_option
+
+__all__ = ["bench", "format_table"]
+
+
+def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 640x360 or 1920x1080") from None
+    return width, height
+
+
+def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        batches = tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of batch sizes, e.g. 1,4,8") from None
+    if not batches or min(batches) < 1:
+        raise click.BadParameter(f"{value!r}: batch sizes must be positive integers, e.g. 1,4,8")
+    return tuple(dict.fromkeys(batches))
+
+
+@click.command("bench")
+@model_option()
+@click.option("--size", default="640x360", show_default=True, callback=_parse_size,
+              help="WIDTHxHEIGHT of the generated test clip (ignored with --input).")
+@click.option("--frames", default=150, show_default=True, type=click.IntRange(min=2),
+              help="Frames to measure (the first ones of --input).")
+@click.option("--batch", "batches", default="1,4,8", show_default=True, callback=_parse_batches,
+              help="Batch sizes for the model-only runs; the pipeline runs use the fastest.")
+@device_option
+@precision_option
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (compile time is reported "
+                                                          "with the warm-up, not in the fps).")
+@click.option("--input", "input_", type=click.Path(dir_okay=False, path_type=Path),
+              help="Measure on this video file instead of a generated clip.")
+@click.option("--warmup", "warmup_frames", type=click.IntRange(min=0), default=None,
+              help="Warm-up frames left out of every measurement [default: a fifth of --frames, at most 25].")
+@click.option("--compare", is_flag=True, help="Also time NAFNet-32/64 and MIMO-UNet/+ (network only, batch 1).")
+@click.option("--peer", "peers", multiple=True, help="With --compare: only these peers (repeatable).")
+@json_option
+def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[int, ...], device: str,
+          precision: str, compile_: bool, input_: Path | None, warmup_frames: int | None, compare: bool,
+          peers: tuple[str, ...], as_json: bool) -> None:
+    """Measure decode, model, encode, and the sequential and pipelined pipeline on the same frames."""
+    from videodeblur.bench import BenchOptions, run_bench
+
+    options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
+                           device=device, precision=precision, compile=compile_, input=input_,
+                           warmup_frames=warmup_frames, compare=compare or bool(peers), peers=peers or None)
+    result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        click.echo(format_table(result.to_dict()))
+
+
+def format_table(data: dict[str, Any]) -> str:
+    """The ``--json`` object as a table a person reads."""
+    machine = data["machine"]
+    gpu = machine["gpu"]["name"] if machine.get("gpu") else "no GPU"
+    w, h = data["size"]
+    first = data["runs"][0]
+    lines = [f"{data['model']} on {data['device']} ({data['precision']}), {w}x{h}, "
+             f"{first['frames'] + first['warmup_frames']} frames, warm-up {first['warmup_frames']} | "
+             f"{machine['cpu']}, {machine['cores']} cores, {gpu} | torch {machine['torch']}, av {machine['av']}",
+             ""]
+    header = ("mode", "model", "batch", "fps", "p50 ms", "p95 ms", "p99 ms", "warm-up s", "RSS MB", "CUDA MB",
+              "stage busy share")
+    rows = [header]
+    for run in data["runs"]:
+        lat = run["latency_ms"]
+        shares = " ".join(f"{name} {s['share']:.2f}" for name, s in run["stages"].items())
+        queues = " ".join(f"q[{name}] {q['mean']:.1f}/{q['max']}" for name, q in run["queue_depth"].items())
+        rows.append((run["mode"], run["model"] or "-", _dash(run["batch"]), f"{run['fps']:.1f}",
+                     f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['p99']:.1f}", f"{run['warmup_s']:.2f}",
+                     _dash(run["peak_rss_mb"]), _dash(run["cuda_peak_mb"]), f"{shares} {queues}".strip()))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
+    for row in rows:
+        cells = [str(c).ljust(widths[i]) if i in (0, 1, 10) else str(c).rjust(widths[i]) for i, c in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    lines.append("")
+    overlap = data["overlap"]
+    lines.append(f"bound: {data['bound']}; pipelined runs at {overlap:.2f} of the slowest stage alone"
+                 if overlap is not None else f"bound: {data['bound']}")
+    if data["peers"]:
+        lines.append(f"network only, batch 1: {data['model']} is faster than "
+                     + ", ".join(f"{name} x{p['speed_ratio']}" for name, p in data["peers"].items()))
+    rss = "each run's own" if data["rss_scope"] == "run" else "the process's peak so far, in run order"
+    lines.append(f"peak RSS: {rss}; timings: {_timing_note(data)}")
+    return "\n".join(lines)
+
+
+def _dash(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _timing_note(data: dict[str, Any]) -> str:
+    return ("CUDA events for network runs, wall clock around synchronous calls elsewhere"
+            if data["device"].startswith("cuda") else "wall clock (CPU)")
