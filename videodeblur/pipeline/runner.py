@@ -1,0 +1,318 @@
+"""Deblur a video file as a stream: decode thread → bounded queue → engine → bounded queue → encode thread.
+
+The engine runs on the caller's thread (so Ctrl-C lands where it can be handled); decoding and
+encoding run on their own threads, and since PyAV releases the GIL inside FFmpeg the three overlap.
+Queues are bounded (memory stays flat, a slow stage pushes back), end of stream is a sentinel, and
+the first exception in any stage stops the others and is re-raised in the caller. Whatever ends the
+run (end of file, Ctrl-C, ``RunOptions.stop``, an error), the encode thread writes every frame
+already deblurred and finalises the container, so the output always plays.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Deque
+
+import numpy as np
+
+from videodeblur.errors import ConfigError
+from videodeblur.pipeline.engine import Engine, EngineResult
+from videodeblur.pipeline.stats import RunStats, StatsRecorder
+from videodeblur.video.reader import DecodedFrame, FrameReader
+from videodeblur.video.writer import FrameWriter
+
+__all__ = ["RunOptions", "deblur_file", "run_pipeline"]
+
+ProgressCallback = Callable[[int, "int | None"], None]
+_END = object()
+_POLL_S = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """How a file is streamed through the engine.
+
+    ``encoder``: ``auto`` (hardware if it opens, else libx264) or an FFmpeg encoder name; ``crf`` and
+    ``preset`` tune libx264. ``queue_size``: frames each bounded queue holds. ``progress(done,
+    total_or_None)`` is called from the encode thread after each frame. ``warmup_frames`` are left
+    out of the sustained fps and latency percentiles. ``colour_on_device``: move YUV 4:2:0 planes to
+    the engine and convert colour there (None: on CUDA when the video is 4:2:0 with even size).
+    ``decode_threads`` / ``encode_threads``: FFmpeg threads (0: automatic). ``audio``: copy the audio
+    stream. ``stop``: set it from another thread to end the run early (the output is finalised and
+    the stats say ``interrupted``). ``max_frames``: stop after this many frames.
+    """
+
+    encoder: str = "auto"
+    crf: int = 18
+    preset: str = "veryfast"
+    queue_size: int = 8
+    progress: ProgressCallback | None = dataclasses.field(default=None, compare=False)
+    warmup_frames: int = 8
+    colour_on_device: bool | None = None
+    decode_threads: int = 0
+    encode_threads: int = 0
+    audio: bool = True
+    stop: threading.Event | None = dataclasses.field(default=None, compare=False)
+    max_frames: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue_size < 1:
+            raise ConfigError(f"queue_size must be >= 1, got {self.queue_size}")
+        if not 0 <= self.crf <= 51:
+            raise ConfigError(f"crf must be in [0, 51], got {self.crf}")
+        if self.warmup_frames < 0:
+            raise ConfigError(f"warmup_frames must be >= 0, got {self.warmup_frames}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
+
+
+def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
+                options: RunOptions | None = None) -> RunStats:
+    """Deblur ``input_path`` into ``output_path`` (same frames, timestamps, rotation, colour tags and
+    audio) and return the run's statistics. Raises typed errors for bad input or output;
+    re-raises KeyboardInterrupt after finalising the output."""
+    options = options or RunOptions()
+    reader = FrameReader(input_path, layout="rgb", threads=options.decode_threads)
+    try:
+        if _colour_on_device(engine, reader, options):
+            reader.close()
+            reader = FrameReader(input_path, layout="i420", threads=options.decode_threads)
+        writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
+                                  crf=options.crf, preset=options.preset, threads=options.encode_threads,
+                                  layout=reader.layout)
+    except BaseException:
+        reader.close()
+        raise
+    return run_pipeline(reader, writer, engine, options)
+
+
+def run_pipeline(reader: FrameReader, writer: FrameWriter, engine: Engine,
+                 options: RunOptions | None = None) -> RunStats:
+    """Stream an opened reader through ``engine`` into an opened writer (both are closed here).
+
+    The building block under :func:`deblur_file`, for callers that open their own reader/writer
+    (e.g. the benchmark on a generated clip). ``reader.layout`` and ``writer.layout`` must match.
+    """
+    options = options or RunOptions()
+    if reader.layout != writer.layout:
+        raise ValueError(f"reader layout {reader.layout!r} differs from writer layout {writer.layout!r}")
+    return _Pipeline(reader, writer, engine, options).run()
+
+
+def _colour_on_device(engine: Engine, reader: FrameReader, options: RunOptions) -> bool:
+    info = reader.info
+    possible = info.chroma_subsampling == (2, 2) and info.width % 2 == 0 and info.height % 2 == 0
+    wanted = engine.device.type == "cuda" if options.colour_on_device is None else options.colour_on_device
+    return wanted and possible
+
+
+class _Stopped(Exception):
+    """Internal: a queue wait gave up because the run is being torn down."""
+
+
+class _Pipeline:
+    def __init__(self, reader: FrameReader, writer: FrameWriter, engine: Engine, options: RunOptions) -> None:
+        self.reader, self.writer, self.engine, self.options = reader, writer, engine, options
+        self.stats = StatsRecorder(("decode", "infer", "encode"), queue_capacity=options.queue_size,
+                                   warmup_frames=options.warmup_frames)
+        self.q_in: queue.Queue[Any] = queue.Queue(maxsize=options.queue_size)
+        self.q_out: queue.Queue[Any] = queue.Queue(maxsize=options.queue_size)
+        self.abort = threading.Event()  # set on any failure or interruption: producers stop
+        self.inference_done = threading.Event()
+        self.error: BaseException | None = None
+        self.interrupted = False  # Ctrl-C: re-raised as KeyboardInterrupt after finalising
+        self.cut_short = False  # options.stop or max_frames ended the read before the end of the file
+        self.reached_end = False
+        self.complete = False  # read to the end with no failure: the writer copies all the audio
+        self._error_lock = threading.Lock()
+
+    # --- orchestration ------------------------------------------------------------------------
+    def run(self) -> RunStats:
+        decode = threading.Thread(target=self._guard, args=(self._decode_loop,), name="videodeblur-decode", daemon=True)
+        encode = threading.Thread(target=self._guard, args=(self._encode_loop,), name="videodeblur-encode", daemon=True)
+        self.stats.throughput.restart()
+        try:
+            decode.start()
+            encode.start()
+            self._infer_loop(encode)
+        except _Stopped:
+            pass
+        except KeyboardInterrupt:
+            self.interrupted = True
+            self.abort.set()
+        except BaseException as err:  # noqa: BLE001 - carried to the caller below
+            self._fail(err)
+        finally:
+            self.complete = (self.reached_end and not self.cut_short and self.error is None
+                             and not self.interrupted)
+            self._finish(decode, encode)
+        if self.error is not None:
+            raise self.error
+        if self.interrupted:
+            raise KeyboardInterrupt
+        return self._freeze()
+
+    def _finish(self, decode: threading.Thread, encode: threading.Thread) -> None:
+        """Send end-of-stream to the writer and wait for both threads, absorbing further Ctrl-C so
+        the container is always finalised."""
+        if not self.complete:
+            self.abort.set()
+        while True:
+            try:
+                if encode.is_alive():
+                    self._put(self.q_out, _END, give_up=lambda: not encode.is_alive())
+                break
+            except _Stopped:
+                break
+            except KeyboardInterrupt:
+                self.interrupted = True
+                self.abort.set()
+        self.inference_done.set()
+        for thread in (decode, encode):
+            while thread.ident is not None and thread.is_alive():
+                try:
+                    thread.join(0.1)
+                except KeyboardInterrupt:
+                    self.interrupted = True
+                    self.abort.set()
+        self.reader.close()
+
+    def _guard(self, loop: Callable[[], None]) -> None:
+        try:
+            loop()
+        except _Stopped:
+            pass
+        except BaseException as err:  # noqa: BLE001 - carried to the caller
+            self._fail(err)
+
+    def _fail(self, err: BaseException) -> None:
+        with self._error_lock:
+            if self.error is None:
+                self.error = err
+        self.abort.set()
+
+    # --- stages ---------------------------------------------------------------------------------
+    def _decode_loop(self) -> None:
+        clock = self.stats.stage("decode")
+        frames = iter(self.reader)
+        stop, limit = self.options.stop, self.options.max_frames
+        count = 0
+        while not self.abort.is_set():
+            if (stop is not None and stop.is_set()) or (limit is not None and count >= limit):
+                self.cut_short = True
+                break
+            start = time.perf_counter()
+            frame = next(frames, None)
+            if frame is None:
+                break
+            clock.add(time.perf_counter() - start)
+            self.stats.queues["infer"].sample(self.q_in.qsize())
+            self._put(self.q_in, frame, give_up=self.abort.is_set)
+            count += 1
+        else:
+            return  # aborted: no end-of-stream, the engine loop stops on the abort flag
+        self._put(self.q_in, _END, give_up=self.abort.is_set)
+
+    def _infer_loop(self, encode: threading.Thread) -> None:
+        engine, bs = self.engine, self.engine.batch_size
+        in_flight: Deque[tuple[EngineResult, list[DecodedFrame], float]] = collections.deque()
+        layout, colour = self.reader.layout, self.reader.info.colour
+        ended = False
+        while not ended:
+            batch: list[DecodedFrame] = []
+            while len(batch) < bs:
+                item = self._get(self.q_in)
+                if item is _END:
+                    ended = True
+                    break
+                batch.append(item)
+            if batch:
+                start = time.perf_counter()
+                images = batch[0].image[None] if len(batch) == 1 else np.stack([f.image for f in batch])
+                handle = engine.submit(images, layout=layout, colour=colour)
+                in_flight.append((handle, batch, time.perf_counter() - start))
+            while in_flight and (ended or len(in_flight) > engine.max_in_flight):
+                self._emit(*in_flight.popleft(), encode=encode)
+        self.reached_end = True
+
+    def _emit(self, handle: EngineResult, batch: list[DecodedFrame], submit_s: float,
+              encode: threading.Thread) -> None:
+        """Collect one batch's result, account its busy time, and queue its frames for the writer."""
+        start = time.perf_counter()
+        images = handle.result()
+        host_s = submit_s + time.perf_counter() - start
+        # On CUDA the host only enqueued work: the device time between the batch's events is its busy time.
+        busy_s = handle.gpu_ms / 1000.0 if handle.gpu_ms is not None else host_s
+        self.stats.stage("infer").add(busy_s, len(batch))
+        for frame, image in zip(batch, images):
+            self.stats.queues["encode"].sample(self.q_out.qsize())
+            self._put(self.q_out, (frame, image), give_up=lambda: not encode.is_alive())
+
+    def _encode_loop(self) -> None:
+        clock, writer, progress = self.stats.stage("encode"), self.writer, self.options.progress
+        total = self.reader.info.frames
+        if self.options.max_frames is not None and total is not None:
+            total = min(total, self.options.max_frames)
+        try:
+            while True:
+                try:
+                    item = self.q_out.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if self.inference_done.is_set():
+                        return  # safety net: the engine loop ended without a sentinel
+                    continue
+                if item is _END:
+                    return
+                frame, image = item
+                start = time.perf_counter()
+                writer.write(image, pts=frame.pts)
+                done = time.perf_counter()
+                clock.add(done - start)
+                self.stats.latency.add_since(frame.decoded_at, done)
+                self.stats.throughput.mark(at=done)
+                if progress is not None:
+                    progress(writer.frames_written, total)
+        finally:
+            writer.close(complete=self.complete)
+
+    # --- queue helpers --------------------------------------------------------------------------
+    def _put(self, q: queue.Queue[Any], item: Any, *, give_up: Callable[[], bool]) -> None:
+        while True:
+            try:
+                q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                if give_up():
+                    raise _Stopped from None
+
+    def _get(self, q: queue.Queue[Any]) -> Any:
+        while True:
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self.abort.is_set():
+                    raise _Stopped from None
+
+    # --- result ---------------------------------------------------------------------------------
+    def _freeze(self) -> RunStats:
+        reader, writer, engine = self.reader, self.writer, self.engine
+        info = reader.info
+        lost = 0 if self.cut_short else reader.frames_lost
+        if lost or reader.decode_errors:
+            expected = f" of {info.frames}" if info.frames else ""
+            detail = f"; first error: {reader.first_error}" if reader.first_error else ""
+            self.stats.warn(f"{info.path} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
+                            f"{lost} lost, {reader.decode_errors} decode error(s){detail}")
+        if info.bit_depth > 8:
+            self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
+        return self.stats.freeze(
+            device=engine.describe(), model=engine.model_name,
+            precision=engine.precision, batch_size=engine.batch_size, encoder=writer.encoder_name,
+            input=str(info.path), output=str(writer.path), size=[info.width, info.height],
+            frames_decoded=reader.frames_decoded, frames_written=writer.frames_written, frames_lost=lost,
+            audio_packets=writer.audio_packets, colour_on_device=reader.layout == "i420",
+            queue_size=self.options.queue_size, stopped_early=self.cut_short)
