@@ -158,7 +158,7 @@ class BenchResult:
 
 def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = None) -> BenchResult:
     """Measure every run of the module docstring and return them with the machine they ran on."""
-    from videodeblur.pipeline.engine import Engine, EngineOptions  # the engine pulls in torch-heavy modules
+    from videodeblur.pipeline import Engine, EngineOptions  # the engine pulls in torch-heavy modules
 
     say = progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
