@@ -10,3 +10,13 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
+
+__all__ = ["Deblurrer", "__version__"]
+
+
+def __getattr__(name: str):  # PEP 562: ``from videodeblur import Deblurrer`` without importing torch up front
+    if name == "Deblurrer":
+        from videodeblur.api import Deblurrer
+
+        return Deblurrer
+    raise AttributeError(f"module 'videodeblur' has no attribute {name!r}")

@@ -25,7 +25,7 @@ from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.reader import DecodedFrame, FrameReader
 from videodeblur.video.writer import FrameWriter
 
-__all__ = ["RunOptions", "deblur_file", "run_pipeline"]
+__all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
 
 ProgressCallback = Callable[[int, "int | None"], None]
 _END = object()
@@ -73,8 +73,8 @@ class RunOptions:
 def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                 options: RunOptions | None = None) -> RunStats:
     """Deblur ``input_path`` into ``output_path`` (same frames, timestamps, rotation, colour tags and
-    audio) and return the run's statistics. Raises typed errors for bad input or output;
-    re-raises KeyboardInterrupt after finalising the output."""
+    audio) and return the run's statistics. Raises typed errors for bad input or output; on Ctrl-C
+    raises :class:`RunInterrupted` (a KeyboardInterrupt carrying the stats) after finalising the output."""
     options = options or RunOptions()
     reader = FrameReader(input_path, layout="rgb", threads=options.decode_threads)
     try:
@@ -108,6 +108,14 @@ def _colour_on_device(engine: Engine, reader: FrameReader, options: RunOptions) 
     possible = info.chroma_subsampling == (2, 2) and info.width % 2 == 0 and info.height % 2 == 0
     wanted = engine.device.type == "cuda" if options.colour_on_device is None else options.colour_on_device
     return wanted and possible
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended the run after the output was finalised; ``stats`` describes what was written."""
+
+    def __init__(self, stats: RunStats) -> None:
+        super().__init__(f"interrupted after {stats.frames} frames")
+        self.stats = stats
 
 
 class _Stopped(Exception):
@@ -153,7 +161,7 @@ class _Pipeline:
         if self.error is not None:
             raise self.error
         if self.interrupted:
-            raise KeyboardInterrupt
+            raise RunInterrupted(self._freeze())
         return self._freeze()
 
     def _finish(self, decode: threading.Thread, encode: threading.Thread) -> None:
