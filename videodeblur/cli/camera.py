@@ -14,7 +14,7 @@ from typing import Any
 import click
 import numpy as np
 
-from videodeblur.cli._common import EXIT_INTERRUPTED, device_option, json_option, model_option, precision_option
+from videodeblur.cli._common import device_option, json_option, model_option, precision_option
 
 __all__ = ["camera"]
 
@@ -86,8 +86,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         click.echo(f"videodeblur: warning: {stats.end_reason}", err=True)
     click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))
     if stats.interrupted:
-        click.echo("videodeblur: interrupted", err=True)
-        raise click.exceptions.Exit(EXIT_INTERRUPTED)
+        raise KeyboardInterrupt  # after the stats: run_cli reports it and exits 130
 
 
 class _Preview:
@@ -96,6 +95,7 @@ class _Preview:
     def __init__(self, cv2: Any, side_by_side: bool) -> None:
         self._cv2 = cv2
         self._side_by_side = side_by_side
+        self._sized = False
         cv2.namedWindow(_WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
 
     def show(self, frame: Any) -> bool:
@@ -112,6 +112,9 @@ class _Preview:
             for label, x in (("original", 10), ("deblurred", frame.source.shape[1] + 10)):
                 cv2.putText(bgr, label, (x, bgr.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, scale,
                             (255, 255, 255), max(1, int(scale)), cv2.LINE_AA)
+        if not self._sized:  # start at the picture's own size; the user may resize from there
+            cv2.resizeWindow(_WINDOW, bgr.shape[1], bgr.shape[0])
+            self._sized = True
         cv2.imshow(_WINDOW, bgr)
         key = cv2.waitKey(1) & 0xFF
         if key in (ord("q"), ord("Q"), 27):

@@ -278,7 +278,8 @@ class _Recorder:
     def __init__(self, path: Path, width: int, height: int, fps: float | None) -> None:
         from videodeblur.video import FrameWriter
 
-        self._writer = _open_writer(FrameWriter, Path(path), width, height, fps)
+        self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
+                                   fps=Fraction(fps or 30).limit_denominator(1001))
         self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._origin: float | None = None
         self._last_pts = -1
@@ -309,7 +310,7 @@ class _Recorder:
         try:
             while (item := self._queue.get()) is not None:
                 if self._error is None:
-                    self._writer.write(item[0], item[1])
+                    self._writer.write(item[0], pts=item[1])
                     self._written += 1
         except BaseException as err:
             self._error = err
@@ -317,12 +318,6 @@ class _Recorder:
                 pass
         finally:
             self._writer.close()
-
-
-def _open_writer(writer_cls: Any, path: Path, width: int, height: int, fps: float | None) -> Any:
-    """Adapter to ``videodeblur.video.FrameWriter``: an H.264 file in RECORD_TIME_BASE units."""
-    return writer_cls(path, width=width, height=height, time_base=RECORD_TIME_BASE,
-                      fps=Fraction(fps or 30).limit_denominator(1001))
 
 
 def _sustained_fps(output_times: list[float]) -> float:

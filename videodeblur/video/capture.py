@@ -190,6 +190,8 @@ class PyAVSource(LiveSource):
         except (av.FFmpegError, OSError, ValueError) as err:
             raise SourceError(f"cannot open source {description!r}: {_short(err)}") from err
         try:
+            if self._container.format.name == "tty":  # FFmpeg's text demuxer: any text file "is" a video
+                raise SourceError(f"source {description!r} is not a video (FFmpeg reads it as text): give a video file")
             if not self._container.streams.video:
                 raise SourceError(f"source {description!r} has no video stream: give a video file, URL or camera")
             self._stream = self._container.streams.video[0]
