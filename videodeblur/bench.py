@@ -26,7 +26,6 @@ import itertools
 import math
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -69,6 +68,7 @@ class BenchOptions:
     encoder: str = "auto"
     crf: int = 18
     queue_size: int = 8
+    colour_on_device: bool | None = None
     min_peer_iterations: int = 2
     peer_budget_s: float = 10.0
 
@@ -133,6 +133,7 @@ class BenchResult:
     model: str
     device: str
     precision: str
+    layout: str
     size: tuple[int, int]
     input: str | None
     runs: tuple[RunResult, ...]
@@ -151,14 +152,14 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "model": self.model, "device": self.device, "precision": self.precision,
-                "size": list(self.size), "input": self.input, "date": self.date, "rss_scope": self.rss_scope,
+                "layout": self.layout, "size": list(self.size), "input": self.input, "date": self.date, "rss_scope": self.rss_scope,
                 "runs": [r.to_dict() for r in self.runs], "bound": self.bound,
                 "overlap": _round(self.overlap, 4), "peers": self.peers}
 
 
 def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = None) -> BenchResult:
     """Measure every run of the module docstring and return them with the machine they ran on."""
-    from videodeblur.pipeline import Engine, EngineOptions  # the engine pulls in torch-heavy modules
+    from videodeblur.pipeline import Engine, EngineOptions, resolve_device
 
     say = progress or (lambda message: None)
     with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
@@ -168,9 +169,12 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         else:
             say(f"writing a {options.width}x{options.height} test clip of {options.frames} frames")
             clip = write_test_clip(tmpdir / "clip.mp4", options.width, options.height, options.frames)
-        frames, pts, info = _decode_all(clip, options.frames)
-        height, width = frames[0].shape[:2]
+        info = _probe(clip)
+        layout = _layout(info, resolve_device(options.device), options.colour_on_device)
+        frames, pts = _decode_all(clip, options.frames, layout)
+        width, height = info.width, info.height
         warmup = min(options.resolved_warmup_frames, len(frames) - 1)
+        io = _IO(clip=clip, info=info, layout=layout, frames=len(frames), options=options)
 
         def engine_for(batch: int) -> Any:
             opts = EngineOptions(device=options.device, precision=options.precision, batch_size=batch,
@@ -179,12 +183,12 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
 
         runs: list[RunResult] = []
         say("decode")
-        runs.append(_decode_run(clip, len(frames), warmup))
+        runs.append(_decode_run(io, warmup))
         engines = {}
         for batch in options.batches:
             say(f"model, batch {batch}")
             engines[batch] = engine = engine_for(batch)
-            runs.append(_model_run(engine, frames, batch, warmup))
+            runs.append(_model_run(engine, io, frames, batch, warmup))
         device, precision, model_name = engine.device, engine.precision, engine.model_name
         say("network, batch 1")
         network_runs = [_network_run(engine, height, width, warmup_iterations=min(warmup, 5),
@@ -200,7 +204,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
                                                  budget_s=options.peer_budget_s))
         runs.extend(network_runs)
         say("encode")
-        runs.append(_encode_run(frames, pts, info, tmpdir / "encode.mp4", options, warmup))
+        runs.append(_encode_run(io, frames, pts, tmpdir / "encode.mp4", warmup))
         del frames  # the file runs decode for themselves: do not count the held clip in their memory
 
         best = max((r for r in runs if r.mode == "model"), key=lambda r: r.fps)
@@ -209,9 +213,9 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
             if batch != best.batch:
                 del engines[batch]
         say(f"sequential, batch {best.batch}")
-        runs.append(_sequential_run(clip, tmpdir / "sequential.mp4", pipeline_engine, best.batch, options, warmup))
+        runs.append(_sequential_run(io, tmpdir / "sequential.mp4", pipeline_engine, best.batch, warmup))
         say(f"pipelined, batch {best.batch}")
-        runs.append(_pipelined_run(clip, tmpdir / "pipelined.mp4", pipeline_engine, best.batch, options, warmup))
+        runs.append(_pipelined_run(io, tmpdir / "pipelined.mp4", pipeline_engine, best.batch, warmup))
 
     stage_fps = {"decode": runs[0].fps, "model": best.fps, "encode": _first(runs, "encode").fps}
     bound = min(stage_fps, key=stage_fps.__getitem__)
@@ -220,6 +224,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
     with PeakMemory(device) as probe:
         pass
     return BenchResult(machine=machine_info(device), model=model_name, device=str(device), precision=precision,
+                       layout=io.layout,
                        size=(width, height), input=str(options.input) if options.input else None,
                        runs=tuple(runs), bound=bound, overlap=overlap, rss_scope=probe.rss_scope,
                        peers=_peer_table(network_runs), date=time.strftime("%Y-%m-%d"))
@@ -251,34 +256,34 @@ def write_test_clip(path: Path, width: int, height: int, frames: int, fps: int =
 
 # ------------------------------------------------------------------------------------------ runs
 
-def _decode_run(clip: Path, frames: int, warmup: int) -> RunResult:
+def _decode_run(io: "_IO", warmup: int) -> RunResult:
     """Opening the file (which decodes the first frame) falls in the first frame's time, i.e. the warm-up."""
     with PeakMemory(torch.device("cpu")) as memory:
         clock = FrameClock()
         started = clock.start
-        with FrameReader(clip) as reader:
-            source = _frames(reader, frames)
+        with io.reader() as reader:
+            source = _frames(reader, io.frames)
             while next(source, None) is not None:
                 clock.begin(1, at=started)
                 started = clock.complete(1, at=clock.stage("decode", started))
     return _result("decode", None, None, clock.window(warmup, ("decode",)), memory)
 
 
-def _model_run(engine: Any, frames: list[np.ndarray], batch: int, warmup: int) -> RunResult:
-    """Whole batches of the clip's frames (taken cyclically, so every batch is full) through
-    ``engine.process``; ``engine.warmup`` and the warm-up batches fall before the window."""
-    height, width = frames[0].shape[:2]
+def _model_run(engine: Any, io: "_IO", frames: list[np.ndarray], batch: int, warmup: int) -> RunResult:
+    """Whole batches of the clip's frames (taken cyclically, so every batch is full) through the engine
+    as the pipeline calls it (same layout, host uint8 in and out); ``engine.warmup`` and the warm-up
+    batches fall before the window."""
     warmup = _round_up(warmup, batch)
     total = _round_up(max(len(frames), warmup + batch), batch)
     with PeakMemory(engine.device) as memory:
         clock = FrameClock()
-        engine.warmup(height, width)
+        engine.warmup(io.info.height, io.info.width, layout=io.layout)
         engine_warmup_s = clock.now() - clock.start
         for i in range(0, total, batch):
             chunk = np.stack([frames[(i + k) % len(frames)] for k in range(batch)])
             started = clock.now()
             clock.begin(batch, at=started)
-            engine.process(chunk)  # synchronous: returns host uint8, so the wall clock is honest
+            io.infer(engine, chunk)  # waits for host uint8: the wall clock is honest
             clock.complete(batch, at=clock.stage("infer", started))
     return _result("model", engine.model_name, batch, clock.window(warmup, ("infer",)), memory,
                    extra={"engine_warmup_s": round(engine_warmup_s, 6)})
@@ -333,13 +338,12 @@ def _timed_iterations(network: Callable[[torch.Tensor], torch.Tensor], x: torch.
     return latencies, sum(latencies) / 1e3
 
 
-def _encode_run(frames: list[np.ndarray], pts: list[int], info: Any, output: Path,
-                options: BenchOptions, warmup: int) -> RunResult:
+def _encode_run(io: "_IO", frames: list[np.ndarray], pts: list[int], output: Path, warmup: int) -> RunResult:
     """Frames are complete when handed to the encoder; the flush at ``close`` completes the last one,
     so the encoder's look-ahead is paid inside the window."""
     with PeakMemory(torch.device("cpu")) as memory:
         clock = FrameClock()
-        writer = _open_writer(output, info, options)
+        writer = io.writer(output)
         for i, (frame, frame_pts) in enumerate(zip(frames, pts)):
             started = clock.now()
             clock.begin(1, at=started)
@@ -353,8 +357,7 @@ def _encode_run(frames: list[np.ndarray], pts: list[int], info: Any, output: Pat
                    extra={"encoder": writer.encoder_name})
 
 
-def _sequential_run(clip: Path, output: Path, engine: Any, batch: int, options: BenchOptions,
-                    warmup: int) -> RunResult:
+def _sequential_run(io: "_IO", output: Path, engine: Any, batch: int, warmup: int) -> RunResult:
     """decode → engine → encode on this thread alone; a frame's latency runs from the start of its decode
     to the end of its encode (it waits for its batch to fill)."""
     warmup = _round_up(warmup, batch)
@@ -364,13 +367,13 @@ def _sequential_run(clip: Path, output: Path, engine: Any, batch: int, options: 
         # A batch's completion is recorded once the next frame shows it was not the last one: the last
         # batch completes only after the encoder's flush in close().
         unrecorded, done_at = 0, 0.0
-        with FrameReader(clip) as reader:
-            source = _frames(reader, options.frames)
-            writer = _open_writer(output, reader.info, options)
+        with io.reader() as reader:
+            source = _frames(reader, io.frames)
+            writer = io.writer(output)
 
             def infer_and_encode() -> None:
                 started = clock.now()
-                out = engine.process(np.stack([image for image, _ in pending]))
+                out = io.infer(engine, np.stack([image for image, _ in pending]))
                 clock.stage("infer", started)
                 for image, (_, frame_pts) in zip(out, pending):
                     started = clock.now()
@@ -402,13 +405,15 @@ def _sequential_run(clip: Path, output: Path, engine: Any, batch: int, options: 
                    memory)
 
 
-def _pipelined_run(clip: Path, output: Path, engine: Any, batch: int, options: BenchOptions,
-                   warmup: int) -> RunResult:
+def _pipelined_run(io: "_IO", output: Path, engine: Any, batch: int, warmup: int) -> RunResult:
     from videodeblur.pipeline import RunOptions, deblur_file
 
+    options = io.options
+    run_options = RunOptions(encoder=options.encoder, crf=options.crf, queue_size=options.queue_size,
+                             warmup_frames=warmup, max_frames=io.frames, audio=False,
+                             colour_on_device=io.layout == "i420")
     with PeakMemory(engine.device) as memory:
-        stats = deblur_file(clip, output, engine, RunOptions(encoder=options.encoder, crf=options.crf,
-                                                             queue_size=options.queue_size))
+        stats = deblur_file(io.clip, output, engine, run_options)
     return _from_run_stats(stats.to_dict(), engine.model_name, batch, memory)
 
 
@@ -466,16 +471,45 @@ def _frames(reader: Any, limit: int) -> Iterator[tuple[np.ndarray, int]]:
         yield frame.image, frame.pts
 
 
-def _decode_all(clip: Path, limit: int) -> tuple[list[np.ndarray], list[int], Any]:
+@dataclasses.dataclass(frozen=True)
+class _IO:
+    """How every run reads, feeds the engine and writes: the pipeline's own choices for this input.
+    ``layout`` is ``i420`` where the runner converts colour on the device (CUDA, 4:2:0, even size)."""
+
+    clip: Path
+    info: Any
+    layout: str
+    frames: int
+    options: BenchOptions
+
+    def reader(self) -> FrameReader:
+        return FrameReader(self.clip, layout=self.layout)
+
+    def writer(self, path: Path) -> FrameWriter:
+        """The writer the ``video`` command would open for this input (no audio: only video is measured)."""
+        return FrameWriter.like(path, self.info, audio=False, encoder=self.options.encoder, crf=self.options.crf,
+                                layout=self.layout)
+
+    def infer(self, engine: Any, batch: np.ndarray) -> np.ndarray:
+        return engine.submit(batch, layout=self.layout, colour=self.info.colour).result()
+
+
+def _probe(clip: Path) -> Any:
     with FrameReader(clip) as reader:
+        return reader.info
+
+
+def _layout(info: Any, device: torch.device, colour_on_device: bool | None) -> str:
+    """As the runner decides: YUV planes to the device on CUDA when the video is 4:2:0 with an even size."""
+    possible = info.chroma_subsampling == (2, 2) and info.width % 2 == 0 and info.height % 2 == 0
+    wanted = device.type == "cuda" if colour_on_device is None else colour_on_device
+    return "i420" if wanted and possible else "rgb"
+
+
+def _decode_all(clip: Path, limit: int, layout: str) -> tuple[list[np.ndarray], list[int]]:
+    with FrameReader(clip, layout=layout) as reader:
         decoded = list(_frames(reader, limit))
-        info = reader.info
-    return [image for image, _ in decoded], [pts for _, pts in decoded], info
-
-
-def _open_writer(path: Path, info: Any, options: BenchOptions) -> Any:
-    """The writer the ``video`` command would open for this input (no audio: the bench measures video)."""
-    return FrameWriter.like(path, info, audio=False, encoder=options.encoder, crf=options.crf)
+    return [image for image, _ in decoded], [pts for _, pts in decoded]
 
 
 def _from_run_stats(stats: dict[str, Any], model: str, batch: int, memory: PeakMemory) -> RunResult:

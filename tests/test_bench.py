@@ -1,0 +1,160 @@
+"""The benchmark's numbers are consistent with themselves; no test asserts a speed."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from videodeblur.bench import MODES, BenchOptions, BenchResult, run_bench
+from videodeblur.errors import ConfigError
+from videodeblur.measure import FrameClock, percentiles_ms
+
+WIDTH, HEIGHT, FRAMES, WARMUP = 96, 64, 12, 3
+RUN_FIELDS = {"mode", "model", "batch", "fps", "frames", "seconds", "warmup_frames", "warmup_s", "latency_ms",
+              "stages", "queue_depth", "peak_rss_mb", "cuda_peak_mb", "timing"}
+
+
+@pytest.fixture(scope="module")
+def result() -> BenchResult:
+    options = BenchOptions(model="lprn-fast", width=WIDTH, height=HEIGHT, frames=FRAMES, batches=(1, 4),
+                           device="cpu", warmup_frames=WARMUP, compare=True, peers=("mimo-unet",),
+                           min_peer_iterations=2, peer_budget_s=0.0)
+    return run_bench(options)
+
+
+def test_json_has_every_field(result: BenchResult) -> None:
+    data = json.loads(json.dumps(result.to_dict()))
+    assert {"machine", "model", "size", "runs", "bound", "overlap", "peers", "device", "precision"} <= set(data)
+    assert {"cpu", "cores", "gpu", "torch", "av"} <= set(data["machine"])
+    assert data["machine"]["cores"] >= 1 and data["machine"]["gpu"] is None
+    assert data["model"] == "lprn-fast" and data["size"] == [WIDTH, HEIGHT]
+    assert data["device"] == "cpu" and data["precision"] == "fp32"
+    assert [r["mode"] for r in data["runs"]] == ["decode", "model", "model", "network", "network", "encode",
+                                                 "sequential", "pipelined"]
+    assert [r["batch"] for r in data["runs"] if r["mode"] == "model"] == [1, 4]
+    for run in data["runs"]:
+        assert RUN_FIELDS <= set(run), run["mode"]
+        assert run["mode"] in MODES
+        assert {"p50", "p95", "p99"} <= set(run["latency_ms"])
+        assert run["peak_rss_mb"] > 0 and run["cuda_peak_mb"] is None
+    assert data["bound"] in ("decode", "model", "encode")
+
+
+def test_numbers_are_consistent(result: BenchResult) -> None:
+    for run in result.to_dict()["runs"]:
+        assert run["frames"] >= 1 and run["seconds"] > 0
+        assert run["fps"] == pytest.approx(run["frames"] / run["seconds"], rel=1e-3), run["mode"]
+        latency = run["latency_ms"]
+        assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"], run["mode"]
+        assert run["stages"], run["mode"]
+        for stage in run["stages"].values():
+            assert 0.0 <= stage["share"] <= 1.0
+            assert stage["busy_s"] >= 0
+    sequential = result.run("sequential")
+    assert set(sequential.stages) == {"decode", "infer", "encode"}
+    assert sum(s["share"] for s in sequential.stages.values()) <= 1.0 + 1e-6  # one thread: no overlap
+
+
+def test_bound_and_overlap_follow_from_the_stage_runs(result: BenchResult) -> None:
+    pipeline_batch = result.run("pipelined").batch
+    assert pipeline_batch == max((r for r in result.runs if r.mode == "model"), key=lambda r: r.fps).batch
+    stage_fps = {"decode": result.run("decode").fps, "model": result.run("model", batch=pipeline_batch).fps,
+                 "encode": result.run("encode").fps}
+    assert result.bound == min(stage_fps, key=stage_fps.__getitem__)
+    assert result.overlap == pytest.approx(result.run("pipelined").fps / stage_fps[result.bound])
+
+
+def test_warmup_frames_are_left_out_of_the_window(result: BenchResult) -> None:
+    for mode in ("decode", "encode"):
+        run = result.run(mode)
+        assert (run.warmup_frames, run.frames) == (WARMUP, FRAMES - WARMUP)
+        assert run.warmup_s > 0
+    for batch in (1, 4):
+        run = result.run("model", batch=batch)
+        assert run.warmup_frames % batch == 0 and run.warmup_frames >= WARMUP  # whole batches
+        assert run.frames % batch == 0 and run.frames >= batch
+    sequential = result.run("sequential")
+    assert sequential.warmup_frames == 4  # 3 rounded up to the batch of 4
+    assert sequential.frames + sequential.warmup_frames == FRAMES
+    pipelined = result.run("pipelined")
+    assert pipelined.frames + pipelined.warmup_frames == FRAMES
+
+
+def test_compare_measures_peers_on_the_same_input(result: BenchResult) -> None:
+    ours, peer = result.run("network", model="lprn-fast"), result.run("network", model="mimo-unet")
+    assert peer.frames >= 2 and peer.batch == ours.batch == 1
+    assert result.peers["mimo-unet"]["parameters"] == pytest.approx(6.807e6, rel=0.01)
+    assert result.peers["mimo-unet"]["speed_ratio"] == pytest.approx(ours.fps / peer.fps, rel=0.01)
+
+
+def test_frame_clock_window_cuts_warmup_and_its_stage_time() -> None:
+    clock = FrameClock()
+    clock.start = 0.0
+    for i in range(5):  # frame i decodes during [i, i + 0.5] and completes at i + 1
+        clock.begin(1, at=float(i))
+        clock.stage("decode", float(i), i + 0.5)
+        clock.complete(1, at=i + 1.0)
+    window = clock.window(2, ("decode", "encode"))
+    assert (window.frames, window.warmup_frames) == (3, 2)
+    assert window.seconds == pytest.approx(3.0) and window.fps == pytest.approx(1.0)
+    assert window.warmup_s == pytest.approx(2.0)
+    assert window.latencies_ms == pytest.approx((1000.0, 1000.0, 1000.0))
+    assert window.stage_busy_s == pytest.approx({"decode": 1.5, "encode": 0.0})
+    with pytest.raises(ValueError):
+        clock.window(5)
+
+
+def test_percentiles_are_ordered_nearest_rank_values() -> None:
+    p = percentiles_ms([float(v) for v in range(100, 0, -1)])
+    assert (p["p50"], p["p95"], p["p99"], p["max"]) == (50.0, 95.0, 99.0, 100.0)
+    assert percentiles_ms([7.0])["p99"] == 7.0
+
+
+def test_input_file_is_measured_as_it_is(make_clip, run_cli) -> None:
+    clip = make_clip("input.mp4", width=80, height=48, frames=10)
+    out = run_cli("bench", "--input", clip, "--model", "lprn-fast", "--device", "cpu", "--frames", 8,
+                  "--batch", "2", "--warmup", 2, "--json")
+    assert out.exit_code == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["size"] == [80, 48] and data["input"] == str(clip)
+    decode = next(r for r in data["runs"] if r["mode"] == "decode")
+    assert decode["frames"] + decode["warmup_frames"] == 8
+
+
+def test_table_names_every_run_and_the_bound(run_cli) -> None:
+    out = run_cli("bench", "--model", "lprn-fast", "--device", "cpu", "--size", "64x48", "--frames", 6,
+                  "--batch", "2")
+    assert out.exit_code == 0, out.stderr
+    for word in ("decode", "model", "network", "encode", "sequential", "pipelined", "bound:"):
+        assert word in out.stdout
+
+
+@pytest.mark.parametrize("args, message", [(("--size", "640"), "WIDTHxHEIGHT"), (("--batch", "0"), "positive")])
+def test_bad_options_are_usage_errors(run_cli, args: tuple[str, ...], message: str) -> None:
+    out = run_cli("bench", *args)
+    assert out.exit_code == 2 and message in out.stderr
+
+
+def test_missing_input_is_one_line_error(run_cli, tmp_path: Path) -> None:
+    out = run_cli("bench", "--input", tmp_path / "nope.mp4")
+    assert out.exit_code == 1 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ConfigError, match="--frames"):
+        BenchOptions(frames=1)
+    with pytest.raises(ConfigError, match="warm-up"):
+        BenchOptions(frames=10, warmup_frames=10)
+
+
+@pytest.mark.cuda
+def test_cuda_runs_use_events_and_report_gpu_memory() -> None:
+    options = BenchOptions(model="lprn-rt", width=128, height=96, frames=12, batches=(2,), device="cuda",
+                           warmup_frames=2)
+    result = run_bench(options)
+    data = result.to_dict()
+    assert data["machine"]["gpu"]["name"]
+    assert result.run("network").timing == "cuda-events"
+    for mode in ("model", "network", "sequential", "pipelined"):
+        assert result.run(mode).cuda_peak_mb > 0
