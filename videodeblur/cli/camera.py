@@ -96,7 +96,7 @@ class _Preview:
         self._cv2 = cv2
         self._side_by_side = side_by_side
         self._sized = False
-        cv2.namedWindow(_WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO)
+        cv2.namedWindow(_WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)  # no toolbar
 
     def show(self, frame: Any) -> bool:
         """Draw one LiveFrame; False when the user pressed q/Esc or closed the window."""
