@@ -1,0 +1,156 @@
+"""The bad-input matrix through a real ``python -m videodeblur`` process: exit code and exactly one
+stderr line, naming the bad value; no traceback unless ``--debug``."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from videodeblur.model import shipped_weights_path
+
+
+def assert_one_line_error(result, *fragments: str, code: int = 1) -> None:
+    assert result.exit_code == code, result.stderr
+    assert len(result.stderr_lines) == 1, f"want one stderr line, got:\n{result.stderr}"
+    line = result.stderr_lines[0]
+    assert line.startswith("videodeblur: error: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    assert result.stdout == ""
+
+
+@pytest.fixture
+def image_file(make_image) -> Path:
+    return make_image("in.png", width=32, height=24)
+
+
+def test_good_input_exits_zero_with_no_stderr(run_subprocess, image_file, tmp_path):
+    out = tmp_path / "out.png"
+    result = run_subprocess("image", image_file, "-o", out, "--device", "cpu")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.strip() == str(out) and out.is_file()
+
+
+def test_missing_file(run_subprocess, tmp_path):
+    missing = tmp_path / "nope.png"
+    assert_one_line_error(run_subprocess("image", missing, "-o", tmp_path / "o.png"), "input not found", str(missing))
+
+
+@pytest.mark.parametrize("content", [b"just some text, not pixels\n", b"\xff\xd8\xff\xe0" + b"\x00" * 64],
+                         ids=["text", "truncated-jpeg"])
+def test_unreadable_or_non_image_file(run_subprocess, tmp_path, content):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(content)
+    assert_one_line_error(run_subprocess("image", bad, "-o", tmp_path / "o.jpg"), str(bad), "not a readable")
+
+
+def test_empty_folder(run_subprocess, tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_subprocess("image", tmp_path / "empty", "-o", tmp_path / "out"), "no PNG/JPEG images")
+
+
+def test_unwritable_output_parent_is_a_file(run_subprocess, image_file, tmp_path):
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "out.png"
+    assert_one_line_error(run_subprocess("image", image_file, "-o", out), str(tmp_path / "file"),
+                          "is a file, but a folder is needed")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root can write into read-only folders")
+def test_unwritable_output_read_only_folder(run_subprocess, image_file, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert_one_line_error(run_subprocess("image", image_file, "-o", locked / "o.png", "--device", "cpu"),
+                              "cannot write", str(locked / "o.png"))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_unsupported_output_extension(run_subprocess, image_file, tmp_path):
+    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.tiff"),
+                          "unsupported output extension '.tiff'", ".png, .jpg or .jpeg")
+
+
+def test_unknown_model_name(run_subprocess, image_file, tmp_path):
+    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.png", "--model", "lprn-huge"),
+                          "unknown model 'lprn-huge'", "lprn-fast")
+
+
+def test_missing_weights_file(run_subprocess, image_file, tmp_path):
+    weights = tmp_path / "gone.pt"
+    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.png", "--model", weights),
+                          str(weights))
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_weights(run_subprocess, image_file, tmp_path, damage):
+    weights = tmp_path / f"{damage}.pt"
+    if damage == "garbage":
+        weights.write_bytes(os.urandom(4096))
+    else:
+        good = shipped_weights_path("lprn-fast").read_bytes()
+        weights.write_bytes(good[: len(good) // 2])
+    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.png", "--model", weights),
+                          str(weights))
+
+
+def test_weights_that_are_not_ours(run_subprocess, image_file, tmp_path):
+    import torch
+
+    weights = tmp_path / "other.pt"
+    torch.save({"something": torch.zeros(3)}, weights)
+    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.png", "--model", weights),
+                          str(weights))
+
+
+def test_cuda_without_gpu(run_subprocess, image_file, tmp_path):
+    if shutil.which("nvidia-smi") is not None:
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU: --device cuda is not an error here")
+    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.png", "--device", "cuda"),
+                          "--device cuda", "CUDA is not available")
+
+
+def test_fp16_on_cpu(run_subprocess, image_file, tmp_path):
+    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.png",
+                                         "--device", "cpu", "--precision", "fp16"), "fp16")
+
+
+@pytest.mark.parametrize("args,message", [
+    (["image", "--frobnicate"], "No such option '--frobnicate'"),
+    (["image", "x.png"], "Missing option '-o'"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+    (["image", "x.png", "-o", "y.png", "--device", "tpu"], "Invalid value for '--device'"),
+])
+def test_usage_errors_exit_2(run_subprocess, args, message):
+    result = run_subprocess(*args)
+    assert result.exit_code == 2
+    assert result.stderr_lines[-1].startswith("Error: ") and message in result.stderr_lines[-1]
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_shows_the_traceback(run_subprocess, tmp_path):
+    missing = tmp_path / "nope.png"
+    result = run_subprocess("--debug", "image", missing, "-o", tmp_path / "o.png")
+    assert result.exit_code == 1
+    assert "Traceback (most recent call last)" in result.stderr
+    assert "InputNotFoundError" in result.stderr
+    assert result.stderr_lines[-1] == f"videodeblur: error: input not found: {missing}"
+
+
+def test_ctrl_c_exits_130(run_cli, image_file, tmp_path, monkeypatch):
+    import videodeblur.images
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(videodeblur.images, "deblur_image_file", interrupted)
+    result = run_cli("image", image_file, "-o", tmp_path / "o.png", "--device", "cpu")
+    assert result.exit_code == 130
+    assert result.stderr_lines == ["videodeblur: interrupted"]

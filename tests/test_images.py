@@ -1,0 +1,169 @@
+"""Still images: modes, sizes, folder mode and the checks done before the network runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import clip_frame, psnr
+from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.images import Image, deblur_image_file, deblur_images, plan_images, read_image, write_image
+
+
+@pytest.fixture(scope="module")
+def engine():
+    from videodeblur.pipeline import Engine, EngineOptions
+
+    return Engine.from_name("lprn-fast", EngineOptions(device="cpu", precision="fp32", batch_size=1))
+
+
+def expected(engine, rgb: np.ndarray) -> np.ndarray:
+    """What the file path must produce: the engine's own answer on the same pixels."""
+    return engine.process(rgb[np.newaxis])[0]
+
+
+def bgr_of(path: Path) -> np.ndarray:
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+@pytest.mark.parametrize("width,height", [(64, 48), (33, 21)])
+def test_colour_png_keeps_size_and_colour_and_equals_engine(engine, make_image, tmp_path, width, height):
+    src = make_image("in.png", width=width, height=height)
+    dst = deblur_image_file(src, tmp_path / "out.png", engine)
+    out = bgr_of(dst)
+    assert out.shape == (height, width, 3) and out.dtype == np.uint8
+    rgb = cv2.cvtColor(out, cv2.COLOR_BGR2RGB)
+    want = expected(engine, clip_frame(0, width, height))
+    assert np.array_equal(rgb, want)  # PNG is lossless: exactly the engine's pixels, channel order right
+    assert 15.0 < psnr(rgb, clip_frame(0, width, height)) < np.inf  # the same picture, changed by the model
+
+
+def test_deterministic(engine, make_image, tmp_path):
+    src = make_image("in.png", width=40, height=30)
+    a = deblur_image_file(src, tmp_path / "a.png", engine)
+    b = deblur_image_file(src, tmp_path / "b.png", engine)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_greyscale_stays_greyscale(engine, make_image, tmp_path):
+    src = make_image("grey.png", width=32, height=24, mode="gray")
+    grey_in = bgr_of(src)
+    out = bgr_of(deblur_image_file(src, tmp_path / "out.png", engine))
+    assert out.shape == (24, 32) and out.dtype == np.uint8
+    want = cv2.cvtColor(expected(engine, cv2.cvtColor(grey_in, cv2.COLOR_GRAY2RGB)), cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(out, want)
+
+
+def test_alpha_kept_in_png_dropped_in_jpeg(engine, make_image, tmp_path):
+    src = make_image("rgba.png", width=32, height=24, mode="rgba")
+    alpha_in = bgr_of(src)[..., 3]
+    png = bgr_of(deblur_image_file(src, tmp_path / "out.png", engine))
+    assert png.shape == (24, 32, 4)
+    assert np.array_equal(png[..., 3], alpha_in)
+    jpg = bgr_of(deblur_image_file(src, tmp_path / "out.jpg", engine))
+    assert jpg.shape == (24, 32, 3)
+    assert psnr(jpg, png[..., :3]) > 30  # same colour pixels, only JPEG loss between them
+
+
+def test_jpeg_in_jpeg_out(engine, make_image, tmp_path):
+    src = make_image("in.jpg", width=48, height=32)
+    out = bgr_of(deblur_image_file(src, tmp_path / "out.jpeg", engine))
+    assert out.shape == (32, 48, 3)
+    want = cv2.cvtColor(expected(engine, read_image(src).rgb), cv2.COLOR_RGB2BGR)
+    assert psnr(out, want) > 30  # JPEG quality 95
+
+
+def test_sixteen_bit_png_reads_as_eight_bit(tmp_path):
+    wide = clip_frame(0, 20, 10).astype(np.uint16) * 257
+    path = tmp_path / "deep.png"
+    cv2.imwrite(str(path), cv2.cvtColor(wide, cv2.COLOR_RGB2BGR))
+    image = read_image(path)
+    assert image.rgb.dtype == np.uint8 and np.array_equal(image.rgb, clip_frame(0, 20, 10))
+
+
+def test_write_read_roundtrip_rgb(tmp_path):
+    rgb = clip_frame(3, 17, 9)
+    write_image(tmp_path / "x.png", Image(rgb=rgb))
+    back = read_image(tmp_path / "x.png")
+    assert np.array_equal(back.rgb, rgb) and not back.grey and back.alpha is None
+
+
+def test_folder_to_folder_keeps_names(engine, make_image, tmp_path):
+    make_image("shots/b.png", width=24, height=16)
+    make_image("shots/a.JPG", width=26, height=18)
+    (tmp_path / "shots" / "notes.txt").write_text("not an image")  # ignored: not *.png/*.jpg/*.jpeg
+    written = deblur_images([tmp_path / "shots"], tmp_path / "out" / "nested", engine)
+    assert [p.name for p in written] == ["a.JPG", "b.png"]
+    assert sorted(p.name for p in (tmp_path / "out" / "nested").iterdir()) == ["a.JPG", "b.png"]
+    assert bgr_of(written[0]).shape == (18, 26, 3)
+
+
+def test_several_files_go_to_a_folder(engine, make_image, tmp_path):
+    a = make_image("x/one.png", width=16, height=16)
+    b = make_image("y/two.png", width=18, height=12)
+    written = deblur_images([a, b], tmp_path / "out", engine)
+    assert written == [tmp_path / "out" / "one.png", tmp_path / "out" / "two.png"]
+    assert bgr_of(written[1]).shape == (12, 18, 3)
+
+
+def test_single_file_into_existing_folder_or_extensionless_path(make_image, tmp_path):
+    src = make_image("in.png", width=16, height=16)
+    (tmp_path / "existing").mkdir()
+    assert plan_images([src], tmp_path / "existing")[0].dst == tmp_path / "existing" / "in.png"
+    assert plan_images([src], tmp_path / "newdir")[0].dst == tmp_path / "newdir" / "in.png"
+    assert (tmp_path / "newdir").is_dir()
+
+
+@pytest.mark.parametrize("case,error,fragment", [
+    ("missing", InputNotFoundError, "input not found"),
+    ("empty_folder", UnreadableInputError, "no PNG/JPEG images"),
+    ("bad_extension", OutputError, "unsupported output extension '.gif'"),
+    ("output_is_file", OutputError, "is a file, but a folder is needed"),
+    ("parent_is_file", OutputError, "cannot create output folder"),
+    ("same_names", OutputError, "would both be written to"),
+    ("overwrite_input", OutputError, "is the input itself"),
+])
+def test_plan_rejects_bad_paths_before_any_work(make_image, tmp_path, case, error, fragment):
+    img = make_image("a/in.png", width=16, height=16)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file.txt").write_text("x")
+    inputs, output = {
+        "missing": ([tmp_path / "nope.png"], tmp_path / "out.png"),
+        "empty_folder": ([tmp_path / "empty"], tmp_path / "out"),
+        "bad_extension": ([img], tmp_path / "out.gif"),
+        "output_is_file": ([tmp_path / "a"], tmp_path / "file.txt"),
+        "parent_is_file": ([img], tmp_path / "file.txt" / "sub" / "out.png"),
+        "same_names": ([img, make_image("b/in.png", width=16, height=16)], tmp_path / "out"),
+        "overwrite_input": ([img], img),
+    }[case]
+    with pytest.raises(error, match=fragment) as info:
+        plan_images(inputs, output)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, I am text\n" * 10, b"\x89PNG\r\n\x1a\n" + b"\0" * 40])
+def test_unreadable_file_is_a_typed_error(tmp_path, content):
+    path = tmp_path / "fake.png"
+    path.write_bytes(content)
+    with pytest.raises(UnreadableInputError, match="fake.png"):
+        read_image(path)
+
+
+def test_truncated_jpeg_is_a_typed_error_and_quiet(make_image, tmp_path, capfd):
+    src = make_image("in.jpg", width=64, height=48)
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(src.read_bytes()[:300])
+    with pytest.raises(UnreadableInputError, match="cut.jpg"):
+        read_image(cut)
+    assert capfd.readouterr().err == ""  # OpenCV's own decoder warnings are silenced
+
+
+def test_cli_folder_mode_prints_each_written_path(run_cli, make_image, tmp_path):
+    make_image("shots/a.png", width=20, height=14)
+    make_image("shots/b.jpg", width=22, height=16, mode="gray")
+    result = run_cli("image", tmp_path / "shots", "-o", tmp_path / "out", "--device", "cpu", "--model", "lprn-fast")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [str(tmp_path / "out" / "a.png"), str(tmp_path / "out" / "b.jpg")]
+    assert bgr_of(tmp_path / "out" / "b.jpg").shape == (16, 22)  # greyscale JPEG stays greyscale

@@ -1,0 +1,56 @@
+"""The package installs as a command and a module: version, help, entry points."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import videodeblur
+from videodeblur.cli import _SUBCOMMANDS, cli
+
+
+def test_version_through_python_m(run_subprocess):
+    result = run_subprocess("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"videodeblur, version {videodeblur.__version__}"
+    assert result.stderr == ""
+
+
+def test_console_script_is_installed_and_runs():
+    script = shutil.which("videodeblur", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("package not installed with its console script in this interpreter's bin/")
+    proc = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and videodeblur.__version__ in proc.stdout
+
+
+def test_help_lists_every_command_whose_module_exists(run_subprocess):
+    present = {getattr(importlib.import_module(f"videodeblur.cli.{module}"), attr).name
+               for module, attr in _SUBCOMMANDS if importlib.util.find_spec(f"videodeblur.cli.{module}") is not None}
+    assert "image" in present
+    result = run_subprocess("--help")
+    assert result.exit_code == 0
+    assert _commands_in_help(result.stdout) == present == set(cli.commands)
+
+
+def test_image_help_names_its_options(run_cli):
+    result = run_cli("image", "--help")
+    assert result.exit_code == 0
+    for option in ("--output", "--model", "--device", "--precision", "--tile"):
+        assert option in result.stdout
+
+
+def test_no_command_shows_usage(run_cli):
+    result = run_cli()
+    assert result.exit_code in (0, 2)  # click prints the help for a bare group
+    assert "Usage: videodeblur" in result.stdout + result.stderr
+
+
+def _commands_in_help(text: str) -> set[str]:
+    lines = text.split("Commands:", 1)[1].splitlines()
+    return {line.split()[0] for line in lines if line.startswith("  ") and line.strip()}

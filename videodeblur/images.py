@@ -1,0 +1,231 @@
+"""Deblur still images: PNG/JPEG in, PNG/JPEG out, 8 bits per channel, colour kept.
+
+Rules, so a user knows what comes back:
+
+- The network sees RGB. A greyscale input is replicated to three channels and its output is written
+  back as greyscale (BT.601 luma), so the output has the input's mode.
+- An alpha channel passes through untouched to a PNG output; a JPEG output has no alpha, so it is
+  dropped there (the colour is written as it is, not composited). OpenCV reads grey+alpha PNGs as
+  RGBA, so those come back as RGBA PNGs with equal colour channels.
+- JPEG outputs are written at quality 95 without chroma subsampling (4:4:4), so colour edges survive.
+- 16-bit PNGs are read as 8-bit (the network works on 8-bit frames); the output is 8-bit.
+- A JPEG's EXIF orientation is applied on reading, so the output (written without EXIF) stands
+  upright in any viewer.
+- One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
+  has no extension); several files or a folder give a folder holding outputs with the input names.
+  Folders are read one level deep, ``*.png``/``*.jpg``/``*.jpeg`` only (any case), in name order.
+
+Everything is checked before the network runs (:func:`plan_images`), so a typo fails in milliseconds.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Iterator, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
+
+__all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
+           "plan_images", "deblur_image_file", "deblur_images"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+JPEG_QUALITY = 95
+
+
+class FrameProcessor(Protocol):
+    """What deblurs: ``videodeblur.pipeline.Engine`` or anything with the same ``process``."""
+
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 ``N×H×W×3`` RGB in, the same shape and dtype out."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Image:
+    """A decoded image: ``rgb`` is uint8 ``H×W×3``; ``alpha`` is uint8 ``H×W`` or None."""
+
+    rgb: np.ndarray
+    grey: bool = False
+    alpha: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
+            raise ValueError(f"Image.rgb must be uint8 H×W×3, got {self.rgb.dtype} {self.rgb.shape}")
+        if self.alpha is not None and self.alpha.shape != self.rgb.shape[:2]:
+            raise ValueError(f"Image.alpha must be H×W, got {self.alpha.shape}")
+
+    def with_rgb(self, rgb: np.ndarray) -> Image:
+        """The same image (mode, alpha) with new colour pixels."""
+        return dataclasses.replace(self, rgb=rgb)
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageJob:
+    """One image to deblur: read ``src``, write ``dst``."""
+
+    src: Path
+    dst: Path
+
+
+def read_image(path: str | Path) -> Image:
+    """Decode a PNG or JPEG (by content, whatever its extension) to 8-bit RGB plus mode and alpha."""
+    path = Path(path)
+    if not path.exists():
+        raise InputNotFoundError(f"input not found: {path}")
+    if path.is_dir():
+        raise UnreadableInputError(f"{path} is a folder; pass it as the only kind of input or name the files")
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # bytes + imdecode: non-ASCII paths work too
+    except OSError as err:
+        raise UnreadableInputError(f"cannot read {path}: {err.strerror or err}") from err
+    if data.size == 0:
+        raise UnreadableInputError(f"{path} is empty, not a PNG/JPEG image")
+    # JPEG: ANYCOLOR applies the EXIF orientation (UNCHANGED would not); it never has alpha anyway.
+    flags = cv2.IMREAD_ANYCOLOR if _is_jpeg(data) else cv2.IMREAD_UNCHANGED
+    with _quiet_opencv():
+        pixels = cv2.imdecode(data, flags)
+    if pixels is None:
+        raise UnreadableInputError(f"{path} is not a readable PNG/JPEG image (corrupt, truncated or another format)")
+    return _to_image(pixels, path)
+
+
+def write_image(path: str | Path, image: Image) -> Path:
+    """Encode by the extension (``.png``, ``.jpg``, ``.jpeg``) in the image's mode; alpha to PNG only."""
+    path = Path(path)
+    ext = _checked_extension(path)
+    keep_alpha = image.alpha is not None and ext == ".png"
+    if image.grey and not keep_alpha:
+        pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
+    else:
+        # grey + alpha has no OpenCV writer: it goes out as RGBA with equal colour channels
+        rgb = cv2.cvtColor(cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB) if image.grey else image.rgb
+        pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        if keep_alpha:
+            pixels = np.dstack([pixels, image.alpha])
+    # JPEG: quality 95 and no chroma subsampling (4:4:4), so colour edges survive the round trip.
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
+              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444] if ext != ".png" else []
+    ok, buffer = cv2.imencode(ext, pixels, params)
+    if not ok:
+        raise OutputError(f"cannot encode {path} as {ext[1:].upper()}")
+    try:
+        buffer.tofile(path)
+    except OSError as err:
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
+    return path
+
+
+def plan_images(inputs: Sequence[str | Path], output: str | Path) -> list[ImageJob]:
+    """Check inputs and output and pair each input with its output path; creates output folders.
+
+    Raises InputNotFoundError (missing input), UnreadableInputError (a folder with no images),
+    OutputError (bad extension, output is a file where a folder is needed, cannot create it, two
+    inputs with one name, an output that would overwrite its input).
+    """
+    if not inputs:
+        raise InputNotFoundError("no input given: name one or more PNG/JPEG files or a folder")
+    output = Path(output)
+    sources: list[Path] = []
+    any_folder = False
+    for raw in inputs:
+        src = Path(raw)
+        if not src.exists():
+            raise InputNotFoundError(f"input not found: {src}")
+        if src.is_dir():
+            any_folder = True
+            found = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not found:
+                raise UnreadableInputError(f"no PNG/JPEG images (*.png, *.jpg, *.jpeg) in folder {src}")
+            sources.extend(found)
+        else:
+            sources.append(src)
+
+    to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == ""
+    if to_folder:
+        _make_folder(output)
+        jobs = [ImageJob(src, output / src.name) for src in sources]
+    else:
+        _checked_extension(output)
+        _make_folder(output.parent)
+        jobs = [ImageJob(sources[0], output)]
+
+    seen: dict[Path, Path] = {}
+    for job in jobs:
+        _checked_extension(job.dst)
+        if job.dst in seen:
+            raise OutputError(f"two inputs would both be written to {job.dst} ({seen[job.dst]} and {job.src}); "
+                              "rename one or run them separately")
+        seen[job.dst] = job.src
+        if job.dst.exists() and job.dst.resolve() == job.src.resolve():
+            raise OutputError(f"output {job.dst} is the input itself; choose another output path")
+    return jobs
+
+
+def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor) -> Path:
+    """Deblur one image file into ``dst`` (PNG/JPEG by its extension), keeping mode and size."""
+    image = read_image(src)
+    out = engine.process(image.rgb[np.newaxis])[0]
+    return write_image(dst, image.with_rgb(np.ascontiguousarray(out)))
+
+
+def deblur_images(inputs: Sequence[str | Path], output: str | Path, engine: FrameProcessor) -> list[Path]:
+    """Deblur files and/or folders into ``output`` (a file or a folder; see the module rules).
+
+    Returns the written paths in input order.
+    """
+    return [deblur_image_file(job.src, job.dst, engine) for job in plan_images(inputs, output)]
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+def _is_jpeg(data: np.ndarray) -> bool:
+    return data.size >= 3 and bytes(data[:3]) == b"\xff\xd8\xff"
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """OpenCV logs decoder warnings to stderr; our error message says it once, in one line."""
+    logging = cv2.utils.logging
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging.setLogLevel(previous)
+
+
+def _to_image(pixels: np.ndarray, path: Path) -> Image:
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)  # 16-bit PNG: keep the high byte (documented above)
+    elif pixels.dtype != np.uint8:
+        raise UnreadableInputError(f"{path} has {pixels.dtype} samples; only 8- and 16-bit PNG/JPEG are supported")
+    if pixels.ndim == 2 or pixels.shape[2] == 1:
+        grey = pixels.reshape(pixels.shape[:2])
+        return Image(rgb=cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey=True)
+    if pixels.shape[2] == 2:  # grey + alpha (OpenCV may hand this back for some PNGs)
+        return Image(rgb=cv2.cvtColor(pixels[..., 0], cv2.COLOR_GRAY2RGB), grey=True,
+                     alpha=np.ascontiguousarray(pixels[..., 1]))
+    if pixels.shape[2] == 4:
+        return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
+    return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+
+
+def _checked_extension(path: Path) -> str:
+    ext = path.suffix.lower()
+    if ext not in IMAGE_EXTENSIONS:
+        raise OutputError(f"unsupported output extension {path.suffix or '(none)'!r} for {path}; "
+                          "use .png, .jpg or .jpeg")
+    return ext
+
+
+def _make_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output {folder} is a file, but a folder is needed here; choose a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create output folder {folder}: {err.strerror or err}") from err
