@@ -42,7 +42,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Pattern of frame spacings (in frame intervals) for variable-frame-rate clips.
 _VFR_STEPS = (1, 2, 1, 3)
-_VFR_TIME_BASE = Fraction(1, 1000)  # milliseconds: exact for fps that divide 1000 (25, 50, 100...)
 _AUDIO_RATE = 48000
 _AUDIO_FRAME = 1024  # AAC frame size in samples
 
@@ -90,7 +89,7 @@ def make_clip(path: str | Path, *, width: int, height: int, frames: int, fps: fl
         video.width, video.height, video.pix_fmt = width, height, pix_fmt
         if codec == "libx264":
             video.options = {"preset": "veryfast", "crf": "16"}  # veryfast keeps B-frames: pts reorder is real
-        time_base = _VFR_TIME_BASE if vfr else 1 / rate
+        time_base = 1 / rate  # VFR gaps are whole frame intervals, so this base is exact for both
         video.codec_context.time_base = time_base
         if rotation is not None:
             video.set_display_rotation(rotation)
@@ -98,7 +97,7 @@ def make_clip(path: str | Path, *, width: int, height: int, frames: int, fps: fl
 
         for i, t in enumerate(clip_pts_seconds(frames, fps, vfr)):
             frame = av.VideoFrame.from_ndarray(clip_frame(i, width, height), format="rgb24")
-            frame.pts = round(Fraction(t).limit_denominator(10**6) / time_base)
+            frame.pts = round(t * rate)
             frame.time_base = time_base
             container.mux(video.encode(frame))
         container.mux(video.encode(None))

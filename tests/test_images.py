@@ -167,3 +167,16 @@ def test_cli_folder_mode_prints_each_written_path(run_cli, make_image, tmp_path)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [str(tmp_path / "out" / "a.png"), str(tmp_path / "out" / "b.jpg")]
     assert bgr_of(tmp_path / "out" / "b.jpg").shape == (16, 22)  # greyscale JPEG stays greyscale
+
+
+@pytest.mark.cuda
+def test_cuda_fp16_matches_cpu_fp32(make_image, tmp_path):
+    from videodeblur.pipeline import Engine, EngineOptions
+
+    src = make_image("in.png", width=65, height=49)
+    cpu = Engine.from_name("lprn-fast", EngineOptions(device="cpu", precision="fp32", batch_size=1))
+    gpu = Engine.from_name("lprn-fast", EngineOptions(device="cuda", precision="fp16", batch_size=1))
+    a = bgr_of(deblur_image_file(src, tmp_path / "cpu.png", cpu))
+    b = bgr_of(deblur_image_file(src, tmp_path / "gpu.png", gpu))
+    assert a.shape == b.shape == (49, 65, 3)
+    assert psnr(a, b) > 40  # fp16 rounding only

@@ -77,7 +77,7 @@ def read_image(path: str | Path) -> Image:
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
     if path.is_dir():
-        raise UnreadableInputError(f"{path} is a folder; pass it as the only kind of input or name the files")
+        raise UnreadableInputError(f"{path} is a folder, not an image file")
     try:
         data = np.fromfile(path, dtype=np.uint8)  # bytes + imdecode: non-ASCII paths work too
     except OSError as err:
