@@ -75,7 +75,7 @@ def test_warmup_frames_are_left_out_of_the_window(result: BenchResult) -> None:
         assert run.warmup_frames % batch == 0 and run.warmup_frames >= WARMUP  # whole batches
         assert run.frames % batch == 0 and run.frames >= batch
     sequential = result.run("sequential")
-    assert sequential.warmup_frames == 4  # 3 rounded up to the batch of 4
+    assert sequential.warmup_frames == -(-WARMUP // sequential.batch) * sequential.batch  # whole batches
     assert sequential.frames + sequential.warmup_frames == FRAMES
     pipelined = result.run("pipelined")
     assert pipelined.frames + pipelined.warmup_frames == FRAMES

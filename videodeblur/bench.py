@@ -34,13 +34,11 @@ import torch
 
 from videodeblur.errors import ConfigError, InputNotFoundError
 from videodeblur.video import FrameReader, FrameWriter
-from videodeblur.measure import FrameClock, PeakMemory, Window, machine_info, percentiles_ms
+from videodeblur.measure import FrameClock, PeakMemory, Window, machine_info, percentiles_ms, rss_scope
 
 __all__ = ["BenchOptions", "BenchResult", "RunResult", "run_bench", "write_test_clip", "MODES"]
 
 MODES = ("decode", "model", "network", "encode", "sequential", "pipelined")
-STAGE_MODES = {"decode": "decode", "model": "infer", "encode": "encode"}
-"""Stage runs and the pipeline stage each one measures alone."""
 _CLIP_FPS = 25
 _MAX_BUDGET_ITERATIONS = 200
 
@@ -152,82 +150,91 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "model": self.model, "device": self.device, "precision": self.precision,
-                "layout": self.layout, "size": list(self.size), "input": self.input, "date": self.date, "rss_scope": self.rss_scope,
+                "layout": self.layout, "size": list(self.size), "input": self.input, "date": self.date,
+                "rss_scope": self.rss_scope,
                 "runs": [r.to_dict() for r in self.runs], "bound": self.bound,
                 "overlap": _round(self.overlap, 4), "peers": self.peers}
 
 
 def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = None) -> BenchResult:
-    """Measure every run of the module docstring and return them with the machine they ran on."""
+    """Measure every run of the module docstring and return them with the machine they ran on.
+    ``progress`` gets a short line as each run starts."""
     from videodeblur.pipeline import Engine, EngineOptions, resolve_device
 
     say = progress or (lambda message: None)
+    device = resolve_device(options.device)
     with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
         tmpdir = Path(tmp)
-        if options.input is not None:
-            clip = Path(options.input)
-        else:
-            say(f"writing a {options.width}x{options.height} test clip of {options.frames} frames")
-            clip = write_test_clip(tmpdir / "clip.mp4", options.width, options.height, options.frames)
-        info = _probe(clip)
-        layout = _layout(info, resolve_device(options.device), options.colour_on_device)
-        frames, pts = _decode_all(clip, options.frames, layout)
-        width, height = info.width, info.height
+        io = _prepare_input(options, device, tmpdir, say)
+        frames, pts = _decode_all(io)
+        io = dataclasses.replace(io, frames=len(frames))
         warmup = min(options.resolved_warmup_frames, len(frames) - 1)
-        io = _IO(clip=clip, info=info, layout=layout, frames=len(frames), options=options)
 
-        def engine_for(batch: int) -> Any:
-            opts = EngineOptions(device=options.device, precision=options.precision, batch_size=batch,
-                                 channels_last=options.channels_last, compile=options.compile)
-            return Engine.from_name(options.model, opts)
-
-        runs: list[RunResult] = []
         say("decode")
-        runs.append(_decode_run(io, warmup))
+        runs = [_decode_run(io, warmup)]
         engines = {}
         for batch in options.batches:
             say(f"model, batch {batch}")
-            engines[batch] = engine = engine_for(batch)
-            runs.append(_model_run(engine, io, frames, batch, warmup))
-        device, precision, model_name = engine.device, engine.precision, engine.model_name
+            engine_options = EngineOptions(device=options.device, precision=options.precision, batch_size=batch,
+                                           channels_last=options.channels_last, compile=options.compile)
+            engines[batch] = Engine.from_name(options.model, engine_options)
+            runs.append(_model_run(engines[batch], io, frames, batch, warmup))
+        engine = engines[options.batches[0]]
         say("network, batch 1")
-        network_runs = [_network_run(engine, height, width, warmup_iterations=min(warmup, 5),
-                                     iterations=len(frames) - warmup)]
-        if options.compare:
-            from videodeblur.bench_peers import PEERS, build_peer
-            from videodeblur.model import LoadedModel
-            for peer in options.peers or tuple(PEERS):
-                say(f"network, peer {peer}")
-                loaded = LoadedModel(name=peer, path=Path(), network=build_peer(peer), metadata={"peer": True})
-                network_runs.append(_network_run(Engine(loaded, engine.options), height, width,
-                                                 warmup_iterations=1, iterations=options.min_peer_iterations,
-                                                 budget_s=options.peer_budget_s))
+        network_runs = [_network_run(engine, io, warmup_iterations=min(warmup, 5), iterations=len(frames) - warmup)]
+        for peer in (options.peers or _all_peers()) if options.compare else ():
+            say(f"network, peer {peer}")
+            network_runs.append(_network_run(_peer_engine(peer, engine), io, warmup_iterations=1,
+                                             iterations=options.min_peer_iterations, budget_s=options.peer_budget_s))
         runs.extend(network_runs)
         say("encode")
         runs.append(_encode_run(io, frames, pts, tmpdir / "encode.mp4", warmup))
-        del frames  # the file runs decode for themselves: do not count the held clip in their memory
+        del frames  # the file runs decode for themselves: their memory should not include the held clip
 
         best = max((r for r in runs if r.mode == "model"), key=lambda r: r.fps)
-        pipeline_engine = engines[best.batch]
-        for batch in options.batches:
-            if batch != best.batch:
-                del engines[batch]
+        engine = engines[best.batch]
+        engines.clear()
         say(f"sequential, batch {best.batch}")
-        runs.append(_sequential_run(io, tmpdir / "sequential.mp4", pipeline_engine, best.batch, warmup))
+        runs.append(_sequential_run(io, tmpdir / "sequential.mp4", engine, best.batch, warmup))
         say(f"pipelined, batch {best.batch}")
-        runs.append(_pipelined_run(io, tmpdir / "pipelined.mp4", pipeline_engine, best.batch, warmup))
+        runs.append(_pipelined_run(io, tmpdir / "pipelined.mp4", engine, best.batch, warmup))
 
-    stage_fps = {"decode": runs[0].fps, "model": best.fps, "encode": _first(runs, "encode").fps}
+    stage_fps = {"decode": _first(runs, "decode").fps, "model": best.fps, "encode": _first(runs, "encode").fps}
     bound = min(stage_fps, key=stage_fps.__getitem__)
-    pipelined = _first(runs, "pipelined")
-    overlap = pipelined.fps / stage_fps[bound] if stage_fps[bound] > 0 else None
-    with PeakMemory(device) as probe:
-        pass
-    return BenchResult(machine=machine_info(device), model=model_name, device=str(device), precision=precision,
-                       layout=io.layout,
-                       size=(width, height), input=str(options.input) if options.input else None,
-                       runs=tuple(runs), bound=bound, overlap=overlap, rss_scope=probe.rss_scope,
-                       peers=_peer_table(network_runs), date=time.strftime("%Y-%m-%d"))
+    overlap = _first(runs, "pipelined").fps / stage_fps[bound] if stage_fps[bound] > 0 else None
+    return BenchResult(machine=machine_info(device), model=engine.model_name, device=str(engine.device),
+                       precision=engine.precision, layout=io.layout, size=(io.info.width, io.info.height),
+                       input=str(options.input) if options.input else None, runs=tuple(runs), bound=bound,
+                       overlap=overlap, rss_scope=rss_scope(), peers=_peer_table(network_runs),
+                       date=time.strftime("%Y-%m-%d"))
+
+
+def _prepare_input(options: BenchOptions, device: torch.device, tmpdir: Path, say: Callable[[str], None]) -> "_IO":
+    if options.input is not None:
+        clip = Path(options.input)
+    else:
+        say(f"writing a {options.width}x{options.height} test clip of {options.frames} frames")
+        clip = write_test_clip(tmpdir / "clip.mp4", options.width, options.height, options.frames)
+    with FrameReader(clip) as reader:
+        info = reader.info
+    return _IO(clip=clip, info=info, layout=_layout(info, device, options.colour_on_device), frames=options.frames,
+               options=options)
+
+
+def _all_peers() -> tuple[str, ...]:
+    from videodeblur.bench_peers import PEERS
+
+    return tuple(PEERS)
+
+
+def _peer_engine(peer: str, like: Any) -> Any:
+    """An engine that runs ``peer`` with the same device, precision, memory format and compilation as ``like``."""
+    from videodeblur.bench_peers import build_peer
+    from videodeblur.model import LoadedModel
+    from videodeblur.pipeline import Engine
+
+    loaded = LoadedModel(name=peer, path=Path(), network=build_peer(peer), metadata={"peer": True})  # type: ignore[arg-type]
+    return Engine(loaded, like.options)
 
 
 def write_test_clip(path: Path, width: int, height: int, frames: int, fps: int = _CLIP_FPS) -> Path:
@@ -289,7 +296,7 @@ def _model_run(engine: Any, io: "_IO", frames: list[np.ndarray], batch: int, war
                    extra={"engine_warmup_s": round(engine_warmup_s, 6)})
 
 
-def _network_run(engine: Any, height: int, width: int, *, warmup_iterations: int, iterations: int,
+def _network_run(engine: Any, io: "_IO", *, warmup_iterations: int, iterations: int,
                  budget_s: float | None = None) -> RunResult:
     """``engine.infer`` alone at batch 1 on a device-resident input already in the engine's precision
     and memory format: no colour conversion, no transfers. Runs ``iterations``; with ``budget_s`` (the
@@ -297,7 +304,7 @@ def _network_run(engine: Any, height: int, width: int, *, warmup_iterations: int
     ``torch.compile`` compiles) is timed on its own as ``first_call_s``."""
     device = engine.device
     memory_format = torch.channels_last if engine.options.channels_last else torch.contiguous_format
-    x = torch.rand(1, 3, height, width, device=device).to(dtype=engine.dtype, memory_format=memory_format)
+    x = torch.rand(1, 3, io.info.height, io.info.width, device=device).to(dtype=engine.dtype, memory_format=memory_format)
     with PeakMemory(device) as memory, torch.inference_mode():
         started = time.perf_counter()
         engine.infer(x)
@@ -494,11 +501,6 @@ class _IO:
         return engine.submit(batch, layout=self.layout, colour=self.info.colour).result()
 
 
-def _probe(clip: Path) -> Any:
-    with FrameReader(clip) as reader:
-        return reader.info
-
-
 def _layout(info: Any, device: torch.device, colour_on_device: bool | None) -> str:
     """As the runner decides: YUV planes to the device on CUDA when the video is 4:2:0 with an even size."""
     possible = info.chroma_subsampling == (2, 2) and info.width % 2 == 0 and info.height % 2 == 0
@@ -506,9 +508,10 @@ def _layout(info: Any, device: torch.device, colour_on_device: bool | None) -> s
     return "i420" if wanted and possible else "rgb"
 
 
-def _decode_all(clip: Path, limit: int, layout: str) -> tuple[list[np.ndarray], list[int]]:
-    with FrameReader(clip, layout=layout) as reader:
-        decoded = list(_frames(reader, limit))
+def _decode_all(io: _IO) -> tuple[list[np.ndarray], list[int]]:
+    """The first ``io.frames`` frames and their pts, held in memory for the stage runs."""
+    with io.reader() as reader:
+        decoded = list(_frames(reader, io.frames))
     return [image for image, _ in decoded], [pts for _, pts in decoded]
 
 

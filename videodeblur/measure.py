@@ -11,11 +11,11 @@ import platform
 import re
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import torch
 
-__all__ = ["FrameClock", "Window", "percentiles_ms", "PeakMemory", "machine_info", "cpu_model"]
+__all__ = ["FrameClock", "Window", "percentiles_ms", "PeakMemory", "rss_scope", "machine_info", "cpu_model"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,15 +117,12 @@ class PeakMemory:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.rss_scope = "run"
+        self.rss_scope = "process"
         self.peak_rss_mb: float | None = None
         self.cuda_peak_mb: float | None = None
 
     def __enter__(self) -> "PeakMemory":
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            self.rss_scope = "process"
+        self.rss_scope = rss_scope()
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -136,6 +133,16 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.cuda_peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+
+
+def rss_scope() -> str:
+    """Reset the process's peak RSS to its current RSS: ``"run"`` where that works (peaks measured from
+    here on belong to what runs next), ``"process"`` where it is refused (peaks are the process's so far)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return "process"
+    return "run"
 
 
 def _peak_rss_mb() -> float:
@@ -197,8 +204,3 @@ def _ffmpeg_version(av_module: Any) -> str | None:
         return ".".join(map(str, libavcodec)) if libavcodec else None
     except AttributeError:
         return None
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
