@@ -1,9 +1,10 @@
 """Overlapping tiles for frames too big to run whole (``--tile N``).
 
 The frame is cut into ``tile``×``tile`` windows that overlap by ``overlap`` pixels; each window's
-output is weighted by a ramp that rises across the overlap (flat 1 inside, and flat 1 at the frame
-border so edges are not darkened), and the weighted sum is divided by the summed weights. With a
-network whose receptive field is smaller than the overlap this equals the untiled result; for LPRN
+output is weighted by a ramp across the overlap (zero over its outer quarter, where the network saw
+padding, then rising to 1; flat 1 at the frame border), and the weighted sum is divided by the
+summed weights. With a network whose receptive field radius is under a quarter of the overlap this
+equals the untiled result; for LPRN
 (whose channel attention pools globally) it differs slightly per tile, and the ramps hide the seams.
 """
 from __future__ import annotations
@@ -28,10 +29,14 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
 
 
 def blend_window(size: int, overlap: int, *, ramp_start: bool, ramp_end: bool) -> torch.Tensor:
-    """1-D weights of one window: linear ramp over ``overlap`` at each side that meets a neighbour."""
+    """1-D weights of one window, at each side that meets a neighbour: zero over the outer quarter of
+    the overlap (where the network saw the tile's padding, not the picture), then a linear ramp to 1.
+    The neighbour's weights are non-zero there, so every pixel is covered."""
     w = torch.ones(size)
-    if overlap > 0:
-        ramp = (torch.arange(overlap, dtype=torch.float32) + 0.5) / overlap
+    margin = overlap // 4
+    span = overlap - margin
+    if span > 0:
+        ramp = torch.cat([torch.zeros(margin), (torch.arange(span, dtype=torch.float32) + 0.5) / span])
         if ramp_start:
             w[:overlap] = ramp
         if ramp_end:

@@ -1,0 +1,93 @@
+"""Helpers for the video engine tests: odd inputs built from ``conftest.make_clip`` clips, and
+reading outputs back (frames, timestamps, audio packets)."""
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+
+@dataclasses.dataclass
+class Decoded:
+    frames: list[np.ndarray]
+    pts_seconds: list[Fraction]
+    width: int
+    height: int
+    rotation: int
+    average_rate: Fraction | None
+    colour: tuple[int, int, int, int]
+    audio: list[tuple[int | None, bytes]]
+
+
+def decode(path: Path) -> Decoded:
+    """Every video frame as RGB (swscale, the frame's own tags), exact pts in seconds, and the audio
+    packets as ``(pts, bytes)``."""
+    frames, pts, rotation, colour = [], [], 0, (2, 0, 2, 2)
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        rate = v.average_rate
+        for i, f in enumerate(c.decode(v)):
+            if i == 0:
+                rotation = int(f.rotation or 0)
+                colour = (int(f.colorspace), int(f.color_range), int(f.color_primaries), int(f.color_trc))
+            frames.append(f.to_ndarray(format="rgb24"))
+            pts.append(f.pts * f.time_base)
+        width, height = v.width, v.height
+    audio = []
+    with av.open(str(path)) as c:
+        if c.streams.audio:
+            audio = [(p.pts, bytes(p)) for p in c.demux(c.streams.audio[0]) if p.dts is not None]
+    return Decoded(frames, pts, width, height, rotation, rate, colour, audio)
+
+
+def remux_faststart(src: Path, dst: Path) -> Path:
+    """Copy the video packets into an MP4 with the index (moov) first, so a truncated copy still opens."""
+    with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:
+        out = o.add_stream_from_template(i.streams.video[0])
+        for packet in i.demux(i.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                o.mux(packet)
+    return dst
+
+
+def truncated_copy(src: Path, dst: Path, keep: float = 0.6) -> Path:
+    """A faststart copy of ``src`` cut after ``keep`` of its bytes: opens, promises every frame,
+    decodes only the first part."""
+    remux_faststart(src, dst)
+    data = dst.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
+def zeroed_copy(src: Path, dst: Path) -> Path:
+    """``src`` with its media data overwritten by zeros: a video stream whose frames do not decode."""
+    data = bytearray(src.read_bytes())
+    i = data.find(b"mdat")
+    size = int.from_bytes(data[i - 4:i], "big")
+    data[i + 4:i - 4 + size] = bytes(size - 8)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def audio_only(path: Path, seconds: float = 0.5) -> Path:
+    """An MP4 holding only an AAC tone."""
+    with av.open(str(path), "w") as c:
+        a = c.add_stream("aac", rate=48000, layout="mono")
+        for start in range(0, int(48000 * seconds), 1024):
+            n = np.arange(start, start + 1024)
+            tone = (0.2 * np.sin(2 * np.pi * 440 * n / 48000)).astype(np.float32)[None]
+            frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, start
+            c.mux(a.encode(frame))
+        c.mux(a.encode(None))
+    return path
+
+
+def through_yuv420(rgb: np.ndarray) -> np.ndarray:
+    """``rgb`` after the writer's RGB → yuv420p and the reader's yuv420p → RGB (swscale, untagged)."""
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU601")
+    return frame.to_ndarray(format="rgb24")

@@ -1,0 +1,70 @@
+"""RGB <-> I420 in torch against known code values and against swscale."""
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
+
+from conftest import clip_frame, psnr
+
+
+def _rgb_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
+
+
+def _to_u8(x: torch.Tensor) -> np.ndarray:
+    return (x[0].permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.mark.parametrize("full_range, white_y, black_y", [(False, 235, 16), (True, 255, 0)])
+@pytest.mark.parametrize("matrix", ["bt601", "bt709"])
+def test_code_values_of_black_white_grey(matrix: str, full_range: bool, white_y: int, black_y: int) -> None:
+    m = yuv_matrix(matrix=matrix, full_range=full_range)
+    frames = torch.stack([torch.full((3, 2, 2), v) for v in (0.0, 1.0)])
+    packed = rgb_to_i420(frames, m)
+    assert packed.shape == (2, 3, 2)
+    assert packed[0, :2].unique().tolist() == [black_y]
+    assert packed[1, :2].unique().tolist() == [white_y]
+    assert packed[:, 2].unique().tolist() == [128]  # neutral chroma
+
+
+@pytest.mark.parametrize("tags", [ColourTags(), ColourTags(colorspace=1, color_range=1),
+                                  ColourTags(colorspace=1, color_range=2), ColourTags(colorspace=6, color_range=2)])
+def test_round_trip_is_within_chroma_subsampling_loss(tags: ColourTags) -> None:
+    rgb = clip_frame(3, 96, 64)
+    m = yuv_matrix(tags)
+    back = _to_u8(i420_to_rgb(rgb_to_i420(_rgb_tensor(rgb), m), m))
+    assert back.shape == rgb.shape
+    assert psnr(back, rgb) > 26  # 4:2:0 loses the fine blue texture (conftest: ~26 dB via FFmpeg too)
+    smooth = np.broadcast_to(np.array([90, 140, 200], np.uint8), (64, 96, 3)).copy()
+    assert np.abs(_to_u8(i420_to_rgb(rgb_to_i420(_rgb_tensor(smooth), m), m)).astype(int) - smooth).max() <= 1
+
+
+@pytest.mark.parametrize("colorspace, color_range", [(2, 0), (1, 1), (5, 2)])
+def test_matches_swscale_both_ways(colorspace: int, color_range: int) -> None:
+    """Our device conversion agrees with FFmpeg's on the same planes, for each matrix and range."""
+    tags = ColourTags(colorspace=colorspace, color_range=color_range)
+    m = yuv_matrix(tags)
+    rgb = clip_frame(5, 96, 64)
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    names = {2: "ITU601", 1: "ITU709", 5: "ITU601"}
+    yuv = frame.reformat(format="yuv420p", dst_colorspace=names[colorspace], dst_color_range=color_range or None)
+    planes = yuv.to_ndarray()
+    ours_planes = rgb_to_i420(_rgb_tensor(rgb), m)[0].numpy()
+    y_rows = 64
+    assert np.abs(ours_planes[:y_rows].astype(int) - planes[:y_rows].astype(int)).max() <= 1  # luma
+    assert np.abs(ours_planes[y_rows:].astype(int) - planes[y_rows:].astype(int)).mean() < 1.5  # chroma filters differ
+    yuv.colorspace, yuv.color_range = colorspace, color_range
+    theirs = yuv.to_ndarray(format="rgb24")
+    ours = _to_u8(i420_to_rgb(torch.from_numpy(planes)[None], m))
+    assert psnr(ours, theirs) > 40
+
+
+def test_rejects_odd_sizes() -> None:
+    with pytest.raises(ValueError, match="even"):
+        rgb_to_i420(torch.zeros(1, 3, 5, 4), yuv_matrix())
+    with pytest.raises(ValueError, match="I420"):
+        i420_to_rgb(torch.zeros(1, 7, 4, dtype=torch.uint8), yuv_matrix())

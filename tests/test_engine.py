@@ -1,0 +1,115 @@
+"""The engine contract on CPU: shapes, batching, equality with the bare network, layouts, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from videodeblur.errors import ConfigError, DeviceError
+from videodeblur.model import load_model
+from videodeblur.pipeline import Engine, EngineOptions
+from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
+
+from conftest import clip_frame, psnr
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=3))
+
+
+def _frames(n: int, width: int, height: int) -> np.ndarray:
+    return np.stack([clip_frame(i, width, height) for i in range(n)])
+
+
+def test_defaults_on_cpu(engine: Engine) -> None:
+    assert engine.device == torch.device("cpu")
+    assert engine.precision == "fp32"
+    assert engine.model_name == "lprn-fast"
+    assert engine.max_in_flight == 0  # synchronous
+    assert Engine(None, EngineOptions(device="cpu")).model_name == "lprn-fast"  # default for the device
+
+
+@pytest.mark.parametrize("n, width, height", [(1, 64, 48), (5, 65, 47), (3, 33, 17)])
+def test_process_keeps_shape_and_dtype_for_any_size(engine: Engine, n: int, width: int, height: int) -> None:
+    out = engine.process(_frames(n, width, height))
+    assert out.shape == (n, height, width, 3) and out.dtype == np.uint8
+
+
+def test_equals_the_network_applied_directly(engine: Engine) -> None:
+    frames = _frames(2, 96, 64)
+    net = load_model("lprn-fast").network.eval()
+    with torch.no_grad():
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+        ref = (net(x).clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = engine.process(frames)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1  # channels_last may reorder float sums
+
+
+def test_batching_changes_nothing(engine: Engine) -> None:
+    frames = _frames(7, 80, 48)
+    together = engine.process(frames)  # batches of 3, 3, 1
+    alone = np.concatenate([engine.process(frames[i:i + 1]) for i in range(7)])
+    assert np.abs(together.astype(int) - alone.astype(int)).max() <= 1
+
+
+def test_submit_returns_a_result_handle(engine: Engine) -> None:
+    frames = _frames(2, 64, 48)
+    handle = engine.submit(frames)
+    assert handle.ready()
+    assert np.array_equal(handle.result(), engine.process(frames))
+    assert handle.gpu_ms is None
+
+
+def test_i420_layout_matches_the_rgb_path(engine: Engine) -> None:
+    """Colour conversion on the device (as on CUDA) gives what the RGB path gives on the same planes."""
+    tags = ColourTags(colorspace=1, color_range=1)
+    m = yuv_matrix(tags)
+    rgb = _frames(2, 96, 64)
+    planes = rgb_to_i420(torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255, m).numpy()
+    out_planes = engine.submit(planes, layout="i420", colour=tags).result()
+    assert out_planes.shape == planes.shape and out_planes.dtype == np.uint8
+    rgb_in = (i420_to_rgb(torch.from_numpy(planes), m).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    rgb_out = engine.process(rgb_in)
+    back = (i420_to_rgb(torch.from_numpy(out_planes), m).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+    assert psnr(back, _rgb_through(rgb_out, m)) > 40
+
+
+def _rgb_through(rgb: np.ndarray, m) -> np.ndarray:
+    t = torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255
+    return (i420_to_rgb(rgb_to_i420(t, m), m).permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def test_bf16_on_cpu_is_close_to_fp32(engine: Engine) -> None:
+    frames = _frames(1, 64, 48)
+    bf16 = Engine.from_name("lprn-fast", EngineOptions(device="cpu", precision="bf16"))
+    assert bf16.precision == "bf16"
+    assert psnr(bf16.process(frames), engine.process(frames)) > 30
+
+
+def test_warmup_runs(engine: Engine) -> None:
+    engine.warmup(48, 64)
+    engine.warmup(48, 64, layout="i420")
+
+
+def test_device_and_precision_errors() -> None:
+    with pytest.raises(DeviceError, match="fp16 needs a CUDA device"):
+        Engine.from_name("lprn-fast", EngineOptions(device="cpu", precision="fp16"))
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            Engine.from_name("lprn-fast", EngineOptions(device="cuda"))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 0}, "batch size"), ({"precision": "fp8"}, "precision"), ({"device": "tpu"}, "device"),
+    ({"tile": 40}, "tile"), ({"pinned_ring": 2}, "pinned_ring"), ({"threads": 0}, "threads")])
+def test_bad_options_are_config_errors(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        EngineOptions(**kwargs)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint8), np.zeros((1, 4, 4, 3), np.float32),
+                                 np.zeros((1, 4, 4, 4), np.uint8), np.zeros((0, 4, 4, 3), np.uint8)])
+def test_bad_frames_are_value_errors(engine: Engine, bad: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="frame"):
+        engine.process(bad)
