@@ -248,3 +248,21 @@ def test_ctrl_c_exits_130_with_a_playable_recording(tmp_path: Path) -> None:
     assert stats["end_reason"] == "interrupted" and stats["processed"] > 0
     count, _ = recorded_frames(out)
     assert count == stats["processed"]
+
+
+def test_unreachable_display_runs_headless(run_cli, monkeypatch) -> None:
+    monkeypatch.setenv("DISPLAY", ":97")  # no X server there: Qt would abort the process, so it is checked first
+    result = run_cli("camera", "--source", "testsrc2=size=32x24:rate=25", "--device", "cpu", "--max-seconds", "0.3",
+                     "--json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr_lines == ["videodeblur: display ':97' is not reachable: running headless"]
+    assert json.loads(result.stdout)["processed"] > 0
+
+
+def test_a_slow_warmup_is_not_a_stalled_source() -> None:
+    class SlowWarmup(DelayedEngine):
+        def warmup(self, height: int, width: int) -> None:
+            time.sleep(0.5)
+
+    stats = run_live(ScriptedSource(5), SlowWarmup(0.0), LiveOptions(stall_timeout_s=0.3))
+    assert stats.end_reason == "source ended" and stats.captured == 5

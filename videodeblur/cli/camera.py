@@ -6,8 +6,10 @@ has no GUI, it runs headless and says so once on stderr.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,8 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
             click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
         elif not _display_available():
             click.echo("videodeblur: no display (DISPLAY is not set): running headless", err=True)
+        elif not _x_display_reachable(os.environ.get("DISPLAY", "")):
+            click.echo(f"videodeblur: display {os.environ['DISPLAY']!r} is not reachable: running headless", err=True)
         else:
             window = _open_preview(cv2, side_by_side)
     except BaseException:
@@ -137,6 +141,28 @@ def _open_preview(cv2: Any, side_by_side: bool) -> _Preview | None:
 
 def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _x_display_reachable(display: str) -> bool:
+    """Whether an X server answers at ``display`` (``:N``, ``:N.S`` or ``host:N``); True when it is not
+    an X display we can check. Checked first because Qt aborts the whole process when it cannot connect."""
+    host, sep, number = display.rpartition(":")
+    number = number.split(".")[0]
+    if not sep or not number.isdigit():
+        return True
+    try:
+        if host in ("", "unix"):
+            path = f"/tmp/.X11-unix/X{number}"
+            for address in (path, "\0" + path):  # filesystem socket, then the Linux abstract one
+                with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                    sock.settimeout(1.0)
+                    sock.connect(address)
+                    return True
+            return False
+        with socket.create_connection((host, 6000 + int(number)), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def _parse_size(size: str | None) -> tuple[int | None, int | None]:

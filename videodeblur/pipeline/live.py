@@ -73,7 +73,8 @@ class LiveFrame:
 class LiveStats:
     """What a live run did. ``captured == processed + dropped`` always holds (a frame still in the
     slot when the run stops counts as dropped). ``fps`` is processed frames per second between the
-    first and the last output; ``infer_ms`` is the engine's mean time per frame. ``end_reason``: ``source ended``, ``source lost: ...``,
+    first and the last output; ``latency_p95_ms_by_minute`` shows whether latency grows over a long
+    run; ``infer_ms`` is the engine's mean time per frame. ``end_reason``: ``source ended``, ``source lost: ...``,
     ``max-seconds``, ``quit`` or ``interrupted``."""
 
     captured: int
@@ -82,6 +83,7 @@ class LiveStats:
     fps: float
     seconds: float
     latency_ms: dict[str, float]
+    latency_p95_ms_by_minute: list[float]
     infer_ms: float
     end_reason: str
     source: str
@@ -191,7 +193,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
                 if slot.closed:
                     end_reason = capture.end_reason
                     break
-                if time.monotonic() - slot.last_put_time > options.stall_timeout_s:
+                if time.monotonic() - max(slot.last_put_time, start) > options.stall_timeout_s:
                     end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
                     break
                 continue
@@ -226,7 +228,9 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         captured=slot.captured, processed=len(latencies), dropped=slot.dropped,
         fps=_sustained_fps(output_times), seconds=round(end - start, 3),
         latency_ms={k: round(v, 2) for k, v in percentiles(latencies).items()},
-        infer_ms=round(1000.0 * infer.busy_s / infer.items, 2) if infer.items else 0.0, end_reason=end_reason, source=source.description,
+        latency_p95_ms_by_minute=_p95_by_minute(latencies, output_times, start),
+        infer_ms=round(1000.0 * infer.busy_s / infer.items, 2) if infer.items else 0.0,
+        end_reason=end_reason, source=source.description,
         width=source.width, height=source.height, recorded=recorded,
         record_path=str(options.record_path) if options.record_path is not None else None,
         model=getattr(engine, "model_name", None),
@@ -318,6 +322,13 @@ class _Recorder:
                 pass
         finally:
             self._writer.close()
+
+
+def _p95_by_minute(latencies_ms: list[float], output_times: list[float], start: float) -> list[float]:
+    minutes: dict[int, list[float]] = {}
+    for latency, t in zip(latencies_ms, output_times):
+        minutes.setdefault(int((t - start) // 60), []).append(latency)
+    return [round(percentiles(minutes[m])["p95"], 2) for m in sorted(minutes)]
 
 
 def _sustained_fps(output_times: list[float]) -> float:
