@@ -64,6 +64,44 @@ class ScriptedSource(LiveSource):
         self.closed.set()
 
 
+class FakeVideoCapture:
+    """Stands in for cv2.VideoCapture: a blue 32×24 BGR picture for ``good`` grabs, then nothing (unplugged)."""
+
+    good = 4
+
+    def __init__(self, device: object, *api: int) -> None:
+        self.device, self.grabs, self.released = device, 0, False
+        FakeVideoCapture.last = self
+
+    def isOpened(self) -> bool:
+        return self.device != 97
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def get(self, prop: int) -> float:
+        return 30.0
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        return True, self._picture()
+
+    def grab(self) -> bool:
+        self.grabs += 1
+        return self.grabs <= self.good
+
+    def retrieve(self) -> tuple[bool, np.ndarray]:
+        return True, self._picture()
+
+    def release(self) -> None:
+        self.released = True
+
+    @staticmethod
+    def _picture() -> np.ndarray:
+        bgr = np.zeros((24, 32, 3), np.uint8)
+        bgr[..., 0] = 255
+        return bgr
+
+
 def recorded_frames(path: Path) -> tuple[int, list[float]]:
     """Frame count and pts in seconds of a written file, decoded for real."""
     with av.open(str(path)) as container:
@@ -144,6 +182,22 @@ def test_unplugged_camera_ends_the_run_cleanly() -> None:
     assert stats.end_reason.startswith("source lost: scripted camera stopped delivering")
     assert stats.processed + stats.dropped == stats.captured == 6
     assert source.closed.is_set() and not live_threads()
+
+
+def test_opencv_camera_unplugged_mid_run(monkeypatch) -> None:
+    import videodeblur.video.capture as capture
+
+    monkeypatch.setattr(capture.cv2, "VideoCapture", FakeVideoCapture)
+    source = open_source("0")
+    assert (source.description, source.width, source.height, source.fps) == ("camera 0", 32, 24, 30.0)
+    seen: list[np.ndarray] = []
+    stats = run_live(source, DelayedEngine(0.0), on_frame=lambda f: seen.append(f.source) is None)
+    assert stats.end_reason == "source lost: camera 0 stopped delivering frames (unplugged?)"
+    assert stats.captured == FakeVideoCapture.good and stats.processed + stats.dropped == stats.captured
+    assert seen and seen[0][0, 0].tolist() == [0, 0, 255]  # BGR from OpenCV arrives as RGB
+    assert FakeVideoCapture.last.released
+    with pytest.raises(SourceError, match="cannot open camera 97"):
+        open_source("97")
 
 
 def test_a_hung_source_counts_as_lost_after_the_stall_timeout() -> None:
