@@ -1,0 +1,190 @@
+"""FrameReader / FrameWriter: metadata, exact timing, rotation, colour tags, audio remux, bad inputs."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
+
+from _clips_video import audio_only, decode, truncated_copy, zeroed_copy
+from conftest import clip_frame, clip_pts_seconds, psnr
+
+
+def _copy(src: Path, dst: Path, **kwargs) -> tuple[FrameReader, FrameWriter]:
+    with FrameReader(src) as reader, FrameWriter.like(dst, reader.info, **kwargs) as writer:
+        for frame in reader:
+            writer.write(frame.image, pts=frame.pts)
+    return reader, writer
+
+
+def test_probe_describes_the_clip(make_clip) -> None:
+    info = probe(make_clip("a.mp4", width=96, height=64, frames=12, fps=25, audio=True, rotation=90))
+    assert (info.width, info.height, info.frames, info.fps) == (96, 64, 12, Fraction(25))
+    assert info.frames_exact and info.rotation == 90 and info.has_audio and info.audio_codec == "aac"
+    assert (info.pix_fmt, info.bit_depth, info.chroma_subsampling) == ("yuv420p", 8, (2, 2))
+
+
+def test_reader_yields_rgb_frames_with_exact_pts(make_clip) -> None:
+    path = make_clip("a.mp4", width=64, height=48, frames=6)
+    with FrameReader(path) as reader:
+        frames = list(reader)
+    assert [f.index for f in frames] == list(range(6))
+    assert [f.pts * f.time_base for f in frames] == [Fraction(t).limit_denominator(1000) for t in clip_pts_seconds(6)]
+    assert frames[0].image.shape == (48, 64, 3) and frames[0].image.dtype == np.uint8
+    assert psnr(frames[3].image, clip_frame(3, 64, 48)) > 24
+
+
+def test_i420_layout_gives_planes(make_clip) -> None:
+    with FrameReader(make_clip("a.mp4", width=64, height=48, frames=2), layout="i420") as reader:
+        assert next(iter(reader)).image.shape == (72, 64)
+
+
+def test_round_trip_keeps_count_timing_size_rotation_and_audio(make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=96, height=64, frames=15, audio=True, rotation=270)
+    _, writer = _copy(src, tmp_path / "out.mp4")
+    a, b = decode(src), decode(tmp_path / "out.mp4")
+    assert len(b.frames) == len(a.frames) == 15 == writer.frames_written
+    assert b.pts_seconds == a.pts_seconds
+    assert (b.width, b.height, b.rotation % 360, b.average_rate) == (96, 64, 270, Fraction(25))
+    assert b.rotation == a.rotation
+    assert b.audio == a.audio and writer.audio_packets == len(a.audio) > 0  # remuxed bit for bit
+    assert min(psnr(x, y) for x, y in zip(a.frames, b.frames)) > 35
+
+
+def test_variable_frame_rate_timing_survives(make_clip, tmp_path: Path) -> None:
+    src = make_clip("vfr.mp4", width=64, height=48, frames=10, vfr=True)
+    _copy(src, tmp_path / "out.mp4")
+    out = decode(tmp_path / "out.mp4").pts_seconds
+    assert [float(t) for t in out] == pytest.approx(clip_pts_seconds(10, vfr=True), abs=1e-9)
+    assert out == decode(src).pts_seconds
+
+
+def test_colour_tags_are_copied(tmp_path: Path) -> None:
+    src = tmp_path / "bt709.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.colorspace = s.codec_context.color_primaries = s.codec_context.color_trc = 1
+        s.codec_context.color_range = 2
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24").reformat(
+                format="yuv420p", dst_colorspace="ITU709", dst_color_range=2)
+            f.pts = i
+            c.mux(s.encode(f))
+        c.mux(s.encode(None))
+    _copy(src, tmp_path / "out.mp4")
+    a, b = decode(src), decode(tmp_path / "out.mp4")
+    assert a.colour == (1, 2, 1, 1) and b.colour == a.colour
+    # Same matrix and range both ways: only generation loss (~34 dB, as for untagged input); a
+    # BT.601/709 mix-up would shift saturated colours by several code values.
+    assert min(psnr(x, y) for x, y in zip(a.frames, b.frames)) > 32
+    assert np.abs(a.frames[0].astype(float).mean((0, 1)) - b.frames[0].mean((0, 1))).max() < 2.5
+
+
+def test_ten_bit_input_is_read_as_eight_bit(make_clip, tmp_path: Path) -> None:
+    src = make_clip("ten.mp4", width=64, height=48, frames=3, pix_fmt="yuv420p10le")
+    with FrameReader(src) as reader:
+        assert reader.info.bit_depth == 10
+        frames = list(reader)
+    assert frames[0].image.dtype == np.uint8 and psnr(frames[1].image, clip_frame(1, 64, 48)) > 24
+    _copy(src, tmp_path / "out.mp4")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p"
+
+
+def test_odd_sizes_are_written_as_444(make_clip, tmp_path: Path) -> None:
+    src = make_clip("odd.mp4", width=65, height=47, frames=3)
+    _, writer = _copy(src, tmp_path / "out.mp4")
+    b = decode(tmp_path / "out.mp4")
+    assert writer.pix_fmt == "yuv444p" and (b.width, b.height) == (65, 47) and len(b.frames) == 3
+
+
+def test_truncated_input_reads_what_decodes_and_counts_the_loss(make_clip, tmp_path: Path) -> None:
+    cut = truncated_copy(make_clip("a.mp4", width=64, height=48, frames=40), tmp_path / "cut.mp4")
+    with FrameReader(cut) as reader:
+        n = sum(1 for _ in reader)
+        assert 0 < n < 40 and reader.frames_decoded == n and reader.frames_lost == 40 - n
+
+
+def test_close_mid_stream_ends_iteration(make_clip) -> None:
+    reader = FrameReader(make_clip("a.mp4", width=64, height=48, frames=10))
+    it = iter(reader)
+    next(it)
+    reader.close()
+    assert list(it) == []
+
+
+def test_auto_encoder_falls_back_to_libx264() -> None:
+    assert choose_encoder("auto") in ("h264_nvenc", "libx264")
+    if not torch.cuda.is_available():
+        assert choose_encoder("auto") == "libx264"
+    with pytest.raises(EncodeError, match="unknown encoder 'nope'"):
+        choose_encoder("nope")
+    with pytest.raises(EncodeError, match="not a video encoder"):
+        choose_encoder("aac")
+
+
+@pytest.mark.parametrize("case, error, match", [
+    ("missing", InputNotFoundError, "input not found"),
+    ("text", UnreadableInputError, "not a video"),
+    ("folder", UnreadableInputError, "is a folder"),
+    ("audio_only", UnreadableInputError, "no video stream"),
+    ("zero_frames", DecodeError, "no frame could be decoded"),
+])
+def test_bad_inputs_are_typed_one_line_errors(case: str, error: type, match: str, make_clip, tmp_path: Path) -> None:
+    path = {
+        "missing": lambda: tmp_path / "nope.mp4",
+        "text": lambda: _write(tmp_path / "notes.mp4", "hello\n" * 50),
+        "folder": lambda: tmp_path,
+        "audio_only": lambda: audio_only(tmp_path / "tone.mp4"),
+        "zero_frames": lambda: zeroed_copy(make_clip("a.mp4", width=64, height=48, frames=4), tmp_path / "z.mp4"),
+    }[case]()
+    with pytest.raises(error, match=match) as caught:
+        FrameReader(path)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+@pytest.mark.parametrize("where, match", [("missing_dir/out.mp4", "does not exist"), (".", "is a folder"),
+                                          ("out.unknownext", "video extension")])
+def test_bad_outputs_are_output_errors(where: str, match: str, tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=match):
+        FrameWriter(tmp_path / where, width=64, height=48, time_base=Fraction(1, 25))
+
+
+def test_unwritable_output_is_an_output_error(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        # root writes through permissions: use sysfs, which refuses new files even to root
+        target = locked / "out.mp4" if not _writable(locked) else Path("/sys/videodeblur-test.mp4")
+        with pytest.raises(OutputError, match="cannot write"):
+            FrameWriter(target, width=64, height=48, time_base=Fraction(1, 25))
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_may_not_be_the_input(make_clip) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=2, audio=True)
+    with pytest.raises(OutputError, match="is the input"):
+        FrameWriter.like(src, probe(src))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / "probe").write_text("x")
+        (folder / "probe").unlink()
+        return True
+    except OSError:
+        return False
