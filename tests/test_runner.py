@@ -1,0 +1,213 @@
+"""The streaming runner: same frames as the engine per frame, timing and audio kept, every failure
+stops every thread (no hang) and leaves a playable file."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+import torch
+
+from videodeblur.errors import EncodeError
+from videodeblur.model import LoadedModel
+from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+from videodeblur.video import FrameReader, FrameWriter
+
+from _clips_video import decode, through_yuv420, truncated_copy
+from conftest import psnr
+
+TIMEOUT_S = 60
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=4))
+
+
+class FlakyEngine:
+    """The real engine, but ``submit`` raises ``error`` on call number ``fail_on`` (1-based) and
+    sleeps ``delay_s`` per call (a slow model)."""
+
+    def __init__(self, engine: Engine, *, fail_on: int | None = None, error: BaseException | None = None,
+                 delay_s: float = 0.0) -> None:
+        self._engine, self.fail_on, self.error, self.delay_s, self.calls = engine, fail_on, error, delay_s, 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise self.error  # type: ignore[misc]
+        time.sleep(self.delay_s)
+        return self._engine.submit(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._engine, name)
+
+
+def run_with_timeout(fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
+    """Run ``fn`` on a thread; fail the test if it has not returned within TIMEOUT_S (a hang)."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as err:  # noqa: BLE001
+            box["error"] = err
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(TIMEOUT_S)
+    assert not thread.is_alive(), "the run hung"
+    assert not [t for t in threading.enumerate() if t.name.startswith("videodeblur-")], "stage threads left running"
+    return box.get("value"), box.get("error")
+
+
+def test_output_frames_equal_the_engine_per_frame(engine: Engine, make_clip, tmp_path: Path) -> None:
+    """Batching and threading change nothing: with a lossless encode (crf 0) the output is the
+    engine's per-frame result after the same RGB→4:2:0→RGB conversion, within 2 code values."""
+    src = make_clip("a.mp4", width=96, height=64, frames=11)
+    stats = deblur_file(src, tmp_path / "out.mp4", engine, RunOptions(crf=0, encoder="libx264"))
+    with FrameReader(src) as reader:
+        expected = [through_yuv420(engine.process(f.image[None])[0]) for f in reader]
+    got = decode(tmp_path / "out.mp4").frames
+    assert stats.frames == len(got) == len(expected) == 11
+    worst = max(np.abs(g.astype(int) - e.astype(int)).max() for g, e in zip(got, expected))
+    assert worst <= 2 and min(psnr(g, e) for g, e in zip(got, expected)) > 45
+
+
+def test_keeps_count_timing_rate_size_rotation_and_audio(engine: Engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=80, height=48, frames=13, audio=True, rotation=90)
+    stats = deblur_file(src, tmp_path / "out.mp4", engine)
+    a, b = decode(src), decode(tmp_path / "out.mp4")
+    assert len(b.frames) == 13 and b.pts_seconds == a.pts_seconds
+    assert (b.width, b.height, b.rotation, b.average_rate) == (a.width, a.height, a.rotation, a.average_rate)
+    assert b.audio == a.audio and stats.extra["audio_packets"] == len(a.audio)
+    d = stats.to_dict()
+    assert d["frames"] == 13 and set(d["stages"]) == {"decode", "infer", "encode"}
+    assert all(d["stages"][s]["items"] == 13 for s in d["stages"])
+    assert d["latency_ms"]["p50"] <= d["latency_ms"]["p95"] <= d["latency_ms"]["p99"]
+    assert d["model"] == "lprn-fast" and d["device"].startswith("cpu") and d["warnings"] == []
+
+
+def test_variable_frame_rate_keeps_its_timestamps(engine: Engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("vfr.mp4", width=64, height=48, frames=9, vfr=True)
+    deblur_file(src, tmp_path / "out.mp4", engine)
+    assert decode(tmp_path / "out.mp4").pts_seconds == decode(src).pts_seconds
+
+
+def test_colour_on_device_matches_the_swscale_path(make_clip, tmp_path: Path) -> None:
+    """With an identity network only the colour conversions differ: planes converted in torch (the
+    CUDA path) and swscale's RGB path both reproduce the input."""
+    identity = Engine(LoadedModel("identity", Path("identity.pt"), torch.nn.Identity(), {}),  # type: ignore[arg-type]
+                      EngineOptions(device="cpu"))
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    deblur_file(src, tmp_path / "rgb.mp4", identity, RunOptions(colour_on_device=False, crf=0))
+    stats = deblur_file(src, tmp_path / "yuv.mp4", identity, RunOptions(colour_on_device=True, crf=0))
+    assert stats.extra["colour_on_device"] is True
+    a, b, ref = (decode(p).frames for p in (tmp_path / "rgb.mp4", tmp_path / "yuv.mp4", src))
+    assert len(a) == len(b) == 5
+    # The plane path is exact up to rounding (nearest-upsampled chroma averages back to itself);
+    # swscale's RGB → 4:2:0 costs a generation (~38 dB measured).
+    assert min(psnr(x, y) for x, y in zip(b, ref)) > 50
+    assert min(psnr(x, y) for x, y in zip(a, ref)) > 35 and min(psnr(x, y) for x, y in zip(a, b)) > 35
+
+
+@pytest.mark.parametrize("stage", ["decode", "infer", "encode"])
+def test_a_failing_stage_stops_the_run_with_its_error(stage: str, engine: Engine, make_clip, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=30)
+    boom = RuntimeError(f"{stage} exploded")
+    runner_engine: Any = engine
+    if stage == "infer":
+        runner_engine = FlakyEngine(engine, fail_on=3, error=boom)
+    elif stage == "decode":
+        original = FrameReader._convert
+        calls = {"n": 0}
+
+        def convert(self: FrameReader, frame: Any) -> np.ndarray:
+            calls["n"] += 1
+            if calls["n"] == 10:
+                raise boom
+            return original(self, frame)
+        monkeypatch.setattr(FrameReader, "_convert", convert)
+    else:
+        original_write = FrameWriter.write
+
+        def write(self: FrameWriter, image: np.ndarray, *, pts: int) -> None:
+            if self.frames_written == 6:
+                raise boom
+            original_write(self, image, pts=pts)
+        monkeypatch.setattr(FrameWriter, "write", write)
+
+    _, error = run_with_timeout(lambda: deblur_file(src, tmp_path / "out.mp4", runner_engine,
+                                                    RunOptions(queue_size=2)))
+    assert error is boom
+    written = decode(tmp_path / "out.mp4").frames  # finalised: it opens and decodes
+    assert 0 < len(written) < 30
+
+
+def test_ctrl_c_finalises_the_output_and_raises_with_stats(engine: Engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=30, audio=True)
+    flaky = FlakyEngine(engine, fail_on=4, error=KeyboardInterrupt())
+    _, error = run_with_timeout(lambda: deblur_file(src, tmp_path / "out.mp4", flaky))
+    assert isinstance(error, RunInterrupted) and isinstance(error, KeyboardInterrupt)
+    out = decode(tmp_path / "out.mp4")
+    assert len(out.frames) == error.stats.frames == 12  # the three batches finished before Ctrl-C
+    assert out.pts_seconds == decode(src).pts_seconds[:12]
+    assert 0 < len(out.audio) < len(decode(src).audio)  # audio only up to where the video stops
+
+
+def test_stop_event_ends_early_with_a_playable_file(engine: Engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=40)
+    stop = threading.Event()
+    seen: list[tuple[int, int | None]] = []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append((done, total))
+        if done == 5:
+            stop.set()
+    stats, error = run_with_timeout(lambda: deblur_file(src, tmp_path / "out.mp4", engine,
+                                                        RunOptions(stop=stop, progress=progress, queue_size=2)))
+    assert error is None and stats.extra["stopped_early"] is True
+    assert 5 <= stats.frames < 40 and len(decode(tmp_path / "out.mp4").frames) == stats.frames
+    assert seen[0] == (1, 40) and [d for d, _ in seen] == list(range(1, stats.frames + 1))
+
+
+def test_max_frames(engine: Engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=20)
+    stats = deblur_file(src, tmp_path / "out.mp4", engine, RunOptions(max_frames=7))
+    assert stats.frames == 7 and len(decode(tmp_path / "out.mp4").frames) == 7 and stats.warnings == ()
+
+
+def test_truncated_input_deblurs_what_decodes_and_warns_once(engine: Engine, make_clip, tmp_path: Path) -> None:
+    cut = truncated_copy(make_clip("a.mp4", width=64, height=48, frames=40), tmp_path / "cut.mp4")
+    stats = deblur_file(cut, tmp_path / "out.mp4", engine)
+    lost = 40 - stats.frames
+    assert 0 < stats.frames < 40 and len(decode(tmp_path / "out.mp4").frames) == stats.frames
+    assert len(stats.warnings) == 1 and f"{lost} lost" in stats.warnings[0]
+    assert stats.extra["frames_lost"] == lost
+
+
+def test_queues_are_bounded_under_a_slow_model(engine: Engine, make_clip, tmp_path: Path) -> None:
+    """A slow model pushes back on the decoder: memory stays flat whatever the video length."""
+    src = make_clip("a.mp4", width=64, height=48, frames=24)
+    slow = FlakyEngine(engine, delay_s=0.03)
+    stats = deblur_file(src, tmp_path / "out.mp4", slow, RunOptions(queue_size=3))
+    queues = {name: s.queue_max for name, s in stats.stages.items() if s.queue_max is not None}
+    assert queues and all(q <= 3 for q in queues.values())
+    assert stats.stages["infer"].queue_max == 3  # the decoder ran ahead until the queue was full
+
+
+def test_bad_options() -> None:
+    from videodeblur.errors import ConfigError
+    for kwargs in ({"queue_size": 0}, {"crf": 60}, {"max_frames": 0}, {"warmup_frames": -1}):
+        with pytest.raises(ConfigError):
+            RunOptions(**kwargs)
+
+
+def test_unknown_encoder_fails_before_decoding(engine: Engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=3)
+    with pytest.raises(EncodeError, match="unknown encoder"):
+        deblur_file(src, tmp_path / "out.mp4", engine, RunOptions(encoder="nope"))
