@@ -35,6 +35,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Sequence
 
+import cv2  # noqa: F401  first, before any test module imports av: av-then-cv2 freezes cv2.imshow (DESIGN.md)
 import numpy as np
 import pytest
 
@@ -77,7 +78,7 @@ def make_clip(path: str | Path, *, width: int, height: int, frames: int, fps: fl
               audio: bool = False, pix_fmt: str = "yuv420p", codec: str = "libx264",
               rotation: int | None = None, vfr: bool = False) -> Path:
     """Write a real MP4 with PyAV (see the module docstring for the content and the odd-size rule)."""
-    import av  # after the module-level imports so a test importing cv2 first keeps that order
+    import av
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,8 +121,6 @@ def make_image(path: str | Path, *, width: int, height: int, mode: str = "rgb", 
 
     ``mode``: ``"rgb"`` (3 channels), ``"gray"`` (1 channel), ``"rgba"`` (alpha ramps left to right).
     """
-    import cv2
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rgb = clip_frame(index, width, height)
