@@ -26,7 +26,7 @@ from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource,
 
 FPS = 25
 FRAME_MS = 1000 / FPS
-SLACK_MS = 60  # the test machine is shared and busy: timing bounds get this much headroom
+SLACK_MS = 100  # the test machine is shared and busy: timing bounds get this much headroom
 
 
 class DelayedEngine:
