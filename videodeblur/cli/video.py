@@ -32,10 +32,12 @@ __all__ = ["video"]
               help="Process frames in overlapping NxN tiles (for frames too big for memory).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
+@click.option("--progress/--no-progress", "show_progress", default=None,
+              help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
 def video(input_path: Path, output: Path, model: str | None, batch: int, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool,
-          as_json: bool) -> None:
+          show_progress: bool | None, as_json: bool) -> None:
     """Deblur the video file INPUT into OUTPUT.
 
     Frame count, timestamps (variable frame rate too), frame rate, size, rotation and colour tags
@@ -52,7 +54,9 @@ def video(input_path: Path, output: Path, model: str | None, batch: int, device:
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
                                                    tile=tile, compile=compile_))
-    progress = _Progress() if sys.stderr.isatty() and not as_json else None
+    if show_progress is None:
+        show_progress = sys.stderr.isatty() and not as_json
+    progress = _Progress() if show_progress else None
     options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress)
     try:
         stats = deblur_file(input_path, output, engine, options)

@@ -1,0 +1,127 @@
+"""``videodeblur video``: JSON and table output, warnings, the bad-input matrix, and Ctrl-C on a real process."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from _clips_video import audio_only, decode, truncated_copy, zeroed_copy
+from conftest import REPO_ROOT
+
+CPU = ("--model", "lprn-fast", "--device", "cpu")
+
+
+def test_json_is_one_object_with_every_field(run_cli, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=9, audio=True)
+    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--batch", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["frames"] == 9 and data["seconds"] > 0 and data["fps"] > 0
+    assert set(data["stages"]) == {"decode", "infer", "encode"}
+    assert all({"busy_s", "items", "ms_per_item", "share"} <= set(s) for s in data["stages"].values())
+    assert set(data["latency_ms"]) == {"p50", "p95", "p99"}
+    assert data["model"] == "lprn-fast" and data["device"].startswith("cpu") and data["batch_size"] == 2
+    assert data["encoder"] == "libx264" and data["warnings"] == [] and data["audio_packets"] > 0
+    assert len(decode(tmp_path / "out.mp4").frames) == 9
+
+
+def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU)
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"wrote {tmp_path / 'out.mp4'}: 5 frames, 64x48, libx264")
+    assert any(line.startswith("sustained ") and " fps " in line for line in lines)
+    assert [line.split()[0] for line in lines[-3:]] == ["decode", "infer", "encode"]
+
+
+def test_truncated_input_warns_once(run_cli, make_clip, tmp_path: Path) -> None:
+    cut = truncated_copy(make_clip("a.mp4", width=64, height=48, frames=30), tmp_path / "cut.mp4")
+    result = run_cli("video", cut, "-o", tmp_path / "out.mp4", *CPU, "--json")
+    assert result.exit_code == 0
+    warnings = [line for line in result.stderr_lines if "warning" in line]
+    assert len(warnings) == 1 and "lost" in warnings[0] and "truncated or corrupt" in warnings[0]
+    assert json.loads(result.stdout)["frames_lost"] > 0
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "input not found"),
+    ("text", "is not a video"),
+    ("audio_only", "has no video stream"),
+    ("zero_frames", "no frame could be decoded"),
+    ("unwritable", "does not exist"),
+    ("model", "unknown model"),
+])
+def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, tmp_path: Path) -> None:
+    good = lambda: make_clip("a.mp4", width=64, height=48, frames=3)  # noqa: E731
+    src, out, extra = {
+        "missing": lambda: (tmp_path / "nope.mp4", tmp_path / "out.mp4", ()),
+        "text": lambda: (_text(tmp_path / "notes.txt"), tmp_path / "out.mp4", ()),
+        "audio_only": lambda: (audio_only(tmp_path / "tone.m4a"), tmp_path / "out.mp4", ()),
+        "zero_frames": lambda: (zeroed_copy(good(), tmp_path / "z.mp4"), tmp_path / "out.mp4", ()),
+        "unwritable": lambda: (good(), tmp_path / "no" / "such" / "out.mp4", ()),
+        "model": lambda: (good(), tmp_path / "out.mp4", ("--model", "nosuchmodel")),
+    }[case]()
+    args = ["video", src, "-o", out, "--device", "cpu", *(extra or ("--model", "lprn-fast"))]
+    result = run_cli(*args)
+    assert result.exit_code == 1
+    assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith("videodeblur: error: ")
+    assert message in result.stderr_lines[0] and "Traceback" not in result.stderr
+
+
+def test_usage_errors_exit_2(run_cli, make_clip) -> None:
+    assert run_cli("video", "x.mp4").exit_code == 2  # no -o
+    assert run_cli("video", "x.mp4", "-o", "y.mp4", "--batch", "0").exit_code == 2
+
+
+def test_sigint_leaves_a_playable_file_and_exits_130(make_clip, tmp_path: Path) -> None:
+    """A real process, interrupted once frames are flowing (its progress line says so): exit 130,
+    and the output plays with every frame deblurred before the signal."""
+    total = 120
+    src = make_clip("long.mp4", width=160, height=96, frames=total, audio=True)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", str(src), "-o", str(out),
+                             "--model", "lprn", "--device", "cpu", "--batch", "1", "--progress"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        seen = _read_until(proc, re.compile(rb"\r([3-9]|\d\d+)/%d frames" % total), timeout_s=90)
+        assert proc.poll() is None, f"finished before the signal: {seen!r}"
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = (seen + rest).decode()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    frames = decode(out).frames
+    assert 3 <= len(frames) < total
+    assert f"finalised with {len(frames)} frames" in stderr
+
+
+def _read_until(proc: subprocess.Popen, pattern: re.Pattern, timeout_s: float) -> bytes:
+    """Read the process's stderr until ``pattern`` matches (or it exits, or the time is up)."""
+    assert proc.stderr is not None
+    os.set_blocking(proc.stderr.fileno(), False)
+    seen, deadline = b"", time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None and not pattern.search(seen):
+        chunk = proc.stderr.read(4096)
+        if chunk:
+            seen += chunk
+        else:
+            time.sleep(0.02)
+    os.set_blocking(proc.stderr.fileno(), True)
+    return seen
+
+
+def _text(path: Path) -> Path:
+    path.write_text("not a video\n" * 100)
+    return path
