@@ -1,0 +1,95 @@
+"""The CUDA engine: pinned ring, three streams and events give the CPU's numbers. Skipped without a GPU."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from videodeblur.pipeline import Engine, EngineOptions, RunOptions, deblur_file
+from videodeblur.video.colour import ColourTags, rgb_to_i420, yuv_matrix
+
+from _clips_video import decode
+from conftest import clip_frame, psnr
+
+pytestmark = pytest.mark.cuda
+
+
+@pytest.fixture(scope="module")
+def cpu() -> Engine:
+    return Engine.from_name("lprn-rt", EngineOptions(device="cpu", batch_size=2))
+
+
+@pytest.fixture(scope="module")
+def gpu32() -> Engine:
+    return Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", batch_size=2))
+
+
+def _frames(n: int, width: int = 128, height: int = 96) -> np.ndarray:
+    return np.stack([clip_frame(i, width, height) for i in range(n)])
+
+
+def test_defaults_on_cuda() -> None:
+    engine = Engine.from_name(None, EngineOptions(device="cuda"))
+    assert engine.device.type == "cuda" and engine.precision == "fp16" and engine.model_name == "lprn-rt"
+    assert engine.max_in_flight == 2  # ring of 3
+
+
+def test_fp32_on_cuda_matches_cpu(cpu: Engine, gpu32: Engine) -> None:
+    frames = _frames(3)
+    assert psnr(gpu32.process(frames), cpu.process(frames)) > 40  # TF32 convolutions round differently
+
+
+def test_fp16_is_close_to_fp32(gpu32: Engine) -> None:
+    frames = _frames(2)
+    fp16 = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp16", batch_size=2))
+    assert psnr(fp16.process(frames), gpu32.process(frames)) > 35
+
+
+def test_more_batches_in_flight_than_slots(gpu32: Engine) -> None:
+    """Submitting past the ring without collecting forces the oldest result out first: every
+    handle still returns its own batch."""
+    batches = [_frames(2, 64, 48) + i for i in range(7)]
+    handles = [gpu32.submit(b) for b in batches]
+    for batch, handle in zip(batches, handles):
+        out = handle.result()
+        assert np.array_equal(out, gpu32.process(batch))
+        assert handle.gpu_ms is not None and handle.gpu_ms > 0
+
+
+def test_partial_batches_and_new_sizes(gpu32: Engine, cpu: Engine) -> None:
+    for shape in ((1, 64, 48), (2, 65, 47), (1, 128, 96)):
+        frames = _frames(*shape)
+        assert gpu32.process(frames).shape == frames.shape
+        assert psnr(gpu32.process(frames), cpu.process(frames)) > 40
+
+
+def test_i420_on_device_matches_cpu(cpu: Engine, gpu32: Engine) -> None:
+    tags = ColourTags(colorspace=1, color_range=1)
+    planes = rgb_to_i420(torch.from_numpy(_frames(2)).permute(0, 3, 1, 2).float() / 255, yuv_matrix(tags)).numpy()
+    a = gpu32.submit(planes, layout="i420", colour=tags).result()
+    b = cpu.submit(planes, layout="i420", colour=tags).result()
+    assert a.shape == planes.shape and psnr(a, b) > 40
+
+
+def test_tiles_on_cuda_match_cpu(cpu: Engine) -> None:
+    frames = _frames(1, 200, 120)
+    opts = dict(batch_size=2, tile=96, tile_overlap=32)
+    a = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", **opts)).process(frames)
+    b = Engine.from_name("lprn-rt", EngineOptions(device="cpu", **opts)).process(frames)
+    assert psnr(a, b) > 40
+
+
+def test_file_on_cuda_converts_colour_on_the_device(make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=128, height=96, frames=20, audio=True)
+    engine = Engine.from_name("lprn-rt", EngineOptions(device="cuda", batch_size=4))
+    stats = deblur_file(src, tmp_path / "gpu.mp4", engine, RunOptions(encoder="libx264"))
+    assert stats.extra["colour_on_device"] is True and stats.frames == 20
+    assert stats.stages["infer"].busy_s > 0  # from CUDA events
+    a, b = decode(src), decode(tmp_path / "gpu.mp4")
+    assert b.pts_seconds == a.pts_seconds and b.audio == a.audio
+    rgb = deblur_file(src, tmp_path / "rgb.mp4", engine, RunOptions(encoder="libx264", colour_on_device=False))
+    assert rgb.extra["colour_on_device"] is False
+    c = decode(tmp_path / "rgb.mp4")
+    assert min(psnr(x, y) for x, y in zip(b.frames, c.frames)) > 30
