@@ -1,0 +1,94 @@
+"""``videodeblur train``, ``videodeblur eval`` and ``videodeblur models``: thin over videodeblur.train/model."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["train", "evaluate", "models"]
+
+
+@click.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="Training recipe TOML (configs/train/*.toml).")
+@click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Checkpoint to resume from (last.pt).")
+@click.option("--steps", type=int, default=None, help="Override the recipe's number of steps.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="Override the recipe's output folder.")
+def train(config_path: str, resume: str | None, steps: int | None, out_dir: str | None) -> None:
+    """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
+    from videodeblur.train import load_recipe
+    from videodeblur.train import train as run_training
+
+    recipe = load_recipe(config_path, steps=steps, out_dir=out_dir)
+    result = run_training(recipe, resume=resume, on_progress=_print_progress)
+    click.echo(f"saved {result.weights} after {result.steps} steps in {result.seconds:.0f} s "
+               f"(loss {result.final_loss:.4f})")
+    if result.evaluation:
+        click.echo(json.dumps(result.evaluation))
+
+
+def _print_progress(record: dict[str, Any]) -> None:
+    done, total = record["step"], record["total_steps"]
+    rate = record["steps_per_s"]
+    eta = (total - done) / rate if rate > 0 else float("inf")
+    width = 24
+    filled = int(width * done / total)
+    line = (f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} loss {record['loss']:.4f} "
+            f"{rate:.2f} it/s ETA {eta / 60:.1f} min")
+    end = "\r" if sys.stderr.isatty() and done < total else "\n"
+    click.echo(line, err=True, nl=False)
+    click.echo(end, err=True, nl=False)
+
+
+@click.command("eval")
+@click.option("--pairs", required=True, type=click.Path(), help="Folder of pairs: <scene>/blur/*.png + <scene>/sharp/*.png.")
+@click.option("--model", "model", default="lprn", show_default=True, help="Shipped model name or .pt path.")
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N pairs.")
+@click.option("--per-pair", is_flag=True, help="Also list every pair.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool) -> None:
+    """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
+    from videodeblur.model import load_model
+    from videodeblur.train import evaluate_pairs
+
+    loaded = load_model(model)
+    report = evaluate_pairs(loaded.network, Path(pairs), limit=limit)
+    summary = report.summary(loaded.name)
+    if as_json:
+        if per_pair:
+            summary["per_pair"] = [vars(s) for s in report.scores]
+        click.echo(json.dumps(summary))
+        return
+    if per_pair:
+        click.echo(f"{'pair':40s} {'psnr_in':>8s} {'psnr':>8s} {'ssim_in':>8s} {'ssim':>8s}")
+        for s in report.scores:
+            click.echo(f"{s.name:40s} {s.psnr_input:8.2f} {s.psnr:8.2f} {s.ssim_input:8.4f} {s.ssim:8.4f}")
+    click.echo(f"model {summary['model']}: {summary['pairs']} pairs, PSNR {summary['psnr']:.2f} dB "
+               f"(input {summary['psnr_input']:.2f}, gain {summary['gain_db']:+.2f} dB), SSIM {summary['ssim']:.4f} "
+               f"(input {summary['ssim_input']:.4f}); sharp frames pass through at {summary['psnr_sharp_through']:.2f} dB")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+def models(as_json: bool) -> None:
+    """List the shipped models: config, parameters, size and evaluation figure."""
+    from videodeblur.model import list_models
+
+    rows = list_models()
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    click.echo(f"{'name':10s} {'params':>8s} {'MB':>6s} {'gain dB':>8s}  config")
+    for row in rows:
+        if not row["available"]:
+            click.echo(f"{row['name']:10s} (weights missing: {row['path']})")
+            continue
+        cfg = row["config"]
+        ev = row.get("evaluation") or {}
+        gain = f"{ev['gain_db']:+.2f}" if "gain_db" in ev else "n/a"
+        desc = (f"C={cfg['channels']} blocks={cfg['blocks']} T={cfg['stages']} attention={cfg['attention']} "
+                f"unshuffle=x{cfg['unshuffle']}")
+        click.echo(f"{row['name']:10s} {row['parameters']:8d} {row['size_mb']:6.2f} {gain:>8s}  {desc}")

@@ -1,0 +1,8 @@
+"""Blur synthesis, datasets, losses, metrics, the trainer and evaluation."""
+from videodeblur.train.evaluate import EvalReport, evaluate_pairs, write_averaged_pairs
+from videodeblur.train.metrics import psnr, ssim
+from videodeblur.train.recipe import TrainRecipe, load_recipe
+from videodeblur.train.trainer import TrainResult, train
+
+__all__ = ["train", "TrainRecipe", "TrainResult", "load_recipe", "evaluate_pairs", "EvalReport",
+           "write_averaged_pairs", "psnr", "ssim"]

@@ -1,0 +1,235 @@
+"""Training and evaluation data: real footage and photos turned into (blurred, sharp) pairs.
+
+Two sources of pairs:
+- ``SynthesisedPairs``: blur made on the fly from sharp video scenes and photos (GoPro-style frame
+  averaging, camera-shake kernels, noise, JPEG, and some sharp-in/sharp-out pairs). Every item is a
+  pure function of ``(seed, index)``, so a resumed or distributed run draws exactly the same data.
+- ``FolderPairs``: real pairs in the GoPro layout, ``<scene>/blur/*.png`` beside ``<scene>/sharp/*.png``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import glob
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from videodeblur.errors import InputNotFoundError, UnreadableInputError
+from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, average_frames, jpeg_roundtrip,
+                                         shake_kernel)
+
+__all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
+           "read_images", "read_rgb", "write_rgb", "find_folder_pairs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Scene:
+    """Consecutive frames of one shot (no cut inside), uint8 N×H×W×3 RGB."""
+
+    source: str
+    first_frame: int
+    frames: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthesisMix:
+    """How often each kind of pair is drawn, and the blur/noise ranges (probabilities sum to <= 1;
+    the rest is camera shake)."""
+
+    crop: int = 128
+    p_average: float = 0.5
+    p_sharp: float = 0.1
+    average_frames: tuple[int, ...] = (3, 5, 7)
+    kernel_sizes: tuple[int, ...] = (9, 13, 17, 21, 25)
+    p_noise: float = 0.5
+    p_jpeg: float = 0.3
+    jpeg_quality: tuple[int, int] = (60, 95)
+
+
+class SynthesisedPairs(Dataset):
+    """(blurred, sharp) float tensors 3×crop×crop in [0, 1], synthesised deterministically from ``seed + index``."""
+
+    def __init__(self, scenes: Sequence[Scene], images: Sequence[np.ndarray], mix: SynthesisMix, *,
+                 seed: int = 0, length: int = 1 << 30) -> None:
+        if not scenes and not images:
+            raise UnreadableInputError("no training data: give at least one video scene or image")
+        self.scenes = [s for s in scenes if s.frames.shape[0] >= min(mix.average_frames)]
+        self.stills = list(images) + [f for s in scenes for f in s.frames[:: max(1, len(s.frames) // 8)]]
+        self.mix = mix
+        self.seed = seed
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        mix = self.mix
+        draw = rng.random()
+        if draw < mix.p_average and self.scenes:
+            blurred, sharp = self._averaged(rng)
+        elif draw < mix.p_average + mix.p_sharp:
+            sharp = self._crop(rng, self.stills[rng.integers(len(self.stills))], mix.crop)
+            return self._finish(rng, sharp, sharp)
+        else:
+            blurred, sharp = self._shaken(rng)
+        if rng.random() < mix.p_noise:
+            blurred = add_sensor_noise(blurred, rng)
+        if rng.random() < mix.p_jpeg:
+            blurred = jpeg_roundtrip(blurred, int(rng.integers(*mix.jpeg_quality)))
+        return self._finish(rng, blurred, sharp)
+
+    def _averaged(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        scene = self.scenes[rng.integers(len(self.scenes))]
+        counts = [n for n in self.mix.average_frames if n <= scene.frames.shape[0]]
+        n = int(rng.choice(counts))
+        start = int(rng.integers(0, scene.frames.shape[0] - n + 1))
+        window = scene.frames[start:start + n]
+        y, x = self._crop_origin(rng, window.shape[1:3], self.mix.crop)
+        window = window[:, y:y + self.mix.crop, x:x + self.mix.crop].astype(np.float32) / 255.0
+        return average_frames(window), window[n // 2]
+
+    def _shaken(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        size = int(rng.choice(self.mix.kernel_sizes))
+        margin = size // 2
+        big = self._crop(rng, self.stills[rng.integers(len(self.stills))], self.mix.crop + 2 * margin)
+        blurred = apply_kernel(big, shake_kernel(rng, size))
+        inner = (slice(margin, margin + self.mix.crop), slice(margin, margin + self.mix.crop))
+        return blurred[inner], big[inner]
+
+    @staticmethod
+    def _crop_origin(rng: np.random.Generator, hw: tuple[int, int], crop: int) -> tuple[int, int]:
+        h, w = hw
+        if h < crop or w < crop:
+            raise UnreadableInputError(f"training image {w}x{h} is smaller than the crop {crop}")
+        return int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+
+    def _crop(self, rng: np.random.Generator, image: np.ndarray, crop: int) -> np.ndarray:
+        y, x = self._crop_origin(rng, image.shape[:2], crop)
+        return image[y:y + crop, x:x + crop].astype(np.float32) / 255.0
+
+    @staticmethod
+    def _finish(rng: np.random.Generator, blurred: np.ndarray, sharp: np.ndarray
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        if rng.random() < 0.5:
+            blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
+        if rng.random() < 0.5:
+            blurred, sharp = blurred[::-1], sharp[::-1]
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(np.clip(a, 0, 1).transpose(2, 0, 1)))
+        return to_tensor(blurred), to_tensor(sharp)
+
+
+class FolderPairs(Dataset):
+    """Real pairs in the GoPro layout; whole images (``crop=None``) or random crops for training."""
+
+    def __init__(self, root: str | Path, *, crop: int | None = None, seed: int = 0) -> None:
+        self.pairs = find_folder_pairs(root)
+        self.crop = crop
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        blur_path, sharp_path = self.pairs[index % len(self.pairs)]
+        blurred, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+        if self.crop is not None:
+            rng = np.random.default_rng([self.seed, index])
+            y, x = SynthesisedPairs._crop_origin(rng, blurred.shape[:2], self.crop)
+            blurred = blurred[y:y + self.crop, x:x + self.crop]
+            sharp = sharp[y:y + self.crop, x:x + self.crop]
+        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float() / 255.0
+        return to_tensor(blurred), to_tensor(sharp)
+
+
+class StepSampler(Sampler[int]):
+    """Distributed sampler by step: rank ``r`` of ``world`` takes indices
+    ``(step * world + r) * batch + b``, so each rank sees different data and a resumed run continues
+    exactly where it stopped (no sampler state to save)."""
+
+    def __init__(self, *, batch: int, start_step: int, total_steps: int, rank: int = 0, world: int = 1) -> None:
+        self.batch, self.start_step, self.total_steps = batch, start_step, total_steps
+        self.rank, self.world = rank, world
+
+    def __len__(self) -> int:
+        return max(0, self.total_steps - self.start_step) * self.batch
+
+    def __iter__(self) -> Iterator[int]:
+        for step in range(self.start_step, self.total_steps):
+            base = (step * self.world + self.rank) * self.batch
+            yield from range(base, base + self.batch)
+
+
+def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
+    """``(blur, sharp)`` paths matched by file name under ``<scene>/blur`` and ``<scene>/sharp``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputNotFoundError(f"pairs folder not found: {root}")
+    pairs = []
+    for blur_dir in sorted(p for p in root.rglob("blur") if p.is_dir()):
+        sharp_dir = blur_dir.parent / "sharp"
+        for blur_path in sorted(blur_dir.glob("*.png")):
+            sharp_path = sharp_dir / blur_path.name
+            if sharp_path.is_file():
+                pairs.append((blur_path, sharp_path))
+    if not pairs:
+        raise UnreadableInputError(f"no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png")
+    return pairs
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """uint8 H×W×3 RGB (grey images are expanded to three channels)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise UnreadableInputError(f"cannot read image {path}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def write_rgb(path: str | Path, image: np.ndarray) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {path}")
+
+
+def read_video_scenes(path: str | Path, cuts: Sequence[int] = (), *, exclude: Sequence[tuple[int, int]] = (),
+                      max_frames: int | None = None, step: int = 1) -> list[Scene]:
+    """Decode a video (PyAV) and split it at ``cuts`` (first frame of each new shot); frames inside any
+    ``exclude`` range [first, stop) are dropped, so held-out footage never reaches training."""
+    import av  # deferred: training-only dependency path
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputNotFoundError(f"video not found: {path}")
+    frames: list[np.ndarray] = []
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if max_frames is not None and i >= max_frames:
+                break
+            frames.append(frame.to_ndarray(format="rgb24"))
+    bounds = [0, *sorted(c for c in cuts if 0 < c < len(frames)), len(frames)]
+    scenes = []
+    for first, stop in zip(bounds[:-1], bounds[1:]):
+        keep = [i for i in range(first, stop, step) if not any(a <= i < b for a, b in exclude)]
+        # split again where excluded frames leave a gap
+        run: list[int] = []
+        for i in keep + [None]:  # type: ignore[list-item]
+            if i is not None and (not run or i == run[-1] + step):
+                run.append(i)
+                continue
+            if run:
+                scenes.append(Scene(str(path), run[0], np.stack([frames[j] for j in run])))
+            run = [i] if i is not None else []
+    return scenes
+
+
+def read_images(patterns: Sequence[str], *, exclude: Sequence[str] = ()) -> list[np.ndarray]:
+    """Every image matching the glob patterns and none of the ``exclude`` name patterns, as uint8 RGB
+    (exclude photos that are blurred themselves: they are not sharp targets)."""
+    paths = sorted({p for pattern in patterns for p in glob.glob(pattern, recursive=True)})
+    paths = [p for p in paths if not any(fnmatch.fnmatch(Path(p).name, e) for e in exclude)]
+    return [read_rgb(p) for p in paths]

@@ -1,0 +1,103 @@
+"""A training run described by one TOML file (configs/train/*.toml), read into frozen dataclasses.
+
+Data paths are relative to the directory the command runs in (the repository root for the shipped
+recipes); the ``model`` path is relative to the recipe file.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from videodeblur.config import ModelConfig, config_from_dict, load_model_config, load_toml
+from videodeblur.errors import ConfigError
+from videodeblur.train.data import SynthesisMix
+
+__all__ = ["VideoSource", "DataSpec", "TrainRecipe", "load_recipe"]
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSource:
+    """A video to synthesise from: ``cuts`` are first frames of new shots, ``exclude`` [first, stop)
+    ranges are held out for evaluation, ``step`` subsamples frames (e.g. 2 for a 50 fps source)."""
+
+    path: str
+    cuts: tuple[int, ...] = ()
+    exclude: tuple[tuple[int, int], ...] = ()
+    max_frames: int | None = None
+    step: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    videos: tuple[VideoSource, ...] = ()
+    images: tuple[str, ...] = ()
+    exclude_images: tuple[str, ...] = ()
+    pairs: tuple[str, ...] = ()
+    mix: SynthesisMix = SynthesisMix()
+
+    def __post_init__(self) -> None:
+        if not (self.videos or self.images or self.pairs):
+            raise ConfigError("[data] needs at least one of videos, images or pairs")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainRecipe:
+    model: ModelConfig
+    data: DataSpec
+    out_dir: str = "runs/train"
+    steps: int = 10_000
+    batch: int = 16
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.02
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    grad_clip: float = 0.5
+    frequency_weight: float = 0.0
+    seed: int = 0
+    threads: int = 0
+    workers: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    eval_pairs: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch < 1:
+            raise ConfigError(f"steps and batch must be >= 1 (got {self.steps}, {self.batch})")
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"lr must be in (0, 1), got {self.lr}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_recipe(path: str | Path, **overrides: Any) -> TrainRecipe:
+    """Read a recipe TOML: ``model`` (path to a model TOML, or an inline table), ``[train]`` and ``[data]``."""
+    path = Path(path)
+    raw = load_toml(path)
+    model_entry = raw.get("model")
+    if isinstance(model_entry, str):
+        model = load_model_config(path.parent / model_entry)
+    elif isinstance(model_entry, dict):
+        model = config_from_dict(ModelConfig, model_entry, where=f"{path} [model]")
+    else:
+        raise ConfigError(f"{path}: 'model' must be a path to a model TOML or a [model] table")
+    data_raw = dict(raw.get("data", {}))
+    mix_raw = dict(data_raw.pop("mix", {}))
+    for key in ("average_frames", "kernel_sizes", "jpeg_quality"):
+        if key in mix_raw:
+            mix_raw[key] = tuple(mix_raw[key])
+    videos = tuple(
+        config_from_dict(VideoSource, {**v, "cuts": tuple(v.get("cuts", ())),
+                                       "exclude": tuple(tuple(r) for r in v.get("exclude", ()))},
+                         where=f"{path} [[data.videos]]")
+        for v in data_raw.pop("videos", [])
+    )
+    data = config_from_dict(
+        DataSpec,
+        {**{k: tuple(v) for k, v in data_raw.items()}, "videos": videos,
+         "mix": config_from_dict(SynthesisMix, mix_raw, where=f"{path} [data.mix]")},
+        where=f"{path} [data]",
+    )
+    train_raw = {**raw.get("train", {}), **{k: v for k, v in overrides.items() if v is not None}}
+    return config_from_dict(TrainRecipe, {"model": model, "data": data, **train_raw}, where=f"{path} [train]")

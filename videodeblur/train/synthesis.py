@@ -1,0 +1,109 @@
+"""Blur synthesis the way real blur happens: in linear light, then sensor noise and compression.
+
+All functions are pure (numpy in, numpy out) and take an explicit ``np.random.Generator`` so a pair is
+reproducible from its seed. Images are float32 H×W×3 in [0, 1] (sRGB-encoded) unless said otherwise.
+
+- GoPro-style: average N consecutive frames of real video in linear light, as a long exposure would
+  integrate photons (the GoPro dataset did this at 240 fps).
+- Camera shake: a random 2-D trajectory (a random walk with inertia) rasterised into a normalised
+  kernel and convolved with the sharp image in linear light.
+- Sensor noise: Poisson (shot) + Gaussian (read) noise in linear light; then optional JPEG.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "srgb_to_linear",
+    "linear_to_srgb",
+    "average_frames",
+    "shake_kernel",
+    "apply_kernel",
+    "add_sensor_noise",
+    "jpeg_roundtrip",
+]
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """Undo the sRGB transfer (close to BT.709's for video; the differences are below 8-bit noise)."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055).astype(np.float32)
+
+
+def average_frames(frames: np.ndarray) -> np.ndarray:
+    """GoPro-style blur: mean of N consecutive sRGB frames (N×H×W×3) taken in linear light."""
+    if frames.ndim != 4 or frames.shape[0] < 1:
+        raise ValueError(f"expected N×H×W×3 frames, got shape {frames.shape}")
+    return linear_to_srgb(srgb_to_linear(frames).mean(axis=0))
+
+
+def shake_kernel(rng: np.random.Generator, size: int = 21, *, steps: int = 64, intensity: float | None = None
+                 ) -> np.ndarray:
+    """A normalised size×size blur kernel from a random camera-shake trajectory.
+
+    The trajectory is a random walk whose velocity changes smoothly (inertia) with occasional jerks,
+    like a hand holding a camera during one exposure; it is rasterised with bilinear splatting and
+    centred on its centre of mass so the blurred image is not shifted.
+    """
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"kernel size must be odd and >= 3, got {size}")
+    intensity = rng.uniform(0.2, 1.0) if intensity is None else intensity
+    velocity = rng.normal(size=2)
+    velocity /= np.linalg.norm(velocity) + 1e-8
+    points = np.zeros((steps, 2))
+    pos = np.zeros(2)
+    for i in range(steps):
+        jerk = rng.normal(size=2) * 0.4 * intensity
+        if rng.random() < 0.05 * intensity:
+            jerk += rng.normal(size=2) * 2.0
+        velocity = 0.85 * velocity + jerk
+        pos = pos + velocity / steps
+        points[i] = pos
+    points -= points.mean(axis=0)
+    extent = np.abs(points).max() + 1e-8
+    radius = (size // 2) * intensity
+    points *= radius / extent
+    kernel = np.zeros((size, size), np.float64)
+    centre = size // 2
+    for x, y in points + centre:
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+            xi, yi = x0 + dx, y0 + dy
+            if 0 <= xi < size and 0 <= yi < size:
+                kernel[yi, xi] += w
+    kernel /= kernel.sum()
+    return kernel.astype(np.float32)
+
+
+def apply_kernel(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Blur an sRGB image with ``kernel`` in linear light (reflected borders)."""
+    linear = srgb_to_linear(image)
+    blurred = cv2.filter2D(linear, -1, kernel, borderType=cv2.BORDER_REFLECT)
+    return linear_to_srgb(blurred)
+
+
+def add_sensor_noise(image: np.ndarray, rng: np.random.Generator, *, photons: float | None = None,
+                     read_sigma: float | None = None) -> np.ndarray:
+    """Poisson-Gaussian noise in linear light: ``photons`` electrons at full scale, ``read_sigma`` in [0, 1] units."""
+    photons = rng.uniform(300.0, 4000.0) if photons is None else photons
+    read_sigma = rng.uniform(0.0, 0.01) if read_sigma is None else read_sigma
+    linear = srgb_to_linear(image)
+    noisy = rng.poisson(linear * photons).astype(np.float32) / photons
+    noisy += rng.normal(scale=read_sigma, size=linear.shape).astype(np.float32)
+    return linear_to_srgb(noisy)
+
+
+def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
+    """Compress and decompress as JPEG at ``quality`` (stands in for video-codec artefacts)."""
+    as_uint8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".jpg", as_uint8, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0

@@ -1,0 +1,265 @@
+"""The training loop: reads top to bottom, resumes exactly, and runs unchanged under torchrun (DDP).
+
+AdamW with linear warm-up then cosine decay; L1 (+ optional frequency term); AMP (fp16) on CUDA.
+Checkpoints hold model, optimiser, scheduler, AMP scaler, step and RNG state; data is a pure function
+of (seed, index) and the sampler is indexed by step, so a resumed run draws what the uninterrupted
+run would have drawn.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
+
+from videodeblur.errors import WeightsError
+from videodeblur.model.lprn import LPRN
+from videodeblur.model.weights import save_weights
+from videodeblur.train.data import FolderPairs, StepSampler, SynthesisedPairs, read_images, read_video_scenes
+from videodeblur.train.evaluate import evaluate_pairs
+from videodeblur.train.losses import deblur_loss
+from videodeblur.train.recipe import DataSpec, TrainRecipe
+
+__all__ = ["TrainResult", "train", "build_dataset", "hardware_description"]
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    weights: Path
+    steps: int
+    seconds: float
+    final_loss: float
+    evaluation: dict[str, Any] | None
+
+
+def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
+          on_progress: ProgressCallback | None = None) -> TrainResult:
+    """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary."""
+    rank, world = _init_distributed()
+    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    if recipe.threads > 0:
+        torch.set_num_threads(recipe.threads)
+    torch.manual_seed(recipe.seed)
+    out_dir = Path(recipe.out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    model = LPRN(recipe.model).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
+                                  weight_decay=recipe.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(recipe))
+    use_amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    step, seconds_before = 0, 0.0
+    if resume is not None:
+        step, seconds_before = _load_checkpoint(Path(resume), model, optimiser, scheduler, scaler)
+    trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    dataset = build_dataset(recipe.data, seed=recipe.seed)
+    sampler = StepSampler(batch=recipe.batch, start_step=step, total_steps=recipe.steps, rank=rank, world=world)
+    loader = DataLoader(dataset, batch_size=recipe.batch, sampler=sampler, num_workers=recipe.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False)
+
+    log_path = out_dir / "log.csv"
+    started = time.perf_counter()
+    window_start, window_steps, loss_sum = started, 0, 0.0
+    last_loss = float("nan")
+    model.train()
+    for blurred, sharp in loader:
+        blurred = blurred.to(device, non_blocking=True)
+        sharp = sharp.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            output = trained(blurred)
+        loss = deblur_loss(output.float(), sharp, frequency_weight=recipe.frequency_weight)
+        optimiser.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimiser)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+        scaler.step(optimiser)
+        scaler.update()
+        scheduler.step()
+        step += 1
+        window_steps += 1
+        loss_sum += loss.item()  # sync point: one per step is fine at these model sizes
+
+        if step % recipe.log_every == 0 or step == recipe.steps:
+            now = time.perf_counter()
+            last_loss = loss_sum / window_steps
+            record = {"step": step, "loss": round(last_loss, 6), "lr": scheduler.get_last_lr()[0],
+                      "seconds": round(seconds_before + now - started, 2),
+                      "steps_per_s": round(window_steps / (now - window_start), 3), "total_steps": recipe.steps}
+            if rank == 0:
+                _append_csv(log_path, record)
+                if on_progress:
+                    on_progress(record)
+            window_start, window_steps, loss_sum = now, 0, 0.0
+        if rank == 0 and (step % recipe.checkpoint_every == 0 or step == recipe.steps):
+            _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
+                             seconds_before + time.perf_counter() - started, recipe)
+
+    seconds = seconds_before + time.perf_counter() - started
+    weights = out_dir / f"{recipe.model.name}.pt"
+    evaluation = None
+    if rank == 0:
+        model.eval()
+        if recipe.eval_pairs and Path(recipe.eval_pairs).is_dir():
+            evaluation = evaluate_pairs(model, recipe.eval_pairs, device=device).summary(recipe.model.name)
+        metadata = {
+            "config": recipe.model.to_dict(), "recipe": _jsonable(recipe.to_dict()), "steps": step,
+            "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
+            "commit": _git_commit(), "final_loss": last_loss, "evaluation": evaluation,
+            "torch": torch.__version__,
+        }
+        save_weights(weights, model.cpu(), metadata)
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return TrainResult(weights=weights, steps=step, seconds=seconds, final_loss=last_loss, evaluation=evaluation)
+
+
+def build_dataset(spec: DataSpec, *, seed: int = 0) -> Dataset:
+    """Synthesised pairs from the videos/images, plus real folder pairs (cropped) if any are given."""
+    parts: list[Dataset] = []
+    if spec.videos or spec.images:
+        scenes = [s for v in spec.videos
+                  for s in read_video_scenes(v.path, v.cuts, exclude=v.exclude, max_frames=v.max_frames,
+                                             step=v.step)]
+        images = read_images(spec.images, exclude=spec.exclude_images)
+        parts.append(SynthesisedPairs(scenes, images, spec.mix, seed=seed))
+    for root in spec.pairs:
+        real = FolderPairs(root, crop=spec.mix.crop, seed=seed)
+        parts.append(_Repeated(real, 1 << 30))
+    return parts[0] if len(parts) == 1 else _Interleaved(parts)
+
+
+class _Repeated(Dataset):
+    def __init__(self, base: Dataset, length: int) -> None:
+        self.base, self.length = base, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):  # noqa: ANN204
+        return self.base[index]
+
+
+class _Interleaved(Dataset):
+    """Item ``i`` comes from source ``i % len(sources)``: equal shares of synthetic and real pairs."""
+
+    def __init__(self, sources: list[Dataset]) -> None:
+        self.sources = sources
+
+    def __len__(self) -> int:
+        return 1 << 30
+
+    def __getitem__(self, index: int):  # noqa: ANN204
+        return self.sources[index % len(self.sources)][index // len(self.sources)]
+
+
+def hardware_description(device: torch.device) -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores"
+    if device.type == "cuda":
+        text += f", {torch.cuda.get_device_name(device)}"
+    return text
+
+
+def _warmup_cosine(recipe: TrainRecipe) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < recipe.warmup_steps:
+            return (step + 1) / recipe.warmup_steps
+        progress = (step - recipe.warmup_steps) / max(1, recipe.steps - recipe.warmup_steps)
+        cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        return recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine
+    return factor
+
+
+def _init_distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                     step: int, seconds: float, recipe: TrainRecipe) -> None:
+    state = {
+        "format": 1, "step": step, "seconds": seconds, "config": recipe.model.to_dict(),
+        "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def _load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler
+                     ) -> tuple[int, float]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("config") != model.config.to_dict():
+            raise WeightsError(f"checkpoint {path} was trained with config {state.get('config')}, "
+                               f"not the recipe's {model.config.to_dict()}")
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_torch"])
+        if torch.cuda.is_available() and state["rng_cuda"]:
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+    except WeightsError:
+        raise
+    except FileNotFoundError as err:
+        raise WeightsError(f"checkpoint not found: {path}") from err
+    except Exception as err:
+        raise WeightsError(f"cannot resume from {path}: corrupt or not a videodeblur checkpoint") from err
+    return int(state["step"]), float(state["seconds"])
+
+
+def _append_csv(path: Path, record: dict[str, Any]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(record))
+        if new:
+            writer.writeheader()
+        writer.writerow(record)
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
