@@ -25,7 +25,8 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
     try:
-        group.main(args=argv, prog_name="videodeblur", standalone_mode=False)
+        # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
+        result = group.main(args=argv, prog_name="videodeblur", standalone_mode=False)
     except click.exceptions.Abort:  # click turns KeyboardInterrupt/EOF at prompts into Abort
         click.echo("videodeblur: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
@@ -48,7 +49,7 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
         click.echo(f"videodeblur: internal error: {type(exc).__name__}: {_one_line(exc)} "
                    "(run with --debug for the traceback)", err=True)
         sys.exit(EXIT_ERROR)
-    sys.exit(0)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 def _one_line(exc: BaseException) -> str:
