@@ -1,17 +1,20 @@
 """Throughput benchmark: every stage alone and the whole pipeline, on the same frames, in one run.
 
 ``run_bench(BenchOptions(...)) -> BenchResult``; ``BenchResult.to_dict()`` is the ``--json`` object of
-``videodeblur bench``. The runs, in this order (the order matters only where ``rss_scope`` is ``process``):
+``videodeblur bench``. The runs, in this order (peers last; a run's peak RSS starts from the RSS the
+runs before it left, and is the process's peak so far where ``rss_scope`` is ``process``):
 
-- ``decode``: the input decoded to RGB frames, nothing else.
-- ``model`` (one per batch size): ``Engine.process`` on batches of the decoded frames, host uint8 in
-  and out, i.e. colour conversion, transfers and the network, as the pipeline calls it.
-- ``network`` (batch 1, and every peer with ``compare``): the network alone on a device-resident
-  tensor, in the engine's precision and memory format; on CUDA timed with events. This is the
-  "model-only" speed of the papers, and the fair ground for the speed ratio against the peers.
+- ``decode``: the input decoded, nothing else (to RGB; to I420 planes where the runner converts colour
+  on the device: CUDA with 4:2:0 input, ``layout`` in the result).
+- ``model`` (one per batch size): the engine as the runner calls it (``submit(...).result()``), host
+  uint8 in and out: transfers, colour conversion and the network.
+- ``network`` (batch 1; and each peer with ``compare``, after all other runs): ``Engine.infer`` on a
+  device-resident tensor in the engine's precision and memory format; on CUDA timed with events.
+  This is the "model-only" speed of the papers and the fair ground for the ratio against the peers.
 - ``encode``: the decoded frames encoded to a file, nothing else.
 - ``sequential``: decode → engine → encode on one thread, stage after stage.
-- ``pipelined``: the real ``video`` runner (``deblur_file``), stages in their own threads.
+- ``pipelined``: the real ``video`` runner (``deblur_file``), stages in their own threads; its stage
+  shares and queue depths come from the runner's own clocks, over the whole run.
 
 Every run drops its first frames as warm-up (rounded up to whole batches, so a batch is never split
 by the window) and reports them and their time separately; compilation happens there too.
@@ -163,6 +166,9 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
 
     say = progress or (lambda message: None)
     device = resolve_device(options.device)
+    engines = {batch: Engine.from_name(options.model, EngineOptions(  # a bad model or precision fails here, first
+        device=options.device, precision=options.precision, batch_size=batch, channels_last=options.channels_last,
+        compile=options.compile)) for batch in options.batches}
     with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
         tmpdir = Path(tmp)
         io = _prepare_input(options, device, tmpdir, say)
@@ -172,20 +178,12 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
 
         say("decode")
         runs = [_decode_run(io, warmup)]
-        engines = {}
         for batch in options.batches:
             say(f"model, batch {batch}")
-            engine_options = EngineOptions(device=options.device, precision=options.precision, batch_size=batch,
-                                           channels_last=options.channels_last, compile=options.compile)
-            engines[batch] = Engine.from_name(options.model, engine_options)
             runs.append(_model_run(engines[batch], io, frames, batch, warmup))
         engine = engines[options.batches[0]]
         say("network, batch 1")
         network_runs = [_network_run(engine, io, warmup_iterations=min(warmup, 5), iterations=len(frames) - warmup)]
-        for peer in (options.peers or _all_peers()) if options.compare else ():
-            say(f"network, peer {peer}")
-            network_runs.append(_network_run(_peer_engine(peer, engine), io, warmup_iterations=1,
-                                             iterations=options.min_peer_iterations, budget_s=options.peer_budget_s))
         runs.extend(network_runs)
         say("encode")
         runs.append(_encode_run(io, frames, pts, tmpdir / "encode.mp4", warmup))
@@ -198,6 +196,12 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         runs.append(_sequential_run(io, tmpdir / "sequential.mp4", engine, best.batch, warmup))
         say(f"pipelined, batch {best.batch}")
         runs.append(_pipelined_run(io, tmpdir / "pipelined.mp4", engine, best.batch, warmup))
+        # Peers last: their large activations stay in the allocator and would inflate later runs' RSS.
+        for peer in (options.peers or _all_peers()) if options.compare else ():
+            say(f"network, peer {peer}")
+            network_runs.append(_network_run(_peer_engine(peer, engine), io, warmup_iterations=1,
+                                             iterations=options.min_peer_iterations, budget_s=options.peer_budget_s))
+            runs.append(network_runs[-1])
 
     stage_fps = {"decode": _first(runs, "decode").fps, "model": best.fps, "encode": _first(runs, "encode").fps}
     bound = min(stage_fps, key=stage_fps.__getitem__)
@@ -233,7 +237,8 @@ def _peer_engine(peer: str, like: Any) -> Any:
     from videodeblur.model import LoadedModel
     from videodeblur.pipeline import Engine
 
-    loaded = LoadedModel(name=peer, path=Path(), network=build_peer(peer), metadata={"peer": True})  # type: ignore[arg-type]
+    network = build_peer(peer)
+    loaded = LoadedModel(name=peer, path=Path(), network=network, metadata={"peer": True})  # type: ignore[arg-type]
     return Engine(loaded, like.options)
 
 
@@ -304,7 +309,8 @@ def _network_run(engine: Any, io: "_IO", *, warmup_iterations: int, iterations: 
     ``torch.compile`` compiles) is timed on its own as ``first_call_s``."""
     device = engine.device
     memory_format = torch.channels_last if engine.options.channels_last else torch.contiguous_format
-    x = torch.rand(1, 3, io.info.height, io.info.width, device=device).to(dtype=engine.dtype, memory_format=memory_format)
+    x = torch.rand(1, 3, io.info.height, io.info.width, device=device)
+    x = x.to(dtype=engine.dtype, memory_format=memory_format)
     with PeakMemory(device) as memory, torch.inference_mode():
         started = time.perf_counter()
         engine.infer(x)

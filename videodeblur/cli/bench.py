@@ -82,7 +82,8 @@ def format_table(data: dict[str, Any]) -> str:
         lat = run["latency_ms"]
         shares = " ".join(f"{name} {s['share']:.2f}" for name, s in run["stages"].items())
         queues = " ".join(f"q[{name}] {q['mean']:.1f}/{q['max']}" for name, q in run["queue_depth"].items())
-        rows.append((run["mode"], run["model"] or "-", _dash(run["batch"]), f"{run['fps']:.1f}",
+        fps = run["fps"]
+        rows.append((run["mode"], run["model"] or "-", _dash(run["batch"]), f"{fps:.1f}" if fps >= 10 else f"{fps:.3f}",
                      f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['p99']:.1f}", f"{run['warmup_s']:.2f}",
                      _dash(run["peak_rss_mb"]), _dash(run["cuda_peak_mb"]), f"{shares} {queues}".strip()))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
