@@ -170,6 +170,15 @@ def test_unwritable_output_is_an_output_error(tmp_path: Path) -> None:
         locked.chmod(0o700)
 
 
+def test_a_writer_that_cannot_start_leaves_no_file(tmp_path: Path) -> None:
+    with pytest.raises(EncodeError):
+        FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25), encoder="nope")
+    with pytest.raises(EncodeError, match="cannot open encoder"):
+        FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 12800), fps=Fraction(7, 3),
+                    encoder="mpeg1video")  # MPEG-1 allows only standard frame rates
+    assert not (tmp_path / "out.mp4").exists()
+
+
 def test_output_may_not_be_the_input(make_clip) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=2, audio=True)
     with pytest.raises(OutputError, match="is the input"):

@@ -211,3 +211,14 @@ def test_unknown_encoder_fails_before_decoding(engine: Engine, make_clip, tmp_pa
     src = make_clip("a.mp4", width=64, height=48, frames=3)
     with pytest.raises(EncodeError, match="unknown encoder"):
         deblur_file(src, tmp_path / "out.mp4", engine, RunOptions(encoder="nope"))
+
+
+def test_deblurrer_facade(make_clip, tmp_path: Path) -> None:
+    from videodeblur import Deblurrer
+
+    d = Deblurrer("lprn-fast", device="cpu")
+    stats = d.file(make_clip("a.mp4", width=64, height=48, frames=4), tmp_path / "out.mp4")
+    assert stats.frames == 4 and len(decode(tmp_path / "out.mp4").frames) == 4
+    frame = decode(tmp_path / "out.mp4").frames[0]
+    assert d.frames(frame).shape == frame.shape and d.frames(frame[None]).shape == (1, *frame.shape)
+    assert np.array_equal(d.frames(frame), d.engine.process(frame[None])[0])

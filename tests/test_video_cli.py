@@ -125,3 +125,15 @@ def _read_until(proc: subprocess.Popen, pattern: re.Pattern, timeout_s: float) -
 def _text(path: Path) -> Path:
     path.write_text("not a video\n" * 100)
     return path
+
+
+def test_progress_line() -> None:
+    from videodeblur.cli.video import _Progress
+
+    written: list[str] = []
+    progress = _Progress(written.append)
+    progress(1, 10)
+    progress(10, 10)  # the last frame is always shown
+    progress.done()
+    assert written[0].startswith("\r1/10 frames") and "ETA" in written[0]
+    assert written[1].startswith("\r10/10 frames") and written[-1] == "\n"

@@ -98,6 +98,11 @@ class FrameWriter:
                  fps: Fraction | None = None, encoder: str = "auto", crf: int = 18, preset: str = "veryfast",
                  pix_fmt: str | None = None, colour: ColourTags | None = None, rotation: int = 0,
                  audio_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb") -> None:
+        self.encoder_name = choose_encoder(encoder, width=width, height=height)
+        self.pix_fmt = pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")
+        if layout == "i420" and self.pix_fmt != "yuv420p":
+            raise ValueError("layout 'i420' needs an even-sized yuv420p output")
+        existed = Path(path).exists()
         self.path = check_output_path(path, input_path=audio_from)
         self.width, self.height, self.layout = width, height, layout
         self.time_base = Fraction(time_base)
@@ -110,21 +115,22 @@ class FrameWriter:
         self._audio_in: av.container.InputContainer | None = None
         self._audio_iter: Iterator[av.Packet] | None = None
         self._audio_pending: av.Packet | None = None
-        self.encoder_name = choose_encoder(encoder, width=width, height=height)
-        self.pix_fmt = pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")
-        if layout == "i420" and self.pix_fmt != "yuv420p":
-            raise ValueError("layout 'i420' needs an even-sized yuv420p output")
         try:
-            self._container = av.open(str(self.path), "w")
-        except (av.FFmpegError, ValueError) as err:
-            raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} "
-                              "(use a video extension such as .mp4, .mkv or .mov)") from err
-        try:
-            self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
-            if audio_from is not None:
-                self._add_audio(Path(audio_from))
+            try:
+                self._container = av.open(str(self.path), "w")
+            except (av.FFmpegError, ValueError) as err:
+                raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} "
+                                  "(use a video extension such as .mp4, .mkv or .mov)") from err
+            try:
+                self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
+                if audio_from is not None:
+                    self._add_audio(Path(audio_from))
+            except BaseException:
+                self._container.close()
+                raise
         except BaseException:
-            self._container.close()
+            if not existed:  # leave no empty file behind for a run that never started
+                self.path.unlink(missing_ok=True)
             raise
         self._sws = av.video.reformatter.VideoReformatter()
         self._sws_colorspace = sws_colorspace(self.colour)
