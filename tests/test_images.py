@@ -180,3 +180,11 @@ def test_cuda_fp16_matches_cpu_fp32(make_image, tmp_path):
     b = bgr_of(deblur_image_file(src, tmp_path / "gpu.png", gpu))
     assert a.shape == b.shape == (49, 65, 3)
     assert psnr(a, b) > 40  # fp16 rounding only
+
+
+def test_cli_tile_keeps_size(run_cli, make_image, tmp_path):
+    src = make_image("big.png", width=200, height=130)
+    result = run_cli("image", src, "-o", tmp_path / "out.png", "--device", "cpu", "--model", "lprn-fast",
+                     "--tile", 96)
+    assert result.exit_code == 0, result.stderr
+    assert bgr_of(tmp_path / "out.png").shape == (130, 200, 3)

@@ -17,7 +17,7 @@ __all__ = ["image"]
 @model_option()
 @device_option
 @precision_option
-@click.option("--tile", type=click.IntRange(min=64), default=None,
+@click.option("--tile", type=click.IntRange(min=1), default=None,
               help="Process in overlapping tiles of this many pixels (for images too big for memory).")
 def image(inputs: tuple[Path, ...], output: Path, model: str | None, device: str, precision: str,
           tile: int | None) -> None:
