@@ -188,3 +188,13 @@ def test_cli_tile_keeps_size(run_cli, make_image, tmp_path):
                      "--tile", 96)
     assert result.exit_code == 0, result.stderr
     assert bgr_of(tmp_path / "out.png").shape == (130, 200, 3)
+
+
+def test_grey_with_alpha_goes_out_as_rgba_with_equal_channels(tmp_path):
+    grey = clip_frame(0, 12, 8)[..., 1]
+    alpha = np.full((8, 12), 77, np.uint8)
+    image = Image(rgb=cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey=True, alpha=alpha)
+    out = bgr_of(write_image(tmp_path / "ga.png", image))
+    assert out.shape == (8, 12, 4)
+    assert np.array_equal(out[..., 0], grey) and np.array_equal(out[..., 2], grey)
+    assert np.array_equal(out[..., 3], alpha)

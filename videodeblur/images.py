@@ -98,12 +98,12 @@ def write_image(path: str | Path, image: Image) -> Path:
     path = Path(path)
     ext = _checked_extension(path)
     keep_alpha = image.alpha is not None and ext == ".png"
-    if image.grey and not keep_alpha:
+    if image.grey:
         pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
+        if keep_alpha:  # OpenCV writes no grey+alpha PNG: RGBA with equal colour channels instead
+            pixels = np.dstack([pixels, pixels, pixels, image.alpha])
     else:
-        # grey + alpha has no OpenCV writer: it goes out as RGBA with equal colour channels
-        rgb = cv2.cvtColor(cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB) if image.grey else image.rgb
-        pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR)
         if keep_alpha:
             pixels = np.dstack([pixels, image.alpha])
     # JPEG: quality 95 and no chroma subsampling (4:4:4), so colour edges survive the round trip.
