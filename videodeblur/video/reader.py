@@ -87,6 +87,8 @@ class FrameReader:
         self.path = Path(path)
         self.layout = layout
         self.frames_decoded = 0
+        self.packets_read = 0  # video packets demuxed (flush packets excluded)
+        self.packets_discarded = 0  # marked "discard" by the demuxer (before an edit list's start)
         self.decode_errors = 0
         self.first_error: str | None = None
         self._closed = False
@@ -144,14 +146,16 @@ class FrameReader:
 
     @property
     def frames_lost(self) -> int:
-        """Frames the container promised but that did not decode (0 when its count is unknown)."""
-        expected = self.info.frames
-        if not expected:
-            return 0
-        lost = max(expected - self.frames_decoded, 0)
-        if self.info.frames_exact:
-            return lost
-        return lost if lost > max(1, expected // 50) else 0  # a duration estimate is only roughly right
+        """Frames that should have come out but did not, once the file has been read to its end:
+        packets the container indexes but the file no longer holds (truncation), plus packets read
+        that decoded to nothing (corruption). Packets an edit list discards on purpose do not count.
+        A count estimated from the duration (no index) only counts when clearly short (> 2 %)."""
+        expected = self.info.frames or 0
+        missing = max(expected - self.packets_read, 0)
+        if not self.info.frames_exact and missing <= max(1, expected // 50):
+            missing = 0
+        undecoded = max(self.packets_read - self.packets_discarded - self.frames_decoded, 0)
+        return missing + undecoded
 
     def close(self) -> None:
         with self._lock:
@@ -173,6 +177,9 @@ class FrameReader:
         """Frames in presentation order; a bad packet is skipped and counted, a broken container ends it."""
         try:
             for packet in self._container.demux(self._stream):
+                if packet.size:
+                    self.packets_read += 1
+                    self.packets_discarded += packet.is_discard
                 try:
                     frames = self._stream.decode(packet)
                 except av.FFmpegError as err:
