@@ -202,7 +202,7 @@ def test_queues_are_bounded_under_a_slow_model(engine: Engine, make_clip, tmp_pa
 
 def test_bad_options() -> None:
     from videodeblur.errors import ConfigError
-    for kwargs in ({"queue_size": 0}, {"crf": 60}, {"max_frames": 0}, {"warmup_frames": -1}):
+    for kwargs in ({"queue_size": 0}, {"crf": 60}, {"max_frames": 0}, {"warmup_frames": -1}, {"decode_threads": -1}):
         with pytest.raises(ConfigError):
             RunOptions(**kwargs)
 

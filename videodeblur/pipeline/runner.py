@@ -41,7 +41,10 @@ class RunOptions:
     total_or_None)`` is called from the encode thread after each frame. ``warmup_frames`` are left
     out of the sustained fps and latency percentiles. ``colour_on_device``: move YUV 4:2:0 planes to
     the engine and convert colour there (None: on CUDA when the video is 4:2:0 with even size).
-    ``decode_threads`` / ``encode_threads``: FFmpeg threads (0: automatic). ``audio``: copy the audio
+    ``decode_threads`` / ``encode_threads``: FFmpeg threads; 0 is automatic: one each when the
+    engine runs on the CPU (its cores belong to the model; measured on 2 cores, FFmpeg's own choice
+    oversubscribed them and cost ~20 % fps), FFmpeg's choice (frame threads) when it runs on a GPU.
+    ``audio``: copy the audio
     stream. ``stop``: set it from another thread to end the run early (the output is finalised and
     the stats say ``interrupted``). ``max_frames``: stop after this many frames.
     """
@@ -66,6 +69,8 @@ class RunOptions:
             raise ConfigError(f"crf must be in [0, 51], got {self.crf}")
         if self.warmup_frames < 0:
             raise ConfigError(f"warmup_frames must be >= 0, got {self.warmup_frames}")
+        if self.decode_threads < 0 or self.encode_threads < 0:
+            raise ConfigError("decode_threads and encode_threads must be >= 0 (0: automatic)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
 
@@ -76,13 +81,14 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     audio) and return the run's statistics. Raises typed errors for bad input or output; on Ctrl-C
     raises :class:`RunInterrupted` (a KeyboardInterrupt carrying the stats) after finalising the output."""
     options = options or RunOptions()
-    reader = FrameReader(input_path, layout="rgb", threads=options.decode_threads)
+    decode_threads, encode_threads = _ffmpeg_threads(engine, options)
+    reader = FrameReader(input_path, layout="rgb", threads=decode_threads)
     try:
         if _colour_on_device(engine, reader, options):
             reader.close()
-            reader = FrameReader(input_path, layout="i420", threads=options.decode_threads)
+            reader = FrameReader(input_path, layout="i420", threads=decode_threads)
         writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
-                                  crf=options.crf, preset=options.preset, threads=options.encode_threads,
+                                  crf=options.crf, preset=options.preset, threads=encode_threads,
                                   layout=reader.layout)
     except BaseException:
         reader.close()
@@ -101,6 +107,12 @@ def run_pipeline(reader: FrameReader, writer: FrameWriter, engine: Engine,
     if reader.layout != writer.layout:
         raise ValueError(f"reader layout {reader.layout!r} differs from writer layout {writer.layout!r}")
     return _Pipeline(reader, writer, engine, options).run()
+
+
+def _ffmpeg_threads(engine: Engine, options: RunOptions) -> tuple[int, int]:
+    """(decode, encode) FFmpeg thread counts; see RunOptions for the automatic choice."""
+    auto = 1 if engine.device.type == "cpu" else 0
+    return options.decode_threads or auto, options.encode_threads or auto
 
 
 def _colour_on_device(engine: Engine, reader: FrameReader, options: RunOptions) -> bool:
