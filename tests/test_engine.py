@@ -46,6 +46,15 @@ def test_equals_the_network_applied_directly(engine: Engine) -> None:
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1  # channels_last may reorder float sums
 
 
+def test_engines_sharing_a_model_do_not_touch_each_other() -> None:
+    model = load_model("lprn-fast")
+    fp32 = Engine(model, EngineOptions(device="cpu"))
+    bf16 = Engine(model, EngineOptions(device="cpu", precision="bf16"))
+    assert next(model.network.parameters()).dtype == torch.float32
+    assert next(fp32.network.parameters()).dtype == torch.float32
+    assert next(bf16.network.parameters()).dtype == torch.bfloat16
+
+
 def test_batching_changes_nothing(engine: Engine) -> None:
     frames = _frames(7, 80, 48)
     together = engine.process(frames)  # batches of 3, 3, 1

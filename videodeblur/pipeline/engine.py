@@ -21,6 +21,7 @@ synchronously, so both paths give the same numbers up to float rounding.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import threading
@@ -142,7 +143,8 @@ class Engine:
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
         self.model = model if model is not None else load_model(default_model_name(self.device.type))
-        net = self.model.network.eval().to(self.device, self.dtype)
+        # A copy: Module.to() works in place, and two engines may share one LoadedModel.
+        net = copy.deepcopy(self.model.network).eval().to(self.device, self.dtype)
         if self.options.channels_last:
             net = net.to(memory_format=torch.channels_last)
         self.network: torch.nn.Module = torch.compile(net) if self.options.compile else net

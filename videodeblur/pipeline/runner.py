@@ -200,6 +200,8 @@ class _Pipeline:
                     self.interrupted = True
                     self.abort.set()
         self.reader.close()
+        if encode.ident is None:  # the encode thread never ran: finalise here (close is idempotent)
+            self.writer.close(complete=False)
 
     def _guard(self, loop: Callable[[], None]) -> None:
         try:
