@@ -31,7 +31,8 @@ class EvalReport:
     scores: tuple[PairScore, ...]
 
     def mean(self, field: str) -> float:
-        return float(np.mean([getattr(s, field) for s in self.scores]))
+        """Mean over pairs; an identical pair (infinite PSNR) counts as 100 dB so the mean stays finite JSON."""
+        return float(np.mean([min(getattr(s, field), 100.0) for s in self.scores]))
 
     def summary(self, model: str) -> dict[str, Any]:
         """The ``--json`` object: means over pairs, and the gain over the blurred input in dB."""

@@ -77,37 +77,45 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     window_start, window_steps, loss_sum = started, 0, 0.0
     last_loss = float("nan")
     model.train()
-    for blurred, sharp in loader:
-        blurred = blurred.to(device, non_blocking=True)
-        sharp = sharp.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            output = trained(blurred)
-        loss = deblur_loss(output.float(), sharp, frequency_weight=recipe.frequency_weight)
-        optimiser.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimiser)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-        scaler.step(optimiser)
-        scaler.update()
-        scheduler.step()
-        step += 1
-        window_steps += 1
-        loss_sum += loss.item()  # sync point: one per step is fine at these model sizes
+    try:
+        for blurred, sharp in loader:
+            blurred = blurred.to(device, non_blocking=True)
+            sharp = sharp.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                output = trained(blurred)
+            loss = deblur_loss(output.float(), sharp, frequency_weight=recipe.frequency_weight)
+            optimiser.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimiser)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            scaler.step(optimiser)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            window_steps += 1
+            loss_sum += loss.item()  # sync point: one per step is fine at these model sizes
 
-        if step % recipe.log_every == 0 or step == recipe.steps:
-            now = time.perf_counter()
-            last_loss = loss_sum / window_steps
-            record = {"step": step, "loss": round(last_loss, 6), "lr": scheduler.get_last_lr()[0],
-                      "seconds": round(seconds_before + now - started, 2),
-                      "steps_per_s": round(window_steps / (now - window_start), 3), "total_steps": recipe.steps}
-            if rank == 0:
-                _append_csv(log_path, record)
-                if on_progress:
-                    on_progress(record)
-            window_start, window_steps, loss_sum = now, 0, 0.0
-        if rank == 0 and (step % recipe.checkpoint_every == 0 or step == recipe.steps):
+            if rank == 0 and (step % recipe.checkpoint_every == 0 or step == recipe.steps):
+                _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
+                                 seconds_before + time.perf_counter() - started, recipe)
+            if step % recipe.log_every == 0 or step == recipe.steps:
+                now = time.perf_counter()
+                last_loss = loss_sum / window_steps
+                record = {"step": step, "loss": round(last_loss, 6), "lr": scheduler.get_last_lr()[0],
+                          "seconds": round(seconds_before + now - started, 2),
+                          "steps_per_s": round(window_steps / (now - window_start), 3),
+                          "total_steps": recipe.steps}
+                if rank == 0:
+                    _append_csv(log_path, record)
+                    if on_progress:
+                        on_progress(record)
+                window_start, window_steps, loss_sum = now, 0, 0.0
+    except KeyboardInterrupt:
+        # Ctrl-C loses nothing: the step reached is saved and `--resume` continues from it.
+        if rank == 0:
             _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
                              seconds_before + time.perf_counter() - started, recipe)
+        raise
 
     seconds = seconds_before + time.perf_counter() - started
     weights = out_dir / f"{recipe.model.name}.pt"

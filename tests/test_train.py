@@ -1,0 +1,126 @@
+"""Training: a step lowers the loss, resume continues the same loss curve, recipes validate."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from videodeblur.config import ModelConfig
+from videodeblur.errors import ConfigError, WeightsError
+from videodeblur.model import LPRN, load_model
+from videodeblur.train import load_recipe, train
+from videodeblur.train.data import write_rgb
+from videodeblur.train.losses import deblur_loss
+
+
+def test_training_steps_on_a_tiny_batch_lower_the_loss() -> None:
+    torch.manual_seed(0)
+    net = LPRN(ModelConfig(channels=8, blocks=1, stages=2))
+    sharp = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8), size=24, mode="bilinear")
+    blurred = torch.nn.functional.avg_pool2d(sharp, 5, stride=1, padding=2, count_include_pad=False)
+    optimiser = torch.optim.AdamW(net.parameters(), lr=2e-3)
+    with torch.no_grad():
+        before = float(deblur_loss(net(blurred), sharp))
+    for _ in range(20):
+        loss = deblur_loss(net(blurred), sharp)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    with torch.no_grad():
+        assert float(deblur_loss(net(blurred), sharp)) < before * 0.9
+
+
+def test_frequency_term_adds_to_the_l1_loss() -> None:
+    a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
+    assert float(deblur_loss(a, b, frequency_weight=0.1)) > float(deblur_loss(a, b))
+    assert float(deblur_loss(a, a, frequency_weight=0.1)) == 0.0
+
+
+def _recipe_file(tmp_path: Path, out_dir: Path, steps: int = 6) -> Path:
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_rgb(tmp_path / "images" / f"{i}.png", rng.integers(0, 256, (48, 56, 3), dtype=np.uint8))
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f"""
+[model]
+name = "tiny"
+channels = 8
+blocks = 1
+stages = 2
+unshuffle = 2
+
+[train]
+out_dir = "{out_dir.as_posix()}"
+steps = {steps}
+batch = 2
+warmup_steps = 2
+log_every = 1
+checkpoint_every = 100
+threads = 1
+
+[data]
+images = ["{(tmp_path / 'images').as_posix()}/*.png"]
+
+[data.mix]
+crop = 24
+kernel_sizes = [5, 7]
+""")
+    return recipe
+
+
+def _losses(log: Path) -> dict[int, float]:
+    with log.open() as fh:
+        return {int(r["step"]): float(r["loss"]) for r in csv.DictReader(fh)}
+
+
+def test_resume_restores_the_step_and_continues_the_same_loss_curve(tmp_path: Path) -> None:
+    straight = train(load_recipe(_recipe_file(tmp_path, tmp_path / "a")))
+    assert straight.steps == 6 and straight.weights.is_file()
+    expected = _losses(tmp_path / "a" / "log.csv")
+
+    def interrupt_at_3(record: dict) -> None:
+        if record["step"] == 3:
+            raise KeyboardInterrupt
+
+    recipe = load_recipe(_recipe_file(tmp_path, tmp_path / "b"))
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, on_progress=interrupt_at_3)
+    checkpoint = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert checkpoint["step"] == 3
+    resumed = train(recipe, resume=tmp_path / "b" / "last.pt")
+    assert resumed.steps == 6
+    got = _losses(tmp_path / "b" / "log.csv")
+    assert sorted(got) == [1, 2, 3, 4, 5, 6]
+    for step in range(1, 7):
+        assert got[step] == pytest.approx(expected[step], rel=1e-4)
+    a, b = load_model(straight.weights).network, load_model(resumed.weights).network
+    for (name, pa), (_, pb) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6, msg=name)
+    metadata = json.loads(straight.weights.with_suffix(".json").read_text())
+    assert metadata["steps"] == 6 and metadata["config"]["channels"] == 8 and "hardware" in metadata
+
+
+def test_resume_from_a_corrupt_checkpoint_is_a_weights_error(tmp_path: Path) -> None:
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(WeightsError, match="last.pt"):
+        train(load_recipe(_recipe_file(tmp_path, tmp_path / "c")), resume=bad)
+
+
+def test_recipe_with_unknown_key_is_a_config_error(tmp_path: Path) -> None:
+    recipe = _recipe_file(tmp_path, tmp_path / "d")
+    recipe.write_text(recipe.read_text().replace("[train]", "[train]\nlearning_rate = 1"))
+    with pytest.raises(ConfigError, match="learning_rate"):
+        load_recipe(recipe)
+
+
+def test_shipped_recipes_parse() -> None:
+    root = Path(__file__).resolve().parent.parent / "configs" / "train"
+    recipes = sorted(root.glob("*.toml"))
+    assert recipes
+    for path in recipes:
+        assert load_recipe(path).steps > 0
