@@ -1,6 +1,7 @@
 """``videodeblur train``, ``videodeblur eval`` and ``videodeblur models``: thin over videodeblur.train/model."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -17,12 +18,18 @@ __all__ = ["train", "evaluate", "models"]
 @click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Checkpoint to resume from (last.pt).")
 @click.option("--steps", type=int, default=None, help="Override the recipe's number of steps.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="Override the recipe's output folder.")
-def train(config_path: str, resume: str | None, steps: int | None, out_dir: str | None) -> None:
+@click.option("--model-config", type=click.Path(dir_okay=False), default=None,
+              help="Model TOML replacing the recipe's model (e.g. one row of an ablation).")
+def train(config_path: str, resume: str | None, steps: int | None, out_dir: str | None,
+          model_config: str | None) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
+    from videodeblur.config import load_model_config
     from videodeblur.train import load_recipe
     from videodeblur.train import train as run_training
 
     recipe = load_recipe(config_path, steps=steps, out_dir=out_dir)
+    if model_config is not None:
+        recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
     result = run_training(recipe, resume=resume, on_progress=_print_progress)
     click.echo(f"saved {result.weights} after {result.steps} steps in {result.seconds:.0f} s "
                f"(loss {result.final_loss:.4f})")
