@@ -27,6 +27,7 @@ def test_defaults_on_cpu(engine: Engine) -> None:
     assert engine.precision == "fp32"
     assert engine.model_name == "lprn-fast"
     assert engine.max_in_flight == 0  # synchronous
+    assert Engine.from_name("lprn-fast", EngineOptions(device="cpu")).batch_size == 2  # faster than 4 on CPU
     assert Engine(None, EngineOptions(device="cpu")).model_name == "lprn-fast"  # default for the device
 
 

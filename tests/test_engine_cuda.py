@@ -33,7 +33,7 @@ def _frames(n: int, width: int = 128, height: int = 96) -> np.ndarray:
 def test_defaults_on_cuda() -> None:
     engine = Engine.from_name(None, EngineOptions(device="cuda"))
     assert engine.device.type == "cuda" and engine.precision == "fp16" and engine.model_name == "lprn-rt"
-    assert engine.max_in_flight == 2  # ring of 3
+    assert engine.max_in_flight == 2 and engine.batch_size == 4  # ring of 3
 
 
 def test_fp32_on_cuda_matches_cpu(cpu: Engine, gpu32: Engine) -> None:

@@ -20,14 +20,14 @@ CPU = ("--model", "lprn-fast", "--device", "cpu")
 
 def test_json_is_one_object_with_every_field(run_cli, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=9, audio=True)
-    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--batch", "2", "--json")
+    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--batch", "3", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["frames"] == 9 and data["seconds"] > 0 and data["fps"] > 0
     assert set(data["stages"]) == {"decode", "infer", "encode"}
     assert all({"busy_s", "items", "ms_per_item", "share"} <= set(s) for s in data["stages"].values())
     assert set(data["latency_ms"]) == {"p50", "p95", "p99"}
-    assert data["model"] == "lprn-fast" and data["device"].startswith("cpu") and data["batch_size"] == 2
+    assert data["model"] == "lprn-fast" and data["device"].startswith("cpu") and data["batch_size"] == 3
     assert data["encoder"] == "libx264" and data["warnings"] == [] and data["audio_packets"] > 0
     assert len(decode(tmp_path / "out.mp4").frames) == 9
 

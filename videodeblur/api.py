@@ -31,7 +31,7 @@ class Deblurrer:
     """
 
     def __init__(self, model: str | Path | None = None, *, device: str = "auto", precision: str = "auto",
-                 batch_size: int = 4, tile: int | None = None, compile: bool = False) -> None:
+                 batch_size: int | None = None, tile: int | None = None, compile: bool = False) -> None:
         from videodeblur.pipeline import EngineOptions
 
         self.model = None if model is None else str(model)

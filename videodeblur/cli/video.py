@@ -19,8 +19,8 @@ __all__ = ["video"]
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Output video file (.mp4, .mkv, .mov).")
 @model_option()
-@click.option("--batch", "batch", type=click.IntRange(min=1), default=4, show_default=True,
-              help="Frames per network call.")
+@click.option("--batch", "batch", type=click.IntRange(min=1), default=None,
+              help="Frames per network call (default: 4 on CUDA, 2 on CPU).")
 @device_option
 @precision_option
 @click.option("--encoder", default="auto", show_default=True,
@@ -35,7 +35,7 @@ __all__ = ["video"]
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
-def video(input_path: Path, output: Path, model: str | None, batch: int, device: str, precision: str,
+def video(input_path: Path, output: Path, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool,
           show_progress: bool | None, as_json: bool) -> None:
     """Deblur the video file INPUT into OUTPUT.
