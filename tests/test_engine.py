@@ -71,6 +71,13 @@ def test_submit_returns_a_result_handle(engine: Engine) -> None:
     assert handle.gpu_ms is None
 
 
+def test_submit_takes_a_sequence_of_frames(engine: Engine) -> None:
+    frames = _frames(3, 64, 48)
+    assert np.array_equal(engine.submit(list(frames)).result(), engine.submit(frames).result())
+    with pytest.raises(ValueError, match="one shape"):
+        engine.submit([frames[0], frames[0][:20]])
+
+
 def test_i420_layout_matches_the_rgb_path(engine: Engine) -> None:
     """Colour conversion on the device (as on CUDA) gives what the RGB path gives on the same planes."""
     tags = ColourTags(colorspace=1, color_range=1)

@@ -25,7 +25,7 @@ import copy
 import dataclasses
 import os
 import threading
-from typing import Literal
+from typing import Literal, Sequence
 
 import numpy as np
 import torch
@@ -196,18 +196,28 @@ class Engine:
             self.submit(dummy, layout=layout).result()
 
     # --- asynchronous contract -----------------------------------------------------------------
-    def submit(self, batch: np.ndarray, *, layout: Layout = "rgb", colour: ColourTags | None = None) -> EngineResult:
+    def submit(self, batch: np.ndarray | Sequence[np.ndarray], *, layout: Layout = "rgb",
+               colour: ColourTags | None = None) -> EngineResult:
         """Start deblurring ``batch``: uint8 ``N×H×W×3`` RGB (``layout="rgb"``) or uint8
         ``N×(3H/2)×W`` I420 planes (``layout="i420"``, converted with ``colour``'s matrix and range on
-        the device). ``N`` may not exceed ``batch_size`` on CUDA (the pinned slots are that big)."""
+        the device), as one array or a sequence of same-shape frames (on CUDA each is copied straight
+        into pinned memory, saving a host copy). ``N`` may not exceed ``batch_size`` on CUDA (the
+        pinned slots are that big)."""
         if layout not in ("rgb", "i420"):
             raise ValueError(f"layout must be 'rgb' or 'i420', got {layout!r}")
-        batch = _check_rgb(batch) if layout == "rgb" else _check_i420(batch)
+        check = _check_rgb if layout == "rgb" else _check_i420
+        if isinstance(batch, np.ndarray):
+            frames: np.ndarray | list[np.ndarray] = check(batch)
+        else:
+            frames = [check(np.asarray(f)[np.newaxis])[0] for f in batch]
+            if not frames or any(f.shape != frames[0].shape for f in frames):
+                raise ValueError("a batch given as a sequence needs at least one frame, all of one shape")
         with self._lock:
             if self._cuda is not None:
-                return self._cuda.submit(batch, layout, colour)
+                return self._cuda.submit(frames, layout, colour)
+            stacked = frames if isinstance(frames, np.ndarray) else np.stack(frames)
             with torch.inference_mode():
-                out = self._forward_uint8(torch.from_numpy(batch), layout, colour)
+                out = self._forward_uint8(torch.from_numpy(stacked), layout, colour)
             return EngineResult(out.numpy())
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
@@ -280,14 +290,16 @@ class _CudaPipeline:
             slot.owner.result()
         return slot
 
-    def submit(self, batch: np.ndarray, layout: Layout, colour: ColourTags | None) -> EngineResult:
-        n = batch.shape[0]
+    def submit(self, batch: np.ndarray | list[np.ndarray], layout: Layout, colour: ColourTags | None) -> EngineResult:
+        n = len(batch)
         if n > self.engine.batch_size:
             raise ValueError(f"batch of {n} frames exceeds batch_size {self.engine.batch_size}")
-        slot = self._slot_for(tuple(batch.shape[1:]))
+        slot = self._slot_for(tuple(batch[0].shape))
         host_in = slot.host_in[:n]
         host_out = slot.host_out[:n]
-        host_in.numpy()[...] = batch  # pageable → pinned; the slot's last upload has completed (done event)
+        staging = host_in.numpy()
+        for i in range(n):  # pageable → pinned; the slot's previous upload has completed (its done event)
+            staging[i] = batch[i]
         dev = self.engine.device
         self.upload.wait_stream(torch.cuda.current_stream(dev))  # nothing else in flight may touch our inputs
         with torch.cuda.stream(self.upload):

@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque
 
-import numpy as np
-
 from videodeblur.errors import ConfigError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
@@ -254,8 +252,7 @@ class _Pipeline:
                 batch.append(item)
             if batch:
                 start = time.perf_counter()
-                images = batch[0].image[None] if len(batch) == 1 else np.stack([f.image for f in batch])
-                handle = engine.submit(images, layout=layout, colour=colour)
+                handle = engine.submit([f.image for f in batch], layout=layout, colour=colour)
                 in_flight.append((handle, batch, time.perf_counter() - start))
             while in_flight and (ended or len(in_flight) > engine.max_in_flight):
                 self._emit(*in_flight.popleft(), encode=encode)

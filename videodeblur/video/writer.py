@@ -14,7 +14,6 @@ and audio.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from fractions import Fraction
 from pathlib import Path
