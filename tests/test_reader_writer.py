@@ -151,10 +151,18 @@ def test_bad_inputs_are_typed_one_line_errors(case: str, error: type, match: str
 
 
 @pytest.mark.parametrize("where, match", [("missing_dir/out.mp4", "does not exist"), (".", "is a folder"),
-                                          ("out.unknownext", "video extension")])
+                                          ("out.unknownext", "video extension"), ("out.webm", "use .mp4")])
 def test_bad_outputs_are_output_errors(where: str, match: str, tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=match):
         FrameWriter(tmp_path / where, width=64, height=48, time_base=Fraction(1, 25))
+
+
+@pytest.mark.parametrize("ext", ["mkv", "mov", "ts"])
+def test_other_containers(ext: str, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=5, audio=True)
+    _copy(src, tmp_path / f"out.{ext}")
+    out = decode(tmp_path / f"out.{ext}")
+    assert len(out.frames) == 5 and out.audio
 
 
 def test_unwritable_output_is_an_output_error(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from videodeblur.errors import EncodeError
+from videodeblur.errors import ConfigError, EncodeError
 from videodeblur.model import LoadedModel
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 from videodeblur.video import FrameReader, FrameWriter
@@ -201,7 +201,6 @@ def test_queues_are_bounded_under_a_slow_model(engine: Engine, make_clip, tmp_pa
 
 
 def test_bad_options() -> None:
-    from videodeblur.errors import ConfigError
     for kwargs in ({"queue_size": 0}, {"crf": 60}, {"max_frames": 0}, {"warmup_frames": -1}, {"decode_threads": -1}):
         with pytest.raises(ConfigError):
             RunOptions(**kwargs)

@@ -124,6 +124,7 @@ class FrameWriter:
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
                 if audio_from is not None:
                     self._add_audio(Path(audio_from))
+                self._write_header()
             except BaseException:
                 self._container.close()
                 raise
@@ -193,7 +194,10 @@ class FrameWriter:
     def _add_video_stream(self, fps: Fraction | None, crf: int, preset: str, threads: int,
                           rotation: int) -> av.video.stream.VideoStream:
         rate = Fraction(fps).limit_denominator(1_000_000) if fps else None
-        stream = self._container.add_stream(self.encoder_name, rate=rate)
+        try:
+            stream = self._container.add_stream(self.encoder_name, rate=rate)
+        except ValueError as err:  # PyAV checks the container can hold the codec
+            raise OutputError(f"{self.path.name}: {err}; use .mp4, .mkv or .mov (or another --encoder)") from err
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         ctx = stream.codec_context
@@ -222,6 +226,16 @@ class FrameWriter:
                               f"{self.pix_fmt}: {' '.join(str(err).split())}; try --encoder libx264") from err
         return stream
 
+    def _write_header(self) -> None:
+        """Write the container header now, so a container that cannot hold these streams (H.264 in
+        WebM, say) fails before any frame is decoded."""
+        try:
+            self._container.start_encoding()
+        except (av.FFmpegError, ValueError) as err:
+            streams = self.encoder_name + (f" + {self._audio_out.codec_context.name} audio" if self._audio_iter else "")
+            raise OutputError(f"{self.path.suffix or self.path.name} files cannot hold {streams} "
+                              f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
+
     def _add_audio(self, source: Path) -> None:
         try:
             self._audio_in = av.open(str(source), "r")
@@ -232,7 +246,11 @@ class FrameWriter:
             self._audio_in = None
             return
         src = self._audio_in.streams.audio[0]
-        self._audio_out = self._container.add_stream_from_template(src)
+        try:
+            self._audio_out = self._container.add_stream_from_template(src)
+        except ValueError as err:
+            raise OutputError(f"{self.path.name} cannot hold the input's {src.codec_context.name} audio ({err}); "
+                              "use .mp4, .mkv or .mov, or drop the audio (--no-audio)") from err
         self._audio_iter = self._audio_in.demux(src)
 
     def _copy_audio(self, *, until_s: float | None) -> None:
