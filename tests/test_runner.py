@@ -159,6 +159,30 @@ def test_ctrl_c_finalises_the_output_and_raises_with_stats(engine: Engine, make_
     assert 0 < len(out.audio) < len(decode(src).audio)  # audio only up to where the video stops
 
 
+def test_ctrl_c_keeps_batches_the_engine_already_took(engine: Engine, make_clip, tmp_path: Path) -> None:
+    """Ctrl-C while a finished batch waits to be queued (as on CUDA, where batches are in flight):
+    its frames are still written."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30)
+
+    class InterruptAfterCollect(FlakyEngine):
+        def submit(self, *args: Any, **kwargs: Any) -> Any:
+            handle = super().submit(*args, **kwargs)
+            if self.calls == 3:
+                original = handle.result
+
+                def result() -> np.ndarray:  # the batch is done, then Ctrl-C lands
+                    out = original()
+                    handle.result = original
+                    raise KeyboardInterrupt
+                handle.result = result
+            return handle
+
+    _, error = run_with_timeout(lambda: deblur_file(src, tmp_path / "out.mp4", InterruptAfterCollect(engine),
+                                                    RunOptions(queue_size=2)))
+    assert isinstance(error, RunInterrupted)
+    assert len(decode(tmp_path / "out.mp4").frames) == error.stats.frames == 3 * engine.batch_size
+
+
 def test_stop_event_ends_early_with_a_playable_file(engine: Engine, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=40)
     stop = threading.Event()

@@ -146,6 +146,9 @@ class _Pipeline:
         self.cut_short = False  # options.stop or max_frames ended the read before the end of the file
         self.reached_end = False
         self.complete = False  # read to the end with no failure: the writer copies all the audio
+        # Engine loop state: submitted batches not yet collected, and collected frames not yet queued.
+        self.in_flight: Deque[tuple[EngineResult, list[DecodedFrame], float]] = collections.deque()
+        self.ready: Deque[tuple[DecodedFrame, Any]] = collections.deque()
         self._error_lock = threading.Lock()
 
     # --- orchestration ------------------------------------------------------------------------
@@ -162,6 +165,7 @@ class _Pipeline:
         except KeyboardInterrupt:
             self.interrupted = True
             self.abort.set()
+            self._salvage(encode)
         except BaseException as err:  # noqa: BLE001 - carried to the caller below
             self._fail(err)
         finally:
@@ -239,7 +243,6 @@ class _Pipeline:
 
     def _infer_loop(self, encode: threading.Thread) -> None:
         engine, bs = self.engine, self.engine.batch_size
-        in_flight: Deque[tuple[EngineResult, list[DecodedFrame], float]] = collections.deque()
         layout, colour = self.reader.layout, self.reader.info.colour
         ended = False
         while not ended:
@@ -253,23 +256,39 @@ class _Pipeline:
             if batch:
                 start = time.perf_counter()
                 handle = engine.submit([f.image for f in batch], layout=layout, colour=colour)
-                in_flight.append((handle, batch, time.perf_counter() - start))
-            while in_flight and (ended or len(in_flight) > engine.max_in_flight):
-                self._emit(*in_flight.popleft(), encode=encode)
+                self.in_flight.append((handle, batch, time.perf_counter() - start))
+            while self.in_flight and (ended or len(self.in_flight) > engine.max_in_flight):
+                self._collect_oldest()
+                self._hand_over(encode)
         self.reached_end = True
 
-    def _emit(self, handle: EngineResult, batch: list[DecodedFrame], submit_s: float,
-              encode: threading.Thread) -> None:
-        """Collect one batch's result, account its busy time, and queue its frames for the writer."""
+    def _collect_oldest(self) -> None:
+        """Wait for the oldest in-flight batch, account its busy time, and line its frames up for the writer."""
+        handle, batch, submit_s = self.in_flight[0]
         start = time.perf_counter()
         images = handle.result()
         host_s = submit_s + time.perf_counter() - start
         # On CUDA the host only enqueued work: the device time between the batch's events is its busy time.
         busy_s = handle.gpu_ms / 1000.0 if handle.gpu_ms is not None else host_s
         self.stats.stage("infer").add(busy_s, len(batch))
-        for frame, image in zip(batch, images):
+        self.in_flight.popleft()
+        self.ready.extend(zip(batch, images))
+
+    def _hand_over(self, encode: threading.Thread) -> None:
+        """Queue the deblurred frames for the writer, one at a time (a frame leaves ``ready`` only once queued)."""
+        while self.ready:
             self.stats.queues["encode"].sample(self.q_out.qsize())
-            self._put(self.q_out, (frame, image), give_up=lambda: not encode.is_alive())
+            self._put(self.q_out, self.ready[0], give_up=lambda: not encode.is_alive())
+            self.ready.popleft()
+
+    def _salvage(self, encode: threading.Thread) -> None:
+        """After Ctrl-C: what the engine already took still reaches the writer (a second Ctrl-C gives up)."""
+        try:
+            while self.in_flight:
+                self._collect_oldest()
+            self._hand_over(encode)
+        except (KeyboardInterrupt, _Stopped):
+            pass
 
     def _encode_loop(self) -> None:
         clock, writer, progress = self.stats.stage("encode"), self.writer, self.options.progress
