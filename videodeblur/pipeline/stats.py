@@ -166,7 +166,9 @@ class StageStats:
 @dataclasses.dataclass(frozen=True)
 class RunStats:
     """What a run did and how fast. ``fps`` is sustained (after ``warmup_frames``); ``seconds`` is
-    the whole run's wall time; ``latency_ms`` is per frame, from decoded to written."""
+    the whole run's wall time; ``latency_ms`` is per frame, from decoded to written;
+    ``concurrency`` is the stages' summed busy time over the wall time (1.0: they took turns; more:
+    they overlapped, e.g. decode and encode hidden behind the model)."""
 
     frames: int
     seconds: float
@@ -176,6 +178,7 @@ class RunStats:
     device: str = ""
     model: str = ""
     warmup_frames: int = 0
+    concurrency: float = 0.0
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -189,6 +192,7 @@ class RunStats:
             "device": self.device,
             "model": self.model,
             "warmup_frames": self.warmup_frames,
+            "concurrency": round(self.concurrency, 3),
         }
         out.update(self.extra)
         out["warnings"] = list(self.warnings)
@@ -234,6 +238,8 @@ class StatsRecorder:
                 queue_mean=gauge.mean if gauge._count else None,
                 queue_max=gauge.max if gauge._count else None)
         warmup = self.warmup_frames if frames > self.warmup_frames + 1 else 0  # as sustained_fps
+        busy = sum(clock.busy_s for clock in self.stages.values())
         return RunStats(frames=frames, seconds=seconds, fps=fps, stages=stages,
                         latency_ms=self.latency.percentiles(skip=warmup), device=device, model=model,
-                        warmup_frames=warmup, extra=dict(extra), warnings=self.warnings)
+                        warmup_frames=warmup, concurrency=busy / seconds if seconds > 0 else 0.0,
+                        extra=dict(extra), warnings=self.warnings)

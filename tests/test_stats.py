@@ -1,0 +1,71 @@
+"""Run statistics: percentiles, the sustained-fps window, stage clocks and the frozen record."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from videodeblur.pipeline.stats import DepthGauge, StageClock, StatsRecorder, ThroughputClock, percentiles
+
+
+def test_percentiles_interpolate_and_order() -> None:
+    values = list(range(1, 101))  # 1..100
+    p = percentiles(values)
+    assert p == {"p50": pytest.approx(50.5), "p95": pytest.approx(95.05), "p99": pytest.approx(99.01)}
+    assert percentiles([7.0]) == {"p50": 7.0, "p95": 7.0, "p99": 7.0}
+    assert percentiles([]) == {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+
+
+def test_sustained_fps_leaves_out_warmup() -> None:
+    clock = ThroughputClock()
+    clock.start = 0.0
+    # 5 slow warm-up frames (1 s each), then 20 frames at 10 fps.
+    for t in [1.0, 2.0, 3.0, 4.0, 5.0] + [5.0 + 0.1 * i for i in range(1, 21)]:
+        clock.mark(at=t)
+    fps, frames, window = clock.sustained_fps(warmup=5)
+    assert (frames, window) == (20, pytest.approx(2.0)) and fps == pytest.approx(10.0)
+    assert clock.sustained_fps(warmup=0)[0] == pytest.approx(25 / 7.0)  # whole run
+    assert clock.sustained_fps(warmup=30)[1] == 25  # too short for a window: falls back to the whole run
+
+
+def test_stage_clock_is_thread_safe() -> None:
+    clock = StageClock("infer")
+    threads = [threading.Thread(target=lambda: [clock.add(0.001, 2) for _ in range(1000)]) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert clock.items == 8000 and clock.calls == 4000 and clock.busy_s == pytest.approx(4.0)
+    with clock.time(items=3):
+        pass
+    assert clock.items == 8003
+
+
+def test_depth_gauge() -> None:
+    gauge = DepthGauge(capacity=8)
+    for depth in (0, 2, 4, 8):
+        gauge.sample(depth)
+    assert gauge.mean == 3.5 and gauge.max == 8
+
+
+def test_recorder_freezes_a_consistent_record() -> None:
+    rec = StatsRecorder(("decode", "infer", "encode"), queue_capacity=4, warmup_frames=2)
+    rec.throughput.start = 0.0
+    for i in range(10):
+        rec.stage("decode").add(0.1)
+        rec.stage("infer").add(0.5)
+        rec.stage("encode").add(0.2)
+        rec.queues["infer"].sample(i % 4)
+        rec.latency.add_ms(100.0 + i)
+        rec.throughput.mark(at=0.5 * (i + 1))
+    rec.warn("truncated")
+    rec.warn("truncated")  # once
+    stats = rec.freeze(device="cpu", model="m", encoder="libx264")
+    d = stats.to_dict()
+    assert d["frames"] == 10 and d["seconds"] == 5.0 and d["fps"] == pytest.approx(2.0)
+    assert d["warmup_frames"] == 2 and d["latency_ms"]["p50"] == pytest.approx(105.5)
+    assert d["stages"]["infer"] == {"busy_s": 5.0, "items": 10, "ms_per_item": 500.0, "share": 1.0,
+                                    "queue_mean": 1.3, "queue_max": 3}
+    assert "queue_mean" not in d["stages"]["decode"]  # never sampled
+    assert d["concurrency"] == pytest.approx(1.6)  # (1 + 5 + 2) s busy in 5 s
+    assert d["warnings"] == ["truncated"] and d["encoder"] == "libx264" and d["model"] == "m"
