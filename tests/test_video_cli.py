@@ -39,6 +39,7 @@ def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"wrote {tmp_path / 'out.mp4'}: 5 frames, 64x48, libx264")
     assert any(line.startswith("sustained ") and " fps " in line for line in lines)
+    assert any(line.startswith("bound by ") for line in lines)
     assert [line.split()[0] for line in lines[-3:]] == ["decode", "infer", "encode"]
 
 

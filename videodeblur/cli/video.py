@@ -76,6 +76,7 @@ def video(input_path: Path, output: Path, model: str | None, batch: int | None, 
 def summary_table(result: dict[str, Any]) -> str:
     """The human summary of a ``RunStats.to_dict()``: what was written, sustained fps, stage table."""
     lat = result["latency_ms"]
+    bound = max(result["stages"], key=lambda name: result["stages"][name]["busy_s"])
     w, h = result.get("size", [0, 0])
     lines = [
         f"wrote {result.get('output', '')}: {result['frames']} frames, {w}x{h}, {result.get('encoder', '')}, "
@@ -84,6 +85,8 @@ def summary_table(result: dict[str, Any]) -> str:
         f"batch {result.get('batch_size', '')}",
         f"sustained {result['fps']:.1f} fps (after {result['warmup_frames']} warm-up frames); latency ms "
         f"p50 {lat['p50']:.1f}  p95 {lat['p95']:.1f}  p99 {lat['p99']:.1f}",
+        f"bound by {bound} ({100 * result['stages'][bound]['share']:.0f}% busy); stages busy "
+        f"{result.get('concurrency', 0):.2f}x the wall time (above 1: they overlap)",
         f"{'stage':<8}{'busy s':>9}{'ms/frame':>10}{'busy %':>8}{'queue mean/max':>16}",
     ]
     for name, s in result["stages"].items():
