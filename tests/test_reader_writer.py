@@ -187,10 +187,13 @@ def test_a_writer_that_cannot_start_leaves_no_file(tmp_path: Path) -> None:
     assert not (tmp_path / "out.mp4").exists()
 
 
-def test_output_may_not_be_the_input(make_clip) -> None:
-    src = make_clip("a.mp4", width=64, height=48, frames=2, audio=True)
+@pytest.mark.parametrize("audio", [True, False])
+def test_output_may_not_be_the_input(audio: bool, make_clip) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=2, audio=audio)
+    size = src.stat().st_size
     with pytest.raises(OutputError, match="is the input"):
         FrameWriter.like(src, probe(src))
+    assert src.stat().st_size == size and len(decode(src).frames) == 2
 
 
 def _write(path: Path, text: str) -> Path:

@@ -58,6 +58,7 @@ def test_truncated_input_warns_once(run_cli, make_clip, tmp_path: Path) -> None:
     ("audio_only", "has no video stream"),
     ("zero_frames", "no frame could be decoded"),
     ("unwritable", "does not exist"),
+    ("same_file", "is the input file"),
     ("model", "unknown model"),
 ])
 def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, tmp_path: Path) -> None:
@@ -69,12 +70,20 @@ def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, tmp_path:
         "zero_frames": lambda: (zeroed_copy(good(), tmp_path / "z.mp4"), tmp_path / "out.mp4", ()),
         "unwritable": lambda: (good(), tmp_path / "no" / "such" / "out.mp4", ()),
         "model": lambda: (good(), tmp_path / "out.mp4", ("--model", "nosuchmodel")),
+        "same_file": lambda: (good(), tmp_path / "a.mp4", ()),
     }[case]()
     args = ["video", src, "-o", out, "--device", "cpu", *(extra or ("--model", "lprn-fast"))]
     result = run_cli(*args)
     assert result.exit_code == 1
     assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith("videodeblur: error: ")
     assert message in result.stderr_lines[0] and "Traceback" not in result.stderr
+
+
+def test_no_audio(run_cli, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=3, audio=True)
+    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--no-audio", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["audio_packets"] == 0
+    assert decode(tmp_path / "out.mp4").audio == []
 
 
 def test_usage_errors_exit_2(run_cli, make_clip) -> None:

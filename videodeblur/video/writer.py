@@ -140,6 +140,7 @@ class FrameWriter:
     def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, **kwargs: Any) -> "FrameWriter":
         """A writer that matches ``info``: size, time base, frame rate, rotation, colour tags, chroma
         subsampling (as 8-bit) and, when ``audio`` and the source has any, its audio stream."""
+        check_output_path(path, input_path=info.path)  # never overwrite the file being read, audio or not
         sub = info.chroma_subsampling
         even = info.width % 2 == 0 and info.height % 2 == 0
         pix_fmt = kwargs.pop("pix_fmt", None) or ("yuv420p" if sub == (2, 2) and even else "yuv444p")
