@@ -14,6 +14,7 @@ and audio.
 from __future__ import annotations
 
 import functools
+import os
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -41,7 +42,7 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
     """Fail early (OutputError) when ``path`` cannot be written: missing folder, a folder itself,
     the input file, or no permission. Creates the file (empty) as the proof."""
     path = Path(path)
-    if input_path is not None and path.resolve() == Path(input_path).resolve():
+    if input_path is not None and _same_file(path, Path(input_path)):
         raise OutputError(f"output {path} is the input file; choose another output path")
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
@@ -53,6 +54,13 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Same path after resolving links, or the same inode (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
 @functools.lru_cache(maxsize=None)
