@@ -148,6 +148,13 @@ def test_a_failing_stage_stops_the_run_with_its_error(stage: str, engine: Engine
     assert 0 < len(written) < 30
 
 
+def test_a_failure_before_any_frame_leaves_no_file(engine: Engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=10)
+    boom = RuntimeError("first batch fails")
+    _, error = run_with_timeout(lambda: deblur_file(src, tmp_path / "out.mp4", FlakyEngine(engine, fail_on=1, error=boom)))
+    assert error is boom and not (tmp_path / "out.mp4").exists()
+
+
 def test_ctrl_c_finalises_the_output_and_raises_with_stats(engine: Engine, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=30, audio=True)
     flaky = FlakyEngine(engine, fail_on=4, error=KeyboardInterrupt())

@@ -182,7 +182,8 @@ class FrameWriter:
 
     def close(self, *, complete: bool = True) -> None:
         """Flush the encoder, copy the rest of the audio (only up to the last video frame when
-        ``complete`` is False, i.e. an interrupted run) and write the trailer. Idempotent."""
+        ``complete`` is False, i.e. an interrupted run) and write the trailer. Idempotent. A file
+        that received no frame at all is deleted rather than left behind unplayable."""
         with self._lock:
             if self._closed:
                 return
@@ -198,6 +199,8 @@ class FrameWriter:
                 self._container.close()
                 if self._audio_in is not None:
                     self._audio_in.close()
+                if not self.frames_written:
+                    self.path.unlink(missing_ok=True)
 
     # --- helpers ---------------------------------------------------------------------------------
     def _add_video_stream(self, fps: Fraction | None, crf: int, preset: str, threads: int,
