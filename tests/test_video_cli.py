@@ -86,6 +86,25 @@ def test_no_audio(run_cli, make_clip, tmp_path: Path) -> None:
     assert decode(tmp_path / "out.mp4").audio == []
 
 
+def test_tiled_run(run_cli, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=160, height=96, frames=3)
+    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--tile", "80", "--json")
+    assert result.exit_code == 0, result.stderr
+    out = decode(tmp_path / "out.mp4")
+    assert len(out.frames) == 3 and (out.width, out.height) == (160, 96)
+
+
+def test_cuda_without_a_gpu_is_one_line(run_cli, make_clip, tmp_path: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    result = run_cli("video", make_clip("a.mp4", width=64, height=48, frames=2), "-o", tmp_path / "o.mp4",
+                     "--device", "cuda")
+    assert result.exit_code == 1 and result.stderr_lines == [
+        "videodeblur: error: --device cuda requested but CUDA is not available here; use --device cpu"]
+
+
 def test_usage_errors_exit_2(run_cli, make_clip) -> None:
     assert run_cli("video", "x.mp4").exit_code == 2  # no -o
     assert run_cli("video", "x.mp4", "-o", "y.mp4", "--batch", "0").exit_code == 2
