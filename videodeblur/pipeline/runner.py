@@ -301,10 +301,10 @@ class _Pipeline:
                     item = self.q_out.get(timeout=_POLL_S)
                 except queue.Empty:
                     if self.inference_done.is_set():
-                        return  # safety net: the engine loop ended without a sentinel
+                        break  # safety net: the engine loop ended without a sentinel
                     continue
                 if item is _END:
-                    return
+                    break
                 frame, image = item
                 start = time.perf_counter()
                 writer.write(image, pts=frame.pts)
@@ -314,8 +314,13 @@ class _Pipeline:
                 self.stats.throughput.mark(at=done)
                 if progress is not None:
                     progress(writer.frames_written, total)
-        finally:
-            writer.close(complete=self.complete)
+        except BaseException:
+            try:
+                writer.close(complete=False)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                pass
+            raise
+        writer.close(complete=self.complete)
 
     # --- queue helpers --------------------------------------------------------------------------
     def _put(self, q: queue.Queue[Any], item: Any, *, give_up: Callable[[], bool]) -> None:
