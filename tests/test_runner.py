@@ -17,7 +17,7 @@ from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptio
 from videodeblur.video import FrameReader, FrameWriter
 
 from _clips_video import decode, through_yuv420, truncated_copy
-from conftest import psnr
+from conftest import clip_frame, psnr
 
 TIMEOUT_S = 60
 
@@ -252,3 +252,17 @@ def test_deblurrer_facade(make_clip, tmp_path: Path) -> None:
     frame = decode(tmp_path / "out.mp4").frames[0]
     assert d.frames(frame).shape == frame.shape and d.frames(frame[None]).shape == (1, *frame.shape)
     assert np.array_equal(d.frames(frame), d.engine.process(frame[None])[0])
+
+
+def test_ten_bit_input_says_the_output_is_eight_bit(engine: Engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("ten.mp4", width=64, height=48, frames=4, pix_fmt="yuv420p10le")
+    stats = deblur_file(src, tmp_path / "out.mp4", engine)
+    assert stats.frames == 4 and stats.warnings == (f"{src} is 10-bit (yuv420p10le); the output is 8-bit",)
+    identity = Engine(LoadedModel("identity", Path("identity.pt"), torch.nn.Identity(), {}),  # type: ignore[arg-type]
+                      EngineOptions(device="cpu"))
+    truth = [clip_frame(i, 64, 48) for i in range(4)]  # the pictures the clip was made from
+    ffmpeg = [psnr(x, t) for x, t in zip(decode(src).frames, truth)]  # FFmpeg's own 10-bit → RGB
+    for on_device in (False, True):  # both colour paths read 10-bit as well as FFmpeg does (within 1 dB)
+        deblur_file(src, tmp_path / f"o{on_device}.mp4", identity, RunOptions(colour_on_device=on_device, crf=0))
+        ours = [psnr(x, t) for x, t in zip(decode(tmp_path / f"o{on_device}.mp4").frames, truth)]
+        assert all(o > f - 1.0 for o, f in zip(ours, ffmpeg)), (on_device, ours, ffmpeg)
