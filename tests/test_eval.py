@@ -77,8 +77,8 @@ def test_eval_on_a_folder_without_pairs_is_a_one_line_error(tmp_path: Path, run_
 
 def test_averaged_pairs_from_a_clip(tmp_path: Path, make_clip) -> None:
     clip = make_clip("c.mp4", width=64, height=48, frames=12)
-    count = write_averaged_pairs(clip, tmp_path / "pairs", first=2, stop=11, average=(3, 5), stride=2)
-    assert count == len(range(1, 8, 2)) + len(range(2, 7, 2))
+    count = write_averaged_pairs(clip, tmp_path / "pairs", first=2, stop=11, exposures=(9, 13), stride=2)
+    assert count == 2 * len(range(1, 8, 2))
     blurred = sorted((tmp_path / "pairs").rglob("blur/*.png"))
     assert len(blurred) == count
     report = evaluate_pairs(torch.nn.Identity(), tmp_path / "pairs")

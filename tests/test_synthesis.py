@@ -55,7 +55,7 @@ def _dataset(**mix) -> SynthesisedPairs:
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (12, 40, 48, 3), dtype=np.uint8)
     stills = [rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)]
-    return SynthesisedPairs([Scene("x", 0, frames)], stills, SynthesisMix(crop=32, kernel_sizes=(5, 7), **mix), seed=3)
+    return SynthesisedPairs([Scene("x", 0, frames)], stills, SynthesisMix(crop=32, kernel_sizes=(5, 7), exposures=(3, 5), **mix), seed=3)
 
 
 def test_pairs_are_deterministic_per_index_and_shaped() -> None:
@@ -86,3 +86,18 @@ def test_step_sampler_splits_ranks_and_resumes() -> None:
     rank1 = list(StepSampler(batch=2, start_step=0, total_steps=3, rank=1, world=2))
     assert not set(rank0) & set(rank1)
     assert len(rank0) == len(rank1) == 6
+
+
+def test_gopro_blur_of_a_static_scene_changes_nothing_and_of_motion_blurs() -> None:
+    from videodeblur.train.synthesis import gopro_blur
+
+    rng = np.random.default_rng(0)
+    base = (rng.random((48, 64, 3)) * 255).astype(np.uint8)
+    base = np.ascontiguousarray(np.repeat(np.repeat(base[::4, ::4], 4, 0), 4, 1))  # blocky texture
+    still = gopro_blur(base, base, base, exposure=9)
+    np.testing.assert_allclose(still, base / 255.0, atol=2e-3)
+    moved = [np.roll(base, s, axis=1) for s in (-4, 0, 4)]  # 4 px per frame to the right
+    blurred = gopro_blur(*moved, exposure=17)
+    assert np.abs(blurred - base / 255.0).mean() > 0.02
+    with pytest.raises(ValueError):
+        gopro_blur(base, base, base, exposure=19)

@@ -1,8 +1,9 @@
 """Training and evaluation data: real footage and photos turned into (blurred, sharp) pairs.
 
 Two sources of pairs:
-- ``SynthesisedPairs``: blur made on the fly from sharp video scenes and photos (GoPro-style frame
-  averaging, camera-shake kernels, noise, JPEG, and some sharp-in/sharp-out pairs). Every item is a
+- ``SynthesisedPairs``: blur made from sharp video scenes and photos (GoPro-style averaging of
+  flow-interpolated frames, rendered once; camera-shake kernels, noise, JPEG and crops on the fly;
+  and some sharp-in/sharp-out pairs). Every item is a
   pure function of ``(seed, index)``, so a resumed or distributed run draws exactly the same data.
 - ``FolderPairs``: real pairs in the GoPro layout, ``<scene>/blur/*.png`` beside ``<scene>/sharp/*.png``.
 """
@@ -20,11 +21,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import InputNotFoundError, UnreadableInputError
-from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, average_frames, jpeg_roundtrip,
-                                         shake_kernel)
+from videodeblur.train.synthesis import add_sensor_noise, apply_kernel, gopro_blur, jpeg_roundtrip, shake_kernel
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
-           "read_images", "read_rgb", "write_rgb", "find_folder_pairs"]
+           "read_images", "read_rgb", "write_rgb", "find_folder_pairs", "render_gopro_pairs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,9 @@ class SynthesisMix:
     crop: int = 128
     p_average: float = 0.5
     p_sharp: float = 0.1
-    average_frames: tuple[int, ...] = (3, 5, 7)
+    exposures: tuple[int, ...] = (9, 13, 17)
+    upsample: int = 8
+    average_stride: int = 1
     kernel_sizes: tuple[int, ...] = (9, 13, 17, 21, 25)
     p_noise: float = 0.5
     p_jpeg: float = 0.3
@@ -58,7 +60,7 @@ class SynthesisedPairs(Dataset):
                  seed: int = 0, length: int = 1 << 30) -> None:
         if not scenes and not images:
             raise UnreadableInputError("no training data: give at least one video scene or image")
-        self.scenes = [s for s in scenes if s.frames.shape[0] >= min(mix.average_frames)]
+        self.averaged = render_gopro_pairs(scenes, mix.exposures, upsample=mix.upsample, stride=mix.average_stride)
         self.stills = list(images) + [f for s in scenes for f in s.frames[:: max(1, len(s.frames) // 8)]]
         self.mix = mix
         self.seed = seed
@@ -71,7 +73,7 @@ class SynthesisedPairs(Dataset):
         rng = np.random.default_rng([self.seed, index])
         mix = self.mix
         draw = rng.random()
-        if draw < mix.p_average and self.scenes:
+        if draw < mix.p_average and self.averaged:
             blurred, sharp = self._averaged(rng)
         elif draw < mix.p_average + mix.p_sharp:
             sharp = self._crop(rng, self.stills[rng.integers(len(self.stills))], mix.crop)
@@ -85,14 +87,10 @@ class SynthesisedPairs(Dataset):
         return self._finish(rng, blurred, sharp)
 
     def _averaged(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        scene = self.scenes[rng.integers(len(self.scenes))]
-        counts = [n for n in self.mix.average_frames if n <= scene.frames.shape[0]]
-        n = int(rng.choice(counts))
-        start = int(rng.integers(0, scene.frames.shape[0] - n + 1))
-        window = scene.frames[start:start + n]
-        y, x = self._crop_origin(rng, window.shape[1:3], self.mix.crop)
-        window = window[:, y:y + self.mix.crop, x:x + self.mix.crop].astype(np.float32) / 255.0
-        return average_frames(window), window[n // 2]
+        blurred, sharp = self.averaged[rng.integers(len(self.averaged))]
+        y, x = self._crop_origin(rng, sharp.shape[:2], self.mix.crop)
+        window = (slice(y, y + self.mix.crop), slice(x, x + self.mix.crop))
+        return blurred[window].astype(np.float32) / 255.0, sharp[window].astype(np.float32) / 255.0
 
     def _shaken(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         size = int(rng.choice(self.mix.kernel_sizes))
@@ -163,6 +161,21 @@ class StepSampler(Sampler[int]):
         for step in range(self.start_step, self.total_steps):
             base = (step * self.world + self.rank) * self.batch
             yield from range(base, base + self.batch)
+
+
+def render_gopro_pairs(scenes: Sequence[Scene], exposures: Sequence[int], *, upsample: int = 8, stride: int = 1
+                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(blurred, sharp) uint8 frames made the GoPro way (:func:`gopro_blur`) from every ``stride``-th
+    frame of each scene that has a neighbour on both sides, once per exposure. Rendered up front:
+    optical flow is too slow to run per training sample."""
+    pairs = []
+    for scene in scenes:
+        frames = scene.frames
+        for t in range(1, len(frames) - 1, stride):
+            for exposure in exposures:
+                blurred = gopro_blur(frames[t - 1], frames[t], frames[t + 1], exposure=exposure, upsample=upsample)
+                pairs.append((np.clip(np.rint(blurred * 255.0), 0, 255).astype(np.uint8), frames[t]))
+    return pairs
 
 
 def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:

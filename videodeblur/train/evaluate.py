@@ -11,7 +11,7 @@ import torch
 
 from videodeblur.train.data import find_folder_pairs, read_rgb, read_video_scenes, write_rgb
 from videodeblur.train.metrics import psnr, ssim
-from videodeblur.train.synthesis import average_frames
+from videodeblur.train.synthesis import gopro_blur
 
 __all__ = ["PairScore", "EvalReport", "evaluate_pairs", "write_averaged_pairs"]
 
@@ -68,23 +68,25 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
 
 
 def write_averaged_pairs(video: str | Path, out_root: str | Path, *, first: int, stop: int,
-                         average: Sequence[int] = (5,), stride: int = 1, scene: str | None = None) -> int:
-    """Make GoPro-style pairs from frames [first, stop) of ``video``: each blurred image is the
-    linear-light mean of ``n`` consecutive frames, its sharp target the middle one. Returns the count."""
-    (clip,) = read_video_scenes(video, exclude=[(0, first), (stop, 1 << 30)])[:1] or (None,)
-    if clip is None:
+                         exposures: Sequence[int] = (9, 13), upsample: int = 8, stride: int = 1,
+                         scene: str | None = None) -> int:
+    """Make GoPro-style pairs from frames [first, stop) of ``video`` (one shot, no cut inside): each
+    blurred image averages ``exposure`` frames of the video raised to ``upsample`` × its frame rate
+    (:func:`videodeblur.train.synthesis.gopro_blur`), its sharp target is the real middle frame.
+    Written as ``<scene>_e<exposure>/{blur,sharp}/<frame>.png``; returns the number of pairs."""
+    clips = read_video_scenes(video, exclude=[(0, first), (stop, 1 << 30)])
+    if not clips:
         raise ValueError(f"no frames in [{first}, {stop}) of {video}")
-    frames = clip.frames
+    frames = clips[0].frames
     scene = scene or Path(video).stem
     count = 0
-    for n in average:
-        half = n // 2
-        for centre in range(half, len(frames) - half, stride):
-            window = frames[centre - half:centre + half + 1].astype(np.float32) / 255.0
-            blurred = np.clip(np.rint(average_frames(window) * 255.0), 0, 255).astype(np.uint8)
-            name = f"{first + centre:06d}.png"
-            write_rgb(Path(out_root) / f"{scene}_avg{n}" / "blur" / name, blurred)
-            write_rgb(Path(out_root) / f"{scene}_avg{n}" / "sharp" / name, frames[centre])
+    for exposure in exposures:
+        for t in range(1, len(frames) - 1, stride):
+            blurred = gopro_blur(frames[t - 1], frames[t], frames[t + 1], exposure=exposure, upsample=upsample)
+            name = f"{first + t:06d}.png"
+            folder = Path(out_root) / f"{scene}_e{exposure}"
+            write_rgb(folder / "blur" / name, np.clip(np.rint(blurred * 255.0), 0, 255).astype(np.uint8))
+            write_rgb(folder / "sharp" / name, frames[t])
             count += 1
     return count
 

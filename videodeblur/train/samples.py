@@ -6,30 +6,29 @@ from typing import Sequence
 
 import numpy as np
 
-from videodeblur.train.synthesis import apply_kernel, average_frames, shake_kernel
+from videodeblur.train.synthesis import apply_kernel, gopro_blur, shake_kernel
 from videodeblur.video import FrameReader, FrameWriter
 
 __all__ = ["blur_video", "shake_image"]
 
 
-def blur_video(source: str | Path, destination: str | Path, *, average: int = 5, cuts: Sequence[int] = (),
-               crf: int = 20) -> int:
-    """Write ``source`` with GoPro-style blur: frame t becomes the linear-light mean of the ``average``
-    frames centred on it, never across a shot cut (``cuts``: first frames of new shots). Keeps
-    timestamps, frame rate and audio. Returns the frame count."""
+def blur_video(source: str | Path, destination: str | Path, *, exposure: int = 13, upsample: int = 8,
+               cuts: Sequence[int] = (), crf: int = 20) -> int:
+    """Write ``source`` with GoPro-style motion blur (:func:`gopro_blur`: ``exposure`` frames of the
+    video raised to ``upsample`` × its rate, averaged in linear light), never blending across a shot
+    cut (``cuts``: first frames of new shots). Keeps timestamps, frame rate and audio. Returns the
+    frame count."""
     with FrameReader(source) as reader:
         decoded = list(reader)
         info = reader.info
-    images = np.stack([f.image for f in decoded])
+    images = [f.image for f in decoded]
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(images)), len(images)]
-    half = average // 2
     with FrameWriter.like(destination, info, crf=crf) as writer:
         for first, stop in zip(bounds[:-1], bounds[1:]):
             for t in range(first, stop):
-                lo, hi = max(first, t - half), min(stop, t + half + 1)
-                window = images[lo:hi].astype(np.float32) / 255.0
-                blurred = np.clip(np.rint(average_frames(window) * 255.0), 0, 255).astype(np.uint8)
-                writer.write(blurred, pts=decoded[t].pts)
+                before, after = images[max(first, t - 1)], images[min(stop - 1, t + 1)]
+                blurred = gopro_blur(before, images[t], after, exposure=exposure, upsample=upsample)
+                writer.write(np.clip(np.rint(blurred * 255.0), 0, 255).astype(np.uint8), pts=decoded[t].pts)
     return len(images)
 
 
