@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import InputNotFoundError, UnreadableInputError
-from videodeblur.train.synthesis import add_sensor_noise, apply_kernel, gopro_blur, jpeg_roundtrip, shake_kernel
+from videodeblur.train.synthesis import add_sensor_noise, apply_kernel, gopro_blurs, jpeg_roundtrip, shake_kernel
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
            "read_images", "read_rgb", "write_rgb", "find_folder_pairs", "render_gopro_pairs"]
@@ -172,8 +172,8 @@ def render_gopro_pairs(scenes: Sequence[Scene], exposures: Sequence[int], *, ups
     for scene in scenes:
         frames = scene.frames
         for t in range(1, len(frames) - 1, stride):
-            for exposure in exposures:
-                blurred = gopro_blur(frames[t - 1], frames[t], frames[t + 1], exposure=exposure, upsample=upsample)
+            for blurred in gopro_blurs(frames[t - 1], frames[t], frames[t + 1], exposures=tuple(exposures),
+                                       upsample=upsample):
                 pairs.append((np.clip(np.rint(blurred * 255.0), 0, 255).astype(np.uint8), frames[t]))
     return pairs
 

@@ -22,6 +22,10 @@ __all__ = [
     "apply_kernel",
     "add_sensor_noise",
     "jpeg_roundtrip",
+    "optical_flow",
+    "interpolate",
+    "gopro_blur",
+    "gopro_blurs",
 ]
 
 
@@ -133,14 +137,24 @@ def gopro_blur(previous: np.ndarray, centre: np.ndarray, following: np.ndarray, 
     ``upsample`` × its frame rate by flow interpolation (as REDS did; the GoPro camera filmed at 240
     fps instead), then the ``exposure`` virtual frames centred on ``centre`` are averaged in linear
     light. ``exposure`` <= 2·upsample + 1; ``upsample`` + 1 is one full frame interval of shutter."""
-    if exposure < 1 or exposure > 2 * upsample + 1:
-        raise ValueError(f"exposure must be in [1, {2 * upsample + 1}] virtual frames, got {exposure}")
+    return gopro_blurs(previous, centre, following, exposures=(exposure,), upsample=upsample)[0]
+
+
+def gopro_blurs(previous: np.ndarray, centre: np.ndarray, following: np.ndarray, *, exposures: tuple[int, ...],
+                upsample: int = 8) -> list[np.ndarray]:
+    """:func:`gopro_blur` for several exposures at once: the flows and the running sum of virtual
+    frames are shared, so three exposures cost about as much as the longest one."""
+    for exposure in exposures:
+        if exposure < 1 or exposure > 2 * upsample + 1:
+            raise ValueError(f"exposure must be in [1, {2 * upsample + 1}] virtual frames, got {exposure}")
     lin = [srgb_to_linear(f.astype(np.float32) / 255.0) for f in (previous, centre, following)]
-    half = exposure // 2
-    flow_back = optical_flow(centre, previous) if half else None
-    flow_fwd = optical_flow(centre, following) if half else None
+    longest = max(exposures) // 2
+    flow_back = optical_flow(centre, previous) if longest else None
+    flow_fwd = optical_flow(centre, following) if longest else None
     acc = lin[1].copy()
-    for k in range(1, half + 1):
+    sums = {0: acc.copy()}
+    for k in range(1, longest + 1):
         s = k / upsample
         acc += interpolate(lin[1], lin[2], flow_fwd, s) + interpolate(lin[1], lin[0], flow_back, s)
-    return linear_to_srgb(acc / (2 * half + 1))
+        sums[k] = acc.copy()
+    return [linear_to_srgb(sums[e // 2] / (2 * (e // 2) + 1)) for e in exposures]
