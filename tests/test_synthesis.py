@@ -101,3 +101,17 @@ def test_gopro_blur_of_a_static_scene_changes_nothing_and_of_motion_blurs() -> N
     assert np.abs(blurred - base / 255.0).mean() > 0.02
     with pytest.raises(ValueError):
         gopro_blur(base, base, base, exposure=19)
+
+
+def test_rendered_gopro_pairs_are_cached_and_reloaded_identically(tmp_path) -> None:
+    from videodeblur.train.data import render_gopro_pairs
+
+    rng = np.random.default_rng(0)
+    scenes = [Scene("a", 0, rng.integers(0, 255, (4, 32, 40, 3), dtype=np.uint8)),
+              Scene("b", 0, rng.integers(0, 255, (3, 24, 30, 3), dtype=np.uint8))]  # mixed sizes
+    first = render_gopro_pairs(scenes, (9, 13), cache_dir=tmp_path)
+    assert len(first) == (2 + 1) * 2
+    assert len(list(tmp_path.glob("gopro-*.npz"))) == 1
+    again = render_gopro_pairs(scenes, (9, 13), cache_dir=tmp_path)
+    for (b1, s1), (b2, s2) in zip(first, again, strict=True):
+        assert np.array_equal(b1, b2) and np.array_equal(s1, s2)

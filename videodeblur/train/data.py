@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import glob
+import hashlib
+import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -57,10 +59,11 @@ class SynthesisedPairs(Dataset):
     """(blurred, sharp) float tensors 3×crop×crop in [0, 1], synthesised deterministically from ``seed + index``."""
 
     def __init__(self, scenes: Sequence[Scene], images: Sequence[np.ndarray], mix: SynthesisMix, *,
-                 seed: int = 0, length: int = 1 << 30) -> None:
+                 seed: int = 0, length: int = 1 << 30, cache_dir: str | Path | None = None) -> None:
         if not scenes and not images:
             raise UnreadableInputError("no training data: give at least one video scene or image")
-        self.averaged = render_gopro_pairs(scenes, mix.exposures, upsample=mix.upsample, stride=mix.average_stride)
+        self.averaged = render_gopro_pairs(scenes, mix.exposures, upsample=mix.upsample, stride=mix.average_stride,
+                                           cache_dir=cache_dir)
         self.stills = list(images) + [f for s in scenes for f in s.frames[:: max(1, len(s.frames) // 8)]]
         self.mix = mix
         self.seed = seed
@@ -163,11 +166,25 @@ class StepSampler(Sampler[int]):
             yield from range(base, base + self.batch)
 
 
-def render_gopro_pairs(scenes: Sequence[Scene], exposures: Sequence[int], *, upsample: int = 8, stride: int = 1
-                       ) -> list[tuple[np.ndarray, np.ndarray]]:
+def render_gopro_pairs(scenes: Sequence[Scene], exposures: Sequence[int], *, upsample: int = 8, stride: int = 1,
+                       cache_dir: str | Path | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(blurred, sharp) uint8 frames made the GoPro way (:func:`gopro_blur`) from every ``stride``-th
     frame of each scene that has a neighbour on both sides, once per exposure. Rendered up front:
-    optical flow is too slow to run per training sample."""
+    optical flow is too slow to run per training sample; with ``cache_dir`` the result is kept in an
+    .npy keyed by the sources and settings, so runs on the same data render once."""
+    if cache_dir is not None:
+        key = hashlib.sha1(repr((sorted((s.source, s.first_frame, s.frames.shape) for s in scenes),
+                                 tuple(exposures), upsample, stride)).encode()).hexdigest()[:16]
+        path = Path(cache_dir) / f"gopro-{key}.npz"
+        if path.is_file():
+            with np.load(path) as stored:
+                return [(stored[f"b{i}"], stored[f"s{i}"]) for i in range(len(stored.files) // 2)]
+        pairs = render_gopro_pairs(scenes, exposures, upsample=upsample, stride=stride)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, **{f"{kind}{i}": a for i, pair in enumerate(pairs) for kind, a in zip("bs", pair)})
+        tmp.replace(path)  # atomic: a concurrent run never reads half a file
+        return pairs
     pairs = []
     for scene in scenes:
         frames = scene.frames

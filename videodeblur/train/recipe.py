@@ -35,6 +35,7 @@ class DataSpec:
     exclude_images: tuple[str, ...] = ()
     pairs: tuple[str, ...] = ()
     mix: SynthesisMix = SynthesisMix()
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not (self.videos or self.images or self.pairs):
@@ -95,7 +96,7 @@ def load_recipe(path: str | Path, **overrides: Any) -> TrainRecipe:
     )
     data = config_from_dict(
         DataSpec,
-        {**{k: tuple(v) for k, v in data_raw.items()}, "videos": videos,
+        {**{k: (v if isinstance(v, str) else tuple(v)) for k, v in data_raw.items()}, "videos": videos,
          "mix": config_from_dict(SynthesisMix, mix_raw, where=f"{path} [data.mix]")},
         where=f"{path} [data]",
     )

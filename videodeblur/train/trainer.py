@@ -145,7 +145,7 @@ def build_dataset(spec: DataSpec, *, seed: int = 0) -> Dataset:
                   for s in read_video_scenes(v.path, v.cuts, exclude=v.exclude, max_frames=v.max_frames,
                                              step=v.step)]
         images = read_images(spec.images, exclude=spec.exclude_images)
-        parts.append(SynthesisedPairs(scenes, images, spec.mix, seed=seed))
+        parts.append(SynthesisedPairs(scenes, images, spec.mix, seed=seed, cache_dir=spec.cache_dir))
     for root in spec.pairs:
         real = FolderPairs(root, crop=spec.mix.crop, seed=seed)
         parts.append(_Repeated(real, 1 << 30))
