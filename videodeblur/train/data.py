@@ -49,6 +49,7 @@ class SynthesisMix:
     exposures: tuple[int, ...] = (9, 13, 17)
     upsample: int = 8
     average_stride: int = 1
+    crop_candidates: int = 1
     kernel_sizes: tuple[int, ...] = (9, 13, 17, 21, 25)
     p_noise: float = 0.5
     p_jpeg: float = 0.3
@@ -90,10 +91,19 @@ class SynthesisedPairs(Dataset):
         return self._finish(rng, blurred, sharp)
 
     def _averaged(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A crop of a rendered pair; of ``crop_candidates`` random crops the one with the most blur
+        (mean |blurred - sharp|) is kept: most of a frame is static or flat, and those crops teach
+        only the identity."""
         blurred, sharp = self.averaged[rng.integers(len(self.averaged))]
-        y, x = self._crop_origin(rng, sharp.shape[:2], self.mix.crop)
-        window = (slice(y, y + self.mix.crop), slice(x, x + self.mix.crop))
-        return blurred[window].astype(np.float32) / 255.0, sharp[window].astype(np.float32) / 255.0
+        crop = self.mix.crop
+        best, best_score = None, -1.0
+        for _ in range(self.mix.crop_candidates):
+            y, x = self._crop_origin(rng, sharp.shape[:2], crop)
+            window = (slice(y, y + crop), slice(x, x + crop))
+            score = float(np.abs(blurred[window].astype(np.int16) - sharp[window]).mean())
+            if score > best_score:
+                best, best_score = window, score
+        return blurred[best].astype(np.float32) / 255.0, sharp[best].astype(np.float32) / 255.0
 
     def _shaken(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         size = int(rng.choice(self.mix.kernel_sizes))
