@@ -221,8 +221,10 @@ def _prepare_input(options: BenchOptions, device: torch.device, tmpdir: Path, sa
         clip = write_test_clip(tmpdir / "clip.mp4", options.width, options.height, options.frames)
     with FrameReader(clip) as reader:
         info = reader.info
-    return _IO(clip=clip, info=info, layout=_layout(info, device, options.colour_on_device), frames=options.frames,
-               options=options)
+    from videodeblur.pipeline import choose_layout
+
+    return _IO(clip=clip, info=info, layout=choose_layout(info, device, options.colour_on_device),
+               frames=options.frames, options=options)
 
 
 def _all_peers() -> tuple[str, ...]:
@@ -505,13 +507,6 @@ class _IO:
 
     def infer(self, engine: Any, batch: np.ndarray) -> np.ndarray:
         return engine.submit(batch, layout=self.layout, colour=self.info.colour).result()
-
-
-def _layout(info: Any, device: torch.device, colour_on_device: bool | None) -> str:
-    """As the runner decides: YUV planes to the device on CUDA when the video is 4:2:0 with an even size."""
-    possible = info.chroma_subsampling == (2, 2) and info.width % 2 == 0 and info.height % 2 == 0
-    wanted = device.type == "cuda" if colour_on_device is None else colour_on_device
-    return "i420" if wanted and possible else "rgb"
 
 
 def _decode_all(io: _IO) -> tuple[list[np.ndarray], list[int]]:

@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque
 
+import torch
+
 from videodeblur.errors import ConfigError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
-from videodeblur.video.reader import DecodedFrame, FrameReader
+from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo
 from videodeblur.video.writer import FrameWriter
 
 __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
@@ -82,7 +84,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     decode_threads, encode_threads = _ffmpeg_threads(engine, options)
     reader = FrameReader(input_path, layout="rgb", threads=decode_threads)
     try:
-        if _colour_on_device(engine, reader, options):
+        if choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
             reader.close()
             reader = FrameReader(input_path, layout="i420", threads=decode_threads)
         writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
@@ -113,11 +115,12 @@ def _ffmpeg_threads(engine: Engine, options: RunOptions) -> tuple[int, int]:
     return options.decode_threads or auto, options.encode_threads or auto
 
 
-def _colour_on_device(engine: Engine, reader: FrameReader, options: RunOptions) -> bool:
-    info = reader.info
+def choose_layout(info: VideoInfo, device: torch.device, colour_on_device: bool | None = None) -> str:
+    """``"i420"`` (YUV planes to the device, colour converted there) on CUDA when the video is 4:2:0
+    with an even size, else ``"rgb"`` (swscale on the CPU). ``colour_on_device`` forces either way."""
     possible = info.chroma_subsampling == (2, 2) and info.width % 2 == 0 and info.height % 2 == 0
-    wanted = engine.device.type == "cuda" if options.colour_on_device is None else options.colour_on_device
-    return wanted and possible
+    wanted = device.type == "cuda" if colour_on_device is None else colour_on_device
+    return "i420" if wanted and possible else "rgb"
 
 
 class RunInterrupted(KeyboardInterrupt):
