@@ -1,0 +1,31 @@
+"""Turn `videodeblur bench --json` files into the Markdown rows of docs/BENCHMARKS.md.
+
+Usage: python benchmarks/table.py runs/bench/*.json
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def row(data: dict) -> str:
+    runs = data["runs"]
+    first = lambda mode: next(r for r in runs if r["mode"] == mode)
+    models = [r for r in runs if r["mode"] == "model"]
+    best = max(models, key=lambda r: r["fps"])
+    pipe, seq = first("pipelined"), first("sequential")
+    lat = pipe["latency_ms"]
+    w, h = data["size"]
+    model_fps = " / ".join(f"{r['fps']:.1f} (b{r['batch']})" for r in models)
+    return (f"| {data['model']} | {w}×{h} | {first('decode')['fps']:.0f} | {model_fps} | {first('network')['fps']:.1f} | "
+            f"{first('encode')['fps']:.0f} | {seq['fps']:.1f} | {pipe['fps']:.1f} (b{pipe['batch']}) | "
+            f"{pipe['fps'] / best['fps']:.2f} | {data['bound']} | {data['overlap']:.2f} | "
+            f"{lat['p50']:.0f} / {lat['p95']:.0f} | {max(r['peak_rss_mb'] or 0 for r in runs):.0f} |")
+
+
+if __name__ == "__main__":
+    for path in sys.argv[1:]:
+        data = json.load(open(path))
+        print(row(data))
+        for peer in data.get("peers") or []:
+            print("   peer:", json.dumps(peer))
