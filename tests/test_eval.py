@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from videodeblur.config import ModelConfig
-from videodeblur.model import LPRN, save_weights
+from videodeblur.model import LPRN, load_model, save_weights
 from videodeblur.train import evaluate_pairs, psnr, ssim, write_averaged_pairs
 from videodeblur.train.data import write_rgb
 
@@ -43,10 +43,7 @@ def test_psnr_and_ssim_of_known_differences() -> None:
 
 def test_eval_of_an_identity_network_reports_the_input_psnr(tmp_path: Path) -> None:
     _constant_pair(tmp_path / "pairs", offset=10)
-    net = LPRN(ModelConfig(channels=8, blocks=1, stages=2))
     weights = _identity_weights(tmp_path / "id.pt")
-    from videodeblur.model import load_model
-
     report = evaluate_pairs(load_model(weights).network, tmp_path / "pairs").summary("id")
     expected = 20 * math.log10(255 / 10)
     assert report["pairs"] == 1
@@ -54,7 +51,6 @@ def test_eval_of_an_identity_network_reports_the_input_psnr(tmp_path: Path) -> N
     assert report["psnr_input"] == pytest.approx(expected, abs=1e-3)
     assert report["gain_db"] == pytest.approx(0.0, abs=1e-3)
     assert report["psnr_sharp_through"] == 100.0  # identical: capped so the JSON stays finite
-    del net
 
 
 def test_eval_command_json(tmp_path: Path, run_cli) -> None:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from videodeblur.errors import WeightsError
 from videodeblur.model.lprn import LPRN
