@@ -23,10 +23,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import InputNotFoundError, UnreadableInputError
-from videodeblur.train.synthesis import add_sensor_noise, apply_kernel, gopro_blurs, jpeg_roundtrip, shake_kernel
+from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, gopro_blurs, jpeg_roundtrip, shake_kernel,
+                                         to_uint8)
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
-           "read_images", "read_rgb", "write_rgb", "find_folder_pairs", "render_gopro_pairs"]
+           "read_images", "read_rgb", "write_rgb", "find_folder_pairs", "render_gopro_pairs", "uint8_to_tensor"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,8 +155,7 @@ class FolderPairs(Dataset):
             y, x = SynthesisedPairs._crop_origin(rng, blurred.shape[:2], self.crop)
             blurred = blurred[y:y + self.crop, x:x + self.crop]
             sharp = sharp[y:y + self.crop, x:x + self.crop]
-        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))).float() / 255.0
-        return to_tensor(blurred), to_tensor(sharp)
+        return uint8_to_tensor(blurred), uint8_to_tensor(sharp)
 
 
 class StepSampler(Sampler[int]):
@@ -201,7 +201,7 @@ def render_gopro_pairs(scenes: Sequence[Scene], exposures: Sequence[int], *, ups
         for t in range(1, len(frames) - 1, stride):
             for blurred in gopro_blurs(frames[t - 1], frames[t], frames[t + 1], exposures=tuple(exposures),
                                        upsample=upsample):
-                pairs.append((np.clip(np.rint(blurred * 255.0), 0, 255).astype(np.uint8), frames[t]))
+                pairs.append((to_uint8(blurred), frames[t]))
     return pairs
 
 
@@ -220,6 +220,11 @@ def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     if not pairs:
         raise UnreadableInputError(f"no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png")
     return pairs
+
+
+def uint8_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 H×W×3 → float 3×H×W in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
 
 
 def read_rgb(path: str | Path) -> np.ndarray:

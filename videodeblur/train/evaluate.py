@@ -9,9 +9,9 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from videodeblur.train.data import find_folder_pairs, read_rgb, read_video_scenes, write_rgb
+from videodeblur.train.data import find_folder_pairs, read_rgb, read_video_scenes, uint8_to_tensor, write_rgb
 from videodeblur.train.metrics import psnr, ssim
-from videodeblur.train.synthesis import gopro_blur
+from videodeblur.train.synthesis import gopro_blurs, to_uint8
 
 __all__ = ["PairScore", "EvalReport", "evaluate_pairs", "write_averaged_pairs"]
 
@@ -53,8 +53,8 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
     network.eval()
     scores = []
     for blur_path, sharp_path in find_folder_pairs(root)[:limit]:
-        blurred = _to_tensor(read_rgb(blur_path)).to(device)
-        sharp = _to_tensor(read_rgb(sharp_path)).to(device)
+        blurred = uint8_to_tensor(read_rgb(blur_path)).unsqueeze(0).to(device)
+        sharp = uint8_to_tensor(read_rgb(sharp_path)).unsqueeze(0).to(device)
         output = network(blurred).clamp(0, 1)
         through = network(sharp).clamp(0, 1)
         scores.append(PairScore(
@@ -80,16 +80,13 @@ def write_averaged_pairs(video: str | Path, out_root: str | Path, *, first: int,
     frames = clips[0].frames
     scene = scene or Path(video).stem
     count = 0
-    for exposure in exposures:
-        for t in range(1, len(frames) - 1, stride):
-            blurred = gopro_blur(frames[t - 1], frames[t], frames[t + 1], exposure=exposure, upsample=upsample)
-            name = f"{first + t:06d}.png"
+    for t in range(1, len(frames) - 1, stride):
+        name = f"{first + t:06d}.png"
+        blurs = gopro_blurs(frames[t - 1], frames[t], frames[t + 1], exposures=tuple(exposures), upsample=upsample)
+        for exposure, blurred in zip(exposures, blurs):
             folder = Path(out_root) / f"{scene}_e{exposure}"
-            write_rgb(folder / "blur" / name, np.clip(np.rint(blurred * 255.0), 0, 255).astype(np.uint8))
+            write_rgb(folder / "blur" / name, to_uint8(blurred))
             write_rgb(folder / "sharp" / name, frames[t])
             count += 1
     return count
 
-
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float().unsqueeze(0) / 255.0

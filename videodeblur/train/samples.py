@@ -6,7 +6,7 @@ from typing import Sequence
 
 import numpy as np
 
-from videodeblur.train.synthesis import apply_kernel, gopro_blur, shake_kernel
+from videodeblur.train.synthesis import apply_kernel, gopro_blur, shake_kernel, to_uint8
 from videodeblur.video import FrameReader, FrameWriter
 
 __all__ = ["blur_video", "shake_image"]
@@ -28,7 +28,7 @@ def blur_video(source: str | Path, destination: str | Path, *, exposure: int = 1
             for t in range(first, stop):
                 before, after = images[max(first, t - 1)], images[min(stop - 1, t + 1)]
                 blurred = gopro_blur(before, images[t], after, exposure=exposure, upsample=upsample)
-                writer.write(np.clip(np.rint(blurred * 255.0), 0, 255).astype(np.uint8), pts=decoded[t].pts)
+                writer.write(to_uint8(blurred), pts=decoded[t].pts)
     return len(images)
 
 
@@ -37,4 +37,4 @@ def shake_image(image: np.ndarray, *, seed: int = 0, kernel_size: int = 21) -> n
     rng = np.random.default_rng(seed)
     kernel = shake_kernel(rng, kernel_size, intensity=0.9)
     blurred = apply_kernel(image.astype(np.float32) / 255.0, kernel)
-    return np.clip(np.rint(blurred * 255.0), 0, 255).astype(np.uint8)
+    return to_uint8(blurred)

@@ -22,6 +22,7 @@ __all__ = [
     "apply_kernel",
     "add_sensor_noise",
     "jpeg_roundtrip",
+    "to_uint8",
     "optical_flow",
     "interpolate",
     "gopro_blur",
@@ -104,10 +105,14 @@ def add_sensor_noise(image: np.ndarray, rng: np.random.Generator, *, photons: fl
     return linear_to_srgb(noisy)
 
 
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] → uint8, rounded to nearest (values outside [0, 1] are clipped)."""
+    return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     """Compress and decompress as JPEG at ``quality`` (stands in for video-codec artefacts)."""
-    as_uint8 = np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
-    ok, encoded = cv2.imencode(".jpg", as_uint8, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, encoded = cv2.imencode(".jpg", to_uint8(image), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
