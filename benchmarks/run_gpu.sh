@@ -17,4 +17,6 @@ videodeblur bench --device cuda --precision fp16 --model lprn-rt --size 1920x108
   > "$OUT/bench-lprn-rt-1080-compare.json"
 videodeblur bench --device cuda --precision fp16 --model lprn-rt --size 3840x2160 --frames 60 --batch 1,2 --json \
   > "$OUT/bench-lprn-rt-2160.json"
+videodeblur bench --device cuda --precision fp16 --model lprn-rt --size 3840x2160 --frames 60 --batch 1,2 --tile 1024 \
+  --json > "$OUT/bench-lprn-rt-2160-tiled.json"
 ls -la "$OUT"

@@ -122,6 +122,20 @@ def test_input_file_is_measured_as_it_is(make_clip, run_cli) -> None:
     assert decode["frames"] + decode["warmup_frames"] == 8
 
 
+def test_tile_runs_the_engine_in_tiles(run_cli) -> None:
+    out = run_cli("bench", "--model", "lprn-fast", "--device", "cpu", "--size", "200x120", "--frames", 4,
+                  "--batch", "1", "--warmup", 1, "--tile", 96, "--json")
+    assert out.exit_code == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["tile"] == 96 and data["size"] == [200, 120]
+    pipelined = next(r for r in data["runs"] if r["mode"] == "pipelined")
+    assert pipelined["frames"] + pipelined["warmup_frames"] == 4
+    table = run_cli("bench", "--model", "lprn-fast", "--device", "cpu", "--size", "200x120", "--frames", 3,
+                    "--batch", "1", "--tile", 96)
+    assert table.exit_code == 0, table.stderr
+    assert "200x120 in 96px tiles" in table.stdout
+
+
 def test_table_names_every_run_and_the_bound(run_cli) -> None:
     out = run_cli("bench", "--model", "lprn-fast", "--device", "cpu", "--size", "64x48", "--frames", 6,
                   "--batch", "2")

@@ -57,7 +57,7 @@ def test_recorder_freezes_a_consistent_record() -> None:
         rec.stage("encode").add(0.2)
         rec.queues["infer"].sample(i % 4)
         rec.latency.add_ms(100.0 + i)
-        rec.throughput.mark(at=0.5 * (i + 1))
+        rec.mark_done(at=0.5 * (i + 1))
     rec.warn("truncated")
     rec.warn("truncated")  # once
     stats = rec.freeze(device="cpu", model="m", encoder="libx264")
@@ -69,3 +69,9 @@ def test_recorder_freezes_a_consistent_record() -> None:
     assert "queue_mean" not in d["stages"]["decode"]  # never sampled
     assert d["concurrency"] == pytest.approx(1.6)  # (1 + 5 + 2) s busy in 5 s
     assert d["warnings"] == ["truncated"] and d["encoder"] == "libx264" and d["model"] == "m"
+    # The measured window: frames 3..10, completed from t = 1.0 to t = 5.0; busy time after warm-up only.
+    window = d["window"]
+    assert (window["frames"], window["seconds"]) == (8, pytest.approx(4.0))
+    assert window["frames"] / window["seconds"] == pytest.approx(d["fps"])
+    assert window["stages"]["decode"] == {"busy_s": pytest.approx(0.8), "share": pytest.approx(0.2)}
+    assert window["stages"]["infer"] == {"busy_s": pytest.approx(4.0), "share": pytest.approx(1.0)}

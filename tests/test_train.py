@@ -34,6 +34,14 @@ def test_training_steps_on_a_tiny_batch_lower_the_loss() -> None:
         assert float(deblur_loss(net(blurred), sharp)) < before * 0.9
 
 
+def test_pixel_loss_is_l1_or_mse() -> None:
+    a, b = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    assert float(deblur_loss(a, b, pixel="l1")) == pytest.approx(0.5)
+    assert float(deblur_loss(a, b, pixel="mse")) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="pixel loss"):
+        deblur_loss(a, b, pixel="huber")
+
+
 def test_frequency_term_adds_to_the_l1_loss() -> None:
     a, b = torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16)
     assert float(deblur_loss(a, b, frequency_weight=0.1)) > float(deblur_loss(a, b))
@@ -115,6 +123,13 @@ def test_recipe_with_unknown_key_is_a_config_error(tmp_path: Path) -> None:
     recipe = _recipe_file(tmp_path, tmp_path / "d")
     recipe.write_text(recipe.read_text().replace("[train]", "[train]\nlearning_rate = 1"))
     with pytest.raises(ConfigError, match="learning_rate"):
+        load_recipe(recipe)
+
+
+def test_unknown_pixel_loss_is_a_config_error(tmp_path: Path) -> None:
+    recipe = _recipe_file(tmp_path, tmp_path / "e")
+    recipe.write_text(recipe.read_text().replace("[train]", '[train]\npixel_loss = "huber"'))
+    with pytest.raises(ConfigError, match="pixel_loss"):
         load_recipe(recipe)
 
 

@@ -27,6 +27,10 @@ def test_json_is_one_object_with_every_field(run_cli, make_clip, tmp_path: Path)
     assert set(data["stages"]) == {"decode", "infer", "encode"}
     assert all({"busy_s", "items", "ms_per_item", "share"} <= set(s) for s in data["stages"].values())
     assert set(data["latency_ms"]) == {"p50", "p95", "p99"}
+    window = data["window"]  # the measured window: fps is its frames over its seconds
+    assert window["frames"] + data["warmup_frames"] == 9 and 0 < window["seconds"] <= data["seconds"]
+    assert data["fps"] == pytest.approx(window["frames"] / window["seconds"], rel=1e-3)
+    assert all(0.0 <= s["share"] for s in window["stages"].values())
     assert data["model"] == "lprn-fast" and data["device"].startswith("cpu") and data["batch_size"] == 3
     assert data["encoder"] == "libx264" and data["warnings"] == [] and data["audio_packets"] > 0
     assert len(decode(tmp_path / "out.mp4").frames) == 9

@@ -51,7 +51,8 @@ class BenchOptions:
     """What to measure. ``width``/``height``/``frames`` size the generated clip (ignored with ``input``,
     which is measured as it is, up to ``frames`` frames). ``warmup_frames`` None: a fifth of the frames,
     at most 25. ``compare``: also time the peer architectures (``network`` runs at batch 1), each for
-    at least ``min_peer_iterations`` and then until ``peer_budget_s`` is spent."""
+    at least ``min_peer_iterations`` and then until ``peer_budget_s`` is spent. ``tile``: run the
+    network in overlapping tiles of that size, as ``video --tile`` does (for 4K on a small GPU)."""
 
     model: str | None = None
     width: int = 640
@@ -70,6 +71,7 @@ class BenchOptions:
     crf: int = 18
     queue_size: int = 8
     colour_on_device: bool | None = None
+    tile: int | None = None
     min_peer_iterations: int = 2
     peer_budget_s: float = 10.0
 
@@ -143,6 +145,7 @@ class BenchResult:
     rss_scope: str
     peers: dict[str, dict[str, Any]]
     date: str
+    tile: int | None = None
 
     def run(self, mode: str, batch: int | None = None, model: str | None = None) -> RunResult:
         """The first run of ``mode`` (at ``batch`` / for ``model`` where given)."""
@@ -153,7 +156,8 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "model": self.model, "device": self.device, "precision": self.precision,
-                "layout": self.layout, "size": list(self.size), "input": self.input, "date": self.date,
+                "layout": self.layout, "size": list(self.size), "tile": self.tile, "input": self.input,
+                "date": self.date,
                 "rss_scope": self.rss_scope,
                 "runs": [r.to_dict() for r in self.runs], "bound": self.bound,
                 "overlap": _round(self.overlap, 4), "peers": self.peers}
@@ -168,7 +172,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
     device = resolve_device(options.device)
     engines = {batch: Engine.from_name(options.model, EngineOptions(  # a bad model or precision fails here, first
         device=options.device, precision=options.precision, batch_size=batch, channels_last=options.channels_last,
-        compile=options.compile)) for batch in options.batches}
+        compile=options.compile, tile=options.tile)) for batch in options.batches}
     with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
         tmpdir = Path(tmp)
         io = _prepare_input(options, device, tmpdir, say)
@@ -210,7 +214,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
                        precision=engine.precision, layout=io.layout, size=(io.info.width, io.info.height),
                        input=str(options.input) if options.input else None, runs=tuple(runs), bound=bound,
                        overlap=overlap, rss_scope=rss_scope(), peers=_peer_table(network_runs),
-                       date=time.strftime("%Y-%m-%d"))
+                       date=time.strftime("%Y-%m-%d"), tile=options.tile)
 
 
 def _prepare_input(options: BenchOptions, device: torch.device, tmpdir: Path, say: Callable[[str], None]) -> "_IO":
@@ -517,18 +521,15 @@ def _decode_all(io: _IO) -> tuple[list[np.ndarray], list[int]]:
 
 
 def _from_run_stats(stats: dict[str, Any], model: str, batch: int, memory: PeakMemory) -> RunResult:
-    """The runner's ``RunStats.to_dict()`` in this module's terms: its ``fps`` is sustained after its
-    ``warmup_frames``, so the window holds ``frames - warmup_frames`` frames over ``that / fps`` seconds."""
-    warmup = stats.get("warmup_frames", 0)
-    frames = stats["frames"] - warmup
-    seconds = frames / stats["fps"] if stats["fps"] > 0 else stats["seconds"]
-    stages = {name: {"busy_s": s["busy_s"], "share": min(1.0, s["busy_s"] / stats["seconds"])}
-              for name, s in stats["stages"].items()}
+    """The runner's ``RunStats.to_dict()`` in this module's terms: its ``window`` is the measured
+    window (frames after warm-up, their seconds, and stage busy time counted from the end of warm-up)."""
+    window = stats["window"]
+    frames, seconds = window["frames"], window["seconds"]
+    stages = {name: {"busy_s": s["busy_s"], "share": min(1.0, s["share"])} for name, s in window["stages"].items()}
     queues = {name: {"mean": s["queue_mean"], "max": s["queue_max"]}
               for name, s in stats["stages"].items() if "queue_mean" in s}
-    latency = dict(stats["latency_ms"])
     return RunResult(mode="pipelined", model=model, batch=batch, frames=frames, seconds=seconds,
-                     warmup_frames=warmup, warmup_s=max(0.0, stats["seconds"] - seconds), latency_ms=latency,
-                     stages=stages, queue_depth=queues, peak_rss_mb=memory.peak_rss_mb,
-                     cuda_peak_mb=memory.cuda_peak_mb,
+                     warmup_frames=stats["frames"] - frames, warmup_s=max(0.0, stats["seconds"] - seconds),
+                     latency_ms=dict(stats["latency_ms"]), stages=stages, queue_depth=queues,
+                     peak_rss_mb=memory.peak_rss_mb, cuda_peak_mb=memory.cuda_peak_mb,
                      extra={k: stats[k] for k in ("encoder", "warnings") if k in stats})

@@ -46,18 +46,21 @@ def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tu
               help="Measure on this video file instead of a generated clip.")
 @click.option("--warmup", "warmup_frames", type=click.IntRange(min=0), default=None,
               help="Warm-up frames left out of every measurement [default: a fifth of --frames, at most 25].")
+@click.option("--tile", type=click.IntRange(min=80), default=None,
+              help="Run the network in overlapping NxN tiles, as `video --tile` does (e.g. 4K on a small GPU).")
 @click.option("--compare", is_flag=True, help="Also time NAFNet-32/64 and MIMO-UNet/+ (network only, batch 1).")
 @click.option("--peer", "peers", multiple=True, help="With --compare: only these peers (repeatable).")
 @json_option
 def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[int, ...], device: str,
-          precision: str, compile_: bool, input_: Path | None, warmup_frames: int | None, compare: bool,
-          peers: tuple[str, ...], as_json: bool) -> None:
+          precision: str, compile_: bool, input_: Path | None, warmup_frames: int | None, tile: int | None,
+          compare: bool, peers: tuple[str, ...], as_json: bool) -> None:
     """Measure decode, model, encode, and the sequential and pipelined pipeline on the same frames."""
     from videodeblur.bench import BenchOptions, run_bench
 
     options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
                            device=device, precision=precision, compile=compile_, input=input_,
-                           warmup_frames=warmup_frames, compare=compare or bool(peers), peers=peers or None)
+                           warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
+                           peers=peers or None)
     result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
     if as_json:
         click.echo(json.dumps(result.to_dict()))
@@ -71,7 +74,8 @@ def format_table(data: dict[str, Any]) -> str:
     gpu = machine["gpu"]["name"] if machine.get("gpu") else "no GPU"
     w, h = data["size"]
     first = data["runs"][0]
-    lines = [f"{data['model']} on {data['device']} ({data['precision']}), {w}x{h}, "
+    tiled = f" in {data['tile']}px tiles" if data.get("tile") else ""
+    lines = [f"{data['model']} on {data['device']} ({data['precision']}), {w}x{h}{tiled}, "
              f"{first['frames'] + first['warmup_frames']} frames, warm-up {first['warmup_frames']} | "
              f"{machine['cpu']}, {machine['cores']} cores, {gpu} | torch {machine['torch']}, av {machine['av']}",
              ""]

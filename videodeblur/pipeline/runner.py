@@ -314,7 +314,7 @@ class _Pipeline:
                 done = time.perf_counter()
                 clock.add(done - start)
                 self.stats.latency.add_since(frame.decoded_at, done)
-                self.stats.throughput.mark(at=done)
+                self.stats.mark_done(at=done)
                 if progress is not None:
                     progress(writer.frames_written, total)
         except BaseException:

@@ -168,7 +168,9 @@ class RunStats:
     """What a run did and how fast. ``fps`` is sustained (after ``warmup_frames``); ``seconds`` is
     the whole run's wall time; ``latency_ms`` is per frame, from decoded to written;
     ``concurrency`` is the stages' summed busy time over the wall time (1.0: they took turns; more:
-    they overlapped, e.g. decode and encode hidden behind the model)."""
+    they overlapped, e.g. decode and encode hidden behind the model). ``window`` is the measured
+    window alone: ``{"frames", "seconds", "stages": {name: {"busy_s", "share"}}}`` with
+    ``fps == frames / seconds`` and busy time counted from the end of warm-up."""
 
     frames: int
     seconds: float
@@ -179,6 +181,7 @@ class RunStats:
     model: str = ""
     warmup_frames: int = 0
     concurrency: float = 0.0
+    window: dict[str, Any] = dataclasses.field(default_factory=dict)
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
     warnings: tuple[str, ...] = ()
 
@@ -193,6 +196,7 @@ class RunStats:
             "model": self.model,
             "warmup_frames": self.warmup_frames,
             "concurrency": round(self.concurrency, 3),
+            "window": self.window,
         }
         out.update(self.extra)
         out["warnings"] = list(self.warnings)
@@ -208,8 +212,16 @@ class StatsRecorder:
         self.latency = LatencyLog()
         self.throughput = ThroughputClock()
         self.warmup_frames = warmup_frames
+        self._busy_at_warmup: dict[str, float] | None = None
         self._warnings: list[str] = []
         self._lock = threading.Lock()
+
+    def mark_done(self, items: int = 1, at: float | None = None) -> None:
+        """Frames finished (written or shown). When warm-up ends, each stage's busy time so far is
+        noted, so the window's busy shares leave warm-up (first batches, allocator growth) out."""
+        self.throughput.mark(items, at=at)
+        if self._busy_at_warmup is None and self.throughput.count >= self.warmup_frames:
+            self._busy_at_warmup = {name: clock.busy_s for name, clock in self.stages.items()}
 
     def stage(self, name: str) -> StageClock:
         return self.stages[name]
@@ -226,7 +238,7 @@ class StatsRecorder:
 
     def freeze(self, *, device: str = "", model: str = "", **extra: Any) -> RunStats:
         seconds = self.throughput.elapsed_s()
-        fps, _, _ = self.throughput.sustained_fps(self.warmup_frames)
+        fps, window_frames, window_s = self.throughput.sustained_fps(self.warmup_frames)
         frames = self.throughput.count
         stages = {}
         for name, clock in self.stages.items():
@@ -239,7 +251,12 @@ class StatsRecorder:
                 queue_max=gauge.max if gauge._count else None)
         warmup = self.warmup_frames if frames > self.warmup_frames + 1 else 0  # as sustained_fps
         busy = sum(clock.busy_s for clock in self.stages.values())
+        before = self._busy_at_warmup if warmup and self._busy_at_warmup is not None else {}
+        window_busy = {name: max(0.0, clock.busy_s - before.get(name, 0.0)) for name, clock in self.stages.items()}
+        window = {"frames": window_frames, "seconds": round(window_s, 6),
+                  "stages": {name: {"busy_s": round(b, 6), "share": round(b / window_s, 4) if window_s > 0 else 0.0}
+                             for name, b in window_busy.items()}}
         return RunStats(frames=frames, seconds=seconds, fps=fps, stages=stages,
                         latency_ms=self.latency.percentiles(skip=warmup), device=device, model=model,
                         warmup_frames=warmup, concurrency=busy / seconds if seconds > 0 else 0.0,
-                        extra=dict(extra), warnings=self.warnings)
+                        window=window, extra=dict(extra), warnings=self.warnings)

@@ -12,6 +12,7 @@ from typing import Any
 from videodeblur.config import ModelConfig, config_from_dict, load_model_config, load_toml
 from videodeblur.errors import ConfigError
 from videodeblur.train.data import SynthesisMix
+from videodeblur.train.losses import PIXEL_LOSSES
 
 __all__ = ["VideoSource", "DataSpec", "TrainRecipe", "load_recipe"]
 
@@ -54,6 +55,7 @@ class TrainRecipe:
     weight_decay: float = 1e-4
     warmup_steps: int = 200
     grad_clip: float = 0.5
+    pixel_loss: str = "l1"
     frequency_weight: float = 0.0
     seed: int = 0
     threads: int = 0
@@ -67,6 +69,8 @@ class TrainRecipe:
             raise ConfigError(f"steps and batch must be >= 1 (got {self.steps}, {self.batch})")
         if not 0 < self.lr < 1:
             raise ConfigError(f"lr must be in (0, 1), got {self.lr}")
+        if self.pixel_loss not in PIXEL_LOSSES:
+            raise ConfigError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -83,7 +83,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
             sharp = sharp.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 output = trained(blurred)
-            loss = deblur_loss(output.float(), sharp, frequency_weight=recipe.frequency_weight)
+            loss = deblur_loss(output.float(), sharp, pixel=recipe.pixel_loss,
+                               frequency_weight=recipe.frequency_weight)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimiser)
