@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -110,6 +111,29 @@ def test_resume_restores_the_step_and_continues_the_same_loss_curve(tmp_path: Pa
         torch.testing.assert_close(pa, pb, rtol=1e-4, atol=1e-6, msg=name)
     metadata = json.loads(straight.weights.with_suffix(".json").read_text())
     assert metadata["steps"] == 6 and metadata["config"]["channels"] == 8 and "hardware" in metadata
+
+
+def test_validation_logs_every_n_steps_and_keeps_the_best_weights(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        sharp = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        write_rgb(tmp_path / "val" / "s" / "sharp" / f"{i}.png", sharp)
+        write_rgb(tmp_path / "val" / "s" / "blur" / f"{i}.png", (sharp // 2 + 64).astype(np.uint8))
+    recipe = dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "v")),
+                                 val_pairs=str(tmp_path / "val"), val_every=2, lr=0.05)
+    train(recipe)
+    with (tmp_path / "v" / "val.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in rows] == [2, 4, 6]
+    best = max(rows, key=lambda r: float(r["psnr"]))
+    meta = json.loads((tmp_path / "v" / "tiny-best.json").read_text())
+    assert meta["steps"] == int(best["step"]) and meta["validation"]["psnr"] == pytest.approx(float(best["psnr"]))
+    assert load_model(str(tmp_path / "v" / "tiny-best.pt")).network.config.name == "tiny"
+
+
+def test_validation_needs_pairs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="val_pairs"):
+        dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "w")), val_every=2)
 
 
 def test_resume_from_a_corrupt_checkpoint_is_a_weights_error(tmp_path: Path) -> None:

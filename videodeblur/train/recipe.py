@@ -63,12 +63,17 @@ class TrainRecipe:
     log_every: int = 50
     checkpoint_every: int = 500
     eval_pairs: str | None = None
+    val_pairs: str | None = None
+    val_every: int = 0
+    val_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:
             raise ConfigError(f"steps and batch must be >= 1 (got {self.steps}, {self.batch})")
         if not 0 < self.lr < 1:
             raise ConfigError(f"lr must be in (0, 1), got {self.lr}")
+        if self.val_every < 0 or (self.val_every and not self.val_pairs):
+            raise ConfigError(f"val_every must be >= 0 and needs val_pairs (got {self.val_every}, {self.val_pairs!r})")
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ConfigError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
 

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from videodeblur.errors import WeightsError
 from videodeblur.model.lprn import LPRN
-from videodeblur.model.weights import save_weights
+from videodeblur.model.weights import read_metadata, save_weights
 from videodeblur.train.data import FolderPairs, StepSampler, SynthesisedPairs, read_images, read_video_scenes
 from videodeblur.train.evaluate import evaluate_pairs
 from videodeblur.train.losses import deblur_loss
@@ -99,6 +99,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
             if rank == 0 and (step % recipe.checkpoint_every == 0 or step == recipe.steps):
                 _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
                                  seconds_before + time.perf_counter() - started, recipe)
+            if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
+                _validate(model, recipe, device, step)
             if step % recipe.log_every == 0 or step == recipe.steps:
                 now = time.perf_counter()
                 last_loss = loss_sum / window_steps
@@ -212,6 +214,24 @@ def _init_distributed() -> tuple[int, int]:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
         dist.init_process_group(backend)
     return dist.get_rank(), dist.get_world_size()
+
+
+def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int) -> dict[str, Any]:
+    """Score the model on ``recipe.val_pairs`` (a validation set, not the evaluation set), append it to
+    ``val.csv`` and keep the best weights so far as ``<name>-best.pt``: the last step of a long run
+    is not always its best. The best score lives in that file's metadata, so it survives a resume."""
+    out_dir = Path(recipe.out_dir)
+    score = evaluate_pairs(model, recipe.val_pairs, device=device, limit=recipe.val_limit).summary(recipe.model.name)
+    _append_csv(out_dir / "val.csv", {"step": step, "psnr": score["psnr"], "gain_db": score["gain_db"],
+                                      "psnr_sharp_through": score["psnr_sharp_through"]})
+    best_path = out_dir / f"{recipe.model.name}-best.pt"
+    best = read_metadata(best_path).get("validation", {}).get("psnr", -math.inf) if best_path.exists() else -math.inf
+    if score["psnr"] > best:
+        snapshot = LPRN(recipe.model)
+        snapshot.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        save_weights(best_path, snapshot, {"config": recipe.model.to_dict(), "steps": step, "validation": score,
+                                           "val_pairs": recipe.val_pairs, "commit": _git_commit()})
+    return score
 
 
 def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
