@@ -178,7 +178,7 @@ def test_ctrl_c_keeps_batches_the_engine_already_took(engine: Engine, make_clip,
                 original = handle.result
 
                 def result() -> np.ndarray:  # the batch is done, then Ctrl-C lands
-                    out = original()
+                    original()  # collect the batch (its frames are written), then interrupt
                     handle.result = original
                     raise KeyboardInterrupt
                 handle.result = result
