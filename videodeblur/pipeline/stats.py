@@ -188,7 +188,7 @@ class RunStats:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "frames": self.frames,
-            "seconds": round(self.seconds, 4),
+            "seconds": round(self.seconds, 6),
             "fps": round(self.fps, 3),
             "stages": {name: s.to_dict() for name, s in self.stages.items()},
             "latency_ms": {k: round(v, 3) for k, v in self.latency_ms.items()},
