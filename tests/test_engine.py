@@ -130,3 +130,26 @@ def test_bad_options_are_config_errors(kwargs: dict, match: str) -> None:
 def test_bad_frames_are_value_errors(engine: Engine, bad: np.ndarray) -> None:
     with pytest.raises(ValueError, match="frame"):
         engine.process(bad)
+
+
+def test_compiled_engines_pad_short_batches_to_one_shape(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compiled network would recompile for a run's short last batch; the engine pads it. Here
+    torch.compile is replaced by a wrapper that records the batch sizes the network is called with."""
+    seen: list[int] = []
+
+    class Recording(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(x.shape[0])
+            return self.net(x)
+
+    monkeypatch.setattr(torch, "compile", lambda net, **_: Recording(net))
+    frames = np.stack([clip_frame(i, 40, 24) for i in range(5)])
+    compiled = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=4, compile=True))
+    plain = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=4))
+    difference = compiled.process(frames).astype(int) - plain.process(frames).astype(int)
+    assert np.abs(difference).max() <= 1  # the same tolerance as batching_changes_nothing
+    assert seen == [4, 4]  # 4 frames, then 1 padded to 4

@@ -238,6 +238,12 @@ class Engine:
 
     def _forward_uint8(self, u8: torch.Tensor, layout: Layout, colour: ColourTags | None) -> torch.Tensor:
         """uint8 batch on the device → deblurred uint8 batch on the device (same layout)."""
+        n = u8.shape[0]
+        if self.options.compile and n < self.batch_size:
+            # A compiled network recompiles for every new batch size (measured on the CPU: ~6 s for a
+            # run's short last batch), so a short batch is padded to a full one and cut back after.
+            padded = torch.cat([u8, u8[-1:].expand(self.batch_size - n, *u8.shape[1:])])
+            return self._forward_uint8(padded, layout, colour)[:n]
         if layout == "i420":
             m = yuv_matrix(colour)
             x = i420_to_rgb(u8, m)
