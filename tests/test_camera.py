@@ -6,6 +6,8 @@ the live loop, not the network.
 """
 from __future__ import annotations
 
+import functools
+import http.server
 import json
 import signal
 import subprocess
@@ -180,9 +182,6 @@ def test_http_network_stream_is_read_through_pyav(make_clip) -> None:
     """A URL goes through PyAV's network protocols: an MPEG-TS stream (what IP cameras and live HTTP
     streams send) served by the standard library's HTTP server on localhost. (An .mp4 does not work
     from that server: it ignores the Range requests FFmpeg makes for the mp4 index.)"""
-    import functools
-    import http.server
-
     clip = make_clip("net.ts", width=64, height=48, frames=15, fps=FPS)
     handler = functools.partial(_QuietHandler, directory=str(clip.parent))
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
@@ -198,7 +197,7 @@ def test_http_network_stream_is_read_through_pyav(make_clip) -> None:
     assert stats.end_reason.startswith("source")
 
 
-class _QuietHandler(__import__("http.server").server.SimpleHTTPRequestHandler):
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
         pass
 

@@ -156,10 +156,12 @@ def gopro_blurs(previous: np.ndarray, centre: np.ndarray, following: np.ndarray,
     longest = max(exposures) // 2
     flow_back = optical_flow(centre, previous) if longest else None
     flow_fwd = optical_flow(centre, following) if longest else None
+    wanted = {e // 2 for e in exposures}  # half-widths whose running sum is an answer
     acc = lin[1].copy()
-    sums = {0: acc.copy()}
+    sums = {0: acc.copy()} if 0 in wanted else {}
     for k in range(1, longest + 1):
         s = k / upsample
         acc += interpolate(lin[1], lin[2], flow_fwd, s) + interpolate(lin[1], lin[0], flow_back, s)
-        sums[k] = acc.copy()
+        if k in wanted:
+            sums[k] = acc.copy()
     return [linear_to_srgb(sums[e // 2] / (2 * (e // 2) + 1)) for e in exposures]

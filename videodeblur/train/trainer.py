@@ -216,7 +216,7 @@ def _init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int) -> dict[str, Any]:
+def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int) -> None:
     """Score the model on ``recipe.val_pairs`` (a validation set, not the evaluation set), append it to
     ``val.csv`` and keep the best weights so far as ``<name>-best.pt``: the last step of a long run
     is not always its best. The best score lives in that file's metadata, so it survives a resume."""
@@ -231,7 +231,6 @@ def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int)
         snapshot.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
         save_weights(best_path, snapshot, {"config": recipe.model.to_dict(), "steps": step, "validation": score,
                                            "val_pairs": recipe.val_pairs, "commit": _git_commit()})
-    return score
 
 
 def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
