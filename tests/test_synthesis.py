@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from videodeblur.train.data import Scene, SynthesisedPairs, SynthesisMix, StepSampler
-from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, average_frames, linear_to_srgb,
-                                         shake_kernel, srgb_to_linear)
+from videodeblur.errors import ConfigError, UnreadableInputError
+from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel, average_frames, linear_to_srgb,
+                                         moving_object, random_motion, render_motion_blur, shake_kernel,
+                                         srgb_to_linear)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -115,3 +117,81 @@ def test_rendered_gopro_pairs_are_cached_and_reloaded_identically(tmp_path) -> N
     again = render_gopro_pairs(scenes, (9, 13), cache_dir=tmp_path)
     for (b1, s1), (b2, s2) in zip(first, again, strict=True):
         assert np.array_equal(b1, b2) and np.array_equal(s1, s2)
+
+
+def _edges(size: int = 96) -> np.ndarray:
+    """Dark top half, bright bottom half: a horizontal edge (constant along x)."""
+    image = np.full((size, size, 3), 0.1, np.float32)
+    image[size // 2:] = 0.9
+    return image
+
+
+def test_motion_blur_without_motion_is_the_identity() -> None:
+    image = np.random.default_rng(0).random((40, 50, 3)).astype(np.float32)
+    blurred, sharp = render_motion_blur(image, Motion(), exposure=9)
+    np.testing.assert_allclose(sharp, image, atol=1e-5)
+    np.testing.assert_allclose(blurred, image, atol=1e-5)
+
+
+def test_motion_blur_smears_only_along_the_motion_and_in_linear_light() -> None:
+    image = _edges()
+    along, sharp = render_motion_blur(image, Motion(shift=(12.0, 0.0)), exposure=17)
+    np.testing.assert_allclose(along, image, atol=1e-5)  # a pan along the edge changes nothing
+    np.testing.assert_allclose(sharp, image, atol=1e-5)
+    across, _ = render_motion_blur(image, Motion(shift=(0.0, 12.0)), exposure=17)
+    column = across[:, 48, 0]
+    assert np.abs(across - image).max() > 0.3  # the edge is smeared over about 24 rows
+    assert np.all(np.diff(column[30:66]) >= -1e-6)  # monotonic ramp, no ringing
+    # the middle of the ramp is the mean in linear light, brighter than the sRGB mean (0.5)
+    middle = float(column[48])
+    expected = float(linear_to_srgb(np.float32((srgb_to_linear(np.float32(0.1)) + srgb_to_linear(np.float32(0.9))) / 2)))
+    assert abs(middle - expected) < 0.05 and middle > 0.6
+
+
+def test_moving_object_blurs_its_path_and_leaves_the_rest_alone() -> None:
+    rng = np.random.default_rng(1)
+    background = np.full((96, 96, 3), 0.5, np.float32)
+    texture = np.full((64, 64, 3), 0.95, np.float32)
+    patch, mask, _ = moving_object(rng, texture, 24)
+    assert patch.shape == (24, 24, 3) and mask.shape == (24, 24) and 0 <= mask.min() and mask.max() <= 1
+    obj = (patch, mask, Motion(shift=(16.0, 0.0)))
+    blurred, sharp = render_motion_blur(background, Motion(), exposure=17, obj=obj, obj_origin=(36, 36))
+    assert np.allclose(blurred[:20], 0.5, atol=1e-5) and np.allclose(sharp[:20], 0.5, atol=1e-5)  # far away: untouched
+    assert sharp[48, 48].mean() > 0.9  # the object sits in the sharp frame
+    assert 0.5 < blurred[48, 48].mean() < sharp[48, 48].mean() - 0.02  # and is smeared in the blurred one
+    assert blurred[48, 28].mean() > 0.52  # its trail reaches beyond its sharp outline
+
+
+def test_random_motion_speed_stays_in_range() -> None:
+    rng = np.random.default_rng(2)
+    speeds = [float(np.hypot(*random_motion(rng, max_shift=10.0).shift)) for _ in range(200)]
+    assert 0.25 <= min(speeds) and max(speeds) <= 10.0 + 1e-6
+    assert np.median(speeds) < 5.0  # log-uniform: most frames move little
+
+
+def _warp_dataset(still_size: int, **mix) -> SynthesisedPairs:
+    rng = np.random.default_rng(0)
+    stills = [rng.integers(0, 256, (still_size, still_size + 10, 3), dtype=np.uint8) for _ in range(3)]
+    return SynthesisedPairs([], stills, SynthesisMix(crop=32, p_average=0.0, p_warp=1.0, p_sharp=0.0, p_noise=0.0,
+                                                     p_jpeg=0.0, exposures=(9, 17), **mix), seed=5)
+
+
+def test_warped_still_pairs_are_deterministic_shaped_and_blurred() -> None:
+    a, b = _warp_dataset(120), _warp_dataset(120)
+    differences = []
+    for i in range(8):
+        (ba, sa), (bb, sb) = a[i], b[i]
+        assert ba.shape == sa.shape == (3, 32, 32)
+        assert np.array_equal(ba.numpy(), bb.numpy()) and np.array_equal(sa.numpy(), sb.numpy())
+        differences.append(float((ba - sa).abs().mean()))
+    assert np.mean(differences) > 0.01
+
+
+def test_warped_stills_too_small_for_the_motion_margin_are_an_error() -> None:
+    with pytest.raises(UnreadableInputError, match="smaller than"):
+        _warp_dataset(40)[0]
+
+
+def test_mix_probabilities_over_one_are_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="p_average \\+ p_warp"):
+        SynthesisMix(p_average=0.5, p_warp=0.4, p_sharp=0.2)

@@ -163,3 +163,35 @@ def test_shipped_recipes_parse() -> None:
     assert recipes
     for path in recipes:
         assert load_recipe(path).steps > 0
+
+
+def test_weight_average_is_what_is_saved_and_it_resumes_exactly(tmp_path: Path) -> None:
+    plain = train(load_recipe(_recipe_file(tmp_path, tmp_path / "p")))
+    recipe = dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "e")), ema_decay=0.5)
+    straight = train(recipe)
+    checkpoint = torch.load(tmp_path / "e" / "last.pt", weights_only=True)
+    averaged = {k.removeprefix("module."): v for k, v in checkpoint["ema"].items() if k.startswith("module.")}
+    saved = load_model(straight.weights).network.state_dict()
+    for name, value in saved.items():
+        torch.testing.assert_close(value, averaged[name], msg=name)  # the saved weights are the average
+    raw = load_model(plain.weights).network.state_dict()  # same data and seed, no averaging
+    assert any(not torch.allclose(saved[k], raw[k]) for k in saved)
+    assert int(checkpoint["ema"]["n_averaged"]) == 6
+
+    def interrupt_at_3(record: dict) -> None:
+        if record["step"] == 3:
+            raise KeyboardInterrupt
+
+    again = dataclasses.replace(recipe, out_dir=str(tmp_path / "r"))
+    with pytest.raises(KeyboardInterrupt):
+        train(again, on_progress=interrupt_at_3)
+    resumed = train(again, resume=tmp_path / "r" / "last.pt")
+    for name, value in load_model(resumed.weights).network.state_dict().items():
+        torch.testing.assert_close(value, saved[name], rtol=1e-4, atol=1e-6, msg=name)
+    with pytest.raises(WeightsError, match="weight average"):
+        train(dataclasses.replace(recipe, out_dir=str(tmp_path / "x")), resume=tmp_path / "p" / "last.pt")
+
+
+def test_ema_decay_out_of_range_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="ema_decay"):
+        dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "c")), ema_decay=1.0)

@@ -2,7 +2,8 @@
 
 Two sources of pairs:
 - ``SynthesisedPairs``: blur made from sharp video scenes and photos (GoPro-style averaging of
-  flow-interpolated frames, rendered once; camera-shake kernels, noise, JPEG and crops on the fly;
+  flow-interpolated frames, rendered once; stills seen by a moving camera, camera-shake kernels,
+  noise, JPEG and crops on the fly;
   and some sharp-in/sharp-out pairs). Every item is a
   pure function of ``(seed, index)``, so a resumed or distributed run draws exactly the same data.
 - ``FolderPairs``: real pairs in the GoPro layout, ``<scene>/blur/*.png`` beside ``<scene>/sharp/*.png``.
@@ -22,9 +23,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from videodeblur.errors import InputNotFoundError, UnreadableInputError
-from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, gopro_blurs, jpeg_roundtrip, shake_kernel,
-                                         to_uint8)
+from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
+from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, gopro_blurs, jpeg_roundtrip, moving_object,
+                                         random_motion, render_motion_blur, shake_kernel, to_uint8)
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
            "read_images", "read_rgb", "write_rgb", "find_folder_pairs", "render_gopro_pairs", "uint8_to_tensor"]
@@ -42,10 +43,16 @@ class Scene:
 @dataclasses.dataclass(frozen=True)
 class SynthesisMix:
     """How often each kind of pair is drawn, and the blur/noise ranges (probabilities sum to <= 1;
-    the rest is camera shake)."""
+    the rest is camera shake). ``p_warp``: a still seen by a moving camera (:func:`render_motion_blur`),
+    with an object moving on its own in ``p_object`` of them, the still first shrunk by a factor
+    drawn from ``warp_scale`` (video is softer than photos)."""
 
     crop: int = 128
     p_average: float = 0.5
+    p_warp: float = 0.0
+    warp_max_shift: float = 16.0
+    p_object: float = 0.5
+    warp_scale: tuple[float, float] = (0.5, 1.0)
     p_sharp: float = 0.1
     exposures: tuple[int, ...] = (9, 13, 17)
     upsample: int = 8
@@ -55,6 +62,12 @@ class SynthesisMix:
     p_noise: float = 0.5
     p_jpeg: float = 0.3
     jpeg_quality: tuple[int, int] = (60, 95)
+
+    def __post_init__(self) -> None:
+        chances = (self.p_average, self.p_warp, self.p_sharp, self.p_object, self.p_noise, self.p_jpeg)
+        if min(chances) < 0 or max(chances) > 1 or self.p_average + self.p_warp + self.p_sharp > 1 + 1e-9:
+            raise ConfigError(f"mix probabilities must be in [0, 1] and p_average + p_warp + p_sharp <= 1, got "
+                              f"{self.p_average}, {self.p_warp}, {self.p_sharp}")
 
 
 class SynthesisedPairs(Dataset):
@@ -80,7 +93,9 @@ class SynthesisedPairs(Dataset):
         draw = rng.random()
         if draw < mix.p_average and self.averaged:
             blurred, sharp = self._averaged(rng)
-        elif draw < mix.p_average + mix.p_sharp:
+        elif mix.p_average <= draw < mix.p_average + mix.p_warp:
+            blurred, sharp = self._warped(rng)
+        elif draw < mix.p_average + mix.p_warp + mix.p_sharp:
             sharp = self._crop(rng, self.stills[rng.integers(len(self.stills))], mix.crop)
             return self._finish(rng, sharp, sharp)
         else:
@@ -105,6 +120,33 @@ class SynthesisedPairs(Dataset):
             if score > best_score:
                 best, best_score = window, score
         return blurred[best].astype(np.float32) / 255.0, sharp[best].astype(np.float32) / 255.0
+
+    def _warped(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """A still seen by a moving camera, maybe with a moving object, rendered with a margin that
+        covers the largest displacement and cropped back to ``crop``."""
+        mix = self.mix
+        exposure = int(rng.choice(mix.exposures))
+        reach = (exposure // 2) / mix.upsample  # frame intervals from the centre to either end
+        margin = int(np.ceil(reach * max(mix.warp_max_shift, 24.0))) + 8
+        side = mix.crop + 2 * margin
+        still = self.stills[rng.integers(len(self.stills))]
+        shortest = min(still.shape[:2])
+        if shortest < side:
+            raise UnreadableInputError(f"training image {still.shape[1]}x{still.shape[0]} is smaller than {side}")
+        scale = float(rng.uniform(max(mix.warp_scale[0], side / shortest), max(mix.warp_scale[1], side / shortest)))
+        region = self._crop(rng, still, min(shortest, int(np.ceil(side / scale))))
+        region = cv2.resize(region, (side, side), interpolation=cv2.INTER_AREA)
+        obj, origin = None, (0, 0)
+        if rng.random() < mix.p_object:
+            size = int(rng.integers(mix.crop // 4, mix.crop // 2 + 1))
+            texture = self.stills[rng.integers(len(self.stills))].astype(np.float32) / 255.0
+            obj = moving_object(rng, texture, size, max_shift=24.0)
+            origin = (int(rng.integers(margin // 2, side - size - margin // 2 + 1)),
+                      int(rng.integers(margin // 2, side - size - margin // 2 + 1)))
+        blurred, sharp = render_motion_blur(region, random_motion(rng, max_shift=mix.warp_max_shift),
+                                            exposure=exposure, upsample=mix.upsample, obj=obj, obj_origin=origin)
+        inner = (slice(margin, margin + mix.crop), slice(margin, margin + mix.crop))
+        return blurred[inner], sharp[inner]
 
     def _shaken(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         size = int(rng.choice(self.mix.kernel_sizes))

@@ -56,6 +56,7 @@ class TrainRecipe:
     warmup_steps: int = 200
     grad_clip: float = 0.5
     pixel_loss: str = "l1"
+    ema_decay: float = 0.0
     frequency_weight: float = 0.0
     seed: int = 0
     threads: int = 0
@@ -74,6 +75,8 @@ class TrainRecipe:
             raise ConfigError(f"lr must be in (0, 1), got {self.lr}")
         if self.val_every < 0 or (self.val_every and not self.val_pairs):
             raise ConfigError(f"val_every must be >= 0 and needs val_pairs (got {self.val_every}, {self.val_pairs!r})")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ConfigError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
 
@@ -94,7 +97,7 @@ def load_recipe(path: str | Path, **overrides: Any) -> TrainRecipe:
         raise ConfigError(f"{path}: 'model' must be a path to a model TOML or a [model] table")
     data_raw = dict(raw.get("data", {}))
     mix_raw = dict(data_raw.pop("mix", {}))
-    for key in ("exposures", "kernel_sizes", "jpeg_quality"):
+    for key in ("exposures", "kernel_sizes", "jpeg_quality", "warp_scale"):
         if key in mix_raw:
             mix_raw[key] = tuple(mix_raw[key])
     videos = tuple(

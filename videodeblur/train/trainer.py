@@ -1,7 +1,9 @@
 """The training loop: reads top to bottom, resumes exactly, and runs unchanged under torchrun (DDP).
 
-AdamW with linear warm-up then cosine decay; L1 (+ optional frequency term); AMP (fp16) on CUDA.
-Checkpoints hold model, optimiser, scheduler, AMP scaler, step and RNG state; data is a pure function
+AdamW with linear warm-up then cosine decay; L1 or MSE (+ optional frequency term); AMP (fp16) on
+CUDA; optionally an exponential moving average of the weights (``ema_decay``), which is then what is
+validated, evaluated and saved. Checkpoints hold model, EMA, optimiser, scheduler, AMP scaler, step
+and RNG state; data is a pure function
 of (seed, index) and the sampler is indexed by step, so a resumed run draws what the uninterrupted
 run would have drawn.
 """
@@ -20,6 +22,7 @@ from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
 from videodeblur.errors import WeightsError
@@ -62,9 +65,12 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(recipe))
     use_amp = device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+           if recipe.ema_decay > 0 else None)
     step, seconds_before = 0, 0.0
     if resume is not None:
-        step, seconds_before = _load_checkpoint(Path(resume), model, optimiser, scheduler, scaler)
+        step, seconds_before = _load_checkpoint(Path(resume), model, optimiser, scheduler, scaler, ema)
+    kept = ema.module if ema is not None else model  # the weights that are validated, evaluated and saved
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     dataset = build_dataset(recipe.data, seed=recipe.seed)
@@ -92,15 +98,17 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
             scaler.step(optimiser)
             scaler.update()
             scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             window_steps += 1
             loss_sum += loss.item()  # sync point: one per step is fine at these model sizes
 
             if rank == 0 and (step % recipe.checkpoint_every == 0 or step == recipe.steps):
                 _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
-                                 seconds_before + time.perf_counter() - started, recipe)
+                                 seconds_before + time.perf_counter() - started, recipe, ema)
             if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
-                _validate(model, recipe, device, step)
+                _validate(kept, recipe, device, step)
             if step % recipe.log_every == 0 or step == recipe.steps:
                 now = time.perf_counter()
                 last_loss = loss_sum / window_steps
@@ -117,23 +125,23 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         # Ctrl-C loses nothing: the step reached is saved and `--resume` continues from it.
         if rank == 0:
             _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
-                             seconds_before + time.perf_counter() - started, recipe)
+                             seconds_before + time.perf_counter() - started, recipe, ema)
         raise
 
     seconds = seconds_before + time.perf_counter() - started
     weights = out_dir / f"{recipe.model.name}.pt"
     evaluation = None
     if rank == 0:
-        model.eval()
+        kept.eval()
         if recipe.eval_pairs and Path(recipe.eval_pairs).is_dir():
-            evaluation = evaluate_pairs(model, recipe.eval_pairs, device=device).summary(recipe.model.name)
+            evaluation = evaluate_pairs(kept, recipe.eval_pairs, device=device).summary(recipe.model.name)
         metadata = {
             "config": recipe.model.to_dict(), "recipe": _jsonable(recipe.to_dict()), "steps": step,
             "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
             "commit": _git_commit(), "final_loss": last_loss, "evaluation": evaluation,
             "torch": torch.__version__,
         }
-        save_weights(weights, model.cpu(), metadata)
+        save_weights(weights, kept.cpu(), metadata)
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
@@ -235,21 +243,23 @@ def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int)
 
 def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
                      scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                     step: int, seconds: float, recipe: TrainRecipe) -> None:
+                     step: int, seconds: float, recipe: TrainRecipe, ema: AveragedModel | None = None) -> None:
     state = {
         "format": 1, "step": step, "seconds": seconds, "config": recipe.model.to_dict(),
         "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+    if ema is not None:
+        state["ema"] = ema.state_dict()
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     tmp.replace(path)
 
 
 def _load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
-                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler
-                     ) -> tuple[int, float]:
+                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
+                     ema: AveragedModel | None = None) -> tuple[int, float]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         if state.get("config") != model.config.to_dict():
@@ -259,6 +269,10 @@ def _load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
         optimiser.load_state_dict(state["optimiser"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
+        if ema is not None:
+            if "ema" not in state:
+                raise WeightsError(f"checkpoint {path} holds no weight average, but the recipe sets ema_decay")
+            ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng_torch"])
         if torch.cuda.is_available() and state["rng_cuda"]:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
