@@ -195,3 +195,20 @@ def test_warped_stills_too_small_for_the_motion_margin_are_an_error() -> None:
 def test_mix_probabilities_over_one_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="p_average \\+ p_warp"):
         SynthesisMix(p_average=0.5, p_warp=0.4, p_sharp=0.2)
+
+
+def test_softened_sharp_pairs_stay_identical_and_lose_detail() -> None:
+    plain = _dataset(p_average=0.0, p_sharp=1.0)
+    soft = _dataset(p_average=0.0, p_sharp=1.0, p_soften=1.0, soften_sigma=(1.5, 1.5))
+    for i in range(4):
+        (x, y), (xs, ys) = plain[i], soft[i]
+        assert np.array_equal(xs.numpy(), ys.numpy())  # still sharp-in/sharp-out: the target is the soft image
+        detail = lambda t: float(np.abs(np.diff(t.numpy(), axis=2)).mean())
+        assert detail(xs) < 0.6 * detail(x)  # the same crop, softened
+
+
+def test_softened_moving_camera_stills_have_soft_targets() -> None:
+    detail = lambda t: float(np.abs(np.diff(t.numpy(), axis=2)).mean())
+    crisp = np.mean([detail(_warp_dataset(120)[i][1]) for i in range(6)])
+    soft = np.mean([detail(_warp_dataset(120, p_soften=1.0, soften_sigma=(1.5, 1.5))[i][1]) for i in range(6)])
+    assert soft < 0.6 * crisp
