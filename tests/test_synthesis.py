@@ -6,9 +6,9 @@ import pytest
 
 from videodeblur.train.data import Scene, SynthesisedPairs, SynthesisMix, StepSampler
 from videodeblur.errors import ConfigError, UnreadableInputError
-from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel, average_frames, linear_to_srgb,
-                                         moving_object, random_motion, render_motion_blur, shake_kernel,
-                                         srgb_to_linear)
+from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel, average_frames, defocus_kernel,
+                                         linear_to_srgb, moving_object, random_motion, render_motion_blur,
+                                         shake_kernel, srgb_to_linear)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -197,18 +197,28 @@ def test_mix_probabilities_over_one_are_a_config_error() -> None:
         SynthesisMix(p_average=0.5, p_warp=0.4, p_sharp=0.2)
 
 
-def test_softened_sharp_pairs_stay_identical_and_lose_detail() -> None:
+def test_defocused_sharp_pairs_stay_identical_and_lose_detail() -> None:
     plain = _dataset(p_average=0.0, p_sharp=1.0)
-    soft = _dataset(p_average=0.0, p_sharp=1.0, p_soften=1.0, soften_sigma=(1.5, 1.5))
+    soft = _dataset(p_average=0.0, p_sharp=1.0, p_defocus=1.0, defocus_radius=(3.0, 3.0))
     for i in range(4):
         (x, y), (xs, ys) = plain[i], soft[i]
-        assert np.array_equal(xs.numpy(), ys.numpy())  # still sharp-in/sharp-out: the target is the soft image
+        assert np.array_equal(xs.numpy(), ys.numpy())  # still sharp-in/sharp-out: the target is out of focus too
         detail = lambda t: float(np.abs(np.diff(t.numpy(), axis=2)).mean())
-        assert detail(xs) < 0.6 * detail(x)  # the same crop, softened
+        assert detail(xs) < 0.6 * detail(x)  # the same crop, out of focus
 
 
-def test_softened_moving_camera_stills_have_soft_targets() -> None:
+def test_defocused_moving_camera_stills_have_soft_targets() -> None:
     detail = lambda t: float(np.abs(np.diff(t.numpy(), axis=2)).mean())
     crisp = np.mean([detail(_warp_dataset(120)[i][1]) for i in range(6)])
-    soft = np.mean([detail(_warp_dataset(120, p_soften=1.0, soften_sigma=(1.5, 1.5))[i][1]) for i in range(6)])
+    soft = np.mean([detail(_warp_dataset(120, p_defocus=1.0, defocus_radius=(3.0, 3.0))[i][1]) for i in range(6)])
     assert soft < 0.6 * crisp
+
+
+@pytest.mark.parametrize("radius", [0.7, 2.0, 5.5])
+def test_defocus_kernel_is_a_normalised_centred_disk(radius: float) -> None:
+    kernel = defocus_kernel(radius)
+    assert kernel.shape[0] == kernel.shape[1] == 2 * int(np.ceil(radius)) + 1
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-5) and kernel.min() >= 0
+    np.testing.assert_allclose(kernel, kernel[::-1, ::-1])  # symmetric: no shift
+    c = kernel.shape[0] // 2
+    assert kernel[c, c] == kernel.max() and kernel[0, 0] < kernel[c, c]  # a disk, not a box

@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
-from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, gopro_blurs, jpeg_roundtrip, moving_object,
+from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, jpeg_roundtrip, moving_object,
                                          random_motion, render_motion_blur, shake_kernel, to_uint8)
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
@@ -45,9 +45,9 @@ class SynthesisMix:
     """How often each kind of pair is drawn, and the blur/noise ranges (probabilities sum to <= 1;
     the rest is camera shake). ``p_warp``: a still seen by a moving camera (:func:`render_motion_blur`),
     with an object moving on its own in ``p_object`` of them, the still first shrunk by a factor
-    drawn from ``warp_scale`` (scale variety). ``p_soften``: the share of sharp-pair and moving-camera
-    stills first softened by a Gaussian of sigma in ``soften_sigma`` px, in target and input alike,
-    so the network learns to remove motion smear and leave lens or codec softness alone."""
+    drawn from ``warp_scale`` (scale variety). ``p_defocus``: the share of sharp-pair and moving-camera
+    stills first put out of focus (a disk of radius in ``defocus_radius`` px, in linear light), in
+    target and input alike, so the network learns to remove motion smear and leave defocus alone."""
 
     crop: int = 128
     p_average: float = 0.5
@@ -55,8 +55,8 @@ class SynthesisMix:
     warp_max_shift: float = 16.0
     p_object: float = 0.5
     warp_scale: tuple[float, float] = (0.5, 1.0)
-    p_soften: float = 0.0
-    soften_sigma: tuple[float, float] = (0.5, 1.5)
+    p_defocus: float = 0.0
+    defocus_radius: tuple[float, float] = (1.0, 8.0)
     p_sharp: float = 0.1
     exposures: tuple[int, ...] = (9, 13, 17)
     upsample: int = 8
@@ -68,7 +68,7 @@ class SynthesisMix:
     jpeg_quality: tuple[int, int] = (60, 95)
 
     def __post_init__(self) -> None:
-        chances = (self.p_average, self.p_warp, self.p_sharp, self.p_object, self.p_soften, self.p_noise, self.p_jpeg)
+        chances = (self.p_average, self.p_warp, self.p_sharp, self.p_object, self.p_defocus, self.p_noise, self.p_jpeg)
         if min(chances) < 0 or max(chances) > 1 or self.p_average + self.p_warp + self.p_sharp > 1 + 1e-9:
             raise ConfigError(f"mix probabilities must be in [0, 1] and p_average + p_warp + p_sharp <= 1, got "
                               f"{self.p_average}, {self.p_warp}, {self.p_sharp}")
@@ -100,7 +100,7 @@ class SynthesisedPairs(Dataset):
         elif mix.p_average <= draw < mix.p_average + mix.p_warp:
             blurred, sharp = self._warped(rng)
         elif draw < mix.p_average + mix.p_warp + mix.p_sharp:
-            sharp = self._soften(rng, self._crop(rng, self.stills[rng.integers(len(self.stills))], mix.crop))
+            sharp = self._defocus(rng, self._crop(rng, self.stills[rng.integers(len(self.stills))], mix.crop))
             return self._finish(rng, sharp, sharp)
         else:
             blurred, sharp = self._shaken(rng)
@@ -139,7 +139,7 @@ class SynthesisedPairs(Dataset):
             raise UnreadableInputError(f"training image {still.shape[1]}x{still.shape[0]} is smaller than {side}")
         scale = float(rng.uniform(max(mix.warp_scale[0], side / shortest), max(mix.warp_scale[1], side / shortest)))
         region = self._crop(rng, still, min(shortest, int(np.ceil(side / scale))))
-        region = self._soften(rng, cv2.resize(region, (side, side), interpolation=cv2.INTER_AREA))
+        region = self._defocus(rng, cv2.resize(region, (side, side), interpolation=cv2.INTER_AREA))
         obj, origin = None, (0, 0)
         if rng.random() < mix.p_object:
             size = int(rng.integers(mix.crop // 4, mix.crop // 2 + 1))
@@ -167,13 +167,12 @@ class SynthesisedPairs(Dataset):
             raise UnreadableInputError(f"training image {w}x{h} is smaller than the crop {crop}")
         return int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
 
-    def _soften(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
-        """``image`` blurred by a small Gaussian in ``p_soften`` of the calls (no draw when it is 0,
-        so recipes without it draw the same data as before)."""
-        if self.mix.p_soften <= 0 or rng.random() >= self.mix.p_soften:
+    def _defocus(self, rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+        """``image`` out of focus in ``p_defocus`` of the calls (no draw when it is 0, so recipes
+        without it draw the same data as before)."""
+        if self.mix.p_defocus <= 0 or rng.random() >= self.mix.p_defocus:
             return image
-        sigma = float(rng.uniform(*self.mix.soften_sigma))
-        return cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        return apply_kernel(image, defocus_kernel(float(rng.uniform(*self.mix.defocus_radius))))
 
     def _crop(self, rng: np.random.Generator, image: np.ndarray, crop: int) -> np.ndarray:
         y, x = self._crop_origin(rng, image.shape[:2], crop)

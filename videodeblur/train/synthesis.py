@@ -25,6 +25,7 @@ __all__ = [
     "linear_to_srgb",
     "average_frames",
     "shake_kernel",
+    "defocus_kernel",
     "apply_kernel",
     "add_sensor_noise",
     "jpeg_roundtrip",
@@ -95,6 +96,17 @@ def shake_kernel(rng: np.random.Generator, size: int = 21, *, steps: int = 64, i
                 kernel[yi, xi] += w
     kernel /= kernel.sum()
     return kernel.astype(np.float32)
+
+
+def defocus_kernel(radius: float) -> np.ndarray:
+    """A normalised disk of ``radius`` px with anti-aliased rim: the point spread of an out-of-focus
+    lens (applied in linear light it turns highlights into bokeh discs, as real defocus does)."""
+    if radius <= 0:
+        raise ValueError(f"defocus radius must be > 0, got {radius}")
+    half = int(np.ceil(radius))
+    y, x = np.mgrid[-half:half + 1, -half:half + 1]
+    kernel = np.clip(radius + 0.5 - np.hypot(x, y), 0.0, 1.0)
+    return (kernel / kernel.sum()).astype(np.float32)
 
 
 def apply_kernel(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
