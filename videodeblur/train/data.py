@@ -24,8 +24,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
-from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, jpeg_roundtrip, moving_object,
-                                         random_motion, render_motion_blur, shake_kernel, to_uint8)
+from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, jpeg_roundtrip,
+                                         moving_object, random_motion, render_motion_blur, shake_kernel, to_uint8)
+
+OBJECT_MAX_SHIFT = 24.0  # px per frame interval for objects moving on their own in moving-camera pairs
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
            "read_images", "read_rgb", "write_rgb", "find_folder_pairs", "render_gopro_pairs", "uint8_to_tensor"]
@@ -131,7 +133,7 @@ class SynthesisedPairs(Dataset):
         mix = self.mix
         exposure = int(rng.choice(mix.exposures))
         reach = (exposure // 2) / mix.upsample  # frame intervals from the centre to either end
-        margin = int(np.ceil(reach * max(mix.warp_max_shift, 24.0))) + 8
+        margin = int(np.ceil(reach * max(mix.warp_max_shift, OBJECT_MAX_SHIFT))) + 8
         side = mix.crop + 2 * margin
         still = self.stills[rng.integers(len(self.stills))]
         shortest = min(still.shape[:2])
@@ -144,7 +146,7 @@ class SynthesisedPairs(Dataset):
         if rng.random() < mix.p_object:
             size = int(rng.integers(mix.crop // 4, mix.crop // 2 + 1))
             texture = self.stills[rng.integers(len(self.stills))].astype(np.float32) / 255.0
-            obj = moving_object(rng, texture, size, max_shift=24.0)
+            obj = moving_object(rng, texture, size, max_shift=OBJECT_MAX_SHIFT)
             origin = (int(rng.integers(margin // 2, side - size - margin // 2 + 1)),
                       int(rng.integers(margin // 2, side - size - margin // 2 + 1)))
         blurred, sharp = render_motion_blur(region, random_motion(rng, max_shift=mix.warp_max_shift),
