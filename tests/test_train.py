@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from videodeblur.config import ModelConfig
-from videodeblur.errors import ConfigError, WeightsError
+from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model import LPRN, load_model
 from videodeblur.train import load_recipe, train
 from videodeblur.train.data import write_rgb
@@ -195,3 +195,11 @@ def test_weight_average_is_what_is_saved_and_it_resumes_exactly(tmp_path: Path) 
 def test_ema_decay_out_of_range_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="ema_decay"):
         dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "c")), ema_decay=1.0)
+
+
+def test_missing_validation_pairs_fail_before_training(tmp_path: Path) -> None:
+    recipe = dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "m")),
+                                 val_pairs=str(tmp_path / "nowhere"), val_every=2)
+    with pytest.raises(InputNotFoundError, match="validation pairs not found"):
+        train(recipe)
+    assert not (tmp_path / "m" / "log.csv").exists()

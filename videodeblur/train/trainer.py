@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
-from videodeblur.errors import WeightsError
+from videodeblur.errors import InputNotFoundError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.weights import read_metadata, save_weights
 from videodeblur.train.data import FolderPairs, StepSampler, SynthesisedPairs, read_images, read_video_scenes
@@ -50,6 +50,10 @@ class TrainResult:
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
           on_progress: ProgressCallback | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary."""
+    if recipe.val_every and not Path(str(recipe.val_pairs)).is_dir():
+        # fail now, not at the first validation an hour into the run
+        raise InputNotFoundError(f"validation pairs not found: {recipe.val_pairs} (make them with "
+                                 "videodeblur.train.write_averaged_pairs, as docs/MODEL.md shows)")
     rank, world = _init_distributed()
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     if recipe.threads > 0:
