@@ -201,7 +201,7 @@ def test_defocused_sharp_pairs_stay_identical_and_lose_detail() -> None:
     plain = _dataset(p_average=0.0, p_sharp=1.0)
     soft = _dataset(p_average=0.0, p_sharp=1.0, p_defocus=1.0, defocus_radius=(3.0, 3.0))
     for i in range(4):
-        (x, y), (xs, ys) = plain[i], soft[i]
+        (x, _), (xs, ys) = plain[i], soft[i]
         assert np.array_equal(xs.numpy(), ys.numpy())  # still sharp-in/sharp-out: the target is out of focus too
         detail = lambda t: float(np.abs(np.diff(t.numpy(), axis=2)).mean())
         assert detail(xs) < 0.6 * detail(x)  # the same crop, out of focus
