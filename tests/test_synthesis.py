@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
-from videodeblur.train.data import Scene, SynthesisedPairs, SynthesisMix, StepSampler
 from videodeblur.errors import ConfigError, UnreadableInputError
+from videodeblur.train.data import Scene, SynthesisedPairs, SynthesisMix, StepSampler
 from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel, average_frames, defocus_kernel,
                                          linear_to_srgb, moving_object, random_motion, render_motion_blur,
                                          shake_kernel, srgb_to_linear)
@@ -197,20 +198,23 @@ def test_mix_probabilities_over_one_are_a_config_error() -> None:
         SynthesisMix(p_average=0.5, p_warp=0.4, p_sharp=0.2)
 
 
+def _detail(image: torch.Tensor) -> float:
+    """Mean absolute difference between horizontal neighbours: how much fine detail a 3×H×W image holds."""
+    return float(np.abs(np.diff(image.numpy(), axis=2)).mean())
+
+
 def test_defocused_sharp_pairs_stay_identical_and_lose_detail() -> None:
     plain = _dataset(p_average=0.0, p_sharp=1.0)
     soft = _dataset(p_average=0.0, p_sharp=1.0, p_defocus=1.0, defocus_radius=(3.0, 3.0))
     for i in range(4):
         (x, _), (xs, ys) = plain[i], soft[i]
         assert np.array_equal(xs.numpy(), ys.numpy())  # still sharp-in/sharp-out: the target is out of focus too
-        detail = lambda t: float(np.abs(np.diff(t.numpy(), axis=2)).mean())
-        assert detail(xs) < 0.6 * detail(x)  # the same crop, out of focus
+        assert _detail(xs) < 0.6 * _detail(x)  # the same crop, out of focus
 
 
 def test_defocused_moving_camera_stills_have_soft_targets() -> None:
-    detail = lambda t: float(np.abs(np.diff(t.numpy(), axis=2)).mean())
-    crisp = np.mean([detail(_warp_dataset(120)[i][1]) for i in range(6)])
-    soft = np.mean([detail(_warp_dataset(120, p_defocus=1.0, defocus_radius=(3.0, 3.0))[i][1]) for i in range(6)])
+    crisp = np.mean([_detail(_warp_dataset(120)[i][1]) for i in range(6)])
+    soft = np.mean([_detail(_warp_dataset(120, p_defocus=1.0, defocus_radius=(3.0, 3.0))[i][1]) for i in range(6)])
     assert soft < 0.6 * crisp
 
 
