@@ -193,6 +193,19 @@ def test_warped_stills_too_small_for_the_motion_margin_are_an_error() -> None:
         _warp_dataset(40)[0]
 
 
+def _untouched_share(blurred: torch.Tensor, sharp: torch.Tensor) -> float:
+    return float(((blurred - sharp).abs().amax(dim=0) < 1e-4).float().mean())
+
+
+def test_still_camera_pairs_blur_only_the_moving_object() -> None:
+    still = _warp_dataset(120, p_object=1.0, p_still_camera=1.0)
+    moving = _warp_dataset(120, p_object=1.0)
+    pairs = [still[i] for i in range(12)]
+    assert min(_untouched_share(b, s) for b, s in pairs) > 0.5  # the background is the same in input and target
+    assert max(float((b - s).abs().max()) for b, s in pairs) > 0.1  # and the object is blurred where it shows
+    assert np.mean([_untouched_share(*moving[i]) for i in range(12)]) < 0.1  # a moving camera blurs it all
+
+
 def test_mix_probabilities_over_one_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="p_average \\+ p_warp"):
         SynthesisMix(p_average=0.5, p_warp=0.4, p_sharp=0.2)

@@ -25,7 +25,8 @@ from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
 from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, jpeg_roundtrip,
-                                         moving_object, random_motion, render_motion_blur, shake_kernel, to_uint8)
+                                         Motion, moving_object, random_motion, render_motion_blur, shake_kernel,
+                                         to_uint8)
 
 OBJECT_MAX_SHIFT = 24.0  # px per frame interval for objects moving on their own in moving-camera pairs
 
@@ -49,13 +50,17 @@ class SynthesisMix:
     with an object moving on its own in ``p_object`` of them, the still first shrunk by a factor
     drawn from ``warp_scale`` (scale variety). ``p_defocus``: the share of sharp-pair and moving-camera
     stills first put out of focus (a disk of radius in ``defocus_radius`` px, in linear light), in
-    target and input alike, so the network learns to remove motion smear and leave defocus alone."""
+    target and input alike, so the network learns to remove motion smear and leave defocus alone.
+    ``p_still_camera``: the share of moving-object pairs shot from a still camera (a tripod, a
+    surveillance view), so the background is sharp in input and target alike and only the object
+    moves: the network learns to deblur what moves and leave the rest untouched."""
 
     crop: int = 128
     p_average: float = 0.5
     p_warp: float = 0.0
     warp_max_shift: float = 16.0
     p_object: float = 0.5
+    p_still_camera: float = 0.0
     warp_scale: tuple[float, float] = (0.5, 1.0)
     p_defocus: float = 0.0
     defocus_radius: tuple[float, float] = (1.0, 8.0)
@@ -70,7 +75,8 @@ class SynthesisMix:
     jpeg_quality: tuple[int, int] = (60, 95)
 
     def __post_init__(self) -> None:
-        chances = (self.p_average, self.p_warp, self.p_sharp, self.p_object, self.p_defocus, self.p_noise, self.p_jpeg)
+        chances = (self.p_average, self.p_warp, self.p_sharp, self.p_object, self.p_still_camera, self.p_defocus,
+                   self.p_noise, self.p_jpeg)
         if min(chances) < 0 or max(chances) > 1 or self.p_average + self.p_warp + self.p_sharp > 1 + 1e-9:
             raise ConfigError(f"mix probabilities must be in [0, 1] and p_average + p_warp + p_sharp <= 1, got "
                               f"{self.p_average}, {self.p_warp}, {self.p_sharp}")
@@ -149,8 +155,12 @@ class SynthesisedPairs(Dataset):
             obj = moving_object(rng, texture, size, max_shift=OBJECT_MAX_SHIFT)
             origin = (int(rng.integers(margin // 2, side - size - margin // 2 + 1)),
                       int(rng.integers(margin // 2, side - size - margin // 2 + 1)))
-        blurred, sharp = render_motion_blur(region, random_motion(rng, max_shift=mix.warp_max_shift),
-                                            exposure=exposure, upsample=mix.upsample, obj=obj, obj_origin=origin)
+        camera = random_motion(rng, max_shift=mix.warp_max_shift)
+        # no draw when p_still_camera is 0, so recipes without it draw the same data as before
+        if obj is not None and mix.p_still_camera > 0 and rng.random() < mix.p_still_camera:
+            camera = Motion()
+        blurred, sharp = render_motion_blur(region, camera, exposure=exposure, upsample=mix.upsample,
+                                            obj=obj, obj_origin=origin)
         inner = (slice(margin, margin + mix.crop), slice(margin, margin + mix.crop))
         return blurred[inner], sharp[inner]
 
