@@ -64,6 +64,25 @@ def test_eval_command_json(tmp_path: Path, run_cli) -> None:
     assert data["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-3)
 
 
+def test_eval_reports_each_scene_and_the_mean_over_all_pairs(tmp_path: Path, run_cli) -> None:
+    sharp = np.full((20, 30, 3), 100, np.uint8)
+    for scene, offsets in (("near", (5, 5)), ("far", (10, 20))):
+        for i, offset in enumerate(offsets):
+            write_rgb(tmp_path / "pairs" / scene / "sharp" / f"{i:06d}.png", sharp)
+            write_rgb(tmp_path / "pairs" / scene / "blur" / f"{i:06d}.png", sharp + offset)
+    weights = _identity_weights(tmp_path / "id.pt")
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--json")
+    data = json.loads(result.stdout)
+    db = lambda offset: 20 * math.log10(255 / offset)
+    assert list(data["scenes"]) == ["far", "near"]
+    assert data["scenes"]["near"]["pairs"] == 2
+    assert data["scenes"]["near"]["psnr_input"] == pytest.approx(db(5), abs=1e-3)
+    assert data["scenes"]["far"]["psnr_input"] == pytest.approx((db(10) + db(20)) / 2, abs=1e-3)
+    assert data["psnr_input"] == pytest.approx((2 * db(5) + db(10) + db(20)) / 4, abs=1e-3)
+    table = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights).stdout
+    assert "scene far: 2 pairs" in table and "scene near: 2 pairs" in table
+
+
 def test_eval_on_a_folder_without_pairs_is_a_one_line_error(tmp_path: Path, run_subprocess) -> None:
     (tmp_path / "empty").mkdir()
     result = run_subprocess("eval", "--pairs", tmp_path / "empty", "--model", "lprn-fast")

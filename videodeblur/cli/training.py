@@ -73,6 +73,10 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
         click.echo(f"{'pair':40s} {'psnr_in':>8s} {'psnr':>8s} {'ssim_in':>8s} {'ssim':>8s}")
         for s in report.scores:
             click.echo(f"{s.name:40s} {s.psnr_input:8.2f} {s.psnr:8.2f} {s.ssim_input:8.4f} {s.ssim:8.4f}")
+    if len(summary["scenes"]) > 1:
+        for name, scene in summary["scenes"].items():
+            click.echo(f"scene {name}: {scene['pairs']} pairs, PSNR {scene['psnr']:.2f} dB "
+                       f"(input {scene['psnr_input']:.2f}, gain {scene['gain_db']:+.2f} dB)")
     click.echo(f"model {summary['model']}: {summary['pairs']} pairs, PSNR {summary['psnr']:.2f} dB "
                f"(input {summary['psnr_input']:.2f}, gain {summary['gain_db']:+.2f} dB), SSIM {summary['ssim']:.4f} "
                f"(input {summary['ssim_input']:.4f}); sharp frames pass through at {summary['psnr_sharp_through']:.2f} dB")

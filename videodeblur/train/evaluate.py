@@ -34,10 +34,23 @@ class EvalReport:
         """Mean over pairs; an identical pair (infinite PSNR) counts as 100 dB so the mean stays finite JSON."""
         return float(np.mean([min(getattr(s, field), 100.0) for s in self.scores]))
 
+    def by_scene(self) -> dict[str, "EvalReport"]:
+        """The pairs grouped by scene (the first folder of a pair's name), in order of appearance:
+        a mean over pairs hides a model that gains on one kind of scene and loses on another."""
+        scenes: dict[str, list[PairScore]] = {}
+        for score in self.scores:
+            scenes.setdefault(Path(score.name).parts[0], []).append(score)
+        return {name: EvalReport(tuple(scores)) for name, scores in scenes.items()}
+
     def summary(self, model: str) -> dict[str, Any]:
-        """The ``--json`` object: means over pairs, and the gain over the blurred input in dB."""
+        """The ``--json`` object: means over pairs, and the gain over the blurred input in dB, overall
+        and per scene."""
+        return {"model": model, **self._means(),
+                "scenes": {name: report._means() for name, report in self.by_scene().items()}}
+
+    def _means(self) -> dict[str, Any]:
         return {
-            "model": model, "pairs": len(self.scores),
+            "pairs": len(self.scores),
             "psnr": round(self.mean("psnr"), 3), "ssim": round(self.mean("ssim"), 4),
             "psnr_input": round(self.mean("psnr_input"), 3), "ssim_input": round(self.mean("ssim_input"), 4),
             "gain_db": round(self.mean("psnr") - self.mean("psnr_input"), 3),
