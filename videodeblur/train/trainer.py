@@ -62,6 +62,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     out_dir = Path(recipe.out_dir)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
+    commit = _git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
 
     model = LPRN(recipe.model).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
@@ -112,7 +113,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
                                  seconds_before + time.perf_counter() - started, recipe, ema)
             if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
-                _validate(kept, recipe, device, step)
+                _validate(kept, recipe, device, step, commit)
             if step % recipe.log_every == 0 or step == recipe.steps:
                 now = time.perf_counter()
                 last_loss = loss_sum / window_steps
@@ -142,7 +143,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         metadata = {
             "config": recipe.model.to_dict(), "recipe": _jsonable(recipe.to_dict()), "steps": step,
             "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
-            "commit": _git_commit(), "final_loss": last_loss, "evaluation": evaluation,
+            "commit": commit, "final_loss": last_loss, "evaluation": evaluation,
             "torch": torch.__version__,
         }
         save_weights(weights, kept.cpu(), metadata)
@@ -228,7 +229,7 @@ def _init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int) -> None:
+def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int, commit: str | None) -> None:
     """Score the model on ``recipe.val_pairs`` (a validation set, not the evaluation set), append it to
     ``val.csv`` and keep the best weights so far as ``<name>-best.pt``: the last step of a long run
     is not always its best. The best score lives in that file's metadata, so it survives a resume."""
@@ -242,7 +243,7 @@ def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int)
         snapshot = LPRN(recipe.model)
         snapshot.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
         save_weights(best_path, snapshot, {"config": recipe.model.to_dict(), "steps": step, "validation": score,
-                                           "val_pairs": recipe.val_pairs, "commit": _git_commit()})
+                                           "val_pairs": recipe.val_pairs, "commit": commit})
 
 
 def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
@@ -300,8 +301,9 @@ def _append_csv(path: Path, record: dict[str, Any]) -> None:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
+        # "-dirty" when the work tree has uncommitted changes: the commit alone would not be the code
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
