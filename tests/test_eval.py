@@ -83,6 +83,18 @@ def test_eval_reports_each_scene_and_the_mean_over_all_pairs(tmp_path: Path, run
     assert "scene far: 2 pairs" in table and "scene near: 2 pairs" in table
 
 
+def test_eval_record_stores_the_result_in_the_weights_metadata(tmp_path: Path, run_cli) -> None:
+    _constant_pair(tmp_path / "pairs", offset=5)
+    weights = _identity_weights(tmp_path / "id.pt")
+    (tmp_path / "id.json").write_text(json.dumps({"steps": 7}))
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--record", "--json")
+    assert result.exit_code == 0, result.stderr
+    meta = json.loads((tmp_path / "id.json").read_text())
+    assert meta["steps"] == 7  # what was there is kept
+    assert meta["evaluation"] == json.loads(result.stdout)
+    assert meta["evaluation"]["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-3)
+
+
 def test_eval_on_a_folder_without_pairs_is_a_one_line_error(tmp_path: Path, run_subprocess) -> None:
     (tmp_path / "empty").mkdir()
     result = run_subprocess("eval", "--pairs", tmp_path / "empty", "--model", "lprn-fast")

@@ -56,14 +56,19 @@ def _print_progress(record: dict[str, Any]) -> None:
 @click.option("--limit", type=int, default=None, help="Evaluate only the first N pairs.")
 @click.option("--per-pair", is_flag=True, help="Also list every pair.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool) -> None:
+@click.option("--record", is_flag=True,
+              help="Store the result as 'evaluation' in the weights file's JSON metadata (the figure "
+                   "`videodeblur models` shows), e.g. for a run's -best.pt before it ships.")
+def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool, record: bool) -> None:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
-    from videodeblur.model import load_model
+    from videodeblur.model import load_model, write_metadata
     from videodeblur.train import evaluate_pairs
 
     loaded = load_model(model)
     report = evaluate_pairs(loaded.network, Path(pairs), limit=limit)
     summary = report.summary(loaded.name)
+    if record:
+        write_metadata(loaded.path, {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)})
     if as_json:
         if per_pair:
             summary["per_pair"] = [vars(s) for s in report.scores]

@@ -15,7 +15,7 @@ from videodeblur.config import ModelConfig, config_from_dict
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model.lprn import LPRN
 
-__all__ = ["FORMAT_VERSION", "save_weights", "load_weights", "read_metadata", "metadata_path"]
+__all__ = ["FORMAT_VERSION", "save_weights", "load_weights", "read_metadata", "write_metadata", "metadata_path"]
 
 FORMAT_VERSION = 1
 
@@ -30,7 +30,7 @@ def save_weights(path: str | Path, model: LPRN, metadata: dict[str, Any] | None 
     torch.save(payload, tmp)
     tmp.replace(path)  # atomic: a crash never leaves a half-written weights file
     if metadata is not None:
-        metadata_path(path).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+        write_metadata(path, metadata)
     return path
 
 
@@ -62,6 +62,13 @@ def load_weights(path: str | Path) -> LPRN:
 
 def metadata_path(weights: str | Path) -> Path:
     return Path(weights).with_suffix(".json")
+
+
+def write_metadata(weights: str | Path, metadata: dict[str, Any]) -> Path:
+    """Write the JSON beside a weights file (sorted keys, so diffs of shipped metadata stay small)."""
+    path = metadata_path(weights)
+    path.write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+    return path
 
 
 def read_metadata(weights: str | Path) -> dict[str, Any]:

@@ -113,7 +113,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
                                  seconds_before + time.perf_counter() - started, recipe, ema)
             if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
-                _validate(kept, recipe, device, step, commit)
+                _validate(kept, recipe, device, _run_metadata(
+                    recipe, step, seconds_before + time.perf_counter() - started, device, world, commit))
             if step % recipe.log_every == 0 or step == recipe.steps:
                 now = time.perf_counter()
                 last_loss = loss_sum / window_steps
@@ -140,12 +141,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         kept.eval()
         if recipe.eval_pairs and Path(recipe.eval_pairs).is_dir():
             evaluation = evaluate_pairs(kept, recipe.eval_pairs, device=device).summary(recipe.model.name)
-        metadata = {
-            "config": recipe.model.to_dict(), "recipe": _jsonable(recipe.to_dict()), "steps": step,
-            "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
-            "commit": commit, "final_loss": last_loss, "evaluation": evaluation,
-            "torch": torch.__version__,
-        }
+        metadata = {**_run_metadata(recipe, step, seconds, device, world, commit),
+                    "final_loss": last_loss, "evaluation": evaluation}
         save_weights(weights, kept.cpu(), metadata)
     if world > 1:
         dist.barrier()
@@ -229,21 +226,29 @@ def _init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, step: int, commit: str | None) -> None:
+def _run_metadata(recipe: TrainRecipe, step: int, seconds: float, device: torch.device, world: int,
+                  commit: str | None) -> dict[str, Any]:
+    """What every saved weights file records about the run that made it, so any of them can ship."""
+    return {"config": recipe.model.to_dict(), "recipe": _jsonable(recipe.to_dict()), "steps": step,
+            "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
+            "commit": commit, "torch": torch.__version__}
+
+
+def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, run: dict[str, Any]) -> None:
     """Score the model on ``recipe.val_pairs`` (a validation set, not the evaluation set), append it to
-    ``val.csv`` and keep the best weights so far as ``<name>-best.pt``: the last step of a long run
-    is not always its best. The best score lives in that file's metadata, so it survives a resume."""
+    ``val.csv`` and keep the best weights so far as ``<name>-best.pt`` with the run's metadata (``run``):
+    the last step of a long run is not always its best. The best score lives in that file's metadata,
+    so it survives a resume."""
     out_dir = Path(recipe.out_dir)
     score = evaluate_pairs(model, recipe.val_pairs, device=device, limit=recipe.val_limit).summary(recipe.model.name)
-    _append_csv(out_dir / "val.csv", {"step": step, "psnr": score["psnr"], "gain_db": score["gain_db"],
+    _append_csv(out_dir / "val.csv", {"step": run["steps"], "psnr": score["psnr"], "gain_db": score["gain_db"],
                                       "psnr_sharp_through": score["psnr_sharp_through"]})
     best_path = out_dir / f"{recipe.model.name}-best.pt"
     best = read_metadata(best_path).get("validation", {}).get("psnr", -math.inf) if best_path.exists() else -math.inf
     if score["psnr"] > best:
         snapshot = LPRN(recipe.model)
         snapshot.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        save_weights(best_path, snapshot, {"config": recipe.model.to_dict(), "steps": step, "validation": score,
-                                           "val_pairs": recipe.val_pairs, "commit": commit})
+        save_weights(best_path, snapshot, {**run, "validation": score, "val_pairs": recipe.val_pairs})
 
 
 def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
