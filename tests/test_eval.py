@@ -25,10 +25,10 @@ def _identity_weights(path: Path) -> Path:
     return save_weights(path, net)
 
 
-def _constant_pair(root: Path, offset: int) -> None:
+def _constant_pair(root: Path, offset: int, *, scene: str = "scene", frame: int = 1) -> None:
     sharp = np.full((20, 30, 3), 100, np.uint8)
-    write_rgb(root / "scene" / "sharp" / "000001.png", sharp)
-    write_rgb(root / "scene" / "blur" / "000001.png", sharp + offset)
+    write_rgb(root / scene / "sharp" / f"{frame:06d}.png", sharp)
+    write_rgb(root / scene / "blur" / f"{frame:06d}.png", sharp + offset)
 
 
 def test_psnr_and_ssim_of_known_differences() -> None:
@@ -65,11 +65,9 @@ def test_eval_command_json(tmp_path: Path, run_cli) -> None:
 
 
 def test_eval_reports_each_scene_and_the_mean_over_all_pairs(tmp_path: Path, run_cli) -> None:
-    sharp = np.full((20, 30, 3), 100, np.uint8)
     for scene, offsets in (("near", (5, 5)), ("far", (10, 20))):
-        for i, offset in enumerate(offsets):
-            write_rgb(tmp_path / "pairs" / scene / "sharp" / f"{i:06d}.png", sharp)
-            write_rgb(tmp_path / "pairs" / scene / "blur" / f"{i:06d}.png", sharp + offset)
+        for frame, offset in enumerate(offsets):
+            _constant_pair(tmp_path / "pairs", offset, scene=scene, frame=frame)
     weights = _identity_weights(tmp_path / "id.pt")
     result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--json")
     data = json.loads(result.stdout)
