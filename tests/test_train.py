@@ -159,6 +159,14 @@ def test_unknown_pixel_loss_is_a_config_error(tmp_path: Path) -> None:
         load_recipe(recipe)
 
 
+def test_command_line_overrides_replace_the_recipe_fields(tmp_path: Path) -> None:
+    recipe = _recipe_file(tmp_path, tmp_path / "f")
+    base = load_recipe(recipe)
+    changed = load_recipe(recipe, steps=base.steps + 5, seed=base.seed + 7, out_dir=str(tmp_path / "g"))
+    assert (changed.steps, changed.seed, changed.out_dir) == (base.steps + 5, base.seed + 7, str(tmp_path / "g"))
+    assert load_recipe(recipe, seed=None).seed == base.seed  # an option left unset keeps the recipe's value
+
+
 def test_shipped_recipes_parse() -> None:
     root = Path(__file__).resolve().parent.parent / "configs" / "train"
     recipes = sorted(root.glob("*.toml"))

@@ -20,14 +20,16 @@ __all__ = ["train", "evaluate", "models"]
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="Override the recipe's output folder.")
 @click.option("--model-config", type=click.Path(dir_okay=False), default=None,
               help="Model TOML replacing the recipe's model (e.g. one row of an ablation).")
+@click.option("--seed", type=int, default=None,
+              help="Override the recipe's seed (weights init and data), e.g. to measure seed-to-seed spread.")
 def train(config_path: str, resume: str | None, steps: int | None, out_dir: str | None,
-          model_config: str | None) -> None:
+          model_config: str | None, seed: int | None) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
     from videodeblur.config import load_model_config
     from videodeblur.train import load_recipe
     from videodeblur.train import train as run_training
 
-    recipe = load_recipe(config_path, steps=steps, out_dir=out_dir)
+    recipe = load_recipe(config_path, steps=steps, out_dir=out_dir, seed=seed)
     if model_config is not None:
         recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
     result = run_training(recipe, resume=resume, on_progress=_print_progress)
