@@ -1,10 +1,17 @@
 """The ablation tables of docs/MODEL.md from the runs of docs/run_ablations.sh.
 
-Usage: python benchmarks/ablation_table.py [runs/ablation]
+Usage: python benchmarks/ablation_table.py [runs/<recipe name>]   (default runs/ablation)
+
+Rows are read from ``<root>/seed<N>/<row>/``: each seed's evaluation gain (the run's end, on the
+evaluation pairs) and validation gain (the last line of its val.csv, if the recipe validates), then
+their mean. With two or more seeds the table ends with the seed-to-seed spread, the yardstick for
+any difference between rows.
 """
 from __future__ import annotations
 
+import csv
 import json
+import statistics
 import sys
 from pathlib import Path
 
@@ -12,22 +19,61 @@ PAPER = {"lprn-t6-none": 30.08, "lprn-t6-channel": 30.16, "lprn-t6-spatial": 30.
          "lprn-t5-both": 30.17, "lprn-t7-both": 30.21}
 
 
-def main(root: Path) -> None:
-    print("| row | attention | T | params | steps | seconds | PSNR | gain dB | SSIM | paper (GoPro PSNR) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    for name, paper in PAPER.items():
-        meta_path = root / name / f"{name}.json"
-        if not meta_path.is_file():
-            print(f"| {name} | | | | not run | | | | | {paper} |")
-            continue
-        meta = json.loads(meta_path.read_text())
-        ev, cfg = meta["evaluation"], meta["config"]
-        import torch  # noqa: PLC0415 - only to count parameters
+def _run(folder: Path, name: str) -> dict | None:
+    """One finished row of one seed: its end metadata and its last validation score (or None)."""
+    meta_path = folder / f"{name}.json"
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    val_path = folder / "val.csv"
+    rows = list(csv.DictReader(val_path.open())) if val_path.is_file() else []
+    meta["validation_gain"] = float(rows[-1]["gain_db"]) if rows else None
+    return meta
 
-        state = torch.load(root / name / f"{name}.pt", weights_only=True)["state_dict"]
-        params = sum(v.numel() for v in state.values())
-        print(f"| {name} | {cfg['attention']} | {cfg['stages']} | {params} | {meta['steps']} | {meta['seconds']:.0f} | "
-              f"{ev['psnr']:.3f} | {ev['gain_db']:+.3f} | {ev['ssim']:.4f} | {paper} |")
+
+def _params(folder: Path, name: str) -> int:
+    import torch  # noqa: PLC0415 - only to count parameters
+
+    state = torch.load(folder / f"{name}.pt", weights_only=True)["state_dict"]
+    return sum(v.numel() for v in state.values())
+
+
+def _cell(values: list[float]) -> str:
+    return " / ".join(f"{v:+.3f}" for v in values) if values else "–"
+
+
+def main(root: Path) -> None:
+    seeds = sorted(root.glob("seed*"), key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    if not seeds:
+        sys.exit(f"no runs under {root}/seed*/ (run docs/run_ablations.sh first)")
+    print(f"seeds: {', '.join(p.name[4:] for p in seeds)}; gains in dB over the input, one value per seed")
+    print()
+    print("| row | attention | T | params | steps | seconds (median) | evaluation gain | mean | "
+          "validation gain | mean | sharp through (mean) | paper (GoPro PSNR) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    spreads_eval, spreads_val = [], []
+    for name, paper in PAPER.items():
+        runs = [(seed, meta) for seed in seeds if (meta := _run(seed / name, name)) is not None]
+        if not runs:
+            print(f"| {name} | | | | not run | | | | | | | {paper} |")
+            continue
+        cfg = runs[0][1]["config"]
+        evals = [m["evaluation"]["gain_db"] for _, m in runs]
+        vals = [m["validation_gain"] for _, m in runs if m["validation_gain"] is not None]
+        sharp = statistics.mean(m["evaluation"]["psnr_sharp_through"] for _, m in runs)
+        if len(evals) > 1:
+            spreads_eval.append(max(evals) - min(evals))
+        if len(vals) > 1:
+            spreads_val.append(max(vals) - min(vals))
+        print(f"| {name} | {cfg['attention']} | {cfg['stages']} | {_params(runs[0][0] / name, name)} | "
+              f"{runs[0][1]['steps']} | {statistics.median(m['seconds'] for _, m in runs):.0f} | {_cell(evals)} | "
+              f"{statistics.mean(evals):+.3f} | {_cell(vals)} | "
+              f"{f'{statistics.mean(vals):+.3f}' if vals else '–'} | {sharp:.1f} | {paper} |")
+    if spreads_eval:
+        print()
+        print(f"seed-to-seed spread (max - min per row, median over rows): evaluation "
+              f"{statistics.median(spreads_eval):.3f} dB (largest {max(spreads_eval):.3f}), validation "
+              + (f"{statistics.median(spreads_val):.3f} dB (largest {max(spreads_val):.3f})" if spreads_val else "–"))
 
 
 if __name__ == "__main__":
