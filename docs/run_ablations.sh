@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Runs every ablation row with the same budget, one after another (resumes a row if interrupted).
 # Usage: bash docs/run_ablations.sh [RECIPE] [SEED ...]   (default: configs/train/ablation.toml, seed 0)
-# Rows land in runs/<recipe name>/seed<SEED>/<row>/; tables by benchmarks/ablation_table.py runs/<recipe name>.
+# Rows land in runs/<NAME>/seed<SEED>/<row>/; tables by benchmarks/ablation_table.py runs/<NAME>.
+# Environment: NAME (default: the recipe's file name), ROWS (default: all six rows), SET (recipe
+# changes passed to `videodeblur train --set`, space-separated), e.g.
+#   NAME=freq0.05 ROWS=lprn-t6-both SET=train.frequency_weight=0.05 bash docs/run_ablations.sh RECIPE 0 1 2
 cd "$(dirname "$0")/.."  # repository root
 recipe=${1:-configs/train/ablation.toml}
 [ $# -gt 0 ] && shift
 seeds=("${@:-0}")
-name=$(basename "$recipe" .toml)
+name=${NAME:-$(basename "$recipe" .toml)}
+read -r -a rows <<< "${ROWS:-lprn-t6-none lprn-t6-channel lprn-t6-spatial lprn-t6-both lprn-t5-both lprn-t7-both}"
+settings=()
+for s in ${SET:-}; do settings+=(--set "$s"); done
 for seed in "${seeds[@]}"; do
-  for m in lprn-t6-none lprn-t6-channel lprn-t6-spatial lprn-t6-both lprn-t5-both lprn-t7-both; do
+  for m in "${rows[@]}"; do
     out=runs/$name/seed$seed/$m
     [ -f "$out/$m.pt" ] && continue
     resume=""; [ -f "$out/last.pt" ] && resume="--resume $out/last.pt"
     .venv/bin/videodeblur train --config "$recipe" --model-config configs/models/ablation/$m.toml \
-      --out-dir "$out" --seed "$seed" $resume
+      --out-dir "$out" --seed "$seed" "${settings[@]}" $resume
   done
 done

@@ -49,6 +49,35 @@ def test_frequency_term_adds_to_the_l1_loss() -> None:
     assert float(deblur_loss(a, a, frequency_weight=0.1)) == 0.0
 
 
+def test_frequency_term_has_the_same_scale_at_every_crop_size() -> None:
+    torch.manual_seed(0)
+    small = [float(deblur_loss(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), frequency_weight=1.0))
+             for _ in range(4)]
+    large = [float(deblur_loss(torch.rand(2, 3, 128, 128), torch.rand(2, 3, 128, 128), frequency_weight=1.0))
+             for _ in range(4)]
+    assert np.mean(large) == pytest.approx(np.mean(small), rel=0.1)
+
+
+def test_static_weight_counts_unchanged_pixels_more() -> None:
+    blurred = torch.full((1, 3, 8, 8), 0.5)
+    target = blurred.clone()
+    target[..., :, :2] = 0.9  # two moving columns; the other six are the same in input and target
+    changes_static = target.clone()
+    changes_static[..., :, 4:] += 0.1  # wrong where nothing moved
+    changes_moving = target.clone()
+    changes_moving[..., :, :2] += 0.2  # wrong where it moved
+    mean_weight = (6 * 4 + 2 * 1) / 8  # static pixels count 1 + 3 times
+    for output, weight in [(changes_static, 4), (changes_moving, 1)]:
+        plain = float(deblur_loss(output, target, pixel="mse"))
+        weighted = float(deblur_loss(output, target, pixel="mse", blurred=blurred, static_weight=3.0))
+        assert weighted == pytest.approx(plain * weight / mean_weight)
+    # a pair where nothing moves keeps the plain loss (the weights are normalised)
+    still = float(deblur_loss(blurred + 0.1, blurred, pixel="mse", blurred=blurred, static_weight=3.0))
+    assert still == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="blurred"):
+        deblur_loss(target, target, static_weight=1.0)
+
+
 def _recipe_file(tmp_path: Path, out_dir: Path, steps: int = 6) -> Path:
     rng = np.random.default_rng(0)
     for i in range(2):
@@ -165,6 +194,23 @@ def test_command_line_overrides_replace_the_recipe_fields(tmp_path: Path) -> Non
     changed = load_recipe(recipe, steps=base.steps + 5, seed=base.seed + 7, out_dir=str(tmp_path / "g"))
     assert (changed.steps, changed.seed, changed.out_dir) == (base.steps + 5, base.seed + 7, str(tmp_path / "g"))
     assert load_recipe(recipe, seed=None).seed == base.seed  # an option left unset keeps the recipe's value
+
+
+def test_settings_change_any_recipe_field(tmp_path: Path) -> None:
+    recipe = _recipe_file(tmp_path, tmp_path / "s")
+    base = load_recipe(recipe)
+    changed = load_recipe(recipe, ["train.frequency_weight=0.05", "data.mix.exposures=[9, 13]",
+                                   "train.out_dir=runs/elsewhere", "train.static_weight = 2"])
+    assert changed.frequency_weight == 0.05 and changed.static_weight == 2.0
+    assert changed.data.mix.exposures == (9, 13)
+    assert changed.out_dir == "runs/elsewhere"  # not TOML: taken as a string
+    assert dataclasses.replace(changed, frequency_weight=0.0, static_weight=0.0, out_dir=base.out_dir,
+                               data=base.data) == base  # nothing else moved
+    assert load_recipe(recipe, ["train.steps=9"], steps=11).steps == 11  # --steps wins over --set
+    for bad, message in [("train.frequency_weigth=0.1", "unknown keys"), ("steps", "SECTION.KEY=VALUE"),
+                         ("train.lr=2", "lr must be"), ("train.steps.x=1", "not a table")]:
+        with pytest.raises(ConfigError, match=message):
+            load_recipe(recipe, [bad])
 
 
 def test_shipped_recipes_parse() -> None:

@@ -6,6 +6,8 @@ recipes); the ``model`` path is relative to the recipe file.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from videodeblur.errors import ConfigError
 from videodeblur.train.data import SynthesisMix
 from videodeblur.train.losses import PIXEL_LOSSES
 
-__all__ = ["VideoSource", "DataSpec", "TrainRecipe", "load_recipe"]
+__all__ = ["VideoSource", "DataSpec", "TrainRecipe", "load_recipe", "apply_settings"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +60,8 @@ class TrainRecipe:
     pixel_loss: str = "l1"
     ema_decay: float = 0.0
     frequency_weight: float = 0.0
+    static_weight: float = 0.0
+    static_threshold: float = 2 / 255
     seed: int = 0
     threads: int = 0
     workers: int = 0
@@ -77,6 +81,9 @@ class TrainRecipe:
             raise ConfigError(f"val_every must be >= 0 and needs val_pairs (got {self.val_every}, {self.val_pairs!r})")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1) (0: off), got {self.ema_decay}")
+        if self.frequency_weight < 0 or self.static_weight < 0 or not 0 < self.static_threshold < 1:
+            raise ConfigError("frequency_weight and static_weight must be >= 0 and static_threshold in (0, 1) "
+                              f"(got {self.frequency_weight}, {self.static_weight}, {self.static_threshold})")
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ConfigError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
 
@@ -84,10 +91,39 @@ class TrainRecipe:
         return dataclasses.asdict(self)
 
 
-def load_recipe(path: str | Path, **overrides: Any) -> TrainRecipe:
-    """Read a recipe TOML: ``model`` (path to a model TOML, or an inline table), ``[train]`` and ``[data]``."""
+def apply_settings(raw: dict[str, Any], settings: Iterable[str]) -> dict[str, Any]:
+    """A copy of a recipe's TOML tables with ``KEY=VALUE`` settings applied, e.g.
+    ``train.frequency_weight=0.05`` or ``data.mix.p_sharp=0.3``, so one recipe serves a family of runs
+    instead of near-copies that drift apart. VALUE is read as a TOML value (``0.05``, ``[9, 13]``,
+    ``true``, ``"text"``); anything that is not one is taken as a plain string (``runs/x``)."""
+    result = _deep_copy_tables(raw)
+    for setting in settings:
+        key, sep, text = setting.partition("=")
+        parts = key.strip().split(".")
+        if not sep or not all(parts):
+            raise ConfigError(f"setting {setting!r} must look like SECTION.KEY=VALUE, e.g. train.lr=1e-4")
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        table = result
+        for depth, part in enumerate(parts[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                raise ConfigError(f"setting {setting!r}: {'.'.join(parts[:depth + 1])} is not a table")
+        table[parts[-1]] = value
+    return result
+
+
+def _deep_copy_tables(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy_tables(v) if isinstance(v, dict) else v for k, v in raw.items()}
+
+
+def load_recipe(path: str | Path, settings: Iterable[str] = (), **overrides: Any) -> TrainRecipe:
+    """Read a recipe TOML: ``model`` (path to a model TOML, or an inline table), ``[train]`` and ``[data]``;
+    ``settings`` are ``KEY=VALUE`` changes (see apply_settings), ``overrides`` replace ``[train]`` fields."""
     path = Path(path)
-    raw = load_toml(path)
+    raw = apply_settings(load_toml(path), settings)
     model_entry = raw.get("model")
     if isinstance(model_entry, str):
         model = load_model_config(path.parent / model_entry)

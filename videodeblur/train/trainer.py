@@ -95,7 +95,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
             with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
                 output = trained(blurred)
             loss = deblur_loss(output.float(), sharp, pixel=recipe.pixel_loss,
-                               frequency_weight=recipe.frequency_weight)
+                               frequency_weight=recipe.frequency_weight, blurred=blurred,
+                               static_weight=recipe.static_weight, static_threshold=recipe.static_threshold)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimiser)
