@@ -18,16 +18,14 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from videodeblur.model import load_model, save_weights
-from videodeblur.model.lprn import LPRN
-from videodeblur.model.registry import shipped_weights_path
+from videodeblur.model import LPRN, SHIPPED_MODELS, load_model, save_weights, shipped_weights_path
 from videodeblur.train import evaluate_pairs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", help="the run's weights (.pt with its .json beside it)")
-    parser.add_argument("name", choices=["lprn", "lprn-rt", "lprn-fast"])
+    parser.add_argument("name", choices=list(SHIPPED_MODELS))
     parser.add_argument("--trained-as", required=True, help="where the weights come from, in words")
     parser.add_argument("--force", action="store_true", help="ship even if the rule does not hold")
     args = parser.parse_args()
@@ -35,18 +33,19 @@ def main() -> int:
     run = load_model(args.weights)
     meta = dict(run.metadata)
     val_pairs, eval_pairs = meta["recipe"]["val_pairs"], meta["recipe"]["eval_pairs"]
+
+    def score(net: LPRN) -> tuple[dict, dict]:
+        return tuple(evaluate_pairs(net, Path(pairs)).summary(args.name) for pairs in (val_pairs, eval_pairs))
+
     network = LPRN(dataclasses.replace(run.network.config, name=args.name))
     network.load_state_dict(run.network.state_dict())
     network.eval()
-    validation = evaluate_pairs(network, Path(val_pairs)).summary(args.name)
-    evaluation = evaluate_pairs(network, Path(eval_pairs)).summary(args.name)
+    validation, evaluation = score(network)
 
     target = shipped_weights_path(args.name)
     old_val = old_eval = float("-inf")
     if target.is_file():  # scored now, on the same pairs, rather than trusted from its metadata
-        shipped = load_model(args.name).network
-        old_val = evaluate_pairs(shipped, Path(val_pairs)).summary(args.name)["gain_db"]
-        old_eval = evaluate_pairs(shipped, Path(eval_pairs)).summary(args.name)["gain_db"]
+        old_val, old_eval = (s["gain_db"] for s in score(load_model(args.name).network))
     print(f"validation {validation['gain_db']:+.3f} dB (shipped {old_val:+.3f}), "
           f"evaluation {evaluation['gain_db']:+.3f} dB (shipped {old_eval:+.3f}), "
           f"sharp through {evaluation['psnr_sharp_through']:.1f} dB")

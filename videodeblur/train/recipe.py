@@ -5,6 +5,7 @@ recipes); the ``model`` path is relative to the recipe file.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tomllib
 from collections.abc import Iterable
@@ -96,7 +97,7 @@ def apply_settings(raw: dict[str, Any], settings: Iterable[str]) -> dict[str, An
     ``train.frequency_weight=0.05`` or ``data.mix.p_sharp=0.3``, so one recipe serves a family of runs
     instead of near-copies that drift apart. VALUE is read as a TOML value (``0.05``, ``[9, 13]``,
     ``true``, ``"text"``); anything that is not one is taken as a plain string (``runs/x``)."""
-    result = _deep_copy_tables(raw)
+    result = copy.deepcopy(raw)
     for setting in settings:
         key, sep, text = setting.partition("=")
         parts = key.strip().split(".")
@@ -113,10 +114,6 @@ def apply_settings(raw: dict[str, Any], settings: Iterable[str]) -> dict[str, An
                 raise ConfigError(f"setting {setting!r}: {'.'.join(parts[:depth + 1])} is not a table")
         table[parts[-1]] = value
     return result
-
-
-def _deep_copy_tables(raw: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy_tables(v) if isinstance(v, dict) else v for k, v in raw.items()}
 
 
 def load_recipe(path: str | Path, settings: Iterable[str] = (), **overrides: Any) -> TrainRecipe:
