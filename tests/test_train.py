@@ -12,7 +12,7 @@ import torch
 
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
-from videodeblur.model import LPRN, load_model
+from videodeblur.model import LPRN, load_model, save_weights
 from videodeblur.train import load_recipe, train
 from videodeblur.train.data import write_rgb
 from videodeblur.train.losses import deblur_loss
@@ -259,3 +259,27 @@ def test_missing_validation_pairs_fail_before_training(tmp_path: Path) -> None:
     with pytest.raises(InputNotFoundError, match="validation pairs not found"):
         train(recipe)
     assert not (tmp_path / "m" / "log.csv").exists()
+
+
+def test_init_weights_start_training_from_trained_weights(tmp_path: Path, run_cli) -> None:
+    first = train(load_recipe(_recipe_file(tmp_path, tmp_path / "a")))
+    trained = load_model(first.weights).network.state_dict()
+    # a near-zero learning rate: one step from the given weights leaves them where they were
+    result = run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "f", steps=1),
+                     "--init", first.weights, "--set", "train.lr=1e-12")
+    assert result.exit_code == 0, result.stderr
+    tuned = load_model(tmp_path / "f" / "tiny.pt").network.state_dict()
+    assert float(trained["reconstruct.weight"].abs().sum()) > 0  # not the identity init (zeros)
+    for name, value in trained.items():
+        torch.testing.assert_close(tuned[name], value, rtol=1e-5, atol=1e-7, msg=name)
+    metadata = json.loads((tmp_path / "f" / "tiny.json").read_text())
+    assert metadata["recipe"]["init_weights"] == str(first.weights)
+
+
+def test_init_weights_with_another_config_is_a_one_line_error(tmp_path: Path, run_cli) -> None:
+    other = tmp_path / "other.pt"
+    save_weights(other, LPRN(ModelConfig(name="other", channels=4, blocks=1, stages=1)))
+    result = run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "g", steps=1), "--init", other)
+    assert result.exit_code != 0
+    assert len(result.stderr_lines) == 1 and "other.pt" in result.stderr and "config" in result.stderr
+    assert not (tmp_path / "g" / "tiny.pt").exists()

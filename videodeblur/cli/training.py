@@ -22,17 +22,21 @@ __all__ = ["train", "evaluate", "models"]
               help="Model TOML replacing the recipe's model (e.g. one row of an ablation).")
 @click.option("--seed", type=int, default=None,
               help="Override the recipe's seed (weights init and data), e.g. to measure seed-to-seed spread.")
+@click.option("--init", "init_weights", default=None, metavar="NAME|PATH",
+              help="Start from trained weights (a shipped model or a .pt file with the recipe's model config) "
+                   "instead of the identity: fine-tuning, e.g. on your own GoPro pairs.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Change any recipe field, e.g. --set train.frequency_weight=0.05 --set data.mix.p_sharp=0.3 "
                    "(VALUE in TOML syntax; repeatable).")
 def train(config_path: str, resume: str | None, steps: int | None, out_dir: str | None,
-          model_config: str | None, seed: int | None, settings: tuple[str, ...]) -> None:
+          model_config: str | None, seed: int | None, init_weights: str | None,
+          settings: tuple[str, ...]) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
     from videodeblur.config import load_model_config
     from videodeblur.train import load_recipe
     from videodeblur.train import train as run_training
 
-    recipe = load_recipe(config_path, settings, steps=steps, out_dir=out_dir, seed=seed)
+    recipe = load_recipe(config_path, settings, steps=steps, out_dir=out_dir, seed=seed, init_weights=init_weights)
     if model_config is not None:
         recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
     result = run_training(recipe, resume=resume, on_progress=_print_progress)

@@ -72,6 +72,7 @@ class TrainRecipe:
     val_pairs: str | None = None
     val_every: int = 0
     val_limit: int | None = None
+    init_weights: str | None = None  # fine-tune: start from a shipped model's name or a .pt weights file
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch < 1:

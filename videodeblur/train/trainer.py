@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from videodeblur.errors import InputNotFoundError, WeightsError
 from videodeblur.model.lprn import LPRN
+from videodeblur.model.registry import load_model
 from videodeblur.model.weights import read_metadata, save_weights
 from videodeblur.train.data import FolderPairs, StepSampler, SynthesisedPairs, read_images, read_video_scenes
 from videodeblur.train.evaluate import evaluate_pairs
@@ -64,7 +65,10 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         out_dir.mkdir(parents=True, exist_ok=True)
     commit = _git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
 
-    model = LPRN(recipe.model).to(device)
+    model = LPRN(recipe.model)
+    if recipe.init_weights and resume is None:  # a resumed run's checkpoint already holds the weights
+        _load_initial_weights(model, recipe.init_weights)
+    model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
                                   weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(recipe))
@@ -250,6 +254,16 @@ def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, run: dict[
         snapshot = LPRN(recipe.model)
         snapshot.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
         save_weights(best_path, snapshot, {**run, "validation": score, "val_pairs": recipe.val_pairs})
+
+
+def _load_initial_weights(model: LPRN, name_or_path: str) -> None:
+    """Start from trained weights (fine-tuning, e.g. a shipped model on your own GoPro pairs) instead of
+    the identity; the file's config must be the recipe's, or the weights would not mean the same thing."""
+    loaded = load_model(name_or_path)
+    if loaded.network.config.to_dict() != model.config.to_dict():
+        raise WeightsError(f"init_weights {loaded.path} has config {loaded.network.config.to_dict()}, "
+                           f"not the recipe's {model.config.to_dict()}")
+    model.load_state_dict(loaded.network.state_dict())
 
 
 def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
