@@ -87,6 +87,23 @@ def audio_only(path: Path, seconds: float = 0.5) -> Path:
     return path
 
 
+def avi_with_empty_slots(path: Path, pts: list[int], rate: int = 15, size: tuple[int, int] = (64, 48)) -> Path:
+    """An MJPEG AVI whose frames sit at ``pts`` (1/rate units): FFmpeg's AVI muxer fills the gaps with
+    empty dropped-frame chunks, so the header counts ``pts[-1] + 1`` frames while ``len(pts)`` decode,
+    as OpenCV's webcam sample ``tree.avi`` does (68 frames in 444 slots)."""
+    width, height = size
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("mjpeg", rate=rate)
+        v.width, v.height, v.pix_fmt, v.time_base = width, height, "yuvj420p", Fraction(1, rate)
+        for i, p in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 20 * i % 256, np.uint8), format="rgb24")
+            frame = frame.reformat(format="yuvj420p")
+            frame.pts, frame.time_base = p, Fraction(1, rate)
+            c.mux(v.encode(frame))
+        c.mux(v.encode(None))
+    return path
+
+
 def through_yuv420(rgb: np.ndarray) -> np.ndarray:
     """``rgb`` after the writer's RGB → yuv420p and the reader's yuv420p → RGB (swscale, untagged)."""
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU601")

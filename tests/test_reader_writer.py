@@ -12,7 +12,7 @@ import torch
 from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 
-from _clips_video import audio_only, decode, truncated_copy, zeroed_copy
+from _clips_video import audio_only, avi_with_empty_slots, decode, truncated_copy, zeroed_copy
 from conftest import clip_frame, clip_pts_seconds, psnr
 
 
@@ -110,6 +110,22 @@ def test_truncated_input_reads_what_decodes_and_counts_the_loss(make_clip, tmp_p
     with FrameReader(cut) as reader:
         n = sum(1 for _ in reader)
         assert 0 < n < 40 and reader.frames_decoded == n and reader.frames_lost == 40 - n
+
+
+def test_avi_dropped_frame_slots_are_timing_not_loss(tmp_path: Path) -> None:
+    pts = [0, 3, 4, 9, 12, 20]
+    avi = avi_with_empty_slots(tmp_path / "gaps.avi", pts)
+    with FrameReader(avi) as reader:
+        assert reader.info.frames == 21  # the header counts the empty slots
+        got = [f.pts for f in reader]
+        assert got == pts and reader.frames_decoded == 6 and reader.frames_lost == 0
+    # cut short, the same kind of file still reports what it lost
+    cut = tmp_path / "cut.avi"
+    data = avi.read_bytes()
+    cut.write_bytes(data[:data.find(b"idx1") - 2 * 620])  # drop the index and the last two frames
+    with FrameReader(cut) as reader:
+        n = sum(1 for _ in reader)
+        assert n < 6 and reader.frames_lost > 0
 
 
 def test_close_mid_stream_ends_iteration(make_clip) -> None:

@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
 
-from _clips_video import audio_only, decode, truncated_copy, zeroed_copy
+from _clips_video import audio_only, avi_with_empty_slots, decode, truncated_copy, zeroed_copy
 from conftest import REPO_ROOT
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
@@ -54,6 +55,16 @@ def test_truncated_input_warns_once(run_cli, make_clip, tmp_path: Path) -> None:
     warnings = [line for line in result.stderr_lines if "warning" in line]
     assert len(warnings) == 1 and "lost" in warnings[0] and "truncated or corrupt" in warnings[0]
     assert json.loads(result.stdout)["frames_lost"] > 0
+
+
+def test_avi_with_dropped_frame_slots_keeps_its_timing_and_does_not_warn(run_cli, tmp_path: Path) -> None:
+    pts = [0, 3, 4, 9, 12, 20]
+    src = avi_with_empty_slots(tmp_path / "gaps.avi", pts)
+    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["warnings"] == [] and data["frames_lost"] == 0 and data["frames"] == 6
+    assert decode(tmp_path / "out.mp4").pts_seconds == [Fraction(p, 15) for p in pts]
 
 
 @pytest.mark.parametrize("case, message", [
