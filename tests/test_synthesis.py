@@ -8,8 +8,8 @@ import torch
 from videodeblur.errors import ConfigError, UnreadableInputError
 from videodeblur.train.data import Scene, SynthesisedPairs, SynthesisMix, StepSampler
 from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel, average_frames, defocus_kernel,
-                                         linear_to_srgb, moving_object, random_motion, render_motion_blur,
-                                         shake_kernel, srgb_to_linear)
+                                         h264_roundtrip, linear_to_srgb, moving_object, random_motion,
+                                         render_motion_blur, shake_kernel, srgb_to_linear)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -52,6 +52,35 @@ def test_sensor_noise_is_zero_mean_in_linear_light() -> None:
     noisy = add_sensor_noise(image, np.random.default_rng(0), photons=1000, read_sigma=0.005)
     assert noisy.std() > 0.005
     assert srgb_to_linear(noisy).mean() == pytest.approx(srgb_to_linear(image).mean(), abs=2e-3)
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(1 / np.mean((a - b) ** 2)))
+
+
+def test_h264_round_trip_degrades_like_video_and_keeps_odd_sizes() -> None:
+    ys, xs = np.mgrid[0:45, 0:61].astype(np.float32)
+    image = np.stack([0.5 + 0.4 * np.sin(xs / 3), 0.5 + 0.4 * np.cos(ys / 4), (xs + ys) / 110], axis=-1)
+    fine, coarse = h264_roundtrip(image, 18), h264_roundtrip(image, 40)
+    assert fine.shape == coarse.shape == image.shape and fine.dtype == np.float32
+    assert 0.0 <= float(fine.min()) and float(fine.max()) <= 1.0
+    assert 30 < _psnr(fine, image) < 60  # close, not lossless: 4:2:0 and quantisation
+    assert _psnr(coarse, image) < _psnr(fine, image) - 3
+
+
+def test_h264_pairs_are_drawn_only_when_asked() -> None:
+    plain, off = _dataset(p_noise=0.0, p_jpeg=0.0), _dataset(p_noise=0.0, p_jpeg=0.0, p_h264=0.0)
+    for i in range(4):  # an older recipe (no p_h264) draws exactly the pairs it drew before
+        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(plain[i], off[i]))
+    coded = _dataset(p_average=0.0, p_sharp=0.0, p_noise=0.0, p_jpeg=0.0, p_h264=1.0, h264_crf=(30, 31))
+    clean = _dataset(p_average=0.0, p_sharp=0.0, p_noise=0.0, p_jpeg=0.0)
+    compared = 0
+    for i in range(6):
+        (bc, sc), (bp, sp) = coded[i], clean[i]
+        if np.array_equal(sc.numpy(), sp.numpy()):  # the extra draw may flip a pair differently: skip those
+            compared += 1  # same target, compressed input
+            assert not np.array_equal(bc.numpy(), bp.numpy())
+    assert compared > 0
 
 
 def _dataset(**mix) -> SynthesisedPairs:

@@ -24,9 +24,9 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
-from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, jpeg_roundtrip,
-                                         Motion, moving_object, random_motion, render_motion_blur, shake_kernel,
-                                         to_uint8)
+from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, h264_roundtrip,
+                                         jpeg_roundtrip, Motion, moving_object, random_motion, render_motion_blur,
+                                         shake_kernel, to_uint8)
 
 OBJECT_MAX_SHIFT = 24.0  # px per frame interval for objects moving on their own in moving-camera pairs
 
@@ -73,10 +73,12 @@ class SynthesisMix:
     p_noise: float = 0.5
     p_jpeg: float = 0.3
     jpeg_quality: tuple[int, int] = (60, 95)
+    p_h264: float = 0.0  # off by default: a recipe that sets it draws one more random number per pair
+    h264_crf: tuple[int, int] = (18, 33)
 
     def __post_init__(self) -> None:
         chances = (self.p_average, self.p_warp, self.p_sharp, self.p_object, self.p_still_camera, self.p_defocus,
-                   self.p_noise, self.p_jpeg)
+                   self.p_noise, self.p_jpeg, self.p_h264)
         if min(chances) < 0 or max(chances) > 1 or self.p_average + self.p_warp + self.p_sharp > 1 + 1e-9:
             raise ConfigError(f"mix probabilities must be in [0, 1] and p_average + p_warp + p_sharp <= 1, got "
                               f"{self.p_average}, {self.p_warp}, {self.p_sharp}")
@@ -116,6 +118,8 @@ class SynthesisedPairs(Dataset):
             blurred = add_sensor_noise(blurred, rng)
         if rng.random() < mix.p_jpeg:
             blurred = jpeg_roundtrip(blurred, int(rng.integers(*mix.jpeg_quality)))
+        if mix.p_h264 > 0 and rng.random() < mix.p_h264:  # no draw when off: older recipes keep their pairs
+            blurred = h264_roundtrip(blurred, int(rng.integers(*mix.h264_crf)))
         return self._finish(rng, blurred, sharp)
 
     def _averaged(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

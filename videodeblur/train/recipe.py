@@ -131,7 +131,7 @@ def load_recipe(path: str | Path, settings: Iterable[str] = (), **overrides: Any
         raise ConfigError(f"{path}: 'model' must be a path to a model TOML or a [model] table")
     data_raw = dict(raw.get("data", {}))
     mix_raw = dict(data_raw.pop("mix", {}))
-    for key in ("exposures", "kernel_sizes", "jpeg_quality", "warp_scale", "defocus_radius"):
+    for key in ("exposures", "kernel_sizes", "jpeg_quality", "h264_crf", "warp_scale", "defocus_radius"):
         if key in mix_raw:
             mix_raw[key] = tuple(mix_raw[key])
     videos = tuple(

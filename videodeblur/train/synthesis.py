@@ -11,12 +11,15 @@ reproducible from its seed. Images are float32 H×W×3 in [0, 1] (sRGB-encoded) 
   optionally one object moving on its own across it, rendered at ``upsample`` × the frame rate and
   averaged in linear light: the GoPro recipe where the motion is known exactly, so any sharp photo
   becomes a scene with spatially varying blur and occlusion edges.
-- Sensor noise: Poisson (shot) + Gaussian (read) noise in linear light; then optional JPEG.
+- Sensor noise: Poisson (shot) + Gaussian (read) noise in linear light; then optional JPEG or H.264
+  (the codec the product reads: 4:2:0 chroma, blocking and ringing as video really has them).
 """
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
+import av
 import cv2
 import numpy as np
 
@@ -29,6 +32,7 @@ __all__ = [
     "apply_kernel",
     "add_sensor_noise",
     "jpeg_roundtrip",
+    "h264_roundtrip",
     "to_uint8",
     "optical_flow",
     "interpolate",
@@ -138,6 +142,28 @@ def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+
+
+def h264_roundtrip(image: np.ndarray, crf: int) -> np.ndarray:
+    """Encode one frame as H.264 (libx264 at ``crf``, 4:2:0) and decode it: the artefacts of the video
+    the product is fed. Odd sizes are padded by replication for the codec and cropped back."""
+    height, width = image.shape[:2]
+    pixels = to_uint8(image)
+    if height % 2 or width % 2:
+        pixels = np.pad(pixels, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = pixels.shape[1], pixels.shape[0], "yuv420p"
+    encoder.time_base = Fraction(1, 25)
+    encoder.thread_count = 1  # one crop: threads cost more than they save, and a data worker owns one core
+    encoder.options = {"crf": str(int(crf)), "preset": "veryfast", "tune": "zerolatency"}
+    frame = av.VideoFrame.from_ndarray(pixels, format="rgb24").reformat(format="yuv420p")
+    frame.pts = 0
+    packets = encoder.encode(frame) + encoder.encode(None)
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = [f for packet in packets for f in decoder.decode(packet)] + decoder.decode(None)
+    if len(decoded) != 1:
+        raise RuntimeError(f"H.264 round trip gave {len(decoded)} frames, expected 1")
+    return decoded[0].to_ndarray(format="rgb24")[:height, :width].astype(np.float32) / 255.0
 
 
 def optical_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
