@@ -281,5 +281,11 @@ def test_init_weights_with_another_config_is_a_one_line_error(tmp_path: Path, ru
     save_weights(other, LPRN(ModelConfig(name="other", channels=4, blocks=1, stages=1)))
     result = run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "g", steps=1), "--init", other)
     assert result.exit_code != 0
-    assert len(result.stderr_lines) == 1 and "other.pt" in result.stderr and "config" in result.stderr
+    assert len(result.stderr_lines) == 1 and "other.pt" in result.stderr and "channels 4 vs 8" in result.stderr
     assert not (tmp_path / "g" / "tiny.pt").exists()
+    # the same architecture under another name fits: shipped files are renamed (lprn-t6-both → lprn)
+    renamed = tmp_path / "renamed.pt"
+    save_weights(renamed, LPRN(ModelConfig(name="renamed", channels=8, blocks=1, stages=2, unshuffle=2)))
+    result = run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "h", steps=1), "--init", renamed)
+    assert result.exit_code == 0, result.stderr
+    assert load_model(tmp_path / "h" / "tiny.pt").network.config.name == "tiny"

@@ -258,12 +258,18 @@ def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, run: dict[
 
 def _load_initial_weights(model: LPRN, name_or_path: str) -> None:
     """Start from trained weights (fine-tuning, e.g. a shipped model on your own GoPro pairs) instead of
-    the identity; the file's config must be the recipe's, or the weights would not mean the same thing."""
+    the identity. The file's architecture must be the recipe's, or the weights would not mean the same
+    thing; its name may differ (the run saves under the recipe's name)."""
     loaded = load_model(name_or_path)
-    if loaded.network.config.to_dict() != model.config.to_dict():
-        raise WeightsError(f"init_weights {loaded.path} has config {loaded.network.config.to_dict()}, "
-                           f"not the recipe's {model.config.to_dict()}")
+    theirs, ours = _architecture(loaded.network.config.to_dict()), _architecture(model.config.to_dict())
+    if theirs != ours:
+        differ = ", ".join(f"{k} {theirs.get(k)} vs {ours.get(k)}" for k in sorted(ours) if theirs.get(k) != ours.get(k))
+        raise WeightsError(f"init_weights {loaded.path} does not fit the recipe's model ({differ})")
     model.load_state_dict(loaded.network.state_dict())
+
+
+def _architecture(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "name"}
 
 
 def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
