@@ -23,7 +23,7 @@ __all__ = ["train", "evaluate", "models"]
 @click.option("--seed", type=int, default=None,
               help="Override the recipe's seed (weights init and data), e.g. to measure seed-to-seed spread.")
 @click.option("--init", "init_weights", default=None, metavar="NAME|PATH",
-              help="Start from trained weights (a shipped model or a .pt file with the recipe's model config) "
+              help="Start from trained weights (a shipped model or a .pt file with the recipe model's architecture) "
                    "instead of the identity: fine-tuning, e.g. on your own GoPro pairs.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Change any recipe field, e.g. --set train.frequency_weight=0.05 --set data.mix.p_sharp=0.3 "

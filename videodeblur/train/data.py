@@ -53,7 +53,9 @@ class SynthesisMix:
     target and input alike, so the network learns to remove motion smear and leave defocus alone.
     ``p_still_camera``: the share of moving-object pairs shot from a still camera (a tripod, a
     surveillance view), so the background is sharp in input and target alike and only the object
-    moves: the network learns to deblur what moves and leave the rest untouched."""
+    moves: the network learns to deblur what moves and leave the rest untouched. ``p_noise``,
+    ``p_jpeg`` and ``p_h264`` degrade the blurred input only (sensor noise, JPEG, one H.264 frame at a
+    CRF drawn from ``h264_crf``), as a camera and its codec do."""
 
     crop: int = 128
     p_average: float = 0.5
