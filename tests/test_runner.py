@@ -16,7 +16,7 @@ from videodeblur.model import LoadedModel
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 from videodeblur.video import FrameReader, FrameWriter
 
-from _clips_video import decode, through_yuv420, truncated_copy
+from _clips_video import avi_with_empty_slots, decode, through_yuv420, truncated_copy
 from conftest import clip_frame, psnr
 
 TIMEOUT_S = 60
@@ -204,6 +204,17 @@ def test_stop_event_ends_early_with_a_playable_file(engine: Engine, make_clip, t
     assert error is None and stats.extra["stopped_early"] is True
     assert 5 <= stats.frames < 40 and len(decode(tmp_path / "out.mp4").frames) == stats.frames
     assert seen[0] == (1, 40) and [d for d, _ in seen] == list(range(1, stats.frames + 1))
+
+
+def test_progress_total_follows_the_timestamps_when_the_header_count_is_off(engine: Engine, tmp_path: Path) -> None:
+    pts = [0, 3, 4, 9, 12, 20, 25, 27, 33, 40, 41, 47, 52, 60]  # 14 frames in 61 AVI slots
+    src = avi_with_empty_slots(tmp_path / "gaps.avi", pts)
+    seen: list[tuple[int, int | None]] = []
+    stats = deblur_file(src, tmp_path / "out.mp4", engine,
+                        RunOptions(progress=lambda done, total: seen.append((done, total))))
+    assert stats.frames == 14 and stats.extra["frames_lost"] == 0
+    assert seen[0] == (1, 61)  # the header's count until ten frames' timestamps say otherwise
+    assert seen[9] == (10, 15) and seen[-1] == (14, 14)
 
 
 def test_max_frames(engine: Engine, make_clip, tmp_path: Path) -> None:

@@ -295,9 +295,9 @@ class _Pipeline:
 
     def _encode_loop(self) -> None:
         clock, writer, progress = self.stats.stage("encode"), self.writer, self.options.progress
-        total = self.reader.info.frames
-        if self.options.max_frames is not None and total is not None:
-            total = min(total, self.options.max_frames)
+        info, limit = self.reader.info, self.options.max_frames
+        interval_s = float(1 / info.fps) if info.fps else 0.0
+        first_pts: int | None = None
         try:
             while True:
                 try:
@@ -316,7 +316,10 @@ class _Pipeline:
                 self.stats.latency.add_since(frame.decoded_at, done)
                 self.stats.mark_done(at=done)
                 if progress is not None:
-                    progress(writer.frames_written, total)
+                    first_pts = frame.pts if first_pts is None else first_pts
+                    media_s = float((frame.pts - first_pts) * frame.time_base) + interval_s
+                    total = _expected_frames(info.frames, writer.frames_written, media_s, info.duration_s)
+                    progress(writer.frames_written, total if limit is None or total is None else min(total, limit))
         except BaseException:
             try:
                 writer.close(complete=False)
@@ -362,3 +365,16 @@ class _Pipeline:
             frames_decoded=reader.frames_decoded, frames_written=writer.frames_written, frames_lost=lost,
             audio_packets=writer.audio_packets, colour_on_device=reader.layout == "i420",
             queue_size=self.options.queue_size, stopped_early=self.cut_short)
+
+
+def _expected_frames(header: int | None, done: int, media_s: float, duration_s: float | None) -> int | None:
+    """The progress line's total: the container's frame count, unless the timestamps so far say it is
+    off by more than a tenth (an AVI counts its empty dropped-frame slots: OpenCV's ``tree.avi`` holds
+    68 frames in 444); then the frames done so far, scaled from the ``media_s`` seconds they cover to
+    the stream's ``duration_s``. Ten frames are needed before the timestamps are trusted."""
+    if not duration_s or media_s <= 0 or done < 10:
+        return header
+    by_time = max(done, round(done * duration_s / media_s))
+    if header is None or abs(by_time - header) > header / 10:
+        return by_time
+    return header
