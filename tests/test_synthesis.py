@@ -11,6 +11,8 @@ from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel,
                                          h264_roundtrip, linear_to_srgb, moving_object, random_motion,
                                          render_motion_blur, shake_kernel, srgb_to_linear)
 
+from conftest import psnr
+
 
 @pytest.mark.parametrize("seed", range(5))
 def test_shake_kernel_is_normalised_non_negative_and_centred(seed: int) -> None:
@@ -54,18 +56,14 @@ def test_sensor_noise_is_zero_mean_in_linear_light() -> None:
     assert srgb_to_linear(noisy).mean() == pytest.approx(srgb_to_linear(image).mean(), abs=2e-3)
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(1 / np.mean((a - b) ** 2)))
-
-
 def test_h264_round_trip_degrades_like_video_and_keeps_odd_sizes() -> None:
     ys, xs = np.mgrid[0:45, 0:61].astype(np.float32)
     image = np.stack([0.5 + 0.4 * np.sin(xs / 3), 0.5 + 0.4 * np.cos(ys / 4), (xs + ys) / 110], axis=-1)
     fine, coarse = h264_roundtrip(image, 18), h264_roundtrip(image, 40)
     assert fine.shape == coarse.shape == image.shape and fine.dtype == np.float32
     assert 0.0 <= float(fine.min()) and float(fine.max()) <= 1.0
-    assert 30 < _psnr(fine, image) < 60  # close, not lossless: 4:2:0 and quantisation
-    assert _psnr(coarse, image) < _psnr(fine, image) - 3
+    assert 30 < psnr(fine, image, peak=1.0) < 60  # close, not lossless: 4:2:0 and quantisation
+    assert psnr(coarse, image, peak=1.0) < psnr(fine, image, peak=1.0) - 3
 
 
 def test_h264_pairs_are_drawn_only_when_asked() -> None:
