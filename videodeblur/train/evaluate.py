@@ -11,9 +11,10 @@ import torch
 
 from videodeblur.train.data import find_folder_pairs, read_rgb, read_video_scenes, uint8_to_tensor, write_rgb
 from videodeblur.train.metrics import psnr, ssim
-from videodeblur.train.synthesis import gopro_blurs, to_uint8
+from videodeblur.train.synthesis import gopro_blurs, h264_roundtrip, to_uint8
 
-__all__ = ["PairScore", "EvalReport", "evaluate_pairs", "write_averaged_pairs"]
+__all__ = ["PairScore", "EvalReport", "evaluate_pairs", "combined_summary", "write_averaged_pairs",
+           "write_compressed_pairs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,6 +79,34 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
         ))
     network.train(was_training)
     return EvalReport(tuple(scores))
+
+
+def combined_summary(summaries: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """One score for several pair sets: the mean of their PSNR, gain and sharp-through, each set
+    weighing the same whatever its size (a clean set and its H.264 copy count equally), and every
+    set's own summary under ``"sets"``. A single set's summary comes back as it is."""
+    if len(summaries) == 1:
+        return summaries[0]
+    if not summaries or len(summaries) != len(names):
+        raise ValueError(f"need one name per summary (got {len(summaries)} summaries, {len(names)} names)")
+    fields = ("psnr", "ssim", "psnr_input", "ssim_input", "gain_db", "psnr_sharp_through")
+    means = {f: round(float(np.mean([s[f] for s in summaries])), 4 if "ssim" in f else 3) for f in fields}
+    return {"model": summaries[0]["model"], "pairs": sum(s["pairs"] for s in summaries), **means,
+            "sets": {str(name): summary for name, summary in zip(names, summaries)}}
+
+
+def write_compressed_pairs(source: str | Path, out_root: str | Path, *, crf: int = 23) -> int:
+    """Copy a pair set with every blurred frame put through H.264 at ``crf`` (libx264, 4:2:0; 23 is
+    its default) and the sharp targets untouched: the product's input is compressed video, and a
+    network trained on clean pairs may not deblur it. Returns the number of pairs written."""
+    source, out_root = Path(source), Path(out_root)
+    count = 0
+    for blur_path, sharp_path in find_folder_pairs(source):
+        relative = blur_path.relative_to(source)
+        write_rgb(out_root / relative, to_uint8(h264_roundtrip(read_rgb(blur_path) / 255.0, crf)))
+        write_rgb(out_root / sharp_path.relative_to(source), read_rgb(sharp_path))
+        count += 1
+    return count
 
 
 def write_averaged_pairs(video: str | Path, out_root: str | Path, *, first: int, stop: int,

@@ -69,12 +69,14 @@ class TrainRecipe:
     log_every: int = 50
     checkpoint_every: int = 500
     eval_pairs: str | None = None
-    val_pairs: str | None = None
+    val_pairs: str | tuple[str, ...] | None = None  # several sets: the score is their mean (e.g. clean + H.264)
     val_every: int = 0
     val_limit: int | None = None
     init_weights: str | None = None  # fine-tune: start from a shipped model's name or a .pt weights file
 
     def __post_init__(self) -> None:
+        if isinstance(self.val_pairs, list):  # a TOML array
+            object.__setattr__(self, "val_pairs", tuple(self.val_pairs))
         if self.steps < 1 or self.batch < 1:
             raise ConfigError(f"steps and batch must be >= 1 (got {self.steps}, {self.batch})")
         if not 0 < self.lr < 1:
@@ -88,6 +90,13 @@ class TrainRecipe:
                               f"(got {self.frequency_weight}, {self.static_weight}, {self.static_threshold})")
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ConfigError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
+
+    @property
+    def val_sets(self) -> tuple[str, ...]:
+        """The validation sets as a tuple (``val_pairs`` may name one or several)."""
+        if not self.val_pairs:
+            return ()
+        return (self.val_pairs,) if isinstance(self.val_pairs, str) else tuple(self.val_pairs)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -30,7 +30,7 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import load_model
 from videodeblur.model.weights import read_metadata, save_weights
 from videodeblur.train.data import FolderPairs, StepSampler, SynthesisedPairs, read_images, read_video_scenes
-from videodeblur.train.evaluate import evaluate_pairs
+from videodeblur.train.evaluate import combined_summary, evaluate_pairs
 from videodeblur.train.losses import deblur_loss
 from videodeblur.train.recipe import DataSpec, TrainRecipe
 
@@ -51,10 +51,11 @@ class TrainResult:
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
           on_progress: ProgressCallback | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary."""
-    if recipe.val_every and not Path(str(recipe.val_pairs)).is_dir():
-        # fail now, not at the first validation an hour into the run
-        raise InputNotFoundError(f"validation pairs not found: {recipe.val_pairs} (make them with "
-                                 "videodeblur.train.write_averaged_pairs, as docs/MODEL.md shows)")
+    missing = [folder for folder in recipe.val_sets if not Path(folder).is_dir()] if recipe.val_every else []
+    if missing:  # fail now, not at the first validation an hour into the run
+        raise InputNotFoundError(f"validation pairs not found: {', '.join(missing)} (make them with "
+                                 "videodeblur.train.write_averaged_pairs or write_compressed_pairs, "
+                                 "as docs/MODEL.md shows)")
     rank, world = _init_distributed()
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     if recipe.threads > 0:
@@ -243,9 +244,12 @@ def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, run: dict[
     """Score the model on ``recipe.val_pairs`` (a validation set, not the evaluation set), append it to
     ``val.csv`` and keep the best weights so far as ``<name>-best.pt`` with the run's metadata (``run``):
     the last step of a long run is not always its best. The best score lives in that file's metadata,
-    so it survives a resume."""
+    so it survives a resume. With several sets the score is their mean, so e.g. a clean set and its
+    H.264 copy weigh equally."""
     out_dir = Path(recipe.out_dir)
-    score = evaluate_pairs(model, recipe.val_pairs, device=device, limit=recipe.val_limit).summary(recipe.model.name)
+    score = combined_summary([
+        evaluate_pairs(model, folder, device=device, limit=recipe.val_limit).summary(recipe.model.name)
+        for folder in recipe.val_sets], recipe.val_sets)
     _append_csv(out_dir / "val.csv", {"step": run["steps"], "psnr": score["psnr"], "gain_db": score["gain_db"],
                                       "psnr_sharp_through": score["psnr_sharp_through"]})
     best_path = out_dir / f"{recipe.model.name}-best.pt"
