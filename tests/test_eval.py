@@ -11,8 +11,9 @@ import torch
 
 from videodeblur.config import ModelConfig
 from videodeblur.model import LPRN, load_model, save_weights
-from videodeblur.train import evaluate_pairs, psnr, ssim, write_averaged_pairs
-from videodeblur.train.data import write_rgb
+from videodeblur.train import (combined_summary, evaluate_pairs, psnr, ssim, write_averaged_pairs,
+                               write_compressed_pairs)
+from videodeblur.train.data import find_folder_pairs, read_rgb, write_rgb
 
 
 def _identity_weights(path: Path) -> Path:
@@ -108,3 +109,39 @@ def test_averaged_pairs_from_a_clip(tmp_path: Path, make_clip) -> None:
     assert len(blurred) == count
     report = evaluate_pairs(torch.nn.Identity(), tmp_path / "pairs")
     assert all(s.psnr_input < 40 for s in report.scores)  # the moving square really blurs
+
+
+def test_compressed_copy_of_a_pair_set_codes_only_the_blurred_frames(tmp_path: Path) -> None:
+    """The H.264 copy that validation and evaluation also score: same pairs, odd sizes kept, sharp
+    targets byte for byte, blurred frames with the codec's loss (more at a higher CRF)."""
+    rng = np.random.default_rng(3)
+    smooth = np.stack(np.meshgrid(np.linspace(0, 200, 33), np.linspace(0, 200, 25)), -1).sum(-1) / 2
+    for i in range(2):
+        sharp = np.clip(smooth[..., None] + rng.normal(0, 20, (25, 33, 3)), 0, 255).astype(np.uint8)
+        write_rgb(tmp_path / "src" / "s" / "sharp" / f"{i}.png", sharp)
+        write_rgb(tmp_path / "src" / "s" / "blur" / f"{i}.png", sharp)
+    psnrs = {}
+    for crf in (18, 40):
+        assert write_compressed_pairs(tmp_path / "src", tmp_path / f"crf{crf}", crf=crf) == 2
+        pairs = find_folder_pairs(tmp_path / f"crf{crf}")
+        assert [b.name for b, _ in pairs] == ["0.png", "1.png"]
+        for (blur, sharp), (src_blur, src_sharp) in zip(pairs, find_folder_pairs(tmp_path / "src")):
+            assert sharp.read_bytes() == src_sharp.read_bytes()
+            assert read_rgb(blur).shape == (25, 33, 3)
+        coded = torch.from_numpy(read_rgb(pairs[0][0])).float()
+        original = torch.from_numpy(read_rgb(pairs[0][1])).float()
+        psnrs[crf] = float(psnr(coded / 255, original / 255))
+    assert 20 < psnrs[40] < psnrs[18] < 60
+
+
+def test_combined_summary_is_the_mean_of_the_sets() -> None:
+    a = {"model": "m", "pairs": 2, "psnr": 30.0, "ssim": 0.9, "psnr_input": 29.0, "ssim_input": 0.8,
+         "gain_db": 1.0, "psnr_sharp_through": 50.0}
+    b = {**a, "pairs": 5, "psnr": 28.0, "psnr_input": 28.5, "gain_db": -0.5, "psnr_sharp_through": 40.0}
+    both = combined_summary([a, b], ["clean", "coded"])
+    assert both["gain_db"] == pytest.approx(0.25) and both["psnr"] == pytest.approx(29.0)
+    assert both["psnr_sharp_through"] == pytest.approx(45.0) and both["pairs"] == 7
+    assert both["sets"] == {"clean": a, "coded": b}
+    assert combined_summary([a], ["clean"]) is a
+    with pytest.raises(ValueError):
+        combined_summary([a, b], ["clean"])

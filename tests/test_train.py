@@ -162,6 +162,31 @@ def test_validation_logs_every_n_steps_and_keeps_the_best_weights(tmp_path: Path
     assert load_model(str(tmp_path / "v" / "tiny-best.pt")).network.config.name == "tiny"
 
 
+def test_validation_on_several_sets_scores_their_mean(tmp_path: Path) -> None:
+    """A clean set and its H.264 copy weigh equally in the score that picks the best weights."""
+    rng = np.random.default_rng(2)
+    for folder, count in (("clean", 1), ("coded", 3)):  # different sizes: each set counts once, not each pair
+        for i in range(count):
+            sharp = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+            write_rgb(tmp_path / folder / "s" / "sharp" / f"{i}.png", sharp)
+            write_rgb(tmp_path / folder / "s" / "blur" / f"{i}.png", (sharp // 2 + 64).astype(np.uint8))
+    sets = [str(tmp_path / "clean"), str(tmp_path / "coded")]
+    recipe = load_recipe(_recipe_file(tmp_path, tmp_path / "two"),
+                         ["train.val_every=3", f"train.val_pairs={json.dumps(sets)}"])
+    assert recipe.val_sets == tuple(sets)
+    train(recipe)
+    meta = json.loads((tmp_path / "two" / "tiny-best.json").read_text())["validation"]
+    assert set(meta["sets"]) == set(sets) and meta["pairs"] == 4
+    per_set = [meta["sets"][s]["gain_db"] for s in sets]
+    assert meta["gain_db"] == pytest.approx(sum(per_set) / 2, abs=1e-3)
+    assert meta["psnr"] == pytest.approx(sum(meta["sets"][s]["psnr"] for s in sets) / 2, abs=1e-3)
+    with (tmp_path / "two" / "val.csv").open() as fh:
+        assert [int(r["step"]) for r in csv.DictReader(fh)] == [3, 6]
+    missing = dataclasses.replace(recipe, val_pairs=(sets[0], str(tmp_path / "nowhere")))
+    with pytest.raises(InputNotFoundError, match="nowhere"):
+        train(missing)
+
+
 def test_validation_needs_pairs(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="val_pairs"):
         dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "w")), val_every=2)
