@@ -1,6 +1,7 @@
 """The LPRN network: shapes, shared stage weights, config validation, every shipped preset loads."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,17 @@ def test_every_shipped_model_passes_a_sharp_frame_through(name: str) -> None:
     with torch.inference_mode():
         out = load_model(name).network(sharp).clamp(0, 1)
     assert float(psnr(out, sharp)) >= 38.0  # psnr quantises to 8 bits, as a written frame would be
+
+
+def test_models_command_lists_every_shipped_model_with_its_figures(run_cli) -> None:
+    result = run_cli("models", "--json")
+    assert result.exit_code == 0
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert set(rows) == set(SHIPPED_MODELS)
+    for name, row in rows.items():
+        loaded = load_model(name)
+        assert row["available"] and row["parameters"] == loaded.parameters
+        assert row["config"] == loaded.network.config.to_dict() and 0 < row["size_mb"] < 5
+        assert row["evaluation"]["gain_db"] == loaded.metadata["evaluation"]["gain_db"]
+    table = run_cli("models").stdout.splitlines()
+    assert "H.264 dB" in table[0] and [line.split()[0] for line in table[1:]] == list(SHIPPED_MODELS)

@@ -106,14 +106,14 @@ def models(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows))
         return
-    click.echo(f"{'name':10s} {'params':>8s} {'MB':>6s} {'gain dB':>8s}  config")
+    click.echo(f"{'name':10s} {'params':>8s} {'MB':>6s} {'gain dB':>8s} {'H.264 dB':>8s}  config")
     for row in rows:
         if not row["available"]:
             click.echo(f"{row['name']:10s} (weights missing: {row['path']})")
             continue
         cfg = row["config"]
-        ev = row.get("evaluation") or {}
-        gain = f"{ev['gain_db']:+.2f}" if "gain_db" in ev else "n/a"
+        gain, coded = (f"{ev['gain_db']:+.2f}" if "gain_db" in ev else "n/a"
+                       for ev in (row.get("evaluation") or {}, row.get("evaluation_compressed") or {}))
         desc = (f"C={cfg['channels']} blocks={cfg['blocks']} T={cfg['stages']} attention={cfg['attention']} "
                 f"unshuffle=x{cfg['unshuffle']}")
-        click.echo(f"{row['name']:10s} {row['parameters']:8d} {row['size_mb']:6.2f} {gain:>8s}  {desc}")
+        click.echo(f"{row['name']:10s} {row['parameters']:8d} {row['size_mb']:6.2f} {gain:>8s} {coded:>8s}  {desc}")

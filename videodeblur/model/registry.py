@@ -58,7 +58,8 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
 
 
 def list_models() -> list[dict[str, Any]]:
-    """One row per shipped model: name, description, config, parameters, size, evaluation figure."""
+    """One row per shipped model: name, description, config, parameters, size, evaluation figures (on the
+    clean evaluation pairs, and on their H.264 copy where it was scored)."""
     rows = []
     for name, description in SHIPPED_MODELS.items():
         path = shipped_weights_path(name)
@@ -68,7 +69,8 @@ def list_models() -> list[dict[str, Any]]:
             loaded = load_model(name)
             row.update(config=loaded.network.config.to_dict(), parameters=loaded.parameters,
                        size_mb=round(path.stat().st_size / 1e6, 3),
-                       evaluation=loaded.metadata.get("evaluation"))
+                       evaluation=loaded.metadata.get("evaluation"),
+                       evaluation_compressed=loaded.metadata.get("evaluation_compressed"))
         rows.append(row)
     return rows
 
