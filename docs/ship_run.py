@@ -9,7 +9,8 @@ evaluation, keep sharp frames (>= 38 dB). Since the eighth session validation is
 the clean validation set and its H.264 copy, and evaluation likewise over the clean evaluation set
 and its H.264 copy, because every video the product reads is compressed. This copies the weights
 under the model's name (only the config's ``name`` changes, so `videodeblur models` shows the right
-row), keeps the run's metadata (recipe, steps, seconds, hardware, commit), scores the copy and the
+row), keeps the run's metadata (recipe, steps, seconds, hardware, commit; for a fine-tune also
+its starting weights' under ``init``), scores the copy and the
 shipped model on every set, stores the scores (``validation``: the mean with each set under
 ``sets``; ``evaluation``: the clean evaluation set, the issue's figure; ``evaluation_compressed``:
 its H.264 copy), prints them beside the replaced model's, and refuses to ship unless the rule holds
@@ -44,6 +45,13 @@ def main() -> int:
 
     run = load_model(args.weights)
     meta = dict(run.metadata)
+    init = (meta.get("recipe") or {}).get("init_weights")
+    if init and "init" not in meta:
+        # a fine-tune: keep where its starting weights came from, read now, before a shipped name
+        # that it started from is overwritten by this very file
+        start = load_model(init).metadata
+        meta["init"] = {"weights": init, **{k: start.get(k) for k in (
+            "trained_as", "steps", "seconds", "commit", "hardware", "recipe", "init")}}
 
     def score(net: LPRN, sets: tuple[str, ...]) -> dict:
         return combined_summary([evaluate_pairs(net, Path(s)).summary(args.name) for s in sets], sets)

@@ -1,0 +1,48 @@
+"""Score several weights (shipped names or .pt files) on the shipping rule's four sets, as one table.
+
+    python docs/score_candidates.py lprn runs/lprn-ft-h264/lprn-t6-both.pt runs/lprn-ft-h264/lprn-t6-both-best.pt
+
+Why: ``docs/ship_run.py`` applies the rule to one candidate and rescores the shipped model each time;
+choosing among a run's last and best weights, or among seeds, needs every candidate side by side on
+the same sets. Columns: the gain in dB on each set, the rule's two means (validation decides,
+evaluation vetoes) and the sharp-through PSNR on the clean evaluation set. ``--json FILE`` keeps the
+full summaries (per scene too) so a table can be rebuilt without rescoring.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ship_run import EVALUATION_SETS, VALIDATION_SETS  # type: ignore[import-not-found]
+
+from videodeblur.model import load_model
+from videodeblur.train import evaluate_pairs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("weights", nargs="+", help="shipped model names or .pt files")
+    parser.add_argument("--json", dest="json_path", help="write every summary to this file")
+    args = parser.parse_args()
+
+    sets = (*VALIDATION_SETS, *EVALUATION_SETS)
+    names = ("val clean", "val H.264", "val mean", "eval clean", "eval H.264", "eval mean", "sharp dB")
+    print(" | ".join(["weights", *names]))
+    results = {}
+    for weights in args.weights:
+        network = load_model(weights).network
+        summaries = {s: evaluate_pairs(network, Path(s)).summary(weights) for s in sets}
+        gains = [summaries[s]["gain_db"] for s in sets]
+        row = [*gains[:2], (gains[0] + gains[1]) / 2, *gains[2:], (gains[2] + gains[3]) / 2]
+        sharp = summaries[EVALUATION_SETS[0]]["psnr_sharp_through"]
+        print(" | ".join([weights, *(f"{g:+.3f}" for g in row), f"{sharp:.1f}"]), flush=True)
+        results[weights] = summaries
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
