@@ -65,6 +65,12 @@ def test_avi_with_dropped_frame_slots_keeps_its_timing_and_does_not_warn(run_cli
     data = json.loads(result.stdout)
     assert data["warnings"] == [] and data["frames_lost"] == 0 and data["frames"] == 6
     assert decode(tmp_path / "out.mp4").pts_seconds == [Fraction(p, 15) for p in pts]
+    # the same file cut short: one warning, with the loss estimated from the frames' density
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(src.read_bytes()[:src.read_bytes().find(b"idx1") - 2 * 620])
+    data = json.loads(run_cli("video", cut, "-o", tmp_path / "cut.mp4", *CPU, "--json").stdout)
+    assert data["frames"] == 4 and data["frames_lost"] == 4
+    assert len(data["warnings"]) == 1 and "4 of about 8 frames decoded, about 4 lost" in data["warnings"][0]
 
 
 @pytest.mark.parametrize("case, message", [

@@ -352,10 +352,12 @@ class _Pipeline:
         info = reader.info
         lost = 0 if self.cut_short else reader.frames_lost
         if lost or reader.decode_errors:
-            expected = f" of {info.frames}" if info.frames else ""
+            estimated = not self.cut_short and reader.frames_lost_estimated
+            expected = (f" of about {reader.frames_decoded + lost}" if estimated
+                        else f" of {info.frames}" if info.frames else "")
             detail = f"; first error: {reader.first_error}" if reader.first_error else ""
             self.stats.warn(f"{info.path} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
-                            f"{lost} lost, {reader.decode_errors} decode error(s){detail}")
+                            f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
         if info.bit_depth > 8:
             self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
         return self.stats.freeze(

@@ -161,8 +161,18 @@ class FrameReader:
             missing = 0
         if missing and self._reaches_stream_end():
             missing = 0
+        if missing and (density := self._slot_density()) is not None:
+            # cut short *and* gappy: the header's count holds empty slots, so count the missing part
+            # of the stream at the density of the part that was read
+            missing = round((expected - self._slots_covered()) * density)
         undecoded = max(self.packets_read - self.packets_discarded - self.frames_decoded, 0)
         return missing + undecoded
+
+    @property
+    def frames_lost_estimated(self) -> bool:
+        """Whether ``frames_lost`` is an estimate: the file was cut short and its header counts empty
+        frame slots (a gappy AVI), so how many real frames the missing part held is not known."""
+        return self._slot_density() is not None and not self._reaches_stream_end()
 
     def close(self) -> None:
         with self._lock:
@@ -210,6 +220,20 @@ class FrameReader:
         step = _default_step(self.info)
         end = self._packets_end + (0 if self._packet_durations else step)
         return end + step / 2 >= (s.start_time or 0) + s.duration
+
+    def _slots_covered(self) -> float:
+        """How many of the header's frame slots the packets read span, from the stream's start."""
+        start = self._stream.start_time or 0
+        return (self._packets_end - start) / _default_step(self.info) if self._packets_end is not None else 0.0
+
+    def _slot_density(self) -> float | None:
+        """Packets read per frame slot they span, when clearly below one (< 0.9: the file leaves
+        slots empty); None for ordinary files, where every slot holds a frame."""
+        covered = self._slots_covered()
+        if self.packets_read < 2 or covered <= 0:
+            return None
+        density = self.packets_read / covered
+        return density if density < 0.9 else None
 
     def _note_error(self, err: Exception) -> None:
         self.decode_errors += 1
