@@ -6,7 +6,9 @@ Why: ``docs/ship_run.py`` applies the rule to one candidate and rescores the shi
 choosing among a run's last and best weights, or among seeds, needs every candidate side by side on
 the same sets. Columns: the gain in dB on each set, the rule's two means (validation decides,
 evaluation vetoes) and the sharp-through PSNR on the clean evaluation set. ``--json FILE`` keeps the
-full summaries (per scene too) so a table can be rebuilt without rescoring.
+full summaries (per scene too) so a table can be rebuilt without rescoring. ``--record`` stores the
+scores in the metadata of every shipped model named (as ``docs/ship_run.py`` does when it ships), so
+a model the rule keeps shows its H.264 figure in `videodeblur models` too.
 """
 from __future__ import annotations
 
@@ -17,14 +19,15 @@ from pathlib import Path
 
 from ship_run import EVALUATION_SETS, VALIDATION_SETS  # type: ignore[import-not-found]
 
-from videodeblur.model import load_model
-from videodeblur.train import evaluate_pairs
+from videodeblur.model import SHIPPED_MODELS, load_model, write_metadata
+from videodeblur.train import combined_summary, evaluate_pairs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", nargs="+", help="shipped model names or .pt files")
     parser.add_argument("--json", dest="json_path", help="write every summary to this file")
+    parser.add_argument("--record", action="store_true", help="store the scores in shipped models' metadata")
     args = parser.parse_args()
 
     sets = (*VALIDATION_SETS, *EVALUATION_SETS)
@@ -32,13 +35,20 @@ def main() -> int:
     print(" | ".join(["weights", *names]))
     results = {}
     for weights in args.weights:
-        network = load_model(weights).network
+        loaded = load_model(weights)
+        network = loaded.network
         summaries = {s: evaluate_pairs(network, Path(s)).summary(weights) for s in sets}
         gains = [summaries[s]["gain_db"] for s in sets]
         row = [*gains[:2], (gains[0] + gains[1]) / 2, *gains[2:], (gains[2] + gains[3]) / 2]
         sharp = summaries[EVALUATION_SETS[0]]["psnr_sharp_through"]
         print(" | ".join([weights, *(f"{g:+.3f}" for g in row), f"{sharp:.1f}"]), flush=True)
         results[weights] = summaries
+        if args.record and weights in SHIPPED_MODELS:
+            write_metadata(loaded.path, {
+                **loaded.metadata, "val_pairs": list(VALIDATION_SETS),
+                "validation": combined_summary([summaries[s] for s in VALIDATION_SETS], VALIDATION_SETS),
+                "eval_pairs": EVALUATION_SETS[0], "evaluation": summaries[EVALUATION_SETS[0]],
+                "eval_pairs_compressed": EVALUATION_SETS[1], "evaluation_compressed": summaries[EVALUATION_SETS[1]]})
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=1))
     return 0
