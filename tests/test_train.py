@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 
@@ -299,6 +300,9 @@ def test_init_weights_start_training_from_trained_weights(tmp_path: Path, run_cl
         torch.testing.assert_close(tuned[name], value, rtol=1e-5, atol=1e-7, msg=name)
     metadata = json.loads((tmp_path / "f" / "tiny.json").read_text())
     assert metadata["recipe"]["init_weights"] == str(first.weights)
+    # the starting weights are named by content too, and their own training adds up
+    assert metadata["init"]["sha256"] == hashlib.sha256(first.weights.read_bytes()).hexdigest()
+    assert metadata["init"]["steps"] == 6 and metadata["init"]["recipe"]["steps"] == 6
 
 
 def test_init_weights_with_another_config_is_a_one_line_error(tmp_path: Path, run_cli) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -69,6 +70,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     model = LPRN(recipe.model)
     if recipe.init_weights and resume is None:  # a resumed run's checkpoint already holds the weights
         _load_initial_weights(model, recipe.init_weights)
+    # where a fine-tune started, read now: a shipped name may point at other weights by the time it ends
+    init = _init_lineage(recipe.init_weights) if recipe.init_weights else None
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
                                   weight_decay=recipe.weight_decay)
@@ -120,7 +123,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                                  seconds_before + time.perf_counter() - started, recipe, ema)
             if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
                 _validate(kept, recipe, device, _run_metadata(
-                    recipe, step, seconds_before + time.perf_counter() - started, device, world, commit))
+                    recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init))
             if step % recipe.log_every == 0 or step == recipe.steps:
                 now = time.perf_counter()
                 last_loss = loss_sum / window_steps
@@ -147,7 +150,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         kept.eval()
         if recipe.eval_pairs and Path(recipe.eval_pairs).is_dir():
             evaluation = evaluate_pairs(kept, recipe.eval_pairs, device=device).summary(recipe.model.name)
-        metadata = {**_run_metadata(recipe, step, seconds, device, world, commit),
+        metadata = {**_run_metadata(recipe, step, seconds, device, world, commit, init),
                     "final_loss": last_loss, "evaluation": evaluation}
         save_weights(weights, kept.cpu(), metadata)
     if world > 1:
@@ -233,11 +236,25 @@ def _init_distributed() -> tuple[int, int]:
 
 
 def _run_metadata(recipe: TrainRecipe, step: int, seconds: float, device: torch.device, world: int,
-                  commit: str | None) -> dict[str, Any]:
-    """What every saved weights file records about the run that made it, so any of them can ship."""
-    return {"config": recipe.model.to_dict(), "recipe": _jsonable(recipe.to_dict()), "steps": step,
-            "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
-            "commit": commit, "torch": torch.__version__}
+                  commit: str | None, init: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What every saved weights file records about the run that made it, so any of them can ship;
+    a fine-tune also records the weights it started from (``init``)."""
+    metadata = {"config": recipe.model.to_dict(), "recipe": _jsonable(recipe.to_dict()), "steps": step,
+                "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
+                "commit": commit, "torch": torch.__version__}
+    if init is not None:
+        metadata["init"] = init
+    return metadata
+
+
+def _init_lineage(name_or_path: str) -> dict[str, Any]:
+    """The starting weights of a fine-tune: which file (and its SHA-256, since a shipped name is later
+    re-pointed at new weights) and how that file was trained, so its steps and seconds add up."""
+    loaded = load_model(name_or_path)
+    meta = loaded.metadata
+    return {"weights": name_or_path, "path": str(loaded.path),
+            "sha256": hashlib.sha256(Path(loaded.path).read_bytes()).hexdigest(),
+            **{k: meta.get(k) for k in ("trained_as", "steps", "seconds", "commit", "recipe", "init")}}
 
 
 def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, run: dict[str, Any]) -> None:
