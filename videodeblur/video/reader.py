@@ -155,16 +155,7 @@ class FrameReader:
         packets than the header's count whose timestamps still reach the stream's end are the file's
         own timing, not loss: an AVI counts its empty, dropped-frame slots (OpenCV's ``tree.avi``
         holds 68 frames in 444 slots), and variable-rate video has gaps by design."""
-        expected = self.info.frames or 0
-        missing = max(expected - self.packets_read, 0)
-        if not self.info.frames_exact and missing <= max(1, expected // 50):
-            missing = 0
-        if missing and self._reaches_stream_end():
-            missing = 0
-        if missing and (density := self._slot_density()) is not None:
-            # cut short *and* gappy: the header's count holds empty slots, so count the missing part
-            # of the stream at the density of the part that was read
-            missing = round((expected - self._slots_covered()) * density)
+        missing, _ = self._missing_packets()
         undecoded = max(self.packets_read - self.packets_discarded - self.frames_decoded, 0)
         return missing + undecoded
 
@@ -172,7 +163,7 @@ class FrameReader:
     def frames_lost_estimated(self) -> bool:
         """Whether ``frames_lost`` is an estimate: the file was cut short and its header counts empty
         frame slots (a gappy AVI), so how many real frames the missing part held is not known."""
-        return self._slot_density() is not None and not self._reaches_stream_end()
+        return self._missing_packets()[1]
 
     def close(self) -> None:
         with self._lock:
@@ -220,6 +211,21 @@ class FrameReader:
         step = _default_step(self.info)
         end = self._packets_end + (0 if self._packet_durations else step)
         return end + step / 2 >= (s.start_time or 0) + s.duration
+
+    def _missing_packets(self) -> tuple[int, bool]:
+        """Packets the header counts that never came (``frames_lost`` explains when they count), and
+        whether that number is an estimate from the density of a gappy file's part that was read."""
+        expected = self.info.frames or 0
+        missing = max(expected - self.packets_read, 0)
+        if not self.info.frames_exact and missing <= max(1, expected // 50):
+            return 0, False
+        if not missing or self._reaches_stream_end():
+            return 0, False
+        if (density := self._slot_density()) is not None:
+            # cut short *and* gappy: the header's count holds empty slots, so count the missing part
+            # of the stream at the density of the part that was read
+            return round((expected - self._slots_covered()) * density), True
+        return missing, False
 
     def _slots_covered(self) -> float:
         """How many of the header's frame slots the packets read span, from the stream's start."""
