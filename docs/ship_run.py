@@ -23,7 +23,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from videodeblur.model import LPRN, SHIPPED_MODELS, load_model, save_weights, shipped_weights_path
+from videodeblur.model import LPRN, SHIPPED_MODELS, load_model, save_weights, shipped_weights_path, weights_origin
 from videodeblur.train import combined_summary, evaluate_pairs
 
 VALIDATION_SETS = ("runs/val_bikes000", "runs/val_bikes000_h264crf23")
@@ -49,9 +49,7 @@ def main() -> int:
     if init and "init" not in meta:
         # a fine-tune: keep where its starting weights came from, read now, before a shipped name
         # that it started from is overwritten by this very file
-        start = load_model(init).metadata
-        meta["init"] = {"weights": init, **{k: start.get(k) for k in (
-            "trained_as", "steps", "seconds", "commit", "hardware", "recipe", "init")}}
+        meta["init"] = weights_origin(load_model(init), init)
 
     def score(net: LPRN, sets: tuple[str, ...]) -> dict:
         return combined_summary([evaluate_pairs(net, Path(s)).summary(args.name) for s in sets], sets)

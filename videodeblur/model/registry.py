@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.model.weights import load_weights, read_metadata
 
 __all__ = ["SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL", "LoadedModel", "load_model",
-           "shipped_weights_path", "list_models", "default_model_name"]
+           "shipped_weights_path", "list_models", "default_model_name", "weights_origin"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -55,6 +56,16 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
             )
         name = path.stem
     return LoadedModel(name=name, path=path, network=load_weights(path), metadata=read_metadata(path))
+
+
+def weights_origin(loaded: LoadedModel, given: str | Path) -> dict[str, Any]:
+    """Where a fine-tune's starting weights came from: the name or path ``given``, the file and its
+    SHA-256 (a shipped name is re-pointed at new weights once the fine-tune ships), and how that file
+    was trained, so the steps and seconds behind a model add up."""
+    return {"weights": str(given), "path": str(loaded.path),
+            "sha256": hashlib.sha256(Path(loaded.path).read_bytes()).hexdigest(),
+            **{k: loaded.metadata.get(k) for k in ("trained_as", "steps", "seconds", "commit", "hardware",
+                                                     "recipe", "init")}}
 
 
 def list_models() -> list[dict[str, Any]]:

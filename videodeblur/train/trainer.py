@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -28,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from videodeblur.errors import InputNotFoundError, WeightsError
 from videodeblur.model.lprn import LPRN
-from videodeblur.model.registry import load_model
+from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import read_metadata, save_weights
 from videodeblur.train.data import FolderPairs, StepSampler, SynthesisedPairs, read_images, read_video_scenes
 from videodeblur.train.evaluate import combined_summary, evaluate_pairs
@@ -68,10 +67,13 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     commit = _git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
 
     model = LPRN(recipe.model)
-    if recipe.init_weights and resume is None:  # a resumed run's checkpoint already holds the weights
-        _load_initial_weights(model, recipe.init_weights)
-    # where a fine-tune started, read now: a shipped name may point at other weights by the time it ends
-    init = _init_lineage(recipe.init_weights) if recipe.init_weights else None
+    init = None
+    if recipe.init_weights:
+        start = load_model(recipe.init_weights)
+        if resume is None:  # a resumed run's checkpoint already holds the weights
+            _load_initial_weights(model, start)
+        # where a fine-tune started, read now: a shipped name may point at other weights by the time it ends
+        init = weights_origin(start, recipe.init_weights)
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
                                   weight_decay=recipe.weight_decay)
@@ -247,15 +249,6 @@ def _run_metadata(recipe: TrainRecipe, step: int, seconds: float, device: torch.
     return metadata
 
 
-def _init_lineage(name_or_path: str) -> dict[str, Any]:
-    """The starting weights of a fine-tune: which file (and its SHA-256, since a shipped name is later
-    re-pointed at new weights) and how that file was trained, so its steps and seconds add up."""
-    loaded = load_model(name_or_path)
-    meta = loaded.metadata
-    return {"weights": name_or_path, "path": str(loaded.path),
-            "sha256": hashlib.sha256(Path(loaded.path).read_bytes()).hexdigest(),
-            **{k: meta.get(k) for k in ("trained_as", "steps", "seconds", "commit", "recipe", "init")}}
-
 
 def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, run: dict[str, Any]) -> None:
     """Score the model on ``recipe.val_pairs`` (a validation set, not the evaluation set), append it to
@@ -277,11 +270,10 @@ def _validate(model: LPRN, recipe: TrainRecipe, device: torch.device, run: dict[
         save_weights(best_path, snapshot, {**run, "validation": score, "val_pairs": recipe.val_pairs})
 
 
-def _load_initial_weights(model: LPRN, name_or_path: str) -> None:
+def _load_initial_weights(model: LPRN, loaded: LoadedModel) -> None:
     """Start from trained weights (fine-tuning, e.g. a shipped model on your own GoPro pairs) instead of
     the identity. The file's architecture must be the recipe's, or the weights would not mean the same
     thing; its name may differ (the run saves under the recipe's name)."""
-    loaded = load_model(name_or_path)
     theirs, ours = _architecture(loaded.network.config.to_dict()), _architecture(model.config.to_dict())
     if theirs != ours:
         differ = ", ".join(f"{k} {theirs.get(k)} vs {ours.get(k)}" for k in sorted(ours) if theirs.get(k) != ours.get(k))
