@@ -17,10 +17,9 @@ import json
 import sys
 from pathlib import Path
 
-from ship_run import EVALUATION_SETS, VALIDATION_SETS  # type: ignore[import-not-found]
+from ship_run import EVALUATION_SETS, VALIDATION_SETS, figures_metadata, score  # type: ignore[import-not-found]
 
 from videodeblur.model import SHIPPED_MODELS, load_model, write_metadata
-from videodeblur.train import combined_summary, evaluate_pairs
 
 
 def main() -> int:
@@ -30,25 +29,19 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="store the scores in shipped models' metadata")
     args = parser.parse_args()
 
-    sets = (*VALIDATION_SETS, *EVALUATION_SETS)
     names = ("val clean", "val H.264", "val mean", "eval clean", "eval H.264", "eval mean", "sharp dB")
     print(" | ".join(["weights", *names]))
     results = {}
     for weights in args.weights:
         loaded = load_model(weights)
-        network = loaded.network
-        summaries = {s: evaluate_pairs(network, Path(s)).summary(weights) for s in sets}
-        gains = [summaries[s]["gain_db"] for s in sets]
-        row = [*gains[:2], (gains[0] + gains[1]) / 2, *gains[2:], (gains[2] + gains[3]) / 2]
-        sharp = summaries[EVALUATION_SETS[0]]["psnr_sharp_through"]
+        validation, evaluation = (score(loaded.network, sets, weights) for sets in (VALIDATION_SETS, EVALUATION_SETS))
+        row = [s["gain_db"] for summary in (validation, evaluation) for s in (*summary["sets"].values(), summary)]
+        sharp = evaluation["sets"][EVALUATION_SETS[0]]["psnr_sharp_through"]
         print(" | ".join([weights, *(f"{g:+.3f}" for g in row), f"{sharp:.1f}"]), flush=True)
-        results[weights] = summaries
+        results[weights] = {**validation["sets"], **evaluation["sets"]}
         if args.record and weights in SHIPPED_MODELS:
-            write_metadata(loaded.path, {
-                **loaded.metadata, "val_pairs": list(VALIDATION_SETS),
-                "validation": combined_summary([summaries[s] for s in VALIDATION_SETS], VALIDATION_SETS),
-                "eval_pairs": EVALUATION_SETS[0], "evaluation": summaries[EVALUATION_SETS[0]],
-                "eval_pairs_compressed": EVALUATION_SETS[1], "evaluation_compressed": summaries[EVALUATION_SETS[1]]})
+            write_metadata(loaded.path, {**loaded.metadata,
+                                         **figures_metadata(validation, evaluation, VALIDATION_SETS, EVALUATION_SETS)})
     if args.json_path:
         Path(args.json_path).write_text(json.dumps(results, indent=1))
     return 0

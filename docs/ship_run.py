@@ -31,6 +31,23 @@ EVALUATION_SETS = ("runs/eval_pairs", "runs/eval_pairs_h264crf23")  # clean firs
 SHARP_THROUGH_FLOOR_DB = 38.0
 
 
+def score(net: LPRN, sets: tuple[str, ...], name: str) -> dict:
+    """The rule's score on ``sets``: their mean (``combined_summary``), each set's own under ``sets``."""
+    return combined_summary([evaluate_pairs(net, Path(s)).summary(name) for s in sets], sets)
+
+
+def figures_metadata(validation: dict, evaluation: dict, val_sets: tuple[str, ...],
+                     eval_sets: tuple[str, ...]) -> dict:
+    """The metadata keys a shipped model's figures live under: ``validation`` (the mean, each set under
+    ``sets``), ``evaluation`` (the clean evaluation set, the issue's figure) and, with an H.264 copy,
+    ``evaluation_compressed``."""
+    meta = {"val_pairs": list(val_sets), "validation": validation, "eval_pairs": eval_sets[0],
+            "evaluation": evaluation.get("sets", {}).get(eval_sets[0], evaluation)}
+    if len(eval_sets) > 1:
+        meta.update(eval_pairs_compressed=eval_sets[1], evaluation_compressed=evaluation["sets"][eval_sets[1]])
+    return meta
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("weights", help="the run's weights (.pt with its .json beside it)")
@@ -51,20 +68,18 @@ def main() -> int:
         # that it started from is overwritten by this very file
         meta["init"] = weights_origin(load_model(init), init)
 
-    def score(net: LPRN, sets: tuple[str, ...]) -> dict:
-        return combined_summary([evaluate_pairs(net, Path(s)).summary(args.name) for s in sets], sets)
-
     network = LPRN(dataclasses.replace(run.network.config, name=args.name))
     network.load_state_dict(run.network.state_dict())
     network.eval()
-    validation, evaluation = score(network, val_sets), score(network, eval_sets)
-    clean_eval = evaluation.get("sets", {}).get(eval_sets[0], evaluation)
+    validation, evaluation = score(network, val_sets, args.name), score(network, eval_sets, args.name)
+    figures = figures_metadata(validation, evaluation, val_sets, eval_sets)
+    clean_eval = figures["evaluation"]
 
     target = shipped_weights_path(args.name)
     old_val = old_eval = float("-inf")
     if target.is_file():  # scored now, on the same pairs, rather than trusted from its metadata
         shipped = load_model(args.name).network
-        old_val, old_eval = score(shipped, val_sets)["gain_db"], score(shipped, eval_sets)["gain_db"]
+        old_val, old_eval = (score(shipped, sets, args.name)["gain_db"] for sets in (val_sets, eval_sets))
     for label, summary in (("validation", validation), ("evaluation", evaluation)):
         parts = ", ".join(f"{name} {s['gain_db']:+.3f}" for name, s in summary.get("sets", {}).items())
         print(f"{label}: mean gain {summary['gain_db']:+.3f} dB" + (f" ({parts})" if parts else ""))
@@ -79,10 +94,7 @@ def main() -> int:
         print("not shipped: it must beat the shipped model on validation, be no worse on evaluation "
               f"and keep sharp frames at >= {SHARP_THROUGH_FLOOR_DB:.0f} dB")
         return 1
-    meta.update(trained_as=args.trained_as, val_pairs=list(val_sets), validation=validation,
-                eval_pairs=eval_sets[0], evaluation=clean_eval)
-    if len(eval_sets) > 1:
-        meta.update(eval_pairs_compressed=eval_sets[1], evaluation_compressed=evaluation["sets"][eval_sets[1]])
+    meta.update(trained_as=args.trained_as, **figures)
     save_weights(target, network, meta)
     print(f"shipped {target}")
     return 0
