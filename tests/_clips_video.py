@@ -63,6 +63,15 @@ def truncated_copy(src: Path, dst: Path, keep: float = 0.6) -> Path:
     return dst
 
 
+def unindexed_copy(src: Path, dst: Path, keep: float = 0.6) -> Path:
+    """``src`` (an MP4 with its index, moov, at the end, as FFmpeg writes by default) cut after
+    ``keep`` of its bytes: what a recorder that died leaves; no frame can be located in it."""
+    data = src.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat"), "the source must have its index last"
+    dst.write_bytes(data[: int(len(data) * keep)])
+    return dst
+
+
 def zeroed_copy(src: Path, dst: Path) -> Path:
     """``src`` with its media data overwritten by zeros: a video stream whose frames do not decode."""
     data = bytearray(src.read_bytes())

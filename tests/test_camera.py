@@ -309,6 +309,15 @@ def test_unopenable_source_is_a_one_line_error(run_cli, tmp_path: Path, monkeypa
     assert named in result.stderr_lines[0]
 
 
+def test_a_missing_camera_is_one_line_on_the_real_stderr(run_subprocess) -> None:
+    """OpenCV logs its own ERROR line straight to file descriptor 2 when an index is out of range,
+    which an in-process runner cannot see; a real process must show only our line."""
+    result = run_subprocess("camera", "--source", "97", "--no-preview")
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("videodeblur: error: cannot open camera 97"), lines
+
+
 def test_ctrl_c_exits_130_with_a_playable_recording(tmp_path: Path) -> None:
     out = tmp_path / "rec.mp4"
     proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "camera", "--source", "testsrc2=size=64x48:rate=25",

@@ -11,8 +11,9 @@ import torch
 
 from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
+from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
-from _clips_video import audio_only, avi_with_empty_slots, decode, truncated_copy, zeroed_copy
+from _clips_video import audio_only, avi_with_empty_slots, decode, truncated_copy, unindexed_copy, zeroed_copy
 from conftest import clip_frame, clip_pts_seconds, psnr
 
 
@@ -158,6 +159,8 @@ def test_auto_encoder_falls_back_to_libx264() -> None:
     ("folder", UnreadableInputError, "is a folder"),
     ("audio_only", UnreadableInputError, "no video stream"),
     ("zero_frames", DecodeError, "no frame could be decoded"),
+    ("no_index", UnreadableInputError, "cut short before its index"),
+    ("bad_tags", None, ""),
 ])
 def test_bad_inputs_are_typed_one_line_errors(case: str, error: type, match: str, make_clip, tmp_path: Path) -> None:
     path = {
@@ -166,10 +169,32 @@ def test_bad_inputs_are_typed_one_line_errors(case: str, error: type, match: str
         "folder": lambda: tmp_path,
         "audio_only": lambda: audio_only(tmp_path / "tone.mp4"),
         "zero_frames": lambda: zeroed_copy(make_clip("a.mp4", width=64, height=48, frames=4), tmp_path / "z.mp4"),
+        "no_index": lambda: unindexed_copy(make_clip("a.mp4", width=64, height=48, frames=8), tmp_path / "cut.mp4"),
+        "bad_tags": lambda: _with_latin1_title(make_clip("a.mp4", width=64, height=48, frames=4)),
     }[case]()
+    if error is None:  # not bad at all: it must read
+        assert len(list(FrameReader(path))) == 4
+        return
     with pytest.raises(error, match=match) as caught:
         FrameReader(path)
     assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def _with_latin1_title(src: Path) -> Path:
+    """A copy of ``src`` whose title tag is Latin-1, not UTF-8 (old Windows tools write such tags):
+    PyAV's default strict decoding of tags would refuse to open it."""
+    dst = src.with_name("latin1.mp4")
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        o.metadata["title"] = "Cafe" + "X" * 8
+        out = o.add_stream_from_template(i.streams.video[0])
+        for packet in i.demux(i.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = out
+                o.mux(packet)
+    data = dst.read_bytes()
+    assert data.count(b"CafeXXXXXXXX") == 1
+    dst.write_bytes(data.replace(b"CafeXXXXXXXX", "Café crème".encode("latin-1") + b"XX"))
+    return dst
 
 
 @pytest.mark.parametrize("where, match", [("missing_dir/out.mp4", "does not exist"), (".", "is a folder"),
@@ -185,6 +210,49 @@ def test_other_containers(ext: str, make_clip, tmp_path: Path) -> None:
     _copy(src, tmp_path / f"out.{ext}")
     out = decode(tmp_path / f"out.{ext}")
     assert len(out.frames) == 5 and out.audio
+
+
+def _has_encoder(name: str) -> bool:
+    try:
+        return av.Codec(name, "w").type == "video"
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return False
+
+
+@pytest.mark.parametrize("encoder", ["libx264", "libx265", "libvpx-vp9", "libsvtav1"])
+def test_crf_sets_the_quality_of_every_encoder_that_has_one(encoder: str, make_clip, tmp_path: Path) -> None:
+    """``--crf`` is not only libx264's: a low CRF must give a larger, closer copy than a high one."""
+    if not _has_encoder(encoder):
+        pytest.skip(f"this FFmpeg build has no {encoder}")
+    src = make_clip("a.mp4", width=96, height=64, frames=6)
+    original = decode(src).frames
+    quality = {}
+    for crf in (8, 48):
+        out = tmp_path / f"crf{crf}.mkv"
+        _, writer = _copy(src, out, encoder=encoder, crf=crf)
+        assert writer.quality_control == "crf"
+        frames = decode(out).frames
+        assert len(frames) == 6
+        quality[crf] = (min(psnr(a, b) for a, b in zip(frames, original)), out.stat().st_size)
+    assert quality[8][0] > quality[48][0] + 3, quality
+    assert quality[8][1] > quality[48][1], quality
+
+
+def test_encoder_options_per_family() -> None:
+    assert encoder_options("libx264", {"crf", "preset"}, crf=20, preset="fast") == {"crf": "20", "preset": "fast"}
+    assert encoder_options("libx265", {"crf", "x265-params"}, crf=20, preset="fast") == {
+        "crf": "20", "preset": "fast", "x265-params": "log-level=error"}
+    assert encoder_options("libvpx-vp9", {"crf"}, crf=30, preset="fast") == {"crf": "30", "b": "0"}
+    assert encoder_options("h264_nvenc", {"cq"}, crf=23, preset="fast")["cq"] == "23"
+    assert encoder_options("mpeg4", set(), crf=23, preset="fast") == {}
+
+
+def test_pix_fmt_falls_back_to_what_the_encoder_takes() -> None:
+    """A 4:4:4 source goes to a 4:2:0-only encoder as 4:2:0; an odd size it cannot hold is a clear error."""
+    assert encodable_pix_fmt("libx264", "yuv444p", width=64, height=48) == "yuv444p"
+    assert encodable_pix_fmt("mpeg4", "yuv444p", width=64, height=48) == "yuv420p"
+    with pytest.raises(EncodeError, match="cannot encode 65x49 yuv444p"):
+        encodable_pix_fmt("mpeg4", "yuv444p", width=65, height=49)
 
 
 def test_unwritable_output_is_an_output_error(tmp_path: Path) -> None:

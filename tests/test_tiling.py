@@ -1,11 +1,15 @@
 """Overlapping tiles: full coverage, weights that sum to one, and no seams."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from videodeblur.cli._common import MIN_TILE
+from videodeblur.errors import ConfigError
 from videodeblur.pipeline import Engine, EngineOptions
 from videodeblur.pipeline.tiling import blend_window, run_tiled, tile_starts
 
@@ -61,3 +65,14 @@ def test_engine_tiles_lprn_without_seams() -> None:
     col_steps = np.abs(np.diff(diff, axis=1)).mean(axis=(0, 2))
     row_steps = np.abs(np.diff(diff, axis=0)).mean(axis=(1, 2))
     assert col_steps.max() < 1.0 and row_steps.max() < 1.0
+
+
+def test_the_cli_tile_floor_is_the_engine_rule(run_cli, tmp_path: Path) -> None:
+    """Every command refuses a tile the engine would refuse, before torch loads (exit 2, usage)."""
+    EngineOptions(tile=MIN_TILE)
+    with pytest.raises(ConfigError):
+        EngineOptions(tile=MIN_TILE - 1)
+    for command in (("image", tmp_path / "a.png", "-o", tmp_path / "b.png"),
+                    ("video", tmp_path / "a.mp4", "-o", tmp_path / "b.mp4")):
+        result = run_cli(*command, "--tile", str(MIN_TILE - 1))
+        assert result.exit_code == 2 and f"x>={MIN_TILE}" in result.stderr

@@ -37,6 +37,20 @@ def test_json_is_one_object_with_every_field(run_cli, make_clip, tmp_path: Path)
     assert len(decode(tmp_path / "out.mp4").frames) == 9
 
 
+def test_other_encoders_are_quiet_and_an_ignored_crf_is_said(make_clip, tmp_path: Path, run_subprocess) -> None:
+    """x265 prints a screen of info lines on stderr unless told not to; an encoder with no
+    constant-quality knob (mpeg4) cannot honour --crf, and the run says so instead of ignoring it."""
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    x265 = run_subprocess("video", src, "-o", tmp_path / "h.mkv", *CPU, "--encoder", "libx265", "--crf", "30", "--json")
+    assert x265.exit_code == 0, x265.stderr
+    assert json.loads(x265.stdout)["warnings"] == [] and "x265 [info]" not in x265.stderr
+    mpeg4 = run_subprocess("video", src, "-o", tmp_path / "m.mp4", *CPU, "--encoder", "mpeg4", "--crf", "30", "--json")
+    assert mpeg4.exit_code == 0, mpeg4.stderr
+    (warning,) = json.loads(mpeg4.stdout)["warnings"]
+    assert "mpeg4 has no constant-quality setting" in warning and "crf 30" in warning
+    assert len(decode(tmp_path / "m.mp4").frames) == 4
+
+
 def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=5)
     result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU)

@@ -9,7 +9,7 @@ import click
 
 from videodeblur.errors import VideoDeblurError
 
-__all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "fail"]
+__all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -74,3 +74,10 @@ device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda
 precision_option = click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
                                 show_default=True, help="Inference precision (auto: fp16 on CUDA, fp32 on CPU).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
+
+
+MIN_TILE = 80  # the engine's rule: twice its 32 px tile overlap + 16 (checked here too, before torch loads)
+
+
+def tile_option(help_text: str) -> Callable[[Any], Any]:
+    return click.option("--tile", type=click.IntRange(min=MIN_TILE), default=None, help=help_text)

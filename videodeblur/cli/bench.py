@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from videodeblur.cli._common import device_option, json_option, model_option, precision_option
+from videodeblur.cli._common import device_option, json_option, model_option, precision_option, tile_option
 
 __all__ = ["bench", "format_table"]
 
@@ -46,8 +46,7 @@ def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tu
               help="Measure on this video file instead of a generated clip.")
 @click.option("--warmup", "warmup_frames", type=click.IntRange(min=0), default=None,
               help="Warm-up frames left out of every measurement [default: a fifth of --frames, at most 25].")
-@click.option("--tile", type=click.IntRange(min=80), default=None,
-              help="Run the network in overlapping NxN tiles, as `video --tile` does (e.g. 4K on a small GPU).")
+@tile_option("Run the network in overlapping NxN tiles, as `video --tile` does (e.g. 4K on a small GPU).")
 @click.option("--compare", is_flag=True, help="Also time NAFNet-32/64 and MIMO-UNet/+ (network only, batch 1).")
 @click.option("--peer", "peers", multiple=True, help="With --compare: only these peers (repeatable).")
 @json_option

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from videodeblur.cli._common import device_option, model_option, precision_option
+from videodeblur.cli._common import device_option, model_option, precision_option, tile_option
 
 __all__ = ["image"]
 
@@ -17,8 +17,7 @@ __all__ = ["image"]
 @model_option()
 @device_option
 @precision_option
-@click.option("--tile", type=click.IntRange(min=1), default=None,
-              help="Process in overlapping tiles of this many pixels (for images too big for memory).")
+@tile_option("Process in overlapping tiles of this many pixels (for images too big for memory).")
 def image(inputs: tuple[Path, ...], output: Path, model: str | None, device: str, precision: str,
           tile: int | None) -> None:
     """Deblur PNG/JPEG images: one file to one file, or several files / a folder to a folder.

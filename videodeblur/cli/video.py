@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import click
 
-from videodeblur.cli._common import device_option, json_option, model_option, precision_option
+from videodeblur.cli._common import device_option, json_option, model_option, precision_option, tile_option
 
 __all__ = ["video"]
 
@@ -26,10 +26,9 @@ __all__ = ["video"]
 @click.option("--encoder", default="auto", show_default=True,
               help="auto (h264_nvenc if it opens, else libx264), libx264, h264_nvenc, or another FFmpeg encoder.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
-              help="Encoder quality (lower is better; 18 is visually lossless).")
-@click.option("--preset", default="veryfast", show_default=True, help="libx264 preset.")
-@click.option("--tile", type=click.IntRange(min=80), default=None,
-              help="Process frames in overlapping NxN tiles (for frames too big for memory).")
+              help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, libsvtav1 (crf) and NVENC (cq).")
+@click.option("--preset", default="veryfast", show_default=True, help="libx264 / libx265 speed preset.")
+@tile_option("Process frames in overlapping NxN tiles (for frames too big for memory).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
 @click.option("--progress/--no-progress", "show_progress", default=None,

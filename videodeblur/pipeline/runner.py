@@ -36,8 +36,9 @@ _POLL_S = 0.05
 class RunOptions:
     """How a file is streamed through the engine.
 
-    ``encoder``: ``auto`` (hardware if it opens, else libx264) or an FFmpeg encoder name; ``crf`` and
-    ``preset`` tune libx264. ``queue_size``: frames each bounded queue holds. ``progress(done,
+    ``encoder``: ``auto`` (hardware if it opens, else libx264) or an FFmpeg encoder name; ``crf`` is the
+    quality (lower is better) for every encoder with a constant-quality knob, ``preset`` x264/x265's
+    speed. ``queue_size``: frames each bounded queue holds. ``progress(done,
     total_or_None)`` is called from the encode thread after each frame. ``warmup_frames`` are left
     out of the sustained fps and latency percentiles. ``colour_on_device``: move YUV 4:2:0 planes to
     the engine and convert colour there (None: on CUDA when the video is 4:2:0 with even size).
@@ -360,6 +361,9 @@ class _Pipeline:
                             f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
         if info.bit_depth > 8:
             self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
+        if writer.quality_control is None:
+            self.stats.warn(f"encoder {writer.encoder_name} has no constant-quality setting: crf {self.options.crf} "
+                            "was not applied (the encoder's default quality)")
         return self.stats.freeze(
             device=engine.describe(), model=engine.model_name,
             precision=engine.precision, batch_size=engine.batch_size, encoder=writer.encoder_name,

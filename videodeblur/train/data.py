@@ -322,7 +322,7 @@ def read_video_scenes(path: str | Path, cuts: Sequence[int] = (), *, exclude: Se
     if not path.is_file():
         raise InputNotFoundError(f"video not found: {path}")
     frames: list[np.ndarray] = []
-    with av.open(str(path)) as container:
+    with av.open(str(path), metadata_errors="replace") as container:
         for i, frame in enumerate(container.decode(video=0)):
             if max_frames is not None and i >= max_frames:
                 break

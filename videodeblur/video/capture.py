@@ -189,7 +189,7 @@ class PyAVSource(LiveSource):
         # thread decodes them at once and the latest-frame slot keeps only the newest.
         options = {"flags": "low_delay"} if network else {}
         try:
-            self._container = av.open(target, format=fmt, options=options,
+            self._container = av.open(target, format=fmt, options=options, metadata_errors="replace",
                                       timeout=(_OPEN_TIMEOUT_S, _READ_TIMEOUT_S) if network else None)
         except (av.FFmpegError, OSError, ValueError) as err:
             raise SourceError(f"cannot open source {description!r}: {_short(err)}") from err
@@ -269,7 +269,7 @@ def _short(err: BaseException) -> str:
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
     level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its errors too: ours names the source
     try:
         yield
     finally:

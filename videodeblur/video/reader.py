@@ -291,12 +291,44 @@ def _open(path: Path) -> av.container.InputContainer:
     if path.is_dir():
         raise UnreadableInputError(f"{path} is a folder; give a video file")
     try:
-        return av.open(str(path), "r")
+        return av.open(str(path), "r", metadata_errors="replace")  # tags in Latin-1 etc. are common in old files
     except av.FFmpegError as err:
+        if _mp4_without_index(path):
+            raise UnreadableInputError(
+                f"{path} is an MP4/MOV cut short before its index (moov) was written, so no frame can be "
+                "located: a recording or copy that did not finish") from err
         reason = " ".join(str(err).split())
         raise UnreadableInputError(f"{path} is not a video file FFmpeg can read ({reason})") from err
     except (OSError, UnicodeDecodeError) as err:
         raise UnreadableInputError(f"cannot open {path}: {err}") from err
+
+
+def _mp4_without_index(path: Path) -> bool:
+    """True for an ISO-BMFF file (``ftyp`` first) whose top-level boxes hold no ``moov``: the index
+    is written last unless the file was made "faststart", so a cut-short recording lacks it."""
+    try:
+        with open(path, "rb") as f:
+            size_total = path.stat().st_size
+            offset, first = 0, True
+            while offset + 8 <= size_total:
+                f.seek(offset)
+                header = f.read(16)
+                size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+                if first and kind != b"ftyp":
+                    return False
+                if kind == b"moov":
+                    return False
+                first = False
+                if size == 1:  # 64-bit size follows
+                    size = int.from_bytes(header[8:16], "big")
+                elif size == 0:  # the box runs to the end of the file
+                    break
+                if size < 8:
+                    return False  # not a box structure after all
+                offset += size
+            return not first
+    except OSError:
+        return False
 
 
 def _subsampling(fmt: av.VideoFormat, width: int, height: int) -> tuple[int, int]:

@@ -30,7 +30,7 @@ from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_co
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
 
-__all__ = ["FrameWriter", "choose_encoder", "HARDWARE_ENCODERS", "check_output_path"]
+__all__ = ["FrameWriter", "choose_encoder", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS", "check_output_path"]
 
 Layout = Literal["rgb", "i420"]
 HARDWARE_ENCODERS = ("h264_nvenc",)
@@ -93,12 +93,53 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256) -
     return name
 
 
+def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> str:
+    """``wanted`` if ``encoder`` takes it, else 8-bit 4:2:0 (even sizes) or 4:4:4 if it takes one of
+    those (SVT-AV1 and mpeg4 have no 4:4:4, so a 4:4:4 source is written 4:2:0); EncodeError when
+    it takes neither, e.g. an odd size for a 4:2:0-only encoder."""
+    formats = [f.name for f in (av.Codec(encoder, "w").video_formats or ())]
+    if not formats or wanted in formats:
+        return wanted
+    even = width % 2 == 0 and height % 2 == 0
+    for candidate in (("yuv420p", "yuv444p") if even else ("yuv444p",)):
+        if candidate in formats:
+            return candidate
+    raise EncodeError(f"encoder {encoder} cannot encode {width}x{height} {wanted} (it takes "
+                      f"{', '.join(formats[:6])}{'...' if len(formats) > 6 else ''}); try --encoder libx264")
+
+
+def encoder_options(name: str, private_options: set[str] | frozenset[str], *, crf: int,
+                    preset: str) -> dict[str, str]:
+    """The constant-quality and speed settings each encoder family understands, so ``--crf`` means
+    "quality, lower is better" whichever encoder is chosen: ``crf`` where the encoder has it
+    (libx264/x265, libvpx, SVT-AV1; libvpx needs ``b=0`` for pure constant quality), NVENC's ``cq``
+    with variable bit rate. ``preset`` is x264/x265's speed name. x265 and SVT-AV1 otherwise print a
+    screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob gets nothing and
+    keeps its own default quality (the writer's ``quality_control`` is then None)."""
+    options: dict[str, str] = {}
+    if name.endswith("_nvenc"):
+        return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
+    if "crf" in private_options:
+        options["crf"] = str(crf)
+        if name.startswith("libvpx"):
+            options["b"] = "0"
+    if name in ("libx264", "libx264rgb", "libx265"):
+        options["preset"] = preset
+    if "x265-params" in private_options:
+        options["x265-params"] = "log-level=error"
+    if name == "libsvtav1":  # SVT-AV1 logs through its own logger, read from the environment at open
+        os.environ.setdefault("SVT_LOG", "1")  # 1: errors only
+    return options
+
+
 class FrameWriter:
     """Write uint8 frames (RGB ``H×W×3`` or I420 ``(3H/2)×W``) with their ``pts`` to ``path``.
 
     ``time_base``: units of the ``pts`` given to :meth:`write`. ``fps``: nominal rate for the
-    container (timing still comes from pts). ``crf``: quality for libx264 (lower is better; 18 is
-    visually lossless), mapped to ``cq`` for NVENC. ``threads``: encoder threads (0: automatic).
+    container (timing still comes from pts). ``crf``: quality (lower is better; 18 is visually
+    lossless for libx264), given to every encoder that has a constant-quality knob
+    (:func:`encoder_options`); ``quality_control`` names the knob used, None when the encoder has
+    none. ``threads``: encoder threads (0: automatic).
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
@@ -106,7 +147,9 @@ class FrameWriter:
                  pix_fmt: str | None = None, colour: ColourTags | None = None, rotation: int = 0,
                  audio_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb") -> None:
         self.encoder_name = choose_encoder(encoder, width=width, height=height)
-        self.pix_fmt = pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")
+        even = width % 2 == 0 and height % 2 == 0
+        self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
+                                         width=width, height=height)
         if layout == "i420" and self.pix_fmt != "yuv420p":
             raise ValueError("layout 'i420' needs an even-sized yuv420p output")
         existed = Path(path).exists()
@@ -115,6 +158,7 @@ class FrameWriter:
         self.time_base = Fraction(time_base)
         self.colour = colour or ColourTags()
         self.frames_written = 0
+        self.quality_control: str | None = None
         self.audio_packets = 0
         self._closed = False
         self._lock = threading.Lock()
@@ -223,12 +267,12 @@ class FrameWriter:
             ctx.color_primaries = c.color_primaries
         if c.color_trc != _UNSPECIFIED:
             ctx.color_trc = c.color_trc
+        private = {option.name for option in ctx.supported_options.private}
+        ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset)
+        self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
         if self.encoder_name == SOFTWARE_ENCODER:
-            ctx.options = {"crf": str(crf), "preset": preset}
             ctx.thread_type = "FRAME"
             ctx.thread_count = threads
-        elif self.encoder_name.endswith("_nvenc"):
-            ctx.options = {"preset": "p4", "rc": "vbr", "cq": str(crf)}
         if rotation:
             stream.set_display_rotation(rotation)
         try:
@@ -250,7 +294,7 @@ class FrameWriter:
 
     def _add_audio(self, source: Path) -> None:
         try:
-            self._audio_in = av.open(str(source), "r")
+            self._audio_in = av.open(str(source), "r", metadata_errors="replace")
         except av.FFmpegError as err:
             raise UnreadableInputError(f"cannot read audio from {source}: {err}") from err
         if not self._audio_in.streams.audio:
