@@ -54,6 +54,48 @@ def remux_faststart(src: Path, dst: Path) -> Path:
     return dst
 
 
+def with_thumbnail_first(src: Path, dst: Path) -> Path:
+    """An MKV whose first video stream is a one-frame 32×32 picture (a cover or thumbnail track)
+    and whose second is ``src``'s video: the video is not stream 0."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        thumb = o.add_stream("mjpeg", rate=1)
+        thumb.width, thumb.height, thumb.pix_fmt = 32, 32, "yuvj420p"
+        video = o.add_stream_from_template(i.streams.video[0])
+        for packet in thumb.encode(av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")):
+            o.mux(packet)
+        for packet in thumb.encode(None):
+            o.mux(packet)
+        for packet in i.demux(i.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                o.mux(packet)
+    return dst
+
+
+def with_two_audio_tracks(src: Path, dst: Path) -> Path:
+    """``src`` (video + one audio stream) remuxed to MKV with its audio twice, as tracks tagged
+    ``eng`` and ``fra`` (a film with two languages)."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        out = {i.streams.video[0].index: o.add_stream_from_template(i.streams.video[0])}
+        tracks = [o.add_stream_from_template(i.streams.audio[0]) for _ in range(2)]
+        for track, language in zip(tracks, ("eng", "fra")):
+            track.metadata["language"] = language
+        for packet in i.demux():
+            if packet.dts is None:
+                continue
+            if packet.stream.type == "video":
+                packet.stream = out[packet.stream.index]
+                o.mux(packet)
+            else:
+                for track in tracks:
+                    copy = av.Packet(bytes(packet))
+                    copy.pts, copy.dts, copy.duration = packet.pts, packet.dts, packet.duration
+                    copy.time_base = packet.time_base
+                    copy.stream = track
+                    o.mux(copy)
+    return dst
+
+
 def truncated_copy(src: Path, dst: Path, keep: float = 0.6) -> Path:
     """A faststart copy of ``src`` cut after ``keep`` of its bytes: opens, promises every frame,
     decodes only the first part."""

@@ -101,6 +101,15 @@ def test_eval_on_a_folder_without_pairs_is_a_one_line_error(tmp_path: Path, run_
     assert result.stderr.strip().count("\n") == 0 and "no pairs" in result.stderr
 
 
+def test_a_pair_of_two_sizes_is_a_one_line_error_naming_it(tmp_path: Path, run_cli) -> None:
+    """A sharp frame that does not match its blurred one is a data error, not a tensor error."""
+    _constant_pair(tmp_path / "pairs", 10)
+    write_rgb(tmp_path / "pairs" / "scene" / "sharp" / "000001.png", np.zeros((21, 30, 3), np.uint8))
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", _identity_weights(tmp_path / "id.pt"))
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1
+    assert "(30x20)" in result.stderr and "(30x21) differ in size" in result.stderr
+
+
 def test_averaged_pairs_from_a_clip(tmp_path: Path, make_clip) -> None:
     clip = make_clip("c.mp4", width=64, height=48, frames=12)
     count = write_averaged_pairs(clip, tmp_path / "pairs", first=2, stop=11, exposures=(9, 13), stride=2)

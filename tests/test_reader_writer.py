@@ -13,7 +13,8 @@ from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, Out
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
-from _clips_video import audio_only, avi_with_empty_slots, decode, truncated_copy, unindexed_copy, zeroed_copy
+from _clips_video import (audio_only, avi_with_empty_slots, decode, truncated_copy, unindexed_copy, with_thumbnail_first,
+                          with_two_audio_tracks, zeroed_copy)
 from conftest import clip_frame, clip_pts_seconds, psnr
 
 
@@ -56,6 +57,26 @@ def test_round_trip_keeps_count_timing_size_rotation_and_audio(make_clip, tmp_pa
     assert b.rotation == a.rotation
     assert b.audio == a.audio and writer.audio_packets == len(a.audio) > 0  # remuxed bit for bit
     assert min(psnr(x, y) for x, y in zip(a.frames, b.frames)) > 35
+
+
+def test_the_video_is_found_behind_a_thumbnail_stream(make_clip, tmp_path: Path) -> None:
+    src = with_thumbnail_first(make_clip("a.mp4", width=64, height=48, frames=7), tmp_path / "thumb.mkv")
+    reader, _ = _copy(src, tmp_path / "out.mp4")
+    assert (reader.info.width, reader.info.height, reader.frames_decoded) == (64, 48, 7)
+    out = decode(tmp_path / "out.mp4")
+    assert len(out.frames) == 7 and (out.width, out.height) == (64, 48)
+
+
+def test_every_audio_track_is_copied_with_its_language(make_clip, tmp_path: Path) -> None:
+    src = with_two_audio_tracks(make_clip("a.mp4", width=64, height=48, frames=10, audio=True), tmp_path / "two.mkv")
+    _, writer = _copy(src, tmp_path / "out.mkv")
+    with av.open(str(src)) as c:
+        packets_per_track = sum(1 for p in c.demux(c.streams.audio[0]) if p.dts is not None)
+    assert packets_per_track > 0 and writer.audio_packets == 2 * packets_per_track
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [s.metadata.get("language") for s in c.streams.audio] == ["eng", "fra"]
+        per_track = [p.stream.index for p in c.demux(*c.streams.audio) if p.dts is not None]
+    assert [per_track.count(s) for s in sorted(set(per_track))] == [packets_per_track] * 2
 
 
 def test_variable_frame_rate_timing_survives(make_clip, tmp_path: Path) -> None:

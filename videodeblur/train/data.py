@@ -31,7 +31,7 @@ from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus
 OBJECT_MAX_SHIFT = 24.0  # px per frame interval for objects moving on their own in moving-camera pairs
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
-           "read_images", "read_rgb", "write_rgb", "find_folder_pairs", "render_gopro_pairs", "uint8_to_tensor"]
+           "read_images", "read_rgb", "read_pair", "write_rgb", "find_folder_pairs", "render_gopro_pairs", "uint8_to_tensor"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,7 +220,7 @@ class FolderPairs(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         blur_path, sharp_path = self.pairs[index % len(self.pairs)]
-        blurred, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+        blurred, sharp = read_pair(blur_path, sharp_path)
         if self.crop is not None:
             rng = np.random.default_rng([self.seed, index])
             y, x = SynthesisedPairs._crop_origin(rng, blurred.shape[:2], self.crop)
@@ -304,6 +304,16 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if image is None:
         raise UnreadableInputError(f"cannot read image {path}")
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_pair(blur_path: str | Path, sharp_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A blurred image and its sharp partner, which must be the same size (a mismatch is a data
+    error to name, not a tensor shape error deep inside training or evaluation)."""
+    blurred, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+    if blurred.shape != sharp.shape:
+        (bh, bw), (sh, sw) = blurred.shape[:2], sharp.shape[:2]
+        raise UnreadableInputError(f"pair {blur_path} ({bw}x{bh}) and {sharp_path} ({sw}x{sh}) differ in size")
+    return blurred, sharp
 
 
 def write_rgb(path: str | Path, image: np.ndarray) -> None:

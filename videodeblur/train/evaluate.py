@@ -9,7 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from videodeblur.train.data import find_folder_pairs, read_rgb, read_video_scenes, uint8_to_tensor, write_rgb
+from videodeblur.train.data import find_folder_pairs, read_pair, read_rgb, read_video_scenes, uint8_to_tensor, write_rgb
 from videodeblur.train.metrics import psnr, ssim
 from videodeblur.train.synthesis import gopro_blurs, h264_roundtrip, to_uint8
 
@@ -67,8 +67,9 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
     network.eval()
     scores = []
     for blur_path, sharp_path in find_folder_pairs(root)[:limit]:
-        blurred = uint8_to_tensor(read_rgb(blur_path)).unsqueeze(0).to(device)
-        sharp = uint8_to_tensor(read_rgb(sharp_path)).unsqueeze(0).to(device)
+        blurred_rgb, sharp_rgb = read_pair(blur_path, sharp_path)
+        blurred = uint8_to_tensor(blurred_rgb).unsqueeze(0).to(device)
+        sharp = uint8_to_tensor(sharp_rgb).unsqueeze(0).to(device)
         output = network(blurred).clamp(0, 1)
         through = network(sharp).clamp(0, 1)
         scores.append(PairScore(

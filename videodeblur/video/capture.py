@@ -198,7 +198,7 @@ class PyAVSource(LiveSource):
                 raise SourceError(f"source {description!r} is not a video (FFmpeg reads it as text): give a video file")
             if not self._container.streams.video:
                 raise SourceError(f"source {description!r} has no video stream: give a video file, URL or camera")
-            self._stream = self._container.streams.video[0]
+            self._stream = self._container.streams.best("video") or self._container.streams.video[0]
             self._stream.thread_type = "SLICE" if network else "AUTO"  # frame threads add latency on live input
             self._decoded = self._container.decode(self._stream)
             try:

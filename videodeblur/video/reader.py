@@ -179,7 +179,9 @@ class FrameReader:
         if not self._container.streams.video:
             kinds = sorted({s.type for s in self._container.streams}) or ["no streams"]
             raise UnreadableInputError(f"{self.path} has no video stream (it holds: {', '.join(kinds)})")
-        return self._container.streams.video[0]
+        # FFmpeg's own choice (av_find_best_stream), as the ffmpeg tool makes it: a cover picture or
+        # thumbnail track stored first is not the video.
+        return self._container.streams.best("video") or self._container.streams.video[0]
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Frames in presentation order; a bad packet is skipped and counted, a broken container ends it."""

@@ -6,8 +6,8 @@ and audio.
   time base (MP4 does), but every timestamp in seconds is the source's.
 - Encoder: ``auto`` probes the hardware encoder (h264_nvenc) by opening it for real and falls back
   to libx264 with frame threads. Output is 8-bit: 4:2:0 when the size allows, else 4:4:4.
-- Audio: the first audio stream of ``audio_from`` is remuxed packet by packet (no re-encode),
-  interleaved as the video advances.
+- Audio: every audio stream of ``audio_from`` is remuxed packet by packet (no re-encode), with
+  its language and title, interleaved as the video advances.
 - ``close()`` always flushes the encoder and writes the trailer, so an interrupted run leaves a
   playable file holding every frame written so far.
 """
@@ -165,6 +165,7 @@ class FrameWriter:
         self._last_end_s = 0.0
         self._audio_in: av.container.InputContainer | None = None
         self._audio_iter: Iterator[av.Packet] | None = None
+        self._audio_out: dict[int, av.audio.stream.AudioStream] = {}  # input stream index → output stream
         self._audio_pending: av.Packet | None = None
         try:
             try:
@@ -288,7 +289,8 @@ class FrameWriter:
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError) as err:
-            streams = self.encoder_name + (f" + {self._audio_out.codec_context.name} audio" if self._audio_iter else "")
+            audio = " + ".join(out.codec_context.name for out in self._audio_out.values())
+            streams = self.encoder_name + (f" + {audio} audio" if audio else "")
             raise OutputError(f"{self.path.suffix or self.path.name} files cannot hold {streams} "
                               f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
 
@@ -301,13 +303,18 @@ class FrameWriter:
             self._audio_in.close()
             self._audio_in = None
             return
-        src = self._audio_in.streams.audio[0]
-        try:
-            self._audio_out = self._container.add_stream_from_template(src)
-        except ValueError as err:
-            raise OutputError(f"{self.path.name} cannot hold the input's {src.codec_context.name} audio ({err}); "
-                              "use .mp4, .mkv or .mov, or drop the audio (--no-audio)") from err
-        self._audio_iter = self._audio_in.demux(src)
+        sources = list(self._audio_in.streams.audio)  # every track: languages, commentary, stereo + 5.1
+        for src in sources:
+            try:
+                out = self._container.add_stream_from_template(src)
+            except ValueError as err:
+                raise OutputError(f"{self.path.name} cannot hold the input's {src.codec_context.name} audio ({err}); "
+                                  "use .mp4, .mkv or .mov, or drop the audio (--no-audio)") from err
+            for key in ("language", "title"):
+                if key in src.metadata:
+                    out.metadata[key] = src.metadata[key]
+            self._audio_out[src.index] = out
+        self._audio_iter = self._audio_in.demux(*sources)
 
     def _copy_audio(self, *, until_s: float | None) -> None:
         """Remux source audio packets up to ``until_s`` seconds (all of them when None)."""
@@ -324,7 +331,7 @@ class FrameWriter:
             if until_s is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until_s:
                 self._audio_pending = packet
                 return
-            packet.stream = self._audio_out
+            packet.stream = self._audio_out[packet.stream.index]
             self._container.mux(packet)
             self.audio_packets += 1
 
