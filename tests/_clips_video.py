@@ -43,14 +43,20 @@ def decode(path: Path) -> Decoded:
     return Decoded(frames, pts, width, height, rotation, rate, colour, audio)
 
 
+def mux_video_packets(source: av.container.InputContainer, target: av.container.OutputContainer,
+                      stream: av.video.stream.VideoStream) -> None:
+    """Every packet of ``source``'s first video stream into ``stream`` of ``target``, as it is."""
+    for packet in source.demux(source.streams.video[0]):
+        if packet.dts is not None:
+            packet.stream = stream
+            target.mux(packet)
+
+
 def remux_faststart(src: Path, dst: Path) -> Path:
     """Copy the video packets into an MP4 with the index (moov) first, so a truncated copy still opens."""
     with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:
         out = o.add_stream_from_template(i.streams.video[0])
-        for packet in i.demux(i.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = out
-                o.mux(packet)
+        mux_video_packets(i, o, out)
     return dst
 
 
@@ -65,10 +71,7 @@ def with_thumbnail_first(src: Path, dst: Path) -> Path:
             o.mux(packet)
         for packet in thumb.encode(None):
             o.mux(packet)
-        for packet in i.demux(i.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = video
-                o.mux(packet)
+        mux_video_packets(i, o, video)
     return dst
 
 

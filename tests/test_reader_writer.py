@@ -13,8 +13,8 @@ from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, Out
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
-from _clips_video import (audio_only, avi_with_empty_slots, decode, truncated_copy, unindexed_copy, with_thumbnail_first,
-                          with_two_audio_tracks, zeroed_copy)
+from _clips_video import (audio_only, avi_with_empty_slots, decode, mux_video_packets, truncated_copy, unindexed_copy,
+                          with_thumbnail_first, with_two_audio_tracks, zeroed_copy)
 from conftest import clip_frame, clip_pts_seconds, psnr
 
 
@@ -207,11 +207,7 @@ def _with_latin1_title(src: Path) -> Path:
     dst = src.with_name("latin1.mp4")
     with av.open(str(src)) as i, av.open(str(dst), "w") as o:
         o.metadata["title"] = "Cafe" + "X" * 8
-        out = o.add_stream_from_template(i.streams.video[0])
-        for packet in i.demux(i.streams.video[0]):
-            if packet.dts is not None:
-                packet.stream = out
-                o.mux(packet)
+        mux_video_packets(i, o, o.add_stream_from_template(i.streams.video[0]))
     data = dst.read_bytes()
     assert data.count(b"CafeXXXXXXXX") == 1
     dst.write_bytes(data.replace(b"CafeXXXXXXXX", "Café crème".encode("latin-1") + b"XX"))
