@@ -145,9 +145,11 @@ def test_usage_errors_exit_2(run_cli, make_clip) -> None:
     assert run_cli("video", "x.mp4", "-o", "y.mp4", "--batch", "0").exit_code == 2
 
 
-def test_sigint_leaves_a_playable_file_and_exits_130(make_clip, tmp_path: Path) -> None:
-    """A real process, interrupted once frames are flowing (its progress line says so): exit 130,
-    and the output plays with every frame deblurred before the signal."""
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_a_signal_leaves_a_playable_file(signum: int, code: int, said: str, make_clip, tmp_path: Path) -> None:
+    """A real process, interrupted once frames are flowing (its progress line says so) by Ctrl-C or
+    by SIGTERM (kill, timeout, docker stop): exit 130 / 143, and the output plays with every frame
+    deblurred before the signal."""
     total = 120
     src = make_clip("long.mp4", width=160, height=96, frames=total, audio=True)
     out = tmp_path / "out.mp4"
@@ -158,14 +160,14 @@ def test_sigint_leaves_a_playable_file_and_exits_130(make_clip, tmp_path: Path) 
     try:
         seen = _read_until(proc, re.compile(rb"\r([3-9]|\d\d+)/%d frames" % total), timeout_s=90)
         assert proc.poll() is None, f"finished before the signal: {seen!r}"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, rest = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
     stderr = (seen + rest).decode()
-    assert proc.returncode == 130, stderr
-    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert proc.returncode == code, stderr
+    assert f"videodeblur: {said}" in stderr and "Traceback" not in stderr
     frames = decode(out).frames
     assert 3 <= len(frames) < total
     assert f"finalised with {len(frames)} frames" in stderr

@@ -1,9 +1,12 @@
 """What every command shares: error-to-exit-code mapping and the common options."""
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -14,6 +17,7 @@ __all__ = ["run_cli", "model_option", "device_option", "precision_option", "json
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process killed by it
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -21,18 +25,18 @@ def _debug_requested(argv: list[str]) -> bool:
 
 
 def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
-    """Run the group; map library errors to one stderr line + exit 1, Ctrl-C to 130, usage to 2."""
+    """Run the group; map library errors to one stderr line + exit 1, Ctrl-C to 130, SIGTERM to 143
+    (after the same clean stop), usage to 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
+    terminated = threading.Event()
     try:
-        # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
-        result = group.main(args=argv, prog_name="videodeblur", standalone_mode=False)
-    except click.exceptions.Abort:  # click turns KeyboardInterrupt/EOF at prompts into Abort
-        click.echo("videodeblur: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        click.echo("videodeblur: interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        with _sigterm_as_interrupt(terminated):
+            # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
+            result = group.main(args=argv, prog_name="videodeblur", standalone_mode=False)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C/EOF at prompts into Abort
+        click.echo(f"videodeblur: {'terminated' if terminated.is_set() else 'interrupted'}", err=True)
+        sys.exit(EXIT_TERMINATED if terminated.is_set() else EXIT_INTERRUPTED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -50,6 +54,27 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
                    "(run with --debug for the traceback)", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt(terminated: threading.Event) -> Iterator[None]:
+    """SIGTERM (``kill``, ``timeout``, systemd, docker stop, a batch scheduler) takes the Ctrl-C
+    path: outputs are finalised, recordings closed and training checkpointed, then the exit code is
+    143. Python's default would end the process at once and leave an MP4 without its index. The
+    previous handler is restored afterwards (tests run commands in-process)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        terminated.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one_line(exc: BaseException) -> str:
