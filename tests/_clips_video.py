@@ -99,6 +99,30 @@ def with_two_audio_tracks(src: Path, dst: Path) -> Path:
     return dst
 
 
+def spliced_sizes(path: Path, sizes: list[tuple[int, int]], frames_each: int) -> Path:
+    """An MPEG-TS of segments at different sizes, concatenated byte for byte (how TS files are
+    spliced): one H.264 stream whose size changes mid-stream. Segment ``k`` holds
+    ``clip_frame(i, w, h)`` for its frames ``i`` (counted over the whole file)."""
+    from conftest import clip_frame
+
+    data = b""
+    for k, (w, h) in enumerate(sizes):
+        part = path.with_name(f"{path.stem}.part{k}.ts")
+        with av.open(str(part), "w", format="mpegts") as c:
+            s = c.add_stream("libx264", rate=25)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            for i in range(k * frames_each, (k + 1) * frames_each):
+                frame = av.VideoFrame.from_ndarray(clip_frame(i, w, h), format="rgb24")
+                frame.pts = i
+                for packet in s.encode(frame):
+                    c.mux(packet)
+            for packet in s.encode(None):
+                c.mux(packet)
+        data += part.read_bytes()
+    path.write_bytes(data)
+    return path
+
+
 def truncated_copy(src: Path, dst: Path, keep: float = 0.6) -> Path:
     """A faststart copy of ``src`` cut after ``keep`` of its bytes: opens, promises every frame,
     decodes only the first part."""

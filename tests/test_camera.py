@@ -270,6 +270,23 @@ def test_camera_command_headless_with_recording(make_clip, run_cli, tmp_path: Pa
     assert pts[-1] == pytest.approx(14 / FPS, abs=0.15)  # timestamps follow the capture clock
 
 
+def test_a_source_that_changes_size_records_at_its_first_size(run_cli, tmp_path: Path) -> None:
+    from _clips_video import spliced_sizes
+    from conftest import clip_frame, psnr
+
+    src = spliced_sizes(tmp_path / "spliced.ts", [(64, 48), (128, 96)], frames_each=4)
+    out = tmp_path / "rec.mp4"
+    result = run_cli("camera", "--source", src, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                     "--record", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["recorded"] == 8
+    with av.open(str(out)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert {f.shape for f in frames} == {(48, 64, 3)}
+    scaled = cv2.resize(clip_frame(6, 128, 96), (64, 48), interpolation=cv2.INTER_AREA)
+    assert psnr(frames[6], scaled) > 20 and psnr(frames[6], scaled) > psnr(frames[6], clip_frame(6, 64, 48)) + 3
+
+
 def test_camera_command_counts_drops_with_a_slow_model(make_clip, run_cli, monkeypatch) -> None:
     import videodeblur.pipeline as pipeline
 

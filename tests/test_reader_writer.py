@@ -5,6 +5,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,8 +14,8 @@ from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, Out
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
-from _clips_video import (audio_only, avi_with_empty_slots, decode, mux_video_packets, truncated_copy, unindexed_copy,
-                          with_thumbnail_first, with_two_audio_tracks, zeroed_copy)
+from _clips_video import (audio_only, avi_with_empty_slots, decode, mux_video_packets, spliced_sizes, truncated_copy,
+                          unindexed_copy, with_thumbnail_first, with_two_audio_tracks, zeroed_copy)
 from conftest import clip_frame, clip_pts_seconds, psnr
 
 
@@ -77,6 +78,30 @@ def test_every_audio_track_is_copied_with_its_language(make_clip, tmp_path: Path
         assert [s.metadata.get("language") for s in c.streams.audio] == ["eng", "fra"]
         per_track = [p.stream.index for p in c.demux(*c.streams.audio) if p.dts is not None]
     assert [per_track.count(s) for s in sorted(set(per_track))] == [packets_per_track] * 2
+
+
+@pytest.mark.parametrize("layout", ["rgb", "i420"])
+def test_a_size_change_mid_stream_is_scaled_to_the_first_size(layout: str, tmp_path: Path) -> None:
+    """One output stream has one size: frames after a splice to another size are scaled back to the
+    first frame's size (as the ffmpeg tool does), counted, and still show their own picture."""
+    src = spliced_sizes(tmp_path / "spliced.ts", [(64, 48), (128, 96)], frames_each=6)
+    with FrameReader(src, layout=layout) as reader:
+        frames = [f.image for f in reader]
+    assert len(frames) == 12 and reader.frames_resized == 6 and reader.first_resize == "128x96 at frame 6"
+    rows = 72 if layout == "i420" else 48
+    assert all(f.shape[:2] == (rows, 64) for f in frames)
+    if layout == "rgb":
+        expected = cv2.resize(clip_frame(9, 128, 96), (64, 48), interpolation=cv2.INTER_AREA)
+        assert psnr(frames[9], expected) > 20
+        assert psnr(frames[9], expected) > psnr(frames[9], clip_frame(9, 64, 48)) + 3  # not the old size's picture
+
+
+def test_a_frame_of_another_size_is_refused_not_cropped(tmp_path: Path) -> None:
+    with FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25)) as writer:
+        writer.write(np.zeros((48, 64, 3), np.uint8), pts=0)
+        with pytest.raises(EncodeError, match="frame of 128x96 does not fit the 64x48 stream"):
+            writer.write(np.zeros((96, 128, 3), np.uint8), pts=1)
+    assert len(decode(tmp_path / "out.mp4").frames) == 1
 
 
 def test_variable_frame_rate_timing_survives(make_clip, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from _clips_video import audio_only, avi_with_empty_slots, decode, truncated_copy, zeroed_copy
+from _clips_video import audio_only, avi_with_empty_slots, decode, spliced_sizes, truncated_copy, zeroed_copy
 from conftest import REPO_ROOT
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
@@ -49,6 +49,16 @@ def test_other_encoders_are_quiet_and_an_ignored_crf_is_said(make_clip, tmp_path
     (warning,) = json.loads(mpeg4.stdout)["warnings"]
     assert "mpeg4 has no constant-quality setting" in warning and "crf 30" in warning
     assert len(decode(tmp_path / "m.mp4").frames) == 4
+
+
+def test_a_size_change_mid_stream_is_said_and_every_frame_written(run_cli, tmp_path: Path) -> None:
+    src = spliced_sizes(tmp_path / "spliced.ts", [(64, 48), (128, 96)], frames_each=5)
+    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json")
+    assert result.exit_code == 0, result.stderr
+    (warning,) = json.loads(result.stdout)["warnings"]
+    assert "changes size mid-stream (first to 128x96 at frame 5): 5 frame(s) scaled to 64x48" in warning
+    out = decode(tmp_path / "out.mp4")
+    assert len(out.frames) == 10 and (out.width, out.height) == (64, 48)
 
 
 def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:

@@ -359,6 +359,9 @@ class _Pipeline:
             detail = f"; first error: {reader.first_error}" if reader.first_error else ""
             self.stats.warn(f"{info.path} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
                             f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
+        if reader.frames_resized:
+            self.stats.warn(f"{info.path} changes size mid-stream (first to {reader.first_resize}): "
+                            f"{reader.frames_resized} frame(s) scaled to {info.width}x{info.height}")
         if info.bit_depth > 8:
             self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
         if writer.quality_control is None:

@@ -220,7 +220,10 @@ class PyAVSource(LiveSource):
         index = 0
         frame: av.VideoFrame | None = self._first
         while frame is not None and not stop.is_set():
-            image = frame.to_ndarray(format="rgb24")  # converted before the wait: a camera delivers a finished picture
+            # converted before the wait: a camera delivers a finished picture; a stream that changes
+            # size mid-run (a network source renegotiating) is scaled to its first size, so the
+            # preview and the recording keep one size
+            image = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
             if self._pace:
                 seconds = _frame_seconds(frame, index, self.fps)
                 first_seconds = seconds if first_seconds is None else first_seconds

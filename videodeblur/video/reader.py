@@ -91,6 +91,8 @@ class FrameReader:
         self.packets_discarded = 0  # marked "discard" by the demuxer (before an edit list's start)
         self.decode_errors = 0
         self.first_error: str | None = None
+        self.frames_resized = 0  # frames after a mid-stream size change, scaled to the first frame's size
+        self.first_resize: str | None = None  # "WxH at frame N", for the warning
         self._packets_end: int | None = None  # latest pts + duration of a packet read, in time_base units
         self._packet_durations = True  # every packet read carried its duration (else one frame is added)
         self._closed = False
@@ -249,11 +251,19 @@ class FrameReader:
             self.first_error = " ".join(str(err).split())
 
     def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        size: dict[str, int] = {}
+        if (frame.width, frame.height) != (self.info.width, self.info.height):
+            # The size changed mid-stream (spliced or adaptive streams): scale back to the first
+            # frame's size, as the ffmpeg tool does, since one output stream has one size.
+            size = {"width": self.info.width, "height": self.info.height}
+            self.frames_resized += 1
+            if self.first_resize is None:
+                self.first_resize = f"{frame.width}x{frame.height} at frame {self.frames_decoded - 1}"
         if self.layout == "rgb":
-            return frame.to_ndarray(format="rgb24")  # swscale with the frame's own matrix and range
-        if frame.format.name in ("yuv420p", "yuvj420p"):
+            return frame.to_ndarray(format="rgb24", **size)  # swscale with the frame's own matrix and range
+        if frame.format.name in ("yuv420p", "yuvj420p") and not size:
             return frame.to_ndarray()
-        return frame.to_ndarray(format="yuv420p", dst_color_range=frame.color_range or None)
+        return frame.to_ndarray(format="yuv420p", dst_color_range=frame.color_range or None, **size)
 
     def _describe(self, first: av.VideoFrame) -> VideoInfo:
         s = self._stream

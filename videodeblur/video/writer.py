@@ -209,6 +209,11 @@ class FrameWriter:
 
     def write(self, image: np.ndarray, *, pts: int) -> None:
         """Encode one frame at ``pts`` (``time_base`` units, strictly increasing)."""
+        rows = self.height * 3 // 2 if self.layout == "i420" else self.height
+        if image.shape[:2] != (rows, self.width):
+            # the encoder would read a wrong-sized frame with the stream's size: a silent crop
+            raise EncodeError(f"frame of {image.shape[1]}x{image.shape[0]} does not fit the {self.width}x{self.height} "
+                              f"stream of {self.path}")
         frame = self._to_frame(image)
         frame.pts = int(pts)
         frame.time_base = self.time_base
