@@ -11,6 +11,9 @@ import click
 
 from videodeblur.cli._common import device_option, json_option, model_option, precision_option, tile_option
 
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")  # x265 takes the same names; checked here, before the model loads
+
 __all__ = ["video"]
 
 
@@ -27,7 +30,8 @@ __all__ = ["video"]
               help="auto (h264_nvenc if it opens, else libx264), libx264, h264_nvenc, or another FFmpeg encoder.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
               help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, libsvtav1 (crf) and NVENC (cq).")
-@click.option("--preset", default="veryfast", show_default=True, help="libx264 / libx265 speed preset.")
+@click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
+              help="libx264 / libx265 speed preset (slower: smaller files at the same --crf).")
 @tile_option("Process frames in overlapping NxN tiles (for frames too big for memory).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")

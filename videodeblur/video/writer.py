@@ -284,8 +284,9 @@ class FrameWriter:
         try:
             ctx.open()  # fail now, before any frame is decoded, if this encoder cannot run here
         except (av.FFmpegError, ValueError) as err:
+            hint = "" if self.encoder_name == SOFTWARE_ENCODER else "; try --encoder libx264"
             raise EncodeError(f"cannot open encoder {self.encoder_name} for {self.width}x{self.height} "
-                              f"{self.pix_fmt}: {' '.join(str(err).split())}; try --encoder libx264") from err
+                              f"{self.pix_fmt}: {' '.join(str(err).split())}{hint}") from err
         return stream
 
     def _write_header(self) -> None:
