@@ -270,6 +270,15 @@ def test_camera_command_headless_with_recording(make_clip, run_cli, tmp_path: Pa
     assert pts[-1] == pytest.approx(14 / FPS, abs=0.15)  # timestamps follow the capture clock
 
 
+def test_a_recording_may_not_overwrite_the_file_source(make_clip, run_cli, tmp_path: Path) -> None:
+    clip = make_clip("in.mp4", width=64, height=48, frames=5)
+    before = clip.read_bytes()
+    result = run_cli("camera", "--source", clip, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                     "--record", tmp_path / "." / "in.mp4")
+    assert result.exit_code == 1 and "is the input file" in result.stderr_lines[-1]
+    assert clip.read_bytes() == before
+
+
 def test_a_source_that_changes_size_records_at_its_first_size(run_cli, tmp_path: Path) -> None:
     from _clips_video import spliced_sizes
     from conftest import clip_frame, psnr

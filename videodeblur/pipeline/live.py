@@ -181,7 +181,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         if options.warmup and hasattr(engine, "warmup"):
             engine.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
         if options.record_path is not None:
-            recorder = _Recorder(options.record_path, source.width, source.height, source.fps)
+            recorder = _Recorder(options.record_path, source.width, source.height, source.fps, source_path=source.path)
         start = time.monotonic()
         capture.start()
         while True:
@@ -279,11 +279,12 @@ class _CaptureThread(threading.Thread):
 class _Recorder:
     """Encodes processed frames on its own thread; pts are capture times relative to the first frame."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float | None) -> None:
+    def __init__(self, path: Path, width: int, height: int, fps: float | None, *,
+                 source_path: Path | None = None) -> None:
         from videodeblur.video import FrameWriter
 
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
-                                   fps=Fraction(fps or 30).limit_denominator(1001))
+                                   fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path)
         self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._origin: float | None = None
         self._last_pts = -1

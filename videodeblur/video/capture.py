@@ -77,6 +77,7 @@ class LiveSource:
     height: int
     fps: float | None
     drops_allowed: bool
+    path: Path | None = None  # the file read, when the source is one (a recording may not overwrite it)
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Yield frames until the source ends or ``stop`` is set; raise SourceError if it is lost."""
@@ -117,7 +118,9 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
                           "a lavfi graph (testsrc2=size=640x360:rate=30) or an existing video file")
     if path.is_dir():
         raise SourceError(f"source {spec!r} is a folder: give a video file")
-    return PyAVSource(str(path), description=spec, pace=options.realtime, fmt=None)
+    source = PyAVSource(str(path), description=spec, pace=options.realtime, fmt=None)
+    source.path = path
+    return source
 
 
 class OpenCVCameraSource(LiveSource):

@@ -139,13 +139,15 @@ class FrameWriter:
     container (timing still comes from pts). ``crf``: quality (lower is better; 18 is visually
     lossless for libx264), given to every encoder that has a constant-quality knob
     (:func:`encoder_options`); ``quality_control`` names the knob used, None when the encoder has
-    none. ``threads``: encoder threads (0: automatic).
+    none. ``threads``: encoder threads (0: automatic). ``input_path``: the file
+    being read (default: ``audio_from``), which ``path`` may not be.
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
                  fps: Fraction | None = None, encoder: str = "auto", crf: int = 18, preset: str = "veryfast",
                  pix_fmt: str | None = None, colour: ColourTags | None = None, rotation: int = 0,
-                 audio_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb") -> None:
+                 audio_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
+                 input_path: str | Path | None = None) -> None:
         self.encoder_name = choose_encoder(encoder, width=width, height=height)
         even = width % 2 == 0 and height % 2 == 0
         self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
@@ -153,7 +155,7 @@ class FrameWriter:
         if layout == "i420" and self.pix_fmt != "yuv420p":
             raise ValueError("layout 'i420' needs an even-sized yuv420p output")
         existed = Path(path).exists()
-        self.path = check_output_path(path, input_path=audio_from)
+        self.path = check_output_path(path, input_path=input_path or audio_from)
         self.width, self.height, self.layout = width, height, layout
         self.time_base = Fraction(time_base)
         self.colour = colour or ColourTags()
