@@ -76,3 +76,56 @@ def test_the_cli_tile_floor_is_the_engine_rule(run_cli, tmp_path: Path) -> None:
                     ("video", tmp_path / "a.mp4", "-o", tmp_path / "b.mp4")):
         result = run_cli(*command, "--tile", str(MIN_TILE - 1))
         assert result.exit_code == 2 and f"x>={MIN_TILE}" in result.stderr
+
+
+def test_plan_tile_keeps_whole_frames_that_fit_and_tiles_those_that_do_not() -> None:
+    from videodeblur.pipeline.memory import FRAME_BYTES_PER_PIXEL, plan_tile
+
+    per_pixel = 1000.0
+    whole = 2 * 1080 * 1920 * per_pixel
+    assert plan_tile(1080, 1920, 2, per_pixel, whole, min_tile=80, max_batch=2) is None
+    tile = plan_tile(1080, 1920, 2, per_pixel, whole / 4, min_tile=80, max_batch=2)
+    assert tile is not None and tile % 16 == 0 and 80 <= tile < 1080
+    accumulators = 2 * 1080 * 1920 * FRAME_BYTES_PER_PIXEL
+    assert accumulators + 2 * tile ** 2 * per_pixel <= whole / 4  # the windows fit beside the accumulators
+    assert accumulators + 2 * (tile + 16) ** 2 * per_pixel > whole / 4  # and it is the largest that does
+    assert plan_tile(1080, 1920, 2, per_pixel, 1.0, min_tile=80, max_batch=2) == 80  # never below the floor
+
+
+def test_the_memory_estimate_follows_the_model_shape() -> None:
+    """Fitted to peak RSS on the CPU at 1080p (lprn 1.37-1.42 kB/px, lprn-rt 0.45-0.47, lprn-fast
+    0.10-0.12); the estimate stays above each measurement, and halves the features' share in fp16."""
+    from videodeblur.model import load_model
+    from videodeblur.pipeline.memory import activation_bytes_per_pixel
+
+    measured = {"lprn": 1418, "lprn-rt": 466, "lprn-fast": 116}
+    for name, bytes_per_pixel in measured.items():
+        estimate = activation_bytes_per_pixel(load_model(name).network.config)
+        assert bytes_per_pixel < estimate < 1.5 * bytes_per_pixel, (name, estimate)
+    config = load_model("lprn").network.config
+    assert activation_bytes_per_pixel(config, 2) < 0.6 * activation_bytes_per_pixel(config, 4)
+
+
+def test_frames_too_big_for_the_budget_are_tiled_as_with_an_explicit_tile() -> None:
+    frames = np.stack([clip_frame(i, 320, 192) for i in range(2)])
+    budgeted = Engine.from_name("lprn-fast", EngineOptions(device="cpu", memory_budget=8_000_000))
+    out = budgeted.process(frames)
+    assert budgeted.auto_tile_note is not None and "run in tiles of" in budgeted.auto_tile_note
+    (tile,) = set(budgeted._auto_tiles.values())
+    assert tile is not None and tile < 320
+    explicit = Engine.from_name("lprn-fast", EngineOptions(device="cpu", tile=tile)).process(frames)
+    assert np.array_equal(out, explicit)
+    roomy = Engine.from_name("lprn-fast", EngineOptions(device="cpu"))
+    assert psnr(roomy.process(frames), out) > 40 and roomy.auto_tile_note is None  # seamless, and whole when it fits
+    with pytest.raises(ConfigError):
+        EngineOptions(memory_budget=0)
+
+
+def test_a_run_says_when_it_tiled_for_memory(make_clip, tmp_path: Path) -> None:
+    from videodeblur.pipeline import deblur_file
+
+    src = make_clip("a.mp4", width=320, height=192, frames=3)
+    engine = Engine.from_name("lprn-fast", EngineOptions(device="cpu", memory_budget=8_000_000))
+    stats = deblur_file(src, tmp_path / "out.mp4", engine).to_dict()
+    assert stats["frames"] == 3
+    assert [w for w in stats["warnings"] if "more than the memory budget" in w and "run in tiles of" in w]

@@ -88,6 +88,8 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
 
     if stats.end_reason.startswith("source lost"):
         click.echo(f"videodeblur: warning: {stats.end_reason}", err=True)
+    if note := getattr(engine, "auto_tile_note", None):  # a test may hand in a stand-in engine
+        click.echo(f"videodeblur: note: {note}", err=True)
     click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))
     if stats.interrupted:
         raise KeyboardInterrupt  # after the stats: run_cli reports it and exits 130

@@ -17,7 +17,7 @@ __all__ = ["image"]
 @model_option()
 @device_option
 @precision_option
-@tile_option("Process in overlapping tiles of this many pixels (for images too big for memory).")
+@tile_option("Process in overlapping tiles of this many pixels [default: whole images, or tiles sized to fit when whole ones would need more than half the free memory].")
 def image(inputs: tuple[Path, ...], output: Path, model: str | None, device: str, precision: str,
           tile: int | None) -> None:
     """Deblur PNG/JPEG images: one file to one file, or several files / a folder to a folder.
@@ -37,3 +37,5 @@ def image(inputs: tuple[Path, ...], output: Path, model: str | None, device: str
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1, tile=tile))
     for job in jobs:
         click.echo(deblur_image_file(job.src, job.dst, engine))
+    if engine.auto_tile_note:
+        click.echo(f"videodeblur: note: {engine.auto_tile_note}", err=True)

@@ -32,7 +32,7 @@ __all__ = ["video"]
               help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, libsvtav1 (crf) and NVENC (cq).")
 @click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
               help="libx264 / libx265 speed preset (slower: smaller files at the same --crf).")
-@tile_option("Process frames in overlapping NxN tiles (for frames too big for memory).")
+@tile_option("Process frames in overlapping NxN tiles [default: whole frames, or tiles sized to fit when whole ones would need more than half the free memory].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
 @click.option("--progress/--no-progress", "show_progress", default=None,

@@ -30,8 +30,10 @@ from typing import Literal, Sequence
 import numpy as np
 import torch
 
+from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, DeviceError
 from videodeblur.model import LoadedModel, default_model_name, load_model
+from videodeblur.pipeline.memory import activation_bytes_per_pixel, available_bytes, plan_tile
 from videodeblur.pipeline.tiling import run_tiled
 from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
 
@@ -51,7 +53,9 @@ class EngineOptions:
     slower: 26 fps at 2 vs 23 at 4 for lprn-fast 640×360 on 2 cores). ``tile``: tile size in pixels for frames too big to run
     whole (None: whole frames), blended over ``tile_overlap`` pixels. ``pinned_ring``: pinned host
     slots on CUDA (>= 3 so upload, compute and download overlap). ``threads``: torch intra-op threads
-    on CPU (None: every core this process may use).
+    on CPU (None: every core this process may use). ``auto_tile``: with no ``tile``, run frames in
+    tiles when whole ones would need more than ``memory_budget`` bytes (None: half the memory free
+    when a frame size is first seen; see ``videodeblur.pipeline.memory``).
     """
 
     device: str = "auto"
@@ -63,6 +67,8 @@ class EngineOptions:
     tile_overlap: int = 32
     pinned_ring: int = 3
     threads: int | None = None
+    auto_tile: bool = True
+    memory_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.precision not in ("auto", *_DTYPES):
@@ -78,6 +84,8 @@ class EngineOptions:
             raise ConfigError(f"pinned_ring must be >= 3 (upload, compute, download overlap), got {self.pinned_ring}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.memory_budget is not None and self.memory_budget < 1:
+            raise ConfigError(f"memory_budget must be a positive number of bytes, got {self.memory_budget}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -155,6 +163,8 @@ class Engine:
             net = net.to(memory_format=torch.channels_last)
         self.network: torch.nn.Module = torch.compile(net) if self.options.compile else net
         self._lock = threading.Lock()  # submit() may be called from a worker thread
+        self._auto_tiles: dict[tuple[int, ...], int | None] = {}
+        self.auto_tile_note: str | None = None  # set when frames were first tiled for memory: why, and at what size
         self._cuda = _CudaPipeline(self) if self.device.type == "cuda" else None
 
     @classmethod
@@ -230,11 +240,31 @@ class Engine:
         x = x.to(self.dtype)
         if self.options.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        tile = self.options.tile
+        tile = self.options.tile if self.options.tile is not None else self._auto_tile(tuple(x.shape))
         if tile is not None and (x.shape[-1] > tile or x.shape[-2] > tile):
             return run_tiled(self.network, x, tile=tile, overlap=self.options.tile_overlap,
                              max_batch=max(self.batch_size, 1))
         return self.network(x)
+
+    def _auto_tile(self, shape: tuple[int, ...]) -> int | None:
+        """The tile size that keeps a batch of this shape inside the memory budget (None: whole
+        frames fit), decided once per shape."""
+        config = getattr(self.model.network, "config", None)
+        if not self.options.auto_tile or not isinstance(config, ModelConfig):
+            return None  # the estimate is LPRN's; the benchmark's peer networks run whole
+        if shape not in self._auto_tiles:
+            n, _, h, w = shape
+            per_pixel = activation_bytes_per_pixel(config, torch.finfo(self.dtype).bits // 8)
+            budget = self.options.memory_budget or available_bytes(self.device) // 2
+            tile = plan_tile(h, w, n, per_pixel, budget, min_tile=2 * self.options.tile_overlap + 16,
+                             max_batch=self.batch_size)
+            self._auto_tiles[shape] = tile
+            if tile is not None and self.auto_tile_note is None:
+                whence = "the memory budget" if self.options.memory_budget else "half the free memory"
+                self.auto_tile_note = (f"{n} frame(s) of {w}x{h} would need about {_mib(n * h * w * per_pixel)} whole, "
+                                       f"more than {whence} ({_mib(budget)}): run in tiles of {tile} px "
+                                       "(--tile sets the size)")
+        return self._auto_tiles[shape]
 
     def _forward_uint8(self, u8: torch.Tensor, layout: Layout, colour: ColourTags | None) -> torch.Tensor:
         """uint8 batch on the device → deblurred uint8 batch on the device (same layout)."""
@@ -333,6 +363,10 @@ class _CudaPipeline:
         handle = EngineResult(slot=slot, count=n)
         slot.owner = handle
         return handle
+
+
+def _mib(size: float) -> str:
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def _usable_cores() -> int:

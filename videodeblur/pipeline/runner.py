@@ -359,6 +359,8 @@ class _Pipeline:
             detail = f"; first error: {reader.first_error}" if reader.first_error else ""
             self.stats.warn(f"{info.path} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
                             f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
+        if note := getattr(engine, "auto_tile_note", None):  # engines in tests may be stand-ins
+            self.stats.warn(note)
         if reader.frames_resized:
             self.stats.warn(f"{info.path} changes size mid-stream (first to {reader.first_resize}): "
                             f"{reader.frames_resized} frame(s) scaled to {info.width}x{info.height}")

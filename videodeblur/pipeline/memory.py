@@ -1,0 +1,64 @@
+"""How much memory a frame needs, and the tile size that keeps a run inside a budget.
+
+Why: the network's activations grow with the frame. ``lprn`` at full resolution holds about 1.4 kB
+per pixel on the CPU, so one 4K frame needs about 12 GB and a batch of two more than a 24 GB
+machine has; the kernel then kills the process and the output is lost. Without ``--tile`` the
+engine estimates the need from the model's shape and, when it would exceed the budget (half the
+memory free when the frame size is first seen), runs the frame in tiles small enough to fit.
+
+The estimate is fitted to peak-RSS measurements on the CPU (docs/BENCHMARKS.md, "Memory per
+pixel"): the stage features kept for the fusion, (T + 1) maps of C channels at 1/s² of the pixels,
+dominate, about 3.2 float copies of them are alive at the peak, plus about 60 bytes per pixel of
+uint8 and float frames.
+"""
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+
+from videodeblur.config import ModelConfig
+
+__all__ = ["activation_bytes_per_pixel", "available_bytes", "plan_tile", "FRAME_BYTES_PER_PIXEL"]
+
+FRAME_BYTES_PER_PIXEL = 60.0  # uint8 in/out, float RGB in/out, padding: fitted, fp32
+_LIVE_COPIES = 3.2  # float copies of the (T + 1)·C/s² stage features alive at the peak: fitted
+_SAFETY = 1.25  # the fit is within 5 % on the shipped models; allocator slack on top
+_ALIGN = 16  # tile sides are multiples of the largest pixel-unshuffle factor and then some
+
+
+def activation_bytes_per_pixel(config: ModelConfig, dtype_bytes: int = 4) -> float:
+    """Peak bytes per full-resolution pixel of one frame through the network, with a safety margin."""
+    features = (config.stages + 1) * config.channels / config.unshuffle ** 2
+    return _SAFETY * (FRAME_BYTES_PER_PIXEL + _LIVE_COPIES * features * dtype_bytes)
+
+
+def available_bytes(device: torch.device) -> int:
+    """Memory a new allocation can use now: MemAvailable on the host, or the GPU's free memory plus
+    what PyTorch's caching allocator holds unused."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def plan_tile(height: int, width: int, frames: int, bytes_per_pixel: float, budget: float, *,
+              min_tile: int, max_batch: int) -> int | None:
+    """None when ``frames`` whole ``height``×``width`` frames fit in ``budget`` bytes; else the largest
+    tile side (a multiple of 16, at least ``min_tile``) whose windows fit beside the full-frame
+    accumulators the tiler keeps. ``max_batch``: windows per network call (the engine's batch)."""
+    if frames * height * width * bytes_per_pixel <= budget:
+        return None
+    accumulators = frames * height * width * FRAME_BYTES_PER_PIXEL  # input, blended output and weights
+    windows = max(frames, max_batch)
+    room = max(budget - accumulators, 0.0)
+    side = int(math.sqrt(room / (windows * bytes_per_pixel))) // _ALIGN * _ALIGN
+    return max(side, min_tile)
