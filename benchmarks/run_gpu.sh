@@ -10,8 +10,15 @@ set -uo pipefail
 OUT="${1:-runs/gpu}"
 PART="${2:-1}"
 mkdir -p "$OUT"
-pip install --no-deps -q .whl/*.whl
-pip install --no-deps -q -e .
+# No internet there: PyAV from the carried wheel into /tmp/site (the device README's recipe), and this
+# project from the working tree by PYTHONPATH. `pip install -e .` would try to fetch setuptools for
+# its isolated build and fail, leaving no `videodeblur` command, so every step below runs
+# `python3 -m videodeblur` instead.
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  || echo "PyAV wheel install failed" >> "$OUT/steps.txt"
+export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python3 -c "import av, torch, videodeblur; print('av', av.__version__, 'torch', torch.__version__, torch.cuda.get_device_name())" \
+  > "$OUT/versions.txt" 2>&1
 nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 lscpu > "$OUT/lscpu.txt" 2>&1
 
@@ -22,14 +29,15 @@ step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, stdout to NAME.
   echo "$name rc=$? $((SECONDS - start))s" >> "$OUT/steps.txt"
 }
 
-bench=(videodeblur bench --device cuda --precision fp16 --json)  # timeout runs programs, not shell functions
+vd=(python3 -m videodeblur)
+bench=("${vd[@]}" bench --device cuda --precision fp16 --json)  # timeout runs programs, not shell functions
 
 if [ "$PART" = 1 ]; then
-  step cuda-tests.txt 180 python -m pytest -q -m cuda tests -p no:cacheprovider
+  step cuda-tests.txt 180 python3 -m pytest -q -m cuda tests -p no:cacheprovider
   step bench-lprn-rt-1920x1080.json 120 "${bench[@]}" --model lprn-rt --size 1920x1080 --frames 300 --batch 1,4,8,16
   step bench-lprn-rt-1280x720.json 60 "${bench[@]}" --model lprn-rt --size 1280x720 --frames 300 --batch 1,4,8
   # The camera target: 1080p30 with p95 latency under 50 ms (a lavfi source stands in for the camera).
-  step camera-lprn-rt-1080p30.json 35 videodeblur camera --source "testsrc2=size=1920x1080:rate=30" \
+  step camera-lprn-rt-1080p30.json 35 "${vd[@]}" camera --source "testsrc2=size=1920x1080:rate=30" \
     --model lprn-rt --device cuda --no-preview --max-seconds 20 --json
 else
   step bench-lprn-rt-2160-tiled.json 90 "${bench[@]}" --model lprn-rt --size 3840x2160 --frames 60 --batch 1,2 --tile 1024
