@@ -81,6 +81,22 @@ def test_tiles_on_cuda_match_cpu(cpu: Engine) -> None:
     assert psnr(a, b) > 40
 
 
+def test_auto_tiles_on_cuda_read_the_gpu_memory_and_match_the_cpu() -> None:
+    from videodeblur.pipeline.memory import available_bytes
+
+    assert 0 < available_bytes(torch.device("cuda")) <= torch.cuda.get_device_properties(0).total_memory
+    frames = _frames(2, 320, 192)
+    gpu = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", memory_budget=8_000_000))
+    out = gpu.process(frames)
+    assert gpu.auto_tile_note is not None
+    (tile,) = set(gpu._auto_tiles.values())
+    cpu = Engine.from_name("lprn-rt", EngineOptions(device="cpu", tile=tile)).process(frames)
+    assert psnr(out, cpu) > 40
+    roomy = Engine.from_name("lprn-rt", EngineOptions(device="cuda"))  # the whole GPU's free memory: no tiles
+    roomy.process(frames)
+    assert roomy.auto_tile_note is None
+
+
 def test_file_on_cuda_converts_colour_on_the_device(make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=128, height=96, frames=20, audio=True)
     engine = Engine.from_name("lprn-rt", EngineOptions(device="cuda", batch_size=4))
