@@ -123,6 +123,27 @@ def spliced_sizes(path: Path, sizes: list[tuple[int, int]], frames_each: int) ->
     return path
 
 
+def audio_with_cover(path: Path) -> Path:
+    """An MP3 with a cover picture: its one video stream is an attached picture, not a video."""
+    with av.open(str(path), "w") as c:
+        audio = c.add_stream("libmp3lame", rate=44100)
+        audio.layout = "stereo"
+        cover = c.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 64, 64, "yuvj420p"
+        cover.disposition = av.stream.Disposition.attached_pic
+        for packet in [*cover.encode(av.VideoFrame.from_ndarray(np.full((64, 64, 3), 128, np.uint8), format="rgb24")),
+                       *cover.encode(None)]:
+            c.mux(packet)
+        for i in range(20):
+            frame = av.AudioFrame.from_ndarray(np.zeros((2, 1152), np.float32), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 44100, i * 1152
+            for packet in audio.encode(frame):
+                c.mux(packet)
+        for packet in audio.encode(None):
+            c.mux(packet)
+    return path
+
+
 def truncated_copy(src: Path, dst: Path, keep: float = 0.6) -> Path:
     """A faststart copy of ``src`` cut after ``keep`` of its bytes: opens, promises every frame,
     decodes only the first part."""

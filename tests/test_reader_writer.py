@@ -14,8 +14,9 @@ from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, Out
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
-from _clips_video import (audio_only, avi_with_empty_slots, decode, mux_video_packets, spliced_sizes, truncated_copy,
-                          unindexed_copy, with_thumbnail_first, with_two_audio_tracks, zeroed_copy)
+from _clips_video import (audio_only, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
+                          spliced_sizes, truncated_copy, unindexed_copy, with_thumbnail_first,
+                          with_two_audio_tracks, zeroed_copy)
 from conftest import clip_frame, clip_pts_seconds, psnr
 
 
@@ -206,6 +207,7 @@ def test_auto_encoder_falls_back_to_libx264() -> None:
     ("audio_only", UnreadableInputError, "no video stream"),
     ("zero_frames", DecodeError, "no frame could be decoded"),
     ("no_index", UnreadableInputError, "cut short before its index"),
+    ("cover_only", UnreadableInputError, r"no video stream \(it holds: audio, a cover picture\)"),
     ("bad_tags", None, ""),
 ])
 def test_bad_inputs_are_typed_one_line_errors(case: str, error: type, match: str, make_clip, tmp_path: Path) -> None:
@@ -216,6 +218,7 @@ def test_bad_inputs_are_typed_one_line_errors(case: str, error: type, match: str
         "audio_only": lambda: audio_only(tmp_path / "tone.mp4"),
         "zero_frames": lambda: zeroed_copy(make_clip("a.mp4", width=64, height=48, frames=4), tmp_path / "z.mp4"),
         "no_index": lambda: unindexed_copy(make_clip("a.mp4", width=64, height=48, frames=8), tmp_path / "cut.mp4"),
+        "cover_only": lambda: audio_with_cover(tmp_path / "song.mp3"),
         "bad_tags": lambda: _with_latin1_title(make_clip("a.mp4", width=64, height=48, frames=4)),
     }[case]()
     if error is None:  # not bad at all: it must read

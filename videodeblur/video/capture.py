@@ -25,6 +25,7 @@ import av
 import numpy as np
 
 from videodeblur.errors import SourceError
+from videodeblur.video.reader import pick_video_stream
 
 __all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource", "PyAVSource", "open_source"]
 
@@ -199,9 +200,10 @@ class PyAVSource(LiveSource):
         try:
             if self._container.format.name == "tty":  # FFmpeg's text demuxer: any text file "is" a video
                 raise SourceError(f"source {description!r} is not a video (FFmpeg reads it as text): give a video file")
-            if not self._container.streams.video:
+            stream = pick_video_stream(self._container)
+            if stream is None:
                 raise SourceError(f"source {description!r} has no video stream: give a video file, URL or camera")
-            self._stream = self._container.streams.best("video") or self._container.streams.video[0]
+            self._stream = stream
             self._stream.thread_type = "SLICE" if network else "AUTO"  # frame threads add latency on live input
             self._decoded = self._container.decode(self._stream)
             try:

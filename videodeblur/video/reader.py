@@ -24,7 +24,7 @@ import numpy as np
 from videodeblur.errors import DecodeError, InputNotFoundError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 
-__all__ = ["VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+__all__ = ["pick_video_stream", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
 Layout = Literal["rgb", "i420"]
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg's text "demuxer": opens any text file as video
@@ -178,12 +178,12 @@ class FrameReader:
     def _video_stream(self) -> av.video.stream.VideoStream:
         if self._container.format.name in _NOT_VIDEO_FORMATS:
             raise UnreadableInputError(f"{self.path} is not a video (FFmpeg reads it as text); give a video file")
-        if not self._container.streams.video:
-            kinds = sorted({s.type for s in self._container.streams}) or ["no streams"]
-            raise UnreadableInputError(f"{self.path} has no video stream (it holds: {', '.join(kinds)})")
-        # FFmpeg's own choice (av_find_best_stream), as the ffmpeg tool makes it: a cover picture or
-        # thumbnail track stored first is not the video.
-        return self._container.streams.best("video") or self._container.streams.video[0]
+        stream = pick_video_stream(self._container)
+        if stream is None:
+            kinds = sorted({s.type for s in self._container.streams if s.type != "video"})
+            kinds += ["a cover picture"] if self._container.streams.video else []
+            raise UnreadableInputError(f"{self.path} has no video stream (it holds: {', '.join(kinds) or 'no streams'})")
+        return stream
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Frames in presentation order; a bad packet is skipped and counted, a broken container ends it."""
@@ -289,6 +289,15 @@ class FrameReader:
             fps=Fraction(fps) if fps else None, frames=frames, frames_exact=frames_exact, duration_s=duration_s,
             rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
             audio_codec=audio[0].codec_context.name if audio else None)
+
+
+def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
+    """The stream to deblur: FFmpeg's own choice (av_find_best_stream, as the ffmpeg tool makes it)
+    among the moving-picture streams, so neither a thumbnail track stored first nor a cover picture
+    (an MP3's or M4A's artwork, disposition attached_pic) is taken for the video. None if there is none."""
+    videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    best = container.streams.best("video")
+    return best if any(best is s for s in videos) else (videos[0] if videos else None)
 
 
 def probe(path: str | Path) -> VideoInfo:
