@@ -169,6 +169,18 @@ def test_cli_folder_mode_prints_each_written_path(run_cli, make_image, tmp_path)
     assert bgr_of(tmp_path / "out" / "b.jpg").shape == (16, 22)  # greyscale JPEG stays greyscale
 
 
+def test_cli_folder_with_an_unreadable_file_writes_the_others_and_exits_1(run_cli, make_image, tmp_path):
+    for name in ("a.png", "c.png"):
+        make_image(tmp_path / "shots" / name, width=40, height=30)
+    (tmp_path / "shots" / "b.png").write_bytes(b"not a png at all")
+    result = run_cli("image", tmp_path / "shots", "-o", tmp_path / "out", "--device", "cpu", "--model", "lprn-fast")
+    assert result.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "c.png"]
+    assert [line for line in result.stderr_lines if "b.png" in line]  # the bad one is named
+    assert result.stderr_lines[-1] == ("videodeblur: error: 1 of 3 images could not be read (named above); "
+                                       "the others were written")
+
+
 @pytest.mark.cuda
 def test_cuda_fp16_matches_cpu_fp32(make_image, tmp_path):
     from videodeblur.pipeline import Engine, EngineOptions

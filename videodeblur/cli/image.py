@@ -23,19 +23,31 @@ def image(inputs: tuple[Path, ...], output: Path, model: str | None, device: str
     """Deblur PNG/JPEG images: one file to one file, or several files / a folder to a folder.
 
     Colour, greyscale and size are kept (8-bit); alpha is kept in PNG outputs. Prints each written path.
+    An unreadable file among several is named and skipped; the others are written, and the exit code is 1.
 
     \b
     Examples:
       videodeblur image blurred.jpg -o sharp.jpg
       videodeblur image shots/ -o sharp/ --model lprn
     """
+    from videodeblur.errors import UnreadableInputError
     from videodeblur.images import deblur_image_file, plan_images
 
     jobs = plan_images(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1, tile=tile))
+    unreadable = 0
     for job in jobs:
-        click.echo(deblur_image_file(job.src, job.dst, engine))
+        try:
+            click.echo(deblur_image_file(job.src, job.dst, engine))
+        except UnreadableInputError as err:
+            if len(jobs) == 1:
+                raise
+            unreadable += 1  # one bad file in a folder does not cost the others their turn
+            click.echo(f"videodeblur: error: {err}", err=True)
     if engine.auto_tile_note:
         click.echo(f"videodeblur: note: {engine.auto_tile_note}", err=True)
+    if unreadable:
+        raise UnreadableInputError(f"{unreadable} of {len(jobs)} images could not be read (named above); "
+                                   "the others were written")
