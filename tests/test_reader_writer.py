@@ -296,6 +296,7 @@ def test_pix_fmt_falls_back_to_what_the_encoder_takes() -> None:
     """A 4:4:4 source goes to a 4:2:0-only encoder as 4:2:0; an odd size it cannot hold is a clear error."""
     assert encodable_pix_fmt("libx264", "yuv444p", width=64, height=48) == "yuv444p"
     assert encodable_pix_fmt("mpeg4", "yuv444p", width=64, height=48) == "yuv420p"
+    assert encodable_pix_fmt("libx264rgb", "yuv420p", width=64, height=48) == "rgb24"
     with pytest.raises(EncodeError, match="cannot encode 65x49 yuv444p"):
         encodable_pix_fmt("mpeg4", "yuv444p", width=65, height=49)
 

@@ -30,7 +30,8 @@ from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_co
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
 
-__all__ = ["FrameWriter", "choose_encoder", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS", "check_output_path"]
+__all__ = ["FrameWriter", "choose_encoder", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
+           "check_output_path"]
 
 Layout = Literal["rgb", "i420"]
 HARDWARE_ENCODERS = ("h264_nvenc",)
@@ -94,14 +95,14 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256) -
 
 
 def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> str:
-    """``wanted`` if ``encoder`` takes it, else 8-bit 4:2:0 (even sizes) or 4:4:4 if it takes one of
-    those (SVT-AV1 and mpeg4 have no 4:4:4, so a 4:4:4 source is written 4:2:0); EncodeError when
-    it takes neither, e.g. an odd size for a 4:2:0-only encoder."""
+    """``wanted`` if ``encoder`` takes it, else 8-bit 4:2:0 (even sizes), 4:4:4 or RGB, the first it
+    takes (SVT-AV1 and mpeg4 have no 4:4:4, so a 4:4:4 source is written 4:2:0; libx264rgb takes
+    only RGB); EncodeError when it takes none, e.g. an odd size for a 4:2:0-only encoder."""
     formats = [f.name for f in (av.Codec(encoder, "w").video_formats or ())]
     if not formats or wanted in formats:
         return wanted
     even = width % 2 == 0 and height % 2 == 0
-    for candidate in (("yuv420p", "yuv444p") if even else ("yuv444p",)):
+    for candidate in ("yuv420p", "yuv444p", "rgb24", "gbrp")[0 if even else 1:]:
         if candidate in formats:
             return candidate
     raise EncodeError(f"encoder {encoder} cannot encode {width}x{height} {wanted} (it takes "
@@ -113,9 +114,9 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
     """The constant-quality and speed settings each encoder family understands, so ``--crf`` means
     "quality, lower is better" whichever encoder is chosen: ``crf`` where the encoder has it
     (libx264/x265, libvpx, SVT-AV1; libvpx needs ``b=0`` for pure constant quality), NVENC's ``cq``
-    with variable bit rate. ``preset`` is x264/x265's speed name. x265 and SVT-AV1 otherwise print a
-    screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob gets nothing and
-    keeps its own default quality (the writer's ``quality_control`` is then None)."""
+    with variable bit rate. ``preset`` is x264/x265's speed name. x265 and SVT-AV1 otherwise print
+    a screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob
+    gets nothing and keeps its own default quality (the writer's ``quality_control`` is then None)."""
     options: dict[str, str] = {}
     if name.endswith("_nvenc"):
         return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
