@@ -25,7 +25,9 @@ def result() -> BenchResult:
 
 def test_json_has_every_field(result: BenchResult) -> None:
     data = json.loads(json.dumps(result.to_dict()))
-    assert {"machine", "model", "size", "runs", "bound", "overlap", "peers", "device", "precision"} <= set(data)
+    assert {"machine", "model", "size", "runs", "bound", "overlap", "peers", "device", "precision", "tile",
+            "auto_tile"} <= set(data)
+    assert data["tile"] is None and data["auto_tile"] == []  # small frames run whole
     assert {"cpu", "cores", "gpu", "torch", "av"} <= set(data["machine"])
     assert data["machine"]["cores"] >= 1 and data["machine"]["gpu"] is None
     assert data["model"] == "lprn-fast" and data["size"] == [WIDTH, HEIGHT]
@@ -172,3 +174,11 @@ def test_cuda_runs_use_events_and_report_gpu_memory() -> None:
     assert result.run("network").timing == "cuda-events"
     for mode in ("model", "network", "sequential", "pipelined"):
         assert result.run(mode).cuda_peak_mb > 0
+
+
+def test_a_bench_says_when_frames_were_tiled_for_memory() -> None:
+    """The figures of a run the engine tiled are tiled figures; the result must say so."""
+    result = run_bench(BenchOptions(model="lprn-fast", width=WIDTH, height=HEIGHT, frames=6, batches=(2,), device="cpu",
+                                    warmup_frames=1, memory_budget=200_000))
+    (note,) = result.to_dict()["auto_tile"]
+    assert f"of {WIDTH}x{HEIGHT}" in note and "run in tiles of 80 px" in note

@@ -20,7 +20,9 @@ Every run drops its first frames as warm-up (rounded up to whole batches, so a b
 by the window) and reports them and their time separately; compilation happens there too.
 ``fps`` is always ``frames / seconds`` of the measured window. ``bound`` names the slowest of
 decode, model (at the pipeline's batch size) and encode; ``overlap`` is pipelined fps over that
-stage's fps (1.0: the pipeline hides every other stage behind the slowest).
+stage's fps (1.0: the pipeline hides every other stage behind the slowest). Frames too big for
+memory are tiled by the engine as ``video`` would tile them (``tile`` None, ``auto_tile`` lists why
+and at what size), so a figure is never of a run that could not happen.
 """
 from __future__ import annotations
 
@@ -72,6 +74,7 @@ class BenchOptions:
     queue_size: int = 8
     colour_on_device: bool | None = None
     tile: int | None = None
+    memory_budget: int | None = None  # bytes for the engines' automatic tiles (None: half the free memory)
     min_peer_iterations: int = 2
     peer_budget_s: float = 10.0
 
@@ -146,6 +149,7 @@ class BenchResult:
     peers: dict[str, dict[str, Any]]
     date: str
     tile: int | None = None
+    auto_tile: tuple[str, ...] = ()  # why and how engines tiled frames too big for memory (no --tile)
 
     def run(self, mode: str, batch: int | None = None, model: str | None = None) -> RunResult:
         """The first run of ``mode`` (at ``batch`` / for ``model`` where given)."""
@@ -156,7 +160,8 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "model": self.model, "device": self.device, "precision": self.precision,
-                "layout": self.layout, "size": list(self.size), "tile": self.tile, "input": self.input,
+                "layout": self.layout, "size": list(self.size), "tile": self.tile, "auto_tile": list(self.auto_tile),
+                "input": self.input,
                 "date": self.date,
                 "rss_scope": self.rss_scope,
                 "runs": [r.to_dict() for r in self.runs], "bound": self.bound,
@@ -172,7 +177,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
     device = resolve_device(options.device)
     engines = {batch: Engine.from_name(options.model, EngineOptions(  # a bad model or precision fails here, first
         device=options.device, precision=options.precision, batch_size=batch, channels_last=options.channels_last,
-        compile=options.compile, tile=options.tile)) for batch in options.batches}
+        compile=options.compile, tile=options.tile, memory_budget=options.memory_budget)) for batch in options.batches}
     with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
         tmpdir = Path(tmp)
         io = _prepare_input(options, device, tmpdir, say)
@@ -195,6 +200,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
 
         best = max((r for r in runs if r.mode == "model"), key=lambda r: r.fps)
         engine = engines[best.batch]
+        notes = [e.auto_tile_note for e in engines.values() if e.auto_tile_note]
         engines.clear()
         say(f"sequential, batch {best.batch}")
         runs.append(_sequential_run(io, tmpdir / "sequential.mp4", engine, best.batch, warmup))
@@ -214,7 +220,8 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
                        precision=engine.precision, layout=io.layout, size=(io.info.width, io.info.height),
                        input=str(options.input) if options.input else None, runs=tuple(runs), bound=bound,
                        overlap=overlap, rss_scope=rss_scope(), peers=_peer_table(network_runs),
-                       date=time.strftime("%Y-%m-%d"), tile=options.tile)
+                       date=time.strftime("%Y-%m-%d"), tile=options.tile,
+                       auto_tile=tuple(dict.fromkeys(notes + ([engine.auto_tile_note] if engine.auto_tile_note else []))))
 
 
 def _prepare_input(options: BenchOptions, device: torch.device, tmpdir: Path, say: Callable[[str], None]) -> "_IO":

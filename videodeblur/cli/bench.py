@@ -102,6 +102,7 @@ def format_table(data: dict[str, Any]) -> str:
                      + ", ".join(f"{name} x{p['speed_ratio']}" for name, p in data["peers"].items()))
     rss = "each run's own" if data["rss_scope"] == "run" else "the process's peak so far, in run order"
     lines.append(f"peak RSS: {rss}; timings: {_timing_note(data)}")
+    lines.extend(f"tiled for memory: {note}" for note in data.get("auto_tile", []))
     return "\n".join(lines)
 
 
