@@ -105,6 +105,25 @@ def test_a_frame_of_another_size_is_refused_not_cropped(tmp_path: Path) -> None:
     assert len(decode(tmp_path / "out.mp4").frames) == 1
 
 
+def test_the_files_tags_are_kept(make_clip, tmp_path: Path) -> None:
+    """A phone video's creation time and location (what photo libraries sort and map by), its title
+    and the video's language survive, as with the ffmpeg tool's default; the muxer's own tags are its own."""
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    tagged = tmp_path / "tagged.mp4"
+    tags = {"title": "Holiday", "creation_time": "2024-07-01T10:00:00.000000Z", "location": "+48.8584+002.2945/",
+            "comment": "from a phone"}
+    with av.open(str(src)) as i, av.open(str(tagged), "w") as o:
+        o.metadata.update({**tags, "encoder": "SomePhone 1.0"})
+        video = o.add_stream_from_template(i.streams.video[0])
+        video.metadata["language"] = "fra"
+        mux_video_packets(i, o, video)
+    _copy(tagged, tmp_path / "out.mp4")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert tags.items() <= dict(c.metadata).items()
+        assert c.metadata["encoder"] != "SomePhone 1.0"  # written by this muxer, not copied
+        assert c.streams.video[0].metadata.get("language") == "fra"
+
+
 def test_variable_frame_rate_timing_survives(make_clip, tmp_path: Path) -> None:
     src = make_clip("vfr.mp4", width=64, height=48, frames=10, vfr=True)
     _copy(src, tmp_path / "out.mp4")

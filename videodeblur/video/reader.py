@@ -57,6 +57,8 @@ class VideoInfo:
     colour: ColourTags
     has_audio: bool
     audio_codec: str | None
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the file's: title, creation_time, location...
+    video_tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the video stream's: language, title
 
 
 @dataclasses.dataclass
@@ -288,7 +290,8 @@ class FrameReader:
             chroma_subsampling=subsampling, time_base=s.time_base or Fraction(1, 90000),
             fps=Fraction(fps) if fps else None, frames=frames, frames_exact=frames_exact, duration_s=duration_s,
             rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
-            audio_codec=audio[0].codec_context.name if audio else None)
+            audio_codec=audio[0].codec_context.name if audio else None,
+            tags=dict(self._container.metadata), video_tags=dict(s.metadata))
 
 
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:

@@ -57,6 +57,16 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
     return path
 
 
+_TECHNICAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
+                             "vendor_id", "duration"})
+
+
+def _descriptive(tags: dict[str, str] | None, keep: tuple[str, ...] | None = None) -> dict[str, str]:
+    """The tags worth copying to a new file: all but the container's technical ones (or only ``keep``)."""
+    return {k: v for k, v in (tags or {}).items()
+            if (k in keep if keep is not None else k.lower() not in _TECHNICAL_TAGS)}
+
+
 def _same_file(a: Path, b: Path) -> bool:
     """Same path after resolving links, or the same inode (a hard link)."""
     if a.resolve() == b.resolve():
@@ -141,14 +151,18 @@ class FrameWriter:
     lossless for libx264), given to every encoder that has a constant-quality knob
     (:func:`encoder_options`); ``quality_control`` names the knob used, None when the encoder has
     none. ``threads``: encoder threads (0: automatic). ``input_path``: the file
-    being read (default: ``audio_from``), which ``path`` may not be.
+    being read (default: ``audio_from``), which ``path`` may not be. ``tags`` / ``video_tags``: the
+    source file's and video stream's metadata, copied as the ffmpeg tool does by default (a phone
+    video keeps its creation time and location, which photo libraries sort and map by); the
+    container's own technical tags (brands, encoder) are left to the muxer.
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
                  fps: Fraction | None = None, encoder: str = "auto", crf: int = 18, preset: str = "veryfast",
                  pix_fmt: str | None = None, colour: ColourTags | None = None, rotation: int = 0,
                  audio_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
-                 input_path: str | Path | None = None) -> None:
+                 input_path: str | Path | None = None, tags: dict[str, str] | None = None,
+                 video_tags: dict[str, str] | None = None) -> None:
         self.encoder_name = choose_encoder(encoder, width=width, height=height)
         even = width % 2 == 0 and height % 2 == 0
         self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
@@ -176,8 +190,10 @@ class FrameWriter:
             except (av.FFmpegError, ValueError) as err:
                 raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} "
                                   "(use a video extension such as .mp4, .mkv or .mov)") from err
+            self._container.metadata.update(_descriptive(tags))
             try:
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
+                self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title")))
                 if audio_from is not None:
                     self._add_audio(Path(audio_from))
                 self._write_header()
@@ -195,14 +211,16 @@ class FrameWriter:
     @classmethod
     def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, **kwargs: Any) -> "FrameWriter":
         """A writer that matches ``info``: size, time base, frame rate, rotation, colour tags, chroma
-        subsampling (as 8-bit) and, when ``audio`` and the source has any, its audio stream."""
+        subsampling (as 8-bit), the file's and the video stream's tags (creation time, location,
+        title, language) and, when ``audio`` and the source has any, its audio streams."""
         check_output_path(path, input_path=info.path)  # never overwrite the file being read, audio or not
         sub = info.chroma_subsampling
         even = info.width % 2 == 0 and info.height % 2 == 0
         pix_fmt = kwargs.pop("pix_fmt", None) or ("yuv420p" if sub == (2, 2) and even else "yuv444p")
         return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
-                   audio_from=info.path if audio and info.has_audio else None, **kwargs)
+                   audio_from=info.path if audio and info.has_audio else None,
+                   tags=info.tags, video_tags=info.video_tags, **kwargs)
 
     def __enter__(self) -> "FrameWriter":
         return self
