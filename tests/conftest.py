@@ -26,14 +26,18 @@ fixtures are placed under the test's ``tmp_path``.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import http.server
 import math
 import os
 import subprocess
 import sys
+import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import cv2  # noqa: F401  first, before any test module imports av: av-then-cv2 freezes cv2.imshow (DESIGN.md)
 import numpy as np
@@ -192,6 +196,25 @@ def run_subprocess(*args: object, timeout: float = 120, env: dict[str, str] | No
     proc = subprocess.run([sys.executable, "-m", "videodeblur", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, env=full_env, cwd=str(cwd or REPO_ROOT))
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` over HTTP on localhost (the standard library's server, which ignores Range
+    requests: an MP4 must have its index first to be read from it) and yield its base URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        serving = threading.Thread(target=server.serve_forever, daemon=True)
+        serving.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+        pass
 
 
 # ------------------------------------------------------------------------------------ fixtures

@@ -6,8 +6,6 @@ the live loop, not the network.
 """
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import signal
 import subprocess
@@ -25,6 +23,8 @@ import pytest
 from videodeblur.errors import SourceError
 from videodeblur.pipeline.live import LatestFrameSlot, LiveOptions, run_live
 from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource, open_source
+
+from conftest import clip_frame, psnr, serve_folder
 
 FPS = 25
 FRAME_MS = 1000 / FPS
@@ -183,23 +183,12 @@ def test_http_network_stream_is_read_through_pyav(make_clip) -> None:
     streams send) served by the standard library's HTTP server on localhost. (An .mp4 does not work
     from that server: it ignores the Range requests FFmpeg makes for the mp4 index.)"""
     clip = make_clip("net.ts", width=64, height=48, frames=15, fps=FPS)
-    handler = functools.partial(_QuietHandler, directory=str(clip.parent))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        serving = threading.Thread(target=server.serve_forever, daemon=True)
-        serving.start()
-        try:
-            url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}"
-            stats = run_live(open_source(url), DelayedEngine(0.0))
-        finally:
-            server.shutdown()
+    with serve_folder(clip.parent) as base:
+        url = f"{base}/{clip.name}"
+        stats = run_live(open_source(url), DelayedEngine(0.0))
     assert stats.source == url and (stats.width, stats.height) == (64, 48)
     assert stats.captured == 15 and stats.processed + stats.dropped == 15 and stats.processed > 0
     assert stats.end_reason.startswith("source")
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
-        pass
 
 
 def test_unplugged_camera_ends_the_run_cleanly() -> None:
@@ -281,7 +270,6 @@ def test_a_recording_may_not_overwrite_the_file_source(make_clip, run_cli, tmp_p
 
 def test_a_source_that_changes_size_records_at_its_first_size(run_cli, tmp_path: Path) -> None:
     from _clips_video import spliced_sizes
-    from conftest import clip_frame, psnr
 
     src = spliced_sizes(tmp_path / "spliced.ts", [(64, 48), (128, 96)], frames_each=4)
     out = tmp_path / "rec.mp4"

@@ -11,10 +11,11 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import pytest
 
 from _clips_video import audio_only, avi_with_empty_slots, decode, spliced_sizes, truncated_copy, zeroed_copy
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, serve_folder
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
 
@@ -59,6 +60,27 @@ def test_a_size_change_mid_stream_is_said_and_every_frame_written(run_cli, tmp_p
     assert "changes size mid-stream (first to 128x96 at frame 5): 5 frame(s) scaled to 64x48" in warning
     out = decode(tmp_path / "out.mp4")
     assert len(out.frames) == 10 and (out.width, out.height) == (64, 48)
+
+
+def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> None:
+    """INPUT may be a URL (pathlib would have turned its // into /): frames and audio come through;
+    a missing one is the server's answer in one line."""
+    src = make_clip("a.mp4", width=64, height=48, frames=6, audio=True)
+    (tmp_path / "web").mkdir()
+    with av.open(str(src)) as i, av.open(str(tmp_path / "web" / "clip.mp4"), "w", options={"movflags": "+faststart"}) as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    with serve_folder(tmp_path / "web") as base:
+        result = run_cli("video", f"{base}/clip.mp4", "-o", tmp_path / "out.mp4", *CPU, "--json")
+        missing = run_cli("video", f"{base}/nope.mp4", "-o", tmp_path / "out2.mp4", *CPU)
+    assert result.exit_code == 0, result.stderr
+    out = decode(tmp_path / "out.mp4")
+    assert len(out.frames) == 6 and out.audio and json.loads(result.stdout)["input"] == f"{base}/clip.mp4"
+    assert missing.exit_code == 1 and missing.stderr_lines == [f"videodeblur: error: cannot open {base}/nope.mp4: "
+                                                                "Server returned 404 Not Found"]
 
 
 def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:

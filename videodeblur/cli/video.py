@@ -18,7 +18,7 @@ __all__ = ["video"]
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))  # str: a URL keeps its //
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
               help="Output video file (.mp4, .mkv, .mov).")
 @model_option()
@@ -38,10 +38,10 @@ __all__ = ["video"]
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
-def video(input_path: Path, output: Path, model: str | None, batch: int | None, device: str, precision: str,
+def video(input_path: str, output: Path, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool,
           show_progress: bool | None, as_json: bool) -> None:
-    """Deblur the video file INPUT into OUTPUT.
+    """Deblur the video file (or http/https/... URL) INPUT into OUTPUT.
 
     Frame count, timestamps (variable frame rate too), frame rate, size, rotation and colour tags
     are kept and the audio is copied untouched; the output is 8-bit H.264. Shows progress on a

@@ -25,11 +25,10 @@ import av
 import numpy as np
 
 from videodeblur.errors import SourceError
-from videodeblur.video.reader import pick_video_stream
+from videodeblur.video.reader import is_url, pick_video_stream
 
 __all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource", "PyAVSource", "open_source"]
 
-_URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 _OPEN_TIMEOUT_S = 10.0
 _READ_TIMEOUT_S = 5.0
 _CAMERA_FAILED_READS = 5  # consecutive failed grabs before a camera counts as unplugged
@@ -107,7 +106,7 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
         return OpenCVCameraSource(int(spec), options)
     if spec.startswith("/dev/video"):
         return OpenCVCameraSource(spec, options)
-    if _is_url(spec):
+    if is_url(spec):
         return PyAVSource(spec, description=spec, pace=False, fmt=None, network=True)
     if spec.startswith("lavfi:"):
         return PyAVSource(spec[len("lavfi:"):], description=spec, pace=True, fmt="lavfi")
@@ -256,11 +255,6 @@ def _frame_seconds(frame: av.VideoFrame, index: int, fps: float | None) -> float
     if frame.pts is not None and frame.time_base is not None:
         return float(frame.pts * frame.time_base)
     return index / (fps or 30.0)
-
-
-def _is_url(spec: str) -> bool:
-    scheme, sep, _ = spec.partition("://")
-    return bool(sep) and scheme.lower() in _URL_SCHEMES
 
 
 def _is_lavfi_graph(spec: str) -> bool:

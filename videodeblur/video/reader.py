@@ -24,7 +24,7 @@ import numpy as np
 from videodeblur.errors import DecodeError, InputNotFoundError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 
-__all__ = ["pick_video_stream", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+__all__ = ["is_url", "pick_video_stream", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
 Layout = Literal["rgb", "i420"]
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg's text "demuxer": opens any text file as video
@@ -86,7 +86,7 @@ class FrameReader:
     """
 
     def __init__(self, path: str | Path, *, layout: Layout = "rgb", threads: int = 0) -> None:
-        self.path = Path(path)
+        self.path: Path | str = str(path) if is_url(path) else Path(path)  # pathlib would turn // into /
         self.layout = layout
         self.frames_decoded = 0
         self.packets_read = 0  # video packets demuxed (flush packets excluded)
@@ -108,8 +108,10 @@ class FrameReader:
             try:
                 first = next(self._frames)
             except StopIteration:
+                hint = ("; over the network this is also what an MP4 with its index at the end gives when the server "
+                        "cannot serve byte ranges") if isinstance(self.path, str) else ""
                 raise DecodeError(f"{self.path} has a video stream but no frame could be decoded "
-                                  f"({self.first_error or 'zero frames'}); the file is empty or corrupt") from None
+                                  f"({self.first_error or 'zero frames'}); the file is empty or corrupt{hint}") from None
             self.info = self._describe(first)
             if layout == "i420" and (first.width % 2 or first.height % 2):
                 raise ValueError(f"layout 'i420' needs even width and height, got {first.width}x{first.height}")
@@ -294,6 +296,16 @@ class FrameReader:
             tags=dict(self._container.metadata), video_tags=dict(s.metadata))
 
 
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+NETWORK_TIMEOUTS_S = (10.0, 30.0)  # open, then each read: a dead server is an error, not a hang
+
+
+def is_url(spec: str | Path) -> bool:
+    """``scheme://...`` with a scheme FFmpeg reads over the network (a URL, not a file path)."""
+    scheme, sep, _ = str(spec).partition("://")
+    return bool(sep) and scheme.lower() in URL_SCHEMES
+
+
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
     """The stream to deblur: FFmpeg's own choice (av_find_best_stream, as the ffmpeg tool makes it)
     among the moving-picture streams, so neither a thumbnail track stored first nor a cover picture
@@ -309,7 +321,13 @@ def probe(path: str | Path) -> VideoInfo:
         return reader.info
 
 
-def _open(path: Path) -> av.container.InputContainer:
+def _open(path: Path | str) -> av.container.InputContainer:
+    if isinstance(path, str):  # a URL
+        try:
+            return av.open(path, "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S)
+        except (av.FFmpegError, OSError) as err:
+            raise UnreadableInputError(f"cannot open {path}: {' '.join(str(getattr(err, 'strerror', None) or err).split())}"
+                                       ) from err
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
     if path.is_dir():

@@ -26,6 +26,7 @@ import numpy as np
 
 from videodeblur.errors import EncodeError, OutputError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
+from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
 
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
@@ -43,7 +44,7 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
     """Fail early (OutputError) when ``path`` cannot be written: missing folder, a folder itself,
     the input file, or no permission. Creates the file (empty) as the proof."""
     path = Path(path)
-    if input_path is not None and _same_file(path, Path(input_path)):
+    if input_path is not None and not is_url(input_path) and _same_file(path, Path(input_path)):
         raise OutputError(f"output {path} is the input file; choose another output path")
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
@@ -195,7 +196,7 @@ class FrameWriter:
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
                 self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title")))
                 if audio_from is not None:
-                    self._add_audio(Path(audio_from))
+                    self._add_audio(audio_from)
                 self._write_header()
             except BaseException:
                 self._container.close()
@@ -321,9 +322,10 @@ class FrameWriter:
             raise OutputError(f"{self.path.suffix or self.path.name} files cannot hold {streams} "
                               f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
 
-    def _add_audio(self, source: Path) -> None:
+    def _add_audio(self, source: str | Path) -> None:
         try:
-            self._audio_in = av.open(str(source), "r", metadata_errors="replace")
+            self._audio_in = av.open(str(source), "r", metadata_errors="replace",
+                                     timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
         except av.FFmpegError as err:
             raise UnreadableInputError(f"cannot read audio from {source}: {err}") from err
         if not self._audio_in.streams.audio:
