@@ -73,12 +73,14 @@ class FakeVideoCapture:
 
     def __init__(self, device: object, *api: int) -> None:
         self.device, self.grabs, self.released = device, 0, False
+        self.props: list[tuple[int, float]] = []  # set() calls, in order
         FakeVideoCapture.last = self
 
     def isOpened(self) -> bool:
         return self.device != 97
 
     def set(self, prop: int, value: float) -> bool:
+        self.props.append((prop, value))
         return True
 
     def get(self, prop: int) -> float:
@@ -213,6 +215,28 @@ def test_opencv_camera_unplugged_mid_run(monkeypatch) -> None:
     assert FakeVideoCapture.last.released
     with pytest.raises(SourceError, match="cannot open camera 97"):
         open_source("97")
+
+
+@pytest.mark.parametrize("options, fourcc", [
+    (CaptureOptions(), None),  # the camera's own format and size
+    (CaptureOptions(width=1920, height=1080), "MJPG"),  # uncompressed 1080p is about 5 fps over USB 2.0
+    (CaptureOptions(width=640, height=480, fourcc="YUYV"), "YUYV"),
+])
+def test_a_webcam_is_asked_for_mjpeg_before_a_size(monkeypatch, options: CaptureOptions, fourcc: str | None) -> None:
+    import videodeblur.video.capture as capture
+
+    monkeypatch.setattr(capture.cv2, "VideoCapture", FakeVideoCapture)
+    open_source("0", options).close()
+    props = [prop for prop, _ in FakeVideoCapture.last.props]
+    asked = [value for prop, value in FakeVideoCapture.last.props if prop == cv2.CAP_PROP_FOURCC]
+    assert asked == ([cv2.VideoWriter_fourcc(*fourcc)] if fourcc else [])
+    if fourcc:
+        assert props.index(cv2.CAP_PROP_FOURCC) < props.index(cv2.CAP_PROP_FRAME_WIDTH)
+
+
+def test_a_fourcc_of_another_length_is_a_usage_error(run_cli) -> None:
+    result = run_cli("camera", "--source", "0", "--fourcc", "MJPEG", "--no-preview")
+    assert result.exit_code == 2 and "four-character code" in result.stderr
 
 
 def test_a_hung_source_counts_as_lost_after_the_stall_timeout() -> None:

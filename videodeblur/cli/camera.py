@@ -34,6 +34,9 @@ _WINDOW = "videodeblur camera (q or Esc quits)"
 @device_option
 @precision_option
 @click.option("--size", "size", default=None, metavar="WxH", help="Ask a webcam for this capture size.")
+@click.option("--fourcc", default=None, metavar="CODE",
+              help="Ask a webcam for this pixel format, e.g. MJPG or YUYV [default: MJPG with --size: most USB "
+                   "webcams send 1080p uncompressed at about 5 fps only].")
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Show the preview window.")
 @click.option("--side-by-side", is_flag=True, help="Preview the original and the deblurred picture side by side.")
 @click.option("--record", type=click.Path(path_type=Path), default=None, metavar="OUT.mp4",
@@ -42,7 +45,7 @@ _WINDOW = "videodeblur camera (q or Esc quits)"
               help="Stop after this many seconds.")
 @json_option
 def camera(source: str, realtime: bool, model: str | None, device: str, precision: str, size: str | None,
-           preview: bool, side_by_side: bool, record: Path | None, max_seconds: float | None,
+           fourcc: str | None, preview: bool, side_by_side: bool, record: Path | None, max_seconds: float | None,
            as_json: bool) -> None:
     """Deblur a live feed with low, bounded latency.
 
@@ -64,7 +67,10 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     from videodeblur.video.capture import CaptureOptions, open_source
 
     width, height = _parse_size(size)
-    live_source = open_source(source, CaptureOptions(realtime=realtime, width=width, height=height))
+    if fourcc is not None and len(fourcc) != 4:
+        raise click.BadParameter(f"{fourcc!r} is not a four-character code such as MJPG or YUYV", param_hint="--fourcc")
+    live_source = open_source(source, CaptureOptions(realtime=realtime, width=width, height=height,
+                                                     fourcc=fourcc))
     window = None
     try:
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1))

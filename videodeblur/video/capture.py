@@ -51,18 +51,29 @@ class CaptureOptions:
     file is read in lockstep with the consumer and nothing is dropped. lavfi sources are always
     paced, cameras and network streams pace themselves. ``width``/``height``/``fps`` are requests to
     a webcam (the driver may pick the nearest mode it has); ``None`` keeps the camera's default.
+    ``fourcc``: the pixel format asked of a webcam (``MJPG``, ``YUYV``...); None: ``MJPG`` when a
+    size is asked for, because most USB webcams send uncompressed YUYV at 1080p at about 5 fps (USB
+    2.0 cannot carry more) and MJPEG at 30; a camera without it keeps its own format.
     """
 
     realtime: bool = False
     width: int | None = None
     height: int | None = None
     fps: float | None = None
+    fourcc: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("width", "height", "fps"):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"CaptureOptions.{name} must be positive, got {value}")
+        if self.fourcc is not None and len(self.fourcc) != 4:
+            raise ValueError(f"CaptureOptions.fourcc must be four characters such as MJPG, got {self.fourcc!r}")
+
+    @property
+    def requested_fourcc(self) -> str | None:
+        """The pixel format to ask a webcam for, if any (see the class doc)."""
+        return self.fourcc or ("MJPG" if self.width or self.height else None)
 
 
 class LiveSource:
@@ -136,6 +147,8 @@ class OpenCVCameraSource(LiveSource):
             raise SourceError(f"cannot open {self.description}: check it is connected, not in use by another "
                               "program, and that you may read it (video group)")
         self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # fewer driver buffers = less stale frames
+        if fourcc := options.requested_fourcc:  # before the size: the modes a format offers differ
+            self._cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*fourcc))
         if options.width:
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, options.width)
         if options.height:
