@@ -144,6 +144,27 @@ def audio_with_cover(path: Path) -> Path:
     return path
 
 
+def with_subtitles(src: Path, dst: Path) -> Path:
+    """``src`` (an MP4 from ``make_clip``) remuxed to MKV with an English SubRip track of two cues,
+    read from a real .srt file. The remux also gives the MKV a 1/time-base default duration, so its
+    "average" frame rate reads as 12800 fps (FFmpeg's guess stays right)."""
+    srt = dst.with_suffix(".srt")
+    srt.write_text("1\n00:00:00,100 --> 00:00:00,200\nHello\n\n2\n00:00:00,250 --> 00:00:00,300\nWorld\n")
+    with av.open(str(src)) as i, av.open(str(srt)) as t, av.open(str(dst), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        subtitles = o.add_stream_from_template(t.streams.subtitles[0])
+        subtitles.metadata["language"] = "eng"
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+        for packet in t.demux():
+            if packet.dts is not None:
+                packet.stream = subtitles
+                o.mux(packet)
+    return dst
+
+
 def truncated_copy(src: Path, dst: Path, keep: float = 0.6) -> Path:
     """A faststart copy of ``src`` cut after ``keep`` of its bytes: opens, promises every frame,
     decodes only the first part."""

@@ -16,7 +16,7 @@ from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
 from _clips_video import (audio_only, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
                           spliced_sizes, truncated_copy, unindexed_copy, with_thumbnail_first,
-                          with_two_audio_tracks, zeroed_copy)
+                          with_subtitles, with_two_audio_tracks, zeroed_copy)
 from conftest import clip_frame, clip_pts_seconds, psnr
 
 
@@ -122,6 +122,38 @@ def test_the_files_tags_are_kept(make_clip, tmp_path: Path) -> None:
         assert tags.items() <= dict(c.metadata).items()
         assert c.metadata["encoder"] != "SomePhone 1.0"  # written by this muxer, not copied
         assert c.streams.video[0].metadata.get("language") == "fra"
+
+
+def test_subtitles_are_copied_where_the_container_holds_them(make_clip, tmp_path: Path) -> None:
+    src = with_subtitles(make_clip("a.mp4", width=64, height=48, frames=10, audio=True), tmp_path / "subs.mkv")
+    reader, writer = _copy(src, tmp_path / "out.mkv")
+    assert reader.info.has_subtitles and reader.info.fps == 25 and reader.frames_lost == 0  # not the 12800 "average"
+    assert writer.subtitle_packets == 2 and writer.audio_packets > 0 and writer.skipped == []
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        (track,) = c.streams.subtitles
+        assert track.metadata.get("language") == "eng"
+        assert [bytes(p) for p in c.demux(track) if p.dts is not None] == [b"Hello", b"World"]
+    _, writer = _copy(src, tmp_path / "out.mp4")  # MP4 cannot hold SubRip: left out and said, the rest written
+    assert writer.subtitle_packets == 0 and writer.audio_packets > 0
+    assert writer.skipped == ["srt subtitles (stream 2): .mp4 files cannot hold them; .mkv can"]
+    assert len(decode(tmp_path / "out.mp4").frames) == 10
+
+
+def test_audio_running_past_the_video_is_not_loss_but_a_cut_file_is(make_clip, tmp_path: Path) -> None:
+    """MKV declares one duration for the whole file. Audio or subtitles that run on past the last
+    frame make it longer than the video, which is not loss; a file cut short loses both, which is."""
+    whole = make_clip("b.mkv", width=64, height=48, frames=50, audio=True)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    longer = with_subtitles(make_clip("c.mp4", width=64, height=48, frames=5, audio=True), tmp_path / "subs.mkv")
+    lost = {}
+    for path in (whole, cut, longer):
+        with FrameReader(path) as reader:
+            decoded = sum(1 for _ in reader)
+            lost[path.name] = (decoded, reader.frames_lost)
+    assert lost["b.mkv"] == (50, 0) and lost["subs.mkv"] == (5, 0)
+    decoded, missing = lost["cut.mkv"]
+    assert 0 < decoded < 50 and 50 - decoded <= missing <= 51 - decoded  # the header's 2.03 s hold 50.7 frames
 
 
 def test_variable_frame_rate_timing_survives(make_clip, tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import av
 import pytest
 
-from _clips_video import audio_only, avi_with_empty_slots, decode, spliced_sizes, truncated_copy, zeroed_copy
+from _clips_video import (audio_only, avi_with_empty_slots, decode, spliced_sizes, truncated_copy, with_subtitles,
+                          zeroed_copy)
 from conftest import REPO_ROOT, serve_folder
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
@@ -81,6 +82,15 @@ def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> 
     assert len(out.frames) == 6 and out.audio and json.loads(result.stdout)["input"] == f"{base}/clip.mp4"
     assert missing.exit_code == 1 and missing.stderr_lines == [f"videodeblur: error: cannot open {base}/nope.mp4: "
                                                                 "Server returned 404 Not Found"]
+
+
+def test_subtitles_are_counted_and_a_track_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:
+    src = with_subtitles(make_clip("a.mp4", width=64, height=48, frames=5, audio=True), tmp_path / "subs.mkv")
+    kept = json.loads(run_cli("video", src, "-o", tmp_path / "out.mkv", *CPU, "--json").stdout)
+    assert kept["subtitle_packets"] == 2 and kept["warnings"] == []
+    dropped = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json").stdout)
+    assert dropped["subtitle_packets"] == 0 and dropped["frames"] == 5
+    assert dropped["warnings"] == ["left out srt subtitles (stream 2): .mp4 files cannot hold them; .mkv can"]
 
 
 def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:

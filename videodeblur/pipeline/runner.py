@@ -359,6 +359,8 @@ class _Pipeline:
             detail = f"; first error: {reader.first_error}" if reader.first_error else ""
             self.stats.warn(f"{info.path} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
                             f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
+        for skipped in writer.skipped:
+            self.stats.warn(f"left out {skipped}")
         if note := getattr(engine, "auto_tile_note", None):  # engines in tests may be stand-ins
             self.stats.warn(note)
         if reader.frames_resized:
@@ -374,7 +376,8 @@ class _Pipeline:
             precision=engine.precision, batch_size=engine.batch_size, encoder=writer.encoder_name,
             input=str(info.path), output=str(writer.path), size=[info.width, info.height],
             frames_decoded=reader.frames_decoded, frames_written=writer.frames_written, frames_lost=lost,
-            audio_packets=writer.audio_packets, colour_on_device=reader.layout == "i420",
+            audio_packets=writer.audio_packets, subtitle_packets=writer.subtitle_packets,
+            colour_on_device=reader.layout == "i420",
             queue_size=self.options.queue_size, stopped_early=self.cut_short)
 
 

@@ -57,6 +57,7 @@ class VideoInfo:
     colour: ColourTags
     has_audio: bool
     audio_codec: str | None
+    has_subtitles: bool = False
     tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the file's: title, creation_time, location...
     video_tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the video stream's: language, title
 
@@ -97,9 +98,13 @@ class FrameReader:
         self.first_resize: str | None = None  # "WxH at frame N", for the warning
         self._packets_end: int | None = None  # latest pts + duration of a packet read, in time_base units
         self._packet_durations = True  # every packet read carried its duration (else one frame is added)
+        self._others_end_s: float | None = None  # where the other streams' packets (audio, subtitles) end
         self._closed = False
         self._lock = threading.Lock()
         self._container = _open(self.path)
+        duration = self._container.duration  # kept: the loss is worked out after the file is closed
+        self._file_end_s = (None if duration is None
+                            else ((self._container.start_time or 0) + duration) / av.time_base)
         try:
             self._stream = self._video_stream()
             self._stream.thread_type = "AUTO"
@@ -192,7 +197,12 @@ class FrameReader:
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Frames in presentation order; a bad packet is skipped and counted, a broken container ends it."""
         try:
-            for packet in self._container.demux(self._stream):
+            # Every stream is demuxed (only the video is decoded) so the reader knows whether the
+            # audio or subtitles run on past the video: then a short video is how the file was made.
+            for packet in self._container.demux():
+                if packet.stream.index != self._stream.index:
+                    self._note_other_end(packet)
+                    continue
                 if packet.size:
                     self.packets_read += 1
                     self.packets_discarded += packet.is_discard
@@ -211,6 +221,20 @@ class FrameReader:
         except av.FFmpegError as err:  # truncated file: demuxing stops here
             self._note_error(err)
 
+    def _note_other_end(self, packet: av.Packet) -> None:
+        if packet.size and packet.pts is not None and packet.time_base is not None:
+            end_s = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+            self._others_end_s = end_s if self._others_end_s is None else max(self._others_end_s, end_s)
+
+    def _others_outlast_video(self) -> bool:
+        """Whether the other streams were read to the file's end and past the video's last packet:
+        the file is whole, and the duration it declares is theirs, not a count of lost frames."""
+        file_end_s = self._file_end_s
+        if self._others_end_s is None or file_end_s is None or self._packets_end is None:
+            return False
+        video_end_s = float(self._packets_end * self._stream.time_base)
+        return self._others_end_s >= file_end_s - max(0.5, 0.02 * file_end_s) and self._others_end_s > video_end_s
+
     def _reaches_stream_end(self) -> bool:
         """Whether the packets read cover the stream's whole duration (to within half a frame)."""
         s = self._stream
@@ -228,6 +252,8 @@ class FrameReader:
         if not self.info.frames_exact and missing <= max(1, expected // 50):
             return 0, False
         if not missing or self._reaches_stream_end():
+            return 0, False
+        if not self.info.frames_exact and self._others_outlast_video():
             return 0, False
         if (density := self._slot_density()) is not None:
             # cut short *and* gappy: the header's count holds empty slots, so count the missing part
@@ -276,7 +302,7 @@ class FrameReader:
         color_range = AVCOL_RANGE_JPEG if fmt.name.startswith("yuvj") else int(first.color_range)
         colour = ColourTags(colorspace=int(first.colorspace), color_range=color_range,
                             color_primaries=int(first.color_primaries), color_trc=int(first.color_trc))
-        fps = s.average_rate or s.guessed_rate or s.base_rate
+        fps = _nominal_rate(s)
         duration_s = None
         if s.duration is not None and s.time_base is not None:
             duration_s = float(s.duration * s.time_base)
@@ -293,6 +319,7 @@ class FrameReader:
             fps=Fraction(fps) if fps else None, frames=frames, frames_exact=frames_exact, duration_s=duration_s,
             rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
             audio_codec=audio[0].codec_context.name if audio else None,
+            has_subtitles=bool(self._container.streams.subtitles),
             tags=dict(self._container.metadata), video_tags=dict(s.metadata))
 
 
@@ -343,6 +370,16 @@ def _open(path: Path | str) -> av.container.InputContainer:
         raise UnreadableInputError(f"{path} is not a video file FFmpeg can read ({reason})") from err
     except (OSError, UnicodeDecodeError) as err:
         raise UnreadableInputError(f"cannot open {path}: {err}") from err
+
+
+def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The average frame rate (right for variable-rate video too), unless it is far above FFmpeg's
+    guess: a remuxed MKV can carry 1/time-base as its default frame duration (an "average" of 12800
+    fps for a 25 fps clip), which would make the frame count estimate and the output's rate absurd."""
+    average, guessed = stream.average_rate, stream.guessed_rate
+    if average and guessed and average > 8 * guessed:
+        return Fraction(guessed)
+    return average or guessed or stream.base_rate
 
 
 def _mp4_without_index(path: Path) -> bool:

@@ -6,8 +6,10 @@ and audio.
   time base (MP4 does), but every timestamp in seconds is the source's.
 - Encoder: ``auto`` probes the hardware encoder (h264_nvenc) by opening it for real and falls back
   to libx264 with frame threads. Output is 8-bit: 4:2:0 when the size allows, else 4:4:4.
-- Audio: every audio stream of ``audio_from`` is remuxed packet by packet (no re-encode), with
-  its language and title, interleaved as the video advances.
+- Audio and subtitles: every audio and subtitle stream of ``copy_from`` is remuxed packet by packet
+  (no re-encode), with its language and title, interleaved as the video advances. Audio the
+  container cannot hold is an error (it would be lost); subtitles it cannot hold (SubRip in MP4)
+  are left out and listed in ``skipped``.
 - ``close()`` always flushes the encoder and writes the trailer, so an interrupted run leaves a
   playable file holding every frame written so far.
 """
@@ -152,7 +154,8 @@ class FrameWriter:
     lossless for libx264), given to every encoder that has a constant-quality knob
     (:func:`encoder_options`); ``quality_control`` names the knob used, None when the encoder has
     none. ``threads``: encoder threads (0: automatic). ``input_path``: the file
-    being read (default: ``audio_from``), which ``path`` may not be. ``tags`` / ``video_tags``: the
+    being read (default: ``copy_from``), which ``path`` may not be. ``audio`` / ``subtitles``: copy
+    those streams of ``copy_from``. ``tags`` / ``video_tags``: the
     source file's and video stream's metadata, copied as the ffmpeg tool does by default (a phone
     video keeps its creation time and location, which photo libraries sort and map by); the
     container's own technical tags (brands, encoder) are left to the muxer.
@@ -161,9 +164,9 @@ class FrameWriter:
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
                  fps: Fraction | None = None, encoder: str = "auto", crf: int = 18, preset: str = "veryfast",
                  pix_fmt: str | None = None, colour: ColourTags | None = None, rotation: int = 0,
-                 audio_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
+                 copy_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
-                 video_tags: dict[str, str] | None = None) -> None:
+                 video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True) -> None:
         self.encoder_name = choose_encoder(encoder, width=width, height=height)
         even = width % 2 == 0 and height % 2 == 0
         self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
@@ -171,19 +174,21 @@ class FrameWriter:
         if layout == "i420" and self.pix_fmt != "yuv420p":
             raise ValueError("layout 'i420' needs an even-sized yuv420p output")
         existed = Path(path).exists()
-        self.path = check_output_path(path, input_path=input_path or audio_from)
+        self.path = check_output_path(path, input_path=input_path or copy_from)
         self.width, self.height, self.layout = width, height, layout
         self.time_base = Fraction(time_base)
         self.colour = colour or ColourTags()
         self.frames_written = 0
         self.quality_control: str | None = None
         self.audio_packets = 0
+        self.subtitle_packets = 0
+        self.skipped: list[str] = []  # streams of copy_from this container cannot hold, left out
         self._closed = False
         self._lock = threading.Lock()
         self._last_end_s = 0.0
         self._audio_in: av.container.InputContainer | None = None
         self._audio_iter: Iterator[av.Packet] | None = None
-        self._audio_out: dict[int, av.audio.stream.AudioStream] = {}  # input stream index → output stream
+        self._audio_out: dict[int, av.stream.Stream] = {}  # input stream index → output stream (audio, subtitles)
         self._audio_pending: av.Packet | None = None
         try:
             try:
@@ -195,8 +200,8 @@ class FrameWriter:
             try:
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
                 self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title")))
-                if audio_from is not None:
-                    self._add_audio(audio_from)
+                if copy_from is not None:
+                    self._add_passthrough(copy_from, audio=audio, subtitles=subtitles)
                 self._write_header()
             except BaseException:
                 self._container.close()
@@ -220,7 +225,7 @@ class FrameWriter:
         pix_fmt = kwargs.pop("pix_fmt", None) or ("yuv420p" if sub == (2, 2) and even else "yuv444p")
         return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
-                   audio_from=info.path if audio and info.has_audio else None,
+                   copy_from=info.path if (audio and info.has_audio) or info.has_subtitles else None, audio=audio,
                    tags=info.tags, video_tags=info.video_tags, **kwargs)
 
     def __enter__(self) -> "FrameWriter":
@@ -317,36 +322,42 @@ class FrameWriter:
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError) as err:
-            audio = " + ".join(out.codec_context.name for out in self._audio_out.values())
-            streams = self.encoder_name + (f" + {audio} audio" if audio else "")
+            streams = " + ".join([self.encoder_name, *(f"{out.codec_context.name} {out.type}"
+                                                       for out in self._audio_out.values())])
             raise OutputError(f"{self.path.suffix or self.path.name} files cannot hold {streams} "
                               f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
 
-    def _add_audio(self, source: str | Path) -> None:
+    def _add_passthrough(self, source: str | Path, *, audio: bool, subtitles: bool) -> None:
         try:
             self._audio_in = av.open(str(source), "r", metadata_errors="replace",
                                      timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
         except av.FFmpegError as err:
             raise UnreadableInputError(f"cannot read audio from {source}: {err}") from err
-        if not self._audio_in.streams.audio:
-            self._audio_in.close()
-            self._audio_in = None
-            return
-        sources = list(self._audio_in.streams.audio)  # every track: languages, commentary, stereo + 5.1
+        # every track: languages, commentary, stereo + 5.1, subtitles
+        sources = [*(self._audio_in.streams.audio if audio else ()),
+                   *(self._audio_in.streams.subtitles if subtitles else ())]
         for src in sources:
             try:
                 out = self._container.add_stream_from_template(src)
             except ValueError as err:
-                raise OutputError(f"{self.path.name} cannot hold the input's {src.codec_context.name} audio ({err}); "
-                                  "use .mp4, .mkv or .mov, or drop the audio (--no-audio)") from err
+                if src.type == "audio":
+                    raise OutputError(f"{self.path.name} cannot hold the input's {src.codec_context.name} audio "
+                                      f"({err}); use .mp4, .mkv or .mov, or drop the audio (--no-audio)") from err
+                self.skipped.append(f"{src.codec_context.name} subtitles (stream {src.index}): "
+                                    f"{self.path.suffix or self.path.name} files cannot hold them; .mkv can")
+                continue
             for key in ("language", "title"):
                 if key in src.metadata:
                     out.metadata[key] = src.metadata[key]
             self._audio_out[src.index] = out
-        self._audio_iter = self._audio_in.demux(*sources)
+        if not self._audio_out:
+            self._audio_in.close()
+            self._audio_in = None
+            return
+        self._audio_iter = self._audio_in.demux(*(s for s in sources if s.index in self._audio_out))
 
     def _copy_audio(self, *, until_s: float | None) -> None:
-        """Remux source audio packets up to ``until_s`` seconds (all of them when None)."""
+        """Remux source audio and subtitle packets up to ``until_s`` seconds (all of them when None)."""
         if self._audio_iter is None:
             return
         while True:
@@ -362,7 +373,10 @@ class FrameWriter:
                 return
             packet.stream = self._audio_out[packet.stream.index]
             self._container.mux(packet)
-            self.audio_packets += 1
+            if packet.stream.type == "audio":
+                self.audio_packets += 1
+            else:
+                self.subtitle_packets += 1
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
         if self.layout == "i420":
