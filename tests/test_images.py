@@ -1,6 +1,7 @@
 """Still images: modes, sizes, folder mode and the checks done before the network runs."""
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import cv2
@@ -73,6 +74,33 @@ def test_jpeg_in_jpeg_out(engine, make_image, tmp_path):
     assert out.shape == (32, 48, 3)
     want = cv2.cvtColor(expected(engine, read_image(src).rgb), cv2.COLOR_RGB2BGR)
     assert psnr(out, want) > 30  # JPEG quality 95
+
+
+def _exif_segment(orientation: int, when: bytes) -> bytes:
+    """A little-endian EXIF APP1 segment: IFD0 with Orientation (SHORT) and DateTime (ASCII, 20 bytes)."""
+    ifd = struct.pack("<H", 2) + struct.pack("<HHII", 0x0112, 3, 1, orientation) + struct.pack("<HHII", 0x0132, 2, 20, 38)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0) + when
+    payload = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + struct.pack(">H", 2 + len(payload)) + payload
+
+
+def test_a_jpeg_keeps_its_exif_and_colour_profile_and_stays_upright(engine, tmp_path):
+    """A phone photo's date (EXIF) and colour profile (ICC) survive; its orientation, already applied
+    to the pixels, is reset to 1 so no viewer turns it a second time."""
+    when = b"2024:07:01 10:00:00\x00"
+    icc = b"ICC_PROFILE\x00\x01\x01" + b"not a real profile, carried byte for byte"
+    icc_segment = b"\xff\xe2" + struct.pack(">H", 2 + len(icc)) + icc
+    rgb = clip_frame(0, 48, 32)
+    plain = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+    src = tmp_path / "phone.jpg"
+    src.write_bytes(plain[:2] + _exif_segment(6, when) + icc_segment + plain[2:])  # 6: turn 90° clockwise
+    assert read_image(src).rgb.shape == (48, 32, 3)  # upright: portrait
+    out = deblur_image_file(src, tmp_path / "out.jpg", engine)
+    data = out.read_bytes()
+    assert icc_segment in data and when in data and _exif_segment(1, when) in data
+    assert cv2.imread(str(out), cv2.IMREAD_COLOR).shape == (48, 32, 3)  # a reader applying EXIF leaves it upright
+    png = deblur_image_file(src, tmp_path / "out.png", engine)
+    assert bgr_of(png).shape == (48, 32, 3) and when not in png.read_bytes()
 
 
 def test_sixteen_bit_png_reads_as_eight_bit(tmp_path):

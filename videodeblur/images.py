@@ -9,8 +9,9 @@ Rules, so a user knows what comes back:
   RGBA, so those come back as RGBA PNGs with equal colour channels.
 - JPEG outputs are written at quality 95 without chroma subsampling (4:4:4), so colour edges survive.
 - 16-bit PNGs are read as 8-bit (the network works on 8-bit frames); the output is 8-bit.
-- A JPEG's EXIF orientation is applied on reading, so the output (written without EXIF) stands
-  upright in any viewer.
+- A JPEG's EXIF orientation is applied on reading, so the output stands upright in any viewer. A
+  JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
+  XMP and ICC colour profile (``videodeblur.jpeg_metadata``); a PNG output carries none of them.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
   has no extension); several files or a folder give a folder holding outputs with the input names.
   Folders are read one level deep, ``*.png``/``*.jpg``/``*.jpeg`` only (any case), in name order.
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.jpeg_metadata import insert_segments, metadata_segments
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
            "plan_images", "deblur_image_file", "deblur_images"]
@@ -51,6 +53,7 @@ class Image:
     rgb: np.ndarray
     grey: bool = False
     alpha: np.ndarray | None = None
+    jpeg_metadata: bytes = b""  # a JPEG source's EXIF/XMP/ICC segments, for a JPEG output
 
     def __post_init__(self) -> None:
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
@@ -90,7 +93,8 @@ def read_image(path: str | Path) -> Image:
         pixels = cv2.imdecode(data, flags)
     if pixels is None:
         raise UnreadableInputError(f"{path} is not a readable PNG/JPEG image (corrupt, truncated or another format)")
-    return _to_image(pixels, path)
+    image = _to_image(pixels, path)
+    return dataclasses.replace(image, jpeg_metadata=metadata_segments(data.tobytes())) if _is_jpeg(data) else image
 
 
 def write_image(path: str | Path, image: Image) -> Path:
@@ -112,8 +116,9 @@ def write_image(path: str | Path, image: Image) -> Path:
     ok, buffer = cv2.imencode(ext, pixels, params)
     if not ok:
         raise OutputError(f"cannot encode {path} as {ext[1:].upper()}")
+    encoded = insert_segments(buffer.tobytes(), image.jpeg_metadata) if ext != ".png" else buffer.tobytes()
     try:
-        buffer.tofile(path)
+        path.write_bytes(encoded)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     return path
