@@ -377,6 +377,34 @@ def test_ctrl_c_exits_130_with_a_playable_recording(tmp_path: Path) -> None:
     assert count == stats["processed"]
 
 
+def test_a_recording_survives_kill_9(tmp_path: Path) -> None:
+    """A live recording cannot be run again, so it is a fragmented MP4 (a fragment a second): a
+    process killed outright, with no chance to finalise, still leaves the fragments it wrote playable.
+    (A plain MP4 keeps its index for the end and would not open at all.)"""
+    out = tmp_path / "rec.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "camera", "--source", "testsrc2=size=64x48:rate=25",
+                             "--no-preview", "--device", "cpu", "--record", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.stat().st_size > 0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(3.0)  # three fragments' worth
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    decoded = 0
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                decoded += len(stream.decode(packet))
+        except av.FFmpegError:
+            pass  # the fragment being written when the process died is cut short
+    assert decoded >= 25  # at least a second of the three
+
+
 def test_unreachable_display_runs_headless(run_cli, monkeypatch) -> None:
     monkeypatch.setenv("DISPLAY", ":97")  # no X server there: Qt would abort the process, so it is checked first
     result = run_cli("camera", "--source", "testsrc2=size=32x24:rate=25", "--device", "cpu", "--max-seconds", "0.3",

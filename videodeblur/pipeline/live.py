@@ -284,7 +284,8 @@ class _Recorder:
         from videodeblur.video import FrameWriter
 
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
-                                   fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path)
+                                   fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
+                                   fragmented=True)  # a live recording cannot be run again: survive kill -9
         self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._origin: float | None = None
         self._last_pts = -1

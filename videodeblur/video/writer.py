@@ -60,6 +60,14 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
     return path
 
 
+def _fragment_options(path: Path, fragmented: bool) -> dict[str, str]:
+    """Muxer options for a fragmented MP4/MOV (other containers need none: Matroska and MPEG-TS
+    already play from any prefix)."""
+    if not fragmented or path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
+        return {}
+    return {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000", "flush_packets": "1"}
+
+
 _TECHNICAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
                              "vendor_id", "duration"})
 
@@ -155,7 +163,9 @@ class FrameWriter:
     (:func:`encoder_options`); ``quality_control`` names the knob used, None when the encoder has
     none. ``threads``: encoder threads (0: automatic). ``input_path``: the file
     being read (default: ``copy_from``), which ``path`` may not be. ``audio`` / ``subtitles``: copy
-    those streams of ``copy_from``. ``tags`` / ``video_tags``: the
+    those streams of ``copy_from``. ``fragmented``: an MP4/MOV written as a fragment a second (no
+    index at the end), so a process killed outright (kill -9, power loss) still leaves every fragment
+    written playable; for live recordings, which cannot be run again. ``tags`` / ``video_tags``: the
     source file's and video stream's metadata, copied as the ffmpeg tool does by default (a phone
     video keeps its creation time and location, which photo libraries sort and map by); the
     container's own technical tags (brands, encoder) are left to the muxer.
@@ -166,7 +176,8 @@ class FrameWriter:
                  pix_fmt: str | None = None, colour: ColourTags | None = None, rotation: int = 0,
                  copy_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
-                 video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True) -> None:
+                 video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
+                 fragmented: bool = False) -> None:
         self.encoder_name = choose_encoder(encoder, width=width, height=height)
         even = width % 2 == 0 and height % 2 == 0
         self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
@@ -180,6 +191,7 @@ class FrameWriter:
         self.colour = colour or ColourTags()
         self.frames_written = 0
         self.quality_control: str | None = None
+        self._fragmented = bool(_fragment_options(self.path, fragmented))
         self.audio_packets = 0
         self.subtitle_packets = 0
         self.skipped: list[str] = []  # streams of copy_from this container cannot hold, left out
@@ -192,7 +204,7 @@ class FrameWriter:
         self._audio_pending: av.Packet | None = None
         try:
             try:
-                self._container = av.open(str(self.path), "w")
+                self._container = av.open(str(self.path), "w", options=_fragment_options(self.path, fragmented))
             except (av.FFmpegError, ValueError) as err:
                 raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} "
                                   "(use a video extension such as .mp4, .mkv or .mov)") from err
@@ -303,6 +315,10 @@ class FrameWriter:
         private = {option.name for option in ctx.supported_options.private}
         ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset)
         self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
+        if self._fragmented:
+            # A fragmented file has no edit list to hide B-frames' reorder delay: its first frame
+            # would start one or two frames late. Without B-frames every timestamp is exact.
+            ctx.max_b_frames = 0
         if self.encoder_name == SOFTWARE_ENCODER:
             ctx.thread_type = "FRAME"
             ctx.thread_count = threads
