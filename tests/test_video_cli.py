@@ -93,6 +93,43 @@ def test_subtitles_are_counted_and_a_track_left_out_is_said(run_cli, make_clip, 
     assert dropped["warnings"] == ["left out srt subtitles (stream 2): .mp4 files cannot hold them; .mkv can"]
 
 
+def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, make_clip, tmp_path: Path) -> None:
+    """Several inputs share one model load; names are kept (.webm, which cannot hold H.264, becomes
+    .mp4); an unreadable file is named, the others are written, and the exit code says 1."""
+    make_clip("clips/a.mp4", width=64, height=48, frames=3)
+    make_clip("clips/b.mkv", width=48, height=32, frames=4, audio=True)
+    (tmp_path / "clips" / "c.webm").write_text("not a video\n" * 20)
+    (tmp_path / "clips" / "notes.txt").write_text("not looked at")
+    result = run_cli("video", tmp_path / "clips", "-o", tmp_path / "out", *CPU, "--json")
+    assert result.exit_code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "b.mkv"]
+    frames = [json.loads(line)["frames"] for line in result.stdout.splitlines()]  # one JSON object per line
+    assert frames == [3, 4]
+    assert [line for line in result.stderr_lines if "c.webm" in line]
+    assert result.stderr_lines[-1] == ("videodeblur: error: 1 of 3 videos could not be deblurred (named above); "
+                                       "the others were written")
+    assert len(decode(tmp_path / "out" / "b.mkv").audio) > 0
+
+
+def test_two_inputs_that_would_write_one_output_fail_before_any_work(run_cli, make_clip, tmp_path: Path) -> None:
+    a = make_clip("x/clip.mp4", width=32, height=32, frames=2)
+    b = make_clip("y/clip.mp4", width=32, height=32, frames=2)
+    result = run_cli("video", a, b, "-o", tmp_path / "out", *CPU)
+    assert result.exit_code == 1 and "would both be written to" in result.stderr_lines[-1]
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_plan_names_outputs_by_their_inputs(tmp_path: Path) -> None:
+    from videodeblur.pipeline.plan import plan_videos
+
+    (tmp_path / "a.webm").write_bytes(b"")
+    (tmp_path / "b.mov").write_bytes(b"")
+    jobs = plan_videos([tmp_path / "a.webm", tmp_path / "b.mov", "https://host/path/c.mp4?x=1"], tmp_path / "out")
+    assert [job.dst.name for job in jobs] == ["a.mp4", "b.mov", "c.mp4"]
+    (single,) = plan_videos([tmp_path / "b.mov"], tmp_path / "one.mkv")
+    assert single.dst == tmp_path / "one.mkv"
+
+
 def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=5)
     result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU)

@@ -30,6 +30,7 @@ import numpy as np
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.jpeg_metadata import insert_segments, metadata_segments
+from videodeblur.paths import check_distinct_outputs, expand_inputs, make_folder
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
            "plan_images", "deblur_image_file", "deblur_images"]
@@ -134,37 +135,21 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path) -> list[ImageJ
     if not inputs:
         raise InputNotFoundError("no input given: name one or more PNG/JPEG files or a folder")
     output = Path(output)
-    sources: list[Path] = []
-    any_folder = False
-    for raw in inputs:
-        src = Path(raw)
-        if not src.exists():
-            raise InputNotFoundError(f"input not found: {src}")
-        if src.is_dir():
-            any_folder = True
-            found = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise UnreadableInputError(f"no PNG/JPEG images (*.png, *.jpg, *.jpeg) in folder {src}")
-            sources.extend(found)
-        else:
-            sources.append(src)
+    found, any_folder = expand_inputs(inputs, IMAGE_EXTENSIONS, "PNG/JPEG images (*.png, *.jpg, *.jpeg)")
+    sources = [Path(src) for src in found]
 
     to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == ""
     if to_folder:
-        _make_folder(output)
+        make_folder(output)
         jobs = [ImageJob(src, output / src.name) for src in sources]
     else:
         _checked_extension(output)
-        _make_folder(output.parent)
+        make_folder(output.parent)
         jobs = [ImageJob(sources[0], output)]
 
-    seen: dict[Path, Path] = {}
+    check_distinct_outputs([(job.src, job.dst) for job in jobs])
     for job in jobs:
         _checked_extension(job.dst)
-        if job.dst in seen:
-            raise OutputError(f"two inputs would both be written to {job.dst} ({seen[job.dst]} and {job.src}); "
-                              "rename one or run them separately")
-        seen[job.dst] = job.src
         if job.dst.exists() and job.dst.resolve() == job.src.resolve():
             raise OutputError(f"output {job.dst} is the input itself; choose another output path")
     return jobs
@@ -225,12 +210,3 @@ def _checked_extension(path: Path) -> str:
         raise OutputError(f"unsupported output extension {path.suffix or '(none)'!r} for {path}; "
                           "use .png, .jpg or .jpeg")
     return ext
-
-
-def _make_folder(folder: Path) -> None:
-    if folder.exists() and not folder.is_dir():
-        raise OutputError(f"output {folder} is a file, but a folder is needed here; choose a folder path")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"cannot create output folder {folder}: {err.strerror or err}") from err

@@ -18,9 +18,9 @@ __all__ = ["video"]
 
 
 @click.command()
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=str))  # str: a URL keeps its //
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(path_type=str))  # str: URLs keep //
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
-              help="Output video file (.mp4, .mkv, .mov).")
+              help="Output video file (.mp4, .mkv, .mov); a folder for several inputs or a folder of videos.")
 @model_option()
 @click.option("--batch", "batch", type=click.IntRange(min=1), default=None,
               help="Frames per network call (default: 4 on CUDA, 2 on CPU).")
@@ -38,42 +38,62 @@ __all__ = ["video"]
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
-def video(input_path: str, output: Path, model: str | None, batch: int | None, device: str, precision: str,
+def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool,
           show_progress: bool | None, as_json: bool) -> None:
-    """Deblur the video file (or http/https/... URL) INPUT into OUTPUT.
+    """Deblur the video file (or http/https/... URL) INPUT into OUTPUT; several inputs, or a folder
+    of videos, into the folder OUTPUT (the model loads once).
 
-    Frame count, timestamps (variable frame rate too), frame rate, size, rotation and colour tags
-    are kept and the audio is copied untouched; the output is 8-bit H.264. Shows progress on a
-    terminal and ends with sustained fps and per-stage busy time (--json: one JSON object on
-    stdout). Ctrl-C stops cleanly: the output plays and holds every frame done so far.
+    Frame count, timestamps (variable frame rate too), frame rate, size, rotation, colour tags, the
+    file's tags, and every audio and subtitle track are kept; the output is 8-bit H.264. Shows
+    progress on a terminal and ends with sustained fps and per-stage busy time (--json: one JSON
+    object on stdout, one line per input). Ctrl-C stops cleanly: the output plays and holds every
+    frame done so far. An input that cannot be read among several is named and skipped (exit 1).
 
     \b
     Examples:
       videodeblur video clip.mp4 -o deblurred.mp4
       videodeblur video clip.mp4 -o out.mp4 --model lprn-fast --device cpu --json
+      videodeblur video holiday/ -o sharp/
     """
+    from videodeblur.errors import VideoDeblurError
+    from videodeblur.pipeline.plan import plan_videos
+
+    jobs = plan_videos(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
                                                    tile=tile, compile=compile_))
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not as_json
-    progress = _Progress() if show_progress else None
-    options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress)
-    try:
-        stats = deblur_file(input_path, output, engine, options)
-    except RunInterrupted as stop:
+    failed = 0
+    for job in jobs:
+        progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
+        options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress)
+        try:
+            stats = deblur_file(job.src, job.dst, engine, options)
+        except RunInterrupted as stop:
+            if progress is not None:
+                progress.done()
+            click.echo(f"videodeblur: interrupted: {job.dst} is finalised with {stop.stats.frames} frames", err=True)
+            raise
+        except VideoDeblurError as err:
+            if len(jobs) == 1:
+                raise
+            if progress is not None:
+                progress.done()
+            failed += 1  # one bad file does not cost the others their turn
+            click.echo(f"videodeblur: error: {' '.join(str(err).split())}", err=True)
+            continue
         if progress is not None:
             progress.done()
-        click.echo(f"videodeblur: interrupted: {output} is finalised with {stop.stats.frames} frames", err=True)
-        raise
-    if progress is not None:
-        progress.done()
-    result = stats.to_dict()
-    for warning in result["warnings"]:
-        click.echo(f"videodeblur: warning: {warning}", err=True)
-    click.echo(json.dumps(result) if as_json else summary_table(result))
+        result = stats.to_dict()
+        for warning in result["warnings"]:
+            click.echo(f"videodeblur: warning: {warning}", err=True)
+        click.echo(json.dumps(result) if as_json else summary_table(result))
+    if failed:
+        raise VideoDeblurError(f"{failed} of {len(jobs)} videos could not be deblurred (named above); "
+                               "the others were written")
 
 
 def summary_table(result: dict[str, Any]) -> str:
@@ -101,8 +121,9 @@ def summary_table(result: dict[str, Any]) -> str:
 class _Progress:
     """One stderr line, rewritten at most 10 times a second: frames, fps, ETA."""
 
-    def __init__(self, write: Callable[[str], None] | None = None) -> None:
+    def __init__(self, write: Callable[[str], None] | None = None, label: str = "") -> None:
         self._write = write or (lambda text: click.echo(text, err=True, nl=False))
+        self._label = label  # the file's name when several are deblurred
         self._start = time.perf_counter()
         self._last = 0.0
         self._shown = False
@@ -115,9 +136,9 @@ class _Progress:
         fps = done / (now - self._start) if now > self._start else 0.0
         if total:
             eta = (total - done) / fps if fps > 0 else 0.0
-            text = f"\r{done}/{total} frames  {fps:5.1f} fps  ETA {eta:4.0f} s "
+            text = f"\r{self._label}{done}/{total} frames  {fps:5.1f} fps  ETA {eta:4.0f} s "
         else:
-            text = f"\r{done} frames  {fps:5.1f} fps "
+            text = f"\r{self._label}{done} frames  {fps:5.1f} fps "
         self._write(text)
         self._shown = True
 

@@ -1,0 +1,60 @@
+"""Input lists and output folders shared by the commands that take several files (``image``, ``video``).
+
+Why here: both expand folders the same way (one level deep, in name order), create output folders
+with the same errors, and refuse two inputs that would write one output, before any work starts.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.video.reader import is_url
+
+__all__ = ["expand_inputs", "make_folder", "check_distinct_outputs"]
+
+
+def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: str, *,
+                  urls: bool = False) -> tuple[list[str], bool]:
+    """Each input as given, a folder replaced by its files with ``suffixes`` (any case, one level
+    deep, in name order), URLs kept as they are when ``urls``. Returns (sources, whether any input
+    was a folder). InputNotFoundError for a missing input, UnreadableInputError for a folder without
+    ``what``."""
+    sources: list[str] = []
+    any_folder = False
+    for raw in map(str, inputs):
+        if urls and is_url(raw):
+            sources.append(raw)
+            continue
+        path = Path(raw)
+        if not path.exists():
+            raise InputNotFoundError(f"input not found: {path}")
+        if path.is_dir():
+            any_folder = True
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            if not found:
+                raise UnreadableInputError(f"no {what} in folder {path}")
+            sources.extend(map(str, found))
+        else:
+            sources.append(raw)
+    return sources, any_folder
+
+
+def make_folder(folder: Path) -> None:
+    """Create ``folder`` (and its parents) or say why not (OutputError)."""
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"output {folder} is a file, but a folder is needed here; choose a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise OutputError(f"cannot create output folder {folder}: {err.strerror or err}") from err
+
+
+def check_distinct_outputs(pairs: Sequence[tuple[str | Path, Path]]) -> None:
+    """OutputError if two sources would be written to one output."""
+    seen: dict[Path, str | Path] = {}
+    for src, dst in pairs:
+        if dst in seen:
+            raise OutputError(f"two inputs would both be written to {dst} ({seen[dst]} and {src}); "
+                              "rename one or run them separately")
+        seen[dst] = src

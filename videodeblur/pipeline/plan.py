@@ -1,0 +1,56 @@
+"""Which file goes where when ``videodeblur video`` is given several inputs or a folder.
+
+Why a plan first: every path mistake (a folder with no videos, two inputs that would write the same
+output, an output that is a file where a folder is needed) fails in milliseconds, before the model
+loads or the first hour-long video is deblurred.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path, PurePosixPath
+from typing import Sequence
+from urllib.parse import urlparse
+
+from videodeblur.errors import InputNotFoundError
+from videodeblur.paths import check_distinct_outputs, expand_inputs, make_folder
+from videodeblur.video.reader import is_url
+
+__all__ = ["VideoJob", "plan_videos", "VIDEO_SUFFIXES"]
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                  ".wmv", ".flv", ".3gp")
+_KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts")  # containers that hold H.264 and AAC
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoJob:
+    """One video to deblur: read ``src`` (a path or a URL), write ``dst``."""
+
+    src: str
+    dst: Path
+
+
+def plan_videos(inputs: Sequence[str | Path], output: str | Path) -> list[VideoJob]:
+    """Pair each input with its output. One input that is a file or URL, and an output that is not a
+    folder: that output. Otherwise (several inputs, a folder among them, or an output folder)
+    ``output`` is a folder (created) holding one output per input, named as the input, with ``.mp4``
+    where the input's container cannot hold H.264 (``.webm``, ``.wmv``...). Folders are read one
+    level deep, video files only, in name order."""
+    if not inputs:
+        raise InputNotFoundError("no input given: name one or more video files, URLs or a folder")
+    output = Path(output)
+    sources, any_folder = expand_inputs(inputs, VIDEO_SUFFIXES, f"video files ({', '.join(VIDEO_SUFFIXES[:6])}, ...)",
+                                        urls=True)
+    if not any_folder and len(sources) == 1 and not output.is_dir() and output.suffix:
+        return [VideoJob(sources[0], output)]
+    make_folder(output)
+    jobs = [VideoJob(src, output / _output_name(src)) for src in sources]
+    check_distinct_outputs([(job.src, job.dst) for job in jobs])
+    return jobs
+
+
+def _output_name(src: str) -> str:
+    name = PurePosixPath(urlparse(src).path).name if is_url(src) else Path(src).name
+    name = name or "video.mp4"
+    suffix = PurePosixPath(name).suffix.lower()
+    return name if suffix in _KEPT_SUFFIXES else f"{PurePosixPath(name).stem or 'video'}.mp4"
