@@ -52,6 +52,20 @@ def mux_video_packets(source: av.container.InputContainer, target: av.container.
             target.mux(packet)
 
 
+def decodable_frames(path: Path) -> int:
+    """Frames that decode from the start of ``path`` until the first error (a file cut short by a
+    killed writer ends in a partial fragment)."""
+    decoded = 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                decoded += len(stream.decode(packet))
+        except av.FFmpegError:
+            pass
+    return decoded
+
+
 def remux_faststart(src: Path, dst: Path) -> Path:
     """Copy the video packets into an MP4 with the index (moov) first, so a truncated copy still opens."""
     with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:

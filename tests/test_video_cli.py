@@ -14,8 +14,8 @@ from pathlib import Path
 import av
 import pytest
 
-from _clips_video import (audio_only, avi_with_empty_slots, decode, spliced_sizes, truncated_copy, with_subtitles,
-                          zeroed_copy)
+from _clips_video import (audio_only, avi_with_empty_slots, decodable_frames, decode, spliced_sizes,
+                          truncated_copy, with_subtitles, zeroed_copy)
 from conftest import REPO_ROOT, serve_folder
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
@@ -252,6 +252,32 @@ def test_a_signal_leaves_a_playable_file(signum: int, code: int, said: str, make
     frames = decode(out).frames
     assert 3 <= len(frames) < total
     assert f"finalised with {len(frames)} frames" in stderr
+
+
+def test_fragmented_output_keeps_timing_and_survives_kill_9(run_cli, make_clip, tmp_path: Path) -> None:
+    """--fragmented: the same frames, timestamps and audio as a plain MP4, and a process killed with
+    no chance to finalise still leaves the fragments it wrote playable (a plain MP4 would not open)."""
+    src = make_clip("a.mp4", width=64, height=48, frames=12, audio=True, vfr=True)
+    result = run_cli("video", src, "-o", tmp_path / "frag.mp4", *CPU, "--fragmented")
+    assert result.exit_code == 0, result.stderr
+    out, original = decode(tmp_path / "frag.mp4"), decode(src)
+    assert out.pts_seconds == original.pts_seconds and len(out.audio) == len(original.audio) > 0
+
+    total = 400
+    long = make_clip("long.mp4", width=160, height=96, frames=total)
+    killed = tmp_path / "killed.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", str(long), "-o", str(killed),
+                             "--model", "lprn", "--device", "cpu", "--batch", "1", "--progress", "--fragmented"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        seen = _read_until(proc, re.compile(rb"\r(6\d|[7-9]\d|\d{3,})/%d frames" % total), timeout_s=120)
+        assert proc.poll() is None, f"finished before the kill: {seen!r}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert 25 <= decodable_frames(killed) < total  # at least the first second's fragment
 
 
 def _read_until(proc: subprocess.Popen, pattern: re.Pattern, timeout_s: float) -> bytes:

@@ -35,11 +35,14 @@ __all__ = ["video"]
 @tile_option("Process frames in overlapping NxN tiles [default: whole frames, or tiles sized to fit when whole ones would need more than half the free memory].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
+@click.option("--fragmented", is_flag=True,
+              help="Write MP4/MOV as a fragment a second: a killed process or a lost machine (kill -9, power, a "
+                   "preempted cloud VM) still leaves a playable file of all but the last second. No B-frames.")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
 def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int | None, device: str, precision: str,
-          encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool,
+          encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, fragmented: bool,
           show_progress: bool | None, as_json: bool) -> None:
     """Deblur the video file (or http/https/... URL) INPUT into OUTPUT; several inputs, or a folder
     of videos, into the folder OUTPUT (the model loads once).
@@ -69,7 +72,8 @@ def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int |
     failed = 0
     for job in jobs:
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
-        options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress)
+        options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
+                             fragmented=fragmented)
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
         except RunInterrupted as stop:

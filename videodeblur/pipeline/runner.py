@@ -47,7 +47,8 @@ class RunOptions:
     oversubscribed them and cost ~20 % fps), FFmpeg's choice (frame threads) when it runs on a GPU.
     ``audio``: copy the audio
     stream. ``stop``: set it from another thread to end the run early (the output is finalised and
-    the stats say ``interrupted``). ``max_frames``: stop after this many frames.
+    the stats say ``interrupted``). ``max_frames``: stop after this many frames. ``fragmented``: write
+    an MP4/MOV as a fragment a second, so even a killed process leaves a playable file (no B-frames).
     """
 
     encoder: str = "auto"
@@ -62,6 +63,7 @@ class RunOptions:
     audio: bool = True
     stop: threading.Event | None = dataclasses.field(default=None, compare=False)
     max_frames: int | None = None
+    fragmented: bool = False
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -90,7 +92,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             reader = FrameReader(input_path, layout="i420", threads=decode_threads)
         writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                   crf=options.crf, preset=options.preset, threads=encode_threads,
-                                  layout=reader.layout)
+                                  layout=reader.layout, fragmented=options.fragmented)
     except BaseException:
         reader.close()
         raise

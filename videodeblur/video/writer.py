@@ -62,10 +62,14 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
 
 def _fragment_options(path: Path, fragmented: bool) -> dict[str, str]:
     """Muxer options for a fragmented MP4/MOV (other containers need none: Matroska and MPEG-TS
-    already play from any prefix)."""
+    already play from any prefix): a fragment a second (and at each keyframe), flushed to disk as
+    it is written. ``delay_moov`` rather than ``empty_moov``: the header waits for the first
+    fragment, so it can hold the edit list that keeps the video's first frame at 0 when the audio
+    starts earlier (AAC's priming); with ``empty_moov`` every later frame came 21 ms late."""
     if not fragmented or path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
         return {}
-    return {"movflags": "frag_keyframe+empty_moov+default_base_moof", "frag_duration": "1000000", "flush_packets": "1"}
+    return {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": "1000000",
+            "flush_packets": "1"}
 
 
 _TECHNICAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
@@ -192,6 +196,8 @@ class FrameWriter:
         self.frames_written = 0
         self.quality_control: str | None = None
         self._fragmented = bool(_fragment_options(self.path, fragmented))
+        self._held: av.Packet | None = None  # fragmented only: the packet waiting for its duration
+        self._last_duration = 0
         self.audio_packets = 0
         self.subtitle_packets = 0
         self.skipped: list[str] = []  # streams of copy_from this container cannot hold, left out
@@ -261,7 +267,7 @@ class FrameWriter:
                 raise EncodeError(f"{self.path} is already closed")
             try:
                 for packet in self._stream.encode(frame):
-                    self._container.mux(packet)
+                    self._mux_video(packet)
             except av.FFmpegError as err:
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
@@ -280,7 +286,8 @@ class FrameWriter:
             try:
                 if self.frames_written:
                     for packet in self._stream.encode(None):
-                        self._container.mux(packet)
+                        self._mux_video(packet)
+                    self._mux_video(None)
                 self._copy_audio(until_s=None if complete else self._last_end_s)
             except av.FFmpegError as err:
                 raise EncodeError(f"finishing {self.path} failed: {' '.join(str(err).split())}") from err
@@ -292,6 +299,26 @@ class FrameWriter:
                     self.path.unlink(missing_ok=True)
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _mux_video(self, packet: av.Packet | None) -> None:
+        """Mux a video packet; None after the encoder's last one. A fragmented file stores each
+        frame's duration instead of working it out from the next frame's time (the next fragment is
+        not written yet), and encoders leave it empty: each packet is held until the next one gives
+        its duration, so variable frame rate keeps its timing there too. The last one keeps the
+        duration of the one before it."""
+        if not self._fragmented:
+            if packet is not None:
+                self._container.mux(packet)
+            return
+        held, self._held = self._held, packet
+        if held is None:
+            return
+        if packet is not None and packet.dts is not None and held.dts is not None and packet.dts > held.dts:
+            held.duration = packet.dts - held.dts
+        elif self._last_duration:
+            held.duration = self._last_duration
+        self._last_duration = held.duration or self._last_duration
+        self._container.mux(held)
+
     def _add_video_stream(self, fps: Fraction | None, crf: int, preset: str, threads: int,
                           rotation: int) -> av.video.stream.VideoStream:
         rate = Fraction(fps).limit_denominator(1_000_000) if fps else None
