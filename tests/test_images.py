@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import struct
+import zlib
 from pathlib import Path
 
 import cv2
@@ -101,6 +102,27 @@ def test_a_jpeg_keeps_its_exif_and_colour_profile_and_stays_upright(engine, tmp_
     assert cv2.imread(str(out), cv2.IMREAD_COLOR).shape == (48, 32, 3)  # a reader applying EXIF leaves it upright
     png = deblur_image_file(src, tmp_path / "out.png", engine)
     assert bgr_of(png).shape == (48, 32, 3) and when not in png.read_bytes()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_a_png_keeps_its_colour_profile_exif_and_text(engine, tmp_path):
+    """The colour, EXIF, text and pixel-size chunks come through byte for byte; sBIT, which
+    describes the source's bit depth, does not."""
+    kept = [_png_chunk(b"iCCP", b"Display P3\x00\x00" + zlib.compress(b"profile bytes")),
+            _png_chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1)),  # 300 dpi
+            _png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\x00\x00"),
+            _png_chunk(b"tEXt", b"Creation Time\x002024-07-01 10:00")]
+    plain = cv2.imencode(".png", cv2.cvtColor(clip_frame(0, 40, 30), cv2.COLOR_RGB2BGR))[1].tobytes()
+    header_end = 8 + 25  # signature, then IHDR (13 bytes of data)
+    src = tmp_path / "in.png"
+    src.write_bytes(plain[:header_end] + b"".join(kept) + _png_chunk(b"sBIT", b"\x08\x08\x08") + plain[header_end:])
+    out = deblur_image_file(src, tmp_path / "out.png", engine).read_bytes()
+    assert all(chunk in out for chunk in kept) and b"sBIT" not in out
+    assert out.index(b"iCCP") < out.index(b"IDAT")  # colour chunks before the pixels, as PNG requires
+    assert bgr_of(tmp_path / "out.png").shape == (30, 40, 3)
 
 
 def test_sixteen_bit_png_reads_as_eight_bit(tmp_path):

@@ -11,7 +11,8 @@ Rules, so a user knows what comes back:
 - 16-bit PNGs are read as 8-bit (the network works on 8-bit frames); the output is 8-bit.
 - A JPEG's EXIF orientation is applied on reading, so the output stands upright in any viewer. A
   JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
-  XMP and ICC colour profile (``videodeblur.jpeg_metadata``); a PNG output carries none of them.
+  XMP and ICC colour profile, and a PNG from a PNG its colour, EXIF, text, time and pixel-size
+  chunks (``videodeblur.image_metadata``); across formats none are carried.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
   has no extension); several files or a folder give a folder holding outputs with the input names.
   Folders are read one level deep, ``*.png``/``*.jpg``/``*.jpeg`` only (any case), in name order.
@@ -29,7 +30,7 @@ import cv2
 import numpy as np
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.jpeg_metadata import insert_segments, metadata_segments
+from videodeblur.image_metadata import insert_png_chunks, insert_segments, metadata_segments, png_metadata_chunks
 from videodeblur.paths import check_distinct_outputs, expand_inputs, make_folder
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
@@ -55,6 +56,7 @@ class Image:
     grey: bool = False
     alpha: np.ndarray | None = None
     jpeg_metadata: bytes = b""  # a JPEG source's EXIF/XMP/ICC segments, for a JPEG output
+    png_metadata: tuple[tuple[bytes, bytes], ...] = ()  # a PNG source's colour/EXIF/text chunks, for a PNG output
 
     def __post_init__(self) -> None:
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
@@ -95,7 +97,9 @@ def read_image(path: str | Path) -> Image:
     if pixels is None:
         raise UnreadableInputError(f"{path} is not a readable PNG/JPEG image (corrupt, truncated or another format)")
     image = _to_image(pixels, path)
-    return dataclasses.replace(image, jpeg_metadata=metadata_segments(data.tobytes())) if _is_jpeg(data) else image
+    if _is_jpeg(data):
+        return dataclasses.replace(image, jpeg_metadata=metadata_segments(data.tobytes()))
+    return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(data.tobytes())))
 
 
 def write_image(path: str | Path, image: Image) -> Path:
@@ -117,7 +121,8 @@ def write_image(path: str | Path, image: Image) -> Path:
     ok, buffer = cv2.imencode(ext, pixels, params)
     if not ok:
         raise OutputError(f"cannot encode {path} as {ext[1:].upper()}")
-    encoded = insert_segments(buffer.tobytes(), image.jpeg_metadata) if ext != ".png" else buffer.tobytes()
+    encoded = (insert_png_chunks(buffer.tobytes(), list(image.png_metadata)) if ext == ".png"
+               else insert_segments(buffer.tobytes(), image.jpeg_metadata))
     try:
         path.write_bytes(encoded)
     except OSError as err:

@@ -1,15 +1,18 @@
-"""Carry a JPEG's EXIF, XMP and ICC profile over to the deblurred JPEG.
+"""Carry an image's metadata over to the deblurred image of the same format.
 
 Why: OpenCV writes pixels only. A phone photo would lose its date and place (EXIF), which photo
 libraries sort and map by, and its colour profile (an iPhone's Display P3 read as sRGB looks
-washed out). The segments are copied byte for byte, except EXIF's orientation, which is set to 1
-("upright") because the reader has already turned the pixels upright.
+washed out). JPEG: the EXIF, XMP and ICC segments are copied byte for byte, except EXIF's
+orientation, which is set to 1 ("upright") because the reader has already turned the pixels
+upright. PNG: the colour (iCCP, sRGB, gAMA, cHRM, cICP), EXIF (eXIf), text (tEXt, zTXt, iTXt),
+time (tIME) and pixel-size (pHYs) chunks; not those tied to the source's bit depth or palette.
 """
 from __future__ import annotations
 
 import struct
+import zlib
 
-__all__ = ["metadata_segments", "insert_segments"]
+__all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks"]
 
 _SOI = b"\xff\xd8"
 _KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"))
@@ -68,3 +71,41 @@ def _upright(segment: bytes) -> bytes:
     except struct.error:
         return segment
     return bytes(data)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_KEPT = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"cICP", b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME", b"pHYs"}
+
+
+def png_metadata_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """The kept chunks of ``png`` as (type, whole chunk with length and CRC), in file order; empty
+    when there are none or the file is not a well-formed PNG."""
+    return [(kind, chunk) for kind, chunk in _png_chunks(png) if kind in _PNG_KEPT]
+
+
+def insert_png_chunks(png: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
+    """``png`` with ``chunks`` placed right after its header chunk (IHDR), before the pixels, which
+    is where colour chunks must be; a type the file already has is not added twice."""
+    parsed = _png_chunks(png)
+    if not chunks or not parsed or parsed[0][0] != b"IHDR":
+        return png
+    present = {kind for kind, _ in parsed}
+    added = b"".join(chunk for kind, chunk in chunks if kind not in present or kind in (b"tEXt", b"zTXt", b"iTXt"))
+    header_end = len(_PNG_SIGNATURE) + len(parsed[0][1])
+    return png[:header_end] + added + png[header_end:]
+
+
+def _png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    if not png.startswith(_PNG_SIGNATURE):
+        return []
+    chunks, pos = [], len(_PNG_SIGNATURE)
+    while pos + 12 <= len(png):
+        (length,) = struct.unpack(">I", png[pos:pos + 4])
+        kind, end = png[pos + 4:pos + 8], pos + 12 + length
+        if end > len(png) or zlib.crc32(png[pos + 4:pos + 8 + length]) != struct.unpack(">I", png[end - 4:end])[0]:
+            break  # cut short or damaged: keep what came before
+        chunks.append((kind, png[pos:end]))
+        if kind == b"IEND":
+            break
+        pos = end
+    return chunks
