@@ -44,8 +44,10 @@ __all__ = ["video"]
 def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, fragmented: bool,
           show_progress: bool | None, as_json: bool) -> None:
-    """Deblur the video file (or http/https/... URL) INPUT into OUTPUT; several inputs, or a folder
-    of videos, into the folder OUTPUT (the model loads once).
+    """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
+
+    INPUT is a file, an http(s)/rtmp URL, or a folder of videos; with several inputs or a folder,
+    OUTPUT is a folder and the model loads once.
 
     Frame count, timestamps (variable frame rate too), frame rate, size, rotation, colour tags, the
     file's tags, and every audio and subtitle track are kept; the output is 8-bit H.264. Shows
