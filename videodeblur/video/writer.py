@@ -204,10 +204,10 @@ class FrameWriter:
         self._closed = False
         self._lock = threading.Lock()
         self._last_end_s = 0.0
-        self._audio_in: av.container.InputContainer | None = None
-        self._audio_iter: Iterator[av.Packet] | None = None
-        self._audio_out: dict[int, av.stream.Stream] = {}  # input stream index → output stream (audio, subtitles)
-        self._audio_pending: av.Packet | None = None
+        self._copy_in: av.container.InputContainer | None = None
+        self._copy_iter: Iterator[av.Packet] | None = None
+        self._copy_out: dict[int, av.stream.Stream] = {}  # input stream index → output stream (audio, subtitles)
+        self._copy_pending: av.Packet | None = None
         try:
             try:
                 self._container = av.open(str(self.path), "w", options=_fragment_options(self.path, fragmented))
@@ -273,7 +273,7 @@ class FrameWriter:
                                   f"{' '.join(str(err).split())}") from err
             self.frames_written += 1
             self._last_end_s = float(pts * self.time_base)
-            self._copy_audio(until_s=self._last_end_s)
+            self._copy_streams(until_s=self._last_end_s)
 
     def close(self, *, complete: bool = True) -> None:
         """Flush the encoder, copy the rest of the audio (only up to the last video frame when
@@ -288,13 +288,13 @@ class FrameWriter:
                     for packet in self._stream.encode(None):
                         self._mux_video(packet)
                     self._mux_video(None)
-                self._copy_audio(until_s=None if complete else self._last_end_s)
+                self._copy_streams(until_s=None if complete else self._last_end_s)
             except av.FFmpegError as err:
                 raise EncodeError(f"finishing {self.path} failed: {' '.join(str(err).split())}") from err
             finally:
                 self._container.close()
-                if self._audio_in is not None:
-                    self._audio_in.close()
+                if self._copy_in is not None:
+                    self._copy_in.close()
                 if not self.frames_written:
                     self.path.unlink(missing_ok=True)
 
@@ -366,19 +366,19 @@ class FrameWriter:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError) as err:
             streams = " + ".join([self.encoder_name, *(f"{out.codec_context.name} {out.type}"
-                                                       for out in self._audio_out.values())])
+                                                       for out in self._copy_out.values())])
             raise OutputError(f"{self.path.suffix or self.path.name} files cannot hold {streams} "
                               f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
 
     def _add_passthrough(self, source: str | Path, *, audio: bool, subtitles: bool) -> None:
         try:
-            self._audio_in = av.open(str(source), "r", metadata_errors="replace",
+            self._copy_in = av.open(str(source), "r", metadata_errors="replace",
                                      timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
         except av.FFmpegError as err:
             raise UnreadableInputError(f"cannot read audio from {source}: {err}") from err
         # every track: languages, commentary, stereo + 5.1, subtitles
-        sources = [*(self._audio_in.streams.audio if audio else ()),
-                   *(self._audio_in.streams.subtitles if subtitles else ())]
+        sources = [*(self._copy_in.streams.audio if audio else ()),
+                   *(self._copy_in.streams.subtitles if subtitles else ())]
         for src in sources:
             try:
                 out = self._container.add_stream_from_template(src)
@@ -392,29 +392,29 @@ class FrameWriter:
             for key in ("language", "title"):
                 if key in src.metadata:
                     out.metadata[key] = src.metadata[key]
-            self._audio_out[src.index] = out
-        if not self._audio_out:
-            self._audio_in.close()
-            self._audio_in = None
+            self._copy_out[src.index] = out
+        if not self._copy_out:
+            self._copy_in.close()
+            self._copy_in = None
             return
-        self._audio_iter = self._audio_in.demux(*(s for s in sources if s.index in self._audio_out))
+        self._copy_iter = self._copy_in.demux(*(s for s in sources if s.index in self._copy_out))
 
-    def _copy_audio(self, *, until_s: float | None) -> None:
+    def _copy_streams(self, *, until_s: float | None) -> None:
         """Remux source audio and subtitle packets up to ``until_s`` seconds (all of them when None)."""
-        if self._audio_iter is None:
+        if self._copy_iter is None:
             return
         while True:
-            packet = self._audio_pending or next(self._audio_iter, None)
-            self._audio_pending = None
+            packet = self._copy_pending or next(self._copy_iter, None)
+            self._copy_pending = None
             if packet is None:
-                self._audio_iter = None
+                self._copy_iter = None
                 return
             if packet.dts is None:  # the demuxer's end-of-stream flush packet
                 continue
             if until_s is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until_s:
-                self._audio_pending = packet
+                self._copy_pending = packet
                 return
-            packet.stream = self._audio_out[packet.stream.index]
+            packet.stream = self._copy_out[packet.stream.index]
             self._container.mux(packet)
             if packet.stream.type == "audio":
                 self.audio_packets += 1
