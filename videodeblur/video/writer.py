@@ -375,7 +375,7 @@ class FrameWriter:
             self._copy_in = av.open(str(source), "r", metadata_errors="replace",
                                      timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
         except av.FFmpegError as err:
-            raise UnreadableInputError(f"cannot read audio from {source}: {err}") from err
+            raise UnreadableInputError(f"cannot read the audio and subtitles of {source}: {err}") from err
         # every track: languages, commentary, stereo + 5.1, subtitles
         sources = [*(self._copy_in.streams.audio if audio else ()),
                    *(self._copy_in.streams.subtitles if subtitles else ())]
