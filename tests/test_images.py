@@ -133,6 +133,33 @@ def test_sixteen_bit_png_reads_as_eight_bit(tmp_path):
     assert image.rgb.dtype == np.uint8 and np.array_equal(image.rgb, clip_frame(0, 20, 10))
 
 
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_a_sixteen_bit_png_comes_out_sixteen_bit(engine, tmp_path, channels):
+    """A smooth 16-bit gradient would band into 256 levels at 8 bits: the network's change is added
+    to the 16-bit source instead, so samples it leaves alone keep all 16 bits."""
+    y, x = np.mgrid[0:48, 0:64]
+    ramp = (x * 60 + y * 11 + 3000).astype(np.uint16)  # about 4300 levels: 8 bits would keep 17
+    deep = {1: ramp, 3: np.dstack([ramp, ramp // 2, 65535 - ramp]),
+            4: np.dstack([ramp, ramp // 2, 65535 - ramp, np.full_like(ramp, 40000)])}[channels]
+    src = tmp_path / "deep.png"
+    cv2.imwrite(str(src), deep)
+    out = cv2.imread(str(deblur_image_file(src, tmp_path / "out.png", engine)), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == deep.shape
+    assert len(np.unique(out)) > 1000  # not 256 levels
+    eight = cv2.imread(str(deblur_image_file(src, tmp_path / "out.jpg", engine)), cv2.IMREAD_UNCHANGED)
+    assert eight.dtype == np.uint8  # JPEG stays 8-bit
+    # Every sample is the source's plus whole 8-bit steps (x 257): the low byte's detail is kept ...
+    step = out.astype(np.int64) - deep
+    assert np.all((step % 257 == 0) | (out == 0) | (out == 65535))
+    # ... and the steps are the network's: the same image at 8 bits deblurs to out's high byte (+-1: carries).
+    shallow = tmp_path / "shallow.png"
+    cv2.imwrite(str(shallow), (deep >> 8).astype(np.uint8))
+    out8 = cv2.imread(str(deblur_image_file(shallow, tmp_path / "out8.png", engine)), cv2.IMREAD_UNCHANGED)
+    assert np.abs((out >> 8).astype(np.int64) - out8).max() <= 1 and (out8 != (deep >> 8)).any()
+    if channels == 4:
+        assert np.array_equal(out[..., 3], deep[..., 3])  # 16-bit alpha untouched
+
+
 def test_write_read_roundtrip_rgb(tmp_path):
     rgb = clip_frame(3, 17, 9)
     write_image(tmp_path / "x.png", Image(rgb=rgb))

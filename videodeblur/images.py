@@ -8,7 +8,9 @@ Rules, so a user knows what comes back:
   dropped there (the colour is written as it is, not composited). OpenCV reads grey+alpha PNGs as
   RGBA, so those come back as RGBA PNGs with equal colour channels.
 - JPEG outputs are written at quality 95 without chroma subsampling (4:4:4), so colour edges survive.
-- 16-bit PNGs are read as 8-bit (the network works on 8-bit frames); the output is 8-bit.
+- 16-bit PNGs go through the network as 8-bit (it works on 8-bit frames); a PNG output is 16-bit
+  again: the network's change is added to the 16-bit source, so what it leaves alone keeps every
+  bit. A JPEG output is 8-bit.
 - A JPEG's EXIF orientation is applied on reading, so the output stands upright in any viewer. A
   JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP and ICC colour profile, and a PNG from a PNG its colour, EXIF, text, time and pixel-size
@@ -57,6 +59,7 @@ class Image:
     alpha: np.ndarray | None = None
     jpeg_metadata: bytes = b""  # a JPEG source's EXIF/XMP/ICC segments, for a JPEG output
     png_metadata: tuple[tuple[bytes, bytes], ...] = ()  # a PNG source's colour/EXIF/text chunks, for a PNG output
+    deep: np.ndarray | None = None  # a 16-bit PNG source's samples as read (OpenCV's channel order), for a PNG output
 
     def __post_init__(self) -> None:
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
@@ -115,6 +118,8 @@ def write_image(path: str | Path, image: Image) -> Path:
         pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR)
         if keep_alpha:
             pixels = np.dstack([pixels, image.alpha])
+    if ext == ".png" and image.deep is not None and image.deep.shape[:2] == pixels.shape[:2]:
+        pixels = _onto_deep(pixels, image.deep)
     # JPEG: quality 95 and no chroma subsampling (4:4:4), so colour edges survive the round trip.
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
               cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444] if ext != ".png" else []
@@ -195,8 +200,10 @@ def _quiet_opencv() -> Iterator[None]:
 
 def _to_image(pixels: np.ndarray, path: Path) -> Image:
     if pixels.dtype == np.uint16:
-        pixels = (pixels >> 8).astype(np.uint8)  # 16-bit PNG: keep the high byte (documented above)
-    elif pixels.dtype != np.uint8:
+        image = _to_image((pixels >> 8).astype(np.uint8), path)  # the network sees the high byte
+        two_channels = pixels.ndim == 3 and pixels.shape[2] == 2  # grey + alpha is written as RGBA: no 16-bit
+        return image if two_channels else dataclasses.replace(image, deep=pixels)
+    if pixels.dtype != np.uint8:
         raise UnreadableInputError(f"{path} has {pixels.dtype} samples; only 8- and 16-bit PNG/JPEG are supported")
     if pixels.ndim == 2 or pixels.shape[2] == 1:
         grey = pixels.reshape(pixels.shape[:2])
@@ -207,6 +214,13 @@ def _to_image(pixels: np.ndarray, path: Path) -> Image:
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+
+
+def _onto_deep(pixels: np.ndarray, deep: np.ndarray) -> np.ndarray:
+    """16-bit output from a 16-bit source: the network's 8-bit change added to the source's samples,
+    so every sample it left alone keeps all 16 bits (no 256-level banding in smooth gradients)."""
+    change = pixels.astype(np.int32).reshape(deep.shape) - (deep >> 8).astype(np.int32)
+    return np.clip(deep.astype(np.int32) + change * 257, 0, 65535).astype(np.uint16)
 
 
 def _checked_extension(path: Path) -> str:
