@@ -22,7 +22,8 @@ def image(inputs: tuple[Path, ...], output: Path, model: str | None, device: str
           tile: int | None) -> None:
     """Deblur PNG/JPEG images: one file to one file, or several files / a folder to a folder.
 
-    Colour, greyscale and size are kept (8-bit); alpha is kept in PNG outputs. Prints each written path.
+    Colour, greyscale, size and metadata (EXIF, colour profile) are kept, and 16-bit PNGs stay 16-bit;
+    alpha is kept in PNG outputs. Prints each written path.
     An unreadable file among several is named and skipped; the others are written, and the exit code is 1.
 
     \b
