@@ -120,6 +120,7 @@ def test_two_inputs_that_would_write_one_output_fail_before_any_work(run_cli, ma
 
 
 def test_plan_names_outputs_by_their_inputs(tmp_path: Path) -> None:
+    from videodeblur.errors import OutputError
     from videodeblur.pipeline.plan import plan_videos
 
     (tmp_path / "a.webm").write_bytes(b"")
@@ -128,6 +129,9 @@ def test_plan_names_outputs_by_their_inputs(tmp_path: Path) -> None:
     assert [job.dst.name for job in jobs] == ["a.mp4", "b.mov", "c.mp4"]
     (single,) = plan_videos([tmp_path / "b.mov"], tmp_path / "one.mkv")
     assert single.dst == tmp_path / "one.mkv"
+    with pytest.raises(OutputError, match="names a file"):
+        plan_videos([tmp_path / "a.webm", tmp_path / "b.mov"], tmp_path / "both.mp4")  # not a folder called both.mp4
+    assert not (tmp_path / "both.mp4").exists()
 
 
 def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:

@@ -150,7 +150,7 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path) -> list[ImageJ
 
     to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == ""
     if to_folder:
-        make_folder(output)
+        make_folder(output, file_suffixes=IMAGE_EXTENSIONS)
         jobs = [ImageJob(src, output / src.name) for src in sources]
     else:
         _checked_extension(output)

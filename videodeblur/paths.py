@@ -40,8 +40,12 @@ def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: s
     return sources, any_folder
 
 
-def make_folder(folder: Path) -> None:
-    """Create ``folder`` (and its parents) or say why not (OutputError)."""
+def make_folder(folder: Path, *, file_suffixes: Sequence[str] = ()) -> None:
+    """Create ``folder`` (and its parents) or say why not (OutputError). A new folder named like a
+    file (``out.mp4`` where several inputs need a folder) is refused: it is a mistake, not a name."""
+    if not folder.exists() and folder.suffix.lower() in file_suffixes:
+        raise OutputError(f"several inputs (or a folder) go into an output folder, but {folder} names a file; "
+                          "give a folder path")
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"output {folder} is a file, but a folder is needed here; choose a folder path")
     try:

@@ -43,7 +43,7 @@ def plan_videos(inputs: Sequence[str | Path], output: str | Path) -> list[VideoJ
                                         urls=True)
     if not any_folder and len(sources) == 1 and not output.is_dir() and output.suffix:
         return [VideoJob(sources[0], output)]
-    make_folder(output)
+    make_folder(output, file_suffixes=VIDEO_SUFFIXES)
     jobs = [VideoJob(src, output / _output_name(src)) for src in sources]
     check_distinct_outputs([(job.src, job.dst) for job in jobs])
     return jobs
