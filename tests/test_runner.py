@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -265,15 +266,36 @@ def test_deblurrer_facade(make_clip, tmp_path: Path) -> None:
     assert np.array_equal(d.frames(frame), d.engine.process(frame[None])[0])
 
 
-def test_ten_bit_input_says_the_output_is_eight_bit(engine: Engine, make_clip, tmp_path: Path) -> None:
+def _rgb48(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb48le").astype(np.float64) for f in c.decode(video=0)]
+
+
+def test_ten_bit_input_comes_out_ten_bit(engine: Engine, make_clip, tmp_path: Path) -> None:
+    """10-bit in, 10-bit out: the network's 8-bit change is added to the 10-bit source, so an
+    identity network gives back the source's precision, where an 8-bit output rounds it away."""
     src = make_clip("ten.mp4", width=64, height=48, frames=4, pix_fmt="yuv420p10le")
     stats = deblur_file(src, tmp_path / "out.mp4", engine)
-    assert stats.frames == 4 and stats.warnings == (f"{src} is 10-bit (yuv420p10le); the output is 8-bit",)
+    assert stats.frames == 4 and stats.warnings == ()
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+    eight = deblur_file(src, tmp_path / "eight.mp4", engine, RunOptions(deep=False))
+    assert eight.warnings == (f"{src} is 10-bit (yuv420p10le); the output is 8-bit",)
+    # Through an identity network and a lossless encoder (FFV1), a 4:4:4 10-bit source comes back
+    # bit for bit at 10 bits; at 8 bits it is rounded (about 0.6 levels of 255, RMS).
     identity = Engine(LoadedModel("identity", Path("identity.pt"), torch.nn.Identity(), {}),  # type: ignore[arg-type]
                       EngineOptions(device="cpu"))
+    full = make_clip("ten444.mp4", width=64, height=48, frames=3, pix_fmt="yuv444p10le")
+    for deep in (True, False):
+        run = deblur_file(full, tmp_path / f"id{deep}.mkv", identity, RunOptions(deep=deep, encoder="ffv1"))
+        assert run.warnings == (() if deep else (f"{full} is 10-bit (yuv444p10le); the output is 8-bit",))
+    source, kept, rounded = _rgb48(full), _rgb48(tmp_path / "idTrue.mkv"), _rgb48(tmp_path / "idFalse.mkv")
+    assert all(np.array_equal(k, s) for k, s in zip(kept, source))
+    assert np.sqrt(np.mean((np.stack(rounded) - np.stack(source)) ** 2)) > 257 / 4
     truth = [clip_frame(i, 64, 48) for i in range(4)]  # the pictures the clip was made from
     ffmpeg = [psnr(x, t) for x, t in zip(decode(src).frames, truth)]  # FFmpeg's own 10-bit → RGB
     for on_device in (False, True):  # both colour paths read 10-bit as well as FFmpeg does (within 1 dB)
-        deblur_file(src, tmp_path / f"o{on_device}.mp4", identity, RunOptions(colour_on_device=on_device, crf=0))
+        deblur_file(src, tmp_path / f"o{on_device}.mp4", identity,  # 8-bit out: crf 0 is lossless there
+                    RunOptions(colour_on_device=on_device, crf=0, deep=False))
         ours = [psnr(x, t) for x, t in zip(decode(tmp_path / f"o{on_device}.mp4").frames, truth)]
         assert all(o > f - 1.0 for o, f in zip(ours, ffmpeg)), (on_device, ours, ffmpeg)

@@ -134,6 +134,16 @@ def test_plan_names_outputs_by_their_inputs(tmp_path: Path) -> None:
     assert not (tmp_path / "both.mp4").exists()
 
 
+def test_ten_bit_stays_ten_bit_unless_asked(run_cli, make_clip, tmp_path: Path) -> None:
+    src = make_clip("ten.mp4", width=64, height=48, frames=3, pix_fmt="yuv420p10le")
+    for flag, pix_fmt, warned in (((), "yuv420p10le", False), (("--eight-bit",), "yuv420p", True)):
+        result = run_cli("video", src, "-o", tmp_path / f"out{len(flag)}.mp4", *CPU, "--json", *flag)
+        assert result.exit_code == 0, result.stderr
+        assert bool(json.loads(result.stdout)["warnings"]) == warned
+        with av.open(str(tmp_path / f"out{len(flag)}.mp4")) as c:
+            assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
+
+
 def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=5)
     result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU)

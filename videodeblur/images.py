@@ -31,6 +31,7 @@ from typing import Iterator, Protocol, Sequence
 import cv2
 import numpy as np
 
+from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.image_metadata import insert_png_chunks, insert_segments, metadata_segments, png_metadata_chunks
 from videodeblur.paths import check_distinct_outputs, expand_inputs, make_folder
@@ -119,7 +120,7 @@ def write_image(path: str | Path, image: Image) -> Path:
         if keep_alpha:
             pixels = np.dstack([pixels, image.alpha])
     if ext == ".png" and image.deep is not None and image.deep.shape[:2] == pixels.shape[:2]:
-        pixels = _onto_deep(pixels, image.deep)
+        pixels = add_change(image.deep, (image.deep >> 8).astype(np.uint8), pixels.reshape(image.deep.shape))
     # JPEG: quality 95 and no chroma subsampling (4:4:4), so colour edges survive the round trip.
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
               cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444] if ext != ".png" else []
@@ -214,13 +215,6 @@ def _to_image(pixels: np.ndarray, path: Path) -> Image:
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
-
-
-def _onto_deep(pixels: np.ndarray, deep: np.ndarray) -> np.ndarray:
-    """16-bit output from a 16-bit source: the network's 8-bit change added to the source's samples,
-    so every sample it left alone keeps all 16 bits (no 256-level banding in smooth gradients)."""
-    change = pixels.astype(np.int32).reshape(deep.shape) - (deep >> 8).astype(np.int32)
-    return np.clip(deep.astype(np.int32) + change * 257, 0, 65535).astype(np.uint16)
 
 
 def _checked_extension(path: Path) -> str:

@@ -35,6 +35,8 @@ __all__ = ["video"]
 @tile_option("Process frames in overlapping NxN tiles [default: whole frames, or tiles sized to fit when whole ones would need more than half the free memory].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
+@click.option("--eight-bit", is_flag=True,
+              help="Write 8 bits per sample even from a 10-bit source (which otherwise stays 10-bit).")
 @click.option("--fragmented", is_flag=True,
               help="Write MP4/MOV as a fragment a second: a killed process or a lost machine (kill -9, power, a "
                    "preempted cloud VM) still leaves a playable file of all but the last second. No B-frames.")
@@ -42,15 +44,16 @@ __all__ = ["video"]
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
 def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int | None, device: str, precision: str,
-          encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, fragmented: bool,
-          show_progress: bool | None, as_json: bool) -> None:
+          encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, eight_bit: bool,
+          fragmented: bool, show_progress: bool | None, as_json: bool) -> None:
     """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
 
     INPUT is a file, an http(s)/rtmp URL, or a folder of videos; with several inputs or a folder,
     OUTPUT is a folder and the model loads once.
 
     Frame count, timestamps (variable frame rate too), frame rate, size, rotation, colour tags, the
-    file's tags, and every audio and subtitle track are kept; the output is 8-bit H.264. Shows
+    file's tags, and every audio and subtitle track are kept; the output is H.264, 10-bit from a
+    10-bit source (--eight-bit for 8), else 8-bit. Shows
     progress on a terminal and ends with sustained fps and per-stage busy time (--json: one JSON
     object on stdout, one line per input). Ctrl-C stops cleanly: the output plays and holds every
     frame done so far. An input that cannot be read among several is named and skipped (exit 1).
@@ -75,7 +78,7 @@ def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int |
     for job in jobs:
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
-                             fragmented=fragmented)
+                             fragmented=fragmented, deep=False if eight_bit else None)
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
         except RunInterrupted as stop:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Deque
 
 import torch
 
+from videodeblur.deep import add_change
 from videodeblur.errors import ConfigError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
@@ -49,6 +50,9 @@ class RunOptions:
     stream. ``stop``: set it from another thread to end the run early (the output is finalised and
     the stats say ``interrupted``). ``max_frames``: stop after this many frames. ``fragmented``: write
     an MP4/MOV as a fragment a second, so even a killed process leaves a playable file (no B-frames).
+    ``deep``: a source with more than 8 bits per sample (10-bit video) is written at 10 bits, the
+    network's 8-bit change added to the source's samples (None: yes, where the encoder takes
+    10-bit; it needs the colour conversion on the CPU, so it wins over ``colour_on_device=None``).
     """
 
     encoder: str = "auto"
@@ -64,6 +68,7 @@ class RunOptions:
     stop: threading.Event | None = dataclasses.field(default=None, compare=False)
     max_frames: int | None = None
     fragmented: bool = False
+    deep: bool | None = None
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -87,12 +92,17 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     decode_threads, encode_threads = _ffmpeg_threads(engine, options)
     reader = FrameReader(input_path, layout="rgb", threads=decode_threads)
     try:
-        if choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
+        deep = (reader.info.bit_depth > 8 and options.deep is not False
+                and not (options.deep is None and options.colour_on_device))
+        if deep:
+            reader.close()
+            reader = FrameReader(input_path, layout="rgb", threads=decode_threads, deep=True)
+        elif choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
             reader.close()
             reader = FrameReader(input_path, layout="i420", threads=decode_threads)
         writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                   crf=options.crf, preset=options.preset, threads=encode_threads,
-                                  layout=reader.layout, fragmented=options.fragmented)
+                                  layout=reader.layout, fragmented=options.fragmented, deep=deep)
     except BaseException:
         reader.close()
         raise
@@ -313,6 +323,8 @@ class _Pipeline:
                     break
                 frame, image = item
                 start = time.perf_counter()
+                if frame.deep is not None and writer.deep:  # 10-bit out: the network's change onto the source
+                    image = add_change(frame.deep, frame.image, image)
                 writer.write(image, pts=frame.pts)
                 done = time.perf_counter()
                 clock.add(done - start)
@@ -368,9 +380,9 @@ class _Pipeline:
         if reader.frames_resized:
             self.stats.warn(f"{info.path} changes size mid-stream (first to {reader.first_resize}): "
                             f"{reader.frames_resized} frame(s) scaled to {info.width}x{info.height}")
-        if info.bit_depth > 8:
+        if info.bit_depth > 8 and not writer.deep:
             self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
-        if writer.quality_control is None:
+        if writer.quality_control is None and not writer.lossless:
             self.stats.warn(f"encoder {writer.encoder_name} has no constant-quality setting: crf {self.options.crf} "
                             "was not applied (the encoder's default quality)")
         return self.stats.freeze(

@@ -21,6 +21,7 @@ from typing import Iterator, Literal
 import av
 import numpy as np
 
+from videodeblur.deep import to_eight_bit
 from videodeblur.errors import DecodeError, InputNotFoundError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 
@@ -72,6 +73,7 @@ class DecodedFrame:
     time_base: Fraction
     image: np.ndarray
     decoded_at: float
+    deep: np.ndarray | None = None  # with ``deep=True``: the frame as uint16 RGB; ``image`` is it rounded to 8 bits
 
     @property
     def pts_seconds(self) -> float:
@@ -83,12 +85,15 @@ class FrameReader:
 
     ``layout="i420"`` yields the planes as stored (converted to 8-bit 4:2:0 only when the stream is
     not that already) for colour conversion on the device; it needs even width and height.
-    ``threads``: FFmpeg decoding threads (0: automatic). ``close()`` may be called from any thread.
+    ``threads``: FFmpeg decoding threads (0: automatic). ``deep`` (``rgb`` layout): also keep each
+    frame at 16 bits per sample (``DecodedFrame.deep``), for 10-bit output from a 10-bit source.
+    ``close()`` may be called from any thread.
     """
 
-    def __init__(self, path: str | Path, *, layout: Layout = "rgb", threads: int = 0) -> None:
+    def __init__(self, path: str | Path, *, layout: Layout = "rgb", threads: int = 0, deep: bool = False) -> None:
         self.path: Path | str = str(path) if is_url(path) else Path(path)  # pathlib would turn // into /
         self.layout = layout
+        self.deep = deep and layout == "rgb"
         self.frames_decoded = 0
         self.packets_read = 0  # video packets demuxed (flush packets excluded)
         self.packets_discarded = 0  # marked "discard" by the demuxer (before an edit list's start)
@@ -146,6 +151,9 @@ class FrameReader:
                 if frame is None:
                     return
                 image = self._convert(frame)
+            deep = None
+            if self.deep:  # image holds the 16-bit frame: the network gets it rounded to 8 bits
+                deep, image = image, to_eight_bit(image)
             pts = frame.pts
             # Missing or repeated timestamps would make the encoder refuse the frame: keep them
             # strictly increasing, stepping by one nominal frame.
@@ -154,7 +162,7 @@ class FrameReader:
             elif self._last_pts is not None and pts <= self._last_pts:
                 pts = self._last_pts + 1
             self._last_pts = pts
-            yield DecodedFrame(index, pts, self.info.time_base, image, time.perf_counter())
+            yield DecodedFrame(index, pts, self.info.time_base, image, time.perf_counter(), deep)
             index += 1
 
     @property
@@ -289,8 +297,8 @@ class FrameReader:
             self.frames_resized += 1
             if self.first_resize is None:
                 self.first_resize = f"{frame.width}x{frame.height} at frame {self.frames_decoded - 1}"
-        if self.layout == "rgb":
-            return frame.to_ndarray(format="rgb24", **size)  # swscale with the frame's own matrix and range
+        if self.layout == "rgb":  # swscale with the frame's own matrix and range
+            return frame.to_ndarray(format="rgb48le" if self.deep else "rgb24", **size)
         if frame.format.name in ("yuv420p", "yuvj420p") and not size:
             return frame.to_ndarray()
         return frame.to_ndarray(format="yuv420p", dst_color_range=frame.color_range or None, **size)

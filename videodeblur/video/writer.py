@@ -188,6 +188,11 @@ class FrameWriter:
                                          width=width, height=height)
         if layout == "i420" and self.pix_fmt != "yuv420p":
             raise ValueError("layout 'i420' needs an even-sized yuv420p output")
+        # More than 8 bits per sample (a 10-bit source into an encoder that takes it): write() then
+        # takes uint16 RGB frames.
+        self.deep = max(c.bits for c in av.VideoFormat(self.pix_fmt).components) > 8
+        codec = av.Codec(self.encoder_name, "w")
+        self.lossless = codec.lossless and not codec.lossy  # ffv1, huffyuv...: no quality to set
         existed = Path(path).exists()
         self.path = check_output_path(path, input_path=input_path or copy_from)
         self.width, self.height, self.layout = width, height, layout
@@ -233,14 +238,18 @@ class FrameWriter:
         self._sws_range = self.colour.color_range or None
 
     @classmethod
-    def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, **kwargs: Any) -> "FrameWriter":
+    def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, deep: bool = False,
+             **kwargs: Any) -> "FrameWriter":
         """A writer that matches ``info``: size, time base, frame rate, rotation, colour tags, chroma
-        subsampling (as 8-bit), the file's and the video stream's tags (creation time, location,
+        subsampling (as 8-bit, or 10-bit for a deeper source with ``deep``, where the encoder takes
+        it), the file's and the video stream's tags (creation time, location,
         title, language) and, when ``audio`` and the source has any, its audio streams."""
         check_output_path(path, input_path=info.path)  # never overwrite the file being read, audio or not
         sub = info.chroma_subsampling
         even = info.width % 2 == 0 and info.height % 2 == 0
         pix_fmt = kwargs.pop("pix_fmt", None) or ("yuv420p" if sub == (2, 2) and even else "yuv444p")
+        if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
+            pix_fmt = {"yuv420p": "yuv420p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
         return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
                    copy_from=info.path if (audio and info.has_audio) or info.has_subtitles else None, audio=audio,
@@ -427,7 +436,7 @@ class FrameWriter:
             frame.colorspace = self.colour.colorspace
             frame.color_range = self.colour.color_range
             return frame
-        rgb = av.VideoFrame.from_ndarray(image, format="rgb24")
+        rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
         # The same matrix and range the reader used to make RGB, so colours round-trip.
         return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
                                   dst_color_range=self._sws_range)
