@@ -119,7 +119,7 @@ def write_image(path: str | Path, image: Image) -> Path:
         pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR)
         if keep_alpha:
             pixels = np.dstack([pixels, image.alpha])
-    if ext == ".png" and image.deep is not None and image.deep.shape[:2] == pixels.shape[:2]:
+    if ext == ".png" and image.deep is not None:
         pixels = add_change(image.deep, (image.deep >> 8).astype(np.uint8), pixels.reshape(image.deep.shape))
     # JPEG: quality 95 and no chroma subsampling (4:4:4), so colour edges survive the round trip.
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,

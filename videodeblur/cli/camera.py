@@ -67,10 +67,11 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     from videodeblur.video.capture import CaptureOptions, open_source
 
     width, height = _parse_size(size)
-    if fourcc is not None and len(fourcc) != 4:
-        raise click.BadParameter(f"{fourcc!r} is not a four-character code such as MJPG or YUYV", param_hint="--fourcc")
-    live_source = open_source(source, CaptureOptions(realtime=realtime, width=width, height=height,
-                                                     fourcc=fourcc))
+    try:
+        capture_options = CaptureOptions(realtime=realtime, width=width, height=height, fourcc=fourcc)
+    except ValueError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
+        raise click.BadParameter(str(err), param_hint="--fourcc") from err
+    live_source = open_source(source, capture_options)
     window = None
     try:
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1))

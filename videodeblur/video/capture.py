@@ -25,7 +25,7 @@ import av
 import numpy as np
 
 from videodeblur.errors import SourceError
-from videodeblur.video.reader import is_url, pick_video_stream
+from videodeblur.video.reader import is_url, pick_video_stream, short_error
 
 __all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource", "PyAVSource", "open_source"]
 
@@ -68,7 +68,7 @@ class CaptureOptions:
             if value is not None and value <= 0:
                 raise ValueError(f"CaptureOptions.{name} must be positive, got {value}")
         if self.fourcc is not None and len(self.fourcc) != 4:
-            raise ValueError(f"CaptureOptions.fourcc must be four characters such as MJPG, got {self.fourcc!r}")
+            raise ValueError(f"{self.fourcc!r} is not a four-character code such as MJPG or YUYV")
 
     @property
     def requested_fourcc(self) -> str | None:
@@ -208,7 +208,7 @@ class PyAVSource(LiveSource):
             self._container = av.open(target, format=fmt, options=options, metadata_errors="replace",
                                       timeout=(_OPEN_TIMEOUT_S, _READ_TIMEOUT_S) if network else None)
         except (av.FFmpegError, OSError, ValueError) as err:
-            raise SourceError(f"cannot open source {description!r}: {_short(err)}") from err
+            raise SourceError(f"cannot open source {description!r}: {short_error(err)}") from err
         try:
             if self._container.format.name == "tty":  # FFmpeg's text demuxer: any text file "is" a video
                 raise SourceError(f"source {description!r} is not a video (FFmpeg reads it as text): give a video file")
@@ -223,7 +223,7 @@ class PyAVSource(LiveSource):
             except StopIteration:
                 raise SourceError(f"source {description!r} has no decodable video frames") from None
             except (av.FFmpegError, OSError, ValueError) as err:
-                raise SourceError(f"cannot decode source {description!r}: {_short(err)}") from err
+                raise SourceError(f"cannot decode source {description!r}: {short_error(err)}") from err
         except BaseException:
             self._container.close()
             raise
@@ -260,7 +260,7 @@ class PyAVSource(LiveSource):
         except StopIteration:
             return None
         except (av.FFmpegError, OSError) as err:
-            raise SourceError(f"source {self.description!r} stopped delivering frames: {_short(err)}") from err
+            raise SourceError(f"source {self.description!r} stopped delivering frames: {short_error(err)}") from err
 
 
 def _frame_seconds(frame: av.VideoFrame, index: int, fps: float | None) -> float:
@@ -274,11 +274,6 @@ def _is_lavfi_graph(spec: str) -> bool:
     """``testsrc2=size=...`` or ``color=c=red``: the first token names a filter FFmpeg has."""
     match = re.match(r"^([A-Za-z0-9_]+)(=|$|,)", spec)
     return bool(match) and match.group(1) in av.filter.filters_available
-
-
-def _short(err: BaseException) -> str:
-    text = getattr(err, "strerror", None) or str(err)  # FFmpegError's str() repeats the file name
-    return " ".join(str(text).split()) or type(err).__name__
 
 
 @contextlib.contextmanager

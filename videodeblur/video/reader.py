@@ -25,7 +25,7 @@ from videodeblur.deep import to_eight_bit
 from videodeblur.errors import DecodeError, InputNotFoundError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 
-__all__ = ["is_url", "pick_video_stream", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+__all__ = ["is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
 Layout = Literal["rgb", "i420"]
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg's text "demuxer": opens any text file as video
@@ -341,6 +341,12 @@ def is_url(spec: str | Path) -> bool:
     return bool(sep) and scheme.lower() in URL_SCHEMES
 
 
+def short_error(err: BaseException) -> str:
+    """An FFmpeg error in one line, without the file name its ``str()`` repeats."""
+    text = getattr(err, "strerror", None) or str(err)
+    return " ".join(str(text).split()) or type(err).__name__
+
+
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
     """The stream to deblur: FFmpeg's own choice (av_find_best_stream, as the ffmpeg tool makes it)
     among the moving-picture streams, so neither a thumbnail track stored first nor a cover picture
@@ -361,8 +367,7 @@ def _open(path: Path | str) -> av.container.InputContainer:
         try:
             return av.open(path, "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S)
         except (av.FFmpegError, OSError) as err:
-            raise UnreadableInputError(f"cannot open {path}: {' '.join(str(getattr(err, 'strerror', None) or err).split())}"
-                                       ) from err
+            raise UnreadableInputError(f"cannot open {path}: {short_error(err)}") from err
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
     if path.is_dir():

@@ -5,7 +5,8 @@ and audio.
   (which the encoder uses too), so variable frame rate survives. The muxer may pick its own stream
   time base (MP4 does), but every timestamp in seconds is the source's.
 - Encoder: ``auto`` probes the hardware encoder (h264_nvenc) by opening it for real and falls back
-  to libx264 with frame threads. Output is 8-bit: 4:2:0 when the size allows, else 4:4:4.
+  to libx264 with frame threads. Output is 4:2:0 when the size allows, else 4:4:4; 8-bit, or
+  10-bit when asked for (a 10-bit source, ``like(deep=True)``) and the encoder takes it.
 - Audio and subtitles: every audio and subtitle stream of ``copy_from`` is remuxed packet by packet
   (no re-encode), with its language and title, interleaved as the video advances. Audio the
   container cannot hold is an error (it would be lost); subtitles it cannot hold (SubRip in MP4)
@@ -142,9 +143,9 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
     with variable bit rate. ``preset`` is x264/x265's speed name. x265 and SVT-AV1 otherwise print
     a screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob
     gets nothing and keeps its own default quality (the writer's ``quality_control`` is then None)."""
-    options: dict[str, str] = {}
     if name.endswith("_nvenc"):
         return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
+    options: dict[str, str] = {}
     if "crf" in private_options:
         options["crf"] = str(crf)
         if name.startswith("libvpx"):
@@ -159,7 +160,8 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
 
 
 class FrameWriter:
-    """Write uint8 frames (RGB ``H×W×3`` or I420 ``(3H/2)×W``) with their ``pts`` to ``path``.
+    """Write uint8 frames (RGB ``H×W×3`` or I420 ``(3H/2)×W``; uint16 RGB when ``deep``) with their
+    ``pts`` to ``path``.
 
     ``time_base``: units of the ``pts`` given to :meth:`write`. ``fps``: nominal rate for the
     container (timing still comes from pts). ``crf``: quality (lower is better; 18 is visually
@@ -200,7 +202,8 @@ class FrameWriter:
         self.colour = colour or ColourTags()
         self.frames_written = 0
         self.quality_control: str | None = None
-        self._fragmented = bool(_fragment_options(self.path, fragmented))
+        fragment_options = _fragment_options(self.path, fragmented)
+        self._fragmented = bool(fragment_options)
         self._held: av.Packet | None = None  # fragmented only: the packet waiting for its duration
         self._last_duration = 0
         self.audio_packets = 0
@@ -215,7 +218,7 @@ class FrameWriter:
         self._copy_pending: av.Packet | None = None
         try:
             try:
-                self._container = av.open(str(self.path), "w", options=_fragment_options(self.path, fragmented))
+                self._container = av.open(str(self.path), "w", options=fragment_options)
             except (av.FFmpegError, ValueError) as err:
                 raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} "
                                   "(use a video extension such as .mp4, .mkv or .mov)") from err
