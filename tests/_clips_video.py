@@ -179,6 +179,43 @@ def with_subtitles(src: Path, dst: Path) -> Path:
     return dst
 
 
+def with_chapters(src: Path, dst: Path, marks: list[tuple[float, float, str]]) -> Path:
+    """``src`` remuxed (to ``dst``'s container) with chapters ``(start_s, end_s, title)``."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        o.set_chapters([{"id": n + 1, "start": round(a * 1000), "end": round(b * 1000), "time_base": Fraction(1, 1000),
+                         "metadata": {"title": title}} for n, (a, b, title) in enumerate(marks)])
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    return dst
+
+
+def with_telemetry(src: Path, dst: Path, *, timecode: str = "01:02:03:04") -> Path:
+    """``src`` remuxed to MP4 the way a GoPro writes it: a GPMF telemetry track (``gpmd``, handler
+    "GoPro MET") with a packet every 0.2 s, and a ``timecode`` on the video (which the muxer
+    stores as a ``tmcd`` track)."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        streams[i.streams.video[0].index].metadata["timecode"] = timecode
+        gpmd = o.add_data_stream("bin_data")
+        gpmd.codec_tag = "gpmd"
+        gpmd.time_base = Fraction(1, 1000)
+        seconds = float(i.streams.video[0].duration * i.streams.video[0].time_base)
+        for n in range(int(seconds / 0.2)):
+            packet = av.Packet(b"DEVC" + bytes([n]) * 12)
+            packet.stream, packet.time_base = gpmd, Fraction(1, 1000)
+            packet.pts = packet.dts = n * 200
+            packet.duration = 200
+            o.mux(packet)
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    return dst
+
+
 def truncated_copy(src: Path, dst: Path, keep: float = 0.6) -> Path:
     """A faststart copy of ``src`` cut after ``keep`` of its bytes: opens, promises every frame,
     decodes only the first part."""

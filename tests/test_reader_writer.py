@@ -14,7 +14,7 @@ from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, Out
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
-from _clips_video import (audio_only, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
+from _clips_video import (audio_only, with_chapters, with_telemetry, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
                           spliced_sizes, truncated_copy, unindexed_copy, with_thumbnail_first,
                           with_subtitles, with_two_audio_tracks, zeroed_copy)
 from conftest import clip_frame, clip_pts_seconds, psnr
@@ -243,6 +243,8 @@ def test_close_mid_stream_ends_iteration(make_clip) -> None:
 
 def test_auto_encoder_falls_back_to_libx264() -> None:
     assert choose_encoder("auto") in ("h264_nvenc", "libx264")
+    assert choose_encoder("auto", container="webm") == "libvpx-vp9"
+    assert choose_encoder("auto", container="mpegts") in ("h264_nvenc", "libx264")
     if not torch.cuda.is_available():
         assert choose_encoder("auto") == "libx264"
     with pytest.raises(EncodeError, match="unknown encoder 'nope'"):
@@ -294,10 +296,81 @@ def _with_latin1_title(src: Path) -> Path:
 
 
 @pytest.mark.parametrize("where, match", [("missing_dir/out.mp4", "does not exist"), (".", "is a folder"),
-                                          ("out.unknownext", "video extension"), ("out.webm", "use .mp4")])
+                                          ("out.unknownext", "video extension")])
 def test_bad_outputs_are_output_errors(where: str, match: str, tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=match):
         FrameWriter(tmp_path / where, width=64, height=48, time_base=Fraction(1, 25))
+
+
+def test_a_writer_like_a_source_that_cannot_start_leaves_no_file(make_clip, tmp_path: Path) -> None:
+    """H.264 asked for in WebM fails before any frame, and no empty out.webm is left behind (the
+    output check used to create it as its proof); a file that was there before is kept."""
+    info = probe(make_clip("a.mp4", width=64, height=48, frames=2, audio=True))
+    with pytest.raises(OutputError, match="use .mp4"):
+        FrameWriter.like(tmp_path / "out.webm", info, encoder="libx264")
+    assert not (tmp_path / "out.webm").exists()
+    (tmp_path / "old.webm").write_bytes(b"keep")
+    with pytest.raises(OutputError):
+        FrameWriter.like(tmp_path / "old.webm", info, encoder="libx264")
+    assert (tmp_path / "old.webm").read_bytes() == b"keep"
+
+
+def test_chapters_are_kept(make_clip, tmp_path: Path) -> None:
+    """A film's or a GoPro's chapter marks come through, in every container that holds chapters."""
+    marks = [(0.0, 0.4, "Start"), (0.4, 1.0, "Jump")]
+    src = with_chapters(make_clip("a.mp4", width=64, height=48, frames=25), tmp_path / "chapters.mkv", marks)
+    assert len(probe(src).chapters) == 2
+    for ext in ("mp4", "mkv"):
+        _copy(src, tmp_path / f"out.{ext}")
+        with av.open(str(tmp_path / f"out.{ext}")) as c:
+            kept = [(float(ch["start"] * ch["time_base"]), float(ch["end"] * ch["time_base"]), ch["metadata"]["title"])
+                    for ch in c.chapters()]
+        assert kept == marks, ext
+
+
+def _data_packets(path: Path) -> list[tuple[float, bytes, str | None]]:
+    with av.open(str(path)) as c:
+        return [(float(p.pts * p.time_base), bytes(p), p.stream.metadata.get("handler_name"))
+                for p in c.demux(*c.streams.data) if p.dts is not None and "timecode" not in p.stream.metadata]
+
+
+def test_gopro_telemetry_and_timecode_are_kept(make_clip, tmp_path: Path) -> None:
+    """A GoPro's GPMF track (gyro and GPS, what Gyroflow and map tools read) comes through bit for bit
+    in MP4, and the timecode with it; MKV cannot hold the track, and the run says it was left out."""
+    src = with_telemetry(make_clip("a.mp4", width=64, height=48, frames=25, audio=True), tmp_path / "gopro.mp4")
+    info = probe(src)
+    assert info.has_data and info.video_tags["timecode"] == "01:02:03:04"
+    telemetry = _data_packets(src)
+    assert len(telemetry) == 5 and telemetry[0][2] == "GoPro MET"
+    _, writer = _copy(src, tmp_path / "out.mp4", audio=False)
+    assert _data_packets(tmp_path / "out.mp4") == telemetry and writer.data_packets == 5 and writer.skipped == []
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert c.streams.video[0].metadata["timecode"] == "01:02:03:04" and not c.streams.audio
+        assert [s.metadata.get("timecode") for s in c.streams.data] == [None, "01:02:03:04"]  # gpmd, tmcd
+    _, writer = _copy(src, tmp_path / "out.mkv")
+    assert writer.audio_packets > 0 and writer.data_packets == 0
+    assert writer.skipped == ["bin_data data (stream 2, GoPro MET): .mkv files cannot hold it; "
+                              ".mp4 and .mov can hold GoPro telemetry"]
+    assert len(decode(tmp_path / "out.mkv").frames) == 25
+
+
+def test_webm_gets_vp9_and_its_aac_audio_re_encoded_as_opus(make_clip, tmp_path: Path) -> None:
+    """A container that cannot hold H.264 or AAC gets its own codecs, as the ffmpeg tool picks:
+    every frame, the audio's length and start kept to within one Opus frame, and the change named."""
+    src = make_clip("a.mp4", width=64, height=48, frames=25, audio=True)
+    _, writer = _copy(src, tmp_path / "out.webm")
+    assert writer.encoder_name == "libvpx-vp9" and writer.skipped == []
+    assert writer.converted == ["aac audio (stream 1) re-encoded as libopus 128 kb/s: .webm files cannot hold aac"]
+    out = decode(tmp_path / "out.webm")
+    assert len(out.frames) == 25 and psnr(out.frames[10], decode(src).frames[10]) > 30
+    spans = {}
+    for path in (src, tmp_path / "out.webm"):
+        with av.open(str(path)) as c:
+            frames = list(c.decode(audio=0))
+            spans[path.suffix] = (float(frames[0].pts * frames[0].time_base), sum(f.samples for f in frames) / 48000)
+            assert c.streams.audio[0].codec_context.name == ("opus" if path.suffix == ".webm" else "aac")
+    assert spans[".webm"][0] == pytest.approx(spans[".mp4"][0], abs=0.001)
+    assert spans[".webm"][1] == pytest.approx(spans[".mp4"][1], abs=0.021), spans
 
 
 @pytest.mark.parametrize("ext", ["mkv", "mov", "ts"])
@@ -338,7 +411,9 @@ def test_encoder_options_per_family() -> None:
     assert encoder_options("libx264", {"crf", "preset"}, crf=20, preset="fast") == {"crf": "20", "preset": "fast"}
     assert encoder_options("libx265", {"crf", "x265-params"}, crf=20, preset="fast") == {
         "crf": "20", "preset": "fast", "x265-params": "log-level=error"}
-    assert encoder_options("libvpx-vp9", {"crf"}, crf=30, preset="fast") == {"crf": "30", "b": "0"}
+    assert encoder_options("libvpx-vp9", {"crf", "row-mt"}, crf=30, preset="fast") == {
+        "crf": "30", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+    assert encoder_options("libvpx-vp9", {"crf"}, crf=30, preset="veryfast")["deadline"] == "realtime"
     assert encoder_options("h264_nvenc", {"cq"}, crf=23, preset="fast")["cq"] == "23"
     assert encoder_options("mpeg4", set(), crf=23, preset="fast") == {}
 

@@ -93,9 +93,15 @@ def test_subtitles_are_counted_and_a_track_left_out_is_said(run_cli, make_clip, 
     assert dropped["warnings"] == ["left out srt subtitles (stream 2): .mp4 files cannot hold them; .mkv can"]
 
 
+def test_webm_output_says_its_audio_was_re_encoded(run_cli, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=5, audio=True)
+    result = json.loads(run_cli("video", src, "-o", tmp_path / "out.webm", *CPU, "--json").stdout)
+    assert (result["encoder"], result["frames"]) == ("libvpx-vp9", 5) and result["audio_packets"] > 5
+    assert result["warnings"] == ["aac audio (stream 1) re-encoded as libopus 128 kb/s: .webm files cannot hold aac"]
+
+
 def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, make_clip, tmp_path: Path) -> None:
-    """Several inputs share one model load; names are kept (.webm, which cannot hold H.264, becomes
-    .mp4); an unreadable file is named, the others are written, and the exit code says 1."""
+    """Several inputs share one model load; names are kept; an unreadable file is named, the others are written, and the exit code says 1."""
     make_clip("clips/a.mp4", width=64, height=48, frames=3)
     make_clip("clips/b.mkv", width=48, height=32, frames=4, audio=True)
     (tmp_path / "clips" / "c.webm").write_text("not a video\n" * 20)
@@ -123,14 +129,16 @@ def test_plan_names_outputs_by_their_inputs(tmp_path: Path) -> None:
     from videodeblur.errors import OutputError
     from videodeblur.pipeline.plan import plan_videos
 
-    (tmp_path / "a.webm").write_bytes(b"")
+    (tmp_path / "a.wmv").write_bytes(b"")
     (tmp_path / "b.mov").write_bytes(b"")
-    jobs = plan_videos([tmp_path / "a.webm", tmp_path / "b.mov", "https://host/path/c.mp4?x=1"], tmp_path / "out")
-    assert [job.dst.name for job in jobs] == ["a.mp4", "b.mov", "c.mp4"]
+    (tmp_path / "d.webm").write_bytes(b"")
+    jobs = plan_videos([tmp_path / "a.wmv", tmp_path / "b.mov", "https://host/path/c.mp4?x=1", tmp_path / "d.webm"],
+                       tmp_path / "out")
+    assert [job.dst.name for job in jobs] == ["a.mp4", "b.mov", "c.mp4", "d.webm"]
     (single,) = plan_videos([tmp_path / "b.mov"], tmp_path / "one.mkv")
     assert single.dst == tmp_path / "one.mkv"
     with pytest.raises(OutputError, match="names a file"):
-        plan_videos([tmp_path / "a.webm", tmp_path / "b.mov"], tmp_path / "both.mp4")  # not a folder called both.mp4
+        plan_videos([tmp_path / "a.wmv", tmp_path / "b.mov"], tmp_path / "both.mp4")  # not a folder called both.mp4
     assert not (tmp_path / "both.mp4").exists()
 
 

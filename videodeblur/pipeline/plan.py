@@ -19,7 +19,8 @@ __all__ = ["VideoJob", "plan_videos", "VIDEO_SUFFIXES"]
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
                   ".wmv", ".flv", ".3gp")
-_KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".avi", ".ts")  # containers that hold H.264 and AAC
+# containers the writer fills with their inputs' kind of video and audio (.webm: VP9, Opus)
+_KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +35,7 @@ def plan_videos(inputs: Sequence[str | Path], output: str | Path) -> list[VideoJ
     """Pair each input with its output. One input that is a file or URL, and an output that is not a
     folder: that output. Otherwise (several inputs, a folder among them, or an output folder)
     ``output`` is a folder (created) holding one output per input, named as the input, with ``.mp4``
-    where the input's container cannot hold H.264 (``.webm``, ``.wmv``...). Folders are read one
+    for the older containers (``.wmv``, ``.flv``, ``.mpg``...). Folders are read one
     level deep, video files only, in name order."""
     if not inputs:
         raise InputNotFoundError("no input given: name one or more video files, URLs or a folder")

@@ -375,6 +375,8 @@ class _Pipeline:
                             f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
         for skipped in writer.skipped:
             self.stats.warn(f"left out {skipped}")
+        for converted in writer.converted:
+            self.stats.warn(converted)
         if note := getattr(engine, "auto_tile_note", None):  # engines in tests may be stand-ins
             self.stats.warn(note)
         if reader.frames_resized:
@@ -391,6 +393,7 @@ class _Pipeline:
             input=str(info.path), output=str(writer.path), size=[info.width, info.height],
             frames_decoded=reader.frames_decoded, frames_written=writer.frames_written, frames_lost=lost,
             audio_packets=writer.audio_packets, subtitle_packets=writer.subtitle_packets,
+            data_packets=writer.data_packets,
             colour_on_device=reader.layout == "i420",
             queue_size=self.options.queue_size, stopped_early=self.cut_short)
 

@@ -16,7 +16,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import av
 import numpy as np
@@ -59,8 +59,10 @@ class VideoInfo:
     has_audio: bool
     audio_codec: str | None
     has_subtitles: bool = False
+    has_data: bool = False  # data tracks: GoPro telemetry, timecode
     tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the file's: title, creation_time, location...
     video_tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the video stream's: language, title
+    chapters: tuple[dict[str, Any], ...] = ()  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
 
 
 @dataclasses.dataclass
@@ -327,8 +329,9 @@ class FrameReader:
             fps=Fraction(fps) if fps else None, frames=frames, frames_exact=frames_exact, duration_s=duration_s,
             rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
             audio_codec=audio[0].codec_context.name if audio else None,
-            has_subtitles=bool(self._container.streams.subtitles),
-            tags=dict(self._container.metadata), video_tags=dict(s.metadata))
+            has_subtitles=bool(self._container.streams.subtitles), has_data=bool(self._container.streams.data),
+            tags=dict(self._container.metadata), video_tags=dict(s.metadata),
+            chapters=tuple(self._container.chapters()))
 
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")

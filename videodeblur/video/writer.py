@@ -5,31 +5,34 @@ and audio.
   (which the encoder uses too), so variable frame rate survives. The muxer may pick its own stream
   time base (MP4 does), but every timestamp in seconds is the source's.
 - Encoder: ``auto`` probes the hardware encoder (h264_nvenc) by opening it for real and falls back
-  to libx264 with frame threads. Output is 4:2:0 when the size allows, else 4:4:4; 8-bit, or
-  10-bit when asked for (a 10-bit source, ``like(deep=True)``) and the encoder takes it.
-- Audio and subtitles: every audio and subtitle stream of ``copy_from`` is remuxed packet by packet
-  (no re-encode), with its language and title, interleaved as the video advances. Audio the
-  container cannot hold is an error (it would be lost); subtitles it cannot hold (SubRip in MP4)
-  are left out and listed in ``skipped``.
+  to libx264 with frame threads; for a container that cannot hold H.264 (WebM), the container's
+  own video codec (VP9), as the ffmpeg tool picks. Output is 4:2:0 when the size allows, else
+  4:4:4; 8-bit, or 10-bit when asked for (a 10-bit source, ``like(deep=True)``) and the encoder
+  takes it.
+- Audio and subtitles: every audio and subtitle stream of ``copy_from`` is carried over with its
+  language and title (:mod:`videodeblur.video.passthrough`: remuxed untouched, audio re-encoded
+  only where the container cannot hold its codec), interleaved as the video advances.
 - ``close()`` always flushes the encoder and writes the trailer, so an interrupted run leaves a
   playable file holding every frame written so far.
 """
 from __future__ import annotations
 
 import functools
+import io
 import os
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import av
 import av.video.reformatter
 import numpy as np
 
-from videodeblur.errors import EncodeError, OutputError, UnreadableInputError
+from videodeblur.errors import EncodeError, OutputError
 from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
+from videodeblur.video.passthrough import Passthrough
+from videodeblur.video.reader import is_url
 
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
@@ -45,7 +48,8 @@ _UNSPECIFIED = 2  # AVCOL_SPC / PRI / TRC "unspecified"
 
 def check_output_path(path: str | Path, *, input_path: str | Path | None = None) -> Path:
     """Fail early (OutputError) when ``path`` cannot be written: missing folder, a folder itself,
-    the input file, or no permission. Creates the file (empty) as the proof."""
+    the input file, or no permission. Proven by opening the file for writing; a file that did not
+    exist before is removed again, so a run that fails later leaves nothing behind."""
     path = Path(path)
     if input_path is not None and not is_url(input_path) and _same_file(path, Path(input_path)):
         raise OutputError(f"output {path} is the input file; choose another output path")
@@ -53,11 +57,14 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist; create it or choose another path")
+    existed = path.exists()
     try:
         with open(path, "ab"):
             pass
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
+    if not existed:
+        path.unlink(missing_ok=True)
     return path
 
 
@@ -102,10 +109,33 @@ def _hardware_encoder_opens(name: str, width: int, height: int) -> bool:
         return False
 
 
-def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256) -> str:
-    """``auto`` → the first hardware encoder that really opens, else libx264; a named encoder must
-    exist in this FFmpeg build (EncodeError otherwise)."""
+@functools.lru_cache(maxsize=None)
+def _container_codecs(container: str) -> tuple[bool, str]:
+    """Whether the ``container`` format (FFmpeg's name: mp4, webm...) takes H.264, and the encoder
+    of its own default video codec. Asked of an in-memory container: nothing is written."""
+    with av.open(io.BytesIO(), "w", format=container) as probe:
+        try:
+            probe.add_stream(SOFTWARE_ENCODER)
+            takes_h264 = True
+        except ValueError:
+            takes_h264 = False
+        default = probe.default_video_codec
+    try:
+        return takes_h264, av.Codec(default, "w").name
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return takes_h264, SOFTWARE_ENCODER
+
+
+def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, container: str | None = None) -> str:
+    """``auto`` → the first hardware encoder that really opens, else libx264; but for a ``container``
+    that cannot hold H.264 (webm, ogv), that container's own codec's encoder (libvpx-vp9 for WebM),
+    as the ffmpeg tool picks. A named encoder must exist in this FFmpeg build (EncodeError
+    otherwise)."""
     if name == "auto":
+        if container is not None:
+            takes_h264, default = _container_codecs(container)
+            if not takes_h264:
+                return default
         for hw in HARDWARE_ENCODERS:
             if _hardware_encoder_opens(hw, max(width, 256), max(height, 256)):
                 return hw
@@ -135,12 +165,20 @@ def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> 
                       f"{', '.join(formats[:6])}{'...' if len(formats) > 6 else ''}); try --encoder libx264")
 
 
+# x264's preset names → libvpx (deadline, cpu-used): the fast three run in realtime mode.
+_VPX_SPEED = {"ultrafast": ("realtime", "8"), "superfast": ("realtime", "7"), "veryfast": ("realtime", "6"),
+              "faster": ("good", "5"), "fast": ("good", "4"), "medium": ("good", "3"), "slow": ("good", "2"),
+              "slower": ("good", "1"), "veryslow": ("good", "0"), "placebo": ("good", "0")}
+
+
 def encoder_options(name: str, private_options: set[str] | frozenset[str], *, crf: int,
                     preset: str) -> dict[str, str]:
     """The constant-quality and speed settings each encoder family understands, so ``--crf`` means
     "quality, lower is better" whichever encoder is chosen: ``crf`` where the encoder has it
     (libx264/x265, libvpx, SVT-AV1; libvpx needs ``b=0`` for pure constant quality), NVENC's ``cq``
-    with variable bit rate. ``preset`` is x264/x265's speed name. x265 and SVT-AV1 otherwise print
+    with variable bit rate. ``preset`` is x264/x265's speed name; libvpx gets the matching
+    deadline and cpu-used (its own default, cpu-used 0, encodes 640x272 VP9 at 43 fps on two cores;
+    ``veryfast``'s realtime/6 at 380 fps) and row multithreading. x265 and SVT-AV1 otherwise print
     a screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob
     gets nothing and keeps its own default quality (the writer's ``quality_control`` is then None)."""
     if name.endswith("_nvenc"):
@@ -152,6 +190,10 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
             options["b"] = "0"
     if name in ("libx264", "libx264rgb", "libx265"):
         options["preset"] = preset
+    if name.startswith("libvpx") and preset in _VPX_SPEED:
+        options["deadline"], options["cpu-used"] = _VPX_SPEED[preset]
+        if "row-mt" in private_options:
+            options["row-mt"] = "1"
     if "x265-params" in private_options:
         options["x265-params"] = "log-level=error"
     if name == "libsvtav1":  # SVT-AV1 logs through its own logger, read from the environment at open
@@ -169,12 +211,13 @@ class FrameWriter:
     (:func:`encoder_options`); ``quality_control`` names the knob used, None when the encoder has
     none. ``threads``: encoder threads (0: automatic). ``input_path``: the file
     being read (default: ``copy_from``), which ``path`` may not be. ``audio`` / ``subtitles``: copy
-    those streams of ``copy_from``. ``fragmented``: an MP4/MOV written as a fragment a second (no
+    those streams of ``copy_from`` (its data tracks, such as GoPro telemetry, always). ``fragmented``: an MP4/MOV written as a fragment a second (no
     index at the end), so a process killed outright (kill -9, power loss) still leaves every fragment
     written playable; for live recordings, which cannot be run again. ``tags`` / ``video_tags``: the
     source file's and video stream's metadata, copied as the ffmpeg tool does by default (a phone
     video keeps its creation time and location, which photo libraries sort and map by); the
-    container's own technical tags (brands, encoder) are left to the muxer.
+    container's own technical tags (brands, encoder) are left to the muxer. ``chapters``: the
+    source's chapter marks (PyAV's ``chapters()`` dicts), kept as the ffmpeg tool keeps them.
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
@@ -183,18 +226,7 @@ class FrameWriter:
                  copy_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
-                 fragmented: bool = False) -> None:
-        self.encoder_name = choose_encoder(encoder, width=width, height=height)
-        even = width % 2 == 0 and height % 2 == 0
-        self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
-                                         width=width, height=height)
-        if layout == "i420" and self.pix_fmt != "yuv420p":
-            raise ValueError("layout 'i420' needs an even-sized yuv420p output")
-        # More than 8 bits per sample (a 10-bit source into an encoder that takes it): write() then
-        # takes uint16 RGB frames.
-        self.deep = max(c.bits for c in av.VideoFormat(self.pix_fmt).components) > 8
-        codec = av.Codec(self.encoder_name, "w")
-        self.lossless = codec.lossless and not codec.lossy  # ffv1, huffyuv...: no quality to set
+                 fragmented: bool = False, chapters: Sequence[dict[str, Any]] = ()) -> None:
         existed = Path(path).exists()
         self.path = check_output_path(path, input_path=input_path or copy_from)
         self.width, self.height, self.layout = width, height, layout
@@ -206,30 +238,31 @@ class FrameWriter:
         self._fragmented = bool(fragment_options)
         self._held: av.Packet | None = None  # fragmented only: the packet waiting for its duration
         self._last_duration = 0
-        self.audio_packets = 0
-        self.subtitle_packets = 0
-        self.skipped: list[str] = []  # streams of copy_from this container cannot hold, left out
         self._closed = False
         self._lock = threading.Lock()
         self._last_end_s = 0.0
-        self._copy_in: av.container.InputContainer | None = None
-        self._copy_iter: Iterator[av.Packet] | None = None
-        self._copy_out: dict[int, av.stream.Stream] = {}  # input stream index → output stream (audio, subtitles)
-        self._copy_pending: av.Packet | None = None
+        self._passthrough: Passthrough | None = None
         try:
             try:
                 self._container = av.open(str(self.path), "w", options=fragment_options)
             except (av.FFmpegError, ValueError) as err:
                 raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} "
                                   "(use a video extension such as .mp4, .mkv or .mov)") from err
-            self._container.metadata.update(_descriptive(tags))
             try:
+                self._choose_format(encoder, pix_fmt)
+                if layout == "i420" and self.pix_fmt != "yuv420p":
+                    raise ValueError("layout 'i420' needs an even-sized yuv420p output")
+                self._container.metadata.update(_descriptive(tags))
+                if chapters:
+                    self._container.set_chapters(list(chapters))
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
-                self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title")))
+                self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title", "timecode")))
                 if copy_from is not None:
-                    self._add_passthrough(copy_from, audio=audio, subtitles=subtitles)
+                    self._passthrough = Passthrough(copy_from, self._container, audio=audio, subtitles=subtitles)
                 self._write_header()
             except BaseException:
+                if self._passthrough is not None:
+                    self._passthrough.close()
                 self._container.close()
                 raise
         except BaseException:
@@ -246,7 +279,7 @@ class FrameWriter:
         """A writer that matches ``info``: size, time base, frame rate, rotation, colour tags, chroma
         subsampling (as 8-bit, or 10-bit for a deeper source with ``deep``, where the encoder takes
         it), the file's and the video stream's tags (creation time, location,
-        title, language) and, when ``audio`` and the source has any, its audio streams."""
+        title, language), its chapters and, when ``audio`` and the source has any, its audio streams."""
         check_output_path(path, input_path=info.path)  # never overwrite the file being read, audio or not
         sub = info.chroma_subsampling
         even = info.width % 2 == 0 and info.height % 2 == 0
@@ -255,8 +288,31 @@ class FrameWriter:
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
         return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
-                   copy_from=info.path if (audio and info.has_audio) or info.has_subtitles else None, audio=audio,
-                   tags=info.tags, video_tags=info.video_tags, **kwargs)
+                   copy_from=info.path if (audio and info.has_audio) or info.has_subtitles or info.has_data else None,
+                   audio=audio,
+                   tags=info.tags, video_tags=info.video_tags, chapters=info.chapters, **kwargs)
+
+    @property
+    def audio_packets(self) -> int:
+        return self._passthrough.audio_packets if self._passthrough else 0
+
+    @property
+    def subtitle_packets(self) -> int:
+        return self._passthrough.subtitle_packets if self._passthrough else 0
+
+    @property
+    def data_packets(self) -> int:
+        return self._passthrough.data_packets if self._passthrough else 0
+
+    @property
+    def skipped(self) -> list[str]:
+        """Tracks of ``copy_from`` this container cannot hold, left out (SubRip in MP4, telemetry in MKV)."""
+        return self._passthrough.skipped if self._passthrough else []
+
+    @property
+    def converted(self) -> list[str]:
+        """Audio tracks this container cannot hold as they are, re-encoded (AAC in WebM)."""
+        return self._passthrough.converted if self._passthrough else []
 
     def __enter__(self) -> "FrameWriter":
         return self
@@ -280,12 +336,13 @@ class FrameWriter:
             try:
                 for packet in self._stream.encode(frame):
                     self._mux_video(packet)
+                self.frames_written += 1
+                self._last_end_s = float(pts * self.time_base)
+                if self._passthrough is not None:
+                    self._passthrough.copy(until_s=self._last_end_s)
             except av.FFmpegError as err:
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
-            self.frames_written += 1
-            self._last_end_s = float(pts * self.time_base)
-            self._copy_streams(until_s=self._last_end_s)
 
     def close(self, *, complete: bool = True) -> None:
         """Flush the encoder, copy the rest of the audio (only up to the last video frame when
@@ -300,13 +357,15 @@ class FrameWriter:
                     for packet in self._stream.encode(None):
                         self._mux_video(packet)
                     self._mux_video(None)
-                self._copy_streams(until_s=None if complete else self._last_end_s)
+                if self._passthrough is not None:
+                    self._passthrough.copy(until_s=None if complete else self._last_end_s)
+                    self._passthrough.finish()
             except av.FFmpegError as err:
                 raise EncodeError(f"finishing {self.path} failed: {' '.join(str(err).split())}") from err
             finally:
                 self._container.close()
-                if self._copy_in is not None:
-                    self._copy_in.close()
+                if self._passthrough is not None:
+                    self._passthrough.close()
                 if not self.frames_written:
                     self.path.unlink(missing_ok=True)
 
@@ -330,6 +389,20 @@ class FrameWriter:
             held.duration = self._last_duration
         self._last_duration = held.duration or self._last_duration
         self._container.mux(held)
+
+    def _choose_format(self, encoder: str, pix_fmt: str | None) -> None:
+        """The encoder (for this container: :func:`choose_encoder`) and the pixel format it takes."""
+        width, height = self.width, self.height
+        self.encoder_name = choose_encoder(encoder, width=width, height=height,
+                                           container=self._container.format.name)
+        even = width % 2 == 0 and height % 2 == 0
+        self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
+                                         width=width, height=height)
+        # More than 8 bits per sample (a 10-bit source into an encoder that takes it): write() then
+        # takes uint16 RGB frames.
+        self.deep = max(c.bits for c in av.VideoFormat(self.pix_fmt).components) > 8
+        codec = av.Codec(self.encoder_name, "w")
+        self.lossless = codec.lossless and not codec.lossy  # ffv1, huffyuv...: no quality to set
 
     def _add_video_stream(self, fps: Fraction | None, crf: int, preset: str, threads: int,
                           rotation: int) -> av.video.stream.VideoStream:
@@ -377,61 +450,9 @@ class FrameWriter:
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError) as err:
-            streams = " + ".join([self.encoder_name, *(f"{out.codec_context.name} {out.type}"
-                                                       for out in self._copy_out.values())])
+            streams = " + ".join([self.encoder_name, *(self._passthrough.describe() if self._passthrough else [])])
             raise OutputError(f"{self.path.suffix or self.path.name} files cannot hold {streams} "
                               f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
-
-    def _add_passthrough(self, source: str | Path, *, audio: bool, subtitles: bool) -> None:
-        try:
-            self._copy_in = av.open(str(source), "r", metadata_errors="replace",
-                                     timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
-        except av.FFmpegError as err:
-            raise UnreadableInputError(f"cannot read the audio and subtitles of {source}: {err}") from err
-        # every track: languages, commentary, stereo + 5.1, subtitles
-        sources = [*(self._copy_in.streams.audio if audio else ()),
-                   *(self._copy_in.streams.subtitles if subtitles else ())]
-        for src in sources:
-            try:
-                out = self._container.add_stream_from_template(src)
-            except ValueError as err:
-                if src.type == "audio":
-                    raise OutputError(f"{self.path.name} cannot hold the input's {src.codec_context.name} audio "
-                                      f"({err}); use .mp4, .mkv or .mov, or drop the audio (--no-audio)") from err
-                self.skipped.append(f"{src.codec_context.name} subtitles (stream {src.index}): "
-                                    f"{self.path.suffix or self.path.name} files cannot hold them; .mkv can")
-                continue
-            for key in ("language", "title"):
-                if key in src.metadata:
-                    out.metadata[key] = src.metadata[key]
-            self._copy_out[src.index] = out
-        if not self._copy_out:
-            self._copy_in.close()
-            self._copy_in = None
-            return
-        self._copy_iter = self._copy_in.demux(*(s for s in sources if s.index in self._copy_out))
-
-    def _copy_streams(self, *, until_s: float | None) -> None:
-        """Remux source audio and subtitle packets up to ``until_s`` seconds (all of them when None)."""
-        if self._copy_iter is None:
-            return
-        while True:
-            packet = self._copy_pending or next(self._copy_iter, None)
-            self._copy_pending = None
-            if packet is None:
-                self._copy_iter = None
-                return
-            if packet.dts is None:  # the demuxer's end-of-stream flush packet
-                continue
-            if until_s is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until_s:
-                self._copy_pending = packet
-                return
-            packet.stream = self._copy_out[packet.stream.index]
-            self._container.mux(packet)
-            if packet.stream.type == "audio":
-                self.audio_packets += 1
-            else:
-                self.subtitle_packets += 1
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
         if self.layout == "i420":

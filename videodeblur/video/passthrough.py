@@ -1,0 +1,202 @@
+"""Carry a source's audio, subtitle and data tracks into a new file beside the deblurred video.
+
+Why a module of its own: the writer's job is the video; this one keeps everything else the viewer
+hears and reads, and what other tools read: a GoPro's telemetry track (gyro, GPS: what Gyroflow
+stabilises with and what maps are drawn from). Each track is remuxed packet by packet (no
+re-encode, bit for bit), with its language and title. Only where the output container cannot hold
+a track does it change: audio is then re-encoded to the container's own audio codec (AAC into WebM
+becomes Opus), as the ffmpeg tool does, because silently dropping the sound would lose more than a
+second generation of it; subtitles and data the container cannot hold (SubRip in MP4, telemetry
+in MKV) are left out. Both are listed, so the run can say so. A timecode track is not copied as a
+track: the muxer writes it anew from the video stream's ``timecode`` tag, which the writer keeps.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+from videodeblur.errors import OutputError, UnreadableInputError
+from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
+
+__all__ = ["Passthrough", "transcode_bit_rate"]
+
+_OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
+
+
+def transcode_bit_rate(codec: str, channels: int) -> int:
+    """Bits per second for audio that has to be re-encoded: 64 kb/s per channel for Opus (about
+    transparent for music), 96 kb/s per channel for the older codecs (Vorbis, MP3, AC-3...)."""
+    return (64_000 if codec in ("libopus", "opus") else 96_000) * max(1, channels)
+
+
+def _takes_data(container: str, src: av.stream.Stream) -> bool:
+    """Whether a ``container`` format (FFmpeg's name) can hold the data track ``src``: asked of an
+    empty in-memory file, because a muxer that cannot (Matroska with GoPro telemetry) refuses only
+    when the header is written, which would stop the whole run."""
+    probe = av.open(io.BytesIO(), "w", format=container)
+    try:
+        probe.add_stream_from_template(src)
+        probe.start_encoding()
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
+    finally:
+        try:
+            probe.close()
+        except av.FFmpegError:
+            pass
+
+
+class _Transcode:
+    """Decode one audio track and encode it again for a container that cannot hold its codec."""
+
+    def __init__(self, src: av.audio.stream.AudioStream, out: av.audio.stream.AudioStream) -> None:
+        self.decoder = src.codec_context
+        self.out = out
+
+    def packets(self, packet: av.Packet | None) -> Iterator[av.Packet]:
+        """The encoded packets for one source packet; None flushes decoder and encoder. PyAV's
+        encoder resamples each frame to its own rate, format and frame size."""
+        frames = self.decoder.decode(packet)
+        if packet is None:
+            frames = [*frames, None]
+        for frame in frames:
+            yield from self.out.encode(frame)
+
+
+class Passthrough:
+    """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
+    before its header is written and then fed in as the video advances (:meth:`copy`).
+
+    ``audio_packets`` / ``subtitle_packets`` / ``data_packets``: packets written. ``skipped``: tracks left out,
+    ``converted``: tracks re-encoded, each as a sentence for the run's warnings.
+    """
+
+    def __init__(self, source: str | Path, output: av.container.OutputContainer, *, audio: bool = True,
+                 subtitles: bool = True, data: bool = True) -> None:
+        self.audio_packets = 0
+        self.subtitle_packets = 0
+        self.data_packets = 0
+        self.skipped: list[str] = []
+        self.converted: list[str] = []
+        self._output = output
+        self._out: dict[int, av.stream.Stream] = {}  # source stream index → output stream
+        self._transcodes: dict[int, _Transcode] = {}
+        self._pending: av.Packet | None = None
+        self._iter: Iterator[av.Packet] | None = None
+        try:
+            self._in: av.container.InputContainer | None = av.open(
+                str(source), "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
+        except av.FFmpegError as err:
+            raise UnreadableInputError(f"cannot read the audio and subtitles of {source}: {err}") from err
+        # every track: languages, commentary, stereo + 5.1, subtitles
+        streams = self._in.streams
+        sources = [*(streams.audio if audio else ()), *(streams.subtitles if subtitles else ()),
+                   *(s for s in (streams.data if data else ()) if "timecode" not in s.metadata)]
+        try:
+            for src in sources:
+                self._add(src)
+        except BaseException:
+            self.close()
+            raise
+        if not self._out:
+            self.close()
+            return
+        self._iter = self._in.demux(*(s for s in sources if s.index in self._out))
+
+    def describe(self) -> list[str]:
+        """Each output track as "codec type", for an error that names what the container refused."""
+        return [f"{out.codec_context.name} {out.type}" for out in self._out.values()]
+
+    def copy(self, *, until_s: float | None) -> None:
+        """Write the source's packets up to ``until_s`` seconds (all of them when None)."""
+        while self._iter is not None:
+            packet = self._pending or next(self._iter, None)
+            self._pending = None
+            if packet is None:
+                self._iter = None
+                break
+            if packet.dts is None:  # the demuxer's end-of-stream flush packet
+                continue
+            if until_s is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until_s:
+                self._pending = packet
+                return
+            self._write(packet)
+
+    def finish(self) -> None:
+        """Flush the re-encoded tracks (their encoders hold the last frames). Call once, after the
+        last :meth:`copy`."""
+        for transcode in self._transcodes.values():
+            for encoded in transcode.packets(None):
+                self._mux(encoded)
+        self._transcodes.clear()
+
+    def close(self) -> None:
+        if self._in is not None:
+            self._in.close()
+            self._in = None
+        self._iter = None
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _add(self, src: av.stream.Stream) -> None:
+        suffix = Path(self._output.name).suffix or self._output.format.name
+        if src.type == "data" and not _takes_data(self._output.format.name, src):
+            handler = src.metadata.get("handler_name")
+            self.skipped.append(f"{src.name or 'unknown'} data (stream {src.index}{', ' + handler if handler else ''}): "
+                                f"{suffix} files cannot hold it; .mp4 and .mov can hold GoPro telemetry")
+            return
+        try:
+            out = self._output.add_stream_from_template(src)
+        except ValueError as err:
+            if src.type != "audio":
+                self.skipped.append(f"{src.codec_context.name} subtitles (stream {src.index}): "
+                                    f"{suffix} files cannot hold them; .mkv can")
+                return
+            out = self._transcoded_stream(src, err)
+        for key in ("language", "title", "handler_name"):
+            if key in src.metadata:
+                out.metadata[key] = src.metadata[key]
+        self._out[src.index] = out
+
+    def _transcoded_stream(self, src: av.audio.stream.AudioStream, refused: ValueError) -> av.stream.Stream:
+        """An output audio track in the container's own audio codec, for a source codec it refused."""
+        suffix = Path(self._output.name).suffix or self._output.format.name
+        default = self._output.default_audio_codec
+        try:
+            codec = av.Codec(default, "w")
+        except (av.codec.codec.UnknownCodecError, ValueError):
+            raise OutputError(f"{Path(self._output.name).name} cannot hold the input's {src.codec_context.name} "
+                              f"audio ({refused}); use .mp4, .mkv or .mov, or drop the audio (--no-audio)") from refused
+        rates = codec.audio_rates or ()
+        rate = src.codec_context.sample_rate or 48000
+        if rates and rate not in rates:  # Opus: 48 kHz and its divisions only
+            rate = min((r for r in rates if r >= rate), default=max(rates))
+        out = self._output.add_stream(codec.name, rate=rate)
+        out.codec_context.layout = src.codec_context.layout
+        out.codec_context.bit_rate = transcode_bit_rate(codec.name, src.codec_context.channels)
+        self._transcodes[src.index] = _Transcode(src, out)
+        self.converted.append(f"{src.codec_context.name} audio (stream {src.index}) re-encoded as {codec.name} "
+                              f"{out.codec_context.bit_rate // 1000} kb/s: {suffix} files cannot hold "
+                              f"{src.codec_context.name}")
+        return out
+
+    def _write(self, packet: av.Packet) -> None:
+        index = packet.stream.index
+        if index in self._transcodes:
+            for encoded in self._transcodes[index].packets(packet):
+                self._mux(encoded)
+            return
+        packet.stream = self._out[index]
+        self._mux(packet)
+
+    def _mux(self, packet: av.Packet) -> None:
+        self._output.mux(packet)
+        if packet.stream.type == "audio":
+            self.audio_packets += 1
+        elif packet.stream.type == "subtitle":
+            self.subtitle_packets += 1
+        else:
+            self.data_packets += 1
