@@ -27,11 +27,12 @@ __all__ = ["video"]
 @device_option
 @precision_option
 @click.option("--encoder", default="auto", show_default=True,
-              help="auto (h264_nvenc if it opens, else libx264), libx264, h264_nvenc, or another FFmpeg encoder.")
+              help="auto (h264_nvenc if it opens, else libx264; libvpx-vp9 for .webm), libx264, h264_nvenc, or another "
+                   "FFmpeg encoder.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
               help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, libsvtav1 (crf) and NVENC (cq).")
 @click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
-              help="libx264 / libx265 speed preset (slower: smaller files at the same --crf).")
+              help="libx264 / libx265 speed preset, also mapped onto libvpx's speed (slower: smaller files at the same --crf).")
 @tile_option("Process frames in overlapping NxN tiles [default: whole frames, or tiles sized to fit when whole ones would need more than half the free memory].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
@@ -52,8 +53,9 @@ def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int |
     OUTPUT is a folder and the model loads once.
 
     Frame count, timestamps (variable frame rate too), frame rate, size, rotation, colour tags, the
-    file's tags, and every audio and subtitle track are kept; the output is H.264, 10-bit from a
-    10-bit source (--eight-bit for 8), else 8-bit. Shows
+    file's tags, chapters, timecode, every audio and subtitle track and GoPro telemetry are kept
+    (audio re-encoded only where the container cannot hold it: AAC into .webm); the output is
+    H.264 (VP9 in .webm), 10-bit from a 10-bit source (--eight-bit for 8), else 8-bit. Shows
     progress on a terminal and ends with sustained fps and per-stage busy time (--json: one JSON
     object on stdout, one line per input). Ctrl-C stops cleanly: the output plays and holds every
     frame done so far. An input that cannot be read among several is named and skipped (exit 1).
