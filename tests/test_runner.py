@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from videodeblur.errors import ConfigError, EncodeError
+from videodeblur.errors import ConfigError, EncodeError, OutputError
 from videodeblur.model import LoadedModel
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 from videodeblur.video import FrameReader, FrameWriter
@@ -299,3 +300,65 @@ def test_ten_bit_input_comes_out_ten_bit(engine: Engine, make_clip, tmp_path: Pa
                     RunOptions(colour_on_device=on_device, crf=0, deep=False))
         ours = [psnr(x, t) for x, t in zip(decode(tmp_path / f"o{on_device}.mp4").frames, truth)]
         assert all(o > f - 1.0 for o, f in zip(ours, ffmpeg)), (on_device, ours, ffmpeg)
+
+
+def test_resume_goes_on_from_an_interrupted_run(engine, make_clip, tmp_path: Path) -> None:
+    """A run stopped after 15 of 40 frames, then resumed: the output holds all 40 with the source's
+    timestamps and audio, the first 15 are the interrupted run's packets, the rest match a
+    run from the start (up to encoding), and nothing is left beside it."""
+    src = make_clip("a.mp4", width=64, height=48, frames=40, audio=True)
+    out, whole = tmp_path / "out.mp4", tmp_path / "whole.mp4"
+    first = deblur_file(src, out, engine, RunOptions(max_frames=15, warmup_frames=0))
+    assert first.extra["frames_written"] == 15
+    with av.open(str(out)) as c:
+        before = [bytes(p) for p in c.demux(c.streams.video[0]) if p.dts is not None]
+    resumed = deblur_file(src, out, engine, RunOptions(resume=True, warmup_frames=0))
+    assert (resumed.frames, resumed.extra["frames_written"], resumed.extra["resumed_frames"]) == (25, 40, 15)
+    deblur_file(src, whole, engine, RunOptions(warmup_frames=0))
+    got, expected, source = decode(out), decode(whole), decode(src)
+    assert got.pts_seconds == source.pts_seconds and len(got.audio) == len(source.audio) > 0
+    # two encodes of the same deblurred frames (x264 restarts its GOP and rate control): close, not equal
+    assert min(psnr(a, b) for a, b in zip(got.frames, expected.frames)) > 30
+    with av.open(str(out)) as c:
+        after = [bytes(p) for p in c.demux(c.streams.video[0]) if p.dts is not None][:15]
+    # unchanged, but for the SPS and PPS that going through Annex B puts in the first keyframe
+    assert after[1:] == before[1:] and len(after[0]) > len(before[0])
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == ["a.mp4", "out.mp4", "whole.mp4"]
+    again = deblur_file(src, out, engine, RunOptions(resume=True))  # finished already: nothing to do
+    assert (again.frames, again.extra["frames_written"]) == (0, 40) and len(decode(out).frames) == 40
+
+
+def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_path: Path) -> None:
+    """Other encoder settings would make the new frames undecodable with the old header: refused,
+    and the interrupted output is put back as it was. An output of another (longer) video is
+    refused once the input runs out; its frames are still all there."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30)
+    out = tmp_path / "out.mp4"
+    deblur_file(src, out, engine, RunOptions(max_frames=12))
+    size = out.stat().st_size
+    with pytest.raises(OutputError, match="other settings"):
+        deblur_file(src, out, engine, RunOptions(resume=True, crf=30))
+    assert out.stat().st_size == size and not (tmp_path / "out.partial.mp4").exists()
+    short = make_clip("b.mp4", width=64, height=48, frames=8)
+    with pytest.raises(OutputError, match="has only 8"):
+        deblur_file(short, out, engine, RunOptions(resume=True))
+    assert len(decode(out).frames) == 12 and not (tmp_path / "out.partial.mp4").exists()
+
+
+def test_parameter_sets_read_alike_from_the_encoder_and_the_file(make_clip) -> None:
+    """The encoder's Annex B header and MP4's avcC record hold the same SPS and PPS."""
+    from videodeblur.video.headers import parameter_sets
+
+    src = make_clip("a.mp4", width=64, height=48, frames=2)
+    with av.open(str(src)) as c:
+        stored = c.streams.video[0].codec_context.extradata
+    assert stored[:1] == b"\x01"
+    ctx = av.CodecContext.create("libx264", "w")
+    ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = 64, 48, "yuv420p", Fraction(1, 25)
+    ctx.flags |= av.codec.context.Flags.global_header
+    ctx.open()
+    assert ctx.extradata[:4] == b"\x00\x00\x00\x01"
+    ours, theirs = parameter_sets(ctx.extradata, "h264"), parameter_sets(stored, "h264")
+    assert ours is not None and len(ours) == 2 and {u[0] & 0x1F for u in ours} == {7, 8}
+    assert theirs is not None and len(theirs) == 2
+    assert parameter_sets(b"\x01\x02", "vp9") is None and parameter_sets(b"\x01", "h264") is None

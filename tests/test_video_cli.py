@@ -100,6 +100,14 @@ def test_webm_output_says_its_audio_was_re_encoded(run_cli, make_clip, tmp_path:
     assert result["warnings"] == ["aac audio (stream 1) re-encoded as libopus 128 kb/s: .webm files cannot hold aac"]
 
 
+def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    first = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json", "--resume").stdout)
+    assert (first["frames"], first["resumed_frames"]) == (5, 0)
+    again = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json", "--resume").stdout)
+    assert (again["frames"], again["frames_written"], again["resumed_frames"]) == (0, 5, 5)
+
+
 def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, make_clip, tmp_path: Path) -> None:
     """Several inputs share one model load; names are kept; an unreadable file is named, the others are written, and the exit code says 1."""
     make_clip("clips/a.mp4", width=64, height=48, frames=3)
@@ -278,7 +286,8 @@ def test_a_signal_leaves_a_playable_file(signum: int, code: int, said: str, make
 
 def test_fragmented_output_keeps_timing_and_survives_kill_9(run_cli, make_clip, tmp_path: Path) -> None:
     """--fragmented: the same frames, timestamps and audio as a plain MP4, and a process killed with
-    no chance to finalise still leaves the fragments it wrote playable (a plain MP4 would not open)."""
+    no chance to finalise still leaves the fragments it wrote playable (a plain MP4 would not open),
+    which --resume then completes."""
     src = make_clip("a.mp4", width=64, height=48, frames=12, audio=True, vfr=True)
     result = run_cli("video", src, "-o", tmp_path / "frag.mp4", *CPU, "--fragmented")
     assert result.exit_code == 0, result.stderr
@@ -299,7 +308,15 @@ def test_fragmented_output_keeps_timing_and_survives_kill_9(run_cli, make_clip, 
         proc.wait(timeout=30)
     finally:
         proc.kill()
-    assert 25 <= decodable_frames(killed) < total  # at least the first second's fragment
+    kept = decodable_frames(killed)
+    assert 25 <= kept < total  # at least the first second's fragment
+    # --resume goes on from the last whole frame the killed run wrote
+    resumed = run_cli("video", long, "-o", killed, "--model", "lprn", "--device", "cpu", "--batch", "1",
+                      "--fragmented", "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    result = json.loads(resumed.stdout)
+    assert (result["resumed_frames"], result["frames_written"]) == (kept, total)
+    assert decode(killed).pts_seconds == decode(long).pts_seconds
 
 
 def _read_until(proc: subprocess.Popen, pattern: re.Pattern, timeout_s: float) -> bytes:

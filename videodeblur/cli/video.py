@@ -41,12 +41,15 @@ __all__ = ["video"]
 @click.option("--fragmented", is_flag=True,
               help="Write MP4/MOV as a fragment a second: a killed process or a lost machine (kill -9, power, a "
                    "preempted cloud VM) still leaves a playable file of all but the last second. No B-frames.")
+@click.option("--resume", is_flag=True,
+              help="Go on from an interrupted run: an existing OUTPUT's frames are kept as they are and the run "
+                   "continues after them (same options as that run; the input is decoded up to there, not deblurred).")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
 def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, eight_bit: bool,
-          fragmented: bool, show_progress: bool | None, as_json: bool) -> None:
+          fragmented: bool, resume: bool, show_progress: bool | None, as_json: bool) -> None:
     """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
 
     INPUT is a file, an http(s)/rtmp URL, or a folder of videos; with several inputs or a folder,
@@ -58,13 +61,15 @@ def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int |
     H.264 (VP9 in .webm), 10-bit from a 10-bit source (--eight-bit for 8), else 8-bit. Shows
     progress on a terminal and ends with sustained fps and per-stage busy time (--json: one JSON
     object on stdout, one line per input). Ctrl-C stops cleanly: the output plays and holds every
-    frame done so far. An input that cannot be read among several is named and skipped (exit 1).
+    frame done so far, and --resume goes on from there. An input that cannot be read among several
+    is named and skipped (exit 1).
 
     \b
     Examples:
       videodeblur video clip.mp4 -o deblurred.mp4
       videodeblur video clip.mp4 -o out.mp4 --model lprn-fast --device cpu --json
       videodeblur video holiday/ -o sharp/
+      videodeblur video long.mp4 -o out.mp4 --resume   # after Ctrl-C: on from the last frame written
     """
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import plan_videos
@@ -80,13 +85,15 @@ def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int |
     for job in jobs:
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
-                             fragmented=fragmented, deep=False if eight_bit else None)
+                             fragmented=fragmented, deep=False if eight_bit else None, resume=resume)
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
         except RunInterrupted as stop:
             if progress is not None:
                 progress.done()
-            click.echo(f"videodeblur: interrupted: {job.dst} is finalised with {stop.stats.frames} frames", err=True)
+            written = stop.stats.extra.get("frames_written", stop.stats.frames)
+            click.echo(f"videodeblur: interrupted: {job.dst} is finalised with {written} frames "
+                       "(--resume goes on from there)", err=True)
             raise
         except VideoDeblurError as err:
             if len(jobs) == 1:

@@ -17,14 +17,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque
 
+import av
 import torch
 
 from videodeblur.deep import add_change
 from videodeblur.errors import ConfigError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
-from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo
-from videodeblur.video.writer import FrameWriter
+from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, pick_video_stream
+from videodeblur.video.writer import FrameWriter, check_output_path
 
 __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
 
@@ -50,6 +51,8 @@ class RunOptions:
     stream. ``stop``: set it from another thread to end the run early (the output is finalised and
     the stats say ``interrupted``). ``max_frames``: stop after this many frames. ``fragmented``: write
     an MP4/MOV as a fragment a second, so even a killed process leaves a playable file (no B-frames).
+    ``resume``: an existing output is an interrupted run's: its frames are kept as they are (remuxed)
+    and the run goes on after them (the frames before are decoded, not deblurred again).
     ``deep``: a source with more than 8 bits per sample (10-bit video) is written at 10 bits, the
     network's 8-bit change added to the source's samples (None: yes, where the encoder takes
     10-bit; it needs the colour conversion on the CPU, so it wins over ``colour_on_device=None``).
@@ -69,6 +72,7 @@ class RunOptions:
     max_frames: int | None = None
     fragmented: bool = False
     deep: bool | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -100,13 +104,58 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         elif choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
             reader.close()
             reader = FrameReader(input_path, layout="i420", threads=decode_threads)
-        writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
-                                  crf=options.crf, preset=options.preset, threads=encode_threads,
-                                  layout=reader.layout, fragmented=options.fragmented, deep=deep)
+        partial = _set_aside(Path(output_path), reader.info) if options.resume else None
+        try:
+            writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
+                                      crf=options.crf, preset=options.preset, threads=encode_threads,
+                                      layout=reader.layout, fragmented=options.fragmented, deep=deep)
+            if partial is not None:
+                try:
+                    frames, last_s = writer.resume_from(partial)
+                except BaseException:
+                    writer.close(complete=False)
+                    raise
+                reader.skip(frames, last_s=last_s)
+        except BaseException:
+            if partial is not None:  # the interrupted run's output goes back where it was
+                partial.replace(output_path)
+            raise
     except BaseException:
         reader.close()
         raise
-    return run_pipeline(reader, writer, engine, options)
+    try:
+        return run_pipeline(reader, writer, engine, options)
+    finally:
+        if partial is not None and _frames_in(Path(output_path)) >= writer.resumed_frames:
+            partial.unlink(missing_ok=True)  # every frame it held is in the new output
+
+
+def _set_aside(output: Path, info: VideoInfo) -> Path | None:
+    """For a resumed run: move an existing output to ``<name>.partial<suffix>`` beside it (the new
+    output is written where it was) and return that path; None when there is nothing to resume. A
+    ``.partial`` file already there is left by a resume that was itself killed while copying: it, not
+    the output, holds the frames."""
+    check_output_path(output, input_path=info.path)  # never set the input itself aside
+    partial = output.with_name(f"{output.stem}.partial{output.suffix}")
+    if partial.exists():
+        output.unlink(missing_ok=True)
+        return partial
+    if output.exists() and output.stat().st_size > 0:
+        output.replace(partial)
+        return partial
+    return None
+
+
+def _frames_in(path: Path) -> int:
+    """Video frames in a finished file: the container's count, or its packets counted."""
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            video = pick_video_stream(container)
+            if video is None:
+                return 0
+            return video.frames or sum(1 for p in container.demux(video) if p.dts is not None)
+    except (av.FFmpegError, OSError):
+        return 0
 
 
 def run_pipeline(reader: FrameReader, writer: FrameWriter, engine: Engine,
@@ -330,11 +379,14 @@ class _Pipeline:
                 clock.add(done - start)
                 self.stats.latency.add_since(frame.decoded_at, done)
                 self.stats.mark_done(at=done)
-                if progress is not None:
+                if progress is not None:  # of this run's frames (a resumed run's earlier ones not counted)
                     first_pts = frame.pts if first_pts is None else first_pts
                     media_s = float((frame.pts - first_pts) * frame.time_base) + interval_s
-                    total = _expected_frames(info.frames, writer.frames_written, media_s, info.duration_s)
-                    progress(writer.frames_written, total if limit is None or total is None else min(total, limit))
+                    done, before = writer.frames_written - writer.resumed_frames, writer.resumed_frames
+                    total = _expected_frames(info.frames - before if info.frames else None, done, media_s,
+                                             info.duration_s - (writer.resumed_until_s or 0.0) if info.duration_s
+                                             else None)
+                    progress(done, total if limit is None or total is None else min(total, limit))
         except BaseException:
             try:
                 writer.close(complete=False)
@@ -393,7 +445,7 @@ class _Pipeline:
             input=str(info.path), output=str(writer.path), size=[info.width, info.height],
             frames_decoded=reader.frames_decoded, frames_written=writer.frames_written, frames_lost=lost,
             audio_packets=writer.audio_packets, subtitle_packets=writer.subtitle_packets,
-            data_packets=writer.data_packets,
+            data_packets=writer.data_packets, resumed_frames=writer.resumed_frames,
             colour_on_device=reader.layout == "i420",
             queue_size=self.options.queue_size, stopped_early=self.cut_short)
 

@@ -22,7 +22,7 @@ import av
 import numpy as np
 
 from videodeblur.deep import to_eight_bit
-from videodeblur.errors import DecodeError, InputNotFoundError, UnreadableInputError
+from videodeblur.errors import DecodeError, InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 
 __all__ = ["is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
@@ -132,6 +132,31 @@ class FrameReader:
             self.close()
             raise
         self._last_pts: int | None = None
+        self._to_skip = 0
+        self._skip_until_s: float | None = None
+        self.frames_skipped = 0
+        self.last_skipped_s: float | None = None  # the last skipped frame's time, to check a resume against
+
+    def skip(self, frames: int, *, last_s: float | None = None) -> None:
+        """Decode but do not yield the first ``frames`` frames (call before iterating): they are the
+        ones an interrupted run already wrote. Decoding them (not seeking) keeps the timestamps, the
+        loss count and every frame after them exactly as in a run from the start. ``last_s``: where
+        that run's last frame was; iterating raises OutputError if this file's frame there is not at
+        the same time (within half a frame), or the file ends first: that output came from another video."""
+        self._to_skip = max(0, frames)
+        self._skip_until_s = last_s
+
+    def _check_skipped(self, ended: bool) -> None:
+        expected = self._skip_until_s
+        if ended and self.frames_skipped < self._to_skip:
+            raise OutputError(f"the output to resume holds {self._to_skip} frames but {self.path} has only "
+                              f"{self.frames_skipped}: it was made from another video; run without --resume")
+        tolerance = 0.5 / float(self.info.fps) if self.info.fps else 0.02
+        if (not ended and expected is not None and self.last_skipped_s is not None
+                and abs(self.last_skipped_s - expected) > tolerance):
+            raise OutputError(f"the output to resume ends at {expected:.3f} s but frame {self.frames_skipped} of "
+                              f"{self.path} is at {self.last_skipped_s:.3f} s: it was made from another video; "
+                              "run without --resume")
 
     def __enter__(self) -> "FrameReader":
         return self
@@ -151,21 +176,31 @@ class FrameReader:
                 else:
                     frame = next(self._frames, None)
                 if frame is None:
+                    self._check_skipped(ended=True)
                     return
+                if self.frames_skipped < self._to_skip:
+                    self._last_pts = self._fixed_pts(frame.pts, step)
+                    self.last_skipped_s = float(self._last_pts * self.info.time_base)
+                    self.frames_skipped += 1
+                    if self.frames_skipped == self._to_skip:
+                        self._check_skipped(ended=False)
+                    continue
                 image = self._convert(frame)
             deep = None
             if self.deep:  # image holds the 16-bit frame: the network gets it rounded to 8 bits
                 deep, image = image, to_eight_bit(image)
-            pts = frame.pts
-            # Missing or repeated timestamps would make the encoder refuse the frame: keep them
-            # strictly increasing, stepping by one nominal frame.
-            if pts is None:
-                pts = 0 if self._last_pts is None else self._last_pts + step
-            elif self._last_pts is not None and pts <= self._last_pts:
-                pts = self._last_pts + 1
-            self._last_pts = pts
+            pts = self._last_pts = self._fixed_pts(frame.pts, step)
             yield DecodedFrame(index, pts, self.info.time_base, image, time.perf_counter(), deep)
             index += 1
+
+    def _fixed_pts(self, pts: int | None, step: int) -> int:
+        """Missing or repeated timestamps would make the encoder refuse the frame: keep them
+        strictly increasing, stepping by one nominal frame."""
+        if pts is None:
+            return 0 if self._last_pts is None else self._last_pts + step
+        if self._last_pts is not None and pts <= self._last_pts:
+            return self._last_pts + 1
+        return pts
 
     @property
     def frames_lost(self) -> int:

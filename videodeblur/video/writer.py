@@ -23,16 +23,18 @@ import os
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
 
 import av
+import av.bitstream
 import av.video.reformatter
 import numpy as np
 
 from videodeblur.errors import EncodeError, OutputError
 from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
+from videodeblur.video.headers import parameter_sets
 from videodeblur.video.passthrough import Passthrough
-from videodeblur.video.reader import is_url
+from videodeblur.video.reader import is_url, pick_video_stream, short_error
 
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
@@ -201,6 +203,28 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
     return options
 
 
+def _intact_packets(source: av.container.InputContainer, video: av.video.stream.VideoStream,
+                    bsf: av.bitstream.BitStreamFilterContext | None) -> Iterator[av.Packet]:
+    """The video packets of an interrupted run's output, through ``bsf`` if given, up to the first
+    that is damaged: a process killed mid-write (a fragmented MP4 after ``kill -9``) can leave its
+    last packet cut short, and that frame is better made again than copied broken."""
+    demuxed = source.demux(video)
+    while True:
+        try:
+            packet = next(demuxed, None)
+        except av.FFmpegError:
+            packet = None  # the file ends in the middle of a packet
+        if packet is not None and packet.dts is None:
+            continue  # the demuxer's own end-of-stream packet; the filter is flushed at the end
+        if packet is not None and packet.is_corrupt:
+            packet = None
+        for out in ([packet] if bsf is None else bsf.filter(packet)):
+            if out.dts is not None and out.pts is not None:
+                yield out
+        if packet is None:
+            return
+
+
 class FrameWriter:
     """Write uint8 frames (RGB ``H×W×3`` or I420 ``(3H/2)×W``; uint16 RGB when ``deep``) with their
     ``pts`` to ``path``.
@@ -233,6 +257,8 @@ class FrameWriter:
         self.time_base = Fraction(time_base)
         self.colour = colour or ColourTags()
         self.frames_written = 0
+        self.resumed_frames = 0  # of frames_written, those copied from an interrupted run (resume_from)
+        self.resumed_until_s: float | None = None
         self.quality_control: str | None = None
         fragment_options = _fragment_options(self.path, fragmented)
         self._fragmented = bool(fragment_options)
@@ -343,6 +369,60 @@ class FrameWriter:
             except av.FFmpegError as err:
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
+
+    def resume_from(self, partial: str | Path) -> tuple[int, float | None]:
+        """Begin this still empty file with every video frame of ``partial`` (an interrupted run's
+        output of the same source, made with the same settings), remuxed as they are: no decode, no
+        re-encode, audio and subtitles interleaved up to them. Returns the frames copied and the last
+        one's time in seconds. OutputError when ``partial`` cannot be read or was encoded otherwise
+        (another encoder, size, pixel format or encoder settings: its stream header differs)."""
+        def refuse(why: str) -> OutputError:
+            return OutputError(f"cannot resume from {partial}: {why}; run without --resume to start again")
+
+        with self._lock:
+            if self.frames_written or self._closed:
+                raise ValueError("resume_from needs a writer that has written nothing")
+            try:
+                source = av.open(str(partial), "r", metadata_errors="replace")
+            except av.FFmpegError as err:
+                hint = "" if self._fragmented else " (a run killed outright leaves none; --fragmented avoids that)"
+                raise refuse(f"it is not a readable video: {short_error(err)}{hint}") from err
+            with source:
+                video = pick_video_stream(source)
+                if video is None:
+                    raise refuse("it has no video stream")
+                theirs, mine = video.codec_context, self._stream.codec_context
+                made = (theirs.codec.id, theirs.width, theirs.height, theirs.format.name if theirs.format else None)
+                wanted = (mine.codec.id, self.width, self.height, self.pix_fmt)
+                if made != wanted:
+                    raise refuse(f"it holds {theirs.name} {theirs.width}x{theirs.height} {made[3]}, this run writes "
+                                 f"{mine.name} {self.width}x{self.height} {self.pix_fmt}")
+                codec = mine.codec.canonical_name  # h264, hevc: the format, not the encoder
+                ours, before = parameter_sets(mine.extradata, codec), parameter_sets(theirs.extradata, codec)
+                if ours is not None and before is not None and ours != before:
+                    raise refuse("it was encoded with other settings (--crf, --preset or --encoder)")
+                # MP4 and MKV store H.264/HEVC samples length-prefixed; this encoder's header says
+                # Annex B (start codes), and the muxer converts what it is given as such, so the old
+                # samples are turned back into Annex B first (else the muxer mangles them).
+                annex_b = (mine.extradata or b"").startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01"))
+                to_annex_b = (av.bitstream.BitStreamFilterContext(f"{codec}_mp4toannexb", in_stream=video)
+                              if codec in ("h264", "hevc") and annex_b and (theirs.extradata or b"")[:1] == b"\x01"
+                              else None)
+                last_s: float | None = None
+                try:
+                    for packet in _intact_packets(source, video, to_annex_b):
+                        packet.stream = self._stream
+                        self._mux_video(packet)
+                        self.frames_written += 1
+                        end_s = float(packet.pts * packet.time_base)
+                        last_s = end_s if last_s is None else max(last_s, end_s)
+                        if self._passthrough is not None:
+                            self._passthrough.copy(until_s=last_s)
+                except av.FFmpegError as err:
+                    raise refuse(f"copying its frame {self.frames_written} failed: {short_error(err)}") from err
+            self._last_end_s = last_s or 0.0
+            self.resumed_frames, self.resumed_until_s = self.frames_written, last_s
+            return self.frames_written, last_s
 
     def close(self, *, complete: bool = True) -> None:
         """Flush the encoder, copy the rest of the audio (only up to the last video frame when
