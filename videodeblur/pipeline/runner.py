@@ -104,6 +104,9 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         elif choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
             reader.close()
             reader = FrameReader(input_path, layout="i420", threads=decode_threads)
+        if options.resume and (done := _finished(Path(output_path), reader.info)):
+            reader.close()
+            return _nothing_left(reader.info, Path(output_path), engine, options, done)
         partial = _set_aside(Path(output_path), reader.info) if options.resume else None
         try:
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
@@ -144,6 +147,27 @@ def _set_aside(output: Path, info: VideoInfo) -> Path | None:
         output.replace(partial)
         return partial
     return None
+
+
+def _finished(output: Path, info: VideoInfo) -> int:
+    """The frames of a finished output when it holds as many frames as the input's header counts (exactly),
+    so a resumed batch does not decode each finished video again to find that out; else 0."""
+    if not (info.frames_exact and info.frames) or not output.exists() or output.with_name(
+            f"{output.stem}.partial{output.suffix}").exists():
+        return 0
+    frames = _frames_in(output)
+    return frames if frames == info.frames else 0  # more would be another video's: the full check says so
+
+
+def _nothing_left(info: VideoInfo, output: Path, engine: Engine, options: RunOptions, frames: int) -> RunStats:
+    """The stats of a resumed run that found its output finished: no frame processed, all kept."""
+    stats = StatsRecorder(("decode", "infer", "encode"), queue_capacity=options.queue_size)
+    stats.warn(f"{output} already holds all {frames} frames of {info.path}: nothing to resume")
+    return stats.freeze(device=engine.describe(), model=engine.model_name, precision=engine.precision,
+                        batch_size=engine.batch_size, encoder="", input=str(info.path), output=str(output),
+                        size=[info.width, info.height], frames_decoded=0, frames_written=frames, frames_lost=0,
+                        audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=frames,
+                        colour_on_device=False, queue_size=options.queue_size, stopped_early=False)
 
 
 def _frames_in(path: Path) -> int:
