@@ -326,7 +326,7 @@ def test_resume_goes_on_from_an_interrupted_run(engine, make_clip, tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".mp4") == ["a.mp4", "out.mp4", "whole.mp4"]
     again = deblur_file(src, out, engine, RunOptions(resume=True))  # finished already: nothing to do
     assert (again.frames, again.extra["frames_written"]) == (0, 40) and len(decode(out).frames) == 40
-    assert again.warnings == [f"{out} already holds all 40 frames of {src}: nothing to resume"]
+    assert list(again.warnings) == [f"{out} already holds all 40 frames of {src}: nothing to resume"]
 
 
 def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_path: Path) -> None:
