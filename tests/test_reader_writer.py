@@ -296,7 +296,7 @@ def _with_latin1_title(src: Path) -> Path:
 
 
 @pytest.mark.parametrize("where, match", [("missing_dir/out.mp4", "does not exist"), (".", "is a folder"),
-                                          ("out.unknownext", "video extension")])
+                                          ("out.unknownext", "video extension"), ("out.gif", "use .mp4, .mkv, .mov or .webm")])
 def test_bad_outputs_are_output_errors(where: str, match: str, tmp_path: Path) -> None:
     with pytest.raises(OutputError, match=match):
         FrameWriter(tmp_path / where, width=64, height=48, time_base=Fraction(1, 25))

@@ -476,8 +476,15 @@ class FrameWriter:
         self.encoder_name = choose_encoder(encoder, width=width, height=height,
                                            container=self._container.format.name)
         even = width % 2 == 0 and height % 2 == 0
-        self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
-                                         width=width, height=height)
+        try:
+            self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
+                                             width=width, height=height)
+        except EncodeError as err:
+            if encoder != "auto":
+                raise
+            # the container's own codec (GIF's palette images) cannot take video frames as they are
+            raise OutputError(f"{self.path.suffix or self.path.name} files are not supported for video output "
+                              f"({self.encoder_name} takes no YUV or RGB frames); use .mp4, .mkv, .mov or .webm") from err
         # More than 8 bits per sample (a 10-bit source into an encoder that takes it): write() then
         # takes uint16 RGB frames.
         self.deep = max(c.bits for c in av.VideoFormat(self.pix_fmt).components) > 8
