@@ -218,7 +218,7 @@ def _intact_packets(source: av.container.InputContainer, video: av.video.stream.
             continue  # the demuxer's own end-of-stream packet; the filter is flushed at the end
         if packet is not None and packet.is_corrupt:
             packet = None
-        for out in ([packet] if bsf is None else bsf.filter(packet)):
+        for out in (([] if packet is None else [packet]) if bsf is None else bsf.filter(packet)):
             if out.dts is not None and out.pts is not None:
                 yield out
         if packet is None:
