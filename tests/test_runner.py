@@ -265,6 +265,8 @@ def test_deblurrer_facade(make_clip, tmp_path: Path) -> None:
     frame = decode(tmp_path / "out.mp4").frames[0]
     assert d.frames(frame).shape == frame.shape and d.frames(frame[None]).shape == (1, *frame.shape)
     assert np.array_equal(d.frames(frame), d.engine.process(frame[None])[0])
+    again = d.file(tmp_path / "a.mp4", tmp_path / "out.mp4", resume=True)
+    assert (again.frames, again.extra["resumed_frames"]) == (0, 4)
 
 
 def _rgb48(path: Path) -> list[np.ndarray]:
