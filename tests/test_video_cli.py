@@ -15,7 +15,7 @@ import av
 import pytest
 
 from _clips_video import (audio_only, avi_with_empty_slots, decodable_frames, decode, spliced_sizes,
-                          truncated_copy, with_subtitles, zeroed_copy)
+                          truncated_copy, with_subtitles, with_thumbnail_first, zeroed_copy)
 from conftest import REPO_ROOT, serve_folder
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
@@ -91,6 +91,13 @@ def test_subtitles_are_counted_and_a_track_left_out_is_said(run_cli, make_clip, 
     dropped = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json").stdout)
     assert dropped["subtitle_packets"] == 0 and dropped["frames"] == 5
     assert dropped["warnings"] == ["left out srt subtitles (stream 2): .mp4 files cannot hold them; .mkv can"]
+
+
+def test_a_second_video_stream_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:
+    src = with_thumbnail_first(make_clip("a.mp4", width=64, height=48, frames=5), tmp_path / "thumb.mkv")
+    result = json.loads(run_cli("video", src, "-o", tmp_path / "out.mkv", *CPU, "--json").stdout)
+    assert result["frames"] == 5 and result["warnings"] == [
+        "left out 1 other video stream(s) (stream 0: mjpeg 32x32): the video deblurred is stream 1, the one FFmpeg picks"]
 
 
 def test_webm_output_says_its_audio_was_re_encoded(run_cli, make_clip, tmp_path: Path) -> None:

@@ -453,6 +453,9 @@ class _Pipeline:
             self.stats.warn(f"left out {skipped}")
         for converted in writer.converted:
             self.stats.warn(converted)
+        if info.other_videos:
+            self.stats.warn(f"left out {len(info.other_videos)} other video stream(s) ({'; '.join(info.other_videos)}): "
+                            f"the video deblurred is stream {reader.stream_index}, the one FFmpeg picks")
         if note := getattr(engine, "auto_tile_note", None):  # engines in tests may be stand-ins
             self.stats.warn(note)
         if reader.frames_resized:

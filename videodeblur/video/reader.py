@@ -62,7 +62,9 @@ class VideoInfo:
     has_data: bool = False  # data tracks: GoPro telemetry, timecode
     tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the file's: title, creation_time, location...
     video_tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the video stream's: language, title
-    chapters: tuple[dict[str, Any], ...] = ()  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
+    chapters: tuple[dict[str, Any], ...] = ()
+    # the file's other moving-picture streams ("stream 0: mjpeg 32x32"): one video is deblurred, these are left out
+    other_videos: tuple[str, ...] = ()  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
 
 
 @dataclasses.dataclass
@@ -136,6 +138,11 @@ class FrameReader:
         self._skip_until_s: float | None = None
         self.frames_skipped = 0
         self.last_skipped_s: float | None = None  # the last skipped frame's time, to check a resume against
+
+    @property
+    def stream_index(self) -> int:
+        """The index of the video stream read, among all the file's streams."""
+        return self._stream.index
 
     def skip(self, frames: int, *, last_s: float | None = None) -> None:
         """Decode but do not yield the first ``frames`` frames (call before iterating): they are the
@@ -366,7 +373,10 @@ class FrameReader:
             audio_codec=audio[0].codec_context.name if audio else None,
             has_subtitles=bool(self._container.streams.subtitles), has_data=bool(self._container.streams.data),
             tags=dict(self._container.metadata), video_tags=dict(s.metadata),
-            chapters=tuple(self._container.chapters()))
+            chapters=tuple(self._container.chapters()),
+            other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
+                               for v in self._container.streams.video
+                               if v.index != s.index and not v.disposition & av.stream.Disposition.attached_pic))
 
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
