@@ -71,6 +71,7 @@ class BenchOptions:
     peers: tuple[str, ...] | None = None
     encoder: str = "auto"
     crf: int = 18
+    preset: str = "veryfast"
     queue_size: int = 8
     colour_on_device: bool | None = None
     tile: int | None = None
@@ -435,7 +436,8 @@ def _pipelined_run(io: "_IO", output: Path, engine: Any, batch: int, warmup: int
     from videodeblur.pipeline import RunOptions, deblur_file
 
     options = io.options
-    run_options = RunOptions(encoder=options.encoder, crf=options.crf, queue_size=options.queue_size,
+    run_options = RunOptions(encoder=options.encoder, crf=options.crf, preset=options.preset,
+                             queue_size=options.queue_size,
                              warmup_frames=warmup, max_frames=io.frames, audio=False,
                              colour_on_device=io.layout == "i420")
     with PeakMemory(engine.device) as memory:
@@ -514,7 +516,7 @@ class _IO:
     def writer(self, path: Path) -> FrameWriter:
         """The writer the ``video`` command would open for this input (no audio: only video is measured)."""
         return FrameWriter.like(path, self.info, audio=False, encoder=self.options.encoder, crf=self.options.crf,
-                                layout=self.layout)
+                                preset=self.options.preset, layout=self.layout)
 
     def infer(self, engine: Any, batch: np.ndarray) -> np.ndarray:
         return engine.submit(batch, layout=self.layout, colour=self.info.colour).result()

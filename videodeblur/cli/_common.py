@@ -106,3 +106,12 @@ MIN_TILE = 80  # the engine's rule: twice its 32 px tile overlap + 16 (checked h
 
 def tile_option(help_text: str) -> Callable[[Any], Any]:
     return click.option("--tile", type=click.IntRange(min=MIN_TILE), default=None, help=help_text)
+
+
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                "placebo")  # x265 takes the same names, libvpx gets them mapped; checked here, before the model loads
+
+
+def preset_option(help_text: str) -> Callable[[Any], Any]:
+    return click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
+                        help=help_text)

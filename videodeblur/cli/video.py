@@ -9,10 +9,8 @@ from typing import Any, Callable
 
 import click
 
-from videodeblur.cli._common import device_option, json_option, model_option, precision_option, tile_option
-
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")  # x265 takes the same names; checked here, before the model loads
+from videodeblur.cli._common import (device_option, json_option, model_option, precision_option, preset_option,
+                                     tile_option)
 
 __all__ = ["video"]
 
@@ -31,8 +29,7 @@ __all__ = ["video"]
                    "FFmpeg encoder.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
               help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, libsvtav1 (crf) and NVENC (cq).")
-@click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
-              help="libx264 / libx265 speed preset, also mapped onto libvpx's speed (slower: smaller files at the same --crf).")
+@preset_option("libx264 / libx265 speed preset, also mapped onto libvpx's speed (slower: smaller files at the same --crf).")
 @tile_option("Process frames in overlapping NxN tiles [default: whole frames, or tiles sized to fit when whole ones would need more than half the free memory].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
