@@ -116,6 +116,12 @@ class FrameReader:
                             else ((self._container.start_time or 0) + duration) / av.time_base)
         try:
             self._stream = self._video_stream()
+            # kept: PyAV's stream objects may not be read once the file is closed, and the loss is
+            # worked out after that (a closed file's stream once read back a stream index of 477663792)
+            self._stream_index = self._stream.index
+            self._stream_time_base = self._stream.time_base
+            self._stream_start = self._stream.start_time
+            self._stream_duration = self._stream.duration
             self._stream.thread_type = "AUTO"
             self._stream.thread_count = threads
             self._frames = self._decode()
@@ -142,7 +148,7 @@ class FrameReader:
     @property
     def stream_index(self) -> int:
         """The index of the video stream read, among all the file's streams."""
-        return self._stream.index
+        return self._stream_index
 
     def skip(self, frames: int, *, last_s: float | None = None) -> None:
         """Decode but do not yield the first ``frames`` frames (call before iterating): they are the
@@ -284,17 +290,16 @@ class FrameReader:
         file_end_s = self._file_end_s
         if self._others_end_s is None or file_end_s is None or self._packets_end is None:
             return False
-        video_end_s = float(self._packets_end * self._stream.time_base)
+        video_end_s = float(self._packets_end * self._stream_time_base)
         return self._others_end_s >= file_end_s - max(0.5, 0.02 * file_end_s) and self._others_end_s > video_end_s
 
     def _reaches_stream_end(self) -> bool:
         """Whether the packets read cover the stream's whole duration (to within half a frame)."""
-        s = self._stream
-        if self._packets_end is None or s.duration is None:
+        if self._packets_end is None or self._stream_duration is None:
             return False  # unknown: the header's count stands
         step = _default_step(self.info)
         end = self._packets_end + (0 if self._packet_durations else step)
-        return end + step / 2 >= (s.start_time or 0) + s.duration
+        return end + step / 2 >= (self._stream_start or 0) + self._stream_duration
 
     def _missing_packets(self) -> tuple[int, bool]:
         """Packets the header counts that never came (``frames_lost`` explains when they count), and
@@ -315,7 +320,7 @@ class FrameReader:
 
     def _slots_covered(self) -> float:
         """How many of the header's frame slots the packets read span, from the stream's start."""
-        start = self._stream.start_time or 0
+        start = self._stream_start or 0
         return (self._packets_end - start) / _default_step(self.info) if self._packets_end is not None else 0.0
 
     def _slot_density(self) -> float | None:
