@@ -114,7 +114,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                                       layout=reader.layout, fragmented=options.fragmented, deep=deep)
             if partial is not None:
                 try:
-                    frames, last_s = writer.resume_from(partial)
+                    frames, last_s = writer.resume_from(partial, name=output_path)
                 except BaseException:
                     writer.close(complete=False)
                     raise

@@ -370,14 +370,15 @@ class FrameWriter:
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
 
-    def resume_from(self, partial: str | Path) -> tuple[int, float | None]:
+    def resume_from(self, partial: str | Path, *, name: str | Path | None = None) -> tuple[int, float | None]:
         """Begin this still empty file with every video frame of ``partial`` (an interrupted run's
         output of the same source, made with the same settings), remuxed as they are: no decode, no
         re-encode, audio and subtitles interleaved up to them. Returns the frames copied and the last
         one's time in seconds. OutputError when ``partial`` cannot be read or was encoded otherwise
-        (another encoder, size, pixel format or encoder settings: its stream header differs)."""
+        (another encoder, size, pixel format or encoder settings: its stream header differs).
+        ``name``: what errors call ``partial`` (the output it was moved aside from)."""
         def refuse(why: str) -> OutputError:
-            return OutputError(f"cannot resume from {partial}: {why}; run without --resume to start again")
+            return OutputError(f"cannot resume {name or partial}: {why}; run without --resume to start again")
 
         with self._lock:
             if self.frames_written or self._closed:
@@ -385,7 +386,7 @@ class FrameWriter:
             try:
                 source = av.open(str(partial), "r", metadata_errors="replace")
             except av.FFmpegError as err:
-                hint = "" if self._fragmented else " (a run killed outright leaves none; --fragmented avoids that)"
+                hint = "" if self._fragmented else " (an MP4 of a run killed outright has no index; --fragmented avoids that)"
                 raise refuse(f"it is not a readable video: {short_error(err)}{hint}") from err
             with source:
                 video = pick_video_stream(source)
