@@ -368,3 +368,53 @@ def test_parameter_sets_read_alike_from_the_encoder_and_the_file(make_clip) -> N
     assert ours is not None and len(ours) == 2 and {u[0] & 0x1F for u in ours} == {7, 8}
     assert theirs is not None and len(theirs) == 2
     assert parameter_sets(b"\x01\x02", "vp9") is None and parameter_sets(b"\x01", "h264") is None
+
+
+def _remux(src: Path, dst: Path) -> Path:
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for packet in i.demux():
+            if packet.dts is not None:
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    return dst
+
+
+@pytest.mark.parametrize("container", ["mkv", "ts"])
+def test_a_part_of_the_file_is_a_file_of_its_own(container: str, engine, make_clip, tmp_path: Path) -> None:
+    """--start 0.4 --duration 0.8 of a 25 fps clip: its frames 10-29 (reached by seeking: MKV has an
+    index, MPEG-TS does not), moved to start at 0, the same pictures as in a whole run, audio and
+    chapters cut to the part and moved with it."""
+    from _clips_video import with_chapters
+
+    clip = make_clip("a.mp4", width=64, height=48, frames=40, audio=True)
+    src = with_chapters(clip, tmp_path / "chapters.mkv", [(0.0, 0.6, "A"), (0.6, 1.6, "B")])
+    if container == "ts":
+        src = _remux(clip, tmp_path / "a.ts")
+    part, whole = tmp_path / "part.mkv", tmp_path / "whole.mkv"
+    stats = deblur_file(src, part, engine, RunOptions(start_s=0.4, duration_s=0.8, warmup_frames=0))
+    deblur_file(src, whole, engine, RunOptions(warmup_frames=0))
+    got, everything = decode(part), decode(whole)
+    first = everything.pts_seconds[0]
+    assert stats.frames == 20 and stats.warnings == ()
+    assert got.pts_seconds == [t - everything.pts_seconds[10] for t in everything.pts_seconds[10:30]]
+    assert float(everything.pts_seconds[10] - first) == pytest.approx(0.4)
+    assert min(psnr(a, b) for a, b in zip(got.frames, everything.frames[10:30])) > 30
+    with av.open(str(part)) as c:
+        audio = [f for f in c.decode(audio=0)]
+        seconds = sum(f.samples for f in audio) / audio[0].sample_rate
+        chapters = [(round(float(ch["start"] * ch["time_base"]), 3), round(float(ch["end"] * ch["time_base"]), 3),
+                     ch["metadata"]["title"]) for ch in c.chapters()]
+    assert seconds == pytest.approx(0.8, abs=0.03)
+    if container == "mkv":  # the chapter marks stay where they were on the source's timeline
+        cut = round(0.6 - 0.4 - float(first), 3)  # its first frame: after AAC's priming, Matroska shifts it
+        assert chapters == [(0.0, cut, "A"), (cut, 0.8, "B")]
+
+
+def test_a_part_must_be_inside_the_file(engine, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=10)
+    with pytest.raises(ConfigError, match="past the end"):
+        deblur_file(src, tmp_path / "out.mp4", engine, RunOptions(start_s=5.0))
+    assert not (tmp_path / "out.mp4").exists()
+    with pytest.raises(ConfigError, match="cannot be combined"):
+        RunOptions(resume=True, duration_s=2.0)

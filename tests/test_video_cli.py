@@ -93,6 +93,19 @@ def test_subtitles_are_counted_and_a_track_left_out_is_said(run_cli, make_clip, 
     assert dropped["warnings"] == ["left out srt subtitles (stream 2): .mp4 files cannot hold them; .mkv can"]
 
 
+def test_start_and_duration_take_seconds_or_clock_times(run_cli, make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=25, audio=True)
+    result = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json",
+                                "--start", "0:00.2", "--duration", "0.4").stdout)
+    assert (result["frames"], result["window_s"]) == (10, [pytest.approx(0.2), pytest.approx(0.6)])
+    assert len(decode(tmp_path / "out.mp4").frames) == 10
+    bad = run_cli("video", src, "-o", tmp_path / "x.mp4", *CPU, "--start", "ten")
+    assert bad.exit_code == 2 and "is not a time" in bad.stderr
+    late = run_cli("video", src, "-o", tmp_path / "x.mp4", *CPU, "--start", "1:00")
+    assert late.exit_code == 1 and late.stderr_lines == [
+        f"videodeblur: error: --start 60 s is past the end of {src} (1.00 s long)"]
+
+
 def test_a_second_video_stream_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:
     src = with_thumbnail_first(make_clip("a.mp4", width=64, height=48, frames=5), tmp_path / "thumb.mkv")
     result = json.loads(run_cli("video", src, "-o", tmp_path / "out.mkv", *CPU, "--json").stdout)

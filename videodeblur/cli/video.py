@@ -15,6 +15,24 @@ from videodeblur.cli._common import (device_option, json_option, model_option, p
 __all__ = ["video"]
 
 
+def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Seconds (``90``, ``12.5``) or a clock time (``1:30``, ``00:01:30.5``), as the ffmpeg tool takes them."""
+    if value is None:
+        return None
+    try:
+        parts = value.strip().split(":")
+        seconds = 0.0
+        for part in parts:
+            seconds = seconds * 60 + float(part)
+        if len(parts) > 3 or seconds < 0:
+            raise ValueError(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time: give seconds (90, 12.5) or [HH:]MM:SS[.ms] (1:30)") from None
+    if param.name == "duration_s" and seconds <= 0:
+        raise click.BadParameter("must be more than 0 seconds")
+    return seconds
+
+
 @click.command()
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(path_type=str))  # str: URLs keep //
 @click.option("-o", "--output", "output", required=True, type=click.Path(path_type=Path),
@@ -38,6 +56,10 @@ __all__ = ["video"]
 @click.option("--fragmented", is_flag=True,
               help="Write MP4/MOV as a fragment a second: a killed process or a lost machine (kill -9, power, a "
                    "preempted cloud VM) still leaves a playable file of all but the last second. No B-frames.")
+@click.option("--start", "start_s", callback=_parse_time, default=None, metavar="TIME",
+              help="Deblur from TIME into the video (seconds, or [HH:]MM:SS[.ms]); the output starts there, at 0.")
+@click.option("--duration", "duration_s", callback=_parse_time, default=None, metavar="TIME",
+              help="Deblur only TIME of it (seconds, or [HH:]MM:SS[.ms]): a quick look before a long run.")
 @click.option("--resume", is_flag=True,
               help="Go on from an interrupted run: an existing OUTPUT's frames are kept as they are and the run "
                    "continues after them (same options as that run; the input is decoded up to there, not deblurred).")
@@ -46,7 +68,8 @@ __all__ = ["video"]
 @json_option
 def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, eight_bit: bool,
-          fragmented: bool, resume: bool, show_progress: bool | None, as_json: bool) -> None:
+          fragmented: bool, start_s: float | None, duration_s: float | None, resume: bool,
+          show_progress: bool | None, as_json: bool) -> None:
     """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
 
     INPUT is a file, an http(s)/rtmp URL, or a folder of videos; with several inputs or a folder,
@@ -67,6 +90,7 @@ def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int |
       videodeblur video clip.mp4 -o out.mp4 --model lprn-fast --device cpu --json
       videodeblur video holiday/ -o sharp/
       videodeblur video long.mp4 -o out.mp4 --resume   # after Ctrl-C: on from the last frame written
+      videodeblur video long.mp4 -o look.mp4 --start 1:30 --duration 10
     """
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import plan_videos
@@ -82,7 +106,8 @@ def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int |
     for job in jobs:
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
-                             fragmented=fragmented, deep=False if eight_bit else None, resume=resume)
+                             fragmented=fragmented, deep=False if eight_bit else None, resume=resume,
+                             start_s=start_s or 0.0, duration_s=duration_s)
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
         except RunInterrupted as stop:

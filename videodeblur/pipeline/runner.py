@@ -51,6 +51,8 @@ class RunOptions:
     stream. ``stop``: set it from another thread to end the run early (the output is finalised and
     the stats say ``interrupted``). ``max_frames``: stop after this many frames. ``fragmented``: write
     an MP4/MOV as a fragment a second, so even a killed process leaves a playable file (no B-frames).
+    ``start_s`` / ``duration_s``: deblur only that part of the file (seconds from its first frame;
+    duration None: to the end), written as a file of its own that starts at 0, audio with it.
     ``resume``: an existing output is an interrupted run's: its frames are kept as they are (remuxed)
     and the run goes on after them (the frames before are decoded, not deblurred again).
     ``deep``: a source with more than 8 bits per sample (10-bit video) is written at 10 bits, the
@@ -73,6 +75,8 @@ class RunOptions:
     fragmented: bool = False
     deep: bool | None = None
     resume: bool = False
+    start_s: float = 0.0
+    duration_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -85,6 +89,14 @@ class RunOptions:
             raise ConfigError("decode_threads and encode_threads must be >= 0 (0: automatic)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.start_s < 0 or (self.duration_s is not None and self.duration_s <= 0):
+            raise ConfigError(f"start must be >= 0 and duration > 0 seconds, got {self.start_s} and {self.duration_s}")
+        if self.resume and (self.start_s or self.duration_s is not None):
+            raise ConfigError("--resume goes on with a whole file: it cannot be combined with --start or --duration")
+
+    @property
+    def trimmed(self) -> bool:
+        return bool(self.start_s) or self.duration_s is not None
 
 
 def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
@@ -104,6 +116,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         elif choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
             reader.close()
             reader = FrameReader(input_path, layout="i420", threads=decode_threads)
+        window = _trim(reader, options) if options.trimmed else None
         if options.resume and (done := _finished(Path(output_path), reader.info)):
             reader.close()
             return _nothing_left(reader.info, Path(output_path), engine, options, done)
@@ -111,7 +124,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         try:
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                       crf=options.crf, preset=options.preset, threads=encode_threads,
-                                      layout=reader.layout, fragmented=options.fragmented, deep=deep)
+                                      layout=reader.layout, fragmented=options.fragmented, deep=deep, window=window)
             if partial is not None:
                 try:
                     frames, last_s = writer.resume_from(partial, name=output_path)
@@ -131,6 +144,14 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     finally:
         if partial is not None and _frames_in(Path(output_path)) >= writer.resumed_frames:
             partial.unlink(missing_ok=True)  # every frame it held is in the new output
+
+
+def _trim(reader: FrameReader, options: RunOptions) -> tuple[float | None, float | None]:
+    """Point ``reader`` at the part of the file asked for; a start past the end is an error."""
+    length = reader.info.duration_s
+    if length is not None and options.start_s >= length:
+        raise ConfigError(f"--start {options.start_s:g} s is past the end of {reader.info.path} ({length:.2f} s long)")
+    return reader.trim(options.start_s, options.duration_s)
 
 
 def _set_aside(output: Path, info: VideoInfo) -> Path | None:
@@ -407,9 +428,9 @@ class _Pipeline:
                     first_pts = frame.pts if first_pts is None else first_pts
                     media_s = float((frame.pts - first_pts) * frame.time_base) + interval_s
                     done, before = writer.frames_written - writer.resumed_frames, writer.resumed_frames
-                    total = _expected_frames(info.frames - before if info.frames else None, done, media_s,
-                                             info.duration_s - (writer.resumed_until_s or 0.0) if info.duration_s
-                                             else None)
+                    frames, length = self.reader.window_frames, _window_length(self.reader)
+                    total = _expected_frames(frames - before if frames else None, done, media_s,
+                                             length - (writer.resumed_until_s or 0.0) if length else None)
                     progress(done, total if limit is None or total is None else min(total, limit))
         except BaseException:
             try:
@@ -473,8 +494,20 @@ class _Pipeline:
             frames_decoded=reader.frames_decoded, frames_written=writer.frames_written, frames_lost=lost,
             audio_packets=writer.audio_packets, subtitle_packets=writer.subtitle_packets,
             data_packets=writer.data_packets, resumed_frames=writer.resumed_frames,
+            window_s=list(reader.window) if reader.window else None,
             colour_on_device=reader.layout == "i420",
             queue_size=self.options.queue_size, stopped_early=self.cut_short)
+
+
+def _window_length(reader: FrameReader) -> float | None:
+    """Seconds of video the run will read: the window's, else the stream's."""
+    info, window = reader.info, reader.window
+    if window is None:
+        return info.duration_s
+    start, end = window
+    if end is not None:
+        return end - start
+    return None if info.duration_s is None else max(0.0, info.duration_s - (start - reader.first_s))
 
 
 def _expected_frames(header: int | None, done: int, media_s: float, duration_s: float | None) -> int | None:

@@ -71,12 +71,16 @@ class Passthrough:
     """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
     before its header is written and then fed in as the video advances (:meth:`copy`).
 
+    ``window``: only the packets that start in ``(start, end)`` (the source's seconds; None: from
+    the start, to the end), moved back by ``start`` so that the window begins at 0, as the video's
+    frames are.
     ``audio_packets`` / ``subtitle_packets`` / ``data_packets``: packets written. ``skipped``: tracks left out,
     ``converted``: tracks re-encoded, each as a sentence for the run's warnings.
     """
 
     def __init__(self, source: str | Path, output: av.container.OutputContainer, *, audio: bool = True,
-                 subtitles: bool = True, data: bool = True) -> None:
+                 subtitles: bool = True, data: bool = True,
+                 window: tuple[float | None, float | None] | None = None) -> None:
         self.audio_packets = 0
         self.subtitle_packets = 0
         self.data_packets = 0
@@ -105,6 +109,12 @@ class Passthrough:
         if not self._out:
             self.close()
             return
+        self._start, self._end = window or (None, None)
+        if self._start is not None:  # near the start, a second early: the packets before it are dropped below
+            try:
+                self._in.seek(int(max(0.0, self._start - 1.0) * av.time_base), backward=True)
+            except av.FFmpegError:
+                pass  # an unseekable source is read from its start
         self._iter = self._in.demux(*(s for s in sources if s.index in self._out))
 
     def describe(self) -> list[str]:
@@ -121,9 +131,20 @@ class Passthrough:
                 break
             if packet.dts is None:  # the demuxer's end-of-stream flush packet
                 continue
-            if until_s is not None and packet.pts is not None and float(packet.pts * packet.time_base) > until_s:
+            at = float(packet.pts * packet.time_base) if packet.pts is not None else None
+            if at is not None and ((self._start is not None and at < self._start - 1e-9)
+                                   or (self._end is not None and at >= self._end - 1e-9)):
+                if self._end is not None and at > self._end + 1.0:  # well past it: nothing later can be inside
+                    self._iter = None
+                    break
+                continue
+            if until_s is not None and at is not None and at - (self._start or 0.0) > until_s:
                 self._pending = packet
                 return
+            if self._start is not None:
+                shift = round(self._start / packet.time_base)
+                packet.pts = packet.pts - shift if packet.pts is not None else None
+                packet.dts -= shift
             self._write(packet)
 
     def finish(self) -> None:

@@ -140,6 +140,9 @@ class FrameReader:
             self.close()
             raise
         self._last_pts: int | None = None
+        self._first_s = float((first.pts or 0) * self.info.time_base)
+        self.window: tuple[float, float | None] | None = None  # (start, end) in the stream's seconds, by trim()
+        self._seek_to_check = False
         self._to_skip = 0
         self._skip_until_s: float | None = None
         self.frames_skipped = 0
@@ -158,6 +161,54 @@ class FrameReader:
         the same time (within half a frame), or the file ends first: that output came from another video."""
         self._to_skip = max(0, frames)
         self._skip_until_s = last_s
+
+    def trim(self, start_s: float = 0.0, duration_s: float | None = None) -> tuple[float | None, float | None]:
+        """Read only ``duration_s`` seconds (None: to the end) from ``start_s`` seconds after the
+        first frame (call before iterating); returns ``(start, end)`` in the stream's own seconds,
+        start None for none (0: the file's own start, its timing untouched). A start is reached by
+        seeking to the keyframe before it and decoding up to it; frames before it are not yielded,
+        and the file is not read past the end. ``frames_lost`` is then not counted."""
+        begin = self._first_s + max(0.0, start_s)
+        self.window = (begin, None if duration_s is None else begin + duration_s)
+        if start_s > 0:
+            with self._lock:
+                self._seek(begin)
+                self._seek_to_check = True
+        return (begin if start_s > 0 else None), self.window[1]
+
+    @property
+    def first_s(self) -> float:
+        """The first frame's time in the stream's seconds (where ``trim``'s start counts from)."""
+        return self._first_s
+
+    @property
+    def window_frames(self) -> int | None:
+        """Frames expected in the window read (the header's count when there is none)."""
+        fps, frames = self.info.fps, self.info.frames
+        if self.window is None or not fps:
+            return frames if self.window is None else None
+        start, end = self.window
+        if end is not None:
+            return max(0, round((end - start) * float(fps)))
+        return None if frames is None else max(0, frames - round((start - self._first_s) * float(fps)))
+
+    def _seek(self, at_s: float) -> None:
+        """Go to the keyframe at or before ``at_s`` (the stream's seconds) and decode on from there."""
+        self._container.seek(max(0, int(at_s / self.info.time_base)), stream=self._stream, backward=True)
+        self._stream.codec_context.flush_buffers()
+        self._first = None
+        self._last_pts = None
+        self._frames = self._decode()
+
+    def _in_window(self, frame: av.VideoFrame) -> bool | None:
+        """Whether ``frame`` is in the window (True), before it (False), or past its end (None)."""
+        if self.window is None or frame.pts is None:
+            return True
+        start, end = self.window
+        at = float(frame.pts * self.info.time_base)
+        if end is not None and at >= end - 1e-9:
+            return None
+        return at >= start - 1e-9
 
     def _check_skipped(self, ended: bool) -> None:
         expected = self._skip_until_s
@@ -188,9 +239,22 @@ class FrameReader:
                     frame, self._first = self._first, None
                 else:
                     frame = next(self._frames, None)
+                if self._seek_to_check:  # the seek's first frame: did it land at or before the start?
+                    self._seek_to_check = False
+                    if frame is None or (frame.pts is not None and self.window is not None and float(
+                            frame.pts * self.info.time_base) > self.window[0] + 1e-9):
+                        # past it, or at the end (MPEG-TS has no index, and a seek into a long GOP
+                        # can miss): decode from the top instead
+                        self._seek(0.0)
+                        continue
                 if frame is None:
                     self._check_skipped(ended=True)
                     return
+                inside = self._in_window(frame)
+                if inside is None:
+                    return
+                if not inside:
+                    continue
                 if self.frames_skipped < self._to_skip:
                     self._last_pts = self._fixed_pts(frame.pts, step)
                     self.last_skipped_s = float(self._last_pts * self.info.time_base)
@@ -224,6 +288,8 @@ class FrameReader:
         packets than the header's count whose timestamps still reach the stream's end are the file's
         own timing, not loss: an AVI counts its empty, dropped-frame slots (OpenCV's ``tree.avi``
         holds 68 frames in 444 slots), and variable-rate video has gaps by design."""
+        if self.window is not None:
+            return 0  # a window stops mid-stream (packets in the decoder) and may start mid-GOP
         missing, _ = self._missing_packets()
         undecoded = max(self.packets_read - self.packets_discarded - self.frames_decoded, 0)
         return missing + undecoded
@@ -232,7 +298,7 @@ class FrameReader:
     def frames_lost_estimated(self) -> bool:
         """Whether ``frames_lost`` is an estimate: the file was cut short and its header counts empty
         frame slots (a gappy AVI), so how many real frames the missing part held is not known."""
-        return self._missing_packets()[1]
+        return self.window is None and self._missing_packets()[1]
 
     def close(self) -> None:
         with self._lock:

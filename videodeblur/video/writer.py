@@ -203,6 +203,24 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
     return options
 
 
+def _chapters_in(chapters: Sequence[dict[str, Any]],
+                 window: tuple[float | None, float | None] | None) -> list[dict[str, Any]]:
+    """The chapters that overlap ``window`` (all without one), moved back by its start and cut to it."""
+    if not window:
+        return list(chapters)
+    start, end = window[0] or 0.0, window[1]
+    kept = []
+    for chapter in chapters:
+        base = Fraction(chapter["time_base"])
+        begin, stop = float(chapter["start"] * base) - start, float(chapter["end"] * base) - start
+        if stop <= 0 or (end is not None and begin >= end - start):
+            continue
+        stop = stop if end is None else min(stop, end - start)
+        kept.append({**chapter, "start": round(max(0.0, begin) * 1000), "end": round(stop * 1000),
+                     "time_base": Fraction(1, 1000)})
+    return kept
+
+
 def _intact_packets(source: av.container.InputContainer, video: av.video.stream.VideoStream,
                     bsf: av.bitstream.BitStreamFilterContext | None) -> Iterator[av.Packet]:
     """The video packets of an interrupted run's output, through ``bsf`` if given, up to the first
@@ -242,6 +260,10 @@ class FrameWriter:
     video keeps its creation time and location, which photo libraries sort and map by); the
     container's own technical tags (brands, encoder) are left to the muxer. ``chapters``: the
     source's chapter marks (PyAV's ``chapters()`` dicts), kept as the ffmpeg tool keeps them.
+    ``window``: the part of the source written, ``(start, end)`` in its seconds (a reader's
+    ``trim()``; either may be None: from the start, to the end): frames' ``pts`` and the copied
+    tracks and chapters are moved back by ``start``, so the new file begins at 0, and tracks end
+    where the window does.
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
@@ -250,7 +272,8 @@ class FrameWriter:
                  copy_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
-                 fragmented: bool = False, chapters: Sequence[dict[str, Any]] = ()) -> None:
+                 fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
+                 window: tuple[float | None, float | None] | None = None) -> None:
         existed = Path(path).exists()
         self.path = check_output_path(path, input_path=input_path or copy_from)
         self.width, self.height, self.layout = width, height, layout
@@ -268,6 +291,7 @@ class FrameWriter:
         self._lock = threading.Lock()
         self._last_end_s = 0.0
         self._passthrough: Passthrough | None = None
+        self._pts_offset = round(window[0] / self.time_base) if window and window[0] is not None else 0
         try:
             try:
                 self._container = av.open(str(self.path), "w", options=fragment_options)
@@ -279,12 +303,13 @@ class FrameWriter:
                 if layout == "i420" and self.pix_fmt != "yuv420p":
                     raise ValueError("layout 'i420' needs an even-sized yuv420p output")
                 self._container.metadata.update(_descriptive(tags))
-                if chapters:
-                    self._container.set_chapters(list(chapters))
+                if chapters := _chapters_in(chapters, window):
+                    self._container.set_chapters(chapters)
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
                 self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title", "timecode")))
                 if copy_from is not None:
-                    self._passthrough = Passthrough(copy_from, self._container, audio=audio, subtitles=subtitles)
+                    self._passthrough = Passthrough(copy_from, self._container, audio=audio, subtitles=subtitles,
+                                                    window=window)
                 self._write_header()
             except BaseException:
                 if self._passthrough is not None:
@@ -354,7 +379,8 @@ class FrameWriter:
             raise EncodeError(f"frame of {image.shape[1]}x{image.shape[0]} does not fit the {self.width}x{self.height} "
                               f"stream of {self.path}")
         frame = self._to_frame(image)
-        frame.pts = int(pts)
+        pts = int(pts) - self._pts_offset
+        frame.pts = pts
         frame.time_base = self.time_base
         with self._lock:
             if self._closed:
