@@ -514,8 +514,9 @@ class _IO:
         return FrameReader(self.clip, layout=self.layout)
 
     def writer(self, path: Path) -> FrameWriter:
-        """The writer the ``video`` command would open for this input (no audio: only video is measured)."""
-        return FrameWriter.like(path, self.info, audio=False, encoder=self.options.encoder, crf=self.options.crf,
+        """The writer the ``video`` command would open for this input (video only: only video is measured)."""
+        return FrameWriter.like(path, self.info, audio=False, subtitles=False, data=False,
+                                encoder=self.options.encoder, crf=self.options.crf,
                                 preset=self.options.preset, layout=self.layout)
 
     def infer(self, engine: Any, batch: np.ndarray) -> np.ndarray:

@@ -253,7 +253,7 @@ class FrameWriter:
     (:func:`encoder_options`); ``quality_control`` names the knob used, None when the encoder has
     none. ``threads``: encoder threads (0: automatic). ``input_path``: the file
     being read (default: ``copy_from``), which ``path`` may not be. ``audio`` / ``subtitles``: copy
-    those streams of ``copy_from`` (its data tracks, such as GoPro telemetry, always). ``fragmented``: an MP4/MOV written as a fragment a second (no
+    those streams of ``copy_from``; ``data``: its data tracks, such as GoPro telemetry. ``fragmented``: an MP4/MOV written as a fragment a second (no
     index at the end), so a process killed outright (kill -9, power loss) still leaves every fragment
     written playable; for live recordings, which cannot be run again. ``tags`` / ``video_tags``: the
     source file's and video stream's metadata, copied as the ffmpeg tool does by default (a phone
@@ -272,7 +272,7 @@ class FrameWriter:
                  copy_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
-                 fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
+                 data: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
                  window: tuple[float | None, float | None] | None = None) -> None:
         existed = Path(path).exists()
         self.path = check_output_path(path, input_path=input_path or copy_from)
@@ -309,7 +309,7 @@ class FrameWriter:
                 self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title", "timecode")))
                 if copy_from is not None:
                     self._passthrough = Passthrough(copy_from, self._container, audio=audio, subtitles=subtitles,
-                                                    window=window)
+                                                    data=data, window=window)
                 self._write_header()
             except BaseException:
                 if self._passthrough is not None:
@@ -325,8 +325,8 @@ class FrameWriter:
         self._sws_range = self.colour.color_range or None
 
     @classmethod
-    def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, deep: bool = False,
-             **kwargs: Any) -> "FrameWriter":
+    def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, subtitles: bool = True,
+             data: bool = True, deep: bool = False, **kwargs: Any) -> "FrameWriter":
         """A writer that matches ``info``: size, time base, frame rate, rotation, colour tags, chroma
         subsampling (as 8-bit, or 10-bit for a deeper source with ``deep``, where the encoder takes
         it), the file's and the video stream's tags (creation time, location,
@@ -339,8 +339,9 @@ class FrameWriter:
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
         return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
-                   copy_from=info.path if (audio and info.has_audio) or info.has_subtitles or info.has_data else None,
-                   audio=audio,
+                   copy_from=info.path if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
+                                           or (data and info.has_data)) else None,
+                   audio=audio, subtitles=subtitles, data=data,
                    tags=info.tags, video_tags=info.video_tags, chapters=info.chapters, **kwargs)
 
     @property
