@@ -228,6 +228,11 @@ def test_unreadable_file_is_a_typed_error(tmp_path, content):
         read_image(path)
 
 
+def test_a_video_given_as_an_image_says_which_command_takes_it(make_clip, tmp_path):
+    with pytest.raises(UnreadableInputError, match="is a video, not an image; deblur it with `videodeblur video`"):
+        read_image(make_clip("clip.mp4", width=32, height=32, frames=2))
+
+
 def test_truncated_jpeg_is_a_typed_error_and_quiet(make_image, tmp_path, capfd):
     src = make_image("in.jpg", width=64, height=48)
     cut = tmp_path / "cut.jpg"

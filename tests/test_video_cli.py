@@ -219,17 +219,21 @@ def test_avi_with_dropped_frame_slots_keeps_its_timing_and_does_not_warn(run_cli
 @pytest.mark.parametrize("case, message", [
     ("missing", "input not found"),
     ("text", "is not a video"),
+    ("png", "is a still image (PNG), not a video; deblur it with `videodeblur image`"),
+    ("jpeg", "is a still image (image), not a video"),
     ("audio_only", "has no video stream"),
     ("zero_frames", "no frame could be decoded"),
     ("unwritable", "does not exist"),
     ("same_file", "is the input file"),
     ("model", "unknown model"),
 ])
-def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, tmp_path: Path) -> None:
+def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, make_image, tmp_path: Path) -> None:
     good = lambda: make_clip("a.mp4", width=64, height=48, frames=3)  # noqa: E731
     src, out, extra = {
         "missing": lambda: (tmp_path / "nope.mp4", tmp_path / "out.mp4", ()),
         "text": lambda: (_text(tmp_path / "notes.txt"), tmp_path / "out.mp4", ()),
+        "png": lambda: (make_image("photo.png", width=64, height=48), tmp_path / "out.mp4", ()),
+        "jpeg": lambda: (make_image("photo.jpg", width=64, height=48), tmp_path / "out.mp4", ()),
         "audio_only": lambda: (audio_only(tmp_path / "tone.m4a"), tmp_path / "out.mp4", ()),
         "zero_frames": lambda: (zeroed_copy(good(), tmp_path / "z.mp4"), tmp_path / "out.mp4", ()),
         "unwritable": lambda: (good(), tmp_path / "no" / "such" / "out.mp4", ()),

@@ -34,6 +34,7 @@ import numpy as np
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.image_metadata import insert_png_chunks, insert_segments, metadata_segments, png_metadata_chunks
+from videodeblur.paths import VIDEO_SUFFIXES
 from videodeblur.paths import check_distinct_outputs, expand_inputs, make_folder
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
@@ -99,6 +100,8 @@ def read_image(path: str | Path) -> Image:
     with _quiet_opencv():
         pixels = cv2.imdecode(data, flags)
     if pixels is None:
+        if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+            raise UnreadableInputError(f"{path} is a video, not an image; deblur it with `videodeblur video`")
         raise UnreadableInputError(f"{path} is not a readable PNG/JPEG image (corrupt, truncated or another format)")
     image = _to_image(pixels, path)
     if _is_jpeg(data):

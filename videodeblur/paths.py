@@ -11,7 +11,10 @@ from typing import Sequence
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.video.reader import is_url
 
-__all__ = ["expand_inputs", "make_folder", "check_distinct_outputs"]
+__all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "VIDEO_SUFFIXES"]
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                  ".wmv", ".flv", ".3gp")
 
 
 def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: str, *,

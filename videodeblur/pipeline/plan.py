@@ -12,13 +12,11 @@ from typing import Sequence
 from urllib.parse import urlparse
 
 from videodeblur.errors import InputNotFoundError
-from videodeblur.paths import check_distinct_outputs, expand_inputs, make_folder
+from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, expand_inputs, make_folder
 from videodeblur.video.reader import is_url
 
 __all__ = ["VideoJob", "plan_videos", "VIDEO_SUFFIXES"]
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
-                  ".wmv", ".flv", ".3gp")
 # containers the writer fills with their inputs' kind of video and audio (.webm: VP9, Opus)
 _KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts")
 

@@ -309,8 +309,13 @@ class FrameReader:
 
     # --- helpers ---------------------------------------------------------------------------------
     def _video_stream(self) -> av.video.stream.VideoStream:
-        if self._container.format.name in _NOT_VIDEO_FORMATS:
+        name = self._container.format.name
+        if name in _NOT_VIDEO_FORMATS:
             raise UnreadableInputError(f"{self.path} is not a video (FFmpeg reads it as text); give a video file")
+        if name == "image2" or name.endswith("_pipe"):  # FFmpeg's still-image readers (PNG, JPEG, BMP...)
+            kind = name.removesuffix("_pipe").upper() if name != "image2" else "image"
+            raise UnreadableInputError(f"{self.path} is a still image ({kind}), not a video; deblur it with "
+                                       "`videodeblur image`")
         stream = pick_video_stream(self._container)
         if stream is None:
             kinds = sorted({s.type for s in self._container.streams if s.type != "video"})
