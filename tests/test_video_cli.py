@@ -220,7 +220,7 @@ def test_avi_with_dropped_frame_slots_keeps_its_timing_and_does_not_warn(run_cli
     ("missing", "input not found"),
     ("text", "is not a video"),
     ("png", "is a still image (PNG), not a video; deblur it with `videodeblur image`"),
-    ("jpeg", "is a still image (image), not a video"),
+    ("jpeg", "is a still image (JPEG), not a video"),
     ("audio_only", "has no video stream"),
     ("zero_frames", "no frame could be decoded"),
     ("unwritable", "does not exist"),

@@ -15,7 +15,7 @@ import dataclasses
 import threading
 import time
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Literal
 
 import av
@@ -313,7 +313,8 @@ class FrameReader:
         if name in _NOT_VIDEO_FORMATS:
             raise UnreadableInputError(f"{self.path} is not a video (FFmpeg reads it as text); give a video file")
         if name == "image2" or name.endswith("_pipe"):  # FFmpeg's still-image readers (PNG, JPEG, BMP...)
-            kind = name.removesuffix("_pipe").upper() if name != "image2" else "image"
+            kind = name.removesuffix("_pipe").upper() if name != "image2" else (
+                PurePosixPath(str(self.path)).suffix.lstrip(".").upper() or "image")
             raise UnreadableInputError(f"{self.path} is a still image ({kind}), not a video; deblur it with "
                                        "`videodeblur image`")
         stream = pick_video_stream(self._container)
