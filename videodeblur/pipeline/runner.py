@@ -17,15 +17,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque
 
-import av
 import torch
 
 from videodeblur.deep import add_change
 from videodeblur.errors import ConfigError
 from videodeblur.pipeline.engine import Engine, EngineResult
+from videodeblur.pipeline.resume import finished_frames, frames_in, nothing_left, set_aside
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
-from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, pick_video_stream
-from videodeblur.video.writer import FrameWriter, check_output_path
+from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo
+from videodeblur.video.writer import FrameWriter
 
 __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
 
@@ -117,10 +117,10 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             reader.close()
             reader = FrameReader(input_path, layout="i420", threads=decode_threads)
         window = _trim(reader, options) if options.trimmed else None
-        if options.resume and (done := _finished(Path(output_path), reader.info)):
+        if options.resume and (done := finished_frames(Path(output_path), reader.info)):
             reader.close()
-            return _nothing_left(reader.info, Path(output_path), engine, options, done)
-        partial = _set_aside(Path(output_path), reader.info) if options.resume else None
+            return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
+        partial = set_aside(Path(output_path), reader.info) if options.resume else None
         try:
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                       crf=options.crf, preset=options.preset, threads=encode_threads,
@@ -142,7 +142,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     try:
         return run_pipeline(reader, writer, engine, options)
     finally:
-        if partial is not None and _frames_in(Path(output_path)) >= writer.resumed_frames:
+        if partial is not None and frames_in(Path(output_path)) >= writer.resumed_frames:
             partial.unlink(missing_ok=True)  # every frame it held is in the new output
 
 
@@ -152,55 +152,6 @@ def _trim(reader: FrameReader, options: RunOptions) -> tuple[float | None, float
     if length is not None and options.start_s >= length:
         raise ConfigError(f"--start {options.start_s:g} s is past the end of {reader.info.path} ({length:.2f} s long)")
     return reader.trim(options.start_s, options.duration_s)
-
-
-def _set_aside(output: Path, info: VideoInfo) -> Path | None:
-    """For a resumed run: move an existing output to ``<name>.partial<suffix>`` beside it (the new
-    output is written where it was) and return that path; None when there is nothing to resume. A
-    ``.partial`` file already there is left by a resume that was itself killed while copying: it, not
-    the output, holds the frames."""
-    check_output_path(output, input_path=info.path)  # never set the input itself aside
-    partial = output.with_name(f"{output.stem}.partial{output.suffix}")
-    if partial.exists():
-        output.unlink(missing_ok=True)
-        return partial
-    if output.exists() and output.stat().st_size > 0:
-        output.replace(partial)
-        return partial
-    return None
-
-
-def _finished(output: Path, info: VideoInfo) -> int:
-    """The frames of a finished output when it holds as many frames as the input's header counts (exactly),
-    so a resumed batch does not decode each finished video again to find that out; else 0."""
-    if not (info.frames_exact and info.frames) or not output.exists() or output.with_name(
-            f"{output.stem}.partial{output.suffix}").exists():
-        return 0
-    frames = _frames_in(output)
-    return frames if frames == info.frames else 0  # more would be another video's: the full check says so
-
-
-def _nothing_left(info: VideoInfo, output: Path, engine: Engine, options: RunOptions, frames: int) -> RunStats:
-    """The stats of a resumed run that found its output finished: no frame processed, all kept."""
-    stats = StatsRecorder(("decode", "infer", "encode"), queue_capacity=options.queue_size)
-    stats.warn(f"{output} already holds all {frames} frames of {info.path}: nothing to resume")
-    return stats.freeze(device=engine.describe(), model=engine.model_name, precision=engine.precision,
-                        batch_size=engine.batch_size, encoder="", input=str(info.path), output=str(output),
-                        size=[info.width, info.height], frames_decoded=0, frames_written=frames, frames_lost=0,
-                        audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=frames,
-                        colour_on_device=False, queue_size=options.queue_size, stopped_early=False)
-
-
-def _frames_in(path: Path) -> int:
-    """Video frames in a finished file: the container's count, or its packets counted."""
-    try:
-        with av.open(str(path), metadata_errors="replace") as container:
-            video = pick_video_stream(container)
-            if video is None:
-                return 0
-            return video.frames or sum(1 for p in container.demux(video) if p.dts is not None)
-    except (av.FFmpegError, OSError):
-        return 0
 
 
 def run_pipeline(reader: FrameReader, writer: FrameWriter, engine: Engine,

@@ -1,0 +1,71 @@
+"""Going on from an interrupted run's output (``video --resume``): where the old file goes while the
+new one is written, and how to tell that there is nothing left to do.
+
+Why apart from the runner: these are file moves and counts around a run, not the run itself; the
+frames are copied by :meth:`videodeblur.video.FrameWriter.resume_from` and skipped by
+:meth:`videodeblur.video.FrameReader.skip`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+
+from videodeblur.pipeline.stats import RunStats, StatsRecorder
+from videodeblur.video.reader import VideoInfo, pick_video_stream
+from videodeblur.video.writer import check_output_path
+
+if TYPE_CHECKING:
+    from videodeblur.pipeline.engine import Engine
+
+__all__ = ["set_aside", "finished_frames", "nothing_left", "frames_in"]
+
+
+def set_aside(output: Path, info: VideoInfo) -> Path | None:
+    """For a resumed run: move an existing output to ``<name>.partial<suffix>`` beside it (the new
+    output is written where it was) and return that path; None when there is nothing to resume. A
+    ``.partial`` file already there is left by a resume that was itself killed while copying: it, not
+    the output, holds the frames."""
+    check_output_path(output, input_path=info.path)  # never set the input itself aside
+    partial = output.with_name(f"{output.stem}.partial{output.suffix}")
+    if partial.exists():
+        output.unlink(missing_ok=True)
+        return partial
+    if output.exists() and output.stat().st_size > 0:
+        output.replace(partial)
+        return partial
+    return None
+
+
+def finished_frames(output: Path, info: VideoInfo) -> int:
+    """The frames of a finished output when it holds as many frames as the input's header counts (exactly),
+    so a resumed batch does not decode each finished video again to find that out; else 0."""
+    if not (info.frames_exact and info.frames) or not output.exists() or output.with_name(
+            f"{output.stem}.partial{output.suffix}").exists():
+        return 0
+    frames = frames_in(output)
+    return frames if frames == info.frames else 0  # more would be another video's: the full check says so
+
+
+def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: int, frames: int) -> RunStats:
+    """The stats of a resumed run that found its output finished: no frame processed, all kept."""
+    stats = StatsRecorder(("decode", "infer", "encode"), queue_capacity=queue_size)
+    stats.warn(f"{output} already holds all {frames} frames of {info.path}: nothing to resume")
+    return stats.freeze(device=engine.describe(), model=engine.model_name, precision=engine.precision,
+                        batch_size=engine.batch_size, encoder="", input=str(info.path), output=str(output),
+                        size=[info.width, info.height], frames_decoded=0, frames_written=frames, frames_lost=0,
+                        audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=frames,
+                        colour_on_device=False, queue_size=queue_size, stopped_early=False)
+
+
+def frames_in(path: Path) -> int:
+    """Video frames in a finished file: the container's count, or its packets counted."""
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            video = pick_video_stream(container)
+            if video is None:
+                return 0
+            return video.frames or sum(1 for p in container.demux(video) if p.dts is not None)
+    except (av.FFmpegError, OSError):
+        return 0

@@ -1,0 +1,126 @@
+"""Which encoder writes a file, and the settings that make ``--crf`` and ``--preset`` mean the same
+whichever it is.
+
+Why a module of its own: the choice depends on the machine (a hardware encoder that really opens),
+the container (WebM cannot hold H.264) and the encoder's own knobs, and it is asked before any
+frame is written, by the writer and by the benchmark alike.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import os
+from fractions import Fraction
+
+import av
+
+from videodeblur.errors import EncodeError
+
+__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "encodable_pix_fmt", "encoder_options"]
+
+HARDWARE_ENCODERS = ("h264_nvenc",)
+SOFTWARE_ENCODER = "libx264"
+
+
+@functools.lru_cache(maxsize=None)
+def _hardware_encoder_opens(name: str, width: int, height: int) -> bool:
+    try:
+        ctx = av.CodecContext.create(name, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+        ctx.time_base = Fraction(1, 25)
+        ctx.open()  # needs the driver and a free session, not just the codec in the build
+        return True
+    except (av.FFmpegError, ValueError, OSError):
+        return False
+
+
+@functools.lru_cache(maxsize=None)
+def _container_codecs(container: str) -> tuple[bool, str]:
+    """Whether the ``container`` format (FFmpeg's name: mp4, webm...) takes H.264, and the encoder
+    of its own default video codec. Asked of an in-memory container: nothing is written."""
+    with av.open(io.BytesIO(), "w", format=container) as probe:
+        try:
+            probe.add_stream(SOFTWARE_ENCODER)
+            takes_h264 = True
+        except ValueError:
+            takes_h264 = False
+        default = probe.default_video_codec
+    try:
+        return takes_h264, av.Codec(default, "w").name
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return takes_h264, SOFTWARE_ENCODER
+
+
+def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, container: str | None = None) -> str:
+    """``auto`` → the first hardware encoder that really opens, else libx264; but for a ``container``
+    that cannot hold H.264 (webm, ogv), that container's own codec's encoder (libvpx-vp9 for WebM),
+    as the ffmpeg tool picks. A named encoder must exist in this FFmpeg build (EncodeError
+    otherwise)."""
+    if name == "auto":
+        if container is not None:
+            takes_h264, default = _container_codecs(container)
+            if not takes_h264:
+                return default
+        for hw in HARDWARE_ENCODERS:
+            if _hardware_encoder_opens(hw, max(width, 256), max(height, 256)):
+                return hw
+        return SOFTWARE_ENCODER
+    try:
+        codec = av.Codec(name, "w")
+    except (av.codec.codec.UnknownCodecError, ValueError) as err:
+        raise EncodeError(f"unknown encoder {name!r}: use auto, libx264, h264_nvenc or another FFmpeg "
+                          f"video encoder") from err
+    if codec.type != "video":
+        raise EncodeError(f"encoder {name!r} is not a video encoder; use auto or libx264")
+    return name
+
+
+def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> str:
+    """``wanted`` if ``encoder`` takes it, else 8-bit 4:2:0 (even sizes), 4:4:4 or RGB, the first it
+    takes (SVT-AV1 and mpeg4 have no 4:4:4, so a 4:4:4 source is written 4:2:0; libx264rgb takes
+    only RGB); EncodeError when it takes none, e.g. an odd size for a 4:2:0-only encoder."""
+    formats = [f.name for f in (av.Codec(encoder, "w").video_formats or ())]
+    if not formats or wanted in formats:
+        return wanted
+    even = width % 2 == 0 and height % 2 == 0
+    for candidate in ("yuv420p", "yuv444p", "rgb24", "gbrp")[0 if even else 1:]:
+        if candidate in formats:
+            return candidate
+    raise EncodeError(f"encoder {encoder} cannot encode {width}x{height} {wanted} (it takes "
+                      f"{', '.join(formats[:6])}{'...' if len(formats) > 6 else ''}); try --encoder libx264")
+
+
+# x264's preset names → libvpx (deadline, cpu-used): the fast three run in realtime mode.
+_VPX_SPEED = {"ultrafast": ("realtime", "8"), "superfast": ("realtime", "7"), "veryfast": ("realtime", "6"),
+              "faster": ("good", "5"), "fast": ("good", "4"), "medium": ("good", "3"), "slow": ("good", "2"),
+              "slower": ("good", "1"), "veryslow": ("good", "0"), "placebo": ("good", "0")}
+
+
+def encoder_options(name: str, private_options: set[str] | frozenset[str], *, crf: int,
+                    preset: str) -> dict[str, str]:
+    """The constant-quality and speed settings each encoder family understands, so ``--crf`` means
+    "quality, lower is better" whichever encoder is chosen: ``crf`` where the encoder has it
+    (libx264/x265, libvpx, SVT-AV1; libvpx needs ``b=0`` for pure constant quality), NVENC's ``cq``
+    with variable bit rate. ``preset`` is x264/x265's speed name; libvpx gets the matching
+    deadline and cpu-used (its own default, cpu-used 0, encodes 640x272 VP9 at 43 fps on two cores;
+    ``veryfast``'s realtime/6 at 380 fps) and row multithreading. x265 and SVT-AV1 otherwise print
+    a screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob
+    gets nothing and keeps its own default quality (the writer's ``quality_control`` is then None)."""
+    if name.endswith("_nvenc"):
+        return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
+    options: dict[str, str] = {}
+    if "crf" in private_options:
+        options["crf"] = str(crf)
+        if name.startswith("libvpx"):
+            options["b"] = "0"
+    if name in ("libx264", "libx264rgb", "libx265"):
+        options["preset"] = preset
+    if name.startswith("libvpx") and preset in _VPX_SPEED:
+        options["deadline"], options["cpu-used"] = _VPX_SPEED[preset]
+        if "row-mt" in private_options:
+            options["row-mt"] = "1"
+    if "x265-params" in private_options:
+        options["x265-params"] = "log-level=error"
+    if name == "libsvtav1":  # SVT-AV1 logs through its own logger, read from the environment at open
+        os.environ.setdefault("SVT_LOG", "1")  # 1: errors only
+    return options
