@@ -315,6 +315,20 @@ def test_a_writer_like_a_source_that_cannot_start_leaves_no_file(make_clip, tmp_
     assert (tmp_path / "old.webm").read_bytes() == b"keep"
 
 
+def test_ten_bit_output_is_hevc_that_phones_play(make_clip, tmp_path: Path) -> None:
+    """10-bit out is HEVC Main 10 (H.264 High 10 has almost no hardware decoders), tagged hvc1 in MP4
+    as Apple's players need; 8-bit out stays H.264. NVENC takes 10-bit 4:2:0 as P010."""
+    src = make_clip("ten.mp4", width=64, height=48, frames=4, pix_fmt="yuv420p10le")
+    _, writer = _copy(src, tmp_path / "out.mp4", deep=True)
+    assert (writer.encoder_name, writer.pix_fmt, writer.deep) == ("libx265", "yuv420p10le", True)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        video = c.streams.video[0]
+        assert (video.codec_tag, video.codec_context.profile, video.frames) == ("hvc1", "Main 10", 4)
+    _, eight = _copy(src, tmp_path / "eight.mp4")
+    assert (eight.encoder_name, eight.pix_fmt) == ("libx264", "yuv420p")
+    assert encodable_pix_fmt("hevc_nvenc", "yuv420p10le", width=64, height=48) == "p010le"
+
+
 def test_chapters_are_kept(make_clip, tmp_path: Path) -> None:
     """A film's or a GoPro's chapter marks come through, in every container that holds chapters."""
     marks = [(0.0, 0.4, "Start"), (0.4, 1.0, "Jump")]

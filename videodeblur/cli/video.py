@@ -43,8 +43,8 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @device_option
 @precision_option
 @click.option("--encoder", default="auto", show_default=True,
-              help="auto (h264_nvenc if it opens, else libx264; libvpx-vp9 for .webm), libx264, h264_nvenc, or another "
-                   "FFmpeg encoder.")
+              help="auto (h264_nvenc if it opens, else libx264; libx265 for 10-bit; libvpx-vp9 for .webm), libx264, "
+                   "h264_nvenc, or another FFmpeg encoder.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
               help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, libsvtav1 (crf) and NVENC (cq).")
 @preset_option("libx264 / libx265 speed preset, also mapped onto libvpx's speed (slower: smaller files at the same --crf).")
@@ -52,7 +52,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
 @click.option("--eight-bit", is_flag=True,
-              help="Write 8 bits per sample even from a 10-bit source (which otherwise stays 10-bit).")
+              help="Write 8-bit H.264 even from a 10-bit source (which otherwise stays 10-bit, as HEVC).")
 @click.option("--fragmented", is_flag=True,
               help="Write MP4/MOV as a fragment a second: a killed process or a lost machine (kill -9, power, a "
                    "preempted cloud VM) still leaves a playable file of all but the last second. No B-frames.")
@@ -78,7 +78,7 @@ def video(inputs: tuple[str, ...], output: Path, model: str | None, batch: int |
     Frame count, timestamps (variable frame rate too), frame rate, size, rotation, colour tags, the
     file's tags, chapters, timecode, every audio and subtitle track and GoPro telemetry are kept
     (audio re-encoded only where the container cannot hold it: AAC into .webm); the output is
-    H.264 (VP9 in .webm), 10-bit from a 10-bit source (--eight-bit for 8), else 8-bit. Shows
+    8-bit H.264 (VP9 in .webm), or 10-bit HEVC from a 10-bit source (--eight-bit for 8-bit). Shows
     progress on a terminal and ends with sustained fps and per-stage busy time (--json: one JSON
     object on stdout, one line per input). Ctrl-C stops cleanly: the output plays and holds every
     frame done so far, and --resume goes on from there. An input that cannot be read among several

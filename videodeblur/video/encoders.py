@@ -35,32 +35,51 @@ def _hardware_encoder_opens(name: str, width: int, height: int) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _container_codecs(container: str) -> tuple[bool, str]:
-    """Whether the ``container`` format (FFmpeg's name: mp4, webm...) takes H.264, and the encoder
-    of its own default video codec. Asked of an in-memory container: nothing is written."""
+def _takes(container: str, encoder: str) -> bool:
+    """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
+    writes (and the encoder is in this build). Asked of an in-memory container: nothing is written."""
     with av.open(io.BytesIO(), "w", format=container) as probe:
         try:
-            probe.add_stream(SOFTWARE_ENCODER)
-            takes_h264 = True
-        except ValueError:
-            takes_h264 = False
+            probe.add_stream(encoder)
+            return True
+        except (ValueError, av.codec.codec.UnknownCodecError):
+            return False
+
+
+@functools.lru_cache(maxsize=None)
+def _default_encoder(container: str) -> str:
+    """The encoder of ``container``'s own default video codec (VP9's for WebM), as the ffmpeg tool picks."""
+    with av.open(io.BytesIO(), "w", format=container) as probe:
         default = probe.default_video_codec
     try:
-        return takes_h264, av.Codec(default, "w").name
+        return av.Codec(default, "w").name
     except (av.codec.codec.UnknownCodecError, ValueError):
-        return takes_h264, SOFTWARE_ENCODER
+        return SOFTWARE_ENCODER
 
 
-def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, container: str | None = None) -> str:
-    """``auto`` → the first hardware encoder that really opens, else libx264; but for a ``container``
+def _exists(encoder: str) -> bool:
+    try:
+        return av.Codec(encoder, "w").type == "video"
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return False
+
+
+def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, container: str | None = None,
+                   deep: bool = False) -> str:
+    """``auto`` → the first hardware encoder that really opens, else libx264; for a ``container``
     that cannot hold H.264 (webm, ogv), that container's own codec's encoder (libvpx-vp9 for WebM),
-    as the ffmpeg tool picks. A named encoder must exist in this FFmpeg build (EncodeError
-    otherwise)."""
+    as the ffmpeg tool picks. With ``deep`` (10-bit output) HEVC where the container holds it
+    (hevc_nvenc if it opens, else libx265): 10-bit H.264 (High 10) has almost no hardware decoders,
+    so a phone's 10-bit HDR clip written as H.264 would not play on the phone that shot it; HEVC
+    does. A named encoder must exist in this FFmpeg build (EncodeError otherwise)."""
     if name == "auto":
-        if container is not None:
-            takes_h264, default = _container_codecs(container)
-            if not takes_h264:
-                return default
+        if container is not None and not _takes(container, SOFTWARE_ENCODER):
+            return _default_encoder(container)
+        if deep and (container is None or _takes(container, "libx265")):
+            if _hardware_encoder_opens("hevc_nvenc", max(width, 256), max(height, 256)):
+                return "hevc_nvenc"
+            if _exists("libx265"):
+                return "libx265"
         for hw in HARDWARE_ENCODERS:
             if _hardware_encoder_opens(hw, max(width, 256), max(height, 256)):
                 return hw
@@ -75,13 +94,20 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
     return name
 
 
+_SAME_DEPTH = {"yuv420p10le": ("p010le",), "yuv444p10le": ("yuv444p16le",)}
+
+
 def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> str:
-    """``wanted`` if ``encoder`` takes it, else 8-bit 4:2:0 (even sizes), 4:4:4 or RGB, the first it
+    """``wanted`` if ``encoder`` takes it, else the same depth in another layout (NVENC's P010 for
+    10-bit 4:2:0), else 8-bit 4:2:0 (even sizes), 4:4:4 or RGB, the first it
     takes (SVT-AV1 and mpeg4 have no 4:4:4, so a 4:4:4 source is written 4:2:0; libx264rgb takes
     only RGB); EncodeError when it takes none, e.g. an odd size for a 4:2:0-only encoder."""
     formats = [f.name for f in (av.Codec(encoder, "w").video_formats or ())]
     if not formats or wanted in formats:
         return wanted
+    for same_depth in _SAME_DEPTH.get(wanted, ()):  # NVENC's 10-bit layouts
+        if same_depth in formats:
+            return same_depth
     even = width % 2 == 0 and height % 2 == 0
     for candidate in ("yuv420p", "yuv444p", "rgb24", "gbrp")[0 if even else 1:]:
         if candidate in formats:

@@ -395,8 +395,9 @@ class FrameWriter:
     def _choose_format(self, encoder: str, pix_fmt: str | None) -> None:
         """The encoder (for this container: :func:`choose_encoder`) and the pixel format it takes."""
         width, height = self.width, self.height
+        deep_wanted = pix_fmt is not None and max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
         self.encoder_name = choose_encoder(encoder, width=width, height=height,
-                                           container=self._container.format.name)
+                                           container=self._container.format.name, deep=deep_wanted)
         even = width % 2 == 0 and height % 2 == 0
         try:
             self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
@@ -422,6 +423,8 @@ class FrameWriter:
             raise OutputError(f"{self.path.name}: {err}; use .mp4, .mkv or .mov (or another --encoder)") from err
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
+        if stream.codec_context.codec.canonical_name == "hevc" and self._container.format.name in ("mp4", "mov"):
+            stream.codec_tag = "hvc1"  # Apple's players (QuickTime, Photos, iOS) play HEVC tagged so, not hev1
         ctx = stream.codec_context
         ctx.time_base = self.time_base  # the encoder sees the source's pts unchanged (VFR-safe)
         c = self.colour
