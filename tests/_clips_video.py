@@ -279,3 +279,27 @@ def through_yuv420(rgb: np.ndarray) -> np.ndarray:
     """``rgb`` after the writer's RGB → yuv420p and the reader's yuv420p → RGB (swscale, untagged)."""
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU601")
     return frame.to_ndarray(format="rgb24")
+
+
+HDR10_MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+
+
+def hdr10_clip(path: Path, frames: int = 4, size: tuple[int, int] = (64, 48)) -> Path:
+    """A 10-bit HEVC clip tagged BT.2020 / PQ, with HDR10's mastering display and light levels
+    (MaxCLL 1000, MaxFALL 400) in its stream, as an HDR10 camera or phone writes them."""
+    width, height = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx265", rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p10le"
+        s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = 9, 16, 9
+        s.codec_context.options = {"x265-params": f"log-level=error:hdr10=1:master-display={HDR10_MASTER_DISPLAY}:"
+                                                  "max-cll=1000,400"}
+        for i in range(frames):
+            image = np.full((height, width, 3), 20000 + 4000 * i, np.uint16)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb48le").reformat(format="yuv420p10le")
+            frame.pts = i
+            for packet in s.encode(frame):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    return path

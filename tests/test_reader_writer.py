@@ -329,6 +329,25 @@ def test_ten_bit_output_is_hevc_that_phones_play(make_clip, tmp_path: Path) -> N
     assert encodable_pix_fmt("hevc_nvenc", "yuv420p10le", width=64, height=48) == "p010le"
 
 
+def test_hdr10_metadata_comes_through(tmp_path: Path) -> None:
+    """An HDR10 clip's mastering display and light levels (what a TV tone-maps by) are in the
+    10-bit output's stream as they were, with its BT.2020 / PQ tags; an 8-bit output has no use for them."""
+    from _clips_video import HDR10_MASTER_DISPLAY, hdr10_clip
+    from videodeblur.video.hdr import hdr_metadata
+
+    src = hdr10_clip(tmp_path / "hdr.mp4")
+    assert probe(src).hdr is not None and probe(src).hdr.master_display == HDR10_MASTER_DISPLAY
+    _, writer = _copy(src, tmp_path / "out.mp4", deep=True)
+    assert writer.encoder_name == "libx265"
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        first = next(c.decode(video=0))
+        assert hdr_metadata(first) == probe(src).hdr and probe(src).hdr.max_cll == "1000,400"
+        assert (int(first.color_primaries), int(first.color_trc), int(first.colorspace)) == (9, 16, 9)
+    _copy(src, tmp_path / "eight.mp4")
+    with av.open(str(tmp_path / "eight.mp4")) as c:
+        assert hdr_metadata(next(c.decode(video=0))) is None
+
+
 def test_chapters_are_kept(make_clip, tmp_path: Path) -> None:
     """A film's or a GoPro's chapter marks come through, in every container that holds chapters."""
     marks = [(0.0, 0.4, "Start"), (0.4, 1.0, "Jump")]

@@ -123,7 +123,7 @@ _VPX_SPEED = {"ultrafast": ("realtime", "8"), "superfast": ("realtime", "7"), "v
 
 
 def encoder_options(name: str, private_options: set[str] | frozenset[str], *, crf: int,
-                    preset: str) -> dict[str, str]:
+                    preset: str, x265_params: str = "") -> dict[str, str]:
     """The constant-quality and speed settings each encoder family understands, so ``--crf`` means
     "quality, lower is better" whichever encoder is chosen: ``crf`` where the encoder has it
     (libx264/x265, libvpx, SVT-AV1; libvpx needs ``b=0`` for pure constant quality), NVENC's ``cq``
@@ -131,7 +131,8 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
     deadline and cpu-used (its own default, cpu-used 0, encodes 640x272 VP9 at 43 fps on two cores;
     ``veryfast``'s realtime/6 at 380 fps) and row multithreading. x265 and SVT-AV1 otherwise print
     a screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob
-    gets nothing and keeps its own default quality (the writer's ``quality_control`` is then None)."""
+    gets nothing and keeps its own default quality (the writer's ``quality_control`` is then None).
+    ``x265_params``: more for x265 (HDR10's mastering display and light levels)."""
     if name.endswith("_nvenc"):
         return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
     options: dict[str, str] = {}
@@ -146,7 +147,7 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
         if "row-mt" in private_options:
             options["row-mt"] = "1"
     if "x265-params" in private_options:
-        options["x265-params"] = "log-level=error"
+        options["x265-params"] = ":".join(["log-level=error", *([x265_params] if x265_params else [])])
     if name == "libsvtav1":  # SVT-AV1 logs through its own logger, read from the environment at open
         os.environ.setdefault("SVT_LOG", "1")  # 1: errors only
     return options

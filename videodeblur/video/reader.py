@@ -24,6 +24,7 @@ import numpy as np
 from videodeblur.deep import to_eight_bit
 from videodeblur.errors import DecodeError, InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
+from videodeblur.video.hdr import HdrMetadata, hdr_metadata
 
 __all__ = ["is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
@@ -64,7 +65,8 @@ class VideoInfo:
     video_tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the video stream's: language, title
     chapters: tuple[dict[str, Any], ...] = ()
     # the file's other moving-picture streams ("stream 0: mjpeg 32x32"): one video is deblurred, these are left out
-    other_videos: tuple[str, ...] = ()  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
+    other_videos: tuple[str, ...] = ()
+    hdr: HdrMetadata | None = None  # HDR10's mastering display and light levels, from the first frame  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
 
 
 @dataclasses.dataclass
@@ -450,7 +452,7 @@ class FrameReader:
             audio_codec=audio[0].codec_context.name if audio else None,
             has_subtitles=bool(self._container.streams.subtitles), has_data=bool(self._container.streams.data),
             tags=dict(self._container.metadata), video_tags=dict(s.metadata),
-            chapters=tuple(self._container.chapters()),
+            chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first),
             other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
                                for v in self._container.streams.video
                                if v.index != s.index and not v.disposition & av.stream.Disposition.attached_pic))

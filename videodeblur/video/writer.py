@@ -32,6 +32,7 @@ from videodeblur.errors import EncodeError, OutputError
 from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
 from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, encodable_pix_fmt,
                                         encoder_options)
+from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.headers import parameter_sets
 from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.reader import is_url, pick_video_stream, short_error
@@ -157,7 +158,8 @@ class FrameWriter:
     ``window``: the part of the source written, ``(start, end)`` in its seconds (a reader's
     ``trim()``; either may be None: from the start, to the end): frames' ``pts`` and the copied
     tracks and chapters are moved back by ``start``, so the new file begins at 0, and tracks end
-    where the window does.
+    where the window does. ``hdr``: HDR10's static metadata, written into a 10-bit x265 stream
+    (other encoders and 8-bit output leave it out).
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
@@ -167,7 +169,7 @@ class FrameWriter:
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
                  data: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
-                 window: tuple[float | None, float | None] | None = None) -> None:
+                 window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None) -> None:
         existed = Path(path).exists()
         self.path = check_output_path(path, input_path=input_path or copy_from)
         self.width, self.height, self.layout = width, height, layout
@@ -186,6 +188,7 @@ class FrameWriter:
         self._last_end_s = 0.0
         self._passthrough: Passthrough | None = None
         self._pts_offset = round(window[0] / self.time_base) if window and window[0] is not None else 0
+        self._hdr = hdr
         try:
             try:
                 self._container = av.open(str(self.path), "w", options=fragment_options)
@@ -236,7 +239,7 @@ class FrameWriter:
                    copy_from=info.path if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
                                            or (data and info.has_data)) else None,
                    audio=audio, subtitles=subtitles, data=data,
-                   tags=info.tags, video_tags=info.video_tags, chapters=info.chapters, **kwargs)
+                   tags=info.tags, video_tags=info.video_tags, chapters=info.chapters, hdr=info.hdr, **kwargs)
 
     @property
     def audio_packets(self) -> int:
@@ -437,7 +440,8 @@ class FrameWriter:
         if c.color_trc != _UNSPECIFIED:
             ctx.color_trc = c.color_trc
         private = {option.name for option in ctx.supported_options.private}
-        ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset)
+        hdr = self._hdr.x265_params() if self._hdr is not None and self.deep else ""  # HDR10 needs 10 bits
+        ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset, x265_params=hdr)
         self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
         if self._fragmented:
             # A fragmented file has no edit list to hide B-frames' reorder delay: its first frame
