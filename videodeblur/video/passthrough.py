@@ -166,8 +166,9 @@ class Passthrough:
         suffix = Path(self._output.name).suffix or self._output.format.name
         if src.type == "data" and not _takes_data(self._output.format.name, src):
             handler = src.metadata.get("handler_name")
+            hint = "; .mp4 can" if self._output.format.name != "mp4" and _takes_data("mp4", src) else ""
             self.skipped.append(f"{src.name or 'unknown'} data (stream {src.index}{', ' + handler if handler else ''}): "
-                                f"{suffix} files cannot hold it; .mp4 and .mov can hold GoPro telemetry")
+                                f"{suffix} files cannot hold it{hint}")
             return
         try:
             out = self._output.add_stream_from_template(src)
