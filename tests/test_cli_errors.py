@@ -124,7 +124,7 @@ def test_fp16_on_cpu(run_subprocess, image_file, tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["image", "--frobnicate"], "No such option '--frobnicate'"),
-    (["image", "x.png"], "Missing option '-o'"),
+    (["image"], "Missing argument 'INPUTS...'"),
     (["frobnicate"], "No such command 'frobnicate'"),
     (["image", "x.png", "-o", "y.png", "--device", "tpu"], "Invalid value for '--device'"),
 ])

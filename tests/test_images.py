@@ -228,6 +228,16 @@ def test_unreadable_file_is_a_typed_error(tmp_path, content):
         read_image(path)
 
 
+def test_no_output_named_writes_beside_the_input(make_image, tmp_path):
+    (tmp_path / "shots").mkdir()
+    make_image("shots/a.png", width=32, height=32)
+    make_image("shots/a-deblurred.png", width=32, height=32)  # an earlier run's output: not an input
+    jobs = plan_images([tmp_path / "shots"], None)
+    assert [(j.src.name, j.dst) for j in jobs] == [("a.png", tmp_path / "shots-deblurred" / "a.png")]
+    (single,) = plan_images([tmp_path / "shots" / "a.png"], None)
+    assert single.dst == tmp_path / "shots" / "a-deblurred.png"
+
+
 def test_a_video_given_as_an_image_says_which_command_takes_it(make_clip, tmp_path):
     with pytest.raises(UnreadableInputError, match="is a video, not an image; deblur it with `videodeblur video`"):
         read_image(make_clip("clip.mp4", width=32, height=32, frames=2))

@@ -170,6 +170,24 @@ def test_plan_names_outputs_by_their_inputs(tmp_path: Path) -> None:
     assert not (tmp_path / "both.mp4").exists()
 
 
+def test_no_output_named_writes_beside_the_input(run_cli, make_clip, tmp_path: Path, monkeypatch) -> None:
+    """Without -o: a file beside itself as NAME-deblurred.EXT, a folder's files into
+    FOLDER-deblurred/ (an earlier NAME-deblurred file there is an output, not an input), a URL's
+    into the current folder."""
+    from videodeblur.pipeline.plan import plan_videos
+
+    src = make_clip("clips/a.mp4", width=64, height=48, frames=3)
+    result = run_cli("video", src, *CPU)
+    assert result.exit_code == 0, result.stderr
+    assert len(decode(tmp_path / "clips" / "a-deblurred.mp4").frames) == 3
+    (tmp_path / "clips" / "b.wmv").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)
+    jobs = plan_videos([tmp_path / "clips", "https://host/v/c.webm"], None)
+    assert [(Path(j.src).name, str(j.dst.relative_to(tmp_path) if j.dst.is_absolute() else j.dst)) for j in jobs] == [
+        ("a.mp4", "clips-deblurred/a.mp4"), ("b.wmv", "clips-deblurred/b.mp4"), ("c.webm", "c-deblurred.webm")]
+    assert plan_videos([tmp_path / "clips" / "b.wmv"], None)[0].dst == tmp_path / "clips" / "b-deblurred.mp4"
+
+
 def test_ten_bit_stays_ten_bit_unless_asked(run_cli, make_clip, tmp_path: Path) -> None:
     src = make_clip("ten.mp4", width=64, height=48, frames=3, pix_fmt="yuv420p10le")
     for flag, pix_fmt, warned in (((), "yuv420p10le", False), (("--eight-bit",), "yuv420p", True)):
@@ -274,7 +292,7 @@ def test_cuda_without_a_gpu_is_one_line(run_cli, make_clip, tmp_path: Path) -> N
 
 
 def test_usage_errors_exit_2(run_cli, make_clip) -> None:
-    assert run_cli("video", "x.mp4").exit_code == 2  # no -o
+    assert run_cli("video").exit_code == 2  # no input
     assert run_cli("video", "x.mp4", "-o", "y.mp4", "--batch", "0").exit_code == 2
     preset = run_cli("video", "x.mp4", "-o", "y.mp4", "--preset", "nonsense")  # x264 would fail only at open
     assert preset.exit_code == 2 and "veryslow" in preset.stderr

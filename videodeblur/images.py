@@ -34,8 +34,7 @@ import numpy as np
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.image_metadata import insert_png_chunks, insert_segments, metadata_segments, png_metadata_chunks
-from videodeblur.paths import VIDEO_SUFFIXES
-from videodeblur.paths import check_distinct_outputs, expand_inputs, make_folder
+from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
            "plan_images", "deblur_image_file", "deblur_images"]
@@ -139,8 +138,10 @@ def write_image(path: str | Path, image: Image) -> Path:
     return path
 
 
-def plan_images(inputs: Sequence[str | Path], output: str | Path) -> list[ImageJob]:
+def plan_images(inputs: Sequence[str | Path], output: str | Path | None) -> list[ImageJob]:
     """Check inputs and output and pair each input with its output path; creates output folders.
+    No ``output``: each file beside itself as ``<name>-deblurred.<ext>``, a folder's into
+    ``<folder>-deblurred/``.
 
     Raises InputNotFoundError (missing input), UnreadableInputError (a folder with no images),
     OutputError (bad extension, output is a file where a folder is needed, cannot create it, two
@@ -148,8 +149,13 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path) -> list[ImageJ
     """
     if not inputs:
         raise InputNotFoundError("no input given: name one or more PNG/JPEG files or a folder")
+    what = "PNG/JPEG images (*.png, *.jpg, *.jpeg)"
+    if output is None:
+        jobs = [ImageJob(Path(src), dst) for src, dst in default_outputs(inputs, IMAGE_EXTENSIONS, what,
+                                                                         name=lambda src: Path(src).name)]
+        return _checked_jobs(jobs)
     output = Path(output)
-    found, any_folder = expand_inputs(inputs, IMAGE_EXTENSIONS, "PNG/JPEG images (*.png, *.jpg, *.jpeg)")
+    found, any_folder = expand_inputs(inputs, IMAGE_EXTENSIONS, what)
     sources = [Path(src) for src in found]
 
     to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == ""
@@ -160,7 +166,10 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path) -> list[ImageJ
         _checked_extension(output)
         make_folder(output.parent)
         jobs = [ImageJob(sources[0], output)]
+    return _checked_jobs(jobs)
 
+
+def _checked_jobs(jobs: list[ImageJob]) -> list[ImageJob]:
     check_distinct_outputs([(job.src, job.dst) for job in jobs])
     for job in jobs:
         _checked_extension(job.dst)

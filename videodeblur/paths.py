@@ -6,12 +6,15 @@ with the same errors, and refuse two inputs that would write one output, before 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.video.reader import is_url
 
-__all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "VIDEO_SUFFIXES"]
+__all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "default_outputs", "VIDEO_SUFFIXES",
+           "DEFAULT_TAG"]
+
+DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
                   ".wmv", ".flv", ".3gp")
@@ -65,3 +68,26 @@ def check_distinct_outputs(pairs: Sequence[tuple[str | Path, Path]]) -> None:
             raise OutputError(f"two inputs would both be written to {dst} ({seen[dst]} and {src}); "
                               "rename one or run them separately")
         seen[dst] = src
+
+
+def default_outputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: str, *,
+                    name: Callable[[str], str], urls: bool = False) -> list[tuple[str, Path]]:
+    """Each input paired with the output written when none is named: a file beside itself as
+    ``<stem>-deblurred<suffix>`` (``name`` gives the output's file name for a source, for the
+    suffix), a folder's files into ``<folder>-deblurred/`` (created) under their own names (files
+    already named ``*-deblurred.*`` are outputs, left out), a URL's into the current folder.
+    Nothing is ever written over its input this way."""
+    pairs: list[tuple[str, Path]] = []
+    for raw in map(str, inputs):
+        found, is_folder = expand_inputs([raw], suffixes, what, urls=urls)
+        if is_folder:
+            folder = Path(raw).resolve()  # "." has no name of its own
+            target = folder.parent / f"{folder.name}{DEFAULT_TAG}"
+            make_folder(target)
+            # a file named like a default output is one (an earlier run's, beside its input): not an input
+            pairs.extend((src, target / name(src)) for src in found if not Path(src).stem.endswith(DEFAULT_TAG))
+            continue
+        out = Path(name(raw))
+        tagged = out.with_name(f"{out.stem}{DEFAULT_TAG}{out.suffix}")
+        pairs.append((raw, tagged if is_url(raw) else Path(raw).with_name(tagged.name)))
+    return pairs

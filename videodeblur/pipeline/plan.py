@@ -12,7 +12,7 @@ from typing import Sequence
 from urllib.parse import urlparse
 
 from videodeblur.errors import InputNotFoundError
-from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, expand_inputs, make_folder
+from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
 from videodeblur.video.reader import is_url
 
 __all__ = ["VideoJob", "plan_videos", "VIDEO_SUFFIXES"]
@@ -29,17 +29,23 @@ class VideoJob:
     dst: Path
 
 
-def plan_videos(inputs: Sequence[str | Path], output: str | Path) -> list[VideoJob]:
+def plan_videos(inputs: Sequence[str | Path], output: str | Path | None) -> list[VideoJob]:
     """Pair each input with its output. One input that is a file or URL, and an output that is not a
     folder: that output. Otherwise (several inputs, a folder among them, or an output folder)
     ``output`` is a folder (created) holding one output per input, named as the input, with ``.mp4``
-    for the older containers (``.wmv``, ``.flv``, ``.mpg``...). Folders are read one
-    level deep, video files only, in name order."""
+    for the older containers (``.wmv``, ``.flv``, ``.mpg``...). No ``output``: each file beside
+    itself as ``<name>-deblurred.<ext>``, a folder's into ``<folder>-deblurred/``. Folders are read
+    one level deep, video files only, in name order."""
     if not inputs:
         raise InputNotFoundError("no input given: name one or more video files, URLs or a folder")
+    what = f"video files ({', '.join(VIDEO_SUFFIXES[:6])}, ...)"
+    if output is None:
+        jobs = [VideoJob(src, dst) for src, dst in default_outputs(inputs, VIDEO_SUFFIXES, what, name=_output_name,
+                                                                   urls=True)]
+        check_distinct_outputs([(job.src, job.dst) for job in jobs])
+        return jobs
     output = Path(output)
-    sources, any_folder = expand_inputs(inputs, VIDEO_SUFFIXES, f"video files ({', '.join(VIDEO_SUFFIXES[:6])}, ...)",
-                                        urls=True)
+    sources, any_folder = expand_inputs(inputs, VIDEO_SUFFIXES, what, urls=True)
     if not any_folder and len(sources) == 1 and not output.is_dir() and output.suffix:
         return [VideoJob(sources[0], output)]
     make_folder(output, file_suffixes=VIDEO_SUFFIXES)
