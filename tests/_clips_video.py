@@ -303,3 +303,21 @@ def hdr10_clip(path: Path, frames: int = 4, size: tuple[int, int] = (64, 48)) ->
         for packet in s.encode(None):
             c.mux(packet)
     return path
+
+
+def anamorphic_clip(path: Path, sar: Fraction, frames: int = 3, size: tuple[int, int] = (72, 48)) -> Path:
+    """An H.264 clip whose pixels are not square (``sar`` = width / height of one pixel), as DV, HDV
+    and DVD store widescreen pictures."""
+    width, height = size
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.codec_context.sample_aspect_ratio = sar
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in s.encode(frame):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    return path

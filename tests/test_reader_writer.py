@@ -348,6 +348,21 @@ def test_hdr10_metadata_comes_through(tmp_path: Path) -> None:
         assert hdr_metadata(next(c.decode(video=0))) is None
 
 
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_non_square_pixels_keep_their_shape(ext: str, make_clip, tmp_path: Path) -> None:
+    """HDV's 1440-wide 16:9 pictures and DVD's store pixels wider than tall; without the ratio the
+    output would play squeezed."""
+    from _clips_video import anamorphic_clip
+
+    src = anamorphic_clip(tmp_path / "hdv.mp4", Fraction(4, 3))
+    assert probe(src).sample_aspect_ratio == Fraction(4, 3)
+    _copy(src, tmp_path / f"out.{ext}")
+    with av.open(str(tmp_path / f"out.{ext}")) as c:
+        video = c.streams.video[0]
+        assert (video.sample_aspect_ratio, video.display_aspect_ratio, video.frames or 3) == (Fraction(4, 3), 2, 3)
+    assert probe(make_clip("square.mp4", width=64, height=48, frames=2)).sample_aspect_ratio is None
+
+
 def test_chapters_are_kept(make_clip, tmp_path: Path) -> None:
     """A film's or a GoPro's chapter marks come through, in every container that holds chapters."""
     marks = [(0.0, 0.4, "Start"), (0.4, 1.0, "Jump")]

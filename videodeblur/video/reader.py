@@ -66,7 +66,9 @@ class VideoInfo:
     chapters: tuple[dict[str, Any], ...] = ()
     # the file's other moving-picture streams ("stream 0: mjpeg 32x32"): one video is deblurred, these are left out
     other_videos: tuple[str, ...] = ()
-    hdr: HdrMetadata | None = None  # HDR10's mastering display and light levels, from the first frame  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
+    hdr: HdrMetadata | None = None  # HDR10's mastering display and light levels, from the first frame
+    # pixel shape, width / height of one pixel, where it is not square (anamorphic DV, HDV, DVD); None: square
+    sample_aspect_ratio: Fraction | None = None  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
 
 
 @dataclasses.dataclass
@@ -452,7 +454,7 @@ class FrameReader:
             audio_codec=audio[0].codec_context.name if audio else None,
             has_subtitles=bool(self._container.streams.subtitles), has_data=bool(self._container.streams.data),
             tags=dict(self._container.metadata), video_tags=dict(s.metadata),
-            chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first),
+            chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=_pixel_shape(s),
             other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
                                for v in self._container.streams.video
                                if v.index != s.index and not v.disposition & av.stream.Disposition.attached_pic))
@@ -472,6 +474,14 @@ def short_error(err: BaseException) -> str:
     """An FFmpeg error in one line, without the file name its ``str()`` repeats."""
     text = getattr(err, "strerror", None) or str(err)
     return " ".join(str(text).split()) or type(err).__name__
+
+
+def _pixel_shape(stream: av.video.stream.VideoStream) -> Fraction | None:
+    """The stream's sample aspect ratio (the container's, else the codec's) when pixels are not square."""
+    for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if sar and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
+            return Fraction(sar)
+    return None
 
 
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:

@@ -159,7 +159,8 @@ class FrameWriter:
     ``trim()``; either may be None: from the start, to the end): frames' ``pts`` and the copied
     tracks and chapters are moved back by ``start``, so the new file begins at 0, and tracks end
     where the window does. ``hdr``: HDR10's static metadata, written into a 10-bit x265 stream
-    (other encoders and 8-bit output leave it out).
+    (other encoders and 8-bit output leave it out). ``sample_aspect_ratio``: the shape of a pixel
+    where it is not square (anamorphic DV/HDV/DVD), so the picture keeps its display shape.
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
@@ -169,7 +170,8 @@ class FrameWriter:
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
                  data: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
-                 window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None) -> None:
+                 window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None,
+                 sample_aspect_ratio: Fraction | None = None) -> None:
         existed = Path(path).exists()
         self.path = check_output_path(path, input_path=input_path or copy_from)
         self.width, self.height, self.layout = width, height, layout
@@ -189,6 +191,7 @@ class FrameWriter:
         self._passthrough: Passthrough | None = None
         self._pts_offset = round(window[0] / self.time_base) if window and window[0] is not None else 0
         self._hdr = hdr
+        self._sar = sample_aspect_ratio
         try:
             try:
                 self._container = av.open(str(self.path), "w", options=fragment_options)
@@ -239,7 +242,8 @@ class FrameWriter:
                    copy_from=info.path if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
                                            or (data and info.has_data)) else None,
                    audio=audio, subtitles=subtitles, data=data,
-                   tags=info.tags, video_tags=info.video_tags, chapters=info.chapters, hdr=info.hdr, **kwargs)
+                   tags=info.tags, video_tags=info.video_tags, chapters=info.chapters, hdr=info.hdr,
+                   sample_aspect_ratio=info.sample_aspect_ratio, **kwargs)
 
     @property
     def audio_packets(self) -> int:
@@ -430,6 +434,8 @@ class FrameWriter:
             stream.codec_tag = "hvc1"  # Apple's players (QuickTime, Photos, iOS) play HEVC tagged so, not hev1
         ctx = stream.codec_context
         ctx.time_base = self.time_base  # the encoder sees the source's pts unchanged (VFR-safe)
+        if self._sar:  # non-square pixels: without it anamorphic footage plays squeezed
+            ctx.sample_aspect_ratio = self._sar
         c = self.colour
         if c.colorspace != _UNSPECIFIED:
             ctx.colorspace = c.colorspace
