@@ -321,3 +321,19 @@ def anamorphic_clip(path: Path, sar: Fraction, frames: int = 3, size: tuple[int,
         for packet in s.encode(None):
             c.mux(packet)
     return path
+
+
+def interlaced_clip(path: Path, frames: int = 3) -> Path:
+    """An H.264 clip coded as interlaced (top field first), as 1080i broadcast and DV are."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.options = {"x264-params": "tff=1"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            for packet in s.encode(frame):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    return path

@@ -106,6 +106,17 @@ def test_start_and_duration_take_seconds_or_clock_times(run_cli, make_clip, tmp_
         f"videodeblur: error: --start 60 s is past the end of {src} (1.00 s long)"]
 
 
+def test_interlaced_input_is_said(run_cli, make_clip, tmp_path: Path) -> None:
+    from _clips_video import interlaced_clip
+
+    result = json.loads(run_cli("video", interlaced_clip(tmp_path / "i.mp4"), "-o", tmp_path / "o.mp4", *CPU,
+                                "--json").stdout)
+    assert result["frames"] == 3 and len(result["warnings"]) == 1 and "is interlaced" in result["warnings"][0]
+    plain = json.loads(run_cli("video", make_clip("p.mp4", width=64, height=48, frames=3), "-o", tmp_path / "p2.mp4",
+                               *CPU, "--json").stdout)
+    assert plain["warnings"] == []
+
+
 def test_a_second_video_stream_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:
     src = with_thumbnail_first(make_clip("a.mp4", width=64, height=48, frames=5), tmp_path / "thumb.mkv")
     result = json.loads(run_cli("video", src, "-o", tmp_path / "out.mkv", *CPU, "--json").stdout)

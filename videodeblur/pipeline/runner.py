@@ -433,6 +433,10 @@ class _Pipeline:
         if reader.frames_resized:
             self.stats.warn(f"{info.path} changes size mid-stream (first to {reader.first_resize}): "
                             f"{reader.frames_resized} frame(s) scaled to {info.width}x{info.height}")
+        if info.interlaced:
+            self.stats.warn(f"{info.path} is interlaced: each frame's two fields were deblurred as one picture and "
+                            "written progressive, so moving edges keep their combing; deinterlace it first "
+                            "(e.g. ffmpeg -vf bwdif) for a clean result")
         if info.bit_depth > 8 and not writer.deep:
             self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
         if writer.quality_control is None and not writer.lossless:

@@ -63,12 +63,13 @@ class VideoInfo:
     has_data: bool = False  # data tracks: GoPro telemetry, timecode
     tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the file's: title, creation_time, location...
     video_tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the video stream's: language, title
-    chapters: tuple[dict[str, Any], ...] = ()
+    chapters: tuple[dict[str, Any], ...] = ()  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
     # the file's other moving-picture streams ("stream 0: mjpeg 32x32"): one video is deblurred, these are left out
     other_videos: tuple[str, ...] = ()
     hdr: HdrMetadata | None = None  # HDR10's mastering display and light levels, from the first frame
     # pixel shape, width / height of one pixel, where it is not square (anamorphic DV, HDV, DVD); None: square
-    sample_aspect_ratio: Fraction | None = None  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
+    sample_aspect_ratio: Fraction | None = None
+    interlaced: bool = False  # the first frame holds two fields (1080i broadcast, DV): combing the network cannot undo
 
 
 @dataclasses.dataclass
@@ -455,6 +456,7 @@ class FrameReader:
             has_subtitles=bool(self._container.streams.subtitles), has_data=bool(self._container.streams.data),
             tags=dict(self._container.metadata), video_tags=dict(s.metadata),
             chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=_pixel_shape(s),
+            interlaced=bool(first.interlaced_frame),
             other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
                                for v in self._container.streams.video
                                if v.index != s.index and not v.disposition & av.stream.Disposition.attached_pic))
