@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 import av
 import numpy as np
@@ -284,56 +285,47 @@ def through_yuv420(rgb: np.ndarray) -> np.ndarray:
 HDR10_MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
 
 
-def hdr10_clip(path: Path, frames: int = 4, size: tuple[int, int] = (64, 48)) -> Path:
-    """A 10-bit HEVC clip tagged BT.2020 / PQ, with HDR10's mastering display and light levels
-    (MaxCLL 1000, MaxFALL 400) in its stream, as an HDR10 camera or phone writes them."""
+def _flat_clip(path: Path, *, codec: str, frames: int, size: tuple[int, int], deep: bool = False,
+               setup: Callable[[av.video.stream.VideoStream], None] = lambda s: None) -> Path:
+    """``frames`` flat grey frames (brighter each time) through ``codec``, 8-bit 4:2:0 or 10-bit
+    (``deep``); ``setup`` sets the stream up (its tags and options) before the first frame."""
     width, height = size
     with av.open(str(path), "w") as c:
-        s = c.add_stream("libx265", rate=25)
-        s.width, s.height, s.pix_fmt = width, height, "yuv420p10le"
-        s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = 9, 16, 9
-        s.codec_context.options = {"x265-params": f"log-level=error:hdr10=1:master-display={HDR10_MASTER_DISPLAY}:"
-                                                  "max-cll=1000,400"}
+        s = c.add_stream(codec, rate=25)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p10le" if deep else "yuv420p"
+        setup(s)
         for i in range(frames):
-            image = np.full((height, width, 3), 20000 + 4000 * i, np.uint16)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb48le").reformat(format="yuv420p10le")
+            image = (np.full((height, width, 3), 20000 + 4000 * i, np.uint16) if deep
+                     else np.full((height, width, 3), 40 * i, np.uint8))
+            frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24").reformat(format=s.pix_fmt)
             frame.pts = i
             for packet in s.encode(frame):
                 c.mux(packet)
         for packet in s.encode(None):
             c.mux(packet)
     return path
+
+
+def hdr10_clip(path: Path, frames: int = 4, size: tuple[int, int] = (64, 48)) -> Path:
+    """A 10-bit HEVC clip tagged BT.2020 / PQ, with HDR10's mastering display and light levels
+    (MaxCLL 1000, MaxFALL 400) in its stream, as an HDR10 camera or phone writes them."""
+    def setup(s: av.video.stream.VideoStream) -> None:
+        s.codec_context.color_primaries, s.codec_context.color_trc, s.codec_context.colorspace = 9, 16, 9
+        s.codec_context.options = {"x265-params": f"log-level=error:hdr10=1:master-display={HDR10_MASTER_DISPLAY}:"
+                                                  "max-cll=1000,400"}
+    return _flat_clip(path, codec="libx265", frames=frames, size=size, deep=True, setup=setup)
 
 
 def anamorphic_clip(path: Path, sar: Fraction, frames: int = 3, size: tuple[int, int] = (72, 48)) -> Path:
     """An H.264 clip whose pixels are not square (``sar`` = width / height of one pixel), as DV, HDV
     and DVD store widescreen pictures."""
-    width, height = size
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+    def setup(s: av.video.stream.VideoStream) -> None:
         s.codec_context.sample_aspect_ratio = sar
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((height, width, 3), 40 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            for packet in s.encode(frame):
-                c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
-    return path
+    return _flat_clip(path, codec="libx264", frames=frames, size=size, setup=setup)
 
 
 def interlaced_clip(path: Path, frames: int = 3) -> Path:
     """An H.264 clip coded as interlaced (top field first), as 1080i broadcast and DV are."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    def setup(s: av.video.stream.VideoStream) -> None:
         s.codec_context.options = {"x264-params": "tff=1"}
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
-            frame.pts = i
-            for packet in s.encode(frame):
-                c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
-    return path
+    return _flat_clip(path, codec="libx264", frames=frames, size=(64, 48), setup=setup)
