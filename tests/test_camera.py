@@ -284,6 +284,49 @@ def test_camera_command_headless_with_recording(make_clip, run_cli, tmp_path: Pa
     assert pts[-1] == pytest.approx(14 / FPS, abs=0.15)  # timestamps follow the capture clock
 
 
+def test_the_deblurred_feed_goes_out_live_to_a_stream_url(make_clip, run_cli, tmp_path: Path) -> None:
+    """--record udp://host:port sends MPEG-TS as it is encoded: a receiver on that port gets every
+    recorded frame, decodable. A streaming server that is not there is a one-line error."""
+    import io
+    import socket
+
+    receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    receiver.bind(("127.0.0.1", 0))
+    receiver.settimeout(0.2)
+    received, done = bytearray(), threading.Event()
+
+    def receive() -> None:
+        while not done.is_set():
+            try:
+                received.extend(receiver.recv(65536))
+            except socket.timeout:
+                pass
+
+    thread = threading.Thread(target=receive, daemon=True)
+    thread.start()
+    clip = make_clip("in.mp4", width=64, height=48, frames=12, fps=FPS)
+    url = f"udp://127.0.0.1:{receiver.getsockname()[1]}?pkt_size=1316"
+    try:
+        result = run_cli("camera", "--source", clip, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                         "--record", url, "--json")
+        time.sleep(0.3)
+    finally:
+        done.set()
+        thread.join()
+        receiver.close()
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["recorded"] == 12 and stats["record_path"] == url
+    with av.open(io.BytesIO(bytes(received)), format="mpegts") as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 12 and frames[0].shape == (48, 64, 3)
+    refused = run_cli("camera", "--source", clip, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                      "--record", "rtmp://127.0.0.1:9/live/key")
+    assert refused.exit_code == 1 and refused.stderr_lines[-1].startswith(
+        "videodeblur: error: cannot send to rtmp://127.0.0.1:9/live/key: ")
+
+
 def test_a_recording_may_not_overwrite_the_file_source(make_clip, run_cli, tmp_path: Path) -> None:
     clip = make_clip("in.mp4", width=64, height=48, frames=5)
     before = clip.read_bytes()

@@ -156,6 +156,13 @@ def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, m
     assert len(decode(tmp_path / "out" / "b.mkv").audio) > 0
 
 
+def test_a_url_output_points_to_the_camera_command(run_cli, make_clip, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("video", make_clip("a.mp4", width=32, height=32, frames=2), "-o", "rtmp://host/live/key", *CPU)
+    assert result.exit_code == 1 and "--record URL" in result.stderr_lines[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no folder called rtmp:
+
+
 def test_two_inputs_that_would_write_one_output_fail_before_any_work(run_cli, make_clip, tmp_path: Path) -> None:
     a = make_clip("x/clip.mp4", width=32, height=32, frames=2)
     b = make_clip("y/clip.mp4", width=32, height=32, frames=2)

@@ -23,6 +23,15 @@ __all__ = ["camera"]
 _WINDOW = "videodeblur camera (q or Esc quits)"
 
 
+def _record_target(value: str | None) -> Path | str | None:
+    """A file path, or a stream URL kept as a string (pathlib would fold its //)."""
+    from videodeblur.video.reader import is_url
+
+    if value is None or is_url(value):
+        return value
+    return Path(value)
+
+
 @click.command()
 @click.option("--source", default="0", show_default=True,
               help="Camera index (0), /dev/videoN, rtsp:// or http:// URL, lavfi graph "
@@ -39,13 +48,15 @@ _WINDOW = "videodeblur camera (q or Esc quits)"
                    "webcams send 1080p uncompressed at about 5 fps only].")
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Show the preview window.")
 @click.option("--side-by-side", is_flag=True, help="Preview the original and the deblurred picture side by side.")
-@click.option("--record", type=click.Path(path_type=Path), default=None, metavar="OUT.mp4",
-              help="Also write the deblurred feed to this file (timestamps from capture time).")
+@click.option("--record", callback=lambda ctx, param, value: _record_target(value), default=None,
+              metavar="OUT.mp4|URL",
+              help="Also write the deblurred feed to this file (timestamps from capture time), or send it live to "
+                   "a streaming URL: rtmp://server/app/key, srt://host:port, udp://host:port (MPEG-TS).")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @json_option
 def camera(source: str, realtime: bool, model: str | None, device: str, precision: str, size: str | None,
-           fourcc: str | None, preview: bool, side_by_side: bool, record: Path | None, max_seconds: float | None,
+           fourcc: str | None, preview: bool, side_by_side: bool, record: Path | str | None, max_seconds: float | None,
            as_json: bool) -> None:
     """Deblur a live feed with low, bounded latency.
 

@@ -35,7 +35,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 
 @click.command()
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(path_type=str))  # str: URLs keep //
-@click.option("-o", "--output", "output", default=None, type=click.Path(path_type=Path),
+@click.option("-o", "--output", "output", default=None, type=click.Path(path_type=str),
               help="Output video file (.mp4, .mkv, .mov, .webm); a folder for several inputs or a folder of videos. "
                    "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/).")
 @model_option()
@@ -67,7 +67,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
-def video(inputs: tuple[str, ...], output: Path | None, model: str | None, batch: int | None, device: str, precision: str,
+def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, eight_bit: bool,
           fragmented: bool, start_s: float | None, duration_s: float | None, resume: bool,
           show_progress: bool | None, as_json: bool) -> None:

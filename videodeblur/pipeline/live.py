@@ -47,7 +47,7 @@ class LiveOptions:
     nothing for this long counts as lost (a hung camera or network read)."""
 
     max_seconds: float | None = None
-    record_path: Path | None = None
+    record_path: Path | str | None = None  # a file, or a live stream's URL (rtmp://, srt://, udp://...)
     stall_timeout_s: float = 5.0
     warmup: bool = True
 
@@ -279,13 +279,15 @@ class _CaptureThread(threading.Thread):
 class _Recorder:
     """Encodes processed frames on its own thread; pts are capture times relative to the first frame."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: float | None, *,
+    def __init__(self, path: Path | str, width: int, height: int, fps: float | None, *,
                  source_path: Path | None = None) -> None:
         from videodeblur.video import FrameWriter
 
+        # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
+        # (rtmp://, srt://, udp://) is sent on as it is encoded
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
                                    fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
-                                   fragmented=True)  # a live recording cannot be run again: survive kill -9
+                                   fragmented=True)
         self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._origin: float | None = None
         self._last_pts = -1

@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 from urllib.parse import urlparse
 
-from videodeblur.errors import InputNotFoundError
+from videodeblur.errors import InputNotFoundError, OutputError
 from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
 from videodeblur.video.reader import is_url
 
@@ -44,6 +44,9 @@ def plan_videos(inputs: Sequence[str | Path], output: str | Path | None) -> list
                                                                    urls=True)]
         check_distinct_outputs([(job.src, job.dst) for job in jobs])
         return jobs
+    if is_url(output):
+        raise OutputError(f"output {output} is a URL: `video` writes files; to send a deblurred feed live, use "
+                          "`videodeblur camera --source FILE --realtime --record URL`")
     output = Path(output)
     sources, any_folder = expand_inputs(inputs, VIDEO_SUFFIXES, what, urls=True)
     if not any_folder and len(sources) == 1 and not output.is_dir() and output.suffix:

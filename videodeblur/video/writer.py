@@ -35,7 +35,7 @@ from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, cho
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.headers import parameter_sets
 from videodeblur.video.passthrough import Passthrough
-from videodeblur.video.reader import is_url, pick_video_stream, short_error
+from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url, pick_video_stream, short_error
 
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
@@ -96,6 +96,20 @@ def _same_file(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True
     return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
+# the muxer that carries a live stream to each kind of URL
+_STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
+                   "rtsp": "rtsp"}
+
+
+def _open_stream(url: str) -> av.container.OutputContainer:
+    """An output container sending to ``url`` (RTMP to a streaming server, SRT/UDP/TCP as MPEG-TS, RTSP
+    publishing), in the muxer its scheme needs, flushing each packet as it is written."""
+    scheme = url.partition("://")[0].lower()
+    options = {"rtsp_transport": "tcp"} if scheme == "rtsp" else {"flush_packets": "1"}
+    return av.open(url, "w", format=_STREAM_FORMATS.get(scheme, "mpegts"), options=options,
+                   timeout=NETWORK_TIMEOUTS_S)
 
 
 def _chapters_in(chapters: Sequence[dict[str, Any]],
@@ -161,6 +175,9 @@ class FrameWriter:
     where the window does. ``hdr``: HDR10's static metadata, written into a 10-bit x265 stream
     (other encoders and 8-bit output leave it out). ``sample_aspect_ratio``: the shape of a pixel
     where it is not square (anamorphic DV/HDV/DVD), so the picture keeps its display shape.
+    ``path`` may also be a live stream's URL (``rtmp://`` to a streaming server, ``srt://``,
+    ``udp://`` or ``tcp://`` as MPEG-TS, ``rtsp://`` to publish); it and ``live`` encode for low
+    latency: no B-frames or look-ahead, slice threads, a keyframe every two seconds.
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
@@ -171,9 +188,14 @@ class FrameWriter:
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
                  data: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
                  window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None,
-                 sample_aspect_ratio: Fraction | None = None) -> None:
-        existed = Path(path).exists()
-        self.path = check_output_path(path, input_path=input_path or copy_from)
+                 sample_aspect_ratio: Fraction | None = None, live: bool = False) -> None:
+        self._stream_url = is_url(path)
+        existed = self._stream_url or Path(path).exists()
+        # a live stream's URL as given (pathlib would fold its //), a file's path checked now
+        self.path: Path | str = str(path) if self._stream_url else check_output_path(path, input_path=input_path or copy_from)
+        self._kind = (_STREAM_FORMATS.get(str(path).partition("://")[0].lower(), "stream") if self._stream_url
+                      else Path(path).suffix or Path(path).name)
+        self._live = live or self._stream_url
         self.width, self.height, self.layout = width, height, layout
         self.time_base = Fraction(time_base)
         self.colour = colour or ColourTags()
@@ -181,7 +203,7 @@ class FrameWriter:
         self.resumed_frames = 0  # of frames_written, those copied from an interrupted run (resume_from)
         self.resumed_until_s: float | None = None
         self.quality_control: str | None = None
-        fragment_options = _fragment_options(self.path, fragmented)
+        fragment_options = {} if self._stream_url else _fragment_options(Path(self.path), fragmented)
         self._fragmented = bool(fragment_options)
         self._held: av.Packet | None = None  # fragmented only: the packet waiting for its duration
         self._last_duration = 0
@@ -194,10 +216,12 @@ class FrameWriter:
         self._sar = sample_aspect_ratio
         try:
             try:
-                self._container = av.open(str(self.path), "w", options=fragment_options)
-            except (av.FFmpegError, ValueError) as err:
-                raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} "
-                                  "(use a video extension such as .mp4, .mkv or .mov)") from err
+                self._container = (_open_stream(str(self.path)) if self._stream_url
+                                   else av.open(str(self.path), "w", options=fragment_options))
+            except (av.FFmpegError, ValueError, OSError) as err:
+                hint = ("is a server listening there?" if self._stream_url
+                        else "use a video extension such as .mp4, .mkv or .mov")
+                raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} ({hint})") from err
             try:
                 self._choose_format(encoder, pix_fmt)
                 if layout == "i420" and self.pix_fmt != "yuv420p":
@@ -218,7 +242,7 @@ class FrameWriter:
                 raise
         except BaseException:
             if not existed:  # leave no empty file behind for a run that never started
-                self.path.unlink(missing_ok=True)
+                Path(self.path).unlink(missing_ok=True)
             raise
         self._sws = av.video.reformatter.VideoReformatter()
         self._sws_colorspace = sws_colorspace(self.colour)
@@ -375,8 +399,8 @@ class FrameWriter:
                 self._container.close()
                 if self._passthrough is not None:
                     self._passthrough.close()
-                if not self.frames_written:
-                    self.path.unlink(missing_ok=True)
+                if not self.frames_written and not self._stream_url:
+                    Path(self.path).unlink(missing_ok=True)
 
     # --- helpers ---------------------------------------------------------------------------------
     def _mux_video(self, packet: av.Packet | None) -> None:
@@ -413,7 +437,7 @@ class FrameWriter:
             if encoder != "auto":
                 raise
             # the container's own codec (GIF's palette images) cannot take video frames as they are
-            raise OutputError(f"{self.path.suffix or self.path.name} files are not supported for video output "
+            raise OutputError(f"{self._kind} files are not supported for video output "
                               f"({self.encoder_name} takes no YUV or RGB frames); use .mp4, .mkv, .mov or .webm") from err
         # More than 8 bits per sample (a 10-bit source into an encoder that takes it): write() then
         # takes uint16 RGB frames.
@@ -427,7 +451,7 @@ class FrameWriter:
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
         except ValueError as err:  # PyAV checks the container can hold the codec
-            raise OutputError(f"{self.path.name}: {err}; use .mp4, .mkv or .mov (or another --encoder)") from err
+            raise OutputError(f"{self._kind}: {err}; use .mp4, .mkv or .mov (or another --encoder)") from err
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         if stream.codec_context.codec.canonical_name == "hevc" and self._container.format.name in ("mp4", "mov"):
@@ -449,12 +473,19 @@ class FrameWriter:
         hdr = self._hdr.x265_params() if self._hdr is not None and self.deep else ""  # HDR10 needs 10 bits
         ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset, x265_params=hdr)
         self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
+        if self._live:
+            # A live stream is watched as it comes: no look-ahead or B-frames to wait for, and a
+            # keyframe every two seconds so a viewer who joins late sees a picture within two.
+            ctx.max_b_frames = 0
+            ctx.gop_size = max(1, round(2 * float(fps))) if fps else 60
+            if self.encoder_name in ("libx264", "libx265"):
+                ctx.options = {**ctx.options, "tune": "zerolatency"}
         if self._fragmented:
             # A fragmented file has no edit list to hide B-frames' reorder delay: its first frame
             # would start one or two frames late. Without B-frames every timestamp is exact.
             ctx.max_b_frames = 0
         if self.encoder_name == SOFTWARE_ENCODER:
-            ctx.thread_type = "FRAME"
+            ctx.thread_type = "SLICE" if self._live else "FRAME"  # frame threads hold frames back: latency
             ctx.thread_count = threads
         if rotation:
             stream.set_display_rotation(rotation)
@@ -471,9 +502,12 @@ class FrameWriter:
         WebM, say) fails before any frame is decoded."""
         try:
             self._container.start_encoding()
-        except (av.FFmpegError, ValueError) as err:
+        except (av.FFmpegError, ValueError, OSError) as err:
+            if self._stream_url:  # the connection is made here: a server that is not there, or refuses
+                raise OutputError(f"cannot send to {self.path}: {short_error(err)} (is a server listening there, "
+                                  "and does it take this stream?)") from err
             streams = " + ".join([self.encoder_name, *(self._passthrough.describe() if self._passthrough else [])])
-            raise OutputError(f"{self.path.suffix or self.path.name} files cannot hold {streams} "
+            raise OutputError(f"{self._kind} files cannot hold {streams} "
                               f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
