@@ -91,6 +91,7 @@ class Passthrough:
         self._transcodes: dict[int, _Transcode] = {}
         self._pending: av.Packet | None = None
         self._iter: Iterator[av.Packet] | None = None
+        self._start, self._end = window or (None, None)
         try:
             self._in: av.container.InputContainer | None = av.open(
                 str(source), "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
@@ -109,7 +110,6 @@ class Passthrough:
         if not self._out:
             self.close()
             return
-        self._start, self._end = window or (None, None)
         if self._start is not None:  # near the start, a second early: the packets before it are dropped below
             try:
                 self._in.seek(int(max(0.0, self._start - 1.0) * av.time_base), backward=True)
