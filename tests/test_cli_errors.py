@@ -48,7 +48,7 @@ def test_unreadable_or_non_image_file(run_subprocess, tmp_path, content):
 
 def test_empty_folder(run_subprocess, tmp_path):
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run_subprocess("image", tmp_path / "empty", "-o", tmp_path / "out"), "no PNG/JPEG images")
+    assert_one_line_error(run_subprocess("image", tmp_path / "empty", "-o", tmp_path / "out"), "no images (*.png")
 
 
 def test_unwritable_output_parent_is_a_file(run_subprocess, image_file, tmp_path):
@@ -71,8 +71,8 @@ def test_unwritable_output_read_only_folder(run_subprocess, image_file, tmp_path
 
 
 def test_unsupported_output_extension(run_subprocess, image_file, tmp_path):
-    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.tiff"),
-                          "unsupported output extension '.tiff'", ".png, .jpg or .jpeg")
+    assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.gif"),
+                          "unsupported output extension '.gif'", ".png, .jpg, .jpeg, .tif, .tiff, .webp, .bmp")
 
 
 def test_unknown_model_name(run_subprocess, image_file, tmp_path):

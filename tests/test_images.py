@@ -160,6 +160,29 @@ def test_a_sixteen_bit_png_comes_out_sixteen_bit(engine, tmp_path, channels):
         assert np.array_equal(out[..., 3], deep[..., 3])  # 16-bit alpha untouched
 
 
+def test_tiff_webp_and_bmp_in_and_out(engine, tmp_path):
+    """A photo editor's 16-bit TIFF stays 16-bit TIFF; WebP keeps its alpha; BMP reads and writes;
+    each equals the network's output for the same pixels (WebP: as WebP at quality 95 codes it)."""
+    y, x = np.mgrid[0:48, 0:64]
+    ramp = (x * 60 + y * 11 + 3000).astype(np.uint16)
+    deep = np.dstack([ramp, ramp // 2, 65535 - ramp])
+    cv2.imwrite(str(tmp_path / "deep.tif"), deep)
+    out = cv2.imread(str(deblur_image_file(tmp_path / "deep.tif", tmp_path / "out.tif", engine)), cv2.IMREAD_UNCHANGED)
+    assert out.dtype == np.uint16 and out.shape == deep.shape and len(np.unique(out)) > 1000
+    rgba = np.dstack([clip_frame(2, 64, 48), np.full((48, 64), 77, np.uint8)])
+    cv2.imwrite(str(tmp_path / "a.webp"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA), [cv2.IMWRITE_WEBP_QUALITY, 101])
+    webp = cv2.imread(str(deblur_image_file(tmp_path / "a.webp", tmp_path / "out.webp", engine)), cv2.IMREAD_UNCHANGED)
+    expected = engine.process(clip_frame(2, 64, 48)[None])[0]  # the lossless WebP read back exactly
+    bgra = np.dstack([cv2.cvtColor(expected, cv2.COLOR_RGB2BGR), np.full((48, 64), 77, np.uint8)])
+    same = cv2.imdecode(cv2.imencode(".webp", bgra, [cv2.IMWRITE_WEBP_QUALITY, 95])[1], cv2.IMREAD_UNCHANGED)
+    assert webp.shape == (48, 64, 4) and np.array_equal(webp, same)  # alpha kept, colour as encoded at quality 95
+    cv2.imwrite(str(tmp_path / "b.bmp"), cv2.cvtColor(clip_frame(1, 64, 48), cv2.COLOR_RGB2BGR))
+    bmp = cv2.imread(str(deblur_image_file(tmp_path / "b.bmp", tmp_path / "out.bmp", engine)))
+    assert np.array_equal(cv2.cvtColor(bmp, cv2.COLOR_BGR2RGB), engine.process(clip_frame(1, 64, 48)[None])[0])
+    jobs = plan_images([tmp_path], tmp_path / "all")
+    assert {j.src.name for j in jobs} >= {"deep.tif", "a.webp", "b.bmp"}
+
+
 def test_write_read_roundtrip_rgb(tmp_path):
     rgb = clip_frame(3, 17, 9)
     write_image(tmp_path / "x.png", Image(rgb=rgb))
@@ -195,7 +218,7 @@ def test_single_file_into_existing_folder_or_extensionless_path(make_image, tmp_
 
 @pytest.mark.parametrize("case,error,fragment", [
     ("missing", InputNotFoundError, "input not found"),
-    ("empty_folder", UnreadableInputError, "no PNG/JPEG images"),
+    ("empty_folder", UnreadableInputError, r"no images \(\*\.png"),
     ("bad_extension", OutputError, "unsupported output extension '.gif'"),
     ("output_is_file", OutputError, "is a file, but a folder is needed"),
     ("parent_is_file", OutputError, "cannot create output folder"),

@@ -1,23 +1,24 @@
-"""Deblur still images: PNG/JPEG in, PNG/JPEG out, 8 bits per channel, colour kept.
+"""Deblur still images: PNG, JPEG, TIFF, WebP or BMP in and out, colour, depth and alpha kept.
 
 Rules, so a user knows what comes back:
 
 - The network sees RGB. A greyscale input is replicated to three channels and its output is written
   back as greyscale (BT.601 luma), so the output has the input's mode.
-- An alpha channel passes through untouched to a PNG output; a JPEG output has no alpha, so it is
-  dropped there (the colour is written as it is, not composited). OpenCV reads grey+alpha PNGs as
+- An alpha channel passes through untouched to a PNG, TIFF or WebP output; JPEG and BMP outputs
+  have no alpha, so it is dropped there (the colour is written as it is, not composited). OpenCV reads grey+alpha PNGs as
   RGBA, so those come back as RGBA PNGs with equal colour channels.
 - JPEG outputs are written at quality 95 without chroma subsampling (4:4:4), so colour edges survive.
-- 16-bit PNGs go through the network as 8-bit (it works on 8-bit frames); a PNG output is 16-bit
-  again: the network's change is added to the 16-bit source, so what it leaves alone keeps every
-  bit. A JPEG output is 8-bit.
+- 16-bit PNGs and TIFFs (a photo editor's exports) go through the network as 8-bit (it works on
+  8-bit frames); a PNG or TIFF output is 16-bit again: the network's change is added to the 16-bit
+  source, so what it leaves alone keeps every bit. JPEG, WebP and BMP outputs are 8-bit.
+- WebP outputs are written at quality 95, TIFF with OpenCV's lossless default.
 - A JPEG's EXIF orientation is applied on reading, so the output stands upright in any viewer. A
   JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP and ICC colour profile, and a PNG from a PNG its colour, EXIF, text, time and pixel-size
   chunks (``videodeblur.image_metadata``); across formats none are carried.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
   has no extension); several files or a folder give a folder holding outputs with the input names.
-  Folders are read one level deep, ``*.png``/``*.jpg``/``*.jpeg`` only (any case), in name order.
+  Folders are read one level deep, image files only (the extensions above, any case), in name order.
 
 Everything is checked before the network runs (:func:`plan_images`), so a typo fails in milliseconds.
 """
@@ -39,8 +40,11 @@ from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_ou
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
            "plan_images", "deblur_image_file", "deblur_images"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
+_ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp")
+_DEEP_EXTENSIONS = (".png", ".tif", ".tiff")  # 16 bits per sample
 JPEG_QUALITY = 95
+WEBP_QUALITY = 95
 
 
 class FrameProcessor(Protocol):
@@ -82,7 +86,7 @@ class ImageJob:
 
 
 def read_image(path: str | Path) -> Image:
-    """Decode a PNG or JPEG (by content, whatever its extension) to 8-bit RGB plus mode and alpha."""
+    """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha."""
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
@@ -93,7 +97,7 @@ def read_image(path: str | Path) -> Image:
     except OSError as err:
         raise UnreadableInputError(f"cannot read {path}: {err.strerror or err}") from err
     if data.size == 0:
-        raise UnreadableInputError(f"{path} is empty, not a PNG/JPEG image")
+        raise UnreadableInputError(f"{path} is empty, not an image")
     # JPEG: ANYCOLOR applies the EXIF orientation (UNCHANGED would not); it never has alpha anyway.
     flags = cv2.IMREAD_ANYCOLOR if _is_jpeg(data) else cv2.IMREAD_UNCHANGED
     with _quiet_opencv():
@@ -101,7 +105,8 @@ def read_image(path: str | Path) -> Image:
     if pixels is None:
         if Path(path).suffix.lower() in VIDEO_SUFFIXES:
             raise UnreadableInputError(f"{path} is a video, not an image; deblur it with `videodeblur video`")
-        raise UnreadableInputError(f"{path} is not a readable PNG/JPEG image (corrupt, truncated or another format)")
+        raise UnreadableInputError(f"{path} is not a readable image (corrupt, truncated or not PNG, JPEG, TIFF, "
+                                   "WebP or BMP)")
     image = _to_image(pixels, path)
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(data.tobytes()))
@@ -109,10 +114,11 @@ def read_image(path: str | Path) -> Image:
 
 
 def write_image(path: str | Path, image: Image) -> Path:
-    """Encode by the extension (``.png``, ``.jpg``, ``.jpeg``) in the image's mode; alpha to PNG only."""
+    """Encode by the extension (:data:`IMAGE_EXTENSIONS`) in the image's mode; alpha to PNG, TIFF and
+    WebP only, 16 bits to PNG and TIFF only."""
     path = Path(path)
     ext = _checked_extension(path)
-    keep_alpha = image.alpha is not None and ext == ".png"
+    keep_alpha = image.alpha is not None and ext in _ALPHA_EXTENSIONS
     if image.grey:
         pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
         if keep_alpha:  # OpenCV writes no grey+alpha PNG: RGBA with equal colour channels instead
@@ -121,16 +127,22 @@ def write_image(path: str | Path, image: Image) -> Path:
         pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR)
         if keep_alpha:
             pixels = np.dstack([pixels, image.alpha])
-    if ext == ".png" and image.deep is not None:
+    if ext in _DEEP_EXTENSIONS and image.deep is not None and image.deep.shape[:2] == pixels.shape[:2] \
+            and image.deep.size == pixels.size:
         pixels = add_change(image.deep, (image.deep >> 8).astype(np.uint8), pixels.reshape(image.deep.shape))
-    # JPEG: quality 95 and no chroma subsampling (4:4:4), so colour edges survive the round trip.
-    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY,
-              cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444] if ext != ".png" else []
+    params = {  # JPEG: quality 95 and no chroma subsampling (4:4:4), so colour edges survive the round trip
+        ".jpg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+                 cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
+        ".webp": [cv2.IMWRITE_WEBP_QUALITY, WEBP_QUALITY],
+    }.get(".jpg" if ext == ".jpeg" else ext, [])
     ok, buffer = cv2.imencode(ext, pixels, params)
     if not ok:
         raise OutputError(f"cannot encode {path} as {ext[1:].upper()}")
-    encoded = (insert_png_chunks(buffer.tobytes(), list(image.png_metadata)) if ext == ".png"
-               else insert_segments(buffer.tobytes(), image.jpeg_metadata))
+    encoded = buffer.tobytes()
+    if ext == ".png":
+        encoded = insert_png_chunks(encoded, list(image.png_metadata))
+    elif ext in (".jpg", ".jpeg"):
+        encoded = insert_segments(encoded, image.jpeg_metadata)
     try:
         path.write_bytes(encoded)
     except OSError as err:
@@ -148,8 +160,8 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None) -> list
     inputs with one name, an output that would overwrite its input).
     """
     if not inputs:
-        raise InputNotFoundError("no input given: name one or more PNG/JPEG files or a folder")
-    what = "PNG/JPEG images (*.png, *.jpg, *.jpeg)"
+        raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, BMP) or a folder")
+    what = "images (*.png, *.jpg, *.tif, *.webp, *.bmp)"
     if output is None:
         jobs = [ImageJob(Path(src), dst) for src, dst in default_outputs(inputs, IMAGE_EXTENSIONS, what,
                                                                          name=lambda src: Path(src).name)]
@@ -179,7 +191,7 @@ def _checked_jobs(jobs: list[ImageJob]) -> list[ImageJob]:
 
 
 def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor) -> Path:
-    """Deblur one image file into ``dst`` (PNG/JPEG by its extension), keeping mode and size."""
+    """Deblur one image file into ``dst`` (its format by its extension), keeping mode and size."""
     image = read_image(src)
     out = engine.process(image.rgb[np.newaxis])[0]
     return write_image(dst, image.with_rgb(np.ascontiguousarray(out)))
@@ -217,7 +229,7 @@ def _to_image(pixels: np.ndarray, path: Path) -> Image:
         two_channels = pixels.ndim == 3 and pixels.shape[2] == 2  # grey + alpha is written as RGBA: no 16-bit
         return image if two_channels else dataclasses.replace(image, deep=pixels)
     if pixels.dtype != np.uint8:
-        raise UnreadableInputError(f"{path} has {pixels.dtype} samples; only 8- and 16-bit PNG/JPEG are supported")
+        raise UnreadableInputError(f"{path} has {pixels.dtype} samples; only 8- and 16-bit images are supported")
     if pixels.ndim == 2 or pixels.shape[2] == 1:
         grey = pixels.reshape(pixels.shape[:2])
         return Image(rgb=cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey=True)
@@ -233,5 +245,5 @@ def _checked_extension(path: Path) -> str:
     ext = path.suffix.lower()
     if ext not in IMAGE_EXTENSIONS:
         raise OutputError(f"unsupported output extension {path.suffix or '(none)'!r} for {path}; "
-                          "use .png, .jpg or .jpeg")
+                          f"use {', '.join(IMAGE_EXTENSIONS)}")
     return ext
