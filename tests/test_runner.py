@@ -418,3 +418,18 @@ def test_a_part_must_be_inside_the_file(engine, make_clip, tmp_path: Path) -> No
     assert not (tmp_path / "out.mp4").exists()
     with pytest.raises(ConfigError, match="cannot be combined"):
         RunOptions(resume=True, duration_s=2.0)
+
+
+def test_deinterlace_removes_the_combing_and_keeps_the_timing(engine, tmp_path: Path) -> None:
+    """--deinterlace: each interlaced frame becomes one progressive frame at its own time (same count
+    and timestamps), and the comb a moving bar leaves in alternate lines is gone."""
+    from _clips_video import combed_clip, combing
+
+    src = combed_clip(tmp_path / "i.mp4")
+    plain = deblur_file(src, tmp_path / "plain.mp4", engine, RunOptions(warmup_frames=0))
+    clean = deblur_file(src, tmp_path / "clean.mp4", engine, RunOptions(warmup_frames=0, deinterlace=True))
+    assert plain.frames == clean.frames == 6 and len(plain.warnings) == 1 and clean.warnings == ()
+    combed, deinterlaced, source = decode(tmp_path / "plain.mp4"), decode(tmp_path / "clean.mp4"), decode(src)
+    assert deinterlaced.pts_seconds == source.pts_seconds
+    for a, b in zip(combed.frames[1:-1], deinterlaced.frames[1:-1]):
+        assert combing(b) < 0.5 * combing(a), (combing(a), combing(b))

@@ -57,6 +57,9 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--fragmented", is_flag=True,
               help="Write MP4/MOV as a fragment a second: a killed process or a lost machine (kill -9, power, a "
                    "preempted cloud VM) still leaves a playable file of all but the last second. No B-frames.")
+@click.option("--deinterlace", is_flag=True,
+              help="Deinterlace interlaced frames (1080i, DV) with FFmpeg's bwdif before deblurring: one "
+                   "progressive frame each, same count and times.")
 @click.option("--start", "start_s", callback=_parse_time, default=None, metavar="TIME",
               help="Deblur from TIME into the video (seconds, or [HH:]MM:SS[.ms]); the output starts there, at 0.")
 @click.option("--duration", "duration_s", callback=_parse_time, default=None, metavar="TIME",
@@ -69,7 +72,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @json_option
 def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, eight_bit: bool,
-          fragmented: bool, start_s: float | None, duration_s: float | None, resume: bool,
+          fragmented: bool, deinterlace: bool, start_s: float | None, duration_s: float | None, resume: bool,
           show_progress: bool | None, as_json: bool) -> None:
     """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
 
@@ -108,7 +111,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
                              fragmented=fragmented, deep=False if eight_bit else None, resume=resume,
-                             start_s=start_s or 0.0, duration_s=duration_s)
+                             start_s=start_s or 0.0, duration_s=duration_s, deinterlace=deinterlace)
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
         except RunInterrupted as stop:

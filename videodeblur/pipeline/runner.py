@@ -53,6 +53,8 @@ class RunOptions:
     an MP4/MOV as a fragment a second, so even a killed process leaves a playable file (no B-frames).
     ``start_s`` / ``duration_s``: deblur only that part of the file (seconds from its first frame;
     duration None: to the end), written as a file of its own that starts at 0, audio with it.
+    ``deinterlace``: run interlaced frames through FFmpeg's bwdif first (one progressive frame each,
+    same count and times), so the network sees pictures, not two fields' combing.
     ``resume``: an existing output is an interrupted run's: its frames are kept as they are (remuxed)
     and the run goes on after them (the frames before are decoded, not deblurred again).
     ``deep``: a source with more than 8 bits per sample (10-bit video) is written at 10 bits, the
@@ -77,6 +79,7 @@ class RunOptions:
     resume: bool = False
     start_s: float = 0.0
     duration_s: float | None = None
+    deinterlace: bool = False
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -106,16 +109,17 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     raises :class:`RunInterrupted` (a KeyboardInterrupt carrying the stats) after finalising the output."""
     options = options or RunOptions()
     decode_threads, encode_threads = _ffmpeg_threads(engine, options)
-    reader = FrameReader(input_path, layout="rgb", threads=decode_threads)
+    deinterlace = options.deinterlace
+    reader = FrameReader(input_path, layout="rgb", threads=decode_threads, deinterlace=deinterlace)
     try:
         deep = (reader.info.bit_depth > 8 and options.deep is not False
                 and not (options.deep is None and options.colour_on_device))
         if deep:
             reader.close()
-            reader = FrameReader(input_path, layout="rgb", threads=decode_threads, deep=True)
+            reader = FrameReader(input_path, layout="rgb", threads=decode_threads, deep=True, deinterlace=deinterlace)
         elif choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
             reader.close()
-            reader = FrameReader(input_path, layout="i420", threads=decode_threads)
+            reader = FrameReader(input_path, layout="i420", threads=decode_threads, deinterlace=deinterlace)
         window = _trim(reader, options) if options.trimmed else None
         if options.resume and (done := finished_frames(Path(output_path), reader.info)):
             reader.close()
@@ -435,8 +439,8 @@ class _Pipeline:
                             f"{reader.frames_resized} frame(s) scaled to {info.width}x{info.height}")
         if info.interlaced:
             self.stats.warn(f"{info.path} is interlaced: each frame's two fields were deblurred as one picture and "
-                            "written progressive, so moving edges keep their combing; deinterlace it first "
-                            "(e.g. ffmpeg -vf bwdif) for a clean result")
+                            "written progressive, so moving edges keep their combing; --deinterlace gives a clean "
+                            "result")
         if info.bit_depth > 8 and not writer.deep:
             self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
         if writer.quality_control is None and not writer.lossless:

@@ -99,7 +99,8 @@ class FrameReader:
     ``close()`` may be called from any thread.
     """
 
-    def __init__(self, path: str | Path, *, layout: Layout = "rgb", threads: int = 0, deep: bool = False) -> None:
+    def __init__(self, path: str | Path, *, layout: Layout = "rgb", threads: int = 0, deep: bool = False,
+                 deinterlace: bool = False) -> None:
         self.path: Path | str = str(path) if is_url(path) else Path(path)  # pathlib would turn // into /
         self.layout = layout
         self.deep = deep and layout == "rgb"
@@ -129,7 +130,8 @@ class FrameReader:
             self._stream_duration = self._stream.duration
             self._stream.thread_type = "AUTO"
             self._stream.thread_count = threads
-            self._frames = self._decode()
+            self._deinterlace = deinterlace
+            self._frames = self._frame_source()
             try:
                 first = next(self._frames)
             except StopIteration:
@@ -203,7 +205,7 @@ class FrameReader:
         self._stream.codec_context.flush_buffers()
         self._first = None
         self._last_pts = None
-        self._frames = self._decode()
+        self._frames = self._frame_source()
 
     def _in_window(self, frame: av.VideoFrame) -> bool | None:
         """Whether ``frame`` is in the window (True), before it (False), or past its end (None)."""
@@ -328,6 +330,13 @@ class FrameReader:
             kinds += ["a cover picture"] if self._container.streams.video else []
             raise UnreadableInputError(f"{self.path} has no video stream (it holds: {', '.join(kinds) or 'no streams'})")
         return stream
+
+    def _frame_source(self) -> Iterator[av.VideoFrame]:
+        """The decoded frames, through FFmpeg's bwdif deinterlacer when asked (``deinterlace``): each
+        interlaced frame becomes one progressive frame at its own time, so the count and timing
+        stay the source's; progressive frames pass through it unchanged (``deint=interlaced``)."""
+        frames = self._decode()
+        return _deinterlaced(frames, self._stream) if self._deinterlace else frames
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         """Frames in presentation order; a bad packet is skipped and counted, a broken container ends it."""
@@ -476,6 +485,42 @@ def short_error(err: BaseException) -> str:
     """An FFmpeg error in one line, without the file name its ``str()`` repeats."""
     text = getattr(err, "strerror", None) or str(err)
     return " ".join(str(text).split()) or type(err).__name__
+
+
+def _deinterlaced(frames: Iterator[av.VideoFrame], stream: av.video.stream.VideoStream) -> Iterator[av.VideoFrame]:
+    """``frames`` through bwdif (one frame of look-ahead: it is flushed at the end), the graph set up
+    from the first frame's size and format."""
+    graph: av.filter.Graph | None = None
+    time_base = stream.time_base
+
+    def drained() -> Iterator[av.VideoFrame]:
+        while graph is not None:
+            try:
+                out = graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            if out.pts is not None and out.time_base is not None and out.time_base != time_base:
+                # bwdif halves the time base (it could send a frame per field): back to the stream's
+                out.pts = round(out.pts * out.time_base / time_base)
+                out.time_base = time_base
+            yield out
+
+    for frame in frames:
+        if graph is None:
+            time_base = frame.time_base or stream.time_base
+            graph = av.filter.Graph()
+            source = graph.add_buffer(width=frame.width, height=frame.height, format=frame.format.name,
+                                      time_base=time_base)
+            bwdif = graph.add("bwdif", "mode=send_frame:parity=auto:deint=interlaced")
+            sink = graph.add("buffersink")
+            source.link_to(bwdif)
+            bwdif.link_to(sink)
+            graph.configure()
+        graph.push(frame)
+        yield from drained()
+    if graph is not None:
+        graph.push(None)
+        yield from drained()
 
 
 def _pixel_shape(stream: av.video.stream.VideoStream) -> Fraction | None:
