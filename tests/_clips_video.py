@@ -286,16 +286,18 @@ HDR10_MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L
 
 
 def _flat_clip(path: Path, *, codec: str, frames: int, size: tuple[int, int], deep: bool = False,
-               setup: Callable[[av.video.stream.VideoStream], None] = lambda s: None) -> Path:
-    """``frames`` flat grey frames (brighter each time) through ``codec``, 8-bit 4:2:0 or 10-bit
-    (``deep``); ``setup`` sets the stream up (its tags and options) before the first frame."""
+               setup: Callable[[av.video.stream.VideoStream], None] = lambda s: None,
+               picture: Callable[[int], np.ndarray] | None = None) -> Path:
+    """``frames`` flat grey frames (brighter each time; or ``picture(i)``) through ``codec``, 8-bit
+    4:2:0 or 10-bit (``deep``); ``setup`` sets the stream up (its tags and options) before the first frame."""
     width, height = size
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=25)
         s.width, s.height, s.pix_fmt = width, height, "yuv420p10le" if deep else "yuv420p"
         setup(s)
         for i in range(frames):
-            image = (np.full((height, width, 3), 20000 + 4000 * i, np.uint16) if deep
+            image = (picture(i) if picture is not None
+                     else np.full((height, width, 3), 20000 + 4000 * i, np.uint16) if deep
                      else np.full((height, width, 3), 40 * i, np.uint8))
             frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24").reformat(format=s.pix_fmt)
             frame.pts = i
@@ -334,21 +336,15 @@ def interlaced_clip(path: Path, frames: int = 3) -> Path:
 def combed_clip(path: Path, frames: int = 6) -> Path:
     """Interlaced H.264 whose two fields were taken 1/50 s apart from a bar moving right: every
     frame shows the bar twice, in alternate lines (combing), as a 1080i camera records motion."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+    def setup(s: av.video.stream.VideoStream) -> None:
         s.codec_context.options = {"x264-params": "tff=1", "crf": "10"}
-        for i in range(frames):
-            image = np.full((64, 96, 3), 30, np.uint8)
-            image[0::2, 10 + 8 * i:22 + 8 * i] = 220  # top field
-            image[1::2, 14 + 8 * i:26 + 8 * i] = 220  # bottom field, 1/50 s later
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts = i
-            for packet in s.encode(frame):
-                c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
-    return path
+
+    def picture(i: int) -> np.ndarray:
+        image = np.full((64, 96, 3), 30, np.uint8)
+        image[0::2, 10 + 8 * i:22 + 8 * i] = 220  # top field
+        image[1::2, 14 + 8 * i:26 + 8 * i] = 220  # bottom field, 1/50 s later
+        return image
+    return _flat_clip(path, codec="libx264", frames=frames, size=(96, 64), setup=setup, picture=picture)
 
 
 def combing(image: np.ndarray) -> float:
