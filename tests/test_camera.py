@@ -327,6 +327,32 @@ def test_the_deblurred_feed_goes_out_live_to_a_stream_url(make_clip, run_cli, tm
         "videodeblur: error: cannot send to rtmp://127.0.0.1:9/live/key: ")
 
 
+def test_a_slow_stream_drops_frames_instead_of_holding_the_live_picture(monkeypatch) -> None:
+    """A file recording waits for its encoder (every frame kept); a stream does not: when the network
+    (here, a writer taking 50 ms a frame) falls behind, frames are left out of the stream and
+    counted, and handing one over never waits."""
+    import socket
+
+    from videodeblur.pipeline import live
+
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a port that takes the packets (and ignores them)
+    sink.bind(("127.0.0.1", 0))
+    recorder = live._Recorder(f"udp://127.0.0.1:{sink.getsockname()[1]}?pkt_size=1316", 64, 48, 30)
+    slow = recorder._writer.write
+    monkeypatch.setattr(recorder._writer, "write", lambda image, pts: (time.sleep(0.05), slow(image, pts=pts)))
+    image = np.zeros((48, 64, 3), np.uint8)
+    waits = []
+    for i in range(40):
+        start = time.perf_counter()
+        recorder.write(image, capture_time=i / 30)
+        waits.append(time.perf_counter() - start)
+    written = recorder.close()
+    sink.close()
+    recorder.raise_error()
+    assert recorder.dropped > 0 and written + recorder.dropped == 40
+    assert max(waits) < 0.02
+
+
 def test_a_recording_may_not_overwrite_the_file_source(make_clip, run_cli, tmp_path: Path) -> None:
     clip = make_clip("in.mp4", width=64, height=48, frames=5)
     before = clip.read_bytes()

@@ -207,5 +207,6 @@ def _table(stats: dict[str, Any]) -> str:
         ("ended", stats["end_reason"]),
     ]
     if stats["record_path"]:
-        rows.append(("recorded", f"{stats['recorded']} frames to {stats['record_path']}"))
+        dropped = f" ({stats['record_dropped']} left out: the network fell behind)" if stats.get("record_dropped") else ""
+        rows.append(("recorded", f"{stats['recorded']} frames to {stats['record_path']}{dropped}"))
     return "\n".join(f"{name:<11} {value}" for name, value in rows)

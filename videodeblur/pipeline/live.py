@@ -25,6 +25,7 @@ import numpy as np
 from videodeblur.errors import SourceError
 from videodeblur.pipeline.stats import StageClock, percentiles
 from videodeblur.video.capture import CapturedFrame, LiveSource
+from videodeblur.video.reader import is_url
 
 __all__ = ["LiveOptions", "LiveFrame", "LiveStats", "LatestFrameSlot", "run_live"]
 
@@ -91,6 +92,7 @@ class LiveStats:
     height: int
     recorded: int
     record_path: str | None
+    record_dropped: int  # frames left out of a live stream (--record URL) because the network fell behind
     model: str | None
     device: str | None
 
@@ -220,6 +222,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
             source.close()
         slot.discard()
         recorded = recorder.close() if recorder is not None else 0
+        record_dropped = recorder.dropped if recorder is not None else 0
     capture.raise_error()
     if recorder is not None:
         recorder.raise_error()
@@ -231,7 +234,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         latency_p95_ms_by_minute=_p95_by_minute(latencies, output_times, start),
         infer_ms=round(1000.0 * infer.busy_s / infer.items, 2) if infer.items else 0.0,
         end_reason=end_reason, source=source.description,
-        width=source.width, height=source.height, recorded=recorded,
+        width=source.width, height=source.height, recorded=recorded, record_dropped=record_dropped,
         record_path=str(options.record_path) if options.record_path is not None else None,
         model=getattr(engine, "model_name", None),
         device=str(engine.device) if hasattr(engine, "device") else None,
@@ -277,7 +280,12 @@ class _CaptureThread(threading.Thread):
 
 
 class _Recorder:
-    """Encodes processed frames on its own thread; pts are capture times relative to the first frame."""
+    """Encodes processed frames on its own thread; pts are capture times relative to the first frame.
+
+    A file keeps every processed frame: when the encoder falls behind, the live loop waits for it.
+    A stream (a URL) must not hold the live picture back when the network does: a frame that finds
+    the queue full is left out of the stream and counted in ``dropped``, as a broadcaster drops.
+    """
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float | None, *,
                  source_path: Path | None = None) -> None:
@@ -289,6 +297,8 @@ class _Recorder:
                                    fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
                                    fragmented=True)
         self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
+        self._stream = is_url(path)
+        self.dropped = 0
         self._origin: float | None = None
         self._last_pts = -1
         self._written = 0
@@ -301,7 +311,13 @@ class _Recorder:
         self._origin = capture_time if self._origin is None else self._origin
         pts = max(round((capture_time - self._origin) / RECORD_TIME_BASE), self._last_pts + 1)  # strictly increasing
         self._last_pts = pts
-        self._queue.put((image, pts))  # blocks when the encoder falls behind: every processed frame is kept
+        if not self._stream:
+            self._queue.put((image, pts))  # blocks when the encoder falls behind: every processed frame is kept
+            return
+        try:
+            self._queue.put_nowait((image, pts))
+        except queue.Full:
+            self.dropped += 1
 
     def close(self) -> int:
         """Flush and finalise the file; returns the number of frames written."""
