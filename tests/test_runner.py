@@ -267,6 +267,8 @@ def test_deblurrer_facade(make_clip, tmp_path: Path) -> None:
     assert np.array_equal(d.frames(frame), d.engine.process(frame[None])[0])
     again = d.file(tmp_path / "a.mp4", tmp_path / "out.mp4", resume=True)
     assert (again.frames, again.extra["resumed_frames"]) == (0, 4)
+    part = d.file(tmp_path / "a.mp4", tmp_path / "part.mp4", start_s=0.04, duration_s=0.08)
+    assert part.frames == 2 and len(decode(tmp_path / "part.mp4").frames) == 2
 
 
 def _rgb48(path: Path) -> list[np.ndarray]:

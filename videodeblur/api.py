@@ -49,14 +49,17 @@ class Deblurrer:
         return self._engine
 
     def file(self, src: str | Path, dst: str | Path, *, encoder: str = "auto", crf: int = 18,
-             progress: "ProgressCallback | None" = None, resume: bool = False) -> "RunStats":
+             progress: "ProgressCallback | None" = None, resume: bool = False, start_s: float = 0.0,
+             duration_s: float | None = None, deinterlace: bool = False) -> "RunStats":
         """Deblur the video file ``src`` into ``dst`` (frames, timing, rotation, colour tags and audio
         kept) and return the run's statistics. ``resume``: ``dst`` is an interrupted run's output,
-        to go on from (``videodeblur video --resume``)."""
+        to go on from; ``start_s`` / ``duration_s``: only that part; ``deinterlace``: bwdif first
+        (the ``video`` command's ``--resume``, ``--start``, ``--duration``, ``--deinterlace``)."""
         from videodeblur.pipeline import RunOptions, deblur_file
 
         return deblur_file(src, dst, self.engine,
-                           RunOptions(encoder=encoder, crf=crf, progress=progress, resume=resume))
+                           RunOptions(encoder=encoder, crf=crf, progress=progress, resume=resume, start_s=start_s,
+                                      duration_s=duration_s, deinterlace=deinterlace))
 
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """Deblur uint8 RGB frames: ``H×W×3`` or ``N×H×W×3`` in, the same shape out."""

@@ -90,12 +90,14 @@ class DecodedFrame:
 
 
 class FrameReader:
-    """Iterate the decoded frames of ``path``'s first video stream (one pass).
+    """Iterate the decoded frames of ``path``'s video stream (the one FFmpeg picks; one pass).
 
     ``layout="i420"`` yields the planes as stored (converted to 8-bit 4:2:0 only when the stream is
     not that already) for colour conversion on the device; it needs even width and height.
     ``threads``: FFmpeg decoding threads (0: automatic). ``deep`` (``rgb`` layout): also keep each
     frame at 16 bits per sample (``DecodedFrame.deep``), for 10-bit output from a 10-bit source.
+    ``deinterlace``: interlaced frames through bwdif first. Before iterating, :meth:`trim` limits it
+    to a part of the file and :meth:`skip` passes over frames an interrupted run already wrote.
     ``close()`` may be called from any thread.
     """
 
