@@ -23,50 +23,6 @@ from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
 
 __all__ = ["Passthrough", "transcode_bit_rate"]
 
-_OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
-
-
-def transcode_bit_rate(codec: str, channels: int) -> int:
-    """Bits per second for audio that has to be re-encoded: 64 kb/s per channel for Opus (about
-    transparent for music), 96 kb/s per channel for the older codecs (Vorbis, MP3, AC-3...)."""
-    return (64_000 if codec in ("libopus", "opus") else 96_000) * max(1, channels)
-
-
-def _takes_data(container: str, src: av.stream.Stream) -> bool:
-    """Whether a ``container`` format (FFmpeg's name) can hold the data track ``src``: asked of an
-    empty in-memory file, because a muxer that cannot (Matroska with GoPro telemetry) refuses only
-    when the header is written, which would stop the whole run."""
-    probe = av.open(io.BytesIO(), "w", format=container)
-    try:
-        probe.add_stream_from_template(src)
-        probe.start_encoding()
-        return True
-    except (av.FFmpegError, ValueError):
-        return False
-    finally:
-        try:
-            probe.close()
-        except av.FFmpegError:
-            pass
-
-
-class _Transcode:
-    """Decode one audio track and encode it again for a container that cannot hold its codec."""
-
-    def __init__(self, src: av.audio.stream.AudioStream, out: av.audio.stream.AudioStream) -> None:
-        self.decoder = src.codec_context
-        self.out = out
-
-    def packets(self, packet: av.Packet | None) -> Iterator[av.Packet]:
-        """The encoded packets for one source packet; None flushes decoder and encoder. PyAV's
-        encoder resamples each frame to its own rate, format and frame size."""
-        frames = self.decoder.decode(packet)
-        if packet is None:
-            frames = [*frames, None]
-        for frame in frames:
-            yield from self.out.encode(frame)
-
-
 class Passthrough:
     """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
     before its header is written and then fed in as the video advances (:meth:`copy`).
@@ -222,3 +178,44 @@ class Passthrough:
             self.subtitle_packets += 1
         else:
             self.data_packets += 1
+
+
+def transcode_bit_rate(codec: str, channels: int) -> int:
+    """Bits per second for audio that has to be re-encoded: 64 kb/s per channel for Opus (about
+    transparent for music), 96 kb/s per channel for the older codecs (Vorbis, MP3, AC-3...)."""
+    return (64_000 if codec in ("libopus", "opus") else 96_000) * max(1, channels)
+
+
+def _takes_data(container: str, src: av.stream.Stream) -> bool:
+    """Whether a ``container`` format (FFmpeg's name) can hold the data track ``src``: asked of an
+    empty in-memory file, because a muxer that cannot (Matroska with GoPro telemetry) refuses only
+    when the header is written, which would stop the whole run."""
+    probe = av.open(io.BytesIO(), "w", format=container)
+    try:
+        probe.add_stream_from_template(src)
+        probe.start_encoding()
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
+    finally:
+        try:
+            probe.close()
+        except av.FFmpegError:
+            pass
+
+
+class _Transcode:
+    """Decode one audio track and encode it again for a container that cannot hold its codec."""
+
+    def __init__(self, src: av.audio.stream.AudioStream, out: av.audio.stream.AudioStream) -> None:
+        self.decoder = src.codec_context
+        self.out = out
+
+    def packets(self, packet: av.Packet | None) -> Iterator[av.Packet]:
+        """The encoded packets for one source packet; None flushes decoder and encoder. PyAV's
+        encoder resamples each frame to its own rate, format and frame size."""
+        frames = self.decoder.decode(packet)
+        if packet is None:
+            frames = [*frames, None]
+        for frame in frames:
+            yield from self.out.encode(frame)

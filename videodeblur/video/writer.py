@@ -98,60 +98,6 @@ def _same_file(a: Path, b: Path) -> bool:
     return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
-# the muxer that carries a live stream to each kind of URL
-_STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
-                   "rtsp": "rtsp"}
-
-
-def _open_stream(url: str) -> av.container.OutputContainer:
-    """An output container sending to ``url`` (RTMP to a streaming server, SRT/UDP/TCP as MPEG-TS, RTSP
-    publishing), in the muxer its scheme needs, flushing each packet as it is written."""
-    scheme = url.partition("://")[0].lower()
-    options = {"rtsp_transport": "tcp"} if scheme == "rtsp" else {"flush_packets": "1"}
-    return av.open(url, "w", format=_STREAM_FORMATS.get(scheme, "mpegts"), options=options,
-                   timeout=NETWORK_TIMEOUTS_S)
-
-
-def _chapters_in(chapters: Sequence[dict[str, Any]],
-                 window: tuple[float | None, float | None] | None) -> list[dict[str, Any]]:
-    """The chapters that overlap ``window`` (all without one), moved back by its start and cut to it."""
-    if not window:
-        return list(chapters)
-    start, end = window[0] or 0.0, window[1]
-    kept = []
-    for chapter in chapters:
-        base = Fraction(chapter["time_base"])
-        begin, stop = float(chapter["start"] * base) - start, float(chapter["end"] * base) - start
-        if stop <= 0 or (end is not None and begin >= end - start):
-            continue
-        stop = stop if end is None else min(stop, end - start)
-        kept.append({**chapter, "start": round(max(0.0, begin) * 1000), "end": round(stop * 1000),
-                     "time_base": Fraction(1, 1000)})
-    return kept
-
-
-def _intact_packets(source: av.container.InputContainer, video: av.video.stream.VideoStream,
-                    bsf: av.bitstream.BitStreamFilterContext | None) -> Iterator[av.Packet]:
-    """The video packets of an interrupted run's output, through ``bsf`` if given, up to the first
-    that is damaged: a process killed mid-write (a fragmented MP4 after ``kill -9``) can leave its
-    last packet cut short, and that frame is better made again than copied broken."""
-    demuxed = source.demux(video)
-    while True:
-        try:
-            packet = next(demuxed, None)
-        except av.FFmpegError:
-            packet = None  # the file ends in the middle of a packet
-        if packet is not None and packet.dts is None:
-            continue  # the demuxer's own end-of-stream packet; the filter is flushed at the end
-        if packet is not None and packet.is_corrupt:
-            packet = None
-        for out in (([] if packet is None else [packet]) if bsf is None else bsf.filter(packet)):
-            if out.dts is not None and out.pts is not None:
-                yield out
-        if packet is None:
-            return
-
-
 class FrameWriter:
     """Write uint8 frames (RGB ``H×W×3`` or I420 ``(3H/2)×W``; uint16 RGB when ``deep``) with their
     ``pts`` to ``path``.
@@ -520,3 +466,57 @@ class FrameWriter:
         # The same matrix and range the reader used to make RGB, so colours round-trip.
         return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
                                   dst_color_range=self._sws_range)
+
+
+# the muxer that carries a live stream to each kind of URL
+_STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
+                   "rtsp": "rtsp"}
+
+
+def _open_stream(url: str) -> av.container.OutputContainer:
+    """An output container sending to ``url`` (RTMP to a streaming server, SRT/UDP/TCP as MPEG-TS, RTSP
+    publishing), in the muxer its scheme needs, flushing each packet as it is written."""
+    scheme = url.partition("://")[0].lower()
+    options = {"rtsp_transport": "tcp"} if scheme == "rtsp" else {"flush_packets": "1"}
+    return av.open(url, "w", format=_STREAM_FORMATS.get(scheme, "mpegts"), options=options,
+                   timeout=NETWORK_TIMEOUTS_S)
+
+
+def _chapters_in(chapters: Sequence[dict[str, Any]],
+                 window: tuple[float | None, float | None] | None) -> list[dict[str, Any]]:
+    """The chapters that overlap ``window`` (all without one), moved back by its start and cut to it."""
+    if not window:
+        return list(chapters)
+    start, end = window[0] or 0.0, window[1]
+    kept = []
+    for chapter in chapters:
+        base = Fraction(chapter["time_base"])
+        begin, stop = float(chapter["start"] * base) - start, float(chapter["end"] * base) - start
+        if stop <= 0 or (end is not None and begin >= end - start):
+            continue
+        stop = stop if end is None else min(stop, end - start)
+        kept.append({**chapter, "start": round(max(0.0, begin) * 1000), "end": round(stop * 1000),
+                     "time_base": Fraction(1, 1000)})
+    return kept
+
+
+def _intact_packets(source: av.container.InputContainer, video: av.video.stream.VideoStream,
+                    bsf: av.bitstream.BitStreamFilterContext | None) -> Iterator[av.Packet]:
+    """The video packets of an interrupted run's output, through ``bsf`` if given, up to the first
+    that is damaged: a process killed mid-write (a fragmented MP4 after ``kill -9``) can leave its
+    last packet cut short, and that frame is better made again than copied broken."""
+    demuxed = source.demux(video)
+    while True:
+        try:
+            packet = next(demuxed, None)
+        except av.FFmpegError:
+            packet = None  # the file ends in the middle of a packet
+        if packet is not None and packet.dts is None:
+            continue  # the demuxer's own end-of-stream packet; the filter is flushed at the end
+        if packet is not None and packet.is_corrupt:
+            packet = None
+        for out in (([] if packet is None else [packet]) if bsf is None else bsf.filter(packet)):
+            if out.dts is not None and out.pts is not None:
+                yield out
+        if packet is None:
+            return
