@@ -181,6 +181,10 @@ def test_plan_names_outputs_by_their_inputs(tmp_path: Path) -> None:
     jobs = plan_videos([tmp_path / "a.wmv", tmp_path / "b.mov", "https://host/path/c.mp4?x=1", tmp_path / "d.webm"],
                        tmp_path / "out")
     assert [job.dst.name for job in jobs] == ["a.mp4", "b.mov", "c.mp4", "d.webm"]
+    (tmp_path / "tapes").mkdir()
+    for name in ("dashcam.h264", "tape.dv", "notes.txt"):
+        (tmp_path / "tapes" / name).write_bytes(b"")
+    assert [job.dst.name for job in plan_videos([tmp_path / "tapes"], tmp_path / "out2")] == ["dashcam.mp4", "tape.mp4"]
     (single,) = plan_videos([tmp_path / "b.mov"], tmp_path / "one.mkv")
     assert single.dst == tmp_path / "one.mkv"
     with pytest.raises(OutputError, match="names a file"):

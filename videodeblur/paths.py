@@ -16,8 +16,10 @@ __all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "default_ou
 
 DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
 
+# containers, then camcorder and pro formats (DV tapes, DVD VOBs, MXF), then raw streams (dashcams)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
-                  ".wmv", ".flv", ".3gp")
+                  ".wmv", ".flv", ".3gp", ".dv", ".vob", ".mod", ".tod", ".mxf", ".h264", ".264", ".hevc", ".h265",
+                  ".265")
 
 
 def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: str, *,
