@@ -204,6 +204,22 @@ def test_odd_sizes_are_written_as_444(make_clip, tmp_path: Path) -> None:
     assert writer.pix_fmt == "yuv444p" and (b.width, b.height) == (65, 47) and len(b.frames) == 3
 
 
+def test_chroma_layout_follows_the_source(make_clip, tmp_path: Path) -> None:
+    """4:2:2 (a pro camera's) stays 4:2:2, 10-bit 4:2:2 stays 10-bit 4:2:2; NTSC DV's 4:1:1 becomes
+    4:2:0 (as many chroma samples, in the layout every player decodes), not 4:4:4."""
+    from _clips_video import _flat_clip
+
+    for pix_fmt, deep, expected in (("yuv422p", False, "yuv422p"), ("yuv422p10le", True, "yuv422p10le")):
+        src = make_clip(f"{pix_fmt}.mp4", width=64, height=48, frames=2, pix_fmt=pix_fmt)
+        _, writer = _copy(src, tmp_path / f"out_{pix_fmt}.mkv", deep=deep)
+        assert writer.pix_fmt == expected, pix_fmt
+    dv = _flat_clip(tmp_path / "tape.dv", codec="dvvideo", frames=2, size=(720, 480),
+                    setup=lambda s: setattr(s, "pix_fmt", "yuv411p"))
+    assert probe(dv).chroma_subsampling == (4, 1)
+    _, writer = _copy(dv, tmp_path / "tape.mp4")
+    assert writer.pix_fmt == "yuv420p" and len(decode(tmp_path / "tape.mp4").frames) == 2
+
+
 def test_truncated_input_reads_what_decodes_and_counts_the_loss(make_clip, tmp_path: Path) -> None:
     cut = truncated_copy(make_clip("a.mp4", width=64, height=48, frames=40), tmp_path / "cut.mp4")
     with FrameReader(cut) as reader:

@@ -202,11 +202,9 @@ class FrameWriter:
         it), the file's and the video stream's tags (creation time, location,
         title, language), its chapters and, when ``audio`` and the source has any, its audio streams."""
         check_output_path(path, input_path=info.path)  # never overwrite the file being read, audio or not
-        sub = info.chroma_subsampling
-        even = info.width % 2 == 0 and info.height % 2 == 0
-        pix_fmt = kwargs.pop("pix_fmt", None) or ("yuv420p" if sub == (2, 2) and even else "yuv444p")
+        pix_fmt = kwargs.pop("pix_fmt", None) or _like_chroma(info.chroma_subsampling, info.width, info.height)
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
-            pix_fmt = {"yuv420p": "yuv420p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
+            pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
         return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
                    copy_from=info.path if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
@@ -466,6 +464,18 @@ class FrameWriter:
         # The same matrix and range the reader used to make RGB, so colours round-trip.
         return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
                                   dst_color_range=self._sws_range)
+
+
+def _like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:
+    """The output's chroma layout for a source's: 4:2:0 and 4:2:2 kept (a pro camera's 4:2:2 is what
+    its editor expects); 4:1:1 (NTSC DV) as 4:2:0, the same number of chroma samples in the layout
+    every player decodes; 4:4:4, RGB and odd sizes (which 4:2:0 cannot hold) as 4:4:4."""
+    even_width, even = width % 2 == 0, width % 2 == 0 and height % 2 == 0
+    if subsampling in ((2, 2), (4, 1)) and even:
+        return "yuv420p"
+    if subsampling == (2, 1) and even_width:
+        return "yuv422p"
+    return "yuv444p"
 
 
 # the muxer that carries a live stream to each kind of URL
