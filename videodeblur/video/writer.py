@@ -4,14 +4,16 @@ and audio.
 - Timestamps: each frame is written with the ``pts`` it came with, in the source's ``time_base``
   (which the encoder uses too), so variable frame rate survives. The muxer may pick its own stream
   time base (MP4 does), but every timestamp in seconds is the source's.
-- Encoder: ``auto`` probes the hardware encoder (h264_nvenc) by opening it for real and falls back
-  to libx264 with frame threads; for a container that cannot hold H.264 (WebM), the container's
-  own video codec (VP9), as the ffmpeg tool picks. Output is 4:2:0 when the size allows, else
-  4:4:4; 8-bit, or 10-bit when asked for (a 10-bit source, ``like(deep=True)``) and the encoder
-  takes it.
-- Audio and subtitles: every audio and subtitle stream of ``copy_from`` is carried over with its
-  language and title (:mod:`videodeblur.video.passthrough`: remuxed untouched, audio re-encoded
-  only where the container cannot hold its codec), interleaved as the video advances.
+- Encoder (:mod:`videodeblur.video.encoders`): ``auto`` probes the hardware encoder (h264_nvenc) by
+  opening it for real and falls back to libx264 with frame threads; HEVC for 10-bit output; for a
+  container that cannot hold H.264 (WebM), the container's own video codec (VP9), as the ffmpeg
+  tool picks. Chroma as the source's (``like``: 4:2:0, 4:2:2; 4:1:1 as 4:2:0; 4:4:4 and odd sizes
+  as 4:4:4); 8-bit, or 10-bit when asked for (a 10-bit source, ``like(deep=True)``) and the
+  encoder takes it.
+- Audio, subtitles and data: every such track of ``copy_from`` is carried over with its language
+  and title (:mod:`videodeblur.video.passthrough`: remuxed untouched, audio re-encoded only where
+  the container cannot hold its codec), interleaved as the video advances.
+- ``path`` may be a live stream's URL; ``resume_from`` begins a file with an interrupted run's frames.
 - ``close()`` always flushes the encoder and writes the trailer, so an interrupted run leaves a
   playable file holding every frame written so far.
 """
