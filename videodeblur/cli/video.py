@@ -79,7 +79,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     INPUT is a file, an http(s)/rtmp URL, or a folder of videos; with several inputs or a folder,
     OUTPUT is a folder and the model loads once.
 
-    Frame count, timestamps (variable frame rate too), frame rate, size, rotation, colour tags, the
+    Frame count, timestamps (variable frame rate too), frame rate, size, pixel shape, rotation, colour tags, the
     file's tags, chapters, timecode, every audio and subtitle track and GoPro telemetry are kept
     (audio re-encoded only where the container cannot hold it: AAC into .webm); the output is
     8-bit H.264 (VP9 in .webm), or 10-bit HEVC from a 10-bit source (--eight-bit for 8-bit). Shows
