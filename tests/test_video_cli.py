@@ -117,6 +117,16 @@ def test_interlaced_input_is_said(run_cli, make_clip, tmp_path: Path) -> None:
     assert plain["warnings"] == []
 
 
+def test_transparency_that_is_not_kept_is_said(run_cli, tmp_path: Path) -> None:
+    from _clips_video import _flat_clip
+
+    src = _flat_clip(tmp_path / "alpha.mov", codec="png", frames=3, size=(64, 48),
+                     setup=lambda s: setattr(s, "pix_fmt", "rgba"))
+    result = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json").stdout)
+    assert result["frames"] == 3 and result["warnings"] == [
+        f"{src} has an alpha channel (rgba): transparency is not kept, the output is opaque"]
+
+
 def test_a_second_video_stream_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:
     src = with_thumbnail_first(make_clip("a.mp4", width=64, height=48, frames=5), tmp_path / "thumb.mkv")
     result = json.loads(run_cli("video", src, "-o", tmp_path / "out.mkv", *CPU, "--json").stdout)

@@ -441,6 +441,9 @@ class _Pipeline:
             self.stats.warn(f"{info.path} is interlaced: each frame's two fields were deblurred as one picture and "
                             "written progressive, so moving edges keep their combing; --deinterlace gives a clean "
                             "result")
+        if info.has_alpha:
+            self.stats.warn(f"{info.path} has an alpha channel ({info.pix_fmt}): transparency is not kept, the output "
+                            "is opaque")
         if info.bit_depth > 8 and not writer.deep:
             self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
         if writer.quality_control is None and not writer.lossless:

@@ -70,6 +70,7 @@ class VideoInfo:
     # pixel shape, width / height of one pixel, where it is not square (anamorphic DV, HDV, DVD); None: square
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # the first frame holds two fields (1080i broadcast, DV): combing the network cannot undo
+    has_alpha: bool = False  # transparency (ProRes 4444, PNG or VP9 with alpha): the output is opaque
 
 
 @dataclasses.dataclass
@@ -468,6 +469,7 @@ class FrameReader:
             tags=dict(self._container.metadata), video_tags=dict(s.metadata),
             chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=_pixel_shape(s),
             interlaced=bool(first.interlaced_frame),
+            has_alpha=not fmt.has_palette and len(fmt.components) in (2, 4),
             other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
                                for v in self._container.streams.video
                                if v.index != s.index and not v.disposition & av.stream.Disposition.attached_pic))
