@@ -193,23 +193,25 @@ def with_chapters(src: Path, dst: Path, marks: list[tuple[float, float, str]]) -
     return dst
 
 
-def with_telemetry(src: Path, dst: Path, *, timecode: str = "01:02:03:04") -> Path:
-    """``src`` remuxed to MP4 the way a GoPro writes it: a GPMF telemetry track (``gpmd``, handler
-    "GoPro MET") with a packet every 0.2 s, and a ``timecode`` on the video (which the muxer
-    stores as a ``tmcd`` track)."""
+def with_telemetry(src: Path, dst: Path, *, timecode: str = "01:02:03:04", tracks: int = 1) -> Path:
+    """``src`` remuxed to MP4 the way a GoPro writes it: ``tracks`` GPMF telemetry tracks (``gpmd``,
+    handler "GoPro MET") with a packet every 0.2 s, and a ``timecode`` on the video (which the
+    muxer stores as a ``tmcd`` track)."""
     with av.open(str(src)) as i, av.open(str(dst), "w") as o:
         streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
         streams[i.streams.video[0].index].metadata["timecode"] = timecode
-        gpmd = o.add_data_stream("bin_data")
-        gpmd.codec_tag = "gpmd"
-        gpmd.time_base = Fraction(1, 1000)
         seconds = float(i.streams.video[0].duration * i.streams.video[0].time_base)
-        for n in range(int(seconds / 0.2)):
-            packet = av.Packet(b"DEVC" + bytes([n]) * 12)
-            packet.stream, packet.time_base = gpmd, Fraction(1, 1000)
-            packet.pts = packet.dts = n * 200
-            packet.duration = 200
-            o.mux(packet)
+        telemetry = [o.add_data_stream("bin_data") for _ in range(tracks)]  # every stream before the first packet
+        for gpmd in telemetry:
+            gpmd.codec_tag = "gpmd"
+            gpmd.time_base = Fraction(1, 1000)
+        for gpmd in telemetry:
+            for n in range(int(seconds / 0.2)):
+                packet = av.Packet(b"DEVC" + bytes([n]) * 12)
+                packet.stream, packet.time_base = gpmd, Fraction(1, 1000)
+                packet.pts = packet.dts = n * 200
+                packet.duration = 200
+                o.mux(packet)
         for packet in i.demux():
             if packet.dts is not None:
                 packet.stream = streams[packet.stream.index]

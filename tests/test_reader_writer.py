@@ -415,6 +415,10 @@ def test_gopro_telemetry_and_timecode_are_kept(make_clip, tmp_path: Path) -> Non
     assert writer.audio_packets > 0 and writer.data_packets == 0
     assert writer.skipped == ["bin_data data (stream 2, GoPro MET): .mkv files cannot hold it; .mp4 can"]
     assert len(decode(tmp_path / "out.mkv").frames) == 25
+    two = with_telemetry(make_clip("b.mp4", width=64, height=48, frames=5), tmp_path / "two.mp4", tracks=2)
+    _, writer = _copy(two, tmp_path / "two.mkv")
+    assert writer.skipped == ["2 data tracks (stream 1, GoPro MET; stream 2, GoPro MET): .mkv files cannot hold "
+                              "them; .mp4 can"]  # one line, not one per track
 
 
 def test_webm_gets_vp9_and_its_aac_audio_re_encoded_as_opus(make_clip, tmp_path: Path) -> None:

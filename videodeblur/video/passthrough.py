@@ -57,12 +57,15 @@ class Passthrough:
         streams = self._in.streams
         sources = [*(streams.audio if audio else ()), *(streams.subtitles if subtitles else ()),
                    *(s for s in (streams.data if data else ()) if "timecode" not in s.metadata)]
+        self._data_left_out: list[av.stream.Stream] = []
         try:
             for src in sources:
                 self._add(src)
         except BaseException:
             self.close()
             raise
+        if self._data_left_out:
+            self.skipped.append(self._data_note(self._data_left_out))
         if not self._out:
             self.close()
             return
@@ -121,10 +124,7 @@ class Passthrough:
     def _add(self, src: av.stream.Stream) -> None:
         suffix = Path(self._output.name).suffix or self._output.format.name
         if src.type == "data" and not _takes_data(self._output.format.name, src):
-            handler = src.metadata.get("handler_name")
-            hint = "; .mp4 can" if self._output.format.name != "mp4" and _takes_data("mp4", src) else ""
-            self.skipped.append(f"{src.name or 'unknown'} data (stream {src.index}{', ' + handler if handler else ''}): "
-                                f"{suffix} files cannot hold it{hint}")
+            self._data_left_out.append(src)
             return
         try:
             out = self._output.add_stream_from_template(src)
@@ -138,6 +138,21 @@ class Passthrough:
             if key in src.metadata:
                 out.metadata[key] = src.metadata[key]
         self._out[src.index] = out
+
+    def _data_note(self, left_out: list[av.stream.Stream]) -> str:
+        """One line for the data tracks this container refused (a phone's several metadata tracks
+        would otherwise fill the warnings), saying which container would hold them."""
+        def name(src: av.stream.Stream) -> str:
+            handler = src.metadata.get("handler_name")
+            return f"stream {src.index}{', ' + handler if handler else ''}"
+
+        suffix = Path(self._output.name).suffix or self._output.format.name
+        fits_mp4 = self._output.format.name != "mp4" and all(_takes_data("mp4", src) for src in left_out)
+        hint = "; .mp4 can" if fits_mp4 else ""
+        if len(left_out) == 1:
+            src = left_out[0]
+            return f"{src.name or 'unknown'} data ({name(src)}): {suffix} files cannot hold it{hint}"
+        return f"{len(left_out)} data tracks ({'; '.join(map(name, left_out))}): {suffix} files cannot hold them{hint}"
 
     def _transcoded_stream(self, src: av.audio.stream.AudioStream, refused: ValueError) -> av.stream.Stream:
         """An output audio track in the container's own audio codec, for a source codec it refused."""
