@@ -66,7 +66,7 @@ def test_a_size_change_mid_stream_is_said_and_every_frame_written(run_cli, tmp_p
 def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> None:
     """INPUT may be a URL (pathlib would have turned its // into /): frames and audio come through;
     a missing one is the server's answer in one line."""
-    src = make_clip("a.mp4", width=64, height=48, frames=6, audio=True)
+    src = make_clip("a.mp4", width=64, height=48, frames=12, audio=True)
     (tmp_path / "web").mkdir()
     with av.open(str(src)) as i, av.open(str(tmp_path / "web" / "clip.mp4"), "w", options={"movflags": "+faststart"}) as o:
         streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
@@ -77,9 +77,14 @@ def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> 
     with serve_folder(tmp_path / "web") as base:
         result = run_cli("video", f"{base}/clip.mp4", "-o", tmp_path / "out.mp4", *CPU, "--json")
         missing = run_cli("video", f"{base}/nope.mp4", "-o", tmp_path / "out2.mp4", *CPU)
+        # a server that ignores byte ranges cannot seek: a part is then read on from the top
+        part = run_cli("video", f"{base}/clip.mp4", "-o", tmp_path / "part.mp4", *CPU, "--json", "--start", "0.2")
     assert result.exit_code == 0, result.stderr
     out = decode(tmp_path / "out.mp4")
-    assert len(out.frames) == 6 and out.audio and json.loads(result.stdout)["input"] == f"{base}/clip.mp4"
+    assert len(out.frames) == 12 and out.audio and json.loads(result.stdout)["input"] == f"{base}/clip.mp4"
+    assert part.exit_code == 0, part.stderr
+    cut = decode(tmp_path / "part.mp4")
+    assert json.loads(part.stdout)["frames"] == 7 and cut.pts_seconds == [t - out.pts_seconds[5] for t in out.pts_seconds[5:]]
     assert missing.exit_code == 1 and missing.stderr_lines == [f"videodeblur: error: cannot open {base}/nope.mp4: "
                                                                 "Server returned 404 Not Found"]
 

@@ -182,8 +182,7 @@ class FrameReader:
         self.window = (begin, None if duration_s is None else begin + duration_s)
         if start_s > 0:
             with self._lock:
-                self._seek(begin)
-                self._seek_to_check = True
+                self._seek_to_check = self._seek(begin)
         return (begin if start_s > 0 else None), self.window[1]
 
     @property
@@ -202,13 +201,19 @@ class FrameReader:
             return max(0, round((end - start) * float(fps)))
         return None if frames is None else max(0, frames - round((start - self._first_s) * float(fps)))
 
-    def _seek(self, at_s: float) -> None:
-        """Go to the keyframe at or before ``at_s`` (the stream's seconds) and decode on from there."""
-        self._container.seek(max(0, int(at_s / self.info.time_base)), stream=self._stream, backward=True)
+    def _seek(self, at_s: float) -> bool:
+        """Go to the keyframe at or before ``at_s`` (the stream's seconds) and decode on from there.
+        A source that cannot seek (a server without byte ranges, a pipe) is read on from where it is,
+        the frames before the window dropped as they come."""
+        try:
+            self._container.seek(max(0, int(at_s / self.info.time_base)), stream=self._stream, backward=True)
+        except (av.FFmpegError, OSError):
+            return False
         self._stream.codec_context.flush_buffers()
         self._first = None
         self._last_pts = None
         self._frames = self._frame_source()
+        return True
 
     def _in_window(self, frame: av.VideoFrame) -> bool | None:
         """Whether ``frame`` is in the window (True), before it (False), or past its end (None)."""
