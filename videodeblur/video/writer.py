@@ -426,6 +426,8 @@ class FrameWriter:
             ctx.gop_size = max(1, round(2 * float(fps))) if fps else 60
             if self.encoder_name in ("libx264", "libx265"):
                 ctx.options = {**ctx.options, "tune": "zerolatency"}
+            elif self.encoder_name.endswith("_nvenc"):  # not measured: the GPU machines have no NVENC
+                ctx.options = {**ctx.options, "tune": "ull", "zerolatency": "1"}
         if self._fragmented:
             # A fragmented file has no edit list to hide B-frames' reorder delay: its first frame
             # would start one or two frames late. Without B-frames every timestamp is exact.
