@@ -331,6 +331,7 @@ def test_cuda_without_a_gpu_is_one_line(run_cli, make_clip, tmp_path: Path) -> N
 def test_usage_errors_exit_2(run_cli, make_clip) -> None:
     assert run_cli("video").exit_code == 2  # no input
     assert run_cli("video", "x.mp4", "-o", "y.mp4", "--batch", "0").exit_code == 2
+    assert run_cli("video", "x.mp4", "--resume", "--start", "3").exit_code == 2
     preset = run_cli("video", "x.mp4", "-o", "y.mp4", "--preset", "nonsense")  # x264 would fail only at open
     assert preset.exit_code == 2 and "veryslow" in preset.stderr
 

@@ -99,6 +99,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import plan_videos
 
+    if resume and (start_s or duration_s is not None):
+        raise click.UsageError("--resume goes on with a whole file: it cannot be combined with --start or --duration")
     jobs = plan_videos(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 
