@@ -72,7 +72,7 @@ def test_unwritable_output_read_only_folder(run_subprocess, image_file, tmp_path
 
 def test_unsupported_output_extension(run_subprocess, image_file, tmp_path):
     assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.gif"),
-                          "unsupported output extension '.gif'", ".png, .jpg, .jpeg, .tif, .tiff, .webp, .bmp")
+                          "unsupported output extension '.gif'", ".png, .jpg, .jpeg, .tif, .tiff, .webp, .avif, .bmp")
 
 
 def test_unknown_model_name(run_subprocess, image_file, tmp_path):

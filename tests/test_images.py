@@ -160,8 +160,8 @@ def test_a_sixteen_bit_png_comes_out_sixteen_bit(engine, tmp_path, channels):
         assert np.array_equal(out[..., 3], deep[..., 3])  # 16-bit alpha untouched
 
 
-def test_tiff_webp_and_bmp_in_and_out(engine, tmp_path):
-    """A photo editor's 16-bit TIFF stays 16-bit TIFF; WebP keeps its alpha; BMP reads and writes;
+def test_tiff_webp_avif_and_bmp_in_and_out(engine, tmp_path):
+    """A photo editor's 16-bit TIFF stays 16-bit TIFF; WebP and AVIF keep their alpha; BMP reads and writes;
     each equals the network's output for the same pixels (WebP: as WebP at quality 95 codes it)."""
     y, x = np.mgrid[0:48, 0:64]
     ramp = (x * 60 + y * 11 + 3000).astype(np.uint16)
@@ -179,8 +179,11 @@ def test_tiff_webp_and_bmp_in_and_out(engine, tmp_path):
     cv2.imwrite(str(tmp_path / "b.bmp"), cv2.cvtColor(clip_frame(1, 64, 48), cv2.COLOR_RGB2BGR))
     bmp = cv2.imread(str(deblur_image_file(tmp_path / "b.bmp", tmp_path / "out.bmp", engine)))
     assert np.array_equal(cv2.cvtColor(bmp, cv2.COLOR_BGR2RGB), engine.process(clip_frame(1, 64, 48)[None])[0])
+    cv2.imwrite(str(tmp_path / "c.avif"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+    avif = cv2.imread(str(deblur_image_file(tmp_path / "c.avif", tmp_path / "out.avif", engine)), cv2.IMREAD_UNCHANGED)
+    assert avif.shape == (48, 64, 4) and np.abs(avif[..., 3].astype(int) - 77).max() <= 2  # alpha kept
     jobs = plan_images([tmp_path], tmp_path / "all")
-    assert {j.src.name for j in jobs} >= {"deep.tif", "a.webp", "b.bmp"}
+    assert {j.src.name for j in jobs} >= {"deep.tif", "a.webp", "b.bmp", "c.avif"}
 
 
 def test_write_read_roundtrip_rgb(tmp_path):

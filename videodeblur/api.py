@@ -69,7 +69,7 @@ class Deblurrer:
         return self.engine.process(frames)
 
     def image(self, src: str | Path, dst: str | Path) -> Path:
-        """Deblur one image file (PNG, JPEG, TIFF, WebP, BMP) into ``dst``; mode, depth and size are kept."""
+        """Deblur one image file (PNG, JPEG, TIFF, WebP, AVIF, BMP) into ``dst``; mode, depth and size are kept."""
         from videodeblur.images import deblur_image_file
 
         return deblur_image_file(src, dst, self.engine)

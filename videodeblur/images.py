@@ -1,17 +1,17 @@
-"""Deblur still images: PNG, JPEG, TIFF, WebP or BMP in and out, colour, depth and alpha kept.
+"""Deblur still images: PNG, JPEG, TIFF, WebP, AVIF or BMP in and out, colour, depth and alpha kept.
 
 Rules, so a user knows what comes back:
 
 - The network sees RGB. A greyscale input is replicated to three channels and its output is written
   back as greyscale (BT.601 luma), so the output has the input's mode.
-- An alpha channel passes through untouched to a PNG, TIFF or WebP output; JPEG and BMP outputs
+- An alpha channel passes through untouched to a PNG, TIFF, WebP or AVIF output; JPEG and BMP outputs
   have no alpha, so it is dropped there (the colour is written as it is, not composited). OpenCV reads grey+alpha PNGs as
   RGBA, so those come back as RGBA PNGs with equal colour channels.
 - JPEG outputs are written at quality 95 without chroma subsampling (4:4:4), so colour edges survive.
 - 16-bit PNGs and TIFFs (a photo editor's exports) go through the network as 8-bit (it works on
   8-bit frames); a PNG or TIFF output is 16-bit again: the network's change is added to the 16-bit
-  source, so what it leaves alone keeps every bit. JPEG, WebP and BMP outputs are 8-bit.
-- WebP outputs are written at quality 95, TIFF with OpenCV's lossless default.
+  source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit.
+- WebP and AVIF outputs are written at quality 95, TIFF with OpenCV's lossless default.
 - A JPEG's EXIF orientation is applied on reading, so the output stands upright in any viewer. A
   JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP and ICC colour profile, and a PNG from a PNG its colour, EXIF, text, time and pixel-size
@@ -40,11 +40,12 @@ from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_ou
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
            "plan_images", "deblur_image_file", "deblur_images"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
-_ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif", ".bmp")
+_ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp", ".avif")
 _DEEP_EXTENSIONS = (".png", ".tif", ".tiff")  # 16 bits per sample
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
+AVIF_QUALITY = 95
 
 
 class FrameProcessor(Protocol):
@@ -106,7 +107,7 @@ def read_image(path: str | Path) -> Image:
         if Path(path).suffix.lower() in VIDEO_SUFFIXES:
             raise UnreadableInputError(f"{path} is a video, not an image; deblur it with `videodeblur video`")
         raise UnreadableInputError(f"{path} is not a readable image (corrupt, truncated or not PNG, JPEG, TIFF, "
-                                   "WebP or BMP)")
+                                   "WebP, AVIF or BMP)")
     image = _to_image(pixels, path)
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(data.tobytes()))
@@ -134,6 +135,7 @@ def write_image(path: str | Path, image: Image) -> Path:
         ".jpg": [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
                  cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444],
         ".webp": [cv2.IMWRITE_WEBP_QUALITY, WEBP_QUALITY],
+        ".avif": [cv2.IMWRITE_AVIF_QUALITY, AVIF_QUALITY],
     }.get(".jpg" if ext == ".jpeg" else ext, [])
     ok, buffer = cv2.imencode(ext, pixels, params)
     if not ok:
@@ -160,8 +162,8 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None) -> list
     inputs with one name, an output that would overwrite its input).
     """
     if not inputs:
-        raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, BMP) or a folder")
-    what = "images (*.png, *.jpg, *.tif, *.webp, *.bmp)"
+        raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or a folder")
+    what = "images (*.png, *.jpg, *.tif, *.webp, *.avif, *.bmp)"
     if output is None:
         jobs = [ImageJob(Path(src), dst) for src, dst in default_outputs(inputs, IMAGE_EXTENSIONS, what,
                                                                          name=lambda src: Path(src).name)]

@@ -1,4 +1,4 @@
-"""``videodeblur image INPUT... -o OUTPUT``: deblur image files (PNG, JPEG, TIFF, WebP, BMP) or folders of them."""
+"""``videodeblur image INPUT... -o OUTPUT``: deblur image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or folders of them."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,10 +21,10 @@ __all__ = ["image"]
 @tile_option("Process in overlapping tiles of this many pixels [default: whole images, or tiles sized to fit when whole ones would need more than half the free memory].")
 def image(inputs: tuple[Path, ...], output: Path | None, model: str | None, device: str, precision: str,
           tile: int | None) -> None:
-    """Deblur images (PNG, JPEG, TIFF, WebP, BMP): one file to one, or several / a folder to a folder.
+    """Deblur images (PNG, JPEG, TIFF, WebP, AVIF, BMP): one file to one, or several / a folder to a folder.
 
     Colour, greyscale, size and metadata (EXIF, colour profile: JPEG to JPEG, PNG to PNG) are kept;
-    16-bit PNGs and TIFFs stay 16-bit; alpha is kept in PNG, TIFF and WebP outputs. Prints each
+    16-bit PNGs and TIFFs stay 16-bit; alpha is kept in PNG, TIFF, WebP and AVIF outputs. Prints each
     written path.
     An unreadable file among several is named and skipped; the others are written, and the exit code is 1.
 
