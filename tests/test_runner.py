@@ -337,8 +337,9 @@ def test_resume_goes_on_from_an_interrupted_run(suffix: str, engine, make_clip, 
 
 
 def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_path: Path) -> None:
-    """Other encoder settings would make the new frames undecodable with the old header: refused,
-    and the interrupted output is put back as it was. An output of another (longer) video is
+    """Other encoder settings would make the new frames undecodable with the old header, and
+    another model would not match the first half: both refused, and the interrupted output is put
+    back as it was. An output of another (longer) video is
     refused once the input runs out; its frames are still all there."""
     src = make_clip("a.mp4", width=64, height=48, frames=30)
     out = tmp_path / "out.mp4"
@@ -347,6 +348,10 @@ def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_
     with pytest.raises(OutputError, match="other settings"):
         deblur_file(src, out, engine, RunOptions(resume=True, crf=30))
     assert out.stat().st_size == size and not (tmp_path / "out.partial.mp4").exists()
+    other = Engine.from_name("lprn", EngineOptions(device="cpu"))
+    with pytest.raises(OutputError, match="made by videodeblur lprn-fast, this run's by videodeblur lprn:"):
+        deblur_file(src, out, other, RunOptions(resume=True))  # half one model, half another: refused
+    assert out.stat().st_size == size
     short = make_clip("b.mp4", width=64, height=48, frames=8)
     with pytest.raises(OutputError, match="has only 8"):
         deblur_file(short, out, engine, RunOptions(resume=True))

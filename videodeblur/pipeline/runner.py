@@ -126,12 +126,14 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
         partial = set_aside(Path(output_path), reader.info) if options.resume else None
         try:
+            made_by = f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                       crf=options.crf, preset=options.preset, threads=encode_threads,
-                                      layout=reader.layout, fragmented=options.fragmented, deep=deep, window=window)
+                                      layout=reader.layout, fragmented=options.fragmented, deep=deep, window=window,
+                                      made_by=made_by)
             if partial is not None:
                 try:
-                    frames, last_s = writer.resume_from(partial, name=output_path)
+                    frames, last_s = writer.resume_from(partial, name=output_path, made_by=made_by)
                 except BaseException:
                     writer.close(complete=False)
                     raise

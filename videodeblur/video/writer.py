@@ -126,6 +126,8 @@ class FrameWriter:
     ``path`` may also be a live stream's URL (``rtmp://`` to a streaming server, ``srt://``,
     ``udp://`` or ``tcp://`` as MPEG-TS, ``rtsp://`` to publish); it and ``live`` encode for low
     latency: no B-frames or look-ahead, slice threads, a keyframe every two seconds.
+    ``made_by``: what made the frames ("videodeblur lprn-fast"), as the video track's handler name,
+    so a file says where it came from and :meth:`resume_from` can refuse to mix two models.
     """
 
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
@@ -136,7 +138,7 @@ class FrameWriter:
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
                  data: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
                  window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None,
-                 sample_aspect_ratio: Fraction | None = None, live: bool = False) -> None:
+                 sample_aspect_ratio: Fraction | None = None, live: bool = False, made_by: str | None = None) -> None:
         self._stream_url = is_url(path)
         existed = self._stream_url or Path(path).exists()
         # a live stream's URL as given (pathlib would fold its //), a file's path checked now
@@ -179,6 +181,8 @@ class FrameWriter:
                     self._container.set_chapters(chapters)
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
                 self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title", "timecode")))
+                if made_by:  # the video track's handler name: ffprobe shows it, and a resume checks it
+                    self._stream.metadata["handler_name"] = made_by
                 if copy_from is not None:
                     self._passthrough = Passthrough(copy_from, self._container, audio=audio, subtitles=subtitles,
                                                     data=data, window=window)
@@ -268,13 +272,16 @@ class FrameWriter:
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
 
-    def resume_from(self, partial: str | Path, *, name: str | Path | None = None) -> tuple[int, float | None]:
+    def resume_from(self, partial: str | Path, *, name: str | Path | None = None,
+                    made_by: str | None = None) -> tuple[int, float | None]:
         """Begin this still empty file with every video frame of ``partial`` (an interrupted run's
         output of the same source, made with the same settings), remuxed as they are: no decode, no
         re-encode, audio and subtitles interleaved up to them. Returns the frames copied and the last
         one's time in seconds. OutputError when ``partial`` cannot be read or was encoded otherwise
         (another encoder, size, pixel format or encoder settings: its stream header differs).
-        ``name``: what errors call ``partial`` (the output it was moved aside from)."""
+        ``name``: what errors call ``partial`` (the output it was moved aside from). ``made_by``: what
+        this run writes its frames with; a ``partial`` marked as made otherwise (another model, or
+        deinterlaced where this run is not) is refused, since its frames would not match the rest."""
         def refuse(why: str) -> OutputError:
             return OutputError(f"cannot resume {name or partial}: {why}; run without --resume to start again")
 
@@ -296,6 +303,10 @@ class FrameWriter:
                 if made != wanted:
                     raise refuse(f"it holds {theirs.name} {theirs.width}x{theirs.height} {made[3]}, this run writes "
                                  f"{mine.name} {self.width}x{self.height} {self.pix_fmt}")
+                marked = video.metadata.get("handler_name", "")
+                if made_by and marked.startswith("videodeblur ") and marked != made_by:
+                    raise refuse(f"its frames were made by {marked}, this run's by {made_by}: give the same --model "
+                                 "(and --deinterlace) as the first run")
                 codec = mine.codec.canonical_name  # h264, hevc: the format, not the encoder
                 ours, before = parameter_sets(mine.extradata, codec), parameter_sets(theirs.extradata, codec)
                 if ours is not None and before is not None and ours != before:
