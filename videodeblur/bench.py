@@ -439,7 +439,8 @@ def _pipelined_run(io: "_IO", output: Path, engine: Any, batch: int, warmup: int
     run_options = RunOptions(encoder=options.encoder, crf=options.crf, preset=options.preset,
                              queue_size=options.queue_size,
                              warmup_frames=warmup, max_frames=io.frames, audio=False,
-                             colour_on_device=io.layout == "i420")
+                             colour_on_device=io.layout == "i420",
+                             deep=False)  # 8-bit out, as the stage runs write: every run times one encoder
     with PeakMemory(engine.device) as memory:
         stats = deblur_file(io.clip, output, engine, run_options)
     return _from_run_stats(stats.to_dict(), engine.model_name, batch, memory)
