@@ -194,12 +194,64 @@ def test_http_network_stream_is_read_through_pyav(make_clip) -> None:
     assert stats.end_reason.startswith("source")
 
 
+def test_a_stream_that_ends_is_opened_again_with_reconnect(make_clip, run_cli) -> None:
+    """A network stream should not end: with --reconnect its end counts as a loss and the URL is
+    opened again (here the server sends the clip anew each time), until --max-seconds."""
+    clip = make_clip("net.ts", width=64, height=48, frames=15, fps=FPS)
+    with serve_folder(clip.parent) as base:
+        result = run_cli("camera", "--source", f"{base}/{clip.name}", "--no-preview", "--model", "lprn-fast",
+                         "--device", "cpu", "--reconnect", "5", "--max-seconds", "3", "--json")
+        once = run_cli("camera", "--source", f"{base}/{clip.name}", "--no-preview", "--model", "lprn-fast",
+                       "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["reconnects"] >= 1 and stats["captured"] > 15 and stats["end_reason"] == "max-seconds"
+    plain = json.loads(once.stdout)  # without --reconnect the stream's end ends the run, as before
+    assert (plain["reconnects"], plain["captured"], plain["end_reason"]) == (0, 15, "source ended")
+
+
 def test_unplugged_camera_ends_the_run_cleanly() -> None:
     source = ScriptedSource(6, then="unplug")
     stats = run_live(source, DelayedEngine(0.0))
     assert stats.end_reason.startswith("source lost: scripted camera stopped delivering")
     assert stats.processed + stats.dropped == stats.captured == 6
     assert source.closed.is_set() and not live_threads()
+
+
+class BiggerSource(ScriptedSource):
+    """A camera that comes back at another size (a network camera renegotiating)."""
+
+    def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
+        for i in range(self._frames):
+            if stop.wait(1 / self.fps):
+                return
+            yield CapturedFrame(np.full((48, 64, 3), 100 + i, np.uint8), i, time.monotonic())
+
+
+def test_a_lost_camera_that_comes_back_is_reconnected() -> None:
+    """--reconnect: a source lost after 6 frames is opened again and the run goes on at its first
+    size; a source that never comes back ends the run after the time given, saying so."""
+    reopened: list[ScriptedSource] = []
+
+    def reopen() -> ScriptedSource:
+        reopened.append(BiggerSource(4, then="end"))
+        return reopened[-1]
+
+    first = ScriptedSource(6, then="unplug")
+    seen: list[tuple[int, ...]] = []
+    stats = run_live(first, DelayedEngine(0.0), LiveOptions(reconnect_s=3.0), reopen=reopen,
+                     on_frame=lambda f: seen.append(f.output.shape) is None)
+    assert (stats.reconnects, stats.captured, stats.end_reason) == (1, 10, "source ended")
+    assert set(seen) == {(24, 32, 3)} and first.closed.is_set() and reopened[0].closed.is_set()
+
+    def never() -> ScriptedSource:
+        raise SourceError("scripted camera is still gone")
+
+    start = time.monotonic()
+    stats = run_live(ScriptedSource(3, then="unplug"), DelayedEngine(0.0), LiveOptions(reconnect_s=1.0), reopen=never)
+    assert stats.reconnects == 0 and stats.end_reason == (
+        "source lost: scripted camera stopped delivering frames (unplugged?); not back within 1 s")
+    assert time.monotonic() - start < 5 and not live_threads()
 
 
 def test_opencv_camera_unplugged_mid_run(monkeypatch) -> None:

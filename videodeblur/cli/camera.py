@@ -52,12 +52,15 @@ def _record_target(value: str | None) -> Path | str | None:
               metavar="OUT.mp4|URL",
               help="Also write the deblurred feed to this file (timestamps from capture time), or send it live to "
                    "a streaming URL: rtmp://server/app/key, srt://host:port, udp://host:port (MPEG-TS).")
+@click.option("--reconnect", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="When the camera or stream is lost (a network camera dropping, a webcam replugged), open it "
+                   "again every second for up to SECONDS, and go on: same size, same recording.")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop after this many seconds.")
 @json_option
 def camera(source: str, realtime: bool, model: str | None, device: str, precision: str, size: str | None,
-           fourcc: str | None, preview: bool, side_by_side: bool, record: Path | str | None, max_seconds: float | None,
-           as_json: bool) -> None:
+           fourcc: str | None, preview: bool, side_by_side: bool, record: Path | str | None, reconnect: float | None,
+           max_seconds: float | None, as_json: bool) -> None:
     """Deblur a live feed with low, bounded latency.
 
     Only the newest frame is kept: when the model is slower than the source, stale frames are
@@ -98,8 +101,10 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         live_source.close()
         raise
     try:
-        stats = run_live(live_source, engine, LiveOptions(max_seconds=max_seconds, record_path=record),
-                         on_frame=window.show if window is not None else None)
+        stats = run_live(live_source, engine,
+                         LiveOptions(max_seconds=max_seconds, record_path=record, reconnect_s=reconnect or 0.0),
+                         on_frame=window.show if window is not None else None,
+                         reopen=lambda: open_source(source, capture_options))
     finally:
         if window is not None:
             window.close()
@@ -206,6 +211,8 @@ def _table(stats: dict[str, Any]) -> str:
         ("latency ms", f"p50 {latency['p50']:.1f}   p95 {latency['p95']:.1f}   p99 {latency['p99']:.1f}"),
         ("ended", stats["end_reason"]),
     ]
+    if stats.get("reconnects"):
+        rows.append(("reconnects", str(stats["reconnects"])))
     if stats["record_path"]:
         dropped = f" ({stats['record_dropped']} left out: the network fell behind)" if stats.get("record_dropped") else ""
         rows.append(("recorded", f"{stats['recorded']} frames to {stats['record_path']}{dropped}"))

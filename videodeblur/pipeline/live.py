@@ -20,6 +20,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
+import cv2
 import numpy as np
 
 from videodeblur.errors import SourceError
@@ -45,18 +46,23 @@ class FrameProcessor(Protocol):
 class LiveOptions:
     """``max_seconds``: stop after this long (None: run until the source ends or the user quits).
     ``record_path``: also write the deblurred feed there. ``stall_timeout_s``: a source that delivers
-    nothing for this long counts as lost (a hung camera or network read)."""
+    nothing for this long counts as lost (a hung camera or network read). ``reconnect_s``: a lost
+    source is opened again (``run_live``'s ``reopen``), every second for up to this long, and the
+    run goes on with the same size and recording (0: a lost source ends the run)."""
 
     max_seconds: float | None = None
     record_path: Path | str | None = None  # a file, or a live stream's URL (rtmp://, srt://, udp://...)
     stall_timeout_s: float = 5.0
     warmup: bool = True
+    reconnect_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.max_seconds is not None and self.max_seconds <= 0:
             raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
         if self.stall_timeout_s <= 0:
             raise ValueError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
+        if self.reconnect_s < 0:
+            raise ValueError(f"reconnect_s must be >= 0, got {self.reconnect_s}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +98,7 @@ class LiveStats:
     height: int
     recorded: int
     record_path: str | None
+    reconnects: int  # times a lost source was opened again (reconnect_s)
     record_dropped: int  # frames left out of a live stream (--record URL) because the network fell behind
     model: str | None
     device: str | None
@@ -162,17 +169,20 @@ class LatestFrameSlot:
 
 
 def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = LiveOptions(),
-             on_frame: Callable[[LiveFrame], bool] | None = None) -> LiveStats:
+             on_frame: Callable[[LiveFrame], bool] | None = None,
+             reopen: Callable[[], LiveSource] | None = None) -> LiveStats:
     """Deblur ``source`` live until it ends, ``on_frame`` returns False, ``max_seconds`` pass, or
     Ctrl-C (returned as ``end_reason="interrupted"`` so the caller can still report and exit 130).
 
-    Takes ownership of ``source``: it is closed when the run ends. Errors that are not the source
+    Takes ownership of ``source``: it is closed when the run ends. ``reopen`` opens the source again
+    after it is lost (with ``options.reconnect_s``): a network camera that drops, a webcam replugged. Errors that are not the source
     going away (a failing engine, an unwritable recording) are raised after every thread is joined
     and the recording is finalised.
     """
     stop = threading.Event()
     slot = LatestFrameSlot()
-    capture = _CaptureThread(source, slot, stop)
+    capture = _CaptureThread(source, slot, stop, reopen=reopen if options.reconnect_s > 0 else None,
+                             reconnect_s=options.reconnect_s)
     recorder: _Recorder | None = None
     latencies: list[float] = []
     infer = StageClock("infer")
@@ -195,7 +205,8 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
                 if slot.closed:
                     end_reason = capture.end_reason
                     break
-                if time.monotonic() - max(slot.last_put_time, start) > options.stall_timeout_s:
+                # while the capture thread reconnects, it gets its own time on top
+                if time.monotonic() - max(slot.last_put_time, start) > options.stall_timeout_s + options.reconnect_s:
                     end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
                     break
                 continue
@@ -235,6 +246,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         infer_ms=round(1000.0 * infer.busy_s / infer.items, 2) if infer.items else 0.0,
         end_reason=end_reason, source=source.description,
         width=source.width, height=source.height, recorded=recorded, record_dropped=record_dropped,
+        reconnects=capture.reconnects,
         record_path=str(options.record_path) if options.record_path is not None else None,
         model=getattr(engine, "model_name", None),
         device=str(engine.device) if hasattr(engine, "device") else None,
@@ -245,14 +257,20 @@ class _CaptureThread(threading.Thread):
     """Pulls frames from the source into the slot; closes the slot and the source when it ends.
 
     A SourceError while running (camera unplugged, stream gone) ends the run cleanly and is
-    reported as ``end_reason``; any other exception is kept and re-raised by the caller.
+    reported as ``end_reason``, unless ``reopen`` opens the source again within ``reconnect_s``:
+    then frames flow on, scaled to the first source's size; any other exception is kept and
+    re-raised by the caller.
     """
 
-    def __init__(self, source: LiveSource, slot: LatestFrameSlot, stop: threading.Event) -> None:
+    def __init__(self, source: LiveSource, slot: LatestFrameSlot, stop: threading.Event, *,
+                 reopen: Callable[[], LiveSource] | None = None, reconnect_s: float = 0.0) -> None:
         super().__init__(name="videodeblur-capture", daemon=True)  # daemon: a read hung in a driver cannot block exit
         self._source, self._slot, self._stop_event = source, slot, stop
+        self._reopen, self._reconnect_s = reopen, reconnect_s
+        self._size = (source.width, source.height)
         self.end_reason = "source ended"
         self.started = False
+        self.reconnects = 0
         self._error: BaseException | None = None
 
     def start(self) -> None:
@@ -261,18 +279,49 @@ class _CaptureThread(threading.Thread):
 
     def run(self) -> None:
         try:
-            wait = not self._source.drops_allowed
-            for frame in self._source.frames(self._stop_event):
-                if not self._slot.put(frame, wait=wait):
-                    break
-                time.sleep(0)  # hand the GIL to the waiting loop now, not after the 5 ms switch interval
-        except SourceError as err:
-            self.end_reason = f"source lost: {err}"
+            while True:
+                try:
+                    self._pump()
+                    if self._stop_event.is_set() or not (self._source.live and self._reopen is not None):
+                        return  # a file or lavfi graph that ended, or the run stopping
+                    lost = f"{self._source.description} ended"  # a camera or stream should not end
+                except SourceError as err:
+                    lost = str(err)
+                if not self._reconnected():
+                    again = f"; not back within {self._reconnect_s:g} s" if self._reopen is not None else ""
+                    self.end_reason = f"source lost: {lost}{again}"
+                    return
         except BaseException as err:  # carried to the caller's thread
             self._error = err
         finally:
             self._slot.close()
             self._source.close()
+
+    def _pump(self) -> None:
+        """Frames from the current source into the slot until it ends (or the run stops)."""
+        wait = not self._source.drops_allowed
+        for frame in self._source.frames(self._stop_event):
+            if (frame.image.shape[1], frame.image.shape[0]) != self._size:  # a reopened source at another size
+                frame = dataclasses.replace(frame, image=cv2.resize(frame.image, self._size, interpolation=cv2.INTER_AREA))
+            if not self._slot.put(frame, wait=wait):
+                return
+            time.sleep(0)  # hand the GIL to the waiting loop now, not after the 5 ms switch interval
+
+    def _reconnected(self) -> bool:
+        """Open the source again, once a second, until ``reconnect_s`` have passed or the run stops."""
+        if self._reopen is None:
+            return False
+        deadline = time.monotonic() + self._reconnect_s
+        while time.monotonic() < deadline and not self._stop_event.wait(min(1.0, self._reconnect_s)):
+            try:
+                source = self._reopen()
+            except SourceError:
+                continue
+            self._source.close()
+            self._source = source
+            self.reconnects += 1
+            return True
+        return False
 
     def raise_error(self) -> None:
         if self._error is not None:

@@ -89,6 +89,7 @@ class LiveSource:
     fps: float | None
     drops_allowed: bool
     path: Path | None = None  # the file read, when the source is one (a recording may not overwrite it)
+    live: bool = False  # a camera or network stream: it should never end, so its end is a loss
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Yield frames until the source ends or ``stop`` is set; raise SourceError if it is lost."""
@@ -139,7 +140,7 @@ class OpenCVCameraSource(LiveSource):
 
     def __init__(self, device: int | str, options: CaptureOptions = CaptureOptions()) -> None:
         self.description = f"camera {device}"
-        self.drops_allowed = True
+        self.drops_allowed = self.live = True
         with _quiet_opencv():  # its open() warnings would break the one-line error
             self._cap = cv2.VideoCapture(device, cv2.CAP_V4L2) if isinstance(device, str) else cv2.VideoCapture(device)
         if not self._cap.isOpened():
@@ -198,6 +199,7 @@ class PyAVSource(LiveSource):
                  network: bool = False) -> None:
         self.description = description
         self.drops_allowed = pace or network
+        self.live = network
         self._pace = pace
         # low_delay: the decoder outputs each frame as soon as it can. Not "fflags nobuffer": it drops
         # the packets read while FFmpeg probes the stream (measured: 50 of 111 frames of an HTTP
