@@ -310,7 +310,7 @@ class FrameWriter:
                 codec = mine.codec.canonical_name  # h264, hevc: the format, not the encoder
                 ours, before = parameter_sets(mine.extradata, codec), parameter_sets(theirs.extradata, codec)
                 if ours is not None and before is not None and ours != before:
-                    raise refuse("it was encoded with other settings (--crf, --preset or --encoder)")
+                    raise refuse("it was encoded with other settings (--crf, --preset, --encoder or --fragmented)")
                 # MP4 and MKV store H.264/HEVC samples length-prefixed; this encoder's header says
                 # Annex B (start codes), and the muxer converts what it is given as such, so the old
                 # samples are turned back into Annex B first (else the muxer mangles them).
