@@ -147,8 +147,10 @@ def summary_table(result: dict[str, Any]) -> str:
     lat = result["latency_ms"]
     bound = max(result["stages"], key=lambda name: result["stages"][name]["busy_s"])
     w, h = result.get("size", [0, 0])
+    kept = result.get("resumed_frames") or 0
+    frames = f"{result['frames'] + kept} frames ({result['frames']} new, {kept} kept)" if kept else f"{result['frames']} frames"
     lines = [
-        f"wrote {result.get('output', '')}: {result['frames']} frames, {w}x{h}, {result.get('encoder', '')}, "
+        f"wrote {result.get('output', '')}: {frames}, {w}x{h}, {result.get('encoder', '')}, "
         f"{result['seconds']:.2f} s",
         f"model {result['model']} on {result['device']}, {result.get('precision', '')}, "
         f"batch {result.get('batch_size', '')}",
