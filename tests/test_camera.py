@@ -405,6 +405,23 @@ def test_a_slow_stream_drops_frames_instead_of_holding_the_live_picture(monkeypa
     assert max(waits) < 0.02
 
 
+def test_a_file_played_live_records_its_sound_in_step(make_clip, run_cli, tmp_path: Path) -> None:
+    """camera --source FILE --realtime --record: the file's audio comes along, from its first frame
+    and as far as the frames went, so a file restreamed live is heard as well as seen."""
+    clip = make_clip("in.mp4", width=64, height=48, frames=20, fps=FPS, audio=True)
+    out = tmp_path / "rec.mp4"
+    result = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--model", "lprn-fast",
+                     "--device", "cpu", "--record", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    with av.open(str(out)) as container:
+        video = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    with av.open(str(out)) as container:
+        audio = list(container.decode(audio=0))
+    first = float(audio[0].pts * audio[0].time_base)
+    seconds = sum(f.samples for f in audio) / audio[0].sample_rate
+    assert video[0] == 0 and abs(first) < 0.03 and seconds == pytest.approx(video[-1] + 1 / FPS, abs=0.1)
+
+
 def test_a_recording_may_not_overwrite_the_file_source(make_clip, run_cli, tmp_path: Path) -> None:
     clip = make_clip("in.mp4", width=64, height=48, frames=5)
     before = clip.read_bytes()

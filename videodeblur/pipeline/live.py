@@ -193,7 +193,8 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         if options.warmup and hasattr(engine, "warmup"):
             engine.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
         if options.record_path is not None:
-            recorder = _Recorder(options.record_path, source.width, source.height, source.fps, source_path=source.path)
+            recorder = _Recorder(options.record_path, source.width, source.height, source.fps, source_path=source.path,
+                                 audio_from=source.audio_from)
         start = time.monotonic()
         capture.start()
         while True:
@@ -337,14 +338,17 @@ class _Recorder:
     """
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float | None, *,
-                 source_path: Path | None = None) -> None:
+                 source_path: Path | None = None, audio_from: tuple[Path, float] | None = None) -> None:
         from videodeblur.video import FrameWriter
 
         # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
         # (rtmp://, srt://, udp://) is sent on as it is encoded
+        # a file played at its own pace brings its sound: the track from its first frame on, in step
+        audio = {} if audio_from is None else {"copy_from": audio_from[0], "subtitles": False, "data": False,
+                                               "window": (audio_from[1], None)}
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
                                    fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
-                                   fragmented=True)
+                                   fragmented=True, **audio)
         self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._stream = is_url(path)
         self.dropped = 0
@@ -390,7 +394,7 @@ class _Recorder:
             while self._queue.get() is not None:  # drain so the producer never blocks
                 pass
         finally:
-            self._writer.close()
+            self._writer.close(complete=False)  # a file source's sound only as far as the frames went
 
 
 def _p95_by_minute(latencies_ms: list[float], output_times: list[float], start: float) -> list[float]:
