@@ -67,6 +67,21 @@ def decodable_frames(path: Path) -> int:
     return decoded
 
 
+def remuxed(src: Path, dst: Path, *, later_s: float = 0.0) -> Path:
+    """Every stream of ``src`` copied as it is into ``dst``'s container (``.ts``: MPEG-TS, whose AAC
+    is ADTS-framed), every timestamp ``later_s`` seconds later (a stream that does not start at 0,
+    as broadcast and camera streams do not)."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for packet in i.demux():
+            if packet.dts is not None:
+                shift = round(later_s / packet.time_base)
+                packet.pts, packet.dts = packet.pts + shift, packet.dts + shift
+                packet.stream = streams[packet.stream.index]
+                o.mux(packet)
+    return dst
+
+
 def remux_faststart(src: Path, dst: Path) -> Path:
     """Copy the video packets into an MP4 with the index (moov) first, so a truncated copy still opens."""
     with av.open(str(src)) as i, av.open(str(dst), "w", options={"movflags": "+faststart"}) as o:

@@ -24,7 +24,7 @@ from videodeblur.errors import SourceError
 from videodeblur.pipeline.live import LatestFrameSlot, LiveOptions, run_live
 from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource, open_source
 
-from _clips_video import decodable_frames, spliced_sizes
+from _clips_video import decodable_frames, decode, remuxed, spliced_sizes
 from conftest import clip_frame, psnr, serve_folder
 
 FPS = 25
@@ -420,6 +420,13 @@ def test_a_file_played_live_records_its_sound_in_step(make_clip, run_cli, tmp_pa
     first = float(audio[0].pts * audio[0].time_base)
     seconds = sum(f.samples for f in audio) / audio[0].sample_rate
     assert video[0] == 0 and abs(first) < 0.03 and seconds == pytest.approx(video[-1] + 1 / FPS, abs=0.1)
+    # MPEG-TS starting at 1 s, with ADTS-framed AAC (which a fragmented MP4 cannot take as it is)
+    ts = remuxed(clip, tmp_path / "in.ts", later_s=1.0)
+    result = run_cli("camera", "--source", ts, "--realtime", "--no-preview", "--model", "lprn-fast",
+                     "--device", "cpu", "--record", tmp_path / "ts.mp4", "--json")
+    assert result.exit_code == 0, result.stderr
+    recorded = decode(tmp_path / "ts.mp4")
+    assert json.loads(result.stdout)["recorded"] == 20 and recorded.pts_seconds[0] == 0 and len(recorded.audio) > 0
 
 
 def test_a_recording_may_not_overwrite_the_file_source(make_clip, run_cli, tmp_path: Path) -> None:

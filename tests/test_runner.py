@@ -18,7 +18,7 @@ from videodeblur.model import LoadedModel
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 from videodeblur.video import FrameReader, FrameWriter
 
-from _clips_video import avi_with_empty_slots, decode, through_yuv420, truncated_copy
+from _clips_video import avi_with_empty_slots, decode, remuxed, through_yuv420, truncated_copy
 from conftest import clip_frame, psnr
 
 TIMEOUT_S = 60
@@ -377,16 +377,6 @@ def test_parameter_sets_read_alike_from_the_encoder_and_the_file(make_clip) -> N
     assert parameter_sets(b"\x01\x02", "vp9") is None and parameter_sets(b"\x01", "h264") is None
 
 
-def _remux(src: Path, dst: Path) -> Path:
-    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
-        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
-        for packet in i.demux():
-            if packet.dts is not None:
-                packet.stream = streams[packet.stream.index]
-                o.mux(packet)
-    return dst
-
-
 @pytest.mark.parametrize("container", ["mkv", "ts"])
 def test_a_part_of_the_file_is_a_file_of_its_own(container: str, engine, make_clip, tmp_path: Path) -> None:
     """--start 0.4 --duration 0.8 of a 25 fps clip: its frames 10-29 (reached by seeking: MKV has an
@@ -397,7 +387,7 @@ def test_a_part_of_the_file_is_a_file_of_its_own(container: str, engine, make_cl
     clip = make_clip("a.mp4", width=64, height=48, frames=40, audio=True)
     src = with_chapters(clip, tmp_path / "chapters.mkv", [(0.0, 0.6, "A"), (0.6, 1.6, "B")])
     if container == "ts":
-        src = _remux(clip, tmp_path / "a.ts")
+        src = remuxed(clip, tmp_path / "a.ts")
     part, whole = tmp_path / "part.mkv", tmp_path / "whole.mkv"
     stats = deblur_file(src, part, engine, RunOptions(start_s=0.4, duration_s=0.8, warmup_frames=0))
     deblur_file(src, whole, engine, RunOptions(warmup_frames=0))

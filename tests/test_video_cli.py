@@ -14,7 +14,7 @@ from pathlib import Path
 import av
 import pytest
 
-from _clips_video import (audio_only, avi_with_empty_slots, decodable_frames, decode, spliced_sizes,
+from _clips_video import (audio_only, avi_with_empty_slots, decodable_frames, decode, remuxed, spliced_sizes,
                           truncated_copy, with_subtitles, with_thumbnail_first, zeroed_copy)
 from conftest import REPO_ROOT, serve_folder
 
@@ -390,6 +390,10 @@ def test_fragmented_output_keeps_timing_and_survives_kill_9(run_cli, make_clip, 
         proc.wait(timeout=30)
     finally:
         proc.kill()
+    # MPEG-TS carries AAC in ADTS framing, which a fragmented MP4 cannot take as it is: re-encoded, said
+    ts = json.loads(run_cli("video", remuxed(src, tmp_path / "a.ts"), "-o", tmp_path / "ts.mp4", *CPU, "--fragmented",
+                            "--json").stdout)
+    assert ts["frames"] == 12 and ts["audio_packets"] > 0 and "ADTS" in ts["warnings"][0]
     kept = decodable_frames(killed)
     assert 25 <= kept < total  # at least the first second's fragment
     # --resume goes on from the last whole frame the killed run wrote

@@ -343,9 +343,12 @@ class _Recorder:
 
         # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
         # (rtmp://, srt://, udp://) is sent on as it is encoded
-        # a file played at its own pace brings its sound: the track from its first frame on, in step
+        # a file played at its own pace brings its sound: the track from its first frame on, in step.
+        # The writer's window moves source times back by its start, so pts count from the file's
+        # first frame time here (a file need not start at 0: MPEG-TS rarely does)
         audio = {} if audio_from is None else {"copy_from": audio_from[0], "subtitles": False, "data": False,
                                                "window": (audio_from[1], None)}
+        self._pts_origin = 0 if audio_from is None else round(audio_from[1] / RECORD_TIME_BASE)
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
                                    fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
                                    fragmented=True, **audio)
@@ -362,7 +365,8 @@ class _Recorder:
     def write(self, image: np.ndarray, capture_time: float) -> None:
         self.raise_error()
         self._origin = capture_time if self._origin is None else self._origin
-        pts = max(round((capture_time - self._origin) / RECORD_TIME_BASE), self._last_pts + 1)  # strictly increasing
+        pts = max(self._pts_origin + round((capture_time - self._origin) / RECORD_TIME_BASE),
+                  self._last_pts + 1)  # strictly increasing
         self._last_pts = pts
         if not self._stream:
             self._queue.put((image, pts))  # blocks when the encoder falls behind: every processed frame is kept

@@ -29,20 +29,24 @@ class Passthrough:
 
     ``window``: only the packets that start in ``(start, end)`` (the source's seconds; None: from
     the start, to the end), moved back by ``start`` so that the window begins at 0, as the video's
-    frames are.
+    frames are. ``fragmented``: ``output`` is a fragmented MP4/MOV, whose header is written before
+    FFmpeg can turn ADTS-framed AAC (from MPEG-TS) into the config it needs there: such a track is
+    encoded anew.
     ``audio_packets`` / ``subtitle_packets`` / ``data_packets``: packets written. ``skipped``: tracks left out,
     ``converted``: tracks re-encoded, each as a sentence for the run's warnings.
     """
 
     def __init__(self, source: str | Path, output: av.container.OutputContainer, *, audio: bool = True,
                  subtitles: bool = True, data: bool = True,
-                 window: tuple[float | None, float | None] | None = None) -> None:
+                 window: tuple[float | None, float | None] | None = None, fragmented: bool = False) -> None:
         self.audio_packets = 0
         self.subtitle_packets = 0
         self.data_packets = 0
         self.skipped: list[str] = []
         self.converted: list[str] = []
         self._output = output
+        self._kind = Path(output.name).suffix or output.format.name  # ".mkv", for messages
+        self._fragmented = fragmented
         self._out: dict[int, av.stream.Stream] = {}  # source stream index → output stream
         self._transcodes: dict[int, _Transcode] = {}
         self._pending: av.Packet | None = None
@@ -122,18 +126,21 @@ class Passthrough:
 
     # --- helpers ---------------------------------------------------------------------------------
     def _add(self, src: av.stream.Stream) -> None:
-        suffix = Path(self._output.name).suffix or self._output.format.name
         if src.type == "data" and not _takes_data(self._output.format.name, src):
             self._data_left_out.append(src)
             return
-        try:
-            out = self._output.add_stream_from_template(src)
-        except ValueError as err:
-            if src.type != "audio":
-                self.skipped.append(f"{src.codec_context.name} subtitles (stream {src.index}): "
-                                    f"{suffix} files cannot hold them; .mkv can")
-                return
-            out = self._transcoded_stream(src, err)
+        if src.type == "audio" and self._fragmented and _adts(src):
+            out = self._transcoded_stream(src, f"a fragmented {self._kind} file cannot take ADTS-framed AAC as it is")
+        else:
+            try:
+                out = self._output.add_stream_from_template(src)
+            except ValueError as err:
+                if src.type != "audio":
+                    self.skipped.append(f"{src.codec_context.name} subtitles (stream {src.index}): "
+                                        f"{self._kind} files cannot hold them; .mkv can")
+                    return
+                out = self._transcoded_stream(src, f"{self._kind} files cannot hold {src.codec_context.name}",
+                                              refused=err)
         for key in ("language", "title", "handler_name"):
             if key in src.metadata:
                 out.metadata[key] = src.metadata[key]
@@ -146,23 +153,25 @@ class Passthrough:
             handler = src.metadata.get("handler_name")
             return f"stream {src.index}{', ' + handler if handler else ''}"
 
-        suffix = Path(self._output.name).suffix or self._output.format.name
         fits_mp4 = self._output.format.name != "mp4" and all(_takes_data("mp4", src) for src in left_out)
         hint = "; .mp4 can" if fits_mp4 else ""
         if len(left_out) == 1:
             src = left_out[0]
-            return f"{src.name or 'unknown'} data ({name(src)}): {suffix} files cannot hold it{hint}"
-        return f"{len(left_out)} data tracks ({'; '.join(map(name, left_out))}): {suffix} files cannot hold them{hint}"
+            return f"{src.name or 'unknown'} data ({name(src)}): {self._kind} files cannot hold it{hint}"
+        return (f"{len(left_out)} data tracks ({'; '.join(map(name, left_out))}): {self._kind} files cannot hold "
+                f"them{hint}")
 
-    def _transcoded_stream(self, src: av.audio.stream.AudioStream, refused: ValueError) -> av.stream.Stream:
-        """An output audio track in the container's own audio codec, for a source codec it refused."""
-        suffix = Path(self._output.name).suffix or self._output.format.name
+    def _transcoded_stream(self, src: av.audio.stream.AudioStream, why: str, *,
+                           refused: Exception | None = None) -> av.stream.Stream:
+        """An output audio track in the container's own audio codec, for a source track it cannot
+        take as it is (``why``, for the warning; ``refused``: the muxer's own refusal)."""
         default = self._output.default_audio_codec
         try:
             codec = av.Codec(default, "w")
-        except (av.codec.codec.UnknownCodecError, ValueError):
+        except (av.codec.codec.UnknownCodecError, ValueError) as err:
             raise OutputError(f"{Path(self._output.name).name} cannot hold the input's {src.codec_context.name} "
-                              f"audio ({refused}); use .mp4, .mkv or .mov, or drop the audio (--no-audio)") from refused
+                              f"audio ({refused or why}); use .mp4, .mkv or .mov, or drop the audio "
+                              "(--no-audio)") from refused or err
         rates = codec.audio_rates or ()
         rate = src.codec_context.sample_rate or 48000
         if rates and rate not in rates:  # Opus: 48 kHz and its divisions only
@@ -172,8 +181,7 @@ class Passthrough:
         out.codec_context.bit_rate = transcode_bit_rate(codec.name, src.codec_context.channels)
         self._transcodes[src.index] = _Transcode(src, out)
         self.converted.append(f"{src.codec_context.name} audio (stream {src.index}) re-encoded as {codec.name} "
-                              f"{out.codec_context.bit_rate // 1000} kb/s: {suffix} files cannot hold "
-                              f"{src.codec_context.name}")
+                              f"{out.codec_context.bit_rate // 1000} kb/s: {why}")
         return out
 
     def _write(self, packet: av.Packet) -> None:
@@ -199,6 +207,11 @@ def transcode_bit_rate(codec: str, channels: int) -> int:
     """Bits per second for audio that has to be re-encoded: 64 kb/s per channel for Opus (about
     transparent for music), 96 kb/s per channel for the older codecs (Vorbis, MP3, AC-3...)."""
     return (64_000 if codec in ("libopus", "opus") else 96_000) * max(1, channels)
+
+
+def _adts(src: av.stream.Stream) -> bool:
+    """AAC framed in ADTS headers (as MPEG-TS carries it): no AudioSpecificConfig in the stream header."""
+    return src.codec_context.name == "aac" and not src.codec_context.extradata
 
 
 def _takes_data(container: str, src: av.stream.Stream) -> bool:
