@@ -28,7 +28,7 @@ def set_aside(output: Path, info: VideoInfo) -> Path | None:
     ``.partial`` file already there is left by a resume that was itself killed while copying: it, not
     the output, holds the frames."""
     check_output_path(output, input_path=info.path)  # never set the input itself aside
-    partial = output.with_name(f"{output.stem}.partial{output.suffix}")
+    partial = _partial(output)
     if partial.exists():
         output.unlink(missing_ok=True)
         return partial
@@ -41,8 +41,7 @@ def set_aside(output: Path, info: VideoInfo) -> Path | None:
 def finished_frames(output: Path, info: VideoInfo) -> int:
     """The frames of a finished output when it holds as many frames as the input's header counts (exactly),
     so a resumed batch does not decode each finished video again to find that out; else 0."""
-    if not (info.frames_exact and info.frames) or not output.exists() or output.with_name(
-            f"{output.stem}.partial{output.suffix}").exists():
+    if not (info.frames_exact and info.frames) or not output.exists() or _partial(output).exists():
         return 0
     frames = frames_in(output)
     return frames if frames == info.frames else 0  # more would be another video's: the full check says so
@@ -69,3 +68,8 @@ def frames_in(path: Path) -> int:
             return video.frames or sum(1 for p in container.demux(video) if p.dts is not None)
     except (av.FFmpegError, OSError):
         return 0
+
+
+def _partial(output: Path) -> Path:
+    """Where an output is set aside while a resumed run writes it anew: ``out.partial.mp4``."""
+    return output.with_name(f"{output.stem}.partial{output.suffix}")

@@ -362,6 +362,11 @@ class _Pipeline:
         info, limit = self.reader.info, self.options.max_frames
         interval_s = float(1 / info.fps) if info.fps else 0.0
         first_pts: int | None = None
+        # the progress total counts this run's frames: a resumed run's earlier ones are left out
+        before, until_s = writer.resumed_frames, writer.resumed_until_s or 0.0
+        header_frames, length_s = self.reader.window_frames, _window_length(self.reader)
+        total_frames = header_frames - before if header_frames else None
+        remaining_s = length_s - until_s if length_s else None
         try:
             while True:
                 try:
@@ -381,14 +386,12 @@ class _Pipeline:
                 clock.add(done - start)
                 self.stats.latency.add_since(frame.decoded_at, done)
                 self.stats.mark_done(at=done)
-                if progress is not None:  # of this run's frames (a resumed run's earlier ones not counted)
+                if progress is not None:
                     first_pts = frame.pts if first_pts is None else first_pts
                     media_s = float((frame.pts - first_pts) * frame.time_base) + interval_s
-                    done, before = writer.frames_written - writer.resumed_frames, writer.resumed_frames
-                    frames, length = self.reader.window_frames, _window_length(self.reader)
-                    total = _expected_frames(frames - before if frames else None, done, media_s,
-                                             length - (writer.resumed_until_s or 0.0) if length else None)
-                    progress(done, total if limit is None or total is None else min(total, limit))
+                    new = writer.frames_written - before
+                    total = _expected_frames(total_frames, new, media_s, remaining_s)
+                    progress(new, total if limit is None or total is None else min(total, limit))
         except BaseException:
             try:
                 writer.close(complete=False)

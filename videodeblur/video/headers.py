@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["parameter_sets"]
+__all__ = ["parameter_sets", "is_annex_b"]
 
 _START_CODE = re.compile(b"\x00\x00\x01")
 
@@ -20,7 +20,7 @@ def parameter_sets(extradata: bytes | None, codec: str) -> frozenset[bytes] | No
     if not extradata or codec not in ("h264", "hevc"):
         return None
     try:
-        if extradata.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01")):
+        if is_annex_b(extradata):
             units = [unit.rstrip(b"\x00") for unit in _START_CODE.split(extradata) if unit.strip(b"\x00")]
         else:
             units = _from_avcc(extradata) if codec == "h264" else _from_hvcc(extradata)
@@ -31,6 +31,12 @@ def parameter_sets(extradata: bytes | None, codec: str) -> frozenset[bytes] | No
     # only the parameter sets: an encoder may add SEI messages (its version) that decoding does not need
     kinds = _PARAMETER_SET_TYPES[codec]
     return frozenset(u for u in units if _nal_type(u, codec) in kinds)
+
+
+def is_annex_b(extradata: bytes | None) -> bool:
+    """Whether a stream header is an Annex B byte stream (start codes), as encoders hand it over,
+    rather than an ``avcC`` / ``hvcC`` record, as MP4 and Matroska store it."""
+    return bool(extradata) and extradata.startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01"))
 
 
 _PARAMETER_SET_TYPES = {"h264": (7, 8), "hevc": (32, 33, 34)}  # SPS, PPS; VPS, SPS, PPS

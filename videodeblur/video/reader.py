@@ -128,7 +128,6 @@ class FrameReader:
             # kept: PyAV's stream objects may not be read once the file is closed, and the loss is
             # worked out after that (a closed file's stream once read back a stream index of 477663792)
             self._stream_index = self._stream.index
-            self._stream_time_base = self._stream.time_base
             self._stream_start = self._stream.start_time
             self._stream_duration = self._stream.duration
             self._stream.thread_type = "AUTO"
@@ -384,7 +383,7 @@ class FrameReader:
         file_end_s = self._file_end_s
         if self._others_end_s is None or file_end_s is None or self._packets_end is None:
             return False
-        video_end_s = float(self._packets_end * self._stream_time_base)
+        video_end_s = float(self._packets_end * self.info.time_base)
         return self._others_end_s >= file_end_s - max(0.5, 0.02 * file_end_s) and self._others_end_s > video_end_s
 
     def _reaches_stream_end(self) -> bool:

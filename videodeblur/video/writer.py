@@ -35,7 +35,7 @@ from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_co
 from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, encodable_pix_fmt,
                                         encoder_options)
 from videodeblur.video.hdr import HdrMetadata
-from videodeblur.video.headers import parameter_sets
+from videodeblur.video.headers import is_annex_b, parameter_sets
 from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url, pick_video_stream, short_error
 
@@ -207,7 +207,7 @@ class FrameWriter:
         subsampling (as 8-bit, or 10-bit for a deeper source with ``deep``, where the encoder takes
         it), the file's and the video stream's tags (creation time, location,
         title, language), its chapters and, when ``audio`` and the source has any, its audio streams."""
-        check_output_path(path, input_path=info.path)  # never overwrite the file being read, audio or not
+        kwargs.setdefault("input_path", info.path)  # never overwrite the file being read, audio or not
         pix_fmt = kwargs.pop("pix_fmt", None) or _like_chroma(info.chroma_subsampling, info.width, info.height)
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
@@ -314,10 +314,9 @@ class FrameWriter:
                 # MP4 and MKV store H.264/HEVC samples length-prefixed; this encoder's header says
                 # Annex B (start codes), and the muxer converts what it is given as such, so the old
                 # samples are turned back into Annex B first (else the muxer mangles them).
-                annex_b = (mine.extradata or b"").startswith((b"\x00\x00\x01", b"\x00\x00\x00\x01"))
                 to_annex_b = (av.bitstream.BitStreamFilterContext(f"{codec}_mp4toannexb", in_stream=video)
-                              if codec in ("h264", "hevc") and annex_b and (theirs.extradata or b"")[:1] == b"\x01"
-                              else None)
+                              if codec in ("h264", "hevc") and is_annex_b(mine.extradata)
+                              and (theirs.extradata or b"")[:1] == b"\x01" else None)
                 last_s: float | None = None
                 try:
                     for packet in _intact_packets(source, video, to_annex_b):
@@ -383,12 +382,10 @@ class FrameWriter:
     def _choose_format(self, encoder: str, pix_fmt: str | None) -> None:
         """The encoder (for this container: :func:`choose_encoder`) and the pixel format it takes."""
         width, height = self.width, self.height
-        deep_wanted = pix_fmt is not None and max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
-        self.encoder_name = choose_encoder(encoder, width=width, height=height,
-                                           container=self._container.format.name, deep=deep_wanted)
-        even = width % 2 == 0 and height % 2 == 0
+        self.encoder_name = choose_encoder(encoder, width=width, height=height, container=self._container.format.name,
+                                           deep=pix_fmt is not None and _is_deep(pix_fmt))
         try:
-            self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or ("yuv420p" if even else "yuv444p"),
+            self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or _like_chroma((2, 2), width, height),
                                              width=width, height=height)
         except EncodeError as err:
             if encoder != "auto":
@@ -398,7 +395,7 @@ class FrameWriter:
                               f"({self.encoder_name} takes no YUV or RGB frames); use .mp4, .mkv, .mov or .webm") from err
         # More than 8 bits per sample (a 10-bit source into an encoder that takes it): write() then
         # takes uint16 RGB frames.
-        self.deep = max(c.bits for c in av.VideoFormat(self.pix_fmt).components) > 8
+        self.deep = _is_deep(self.pix_fmt)
         codec = av.Codec(self.encoder_name, "w")
         self.lossless = codec.lossless and not codec.lossy  # ffv1, huffyuv...: no quality to set
 
@@ -479,6 +476,11 @@ class FrameWriter:
         # The same matrix and range the reader used to make RGB, so colours round-trip.
         return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
                                   dst_color_range=self._sws_range)
+
+
+def _is_deep(pix_fmt: str) -> bool:
+    """More than 8 bits per sample."""
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
 
 
 def _like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:
