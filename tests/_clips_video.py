@@ -53,6 +53,15 @@ def mux_video_packets(source: av.container.InputContainer, target: av.container.
             target.mux(packet)
 
 
+def _copy_packets(source: av.container.InputContainer, target: av.container.OutputContainer,
+                  streams: dict[int, av.stream.Stream]) -> None:
+    """Every packet of ``source`` into ``target``, each to ``streams[its source stream's index]``."""
+    for packet in source.demux():
+        if packet.dts is not None:
+            packet.stream = streams[packet.stream.index]
+            target.mux(packet)
+
+
 def decodable_frames(path: Path) -> int:
     """Frames that decode from the start of ``path`` until the first error (a file cut short by a
     killed writer ends in a partial fragment)."""
@@ -184,10 +193,7 @@ def with_subtitles(src: Path, dst: Path) -> Path:
         streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
         subtitles = o.add_stream_from_template(t.streams.subtitles[0])
         subtitles.metadata["language"] = "eng"
-        for packet in i.demux():
-            if packet.dts is not None:
-                packet.stream = streams[packet.stream.index]
-                o.mux(packet)
+        _copy_packets(i, o, streams)
         for packet in t.demux():
             if packet.dts is not None:
                 packet.stream = subtitles
@@ -201,10 +207,7 @@ def with_chapters(src: Path, dst: Path, marks: list[tuple[float, float, str]]) -
         streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
         o.set_chapters([{"id": n + 1, "start": round(a * 1000), "end": round(b * 1000), "time_base": Fraction(1, 1000),
                          "metadata": {"title": title}} for n, (a, b, title) in enumerate(marks)])
-        for packet in i.demux():
-            if packet.dts is not None:
-                packet.stream = streams[packet.stream.index]
-                o.mux(packet)
+        _copy_packets(i, o, streams)
     return dst
 
 
@@ -227,10 +230,29 @@ def with_telemetry(src: Path, dst: Path, *, timecode: str = "01:02:03:04", track
                 packet.pts = packet.dts = n * 200
                 packet.duration = 200
                 o.mux(packet)
-        for packet in i.demux():
-            if packet.dts is not None:
-                packet.stream = streams[packet.stream.index]
-                o.mux(packet)
+        _copy_packets(i, o, streams)
+    return dst
+
+
+def with_attachments(src: Path, dst: Path, *, fonts: dict[str, bytes], cover: bytes | None = None) -> Path:
+    """``src`` remuxed to ``dst`` with a cover picture (a JPEG: Matroska's ``cover.jpg`` attachment, MP4's
+    attached-picture track) and, in Matroska, ``fonts`` as attachments, as a fansub release carries them."""
+    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+        streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
+        for name, data in fonts.items():
+            o.add_attachment(name, "font/ttf", data)
+        picture = None
+        if cover is not None and o.format.name == "matroska":
+            o.add_attachment("cover.jpg", "image/jpeg", cover)
+        elif cover is not None:
+            picture = o.add_mux_stream("mjpeg", width=32, height=32)
+            picture.disposition = av.stream.Disposition.attached_pic
+        o.start_encoding()
+        if picture is not None:
+            packet = av.Packet(cover)
+            packet.stream, packet.pts, packet.dts = picture, 0, 0
+            o.mux(packet)
+        _copy_packets(i, o, streams)
     return dst
 
 

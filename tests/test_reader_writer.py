@@ -14,7 +14,7 @@ from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, Out
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
-from _clips_video import (audio_only, with_chapters, with_telemetry, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
+from _clips_video import (audio_only, with_attachments, with_chapters, with_telemetry, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
                           spliced_sizes, truncated_copy, unindexed_copy, with_thumbnail_first,
                           with_subtitles, with_two_audio_tracks, zeroed_copy)
 from conftest import clip_frame, clip_pts_seconds, psnr
@@ -419,6 +419,50 @@ def test_gopro_telemetry_and_timecode_are_kept(make_clip, tmp_path: Path) -> Non
     _, writer = _copy(two, tmp_path / "two.mkv")
     assert writer.skipped == ["2 data tracks (stream 1, GoPro MET; stream 2, GoPro MET): .mkv files cannot hold "
                               "them; .mp4 can"]  # one line, not one per track
+
+
+def _attachments(path: Path) -> tuple[dict[str, tuple[str, bytes]], list[bytes]]:
+    """A file's attachments (name: MIME type, bytes) and its cover pictures' bytes."""
+    with av.open(str(path)) as c:
+        files = {a.name: (a.mimetype, bytes(a.data)) for a in c.streams.attachments}
+        covers = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        pictures = [bytes(p) for p in c.demux(*covers) if p.size] if covers else []
+    return files, pictures
+
+
+def test_fonts_and_cover_pictures_are_kept_where_the_container_holds_them(make_clip, tmp_path: Path) -> None:
+    """A Matroska file's fonts (what its styled subtitles are drawn with) and its cover go into
+    Matroska bit for bit; MP4 keeps the cover as its artwork but cannot hold fonts, MOV and a
+    fragmented MP4 hold neither: each loss is one named line, and the video is as it was."""
+    cover = cv2.imencode(".jpg", np.full((32, 32, 3), 90, np.uint8))[1].tobytes()
+    fonts = {"Title.ttf": b"TTF" * 50, "Dialogue.ttf": b"FONT" * 40}
+    src = with_attachments(make_clip("a.mp4", width=64, height=48, frames=5, audio=True), tmp_path / "fansub.mkv",
+                           fonts=fonts, cover=cover)
+    info = probe(src)
+    assert info.has_attachments and info.other_videos == () and info.width == 64
+    _, writer = _copy(src, tmp_path / "out.mkv")
+    files, pictures = _attachments(tmp_path / "out.mkv")
+    assert files == {name: ("font/ttf", data) for name, data in fonts.items()} and pictures == [cover]
+    assert writer.skipped == [] and writer.audio_packets > 0 and len(decode(tmp_path / "out.mkv").frames) == 5
+    _, writer = _copy(src, tmp_path / "out.mp4")
+    assert _attachments(tmp_path / "out.mp4") == ({}, [cover])
+    assert writer.skipped == ["2 attachments (Title.ttf, Dialogue.ttf): .mp4 files cannot hold them; .mkv can"]
+    out = decode(tmp_path / "out.mp4")
+    assert len(out.frames) == 5 and (out.width, out.height) == (64, 48)
+
+    artwork = with_attachments(make_clip("b.mp4", width=64, height=48, frames=5), tmp_path / "artwork.mp4",
+                               fonts={}, cover=cover)
+    _, writer = _copy(artwork, tmp_path / "art.mkv")
+    assert _attachments(tmp_path / "art.mkv") == ({}, [cover]) and writer.skipped == []
+    _, writer = _copy(artwork, tmp_path / "art.mov")
+    assert _attachments(tmp_path / "art.mov") == ({}, [])
+    assert writer.skipped == ["cover picture (stream 1, mjpeg 32x32): .mov files cannot hold it; .mp4 and .mkv can"]
+    _, writer = _copy(artwork, tmp_path / "frag.mp4", fragmented=True)
+    assert _attachments(tmp_path / "frag.mp4") == ({}, []) and len(decode(tmp_path / "frag.mp4").frames) == 5
+    assert writer.skipped == ["cover picture (stream 1, mjpeg 32x32): a fragmented .mp4 file cannot hold it; "
+                              ".mkv or an unfragmented .mp4 can"]
+    _, writer = _copy(artwork, tmp_path / "none.mp4", attachments=False)
+    assert _attachments(tmp_path / "none.mp4") == ({}, []) and writer.skipped == []
 
 
 def test_webm_gets_vp9_and_its_aac_audio_re_encoded_as_opus(make_clip, tmp_path: Path) -> None:

@@ -516,7 +516,7 @@ class _IO:
 
     def writer(self, path: Path) -> FrameWriter:
         """The writer the ``video`` command would open for this input (video only: only video is measured)."""
-        return FrameWriter.like(path, self.info, audio=False, subtitles=False, data=False,
+        return FrameWriter.like(path, self.info, audio=False, subtitles=False, data=False, attachments=False,
                                 encoder=self.options.encoder, crf=self.options.crf,
                                 preset=self.options.preset, layout=self.layout)
 

@@ -80,7 +80,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     OUTPUT is a folder and the model loads once.
 
     Frame count, timestamps (variable frame rate too), frame rate, size, pixel shape, rotation, colour tags, the
-    file's tags, chapters, timecode, every audio and subtitle track and GoPro telemetry are kept
+    file's tags, chapters, timecode, every audio and subtitle track, GoPro telemetry,
+    a Matroska file's fonts and the cover picture are kept
     (audio re-encoded only where the container cannot hold it: AAC into .webm); the output is
     8-bit H.264 (VP9 in .webm), or 10-bit HEVC from a 10-bit source (--eight-bit for 8-bit). Shows
     progress on a terminal and ends with sustained fps and per-stage busy time (--json: one JSON
@@ -97,10 +98,12 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
       videodeblur video long.mp4 -o look.mp4 --start 1:30 --duration 10
     """
     from videodeblur.errors import VideoDeblurError
-    from videodeblur.pipeline.plan import plan_videos
+    from videodeblur.pipeline.plan import check_part, plan_videos
 
-    if resume and (start_s or duration_s is not None):
-        raise click.UsageError("--resume goes on with a whole file: it cannot be combined with --start or --duration")
+    try:
+        check_part(start_s or 0.0, duration_s, resume)
+    except VideoDeblurError as err:  # options that do not go together: a usage error, as click's own are
+        raise click.UsageError(str(err)) from None
     jobs = plan_videos(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 

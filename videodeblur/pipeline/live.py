@@ -347,6 +347,7 @@ class _Recorder:
         # The writer's window moves source times back by its start, so pts count from the file's
         # first frame time here (a file need not start at 0: MPEG-TS rarely does)
         audio = {} if audio_from is None else {"copy_from": audio_from[0], "subtitles": False, "data": False,
+                                               "attachments": False,
                                                "window": (audio_from[1], None)}
         self._pts_origin = 0 if audio_from is None else round(audio_from[1] / RECORD_TIME_BASE)
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,

@@ -11,14 +11,24 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 from urllib.parse import urlparse
 
-from videodeblur.errors import InputNotFoundError, OutputError
+from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
 from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
 from videodeblur.video.reader import is_url
 
-__all__ = ["VideoJob", "plan_videos", "VIDEO_SUFFIXES"]
+__all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
 
 # containers the writer fills with their inputs' kind of video and audio (.webm: VP9, Opus)
 _KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts")
+
+
+def check_part(start_s: float, duration_s: float | None, resume: bool) -> None:
+    """ConfigError for a part of a video that cannot be deblurred: a negative start, a duration that
+    is not positive, or a part combined with ``resume`` (which goes on with the whole file). Checked by
+    the command before the model loads, and by :class:`videodeblur.pipeline.RunOptions` for library callers."""
+    if start_s < 0 or (duration_s is not None and duration_s <= 0):
+        raise ConfigError(f"start must be >= 0 and duration > 0 seconds, got {start_s} and {duration_s}")
+    if resume and (start_s or duration_s is not None):
+        raise ConfigError("--resume goes on with a whole file: it cannot be combined with --start or --duration")
 
 
 @dataclasses.dataclass(frozen=True)

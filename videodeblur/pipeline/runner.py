@@ -22,6 +22,7 @@ import torch
 from videodeblur.deep import add_change
 from videodeblur.errors import ConfigError
 from videodeblur.pipeline.engine import Engine, EngineResult
+from videodeblur.pipeline.plan import check_part
 from videodeblur.pipeline.resume import finished_frames, frames_in, nothing_left, set_aside
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo
@@ -92,10 +93,7 @@ class RunOptions:
             raise ConfigError("decode_threads and encode_threads must be >= 0 (0: automatic)")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
-        if self.start_s < 0 or (self.duration_s is not None and self.duration_s <= 0):
-            raise ConfigError(f"start must be >= 0 and duration > 0 seconds, got {self.start_s} and {self.duration_s}")
-        if self.resume and (self.start_s or self.duration_s is not None):
-            raise ConfigError("--resume goes on with a whole file: it cannot be combined with --start or --duration")
+        check_part(self.start_s, self.duration_s, self.resume)
 
     @property
     def trimmed(self) -> bool:

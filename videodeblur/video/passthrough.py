@@ -9,6 +9,9 @@ becomes Opus), as the ffmpeg tool does, because silently dropping the sound woul
 second generation of it; subtitles and data the container cannot hold (SubRip in MP4, telemetry
 in MKV) are left out. Both are listed, so the run can say so. A timecode track is not copied as a
 track: the muxer writes it anew from the video stream's ``timecode`` tag, which the writer keeps.
+Attachments go across too: a Matroska file's fonts (what its styled ASS subtitles are drawn with;
+without them a player falls back to a plain font) and a cover picture (MP4's ``covr``, Matroska's
+``cover.jpg``), each in the form the output container stores it.
 """
 from __future__ import annotations
 
@@ -19,13 +22,15 @@ from typing import Iterator
 import av
 
 from videodeblur.errors import OutputError, UnreadableInputError
+from videodeblur.video.attachments import carry_attachments
 from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
 
 __all__ = ["Passthrough", "transcode_bit_rate"]
 
 class Passthrough:
     """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
-    before its header is written and then fed in as the video advances (:meth:`copy`).
+    before its header is written and then fed in as the video advances (:meth:`copy`), and its
+    attachments and cover pictures (``attachments``; :mod:`videodeblur.video.attachments`).
 
     ``window``: only the packets that start in ``(start, end)`` (the source's seconds; None: from
     the start, to the end), moved back by ``start`` so that the window begins at 0, as the video's
@@ -37,11 +42,12 @@ class Passthrough:
     """
 
     def __init__(self, source: str | Path, output: av.container.OutputContainer, *, audio: bool = True,
-                 subtitles: bool = True, data: bool = True,
+                 subtitles: bool = True, data: bool = True, attachments: bool = True,
                  window: tuple[float | None, float | None] | None = None, fragmented: bool = False) -> None:
         self.audio_packets = 0
         self.subtitle_packets = 0
         self.data_packets = 0
+        self.attachments: list[str] = []  # attachments and covers written, by name
         self.skipped: list[str] = []
         self.converted: list[str] = []
         self._output = output
@@ -50,26 +56,33 @@ class Passthrough:
         self._out: dict[int, av.stream.Stream] = {}  # source stream index → output stream
         self._transcodes: dict[int, _Transcode] = {}
         self._pending: av.Packet | None = None
+        self._covers: list[av.Packet] = []  # MP4 cover pictures, muxed once the header is written
         self._iter: Iterator[av.Packet] | None = None
         self._start, self._end = window or (None, None)
         try:
             self._in: av.container.InputContainer | None = av.open(
                 str(source), "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
         except av.FFmpegError as err:
-            raise UnreadableInputError(f"cannot read the audio and subtitles of {source}: {err}") from err
+            raise UnreadableInputError(f"cannot read the tracks beside the video (audio, subtitles...) of {source}: "
+                                       f"{err}") from err
         # every track: languages, commentary, stereo + 5.1, subtitles
         streams = self._in.streams
         sources = [*(streams.audio if audio else ()), *(streams.subtitles if subtitles else ()),
                    *(s for s in (streams.data if data else ()) if "timecode" not in s.metadata)]
-        self._data_left_out: list[av.stream.Stream] = []
+        data_left_out = [s for s in sources if s.type == "data" and not _takes_data(output.format.name, s)]
         try:
             for src in sources:
-                self._add(src)
+                if src not in data_left_out:
+                    self._add(src)
         except BaseException:
             self.close()
             raise
-        if self._data_left_out:
-            self.skipped.append(self._data_note(self._data_left_out))
+        if data_left_out:
+            self.skipped.append(self._data_note(data_left_out))
+        if attachments:
+            carried = carry_attachments(self._in, source, output, fragmented=fragmented)
+            self._covers, self.attachments = carried.covers, carried.written
+            self.skipped.extend(carried.skipped)
         if not self._out:
             self.close()
             return
@@ -86,6 +99,9 @@ class Passthrough:
 
     def copy(self, *, until_s: float | None) -> None:
         """Write the source's packets up to ``until_s`` seconds (all of them when None)."""
+        for cover in self._covers:
+            self._output.mux(cover)
+        self._covers = []
         while self._iter is not None:
             packet = self._pending or next(self._iter, None)
             self._pending = None
@@ -126,9 +142,6 @@ class Passthrough:
 
     # --- helpers ---------------------------------------------------------------------------------
     def _add(self, src: av.stream.Stream) -> None:
-        if src.type == "data" and not _takes_data(self._output.format.name, src):
-            self._data_left_out.append(src)
-            return
         if src.type == "audio" and self._fragmented and _adts(src):
             out = self._transcoded_stream(src, f"a fragmented {self._kind} file cannot take ADTS-framed AAC as it is")
         else:

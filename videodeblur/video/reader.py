@@ -61,6 +61,7 @@ class VideoInfo:
     audio_codec: str | None
     has_subtitles: bool = False
     has_data: bool = False  # data tracks: GoPro telemetry, timecode
+    has_attachments: bool = False  # attached files (a Matroska file's fonts) or a cover picture
     tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the file's: title, creation_time, location...
     video_tags: dict[str, str] = dataclasses.field(default_factory=dict)  # the video stream's: language, title
     chapters: tuple[dict[str, Any], ...] = ()  # as PyAV's ``chapters()`` gives them: id, start, end, time_base, metadata
@@ -470,6 +471,8 @@ class FrameReader:
             rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
             audio_codec=audio[0].codec_context.name if audio else None,
             has_subtitles=bool(self._container.streams.subtitles), has_data=bool(self._container.streams.data),
+            has_attachments=bool(self._container.streams.attachments) or any(
+                v.disposition & av.stream.Disposition.attached_pic for v in self._container.streams.video),
             tags=dict(self._container.metadata), video_tags=dict(s.metadata),
             chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=_pixel_shape(s),
             interlaced=bool(first.interlaced_frame),

@@ -110,7 +110,8 @@ class FrameWriter:
     (:func:`encoder_options`); ``quality_control`` names the knob used, None when the encoder has
     none. ``threads``: encoder threads (0: automatic). ``input_path``: the file
     being read (default: ``copy_from``), which ``path`` may not be. ``audio`` / ``subtitles``: copy
-    those streams of ``copy_from``; ``data``: its data tracks, such as GoPro telemetry. ``fragmented``: an MP4/MOV written as a fragment a second (no
+    those streams of ``copy_from``; ``data``: its data tracks, such as GoPro telemetry; ``attachments``: its
+    attached files (fonts) and cover pictures, where the container holds them. ``fragmented``: an MP4/MOV written as a fragment a second (no
     index at the end), so a process killed outright (kill -9, power loss) still leaves every fragment
     written playable; for live recordings, which cannot be run again. ``tags`` / ``video_tags``: the
     source file's and video stream's metadata, copied as the ffmpeg tool does by default (a phone
@@ -136,7 +137,7 @@ class FrameWriter:
                  copy_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
-                 data: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
+                 data: bool = True, attachments: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
                  window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None,
                  sample_aspect_ratio: Fraction | None = None, live: bool = False, made_by: str | None = None) -> None:
         self._stream_url = is_url(path)
@@ -185,7 +186,7 @@ class FrameWriter:
                     self._stream.metadata["handler_name"] = made_by
                 if copy_from is not None:
                     self._passthrough = Passthrough(copy_from, self._container, audio=audio, subtitles=subtitles,
-                                                    data=data, window=window, fragmented=self._fragmented)
+                                                    data=data, attachments=attachments, window=window, fragmented=self._fragmented)
                 self._write_header()
             except BaseException:
                 if self._passthrough is not None:
@@ -202,11 +203,12 @@ class FrameWriter:
 
     @classmethod
     def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, subtitles: bool = True,
-             data: bool = True, deep: bool = False, **kwargs: Any) -> "FrameWriter":
+             data: bool = True, attachments: bool = True, deep: bool = False, **kwargs: Any) -> "FrameWriter":
         """A writer that matches ``info``: size, time base, frame rate, rotation, colour tags, chroma
         subsampling (as 8-bit, or 10-bit for a deeper source with ``deep``, where the encoder takes
         it), the file's and the video stream's tags (creation time, location,
-        title, language), its chapters and, when ``audio`` and the source has any, its audio streams."""
+        title, language), its chapters and, when ``audio`` and the source has any, its audio streams
+        (and so on for ``subtitles``, ``data`` and ``attachments``)."""
         kwargs.setdefault("input_path", info.path)  # never overwrite the file being read, audio or not
         pix_fmt = kwargs.pop("pix_fmt", None) or _like_chroma(info.chroma_subsampling, info.width, info.height)
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
@@ -214,8 +216,9 @@ class FrameWriter:
         return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
                    copy_from=info.path if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
-                                           or (data and info.has_data)) else None,
-                   audio=audio, subtitles=subtitles, data=data,
+                                           or (data and info.has_data)
+                                           or (attachments and info.has_attachments)) else None,
+                   audio=audio, subtitles=subtitles, data=data, attachments=attachments,
                    tags=info.tags, video_tags=info.video_tags, chapters=info.chapters, hdr=info.hdr,
                    sample_aspect_ratio=info.sample_aspect_ratio, **kwargs)
 
