@@ -189,13 +189,17 @@ def run_cli(*args: object, input: str | None = None) -> CliResult:
 
 
 def run_subprocess(*args: object, timeout: float = 120, env: dict[str, str] | None = None,
-                   cwd: str | Path | None = None) -> CliResult:
-    """Run ``python -m videodeblur ARGS`` as a real process: real exit codes, real stderr."""
+                   cwd: str | Path | None = None, stdin: Path | None = None, stdout: Path | None = None) -> CliResult:
+    """Run ``python -m videodeblur ARGS`` as a real process: real exit codes, real stderr. ``stdin``:
+    a file piped in; ``stdout``: a file its standard output goes to (then ``stdout`` reads "")."""
     full_env = dict(os.environ, **(env or {}))
     full_env.setdefault("PYTHONUNBUFFERED", "1")
-    proc = subprocess.run([sys.executable, "-m", "videodeblur", *map(str, args)], capture_output=True,
-                          text=True, timeout=timeout, env=full_env, cwd=str(cwd or REPO_ROOT))
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+    with contextlib.ExitStack() as files:
+        into = files.enter_context(open(stdin, "rb")) if stdin is not None else subprocess.DEVNULL
+        out = files.enter_context(open(stdout, "wb")) if stdout is not None else subprocess.PIPE
+        proc = subprocess.run([sys.executable, "-m", "videodeblur", *map(str, args)], stdin=into, stdout=out,
+                              stderr=subprocess.PIPE, timeout=timeout, env=full_env, cwd=str(cwd or REPO_ROOT))
+    return CliResult(proc.returncode, (proc.stdout or b"").decode(errors="replace"), proc.stderr.decode(errors="replace"))
 
 
 @contextlib.contextmanager

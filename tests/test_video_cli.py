@@ -12,9 +12,11 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
+import numpy as np
 import pytest
 
-from _clips_video import (audio_only, avi_with_empty_slots, decodable_frames, decode, remuxed, spliced_sizes,
+from _clips_video import (audio_only, with_attachments, avi_with_empty_slots, decodable_frames, decode, remuxed, spliced_sizes,
                           truncated_copy, with_subtitles, with_thumbnail_first, zeroed_copy)
 from conftest import REPO_ROOT, serve_folder
 
@@ -87,6 +89,43 @@ def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> 
     assert json.loads(part.stdout)["frames"] == 7 and cut.pts_seconds == [t - out.pts_seconds[5] for t in out.pts_seconds[5:]]
     assert missing.exit_code == 1 and missing.stderr_lines == [f"videodeblur: error: cannot open {base}/nope.mp4: "
                                                                 "Server returned 404 Not Found"]
+
+
+def test_a_video_piped_in_and_out_is_the_same_as_the_file_run(make_clip, run_subprocess, tmp_path: Path) -> None:
+    """``ffmpeg ... | videodeblur video - -o - | ...``: standard input is read once (the tracks beside
+    the video come from that one pass) and the output streams out; every frame, timestamp, audio
+    packet, font and cover is as the same run on the file gives. A plain MP4 cannot be piped in
+    (its frames are found by seeking) and says so in one line."""
+    cover = cv2.imencode(".jpg", np.full((32, 32, 3), 90, np.uint8))[1].tobytes()
+    src = with_attachments(make_clip("a.mp4", width=64, height=48, frames=9, audio=True), tmp_path / "a.mkv",
+                           fonts={"Title.ttf": b"TTF" * 50}, cover=cover)
+    file_run = run_subprocess("video", src, "-o", tmp_path / "file.mkv", *CPU)
+    piped = run_subprocess("video", "-", "-o", "-", *CPU, stdin=src, stdout=tmp_path / "piped.mkv")
+    assert file_run.exit_code == 0 and piped.exit_code == 0, piped.stderr
+    assert "wrote standard output: 9 frames" in piped.stderr  # the summary keeps off the video's stream
+    ran, streamed = decode(tmp_path / "file.mkv"), decode(tmp_path / "piped.mkv")
+    assert len(streamed.frames) == 9 and streamed.pts_seconds == ran.pts_seconds
+    assert all(np.array_equal(a, b) for a, b in zip(streamed.frames, ran.frames))
+    assert streamed.audio == ran.audio and len(streamed.audio) > 10
+    with av.open(str(tmp_path / "piped.mkv")) as c:
+        assert [(a.name, bytes(a.data)) for a in c.streams.attachments] == [("Title.ttf", b"TTF" * 50)]
+        pictures = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        assert [bytes(p) for p in c.demux(*pictures) if p.size] == [cover]
+    part = ("--start", "0.1", "--duration", "0.2")  # a pipe is not sought: read on from the top, in step
+    run_subprocess("video", src, "-o", tmp_path / "file-part.mkv", *part, *CPU)
+    run_subprocess("video", "-", "-o", tmp_path / "piped-part.mkv", *part, *CPU, stdin=src)
+    ran, streamed = decode(tmp_path / "file-part.mkv"), decode(tmp_path / "piped-part.mkv")
+    assert len(streamed.frames) == 5 and streamed.pts_seconds == ran.pts_seconds and streamed.audio == ran.audio != []
+    mp4 = run_subprocess("video", src, "-o", "-", "--format", "mp4", *CPU, stdout=tmp_path / "piped.mp4")
+    assert mp4.exit_code == 0 and len(decode(tmp_path / "piped.mp4").frames) == 9  # fragmented: no seek back
+    # (past FFmpeg's 32 KiB read buffer, within which even a pipe can go back)
+    plain = run_subprocess("video", "-", "-o", tmp_path / "x.mkv", *CPU,
+                           stdin=make_clip("b.mp4", width=320, height=240, frames=60, audio=True))
+    assert plain.exit_code == 1 and plain.stderr.splitlines() == [
+        "videodeblur: error: standard input is an MP4/MOV that is not fragmented: its frames are found by seeking, "
+        "which a pipe cannot do; pipe MKV, NUT, MPEG-TS or a fragmented MP4, or give the file itself"]
+    alone = run_subprocess("video", "-", *CPU, stdin=src)
+    assert alone.exit_code == 1 and "needs -o OUTPUT" in alone.stderr
 
 
 def test_subtitles_are_counted_and_a_track_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:
@@ -334,6 +373,9 @@ def test_usage_errors_exit_2(run_cli, make_clip) -> None:
     assert run_cli("video").exit_code == 2  # no input
     assert run_cli("video", "x.mp4", "-o", "y.mp4", "--batch", "0").exit_code == 2
     assert run_cli("video", "x.mp4", "--resume", "--start", "3").exit_code == 2
+    assert run_cli("video", "x.mp4", "-o", "-", "--json").exit_code == 2  # stdout holds the video
+    assert run_cli("video", "x.mp4", "-o", "-", "--resume").exit_code == 2
+    assert run_cli("video", "x.mp4", "-o", "y.mp4", "--format", "mp4").exit_code == 2  # the extension decides
     preset = run_cli("video", "x.mp4", "-o", "y.mp4", "--preset", "nonsense")  # x264 would fail only at open
     assert preset.exit_code == 2 and "veryslow" in preset.stderr
 

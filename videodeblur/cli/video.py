@@ -36,7 +36,8 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.command()
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(path_type=str))  # str: URLs keep //
 @click.option("-o", "--output", "output", default=None, type=click.Path(path_type=str),
-              help="Output video file (.mp4, .mkv, .mov, .webm); a folder for several inputs or a folder of videos. "
+              help="Output video file (.mp4, .mkv, .mov, .webm); a folder for several inputs or a folder of videos; "
+                   "- for standard output (see --format). "
                    "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/).")
 @model_option()
 @click.option("--batch", "batch", type=click.IntRange(min=1), default=None,
@@ -67,17 +68,21 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--resume", is_flag=True,
               help="Go on from an interrupted run: an existing OUTPUT's frames are kept as they are and the run "
                    "continues after them (same options as that run; the input is decoded up to there, not deblurred).")
+@click.option("--format", "pipe_format", type=click.Choice(["mkv", "mp4", "mov", "nut", "ts", "webm"]), default=None,
+              help="The container written to standard output with -o - [default: mkv, which holds every track; "
+                   "mp4 and mov are written fragmented].")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
 def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, eight_bit: bool,
           fragmented: bool, deinterlace: bool, start_s: float | None, duration_s: float | None, resume: bool,
-          show_progress: bool | None, as_json: bool) -> None:
+          pipe_format: str | None, show_progress: bool | None, as_json: bool) -> None:
     """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
 
     INPUT is a file, an http(s)/rtmp URL, or a folder of videos; with several inputs or a folder,
-    OUTPUT is a folder and the model loads once.
+    OUTPUT is a folder and the model loads once. INPUT - reads a video piped in (MKV, NUT, MPEG-TS,
+    fragmented MP4), and -o - writes one out, for another program to read on.
 
     Frame count, timestamps (variable frame rate too), frame rate, size, pixel shape, rotation, colour tags, the
     file's tags, chapters, timecode, every audio and subtitle track, GoPro telemetry,
@@ -96,14 +101,23 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
       videodeblur video holiday/ -o sharp/
       videodeblur video long.mp4 -o out.mp4 --resume   # after Ctrl-C: on from the last frame written
       videodeblur video long.mp4 -o look.mp4 --start 1:30 --duration 10
+      ffmpeg -i in.avi -f matroska - | videodeblur video - -o - | ffplay -
     """
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import check_part, plan_videos
+
+    from videodeblur.video.reader import is_stdin
 
     try:
         check_part(start_s or 0.0, duration_s, resume)
     except VideoDeblurError as err:  # options that do not go together: a usage error, as click's own are
         raise click.UsageError(str(err)) from None
+    piped_out = is_stdin(output)
+    if piped_out and (as_json or resume):
+        raise click.UsageError("-o - fills standard output with the video: it cannot take --json"
+                               if as_json else "--resume needs OUTPUT as a file: standard output cannot be read back")
+    if pipe_format is not None and not piped_out:
+        raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 
@@ -116,14 +130,16 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
                              fragmented=fragmented, deep=False if eight_bit else None, resume=resume,
-                             start_s=start_s or 0.0, duration_s=duration_s, deinterlace=deinterlace)
+                             start_s=start_s or 0.0, duration_s=duration_s, deinterlace=deinterlace,
+                             pipe_format=pipe_format or "mkv")
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
         except RunInterrupted as stop:
             if progress is not None:
                 progress.done()
             written = stop.stats.extra.get("frames_written", stop.stats.frames)
-            click.echo(f"videodeblur: interrupted: {job.dst} is finalised with {written} frames "
+            click.echo(f"videodeblur: interrupted: the output is finalised with {written} frames" if piped_out else
+                       f"videodeblur: interrupted: {job.dst} is finalised with {written} frames "
                        "(--resume goes on from there)", err=True)
             raise
         except VideoDeblurError as err:
@@ -139,7 +155,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         result = stats.to_dict()
         for warning in result["warnings"]:
             click.echo(f"videodeblur: warning: {warning}", err=True)
-        click.echo(json.dumps(result) if as_json else summary_table(result))
+        # with -o -, standard output is the video's: the summary goes to the terminal's other stream
+        click.echo(json.dumps(result) if as_json else summary_table(result), err=piped_out)
     if failed:
         raise VideoDeblurError(f"{failed} of {len(jobs)} videos could not be deblurred (named above); "
                                "the others were written")
@@ -153,7 +170,7 @@ def summary_table(result: dict[str, Any]) -> str:
     kept = result.get("resumed_frames") or 0
     frames = f"{result['frames'] + kept} frames ({result['frames']} new, {kept} kept)" if kept else f"{result['frames']} frames"
     lines = [
-        f"wrote {result.get('output', '')}: {frames}, {w}x{h}, {result.get('encoder', '')}, "
+        f"wrote {'standard output' if result.get('output') == '-' else result.get('output', '')}: {frames}, {w}x{h}, {result.get('encoder', '')}, "
         f"{result['seconds']:.2f} s",
         f"model {result['model']} on {result['device']}, {result.get('precision', '')}, "
         f"batch {result.get('batch_size', '')}",

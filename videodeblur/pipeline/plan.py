@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
 from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
-from videodeblur.video.reader import is_url
+from videodeblur.video.reader import STDIN, is_stdin, is_url
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
 
@@ -48,6 +48,8 @@ def plan_videos(inputs: Sequence[str | Path], output: str | Path | None) -> list
     one level deep, video files only, in name order."""
     if not inputs:
         raise InputNotFoundError("no input given: name one or more video files, URLs or a folder")
+    if any(is_stdin(src) for src in inputs) or is_stdin(output):
+        return [_piped_job(inputs, output)]
     what = f"video files ({', '.join(VIDEO_SUFFIXES[:6])}, ...)"
     if output is None:
         jobs = [VideoJob(src, dst) for src, dst in default_outputs(inputs, VIDEO_SUFFIXES, what, name=_output_name,
@@ -65,6 +67,24 @@ def plan_videos(inputs: Sequence[str | Path], output: str | Path | None) -> list
     jobs = [VideoJob(src, output / _output_name(src)) for src in sources]
     check_distinct_outputs([(job.src, job.dst) for job in jobs])
     return jobs
+
+
+def _piped_job(inputs: Sequence[str | Path], output: str | Path | None) -> VideoJob:
+    """The one job of a video piped in (INPUT ``-``: it has no name to put an output beside) or out
+    (``-o -``: one stream, so one input that is a file or URL)."""
+    if len(inputs) > 1:
+        raise ConfigError("- (standard input or output) goes with one input only")
+    src = str(inputs[0])
+    if is_stdin(output):
+        if not is_stdin(src) and not is_url(src):
+            if not Path(src).exists():
+                raise InputNotFoundError(f"input not found: {src}")
+            if Path(src).is_dir():
+                raise OutputError(f"{src} is a folder: its videos go to a folder (-o FOLDER), not to standard output")
+        return VideoJob(src, Path(STDIN))
+    if output is None or Path(output).is_dir() or not Path(output).suffix:
+        raise OutputError("a video piped in (-) needs -o OUTPUT: a file such as out.mkv, or - to pipe it on")
+    return VideoJob(STDIN, Path(output))
 
 
 def _output_name(src: str) -> str:

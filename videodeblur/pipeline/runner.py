@@ -25,7 +25,7 @@ from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
 from videodeblur.pipeline.resume import finished_frames, frames_in, nothing_left, set_aside
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
-from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo
+from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_stdin
 from videodeblur.video.writer import FrameWriter
 
 __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
@@ -61,6 +61,8 @@ class RunOptions:
     ``deep``: a source with more than 8 bits per sample (10-bit video) is written at 10 bits, the
     network's 8-bit change added to the source's samples (None: yes, where the encoder takes
     10-bit; it needs the colour conversion on the CPU, so it wins over ``colour_on_device=None``).
+    ``pipe_format``: the container written to standard output (output ``-``): ``mkv``, ``mp4``
+    (fragmented), ``mov``, ``nut``, ``ts`` or ``webm``. An input ``-`` is read from standard input.
     """
 
     encoder: str = "auto"
@@ -81,6 +83,7 @@ class RunOptions:
     start_s: float = 0.0
     duration_s: float | None = None
     deinterlace: bool = False
+    pipe_format: str = "mkv"
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -113,11 +116,12 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         deep = (reader.info.bit_depth > 8 and options.deep is not False
                 and not (options.deep is None and options.colour_on_device))
         if deep:
-            reader.close()
-            reader = FrameReader(input_path, layout="rgb", threads=decode_threads, deep=True, deinterlace=deinterlace)
+            reader.set_layout("rgb", deep=True)
         elif choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
-            reader.close()
-            reader = FrameReader(input_path, layout="i420", threads=decode_threads, deinterlace=deinterlace)
+            reader.set_layout("i420")
+        if options.resume and (is_stdin(input_path) or is_stdin(output_path)):
+            raise ConfigError("--resume needs the input and the output as files: a pipe cannot be read again up to "
+                              "where the interrupted run stopped")
         window = _trim(reader, options) if options.trimmed else None
         if options.resume and (done := finished_frames(Path(output_path), reader.info)):
             reader.close()
@@ -126,9 +130,10 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         try:
             made_by = f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
+                                      feed=reader.feed() if is_stdin(input_path) else None,
                                       crf=options.crf, preset=options.preset, threads=encode_threads,
                                       layout=reader.layout, fragmented=options.fragmented, deep=deep, window=window,
-                                      made_by=made_by)
+                                      made_by=made_by, pipe_format=options.pipe_format)
             if partial is not None:
                 try:
                     frames, last_s = writer.resume_from(partial, name=output_path, made_by=made_by)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Callable
 
 import av
 
 from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
 
-__all__ = ["Carried", "carry_attachments", "cover_streams"]
+__all__ = ["Carried", "carry_attachments", "cover_streams", "read_pictures"]
 
 # the picture codecs a cover can be in, with the MIME type Matroska names them by
 _PICTURE_TYPES = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", "gif": "image/gif",
@@ -43,11 +44,11 @@ def cover_streams(container: av.container.InputContainer) -> list[av.video.strea
     return [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
 
 
-def carry_attachments(source: av.container.InputContainer, path: str | Path,
-                      output: av.container.OutputContainer, *, fragmented: bool = False) -> Carried:
-    """Add ``source``'s attachments and covers to ``output`` (before its header is written). ``path``
-    is the source's location: its cover pictures are read from a second, short-lived opening of it,
-    so that ``source`` itself is left unread."""
+def carry_attachments(source: av.container.InputContainer, output: av.container.OutputContainer,
+                      pictures: Callable[[list[int]], dict[int, bytes]], *, fragmented: bool = False) -> Carried:
+    """Add ``source``'s attachments and covers to ``output`` (before its header is written).
+    ``pictures``: the cover pictures' bytes by stream index, for the indices given
+    (:func:`read_pictures` from a file, or what a pipe's reader kept), so ``source`` is left unread."""
     carried = Carried()
     kind = Path(output.name).suffix or output.format.name
     files = list(source.streams.attachments)
@@ -66,10 +67,10 @@ def carry_attachments(source: av.container.InputContainer, path: str | Path,
                                    f"{_them(len(files))}; .mkv can")
     if not covers:
         return carried
-    pictures = _pictures(path, covers)
-    fits = [s for s in covers if s.index in pictures and (matroska or (mp4 and s.codec_context.name in _MP4_COVER_CODECS))]
+    found = pictures([s.index for s in covers])
+    fits = [s for s in covers if s.index in found and (matroska or (mp4 and s.codec_context.name in _MP4_COVER_CODECS))]
     for cover in fits:
-        picture = pictures[cover.index]
+        picture = found[cover.index]
         if matroska:
             mimetype = cover.metadata.get("mimetype") or _PICTURE_TYPES.get(cover.codec_context.name,
                                                                             "application/octet-stream")
@@ -83,7 +84,7 @@ def carry_attachments(source: av.container.InputContainer, path: str | Path,
             packet.stream, packet.pts, packet.dts = stream, 0, 0
             carried.covers.append(packet)
             carried.written.append(f"cover ({cover.codec_context.name})")
-    left = [s for s in covers if s not in fits and s.index in pictures]  # one that could not be read is no loss to report
+    left = [s for s in covers if s not in fits and s.index in found]  # one that could not be read is no loss to report
     if left:
         where = (f"a fragmented {kind} file cannot hold {_them(len(left))}; .mkv or an unfragmented {kind} can"
                  if fragmented and output.format.name in ("mp4", "ipod")
@@ -94,10 +95,11 @@ def carry_attachments(source: av.container.InputContainer, path: str | Path,
     return carried
 
 
-def _pictures(path: str | Path, covers: list[av.video.stream.VideoStream]) -> dict[int, bytes]:
-    """Each cover's picture, by stream index. FFmpeg hands a file's attached pictures out before its
-    first packet of audio or video, so only the start of the file is read."""
-    wanted = {s.index for s in covers}
+def read_pictures(path: str | Path, indices: list[int]) -> dict[int, bytes]:
+    """The picture of each cover stream in ``indices``, read from a second, short-lived opening of
+    ``path``. FFmpeg hands a file's attached pictures out before its first packet of audio or
+    video, so only the start of the file is read."""
+    wanted = set(indices)
     pictures: dict[int, bytes] = {}
     try:
         with av.open(str(path), "r", metadata_errors="replace",

@@ -22,7 +22,8 @@ from typing import Iterator
 import av
 
 from videodeblur.errors import OutputError, UnreadableInputError
-from videodeblur.video.attachments import carry_attachments
+from videodeblur.video.attachments import carry_attachments, read_pictures
+from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
 
 __all__ = ["Passthrough", "transcode_bit_rate"]
@@ -37,11 +38,13 @@ class Passthrough:
     frames are. ``fragmented``: ``output`` is a fragmented MP4/MOV, whose header is written before
     FFmpeg can turn ADTS-framed AAC (from MPEG-TS) into the config it needs there: such a track is
     encoded anew.
+    ``source`` is a path or URL, opened here a second time and read at the writer's pace, or the
+    :class:`~videodeblur.video.feed.PacketFeed` of a reader of a pipe, which cannot be.
     ``audio_packets`` / ``subtitle_packets`` / ``data_packets``: packets written. ``skipped``: tracks left out,
     ``converted``: tracks re-encoded, each as a sentence for the run's warnings.
     """
 
-    def __init__(self, source: str | Path, output: av.container.OutputContainer, *, audio: bool = True,
+    def __init__(self, source: str | Path | PacketFeed, output: av.container.OutputContainer, *, audio: bool = True,
                  subtitles: bool = True, data: bool = True, attachments: bool = True,
                  window: tuple[float | None, float | None] | None = None, fragmented: bool = False) -> None:
         self.audio_packets = 0
@@ -55,16 +58,21 @@ class Passthrough:
         self._fragmented = fragmented
         self._out: dict[int, av.stream.Stream] = {}  # source stream index → output stream
         self._transcodes: dict[int, _Transcode] = {}
-        self._pending: av.Packet | None = None
+        self._pending: tuple[int, av.Packet] | None = None  # (source stream index, packet) read but not yet due
         self._covers: list[av.Packet] = []  # MP4 cover pictures, muxed once the header is written
-        self._iter: Iterator[av.Packet] | None = None
+        self._iter: Iterator[tuple[int, av.Packet]] | None = None
+        self._done = False  # every packet of the copied tracks has been written (or none are copied)
         self._start, self._end = window or (None, None)
-        try:
-            self._in: av.container.InputContainer | None = av.open(
-                str(source), "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
-        except av.FFmpegError as err:
-            raise UnreadableInputError(f"cannot read the tracks beside the video (audio, subtitles...) of {source}: "
-                                       f"{err}") from err
+        self._feed = source if isinstance(source, PacketFeed) else None
+        if self._feed is not None:
+            self._in: av.container.InputContainer | None = self._feed.container  # the reader's: not closed here
+        else:
+            try:
+                self._in = av.open(str(source), "r", metadata_errors="replace",
+                                   timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
+            except av.FFmpegError as err:
+                raise UnreadableInputError(f"cannot read the tracks beside the video (audio, subtitles...) of "
+                                           f"{source}: {err}") from err
         # every track: languages, commentary, stereo + 5.1, subtitles
         streams = self._in.streams
         sources = [*(streams.audio if audio else ()), *(streams.subtitles if subtitles else ()),
@@ -80,18 +88,22 @@ class Passthrough:
         if data_left_out:
             self.skipped.append(self._data_note(data_left_out))
         if attachments:
-            carried = carry_attachments(self._in, source, output, fragmented=fragmented)
+            pictures = (self._feed.pictures if self._feed is not None
+                        else lambda covers: read_pictures(source, covers))
+            carried = carry_attachments(self._in, output, pictures, fragmented=fragmented)
             self._covers, self.attachments = carried.covers, carried.written
             self.skipped.extend(carried.skipped)
         if not self._out:
             self.close()
             return
+        if self._feed is not None:
+            return  # packets come as the reader reads them, from the start on
         if self._start is not None:  # near the start, a second early: the packets before it are dropped below
             try:
                 self._in.seek(int(max(0.0, self._start - 1.0) * av.time_base), backward=True)
             except av.FFmpegError:
                 pass  # an unseekable source is read from its start
-        self._iter = self._in.demux(*(s for s in sources if s.index in self._out))
+        self._iter = ((p.stream.index, p) for p in self._in.demux(*(s for s in sources if s.index in self._out)))
 
     def describe(self) -> list[str]:
         """Each output track as "codec type", for an error that names what the container refused."""
@@ -102,29 +114,29 @@ class Passthrough:
         for cover in self._covers:
             self._output.mux(cover)
         self._covers = []
-        while self._iter is not None:
-            packet = self._pending or next(self._iter, None)
+        while not self._done:
+            item = self._pending or self._next()
             self._pending = None
-            if packet is None:
-                self._iter = None
+            if item is None:
                 break
+            index, packet = item
             if packet.dts is None:  # the demuxer's end-of-stream flush packet
                 continue
             at = float(packet.pts * packet.time_base) if packet.pts is not None else None
             if at is not None and ((self._start is not None and at < self._start - 1e-9)
                                    or (self._end is not None and at >= self._end - 1e-9)):
                 if self._end is not None and at > self._end + 1.0:  # well past it: nothing later can be inside
-                    self._iter = None
+                    self.close()
                     break
                 continue
             if until_s is not None and at is not None and at - (self._start or 0.0) > until_s:
-                self._pending = packet
+                self._pending = item
                 return
             if self._start is not None:
                 shift = round(self._start / packet.time_base)
                 packet.pts = packet.pts - shift if packet.pts is not None else None
                 packet.dts -= shift
-            self._write(packet)
+            self._write(index, packet)
 
     def finish(self) -> None:
         """Flush the re-encoded tracks (their encoders hold the last frames). Call once, after the
@@ -135,10 +147,25 @@ class Passthrough:
         self._transcodes.clear()
 
     def close(self) -> None:
-        if self._in is not None:
+        """Stop copying: the source is closed (a feed's reader closes its own)."""
+        if self._in is not None and self._feed is None:
             self._in.close()
-            self._in = None
+        self._in = None
         self._iter = None
+        self._done = True
+
+    def _next(self) -> tuple[int, av.Packet] | None:
+        """The next packet of a copied track with its stream's index; None at the source's end or,
+        from a feed, until the reader has read more."""
+        if self._feed is not None:
+            while (item := self._feed.take()) is not None:
+                if item[0] in self._out:
+                    return item
+            return None
+        item = next(self._iter, None) if self._iter is not None else None
+        if item is None:
+            self.close()
+        return item
 
     # --- helpers ---------------------------------------------------------------------------------
     def _add(self, src: av.stream.Stream) -> None:
@@ -197,8 +224,7 @@ class Passthrough:
                               f"{out.codec_context.bit_rate // 1000} kb/s: {why}")
         return out
 
-    def _write(self, packet: av.Packet) -> None:
-        index = packet.stream.index
+    def _write(self, index: int, packet: av.Packet) -> None:
         if index in self._transcodes:
             for encoded in self._transcodes[index].packets(packet):
                 self._mux(encoded)

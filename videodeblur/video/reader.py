@@ -12,6 +12,7 @@ did not.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 import time
 from fractions import Fraction
@@ -24,11 +25,13 @@ import numpy as np
 from videodeblur.deep import to_eight_bit
 from videodeblur.errors import DecodeError, InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
+from videodeblur.video.feed import PacketFeed
 from videodeblur.video.hdr import HdrMetadata, hdr_metadata
 
-__all__ = ["is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+__all__ = ["STDIN", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
 Layout = Literal["rgb", "i420"]
+STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg's text "demuxer": opens any text file as video
 
 
@@ -100,12 +103,15 @@ class FrameReader:
     frame at 16 bits per sample (``DecodedFrame.deep``), for 10-bit output from a 10-bit source.
     ``deinterlace``: interlaced frames through bwdif first. Before iterating, :meth:`trim` limits it
     to a part of the file and :meth:`skip` passes over frames an interrupted run already wrote.
-    ``close()`` may be called from any thread.
+    ``close()`` may be called from any thread. ``path`` ``"-"`` reads standard input (a pipe: read
+    once, never sought); :meth:`feed` then hands the tracks beside the video on to the writer.
     """
 
     def __init__(self, path: str | Path, *, layout: Layout = "rgb", threads: int = 0, deep: bool = False,
                  deinterlace: bool = False) -> None:
-        self.path: Path | str = str(path) if is_url(path) else Path(path)  # pathlib would turn // into /
+        # a URL or "-" as given (pathlib would turn // into /), a file's path as a Path
+        self.path: Path | str = str(path) if is_url(path) or is_stdin(path) else Path(path)
+        self.name = "standard input" if is_stdin(path) else str(self.path)  # for messages
         self.layout = layout
         self.deep = deep and layout == "rgb"
         self.frames_decoded = 0
@@ -118,6 +124,9 @@ class FrameReader:
         self._packets_end: int | None = None  # latest pts + duration of a packet read, in time_base units
         self._packet_durations = True  # every packet read carried its duration (else one frame is added)
         self._others_end_s: float | None = None  # where the other streams' packets (audio, subtitles) end
+        # a pipe's packets beside the video, kept from the start for feed(): it cannot be read again
+        self._others: list[tuple[int, av.Packet]] | None = [] if is_stdin(path) else None
+        self._feed: PacketFeed | None = None
         self._closed = False
         self._lock = threading.Lock()
         self._container = _open(self.path)
@@ -138,13 +147,16 @@ class FrameReader:
             try:
                 first = next(self._frames)
             except StopIteration:
+                if is_stdin(self.path) and self._container.format.name.startswith("mov"):
+                    raise DecodeError("standard input is an MP4/MOV that is not fragmented: its frames are found by "
+                                      "seeking, which a pipe cannot do; pipe MKV, NUT, MPEG-TS or a fragmented MP4, "
+                                      "or give the file itself") from None
                 hint = ("; over the network this is also what an MP4 with its index at the end gives when the server "
-                        "cannot serve byte ranges") if isinstance(self.path, str) else ""
-                raise DecodeError(f"{self.path} has a video stream but no frame could be decoded "
+                        "cannot serve byte ranges") if isinstance(self.path, str) and not is_stdin(self.path) else ""
+                raise DecodeError(f"{self.name} has a video stream but no frame could be decoded "
                                   f"({self.first_error or 'zero frames'}); the file is empty or corrupt{hint}") from None
             self.info = self._describe(first)
-            if layout == "i420" and (first.width % 2 or first.height % 2):
-                raise ValueError(f"layout 'i420' needs even width and height, got {first.width}x{first.height}")
+            self.set_layout(layout, deep=deep)
             self._first: av.VideoFrame | None = first
         except BaseException:
             self.close()
@@ -162,6 +174,25 @@ class FrameReader:
     def stream_index(self) -> int:
         """The index of the video stream read, among all the file's streams."""
         return self._stream_index
+
+    def set_layout(self, layout: Layout, *, deep: bool = False) -> None:
+        """Yield frames in ``layout`` (and at 16 bits with ``deep``) from now on: chosen once the input
+        is known (its bit depth, its size), without opening it again, which a pipe or a live URL
+        could not do (call before iterating)."""
+        if layout == "i420" and (self.info.width % 2 or self.info.height % 2):
+            raise ValueError(f"layout 'i420' needs even width and height, got {self.info.width}x{self.info.height}")
+        self.layout = layout
+        self.deep = deep and layout == "rgb"
+
+    def feed(self) -> PacketFeed:
+        """The packets beside the video (audio, subtitles, cover pictures) as this reader demuxes them,
+        from the input's start on, for a writer to copy (call before iterating). Only for standard
+        input, which cannot be opened a second time for them as a file is."""
+        if self._others is None:
+            raise ValueError("feed() is for a reader of standard input, before it is iterated")
+        self._feed = PacketFeed(self._container, self._others)
+        self._others = None
+        return self._feed
 
     def skip(self, frames: int, *, last_s: float | None = None) -> None:
         """Decode but do not yield the first ``frames`` frames (call before iterating): they are the
@@ -205,11 +236,15 @@ class FrameReader:
         """Go to the keyframe at or before ``at_s`` (the stream's seconds) and decode on from there.
         A source that cannot seek (a server without byte ranges, a pipe) is read on from where it is,
         the frames before the window dropped as they come."""
+        if is_stdin(self.path):
+            return False  # FFmpeg may report success on a pipe and then read on from wherever it was
         try:
             self._container.seek(max(0, int(at_s / self.info.time_base)), stream=self._stream, backward=True)
         except (av.FFmpegError, OSError):
             return False
         self._stream.codec_context.flush_buffers()
+        if self._feed is not None:
+            self._feed.clear()
         self._first = None
         self._last_pts = None
         self._frames = self._frame_source()
@@ -228,13 +263,13 @@ class FrameReader:
     def _check_skipped(self, ended: bool) -> None:
         expected = self._skip_until_s
         if ended and self.frames_skipped < self._to_skip:
-            raise OutputError(f"the output to resume holds {self._to_skip} frames but {self.path} has only "
+            raise OutputError(f"the output to resume holds {self._to_skip} frames but {self.name} has only "
                               f"{self.frames_skipped}: it was made from another video; run without --resume")
         tolerance = 0.5 / float(self.info.fps) if self.info.fps else 0.02
         if (not ended and expected is not None and self.last_skipped_s is not None
                 and abs(self.last_skipped_s - expected) > tolerance):
             raise OutputError(f"the output to resume ends at {expected:.3f} s but frame {self.frames_skipped} of "
-                              f"{self.path} is at {self.last_skipped_s:.3f} s: it was made from another video; "
+                              f"{self.name} is at {self.last_skipped_s:.3f} s: it was made from another video; "
                               "run without --resume")
 
     def __enter__(self) -> "FrameReader":
@@ -246,6 +281,8 @@ class FrameReader:
     def __iter__(self) -> Iterator[DecodedFrame]:
         index = 0
         step = _default_step(self.info)
+        if self._feed is None:
+            self._others = None  # no one takes them: not kept
         while True:
             with self._lock:
                 if self._closed:
@@ -267,6 +304,7 @@ class FrameReader:
                     return
                 inside = self._in_window(frame)
                 if inside is None:
+                    self._read_on_for_feed()
                     return
                 if not inside:
                     continue
@@ -284,6 +322,15 @@ class FrameReader:
             pts = self._last_pts = self._fixed_pts(frame.pts, step)
             yield DecodedFrame(index, pts, self.info.time_base, image, time.perf_counter(), deep)
             index += 1
+
+    def _read_on_for_feed(self) -> None:
+        """At a window's end, go on reading a second past it for the feed: a file stores audio up to
+        a second away from the video of the same time, and what belongs in the window must come."""
+        if self._feed is None or self.window is None or self.window[1] is None:
+            return
+        for frame in self._frames:
+            if frame.pts is not None and float(frame.pts * self.info.time_base) > self.window[1] + 1.0:
+                return
 
     def _fixed_pts(self, pts: int | None, step: int) -> int:
         """Missing or repeated timestamps would make the encoder refuse the frame: keep them
@@ -326,17 +373,17 @@ class FrameReader:
     def _video_stream(self) -> av.video.stream.VideoStream:
         name = self._container.format.name
         if name in _NOT_VIDEO_FORMATS:
-            raise UnreadableInputError(f"{self.path} is not a video (FFmpeg reads it as text); give a video file")
+            raise UnreadableInputError(f"{self.name} is not a video (FFmpeg reads it as text); give a video file")
         if name == "image2" or name.endswith("_pipe"):  # FFmpeg's still-image readers (PNG, JPEG, BMP...)
             kind = name.removesuffix("_pipe").upper() if name != "image2" else (
                 PurePosixPath(str(self.path)).suffix.lstrip(".").upper() or "image")
-            raise UnreadableInputError(f"{self.path} is a still image ({kind}), not a video; deblur it with "
+            raise UnreadableInputError(f"{self.name} is a still image ({kind}), not a video; deblur it with "
                                        "`videodeblur image`")
         stream = pick_video_stream(self._container)
         if stream is None:
             kinds = sorted({s.type for s in self._container.streams if s.type != "video"})
             kinds += ["a cover picture"] if self._container.streams.video else []
-            raise UnreadableInputError(f"{self.path} has no video stream (it holds: {', '.join(kinds) or 'no streams'})")
+            raise UnreadableInputError(f"{self.name} has no video stream (it holds: {', '.join(kinds) or 'no streams'})")
         return stream
 
     def _frame_source(self) -> Iterator[av.VideoFrame]:
@@ -354,6 +401,7 @@ class FrameReader:
             for packet in self._container.demux():
                 if packet.stream.index != self._stream.index:
                     self._note_other_end(packet)
+                    self._keep_other(packet)
                     continue
                 if packet.size:
                     self.packets_read += 1
@@ -372,6 +420,15 @@ class FrameReader:
                     yield frame
         except av.FFmpegError as err:  # truncated file: demuxing stops here
             self._note_error(err)
+
+    def _keep_other(self, packet: av.Packet) -> None:
+        """A pipe's packet beside the video, into the feed (or kept for it, before it is made)."""
+        if packet.dts is None and not packet.size:  # the demuxer's end-of-stream flush packet
+            return
+        if self._feed is not None:
+            self._feed.put(packet.stream.index, packet)
+        elif self._others is not None:
+            self._others.append((packet.stream.index, packet))
 
     def _note_other_end(self, packet: av.Packet) -> None:
         if packet.size and packet.pts is not None and packet.time_base is not None:
@@ -492,6 +549,11 @@ def is_url(spec: str | Path) -> bool:
     return bool(sep) and scheme.lower() in URL_SCHEMES
 
 
+def is_stdin(spec: str | Path | None) -> bool:
+    """``-``: standard input (or output), the Unix way of naming a pipe."""
+    return spec is not None and str(spec) == STDIN
+
+
 def short_error(err: BaseException) -> str:
     """An FFmpeg error in one line, without the file name its ``str()`` repeats."""
     text = getattr(err, "strerror", None) or str(err)
@@ -558,6 +620,14 @@ def probe(path: str | Path) -> VideoInfo:
 
 
 def _open(path: Path | str) -> av.container.InputContainer:
+    if is_stdin(path):
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UnreadableInputError("standard input is a terminal, not a video: pipe one in "
+                                       "(... | videodeblur video - -o out.mkv), or give a file")
+        try:
+            return av.open("pipe:0", "r", metadata_errors="replace")
+        except (av.FFmpegError, OSError) as err:
+            raise UnreadableInputError(f"standard input is not a video FFmpeg can read ({short_error(err)})") from err
     if isinstance(path, str):  # a URL
         try:
             return av.open(path, "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S)

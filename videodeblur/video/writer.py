@@ -20,6 +20,7 @@ and audio.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -37,12 +38,13 @@ from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, cho
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.headers import is_annex_b, parameter_sets
 from videodeblur.video.passthrough import Passthrough
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url, pick_video_stream, short_error
+from videodeblur.video.feed import PacketFeed
+from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_stdin, is_url, pick_video_stream, short_error
 
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
 
-__all__ = ["FrameWriter", "choose_encoder", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
+__all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
            "check_output_path"]
 
 Layout = Literal["rgb", "i420"]
@@ -54,7 +56,8 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
     the input file, or no permission. Proven by opening the file for writing; a file that did not
     exist before is removed again, so a run that fails later leaves nothing behind."""
     path = Path(path)
-    if input_path is not None and not is_url(input_path) and _same_file(path, Path(input_path)):
+    if (input_path is not None and not is_url(input_path) and not is_stdin(input_path)
+            and _same_file(path, Path(input_path))):
         raise OutputError(f"output {path} is the input file; choose another output path")
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
@@ -134,18 +137,24 @@ class FrameWriter:
     def __init__(self, path: str | Path, *, width: int, height: int, time_base: Fraction,
                  fps: Fraction | None = None, encoder: str = "auto", crf: int = 18, preset: str = "veryfast",
                  pix_fmt: str | None = None, colour: ColourTags | None = None, rotation: int = 0,
-                 copy_from: str | Path | None = None, threads: int = 0, layout: Layout = "rgb",
+                 copy_from: str | Path | PacketFeed | None = None, threads: int = 0, layout: Layout = "rgb",
                  input_path: str | Path | None = None, tags: dict[str, str] | None = None,
                  video_tags: dict[str, str] | None = None, audio: bool = True, subtitles: bool = True,
                  data: bool = True, attachments: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
                  window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None,
-                 sample_aspect_ratio: Fraction | None = None, live: bool = False, made_by: str | None = None) -> None:
+                 sample_aspect_ratio: Fraction | None = None, live: bool = False, made_by: str | None = None,
+                 pipe_format: str = "mkv") -> None:
         self._stream_url = is_url(path)
-        existed = self._stream_url or Path(path).exists()
-        # a live stream's URL as given (pathlib would fold its //), a file's path checked now
-        self.path: Path | str = str(path) if self._stream_url else check_output_path(path, input_path=input_path or copy_from)
+        self._pipe = is_stdin(path)  # "-": standard output
+        existed = self._stream_url or self._pipe or Path(path).exists()
+        # a live stream's URL or "-" as given (pathlib would fold its //), a file's path checked now
+        read_from = input_path or (None if isinstance(copy_from, PacketFeed) else copy_from)
+        self.path: Path | str = (str(path) if self._stream_url or self._pipe
+                                 else check_output_path(path, input_path=read_from))
+        if self._pipe and pipe_format not in PIPE_FORMATS:
+            raise OutputError(f"cannot write {pipe_format} to standard output; choose one of {', '.join(PIPE_FORMATS)}")
         self._kind = (_STREAM_FORMATS.get(str(path).partition("://")[0].lower(), "stream") if self._stream_url
-                      else Path(path).suffix or Path(path).name)
+                      else f".{pipe_format}" if self._pipe else Path(path).suffix or Path(path).name)
         self._live = live or self._stream_url
         self.width, self.height, self.layout = width, height, layout
         self.time_base = Fraction(time_base)
@@ -154,7 +163,9 @@ class FrameWriter:
         self.resumed_frames = 0  # of frames_written, those copied from an interrupted run (resume_from)
         self.resumed_until_s: float | None = None
         self.quality_control: str | None = None
-        fragment_options = {} if self._stream_url else _fragment_options(Path(self.path), fragmented)
+        # a pipe cannot be gone back into for the index at the end: MP4/MOV to it are always fragmented
+        fragment_options = ({} if self._stream_url else _fragment_options(Path(f"-{self._kind}"), True) if self._pipe
+                            else _fragment_options(Path(self.path), fragmented))
         self._fragmented = bool(fragment_options)
         self._held: av.Packet | None = None  # fragmented only: the packet waiting for its duration
         self._last_duration = 0
@@ -168,6 +179,7 @@ class FrameWriter:
         try:
             try:
                 self._container = (_open_stream(str(self.path)) if self._stream_url
+                                   else _open_pipe(pipe_format, fragment_options) if self._pipe
                                    else av.open(str(self.path), "w", options=fragment_options))
             except (av.FFmpegError, ValueError, OSError) as err:
                 hint = ("is a server listening there?" if self._stream_url
@@ -203,19 +215,20 @@ class FrameWriter:
 
     @classmethod
     def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, subtitles: bool = True,
-             data: bool = True, attachments: bool = True, deep: bool = False, **kwargs: Any) -> "FrameWriter":
+             data: bool = True, attachments: bool = True, feed: PacketFeed | None = None, deep: bool = False, **kwargs: Any) -> "FrameWriter":
         """A writer that matches ``info``: size, time base, frame rate, rotation, colour tags, chroma
         subsampling (as 8-bit, or 10-bit for a deeper source with ``deep``, where the encoder takes
         it), the file's and the video stream's tags (creation time, location,
         title, language), its chapters and, when ``audio`` and the source has any, its audio streams
-        (and so on for ``subtitles``, ``data`` and ``attachments``)."""
+        (and so on for ``subtitles``, ``data`` and ``attachments``). ``feed``: where those come from
+        when the source is a pipe (its reader's :meth:`~videodeblur.video.FrameReader.feed`)."""
         kwargs.setdefault("input_path", info.path)  # never overwrite the file being read, audio or not
         pix_fmt = kwargs.pop("pix_fmt", None) or _like_chroma(info.chroma_subsampling, info.width, info.height)
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
         return cls(path, width=info.width, height=info.height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
-                   copy_from=info.path if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
+                   copy_from=(feed or info.path) if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
                                            or (data and info.has_data)
                                            or (attachments and info.has_attachments)) else None,
                    audio=audio, subtitles=subtitles, data=data, attachments=attachments,
@@ -358,7 +371,7 @@ class FrameWriter:
                 self._container.close()
                 if self._passthrough is not None:
                     self._passthrough.close()
-                if not self.frames_written and not self._stream_url:
+                if not self.frames_written and not self._stream_url and not self._pipe:
                     Path(self.path).unlink(missing_ok=True)
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -501,6 +514,19 @@ def _like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:
 # the muxer that carries a live stream to each kind of URL
 _STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
                    "rtsp": "rtsp"}
+
+
+# what standard output (-o -) can carry, by the extension the same file would have: the muxer
+PIPE_FORMATS = {"mkv": "matroska", "mp4": "mp4", "mov": "mov", "nut": "nut", "ts": "mpegts", "webm": "webm"}
+
+
+def _open_pipe(kind: str, options: dict[str, str]) -> av.container.OutputContainer:
+    """An output container writing to standard output (``-o -``), for another program to read on."""
+    if sys.stdout is None or sys.stdout.isatty():
+        raise OutputError("standard output is a terminal, not a pipe: give -o a file, or pipe it on "
+                          "(-o - | ffplay -)")
+    sys.stdout.flush()  # nothing Python held back may land inside the video
+    return av.open("pipe:1", "w", format=PIPE_FORMATS[kind], options={**options, "flush_packets": "1"})
 
 
 def _open_stream(url: str) -> av.container.OutputContainer:
