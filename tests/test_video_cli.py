@@ -126,6 +126,12 @@ def test_a_video_piped_in_and_out_is_the_same_as_the_file_run(make_clip, run_sub
         "which a pipe cannot do; pipe MKV, NUT, MPEG-TS or a fragmented MP4, or give the file itself"]
     alone = run_subprocess("video", "-", *CPU, stdin=src)
     assert alone.exit_code == 1 and "needs -o OUTPUT" in alone.stderr
+    reader_gone = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", str(src), "-o", "-", *CPU],
+                                   cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader_gone.stdout.close()  # as `| head -c 0` would: before the first byte
+    said = reader_gone.stderr.read().decode()
+    assert reader_gone.wait(timeout=120) == 1 and re.fullmatch(  # not click's silent exit on EPIPE
+        r"videodeblur: error: standard output was closed after \d frames: the program reading it stopped\n", said)
 
 
 def test_subtitles_are_counted_and_a_track_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ and audio.
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import threading
@@ -285,6 +286,8 @@ class FrameWriter:
                 if self._passthrough is not None:
                     self._passthrough.copy(until_s=self._last_end_s)
             except av.FFmpegError as err:
+                if self._pipe and err.errno == errno.EPIPE:
+                    raise self._pipe_closed() from err
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
 
@@ -357,6 +360,7 @@ class FrameWriter:
             if self._closed:
                 return
             self._closed = True
+            failed: av.FFmpegError | None = None
             try:
                 if self.frames_written:
                     for packet in self._stream.encode(None):
@@ -366,13 +370,20 @@ class FrameWriter:
                     self._passthrough.copy(until_s=None if complete else self._last_end_s)
                     self._passthrough.finish()
             except av.FFmpegError as err:
-                raise EncodeError(f"finishing {self.path} failed: {' '.join(str(err).split())}") from err
+                failed = err
             finally:
-                self._container.close()
+                try:
+                    self._container.close()  # the trailer (and a pipe's last bytes) are written here
+                except av.FFmpegError as err:
+                    failed = failed or err
                 if self._passthrough is not None:
                     self._passthrough.close()
                 if not self.frames_written and not self._stream_url and not self._pipe:
                     Path(self.path).unlink(missing_ok=True)
+            if failed is not None:
+                if self._pipe and failed.errno == errno.EPIPE:
+                    raise self._pipe_closed() from failed
+                raise EncodeError(f"finishing {self.path} failed: {' '.join(str(failed).split())}") from failed
 
     # --- helpers ---------------------------------------------------------------------------------
     def _mux_video(self, packet: av.Packet | None) -> None:
@@ -475,12 +486,18 @@ class FrameWriter:
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError, OSError) as err:
+            if self._pipe and getattr(err, "errno", None) == errno.EPIPE:
+                raise self._pipe_closed() from err
             if self._stream_url:  # the connection is made here: a server that is not there, or refuses
                 raise OutputError(f"cannot send to {self.path}: {short_error(err)} (is a server listening there, "
                                   "and does it take this stream?)") from err
             streams = " + ".join([self.encoder_name, *(self._passthrough.describe() if self._passthrough else [])])
             raise OutputError(f"{self._kind} files cannot hold {streams} "
                               f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
+
+    def _pipe_closed(self) -> EncodeError:
+        return EncodeError(f"standard output was closed after {self.frames_written} frames: the program reading it "
+                           "stopped")
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
         if self.layout == "i420":
