@@ -22,7 +22,7 @@ import pytest
 
 from videodeblur.errors import SourceError
 from videodeblur.pipeline.live import LatestFrameSlot, LiveOptions, run_live
-from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource, open_source
+from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource, PyAVSource, open_source
 
 from _clips_video import decodable_frames, decode, remuxed, spliced_sizes
 from conftest import clip_frame, psnr, serve_folder
@@ -427,6 +427,36 @@ def test_a_file_played_live_records_its_sound_in_step(make_clip, run_cli, tmp_pa
     assert result.exit_code == 0, result.stderr
     recorded = decode(tmp_path / "ts.mp4")
     assert json.loads(result.stdout)["recorded"] == 20 and recorded.pts_seconds[0] == 0 and len(recorded.audio) > 0
+
+
+def test_a_live_source_records_its_sound_in_step_across_a_reconnect(tmp_path: Path) -> None:
+    """A live source with sound (an IP camera's microphone; here a lavfi graph of a test picture and a
+    tone, run live, that stops after 1 s as a dropped stream does): the recording carries its audio,
+    read in the video's one pass, from the first frame written; after the source is opened again the
+    sound goes on from the new opening, tied to the recording's clock anew at its first frame."""
+    graph = "testsrc2=size=64x48:rate=25:d=1[out0];sine=f=440:r=48000:d=1[out1]"
+    openings = [PyAVSource(graph, description="lavfi camera", pace=True, fmt="lavfi", network=True)]
+
+    def reopen() -> LiveSource:
+        if len(openings) > 1:
+            raise SourceError("gone for good")
+        openings.append(PyAVSource(graph, description="lavfi camera", pace=True, fmt="lavfi", network=True))
+        return openings[-1]
+
+    out = tmp_path / "rec.mkv"
+    stats = run_live(openings[0], DelayedEngine(0.0), LiveOptions(record_path=out, reconnect_s=1.0), reopen=reopen)
+    assert stats.reconnects == 1 and stats.recorded == stats.processed > 30
+    with av.open(str(out)) as container:
+        video = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    with av.open(str(out)) as container:
+        audio = [(float(p.pts * p.time_base), float(p.duration * p.time_base)) for p in container.demux(audio=0) if p.size]
+    gap = next(i for i in range(1, len(video)) if video[i] - video[i - 1] > 0.5)  # the reconnect's wait
+    before = [a for a in audio if a[0] < video[gap - 1] + 0.1]
+    after = [a for a in audio if a[0] >= video[gap] - 0.05]
+    assert abs(audio[0][0]) < 0.03 and sum(d for _, d in before) == pytest.approx(video[gap - 1] + 0.04, abs=0.1)
+    assert len(before) + len(after) == len(audio)  # nothing in the gap: the source was not there
+    assert after[0][0] == pytest.approx(video[gap], abs=0.05) and sum(d for _, d in after) > 0.8
+    assert all(b[0] > a[0] for a, b in zip(audio, audio[1:]))
 
 
 def test_a_recording_may_not_overwrite_the_file_source(make_clip, run_cli, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ import numpy as np
 from videodeblur.errors import SourceError
 from videodeblur.pipeline.stats import StageClock, percentiles
 from videodeblur.video.capture import CapturedFrame, LiveSource
+from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import is_url
 
 __all__ = ["LiveOptions", "LiveFrame", "LiveStats", "LatestFrameSlot", "run_live"]
@@ -181,9 +182,10 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
     """
     stop = threading.Event()
     slot = LatestFrameSlot()
-    capture = _CaptureThread(source, slot, stop, reopen=reopen if options.reconnect_s > 0 else None,
-                             reconnect_s=options.reconnect_s)
     recorder: _Recorder | None = None
+    capture = _CaptureThread(source, slot, stop, reopen=reopen if options.reconnect_s > 0 else None,
+                             reconnect_s=options.reconnect_s,
+                             reopened=lambda again, run: recorder.follow(run, again) if recorder is not None else None)
     latencies: list[float] = []
     infer = StageClock("infer")
     output_times: list[float] = []
@@ -194,7 +196,8 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
             engine.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
         if options.record_path is not None:
             recorder = _Recorder(options.record_path, source.width, source.height, source.fps, source_path=source.path,
-                                 audio_from=source.audio_from)
+                                 audio_from=source.audio_from,
+                                 audio_feed=source.take_audio() if source.audio_from is None else None)
         start = time.monotonic()
         capture.start()
         while True:
@@ -217,7 +220,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
             latencies.append((done - frame.capture_time) * 1000.0)
             output_times.append(done)
             if recorder is not None:
-                recorder.write(output, frame.capture_time)
+                recorder.write(output, frame.capture_time, stream_s=frame.stream_s, run=frame.run)
             if on_frame is not None:
                 live = LiveFrame(frame.image, output, frame.index, latencies[-1], _recent_fps(output_times))
                 if on_frame(live) is False:
@@ -264,10 +267,12 @@ class _CaptureThread(threading.Thread):
     """
 
     def __init__(self, source: LiveSource, slot: LatestFrameSlot, stop: threading.Event, *,
-                 reopen: Callable[[], LiveSource] | None = None, reconnect_s: float = 0.0) -> None:
+                 reopen: Callable[[], LiveSource] | None = None, reconnect_s: float = 0.0,
+                 reopened: Callable[[LiveSource, int], None] | None = None) -> None:
         super().__init__(name="videodeblur-capture", daemon=True)  # daemon: a read hung in a driver cannot block exit
         self._source, self._slot, self._stop_event = source, slot, stop
         self._reopen, self._reconnect_s = reopen, reconnect_s
+        self._reopened = reopened  # told of each new opening (and its run number) before its first frame
         self._size = (source.width, source.height)
         self.end_reason = "source ended"
         self.started = False
@@ -304,6 +309,8 @@ class _CaptureThread(threading.Thread):
         for frame in self._source.frames(self._stop_event):
             if (frame.image.shape[1], frame.image.shape[0]) != self._size:  # a reopened source at another size
                 frame = dataclasses.replace(frame, image=cv2.resize(frame.image, self._size, interpolation=cv2.INTER_AREA))
+            if self.reconnects:
+                frame = dataclasses.replace(frame, run=self.reconnects)
             if not self._slot.put(frame, wait=wait):
                 return
             time.sleep(0)  # hand the GIL to the waiting loop now, not after the 5 ms switch interval
@@ -321,6 +328,8 @@ class _CaptureThread(threading.Thread):
             self._source.close()
             self._source = source
             self.reconnects += 1
+            if self._reopened is not None:
+                self._reopened(source, self.reconnects)
             return True
         return False
 
@@ -335,10 +344,14 @@ class _Recorder:
     A file keeps every processed frame: when the encoder falls behind, the live loop waits for it.
     A stream (a URL) must not hold the live picture back when the network does: a frame that finds
     the queue full is left out of the stream and counted in ``dropped``, as a broadcaster drops.
+    Sound comes from a file played at its pace (``audio_from``: its path, opened again, and its first
+    frame's time) or from a live source's ``audio_feed``, whose clock is tied to the recording's at
+    the first frame written (and again at the first frame after each reconnect, :meth:`follow`).
     """
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float | None, *,
-                 source_path: Path | None = None, audio_from: tuple[Path, float] | None = None) -> None:
+                 source_path: Path | None = None, audio_from: tuple[Path, float] | None = None,
+                 audio_feed: PacketFeed | None = None) -> None:
         from videodeblur.video import FrameWriter
 
         # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
@@ -346,14 +359,17 @@ class _Recorder:
         # a file played at its own pace brings its sound: the track from its first frame on, in step.
         # The writer's window moves source times back by its start, so pts count from the file's
         # first frame time here (a file need not start at 0: MPEG-TS rarely does)
-        audio = {} if audio_from is None else {"copy_from": audio_from[0], "subtitles": False, "data": False,
-                                               "attachments": False,
-                                               "window": (audio_from[1], None)}
+        sound_only = {"subtitles": False, "data": False, "attachments": False}
+        audio = ({"copy_from": audio_from[0], "window": (audio_from[1], None), **sound_only} if audio_from is not None
+                 else {"copy_from": audio_feed, **sound_only} if audio_feed is not None else {})
+        self._feeds: dict[int, PacketFeed | None] = {0: audio_feed}  # by run: the source's openings
+        self._opening = 0  # the run (opening of the source) its sound now comes from
+        self._aligned = audio_feed is None  # a live source's clock not yet tied to the recording's
         self._pts_origin = 0 if audio_from is None else round(audio_from[1] / RECORD_TIME_BASE)
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
                                    fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
                                    fragmented=True, **audio)
-        self._queue: queue.Queue[tuple[np.ndarray, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
+        self._queue: queue.Queue[tuple[np.ndarray, int, float | None, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._stream = is_url(path)
         self.dropped = 0
         self._origin: float | None = None
@@ -363,19 +379,28 @@ class _Recorder:
         self._thread = threading.Thread(target=self._run, name="videodeblur-record", daemon=True)
         self._thread.start()
 
-    def write(self, image: np.ndarray, capture_time: float) -> None:
+    def write(self, image: np.ndarray, capture_time: float, *, stream_s: float | None = None, run: int = 0) -> None:
+        """Queue a processed frame: its pts from ``capture_time``; ``stream_s`` and ``run`` (its time on
+        the source's clock, and which opening of the source) put a live source's sound in step."""
         self.raise_error()
         self._origin = capture_time if self._origin is None else self._origin
         pts = max(self._pts_origin + round((capture_time - self._origin) / RECORD_TIME_BASE),
                   self._last_pts + 1)  # strictly increasing
         self._last_pts = pts
+        item = (image, pts, stream_s, run)
         if not self._stream:
-            self._queue.put((image, pts))  # blocks when the encoder falls behind: every processed frame is kept
+            self._queue.put(item)  # blocks when the encoder falls behind: every processed frame is kept
             return
         try:
-            self._queue.put_nowait((image, pts))
+            self._queue.put_nowait(item)
         except queue.Full:
             self.dropped += 1
+
+    def follow(self, run: int, source: LiveSource) -> None:
+        """The source was opened again (``run``): its sound, if a recording of it was begun, comes from
+        the new opening from that run's first frame on. Called from the capture thread."""
+        if self._feeds[0] is not None:
+            self._feeds[run] = source.take_audio()
 
     def close(self) -> int:
         """Flush and finalise the file; returns the number of frames written."""
@@ -392,7 +417,9 @@ class _Recorder:
         try:
             while (item := self._queue.get()) is not None:
                 if self._error is None:
-                    self._writer.write(item[0], pts=item[1])
+                    image, pts, stream_s, run = item
+                    self._keep_sound_in_step(pts, stream_s, run)
+                    self._writer.write(image, pts=pts)
                     self._written += 1
         except BaseException as err:
             self._error = err
@@ -400,6 +427,18 @@ class _Recorder:
                 pass
         finally:
             self._writer.close(complete=False)  # a file source's sound only as far as the frames went
+
+
+    def _keep_sound_in_step(self, pts: int, stream_s: float | None, run: int) -> None:
+        """Tie a live source's clock to the recording's at its first frame written, and at the first
+        frame from each new opening of it (whose clock starts anew)."""
+        if run != self._opening:
+            self._opening = run
+            self._writer.follow_copied(self._feeds.get(run))
+            self._aligned = self._feeds.get(run) is None
+        if not self._aligned and stream_s is not None:
+            self._writer.align_copied(stream_s - float(pts * RECORD_TIME_BASE))
+            self._aligned = True
 
 
 def _p95_by_minute(latencies_ms: list[float], output_times: list[float], start: float) -> list[float]:

@@ -25,6 +25,7 @@ import av
 import numpy as np
 
 from videodeblur.errors import SourceError
+from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import is_url, pick_video_stream, short_error
 
 __all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource", "PyAVSource", "open_source"]
@@ -36,11 +37,16 @@ _CAMERA_FAILED_READS = 5  # consecutive failed grabs before a camera counts as u
 
 @dataclasses.dataclass(frozen=True)
 class CapturedFrame:
-    """One grabbed frame: ``image`` is H×W×3 uint8 RGB; ``capture_time`` is monotonic seconds at grab."""
+    """One grabbed frame: ``image`` is H×W×3 uint8 RGB; ``capture_time`` is monotonic seconds at grab.
+    ``stream_s``: its time on the source's own clock, where it has one (a stream's pts), by which a
+    recording puts the source's sound in step with it. ``run``: which opening of the source it came
+    from (0, then one more at each reconnect)."""
 
     image: np.ndarray
     index: int
     capture_time: float
+    stream_s: float | None = None
+    run: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +103,11 @@ class LiveSource:
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Yield frames until the source ends or ``stop`` is set; raise SourceError if it is lost."""
         raise NotImplementedError
+
+    def take_audio(self) -> PacketFeed | None:
+        """The source's sound as it is read from now on, for a recording (None: it has none to give;
+        a file played at its pace gives its path in ``audio_from`` instead)."""
+        return None
 
     def close(self) -> None:
         raise NotImplementedError
@@ -196,6 +207,8 @@ class PyAVSource(LiveSource):
     With ``pace`` the frames are released on their presentation schedule (first frame at the start
     of :meth:`frames`, then ``pts`` seconds after it), which turns a file or a free-running lavfi
     generator into a camera. The first frame is decoded at open time to validate the source.
+    A network stream or lavfi graph with sound (an IP camera's microphone) hands its audio packets,
+    read in the same pass as the video, to :meth:`take_audio`'s feed once a recording asks for it.
     """
 
     def __init__(self, target: str, *, description: str, pace: bool, fmt: str | None,
@@ -222,7 +235,11 @@ class PyAVSource(LiveSource):
                 raise SourceError(f"source {description!r} has no video stream: give a video file, URL or camera")
             self._stream = stream
             self._stream.thread_type = "SLICE" if network else "AUTO"  # frame threads add latency on live input
-            self._decoded = self._container.decode(self._stream)
+            # a live source's sound can only be read in the video's pass: it cannot be opened again
+            # to read the same moments (a file can, for ``audio_from``)
+            self._audio = list(self._container.streams.audio) if network or fmt == "lavfi" else []
+            self._feed: PacketFeed | None = None
+            self._decoded = self._with_audio() if self._audio else self._container.decode(self._stream)
             try:
                 self._first = next(self._decoded)
             except StopIteration:
@@ -254,12 +271,29 @@ class PyAVSource(LiveSource):
                 delay = start + (seconds - first_seconds) - time.monotonic()
                 if delay > 0 and stop.wait(delay):
                     return
-            yield CapturedFrame(image, index, time.monotonic())
+            yield CapturedFrame(image, index, time.monotonic(), stream_s=_frame_seconds(frame, index, self.fps))
             index += 1
             frame = self._next_frame()
 
+    def take_audio(self) -> PacketFeed | None:
+        if not self._audio:
+            return None
+        if self._feed is None:
+            self._feed = PacketFeed(self._container)
+        return self._feed
+
     def close(self) -> None:
         self._container.close()
+
+    def _with_audio(self) -> Iterator[av.VideoFrame]:
+        """The video's frames, the audio's packets put into the feed on the way (dropped until a
+        recording takes it)."""
+        for packet in self._container.demux(self._stream, *self._audio):
+            if packet.stream.index != self._stream.index:
+                if self._feed is not None and packet.dts is not None:
+                    self._feed.put(packet.stream.index, packet)
+                continue
+            yield from self._stream.decode(packet)
 
     def _next_frame(self) -> av.VideoFrame | None:
         try:

@@ -57,11 +57,15 @@ class Passthrough:
         self._kind = Path(output.name).suffix or output.format.name  # ".mkv", for messages
         self._fragmented = fragmented
         self._out: dict[int, av.stream.Stream] = {}  # source stream index → output stream
+        self._formats: dict[int, tuple[str, str, int | None, str | None]] = {}  # source stream index → _format()
         self._transcodes: dict[int, _Transcode] = {}
         self._pending: tuple[int, av.Packet] | None = None  # (source stream index, packet) read but not yet due
         self._covers: list[av.Packet] = []  # MP4 cover pictures, muxed once the header is written
         self._iter: Iterator[tuple[int, av.Packet]] | None = None
         self._done = False  # every packet of the copied tracks has been written (or none are copied)
+        self._await_align = False  # a live source opened again: its packets wait for align()
+        self._last_s: float | None = None  # the output time of the last packet written
+        self._floor_s: float | None = None  # after a follow(): packets at or before this time are dropped
         self._start, self._end = window or (None, None)
         self._feed = source if isinstance(source, PacketFeed) else None
         if self._feed is not None:
@@ -105,6 +109,38 @@ class Passthrough:
                 pass  # an unseekable source is read from its start
         self._iter = ((p.stream.index, p) for p in self._in.demux(*(s for s in sources if s.index in self._out)))
 
+    def align(self, start_s: float) -> None:
+        """A feed from a live source: its clock's ``start_s`` is the output's 0 (what ``window``'s
+        start is for a file), known only once the first frame is written."""
+        self._start = start_s
+        self._await_align = False
+
+    def follow(self, feed: PacketFeed | None) -> None:
+        """Go on from ``feed``, a new opening of the same live source (None: stop copying). Its tracks
+        are matched to the ones being written by kind and order; one that differs (another codec,
+        rate or layout) ends its track, since one output track has one format. Packets are then held
+        back until :meth:`align` ties the new clock to the output's, and never go back in time."""
+        self._pending = None
+        if self._feed is None or feed is None:
+            self.close()
+            return
+        # matched by what was kept of the old tracks: the old opening's streams may be freed by now
+        fresh: dict[int, av.stream.Stream] = {}
+        transcodes: dict[int, _Transcode] = {}  # the old decoders' last few samples are let go: the encoder goes on
+        formats: dict[int, tuple[str, str, int | None, str | None]] = {}
+        for kind in ("audio", "subtitle"):
+            old = [i for i in self._out if self._formats[i][0] == kind]
+            new = [s for s in feed.container.streams if s.type == kind]
+            for before, after in zip(old, new):
+                if _format(after) == self._formats[before]:
+                    fresh[after.index], formats[after.index] = self._out[before], self._formats[before]
+                    if before in self._transcodes:
+                        transcodes[after.index] = _Transcode(after, self._out[before])
+        self._formats = formats
+        self._floor_s = self._last_s  # nothing before what was written already
+        self._feed, self._in, self._out, self._transcodes = feed, feed.container, fresh, transcodes
+        self._await_align = True
+
     def describe(self) -> list[str]:
         """Each output track as "codec type", for an error that names what the container refused."""
         return [f"{out.codec_context.name} {out.type}" for out in self._out.values()]
@@ -114,7 +150,7 @@ class Passthrough:
         for cover in self._covers:
             self._output.mux(cover)
         self._covers = []
-        while not self._done:
+        while not self._done and not self._await_align:
             item = self._pending or self._next()
             self._pending = None
             if item is None:
@@ -132,11 +168,15 @@ class Passthrough:
             if until_s is not None and at is not None and at - (self._start or 0.0) > until_s:
                 self._pending = item
                 return
+            out_s = at - (self._start or 0.0) if at is not None else None
+            if self._floor_s is not None and out_s is not None and out_s <= self._floor_s:
+                continue
             if self._start is not None:
                 shift = round(self._start / packet.time_base)
                 packet.pts = packet.pts - shift if packet.pts is not None else None
                 packet.dts -= shift
             self._write(index, packet)
+            self._last_s = out_s if out_s is not None else self._last_s
 
     def finish(self) -> None:
         """Flush the re-encoded tracks (their encoders hold the last frames). Call once, after the
@@ -185,6 +225,7 @@ class Passthrough:
             if key in src.metadata:
                 out.metadata[key] = src.metadata[key]
         self._out[src.index] = out
+        self._formats[src.index] = _format(src)
 
     def _data_note(self, left_out: list[av.stream.Stream]) -> str:
         """One line for the data tracks this container refused (a phone's several metadata tracks
@@ -246,6 +287,15 @@ def transcode_bit_rate(codec: str, channels: int) -> int:
     """Bits per second for audio that has to be re-encoded: 64 kb/s per channel for Opus (about
     transparent for music), 96 kb/s per channel for the older codecs (Vorbis, MP3, AC-3...)."""
     return (64_000 if codec in ("libopus", "opus") else 96_000) * max(1, channels)
+
+
+def _format(src: av.stream.Stream) -> tuple[str, str, int | None, str | None]:
+    """What packets of ``src`` need of the output track they go into: kind and codec and, for audio,
+    rate and channel layout (a live source opened again must match them to go on in the same track)."""
+    codec = src.codec_context  # None for a data track (telemetry): no codec, only its tag
+    if src.type != "audio" or codec is None:
+        return src.type, codec.name if codec is not None else (src.name or "data"), None, None
+    return src.type, codec.name, codec.sample_rate, codec.layout.name
 
 
 def _adts(src: av.stream.Stream) -> bool:

@@ -258,6 +258,18 @@ class FrameWriter:
         """Audio tracks this container cannot hold as they are, re-encoded (AAC in WebM)."""
         return self._passthrough.converted if self._passthrough else []
 
+    def align_copied(self, source_s: float) -> None:
+        """Tracks copied from a live source's feed: the time ``source_s`` on its clock is this file's 0.
+        Call before the frame that fixes it is written (a live recording's first one)."""
+        if self._passthrough is not None:
+            self._passthrough.align(source_s)
+
+    def follow_copied(self, feed: PacketFeed | None) -> None:
+        """Tracks copied from a live source that was opened again: they go on from ``feed`` (None: they
+        stop), once :meth:`align_copied` has tied its new clock to this file's."""
+        if self._passthrough is not None:
+            self._passthrough.follow(feed)
+
     def __enter__(self) -> "FrameWriter":
         return self
 
