@@ -427,6 +427,12 @@ def test_a_file_played_live_records_its_sound_in_step(make_clip, run_cli, tmp_pa
     assert result.exit_code == 0, result.stderr
     recorded = decode(tmp_path / "ts.mp4")
     assert json.loads(result.stdout)["recorded"] == 20 and recorded.pts_seconds[0] == 0 and len(recorded.audio) > 0
+    assert json.loads(result.stdout)["warnings"] == [
+        "aac audio (stream 1) re-encoded as aac 192 kb/s: a fragmented .mp4 file cannot take ADTS-framed AAC as it is"]
+    webm = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--model", "lprn-fast",
+                   "--device", "cpu", "--record", tmp_path / "rec.webm")
+    assert webm.exit_code == 0 and webm.stderr_lines[-1] == (  # said, as the video command says it
+        "videodeblur: warning: aac audio (stream 1) re-encoded as libopus 128 kb/s: .webm files cannot hold aac")
 
 
 def test_a_live_source_records_its_sound_in_step_across_a_reconnect(tmp_path: Path) -> None:

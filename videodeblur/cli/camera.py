@@ -110,8 +110,8 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         if window is not None:
             window.close()
 
-    if stats.end_reason.startswith("source lost"):
-        click.echo(f"videodeblur: warning: {stats.end_reason}", err=True)
+    for warning in [*stats.warnings, *([stats.end_reason] if stats.end_reason.startswith("source lost") else [])]:
+        click.echo(f"videodeblur: warning: {warning}", err=True)
     if note := getattr(engine, "auto_tile_note", None):  # a test may hand in a stand-in engine
         click.echo(f"videodeblur: note: {note}", err=True)
     click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))

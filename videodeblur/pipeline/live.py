@@ -103,6 +103,8 @@ class LiveStats:
     record_dropped: int  # frames left out of a live stream (--record URL) because the network fell behind
     model: str | None
     device: str | None
+    # what the recording changed or left out of the source's tracks (AAC re-encoded as Opus for .webm)
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def interrupted(self) -> bool:
@@ -238,6 +240,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         slot.discard()
         recorded = recorder.close() if recorder is not None else 0
         record_dropped = recorder.dropped if recorder is not None else 0
+        warnings = recorder.warnings if recorder is not None else []
     capture.raise_error()
     if recorder is not None:
         recorder.raise_error()
@@ -253,7 +256,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         reconnects=capture.reconnects,
         record_path=str(options.record_path) if options.record_path is not None else None,
         model=getattr(engine, "model_name", None),
-        device=str(engine.device) if hasattr(engine, "device") else None,
+        device=str(engine.device) if hasattr(engine, "device") else None, warnings=warnings,
     )
 
 
@@ -395,6 +398,11 @@ class _Recorder:
             self._queue.put_nowait(item)
         except queue.Full:
             self.dropped += 1
+
+    @property
+    def warnings(self) -> list[str]:
+        """The source's tracks the recording left out or re-encoded, one sentence each."""
+        return [*(f"left out {skipped}" for skipped in self._writer.skipped), *self._writer.converted]
 
     def follow(self, run: int, source: LiveSource) -> None:
         """The source was opened again (``run``): its sound, if a recording of it was begun, comes from
