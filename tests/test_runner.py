@@ -116,6 +116,22 @@ def test_colour_on_device_matches_the_swscale_path(make_clip, tmp_path: Path) ->
     assert min(psnr(x, y) for x, y in zip(a, ref)) > 35 and min(psnr(x, y) for x, y in zip(a, b)) > 35
 
 
+def test_side_by_side_puts_the_source_left_of_its_deblurred_picture(engine: Engine, make_clip, tmp_path: Path) -> None:
+    """--side-by-side: each frame twice as wide, the decoded source on the left and the same run's
+    deblurred picture on the right (to within the encoder's rounding), same count and timing."""
+    src = make_clip("a.mp4", width=66, height=48, frames=6, audio=True)
+    deblur_file(src, tmp_path / "plain.mp4", engine, RunOptions(crf=0))
+    stats = deblur_file(src, tmp_path / "both.mp4", engine, RunOptions(crf=0, side_by_side=True))
+    both, plain, source = (decode(tmp_path / "both.mp4"), decode(tmp_path / "plain.mp4"), decode(src))
+    assert stats.to_dict()["size"] == [132, 48] and (both.width, both.height) == (132, 48)
+    assert len(both.frames) == 6 and both.pts_seconds == source.pts_seconds and both.audio == source.audio
+    # (RGB back to 4:2:0 costs a generation, ~38 dB, as in the colour test above)
+    assert min(psnr(f[:, :66], s) for f, s in zip(both.frames, source.frames)) > 35
+    assert min(psnr(f[:, 66:], p) for f, p in zip(both.frames, plain.frames)) > 35
+    # the halves differ where the network changed the picture: not the source twice
+    assert max(np.abs(f[:, :66].astype(int) - f[:, 66:]).max() for f in both.frames) > 3
+
+
 @pytest.mark.parametrize("stage", ["decode", "infer", "encode"])
 def test_a_failing_stage_stops_the_run_with_its_error(stage: str, engine: Engine, make_clip, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:

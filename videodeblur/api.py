@@ -50,16 +50,17 @@ class Deblurrer:
 
     def file(self, src: str | Path, dst: str | Path, *, encoder: str = "auto", crf: int = 18,
              progress: "ProgressCallback | None" = None, resume: bool = False, start_s: float = 0.0,
-             duration_s: float | None = None, deinterlace: bool = False) -> "RunStats":
+             duration_s: float | None = None, deinterlace: bool = False, side_by_side: bool = False) -> "RunStats":
         """Deblur the video file ``src`` into ``dst`` (frames, timing, rotation, colour tags and audio
         kept) and return the run's statistics. ``resume``: ``dst`` is an interrupted run's output,
-        to go on from; ``start_s`` / ``duration_s``: only that part; ``deinterlace``: bwdif first
-        (the ``video`` command's ``--resume``, ``--start``, ``--duration``, ``--deinterlace``)."""
+        to go on from; ``start_s`` / ``duration_s``: only that part; ``deinterlace``: bwdif first;
+        ``side_by_side``: the source and the deblurred picture next to each other (the ``video``
+        command's ``--resume``, ``--start``, ``--duration``, ``--deinterlace``, ``--side-by-side``)."""
         from videodeblur.pipeline import RunOptions, deblur_file
 
         return deblur_file(src, dst, self.engine,
                            RunOptions(encoder=encoder, crf=crf, progress=progress, resume=resume, start_s=start_s,
-                                      duration_s=duration_s, deinterlace=deinterlace))
+                                      duration_s=duration_s, deinterlace=deinterlace, side_by_side=side_by_side))
 
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """Deblur uint8 RGB frames: ``H×W×3`` or ``N×H×W×3`` in, the same shape out."""

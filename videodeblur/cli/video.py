@@ -68,6 +68,9 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--resume", is_flag=True,
               help="Go on from an interrupted run: an existing OUTPUT's frames are kept as they are and the run "
                    "continues after them (same options as that run; the input is decoded up to there, not deblurred).")
+@click.option("--side-by-side", is_flag=True,
+              help="Write the source and the deblurred video next to each other (twice as wide, the source on the "
+                   "left), to compare them.")
 @click.option("--format", "pipe_format", type=click.Choice(["mkv", "mp4", "mov", "nut", "ts", "webm"]), default=None,
               help="The container written to standard output with -o - [default: mkv, which holds every track; "
                    "mp4 and mov are written fragmented].")
@@ -77,7 +80,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, eight_bit: bool,
           fragmented: bool, deinterlace: bool, start_s: float | None, duration_s: float | None, resume: bool,
-          pipe_format: str | None, show_progress: bool | None, as_json: bool) -> None:
+          side_by_side: bool, pipe_format: str | None, show_progress: bool | None, as_json: bool) -> None:
     """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
 
     INPUT is a file, an http(s)/rtmp URL, or a folder of videos; with several inputs or a folder,
@@ -101,6 +104,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
       videodeblur video holiday/ -o sharp/
       videodeblur video long.mp4 -o out.mp4 --resume   # after Ctrl-C: on from the last frame written
       videodeblur video long.mp4 -o look.mp4 --start 1:30 --duration 10
+      videodeblur video clip.mp4 -o compare.mp4 --side-by-side
       ffmpeg -i in.avi -f matroska - | videodeblur video - -o - | ffplay -
     """
     from videodeblur.errors import VideoDeblurError
@@ -131,7 +135,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
                              fragmented=fragmented, deep=False if eight_bit else None, resume=resume,
                              start_s=start_s or 0.0, duration_s=duration_s, deinterlace=deinterlace,
-                             pipe_format=pipe_format or "mkv")
+                             pipe_format=pipe_format or "mkv", side_by_side=side_by_side)
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
         except RunInterrupted as stop:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque
 
+import numpy as np
 import torch
 
 from videodeblur.deep import add_change
@@ -61,6 +62,8 @@ class RunOptions:
     ``deep``: a source with more than 8 bits per sample (10-bit video) is written at 10 bits, the
     network's 8-bit change added to the source's samples (None: yes, where the encoder takes
     10-bit; it needs the colour conversion on the CPU, so it wins over ``colour_on_device=None``).
+    ``side_by_side``: write the source and the deblurred picture next to each other (twice as wide,
+    the source on the left), to compare them frame by frame.
     ``pipe_format``: the container written to standard output (output ``-``): ``mkv``, ``mp4``
     (fragmented), ``mov``, ``nut``, ``ts`` or ``webm``. An input ``-`` is read from standard input.
     """
@@ -84,6 +87,7 @@ class RunOptions:
     duration_s: float | None = None
     deinterlace: bool = False
     pipe_format: str = "mkv"
+    side_by_side: bool = False
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -117,7 +121,8 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                 and not (options.deep is None and options.colour_on_device))
         if deep:
             reader.set_layout("rgb", deep=True)
-        elif choose_layout(reader.info, engine.device, options.colour_on_device) == "i420":
+        elif not options.side_by_side and choose_layout(reader.info, engine.device,
+                                                        options.colour_on_device) == "i420":
             reader.set_layout("i420")
         if options.resume and (is_stdin(input_path) or is_stdin(output_path)):
             raise ConfigError("--resume needs the input and the output as files: a pipe cannot be read again up to "
@@ -128,12 +133,14 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
         partial = set_aside(Path(output_path), reader.info) if options.resume else None
         try:
-            made_by = f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
+            made_by = (f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
+                       f"{' side-by-side' if options.side_by_side else ''}")
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                       feed=reader.feed() if is_stdin(input_path) else None,
                                       crf=options.crf, preset=options.preset, threads=encode_threads,
                                       layout=reader.layout, fragmented=options.fragmented, deep=deep, window=window,
-                                      made_by=made_by, pipe_format=options.pipe_format)
+                                      made_by=made_by, pipe_format=options.pipe_format,
+                                      side_by_side=options.side_by_side)
             if partial is not None:
                 try:
                     frames, last_s = writer.resume_from(partial, name=output_path, made_by=made_by)
@@ -382,8 +389,11 @@ class _Pipeline:
                     break
                 frame, image = item
                 start = time.perf_counter()
-                if frame.deep is not None and writer.deep:  # 10-bit out: the network's change onto the source
+                deep = frame.deep is not None and writer.deep
+                if deep:  # 10-bit out: the network's change onto the source
                     image = add_change(frame.deep, frame.image, image)
+                if self.options.side_by_side:  # the source on the left, as it was decoded
+                    image = np.concatenate([frame.deep if deep else frame.image, image], axis=1)
                 writer.write(image, pts=frame.pts)
                 done = time.perf_counter()
                 clock.add(done - start)
@@ -460,7 +470,7 @@ class _Pipeline:
         return self.stats.freeze(
             device=engine.describe(), model=engine.model_name,
             precision=engine.precision, batch_size=engine.batch_size, encoder=writer.encoder_name,
-            input=str(info.path), output=str(writer.path), size=[info.width, info.height],
+            input=str(info.path), output=str(writer.path), size=[writer.width, writer.height],
             frames_decoded=reader.frames_decoded, frames_written=writer.frames_written, frames_lost=lost,
             audio_packets=writer.audio_packets, subtitle_packets=writer.subtitle_packets,
             data_packets=writer.data_packets, resumed_frames=writer.resumed_frames,
