@@ -124,6 +124,10 @@ def test_a_video_piped_in_and_out_is_the_same_as_the_file_run(make_clip, run_sub
     assert plain.exit_code == 1 and plain.stderr.splitlines() == [
         "videodeblur: error: standard input is an MP4/MOV that is not fragmented: its frames are found by seeking, "
         "which a pipe cannot do; pipe MKV, NUT, MPEG-TS or a fragmented MP4, or give the file itself"]
+    whole = remuxed(make_clip("c.mp4", width=320, height=240, frames=40), tmp_path / "c.mkv").read_bytes()
+    (tmp_path / "cut-c.mkv").write_bytes(whole[: len(whole) * 6 // 10])  # a download or recording cut short
+    cut = run_subprocess("video", "-", "-o", tmp_path / "cut.mkv", *CPU, stdin=tmp_path / "cut-c.mkv")
+    assert cut.exit_code == 0 and re.search(r"warning: standard input is truncated or corrupt: \d+ of about \d+ frames", cut.stderr)
     alone = run_subprocess("video", "-", *CPU, stdin=src)
     assert alone.exit_code == 1 and "needs -o OUTPUT" in alone.stderr
     reader_gone = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", str(src), "-o", "-", *CPU],

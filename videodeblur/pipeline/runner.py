@@ -166,7 +166,7 @@ def _trim(reader: FrameReader, options: RunOptions) -> tuple[float | None, float
     """Point ``reader`` at the part of the file asked for; a start past the end is an error."""
     length = reader.info.duration_s
     if length is not None and options.start_s >= length:
-        raise ConfigError(f"--start {options.start_s:g} s is past the end of {reader.info.path} ({length:.2f} s long)")
+        raise ConfigError(f"--start {options.start_s:g} s is past the end of {reader.name} ({length:.2f} s long)")
     return reader.trim(options.start_s, options.duration_s)
 
 
@@ -441,7 +441,7 @@ class _Pipeline:
             expected = (f" of about {reader.frames_decoded + lost}" if estimated
                         else f" of {info.frames}" if info.frames else "")
             detail = f"; first error: {reader.first_error}" if reader.first_error else ""
-            self.stats.warn(f"{info.path} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
+            self.stats.warn(f"{reader.name} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
                             f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
         for skipped in writer.skipped:
             self.stats.warn(f"left out {skipped}")
@@ -453,17 +453,17 @@ class _Pipeline:
         if note := getattr(engine, "auto_tile_note", None):  # engines in tests may be stand-ins
             self.stats.warn(note)
         if reader.frames_resized:
-            self.stats.warn(f"{info.path} changes size mid-stream (first to {reader.first_resize}): "
+            self.stats.warn(f"{reader.name} changes size mid-stream (first to {reader.first_resize}): "
                             f"{reader.frames_resized} frame(s) scaled to {info.width}x{info.height}")
         if info.interlaced:
-            self.stats.warn(f"{info.path} is interlaced: each frame's two fields were deblurred as one picture and "
+            self.stats.warn(f"{reader.name} is interlaced: each frame's two fields were deblurred as one picture and "
                             "written progressive, so moving edges keep their combing; --deinterlace gives a clean "
                             "result")
         if info.has_alpha:
-            self.stats.warn(f"{info.path} has an alpha channel ({info.pix_fmt}): transparency is not kept, the output "
+            self.stats.warn(f"{reader.name} has an alpha channel ({info.pix_fmt}): transparency is not kept, the output "
                             "is opaque")
         if info.bit_depth > 8 and not writer.deep:
-            self.stats.warn(f"{info.path} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
+            self.stats.warn(f"{reader.name} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
         if writer.quality_control is None and not writer.lossless:
             self.stats.warn(f"encoder {writer.encoder_name} has no constant-quality setting: crf {self.options.crf} "
                             "was not applied (the encoder's default quality)")

@@ -45,12 +45,13 @@ def cover_streams(container: av.container.InputContainer) -> list[av.video.strea
 
 
 def carry_attachments(source: av.container.InputContainer, output: av.container.OutputContainer,
-                      pictures: Callable[[list[int]], dict[int, bytes]], *, fragmented: bool = False) -> Carried:
+                      pictures: Callable[[list[int]], dict[int, bytes]], *, fragmented: bool = False,
+                      kind: str | None = None) -> Carried:
     """Add ``source``'s attachments and covers to ``output`` (before its header is written).
     ``pictures``: the cover pictures' bytes by stream index, for the indices given
     (:func:`read_pictures` from a file, or what a pipe's reader kept), so ``source`` is left unread."""
     carried = Carried()
-    kind = Path(output.name).suffix or output.format.name
+    kind = kind or Path(output.name).suffix or output.format.name
     files = list(source.streams.attachments)
     covers = cover_streams(source)
     matroska = output.format.name == "matroska"  # .mkv, .mka; not WebM, whose muxer refuses attachments

@@ -41,12 +41,14 @@ class Passthrough:
     ``source`` is a path or URL, opened here a second time and read at the writer's pace, or the
     :class:`~videodeblur.video.feed.PacketFeed` of a reader of a pipe, which cannot be.
     ``audio_packets`` / ``subtitle_packets`` / ``data_packets``: packets written. ``skipped``: tracks left out,
-    ``converted``: tracks re-encoded, each as a sentence for the run's warnings.
+    ``converted``: tracks re-encoded, each as a sentence for the run's warnings. ``kind``: what the
+    messages call the output (".mkv"; default: its extension).
     """
 
     def __init__(self, source: str | Path | PacketFeed, output: av.container.OutputContainer, *, audio: bool = True,
                  subtitles: bool = True, data: bool = True, attachments: bool = True,
-                 window: tuple[float | None, float | None] | None = None, fragmented: bool = False) -> None:
+                 window: tuple[float | None, float | None] | None = None, fragmented: bool = False,
+                 kind: str | None = None) -> None:
         self.audio_packets = 0
         self.subtitle_packets = 0
         self.data_packets = 0
@@ -54,7 +56,7 @@ class Passthrough:
         self.skipped: list[str] = []
         self.converted: list[str] = []
         self._output = output
-        self._kind = Path(output.name).suffix or output.format.name  # ".mkv", for messages
+        self._kind = kind or Path(output.name).suffix or output.format.name  # ".mkv", for messages
         self._fragmented = fragmented
         self._out: dict[int, av.stream.Stream] = {}  # source stream index → output stream
         self._formats: dict[int, tuple[str, str, int | None, str | None]] = {}  # source stream index → _format()
@@ -94,7 +96,7 @@ class Passthrough:
         if attachments:
             pictures = (self._feed.pictures if self._feed is not None
                         else lambda covers: read_pictures(source, covers))
-            carried = carry_attachments(self._in, output, pictures, fragmented=fragmented)
+            carried = carry_attachments(self._in, output, pictures, fragmented=fragmented, kind=self._kind)
             self._covers, self.attachments = carried.covers, carried.written
             self.skipped.extend(carried.skipped)
         if not self._out:

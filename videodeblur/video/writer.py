@@ -199,7 +199,7 @@ class FrameWriter:
                     self._stream.metadata["handler_name"] = made_by
                 if copy_from is not None:
                     self._passthrough = Passthrough(copy_from, self._container, audio=audio, subtitles=subtitles,
-                                                    data=data, attachments=attachments, window=window, fragmented=self._fragmented)
+                                                    data=data, attachments=attachments, kind=self._kind, window=window, fragmented=self._fragmented)
                 self._write_header()
             except BaseException:
                 if self._passthrough is not None:
