@@ -37,7 +37,7 @@ import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2  # noqa: F401  first, before any test module imports av: av-then-cv2 freezes cv2.imshow (DESIGN.md)
 import numpy as np
@@ -203,10 +203,11 @@ def run_subprocess(*args: object, timeout: float = 120, env: dict[str, str] | No
 
 
 @contextlib.contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
+def serve_folder(folder: Path, requests: list[str] | None = None) -> Iterator[str]:
     """Serve ``folder`` over HTTP on localhost (the standard library's server, which ignores Range
-    requests: an MP4 must have its index first to be read from it) and yield its base URL."""
-    handler = functools.partial(_QuietHandler, directory=str(folder))
+    requests: an MP4 must have its index first to be read from it) and yield its base URL.
+    ``requests``: each GET's path is appended to it."""
+    handler = functools.partial(_QuietHandler, directory=str(folder), requests=requests)
     with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
         serving = threading.Thread(target=server.serve_forever, daemon=True)
         serving.start()
@@ -217,6 +218,15 @@ def serve_folder(folder: Path) -> Iterator[str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *args: Any, requests: list[str] | None = None, **kwargs: Any) -> None:
+        self._requests = requests
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        if self._requests is not None:
+            self._requests.append(self.path)
+        super().do_GET()
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
         pass
 

@@ -76,14 +76,17 @@ def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> 
             if packet.dts is not None:
                 packet.stream = streams[packet.stream.index]
                 o.mux(packet)
-    with serve_folder(tmp_path / "web") as base:
+    requests: list[str] = []
+    with serve_folder(tmp_path / "web", requests) as base:
         result = run_cli("video", f"{base}/clip.mp4", "-o", tmp_path / "out.mp4", *CPU, "--json")
+        fetched = list(requests)  # video and audio from one download
         missing = run_cli("video", f"{base}/nope.mp4", "-o", tmp_path / "out2.mp4", *CPU)
         # a server that ignores byte ranges cannot seek: a part is then read on from the top
         part = run_cli("video", f"{base}/clip.mp4", "-o", tmp_path / "part.mp4", *CPU, "--json", "--start", "0.2")
     assert result.exit_code == 0, result.stderr
     out = decode(tmp_path / "out.mp4")
     assert len(out.frames) == 12 and out.audio and json.loads(result.stdout)["input"] == f"{base}/clip.mp4"
+    assert fetched == ["/clip.mp4"] and out.audio == decode(src).audio
     assert part.exit_code == 0, part.stderr
     cut = decode(tmp_path / "part.mp4")
     assert json.loads(part.stdout)["frames"] == 7 and cut.pts_seconds == [t - out.pts_seconds[5] for t in out.pts_seconds[5:]]

@@ -26,7 +26,8 @@ from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
 from videodeblur.pipeline.resume import finished_frames, frames_in, nothing_left, set_aside
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
-from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_stdin
+from videodeblur.video.feed import PacketFeed
+from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_stdin, is_url
 from videodeblur.video.writer import FrameWriter
 
 __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
@@ -136,7 +137,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             made_by = (f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
                        f"{' side-by-side' if options.side_by_side else ''}")
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
-                                      feed=reader.feed() if is_stdin(input_path) else None,
+                                      feed=_one_pass_feed(reader, input_path, options),
                                       crf=options.crf, preset=options.preset, threads=encode_threads,
                                       layout=reader.layout, fragmented=options.fragmented, deep=deep, window=window,
                                       made_by=made_by, pipe_format=options.pipe_format,
@@ -160,6 +161,16 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     finally:
         if partial is not None and frames_in(Path(output_path)) >= writer.resumed_frames:
             partial.unlink(missing_ok=True)  # every frame it held is in the new output
+
+
+def _one_pass_feed(reader: FrameReader, input_path: str | Path, options: RunOptions) -> PacketFeed | None:
+    """Where the tracks beside the video come from, when not from a second opening of the input: a
+    pipe cannot be opened twice, and a URL is then downloaded once. A resumed URL is opened twice
+    after all, because its copied frames are written before the reader has read their sound, and
+    the sound must go in with them (a muxer that got it an hour late would write it badly)."""
+    if is_stdin(input_path) or (is_url(input_path) and not options.resume):
+        return reader.feed()
+    return None
 
 
 def _trim(reader: FrameReader, options: RunOptions) -> tuple[float | None, float | None]:

@@ -124,8 +124,9 @@ class FrameReader:
         self._packets_end: int | None = None  # latest pts + duration of a packet read, in time_base units
         self._packet_durations = True  # every packet read carried its duration (else one frame is added)
         self._others_end_s: float | None = None  # where the other streams' packets (audio, subtitles) end
-        # a pipe's packets beside the video, kept from the start for feed(): it cannot be read again
-        self._others: list[tuple[int, av.Packet]] | None = [] if is_stdin(path) else None
+        # a pipe's or URL's packets beside the video, kept from the start for feed(): a pipe cannot be
+        # read again, and a URL should not be fetched twice (a live one would not even send the same)
+        self._others: list[tuple[int, av.Packet]] | None = [] if is_stdin(path) or is_url(path) else None
         self._feed: PacketFeed | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -186,10 +187,11 @@ class FrameReader:
 
     def feed(self) -> PacketFeed:
         """The packets beside the video (audio, subtitles, cover pictures) as this reader demuxes them,
-        from the input's start on, for a writer to copy (call before iterating). Only for standard
-        input, which cannot be opened a second time for them as a file is."""
+        from the input's start on, for a writer to copy (call before iterating). For standard input,
+        which cannot be opened a second time for them as a file is, and URLs, which are then
+        downloaded once."""
         if self._others is None:
-            raise ValueError("feed() is for a reader of standard input, before it is iterated")
+            raise ValueError("feed() is for a reader of standard input or a URL, before it is iterated")
         self._feed = PacketFeed(self._container, self._others)
         self._others = None
         return self._feed
@@ -243,8 +245,10 @@ class FrameReader:
         except (av.FFmpegError, OSError):
             return False
         self._stream.codec_context.flush_buffers()
-        if self._feed is not None:
+        if self._feed is not None:  # what was read before the seek comes again, or is not wanted
             self._feed.clear()
+        if self._others is not None:
+            self._others.clear()
         self._first = None
         self._last_pts = None
         self._frames = self._frame_source()
