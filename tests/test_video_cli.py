@@ -70,6 +70,7 @@ def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> 
     a missing one is the server's answer in one line."""
     src = make_clip("a.mp4", width=64, height=48, frames=12, audio=True)
     (tmp_path / "web").mkdir()
+    big = remuxed(make_clip("big.mp4", width=320, height=240, frames=60, audio=True), tmp_path / "web" / "big.mkv")
     with av.open(str(src)) as i, av.open(str(tmp_path / "web" / "clip.mp4"), "w", options={"movflags": "+faststart"}) as o:
         streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
         for packet in i.demux():
@@ -83,6 +84,9 @@ def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> 
         missing = run_cli("video", f"{base}/nope.mp4", "-o", tmp_path / "out2.mp4", *CPU)
         # a server that ignores byte ranges cannot seek: a part is then read on from the top
         part = run_cli("video", f"{base}/clip.mp4", "-o", tmp_path / "part.mp4", *CPU, "--json", "--start", "0.2")
+        # Matroska there, past FFmpeg's read buffer: it reports its seek done, then every read fails; it
+        # is opened again and read from the top
+        mkv_part = run_cli("video", f"{base}/big.mkv", "-o", tmp_path / "part.mkv", *CPU, "--start", "1")
     assert result.exit_code == 0, result.stderr
     out = decode(tmp_path / "out.mp4")
     assert len(out.frames) == 12 and out.audio and json.loads(result.stdout)["input"] == f"{base}/clip.mp4"
@@ -90,6 +94,10 @@ def test_an_http_url_is_read_like_a_file(run_cli, make_clip, tmp_path: Path) -> 
     assert part.exit_code == 0, part.stderr
     cut = decode(tmp_path / "part.mp4")
     assert json.loads(part.stdout)["frames"] == 7 and cut.pts_seconds == [t - out.pts_seconds[5] for t in out.pts_seconds[5:]]
+    assert mkv_part.exit_code == 0 and mkv_part.stderr == "", mkv_part.stderr
+    assert run_cli("video", big, "-o", tmp_path / "local.mkv", *CPU, "--start", "1").exit_code == 0
+    mkv_cut, local_cut = decode(tmp_path / "part.mkv"), decode(tmp_path / "local.mkv")
+    assert len(mkv_cut.frames) == 35 and mkv_cut.pts_seconds == local_cut.pts_seconds and mkv_cut.audio == local_cut.audio
     assert missing.exit_code == 1 and missing.stderr_lines == [f"videodeblur: error: cannot open {base}/nope.mp4: "
                                                                 "Server returned 404 Not Found"]
 
@@ -161,6 +169,10 @@ def test_start_and_duration_take_seconds_or_clock_times(run_cli, make_clip, tmp_
     late = run_cli("video", src, "-o", tmp_path / "x.mp4", *CPU, "--start", "1:00")
     assert late.exit_code == 1 and late.stderr_lines == [
         f"videodeblur: error: --start 60 s is past the end of {src} (1.00 s long)"]
+    # inside its length, but after its last frame began: an error, not "wrote 0 frames" and no file
+    after = run_cli("video", src, "-o", tmp_path / "y.mp4", *CPU, "--start", "0.99")
+    assert after.exit_code == 1 and not (tmp_path / "y.mp4").exists() and after.stderr_lines == [
+        f"videodeblur: error: no frame of {src} from 0.99 s on (it is 1.00 s long): nothing was written"]
 
 
 def test_interlaced_input_is_said(run_cli, make_clip, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from videodeblur.deep import add_change
-from videodeblur.errors import ConfigError
+from videodeblur.errors import ConfigError, DecodeError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
 from videodeblur.pipeline.resume import finished_frames, frames_in, nothing_left, set_aside
@@ -157,10 +157,15 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         reader.close()
         raise
     try:
-        return run_pipeline(reader, writer, engine, options)
+        stats = run_pipeline(reader, writer, engine, options)
     finally:
         if partial is not None and frames_in(Path(output_path)) >= writer.resumed_frames:
             partial.unlink(missing_ok=True)  # every frame it held is in the new output
+    if not writer.frames_written:  # the writer removed its empty file: say so, not "wrote 0 frames"
+        where = (f"from {options.start_s:g} s on (it is {reader.info.duration_s:.2f} s long)"
+                 if options.start_s and reader.info.duration_s else "in the part asked for" if options.trimmed else "")
+        raise DecodeError(f"no frame of {reader.name} {where or 'could be decoded'}: nothing was written")
+    return stats
 
 
 def _one_pass_feed(reader: FrameReader, input_path: str | Path, options: RunOptions) -> PacketFeed | None:

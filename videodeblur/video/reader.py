@@ -141,6 +141,7 @@ class FrameReader:
             self._stream_index = self._stream.index
             self._stream_start = self._stream.start_time
             self._stream_duration = self._stream.duration
+            self._threads = threads
             self._stream.thread_type = "AUTO"
             self._stream.thread_count = threads
             self._deinterlace = deinterlace
@@ -165,7 +166,6 @@ class FrameReader:
         self._last_pts: int | None = None
         self._first_s = float((first.pts or 0) * self.info.time_base)
         self.window: tuple[float, float | None] | None = None  # (start, end) in the stream's seconds, by trim()
-        self._seek_to_check = False
         self._to_skip = 0
         self._skip_until_s: float | None = None
         self.frames_skipped = 0
@@ -215,8 +215,42 @@ class FrameReader:
         self.window = (begin, None if duration_s is None else begin + duration_s)
         if start_s > 0:
             with self._lock:
-                self._seek_to_check = self._seek(begin)
+                self._go_to(begin)
         return (begin if start_s > 0 else None), self.window[1]
+
+    def _go_to(self, at_s: float) -> None:
+        """Seek to the keyframe before ``at_s`` and check where that landed, by decoding its first
+        frame now (before a writer is made from what was read): a seek that lands past it (an
+        MPEG-TS seek into a long GOP) is undone by going back to the start, and one that leaves the
+        input unreadable (a Matroska file from a server that ignores byte ranges: FFmpeg reports
+        the seek done, then every read fails) by opening it again; either way it is then read from
+        its top, the frames before the window dropped as they come."""
+        if not self._seek(at_s):
+            return  # it cannot seek (a pipe, such a server with MPEG-TS): read on from where it is
+        first = next(self._frames, None)
+        if first is not None and (first.pts is None or float(first.pts * self.info.time_base) <= at_s + 1e-9):
+            self._first = first
+            return
+        if self._seek(0.0) and (first := next(self._frames, None)) is not None:
+            self._first = first
+            return
+        self._open_again()
+
+    def _open_again(self) -> None:
+        """Open the input anew, at its start, forgetting what was read (a failed seek's errors too)."""
+        self._container.close()
+        self._container = _open(self.path)
+        self._stream = self._video_stream()
+        self._stream.thread_type = "AUTO"
+        self._stream.thread_count = self._threads
+        self.frames_decoded = self.packets_read = self.packets_discarded = self.decode_errors = 0
+        self.first_error = None
+        self._packets_end = self._others_end_s = None
+        if self._others is not None:
+            self._others = []
+        self._last_pts = None
+        self._frames = self._frame_source()
+        self._first = next(self._frames, None)  # read up to it now, as an opening does: a cover comes first
 
     @property
     def first_s(self) -> float:
@@ -247,8 +281,9 @@ class FrameReader:
         self._stream.codec_context.flush_buffers()
         if self._feed is not None:  # what was read before the seek comes again, or is not wanted
             self._feed.clear()
-        if self._others is not None:
-            self._others.clear()
+        if self._others is not None:  # but a cover picture is kept: the writer's header, still to come, wants it
+            covers = {v.index for v in self._container.streams.video if v.disposition & av.stream.Disposition.attached_pic}
+            self._others = [(index, packet) for index, packet in self._others if index in covers]
         self._first = None
         self._last_pts = None
         self._frames = self._frame_source()
@@ -295,14 +330,6 @@ class FrameReader:
                     frame, self._first = self._first, None
                 else:
                     frame = next(self._frames, None)
-                if self._seek_to_check:  # the seek's first frame: did it land at or before the start?
-                    self._seek_to_check = False
-                    if frame is None or (frame.pts is not None and self.window is not None and float(
-                            frame.pts * self.info.time_base) > self.window[0] + 1e-9):
-                        # past it, or at the end (MPEG-TS has no index, and a seek into a long GOP
-                        # can miss): decode from the top instead
-                        self._seek(0.0)
-                        continue
                 if frame is None:
                     self._check_skipped(ended=True)
                     return
