@@ -350,6 +350,10 @@ def test_resume_goes_on_from_an_interrupted_run(suffix: str, engine, make_clip, 
     again = deblur_file(src, out, engine, RunOptions(resume=True))  # finished already: nothing to do
     assert (again.frames, again.extra["frames_written"]) == (0, 40) and len(decode(out).frames) == 40
     assert list(again.warnings) == [f"{out} already holds all 40 frames of {src}: nothing to resume"]
+    with pytest.raises(OutputError, match="it is finished, made by videodeblur lprn-fast; this run's would be made "
+                                          "by videodeblur lprn-fast side-by-side: run without --resume"):
+        deblur_file(src, out, engine, RunOptions(resume=True, side_by_side=True))  # not another way, silently
+    assert len(decode(out).frames) == 40
 
 
 def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_path: Path) -> None:
@@ -368,6 +372,9 @@ def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_
     with pytest.raises(OutputError, match="made by videodeblur lprn-fast, this run's by videodeblur lprn:"):
         deblur_file(src, out, other, RunOptions(resume=True))  # half one model, half another: refused
     assert out.stat().st_size == size
+    deblur_file(src, tmp_path / "out.mkv", engine, RunOptions(max_frames=12))  # Matroska reads it as HANDLER_NAME
+    with pytest.raises(OutputError, match="made by videodeblur lprn-fast, this run's by videodeblur lprn:"):
+        deblur_file(src, tmp_path / "out.mkv", other, RunOptions(resume=True))
     short = make_clip("b.mp4", width=64, height=48, frames=8)
     with pytest.raises(OutputError, match="has only 8"):
         deblur_file(short, out, engine, RunOptions(resume=True))

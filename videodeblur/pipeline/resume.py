@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import av
 
+from videodeblur.errors import OutputError
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.reader import VideoInfo, pick_video_stream
-from videodeblur.video.writer import check_output_path
+from videodeblur.video.writer import check_output_path, made_by_mark
 
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
@@ -38,13 +39,21 @@ def set_aside(output: Path, info: VideoInfo) -> Path | None:
     return None
 
 
-def finished_frames(output: Path, info: VideoInfo) -> int:
+def finished_frames(output: Path, info: VideoInfo, made_by: str | None = None) -> int:
     """The frames of a finished output when it holds as many frames as the input's header counts (exactly),
-    so a resumed batch does not decode each finished video again to find that out; else 0."""
+    so a resumed batch does not decode each finished video again to find that out; else 0.
+    OutputError when it is finished but marked as made otherwise than ``made_by`` (another model,
+    deinterlaced or side by side): resuming it would keep frames this run would not have made."""
     if not (info.frames_exact and info.frames) or not output.exists() or _partial(output).exists():
         return 0
     frames = frames_in(output)
-    return frames if frames == info.frames else 0  # more would be another video's: the full check says so
+    if frames != info.frames:
+        return 0  # more would be another video's: the full check says so
+    marked = _made_by(output)
+    if made_by and marked.startswith("videodeblur ") and marked != made_by:
+        raise OutputError(f"cannot resume {output}: it is finished, made by {marked}; this run's would be "
+                          f"made by {made_by}: run without --resume to make it again")
+    return frames
 
 
 def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: int, frames: int) -> RunStats:
@@ -56,6 +65,16 @@ def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: in
                         size=[info.width, info.height], frames_decoded=0, frames_written=frames, frames_lost=0,
                         audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=frames,
                         colour_on_device=False, queue_size=queue_size, stopped_early=False)
+
+
+def _made_by(path: Path) -> str:
+    """What a file's video track says made it (its handler name: "videodeblur lprn-fast"), or ""."""
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            video = pick_video_stream(container)
+            return made_by_mark(video) if video is not None else ""
+    except (av.FFmpegError, OSError):
+        return ""
 
 
 def frames_in(path: Path) -> int:

@@ -129,13 +129,13 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             raise ConfigError("--resume needs the input and the output as files: a pipe cannot be read again up to "
                               "where the interrupted run stopped")
         window = _trim(reader, options) if options.trimmed else None
-        if options.resume and (done := finished_frames(Path(output_path), reader.info)):
+        made_by = (f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
+                   f"{' side-by-side' if options.side_by_side else ''}")
+        if options.resume and (done := finished_frames(Path(output_path), reader.info, made_by)):
             reader.close()
             return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
         partial = set_aside(Path(output_path), reader.info) if options.resume else None
         try:
-            made_by = (f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
-                       f"{' side-by-side' if options.side_by_side else ''}")
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                       feed=_one_pass_feed(reader, input_path, options),
                                       crf=options.crf, preset=options.preset, threads=encode_threads,

@@ -45,7 +45,7 @@ from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_stdin, is_url, pick_
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
 
-__all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
+__all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "made_by_mark", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
            "check_output_path"]
 
 Layout = Literal["rgb", "i420"]
@@ -337,7 +337,7 @@ class FrameWriter:
                 if made != wanted:
                     raise refuse(f"it holds {theirs.name} {theirs.width}x{theirs.height} {made[3]}, this run writes "
                                  f"{mine.name} {self.width}x{self.height} {self.pix_fmt}")
-                marked = video.metadata.get("handler_name", "")
+                marked = made_by_mark(video)
                 if made_by and marked.startswith("videodeblur ") and marked != made_by:
                     raise refuse(f"its frames were made by {marked}, this run's by {made_by}: give the same --model "
                                  "(and --deinterlace) as the first run")
@@ -524,6 +524,12 @@ class FrameWriter:
         # The same matrix and range the reader used to make RGB, so colours round-trip.
         return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
                                   dst_color_range=self._sws_range)
+
+
+def made_by_mark(video: av.video.stream.VideoStream) -> str:
+    """What a video track says made it ("videodeblur lprn-fast"), or "": the handler name this writer
+    gives it (``made_by``), which MP4 reads back as ``handler_name`` and Matroska as ``HANDLER_NAME``."""
+    return next((value for key, value in video.metadata.items() if key.lower() == "handler_name"), "")
 
 
 def _is_deep(pix_fmt: str) -> bool:
