@@ -16,6 +16,7 @@ import torch
 from videodeblur.errors import ConfigError, EncodeError, OutputError
 from videodeblur.model import LoadedModel
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+from videodeblur.pipeline.runner import side_by_side
 from videodeblur.video import FrameReader, FrameWriter
 
 from _clips_video import avi_with_empty_slots, decode, remuxed, through_yuv420, truncated_copy
@@ -130,6 +131,24 @@ def test_side_by_side_puts_the_source_left_of_its_deblurred_picture(engine: Engi
     assert min(psnr(f[:, 66:], p) for f, p in zip(both.frames, plain.frames)) > 35
     # the halves differ where the network changed the picture: not the source twice
     assert max(np.abs(f[:, :66].astype(int) - f[:, 66:]).max() for f in both.frames) > 3
+    # a phone's portrait clip, stored on its side: one above the other as stored, side by side as shown
+    turned = make_clip("p.mp4", width=64, height=48, frames=3, rotation=90)
+    deblur_file(turned, tmp_path / "p-plain.mp4", engine, RunOptions(crf=0))
+    deblur_file(turned, tmp_path / "p-both.mp4", engine, RunOptions(crf=0, side_by_side=True))
+    both, plain, source = (decode(tmp_path / "p-both.mp4"), decode(tmp_path / "p-plain.mp4"), decode(turned))
+    assert (both.width, both.height, both.rotation) == (64, 96, 90)
+    shown = [np.rot90(f, 1) for f in both.frames]  # as a player turns it: 90 degrees counter-clockwise
+    assert min(psnr(f[:, :48], np.rot90(s, 1)) for f, s in zip(shown, source.frames)) > 35
+    assert min(psnr(f[:, 48:], np.rot90(p, 1)) for f, p in zip(shown, plain.frames)) > 35
+
+
+@pytest.mark.parametrize("rotation", [0, 90, 180, -90])
+def test_side_by_side_shows_the_source_on_the_left_however_the_clip_is_turned(rotation: int) -> None:
+    source, deblurred = np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 255, np.uint8)
+    shown = np.rot90(side_by_side(source, deblurred, rotation), rotation // 90)
+    assert shown.shape == ((6, 8, 3) if rotation % 180 else (4, 12, 3))
+    half = shown.shape[1] // 2
+    assert shown[:, :half].max() == 0 and shown[:, half:].min() == 255
 
 
 @pytest.mark.parametrize("stage", ["decode", "infer", "encode"])

@@ -178,6 +178,15 @@ def _one_pass_feed(reader: FrameReader, input_path: str | Path, options: RunOpti
     return None
 
 
+def side_by_side(source: np.ndarray, deblurred: np.ndarray, rotation: int) -> np.ndarray:
+    """``source`` and ``deblurred`` (H×W×C, as stored) in one picture that shows the source on the left
+    once a player turns it by ``rotation`` (degrees counter-clockwise, as PyAV reads the display
+    matrix): side by side for 0, swapped for 180, one above the other for a quarter turn."""
+    quarter = round(rotation / 90) % 4
+    first, second = (deblurred, source) if quarter in (2, 3) else (source, deblurred)
+    return np.concatenate([first, second], axis=0 if quarter in (1, 3) else 1)
+
+
 def _trim(reader: FrameReader, options: RunOptions) -> tuple[float | None, float | None]:
     """Point ``reader`` at the part of the file asked for; a start past the end is an error."""
     length = reader.info.duration_s
@@ -408,8 +417,8 @@ class _Pipeline:
                 deep = frame.deep is not None and writer.deep
                 if deep:  # 10-bit out: the network's change onto the source
                     image = add_change(frame.deep, frame.image, image)
-                if self.options.side_by_side:  # the source on the left, as it was decoded
-                    image = np.concatenate([frame.deep if deep else frame.image, image], axis=1)
+                if self.options.side_by_side:
+                    image = side_by_side(frame.deep if deep else frame.image, image, info.rotation)
                 writer.write(image, pts=frame.pts)
                 done = time.perf_counter()
                 clock.add(done - start)

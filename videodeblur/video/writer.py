@@ -224,13 +224,16 @@ class FrameWriter:
         title, language), its chapters and, when ``audio`` and the source has any, its audio streams
         (and so on for ``subtitles``, ``data`` and ``attachments``). ``feed``: where those come from
         when the source is a pipe (its reader's :meth:`~videodeblur.video.FrameReader.feed`).
-        ``side_by_side``: twice the source's width, for the source and its deblurred picture together."""
+        ``side_by_side``: twice the source's width, for the source and its deblurred picture together
+        (twice its height for a source shown turned a quarter, which then shows them side by side)."""
         kwargs.setdefault("input_path", info.path)  # never overwrite the file being read, audio or not
-        width = info.width * (2 if side_by_side else 1)
-        pix_fmt = kwargs.pop("pix_fmt", None) or _like_chroma(info.chroma_subsampling, width, info.height)
+        turned = info.rotation % 180 != 0  # a phone's portrait clip: stored on its side, shown turned
+        width = info.width * (2 if side_by_side and not turned else 1)
+        height = info.height * (2 if side_by_side and turned else 1)
+        pix_fmt = kwargs.pop("pix_fmt", None) or _like_chroma(info.chroma_subsampling, width, height)
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
-        return cls(path, width=width, height=info.height, time_base=info.time_base, fps=info.fps,
+        return cls(path, width=width, height=height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
                    copy_from=(feed or info.path) if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
                                            or (data and info.has_data)
