@@ -84,7 +84,8 @@ def frames_in(path: Path) -> int:
             video = pick_video_stream(container)
             if video is None:
                 return 0
-            return video.frames or sum(1 for p in container.demux(video) if p.dts is not None)
+            # (by size, not dts: Matroska stores no dts for H.264 with B-frames, keyframes included)
+            return video.frames or sum(1 for p in container.demux(video) if p.size)
     except (av.FFmpegError, OSError):
         return 0
 

@@ -144,7 +144,8 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                                       side_by_side=options.side_by_side)
             if partial is not None:
                 try:
-                    frames, last_s = writer.resume_from(partial, name=output_path, made_by=made_by)
+                    frames, last_s = writer.resume_from(partial, name=output_path, made_by=made_by,
+                                                        first_s=reader.first_s)
                 except BaseException:
                     writer.close(complete=False)
                     raise

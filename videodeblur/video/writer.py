@@ -310,7 +310,7 @@ class FrameWriter:
                                   f"{' '.join(str(err).split())}") from err
 
     def resume_from(self, partial: str | Path, *, name: str | Path | None = None,
-                    made_by: str | None = None) -> tuple[int, float | None]:
+                    made_by: str | None = None, first_s: float | None = None) -> tuple[int, float | None]:
         """Begin this still empty file with every video frame of ``partial`` (an interrupted run's
         output of the same source, made with the same settings), remuxed as they are: no decode, no
         re-encode, audio and subtitles interleaved up to them. Returns the frames copied and the last
@@ -318,7 +318,10 @@ class FrameWriter:
         (another encoder, size, pixel format or encoder settings: its stream header differs).
         ``name``: what errors call ``partial`` (the output it was moved aside from). ``made_by``: what
         this run writes its frames with; a ``partial`` marked as made otherwise (another model, or
-        deinterlaced where this run is not) is refused, since its frames would not match the rest."""
+        deinterlaced where this run is not) is refused, since its frames would not match the rest.
+        ``first_s``: the source's first frame time. A muxer may have moved every time in ``partial``
+        (Matroska by the audio's priming delay, 21 ms for AAC; MPEG-TS by its 1.4 s start), and
+        would move them again here: its frames are put back on the source's times first."""
         def refuse(why: str) -> OutputError:
             return OutputError(f"cannot resume {name or partial}: {why}; run without --resume to start again")
 
@@ -355,8 +358,14 @@ class FrameWriter:
                               if codec in ("h264", "hevc") and is_annex_b(mine.extradata)
                               and (theirs.extradata or b"")[:1] == b"\x01" else None)
                 last_s: float | None = None
+                moved = 0  # how far the muxer moved the partial's times, in its time base
+                if first_s is not None and video.start_time is not None and video.time_base is not None:
+                    moved = video.start_time - round(first_s / video.time_base)
                 try:
                     for packet in _intact_packets(source, video, to_annex_b):
+                        if moved:
+                            packet.pts -= moved
+                            packet.dts = packet.dts - moved if packet.dts is not None else None
                         packet.stream = self._stream
                         self._mux_video(packet)
                         self.frames_written += 1
@@ -608,12 +617,13 @@ def _intact_packets(source: av.container.InputContainer, video: av.video.stream.
             packet = next(demuxed, None)
         except av.FFmpegError:
             packet = None  # the file ends in the middle of a packet
-        if packet is not None and packet.dts is None:
+        if packet is not None and not packet.size:
             continue  # the demuxer's own end-of-stream packet; the filter is flushed at the end
         if packet is not None and packet.is_corrupt:
             packet = None
+        # (not by a missing dts: Matroska stores none for H.264 with B-frames, and its keyframes come without)
         for out in (([] if packet is None else [packet]) if bsf is None else bsf.filter(packet)):
-            if out.dts is not None and out.pts is not None:
+            if out.pts is not None:
                 yield out
         if packet is None:
             return
