@@ -405,6 +405,37 @@ def test_usage_errors_exit_2(run_cli, make_clip) -> None:
     assert preset.exit_code == 2 and "veryslow" in preset.stderr
 
 
+def test_ctrl_c_ends_a_run_whose_pipe_sends_nothing_more(make_clip, tmp_path: Path) -> None:
+    """A producer that stalls (its pipe open, nothing more coming) must not keep Ctrl-C from ending
+    the run: the output is finalised with what was deblurred, the blocked read is left to the
+    process's end, and it exits 130 within seconds, not when the producer sends again."""
+    src = remuxed(make_clip("a.mp4", width=64, height=48, frames=30, audio=True), tmp_path / "a.mkv")
+    out = tmp_path / "out.mkv"
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", "-", "-o", str(out), *CPU, "--progress"],
+                            cwd=REPO_ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(src.read_bytes())
+        proc.stdin.flush()  # and not closed: the producer stalls
+        seen = _read_until(proc, re.compile(rb"\r\d+/\d+ frames"), timeout_s=90)  # frames are flowing
+        time.sleep(3)  # all it was sent goes through (the progress line is redrawn only as frames come)
+        assert proc.poll() is None, seen
+        proc.send_signal(signal.SIGINT)
+        stopped = time.monotonic()
+        proc.wait(timeout=30)
+        waited = time.monotonic() - stopped
+        rest = proc.stderr.read() if proc.stderr else b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdin.close()
+    stderr = (seen + rest).decode()
+    assert proc.returncode == 130 and waited < 15, (waited, stderr)
+    frames = decode(out).frames
+    assert 20 <= len(frames) <= 30 and f"{out} is finalised with {len(frames)} frames\n" in stderr  # no --resume
+
+
 @pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_a_signal_leaves_a_playable_file(signum: int, code: int, said: str, make_clip, tmp_path: Path) -> None:
     """A real process, interrupted once frames are flowing (its progress line says so) by Ctrl-C or

@@ -142,9 +142,9 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             if progress is not None:
                 progress.done()
             written = stop.stats.extra.get("frames_written", stop.stats.frames)
-            click.echo(f"videodeblur: interrupted: the output is finalised with {written} frames" if piped_out else
-                       f"videodeblur: interrupted: {job.dst} is finalised with {written} frames "
-                       "(--resume goes on from there)", err=True)
+            where = "the output" if piped_out else str(job.dst)
+            again = "" if piped_out or is_stdin(job.src) else " (--resume goes on from there)"  # not from a pipe
+            click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
             raise
         except VideoDeblurError as err:
             if len(jobs) == 1:

@@ -35,6 +35,9 @@ __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
 ProgressCallback = Callable[[int, "int | None"], None]
 _END = object()
 _POLL_S = 0.05
+# how long a stopped run waits for its reader to notice: one blocked on a pipe or stream that sends
+# nothing more is left waiting (a daemon thread), not waited for until the sender sends again
+_READER_GRACE_S = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,16 +300,22 @@ class _Pipeline:
                 self.interrupted = True
                 self.abort.set()
         self.inference_done.set()
-        for thread in (decode, encode):
+        if encode.ident is None:  # the encode thread never ran: finalise here (close is idempotent)
+            self.writer.close(complete=False)
+        for thread in (encode, decode):  # the file first: it is finalised whatever the reader does
+            waited_since = time.monotonic()
             while thread.ident is not None and thread.is_alive():
+                if thread is decode and self.abort.is_set() and time.monotonic() - waited_since > _READER_GRACE_S:
+                    # blocked in a read from a pipe or stream that sends nothing: closing the input
+                    # under it is not safe, so it is left to the process's end
+                    self.stats.warn(f"{self.reader.name} sent nothing more after the stop; its read was left waiting")
+                    return
                 try:
                     thread.join(0.1)
                 except KeyboardInterrupt:
                     self.interrupted = True
                     self.abort.set()
         self.reader.close()
-        if encode.ident is None:  # the encode thread never ran: finalise here (close is idempotent)
-            self.writer.close(complete=False)
 
     def _guard(self, loop: Callable[[], None]) -> None:
         try:
