@@ -533,3 +533,9 @@ def test_progress_line() -> None:
     progress.done()
     assert written[0].startswith("\r1/10 frames") and "ETA" in written[0]
     assert written[1].startswith("\r10/10 frames") and written[-1] == "\n"
+    written.clear()
+    estimated = _Progress(written.append)  # a header's count that was one too many: 30 of "31"
+    for done in range(1, 31):
+        estimated(done, 31)
+    estimated.done()
+    assert written[0].startswith("\r1/31 frames") and written[-2].startswith("\r30/31 frames") and written[-1] == "\n"

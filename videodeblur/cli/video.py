@@ -199,11 +199,14 @@ class _Progress:
         self._start = time.perf_counter()
         self._last = 0.0
         self._shown = False
+        self._unshown: tuple[int, int | None] | None = None  # the latest count, if it was not drawn
 
     def __call__(self, done: int, total: int | None) -> None:
         now = time.perf_counter()
         if now - self._last < 0.1 and done != total:
+            self._unshown = (done, total)
             return
+        self._unshown = None
         self._last = now
         fps = done / (now - self._start) if now > self._start else 0.0
         if total:
@@ -215,5 +218,10 @@ class _Progress:
         self._shown = True
 
     def done(self) -> None:
+        """End the line, showing the last count first if it came too soon after the one before (a
+        header's frame count can be an estimate, so the last frame need not be "total")."""
+        if self._unshown is not None:
+            self._last = 0.0
+            self(*self._unshown)
         if self._shown:
             self._write("\n")
