@@ -18,7 +18,7 @@ import pytest
 
 from _clips_video import (audio_only, with_attachments, avi_with_empty_slots, decodable_frames, decode, remuxed, spliced_sizes,
                           truncated_copy, with_subtitles, with_thumbnail_first, zeroed_copy)
-from conftest import REPO_ROOT, serve_folder
+from conftest import REPO_ROOT, psnr, serve_folder
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
 
@@ -147,6 +147,23 @@ def test_a_video_piped_in_and_out_is_the_same_as_the_file_run(make_clip, run_sub
     said = reader_gone.stderr.read().decode()
     assert reader_gone.wait(timeout=120) == 1 and re.fullmatch(  # not click's silent exit on EPIPE
         r"videodeblur: error: standard output was closed after \d frames: the program reading it stopped\n", said)
+
+
+def test_y4m_output_is_raw_frames_for_an_encoder_to_read(run_cli, make_clip, run_subprocess, tmp_path: Path) -> None:
+    """.y4m (or -o - --format y4m, to pipe into x264 or SVT-AV1): raw frames at the clip's rate,
+    10-bit kept, and the audio, which YUV4MPEG cannot hold, left out with a warning."""
+    src = make_clip("a.mp4", width=64, height=48, frames=6, audio=True)
+    result = run_cli("video", src, "-o", tmp_path / "out.y4m", *CPU)
+    assert result.exit_code == 0 and result.stderr_lines == [
+        "videodeblur: warning: left out aac audio (stream 1): .y4m files hold video only"]
+    assert (tmp_path / "out.y4m").read_bytes().startswith(b"YUV4MPEG2 W64 H48 F25:1 ")
+    out, plain = decode(tmp_path / "out.y4m"), decode(src)
+    assert len(out.frames) == 6 and min(psnr(a, b) for a, b in zip(out.frames, plain.frames)) > 25
+    deep = make_clip("b.mp4", width=64, height=48, frames=3, pix_fmt="yuv420p10le", codec="libx265")
+    piped = run_subprocess("video", deep, "-o", "-", "--format", "y4m", *CPU, stdout=tmp_path / "deep.y4m")
+    assert piped.exit_code == 0, piped.stderr
+    assert (tmp_path / "deep.y4m").read_bytes().startswith(b"YUV4MPEG2 W64 H48 F25:1 Ip A0:0 C420p10 ")
+    assert len(decode(tmp_path / "deep.y4m").frames) == 3
 
 
 def test_subtitles_are_counted_and_a_track_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:

@@ -71,9 +71,10 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--side-by-side", is_flag=True,
               help="Write the source and the deblurred video next to each other (twice as wide, the source on the "
                    "left), to compare them.")
-@click.option("--format", "pipe_format", type=click.Choice(["mkv", "mp4", "mov", "nut", "ts", "webm"]), default=None,
+@click.option("--format", "pipe_format", type=click.Choice(["mkv", "mp4", "mov", "nut", "ts", "webm", "y4m"]),
+              default=None,
               help="The container written to standard output with -o - [default: mkv, which holds every track; "
-                   "mp4 and mov are written fragmented].")
+                   "mp4 and mov are written fragmented; y4m is raw frames, for an encoder that reads them].")
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option

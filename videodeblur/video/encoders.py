@@ -35,15 +35,26 @@ def _hardware_encoder_opens(name: str, width: int, height: int) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)
 def _takes(container: str, encoder: str) -> bool:
     """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
-    writes (and the encoder is in this build). Asked of an in-memory container: nothing is written."""
-    with av.open(io.BytesIO(), "w", format=container) as probe:
+    writes (and the encoder is in this build). Asked of an in-memory container, header and all:
+    some muxers (YUV4MPEG's) accept any stream and refuse only when the header is written."""
+    probe = av.open(io.BytesIO(), "w", format=container)
+    try:
+        stream = probe.add_stream(encoder)
+        stream.width, stream.height = 64, 64
+        formats = stream.codec_context.codec.video_formats or ()
+        stream.pix_fmt = "yuv420p" if not formats or "yuv420p" in {f.name for f in formats} else formats[0].name
+        probe.start_encoding()
+        return True
+    except (ValueError, av.FFmpegError, av.codec.codec.UnknownCodecError):
+        return False
+    finally:
         try:
-            probe.add_stream(encoder)
-            return True
-        except (ValueError, av.codec.codec.UnknownCodecError):
-            return False
+            probe.close()
+        except (av.FFmpegError, ValueError):
+            pass
 
 
 @functools.lru_cache(maxsize=None)

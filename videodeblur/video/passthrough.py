@@ -211,6 +211,10 @@ class Passthrough:
 
     # --- helpers ---------------------------------------------------------------------------------
     def _add(self, src: av.stream.Stream) -> None:
+        if src.type == "audio" and self._output.default_audio_codec in (None, "none"):
+            self.skipped.append(f"{src.codec_context.name} audio (stream {src.index}): {self._kind} files hold "
+                                "video only")
+            return
         if src.type == "audio" and self._fragmented and _adts(src):
             out = self._transcoded_stream(src, f"a fragmented {self._kind} file cannot take ADTS-framed AAC as it is")
         else:

@@ -179,9 +179,12 @@ class FrameWriter:
         self._sar = sample_aspect_ratio
         try:
             try:
+                # YUV4MPEG takes 10-bit and deeper frames (which x264 and SVT-AV1 read) only when told
+                # to go past its standard, as `ffmpeg -strict -1` does
+                options = {**fragment_options, **({"strict": "-1"} if self._kind.lower() == ".y4m" else {})}
                 self._container = (_open_stream(str(self.path)) if self._stream_url
-                                   else _open_pipe(pipe_format, fragment_options) if self._pipe
-                                   else av.open(str(self.path), "w", options=fragment_options))
+                                   else _open_pipe(pipe_format, options) if self._pipe
+                                   else av.open(str(self.path), "w", options=options))
             except (av.FFmpegError, ValueError, OSError) as err:
                 hint = ("is a server listening there?" if self._stream_url
                         else "use a video extension such as .mp4, .mkv or .mov")
@@ -462,6 +465,8 @@ class FrameWriter:
             raise OutputError(f"{self._kind}: {err}; use .mp4, .mkv or .mov (or another --encoder)") from err
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
+        if self._container.format.name == "yuv4mpegpipe" and rate:
+            stream.time_base = 1 / rate  # YUV4MPEG's header states its rate as 1 / the time base: frames, not times
         if stream.codec_context.codec.canonical_name == "hevc" and self._container.format.name in ("mp4", "mov"):
             stream.codec_tag = "hvc1"  # Apple's players (QuickTime, Photos, iOS) play HEVC tagged so, not hev1
         ctx = stream.codec_context
@@ -567,7 +572,8 @@ _STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegt
 
 
 # what standard output (-o -) can carry, by the extension the same file would have: the muxer
-PIPE_FORMATS = {"mkv": "matroska", "mp4": "mp4", "mov": "mov", "nut": "nut", "ts": "mpegts", "webm": "webm"}
+PIPE_FORMATS = {"mkv": "matroska", "mp4": "mp4", "mov": "mov", "nut": "nut", "ts": "mpegts", "webm": "webm",
+                "y4m": "yuv4mpegpipe"}  # y4m: raw frames, for an encoder that reads them (x264, SVT-AV1)
 
 
 def _open_pipe(kind: str, options: dict[str, str]) -> av.container.OutputContainer:
