@@ -125,6 +125,8 @@ def test_side_by_side_puts_the_source_left_of_its_deblurred_picture(engine: Engi
     stats = deblur_file(src, tmp_path / "both.mp4", engine, RunOptions(crf=0, side_by_side=True))
     both, plain, source = (decode(tmp_path / "both.mp4"), decode(tmp_path / "plain.mp4"), decode(src))
     assert stats.to_dict()["size"] == [132, 48] and (both.width, both.height) == (132, 48)
+    again = deblur_file(src, tmp_path / "both.mp4", engine, RunOptions(crf=0, side_by_side=True, resume=True))
+    assert again.frames == 0 and again.to_dict()["size"] == [132, 48]  # finished: nothing to do, its size said
     assert len(both.frames) == 6 and both.pts_seconds == source.pts_seconds and both.audio == source.audio
     # (RGB back to 4:2:0 costs a generation, ~38 dB, as in the colour test above)
     assert min(psnr(f[:, :66], s) for f, s in zip(both.frames, source.frames)) > 35

@@ -62,9 +62,20 @@ def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: in
     stats.warn(f"{output} already holds all {frames} frames of {info.path}: nothing to resume")
     return stats.freeze(device=engine.describe(), model=engine.model_name, precision=engine.precision,
                         batch_size=engine.batch_size, encoder="", input=str(info.path), output=str(output),
-                        size=[info.width, info.height], frames_decoded=0, frames_written=frames, frames_lost=0,
+                        size=_size(output) or [info.width, info.height], frames_decoded=0, frames_written=frames,
+                        frames_lost=0,
                         audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=frames,
                         colour_on_device=False, queue_size=queue_size, stopped_early=False)
+
+
+def _size(path: Path) -> list[int] | None:
+    """A finished file's picture size as stored ([W, H]: a side-by-side output is twice the source's)."""
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            video = pick_video_stream(container)
+            return [video.codec_context.width, video.codec_context.height] if video is not None else None
+    except (av.FFmpegError, OSError):
+        return None
 
 
 def _made_by(path: Path) -> str:
