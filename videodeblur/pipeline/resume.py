@@ -7,6 +7,7 @@ frames are copied by :meth:`videodeblur.video.FrameWriter.resume_from` and skipp
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,12 +16,12 @@ import av
 from videodeblur.errors import OutputError
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.reader import VideoInfo, pick_video_stream
-from videodeblur.video.writer import check_output_path, made_by_mark
+from videodeblur.video.writer import check_output_path, made_by_mark, made_otherwise
 
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
 
-__all__ = ["set_aside", "finished_frames", "nothing_left", "frames_in"]
+__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "frames_in"]
 
 
 def set_aside(output: Path, info: VideoInfo) -> Path | None:
@@ -39,66 +40,63 @@ def set_aside(output: Path, info: VideoInfo) -> Path | None:
     return None
 
 
-def finished_frames(output: Path, info: VideoInfo, made_by: str | None = None) -> int:
-    """The frames of a finished output when it holds as many frames as the input's header counts (exactly),
-    so a resumed batch does not decode each finished video again to find that out; else 0.
+@dataclasses.dataclass(frozen=True)
+class FinishedOutput:
+    """What a finished output holds: its frames, its picture size as stored ([W, H]: a side-by-side
+    output is twice the source's) and what made it (:func:`made_by_mark`)."""
+
+    frames: int
+    size: list[int]
+    made_by: str
+
+
+def finished_output(output: Path, info: VideoInfo, made_by: str | None = None) -> FinishedOutput | None:
+    """A finished output: one that holds as many frames as the input's header counts (exactly), so a
+    resumed batch does not decode each finished video again to find that out; else None.
     OutputError when it is finished but marked as made otherwise than ``made_by`` (another model,
     deinterlaced or side by side): resuming it would keep frames this run would not have made."""
     if not (info.frames_exact and info.frames) or not output.exists() or _partial(output).exists():
-        return 0
-    frames = frames_in(output)
-    if frames != info.frames:
-        return 0  # more would be another video's: the full check says so
-    marked = _made_by(output)
-    if made_by and marked.startswith("videodeblur ") and marked != made_by:
-        raise OutputError(f"cannot resume {output}: it is finished, made by {marked}; this run's would be "
+        return None
+    held = _read_output(output)
+    if held is None or held.frames != info.frames:
+        return None  # more would be another video's: the full check says so
+    if made_otherwise(held.made_by, made_by):
+        raise OutputError(f"cannot resume {output}: it is finished, made by {held.made_by}; this run's would be "
                           f"made by {made_by}: run without --resume to make it again")
-    return frames
+    return held
 
 
-def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: int, frames: int) -> RunStats:
+def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: int, held: FinishedOutput) -> RunStats:
     """The stats of a resumed run that found its output finished: no frame processed, all kept."""
     stats = StatsRecorder(("decode", "infer", "encode"), queue_capacity=queue_size)
-    stats.warn(f"{output} already holds all {frames} frames of {info.path}: nothing to resume")
+    stats.warn(f"{output} already holds all {held.frames} frames of {info.path}: nothing to resume")
     return stats.freeze(device=engine.describe(), model=engine.model_name, precision=engine.precision,
                         batch_size=engine.batch_size, encoder="", input=str(info.path), output=str(output),
-                        size=_size(output) or [info.width, info.height], frames_decoded=0, frames_written=frames,
-                        frames_lost=0,
-                        audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=frames,
+                        size=held.size, frames_decoded=0, frames_written=held.frames, frames_lost=0,
+                        audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=held.frames,
                         colour_on_device=False, queue_size=queue_size, stopped_early=False)
-
-
-def _size(path: Path) -> list[int] | None:
-    """A finished file's picture size as stored ([W, H]: a side-by-side output is twice the source's)."""
-    try:
-        with av.open(str(path), metadata_errors="replace") as container:
-            video = pick_video_stream(container)
-            return [video.codec_context.width, video.codec_context.height] if video is not None else None
-    except (av.FFmpegError, OSError):
-        return None
-
-
-def _made_by(path: Path) -> str:
-    """What a file's video track says made it (its handler name: "videodeblur lprn-fast"), or ""."""
-    try:
-        with av.open(str(path), metadata_errors="replace") as container:
-            video = pick_video_stream(container)
-            return made_by_mark(video) if video is not None else ""
-    except (av.FFmpegError, OSError):
-        return ""
 
 
 def frames_in(path: Path) -> int:
     """Video frames in a finished file: the container's count, or its packets counted."""
+    held = _read_output(path)
+    return held.frames if held is not None else 0
+
+
+def _read_output(path: Path) -> FinishedOutput | None:
+    """A finished file's video, read once; None when it has none or cannot be read."""
     try:
         with av.open(str(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
             if video is None:
-                return 0
+                return None
+            size = [video.codec_context.width, video.codec_context.height]
+            made_by = made_by_mark(video)
             # (by size, not dts: Matroska stores no dts for H.264 with B-frames, keyframes included)
-            return video.frames or sum(1 for p in container.demux(video) if p.size)
+            frames = video.frames or sum(1 for p in container.demux(video) if p.size)
+            return FinishedOutput(frames, size, made_by)
     except (av.FFmpegError, OSError):
-        return 0
+        return None
 
 
 def _partial(output: Path) -> Path:

@@ -24,7 +24,7 @@ from videodeblur.deep import add_change
 from videodeblur.errors import ConfigError, DecodeError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
-from videodeblur.pipeline.resume import finished_frames, frames_in, nothing_left, set_aside
+from videodeblur.pipeline.resume import finished_output, frames_in, nothing_left, set_aside
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_stdin, is_url
@@ -134,7 +134,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         window = _trim(reader, options) if options.trimmed else None
         made_by = (f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
                    f"{' side-by-side' if options.side_by_side else ''}")
-        if options.resume and (done := finished_frames(Path(output_path), reader.info, made_by)):
+        if options.resume and (done := finished_output(Path(output_path), reader.info, made_by)):
             reader.close()
             return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
         partial = set_aside(Path(output_path), reader.info) if options.resume else None

@@ -18,9 +18,9 @@ from typing import Callable
 
 import av
 
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
+from videodeblur.video.reader import NETWORK_TIMEOUTS_S, cover_streams, is_url
 
-__all__ = ["Carried", "carry_attachments", "cover_streams", "read_pictures"]
+__all__ = ["Carried", "carry_attachments", "read_pictures"]
 
 # the picture codecs a cover can be in, with the MIME type Matroska names them by
 _PICTURE_TYPES = {"mjpeg": "image/jpeg", "png": "image/png", "bmp": "image/bmp", "gif": "image/gif",
@@ -39,19 +39,14 @@ class Carried:
     skipped: list[str] = dataclasses.field(default_factory=list)
 
 
-def cover_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
-    """The video streams that are a still picture attached to the file (artwork), not video."""
-    return [s for s in container.streams.video if s.disposition & av.stream.Disposition.attached_pic]
-
-
 def carry_attachments(source: av.container.InputContainer, output: av.container.OutputContainer,
-                      pictures: Callable[[list[int]], dict[int, bytes]], *, fragmented: bool = False,
-                      kind: str | None = None) -> Carried:
+                      pictures: Callable[[list[int]], dict[int, bytes]], *, kind: str,
+                      fragmented: bool = False) -> Carried:
     """Add ``source``'s attachments and covers to ``output`` (before its header is written).
     ``pictures``: the cover pictures' bytes by stream index, for the indices given
-    (:func:`read_pictures` from a file, or what a pipe's reader kept), so ``source`` is left unread."""
+    (:func:`read_pictures` from a file, or what a pipe's reader kept), so ``source`` is left unread.
+    ``kind``: what the messages call the output (".mp4")."""
     carried = Carried()
-    kind = kind or Path(output.name).suffix or output.format.name
     files = list(source.streams.attachments)
     covers = cover_streams(source)
     matroska = output.format.name == "matroska"  # .mkv, .mka; not WebM, whose muxer refuses attachments

@@ -265,13 +265,13 @@ class PyAVSource(LiveSource):
             # size mid-run (a network source renegotiating) is scaled to its first size, so the
             # preview and the recording keep one size
             image = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
+            seconds = _frame_seconds(frame, index, self.fps)
             if self._pace:
-                seconds = _frame_seconds(frame, index, self.fps)
                 first_seconds = seconds if first_seconds is None else first_seconds
                 delay = start + (seconds - first_seconds) - time.monotonic()
                 if delay > 0 and stop.wait(delay):
                     return
-            yield CapturedFrame(image, index, time.monotonic(), stream_s=_frame_seconds(frame, index, self.fps))
+            yield CapturedFrame(image, index, time.monotonic(), stream_s=seconds)
             index += 1
             frame = self._next_frame()
 

@@ -167,10 +167,10 @@ class Passthrough:
                     self.close()
                     break
                 continue
-            if until_s is not None and at is not None and at - (self._start or 0.0) > until_s:
+            out_s = at - (self._start or 0.0) if at is not None else None  # its time in the output
+            if until_s is not None and out_s is not None and out_s > until_s:
                 self._pending = item
                 return
-            out_s = at - (self._start or 0.0) if at is not None else None
             if self._floor_s is not None and out_s is not None and out_s <= self._floor_s:
                 continue
             if self._start is not None:

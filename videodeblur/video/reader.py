@@ -28,7 +28,7 @@ from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.hdr import HdrMetadata, hdr_metadata
 
-__all__ = ["STDIN", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+__all__ = ["STDIN", "cover_streams", "is_cover", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
 Layout = Literal["rgb", "i420"]
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
@@ -134,16 +134,14 @@ class FrameReader:
         duration = self._container.duration  # kept: the loss is worked out after the file is closed
         self._file_end_s = (None if duration is None
                             else ((self._container.start_time or 0) + duration) / av.time_base)
+        self._threads = threads
         try:
-            self._stream = self._video_stream()
+            self._use_video_stream()
             # kept: PyAV's stream objects may not be read once the file is closed, and the loss is
             # worked out after that (a closed file's stream once read back a stream index of 477663792)
             self._stream_index = self._stream.index
             self._stream_start = self._stream.start_time
             self._stream_duration = self._stream.duration
-            self._threads = threads
-            self._stream.thread_type = "AUTO"
-            self._stream.thread_count = threads
             self._deinterlace = deinterlace
             self._frames = self._frame_source()
             try:
@@ -240,9 +238,7 @@ class FrameReader:
         """Open the input anew, at its start, forgetting what was read (a failed seek's errors too)."""
         self._container.close()
         self._container = _open(self.path)
-        self._stream = self._video_stream()
-        self._stream.thread_type = "AUTO"
-        self._stream.thread_count = self._threads
+        self._use_video_stream()
         self.frames_decoded = self.packets_read = self.packets_discarded = self.decode_errors = 0
         self.first_error = None
         self._packets_end = self._others_end_s = None
@@ -282,7 +278,7 @@ class FrameReader:
         if self._feed is not None:  # what was read before the seek comes again, or is not wanted
             self._feed.clear()
         if self._others is not None:  # but a cover picture is kept: the writer's header, still to come, wants it
-            covers = {v.index for v in self._container.streams.video if v.disposition & av.stream.Disposition.attached_pic}
+            covers = {v.index for v in cover_streams(self._container)}
             self._others = [(index, packet) for index, packet in self._others if index in covers]
         self._first = None
         self._last_pts = None
@@ -401,6 +397,12 @@ class FrameReader:
             self._container.close()
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _use_video_stream(self) -> None:
+        """Decode the open input's video stream, with FFmpeg's own threads (``threads`` of them)."""
+        self._stream = self._video_stream()
+        self._stream.thread_type = "AUTO"
+        self._stream.thread_count = self._threads
+
     def _video_stream(self) -> av.video.stream.VideoStream:
         name = self._container.format.name
         if name in _NOT_VIDEO_FORMATS:
@@ -559,15 +561,13 @@ class FrameReader:
             rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
             audio_codec=audio[0].codec_context.name if audio else None,
             has_subtitles=bool(self._container.streams.subtitles), has_data=bool(self._container.streams.data),
-            has_attachments=bool(self._container.streams.attachments) or any(
-                v.disposition & av.stream.Disposition.attached_pic for v in self._container.streams.video),
+            has_attachments=bool(self._container.streams.attachments or cover_streams(self._container)),
             tags=dict(self._container.metadata), video_tags=dict(s.metadata),
             chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=_pixel_shape(s),
             interlaced=bool(first.interlaced_frame),
             has_alpha=not fmt.has_palette and len(fmt.components) in (2, 4),
             other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
-                               for v in self._container.streams.video
-                               if v.index != s.index and not v.disposition & av.stream.Disposition.attached_pic))
+                               for v in self._container.streams.video if v.index != s.index and not is_cover(v)))
 
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
@@ -635,11 +635,21 @@ def _pixel_shape(stream: av.video.stream.VideoStream) -> Fraction | None:
     return None
 
 
+def is_cover(stream: av.stream.Stream) -> bool:
+    """Whether a video stream is a still picture attached to the file (artwork), not video."""
+    return bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def cover_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
+    """The file's cover pictures (artwork stored as video streams of one picture)."""
+    return [s for s in container.streams.video if is_cover(s)]
+
+
 def pick_video_stream(container: av.container.InputContainer) -> av.video.stream.VideoStream | None:
     """The stream to deblur: FFmpeg's own choice (av_find_best_stream, as the ffmpeg tool makes it)
     among the moving-picture streams, so neither a thumbnail track stored first nor a cover picture
     (an MP3's or M4A's artwork, disposition attached_pic) is taken for the video. None if there is none."""
-    videos = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    videos = [s for s in container.streams.video if not is_cover(s)]
     best = container.streams.best("video")
     return best if any(best is s for s in videos) else (videos[0] if videos else None)
 

@@ -45,7 +45,7 @@ from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_stdin, is_url, pick_
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
 
-__all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "made_by_mark", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
+__all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "made_by_mark", "made_otherwise", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
            "check_output_path"]
 
 Layout = Literal["rgb", "i420"]
@@ -307,7 +307,7 @@ class FrameWriter:
                 if self._passthrough is not None:
                     self._passthrough.copy(until_s=self._last_end_s)
             except av.FFmpegError as err:
-                if self._pipe and err.errno == errno.EPIPE:
+                if self._closed_pipe(err):
                     raise self._pipe_closed() from err
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
@@ -347,7 +347,7 @@ class FrameWriter:
                     raise refuse(f"it holds {theirs.name} {theirs.width}x{theirs.height} {made[3]}, this run writes "
                                  f"{mine.name} {self.width}x{self.height} {self.pix_fmt}")
                 marked = made_by_mark(video)
-                if made_by and marked.startswith("videodeblur ") and marked != made_by:
+                if made_otherwise(marked, made_by):
                     raise refuse(f"its frames were made by {marked}, this run's by {made_by}: give the same --model "
                                  "(and --deinterlace) as the first run")
                 codec = mine.codec.canonical_name  # h264, hevc: the format, not the encoder
@@ -411,7 +411,7 @@ class FrameWriter:
                 if not self.frames_written and not self._stream_url and not self._pipe:
                     Path(self.path).unlink(missing_ok=True)
             if failed is not None:
-                if self._pipe and failed.errno == errno.EPIPE:
+                if self._closed_pipe(failed):
                     raise self._pipe_closed() from failed
                 raise EncodeError(f"finishing {self.path} failed: {' '.join(str(failed).split())}") from failed
 
@@ -518,7 +518,7 @@ class FrameWriter:
         try:
             self._container.start_encoding()
         except (av.FFmpegError, ValueError, OSError) as err:
-            if self._pipe and getattr(err, "errno", None) == errno.EPIPE:
+            if self._closed_pipe(err):
                 raise self._pipe_closed() from err
             if self._stream_url:  # the connection is made here: a server that is not there, or refuses
                 raise OutputError(f"cannot send to {self.path}: {short_error(err)} (is a server listening there, "
@@ -526,6 +526,10 @@ class FrameWriter:
             streams = " + ".join([self.encoder_name, *(self._passthrough.describe() if self._passthrough else [])])
             raise OutputError(f"{self._kind} files cannot hold {streams} "
                               f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
+
+    def _closed_pipe(self, err: BaseException) -> bool:
+        """Whether ``err`` is standard output's reader having gone away (EPIPE), not a failure here."""
+        return self._pipe and getattr(err, "errno", None) == errno.EPIPE
 
     def _pipe_closed(self) -> EncodeError:
         return EncodeError(f"standard output was closed after {self.frames_written} frames: the program reading it "
@@ -547,6 +551,12 @@ def made_by_mark(video: av.video.stream.VideoStream) -> str:
     """What a video track says made it ("videodeblur lprn-fast"), or "": the handler name this writer
     gives it (``made_by``), which MP4 reads back as ``handler_name`` and Matroska as ``HANDLER_NAME``."""
     return next((value for key, value in video.metadata.items() if key.lower() == "handler_name"), "")
+
+
+def made_otherwise(marked: str, made_by: str | None) -> bool:
+    """Whether a track marked ``marked`` (:func:`made_by_mark`) was made by this tool otherwise than
+    ``made_by`` says (another model, deinterlaced or side by side): its frames would not match."""
+    return bool(made_by) and marked.startswith("videodeblur ") and marked != made_by
 
 
 def _is_deep(pix_fmt: str) -> bool:
