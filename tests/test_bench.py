@@ -81,6 +81,50 @@ def test_warmup_frames_are_left_out_of_the_window(result: BenchResult) -> None:
     assert sequential.frames + sequential.warmup_frames == FRAMES
     pipelined = result.run("pipelined")
     assert pipelined.frames + pipelined.warmup_frames == FRAMES
+    assert pipelined.warmup_frames == sequential.warmup_frames  # the same whole batches
+
+
+def test_engine_warmup_stays_out_of_the_model_window_with_no_warmup_frames() -> None:
+    """``--warmup 0`` measures every frame, but never the engine's own warm-up (cudnn autotune,
+    compilation): the model run is one busy stage, so its window is nearly all busy time (with the
+    engine's two warm-up batches inside it, 6 of 8 batches' time: a share of about 0.75)."""
+    options = BenchOptions(model="lprn-fast", width=WIDTH, height=HEIGHT, frames=6, batches=(1,), device="cpu",
+                           warmup_frames=0)
+    model = run_bench(options).run("model", batch=1)
+    assert model.warmup_frames == 0 and model.frames == 6 and model.extra["engine_warmup_s"] > 0
+    assert model.stages["infer"]["share"] > 0.9
+
+
+def test_batches_too_big_for_the_clip_are_left_out_of_the_file_runs(make_clip) -> None:
+    clip = make_clip("five.mp4", width=64, height=48, frames=5)
+    said: list[str] = []
+    result = run_bench(BenchOptions(model="lprn-fast", input=clip, frames=20, batches=(2, 8), device="cpu"), said.append)
+    assert result.run("model", batch=8).frames >= 8  # the model runs cycle the clip: every batch is measured
+    assert result.run("sequential").batch == result.run("pipelined").batch == 2
+    assert any("batch 8 is left out" in line for line in said)
+    warmup = 1  # a fifth of the 5 frames there are, not of --frames 20
+    assert result.run("decode").warmup_frames == warmup and result.run("pipelined").warmup_frames == 2
+    with pytest.raises(ConfigError, match="5 frames are too few for batch 8"):
+        run_bench(BenchOptions(model="lprn-fast", input=clip, frames=20, batches=(8,), device="cpu"), said.append)
+
+
+def test_peers_and_encoder_are_checked_before_any_run(make_clip, run_cli) -> None:
+    assert BenchOptions(peers=("NAFNet-32", "MIMO-UNet+")).peers == ("nafnet-32", "mimo-unet+")
+    with pytest.raises(ConfigError, match="unknown peer 'bogus'"):
+        BenchOptions(peers=("bogus",))
+    clip = make_clip("a.mp4", width=64, height=48, frames=6)
+    out = run_cli("bench", "--input", clip, "--device", "cpu", "--frames", 6, "--encoder", "nosuchenc")
+    assert out.exit_code == 1 and "unknown encoder 'nosuchenc'" in out.stderr
+    assert "bench: decode" not in out.stderr  # refused before the first run
+
+
+def test_an_encoder_mp4_cannot_hold_is_timed_in_matroska(make_clip, run_cli) -> None:
+    clip = make_clip("a.mp4", width=64, height=48, frames=6)
+    out = run_cli("bench", "--input", clip, "--model", "lprn-fast", "--device", "cpu", "--frames", 6, "--batch", 2,
+                  "--encoder", "libvpx", "--json")
+    assert out.exit_code == 0, out.stderr
+    runs = json.loads(out.stdout)["runs"]
+    assert {r["encoder"] for r in runs if r["mode"] in ("encode", "pipelined")} == {"libvpx"}
 
 
 def test_compare_measures_peers_on_the_same_input(result: BenchResult) -> None:

@@ -318,11 +318,20 @@ def test_bad_outputs_are_output_errors(where: str, match: str, tmp_path: Path) -
         FrameWriter(tmp_path / where, width=64, height=48, time_base=Fraction(1, 25))
 
 
+@pytest.mark.parametrize("name, encoder, fits", [("out.mp4", "libvpx", r"\.mkv or \.webm"),
+                                                 ("out.mov", "libvpx-vp9", r"\.mp4, \.mkv or \.webm")])
+def test_an_encoder_the_container_cannot_hold_names_the_ones_that_can(name: str, encoder: str, fits: str,
+                                                                      tmp_path: Path) -> None:
+    """Not a fixed list (which told a .mov user to use .mov): the containers asked whether they hold it."""
+    with pytest.raises(OutputError, match=f"{encoder} goes in {fits}"):
+        FrameWriter(tmp_path / name, width=64, height=48, time_base=Fraction(1, 25), encoder=encoder)
+
+
 def test_a_writer_like_a_source_that_cannot_start_leaves_no_file(make_clip, tmp_path: Path) -> None:
     """H.264 asked for in WebM fails before any frame, and no empty out.webm is left behind (the
     output check used to create it as its proof); a file that was there before is kept."""
     info = probe(make_clip("a.mp4", width=64, height=48, frames=2, audio=True))
-    with pytest.raises(OutputError, match="use .mp4"):
+    with pytest.raises(OutputError, match=r"libx264 goes in \.mp4, \.mkv or \.mov"):
         FrameWriter.like(tmp_path / "out.webm", info, encoder="libx264")
     assert not (tmp_path / "out.webm").exists()
     (tmp_path / "old.webm").write_bytes(b"keep")

@@ -262,6 +262,16 @@ def test_max_frames(engine: Engine, make_clip, tmp_path: Path) -> None:
     assert stats.frames == 7 and len(decode(tmp_path / "out.mp4").frames) == 7 and stats.warnings == ()
 
 
+def test_warmup_is_whole_batches(engine: Engine, make_clip, tmp_path: Path) -> None:
+    """A frame of the last warm-up frame's batch finishes with it: counted in the window, it would
+    cost nothing and inflate the fps (batch 4, warm-up 5: the window starts after frame 8)."""
+    src = make_clip("a.mp4", width=64, height=48, frames=13)
+    stats = deblur_file(src, tmp_path / "out.mp4", engine, RunOptions(warmup_frames=5))
+    assert stats.warmup_frames == 8 and stats.window["frames"] == 5
+    short = deblur_file(src, tmp_path / "short.mp4", engine, RunOptions(warmup_frames=5, max_frames=9))
+    assert short.warmup_frames == 8 and short.window["frames"] == 1  # one frame after whole batches is a window
+
+
 def test_truncated_input_deblurs_what_decodes_and_warns_once(engine: Engine, make_clip, tmp_path: Path) -> None:
     cut = truncated_copy(make_clip("a.mp4", width=64, height=48, frames=40), tmp_path / "cut.mp4")
     stats = deblur_file(cut, tmp_path / "out.mp4", engine)

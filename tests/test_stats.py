@@ -26,6 +26,7 @@ def test_sustained_fps_leaves_out_warmup() -> None:
     assert (frames, window) == (20, pytest.approx(2.0)) and fps == pytest.approx(10.0)
     assert clock.sustained_fps(warmup=0)[0] == pytest.approx(25 / 7.0)  # whole run
     assert clock.sustained_fps(warmup=30)[1] == 25  # too short for a window: falls back to the whole run
+    assert clock.sustained_fps(warmup=24)[1:] == (1, pytest.approx(0.1))  # one frame after warm-up is a window
 
 
 def test_stage_clock_is_thread_safe() -> None:

@@ -88,12 +88,20 @@ class BenchOptions:
             raise ConfigError(f"--frames {self.frames} is too few: use at least 2 (one warm-up, one measured)")
         if self.warmup_frames is not None and not 0 <= self.warmup_frames < self.frames:
             raise ConfigError(f"warm-up of {self.warmup_frames} frames must be >= 0 and below --frames {self.frames}")
+        if self.peers is not None:
+            object.__setattr__(self, "peers", tuple(_peer_name(p) for p in self.peers))
         if self.input is not None and not Path(self.input).is_file():
             raise InputNotFoundError(f"input file {str(self.input)!r} does not exist: give a path to a video file")
 
     @property
     def resolved_warmup_frames(self) -> int:
-        return self.warmup_frames if self.warmup_frames is not None else max(1, min(self.frames // 5, 25))
+        return self.warmup_for(self.frames)
+
+    def warmup_for(self, frames: int) -> int:
+        """Warm-up frames for a clip of ``frames`` (an ``input`` may hold fewer than ``frames``):
+        ``warmup_frames``, or a fifth of them, at most 25; always leaving one to measure."""
+        chosen = self.warmup_frames if self.warmup_frames is not None else max(1, min(frames // 5, 25))
+        return min(chosen, frames - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,7 +192,8 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         io = _prepare_input(options, device, tmpdir, say)
         frames, pts = _decode_all(io)
         io = dataclasses.replace(io, frames=len(frames))
-        warmup = min(options.resolved_warmup_frames, len(frames) - 1)
+        warmup = options.warmup_for(len(frames))
+        file_batches = _file_run_batches(options.batches, warmup, len(frames), say)
 
         say("decode")
         runs = [_decode_run(io, warmup)]
@@ -199,7 +208,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         runs.append(_encode_run(io, frames, pts, tmpdir / "encode.mp4", warmup))
         del frames  # the file runs decode for themselves: their memory should not include the held clip
 
-        best = max((r for r in runs if r.mode == "model"), key=lambda r: r.fps)
+        best = max((r for r in runs if r.mode == "model" and r.batch in file_batches), key=lambda r: r.fps)
         engine = engines[best.batch]
         notes = [e.auto_tile_note for e in engines.values() if e.auto_tile_note]
         engines.clear()
@@ -235,8 +244,38 @@ def _prepare_input(options: BenchOptions, device: torch.device, tmpdir: Path, sa
         info = reader.info
     from videodeblur.pipeline import choose_layout
 
-    return _IO(clip=clip, info=info, layout=choose_layout(info, device, options.colour_on_device),
-               frames=options.frames, options=options)
+    from videodeblur.video.encoders import containers_for
+
+    # Matroska where MP4 cannot hold the encoder's codec (VP8, ProRes...): it is the encoder being timed.
+    suffix = ".mp4" if options.encoder == "auto" or ".mp4" in containers_for(options.encoder) else ".mkv"
+    io = _IO(clip=clip, info=info, layout=choose_layout(info, device, options.colour_on_device),
+             frames=options.frames, options=options, suffix=suffix)
+    io.writer(tmpdir / "probe").close()  # an encoder that cannot run here fails now, before the runs
+    return io
+
+
+def _file_run_batches(batches: tuple[int, ...], warmup: int, frames: int, say: Callable[[str], None]) -> tuple[int, ...]:
+    """The batch sizes the sequential and pipelined runs can measure: their warm-up is whole batches,
+    which must leave a frame of the clip to measure (the model runs cycle the clip and take any)."""
+    fits = tuple(b for b in batches if _round_up(warmup, b) < frames)
+    if not fits:
+        b = min(batches)
+        raise ConfigError(f"{frames} frames are too few for batch {b}: the warm-up of {warmup} frame{'s' if warmup != 1 else ''}, rounded up to "
+                          f"whole batches ({_round_up(warmup, b)}), leaves none to measure; use more --frames "
+                          f"(or a longer --input), a smaller --batch or --warmup")
+    for b in batches:
+        if b not in fits:
+            say(f"batch {b} is left out of the sequential and pipelined runs: its warm-up of whole batches "
+                f"({_round_up(warmup, b)} frames) would take all {frames}")
+    return fits
+
+
+def _peer_name(name: str) -> str:
+    """A peer's name as ``PEERS`` spells it, whatever its case (the help writes NAFNet-32)."""
+    for known in _all_peers():
+        if known == name.lower():
+            return known
+    raise ConfigError(f"unknown peer {name!r}: use one of {', '.join(_all_peers())}")
 
 
 def _all_peers() -> tuple[str, ...]:
@@ -302,9 +341,10 @@ def _model_run(engine: Any, io: "_IO", frames: list[np.ndarray], batch: int, war
     warmup = _round_up(warmup, batch)
     total = _round_up(max(len(frames), warmup + batch), batch)
     with PeakMemory(engine.device) as memory:
-        clock = FrameClock()
+        started = time.perf_counter()
         engine.warmup(io.info.height, io.info.width, layout=io.layout)
-        engine_warmup_s = clock.now() - clock.start
+        engine_warmup_s = time.perf_counter() - started
+        clock = FrameClock()  # after the engine's warm-up (cudnn autotune, compilation): never in a window
         for i in range(0, total, batch):
             chunk = np.stack([frames[(i + k) % len(frames)] for k in range(batch)])
             started = clock.now()
@@ -442,7 +482,7 @@ def _pipelined_run(io: "_IO", output: Path, engine: Any, batch: int, warmup: int
                              colour_on_device=io.layout == "i420",
                              deep=False)  # 8-bit out, as the stage runs write: every run times one encoder
     with PeakMemory(engine.device) as memory:
-        stats = deblur_file(io.clip, output, engine, run_options)
+        stats = deblur_file(io.clip, output.with_suffix(io.suffix), engine, run_options)
     return _from_run_stats(stats.to_dict(), engine.model_name, batch, memory)
 
 
@@ -510,13 +550,15 @@ class _IO:
     layout: str
     frames: int
     options: BenchOptions
+    suffix: str = ".mp4"
 
     def reader(self) -> FrameReader:
         return FrameReader(self.clip, layout=self.layout)
 
     def writer(self, path: Path) -> FrameWriter:
-        """The writer the ``video`` command would open for this input (video only: only video is measured)."""
-        return FrameWriter.like(path, self.info, audio=False, subtitles=False, data=False, attachments=False,
+        """The writer the ``video`` command would open for this input (video only: only video is measured),
+        to ``path`` with the output container's suffix."""
+        return FrameWriter.like(path.with_suffix(self.suffix), self.info, audio=False, subtitles=False, data=False, attachments=False,
                                 encoder=self.options.encoder, crf=self.options.crf,
                                 preset=self.options.preset, layout=self.layout)
 

@@ -50,8 +50,8 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug, not user input: still one line unless --debug
         if debug:
             traceback.print_exc()
-        click.echo(f"videodeblur: internal error: {type(exc).__name__}: {_one_line(exc)} "
-                   "(run with --debug for the traceback)", err=True)
+        hint = "" if debug else " (videodeblur --debug COMMAND ... shows the traceback)"
+        click.echo(f"videodeblur: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(result if isinstance(result, int) else 0)
 

@@ -134,10 +134,10 @@ class ThroughputClock:
     def sustained_fps(self, warmup: int) -> tuple[float, int, float]:
         """``(fps, frames_in_window, window_seconds)``: frames completed after the ``warmup``-th one,
         over the time since it completed. Falls back to all frames over the whole run when the run is
-        too short to leave a window of at least 2 frames."""
+        too short to leave a frame after the warm-up."""
         with self._lock:
             done = list(self._done)
-        if len(done) > warmup + 1 and warmup > 0:
+        if len(done) > warmup > 0:
             window = done[-1] - done[warmup - 1]
             frames = len(done) - warmup
         else:
@@ -249,7 +249,7 @@ class StatsRecorder:
                 share=clock.busy_s / seconds if seconds > 0 else 0.0,
                 queue_mean=gauge.mean if gauge._count else None,
                 queue_max=gauge.max if gauge._count else None)
-        warmup = self.warmup_frames if frames > self.warmup_frames + 1 else 0  # as sustained_fps
+        warmup = self.warmup_frames if frames > self.warmup_frames else 0  # as sustained_fps
         busy = sum(clock.busy_s for clock in self.stages.values())
         before = self._busy_at_warmup if warmup and self._busy_at_warmup is not None else {}
         window_busy = {name: max(0.0, clock.busy_s - before.get(name, 0.0)) for name, clock in self.stages.items()}

@@ -16,7 +16,7 @@ import av
 
 from videodeblur.errors import EncodeError
 
-__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "encodable_pix_fmt", "encoder_options"]
+__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -55,6 +55,15 @@ def _takes(container: str, encoder: str) -> bool:
             probe.close()
         except (av.FFmpegError, ValueError):
             pass
+
+
+_FILE_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
+
+
+def containers_for(encoder: str) -> tuple[str, ...]:
+    """The output file extensions (of .mp4, .mkv, .mov, .webm) whose container holds what ``encoder``
+    writes: what to suggest when the one asked for cannot."""
+    return tuple(ext for ext, container in _FILE_CONTAINERS.items() if _takes(container, encoder))
 
 
 @functools.lru_cache(maxsize=None)

@@ -34,8 +34,8 @@ import numpy as np
 
 from videodeblur.errors import EncodeError, OutputError
 from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
-from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, encodable_pix_fmt,
-                                        encoder_options)
+from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, containers_for,
+                                        encodable_pix_fmt, encoder_options)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.headers import is_annex_b, parameter_sets
 from videodeblur.video.passthrough import Passthrough
@@ -462,7 +462,9 @@ class FrameWriter:
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
         except ValueError as err:  # PyAV checks the container can hold the codec
-            raise OutputError(f"{self._kind}: {err}; use .mp4, .mkv or .mov (or another --encoder)") from err
+            fits = containers_for(self.encoder_name)
+            where = f"{self.encoder_name} goes in {_either(fits)}" if fits else "use .mp4, .mkv or .mov"
+            raise OutputError(f"{self._kind}: {err}; {where} (or use another --encoder)") from err
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         if self._container.format.name == "yuv4mpegpipe" and rate:
@@ -524,8 +526,11 @@ class FrameWriter:
                 raise OutputError(f"cannot send to {self.path}: {short_error(err)} (is a server listening there, "
                                   "and does it take this stream?)") from err
             streams = " + ".join([self.encoder_name, *(self._passthrough.describe() if self._passthrough else [])])
+            fits = containers_for(self.encoder_name)
+            where = (f"{self.encoder_name} goes in {_either(fits)}" if fits and self._kind not in fits
+                     else "use .mkv, which holds most codecs")
             raise OutputError(f"{self._kind} files cannot hold {streams} "
-                              f"({' '.join(str(err).split())}); use .mp4, .mkv or .mov") from err
+                              f"({' '.join(str(err).split())}); {where}") from err
 
     def _closed_pipe(self, err: BaseException) -> bool:
         """Whether ``err`` is standard output's reader having gone away (EPIPE), not a failure here."""
@@ -557,6 +562,11 @@ def made_otherwise(marked: str, made_by: str | None) -> bool:
     """Whether a track marked ``marked`` (:func:`made_by_mark`) was made by this tool otherwise than
     ``made_by`` says (another model, deinterlaced or side by side): its frames would not match."""
     return bool(made_by) and marked.startswith("videodeblur ") and marked != made_by
+
+
+def _either(options: Sequence[str]) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
 
 
 def _is_deep(pix_fmt: str) -> bool:
