@@ -174,6 +174,40 @@ def test_file_without_realtime_is_read_in_lockstep(make_clip) -> None:
     assert (stats.captured, stats.processed, stats.dropped) == (12, 12, 0)
 
 
+def test_a_file_read_in_step_records_its_own_timing_and_sound_side_by_side(make_clip, tmp_path: Path) -> None:
+    """Without --realtime every frame is kept, so the recording keeps the file's timing (capture times
+    played 30 frames of 1 s back in 0.39 s), its sound, and with side_by_side both pictures; latency is
+    the model's time, not also the previous frame's turn in the model (the file is read ahead)."""
+    clip = make_clip("all.mp4", width=64, height=48, frames=12, fps=FPS, audio=True)
+    out = tmp_path / "rec.mkv"
+    delay_s = 0.1
+    stats = run_live(open_source(str(clip)), DelayedEngine(delay_s), LiveOptions(record_path=out, side_by_side=True))
+    count, pts = recorded_frames(out)
+    assert count == stats.processed == 12
+    assert pts[0] == 0 and pts[-1] == pytest.approx(11 / FPS, abs=0.002)  # not 11 x 0.1 s
+    with av.open(str(out)) as container:
+        assert (container.streams.video[0].width, container.streams.video[0].height) == (128, 48)
+        assert len(container.streams.audio) == 1
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert psnr(first[:, :64], first[:, 64:]) > 30  # source | its deblurred copy (the identity here)
+    assert stats.latency_ms["p50"] < 1.5 * stats.infer_ms  # about one model call, not two
+
+
+def test_a_frame_in_the_model_at_ctrl_c_counts_as_dropped() -> None:
+    class InterruptedEngine(DelayedEngine):
+        def process(self, frames: np.ndarray) -> np.ndarray:
+            if self.calls == 3:
+                raise KeyboardInterrupt  # Ctrl-C lands while the fourth frame is in the model
+            self.calls += 1
+            return frames.copy()
+
+    engine = InterruptedEngine(0.0)
+    engine.calls = 0
+    stats = run_live(ScriptedSource(40), engine)
+    assert stats.end_reason == "interrupted" and stats.processed == 3
+    assert stats.captured == stats.processed + stats.dropped
+
+
 def test_lavfi_source_runs_until_max_seconds() -> None:
     stats = run_live(open_source("testsrc2=size=64x48:rate=20"), DelayedEngine(0.0), LiveOptions(max_seconds=0.6))
     assert stats.end_reason == "max-seconds"
@@ -525,6 +559,25 @@ def test_unopenable_source_is_a_one_line_error(run_cli, tmp_path: Path, monkeypa
     assert result.exit_code == 1
     assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith("videodeblur: error:")
     assert named in result.stderr_lines[0]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_seconds_must_be_a_positive_number(run_cli, value: str) -> None:
+    for option in ("--max-seconds", "--reconnect"):
+        out = run_cli("camera", "--source", "testsrc2=size=64x48:rate=25", option, value)
+        assert out.exit_code == 2 and option in out.stderr, out.stderr  # nan ran forever
+
+
+def test_options_a_source_has_no_use_for_are_said(make_clip, run_cli) -> None:
+    clip = make_clip("a.mp4", width=64, height=48, frames=3)
+    out = run_cli("camera", "--source", "testsrc2=size=64x48:rate=25", "--max-seconds", "0.3", "--no-preview",
+                  "--device", "cpu", "--size", "640x360", "--fourcc", "YUYV", "--realtime", "--side-by-side")
+    assert out.exit_code == 0, out.stderr
+    for said in ("--size is asked of a webcam", "--fourcc is asked of a webcam", "--realtime paces a file",
+                 "--side-by-side shapes the preview and a --record file; with neither it changes nothing"):
+        assert said in out.stderr
+    quiet = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--device", "cpu")
+    assert quiet.exit_code == 0 and "note:" not in quiet.stderr, quiet.stderr
 
 
 def test_a_missing_camera_is_one_line_on_the_real_stderr(run_subprocess) -> None:

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from videodeblur.config import ModelConfig
+from videodeblur.errors import ConfigError
 from videodeblur.model import LPRN, load_model, save_weights
 from videodeblur.train import (combined_summary, evaluate_pairs, psnr, ssim, write_averaged_pairs,
                                write_compressed_pairs)
@@ -154,3 +155,60 @@ def test_combined_summary_is_the_mean_of_the_sets() -> None:
     assert combined_summary([a], ["clean"]) is a
     with pytest.raises(ValueError):
         combined_summary([a, b], ["clean"])
+
+
+@pytest.mark.parametrize("limit", ["0", "-1"])
+def test_eval_limit_below_one_is_an_error_and_records_nothing(tmp_path: Path, run_cli, limit: str) -> None:
+    """--limit 0 once recorded NaN over a good evaluation; -1 was a slice that dropped the last pair."""
+    for frame in (1, 2):
+        _constant_pair(tmp_path / "pairs", offset=5, frame=frame)
+    weights = _identity_weights(tmp_path / "id.pt")
+    stored = json.dumps({"steps": 7, "evaluation": {"pairs": 2, "psnr": 34.2}})
+    (tmp_path / "id.json").write_text(stored)
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--limit", limit, "--record")
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+    assert result.stderr.startswith("videodeblur: error: limit must be") and f"got {limit}" in result.stderr
+    assert (tmp_path / "id.json").read_text() == stored
+    with pytest.raises(ConfigError, match="limit"):
+        evaluate_pairs(load_model(weights).network, tmp_path / "pairs", limit=0)
+    assert len(evaluate_pairs(load_model(weights).network, tmp_path / "pairs", limit=1).scores) == 1
+
+
+def test_eval_warns_about_blurred_frames_without_a_sharp_partner(tmp_path: Path, run_cli) -> None:
+    _constant_pair(tmp_path / "pairs", offset=5, frame=1)
+    for frame in (2, 3):  # blurred frames whose sharp partners are missing
+        write_rgb(tmp_path / "pairs" / "scene" / "blur" / f"{frame:06d}.png", np.full((20, 30, 3), 90, np.uint8))
+    weights = _identity_weights(tmp_path / "id.pt")
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["pairs"] == 1  # stdout stays one JSON object
+    assert result.stderr_lines == ["videodeblur: warning: 2 blurred frames have no sharp partner under "
+                                   f"{tmp_path / 'pairs'} and are left out (first: scene/blur/000002.png)"]
+    report = evaluate_pairs(load_model(weights).network, tmp_path / "pairs")
+    assert report.unpaired == ("scene/blur/000002.png", "scene/blur/000003.png")
+    _constant_pair(tmp_path / "whole", offset=5)
+    assert run_cli("eval", "--pairs", tmp_path / "whole", "--model", weights).stderr == ""
+
+
+def test_eval_pairs_given_a_file_says_it_is_not_a_folder(tmp_path: Path, run_cli) -> None:
+    (tmp_path / "pairs.txt").write_text("not a folder")
+    result = run_cli("eval", "--pairs", tmp_path / "pairs.txt", "--model", _identity_weights(tmp_path / "id.pt"))
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1
+    assert "is a file, not a folder" in result.stderr and "not found" not in result.stderr
+
+
+def test_per_pair_and_summary_lines_round_a_pair_the_same_way(tmp_path: Path, run_cli) -> None:
+    """103 of 1800 values off by one: 60.5552 dB, which read 60.56 per pair but 60.55 in the summary
+    when the summary rounded to 3 decimals first."""
+    sharp = np.full((20, 30, 3), 100, np.uint8)
+    blurred = sharp.copy()
+    blurred.reshape(-1)[:103] += 1
+    write_rgb(tmp_path / "pairs" / "scene" / "sharp" / "000001.png", sharp)
+    write_rgb(tmp_path / "pairs" / "scene" / "blur" / "000001.png", blurred)
+    expected = f"{10 * math.log10(255 ** 2 * 1800 / 103):.2f}"
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", _identity_weights(tmp_path / "id.pt"),
+                     "--per-pair")
+    assert result.exit_code == 0, result.stderr
+    pair_line = next(line for line in result.stdout.splitlines() if line.startswith("scene/blur/"))
+    assert pair_line.split()[1:3] == [expected, expected]  # psnr_in, psnr (identity network)
+    assert f"PSNR {expected} dB (input {expected}," in result.stdout

@@ -1,6 +1,7 @@
 """Still images: modes, sizes, folder mode and the checks done before the network runs."""
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image as PILImage  # an encoder and reader other than the ones under test (torchvision's dependency)
 
 from conftest import clip_frame, psnr
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
@@ -61,10 +63,13 @@ def test_greyscale_stays_greyscale(engine, make_image, tmp_path):
 def test_alpha_kept_in_png_dropped_in_jpeg(engine, make_image, tmp_path):
     src = make_image("rgba.png", width=32, height=24, mode="rgba")
     alpha_in = bgr_of(src)[..., 3]
-    png = bgr_of(deblur_image_file(src, tmp_path / "out.png", engine))
-    assert png.shape == (24, 32, 4)
+    said: list[str] = []
+    png = bgr_of(deblur_image_file(src, tmp_path / "out.png", engine, warn=said.append))
+    assert png.shape == (24, 32, 4) and said == []
     assert np.array_equal(png[..., 3], alpha_in)
-    jpg = bgr_of(deblur_image_file(src, tmp_path / "out.jpg", engine))
+    jpg = bgr_of(deblur_image_file(src, tmp_path / "out.jpg", engine, warn=said.append))
+    assert said == [f"{tmp_path / 'out.jpg'}: .jpg cannot hold the alpha channel of {src}; "
+                    "it is left out (.png, .tiff, .webp, .avif keep it)"]
     assert jpg.shape == (24, 32, 3)
     assert psnr(jpg, png[..., :3]) > 30  # same colour pixels, only JPEG loss between them
 
@@ -146,8 +151,10 @@ def test_a_sixteen_bit_png_comes_out_sixteen_bit(engine, tmp_path, channels):
     out = cv2.imread(str(deblur_image_file(src, tmp_path / "out.png", engine)), cv2.IMREAD_UNCHANGED)
     assert out.dtype == np.uint16 and out.shape == deep.shape
     assert len(np.unique(out)) > 1000  # not 256 levels
-    eight = cv2.imread(str(deblur_image_file(src, tmp_path / "out.jpg", engine)), cv2.IMREAD_UNCHANGED)
-    assert eight.dtype == np.uint8  # JPEG stays 8-bit
+    said: list[str] = []
+    eight = bgr_of(deblur_image_file(src, tmp_path / "out.jpg", engine, warn=said.append))
+    assert eight.dtype == np.uint8  # JPEG stays 8-bit, and says so
+    assert len(said) == 1 and "cannot hold" in said[0] and "16 bits per sample" in said[0]
     # Every sample is the source's plus whole 8-bit steps (x 257): the low byte's detail is kept ...
     step = out.astype(np.int64) - deep
     assert np.all((step % 257 == 0) | (out == 0) | (out == 65535))
@@ -320,11 +327,187 @@ def test_cli_tile_keeps_size(run_cli, make_image, tmp_path):
     assert bgr_of(tmp_path / "out.png").shape == (130, 200, 3)
 
 
-def test_grey_with_alpha_goes_out_as_rgba_with_equal_channels(tmp_path):
+def test_grey_with_alpha_goes_out_as_grey_with_alpha(tmp_path):
     grey = clip_frame(0, 12, 8)[..., 1]
     alpha = np.full((8, 12), 77, np.uint8)
     image = Image(rgb=cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey=True, alpha=alpha)
-    out = bgr_of(write_image(tmp_path / "ga.png", image))
-    assert out.shape == (8, 12, 4)
+    path = write_image(tmp_path / "ga.png", image)
+    assert path.read_bytes()[24:26] == b"\x08\x04"  # IHDR: 8 bits, colour type 4 (grey + alpha)
+    out = bgr_of(path)  # OpenCV hands grey + alpha back as BGRA
     assert np.array_equal(out[..., 0], grey) and np.array_equal(out[..., 2], grey)
     assert np.array_equal(out[..., 3], alpha)
+    webp = bgr_of(write_image(tmp_path / "ga.webp", image))  # WebP has no grey + alpha: RGBA, equal channels
+    assert webp.shape == (8, 12, 4) and np.array_equal(webp[..., 3], alpha)
+
+
+# ------------------------------------------------------------------ grey + alpha, dpi, warnings, links
+
+def _grey_alpha(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    grey = clip_frame(0, width, height)[..., 1]
+    alpha = np.tile(np.linspace(10, 250, width).round().astype(np.uint8), (height, 1))
+    return grey, alpha
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_grey_alpha_in_grey_alpha_out(engine, tmp_path, ext):
+    """PIL mode LA (a PNG or TIFF) comes back LA: grey stays grey, alpha byte for byte."""
+    grey, alpha = _grey_alpha(40, 30)
+    src = tmp_path / f"la{ext}"
+    PILImage.merge("LA", (PILImage.fromarray(grey), PILImage.fromarray(alpha))).save(src)
+    dst = deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        assert out.mode == "LA" and out.size == (40, 30)
+        samples = np.asarray(out)
+    want = cv2.cvtColor(expected(engine, cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)), cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(samples[..., 0], want)  # lossless: exactly the network's grey
+    assert np.array_equal(samples[..., 1], alpha)
+
+
+def test_a_sixteen_bit_grey_alpha_png_comes_out_sixteen_bit_grey_alpha(engine, tmp_path):
+    grey, alpha = _grey_alpha(36, 20)
+    deep = np.dstack([grey.astype(np.uint16) * 257 + 100, alpha.astype(np.uint16) * 251])
+    rows = deep.astype(">u2").reshape(20, -1).view(np.uint8)
+    raw = np.hstack([np.zeros((20, 1), np.uint8), rows]).tobytes()
+    src = tmp_path / "la16.png"
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 36, 20, 16, 4, 0, 0, 0))
+                    + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+    dst = deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail)
+    assert dst.read_bytes()[24:26] == b"\x10\x04"  # 16 bits, grey + alpha
+    out = bgr_of(dst)
+    assert out.dtype == np.uint16 and np.array_equal(out[..., 3], deep[..., 1])
+    assert np.all((out[..., 0].astype(np.int64) - deep[..., 0]) % 257 == 0)  # the source's low bits kept
+    assert (out[..., 0] != deep[..., 0]).any()  # and the network's change added
+
+
+def test_a_sixteen_bit_grey_alpha_tiff_is_written_and_its_unreadable_alpha_is_said(tmp_path):
+    """Pillow reads 8-bit grey + alpha TIFFs only; a 16-bit one is read as OpenCV reads it (8-bit grey),
+    and the lost alpha is named rather than dropped without a word."""
+    grey, alpha = _grey_alpha(20, 12)
+    deep = np.dstack([grey.astype(np.uint16) * 257 + 7, alpha.astype(np.uint16) * 257])
+    image = Image(rgb=cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey=True, alpha=alpha, deep=deep)
+    path = write_image(tmp_path / "la16.tif", image, warn=pytest.fail)
+    assert np.array_equal(bgr_of(path), grey)  # a valid TIFF: OpenCV decodes its grey (high bytes)
+    said: list[str] = []
+    back = read_image(path, warn=said.append)
+    assert back.grey and back.alpha is None and np.array_equal(back.rgb[..., 0], grey)
+    assert said == [f"{path}: the alpha channel of this grey + alpha TIFF cannot be read (only 8-bit ones can); "
+                    "it is read as 8-bit grey without it"]
+
+
+def _with_dpi_and_comment(src: Path, dpi: int, **extra) -> None:
+    with PILImage.open(src) as im:
+        im.save(src, dpi=(dpi, dpi), **extra)
+
+
+@pytest.mark.parametrize("out_ext", [".jpg", ".png", ".tif", ".bmp"])
+def test_a_jpeg_keeps_its_dpi_and_comment_and_gives_its_dpi_to_any_format(engine, make_image, tmp_path, out_ext):
+    src = make_image("scan.jpg", width=48, height=32)
+    _with_dpi_and_comment(src, 300, comment=b"scanned at 300 dpi", quality=95)
+    dst = deblur_image_file(src, tmp_path / f"out{out_ext}", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        assert out.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+        if out_ext == ".jpg":
+            assert out.info["comment"] == b"scanned at 300 dpi"
+    assert bgr_of(dst).shape[:2] == (32, 48)  # still decodes as before
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".bmp"])
+def test_dpi_is_kept_png_tiff_bmp(engine, make_image, tmp_path, ext):
+    src = make_image("in.png", width=40, height=24)
+    if ext != ".png":
+        cv2.imwrite(str(src.with_suffix(ext)), bgr_of(src))
+        src = src.with_suffix(ext)
+    _with_dpi_and_comment(src, 150)
+    with PILImage.open(src) as im:
+        dpi = im.info["dpi"]  # 150 as the format stores it (PNG and BMP: whole pixels per metre)
+    assert dpi == pytest.approx((150, 150), abs=0.02)
+    dst = deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        assert out.info["dpi"] == dpi
+    assert np.array_equal(cv2.cvtColor(bgr_of(dst), cv2.COLOR_BGR2RGB), expected(engine, clip_frame(0, 40, 24)))
+
+
+def test_a_tiff_keeps_its_colour_profile(engine, tmp_path):
+    profile = b"\x00\x00\x01\x00not a real ICC profile, carried byte for byte" * 3
+    src = tmp_path / "in.tif"
+    PILImage.fromarray(clip_frame(0, 40, 24)).save(src, icc_profile=profile, dpi=(240, 240))
+    dst = deblur_image_file(src, tmp_path / "out.tif", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        assert out.info.get("icc_profile") == profile and out.info["dpi"] == pytest.approx((240, 240))
+    assert np.array_equal(cv2.cvtColor(bgr_of(dst), cv2.COLOR_BGR2RGB), expected(engine, clip_frame(0, 40, 24)))
+
+
+@pytest.mark.parametrize("mode,ext,said", [
+    ("rgba", ".bmp", ".bmp cannot hold the alpha channel of {src}; it is left out (.png, .tiff, .webp, .avif keep it)"),
+    ("la", ".jpg", ".jpg cannot hold the alpha channel of {src}; it is left out (.png, .tiff, .webp, .avif keep it)"),
+    ("deep", ".webp", ".webp cannot hold 16 bits per sample of {src}; "
+                      "it is written at 8 bits (.png and .tiff keep 16)"),
+    ("deep_rgba", ".jpg", ".jpg cannot hold the alpha channel or 16 bits per sample of {src}; alpha is left out and "
+                          "8 bits are written (.png and .tiff keep both)"),
+    ("rgba", ".webp", None), ("deep", ".tif", None), ("la", ".png", None),
+])
+def test_what_the_output_format_cannot_hold_is_said_in_one_line(engine, make_image, tmp_path, mode, ext, said):
+    src = tmp_path / "in.png"
+    if mode == "rgba":
+        make_image(src, width=24, height=16, mode="rgba")
+    elif mode == "la":
+        PILImage.merge("LA", [PILImage.fromarray(a) for a in _grey_alpha(24, 16)]).save(src)
+    else:
+        deep = clip_frame(0, 24, 16).astype(np.uint16) * 257
+        cv2.imwrite(str(src), np.dstack([deep, np.full((16, 24), 9000, np.uint16)]) if mode == "deep_rgba" else deep)
+    lines: list[str] = []
+    dst = deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=lines.append)
+    assert lines == ([] if said is None else [f"{dst}: " + said.format(src=src)])
+
+
+def test_cli_says_what_an_output_format_cannot_hold(run_cli, make_image, tmp_path):
+    src = make_image("rgba.png", width=24, height=16, mode="rgba")
+    dst = tmp_path / "o.jpg"
+    result = run_cli("image", src, "-o", dst, "--device", "cpu", "--model", "lprn-fast")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr_lines == [f"videodeblur: warning: {dst}: .jpg cannot hold the alpha channel of {src}; "
+                                   "it is left out (.png, .tiff, .webp, .avif keep it)"]
+    assert result.stdout.splitlines() == [str(dst)]
+
+
+@pytest.mark.parametrize("link", ["hard", "symbolic"])
+def test_an_output_that_is_a_link_of_the_input_is_refused(run_cli, make_image, tmp_path, link):
+    src = make_image("in.png", width=16, height=16)
+    other = tmp_path / "other.png"
+    (os.link if link == "hard" else os.symlink)(src, other)
+    before = src.read_bytes()
+    with pytest.raises(OutputError, match="choose another output path") as info:
+        plan_images([other], src)
+    assert ("a hard link to the same file" in str(info.value)) == (link == "hard")
+    result = run_cli("image", other, "-o", src, "--device", "cpu")
+    assert result.exit_code == 1
+    assert result.stderr_lines[-1].startswith(f"videodeblur: error: output {src} is the input")
+    assert src.read_bytes() == before
+
+
+def test_a_folder_output_that_would_overwrite_another_input_through_a_hard_link_is_refused(make_image, tmp_path):
+    a = make_image("shots/a.png", width=16, height=16)
+    b = make_image("b.png", width=16, height=16)
+    (tmp_path / "out").mkdir()
+    os.link(b, tmp_path / "out" / "a.png")  # writing a's output would rewrite b before it is read
+    with pytest.raises(OutputError, match=f"output {tmp_path / 'out' / 'a.png'} is the input {b} \\(a hard link"):
+        plan_images([a, b], tmp_path / "out")
+
+
+def test_images_in_sub_folders_are_counted_in_one_warning(make_image, tmp_path):
+    make_image("shots/a.png", width=16, height=16)
+    make_image("shots/day2/b.png", width=16, height=16)
+    make_image("shots/day2/raw/c.JPG", width=16, height=16)
+    (tmp_path / "shots" / "day2" / "notes.txt").write_text("not an image")
+    said: list[str] = []
+    jobs = plan_images([tmp_path / "shots"], tmp_path / "shots" / "out", warn=said.append)
+    assert [job.src.name for job in jobs] == ["a.png"]
+    assert said == [f"{tmp_path / 'shots'}: 2 images in sub-folders left out (folders are read one level deep; "
+                    "give a sub-folder as an input of its own to deblur its images)"]
+    make_image("shots/out/a.png", width=16, height=16)  # an earlier run's output inside the input: not counted
+    said.clear()
+    plan_images([tmp_path / "shots"], tmp_path / "shots" / "out", warn=said.append)
+    assert len(said) == 1 and ": 2 images" in said[0]
+    said.clear()
+    plan_images([tmp_path / "shots" / "day2" / "raw"], tmp_path / "o2", warn=said.append)
+    assert said == []

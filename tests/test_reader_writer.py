@@ -327,6 +327,23 @@ def test_an_encoder_the_container_cannot_hold_names_the_ones_that_can(name: str,
         FrameWriter(tmp_path / name, width=64, height=48, time_base=Fraction(1, 25), encoder=encoder)
 
 
+def test_an_output_under_a_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(OutputError, match="afile is a file, not a folder"):
+        FrameWriter(tmp_path / "afile" / "out.mp4", width=64, height=48, time_base=Fraction(1, 25))
+
+
+def test_avi_output_has_its_frames_in_order(make_clip, tmp_path: Path) -> None:
+    """AVI keeps no presentation times: with B-frames they came back scrambled (24, 96, 72, 120...)."""
+    info = probe(make_clip("a.mp4", width=64, height=48, frames=12))
+    with FrameWriter.like(tmp_path / "out.avi", info) as writer:
+        for i in range(12):
+            writer.write(np.full((48, 64, 3), 20 * i, np.uint8), pts=i)
+    with av.open(str(tmp_path / "out.avi")) as container:
+        pts = [f.pts for f in container.decode(video=0)]
+    assert len(pts) == 12 and pts == sorted(pts)
+
+
 def test_a_writer_like_a_source_that_cannot_start_leaves_no_file(make_clip, tmp_path: Path) -> None:
     """H.264 asked for in WebM fails before any frame, and no empty out.webm is left behind (the
     output check used to create it as its proof); a file that was there before is kept."""

@@ -5,6 +5,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -318,3 +319,80 @@ def test_init_weights_with_another_config_is_a_one_line_error(tmp_path: Path, ru
     result = run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "h", steps=1), "--init", renamed)
     assert result.exit_code == 0, result.stderr
     assert load_model(tmp_path / "h" / "tiny.pt").network.config.name == "tiny"
+
+
+@pytest.mark.parametrize("setting, key", [("steps=2", "train.steps"), ("seed=3", "train.seed"),
+                                          ("trian.steps=2", "[train]"), ("images=[]", "data.images")])
+def test_unknown_top_level_keys_and_tables_are_config_errors(tmp_path: Path, setting: str, key: str) -> None:
+    """``--set steps=2`` (no ``train.``) once ran the recipe's own steps; a ``[trian]`` table was ignored."""
+    recipe = _recipe_file(tmp_path, tmp_path / "u")
+    name = setting.split("=")[0].split(".")[0]
+    with pytest.raises(ConfigError, match=rf"unknown top-level .*{name}.*did you mean {re.escape(key)}\?.*"
+                                          r"model, \[train\], \[data\]"):
+        load_recipe(recipe, [setting])
+    recipe.write_text(recipe.read_text() + "\n[evaluation]\npairs = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown top-level table \[evaluation\]; a recipe holds"):
+        load_recipe(recipe)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.checkpoint_every=0", "train.checkpoint_every must be a whole number >= 1, got 0"),
+    ("train.log_every=0", "train.log_every must be a whole number >= 1, got 0"),
+    ("train.batch=2.5", "train.batch must be a whole number >= 1, got 2.5"),
+    ("train.steps=true", "train.steps must be a whole number >= 1, got True"),
+    ('train.lr="abc"', "train.lr must be a number in (0, 1), got 'abc'"),
+    ("train.val_limit=0", "train.val_limit must be a whole number >= 1, got 0"),
+    ("train.val_pairs=[1]", "train.val_pairs must be a string or a list of strings, got [1]"),
+    ("data.mix.crop=0", "data.mix.crop must be a whole number >= 8, got 0"),
+    ("data.mix.crop=-8", "data.mix.crop must be a whole number >= 8, got -8"),
+    ('data.mix.crop="big"', "data.mix.crop must be a whole number >= 8, got 'big'"),
+    ("data.mix.kernel_sizes=[]", "data.mix.kernel_sizes must be a non-empty list of whole numbers >= 1, got []"),
+    ("data.mix.warp_scale=[0.5]", "data.mix.warp_scale must be a list of 2 numbers > 0, got [0.5]"),
+    ("data.mix.jpeg_quality=[90, 60]", "data.mix.jpeg_quality must be [low, high] with low < high"),
+    ("data.mix.exposures=[9, 41]", "data.mix.exposures must be at most 2 * data.mix.upsample + 1 = 17"),
+    ('data.images="tdata/*.png"',
+     """data.images must be a list of strings, got 'tdata/*.png' (a list: ["tdata/*.png"])"""),
+    ("data.cache_dir=5", "data.cache_dir must be a string, got 5"),
+    ('data.videos="a.mp4"', "data.videos must be [[data.videos]] tables"),
+    ("data.videos=[{path = 'a.mp4', step = 0}]", "data.videos.step must be a whole number >= 1, got 0"),
+    ("train=3", r"train must be a table ([train]), got 3"),
+])
+def test_recipe_values_are_checked_by_type_and_range(tmp_path: Path, setting: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_recipe(_recipe_file(tmp_path, tmp_path / "t"), [setting])
+
+
+def test_recipe_fields_take_the_kind_of_value_they_hold(tmp_path: Path) -> None:
+    recipe = load_recipe(_recipe_file(tmp_path, tmp_path / "k"), ["train.lr=1", "train.lr=0.5", "train.grad_clip=2",
+                                                                   "data.mix.warp_scale=[1, 2]"])
+    assert recipe.grad_clip == 2.0 and isinstance(recipe.grad_clip, float)  # a float field accepts an int
+    assert recipe.data.mix.warp_scale == (1.0, 2.0) and isinstance(recipe.data.images, tuple)
+    with pytest.raises(ConfigError, match="train.batch must be a whole number >= 1, got 2.5"):
+        dataclasses.replace(recipe, batch=2.5)  # built in code, checked the same way
+
+
+def test_crop_larger_than_the_images_fails_before_training_naming_the_crop(tmp_path: Path, run_cli) -> None:
+    """It once failed at a random step naming "crop 1016" (the crop plus the blur margin)."""
+    result = run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "big"), "--set", "data.mix.crop=1000")
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+    assert ("data.mix.crop 1000 needs training images and video frames of at least 1006x1006 px (the crop plus "
+            "3 px each side for camera-shake kernels up to 7 px), but the smallest is 56x48") in result.stderr
+    assert not (tmp_path / "big" / "log.csv").exists()
+    assert run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "fits", steps=1),
+                   "--set", "data.mix.crop=42").exit_code == 0  # 42 + 2 * 3 = 48: the largest that fits
+
+
+def test_resume_at_or_past_the_last_step_is_an_error_that_rewrites_nothing(tmp_path: Path, run_cli) -> None:
+    """It once ran no step and wrote final_loss NaN over the finished run's weights metadata."""
+    config = _recipe_file(tmp_path, tmp_path / "done", steps=3)
+    train(load_recipe(config))
+    files = {p: p.read_bytes() for p in (tmp_path / "done").iterdir()}
+    result = run_cli("train", "--config", config, "--resume", tmp_path / "done" / "last.pt")
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+    assert "is already at step 3 of 3" in result.stderr and "--steps 6" in result.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "done").iterdir()} == files
+    with pytest.raises(ConfigError, match="already at step 3 of 2"):
+        train(load_recipe(config, steps=2), resume=tmp_path / "done" / "last.pt")
+    further = run_cli("train", "--config", config, "--resume", tmp_path / "done" / "last.pt", "--steps", "4")
+    assert further.exit_code == 0, further.stderr
+    assert json.loads((tmp_path / "done" / "tiny.json").read_text())["steps"] == 4

@@ -58,3 +58,75 @@ def test_pickled_object_is_refused_not_executed(tmp_path) -> None:
 def test_missing_weights_file(tmp_path) -> None:
     with pytest.raises(InputNotFoundError):
         load_model(tmp_path / "missing.pt")
+
+
+def _small_state() -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    config = ModelConfig(channels=8, blocks=1, stages=2)
+    return config, LPRN(config).state_dict()
+
+
+@pytest.mark.parametrize("config", ["lprn", ["channels", 8], {1: 8}])
+def test_a_config_that_is_not_a_table_is_a_one_line_weights_error(tmp_path, config) -> None:
+    _, state = _small_state()
+    path = tmp_path / "c.pt"
+    torch.save({"format": 1, "config": config, "state_dict": state}, path)
+    with pytest.raises(WeightsError, match=r"c\.pt carries an invalid config: a table of settings") as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+
+
+def test_a_config_value_of_the_wrong_type_is_a_weights_error(tmp_path) -> None:
+    config, state = _small_state()
+    path = tmp_path / "f.pt"
+    torch.save({"format": 1, "config": {**config.to_dict(), "channels": 8.5}, "state_dict": state}, path)
+    with pytest.raises(WeightsError, match=r"f\.pt carries an invalid config"):
+        load_model(path)
+
+
+def test_a_shape_mismatch_names_the_first_key_and_both_shapes(tmp_path) -> None:
+    _, state = _small_state()
+    path = tmp_path / "m.pt"
+    torch.save({"format": 1, "config": ModelConfig(channels=16, blocks=1, stages=2).to_dict(), "state_dict": state},
+               path)
+    with pytest.raises(WeightsError) as info:
+        load_model(path)
+    message = str(info.value)
+    assert "\n" not in message
+    first = next(iter(state))
+    assert f"m.pt does not match its config: {first} has shape 8×3×3×3 in the file but 16×3×3×3 for the config" \
+        in message, message
+
+
+def test_a_missing_tensor_is_named(tmp_path) -> None:
+    config, state = _small_state()
+    gone = list(state)[-1]
+    del state[gone]
+    path = tmp_path / "m.pt"
+    torch.save({"format": 1, "config": config.to_dict(), "state_dict": state}, path)
+    with pytest.raises(WeightsError, match=f"does not match its config: it lacks {gone}$"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("bad,word", [(float("nan"), "NaN"), (float("inf"), "infinite"), (-float("inf"), "infinite")])
+def test_weights_with_nan_or_inf_are_refused_naming_the_tensor(tmp_path, bad, word) -> None:
+    config, state = _small_state()
+    key = [k for k, v in state.items() if v.is_floating_point()][3]
+    state[key].view(-1)[5] = bad
+    path = tmp_path / "diverged.pt"
+    torch.save({"format": 1, "config": config.to_dict(), "state_dict": state}, path)
+    with pytest.raises(WeightsError, match=f"diverged.pt is broken: tensor {key} holds {word} values") as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+
+
+def test_cli_names_a_broken_weights_file_in_one_line(run_cli, make_image, tmp_path) -> None:
+    image_file = make_image("in.png", width=24, height=16)
+    config, state = _small_state()
+    state[next(iter(state))].view(-1)[0] = float("nan")
+    path = tmp_path / "nan.pt"
+    torch.save({"format": 1, "config": config.to_dict(), "state_dict": state}, path)
+    result = run_cli("image", image_file, "-o", tmp_path / "o.png", "--device", "cpu", "--model", path)
+    assert result.exit_code == 1
+    assert result.stderr_lines == [f"videodeblur: error: {path} is broken: tensor {next(iter(state))} holds NaN values "
+                                   "(a diverged training run?); use other weights"]
+    assert not (tmp_path / "o.png").exists()

@@ -1,27 +1,36 @@
-"""Carry an image's metadata over to the deblurred image of the same format.
+"""Carry an image's metadata over to the deblurred image of the same format, and its print size to any.
 
 Why: OpenCV writes pixels only. A phone photo would lose its date and place (EXIF), which photo
 libraries sort and map by, and its colour profile (an iPhone's Display P3 read as sRGB looks
-washed out). JPEG: the EXIF, XMP and ICC segments are copied byte for byte, except EXIF's
-orientation, which is set to 1 ("upright") because the reader has already turned the pixels
-upright. PNG: the colour (iCCP, sRGB, gAMA, cHRM, cICP), EXIF (eXIf), text (tEXt, zTXt, iTXt),
-time (tIME) and pixel-size (pHYs) chunks; not those tied to the source's bit depth or palette.
+washed out); a scan would print at 72 dpi instead of its 300. JPEG: the EXIF, XMP, ICC and comment
+(COM) segments are copied byte for byte, except EXIF's orientation, which is set to 1 ("upright")
+because the reader has already turned the pixels upright. PNG: the colour (iCCP, sRGB, gAMA, cHRM,
+cICP), EXIF (eXIf), text (tEXt, zTXt, iTXt), time (tIME) and pixel-size (pHYs) chunks; not those
+tied to the source's bit depth or palette. TIFF: the ICC profile tag. Pixel density (dots per inch:
+JPEG's JFIF header, PNG's pHYs, TIFF's resolution tags, BMP's header) is read from and written to
+any of the four, so it crosses formats too.
 """
 from __future__ import annotations
 
+import dataclasses
 import struct
 import zlib
+from fractions import Fraction
 
-__all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks"]
+__all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_chunk",
+           "png_colour_type", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile",
+           "with_tiff_icc_profile", "with_tiff_tags"]
 
 _SOI = b"\xff\xd8"
-_KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"))
+_KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"),
+         (0xFE, b""))  # COM: a comment, any text
+_METRES_PER_INCH = 0.0254
 _ORIENTATION = 0x0112
 
 
 def metadata_segments(jpeg: bytes) -> bytes:
-    """The EXIF, XMP and ICC segments of ``jpeg`` (markers and lengths included), EXIF orientation
-    reset to 1; empty when there are none or the file is not a well-formed JPEG."""
+    """The EXIF, XMP, ICC and comment segments of ``jpeg`` (markers and lengths included), EXIF
+    orientation reset to 1; empty when there are none or the file is not a well-formed JPEG."""
     if not jpeg.startswith(_SOI):
         return b""
     kept = []
@@ -83,6 +92,18 @@ def png_metadata_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
     return [(kind, chunk) for kind, chunk in _png_chunks(png) if kind in _PNG_KEPT]
 
 
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    """One PNG chunk: length, type, data, CRC."""
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_colour_type(png: bytes) -> int | None:
+    """IHDR's colour type (0 grey, 2 RGB, 3 palette, 4 grey + alpha, 6 RGBA), None if not a PNG."""
+    if not png.startswith(_PNG_SIGNATURE) or png[12:16] != b"IHDR" or len(png) < 26:
+        return None
+    return png[25]
+
+
 def insert_png_chunks(png: bytes, chunks: list[tuple[bytes, bytes]]) -> bytes:
     """``png`` with ``chunks`` placed right after its header chunk (IHDR), before the pixels, which
     is where colour chunks must be; a type the file already has is not added twice."""
@@ -109,3 +130,179 @@ def _png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
             break
         pos = end
     return chunks
+
+
+# ------------------------------------------------------------------------------- pixel density
+
+def read_dpi(data: bytes) -> tuple[float, float] | None:
+    """Horizontal and vertical dots per inch recorded in a JPEG (JFIF), PNG (pHYs), TIFF or BMP file;
+    None when it records none (or only an aspect ratio)."""
+    if data.startswith(_SOI):
+        jfif = data[6:11] == b"JFIF\x00" and data[2:4] == b"\xff\xe0" and len(data) >= 18
+        if jfif and data[13] in (1, 2):
+            x, y = struct.unpack(">HH", data[14:18])
+            scale = 1.0 if data[13] == 1 else 2.54  # 2: dots per centimetre
+            return (x * scale, y * scale) if x and y else None
+        return None
+    if data.startswith(_PNG_SIGNATURE):
+        for kind, chunk in _png_chunks(data):
+            if kind == b"pHYs" and len(chunk) == 21 and chunk[16] == 1:  # unit 1: per metre
+                x, y = struct.unpack(">II", chunk[8:16])
+                return (x * _METRES_PER_INCH, y * _METRES_PER_INCH) if x and y else None
+        return None
+    if data.startswith(b"BM") and len(data) >= 46 and struct.unpack("<I", data[14:18])[0] >= 40:
+        x, y = struct.unpack("<ii", data[38:46])  # pixels per metre
+        return (x * _METRES_PER_INCH, y * _METRES_PER_INCH) if x > 0 and y > 0 else None
+    ifd = _tiff_ifd0(data)
+    if ifd is None:
+        return None
+    fields = {tag: (kind, count, field) for tag, kind, count, field in ifd.entries}
+    if 282 not in fields or 283 not in fields:
+        return None
+    unit = _tiff_number(data, ifd, *fields[296]) if 296 in fields else 2  # the standard's default: inch
+    if unit not in (2, 3):
+        return None
+    x, y = (_tiff_number(data, ifd, *fields[tag]) for tag in (282, 283))
+    scale = 1.0 if unit == 2 else 2.54
+    return (x * scale, y * scale) if x > 0 and y > 0 else None
+
+
+def with_dpi(data: bytes, dpi: tuple[float, float] | None) -> bytes:
+    """``data`` (an encoded JPEG, PNG, TIFF or BMP) recording ``dpi``; other formats, or None, as they are.
+    A PNG that already has a pHYs chunk (carried from a PNG source) keeps it."""
+    if dpi is None or min(dpi) <= 0:
+        return data
+    if data.startswith(_SOI):
+        if data[2:4] != b"\xff\xe0" or data[6:11] != b"JFIF\x00":
+            app0 = b"JFIF\x00\x01\x01" + b"\x00" * 7
+            data = data[:2] + b"\xff\xe0" + struct.pack(">H", 2 + len(app0)) + app0 + data[2:]
+        x, y = (min(65535, max(1, round(d))) for d in dpi)
+        return data[:13] + struct.pack(">BHH", 1, x, y) + data[18:]
+    per_metre = tuple(max(1, round(d / _METRES_PER_INCH)) for d in dpi)
+    if data.startswith(_PNG_SIGNATURE):
+        return insert_png_chunks(data, [(b"pHYs", png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
+    if data.startswith(b"BM") and len(data) >= 46 and struct.unpack("<I", data[14:18])[0] >= 40:
+        return data[:38] + struct.pack("<ii", *per_metre) + data[46:]
+    if _tiff_ifd0(data) is not None:
+        x, y = (Fraction(round(d * 1000), 1000) for d in dpi)
+        return with_tiff_tags(data, {282: (5, (x.numerator, x.denominator)), 283: (5, (y.numerator, y.denominator)),
+                                     296: (3, (2,))})
+    return data
+
+
+# ------------------------------------------------------------------------------------------ TIFF
+
+def tiff_samples_per_pixel(tiff: bytes) -> int | None:
+    """SamplesPerPixel of a TIFF's first image (2: grey + alpha, which OpenCV reads as grey); None if
+    ``tiff`` is not a TIFF."""
+    ifd = _tiff_ifd0(tiff)
+    if ifd is None:
+        return None
+    for tag, kind, count, field in ifd.entries:
+        if tag == 277:
+            return int(_tiff_number(tiff, ifd, kind, count, field))
+    return 1  # the standard's default
+
+
+def tiff_icc_profile(tiff: bytes) -> bytes:
+    """The ICC colour profile embedded in a TIFF's first image, or empty."""
+    ifd = _tiff_ifd0(tiff)
+    for tag, kind, count, field in ifd.entries if ifd else ():
+        if tag == _TIFF_ICC and kind in (1, 7):
+            return _tiff_value(tiff, ifd, kind, count, field)
+    return b""
+
+
+def with_tiff_icc_profile(tiff: bytes, icc: bytes) -> bytes:
+    """``tiff`` carrying the ICC colour profile ``icc`` (as it is when ``icc`` is empty)."""
+    return with_tiff_tags(tiff, {_TIFF_ICC: (7, icc)}) if icc else tiff
+
+
+def with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | bytes]]) -> bytes:
+    """``tiff`` with ``tags`` (tag: (TIFF type, values); bytes for type 7, UNDEFINED) added to or replacing
+    those of its first image. The new directory and values are appended and the header pointed at them,
+    so every offset already in the file stays valid; the old directory is left unreferenced."""
+    ifd = _tiff_ifd0(tiff)
+    if ifd is None or not tags:
+        return tiff
+    e = ifd.order
+    out = bytearray(tiff)
+    entries = {tag: struct.pack(e + "HHI", tag, kind, count) + field
+               for tag, kind, count, field in ifd.entries if tag not in tags}
+    for tag, (kind, values) in tags.items():
+        if kind == 7:
+            payload, count = bytes(values), len(values)
+        else:
+            fmt = {3: "H", 4: "I", 5: "I"}[kind]
+            payload = struct.pack(e + fmt * len(values), *values)
+            count = len(values) // 2 if kind == 5 else len(values)
+        if len(payload) <= 4:
+            field = payload.ljust(4, b"\x00")
+        else:
+            out += b"\x00" * (len(out) % 2)  # values start on a word boundary
+            field = struct.pack(e + "I", len(out))
+            out += payload
+        entries[tag] = struct.pack(e + "HHI", tag, kind, count) + field
+    out += b"\x00" * (len(out) % 2)
+    start = len(out)
+    out += struct.pack(e + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries))
+    out += struct.pack(e + "I", ifd.next_offset)
+    out[4:8] = struct.pack(e + "I", start)
+    return bytes(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Ifd:
+    """A TIFF's first image directory: byte order (struct's ``<`` or ``>``), raw entries (tag, type,
+    count, the 4-byte value-or-offset field) and the next directory's offset."""
+
+    order: str
+    entries: list[tuple[int, int, int, bytes]]
+    next_offset: int
+
+
+_TIFF_ICC = 34675
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+
+
+def _tiff_ifd0(tiff: bytes) -> _Ifd | None:
+    if tiff[:4] not in (b"II*\x00", b"MM\x00*") or len(tiff) < 8:
+        return None
+    e = "<" if tiff[:2] == b"II" else ">"
+    try:
+        (offset,) = struct.unpack(e + "I", tiff[4:8])
+        (count,) = struct.unpack(e + "H", tiff[offset:offset + 2])
+        entries = []
+        for i in range(count):
+            at = offset + 2 + 12 * i
+            tag, kind, n = struct.unpack(e + "HHI", tiff[at:at + 8])
+            entries.append((tag, kind, n, tiff[at + 8:at + 12]))
+        end = offset + 2 + 12 * count
+        (next_offset,) = struct.unpack(e + "I", tiff[end:end + 4])
+    except struct.error:
+        return None  # cut short
+    return _Ifd(e, entries, next_offset)
+
+
+def _tiff_value(tiff: bytes, ifd: _Ifd, kind: int, count: int, field: bytes) -> bytes:
+    size = _TIFF_TYPE_SIZES.get(kind, 1) * count
+    if size <= 4:
+        return field[:size]
+    (offset,) = struct.unpack(ifd.order + "I", field)
+    return tiff[offset:offset + size]
+
+
+def _tiff_number(tiff: bytes, ifd: _Ifd, kind: int, count: int, field: bytes) -> float:
+    """The first value of a SHORT, LONG or RATIONAL field (0 when it is another type or cut short)."""
+    raw = _tiff_value(tiff, ifd, kind, count, field)
+    try:
+        if kind == 3:
+            return struct.unpack(ifd.order + "H", raw[:2])[0]
+        if kind == 4:
+            return struct.unpack(ifd.order + "I", raw[:4])[0]
+        if kind == 5:
+            num, den = struct.unpack(ifd.order + "II", raw[:8])
+            return num / den if den else 0.0
+    except struct.error:
+        pass
+    return 0.0

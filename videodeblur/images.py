@@ -5,20 +5,27 @@ Rules, so a user knows what comes back:
 - The network sees RGB. A greyscale input is replicated to three channels and its output is written
   back as greyscale (BT.601 luma), so the output has the input's mode.
 - An alpha channel passes through untouched to a PNG, TIFF, WebP or AVIF output; JPEG and BMP outputs
-  have no alpha, so it is dropped there (the colour is written as it is, not composited). OpenCV reads grey+alpha PNGs as
-  RGBA, so those come back as RGBA PNGs with equal colour channels.
+  have no alpha, so it is dropped there (the colour is written as it is, not composited), with a
+  warning. Grey + alpha stays grey + alpha in PNG and TIFF (OpenCV reads and writes neither: such
+  PNGs are told by their header and written here, such TIFFs read with Pillow and written here);
+  WebP and AVIF have no grey + alpha mode, so those outputs are RGBA with equal colour channels.
 - JPEG outputs are written at quality 95 without chroma subsampling (4:4:4), so colour edges survive.
 - 16-bit PNGs and TIFFs (a photo editor's exports) go through the network as 8-bit (it works on
   8-bit frames); a PNG or TIFF output is 16-bit again: the network's change is added to the 16-bit
-  source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit.
+  source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit, with
+  a warning.
 - WebP and AVIF outputs are written at quality 95, TIFF with OpenCV's lossless default.
 - A JPEG's EXIF orientation is applied on reading, so the output stands upright in any viewer. A
   JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
-  XMP and ICC colour profile, and a PNG from a PNG its colour, EXIF, text, time and pixel-size
-  chunks (``videodeblur.image_metadata``); across formats none are carried.
+  XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
+  pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
+  Pixel density (dpi) goes from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not
+  cross formats.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
   has no extension); several files or a folder give a folder holding outputs with the input names.
-  Folders are read one level deep, image files only (the extensions above, any case), in name order.
+  Folders are read one level deep, image files only (the extensions above, any case), in name order;
+  images in their sub-folders are counted and left out, with a warning.
+- An output that is an input under any name (the same path, a symbolic or a hard link) is refused.
 
 Everything is checked before the network runs (:func:`plan_images`), so a typo fails in milliseconds.
 """
@@ -26,18 +33,24 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
+import os
+import warnings
+import zlib
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import cv2
 import numpy as np
 
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.image_metadata import insert_png_chunks, insert_segments, metadata_segments, png_metadata_chunks
+from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_chunk,
+                                        png_colour_type, png_metadata_chunks, read_dpi, tiff_icc_profile,
+                                        tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile, with_tiff_tags)
 from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
 
-__all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "read_image", "write_image",
+__all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
            "plan_images", "deblur_image_file", "deblur_images"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif", ".bmp")
@@ -46,6 +59,9 @@ _DEEP_EXTENSIONS = (".png", ".tif", ".tiff")  # 16 bits per sample
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 AVIF_QUALITY = 95
+
+Warn = Callable[[str], None]
+"""Where a warning line goes (the CLI prints it); by default Python's ``warnings.warn``."""
 
 
 class FrameProcessor(Protocol):
@@ -65,7 +81,10 @@ class Image:
     alpha: np.ndarray | None = None
     jpeg_metadata: bytes = b""  # a JPEG source's EXIF/XMP/ICC segments, for a JPEG output
     png_metadata: tuple[tuple[bytes, bytes], ...] = ()  # a PNG source's colour/EXIF/text chunks, for a PNG output
-    deep: np.ndarray | None = None  # a 16-bit PNG source's samples as read (OpenCV's channel order), for a PNG output
+    deep: np.ndarray | None = None  # a 16-bit source's samples as written back (OpenCV's order; grey+alpha: H×W×2)
+    dpi: tuple[float, float] | None = None  # dots per inch, from any source that records it, for any output that can
+    tiff_icc: bytes = b""  # a TIFF source's colour profile, for a TIFF output
+    source: str = ""  # the file it was read from, named in warnings
 
     def __post_init__(self) -> None:
         if self.rgb.dtype != np.uint8 or self.rgb.ndim != 3 or self.rgb.shape[2] != 3:
@@ -86,8 +105,9 @@ class ImageJob:
     dst: Path
 
 
-def read_image(path: str | Path) -> Image:
-    """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha."""
+def read_image(path: str | Path, *, warn: Warn | None = None) -> Image:
+    """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha; what
+    cannot be read of it (the alpha of a 16-bit grey + alpha TIFF) goes to ``warn``."""
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
@@ -108,21 +128,35 @@ def read_image(path: str | Path) -> Image:
             raise UnreadableInputError(f"{path} is a video, not an image; deblur it with `videodeblur video`")
         raise UnreadableInputError(f"{path} is not a readable image (corrupt, truncated or not PNG, JPEG, TIFF, "
                                    "WebP, AVIF or BMP)")
-    image = _to_image(pixels, path)
+    raw = data.tobytes()
+    grey_alpha_tiff = tiff_samples_per_pixel(raw) == 2
+    grey_alpha = grey_alpha_tiff or png_colour_type(raw) == 4
+    if grey_alpha_tiff:  # OpenCV reads a grey + alpha TIFF as grey: its alpha would be lost
+        with_alpha = _grey_alpha_tiff_pixels(raw)
+        if with_alpha is None:
+            grey_alpha = False
+            (warn or _python_warning)(f"{path}: the alpha channel of this grey + alpha TIFF cannot be read (only "
+                                      "8-bit ones can); it is read as 8-bit grey without it")
+        else:
+            pixels = with_alpha
+    image = dataclasses.replace(_to_image(pixels, path, grey_alpha=grey_alpha), dpi=read_dpi(raw), source=str(path))
     if _is_jpeg(data):
-        return dataclasses.replace(image, jpeg_metadata=metadata_segments(data.tobytes()))
-    return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(data.tobytes())))
+        return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
+    return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(raw)), tiff_icc=tiff_icc_profile(raw))
 
 
-def write_image(path: str | Path, image: Image) -> Path:
-    """Encode by the extension (:data:`IMAGE_EXTENSIONS`) in the image's mode; alpha to PNG, TIFF and
-    WebP only, 16 bits to PNG and TIFF only."""
+def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> Path:
+    """Encode by the extension (:data:`IMAGE_EXTENSIONS`) in the image's mode; alpha to PNG, TIFF, WebP
+    and AVIF only, 16 bits to PNG and TIFF only. What the format cannot hold goes to ``warn``, one line."""
     path = Path(path)
     ext = _checked_extension(path)
     keep_alpha = image.alpha is not None and ext in _ALPHA_EXTENSIONS
+    own_encoder = image.grey and keep_alpha and ext in _DEEP_EXTENSIONS  # grey + alpha PNG/TIFF: OpenCV has none
     if image.grey:
         pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
-        if keep_alpha:  # OpenCV writes no grey+alpha PNG: RGBA with equal colour channels instead
+        if own_encoder:
+            pixels = np.dstack([pixels, image.alpha])
+        elif keep_alpha:  # WebP and AVIF have no grey + alpha: RGBA with equal colour channels
             pixels = np.dstack([pixels, pixels, pixels, image.alpha])
     else:
         pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2BGR)
@@ -137,32 +171,56 @@ def write_image(path: str | Path, image: Image) -> Path:
         ".webp": [cv2.IMWRITE_WEBP_QUALITY, WEBP_QUALITY],
         ".avif": [cv2.IMWRITE_AVIF_QUALITY, AVIF_QUALITY],
     }.get(".jpg" if ext == ".jpeg" else ext, [])
-    ok, buffer = cv2.imencode(ext, pixels, params)
-    if not ok:
-        raise OutputError(f"cannot encode {path} as {ext[1:].upper()}")
-    encoded = buffer.tobytes()
+    if own_encoder:
+        encoded = _grey_alpha_png(pixels) if ext == ".png" else _grey_alpha_tiff(pixels)
+    else:
+        ok, buffer = cv2.imencode(ext, pixels, params)
+        if not ok:
+            raise OutputError(f"cannot encode {path} as {ext[1:].upper()}")
+        encoded = buffer.tobytes()
     if ext == ".png":
         encoded = insert_png_chunks(encoded, list(image.png_metadata))
     elif ext in (".jpg", ".jpeg"):
         encoded = insert_segments(encoded, image.jpeg_metadata)
+    elif ext in (".tif", ".tiff"):
+        encoded = with_tiff_icc_profile(encoded, image.tiff_icc)
+    encoded = with_dpi(encoded, image.dpi)
     try:
         path.write_bytes(encoded)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
+    lost = (*(("alpha",) if image.alpha is not None and not keep_alpha else ()),
+            *(("depth",) if image.deep is not None and ext not in _DEEP_EXTENSIONS else ()))
+    if lost:
+        what, fate = _LOSSES[lost]
+        (warn or _python_warning)(f"{path}: {ext} cannot hold {what}{f' of {image.source}' if image.source else ''}; "
+                                  f"{fate}")
     return path
 
 
-def plan_images(inputs: Sequence[str | Path], output: str | Path | None) -> list[ImageJob]:
+def plan_images(inputs: Sequence[str | Path], output: str | Path | None, *,
+                warn: Warn | None = None) -> list[ImageJob]:
     """Check inputs and output and pair each input with its output path; creates output folders.
     No ``output``: each file beside itself as ``<name>-deblurred.<ext>``, a folder's into
-    ``<folder>-deblurred/``.
+    ``<folder>-deblurred/``. A folder's images in sub-folders are left out, and counted to ``warn``.
 
     Raises InputNotFoundError (missing input), UnreadableInputError (a folder with no images),
     OutputError (bad extension, output is a file where a folder is needed, cannot create it, two
-    inputs with one name, an output that would overwrite its input).
+    inputs with one name, an output that is an input under any name).
     """
     if not inputs:
         raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or a folder")
+    jobs = _paired(inputs, output)
+    for folder in (Path(raw) for raw in inputs):
+        left_out = _images_in_subfolders(folder, skip={job.dst.parent for job in jobs}) if folder.is_dir() else 0
+        if left_out:
+            (warn or _python_warning)(
+                f"{folder}: {left_out} image{'s' if left_out > 1 else ''} in sub-folders left out (folders are read "
+                "one level deep; give a sub-folder as an input of its own to deblur its images)")
+    return jobs
+
+
+def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[ImageJob]:
     what = "images (*.png, *.jpg, *.tif, *.webp, *.avif, *.bmp)"
     if output is None:
         jobs = [ImageJob(Path(src), dst) for src, dst in default_outputs(inputs, IMAGE_EXTENSIONS, what,
@@ -185,26 +243,35 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None) -> list
 
 def _checked_jobs(jobs: list[ImageJob]) -> list[ImageJob]:
     check_distinct_outputs([(job.src, job.dst) for job in jobs])
+    # by device and inode: a symbolic or hard link, or another spelling, is still the input
+    inputs = {key: job.src for job in jobs if (key := _file_id(job.src)) is not None}
     for job in jobs:
         _checked_extension(job.dst)
-        if job.dst.exists() and job.dst.resolve() == job.src.resolve():
-            raise OutputError(f"output {job.dst} is the input itself; choose another output path")
+        ident = _file_id(job.dst)
+        src = inputs.get(ident) if ident is not None else None
+        if src is not None:
+            linked = job.dst.resolve() != src.resolve()  # not a spelling or a symbolic link of it: a hard link
+            what = "the input itself" if src == job.src and not linked else \
+                f"the input {src}{' (a hard link to the same file)' if linked else ''}"
+            raise OutputError(f"output {job.dst} is {what}; choose another output path")
     return jobs
 
 
-def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor) -> Path:
-    """Deblur one image file into ``dst`` (its format by its extension), keeping mode and size."""
-    image = read_image(src)
+def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor, *, warn: Warn | None = None) -> Path:
+    """Deblur one image file into ``dst`` (its format by its extension), keeping mode and size; what the
+    output format cannot hold goes to ``warn``."""
+    image = read_image(src, warn=warn)
     out = engine.process(image.rgb[np.newaxis])[0]
-    return write_image(dst, image.with_rgb(np.ascontiguousarray(out)))
+    return write_image(dst, image.with_rgb(np.ascontiguousarray(out)), warn=warn)
 
 
-def deblur_images(inputs: Sequence[str | Path], output: str | Path, engine: FrameProcessor) -> list[Path]:
+def deblur_images(inputs: Sequence[str | Path], output: str | Path, engine: FrameProcessor, *,
+                  warn: Warn | None = None) -> list[Path]:
     """Deblur files and/or folders into ``output`` (a file or a folder; see the module rules).
 
     Returns the written paths in input order.
     """
-    return [deblur_image_file(job.src, job.dst, engine) for job in plan_images(inputs, output)]
+    return [deblur_image_file(job.src, job.dst, engine, warn=warn) for job in plan_images(inputs, output, warn=warn)]
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -225,19 +292,21 @@ def _quiet_opencv() -> Iterator[None]:
         logging.setLogLevel(previous)
 
 
-def _to_image(pixels: np.ndarray, path: Path) -> Image:
+def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Image:
+    """``grey_alpha``: the file is grey + alpha, which OpenCV hands back as BGRA with equal colour channels."""
     if pixels.dtype == np.uint16:
-        image = _to_image((pixels >> 8).astype(np.uint8), path)  # the network sees the high byte
-        two_channels = pixels.ndim == 3 and pixels.shape[2] == 2  # grey + alpha is written as RGBA: no 16-bit
-        return image if two_channels else dataclasses.replace(image, deep=pixels)
+        image = _to_image((pixels >> 8).astype(np.uint8), path, grey_alpha=grey_alpha)  # the network sees the high byte
+        if image.grey and image.alpha is not None:  # written back as grey + alpha: two samples per pixel
+            return dataclasses.replace(image, deep=np.dstack([pixels[..., 0], pixels[..., -1]]))
+        return dataclasses.replace(image, deep=pixels)
     if pixels.dtype != np.uint8:
         raise UnreadableInputError(f"{path} has {pixels.dtype} samples; only 8- and 16-bit images are supported")
     if pixels.ndim == 2 or pixels.shape[2] == 1:
         grey = pixels.reshape(pixels.shape[:2])
         return Image(rgb=cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey=True)
-    if pixels.shape[2] == 2:  # grey + alpha (OpenCV may hand this back for some PNGs)
-        return Image(rgb=cv2.cvtColor(pixels[..., 0], cv2.COLOR_GRAY2RGB), grey=True,
-                     alpha=np.ascontiguousarray(pixels[..., 1]))
+    if pixels.shape[2] == 2 or (grey_alpha and pixels.shape[2] == 4):  # grey + alpha
+        return Image(rgb=cv2.cvtColor(np.ascontiguousarray(pixels[..., 0]), cv2.COLOR_GRAY2RGB), grey=True,
+                     alpha=np.ascontiguousarray(pixels[..., -1]))
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
@@ -249,3 +318,80 @@ def _checked_extension(path: Path) -> str:
         raise OutputError(f"unsupported output extension {path.suffix or '(none)'!r} for {path}; "
                           f"use {', '.join(IMAGE_EXTENSIONS)}")
     return ext
+
+
+_LOSSES = {  # what an output format cannot hold: (what, what happens to it)
+    ("alpha",): ("the alpha channel", "it is left out (.png, .tiff, .webp, .avif keep it)"),
+    ("depth",): ("16 bits per sample", "it is written at 8 bits (.png and .tiff keep 16)"),
+    ("alpha", "depth"): ("the alpha channel or 16 bits per sample",
+                         "alpha is left out and 8 bits are written (.png and .tiff keep both)"),
+}
+
+
+def _python_warning(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None  # not there (yet): nothing to overwrite
+    return stat.st_dev, stat.st_ino
+
+
+def _images_in_subfolders(folder: Path, *, skip: set[Path]) -> int:
+    """Image files below ``folder``'s sub-folders (any depth; symbolic links not followed), not counting
+    those in ``skip`` (an output folder inside the input)."""
+    skipped = {ident for p in skip if (ident := _file_id(p)) is not None}
+    count = 0
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if _file_id(Path(parent) / d) not in skipped]
+        if Path(parent) != folder:
+            count += sum(Path(name).suffix.lower() in IMAGE_EXTENSIONS for name in files)
+    return count
+
+
+def _grey_alpha_tiff_pixels(data: bytes) -> np.ndarray | None:
+    """A grey + alpha TIFF's samples, H×W×2 uint8, read with Pillow (OpenCV drops the alpha); None where
+    Pillow cannot (16-bit ones)."""
+    from PIL import Image as PILImage  # torchvision's dependency; only this rare mode needs it
+
+    try:
+        with PILImage.open(io.BytesIO(data)) as pil:
+            if pil.mode == "La":  # premultiplied alpha: unpremultiplied, as the output's alpha is
+                return np.asarray(pil.convert("LA"))
+            return np.asarray(pil) if pil.mode == "LA" else None
+    except (OSError, ValueError, PILImage.DecompressionBombError):
+        return None
+
+
+def _grey_alpha_png(samples: np.ndarray) -> bytes:
+    """An H×W×2 (grey, alpha) uint8 or uint16 array as a PNG (colour type 4), rows Sub-filtered."""
+    height, width, _ = samples.shape
+    rows = samples.astype(">u2" if samples.dtype == np.uint16 else np.uint8).view(np.uint8).reshape(height, -1)
+    step = 2 * samples.dtype.itemsize  # bytes per pixel
+    filtered = rows.copy()
+    filtered[:, step:] -= rows[:, :-step]  # filter 1 (Sub): each byte less the one a pixel before, mod 256
+    lines = np.hstack([np.ones((height, 1), np.uint8), filtered])
+    header = (width.to_bytes(4, "big") + height.to_bytes(4, "big")
+              + bytes([8 * samples.dtype.itemsize, 4, 0, 0, 0]))  # depth, grey + alpha, deflate, filter 0, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(lines.tobytes(), 6))
+            + png_chunk(b"IEND", b""))
+
+
+def _grey_alpha_tiff(samples: np.ndarray) -> bytes:
+    """An H×W×2 (grey, alpha) uint8 or uint16 array as a one-strip TIFF: deflate with the horizontal
+    predictor, alpha unassociated (not premultiplied)."""
+    height, width, _ = samples.shape
+    wide = samples.dtype == np.uint16
+    diff = samples.copy()
+    diff[:, 1:] -= samples[:, :-1]  # predictor 2: each sample less its left neighbour's, wrapping
+    strip = zlib.compress(diff.astype("<u2" if wide else np.uint8).tobytes(), 6)
+    bits = 16 if wide else 8
+    empty = b"II*\x00" + (8).to_bytes(4, "little") + b"\x00" * 6  # header, a directory with no entries
+    return with_tiff_tags(empty + strip, {
+        256: (4, (width,)), 257: (4, (height,)), 258: (3, (bits, bits)), 259: (3, (8,)),  # 8: deflate
+        262: (3, (1,)), 273: (4, (len(empty),)), 277: (3, (2,)), 278: (4, (height,)),  # 1: black is zero
+        279: (4, (len(strip),)), 284: (3, (1,)), 317: (3, (2,)), 338: (3, (2,)),  # 2: unassociated alpha
+    })

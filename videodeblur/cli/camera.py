@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 from pathlib import Path
@@ -32,6 +33,19 @@ def _record_target(value: str | None) -> Path | str | None:
     return Path(value)
 
 
+class _Seconds(click.FloatRange):
+    """A positive, finite number of seconds (a FloatRange lets nan through: every comparison is False)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
+
+
+_SECONDS = _Seconds(min=0, min_open=True)
+
+
 @click.command()
 @click.option("--source", default="0", show_default=True,
               help="Camera index (0), /dev/videoN, rtsp:// or http:// URL, lavfi graph "
@@ -47,16 +61,18 @@ def _record_target(value: str | None) -> Path | str | None:
               help="Ask a webcam for this pixel format, e.g. MJPG or YUYV [default: MJPG with --size: most USB "
                    "webcams send 1080p uncompressed at about 5 fps only].")
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Show the preview window.")
-@click.option("--side-by-side", is_flag=True, help="Preview the original and the deblurred picture side by side.")
+@click.option("--side-by-side", is_flag=True,
+              help="Show the original and the deblurred picture side by side, in the preview and in a --record "
+                   "file (twice as wide, as video --side-by-side writes).")
 @click.option("--record", callback=lambda ctx, param, value: _record_target(value), default=None,
               metavar="OUT.mp4|URL",
               help="Also write the deblurred feed to this file (timestamps from capture time), or send it live to "
                    "a streaming URL: rtmp://server/app/key, srt://host:port, udp://host:port (MPEG-TS). The "
                    "source's sound comes along (a network camera's microphone, a file played --realtime).")
-@click.option("--reconnect", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+@click.option("--reconnect", type=_SECONDS, default=None, metavar="SECONDS",
               help="When the camera or stream is lost (a network camera dropping, a webcam replugged), open it "
                    "again every second for up to SECONDS, and go on: same size, same recording.")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--max-seconds", type=_SECONDS, default=None,
               help="Stop after this many seconds.")
 @json_option
 def camera(source: str, realtime: bool, model: str | None, device: str, precision: str, size: str | None,
@@ -87,6 +103,9 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     except ValueError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
         raise click.BadParameter(str(err), param_hint="--fourcc") from err
     live_source = open_source(source, capture_options)
+    for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime,
+                                 side_by_side=side_by_side and not preview and record is None):
+        click.echo(f"videodeblur: note: {note}", err=True)
     window = None
     try:
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1))
@@ -103,7 +122,8 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         raise
     try:
         stats = run_live(live_source, engine,
-                         LiveOptions(max_seconds=max_seconds, record_path=record, reconnect_s=reconnect or 0.0),
+                         LiveOptions(max_seconds=max_seconds, record_path=record, reconnect_s=reconnect or 0.0,
+                                     side_by_side=side_by_side),
                          on_frame=window.show if window is not None else None,
                          reopen=lambda: open_source(source, capture_options))
     finally:
@@ -117,6 +137,22 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))
     if stats.interrupted:
         raise KeyboardInterrupt  # after the stats: run_cli reports it and exits 130
+
+
+def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realtime: bool,
+                     side_by_side: bool) -> list[str]:
+    """Options given that this source, or this run, has no use for: said, not silently dropped."""
+    from videodeblur.video.capture import OpenCVCameraSource
+
+    notes = []
+    for name, value in (("--size", size), ("--fourcc", fourcc)):
+        if value is not None and not isinstance(source, OpenCVCameraSource):
+            notes.append(f"{name} is asked of a webcam; {source.description} is not one, so it is ignored")
+    if realtime and source.path is None:
+        notes.append(f"--realtime paces a file; {source.description} keeps its own pace, so it is ignored")
+    if side_by_side:
+        notes.append("--side-by-side shapes the preview and a --record file; with neither it changes nothing")
+    return notes
 
 
 class _Preview:

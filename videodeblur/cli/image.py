@@ -23,9 +23,11 @@ def image(inputs: tuple[Path, ...], output: Path | None, model: str | None, devi
           tile: int | None) -> None:
     """Deblur images (PNG, JPEG, TIFF, WebP, AVIF, BMP): one file to one, or several / a folder to a folder.
 
-    Colour, greyscale, size and metadata (EXIF, colour profile: JPEG to JPEG, PNG to PNG) are kept;
-    16-bit PNGs and TIFFs stay 16-bit; alpha is kept in PNG, TIFF, WebP and AVIF outputs. Prints each
-    written path.
+    Colour, greyscale (with alpha too), size, dpi and metadata (EXIF, colour profile, comments: JPEG to
+    JPEG, PNG to PNG; colour profile: TIFF to TIFF) are kept; 16-bit PNGs and TIFFs stay 16-bit; alpha
+    is kept in PNG, TIFF, WebP and AVIF outputs. What an output format cannot hold (alpha in JPEG or
+    BMP, 16 bits in JPEG, WebP, AVIF or BMP) is left out with a warning. Prints each written path.
+    A folder is read one level deep (images in its sub-folders are counted in a warning).
     An unreadable file among several is named and skipped; the others are written, and the exit code is 1.
 
     \b
@@ -36,14 +38,17 @@ def image(inputs: tuple[Path, ...], output: Path | None, model: str | None, devi
     from videodeblur.errors import UnreadableInputError
     from videodeblur.images import deblur_image_file, plan_images
 
-    jobs = plan_images(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
+    def warn(message: str) -> None:
+        click.echo(f"videodeblur: warning: {message}", err=True)
+
+    jobs = plan_images(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1, tile=tile))
     unreadable = 0
     for job in jobs:
         try:
-            click.echo(deblur_image_file(job.src, job.dst, engine))
+            click.echo(deblur_image_file(job.src, job.dst, engine, warn=warn))
         except UnreadableInputError as err:
             if len(jobs) == 1:
                 raise

@@ -62,7 +62,7 @@ def _print_progress(record: dict[str, Any]) -> None:
 @click.command("eval")
 @click.option("--pairs", required=True, type=click.Path(), help="Folder of pairs: <scene>/blur/*.png + <scene>/sharp/*.png.")
 @click.option("--model", "model", default="lprn", show_default=True, help="Shipped model name or .pt path.")
-@click.option("--limit", type=int, default=None, help="Evaluate only the first N pairs.")
+@click.option("--limit", type=int, default=None, help="Evaluate only the first N pairs (N >= 1).")
 @click.option("--per-pair", is_flag=True, help="Also list every pair.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--record", is_flag=True,
@@ -75,6 +75,11 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
 
     loaded = load_model(model)
     report = evaluate_pairs(loaded.network, Path(pairs), limit=limit)
+    if report.unpaired:  # evaluated all the same: the pairs that are there still measure the model
+        count = len(report.unpaired)
+        frames = "1 blurred frame has" if count == 1 else f"{count} blurred frames have"
+        click.echo(f"videodeblur: warning: {frames} no sharp partner under {pairs} and {'is' if count == 1 else 'are'} "
+                   f"left out (first: {report.unpaired[0]})", err=True)
     summary = report.summary(loaded.name)
     if record:
         write_metadata(loaded.path, {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)})
@@ -87,13 +92,16 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
         click.echo(f"{'pair':40s} {'psnr_in':>8s} {'psnr':>8s} {'ssim_in':>8s} {'ssim':>8s}")
         for s in report.scores:
             click.echo(f"{s.name:40s} {s.psnr_input:8.2f} {s.psnr:8.2f} {s.ssim_input:8.4f} {s.ssim:8.4f}")
-    if len(summary["scenes"]) > 1:
-        for name, scene in summary["scenes"].items():
-            click.echo(f"scene {name}: {scene['pairs']} pairs, PSNR {scene['psnr']:.2f} dB "
-                       f"(input {scene['psnr_input']:.2f}, gain {scene['gain_db']:+.2f} dB)")
-    click.echo(f"model {summary['model']}: {summary['pairs']} pairs, PSNR {summary['psnr']:.2f} dB "
-               f"(input {summary['psnr_input']:.2f}, gain {summary['gain_db']:+.2f} dB), SSIM {summary['ssim']:.4f} "
-               f"(input {summary['ssim_input']:.4f}); sharp frames pass through at {summary['psnr_sharp_through']:.2f} dB")
+    scenes = report.by_scene()
+    if len(scenes) > 1:
+        for name, scene in scenes.items():
+            m = scene.means()  # unrounded, like the pair lines: each figure is rounded once, when printed
+            click.echo(f"scene {name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
+                       f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB)")
+    m = report.means()
+    click.echo(f"model {loaded.name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
+               f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB), SSIM {m['ssim']:.4f} "
+               f"(input {m['ssim_input']:.4f}); sharp frames pass through at {m['psnr_sharp_through']:.2f} dB")
 
 
 @click.command()

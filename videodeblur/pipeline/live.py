@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from videodeblur.errors import SourceError
+from videodeblur.pipeline.runner import side_by_side
 from videodeblur.pipeline.stats import StageClock, percentiles
 from videodeblur.video.capture import CapturedFrame, LiveSource
 from videodeblur.video.feed import PacketFeed
@@ -46,7 +47,8 @@ class FrameProcessor(Protocol):
 @dataclasses.dataclass(frozen=True)
 class LiveOptions:
     """``max_seconds``: stop after this long (None: run until the source ends or the user quits).
-    ``record_path``: also write the deblurred feed there. ``stall_timeout_s``: a source that delivers
+    ``record_path``: also write the deblurred feed there (``side_by_side``: source | deblurred, twice
+    as wide). ``stall_timeout_s``: a source that delivers
     nothing for this long counts as lost (a hung camera or network read). ``reconnect_s``: a lost
     source is opened again (``run_live``'s ``reopen``), every second for up to this long, and the
     run goes on with the same size and recording (0: a lost source ends the run)."""
@@ -56,6 +58,7 @@ class LiveOptions:
     stall_timeout_s: float = 5.0
     warmup: bool = True
     reconnect_s: float = 0.0
+    side_by_side: bool = False  # record the source and its deblurred picture side by side, as video --side-by-side
 
     def __post_init__(self) -> None:
         if self.max_seconds is not None and self.max_seconds <= 0:
@@ -118,7 +121,8 @@ class LatestFrameSlot:
     """A one-frame mailbox between the capture thread and the loop (a lock and a condition).
 
     ``put`` replaces a frame nobody has taken yet and counts it as dropped; with ``wait=True`` it
-    instead blocks until the slot is empty (a file read in lockstep). ``close`` wakes everyone; a
+    instead blocks until the slot is empty (a file read in lockstep; such a frame's ``capture_time``
+    is when it is taken). ``close`` wakes everyone; a
     frame still inside can be taken, then ``take`` returns None.
     """
 
@@ -129,12 +133,14 @@ class LatestFrameSlot:
         self.captured = 0
         self.dropped = 0
         self.last_put_time = time.monotonic()
+        self._in_step = False  # the frame inside was put with wait=True
 
     def put(self, frame: CapturedFrame, *, wait: bool = False) -> bool:
         """Store ``frame``; False if the slot is closed (the frame is then not counted)."""
         with self._cond:
             if wait:
                 self._cond.wait_for(lambda: self._frame is None or self._closed)
+            self._in_step = wait
             if self._closed:
                 return False
             if self._frame is not None:
@@ -151,7 +157,11 @@ class LatestFrameSlot:
             self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
             frame, self._frame = self._frame, None
             self._cond.notify_all()
-            return frame
+        if frame is not None and self._in_step:
+            # a file read in step was not captured live: its life starts when it is taken (it was
+            # read ahead, and its wait for the previous frame's turn in the model is no latency)
+            frame = dataclasses.replace(frame, capture_time=time.monotonic())
+        return frame
 
     def close(self) -> None:
         with self._cond:
@@ -162,6 +172,11 @@ class LatestFrameSlot:
     def closed(self) -> bool:
         with self._cond:
             return self._closed
+
+    def count_dropped(self) -> None:
+        """Count a frame that was taken but never processed (the run stopped while it was in the model)."""
+        with self._cond:
+            self.dropped += 1
 
     def discard(self) -> None:
         """Count a frame left in the slot at shutdown as dropped."""
@@ -193,12 +208,14 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
     output_times: list[float] = []
     end_reason = "source ended"
     start = time.monotonic()
+    in_hand: int | None = None  # len(latencies) when the frame now in the model was taken
     try:
         if options.warmup and hasattr(engine, "warmup"):
             engine.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
         if options.record_path is not None:
-            recorder = _Recorder(options.record_path, source.width, source.height, source.fps, source_path=source.path,
-                                 audio_from=source.audio_from,
+            width = source.width * (2 if options.side_by_side else 1)
+            recorder = _Recorder(options.record_path, width, source.height, source.fps, source_path=source.path,
+                                 stream_clock=not source.drops_allowed, audio_from=source.audio_from,
                                  audio_feed=source.take_audio() if source.audio_from is None else None)
         start = time.monotonic()
         capture.start()
@@ -216,13 +233,15 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
                     end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
                     break
                 continue
+            in_hand = len(latencies)  # this frame is counted once: processed, or dropped if the run stops first
             with infer.time():
                 output = engine.process(frame.image[np.newaxis])[0]
             done = time.monotonic()
             latencies.append((done - frame.capture_time) * 1000.0)
             output_times.append(done)
             if recorder is not None:
-                recorder.write(output, frame.capture_time, stream_s=frame.stream_s, run=frame.run)
+                picture = side_by_side(frame.image, output, 0) if options.side_by_side else output
+                recorder.write(picture, frame.capture_time, stream_s=frame.stream_s, run=frame.run)
             if on_frame is not None:
                 live = LiveFrame(frame.image, output, frame.index, latencies[-1], _recent_fps(output_times))
                 if on_frame(live) is False:
@@ -238,6 +257,8 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         else:
             source.close()
         slot.discard()
+        if in_hand is not None and len(latencies) == in_hand:
+            slot.count_dropped()  # Ctrl-C while it was in the model: taken, never processed
         recorded = recorder.close() if recorder is not None else 0
         record_dropped = recorder.dropped if recorder is not None else 0
         warnings = recorder.warnings if recorder is not None else []
@@ -342,7 +363,8 @@ class _CaptureThread(threading.Thread):
 
 
 class _Recorder:
-    """Encodes processed frames on its own thread; pts are capture times relative to the first frame.
+    """Encodes processed frames on its own thread; pts are capture times relative to the first frame
+    (``stream_clock``: the frames' own times, for a file read in step with the model).
 
     A file keeps every processed frame: when the encoder falls behind, the live loop waits for it.
     A stream (a URL) must not hold the live picture back when the network does: a frame that finds
@@ -353,8 +375,8 @@ class _Recorder:
     """
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float | None, *,
-                 source_path: Path | None = None, audio_from: tuple[Path, float] | None = None,
-                 audio_feed: PacketFeed | None = None) -> None:
+                 source_path: Path | None = None, stream_clock: bool = False,
+                 audio_from: tuple[Path, float] | None = None, audio_feed: PacketFeed | None = None) -> None:
         from videodeblur.video import FrameWriter
 
         # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
@@ -374,6 +396,9 @@ class _Recorder:
                                    fragmented=True, **audio)
         self._queue: queue.Queue[tuple[np.ndarray, int, float | None, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._stream = is_url(path)
+        # a file read in step with the model keeps its own timing: its frames were not captured
+        # live, and capture times would play it back at the model's speed (30 frames in 0.39 s)
+        self._stream_clock = stream_clock
         self.dropped = 0
         self._origin: float | None = None
         self._last_pts = -1
@@ -386,8 +411,9 @@ class _Recorder:
         """Queue a processed frame: its pts from ``capture_time``; ``stream_s`` and ``run`` (its time on
         the source's clock, and which opening of the source) put a live source's sound in step."""
         self.raise_error()
-        self._origin = capture_time if self._origin is None else self._origin
-        pts = max(self._pts_origin + round((capture_time - self._origin) / RECORD_TIME_BASE),
+        at = stream_s if self._stream_clock and stream_s is not None else capture_time
+        self._origin = at if self._origin is None else self._origin
+        pts = max(self._pts_origin + round((at - self._origin) / RECORD_TIME_BASE),
                   self._last_pts + 1)  # strictly increasing
         self._last_pts = pts
         item = (image, pts, stream_s, run)

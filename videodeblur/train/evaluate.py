@@ -9,12 +9,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from videodeblur.errors import ConfigError, UnreadableInputError
 from videodeblur.train.data import find_folder_pairs, read_pair, read_rgb, read_video_scenes, uint8_to_tensor, write_rgb
 from videodeblur.train.metrics import psnr, ssim
 from videodeblur.train.synthesis import gopro_blurs, h264_roundtrip, to_uint8
 
-__all__ = ["PairScore", "EvalReport", "evaluate_pairs", "combined_summary", "write_averaged_pairs",
-           "write_compressed_pairs"]
+__all__ = ["PairScore", "EvalReport", "evaluate_pairs", "unpaired_blurred", "combined_summary",
+           "write_averaged_pairs", "write_compressed_pairs"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +30,11 @@ class PairScore:
 
 @dataclasses.dataclass(frozen=True)
 class EvalReport:
+    """Scores of the evaluated pairs; ``unpaired``: blurred frames (relative names) left out because
+    they have no sharp partner, for the caller to report."""
+
     scores: tuple[PairScore, ...]
+    unpaired: tuple[str, ...] = ()
 
     def mean(self, field: str) -> float:
         """Mean over pairs; an identical pair (infinite PSNR) counts as 100 dB so the mean stays finite JSON."""
@@ -49,24 +54,41 @@ class EvalReport:
         return {"model": model, **self._means(),
                 "scenes": {name: report._means() for name, report in self.by_scene().items()}}
 
-    def _means(self) -> dict[str, Any]:
+    def means(self) -> dict[str, Any]:
+        """The summary's figures unrounded, for text that rounds once (as a pair's own line does)."""
         return {
             "pairs": len(self.scores),
-            "psnr": round(self.mean("psnr"), 3), "ssim": round(self.mean("ssim"), 4),
-            "psnr_input": round(self.mean("psnr_input"), 3), "ssim_input": round(self.mean("ssim_input"), 4),
-            "gain_db": round(self.mean("psnr") - self.mean("psnr_input"), 3),
-            "psnr_sharp_through": round(self.mean("psnr_sharp_through"), 3),
+            **{f: self.mean(f) for f in ("psnr", "ssim", "psnr_input", "ssim_input", "psnr_sharp_through")},
+            "gain_db": self.mean("psnr") - self.mean("psnr_input"),
+        }
+
+    def _means(self) -> dict[str, Any]:
+        means = self.means()
+        return {
+            "pairs": means["pairs"],
+            "psnr": round(means["psnr"], 3), "ssim": round(means["ssim"], 4),
+            "psnr_input": round(means["psnr_input"], 3), "ssim_input": round(means["ssim_input"], 4),
+            "gain_db": round(means["gain_db"], 3),
+            "psnr_sharp_through": round(means["psnr_sharp_through"], 3),
         }
 
 
 @torch.inference_mode()
 def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.device | str = "cpu",
                    limit: int | None = None) -> EvalReport:
-    """Run ``network`` (fp32) on every pair under ``root`` (GoPro layout) and on every sharp frame."""
+    """Run ``network`` (fp32) on every pair under ``root`` (GoPro layout), or the first ``limit``
+    (>= 1), and on every sharp frame; blurred frames without a sharp partner are listed in the report."""
+    root = Path(root)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"limit must be a whole number of pairs >= 1, got {limit!r}")
+    if root.exists() and not root.is_dir():
+        raise UnreadableInputError(f"pairs {root} is a file, not a folder: give the folder that holds "
+                                   "<scene>/blur/*.png and <scene>/sharp/*.png")
+    pairs = find_folder_pairs(root)[:limit]
     was_training = network.training
     network.eval()
     scores = []
-    for blur_path, sharp_path in find_folder_pairs(root)[:limit]:
+    for blur_path, sharp_path in pairs:
         blurred_rgb, sharp_rgb = read_pair(blur_path, sharp_path)
         blurred = uint8_to_tensor(blurred_rgb).unsqueeze(0).to(device)
         sharp = uint8_to_tensor(sharp_rgb).unsqueeze(0).to(device)
@@ -79,7 +101,15 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
             psnr_sharp_through=float(psnr(through, sharp)),
         ))
     network.train(was_training)
-    return EvalReport(tuple(scores))
+    return EvalReport(tuple(scores), unpaired=tuple(str(p.relative_to(root)) for p in unpaired_blurred(root)))
+
+
+def unpaired_blurred(root: str | Path) -> list[Path]:
+    """Blurred frames under ``root`` (``<scene>/blur/*.png``) with no sharp frame of the same name
+    beside them: :func:`find_folder_pairs` leaves them out, and a user should hear about it."""
+    return [blur_path for blur_dir in sorted(p for p in Path(root).rglob("blur") if p.is_dir())
+            for blur_path in sorted(blur_dir.glob("*.png"))
+            if not (blur_dir.parent / "sharp" / blur_path.name).is_file()]
 
 
 def combined_summary(summaries: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:

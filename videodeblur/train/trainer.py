@@ -25,11 +25,12 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
-from videodeblur.errors import InputNotFoundError, WeightsError
+from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import read_metadata, save_weights
-from videodeblur.train.data import FolderPairs, StepSampler, SynthesisedPairs, read_images, read_video_scenes
+from videodeblur.train.data import (OBJECT_MAX_SHIFT, FolderPairs, StepSampler, SynthesisMix, SynthesisedPairs,
+                                    read_images, read_video_scenes)
 from videodeblur.train.evaluate import combined_summary, evaluate_pairs
 from videodeblur.train.losses import deblur_loss
 from videodeblur.train.recipe import DataSpec, TrainRecipe
@@ -85,6 +86,9 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     step, seconds_before = 0, 0.0
     if resume is not None:
         step, seconds_before = _load_checkpoint(Path(resume), model, optimiser, scheduler, scaler, ema)
+        if step >= recipe.steps:  # no step would run: the saved weights and their final_loss must stay
+            raise ConfigError(f"{resume} is already at step {step} of {recipe.steps}: nothing to train; to go "
+                              f"further, raise the total with --steps (e.g. --steps {step + recipe.steps})")
     kept = ema.module if ema is not None else model  # the weights that are validated, evaluated and saved
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
@@ -169,11 +173,36 @@ def build_dataset(spec: DataSpec, *, seed: int = 0) -> Dataset:
                   for s in read_video_scenes(v.path, v.cuts, exclude=v.exclude, max_frames=v.max_frames,
                                              step=v.step)]
         images = read_images(spec.images, exclude=spec.exclude_images)
+        _check_crop(spec.mix, [image.shape[:2] for image in images] + [s.frames.shape[1:3] for s in scenes])
         parts.append(SynthesisedPairs(scenes, images, spec.mix, seed=seed, cache_dir=spec.cache_dir))
     for root in spec.pairs:
         real = FolderPairs(root, crop=spec.mix.crop, seed=seed)
         parts.append(_Repeated(real, 1 << 30))
     return parts[0] if len(parts) == 1 else _Interleaved(parts)
+
+
+def _check_crop(mix: SynthesisMix, sizes: list[tuple[int, int]]) -> None:
+    """Fail before training, naming ``data.mix.crop``, when the smallest image or video frame (``sizes``:
+    height, width) cannot hold the area a pair is cut from: the crop, plus a margin for the blur in
+    shaken and moving-camera pairs (as SynthesisedPairs._shaken and _warped cut them). Otherwise a
+    random step fails later with a size the user never set."""
+    if not sizes:
+        return
+    needs = [(0, "")]
+    if mix.p_average + mix.p_warp + mix.p_sharp < 1 - 1e-9:  # the rest is camera shake
+        kernel = max(mix.kernel_sizes)
+        needs.append((kernel // 2, f"camera-shake kernels up to {kernel} px"))
+    if mix.p_warp > 0:
+        reach = (max(mix.exposures) // 2) / mix.upsample
+        needs.append((math.ceil(reach * max(mix.warp_max_shift, OBJECT_MAX_SHIFT)) + 8, "moving-camera pairs"))
+    margin, why = max(needs)
+    height, width = min(sizes, key=min)
+    side = mix.crop + 2 * margin
+    if min(height, width) < side:
+        reason = f" (the crop plus {margin} px each side for {why})" if margin else ""
+        raise UnreadableInputError(
+            f"data.mix.crop {mix.crop} needs training images and video frames of at least {side}x{side} px"
+            f"{reason}, but the smallest is {width}x{height}: lower data.mix.crop or use larger images")
 
 
 class _Repeated(Dataset):

@@ -96,8 +96,8 @@ class LiveSource:
     drops_allowed: bool
     path: Path | None = None  # the file read, when the source is one (a recording may not overwrite it)
     live: bool = False  # a camera or network stream: it should never end, so its end is a loss
-    # a file played at its own pace: its path and its first frame's time (seconds), so a recording
-    # can carry its sound in step with the frames
+    # a file (played at its own pace, or read in step with the model): its path and its first
+    # frame's time (seconds), so a recording can carry its sound in step with the frames
     audio_from: tuple[Path, float] | None = None
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
@@ -252,7 +252,7 @@ class PyAVSource(LiveSource):
         self.width, self.height = self._first.width, self._first.height
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
-        if pace and not network and fmt is None and self._container.streams.audio:
+        if not network and fmt is None and self._container.streams.audio:
             self.audio_from = (Path(target), _frame_seconds(self._first, 0, self.fps))
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:

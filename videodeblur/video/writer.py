@@ -62,6 +62,8 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
         raise OutputError(f"output {path} is the input file; choose another output path")
     if path.is_dir():
         raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputError(f"{path.parent} is a file, not a folder: choose another path for {path.name}")
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist; create it or choose another path")
     existed = path.exists()
@@ -500,6 +502,10 @@ class FrameWriter:
         if self._fragmented:
             # A fragmented file has no edit list to hide B-frames' reorder delay: its first frame
             # would start one or two frames late. Without B-frames every timestamp is exact.
+            ctx.max_b_frames = 0
+        if self._container.format.name == "avi":
+            # AVI stores frames in decode order with no presentation times: B-frames came back with
+            # their timestamps scrambled (24, 96, 72, 120, 48...)
             ctx.max_b_frames = 0
         if self.encoder_name == SOFTWARE_ENCODER:
             ctx.thread_type = "SLICE" if self._live else "FRAME"  # frame threads hold frames back: latency
