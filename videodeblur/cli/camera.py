@@ -66,9 +66,10 @@ _SECONDS = _Seconds(min=0, min_open=True)
                    "file (twice as wide, as video --side-by-side writes).")
 @click.option("--record", callback=lambda ctx, param, value: _record_target(value), default=None,
               metavar="OUT.mp4|URL",
-              help="Also write the deblurred feed to this file (timestamps from capture time), or send it live to "
-                   "a streaming URL: rtmp://server/app/key, srt://host:port, udp://host:port (MPEG-TS). The "
-                   "source's sound comes along (a network camera's microphone, a file played --realtime).")
+              help="Also write the deblurred feed to this file (timestamps from capture time; a file read without "
+                   "--realtime keeps its own), or send it live to a streaming URL: rtmp://server/app/key, "
+                   "srt://host:port, udp://host:port (MPEG-TS). The source's sound comes along (a network "
+                   "camera's microphone, a file).")
 @click.option("--reconnect", type=_SECONDS, default=None, metavar="SECONDS",
               help="When the camera or stream is lost (a network camera dropping, a webcam replugged), open it "
                    "again every second for up to SECONDS, and go on: same size, same recording.")
