@@ -1,6 +1,7 @@
 """Still images: modes, sizes, folder mode and the checks done before the network runs."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import zlib
@@ -9,10 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from PIL import Image as PILImage  # an encoder and reader other than the ones under test (torchvision's dependency)
+from PIL import Image as PILImage  # dpi, comment and ICC written and read by another library (torchvision's dependency)
 
 from conftest import clip_frame, psnr
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.image_metadata import tiff_samples_per_pixel
 from videodeblur.images import Image, deblur_image_file, deblur_images, plan_images, read_image, write_image
 
 
@@ -348,19 +350,43 @@ def _grey_alpha(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
     return grey, alpha
 
 
+def _grey_alpha_image(width: int, height: int, bits: int = 8) -> Image:
+    """A grey + alpha image; at 16 bits its samples have low bytes of their own (the high bytes are the 8-bit ones)."""
+    grey, alpha = _grey_alpha(width, height)
+    deep = np.dstack([grey, alpha]).astype(np.uint16) * 256 + np.array([77, 5], np.uint16) if bits == 16 else None
+    return Image(rgb=cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey=True, alpha=alpha, deep=deep)
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_grey_alpha_is_written_and_read_back_sample_for_sample(tmp_path, ext, bits):
+    """FFmpeg's PNG and TIFF codecs write and read grey + alpha (OpenCV writes neither, and drops a TIFF's
+    alpha): every sample comes back, 16-bit ones too. The odd width pads the frame's rows."""
+    image = _grey_alpha_image(37, 21, bits)
+    path = write_image(tmp_path / f"ga{ext}", image, warn=pytest.fail)
+    back = read_image(path)
+    assert back.grey and np.array_equal(back.rgb, image.rgb) and np.array_equal(back.alpha, image.alpha)
+    assert back.deep is None if bits == 8 else back.deep.dtype == np.uint16 and np.array_equal(back.deep, image.deep)
+    samples = image.deep if bits == 16 else np.dstack([image.rgb[..., 0], image.alpha])
+    by_opencv = bgr_of(path)  # another decoder: libpng's BGRA with equal colour channels; libtiff's 8-bit grey
+    if ext == ".png":
+        assert path.read_bytes()[24:26] == bytes([bits, 4])  # IHDR: bit depth, colour type 4 (grey + alpha)
+        assert np.array_equal(by_opencv[..., 0], samples[..., 0]) and np.array_equal(by_opencv[..., 3], samples[..., 1])
+    else:
+        assert tiff_samples_per_pixel(path.read_bytes()) == 2 and np.array_equal(by_opencv, image.rgb[..., 0])
+
+
 @pytest.mark.parametrize("ext", [".png", ".tif"])
 def test_grey_alpha_in_grey_alpha_out(engine, tmp_path, ext):
-    """PIL mode LA (a PNG or TIFF) comes back LA: grey stays grey, alpha byte for byte."""
-    grey, alpha = _grey_alpha(40, 30)
-    src = tmp_path / f"la{ext}"
-    PILImage.merge("LA", (PILImage.fromarray(grey), PILImage.fromarray(alpha))).save(src)
+    """A grey + alpha PNG or TIFF comes back grey + alpha: grey stays grey, alpha byte for byte."""
+    source = _grey_alpha_image(40, 30)
+    src = write_image(tmp_path / f"la{ext}", source)
     dst = deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail)
-    with PILImage.open(dst) as out:
-        assert out.mode == "LA" and out.size == (40, 30)
-        samples = np.asarray(out)
-    want = cv2.cvtColor(expected(engine, cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)), cv2.COLOR_RGB2GRAY)
-    assert np.array_equal(samples[..., 0], want)  # lossless: exactly the network's grey
-    assert np.array_equal(samples[..., 1], alpha)
+    out = read_image(dst)
+    assert out.grey and out.rgb.shape == (30, 40, 3)
+    want = cv2.cvtColor(expected(engine, source.rgb), cv2.COLOR_RGB2GRAY)
+    assert np.array_equal(out.rgb[..., 0], want)  # lossless: exactly the network's grey
+    assert np.array_equal(out.alpha, source.alpha)
 
 
 def test_a_sixteen_bit_grey_alpha_png_comes_out_sixteen_bit_grey_alpha(engine, tmp_path):
@@ -379,19 +405,31 @@ def test_a_sixteen_bit_grey_alpha_png_comes_out_sixteen_bit_grey_alpha(engine, t
     assert (out[..., 0] != deep[..., 0]).any()  # and the network's change added
 
 
-def test_a_sixteen_bit_grey_alpha_tiff_is_written_and_its_unreadable_alpha_is_said(tmp_path):
-    """Pillow reads 8-bit grey + alpha TIFFs only; a 16-bit one is read as OpenCV reads it (8-bit grey),
-    and the lost alpha is named rather than dropped without a word."""
-    grey, alpha = _grey_alpha(20, 12)
-    deep = np.dstack([grey.astype(np.uint16) * 257 + 7, alpha.astype(np.uint16) * 257])
-    image = Image(rgb=cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), grey=True, alpha=alpha, deep=deep)
-    path = write_image(tmp_path / "la16.tif", image, warn=pytest.fail)
-    assert np.array_equal(bgr_of(path), grey)  # a valid TIFF: OpenCV decodes its grey (high bytes)
-    said: list[str] = []
-    back = read_image(path, warn=said.append)
-    assert back.grey and back.alpha is None and np.array_equal(back.rgb[..., 0], grey)
-    assert said == [f"{path}: the alpha channel of this grey + alpha TIFF cannot be read (only 8-bit ones can); "
-                    "it is read as 8-bit grey without it"]
+def test_a_sixteen_bit_grey_alpha_tiff_comes_out_sixteen_bit_grey_alpha(engine, tmp_path):
+    source = _grey_alpha_image(36, 20, bits=16)
+    src = write_image(tmp_path / "la16.tif", source)
+    out = read_image(deblur_image_file(src, tmp_path / "out.tif", engine, warn=pytest.fail)).deep
+    assert out.dtype == np.uint16 and np.array_equal(out[..., 1], source.deep[..., 1])
+    assert np.all((out[..., 0].astype(np.int64) - source.deep[..., 0]) % 257 == 0)  # the source's low bits kept
+    assert (out[..., 0] != source.deep[..., 0]).any()  # and the network's change added
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_grey_alpha_outputs_keep_their_metadata(tmp_path, ext):
+    """A PNG's chunks, a TIFF's ICC profile and the dpi reach a grey + alpha output as any other; FFmpeg's
+    PNG encoder writes a pixel-size chunk of its own, which then holds the dpi (one pHYs, not two)."""
+    text = _png_chunk(b"tEXt", b"Title\x00grey and alpha")
+    phys = _png_chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1))  # 300 dpi
+    icc = b"\x00\x00\x01\x00not a real ICC profile, carried byte for byte" * 3
+    image = dataclasses.replace(_grey_alpha_image(24, 16), png_metadata=((b"tEXt", text), (b"pHYs", phys)),
+                                tiff_icc=icc, dpi=(300.0, 300.0))
+    path = write_image(tmp_path / f"ga{ext}", image, warn=pytest.fail)
+    back = read_image(path)
+    assert back.dpi == pytest.approx((300, 300), abs=0.01) and np.array_equal(back.alpha, image.alpha)
+    if ext == ".png":
+        assert sorted(back.png_metadata) == [(b"pHYs", phys), (b"tEXt", text)]
+    else:
+        assert back.tiff_icc == icc
 
 
 def _with_dpi_and_comment(src: Path, dpi: int, **extra) -> None:
@@ -451,7 +489,7 @@ def test_what_the_output_format_cannot_hold_is_said_in_one_line(engine, make_ima
     if mode == "rgba":
         make_image(src, width=24, height=16, mode="rgba")
     elif mode == "la":
-        PILImage.merge("LA", [PILImage.fromarray(a) for a in _grey_alpha(24, 16)]).save(src)
+        write_image(src, _grey_alpha_image(24, 16))
     else:
         deep = clip_frame(0, 24, 16).astype(np.uint16) * 257
         cv2.imwrite(str(src), np.dstack([deep, np.full((16, 24), 9000, np.uint16)]) if mode == "deep_rgba" else deep)

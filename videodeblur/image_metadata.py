@@ -17,9 +17,8 @@ import struct
 import zlib
 from fractions import Fraction
 
-__all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_chunk",
-           "png_colour_type", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile",
-           "with_tiff_icc_profile", "with_tiff_tags"]
+__all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
+           "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile"]
 
 _SOI = b"\xff\xd8"
 _KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"),
@@ -92,7 +91,7 @@ def png_metadata_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
     return [(kind, chunk) for kind, chunk in _png_chunks(png) if kind in _PNG_KEPT]
 
 
-def png_chunk(kind: bytes, data: bytes) -> bytes:
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk: length, type, data, CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -180,13 +179,13 @@ def with_dpi(data: bytes, dpi: tuple[float, float] | None) -> bytes:
         return data[:13] + struct.pack(">BHH", 1, x, y) + data[18:]
     per_metre = tuple(max(1, round(d / _METRES_PER_INCH)) for d in dpi)
     if data.startswith(_PNG_SIGNATURE):
-        return insert_png_chunks(data, [(b"pHYs", png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
+        return insert_png_chunks(data, [(b"pHYs", _png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
     if data.startswith(b"BM") and len(data) >= 46 and struct.unpack("<I", data[14:18])[0] >= 40:
         return data[:38] + struct.pack("<ii", *per_metre) + data[46:]
     if _tiff_ifd0(data) is not None:
         x, y = (Fraction(round(d * 1000), 1000) for d in dpi)
-        return with_tiff_tags(data, {282: (5, (x.numerator, x.denominator)), 283: (5, (y.numerator, y.denominator)),
-                                     296: (3, (2,))})
+        return _with_tiff_tags(data, {282: (5, (x.numerator, x.denominator)),
+                                      283: (5, (y.numerator, y.denominator)), 296: (3, (2,))})
     return data
 
 
@@ -215,10 +214,10 @@ def tiff_icc_profile(tiff: bytes) -> bytes:
 
 def with_tiff_icc_profile(tiff: bytes, icc: bytes) -> bytes:
     """``tiff`` carrying the ICC colour profile ``icc`` (as it is when ``icc`` is empty)."""
-    return with_tiff_tags(tiff, {_TIFF_ICC: (7, icc)}) if icc else tiff
+    return _with_tiff_tags(tiff, {_TIFF_ICC: (7, icc)}) if icc else tiff
 
 
-def with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | bytes]]) -> bytes:
+def _with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | bytes]]) -> bytes:
     """``tiff`` with ``tags`` (tag: (TIFF type, values); bytes for type 7, UNDEFINED) added to or replacing
     those of its first image. The new directory and values are appended and the header pointed at them,
     so every offset already in the file stays valid; the old directory is left unreferenced."""

@@ -6,8 +6,8 @@ Rules, so a user knows what comes back:
   back as greyscale (BT.601 luma), so the output has the input's mode.
 - An alpha channel passes through untouched to a PNG, TIFF, WebP or AVIF output; JPEG and BMP outputs
   have no alpha, so it is dropped there (the colour is written as it is, not composited), with a
-  warning. Grey + alpha stays grey + alpha in PNG and TIFF (OpenCV reads and writes neither: such
-  PNGs are told by their header and written here, such TIFFs read with Pillow and written here);
+  warning. Grey + alpha stays grey + alpha in PNG and TIFF (OpenCV writes neither and reads no such
+  TIFF: FFmpeg's PNG and TIFF codecs, through PyAV, do that; such PNGs are told by their header);
   WebP and AVIF have no grey + alpha mode, so those outputs are RGBA with equal colour channels.
 - JPEG outputs are written at quality 95 without chroma subsampling (4:4:4), so colour edges survive.
 - 16-bit PNGs and TIFFs (a photo editor's exports) go through the network as 8-bit (it works on
@@ -33,21 +33,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import os
 import warnings
-import zlib
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, Sequence
 
+import av
 import cv2
 import numpy as np
 
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_chunk,
-                                        png_colour_type, png_metadata_chunks, read_dpi, tiff_icc_profile,
-                                        tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile, with_tiff_tags)
+from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
+                                        png_metadata_chunks, read_dpi, tiff_icc_profile, tiff_samples_per_pixel,
+                                        with_dpi, with_tiff_icc_profile)
 from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
@@ -105,9 +105,8 @@ class ImageJob:
     dst: Path
 
 
-def read_image(path: str | Path, *, warn: Warn | None = None) -> Image:
-    """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha; what
-    cannot be read of it (the alpha of a 16-bit grey + alpha TIFF) goes to ``warn``."""
+def read_image(path: str | Path) -> Image:
+    """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha."""
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
@@ -131,14 +130,13 @@ def read_image(path: str | Path, *, warn: Warn | None = None) -> Image:
     raw = data.tobytes()
     grey_alpha_tiff = tiff_samples_per_pixel(raw) == 2
     grey_alpha = grey_alpha_tiff or png_colour_type(raw) == 4
-    if grey_alpha_tiff:  # OpenCV reads a grey + alpha TIFF as grey: its alpha would be lost
-        with_alpha = _grey_alpha_tiff_pixels(raw)
-        if with_alpha is None:
-            grey_alpha = False
-            (warn or _python_warning)(f"{path}: the alpha channel of this grey + alpha TIFF cannot be read (only "
-                                      "8-bit ones can); it is read as 8-bit grey without it")
-        else:
-            pixels = with_alpha
+    if grey_alpha_tiff:  # OpenCV reads a grey + alpha TIFF as 8-bit grey: its alpha would be lost
+        try:
+            (frame,) = av.CodecContext.create("tiff", "r").decode(av.Packet(raw))
+            samples = _samples(frame)
+            pixels = samples.astype(samples.dtype.newbyteorder("=")).reshape(frame.height, frame.width, 2)
+        except (av.FFmpegError, ValueError) as err:
+            raise UnreadableInputError(f"{path} is a grey + alpha TIFF that FFmpeg cannot decode: {err}") from err
     image = dataclasses.replace(_to_image(pixels, path, grey_alpha=grey_alpha), dpi=read_dpi(raw), source=str(path))
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
@@ -151,7 +149,7 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
     path = Path(path)
     ext = _checked_extension(path)
     keep_alpha = image.alpha is not None and ext in _ALPHA_EXTENSIONS
-    own_encoder = image.grey and keep_alpha and ext in _DEEP_EXTENSIONS  # grey + alpha PNG/TIFF: OpenCV has none
+    own_encoder = image.grey and keep_alpha and ext in _DEEP_EXTENSIONS  # grey + alpha PNG/TIFF: FFmpeg's
     if image.grey:
         pixels = cv2.cvtColor(image.rgb, cv2.COLOR_RGB2GRAY)
         if own_encoder:
@@ -172,7 +170,7 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         ".avif": [cv2.IMWRITE_AVIF_QUALITY, AVIF_QUALITY],
     }.get(".jpg" if ext == ".jpeg" else ext, [])
     if own_encoder:
-        encoded = _grey_alpha_png(pixels) if ext == ".png" else _grey_alpha_tiff(pixels)
+        encoded = _grey_alpha_encoded(pixels, "png" if ext == ".png" else "tiff", image.dpi)
     else:
         ok, buffer = cv2.imencode(ext, pixels, params)
         if not ok:
@@ -260,7 +258,7 @@ def _checked_jobs(jobs: list[ImageJob]) -> list[ImageJob]:
 def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor, *, warn: Warn | None = None) -> Path:
     """Deblur one image file into ``dst`` (its format by its extension), keeping mode and size; what the
     output format cannot hold goes to ``warn``."""
-    image = read_image(src, warn=warn)
+    image = read_image(src)
     out = engine.process(image.rgb[np.newaxis])[0]
     return write_image(dst, image.with_rgb(np.ascontiguousarray(out)), warn=warn)
 
@@ -352,46 +350,26 @@ def _images_in_subfolders(folder: Path, *, skip: set[Path]) -> int:
     return count
 
 
-def _grey_alpha_tiff_pixels(data: bytes) -> np.ndarray | None:
-    """A grey + alpha TIFF's samples, H×W×2 uint8, read with Pillow (OpenCV drops the alpha); None where
-    Pillow cannot (16-bit ones)."""
-    from PIL import Image as PILImage  # torchvision's dependency; only this rare mode needs it
-
-    try:
-        with PILImage.open(io.BytesIO(data)) as pil:
-            if pil.mode == "La":  # premultiplied alpha: unpremultiplied, as the output's alpha is
-                return np.asarray(pil.convert("LA"))
-            return np.asarray(pil) if pil.mode == "LA" else None
-    except (OSError, ValueError, PILImage.DecompressionBombError):
-        return None
+def _samples(frame: av.VideoFrame) -> np.ndarray:
+    """A grey + alpha frame's samples (ya8, ya16le or ya16be) as a writable H×2W view of its plane, rows
+    without their padding (PyAV's ndarray conversions do not take these formats)."""
+    plane, bits = frame.planes[0], frame.format.bits_per_pixel
+    dtype = np.uint8 if bits == 16 else np.dtype(">u2" if frame.format.is_big_endian else "<u2")
+    rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)[:, :frame.width * bits // 8]
+    return rows.view(dtype)
 
 
-def _grey_alpha_png(samples: np.ndarray) -> bytes:
-    """An H×W×2 (grey, alpha) uint8 or uint16 array as a PNG (colour type 4), rows Sub-filtered."""
+def _grey_alpha_encoded(samples: np.ndarray, codec: str, dpi: tuple[float, float] | None) -> bytes:
+    """An H×W×2 (grey, alpha) uint8 or uint16 array as a PNG or TIFF file (``codec``, FFmpeg's encoder), alpha
+    unassociated; a PNG records ``dpi`` (horizontal), a TIFF is LZW-compressed, as OpenCV's are."""
     height, width, _ = samples.shape
-    rows = samples.astype(">u2" if samples.dtype == np.uint16 else np.uint8).view(np.uint8).reshape(height, -1)
-    step = 2 * samples.dtype.itemsize  # bytes per pixel
-    filtered = rows.copy()
-    filtered[:, step:] -= rows[:, :-step]  # filter 1 (Sub): each byte less the one a pixel before, mod 256
-    lines = np.hstack([np.ones((height, 1), np.uint8), filtered])
-    header = (width.to_bytes(4, "big") + height.to_bytes(4, "big")
-              + bytes([8 * samples.dtype.itemsize, 4, 0, 0, 0]))  # depth, grey + alpha, deflate, filter 0, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", zlib.compress(lines.tobytes(), 6))
-            + png_chunk(b"IEND", b""))
-
-
-def _grey_alpha_tiff(samples: np.ndarray) -> bytes:
-    """An H×W×2 (grey, alpha) uint8 or uint16 array as a one-strip TIFF: deflate with the horizontal
-    predictor, alpha unassociated (not premultiplied)."""
-    height, width, _ = samples.shape
-    wide = samples.dtype == np.uint16
-    diff = samples.copy()
-    diff[:, 1:] -= samples[:, :-1]  # predictor 2: each sample less its left neighbour's, wrapping
-    strip = zlib.compress(diff.astype("<u2" if wide else np.uint8).tobytes(), 6)
-    bits = 16 if wide else 8
-    empty = b"II*\x00" + (8).to_bytes(4, "little") + b"\x00" * 6  # header, a directory with no entries
-    return with_tiff_tags(empty + strip, {
-        256: (4, (width,)), 257: (4, (height,)), 258: (3, (bits, bits)), 259: (3, (8,)),  # 8: deflate
-        262: (3, (1,)), 273: (4, (len(empty),)), 277: (3, (2,)), 278: (4, (height,)),  # 1: black is zero
-        279: (4, (len(strip),)), 284: (3, (1,)), 317: (3, (2,)), 338: (3, (2,)),  # 2: unassociated alpha
-    })
+    pix_fmt = "ya8" if samples.dtype == np.uint8 else "ya16be" if codec == "png" else "ya16le"
+    frame = av.VideoFrame(width, height, pix_fmt)
+    _samples(frame)[:] = samples.reshape(height, -1)
+    ctx = av.CodecContext.create(codec, "w")
+    ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = width, height, pix_fmt, Fraction(1, 1)
+    if codec == "tiff":
+        ctx.options = {"compression_algo": "lzw"}
+    elif dpi and min(dpi) > 0:  # FFmpeg's PNG always has a pHYs chunk (with_dpi adds none): the dpi goes in it
+        ctx.options = {"dpm": str(max(1, round(dpi[0] / 0.0254)))}  # dots per metre
+    return b"".join(bytes(packet) for packet in (*ctx.encode(frame), *ctx.encode(None)))
