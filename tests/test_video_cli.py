@@ -48,6 +48,9 @@ def test_other_encoders_are_quiet_and_an_ignored_crf_is_said(make_clip, tmp_path
     x265 = run_subprocess("video", src, "-o", tmp_path / "h.mkv", *CPU, "--encoder", "libx265", "--crf", "30", "--json")
     assert x265.exit_code == 0, x265.stderr
     assert json.loads(x265.stdout)["warnings"] == [] and "x265 [info]" not in x265.stderr
+    ten = make_clip("ten.mkv", width=64, height=48, frames=3, codec="libx265", pix_fmt="yuv420p10le")
+    auto = run_subprocess("video", ten, "-o", tmp_path / "ten-out.mkv", *CPU)  # auto asks the muxer about x265 first
+    assert auto.exit_code == 0 and "x265 [" not in auto.stderr and "encoded 0 frames" not in auto.stderr, auto.stderr
     mpeg4 = run_subprocess("video", src, "-o", tmp_path / "m.mp4", *CPU, "--encoder", "mpeg4", "--crf", "30", "--json")
     assert mpeg4.exit_code == 0, mpeg4.stderr
     (warning,) = json.loads(mpeg4.stdout)["warnings"]
@@ -538,6 +541,14 @@ def _read_until(proc: subprocess.Popen, pattern: re.Pattern, timeout_s: float) -
 def _text(path: Path) -> Path:
     path.write_text("not a video\n" * 100)
     return path
+
+
+@pytest.mark.parametrize("option, value", [("--start", "1:99"), ("--start", "nan"), ("--duration", "nan"),
+                                           ("--duration", "inf"), ("--start", "1:-5"), ("--start", "1:2:3:4")])
+def test_a_time_that_is_not_one_is_a_usage_error(run_cli, option: str, value: str) -> None:
+    """1:99 is a typo, not 159 s; nan was ignored (--start) or an internal error (--duration)."""
+    out = run_cli("video", "in.mp4", option, value)
+    assert out.exit_code == 2 and "is not a time" in out.stderr, out.stderr
 
 
 def test_progress_line() -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -20,11 +21,13 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None:
         return None
     try:
-        parts = value.strip().split(":")
+        parts = [float(part) for part in value.strip().split(":")]
         seconds = 0.0
         for part in parts:
-            seconds = seconds * 60 + float(part)
-        if len(parts) > 3 or seconds < 0:
+            seconds = seconds * 60 + part
+        # minutes and seconds after a colon stay under 60 (1:99 is a typo, not 159 s); nan and inf are no times
+        if (len(parts) > 3 or seconds < 0 or not math.isfinite(seconds) or min(parts) < 0
+                or any(part >= 60 for part in parts[1:])):
             raise ValueError(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a time: give seconds (90, 12.5) or [HH:]MM:SS[.ms] (1:30)") from None

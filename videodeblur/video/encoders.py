@@ -44,6 +44,9 @@ def _takes(container: str, encoder: str) -> bool:
     try:
         stream = probe.add_stream(encoder)
         stream.width, stream.height = 64, 64
+        private = {option.name for option in stream.codec_context.supported_options.private}
+        # x265 and SVT-AV1 print a screen of info lines at every open: the probe's would reach the user
+        stream.codec_context.options = encoder_options(encoder, private, crf=23, preset="ultrafast")
         formats = stream.codec_context.codec.video_formats or ()
         stream.pix_fmt = "yuv420p" if not formats or "yuv420p" in {f.name for f in formats} else formats[0].name
         probe.start_encoding()
