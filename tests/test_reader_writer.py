@@ -344,6 +344,22 @@ def test_avi_output_has_its_frames_in_order(make_clip, tmp_path: Path) -> None:
     assert len(pts) == 12 and pts == sorted(pts)
 
 
+@pytest.mark.parametrize("suffix", [".avi", ".y4m"])
+def test_one_rate_containers_take_frames_at_their_rate_even_from_variable_timing(suffix: str, tmp_path: Path) -> None:
+    """AVI and YUV4MPEG hold frames at one rate: an AVI given the source's fine time base claimed 600
+    fps, and variable-rate frames closer than 1 / rate made both muxers refuse the frame."""
+    times_ms = [0, 17, 50, 100, 200, 217, 250, 300]  # some closer than 40 ms, some further apart
+    out = tmp_path / f"out{suffix}"
+    with FrameWriter(out, width=64, height=48, time_base=Fraction(1, 1000), fps=Fraction(25)) as writer:
+        for i, t in enumerate(times_ms):
+            writer.write(np.full((48, 64, 3), 20 * i, np.uint8), pts=t)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert stream.average_rate == 25
+        slots = [round(f.pts * f.time_base * 25) for f in container.decode(stream)]
+    assert len(slots) == len(times_ms) and all(b > a for a, b in zip(slots, slots[1:]))
+
+
 def test_a_writer_like_a_source_that_cannot_start_leaves_no_file(make_clip, tmp_path: Path) -> None:
     """H.264 asked for in WebM fails before any frame, and no empty out.webm is left behind (the
     output check used to create it as its proof); a file that was there before is kept."""

@@ -175,6 +175,8 @@ class FrameWriter:
         self._closed = False
         self._lock = threading.Lock()
         self._last_end_s = 0.0
+        self._slot_rate: Fraction | None = None  # set for containers that hold one rate (see _add_video_stream)
+        self._last_slot = -1
         self._passthrough: Passthrough | None = None
         self._pts_offset = round(window[0] / self.time_base) if window and window[0] is not None else 0
         self._hdr = hdr
@@ -296,8 +298,7 @@ class FrameWriter:
                               f"stream of {self.path}")
         frame = self._to_frame(image)
         pts = int(pts) - self._pts_offset
-        frame.pts = pts
-        frame.time_base = self.time_base
+        frame.pts, frame.time_base = self._slot(pts) if self._slot_rate else (pts, self.time_base)
         with self._lock:
             if self._closed:
                 raise EncodeError(f"{self.path} is already closed")
@@ -313,6 +314,13 @@ class FrameWriter:
                     raise self._pipe_closed() from err
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
+
+    def _slot(self, pts: int) -> tuple[int, Fraction]:
+        """A frame's slot in a one-rate container: its time rounded to the rate, after the last slot (two
+        frames of a variable-rate source closer than 1 / rate would share one, which the muxer refuses)."""
+        assert self._slot_rate is not None
+        self._last_slot = max(round(pts * self.time_base * self._slot_rate), self._last_slot + 1)
+        return self._last_slot, 1 / self._slot_rate
 
     def resume_from(self, partial: str | Path, *, name: str | Path | None = None,
                     made_by: str | None = None, first_s: float | None = None) -> tuple[int, float | None]:
@@ -469,12 +477,15 @@ class FrameWriter:
             raise OutputError(f"{self._kind}: {err}; {where} (or use another --encoder)") from err
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
-        if self._container.format.name == "yuv4mpegpipe" and rate:
-            stream.time_base = 1 / rate  # YUV4MPEG's header states its rate as 1 / the time base: frames, not times
+        # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
+        # the time base; an AVI given a fine time base claimed 600 fps): frames go in as slots of 1 / rate
+        self._slot_rate = rate if self._container.format.name in ("yuv4mpegpipe", "avi") and rate else None
+        if self._slot_rate:
+            stream.time_base = 1 / self._slot_rate
         if stream.codec_context.codec.canonical_name == "hevc" and self._container.format.name in ("mp4", "mov"):
             stream.codec_tag = "hvc1"  # Apple's players (QuickTime, Photos, iOS) play HEVC tagged so, not hev1
         ctx = stream.codec_context
-        ctx.time_base = self.time_base  # the encoder sees the source's pts unchanged (VFR-safe)
+        ctx.time_base = 1 / self._slot_rate if self._slot_rate else self.time_base  # else the source's pts unchanged (VFR-safe)
         if self._sar:  # non-square pixels: without it anamorphic footage plays squeezed
             ctx.sample_aspect_ratio = self._sar
         c = self.colour
