@@ -234,16 +234,18 @@ def with_telemetry(src: Path, dst: Path, *, timecode: str = "01:02:03:04", track
     return dst
 
 
-def with_attachments(src: Path, dst: Path, *, fonts: dict[str, bytes], cover: bytes | None = None) -> Path:
-    """``src`` remuxed to ``dst`` with a cover picture (a JPEG: Matroska's ``cover.jpg`` attachment, MP4's
-    attached-picture track) and, in Matroska, ``fonts`` as attachments, as a fansub release carries them."""
+def with_attachments(src: Path, dst: Path, *, fonts: dict[str, bytes], cover: bytes | None = None,
+                     cover_type: str = "jpeg") -> Path:
+    """``src`` remuxed to ``dst`` with a cover picture (a JPEG, or in Matroska the image type ``cover_type``:
+    Matroska's ``cover.jpg`` attachment, MP4's attached-picture track) and, in Matroska, ``fonts`` as
+    attachments, as a fansub release carries them."""
     with av.open(str(src)) as i, av.open(str(dst), "w") as o:
         streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
         for name, data in fonts.items():
             o.add_attachment(name, "font/ttf", data)
         picture = None
         if cover is not None and o.format.name == "matroska":
-            o.add_attachment("cover.jpg", "image/jpeg", cover)
+            o.add_attachment(f"cover.{cover_type.replace('jpeg', 'jpg')}", f"image/{cover_type}", cover)
         elif cover is not None:
             picture = o.add_mux_stream("mjpeg", width=32, height=32)
             picture.disposition = av.stream.Disposition.attached_pic

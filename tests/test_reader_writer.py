@@ -506,6 +506,12 @@ def test_fonts_and_cover_pictures_are_kept_where_the_container_holds_them(make_c
     _, writer = _copy(artwork, tmp_path / "none.mp4", attachments=False)
     assert _attachments(tmp_path / "none.mp4") == ({}, []) and writer.skipped == []
 
+    tiff = cv2.imencode(".tiff", np.full((32, 32, 3), 90, np.uint8))[1].tobytes()
+    other = with_attachments(make_clip("c.mp4", width=64, height=48, frames=5), tmp_path / "tiff.mkv", fonts={},
+                             cover=tiff, cover_type="tiff")
+    _, writer = _copy(other, tmp_path / "tiff.mp4")  # MP4's artwork is JPEG, PNG or BMP: not "use .mp4"
+    assert writer.skipped == ["cover picture (stream 1, tiff 32x32): .mp4 files cannot hold it; .mkv can"]
+
 
 def test_webm_gets_vp9_and_its_aac_audio_re_encoded_as_opus(make_clip, tmp_path: Path) -> None:
     """A container that cannot hold H.264 or AAC gets its own codecs, as the ffmpeg tool picks:

@@ -205,6 +205,22 @@ def test_ctrl_c_finalises_the_output_and_raises_with_stats(engine: Engine, make_
     assert 0 < len(out.audio) < len(decode(src).audio)  # audio only up to where the video stops
 
 
+def test_signals_during_the_finalising_are_noted_not_raised() -> None:
+    """While the output is finalised a second Ctrl-C or SIGTERM only notes itself; before and after,
+    Ctrl-C raises as usual."""
+    import signal
+
+    from videodeblur.pipeline.runner import _signals_noted
+
+    noted: list[str] = []
+    with _signals_noted(lambda: noted.append("stop")):
+        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+    assert noted == ["stop", "stop"]
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
 def test_ctrl_c_keeps_batches_the_engine_already_took(engine: Engine, make_clip, tmp_path: Path) -> None:
     """Ctrl-C while a finished batch waits to be queued (as on CUDA, where batches are in flight):
     its frames are still written."""

@@ -27,6 +27,7 @@ def _debug_requested(argv: list[str]) -> bool:
 def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     """Run the group; map library errors to one stderr line + exit 1, Ctrl-C to 130, SIGTERM to 143
     (after the same clean stop), usage to 2."""
+    the_program = argv is None  # not a test driving it in-process, whose later Ctrl-C must still work
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
     terminated = threading.Event()
@@ -35,6 +36,8 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
             # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
             result = group.main(args=argv, prog_name="videodeblur", standalone_mode=False)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C/EOF at prompts into Abort
+        if the_program:  # the outputs are finalised: another Ctrl-C now would only print a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # from the interpreter's teardown
         click.echo(f"videodeblur: {'terminated' if terminated.is_set() else 'interrupted'}", err=True)
         sys.exit(EXIT_TERMINATED if terminated.is_set() else EXIT_INTERRUPTED)
     except click.exceptions.Exit as exc:

@@ -156,7 +156,10 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             if progress is not None:
                 progress.done()
             failed += 1  # one bad file does not cost the others their turn
-            click.echo(f"videodeblur: error: {' '.join(str(err).split())}", err=True)
+            message = " ".join(str(err).split())
+            click.echo(f"videodeblur: error: {message}", err=True)
+            if as_json:  # one line per input, as the help says
+                click.echo(json.dumps({"input": str(job.src), "error": message}), err=piped_out)
             continue
         if progress is not None:
             progress.done()

@@ -10,13 +10,15 @@ already deblurred and finalises the container, so the output always plays.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import queue
+import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque
+from typing import Any, Callable, Deque, Iterator
 
 import numpy as np
 import torch
@@ -274,11 +276,15 @@ class _Pipeline:
             pass
         except KeyboardInterrupt:
             self.interrupted = True
-            self.abort.set()
-            self._salvage(encode)
         except BaseException as err:  # noqa: BLE001 - carried to the caller below
             self._fail(err)
-        finally:
+        # A second Ctrl-C (a double tap) or a SIGTERM while the output is finalised used to escape
+        # the stop in progress and end the process with the container unwritten: from here they
+        # are only noted.
+        with _signals_noted(self._note_interrupt):
+            if self.interrupted:
+                self.abort.set()
+                self._salvage(encode)
             self.complete = (self.reached_end and not self.cut_short and self.error is None
                              and not self.interrupted)
             self._finish(decode, encode)
@@ -287,6 +293,10 @@ class _Pipeline:
         if self.interrupted:
             raise RunInterrupted(self._freeze())
         return self._freeze()
+
+    def _note_interrupt(self) -> None:
+        self.interrupted = True
+        self.abort.set()
 
     def _finish(self, decode: threading.Thread, encode: threading.Thread) -> None:
         """Send end-of-stream to the writer and wait for both threads, absorbing further Ctrl-C so
@@ -516,6 +526,34 @@ class _Pipeline:
             window_s=list(reader.window) if reader.window else None,
             colour_on_device=reader.layout == "i420",
             queue_size=self.options.queue_size, stopped_early=self.cut_short)
+
+
+@contextlib.contextmanager
+def _signals_noted(note: Callable[[], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``note`` and the handlers that were there (whose KeyboardInterrupt,
+    Ctrl-C's or the CLI's SIGTERM's, is swallowed), instead of raising into the code inside. Only
+    the main thread receives signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def noted(signum: int, frame: Any) -> None:
+        note()
+        handler = previous[signum]
+        if callable(handler):
+            try:
+                handler(signum, frame)  # e.g. the CLI's: it remembers a SIGTERM for exit code 143
+            except KeyboardInterrupt:
+                pass
+
+    for sig in previous:
+        signal.signal(sig, noted)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _window_length(reader: FrameReader) -> float | None:

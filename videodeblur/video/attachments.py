@@ -84,7 +84,9 @@ def carry_attachments(source: av.container.InputContainer, output: av.container.
     if left:
         where = (f"a fragmented {kind} file cannot hold {_them(len(left))}; .mkv or an unfragmented {kind} can"
                  if fragmented and output.format.name in ("mp4", "ipod")
-                 else f"{kind} files cannot hold {_them(len(left))}; .mp4 and .mkv can")
+                 else f"{kind} files cannot hold {_them(len(left))}; "
+                      + (".mp4 and .mkv can" if not mp4 and all(s.codec_context.name in _MP4_COVER_CODECS for s in left)
+                         else ".mkv can"))  # MP4's covr holds JPEG, PNG and BMP only
         named = "; ".join(f"stream {s.index}, {s.codec_context.name} {s.codec_context.width}x{s.codec_context.height}"
                           for s in left)
         carried.skipped.append(f"{_count(len(left), 'cover picture')} ({named}): {where}")

@@ -24,7 +24,7 @@ import av
 from videodeblur.errors import OutputError, UnreadableInputError
 from videodeblur.video.attachments import carry_attachments, read_pictures
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_url
+from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_chapter_track, is_url
 
 __all__ = ["Passthrough", "transcode_bit_rate"]
 
@@ -79,11 +79,14 @@ class Passthrough:
             except av.FFmpegError as err:
                 raise UnreadableInputError(f"cannot read the tracks beside the video (audio, subtitles...) of "
                                            f"{source}: {err}") from err
-        # every track: languages, commentary, stereo + 5.1, subtitles
+        # every track: languages, commentary, stereo + 5.1, subtitles; not an MP4's chapter track,
+        # which the muxer writes anew from the chapters the writer keeps
         streams = self._in.streams
-        sources = [*(streams.audio if audio else ()), *(streams.subtitles if subtitles else ()),
-                   *(s for s in (streams.data if data else ()) if "timecode" not in s.metadata)]
-        data_left_out = [s for s in sources if s.type == "data" and not _takes_data(output.format.name, s)]
+        sources = [*(streams.audio if audio else ()),
+                   *(s for s in (streams.subtitles if subtitles else ()) if not is_chapter_track(self._in, s)),
+                   *(s for s in (streams.data if data else ())
+                     if "timecode" not in s.metadata and not is_chapter_track(self._in, s))]
+        data_left_out = [s for s in sources if s.type == "data" and not _takes(output.format.name, s)]
         try:
             for src in sources:
                 if src not in data_left_out:
@@ -223,7 +226,7 @@ class Passthrough:
             except ValueError as err:
                 if src.type != "audio":
                     self.skipped.append(f"{src.codec_context.name} subtitles (stream {src.index}): "
-                                        f"{self._kind} files cannot hold them; .mkv can")
+                                        f"{self._kind} files cannot hold them{self._elsewhere(src)}")
                     return
                 out = self._transcoded_stream(src, f"{self._kind} files cannot hold {src.codec_context.name}",
                                               refused=err)
@@ -240,13 +243,21 @@ class Passthrough:
             handler = src.metadata.get("handler_name")
             return f"stream {src.index}{', ' + handler if handler else ''}"
 
-        fits_mp4 = self._output.format.name != "mp4" and all(_takes_data("mp4", src) for src in left_out)
+        fits_mp4 = self._output.format.name != "mp4" and all(_takes("mp4", src) for src in left_out)
         hint = "; .mp4 can" if fits_mp4 else ""
         if len(left_out) == 1:
             src = left_out[0]
             return f"{src.name or 'unknown'} data ({name(src)}): {self._kind} files cannot hold it{hint}"
         return (f"{len(left_out)} data tracks ({'; '.join(map(name, left_out))}): {self._kind} files cannot hold "
                 f"them{hint}")
+
+    def _elsewhere(self, src: av.stream.Stream) -> str:
+        """"; .mkv can" for a track this container refused: the first of .mkv and .mp4 that holds
+        it and is not the container being written ("" if neither)."""
+        for suffix, container in ((".mkv", "matroska"), (".mp4", "mp4")):
+            if container != self._output.format.name and suffix != self._kind and _takes(container, src):
+                return f"; {suffix} can"
+        return ""
 
     def _transcoded_stream(self, src: av.audio.stream.AudioStream, why: str, *,
                            refused: Exception | None = None) -> av.stream.Stream:
@@ -309,9 +320,9 @@ def _adts(src: av.stream.Stream) -> bool:
     return src.codec_context.name == "aac" and not src.codec_context.extradata
 
 
-def _takes_data(container: str, src: av.stream.Stream) -> bool:
-    """Whether a ``container`` format (FFmpeg's name) can hold the data track ``src``: asked of an
-    empty in-memory file, because a muxer that cannot (Matroska with GoPro telemetry) refuses only
+def _takes(container: str, src: av.stream.Stream) -> bool:
+    """Whether a ``container`` format (FFmpeg's name) can hold the track ``src``: asked of an empty
+    in-memory file, because a muxer that cannot (Matroska with GoPro telemetry) may refuse only
     when the header is written, which would stop the whole run."""
     probe = av.open(io.BytesIO(), "w", format=container)
     try:

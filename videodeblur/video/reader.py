@@ -28,11 +28,14 @@ from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.hdr import HdrMetadata, hdr_metadata
 
-__all__ = ["STDIN", "cover_streams", "is_cover", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+__all__ = ["STDIN", "cover_streams", "is_chapter_track", "is_cover", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
 Layout = Literal["rgb", "i420"]
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg's text "demuxer": opens any text file as video
+# formats whose demuxers give the header's duration as the end time, counted from 0, not from start_time:
+# a Matroska segment's clock starts at 0 whatever its first timestamp, and NUT gives its last timestamp
+_DURATION_FROM_ZERO = {"matroska", "webm", "nut"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,9 +134,7 @@ class FrameReader:
         self._closed = False
         self._lock = threading.Lock()
         self._container = _open(self.path)
-        duration = self._container.duration  # kept: the loss is worked out after the file is closed
-        self._file_end_s = (None if duration is None
-                            else ((self._container.start_time or 0) + duration) / av.time_base)
+        self._file_end_s = _file_end_s(self._container)  # kept: the loss is worked out after the file is closed
         self._threads = threads
         try:
             self._use_video_stream()
@@ -547,8 +548,12 @@ class FrameReader:
         duration_s = None
         if s.duration is not None and s.time_base is not None:
             duration_s = float(s.duration * s.time_base)
-        elif self._container.duration is not None:
-            duration_s = self._container.duration / av.time_base
+        elif self._file_end_s is not None:
+            # from the video's own start: a stream that starts late (or after the audio) spans less
+            # than the file, and its frame count is estimated from this
+            start_s = (float(s.start_time * s.time_base) if s.start_time is not None and s.time_base is not None
+                       else (self._container.start_time or 0) / av.time_base)
+            duration_s = self._file_end_s - start_s if self._file_end_s > start_s else None
         frames_exact = bool(s.frames)
         frames = int(s.frames) if s.frames else (round(duration_s * float(fps)) if duration_s and fps else None)
         audio = self._container.streams.audio
@@ -560,7 +565,8 @@ class FrameReader:
             fps=Fraction(fps) if fps else None, frames=frames, frames_exact=frames_exact, duration_s=duration_s,
             rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
             audio_codec=audio[0].codec_context.name if audio else None,
-            has_subtitles=bool(self._container.streams.subtitles), has_data=bool(self._container.streams.data),
+            has_subtitles=any(not is_chapter_track(self._container, t) for t in self._container.streams.subtitles),
+            has_data=any(not is_chapter_track(self._container, t) for t in self._container.streams.data),
             has_attachments=bool(self._container.streams.attachments or cover_streams(self._container)),
             tags=dict(self._container.metadata), video_tags=dict(s.metadata),
             chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=_pixel_shape(s),
@@ -640,6 +646,21 @@ def is_cover(stream: av.stream.Stream) -> bool:
     return bool(stream.disposition & av.stream.Disposition.attached_pic)
 
 
+def is_chapter_track(container: av.container.InputContainer, stream: av.stream.Stream) -> bool:
+    """Whether ``stream`` is an MP4/MOV's chapter track: QuickTime text that the muxer writes from
+    the file's chapters (which are read, and written again, as chapters), not subtitles or data to
+    copy. From a file the demuxer marks it discarded (a ``bin_data`` track without packets); from a
+    pipe it cannot, and the track reads as ``mov_text`` subtitles tagged ``text``, which a muxer
+    never enables (no default disposition), in a file with chapters."""
+    if stream.type not in ("data", "subtitle") or not container.format.name.startswith("mov"):
+        return False
+    if stream.discard == av.stream.Discard.all:
+        return True
+    codec = stream.codec_context
+    return (codec is not None and codec.name == "mov_text" and codec.codec_tag == "text"
+            and not stream.disposition & av.stream.Disposition.default and bool(container.chapters()))
+
+
 def cover_streams(container: av.container.InputContainer) -> list[av.video.stream.VideoStream]:
     """The file's cover pictures (artwork stored as video streams of one picture)."""
     return [s for s in container.streams.video if is_cover(s)]
@@ -689,6 +710,15 @@ def _open(path: Path | str) -> av.container.InputContainer:
         raise UnreadableInputError(f"{path} is not a video file FFmpeg can read ({reason})") from err
     except (OSError, UnicodeDecodeError) as err:
         raise UnreadableInputError(f"cannot open {path}: {err}") from err
+
+
+def _file_end_s(container: av.container.InputContainer) -> float | None:
+    """Where the file's streams end, in seconds of their timestamps (None when not known). FFmpeg's
+    ``duration`` runs from ``start_time``, except in the formats of ``_DURATION_FROM_ZERO``."""
+    if container.duration is None:
+        return None
+    from_zero = not _DURATION_FROM_ZERO.isdisjoint(container.format.name.split(","))
+    return ((0 if from_zero else container.start_time or 0) + container.duration) / av.time_base
 
 
 def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
