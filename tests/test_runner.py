@@ -406,6 +406,34 @@ def test_resume_goes_on_from_an_interrupted_run(suffix: str, engine, make_clip, 
     assert len(decode(out).frames) == 40
 
 
+def _irregular_clip(path: Path, steps_ms: tuple[int, ...], frames: int) -> Path:
+    """H.264 (with B-frames) at a 1/1000 time base whose frames are ``steps_ms`` apart in turn."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = stream.time_base = Fraction(1, 1000)
+        pts = 0
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            pts += steps_ms[i % len(steps_ms)]
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_resume_keeps_variable_frame_timing(engine, tmp_path: Path) -> None:
+    """Frames 17 to 100 ms apart: the resumed encoder's first decode time, worked out from its own
+    spacing, reached back to the copied frames' last one; the MP4 muxer refused it partway, after
+    writing scrambled times."""
+    src = _irregular_clip(tmp_path / "vfr.mp4", (17, 33, 50, 100), 40)
+    out = tmp_path / "out.mp4"
+    deblur_file(src, out, engine, RunOptions(max_frames=14, warmup_frames=0))
+    resumed = deblur_file(src, out, engine, RunOptions(resume=True, warmup_frames=0))
+    assert resumed.extra["resumed_frames"] == 14 and resumed.extra["frames_written"] == 40
+    assert decode(out).pts_seconds == decode(src).pts_seconds
+
+
 def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_path: Path) -> None:
     """Other encoder settings would make the new frames undecodable with the old header, and
     another model would not match the first half: both refused, and the interrupted output is put

@@ -20,6 +20,7 @@ and audio.
 from __future__ import annotations
 
 import errno
+import math
 import os
 import sys
 import threading
@@ -176,6 +177,7 @@ class FrameWriter:
         self._lock = threading.Lock()
         self._last_end_s = 0.0
         self._slot_rate: Fraction | None = None  # set for containers that hold one rate (see _add_video_stream)
+        self._last_dts: Fraction | None = None  # the last video packet's decode time, in seconds
         self._last_slot = -1
         self._passthrough: Passthrough | None = None
         self._pts_offset = round(window[0] / self.time_base) if window and window[0] is not None else 0
@@ -432,6 +434,14 @@ class FrameWriter:
         not written yet), and encoders leave it empty: each packet is held until the next one gives
         its duration, so variable frame rate keeps its timing there too. The last one keeps the
         duration of the one before it."""
+        if packet is not None and packet.dts is not None and packet.time_base is not None:
+            # A resumed run's encoder starts its decode times a B-frame delay before its first frame,
+            # worked out from its own frame spacing: with variable frame rate that reached back to the
+            # copied frames' last decode time, which the muxer refused ("Invalid argument") after
+            # writing scrambled times. Decode times only order the samples: the next one up serves.
+            if self._last_dts is not None and packet.dts * packet.time_base <= self._last_dts:
+                packet.dts = math.floor(self._last_dts / packet.time_base) + 1
+            self._last_dts = packet.dts * packet.time_base
         if not self._fragmented:
             if packet is not None:
                 self._container.mux(packet)
