@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from videodeblur.errors import ConfigError, EncodeError, OutputError
-from videodeblur.model import LoadedModel
+from videodeblur.model import LoadedModel, load_model
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 from videodeblur.pipeline.runner import side_by_side
 from videodeblur.video import FrameReader, FrameWriter
@@ -400,8 +400,9 @@ def test_resume_goes_on_from_an_interrupted_run(suffix: str, engine, make_clip, 
     again = deblur_file(src, out, engine, RunOptions(resume=True))  # finished already: nothing to do
     assert (again.frames, again.extra["frames_written"]) == (0, 40) and len(decode(out).frames) == 40
     assert list(again.warnings) == [f"{out} already holds all 40 frames of {src}: nothing to resume"]
-    with pytest.raises(OutputError, match="it is finished, made by videodeblur lprn-fast; this run's would be made "
-                                          "by videodeblur lprn-fast side-by-side: run without --resume"):
+    with pytest.raises(OutputError, match=r"it is finished, made by videodeblur lprn-fast, weights [0-9a-f]{8}; "
+                                          r"this run's would be made by videodeblur lprn-fast side-by-side, "
+                                          r"weights [0-9a-f]{8}: run without --resume"):
         deblur_file(src, out, engine, RunOptions(resume=True, side_by_side=True))  # not another way, silently
     assert len(decode(out).frames) == 40
 
@@ -420,6 +421,15 @@ def _irregular_clip(path: Path, steps_ms: tuple[int, ...], frames: int) -> Path:
             container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
     return path
+
+
+def test_an_output_marked_before_weights_were_named_is_compared_by_the_rest() -> None:
+    from videodeblur.video.writer import made_otherwise
+
+    now = "videodeblur lprn-fast, weights 1a2b3c4d"
+    assert not made_otherwise("videodeblur lprn-fast", now)  # written by an earlier version: same model
+    assert made_otherwise("videodeblur lprn", now) and made_otherwise("videodeblur lprn-fast, weights 99999999", now)
+    assert not made_otherwise("Lavf encoder", now)  # not ours: nothing to compare
 
 
 def test_resume_keeps_variable_frame_timing(engine, tmp_path: Path) -> None:
@@ -447,12 +457,17 @@ def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_
         deblur_file(src, out, engine, RunOptions(resume=True, crf=30))
     assert out.stat().st_size == size and not (tmp_path / "out.partial.mp4").exists()
     other = Engine.from_name("lprn", EngineOptions(device="cpu"))
-    with pytest.raises(OutputError, match="made by videodeblur lprn-fast, this run's by videodeblur lprn:"):
+    with pytest.raises(OutputError, match=r"made by videodeblur lprn-fast, weights \w{8}, this run's by videodeblur lprn, "):
         deblur_file(src, out, other, RunOptions(resume=True))  # half one model, half another: refused
     assert out.stat().st_size == size
     deblur_file(src, tmp_path / "out.mkv", engine, RunOptions(max_frames=12))  # Matroska reads it as HANDLER_NAME
-    with pytest.raises(OutputError, match="made by videodeblur lprn-fast, this run's by videodeblur lprn:"):
+    with pytest.raises(OutputError, match=r"made by videodeblur lprn-fast, weights \w{8}, this run's by videodeblur lprn, "):
         deblur_file(src, tmp_path / "out.mkv", other, RunOptions(resume=True))
+    tuned = load_model("lprn-fast")  # a fine-tune saved as lprn-fast.pt: the same name, other weights
+    with torch.no_grad():
+        next(tuned.network.parameters()).add_(0.01)
+    with pytest.raises(OutputError, match="its frames were made by videodeblur lprn-fast, weights"):
+        deblur_file(src, out, Engine(tuned, EngineOptions(device="cpu")), RunOptions(resume=True))
     short = make_clip("b.mp4", width=64, height=48, frames=8)
     with pytest.raises(OutputError, match="has only 8"):
         deblur_file(short, out, engine, RunOptions(resume=True))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,17 @@ class LoadedModel:
     @property
     def parameters(self) -> int:
         return sum(p.numel() for p in self.network.parameters())
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """Eight hex digits of a hash of the weights' values: a fine-tune saved as ``lprn-fast.pt``
+        carries the shipped model's name, and only its weights tell the two apart (a resumed output
+        may not mix their frames)."""
+        digest = hashlib.sha256()
+        for key, tensor in sorted(self.network.state_dict().items()):
+            digest.update(key.encode())
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:8]
 
 
 def shipped_weights_path(name: str) -> Path:

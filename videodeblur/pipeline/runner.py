@@ -135,8 +135,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             raise ConfigError("--resume needs the input and the output as files: a pipe cannot be read again up to "
                               "where the interrupted run stopped")
         window = _trim(reader, options) if options.trimmed else None
-        made_by = (f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
-                   f"{' side-by-side' if options.side_by_side else ''}")
+        made_by = _made_by(engine, options)
         if options.resume and (done := finished_output(Path(output_path), reader.info, made_by)):
             reader.close()
             return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
@@ -173,6 +172,15 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                  if options.start_s and reader.info.duration_s else "in the part asked for" if options.trimmed else "")
         raise DecodeError(f"no frame of {reader.name} {where or 'could be decoded'}: nothing was written")
     return stats
+
+
+def _made_by(engine: Engine, options: RunOptions) -> str:
+    """What the output's video track says made it: the model, how it was run, and its weights, so
+    that --resume never mixes the frames of two models (a fine-tune can carry the shipped name)."""
+    model = getattr(engine, "model", None)
+    weights = f", weights {model.fingerprint}" if model is not None and hasattr(model, "fingerprint") else ""
+    return (f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
+            f"{' side-by-side' if options.side_by_side else ''}{weights}")
 
 
 def _one_pass_feed(reader: FrameReader, input_path: str | Path, options: RunOptions) -> PacketFeed | None:

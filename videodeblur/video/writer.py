@@ -587,8 +587,13 @@ def made_by_mark(video: av.video.stream.VideoStream) -> str:
 
 def made_otherwise(marked: str, made_by: str | None) -> bool:
     """Whether a track marked ``marked`` (:func:`made_by_mark`) was made by this tool otherwise than
-    ``made_by`` says (another model, deinterlaced or side by side): its frames would not match."""
-    return bool(made_by) and marked.startswith("videodeblur ") and marked != made_by
+    ``made_by`` says (another model or weights, deinterlaced or side by side): its frames would not
+    match. A mark written before the weights were named in it (", weights ...") is compared by the rest."""
+    if not made_by or not marked.startswith("videodeblur ") or marked == made_by:
+        return False
+    how, _, weights = marked.partition(", weights ")
+    wanted, _, wanted_weights = made_by.partition(", weights ")
+    return how != wanted or bool(weights and wanted_weights)
 
 
 def _either(options: Sequence[str]) -> str:
