@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from videodeblur.errors import ConfigError, DeviceError
+from videodeblur.errors import ConfigError, DeviceError, FrameError
 from videodeblur.model import load_model
 from videodeblur.pipeline import Engine, EngineOptions
 from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
@@ -119,17 +119,32 @@ def test_device_and_precision_errors() -> None:
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"batch_size": 0}, "batch size"), ({"precision": "fp8"}, "precision"), ({"device": "tpu"}, "device"),
-    ({"tile": 40}, "tile"), ({"pinned_ring": 2}, "pinned_ring"), ({"threads": 0}, "threads")])
+    ({"tile": 40}, "tile"), ({"pinned_ring": 2}, "pinned_ring"), ({"threads": 0}, "threads"),
+    ({"tile_overlap": -5}, "tile_overlap")])
 def test_bad_options_are_config_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         EngineOptions(**kwargs)
 
 
 @pytest.mark.parametrize("bad", [np.zeros((4, 4, 3), np.uint8), np.zeros((1, 4, 4, 3), np.float32),
-                                 np.zeros((1, 4, 4, 4), np.uint8), np.zeros((0, 4, 4, 3), np.uint8)])
-def test_bad_frames_are_value_errors(engine: Engine, bad: np.ndarray) -> None:
-    with pytest.raises(ValueError, match="frame"):
+                                 np.zeros((1, 4, 4, 4), np.uint8), np.zeros((0, 4, 4, 3), np.uint8),
+                                 np.zeros((1, 0, 0, 3), np.uint8)])
+def test_bad_frames_are_typed_errors(engine: Engine, bad: np.ndarray) -> None:
+    """FrameError (a VideoDeblurError and a ValueError), not torch's RuntimeError for 0×0 pixels."""
+    with pytest.raises(FrameError, match="frame"):
         engine.process(bad)
+
+
+def test_the_library_names_the_frames_as_given_and_takes_read_only_ones(recwarn: pytest.WarningsRecorder) -> None:
+    from videodeblur import Deblurrer
+
+    d = Deblurrer("lprn-fast", device="cpu")
+    with pytest.raises(FrameError, match=r"got uint8 \(2, 24, 32\)"):  # a grey batch: not "(1, 2, 24, 32)"
+        d.frames(np.zeros((2, 24, 32), np.uint8))
+    frozen = np.stack([clip_frame(0, 32, 24)])
+    frozen.flags.writeable = False  # as np.asarray of a PIL image is
+    assert d.frames(frozen).shape == frozen.shape
+    assert not [w for w in recwarn if "not writable" in str(w.message)]
 
 
 def test_compiled_engines_pad_short_batches_to_one_shape(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from videodeblur.errors import DecodeError, EncodeError, InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.errors import (ConfigError, DecodeError, EncodeError, FrameError, InputNotFoundError, OutputError,
+                                UnreadableInputError)
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
@@ -325,6 +326,21 @@ def test_an_encoder_the_container_cannot_hold_names_the_ones_that_can(name: str,
     """Not a fixed list (which told a .mov user to use .mov): the containers asked whether they hold it."""
     with pytest.raises(OutputError, match=f"{encoder} goes in {fits}"):
         FrameWriter(tmp_path / name, width=64, height=48, time_base=Fraction(1, 25), encoder=encoder)
+
+
+def test_what_a_writer_is_given_is_checked_at_once(make_clip, tmp_path: Path) -> None:
+    """A float frame got PyAV's own error; a repeated pts was refused by the muxer only at close,
+    after the frames before it were written; a reader given another layout read I420 without a word."""
+    with FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25)) as writer:
+        with pytest.raises(FrameError, match="uint8"):
+            writer.write(np.zeros((48, 64, 3), np.float32), pts=0)
+        writer.write(np.zeros((48, 64, 3), np.uint8), pts=0)
+        with pytest.raises(FrameError, match="pts 0 is not after"):
+            writer.write(np.zeros((48, 64, 3), np.uint8), pts=0)
+        writer.write(np.zeros((48, 64, 3), np.uint8), pts=1)
+    assert len(decode(tmp_path / "out.mp4").frames) == 2
+    with pytest.raises(ConfigError, match="layout"):
+        FrameReader(make_clip("a.mp4", width=64, height=48, frames=2), layout="bgr")  # type: ignore[arg-type]
 
 
 def test_an_output_under_a_file_says_so(tmp_path: Path) -> None:

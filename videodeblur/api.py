@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from videodeblur.errors import FrameError
+
 if TYPE_CHECKING:
     from videodeblur.pipeline import Engine, RunStats
     from videodeblur.pipeline.runner import ProgressCallback
@@ -65,8 +67,10 @@ class Deblurrer:
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """Deblur uint8 RGB frames: ``H×W×3`` or ``N×H×W×3`` in, the same shape out."""
         frames = np.asarray(frames)
-        if frames.ndim == 3:
+        if frames.ndim == 3 and frames.shape[-1] == 3:
             return self.engine.process(frames[np.newaxis])[0]
+        if frames.ndim != 4:  # named as given, not as the engine would see it after adding an axis
+            raise FrameError(f"frames must be uint8 RGB, H×W×3 or N×H×W×3, got {frames.dtype} {frames.shape}")
         return self.engine.process(frames)
 
     def image(self, src: str | Path, dst: str | Path) -> Path:

@@ -17,6 +17,7 @@ __all__ = [
     "ConfigError",
     "DeviceError",
     "SourceError",
+    "FrameError",
 ]
 
 
@@ -62,3 +63,7 @@ class DeviceError(VideoDeblurError, RuntimeError):
 
 class SourceError(VideoDeblurError, OSError):
     """A live source (camera index, device path, URL) cannot be opened or stopped delivering frames."""
+
+
+class FrameError(VideoDeblurError, ValueError):
+    """Frames handed to the library are not what it takes (dtype, shape, order of timestamps)."""

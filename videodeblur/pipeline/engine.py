@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from videodeblur.config import ModelConfig
-from videodeblur.errors import ConfigError, DeviceError
+from videodeblur.errors import ConfigError, DeviceError, FrameError
 from videodeblur.model import LoadedModel, default_model_name, load_model
 from videodeblur.pipeline.memory import activation_bytes_per_pixel, available_bytes, plan_tile
 from videodeblur.pipeline.tiling import run_tiled
@@ -77,6 +77,8 @@ class EngineOptions:
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.tile_overlap < 0:
+            raise ConfigError(f"tile_overlap must be >= 0 pixels, got {self.tile_overlap}")
         if self.tile is not None and self.tile < 2 * self.tile_overlap + 16:
             raise ConfigError(f"tile must be at least {2 * self.tile_overlap + 16} pixels "
                               f"(twice the overlap {self.tile_overlap} + 16), got {self.tile}")
@@ -225,7 +227,7 @@ class Engine:
         else:
             frames = [check(np.asarray(f)[np.newaxis])[0] for f in batch]
             if not frames or any(f.shape != frames[0].shape for f in frames):
-                raise ValueError("a batch given as a sequence needs at least one frame, all of one shape")
+                raise FrameError("a batch given as a sequence needs at least one frame, all of one shape")
         with self._lock:
             if self._cuda is not None:
                 return self._cuda.submit(frames, layout, colour)
@@ -379,15 +381,21 @@ def _usable_cores() -> int:
 def _check_rgb(frames: np.ndarray) -> np.ndarray:
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
-        raise ValueError(f"frames must be a uint8 array of shape N×H×W×3 (RGB), got {got}")
-    if frames.shape[0] < 1:
-        raise ValueError("frames must hold at least one frame")
-    return np.ascontiguousarray(frames)
+        raise FrameError(f"frames must be a uint8 array of shape N×H×W×3 (RGB), got {got}")
+    if min(frames.shape[:3]) < 1:
+        raise FrameError(f"frames must hold at least one frame of at least 1×1 pixels, got shape {frames.shape}")
+    return _writable(frames)
+
+
+def _writable(frames: np.ndarray) -> np.ndarray:
+    """Contiguous and writable (torch.from_numpy warns of undefined behaviour on a read-only array,
+    such as np.asarray of a PIL image): copied only when it is not already."""
+    return np.require(frames, requirements=("C", "W"))
 
 
 def _check_i420(frames: np.ndarray) -> np.ndarray:
     if (not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 3
             or frames.shape[1] % 3 or frames.shape[2] % 2 or (frames.shape[1] * 2 // 3) % 2):
         got = f"{frames.dtype} {frames.shape}" if isinstance(frames, np.ndarray) else type(frames).__name__
-        raise ValueError(f"I420 frames must be uint8 N×(3H/2)×W with H, W even, got {got}")
-    return np.ascontiguousarray(frames)
+        raise FrameError(f"I420 frames must be uint8 N×(3H/2)×W with H, W even, got {got}")
+    return _writable(frames)

@@ -23,7 +23,7 @@ import av
 import numpy as np
 
 from videodeblur.deep import to_eight_bit
-from videodeblur.errors import DecodeError, InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.errors import ConfigError, DecodeError, InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.hdr import HdrMetadata, hdr_metadata
@@ -115,7 +115,7 @@ class FrameReader:
         # a URL or "-" as given (pathlib would turn // into /), a file's path as a Path
         self.path: Path | str = str(path) if is_url(path) or is_stdin(path) else Path(path)
         self.name = "standard input" if is_stdin(path) else str(self.path)  # for messages
-        self.layout = layout
+        self.layout = _checked_layout(layout)
         self.deep = deep and layout == "rgb"
         self.frames_decoded = 0
         self.packets_read = 0  # video packets demuxed (flush packets excluded)
@@ -179,8 +179,8 @@ class FrameReader:
         """Yield frames in ``layout`` (and at 16 bits with ``deep``) from now on: chosen once the input
         is known (its bit depth, its size), without opening it again, which a pipe or a live URL
         could not do (call before iterating)."""
-        if layout == "i420" and (self.info.width % 2 or self.info.height % 2):
-            raise ValueError(f"layout 'i420' needs even width and height, got {self.info.width}x{self.info.height}")
+        if _checked_layout(layout) == "i420" and (self.info.width % 2 or self.info.height % 2):
+            raise ConfigError(f"layout 'i420' needs even width and height, got {self.info.width}x{self.info.height}")
         self.layout = layout
         self.deep = deep and layout == "rgb"
 
@@ -578,6 +578,13 @@ class FrameReader:
 
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 NETWORK_TIMEOUTS_S = (10.0, 30.0)  # open, then each read: a dead server is an error, not a hang
+
+
+def _checked_layout(layout: str) -> Layout:
+    """``rgb`` or ``i420``: anything else was read as I420 planes without a word."""
+    if layout not in ("rgb", "i420"):
+        raise ConfigError(f"layout must be 'rgb' or 'i420', got {layout!r}")
+    return layout  # type: ignore[return-value]
 
 
 def is_url(spec: str | Path) -> bool:

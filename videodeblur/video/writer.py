@@ -33,7 +33,7 @@ import av.bitstream
 import av.video.reformatter
 import numpy as np
 
-from videodeblur.errors import EncodeError, OutputError
+from videodeblur.errors import EncodeError, FrameError, OutputError
 from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
 from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, containers_for,
                                         encodable_pix_fmt, encoder_options)
@@ -178,6 +178,7 @@ class FrameWriter:
         self._last_end_s = 0.0
         self._slot_rate: Fraction | None = None  # set for containers that hold one rate (see _add_video_stream)
         self._last_dts: Fraction | None = None  # the last video packet's decode time, in seconds
+        self._last_pts: int | None = None  # the last frame's pts given to write()
         self._last_slot = -1
         self._passthrough: Passthrough | None = None
         self._pts_offset = round(window[0] / self.time_base) if window and window[0] is not None else 0
@@ -294,6 +295,14 @@ class FrameWriter:
     def write(self, image: np.ndarray, *, pts: int) -> None:
         """Encode one frame at ``pts`` (``time_base`` units, strictly increasing)."""
         rows = self.height * 3 // 2 if self.layout == "i420" else self.height
+        wanted = np.uint16 if self.deep and self.layout == "rgb" else np.uint8
+        if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, wanted):
+            got = image.dtype if isinstance(image, np.ndarray) else type(image).__name__
+            raise FrameError(f"frames to write must be {np.dtype(wanted).name} arrays, got {got}")
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise FrameError(f"frame pts {pts} is not after the previous frame's {self._last_pts}: "
+                             "timestamps must increase (the muxer would refuse it only at the end)")
+        self._last_pts = int(pts)
         if image.shape[:2] != (rows, self.width):
             # the encoder would read a wrong-sized frame with the stream's size: a silent crop
             raise EncodeError(f"frame of {image.shape[1]}x{image.shape[0]} does not fit the {self.width}x{self.height} "
