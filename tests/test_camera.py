@@ -460,7 +460,9 @@ def test_a_file_played_live_records_its_sound_in_step(make_clip, run_cli, tmp_pa
                      "--device", "cpu", "--record", tmp_path / "ts.mp4", "--json")
     assert result.exit_code == 0, result.stderr
     recorded = decode(tmp_path / "ts.mp4")
-    assert json.loads(result.stdout)["recorded"] == 20 and recorded.pts_seconds[0] == 0 and len(recorded.audio) > 0
+    stats = json.loads(result.stdout)  # played live: a loaded machine may drop a frame, which is then not recorded
+    assert stats["recorded"] == stats["processed"] == len(recorded.frames) > 0
+    assert recorded.pts_seconds[0] == 0 and len(recorded.audio) > 0
     assert json.loads(result.stdout)["warnings"] == [
         "aac audio (stream 1) re-encoded as aac 192 kb/s: a fragmented .mp4 file cannot take ADTS-framed AAC as it is"]
     webm = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--model", "lprn-fast",

@@ -11,7 +11,7 @@ import torch
 
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError
-from videodeblur.model import LPRN, load_model, save_weights
+from videodeblur.model import LPRN, load_model, registry, save_weights
 from videodeblur.train import (combined_summary, evaluate_pairs, psnr, ssim, write_averaged_pairs,
                                write_compressed_pairs)
 from videodeblur.train.data import find_folder_pairs, read_rgb, write_rgb
@@ -212,3 +212,32 @@ def test_per_pair_and_summary_lines_round_a_pair_the_same_way(tmp_path: Path, ru
     pair_line = next(line for line in result.stdout.splitlines() if line.startswith("scene/blur/"))
     assert pair_line.split()[1:3] == [expected, expected]  # psnr_in, psnr (identity network)
     assert f"PSNR {expected} dB (input {expected}," in result.stdout
+
+
+def test_eval_record_refuses_a_limit_and_a_shipped_name_and_writes_nothing(tmp_path: Path, run_cli,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--model lprn-fast --limit 1 --record` once wrote a one-pair figure into the installed package."""
+    for frame in (1, 2):
+        _constant_pair(tmp_path / "pairs", offset=5, frame=frame)
+    weights = _identity_weights(tmp_path / "id.pt")
+    stored = json.dumps({"steps": 7, "evaluation": {"pairs": 2, "psnr": 34.2}})
+    (tmp_path / "id.json").write_text(stored)
+    partial = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--limit", "1", "--record")
+    assert partial.exit_code == 1 and len(partial.stderr_lines) == 1, partial.stderr
+    assert "--limit 1 scores only part of the pairs" in partial.stderr
+    assert (tmp_path / "id.json").read_text() == stored
+    shipped = tmp_path / "shipped"  # a copy of the installed folder: a failing test must not write into it
+    shipped.mkdir()
+    for suffix in (".pt", ".json"):
+        (shipped / f"lprn-fast{suffix}").write_bytes(registry.shipped_weights_path("lprn-fast").with_suffix(suffix)
+                                                      .read_bytes())
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", shipped)
+    before = (shipped / "lprn-fast.json").read_bytes()
+    by_name = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", "lprn-fast", "--record")
+    assert by_name.exit_code == 1 and len(by_name.stderr_lines) == 1, by_name.stderr
+    assert "shipped model lprn-fast" in by_name.stderr and "give the weights file's path" in by_name.stderr
+    assert (shipped / "lprn-fast.json").read_bytes() == before
+    assert run_cli("eval", "--pairs", tmp_path / "pairs", "--model", "lprn-fast", "--limit", "1").exit_code == 0
+    by_path = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", shipped / "lprn-fast.pt", "--record", "--json")
+    assert by_path.exit_code == 0, by_path.stderr  # a path is a deliberate choice of file
+    assert json.loads((shipped / "lprn-fast.json").read_text())["evaluation"]["pairs"] == 2

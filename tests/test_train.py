@@ -5,8 +5,12 @@ import csv
 import dataclasses
 import hashlib
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -15,7 +19,7 @@ import torch
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model import LPRN, load_model, save_weights
-from videodeblur.train import load_recipe, train
+from videodeblur.train import load_recipe, train, trainer
 from videodeblur.train.data import write_rgb
 from videodeblur.train.losses import deblur_loss
 
@@ -396,3 +400,109 @@ def test_resume_at_or_past_the_last_step_is_an_error_that_rewrites_nothing(tmp_p
     further = run_cli("train", "--config", config, "--resume", tmp_path / "done" / "last.pt", "--steps", "4")
     assert further.exit_code == 0, further.stderr
     assert json.loads((tmp_path / "done" / "tiny.json").read_text())["steps"] == 4
+
+
+def _interrupt_at(step: int) -> Callable[[dict], None]:
+    def stop(record: dict) -> None:
+        if record["step"] == step:
+            raise KeyboardInterrupt
+    return stop
+
+
+def test_resume_keeps_the_init_the_run_started_with(tmp_path: Path, run_cli) -> None:
+    """Resuming without --init once wrote no `init` and init_weights None; another --init was recorded."""
+    first = train(load_recipe(_recipe_file(tmp_path, tmp_path / "a")))
+    config = _recipe_file(tmp_path, tmp_path / "f", steps=4)
+    with pytest.raises(KeyboardInterrupt):
+        train(load_recipe(config, init_weights=str(first.weights)), on_progress=_interrupt_at(2))
+    last = tmp_path / "f" / "last.pt"
+    other = save_weights(tmp_path / "other.pt", LPRN(ModelConfig(name="other", channels=8, blocks=1, stages=2,
+                                                                   unshuffle=2)))
+    files = {p: p.read_bytes() for p in (tmp_path / "f").iterdir()}
+    wrong = run_cli("train", "--config", config, "--resume", last, "--init", other)
+    assert wrong.exit_code == 1 and len(wrong.stderr_lines) == 1, wrong.stderr
+    assert f"init_weights {other} (--init) cannot apply when resuming" in wrong.stderr
+    assert f"started from {first.weights}" in wrong.stderr and "leave out --init" in wrong.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "f").iterdir()} == files
+    resumed = run_cli("train", "--config", config, "--resume", last)
+    assert resumed.exit_code == 0, resumed.stderr
+    metadata = json.loads((tmp_path / "f" / "tiny.json").read_text())
+    assert metadata["steps"] == 4 and metadata["recipe"]["init_weights"] == str(first.weights)
+    assert metadata["init"]["sha256"] == hashlib.sha256(first.weights.read_bytes()).hexdigest()
+    assert metadata["init"]["weights"] == str(first.weights) and metadata["init"]["steps"] == 6
+    # the same --init again is no contradiction
+    same = run_cli("train", "--config", config, "--resume", last, "--init", first.weights, "--steps", "5")
+    assert same.exit_code == 0, same.stderr
+    assert json.loads((tmp_path / "f" / "tiny.json").read_text())["init"] == metadata["init"]
+    # a run that started from the identity cannot take one on either
+    identity = run_cli("train", "--config", config, "--resume", tmp_path / "a" / "last.pt", "--init", first.weights,
+                       "--steps", "7")
+    assert identity.exit_code == 1 and "started from the identity" in identity.stderr
+
+
+def test_missing_eval_pairs_is_one_warning_at_the_start(tmp_path: Path, run_cli) -> None:
+    """Shipped recipes name "runs/eval_pairs" (relative): elsewhere training ended with evaluation null, unsaid."""
+    config = _recipe_file(tmp_path, tmp_path / "n", steps=2)
+    nowhere = tmp_path / "nowhere"
+    result = run_cli("train", "--config", config, "--set", f'train.eval_pairs="{nowhere.as_posix()}"')
+    assert result.exit_code == 0, result.stderr
+    warnings = [i for i, line in enumerate(result.stderr_lines) if line.startswith("videodeblur: warning:")]
+    assert warnings == [0], result.stderr  # one line, before the first progress line
+    assert str(nowhere) in result.stderr_lines[0] and "no evaluation will be recorded" in result.stderr_lines[0]
+    assert json.loads((tmp_path / "n" / "tiny.json").read_text())["evaluation"] is None
+    with pytest.warns(UserWarning, match="no evaluation will be recorded"):  # the library's default
+        train(load_recipe(config, out_dir=str(tmp_path / "m"), eval_pairs=str(nowhere)))
+
+
+def test_resume_from_a_weights_file_points_to_init(tmp_path: Path) -> None:
+    recipe = load_recipe(_recipe_file(tmp_path, tmp_path / "w", steps=2))
+    weights = train(recipe).weights
+    other = save_weights(tmp_path / "other.pt", LPRN(ModelConfig(name="other", channels=4, blocks=1, stages=1)))
+    for given in (weights, other):  # its config matching the recipe's or not, it is the same mistake
+        with pytest.raises(WeightsError, match=rf"{re.escape(str(given))}: it is a weights file, not a training "
+                                               r"checkpoint .*give them with --init instead of --resume"):
+            train(dataclasses.replace(recipe, steps=4), resume=given)
+    with pytest.raises(WeightsError, match="corrupt or not a videodeblur checkpoint"):
+        train(dataclasses.replace(recipe, steps=4), resume=_garbage(tmp_path / "bad.pt"))
+
+
+def _garbage(path: Path) -> Path:
+    path.write_bytes(b"garbage")
+    return path
+
+
+def test_only_rank_0_reports(tmp_path: Path, run_cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under torchrun every rank printed its own "saved ... (loss X)" line."""
+    config = _recipe_file(tmp_path, tmp_path / "r", steps=2)
+    nowhere = f'train.eval_pairs="{(tmp_path / "nowhere").as_posix()}"'
+    main = run_cli("train", "--config", config, "--set", nowhere)
+    assert main.stdout.startswith("saved ") and "no evaluation will be recorded" in main.stderr
+    monkeypatch.setattr(trainer, "_init_distributed", lambda: (1, 1))  # the seam: this process is rank 1
+    other = run_cli("train", "--config", config, "--set", nowhere, "--out-dir", tmp_path / "r1")
+    assert other.exit_code == 0, other.stderr
+    assert other.stdout == "" and other.stderr == "" and not (tmp_path / "r1").exists()
+
+
+def test_loss_mean_over_one_rank_is_the_loss() -> None:
+    assert trainer._mean_over_ranks(0.25, 1, torch.device("cpu")) == 0.25
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_two_ranks_log_the_loss_of_the_whole_batch(tmp_path: Path) -> None:
+    """torchrun, 2 CPU processes (gloo), a batch of 1 each: the log and final loss are those of one
+    process with a batch of 2 (DDP averages the gradients, the log averages the losses), and one line
+    says it was saved. The log once held rank 0's loss alone, and each rank printed its line."""
+    config = _recipe_file(tmp_path, tmp_path / "one", steps=3)
+    single = train(load_recipe(config, ["train.batch=2"]))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "videodeblur", "train", "--config", str(config), "--set", "train.batch=1",
+                           "--out-dir", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("saved ") == 1 and f"(loss {single.final_loss:.4f})" in proc.stdout, proc.stdout
+    expected, got = _losses(tmp_path / "one" / "log.csv"), _losses(tmp_path / "two" / "log.csv")
+    assert sorted(got) == [1, 2, 3]
+    for step in got:
+        assert got[step] == pytest.approx(expected[step], rel=1e-4), step
+    assert json.loads((tmp_path / "two" / "tiny.json").read_text())["world_size"] == 2

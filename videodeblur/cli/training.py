@@ -15,7 +15,8 @@ __all__ = ["train", "evaluate", "models"]
 @click.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="Training recipe TOML (configs/train/*.toml).")
-@click.option("--resume", type=click.Path(dir_okay=False), default=None, help="Checkpoint to resume from (last.pt).")
+@click.option("--resume", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint to resume from (last.pt); the run keeps the --init it started with.")
 @click.option("--steps", type=int, default=None, help="Override the recipe's number of steps.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None, help="Override the recipe's output folder.")
 @click.option("--model-config", type=click.Path(dir_okay=False), default=None,
@@ -39,11 +40,17 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
     recipe = load_recipe(config_path, settings, steps=steps, out_dir=out_dir, seed=seed, init_weights=init_weights)
     if model_config is not None:
         recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
-    result = run_training(recipe, resume=resume, on_progress=_print_progress)
+    result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=_print_warning)
+    if result.rank != 0:  # under torchrun every process gets here; rank 0 saved, and it alone reports
+        return
     click.echo(f"saved {result.weights} after {result.steps} steps in {result.seconds:.0f} s "
                f"(loss {result.final_loss:.4f})")
     if result.evaluation:
         click.echo(json.dumps(result.evaluation))
+
+
+def _print_warning(message: str) -> None:
+    click.echo(f"videodeblur: warning: {message}", err=True)
 
 
 def _print_progress(record: dict[str, Any]) -> None:
@@ -67,12 +74,17 @@ def _print_progress(record: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--record", is_flag=True,
               help="Store the result as 'evaluation' in the weights file's JSON metadata (the figure "
-                   "`videodeblur models` shows), e.g. for a run's -best.pt before it ships.")
+                   "`videodeblur models` shows), e.g. for a run's -best.pt before it ships. Needs --model "
+                   "as a .pt path and every pair (no --limit).")
 def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool, record: bool) -> None:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
     from videodeblur.model import load_model, write_metadata
     from videodeblur.train import evaluate_pairs
+    from videodeblur.train.evaluate import check_limit
 
+    check_limit(limit)
+    if record:
+        _check_recordable(model, limit)
     loaded = load_model(model)
     report = evaluate_pairs(loaded.network, Path(pairs), limit=limit)
     if report.unpaired:  # evaluated all the same: the pairs that are there still measure the model
@@ -102,6 +114,21 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     click.echo(f"model {loaded.name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
                f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB), SSIM {m['ssim']:.4f} "
                f"(input {m['ssim_input']:.4f}); sharp frames pass through at {m['psnr_sharp_through']:.2f} dB")
+
+
+def _check_recordable(model: str, limit: int | None) -> None:
+    """Refuse ``--record`` before anything is scored: part of the pairs is not the model's figure, and
+    a shipped name would write into the installed package's metadata (what `videodeblur models` shows)."""
+    from videodeblur.errors import ConfigError
+    from videodeblur.model import SHIPPED_MODELS, shipped_weights_path
+
+    if limit is not None:
+        raise ConfigError(f"--record stores the model's figure, and --limit {limit} scores only part of the "
+                          "pairs: leave out --limit to record")
+    if model in SHIPPED_MODELS:
+        raise ConfigError(f"--record will not write into the shipped model {model}'s metadata "
+                          f"({shipped_weights_path(model).with_suffix('.json')}): give the weights file's path "
+                          "to record into it")
 
 
 @click.command()

@@ -14,7 +14,7 @@ from videodeblur.train.data import find_folder_pairs, read_pair, read_rgb, read_
 from videodeblur.train.metrics import psnr, ssim
 from videodeblur.train.synthesis import gopro_blurs, h264_roundtrip, to_uint8
 
-__all__ = ["PairScore", "EvalReport", "evaluate_pairs", "unpaired_blurred", "combined_summary",
+__all__ = ["PairScore", "EvalReport", "evaluate_pairs", "check_limit", "unpaired_blurred", "combined_summary",
            "write_averaged_pairs", "write_compressed_pairs"]
 
 
@@ -79,8 +79,7 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
     """Run ``network`` (fp32) on every pair under ``root`` (GoPro layout), or the first ``limit``
     (>= 1), and on every sharp frame; blurred frames without a sharp partner are listed in the report."""
     root = Path(root)
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"limit must be a whole number of pairs >= 1, got {limit!r}")
+    check_limit(limit)
     if root.exists() and not root.is_dir():
         raise UnreadableInputError(f"pairs {root} is a file, not a folder: give the folder that holds "
                                    "<scene>/blur/*.png and <scene>/sharp/*.png")
@@ -102,6 +101,12 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
         ))
     network.train(was_training)
     return EvalReport(tuple(scores), unpaired=tuple(str(p.relative_to(root)) for p in unpaired_blurred(root)))
+
+
+def check_limit(limit: int | None) -> None:
+    """Refuse a ``limit`` that is not a count of pairs (0 would score nothing, -1 slice off the last)."""
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"limit must be a whole number of pairs >= 1, got {limit!r}")
 
 
 def unpaired_blurred(root: str | Path) -> list[Path]:

@@ -2,10 +2,10 @@
 
 AdamW with linear warm-up then cosine decay; L1 or MSE (+ optional frequency term); AMP (fp16) on
 CUDA; optionally an exponential moving average of the weights (``ema_decay``), which is then what is
-validated, evaluated and saved. Checkpoints hold model, EMA, optimiser, scheduler, AMP scaler, step
-and RNG state; data is a pure function
+validated, evaluated and saved. Checkpoints hold model, EMA, optimiser, scheduler, AMP scaler, step,
+RNG state and the weights a fine-tune started from; data is a pure function
 of (seed, index) and the sampler is indexed by step, so a resumed run draws what the uninterrupted
-run would have drawn.
+run would have drawn. Under DDP the logged loss is the mean over ranks: the loss of the whole batch.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import os
 import platform
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,10 +26,10 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
-from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError, WeightsError
+from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError, VideoDeblurError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
-from videodeblur.model.weights import read_metadata, save_weights
+from videodeblur.model.weights import load_weights, read_metadata, save_weights
 from videodeblur.train.data import (OBJECT_MAX_SHIFT, FolderPairs, StepSampler, SynthesisMix, SynthesisedPairs,
                                     read_images, read_video_scenes)
 from videodeblur.train.evaluate import combined_summary, evaluate_pairs
@@ -38,20 +39,30 @@ from videodeblur.train.recipe import DataSpec, TrainRecipe
 __all__ = ["TrainResult", "train", "build_dataset", "hardware_description"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
+Warn = Callable[[str], None]
+"""Where a warning line goes (the CLI prints it); by default Python's ``warnings.warn``."""
+
+CHECKPOINT_FORMAT = 2  # 2: the checkpoint keeps where a fine-tune started (init_weights, init)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
+    """``final_loss``: the mean over every rank's share of the last logged steps; ``rank``: this
+    process's rank under torchrun, so that only rank 0 (the one that saved) reports."""
+
     weights: Path
     steps: int
     seconds: float
     final_loss: float
     evaluation: dict[str, Any] | None
+    rank: int = 0
 
 
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
-          on_progress: ProgressCallback | None = None) -> TrainResult:
-    """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary."""
+          on_progress: ProgressCallback | None = None, warn: Warn | None = None) -> TrainResult:
+    """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary. ``resume``
+    continues a checkpoint (``last.pt``), which also says which weights the run started from."""
+    warn = warn or _python_warning
     missing = [folder for folder in recipe.val_sets if not Path(folder).is_dir()] if recipe.val_every else []
     if missing:  # fail now, not at the first validation an hour into the run
         raise InputNotFoundError(f"validation pairs not found: {', '.join(missing)} (make them with "
@@ -69,10 +80,9 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
 
     model = LPRN(recipe.model)
     init = None
-    if recipe.init_weights:
+    if recipe.init_weights and resume is None:  # a resumed run's checkpoint holds the weights and the record
         start = load_model(recipe.init_weights)
-        if resume is None:  # a resumed run's checkpoint already holds the weights
-            _load_initial_weights(model, start)
+        _load_initial_weights(model, start)
         # where a fine-tune started, read now: a shipped name may point at other weights by the time it ends
         init = weights_origin(start, recipe.init_weights)
     model = model.to(device)
@@ -85,7 +95,9 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
            if recipe.ema_decay > 0 else None)
     step, seconds_before = 0, 0.0
     if resume is not None:
-        step, seconds_before = _load_checkpoint(Path(resume), model, optimiser, scheduler, scaler, ema)
+        resumed = _load_checkpoint(Path(resume), model, optimiser, scheduler, scaler, ema)
+        recipe, init = _init_of_resumed_run(Path(resume), recipe, resumed)
+        step, seconds_before = resumed.step, resumed.seconds
         if step >= recipe.steps:  # no step would run: the saved weights and their final_loss must stay
             raise ConfigError(f"{resume} is already at step {step} of {recipe.steps}: nothing to train; to go "
                               f"further, raise the total with --steps (e.g. --steps {step + recipe.steps})")
@@ -97,6 +109,9 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     loader = DataLoader(dataset, batch_size=recipe.batch, sampler=sampler, num_workers=recipe.workers,
                         pin_memory=device.type == "cuda", persistent_workers=False)
 
+    if rank == 0 and recipe.eval_pairs and not Path(recipe.eval_pairs).is_dir():
+        warn(f"eval_pairs {recipe.eval_pairs} is not a folder here ({Path(recipe.eval_pairs).resolve()}): "
+             "training goes on, but no evaluation will be recorded in the weights' metadata")
     log_path = out_dir / "log.csv"
     started = time.perf_counter()
     window_start, window_steps, loss_sum = started, 0, 0.0
@@ -126,13 +141,13 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
 
             if rank == 0 and (step % recipe.checkpoint_every == 0 or step == recipe.steps):
                 _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
-                                 seconds_before + time.perf_counter() - started, recipe, ema)
+                                 seconds_before + time.perf_counter() - started, recipe, ema, init)
             if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
                 _validate(kept, recipe, device, _run_metadata(
                     recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init))
             if step % recipe.log_every == 0 or step == recipe.steps:
                 now = time.perf_counter()
-                last_loss = loss_sum / window_steps
+                last_loss = _mean_over_ranks(loss_sum / window_steps, world, device)
                 record = {"step": step, "loss": round(last_loss, 6), "lr": scheduler.get_last_lr()[0],
                           "seconds": round(seconds_before + now - started, 2),
                           "steps_per_s": round(window_steps / (now - window_start), 3),
@@ -146,7 +161,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         # Ctrl-C loses nothing: the step reached is saved and `--resume` continues from it.
         if rank == 0:
             _save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
-                             seconds_before + time.perf_counter() - started, recipe, ema)
+                             seconds_before + time.perf_counter() - started, recipe, ema, init)
         raise
 
     seconds = seconds_before + time.perf_counter() - started
@@ -162,7 +177,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
-    return TrainResult(weights=weights, steps=step, seconds=seconds, final_loss=last_loss, evaluation=evaluation)
+    return TrainResult(weights=weights, steps=step, seconds=seconds, final_loss=last_loss, evaluation=evaluation,
+                       rank=rank)
 
 
 def build_dataset(spec: DataSpec, *, seed: int = 0) -> Dataset:
@@ -254,6 +270,20 @@ def _warmup_cosine(recipe: TrainRecipe) -> Callable[[int], float]:
     return factor
 
 
+def _python_warning(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def _mean_over_ranks(value: float, world: int, device: torch.device) -> float:
+    """The mean of ``value`` over the ``world`` processes: each rank's loss is over its own share of the
+    batch, so only the mean describes the whole batch. Every rank must call it at the same step."""
+    if world <= 1:
+        return value
+    total = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(total)  # sync point: each rank waits here for the others' losses
+    return float(total.item()) / world
+
+
 def _init_distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -316,9 +346,13 @@ def _architecture(config: dict[str, Any]) -> dict[str, Any]:
 
 def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
                      scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                     step: int, seconds: float, recipe: TrainRecipe, ema: AveragedModel | None = None) -> None:
+                     step: int, seconds: float, recipe: TrainRecipe, ema: AveragedModel | None = None,
+                     init: dict[str, Any] | None = None) -> None:
+    """Everything a resume needs, including where a fine-tune started (``init_weights`` and its ``init``
+    record, as JSON text): a resumed run takes them from here, not from its command line."""
     state = {
-        "format": 1, "step": step, "seconds": seconds, "config": recipe.model.to_dict(),
+        "format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": recipe.model.to_dict(),
+        "init_weights": recipe.init_weights, "init": json.dumps(init),
         "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -332,9 +366,11 @@ def _save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
 
 def _load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
                      scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
-                     ema: AveragedModel | None = None) -> tuple[int, float]:
+                     ema: AveragedModel | None = None) -> _Resumed:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or "optimiser" not in state:
+            raise _not_a_checkpoint(path)
         if state.get("config") != model.config.to_dict():
             raise WeightsError(f"checkpoint {path} was trained with config {state.get('config')}, "
                                f"not the recipe's {model.config.to_dict()}")
@@ -349,13 +385,55 @@ def _load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
         torch.set_rng_state(state["rng_torch"])
         if torch.cuda.is_available() and state["rng_cuda"]:
             torch.cuda.set_rng_state_all(state["rng_cuda"])
+        knows_init = state.get("format", 1) >= 2
+        return _Resumed(step=int(state["step"]), seconds=float(state["seconds"]), knows_init=knows_init,
+                        init_weights=state["init_weights"] if knows_init else None,
+                        init=json.loads(state["init"]) if knows_init else None)
     except WeightsError:
         raise
     except FileNotFoundError as err:
         raise WeightsError(f"checkpoint not found: {path}") from err
     except Exception as err:
-        raise WeightsError(f"cannot resume from {path}: corrupt or not a videodeblur checkpoint") from err
-    return int(state["step"]), float(state["seconds"])
+        raise _not_a_checkpoint(path) from err
+
+
+@dataclasses.dataclass(frozen=True)
+class _Resumed:
+    """What a checkpoint says beyond the tensors; ``knows_init`` is false for format 1, which did not
+    keep where a fine-tune started."""
+
+    step: int
+    seconds: float
+    knows_init: bool
+    init_weights: str | None
+    init: dict[str, Any] | None
+
+
+def _init_of_resumed_run(path: Path, recipe: TrainRecipe,
+                         resumed: _Resumed) -> tuple[TrainRecipe, dict[str, Any] | None]:
+    """The recipe with the checkpoint's ``init_weights``, and the checkpoint's ``init`` record: the
+    weights come from the checkpoint, so an ``init_weights`` (``--init``) that names other weights
+    cannot apply and is refused rather than recorded."""
+    if not resumed.knows_init:  # a format-1 checkpoint: the command line's word is all there is
+        given = recipe.init_weights
+        return recipe, weights_origin(load_model(given), given) if given else None
+    if recipe.init_weights is not None and recipe.init_weights != resumed.init_weights:
+        started = (f"started from {resumed.init_weights}" if resumed.init_weights
+                   else "started from the identity, not from trained weights")
+        raise ConfigError(f"init_weights {recipe.init_weights} (--init) cannot apply when resuming {path}: the "
+                          f"weights come from the checkpoint, whose run {started}; leave out --init")
+    return dataclasses.replace(recipe, init_weights=resumed.init_weights), resumed.init
+
+
+def _not_a_checkpoint(path: Path) -> WeightsError:
+    """The error for a file ``--resume`` cannot continue; a valid weights file (what a run saves to be
+    used, not continued) is named as such, since fine-tuning from it may be what was meant."""
+    try:
+        load_weights(path)
+    except VideoDeblurError:
+        return WeightsError(f"cannot resume from {path}: corrupt or not a videodeblur checkpoint")
+    return WeightsError(f"cannot resume from {path}: it is a weights file, not a training checkpoint (a run's "
+                        "last.pt); to fine-tune from these weights, give them with --init instead of --resume")
 
 
 def _append_csv(path: Path, record: dict[str, Any]) -> None:
