@@ -423,6 +423,31 @@ def _irregular_clip(path: Path, steps_ms: tuple[int, ...], frames: int) -> Path:
     return path
 
 
+def test_resume_refuses_another_take_of_the_same_length(engine, make_clip, tmp_path: Path) -> None:
+    """Frame count and times alone let another video of the same length through (GoPro chapters
+    are): the output's last kept frame must show the source's frame there."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30)
+    other = tmp_path / "other.mp4"
+    with av.open(str(other), "w") as container:  # same size, rate, count and times; another picture
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 25)
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128 + i, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    out = tmp_path / "out.mp4"
+    deblur_file(src, out, engine, RunOptions(max_frames=12))
+    with pytest.raises(OutputError, match="does not show frame 12 of .*other.mp4 where it ends: it was made from "
+                                          "another video"):
+        deblur_file(other, out, engine, RunOptions(resume=True))
+    assert len(decode(out).frames) == 12  # put back as it was
+    sbs = tmp_path / "sbs.mp4"  # a side-by-side output's kept frame shows the source twice
+    deblur_file(src, sbs, engine, RunOptions(max_frames=12, side_by_side=True))
+    assert deblur_file(src, sbs, engine, RunOptions(resume=True, side_by_side=True)).extra["frames_written"] == 30
+
+
 def test_an_output_marked_before_weights_were_named_is_compared_by_the_rest() -> None:
     from videodeblur.video.writer import made_otherwise
 

@@ -68,7 +68,7 @@ _SECONDS = _Seconds(min=0, min_open=True)
               metavar="OUT.mp4|URL",
               help="Also write the deblurred feed to this file (timestamps from capture time; a file read without "
                    "--realtime keeps its own), or send it live to a streaming URL: rtmp://server/app/key, "
-                   "srt://host:port, udp://host:port (MPEG-TS). The source's sound comes along (a network "
+                   "srt://host:port, udp:// or tcp://host:port (MPEG-TS), rtsp://server/path (publish). The source's sound comes along (a network "
                    "camera's microphone, a file).")
 @click.option("--reconnect", type=_SECONDS, default=None, metavar="SECONDS",
               help="When the camera or stream is lost (a network camera dropping, a webcam replugged), open it "

@@ -27,7 +27,8 @@ from videodeblur.deep import add_change
 from videodeblur.errors import ConfigError, DecodeError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
-from videodeblur.pipeline.resume import finished_output, frames_in, nothing_left, set_aside
+from videodeblur.pipeline.resume import (finished_output, frames_in, last_picture, nothing_left, same_picture,
+                                         set_aside)
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_stdin, is_url
@@ -154,7 +155,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                 except BaseException:
                     writer.close(complete=False)
                     raise
-                reader.skip(frames, last_s=last_s)
+                reader.skip(frames, last_s=last_s, looks_like=_looks_like(partial, last_s, reader.info, options))
         except BaseException:
             if partial is not None:  # the interrupted run's output goes back where it was
                 partial.replace(output_path)
@@ -172,6 +173,22 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                  if options.start_s and reader.info.duration_s else "in the part asked for" if options.trimmed else "")
         raise DecodeError(f"no frame of {reader.name} {where or 'could be decoded'}: nothing was written")
     return stats
+
+
+def _looks_like(partial: Path, last_s: float | None, info: VideoInfo,
+                options: RunOptions) -> Callable[[np.ndarray], bool] | None:
+    """Whether a source frame (its luma) is the picture the interrupted output ends on: frame count
+    and times alone let a clip of another take of the same length through (GoPro chapters are)."""
+    kept = last_picture(partial, last_s)
+    if kept is None:
+        return None
+
+    def looks_like(source: np.ndarray) -> bool:
+        if options.side_by_side:  # the source is on both sides as far as a thumbnail can tell
+            source = side_by_side(source[..., None], source[..., None], info.rotation)[..., 0]
+        return same_picture(source, kept)
+
+    return looks_like
 
 
 def _made_by(engine: Engine, options: RunOptions) -> str:

@@ -17,7 +17,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import av
 import numpy as np
@@ -167,6 +167,7 @@ class FrameReader:
         self.window: tuple[float, float | None] | None = None  # (start, end) in the stream's seconds, by trim()
         self._to_skip = 0
         self._skip_until_s: float | None = None
+        self._looks_like: Callable[[np.ndarray], bool] | None = None
         self.frames_skipped = 0
         self.last_skipped_s: float | None = None  # the last skipped frame's time, to check a resume against
 
@@ -195,14 +196,17 @@ class FrameReader:
         self._others = None
         return self._feed
 
-    def skip(self, frames: int, *, last_s: float | None = None) -> None:
+    def skip(self, frames: int, *, last_s: float | None = None,
+             looks_like: Callable[[np.ndarray], bool] | None = None) -> None:
         """Decode but do not yield the first ``frames`` frames (call before iterating): they are the
         ones an interrupted run already wrote. Decoding them (not seeking) keeps the timestamps, the
         loss count and every frame after them exactly as in a run from the start. ``last_s``: where
         that run's last frame was; iterating raises OutputError if this file's frame there is not at
-        the same time (within half a frame), or the file ends first: that output came from another video."""
+        the same time (within half a frame), or the file ends first, or ``looks_like`` (given the
+        last skipped frame's luma) says it is not that frame: that output came from another video."""
         self._to_skip = max(0, frames)
         self._skip_until_s = last_s
+        self._looks_like = looks_like
 
     def trim(self, start_s: float = 0.0, duration_s: float | None = None) -> tuple[float | None, float | None]:
         """Read only ``duration_s`` seconds (None: to the end) from ``start_s`` seconds after the
@@ -342,6 +346,10 @@ class FrameReader:
                     self.frames_skipped += 1
                     if self.frames_skipped == self._to_skip:
                         self._check_skipped(ended=False)
+                        if self._looks_like is not None and not self._looks_like(frame.to_ndarray(format="gray")):
+                            raise OutputError(f"the output to resume does not show frame {self.frames_skipped} of "
+                                              f"{self.name} where it ends: it was made from another video; "
+                                              "run without --resume")
                     continue
                 image = self._convert(frame)
             deep = None
