@@ -205,6 +205,22 @@ def test_ctrl_c_finalises_the_output_and_raises_with_stats(engine: Engine, make_
     assert 0 < len(out.audio) < len(decode(src).audio)  # audio only up to where the video stops
 
 
+def test_ctrl_c_before_the_pipeline_runs_leaves_no_unreadable_file(engine: Engine, make_clip, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C after the output's header is written but before the threads run left a 48-byte MP4
+    that nothing opens; now the writer is closed, and with no frame in it no file is left."""
+    import videodeblur.pipeline.runner as runner
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_pipeline", interrupted)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(KeyboardInterrupt):
+        deblur_file(make_clip("a.mp4", width=64, height=48, frames=4), out, engine)
+    assert not out.exists()
+
+
 def test_signals_during_the_finalising_are_noted_not_raised() -> None:
     """While the output is finalised a second Ctrl-C or SIGTERM only notes itself; before and after,
     Ctrl-C raises as usual."""
@@ -443,9 +459,14 @@ def test_resume_refuses_another_take_of_the_same_length(engine, make_clip, tmp_p
                                           "another video"):
         deblur_file(other, out, engine, RunOptions(resume=True))
     assert len(decode(out).frames) == 12  # put back as it was
+    deblur_file(src, out, engine, RunOptions(resume=True))  # finished from its own video
+    with pytest.raises(OutputError, match="its last one does not show the input's last: it was made from another"):
+        deblur_file(other, out, engine, RunOptions(resume=True))  # a finished output is checked too
     sbs = tmp_path / "sbs.mp4"  # a side-by-side output's kept frame shows the source twice
     deblur_file(src, sbs, engine, RunOptions(max_frames=12, side_by_side=True))
     assert deblur_file(src, sbs, engine, RunOptions(resume=True, side_by_side=True)).extra["frames_written"] == 30
+    again = deblur_file(src, sbs, engine, RunOptions(resume=True, side_by_side=True))  # finished: nothing to do
+    assert again.frames == 0 and again.extra["frames_written"] == 30
 
 
 def test_an_output_marked_before_weights_were_named_is_compared_by_the_rest() -> None:

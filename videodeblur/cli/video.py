@@ -148,7 +148,11 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             written = stop.stats.extra.get("frames_written", stop.stats.frames)
             where = "the output" if piped_out else str(job.dst)
             again = "" if piped_out or is_stdin(job.src) else " (--resume goes on from there)"  # not from a pipe
-            click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
+            if not written:  # the writer leaves no file without a frame in it
+                left = "nothing was written" if piped_out else f"no file was left at {job.dst}"
+                click.echo(f"videodeblur: interrupted before any frame was written: {left}", err=True)
+            else:
+                click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
             raise
         except VideoDeblurError as err:
             if len(jobs) == 1:
@@ -181,8 +185,9 @@ def summary_table(result: dict[str, Any]) -> str:
     kept = result.get("resumed_frames") or 0
     frames = f"{result['frames'] + kept} frames ({result['frames']} new, {kept} kept)" if kept else f"{result['frames']} frames"
     lines = [
-        f"wrote {'standard output' if result.get('output') == '-' else result.get('output', '')}: {frames}, {w}x{h}, {result.get('encoder', '')}, "
-        f"{result['seconds']:.2f} s",
+        f"wrote {'standard output' if result.get('output') == '-' else result.get('output', '')}: {frames}, {w}x{h}, "
+        + "".join(f"{encoder}, " for encoder in [result.get("encoder")] if encoder)  # none: nothing was encoded
+        + f"{result['seconds']:.2f} s",
         f"model {result['model']} on {result['device']}, {result.get('precision', '')}, "
         f"batch {result.get('batch_size', '')}",
         f"sustained {result['fps']:.1f} fps (after {result['warmup_frames']} warm-up frames); latency ms "

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from videodeblur.errors import OutputError
+from videodeblur.pipeline.side_by_side import side_by_side as side_by_side_picture
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.reader import VideoInfo, pick_video_stream
 from videodeblur.video.writer import check_output_path, made_by_mark, made_otherwise
@@ -69,6 +70,9 @@ def finished_output(output: Path, info: VideoInfo, made_by: str | None = None) -
     if made_otherwise(held.made_by, made_by):
         raise OutputError(f"cannot resume {output}: it is finished, made by {held.made_by}; this run's would be "
                           f"made by {made_by}: run without --resume to make it again")
+    if not _ends_alike(output, info, side_by_side=" side-by-side" in (made_by or "")):
+        raise OutputError(f"cannot resume {output}: it holds as many frames as {info.path}, but its last one does "
+                          "not show the input's last: it was made from another video; run without --resume")
     return held
 
 
@@ -105,17 +109,22 @@ def _read_output(path: Path) -> FinishedOutput | None:
         return None
 
 
-def last_picture(path: Path, last_s: float | None) -> np.ndarray | None:
-    """The luma of ``path``'s frame at ``last_s`` seconds (its last kept frame), H×W uint8, decoded
-    from the keyframe before it; None when it cannot be decoded (the check is then left out)."""
-    if last_s is None:
-        return None
+def last_picture(path: Path | str, last_s: float | None = None) -> np.ndarray | None:
+    """The luma of ``path``'s frame at ``last_s`` seconds (its last kept frame; None: its last frame),
+    H×W uint8, decoded from the keyframe before it; None when it cannot be decoded (the check is then
+    left out)."""
     try:
         with av.open(str(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
             if video is None or video.time_base is None:
                 return None
-            container.seek(max(0, round((last_s - 1.0) / video.time_base)), stream=video, backward=True)
+            if last_s is None:
+                last_s = float("inf")
+                if container.duration is not None:  # near the end: the last GOP, not the whole file
+                    end_s = (container.start_time or 0) / av.time_base + container.duration / av.time_base
+                    container.seek(max(0, round((end_s - 2.0) / video.time_base)), stream=video, backward=True)
+            else:
+                container.seek(max(0, round((last_s - 1.0) / video.time_base)), stream=video, backward=True)
             best = None
             for frame in container.decode(video):
                 if frame.pts is not None and float(frame.pts * frame.time_base) > last_s + 0.05:
@@ -124,6 +133,16 @@ def last_picture(path: Path, last_s: float | None) -> np.ndarray | None:
             return best.to_ndarray(format="gray") if best is not None else None
     except (av.FFmpegError, OSError):
         return None
+
+
+def _ends_alike(output: Path, info: VideoInfo, *, side_by_side: bool) -> bool:
+    """Whether a finished output's last frame shows the input's last (True where either cannot be read)."""
+    kept, source = last_picture(output), last_picture(info.path)
+    if kept is None or source is None:
+        return True
+    if side_by_side:
+        source = side_by_side_picture(source[..., None], source[..., None], info.rotation)[..., 0]
+    return same_picture(source, kept)
 
 
 def same_picture(source: np.ndarray, kept: np.ndarray) -> bool:

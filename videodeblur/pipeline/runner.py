@@ -29,6 +29,7 @@ from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
 from videodeblur.pipeline.resume import (finished_output, frames_in, last_picture, nothing_left, same_picture,
                                          set_aside)
+from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_stdin, is_url
@@ -165,6 +166,10 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         raise
     try:
         stats = run_pipeline(reader, writer, engine, options)
+    except KeyboardInterrupt as stop:
+        if not isinstance(stop, RunInterrupted):  # before the pipeline could finalise: a file with only
+            writer.close(complete=False)  # its header would not open (none is left with no frame in it)
+        raise
     finally:
         if partial is not None and frames_in(Path(output_path)) >= writer.resumed_frames:
             partial.unlink(missing_ok=True)  # every frame it held is in the new output
@@ -208,15 +213,6 @@ def _one_pass_feed(reader: FrameReader, input_path: str | Path, options: RunOpti
     if is_stdin(input_path) or (is_url(input_path) and not options.resume):
         return reader.feed()
     return None
-
-
-def side_by_side(source: np.ndarray, deblurred: np.ndarray, rotation: int) -> np.ndarray:
-    """``source`` and ``deblurred`` (H×W×C, as stored) in one picture that shows the source on the left
-    once a player turns it by ``rotation`` (degrees counter-clockwise, as PyAV reads the display
-    matrix): side by side for 0, swapped for 180, one above the other for a quarter turn."""
-    quarter = round(rotation / 90) % 4
-    first, second = (deblurred, source) if quarter in (2, 3) else (source, deblurred)
-    return np.concatenate([first, second], axis=0 if quarter in (1, 3) else 1)
 
 
 def _trim(reader: FrameReader, options: RunOptions) -> tuple[float | None, float | None]:
@@ -294,25 +290,27 @@ class _Pipeline:
         encode = threading.Thread(target=self._guard, args=(self._encode_loop,), name="videodeblur-encode", daemon=True)
         self.stats.throughput.restart()
         try:
-            decode.start()
-            encode.start()
-            self._infer_loop(encode)
-        except _Stopped:
-            pass
-        except KeyboardInterrupt:
-            self.interrupted = True
-        except BaseException as err:  # noqa: BLE001 - carried to the caller below
-            self._fail(err)
-        # A second Ctrl-C (a double tap) or a SIGTERM while the output is finalised used to escape
-        # the stop in progress and end the process with the container unwritten: from here they
-        # are only noted.
-        with _signals_noted(self._note_interrupt):
-            if self.interrupted:
-                self.abort.set()
-                self._salvage(encode)
-            self.complete = (self.reached_end and not self.cut_short and self.error is None
-                             and not self.interrupted)
-            self._finish(decode, encode)
+            try:
+                decode.start()
+                encode.start()
+                self._infer_loop(encode)
+            except _Stopped:
+                pass
+            except KeyboardInterrupt:
+                self.interrupted = True
+            except BaseException as err:  # noqa: BLE001 - carried to the caller below
+                self._fail(err)
+        finally:  # (a second Ctrl-C landing in the handler above still finalises, then goes on up)
+            # A second Ctrl-C (a double tap) or a SIGTERM while the output is finalised used to
+            # escape the stop in progress and end the process with the container unwritten: from
+            # here they are only noted.
+            with _signals_noted(self._note_interrupt):
+                if self.interrupted:
+                    self.abort.set()
+                    self._salvage(encode)
+                self.complete = (self.reached_end and not self.cut_short and self.error is None
+                                 and not self.interrupted)
+                self._finish(decode, encode)
         if self.error is not None:
             raise self.error
         if self.interrupted:
