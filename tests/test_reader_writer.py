@@ -373,7 +373,22 @@ def test_one_rate_containers_take_frames_at_their_rate_even_from_variable_timing
         stream = container.streams.video[0]
         assert stream.average_rate == 25
         slots = [round(f.pts * f.time_base * 25) for f in container.decode(stream)]
-    assert len(slots) == len(times_ms) and all(b > a for a, b in zip(slots, slots[1:]))
+    # 200 ms leaves slot 4 empty: AVI keeps the gap, YUV4MPEG (no times) shows the frame before it twice
+    assert len(slots) == len(times_ms) + (suffix == ".y4m") and all(b > a for a, b in zip(slots, slots[1:]))
+
+
+def test_yuv4mpeg_repeats_frames_over_the_gaps_of_its_source(tmp_path: Path) -> None:
+    """YUV4MPEG has no times: a source with gaps (OpenCV's tree.avi, 68 frames over 29.5 s) played
+    6.5 times too fast. The frame before a gap fills it, and the run says how many were repeated."""
+    out = tmp_path / "out.y4m"
+    with FrameWriter(out, width=64, height=48, time_base=Fraction(1, 1000), fps=Fraction(25)) as writer:
+        for i, t in enumerate([0, 40, 400, 440]):  # 320 ms missing: slots 2 to 9
+            writer.write(np.full((48, 64, 3), 60 * i, np.uint8), pts=t)
+    assert writer.converted == ["8 frames repeated to keep the timing: .y4m holds one frame after another, "
+                                "at one rate, where the source has gaps"]
+    frames = decode(out).frames
+    assert len(frames) == 12 and all(np.array_equal(frames[k], frames[1]) for k in range(2, 10))
+    assert not np.array_equal(frames[10], frames[1])
 
 
 def test_a_writer_like_a_source_that_cannot_start_leaves_no_file(make_clip, tmp_path: Path) -> None:

@@ -180,6 +180,8 @@ class FrameWriter:
         self._last_dts: Fraction | None = None  # the last video packet's decode time, in seconds
         self._last_pts: int | None = None  # the last frame's pts given to write()
         self._last_slot = -1
+        self._previous: av.VideoFrame | None = None  # the last frame encoded, for YUV4MPEG's repeats
+        self.repeated_frames = 0  # frames YUV4MPEG output repeats to keep the source's timing
         self._passthrough: Passthrough | None = None
         self._pts_offset = round(window[0] / self.time_base) if window and window[0] is not None else 0
         self._hdr = hdr
@@ -271,8 +273,11 @@ class FrameWriter:
 
     @property
     def converted(self) -> list[str]:
-        """Audio tracks this container cannot hold as they are, re-encoded (AAC in WebM)."""
-        return self._passthrough.converted if self._passthrough else []
+        """Audio tracks this container cannot hold as they are, re-encoded (AAC in WebM), and frames
+        repeated to keep the timing of a source with gaps in a container without times (YUV4MPEG)."""
+        repeats = ([f"{self.repeated_frames} frames repeated to keep the timing: {self._kind} holds one frame "
+                    "after another, at one rate, where the source has gaps"] if self.repeated_frames else [])
+        return [*(self._passthrough.converted if self._passthrough else []), *repeats]
 
     def align_copied(self, source_s: float) -> None:
         """Tracks copied from a live source's feed: the time ``source_s`` on its clock is this file's 0.
@@ -309,13 +314,17 @@ class FrameWriter:
                               f"stream of {self.path}")
         frame = self._to_frame(image)
         pts = int(pts) - self._pts_offset
+        last_slot = self._last_slot
         frame.pts, frame.time_base = self._slot(pts) if self._slot_rate else (pts, self.time_base)
         with self._lock:
             if self._closed:
                 raise EncodeError(f"{self.path} is already closed")
             try:
+                for packet in self._repeats_before(frame, last_slot):
+                    self._mux_video(packet)
                 for packet in self._stream.encode(frame):
                     self._mux_video(packet)
+                self._previous = frame
                 self.frames_written += 1
                 self._last_end_s = float(pts * self.time_base)
                 if self._passthrough is not None:
@@ -325,6 +334,18 @@ class FrameWriter:
                     raise self._pipe_closed() from err
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
+
+    def _repeats_before(self, frame: av.VideoFrame, last_slot: int) -> Iterator[av.Packet]:
+        """YUV4MPEG holds one frame after another, no times: a gap in the source's (tree.avi: 68 frames
+        over 29.5 s) would play 6.5× too fast. The frame before it is shown again in the empty slots,
+        as the ffmpeg tool's constant-rate output does; counted for a warning."""
+        if self._container.format.name != "yuv4mpegpipe" or self._previous is None:
+            return
+        for slot in range(last_slot + 1, frame.pts):
+            again = self._previous.reformat()  # a frame of its own: the encoder may keep the one it was given
+            again.pts, again.time_base = slot, frame.time_base
+            self.repeated_frames += 1
+            yield from self._stream.encode(again)
 
     def _slot(self, pts: int) -> tuple[int, Fraction]:
         """A frame's slot in a one-rate container: its time rounded to the rate, after the last slot (two
