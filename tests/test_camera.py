@@ -326,6 +326,30 @@ def test_a_fourcc_of_another_length_is_a_usage_error(run_cli) -> None:
     assert result.exit_code == 2 and "four-character code" in result.stderr
 
 
+def test_a_stream_that_never_answers_ends_within_max_seconds(run_cli) -> None:
+    """A server that takes the connection and says nothing: the wait for it is bounded by
+    --max-seconds (it took the full 10 s open timeout), and the error says what happened instead of
+    FFmpeg's "Immediate exit requested"."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    held: list[socket.socket] = []
+    accepting = threading.Thread(target=lambda: held.append(server.accept()[0]), daemon=True)
+    accepting.start()
+    try:
+        started = time.monotonic()
+        out = run_cli("camera", "--source", f"http://127.0.0.1:{port}/live.ts", "--no-preview", "--device", "cpu",
+                      "--max-seconds", "1")
+        waited = time.monotonic() - started
+    finally:
+        server.close()
+        for connection in held:
+            connection.close()
+    assert out.exit_code == 1 and "no answer within 1 s" in out.stderr, out.stderr
+    assert waited < 8
+
+
 def test_a_hung_source_counts_as_lost_after_the_stall_timeout() -> None:
     start = time.monotonic()
     stats = run_live(ScriptedSource(3, then="hang"), DelayedEngine(0.0), LiveOptions(stall_timeout_s=0.3))

@@ -100,7 +100,10 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
 
     width, height = _parse_size(size)
     try:
-        capture_options = CaptureOptions(realtime=realtime, width=width, height=height, fourcc=fourcc)
+        capture_options = CaptureOptions(realtime=realtime, width=width, height=height, fourcc=fourcc,
+                                         # --max-seconds bounds the wait for a stream that never answers too
+                                         open_timeout_s=min(CaptureOptions.open_timeout_s,
+                                                            max_seconds or CaptureOptions.open_timeout_s))
     except ValueError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
         raise click.BadParameter(str(err), param_hint="--fourcc") from err
     live_source = open_source(source, capture_options)

@@ -67,6 +67,7 @@ class CaptureOptions:
     height: int | None = None
     fps: float | None = None
     fourcc: str | None = None
+    open_timeout_s: float = _OPEN_TIMEOUT_S  # how long a network source may take to answer
 
     def __post_init__(self) -> None:
         for name in ("width", "height", "fps"):
@@ -133,7 +134,8 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
     if spec.startswith("/dev/video"):
         return OpenCVCameraSource(spec, options)
     if is_url(spec):
-        return PyAVSource(spec, description=spec, pace=False, fmt=None, network=True)
+        return PyAVSource(spec, description=spec, pace=False, fmt=None, network=True,
+                          open_timeout_s=options.open_timeout_s)
     if spec.startswith("lavfi:"):
         return PyAVSource(spec[len("lavfi:"):], description=spec, pace=True, fmt="lavfi")
     path = Path(spec).expanduser()
@@ -212,7 +214,7 @@ class PyAVSource(LiveSource):
     """
 
     def __init__(self, target: str, *, description: str, pace: bool, fmt: str | None,
-                 network: bool = False) -> None:
+                 network: bool = False, open_timeout_s: float = _OPEN_TIMEOUT_S) -> None:
         self.description = description
         self.drops_allowed = pace or network
         self.live = network
@@ -224,7 +226,9 @@ class PyAVSource(LiveSource):
         options = {"flags": "low_delay"} if network else {}
         try:
             self._container = av.open(target, format=fmt, options=options, metadata_errors="replace",
-                                      timeout=(_OPEN_TIMEOUT_S, _READ_TIMEOUT_S) if network else None)
+                                      timeout=(open_timeout_s, _READ_TIMEOUT_S) if network else None)
+        except av.ExitError as err:  # FFmpeg's "Immediate exit requested": its timeout ran out
+            raise SourceError(f"cannot open source {description!r}: no answer within {open_timeout_s:g} s") from err
         except (av.FFmpegError, OSError, ValueError) as err:
             raise SourceError(f"cannot open source {description!r}: {short_error(err)}") from err
         try:
@@ -300,6 +304,9 @@ class PyAVSource(LiveSource):
             return next(self._decoded)
         except StopIteration:
             return None
+        except av.ExitError as err:  # the read timeout ran out
+            raise SourceError(f"source {self.description!r} stopped delivering frames: nothing came for "
+                              f"{_READ_TIMEOUT_S:g} s") from err
         except (av.FFmpegError, OSError) as err:
             raise SourceError(f"source {self.description!r} stopped delivering frames: {short_error(err)}") from err
 
