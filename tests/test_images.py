@@ -432,6 +432,39 @@ def test_grey_alpha_outputs_keep_their_metadata(tmp_path, ext):
         assert back.tiff_icc == icc
 
 
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_a_grey_alpha_output_keeps_a_dpi_that_differs_across_and_down(tmp_path, ext):
+    """FFmpeg's PNG encoder takes one density for both directions: the vertical 150 was lost."""
+    image = dataclasses.replace(_grey_alpha_image(24, 16), dpi=(300.0, 150.0))
+    assert read_image(write_image(tmp_path / f"ga{ext}", image, warn=pytest.fail)).dpi == pytest.approx(
+        (300, 150), abs=0.02)  # PNG: whole pixels per metre
+
+
+def test_a_nonsense_dpi_is_not_carried(engine, tmp_path):
+    """4294967295 dpi (a broken field) crashed the PNG, TIFF and BMP writers after the network had run."""
+    src = tmp_path / "in.tif"
+    PILImage.fromarray(clip_frame(0, 40, 24)).save(src, dpi=(4294967295, 4294967295))
+    assert read_image(src).dpi is None
+    for ext in (".png", ".tif", ".bmp"):
+        assert read_image(deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail)).dpi is None
+
+
+def test_a_cmyk_jpegs_colour_profile_is_not_given_to_its_rgb_output(engine, tmp_path):
+    """OpenCV reads a print JPEG's CMYK as RGB: its CMYK profile would misdescribe the output (colour
+    managed viewers failed on it); an RGB profile is carried as before."""
+    def profile(space: bytes) -> bytes:
+        return b"\x00\x00\x02\x00" + b"lcms" + b"\x02\x10\x00\x00" + b"prtr" + space + b"Lab " + b"\x00" * 100
+
+    src = tmp_path / "print.jpg"
+    PILImage.fromarray(clip_frame(0, 40, 24)).convert("CMYK").save(src, icc_profile=profile(b"CMYK"))
+    with PILImage.open(deblur_image_file(src, tmp_path / "out.jpg", engine, warn=pytest.fail)) as out:
+        assert out.mode == "RGB" and "icc_profile" not in out.info
+    rgb = tmp_path / "photo.jpg"
+    PILImage.fromarray(clip_frame(0, 40, 24)).save(rgb, icc_profile=profile(b"RGB "))
+    with PILImage.open(deblur_image_file(rgb, tmp_path / "photo-out.jpg", engine, warn=pytest.fail)) as out:
+        assert out.info.get("icc_profile") == profile(b"RGB ")
+
+
 def _with_dpi_and_comment(src: Path, dpi: int, **extra) -> None:
     with PILImage.open(src) as im:
         im.save(src, dpi=(dpi, dpi), **extra)

@@ -46,7 +46,16 @@ def metadata_segments(jpeg: bytes) -> bytes:
         if any(marker == m and payload.startswith(sig) for m, sig in _KEPT):
             kept.append(_upright(segment) if payload.startswith(b"Exif\x00\x00") else segment)
         pos += 2 + length
+    if any(_cmyk_profile(segment) for segment in kept):  # the output is RGB: a CMYK profile would misdescribe it
+        kept = [segment for segment in kept if not segment[4:].startswith(b"ICC_PROFILE\x00")]
     return b"".join(kept)
+
+
+def _cmyk_profile(segment: bytes) -> bool:
+    """Whether ``segment`` is the first part of an ICC profile for CMYK (a print JPEG's): its header's
+    colour space, 16 bytes into the profile, after the APP2 signature and the part's number and count."""
+    payload = segment[4:]
+    return payload.startswith(b"ICC_PROFILE\x00") and payload[12:13] == b"\x01" and payload[14 + 16:14 + 20] == b"CMYK"
 
 
 def insert_segments(jpeg: bytes, segments: bytes) -> bytes:
@@ -133,9 +142,18 @@ def _png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
 
 # ------------------------------------------------------------------------------- pixel density
 
+_MAX_DPI = 100_000.0  # past any scanner's; a larger value is a broken field, and overflows PNG, BMP and TIFF
+
+
 def read_dpi(data: bytes) -> tuple[float, float] | None:
     """Horizontal and vertical dots per inch recorded in a JPEG (JFIF), PNG (pHYs), TIFF or BMP file;
-    None when it records none (or only an aspect ratio)."""
+    None when it records none (or only an aspect ratio), or nonsense (above ``_MAX_DPI``: such a value
+    crashed the writers of every other format)."""
+    dpi = _recorded_dpi(data)
+    return dpi if dpi is not None and max(dpi) <= _MAX_DPI else None
+
+
+def _recorded_dpi(data: bytes) -> tuple[float, float] | None:
     if data.startswith(_SOI):
         jfif = data[6:11] == b"JFIF\x00" and data[2:4] == b"\xff\xe0" and len(data) >= 18
         if jfif and data[13] in (1, 2):
@@ -167,8 +185,7 @@ def read_dpi(data: bytes) -> tuple[float, float] | None:
 
 
 def with_dpi(data: bytes, dpi: tuple[float, float] | None) -> bytes:
-    """``data`` (an encoded JPEG, PNG, TIFF or BMP) recording ``dpi``; other formats, or None, as they are.
-    A PNG that already has a pHYs chunk (carried from a PNG source) keeps it."""
+    """``data`` (an encoded JPEG, PNG, TIFF or BMP) recording ``dpi``; other formats, or None, as they are."""
     if dpi is None or min(dpi) <= 0:
         return data
     if data.startswith(_SOI):
@@ -178,8 +195,9 @@ def with_dpi(data: bytes, dpi: tuple[float, float] | None) -> bytes:
         x, y = (min(65535, max(1, round(d))) for d in dpi)
         return data[:13] + struct.pack(">BHH", 1, x, y) + data[18:]
     per_metre = tuple(max(1, round(d / _METRES_PER_INCH)) for d in dpi)
-    if data.startswith(_PNG_SIGNATURE):
-        return insert_png_chunks(data, [(b"pHYs", _png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
+    if data.startswith(_PNG_SIGNATURE):  # replacing one there (FFmpeg's PNG encoder writes one square)
+        kept = _PNG_SIGNATURE + b"".join(chunk for kind, chunk in _png_chunks(data) if kind != b"pHYs")
+        return insert_png_chunks(kept, [(b"pHYs", _png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
     if data.startswith(b"BM") and len(data) >= 46 and struct.unpack("<I", data[14:18])[0] >= 40:
         return data[:38] + struct.pack("<ii", *per_metre) + data[46:]
     if _tiff_ifd0(data) is not None:

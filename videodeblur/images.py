@@ -170,7 +170,7 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         ".avif": [cv2.IMWRITE_AVIF_QUALITY, AVIF_QUALITY],
     }.get(".jpg" if ext == ".jpeg" else ext, [])
     if own_encoder:
-        encoded = _grey_alpha_encoded(pixels, "png" if ext == ".png" else "tiff", image.dpi)
+        encoded = _grey_alpha_encoded(pixels, "png" if ext == ".png" else "tiff")
     else:
         ok, buffer = cv2.imencode(ext, pixels, params)
         if not ok:
@@ -359,9 +359,9 @@ def _samples(frame: av.VideoFrame) -> np.ndarray:
     return rows.view(dtype)
 
 
-def _grey_alpha_encoded(samples: np.ndarray, codec: str, dpi: tuple[float, float] | None) -> bytes:
+def _grey_alpha_encoded(samples: np.ndarray, codec: str) -> bytes:
     """An H×W×2 (grey, alpha) uint8 or uint16 array as a PNG or TIFF file (``codec``, FFmpeg's encoder), alpha
-    unassociated; a PNG records ``dpi`` (horizontal), a TIFF is LZW-compressed, as OpenCV's are."""
+    unassociated; a TIFF is LZW-compressed, as OpenCV's are (the DPI goes in afterwards, as for any image)."""
     height, width, _ = samples.shape
     pix_fmt = "ya8" if samples.dtype == np.uint8 else "ya16be" if codec == "png" else "ya16le"
     frame = av.VideoFrame(width, height, pix_fmt)
@@ -370,6 +370,4 @@ def _grey_alpha_encoded(samples: np.ndarray, codec: str, dpi: tuple[float, float
     ctx.width, ctx.height, ctx.pix_fmt, ctx.time_base = width, height, pix_fmt, Fraction(1, 1)
     if codec == "tiff":
         ctx.options = {"compression_algo": "lzw"}
-    elif dpi and min(dpi) > 0:  # FFmpeg's PNG always has a pHYs chunk (with_dpi adds none): the dpi goes in it
-        ctx.options = {"dpm": str(max(1, round(dpi[0] / 0.0254)))}  # dots per metre
     return b"".join(bytes(packet) for packet in (*ctx.encode(frame), *ctx.encode(None)))
