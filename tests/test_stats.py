@@ -27,6 +27,10 @@ def test_sustained_fps_leaves_out_warmup() -> None:
     assert clock.sustained_fps(warmup=0)[0] == pytest.approx(25 / 7.0)  # whole run
     assert clock.sustained_fps(warmup=30)[1] == 25  # too short for a window: falls back to the whole run
     assert clock.sustained_fps(warmup=24)[1:] == (1, pytest.approx(0.1))  # one frame after warm-up is a window
+    clock.finished_at(9.0)  # the encoder's flush ended at 9 s: its held-back frames were done only then
+    assert clock.sustained_fps(warmup=5)[1:] == (20, pytest.approx(4.0)) and clock.elapsed_s() == pytest.approx(9.0)
+    clock.finished_at(1.0)  # never earlier than the last frame
+    assert clock.elapsed_s() == pytest.approx(9.0)
 
 
 def test_stage_clock_is_thread_safe() -> None:

@@ -483,7 +483,10 @@ class _Pipeline:
             except Exception:  # noqa: BLE001 - the first error is the one to report
                 pass
             raise
+        start = time.perf_counter()
         writer.close(complete=self.complete)
+        clock.add(time.perf_counter() - start, items=0)  # the flush encodes what the encoder held back
+        self.stats.throughput.finished_at()  # and its frames are done only now
 
     # --- queue helpers --------------------------------------------------------------------------
     def _put(self, q: queue.Queue[Any], item: Any, *, give_up: Callable[[], bool]) -> None:
