@@ -343,6 +343,18 @@ def test_what_a_writer_is_given_is_checked_at_once(make_clip, tmp_path: Path) ->
         FrameReader(make_clip("a.mp4", width=64, height=48, frames=2), layout="bgr")  # type: ignore[arg-type]
 
 
+def test_an_encoder_of_deeper_formats_only_gets_one(tmp_path: Path) -> None:
+    """ProRes takes only 10-bit 4:2:2 and 4:4:4: an 8-bit 4:2:0 source was refused ("cannot encode");
+    it is converted as the ffmpeg tool converts it."""
+    with FrameWriter(tmp_path / "out.mov", width=64, height=48, time_base=Fraction(1, 25), encoder="prores_ks") as writer:
+        for i in range(3):
+            writer.write(np.full((48, 64, 3), 40 * i, np.uint8), pts=i)
+    assert writer.pix_fmt == "yuv422p10le"
+    with av.open(str(tmp_path / "out.mov")) as container:
+        assert container.streams.video[0].codec_context.name == "prores"
+        assert len([f for f in container.decode(video=0)]) == 3
+
+
 def test_an_output_under_a_file_says_so(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     with pytest.raises(OutputError, match="afile is a file, not a folder"):

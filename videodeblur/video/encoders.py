@@ -122,9 +122,10 @@ _SAME_DEPTH = {"yuv420p10le": ("p010le",), "yuv444p10le": ("yuv444p16le",)}
 
 def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> str:
     """``wanted`` if ``encoder`` takes it, else the same depth in another layout (NVENC's P010 for
-    10-bit 4:2:0), else 8-bit 4:2:0 (even sizes), 4:4:4 or RGB, the first it
-    takes (SVT-AV1 and mpeg4 have no 4:4:4, so a 4:4:4 source is written 4:2:0; libx264rgb takes
-    only RGB); EncodeError when it takes none, e.g. an odd size for a 4:2:0-only encoder."""
+    10-bit 4:2:0), else 8-bit 4:2:0 (even sizes), 4:4:4 or RGB, then 4:2:2 and 10-bit layouts, the
+    first it takes (SVT-AV1 and mpeg4 have no 4:4:4, so a 4:4:4 source is written 4:2:0; libx264rgb
+    takes only RGB; ProRes only 10-bit 4:2:2 and 4:4:4); EncodeError when it takes none, e.g. an
+    odd size for a 4:2:0-only encoder."""
     formats = [f.name for f in (av.Codec(encoder, "w").video_formats or ())]
     if not formats or wanted in formats:
         return wanted
@@ -132,8 +133,10 @@ def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> 
         if same_depth in formats:
             return same_depth
     even = width % 2 == 0 and height % 2 == 0
-    for candidate in ("yuv420p", "yuv444p", "rgb24", "gbrp")[0 if even else 1:]:
-        if candidate in formats:
+    # then 4:2:2 and deeper layouts, as the ffmpeg tool converts: ProRes takes only 10-bit 4:2:2 and 4:4:4
+    for candidate in ("yuv420p", "yuv444p", "rgb24", "gbrp", "yuv422p", "yuv422p10le", "yuv444p10le",
+                      "yuv420p10le"):
+        if candidate in formats and (even or not candidate.startswith(("yuv420", "yuv422"))):
             return candidate
     raise EncodeError(f"encoder {encoder} cannot encode {width}x{height} {wanted} (it takes "
                       f"{', '.join(formats[:6])}{'...' if len(formats) > 6 else ''}); try --encoder libx264")
