@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -582,3 +583,7 @@ def test_images_in_sub_folders_are_counted_in_one_warning(make_image, tmp_path):
     said.clear()
     plan_images([tmp_path / "shots" / "day2" / "raw"], tmp_path / "o2", warn=said.append)
     assert said == []
+    shutil.rmtree(tmp_path / "shots" / "out")
+    plan_images([tmp_path / "shots", tmp_path / "shots" / "day2"], tmp_path / "o3", warn=said.append)
+    assert said == [f"{tmp_path / 'shots' / 'day2'}: 1 image in sub-folders left out (folders are read one level "
+                    "deep; give a sub-folder as an input of its own to deblur its images)"]  # day2 is an input

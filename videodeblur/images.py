@@ -209,8 +209,10 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None, *,
     if not inputs:
         raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or a folder")
     jobs = _paired(inputs, output)
-    for folder in (Path(raw) for raw in inputs):
-        left_out = _images_in_subfolders(folder, skip={job.dst.parent for job in jobs}) if folder.is_dir() else 0
+    given = list(dict.fromkeys(Path(raw) for raw in inputs))  # a sub-folder given as an input of its own is not left out
+    for folder in given:
+        skip = {job.dst.parent for job in jobs} | (set(given) - {folder})
+        left_out = _images_in_subfolders(folder, skip=skip) if folder.is_dir() else 0
         if left_out:
             (warn or _python_warning)(
                 f"{folder}: {left_out} image{'s' if left_out > 1 else ''} in sub-folders left out (folders are read "
