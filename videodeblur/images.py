@@ -4,7 +4,8 @@ Rules, so a user knows what comes back:
 
 - The network sees RGB. A greyscale input is replicated to three channels and its output is written
   back as greyscale (BT.601 luma), so the output has the input's mode.
-- An alpha channel passes through untouched to a PNG, TIFF, WebP or AVIF output; JPEG and BMP outputs
+- An alpha channel passes through untouched to a PNG, TIFF or WebP output (AVIF codes it lossily:
+  within about 3 levels); JPEG and BMP outputs
   have no alpha, so it is dropped there (the colour is written as it is, not composited), with a
   warning. Grey + alpha stays grey + alpha in PNG and TIFF (OpenCV writes neither and reads no such
   TIFF: FFmpeg's PNG and TIFF codecs, through PyAV, do that; such PNGs are told by their header);
