@@ -478,6 +478,17 @@ def test_an_output_marked_before_weights_were_named_is_compared_by_the_rest() ->
     assert not made_otherwise("Lavf encoder", now)  # not ours: nothing to compare
 
 
+def test_resume_of_ten_bit_hevc_in_matroska(engine, make_clip, tmp_path: Path) -> None:
+    """Matroska stores no decode times: the muxer's guess for HEVC's first ones (no reordering) came
+    after the next one's, and the copy stopped at frame 2 with "Invalid argument"."""
+    src = make_clip("ten.mkv", width=64, height=48, frames=30, codec="libx265", pix_fmt="yuv420p10le")
+    out = tmp_path / "out.mkv"
+    deblur_file(src, out, engine, RunOptions(max_frames=13))
+    resumed = deblur_file(src, out, engine, RunOptions(resume=True))
+    assert resumed.extra["resumed_frames"] == 13 and resumed.extra["frames_written"] == 30
+    assert decode(out).pts_seconds == decode(tmp_path / "ten.mkv").pts_seconds
+
+
 def test_resume_keeps_variable_frame_timing(engine, tmp_path: Path) -> None:
     """Frames 17 to 100 ms apart: the resumed encoder's first decode time, worked out from its own
     spacing, reached back to the copied frames' last one; the MP4 muxer refused it partway, after

@@ -406,8 +406,10 @@ class FrameWriter:
                 moved = 0  # how far the muxer moved the partial's times, in its time base
                 if first_s is not None and video.start_time is not None and video.time_base is not None:
                     moved = video.start_time - round(first_s / video.time_base)
+                rate = video.average_rate or video.guessed_rate
+                step = max(1, round(1 / (rate * video.time_base))) if rate and video.time_base else 1
                 try:
-                    for packet in _intact_packets(source, video, to_annex_b):
+                    for packet in _with_decode_times(_intact_packets(source, video, to_annex_b), step):
                         if moved:
                             packet.pts -= moved
                             packet.dts = packet.dts - moved if packet.dts is not None else None
@@ -692,6 +694,30 @@ def _chapters_in(chapters: Sequence[dict[str, Any]],
         kept.append({**chapter, "start": round(max(0.0, begin) * 1000), "end": round(stop * 1000),
                      "time_base": Fraction(1, 1000)})
     return kept
+
+
+def _with_decode_times(packets: Iterator[av.Packet], step: int) -> Iterator[av.Packet]:
+    """``packets`` with the decode times Matroska does not store filled in: its demuxer leaves the
+    first ones without (and keyframes, for H.264), and the muxer's own guess assumes no reordering
+    for HEVC, which put a decode time after the next one's ("Invalid argument" at frame 2 of a
+    10-bit HEVC resume). The first ones go a frame (``step``) apart before the first known one; a
+    later one a frame after the last, where that is not after its own presentation time."""
+    waiting: list[av.Packet] = []
+    last: int | None = None
+    for packet in packets:
+        if packet.dts is None and last is None:
+            waiting.append(packet)
+            continue
+        if packet.dts is None and last is not None and packet.pts is not None and last + step <= packet.pts:
+            packet.dts = last + step
+        if packet.dts is not None:
+            for k, held in enumerate(waiting):
+                held.dts = packet.dts - (len(waiting) - k) * step
+                yield held
+            waiting = []
+            last = packet.dts
+        yield packet
+    yield from waiting  # none had a decode time: the muxer's guess it is
 
 
 def _intact_packets(source: av.container.InputContainer, video: av.video.stream.VideoStream,
