@@ -15,7 +15,7 @@ from PIL import Image as PILImage  # dpi, comment and ICC written and read by an
 
 from conftest import clip_frame, psnr
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.image_metadata import tiff_samples_per_pixel
+from videodeblur.image_metadata import insert_png_chunks, png_orientation, tiff_samples_per_pixel
 from videodeblur.images import Image, deblur_image_file, deblur_images, plan_images, read_image, write_image
 
 
@@ -464,6 +464,24 @@ def test_a_cmyk_jpegs_colour_profile_is_not_given_to_its_rgb_output(engine, tmp_
     PILImage.fromarray(clip_frame(0, 40, 24)).save(rgb, icc_profile=profile(b"RGB "))
     with PILImage.open(deblur_image_file(rgb, tmp_path / "photo-out.jpg", engine, warn=pytest.fail)) as out:
         assert out.info.get("icc_profile") == profile(b"RGB ")
+
+
+@pytest.mark.parametrize("orientation, turn", [(6, lambda a: np.rot90(a, -1)), (8, lambda a: np.rot90(a, 1)),
+                                               (3, lambda a: a[::-1, ::-1]), (2, lambda a: a[:, ::-1])])
+def test_a_png_turned_by_its_exif_comes_out_upright(engine, tmp_path, orientation, turn):
+    """OpenCV turns a JPEG by its EXIF orientation, not a PNG by its eXIf chunk: a phone's PNG went
+    sideways into a JPEG. Turned on reading now, and the kept chunk says upright (1)."""
+    exif = b"MM\x00\x2a\x00\x00\x00\x08" + b"\x00\x01" + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + b"\x00" * 4
+    stored = clip_frame(0, 40, 24)
+    ok, png = cv2.imencode(".png", cv2.cvtColor(stored, cv2.COLOR_RGB2BGR))
+    src = tmp_path / "phone.png"
+    src.write_bytes(insert_png_chunks(png.tobytes(), [(b"eXIf", _png_chunk(b"eXIf", exif))]))
+    upright = np.ascontiguousarray(turn(stored))
+    assert np.array_equal(read_image(src).rgb, upright)
+    out = deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail)
+    assert png_orientation(out.read_bytes()) == 1 and read_image(out).rgb.shape == upright.shape
+    assert np.array_equal(read_image(deblur_image_file(src, tmp_path / "out.jpg", engine, warn=pytest.fail)).rgb.shape,
+                          upright.shape)
 
 
 def _with_dpi_and_comment(src: Path, dpi: int, **extra) -> None:

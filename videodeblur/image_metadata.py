@@ -18,7 +18,7 @@ import zlib
 from fractions import Fraction
 
 __all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
-           "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile"]
+           "png_orientation", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile"]
 
 _SOI = b"\xff\xd8"
 _KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"),
@@ -71,11 +71,17 @@ def insert_segments(jpeg: bytes, segments: bytes) -> bytes:
 
 def _upright(segment: bytes) -> bytes:
     """An EXIF APP1 segment with its IFD0 orientation tag set to 1 (left as it is if unreadable)."""
-    tiff = 10  # FF E1, length (2), "Exif\0\0" (6)
     data = bytearray(segment)
+    _exif_orientation(data, 10, upright=True)  # FF E1, length (2), "Exif\0\0" (6), then the TIFF data
+    return bytes(data)
+
+
+def _exif_orientation(data: bytearray, tiff: int, *, upright: bool = False) -> int:
+    """The orientation (1 to 8; 1 when none or unreadable) of the EXIF TIFF data at ``tiff`` in
+    ``data``; with ``upright`` it is set to 1 there."""
     order = bytes(data[tiff:tiff + 2])
     if order not in (b"II", b"MM"):
-        return segment
+        return 1
     e = "<" if order == b"II" else ">"
     try:
         ifd = tiff + struct.unpack(e + "I", data[tiff + 4:tiff + 8])[0]
@@ -84,10 +90,22 @@ def _upright(segment: bytes) -> bytes:
             entry = ifd + 2 + 12 * i
             tag, kind = struct.unpack(e + "HH", data[entry:entry + 4])
             if tag == _ORIENTATION and kind == 3:  # SHORT, stored in the first two bytes of the value
-                data[entry + 8:entry + 10] = struct.pack(e + "H", 1)
+                (value,) = struct.unpack(e + "H", data[entry + 8:entry + 10])
+                if upright:
+                    data[entry + 8:entry + 10] = struct.pack(e + "H", 1)
+                return value if 1 <= value <= 8 else 1
     except struct.error:
-        return segment
-    return bytes(data)
+        pass
+    return 1
+
+
+def png_orientation(png: bytes) -> int:
+    """The EXIF orientation a PNG's eXIf chunk records (1: upright, or none). OpenCV applies a JPEG's
+    when it reads it, not a PNG's."""
+    for kind, chunk in _png_chunks(png):
+        if kind == b"eXIf":
+            return _exif_orientation(bytearray(chunk), 8)  # length (4), type (4), then the TIFF data
+    return 1
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -95,9 +113,18 @@ _PNG_KEPT = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"cICP", b"eXIf", b"tEXt", b"zT
 
 
 def png_metadata_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
-    """The kept chunks of ``png`` as (type, whole chunk with length and CRC), in file order; empty
-    when there are none or the file is not a well-formed PNG."""
-    return [(kind, chunk) for kind, chunk in _png_chunks(png) if kind in _PNG_KEPT]
+    """The kept chunks of ``png`` as (type, whole chunk with length and CRC), in file order, eXIf's
+    orientation set to 1 (the pixels are turned upright on reading); empty when there are none or the
+    file is not a well-formed PNG."""
+    kept = []
+    for kind, chunk in _png_chunks(png):
+        if kind == b"eXIf":
+            exif = bytearray(chunk[8:-4])
+            _exif_orientation(exif, 0, upright=True)
+            chunk = _png_chunk(kind, bytes(exif))
+        if kind in _PNG_KEPT:
+            kept.append((kind, chunk))
+    return kept
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:

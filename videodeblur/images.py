@@ -16,8 +16,8 @@ Rules, so a user knows what comes back:
   source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit, with
   a warning.
 - WebP and AVIF outputs are written at quality 95, TIFF with OpenCV's lossless default.
-- A JPEG's EXIF orientation is applied on reading, so the output stands upright in any viewer. A
-  JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
+- A JPEG's EXIF orientation (and a PNG's, in its eXIf chunk) is applied on reading, so the output
+  stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
   Pixel density (dpi) goes from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not
@@ -47,8 +47,8 @@ import numpy as np
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
-                                        png_metadata_chunks, read_dpi, tiff_icc_profile, tiff_samples_per_pixel,
-                                        with_dpi, with_tiff_icc_profile)
+                                        png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile,
+                                        tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile)
 from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
@@ -138,6 +138,7 @@ def read_image(path: str | Path) -> Image:
             pixels = samples.astype(samples.dtype.newbyteorder("=")).reshape(frame.height, frame.width, 2)
         except (av.FFmpegError, ValueError) as err:
             raise UnreadableInputError(f"{path} is a grey + alpha TIFF that FFmpeg cannot decode: {err}") from err
+    pixels = _upright_pixels(pixels, png_orientation(raw))
     image = dataclasses.replace(_to_image(pixels, path, grey_alpha=grey_alpha), dpi=read_dpi(raw), source=str(path))
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
@@ -311,6 +312,15 @@ def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Im
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+
+
+def _upright_pixels(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """``pixels`` (H×W or H×W×C) turned as EXIF ``orientation`` (1 to 8) says they are shown, as OpenCV
+    does for a JPEG: a PNG written by a phone that records its turn in eXIf comes out upright."""
+    turned = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+              5: lambda a: a.swapaxes(0, 1), 6: lambda a: np.rot90(a, -1),
+              7: lambda a: a.swapaxes(0, 1)[::-1, ::-1], 8: lambda a: np.rot90(a, 1)}.get(orientation)
+    return np.ascontiguousarray(turned(pixels)) if turned else pixels
 
 
 def _checked_extension(path: Path) -> str:
