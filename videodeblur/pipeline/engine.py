@@ -71,6 +71,11 @@ class EngineOptions:
     auto_tile: bool = True
     memory_budget: int | None = None
 
+    @property
+    def smallest_tile(self) -> int:
+        """Twice the overlap (the least one where it is the model's) and 16 pixels of the tile's own."""
+        return 2 * (self.tile_overlap if self.tile_overlap is not None else MIN_TILE_OVERLAP) + 16
+
     def __post_init__(self) -> None:
         if self.precision not in ("auto", *_DTYPES):
             raise ConfigError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
@@ -80,10 +85,9 @@ class EngineOptions:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
         if self.tile_overlap is not None and self.tile_overlap < 0:
             raise ConfigError(f"tile_overlap must be >= 0 pixels, got {self.tile_overlap}")
-        overlap = self.tile_overlap if self.tile_overlap is not None else MIN_TILE_OVERLAP
-        if self.tile is not None and self.tile < 2 * overlap + 16:
-            raise ConfigError(f"tile must be at least {2 * overlap + 16} pixels "
-                              f"(twice the overlap {overlap} + 16), got {self.tile}")
+        if self.tile is not None and self.tile < self.smallest_tile:
+            raise ConfigError(f"tile must be at least {self.smallest_tile} pixels (twice the overlap "
+                              f"{(self.smallest_tile - 16) // 2} + 16), got {self.tile}")
         if self.pinned_ring < 3:
             raise ConfigError(f"pinned_ring must be >= 3 (upload, compute, download overlap), got {self.pinned_ring}")
         if self.threads is not None and self.threads < 1:
@@ -269,8 +273,7 @@ class Engine:
             n, _, h, w = shape
             per_pixel = activation_bytes_per_pixel(config, torch.finfo(self.dtype).bits // 8)
             budget = self.options.memory_budget or available_bytes(self.device) // 2
-            smallest = 2 * (self.options.tile_overlap if self.options.tile_overlap is not None else MIN_TILE_OVERLAP) + 16
-            tile = plan_tile(h, w, n, per_pixel, budget, min_tile=smallest,
+            tile = plan_tile(h, w, n, per_pixel, budget, min_tile=self.options.smallest_tile,
                              max_batch=self.batch_size)
             self._auto_tiles[shape] = tile
             if tile is not None and self.auto_tile_note is None:

@@ -369,8 +369,7 @@ class _Recorder:
     A file keeps every processed frame: when the encoder falls behind, the live loop waits for it.
     A stream (a URL) must not hold the live picture back when the network does: a frame that finds
     the queue full is left out of the stream and counted in ``dropped``, as a broadcaster drops.
-    Sound comes from a file played at its pace (``audio_from``: its path, opened again, and its first
-    frame's time) or from a live source's ``audio_feed``, whose clock is tied to the recording's at
+    Sound comes from a file source (``audio_from``: its path, opened again, and its first frame's time) or from a live source's ``audio_feed``, whose clock is tied to the recording's at
     the first frame written (and again at the first frame after each reconnect, :meth:`follow`).
     """
 
@@ -381,7 +380,7 @@ class _Recorder:
 
         # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
         # (rtmp://, srt://, udp://) is sent on as it is encoded
-        # a file played at its own pace brings its sound: the track from its first frame on, in step.
+        # a file source brings its sound: the track from its first frame on, in step.
         # The writer's window moves source times back by its start, so pts count from the file's
         # first frame time here (a file need not start at 0: MPEG-TS rarely does)
         sound_only = {"subtitles": False, "data": False, "attachments": False}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import av
 import cv2
@@ -24,8 +24,8 @@ from videodeblur.video.writer import check_output_path, made_by_mark, made_other
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
 
-__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "frames_in", "last_picture",
-           "same_picture"]
+__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "frames_in", "kept_frame_check",
+           "last_picture", "same_picture", "shows_source"]
 
 _LIKENESS_SIDE = 32  # pixels across the thumbnails compared: deblurring and coding leave them alike
 _LIKENESS_DB = 18.0  # measured: one video through crf 51 >= 23 dB; another scene of the same clip <= 14 dB
@@ -57,11 +57,13 @@ class FinishedOutput:
     made_by: str
 
 
-def finished_output(output: Path, info: VideoInfo, made_by: str | None = None) -> FinishedOutput | None:
+def finished_output(output: Path, info: VideoInfo, made_by: str | None = None, *,
+                    side_by_side: bool = False) -> FinishedOutput | None:
     """A finished output: one that holds as many frames as the input's header counts (exactly), so a
     resumed batch does not decode each finished video again to find that out; else None.
     OutputError when it is finished but marked as made otherwise than ``made_by`` (another model,
-    deinterlaced or side by side): resuming it would keep frames this run would not have made."""
+    deinterlaced or side by side), or when its last frame does not show the input's (``side_by_side``:
+    it holds the source twice as wide): resuming it would keep frames this run would not have made."""
     if not (info.frames_exact and info.frames) or not output.exists() or _partial(output).exists():
         return None
     held = _read_output(output)
@@ -70,7 +72,8 @@ def finished_output(output: Path, info: VideoInfo, made_by: str | None = None) -
     if made_otherwise(held.made_by, made_by):
         raise OutputError(f"cannot resume {output}: it is finished, made by {held.made_by}; this run's would be "
                           f"made by {made_by}: run without --resume to make it again")
-    if not _ends_alike(output, info, side_by_side=" side-by-side" in (made_by or "")):
+    kept, source = last_picture(output), last_picture(info.path)
+    if kept is not None and source is not None and not shows_source(kept, source, info, side_by_side=side_by_side):
         raise OutputError(f"cannot resume {output}: it holds as many frames as {info.path}, but its last one does "
                           "not show the input's last: it was made from another video; run without --resume")
     return held
@@ -135,11 +138,20 @@ def last_picture(path: Path | str, last_s: float | None = None) -> np.ndarray | 
         return None
 
 
-def _ends_alike(output: Path, info: VideoInfo, *, side_by_side: bool) -> bool:
-    """Whether a finished output's last frame shows the input's last (True where either cannot be read)."""
-    kept, source = last_picture(output), last_picture(info.path)
-    if kept is None or source is None:
-        return True
+def kept_frame_check(partial: Path, last_s: float | None, info: VideoInfo, *,
+                     side_by_side: bool) -> Callable[[np.ndarray], bool] | None:
+    """Whether a source frame (its luma) is the picture an interrupted output ends on (for
+    :meth:`videodeblur.video.FrameReader.skip`): frame count and times alone let another take of the
+    same length through (GoPro chapters are). None when that frame cannot be decoded."""
+    kept = last_picture(partial, last_s)
+    if kept is None:
+        return None
+    return lambda source: shows_source(kept, source, info, side_by_side=side_by_side)
+
+
+def shows_source(kept: np.ndarray, source: np.ndarray, info: VideoInfo, *, side_by_side: bool) -> bool:
+    """Whether an output frame (its luma) shows the source frame: a side-by-side output holds it
+    twice, as far as a thumbnail can tell."""
     if side_by_side:
         source = side_by_side_picture(source[..., None], source[..., None], info.rotation)[..., 0]
     return same_picture(source, kept)

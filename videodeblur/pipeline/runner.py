@@ -20,15 +20,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Deque, Iterator
 
-import numpy as np
 import torch
 
 from videodeblur.deep import add_change
 from videodeblur.errors import ConfigError, DecodeError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
-from videodeblur.pipeline.resume import (finished_output, frames_in, last_picture, nothing_left, same_picture,
-                                         set_aside)
+from videodeblur.pipeline.resume import finished_output, frames_in, kept_frame_check, nothing_left, set_aside
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.feed import PacketFeed
@@ -138,7 +136,8 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                               "where the interrupted run stopped")
         window = _trim(reader, options) if options.trimmed else None
         made_by = _made_by(engine, options)
-        if options.resume and (done := finished_output(Path(output_path), reader.info, made_by)):
+        if options.resume and (done := finished_output(Path(output_path), reader.info, made_by,
+                                                                 side_by_side=options.side_by_side)):
             reader.close()
             return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
         partial = set_aside(Path(output_path), reader.info) if options.resume else None
@@ -156,7 +155,8 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                 except BaseException:
                     writer.close(complete=False)
                     raise
-                reader.skip(frames, last_s=last_s, looks_like=_looks_like(partial, last_s, reader.info, options))
+                reader.skip(frames, last_s=last_s, looks_like=kept_frame_check(
+                    partial, last_s, reader.info, side_by_side=options.side_by_side))
         except BaseException:
             if partial is not None:  # the interrupted run's output goes back where it was
                 partial.replace(output_path)
@@ -178,22 +178,6 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                  if options.start_s and reader.info.duration_s else "in the part asked for" if options.trimmed else "")
         raise DecodeError(f"no frame of {reader.name} {where or 'could be decoded'}: nothing was written")
     return stats
-
-
-def _looks_like(partial: Path, last_s: float | None, info: VideoInfo,
-                options: RunOptions) -> Callable[[np.ndarray], bool] | None:
-    """Whether a source frame (its luma) is the picture the interrupted output ends on: frame count
-    and times alone let a clip of another take of the same length through (GoPro chapters are)."""
-    kept = last_picture(partial, last_s)
-    if kept is None:
-        return None
-
-    def looks_like(source: np.ndarray) -> bool:
-        if options.side_by_side:  # the source is on both sides as far as a thumbnail can tell
-            source = side_by_side(source[..., None], source[..., None], info.rotation)[..., 0]
-        return same_picture(source, kept)
-
-    return looks_like
 
 
 def _made_by(engine: Engine, options: RunOptions) -> str:
@@ -322,20 +306,15 @@ class _Pipeline:
         self.abort.set()
 
     def _finish(self, decode: threading.Thread, encode: threading.Thread) -> None:
-        """Send end-of-stream to the writer and wait for both threads, absorbing further Ctrl-C so
-        the container is always finalised."""
+        """Send end-of-stream to the writer and wait for both threads (further Ctrl-C are only noted
+        meanwhile, :func:`_signals_noted`), so the container is always finalised."""
         if not self.complete:
             self.abort.set()
-        while True:
+        if encode.is_alive():
             try:
-                if encode.is_alive():
-                    self._put(self.q_out, _END, give_up=lambda: not encode.is_alive())
-                break
+                self._put(self.q_out, _END, give_up=lambda: not encode.is_alive())
             except _Stopped:
-                break
-            except KeyboardInterrupt:
-                self.interrupted = True
-                self.abort.set()
+                pass
         self.inference_done.set()
         if encode.ident is None:  # the encode thread never ran: finalise here (close is idempotent)
             self.writer.close(complete=False)
@@ -347,11 +326,7 @@ class _Pipeline:
                     # under it is not safe, so it is left to the process's end
                     self.stats.warn(f"{self.reader.name} sent nothing more after the stop; its read was left waiting")
                     return
-                try:
-                    thread.join(0.1)
-                except KeyboardInterrupt:
-                    self.interrupted = True
-                    self.abort.set()
+                thread.join(0.1)
         self.reader.close()
 
     def _guard(self, loop: Callable[[], None]) -> None:
@@ -431,12 +406,12 @@ class _Pipeline:
             self.ready.popleft()
 
     def _salvage(self, encode: threading.Thread) -> None:
-        """After Ctrl-C: what the engine already took still reaches the writer (a second Ctrl-C gives up)."""
+        """After Ctrl-C: what the engine already took still reaches the writer."""
         try:
             while self.in_flight:
                 self._collect_oldest()
             self._hand_over(encode)
-        except (KeyboardInterrupt, _Stopped):
+        except _Stopped:
             pass
 
     def _encode_loop(self) -> None:

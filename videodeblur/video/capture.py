@@ -107,7 +107,7 @@ class LiveSource:
 
     def take_audio(self) -> PacketFeed | None:
         """The source's sound as it is read from now on, for a recording (None: it has none to give;
-        a file played at its pace gives its path in ``audio_from`` instead)."""
+        a file gives its path in ``audio_from`` instead)."""
         return None
 
     def close(self) -> None:

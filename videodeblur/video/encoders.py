@@ -35,7 +35,6 @@ def _hardware_encoder_opens(name: str, width: int, height: int) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-@functools.lru_cache(maxsize=None)
 def _takes(container: str, encoder: str) -> bool:
     """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
     writes (and the encoder is in this build). Asked of an in-memory container, header and all:

@@ -514,9 +514,8 @@ class FrameWriter:
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
         except ValueError as err:  # PyAV checks the container can hold the codec
-            fits = containers_for(self.encoder_name)
-            where = f"{self.encoder_name} goes in {_either(fits)}" if fits else "use .mp4, .mkv or .mov"
-            raise OutputError(f"{self._kind}: {err}; {where} (or use another --encoder)") from err
+            raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')} "
+                              "(or use another --encoder)") from err
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
@@ -585,11 +584,14 @@ class FrameWriter:
                 raise OutputError(f"cannot send to {self.path}: {short_error(err)} (is a server listening there, "
                                   "and does it take this stream?)") from err
             streams = " + ".join([self.encoder_name, *(self._passthrough.describe() if self._passthrough else [])])
-            fits = containers_for(self.encoder_name)
-            where = (f"{self.encoder_name} goes in {_either(fits)}" if fits and self._kind not in fits
-                     else "use .mkv, which holds most codecs")
-            raise OutputError(f"{self._kind} files cannot hold {streams} "
-                              f"({' '.join(str(err).split())}); {where}") from err
+            raise OutputError(f"{self._kind} files cannot hold {streams} ({' '.join(str(err).split())}); "
+                              f"{self._where_else('use .mkv, which holds most codecs')}") from err
+
+    def _where_else(self, otherwise: str) -> str:
+        """Where the encoder's video can go instead, asked of the containers (a fixed list told a .mov
+        user to use .mov); ``otherwise`` when this one holds it too (the other streams do not fit)."""
+        fits = containers_for(self.encoder_name)
+        return f"{self.encoder_name} goes in {_either(fits)}" if fits and self._kind not in fits else otherwise
 
     def _closed_pipe(self, err: BaseException) -> bool:
         """Whether ``err`` is standard output's reader having gone away (EPIPE), not a failure here."""
