@@ -31,7 +31,8 @@ from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus
 OBJECT_MAX_SHIFT = 24.0  # px per frame interval for objects moving on their own in moving-camera pairs
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
-           "read_images", "read_rgb", "read_pair", "write_rgb", "find_folder_pairs", "render_gopro_pairs", "uint8_to_tensor"]
+           "read_images", "read_rgb", "read_pair", "write_rgb", "find_folder_pairs", "render_gopro_pairs", "uint8_to_tensor",
+           "shake_margin", "warp_margin"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +85,18 @@ class SynthesisMix:
         if min(chances) < 0 or max(chances) > 1 or self.p_average + self.p_warp + self.p_sharp > 1 + 1e-9:
             raise ConfigError(f"mix probabilities must be in [0, 1] and p_average + p_warp + p_sharp <= 1, got "
                               f"{self.p_average}, {self.p_warp}, {self.p_sharp}")
+
+
+def warp_margin(mix: SynthesisMix, exposure: int) -> int:
+    """Pixels around a moving-camera pair's crop that its largest displacement can reach, for an
+    exposure of ``exposure`` virtual frames: the area is rendered that much larger and cropped back."""
+    reach = (exposure // 2) / mix.upsample  # frame intervals from the centre to either end
+    return int(np.ceil(reach * max(mix.warp_max_shift, OBJECT_MAX_SHIFT))) + 8
+
+
+def shake_margin(kernel_size: int) -> int:
+    """Pixels around a camera-shake pair's crop that a ``kernel_size`` kernel reads."""
+    return kernel_size // 2
 
 
 class SynthesisedPairs(Dataset):
@@ -144,8 +157,7 @@ class SynthesisedPairs(Dataset):
         covers the largest displacement and cropped back to ``crop``."""
         mix = self.mix
         exposure = int(rng.choice(mix.exposures))
-        reach = (exposure // 2) / mix.upsample  # frame intervals from the centre to either end
-        margin = int(np.ceil(reach * max(mix.warp_max_shift, OBJECT_MAX_SHIFT))) + 8
+        margin = warp_margin(mix, exposure)
         side = mix.crop + 2 * margin
         still = self.stills[rng.integers(len(self.stills))]
         shortest = min(still.shape[:2])
@@ -172,7 +184,7 @@ class SynthesisedPairs(Dataset):
 
     def _shaken(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         size = int(rng.choice(self.mix.kernel_sizes))
-        margin = size // 2
+        margin = shake_margin(size)
         big = self._crop(rng, self.stills[rng.integers(len(self.stills))], self.mix.crop + 2 * margin)
         blurred = apply_kernel(big, shake_kernel(rng, size))
         inner = (slice(margin, margin + self.mix.crop), slice(margin, margin + self.mix.crop))

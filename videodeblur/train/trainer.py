@@ -30,8 +30,8 @@ from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputE
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import load_weights, read_metadata, save_weights
-from videodeblur.train.data import (OBJECT_MAX_SHIFT, FolderPairs, StepSampler, SynthesisMix, SynthesisedPairs,
-                                    read_images, read_video_scenes)
+from videodeblur.train.data import (FolderPairs, StepSampler, SynthesisMix, SynthesisedPairs, read_images,
+                                    read_video_scenes, shake_margin, warp_margin)
 from videodeblur.train.evaluate import combined_summary, evaluate_pairs
 from videodeblur.train.losses import deblur_loss
 from videodeblur.train.recipe import DataSpec, TrainRecipe
@@ -200,17 +200,16 @@ def build_dataset(spec: DataSpec, *, seed: int = 0) -> Dataset:
 def _check_crop(mix: SynthesisMix, sizes: list[tuple[int, int]]) -> None:
     """Fail before training, naming ``data.mix.crop``, when the smallest image or video frame (``sizes``:
     height, width) cannot hold the area a pair is cut from: the crop, plus a margin for the blur in
-    shaken and moving-camera pairs (as SynthesisedPairs._shaken and _warped cut them). Otherwise a
+    shaken and moving-camera pairs (``shake_margin``, ``warp_margin``, as the pairs are cut). Otherwise a
     random step fails later with a size the user never set."""
     if not sizes:
         return
     needs = [(0, "")]
     if mix.p_average + mix.p_warp + mix.p_sharp < 1 - 1e-9:  # the rest is camera shake
         kernel = max(mix.kernel_sizes)
-        needs.append((kernel // 2, f"camera-shake kernels up to {kernel} px"))
+        needs.append((shake_margin(kernel), f"camera-shake kernels up to {kernel} px"))
     if mix.p_warp > 0:
-        reach = (max(mix.exposures) // 2) / mix.upsample
-        needs.append((math.ceil(reach * max(mix.warp_max_shift, OBJECT_MAX_SHIFT)) + 8, "moving-camera pairs"))
+        needs.append((warp_margin(mix, max(mix.exposures)), "moving-camera pairs"))
     margin, why = max(needs)
     height, width = min(sizes, key=min)
     side = mix.crop + 2 * margin
