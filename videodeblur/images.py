@@ -35,10 +35,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import warnings
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import av
 import cv2
@@ -49,6 +48,7 @@ from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputE
 from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
                                         png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile)
+from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
@@ -61,8 +61,6 @@ JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 AVIF_QUALITY = 95
 
-Warn = Callable[[str], None]
-"""Where a warning line goes (the CLI prints it); by default Python's ``warnings.warn``."""
 
 
 class FrameProcessor(Protocol):
@@ -193,7 +191,7 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
             *(("depth",) if image.deep is not None and ext not in _DEEP_EXTENSIONS else ()))
     if lost:
         what, fate = _LOSSES[lost]
-        (warn or _python_warning)(f"{path}: {ext} cannot hold {what}{f' of {image.source}' if image.source else ''}; "
+        (warn or python_warning)(f"{path}: {ext} cannot hold {what}{f' of {image.source}' if image.source else ''}; "
                                   f"{fate}")
     return path
 
@@ -216,7 +214,7 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None, *,
         skip = {job.dst.parent for job in jobs} | (set(given) - {folder})
         left_out = _images_in_subfolders(folder, skip=skip) if folder.is_dir() else 0
         if left_out:
-            (warn or _python_warning)(
+            (warn or python_warning)(
                 f"{folder}: {left_out} image{'s' if left_out > 1 else ''} in sub-folders left out (folders are read "
                 "one level deep; give a sub-folder as an input of its own to deblur its images)")
     return jobs
@@ -338,9 +336,6 @@ _LOSSES = {  # what an output format cannot hold: (what, what happens to it)
                          "alpha is left out and 8 bits are written (.png and .tiff keep both)"),
 }
 
-
-def _python_warning(message: str) -> None:
-    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

@@ -17,7 +17,6 @@ import os
 import platform
 import subprocess
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -30,6 +29,7 @@ from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputE
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import load_weights, read_metadata, save_weights
+from videodeblur.notices import Warn, python_warning
 from videodeblur.train.data import (FolderPairs, StepSampler, SynthesisMix, SynthesisedPairs, read_images,
                                     read_video_scenes, shake_margin, warp_margin)
 from videodeblur.train.evaluate import combined_summary, evaluate_pairs
@@ -39,8 +39,6 @@ from videodeblur.train.recipe import DataSpec, TrainRecipe
 __all__ = ["TrainResult", "train", "build_dataset", "hardware_description"]
 
 ProgressCallback = Callable[[dict[str, Any]], None]
-Warn = Callable[[str], None]
-"""Where a warning line goes (the CLI prints it); by default Python's ``warnings.warn``."""
 
 CHECKPOINT_FORMAT = 2  # 2: the checkpoint keeps where a fine-tune started (init_weights, init)
 
@@ -62,7 +60,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
           on_progress: ProgressCallback | None = None, warn: Warn | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary. ``resume``
     continues a checkpoint (``last.pt``), which also says which weights the run started from."""
-    warn = warn or _python_warning
+    warn = warn or python_warning
     missing = [folder for folder in recipe.val_sets if not Path(folder).is_dir()] if recipe.val_every else []
     if missing:  # fail now, not at the first validation an hour into the run
         raise InputNotFoundError(f"validation pairs not found: {', '.join(missing)} (make them with "
@@ -268,9 +266,6 @@ def _warmup_cosine(recipe: TrainRecipe) -> Callable[[int], float]:
         return recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine
     return factor
 
-
-def _python_warning(message: str) -> None:
-    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 def _mean_over_ranks(value: float, world: int, device: torch.device) -> float:
