@@ -1,6 +1,8 @@
 """RGB <-> I420 in torch against known code values and against swscale."""
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
@@ -68,3 +70,21 @@ def test_rejects_odd_sizes() -> None:
         rgb_to_i420(torch.zeros(1, 3, 5, 4), yuv_matrix())
     with pytest.raises(ValueError, match="I420"):
         i420_to_rgb(torch.zeros(1, 7, 4, dtype=torch.uint8), yuv_matrix())
+
+
+def test_writer_makes_4_2_0_chroma_as_the_device_path_does(tmp_path) -> None:
+    """The CPU writer's swscale conversion averages each 2×2 block with exact rounding, as
+    ``rgb_to_i420`` does on the device: the two paths write the same file (swscale's default
+    filtered chroma across blocks, 6 levels off on fine colour detail, and biased it)."""
+    from videodeblur.video import FrameWriter
+
+    rgb = np.random.default_rng(0).integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    tags = ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
+    with FrameWriter(tmp_path / "o.mkv", width=48, height=32, time_base=Fraction(1, 25), fps=25, encoder="ffv1", pix_fmt="yuv420p",
+                     colour=tags) as writer:
+        writer.write(rgb, pts=0)
+    with av.open(str(tmp_path / "o.mkv")) as c:
+        written = next(c.decode(video=0)).to_ndarray().astype(int)
+    wanted = rgb_to_i420(_rgb_tensor(rgb), yuv_matrix(tags))[0].numpy().astype(int)
+    assert np.abs(written - wanted).max() <= 1
+    assert abs((written - wanted)[32:].mean()) < 0.05  # chroma: no bias

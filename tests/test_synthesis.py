@@ -7,7 +7,7 @@ import torch
 
 from videodeblur.errors import ConfigError, UnreadableInputError
 from videodeblur.train.data import Scene, SynthesisedPairs, SynthesisMix, StepSampler
-from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel, average_frames, defocus_kernel,
+from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel, average_frames, defocus_kernel, recolour,
                                          h264_roundtrip, linear_to_srgb, moving_object, random_motion,
                                          render_motion_blur, shake_kernel, srgb_to_linear)
 
@@ -266,3 +266,28 @@ def test_defocus_kernel_is_a_normalised_centred_disk(radius: float) -> None:
     np.testing.assert_allclose(kernel, kernel[::-1, ::-1])  # symmetric: no shift
     c = kernel.shape[0] // 2
     assert kernel[c, c] == kernel.max() and kernel[0, 0] < kernel[c, c]  # a disk, not a box
+
+
+def test_recolour_reorders_channels_and_saturates_about_grey() -> None:
+    image = np.array([[[0.5, 0.2, 0.6], [0.3, 0.3, 0.3]]], np.float32)
+    same = recolour(image, np.array([0, 1, 2]), 1.0)
+    assert np.allclose(same, image)
+    turned = recolour(image, np.array([2, 0, 1]), 1.0)
+    assert np.allclose(turned[0, 0], [0.6, 0.5, 0.2])
+    vivid = recolour(image, np.array([0, 1, 2]), 3.0)
+    assert np.allclose(vivid[0, 1], 0.3)  # grey stays grey
+    assert vivid[0, 0, 2] - vivid[0, 0, 1] > 3 * (image[0, 0, 2] - image[0, 0, 1]) - 1e-6 or vivid[0, 0, 2] == 1.0
+    assert vivid.min() >= 0.0 and vivid.max() <= 1.0
+
+
+def test_recoloured_pairs_are_drawn_only_when_asked_and_change_both_alike() -> None:
+    plain, off = _dataset(p_noise=0.0, p_jpeg=0.0), _dataset(p_noise=0.0, p_jpeg=0.0, p_recolour=0.0)
+    for i in range(4):  # an older recipe (no p_recolour) draws exactly the pairs it drew before
+        assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(plain[i], off[i]))
+    sharp_only = _dataset(p_average=0.0, p_sharp=1.0, p_recolour=1.0, recolour_saturation=(2.5, 3.0))
+    grey = lambda t: t.numpy().std(axis=0).mean()  # how far pixels are from grey
+    plain_sharp = _dataset(p_average=0.0, p_sharp=1.0)
+    for i in range(4):
+        x, y = sharp_only[i]
+        assert np.array_equal(x.numpy(), y.numpy())  # input and target recoloured alike
+        assert grey(x) > 1.5 * grey(plain_sharp[i][0])

@@ -25,8 +25,8 @@ from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
 from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, h264_roundtrip,
-                                         jpeg_roundtrip, Motion, moving_object, random_motion, render_motion_blur,
-                                         shake_kernel, to_uint8)
+                                         jpeg_roundtrip, Motion, moving_object, random_motion, recolour,
+                                         render_motion_blur, shake_kernel, to_uint8)
 
 OBJECT_MAX_SHIFT = 24.0  # px per frame interval for objects moving on their own in moving-camera pairs
 
@@ -56,7 +56,10 @@ class SynthesisMix:
     surveillance view), so the background is sharp in input and target alike and only the object
     moves: the network learns to deblur what moves and leave the rest untouched. ``p_noise``,
     ``p_jpeg`` and ``p_h264`` degrade the blurred input only (sensor noise, JPEG, one H.264 frame at a
-    CRF drawn from ``h264_crf``), as a camera and its codec do."""
+    CRF drawn from ``h264_crf``), as a camera and its codec do. ``p_recolour``: the share of pairs whose
+    colour channels are reordered and whose saturation is raised by a factor drawn from
+    ``recolour_saturation``, input and target alike: footage and photos hold few saturated colours,
+    and a network that never saw flat magenta changed it by 60 levels."""
 
     crop: int = 128
     p_average: float = 0.5
@@ -78,10 +81,12 @@ class SynthesisMix:
     jpeg_quality: tuple[int, int] = (60, 95)
     p_h264: float = 0.0  # off by default: a recipe that sets it draws one more random number per pair
     h264_crf: tuple[int, int] = (18, 33)
+    p_recolour: float = 0.0  # off by default, as p_h264
+    recolour_saturation: tuple[float, float] = (1.0, 3.0)
 
     def __post_init__(self) -> None:
         chances = (self.p_average, self.p_warp, self.p_sharp, self.p_object, self.p_still_camera, self.p_defocus,
-                   self.p_noise, self.p_jpeg, self.p_h264)
+                   self.p_noise, self.p_jpeg, self.p_h264, self.p_recolour)
         if min(chances) < 0 or max(chances) > 1 or self.p_average + self.p_warp + self.p_sharp > 1 + 1e-9:
             raise ConfigError(f"mix probabilities must be in [0, 1] and p_average + p_warp + p_sharp <= 1, got "
                               f"{self.p_average}, {self.p_warp}, {self.p_sharp}")
@@ -208,9 +213,12 @@ class SynthesisedPairs(Dataset):
         y, x = self._crop_origin(rng, image.shape[:2], crop)
         return image[y:y + crop, x:x + crop].astype(np.float32) / 255.0
 
-    @staticmethod
-    def _finish(rng: np.random.Generator, blurred: np.ndarray, sharp: np.ndarray
+    def _finish(self, rng: np.random.Generator, blurred: np.ndarray, sharp: np.ndarray
                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.mix.p_recolour > 0 and rng.random() < self.mix.p_recolour:  # no draw when off
+            order = rng.permutation(3)
+            saturation = float(rng.uniform(*self.mix.recolour_saturation))
+            blurred, sharp = (recolour(a, order, saturation) for a in (blurred, sharp))
         if rng.random() < 0.5:
             blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
         if rng.random() < 0.5:

@@ -13,14 +13,13 @@ import copy
 import dataclasses
 import difflib
 import math
-import tomllib
 import types
 import typing
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from videodeblur.config import ModelConfig, config_from_dict, load_model_config, load_toml
+from videodeblur.config import ModelConfig, config_from_dict, load_model_config, load_toml, tomllib  # tomli on 3.10
 from videodeblur.errors import ConfigError
 from videodeblur.train.data import SynthesisMix
 from videodeblur.train.losses import PIXEL_LOSSES
@@ -69,9 +68,9 @@ FIELD_RANGES: dict[str, Bounds] = {
     "data.mix.crop_candidates": _AT_LEAST_1, "data.mix.kernel_sizes": _AT_LEAST_1,
     "data.mix.exposures": _AT_LEAST_1, "data.mix.warp_max_shift": _AT_LEAST_0, "data.mix.warp_scale": _POSITIVE,
     "data.mix.defocus_radius": _AT_LEAST_0, "data.mix.jpeg_quality": Bounds(0, 100),
-    "data.mix.h264_crf": Bounds(0, 51),
+    "data.mix.h264_crf": Bounds(0, 51), "data.mix.recolour_saturation": _AT_LEAST_0,
     **{f"data.mix.{p}": _CHANCE for p in ("p_average", "p_warp", "p_object", "p_still_camera", "p_defocus",
-                                          "p_sharp", "p_noise", "p_jpeg", "p_h264")},
+                                          "p_sharp", "p_noise", "p_jpeg", "p_h264", "p_recolour")},
 }
 _NON_EMPTY = {"data.mix.exposures", "data.mix.kernel_sizes"}  # drawn from with rng.choice
 

@@ -34,6 +34,7 @@ __all__ = [
     "jpeg_roundtrip",
     "h264_roundtrip",
     "to_uint8",
+    "recolour",
     "optical_flow",
     "interpolate",
     "gopro_blur",
@@ -134,6 +135,15 @@ def add_sensor_noise(image: np.ndarray, rng: np.random.Generator, *, photons: fl
 def to_uint8(image: np.ndarray) -> np.ndarray:
     """Float image in [0, 1] → uint8, rounded to nearest (values outside [0, 1] are clipped)."""
     return np.clip(np.rint(image * 255.0), 0, 255).astype(np.uint8)
+
+
+def recolour(image: np.ndarray, order: np.ndarray, saturation: float) -> np.ndarray:
+    """Float RGB in [0, 1] with its channels in ``order`` and its saturation scaled by ``saturation``
+    about each pixel's grey (Rec. 601 luma), clipped to [0, 1]: a colour the footage lacks, made
+    the same way for a pair's input and target."""
+    reordered = image[..., order]
+    grey = reordered @ np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(grey[..., None] + saturation * (reordered - grey[..., None]), 0.0, 1.0).astype(np.float32)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:

@@ -610,7 +610,12 @@ class FrameWriter:
         rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
         # The same matrix and range the reader used to make RGB, so colours round-trip.
         return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
-                                  dst_color_range=self._sws_range)
+                                  dst_color_range=self._sws_range, interpolation=_FROM_RGB)
+
+
+# Exact rounding, and chroma as the mean of each 2×2 block (as the device path's ``rgb_to_i420``):
+# swscale's default biased chroma by a tenth of a level and rounded less exactly.
+_FROM_RGB = av.video.reformatter.Interpolation.AREA | av.video.reformatter.Interpolation.ACCURATE_RND
 
 
 def made_by_mark(video: av.video.stream.VideoStream) -> str:
