@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from videodeblur.config import ModelConfig, load_model_config
-from videodeblur.errors import ConfigError, ModelNotFoundError
-from videodeblur.model import LPRN, SHIPPED_MODELS, load_model
+from videodeblur.errors import ConfigError, InputNotFoundError, ModelNotFoundError, WeightsError
+from videodeblur.model import LPRN, SHIPPED_MODELS, list_models, load_model, registry, save_weights
 from videodeblur.train.data import read_rgb, uint8_to_tensor
 from videodeblur.train.metrics import psnr
 
@@ -100,3 +102,98 @@ def test_models_command_lists_every_shipped_model_with_its_figures(run_cli) -> N
         assert row["evaluation"]["gain_db"] == loaded.metadata["evaluation"]["gain_db"]
     table = run_cli("models").stdout.splitlines()
     assert "H.264 dB" in table[0] and [line.split()[0] for line in table[1:]] == list(SHIPPED_MODELS)
+
+
+_ARCHITECTURE = "channels = 8\nblocks = 1\nstages = 2\nattention = \"none\"\nunshuffle = 1\n"
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/tmp/escape", "a/b", "a\\b", "", ".", "..", ".hidden", ["a"], 5,
+                                  "two\nlines", "x" * 101])
+def test_a_model_name_that_is_not_a_plain_file_name_is_refused(name) -> None:
+    """The name becomes ``<out_dir>/<name>.pt``: "../../escape" once wrote outside --out-dir."""
+    with pytest.raises(ConfigError, match=r"^model\.name must be") as info:
+        ModelConfig(name=name)
+    assert "\n" not in str(info.value)
+
+
+def test_every_shipped_model_config_loads_under_its_name() -> None:
+    configs = sorted((Path(__file__).parent.parent / "configs" / "models").rglob("*.toml"))
+    assert len(configs) >= 9
+    for path in configs:
+        assert load_model_config(path).name == path.stem  # e.g. lprn-fast, lprn-t6-both
+
+
+@pytest.mark.parametrize("line, message", [
+    ("channels = 16.0", "model.channels must be a whole number, got 16.0"),
+    ("channels = 16.5", "model.channels must be a whole number, got 16.5"),
+    ('channels = "16"', "model.channels must be a whole number, got '16'"),
+    ("stages = true", "model.stages must be a whole number, got True"),
+    ("attention = 1", "model.attention must be one of 'none', 'channel', 'spatial', 'both', got 1"),
+])
+def test_model_toml_values_are_checked_by_type(tmp_path, line: str, message: str) -> None:
+    """A --model-config file once skipped the checks a recipe's [model] table gets: 16.0 reached torch."""
+    key = line.split()[0]
+    path = tmp_path / "m.toml"
+    path.write_text("[model]\n" + "".join(f"{entry}\n" for entry in _ARCHITECTURE.splitlines()
+                                          if not entry.startswith(key)) + line + "\n")
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+        load_model_config(path)
+
+
+def test_a_model_toml_with_model_as_a_string_says_what_it_holds(tmp_path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text('model = "lprn"\n')
+    with pytest.raises(ConfigError, match=r"model = 'lprn' is not a table: a model TOML holds a \[model\] table"):
+        load_model_config(path)
+
+
+def test_a_model_toml_must_give_every_architecture_key_and_is_named_after_its_file(tmp_path) -> None:
+    """An empty model TOML once trained a C=32 T=6 net named "lprn", the shipped model's name."""
+    path = tmp_path / "small.toml"
+    path.write_text("")
+    with pytest.raises(ConfigError, match="small.toml: missing channels, blocks, stages, attention, unshuffle"):
+        load_model_config(path)
+    path.write_text("[model]\n" + _ARCHITECTURE.replace("stages = 2\n", ""))
+    with pytest.raises(ConfigError, match="small.toml: missing stages "):
+        load_model_config(path)
+    path.write_text(_ARCHITECTURE)  # the keys at top level, no name
+    assert load_model_config(path) == ModelConfig(name="small", channels=8, blocks=1, stages=2, attention="none")
+
+
+@pytest.mark.parametrize("given, error, message", [
+    ("", ModelNotFoundError, "no model given: use one of lprn, lprn-rt, lprn-fast"),
+    ("  ", ModelNotFoundError, "no model given"),
+    ("lprn-fst", ModelNotFoundError, r"unknown model 'lprn-fst' \(did you mean lprn-fast\?\): use one of"),
+    ("best.pth", InputNotFoundError, "^weights file not found: best.pth$"),
+    ("runs/x", InputNotFoundError, "^weights file not found: runs/x$"),
+    ("m.toml", ModelNotFoundError, r"m.toml is a model config, which holds no weights: train it .* or give a \.pt"),
+])
+def test_model_argument_messages(given: str, error: type, message: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.toml").write_text("[model]\n" + _ARCHITECTURE)
+    with pytest.raises(error, match=message):
+        load_model(given)
+
+
+def test_model_argument_folder_tilde_and_case(tmp_path, monkeypatch) -> None:
+    with pytest.raises(WeightsError, match=f"^{re.escape(str(tmp_path))} is a folder, not a weights file"):
+        load_model(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    save_weights(tmp_path / "mine.pt", LPRN(ModelConfig(name="mine", channels=8, blocks=1, stages=1)))
+    assert load_model("~/mine.pt").path == tmp_path / "mine.pt"
+    assert load_model("LPRN-Fast").name == "lprn-fast"
+
+
+def test_one_corrupt_shipped_model_does_not_abort_the_listing(tmp_path, monkeypatch, run_cli) -> None:
+    for name in SHIPPED_MODELS:
+        for suffix in (".pt", ".json"):
+            shutil.copy(registry.shipped_weights_path(name).with_suffix(suffix), tmp_path / f"{name}{suffix}")
+    (tmp_path / "lprn-rt.pt").write_bytes(b"garbage")
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    rows = {row["name"]: row for row in list_models()}
+    assert set(rows) == set(SHIPPED_MODELS)
+    assert not rows["lprn-rt"]["available"] and "lprn-rt.pt" in rows["lprn-rt"]["error"]
+    assert rows["lprn"]["available"] and rows["lprn-fast"]["available"] and "error" not in rows["lprn"]
+    result = run_cli("models")
+    assert result.exit_code == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == list(SHIPPED_MODELS)

@@ -672,3 +672,28 @@ def _writable(folder: Path) -> bool:
         return True
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("codec,pix_fmt,ext", [("png", "rgb24", ".mov"), ("libx264rgb", "rgb24", ".mkv"),
+                                               ("png", "gray", ".mov"), ("ffv1", "bgr0", ".mkv")])
+def test_rgb_source_written_as_yuv_is_tagged_with_the_matrix_it_was_converted_with(tmp_path: Path, codec: str,
+                                                                                   pix_fmt: str, ext: str) -> None:
+    """An RGB source's "RGB" matrix tag copied onto YUV output made players show grey as green."""
+    src = tmp_path / f"rgb{ext}"
+    picture = clip_frame(0, 64, 48)
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format=pix_fmt)
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    _copy(src, tmp_path / "out.mp4")
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        first = next(c.decode(video=0))
+        assert first.format.name.startswith("yuv") and (first.colorspace, first.color_range) == (1, 1)  # BT.709, limited
+        written = first.to_ndarray(format="rgb24")
+    with av.open(str(src)) as c:
+        wanted = next(c.decode(video=0)).to_ndarray(format="rgb24")
+    assert psnr(written, wanted) > 33  # crf 18 on a small picture; the RGB tag gave 12 dB

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -506,3 +507,59 @@ def test_two_ranks_log_the_loss_of_the_whole_batch(tmp_path: Path) -> None:
     for step in got:
         assert got[step] == pytest.approx(expected[step], rel=1e-4), step
     assert json.loads((tmp_path / "two" / "tiny.json").read_text())["world_size"] == 2
+
+
+@pytest.mark.parametrize("how", ["model-config", "set"])
+def test_a_model_name_that_is_a_path_is_refused_before_anything_is_written(tmp_path: Path, run_cli, how: str) -> None:
+    """``name = "../../escape"`` once saved the weights outside --out-dir."""
+    config = _recipe_file(tmp_path, tmp_path / "runs" / "out", steps=1)
+    model = tmp_path / "evil.toml"
+    model.write_text('[model]\nname = "../../escape"\nchannels = 8\nblocks = 1\nstages = 2\nattention = "both"\n'
+                     "unshuffle = 2\n")
+    extra = ("--model-config", model) if how == "model-config" else ("--set", 'model.name="../../escape"')
+    result = run_cli("train", "--config", config, *extra)
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+    assert "model.name must be a plain file name" in result.stderr and "'../../escape'" in result.stderr
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.glob("escape*"))
+
+
+def test_a_training_checkpoint_given_as_weights_points_to_the_weights_beside_it(tmp_path: Path, run_cli) -> None:
+    train(load_recipe(_recipe_file(tmp_path, tmp_path / "c", steps=1)))
+    last = tmp_path / "c" / "last.pt"
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(last))} is a training checkpoint .*not a weights file: "
+                                           rf"the run's weights are {re.escape(str(tmp_path / 'c' / 'tiny.pt'))} "):
+        load_model(last)
+    result = run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "d", steps=1), "--init", last)
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+    assert "is a training checkpoint" in result.stderr and not (tmp_path / "d" / "tiny.pt").exists()
+
+
+def _git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args], cwd=cwd, check=True,
+                   capture_output=True)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="no git here")
+def test_the_commit_is_recorded_only_from_this_projects_own_checkout(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pip-installed copy inside the user's own git repository once recorded the user's commit."""
+    for repo, package, setup in [(tmp_path / "user", "lib/site-packages/videodeblur", None),
+                                 (tmp_path / "other", "videodeblur", "[metadata]\nname = something-else\n"),
+                                 (tmp_path / "ours", "videodeblur", "[metadata]\nname = videodeblur\n")]:
+        (repo / package / "train").mkdir(parents=True)
+        if setup:
+            (repo / "setup.cfg").write_text(setup)
+        _git(repo, "init", "-q")
+        _git(repo, "add", "-A")
+        _git(repo, "commit", "-q", "-m", "x", "--allow-empty")
+        monkeypatch.setattr(trainer, "__file__", str(repo / package / "train" / "trainer.py"))
+        commit = trainer._git_commit()
+        assert (commit is not None) == (repo.name == "ours"), (repo, commit)
+
+
+def test_the_run_records_the_package_version(tmp_path: Path) -> None:
+    import videodeblur
+
+    recipe = load_recipe(_recipe_file(tmp_path, tmp_path / "v"))
+    metadata = trainer._run_metadata(recipe, 1, 1.0, torch.device("cpu"), 1, None)
+    assert metadata["version"] == videodeblur.__version__ and "commit" in metadata

@@ -213,7 +213,22 @@ def test_transparency_that_is_not_kept_is_said(run_cli, tmp_path: Path) -> None:
                      setup=lambda s: setattr(s, "pix_fmt", "rgba"))
     result = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json").stdout)
     assert result["frames"] == 3 and result["warnings"] == [
-        f"{src} has an alpha channel (rgba): transparency is not kept, the output is opaque"]
+        f"{src} has an alpha channel (rgba): transparency is not kept, the output is opaque",
+        f"{tmp_path / 'out.mp4'} is yuv444p (the source is rgba): browsers, QuickTime and phones do not play 4:4:4 "
+        "H.264; VLC, mpv and editors do"]
+
+
+def test_odd_sized_or_hdr10_input_says_what_the_output_cannot_carry(run_cli, make_clip, tmp_path: Path) -> None:
+    from _clips_video import _flat_clip, hdr10_clip
+
+    odd_420 = _flat_clip(tmp_path / "odd.mkv", codec="ffv1", frames=2, size=(63, 47))  # FFV1 takes odd 4:2:0
+    odd = json.loads(run_cli("video", odd_420, "-o", tmp_path / "odd.mp4", *CPU, "--json").stdout)
+    assert any("(63x47 is odd-sized, which 4:2:0 cannot hold)" in w for w in odd["warnings"])
+    hdr = json.loads(run_cli("video", hdr10_clip(tmp_path / "hdr.mp4"), "-o", tmp_path / "h8.mp4", "--eight-bit", *CPU,
+                             "--json").stdout)
+    assert any("HDR10 mastering display and light levels" in w for w in hdr["warnings"])
+    kept = json.loads(run_cli("video", tmp_path / "hdr.mp4", "-o", tmp_path / "h10.mp4", *CPU, "--json").stdout)
+    assert not any("HDR10" in w for w in kept["warnings"])
 
 
 def test_a_second_video_stream_left_out_is_said(run_cli, make_clip, tmp_path: Path) -> None:

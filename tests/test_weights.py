@@ -1,12 +1,14 @@
 """Weights files: round trip, safe loading, corrupt and mismatched files give a WeightsError naming the file."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from videodeblur.config import ModelConfig
 from videodeblur.errors import InputNotFoundError, WeightsError
-from videodeblur.model import LPRN, load_model, read_metadata, save_weights
+from videodeblur.model import LPRN, load_model, read_metadata, save_weights, weights_origin, write_metadata
 
 
 def test_save_load_round_trip_keeps_outputs_and_metadata(tmp_path) -> None:
@@ -130,3 +132,72 @@ def test_cli_names_a_broken_weights_file_in_one_line(run_cli, make_image, tmp_pa
     assert result.stderr_lines == [f"videodeblur: error: {path} is broken: tensor {next(iter(state))} holds NaN values "
                                    "(a diverged training run?); use other weights"]
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize("sidecar", ['{"steps": 7}'.encode("utf-16"), b"[1, 2]", b"null", b'"x"', b"{not json"])
+def test_a_metadata_file_that_is_not_a_json_object_is_ignored(tmp_path, sidecar: bytes) -> None:
+    """Optional, so as good as none, as invalid JSON always was: UTF-16 (PowerShell) once failed every
+    command with UnicodeDecodeError, and a list crashed train --init and eval --record."""
+    config, _ = _small_state()
+    path = save_weights(tmp_path / "m.pt", LPRN(config))
+    path.with_suffix(".json").write_bytes(sidecar)
+    assert read_metadata(path) == {}
+    loaded = load_model(path)
+    assert loaded.metadata == {} and weights_origin(loaded, path)["steps"] is None
+
+
+@pytest.mark.parametrize("kind", ["meta", "sparse", "int", "complex"])
+def test_tensors_that_are_not_dense_floating_point_are_refused_naming_the_tensor(tmp_path, kind: str) -> None:
+    config, state = _small_state()
+    key = next(iter(state))
+    state[key] = {"meta": lambda t: t.to("meta"), "sparse": lambda t: t.to_sparse(), "int": lambda t: t.int(),
+                  "complex": lambda t: t.to(torch.complex64)}[kind](state[key])
+    path = tmp_path / "odd.pt"
+    torch.save({"format": 1, "config": config.to_dict(), "state_dict": state}, path)
+    with pytest.raises(WeightsError, match=f"^{re.escape(str(path))} is not a usable weights file: tensor {key} "
+                                           "holds .*; weights must be dense floating-point") as info:
+        load_model(path)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_weights_in_any_floating_point_precision_load(tmp_path, dtype: torch.dtype) -> None:
+    config, state = _small_state()
+    path = tmp_path / "p.pt"
+    torch.save({"format": 1, "config": config.to_dict(), "state_dict": {k: v.to(dtype) for k, v in state.items()}},
+               path)
+    assert load_model(path).network.config == config
+
+
+def test_a_weights_config_must_give_every_architecture_key(tmp_path) -> None:
+    config, state = _small_state()
+    table = config.to_dict()
+    del table["channels"], table["name"]
+    path = tmp_path / "m.pt"
+    torch.save({"format": 1, "config": table, "state_dict": state}, path)
+    with pytest.raises(WeightsError, match=r"m\.pt carries an invalid config: .*missing channels"):
+        load_model(path)
+    table["channels"] = 8  # no name: the file's stem, not the shipped "lprn"
+    torch.save({"format": 1, "config": table, "state_dict": state}, path)
+    assert load_model(path).network.config.name == "m"
+
+
+def test_a_weights_config_with_a_name_that_is_a_path_is_refused(tmp_path) -> None:
+    config, state = _small_state()
+    path = tmp_path / "m.pt"
+    torch.save({"format": 1, "config": {**config.to_dict(), "name": "../../escape"}, "state_dict": state}, path)
+    with pytest.raises(WeightsError, match=r"m\.pt carries an invalid config: model\.name must be a plain file name"):
+        load_model(path)
+
+
+def test_a_metadata_file_of_other_weights_gives_no_training_record(tmp_path) -> None:
+    config, _ = _small_state()
+    path = save_weights(tmp_path / "m.pt", LPRN(config), {"config": {**config.to_dict(), "channels": 16},
+                                                          "steps": 500, "commit": "abc1234"})
+    warnings: list[str] = []
+    origin = weights_origin(load_model(path), path, warn=warnings.append)
+    assert origin["steps"] is None and origin["commit"] is None
+    assert len(warnings) == 1 and "m.json does not describe" in warnings[0] and "config differs" in warnings[0]
+    # a renamed copy (lprn-t6-both shipped as lprn) is the same model
+    write_metadata(path, {"config": {**config.to_dict(), "name": "other"}, "steps": 500})
+    assert weights_origin(load_model(path), path, warn=warnings.append)["steps"] == 500 and len(warnings) == 1

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
+import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -13,10 +15,14 @@ else:  # pragma: no cover - Python 3.10 only
 
 from videodeblur.errors import ConfigError
 
-__all__ = ["ModelConfig", "ATTENTION_KINDS", "load_toml", "config_from_dict", "load_model_config"]
+__all__ = ["ModelConfig", "ATTENTION_KINDS", "ARCHITECTURE_KEYS", "load_toml", "config_from_dict",
+           "load_model_config"]
 
 Attention = Literal["none", "channel", "spatial", "both"]
 ATTENTION_KINDS: tuple[str, ...] = ("none", "channel", "spatial", "both")
+# What a model file must spell out: a default would build a network that matches no shipped model.
+# (``reduction`` may stay out: no model TOML gives it, and every weights file records it.)
+ARCHITECTURE_KEYS: tuple[str, ...] = ("channels", "blocks", "stages", "attention", "unshuffle")
 T = TypeVar("T")
 
 
@@ -37,18 +43,20 @@ class ModelConfig:
     reduction: int = 4
 
     def __post_init__(self) -> None:
+        # types first, so every way in (model TOML, recipe, weights file) gets one line, not torch's error
+        for field, hint in _field_types(ModelConfig).items():
+            _check_type(f"model.{field}", getattr(self, field), hint)
+        _check_name(self.name)
         if self.channels < 4 or self.channels > 512:
-            raise ConfigError(f"channels must be in [4, 512], got {self.channels}")
+            raise ConfigError(f"model.channels must be in [4, 512], got {self.channels}")
         if self.blocks < 0 or self.blocks > 32:
-            raise ConfigError(f"blocks must be in [0, 32], got {self.blocks}")
+            raise ConfigError(f"model.blocks must be in [0, 32], got {self.blocks}")
         if self.stages < 1 or self.stages > 16:
-            raise ConfigError(f"stages must be in [1, 16], got {self.stages}")
-        if self.attention not in ATTENTION_KINDS:
-            raise ConfigError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+            raise ConfigError(f"model.stages must be in [1, 16], got {self.stages}")
         if self.unshuffle not in (1, 2, 4):
-            raise ConfigError(f"unshuffle must be 1, 2 or 4, got {self.unshuffle}")
+            raise ConfigError(f"model.unshuffle must be 1, 2 or 4, got {self.unshuffle}")
         if self.reduction < 1:
-            raise ConfigError(f"reduction must be >= 1, got {self.reduction}")
+            raise ConfigError(f"model.reduction must be >= 1, got {self.reduction}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -66,12 +74,17 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
 
 
-def config_from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config") -> T:
-    """Build a dataclass from a dict, rejecting unknown keys with a message that lists the valid ones."""
+def config_from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config",
+                     required: tuple[str, ...] = ()) -> T:
+    """Build a dataclass from a dict, rejecting unknown keys with a message that lists the valid ones,
+    and a missing ``required`` key by name (rather than building the default)."""
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ConfigError(f"{where}: unknown keys {unknown}; valid keys are {sorted(fields)}")
+    missing = [key for key in required if key not in data]
+    if missing:
+        raise ConfigError(f"{where}: missing {', '.join(missing)} (a model config gives each of {', '.join(required)})")
     try:
         return cls(**data)
     except TypeError as err:
@@ -79,7 +92,41 @@ def config_from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config
 
 
 def load_model_config(path: str | Path) -> ModelConfig:
-    """A model TOML holds a ``[model]`` table (or the keys at top level)."""
+    """A model TOML holds a ``[model]`` table (or the keys at top level); every architecture key is
+    required, and ``name`` defaults to the file's stem (``lprn`` would collide with the shipped model)."""
+    path = Path(path)
     data = load_toml(path)
     table = data.get("model", data)
-    return config_from_dict(ModelConfig, table, where=str(path))
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: model = {table!r} is not a table: a model TOML holds a [model] table of "
+                          f"{', '.join(ARCHITECTURE_KEYS)} (or those keys at top level)")
+    return config_from_dict(ModelConfig, {"name": path.stem, **table}, where=str(path), required=ARCHITECTURE_KEYS)
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+_TYPE_WORDS = {int: "a whole number", str: "a string"}
+
+
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_type(field: str, value: Any, hint: Any) -> None:
+    """``value`` must be of the field's type: an int not a bool or float (16.0 reaches torch as a float),
+    a Literal one of its values."""
+    if typing.get_origin(hint) is Literal:
+        if value not in typing.get_args(hint):
+            raise ConfigError(f"{field} must be one of {', '.join(map(repr, typing.get_args(hint)))}, got {value!r}")
+    elif not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(f"{field} must be {_TYPE_WORDS.get(hint, hint.__name__)}, got {value!r}")
+
+
+def _check_name(name: str) -> None:
+    """The name becomes ``<out_dir>/<name>.pt``: it must be one plain file name, not a path."""
+    if (not name or "/" in name or "\\" in name or name.startswith(".") or not name.isprintable()
+            or len(name) > 100):
+        shown = repr(name) if len(name) <= 60 else repr(name[:57]) + "..."
+        raise ConfigError("model.name must be a plain file name of at most 100 characters (no / or \\, not "
+                          f"starting with '.'), got {shown}")

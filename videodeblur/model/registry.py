@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import hashlib
 from pathlib import Path
 from typing import Any
 
-from videodeblur.errors import ModelNotFoundError
+from videodeblur.errors import InputNotFoundError, ModelNotFoundError, VideoDeblurError
 from videodeblur.model.lprn import LPRN
-from videodeblur.model.weights import load_weights, read_metadata
+from videodeblur.model.weights import load_weights, metadata_path, read_metadata
+from videodeblur.notices import Warn, python_warning
 
 __all__ = ["SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL", "LoadedModel", "load_model",
            "shipped_weights_path", "list_models", "default_model_name", "weights_origin"]
@@ -55,29 +57,46 @@ def shipped_weights_path(name: str) -> Path:
 
 
 def load_model(name_or_path: str | Path) -> LoadedModel:
-    """A shipped name (``lprn``, ``lprn-rt``, ``lprn-fast``) or a path to a ``.pt`` weights file."""
+    """A shipped name (``lprn``, ``lprn-rt``, ``lprn-fast``, in any case) or a path to a ``.pt`` weights file."""
     key = str(name_or_path)
-    if key in SHIPPED_MODELS:
-        path = shipped_weights_path(key)
-        name = key
+    choices = f"use one of {', '.join(SHIPPED_MODELS)} or a path to a .pt weights file"
+    if not key.strip():
+        raise ModelNotFoundError(f"no model given: {choices}")
+    shipped = {name.lower(): name for name in SHIPPED_MODELS}.get(key.lower())
+    if shipped is not None:
+        path = shipped_weights_path(shipped)
+        name = shipped
     else:
-        path = Path(key)
-        if not (path.suffix == ".pt" or path.exists()):
-            raise ModelNotFoundError(
-                f"unknown model {key!r}: use one of {', '.join(SHIPPED_MODELS)} or a path to a .pt weights file"
-            )
+        path = Path(key).expanduser()
+        if path.suffix.lower() == ".toml":
+            raise ModelNotFoundError(f"{path} is a model config, which holds no weights: train it (videodeblur "
+                                     "train --model-config) or give a .pt weights file")
+        if not path.exists():
+            if path.suffix or "/" in key or "\\" in key or key.startswith("~"):  # meant as a path, not a name
+                raise InputNotFoundError(f"weights file not found: {path}")
+            close = difflib.get_close_matches(key.lower(), list(SHIPPED_MODELS), n=1)
+            guess = f" (did you mean {close[0]}?)" if close else ""
+            raise ModelNotFoundError(f"unknown model {key!r}{guess}: {choices}")
         name = path.stem
     return LoadedModel(name=name, path=path, network=load_weights(path), metadata=read_metadata(path))
 
 
-def weights_origin(loaded: LoadedModel, given: str | Path) -> dict[str, Any]:
+def weights_origin(loaded: LoadedModel, given: str | Path, *, warn: Warn | None = None) -> dict[str, Any]:
     """Where a fine-tune's starting weights came from: the name or path ``given``, the file and its
     SHA-256 (a shipped name is re-pointed at new weights once the fine-tune ships), and how that file
-    was trained, so the steps and seconds behind a model add up."""
+    was trained, so the steps and seconds behind a model add up. A metadata file whose config is not
+    the weights' (a copied or stale JSON) describes other weights: its record is left out, with a warning."""
+    metadata = loaded.metadata
+    theirs = metadata.get("config")
+    ours = loaded.network.config.to_dict()
+    if isinstance(theirs, dict) and {**theirs, "name": None} != {**ours, "name": None}:
+        (warn or python_warning)(f"{metadata_path(loaded.path)} does not describe {loaded.path} (its config "
+                                 "differs): the training record in it is not carried over")
+        metadata = {}
     return {"weights": str(given), "path": str(loaded.path),
             "sha256": hashlib.sha256(Path(loaded.path).read_bytes()).hexdigest(),
-            **{k: loaded.metadata.get(k) for k in ("trained_as", "steps", "seconds", "commit", "hardware",
-                                                     "recipe", "init")}}
+            **{k: metadata.get(k) for k in ("trained_as", "steps", "seconds", "commit", "hardware",
+                                             "recipe", "init")}}
 
 
 def list_models() -> list[dict[str, Any]]:
@@ -89,7 +108,12 @@ def list_models() -> list[dict[str, Any]]:
         row: dict[str, Any] = {"name": name, "description": description, "path": str(path),
                                "available": path.is_file()}
         if path.is_file():
-            loaded = load_model(name)
+            try:
+                loaded = load_model(name)
+            except VideoDeblurError as err:  # one broken file: list it with why, and list the others
+                row.update(available=False, error=str(err))
+                rows.append(row)
+                continue
             row.update(config=loaded.network.config.to_dict(), parameters=loaded.parameters,
                        size_mb=round(path.stat().st_size / 1e6, 3),
                        evaluation=loaded.metadata.get("evaluation"),

@@ -6,12 +6,13 @@ A file carries its config so the network rebuilds from the file alone; a JSON fi
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from videodeblur.config import ModelConfig, config_from_dict
+from videodeblur.config import ARCHITECTURE_KEYS, ModelConfig, config_from_dict
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model.lprn import LPRN
 
@@ -37,12 +38,19 @@ def save_weights(path: str | Path, model: LPRN, metadata: dict[str, Any] | None 
 def load_weights(path: str | Path) -> LPRN:
     """Rebuild the network from a weights file; any problem is a WeightsError naming the file."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"{path} is a folder, not a weights file (a .pt file)")
     if not path.is_file():
         raise InputNotFoundError(f"weights file not found: {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a sparse tensor is refused below; torch's warning would add a line
+            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated/corrupt/unsafe files
         raise WeightsError(f"cannot read weights file {path}: corrupt or not a videodeblur weights file") from err
+    if isinstance(payload, dict) and "optimiser" in payload and "state_dict" not in payload:
+        raise WeightsError(f"{path} is a training checkpoint (for train --resume), not a weights file: the run's "
+                           f"weights are {path.with_name(_run_name(payload) + '.pt')} beside it")
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
         raise WeightsError(f"{path} is not a videodeblur weights file (missing config/state_dict)")
     if payload.get("format") != FORMAT_VERSION:
@@ -54,7 +62,8 @@ def load_weights(path: str | Path) -> LPRN:
     if not isinstance(state, dict):
         raise WeightsError(f"{path} carries no state dict of tensors (got {type(state).__name__})")
     try:
-        config = config_from_dict(ModelConfig, config_table, where=str(path))
+        config = config_from_dict(ModelConfig, {"name": path.stem, **config_table}, where=str(path),
+                                  required=ARCHITECTURE_KEYS)
         model = LPRN(config)
     except ConfigError as err:
         raise WeightsError(f"{path} carries an invalid config: {err}") from err
@@ -81,14 +90,16 @@ def write_metadata(weights: str | Path, metadata: dict[str, Any]) -> Path:
 
 
 def read_metadata(weights: str | Path) -> dict[str, Any]:
-    """The training metadata beside a weights file, or {} when there is none."""
+    """The training metadata beside a weights file, or {} when there is none. It is optional, so one
+    that cannot be read as a JSON object (not UTF-8, not JSON, a list) is as good as none."""
     p = metadata_path(weights)
     if not p.is_file():
         return {}
     try:
-        return json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+        metadata = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):  # ValueError: UnicodeDecodeError, JSONDecodeError
         return {}
+    return metadata if isinstance(metadata, dict) else {}
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -100,6 +111,12 @@ def _check_state(path: Path, state: dict[Any, Any], expected: dict[str, torch.Te
         if not isinstance(value, torch.Tensor):
             raise WeightsError(f"{path} does not match its config: {key!r} holds a {type(value).__name__}, "
                                "not a tensor")
+        # no values to load (meta), another layout (sparse), or numbers a network cannot hold (int, complex)
+        if value.layout != torch.strided or value.is_meta or not value.is_floating_point():
+            kind = ("a meta tensor (no values)" if value.is_meta else f"a {value.layout} tensor"
+                    if value.layout != torch.strided else f"{value.dtype} values")
+            raise WeightsError(f"{path} is not a usable weights file: tensor {key} holds {kind}; weights must be "
+                               "dense floating-point tensors (fp16, bf16, fp32 or fp64)")
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     wrong = [key for key in expected if key in state and state[key].shape != expected[key].shape]
@@ -118,6 +135,13 @@ def _check_state(path: Path, state: dict[Any, Any], expected: dict[str, torch.Te
             kind = "NaN" if bool(torch.isnan(value).any()) else "infinite"
             raise WeightsError(f"{path} is broken: tensor {key} holds {kind} values (a diverged training run?); "
                                "use other weights")
+
+
+def _run_name(checkpoint: dict[Any, Any]) -> str:
+    """The model name a training checkpoint's run saves its weights under, or ``<name>``."""
+    config = checkpoint.get("config")
+    name = config.get("name") if isinstance(config, dict) else None
+    return name if isinstance(name, str) and name else "<name>"
 
 
 def _shape(tensor: torch.Tensor) -> str:

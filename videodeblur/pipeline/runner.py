@@ -514,6 +514,11 @@ class _Pipeline:
                             "is opaque")
         if info.bit_depth > 8 and not writer.deep:
             self.stats.warn(f"{reader.name} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
+        if info.hdr is not None and not (writer.deep and writer.encoder_name == "libx265"):
+            self.stats.warn(f"{reader.name} carries HDR10 mastering display and light levels; only 10-bit HEVC output "
+                            "(.mp4, .mkv, .mov, without --eight-bit) keeps them, this output has none")
+        if note := _four_four_four_note(info, writer):
+            self.stats.warn(note)
         if writer.quality_control is None and not writer.lossless:
             self.stats.warn(f"encoder {writer.encoder_name} has no constant-quality setting: crf {self.options.crf} "
                             "was not applied (the encoder's default quality)")
@@ -579,3 +584,19 @@ def _expected_frames(header: int | None, done: int, media_s: float, duration_s: 
     if header is None or abs(by_time - header) > header / 10:
         return by_time
     return header
+
+
+_PLAYER_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
+
+
+def _four_four_four_note(info: VideoInfo, writer: FrameWriter) -> str | None:
+    """Why an H.264/HEVC output is 4:4:4, which browsers, QuickTime and phones do not play (as the
+    ffmpeg tool warns for RGB input): the source is RGB or 4:4:4, or odd-sized, which 4:2:0 cannot hold."""
+    if not writer.pix_fmt.startswith("yuv444") or writer.encoder_name not in _PLAYER_CODECS:
+        return None
+    if info.chroma_subsampling in ((2, 2), (4, 1), (2, 1)):
+        why = f"{info.width}x{info.height} is odd-sized, which 4:2:0 cannot hold"
+    else:
+        why = f"the source is {info.pix_fmt}"
+    return (f"{writer.path} is {writer.pix_fmt} ({why}): browsers, QuickTime and phones do not play 4:4:4 "
+            f"{'H.264' if '264' in writer.encoder_name else 'HEVC'}; VLC, mpv and editors do")

@@ -9,6 +9,7 @@ run would have drawn. Under DDP the logged loss is the mean over ranks: the loss
 """
 from __future__ import annotations
 
+import configparser
 import csv
 import dataclasses
 import json
@@ -25,6 +26,7 @@ import torch.distributed as dist
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
 
+import videodeblur
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError, VideoDeblurError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
@@ -82,7 +84,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         start = load_model(recipe.init_weights)
         _load_initial_weights(model, start)
         # where a fine-tune started, read now: a shipped name may point at other weights by the time it ends
-        init = weights_origin(start, recipe.init_weights)
+        init = weights_origin(start, recipe.init_weights, warn=warn)
     model = model.to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
                                   weight_decay=recipe.weight_decay)
@@ -296,7 +298,7 @@ def _run_metadata(recipe: TrainRecipe, step: int, seconds: float, device: torch.
     a fine-tune also records the weights it started from (``init``)."""
     metadata = {"config": recipe.model.to_dict(), "recipe": _jsonable(recipe.to_dict()), "steps": step,
                 "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
-                "commit": commit, "torch": torch.__version__}
+                "commit": commit, "version": videodeblur.__version__, "torch": torch.__version__}
     if init is not None:
         metadata["init"] = init
     return metadata
@@ -440,10 +442,21 @@ def _append_csv(path: Path, record: dict[str, Any]) -> None:
 
 
 def _git_commit() -> str | None:
+    """The commit of the code this run trains with, only when it runs from this project's own git checkout
+    (``videodeblur/`` at the top of a work tree whose setup.cfg names videodeblur): for an installed copy,
+    git would describe whatever repository it sits in, e.g. the user's own."""
+    root = Path(__file__).resolve().parent.parent.parent
+    setup = configparser.ConfigParser(interpolation=None)
+    try:
+        setup.read(root / "setup.cfg", encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return None
+    if not (root / ".git").exists() or setup.get("metadata", "name", fallback=None) != "videodeblur":
+        return None
     try:
         # "-dirty" when the work tree has uncommitted changes: the commit alone would not be the code
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).resolve().parent)
+                             text=True, timeout=5, cwd=root)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None

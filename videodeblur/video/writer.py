@@ -19,6 +19,7 @@ and audio.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import math
 import os
@@ -34,7 +35,7 @@ import av.video.reformatter
 import numpy as np
 
 from videodeblur.errors import EncodeError, FrameError, OutputError
-from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
+from videodeblur.video.colour import AVCOL_RANGE_MPEG, AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
 from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, containers_for,
                                         encodable_pix_fmt, encoder_options)
 from videodeblur.video.hdr import HdrMetadata
@@ -51,6 +52,7 @@ __all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "made_by_mark", "mad
 
 Layout = Literal["rgb", "i420"]
 _UNSPECIFIED = 2  # AVCOL_SPC / PRI / TRC "unspecified"
+_AVCOL_SPC_RGB, _AVCOL_SPC_BT709 = 0, 1
 
 
 def check_output_path(path: str | Path, *, input_path: str | Path | None = None) -> Path:
@@ -200,6 +202,7 @@ class FrameWriter:
                 raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} ({hint})") from err
             try:
                 self._choose_format(encoder, pix_fmt)
+                self.colour = _tags_for(self.colour, self.pix_fmt)
                 if layout == "i420" and self.pix_fmt != "yuv420p":
                     raise ValueError("layout 'i420' needs an even-sized yuv420p output")
                 self._container.metadata.update(_descriptive(tags))
@@ -245,8 +248,11 @@ class FrameWriter:
         pix_fmt = kwargs.pop("pix_fmt", None) or _like_chroma(info.chroma_subsampling, width, height)
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
+        colour = info.colour
+        if info.pix_fmt in ("gray", "gray10le", "gray12le", "gray16le") or av.VideoFormat(info.pix_fmt).is_rgb:
+            colour = dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB)  # no matrix, tagged or not
         return cls(path, width=width, height=height, time_base=info.time_base, fps=info.fps,
-                   pix_fmt=pix_fmt, colour=info.colour, rotation=info.rotation,
+                   pix_fmt=pix_fmt, colour=colour, rotation=info.rotation,
                    copy_from=(feed or info.path) if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
                                            or (data and info.has_data)
                                            or (attachments and info.has_attachments)) else None,
@@ -643,6 +649,15 @@ def _either(options: Sequence[str]) -> str:
 def _is_deep(pix_fmt: str) -> bool:
     """More than 8 bits per sample."""
     return max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
+
+
+def _tags_for(colour: ColourTags, pix_fmt: str) -> ColourTags:
+    """The tags a ``pix_fmt`` output of a source tagged ``colour`` carries. An RGB source (PNG,
+    libx264rgb: matrix "RGB") written as YUV is converted with BT.709 limited range and tagged so;
+    copying its RGB tag made players read the YUV planes as G, B, R (grey came out green)."""
+    if colour.colorspace != _AVCOL_SPC_RGB or av.VideoFormat(pix_fmt).is_rgb:
+        return colour
+    return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT709, color_range=AVCOL_RANGE_MPEG)
 
 
 def _like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:
