@@ -319,7 +319,7 @@ def avi_with_empty_slots(path: Path, pts: list[int], rate: int = 15, size: tuple
 
 def through_yuv420(rgb: np.ndarray) -> np.ndarray:
     """``rgb`` after the writer's RGB → yuv420p and the reader's yuv420p → RGB (swscale, untagged)."""
-    exact = av.video.reformatter.Interpolation.AREA | av.video.reformatter.Interpolation.ACCURATE_RND  # as the writer
+    from videodeblur.video.writer import _FROM_RGB as exact  # as the writer converts
     frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU601",
                                                                      interpolation=exact)
     return frame.to_ndarray(format="rgb24")

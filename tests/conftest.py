@@ -284,3 +284,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
     for item in cuda_items:
         item.add_marker(skip)
+
+
+# ---------------------------------------------------------------------------------------- PyAV
+
+def pyav_major() -> int:
+    import av
+
+    return int(av.__version__.split(".")[0])
+
+
+# BT.2020 conversion and timecode metadata need PyAV 18; Python 3.10 gets at most 17.1
+needs_pyav18 = pytest.mark.skipif(pyav_major() < 18, reason="needs PyAV 18 (Python 3.11+)")

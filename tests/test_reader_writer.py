@@ -18,7 +18,7 @@ from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 from _clips_video import (audio_only, with_attachments, with_chapters, with_telemetry, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
                           spliced_sizes, truncated_copy, unindexed_copy, with_thumbnail_first,
                           with_subtitles, with_two_audio_tracks, zeroed_copy)
-from conftest import clip_frame, clip_pts_seconds, psnr
+from conftest import needs_pyav18, clip_frame, clip_pts_seconds, psnr
 
 
 def _copy(src: Path, dst: Path, **kwargs) -> tuple[FrameReader, FrameWriter]:
@@ -430,6 +430,7 @@ def test_ten_bit_output_is_hevc_that_phones_play(make_clip, tmp_path: Path) -> N
     assert encodable_pix_fmt("hevc_nvenc", "yuv420p10le", width=64, height=48) == "p010le"
 
 
+@needs_pyav18
 def test_hdr10_metadata_comes_through(tmp_path: Path) -> None:
     """An HDR10 clip's mastering display and light levels (what a TV tone-maps by) are in the
     10-bit output's stream as they were, with its BT.2020 / PQ tags; an 8-bit output has no use for them."""
@@ -483,6 +484,7 @@ def _data_packets(path: Path) -> list[tuple[float, bytes, str | None]]:
                 for p in c.demux(*c.streams.data) if p.dts is not None and "timecode" not in p.stream.metadata]
 
 
+@needs_pyav18
 def test_gopro_telemetry_and_timecode_are_kept(make_clip, tmp_path: Path) -> None:
     """A GoPro's GPMF track (gyro and GPS, what Gyroflow and map tools read) comes through bit for bit
     in MP4, and the timecode with it; MKV cannot hold the track, and the run says it was left out."""
@@ -697,3 +699,20 @@ def test_rgb_source_written_as_yuv_is_tagged_with_the_matrix_it_was_converted_wi
     with av.open(str(src)) as c:
         wanted = next(c.decode(video=0)).to_ndarray(format="rgb24")
     assert psnr(written, wanted) > 33  # crf 18 on a small picture; the RGB tag gave 12 dB
+
+
+def test_private_options_table_for_old_pyav_matches_what_the_encoders_say() -> None:
+    """PyAV < 18 (all Python 3.10 has) cannot list private options; the table standing in for them
+    must say what FFmpeg's encoders say, for the options the writer asks about."""
+    from videodeblur.video.encoders import _PRIVATE_OPTIONS, private_options
+
+    asked = {"crf", "row-mt", "x265-params"}
+    checked = 0
+    for name, table in _PRIVATE_OPTIONS.items():
+        try:
+            ctx = av.CodecContext.create(name, "w")
+        except (av.codec.codec.UnknownCodecError, ValueError):
+            continue  # not in this FFmpeg build
+        assert table == private_options(ctx) & asked, name
+        checked += 1
+    assert checked >= 3

@@ -603,3 +603,74 @@ def test_deinterlace_removes_the_combing_and_keeps_the_timing(engine, tmp_path: 
     assert deinterlaced.pts_seconds == source.pts_seconds
     for a, b in zip(combed.frames[1:-1], deinterlaced.frames[1:-1]):
         assert combing(b) < 0.5 * combing(a), (combing(a), combing(b))
+
+
+def test_a_stopped_run_waits_for_a_slow_writer_into_a_file(engine: Engine, make_clip, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer left blocked after a stop is one on a pipe that does not drain (``-o - | sleep 40``);
+    one writing a regular file, however slowly, is waited for: every frame taken is written and the
+    file is finalised."""
+    from videodeblur.pipeline import runner
+
+    monkeypatch.setattr(runner, "_WRITER_GRACE_S", 0.05)
+    original = FrameWriter.write
+
+    def slow_write(self: FrameWriter, *args: Any, **kwargs: Any) -> None:
+        time.sleep(0.3)  # far past the grace, frame after frame
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FrameWriter, "write", slow_write)
+    stop = threading.Event()
+    out = tmp_path / "out.mp4"
+    options = RunOptions(stop=stop, queue_size=2, progress=lambda done, _total: stop.set() if done >= 2 else None)
+    stats, error = run_with_timeout(lambda: deblur_file(make_clip("a.mp4", width=64, height=48, frames=40), out,
+                                                        engine, options))
+    assert error is None and not [w for w in stats.warnings if "took nothing more" in w]
+    assert 2 <= stats.extra["frames_written"] == stats.extra["frames_decoded"] == len(decode(out).frames) < 40
+
+
+def test_only_an_output_that_may_stall_is_watched(tmp_path: Path) -> None:
+    """Regular files and devices always take what is written; a named pipe or a stream may not."""
+    import os
+
+    from videodeblur.pipeline.runner import _output_drains
+
+    (tmp_path / "out.mp4").write_bytes(b"")
+    os.mkfifo(tmp_path / "fifo")
+    assert _output_drains(tmp_path / "out.mp4") is True and _output_drains("/dev/null") is True
+    assert _output_drains(tmp_path / "fifo") is None and _output_drains("rtmp://host/live") is None
+
+
+def test_sighup_is_noted_during_the_finalising_unless_ignored() -> None:
+    """SIGHUP (a closed terminal) is a stop like SIGTERM; under nohup (ignored) it stays ignored."""
+    import signal
+
+    from videodeblur.pipeline.runner import _signals_noted
+
+    noted: list[str] = []
+    previous = signal.signal(signal.SIGHUP, lambda *_: noted.append("handler"))
+    try:
+        with _signals_noted(lambda: noted.append("stop")):
+            signal.raise_signal(signal.SIGHUP)
+        assert noted == ["stop", "handler"]
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        with _signals_noted(lambda: noted.append("stop")):
+            signal.raise_signal(signal.SIGHUP)
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        assert noted == ["stop", "handler"]
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_resume_refuses_the_input_and_a_file_it_did_not_make(engine: Engine, make_clip, tmp_path: Path) -> None:
+    """--resume onto the input itself, or onto a finished copy of it, found "all frames already
+    there": the output-is-input check comes first, and a finished output must carry videodeblur's mark."""
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    before = src.read_bytes()
+    with pytest.raises(OutputError, match="is the input file"):
+        deblur_file(src, src, engine, RunOptions(resume=True))
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(before)
+    with pytest.raises(OutputError, match=f"cannot resume {copy}: it was not made by videodeblur"):
+        deblur_file(src, copy, engine, RunOptions(resume=True))
+    assert src.read_bytes() == before == copy.read_bytes()

@@ -69,15 +69,16 @@ def test_engine_tiles_lprn_without_seams() -> None:
 
 def test_the_overlap_follows_how_far_the_model_sees() -> None:
     """A ×4-unshuffled network sees four times as far: 32 px of overlap left tile borders up to 21
-    levels off the whole frame on a photo (64 px: 9). The default overlap grows with the unshuffle,
-    within what a small tile leaves room for."""
+    levels off the whole frame on a photo (64 px: 9) with the weights shipped until the thirteenth
+    session. The default overlap grows with the unshuffle, within what a small tile leaves room for.
+    (The weights shipped since change less: on this frame 16 px leave 2 levels, 32 and 64 px 1.)"""
     frame = np.stack([clip_frame(3, 320, 200)])
     fast = Engine.from_name("lprn-fast", EngineOptions(device="cpu", tile=160))
     assert fast.tile_overlap() == 64 and fast.tile_overlap(160) == 64 and fast.tile_overlap(80) == 32
     assert Engine.from_name("lprn", EngineOptions(device="cpu")).tile_overlap() == 32
     whole = Engine.from_name("lprn-fast", EngineOptions(device="cpu", auto_tile=False)).process(frame).astype(int)
-    narrow = Engine.from_name("lprn-fast", EngineOptions(device="cpu", tile=160, tile_overlap=32)).process(frame)
-    assert np.abs(fast.process(frame) - whole).max() < np.abs(narrow - whole).max()
+    narrow = Engine.from_name("lprn-fast", EngineOptions(device="cpu", tile=160, tile_overlap=16)).process(frame)
+    assert np.abs(fast.process(frame) - whole).max() <= 1 < np.abs(narrow - whole).max()
 
 
 def test_the_cli_tile_floor_is_the_engine_rule(run_cli, tmp_path: Path) -> None:

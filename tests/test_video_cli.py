@@ -18,7 +18,7 @@ import pytest
 
 from _clips_video import (audio_only, with_attachments, avi_with_empty_slots, decodable_frames, decode, remuxed, spliced_sizes,
                           truncated_copy, with_subtitles, with_thumbnail_first, zeroed_copy)
-from conftest import REPO_ROOT, psnr, serve_folder
+from conftest import needs_pyav18, REPO_ROOT, psnr, serve_folder
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
 
@@ -218,6 +218,7 @@ def test_transparency_that_is_not_kept_is_said(run_cli, tmp_path: Path) -> None:
         "H.264; VLC, mpv and editors do"]
 
 
+@needs_pyav18
 def test_odd_sized_or_hdr10_input_says_what_the_output_cannot_carry(run_cli, make_clip, tmp_path: Path) -> None:
     from _clips_video import _flat_clip, hdr10_clip
 
@@ -589,3 +590,218 @@ def test_progress_line() -> None:
         estimated(done, 31)
     estimated.done()
     assert written[0].startswith("\r1/31 frames") and written[-2].startswith("\r30/31 frames") and written[-1] == "\n"
+
+
+def test_a_stop_ends_a_run_whose_output_pipe_takes_nothing_more(make_clip, tmp_path: Path) -> None:
+    """``-o - | sleep 40``: the program reading the video stalls (its pipe open, full). SIGTERM used to
+    leave the run waiting on the blocked writer for as long as the reader slept, and further signals
+    were only noted; now the writer gets a short grace, then the run ends (143) and says that the
+    pipe did not take the rest."""
+    import fcntl
+
+    src = make_clip("a.mp4", width=160, height=96, frames=60)
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # full after the first packet: a stalled reader
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", str(src), "-o", "-", *CPU,
+                                 "--crf", "0", "--progress"], cwd=REPO_ROOT, stdout=write_end, stderr=subprocess.PIPE,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        os.close(write_end)
+        try:
+            seen = _read_until(proc, re.compile(rb"\r\d+/60 frames"), timeout_s=90)
+            time.sleep(2)  # the pipe fills and the writer blocks
+            assert proc.poll() is None, seen
+            proc.send_signal(signal.SIGTERM)
+            stopped = time.monotonic()
+            _, rest = proc.communicate(timeout=30)
+            waited = time.monotonic() - stopped
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        os.close(read_end)
+    stderr = (seen + rest).decode()
+    assert proc.returncode == 143 and waited < 15, (waited, stderr)
+    assert "videodeblur: interrupted: the output pipe did not take the rest" in stderr
+    assert stderr.endswith("frames\nvideodeblur: terminated\n") and "Traceback" not in stderr, stderr
+
+
+def _deblur_until(args: list[str], frames: int, total: int) -> tuple[subprocess.Popen, bytes]:
+    """Start ``videodeblur video ARGS --progress`` and read its stderr until ``frames`` of ``total`` are done."""
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", *args, "--progress"], cwd=REPO_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    shown = re.compile(rb"\r(\d+)/%d frames" % total)
+    seen, deadline = b"", time.monotonic() + 90
+    while proc.poll() is None and time.monotonic() < deadline:
+        seen += _read_until(proc, shown, timeout_s=deadline - time.monotonic())
+        if max(map(int, shown.findall(seen)), default=0) >= frames:
+            break
+    return proc, seen
+
+
+def test_sighup_stops_cleanly_and_the_output_resumes(run_cli, make_clip, tmp_path: Path) -> None:
+    """SIGHUP (the terminal closed, an ssh connection dropped) takes SIGTERM's path: the output is
+    finalised with every frame so far and --resume completes it; exit 129 (128 + 1). It used to end
+    the process at once: a 48-byte MP4 nothing could open."""
+    total = 120
+    src = make_clip("long.mp4", width=160, height=96, frames=total, audio=True)
+    out = tmp_path / "out.mp4"
+    proc, seen = _deblur_until([str(src), "-o", str(out), "--model", "lprn", "--device", "cpu", "--batch", "1"],
+                               10, total)
+    try:
+        assert proc.poll() is None, f"finished before the signal: {seen!r}"
+        proc.send_signal(signal.SIGHUP)
+        _, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = (seen + rest).decode()
+    assert proc.returncode == 129, stderr
+    kept = len(decode(out).frames)
+    assert 10 <= kept < total and "Traceback" not in stderr
+    assert stderr.endswith(f"{out} is finalised with {kept} frames (--resume goes on from there)\n"
+                           "videodeblur: hung up (its terminal closed)\n"), stderr  # no blank line between
+    resumed = run_cli("video", src, "-o", out, "--model", "lprn", "--device", "cpu", "--batch", "1", "--resume",
+                      "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (json.loads(resumed.stdout)["resumed_frames"], len(decode(out).frames)) == (kept, total)
+
+
+def test_a_closed_terminal_leaves_a_playable_file(make_clip, tmp_path: Path) -> None:
+    """The terminal itself going away: SIGHUP, and every later write to it fails (EIO). The progress
+    line and the closing messages must not turn that into an error: exit 129, the file plays."""
+    import pty
+
+    total = 120
+    src = make_clip("long.mp4", width=160, height=96, frames=total)
+    out = tmp_path / "out.mp4"
+    argv = [sys.executable, "-m", "videodeblur", "video", str(src), "-o", str(out), "--model", "lprn", "--device",
+            "cpu", "--batch", "1", "--progress"]
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: videodeblur on the terminal (nothing more in Python after a fork)
+        os.execv(sys.executable, argv)
+    seen, deadline = b"", time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and not re.search(rb"\r([1-9]\d|\d{3,})/%d frames" % total, seen):
+            try:
+                seen += os.read(terminal, 4096)
+            except OSError:
+                break
+    finally:
+        os.close(terminal)  # the terminal closes: the kernel hangs it up and sends SIGHUP
+    finished_by = time.monotonic() + 60
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < finished_by:
+        time.sleep(0.1)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    assert done[0] == pid and os.waitstatus_to_exitcode(done[1]) == 129, seen
+    assert 10 <= len(decode(out).frames) < total
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(run_cli, make_clip, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """``video a.mp4 a-deblurred.mp4`` (no -o) wrote a.mp4's result over a-deblurred.mp4, an input,
+    then deblurred that. An output that is an input of the run (by name, symbolic or hard link) is
+    refused up front, naming both; --resume onto the input itself, or onto a finished file that
+    videodeblur did not make (a copy of the input), said "nothing to resume" and exited 0."""
+    a = make_clip("a.mp4", width=32, height=32, frames=3)
+    second = make_clip("a-deblurred.mp4", width=32, height=32, frames=4)
+    before = second.read_bytes()
+    from videodeblur.pipeline import Engine
+
+    with monkeypatch.context() as patch:  # refused before the model loads
+        patch.setattr(Engine, "from_name", lambda *_args, **_kwargs: pytest.fail("the model was loaded"))
+        result = run_cli("video", a, second, *CPU)
+    assert result.exit_code == 1 and result.stderr_lines == [
+        f"videodeblur: error: output {second} of {a} is also an input of this run: it would be written over before "
+        "it is read; rename it or choose another output"]
+    assert second.read_bytes() == before and not (tmp_path / "a-deblurred-deblurred.mp4").exists()
+    (tmp_path / "link.mp4").symlink_to(a)
+    os.link(a, tmp_path / "hard.mp4")
+    for out in ("link.mp4", "hard.mp4", "a.mp4"):
+        for resume in ((), ("--resume",)):
+            refused = run_cli("video", a, "-o", tmp_path / out, *CPU, *resume)
+            assert refused.exit_code == 1 and refused.stderr_lines == [
+                f"videodeblur: error: output {tmp_path / out} is the input file {a}; choose another output path"]
+    copy = tmp_path / "copy.mp4"
+    copy.write_bytes(a.read_bytes())
+    not_ours = run_cli("video", a, "-o", copy, *CPU, "--resume")
+    assert not_ours.exit_code == 1 and not_ours.stderr_lines == [
+        f"videodeblur: error: cannot resume {copy}: it was not made by videodeblur (its video track has no videodeblur "
+        "mark): run without --resume to write it anew, or choose another output"]
+    assert copy.read_bytes() == a.read_bytes()
+
+
+def test_fragmented_matroska_survives_kill_9_and_resumes(run_cli, make_clip, tmp_path: Path) -> None:
+    """--fragmented .mkv: clusters of a second, flushed as written. A killed run used to leave 0 bytes
+    (FFmpeg held the 5 s cluster and its write buffer); now it plays up to its last second and
+    --resume completes it."""
+    total = 150
+    src = make_clip("long.mp4", width=160, height=96, frames=total, audio=True)
+    killed = tmp_path / "killed.mkv"
+    run = ["--model", "lprn", "--device", "cpu", "--batch", "1", "--fragmented"]
+    proc, seen = _deblur_until([str(src), "-o", str(killed), *run], 60, total)
+    try:
+        assert proc.poll() is None, f"finished before the kill: {seen!r}"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    kept = decodable_frames(killed)
+    assert 25 <= kept < total  # at least the first second's cluster
+    resumed = run_cli("video", src, "-o", killed, *run, "--resume", "--json")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert (json.loads(resumed.stdout)["resumed_frames"], len(decode(killed).frames)) == (kept, total)
+
+
+@pytest.mark.parametrize("suffix, left", [(".mp4", "is incomplete and will not play; --fragmented or .mkv output "
+                                                    "survives such failures"),
+                                          (".mkv", "plays with its first {kept} frames (--resume goes on from there)")])
+def test_a_full_disk_says_whether_the_file_left_plays(suffix: str, left: str, make_clip, tmp_path: Path) -> None:
+    """A write that fails (disk full, a file size limit) ends the progress line before the error,
+    which says whether the file left behind plays: an MP4 whose index could not be written does not."""
+    src = make_clip("a.mp4", width=160, height=96, frames=60)  # about 150 kB at --crf 0
+    out = tmp_path / f"out{suffix}"
+    # files of 60 kB at most (sh counts 512-byte blocks); Python ignores SIGXFSZ: a write fails with EFBIG
+    limited = ["sh", "-c", 'ulimit -f 120 && exec "$@"', "sh"]
+    proc = subprocess.run([*limited, sys.executable, "-m", "videodeblur", "video", str(src), "-o", str(out), *CPU,
+                           "--crf", "0", "--progress"], cwd=REPO_ROOT, capture_output=True, timeout=120)
+    stderr = proc.stderr.decode()
+    lines = stderr.split("\n")
+    assert proc.returncode == 1 and lines[-1] == "" and "Traceback" not in stderr, stderr
+    assert "/60 frames" in lines[-3] and lines[-2].startswith("videodeblur: error: "), stderr  # a line of its own
+    assert "File too large" in lines[-2]
+    kept = decodable_frames(out) if suffix == ".mkv" else 0
+    assert lines[-2].endswith(f"; the file left at {out} " + left.format(kept=kept)), lines[-2]
+    assert suffix == ".mp4" or kept > 10
+
+
+def test_a_closed_standard_output_does_not_stop_a_batch(make_clip, tmp_path: Path) -> None:
+    """``--json | head -n 1``: the reader of the results goes away after the first; every other input
+    is still deblurred (click's EPIPE handling used to exit at once, silently), then exit 1."""
+    sources = [make_clip(f"in/{name}.mp4", width=32, height=32, frames=3) for name in "abc"]
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", *map(str, sources), "-o",
+                             str(tmp_path / "out"), *CPU, "--json"], cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()  # as head -n 1 does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and stderr == "", stderr
+    assert first["frames"] == 3
+    assert [len(decode(tmp_path / "out" / f"{name}.mp4").frames) for name in "abc"] == [3, 3, 3]
+
+
+def test_batch_wording_and_a_trailing_slash(run_cli, make_clip, tmp_path: Path) -> None:
+    """Every input failing is not "the others were written"; ``-o new.mp4/`` is a folder, as its slash says."""
+    (tmp_path / "x.mp4").write_text("not a video\n" * 20)
+    (tmp_path / "y.mp4").write_text("not a video\n" * 20)
+    failed = run_cli("video", tmp_path / "x.mp4", tmp_path / "y.mp4", "-o", tmp_path / "out", *CPU)
+    assert failed.exit_code == 1
+    assert failed.stderr_lines[-1] == "videodeblur: error: none of the 2 videos could be deblurred (named above)"
+    src = make_clip("a.mp4", width=32, height=32, frames=2)
+    result = run_cli("video", src, "-o", f"{tmp_path / 'new.mp4'}/", *CPU)
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "new.mp4").is_dir() and len(decode(tmp_path / "new.mp4" / "a.mp4").frames) == 2

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.video.reader import is_url
+from videodeblur.video.reader import is_stdin, is_url
 
-__all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "default_outputs", "VIDEO_SUFFIXES",
-           "DEFAULT_TAG"]
+__all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "check_outputs_apart", "default_outputs",
+           "VIDEO_SUFFIXES", "DEFAULT_TAG"]
 
 DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
 
@@ -70,6 +70,32 @@ def check_distinct_outputs(pairs: Sequence[tuple[str | Path, Path]]) -> None:
             raise OutputError(f"two inputs would both be written to {dst} ({seen[dst]} and {src}); "
                               "rename one or run them separately")
         seen[dst] = src
+
+
+def check_outputs_apart(pairs: Sequence[tuple[str | Path, Path]]) -> None:
+    """OutputError if an output is an input of the run, its own or another's (``video a.mp4
+    a-deblurred.mp4`` wrote over the second input before reading it): the same path, or the same
+    file through a symbolic or hard link, as :func:`videodeblur.video.writer.check_output_path`
+    tells them. URLs and standard input are no files to overwrite."""
+    inputs = {_identity(Path(src)): src for src, _ in pairs if not is_url(src) and not is_stdin(src)}
+    for src, dst in pairs:
+        if (other := inputs.get(key := _identity(dst))) is None:
+            continue
+        if _identity(Path(src)) == key:
+            raise OutputError(f"output {dst} is the input file {src}; choose another output path")
+        named = "" if Path(other) == dst else f" (as {other})"
+        raise OutputError(f"output {dst} of {src} is also an input of this run{named}: it would be written over "
+                          "before it is read; rename it or choose another output")
+
+
+def _identity(path: Path) -> object:
+    """What makes two paths one file: the device and inode of one that exists (a hard link shares
+    them; a symbolic link is followed), else the path with its links resolved."""
+    try:
+        info = path.stat()
+        return info.st_dev, info.st_ino
+    except OSError:
+        return path.resolve()
 
 
 def default_outputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: str, *,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -17,7 +18,12 @@ __all__ = ["run_cli", "model_option", "device_option", "precision_option", "json
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-EXIT_TERMINATED = 143  # 128 + SIGTERM, what a shell reports for a process killed by it
+# signals that end a run the Ctrl-C way, then exit 128 + the signal as a shell reports a process killed
+# by it (143, 129): SIGTERM (kill, timeout, docker stop) and SIGHUP (the terminal closed, an ssh
+# connection dropped), whose defaults end the process at once
+_TERMINATING = {getattr(signal, name): said for name, said in (("SIGTERM", "terminated"),
+                                                                ("SIGHUP", "hung up (its terminal closed)"))
+                if hasattr(signal, name)}
 
 
 def _debug_requested(argv: list[str]) -> bool:
@@ -26,11 +32,11 @@ def _debug_requested(argv: list[str]) -> bool:
 
 def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     """Run the group; map library errors to one stderr line + exit 1, Ctrl-C to 130, SIGTERM to 143
-    (after the same clean stop), usage to 2."""
+    and SIGHUP to 129 (after the same clean stop), usage to 2."""
     the_program = argv is None  # not a test driving it in-process, whose later Ctrl-C must still work
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
-    terminated = threading.Event()
+    terminated: list[int] = []  # the signal that ended the run, if not Ctrl-C
     try:
         with _sigterm_as_interrupt(terminated):
             # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
@@ -38,8 +44,9 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C/EOF at prompts into Abort
         if the_program:  # the outputs are finalised: another Ctrl-C now would only print a traceback
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # from the interpreter's teardown
-        click.echo(f"videodeblur: {'terminated' if terminated.is_set() else 'interrupted'}", err=True)
-        sys.exit(EXIT_TERMINATED if terminated.is_set() else EXIT_INTERRUPTED)
+        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more text
+            click.echo(f"videodeblur: {_TERMINATING[terminated[0]] if terminated else 'interrupted'}", err=True)
+        sys.exit(128 + terminated[0] if terminated else EXIT_INTERRUPTED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -60,24 +67,45 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt(terminated: threading.Event) -> Iterator[None]:
-    """SIGTERM (``kill``, ``timeout``, systemd, docker stop, a batch scheduler) takes the Ctrl-C
-    path: outputs are finalised, recordings closed and training checkpointed, then the exit code is
-    143. Python's default would end the process at once and leave an MP4 without its index. The
-    previous handler is restored afterwards (tests run commands in-process)."""
+def _sigterm_as_interrupt(terminated: list[int]) -> Iterator[None]:
+    """SIGTERM (``kill``, ``timeout``, systemd, docker stop, a batch scheduler) and SIGHUP (the
+    terminal closed, ssh dropped) take the Ctrl-C path: outputs are finalised, recordings closed and
+    training checkpointed, then the exit code is 128 + the signal (143, 129). Python's default would
+    end the process at once and leave an MP4 without its index. The first such signal is appended
+    to ``terminated``; one that was ignored (``nohup``) stays ignored. The previous handlers are
+    restored afterwards (tests run commands in-process)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        terminated.set()
+        if not terminated:
+            terminated.append(signum)
+        if signum == getattr(signal, "SIGHUP", None):
+            _silence_a_closed_terminal()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    # a signal ignored when we started stays ignored: under nohup, SIGHUP must not stop the run
+    previous = {signum: signal.signal(signum, interrupt) for signum in _TERMINATING
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _silence_a_closed_terminal() -> None:
+    """Point standard output and error at /dev/null where they were a terminal that is gone (every
+    write to one fails, EIO): the messages of the clean stop, and FFmpeg's, would fail it instead."""
+    for fd in (1, 2):
+        try:
+            os.write(fd, b"")  # 0 bytes: nothing to a live pipe, file or terminal, EIO from a hung-up one
+        except OSError:
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, fd)
+                os.close(devnull)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -144,7 +144,7 @@ def models(as_json: bool) -> None:
     click.echo(f"{'name':10s} {'params':>8s} {'MB':>6s} {'gain dB':>8s} {'H.264 dB':>8s}  config")
     for row in rows:
         if not row["available"]:
-            click.echo(f"{row['name']:10s} (weights missing: {row['path']})")
+            click.echo(f"{row['name']:10s} ({row['error'] if 'error' in row else 'weights missing: ' + row['path']})")
             continue
         cfg = row["config"]
         gain, coded = (f"{ev['gain_db']:+.2f}" if "gain_db" in ev else "n/a"

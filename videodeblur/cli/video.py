@@ -1,8 +1,10 @@
 """``videodeblur video``: deblur a recorded video file (decode → batch → infer → encode, streamed)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -39,7 +41,8 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.command()
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(path_type=str))  # str: URLs keep //
 @click.option("-o", "--output", "output", default=None, type=click.Path(path_type=str),
-              help="Output video file (.mp4, .mkv, .mov, .webm); a folder for several inputs or a folder of videos; "
+              help="Output video file (.mp4, .mkv, .mov, .webm); a folder for several inputs or a folder of videos "
+                   "(a path ending in / is always a folder); "
                    "- for standard output (see --format). "
                    "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/).")
 @model_option()
@@ -59,8 +62,10 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--eight-bit", is_flag=True,
               help="Write 8-bit H.264 even from a 10-bit source (which otherwise stays 10-bit, as HEVC).")
 @click.option("--fragmented", is_flag=True,
-              help="Write MP4/MOV as a fragment a second: a killed process or a lost machine (kill -9, power, a "
-                   "preempted cloud VM) still leaves a playable file of all but the last second. No B-frames.")
+              help="Write the output so that a killed process or a lost machine (kill -9, power, a preempted "
+                   "cloud VM) still leaves a playable file of all but the last second: MP4/MOV as a fragment a "
+                   "second (no B-frames), MKV/WebM as a cluster a second, every container flushed to disk as "
+                   "it is written.")
 @click.option("--deinterlace", is_flag=True,
               help="Deinterlace interlaced frames (1080i, DV) with FFmpeg's bwdif before deblurring: one "
                    "progressive frame each, same count and times.")
@@ -133,7 +138,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                                                    tile=tile, compile=compile_))
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not as_json
-    failed = 0
+    failed, unread = 0, False  # unread: standard output was closed (| head), the results after went nowhere
     for job in jobs:
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
@@ -148,22 +153,27 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             written = stop.stats.extra.get("frames_written", stop.stats.frames)
             where = "the output" if piped_out else str(job.dst)
             again = "" if piped_out or is_stdin(job.src) else " (--resume goes on from there)"  # not from a pipe
-            if not written:  # the writer leaves no file without a frame in it
+            if stop.output_stalled:  # its writer was left blocked: nothing could be finalised
+                pipe = "the output pipe" if piped_out else str(job.dst)
+                click.echo(f"videodeblur: interrupted: {pipe} did not take the rest (the program reading it stopped "
+                           f"reading): the video there is cut off unfinished, with at most {written} frames", err=True)
+            elif not written:  # the writer leaves no file without a frame in it
                 left = "nothing was written" if piped_out else f"no file was left at {job.dst}"
                 click.echo(f"videodeblur: interrupted before any frame was written: {left}", err=True)
             else:
                 click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
-            raise
+            # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
+            raise click.exceptions.Abort() from stop
         except VideoDeblurError as err:
+            if progress is not None:  # the error goes on a line of its own, not after the progress
+                progress.done()
             if len(jobs) == 1:
                 raise
-            if progress is not None:
-                progress.done()
             failed += 1  # one bad file does not cost the others their turn
             message = " ".join(str(err).split())
             click.echo(f"videodeblur: error: {message}", err=True)
             if as_json:  # one line per input, as the help says
-                click.echo(json.dumps({"input": str(job.src), "error": message}), err=piped_out)
+                unread |= not _print(json.dumps({"input": str(job.src), "error": message}), err=piped_out)
             continue
         if progress is not None:
             progress.done()
@@ -171,10 +181,29 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         for warning in result["warnings"]:
             click.echo(f"videodeblur: warning: {warning}", err=True)
         # with -o -, standard output is the video's: the summary goes to the terminal's other stream
-        click.echo(json.dumps(result) if as_json else summary_table(result), err=piped_out)
+        unread |= not _print(json.dumps(result) if as_json else summary_table(result), err=piped_out)
+    if failed == len(jobs):
+        raise VideoDeblurError(f"none of the {len(jobs)} videos could be deblurred (named above)")
     if failed:
         raise VideoDeblurError(f"{failed} of {len(jobs)} videos could not be deblurred (named above); "
                                "the others were written")
+    if unread:  # every input was deblurred; only what was to be said of them was lost
+        raise click.exceptions.Exit(1)
+
+
+def _print(text: str, *, err: bool) -> bool:
+    """Print a result line; False when its reader has gone (``--json | head -n 1``), which must not
+    stop the batch (click would exit at once, the later inputs not deblurred). As Python's docs
+    advise, the stream is then pointed at /dev/null, so nothing more fails writing to it."""
+    try:
+        click.echo(text, err=err)
+        return True
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):  # (a stream with no file descriptor: nothing to do)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, (sys.stderr if err else sys.stdout).fileno())
+            os.close(devnull)
+        return False
 
 
 def summary_table(result: dict[str, Any]) -> str:
@@ -202,11 +231,19 @@ def summary_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _to_stderr(text: str) -> None:
+    """The progress line's writes: a terminal that went away (EIO) must not fail the encode thread."""
+    try:
+        click.echo(text, err=True, nl=False)
+    except OSError:
+        pass
+
+
 class _Progress:
     """One stderr line, rewritten at most 10 times a second: frames, fps, ETA."""
 
     def __init__(self, write: Callable[[str], None] | None = None, label: str = "") -> None:
-        self._write = write or (lambda text: click.echo(text, err=True, nl=False))
+        self._write = write or _to_stderr
         self._label = label  # the file's name when several are deblurred
         self._start = time.perf_counter()
         self._last = 0.0

@@ -7,12 +7,14 @@ loads or the first hour-long video is deblurred.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path, PurePosixPath
 from typing import Sequence
 from urllib.parse import urlparse
 
 from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
-from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
+from videodeblur.paths import (VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart, default_outputs,
+                               expand_inputs, make_folder)
 from videodeblur.video.reader import STDIN, is_stdin, is_url
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
@@ -41,9 +43,10 @@ class VideoJob:
 
 def plan_videos(inputs: Sequence[str | Path], output: str | Path | None) -> list[VideoJob]:
     """Pair each input with its output. One input that is a file or URL, and an output that is not a
-    folder: that output. Otherwise (several inputs, a folder among them, or an output folder)
-    ``output`` is a folder (created) holding one output per input, named as the input, with ``.mp4``
-    for the older containers (``.wmv``, ``.flv``, ``.mpg``...). No ``output``: each file beside
+    folder (nor named with a trailing slash): that output. Otherwise (several inputs, a folder among
+    them, or an output folder) ``output`` is a folder (created) holding one output per input, named
+    as the input, with ``.mp4`` for the older containers (``.wmv``, ``.flv``, ``.mpg``...). An
+    output that is an input of the run is refused. No ``output``: each file beside
     itself as ``<name>-deblurred.<ext>``, a folder's into ``<folder>-deblurred/``. Folders are read
     one level deep, video files only, in name order."""
     if not inputs:
@@ -54,19 +57,28 @@ def plan_videos(inputs: Sequence[str | Path], output: str | Path | None) -> list
     if output is None:
         jobs = [VideoJob(src, dst) for src, dst in default_outputs(inputs, VIDEO_SUFFIXES, what, name=_output_name,
                                                                    urls=True)]
-        check_distinct_outputs([(job.src, job.dst) for job in jobs])
+        _check_outputs(jobs)
         return jobs
     if is_url(output):
         raise OutputError(f"output {output} is a URL: `video` writes files; to send a deblurred feed live, use "
                           "`videodeblur camera --source FILE --realtime --record URL`")
+    folder_meant = str(output).endswith(("/", os.sep))  # "new.mp4/": a folder, as the slash says
     output = Path(output)
     sources, any_folder = expand_inputs(inputs, VIDEO_SUFFIXES, what, urls=True)
-    if not any_folder and len(sources) == 1 and not output.is_dir() and output.suffix:
+    if not any_folder and len(sources) == 1 and not output.is_dir() and output.suffix and not folder_meant:
+        check_outputs_apart([(sources[0], output)])  # not the input itself (a --resume would "finish")
         return [VideoJob(sources[0], output)]
-    make_folder(output, file_suffixes=VIDEO_SUFFIXES)
+    make_folder(output, file_suffixes=() if folder_meant else VIDEO_SUFFIXES)
     jobs = [VideoJob(src, output / _output_name(src)) for src in sources]
-    check_distinct_outputs([(job.src, job.dst) for job in jobs])
+    _check_outputs(jobs)
     return jobs
+
+
+def _check_outputs(jobs: list[VideoJob]) -> None:
+    """No two jobs write one output, and none writes over an input of the run."""
+    pairs = [(job.src, job.dst) for job in jobs]
+    check_distinct_outputs(pairs)
+    check_outputs_apart(pairs)
 
 
 def _piped_job(inputs: Sequence[str | Path], output: str | Path | None) -> VideoJob:

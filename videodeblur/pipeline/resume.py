@@ -61,7 +61,8 @@ def finished_output(output: Path, info: VideoInfo, made_by: str | None = None, *
                     side_by_side: bool = False) -> FinishedOutput | None:
     """A finished output: one that holds as many frames as the input's header counts (exactly), so a
     resumed batch does not decode each finished video again to find that out; else None.
-    OutputError when it is finished but marked as made otherwise than ``made_by`` (another model,
+    OutputError when it is finished but not marked as videodeblur's (:func:`made_by_mark`: a copy
+    of the input, say), or marked as made otherwise than ``made_by`` (another model,
     deinterlaced or side by side), or when its last frame does not show the input's (``side_by_side``:
     it holds the source twice as wide): resuming it would keep frames this run would not have made."""
     if not (info.frames_exact and info.frames) or not output.exists() or _partial(output).exists():
@@ -69,6 +70,9 @@ def finished_output(output: Path, info: VideoInfo, made_by: str | None = None, *
     held = _read_output(output)
     if held is None or held.frames != info.frames:
         return None  # more would be another video's: the full check says so
+    if not held.made_by.startswith("videodeblur "):  # another copy of the input, say: not ours to keep
+        raise OutputError(f"cannot resume {output}: it was not made by videodeblur (its video track has no "
+                          "videodeblur mark): run without --resume to write it anew, or choose another output")
     if made_otherwise(held.made_by, made_by):
         raise OutputError(f"cannot resume {output}: it is finished, made by {held.made_by}; this run's would be "
                           f"made by {made_by}: run without --resume to make it again")

@@ -5,7 +5,8 @@ encoding run on their own threads, and since PyAV releases the GIL inside FFmpeg
 Queues are bounded (memory stays flat, a slow stage pushes back), end of stream is a sentinel, and
 the first exception in any stage stops the others and is re-raised in the caller. Whatever ends the
 run (end of file, Ctrl-C, ``RunOptions.stop``, an error), the encode thread writes every frame
-already deblurred and finalises the container, so the output always plays.
+already deblurred and finalises the container, so the output always plays; only a writer blocked on
+a pipe or stream that takes nothing more after a stop is left behind (:class:`RunInterrupted` says so).
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import collections
 import contextlib
 import dataclasses
 import math
+import os
 import queue
+import select
 import signal
+import stat
 import threading
 import time
 from pathlib import Path
@@ -23,7 +27,7 @@ from typing import Any, Callable, Deque, Iterator
 import torch
 
 from videodeblur.deep import add_change
-from videodeblur.errors import ConfigError, DecodeError
+from videodeblur.errors import ConfigError, DecodeError, EncodeError
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
 from videodeblur.pipeline.resume import finished_output, frames_in, kept_frame_check, nothing_left, set_aside
@@ -31,7 +35,7 @@ from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_stdin, is_url
-from videodeblur.video.writer import FrameWriter
+from videodeblur.video.writer import FrameWriter, check_output_path
 
 __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
 
@@ -41,6 +45,10 @@ _POLL_S = 0.05
 # how long a stopped run waits for its reader to notice: one blocked on a pipe or stream that sends
 # nothing more is left waiting (a daemon thread), not waited for until the sender sends again
 _READER_GRACE_S = 2.0
+# how long a stopped run waits for a writer that makes no progress on an output that does not drain
+# (``-o - | sleep 40``): it is left blocked (a daemon thread), so Ctrl-C and SIGTERM end the run. A
+# regular file is always waited for: a write to one finishes, and its container must be finalised.
+_WRITER_GRACE_S = 3.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +67,8 @@ class RunOptions:
     ``audio``: copy the audio
     stream. ``stop``: set it from another thread to end the run early (the output is finalised and
     the stats say ``interrupted``). ``max_frames``: stop after this many frames. ``fragmented``: write
-    an MP4/MOV as a fragment a second, so even a killed process leaves a playable file (no B-frames).
+    so that even a killed process leaves a playable file: an MP4/MOV as a fragment a second (no
+    B-frames), Matroska as a cluster a second, every container flushed to disk as it is written.
     ``start_s`` / ``duration_s``: deblur only that part of the file (seconds from its first frame;
     duration None: to the end), written as a file of its own that starts at 0, audio with it.
     ``deinterlace``: run interlaced frames through FFmpeg's bwdif first (one progressive frame each,
@@ -136,6 +145,8 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                               "where the interrupted run stopped")
         window = _trim(reader, options) if options.trimmed else None
         made_by = _made_by(engine, options)
+        if options.resume:  # first: the input itself would count as a finished output
+            check_output_path(output_path, input_path=input_path)
         if options.resume and (done := finished_output(Path(output_path), reader.info, made_by,
                                                                  side_by_side=options.side_by_side)):
             reader.close()
@@ -170,6 +181,10 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         if not isinstance(stop, RunInterrupted):  # before the pipeline could finalise: a file with only
             writer.close(complete=False)  # its header would not open (none is left with no frame in it)
         raise
+    except EncodeError as err:  # a full disk, a file size limit, a write error: is what it left any use?
+        if is_stdin(output_path) or is_url(output_path):
+            raise
+        raise EncodeError(f"{err}; {_left_behind(Path(output_path), options.fragmented)}") from err
     finally:
         if partial is not None and frames_in(Path(output_path)) >= writer.resumed_frames:
             partial.unlink(missing_ok=True)  # every frame it held is in the new output
@@ -178,6 +193,17 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                  if options.start_s and reader.info.duration_s else "in the part asked for" if options.trimmed else "")
         raise DecodeError(f"no frame of {reader.name} {where or 'could be decoded'}: nothing was written")
     return stats
+
+
+def _left_behind(path: Path, fragmented: bool) -> str:
+    """What a run whose writer failed left at ``path``, said after its error: a file that plays (how
+    many frames), one that will not (an MP4 whose index could not be written), or none."""
+    if not path.exists():
+        return f"no file was left at {path}"
+    if kept := frames_in(path):
+        return f"the file left at {path} plays with its first {kept} frames (--resume goes on from there)"
+    hint = "" if fragmented else "; --fragmented or .mkv output survives such failures"
+    return f"the file left at {path} is incomplete and will not play{hint}"
 
 
 def _made_by(engine: Engine, options: RunOptions) -> str:
@@ -235,11 +261,14 @@ def choose_layout(info: VideoInfo, device: torch.device, colour_on_device: bool 
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C ended the run after the output was finalised; ``stats`` describes what was written."""
+    """Ctrl-C ended the run after the output was finalised; ``stats`` describes what was written.
+    ``output_stalled``: it was not finalised, because the program reading the output pipe (or the
+    server taking the stream) stopped taking data and the writer was left blocked."""
 
-    def __init__(self, stats: RunStats) -> None:
+    def __init__(self, stats: RunStats, *, output_stalled: bool = False) -> None:
         super().__init__(f"interrupted after {stats.frames} frames")
         self.stats = stats
+        self.output_stalled = output_stalled
 
 
 class _Stopped(Exception):
@@ -267,6 +296,10 @@ class _Pipeline:
         self.in_flight: Deque[tuple[EngineResult, list[DecodedFrame], float]] = collections.deque()
         self.ready: Deque[tuple[DecodedFrame, Any]] = collections.deque()
         self._error_lock = threading.Lock()
+        self.output_stalled = False  # the writer was left blocked on an output that did not drain
+        self._wrote_at = time.monotonic()  # the encode thread's last progress
+        self._stuck_since: float | None = None  # since when, after a stop, the writer has made none
+        self._drains = _output_drains(writer.path)
 
     # --- orchestration ------------------------------------------------------------------------
     def run(self) -> RunStats:
@@ -298,7 +331,7 @@ class _Pipeline:
         if self.error is not None:
             raise self.error
         if self.interrupted:
-            raise RunInterrupted(self._freeze())
+            raise RunInterrupted(self._freeze(), output_stalled=self.output_stalled)
         return self._freeze()
 
     def _note_interrupt(self) -> None:
@@ -312,21 +345,24 @@ class _Pipeline:
             self.abort.set()
         if encode.is_alive():
             try:
-                self._put(self.q_out, _END, give_up=lambda: not encode.is_alive())
+                self._put(self.q_out, _END, give_up=lambda: self._writer_gone(encode))
             except _Stopped:
                 pass
         self.inference_done.set()
         if encode.ident is None:  # the encode thread never ran: finalise here (close is idempotent)
             self.writer.close(complete=False)
-        for thread in (encode, decode):  # the file first: it is finalised whatever the reader does
-            waited_since = time.monotonic()
-            while thread.ident is not None and thread.is_alive():
-                if thread is decode and self.abort.is_set() and time.monotonic() - waited_since > _READER_GRACE_S:
-                    # blocked in a read from a pipe or stream that sends nothing: closing the input
-                    # under it is not safe, so it is left to the process's end
-                    self.stats.warn(f"{self.reader.name} sent nothing more after the stop; its read was left waiting")
-                    return
-                thread.join(0.1)
+        # the file first: it is finalised whatever the reader does; a writer blocked on a pipe that
+        # takes nothing more is left to the process's end, as a reader blocked on one is below
+        while encode.ident is not None and encode.is_alive() and not self._writer_gone(encode):
+            encode.join(0.1)
+        waited_since = time.monotonic()
+        while decode.ident is not None and decode.is_alive():
+            if self.abort.is_set() and time.monotonic() - waited_since > _READER_GRACE_S:
+                # blocked in a read from a pipe or stream that sends nothing: closing the input
+                # under it is not safe, so it is left to the process's end
+                self.stats.warn(f"{self.reader.name} sent nothing more after the stop; its read was left waiting")
+                return
+            decode.join(0.1)
         self.reader.close()
 
     def _guard(self, loop: Callable[[], None]) -> None:
@@ -402,8 +438,27 @@ class _Pipeline:
         """Queue the deblurred frames for the writer, one at a time (a frame leaves ``ready`` only once queued)."""
         while self.ready:
             self.stats.queues["encode"].sample(self.q_out.qsize())
-            self._put(self.q_out, self.ready[0], give_up=lambda: not encode.is_alive())
+            self._put(self.q_out, self.ready[0], give_up=lambda: self._writer_gone(encode))
             self.ready.popleft()
+
+    def _writer_gone(self, encode: threading.Thread) -> bool:
+        """Whether to stop waiting for the encode thread: it has ended, or, once a stop was asked for
+        (Ctrl-C, a signal, ``RunOptions.stop``) or a stage failed, it has made no progress for
+        ``_WRITER_GRACE_S`` while its output did not drain (then ``output_stalled``)."""
+        if not encode.is_alive() or self.output_stalled:
+            return True
+        stop = self.options.stop
+        stopping = self.interrupted or self.error is not None or (stop is not None and stop.is_set())
+        if not stopping or self._drains is True:
+            self._stuck_since = None
+            return False
+        now = time.monotonic()
+        if self._drains is not None and self._drains():  # room in the pipe: the reader reads
+            self._stuck_since = None
+            return False
+        self._stuck_since = max(self._stuck_since or now, self._wrote_at)
+        self.output_stalled = now - self._stuck_since > _WRITER_GRACE_S
+        return self.output_stalled
 
     def _salvage(self, encode: threading.Thread) -> None:
         """After Ctrl-C: what the engine already took still reaches the writer."""
@@ -442,6 +497,7 @@ class _Pipeline:
                 if self.options.side_by_side:
                     image = side_by_side(frame.deep if deep else frame.image, image, info.rotation)
                 writer.write(image, pts=frame.pts)
+                self._wrote_at = time.monotonic()
                 done = time.perf_counter()
                 clock.add(done - start)
                 self.stats.latency.add_since(frame.decoded_at, done)
@@ -458,6 +514,7 @@ class _Pipeline:
             except Exception:  # noqa: BLE001 - the first error is the one to report
                 pass
             raise
+        self._wrote_at = time.monotonic()  # the flush and the trailer get a grace of their own
         start = time.perf_counter()
         writer.close(complete=self.complete)
         clock.add(time.perf_counter() - start, items=0)  # the flush encodes what the encoder held back
@@ -493,6 +550,10 @@ class _Pipeline:
             detail = f"; first error: {reader.first_error}" if reader.first_error else ""
             self.stats.warn(f"{reader.name} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
                             f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
+        if self.output_stalled:
+            where = "standard output" if is_stdin(writer.path) else writer.path
+            self.stats.warn(f"{where} took nothing more after the stop (the program reading it stopped reading): "
+                            "the video there is cut off unfinished")
         for skipped in writer.skipped:
             self.stats.warn(f"left out {skipped}")
         for converted in writer.converted:
@@ -534,15 +595,21 @@ class _Pipeline:
             queue_size=self.options.queue_size, stopped_early=self.cut_short)
 
 
+# what ends a run the Ctrl-C way (the CLI maps SIGTERM and SIGHUP to KeyboardInterrupt too)
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 @contextlib.contextmanager
 def _signals_noted(note: Callable[[], None]) -> Iterator[None]:
-    """SIGINT and SIGTERM call ``note`` and the handlers that were there (whose KeyboardInterrupt,
-    Ctrl-C's or the CLI's SIGTERM's, is swallowed), instead of raising into the code inside. Only
-    the main thread receives signals; elsewhere this does nothing."""
+    """SIGINT, SIGTERM and SIGHUP call ``note`` and the handlers that were there (whose
+    KeyboardInterrupt, Ctrl-C's or the CLI's SIGTERM's and SIGHUP's, is swallowed), instead of
+    raising into the code inside; an ignored one (``nohup``'s SIGHUP) stays ignored. Only the main
+    thread receives signals; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
+    previous = {sig: handler for sig, handler in previous.items() if handler is not signal.SIG_IGN}
 
     def noted(signum: int, frame: Any) -> None:
         note()
@@ -560,6 +627,30 @@ def _signals_noted(note: Callable[[], None]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _output_drains(path: Path | str) -> "bool | Callable[[], bool] | None":
+    """Whether writes to an output always finish: True for a regular file or a device (/dev/null),
+    standard output redirected to one included; for standard output that is a pipe or socket, a
+    check of whether it has room now (its reader reads); None where that cannot be told (a named
+    pipe, a stream's URL): then only the writer's progress counts."""
+    if is_url(path):
+        return None
+    try:
+        mode = os.fstat(1).st_mode if is_stdin(path) else os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISCHR(mode):
+        return True
+    if not is_stdin(path):
+        return None
+
+    def has_room() -> bool:
+        try:
+            return bool(select.select([], [1], [], 0)[1])
+        except (OSError, ValueError):
+            return False
+    return has_room
 
 
 def _window_length(reader: FrameReader) -> float | None:

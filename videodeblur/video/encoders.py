@@ -16,7 +16,7 @@ import av
 
 from videodeblur.errors import EncodeError
 
-__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options"]
+__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -34,6 +34,21 @@ def _hardware_encoder_opens(name: str, width: int, height: int) -> bool:
         return False
 
 
+# PyAV before 18 (the newest on Python 3.10 is 17.1) cannot list an encoder's private options: the
+# ones encoder_options asks about, by encoder, as FFmpeg's encoders define them
+_PRIVATE_OPTIONS = {"libx264": {"crf"}, "libx264rgb": {"crf"}, "libx265": {"crf", "x265-params"},
+                    "libvpx": {"crf"}, "libvpx-vp9": {"crf", "row-mt"}, "libaom-av1": {"crf", "row-mt"},
+                    "libsvtav1": {"crf"}}
+
+
+def private_options(ctx: av.CodecContext) -> frozenset[str]:
+    """The names of the private options ``ctx``'s encoder takes (crf, x265-params...)."""
+    try:
+        return frozenset(option.name for option in ctx.supported_options.private)
+    except AttributeError:  # PyAV < 18
+        return frozenset(_PRIVATE_OPTIONS.get(ctx.codec.name, ()))
+
+
 @functools.lru_cache(maxsize=None)
 def _takes(container: str, encoder: str) -> bool:
     """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
@@ -43,7 +58,7 @@ def _takes(container: str, encoder: str) -> bool:
     try:
         stream = probe.add_stream(encoder)
         stream.width, stream.height = 64, 64
-        private = {option.name for option in stream.codec_context.supported_options.private}
+        private = private_options(stream.codec_context)
         # x265 and SVT-AV1 print a screen of info lines at every open: the probe's would reach the user
         stream.codec_context.options = encoder_options(encoder, private, crf=23, preset="ultrafast")
         formats = stream.codec_context.codec.video_formats or ()

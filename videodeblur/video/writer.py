@@ -36,7 +36,7 @@ import numpy as np
 
 from videodeblur.errors import EncodeError, FrameError, OutputError
 from videodeblur.video.colour import AVCOL_RANGE_MPEG, AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
-from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, containers_for,
+from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, containers_for, private_options,
                                         encodable_pix_fmt, encoder_options)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.headers import is_annex_b, parameter_sets
@@ -81,15 +81,27 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
 
 
 def _fragment_options(path: Path, fragmented: bool) -> dict[str, str]:
-    """Muxer options for a fragmented MP4/MOV (other containers need none: Matroska and MPEG-TS
-    already play from any prefix): a fragment a second (and at each keyframe), flushed to disk as
-    it is written. ``delay_moov`` rather than ``empty_moov``: the header waits for the first
-    fragment, so it can hold the edit list that keeps the video's first frame at 0 when the audio
-    starts earlier (AAC's priming); with ``empty_moov`` every later frame came 21 ms late."""
-    if not fragmented or path.suffix.lower() not in (".mp4", ".mov", ".m4v"):
+    """Muxer options for an output that a killed process (kill -9, power loss) leaves playable up to
+    its last second: every packet flushed to disk as it is written (else FFmpeg's buffer held all,
+    measured: 0 bytes left of a killed .mkv, .ts or .avi); an MP4/MOV as fragments, a fragment a
+    second (and at each keyframe); Matroska/WebM as a cluster a second (its default, 5 s, was held
+    in memory until closed). ``delay_moov`` rather than ``empty_moov``: the header waits for the
+    first fragment, so it can hold the edit list that keeps the video's first frame at 0 when the
+    audio starts earlier (AAC's priming); with ``empty_moov`` every later frame came 21 ms late.
+    Other containers (MPEG-TS, AVI, NUT, FLV, MPEG-PS, Y4M...) play from any prefix once flushed."""
+    if not fragmented:
         return {}
-    return {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": "1000000",
-            "flush_packets": "1"}
+    suffix = path.suffix.lower()
+    if suffix in _MOV_SUFFIXES:
+        return {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": "1000000",
+                "flush_packets": "1"}
+    if suffix in (".mkv", ".webm"):
+        return {"cluster_time_limit": "1000", "flush_packets": "1"}
+    return {"flush_packets": "1"}
+
+
+# the suffixes FFmpeg writes with its MP4/MOV muxer family, whose index is written at the end
+_MOV_SUFFIXES = (".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".f4v", ".ismv", ".psp")
 
 
 _TECHNICAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
@@ -172,7 +184,7 @@ class FrameWriter:
         # a pipe cannot be gone back into for the index at the end: MP4/MOV to it are always fragmented
         fragment_options = ({} if self._stream_url else _fragment_options(Path(f"-{self._kind}"), True) if self._pipe
                             else _fragment_options(Path(self.path), fragmented))
-        self._fragmented = bool(fragment_options)
+        self._fragmented = "movflags" in fragment_options  # MP4/MOV fragments (other containers are only flushed)
         self._held: av.Packet | None = None  # fragmented only: the packet waiting for its duration
         self._last_duration = 0
         self._closed = False
@@ -203,6 +215,9 @@ class FrameWriter:
             try:
                 self._choose_format(encoder, pix_fmt)
                 self.colour = _tags_for(self.colour, self.pix_fmt)
+                if layout == "rgb" and sws_colorspace(self.colour) not in av.video.reformatter.Colorspace.__members__:
+                    raise OutputError(f"cannot write {self.path}: converting to {self.colour.matrix} YUV needs PyAV 18 "
+                                      f"or newer (Python 3.11+); this is PyAV {av.__version__}")
                 if layout == "i420" and self.pix_fmt != "yuv420p":
                     raise ValueError("layout 'i420' needs an even-sized yuv420p output")
                 self._container.metadata.update(_descriptive(tags))
@@ -544,7 +559,7 @@ class FrameWriter:
             ctx.color_primaries = c.color_primaries
         if c.color_trc != _UNSPECIFIED:
             ctx.color_trc = c.color_trc
-        private = {option.name for option in ctx.supported_options.private}
+        private = private_options(ctx)
         hdr = self._hdr.x265_params() if self._hdr is not None and self.deep else ""  # HDR10 needs 10 bits
         ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset, x265_params=hdr)
         self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
@@ -621,7 +636,9 @@ class FrameWriter:
 
 # Exact rounding, and chroma as the mean of each 2×2 block (as the device path's ``rgb_to_i420``):
 # swscale's default biased chroma by a tenth of a level and rounded less exactly.
-_FROM_RGB = av.video.reformatter.Interpolation.AREA | av.video.reformatter.Interpolation.ACCURATE_RND
+# PyAV < 18 has no name for SWS_ACCURATE_RND but passes the number on to swscale.
+_FROM_RGB = int(av.video.reformatter.Interpolation.AREA) | int(getattr(av.video.reformatter.Interpolation,
+                                                                       "ACCURATE_RND", 0x40000))
 
 
 def made_by_mark(video: av.video.stream.VideoStream) -> str:
