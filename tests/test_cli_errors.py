@@ -154,3 +154,15 @@ def test_ctrl_c_exits_130(run_cli, image_file, tmp_path, monkeypatch):
     result = run_cli("image", image_file, "-o", tmp_path / "o.png", "--device", "cpu")
     assert result.exit_code == 130
     assert result.stderr_lines == ["videodeblur: interrupted"]
+
+
+def test_opencv_that_cannot_load_says_what_to_install(run_subprocess, image_file, tmp_path):
+    """opencv-python needs libGL, which servers and slim containers lack: its ImportError was an
+    "internal error"; it is a setup problem with a known fix."""
+    stub = tmp_path / "stub" / "cv2"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('raise ImportError("libGL.so.1: cannot open shared object file")\n')
+    result = run_subprocess("image", image_file, "-o", tmp_path / "out.png", "--device", "cpu",
+                            env={"PYTHONPATH": str(tmp_path / "stub")})
+    assert_one_line_error(result, "libGL.so.1", "opencv-python-headless")
+    assert "internal error" not in result.stderr

@@ -674,3 +674,17 @@ def test_resume_refuses_the_input_and_a_file_it_did_not_make(engine: Engine, mak
     with pytest.raises(OutputError, match=f"cannot resume {copy}: it was not made by videodeblur"):
         deblur_file(src, copy, engine, RunOptions(resume=True))
     assert src.read_bytes() == before == copy.read_bytes()
+
+
+def test_resume_refuses_a_part_another_program_wrote_and_still_resumes_markless_containers(
+        engine: Engine, make_clip, tmp_path: Path) -> None:
+    """An unfinished file another program wrote (its track says "VideoHandler") is not ours to go on
+    from; AVI and MPEG-TS hold no mark at all, so their finished outputs still resume."""
+    src = make_clip("a.mp4", width=64, height=48, frames=6)
+    theirs = make_clip("theirs.mp4", width=64, height=48, frames=3)  # PyAV's own MP4: "VideoHandler"
+    with pytest.raises(OutputError, match="not made by videodeblur"):
+        deblur_file(src, theirs, engine, RunOptions(resume=True))
+    for ext in ("avi", "ts"):
+        first = deblur_file(src, tmp_path / f"out.{ext}", engine)
+        again = deblur_file(src, tmp_path / f"out.{ext}", engine, RunOptions(resume=True))
+        assert (first.frames, again.frames, again.extra["resumed_frames"]) == (6, 0, 6), ext

@@ -1,7 +1,7 @@
 """The ``videodeblur`` command: a click group whose subcommands live one per module.
 
 Commands are thin: parse options, call the library, print. ``main`` turns library errors into one
-line on stderr and exit code 1 (usage errors 2, Ctrl-C 130, SIGTERM 143 after the same clean stop);
+line on stderr and exit code 1 (usage errors 2, Ctrl-C 130, SIGTERM 143, SIGHUP 129 after the same clean stop);
 ``--debug`` shows the traceback.
 """
 from __future__ import annotations

@@ -57,6 +57,11 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
             traceback.print_exc()
         click.echo(f"videodeblur: error: {_one_line(exc)}", err=True)
         sys.exit(EXIT_ERROR)
+    except ImportError as exc:  # a library that cannot load here is the setup's problem, not a bug
+        if debug:
+            traceback.print_exc()
+        click.echo(f"videodeblur: error: {_one_line(exc)}{_import_hint(exc)}", err=True)
+        sys.exit(EXIT_ERROR)
     except Exception as exc:  # a bug, not user input: still one line unless --debug
         if debug:
             traceback.print_exc()
@@ -64,6 +69,18 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
         click.echo(f"videodeblur: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _import_hint(exc: ImportError) -> str:
+    """What to do about a library that would not load: OpenCV's desktop build needs libGL, which a
+    server or a slim container lacks; a missing package is installed with pip."""
+    text = str(exc)
+    if "libGL" in text or "libgthread" in text or (exc.name or "").startswith("cv2"):
+        return (" (OpenCV could not load: on a server or in a container, pip install opencv-python-headless "
+                "in place of opencv-python, or install the system's libgl1)")
+    if exc.name:
+        return f" (pip install {exc.name.split('.')[0]}, or reinstall videodeblur with its dependencies)"
+    return ""
 
 
 @contextlib.contextmanager

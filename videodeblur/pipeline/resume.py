@@ -19,7 +19,7 @@ from videodeblur.errors import OutputError
 from videodeblur.pipeline.side_by_side import side_by_side as side_by_side_picture
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.reader import VideoInfo, pick_video_stream
-from videodeblur.video.writer import check_output_path, made_by_mark, made_otherwise
+from videodeblur.video.writer import check_output_path, made_by_mark, made_elsewhere, made_otherwise
 
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
@@ -70,9 +70,9 @@ def finished_output(output: Path, info: VideoInfo, made_by: str | None = None, *
     held = _read_output(output)
     if held is None or held.frames != info.frames:
         return None  # more would be another video's: the full check says so
-    if not held.made_by.startswith("videodeblur "):  # another copy of the input, say: not ours to keep
-        raise OutputError(f"cannot resume {output}: it was not made by videodeblur (its video track has no "
-                          "videodeblur mark): run without --resume to write it anew, or choose another output")
+    if made_elsewhere(held.made_by):  # another copy of the input, say: not ours to keep
+        raise OutputError(f"cannot resume {output}: it was not made by videodeblur (its video track says "
+                          f"{held.made_by!r}): run without --resume to write it anew, or choose another output")
     if made_otherwise(held.made_by, made_by):
         raise OutputError(f"cannot resume {output}: it is finished, made by {held.made_by}; this run's would be "
                           f"made by {made_by}: run without --resume to make it again")

@@ -47,7 +47,7 @@ from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_stdin, is_url, pick_
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
 
-__all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "made_by_mark", "made_otherwise", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
+__all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "made_by_mark", "made_elsewhere", "made_otherwise", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
            "check_output_path"]
 
 Layout = Literal["rgb", "i420"]
@@ -410,6 +410,9 @@ class FrameWriter:
                     raise refuse(f"it holds {theirs.name} {theirs.width}x{theirs.height} {made[3]}, this run writes "
                                  f"{mine.name} {self.width}x{self.height} {self.pix_fmt}")
                 marked = made_by_mark(video)
+                if made_elsewhere(marked):
+                    raise refuse(f"it was not made by videodeblur (its video track says {marked!r}): run without "
+                                 "--resume to write it anew, or choose another output")
                 if made_otherwise(marked, made_by):
                     raise refuse(f"its frames were made by {marked}, this run's by {made_by}: give the same --model "
                                  "(and --deinterlace) as the first run")
@@ -645,6 +648,13 @@ def made_by_mark(video: av.video.stream.VideoStream) -> str:
     """What a video track says made it ("videodeblur lprn-fast"), or "": the handler name this writer
     gives it (``made_by``), which MP4 reads back as ``handler_name`` and Matroska as ``HANDLER_NAME``."""
     return next((value for key, value in video.metadata.items() if key.lower() == "handler_name"), "")
+
+
+def made_elsewhere(marked: str) -> bool:
+    """Whether a track marked ``marked`` was made by another program (a camera, ffmpeg's
+    "VideoHandler"). AVI and MPEG-TS hold no mark at all: "" tells nothing, and the picture check
+    of a resume stands guard there."""
+    return bool(marked) and not marked.startswith("videodeblur ")
 
 
 def made_otherwise(marked: str, made_by: str | None) -> bool:
