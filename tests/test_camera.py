@@ -672,3 +672,30 @@ def test_a_slow_warmup_is_not_a_stalled_source() -> None:
 
     stats = run_live(ScriptedSource(5), SlowWarmup(0.0), LiveOptions(stall_timeout_s=0.3))
     assert stats.end_reason == "source ended" and stats.captured == 5
+
+
+def test_one_processed_frame_has_a_rate_and_is_one_frame_recorded(make_clip, run_cli, tmp_path: Path) -> None:
+    """A run with one processed frame reported fps 0.0 (video rates one frame) and "1 frames"."""
+    clip = make_clip("one.mp4", width=64, height=48, frames=1, fps=FPS)
+    delay_s = 0.05
+    stats = run_live(open_source(str(clip)), DelayedEngine(delay_s))
+    assert stats.processed == 1
+    assert 0 < stats.fps <= 1 / delay_s and stats.fps == pytest.approx(1 / delay_s, rel=0.5)
+    out = tmp_path / "rec.mp4"
+    result = run_cli("camera", "--source", clip, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                     "--record", out)
+    assert result.exit_code == 0, result.stderr
+    rows = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert rows["recorded"] == f"1 frame to {out}" and len(decode(out).frames) == 1
+    assert float(rows["fps"].split()[0]) > 0
+
+
+def test_camera_names_the_device_as_video_does(make_clip, run_cli, tmp_path: Path) -> None:
+    """camera --json said "cpu" where video --json says "cpu (2 threads)" for the same engine."""
+    clip = make_clip("two.mp4", width=64, height=48, frames=2, fps=FPS)
+    options = ("--model", "lprn-fast", "--device", "cpu", "--json")
+    live = run_cli("camera", "--source", clip, "--no-preview", *options)
+    video = run_cli("video", clip, "-o", tmp_path / "out.mp4", *options)
+    assert live.exit_code == video.exit_code == 0, live.stderr + video.stderr
+    device = json.loads(video.stdout)["device"]
+    assert json.loads(live.stdout)["device"] == device and device.startswith("cpu (") and "threads)" in device

@@ -241,3 +241,59 @@ def test_eval_record_refuses_a_limit_and_a_shipped_name_and_writes_nothing(tmp_p
     by_path = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", shipped / "lprn-fast.pt", "--record", "--json")
     assert by_path.exit_code == 0, by_path.stderr  # a path is a deliberate choice of file
     assert json.loads((shipped / "lprn-fast.json").read_text())["evaluation"]["pairs"] == 2
+
+
+def _strict_json(text: str) -> dict:
+    """json.loads that refuses NaN and Infinity (Python's own parser takes them; a browser's does not)."""
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_an_identical_pair_is_capped_the_same_per_pair_and_in_the_mean(tmp_path: Path, run_cli) -> None:
+    """`eval --json --per-pair` printed Infinity for a pair whose input equals its target, while the
+    means counted it as 100 dB; the table printed inf."""
+    _constant_pair(tmp_path / "pairs", offset=0, frame=1)
+    _constant_pair(tmp_path / "pairs", offset=10, frame=2)
+    weights = _identity_weights(tmp_path / "id.pt")
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--json", "--per-pair")
+    assert result.exit_code == 0, result.stderr
+    data = _strict_json(result.stdout)
+    identical, off = data["per_pair"]
+    assert (identical["psnr"], identical["psnr_input"], identical["psnr_sharp_through"]) == (100.0, 100.0, 100.0)
+    assert off["psnr_input"] == pytest.approx(20 * math.log10(255 / 10), abs=1e-6)
+    for row in data["per_pair"]:
+        assert row["gain_db"] == pytest.approx(row["psnr"] - row["psnr_input"], abs=1e-9)
+    assert data["psnr_input"] == pytest.approx((identical["psnr_input"] + off["psnr_input"]) / 2, abs=1e-3)
+    assert data["gain_db"] == pytest.approx((identical["gain_db"] + off["gain_db"]) / 2, abs=1e-3)
+    table = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--per-pair").stdout
+    row = next(line for line in table.splitlines() if line.startswith("scene/blur/000001.png"))
+    assert row.split()[1:3] == ["100.00", "100.00"] and "inf" not in table
+
+
+def test_a_pairs_gain_is_its_own_capped_psnr_minus_its_input(tmp_path: Path) -> None:
+    """A network that brightens by 5 levels, on a pair whose input is its target: the input counts as
+    100 dB, the output as what arithmetic says, and the gain is their difference, per pair and mean."""
+    _constant_pair(tmp_path / "pairs", offset=0)
+
+    class Brighten(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + 5 / 255
+
+    report = evaluate_pairs(Brighten(), tmp_path / "pairs")
+    (row,) = report.per_pair()
+    assert row["psnr_input"] == 100.0 and row["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-6)
+    assert row["gain_db"] == pytest.approx(row["psnr"] - 100.0, abs=1e-9)
+    assert report.means()["gain_db"] == pytest.approx(row["gain_db"], abs=1e-9)
+    assert json.dumps(report.summary("b"), allow_nan=False)
+
+
+def test_ssim_scores_the_8_bit_picture_as_psnr_does() -> None:
+    """eval's PSNR rounded the output to 8 bits (as a saved frame) but its SSIM did not."""
+    generator = torch.Generator().manual_seed(0)
+    target = torch.randint(0, 256, (1, 3, 32, 40), generator=generator).float() / 255
+    output = (target + 0.02 * torch.randn(target.shape, generator=generator)).clamp(0, 1)
+    rounded = torch.round(output * 255) / 255
+    assert not torch.equal(output, rounded)
+    assert float(ssim(output, target)) == float(ssim(rounded, target))
+    assert float(psnr(output, target)) == float(psnr(rounded, target))

@@ -730,8 +730,8 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(run_cli, make_cli
     copy.write_bytes(a.read_bytes())
     not_ours = run_cli("video", a, "-o", copy, *CPU, "--resume")
     assert not_ours.exit_code == 1 and not_ours.stderr_lines == [
-        f"videodeblur: error: cannot resume {copy}: it was not made by videodeblur (its video track has no videodeblur "
-        "mark): run without --resume to write it anew, or choose another output"]
+        f"videodeblur: error: cannot resume {copy}: it was not made by videodeblur (its video track says "
+        "'VideoHandler'): run without --resume to write it anew, or choose another output"]
     assert copy.read_bytes() == a.read_bytes()
 
 
@@ -806,3 +806,33 @@ def test_batch_wording_and_a_trailing_slash(run_cli, make_clip, tmp_path: Path) 
     result = run_cli("video", src, "-o", f"{tmp_path / 'new.mp4'}/", *CPU)
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "new.mp4").is_dir() and len(decode(tmp_path / "new.mp4" / "a.mp4").frames) == 2
+
+
+def test_an_interrupted_json_run_still_prints_its_line(make_clip, tmp_path: Path) -> None:
+    """`video --json` printed nothing on stdout when Ctrl-C ended the run: the stats of what was
+    written were in hand but never printed. Two inputs: the finished one's line, then the interrupted
+    one's, each with the frames its output holds."""
+    total = 120
+    short = make_clip("a.mp4", width=64, height=48, frames=4)
+    long = make_clip("b.mp4", width=160, height=96, frames=total)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", str(short), str(long), "-o", f"{out}/",
+                             "--model", "lprn", "--device", "cpu", "--batch", "1", "--progress", "--json"],
+                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    try:
+        seen = _read_until(proc, re.compile(rb"b\.mp4: ([3-9]|\d\d+)/%d frames" % total), timeout_s=90)
+        assert proc.poll() is None, f"finished before the signal: {seen!r}"
+        proc.send_signal(signal.SIGINT)
+        stdout, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stderr = (seen + rest).decode()
+    assert proc.returncode == 130, stderr
+    finished, interrupted = (json.loads(line) for line in stdout.decode().splitlines())
+    assert (finished["interrupted"], finished["frames"]) == (False, 4) and len(decode(out / "a.mp4").frames) == 4
+    written = len(decode(out / "b.mp4").frames)
+    assert 3 <= written < total and f"finalised with {written} frames" in stderr
+    assert interrupted["interrupted"] is True and interrupted["input"] == str(long)
+    assert interrupted["frames"] == interrupted["frames_written"] == written

@@ -77,9 +77,11 @@ def format_table(data: dict[str, Any]) -> str:
     gpu = machine["gpu"]["name"] if machine.get("gpu") else "no GPU"
     w, h = data["size"]
     first = data["runs"][0]
+    # the decode run goes over the clip `repeats` times (its warm-up once): its frames are that many clips
+    clip = first["frames"] // first["repeats"] if "repeats" in first else first["frames"] + first["warmup_frames"]
     tiled = f" in {data['tile']}px tiles" if data.get("tile") else ""
     lines = [f"{data['model']} on {data['device']} ({data['precision']}), {w}x{h}{tiled}, "
-             f"{first['frames'] + first['warmup_frames']} frames, warm-up {first['warmup_frames']} | "
+             f"{clip} frames, warm-up {first['warmup_frames']} | "
              f"{machine['cpu']}, {machine['cores']} cores, {gpu} | torch {machine['torch']}, av {machine['av']}",
              ""]
     header = ("mode", "model", "batch", "fps", "p50 ms", "p95 ms", "p99 ms", "warm-up s", "RSS MB", "CUDA MB",
@@ -89,10 +91,12 @@ def format_table(data: dict[str, Any]) -> str:
         lat = run["latency_ms"]
         shares = " ".join(f"{name} {s['share']:.2f}" for name, s in run["stages"].items())
         queues = " ".join(f"q[{name}] {q['mean']:.1f}/{q['max']}" for name, q in run["queue_depth"].items())
+        passes = f"({run['repeats']} passes)" if run.get("repeats", 1) > 1 else ""  # a stage timed over and over
         fps = run["fps"]
         rows.append((run["mode"], run["model"] or "-", _dash(run["batch"]), f"{fps:.1f}" if fps >= 10 else f"{fps:.3f}",
                      f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['p99']:.1f}", f"{run['warmup_s']:.2f}",
-                     _dash(run["peak_rss_mb"]), _dash(run["cuda_peak_mb"]), f"{shares} {queues}".strip()))
+                     _dash(run["peak_rss_mb"]), _dash(run["cuda_peak_mb"]),
+                     " ".join(filter(None, (shares, queues, passes)))))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
     for row in rows:
         cells = [str(c).ljust(widths[i]) if i in (0, 1, 10) else str(c).rjust(widths[i]) for i, c in enumerate(row)]

@@ -256,5 +256,6 @@ def _table(stats: dict[str, Any]) -> str:
         rows.append(("reconnects", str(stats["reconnects"])))
     if stats["record_path"]:
         dropped = f" ({stats['record_dropped']} left out: the network fell behind)" if stats.get("record_dropped") else ""
-        rows.append(("recorded", f"{stats['recorded']} frames to {stats['record_path']}{dropped}"))
+        frames = "1 frame" if stats["recorded"] == 1 else f"{stats['recorded']} frames"
+        rows.append(("recorded", f"{frames} to {stats['record_path']}{dropped}"))
     return "\n".join(f"{name:<11} {value}" for name, value in rows)

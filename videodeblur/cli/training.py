@@ -97,13 +97,16 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
         write_metadata(loaded.path, {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)})
     if as_json:
         if per_pair:
-            summary["per_pair"] = [vars(s) for s in report.scores]
-        click.echo(json.dumps(summary))
+            summary["per_pair"] = report.per_pair()
+        # allow_nan=False: NaN or Infinity is not JSON; every figure is finite (PSNR capped), and a
+        # regression should fail here, not hand a reader a file it cannot parse
+        click.echo(json.dumps(summary, allow_nan=False))
         return
     if per_pair:
         click.echo(f"{'pair':40s} {'psnr_in':>8s} {'psnr':>8s} {'ssim_in':>8s} {'ssim':>8s}")
-        for s in report.scores:
-            click.echo(f"{s.name:40s} {s.psnr_input:8.2f} {s.psnr:8.2f} {s.ssim_input:8.4f} {s.ssim:8.4f}")
+        for row in report.per_pair():  # the capped figures, as --json gives them
+            click.echo(f"{row['name']:40s} {row['psnr_input']:8.2f} {row['psnr']:8.2f} {row['ssim_input']:8.4f} "
+                       f"{row['ssim']:8.4f}")
     scenes = report.by_scene()
     if len(scenes) > 1:
         for name, scene in scenes.items():

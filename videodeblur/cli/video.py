@@ -103,8 +103,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     8-bit H.264 (VP9 in .webm), or 10-bit HEVC from a 10-bit source (--eight-bit for 8-bit). Shows
     progress on a terminal and ends with sustained fps and per-stage busy time (--json: one JSON
     object on stdout, one line per input). Ctrl-C stops cleanly: the output plays and holds every
-    frame done so far, and --resume goes on from there. An input that cannot be read among several
-    is named and skipped (exit 1).
+    frame done so far (--json still prints its line, with "interrupted": true), and --resume goes on
+    from there. An input that cannot be read among several is named and skipped (exit 1).
 
     \b
     Examples:
@@ -162,6 +162,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                 click.echo(f"videodeblur: interrupted before any frame was written: {left}", err=True)
             else:
                 click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
+            if as_json:  # the stats of what was written, as a finished input's line: a script reads it too
+                _print(json.dumps({**stop.stats.to_dict(), "interrupted": True}), err=piped_out)
             # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
             raise click.exceptions.Abort() from stop
         except VideoDeblurError as err:
@@ -177,7 +179,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             continue
         if progress is not None:
             progress.done()
-        result = stats.to_dict()
+        result = {**stats.to_dict(), "interrupted": False}  # the key is always there: an interrupted run's says true
         for warning in result["warnings"]:
             click.echo(f"videodeblur: warning: {warning}", err=True)
         # with -o -, standard output is the video's: the summary goes to the terminal's other stream

@@ -84,8 +84,9 @@ class LiveFrame:
 class LiveStats:
     """What a live run did. ``captured == processed + dropped`` always holds (a frame still in the
     slot when the run stops counts as dropped). ``fps`` is processed frames per second between the
-    first and the last output; ``latency_p95_ms_by_minute`` shows whether latency grows over a long
-    run; ``infer_ms`` is the engine's mean time per frame. ``end_reason``: ``source ended``, ``source lost: ...``,
+    first and the last output (a single output: from the run's start to it);
+    ``latency_p95_ms_by_minute`` shows whether latency grows over a long run; ``infer_ms`` is the
+    engine's mean time per frame. ``end_reason``: ``source ended``, ``source lost: ...``,
     ``max-seconds``, ``quit`` or ``interrupted``."""
 
     captured: int
@@ -268,7 +269,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
     end = time.monotonic()
     return LiveStats(
         captured=slot.captured, processed=len(latencies), dropped=slot.dropped,
-        fps=_sustained_fps(output_times), seconds=round(end - start, 3),
+        fps=_sustained_fps(output_times, start), seconds=round(end - start, 3),
         latency_ms={k: round(v, 2) for k, v in percentiles(latencies).items()},
         latency_p95_ms_by_minute=_p95_by_minute(latencies, output_times, start),
         infer_ms=round(1000.0 * infer.busy_s / infer.items, 2) if infer.items else 0.0,
@@ -276,8 +277,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         width=source.width, height=source.height, recorded=recorded, record_dropped=record_dropped,
         reconnects=capture.reconnects,
         record_path=str(options.record_path) if options.record_path is not None else None,
-        model=getattr(engine, "model_name", None),
-        device=str(engine.device) if hasattr(engine, "device") else None, warnings=warnings,
+        model=getattr(engine, "model_name", None), device=_device(engine), warnings=warnings,
     )
 
 
@@ -474,6 +474,14 @@ class _Recorder:
             self._aligned = True
 
 
+def _device(engine: FrameProcessor) -> str | None:
+    """The engine's own description ("cpu (2 threads)", "cuda:0 (NVIDIA ...)"), as ``video`` reports it."""
+    describe = getattr(engine, "describe", None)
+    if describe is not None:
+        return str(describe())
+    return str(engine.device) if hasattr(engine, "device") else None  # a stand-in engine
+
+
 def _p95_by_minute(latencies_ms: list[float], output_times: list[float], start: float) -> list[float]:
     minutes: dict[int, list[float]] = {}
     for latency, t in zip(latencies_ms, output_times):
@@ -481,9 +489,14 @@ def _p95_by_minute(latencies_ms: list[float], output_times: list[float], start: 
     return [round(percentiles(minutes[m])["p95"], 2) for m in sorted(minutes)]
 
 
-def _sustained_fps(output_times: list[float]) -> float:
-    if len(output_times) < 2:
+def _sustained_fps(output_times: list[float], start: float) -> float:
+    """Frames per second between the first and the last output; a single output over the time from
+    the run's start to it (as ``video`` rates a run too short for a window), not 0."""
+    if not output_times:
         return 0.0
+    if len(output_times) == 1:
+        seconds = output_times[0] - start
+        return round(1 / seconds, 2) if seconds > 0 else 0.0
     return round((len(output_times) - 1) / (output_times[-1] - output_times[0]), 2)
 
 

@@ -15,11 +15,18 @@ from videodeblur.train.metrics import psnr, ssim
 from videodeblur.train.synthesis import gopro_blurs, h264_roundtrip, to_uint8
 
 __all__ = ["PairScore", "EvalReport", "evaluate_pairs", "check_limit", "unpaired_blurred", "combined_summary",
-           "write_averaged_pairs", "write_compressed_pairs"]
+           "write_averaged_pairs", "write_compressed_pairs", "PSNR_CAP_DB"]
+
+# An identical pair has infinite PSNR: every PSNR reported (each pair's and the means) counts it as
+# this many dB, so the JSON stays finite and a pair's gain is its own psnr - psnr_input.
+PSNR_CAP_DB = 100.0
+_PSNR_FIELDS = ("psnr", "psnr_input", "psnr_sharp_through")
 
 
 @dataclasses.dataclass(frozen=True)
 class PairScore:
+    """One pair's scores; a PSNR is at most ``PSNR_CAP_DB`` (an identical pair's)."""
+
     name: str
     psnr: float
     ssim: float
@@ -37,8 +44,17 @@ class EvalReport:
     unpaired: tuple[str, ...] = ()
 
     def mean(self, field: str) -> float:
-        """Mean over pairs; an identical pair (infinite PSNR) counts as 100 dB so the mean stays finite JSON."""
-        return float(np.mean([min(getattr(s, field), 100.0) for s in self.scores]))
+        """Mean over pairs; an identical pair (infinite PSNR) counts as ``PSNR_CAP_DB``, as it does per pair."""
+        return float(np.mean([_capped(getattr(s, field)) for s in self.scores]))
+
+    def per_pair(self) -> list[dict[str, Any]]:
+        """Every pair's figures (unrounded, PSNR capped as in the means) and its own gain over the
+        blurred input, for ``--per-pair --json``."""
+        rows = []
+        for score in self.scores:
+            row = {**vars(score), **{f: _capped(getattr(score, f)) for f in _PSNR_FIELDS}}
+            rows.append({**row, "gain_db": row["psnr"] - row["psnr_input"]})
+        return rows
 
     def by_scene(self) -> dict[str, "EvalReport"]:
         """The pairs grouped by scene (the first folder of a pair's name), in order of appearance:
@@ -95,12 +111,17 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
         through = network(sharp).clamp(0, 1)
         scores.append(PairScore(
             name=str(blur_path.relative_to(root)),
-            psnr=float(psnr(output, sharp)), ssim=float(ssim(output, sharp)),
-            psnr_input=float(psnr(blurred, sharp)), ssim_input=float(ssim(blurred, sharp)),
-            psnr_sharp_through=float(psnr(through, sharp)),
+            psnr=_capped(float(psnr(output, sharp))), ssim=float(ssim(output, sharp)),
+            psnr_input=_capped(float(psnr(blurred, sharp))), ssim_input=float(ssim(blurred, sharp)),
+            psnr_sharp_through=_capped(float(psnr(through, sharp))),
         ))
     network.train(was_training)
     return EvalReport(tuple(scores), unpaired=tuple(str(p.relative_to(root)) for p in unpaired_blurred(root)))
+
+
+def _capped(db: float) -> float:
+    """A PSNR with infinity (an identical pair's) as ``PSNR_CAP_DB``."""
+    return min(db, PSNR_CAP_DB)
 
 
 def check_limit(limit: int | None) -> None:

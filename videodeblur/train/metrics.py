@@ -8,20 +8,26 @@ import torch
 __all__ = ["psnr", "ssim"]
 
 
+def _quantise(t: torch.Tensor) -> torch.Tensor:
+    """``t`` clamped to [0, 1] and rounded to 8 bits, as a saved frame would be: both metrics score
+    this, so PSNR and SSIM describe the same picture (the network's output is unrounded floats)."""
+    return torch.round(t.clamp(0, 1) * 255.0) / 255.0
+
+
 def psnr(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB per image on 8-bit-quantised values (as a saved frame would be); inf when equal."""
+    """PSNR in dB per image on 8-bit-quantised values (:func:`_quantise`); inf when equal."""
     output, target = _batched(output), _batched(target)
-    quantise = lambda t: torch.round(t.clamp(0, 1) * 255.0) / 255.0
-    mse = ((quantise(output) - quantise(target)) ** 2).flatten(1).mean(dim=1).double()
+    mse = ((_quantise(output) - _quantise(target)) ** 2).flatten(1).mean(dim=1).double()
     return 10.0 * torch.log10(1.0 / mse)
 
 
 def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """SSIM per image (Wang et al. 2004: 11×11 Gaussian window, sigma 1.5, K1=0.01, K2=0.03, valid
-    region), averaged over the RGB channels. Computed with OpenCV's separable Gaussian: torch's CPU
-    grouped convolutions take seconds on a full frame."""
-    x = _batched(output).detach().float().clamp(0, 1).cpu().numpy()
-    y = _batched(target).detach().float().clamp(0, 1).cpu().numpy()
+    region), averaged over the RGB channels, on 8-bit-quantised values (:func:`_quantise`), as
+    :func:`psnr` is. Computed with OpenCV's separable Gaussian: torch's CPU grouped convolutions
+    take seconds on a full frame."""
+    x = _quantise(_batched(output).detach().float()).cpu().numpy()
+    y = _quantise(_batched(target).detach().float()).cpu().numpy()
     return torch.tensor([_ssim_one(a, b) for a, b in zip(x, y)], dtype=torch.float64)
 
 
