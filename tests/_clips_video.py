@@ -394,3 +394,71 @@ def combing(image: np.ndarray) -> float:
     """Mean difference of each row from the average of its neighbours: high where fields disagree."""
     rows = image.astype(np.float64)
     return float(np.abs(rows[1:-1] - (rows[:-2] + rows[2:]) / 2).mean())
+
+
+def ts_clip(path: Path, *, start_s: float, frames: int = 25, gop: int | None = None, take: int = 0) -> Path:
+    """An MPEG-TS of ``frames`` 64x48 H.264 frames at 25 fps (``gop``: a keyframe every so many) and a
+    mono MP2 track as long, every timestamp ``start_s`` later: a broadcast recording's clock runs on
+    (10 h in), and past 2^33 / 90 kHz (26.5 h) it wraps, which FFmpeg reads as times below 0 up to
+    the wrap. The audio starts 0.02 s before the picture (0.01 s, and MP2's encoder delay). ``take``
+    1: the picture's negative (another take of the same length)."""
+    base = Fraction(1, 90000)
+    packets: list[tuple[Fraction, av.Packet]] = []
+    with av.open(str(path), "w", format="mpegts") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        if gop is not None:
+            video.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
+        audio = out.add_stream("mp2", rate=48000, layout="mono")
+        for i in range(frames + 1):
+            frame = None
+            if i < frames:
+                rgb = np.zeros((48, 64, 3), np.uint8)
+                rgb[..., 0] = (np.arange(64) * 3 + i * 10) % 256
+                rgb[8 + i % 30:18 + i % 30, :, 1] = 200
+                rgb = 255 - rgb if take else rgb
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                frame.pts = i
+            packets += [(Fraction(0), p) for p in video.encode(frame)]
+        samples = 1152  # MP2's frame: 24 ms, 2160 ticks of 90 kHz
+        for k in range(round((frames / 25 + 0.01) * 48000 / samples) + 1):
+            chunk = None
+            if k * samples < (frames / 25 + 0.01) * 48000:
+                tone = (3000 * np.sin(np.arange(k * samples, (k + 1) * samples) / 20)).astype(np.int16)[None]
+                chunk = av.AudioFrame.from_ndarray(tone, format="s16", layout="mono")
+                chunk.sample_rate, chunk.pts = 48000, k * samples
+            packets += [(Fraction(-1, 100), p) for p in audio.encode(chunk)]
+        shift = round(start_s / base)
+        for lead, packet in packets:  # to 90 kHz, then later by start_s (the audio 0.01 s earlier)
+            ticks = lambda t: round((t * packet.time_base + lead) / base) + shift  # noqa: E731
+            packet.pts, packet.dts = ticks(packet.pts), ticks(packet.dts)
+            packet.time_base = base
+        for _, packet in sorted(packets, key=lambda item: item[1].dts):
+            out.mux(packet)
+    return path
+
+
+def with_hidden_lead_in(path: Path, *, lead_s: float = 0.5, frames: int = 25) -> Path:
+    """An MP4 whose audio holds ``lead_s`` seconds before the picture that its edit list hides, as a
+    cut made by copying leaves it: 64x48 H.264 at 25 fps and a mono AAC track."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=48000, layout="mono")
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 8 * i, np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        shift = round(lead_s * 48000)
+        for k in range(round((frames / 25 + lead_s) * 48000 / 1024)):
+            tone = (0.2 * np.sin(np.arange(k * 1024, (k + 1) * 1024) / 20)).astype(np.float32)[None]
+            chunk = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 48000, k * 1024
+            for packet in audio.encode(chunk):
+                packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+                out.mux(packet)
+        for packet in audio.encode(None):
+            packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+            out.mux(packet)
+    return path

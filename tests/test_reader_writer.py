@@ -16,8 +16,8 @@ from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
 from videodeblur.video.writer import encodable_pix_fmt, encoder_options
 
 from _clips_video import (audio_only, with_attachments, with_chapters, with_telemetry, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
-                          spliced_sizes, truncated_copy, unindexed_copy, with_thumbnail_first,
-                          with_subtitles, with_two_audio_tracks, zeroed_copy)
+                          spliced_sizes, truncated_copy, ts_clip, unindexed_copy, with_hidden_lead_in,
+                          with_thumbnail_first, with_subtitles, with_two_audio_tracks, zeroed_copy)
 from conftest import needs_pyav18, clip_frame, clip_pts_seconds, psnr
 
 
@@ -163,6 +163,113 @@ def test_variable_frame_rate_timing_survives(make_clip, tmp_path: Path) -> None:
     out = decode(tmp_path / "out.mp4").pts_seconds
     assert [float(t) for t in out] == pytest.approx(clip_pts_seconds(10, vfr=True), abs=1e-9)
     assert out == decode(src).pts_seconds
+
+
+def _starts(path: Path) -> tuple[Fraction, Fraction]:
+    """The first video frame's and the first audio packet's times, in seconds."""
+    got = decode(path)
+    with av.open(str(path)) as c:
+        audio = min(p.pts * p.time_base for p in c.demux(c.streams.audio[0]) if p.pts is not None)
+    return got.pts_seconds[0], audio
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+def test_a_source_that_does_not_start_at_0_is_written_from_0(ext: str, tmp_path: Path) -> None:
+    """An MPEG-TS 10 h in made a 10-hour MP4 (an empty edit of 36000 s) and a 36002 s MKV; one whose
+    clock wraps at 2^33 mid-clip, read as times below 0, gave an MP4 whose edit list hid the part
+    before the wrap. Both are moved back by the earliest start (the audio's, 0.02 s before the
+    picture), as the ffmpeg tool does: the output starts at 0, every frame plays, the sound keeps its
+    lead and the frames their spacing."""
+    for start_s in (36000.0, 2 ** 33 / 90000 - 0.5):
+        src = ts_clip(tmp_path / f"{start_s}.ts", start_s=start_s)
+        out = tmp_path / f"{start_s}.{ext}"
+        _copy(src, out)
+        video_s, audio_s = _starts(src)
+        source, got = decode(src).pts_seconds, decode(out).pts_seconds
+        assert len(got) == len(source) == 25, start_s
+        # as exact as the output's clock (Matroska's counts milliseconds)
+        assert [float(t) for t in got] == pytest.approx([float(t - audio_s) for t in source], abs=0.001), start_s
+        assert [b - a for a, b in zip(got, got[1:])] == [Fraction(1, 25)] * 24
+        assert _starts(out) == (got[0], 0) and float(got[0]) == pytest.approx(float(video_s - audio_s), abs=0.001)
+        with av.open(str(src)) as a, av.open(str(out)) as b:
+            assert b.duration == pytest.approx(a.duration, abs=2000), start_s
+
+
+def test_a_part_of_a_source_read_as_times_below_0_keeps_its_first_frames_and_sound(tmp_path: Path) -> None:
+    """A clip whose clock wraps, read from -0.5 s, with keyframes 0.4 s apart; its part from -0.3 s:
+    the reader and the sound's reader sought to 0 at the lowest, which left out the frames before
+    the keyframe at -0.1 s and the sound before 0 (the audio came 0.3 s after the picture)."""
+    src = ts_clip(tmp_path / "wrap.ts", start_s=2 ** 33 / 90000 - 0.5, gop=10)
+    out = tmp_path / "part.mkv"
+    with FrameReader(src) as reader:
+        window = reader.trim(0.2, 0.4)
+        assert window == pytest.approx((-0.3, 0.1))
+        with FrameWriter.like(out, reader.info, window=window) as writer:
+            for frame in reader:
+                writer.write(frame.image, pts=frame.pts)
+    assert decode(out).pts_seconds == [Fraction(4 * i, 100) for i in range(10)]
+    with av.open(str(src)) as c:  # the sound that starts inside the part, moved back by its start
+        inside = [p.pts * p.time_base + Fraction(3, 10) for p in c.demux(audio=0)
+                  if p.pts is not None and -0.3 <= p.pts * p.time_base < 0.1]
+    with av.open(str(out)) as c:
+        copied = [p.pts * p.time_base for p in c.demux(audio=0) if p.pts is not None]
+    assert len(copied) == len(inside) == 16 and copied[0] == round(inside[0], 3)
+
+
+def _paused_clip(path: Path, *, pause_s: float = 30.0) -> Path:
+    """Ten frames 40 ms apart at a 1/1000 time base, with a pause of ``pause_s`` after the fifth (a
+    screen recording, a security camera): an average rate of 0.33 fps."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.time_base = s.time_base = Fraction(1, 1000)
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = round((0.04 * i + (pause_s if i >= 5 else 0)) * 1000), Fraction(1, 1000)
+            c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "mov"])
+def test_the_last_frame_after_a_long_pause_lasts_as_the_sources(ext: str, tmp_path: Path) -> None:
+    """No frame carried its duration, so the muxer made the last one last 1 / the average rate:
+    3 s more than the source's 30.4 s. Each now lasts until the next one, the last as long as the
+    one before it, or as long as it is told."""
+    src = _paused_clip(tmp_path / "paused.mp4")
+    out = tmp_path / f"out.{ext}"
+    _copy(src, out)
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        assert b.duration == a.duration == 30_400_000
+    assert decode(out).pts_seconds == decode(src).pts_seconds
+    told = tmp_path / f"told.{ext}"
+    with FrameReader(src) as reader, FrameWriter.like(told, reader.info) as writer:
+        for frame in reader:
+            last = frame.index == 9
+            writer.write(frame.image, pts=frame.pts, duration=round(0.5 / frame.time_base) if last else None)
+    with av.open(str(told)) as c:
+        assert c.duration == 30_860_000  # the last frame, at 30.36 s, for the 0.5 s it was told
+
+
+@pytest.mark.parametrize("ext", ["mkv", "ts", "mp4"])
+def test_sound_an_mp4_edit_list_hides_stays_hidden(ext: str, tmp_path: Path) -> None:
+    """A cut made by copying keeps 0.5 s of audio before the picture, which its edit list hides.
+    Matroska and MPEG-TS have no edit list: those packets played, and the picture came 0.52 s after
+    the sound. They are left out there (a packet that reaches the picture is kept: ~10 ms at most);
+    an MP4 hides them again, as the source did, and keeps them all."""
+    src = with_hidden_lead_in(tmp_path / "cut.mp4")
+    out = tmp_path / f"out.{ext}"
+    _copy(src, out)
+    video_s, audio_s = _starts(out)
+    with av.open(str(src)) as c:
+        source_audio = [bytes(p) for p in c.demux(audio=0) if p.size]
+    with av.open(str(out)) as c:
+        copied = [bytes(p) for p in c.demux(audio=0) if p.size]
+    if ext == "mp4":
+        assert (video_s, audio_s) == (0, -Fraction(25024, 48000)) and copied == source_audio
+    else:  # the 24 packets that end before the picture are left out (MPEG-TS frames AAC in ADTS headers)
+        assert 0 <= video_s - audio_s < Fraction(1024, 48000)
+        assert len(copied) == len(source_audio) - 24 and (ext == "ts" or copied == source_audio[24:])
 
 
 def test_colour_tags_are_copied(tmp_path: Path) -> None:

@@ -10,7 +10,9 @@ import av
 import numpy as np
 import pytest
 
-from _clips_video import decodable_frames, remuxed, with_chapters
+from _clips_video import decodable_frames, decode, remuxed, truncated_copy, ts_clip, with_chapters
+from videodeblur.errors import OutputError
+from videodeblur.pipeline import Engine, EngineOptions, RunOptions, deblur_file
 from videodeblur.video.reader import FrameReader
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
@@ -36,11 +38,18 @@ def _clip_at(path: Path, *, frames: int, start_ms: int, gop: int | None = None) 
     return path
 
 
-def _read(path: Path) -> FrameReader:
+def _read(path: Path, start_s: float | None = None) -> FrameReader:
     with FrameReader(path) as reader:
+        if start_s is not None:
+            reader.trim(start_s)
         for _ in reader:
             pass
     return reader
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=4))
 
 
 @pytest.mark.parametrize("ext", ["mkv", "nut"])
@@ -64,9 +73,11 @@ def test_a_cut_mkv_counts_its_video_not_its_longer_audio(make_clip, tmp_path: Pa
     assert reader.frames_decoded + reader.frames_lost == 60
 
 
-def test_an_mkv_cut_mid_gop_counts_only_its_undecodable_frames(tmp_path: Path) -> None:
-    """Three packets dropped from the front: the 27 left start on P-frames that have nothing to refer
-    to up to the next keyframe; those, and only those, are lost (not the 3 slots before the start)."""
+def test_an_mkv_cut_mid_gop_has_lost_nothing(run_cli, tmp_path: Path) -> None:
+    """Three packets dropped from the front (a cut made by copying): the 27 left start on P-frames
+    that have nothing to refer to up to the next keyframe. No decoder makes those: the file begins
+    mid-GOP, as it was cut, and is whole. It was said to be "truncated or corrupt", and with
+    numbers that did not add up (the 3 slots before its start were not counted)."""
     src = _clip_at(tmp_path / "gop.mkv", frames=30, start_ms=0, gop=10)
     cut = tmp_path / "cut.mkv"
     with av.open(str(src)) as i, av.open(str(cut), "w") as o:
@@ -78,7 +89,53 @@ def test_an_mkv_cut_mid_gop_counts_only_its_undecodable_frames(tmp_path: Path) -
     assert 0 < decodable < 27
     reader = _read(cut)
     assert (reader.packets_read, reader.frames_decoded) == (27, decodable)
-    assert reader.frames_lost == 27 - decodable
+    assert (reader.packets_before_keyframe, reader.frames_lost) == (27 - decodable, 0)
+    result = run_cli("video", cut, "-o", tmp_path / "out.mkv", *CPU, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["warnings"] == [] and len(decode(tmp_path / "out.mkv").frames) == decodable
+
+
+def test_a_part_counts_what_it_decodes_once_and_what_a_cut_file_lost(tmp_path: Path) -> None:
+    """--start 0.5 of 30 frames with a keyframe every 10: decoded from the keyframe at 0.4 s, 20
+    frames (the one decoded on opening was counted again: 21). A cut copy of 60 such frames, read
+    from 0.5 s to its end, has lost as many as read whole: the loss went unsaid with --start."""
+    part = _read(_clip_at(tmp_path / "gop.mkv", frames=30, start_ms=0, gop=10), start_s=0.5)
+    assert (part.frames_decoded, part.packets_read, part.frames_lost) == (20, 20, 0)
+    cut = truncated_copy(_clip_at(tmp_path / "long.mp4", frames=60, start_ms=0, gop=10), tmp_path / "cut.mp4")
+    whole, rest = _read(cut), _read(cut, start_s=0.5)
+    assert 10 < whole.frames_decoded < 50 and whole.frames_lost == 60 - whole.frames_decoded
+    assert (rest.frames_decoded, rest.frames_lost) == (whole.frames_decoded - 10, whole.frames_lost)
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv", "ts"])
+def test_resume_of_a_source_that_starts_at_10_s(ext: str, engine: Engine, tmp_path: Path) -> None:
+    """The output starts at 0 where the source's frames start at 10 s: the interrupted output's
+    last frame time is compared with the source's at the same shift, and the resumed run puts every
+    frame in its place, as a whole run does."""
+    src = ts_clip(tmp_path / "late.ts", start_s=10.0, frames=30)
+    out = tmp_path / f"out.{ext}"
+    assert deblur_file(src, out, engine, RunOptions(max_frames=12, warmup_frames=0)).extra["frames_written"] == 12
+    resumed = deblur_file(src, out, engine, RunOptions(resume=True, warmup_frames=0))
+    assert (resumed.extra["resumed_frames"], resumed.extra["frames_written"]) == (12, 30)
+    whole = tmp_path / f"whole.{ext}"
+    deblur_file(src, whole, engine, RunOptions(warmup_frames=0))
+    got, expected = decode(out).pts_seconds, decode(whole).pts_seconds
+    assert got == expected and float(expected[0]) == pytest.approx(0.08 if ext == "ts" else 0.02, abs=0.001)
+
+
+def test_resume_refuses_another_take_of_a_source_read_as_times_below_0(engine: Engine, tmp_path: Path) -> None:
+    """A clip whose clock wraps reads from -0.5 s, its output from 0: the picture an interrupted
+    output ends on was looked for at the source's time (-0.06 s), before the output's first frame;
+    none was found, the check was left out, and another take of the same length went on from it."""
+    wrap_s = 2 ** 33 / 90000 - 0.5
+    src = ts_clip(tmp_path / "a.ts", start_s=wrap_s, frames=30)
+    other = ts_clip(tmp_path / "b.ts", start_s=wrap_s, frames=30, take=1)
+    out = tmp_path / "out.mp4"
+    deblur_file(src, out, engine, RunOptions(max_frames=12, warmup_frames=0))
+    with pytest.raises(OutputError, match="does not show frame 12 of .*b.ts where it ends"):
+        deblur_file(other, out, engine, RunOptions(resume=True, warmup_frames=0))
+    resumed = deblur_file(src, out, engine, RunOptions(resume=True, warmup_frames=0))
+    assert (resumed.extra["resumed_frames"], resumed.extra["frames_written"]) == (12, 30)
 
 
 def test_start_counts_from_the_first_frame(run_cli, tmp_path: Path) -> None:

@@ -146,11 +146,29 @@ def kept_frame_check(partial: Path, last_s: float | None, info: VideoInfo, *,
                      side_by_side: bool) -> Callable[[np.ndarray], bool] | None:
     """Whether a source frame (its luma) is the picture an interrupted output ends on (for
     :meth:`videodeblur.video.FrameReader.skip`): frame count and times alone let another take of the
-    same length through (GoPro chapters are). None when that frame cannot be decoded."""
-    kept = last_picture(partial, last_s)
+    same length through (GoPro chapters are). None when that frame cannot be decoded. ``last_s``
+    is in the source's seconds (:meth:`videodeblur.video.FrameWriter.resume_from`)."""
+    kept = last_picture(partial, _on_partial_clock(partial, last_s, info))
     if kept is None:
         return None
     return lambda source: shows_source(kept, source, info, side_by_side=side_by_side)
+
+
+def _on_partial_clock(partial: Path, last_s: float | None, info: VideoInfo) -> float | None:
+    """``last_s``, a time in the source's seconds, on ``partial``'s own clock: its first frame is the
+    source's first, moved back to start at 0 (a source read from -0.5 s, or from 10 s) and then by
+    its muxer (Matroska by AAC's priming, MPEG-TS by its decode delay). As it is when either start
+    is not known."""
+    if last_s is None or info.start_s is None:
+        return last_s
+    try:
+        with av.open(str(partial), metadata_errors="replace") as container:
+            video = pick_video_stream(container)
+            if video is None or video.start_time is None or video.time_base is None:
+                return last_s
+            return last_s - float(info.start_s) + float(video.start_time * video.time_base)
+    except (av.FFmpegError, OSError):
+        return last_s
 
 
 def shows_source(kept: np.ndarray, source: np.ndarray, info: VideoInfo, *, side_by_side: bool) -> bool:

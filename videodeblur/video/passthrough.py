@@ -16,6 +16,7 @@ without them a player falls back to a plain font) and a cover picture (MP4's ``c
 from __future__ import annotations
 
 import io
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -28,6 +29,9 @@ from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_chapter_track, is_ur
 
 __all__ = ["Passthrough", "transcode_bit_rate"]
 
+# muxers whose edit lists hide what a track holds before its start (AAC's priming, a cut's lead-in)
+_EDIT_LIST_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
+
 class Passthrough:
     """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
     before its header is written and then fed in as the video advances (:meth:`copy`), and its
@@ -35,7 +39,10 @@ class Passthrough:
 
     ``window``: only the packets that start in ``(start, end)`` (the source's seconds; None: from
     the start, to the end), moved back by ``start`` so that the window begins at 0, as the video's
-    frames are. ``fragmented``: ``output`` is a fragmented MP4/MOV, whose header is written before
+    frames are (without a start, by :meth:`set_origin`'s time; :attr:`start_s`: where the copied
+    tracks start). Packets the source hides (before an MP4 edit list's start) that lie wholly
+    before their track's start are left out of a container that could not hide them: they would
+    play. ``fragmented``: ``output`` is a fragmented MP4/MOV, whose header is written before
     FFmpeg can turn ADTS-framed AAC (from MPEG-TS) into the config it needs there: such a track is
     encoded anew.
     ``source`` is a path or URL, opened here a second time and read at the writer's pace, or the
@@ -69,6 +76,10 @@ class Passthrough:
         self._last_s: float | None = None  # the output time of the last packet written
         self._floor_s: float | None = None  # after a follow(): packets at or before this time are dropped
         self._start, self._end = window or (None, None)
+        self._origin: float | Fraction = self._start or 0.0  # the source's time that is the output's 0
+        self._starts: dict[int, Fraction] = {}  # source stream index → its start, in seconds
+        self._hides = output.format.name in _EDIT_LIST_MUXERS  # the output can hide what the source hides
+        self.start_s: Fraction | None = None  # the earliest start of the tracks copied
         self._feed = source if isinstance(source, PacketFeed) else None
         if self._feed is not None:
             self._in: av.container.InputContainer | None = self._feed.container  # the reader's: not closed here
@@ -96,6 +107,10 @@ class Passthrough:
             raise
         if data_left_out:
             self.skipped.append(self._data_note(data_left_out))
+        for src in sources:
+            if src.index in self._out and src.start_time is not None and src.time_base is not None:
+                self._starts[src.index] = src.start_time * Fraction(src.time_base)
+        self.start_s = min(self._starts.values(), default=None)
         if attachments:
             pictures = (self._feed.pictures if self._feed is not None
                         else lambda covers: read_pictures(source, covers))
@@ -108,8 +123,10 @@ class Passthrough:
         if self._feed is not None:
             return  # packets come as the reader reads them, from the start on
         if self._start is not None:  # near the start, a second early: the packets before it are dropped below
+            # not before the file's start, which may be below 0 (an MPEG-TS whose clock wraps reads so)
+            first_s = self._in.start_time / av.time_base if self._in.start_time is not None else 0.0
             try:
-                self._in.seek(int(max(0.0, self._start - 1.0) * av.time_base), backward=True)
+                self._in.seek(int(max(first_s, self._start - 1.0) * av.time_base), backward=True)
             except av.FFmpegError:
                 pass  # an unseekable source is read from its start
         self._iter = ((p.stream.index, p) for p in self._in.demux(*(s for s in sources if s.index in self._out)))
@@ -117,8 +134,13 @@ class Passthrough:
     def align(self, start_s: float) -> None:
         """A feed from a live source: its clock's ``start_s`` is the output's 0 (what ``window``'s
         start is for a file), known only once the first frame is written."""
-        self._start = start_s
+        self._start = self._origin = start_s
         self._await_align = False
+
+    def set_origin(self, origin_s: float | Fraction) -> None:
+        """Move every packet back by ``origin_s`` (the source's seconds): the output's 0, for a source
+        that does not start at 0 and no window's start (call before :meth:`copy`)."""
+        self._origin = origin_s
 
     def follow(self, feed: PacketFeed | None) -> None:
         """Go on from ``feed``, a new opening of the same live source (None: stop copying). Its tracks
@@ -142,6 +164,7 @@ class Passthrough:
                     if before in self._transcodes:
                         transcodes[after.index] = _Transcode(after, self._out[before])
         self._formats = formats
+        self._starts = {}  # a live source's packets are not hidden; its indices are the new opening's
         self._floor_s = self._last_s  # nothing before what was written already
         self._feed, self._in, self._out, self._transcodes = feed, feed.container, fresh, transcodes
         self._await_align = True
@@ -170,14 +193,16 @@ class Passthrough:
                     self.close()
                     break
                 continue
-            out_s = at - (self._start or 0.0) if at is not None else None  # its time in the output
+            if self._hidden(index, packet):
+                continue
+            out_s = at - float(self._origin) if at is not None else None  # its time in the output
             if until_s is not None and out_s is not None and out_s > until_s:
                 self._pending = item
                 return
             if self._floor_s is not None and out_s is not None and out_s <= self._floor_s:
                 continue
-            if self._start is not None:
-                shift = round(self._start / packet.time_base)
+            if self._origin:
+                shift = round(self._origin / packet.time_base)
                 packet.pts = packet.pts - shift if packet.pts is not None else None
                 packet.dts -= shift
             self._write(index, packet)
@@ -213,6 +238,16 @@ class Passthrough:
         return item
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _hidden(self, index: int, packet: av.Packet) -> bool:
+        """Whether ``packet`` is one the source hides (marked discard: before an MP4 edit list's start)
+        and ends before its track starts, going into a container without edit lists, where it would
+        play (a cut's 0.5 s of audio before the picture put the video that late in Matroska). One
+        that reaches the start (AAC's priming) is kept: the decoder needs it."""
+        start = self._starts.get(index)
+        if self._hides or not packet.is_discard or start is None or packet.pts is None:
+            return False
+        return (packet.pts + (packet.duration or 0)) * packet.time_base < start
+
     def _add(self, src: av.stream.Stream) -> None:
         if src.type == "audio" and self._output.default_audio_codec in (None, "none"):
             self.skipped.append(f"{src.codec_context.name} audio (stream {src.index}): {self._kind} files hold "

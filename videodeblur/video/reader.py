@@ -12,6 +12,7 @@ did not.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import threading
 import time
@@ -78,6 +79,8 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     interlaced: bool = False  # the first frame holds two fields (1080i broadcast, DV): combing the network cannot undo
     has_alpha: bool = False  # transparency (ProRes 4444, PNG or VP9 with alpha): the output is opaque
+    # the first frame's time in seconds, exact: where the video starts (an MPEG-TS rarely at 0); None: unknown
+    start_s: Fraction | None = None
 
 
 @dataclasses.dataclass
@@ -91,6 +94,7 @@ class DecodedFrame:
     image: np.ndarray
     decoded_at: float
     deep: np.ndarray | None = None  # with ``deep=True``: the frame as uint16 RGB; ``image`` is it rounded to 8 bits
+    duration: int | None = None  # how long it shows, in ``time_base`` units, as the source says (None: not said)
 
     @property
     def pts_seconds(self) -> float:
@@ -120,11 +124,16 @@ class FrameReader:
         self.frames_decoded = 0
         self.packets_read = 0  # video packets demuxed (flush packets excluded)
         self.packets_discarded = 0  # marked "discard" by the demuxer (before an edit list's start)
+        # packets before the first keyframe: a file cut mid-GOP begins with frames no decoder can make,
+        # which are how it was cut, not loss (None: no keyframe seen yet)
+        self.packets_before_keyframe: int | None = None
         self.decode_errors = 0
         self.first_error: str | None = None
         self.frames_resized = 0  # frames after a mid-stream size change, scaled to the first frame's size
         self.first_resize: str | None = None  # "WxH at frame N", for the warning
         self._packets_end: int | None = None  # latest pts + duration of a packet read, in time_base units
+        self._packets_start: int | None = None  # earliest pts of a packet read, in time_base units
+        self._sought = False  # read from a seek's keyframe on, not from the stream's start
         self._packet_durations = True  # every packet read carried its duration (else one frame is added)
         self._others_end_s: float | None = None  # where the other streams' packets (audio, subtitles) end
         # a pipe's or URL's packets beside the video, kept from the start for feed(): a pipe cannot be
@@ -213,7 +222,8 @@ class FrameReader:
         first frame (call before iterating); returns ``(start, end)`` in the stream's own seconds,
         start None for none (0: the file's own start, its timing untouched). A start is reached by
         seeking to the keyframe before it and decoding up to it; frames before it are not yielded,
-        and the file is not read past the end. ``frames_lost`` is then not counted."""
+        and the file is not read past the end. ``frames_lost`` is then counted from the keyframe
+        sought to, and not at all for a part that ends before the file does."""
         begin = self._first_s + max(0.0, start_s)
         self.window = (begin, None if duration_s is None else begin + duration_s)
         if start_s > 0:
@@ -226,15 +236,18 @@ class FrameReader:
         frame now (before a writer is made from what was read): a seek that lands past it (an
         MPEG-TS seek into a long GOP) is undone by going back to the start, and one that leaves the
         input unreadable (a Matroska file from a server that ignores byte ranges: FFmpeg reports
-        the seek done, then every read fails) by opening it again; either way it is then read from
-        its top, the frames before the window dropped as they come."""
+        the seek done, then every read fails) or lands past it again (an MPEG-TS seek to its start
+        can: one read from -0.5 s landed on its keyframe at -0.1 s) by opening it again; either way
+        it is then read from its top, the frames before the window dropped as they come."""
+        def landed(first: av.VideoFrame | None) -> bool:
+            return first is not None and (first.pts is None or float(first.pts * self.info.time_base) <= at_s + 1e-9)
+
         if not self._seek(at_s):
             return  # it cannot seek (a pipe, such a server with MPEG-TS): read on from where it is
-        first = next(self._frames, None)
-        if first is not None and (first.pts is None or float(first.pts * self.info.time_base) <= at_s + 1e-9):
+        if landed(first := next(self._frames, None)):
             self._first = first
             return
-        if self._seek(0.0) and (first := next(self._frames, None)) is not None:
+        if self._seek(None) and landed(first := next(self._frames, None)):
             self._first = first
             return
         self._open_again()
@@ -244,14 +257,22 @@ class FrameReader:
         self._container.close()
         self._container = _open(self.path)
         self._use_video_stream()
-        self.frames_decoded = self.packets_read = self.packets_discarded = self.decode_errors = 0
-        self.first_error = None
-        self._packets_end = self._others_end_s = None
+        self._forget_reads()
+        self._sought = False
+        self._others_end_s = None
         if self._others is not None:
             self._others = []
         self._last_pts = None
         self._frames = self._frame_source()
         self._first = next(self._frames, None)  # read up to it now, as an opening does: a cover comes first
+
+    def _forget_reads(self) -> None:
+        """Count the reading anew: it starts again from a seek's keyframe or the top of the file."""
+        self.frames_decoded = self.packets_read = self.packets_discarded = self.decode_errors = 0
+        self.first_error = None
+        self.packets_before_keyframe = None
+        self._packets_end = self._packets_start = None
+        self._packet_durations = True
 
     @property
     def first_s(self) -> float:
@@ -269,17 +290,22 @@ class FrameReader:
             return max(0, round((end - start) * float(fps)))
         return None if frames is None else max(0, frames - round((start - self._first_s) * float(fps)))
 
-    def _seek(self, at_s: float) -> bool:
-        """Go to the keyframe at or before ``at_s`` (the stream's seconds) and decode on from there.
-        A source that cannot seek (a server without byte ranges, a pipe) is read on from where it is,
-        the frames before the window dropped as they come."""
+    def _seek(self, at_s: float | None) -> bool:
+        """Go to the keyframe at or before ``at_s`` (the stream's seconds; None: its start) and decode
+        on from there, counting anew. A source that cannot seek (a server without byte ranges, a
+        pipe) is read on from where it is, the frames before the window dropped as they come."""
         if is_stdin(self.path):
             return False  # FFmpeg may report success on a pipe and then read on from wherever it was
+        # not before the stream's start, which may be below 0 (an MPEG-TS whose clock wraps reads so)
+        floor = self._stream_start if self._stream_start is not None else 0
         try:
-            self._container.seek(max(0, int(at_s / self.info.time_base)), stream=self._stream, backward=True)
+            target = floor if at_s is None else max(floor, math.floor(at_s / self.info.time_base))
+            self._container.seek(target, stream=self._stream, backward=True)
         except (av.FFmpegError, OSError):
             return False
         self._stream.codec_context.flush_buffers()
+        self._forget_reads()  # the frames decoded before (the first, on opening) come again: not counted twice
+        self._sought = True
         if self._feed is not None:  # what was read before the seek comes again, or is not wanted
             self._feed.clear()
         if self._others is not None:  # but a cover picture is kept: the writer's header, still to come, wants it
@@ -356,7 +382,8 @@ class FrameReader:
             if self.deep:  # image holds the 16-bit frame: the network gets it rounded to 8 bits
                 deep, image = image, to_eight_bit(image)
             pts = self._last_pts = self._fixed_pts(frame.pts, step)
-            yield DecodedFrame(index, pts, self.info.time_base, image, time.perf_counter(), deep)
+            yield DecodedFrame(index, pts, self.info.time_base, image, time.perf_counter(), deep,
+                               getattr(frame, "duration", None) or None)
             index += 1
 
     def _read_on_for_feed(self) -> None:
@@ -385,18 +412,22 @@ class FrameReader:
         A count estimated from the duration (no index) only counts when clearly short (> 2 %). Fewer
         packets than the header's count whose timestamps still reach the stream's end are the file's
         own timing, not loss: an AVI counts its empty, dropped-frame slots (OpenCV's ``tree.avi``
-        holds 68 frames in 444 slots), and variable-rate video has gaps by design."""
-        if self.window is not None:
-            return 0  # a window stops mid-stream (packets in the decoder) and may start mid-GOP
+        holds 68 frames in 444 slots), and variable-rate video has gaps by design. Nor are the
+        packets before the first keyframe of a file cut mid-GOP (:attr:`packets_before_keyframe`):
+        no decoder makes frames of them. After a window's seek, what is expected is counted from
+        the keyframe it landed on."""
+        if self.window is not None and self.window[1] is not None:
+            return 0  # it stopped mid-stream, with packets still in the decoder
         missing, _ = self._missing_packets()
-        undecoded = max(self.packets_read - self.packets_discarded - self.frames_decoded, 0)
+        undecoded = max(self.packets_read - self.packets_discarded - (self.packets_before_keyframe or 0)
+                        - self.frames_decoded, 0)
         return missing + undecoded
 
     @property
     def frames_lost_estimated(self) -> bool:
         """Whether ``frames_lost`` is an estimate: the file was cut short and its header counts empty
         frame slots (a gappy AVI), so how many real frames the missing part held is not known."""
-        return self.window is None and self._missing_packets()[1]
+        return (self.window is None or self.window[1] is None) and self._missing_packets()[1]
 
     def close(self) -> None:
         with self._lock:
@@ -448,10 +479,14 @@ class FrameReader:
                 if packet.size:
                     self.packets_read += 1
                     self.packets_discarded += packet.is_discard
+                    if self.packets_before_keyframe is None and packet.is_keyframe:
+                        self.packets_before_keyframe = self.packets_read - 1
                     if packet.pts is not None:
                         self._packet_durations &= bool(packet.duration)
                         end = packet.pts + (packet.duration or 0)
                         self._packets_end = end if self._packets_end is None else max(self._packets_end, end)
+                        self._packets_start = (packet.pts if self._packets_start is None
+                                               else min(self._packets_start, packet.pts))
                 try:
                     frames = self._stream.decode(packet)
                 except av.FFmpegError as err:
@@ -497,7 +532,7 @@ class FrameReader:
     def _missing_packets(self) -> tuple[int, bool]:
         """Packets the header counts that never came (``frames_lost`` explains when they count), and
         whether that number is an estimate from the density of a gappy file's part that was read."""
-        expected = self.info.frames or 0
+        expected = max((self.info.frames or 0) - self._slots_before(), 0)
         missing = max(expected - self.packets_read, 0)
         if not self.info.frames_exact and missing <= max(1, expected // 50):
             return 0, False
@@ -512,9 +547,20 @@ class FrameReader:
         return missing, False
 
     def _slots_covered(self) -> float:
-        """How many of the header's frame slots the packets read span, from the stream's start."""
-        start = self._stream_start or 0
+        """How many of the header's frame slots the packets read span, from where reading began."""
+        start = self._read_from()
         return (self._packets_end - start) / _default_step(self.info) if self._packets_end is not None else 0.0
+
+    def _read_from(self) -> int:
+        """Where the packets read begin, in ``time_base`` units: the stream's start, or after a seek
+        the earliest packet read since."""
+        if self._sought and self._packets_start is not None:
+            return self._packets_start
+        return self._stream_start or 0
+
+    def _slots_before(self) -> int:
+        """The header's frame slots before where reading began (none unless a window sought past them)."""
+        return max(0, round((self._read_from() - (self._stream_start or 0)) / _default_step(self.info)))
 
     def _slot_density(self) -> float | None:
         """Packets read per frame slot they span, when clearly below one (< 0.9: the file leaves
@@ -580,6 +626,7 @@ class FrameReader:
             chapters=tuple(self._container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=_pixel_shape(s),
             interlaced=bool(first.interlaced_frame),
             has_alpha=not fmt.has_palette and len(fmt.components) in (2, 4),
+            start_s=None if first.pts is None else first.pts * Fraction(s.time_base or Fraction(1, 90000)),
             other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
                                for v in self._container.streams.video if v.index != s.index and not is_cover(v)))
 
@@ -627,6 +674,8 @@ def _deinterlaced(frames: Iterator[av.VideoFrame], stream: av.video.stream.Video
             if out.pts is not None and out.time_base is not None and out.time_base != time_base:
                 # bwdif halves the time base (it could send a frame per field): back to the stream's
                 out.pts = round(out.pts * out.time_base / time_base)
+                if getattr(out, "duration", None):
+                    out.duration = round(out.duration * out.time_base / time_base)
                 out.time_base = time_base
             yield out
 

@@ -19,6 +19,7 @@ and audio.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import errno
 import math
@@ -142,7 +143,11 @@ class FrameWriter:
     ``window``: the part of the source written, ``(start, end)`` in its seconds (a reader's
     ``trim()``; either may be None: from the start, to the end): frames' ``pts`` and the copied
     tracks and chapters are moved back by ``start``, so the new file begins at 0, and tracks end
-    where the window does. ``hdr``: HDR10's static metadata, written into a 10-bit x265 stream
+    where the window does. ``source_start_s``: where the source's video starts (its first frame's
+    time; :meth:`like` gives it): without a window's start, everything is moved back by the earliest
+    of it and the copied tracks' starts, so the new file begins at 0 as the ffmpeg tool's does (an
+    MPEG-TS that starts at 10 h made a 10-hour MP4, mostly empty; None: times are written as
+    given). ``hdr``: HDR10's static metadata, written into a 10-bit x265 stream
     (other encoders and 8-bit output leave it out). ``sample_aspect_ratio``: the shape of a pixel
     where it is not square (anamorphic DV/HDV/DVD), so the picture keeps its display shape.
     ``path`` may also be a live stream's URL (``rtmp://`` to a streaming server, ``srt://``,
@@ -161,7 +166,7 @@ class FrameWriter:
                  data: bool = True, attachments: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
                  window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None,
                  sample_aspect_ratio: Fraction | None = None, live: bool = False, made_by: str | None = None,
-                 pipe_format: str = "mkv") -> None:
+                 pipe_format: str = "mkv", source_start_s: Fraction | None = None) -> None:
         self._stream_url = is_url(path)
         self._pipe = is_stdin(path)  # "-": standard output
         existed = self._stream_url or self._pipe or Path(path).exists()
@@ -179,7 +184,7 @@ class FrameWriter:
         self.colour = colour or ColourTags()
         self.frames_written = 0
         self.resumed_frames = 0  # of frames_written, those copied from an interrupted run (resume_from)
-        self.resumed_until_s: float | None = None
+        self.resumed_until_s: float | None = None  # the last copied frame's time in this file
         self.quality_control: str | None = None
         # a pipe cannot be gone back into for the index at the end: MP4/MOV to it are always fragmented
         fragment_options = ({} if self._stream_url else _fragment_options(Path(f"-{self._kind}"), True) if self._pipe
@@ -187,6 +192,14 @@ class FrameWriter:
         self._fragmented = "movflags" in fragment_options  # MP4/MOV fragments (other containers are only flushed)
         self._held: av.Packet | None = None  # fragmented only: the packet waiting for its duration
         self._last_duration = 0
+        # Each frame's duration, in the encoder's units, set on its packet: the next frame's time less
+        # its own, the last one's as given or as long as the one before. Left to the muxer, the last
+        # frame lasted 1 / the average rate (3 s after a 30 s pause of a variable-rate source).
+        self._durations: dict[int, int] = {}  # encoder pts → duration, for packets still to come
+        self._waiting: collections.deque[av.Packet] = collections.deque()  # packets whose duration is unknown yet
+        self._coded_pts: int | None = None  # the last frame encoded, in the encoder's units
+        self._coded_step = 0  # the time between the last two frames encoded
+        self._last_given: int | None = None  # the last frame's duration as write() was given it
         self._closed = False
         self._lock = threading.Lock()
         self._last_end_s = 0.0
@@ -197,7 +210,9 @@ class FrameWriter:
         self._previous: av.VideoFrame | None = None  # the last frame encoded, for YUV4MPEG's repeats
         self.repeated_frames = 0  # frames YUV4MPEG output repeats to keep the source's timing
         self._passthrough: Passthrough | None = None
-        self._pts_offset = round(window[0] / self.time_base) if window and window[0] is not None else 0
+        # the source's time that becomes the output's 0: the window's start, else the source's (below)
+        self._origin_s: float | Fraction = window[0] if window and window[0] is not None else 0.0
+        self._pts_offset = round(self._origin_s / self.time_base)
         self._hdr = hdr
         self._sar = sample_aspect_ratio
         try:
@@ -221,8 +236,6 @@ class FrameWriter:
                 if layout == "i420" and self.pix_fmt != "yuv420p":
                     raise ValueError("layout 'i420' needs an even-sized yuv420p output")
                 self._container.metadata.update(_descriptive(tags))
-                if chapters := _chapters_in(chapters, window):
-                    self._container.set_chapters(chapters)
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
                 self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title", "timecode")))
                 if made_by:  # the video track's handler name: ffprobe shows it, and a resume checks it
@@ -230,6 +243,12 @@ class FrameWriter:
                 if copy_from is not None:
                     self._passthrough = Passthrough(copy_from, self._container, audio=audio, subtitles=subtitles,
                                                     data=data, attachments=attachments, kind=self._kind, window=window, fragmented=self._fragmented)
+                if not (window and window[0] is not None) and source_start_s is not None:
+                    self._start_at_zero(Fraction(source_start_s))
+                end = window[1] if window else None
+                if chapters := _chapters_in(chapters, (self._origin_s, end) if self._origin_s or end is not None
+                                            else None):
+                    self._container.set_chapters(chapters)
                 self._write_header()
             except BaseException:
                 if self._passthrough is not None:
@@ -273,7 +292,18 @@ class FrameWriter:
                                            or (attachments and info.has_attachments)) else None,
                    audio=audio, subtitles=subtitles, data=data, attachments=attachments,
                    tags=info.tags, video_tags=info.video_tags, chapters=info.chapters, hdr=info.hdr,
-                   sample_aspect_ratio=info.sample_aspect_ratio, **kwargs)
+                   sample_aspect_ratio=info.sample_aspect_ratio, source_start_s=info.start_s, **kwargs)
+
+    def _start_at_zero(self, video_start_s: Fraction) -> None:
+        """Move the output's 0 to the source's start: the earliest of its video's and its copied
+        tracks' (an audio track that starts first keeps its lead over the picture)."""
+        copied = self._passthrough.start_s if self._passthrough is not None else None
+        origin = video_start_s if copied is None else min(video_start_s, copied)
+        if origin:  # a source that starts at 0 is written exactly as it is
+            self._origin_s = origin
+            self._pts_offset = round(origin / self.time_base)
+            if self._passthrough is not None:
+                self._passthrough.set_origin(origin)
 
     @property
     def audio_packets(self) -> int:
@@ -318,8 +348,10 @@ class FrameWriter:
     def __exit__(self, exc_type: object, *exc: object) -> None:
         self.close(complete=exc_type is None)
 
-    def write(self, image: np.ndarray, *, pts: int) -> None:
-        """Encode one frame at ``pts`` (``time_base`` units, strictly increasing)."""
+    def write(self, image: np.ndarray, *, pts: int, duration: int | None = None) -> None:
+        """Encode one frame at ``pts`` (``time_base`` units, strictly increasing). ``duration``: how
+        long it shows (``time_base`` units; :attr:`DecodedFrame.duration`), which the last frame
+        keeps (None: as long as the frame before it); the others last until the next one."""
         rows = self.height * 3 // 2 if self.layout == "i420" else self.height
         wanted = np.uint16 if self.deep and self.layout == "rgb" else np.uint8
         if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, wanted):
@@ -343,7 +375,9 @@ class FrameWriter:
             try:
                 for packet in self._repeats_before(frame, last_slot):
                     self._mux_video(packet)
-                for packet in self._stream.encode(frame):
+                # (a one-rate container counts slots: there the last frame lasts as the one before it)
+                self._last_given = duration if duration and not self._slot_rate else None
+                for packet in self._encode(frame):
                     self._mux_video(packet)
                 self._previous = frame
                 self.frames_written += 1
@@ -366,7 +400,7 @@ class FrameWriter:
             again = self._previous.reformat()  # a frame of its own: the encoder may keep the one it was given
             again.pts, again.time_base = slot, frame.time_base
             self.repeated_frames += 1
-            yield from self._stream.encode(again)
+            yield from self._encode(again)
 
     def _slot(self, pts: int) -> tuple[int, Fraction]:
         """A frame's slot in a one-rate container: its time rounded to the rate, after the last slot (two
@@ -380,14 +414,16 @@ class FrameWriter:
         """Begin this still empty file with every video frame of ``partial`` (an interrupted run's
         output of the same source, made with the same settings), remuxed as they are: no decode, no
         re-encode, audio and subtitles interleaved up to them. Returns the frames copied and the last
-        one's time in seconds. OutputError when ``partial`` cannot be read or was encoded otherwise
-        (another encoder, size, pixel format or encoder settings: its stream header differs).
+        one's time in the source's seconds (its time here plus what this writer moves the source
+        back by: ``window``, ``source_start_s``). OutputError when ``partial`` cannot be read or was
+        encoded otherwise (another encoder, size, pixel format or encoder settings: its stream header differs).
         ``name``: what errors call ``partial`` (the output it was moved aside from). ``made_by``: what
         this run writes its frames with; a ``partial`` marked as made otherwise (another model, or
         deinterlaced where this run is not) is refused, since its frames would not match the rest.
         ``first_s``: the source's first frame time. A muxer may have moved every time in ``partial``
         (Matroska by the audio's priming delay, 21 ms for AAC; MPEG-TS by its 1.4 s start), and
-        would move them again here: its frames are put back on the source's times first."""
+        would move them again here: its frames are put back on the times this writer gives the
+        source's first."""
         def refuse(why: str) -> OutputError:
             return OutputError(f"cannot resume {name or partial}: {why}; run without --resume to start again")
 
@@ -429,7 +465,7 @@ class FrameWriter:
                 last_s: float | None = None
                 moved = 0  # how far the muxer moved the partial's times, in its time base
                 if first_s is not None and video.start_time is not None and video.time_base is not None:
-                    moved = video.start_time - round(first_s / video.time_base)
+                    moved = video.start_time - round((first_s - self._origin_s) / video.time_base)
                 rate = video.average_rate or video.guessed_rate
                 step = max(1, round(1 / (rate * video.time_base))) if rate and video.time_base else 1
                 try:
@@ -448,7 +484,7 @@ class FrameWriter:
                     raise refuse(f"copying its frame {self.frames_written} failed: {short_error(err)}") from err
             self._last_end_s = last_s or 0.0
             self.resumed_frames, self.resumed_until_s = self.frames_written, last_s
-            return self.frames_written, last_s
+            return self.frames_written, None if last_s is None else last_s + float(self._origin_s)
 
     def close(self, *, complete: bool = True) -> None:
         """Flush the encoder, copy the rest of the audio (only up to the last video frame when
@@ -484,12 +520,38 @@ class FrameWriter:
                 raise EncodeError(f"finishing {self.path} failed: {' '.join(str(failed).split())}") from failed
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _encode(self, frame: av.VideoFrame) -> list[av.Packet]:
+        """Encode a frame (its ``pts`` in the encoder's units), which tells how long the one before lasts."""
+        if self._coded_pts is not None and frame.pts > self._coded_pts:
+            self._coded_step = frame.pts - self._coded_pts
+            self._durations[self._coded_pts] = self._coded_step
+        self._coded_pts = frame.pts
+        return self._stream.encode(frame)
+
     def _mux_video(self, packet: av.Packet | None) -> None:
-        """Mux a video packet; None after the encoder's last one. A fragmented file stores each
+        """Mux a video packet; None after the encoder's last one. An encoded frame's packet gets the
+        frame's duration (:meth:`_encode`), waiting for it while the next frame has not come yet (an
+        encoder without delay hands it out at once); at the end the last frame lasts as
+        :meth:`write` was told, else as long as the one before it. A resumed run's copied packets
+        keep their own."""
+        if packet is None and self._coded_pts is not None and (last := self._last_given or self._coded_step):
+            self._durations.setdefault(self._coded_pts, last)
+        if packet is not None:
+            self._waiting.append(packet)
+        while self._waiting and (packet is None or self._waiting[0].pts != self._coded_pts
+                                 or self._coded_pts in self._durations):
+            ready = self._waiting.popleft()
+            if ready.pts is not None and ready.pts in self._durations:
+                ready.duration = self._durations.pop(ready.pts)
+            self._mux_timed(ready)
+        if packet is None:
+            self._mux_timed(None)
+
+    def _mux_timed(self, packet: av.Packet | None) -> None:
+        """Mux a video packet with its duration; None after the last. A fragmented file stores each
         frame's duration instead of working it out from the next frame's time (the next fragment is
-        not written yet), and encoders leave it empty: each packet is held until the next one gives
-        its duration, so variable frame rate keeps its timing there too. The last one keeps the
-        duration of the one before it."""
+        not written yet): a packet without one (copied from a file that did not store it) is held
+        until the next one gives it, and the last one keeps the duration of the one before it."""
         if packet is not None and packet.dts is not None and packet.time_base is not None:
             # A resumed run's encoder starts its decode times a B-frame delay before its first frame,
             # worked out from its own frame spacing: with variable frame rate that reached back to the
@@ -505,10 +567,11 @@ class FrameWriter:
         held, self._held = self._held, packet
         if held is None:
             return
-        if packet is not None and packet.dts is not None and held.dts is not None and packet.dts > held.dts:
-            held.duration = packet.dts - held.dts
-        elif self._last_duration:
-            held.duration = self._last_duration
+        if not held.duration:  # else its frame's own
+            if packet is not None and packet.dts is not None and held.dts is not None and packet.dts > held.dts:
+                held.duration = packet.dts - held.dts
+            elif self._last_duration:
+                held.duration = self._last_duration
         self._last_duration = held.duration or self._last_duration
         self._container.mux(held)
 
