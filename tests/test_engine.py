@@ -168,3 +168,16 @@ def test_compiled_engines_pad_short_batches_to_one_shape(monkeypatch: pytest.Mon
     difference = compiled.process(frames).astype(int) - plain.process(frames).astype(int)
     assert np.abs(difference).max() <= 1  # the same tolerance as batching_changes_nothing
     assert seen == [4, 4]  # 4 frames, then 1 padded to 4
+
+
+def test_auto_tiling_is_counted_by_shape_with_a_note_for_each() -> None:
+    """A run tells from the counts whether its own frames were tiled, and says why from their shape's note."""
+    engine = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=1, memory_budget=2_000_000))
+    engine.process(np.zeros((1, 48, 64, 3), np.uint8))  # fits whole in 2 MB
+    assert (engine.auto_tiled, engine.auto_tile_note) == ({}, None)
+    engine.process(np.zeros((2, 240, 320, 3), np.uint8))  # two batches of one frame, too big whole
+    assert engine.auto_tiled == {(1, 3, 240, 320): 2} and engine.auto_tile_note_for((1, 3, 48, 64)) is None
+    note = engine.auto_tile_note_for((1, 3, 240, 320))
+    assert note is not None and note.startswith("1 frame(s) of 320x240 would need") and engine.auto_tile_note == note
+    engine.process(np.zeros((1, 48, 64, 3), np.uint8))
+    assert engine.auto_tiled == {(1, 3, 240, 320): 2}

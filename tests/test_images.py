@@ -5,6 +5,7 @@ import dataclasses
 import os
 import shutil
 import struct
+import threading
 import zlib
 from pathlib import Path
 
@@ -605,3 +606,74 @@ def test_images_in_sub_folders_are_counted_in_one_warning(make_image, tmp_path):
     plan_images([tmp_path / "shots", tmp_path / "shots" / "day2"], tmp_path / "o3", warn=said.append)
     assert said == [f"{tmp_path / 'shots' / 'day2'}: 1 image in sub-folders left out (folders are read one level "
                     "deep; give a sub-folder as an input of its own to deblur its images)"]  # day2 is an input
+
+
+class Inverter:
+    """A stand-in engine whose output differs from any input, so a file written over its source shows."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return 255 - frames
+
+
+@pytest.mark.parametrize("name", ["same", "spelled", "hard", "symbolic"])
+def test_deblur_image_file_refuses_to_write_over_its_input(make_image, tmp_path, name):
+    src = make_image("in.png", width=16, height=16)
+    dst = {"same": src, "spelled": tmp_path / "." / "in.png", "hard": tmp_path / "hard.png",
+           "symbolic": tmp_path / "sym.png"}[name]
+    if name in ("hard", "symbolic"):
+        (os.link if name == "hard" else os.symlink)(src, dst)
+    before, engine = src.read_bytes(), Inverter()
+    with pytest.raises(OutputError, match="is the input file"):
+        deblur_image_file(dst if name == "symbolic" else src, src if name == "symbolic" else dst, engine)
+    assert src.read_bytes() == before and engine.calls == 0  # refused before the network ran
+
+
+def test_write_image_refuses_the_file_its_image_was_read_from(make_image, tmp_path):
+    src = make_image("in.png", width=16, height=16)
+    os.link(src, tmp_path / "hard.png")
+    before, image = src.read_bytes(), read_image(src)
+    with pytest.raises(OutputError, match="is the input file"):
+        write_image(tmp_path / "hard.png", image.with_rgb(255 - image.rgb))
+    assert src.read_bytes() == before
+    assert read_image(write_image(tmp_path / "new.png", image)).rgb.tolist() == image.rgb.tolist()
+
+
+def test_overlapping_quiet_opencv_users_leave_the_callers_log_level(make_image, monkeypatch):
+    """OpenCV's log level is one per process: an image read on one thread and a capture opened on
+    another, overlapping (the reader leaves first), left it silent for good; each saved and restored it."""
+    from videodeblur.video.capture import _quiet_opencv as capture_quiet
+
+    logging = cv2.utils.logging
+    src = make_image("a.png", width=8, height=8)
+    decoding, capture_in, reader_out = threading.Event(), threading.Event(), threading.Event()
+    real_imdecode, seen = cv2.imdecode, []
+
+    def imdecode(data, flags):  # the reader, inside its quiet section, waits for the capture to enter its own
+        decoding.set()
+        capture_in.wait(10)
+        return real_imdecode(data, flags)
+
+    def capture_user() -> None:
+        decoding.wait(10)
+        with capture_quiet():
+            capture_in.set()
+            reader_out.wait(10)
+            seen.append(logging.getLogLevel())  # the reader has left; this user is still inside
+
+    monkeypatch.setattr(cv2, "imdecode", imdecode)
+    previous = logging.getLogLevel()
+    logging.setLogLevel(logging.LOG_LEVEL_WARNING)
+    try:
+        user = threading.Thread(target=capture_user)
+        user.start()
+        assert read_image(src).rgb.shape == (8, 8, 3)
+        reader_out.set()
+        user.join(10)
+        assert seen == [logging.LOG_LEVEL_SILENT]
+        assert logging.getLogLevel() == logging.LOG_LEVEL_WARNING
+    finally:
+        logging.setLogLevel(previous)

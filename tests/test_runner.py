@@ -2,6 +2,10 @@
 stops every thread (no hang) and leaves a playable file."""
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from fractions import Fraction
@@ -13,14 +17,14 @@ import numpy as np
 import pytest
 import torch
 
-from videodeblur.errors import ConfigError, EncodeError, OutputError
+from videodeblur.errors import ConfigError, DecodeError, EncodeError, OutputError
 from videodeblur.model import LoadedModel, load_model
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 from videodeblur.pipeline.runner import side_by_side
 from videodeblur.video import FrameReader, FrameWriter
 
-from _clips_video import avi_with_empty_slots, decode, remuxed, through_yuv420, truncated_copy
-from conftest import clip_frame, psnr
+from _clips_video import avi_with_empty_slots, decode, remuxed, through_yuv420, truncated_copy, zeroed_copy
+from conftest import REPO_ROOT, clip_frame, psnr
 
 TIMEOUT_S = 60
 
@@ -688,3 +692,76 @@ def test_resume_refuses_a_part_another_program_wrote_and_still_resumes_markless_
         first = deblur_file(src, tmp_path / f"out.{ext}", engine)
         again = deblur_file(src, tmp_path / f"out.{ext}", engine, RunOptions(resume=True))
         assert (first.frames, again.frames, again.extra["resumed_frames"]) == (6, 0, 6), ext
+
+
+def test_a_default_sigterm_during_the_finalising_kills_the_process_once_the_output_is_finalised(
+        make_clip, tmp_path: Path) -> None:
+    """A program that installed no SIGTERM handler (SIG_DFL: its manager means to end it): the signal
+    that lands while the output is finalised is noted, then delivered again, so the process dies of
+    it with a file that plays, instead of living on with a RunInterrupted."""
+    src = make_clip("a.mp4", width=64, height=48, frames=6)
+    out = tmp_path / "out.mp4"
+    script = textwrap.dedent("""
+        import os, signal, sys, time
+        from videodeblur.pipeline import Engine, EngineOptions, RunOptions, deblur_file
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+        def progress(done, total):
+            if done == total:  # the last frame: once the main thread is finalising, SIGTERM
+                deadline = time.monotonic() + 30
+                while signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        engine = Engine.from_name("lprn-fast", EngineOptions(device="cpu", threads=1))
+        try:
+            deblur_file(sys.argv[1], sys.argv[2], engine, RunOptions(progress=progress))
+        except BaseException as err:
+            print("raised", type(err).__name__)
+        print("survived")
+    """)
+    result = subprocess.run([sys.executable, "-c", script, str(src), str(out)], cwd=REPO_ROOT, capture_output=True,
+                            text=True, timeout=TIMEOUT_S * 2)
+    assert result.returncode == -signal.SIGTERM, (result.stdout, result.stderr[-2000:])
+    assert "survived" not in result.stdout
+    assert len(decode(out).frames) == 6
+
+
+def test_a_tiling_note_is_said_only_by_the_run_that_tiled(make_clip, tmp_path: Path) -> None:
+    """The engine outlives a run: a still that it ran in tiles once put its note into every later
+    run's stats, tiled or not."""
+    engine = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=2, memory_budget=2_000_000))
+    small = make_clip("small.mp4", width=64, height=48, frames=2)  # 2 frames of 64x48 fit whole in 2 MB
+
+    def notes(stats: Any) -> list[str]:
+        return [line for line in stats.warnings if "run in tiles" in line]
+    assert notes(deblur_file(small, tmp_path / "1.mp4", engine)) == []
+    engine.process(np.zeros((1, 240, 320, 3), np.uint8))  # a larger still through the same engine: tiled
+    assert engine.auto_tile_note is not None
+    assert notes(deblur_file(small, tmp_path / "2.mp4", engine)) == []
+    tiled = notes(deblur_file(make_clip("big.mp4", width=128, height=96, frames=2), tmp_path / "3.mp4", engine))
+    assert len(tiled) == 1 and tiled[0].startswith("2 frame(s) of 128x96 would need") and "tiles of 80 px" in tiled[0]
+
+
+def test_a_stop_before_the_first_frame_is_an_empty_run_not_a_decode_error(engine: Engine, make_clip,
+                                                                         tmp_path: Path) -> None:
+    """A caller that cancels before the run starts (its stop already set) got "no frame could be
+    decoded", as if the file were corrupt; a file that decodes to nothing still says so."""
+    stop, out = threading.Event(), tmp_path / "out.mp4"
+    stop.set()
+    stats = deblur_file(make_clip("a.mp4", width=64, height=48, frames=4), out, engine, RunOptions(stop=stop))
+    assert (stats.frames, stats.extra["frames_written"], stats.extra["stopped_early"]) == (0, 0, True)
+    assert not out.exists()
+    zeroed = zeroed_copy(tmp_path / "a.mp4", tmp_path / "z.mp4")
+    with pytest.raises(DecodeError, match="no frame could be decoded"):
+        deblur_file(zeroed, out, engine, RunOptions(stop=stop))
+
+
+def test_non_finite_parts_and_untyped_options_are_config_errors() -> None:
+    """NaN passed every comparison (a start of NaN was taken as 0) and NaN or infinity failed in the
+    encode thread with a bare ValueError or OverflowError; "18" and None failed untyped."""
+    nan, inf = float("nan"), float("inf")
+    for kwargs in ({"start_s": nan}, {"start_s": inf}, {"duration_s": nan}, {"duration_s": inf},
+                   {"duration_s": -inf}, {"start_s": "1"}, {"crf": "18"}, {"crf": True}, {"encoder": None}):
+        with pytest.raises(ConfigError, match="must be"):
+            RunOptions(**kwargs)

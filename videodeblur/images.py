@@ -32,12 +32,11 @@ Everything is checked before the network runs (:func:`plan_images`), so a typo f
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import av
 import cv2
@@ -49,7 +48,9 @@ from videodeblur.image_metadata import (insert_png_chunks, insert_segments, meta
                                         png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile)
 from videodeblur.notices import Warn, python_warning
-from videodeblur.paths import VIDEO_SUFFIXES, check_distinct_outputs, default_outputs, expand_inputs, make_folder
+from videodeblur.paths import (VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart, default_outputs,
+                               expand_inputs, make_folder)
+from videodeblur.quiet_opencv import quiet_opencv
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
            "plan_images", "deblur_image_file", "deblur_images"]
@@ -119,7 +120,7 @@ def read_image(path: str | Path) -> Image:
         raise UnreadableInputError(f"{path} is empty, not an image")
     # JPEG: ANYCOLOR applies the EXIF orientation (UNCHANGED would not); it never has alpha anyway.
     flags = cv2.IMREAD_ANYCOLOR if _is_jpeg(data) else cv2.IMREAD_UNCHANGED
-    with _quiet_opencv():
+    with quiet_opencv():  # its decoder warnings on stderr: our error says it once, in one line
         pixels = cv2.imdecode(data, flags)
     if pixels is None:
         if Path(path).suffix.lower() in VIDEO_SUFFIXES:
@@ -148,6 +149,8 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
     and AVIF only, 16 bits to PNG and TIFF only. What the format cannot hold goes to ``warn``, one line."""
     path = Path(path)
     ext = _checked_extension(path)
+    if image.source:  # never over the file it was read from, under any name
+        check_outputs_apart([(image.source, path)])
     keep_alpha = image.alpha is not None and ext in _ALPHA_EXTENSIONS
     own_encoder = image.grey and keep_alpha and ext in _DEEP_EXTENSIONS  # grey + alpha PNG/TIFF: FFmpeg's
     if image.grey:
@@ -259,7 +262,10 @@ def _checked_jobs(jobs: list[ImageJob]) -> list[ImageJob]:
 
 def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor, *, warn: Warn | None = None) -> Path:
     """Deblur one image file into ``dst`` (its format by its extension), keeping mode and size; what the
-    output format cannot hold goes to ``warn``."""
+    output format cannot hold goes to ``warn``. A ``dst`` that is ``src`` under any name (the same
+    path, a symbolic or a hard link) is refused (OutputError) before anything is read."""
+    _checked_extension(Path(dst))
+    check_outputs_apart([(src, Path(dst))])  # the video commands' identity check, before the network runs
     image = read_image(src)
     out = engine.process(image.rgb[np.newaxis])[0]
     return write_image(dst, image.with_rgb(np.ascontiguousarray(out)), warn=warn)
@@ -278,18 +284,6 @@ def deblur_images(inputs: Sequence[str | Path], output: str | Path, engine: Fram
 
 def _is_jpeg(data: np.ndarray) -> bool:
     return data.size >= 3 and bytes(data[:3]) == b"\xff\xd8\xff"
-
-
-@contextlib.contextmanager
-def _quiet_opencv() -> Iterator[None]:
-    """OpenCV logs decoder warnings to stderr; our error message says it once, in one line."""
-    logging = cv2.utils.logging
-    previous = logging.getLogLevel()
-    logging.setLogLevel(logging.LOG_LEVEL_SILENT)
-    try:
-        yield
-    finally:
-        logging.setLogLevel(previous)
 
 
 def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Image:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import numbers
 import os
 import threading
 from typing import Literal, Sequence
@@ -77,6 +78,16 @@ class EngineOptions:
         return 2 * (self.tile_overlap if self.tile_overlap is not None else MIN_TILE_OVERLAP) + 16
 
     def __post_init__(self) -> None:
+        # types first: None or "2" would fail below, or later, as an untyped AttributeError/TypeError
+        for name in ("device", "precision"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string such as 'auto', got {getattr(self, name)!r}")
+        for name in ("batch_size", "tile", "tile_overlap", "pinned_ring", "threads", "memory_budget"):
+            value = getattr(self, name)
+            if value is None and name != "pinned_ring":
+                continue  # None: the automatic choice
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ConfigError(f"{name} must be a whole number, got {value!r}")
         if self.precision not in ("auto", *_DTYPES):
             raise ConfigError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -172,7 +183,10 @@ class Engine:
         self.network: torch.nn.Module = torch.compile(net) if self.options.compile else net
         self._lock = threading.Lock()  # submit() may be called from a worker thread
         self._auto_tiles: dict[tuple[int, ...], int | None] = {}
+        self._auto_tile_notes: dict[tuple[int, ...], str] = {}
         self.auto_tile_note: str | None = None  # set when frames were first tiled for memory: why, and at what size
+        # batches run in tiles for memory, by shape: the engine outlives a run, which reports only its own
+        self.auto_tiled: dict[tuple[int, ...], int] = {}
         self._cuda = _CudaPipeline(self) if self.device.type == "cuda" else None
 
     @classmethod
@@ -248,8 +262,11 @@ class Engine:
         x = x.to(self.dtype)
         if self.options.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        tile = self.options.tile if self.options.tile is not None else self._auto_tile(tuple(x.shape))
+        shape = tuple(x.shape)
+        tile = self.options.tile if self.options.tile is not None else self._auto_tile(shape)
         if tile is not None and (x.shape[-1] > tile or x.shape[-2] > tile):
+            if self.options.tile is None:  # tiled for memory, not as asked
+                self.auto_tiled[shape] = self.auto_tiled.get(shape, 0) + 1
             return run_tiled(self.network, x, tile=tile, overlap=self.tile_overlap(tile),
                              max_batch=max(self.batch_size, 1))
         return self.network(x)
@@ -276,12 +293,18 @@ class Engine:
             tile = plan_tile(h, w, n, per_pixel, budget, min_tile=self.options.smallest_tile,
                              max_batch=self.batch_size)
             self._auto_tiles[shape] = tile
-            if tile is not None and self.auto_tile_note is None:
+            if tile is not None:
                 whence = "the memory budget" if self.options.memory_budget else "half the free memory"
-                self.auto_tile_note = (f"{n} frame(s) of {w}x{h} would need about {_mib(n * h * w * per_pixel)} whole, "
-                                       f"more than {whence} ({_mib(budget)}): run in tiles of {tile} px "
-                                       "(--tile sets the size)")
+                note = (f"{n} frame(s) of {w}x{h} would need about {_mib(n * h * w * per_pixel)} whole, "
+                        f"more than {whence} ({_mib(budget)}): run in tiles of {tile} px (--tile sets the size)")
+                self._auto_tile_notes[shape] = note
+                self.auto_tile_note = self.auto_tile_note or note
         return self._auto_tiles[shape]
+
+    def auto_tile_note_for(self, shape: tuple[int, ...]) -> str | None:
+        """Why batches of ``shape`` (N×3×H×W, as :attr:`auto_tiled` counts them) are run in tiles for
+        memory, and at what size; None where they run whole."""
+        return self._auto_tile_notes.get(shape)
 
     def _forward_uint8(self, u8: torch.Tensor, layout: Layout, colour: ColourTags | None) -> torch.Tensor:
         """uint8 batch on the device → deblurred uint8 batch on the device (same layout)."""

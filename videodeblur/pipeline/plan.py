@@ -7,6 +7,8 @@ loads or the first hour-long video is deblurred.
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 import os
 from pathlib import Path, PurePosixPath
 from typing import Sequence
@@ -24,9 +26,15 @@ _KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts")
 
 
 def check_part(start_s: float, duration_s: float | None, resume: bool) -> None:
-    """ConfigError for a part of a video that cannot be deblurred: a negative start, a duration that
-    is not positive, or a part combined with ``resume`` (which goes on with the whole file). Checked by
-    the command before the model loads, and by :class:`videodeblur.pipeline.RunOptions` for library callers."""
+    """ConfigError for a part of a video that cannot be deblurred: a start or duration that is not a
+    finite number, a negative start, a duration that is not positive, or a part combined with
+    ``resume`` (which goes on with the whole file). Checked by the command before the model loads, and
+    by :class:`videodeblur.pipeline.RunOptions` for library callers."""
+    for name, value in (("start", start_s), ("duration", duration_s)):
+        # NaN passed every comparison below, and NaN or infinity failed in the encode thread, untyped
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                  or not math.isfinite(value)):
+            raise ConfigError(f"{name} must be a finite number of seconds, got {value!r}")
     if start_s < 0 or (duration_s is not None and duration_s <= 0):
         raise ConfigError(f"start must be >= 0 and duration > 0 seconds, got {start_s} and {duration_s}")
     if resume and (start_s or duration_s is not None):

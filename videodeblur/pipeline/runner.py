@@ -14,6 +14,7 @@ import collections
 import contextlib
 import dataclasses
 import math
+import numbers
 import os
 import queue
 import select
@@ -66,7 +67,8 @@ class RunOptions:
     oversubscribed them and cost ~20 % fps), FFmpeg's choice (frame threads) when it runs on a GPU.
     ``audio``: copy the audio
     stream. ``stop``: set it from another thread to end the run early (the output is finalised and
-    the stats say ``interrupted``). ``max_frames``: stop after this many frames. ``fragmented``: write
+    the stats say ``stopped_early``; one set before any frame was written leaves no file and returns
+    stats of 0 frames). ``max_frames``: stop after this many frames. ``fragmented``: write
     so that even a killed process leaves a playable file: an MP4/MOV as a fragment a second (no
     B-frames), Matroska as a cluster a second, every container flushed to disk as it is written.
     ``start_s`` / ``duration_s``: deblur only that part of the file (seconds from its first frame;
@@ -108,6 +110,10 @@ class RunOptions:
     def __post_init__(self) -> None:
         if self.queue_size < 1:
             raise ConfigError(f"queue_size must be >= 1, got {self.queue_size}")
+        if not isinstance(self.encoder, str):
+            raise ConfigError(f"encoder must be a name such as 'auto' or 'libx264', got {self.encoder!r}")
+        if isinstance(self.crf, bool) or not isinstance(self.crf, numbers.Real):  # "18" failed untyped below
+            raise ConfigError(f"crf must be a number in [0, 51], got {self.crf!r}")
         if not 0 <= self.crf <= 51:
             raise ConfigError(f"crf must be in [0, 51], got {self.crf}")
         if self.warmup_frames < 0:
@@ -188,7 +194,8 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     finally:
         if partial is not None and frames_in(Path(output_path)) >= writer.resumed_frames:
             partial.unlink(missing_ok=True)  # every frame it held is in the new output
-    if not writer.frames_written:  # the writer removed its empty file: say so, not "wrote 0 frames"
+    if not writer.frames_written and not stats.extra.get("stopped_early"):
+        # the writer removed its empty file: say so, not "wrote 0 frames" (a stop asked for is no failure)
         where = (f"from {options.start_s:g} s on (it is {reader.info.duration_s:.2f} s long)"
                  if options.start_s and reader.info.duration_s else "in the part asked for" if options.trimmed else "")
         raise DecodeError(f"no frame of {reader.name} {where or 'could be decoded'}: nothing was written")
@@ -300,6 +307,8 @@ class _Pipeline:
         self._wrote_at = time.monotonic()  # the encode thread's last progress
         self._stuck_since: float | None = None  # since when, after a stop, the writer has made none
         self._drains = _output_drains(writer.path)
+        # the engine outlives the run: only a tiling during this run is this run's to report
+        self._tiled_before = dict(getattr(engine, "auto_tiled", {}))  # engines in tests may be stand-ins
 
     # --- orchestration ------------------------------------------------------------------------
     def run(self) -> RunStats:
@@ -539,6 +548,15 @@ class _Pipeline:
                     raise _Stopped from None
 
     # --- result ---------------------------------------------------------------------------------
+    def _tiling_note(self) -> str | None:
+        """Why this run's frames were run in tiles for memory (the note of the shape tiled most: full
+        batches, not a short last one), or None where they ran whole."""
+        grown = {shape: count - self._tiled_before.get(shape, 0)
+                 for shape, count in dict(getattr(self.engine, "auto_tiled", {})).items()}
+        if not grown or max(grown.values()) <= 0:
+            return None
+        return self.engine.auto_tile_note_for(max(grown, key=grown.__getitem__))
+
     def _freeze(self) -> RunStats:
         reader, writer, engine = self.reader, self.writer, self.engine
         info = reader.info
@@ -561,7 +579,7 @@ class _Pipeline:
         if info.other_videos:
             self.stats.warn(f"left out {len(info.other_videos)} other video stream(s) ({'; '.join(info.other_videos)}): "
                             f"the video deblurred is stream {reader.stream_index}, the one FFmpeg picks")
-        if note := getattr(engine, "auto_tile_note", None):  # engines in tests may be stand-ins
+        if note := self._tiling_note():
             self.stats.warn(note)
         if reader.frames_resized:
             self.stats.warn(f"{reader.name} changes size mid-stream (first to {reader.first_resize}): "
@@ -603,18 +621,24 @@ _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "S
 def _signals_noted(note: Callable[[], None]) -> Iterator[None]:
     """SIGINT, SIGTERM and SIGHUP call ``note`` and the handlers that were there (whose
     KeyboardInterrupt, Ctrl-C's or the CLI's SIGTERM's and SIGHUP's, is swallowed), instead of
-    raising into the code inside; an ignored one (``nohup``'s SIGHUP) stays ignored. Only the main
-    thread receives signals; elsewhere this does nothing."""
+    raising into the code inside; an ignored one (``nohup``'s SIGHUP) stays ignored. One whose
+    handler was the default (a program that installed none: SIGTERM kills it) is sent again once
+    the code inside is done, with the default restored, so the process still dies of it, its output
+    finalised. Only the main thread receives signals; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
-    previous = {sig: handler for sig, handler in previous.items() if handler is not signal.SIG_IGN}
+    # an ignored one stays ignored; one set outside Python (None) could not be put back
+    previous = {sig: handler for sig, handler in previous.items() if handler not in (signal.SIG_IGN, None)}
+    deferred: list[int] = []  # default-action signals, delivered again afterwards
 
     def noted(signum: int, frame: Any) -> None:
         note()
         handler = previous[signum]
-        if callable(handler):
+        if handler is signal.SIG_DFL:
+            deferred.append(signum)
+        elif callable(handler):
             try:
                 handler(signum, frame)  # e.g. the CLI's: it remembers a SIGTERM for exit code 143
             except KeyboardInterrupt:
@@ -627,6 +651,8 @@ def _signals_noted(note: Callable[[], None]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for sig in dict.fromkeys(deferred):  # its handler is SIG_DFL again: the default action now
+            os.kill(os.getpid(), sig)
 
 
 def _output_drains(path: Path | str) -> "bool | Callable[[], bool] | None":

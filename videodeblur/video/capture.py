@@ -326,9 +326,9 @@ def _is_lavfi_graph(spec: str) -> bool:
 
 @contextlib.contextmanager
 def _quiet_opencv() -> Iterator[None]:
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # its errors too: ours names the source
-    try:
+    # its errors too (ours names the source); the helper shared with images.py counts its users under
+    # a lock, so threads that overlap leave the caller's level, not silence
+    from videodeblur.quiet_opencv import quiet_opencv
+
+    with quiet_opencv():
         yield
-    finally:
-        cv2.utils.logging.setLogLevel(level)

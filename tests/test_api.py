@@ -1,0 +1,135 @@
+"""The library facade, ``Deblurrer``, as a program that embeds it uses it: its options, cancelling,
+typed errors for bad values, threads, and where its warnings point."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+from videodeblur import Deblurrer
+from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
+from videodeblur.pipeline import Engine
+
+from _clips_video import decode
+
+
+@pytest.fixture(scope="module")
+def deblurrer() -> Deblurrer:
+    return Deblurrer("lprn-fast", device="cpu")
+
+
+@pytest.mark.parametrize("link", ["same", "hard", "symbolic"])
+def test_image_never_writes_over_its_source(deblurrer: Deblurrer, make_image, tmp_path: Path, link: str) -> None:
+    src = make_image("in.png", width=16, height=16)
+    dst = src if link == "same" else tmp_path / "other.png"
+    if link != "same":
+        (os.link if link == "hard" else os.symlink)(src, dst)
+    before = src.read_bytes()
+    with pytest.raises(OutputError, match="is the input file"):
+        deblurrer.image(src, dst)
+    assert src.read_bytes() == before
+
+
+def test_every_engine_option_passes_through_and_threads_are_the_callers_to_choose() -> None:
+    threads = torch.get_num_threads()
+    try:
+        d = Deblurrer("lprn-fast", device="cpu", threads=1, memory_budget=10**9, tile_overlap=48)
+        assert (d.options.threads, d.options.memory_budget, d.options.tile_overlap) == (1, 10**9, 48)
+        assert d.engine.options is d.options and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert "threads" in (Deblurrer.__doc__ or "")
+    with pytest.raises(ConfigError, match="unknown Deblurrer option.* thread\\b"):
+        Deblurrer(device="cpu", thread=1)
+
+
+@pytest.mark.parametrize("kwargs", [{"device": None}, {"batch_size": "2"}, {"tile": "256"}, {"threads": 1.5},
+                                    {"precision": 16}, {"batch_size": True}])
+def test_values_of_the_wrong_type_are_config_errors(kwargs: dict) -> None:
+    with pytest.raises(ConfigError, match="must be"):
+        Deblurrer("lprn-fast", **kwargs)
+
+
+def test_file_can_be_stopped_and_a_stop_before_the_start_writes_nothing(deblurrer: Deblurrer, make_clip,
+                                                                        tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=40)  # more than the bounded queues hold ahead
+    stop = threading.Event()
+
+    def progress(done: int, total: int | None) -> None:
+        if done == 3:
+            stop.set()
+    stats = deblurrer.file(src, tmp_path / "out.mp4", progress=progress, stop=stop)
+    assert stats.extra["stopped_early"] is True and 3 <= stats.frames < 40
+    assert len(decode(tmp_path / "out.mp4").frames) == stats.frames
+    stats = deblurrer.file(src, tmp_path / "none.mp4", stop=stop)  # already set
+    assert (stats.frames, stats.extra["stopped_early"]) == (0, True) and not (tmp_path / "none.mp4").exists()
+    stats = deblurrer.file(src, tmp_path / "five.mp4", max_frames=5)
+    assert stats.frames == 5 and len(decode(tmp_path / "five.mp4").frames) == 5
+
+
+@pytest.mark.parametrize("kwargs", [{"start_s": float("nan")}, {"duration_s": float("nan")},
+                                    {"duration_s": float("inf")}])
+def test_non_finite_times_are_refused_before_anything_is_written(deblurrer: Deblurrer, make_clip, tmp_path: Path,
+                                                                  kwargs: dict) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    with pytest.raises(ConfigError, match="must be a finite number of seconds"):
+        deblurrer.file(src, tmp_path / "out.mp4", **kwargs)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("method", ["file", "image"])
+@pytest.mark.parametrize("which", ["src", "dst"])
+@pytest.mark.parametrize("bad", ["long", "nul"])
+def test_paths_no_file_can_have_are_typed_one_line_errors(deblurrer: Deblurrer, make_clip, make_image,
+                                                          tmp_path: Path, method: str, which: str, bad: str) -> None:
+    good_src = make_clip("a.mp4", width=64, height=48, frames=2) if method == "file" else \
+        make_image("a.png", width=16, height=16)
+    suffix = good_src.suffix
+    wrong = str(tmp_path / ("x" * 300 + suffix)) if bad == "long" else str(tmp_path / f"a\0b{suffix}")
+    src, dst = (wrong, tmp_path / f"out{suffix}") if which == "src" else (good_src, wrong)
+    with pytest.raises(InputNotFoundError if which == "src" else OutputError) as caught:
+        getattr(deblurrer, method)(src, dst)
+    assert "\n" not in str(caught.value) and ("NUL" if bad == "nul" else "too long") in str(caught.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [good_src.name]  # nothing written
+
+
+def test_concurrent_first_calls_build_one_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[object] = []
+
+    def slow_build(cls: type, name: str | None = None, options: object = None) -> object:
+        time.sleep(0.05)  # long enough for every thread to find no engine yet
+        built.append(object())
+        return built[-1]
+
+    monkeypatch.setattr(Engine, "from_name", classmethod(slow_build))
+    d = Deblurrer("lprn-fast", device="cpu")
+    with ThreadPoolExecutor(4) as pool:
+        engines = list(pool.map(lambda _: d.engine, range(8)))
+    assert len(built) == 1 and all(e is built[0] for e in engines)
+
+
+def test_image_warnings_point_at_the_caller_or_go_to_warn(deblurrer: Deblurrer, make_image, tmp_path: Path) -> None:
+    src = make_image("rgba.png", width=16, height=16, mode="rgba")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        deblurrer.image(src, tmp_path / "out.jpg")  # a JPEG has no alpha: a warning, at this line
+    assert [(w.category, w.filename) for w in caught] == [(UserWarning, __file__)]
+    assert caught[0].lineno == test_image_warnings_point_at_the_caller_or_go_to_warn.__code__.co_firstlineno + 4
+    said: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        deblurrer.image(src, tmp_path / "out2.jpg", warn=said.append)
+    assert caught == [] and len(said) == 1 and "cannot hold the alpha channel" in said[0]
+
+
+def test_file_warnings_go_to_warn(deblurrer: Deblurrer, make_clip, tmp_path: Path) -> None:
+    src = make_clip("odd.mp4", width=33, height=25, frames=2)  # odd-sized: 4:4:4 H.264, which browsers do not play
+    said: list[str] = []
+    stats = deblurrer.file(src, tmp_path / "out.mp4", warn=said.append)
+    assert said == list(stats.warnings) and any("4:4:4" in line for line in said)
