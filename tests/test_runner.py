@@ -765,3 +765,30 @@ def test_non_finite_parts_and_untyped_options_are_config_errors() -> None:
                    {"duration_s": -inf}, {"start_s": "1"}, {"crf": "18"}, {"crf": True}, {"encoder": None}):
         with pytest.raises(ConfigError, match="must be"):
             RunOptions(**kwargs)
+
+
+def test_the_last_frame_lasts_as_long_as_the_source_says(engine: Engine, tmp_path: Path) -> None:
+    """A slide show's last picture is held 2 s: the output ends when the source does, not one frame
+    gap after the last frame starts. (Matroska: MP4 and MOV with B-frames store durations in decode
+    order, where the last sample is a B-frame, and still end one frame gap after the last start.)"""
+    src = tmp_path / "held.mp4"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.codec_context.max_b_frames = 0
+        for i in range(4):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = 40 * i, Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                packet.duration = 2000 if packet.pts == 120 else 40
+                out.mux(packet)
+        for packet in stream.encode(None):
+            packet.duration = 2000 if packet.pts == 120 else 40
+            out.mux(packet)
+    with av.open(str(src)) as c:
+        source_s = float(c.duration / av.time_base)
+    assert source_s > 2.0
+    deblur_file(src, tmp_path / "out.mkv", engine)
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert float(c.duration / av.time_base) == pytest.approx(source_s, abs=0.01)

@@ -505,7 +505,7 @@ class _Pipeline:
                     image = add_change(frame.deep, frame.image, image)
                 if self.options.side_by_side:
                     image = side_by_side(frame.deep if deep else frame.image, image, info.rotation)
-                writer.write(image, pts=frame.pts)
+                writer.write(image, pts=frame.pts, duration=frame.duration)
                 self._wrote_at = time.monotonic()
                 done = time.perf_counter()
                 clock.add(done - start)
