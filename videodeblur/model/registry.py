@@ -20,7 +20,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 SHIPPED_MODELS: dict[str, str] = {
     "lprn": "the paper's configuration: T=6, channel+spatial attention, full resolution",
-    "lprn-rt": "real-time GPU preset (default for video): pixel-unshuffle front end, fewer stages",
+    "lprn-rt": "real-time GPU preset (default for video on CUDA): pixel-unshuffle front end, fewer stages",
     "lprn-fast": "CPU preset: 640x360 at >= 25 fps on 2 cores, fp32",
 }
 DEFAULT_VIDEO_MODEL = "lprn-rt"
