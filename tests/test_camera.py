@@ -7,6 +7,7 @@ the live loop, not the network.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -699,3 +700,98 @@ def test_camera_names_the_device_as_video_does(make_clip, run_cli, tmp_path: Pat
     assert live.exit_code == video.exit_code == 0, live.stderr + video.stderr
     device = json.loads(video.stdout)["device"]
     assert json.loads(live.stdout)["device"] == device and device.startswith("cpu (") and "threads)" in device
+
+
+def _feed_fifo(fifo: Path, data: bytes) -> threading.Thread:
+    """A writer thread for ``fifo``: it opens it (blocking until the reader does) and writes ``data``."""
+    def feed() -> None:
+        try:
+            with open(fifo, "wb") as pipe:
+                pipe.write(data)
+        except BrokenPipeError:
+            pass
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_pipe_with_sound_records_without_it_and_says_so(make_clip, run_cli, tmp_path: Path) -> None:
+    """A FIFO with audio and --record: the recorder opened the pipe again for the sound, two readers
+    split its bytes and the run broke after 25 frames. A pipe cannot be read twice: no sound, a note."""
+    clip = make_clip("in.mp4", width=64, height=48, frames=20, fps=FPS, audio=True)
+    ts = remuxed(clip, tmp_path / "in.ts")
+    fifo = tmp_path / "ff"
+    os.mkfifo(fifo)
+    feeder = _feed_fifo(fifo, ts.read_bytes())
+    out = tmp_path / "rec.mp4"
+    result = run_cli("camera", "--source", fifo, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                     "--record", out, "--json")
+    feeder.join(10)
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["processed"] == stats["recorded"] == 20 == len(decode(out).frames)
+    notes = [line for line in result.stderr_lines if "sound" in line]
+    assert notes == [f"videodeblur: note: {fifo} is a pipe, not a file: its sound cannot be read a second "
+                     "time, so a recording has none"], result.stderr
+
+
+def test_a_signal_while_a_pipe_source_opens_exits_as_an_interrupt(tmp_path: Path) -> None:
+    """Ctrl-C while open() waited for a FIFO's writer gave exit 1 "cannot open source ...:
+    Interrupted system call"; it must end as Ctrl-C does mid-run: 130."""
+    fifo = tmp_path / "ff"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "camera", "--source", str(fifo), "--no-preview",
+                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wchan = Path(f"/proc/{proc.pid}/wchan")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and wchan.read_text() != "wait_for_partner":
+            time.sleep(0.1)  # Linux: blocked in open() until the FIFO has a writer
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        _, stderr = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert took < 5 and "cannot open" not in stderr, stderr
+
+
+def test_a_run_with_no_frame_names_no_recording(tmp_path: Path) -> None:
+    """0 frames processed printed "recorded 0 frames to z.mp4", a file that was never written."""
+    from videodeblur.cli.camera import _table
+
+    out = tmp_path / "z.mp4"
+    stats = run_live(ScriptedSource(0), DelayedEngine(0.0), LiveOptions(record_path=out))
+    assert stats.processed == stats.recorded == 0 and not out.exists()
+    rows = dict(line.split(None, 1) for line in _table(stats.to_dict()).splitlines())
+    assert rows["recorded"] == "nothing recorded (no frame was processed)"
+
+
+def test_a_stream_receiver_that_stops_reading_does_not_hold_the_run(tmp_path: Path) -> None:
+    """--record tcp:// to a receiver that accepts and never reads: close() waited for ever on the
+    writer blocked in a network write. It is left after a grace, and the stats say the cut."""
+    import socket
+
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    noise = "nullsrc=s=320x240:r=25,geq=random(1)*255:128:128"  # hard to compress: fills the buffers fast
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "camera", "--source", noise, "--no-preview",
+                             "--device", "cpu", "--max-seconds", "4", "--json",
+                             "--record", f"tcp://127.0.0.1:{listener.getsockname()[1]}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=40)
+    finally:
+        proc.kill()
+        for conn in [*accepted, listener]:
+            conn.close()
+    assert proc.returncode == 0, stderr
+    stats = json.loads(stdout)
+    assert stats["end_reason"] == "max-seconds" and stats["processed"] > 0
+    assert "the recording was cut off: the receiver took nothing for 3 s" in stats["warnings"], stats

@@ -110,6 +110,8 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime,
                                  side_by_side=side_by_side and not preview and record is None):
         click.echo(f"videodeblur: note: {note}", err=True)
+    if record is not None and (left_out := getattr(live_source, "sound_left_out", None)):
+        click.echo(f"videodeblur: note: {left_out}", err=True)  # said once: a reconnect does not repeat it
     window = None
     try:
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1))
@@ -257,5 +259,8 @@ def _table(stats: dict[str, Any]) -> str:
     if stats["record_path"]:
         dropped = f" ({stats['record_dropped']} left out: the network fell behind)" if stats.get("record_dropped") else ""
         frames = "1 frame" if stats["recorded"] == 1 else f"{stats['recorded']} frames"
-        rows.append(("recorded", f"{frames} to {stats['record_path']}{dropped}"))
+        # with no frame the writer never opened its output: there is no file to name
+        why = " (no frame was processed)" if not stats["processed"] else dropped
+        rows.append(("recorded", f"{frames} to {stats['record_path']}{dropped}" if stats["recorded"]
+                     else f"nothing recorded{why}"))
     return "\n".join(f"{name:<11} {value}" for name, value in rows)

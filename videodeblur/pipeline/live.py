@@ -12,6 +12,7 @@ is back from the engine (before it is drawn or encoded), in milliseconds.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import threading
@@ -36,6 +37,7 @@ RECORD_TIME_BASE = Fraction(1, 1000)  # recorded pts are capture-time millisecon
 _POLL_S = 0.05  # how often the loop wakes to check --max-seconds and a stalled source
 _JOIN_TIMEOUT_S = 5.0
 _RECORD_QUEUE = 8
+_STREAM_CLOSE_GRACE_S = 3.0  # a --record URL's writer making no progress this long at the end is left
 
 
 class FrameProcessor(Protocol):
@@ -399,6 +401,7 @@ class _Recorder:
         # live, and capture times would play it back at the model's speed (30 frames in 0.39 s)
         self._stream_clock = stream_clock
         self.dropped = 0
+        self.cut_off = False  # a stream's writer left blocked at close (see close)
         self._origin: float | None = None
         self._last_pts = -1
         self._written = 0
@@ -427,7 +430,9 @@ class _Recorder:
     @property
     def warnings(self) -> list[str]:
         """The source's tracks the recording left out or re-encoded, one sentence each."""
-        return [*(f"left out {skipped}" for skipped in self._writer.skipped), *self._writer.converted]
+        cut = [f"the recording was cut off: the receiver took nothing for {_STREAM_CLOSE_GRACE_S:g} s"
+               ] if self.cut_off else []
+        return [*(f"left out {skipped}" for skipped in self._writer.skipped), *self._writer.converted, *cut]
 
     def follow(self, run: int, source: LiveSource) -> None:
         """The source was opened again (``run``): its sound, if a recording of it was begun, comes from
@@ -436,10 +441,27 @@ class _Recorder:
             self._feeds[run] = source.take_audio()
 
     def close(self) -> int:
-        """Flush and finalise the file; returns the number of frames written."""
-        if self._thread.is_alive():
+        """Flush and finalise the file; returns the number of frames written. A stream whose receiver
+        stops taking data is left to its (daemon) writer after a grace without progress, and said in
+        :attr:`warnings`: a network write can block for ever, and the run must still end."""
+        if not self._thread.is_alive():
+            return self._written
+        if not self._stream:
             self._queue.put(None)
             self._thread.join()
+            return self._written
+        ended, written, since = False, self._written, time.monotonic()
+        while self._thread.is_alive():
+            if not ended:
+                with contextlib.suppress(queue.Full):
+                    self._queue.put_nowait(None)
+                    ended = True
+            self._thread.join(_POLL_S)
+            if self._written != written:
+                written, since = self._written, time.monotonic()
+            elif time.monotonic() - since > _STREAM_CLOSE_GRACE_S:
+                self.cut_off = True
+                break
         return self._written
 
     def raise_error(self) -> None:

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import os
 import re
+import stat
 import threading
 import time
 from pathlib import Path
@@ -100,6 +103,7 @@ class LiveSource:
     # a file (played at its own pace, or read in step with the model): its path and its first
     # frame's time (seconds), so a recording can carry its sound in step with the frames
     audio_from: tuple[Path, float] | None = None
+    sound_left_out: str | None = None  # why a recording cannot carry the source's sound, if it has sound
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Yield frames until the source ends or ``stop`` is set; raise SourceError if it is lost."""
@@ -230,6 +234,10 @@ class PyAVSource(LiveSource):
         except av.ExitError as err:  # FFmpeg's "Immediate exit requested": its timeout ran out
             raise SourceError(f"cannot open source {description!r}: no answer within {open_timeout_s:g} s") from err
         except (av.FFmpegError, OSError, ValueError) as err:
+            if getattr(err, "errno", None) == errno.EINTR:
+                # a signal (Ctrl-C, SIGTERM) came while open() waited, e.g. on a FIFO with no writer:
+                # its handler already ran inside av and was swallowed, so end as a mid-run signal does
+                raise KeyboardInterrupt from err
             raise SourceError(f"cannot open source {description!r}: {short_error(err)}") from err
         try:
             if self._container.format.name == "tty":  # FFmpeg's text demuxer: any text file "is" a video
@@ -257,7 +265,11 @@ class PyAVSource(LiveSource):
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.fps = float(rate) if rate else None
         if not network and fmt is None and self._container.streams.audio:
-            self.audio_from = (Path(target), _frame_seconds(self._first, 0, self.fps))
+            if _is_regular_file(target):
+                self.audio_from = (Path(target), _frame_seconds(self._first, 0, self.fps))
+            else:  # a FIFO or /dev/stdin: a second reader would split its bytes with this one
+                self.sound_left_out = (f"{description} is a pipe, not a file: its sound cannot be read a second "
+                                       "time, so a recording has none")
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         start = time.monotonic()
@@ -316,6 +328,13 @@ def _frame_seconds(frame: av.VideoFrame, index: int, fps: float | None) -> float
     if frame.pts is not None and frame.time_base is not None:
         return float(frame.pts * frame.time_base)
     return index / (fps or 30.0)
+
+
+def _is_regular_file(target: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(target).st_mode)
+    except OSError:
+        return False
 
 
 def _is_lavfi_graph(spec: str) -> bool:
