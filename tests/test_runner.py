@@ -178,7 +178,7 @@ def test_a_failing_stage_stops_the_run_with_its_error(stage: str, engine: Engine
     else:
         original_write = FrameWriter.write
 
-        def write(self: FrameWriter, image: np.ndarray, *, pts: int) -> None:
+        def write(self: FrameWriter, image: np.ndarray, *, pts: int, duration: int | None = None) -> None:
             if self.frames_written == 6:
                 raise boom
             original_write(self, image, pts=pts)
