@@ -795,3 +795,19 @@ def test_a_stream_receiver_that_stops_reading_does_not_hold_the_run(tmp_path: Pa
     stats = json.loads(stdout)
     assert stats["end_reason"] == "max-seconds" and stats["processed"] > 0
     assert "the recording was cut off: the receiver took nothing for 3 s" in stats["warnings"], stats
+
+
+def test_standard_input_is_a_source_as_video_reads_it(run_subprocess, make_clip, tmp_path: Path) -> None:
+    """`--source -` was "source '-' not found", where `video -` reads the video piped in."""
+    from _clips_video import remuxed
+
+    src = remuxed(make_clip("a.mp4", width=64, height=48, frames=12, audio=True), tmp_path / "a.ts")
+    result = run_subprocess("camera", "--source", "-", "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                            "--json", "--record", tmp_path / "rec.mp4", stdin=src)
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["captured"] == 12 and stats["processed"] == stats["recorded"] == 12
+    with av.open(str(tmp_path / "rec.mp4")) as c:
+        assert len(list(c.decode(video=0))) == 12
+    nothing = run_subprocess("camera", "--source", "-", "--no-preview", "--device", "cpu")  # stdin: /dev/null
+    assert nothing.exit_code == 1 and "videodeblur: error:" in nothing.stderr

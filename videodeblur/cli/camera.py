@@ -49,7 +49,7 @@ _SECONDS = _Seconds(min=0, min_open=True)
 @click.command()
 @click.option("--source", default="0", show_default=True,
               help="Camera index (0), /dev/videoN, rtsp:// or http:// URL, lavfi graph "
-                   "(testsrc2=size=640x360:rate=30), or a video file.")
+                   "(testsrc2=size=640x360:rate=30), a video file, or - for a video piped in.")
 @click.option("--realtime", is_flag=True,
               help="Play a file source at its own frame rate, dropping frames the model cannot keep up with, "
                    "as a camera would. Without it a file is read in step with the model.")

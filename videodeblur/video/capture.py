@@ -18,6 +18,7 @@ import errno
 import os
 import re
 import stat
+import sys
 import threading
 import time
 from pathlib import Path
@@ -126,13 +127,17 @@ class LiveSource:
 
 def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSource:
     """Open ``spec``: a camera index (``0``), a device path (``/dev/video0``), a URL, a lavfi graph
-    (``testsrc2=size=640x360:rate=30`` or ``lavfi:...``) or a video file.
+    (``testsrc2=size=640x360:rate=30`` or ``lavfi:...``), a video file, or ``-`` (standard input).
 
     Raises SourceError, naming ``spec``, if it cannot be opened or delivers no first frame.
     """
     spec = spec.strip()
     if not spec:
         raise SourceError("empty --source: give a camera index (0), /dev/videoN, a URL, a lavfi graph or a file")
+    if spec == "-":  # the video piped in, as `video -` reads it
+        if sys.stdin is None or sys.stdin.isatty() or not Path("/dev/stdin").exists():
+            raise SourceError("--source -: nothing is piped in (give a camera index, a URL or a file, or pipe a video)")
+        spec = "/dev/stdin"
     if spec.isdigit():
         return OpenCVCameraSource(int(spec), options)
     if spec.startswith("/dev/video"):
