@@ -486,20 +486,10 @@ def test_a_signal_leaves_a_playable_file(signum: int, code: int, said: str, time
     total = 120
     src = make_clip("long.mp4", width=160, height=96, frames=total, audio=True)
     out = tmp_path / "out.mp4"
-    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", str(src), "-o", str(out),
-                             "--model", "lprn", "--device", "cpu", "--batch", "1", "--progress"],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    try:
-        seen = _read_until(proc, re.compile(rb"\r([3-9]|\d\d+)/%d frames" % total), timeout_s=90)
-        assert proc.poll() is None, f"finished before the signal: {seen!r}"
-        for _ in range(times):
-            proc.send_signal(signum)
-            time.sleep(0.01)
-        _, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, seen = _deblur_until([str(src), "-o", str(out), "--model", "lprn", "--device", "cpu", "--batch", "1"],
+                               3, total)
+    assert proc.poll() is None, f"finished before the signal: {seen!r}"
+    _, rest = _signalled(proc, signum, times=times)
     stderr = (seen + rest).decode()
     assert proc.returncode == code, stderr
     assert f"videodeblur: {said}" in stderr and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
@@ -628,17 +618,31 @@ def test_a_stop_ends_a_run_whose_output_pipe_takes_nothing_more(make_clip, tmp_p
     assert stderr.endswith("frames\nvideodeblur: terminated\n") and "Traceback" not in stderr, stderr
 
 
-def _deblur_until(args: list[str], frames: int, total: int) -> tuple[subprocess.Popen, bytes]:
-    """Start ``videodeblur video ARGS --progress`` and read its stderr until ``frames`` of ``total`` are done."""
+def _deblur_until(args: list[str], frames: int, total: int, *, label: str = "") -> tuple[subprocess.Popen, bytes]:
+    """Start ``videodeblur video ARGS --progress`` and read its stderr until ``frames`` of ``total`` are done
+    (of the input named ``label``, where several are run and the progress line names each)."""
     proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", *args, "--progress"], cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    shown = re.compile(rb"\r(\d+)/%d frames" % total)
+    shown = re.compile((re.escape(label.encode()) + rb": " if label else rb"\r") + rb"(\d+)/%d frames" % total)
     seen, deadline = b"", time.monotonic() + 90
     while proc.poll() is None and time.monotonic() < deadline:
         seen += _read_until(proc, shown, timeout_s=deadline - time.monotonic())
         if max(map(int, shown.findall(seen)), default=0) >= frames:
             break
     return proc, seen
+
+
+def _signalled(proc: subprocess.Popen, signum: int, *, times: int = 1) -> tuple[bytes, bytes]:
+    """Send ``signum`` to a running ``proc`` (``times`` in quick succession: a double tap) and wait
+    for it to end; its standard output and the rest of its standard error. Killed if it hangs."""
+    try:
+        for _ in range(times):
+            proc.send_signal(signum)
+            time.sleep(0.01)
+        return proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_sighup_stops_cleanly_and_the_output_resumes(run_cli, make_clip, tmp_path: Path) -> None:
@@ -650,13 +654,8 @@ def test_sighup_stops_cleanly_and_the_output_resumes(run_cli, make_clip, tmp_pat
     out = tmp_path / "out.mp4"
     proc, seen = _deblur_until([str(src), "-o", str(out), "--model", "lprn", "--device", "cpu", "--batch", "1"],
                                10, total)
-    try:
-        assert proc.poll() is None, f"finished before the signal: {seen!r}"
-        proc.send_signal(signal.SIGHUP)
-        _, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    assert proc.poll() is None, f"finished before the signal: {seen!r}"
+    _, rest = _signalled(proc, signal.SIGHUP)
     stderr = (seen + rest).decode()
     assert proc.returncode == 129, stderr
     kept = len(decode(out).frames)
@@ -816,18 +815,10 @@ def test_an_interrupted_json_run_still_prints_its_line(make_clip, tmp_path: Path
     short = make_clip("a.mp4", width=64, height=48, frames=4)
     long = make_clip("b.mp4", width=160, height=96, frames=total)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", str(short), str(long), "-o", f"{out}/",
-                             "--model", "lprn", "--device", "cpu", "--batch", "1", "--progress", "--json"],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    try:
-        seen = _read_until(proc, re.compile(rb"b\.mp4: ([3-9]|\d\d+)/%d frames" % total), timeout_s=90)
-        assert proc.poll() is None, f"finished before the signal: {seen!r}"
-        proc.send_signal(signal.SIGINT)
-        stdout, rest = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, seen = _deblur_until([str(short), str(long), "-o", f"{out}/", "--model", "lprn", "--device", "cpu",
+                                "--batch", "1", "--json"], 3, total, label="b.mp4")
+    assert proc.poll() is None, f"finished before the signal: {seen!r}"
+    stdout, rest = _signalled(proc, signal.SIGINT)
     stderr = (seen + rest).decode()
     assert proc.returncode == 130, stderr
     finished, interrupted = (json.loads(line) for line in stdout.decode().splitlines())

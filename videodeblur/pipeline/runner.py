@@ -593,7 +593,7 @@ class _Pipeline:
                             "is opaque")
         if info.bit_depth > 8 and not writer.deep:
             self.stats.warn(f"{reader.name} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit")
-        if info.hdr is not None and not (writer.deep and writer.encoder_name == "libx265"):
+        if info.hdr is not None and not writer.hdr_kept:
             self.stats.warn(f"{reader.name} carries HDR10 mastering display and light levels; only 10-bit HEVC output "
                             "(.mp4, .mkv, .mov, without --eight-bit) keeps them, this output has none")
         if note := _four_four_four_note(info, writer):

@@ -29,7 +29,7 @@ from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.hdr import HdrMetadata, hdr_metadata
 
-__all__ = ["STDIN", "cover_streams", "is_chapter_track", "is_cover", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+__all__ = ["STDIN", "cover_streams", "has_no_matrix", "is_chapter_track", "is_cover", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
 Layout = Literal["rgb", "i420"]
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
@@ -823,11 +823,17 @@ def _mp4_without_index(path: Path) -> bool:
         return False
 
 
+def has_no_matrix(fmt: av.VideoFormat | str) -> bool:
+    """Whether a pixel format's samples are RGB or grey (with alpha or not): no YUV matrix in them."""
+    fmt = av.VideoFormat(fmt) if isinstance(fmt, str) else fmt
+    return fmt.is_rgb or len(fmt.components) < 3
+
+
 def _subsampling(fmt: av.VideoFormat, width: int, height: int) -> tuple[int, int]:
     """Chroma subsampling factors (x, y): (2, 2) for 4:2:0, (2, 1) for 4:2:2, (1, 1) for 4:4:4/RGB."""
-    comps = fmt.components
-    if len(comps) < 3 or fmt.is_rgb:
+    if has_no_matrix(fmt):
         return (1, 1)
+    comps = fmt.components
     cw, ch = comps[1].width, comps[1].height
     return (max(1, round(width / cw)) if cw else 1, max(1, round(height / ch)) if ch else 1)
 

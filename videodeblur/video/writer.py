@@ -43,7 +43,7 @@ from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.headers import is_annex_b, parameter_sets
 from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_stdin, is_url, pick_video_stream, short_error
+from videodeblur.video.reader import NETWORK_TIMEOUTS_S, has_no_matrix, is_stdin, is_url, pick_video_stream, short_error
 
 if TYPE_CHECKING:
     from videodeblur.video.reader import VideoInfo
@@ -186,6 +186,7 @@ class FrameWriter:
         self.resumed_frames = 0  # of frames_written, those copied from an interrupted run (resume_from)
         self.resumed_until_s: float | None = None  # the last copied frame's time in this file
         self.quality_control: str | None = None
+        self.hdr_kept = False  # HDR10's mastering display and light levels went into the stream (x265, 10-bit)
         # a pipe cannot be gone back into for the index at the end: MP4/MOV to it are always fragmented
         fragment_options = ({} if self._stream_url else _fragment_options(Path(f"-{self._kind}"), True) if self._pipe
                             else _fragment_options(Path(self.path), fragmented))
@@ -283,7 +284,7 @@ class FrameWriter:
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
         colour = info.colour
-        if info.pix_fmt in ("gray", "gray10le", "gray12le", "gray16le") or av.VideoFormat(info.pix_fmt).is_rgb:
+        if has_no_matrix(info.pix_fmt):
             colour = dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB)  # no matrix, tagged or not
         return cls(path, width=width, height=height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=colour, rotation=info.rotation,
@@ -629,6 +630,7 @@ class FrameWriter:
         hdr = self._hdr.x265_params() if self._hdr is not None and self.deep else ""  # HDR10 needs 10 bits
         ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset, x265_params=hdr)
         self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
+        self.hdr_kept = bool(hdr) and "x265-params" in ctx.options
         if self._live:
             # A live stream is watched as it comes: no look-ahead or B-frames to wait for, and a
             # keyframe every two seconds so a viewer who joins late sees a picture within two.
