@@ -618,11 +618,21 @@ def test_a_stop_ends_a_run_whose_output_pipe_takes_nothing_more(make_clip, tmp_p
     assert stderr.endswith("frames\nvideodeblur: terminated\n") and "Traceback" not in stderr, stderr
 
 
-def _deblur_until(args: list[str], frames: int, total: int, *, label: str = "") -> tuple[subprocess.Popen, bytes]:
+def _as_on_a_terminal() -> None:
+    """In a child before exec: SIGHUP's default action, as a shell on a terminal gives it. The suite
+    itself may run under ``nohup`` (SIGHUP ignored, and inherited so), where videodeblur rightly keeps
+    ignoring it."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def _deblur_until(args: list[str], frames: int, total: int, *, label: str = "",
+                  hangup: object = signal.SIG_DFL) -> tuple[subprocess.Popen, bytes]:
     """Start ``videodeblur video ARGS --progress`` and read its stderr until ``frames`` of ``total`` are done
-    (of the input named ``label``, where several are run and the progress line names each)."""
+    (of the input named ``label``, where several are run and the progress line names each). The child
+    starts with SIGHUP's disposition ``hangup`` (default: as on a terminal; ``SIG_IGN``: as under nohup)."""
     proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "video", *args, "--progress"], cwd=REPO_ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                            preexec_fn=lambda: signal.signal(signal.SIGHUP, hangup))
     shown = re.compile((re.escape(label.encode()) + rb": " if label else rb"\r") + rb"(\d+)/%d frames" % total)
     seen, deadline = b"", time.monotonic() + 90
     while proc.poll() is None and time.monotonic() < deadline:
@@ -668,6 +678,20 @@ def test_sighup_stops_cleanly_and_the_output_resumes(run_cli, make_clip, tmp_pat
     assert (json.loads(resumed.stdout)["resumed_frames"], len(decode(out).frames)) == (kept, total)
 
 
+def test_under_nohup_sighup_is_ignored_and_the_run_completes(make_clip, tmp_path: Path) -> None:
+    """``nohup videodeblur video ...`` asks for the run to outlive its terminal: an inherited, ignored
+    SIGHUP stays ignored and every frame is written (exit 0), not stopped at the frame it came in."""
+    total = 60
+    src = make_clip("long.mp4", width=160, height=96, frames=total)
+    out = tmp_path / "out.mp4"
+    proc, seen = _deblur_until([str(src), "-o", str(out), "--model", "lprn", "--device", "cpu", "--batch", "1"],
+                               5, total, hangup=signal.SIG_IGN)
+    assert proc.poll() is None, f"finished before the signal: {seen!r}"
+    _, rest = _signalled(proc, signal.SIGHUP)
+    assert proc.returncode == 0, (seen + rest).decode()
+    assert len(decode(out).frames) == total
+
+
 def test_a_closed_terminal_leaves_a_playable_file(make_clip, tmp_path: Path) -> None:
     """The terminal itself going away: SIGHUP, and every later write to it fails (EIO). The progress
     line and the closing messages must not turn that into an error: exit 129, the file plays."""
@@ -680,6 +704,7 @@ def test_a_closed_terminal_leaves_a_playable_file(make_clip, tmp_path: Path) -> 
             "cpu", "--batch", "1", "--progress"]
     pid, terminal = pty.fork()
     if pid == 0:  # the child: videodeblur on the terminal (nothing more in Python after a fork)
+        _as_on_a_terminal()
         os.execv(sys.executable, argv)
     seen, deadline = b"", time.monotonic() + 90
     try:
