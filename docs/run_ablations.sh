@@ -6,6 +6,8 @@
 # changes passed to `videodeblur train --set`, space-separated), e.g.
 #   NAME=freq0.05 ROWS=lprn-t6-both SET=train.frequency_weight=0.05 bash docs/run_ablations.sh RECIPE 0 1 2
 cd "$(dirname "$0")/.."  # repository root
+# the videodeblur on PATH (an activated venv); the project's own .venv where none is
+VIDEODEBLUR=$(command -v videodeblur || echo .venv/bin/videodeblur)
 recipe=${1:-configs/train/ablation.toml}
 [ $# -gt 0 ] && shift
 seeds=("${@:-0}")
@@ -18,7 +20,7 @@ for seed in "${seeds[@]}"; do
     out=runs/$name/seed$seed/$m
     [ -f "$out/$m.pt" ] && continue
     resume=""; [ -f "$out/last.pt" ] && resume="--resume $out/last.pt"
-    .venv/bin/videodeblur train --config "$recipe" --model-config configs/models/ablation/$m.toml \
+    "$VIDEODEBLUR" train --config "$recipe" --model-config configs/models/ablation/$m.toml \
       --out-dir "$out" --seed "$seed" "${settings[@]}" $resume
   done
 done

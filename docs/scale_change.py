@@ -8,7 +8,7 @@ Prints one line per ``k``: (gain dB, sharp-through dB) per set. Tenth session: s
 """
 from __future__ import annotations
 
-import sys
+import argparse
 
 import torch
 
@@ -41,4 +41,9 @@ def main(model: str, factors: list[float]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], [float(k) for k in sys.argv[2:]] or [1.0, 1.5])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a shipped model name or a weights file")
+    parser.add_argument("factors", nargs="*", type=float, default=[1.0, 1.5], metavar="K",
+                        help="scales of the network's change to score (default: 1.0 1.5)")
+    args = parser.parse_args()
+    main(args.model, args.factors)
