@@ -40,6 +40,10 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
     recipe = load_recipe(config_path, settings, steps=steps, out_dir=out_dir, seed=seed, init_weights=init_weights)
     if model_config is not None:
         recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
+    if resume is not None and init_weights is None:
+        # the run keeps the weights it started from, as the checkpoint says, whatever the recipe's
+        # init_weights (a fine-tune's --init replaced it; your-footage.toml names lprn-fast)
+        recipe = dataclasses.replace(recipe, init_weights=None)
     result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=_print_warning)
     if result.rank != 0:  # under torchrun every process gets here; rank 0 saved, and it alone reports
         return

@@ -31,8 +31,8 @@ from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus
 OBJECT_MAX_SHIFT = 24.0  # px per frame interval for objects moving on their own in moving-camera pairs
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
-           "read_images", "read_rgb", "read_pair", "write_rgb", "find_folder_pairs", "render_gopro_pairs", "uint8_to_tensor",
-           "shake_margin", "warp_margin"]
+           "read_images", "read_rgb", "read_pair", "write_rgb", "find_folder_pairs", "check_pair_sizes", "image_size",
+           "render_gopro_pairs", "uint8_to_tensor", "shake_margin", "warp_margin"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +232,9 @@ class FolderPairs(Dataset):
 
     def __init__(self, root: str | Path, *, crop: int | None = None, seed: int = 0) -> None:
         self.pairs = find_folder_pairs(root)
+        if crop is not None:  # a bad pair would otherwise stop the run at the step that first draws it
+            check_pair_sizes(self.pairs, min_side=crop, needed_by=f"the training crop (data.mix.crop {crop})",
+                             fix="lower data.mix.crop or leave the pair out")
         self.crop = crop
         self.seed = seed
 
@@ -313,6 +316,36 @@ def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
+def check_pair_sizes(pairs: Sequence[tuple[Path, Path]], *, min_side: int = 1, needed_by: str = "",
+                     fix: str = "leave the pair out") -> None:
+    """Fail before any pair is used when an image of ``pairs`` cannot be read, a blurred image and its
+    sharp partner differ in size, or a side is under ``min_side`` px (what ``needed_by`` needs, e.g.
+    the training crop; ``fix`` says what to do): a training run otherwise stops at the step that first
+    draws the pair, hours in, and under torchrun the other ranks fail with a lost connection. Sizes
+    come from the PNG header, so a large set is checked in a moment."""
+    for blur_path, sharp_path in pairs:
+        (bw, bh), (sw, sh) = image_size(blur_path), image_size(sharp_path)
+        if (bw, bh) != (sw, sh):
+            raise UnreadableInputError(f"pair {blur_path} ({bw}x{bh}) and {sharp_path} ({sw}x{sh}) differ in size")
+        if min(bw, bh) < min_side:
+            raise UnreadableInputError(f"pair {blur_path} is {bw}x{bh}, smaller than {needed_by} "
+                                       f"({min_side}x{min_side} px): {fix}")
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image: from the header of a PNG, by decoding anything else (a JPEG
+    named .png, say); an unreadable file is an UnreadableInputError naming it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError as err:
+        raise UnreadableInputError(f"cannot read image {path}: {err.strerror or err}") from err
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    height, width = read_rgb(path).shape[:2]
+    return width, height
+
+
 def uint8_to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 H×W×3 → float 3×H×W in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))).float() / 255.0
@@ -352,11 +385,18 @@ def read_video_scenes(path: str | Path, cuts: Sequence[int] = (), *, exclude: Se
     if not path.is_file():
         raise InputNotFoundError(f"video not found: {path}")
     frames: list[np.ndarray] = []
-    with av.open(str(path), metadata_errors="replace") as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            if max_frames is not None and i >= max_frames:
-                break
-            frames.append(frame.to_ndarray(format="rgb24"))
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            if container.format.name == "tty":  # FFmpeg opens any text file as a "video" of its characters
+                raise UnreadableInputError(f"training video {path} is not a video (FFmpeg reads it as text)")
+            if not container.streams.video:
+                raise UnreadableInputError(f"training video {path} holds no video stream")
+            for i, frame in enumerate(container.decode(video=0)):
+                if max_frames is not None and i >= max_frames:
+                    break
+                frames.append(frame.to_ndarray(format="rgb24"))
+    except av.FFmpegError as err:
+        raise UnreadableInputError(f"cannot read training video {path}: {err.strerror or err}") from err
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(frames)), len(frames)]
     scenes = []
     for first, stop in zip(bounds[:-1], bounds[1:]):

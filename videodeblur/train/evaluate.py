@@ -10,12 +10,13 @@ import numpy as np
 import torch
 
 from videodeblur.errors import ConfigError, UnreadableInputError
-from videodeblur.train.data import find_folder_pairs, read_pair, read_rgb, read_video_scenes, uint8_to_tensor, write_rgb
-from videodeblur.train.metrics import psnr, ssim
+from videodeblur.train.data import (check_pair_sizes, find_folder_pairs, read_pair, read_rgb, read_video_scenes,
+                                    uint8_to_tensor, write_rgb)
+from videodeblur.train.metrics import SSIM_WINDOW, psnr, ssim
 from videodeblur.train.synthesis import gopro_blurs, h264_roundtrip, to_uint8
 
-__all__ = ["PairScore", "EvalReport", "evaluate_pairs", "check_limit", "unpaired_blurred", "combined_summary",
-           "write_averaged_pairs", "write_compressed_pairs", "PSNR_CAP_DB"]
+__all__ = ["PairScore", "EvalReport", "evaluate_pairs", "check_pairs", "check_limit", "unpaired_blurred",
+           "combined_summary", "write_averaged_pairs", "write_compressed_pairs", "PSNR_CAP_DB"]
 
 # An identical pair has infinite PSNR: every PSNR reported (each pair's and the means) counts it as
 # this many dB, so the JSON stays finite and a pair's gain is its own psnr - psnr_input.
@@ -99,7 +100,7 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
     if root.exists() and not root.is_dir():
         raise UnreadableInputError(f"pairs {root} is a file, not a folder: give the folder that holds "
                                    "<scene>/blur/*.png and <scene>/sharp/*.png")
-    pairs = find_folder_pairs(root)[:limit]
+    pairs = check_pairs(root, limit=limit)
     was_training = network.training
     network.eval()
     scores = []
@@ -117,6 +118,16 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
         ))
     network.train(was_training)
     return EvalReport(tuple(scores), unpaired=tuple(str(p.relative_to(root)) for p in unpaired_blurred(root)))
+
+
+def check_pairs(root: str | Path, *, limit: int | None = None) -> list[tuple[Path, Path]]:
+    """The pairs :func:`evaluate_pairs` scores (the first ``limit``), each checked before any is: the
+    same size blurred and sharp, and at least SSIM's window on each side (a smaller pair has no SSIM,
+    and its NaN is not JSON). A training run checks its validation and evaluation sets with it at
+    the start, not after the last step."""
+    pairs = find_folder_pairs(root)[:limit]
+    check_pair_sizes(pairs, min_side=SSIM_WINDOW, needed_by="SSIM's window")
+    return pairs
 
 
 def _capped(db: float) -> float:

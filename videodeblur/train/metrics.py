@@ -5,7 +5,9 @@ import cv2
 import numpy as np
 import torch
 
-__all__ = ["psnr", "ssim"]
+__all__ = ["psnr", "ssim", "SSIM_WINDOW"]
+
+SSIM_WINDOW = 11  # px: the Gaussian window's side; an image must be at least this large on each side
 
 
 def _quantise(t: torch.Tensor) -> torch.Tensor:
@@ -26,6 +28,9 @@ def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     region), averaged over the RGB channels, on 8-bit-quantised values (:func:`_quantise`), as
     :func:`psnr` is. Computed with OpenCV's separable Gaussian: torch's CPU grouped convolutions
     take seconds on a full frame."""
+    if min(output.shape[-2:]) < SSIM_WINDOW:  # the valid region would be empty: NaN, and numpy's warnings
+        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW} px, got "
+                         f"{output.shape[-1]}x{output.shape[-2]}")
     x = _quantise(_batched(output).detach().float()).cpu().numpy()
     y = _quantise(_batched(target).detach().float()).cpu().numpy()
     return torch.tensor([_ssim_one(a, b) for a, b in zip(x, y)], dtype=torch.float64)
@@ -33,7 +38,9 @@ def ssim(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def _ssim_one(x: np.ndarray, y: np.ndarray) -> float:
     c1, c2 = 0.01**2, 0.03**2
-    blur = lambda t: cv2.GaussianBlur(t, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)[5:-5, 5:-5]
+    edge = SSIM_WINDOW // 2
+    blur = lambda t: cv2.GaussianBlur(t, (SSIM_WINDOW, SSIM_WINDOW), 1.5,
+                                      borderType=cv2.BORDER_REFLECT)[edge:-edge, edge:-edge]
     values = []
     for a, b in zip(x, y):  # channel planes, H×W float32
         mu_a, mu_b = blur(a), blur(b)

@@ -199,6 +199,7 @@ def load_recipe(path: str | Path, settings: Iterable[str] = (), **overrides: Any
     _check_mix(mix)
     data = config_from_dict(DataSpec, {**data_raw, "videos": videos, "mix": mix}, where=f"{path} [data]")
     train_raw = {**_table(raw, "train"), **{k: v for k, v in overrides.items() if v is not None}}
+    _reject_unknown_train_keys(train_raw, path)
     return config_from_dict(TrainRecipe, {"model": model, "data": data, **train_raw}, where=f"{path} [train]")
 
 
@@ -261,6 +262,20 @@ def _reject_unknown_top_level(raw: dict[str, Any], path: Path) -> None:
         close = difflib.get_close_matches(key, list(_TOP_LEVEL), n=1)
         hint = f" (did you mean {guess or _TOP_LEVEL[close[0]]}?)" if guess or close else ""
         raise ConfigError(f"{path}: unknown top-level {what}{hint}; a recipe holds {', '.join(_TOP_LEVEL.values())}")
+
+
+def _reject_unknown_train_keys(train_raw: dict[str, Any], path: Path) -> None:
+    """A [train] key that is no [train] field, named with the one meant; ``model`` and ``data`` are
+    TrainRecipe fields but not [train] keys (a ``--set train.model=...`` once ended in 'train.model
+    must be a ModelConfig', and the list of valid keys offered them)."""
+    fields = sorted(f.name for f in dataclasses.fields(TrainRecipe) if f.name not in _TOP_LEVEL)
+    for key in sorted(set(train_raw) - set(fields)):
+        if key in _TOP_LEVEL:
+            hint = f"the recipe's {_TOP_LEVEL[key]} sets it" + (", or --model-config" if key == "model" else "")
+        else:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean train.{close[0]}?" if close else f"valid keys are {fields}"
+        raise ConfigError(f"{path} [train]: unknown keys [{key!r}] ({hint})")
 
 
 def _table(raw: dict[str, Any], key: str, prefix: str = "") -> dict[str, Any]:
