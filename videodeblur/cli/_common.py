@@ -39,13 +39,22 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     terminated: list[int] = []  # the signal that ended the run, if not Ctrl-C
     try:
         with _sigterm_as_interrupt(terminated):
-            # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
-            result = group.main(args=argv, prog_name="videodeblur", standalone_mode=False)
+            try:
+                # With standalone_mode=False click returns ctx.exit(n)'s code instead of exiting.
+                result = group.main(args=argv, prog_name="videodeblur", standalone_mode=False)
+            finally:
+                if the_program:  # the work is done and the outputs finalised: a Ctrl-C from here on only
+                    # printed a traceback from the interpreter's teardown (seconds long with torch
+                    # loaded) and changed the exit code
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C/EOF at prompts into Abort
-        if the_program:  # the outputs are finalised: another Ctrl-C now would only print a traceback
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # from the interpreter's teardown
         with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more text
             click.echo(f"videodeblur: {_TERMINATING[terminated[0]] if terminated else 'interrupted'}", err=True)
+        # A KeyboardInterrupt raised inside exec()'d code (dataclasses and namedtuples make their
+        # methods so, as torch loads) leaves CPython's "Ctrl-C unhandled" mark set, and under
+        # ``python -m`` the process then killed itself with SIGINT whatever the exit code (SIGTERM
+        # gave 130, not 143). Running any code through exec() clears the mark.
+        exec("")  # noqa: S102
         sys.exit(128 + terminated[0] if terminated else EXIT_INTERRUPTED)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

@@ -69,7 +69,7 @@ _SECONDS = _Seconds(min=0, min_open=True)
               help="Also write the deblurred feed to this file (timestamps from capture time; a file read without "
                    "--realtime keeps its own), or send it live to a streaming URL: rtmp://server/app/key, "
                    "srt://host:port, udp:// or tcp://host:port (MPEG-TS), rtsp://server/path (publish). The source's sound comes along (a network "
-                   "camera's microphone, a file).")
+                   "camera's microphone, a file; not a pipe, which cannot be read twice).")
 @click.option("--reconnect", type=_SECONDS, default=None, metavar="SECONDS",
               help="When the camera or stream is lost (a network camera dropping, a webcam replugged), open it "
                    "again every second for up to SECONDS, and go on: same size, same recording.")
@@ -96,6 +96,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
 
     from videodeblur.pipeline import Engine, EngineOptions
     from videodeblur.pipeline.live import LiveOptions, run_live
+    from videodeblur.pipeline.runner import _signals_noted
     from videodeblur.video.capture import CaptureOptions, open_source
 
     width, height = _parse_size(size)
@@ -136,12 +137,14 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         if window is not None:
             window.close()
 
-    for warning in [*stats.warnings, *([stats.end_reason] if stats.end_reason.startswith("source lost") else [])]:
-        click.echo(f"videodeblur: warning: {warning}", err=True)
-    if note := getattr(engine, "auto_tile_note", None):  # a test may hand in a stand-in engine
-        click.echo(f"videodeblur: note: {note}", err=True)
-    click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))
-    if stats.interrupted:
+    held: list[int] = []
+    with _signals_noted(lambda: held.append(1)):  # another Ctrl-C now waits for the stats: they are said whole
+        for warning in [*stats.warnings, *([stats.end_reason] if stats.end_reason.startswith("source lost") else [])]:
+            click.echo(f"videodeblur: warning: {warning}", err=True)
+        if note := getattr(engine, "auto_tile_note", None):  # a test may hand in a stand-in engine
+            click.echo(f"videodeblur: note: {note}", err=True)
+        click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))
+    if stats.interrupted or held:
         raise KeyboardInterrupt  # after the stats: run_cli reports it and exits 130
 
 

@@ -8,12 +8,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from videodeblur.cli._common import (device_option, json_option, model_option, precision_option, preset_option,
                                      tile_option)
+
+if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
+    from videodeblur.pipeline.plan import VideoJob
+    from videodeblur.pipeline.stats import RunStats
 
 __all__ = ["video"]
 
@@ -133,6 +137,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+    from videodeblur.pipeline.runner import _signals_noted
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
                                                    tile=tile, compile=compile_))
@@ -145,26 +150,22 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                              fragmented=fragmented, deep=False if eight_bit else None, resume=resume,
                              start_s=start_s or 0.0, duration_s=duration_s, deinterlace=deinterlace,
                              pipe_format=pipe_format or "mkv", side_by_side=side_by_side)
+        # a stop while a job is reported (another Ctrl-C, a SIGTERM) waits for the report: said
+        # half-way, or not at all, it left a finished or finalised output unaccounted for
+        held: list[int] = []
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
+            with _signals_noted(lambda: held.append(1)):
+                unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json)
         except RunInterrupted as stop:
-            if progress is not None:
-                progress.done()
-            written = stop.stats.extra.get("frames_written", stop.stats.frames)
-            where = "the output" if piped_out else str(job.dst)
-            again = "" if piped_out or is_stdin(job.src) else " (--resume goes on from there)"  # not from a pipe
-            if stop.output_stalled:  # its writer was left blocked: nothing could be finalised
-                pipe = "the output pipe" if piped_out else str(job.dst)
-                click.echo(f"videodeblur: interrupted: {pipe} did not take the rest (the program reading it stopped "
-                           f"reading): the video there is cut off unfinished, with at most {written} frames", err=True)
-            elif not written:  # the writer leaves no file without a frame in it
-                left = "nothing was written" if piped_out else f"no file was left at {job.dst}"
-                click.echo(f"videodeblur: interrupted before any frame was written: {left}", err=True)
-            else:
-                click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
-            if as_json:  # the stats of what was written, as a finished input's line: a script reads it too
-                _print(json.dumps({**stop.stats.to_dict(), "interrupted": True}), err=piped_out)
+            with _signals_noted(lambda: held.append(1)):
+                _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
+                                 stalled=stop.output_stalled)
             # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
+            raise click.exceptions.Abort() from stop
+        except KeyboardInterrupt as stop:  # not in the run: before it began, or in the instant it ended
+            with _signals_noted(lambda: held.append(1)):
+                _say_interrupted(None, job, progress, piped_out=piped_out, as_json=False, stalled=False)
             raise click.exceptions.Abort() from stop
         except VideoDeblurError as err:
             if progress is not None:  # the error goes on a line of its own, not after the progress
@@ -177,13 +178,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             if as_json:  # one line per input, as the help says
                 unread |= not _print(json.dumps({"input": str(job.src), "error": message}), err=piped_out)
             continue
-        if progress is not None:
-            progress.done()
-        result = {**stats.to_dict(), "interrupted": False}  # the key is always there: an interrupted run's says true
-        for warning in result["warnings"]:
-            click.echo(f"videodeblur: warning: {warning}", err=True)
-        # with -o -, standard output is the video's: the summary goes to the terminal's other stream
-        unread |= not _print(json.dumps(result) if as_json else summary_table(result), err=piped_out)
+        if held:  # its output is whole; the inputs after it are left
+            raise click.exceptions.Abort()
     if failed == len(jobs):
         raise VideoDeblurError(f"none of the {len(jobs)} videos could be deblurred (named above)")
     if failed:
@@ -191,6 +187,49 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                                "the others were written")
     if unread:  # every input was deblurred; only what was to be said of them was lost
         raise click.exceptions.Exit(1)
+
+
+def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: bool, as_json: bool) -> bool:
+    """A finished job's warnings and summary (``as_json``: its JSON line); False when standard output
+    has no reader any more."""
+    if progress is not None:
+        progress.done()
+    result = {**stats.to_dict(), "interrupted": False}  # the key is always there: an interrupted run's says true
+    for warning in result["warnings"]:
+        click.echo(f"videodeblur: warning: {warning}", err=True)
+    # with -o -, standard output is the video's: the summary goes to the terminal's other stream
+    return _print(json.dumps(result) if as_json else summary_table(result), err=piped_out)
+
+
+def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress | None, *, piped_out: bool,
+                     as_json: bool, stalled: bool) -> None:
+    """What an interrupted job left: a finalised output and its frames, no file, or a pipe cut off
+    (``stalled``); with ``as_json`` the stats line too. ``stats`` None: the stop came outside the run
+    (before it began, or as it ended), and what the output holds is read from the file."""
+    from videodeblur.pipeline.resume import frames_in
+    from videodeblur.video.reader import is_stdin, is_url
+
+    if progress is not None:
+        progress.done()
+    if stats is None and (piped_out or is_url(job.dst)):
+        return  # what went out cannot be read back: the stop alone is said
+    where = "the output" if piped_out else str(job.dst)
+    again = "" if piped_out or is_stdin(job.src) else " (--resume goes on from there)"  # not from a pipe
+    if stats is None and Path(job.dst).exists():  # finalised as the run ended, or not yet begun on
+        click.echo(f"videodeblur: interrupted: {where} holds {frames_in(Path(job.dst))} frames{again}", err=True)
+        return
+    written = 0 if stats is None else stats.extra.get("frames_written", stats.frames)
+    if stalled:  # its writer was left blocked: nothing could be finalised
+        pipe = "the output pipe" if piped_out else str(job.dst)
+        click.echo(f"videodeblur: interrupted: {pipe} did not take the rest (the program reading it stopped "
+                   f"reading): the video there is cut off unfinished, with at most {written} frames", err=True)
+    elif not written:  # the writer leaves no file without a frame in it
+        left = "nothing was written" if piped_out else f"no file was left at {job.dst}"
+        click.echo(f"videodeblur: interrupted before any frame was written: {left}", err=True)
+    else:
+        click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
+    if as_json and stats is not None:  # the stats of what was written, as a finished input's line: a script reads it too
+        _print(json.dumps({**stats.to_dict(), "interrupted": True}), err=piped_out)
 
 
 def _print(text: str, *, err: bool) -> bool:

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from videodeblur.errors import SourceError
+from videodeblur.pipeline.runner import _signals_noted
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import StageClock, percentiles
 from videodeblur.video.capture import CapturedFrame, LiveSource
@@ -253,18 +254,24 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
     except KeyboardInterrupt:
         end_reason = "interrupted"
     finally:
-        stop.set()
-        slot.close()
-        if capture.started:
-            capture.join(_JOIN_TIMEOUT_S)
-        else:
-            source.close()
-        slot.discard()
-        if in_hand is not None and len(latencies) == in_hand:
-            slot.count_dropped()  # Ctrl-C while it was in the model: taken, never processed
-        recorded = recorder.close() if recorder is not None else 0
-        record_dropped = recorder.dropped if recorder is not None else 0
-        warnings = recorder.warnings if recorder is not None else []
+        stopped: list[int] = []
+        # a second Ctrl-C (or a SIGTERM) while the capture stops and the recording is finalised is
+        # only noted: raised here, it cut the recording's close short and the stats were never said
+        with _signals_noted(lambda: stopped.append(1)):
+            stop.set()
+            slot.close()
+            if capture.started:
+                capture.join(_JOIN_TIMEOUT_S)
+            else:
+                source.close()
+            slot.discard()
+            if in_hand is not None and len(latencies) == in_hand:
+                slot.count_dropped()  # Ctrl-C while it was in the model: taken, never processed
+            recorded = recorder.close() if recorder is not None else 0
+            record_dropped = recorder.dropped if recorder is not None else 0
+            warnings = recorder.warnings if recorder is not None else []
+        if stopped:
+            end_reason = "interrupted"
     capture.raise_error()
     if recorder is not None:
         recorder.raise_error()

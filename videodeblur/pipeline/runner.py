@@ -1,7 +1,8 @@
 """Deblur a video file as a stream: decode thread → bounded queue → engine → bounded queue → encode thread.
 
-The engine runs on the caller's thread (so Ctrl-C lands where it can be handled); decoding and
-encoding run on their own threads, and since PyAV releases the GIL inside FFmpeg the three overlap.
+The engine runs on the caller's thread, the one that receives signals: while a run lasts, Ctrl-C,
+SIGTERM and SIGHUP are noted there and stop every stage at its next check, never raised mid-step;
+decoding and encoding run on their own threads, and since PyAV releases the GIL inside FFmpeg the three overlap.
 Queues are bounded (memory stays flat, a slow stage pushes back), end of stream is a sentinel, and
 the first exception in any stage stops the others and is re-raised in the caller. Whatever ends the
 run (end of file, Ctrl-C, ``RunOptions.stop``, an error), the encode thread writes every frame
@@ -181,6 +182,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     except BaseException:
         reader.close()
         raise
+    stopped: list[int] = []  # a stop noted while the old output was checked, after a finished run
     try:
         stats = run_pipeline(reader, writer, engine, options)
     except KeyboardInterrupt as stop:
@@ -192,14 +194,29 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             raise
         raise EncodeError(f"{err}; {_left_behind(Path(output_path), options.fragmented)}") from err
     finally:
-        if partial is not None and frames_in(Path(output_path)) >= writer.resumed_frames:
-            partial.unlink(missing_ok=True)  # every frame it held is in the new output
+        if partial is not None:
+            # counting a long output's frames takes seconds: a stop then (or just before) left the old
+            # output beside the new, and the next --resume took the old one's frames over the new ones
+            try:
+                with _signals_noted(lambda: stopped.append(1)):
+                    _drop_partial(partial, Path(output_path), writer)
+            except KeyboardInterrupt:  # one that came as the noting began
+                stopped.append(1)
+                _drop_partial(partial, Path(output_path), writer)
+    if stopped:  # the output is finalised all the same: the stop is reported with what it holds
+        raise RunInterrupted(stats)
     if not writer.frames_written and not stats.extra.get("stopped_early"):
         # the writer removed its empty file: say so, not "wrote 0 frames" (a stop asked for is no failure)
         where = (f"from {options.start_s:g} s on (it is {reader.info.duration_s:.2f} s long)"
                  if options.start_s and reader.info.duration_s else "in the part asked for" if options.trimmed else "")
         raise DecodeError(f"no frame of {reader.name} {where or 'could be decoded'}: nothing was written")
     return stats
+
+
+def _drop_partial(partial: Path, output: Path, writer: FrameWriter) -> None:
+    """Remove a resumed run's old output once the new one holds every frame it held."""
+    if frames_in(output) >= writer.resumed_frames:
+        partial.unlink(missing_ok=True)
 
 
 def _left_behind(path: Path, fragmented: bool) -> str:
@@ -315,33 +332,35 @@ class _Pipeline:
         decode = threading.Thread(target=self._guard, args=(self._decode_loop,), name="videodeblur-decode", daemon=True)
         encode = threading.Thread(target=self._guard, args=(self._encode_loop,), name="videodeblur-encode", daemon=True)
         self.stats.throughput.restart()
-        try:
+        # Ctrl-C, SIGTERM and SIGHUP are only noted, for the whole run: the stages stop at their next
+        # check. Raised into the engine loop, one between a frame's queueing and its removal from
+        # ``ready`` wrote the frame twice (the run then failed at its end), one between a batch's
+        # collection and its queueing lost the batch (a gap in the file), and a second one while the
+        # output was finalised ended the process with the container unwritten.
+        with _signals_noted(self._note_interrupt):
             try:
                 decode.start()
                 encode.start()
                 self._infer_loop(encode)
             except _Stopped:
                 pass
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # raised by the engine or a caller's code, not by a signal
                 self.interrupted = True
             except BaseException as err:  # noqa: BLE001 - carried to the caller below
                 self._fail(err)
-        finally:  # (a second Ctrl-C landing in the handler above still finalises, then goes on up)
-            # A second Ctrl-C (a double tap) or a SIGTERM while the output is finalised used to
-            # escape the stop in progress and end the process with the container unwritten: from
-            # here they are only noted.
-            with _signals_noted(self._note_interrupt):
-                if self.interrupted:
-                    self.abort.set()
-                    self._salvage(encode)
-                self.complete = (self.reached_end and not self.cut_short and self.error is None
-                                 and not self.interrupted)
-                self._finish(decode, encode)
+            if self.interrupted:
+                self.abort.set()
+                self._salvage(encode)
+            self.complete = (self.reached_end and not self.cut_short and self.error is None
+                             and not self.interrupted)
+            self._finish(decode, encode)
+            stats = self._freeze() if self.error is None else None
         if self.error is not None:
             raise self.error
+        assert stats is not None
         if self.interrupted:
-            raise RunInterrupted(self._freeze(), output_stalled=self.output_stalled)
-        return self._freeze()
+            raise RunInterrupted(stats, output_stalled=self.output_stalled)
+        return stats
 
     def _note_interrupt(self) -> None:
         self.interrupted = True
@@ -540,12 +559,14 @@ class _Pipeline:
                     raise _Stopped from None
 
     def _get(self, q: queue.Queue[Any]) -> Any:
-        while True:
+        """The next item; _Stopped once the run is torn down (a stop noted, a stage failed), even
+        while items are waiting: a stop does not wait for a full queue to be deblurred."""
+        while not self.abort.is_set():
             try:
                 return q.get(timeout=_POLL_S)
             except queue.Empty:
-                if self.abort.is_set():
-                    raise _Stopped from None
+                pass
+        raise _Stopped
 
     # --- result ---------------------------------------------------------------------------------
     def _tiling_note(self) -> str | None:
@@ -650,7 +671,10 @@ def _signals_noted(note: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            try:
+                signal.signal(sig, handler)
+            except KeyboardInterrupt:  # a signal that came as the handlers were put back: one inside
+                note()  # (its handler, put back first, has run and raised)
         for sig in dict.fromkeys(deferred):  # its handler is SIG_DFL again: the default action now
             os.kill(os.getpid(), sig)
 

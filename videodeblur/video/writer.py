@@ -464,13 +464,13 @@ class FrameWriter:
                               if codec in ("h264", "hevc") and is_annex_b(mine.extradata)
                               and (theirs.extradata or b"")[:1] == b"\x01" else None)
                 last_s: float | None = None
-                moved = 0  # how far the muxer moved the partial's times, in its time base
-                if first_s is not None and video.start_time is not None and video.time_base is not None:
-                    moved = video.start_time - round((first_s - self._origin_s) / video.time_base)
+                moved: int | None = None  # how far the muxer moved the partial's times, in its time base
                 rate = video.average_rate or video.guessed_rate
                 step = max(1, round(1 / (rate * video.time_base))) if rate and video.time_base else 1
                 try:
                     for packet in _with_decode_times(_intact_packets(source, video, to_annex_b), step):
+                        if moved is None:  # the first packet (a keyframe, the first shown): the file's start
+                            moved = _moved_by(packet.pts, first_s, self._origin_s, video)
                         if moved:
                             packet.pts -= moved
                             packet.dts = packet.dts - moved if packet.dts is not None else None
@@ -808,6 +808,18 @@ def _chapters_in(chapters: Sequence[dict[str, Any]],
         kept.append({**chapter, "start": round(max(0.0, begin) * 1000), "end": round(stop * 1000),
                      "time_base": Fraction(1, 1000)})
     return kept
+
+
+def _moved_by(first_pts: int | None, first_s: float | None, origin_s: float | Fraction,
+              video: av.video.stream.VideoStream) -> int:
+    """How far a muxer moved an interrupted run's frames (in ``video``'s time base): its first frame's
+    time less where this writer puts the source's first frame (``first_s``, less ``origin_s``). Read
+    from the first packet, not the stream's start time: FFmpeg cannot tell a Matroska file's start from
+    a single frame stored without a decode time, and gave the file's (its audio's: 21 ms early)."""
+    if first_s is None or video.time_base is None:
+        return 0
+    start = first_pts if first_pts is not None else video.start_time
+    return 0 if start is None else start - round((first_s - origin_s) / video.time_base)
 
 
 def _with_decode_times(packets: Iterator[av.Packet], step: int) -> Iterator[av.Packet]:
