@@ -254,6 +254,7 @@ def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_pa
     assert (again["frames"], again["frames_written"], again["resumed_frames"]) == (0, 5, 5)
     table = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--resume").stdout.splitlines()
     assert table[0].startswith(f"wrote {tmp_path / 'out.mp4'}: 5 frames (0 new, 5 kept), 64x48, 0.")  # no ", ,"
+    assert len(table) == 1, table  # no "sustained 0.0 fps ... bound by decode (0% busy)" table of nothing
 
 
 def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, make_clip, tmp_path: Path) -> None:

@@ -258,6 +258,10 @@ def summary_table(result: dict[str, Any]) -> str:
         f"wrote {'standard output' if result.get('output') == '-' else result.get('output', '')}: {frames}, {w}x{h}, "
         + "".join(f"{encoder}, " for encoder in [result.get("encoder")] if encoder)  # none: nothing was encoded
         + f"{result['seconds']:.2f} s",
+    ]
+    if not result["frames"]:  # nothing was deblurred (a resume with nothing left): no speed to tell
+        return lines[0]
+    lines += [
         f"model {result['model']} on {result['device']}, {result.get('precision', '')}, "
         f"batch {result.get('batch_size', '')}",
         f"sustained {result['fps']:.1f} fps (after {result['warmup_frames']} warm-up frames); latency ms "
