@@ -27,16 +27,23 @@ Rules, so a user knows what comes back:
   Folders are read one level deep, image files only (the extensions above, any case), in name order;
   images in their sub-folders are counted and left out, with a warning.
 - An output that is an input under any name (the same path, a symbolic or a hard link) is refused.
+- A JPEG or PNG cut short (a copy or download that did not finish) is read as far as it goes, a
+  JPEG's missing part grey, as viewers show it, with a warning that gives what its decoder said; one
+  that does not decode at all is an error that gives the decoder's reason, in one line.
 
 Everything is checked before the network runs (:func:`plan_images`), so a typo fails in milliseconds.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import sys
+import tempfile
+import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import av
 import cv2
@@ -105,8 +112,12 @@ class ImageJob:
     dst: Path
 
 
-def read_image(path: str | Path) -> Image:
-    """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha."""
+def read_image(path: str | Path, *, warn: Warn | None = None) -> Image:
+    """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha.
+
+    A JPEG or PNG cut short is read as far as it goes, as its viewers show it (a JPEG's missing part
+    grey), and what its decoder said of the damage goes to ``warn``, one line; a file that does not
+    decode at all is an UnreadableInputError that says the decoder's reason."""
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
@@ -120,13 +131,25 @@ def read_image(path: str | Path) -> Image:
         raise UnreadableInputError(f"{path} is empty, not an image")
     # JPEG: ANYCOLOR applies the EXIF orientation (UNCHANGED would not); it never has alpha anyway.
     flags = cv2.IMREAD_ANYCOLOR if _is_jpeg(data) else cv2.IMREAD_UNCHANGED
-    with quiet_opencv():  # its decoder warnings on stderr: our error says it once, in one line
-        pixels = cv2.imdecode(data, flags)
+    said: list[str] = []  # what libjpeg and libpng wrote to stderr themselves, past OpenCV's log level
+    with quiet_opencv():  # our error or warning says it once, in one line
+        with _c_stderr(said):
+            pixels = cv2.imdecode(data, flags)
+        if pixels is None and (ended := _with_end_marker(data)) is not None:
+            again: list[str] = []
+            with _c_stderr(again):  # cut short: OpenCV refuses what libjpeg and libpng can read
+                pixels = cv2.imdecode(ended, flags)
+            said = (again or ["it has no end marker"]) if pixels is not None else said or again
     if pixels is None:
         if Path(path).suffix.lower() in VIDEO_SUFFIXES:
             raise UnreadableInputError(f"{path} is a video, not an image; deblur it with `videodeblur video`")
+        reason = f": {said[0]}" if said else ""
         raise UnreadableInputError(f"{path} is not a readable image (corrupt, truncated or not PNG, JPEG, TIFF, "
-                                   "WebP, AVIF or BMP)")
+                                   f"WebP, AVIF or BMP){reason}")
+    if said:
+        more = f" (and {len(said) - 1} more)" if len(said) > 1 else ""
+        (warn or python_warning)(f"{path}: {said[0]}{more}" if said[0].startswith("libpng warning") else
+                                 f"{path} is damaged or cut short ({said[0]}{more}): the output shows what decoded")
     raw = data.tobytes()
     grey_alpha_tiff = tiff_samples_per_pixel(raw) == 2
     grey_alpha = grey_alpha_tiff or png_colour_type(raw) == 4
@@ -266,7 +289,7 @@ def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor, 
     path, a symbolic or a hard link) is refused (OutputError) before anything is read."""
     _checked_extension(Path(dst))
     check_outputs_apart([(src, Path(dst))])  # the video commands' identity check, before the network runs
-    image = read_image(src)
+    image = read_image(src, warn=warn)
     out = engine.process(image.rgb[np.newaxis])[0]
     return write_image(dst, image.with_rgb(np.ascontiguousarray(out)), warn=warn)
 
@@ -284,6 +307,47 @@ def deblur_images(inputs: Sequence[str | Path], output: str | Path, engine: Fram
 
 def _is_jpeg(data: np.ndarray) -> bool:
     return data.size >= 3 and bytes(data[:3]) == b"\xff\xd8\xff"
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: no data, its CRC
+_JPEG_END = b"\xff\xd9"  # EOI
+_C_STDERR = threading.Lock()  # one capture at a time: two would each restore the other's file as stderr
+
+
+def _with_end_marker(data: np.ndarray) -> np.ndarray | None:
+    """A JPEG or PNG that lacks its end marker (a copy or download cut short) with the marker put
+    back, for a decoder that refuses it without; None for other files, or one that has it."""
+    if _is_jpeg(data) and bytes(data[-2:]) != _JPEG_END:
+        return np.concatenate([data, np.frombuffer(_JPEG_END, np.uint8)])
+    if bytes(data[:8]) == _PNG_SIGNATURE and b"IEND" not in bytes(data[-12:]):
+        return np.concatenate([data, np.frombuffer(_PNG_END, np.uint8)])
+    return None
+
+
+@contextlib.contextmanager
+def _c_stderr(said: list[str]) -> Iterator[None]:
+    """Take what C code writes to the process's stderr inside (libjpeg's "Corrupt JPEG data: ...",
+    "libpng error: ..."; OpenCV's log level does not reach them) off it, into ``said``: its distinct
+    lines, for a message of ours to carry. The file descriptor is the process's: captures are taken
+    one at a time, and a thread that writes to stderr meanwhile is captured too."""
+    with _C_STDERR, tempfile.TemporaryFile() as capture:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr at all: nothing to keep off it
+            yield
+            return
+        sys.stderr.flush()
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines():
+                if (line := " ".join(line.split())) and line not in said:
+                    said.append(line)
 
 
 def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Image:

@@ -25,12 +25,14 @@ import av
 from videodeblur.errors import OutputError, UnreadableInputError
 from videodeblur.video.attachments import carry_attachments, read_pictures
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_chapter_track, is_url
+from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_chapter_track, is_named_pipe, is_url
 
 __all__ = ["Passthrough", "transcode_bit_rate"]
 
 # muxers whose edit lists hide what a track holds before its start (AAC's priming, a cut's lead-in)
 _EDIT_LIST_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
+# FFmpeg's default layout for a channel count (av_channel_layout_default), as the ffmpeg tool guesses it
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 class Passthrough:
     """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
@@ -74,6 +76,8 @@ class Passthrough:
         self._done = False  # every packet of the copied tracks has been written (or none are copied)
         self._await_align = False  # a live source opened again: its packets wait for align()
         self._last_s: float | None = None  # the output time of the last packet written
+        self._last_dts: dict[int, Fraction] = {}  # output stream index → its last packet's dts, in seconds
+        self._went_back: set[int] = set()  # output stream indices whose packets went back in time (said once)
         self._floor_s: float | None = None  # after a follow(): packets at or before this time are dropped
         self._start, self._end = window or (None, None)
         self._origin: float | Fraction = self._start or 0.0  # the source's time that is the output's 0
@@ -83,6 +87,13 @@ class Passthrough:
         self._feed = source if isinstance(source, PacketFeed) else None
         if self._feed is not None:
             self._in: av.container.InputContainer | None = self._feed.container  # the reader's: not closed here
+        elif is_named_pipe(source):
+            # its bytes went to the video's reader: opening it again would wait for ever for a writer
+            self.skipped.append(f"the tracks beside the video (audio, subtitles...) of {source}: it is a named pipe, "
+                                f"read once, for the video; give it as standard input (- < {source}) to keep them")
+            self._in = None
+            self.close()
+            return
         else:
             try:
                 self._in = av.open(str(source), "r", metadata_errors="replace",
@@ -205,6 +216,8 @@ class Passthrough:
                 shift = round(self._origin / packet.time_base)
                 packet.pts = packet.pts - shift if packet.pts is not None else None
                 packet.dts -= shift
+            if self._goes_back(index, packet):
+                continue
             self._write(index, packet)
             self._last_s = out_s if out_s is not None else self._last_s
 
@@ -248,6 +261,27 @@ class Passthrough:
             return False
         return (packet.pts + (packet.duration or 0)) * packet.time_base < start
 
+    def _goes_back(self, index: int, packet: av.Packet) -> bool:
+        """Whether ``packet`` decodes before one already written to its output track: a file joined
+        from two, whose second part's clock starts again, or a clock that was reset. A muxer refuses
+        it ("Invalid argument"), which ended the whole run, so it is left out, and said once a track
+        (the video's frames keep their order: the reader steps each on from the last)."""
+        if packet.dts is None or packet.time_base is None:
+            return False
+        out = self._out[index].index
+        at, last = packet.dts * Fraction(packet.time_base), self._last_dts.get(out)
+        # audio packets each last a while, so two at one time are out of order too; subtitles may
+        # start together (a sign and a line of dialogue), and the muxer decides whether it can hold them
+        if last is None or at > last or (at == last and self._formats[index][0] != "audio"):
+            self._last_dts[out] = at
+            return False
+        if out not in self._went_back:
+            self._went_back.add(out)
+            kind, codec = self._formats[index][:2]
+            self.skipped.append(f"the packets of {codec} {kind} (stream {index}) whose timestamps go back, first at "
+                                f"{float(last):.2f} s (a file joined from two, a clock reset, or damage)")
+        return True
+
     def _add(self, src: av.stream.Stream) -> None:
         if src.type == "audio" and self._output.default_audio_codec in (None, "none"):
             self.skipped.append(f"{src.codec_context.name} audio (stream {src.index}): {self._kind} files hold "
@@ -265,6 +299,8 @@ class Passthrough:
                     return
                 out = self._transcoded_stream(src, f"{self._kind} files cannot hold {src.codec_context.name}",
                                               refused=err)
+        if src.type == "audio" and src.index not in self._transcodes:
+            out.codec_context.layout = _named_layout(src.codec_context.layout)
         for key in ("language", "title", "handler_name"):
             if key in src.metadata:
                 out.metadata[key] = src.metadata[key]
@@ -310,7 +346,7 @@ class Passthrough:
         if rates and rate not in rates:  # Opus: 48 kHz and its divisions only
             rate = min((r for r in rates if r >= rate), default=max(rates))
         out = self._output.add_stream(codec.name, rate=rate)
-        out.codec_context.layout = src.codec_context.layout
+        out.codec_context.layout = _named_layout(src.codec_context.layout)
         out.codec_context.bit_rate = transcode_bit_rate(codec.name, src.codec_context.channels)
         self._transcodes[src.index] = _Transcode(src, out)
         self.converted.append(f"{src.codec_context.name} audio (stream {src.index}) re-encoded as {codec.name} "
@@ -348,6 +384,16 @@ def _format(src: av.stream.Stream) -> tuple[str, str, int | None, str | None]:
     if src.type != "audio" or codec is None:
         return src.type, codec.name if codec is not None else (src.name or "data"), None, None
     return src.type, codec.name, codec.sample_rate, codec.layout.name
+
+
+def _named_layout(layout: av.AudioLayout) -> av.AudioLayout:
+    """``layout``, or where it only counts its channels (PCM from an AVI or a Matroska file says no
+    more) FFmpeg's default layout for that count, as the ffmpeg tool guesses it: the MP4 muxer takes
+    unnamed channels when the header is written, then fails at the end, leaving a file with no index
+    (no frame of it played), or, fragmented, a broken sample description and no error at all."""
+    if layout.nb_channels in _DEFAULT_LAYOUTS and all(c.name == "NONE" for c in layout.channels):
+        return av.AudioLayout(_DEFAULT_LAYOUTS[layout.nb_channels])
+    return layout
 
 
 def _adts(src: av.stream.Stream) -> bool:

@@ -12,13 +12,17 @@ did not.
 from __future__ import annotations
 
 import dataclasses
+import errno
+import functools
 import math
+import os
+import stat
 import sys
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal, TypeVar
 
 import av
 import numpy as np
@@ -29,9 +33,10 @@ from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.hdr import HdrMetadata, hdr_metadata
 
-__all__ = ["STDIN", "cover_streams", "has_no_matrix", "is_chapter_track", "is_cover", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
+__all__ = ["STDIN", "cover_streams", "has_no_matrix", "is_chapter_track", "is_cover", "is_named_pipe", "is_stdin", "is_url", "pick_video_stream", "short_error", "VideoInfo", "DecodedFrame", "FrameReader", "probe"]
 
 Layout = Literal["rgb", "i420"]
+_T = TypeVar("_T")
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
 _NOT_VIDEO_FORMATS = {"tty"}  # FFmpeg's text "demuxer": opens any text file as video
 # formats whose demuxers give the header's duration as the end time, counted from 0, not from start_time:
@@ -138,39 +143,17 @@ class FrameReader:
         self._others_end_s: float | None = None  # where the other streams' packets (audio, subtitles) end
         # a pipe's or URL's packets beside the video, kept from the start for feed(): a pipe cannot be
         # read again, and a URL should not be fetched twice (a live one would not even send the same)
-        self._others: list[tuple[int, av.Packet]] | None = [] if is_stdin(path) or is_url(path) else None
+        pipe = is_stdin(path) or is_named_pipe(path)  # read once: never opened again, never sought
+        self._others: list[tuple[int, av.Packet]] | None = [] if pipe or is_url(path) else None
         self._feed: PacketFeed | None = None
         self._closed = False
         self._lock = threading.Lock()
-        self._container = _open(self.path)
-        self._file_end_s = _file_end_s(self._container)  # kept: the loss is worked out after the file is closed
         self._threads = threads
-        try:
-            self._use_video_stream()
-            # kept: PyAV's stream objects may not be read once the file is closed, and the loss is
-            # worked out after that (a closed file's stream once read back a stream index of 477663792)
-            self._stream_index = self._stream.index
-            self._stream_start = self._stream.start_time
-            self._stream_duration = self._stream.duration
-            self._deinterlace = deinterlace
-            self._frames = self._frame_source()
-            try:
-                first = next(self._frames)
-            except StopIteration:
-                if is_stdin(self.path) and self._container.format.name.startswith("mov"):
-                    raise DecodeError("standard input is an MP4/MOV that is not fragmented: its frames are found by "
-                                      "seeking, which a pipe cannot do; pipe MKV, NUT, MPEG-TS or a fragmented MP4, "
-                                      "or give the file itself") from None
-                hint = ("; over the network this is also what an MP4 with its index at the end gives when the server "
-                        "cannot serve byte ranges") if isinstance(self.path, str) and not is_stdin(self.path) else ""
-                raise DecodeError(f"{self.name} has a video stream but no frame could be decoded "
-                                  f"({self.first_error or 'zero frames'}); the file is empty or corrupt{hint}") from None
-            self.info = self._describe(first)
-            self.set_layout(layout, deep=deep)
-            self._first: av.VideoFrame | None = first
-        except BaseException:
-            self.close()
-            raise
+        self._deinterlace = deinterlace
+        self._container: av.container.InputContainer | None = None
+        opening = functools.partial(self._open_to_first_frame, layout, deep)
+        # a pipe may stall before its first frame: opened on a thread of its own, a signal still ends the run
+        first = _interruptibly(opening, abandon=self.close) if pipe else opening()
         self._last_pts: int | None = None
         self._first_s = float((first.pts or 0) * self.info.time_base)
         self.window: tuple[float, float | None] | None = None  # (start, end) in the stream's seconds, by trim()
@@ -294,7 +277,7 @@ class FrameReader:
         """Go to the keyframe at or before ``at_s`` (the stream's seconds; None: its start) and decode
         on from there, counting anew. A source that cannot seek (a server without byte ranges, a
         pipe) is read on from where it is, the frames before the window dropped as they come."""
-        if is_stdin(self.path):
+        if is_stdin(self.path) or is_named_pipe(self.path):
             return False  # FFmpeg may report success on a pipe and then read on from wherever it was
         # not before the stream's start, which may be below 0 (an MPEG-TS whose clock wraps reads so)
         floor = self._stream_start if self._stream_start is not None else 0
@@ -425,8 +408,9 @@ class FrameReader:
 
     @property
     def frames_lost_estimated(self) -> bool:
-        """Whether ``frames_lost`` is an estimate: the file was cut short and its header counts empty
-        frame slots (a gappy AVI), so how many real frames the missing part held is not known."""
+        """Whether ``frames_lost`` is an estimate: frames are missing, and the file's header counts no
+        frames (Matroska, MPEG-TS: the count comes from the duration) or counts empty frame slots (a
+        gappy AVI cut short), so how many real frames the missing part held is not known."""
         return (self.window is None or self.window[1] is None) and self._missing_packets()[1]
 
     def close(self) -> None:
@@ -434,9 +418,41 @@ class FrameReader:
             if self._closed:
                 return
             self._closed = True
-            self._container.close()
+            if self._container is not None:
+                self._container.close()
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _open_to_first_frame(self, layout: Layout, deep: bool) -> av.VideoFrame:
+        """Open the input, choose its video stream and decode its first frame, which validates it."""
+        self._container = _open(self.path)
+        self._file_end_s = _file_end_s(self._container)  # kept: the loss is worked out after the file is closed
+        try:
+            self._use_video_stream()
+            # kept: PyAV's stream objects may not be read once the file is closed, and the loss is
+            # worked out after that (a closed file's stream once read back a stream index of 477663792)
+            self._stream_index = self._stream.index
+            self._stream_start = self._stream.start_time
+            self._stream_duration = self._stream.duration
+            self._frames = self._frame_source()
+            try:
+                first = next(self._frames)
+            except StopIteration:
+                if is_stdin(self.path) and self._container.format.name.startswith("mov"):
+                    raise DecodeError("standard input is an MP4/MOV that is not fragmented: its frames are found by "
+                                      "seeking, which a pipe cannot do; pipe MKV, NUT, MPEG-TS or a fragmented MP4, "
+                                      "or give the file itself") from None
+                hint = ("; over the network this is also what an MP4 with its index at the end gives when the server "
+                        "cannot serve byte ranges") if isinstance(self.path, str) and not is_stdin(self.path) else ""
+                raise DecodeError(f"{self.name} has a video stream but no frame could be decoded "
+                                  f"({self.first_error or 'zero frames'}); the file is empty or corrupt{hint}") from None
+            self.info = self._describe(first)
+            self.set_layout(layout, deep=deep)
+            self._first: av.VideoFrame | None = first
+        except BaseException:
+            self.close()
+            raise
+        return first
+
     def _use_video_stream(self) -> None:
         """Decode the open input's video stream, with FFmpeg's own threads (``threads`` of them)."""
         self._stream = self._video_stream()
@@ -514,24 +530,36 @@ class FrameReader:
 
     def _others_outlast_video(self) -> bool:
         """Whether the other streams were read to the file's end and past the video's last packet:
-        the file is whole, and the duration it declares is theirs, not a count of lost frames."""
+        the file is whole, and the duration it declares is theirs, not a count of lost frames. Past
+        it by more than a frame: sound that ends with the picture (a few milliseconds after it, as
+        codecs frame it) says nothing of frames missing before (a WebM that lost 7 of its 40 frames
+        in the middle read as whole, its Opus ending 1 ms after the last frame)."""
         file_end_s = self._file_end_s
         if self._others_end_s is None or file_end_s is None or self._packets_end is None:
             return False
         video_end_s = float(self._packets_end * self.info.time_base)
-        return self._others_end_s >= file_end_s - max(0.5, 0.02 * file_end_s) and self._others_end_s > video_end_s
+        frame_s = 1 / float(self.info.fps) if self.info.fps else 0.0
+        return (self._others_end_s >= file_end_s - max(0.5, 0.02 * file_end_s)
+                and self._others_end_s > video_end_s + frame_s)
 
     def _reaches_stream_end(self) -> bool:
-        """Whether the packets read cover the stream's whole duration (to within half a frame)."""
+        """Whether the packets read cover the stream's whole duration (to within half a frame). A
+        header that counts more frame slots than that duration spans is believed over it: FFmpeg
+        measures an AVI cut before its index by the frames the file still holds (27 of 40 read as
+        a whole 27-frame stream)."""
         if self._packets_end is None or self._stream_duration is None:
             return False  # unknown: the header's count stands
         step = _default_step(self.info)
         end = self._packets_end + (0 if self._packet_durations else step)
-        return end + step / 2 >= (self._stream_start or 0) + self._stream_duration
+        duration = self._stream_duration
+        if self.info.frames_exact and self.info.frames:
+            duration = max(duration, self.info.frames * step)
+        return end + step / 2 >= (self._stream_start or 0) + duration
 
     def _missing_packets(self) -> tuple[int, bool]:
         """Packets the header counts that never came (``frames_lost`` explains when they count), and
-        whether that number is an estimate from the density of a gappy file's part that was read."""
+        whether that number is an estimate: from the duration, where the header counts no frames,
+        or from the density of the part read of a gappy file whose header counts empty slots."""
         expected = max((self.info.frames or 0) - self._slots_before(), 0)
         missing = max(expected - self.packets_read, 0)
         if not self.info.frames_exact and missing <= max(1, expected // 50):
@@ -540,11 +568,13 @@ class FrameReader:
             return 0, False
         if not self.info.frames_exact and self._others_outlast_video():
             return 0, False
-        if (density := self._slot_density()) is not None:
+        if self.info.frames_exact and (density := self._slot_density()) is not None:
             # cut short *and* gappy: the header's count holds empty slots, so count the missing part
-            # of the stream at the density of the part that was read
+            # of the stream at the density of the part that was read. Not from a count estimated
+            # from the duration: it holds no empty slots, and a Matroska file that lost the middle
+            # third of its frames read as "about 1 lost" (23 read over 40 slots, 1 slot left)
             return round((expected - self._slots_covered()) * density), True
-        return missing, False
+        return missing, not self.info.frames_exact
 
     def _slots_covered(self) -> float:
         """How many of the header's frame slots the packets read span, from where reading began."""
@@ -635,6 +665,42 @@ URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", 
 NETWORK_TIMEOUTS_S = (10.0, 30.0)  # open, then each read: a dead server is an error, not a hang
 
 
+def _interruptibly(work: Callable[[], _T], *, abandon: Callable[[], None]) -> _T:
+    """``work()`` on a thread of its own while this one waits, so that Ctrl-C or SIGTERM still ends
+    the run while it is blocked: FFmpeg retries a read from a pipe that a signal interrupted, and
+    never comes back to Python for the signal's handler to act (a producer that stalls before its
+    first frame held the run until it sent again). Interrupted, ``work`` is left to its thread, as
+    the pipeline leaves a read blocked on a pipe, and ``abandon()`` runs once it has returned."""
+    done = threading.Event()
+    lock = threading.Lock()
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as err:  # noqa: BLE001 - carried to the waiting thread
+            result["error"] = err
+        with lock:
+            done.set()
+            left = result.get("left", False)
+        if left and "value" in result:
+            abandon()
+
+    threading.Thread(target=run, name="videodeblur-open", daemon=True).start()
+    try:
+        while not done.wait(0.1):
+            pass
+    except BaseException:
+        with lock:
+            result["left"] = not done.is_set()
+        if not result["left"] and "value" in result:
+            abandon()
+        raise
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
 def _checked_layout(layout: str) -> Layout:
     """``rgb`` or ``i420``: anything else was read as I420 planes without a word."""
     if layout not in ("rgb", "i420"):
@@ -651,6 +717,17 @@ def is_url(spec: str | Path) -> bool:
 def is_stdin(spec: str | Path | None) -> bool:
     """``-``: standard input (or output), the Unix way of naming a pipe."""
     return spec is not None and str(spec) == STDIN
+
+
+def is_named_pipe(spec: str | Path | None) -> bool:
+    """A path that is a FIFO (``mkfifo``, or bash's ``<(...)``): a pipe under a name, read once as
+    standard input is; opening it again would wait for ever for a writer that has gone."""
+    if spec is None or is_stdin(spec) or is_url(spec):
+        return False
+    try:
+        return stat.S_ISFIFO(os.stat(spec).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def short_error(err: BaseException) -> str:
@@ -753,11 +830,13 @@ def _open(path: Path | str) -> av.container.InputContainer:
         try:
             return av.open("pipe:0", "r", metadata_errors="replace")
         except (av.FFmpegError, OSError) as err:
+            _end_if_interrupted(err)
             raise UnreadableInputError(f"standard input is not a video FFmpeg can read ({short_error(err)})") from err
     if isinstance(path, str):  # a URL
         try:
             return av.open(path, "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S)
         except (av.FFmpegError, OSError) as err:
+            _end_if_interrupted(err)
             raise UnreadableInputError(f"cannot open {path}: {short_error(err)}") from err
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
@@ -766,6 +845,7 @@ def _open(path: Path | str) -> av.container.InputContainer:
     try:
         return av.open(str(path), "r", metadata_errors="replace")  # tags in Latin-1 etc. are common in old files
     except av.FFmpegError as err:
+        _end_if_interrupted(err)
         if _mp4_without_index(path):
             raise UnreadableInputError(
                 f"{path} is an MP4/MOV cut short before its index (moov) was written, so no frame can be "
@@ -773,7 +853,16 @@ def _open(path: Path | str) -> av.container.InputContainer:
         reason = " ".join(str(err).split())
         raise UnreadableInputError(f"{path} is not a video file FFmpeg can read ({reason})") from err
     except (OSError, UnicodeDecodeError) as err:
+        _end_if_interrupted(err)
         raise UnreadableInputError(f"cannot open {path}: {err}") from err
+
+
+def _end_if_interrupted(err: BaseException) -> None:
+    """A signal (Ctrl-C, SIGTERM) that came while the open waited (on a named pipe with no writer
+    yet): its handler ran inside PyAV, whose EINTR error took the place of the KeyboardInterrupt it
+    raised, so end as a signal mid-run does, not as an unreadable input."""
+    if getattr(err, "errno", None) == errno.EINTR:
+        raise KeyboardInterrupt from err
 
 
 def _file_end_s(container: av.container.InputContainer) -> float | None:
@@ -797,7 +886,10 @@ def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
 
 def _mp4_without_index(path: Path) -> bool:
     """True for an ISO-BMFF file (``ftyp`` first) whose top-level boxes hold no ``moov``: the index
-    is written last unless the file was made "faststart", so a cut-short recording lacks it."""
+    is written last unless the file was made "faststart", so a cut-short recording lacks it. Only a
+    regular file is looked into: a named pipe, its bytes read once already, would be waited on for ever."""
+    if not path.is_file():
+        return False
     try:
         with open(path, "rb") as f:
             size_total = path.stat().st_size
