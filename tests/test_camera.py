@@ -811,3 +811,25 @@ def test_standard_input_is_a_source_as_video_reads_it(run_subprocess, make_clip,
         assert len(list(c.decode(video=0))) == 12
     nothing = run_subprocess("camera", "--source", "-", "--no-preview", "--device", "cpu")  # stdin: /dev/null
     assert nothing.exit_code == 1 and "videodeblur: error:" in nothing.stderr
+
+
+def test_a_recording_that_cannot_be_finished_is_the_runs_error_not_a_thread_traceback(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    """Finishing the recorded file can fail (a full disk): the recorder's thread keeps the error for the
+    run to raise, instead of letting it escape the thread as a raw "Exception in thread" traceback."""
+    from videodeblur.errors import EncodeError
+    from videodeblur.pipeline import live
+
+    escaped = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
+    recorder = live._Recorder(tmp_path / "rec.mp4", 64, 48, 30)
+
+    def full_disk(**_kwargs) -> None:
+        raise EncodeError("finishing rec.mp4 failed: No space left on device")
+
+    monkeypatch.setattr(recorder._writer, "close", full_disk)
+    recorder.write(np.zeros((48, 64, 3), np.uint8), capture_time=0.0)
+    assert recorder.close() == 1
+    assert escaped == []
+    with pytest.raises(EncodeError, match="No space left on device"):
+        recorder.raise_error()

@@ -245,10 +245,10 @@ def _within(seconds: float, run, *args: object):
     return results[0]
 
 
-def test_a_named_pipe_is_read_once_and_its_sound_left_out_with_a_warning(run_cli, make_clip, tmp_path: Path) -> None:
+def test_a_named_pipe_is_read_once_and_keeps_its_sound(run_cli, make_clip, tmp_path: Path) -> None:
     """A FIFO given by name was read for the video and then opened again for its sound, which waited
-    for ever for a writer long gone (a hang that only kill -9 ended). It is read once: the video
-    comes out whole, and the sound is left out with a warning that says how to keep it."""
+    for ever for a writer long gone (a hang that only kill -9 ended). It is read once, as standard
+    input is: the video comes out whole and the sound comes along from that one reading."""
     mkv = remuxed(make_clip("a.mp4", width=32, height=32, frames=10, audio=True), tmp_path / "a.mkv")
     pipe = tmp_path / "in.mkv"
     writer = _fifo(pipe, mkv.read_bytes())
@@ -257,10 +257,10 @@ def test_a_named_pipe_is_read_once_and_its_sound_left_out_with_a_warning(run_cli
     assert writer is not None
     writer.join(5)
     assert result.exit_code == 0, result.stderr
-    assert result.stderr_lines == [
-        f"videodeblur: warning: left out the tracks beside the video (audio, subtitles...) of {pipe}: it is a named "
-        f"pipe, read once, for the video; give it as standard input (- < {pipe}) to keep them"]
-    assert _tracks(out) == (10, [], 0)
+    assert result.stderr_lines == []
+    source = _tracks(mkv)
+    assert source[1] and source[2] > 0
+    assert _tracks(out) == (10, source[1], source[2])
 
 
 def test_garbage_from_a_named_pipe_is_one_line_not_a_hang(run_cli, tmp_path: Path) -> None:

@@ -488,7 +488,10 @@ class _Recorder:
             while self._queue.get() is not None:  # drain so the producer never blocks
                 pass
         finally:
-            self._writer.close(complete=False)  # a file source's sound only as far as the frames went
+            try:
+                self._writer.close(complete=False)  # a file source's sound only as far as the frames went
+            except BaseException as err:  # finishing the file failed (a full disk): the run reports it,
+                self._error = self._error or err  # not the thread, as a raw traceback
 
 
     def _keep_sound_in_step(self, pts: int, stream_s: float | None, run: int) -> None:

@@ -36,7 +36,7 @@ from videodeblur.pipeline.resume import finished_output, frames_in, kept_frame_c
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_stdin, is_url
+from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_named_pipe, is_stdin, is_url
 from videodeblur.video.writer import FrameWriter, check_output_path
 
 __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
@@ -243,8 +243,9 @@ def _one_pass_feed(reader: FrameReader, input_path: str | Path, options: RunOpti
     """Where the tracks beside the video come from, when not from a second opening of the input: a
     pipe cannot be opened twice, and a URL is then downloaded once. A resumed URL is opened twice
     after all, because its copied frames are written before the reader has read their sound, and
-    the sound must go in with them (a muxer that got it an hour late would write it badly)."""
-    if is_stdin(input_path) or (is_url(input_path) and not options.resume):
+    the sound must go in with them (a muxer that got it an hour late would write it badly). A named
+    pipe (FIFO) is a pipe too: opening it again would wait for ever for a writer long gone."""
+    if is_stdin(input_path) or is_named_pipe(input_path) or (is_url(input_path) and not options.resume):
         return reader.feed()
     return None
 
