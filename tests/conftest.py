@@ -142,6 +142,45 @@ def make_image(path: str | Path, *, width: int, height: int, mode: str = "rgb", 
     return path
 
 
+def tiny_recipe(tmp_path: Path, out_dir: Path, *, steps: int = 6, log_every: int = 1, checkpoint_every: int = 100,
+                image_hw: tuple[int, int] = (48, 56), extra: str = "") -> Path:
+    """A training recipe small enough for a test: an 8-channel, 2-stage model on two noise images
+    (``tmp_path/images``, ``image_hw`` each), camera-shake pairs cropped to 24 px; ``extra`` adds
+    ``[train]`` lines."""
+    from videodeblur.train.data import write_rgb
+
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_rgb(tmp_path / "images" / f"{i}.png", rng.integers(0, 256, (*image_hw, 3), dtype=np.uint8))
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(f"""
+[model]
+name = "tiny"
+channels = 8
+blocks = 1
+stages = 2
+unshuffle = 2
+
+[train]
+out_dir = "{out_dir.as_posix()}"
+steps = {steps}
+batch = 2
+warmup_steps = 2
+log_every = {log_every}
+checkpoint_every = {checkpoint_every}
+threads = 1
+{extra}
+
+[data]
+images = ["{(tmp_path / 'images').as_posix()}/*.png"]
+
+[data.mix]
+crop = 24
+kernel_sizes = [5, 7]
+""")
+    return recipe
+
+
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB between two same-shape arrays (uint8 by default); inf if equal."""
     a = np.asarray(a, dtype=np.float64)

@@ -128,15 +128,20 @@ def test_a_matroska_file_that_lost_its_middle_says_how_many_frames_it_lost(run_c
     slots after the last frame read: none, so 23 of 40 frames went without a word (with a sound
     track: "about 1 lost"). Matroska counts no frames: the duration's count stands, said "about"."""
     mkv = remuxed(make_clip("a.mp4", width=32, height=32, frames=40), tmp_path / "a.mkv")
-    data = bytearray(mkv.read_bytes())
+    _assert_middle_loss_is_told(run_cli, mkv, tmp_path / "holed.mkv", most_decodable=30)
+
+
+def _assert_middle_loss_is_told(run_cli, whole: Path, holed: Path, *, most_decodable: int) -> None:
+    """``whole`` (40 frames) with its middle third zeroed, as ``holed``: the run writes every frame that
+    decodes and says, in one warning, about how many of the 40 were lost."""
+    data = bytearray(whole.read_bytes())
     third = len(data) // 3
     data[third:2 * third] = bytes(third)
-    holed = tmp_path / "holed.mkv"
     holed.write_bytes(bytes(data))
     with av.open(str(holed)) as c:
         decodable = sum(1 for _ in c.decode(video=0))
-    assert 5 <= decodable <= 30
-    result = run_cli("video", holed, "-o", tmp_path / "out.mkv", *CPU, "--json")
+    assert 5 <= decodable <= most_decodable
+    result = run_cli("video", holed, "-o", holed.with_name("out.mkv"), *CPU, "--json")
     assert result.exit_code == 0, result.stderr
     stats = json.loads(result.stdout)
     assert (stats["frames_written"], stats["frames_lost"]) == (decodable, 40 - decodable)
@@ -173,20 +178,7 @@ def test_a_webm_that_lost_its_middle_is_not_taken_for_whole_by_its_sound(run_cli
     the sound's": Opus ending 1 ms after the last frame made a WebM that lost 16 of its 40 frames in
     the middle read as whole, without a word. The sound must outlast the picture by a frame."""
     webm = _webm_of(make_clip("a.mp4", width=32, height=32, frames=40), tmp_path / "a.webm")
-    data = bytearray(webm.read_bytes())
-    third = len(data) // 3
-    data[third:2 * third] = bytes(third)
-    holed = tmp_path / "holed.webm"
-    holed.write_bytes(bytes(data))
-    with av.open(str(holed)) as c:
-        decodable = sum(1 for _ in c.decode(video=0))
-    assert 5 <= decodable <= 35
-    result = run_cli("video", holed, "-o", tmp_path / "out.mkv", *CPU, "--json")
-    assert result.exit_code == 0, result.stderr
-    stats = json.loads(result.stdout)
-    assert (stats["frames_written"], stats["frames_lost"]) == (decodable, 40 - decodable)
-    assert stats["warnings"] == [f"{holed} is truncated or corrupt: {decodable} of about 40 frames decoded, about "
-                                 f"{40 - decodable} lost, 0 decode error(s)"]
+    _assert_middle_loss_is_told(run_cli, webm, tmp_path / "holed.webm", most_decodable=35)
 
 
 def test_a_file_joined_from_two_keeps_every_frame_and_the_sound_that_fits(run_cli, make_clip, tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ import threading
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import pytest
 import torch
 
@@ -24,7 +23,7 @@ from videodeblur.errors import ConfigError
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 
 from _clips_video import decode
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tiny_recipe
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
 
@@ -187,38 +186,7 @@ def test_a_second_ctrl_c_while_a_recording_closes_keeps_the_stats(engine: Engine
 
 
 def _recipe(tmp_path: Path, steps: int, checkpoint_every: int) -> Path:
-    import cv2
-
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        (tmp_path / "images").mkdir(exist_ok=True)
-        cv2.imwrite(str(tmp_path / "images" / f"{i}.png"), rng.integers(0, 256, (48, 56, 3), dtype=np.uint8))
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(textwrap.dedent(f"""
-        [model]
-        name = "tiny"
-        channels = 8
-        blocks = 1
-        stages = 2
-        unshuffle = 2
-
-        [train]
-        out_dir = "{(tmp_path / 'run').as_posix()}"
-        steps = {steps}
-        batch = 2
-        warmup_steps = 2
-        log_every = 1
-        checkpoint_every = {checkpoint_every}
-        threads = 1
-
-        [data]
-        images = ["{(tmp_path / 'images').as_posix()}/*.png"]
-
-        [data.mix]
-        crop = 24
-        kernel_sizes = [5, 7]
-        """))
-    return recipe
+    return tiny_recipe(tmp_path, tmp_path / "run", steps=steps, checkpoint_every=checkpoint_every)
 
 
 def _logged_steps(run: Path) -> list[int]:

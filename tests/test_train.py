@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_recipe
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model import LPRN, load_model, save_weights
@@ -86,35 +87,7 @@ def test_static_weight_counts_unchanged_pixels_more() -> None:
 
 
 def _recipe_file(tmp_path: Path, out_dir: Path, steps: int = 6) -> Path:
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        write_rgb(tmp_path / "images" / f"{i}.png", rng.integers(0, 256, (48, 56, 3), dtype=np.uint8))
-    recipe = tmp_path / "recipe.toml"
-    recipe.write_text(f"""
-[model]
-name = "tiny"
-channels = 8
-blocks = 1
-stages = 2
-unshuffle = 2
-
-[train]
-out_dir = "{out_dir.as_posix()}"
-steps = {steps}
-batch = 2
-warmup_steps = 2
-log_every = 1
-checkpoint_every = 100
-threads = 1
-
-[data]
-images = ["{(tmp_path / 'images').as_posix()}/*.png"]
-
-[data.mix]
-crop = 24
-kernel_sizes = [5, 7]
-""")
-    return recipe
+    return tiny_recipe(tmp_path, out_dir, steps=steps)
 
 
 def _losses(log: Path) -> dict[int, float]:

@@ -13,49 +13,16 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_recipe
 from videodeblur.config import ModelConfig
 from videodeblur.model import LPRN, save_weights
 from videodeblur.train import load_recipe, train, trainer
 from videodeblur.train.data import write_rgb
 
 
-def _images(folder: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for i in range(2):
-        write_rgb(folder / f"{i}.png", rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
-    return folder
-
-
 def _recipe(tmp_path: Path, *, steps: int = 6, log_every: int = 1, extra: str = "") -> Path:
-    """A tiny recipe on two noise images (camera-shake pairs, crops of 24 px)."""
-    images = _images(tmp_path / "images")
-    path = tmp_path / "recipe.toml"
-    path.write_text(f"""
-[model]
-name = "tiny"
-channels = 8
-blocks = 1
-stages = 2
-unshuffle = 2
-
-[train]
-out_dir = "{(tmp_path / 'run').as_posix()}"
-steps = {steps}
-batch = 2
-warmup_steps = 2
-log_every = {log_every}
-checkpoint_every = 100
-threads = 1
-{extra}
-
-[data]
-images = ["{images.as_posix()}/*.png"]
-
-[data.mix]
-crop = 24
-kernel_sizes = [5, 7]
-""")
-    return path
+    """A tiny recipe on two 48x40 noise images (camera-shake pairs, crops of 24 px)."""
+    return tiny_recipe(tmp_path, tmp_path / "run", steps=steps, log_every=log_every, image_hw=(40, 48), extra=extra)
 
 
 def _pairs(root: Path, sizes: dict[str, tuple[tuple[int, int], tuple[int, int]]]) -> Path:
