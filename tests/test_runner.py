@@ -230,10 +230,10 @@ def test_signals_during_the_finalising_are_noted_not_raised() -> None:
     Ctrl-C raises as usual."""
     import signal
 
-    from videodeblur.pipeline.runner import _signals_noted
+    from videodeblur.pipeline.signals import signals_noted
 
     noted: list[str] = []
-    with _signals_noted(lambda: noted.append("stop")):
+    with signals_noted(lambda: noted.append("stop")):
         signal.raise_signal(signal.SIGINT)
         signal.raise_signal(signal.SIGINT)
     assert noted == ["stop", "stop"]
@@ -649,16 +649,16 @@ def test_sighup_is_noted_during_the_finalising_unless_ignored() -> None:
     """SIGHUP (a closed terminal) is a stop like SIGTERM; under nohup (ignored) it stays ignored."""
     import signal
 
-    from videodeblur.pipeline.runner import _signals_noted
+    from videodeblur.pipeline.signals import signals_noted
 
     noted: list[str] = []
     previous = signal.signal(signal.SIGHUP, lambda *_: noted.append("handler"))
     try:
-        with _signals_noted(lambda: noted.append("stop")):
+        with signals_noted(lambda: noted.append("stop")):
             signal.raise_signal(signal.SIGHUP)
         assert noted == ["stop", "handler"]
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        with _signals_noted(lambda: noted.append("stop")):
+        with signals_noted(lambda: noted.append("stop")):
             signal.raise_signal(signal.SIGHUP)
             assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         assert noted == ["stop", "handler"]

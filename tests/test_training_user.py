@@ -124,7 +124,8 @@ def test_an_evaluation_that_fails_after_training_keeps_the_weights(tmp_path: Pat
     out = tmp_path / "out"
     result = run_cli("train", "--config", _recipe(tmp_path, steps=2), "--set", f'train.eval_pairs="{root.as_posix()}"',
                      "--out-dir", out)
-    assert result.exit_code == 1 and result.stderr_lines[-1] == f"videodeblur: error: cannot read image {cut}"
+    assert result.exit_code == 1, result.stderr
+    assert result.stderr_lines[-1].startswith(f"videodeblur: error: {cut} is not a readable image")
     assert [line for line in result.stderr_lines if "error" in line] == result.stderr_lines[-1:], result.stderr
     metadata = json.loads((out / "tiny.json").read_text())
     assert metadata["steps"] == 2 and metadata["evaluation"] is None

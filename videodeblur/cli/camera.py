@@ -96,7 +96,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
 
     from videodeblur.pipeline import Engine, EngineOptions
     from videodeblur.pipeline.live import LiveOptions, run_live
-    from videodeblur.pipeline.runner import _signals_noted
+    from videodeblur.pipeline.signals import signals_noted
     from videodeblur.video.capture import CaptureOptions, open_source
 
     width, height = _parse_size(size)
@@ -138,7 +138,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
             window.close()
 
     held: list[int] = []
-    with _signals_noted(lambda: held.append(1)):  # another Ctrl-C now waits for the stats: they are said whole
+    with signals_noted(lambda: held.append(1)):  # another Ctrl-C now waits for the stats: they are said whole
         for warning in [*stats.warnings, *([stats.end_reason] if stats.end_reason.startswith("source lost") else [])]:
             click.echo(f"videodeblur: warning: {warning}", err=True)
         if note := getattr(engine, "auto_tile_note", None):  # a test may hand in a stand-in engine

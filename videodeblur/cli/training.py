@@ -73,7 +73,7 @@ def _print_progress(record: dict[str, Any]) -> None:
 @click.command("eval")
 @click.option("--pairs", required=True, type=click.Path(), help="Folder of pairs: <scene>/blur/*.png + <scene>/sharp/*.png.")
 @click.option("--model", "model", default="lprn", show_default=True, help="Shipped model name or .pt path.")
-@click.option("--limit", type=int, default=None, help="Evaluate only the first N pairs (N >= 1).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate only the first N pairs.")
 @click.option("--per-pair", is_flag=True, help="Also list every pair.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--record", is_flag=True,
@@ -84,9 +84,7 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
     from videodeblur.model import load_model, write_metadata
     from videodeblur.train import evaluate_pairs
-    from videodeblur.train.evaluate import check_limit
 
-    check_limit(limit)
     if record:
         _check_recordable(model, limit)
     loaded = load_model(model)

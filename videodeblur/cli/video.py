@@ -137,7 +137,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
-    from videodeblur.pipeline.runner import _signals_noted
+    from videodeblur.pipeline.signals import signals_noted
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
                                                    tile=tile, compile=compile_))
@@ -155,16 +155,16 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         held: list[int] = []
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
-            with _signals_noted(lambda: held.append(1)):
+            with signals_noted(lambda: held.append(1)):
                 unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json)
         except RunInterrupted as stop:
-            with _signals_noted(lambda: held.append(1)):
+            with signals_noted(lambda: held.append(1)):
                 _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
                                  stalled=stop.output_stalled)
             # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
             raise click.exceptions.Abort() from stop
         except KeyboardInterrupt as stop:  # not in the run: before it began, or in the instant it ended
-            with _signals_noted(lambda: held.append(1)):
+            with signals_noted(lambda: held.append(1)):
                 _say_interrupted(None, job, progress, piped_out=piped_out, as_json=False, stalled=False)
             raise click.exceptions.Abort() from stop
         except VideoDeblurError as err:

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from videodeblur.errors import SourceError
-from videodeblur.pipeline.runner import _signals_noted
+from videodeblur.pipeline.signals import signals_noted
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import StageClock, percentiles
 from videodeblur.video.capture import CapturedFrame, LiveSource
@@ -257,7 +257,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         stopped: list[int] = []
         # a second Ctrl-C (or a SIGTERM) while the capture stops and the recording is finalised is
         # only noted: raised here, it cut the recording's close short and the stats were never said
-        with _signals_noted(lambda: stopped.append(1)):
+        with signals_noted(lambda: stopped.append(1)):
             stop.set()
             slot.close()
             if capture.started:

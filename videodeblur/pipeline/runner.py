@@ -12,19 +12,17 @@ a pipe or stream that takes nothing more after a stop is left behind (:class:`Ru
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import math
 import numbers
 import os
 import queue
 import select
-import signal
 import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Deque, Iterator
+from typing import Any, Callable, Deque
 
 import torch
 
@@ -34,6 +32,7 @@ from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
 from videodeblur.pipeline.resume import finished_output, frames_in, kept_frame_check, nothing_left, set_aside
 from videodeblur.pipeline.side_by_side import side_by_side
+from videodeblur.pipeline.signals import signals_noted
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_named_pipe, is_stdin, is_url
@@ -198,7 +197,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             # counting a long output's frames takes seconds: a stop then (or just before) left the old
             # output beside the new, and the next --resume took the old one's frames over the new ones
             try:
-                with _signals_noted(lambda: stopped.append(1)):
+                with signals_noted(lambda: stopped.append(1)):
                     _drop_partial(partial, Path(output_path), writer)
             except KeyboardInterrupt:  # one that came as the noting began
                 stopped.append(1)
@@ -338,7 +337,7 @@ class _Pipeline:
         # ``ready`` wrote the frame twice (the run then failed at its end), one between a batch's
         # collection and its queueing lost the batch (a gap in the file), and a second one while the
         # output was finalised ended the process with the container unwritten.
-        with _signals_noted(self._note_interrupt):
+        with signals_noted(self._note_interrupt):
             try:
                 decode.start()
                 encode.start()
@@ -369,7 +368,7 @@ class _Pipeline:
 
     def _finish(self, decode: threading.Thread, encode: threading.Thread) -> None:
         """Send end-of-stream to the writer and wait for both threads (further Ctrl-C are only noted
-        meanwhile, :func:`_signals_noted`), so the container is always finalised."""
+        meanwhile, :func:`signals_noted`), so the container is always finalised."""
         if not self.complete:
             self.abort.set()
         if encode.is_alive():
@@ -633,51 +632,6 @@ class _Pipeline:
             window_s=list(reader.window) if reader.window else None,
             colour_on_device=reader.layout == "i420",
             queue_size=self.options.queue_size, stopped_early=self.cut_short)
-
-
-# what ends a run the Ctrl-C way (the CLI maps SIGTERM and SIGHUP to KeyboardInterrupt too)
-_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
-
-
-@contextlib.contextmanager
-def _signals_noted(note: Callable[[], None]) -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP call ``note`` and the handlers that were there (whose
-    KeyboardInterrupt, Ctrl-C's or the CLI's SIGTERM's and SIGHUP's, is swallowed), instead of
-    raising into the code inside; an ignored one (``nohup``'s SIGHUP) stays ignored. One whose
-    handler was the default (a program that installed none: SIGTERM kills it) is sent again once
-    the code inside is done, with the default restored, so the process still dies of it, its output
-    finalised. Only the main thread receives signals; elsewhere this does nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in _STOP_SIGNALS}
-    # an ignored one stays ignored; one set outside Python (None) could not be put back
-    previous = {sig: handler for sig, handler in previous.items() if handler not in (signal.SIG_IGN, None)}
-    deferred: list[int] = []  # default-action signals, delivered again afterwards
-
-    def noted(signum: int, frame: Any) -> None:
-        note()
-        handler = previous[signum]
-        if handler is signal.SIG_DFL:
-            deferred.append(signum)
-        elif callable(handler):
-            try:
-                handler(signum, frame)  # e.g. the CLI's: it remembers a SIGTERM for exit code 143
-            except KeyboardInterrupt:
-                pass
-
-    for sig in previous:
-        signal.signal(sig, noted)
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            try:
-                signal.signal(sig, handler)
-            except KeyboardInterrupt:  # a signal that came as the handlers were put back: one inside
-                note()  # (its handler, put back first, has run and raised)
-        for sig in dict.fromkeys(deferred):  # its handler is SIG_DFL again: the default action now
-            os.kill(os.getpid(), sig)
 
 
 def _output_drains(path: Path | str) -> "bool | Callable[[], bool] | None":

@@ -1,0 +1,58 @@
+"""Stop signals noted instead of raised, so a run finalises its output before it ends.
+
+Why its own module: the file runner, the camera loop and the commands all hold a run's stop signals
+the same way while they finish their work.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from typing import Any, Callable, Iterator
+
+__all__ = ["signals_noted", "STOP_SIGNALS"]
+
+# what ends a run the Ctrl-C way (the CLI maps SIGTERM and SIGHUP to KeyboardInterrupt too)
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def signals_noted(note: Callable[[], None]) -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP call ``note`` and the handlers that were there (whose
+    KeyboardInterrupt, Ctrl-C's or the CLI's SIGTERM's and SIGHUP's, is swallowed), instead of
+    raising into the code inside; an ignored one (``nohup``'s SIGHUP) stays ignored. One whose
+    handler was the default (a program that installed none: SIGTERM kills it) is sent again once
+    the code inside is done, with the default restored, so the process still dies of it, its output
+    finalised. Only the main thread receives signals; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    # an ignored one stays ignored; one set outside Python (None) could not be put back
+    previous = {sig: handler for sig, handler in previous.items() if handler not in (signal.SIG_IGN, None)}
+    deferred: list[int] = []  # default-action signals, delivered again afterwards
+
+    def noted(signum: int, frame: Any) -> None:
+        note()
+        handler = previous[signum]
+        if handler is signal.SIG_DFL:
+            deferred.append(signum)
+        elif callable(handler):
+            try:
+                handler(signum, frame)  # e.g. the CLI's: it remembers a SIGTERM for exit code 143
+            except KeyboardInterrupt:
+                pass
+
+    for sig in previous:
+        signal.signal(sig, noted)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            try:
+                signal.signal(sig, handler)
+            except KeyboardInterrupt:  # a signal that came as the handlers were put back: one inside
+                note()  # (its handler, put back first, has run and raised)
+        for sig in dict.fromkeys(deferred):  # its handler is SIG_DFL again: the default action now
+            os.kill(os.getpid(), sig)
