@@ -275,6 +275,29 @@ def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, m
     assert len(decode(tmp_path / "out" / "b.mkv").audio) > 0
 
 
+def test_videos_in_sub_folders_are_counted_in_one_warning(run_cli, make_clip, tmp_path: Path) -> None:
+    """A folder of folders (a card's DCIM/100GOPRO/...) once ran the top level only, without a word."""
+    from videodeblur.pipeline.plan import plan_videos
+
+    make_clip("card/a.mp4", width=32, height=32, frames=2)
+    make_clip("card/100GOPRO/b.mp4", width=32, height=32, frames=2)
+    make_clip("card/100GOPRO/old/c.MOV", width=32, height=32, frames=2)
+    (tmp_path / "card" / "100GOPRO" / "notes.txt").write_text("not a video")
+    said: list[str] = []
+    jobs = plan_videos([tmp_path / "card"], tmp_path / "out", warn=said.append)
+    assert [Path(job.src).name for job in jobs] == ["a.mp4"]
+    assert said == [f"{tmp_path / 'card'}: 2 videos in sub-folders left out (folders are read one level deep; "
+                    "give a sub-folder as an input of its own to deblur its videos)"]
+    said.clear()
+    plan_videos([tmp_path / "card", tmp_path / "card" / "100GOPRO"], tmp_path / "out2", warn=said.append)
+    assert said == [f"{tmp_path / 'card' / '100GOPRO'}: 1 video in sub-folders left out (folders are read one "
+                    "level deep; give a sub-folder as an input of its own to deblur its videos)"]
+    result = run_cli("video", tmp_path / "card", "-o", tmp_path / "out3", *CPU)
+    assert result.exit_code == 0 and sorted(p.name for p in (tmp_path / "out3").iterdir()) == ["a.mp4"]
+    assert result.stderr_lines[0].startswith(f"videodeblur: warning: {tmp_path / 'card'}: 2 videos in sub-folders "
+                                             "left out"), result.stderr
+
+
 def test_a_url_output_points_to_the_camera_command(run_cli, make_clip, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     result = run_cli("video", make_clip("a.mp4", width=32, height=32, frames=2), "-o", "rtmp://host/live/key", *CPU)

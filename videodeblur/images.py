@@ -56,7 +56,7 @@ from videodeblur.image_metadata import (insert_png_chunks, insert_segments, meta
                                         tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile)
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart, default_outputs,
-                               expand_inputs, make_folder)
+                               expand_inputs, make_folder, warn_of_subfolders)
 from videodeblur.quiet_opencv import quiet_opencv
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
@@ -235,14 +235,7 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None, *,
     if not inputs:
         raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or a folder")
     jobs = _paired(inputs, output)
-    given = list(dict.fromkeys(Path(raw) for raw in inputs))  # a sub-folder given as an input of its own is not left out
-    for folder in given:
-        skip = {job.dst.parent for job in jobs} | (set(given) - {folder})
-        left_out = _images_in_subfolders(folder, skip=skip) if folder.is_dir() else 0
-        if left_out:
-            (warn or python_warning)(
-                f"{folder}: {left_out} image{'s' if left_out > 1 else ''} in sub-folders left out (folders are read "
-                "one level deep; give a sub-folder as an input of its own to deblur its images)")
+    warn_of_subfolders(inputs, [job.dst for job in jobs], IMAGE_EXTENSIONS, "image", warn or python_warning)
     return jobs
 
 
@@ -402,18 +395,6 @@ def _file_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None  # not there (yet): nothing to overwrite
     return stat.st_dev, stat.st_ino
-
-
-def _images_in_subfolders(folder: Path, *, skip: set[Path]) -> int:
-    """Image files below ``folder``'s sub-folders (any depth; symbolic links not followed), not counting
-    those in ``skip`` (an output folder inside the input)."""
-    skipped = {ident for p in skip if (ident := _file_id(p)) is not None}
-    count = 0
-    for parent, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if _file_id(Path(parent) / d) not in skipped]
-        if Path(parent) != folder:
-            count += sum(Path(name).suffix.lower() in IMAGE_EXTENSIONS for name in files)
-    return count
 
 
 def _samples(frame: av.VideoFrame) -> np.ndarray:

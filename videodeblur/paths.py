@@ -5,14 +5,16 @@ with the same errors, and refuse two inputs that would write one output, before 
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Sequence
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.notices import Warn
 from videodeblur.video.reader import is_stdin, is_url
 
 __all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "check_outputs_apart", "default_outputs",
-           "VIDEO_SUFFIXES", "DEFAULT_TAG"]
+           "warn_of_subfolders", "VIDEO_SUFFIXES", "DEFAULT_TAG"]
 
 DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
 
@@ -119,3 +121,32 @@ def default_outputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what:
         tagged = out.with_name(f"{out.stem}{DEFAULT_TAG}{out.suffix}")
         pairs.append((raw, tagged if is_url(raw) else Path(raw).with_name(tagged.name)))
     return pairs
+
+
+def warn_of_subfolders(inputs: Sequence[str | Path], outputs: Sequence[Path], suffixes: Sequence[str], noun: str,
+                       warn: Warn) -> None:
+    """Tell ``warn`` how many ``noun`` files (``suffixes``) each input folder holds in sub-folders: they
+    are left out (folders are read one level deep), and a user who gave a folder of folders would
+    otherwise find a finished run with fewer outputs and no word why. Sub-folders given as inputs of
+    their own, and the run's output folders, are not counted."""
+    given = list(dict.fromkeys(Path(raw) for raw in map(str, inputs) if not is_url(raw) and not is_stdin(raw)))
+    for folder in given:
+        if not folder.is_dir():
+            continue
+        skip = {Path(dst).parent for dst in outputs} | (set(given) - {folder})
+        left_out = _files_in_subfolders(folder, suffixes, skip=skip)
+        if left_out:
+            warn(f"{folder}: {left_out} {noun}{'s' if left_out > 1 else ''} in sub-folders left out (folders are read "
+                 f"one level deep; give a sub-folder as an input of its own to deblur its {noun}s)")
+
+
+def _files_in_subfolders(folder: Path, suffixes: Sequence[str], *, skip: set[Path]) -> int:
+    """Files with ``suffixes`` below ``folder``'s sub-folders (any depth; symbolic links not followed),
+    not counting those in ``skip`` (an output folder inside the input)."""
+    skipped = {_identity(p) for p in skip if p.exists()}
+    count = 0
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if _identity(Path(parent) / d) not in skipped]
+        if Path(parent) != folder:
+            count += sum(Path(name).suffix.lower() in suffixes for name in files)
+    return count

@@ -96,8 +96,9 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
           side_by_side: bool, pipe_format: str | None, show_progress: bool | None, as_json: bool) -> None:
     """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
 
-    INPUT is a file, an http(s)/rtmp URL, or a folder of videos; with several inputs or a folder,
-    OUTPUT is a folder and the model loads once. INPUT - reads a video piped in (MKV, NUT, MPEG-TS,
+    INPUT is a file, an http(s)/rtmp URL, or a folder of videos (read one level deep: videos in its
+    sub-folders are counted in a warning); with several inputs or a folder, OUTPUT is a folder and
+    the model loads once. INPUT - reads a video piped in (MKV, NUT, MPEG-TS,
     fragmented MP4), and -o - writes one out, for another program to read on.
 
     Frame count, timestamps (variable frame rate too), frame rate, size, pixel shape, rotation, colour tags, the
@@ -135,7 +136,10 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                                if as_json else "--resume needs OUTPUT as a file: standard output cannot be read back")
     if pipe_format is not None and not piped_out:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
-    jobs = plan_videos(inputs, output)  # path mistakes fail here, in milliseconds, before torch loads
+    def warn(message: str) -> None:
+        click.echo(f"videodeblur: warning: {message}", err=True)
+
+    jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
     from videodeblur.pipeline.signals import signals_noted
 

@@ -15,8 +15,9 @@ from typing import Sequence
 from urllib.parse import urlparse
 
 from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
+from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart, default_outputs,
-                               expand_inputs, make_folder)
+                               expand_inputs, make_folder, warn_of_subfolders)
 from videodeblur.video.reader import STDIN, is_stdin, is_url
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
@@ -49,14 +50,22 @@ class VideoJob:
     dst: Path
 
 
-def plan_videos(inputs: Sequence[str | Path], output: str | Path | None) -> list[VideoJob]:
-    """Pair each input with its output. One input that is a file or URL, and an output that is not a
+def plan_videos(inputs: Sequence[str | Path], output: str | Path | None, *,
+                warn: Warn | None = None) -> list[VideoJob]:
+    """Pair each input with its output (videos in an input folder's sub-folders are left out, and
+    counted to ``warn``). One input that is a file or URL, and an output that is not a
     folder (nor named with a trailing slash): that output. Otherwise (several inputs, a folder among
     them, or an output folder) ``output`` is a folder (created) holding one output per input, named
     as the input, with ``.mp4`` for the older containers (``.wmv``, ``.flv``, ``.mpg``...). An
     output that is an input of the run is refused. No ``output``: each file beside
     itself as ``<name>-deblurred.<ext>``, a folder's into ``<folder>-deblurred/``. Folders are read
     one level deep, video files only, in name order."""
+    jobs = _paired(inputs, output)
+    warn_of_subfolders(inputs, [job.dst for job in jobs], VIDEO_SUFFIXES, "video", warn or python_warning)
+    return jobs
+
+
+def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[VideoJob]:
     if not inputs:
         raise InputNotFoundError("no input given: name one or more video files, URLs or a folder")
     if any(is_stdin(src) for src in inputs) or is_stdin(output):
