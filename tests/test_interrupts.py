@@ -200,22 +200,22 @@ def test_a_training_stopped_before_its_weights_were_saved_resumes_to_save_them(
     half-written tiny.pt.tmp was left, and --resume refused ("already at step 6 of 6: nothing to
     train"), so the run's weights could never be had. The temporary file is removed and --resume
     saves the weights, with the final loss the log holds."""
-    from videodeblur.train import load_recipe, train, trainer
+    from videodeblur.train import load_recipe, run_record, train
 
     recipe = load_recipe(_recipe(tmp_path, steps=6, checkpoint_every=100))
-    saving = trainer.save_weights
+    saving = run_record.save_weights
 
     def stopped_while_saving(path: Path, *args: Any, **kwargs: Any) -> Path:
         Path(f"{path}.tmp").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(trainer, "save_weights", stopped_while_saving)
+    monkeypatch.setattr(run_record, "save_weights", stopped_while_saving)
     with pytest.raises(KeyboardInterrupt):
         train(recipe)
     run = tmp_path / "run"
     assert torch.load(run / "last.pt", weights_only=True)["step"] == 6
     assert sorted(p.name for p in run.iterdir()) == ["last.pt", "log.csv"]
-    monkeypatch.setattr(trainer, "save_weights", saving)
+    monkeypatch.setattr(run_record, "save_weights", saving)
     resumed = train(recipe, resume=run / "last.pt")
     metadata = json.loads((run / "tiny.json").read_text())
     assert resumed.steps == 6 and metadata["steps"] == 6 and _logged_steps(run) == [1, 2, 3, 4, 5, 6]
@@ -252,7 +252,7 @@ def test_a_second_ctrl_c_while_the_checkpoint_is_saved_waits_for_it(tmp_path: Pa
     from videodeblur.train import load_recipe, train, trainer
 
     recipe = load_recipe(_recipe(tmp_path, steps=6, checkpoint_every=100))
-    saving = trainer._save_checkpoint
+    saving = trainer.save_checkpoint
 
     def ctrl_c_again(*args: Any, **kwargs: Any) -> None:
         signal.raise_signal(signal.SIGINT)
@@ -260,7 +260,7 @@ def test_a_second_ctrl_c_while_the_checkpoint_is_saved_waits_for_it(tmp_path: Pa
 
     def ctrl_c_at_3(record: dict[str, Any]) -> None:
         if record["step"] == 3:
-            monkeypatch.setattr(trainer, "_save_checkpoint", ctrl_c_again)
+            monkeypatch.setattr(trainer, "save_checkpoint", ctrl_c_again)
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):

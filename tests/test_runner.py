@@ -230,7 +230,7 @@ def test_signals_during_the_finalising_are_noted_not_raised() -> None:
     Ctrl-C raises as usual."""
     import signal
 
-    from videodeblur.pipeline.signals import signals_noted
+    from videodeblur.signals import signals_noted
 
     noted: list[str] = []
     with signals_noted(lambda: noted.append("stop")):
@@ -649,7 +649,7 @@ def test_sighup_is_noted_during_the_finalising_unless_ignored() -> None:
     """SIGHUP (a closed terminal) is a stop like SIGTERM; under nohup (ignored) it stays ignored."""
     import signal
 
-    from videodeblur.pipeline.signals import signals_noted
+    from videodeblur.signals import signals_noted
 
     noted: list[str] = []
     previous = signal.signal(signal.SIGHUP, lambda *_: noted.append("handler"))

@@ -21,7 +21,7 @@ from conftest import tiny_recipe
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model import LPRN, load_model, save_weights
-from videodeblur.train import load_recipe, train, trainer
+from videodeblur.train import distributed, load_recipe, run_record, train, trainer
 from videodeblur.train.data import write_rgb
 from videodeblur.train.losses import deblur_loss
 
@@ -455,14 +455,14 @@ def test_only_rank_0_reports(tmp_path: Path, run_cli, monkeypatch: pytest.Monkey
     nowhere = f'train.eval_pairs="{(tmp_path / "nowhere").as_posix()}"'
     main = run_cli("train", "--config", config, "--set", nowhere)
     assert main.stdout.startswith("saved ") and "no evaluation will be recorded" in main.stderr
-    monkeypatch.setattr(trainer, "_init_distributed", lambda: (1, 1))  # the seam: this process is rank 1
+    monkeypatch.setattr(trainer, "init_distributed", lambda: (1, 1))  # the seam: this process is rank 1
     other = run_cli("train", "--config", config, "--set", nowhere, "--out-dir", tmp_path / "r1")
     assert other.exit_code == 0, other.stderr
     assert other.stdout == "" and other.stderr == "" and not (tmp_path / "r1").exists()
 
 
 def test_loss_mean_over_one_rank_is_the_loss() -> None:
-    assert trainer._mean_over_ranks(0.25, 1, torch.device("cpu")) == 0.25
+    assert distributed.mean_over_ranks(0.25, 1, torch.device("cpu")) == 0.25
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
@@ -529,8 +529,8 @@ def test_the_commit_is_recorded_only_from_this_projects_own_checkout(tmp_path: P
         _git(repo, "init", "-q")
         _git(repo, "add", "-A")
         _git(repo, "commit", "-q", "-m", "x", "--allow-empty")
-        monkeypatch.setattr(trainer, "__file__", str(repo / package / "train" / "trainer.py"))
-        commit = trainer._git_commit()
+        monkeypatch.setattr(run_record, "__file__", str(repo / package / "train" / "run_record.py"))
+        commit = run_record.git_commit()
         assert (commit is not None) == (repo.name == "ours"), (repo, commit)
 
 
@@ -538,5 +538,5 @@ def test_the_run_records_the_package_version(tmp_path: Path) -> None:
     import videodeblur
 
     recipe = load_recipe(_recipe_file(tmp_path, tmp_path / "v"))
-    metadata = trainer._run_metadata(recipe, 1, 1.0, torch.device("cpu"), 1, None)
+    metadata = run_record.run_metadata(recipe, 1, 1.0, torch.device("cpu"), 1, None)
     assert metadata["version"] == videodeblur.__version__ and "commit" in metadata

@@ -96,7 +96,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
 
     from videodeblur.pipeline import Engine, EngineOptions
     from videodeblur.pipeline.live import LiveOptions, run_live
-    from videodeblur.pipeline.signals import signals_noted
+    from videodeblur.signals import signals_noted
     from videodeblur.video.capture import CaptureOptions, open_source
 
     width, height = _parse_size(size)

@@ -141,7 +141,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
 
     jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
-    from videodeblur.pipeline.signals import signals_noted
+    from videodeblur.signals import signals_noted
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
                                                    tile=tile, compile=compile_))

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from videodeblur.errors import SourceError
-from videodeblur.pipeline.signals import signals_noted
+from videodeblur.signals import signals_noted
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import StageClock, percentiles
 from videodeblur.video.capture import CapturedFrame, LiveSource

@@ -32,8 +32,8 @@ from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.plan import check_part
 from videodeblur.pipeline.resume import finished_output, frames_in, kept_frame_check, nothing_left, set_aside
 from videodeblur.pipeline.side_by_side import side_by_side
-from videodeblur.pipeline.signals import signals_noted
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
+from videodeblur.signals import signals_noted
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_named_pipe, is_stdin, is_url
 from videodeblur.video.writer import FrameWriter, check_output_path

@@ -1,0 +1,47 @@
+"""The few places where a run under torchrun (DDP) differs from a single process: joining the process
+group, this process's device, reducing a value over the ranks and leaving together. Without
+``WORLD_SIZE`` (a plain run) every one of them is a no-op, so the loop reads the same either way."""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["init_distributed", "local_device", "mean_over_ranks", "end_distributed"]
+
+
+def init_distributed() -> tuple[int, int]:
+    """Join torchrun's process group (NCCL on CUDA, gloo on CPU) and return (rank, world size);
+    (0, 1) for a plain run."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        dist.init_process_group(backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def local_device() -> torch.device:
+    """This process's GPU (torchrun's ``LOCAL_RANK``), or the CPU where there is no CUDA."""
+    return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+
+
+def mean_over_ranks(value: float, world: int, device: torch.device) -> float:
+    """The mean of ``value`` over the ``world`` processes: each rank's loss is over its own share of the
+    batch, so only the mean describes the whole batch. Every rank must call it at the same step."""
+    if world <= 1:
+        return value
+    total = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(total)  # sync point: each rank waits here for the others' losses
+    return float(total.item()) / world
+
+
+def end_distributed(world: int) -> None:
+    """Wait for every rank (rank 0 saves and evaluates while the others are done) and leave the group."""
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()

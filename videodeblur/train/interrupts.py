@@ -1,0 +1,48 @@
+"""How a run stops on Ctrl-C, SIGTERM or SIGHUP: never in the middle of a step's update, and never by
+killing the DataLoader workers first. Kept apart because signal handling is process-wide state that
+the loop only needs to switch on and off around the right lines."""
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Any, Iterator
+
+from videodeblur.signals import STOP_SIGNALS
+
+__all__ = ["interrupts_held", "stops_left_to_the_run"]
+
+
+
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Hold a stopping signal that arrives inside the block and deliver it (to its own handler, which
+    raises KeyboardInterrupt) when the block is done. The block is a step's update of the weights,
+    optimiser, scheduler, weight average, step count and log: a KeyboardInterrupt raised in the middle
+    of AdamW's update would be saved as a checkpoint of the step before, holding part of the next, and
+    the resumed run would take that step twice. Only the main thread can set handlers; elsewhere, and
+    for a signal with no Python handler (ignored, or the default), nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    handlers = {signum: handler for signum in STOP_SIGNALS if callable(handler := signal.getsignal(signum))}
+    for signum in handlers:
+        signal.signal(signum, lambda number, frame: held.append((number, frame)))
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+    if held:  # after the block completed: an exception of its own goes up unchanged
+        number, frame = held[0]
+        handlers[number](number, frame)
+
+
+def stops_left_to_the_run(worker_id: int) -> None:
+    """In a DataLoader worker: Ctrl-C, SIGTERM and SIGHUP are ignored, for the run (the main process)
+    to act on; it stops the workers itself. Sent to the whole process group (a terminal's Ctrl-C,
+    systemd, ``kill -TERM -PGID``, a closed terminal), SIGTERM killed them first, and the run printed
+    "DataLoader worker ... is killed by signal" as a traceback and left their temporary folders."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
