@@ -29,6 +29,7 @@ import av
 import numpy as np
 
 from videodeblur.errors import SourceError
+from videodeblur.video.colour import RgbConverter
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.reader import is_url, pick_video_stream, short_error
 
@@ -228,6 +229,7 @@ class PyAVSource(LiveSource):
         self.drops_allowed = pace or network
         self.live = network
         self._pace = pace
+        self._rgb = RgbConverter()  # exact YUV -> RGB, as the file reader's
         # low_delay: the decoder outputs each frame as soon as it can. Not "fflags nobuffer": it drops
         # the packets read while FFmpeg probes the stream (measured: 50 of 111 frames of an HTTP
         # MPEG-TS stream came through); buffered frames cost no latency here, because the capture
@@ -285,7 +287,7 @@ class PyAVSource(LiveSource):
             # converted before the wait: a camera delivers a finished picture; a stream that changes
             # size mid-run (a network source renegotiating) is scaled to its first size, so the
             # preview and the recording keep one size
-            image = frame.to_ndarray(format="rgb24", width=self.width, height=self.height)
+            image = self._rgb.to_rgb(frame, width=self.width, height=self.height)
             seconds = _frame_seconds(frame, index, self.fps)
             if self._pace:
                 first_seconds = seconds if first_seconds is None else first_seconds

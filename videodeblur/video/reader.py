@@ -27,9 +27,8 @@ from typing import Any, Callable, Iterator, Literal, TypeVar
 import av
 import numpy as np
 
-from videodeblur.deep import to_eight_bit
 from videodeblur.errors import ConfigError, DecodeError, InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags
+from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags, RgbConverter, has_no_matrix
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.hdr import HdrMetadata, hdr_metadata
 
@@ -98,7 +97,7 @@ class DecodedFrame:
     time_base: Fraction
     image: np.ndarray
     decoded_at: float
-    deep: np.ndarray | None = None  # with ``deep=True``: the frame as uint16 RGB; ``image`` is it rounded to 8 bits
+    deep: np.ndarray | None = None  # with ``deep=True``: the frame as uint16 RGB; ``image`` is it at 8 bits
     duration: int | None = None  # how long it shows, in ``time_base`` units, as the source says (None: not said)
 
     @property
@@ -150,6 +149,7 @@ class FrameReader:
         self._lock = threading.Lock()
         self._threads = threads
         self._deinterlace = deinterlace
+        self._rgb, self._deep_rgb = RgbConverter(), RgbConverter()  # one each: their swscale set-ups differ
         self._container: av.container.InputContainer | None = None
         opening = functools.partial(self._open_to_first_frame, layout, deep)
         # a pipe may stall before its first frame: opened on a thread of its own, a signal still ends the run
@@ -360,10 +360,7 @@ class FrameReader:
                                               f"{self.name} where it ends: it was made from another video; "
                                               "run without --resume")
                     continue
-                image = self._convert(frame)
-            deep = None
-            if self.deep:  # image holds the 16-bit frame: the network gets it rounded to 8 bits
-                deep, image = image, to_eight_bit(image)
+                image, deep = self._convert(frame)
             pts = self._last_pts = self._fixed_pts(frame.pts, step)
             yield DecodedFrame(index, pts, self.info.time_base, image, time.perf_counter(), deep,
                                getattr(frame, "duration", None) or None)
@@ -606,7 +603,10 @@ class FrameReader:
         if self.first_error is None:
             self.first_error = " ".join(str(err).split())
 
-    def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+    def _convert(self, frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        """The frame in the reader's layout, and with ``deep`` its 16-bit RGB too. The network's 8-bit
+        frame is converted on its own, exactly, not rounded from the 16-bit one, whose white swscale
+        puts at 65280 for YUV and at 65535 or 65472 for other formats."""
         size: dict[str, int] = {}
         if (frame.width, frame.height) != (self.info.width, self.info.height):
             # The size changed mid-stream (spliced or adaptive streams): scale back to the first
@@ -615,11 +615,12 @@ class FrameReader:
             self.frames_resized += 1
             if self.first_resize is None:
                 self.first_resize = f"{frame.width}x{frame.height} at frame {self.frames_decoded - 1}"
-        if self.layout == "rgb":  # swscale with the frame's own matrix and range
-            return frame.to_ndarray(format="rgb48le" if self.deep else "rgb24", **size)
+        if self.layout == "rgb":  # the frame's own matrix and range
+            deep = self._deep_rgb.to_rgb(frame, deep=True, **size) if self.deep else None
+            return self._rgb.to_rgb(frame, **size), deep
         if frame.format.name in ("yuv420p", "yuvj420p") and not size:
-            return frame.to_ndarray()
-        return frame.to_ndarray(format="yuv420p", dst_color_range=frame.color_range or None, **size)
+            return frame.to_ndarray(), None
+        return frame.to_ndarray(format="yuv420p", dst_color_range=frame.color_range or None, **size), None
 
     def _describe(self, first: av.VideoFrame) -> VideoInfo:
         s = self._stream
@@ -913,12 +914,6 @@ def _mp4_without_index(path: Path) -> bool:
             return not first
     except OSError:
         return False
-
-
-def has_no_matrix(fmt: av.VideoFormat | str) -> bool:
-    """Whether a pixel format's samples are RGB or grey (with alpha or not): no YUV matrix in them."""
-    fmt = av.VideoFormat(fmt) if isinstance(fmt, str) else fmt
-    return fmt.is_rgb or len(fmt.components) < 3
 
 
 def _subsampling(fmt: av.VideoFormat, width: int, height: int) -> tuple[int, int]:
