@@ -813,7 +813,7 @@ def test_private_options_table_for_old_pyav_matches_what_the_encoders_say() -> N
     must say what FFmpeg's encoders say, for the options the writer asks about."""
     from videodeblur.video.encoders import _PRIVATE_OPTIONS, private_options
 
-    asked = {"crf", "row-mt", "x265-params"}
+    asked = {"crf", "row-mt", "x265-params", "forced-idr"}
     checked = 0
     for name, table in _PRIVATE_OPTIONS.items():
         try:

@@ -769,8 +769,8 @@ def test_non_finite_parts_and_untyped_options_are_config_errors() -> None:
 
 def test_the_last_frame_lasts_as_long_as_the_source_says(engine: Engine, tmp_path: Path) -> None:
     """A slide show's last picture is held 2 s: the output ends when the source does, not one frame
-    gap after the last frame starts. (Matroska: MP4 and MOV with B-frames store durations in decode
-    order, where the last sample is a B-frame, and still end one frame gap after the last start.)"""
+    gap after the last frame starts. (Matroska here; MP4 and MOV, whose B-frames lost the last
+    frame's duration: tests/test_bframe_timing.py.)"""
     src = tmp_path / "held.mp4"
     with av.open(str(src), "w") as out:
         stream = out.add_stream("libx264", rate=25)

@@ -36,7 +36,8 @@ def _hardware_encoder_opens(name: str, width: int, height: int) -> bool:
 
 # PyAV before 18 (the newest on Python 3.10 is 17.1) cannot list an encoder's private options: the
 # ones encoder_options asks about, by encoder, as FFmpeg's encoders define them
-_PRIVATE_OPTIONS = {"libx264": {"crf"}, "libx264rgb": {"crf"}, "libx265": {"crf", "x265-params"},
+_PRIVATE_OPTIONS = {"libx264": {"crf", "forced-idr"}, "libx264rgb": {"crf", "forced-idr"},
+                    "libx265": {"crf", "x265-params", "forced-idr"},
                     "libvpx": {"crf"}, "libvpx-vp9": {"crf", "row-mt"}, "libaom-av1": {"crf", "row-mt"},
                     "libsvtav1": {"crf"}}
 

@@ -103,6 +103,8 @@ def _fragment_options(path: Path, fragmented: bool) -> dict[str, str]:
 
 # the suffixes FFmpeg writes with its MP4/MOV muxer family, whose index is written at the end
 _MOV_SUFFIXES = (".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".f4v", ".ismv", ".psp")
+# that family's muxers: they store a sample's duration as the gap to the next in decode order
+_SAMPLE_TABLE_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
 
 
 _TECHNICAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
@@ -200,12 +202,18 @@ class FrameWriter:
         self._waiting: collections.deque[av.Packet] = collections.deque()  # packets whose duration is unknown yet
         self._coded_pts: int | None = None  # the last frame encoded, in the encoder's units
         self._coded_step = 0  # the time between the last two frames encoded
+        self._steps_differ = False  # two gaps between frames encoded differed (variable rate, rounded times)
+        self._last_forced = False  # the last frame was sent as a keyframe (_encode_last)
         self._last_given: int | None = None  # the last frame's duration as write() was given it
+        # MP4/MOV with B-frames only: the newest frame, held back until the next comes or close() sends it
+        # as a keyframe
+        self._unsent: av.VideoFrame | None = None
         self._closed = False
         self._lock = threading.Lock()
         self._last_end_s = 0.0
         self._slot_rate: Fraction | None = None  # set for containers that hold one rate (see _add_video_stream)
         self._last_dts: Fraction | None = None  # the last video packet's decode time, in seconds
+        self._first_delay_s: Fraction | None = None  # the first video packet's presentation less decode time
         self._last_pts: int | None = None  # the last frame's pts given to write()
         self._last_slot = -1
         self._previous: av.VideoFrame | None = None  # the last frame encoded, for YUV4MPEG's repeats
@@ -378,7 +386,7 @@ class FrameWriter:
                     self._mux_video(packet)
                 # (a one-rate container counts slots: there the last frame lasts as the one before it)
                 self._last_given = duration if duration and not self._slot_rate else None
-                for packet in self._encode(frame):
+                for packet in self._encode_before(frame):
                     self._mux_video(packet)
                 self._previous = frame
                 self.frames_written += 1
@@ -498,6 +506,8 @@ class FrameWriter:
             failed: av.FFmpegError | None = None
             try:
                 if self.frames_written:
+                    for packet in self._encode_last():
+                        self._mux_video(packet)
                     for packet in self._stream.encode(None):
                         self._mux_video(packet)
                     self._mux_video(None)
@@ -521,10 +531,44 @@ class FrameWriter:
                 raise EncodeError(f"finishing {self.path} failed: {' '.join(str(failed).split())}") from failed
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _encode_before(self, frame: av.VideoFrame) -> list[av.Packet]:
+        """Encode ``frame``, or, where the last frame must be known as it is encoded
+        (:meth:`_encode_last`), the one held before it, holding ``frame`` back in its place."""
+        if not self._last_as_keyframe:
+            return self._encode(frame)
+        held, self._unsent = self._unsent, frame
+        return self._encode(held) if held is not None else []
+
+    def _encode_last(self) -> list[av.Packet]:
+        """Encode the frame held back, the file's last, as a keyframe (IDR) where the timing needs it.
+        MP4 and MOV store each sample's duration as the gap to the next in decode order, and only
+        the last sample's freely: with B-frames the last decoded sample is a B-frame shown before
+        the last frame, so the last frame's own duration was lost (a 2 s closing picture lasted
+        40 ms, and the file ended 2 s early, as FFmpeg reads it). An IDR ends the B-frames before
+        it: the last frame is decoded last and keeps its duration, at the cost of one keyframe.
+        Frames all as long as each other, the last included, come out right without it."""
+        held, self._unsent = self._unsent, None
+        if held is None:
+            return []
+        if not self._evenly_timed(held):
+            held.pict_type = av.video.frame.PictureType.I
+            self._last_forced = True
+        return self._encode(held)
+
+    def _evenly_timed(self, last: av.VideoFrame) -> bool:
+        """Whether every gap between frames, ``last``'s and its duration included, is the same."""
+        if self._coded_pts is None:
+            return True  # a single frame: nothing to reorder
+        step = last.pts - self._coded_pts
+        return (not self._steps_differ and self._coded_step in (0, step)
+                and self._last_given in (None, step))
+
     def _encode(self, frame: av.VideoFrame) -> list[av.Packet]:
         """Encode a frame (its ``pts`` in the encoder's units), which tells how long the one before lasts."""
         if self._coded_pts is not None and frame.pts > self._coded_pts:
-            self._coded_step = frame.pts - self._coded_pts
+            step = frame.pts - self._coded_pts
+            self._steps_differ = self._steps_differ or self._coded_step not in (0, step)
+            self._coded_step = step
             self._durations[self._coded_pts] = self._coded_step
         self._coded_pts = frame.pts
         return self._stream.encode(frame)
@@ -537,6 +581,8 @@ class FrameWriter:
         keep their own."""
         if packet is None and self._coded_pts is not None and (last := self._last_given or self._coded_step):
             self._durations.setdefault(self._coded_pts, last)
+        if packet is None and self._last_forced:
+            self._align_last_dts()
         if packet is not None:
             self._waiting.append(packet)
         while self._waiting and (packet is None or self._waiting[0].pts != self._coded_pts
@@ -548,11 +594,31 @@ class FrameWriter:
         if packet is None:
             self._mux_timed(None)
 
+    def _align_last_dts(self) -> None:
+        """Give the last frame's packet (sent as a keyframe, so decoded last: :meth:`_encode_last`) the
+        reorder delay the first had. MP4's sample table ends at the last decode time plus the last duration, and FFmpeg reads
+        the track's length from it: x264 gives the last frame a decode time as far before it as the
+        last few frames' gaps, which with variable frame rate differ from the first's, and the track
+        ended that much early or late (41 ms short of the last frame's end in a 24000/1001 clip)."""
+        last = self._waiting[-1] if self._waiting else None
+        if (last is None or last.pts != self._coded_pts or last.dts is None or last.time_base is None
+                or self._first_delay_s is None):
+            return
+        before = (self._waiting[-2].dts * self._waiting[-2].time_base if len(self._waiting) > 1
+                  and self._waiting[-2].dts is not None else self._last_dts)
+        dts = last.pts - round(self._first_delay_s / last.time_base)
+        if before is not None:
+            dts = max(dts, math.floor(before / last.time_base) + 1)  # decode times only go forward
+        last.dts = min(dts, last.pts)
+
     def _mux_timed(self, packet: av.Packet | None) -> None:
         """Mux a video packet with its duration; None after the last. A fragmented file stores each
         frame's duration instead of working it out from the next frame's time (the next fragment is
         not written yet): a packet without one (copied from a file that did not store it) is held
         until the next one gives it, and the last one keeps the duration of the one before it."""
+        if (self._first_delay_s is None and packet is not None and packet.dts is not None
+                and packet.pts is not None and packet.time_base is not None):
+            self._first_delay_s = (packet.pts - packet.dts) * packet.time_base  # the first frame's reorder delay
         if packet is not None and packet.dts is not None and packet.time_base is not None:
             # A resumed run's encoder starts its decode times a B-frame delay before its first frame,
             # worked out from its own frame spacing: with variable frame rate that reached back to the
@@ -644,6 +710,13 @@ class FrameWriter:
             # A fragmented file has no edit list to hide B-frames' reorder delay: its first frame
             # would start one or two frames late. Without B-frames every timestamp is exact.
             ctx.max_b_frames = 0
+        # MP4/MOV files of a codec that reorders frames (B-frames), whose last frame must be decoded
+        # last to keep its duration (see _encode_last); VP9, AV1 and intra-only codecs never reorder
+        self._last_as_keyframe = (self._container.format.name in _SAMPLE_TABLE_MUXERS and not self._fragmented
+                                  and ctx.codec.reorder)
+        if self._last_as_keyframe and "forced-idr" in private:
+            # x265 (open GOP) made a forced keyframe a CRA that the B-frames before it were decoded after
+            ctx.options = {**ctx.options, "forced-idr": "1"}
         if self._container.format.name == "avi":
             # AVI stores frames in decode order with no presentation times: B-frames came back with
             # their timestamps scrambled (24, 96, 72, 120, 48...)
