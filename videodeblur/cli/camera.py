@@ -26,7 +26,7 @@ _WINDOW = "videodeblur camera (q or Esc quits)"
 
 def _record_target(value: str | None) -> Path | str | None:
     """A file path, or a stream URL kept as a string (pathlib would fold its //)."""
-    from videodeblur.video.reader import is_url
+    from videodeblur.video.locations import is_url
 
     if value is None or is_url(value):
         return value
@@ -66,8 +66,8 @@ _SECONDS = _Seconds(min=0, min_open=True)
                    "file (twice as wide, as video --side-by-side writes).")
 @click.option("--record", callback=lambda ctx, param, value: _record_target(value), default=None,
               metavar="OUT.mp4|URL",
-              help="Also write the deblurred feed to this file (timestamps from capture time; a file read without "
-                   "--realtime keeps its own), or send it live to a streaming URL: rtmp://server/app/key, "
+              help="Also write the deblurred feed to this file (timestamps from the source's own clock, so its sound "
+                   "stays in step; a webcam's from capture time), or send it live to a streaming URL: rtmp://server/app/key, "
                    "srt://host:port, udp:// or tcp://host:port (MPEG-TS), rtsp://server/path (publish). The source's sound comes along (a network "
                    "camera's microphone, a file; not a pipe, which cannot be read twice).")
 @click.option("--reconnect", type=_SECONDS, default=None, metavar="SECONDS",

@@ -5,7 +5,9 @@ unprocessed one and counts a drop, so a model slower than the camera processes t
 instead of working through a backlog. The loop runs on the caller's thread (the main thread in the
 CLI, where OpenCV's window has to live) and calls ``on_frame`` there after every processed frame.
 Recording runs in its own thread behind a small bounded queue, so encoding does not add to latency,
-and every processed frame is recorded with a pts taken from its capture time.
+and every processed frame is recorded at its time on the source's own clock (a stream's, a file's
+or a lavfi graph's pts), as the ffmpeg tool records a stream, so the source's sound, timed by the
+same clock, stays in step; a webcam, which has no clock of its own, records its capture times.
 
 Latency is capture-to-output: from ``time.monotonic()`` at grab to the moment the deblurred frame
 is back from the engine (before it is drawn or encoded), in milliseconds.
@@ -30,7 +32,7 @@ from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import StageClock, percentiles
 from videodeblur.video.capture import CapturedFrame, LiveSource
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import is_url
+from videodeblur.video.locations import is_url
 
 __all__ = ["LiveOptions", "LiveFrame", "LiveStats", "LatestFrameSlot", "run_live"]
 
@@ -219,7 +221,7 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         if options.record_path is not None:
             width = source.width * (2 if options.side_by_side else 1)
             recorder = _Recorder(options.record_path, width, source.height, source.fps, source_path=source.path,
-                                 stream_clock=not source.drops_allowed, audio_from=source.audio_from,
+                                 audio_from=source.audio_from,
                                  audio_feed=source.take_audio() if source.audio_from is None else None)
         start = time.monotonic()
         capture.start()
@@ -372,8 +374,7 @@ class _CaptureThread(threading.Thread):
 
 
 class _Recorder:
-    """Encodes processed frames on its own thread; pts are capture times relative to the first frame
-    (``stream_clock``: the frames' own times, for a file read in step with the model).
+    """Encodes processed frames on its own thread, each at its pts from :class:`_RecordClock`.
 
     A file keeps every processed frame: when the encoder falls behind, the live loop waits for it.
     A stream (a URL) must not hold the live picture back when the network does: a frame that finds
@@ -383,8 +384,8 @@ class _Recorder:
     """
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float | None, *,
-                 source_path: Path | None = None, stream_clock: bool = False,
-                 audio_from: tuple[Path, float] | None = None, audio_feed: PacketFeed | None = None) -> None:
+                 source_path: Path | None = None, audio_from: tuple[Path, float] | None = None,
+                 audio_feed: PacketFeed | None = None) -> None:
         from videodeblur.video import FrameWriter
 
         # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
@@ -398,33 +399,25 @@ class _Recorder:
         self._feeds: dict[int, PacketFeed | None] = {0: audio_feed}  # by run: the source's openings
         self._opening = 0  # the run (opening of the source) its sound now comes from
         self._aligned = audio_feed is None  # a live source's clock not yet tied to the recording's
-        self._pts_origin = 0 if audio_from is None else round(audio_from[1] / RECORD_TIME_BASE)
+        self._clock = _RecordClock(0 if audio_from is None else round(audio_from[1] / RECORD_TIME_BASE))
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
                                    fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
                                    fragmented=True, **audio)
         self._queue: queue.Queue[tuple[np.ndarray, int, float | None, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._stream = is_url(path)
-        # a file read in step with the model keeps its own timing: its frames were not captured
-        # live, and capture times would play it back at the model's speed (30 frames in 0.39 s)
-        self._stream_clock = stream_clock
         self.dropped = 0
         self.cut_off = False  # a stream's writer left blocked at close (see close)
-        self._origin: float | None = None
-        self._last_pts = -1
         self._written = 0
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="videodeblur-record", daemon=True)
         self._thread.start()
 
     def write(self, image: np.ndarray, capture_time: float, *, stream_s: float | None = None, run: int = 0) -> None:
-        """Queue a processed frame: its pts from ``capture_time``; ``stream_s`` and ``run`` (its time on
-        the source's clock, and which opening of the source) put a live source's sound in step."""
+        """Queue a processed frame, timed by ``stream_s`` (its time on the source's clock; None: it has
+        none, and ``capture_time`` serves) and ``run`` (which opening of the source), which also put
+        the source's sound in step."""
         self.raise_error()
-        at = stream_s if self._stream_clock and stream_s is not None else capture_time
-        self._origin = at if self._origin is None else self._origin
-        pts = max(self._pts_origin + round((at - self._origin) / RECORD_TIME_BASE),
-                  self._last_pts + 1)  # strictly increasing
-        self._last_pts = pts
+        pts = self._clock.pts(capture_time, stream_s, run)
         item = (image, pts, stream_s, run)
         if not self._stream:
             self._queue.put(item)  # blocks when the encoder falls behind: every processed frame is kept
@@ -504,6 +497,41 @@ class _Recorder:
         if not self._aligned and stream_s is not None:
             self._writer.align_copied(stream_s - float(pts * RECORD_TIME_BASE))
             self._aligned = True
+
+
+class _RecordClock:
+    """A recorded frame's pts (``RECORD_TIME_BASE`` units): its time on the source's own clock where
+    it has one (``stream_s``), else its capture time (a webcam), counted from the first frame's, at
+    ``first_pts``. Why the source's clock: its sound is timed by it, and the ffmpeg tool, recording a
+    stream, keeps its timestamps for every track, moved back together by the input's start
+    (fftools/ffmpeg_demux.c). Capture times put an HTTP stream's sound 0.5 s late, plus the time the
+    model took to load: FFmpeg reads ahead while it opens a stream, the stream goes on while the
+    model loads, and all that came in was decoded in a burst at the start, tens of frames within
+    milliseconds, while the sound kept its own time. A file read in step with the model, not
+    captured live, keeps its timing the same way (capture times played 30 frames in 0.39 s).
+
+    Each opening of the source (``run``) starts its clock anew: its first frame comes after the last
+    one written by the time between their captures (the wait for the reconnect)."""
+
+    def __init__(self, first_pts: int = 0) -> None:
+        self._first_pts = first_pts
+        self._run: int | None = None  # the opening whose clock is counted
+        self._start: tuple[int, float] = (first_pts, 0.0)  # its first frame's pts and time on its clock
+        self._last: tuple[int, float] | None = None  # the last frame's pts and capture time
+
+    def pts(self, capture_time: float, stream_s: float | None, run: int) -> int:
+        """The pts of a frame captured at ``capture_time`` (monotonic seconds), strictly after the last."""
+        at = stream_s if stream_s is not None else capture_time
+        if run != self._run:
+            self._run = run
+            start = (self._first_pts if self._last is None
+                     else self._last[0] + round((capture_time - self._last[1]) / RECORD_TIME_BASE))
+            self._start = (start, at)
+        pts = self._start[0] + round((at - self._start[1]) / RECORD_TIME_BASE)
+        if self._last is not None:
+            pts = max(pts, self._last[0] + 1)
+        self._last = (pts, capture_time)
+        return pts
 
 
 def _device(engine: FrameProcessor) -> str | None:

@@ -28,16 +28,19 @@ import cv2  # before av: a later cv2.imshow freezes if av was imported first (DE
 import av
 import numpy as np
 
-from videodeblur.errors import SourceError
+from videodeblur.errors import SourceError, short_error
 from videodeblur.video.colour import RgbConverter
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import is_url, pick_video_stream, short_error
+from videodeblur.video.locations import is_url
+from videodeblur.video.streams import pick_video_stream
 
 __all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource", "PyAVSource", "open_source"]
 
 _OPEN_TIMEOUT_S = 10.0
 _READ_TIMEOUT_S = 5.0
 _CAMERA_FAILED_READS = 5  # consecutive failed grabs before a camera counts as unplugged
+_CLOCK_JUMP_S = 10.0  # a live stream's timestamps moving this far from where they were due jumped (ffmpeg's)
+_CLOCK_BACK_S = 0.1  # ... or going back this far
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,6 +224,8 @@ class PyAVSource(LiveSource):
     generator into a camera. The first frame is decoded at open time to validate the source.
     A network stream or lavfi graph with sound (an IP camera's microphone) hands its audio packets,
     read in the same pass as the video, to :meth:`take_audio`'s feed once a recording asks for it.
+    A network stream whose format lets its clock jump (MPEG-TS, HLS) has its timestamps mended as
+    they are read (:class:`_ClockMender`): a recording times its frames and sound by them.
     """
 
     def __init__(self, target: str, *, description: str, pace: bool, fmt: str | None,
@@ -258,19 +263,24 @@ class PyAVSource(LiveSource):
             # to read the same moments (a file can, for ``audio_from``)
             self._audio = list(self._container.streams.audio) if network or fmt == "lavfi" else []
             self._feed: PacketFeed | None = None
-            self._decoded = self._with_audio() if self._audio else self._container.decode(self._stream)
+            self._early: list[tuple[int, av.Packet]] = []  # the sound read with the first frame, for the feed
+            self._holding = True  # while the first frame is decoded
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            self.fps = float(rate) if rate else None
+            jumps = bool(self._container.format.flags & av.format.Flags.ts_discont.value)  # MPEG-TS, HLS
+            self._mender = _ClockMender(self.fps) if network and jumps else None
+            self._decoded = self._demuxed()
             try:
                 self._first = next(self._decoded)
             except StopIteration:
                 raise SourceError(f"source {description!r} has no decodable video frames") from None
             except (av.FFmpegError, OSError, ValueError) as err:
                 raise SourceError(f"cannot decode source {description!r}: {short_error(err)}") from err
+            self._holding = False  # from now on, sound read before a recording asks is let go
         except BaseException:
             self._container.close()
             raise
         self.width, self.height = self._first.width, self._first.height
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        self.fps = float(rate) if rate else None
         if not network and fmt is None and self._container.streams.audio:
             if _is_regular_file(target):
                 self.audio_from = (Path(target), _frame_seconds(self._first, 0, self.fps))
@@ -302,19 +312,28 @@ class PyAVSource(LiveSource):
         if not self._audio:
             return None
         if self._feed is None:
-            self._feed = PacketFeed(self._container)
+            # with the sound read while the first frame was decoded: it lies about that frame, which a
+            # recording may begin with
+            self._feed = PacketFeed(self._container, early=self._early)
+            self._early = []
         return self._feed
 
     def close(self) -> None:
         self._container.close()
 
-    def _with_audio(self) -> Iterator[av.VideoFrame]:
-        """The video's frames, the audio's packets put into the feed on the way (dropped until a
-        recording takes it)."""
+    def _demuxed(self) -> Iterator[av.VideoFrame]:
+        """The video's frames; a network stream's timestamps mended on the way, and the audio's packets
+        put into the feed (held while the first frame is decoded, then dropped until a recording
+        takes the feed)."""
         for packet in self._container.demux(self._stream, *self._audio):
+            if self._mender is not None:
+                self._mender.mend(packet)
             if packet.stream.index != self._stream.index:
-                if self._feed is not None and packet.dts is not None:
-                    self._feed.put(packet.stream.index, packet)
+                if packet.dts is not None:
+                    if self._feed is not None:
+                        self._feed.put(packet.stream.index, packet)
+                    elif self._holding:
+                        self._early.append((packet.stream.index, packet))
                 continue
             yield from self._stream.decode(packet)
 
@@ -328,6 +347,55 @@ class PyAVSource(LiveSource):
                               f"{_READ_TIMEOUT_S:g} s") from err
         except (av.FFmpegError, OSError) as err:
             raise SourceError(f"source {self.description!r} stopped delivering frames: {short_error(err)}") from err
+
+
+class _ClockMender:
+    """Takes the jumps out of a live MPEG-TS's clock, as the ffmpeg tool's demuxer does for formats
+    flagged as having them (``ts_discontinuity_detect`` in fftools/ffmpeg_demux.c): a packet more
+    than 10 s from where its track's next one was due (``dts_delta_threshold``), or more than 0.1 s
+    before its track's last, moves one offset, kept for every track of the stream, so that it lands
+    where it was due. Why: a recording times the frames and the sound by this clock, and a camera
+    whose encoder restarts, or a relay that splices, would otherwise put an hours-long gap in it, or
+    squeeze the frames after it a millisecond apart. Every track moves together, so sound and picture
+    stay in step across a jump. A clock that wraps (33 bits, every 26.5 h) is unwrapped by
+    libavformat itself; RTSP's and RTMP's clocks are not flagged (RTSP's small steps as RTCP puts
+    its tracks in step are corrections, not jumps), and are kept as they come, as FFmpeg keeps them."""
+
+    def __init__(self, fps: float | None) -> None:
+        self.offset_s = 0.0
+        self._frame_s = 1 / fps if fps else 0.0  # a video packet without a duration lasts this long
+        self._due: dict[int, float] = {}  # stream index -> when its next packet is due (s, mended)
+        self._last: dict[int, float] = {}  # stream index -> its last packet's dts (s, mended)
+        self._last_any: float | None = None  # the last packet's dts of any track
+
+    def mend(self, packet: av.Packet) -> None:
+        """Move ``packet``'s pts and dts by the offset, updated first if it jumped."""
+        if packet.dts is None or packet.time_base is None:
+            return
+        base = packet.time_base
+        _shift(packet, round(self.offset_s / base))
+        at, index = float(packet.dts * base), packet.stream.index
+        due = self._due.get(index)
+        if due is not None:  # where its track's next packet was due, or not before its last
+            jumped = abs(at - due) > _CLOCK_JUMP_S or at < self._last[index] - _CLOCK_BACK_S
+        else:  # a track's first packet: near the other tracks' last one
+            due = self._last_any
+            jumped = due is not None and abs(at - due) > _CLOCK_JUMP_S
+        if jumped and due is not None:
+            self.offset_s -= at - due
+            _shift(packet, -round((at - due) / base))
+            at = float(packet.dts * base)
+        self._last[index] = self._last_any = at
+        length = float(packet.duration * base) if packet.duration else 0.0
+        self._due[index] = at + (length or (self._frame_s if packet.stream.type == "video" else 0.0))
+
+
+def _shift(packet: av.Packet, by: int) -> None:
+    """Move ``packet``'s timestamps by ``by`` units of its time base."""
+    if by:
+        packet.dts += by
+        if packet.pts is not None:
+            packet.pts += by
 
 
 def _frame_seconds(frame: av.VideoFrame, index: int, fps: float | None) -> float:
