@@ -59,7 +59,7 @@ def _commands_in_help(text: str) -> set[str]:
 def test_pipe_format_choices_are_the_writers_containers():
     """The CLI lists them itself so that ``--help`` does not import PyAV; the two lists must agree."""
     from videodeblur.cli.video import video
-    from videodeblur.video.writer import PIPE_FORMATS
+    from videodeblur.video.outputs import PIPE_FORMATS
 
     option = next(param for param in video.params if param.name == "pipe_format")
     assert list(option.type.choices) == list(PIPE_FORMATS)

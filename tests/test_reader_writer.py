@@ -13,7 +13,7 @@ import torch
 from videodeblur.errors import (ConfigError, DecodeError, EncodeError, FrameError, InputNotFoundError, OutputError,
                                 UnreadableInputError)
 from videodeblur.video import FrameReader, FrameWriter, choose_encoder, probe
-from videodeblur.video.writer import encodable_pix_fmt, encoder_options
+from videodeblur.video.encoders import encodable_pix_fmt, encoder_options
 
 from _clips_video import (audio_only, with_attachments, with_chapters, with_telemetry, audio_with_cover, avi_with_empty_slots, decode, mux_video_packets,
                           spliced_sizes, truncated_copy, ts_clip, unindexed_copy, with_hidden_lead_in,

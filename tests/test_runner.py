@@ -474,7 +474,7 @@ def test_resume_refuses_another_take_of_the_same_length(engine, make_clip, tmp_p
 
 
 def test_an_output_marked_before_weights_were_named_is_compared_by_the_rest() -> None:
-    from videodeblur.video.writer import made_otherwise
+    from videodeblur.video.metadata import made_otherwise
 
     now = "videodeblur lprn-fast, weights 1a2b3c4d"
     assert not made_otherwise("videodeblur lprn-fast", now)  # written by an earlier version: same model

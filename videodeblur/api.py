@@ -118,7 +118,7 @@ class Deblurrer:
 def _check_path(path: str | Path, error: type[VideoDeblurError], message: str) -> None:
     """``error`` (``message`` naming the path) for a path no file can have: a NUL byte in it, or a
     name longer than the file system allows; the OS would raise a bare ValueError or OSError later."""
-    from videodeblur.video.reader import is_stdin, is_url
+    from videodeblur.video.locations import is_stdin, is_url
 
     if is_url(path) or is_stdin(path):
         return

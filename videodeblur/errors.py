@@ -18,6 +18,7 @@ __all__ = [
     "DeviceError",
     "SourceError",
     "FrameError",
+    "short_error",
 ]
 
 
@@ -67,3 +68,9 @@ class SourceError(VideoDeblurError, OSError):
 
 class FrameError(VideoDeblurError, ValueError):
     """Frames handed to the library are not what it takes (dtype, shape, order of timestamps)."""
+
+
+def short_error(err: BaseException) -> str:
+    """An FFmpeg error in one line, without the file name its ``str()`` repeats."""
+    text = getattr(err, "strerror", None) or str(err)
+    return " ".join(str(text).split()) or type(err).__name__

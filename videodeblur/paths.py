@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.notices import Warn
-from videodeblur.video.reader import is_stdin, is_url
+from videodeblur.video.locations import is_stdin, is_url
 
 __all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "check_outputs_apart", "default_outputs",
            "warn_of_subfolders", "VIDEO_SUFFIXES", "DEFAULT_TAG"]
@@ -77,7 +77,7 @@ def check_distinct_outputs(pairs: Sequence[tuple[str | Path, Path]]) -> None:
 def check_outputs_apart(pairs: Sequence[tuple[str | Path, Path]]) -> None:
     """OutputError if an output is an input of the run, its own or another's (``video a.mp4
     a-deblurred.mp4`` wrote over the second input before reading it): the same path, or the same
-    file through a symbolic or hard link, as :func:`videodeblur.video.writer.check_output_path`
+    file through a symbolic or hard link, as :func:`videodeblur.video.outputs.check_output_path`
     tells them. URLs and standard input are no files to overwrite."""
     inputs = {_identity(Path(src)): src for src, _ in pairs if not is_url(src) and not is_stdin(src)}
     for src, dst in pairs:

@@ -124,7 +124,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import check_part, plan_videos
 
-    from videodeblur.video.reader import is_stdin
+    from videodeblur.video.locations import is_stdin
 
     try:
         check_part(start_s or 0.0, duration_s, resume)
@@ -211,7 +211,7 @@ def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress 
     (``stalled``); with ``as_json`` the stats line too. ``stats`` None: the stop came outside the run
     (before it began, or as it ended), and what the output holds is read from the file."""
     from videodeblur.pipeline.resume import frames_in
-    from videodeblur.video.reader import is_stdin, is_url
+    from videodeblur.video.locations import is_stdin, is_url
 
     if progress is not None:
         progress.done()

@@ -18,7 +18,7 @@ from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart, default_outputs,
                                expand_inputs, make_folder, warn_of_subfolders)
-from videodeblur.video.reader import STDIN, is_stdin, is_url
+from videodeblur.video.locations import STDIN, is_stdin, is_url
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
 

@@ -18,8 +18,10 @@ import numpy as np
 from videodeblur.errors import OutputError
 from videodeblur.pipeline.side_by_side import side_by_side as side_by_side_picture
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
-from videodeblur.video.reader import VideoInfo, pick_video_stream
-from videodeblur.video.writer import check_output_path, made_by_mark, made_elsewhere, made_otherwise
+from videodeblur.video.info import VideoInfo
+from videodeblur.video.metadata import made_by_mark, made_elsewhere, made_otherwise
+from videodeblur.video.outputs import check_output_path
+from videodeblur.video.streams import pick_video_stream
 
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine

@@ -35,8 +35,11 @@ from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.signals import signals_noted
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import DecodedFrame, FrameReader, VideoInfo, is_named_pipe, is_stdin, is_url
-from videodeblur.video.writer import FrameWriter, check_output_path
+from videodeblur.video.info import VideoInfo
+from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
+from videodeblur.video.reader import DecodedFrame, FrameReader
+from videodeblur.video.outputs import check_output_path
+from videodeblur.video.writer import FrameWriter
 
 __all__ = ["RunOptions", "RunInterrupted", "deblur_file", "run_pipeline"]
 

@@ -18,7 +18,8 @@ from typing import Callable
 
 import av
 
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, cover_streams, is_url
+from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_url
+from videodeblur.video.streams import cover_streams
 
 __all__ = ["Carried", "carry_attachments", "read_pictures"]
 

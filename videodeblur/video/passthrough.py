@@ -25,7 +25,8 @@ import av
 from videodeblur.errors import OutputError, UnreadableInputError
 from videodeblur.video.attachments import carry_attachments, read_pictures
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, is_chapter_track, is_named_pipe, is_url
+from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_named_pipe, is_url
+from videodeblur.video.streams import is_chapter_track
 
 __all__ = ["Passthrough", "transcode_bit_rate"]
 

@@ -19,109 +19,38 @@ and audio.
 """
 from __future__ import annotations
 
-import collections
-import dataclasses
 import errno
-import math
-import os
-import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Sequence
 
 import av
-import av.bitstream
 import av.video.reformatter
 import numpy as np
 
-from videodeblur.errors import EncodeError, FrameError, OutputError
-from videodeblur.video.colour import AVCOL_RANGE_MPEG, AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
-from videodeblur.video.encoders import (HARDWARE_ENCODERS, SOFTWARE_ENCODER, choose_encoder, containers_for, private_options,
-                                        encodable_pix_fmt, encoder_options)
+from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
+from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
+from videodeblur.video.encoders import (SOFTWARE_ENCODER, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
+                                        private_options)
 from videodeblur.video.hdr import HdrMetadata
-from videodeblur.video.headers import is_annex_b, parameter_sets
 from videodeblur.video.passthrough import Passthrough
+from videodeblur.video.partial_output import annex_b_filter, intact_packets, moved_by, why_not_resumable, with_decode_times
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.reader import NETWORK_TIMEOUTS_S, has_no_matrix, is_stdin, is_url, pick_video_stream, short_error
+from videodeblur.video.locations import is_stdin, is_url
+from videodeblur.video.metadata import chapters_in, descriptive_tags
+from videodeblur.video.output_format import is_deep, like_chroma, output_tags, source_tags
+from videodeblur.video.outputs import PIPE_FORMATS, check_output_path, fragment_options, open_pipe, open_stream, output_kind
+from videodeblur.video.packet_timing import PacketTiming, last_frame_as_keyframe
+from videodeblur.video.streams import pick_video_stream
 
 if TYPE_CHECKING:
-    from videodeblur.video.reader import VideoInfo
+    from videodeblur.video.info import VideoInfo
 
-__all__ = ["FrameWriter", "PIPE_FORMATS", "choose_encoder", "made_by_mark", "made_elsewhere", "made_otherwise", "encoder_options", "encodable_pix_fmt", "HARDWARE_ENCODERS",
-           "check_output_path"]
+__all__ = ["FrameWriter"]
 
 Layout = Literal["rgb", "i420"]
 _UNSPECIFIED = 2  # AVCOL_SPC / PRI / TRC "unspecified"
-_AVCOL_SPC_RGB, _AVCOL_SPC_BT709 = 0, 1
-
-
-def check_output_path(path: str | Path, *, input_path: str | Path | None = None) -> Path:
-    """Fail early (OutputError) when ``path`` cannot be written: missing folder, a folder itself,
-    the input file, or no permission. Proven by opening the file for writing; a file that did not
-    exist before is removed again, so a run that fails later leaves nothing behind."""
-    path = Path(path)
-    if (input_path is not None and not is_url(input_path) and not is_stdin(input_path)
-            and _same_file(path, Path(input_path))):
-        raise OutputError(f"output {path} is the input file; choose another output path")
-    if path.is_dir():
-        raise OutputError(f"output {path} is a folder; give a file name such as {path / 'out.mp4'}")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise OutputError(f"{path.parent} is a file, not a folder: choose another path for {path.name}")
-    if not path.parent.is_dir():
-        raise OutputError(f"output folder {path.parent} does not exist; create it or choose another path")
-    existed = path.exists()
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as err:
-        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
-    if not existed:
-        path.unlink(missing_ok=True)
-    return path
-
-
-def _fragment_options(path: Path, fragmented: bool) -> dict[str, str]:
-    """Muxer options for an output that a killed process (kill -9, power loss) leaves playable up to
-    its last second: every packet flushed to disk as it is written (else FFmpeg's buffer held all,
-    measured: 0 bytes left of a killed .mkv, .ts or .avi); an MP4/MOV as fragments, a fragment a
-    second (and at each keyframe); Matroska/WebM as a cluster a second (its default, 5 s, was held
-    in memory until closed). ``delay_moov`` rather than ``empty_moov``: the header waits for the
-    first fragment, so it can hold the edit list that keeps the video's first frame at 0 when the
-    audio starts earlier (AAC's priming); with ``empty_moov`` every later frame came 21 ms late.
-    Other containers (MPEG-TS, AVI, NUT, FLV, MPEG-PS, Y4M...) play from any prefix once flushed."""
-    if not fragmented:
-        return {}
-    suffix = path.suffix.lower()
-    if suffix in _MOV_SUFFIXES:
-        return {"movflags": "frag_keyframe+delay_moov+default_base_moof", "frag_duration": "1000000",
-                "flush_packets": "1"}
-    if suffix in (".mkv", ".webm"):
-        return {"cluster_time_limit": "1000", "flush_packets": "1"}
-    return {"flush_packets": "1"}
-
-
-# the suffixes FFmpeg writes with its MP4/MOV muxer family, whose index is written at the end
-_MOV_SUFFIXES = (".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".f4v", ".ismv", ".psp")
-# that family's muxers: they store a sample's duration as the gap to the next in decode order
-_SAMPLE_TABLE_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
-
-
-_TECHNICAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "encoder", "handler_name",
-                             "vendor_id", "duration"})
-
-
-def _descriptive(tags: dict[str, str] | None, keep: tuple[str, ...] | None = None) -> dict[str, str]:
-    """The tags worth copying to a new file: all but the container's technical ones (or only ``keep``)."""
-    return {k: v for k, v in (tags or {}).items()
-            if (k in keep if keep is not None else k.lower() not in _TECHNICAL_TAGS)}
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    """Same path after resolving links, or the same inode (a hard link)."""
-    if a.resolve() == b.resolve():
-        return True
-    return a.exists() and b.exists() and os.path.samefile(a, b)
 
 
 class FrameWriter:
@@ -178,8 +107,7 @@ class FrameWriter:
                                  else check_output_path(path, input_path=read_from))
         if self._pipe and pipe_format not in PIPE_FORMATS:
             raise OutputError(f"cannot write {pipe_format} to standard output; choose one of {', '.join(PIPE_FORMATS)}")
-        self._kind = (_STREAM_FORMATS.get(str(path).partition("://")[0].lower(), "stream") if self._stream_url
-                      else f".{pipe_format}" if self._pipe else Path(path).suffix or Path(path).name)
+        self._kind = output_kind(path, pipe_format)
         self._live = live or self._stream_url
         self.width, self.height, self.layout = width, height, layout
         self.time_base = Fraction(time_base)
@@ -190,30 +118,13 @@ class FrameWriter:
         self.quality_control: str | None = None
         self.hdr_kept = False  # HDR10's mastering display and light levels went into the stream (x265, 10-bit)
         # a pipe cannot be gone back into for the index at the end: MP4/MOV to it are always fragmented
-        fragment_options = ({} if self._stream_url else _fragment_options(Path(f"-{self._kind}"), True) if self._pipe
-                            else _fragment_options(Path(self.path), fragmented))
-        self._fragmented = "movflags" in fragment_options  # MP4/MOV fragments (other containers are only flushed)
-        self._held: av.Packet | None = None  # fragmented only: the packet waiting for its duration
-        self._last_duration = 0
-        # Each frame's duration, in the encoder's units, set on its packet: the next frame's time less
-        # its own, the last one's as given or as long as the one before. Left to the muxer, the last
-        # frame lasted 1 / the average rate (3 s after a 30 s pause of a variable-rate source).
-        self._durations: dict[int, int] = {}  # encoder pts → duration, for packets still to come
-        self._waiting: collections.deque[av.Packet] = collections.deque()  # packets whose duration is unknown yet
-        self._coded_pts: int | None = None  # the last frame encoded, in the encoder's units
-        self._coded_step = 0  # the time between the last two frames encoded
-        self._steps_differ = False  # two gaps between frames encoded differed (variable rate, rounded times)
-        self._last_forced = False  # the last frame was sent as a keyframe (_encode_last)
-        self._last_given: int | None = None  # the last frame's duration as write() was given it
-        # MP4/MOV with B-frames only: the newest frame, held back until the next comes or close() sends it
-        # as a keyframe
-        self._unsent: av.VideoFrame | None = None
+        muxer_options = ({} if self._stream_url else fragment_options(Path(f"-{self._kind}"), True) if self._pipe
+                         else fragment_options(Path(self.path), fragmented))
+        self._fragmented = "movflags" in muxer_options  # MP4/MOV fragments (other containers are only flushed)
         self._closed = False
         self._lock = threading.Lock()
         self._last_end_s = 0.0
         self._slot_rate: Fraction | None = None  # set for containers that hold one rate (see _add_video_stream)
-        self._last_dts: Fraction | None = None  # the last video packet's decode time, in seconds
-        self._first_delay_s: Fraction | None = None  # the first video packet's presentation less decode time
         self._last_pts: int | None = None  # the last frame's pts given to write()
         self._last_slot = -1
         self._previous: av.VideoFrame | None = None  # the last frame encoded, for YUV4MPEG's repeats
@@ -228,9 +139,9 @@ class FrameWriter:
             try:
                 # YUV4MPEG takes 10-bit and deeper frames (which x264 and SVT-AV1 read) only when told
                 # to go past its standard, as `ffmpeg -strict -1` does
-                options = {**fragment_options, **({"strict": "-1"} if self._kind.lower() == ".y4m" else {})}
-                self._container = (_open_stream(str(self.path)) if self._stream_url
-                                   else _open_pipe(pipe_format, options) if self._pipe
+                options = {**muxer_options, **({"strict": "-1"} if self._kind.lower() == ".y4m" else {})}
+                self._container = (open_stream(str(self.path)) if self._stream_url
+                                   else open_pipe(pipe_format, options) if self._pipe
                                    else av.open(str(self.path), "w", options=options))
             except (av.FFmpegError, ValueError, OSError) as err:
                 hint = ("is a server listening there?" if self._stream_url
@@ -238,15 +149,17 @@ class FrameWriter:
                 raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} ({hint})") from err
             try:
                 self._choose_format(encoder, pix_fmt)
-                self.colour = _tags_for(self.colour, self.pix_fmt)
+                self.colour = output_tags(self.colour, self.pix_fmt)
                 if layout == "rgb" and sws_colorspace(self.colour) not in av.video.reformatter.Colorspace.__members__:
                     raise OutputError(f"cannot write {self.path}: converting to {self.colour.matrix} YUV needs PyAV 18 "
                                       f"or newer (Python 3.11+); this is PyAV {av.__version__}")
                 if layout == "i420" and self.pix_fmt != "yuv420p":
                     raise ValueError("layout 'i420' needs an even-sized yuv420p output")
-                self._container.metadata.update(_descriptive(tags))
+                self._container.metadata.update(descriptive_tags(tags))
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
-                self._stream.metadata.update(_descriptive(video_tags, keep=("language", "title", "timecode")))
+                self._timing = PacketTiming(self._container, self._stream, fragmented=self._fragmented,
+                                            last_as_keyframe=self._last_as_keyframe)
+                self._stream.metadata.update(descriptive_tags(video_tags, keep=("language", "title", "timecode")))
                 if made_by:  # the video track's handler name: ffprobe shows it, and a resume checks it
                     self._stream.metadata["handler_name"] = made_by
                 if copy_from is not None:
@@ -255,8 +168,8 @@ class FrameWriter:
                 if not (window and window[0] is not None) and source_start_s is not None:
                     self._start_at_zero(Fraction(source_start_s))
                 end = window[1] if window else None
-                if chapters := _chapters_in(chapters, (self._origin_s, end) if self._origin_s or end is not None
-                                            else None):
+                if chapters := chapters_in(chapters, (self._origin_s, end) if self._origin_s or end is not None
+                                           else None):
                     self._container.set_chapters(chapters)
                 self._write_header()
             except BaseException:
@@ -288,12 +201,10 @@ class FrameWriter:
         turned = info.rotation % 180 != 0  # a phone's portrait clip: stored on its side, shown turned
         width = info.width * (2 if side_by_side and not turned else 1)
         height = info.height * (2 if side_by_side and turned else 1)
-        pix_fmt = kwargs.pop("pix_fmt", None) or _like_chroma(info.chroma_subsampling, width, height)
+        pix_fmt = kwargs.pop("pix_fmt", None) or like_chroma(info.chroma_subsampling, width, height)
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
-        colour = info.colour
-        if has_no_matrix(info.pix_fmt):
-            colour = dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB)  # no matrix, tagged or not
+        colour = source_tags(info.colour, info.pix_fmt)
         return cls(path, width=width, height=height, time_base=info.time_base, fps=info.fps,
                    pix_fmt=pix_fmt, colour=colour, rotation=info.rotation,
                    copy_from=(feed or info.path) if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
@@ -382,12 +293,9 @@ class FrameWriter:
             if self._closed:
                 raise EncodeError(f"{self.path} is already closed")
             try:
-                for packet in self._repeats_before(frame, last_slot):
-                    self._mux_video(packet)
+                self._repeat_before(frame, last_slot)
                 # (a one-rate container counts slots: there the last frame lasts as the one before it)
-                self._last_given = duration if duration and not self._slot_rate else None
-                for packet in self._encode_before(frame):
-                    self._mux_video(packet)
+                self._timing.send(frame, duration=None if self._slot_rate else duration)
                 self._previous = frame
                 self.frames_written += 1
                 self._last_end_s = float(pts * self.time_base)
@@ -399,7 +307,7 @@ class FrameWriter:
                 raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
                                   f"{' '.join(str(err).split())}") from err
 
-    def _repeats_before(self, frame: av.VideoFrame, last_slot: int) -> Iterator[av.Packet]:
+    def _repeat_before(self, frame: av.VideoFrame, last_slot: int) -> None:
         """YUV4MPEG holds one frame after another, no times: a gap in the source's (tree.avi: 68 frames
         over 29.5 s) would play 6.5× too fast. The frame before it is shown again in the empty slots,
         as the ffmpeg tool's constant-rate output does; counted for a warning."""
@@ -409,7 +317,7 @@ class FrameWriter:
             again = self._previous.reformat()  # a frame of its own: the encoder may keep the one it was given
             again.pts, again.time_base = slot, frame.time_base
             self.repeated_frames += 1
-            yield from self._encode(again)
+            self._timing.repeat(again)
 
     def _slot(self, pts: int) -> tuple[int, Fraction]:
         """A frame's slot in a one-rate container: its time rounded to the rate, after the last slot (two
@@ -448,42 +356,24 @@ class FrameWriter:
                 video = pick_video_stream(source)
                 if video is None:
                     raise refuse("it has no video stream")
-                theirs, mine = video.codec_context, self._stream.codec_context
-                made = (theirs.codec.id, theirs.width, theirs.height, theirs.format.name if theirs.format else None)
-                wanted = (mine.codec.id, self.width, self.height, self.pix_fmt)
-                if made != wanted:
-                    raise refuse(f"it holds {theirs.name} {theirs.width}x{theirs.height} {made[3]}, this run writes "
-                                 f"{mine.name} {self.width}x{self.height} {self.pix_fmt}")
-                marked = made_by_mark(video)
-                if made_elsewhere(marked):
-                    raise refuse(f"it was not made by videodeblur (its video track says {marked!r}): run without "
-                                 "--resume to write it anew, or choose another output")
-                if made_otherwise(marked, made_by):
-                    raise refuse(f"its frames were made by {marked}, this run's by {made_by}: give the same --model "
-                                 "(and --deinterlace) as the first run")
-                codec = mine.codec.canonical_name  # h264, hevc: the format, not the encoder
-                ours, before = parameter_sets(mine.extradata, codec), parameter_sets(theirs.extradata, codec)
-                if ours is not None and before is not None and ours != before:
-                    raise refuse("it was encoded with other settings (--crf, --preset, --encoder or --fragmented)")
-                # MP4 and MKV store H.264/HEVC samples length-prefixed; this encoder's header says
-                # Annex B (start codes), and the muxer converts what it is given as such, so the old
-                # samples are turned back into Annex B first (else the muxer mangles them).
-                to_annex_b = (av.bitstream.BitStreamFilterContext(f"{codec}_mp4toannexb", in_stream=video)
-                              if codec in ("h264", "hevc") and is_annex_b(mine.extradata)
-                              and (theirs.extradata or b"")[:1] == b"\x01" else None)
+                mine = self._stream.codec_context
+                if why := why_not_resumable(video, mine, width=self.width, height=self.height, pix_fmt=self.pix_fmt,
+                                            made_by=made_by):
+                    raise refuse(why)
+                to_annex_b = annex_b_filter(video, mine)
                 last_s: float | None = None
                 moved: int | None = None  # how far the muxer moved the partial's times, in its time base
                 rate = video.average_rate or video.guessed_rate
                 step = max(1, round(1 / (rate * video.time_base))) if rate and video.time_base else 1
                 try:
-                    for packet in _with_decode_times(_intact_packets(source, video, to_annex_b), step):
+                    for packet in with_decode_times(intact_packets(source, video, to_annex_b), step):
                         if moved is None:  # the first packet (a keyframe, the first shown): the file's start
-                            moved = _moved_by(packet.pts, first_s, self._origin_s, video)
+                            moved = moved_by(packet.pts, first_s, self._origin_s, video)
                         if moved:
                             packet.pts -= moved
                             packet.dts = packet.dts - moved if packet.dts is not None else None
                         packet.stream = self._stream
-                        self._mux_video(packet)
+                        self._timing.copy(packet)
                         self.frames_written += 1
                         end_s = float(packet.pts * packet.time_base)
                         last_s = end_s if last_s is None else max(last_s, end_s)
@@ -506,11 +396,7 @@ class FrameWriter:
             failed: av.FFmpegError | None = None
             try:
                 if self.frames_written:
-                    for packet in self._encode_last():
-                        self._mux_video(packet)
-                    for packet in self._stream.encode(None):
-                        self._mux_video(packet)
-                    self._mux_video(None)
+                    self._timing.finish()
                 if self._passthrough is not None:
                     self._passthrough.copy(until_s=None if complete else self._last_end_s)
                     self._passthrough.finish()
@@ -531,124 +417,13 @@ class FrameWriter:
                 raise EncodeError(f"finishing {self.path} failed: {' '.join(str(failed).split())}") from failed
 
     # --- helpers ---------------------------------------------------------------------------------
-    def _encode_before(self, frame: av.VideoFrame) -> list[av.Packet]:
-        """Encode ``frame``, or, where the last frame must be known as it is encoded
-        (:meth:`_encode_last`), the one held before it, holding ``frame`` back in its place."""
-        if not self._last_as_keyframe:
-            return self._encode(frame)
-        held, self._unsent = self._unsent, frame
-        return self._encode(held) if held is not None else []
-
-    def _encode_last(self) -> list[av.Packet]:
-        """Encode the frame held back, the file's last, as a keyframe (IDR) where the timing needs it.
-        MP4 and MOV store each sample's duration as the gap to the next in decode order, and only
-        the last sample's freely: with B-frames the last decoded sample is a B-frame shown before
-        the last frame, so the last frame's own duration was lost (a 2 s closing picture lasted
-        40 ms, and the file ended 2 s early, as FFmpeg reads it). An IDR ends the B-frames before
-        it: the last frame is decoded last and keeps its duration, at the cost of one keyframe.
-        Frames all as long as each other, the last included, come out right without it."""
-        held, self._unsent = self._unsent, None
-        if held is None:
-            return []
-        if not self._evenly_timed(held):
-            held.pict_type = av.video.frame.PictureType.I
-            self._last_forced = True
-        return self._encode(held)
-
-    def _evenly_timed(self, last: av.VideoFrame) -> bool:
-        """Whether every gap between frames, ``last``'s and its duration included, is the same."""
-        if self._coded_pts is None:
-            return True  # a single frame: nothing to reorder
-        step = last.pts - self._coded_pts
-        return (not self._steps_differ and self._coded_step in (0, step)
-                and self._last_given in (None, step))
-
-    def _encode(self, frame: av.VideoFrame) -> list[av.Packet]:
-        """Encode a frame (its ``pts`` in the encoder's units), which tells how long the one before lasts."""
-        if self._coded_pts is not None and frame.pts > self._coded_pts:
-            step = frame.pts - self._coded_pts
-            self._steps_differ = self._steps_differ or self._coded_step not in (0, step)
-            self._coded_step = step
-            self._durations[self._coded_pts] = self._coded_step
-        self._coded_pts = frame.pts
-        return self._stream.encode(frame)
-
-    def _mux_video(self, packet: av.Packet | None) -> None:
-        """Mux a video packet; None after the encoder's last one. An encoded frame's packet gets the
-        frame's duration (:meth:`_encode`), waiting for it while the next frame has not come yet (an
-        encoder without delay hands it out at once); at the end the last frame lasts as
-        :meth:`write` was told, else as long as the one before it. A resumed run's copied packets
-        keep their own."""
-        if packet is None and self._coded_pts is not None and (last := self._last_given or self._coded_step):
-            self._durations.setdefault(self._coded_pts, last)
-        if packet is None and self._last_forced:
-            self._align_last_dts()
-        if packet is not None:
-            self._waiting.append(packet)
-        while self._waiting and (packet is None or self._waiting[0].pts != self._coded_pts
-                                 or self._coded_pts in self._durations):
-            ready = self._waiting.popleft()
-            if ready.pts is not None and ready.pts in self._durations:
-                ready.duration = self._durations.pop(ready.pts)
-            self._mux_timed(ready)
-        if packet is None:
-            self._mux_timed(None)
-
-    def _align_last_dts(self) -> None:
-        """Give the last frame's packet (sent as a keyframe, so decoded last: :meth:`_encode_last`) the
-        reorder delay the first had. MP4's sample table ends at the last decode time plus the last duration, and FFmpeg reads
-        the track's length from it: x264 gives the last frame a decode time as far before it as the
-        last few frames' gaps, which with variable frame rate differ from the first's, and the track
-        ended that much early or late (41 ms short of the last frame's end in a 24000/1001 clip)."""
-        last = self._waiting[-1] if self._waiting else None
-        if (last is None or last.pts != self._coded_pts or last.dts is None or last.time_base is None
-                or self._first_delay_s is None):
-            return
-        before = (self._waiting[-2].dts * self._waiting[-2].time_base if len(self._waiting) > 1
-                  and self._waiting[-2].dts is not None else self._last_dts)
-        dts = last.pts - round(self._first_delay_s / last.time_base)
-        if before is not None:
-            dts = max(dts, math.floor(before / last.time_base) + 1)  # decode times only go forward
-        last.dts = min(dts, last.pts)
-
-    def _mux_timed(self, packet: av.Packet | None) -> None:
-        """Mux a video packet with its duration; None after the last. A fragmented file stores each
-        frame's duration instead of working it out from the next frame's time (the next fragment is
-        not written yet): a packet without one (copied from a file that did not store it) is held
-        until the next one gives it, and the last one keeps the duration of the one before it."""
-        if (self._first_delay_s is None and packet is not None and packet.dts is not None
-                and packet.pts is not None and packet.time_base is not None):
-            self._first_delay_s = (packet.pts - packet.dts) * packet.time_base  # the first frame's reorder delay
-        if packet is not None and packet.dts is not None and packet.time_base is not None:
-            # A resumed run's encoder starts its decode times a B-frame delay before its first frame,
-            # worked out from its own frame spacing: with variable frame rate that reached back to the
-            # copied frames' last decode time, which the muxer refused ("Invalid argument") after
-            # writing scrambled times. Decode times only order the samples: the next one up serves.
-            if self._last_dts is not None and packet.dts * packet.time_base <= self._last_dts:
-                packet.dts = math.floor(self._last_dts / packet.time_base) + 1
-            self._last_dts = packet.dts * packet.time_base
-        if not self._fragmented:
-            if packet is not None:
-                self._container.mux(packet)
-            return
-        held, self._held = self._held, packet
-        if held is None:
-            return
-        if not held.duration:  # else its frame's own
-            if packet is not None and packet.dts is not None and held.dts is not None and packet.dts > held.dts:
-                held.duration = packet.dts - held.dts
-            elif self._last_duration:
-                held.duration = self._last_duration
-        self._last_duration = held.duration or self._last_duration
-        self._container.mux(held)
-
     def _choose_format(self, encoder: str, pix_fmt: str | None) -> None:
         """The encoder (for this container: :func:`choose_encoder`) and the pixel format it takes."""
         width, height = self.width, self.height
         self.encoder_name = choose_encoder(encoder, width=width, height=height, container=self._container.format.name,
-                                           deep=pix_fmt is not None and _is_deep(pix_fmt))
+                                           deep=pix_fmt is not None and is_deep(pix_fmt))
         try:
-            self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or _like_chroma((2, 2), width, height),
+            self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or like_chroma((2, 2), width, height),
                                              width=width, height=height)
         except EncodeError as err:
             if encoder != "auto":
@@ -658,7 +433,7 @@ class FrameWriter:
                               f"({self.encoder_name} takes no YUV or RGB frames); use .mp4, .mkv, .mov or .webm") from err
         # More than 8 bits per sample (a 10-bit source into an encoder that takes it): write() then
         # takes uint16 RGB frames.
-        self.deep = _is_deep(self.pix_fmt)
+        self.deep = is_deep(self.pix_fmt)
         codec = av.Codec(self.encoder_name, "w")
         self.lossless = codec.lossless and not codec.lossy  # ffv1, huffyuv...: no quality to set
 
@@ -710,10 +485,8 @@ class FrameWriter:
             # A fragmented file has no edit list to hide B-frames' reorder delay: its first frame
             # would start one or two frames late. Without B-frames every timestamp is exact.
             ctx.max_b_frames = 0
-        # MP4/MOV files of a codec that reorders frames (B-frames), whose last frame must be decoded
-        # last to keep its duration (see _encode_last); VP9, AV1 and intra-only codecs never reorder
-        self._last_as_keyframe = (self._container.format.name in _SAMPLE_TABLE_MUXERS and not self._fragmented
-                                  and ctx.codec.reorder)
+        self._last_as_keyframe = last_frame_as_keyframe(self._container.format.name, ctx.codec,
+                                                        fragmented=self._fragmented)
         if self._last_as_keyframe and "forced-idr" in private:
             # x265 (open GOP) made a forced keyframe a CRA that the B-frames before it were decoded after
             ctx.options = {**ctx.options, "forced-idr": "1"}
@@ -782,161 +555,6 @@ _FROM_RGB = int(av.video.reformatter.Interpolation.AREA) | int(getattr(av.video.
                                                                        "ACCURATE_RND", 0x40000))
 
 
-def made_by_mark(video: av.video.stream.VideoStream) -> str:
-    """What a video track says made it ("videodeblur lprn-fast"), or "": the handler name this writer
-    gives it (``made_by``), which MP4 reads back as ``handler_name`` and Matroska as ``HANDLER_NAME``."""
-    return next((value for key, value in video.metadata.items() if key.lower() == "handler_name"), "")
-
-
-def made_elsewhere(marked: str) -> bool:
-    """Whether a track marked ``marked`` was made by another program (a camera, ffmpeg's
-    "VideoHandler"). AVI and MPEG-TS hold no mark at all: "" tells nothing, and the picture check
-    of a resume stands guard there."""
-    return bool(marked) and not marked.startswith("videodeblur ")
-
-
-def made_otherwise(marked: str, made_by: str | None) -> bool:
-    """Whether a track marked ``marked`` (:func:`made_by_mark`) was made by this tool otherwise than
-    ``made_by`` says (another model or weights, deinterlaced or side by side): its frames would not
-    match. A mark written before the weights were named in it (", weights ...") is compared by the rest."""
-    if not made_by or not marked.startswith("videodeblur ") or marked == made_by:
-        return False
-    how, _, weights = marked.partition(", weights ")
-    wanted, _, wanted_weights = made_by.partition(", weights ")
-    return how != wanted or bool(weights and wanted_weights)
-
-
 def _either(options: Sequence[str]) -> str:
     """``a``, ``a or b``, ``a, b or c``."""
     return options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
-
-
-def _is_deep(pix_fmt: str) -> bool:
-    """More than 8 bits per sample."""
-    return max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
-
-
-def _tags_for(colour: ColourTags, pix_fmt: str) -> ColourTags:
-    """The tags a ``pix_fmt`` output of a source tagged ``colour`` carries. An RGB source (PNG,
-    libx264rgb: matrix "RGB") written as YUV is converted with BT.709 limited range and tagged so;
-    copying its RGB tag made players read the YUV planes as G, B, R (grey came out green)."""
-    if colour.colorspace != _AVCOL_SPC_RGB or av.VideoFormat(pix_fmt).is_rgb:
-        return colour
-    return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT709, color_range=AVCOL_RANGE_MPEG)
-
-
-def _like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:
-    """The output's chroma layout for a source's: 4:2:0 and 4:2:2 kept (a pro camera's 4:2:2 is what
-    its editor expects); 4:1:1 (NTSC DV) as 4:2:0, the same number of chroma samples in the layout
-    every player decodes; 4:4:4, RGB and odd sizes (which 4:2:0 cannot hold) as 4:4:4."""
-    even_width, even = width % 2 == 0, width % 2 == 0 and height % 2 == 0
-    if subsampling in ((2, 2), (4, 1)) and even:
-        return "yuv420p"
-    if subsampling == (2, 1) and even_width:
-        return "yuv422p"
-    return "yuv444p"
-
-
-# the muxer that carries a live stream to each kind of URL
-_STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegts", "tcp": "mpegts", "rtp": "rtp_mpegts",
-                   "rtsp": "rtsp"}
-
-
-# what standard output (-o -) can carry, by the extension the same file would have: the muxer
-PIPE_FORMATS = {"mkv": "matroska", "mp4": "mp4", "mov": "mov", "nut": "nut", "ts": "mpegts", "webm": "webm",
-                "y4m": "yuv4mpegpipe"}  # y4m: raw frames, for an encoder that reads them (x264, SVT-AV1)
-
-
-def _open_pipe(kind: str, options: dict[str, str]) -> av.container.OutputContainer:
-    """An output container writing to standard output (``-o -``), for another program to read on."""
-    if sys.stdout is None or sys.stdout.isatty():
-        raise OutputError("standard output is a terminal, not a pipe: give -o a file, or pipe it on "
-                          "(-o - | ffplay -)")
-    sys.stdout.flush()  # nothing Python held back may land inside the video
-    return av.open("pipe:1", "w", format=PIPE_FORMATS[kind], options={**options, "flush_packets": "1"})
-
-
-def _open_stream(url: str) -> av.container.OutputContainer:
-    """An output container sending to ``url`` (RTMP to a streaming server, SRT/UDP/TCP as MPEG-TS, RTSP
-    publishing), in the muxer its scheme needs, flushing each packet as it is written."""
-    scheme = url.partition("://")[0].lower()
-    options = {"rtsp_transport": "tcp"} if scheme == "rtsp" else {"flush_packets": "1"}
-    return av.open(url, "w", format=_STREAM_FORMATS.get(scheme, "mpegts"), options=options,
-                   timeout=NETWORK_TIMEOUTS_S)
-
-
-def _chapters_in(chapters: Sequence[dict[str, Any]],
-                 window: tuple[float | None, float | None] | None) -> list[dict[str, Any]]:
-    """The chapters that overlap ``window`` (all without one), moved back by its start and cut to it."""
-    if not window:
-        return list(chapters)
-    start, end = window[0] or 0.0, window[1]
-    kept = []
-    for chapter in chapters:
-        base = Fraction(chapter["time_base"])
-        begin, stop = float(chapter["start"] * base) - start, float(chapter["end"] * base) - start
-        if stop <= 0 or (end is not None and begin >= end - start):
-            continue
-        stop = stop if end is None else min(stop, end - start)
-        kept.append({**chapter, "start": round(max(0.0, begin) * 1000), "end": round(stop * 1000),
-                     "time_base": Fraction(1, 1000)})
-    return kept
-
-
-def _moved_by(first_pts: int | None, first_s: float | None, origin_s: float | Fraction,
-              video: av.video.stream.VideoStream) -> int:
-    """How far a muxer moved an interrupted run's frames (in ``video``'s time base): its first frame's
-    time less where this writer puts the source's first frame (``first_s``, less ``origin_s``). Read
-    from the first packet, not the stream's start time: FFmpeg cannot tell a Matroska file's start from
-    a single frame stored without a decode time, and gave the file's (its audio's: 21 ms early)."""
-    if first_s is None or video.time_base is None:
-        return 0
-    start = first_pts if first_pts is not None else video.start_time
-    return 0 if start is None else start - round((first_s - origin_s) / video.time_base)
-
-
-def _with_decode_times(packets: Iterator[av.Packet], step: int) -> Iterator[av.Packet]:
-    """``packets`` with the decode times Matroska does not store filled in: its demuxer leaves the
-    first ones without (and keyframes, for H.264), and the muxer's own guess assumes no reordering
-    for HEVC, which put a decode time after the next one's ("Invalid argument" at frame 2 of a
-    10-bit HEVC resume). The first ones go a frame (``step``) apart before the first known one; a
-    later one a frame after the last, where that is not after its own presentation time."""
-    waiting: list[av.Packet] = []
-    last: int | None = None
-    for packet in packets:
-        if packet.dts is None and last is None:
-            waiting.append(packet)
-            continue
-        if packet.dts is None and last is not None and packet.pts is not None and last + step <= packet.pts:
-            packet.dts = last + step
-        if packet.dts is not None:
-            for k, held in enumerate(waiting):
-                held.dts = packet.dts - (len(waiting) - k) * step
-                yield held
-            waiting = []
-            last = packet.dts
-        yield packet
-    yield from waiting  # none had a decode time: the muxer's guess it is
-
-
-def _intact_packets(source: av.container.InputContainer, video: av.video.stream.VideoStream,
-                    bsf: av.bitstream.BitStreamFilterContext | None) -> Iterator[av.Packet]:
-    """The video packets of an interrupted run's output, through ``bsf`` if given, up to the first
-    that is damaged: a process killed mid-write (a fragmented MP4 after ``kill -9``) can leave its
-    last packet cut short, and that frame is better made again than copied broken."""
-    demuxed = source.demux(video)
-    while True:
-        try:
-            packet = next(demuxed, None)
-        except av.FFmpegError:
-            packet = None  # the file ends in the middle of a packet
-        if packet is not None and not packet.size:
-            continue  # the demuxer's own end-of-stream packet; the filter is flushed at the end
-        if packet is not None and packet.is_corrupt:
-            packet = None
-        # (not by a missing dts: Matroska stores none for H.264 with B-frames, and its keyframes come without)
-        for out in (([] if packet is None else [packet]) if bsf is None else bsf.filter(packet)):
-            if out.pts is not None:
-                yield out
-        if packet is None:
-            return

@@ -1,0 +1,36 @@
+"""What a video's location names: a file, a network URL, standard input or output (``-``), or a named
+pipe. Readers, writers and the planners all ask this before they open anything, since each kind is
+opened, sought and named in messages its own way."""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+__all__ = ["NETWORK_TIMEOUTS_S", "STDIN", "URL_SCHEMES", "is_named_pipe", "is_stdin", "is_url"]
+
+STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
+NETWORK_TIMEOUTS_S = (10.0, 30.0)  # open, then each read: a dead server is an error, not a hang
+
+
+def is_url(spec: str | Path) -> bool:
+    """``scheme://...`` with a scheme FFmpeg reads over the network (a URL, not a file path)."""
+    scheme, sep, _ = str(spec).partition("://")
+    return bool(sep) and scheme.lower() in URL_SCHEMES
+
+
+def is_stdin(spec: str | Path | None) -> bool:
+    """``-``: standard input (or output), the Unix way of naming a pipe."""
+    return spec is not None and str(spec) == STDIN
+
+
+def is_named_pipe(spec: str | Path | None) -> bool:
+    """A path that is a FIFO (``mkfifo``, or bash's ``<(...)``): a pipe under a name, read once as
+    standard input is; opening it again would wait for ever for a writer that has gone."""
+    if spec is None or is_stdin(spec) or is_url(spec):
+        return False
+    try:
+        return stat.S_ISFIFO(os.stat(spec).st_mode)
+    except (OSError, ValueError):
+        return False

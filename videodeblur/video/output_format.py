@@ -1,0 +1,48 @@
+"""The output's pixel format and colour tags, chosen from the source's: its chroma layout kept where
+players and editors expect it, its bit depth, and tags that say how the written YUV was made (an
+RGB source is not tagged as RGB once it is YUV)."""
+from __future__ import annotations
+
+import dataclasses
+
+import av
+
+from videodeblur.video.colour import AVCOL_RANGE_MPEG, ColourTags, has_no_matrix
+
+__all__ = ["is_deep", "like_chroma", "output_tags", "source_tags"]
+
+_AVCOL_SPC_RGB, _AVCOL_SPC_BT709 = 0, 1
+
+
+def like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:
+    """The output's chroma layout for a source's: 4:2:0 and 4:2:2 kept (a pro camera's 4:2:2 is what
+    its editor expects); 4:1:1 (NTSC DV) as 4:2:0, the same number of chroma samples in the layout
+    every player decodes; 4:4:4, RGB and odd sizes (which 4:2:0 cannot hold) as 4:4:4."""
+    even_width, even = width % 2 == 0, width % 2 == 0 and height % 2 == 0
+    if subsampling in ((2, 2), (4, 1)) and even:
+        return "yuv420p"
+    if subsampling == (2, 1) and even_width:
+        return "yuv422p"
+    return "yuv444p"
+
+
+def is_deep(pix_fmt: str) -> bool:
+    """More than 8 bits per sample."""
+    return max(c.bits for c in av.VideoFormat(pix_fmt).components) > 8
+
+
+def output_tags(colour: ColourTags, pix_fmt: str) -> ColourTags:
+    """The tags a ``pix_fmt`` output of a source tagged ``colour`` carries. An RGB source (PNG,
+    libx264rgb: matrix "RGB") written as YUV is converted with BT.709 limited range and tagged so;
+    copying its RGB tag made players read the YUV planes as G, B, R (grey came out green)."""
+    if colour.colorspace != _AVCOL_SPC_RGB or av.VideoFormat(pix_fmt).is_rgb:
+        return colour
+    return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT709, color_range=AVCOL_RANGE_MPEG)
+
+
+def source_tags(colour: ColourTags, pix_fmt: str) -> ColourTags:
+    """A source's colour tags as the writer takes them: a ``pix_fmt`` without a matrix (RGB, grey,
+    palette) is RGB, tagged so or not."""
+    if has_no_matrix(pix_fmt):
+        return dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB)  # no matrix, tagged or not
+    return colour
