@@ -86,11 +86,13 @@ def test_missing_weights_file(run_subprocess, image_file, tmp_path):
                           str(weights))
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+@pytest.mark.parametrize("damage", ["garbage", "pickle-protocol", "truncated"])
 def test_corrupt_weights(run_subprocess, image_file, tmp_path, damage):
     weights = tmp_path / f"{damage}.pt"
     if damage == "garbage":
         weights.write_bytes(os.urandom(4096))
+    elif damage == "pickle-protocol":  # garbage that starts as a pickle does: torch warned of the protocol
+        weights.write_bytes(b"\x80\xcd" + os.urandom(4094))
     else:
         good = shipped_weights_path("lprn-fast").read_bytes()
         weights.write_bytes(good[: len(good) // 2])

@@ -43,8 +43,11 @@ def load_weights(path: str | Path) -> LPRN:
     if not path.is_file():
         raise InputNotFoundError(f"weights file not found: {path}")
     try:
-        with warnings.catch_warnings():  # a sparse tensor is refused below; torch's warning would add a line
+        with warnings.catch_warnings():  # torch's warnings would add lines to our error, or to nothing:
+            # a sparse tensor is refused below; a garbage file whose first byte is pickle's PROTO opcode
+            # (1 in 256 of random files) names a protocol the loader then refuses
             warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
             payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated/corrupt/unsafe files
         raise WeightsError(f"cannot read weights file {path}: corrupt or not a videodeblur weights file") from err
