@@ -49,7 +49,7 @@ def test_a_signal_as_a_frame_is_queued_does_not_write_it_twice(engine: Engine, m
     loop struck it off its own list: the stop handed it over again, the writer refused the repeated
     time, and the run failed ("frame pts ... is not after the previous frame's") instead of leaving
     a file. The run now only notes signals: the file holds each frame once, in order."""
-    from videodeblur.pipeline import runner
+    from videodeblur.pipeline import threaded_run
 
     src = make_clip("a.mp4", width=64, height=48, frames=30)
     main = threading.main_thread()
@@ -59,12 +59,12 @@ def test_a_signal_as_a_frame_is_queued_does_not_write_it_twice(engine: Engine, m
 
         def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
             super().put(item, block, timeout)
-            if threading.current_thread() is main and item is not runner._END:
+            if threading.current_thread() is main and item is not threaded_run._END:
                 SignalAfterTenthPut.puts += 1
                 if SignalAfterTenthPut.puts == 10:
                     signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(runner.queue, "Queue", SignalAfterTenthPut)
+    monkeypatch.setattr(threaded_run.queue, "Queue", SignalAfterTenthPut)
     out = tmp_path / "out.mp4"
     with _no_stray_interrupt(), pytest.raises(RunInterrupted) as stopped:
         deblur_file(src, out, engine, RunOptions(queue_size=2))

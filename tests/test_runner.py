@@ -20,7 +20,7 @@ import torch
 from videodeblur.errors import ConfigError, DecodeError, EncodeError, OutputError
 from videodeblur.model import LoadedModel, load_model
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
-from videodeblur.pipeline.runner import side_by_side
+from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.video import FrameReader, FrameWriter
 
 from _clips_video import avi_with_empty_slots, decode, remuxed, through_yuv420, truncated_copy, zeroed_copy
@@ -614,9 +614,9 @@ def test_a_stopped_run_waits_for_a_slow_writer_into_a_file(engine: Engine, make_
     """A writer left blocked after a stop is one on a pipe that does not drain (``-o - | sleep 40``);
     one writing a regular file, however slowly, is waited for: every frame taken is written and the
     file is finalised."""
-    from videodeblur.pipeline import runner
+    from videodeblur.pipeline import threaded_run
 
-    monkeypatch.setattr(runner, "_WRITER_GRACE_S", 0.05)
+    monkeypatch.setattr(threaded_run, "_WRITER_GRACE_S", 0.05)
     original = FrameWriter.write
 
     def slow_write(self: FrameWriter, *args: Any, **kwargs: Any) -> None:
@@ -637,12 +637,12 @@ def test_only_an_output_that_may_stall_is_watched(tmp_path: Path) -> None:
     """Regular files and devices always take what is written; a named pipe or a stream may not."""
     import os
 
-    from videodeblur.pipeline.runner import _output_drains
+    from videodeblur.pipeline.output_drain import output_drains
 
     (tmp_path / "out.mp4").write_bytes(b"")
     os.mkfifo(tmp_path / "fifo")
-    assert _output_drains(tmp_path / "out.mp4") is True and _output_drains("/dev/null") is True
-    assert _output_drains(tmp_path / "fifo") is None and _output_drains("rtmp://host/live") is None
+    assert output_drains(tmp_path / "out.mp4") is True and output_drains("/dev/null") is True
+    assert output_drains(tmp_path / "fifo") is None and output_drains("rtmp://host/live") is None
 
 
 def test_sighup_is_noted_during_the_finalising_unless_ignored() -> None:

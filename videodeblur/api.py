@@ -24,7 +24,7 @@ from videodeblur.notices import Warn
 
 if TYPE_CHECKING:
     from videodeblur.pipeline import Engine, RunStats
-    from videodeblur.pipeline.runner import ProgressCallback
+    from videodeblur.pipeline.options import ProgressCallback
 
 __all__ = ["Deblurrer"]
 
