@@ -222,3 +222,44 @@ def test_camera_source_frames_are_the_exact_conversion(tmp_path: Path) -> None:
         source.close()
     mean, worst = _errors(images, path, colorspace, full)
     assert abs(mean) < 0.1 and worst <= 1.0, f"mean {mean:+.3f} levels, worst {worst:.2f}"
+
+
+def _grey_clip(path: Path, pix_fmt: str, samples: list[int], *, color_range: int) -> Path:
+    """A lossless (FFV1) grey clip, one flat frame per sample value, tagged with ``color_range``."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
+        stream.codec_context.color_range = color_range
+        for index, sample in enumerate(samples):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64), sample, np.uint8 if pix_fmt == "gray" else np.uint16),
+                                               format=pix_fmt)
+            frame.pts, frame.color_range = index, color_range
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(("pix_fmt", "samples"), [("gray", [16, 126, 235]), ("gray10le", [64, 504, 940])])
+def test_limited_range_grey_reads_full_range_and_is_written_back_as_it_was(pix_fmt: str, samples: list[int],
+                                                                           tmp_path: Path) -> None:
+    """A monochrome video tagged limited range (HEVC 4:0:0 from a security or thermal camera): swscale
+    read its black (16) as RGB 16 and its white (235) as 235, so the output was washed out, black
+    written back at Y 30 and white at 219."""
+    src = _grey_clip(tmp_path / f"{pix_fmt}.mkv", pix_fmt, samples, color_range=1)
+    out = tmp_path / "out.mkv"
+    with FrameReader(src) as reader, FrameWriter.like(out, reader.info, encoder="ffv1") as writer:
+        images = []
+        for frame in reader:
+            images.append(frame.image)
+            writer.write(frame.image, pts=frame.pts)
+    assert [int(image[0, 0, 0]) for image in images] == [0, 128, 255]
+    assert all((image == image[0, 0, 0]).all() for image in images)
+    written = [planes[0] for planes in decoded_planes(out)]
+    assert [int(luma.mean().round()) for luma in written] == [16, 126, 235]  # written at 8 bits
+    full = _grey_clip(tmp_path / "full.mkv", pix_fmt, samples, color_range=2)
+    with FrameReader(full) as reader:  # full range (and untagged) grey is read as it is
+        levels = [int(frame.image[0, 0, 0]) for frame in reader]
+    top = 255 if pix_fmt == "gray" else 1023
+    assert all(abs(level - sample * 255 / top) <= 1 for level, sample in zip(levels, samples, strict=True)), levels

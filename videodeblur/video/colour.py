@@ -127,6 +127,8 @@ class RgbConverter:
         takes, so a 10-bit frame read and written again keeps its samples."""
         packed = "rgb48le" if deep else "rgb24"
         if has_no_matrix(frame.format):
+            if _is_limited_grey(frame):
+                return _stretched_grey(frame, deep=deep, width=width, height=height)
             return frame.to_ndarray(format=packed, width=width, height=height)
         resized = (width or frame.width, height or frame.height) != (frame.width, frame.height)
         planar = self._planar.reformat(self._centred(frame), width=width, height=height,
@@ -151,6 +153,24 @@ class RgbConverter:
         graph = self._siting[1]
         graph.push(frame)
         return graph.pull()
+
+
+def _is_limited_grey(frame: av.VideoFrame) -> bool:
+    """A grey frame tagged limited range (HEVC monochrome, a security or thermal camera's video)."""
+    return len(frame.format.components) == 1 and int(frame.color_range) == AVCOL_RANGE_MPEG
+
+
+def _stretched_grey(frame: av.VideoFrame, *, deep: bool, width: int | None, height: int | None) -> np.ndarray:
+    """A limited-range grey frame as full-range RGB (black 16 → 0, white 235 → 255 at 8 bits): swscale
+    reads every grey frame as full range whatever its tag, so such a video came out washed out (its
+    black written back at 30, its white at 219). 16-bit RGB puts white at 65280, as from YUV."""
+    if (width or frame.width, height or frame.height) != (frame.width, frame.height):
+        frame = frame.reformat(width=width, height=height, interpolation=_SCALED)
+    bits = frame.format.components[0].bits
+    level = frame.to_ndarray().astype(np.float32) / float(1 << (bits - 8))  # on the 8-bit scale
+    white = 65280.0 if deep else 255.0
+    grey = np.clip(np.rint((level - 16.0) * (white / 219.0)), 0.0, white).astype(np.uint16 if deep else np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
 
 
 def has_no_matrix(fmt: av.VideoFormat | str) -> bool:
