@@ -226,19 +226,9 @@ def test_camera_source_frames_are_the_exact_conversion(tmp_path: Path) -> None:
 
 def _grey_clip(path: Path, pix_fmt: str, samples: list[int], *, color_range: int) -> Path:
     """A lossless (FFV1) grey clip, one flat frame per sample value, tagged with ``color_range``."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("ffv1", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, pix_fmt
-        stream.codec_context.color_range = color_range
-        for index, sample in enumerate(samples):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64), sample, np.uint8 if pix_fmt == "gray" else np.uint16),
-                                               format=pix_fmt)
-            frame.pts, frame.color_range = index, color_range
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
-    return path
+    dtype = np.uint8 if pix_fmt == "gray" else np.uint16
+    return write_planes(path, "ffv1", pix_fmt, [(np.full((_H, _W), sample, dtype),) for sample in samples],
+                        colorspace=2, color_range=color_range)
 
 
 @pytest.mark.parametrize(("pix_fmt", "samples"), [("gray", [16, 126, 235]), ("gray10le", [64, 504, 940])])
@@ -255,7 +245,7 @@ def test_limited_range_grey_reads_full_range_and_is_written_back_as_it_was(pix_f
             images.append(frame.image)
             writer.write(frame.image, pts=frame.pts)
     assert [int(image[0, 0, 0]) for image in images] == [0, 128, 255]
-    assert all((image == image[0, 0, 0]).all() for image in images)
+    assert all((image == image[0, 0, 0]).all() and image.shape == (_H, _W, 3) for image in images)
     written = [planes[0] for planes in decoded_planes(out)]
     assert [int(luma.mean().round()) for luma in written] == [16, 126, 235]  # written at 8 bits
     full = _grey_clip(tmp_path / "full.mkv", pix_fmt, samples, color_range=2)
