@@ -1,0 +1,107 @@
+"""The frames every ``videodeblur bench`` run shares: the generated clip, or the input, and how to read,
+feed and write them as the ``video`` command would.
+
+Apart from the runs so that each run times the same frames through the same reader, engine call and
+writer, chosen once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+
+from videodeblur.bench.options import BenchOptions
+from videodeblur.video import FrameReader, FrameWriter
+
+__all__ = ["BenchIO", "decode_all", "prepare_input", "read_frames", "write_test_clip"]
+
+_CLIP_FPS = 25
+
+
+def write_test_clip(path: Path, width: int, height: int, frames: int, fps: int = _CLIP_FPS) -> Path:
+    """A moving test picture (textured gradient, sliding square) as H.264 in MP4, written with PyAV.
+    Odd sizes cannot be 4:2:0, so they are written as 4:4:4."""
+    import av
+
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([40 + 150 * x / max(width - 1, 1), 40 + 150 * y / max(height - 1, 1),
+                     110 + 60 * np.sin(x / 3.0) * np.cos(y / 4.0)], axis=-1).astype(np.uint8)
+    side = max(4, min(width, height) // 3)
+    pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        for i in range(frames):
+            img = base.copy()
+            top, left = (2 * i) % max(1, height - side), (3 * i) % max(1, width - side)
+            img[top:top + side, left:left + side] = (230, 60, 40)
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def prepare_input(options: BenchOptions, device: torch.device, tmpdir: Path, say: Callable[[str], None]) -> BenchIO:
+    """The clip to measure (``options.input``, or a test clip written into ``tmpdir``) and the pipeline's
+    choices for it; an encoder that cannot run here fails now, before the runs."""
+    if options.input is not None:
+        clip = Path(options.input)
+    else:
+        say(f"writing a {options.width}x{options.height} test clip of {options.frames} frames")
+        clip = write_test_clip(tmpdir / "clip.mp4", options.width, options.height, options.frames)
+    with FrameReader(clip) as reader:
+        info = reader.info
+    from videodeblur.pipeline import choose_layout
+
+    from videodeblur.video.encoders import containers_for
+
+    # Matroska where MP4 cannot hold the encoder's codec (VP8, ProRes...): it is the encoder being timed.
+    suffix = ".mp4" if options.encoder == "auto" or ".mp4" in containers_for(options.encoder) else ".mkv"
+    io = BenchIO(clip=clip, info=info, layout=choose_layout(info, device, options.colour_on_device),
+                 frames=options.frames, options=options, suffix=suffix)
+    io.writer(tmpdir / "probe").close()  # an encoder that cannot run here fails now, before the runs
+    return io
+
+
+def read_frames(reader: Any, limit: int) -> Iterator[tuple[np.ndarray, int]]:
+    """``(image, pts)`` of the first ``limit`` frames of a ``FrameReader``."""
+    for frame in itertools.islice(reader, limit):
+        yield frame.image, frame.pts
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchIO:
+    """How every run reads, feeds the engine and writes: the pipeline's own choices for this input.
+    ``layout`` is ``i420`` where the runner converts colour on the device (CUDA, 4:2:0, even size)."""
+
+    clip: Path
+    info: Any
+    layout: str
+    frames: int
+    options: BenchOptions
+    suffix: str = ".mp4"
+
+    def reader(self) -> FrameReader:
+        return FrameReader(self.clip, layout=self.layout)
+
+    def writer(self, path: Path) -> FrameWriter:
+        """The writer the ``video`` command would open for this input (video only: only video is measured),
+        to ``path`` with the output container's suffix."""
+        return FrameWriter.like(path.with_suffix(self.suffix), self.info, audio=False, subtitles=False, data=False, attachments=False,
+                                encoder=self.options.encoder, crf=self.options.crf,
+                                preset=self.options.preset, layout=self.layout)
+
+    def infer(self, engine: Any, batch: np.ndarray) -> np.ndarray:
+        return engine.submit(batch, layout=self.layout, colour=self.info.colour).result()
+
+
+def decode_all(io: BenchIO) -> tuple[list[np.ndarray], list[int]]:
+    """The first ``io.frames`` frames and their pts, held in memory for the stage runs."""
+    with io.reader() as reader:
+        decoded = list(read_frames(reader, io.frames))
+    return [image for image, _ in decoded], [pts for _, pts in decoded]

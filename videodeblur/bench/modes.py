@@ -1,0 +1,204 @@
+"""The wall-clock runs of ``videodeblur bench``: decode, model (per batch), encode, sequential and
+pipelined, each on the shared clip and each into one ``RunResult``.
+
+Apart from the orchestration (``videodeblur.bench.run_bench``) so that each run's timing rules read
+in one place; the network-only run, timed on the device, is ``videodeblur.bench.network``.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from videodeblur.bench.clip import BenchIO, read_frames
+from videodeblur.bench.results import RunResult, result_from_run_stats, result_from_window
+from videodeblur.measure import FrameClock, PeakMemory
+
+__all__ = ["MIN_STAGE_WINDOW_S", "decode_run", "encode_run", "model_run", "pipelined_run", "round_up",
+           "sequential_run"]
+
+
+# The decode-only and encode-only runs go over the clip again and again (as timeit repeats) until
+# their window lasts this long: 16 frames of 160x96 decode in about 3 ms, a window so short that a
+# scheduler hiccup swung its fps 30x between runs and named decode the bound of a model-bound pipeline.
+MIN_STAGE_WINDOW_S = 0.5
+
+
+def decode_run(io: BenchIO, warmup: int) -> RunResult:
+    """The first ``warmup`` frames decoded as warm-up, then the whole clip decoded again and again
+    until the window lasts ``MIN_STAGE_WINDOW_S``, every frame counted (``repeats``: the passes).
+    Each pass opens the file, which decodes its first frame: that falls in the first frame's time."""
+    with PeakMemory(torch.device("cpu")) as memory:
+        clock = FrameClock()
+        window_start = _decode_pass(io, clock, warmup) if warmup else clock.start
+        repeats = 0
+        while True:
+            repeats += 1
+            done = _decode_pass(io, clock, io.frames)
+            if done - window_start >= MIN_STAGE_WINDOW_S:
+                break
+    return result_from_window("decode", None, None, clock.window(warmup, ("decode",)), memory,
+                              extra={"repeats": repeats})
+
+
+def _decode_pass(io: BenchIO, clock: FrameClock, frames: int) -> float:
+    """Decode the clip's first ``frames`` into ``clock``; returns when the last one was done."""
+    started = clock.now()
+    with io.reader() as reader:
+        for _ in read_frames(reader, frames):
+            clock.begin(1, at=started)
+            started = clock.complete(1, at=clock.stage("decode", started))
+    return started
+
+
+def model_run(engine: Any, io: BenchIO, frames: list[np.ndarray], batch: int, warmup: int) -> RunResult:
+    """Whole batches of the clip's frames (taken cyclically, so every batch is full) through the engine
+    as the pipeline calls it (same layout, host uint8 in and out); ``engine.warmup`` and the warm-up
+    batches fall before the window."""
+    warmup = round_up(warmup, batch)
+    total = round_up(max(len(frames), warmup + batch), batch)
+    with PeakMemory(engine.device) as memory:
+        started = time.perf_counter()
+        engine.warmup(io.info.height, io.info.width, layout=io.layout)
+        engine_warmup_s = time.perf_counter() - started
+        clock = FrameClock()  # after the engine's warm-up (cudnn autotune, compilation): never in a window
+        for i in range(0, total, batch):
+            chunk = np.stack([frames[(i + k) % len(frames)] for k in range(batch)])
+            started = clock.now()
+            clock.begin(batch, at=started)
+            io.infer(engine, chunk)  # waits for host uint8: the wall clock is honest
+            clock.complete(batch, at=clock.stage("infer", started))
+    return result_from_window("model", engine.model_name, batch, clock.window(warmup, ("infer",)), memory,
+                              extra={"engine_warmup_s": round(engine_warmup_s, 6)})
+
+
+def encode_run(io: BenchIO, frames: list[np.ndarray], pts: list[int], output: Path, warmup: int) -> RunResult:
+    """Into one file: the first ``warmup`` frames as warm-up, then the whole clip again and again
+    (each pass's pts after the one before) until the window lasts ``MIN_STAGE_WINDOW_S``, every
+    frame counted (``repeats``: the passes). Frames are complete when handed to the encoder; the
+    flush at ``close`` completes the last one, so the encoder's look-ahead is paid inside the window."""
+    span = pts[-1] - pts[0] + (pts[-1] - pts[-2] if len(pts) > 1 else 1)  # the clip's length, one frame more
+    with PeakMemory(torch.device("cpu")) as memory:
+        clock = FrameClock()
+        writer = io.writer(output)
+
+        def encode(frame: np.ndarray, frame_pts: int) -> float:
+            started = clock.now()
+            clock.begin(1, at=started)
+            writer.write(frame, pts=frame_pts)
+            return clock.stage("encode", started)
+
+        window_start = clock.start
+        for frame, frame_pts in zip(frames[:warmup], pts[:warmup]):
+            window_start = clock.complete(1, at=encode(frame, frame_pts))
+        offset = span if warmup else 0
+        repeats = 0
+        while True:
+            repeats += 1
+            for i, (frame, frame_pts) in enumerate(zip(frames, pts)):
+                handed = encode(frame, frame_pts + offset)
+                if i < len(frames) - 1:
+                    clock.complete(1, at=handed)
+            if handed - window_start >= MIN_STAGE_WINDOW_S:
+                break  # the last frame: completed by the flush below
+            clock.complete(1, at=handed)
+            offset += span
+        started = clock.now()
+        writer.close()
+        clock.complete(1, at=clock.stage("encode", started))
+    return result_from_window("encode", None, None, clock.window(warmup, ("encode",)), memory,
+                              extra={"encoder": writer.encoder_name, "repeats": repeats})
+
+
+def sequential_run(io: BenchIO, output: Path, engine: Any, batch: int, warmup: int) -> RunResult:
+    """decode → engine → encode on this thread alone; a frame's latency runs from the start of its decode
+    to the end of its encode (it waits for its batch to fill)."""
+    warmup = round_up(warmup, batch)
+    with PeakMemory(engine.device) as memory:
+        clock = FrameClock()
+        pending: list[tuple[np.ndarray, int]] = []
+        # A batch's completion is recorded once the next frame shows it was not the last one: the last
+        # batch completes only after the encoder's flush in close().
+        unrecorded, done_at = 0, 0.0
+        with io.reader() as reader:
+            source = read_frames(reader, io.frames)
+            writer = io.writer(output)
+
+            def infer_and_encode() -> None:
+                started = clock.now()
+                out = io.infer(engine, np.stack([image for image, _ in pending]))
+                clock.stage("infer", started)
+                for image, (_, frame_pts) in zip(out, pending):
+                    started = clock.now()
+                    writer.write(image, pts=frame_pts)
+                    clock.stage("encode", started)
+
+            while True:
+                started = clock.now()
+                item = next(source, None)
+                if item is None:
+                    break
+                clock.stage("decode", started)
+                clock.begin(1, at=started)
+                if unrecorded:
+                    clock.complete(unrecorded, at=done_at)
+                    unrecorded = 0
+                pending.append(item)
+                if len(pending) == batch:
+                    infer_and_encode()
+                    unrecorded, done_at = len(pending), clock.now()
+                    pending.clear()
+        if pending:
+            infer_and_encode()
+            unrecorded += len(pending)
+        started = clock.now()
+        writer.close()
+        clock.complete(unrecorded, at=clock.stage("encode", started))
+    return result_from_window("sequential", engine.model_name, batch,
+                              clock.window(warmup, ("decode", "infer", "encode")), memory)
+
+
+def pipelined_run(io: BenchIO, output: Path, engine: Any, batch: int, warmup: int) -> RunResult:
+    """The real ``video`` runner (``deblur_file``), its stages in their own threads, timed by its own clocks."""
+    from videodeblur.pipeline import RunOptions, deblur_file
+
+    options = io.options
+    run_options = RunOptions(encoder=options.encoder, crf=options.crf, preset=options.preset,
+                             queue_size=options.queue_size,
+                             warmup_frames=warmup, max_frames=io.frames, audio=False,
+                             colour_on_device=io.layout == "i420",
+                             deep=False)  # 8-bit out, as the stage runs write: every run times one encoder
+    with PeakMemory(engine.device) as memory, _latencies_logged() as latencies_ms:
+        stats = deblur_file(io.clip, output.with_suffix(io.suffix), engine, run_options)
+    return result_from_run_stats(stats.to_dict(), engine.model_name, batch, memory, latencies_ms)
+
+
+@contextlib.contextmanager
+def _latencies_logged() -> Iterator[list[float]]:
+    """Every frame latency the runner logs meanwhile, in order: its stats keep only p50/p95/p99, and
+    the pipelined run reports the mean and max as every other run does. (Only one pipeline runs at
+    a time in a bench, so the runner's log is the only one that grows.)"""
+    from videodeblur.pipeline.stats import LatencyLog
+
+    logged: list[float] = []
+    add_ms = LatencyLog.add_ms
+
+    def add_and_keep(log: LatencyLog, ms: float) -> None:
+        add_ms(log, ms)
+        logged.append(ms)
+
+    LatencyLog.add_ms = add_and_keep  # type: ignore[method-assign]
+    try:
+        yield logged
+    finally:
+        LatencyLog.add_ms = add_ms  # type: ignore[method-assign]
+
+
+def round_up(n: int, multiple: int) -> int:
+    """``n`` rounded up to whole ``multiple``s: a warm-up of whole batches."""
+    return math.ceil(n / multiple) * multiple

@@ -1,0 +1,83 @@
+"""The network-only run of ``videodeblur bench``: ``Engine.infer`` on a device-resident tensor, on CUDA
+timed with events.
+
+Apart from the other runs because it is the only one timed on the device (events read after one
+synchronisation) and the one the peers are compared on.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import torch
+
+from videodeblur.bench.clip import BenchIO
+from videodeblur.bench.results import RunResult, result_from_window
+from videodeblur.measure import PeakMemory, Window
+
+__all__ = ["network_run"]
+
+_MAX_BUDGET_ITERATIONS = 200
+
+
+def network_run(engine: Any, io: BenchIO, *, warmup_iterations: int, iterations: int,
+                 budget_s: float | None = None) -> RunResult:
+    """``engine.infer`` alone at batch 1 on a device-resident input already in the engine's precision
+    and memory format: no colour conversion, no transfers. Runs ``iterations``; with ``budget_s`` (the
+    slow peers) at least ``iterations`` and then more while the budget lasts. The first call (where
+    ``torch.compile`` compiles) is timed on its own as ``first_call_s``."""
+    device = engine.device
+    memory_format = torch.channels_last if engine.options.channels_last else torch.contiguous_format
+    x = torch.rand(1, 3, io.info.height, io.info.width, device=device)
+    x = x.to(dtype=engine.dtype, memory_format=memory_format)
+    with PeakMemory(device) as memory, torch.inference_mode():
+        started = time.perf_counter()
+        engine.infer(x)
+        _sync(device)
+        first_call_s = time.perf_counter() - started
+        for _ in range(warmup_iterations - 1):
+            engine.infer(x)
+        _sync(device)
+        warmup_s = time.perf_counter() - started
+        latencies_ms, seconds = _timed_iterations(engine.infer, x, device, iterations, budget_s)
+    window = Window(frames=len(latencies_ms), seconds=seconds, warmup_frames=max(warmup_iterations, 1),
+                    warmup_s=warmup_s, latencies_ms=tuple(latencies_ms), stage_busy_s={"infer": seconds})
+    extra = {"parameters": sum(p.numel() for p in engine.model.network.parameters()),
+             "first_call_s": round(first_call_s, 6)}
+    return result_from_window("network", engine.model_name, 1, window, memory,
+                              timing="cuda-events" if device.type == "cuda" else "wall", extra=extra)
+
+
+def _timed_iterations(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
+                      iterations: int, budget_s: float | None) -> tuple[list[float], float]:
+    """Per-iteration milliseconds and the whole window in seconds. On CUDA, events on the current stream
+    bracket each call and are read after one synchronisation at the end, so the loop never stalls the GPU."""
+    cuda = device.type == "cuda"
+    deadline = time.perf_counter() + budget_s if budget_s is not None else None
+    marks = [_mark(cuda)]
+    while True:
+        network(x)
+        marks.append(_mark(cuda))
+        done = len(marks) - 1
+        if done >= iterations and (deadline is None or time.perf_counter() >= deadline
+                                   or done >= _MAX_BUDGET_ITERATIONS):
+            break
+    if cuda:
+        marks[-1].synchronize()  # the only sync: every event before it is complete too
+        latencies = [a.elapsed_time(b) for a, b in zip(marks, marks[1:])]
+    else:
+        latencies = [(b - a) * 1e3 for a, b in zip(marks, marks[1:])]
+    return latencies, sum(latencies) / 1e3
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _mark(cuda: bool) -> Any:
+    if cuda:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+    return time.perf_counter()
