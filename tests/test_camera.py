@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 
 from videodeblur.errors import SourceError
-from videodeblur.pipeline.live import LatestFrameSlot, LiveOptions, run_live
+from videodeblur.pipeline.live import LiveOptions, run_live
+from videodeblur.pipeline.live_capture import LatestFrameSlot
 from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource, PyAVSource, open_source
 
 from _clips_video import decodable_frames, decode, remuxed, spliced_sizes
@@ -444,11 +445,11 @@ def test_a_slow_stream_drops_frames_instead_of_holding_the_live_picture(monkeypa
     counted, and handing one over never waits."""
     import socket
 
-    from videodeblur.pipeline import live
+    from videodeblur.pipeline import live_record
 
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a port that takes the packets (and ignores them)
     sink.bind(("127.0.0.1", 0))
-    recorder = live._Recorder(f"udp://127.0.0.1:{sink.getsockname()[1]}?pkt_size=1316", 64, 48, 30)
+    recorder = live_record.Recorder(f"udp://127.0.0.1:{sink.getsockname()[1]}?pkt_size=1316", 64, 48, 30)
     slow = recorder._writer.write
     monkeypatch.setattr(recorder._writer, "write", lambda image, pts: (time.sleep(0.05), slow(image, pts=pts)))
     image = np.zeros((48, 64, 3), np.uint8)
@@ -818,11 +819,11 @@ def test_a_recording_that_cannot_be_finished_is_the_runs_error_not_a_thread_trac
     """Finishing the recorded file can fail (a full disk): the recorder's thread keeps the error for the
     run to raise, instead of letting it escape the thread as a raw "Exception in thread" traceback."""
     from videodeblur.errors import EncodeError
-    from videodeblur.pipeline import live
+    from videodeblur.pipeline import live_record
 
     escaped = []
     monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
-    recorder = live._Recorder(tmp_path / "rec.mp4", 64, 48, 30)
+    recorder = live_record.Recorder(tmp_path / "rec.mp4", 64, 48, 30)
 
     def full_disk(**_kwargs) -> None:
         raise EncodeError("finishing rec.mp4 failed: No space left on device")

@@ -159,17 +159,17 @@ def test_a_second_ctrl_c_while_a_recording_closes_keeps_the_stats(engine: Engine
     """camera: Ctrl-C, then another while the recording was finalised: the second escaped the live
     loop's clean-up, so no stats were said and the recording's close was cut short. It is now noted:
     the stats say interrupted and how many frames the file holds."""
-    from videodeblur.pipeline import live
+    from videodeblur.pipeline import live, live_record
     from videodeblur.video.capture import CaptureOptions, open_source
 
     src = make_clip("a.mp4", width=64, height=48, frames=40)
-    closing = live._Recorder.close
+    closing = live_record.Recorder.close
 
     def ctrl_c_again(self: Any) -> int:
         signal.raise_signal(signal.SIGINT)
         return closing(self)
 
-    monkeypatch.setattr(live._Recorder, "close", ctrl_c_again)
+    monkeypatch.setattr(live_record.Recorder, "close", ctrl_c_again)
     seen: list[int] = []
 
     def on_frame(frame: Any) -> bool:
