@@ -112,12 +112,14 @@ class ImageJob:
     dst: Path
 
 
-def read_image(path: str | Path, *, warn: Warn | None = None) -> Image:
+def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = True) -> Image:
     """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha.
 
     A JPEG or PNG cut short is read as far as it goes, as its viewers show it (a JPEG's missing part
-    grey), and what its decoder said of the damage goes to ``warn``, one line; a file that does not
-    decode at all is an UnreadableInputError that says the decoder's reason."""
+    grey), and what its decoder said of the damage goes to ``warn``, one line; with ``partial=False``
+    (training and evaluation pairs, where half a picture would be learnt or scored as whole) that is
+    an UnreadableInputError instead. A file that does not decode at all is an UnreadableInputError
+    that says the decoder's reason."""
     path = Path(path)
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
@@ -148,8 +150,12 @@ def read_image(path: str | Path, *, warn: Warn | None = None) -> Image:
                                    f"WebP, AVIF or BMP){reason}")
     if said:
         more = f" (and {len(said) - 1} more)" if len(said) > 1 else ""
-        (warn or python_warning)(f"{path}: {said[0]}{more}" if said[0].startswith("libpng warning") else
-                                 f"{path} is damaged or cut short ({said[0]}{more}): the output shows what decoded")
+        if said[0].startswith("libpng warning"):  # e.g. a known-incorrect sRGB profile: the pixels are whole
+            (warn or python_warning)(f"{path}: {said[0]}{more}")
+        elif not partial:
+            raise UnreadableInputError(f"{path} is damaged or cut short ({said[0]}{more})")
+        else:
+            (warn or python_warning)(f"{path} is damaged or cut short ({said[0]}{more}): the output shows what decoded")
     raw = data.tobytes()
     grey_alpha_tiff = tiff_samples_per_pixel(raw) == 2
     grey_alpha = grey_alpha_tiff or png_colour_type(raw) == 4

@@ -25,7 +25,6 @@ from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
 from videodeblur.images import read_image
-from videodeblur.notices import python_warning
 from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, h264_roundtrip,
                                          jpeg_roundtrip, Motion, moving_object, random_motion, recolour,
                                          render_motion_blur, shake_kernel, to_uint8)
@@ -357,13 +356,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """uint8 H×W×3 RGB (grey images are expanded to three channels), read as ``videodeblur image``
     reads it. A damaged file is an UnreadableInputError naming it, never a partial picture: a pair
     read half grey would train on, or score, the damage."""
-    def damaged(message: str) -> None:
-        if "libpng warning" in message:  # e.g. a known-incorrect sRGB profile: the pixels are whole
-            python_warning(message)
-            return
-        raise UnreadableInputError(message.replace(": the output shows what decoded", ""))
-
-    return read_image(path, warn=damaged).rgb
+    return read_image(path, partial=False).rgb
 
 
 def read_pair(blur_path: str | Path, sharp_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
