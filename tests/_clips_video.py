@@ -10,6 +10,8 @@ from typing import Callable
 import av
 import numpy as np
 
+from conftest import tone_frame
+
 
 @dataclasses.dataclass
 class Decoded:
@@ -291,11 +293,7 @@ def audio_only(path: Path, seconds: float = 0.5) -> Path:
     with av.open(str(path), "w") as c:
         a = c.add_stream("aac", rate=48000, layout="mono")
         for start in range(0, int(48000 * seconds), 1024):
-            n = np.arange(start, start + 1024)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * n / 48000)).astype(np.float32)[None]
-            frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
-            frame.sample_rate, frame.pts = 48000, start
-            c.mux(a.encode(frame))
+            c.mux(a.encode(tone_frame(start, 1024, layout="mono")))
         c.mux(a.encode(None))
     return path
 

@@ -69,6 +69,34 @@ def clip_frame(index: int, width: int, height: int) -> np.ndarray:
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
+def train_on_two_ranks(config: Path, out_dir: Path) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m videodeblur train`` on the CPU (gloo) with a batch of 1 per
+    rank, one thread each: what the DDP tests hold against one process with a batch of 2."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           "-m", "videodeblur", "train", "--config", str(config), "--set", "train.batch=1",
+                           "--out-dir", str(out_dir)],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=out_dir.parent)
+
+
+def tone_frame(start: int, samples: int, *, rate: int = _AUDIO_RATE, fmt: str = "fltp",
+               layout: str = "stereo") -> Any:
+    """``samples`` of a 440 Hz tone at 0.2 of full scale from sample ``start`` on (its pts), in
+    ``fmt`` (planar ``fltp`` or interleaved ``s16``) and ``layout``: the sound of every generated clip."""
+    import av
+
+    tone = 0.2 * np.sin(2 * np.pi * 440 * np.arange(start, start + samples) / rate)
+    channels = 1 if layout == "mono" else 2
+    if fmt == "s16":
+        pcm = (tone * 32767).astype(np.int16)
+        data = np.repeat(pcm, channels).reshape(1, -1)
+    else:
+        data = np.stack([tone.astype(np.float32)] * channels)
+    frame = av.AudioFrame.from_ndarray(data, format=fmt, layout=layout)
+    frame.sample_rate, frame.pts = rate, start
+    return frame
+
+
 def clip_pts_seconds(frames: int, fps: float = 25, vfr: bool = False) -> list[float]:
     """The presentation times, in seconds, that ``make_clip`` gives its frames."""
     times, t = [], 0
@@ -111,11 +139,7 @@ def make_clip(path: str | Path, *, width: int, height: int, frames: int, fps: fl
             duration_s = frames / fps if not vfr else clip_pts_seconds(frames + 1, fps, vfr)[-1]
             total = int(math.ceil(duration_s * _AUDIO_RATE))
             for start in range(0, total, _AUDIO_FRAME):
-                n = np.arange(start, start + _AUDIO_FRAME)
-                tone = (0.2 * np.sin(2 * np.pi * 440 * n / _AUDIO_RATE)).astype(np.float32)
-                aframe = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-                aframe.sample_rate, aframe.pts = _AUDIO_RATE, start
-                container.mux(audio_stream.encode(aframe))
+                container.mux(audio_stream.encode(tone_frame(start, _AUDIO_FRAME)))
             container.mux(audio_stream.encode(None))
     return path
 

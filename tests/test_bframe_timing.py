@@ -13,13 +13,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import numpy as np
 import pytest
 
 from videodeblur.pipeline import Engine, EngineOptions, deblur_file
 from videodeblur.video import FrameWriter
 
-from conftest import clip_frame
+from conftest import clip_frame, tone_frame
 
 _TICK_S = 0.0011  # one tick of a 1/1000 source time base, with rounding to the muxer's 1/16000
 
@@ -125,10 +124,7 @@ def _slide_show(path: Path, *, frames: int, rate: int, last_s: float) -> Path:
             mux(video.encode(frame))
         mux(video.encode(None))
         for start in range(0, math.ceil(end_s * 48000), 1024):
-            tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(start, start + 1024) / 48000)).astype(np.float32)
-            samples = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            samples.sample_rate, samples.pts = 48000, start
-            container.mux(audio.encode(samples))
+            container.mux(audio.encode(tone_frame(start, 1024)))
         container.mux(audio.encode(None))
     return path
 

@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 
 from _clips_video import remuxed
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, tone_frame
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
 _RATE = 48000
@@ -48,11 +48,7 @@ def _avi_with_pcm(src: Path, dst: Path) -> Path:
             frames += 1
         o.mux(v.encode(None))
         for start in range(0, frames * _RATE // 25, 1024):
-            n = np.arange(start, start + 1024)
-            tone = (0.2 * 32767 * np.sin(2 * np.pi * 440 * n / _RATE)).astype(np.int16)
-            sound = av.AudioFrame.from_ndarray(np.stack([tone, tone], 1).reshape(1, -1), format="s16", layout="stereo")
-            sound.sample_rate, sound.pts = _RATE, start
-            o.mux(a.encode(sound))
+            o.mux(a.encode(tone_frame(start, 1024, rate=_RATE, fmt="s16")))
         o.mux(a.encode(None))
     return dst
 
@@ -164,11 +160,7 @@ def _webm_of(src: Path, dst: Path) -> Path:
             frames += 1
         o.mux(v.encode(None))
         for start in range(0, frames * _RATE // 25, 960):
-            n = np.arange(start, start + 960)
-            tone = (0.2 * np.sin(2 * np.pi * 440 * n / _RATE)).astype(np.float32)
-            sound = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-            sound.sample_rate, sound.pts = _RATE, start
-            o.mux(a.encode(sound))
+            o.mux(a.encode(tone_frame(start, 960, rate=_RATE)))
         o.mux(a.encode(None))
     return dst
 

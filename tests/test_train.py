@@ -5,11 +5,9 @@ import csv
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_recipe
+from conftest import tiny_recipe, train_on_two_ranks
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model import LPRN, load_model, save_weights
@@ -472,11 +470,7 @@ def test_two_ranks_log_the_loss_of_the_whole_batch(tmp_path: Path) -> None:
     says it was saved. The log once held rank 0's loss alone, and each rank printed its line."""
     config = _recipe_file(tmp_path, tmp_path / "one", steps=3)
     single = train(load_recipe(config, ["train.batch=2"]))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "-m", "videodeblur", "train", "--config", str(config), "--set", "train.batch=1",
-                           "--out-dir", str(tmp_path / "two")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = train_on_two_ranks(config, tmp_path / "two")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("saved ") == 1 and f"(loss {single.final_loss:.4f})" in proc.stdout, proc.stdout
     expected, got = _losses(tmp_path / "one" / "log.csv"), _losses(tmp_path / "two" / "log.csv")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_recipe
+from conftest import tiny_recipe, train_on_two_ranks
 from videodeblur.config import ModelConfig
 from videodeblur.model import LPRN, save_weights
 from videodeblur.train import load_recipe, train, trainer
@@ -273,16 +273,9 @@ def test_two_ranks_train_what_one_process_trains_and_only_rank_0_writes(tmp_path
     """torchrun, 2 CPU processes (gloo) with a batch of 1 each, against one process with a batch of 2:
     the same data (the sampler gives rank r items (step * 2 + r)), the same weights, one log line per
     step, one set of files and one "saved" line."""
-    import subprocess
-    import sys
-
     config = _recipe(tmp_path, steps=3, log_every=2)
     single = train(load_recipe(config, out_dir=str(tmp_path / "one")))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "-m", "videodeblur", "train", "--config", str(config), "--set", "train.batch=1",
-                           "--out-dir", str(tmp_path / "two")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = train_on_two_ranks(config, tmp_path / "two")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("saved ") == 1, proc.stdout
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["last.pt", "log.csv", "tiny.json", "tiny.pt"]
