@@ -22,7 +22,7 @@ from videodeblur.video.locations import is_url
 
 __all__ = ["Recorder", "RECORD_TIME_BASE"]
 
-RECORD_TIME_BASE = Fraction(1, 1000)  # recorded pts are capture-time milliseconds
+RECORD_TIME_BASE = Fraction(1, 1000)  # recorded pts are milliseconds on the source's clock (_RecordClock)
 _POLL_S = 0.05  # how often close() looks at a stream's writer for progress
 _RECORD_QUEUE = 8
 _STREAM_CLOSE_GRACE_S = 3.0  # a --record URL's writer making no progress this long at the end is left
@@ -140,7 +140,6 @@ class Recorder:
                 self._writer.close(complete=False)  # a file source's sound only as far as the frames went
             except BaseException as err:  # finishing the file failed (a full disk): the run reports it,
                 self._error = self._error or err  # not the thread, as a raw traceback
-
 
     def _keep_sound_in_step(self, pts: int, stream_s: float | None, run: int) -> None:
         """Tie a live source's clock to the recording's at its first frame written, and at the first
