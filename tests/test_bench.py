@@ -28,7 +28,7 @@ def test_json_has_every_field(result: BenchResult) -> None:
     assert {"machine", "model", "size", "runs", "bound", "overlap", "peers", "device", "precision", "tile",
             "auto_tile"} <= set(data)
     assert data["tile"] is None and data["auto_tile"] == []  # small frames run whole
-    assert {"cpu", "cores", "gpu", "torch", "av"} <= set(data["machine"])
+    assert {"cpu", "cores", "gpu", "torch", "av", "heap"} <= set(data["machine"])
     assert data["machine"]["cores"] >= 1 and data["machine"]["gpu"] is None
     assert data["model"] == "lprn-fast" and data["size"] == [WIDTH, HEIGHT]
     assert data["device"] == "cpu" and data["precision"] == "fp32"

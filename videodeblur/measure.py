@@ -15,6 +15,8 @@ from typing import Any, Sequence
 
 import torch
 
+from videodeblur.heap import heap_setting
+
 __all__ = ["FrameClock", "Window", "percentiles_ms", "PeakMemory", "rss_scope", "machine_info", "cpu_model"]
 
 
@@ -195,6 +197,7 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "ffmpeg": _ffmpeg_version(av),
         "numpy": numpy.__version__,
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "heap": heap_setting(),
     }
 
 
