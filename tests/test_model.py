@@ -53,6 +53,25 @@ def test_stage_recursion_shares_weights_so_outputs_depend_on_stage_count() -> No
     assert torch.equal(a(x), b(x))
 
 
+@pytest.mark.parametrize("name", SHIPPED_MODELS)
+def test_channels_last_fusion_stays_channels_last_and_equals_the_nchw_one(name: str) -> None:
+    # The engine runs channels-last; the fusion once returned NCHW there and every later op copied
+    # the layout back (lprn 0.74x the time without that, docs/BENCHMARKS.md "Speed-ups").
+    net = load_model(name).network.eval()
+    fuse = net.fuse
+    torch.manual_seed(0)
+    features = torch.rand(2, fuse.branches * net.config.channels, 20, 28)
+    with torch.inference_mode():
+        nchw = fuse(features)
+        channels_last = fuse(features.contiguous(memory_format=torch.channels_last))
+        frames = torch.rand(2, 3, 41, 67)
+        whole_nchw = net(frames)
+        whole_cl = net.to(memory_format=torch.channels_last)(frames.contiguous(memory_format=torch.channels_last))
+    assert channels_last.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(channels_last, nchw, rtol=0, atol=1e-6)
+    torch.testing.assert_close(whole_cl, whole_nchw, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("bad", [{"channels": 2}, {"stages": 0}, {"attention": "both+"}, {"unshuffle": 3}])
 def test_invalid_config_is_a_config_error(bad: dict) -> None:
     with pytest.raises(ConfigError):

