@@ -27,5 +27,5 @@ if __name__ == "__main__":
     for path in sys.argv[1:]:
         data = json.load(open(path))
         print(row(data))
-        for peer in data.get("peers") or []:
-            print("   peer:", json.dumps(peer))
+        for name, peer in (data.get("peers") or {}).items():  # {"nafnet-32": {"fps": ..., "speed_ratio": ...}}
+            print(f"   peer {name}: {peer['fps']} fps, ours {peer['speed_ratio']} x faster")
