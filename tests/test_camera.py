@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -551,11 +552,11 @@ def test_a_source_that_changes_size_records_at_its_first_size(run_cli, tmp_path:
 
 
 def test_camera_command_counts_drops_with_a_slow_model(make_clip, run_cli, monkeypatch) -> None:
-    import videodeblur.pipeline as pipeline
+    import videodeblur.pipeline.live_workers as live_workers
 
-    real_from_name = pipeline.Engine.from_name
-    monkeypatch.setattr(pipeline.Engine, "from_name",
-                        classmethod(lambda cls, *a, **kw: DelayedEngine(0.1, real_from_name(*a, **kw))))
+    real_engines = live_workers.live_engines
+    monkeypatch.setattr(live_workers, "live_engines",
+                        lambda *a, **kw: [DelayedEngine(0.1, engine) for engine in real_engines(*a, **kw)])
     clip = make_clip("in.mp4", width=64, height=48, frames=20, fps=FPS)
     result = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--device", "cpu", "--json")
     assert result.exit_code == 0, result.stderr
@@ -693,14 +694,17 @@ def test_one_processed_frame_has_a_rate_and_is_one_frame_recorded(make_clip, run
 
 
 def test_camera_names_the_device_as_video_does(make_clip, run_cli, tmp_path: Path) -> None:
-    """camera --json said "cpu" where video --json says "cpu (2 threads)" for the same engine."""
+    """camera --json said "cpu" where video --json says "cpu (2 threads)" for the same engine; on a CPU
+    with two cores or more the camera runs two engines that share the cores, and says so."""
     clip = make_clip("two.mp4", width=64, height=48, frames=2, fps=FPS)
     options = ("--model", "lprn-fast", "--device", "cpu", "--json")
     live = run_cli("camera", "--source", clip, "--no-preview", *options)
     video = run_cli("video", clip, "-o", tmp_path / "out.mp4", *options)
     assert live.exit_code == video.exit_code == 0, live.stderr + video.stderr
     device = json.loads(video.stdout)["device"]
-    assert json.loads(live.stdout)["device"] == device and device.startswith("cpu (") and "threads)" in device
+    cores = int(re.fullmatch(r"cpu \((\d+) threads?\)", device).group(1))
+    expected = device if cores < 2 else f"cpu ({cores // 2} thread{'s' if cores // 2 > 1 else ''}) × 2 engines"
+    assert json.loads(live.stdout)["device"] == expected
 
 
 def _feed_fifo(fifo: Path, data: bytes) -> threading.Thread:
@@ -834,3 +838,56 @@ def test_a_recording_that_cannot_be_finished_is_the_runs_error_not_a_thread_trac
     assert escaped == []
     with pytest.raises(EncodeError, match="No space left on device"):
         recorder.raise_error()
+
+
+class ScriptedDelays:
+    """An identity engine whose calls take the scripted times (in seconds), then ``rest`` each."""
+
+    def __init__(self, delays: list[float], rest: float = 0.0) -> None:
+        self.delays, self.rest = list(delays), rest
+        self.model_name, self.device, self.seen = "identity", "cpu", []
+
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        self.seen.append(int(frames[0, 0, 0, 0]))
+        time.sleep(self.delays.pop(0) if self.delays else self.rest)
+        return frames.copy()
+
+
+def test_two_engines_take_turns_and_hand_frames_back_in_capture_order() -> None:
+    # The first engine's first frame takes 0.4 s: frames the second engine finishes meanwhile are held
+    # back, so the loop still sees (and would record) them oldest first.
+    slow_then_fast, fast = ScriptedDelays([0.4], rest=0.01), ScriptedDelays([], rest=0.01)
+    seen: list[int] = []
+    stats = run_live(ScriptedSource(30, fps=50), [slow_then_fast, fast],
+                     on_frame=lambda f: seen.append(int(f.output[0, 0, 0])) is None)
+    assert stats.end_reason == "source ended" and stats.device == "cpu × 2 engines"
+    assert seen == sorted(seen) and len(set(seen)) == len(seen) == stats.processed
+    assert slow_then_fast.seen and fast.seen  # both worked
+    assert len(fast.seen) > len(slow_then_fast.seen)  # the free one took the frames meanwhile
+    assert stats.captured == stats.processed + stats.dropped == 30
+
+
+def test_two_slow_engines_process_about_twice_the_frames_of_one() -> None:
+    # A source faster than the model: each engine takes 0.06 s a frame against one frame every 0.02 s.
+    one = run_live(ScriptedSource(60, fps=50), DelayedEngine(0.06))
+    two = run_live(ScriptedSource(60, fps=50), [DelayedEngine(0.06), DelayedEngine(0.06)])
+    assert one.captured == two.captured == 60
+    assert two.processed >= 1.6 * one.processed, (one.processed, two.processed)
+    for stats in (one, two):
+        assert stats.captured == stats.processed + stats.dropped
+        assert stats.latency_ms["p95"] < 2 * 60 + 20 + SLACK_MS  # ≤ 2 × model + one frame interval
+
+
+def test_an_engine_that_fails_beside_a_working_one_stops_the_run_with_its_error() -> None:
+    class Broken:
+        model_name, device = "broken", "cpu"
+
+        def process(self, frames: np.ndarray) -> np.ndarray:
+            time.sleep(0.05)
+            raise RuntimeError("engine fell over")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="engine fell over"):
+        run_live(ScriptedSource(200, fps=50), [DelayedEngine(0.01), Broken()])
+    assert time.monotonic() - started < 3  # no hang: the working engine's thread is stopped too
+    assert not [t for t in threading.enumerate() if t.name.startswith("videodeblur-infer")]

@@ -94,8 +94,9 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     """
     import cv2  # first: importing av before cv2 freezes the first cv2.imshow (DESIGN.md)
 
-    from videodeblur.pipeline import Engine, EngineOptions
+    from videodeblur.pipeline import EngineOptions
     from videodeblur.pipeline.live import LiveOptions, run_live
+    from videodeblur.pipeline.live_workers import live_engines
     from videodeblur.signals import signals_noted
     from videodeblur.video.capture import CaptureOptions, open_source
 
@@ -115,7 +116,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         click.echo(f"videodeblur: note: {left_out}", err=True)  # said once: a reconnect does not repeat it
     window = None
     try:
-        engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1))
+        engines = live_engines(model, EngineOptions(device=device, precision=precision, batch_size=1))
         if not preview:
             click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
         elif not _display_available():
@@ -128,7 +129,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         live_source.close()
         raise
     try:
-        stats = run_live(live_source, engine,
+        stats = run_live(live_source, engines,
                          LiveOptions(max_seconds=max_seconds, record_path=record, reconnect_s=reconnect or 0.0,
                                      side_by_side=side_by_side),
                          on_frame=window.show if window is not None else None,
@@ -141,7 +142,8 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     with signals_noted(lambda: held.append(1)):  # another Ctrl-C now waits for the stats: they are said whole
         for warning in [*stats.warnings, *([stats.end_reason] if stats.end_reason.startswith("source lost") else [])]:
             click.echo(f"videodeblur: warning: {warning}", err=True)
-        if note := getattr(engine, "auto_tile_note", None):  # a test may hand in a stand-in engine
+        notes = {getattr(each, "auto_tile_note", None) for each in engines}  # a test may hand in a stand-in
+        for note in sorted(note for note in notes if note):
             click.echo(f"videodeblur: note: {note}", err=True)
         click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))
     if stats.interrupted or held:

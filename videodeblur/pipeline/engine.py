@@ -38,7 +38,7 @@ from videodeblur.pipeline.memory import activation_bytes_per_pixel, available_by
 from videodeblur.pipeline.tiling import run_tiled
 from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
 
-__all__ = ["EngineOptions", "Engine", "EngineResult", "resolve_device", "resolve_precision"]
+__all__ = ["EngineOptions", "Engine", "EngineResult", "resolve_device", "resolve_precision", "usable_cores"]
 
 Layout = Literal["rgb", "i420"]
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -172,9 +172,10 @@ class Engine:
             # warm-up) and keep the fastest. Not measured on a GPU yet.
             torch.backends.cudnn.benchmark = True
         if self.device.type == "cpu":
-            threads = self.options.threads or _usable_cores()
+            threads = self.options.threads or usable_cores()
             if torch.get_num_threads() != threads:
                 torch.set_num_threads(threads)
+        self.threads = threads if self.device.type == "cpu" else None  # torch's CPU threads for this engine
         self.model = model if model is not None else load_model(default_model_name(self.device.type))
         # A copy: Module.to() works in place, and two engines may share one LoadedModel.
         net = copy.deepcopy(self.model.network).eval().to(self.device, self.dtype)
@@ -213,7 +214,9 @@ class Engine:
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
-        return f"{self.device} ({name})" if self.device.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
+        if self.device.type == "cuda":
+            return f"{self.device} ({name})"
+        return f"cpu ({self.threads} thread{'' if self.threads == 1 else 's'})"
 
     # --- synchronous contract ------------------------------------------------------------------
     def process(self, frames: np.ndarray) -> np.ndarray:
@@ -420,7 +423,8 @@ def _mib(size: float) -> str:
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux

@@ -1,8 +1,10 @@
-"""The live loop: capture thread → latest-frame slot → engine at batch 1 → preview / recorder.
+"""The live loop: capture thread → latest-frame slot → engine(s) at batch 1 → preview / recorder.
 
 Latency comes first. The capture thread writes into a single slot; a newer frame overwrites an
 unprocessed one and counts a drop, so a model slower than the camera processes the freshest frame
-instead of working through a backlog. The loop runs on the caller's thread (the main thread in the
+instead of working through a backlog. The model runs on its own thread, one per engine given (two on
+a CPU: ``live_workers`` says why), each taking the newest frame when it is free; results come back in
+capture order. The loop runs on the caller's thread (the main thread in the
 CLI, where OpenCV's window has to live) and calls ``on_frame`` there after every processed frame.
 Recording runs in its own thread behind a small bounded queue, so encoding does not add to latency,
 and every processed frame is recorded at its time on the source's own clock, so its sound stays in
@@ -17,27 +19,22 @@ import dataclasses
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from videodeblur.signals import signals_noted
 from videodeblur.pipeline.live_capture import CaptureThread, LatestFrameSlot
 from videodeblur.pipeline.live_record import Recorder
+from videodeblur.pipeline.live_workers import FrameProcessor, InferenceWorkers
 from videodeblur.pipeline.side_by_side import side_by_side
-from videodeblur.pipeline.stats import StageClock, percentiles
+from videodeblur.pipeline.stats import percentiles
 from videodeblur.video.capture import LiveSource
 
-__all__ = ["LiveOptions", "LiveFrame", "LiveStats", "run_live"]
+__all__ = ["FrameProcessor", "LiveOptions", "LiveFrame", "LiveStats", "run_live"]
 
 _POLL_S = 0.05  # how often the loop wakes to check --max-seconds and a stalled source
 _JOIN_TIMEOUT_S = 5.0
-
-
-class FrameProcessor(Protocol):
-    """What the live loop needs of ``videodeblur.pipeline.Engine``."""
-
-    def process(self, frames: np.ndarray) -> np.ndarray: ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,10 +76,10 @@ class LiveFrame:
 @dataclasses.dataclass(frozen=True)
 class LiveStats:
     """What a live run did. ``captured == processed + dropped`` always holds (a frame still in the
-    slot when the run stops counts as dropped). ``fps`` is processed frames per second between the
+    slot, or in the model, when the run stops counts as dropped). ``fps`` is processed frames per second between the
     first and the last output (a single output: from the run's start to it);
     ``latency_p95_ms_by_minute`` shows whether latency grows over a long run; ``infer_ms`` is the
-    engine's mean time per frame. ``end_reason``: ``source ended``, ``source lost: ...``,
+    engine's mean time per frame (each engine's, where several run side by side). ``end_reason``: ``source ended``, ``source lost: ...``,
     ``max-seconds``, ``quit`` or ``interrupted``."""
 
     captured: int
@@ -114,32 +111,36 @@ class LiveStats:
         return dataclasses.asdict(self)
 
 
-def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = LiveOptions(),
+def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcessor],
+             options: LiveOptions = LiveOptions(),
              on_frame: Callable[[LiveFrame], bool] | None = None,
              reopen: Callable[[], LiveSource] | None = None) -> LiveStats:
     """Deblur ``source`` live until it ends, ``on_frame`` returns False, ``max_seconds`` pass, or
     Ctrl-C (returned as ``end_reason="interrupted"`` so the caller can still report and exit 130).
+    ``engine`` may be several engines (same model), each run on its own thread.
 
     Takes ownership of ``source``: it is closed when the run ends. ``reopen`` opens the source again
     after it is lost (with ``options.reconnect_s``): a network camera that drops, a webcam replugged. Errors that are not the source
     going away (a failing engine, an unwritable recording) are raised after every thread is joined
     and the recording is finalised.
     """
+    engines = list(engine) if isinstance(engine, Sequence) else [engine]
     stop = threading.Event()
     slot = LatestFrameSlot()
+    workers = InferenceWorkers(engines, slot, stop)
     recorder: Recorder | None = None
     capture = CaptureThread(source, slot, stop, reopen=reopen if options.reconnect_s > 0 else None,
                              reconnect_s=options.reconnect_s,
                              reopened=lambda again, run: recorder.follow(run, again) if recorder is not None else None)
     latencies: list[float] = []
-    infer = StageClock("infer")
     output_times: list[float] = []
     end_reason = "source ended"
     start = time.monotonic()
-    in_hand: int | None = None  # len(latencies) when the frame now in the model was taken
     try:
-        if options.warmup and hasattr(engine, "warmup"):
-            engine.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
+        if options.warmup:
+            for each in engines:
+                if hasattr(each, "warmup"):
+                    each.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
         if options.record_path is not None:
             width = source.width * (2 if options.side_by_side else 1)
             recorder = Recorder(options.record_path, width, source.height, source.fps, source_path=source.path,
@@ -147,24 +148,26 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
                                  audio_feed=source.take_audio() if source.audio_from is None else None)
         start = time.monotonic()
         capture.start()
+        workers.start()
         while True:
             if options.max_seconds is not None and time.monotonic() - start >= options.max_seconds:
                 end_reason = "max-seconds"
                 break
-            frame = slot.take(_POLL_S)
-            if frame is None:
-                if slot.closed:
+            processed = workers.next(_POLL_S)
+            if processed is None:
+                if workers.finished:  # the slot was closed and every frame taken is out
                     end_reason = capture.end_reason
                     break
                 # while the capture thread reconnects, it gets its own time on top
-                if time.monotonic() - max(slot.last_put_time, start) > options.stall_timeout_s + options.reconnect_s:
+                if (workers.not_handed_back == 0 and time.monotonic() - max(slot.last_put_time, start)
+                        > options.stall_timeout_s + options.reconnect_s):
                     end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
                     break
                 continue
-            in_hand = len(latencies)  # this frame is counted once: processed, or dropped if the run stops first
-            with infer.time():
-                output = engine.process(frame.image[np.newaxis])[0]
-            done = time.monotonic()
+            if processed.error is not None:
+                slot.count_dropped()  # taken, never processed
+                raise processed.error
+            frame, output, done = processed.frame, processed.output, processed.done_time
             latencies.append((done - frame.capture_time) * 1000.0)
             output_times.append(done)
             if recorder is not None:
@@ -188,9 +191,10 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
                 capture.join(_JOIN_TIMEOUT_S)
             else:
                 source.close()
+            workers.join(_JOIN_TIMEOUT_S)  # each ends its frame in the model first
             slot.discard()
-            if in_hand is not None and len(latencies) == in_hand:
-                slot.count_dropped()  # Ctrl-C while it was in the model: taken, never processed
+            for _ in range(workers.not_handed_back):
+                slot.count_dropped()  # taken, never processed: the run stopped while it was in the model
             recorded = recorder.close() if recorder is not None else 0
             record_dropped = recorder.dropped if recorder is not None else 0
             warnings = recorder.warnings if recorder is not None else []
@@ -205,21 +209,27 @@ def run_live(source: LiveSource, engine: FrameProcessor, options: LiveOptions = 
         fps=_sustained_fps(output_times, start), seconds=round(end - start, 3),
         latency_ms={k: round(v, 2) for k, v in percentiles(latencies).items()},
         latency_p95_ms_by_minute=_p95_by_minute(latencies, output_times, start),
-        infer_ms=round(1000.0 * infer.busy_s / infer.items, 2) if infer.items else 0.0,
+        infer_ms=round(1000.0 * workers.infer.busy_s / workers.infer.items, 2) if workers.infer.items else 0.0,
         end_reason=end_reason, source=source.description,
         width=source.width, height=source.height, recorded=recorded, record_dropped=record_dropped,
         reconnects=capture.reconnects,
         record_path=str(options.record_path) if options.record_path is not None else None,
-        model=getattr(engine, "model_name", None), device=_device(engine), warnings=warnings,
+        model=getattr(engines[0], "model_name", None), device=_device(engines), warnings=warnings,
     )
 
 
-def _device(engine: FrameProcessor) -> str | None:
-    """The engine's own description ("cpu (2 threads)", "cuda:0 (NVIDIA ...)"), as ``video`` reports it."""
+def _device(engines: list[FrameProcessor]) -> str | None:
+    """The engine's own description ("cpu (2 threads)", "cuda:0 (NVIDIA ...)"), as ``video`` reports
+    it, with "× N engines" where several ran side by side."""
+    engine = engines[0]
     describe = getattr(engine, "describe", None)
     if describe is not None:
-        return str(describe())
-    return str(engine.device) if hasattr(engine, "device") else None  # a stand-in engine
+        text = str(describe())
+    elif hasattr(engine, "device"):
+        text = str(engine.device)
+    else:
+        return None  # a stand-in engine
+    return text if len(engines) == 1 else f"{text} × {len(engines)} engines"
 
 
 def _p95_by_minute(latencies_ms: list[float], output_times: list[float], start: float) -> list[float]:
