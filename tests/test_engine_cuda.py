@@ -110,3 +110,20 @@ def test_file_on_cuda_converts_colour_on_the_device(make_clip, tmp_path: Path) -
     assert rgb.extra["colour_on_device"] is False
     c = decode(tmp_path / "rgb.mp4")
     assert min(psnr(x, y) for x, y in zip(b.frames, c.frames)) > 30
+
+
+def test_the_live_loop_runs_one_cuda_engine_on_its_own_thread(cpu: Engine) -> None:
+    """The camera's model runs on a worker thread (pipeline/live_workers.py); on CUDA it is one engine
+    with its streams and pinned ring, and its pictures must equal the CPU engine's."""
+    from videodeblur.pipeline.live import run_live
+    from videodeblur.pipeline.live_workers import live_engines
+    from videodeblur.video.capture import open_source
+
+    engines = live_engines("lprn-rt", EngineOptions(device="cuda", precision="fp32"))
+    assert len(engines) == 1 and engines[0].device.type == "cuda" and engines[0].batch_size == 1
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    stats = run_live(open_source("testsrc2=size=128x96:rate=25"), engines,
+                     on_frame=lambda f: pairs.append((f.source, f.output)) or len(pairs) < 10)
+    assert stats.end_reason == "quit" and stats.processed == 10 and stats.device.startswith("cuda")
+    for source, output in pairs[::3]:
+        assert psnr(output, cpu.process(source[np.newaxis])[0]) > 40
