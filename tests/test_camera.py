@@ -858,10 +858,13 @@ def test_two_engines_take_turns_and_hand_frames_back_in_capture_order() -> None:
     # back, so the loop still sees (and would record) them oldest first.
     slow_then_fast, fast = ScriptedDelays([0.4], rest=0.01), ScriptedDelays([], rest=0.01)
     seen: list[int] = []
+    latencies: list[float] = []
     stats = run_live(ScriptedSource(30, fps=50), [slow_then_fast, fast],
-                     on_frame=lambda f: seen.append(int(f.output[0, 0, 0])) is None)
+                     on_frame=lambda f: (seen.append(int(f.output[0, 0, 0])), latencies.append(f.latency_ms)) and None)
     assert stats.end_reason == "source ended" and stats.device == "cpu × 2 engines"
     assert seen == sorted(seen) and len(set(seen)) == len(seen) == stats.processed
+    # a frame held back is shown only when the older one is out: its latency counts the wait
+    assert sum(latency > 250 for latency in latencies) >= 3, latencies
     assert slow_then_fast.seen and fast.seen  # both worked
     assert len(fast.seen) > len(slow_then_fast.seen)  # the free one took the frames meanwhile
     assert stats.captured == stats.processed + stats.dropped == 30

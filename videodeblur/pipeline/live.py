@@ -167,7 +167,8 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
             if processed.error is not None:
                 slot.count_dropped()  # taken, never processed
                 raise processed.error
-            frame, output, done = processed.frame, processed.output, processed.done_time
+            frame, output = processed.frame, processed.output
+            done = time.monotonic()  # handed back: a frame held behind an older one waited too
             latencies.append((done - frame.capture_time) * 1000.0)
             output_times.append(done)
             if recorder is not None:

@@ -45,7 +45,6 @@ class Processed:
     frame: CapturedFrame
     output: np.ndarray | None
     error: BaseException | None
-    done_time: float  # time.monotonic() when the engine returned
 
 
 class InferenceWorkers:
@@ -125,7 +124,7 @@ class InferenceWorkers:
                 except BaseException as err:  # handed to the loop, which raises it after a clean stop
                     output, error = None, err
                 self.infer.add(time.perf_counter() - started)
-                self._results.put((number, Processed(frame, output, error, time.monotonic())))
+                self._results.put((number, Processed(frame, output, error)))
                 if error is not None:
                     return
         finally:
