@@ -15,9 +15,9 @@ Only glibc has ``mallopt``: elsewhere (macOS, musl, Windows) this does nothing. 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
+from typing import Mapping
 
 __all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "reuse_freed_memory", "heap_setting"]
 
@@ -30,11 +30,11 @@ _USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TO
 _setting: str | None = None
 
 
-def _user_chose(environ: os._Environ[str] | dict[str, str]) -> bool:
+def _user_chose(environ: Mapping[str, str]) -> bool:
     return any(name in environ for name in _USER_SETTINGS) or "glibc.malloc" in environ.get("GLIBC_TUNABLES", "")
 
 
-def reuse_freed_memory(environ: os._Environ[str] | dict[str, str] | None = None) -> str:
+def reuse_freed_memory(environ: Mapping[str, str] | None = None) -> str:
     """Set glibc's thresholds once per process; returns what was done (also kept for ``heap_setting``)."""
     global _setting
     if _setting is not None:
@@ -46,7 +46,7 @@ def reuse_freed_memory(environ: os._Environ[str] | dict[str, str] | None = None)
         _setting = "system default (not glibc)"
     else:
         try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            libc = ctypes.CDLL("libc.so.6")  # glibc's soname; find_library would run ldconfig at every import
             done = (libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
                     and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
         except (OSError, AttributeError):

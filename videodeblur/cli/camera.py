@@ -116,7 +116,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         click.echo(f"videodeblur: note: {left_out}", err=True)  # said once: a reconnect does not repeat it
     window = None
     try:
-        engines = live_engines(model, EngineOptions(device=device, precision=precision, batch_size=1))
+        engines = live_engines(model, EngineOptions(device=device, precision=precision))
         if not preview:
             click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
         elif not _display_available():

@@ -171,11 +171,11 @@ class Engine:
             # Video frames all have one shape: let cuDNN time its convolution algorithms once (during
             # warm-up) and keep the fastest. Not measured on a GPU yet.
             torch.backends.cudnn.benchmark = True
+        self.threads: int | None = None  # torch's CPU threads for this engine
         if self.device.type == "cpu":
-            threads = self.options.threads or usable_cores()
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
-        self.threads = threads if self.device.type == "cpu" else None  # torch's CPU threads for this engine
+            self.threads = self.options.threads or usable_cores()
+            if torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
         self.model = model if model is not None else load_model(default_model_name(self.device.type))
         # A copy: Module.to() works in place, and two engines may share one LoadedModel.
         net = copy.deepcopy(self.model.network).eval().to(self.device, self.dtype)

@@ -71,10 +71,6 @@ class InferenceWorkers:
             thread.start()
 
     @property
-    def started(self) -> bool:
-        return any(thread.ident is not None for thread in self._threads)
-
-    @property
     def not_handed_back(self) -> int:
         """Frames taken from the slot that ``next`` has not returned (in the model, or held back)."""
         return self._taken - self._next
@@ -136,14 +132,12 @@ def live_engines(model: str | None, options: "EngineOptions") -> list["Engine"]:
     the cores between them (``options.threads``, if set, is each one's share); elsewhere one."""
     import dataclasses
 
-    from videodeblur.model import default_model_name, load_model
     from videodeblur.pipeline.engine import Engine, resolve_device, usable_cores
 
-    device = resolve_device(options.device)
-    loaded = load_model(model or default_model_name(device.type))
     options = dataclasses.replace(options, batch_size=1)
     cores = usable_cores()
-    if device.type != "cpu" or cores < 2:
-        return [Engine(loaded, options)]
+    if resolve_device(options.device).type != "cpu" or cores < 2:
+        return [Engine.from_name(model, options)]
     options = dataclasses.replace(options, threads=options.threads or cores // 2)
-    return [Engine(loaded, options) for _ in range(2)]
+    first = Engine.from_name(model, options)
+    return [first, Engine(first.model, options)]  # one model loaded; each engine copies its network
