@@ -9,14 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["STEP", "to_eight_bit", "add_change"]
+__all__ = ["STEP", "add_change"]
 
 STEP = 257  # one 8-bit level in 16-bit samples (65535 / 255)
-
-
-def to_eight_bit(deep: np.ndarray) -> np.ndarray:
-    """uint16 samples rounded to the nearest 8-bit level: what the network sees."""
-    return ((deep.astype(np.uint32) + STEP // 2) // STEP).astype(np.uint8)
 
 
 def add_change(deep: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:

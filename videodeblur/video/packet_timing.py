@@ -11,17 +11,17 @@ from fractions import Fraction
 
 import av
 
+from videodeblur.video.outputs import MOV_MUXERS
+
 __all__ = ["PacketTiming", "last_frame_as_keyframe"]
 
-# the MP4/MOV muxer family: they store a sample's duration as the gap to the next in decode order
-_SAMPLE_TABLE_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
 
 
 def last_frame_as_keyframe(muxer: str, codec: av.Codec, *, fragmented: bool) -> bool:
     """Whether the last frame must be sent as a keyframe to keep its duration: an MP4/MOV file (not
     fragmented) of a codec that reorders frames (B-frames), whose last frame must be decoded last
     (:meth:`PacketTiming.finish`); VP9, AV1 and intra-only codecs never reorder."""
-    return muxer in _SAMPLE_TABLE_MUXERS and not fragmented and codec.reorder
+    return muxer in MOV_MUXERS and not fragmented and codec.reorder  # durations are gaps in decode order there
 
 
 class PacketTiming:

@@ -26,12 +26,11 @@ from videodeblur.errors import OutputError, UnreadableInputError
 from videodeblur.video.attachments import carry_attachments, read_pictures
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_named_pipe, is_url
+from videodeblur.video.outputs import MOV_MUXERS
 from videodeblur.video.streams import is_chapter_track
 
 __all__ = ["Passthrough", "transcode_bit_rate"]
 
-# muxers whose edit lists hide what a track holds before its start (AAC's priming, a cut's lead-in)
-_EDIT_LIST_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
 # FFmpeg's default layout for a channel count (av_channel_layout_default), as the ffmpeg tool guesses it
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
@@ -83,7 +82,8 @@ class Passthrough:
         self._start, self._end = window or (None, None)
         self._origin: float | Fraction = self._start or 0.0  # the source's time that is the output's 0
         self._starts: dict[int, Fraction] = {}  # source stream index → its start, in seconds
-        self._hides = output.format.name in _EDIT_LIST_MUXERS  # the output can hide what the source hides
+        # the output's edit lists can hide what the source hides (AAC's priming, a cut's lead-in)
+        self._hides = output.format.name in MOV_MUXERS
         self.start_s: Fraction | None = None  # the earliest start of the tracks copied
         self._feed = source if isinstance(source, PacketFeed) else None
         if self._feed is not None:
