@@ -111,12 +111,13 @@ class RgbConverter:
     siting the stream gives, so it is repeated over them as the device path's :func:`i420_to_rgb`
     repeats it (an H.264 frame's "left" siting made swscale's nearest neighbour take the next chroma
     sample for every odd column). Formats without a matrix (RGB, grey, palette) convert as before.
-    Keep one per stream and kind of output: its swscale contexts are set up once, not per frame.
+    Keep one per stream: its swscale contexts (one pair per output depth) are set up once, not per frame.
     """
 
     def __init__(self) -> None:
-        self._planar = av.video.reformatter.VideoReformatter()
-        self._packed = av.video.reformatter.VideoReformatter()
+        # (planar, packed) reformatters for 8-bit and for 16-bit output
+        self._reformatters = {deep: (av.video.reformatter.VideoReformatter(), av.video.reformatter.VideoReformatter())
+                              for deep in (False, True)}
         self._siting: tuple[tuple[int, int, str, int, int], av.filter.Graph] | None = None
 
     def to_rgb(self, frame: av.VideoFrame, *, deep: bool = False, width: int | None = None,
@@ -125,16 +126,31 @@ class RgbConverter:
         ``height`` when given (a stream whose size changed mid-way). swscale's 16-bit RGB from YUV
         puts white near 65280 (255·256), not 65535: so does its way back to YUV, which the writer
         takes, so a 10-bit frame read and written again keeps its samples."""
-        packed = "rgb48le" if deep else "rgb24"
+        return self.to_rgb_depths(frame, (deep,), width=width, height=height)[0]
+
+    def to_rgb_depths(self, frame: av.VideoFrame, depths: tuple[bool, ...], *, width: int | None = None,
+                      height: int | None = None) -> list[np.ndarray]:
+        """:meth:`to_rgb` of ``frame`` at each depth asked (False: uint8, True: uint16), its chroma
+        re-sited once for all of them (a 10-bit video is read both ways)."""
         if has_no_matrix(frame.format):
-            if _is_limited_grey(frame):
-                return _stretched_grey(frame, deep=deep, width=width, height=height)
-            return frame.to_ndarray(format=packed, width=width, height=height)
+            return [self._without_matrix(frame, deep, width, height) for deep in depths]
+        centred = self._centred(frame)
         resized = (width or frame.width, height or frame.height) != (frame.width, frame.height)
-        planar = self._planar.reformat(self._centred(frame), width=width, height=height,
-                                       format="gbrp16le" if deep else "gbrp",
-                                       interpolation=_SCALED if resized else _SAME_SIZE)
-        return self._packed.reformat(planar, format=packed, interpolation=_POINT).to_ndarray()
+        images = []
+        for deep in depths:
+            to_planar, to_packed = self._reformatters[deep]
+            planar = to_planar.reformat(centred, width=width, height=height, format="gbrp16le" if deep else "gbrp",
+                                        interpolation=_SCALED if resized else _SAME_SIZE)
+            images.append(to_packed.reformat(planar, format="rgb48le" if deep else "rgb24",
+                                             interpolation=_POINT).to_ndarray())
+        return images
+
+    @staticmethod
+    def _without_matrix(frame: av.VideoFrame, deep: bool, width: int | None, height: int | None) -> np.ndarray:
+        """RGB, grey and palette frames: converted as they are, limited-range grey stretched."""
+        if _is_limited_grey(frame):
+            return _stretched_grey(frame, deep=deep, width=width, height=height)
+        return frame.to_ndarray(format="rgb48le" if deep else "rgb24", width=width, height=height)
 
     def _centred(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` with its chroma sited at the centre of its block (the same planes, not copied)."""

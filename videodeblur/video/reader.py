@@ -102,7 +102,7 @@ class FrameReader:
         self._lock = threading.Lock()
         self._threads = threads
         self._deinterlace = deinterlace
-        self._rgb, self._deep_rgb = RgbConverter(), RgbConverter()  # one each: their swscale set-ups differ
+        self._rgb = RgbConverter()
         self._container: av.container.InputContainer | None = None
         opening = functools.partial(self._open_to_first_frame, layout, deep)
         # a pipe may stall before its first frame: opened on a thread of its own, a signal still ends the run
@@ -461,8 +461,10 @@ class FrameReader:
             if self.first_resize is None:
                 self.first_resize = f"{frame.width}x{frame.height} at frame {self.frames_decoded - 1}"
         if self.layout == "rgb":  # the frame's own matrix and range
-            deep = self._deep_rgb.to_rgb(frame, deep=True, **size) if self.deep else None
-            return self._rgb.to_rgb(frame, **size), deep
+            if self.deep:
+                rgb, deep = self._rgb.to_rgb_depths(frame, (False, True), **size)
+                return rgb, deep
+            return self._rgb.to_rgb(frame, **size), None
         if frame.format.name in ("yuv420p", "yuvj420p") and not size:
             return frame.to_ndarray(), None
         return frame.to_ndarray(format="yuv420p", dst_color_range=frame.color_range or None, **size), None
