@@ -139,6 +139,11 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def warn(message: str) -> None:
+    """Say a warning on stderr, in the one form every command uses; the run goes on."""
+    click.echo(f"videodeblur: warning: {message}", err=True)
+
+
 def fail(message: str) -> None:
     """Raise a usage-style error from a command (exit 2)."""
     raise click.UsageError(message)

@@ -17,7 +17,7 @@ from typing import Any
 import click
 import numpy as np
 
-from videodeblur.cli._common import device_option, json_option, model_option, precision_option
+from videodeblur.cli._common import device_option, json_option, model_option, precision_option, warn
 
 __all__ = ["camera"]
 
@@ -141,7 +141,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     held: list[int] = []
     with signals_noted(lambda: held.append(1)):  # another Ctrl-C now waits for the stats: they are said whole
         for warning in [*stats.warnings, *([stats.end_reason] if stats.end_reason.startswith("source lost") else [])]:
-            click.echo(f"videodeblur: warning: {warning}", err=True)
+            warn(warning)
         notes = {getattr(each, "auto_tile_note", None) for each in engines}  # a test may hand in a stand-in
         for note in sorted(note for note in notes if note):
             click.echo(f"videodeblur: note: {note}", err=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from videodeblur.cli._common import device_option, model_option, precision_option, tile_option
+from videodeblur.cli._common import device_option, model_option, precision_option, tile_option, warn
 
 __all__ = ["image"]
 
@@ -37,9 +37,6 @@ def image(inputs: tuple[Path, ...], output: Path | None, model: str | None, devi
     """
     from videodeblur.errors import UnreadableInputError
     from videodeblur.images import deblur_image_file, plan_images
-
-    def warn(message: str) -> None:
-        click.echo(f"videodeblur: warning: {message}", err=True)
 
     jobs = plan_images(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions

@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from videodeblur.cli._common import warn
+
 __all__ = ["train", "evaluate", "models"]
 
 
@@ -44,17 +46,13 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
         # the run keeps the weights it started from, as the checkpoint says, whatever the recipe's
         # init_weights (a fine-tune's --init replaced it; your-footage.toml names lprn-fast)
         recipe = dataclasses.replace(recipe, init_weights=None)
-    result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=_print_warning)
+    result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=warn)
     if result.rank != 0:  # under torchrun every process gets here; rank 0 saved, and it alone reports
         return
     click.echo(f"saved {result.weights} after {result.steps} steps in {result.seconds:.0f} s "
                f"(loss {result.final_loss:.4f})")
     if result.evaluation:
         click.echo(json.dumps(result.evaluation))
-
-
-def _print_warning(message: str) -> None:
-    click.echo(f"videodeblur: warning: {message}", err=True)
 
 
 def _print_progress(record: dict[str, Any]) -> None:
@@ -92,8 +90,8 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     if report.unpaired:  # evaluated all the same: the pairs that are there still measure the model
         count = len(report.unpaired)
         frames = "1 blurred frame has" if count == 1 else f"{count} blurred frames have"
-        click.echo(f"videodeblur: warning: {frames} no sharp partner under {pairs} and {'is' if count == 1 else 'are'} "
-                   f"left out (first: {report.unpaired[0]})", err=True)
+        warn(f"{frames} no sharp partner under {pairs} and {'is' if count == 1 else 'are'} "
+             f"left out (first: {report.unpaired[0]})")
     summary = report.summary(loaded.name)
     if record:
         write_metadata(loaded.path, {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)})

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 
 from videodeblur.cli._common import (device_option, json_option, model_option, precision_option, preset_option,
-                                     tile_option)
+                                     tile_option, warn)
 
 if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
     from videodeblur.pipeline.plan import VideoJob
@@ -136,9 +136,6 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                                if as_json else "--resume needs OUTPUT as a file: standard output cannot be read back")
     if pipe_format is not None and not piped_out:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
-    def warn(message: str) -> None:
-        click.echo(f"videodeblur: warning: {message}", err=True)
-
     jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
     from videodeblur.signals import signals_noted
@@ -200,7 +197,7 @@ def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: boo
         progress.done()
     result = {**stats.to_dict(), "interrupted": False}  # the key is always there: an interrupted run's says true
     for warning in result["warnings"]:
-        click.echo(f"videodeblur: warning: {warning}", err=True)
+        warn(warning)
     # with -o -, standard output is the video's: the summary goes to the terminal's other stream
     return _print(json.dumps(result) if as_json else summary_table(result), err=piped_out)
 
