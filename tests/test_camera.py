@@ -695,16 +695,17 @@ def test_one_processed_frame_has_a_rate_and_is_one_frame_recorded(make_clip, run
 
 def test_camera_names_the_device_as_video_does(make_clip, run_cli, tmp_path: Path) -> None:
     """camera --json said "cpu" where video --json says "cpu (2 threads)" for the same engine; on a CPU
-    with two cores or more the camera runs two engines that share the cores, and says so."""
+    with two cores or more both run two engines that share the cores, and say so."""
     clip = make_clip("two.mp4", width=64, height=48, frames=2, fps=FPS)
     options = ("--model", "lprn-fast", "--device", "cpu", "--json")
     live = run_cli("camera", "--source", clip, "--no-preview", *options)
     video = run_cli("video", clip, "-o", tmp_path / "out.mp4", *options)
-    assert live.exit_code == video.exit_code == 0, live.stderr + video.stderr
-    device = json.loads(video.stdout)["device"]
-    cores = int(re.fullmatch(r"cpu \((\d+) threads?\)", device).group(1))
-    expected = device if cores < 2 else f"cpu ({cores // 2} thread{'s' if cores // 2 > 1 else ''}) × 2 engines"
-    assert json.loads(live.stdout)["device"] == expected
+    alone = run_cli("video", clip, "-o", tmp_path / "alone.mp4", "--engines", 1, *options)
+    assert live.exit_code == video.exit_code == alone.exit_code == 0, live.stderr + video.stderr + alone.stderr
+    cores = int(re.fullmatch(r"cpu \((\d+) threads?\)", json.loads(alone.stdout)["device"]).group(1))
+    expected = f"cpu ({cores} thread{'s' if cores > 1 else ''})" if cores < 2 else \
+        f"cpu ({cores // 2} thread{'s' if cores // 2 > 1 else ''}) × 2 engines"
+    assert json.loads(live.stdout)["device"] == json.loads(video.stdout)["device"] == expected
 
 
 def _feed_fifo(fifo: Path, data: bytes) -> threading.Thread:

@@ -72,7 +72,7 @@ class Deblurrer:
              progress: "ProgressCallback | None" = None, resume: bool = False, start_s: float = 0.0,
              duration_s: float | None = None, deinterlace: bool = False, side_by_side: bool = False,
              stop: threading.Event | None = None, max_frames: int | None = None,
-             warn: Warn | None = None) -> "RunStats":
+             engines: int | None = None, warn: Warn | None = None) -> "RunStats":
         """Deblur the video file ``src`` into ``dst`` (frames, timing, rotation, colour tags and audio
         kept) and return the run's statistics. ``resume``: ``dst`` is an interrupted run's output,
         to go on from; ``start_s`` / ``duration_s``: only that part; ``deinterlace``: bwdif first;
@@ -81,6 +81,8 @@ class Deblurrer:
         ``stop``: set it (from another thread or the ``progress`` callback) to end the run early: the
         output is finalised and ``stats.extra["stopped_early"]`` is True (a run stopped before its
         first frame leaves no file and has 0 frames). ``max_frames``: end after that many frames.
+        ``engines``: on a CPU, copies of the model run side by side (None: two where the engine has
+        two threads or more; the ``video`` command's ``--engines``).
         ``warn``: called with each of the run's warnings (``stats.warnings``) once it ends; None:
         they are only in the stats."""
         from videodeblur.pipeline import RunOptions, deblur_file
@@ -89,7 +91,7 @@ class Deblurrer:
         _check_path(dst, OutputError, "cannot write {}")
         options = RunOptions(encoder=encoder, crf=crf, progress=progress, resume=resume, start_s=start_s,
                              duration_s=duration_s, deinterlace=deinterlace, side_by_side=side_by_side, stop=stop,
-                             max_frames=max_frames)
+                             max_frames=max_frames, engines=engines)
         stats = deblur_file(src, dst, self.engine, options)
         for line in stats.warnings if warn is not None else ():
             warn(line)

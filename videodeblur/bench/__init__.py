@@ -70,7 +70,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         runs = [decode_run(io, warmup)]
         for batch in options.batches:
             say(f"model, batch {batch}")
-            runs.append(model_run(engines[batch], io, frames, batch, warmup))
+            runs.append(model_run(engines[batch], io, frames, batch, warmup, options.engines))
         engine = engines[options.batches[0]]
         say("network, batch 1")
         network_runs = [network_run(engine, io, warmup_iterations=min(warmup, 5), iterations=len(frames) - warmup)]

@@ -97,7 +97,11 @@ class BenchIO:
                                 preset=self.options.preset, layout=self.layout)
 
     def infer(self, engine: Any, batch: np.ndarray) -> np.ndarray:
-        return engine.submit(batch, layout=self.layout, colour=self.info.colour).result()
+        return self.submit(engine, batch).result()
+
+    def submit(self, engine: Any, batch: np.ndarray) -> Any:
+        """The batch handed to ``engine`` as the runner hands it; ``result()`` gives host uint8."""
+        return engine.submit(batch, layout=self.layout, colour=self.info.colour)
 
 
 def decode_all(io: BenchIO) -> tuple[list[np.ndarray], list[int]]:

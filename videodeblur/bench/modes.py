@@ -6,11 +6,12 @@ in one place; the network-only run, timed on the device, is ``videodeblur.bench.
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Deque, Iterator
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ import torch
 from videodeblur.bench.clip import BenchIO, read_frames
 from videodeblur.bench.results import RunResult, result_from_run_stats, result_from_window
 from videodeblur.measure import FrameClock, PeakMemory
+from videodeblur.pipeline.engine_lanes import EngineLanes, lanes_for
 
 __all__ = ["MIN_STAGE_WINDOW_S", "decode_run", "encode_run", "model_run", "pipelined_run", "round_up",
            "sequential_run"]
@@ -56,25 +58,46 @@ def _decode_pass(io: BenchIO, clock: FrameClock, frames: int) -> float:
     return started
 
 
-def model_run(engine: Any, io: BenchIO, frames: list[np.ndarray], batch: int, warmup: int) -> RunResult:
+def model_run(engine: Any, io: BenchIO, frames: list[np.ndarray], batch: int, warmup: int,
+              engines: int | None = None) -> RunResult:
     """Whole batches of the clip's frames (taken cyclically, so every batch is full) through the engine
-    as the pipeline calls it (same layout, host uint8 in and out); ``engine.warmup`` and the warm-up
-    batches fall before the window."""
+    as the pipeline calls it (same layout, host uint8 in and out, as many batches in flight as the
+    runner keeps; on a CPU the same lanes, ``engines`` as ``RunOptions.engines``); ``engine.warmup``
+    and the warm-up batches fall before the window. A batch is busy from its submission, or the
+    previous batch's completion if later, to its own completion."""
     warmup = round_up(warmup, batch)
     total = round_up(max(len(frames), warmup + batch), batch)
-    with PeakMemory(engine.device) as memory:
+    lanes = lanes_for(engine, engines)
+    with PeakMemory(engine.device) as memory, _lanes(engine, lanes) as runner:
         started = time.perf_counter()
-        engine.warmup(io.info.height, io.info.width, layout=io.layout)
+        runner.warmup(io.info.height, io.info.width, layout=io.layout)
         engine_warmup_s = time.perf_counter() - started
         clock = FrameClock()  # after the engine's warm-up (cudnn autotune, compilation): never in a window
+        in_flight: Deque[tuple[Any, float]] = collections.deque()
+        last_done = clock.start
         for i in range(0, total, batch):
             chunk = np.stack([frames[(i + k) % len(frames)] for k in range(batch)])
             started = clock.now()
             clock.begin(batch, at=started)
-            io.infer(engine, chunk)  # waits for host uint8: the wall clock is honest
-            clock.complete(batch, at=clock.stage("infer", started))
+            in_flight.append((io.submit(runner, chunk), started))
+            while in_flight and (len(in_flight) > runner.max_in_flight or i + batch >= total):
+                handle, submitted = in_flight.popleft()
+                handle.result()  # waits for host uint8: the wall clock is honest
+                done = clock.now()
+                clock.complete(batch, at=clock.stage("infer", max(submitted, last_done), done))
+                last_done = done
     return result_from_window("model", engine.model_name, batch, clock.window(warmup, ("infer",)), memory,
-                              extra={"engine_warmup_s": round(engine_warmup_s, 6)})
+                              extra={"engine_warmup_s": round(engine_warmup_s, 6), "engines": lanes})
+
+
+@contextlib.contextmanager
+def _lanes(engine: Any, lanes: int) -> Iterator[Any]:
+    """``engine`` itself, or ``lanes`` copies of it side by side (closed after)."""
+    if lanes == 1:
+        yield engine
+        return
+    with EngineLanes(engine, lanes) as runner:
+        yield runner
 
 
 def encode_run(io: BenchIO, frames: list[np.ndarray], pts: list[int], output: Path, warmup: int) -> RunResult:
@@ -171,7 +194,7 @@ def pipelined_run(io: BenchIO, output: Path, engine: Any, batch: int, warmup: in
     run_options = RunOptions(encoder=options.encoder, crf=options.crf, preset=options.preset,
                              queue_size=options.queue_size,
                              warmup_frames=warmup, max_frames=io.frames, audio=False,
-                             colour_on_device=io.layout == "i420",
+                             colour_on_device=io.layout == "i420", engines=options.engines,
                              deep=False)  # 8-bit out, as the stage runs write: every run times one encoder
     with PeakMemory(engine.device) as memory, _latencies_logged() as latencies_ms:
         stats = deblur_file(io.clip, output.with_suffix(io.suffix), engine, run_options)

@@ -20,7 +20,9 @@ class BenchOptions:
     which is measured as it is, up to ``frames`` frames). ``warmup_frames`` None: a fifth of the frames,
     at most 25. ``compare``: also time the peer architectures (``network`` runs at batch 1), each for
     at least ``min_peer_iterations`` and then until ``peer_budget_s`` is spent. ``tile``: run the
-    network in overlapping tiles of that size, as ``video --tile`` does (for 4K on a small GPU)."""
+    network in overlapping tiles of that size, as ``video --tile`` does (for 4K on a small GPU).
+    ``engines``: copies of a CPU engine side by side in the model and pipelined runs, as
+    ``RunOptions.engines`` (None: the ``video`` command's choice)."""
 
     model: str | None = None
     width: int = 640
@@ -43,6 +45,7 @@ class BenchOptions:
     tile: int | None = None
     memory_budget: int | None = None  # bytes for the engines' automatic tiles (None: half the free memory)
     min_peer_iterations: int = 2
+    engines: int | None = None
     peer_budget_s: float = 10.0
 
     def __post_init__(self) -> None:
@@ -50,6 +53,8 @@ class BenchOptions:
             raise ConfigError(f"frame size {self.width}x{self.height} is too small: use at least 16x16")
         if not self.batches or min(self.batches) < 1:
             raise ConfigError(f"batch sizes must be positive integers, got {list(self.batches)}")
+        if self.engines is not None and self.engines < 1:
+            raise ConfigError(f"--engines must be at least 1, got {self.engines}")
         if self.frames < 2:
             raise ConfigError(f"--frames {self.frames} is too few: use at least 2 (one warm-up, one measured)")
         if self.warmup_frames is not None and not 0 <= self.warmup_frames < self.frames:

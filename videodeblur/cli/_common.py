@@ -166,6 +166,12 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print the re
 MIN_TILE = 80  # the engine's rule: twice its 32 px tile overlap + 16 (checked here too, before torch loads)
 
 
+engines_option = click.option(
+    "--engines", type=click.IntRange(min=1), default=None,
+    help="On a CPU: copies of the model run side by side, its threads split between them "
+         "[default: 2 with two cores or more, faster than one engine on both; 1 leaves cores to other work].")
+
+
 def tile_option(help_text: str) -> Callable[[Any], Any]:
     return click.option("--tile", type=click.IntRange(min=MIN_TILE), default=None, help=help_text)
 

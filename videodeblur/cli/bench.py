@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from videodeblur.cli._common import (device_option, json_option, model_option, precision_option, preset_option,
-                                     tile_option)
+from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, precision_option,
+                                     preset_option, tile_option)
 
 __all__ = ["bench", "format_table"]
 
@@ -51,19 +51,21 @@ def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tu
 @click.option("--encoder", default="auto", show_default=True,
               help="Encoder for the encode and pipeline runs (auto: h264_nvenc if it opens, else libx264).")
 @preset_option("libx264 / libx265 speed preset, also mapped onto libvpx's speed.")
+@engines_option
 @click.option("--compare", is_flag=True, help="Also time NAFNet-32/64 and MIMO-UNet/+ (network only, batch 1).")
 @click.option("--peer", "peers", multiple=True, help="With --compare: only these peers (repeatable).")
 @json_option
 def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[int, ...], device: str,
           precision: str, compile_: bool, input_: Path | None, warmup_frames: int | None, tile: int | None,
-          encoder: str, preset: str, compare: bool, peers: tuple[str, ...], as_json: bool) -> None:
+          encoder: str, preset: str, engines: int | None, compare: bool, peers: tuple[str, ...],
+          as_json: bool) -> None:
     """Measure decode, model, encode, and the sequential and pipelined pipeline on the same frames."""
     from videodeblur.bench import BenchOptions, run_bench
 
     options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
                            device=device, precision=precision, compile=compile_, input=input_,
                            warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
-                           peers=peers or None, encoder=encoder, preset=preset)
+                           peers=peers or None, encoder=encoder, preset=preset, engines=engines)
     result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
     if as_json:
         click.echo(json.dumps(result.to_dict()))

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from videodeblur.cli._common import (device_option, json_option, model_option, precision_option, preset_option,
-                                     tile_option, warn)
+from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, precision_option,
+                                     preset_option, tile_option, warn)
 
 if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
     from videodeblur.pipeline.plan import VideoJob
@@ -51,7 +51,8 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
                    "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/).")
 @model_option()
 @click.option("--batch", "batch", type=click.IntRange(min=1), default=None,
-              help="Frames per network call (default: 4 on CUDA, 2 on CPU).")
+              help="Frames per network call (default: 4 on CUDA; on a CPU 1 per engine with --engines 2 or more, "
+                   "else 2).")
 @device_option
 @precision_option
 @click.option("--encoder", default="auto", show_default=True,
@@ -62,6 +63,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @preset_option("libx264 / libx265 speed preset, also mapped onto libvpx's speed (slower: smaller files at the same --crf).")
 @tile_option("Process frames in overlapping NxN tiles [default: whole frames, or tiles sized to fit when whole ones would need more than half the free memory].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
+@engines_option
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
 @click.option("--eight-bit", is_flag=True,
               help="Write 8-bit H.264 even from a 10-bit source (which otherwise stays 10-bit, as HEVC).")
@@ -91,7 +93,8 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
 def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch: int | None, device: str, precision: str,
-          encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, no_audio: bool, eight_bit: bool,
+          encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, engines: int | None,
+          no_audio: bool, eight_bit: bool,
           fragmented: bool, deinterlace: bool, start_s: float | None, duration_s: float | None, resume: bool,
           side_by_side: bool, pipe_format: str | None, show_progress: bool | None, as_json: bool) -> None:
     """Deblur a video file or URL into OUTPUT; several, or a folder of them, into a folder.
@@ -150,7 +153,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
                              fragmented=fragmented, deep=False if eight_bit else None, resume=resume,
                              start_s=start_s or 0.0, duration_s=duration_s, deinterlace=deinterlace,
-                             pipe_format=pipe_format or "mkv", side_by_side=side_by_side)
+                             pipe_format=pipe_format or "mkv", side_by_side=side_by_side, engines=engines)
         # a stop while a job is reported (another Ctrl-C, a SIGTERM) waits for the report: said
         # half-way, or not at all, it left a finished or finalised output unaccounted for
         held: list[int] = []

@@ -50,6 +50,8 @@ class RunOptions:
     the source on the left), to compare them frame by frame.
     ``pipe_format``: the container written to standard output (output ``-``): ``mkv``, ``mp4``
     (fragmented), ``mov``, ``nut``, ``ts`` or ``webm``. An input ``-`` is read from standard input.
+    ``engines``: copies of a CPU engine run side by side, its threads split between them (None: two
+    where it has two threads or more, see ``videodeblur.pipeline.engine_lanes``; 1: the engine alone).
     """
 
     encoder: str = "auto"
@@ -72,6 +74,7 @@ class RunOptions:
     deinterlace: bool = False
     pipe_format: str = "mkv"
     side_by_side: bool = False
+    engines: int | None = None
 
     def __post_init__(self) -> None:
         if self.queue_size < 1:
@@ -86,6 +89,9 @@ class RunOptions:
             raise ConfigError(f"warmup_frames must be >= 0, got {self.warmup_frames}")
         if self.decode_threads < 0 or self.encode_threads < 0:
             raise ConfigError("decode_threads and encode_threads must be >= 0 (0: automatic)")
+        if self.engines is not None and (isinstance(self.engines, bool) or not isinstance(self.engines, int)
+                                         or self.engines < 1):
+            raise ConfigError(f"engines must be a whole number >= 1, got {self.engines!r}")
         if self.max_frames is not None and self.max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
         check_part(self.start_s, self.duration_s, self.resume)

@@ -1,15 +1,17 @@
 """The threads of a file run: decode thread → bounded queue → engine → bounded queue → encode thread.
 
 Apart from the runner's entry points (which open, check and resume files) because this is the one
-place that owns threads, queues and signals. The engine runs on the caller's thread, the one that
-receives signals: while a run lasts, Ctrl-C, SIGTERM and SIGHUP are noted there and stop every stage
-at its next check, never raised mid-step; decoding and encoding run on their own threads, and since
-PyAV releases the GIL inside FFmpeg the three overlap. Queues are bounded (memory stays flat, a slow
-stage pushes back), end of stream is a sentinel, and the first exception in any stage stops the
-others and is re-raised in the caller. Whatever ends the run (end of file, Ctrl-C,
-``RunOptions.stop``, an error), the encode thread writes every frame already deblurred and
-finalises the container, so the output always plays; only a writer blocked on a pipe or stream that
-takes nothing more after a stop is left behind (:class:`RunInterrupted` says so).
+place that owns threads, queues and signals. The engine loop runs on the caller's thread, the one
+that receives signals (on a CPU the network itself runs on the lanes of
+:mod:`~videodeblur.pipeline.engine_lanes`, this run's own, joined at its end): while a run lasts,
+Ctrl-C, SIGTERM and SIGHUP are noted there and stop every stage at its next check, never raised
+mid-step; decoding and encoding run on their own threads, and since PyAV releases the GIL inside
+FFmpeg the stages overlap. Queues are bounded (memory stays flat, a slow stage pushes back), end of
+stream is a sentinel, and the first exception in any stage stops the others and is re-raised in the
+caller. Whatever ends the run (end of file, Ctrl-C, ``RunOptions.stop``, an error), the batches the
+engine already took and the frames already deblurred are written and the container finalised, so the
+output always plays; only a writer blocked on a pipe or stream that takes nothing more after a stop
+is left behind (:class:`RunInterrupted` says so).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Any, Callable, Deque
 
 from videodeblur.deep import add_change
 from videodeblur.pipeline.engine import Engine, EngineResult
+from videodeblur.pipeline.engine_lanes import EngineLanes, lanes_for
 from videodeblur.pipeline.options import RunOptions
 from videodeblur.pipeline.output_drain import output_drains
 from videodeblur.pipeline.run_summary import summarise_run
@@ -63,10 +66,14 @@ class ThreadedRun:
     """One run of an opened reader through the engine into an opened writer: :meth:`run` once."""
 
     def __init__(self, reader: FrameReader, writer: FrameWriter, engine: Engine, options: RunOptions) -> None:
-        self.reader, self.writer, self.engine, self.options = reader, writer, engine, options
+        self.reader, self.writer, self.options = reader, writer, options
+        # a CPU engine runs as two side by side (engine_lanes); they are this run's, closed at its end
+        lanes = lanes_for(engine, options.engines)
+        self.lanes = EngineLanes(engine, lanes) if lanes > 1 else None
+        self.engine: Any = self.lanes or engine
         # Whole batches: a frame that finishes in the last warm-up frame's batch would enter the
         # window at no cost and inflate the fps (bench --batch 3: 246 fps measured against 167 alone).
-        warmup = math.ceil(options.warmup_frames / engine.batch_size) * engine.batch_size
+        warmup = math.ceil(options.warmup_frames / self.engine.batch_size) * self.engine.batch_size
         self.stats = StatsRecorder(("decode", "infer", "encode"), queue_capacity=options.queue_size,
                                    warmup_frames=warmup)
         self.q_in: queue.Queue[Any] = queue.Queue(maxsize=options.queue_size)
@@ -87,7 +94,7 @@ class ThreadedRun:
         self._stuck_since: float | None = None  # since when, after a stop, the writer has made none
         self._drains = output_drains(writer.path)
         # the engine outlives the run: only a tiling during this run is this run's to report
-        self._tiled_before = dict(getattr(engine, "auto_tiled", {}))  # engines in tests may be stand-ins
+        self._tiled_before = dict(getattr(self.engine, "auto_tiled", {}))  # engines in tests may be stand-ins
 
     # --- orchestration ------------------------------------------------------------------------
     def run(self) -> RunStats:
@@ -114,10 +121,14 @@ class ThreadedRun:
                 self._fail(err)
             if self.interrupted:
                 self.abort.set()
-                self._salvage(encode)
+            self._salvage(encode)
             self.complete = (self.reached_end and not self.cut_short and self.error is None
                              and not self.interrupted)
-            self._finish(decode, encode)
+            try:
+                self._finish(decode, encode)
+            finally:
+                if self.lanes is not None:  # after a failure, waits for the batches the lanes are on
+                    self.lanes.close()
             stats = self._summary() if self.error is None else None
         if self.error is not None:
             raise self.error
@@ -221,7 +232,13 @@ class ThreadedRun:
         images = handle.result()
         host_s = submit_s + time.perf_counter() - start
         # On CUDA the host only enqueued work: the device time between the batch's events is its busy time.
-        busy_s = handle.gpu_ms / 1000.0 if handle.gpu_ms is not None else host_s
+        # Lanes work side by side: the stage's busy time is their mean, so its share stays within [0, 1]
+        # and its ms per frame is what the lanes together take for one.
+        if handle.gpu_ms is not None:
+            busy_s = handle.gpu_ms / 1000.0
+        else:
+            lane_s = getattr(handle, "busy_s", None)
+            busy_s = host_s if lane_s is None else lane_s / self.lanes.lanes if self.lanes else lane_s
         self.stats.stage("infer").add(busy_s, len(batch))
         self.in_flight.popleft()
         self.ready.extend(zip(batch, images))
@@ -253,13 +270,19 @@ class ThreadedRun:
         return self.output_stalled
 
     def _salvage(self, encode: threading.Thread) -> None:
-        """After Ctrl-C: what the engine already took still reaches the writer."""
+        """After Ctrl-C or another stage's failure: what the engine already took still reaches the
+        writer (in order, up to a batch that failed in the engine: its error is already the run's)."""
         try:
             while self.in_flight:
                 self._collect_oldest()
             self._hand_over(encode)
         except _Stopped:
             pass
+        except BaseException:  # noqa: BLE001 - a batch that failed: the frames before it are queued
+            try:
+                self._hand_over(encode)
+            except _Stopped:
+                pass
 
     def _encode_loop(self) -> None:
         clock, writer, progress = self.stats.stage("encode"), self.writer, self.options.progress
