@@ -43,6 +43,16 @@ def test_json_has_every_field(result: BenchResult) -> None:
     assert data["bound"] in ("decode", "model", "encode")
 
 
+def test_model_and_pipelined_runs_use_the_engines_video_uses(result: BenchResult) -> None:
+    """On a CPU with two threads or more both run two engines side by side, as ``video`` does."""
+    from videodeblur.pipeline.engine import usable_cores
+
+    lanes = 2 if usable_cores() >= 2 else 1
+    assert {r.extra["engines"] for r in result.runs if r.mode == "model"} == {lanes}
+    device = result.run("pipelined").extra["device"]
+    assert device.endswith("× 2 engines") if lanes == 2 else "engines" not in device
+
+
 def test_numbers_are_consistent(result: BenchResult) -> None:
     for run in result.to_dict()["runs"]:
         assert run["frames"] >= 1 and run["seconds"] > 0

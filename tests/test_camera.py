@@ -701,7 +701,10 @@ def test_camera_names_the_device_as_video_does(make_clip, run_cli, tmp_path: Pat
     live = run_cli("camera", "--source", clip, "--no-preview", *options)
     video = run_cli("video", clip, "-o", tmp_path / "out.mp4", *options)
     alone = run_cli("video", clip, "-o", tmp_path / "alone.mp4", "--engines", 1, *options)
-    assert live.exit_code == video.exit_code == alone.exit_code == 0, live.stderr + video.stderr + alone.stderr
+    live_alone = run_cli("camera", "--source", clip, "--no-preview", "--engines", 1, *options)
+    assert live.exit_code == video.exit_code == alone.exit_code == live_alone.exit_code == 0, \
+        live.stderr + video.stderr + alone.stderr + live_alone.stderr
+    assert json.loads(live_alone.stdout)["device"] == json.loads(alone.stdout)["device"]
     cores = int(re.fullmatch(r"cpu \((\d+) threads?\)", json.loads(alone.stdout)["device"]).group(1))
     expected = f"cpu ({cores} thread{'s' if cores > 1 else ''})" if cores < 2 else \
         f"cpu ({cores // 2} thread{'s' if cores // 2 > 1 else ''}) × 2 engines"

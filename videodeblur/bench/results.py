@@ -113,7 +113,7 @@ def result_from_run_stats(stats: dict[str, Any], model: str, batch: int, memory:
                      warmup_frames=stats["frames"] - frames, warmup_s=max(0.0, stats["seconds"] - seconds),
                      latency_ms=percentiles_ms(measured), stages=stages, queue_depth=queues,
                      peak_rss_mb=memory.peak_rss_mb, cuda_peak_mb=memory.cuda_peak_mb,
-                     extra={k: stats[k] for k in ("encoder", "warnings") if k in stats})
+                     extra={k: stats[k] for k in ("encoder", "device", "warnings") if k in stats})
 
 
 def _round(value: float | None, digits: int) -> float | None:

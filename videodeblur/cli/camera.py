@@ -17,7 +17,8 @@ from typing import Any
 import click
 import numpy as np
 
-from videodeblur.cli._common import device_option, json_option, model_option, precision_option, warn
+from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, precision_option,
+                                     warn)
 
 __all__ = ["camera"]
 
@@ -60,6 +61,7 @@ _SECONDS = _Seconds(min=0, min_open=True)
 @click.option("--fourcc", default=None, metavar="CODE",
               help="Ask a webcam for this pixel format, e.g. MJPG or YUYV [default: MJPG with --size: most USB "
                    "webcams send 1080p uncompressed at about 5 fps only].")
+@engines_option
 @click.option("--preview/--no-preview", default=True, show_default=True, help="Show the preview window.")
 @click.option("--side-by-side", is_flag=True,
               help="Show the original and the deblurred picture side by side, in the preview and in a --record "
@@ -77,8 +79,8 @@ _SECONDS = _Seconds(min=0, min_open=True)
               help="Stop after this many seconds.")
 @json_option
 def camera(source: str, realtime: bool, model: str | None, device: str, precision: str, size: str | None,
-           fourcc: str | None, preview: bool, side_by_side: bool, record: Path | str | None, reconnect: float | None,
-           max_seconds: float | None, as_json: bool) -> None:
+           fourcc: str | None, engines: int | None, preview: bool, side_by_side: bool, record: Path | str | None,
+           reconnect: float | None, max_seconds: float | None, as_json: bool) -> None:
     """Deblur a live feed with low, bounded latency.
 
     Only the newest frame is kept: when the model is slower than the source, stale frames are
@@ -116,7 +118,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         click.echo(f"videodeblur: note: {left_out}", err=True)  # said once: a reconnect does not repeat it
     window = None
     try:
-        engines = live_engines(model, EngineOptions(device=device, precision=precision))
+        models = live_engines(model, EngineOptions(device=device, precision=precision), engines)
         if not preview:
             click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
         elif not _display_available():
@@ -129,7 +131,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         live_source.close()
         raise
     try:
-        stats = run_live(live_source, engines,
+        stats = run_live(live_source, models,
                          LiveOptions(max_seconds=max_seconds, record_path=record, reconnect_s=reconnect or 0.0,
                                      side_by_side=side_by_side),
                          on_frame=window.show if window is not None else None,
@@ -142,7 +144,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     with signals_noted(lambda: held.append(1)):  # another Ctrl-C now waits for the stats: they are said whole
         for warning in [*stats.warnings, *([stats.end_reason] if stats.end_reason.startswith("source lost") else [])]:
             warn(warning)
-        notes = {getattr(each, "auto_tile_note", None) for each in engines}  # a test may hand in a stand-in
+        notes = {getattr(each, "auto_tile_note", None) for each in models}  # a test may hand in a stand-in
         for note in sorted(note for note in notes if note):
             click.echo(f"videodeblur: note: {note}", err=True)
         click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))

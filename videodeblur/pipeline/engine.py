@@ -51,7 +51,8 @@ class EngineOptions:
     ``device``: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``.
     ``precision``: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` (CUDA only) or ``bf16``.
     ``batch_size``: frames per network call (None: 4 on CUDA, 2 on CPU, where larger batches measured
-    slower: 26 fps at 2 vs 23 at 4 for lprn-fast 640×360 on 2 cores). ``tile``: tile size in pixels for frames too big to run
+    slower: 26 fps at 2 vs 23 at 4 for lprn-fast 640×360 on 2 cores; the file runner's CPU lanes,
+    :mod:`~videodeblur.pipeline.engine_lanes`, take 1 each). ``tile``: tile size in pixels for frames too big to run
     whole (None: whole frames), blended over ``tile_overlap`` pixels (None: the model's, see
     :func:`tile_overlap_for`). ``pinned_ring``: pinned host
     slots on CUDA (>= 3 so upload, compute and download overlap). ``threads``: torch intra-op threads

@@ -127,17 +127,20 @@ class InferenceWorkers:
             self._results.put(None)
 
 
-def live_engines(model: str | None, options: "EngineOptions") -> list["Engine"]:
-    """The engines for a live run at batch 1: on a CPU with two cores or more, two engines splitting
-    the cores between them (``options.threads``, if set, is each one's share); elsewhere one."""
+def live_engines(model: str | None, options: "EngineOptions", count: int | None = None) -> list["Engine"]:
+    """The engines for a live run at batch 1: ``count`` on a CPU (None: two with two cores or more,
+    else one), splitting the cores between them (``options.threads``, if set, is each one's share);
+    one elsewhere (CUDA overlaps with its own streams)."""
     import dataclasses
 
     from videodeblur.pipeline.engine import Engine, resolve_device, usable_cores
 
     options = dataclasses.replace(options, batch_size=1)
     cores = usable_cores()
-    if resolve_device(options.device).type != "cpu" or cores < 2:
+    count = (2 if cores >= 2 else 1) if count is None else max(1, count)
+    if resolve_device(options.device).type != "cpu" or count == 1:
         return [Engine.from_name(model, options)]
-    options = dataclasses.replace(options, threads=options.threads or cores // 2)
+    options = dataclasses.replace(options, threads=options.threads or max(1, cores // count))
     first = Engine.from_name(model, options)
-    return [first, Engine(first.model, options)]  # one model loaded; each engine copies its network
+    # one model loaded; each engine copies its network
+    return [first, *(Engine(first.model, options) for _ in range(count - 1))]
