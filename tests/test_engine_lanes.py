@@ -99,3 +99,40 @@ def test_the_file_runner_runs_two_lanes_and_writes_what_one_engine_writes(engine
     for a, b in zip(one_frames, two_frames):
         assert np.abs(a.astype(int) - b).max() <= 1
     assert _lane_threads() == []
+
+
+def test_a_lane_that_raises_stops_the_run_with_its_error_and_keeps_the_frames_before(
+        engine: Engine, make_clip, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crash on a lane's thread reaches the caller; the output plays with the frames before it."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30)
+    boom = RuntimeError("lane exploded")
+    forward, calls, lock = Engine._forward_uint8, {"n": 0}, threading.Lock()
+
+    def failing(self: Engine, *args, **kwargs):  # type: ignore[no-untyped-def]
+        with lock:
+            calls["n"] += 1
+            if calls["n"] == 6:
+                raise boom
+        return forward(self, *args, **kwargs)
+    monkeypatch.setattr(Engine, "_forward_uint8", failing)
+    with pytest.raises(RuntimeError, match="lane exploded"):
+        deblur_file(src, tmp_path / "out.mp4", engine, RunOptions(queue_size=2))
+    written = decode(tmp_path / "out.mp4").frames
+    assert 0 < len(written) < 30
+    assert _lane_threads() == [] and not [t for t in threading.enumerate() if t.name.startswith("videodeblur-")]
+
+
+def test_lanes_share_the_memory_budget_and_say_so(engine: Engine) -> None:
+    """Two lanes hold two batches at once: each plans its tiles with half the budget."""
+    from videodeblur.pipeline.memory import activation_bytes_per_pixel
+
+    frames = np.random.default_rng(2).integers(0, 256, (2, 240, 320, 3), dtype=np.uint8)
+    per_frame = 240 * 320 * activation_bytes_per_pixel(engine.model.network.config)
+    options = EngineOptions(device="cpu", batch_size=1, threads=2, memory_budget=int(1.5 * per_frame))
+    alone = Engine(engine.model, options)
+    alone.process(frames)
+    assert alone.auto_tiled == {}  # one frame fits in the whole budget
+    with EngineLanes(alone, 2) as lanes:
+        assert lanes.process(frames).shape == frames.shape
+        assert sum(lanes.auto_tiled.values()) == 2  # but not in half of it
+        assert "more than the memory budget shared by 2 engines" in (lanes.auto_tile_note or "")

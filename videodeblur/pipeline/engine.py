@@ -58,7 +58,9 @@ class EngineOptions:
     slots on CUDA (>= 3 so upload, compute and download overlap). ``threads``: torch intra-op threads
     on CPU (None: every core this process may use). ``auto_tile``: with no ``tile``, run frames in
     tiles when whole ones would need more than ``memory_budget`` bytes (None: half the memory free
-    when a frame size is first seen; see ``videodeblur.pipeline.memory``).
+    when a frame size is first seen; see ``videodeblur.pipeline.memory``), divided by
+    ``memory_share``, the engines that hold frames in that memory at once (the file runner's CPU
+    lanes, :mod:`~videodeblur.pipeline.engine_lanes`).
     """
 
     device: str = "auto"
@@ -72,6 +74,7 @@ class EngineOptions:
     threads: int | None = None
     auto_tile: bool = True
     memory_budget: int | None = None
+    memory_share: int = 1
 
     @property
     def smallest_tile(self) -> int:
@@ -83,7 +86,7 @@ class EngineOptions:
         for name in ("device", "precision"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name} must be a string such as 'auto', got {getattr(self, name)!r}")
-        for name in ("batch_size", "tile", "tile_overlap", "pinned_ring", "threads", "memory_budget"):
+        for name in ("batch_size", "tile", "tile_overlap", "pinned_ring", "threads", "memory_budget", "memory_share"):
             value = getattr(self, name)
             if value is None and name != "pinned_ring":
                 continue  # None: the automatic choice
@@ -104,6 +107,8 @@ class EngineOptions:
             raise ConfigError(f"pinned_ring must be >= 3 (upload, compute, download overlap), got {self.pinned_ring}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.memory_share < 1:
+            raise ConfigError(f"memory_share must be >= 1 engine, got {self.memory_share}")
         if self.memory_budget is not None and self.memory_budget < 1:
             raise ConfigError(f"memory_budget must be a positive number of bytes, got {self.memory_budget}")
 
@@ -293,12 +298,14 @@ class Engine:
         if shape not in self._auto_tiles:
             n, _, h, w = shape
             per_pixel = activation_bytes_per_pixel(config, torch.finfo(self.dtype).bits // 8)
-            budget = self.options.memory_budget or available_bytes(self.device) // 2
+            share = self.options.memory_share
+            budget = (self.options.memory_budget or available_bytes(self.device) // 2) // share
             tile = plan_tile(h, w, n, per_pixel, budget, min_tile=self.options.smallest_tile,
                              max_batch=self.batch_size)
             self._auto_tiles[shape] = tile
             if tile is not None:
                 whence = "the memory budget" if self.options.memory_budget else "half the free memory"
+                whence += f" shared by {share} engines" if share > 1 else ""
                 note = (f"{n} frame(s) of {w}x{h} would need about {_mib(n * h * w * per_pixel)} whole, "
                         f"more than {whence} ({_mib(budget)}): run in tiles of {tile} px (--tile sets the size)")
                 self._auto_tile_notes[shape] = note

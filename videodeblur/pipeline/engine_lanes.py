@@ -10,7 +10,8 @@ The camera does the same at batch 1 (``live_workers``).
 
 Each lane is an :class:`~videodeblur.pipeline.engine.Engine` of the same loaded model, built on the
 lane's own thread (torch's thread count belongs to the thread that sets it, so the caller's engine
-keeps its own), with the caller's share of threads and of the memory budget divided between lanes.
+keeps its own), with the caller's threads and memory budget divided between lanes
+(``memory_share``).
 A batch goes to whichever lane is free; results are collected in submission order by the caller.
 Lanes run one frame a batch unless a batch size was asked for: on the same VM, same sitting,
 ``lprn-rt`` 1280×720 ran 1.49 / 1.58 fps at batch 1 against 1.01 / 1.06 at batch 2 (two lanes of
@@ -29,7 +30,6 @@ import numpy as np
 import torch
 
 from videodeblur.pipeline.engine import Engine, EngineOptions
-from videodeblur.pipeline.memory import available_bytes
 
 __all__ = ["EngineLanes", "LaneResult", "lanes_for"]
 
@@ -72,9 +72,8 @@ class EngineLanes:
         self.engine = engine
         self.lanes = lanes
         share = max(1, (engine.threads or 1) // lanes)
-        budget = engine.options.memory_budget or available_bytes(engine.device) // 2
         self._options: EngineOptions = dataclasses.replace(
-            engine.options, threads=share, memory_budget=max(1, budget // lanes),
+            engine.options, threads=share, memory_share=engine.options.memory_share * lanes,
             batch_size=engine.options.batch_size or 1)
         self._local = threading.local()
         self._engines: list[Engine] = []
