@@ -32,6 +32,7 @@ import functools
 import http.server
 import math
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -42,6 +43,12 @@ from typing import Any, Callable, Iterator, Sequence
 import cv2  # noqa: F401  first, before any test module imports av: av-then-cv2 freezes cv2.imshow (DESIGN.md)
 import numpy as np
 import pytest
+
+# A suite started by a shell without job control (`pytest &`, as `bash .ci/run &` does) inherits
+# SIGINT ignored, and so does every command it starts: videodeblur keeps an ignored signal ignored
+# (as under nohup), so the Ctrl-C tests would only wait for their timeout. Ctrl-C is put back here.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
