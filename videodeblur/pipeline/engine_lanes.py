@@ -1,5 +1,5 @@
-"""Two CPU engines side by side behind one ``submit``: how the file runner and the benchmark's model
-run use the cores of a CPU.
+"""Copies of a CPU engine side by side (two by default) behind one ``submit``: how the file runner
+and the benchmark's model run use the cores of a CPU.
 
 Why: one engine's OpenMP threads sleep and wake around every operator (``OMP_WAIT_POLICY=PASSIVE``,
 which the package sets so that two runs at once do not starve each other), so one engine with two
@@ -11,12 +11,11 @@ The camera does the same at batch 1 (``live_workers``).
 Each lane is an :class:`~videodeblur.pipeline.engine.Engine` of the same loaded model, built on the
 lane's own thread (torch's thread count belongs to the thread that sets it, so the caller's engine
 keeps its own), with the caller's threads and memory budget divided between lanes
-(``memory_share``).
-A batch goes to whichever lane is free; results are collected in submission order by the caller.
-Lanes run one frame a batch unless a batch size was asked for: on the same VM, same sitting,
-``lprn-rt`` 1280×720 ran 1.49 / 1.58 fps at batch 1 against 1.01 / 1.06 at batch 2 (two lanes of
-two frames each crowd the caches), and ``lprn-fast`` 640×360 43.1 / 42.6 / 35.1 against 45.1 / 42.0 /
-38.6, with a fifth less latency (p50 280 against 335–391 ms).
+(``memory_share``). A batch goes to whichever lane is free; results are collected in submission
+order by the caller. Lanes run one frame a batch unless a batch size was asked for: on the same VM,
+same sitting, ``lprn-rt`` 1280×720 ran 1.49 / 1.58 fps at batch 1 against 1.01 / 1.06 at batch 2
+(two lanes of two frames each crowd the caches), and ``lprn-fast`` 640×360 43.1 / 42.6 / 35.1
+against 45.1 / 42.0 / 38.6, with a fifth less latency (p50 280 against 335–391 ms).
 """
 from __future__ import annotations
 

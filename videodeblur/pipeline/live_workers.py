@@ -129,15 +129,15 @@ class InferenceWorkers:
 
 def live_engines(model: str | None, options: "EngineOptions", count: int | None = None) -> list["Engine"]:
     """The engines for a live run at batch 1: ``count`` on a CPU (None: two with two cores or more,
-    else one), splitting the cores between them (``options.threads``, if set, is each one's share);
-    one elsewhere (CUDA overlaps with its own streams)."""
+    else one; never more than the cores), splitting the cores between them (``options.threads``,
+    if set, is each one's share); one elsewhere (CUDA overlaps with its own streams)."""
     import dataclasses
 
     from videodeblur.pipeline.engine import Engine, resolve_device, usable_cores
 
     options = dataclasses.replace(options, batch_size=1)
     cores = usable_cores()
-    count = (2 if cores >= 2 else 1) if count is None else max(1, count)
+    count = (2 if cores >= 2 else 1) if count is None else max(1, min(count, cores))  # as engine_lanes
     if resolve_device(options.device).type != "cpu" or count == 1:
         return [Engine.from_name(model, options)]
     options = dataclasses.replace(options, threads=options.threads or max(1, cores // count))
