@@ -51,6 +51,10 @@ def test_model_and_pipelined_runs_use_the_engines_video_uses(result: BenchResult
     assert {r.extra["engines"] for r in result.runs if r.mode == "model"} == {lanes}
     device = result.run("pipelined").extra["device"]
     assert device.endswith("× 2 engines") if lanes == 2 else "engines" not in device
+    from videodeblur.cli.bench import format_table
+
+    said = "(fp32), 2 engines side by side in the model and pipelined runs," in format_table(result.to_dict())
+    assert said == (lanes == 2)
 
 
 def test_numbers_are_consistent(result: BenchResult) -> None:

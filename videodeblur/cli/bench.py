@@ -82,7 +82,9 @@ def format_table(data: dict[str, Any]) -> str:
     # the decode run goes over the clip `repeats` times (its warm-up once): its frames are that many clips
     clip = first["frames"] // first["repeats"] if "repeats" in first else first["frames"] + first["warmup_frames"]
     tiled = f" in {data['tile']}px tiles" if data.get("tile") else ""
-    lines = [f"{data['model']} on {data['device']} ({data['precision']}), {w}x{h}{tiled}, "
+    lanes = max((run.get("engines", 1) for run in data["runs"] if run["mode"] == "model"), default=1)
+    side_by_side = f", {lanes} engines side by side in the model and pipelined runs" if lanes > 1 else ""
+    lines = [f"{data['model']} on {data['device']} ({data['precision']}){side_by_side}, {w}x{h}{tiled}, "
              f"{clip} frames, warm-up {first['warmup_frames']} | "
              f"{machine['cpu']}, {machine['cores']} cores, {gpu} | torch {machine['torch']}, av {machine['av']}",
              ""]
