@@ -234,9 +234,7 @@ class Engine:
 
     def warmup(self, height: int, width: int, *, layout: Layout = "rgb", batches: int = 2) -> None:
         """Run a few full batches so later timings exclude cudnn autotune / compilation."""
-        rows = height * 3 // 2 if layout == "i420" else height
-        shape = (self.batch_size, rows, width) + (() if layout == "i420" else (3,))
-        dummy = np.full(shape, 128, np.uint8)
+        dummy = grey_batch(self.batch_size, height, width, layout)
         for _ in range(batches):
             self.submit(dummy, layout=layout).result()
 
@@ -414,6 +412,18 @@ class _CudaPipeline:
         handle = EngineResult(slot=slot, count=n)
         slot.owner = handle
         return handle
+
+
+def grey_batch(frames: int, height: int, width: int, layout: Layout = "rgb") -> np.ndarray:
+    """A full batch of mid-grey frames in ``layout``, for warming an engine up."""
+    rows = height * 3 // 2 if layout == "i420" else height
+    return np.full((frames, rows, width) + (() if layout == "i420" else (3,)), 128, np.uint8)
+
+
+def engine_count(requested: int | None, threads: int) -> int:
+    """Engines to run side by side on a CPU with ``threads`` to split: ``requested``, else two; never
+    more than the threads, so each engine keeps at least one (the file runner's lanes and the camera)."""
+    return max(1, min(2 if requested is None else requested, threads))
 
 
 MIN_TILE_OVERLAP = 32

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from videodeblur.pipeline.engine import Engine, EngineOptions
+from videodeblur.pipeline.engine import Engine, EngineOptions, Layout, engine_count, grey_batch
 
 __all__ = ["EngineLanes", "LaneResult", "lanes_for"]
 
@@ -39,9 +39,9 @@ def lanes_for(engine: Any, requested: int | None = None) -> int:
     compile once per lane), one otherwise (CUDA overlaps batches with its own streams)."""
     if not isinstance(engine, Engine) or engine.device.type != "cpu":
         return 1
-    if requested is not None:
-        return max(1, min(requested, engine.threads or 1))
-    return 2 if (engine.threads or 1) >= 2 and not engine.options.compile else 1
+    if requested is None and engine.options.compile:
+        return 1
+    return engine_count(requested, engine.threads or 1)
 
 
 class LaneResult:
@@ -130,11 +130,9 @@ class EngineLanes:
     def auto_tile_note_for(self, shape: tuple[int, ...]) -> str | None:
         return next((note for lane in self._lane_engines() if (note := lane.auto_tile_note_for(shape))), None)
 
-    def warmup(self, height: int, width: int, *, layout: str = "rgb", batches: int = 2) -> None:
+    def warmup(self, height: int, width: int, *, layout: Layout = "rgb", batches: int = 2) -> None:
         """Warm every lane: ``batches`` full batches each, all lanes at once."""
-        rows = height * 3 // 2 if layout == "i420" else height
-        shape = (self.batch_size, rows, width) + (() if layout == "i420" else (3,))
-        dummy = np.full(shape, 128, np.uint8)
+        dummy = grey_batch(self.batch_size, height, width, layout)
         for _ in range(batches):
             handles = [self.submit(dummy, layout=layout) for _ in range(self.lanes)]
             for handle in handles:
@@ -145,10 +143,7 @@ class EngineLanes:
         """Hand ``batch`` to the next free lane; the engine's errors come back from ``result()``."""
         return LaneResult(self._pool.submit(self._run, batch, layout, colour))
 
-    def process(self, frames: np.ndarray) -> np.ndarray:
-        bs = self.batch_size
-        handles = [self.submit(frames[i:i + bs]) for i in range(0, len(frames), bs)]
-        return np.concatenate([h.result() for h in handles], axis=0)
+    process = Engine.process  # the same checks and batching, over the lanes' submit
 
     def close(self) -> None:
         """Drop batches not yet started and wait for the lanes' threads to end. A lane's engine set

@@ -133,11 +133,11 @@ def live_engines(model: str | None, options: "EngineOptions", count: int | None 
     if set, is each one's share); one elsewhere (CUDA overlaps with its own streams)."""
     import dataclasses
 
-    from videodeblur.pipeline.engine import Engine, resolve_device, usable_cores
+    from videodeblur.pipeline.engine import Engine, engine_count, resolve_device, usable_cores
 
     options = dataclasses.replace(options, batch_size=1)
     cores = usable_cores()
-    count = (2 if cores >= 2 else 1) if count is None else max(1, min(count, cores))  # as engine_lanes
+    count = engine_count(count, cores)  # as the file runner's lanes
     if resolve_device(options.device).type != "cpu" or count == 1:
         return [Engine.from_name(model, options)]
     options = dataclasses.replace(options, threads=options.threads or max(1, cores // count))

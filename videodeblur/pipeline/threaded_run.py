@@ -234,11 +234,13 @@ class ThreadedRun:
         # On CUDA the host only enqueued work: the device time between the batch's events is its busy time.
         # Lanes work side by side: the stage's busy time is their mean, so its share stays within [0, 1]
         # and its ms per frame is what the lanes together take for one.
+        lane_s = getattr(handle, "busy_s", None)  # a LaneResult's: only lanes give one
         if handle.gpu_ms is not None:
             busy_s = handle.gpu_ms / 1000.0
+        elif lane_s is not None and self.lanes is not None:
+            busy_s = lane_s / self.lanes.lanes
         else:
-            lane_s = getattr(handle, "busy_s", None)
-            busy_s = host_s if lane_s is None else lane_s / self.lanes.lanes if self.lanes else lane_s
+            busy_s = host_s
         self.stats.stage("infer").add(busy_s, len(batch))
         self.in_flight.popleft()
         self.ready.extend(zip(batch, images))
@@ -275,14 +277,12 @@ class ThreadedRun:
         try:
             while self.in_flight:
                 self._collect_oldest()
+        except BaseException:  # noqa: BLE001 - a batch that failed: the frames before it still go
+            pass
+        try:
             self._hand_over(encode)
         except _Stopped:
             pass
-        except BaseException:  # noqa: BLE001 - a batch that failed: the frames before it are queued
-            try:
-                self._hand_over(encode)
-            except _Stopped:
-                pass
 
     def _encode_loop(self) -> None:
         clock, writer, progress = self.stats.stage("encode"), self.writer, self.options.progress
