@@ -405,6 +405,7 @@ def test_avi_with_dropped_frame_slots_keeps_its_timing_and_does_not_warn(run_cli
     ("jpeg", "is a still image (JPEG), not a video"),
     ("audio_only", "has no video stream"),
     ("zero_frames", "no frame could be decoded"),
+    ("header_only", "ends before its first frame"),
     ("unwritable", "does not exist"),
     ("same_file", "is the input file"),
     ("model", "unknown model"),
@@ -418,6 +419,7 @@ def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, make_imag
         "jpeg": lambda: (make_image("photo.jpg", width=64, height=48), tmp_path / "out.mp4", ()),
         "audio_only": lambda: (audio_only(tmp_path / "tone.m4a"), tmp_path / "out.mp4", ()),
         "zero_frames": lambda: (zeroed_copy(good(), tmp_path / "z.mp4"), tmp_path / "out.mp4", ()),
+        "header_only": lambda: (header_only(tmp_path / "crashed.mkv"), tmp_path / "out.mp4", ()),
         "unwritable": lambda: (good(), tmp_path / "no" / "such" / "out.mp4", ()),
         "model": lambda: (good(), tmp_path / "out.mp4", ("--model", "nosuchmodel")),
         "same_file": lambda: (good(), tmp_path / "a.mp4", ()),
@@ -427,6 +429,18 @@ def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, make_imag
     assert result.exit_code == 1
     assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith("videodeblur: error: ")
     assert message in result.stderr_lines[0] and "Traceback" not in result.stderr
+
+
+def header_only(path: Path) -> Path:
+    """A Matroska file with a video track and no frame: what a recorder (OBS) that crashed before its
+    first frame leaves behind."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    return path
 
 
 def test_no_audio(run_cli, make_clip, tmp_path: Path) -> None:

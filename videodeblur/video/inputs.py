@@ -50,6 +50,9 @@ def open_input(path: Path | str) -> av.container.InputContainer:
                 f"{path} is an MP4/MOV cut short before its index (moov) was written, so no frame can be "
                 "located: a recording or copy that did not finish") from err
         reason = " ".join(str(err).split())
+        if isinstance(err, av.EOFError):  # a container FFmpeg knew, with its header and no frame after it
+            raise UnreadableInputError(f"{path} ends before its first frame (zero frames): a recording that stopped "
+                                       f"before it began, or a copy cut short ({reason})") from err
         raise UnreadableInputError(f"{path} is not a video file FFmpeg can read ({reason})") from err
     except (OSError, UnicodeDecodeError) as err:
         _end_if_interrupted(err)
