@@ -25,7 +25,7 @@ def result() -> BenchResult:
 
 def test_json_has_every_field(result: BenchResult) -> None:
     data = json.loads(json.dumps(result.to_dict()))
-    assert {"machine", "model", "size", "runs", "bound", "overlap", "peers", "device", "precision", "tile",
+    assert {"machine", "model", "size", "runs", "bound", "overlap", "drift", "peers", "device", "precision", "tile",
             "auto_tile"} <= set(data)
     assert data["tile"] is None and data["auto_tile"] == []  # small frames run whole
     assert {"cpu", "cores", "gpu", "torch", "av", "heap"} <= set(data["machine"])
@@ -79,6 +79,24 @@ def test_bound_and_overlap_follow_from_the_stage_runs(result: BenchResult) -> No
                  "encode": result.run("encode").fps}
     assert result.bound == min(stage_fps, key=stage_fps.__getitem__)
     assert result.overlap == pytest.approx(result.run("pipelined").fps / stage_fps[result.bound])
+
+
+def test_drift_compares_the_model_run_before_and_after_the_file_runs(result: BenchResult) -> None:
+    """The model run is repeated after the pipelined run (not added to ``runs``); ``change`` is the
+    relative difference, and the table says it, with a caution only when it is over 10 %."""
+    from videodeblur.cli.bench import format_table
+
+    drift = json.loads(json.dumps(result.to_dict()))["drift"]
+    before = result.run("model", batch=result.run("pipelined").batch).fps
+    assert drift["model_fps_before"] == pytest.approx(before, abs=1e-3) and drift["model_fps_after"] > 0
+    assert drift["change"] == pytest.approx(drift["model_fps_after"] / drift["model_fps_before"] - 1, abs=1e-3)
+    assert sum(r.mode == "model" for r in result.runs) == 2  # batches 1 and 4, not the repeat
+    table = format_table(result.to_dict())
+    assert f"model-only {drift['model_fps_before']:.1f} fps before the file runs, {drift['model_fps_after']:.1f} after" in table
+    assert ("ratios between runs are uncertain" in table) == (abs(drift["change"]) > 0.10)
+    steady = {**result.to_dict(), "drift": {**drift, "change": 0.05}}
+    moved = {**result.to_dict(), "drift": {**drift, "change": -0.2}}
+    assert "uncertain" not in format_table(steady) and "(-20%); it moved more than 10%" in format_table(moved)
 
 
 def test_warmup_frames_are_left_out_of_the_window(result: BenchResult) -> None:

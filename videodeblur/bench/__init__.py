@@ -17,6 +17,9 @@ runs before it left, and is the process's peak so far where ``rss_scope`` is ``p
 - ``sequential``: decode → engine → encode on one thread, stage after stage.
 - ``pipelined``: the real ``video`` runner (``deblur_file``), stages in their own threads; its stage
   shares and queue depths come from the runner's own clocks, over the whole run.
+- then the ``model`` run at the pipelined run's batch once more, not added to ``runs``: ``drift`` compares
+  its fps with the first one's. The runs take turns, so a machine whose speed moves (a shared VM,
+  a laptop that heats up, another program) skews every ratio between them; ``change`` says by how much.
 
 Every run drops its first frames as warm-up (rounded up to whole batches, so a batch is never split
 by the window) and reports them and their time separately; compilation happens there too.
@@ -88,6 +91,10 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         runs.append(sequential_run(io, tmpdir / "sequential.mp4", engine, best.batch, warmup))
         say(f"pipelined, batch {best.batch}")
         runs.append(pipelined_run(io, tmpdir / "pipelined.mp4", engine, best.batch, warmup))
+        say(f"model, batch {best.batch}, again: did the machine's speed change during the runs?")
+        again = model_run(engine, io, decode_all(io)[0], best.batch, warmup, options.engines)
+        drift = {"model_fps_before": round(best.fps, 3), "model_fps_after": round(again.fps, 3),
+                 "change": round(again.fps / best.fps - 1.0, 4) if best.fps > 0 else None}
         # Peers last: their large activations stay in the allocator and would inflate later runs' RSS.
         for peer in (options.peers or all_peers()) if options.compare else ():
             say(f"network, peer {peer}")
@@ -101,7 +108,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
     return BenchResult(machine=machine_info(device), model=engine.model_name, device=str(engine.device),
                        precision=engine.precision, layout=io.layout, size=(io.info.width, io.info.height),
                        input=str(options.input) if options.input else None, runs=tuple(runs), bound=bound,
-                       overlap=overlap, rss_scope=rss_scope(), peers=peer_table(network_runs),
+                       overlap=overlap, drift=drift, rss_scope=rss_scope(), peers=peer_table(network_runs),
                        date=time.strftime("%Y-%m-%d"), tile=options.tile,
                        auto_tile=tuple(dict.fromkeys(notes + ([engine.auto_tile_note] if engine.auto_tile_note else []))))
 

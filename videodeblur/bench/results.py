@@ -68,6 +68,8 @@ class BenchResult:
     date: str
     tile: int | None = None
     auto_tile: tuple[str, ...] = ()  # why and how engines tiled frames too big for memory (no --tile)
+    # model-only fps at the start and the end of the file runs, and the relative change: the machine's drift
+    drift: dict[str, float | None] | None = None
 
     def run(self, mode: str, batch: int | None = None, model: str | None = None) -> RunResult:
         """The first run of ``mode`` (at ``batch`` / for ``model`` where given)."""
@@ -83,7 +85,7 @@ class BenchResult:
                 "date": self.date,
                 "rss_scope": self.rss_scope,
                 "runs": [r.to_dict() for r in self.runs], "bound": self.bound,
-                "overlap": _round(self.overlap, 4), "peers": self.peers}
+                "overlap": _round(self.overlap, 4), "drift": self.drift, "peers": self.peers}
 
 
 def result_from_window(mode: str, model: str | None, batch: int | None, window: Window, memory: PeakMemory, *,

@@ -73,6 +73,11 @@ def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[
         click.echo(format_table(result.to_dict()))
 
 
+# Model-only fps before and after the file runs differing by more than this: the table says the ratios
+# are uncertain. This project's 2-core VM moved single runs by up to ±20 % within minutes.
+DRIFT_WARNING = 0.10
+
+
 def format_table(data: dict[str, Any]) -> str:
     """The ``--json`` object as a table a person reads."""
     machine = data["machine"]
@@ -109,6 +114,13 @@ def format_table(data: dict[str, Any]) -> str:
     overlap = data["overlap"]
     lines.append(f"bound: {data['bound']}; pipelined runs at {overlap:.2f} of the slowest stage alone"
                  if overlap is not None else f"bound: {data['bound']}")
+    drift = data.get("drift")
+    if drift and drift["change"] is not None:
+        change = drift["change"]
+        lines.append(f"machine speed: model-only {drift['model_fps_before']:.1f} fps before the file runs, "
+                     f"{drift['model_fps_after']:.1f} after ({change:+.0%})"
+                     + (f"; it moved more than {DRIFT_WARNING:.0%}, so ratios between runs are uncertain: "
+                        "run again on a quiet machine" if abs(change) > DRIFT_WARNING else ""))
     if data["peers"]:
         lines.append(f"network only, batch 1: {data['model']} is faster than "
                      + ", ".join(f"{name} x{p['speed_ratio']}" for name, p in data["peers"].items()))
