@@ -29,3 +29,7 @@ if __name__ == "__main__":
         print(row(data))
         for name, peer in (data.get("peers") or {}).items():  # {"nafnet-32": {"fps": ..., "speed_ratio": ...}}
             print(f"   peer {name}: {peer['fps']} fps, ours {peer['speed_ratio']} x faster")
+        drift = data.get("drift")  # model-only fps before and after the file runs (since the eighteenth session)
+        if drift and drift.get("change") is not None:
+            print(f"   drift: model-only {drift['model_fps_before']:.1f} -> {drift['model_fps_after']:.1f} fps "
+                  f"({drift['change']:+.0%}) across the file runs")
