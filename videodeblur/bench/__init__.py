@@ -19,7 +19,8 @@ runs before it left, and is the process's peak so far where ``rss_scope`` is ``p
   shares and queue depths come from the runner's own clocks, over the whole run.
 - then the ``model`` run at the pipelined run's batch once more, not added to ``runs``: ``drift`` compares
   its fps with the first one's. The runs take turns, so a machine whose speed moves (a shared VM,
-  a laptop that heats up, another program) skews every ratio between them; ``change`` says by how much.
+  a laptop that heats up, another program) skews every ratio between them; ``change`` says by how much
+  (a short clip's model run may also still be warming up the first time).
 
 Every run drops its first frames as warm-up (rounded up to whole batches, so a batch is never split
 by the window) and reports them and their time separately; compilation happens there too.

@@ -120,7 +120,7 @@ def format_table(data: dict[str, Any]) -> str:
         lines.append(f"machine speed: model-only {drift['model_fps_before']:.1f} fps before the file runs, "
                      f"{drift['model_fps_after']:.1f} after ({change:+.0%})"
                      + (f"; it moved more than {DRIFT_WARNING:.0%}, so ratios between runs are uncertain: "
-                        "run again on a quiet machine" if abs(change) > DRIFT_WARNING else ""))
+                        "run again on a quiet machine, or with more --frames" if abs(change) > DRIFT_WARNING else ""))
     if data["peers"]:
         lines.append(f"network only, batch 1: {data['model']} is faster than "
                      + ", ".join(f"{name} x{p['speed_ratio']}" for name, p in data["peers"].items()))
