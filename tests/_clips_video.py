@@ -288,6 +288,16 @@ def zeroed_copy(src: Path, dst: Path) -> Path:
     return dst
 
 
+def header_only(path: Path) -> Path:
+    """A Matroska file with a video track and no frame: what a recorder (OBS) that crashed before its
+    first frame leaves behind."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    return path
+
+
 def audio_only(path: Path, seconds: float = 0.5) -> Path:
     """An MP4 holding only an AAC tone."""
     with av.open(str(path), "w") as c:

@@ -590,6 +590,15 @@ def test_unopenable_source_is_a_one_line_error(run_cli, tmp_path: Path, monkeypa
     assert named in result.stderr_lines[0]
 
 
+def test_a_source_that_ends_before_its_first_frame_says_so(run_cli, tmp_path: Path) -> None:
+    """A recording whose recorder crashed before its first frame: a header and nothing after it."""
+    from _clips_video import header_only
+
+    result = run_cli("camera", "--source", header_only(tmp_path / "crashed.mkv"), "--no-preview", "--device", "cpu")
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1
+    assert "crashed.mkv' ends before its first frame (zero frames)" in result.stderr_lines[0]
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-1"])
 def test_seconds_must_be_a_positive_number(run_cli, value: str) -> None:
     for option in ("--max-seconds", "--reconnect"):

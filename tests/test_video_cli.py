@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from _clips_video import (audio_only, with_attachments, avi_with_empty_slots, decodable_frames, decode, remuxed, spliced_sizes,
-                          truncated_copy, with_subtitles, with_thumbnail_first, zeroed_copy)
+from _clips_video import (audio_only, with_attachments, avi_with_empty_slots, decodable_frames, decode, header_only,
+                          remuxed, spliced_sizes, truncated_copy, with_subtitles, with_thumbnail_first, zeroed_copy)
 from conftest import needs_pyav18, REPO_ROOT, psnr, serve_folder
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
@@ -429,18 +429,6 @@ def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, make_imag
     assert result.exit_code == 1
     assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith("videodeblur: error: ")
     assert message in result.stderr_lines[0] and "Traceback" not in result.stderr
-
-
-def header_only(path: Path) -> Path:
-    """A Matroska file with a video track and no frame: what a recorder (OBS) that crashed before its
-    first frame leaves behind."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        container.start_encoding()
-    return path
 
 
 def test_no_audio(run_cli, make_clip, tmp_path: Path) -> None:

@@ -250,6 +250,9 @@ class PyAVSource(LiveSource):
                 # a signal (Ctrl-C, SIGTERM) came while open() waited, e.g. on a FIFO with no writer:
                 # its handler already ran inside av and was swallowed, so end as a mid-run signal does
                 raise KeyboardInterrupt from err
+            if isinstance(err, av.EOFError) and not network:  # a header and no frame: as `video` says it
+                raise SourceError(f"source {description!r} ends before its first frame (zero frames): a recording that "
+                                  "stopped before it began, or a copy cut short") from err
             raise SourceError(f"cannot open source {description!r}: {short_error(err)}") from err
         try:
             if self._container.format.name == "tty":  # FFmpeg's text demuxer: any text file "is" a video
