@@ -14,15 +14,14 @@ is sampled and nothing is lost when a thread exits; "other" is the rest of the p
 in the run: threads that are not Python's (swscale's workers, FFmpeg's, torch's). Model loading
 and import happen before the run and are not counted.
 
-With ``--pairs``, each pair is a model-only run (the clip's decoded frames through the same lanes as
-``video`` uses, as many batches in flight as the bench's model run keeps) and then the ``video``
-pipeline on the clip; each reports its fps and the lanes' CPU per frame (engine build and warm-up
-included in both).
+With ``--pairs``, each pair is the bench's own model run (``videodeblur bench``'s "model" mode on the
+clip's decoded frames: the same lanes as ``video``, as many batches in flight, warm-up frames out of
+its fps) and then the ``video`` pipeline on the clip; each reports its fps and the lanes' CPU per
+frame (engine build and warm-up included in both).
 """
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import os
 import re
@@ -74,32 +73,16 @@ def pipelined(deblurrer: Any, clip: Path, engines: int | None) -> tuple[Any, _Th
     return stats, clock
 
 
-def model_only(engine: Any, frames: list[Any], engines: int | None) -> tuple[float, _ThreadClock]:
-    """fps of ``frames`` through the lanes ``video`` would use, batch by batch, as many in flight as
-    the bench's model run keeps (the lanes, and one waiting); warm-up (one batch a lane) not timed."""
-    import numpy as np
+def model_only(engine: Any, io: Any, frames: list[Any], batch: int, warmup: int,
+               engines: int | None) -> tuple[float, int, _ThreadClock]:
+    """The bench's own model run (``videodeblur.bench.modes.model_run``: the same lanes as ``video``,
+    as many batches in flight): its fps, the frames it pushed through (warm-up included) and the
+    CPU seconds of its threads."""
+    from videodeblur.bench.modes import model_run
 
-    from videodeblur.pipeline.engine_lanes import EngineLanes, lanes_for
-
-    lanes = lanes_for(engine, engines)
     with _ThreadClock() as clock:
-        runner = EngineLanes(engine, lanes) if lanes > 1 else engine  # batch 1 a lane unless one was asked for
-        batch = runner.batch_size
-        try:
-            runner.warmup(frames[0].shape[0], frames[0].shape[1])
-            in_flight: collections.deque[Any] = collections.deque()
-            started = time.perf_counter()
-            for i in range(0, len(frames), batch):
-                in_flight.append(runner.submit(np.stack(frames[i:i + batch])))
-                while len(in_flight) > max(runner.max_in_flight, 1):
-                    in_flight.popleft().result()
-            while in_flight:
-                in_flight.popleft().result()
-            fps = len(frames) / (time.perf_counter() - started)
-        finally:
-            if runner is not engine:
-                runner.close()
-    return fps, clock
+        run = model_run(engine, io, frames, batch, warmup, engines)
+    return run.fps, run.frames + run.warmup_frames, clock
 
 
 def _report(clip: Path, model: str, stats: Any, clock: _ThreadClock) -> dict[str, Any]:
@@ -140,17 +123,31 @@ def main() -> None:
             print(f"  {name:22s} {row['cpu_s']:7.2f} s  {row['ms_per_frame']:6.2f} ms/frame  {100 * row['share']:5.1f} %")
         return
 
-    from videodeblur.video.reader import FrameReader
+    import dataclasses
 
-    with FrameReader(args.clip) as reader:
-        frames = [f.image for f in reader]
+    import torch
+
+    from videodeblur.bench import BenchOptions
+    from videodeblur.bench.clip import decode_all, prepare_input
+    from videodeblur.pipeline.engine_lanes import lanes_for
+
+    engine = deblurrer.engine
+    # the batch the runner's lanes take (one frame each unless --batch), or the engine's own
+    batch = args.batch or (1 if lanes_for(engine, args.engines) > 1 else engine.batch_size)
+    options = BenchOptions(model=args.model, input=args.clip, frames=2**31 - 1, batches=(batch,), device="cpu",
+                           engines=args.engines)
+    with tempfile.TemporaryDirectory() as tmp:
+        io = prepare_input(options, torch.device("cpu"), Path(tmp), lambda message: None)
+        frames = decode_all(io)[0]
+    io = dataclasses.replace(io, frames=len(frames))
+    warmup = options.warmup_for(len(frames))
     pairs = []
     for _ in range(args.pairs):
-        alone_fps, alone = model_only(deblurrer.engine, frames, args.engines)
+        alone_fps, alone_frames, alone = model_only(engine, io, frames, batch, warmup, args.engines)
         stats, piped = pipelined(deblurrer, args.clip, args.engines)
         pairs.append({"model_fps": round(alone_fps, 2), "pipelined_fps": round(stats.fps, 2),
                       "ratio": round(stats.fps / alone_fps, 4),
-                      "model_lane_ms": round(_lane_ms(alone, len(frames)), 2),
+                      "model_lane_ms": round(_lane_ms(alone, alone_frames), 2),
                       "pipelined_lane_ms": round(_lane_ms(piped, stats.frames), 2),
                       "pipelined_model_share": round(piped.groups.get("videodeblur-infer", 0.0) / piped.process, 4)})
     summary = {"clip": str(args.clip), "model": args.model, "frames": len(frames), "pairs": pairs,
