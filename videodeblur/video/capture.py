@@ -31,6 +31,7 @@ import numpy as np
 from videodeblur.errors import SourceError, short_error
 from videodeblur.video.colour import RgbConverter
 from videodeblur.video.feed import PacketFeed
+from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME
 from videodeblur.video.locations import is_url
 from videodeblur.video.streams import pick_video_stream
 
@@ -251,8 +252,7 @@ class PyAVSource(LiveSource):
                 # its handler already ran inside av and was swallowed, so end as a mid-run signal does
                 raise KeyboardInterrupt from err
             if isinstance(err, av.EOFError) and not network:  # a header and no frame: as `video` says it
-                raise SourceError(f"source {description!r} ends before its first frame (zero frames): a recording that "
-                                  "stopped before it began, or a copy cut short") from err
+                raise SourceError(f"source {description!r} {ENDS_BEFORE_FIRST_FRAME}") from err
             raise SourceError(f"cannot open source {description!r}: {short_error(err)}") from err
         try:
             if self._container.format.name == "tty":  # FFmpeg's text demuxer: any text file "is" a video

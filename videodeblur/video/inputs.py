@@ -15,7 +15,12 @@ import av
 from videodeblur.errors import InputNotFoundError, UnreadableInputError, short_error
 from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_stdin
 
-__all__ = ["interruptibly", "open_input"]
+__all__ = ["ENDS_BEFORE_FIRST_FRAME", "interruptibly", "open_input"]
+
+# What FFmpeg's end of file while opening means of a local file it recognised: a header and no frame.
+# The `video` command's input and the camera's file source say it alike.
+ENDS_BEFORE_FIRST_FRAME = ("ends before its first frame (zero frames): a recording that stopped before it began, "
+                           "or a copy cut short")
 
 _T = TypeVar("_T")
 
@@ -51,8 +56,7 @@ def open_input(path: Path | str) -> av.container.InputContainer:
                 "located: a recording or copy that did not finish") from err
         reason = " ".join(str(err).split())
         if isinstance(err, av.EOFError):  # a container FFmpeg knew, with its header and no frame after it
-            raise UnreadableInputError(f"{path} ends before its first frame (zero frames): a recording that stopped "
-                                       f"before it began, or a copy cut short ({reason})") from err
+            raise UnreadableInputError(f"{path} {ENDS_BEFORE_FIRST_FRAME} ({reason})") from err
         raise UnreadableInputError(f"{path} is not a video file FFmpeg can read ({reason})") from err
     except (OSError, UnicodeDecodeError) as err:
         _end_if_interrupted(err)
