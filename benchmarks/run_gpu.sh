@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything a session with the GPU machine should do first, in one go (see the brief: GPU work first).
 # On the device machine: copy ../shared/wheels/av-*.whl into .whl/ (git-ignored), carry it, then:
-#   bash benchmarks/run_gpu.sh "$OUT" 1     (CUDA tests, 1080p and 720p, camera 1080p30: under 7 min)
+#   bash benchmarks/run_gpu.sh "$OUT" 1     (CUDA tests, 1080p, lprn-rt candidates, 720p, camera 1080p30: under 8 min)
 #   bash benchmarks/run_gpu.sh "$OUT" 2     (4K whole and tiled, torch.compile, peers, the other models)
 # Each part fits one 10-minute device call; the device budget is 15 minutes, so part 1 comes first.
 # Every step has its own time limit and a failing step does not stop the ones after it; each writes
@@ -35,6 +35,10 @@ bench=("${vd[@]}" bench --device cuda --precision fp16 --json)  # timeout runs p
 if [ "$PART" = 1 ]; then
   step cuda-tests.txt 180 python3 -m pytest -q -m cuda tests -p no:cacheprovider
   step bench-lprn-rt-1920x1080.json 120 "${bench[@]}" --model lprn-rt --size 1920x1080 --frames 300 --batch 1,4,8,16
+  # Picking lprn-rt's knobs by measuring: every candidate's network-only fps at 1080p fp16, batch 1-16
+  # (their quality at one equal CPU training budget is in docs/MODEL.md, "Presets").
+  step rt-candidates-1920x1080.json 90 python3 benchmarks/rt_candidates.py --device cuda --precision fp16 \
+    --size 1920x1080 --batch 1,4,8,16 --json
   step bench-lprn-rt-1280x720.json 60 "${bench[@]}" --model lprn-rt --size 1280x720 --frames 300 --batch 1,4,8
   # The camera target: 1080p30 with p95 latency under 50 ms (a lavfi source stands in for the camera).
   step camera-lprn-rt-1080p30.json 35 "${vd[@]}" camera --source "testsrc2=size=1920x1080:rate=30" \

@@ -15,7 +15,7 @@ from videodeblur.bench.clip import BenchIO
 from videodeblur.bench.results import RunResult, result_from_window
 from videodeblur.measure import PeakMemory, Window
 
-__all__ = ["network_run"]
+__all__ = ["network_run", "timed_iterations"]
 
 _MAX_BUDGET_ITERATIONS = 200
 
@@ -39,7 +39,7 @@ def network_run(engine: Any, io: BenchIO, *, warmup_iterations: int, iterations:
             engine.infer(x)
         _sync(device)
         warmup_s = time.perf_counter() - started
-        latencies_ms, seconds = _timed_iterations(engine.infer, x, device, iterations, budget_s)
+        latencies_ms, seconds = timed_iterations(engine.infer, x, device, iterations, budget_s)
     window = Window(frames=len(latencies_ms), seconds=seconds, warmup_frames=max(warmup_iterations, 1),
                     warmup_s=warmup_s, latencies_ms=tuple(latencies_ms), stage_busy_s={"infer": seconds})
     extra = {"parameters": sum(p.numel() for p in engine.model.network.parameters()),
@@ -48,7 +48,7 @@ def network_run(engine: Any, io: BenchIO, *, warmup_iterations: int, iterations:
                               timing="cuda-events" if device.type == "cuda" else "wall", extra=extra)
 
 
-def _timed_iterations(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
+def timed_iterations(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
                       iterations: int, budget_s: float | None) -> tuple[list[float], float]:
     """Per-iteration milliseconds and the whole window in seconds. On CUDA, events on the current stream
     bracket each call and are read after one synchronisation at the end, so the loop never stalls the GPU."""
