@@ -1,6 +1,7 @@
 """The ablation tables of docs/MODEL.md from the runs of docs/run_ablations.sh.
 
 Usage: python benchmarks/ablation_table.py [runs/<recipe name>]   (default runs/ablation)
+(any rows run by docs/run_ablations.sh with MODELS, e.g. runs/rt-candidates, are tabled the same way)
 
 Rows are read from ``<root>/seed<N>/<row>/``: each seed's evaluation gain (the run's end, on the
 evaluation pairs) and validation gain (the last line of its val.csv, if the recipe validates), then
@@ -38,6 +39,15 @@ def _params(folder: Path, name: str) -> int:
     return sum(v.numel() for v in state.values())
 
 
+def _row_names(seeds: list[Path]) -> list[str]:
+    """The rows run under any seed: the paper's six in its order (each shown, run or not) when the
+    runs are the ablations, else every row found (the ``lprn-rt`` candidates), by name."""
+    found = sorted({p.name for seed in seeds for p in seed.iterdir() if p.is_dir()})
+    if any(name in PAPER for name in found):
+        return [*PAPER, *(name for name in found if name not in PAPER)]
+    return found
+
+
 def _cell(values: list[float]) -> str:
     return " / ".join(f"{v:+.3f}" for v in values) if values else "–"
 
@@ -52,7 +62,8 @@ def main(root: Path) -> None:
           "validation gain | mean | sharp through (mean) | paper (GoPro PSNR) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     spreads_eval, spreads_val = [], []
-    for name, paper in PAPER.items():
+    for name in _row_names(seeds):
+        paper = PAPER.get(name, "–")
         runs = [(seed, meta) for seed in seeds if (meta := _run(seed / name, name)) is not None]
         if not runs:
             print(f"| {name} | | | | not run | | | | | | | {paper} |")
