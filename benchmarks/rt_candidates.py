@@ -7,6 +7,7 @@ run; their quality at one equal training budget is in docs/MODEL.md ("Presets").
 machine is short, so this is one command in ``benchmarks/run_gpu.sh`` part 1.
 
     python benchmarks/rt_candidates.py --device cuda --precision fp16 --size 1920x1080 --batch 1,4,8,16 --json
+    python benchmarks/rt_candidates.py --table rt-candidates-1920x1080.json     # the table of a saved run
 
 Timing is the bench's network run (``Engine.infer`` on a device-resident input, CUDA events read
 after one synchronisation), per batch size, after warm-up calls that let cuDNN pick its algorithms.
@@ -112,7 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=30, help="timed calls per batch size")
     parser.add_argument("--target-fps", type=float, default=240.0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--table", type=Path, metavar="RESULT.json", help="print the table of a saved --json run")
     args = parser.parse_args(argv)
+    if args.table is not None:
+        print(table(json.loads(args.table.read_text())))
+        return
     width, height = (int(v) for v in args.size.lower().split("x"))
     batches = [int(b) for b in args.batch.split(",")]
     try:

@@ -71,6 +71,12 @@ def test_the_command_prints_json_and_a_table(tmp_path: Path) -> None:
     assert result["target_fps"] == 240.0
     shown = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True).stdout
     assert shown.count("| rt-u2-c32-b2-") == 2 and "largest reaching 240 fps" in shown
+    saved = tmp_path / "result.json"
+    saved.write_text(done.stdout)
+    again = subprocess.run([*args[:2], "--table", str(saved)], capture_output=True, text=True, timeout=60, check=True)
+    rows = [line for line in again.stdout.splitlines() if line.startswith("| rt-")]
+    assert [row.split(" | ")[2] for row in rows] == [f"{r['kmac_per_pixel']:.1f}" for r in result["candidates"]]
+    assert [row.split(" | ")[3] for row in rows] == [f"{r['batches'][0]['fps']:.1f}" for r in result["candidates"]]
     empty = tmp_path / "empty"
     empty.mkdir()
     failed = subprocess.run([*args[:2], "--configs", str(empty)], capture_output=True, text=True, timeout=60)
