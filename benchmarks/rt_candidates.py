@@ -65,9 +65,10 @@ def candidate_speed(config_path: Path, *, width: int, height: int, batches: list
     return row
 
 
-def pick(rows: list[dict[str, Any]], target_fps: float) -> str | None:
-    """The largest candidate (most multiply-adds per pixel: the capacity proxy until the quality ladder
-    says otherwise) whose best batch reaches ``target_fps``; None when none does."""
+def largest_fast_enough(rows: list[dict[str, Any]], target_fps: float) -> str | None:
+    """The largest candidate (most multiply-adds per pixel) whose best batch reaches ``target_fps``; None
+    when none does. Largest is not best: docs/MODEL.md's quality ladder says which candidates gain more
+    at one training budget, and the preset is the best of those that reach the target."""
     fast_enough = [r for r in rows if r["best_fps"] >= target_fps]
     return max(fast_enough, key=lambda r: r["kmac_per_pixel"])["name"] if fast_enough else None
 
@@ -84,7 +85,7 @@ def sweep(folder: Path, *, width: int, height: int, batches: list[int], device: 
     return {"machine": machine_info(resolved), "size": [width, height],
             "precision": resolve_precision(precision, resolved),
             "iterations": iterations, "target_fps": target_fps, "candidates": rows,
-            "pick": pick(rows, target_fps)}
+            "largest_fast_enough": largest_fast_enough(rows, target_fps)}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -99,7 +100,7 @@ def table(result: dict[str, Any]) -> str:
     machine = result["machine"]
     where = machine["gpu"]["name"] if machine["gpu"] else f"{machine['cpu']} ({machine['cores']} cores)"
     lines.append(f"\n{w}x{h} {result['precision']} on {where}; "
-                 f"largest reaching {result['target_fps']:g} fps: {result['pick'] or 'none'}")
+                 f"largest reaching {result['target_fps']:g} fps: {result['largest_fast_enough'] or 'none'}")
     return "\n".join(lines)
 
 

@@ -49,12 +49,12 @@ def test_the_sweep_times_every_candidate_at_every_batch_and_picks_the_largest_fa
         assert all(b["fps"] > 0 and b["ms_per_call_p50"] > 0 and b["cuda_peak_mb"] is None for b in row["batches"])
         best = max(row["batches"], key=lambda b: b["fps"])
         assert (row["best_fps"], row["best_batch"]) == (best["fps"], best["batch"])
-    # every candidate reaches 0 fps: the pick is the one with the most multiply-adds
-    assert result["pick"] == rows[-1]["name"]
-    assert module.pick(rows, target_fps=1e12) is None
+    # every candidate reaches 0 fps: the largest is the one with the most multiply-adds
+    assert result["largest_fast_enough"] == rows[-1]["name"]
+    assert module.largest_fast_enough(rows, target_fps=1e12) is None
     slowest_fast_enough = sorted(rows, key=lambda r: r["best_fps"])
     threshold = slowest_fast_enough[-1]["best_fps"]  # only the fastest candidate reaches it
-    assert module.pick(rows, target_fps=threshold) == slowest_fast_enough[-1]["name"]
+    assert module.largest_fast_enough(rows, target_fps=threshold) == slowest_fast_enough[-1]["name"]
 
 
 def test_the_command_prints_json_and_a_table(tmp_path: Path) -> None:
