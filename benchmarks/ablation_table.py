@@ -26,6 +26,8 @@ def _run(folder: Path, name: str) -> dict | None:
     if not meta_path.is_file():
         return None
     meta = json.loads(meta_path.read_text())
+    if meta.get("evaluation") is None:  # saved at the end of training, scored a moment later
+        return None
     val_path = folder / "val.csv"
     rows = list(csv.DictReader(val_path.open())) if val_path.is_file() else []
     meta["validation_gain"] = float(rows[-1]["gain_db"]) if rows else None

@@ -31,11 +31,15 @@ def test_rows_found_under_the_seeds_are_tabled_with_their_seeds_and_spread(tmp_p
     for seed, (a, b, val) in enumerate([(0.10, 0.20, 0.0), (0.14, 0.18, -0.01)]):
         _row(tmp_path, seed, "rt-u2-c32-b2-t3", a, val, 1000)
         _row(tmp_path, seed, "rt-u4-c64-b2-t3", b, 0.02, 5000)
+    _row(tmp_path, 1, "rt-u2-c48-b2-t3", 0.3, 0.0, 2000)  # saved, not scored yet: not a result
+    meta_path = tmp_path / "seed1" / "rt-u2-c48-b2-t3" / "rt-u2-c48-b2-t3.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "evaluation": None}))
     lines = _table(tmp_path)
     rows = [line for line in lines if line.startswith("| rt-")]
-    assert [r.split(" | ")[0] for r in rows] == ["| rt-u2-c32-b2-t3", "| rt-u4-c64-b2-t3"]
+    assert [r.split(" | ")[0] for r in rows] == ["| rt-u2-c32-b2-t3", "| rt-u2-c48-b2-t3", "| rt-u4-c64-b2-t3"]
+    assert "not run" in rows[1]
     assert "| 1000 | 2000 | 100 | +0.100 / +0.140 | +0.120 | +0.000 / -0.010 | -0.005 | 47.0 | – |" in rows[0]
-    assert "| 5000 | 2000 | 100 | +0.200 / +0.180 | +0.190 |" in rows[1]
+    assert "| 5000 | 2000 | 100 | +0.200 / +0.180 | +0.190 |" in rows[2]
     assert lines[-1].startswith("seed-to-seed spread") and "evaluation 0.030 dB (largest 0.040)" in lines[-1]
 
 
