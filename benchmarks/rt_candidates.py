@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from videodeblur.bench.network import timed_iterations
+from videodeblur.bench.network import device_input, timed_iterations
 from videodeblur.bench_peers import count_macs
 from videodeblur.config import load_model_config
 from videodeblur.errors import VideoDeblurError
@@ -49,10 +49,8 @@ def candidate_speed(config_path: Path, *, width: int, height: int, batches: list
                            "parameters": model.parameters,
                            "kmac_per_pixel": round(count_macs(network, 256, 256) / 256 / 256 / 1000, 1),
                            "batches": []}
-    memory_format = torch.channels_last if engine.options.channels_last else torch.contiguous_format
     for batch in batches:
-        x = torch.rand(batch, 3, height, width, device=engine.device).to(dtype=engine.dtype,
-                                                                        memory_format=memory_format)
+        x = device_input(engine, batch, height, width)
         with PeakMemory(engine.device) as memory, torch.inference_mode():
             for _ in range(WARMUP_CALLS):
                 engine.infer(x)

@@ -15,7 +15,7 @@ from videodeblur.bench.clip import BenchIO
 from videodeblur.bench.results import RunResult, result_from_window
 from videodeblur.measure import PeakMemory, Window
 
-__all__ = ["network_run", "timed_iterations"]
+__all__ = ["network_run", "device_input", "timed_iterations"]
 
 _MAX_BUDGET_ITERATIONS = 200
 
@@ -27,9 +27,7 @@ def network_run(engine: Any, io: BenchIO, *, warmup_iterations: int, iterations:
     slow peers) at least ``iterations`` and then more while the budget lasts. The first call (where
     ``torch.compile`` compiles) is timed on its own as ``first_call_s``."""
     device = engine.device
-    memory_format = torch.channels_last if engine.options.channels_last else torch.contiguous_format
-    x = torch.rand(1, 3, io.info.height, io.info.width, device=device)
-    x = x.to(dtype=engine.dtype, memory_format=memory_format)
+    x = device_input(engine, 1, io.info.height, io.info.width)
     with PeakMemory(device) as memory, torch.inference_mode():
         started = time.perf_counter()
         engine.infer(x)
@@ -48,8 +46,16 @@ def network_run(engine: Any, io: BenchIO, *, warmup_iterations: int, iterations:
                               timing="cuda-events" if device.type == "cuda" else "wall", extra=extra)
 
 
+def device_input(engine: Any, batch: int, height: int, width: int) -> torch.Tensor:
+    """A random ``batch×3×height×width`` input already on the engine's device, in its precision and
+    memory format, so a timed ``engine.infer`` does no conversion or transfer."""
+    memory_format = torch.channels_last if engine.options.channels_last else torch.contiguous_format
+    x = torch.rand(batch, 3, height, width, device=engine.device)
+    return x.to(dtype=engine.dtype, memory_format=memory_format)
+
+
 def timed_iterations(network: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, device: torch.device,
-                      iterations: int, budget_s: float | None) -> tuple[list[float], float]:
+                     iterations: int, budget_s: float | None) -> tuple[list[float], float]:
     """Per-iteration milliseconds and the whole window in seconds. On CUDA, events on the current stream
     bracket each call and are read after one synchronisation at the end, so the loop never stalls the GPU."""
     cuda = device.type == "cuda"
