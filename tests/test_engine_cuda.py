@@ -1,6 +1,7 @@
 """The CUDA engine: pinned ring, three streams and events give the CPU's numbers. Skipped without a GPU."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,24 @@ def test_more_batches_in_flight_than_slots(gpu32: Engine) -> None:
         # cudnn may pick non-deterministic kernels (benchmark mode): the same batch can round one level apart
         assert np.abs(out.astype(np.int16) - gpu32.process(batch)).max() <= 1
         assert handle.gpu_ms is not None and handle.gpu_ms > 0
+
+
+def test_busy_time_of_queued_batches_is_not_counted_twice(gpu32: Engine) -> None:
+    """Batches submitted back to back queue on the compute stream; each one's gpu_ms counts from the
+    previous one's end, so together they add up to no more than the wall time they all took (counted
+    from each upload's start they added up to about the ring's size times it)."""
+    frames = _frames(2, 1920, 1080)
+    batches = [frames + i for i in range(8)]
+    gpu32.process(frames)  # warm up at this size
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    handles = [gpu32.submit(b) for b in batches]
+    for handle in handles:
+        handle.result()
+    wall_ms = (time.perf_counter() - start) * 1e3
+    busy = [h.gpu_ms for h in handles]
+    assert all(ms is not None and ms > 0 for ms in busy)
+    assert sum(busy) <= wall_ms * 1.02 + 1.0, (busy, wall_ms)
 
 
 def test_partial_batches_and_new_sizes(gpu32: Engine, cpu: Engine) -> None:

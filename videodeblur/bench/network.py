@@ -60,10 +60,10 @@ def timed_iterations(network: Callable[[torch.Tensor], torch.Tensor], x: torch.T
     bracket each call and are read after one synchronisation at the end, so the loop never stalls the GPU."""
     cuda = device.type == "cuda"
     deadline = time.perf_counter() + budget_s if budget_s is not None else None
-    marks = [_mark(cuda)]
+    marks = [_mark(device)]
     while True:
         network(x)
-        marks.append(_mark(cuda))
+        marks.append(_mark(device))
         done = len(marks) - 1
         if done >= iterations and (deadline is None or time.perf_counter() >= deadline
                                    or done >= _MAX_BUDGET_ITERATIONS):
@@ -81,9 +81,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _mark(cuda: bool) -> Any:
-    if cuda:
+def _mark(device: torch.device) -> Any:
+    if device.type == "cuda":
         event = torch.cuda.Event(enable_timing=True)
-        event.record()
+        event.record(torch.cuda.current_stream(device))  # the network's device, whichever is current
         return event
     return time.perf_counter()

@@ -133,35 +133,60 @@ def resolve_precision(name: str, device: torch.device) -> str:
         return "fp16" if device.type == "cuda" else "fp32"
     if name == "fp16" and device.type != "cuda":
         raise DeviceError("fp16 needs a CUDA device; use --precision fp32 or bf16 on CPU")
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    # bf16 convolutions are native from compute capability 8 (Ampere); torch's is_bf16_supported()
+    # also says yes to older GPUs that only emulate it.
+    if name == "bf16" and device.type == "cuda" and torch.cuda.get_device_capability(device)[0] < 8:
         raise DeviceError("this GPU does not support bf16; use --precision fp16")
     return name
 
 
 class EngineResult:
     """A submitted batch. ``result()`` blocks until its output is on the host and returns it
-    (uint8, same shape and layout as submitted); ``gpu_ms`` is the device time from upload start to
-    download end (CUDA events; None on CPU)."""
+    (uint8, same shape and layout as submitted); ``gpu_ms`` is the device time this batch kept the
+    engine busy (CUDA events; None on CPU): from its upload's start, or from the previous batch's
+    download end if that came later, to its own download end. A batch queued behind others waits on
+    the compute stream; that wait is the batches before it working, so it is not counted again, and
+    the batches' ``gpu_ms`` add up to the time the device pipeline was busy."""
 
-    def __init__(self, output: np.ndarray | None = None, *, slot: "_PinnedSlot | None" = None, count: int = 0) -> None:
+    def __init__(self, output: np.ndarray | None = None, *, slot: "_PinnedSlot | None" = None, count: int = 0,
+                 timing: "_BatchTiming | None" = None) -> None:
         self._output = output
         self._slot = slot
         self._count = count
+        self._timing = timing
         self.gpu_ms: float | None = None
 
     def ready(self) -> bool:
-        return self._output is not None or self._slot is None or self._slot.done.query()
+        return self._output is not None or self._timing is None or self._timing.done.query()
 
     def result(self) -> np.ndarray:
-        if self._output is None and self._slot is not None:
-            slot = self._slot
-            slot.done.synchronize()  # the only host wait: this batch's download event
+        if self._output is None and self._slot is not None and self._timing is not None:
+            slot, timing = self._slot, self._timing
+            timing.done.synchronize()  # the only host wait: this batch's download event
             self._output = slot.host_out[:self._count].numpy().copy()
-            self.gpu_ms = slot.started.elapsed_time(slot.done)
+            self.gpu_ms = timing.busy_ms()
             slot.owner = None
             self._slot = None
         assert self._output is not None
         return self._output
+
+
+@dataclasses.dataclass(frozen=True)
+class _BatchTiming:
+    """One batch's timing events, made for it alone (a slot's events are recorded again when the ring
+    comes round, so the previous batch's end must be an event nobody records twice)."""
+
+    started: "torch.cuda.Event"
+    done: "torch.cuda.Event"
+    previous_done: "torch.cuda.Event | None"
+
+    def busy_ms(self) -> float:
+        """Upload start (or the previous batch's end, if later) to download end; ``done`` has completed,
+        and so has ``previous_done``, recorded before it on the same download stream."""
+        span = self.started.elapsed_time(self.done)
+        if self.previous_done is None:
+            return span
+        return min(span, self.previous_done.elapsed_time(self.done))
 
 
 class Engine:
@@ -342,10 +367,8 @@ class _PinnedSlot:
         self.shape = shape
         self.host_in = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
         self.host_out = torch.empty(shape, dtype=torch.uint8, pin_memory=True)
-        self.started = torch.cuda.Event(enable_timing=True)
         self.uploaded = torch.cuda.Event()
         self.computed = torch.cuda.Event()
-        self.done = torch.cuda.Event(enable_timing=True)
         self.owner: EngineResult | None = None
 
 
@@ -360,6 +383,7 @@ class _CudaPipeline:
         self.download = torch.cuda.Stream(dev)
         self.slots: list[_PinnedSlot] = []
         self.next = 0
+        self.last_done: torch.cuda.Event | None = None  # the previous batch's download end
         # The weights were copied on the default stream: make the compute stream see them.
         self.compute.wait_stream(torch.cuda.current_stream(dev))
 
@@ -393,8 +417,10 @@ class _CudaPipeline:
             staging[i] = batch[i]
         dev = self.engine.device
         self.upload.wait_stream(torch.cuda.current_stream(dev))  # nothing else in flight may touch our inputs
+        timing = _BatchTiming(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True),
+                              self.last_done)
         with torch.cuda.stream(self.upload):
-            slot.started.record(self.upload)
+            timing.started.record(self.upload)
             dev_in = host_in.to(dev, non_blocking=True)  # async H2D from pinned memory
             slot.uploaded.record(self.upload)
         self.compute.wait_event(slot.uploaded)
@@ -408,8 +434,9 @@ class _CudaPipeline:
         with torch.cuda.stream(self.download):
             dev_out.record_stream(self.download)  # allocated on compute, read by this copy
             host_out.copy_(dev_out, non_blocking=True)  # async D2H into pinned memory
-            slot.done.record(self.download)
-        handle = EngineResult(slot=slot, count=n)
+            timing.done.record(self.download)
+        self.last_done = timing.done
+        handle = EngineResult(slot=slot, count=n, timing=timing)
         slot.owner = handle
         return handle
 

@@ -28,15 +28,18 @@ def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     return starts
 
 
-def blend_window(size: int, overlap: int, *, ramp_start: bool, ramp_end: bool) -> torch.Tensor:
+def blend_window(size: int, overlap: int, *, ramp_start: bool, ramp_end: bool,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
     """1-D weights of one window, at each side that meets a neighbour: zero over the outer quarter of
     the overlap (where the network saw the tile's padding, not the picture), then a linear ramp to 1.
-    The neighbour's weights are non-zero there, so every pixel is covered."""
-    w = torch.ones(size)
+    The neighbour's weights are non-zero there, so every pixel is covered. Made on ``device``: a copy
+    from pageable host memory to a GPU would make the host wait for every kernel queued before it."""
+    w = torch.ones(size, device=device)
     margin = overlap // 4
     span = overlap - margin
     if span > 0:
-        ramp = torch.cat([torch.zeros(margin), (torch.arange(span, dtype=torch.float32) + 0.5) / span])
+        ramp = torch.cat([torch.zeros(margin, device=device),
+                          (torch.arange(span, dtype=torch.float32, device=device) + 0.5) / span])
         if ramp_start:
             w[:overlap] = ramp
         if ramp_end:
@@ -64,8 +67,8 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ti
         crops = torch.cat([x[:, :, y0:y0 + th, x0:x0 + tw] for y0, x0 in group], dim=0)
         results = fn(crops).float()
         for k, (y0, x0) in enumerate(group):
-            wy = blend_window(th, ov_h, ramp_start=y0 > 0, ramp_end=y0 + th < h).to(x.device)
-            wx = blend_window(tw, ov_w, ramp_start=x0 > 0, ramp_end=x0 + tw < w).to(x.device)
+            wy = blend_window(th, ov_h, ramp_start=y0 > 0, ramp_end=y0 + th < h, device=x.device)
+            wx = blend_window(tw, ov_w, ramp_start=x0 > 0, ramp_end=x0 + tw < w, device=x.device)
             wt = (wy[:, None] * wx[None, :])[None, None]
             out[:, :, y0:y0 + th, x0:x0 + tw] += results[k * n:(k + 1) * n] * wt
             weight[:, :, y0:y0 + th, x0:x0 + tw] += wt
