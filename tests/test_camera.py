@@ -231,6 +231,18 @@ def test_http_network_stream_is_read_through_pyav(make_clip) -> None:
     assert stats.end_reason.startswith("source")
 
 
+def test_realtime_paces_a_clip_served_over_http(make_clip) -> None:
+    """--realtime plays a URL's clip at its own rate, as it does a file: without it a clip served over
+    HTTP arrived as fast as it downloaded and most frames were dropped as stale (13 of 90 kept)."""
+    clip = make_clip("net.ts", width=64, height=48, frames=15, fps=FPS)
+    with serve_folder(clip.parent) as base:
+        start = time.monotonic()
+        stats = run_live(open_source(f"{base}/{clip.name}", CaptureOptions(realtime=True)), DelayedEngine(0.0))
+        took = time.monotonic() - start
+    assert (stats.captured, stats.processed, stats.dropped) == (15, 15, 0)
+    assert took >= 14 / FPS * 0.9  # paced: the last frame is released 14 intervals after the first
+
+
 def test_a_stream_that_ends_is_opened_again_with_reconnect(make_clip, run_cli) -> None:
     """A network stream should not end: with --reconnect its end counts as a loss and the URL is
     opened again (here the server sends the clip anew each time), until --max-seconds."""
@@ -611,7 +623,7 @@ def test_options_a_source_has_no_use_for_are_said(make_clip, run_cli) -> None:
     out = run_cli("camera", "--source", "testsrc2=size=64x48:rate=25", "--max-seconds", "0.3", "--no-preview",
                   "--device", "cpu", "--size", "640x360", "--fourcc", "YUYV", "--realtime", "--side-by-side")
     assert out.exit_code == 0, out.stderr
-    for said in ("--size is asked of a webcam", "--fourcc is asked of a webcam", "--realtime paces a file",
+    for said in ("--size is asked of a webcam", "--fourcc is asked of a webcam", "--realtime paces a file or URL",
                  "--side-by-side shapes the preview and a --record file; with neither it changes nothing"):
         assert said in out.stderr
     quiet = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--device", "cpu")

@@ -52,8 +52,8 @@ _SECONDS = _Seconds(min=0, min_open=True)
               help="Camera index (0), /dev/videoN, rtsp:// or http:// URL, lavfi graph "
                    "(testsrc2=size=640x360:rate=30), a video file, or - for a video piped in.")
 @click.option("--realtime", is_flag=True,
-              help="Play a file source at its own frame rate, dropping frames the model cannot keep up with, "
-                   "as a camera would. Without it a file is read in step with the model.")
+              help="Play a file source (or a clip at a URL) at its own frame rate, dropping frames the model "
+                   "cannot keep up with, as a camera would. Without it a file is read in step with the model.")
 @model_option()
 @device_option
 @precision_option
@@ -161,8 +161,8 @@ def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realt
     for name, value in (("--size", size), ("--fourcc", fourcc)):
         if value is not None and not isinstance(source, OpenCVCameraSource):
             notes.append(f"{name} is asked of a webcam; {source.description} is not one, so it is ignored")
-    if realtime and source.path is None:
-        notes.append(f"--realtime paces a file; {source.description} keeps its own pace, so it is ignored")
+    if realtime and not source.paceable:
+        notes.append(f"--realtime paces a file or URL; {source.description} keeps its own pace, so it is ignored")
     if side_by_side:
         notes.append("--side-by-side shapes the preview and a --record file; with neither it changes nothing")
     return notes

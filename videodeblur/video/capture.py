@@ -63,8 +63,10 @@ class CaptureOptions:
     """How to open a source.
 
     ``realtime`` paces a file source to its own timestamps (a stand-in for a camera); without it a
-    file is read in lockstep with the consumer and nothing is dropped. lavfi sources are always
-    paced, cameras and network streams pace themselves. ``width``/``height``/``fps`` are requests to
+    file is read in lockstep with the consumer and nothing is dropped. A URL is paced the same way
+    with ``realtime``: a live stream arrives at its own pace anyway, but a clip served over HTTP
+    would otherwise be read as fast as it downloads and most of its frames dropped as stale.
+    lavfi sources are always paced, cameras pace themselves. ``width``/``height``/``fps`` are requests to
     a webcam (the driver may pick the nearest mode it has); ``None`` keeps the camera's default.
     ``fourcc``: the pixel format asked of a webcam (``MJPG``, ``YUYV``...); None: ``MJPG`` when a
     size is asked for, because most USB webcams send uncompressed YUYV at 1080p at about 5 fps (USB
@@ -105,6 +107,7 @@ class LiveSource:
     fps: float | None
     drops_allowed: bool
     path: Path | None = None  # the file read, when the source is one (a recording may not overwrite it)
+    paceable: bool = False  # a file or a URL: --realtime paces it (cameras and lavfi keep their own pace)
     live: bool = False  # a camera or network stream: it should never end, so its end is a loss
     # a file (played at its own pace, or read in step with the model): its path and its first
     # frame's time (seconds), so a recording can carry its sound in step with the frames
@@ -148,7 +151,7 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
     if spec.startswith("/dev/video"):
         return OpenCVCameraSource(spec, options)
     if is_url(spec):
-        return PyAVSource(spec, description=spec, pace=False, fmt=None, network=True,
+        return PyAVSource(spec, description=spec, pace=options.realtime, fmt=None, network=True,
                           open_timeout_s=options.open_timeout_s)
     if spec.startswith("lavfi:"):
         return PyAVSource(spec[len("lavfi:"):], description=spec, pace=True, fmt="lavfi")
@@ -234,6 +237,7 @@ class PyAVSource(LiveSource):
         self.description = description
         self.drops_allowed = pace or network
         self.live = network
+        self.paceable = fmt != "lavfi"
         self._pace = pace
         self._rgb = RgbConverter()  # exact YUV -> RGB, as the file reader's
         # low_delay: the decoder outputs each frame as soon as it can. Not "fflags nobuffer": it drops
