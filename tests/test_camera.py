@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -194,6 +195,21 @@ def test_a_file_read_in_step_records_its_own_timing_and_sound_side_by_side(make_
         first = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert psnr(first[:, :64], first[:, 64:]) > 30  # source | its deblurred copy (the identity here)
     assert stats.latency_ms["p50"] < 1.5 * stats.infer_ms  # about one model call, not two
+
+
+def test_a_recording_keeps_a_phone_clips_rotation_and_a_30_fps_files_exact_timing(make_clip, tmp_path: Path) -> None:
+    """A phone's clip, stored on its side, is recorded with its rotation (it played sideways), side by
+    side one above the other as `video --side-by-side` writes it; and a 30 fps file keeps exactly 1/30 s
+    between frames (pts in milliseconds recorded it 33, 34, 33 ms apart)."""
+    clip = make_clip("phone.mp4", width=64, height=48, frames=10, fps=30, rotation=-90)
+    out, both = tmp_path / "rec.mp4", tmp_path / "both.mp4"
+    assert run_live(open_source(str(clip)), DelayedEngine(0.0), LiveOptions(record_path=out)).processed == 10
+    run_live(open_source(str(clip)), DelayedEngine(0.0), LiveOptions(record_path=both, side_by_side=True))
+    recorded, pictures = decode(out), decode(both)
+    assert recorded.rotation == pictures.rotation == -90
+    assert (recorded.width, recorded.height, pictures.width, pictures.height) == (64, 48, 64, 96)
+    assert psnr(pictures.frames[0][:48], pictures.frames[0][48:]) > 30  # source above, shown left once turned
+    assert {b - a for a, b in zip(recorded.pts_seconds, recorded.pts_seconds[1:])} == {Fraction(1, 30)}
 
 
 def test_a_frame_in_the_model_at_ctrl_c_counts_as_dropped() -> None:

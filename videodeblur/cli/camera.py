@@ -126,7 +126,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         elif not _x_display_reachable(os.environ.get("DISPLAY", "")):
             click.echo(f"videodeblur: display {os.environ['DISPLAY']!r} is not reachable: running headless", err=True)
         else:
-            window = _open_preview(cv2, side_by_side)
+            window = _open_preview(cv2, side_by_side, live_source.rotation)
     except BaseException:
         live_source.close()
         raise
@@ -171,16 +171,18 @@ def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realt
 class _Preview:
     """The OpenCV window: deblurred picture (or original | deblurred) with fps and latency drawn on it."""
 
-    def __init__(self, cv2: Any, side_by_side: bool) -> None:
+    def __init__(self, cv2: Any, side_by_side: bool, rotation: int = 0) -> None:
         self._cv2 = cv2
         self._side_by_side = side_by_side
+        self._quarters = round(rotation / 90) % 4  # a phone's clip, stored on its side: shown upright
         self._sized = False
         cv2.namedWindow(_WINDOW, cv2.WINDOW_NORMAL | cv2.WINDOW_KEEPRATIO | cv2.WINDOW_GUI_NORMAL)  # no toolbar
 
     def show(self, frame: Any) -> bool:
         """Draw one LiveFrame; False when the user pressed q/Esc or closed the window."""
         cv2 = self._cv2
-        picture = np.hstack([frame.source, frame.output]) if self._side_by_side else frame.output
+        source, output = (np.rot90(frame.source, self._quarters), np.rot90(frame.output, self._quarters))
+        picture = np.ascontiguousarray(np.hstack([source, output]) if self._side_by_side else output)
         bgr = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
         text = f"{frame.fps:5.1f} fps  {frame.latency_ms:5.0f} ms"
         scale = max(0.4, bgr.shape[0] / 720)
@@ -188,7 +190,7 @@ class _Preview:
             cv2.putText(bgr, text, (10, int(30 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
                         max(1, int(thickness * scale)), cv2.LINE_AA)
         if self._side_by_side:
-            for label, x in (("original", 10), ("deblurred", frame.source.shape[1] + 10)):
+            for label, x in (("original", 10), ("deblurred", source.shape[1] + 10)):
                 cv2.putText(bgr, label, (x, bgr.shape[0] - 12), cv2.FONT_HERSHEY_SIMPLEX, scale,
                             (255, 255, 255), max(1, int(scale)), cv2.LINE_AA)
         if not self._sized:  # start at the picture's own size; the user may resize from there
@@ -205,9 +207,9 @@ class _Preview:
         self._cv2.waitKey(1)  # lets the GUI loop actually take the window down
 
 
-def _open_preview(cv2: Any, side_by_side: bool) -> _Preview | None:
+def _open_preview(cv2: Any, side_by_side: bool, rotation: int = 0) -> _Preview | None:
     try:
-        return _Preview(cv2, side_by_side)
+        return _Preview(cv2, side_by_side, rotation)
     except cv2.error:
         click.echo("videodeblur: preview unavailable: this OpenCV build has no GUI (opencv-python-headless; "
                    "install opencv-python for a window): running headless", err=True)

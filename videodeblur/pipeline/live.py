@@ -142,8 +142,12 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
                 if hasattr(each, "warmup"):
                     each.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
         if options.record_path is not None:
-            width = source.width * (2 if options.side_by_side else 1)
-            recorder = Recorder(options.record_path, width, source.height, source.fps, source_path=source.path,
+            # side by side as a player shows it: one above the other where the picture is turned a quarter
+            turned = source.rotation % 180 != 0
+            width = source.width * (2 if options.side_by_side and not turned else 1)
+            height = source.height * (2 if options.side_by_side and turned else 1)
+            recorder = Recorder(options.record_path, width, height, source.fps, source_path=source.path,
+                                 rotation=source.rotation,
                                  audio_from=source.audio_from,
                                  audio_feed=source.take_audio() if source.audio_from is None else None)
         start = time.monotonic()
@@ -172,7 +176,7 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
             latencies.append((done - frame.capture_time) * 1000.0)
             output_times.append(done)
             if recorder is not None:
-                picture = side_by_side(frame.image, output, 0) if options.side_by_side else output
+                picture = side_by_side(frame.image, output, source.rotation) if options.side_by_side else output
                 recorder.write(picture, frame.capture_time, stream_s=frame.stream_s, run=frame.run)
             if on_frame is not None:
                 live = LiveFrame(frame.image, output, frame.index, latencies[-1], _recent_fps(output_times))

@@ -22,7 +22,9 @@ from videodeblur.video.locations import is_url
 
 __all__ = ["Recorder", "RECORD_TIME_BASE"]
 
-RECORD_TIME_BASE = Fraction(1, 1000)  # recorded pts are milliseconds on the source's clock (_RecordClock)
+# pts on the source's clock (_RecordClock) at 90 kHz, as MPEG times video: it holds 24, 25, 30, 50, 60
+# and 30000/1001 fps exactly (in milliseconds a 30 fps file was recorded 33, 34, 33 ms apart)
+RECORD_TIME_BASE = Fraction(1, 90000)
 _POLL_S = 0.05  # how often close() looks at a stream's writer for progress
 _RECORD_QUEUE = 8
 _STREAM_CLOSE_GRACE_S = 3.0  # a --record URL's writer making no progress this long at the end is left
@@ -40,7 +42,7 @@ class Recorder:
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float | None, *,
                  source_path: Path | None = None, audio_from: tuple[Path, float] | None = None,
-                 audio_feed: PacketFeed | None = None) -> None:
+                 audio_feed: PacketFeed | None = None, rotation: int = 0) -> None:
         from videodeblur.video import FrameWriter
 
         # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
@@ -57,6 +59,7 @@ class Recorder:
         self._clock = _RecordClock(0 if audio_from is None else round(audio_from[1] / RECORD_TIME_BASE))
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
                                    fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
+                                   rotation=rotation,
                                    fragmented=True, **audio)
         self._queue: queue.Queue[tuple[np.ndarray, int, float | None, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._stream = is_url(path)

@@ -108,6 +108,7 @@ class LiveSource:
     drops_allowed: bool
     path: Path | None = None  # the file read, when the source is one (a recording may not overwrite it)
     paceable: bool = False  # a file or a URL: --realtime paces it (cameras and lavfi keep their own pace)
+    rotation: int = 0  # degrees a player turns the picture counter-clockwise (a phone's clip), as PyAV reads it
     live: bool = False  # a camera or network stream: it should never end, so its end is a loss
     # a file (played at its own pace, or read in step with the model): its path and its first
     # frame's time (seconds), so a recording can carry its sound in step with the frames
@@ -288,6 +289,7 @@ class PyAVSource(LiveSource):
             self._container.close()
             raise
         self.width, self.height = self._first.width, self._first.height
+        self.rotation = int(self._first.rotation or 0)
         if not network and fmt is None and self._container.streams.audio:
             if _is_regular_file(target):
                 self.audio_from = (Path(target), _frame_seconds(self._first, 0, self.fps))
