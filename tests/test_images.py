@@ -692,3 +692,45 @@ def test_overlapping_quiet_opencv_users_leave_the_callers_log_level(make_image, 
         assert logging.getLogLevel() == logging.LOG_LEVEL_WARNING
     finally:
         logging.setLogLevel(previous)
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".avif"])
+@pytest.mark.parametrize("orientation", range(2, 9))
+def test_a_turned_webp_or_avif_is_read_upright_as_the_same_jpeg_is(tmp_path: Path, suffix: str, orientation: int) -> None:
+    """A WebP's EXIF orientation and an AVIF's rotation and mirror boxes (Pillow writes the EXIF
+    orientation as irot/imir) turn the picture as a JPEG's EXIF does: both came out on their side."""
+    from PIL import features
+
+    if suffix == ".avif" and not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF support")
+    picture = PILImage.fromarray(clip_frame(0, 48, 32))
+
+    def exif() -> PILImage.Exif:  # one each: Pillow's AVIF writer takes the orientation out of the one it is given
+        tags = PILImage.Exif()
+        tags[0x0112] = orientation
+        return tags
+
+    src, ref = tmp_path / f"turned{suffix}", tmp_path / "turned.jpg"
+    picture.save(src, exif=exif(), **({"lossless": True} if suffix == ".webp" else {"quality": 95}))
+    picture.save(ref, exif=exif(), quality=95)
+    got, want = read_image(src).rgb, read_image(ref).rgb
+    assert got.shape == want.shape == ((32, 48, 3) if orientation < 5 else (48, 32, 3))
+    assert psnr(got, want) > 25  # the same picture, turned the same way (a wrong turn scores ~10 dB)
+
+
+@pytest.mark.parametrize("name", ["moving.gif", "moving.webp", "pages.tif"])
+def test_an_animation_or_a_multi_page_file_says_only_its_first_picture_is_deblurred(tmp_path: Path, name: str) -> None:
+    """Three pictures in, one out: said once, not silently (it gave a single still without a word).
+    A GIF, which is read but not written, gets a PNG beside it when no output is named."""
+    pictures = [PILImage.fromarray(clip_frame(i * 7, 40, 24)) for i in range(3)]
+    src = tmp_path / name
+    pictures[0].save(src, save_all=True, append_images=pictures[1:], **({"lossless": True} if name.endswith(".webp") else {}))
+    said: list[str] = []
+    image = read_image(src, warn=said.append)
+    assert said == [f"{src} holds 3 pictures (an animation or pages): only the first is deblurred"]
+    assert image.rgb.shape == (24, 40, 3) and psnr(image.rgb, clip_frame(0, 40, 24)) > 20
+    (job,) = plan_images([src], None)
+    assert job.dst == tmp_path / f"{Path(name).stem}-deblurred{'.png' if name.endswith('.gif') else Path(name).suffix}"
+    single = tmp_path / f"one{Path(name).suffix}"
+    pictures[0].save(single)
+    read_image(single, warn=pytest.fail)  # one picture: nothing to say

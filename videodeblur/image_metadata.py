@@ -18,7 +18,7 @@ import zlib
 from fractions import Fraction
 
 __all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
-           "png_orientation", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile"]
+           "png_orientation", "exif_orientation", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile"]
 
 _SOI = b"\xff\xd8"
 _KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"),
@@ -74,6 +74,11 @@ def _upright(segment: bytes) -> bytes:
     data = bytearray(segment)
     _exif_orientation(data, 10, upright=True)  # FF E1, length (2), "Exif\0\0" (6), then the TIFF data
     return bytes(data)
+
+
+def exif_orientation(tiff: bytes) -> int:
+    """The orientation (1 to 8; 1 when none or unreadable) of EXIF TIFF data (from its byte order mark)."""
+    return _exif_orientation(bytearray(tiff), 0)
 
 
 def _exif_orientation(data: bytearray, tiff: int, *, upright: bool = False) -> int:

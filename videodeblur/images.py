@@ -16,7 +16,8 @@ Rules, so a user knows what comes back:
   source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit, with
   a warning.
 - WebP and AVIF outputs are written at quality 95, TIFF with OpenCV's lossless default.
-- A JPEG's EXIF orientation (and a PNG's, in its eXIf chunk) is applied on reading, so the output
+- A JPEG's EXIF orientation (a PNG's, in its eXIf chunk; a WebP's EXIF chunk; an AVIF's rotation and
+  mirror boxes, ``videodeblur.image_orientation``) is applied on reading, so the output
   stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
@@ -54,6 +55,7 @@ from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputE
 from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
                                         png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile)
+from videodeblur.image_orientation import avif_transforms, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart, default_outputs,
                                expand_inputs, make_folder, warn_of_subfolders)
@@ -166,7 +168,10 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
             pixels = samples.astype(samples.dtype.newbyteorder("=")).reshape(frame.height, frame.width, 2)
         except (av.FFmpegError, ValueError) as err:
             raise UnreadableInputError(f"{path} is a grey + alpha TIFF that FFmpeg cannot decode: {err}") from err
-    pixels = _upright_pixels(pixels, png_orientation(raw))
+    if (frames := _frame_count(path, raw)) > 1:
+        (warn or python_warning)(f"{path} holds {frames} pictures (an animation or pages): only the first is deblurred")
+    pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
+    pixels = _transformed(pixels, avif_transforms(raw))
     image = dataclasses.replace(_to_image(pixels, path, grey_alpha=grey_alpha), dpi=read_dpi(raw), source=str(path))
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
@@ -249,7 +254,7 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Ima
     what = "images (*.png, *.jpg, *.tif, *.webp, *.avif, *.bmp)"
     if output is None:
         jobs = [ImageJob(Path(src), dst) for src, dst in default_outputs(inputs, IMAGE_EXTENSIONS, what,
-                                                                         name=lambda src: Path(src).name)]
+                                                                         name=lambda src: _writable_name(Path(src)))]
         return _checked_jobs(jobs)
     output = Path(output)
     found, any_folder = expand_inputs(inputs, IMAGE_EXTENSIONS, what)
@@ -258,12 +263,31 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Ima
     to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == ""
     if to_folder:
         make_folder(output, file_suffixes=IMAGE_EXTENSIONS)
-        jobs = [ImageJob(src, output / src.name) for src in sources]
+        jobs = [ImageJob(src, output / _writable_name(src)) for src in sources]
     else:
         _checked_extension(output)
         make_folder(output.parent)
         jobs = [ImageJob(sources[0], output)]
     return _checked_jobs(jobs)
+
+
+def _frame_count(path: Path, raw: bytes) -> int:
+    """Pictures in a file of a format that can hold several (GIF, animated WebP, TIFF pages), as
+    OpenCV counts them; 1 for every other file, or where OpenCV cannot count (it decodes the first)."""
+    animated_webp = raw[:4] == b"RIFF" and raw[8:12] == b"WEBP" and raw[12:16] == b"VP8X" and len(raw) > 20 \
+        and raw[20] & 0x02  # VP8X's animation flag
+    if not (raw[:4] in (b"GIF8", b"II*\x00", b"MM\x00*") or animated_webp):
+        return 1
+    try:
+        with quiet_opencv():
+            return max(1, int(cv2.imcount(str(path))))
+    except (cv2.error, AttributeError, SystemError):  # AttributeError: an OpenCV without imcount
+        return 1
+
+
+def _writable_name(src: Path) -> str:
+    """``src``'s file name for an output of it: a PNG for a format read but not written (a GIF)."""
+    return src.name if src.suffix.lower() in IMAGE_EXTENSIONS else f"{src.stem}.png"
 
 
 def _checked_jobs(jobs: list[ImageJob]) -> list[ImageJob]:
@@ -367,6 +391,13 @@ def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Im
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+
+
+def _transformed(pixels: np.ndarray, transforms: list[tuple[str, int]]) -> np.ndarray:
+    """``pixels`` turned and mirrored as an AVIF's ``irot`` and ``imir`` boxes say, in their order."""
+    for kind, value in transforms:
+        pixels = np.rot90(pixels, value) if kind == "rotate" else (pixels[::-1] if value == 0 else pixels[:, ::-1])
+    return np.ascontiguousarray(pixels)
 
 
 def _upright_pixels(pixels: np.ndarray, orientation: int) -> np.ndarray:

@@ -56,9 +56,11 @@ class Recorder:
         self._feeds: dict[int, PacketFeed | None] = {0: audio_feed}  # by run: the source's openings
         self._opening = 0  # the run (opening of the source) its sound now comes from
         self._aligned = audio_feed is None  # a live source's clock not yet tied to the recording's
-        self._clock = _RecordClock(0 if audio_from is None else round(audio_from[1] / RECORD_TIME_BASE))
+        rate = Fraction(fps or 30).limit_denominator(1001)
+        self._clock = _RecordClock(0 if audio_from is None else round(audio_from[1] / RECORD_TIME_BASE),
+                                   step=max(1, round(1 / (rate * RECORD_TIME_BASE))))
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
-                                   fps=Fraction(fps or 30).limit_denominator(1001), input_path=source_path,
+                                   fps=rate, input_path=source_path,
                                    rotation=rotation,
                                    fragmented=True, **audio)
         self._queue: queue.Queue[tuple[np.ndarray, int, float | None, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
@@ -168,10 +170,13 @@ class _RecordClock:
     captured live, keeps its timing the same way (capture times played 30 frames in 0.39 s).
 
     Each opening of the source (``run``) starts its clock anew: its first frame comes after the last
-    one written by the time between their captures (the wait for the reconnect)."""
+    one written by the time between their captures (the wait for the reconnect). A frame whose time
+    is not after the last one's (a file joined from two, whose clock starts again) comes ``step``
+    (one frame interval) after it, so the frames go on evenly instead of all at one instant."""
 
-    def __init__(self, first_pts: int = 0) -> None:
+    def __init__(self, first_pts: int = 0, step: int = 1) -> None:
         self._first_pts = first_pts
+        self._step = step
         self._run: int | None = None  # the opening whose clock is counted
         self._start: tuple[int, float] = (first_pts, 0.0)  # its first frame's pts and time on its clock
         self._last: tuple[int, float] | None = None  # the last frame's pts and capture time
@@ -185,7 +190,7 @@ class _RecordClock:
                      else self._last[0] + round((capture_time - self._last[1]) / RECORD_TIME_BASE))
             self._start = (start, at)
         pts = self._start[0] + round((at - self._start[1]) / RECORD_TIME_BASE)
-        if self._last is not None:
-            pts = max(pts, self._last[0] + 1)
+        if self._last is not None and pts <= self._last[0]:
+            pts = self._last[0] + self._step
         self._last = (pts, capture_time)
         return pts
