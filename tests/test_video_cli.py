@@ -512,16 +512,19 @@ def test_a_signal_leaves_a_playable_file(signum: int, code: int, said: str, time
     total = 120
     src = make_clip("long.mp4", width=160, height=96, frames=total, audio=True)
     out = tmp_path / "out.mp4"
-    proc, seen = _deblur_until([str(src), "-o", str(out), "--model", "lprn", "--device", "cpu", "--batch", "1"],
-                               3, total)
+    proc, seen = _deblur_until([str(src), "-o", str(out), "--model", "lprn", "--device", "cpu", "--batch", "1",
+                                "--json"], 3, total)
     assert proc.poll() is None, f"finished before the signal: {seen!r}"
-    _, rest = _signalled(proc, signum, times=times)
+    stdout, rest = _signalled(proc, signum, times=times)
     stderr = (seen + rest).decode()
     assert proc.returncode == code, stderr
     assert f"videodeblur: {said}" in stderr and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     frames = decode(out).frames
     assert 3 <= len(frames) < total
     assert f"finalised with {len(frames)} frames" in stderr
+    stats = json.loads(stdout)  # the frames not read are not "lost" to a damaged input (it said 89 of 111)
+    assert stats["interrupted"] and stats["frames_lost"] == 0 and stats["stopped_early"]
+    assert not any("truncated or corrupt" in warning for warning in stats["warnings"]), stats["warnings"]
 
 
 def test_fragmented_output_keeps_timing_and_survives_kill_9(run_cli, make_clip, tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ def summarise_run(stats: StatsRecorder, reader: FrameReader, writer: FrameWriter
                   options: RunOptions, *, cut_short: bool, output_stalled: bool,
                   tiled_before: dict[tuple[int, ...], int]) -> RunStats:
     """Freeze ``stats`` once the run's threads are done, after warning of what was lost, left out,
-    converted or cut off. ``cut_short``: a stop or ``max_frames`` ended the read early (its unread
-    frames are no loss); ``tiled_before``: the engine's tiling counts before the run (it outlives it)."""
+    converted or cut off. ``cut_short``: a stop, ``max_frames`` or a signal ended the read early (its
+    unread frames are no loss); ``tiled_before``: the engine's tiling counts before the run (it outlives it)."""
     lost = 0 if cut_short else reader.frames_lost
     for warning in _warnings(reader, writer, engine, options, lost=lost, cut_short=cut_short,
                              output_stalled=output_stalled, tiled_before=tiled_before):

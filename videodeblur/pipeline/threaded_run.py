@@ -358,8 +358,10 @@ class ThreadedRun:
     # --- result ---------------------------------------------------------------------------------
     def _summary(self) -> RunStats:
         """The run's statistics and warnings, once its threads are done."""
+        # a run stopped by a signal before the input's end read only part of it: the rest is not lost
+        stopped = self.cut_short or (self.interrupted and not self.reached_end)
         return summarise_run(self.stats, self.reader, self.writer, self.engine, self.options,
-                             cut_short=self.cut_short, output_stalled=self.output_stalled,
+                             cut_short=stopped, output_stalled=self.output_stalled,
                              tiled_before=self._tiled_before)
 
 
