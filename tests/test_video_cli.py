@@ -193,6 +193,10 @@ def test_start_and_duration_take_seconds_or_clock_times(run_cli, make_clip, tmp_
     after = run_cli("video", src, "-o", tmp_path / "y.mp4", *CPU, "--start", "0.99")
     assert after.exit_code == 1 and not (tmp_path / "y.mp4").exists() and after.stderr_lines == [
         f"videodeblur: error: no frame of {src} from 0.99 s on (it is 1.00 s long): nothing was written"]
+    # a part shorter than the time between two frames: said as such (it said "from 0.5 s on", where 13 frames are)
+    between = run_cli("video", src, "-o", tmp_path / "z.mp4", *CPU, "--start", "0.5", "--duration", "0.01")
+    assert between.exit_code == 1 and between.stderr_lines == [
+        f"videodeblur: error: no frame of {src} between 0.5 s and 0.51 s (give a longer --duration): nothing was written"]
 
 
 def test_interlaced_input_is_said(run_cli, make_clip, tmp_path: Path) -> None:

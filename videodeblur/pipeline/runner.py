@@ -106,8 +106,13 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         raise RunInterrupted(stats)
     if not writer.frames_written and not stats.extra.get("stopped_early"):
         # the writer removed its empty file: say so, not "wrote 0 frames" (a stop asked for is no failure)
-        where = (f"from {options.start_s:g} s on (it is {reader.info.duration_s:.2f} s long)"
-                 if options.start_s and reader.info.duration_s else "in the part asked for" if options.trimmed else "")
+        start, length = options.start_s or 0.0, reader.info.duration_s
+        if options.duration_s is not None and (not length or start < length):  # a part between two frames
+            where = f"between {start:g} s and {start + options.duration_s:g} s (give a longer --duration)"
+        elif options.start_s and length:
+            where = f"from {start:g} s on (it is {length:.2f} s long)"
+        else:
+            where = "in the part asked for" if options.trimmed else ""
         raise DecodeError(f"no frame of {reader.name} {where or 'could be decoded'}: nothing was written")
     return stats
 
