@@ -253,3 +253,19 @@ def test_limited_range_grey_reads_full_range_and_is_written_back_as_it_was(pix_f
         levels = [int(frame.image[0, 0, 0]) for frame in reader]
     top = 255 if pix_fmt == "gray" else 1023
     assert all(abs(level - sample * 255 / top) <= 1 for level, sample in zip(levels, samples, strict=True)), levels
+
+
+@pytest.mark.parametrize(("pix_fmt", "samples", "written"), [("gray", [16, 126, 235], "yuv420p"),
+                                                              ("gray10le", [64, 504, 940], "yuv420p10le")])
+def test_grey_video_is_written_as_4_2_0(pix_fmt: str, samples: list[int], written: str, tmp_path: Path) -> None:
+    """A grey source has no chroma to keep: it is written 4:2:0, which browsers and phones play (it was
+    written 4:4:4, with a warning that they do not), and its picture stays grey."""
+    src = _grey_clip(tmp_path / f"{pix_fmt}.mkv", pix_fmt, samples, color_range=1)
+    out = tmp_path / "out.mp4"
+    with FrameReader(src) as reader, FrameWriter.like(out, reader.info, deep=True) as writer:
+        for frame in reader:
+            writer.write(frame.deep if frame.deep is not None else frame.image, pts=frame.pts)
+        assert writer.pix_fmt == written
+    lumas = [planes[0] for planes in decoded_planes(out)]
+    top = 235 if pix_fmt == "gray" else 940
+    assert [abs(int(luma.mean().round()) - sample) <= top // 235 for luma, sample in zip(lumas, samples)] == [True] * 3

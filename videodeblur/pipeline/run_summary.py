@@ -12,6 +12,7 @@ from videodeblur.pipeline.options import RunOptions
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.info import VideoInfo
 from videodeblur.video.locations import is_stdin
+from videodeblur.video.output_format import output_subsampling
 from videodeblur.video.reader import FrameReader
 from videodeblur.video.writer import FrameWriter
 
@@ -104,7 +105,7 @@ def _four_four_four_note(info: VideoInfo, writer: FrameWriter) -> str | None:
     ffmpeg tool warns for RGB input): the source is RGB or 4:4:4, or odd-sized, which 4:2:0 cannot hold."""
     if not writer.pix_fmt.startswith("yuv444") or writer.encoder_name not in _PLAYER_CODECS:
         return None
-    if info.chroma_subsampling in ((2, 2), (4, 1), (2, 1)):
+    if output_subsampling(info.pix_fmt, info.chroma_subsampling) in ((2, 2), (4, 1), (2, 1)):
         why = f"{info.width}x{info.height} is odd-sized, which 4:2:0 cannot hold"
     else:
         why = f"the source is {info.pix_fmt}"

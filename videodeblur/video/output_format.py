@@ -9,9 +9,16 @@ import av
 
 from videodeblur.video.colour import AVCOL_RANGE_MPEG, ColourTags, has_no_matrix
 
-__all__ = ["is_deep", "like_chroma", "output_tags", "source_tags"]
+__all__ = ["is_deep", "like_chroma", "output_subsampling", "output_tags", "source_tags"]
 
 _AVCOL_SPC_RGB, _AVCOL_SPC_BT709 = 0, 1
+
+
+def output_subsampling(pix_fmt: str, subsampling: tuple[int, int]) -> tuple[int, int]:
+    """A source's chroma subsampling as its output sees it: a grey one has no chroma to keep, so it is
+    written as 4:2:0, which every player decodes (4:4:4 would lose nothing more and play in fewer)."""
+    fmt = av.VideoFormat(pix_fmt)
+    return (2, 2) if len(fmt.components) < 3 and not fmt.is_rgb else subsampling
 
 
 def like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:

@@ -39,7 +39,7 @@ from videodeblur.video.partial_output import annex_b_filter, intact_packets, mov
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.locations import is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
-from videodeblur.video.output_format import is_deep, like_chroma, output_tags, source_tags
+from videodeblur.video.output_format import is_deep, like_chroma, output_subsampling, output_tags, source_tags
 from videodeblur.video.outputs import PIPE_FORMATS, check_output_path, fragment_options, open_pipe, open_stream, output_kind
 from videodeblur.video.packet_timing import PacketTiming, last_frame_as_keyframe
 from videodeblur.video.streams import pick_video_stream
@@ -201,7 +201,8 @@ class FrameWriter:
         turned = info.rotation % 180 != 0  # a phone's portrait clip: stored on its side, shown turned
         width = info.width * (2 if side_by_side and not turned else 1)
         height = info.height * (2 if side_by_side and turned else 1)
-        pix_fmt = kwargs.pop("pix_fmt", None) or like_chroma(info.chroma_subsampling, width, height)
+        pix_fmt = kwargs.pop("pix_fmt", None) or like_chroma(output_subsampling(info.pix_fmt, info.chroma_subsampling),
+                                                             width, height)
         if deep and info.bit_depth > 8:  # keep the source's depth (10-bit in 10-bit out) where the encoder can
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
         colour = source_tags(info.colour, info.pix_fmt)
