@@ -18,7 +18,7 @@ import pytest
 
 from _clips_video import (audio_only, with_attachments, avi_with_empty_slots, decodable_frames, decode, header_only,
                           remuxed, spliced_sizes, truncated_copy, with_subtitles, with_thumbnail_first, zeroed_copy)
-from conftest import needs_pyav18, REPO_ROOT, psnr, serve_folder
+from conftest import needs_pyav18, REPO_ROOT, clip_frame, psnr, serve_folder
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
 
@@ -248,6 +248,35 @@ def test_webm_output_says_its_audio_was_re_encoded(run_cli, make_clip, tmp_path:
     result = json.loads(run_cli("video", src, "-o", tmp_path / "out.webm", *CPU, "--json").stdout)
     assert (result["encoder"], result["frames"]) == ("libvpx-vp9", 5) and result["audio_packets"] > 5
     assert result["warnings"] == ["aac audio (stream 1) re-encoded as libopus 128 kb/s: .webm files cannot hold aac"]
+
+
+def test_flac_into_mov_is_re_encoded_not_refused(run_cli, make_clip, tmp_path: Path) -> None:
+    """MOV takes a FLAC track when it is added and refuses it only when the header is written: the
+    run stopped with an error (".mov files cannot hold libx264 + flac audio"), where WebM's re-encode
+    rule applies as well. .mp4 holds FLAC, so it is copied there."""
+    src = tmp_path / "flac.mkv"
+    with av.open(str(src), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        flac = out.add_stream("flac", rate=48000)
+        flac.layout = "stereo"
+        for i in range(5):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")))
+        tone = (3000 * np.sin(np.arange(9600) * 2 * np.pi * 440 / 48000)).astype(np.int16)
+        for k in range(10):  # 0.2 s of a 440 Hz tone, both channels
+            chunk = np.repeat(tone[k * 960:(k + 1) * 960], 2)[np.newaxis]
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, k * 960
+            out.mux(flac.encode(frame))
+        out.mux(video.encode())
+        out.mux(flac.encode())
+    mov = json.loads(run_cli("video", src, "-o", tmp_path / "out.mov", *CPU, "--json").stdout)
+    assert mov["frames"] == 5 and mov["audio_packets"] > 0
+    assert mov["warnings"] == ["flac audio (stream 1) re-encoded as aac 192 kb/s: .mov files cannot hold flac"]
+    with av.open(str(tmp_path / "out.mov")) as written:
+        assert [s.codec_context.name for s in written.streams] == ["h264", "aac"]
+    mp4 = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json").stdout)
+    assert mp4["warnings"] == [] and mp4["audio_packets"] > 0
 
 
 def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_path: Path) -> None:

@@ -290,6 +290,10 @@ class Passthrough:
             return
         if src.type == "audio" and self._fragmented and _adts(src):
             out = self._transcoded_stream(src, f"a fragmented {self._kind} file cannot take ADTS-framed AAC as it is")
+        elif src.type == "audio" and not _takes(self._output.format.name, src):
+            # asked first: a muxer that takes the track here (MOV with FLAC) may refuse it only when the
+            # header is written, which stopped the run where re-encoding it would do
+            out = self._transcoded_stream(src, f"{self._kind} files cannot hold {src.codec_context.name}")
         else:
             try:
                 out = self._output.add_stream_from_template(src)
