@@ -75,6 +75,19 @@ def test_unsupported_output_extension(run_subprocess, image_file, tmp_path):
                           "unsupported output extension '.gif'", ".png, .jpg, .jpeg, .tif, .tiff, .webp, .avif, .bmp")
 
 
+def test_video_into_an_existing_file_without_an_extension(run_cli, make_clip, tmp_path):
+    """``-o /dev/null`` (an ffmpeg habit) or any existing file with no extension names no container:
+    said so (it said "is a file, but a folder is needed here", for one input and one output)."""
+    src = make_clip("a.mp4", width=32, height=24, frames=2)
+    existing = tmp_path / "result"
+    existing.write_bytes(b"")
+    for output in (existing, Path(os.devnull)):
+        result = run_cli("video", src, "-o", output)
+        assert result.exit_code == 1 and result.stderr_lines == [
+            f"videodeblur: error: output {output} has no extension, so it names no container: give a video file "
+            "such as out.mp4 (its extension picks the container), or a folder"]
+
+
 def test_unknown_model_name(run_subprocess, image_file, tmp_path):
     assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.png", "--model", "lprn-huge"),
                           "unknown model 'lprn-huge'", "lprn-fast")

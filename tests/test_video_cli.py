@@ -41,7 +41,7 @@ def test_json_is_one_object_with_every_field(run_cli, make_clip, tmp_path: Path)
     assert len(decode(tmp_path / "out.mp4").frames) == 9
 
 
-def test_other_encoders_are_quiet_and_an_ignored_crf_is_said(make_clip, tmp_path: Path, run_subprocess) -> None:
+def test_other_encoders_are_quiet_and_ignored_options_are_said(make_clip, tmp_path: Path, run_subprocess) -> None:
     """x265 prints a screen of info lines on stderr unless told not to; an encoder with no
     constant-quality knob (mpeg4) cannot honour --crf, and the run says so instead of ignoring it."""
     src = make_clip("a.mp4", width=64, height=48, frames=4)
@@ -56,6 +56,12 @@ def test_other_encoders_are_quiet_and_an_ignored_crf_is_said(make_clip, tmp_path
     (warning,) = json.loads(mpeg4.stdout)["warnings"]
     assert "mpeg4 has no constant-quality setting" in warning and "crf 30" in warning
     assert len(decode(tmp_path / "m.mp4").frames) == 4
+    many = json.loads(run_subprocess("video", src, "-o", tmp_path / "e.mp4", *CPU, "--engines", "512", "--json").stdout)
+    assert [w for w in many["warnings"] if w.startswith("--engines 512: ")], many["warnings"]  # capped, now said
+    slow = run_subprocess("video", src, "-o", tmp_path / "s.mp4", *CPU, "--encoder", "mpeg4", "--preset", "placebo",
+                          "--json")  # nor --preset, which was dropped without a word
+    assert json.loads(slow.stdout)["warnings"][1] == (
+        "encoder mpeg4 has no speed presets: --preset placebo was not applied (the encoder's own speed)")
 
 
 def test_a_size_change_mid_stream_is_said_and_every_frame_written(run_cli, tmp_path: Path) -> None:

@@ -119,6 +119,10 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     window = None
     try:
         models = live_engines(model, EngineOptions(device=device, precision=precision), engines)
+        if engines is not None and len(models) < engines:  # capped at the cores, or one on a GPU: said, not hidden
+            where = "a GPU overlaps frames with its own streams" if models[0].device.type != "cpu" else \
+                "each engine needs a core of its own"
+            click.echo(f"videodeblur: note: --engines {engines}: {len(models)} run ({where})", err=True)
         if not preview:
             click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
         elif not _display_available():

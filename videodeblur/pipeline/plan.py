@@ -85,6 +85,10 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Vid
     if not any_folder and len(sources) == 1 and not output.is_dir() and output.suffix and not folder_meant:
         check_outputs_apart([(sources[0], output)])  # not the input itself (a --resume would "finish")
         return [VideoJob(sources[0], output)]
+    if not any_folder and len(sources) == 1 and output.exists() and not output.is_dir() and not folder_meant:
+        # one input into an existing file without an extension (/dev/null, as for the ffmpeg tool)
+        raise OutputError(f"output {output} has no extension, so it names no container: give a video file such as "
+                          "out.mp4 (its extension picks the container), or a folder")
     make_folder(output, file_suffixes=() if folder_meant else VIDEO_SUFFIXES)
     jobs = [VideoJob(src, output / _output_name(src)) for src in sources]
     _check_outputs(jobs)

@@ -85,6 +85,16 @@ def _warnings(reader: FrameReader, writer: FrameWriter, engine: Engine, options:
     if writer.quality_control is None and not writer.lossless:
         yield (f"encoder {writer.encoder_name} has no constant-quality setting: crf {options.crf} "
                "was not applied (the encoder's default quality)")
+    ran = getattr(engine, "lanes", 1)  # EngineLanes: the copies side by side; an Engine alone: one
+    if options.engines is not None and ran < options.engines:
+        device = getattr(getattr(engine, "device", None), "type", "cpu")
+        threads = engine.engine.threads if ran > 1 else getattr(engine, "threads", None) or 1
+        why = (f"{threads} thread{'s' if threads != 1 else ''} to share, one for each engine at least" if device == "cpu"
+               else f"on {device} one engine overlaps its batches with its own streams")
+        yield f"--engines {options.engines}: {ran} ran ({why})"
+    if writer.speed_control is None and not writer.lossless and options.preset != RunOptions.preset:
+        yield (f"encoder {writer.encoder_name} has no speed presets: --preset {options.preset} was not applied "
+               "(the encoder's own speed)")
 
 
 def _tiling_note(engine: Engine, tiled_before: dict[tuple[int, ...], int]) -> str | None:

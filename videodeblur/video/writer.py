@@ -116,6 +116,7 @@ class FrameWriter:
         self.resumed_frames = 0  # of frames_written, those copied from an interrupted run (resume_from)
         self.resumed_until_s: float | None = None  # the last copied frame's time in this file
         self.quality_control: str | None = None
+        self.speed_control: str | None = None  # the knob --preset set (x264's preset, libvpx's deadline); None: none
         self.hdr_kept = False  # HDR10's mastering display and light levels went into the stream (x265, 10-bit)
         # a pipe cannot be gone back into for the index at the end: MP4/MOV to it are always fragmented
         muxer_options = ({} if self._stream_url else fragment_options(Path(f"-{self._kind}"), True) if self._pipe
@@ -472,6 +473,7 @@ class FrameWriter:
         hdr = self._hdr.x265_params() if self._hdr is not None and self.deep else ""  # HDR10 needs 10 bits
         ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset, x265_params=hdr)
         self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
+        self.speed_control = next((k for k in ("preset", "deadline") if k in ctx.options), None)
         self.hdr_kept = bool(hdr) and "x265-params" in ctx.options
         if self._live:
             # A live stream is watched as it comes: no look-ahead or B-frames to wait for, and a
