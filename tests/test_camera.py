@@ -634,6 +634,36 @@ def test_seconds_must_be_a_positive_number(run_cli, value: str) -> None:
         assert out.exit_code == 2 and option in out.stderr, out.stderr  # nan ran forever
 
 
+_IMPORT_ORDER = """
+import builtins, sys
+first = []
+real = builtins.__import__
+def watch(name, *args, **kwargs):
+    if name in ("av", "cv2") and name not in sys.modules and name not in first:
+        first.append(name)
+    return real(name, *args, **kwargs)
+builtins.__import__ = watch
+from videodeblur.cli import main
+sys.argv = ["videodeblur", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(first, file=sys.stderr)
+"""
+
+
+def test_the_camera_command_imports_cv2_before_av(make_clip, tmp_path: Path) -> None:
+    """av imported before cv2 freezes OpenCV's (Qt) preview window at its first namedWindow: under
+    xvfb the run hung there, because the --record option's callback imported av while the options
+    were parsed, before the command imported cv2. A fresh interpreter, every option parsed."""
+    clip = make_clip("a.mp4", width=32, height=24, frames=3)
+    result = subprocess.run([sys.executable, "-c", _IMPORT_ORDER, "camera", "--source", str(clip), "--no-preview",
+                             "--device", "cpu", "--record", str(tmp_path / "r.mp4"), "--side-by-side",
+                             "--max-seconds", "5"], capture_output=True, text=True, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == "['cv2', 'av']", result.stderr
+
+
 def test_options_a_source_has_no_use_for_are_said(make_clip, run_cli) -> None:
     clip = make_clip("a.mp4", width=64, height=48, frames=3)
     out = run_cli("camera", "--source", "testsrc2=size=64x48:rate=25", "--max-seconds", "0.3", "--no-preview",

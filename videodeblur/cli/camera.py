@@ -26,7 +26,9 @@ _WINDOW = "videodeblur camera (q or Esc quits)"
 
 
 def _record_target(value: str | None) -> Path | str | None:
-    """A file path, or a stream URL kept as a string (pathlib would fold its //)."""
+    """A file path, or a stream URL kept as a string (pathlib would fold its //). Called in the
+    command, after cv2 is imported: ``videodeblur.video`` imports av, and av imported before cv2
+    freezes the preview window (DESIGN.md); as an option's callback it ran first."""
     from videodeblur.video.locations import is_url
 
     if value is None or is_url(value):
@@ -66,7 +68,7 @@ _SECONDS = _Seconds(min=0, min_open=True)
 @click.option("--side-by-side", is_flag=True,
               help="Show the original and the deblurred picture side by side, in the preview and in a --record "
                    "file (twice as wide, as video --side-by-side writes).")
-@click.option("--record", callback=lambda ctx, param, value: _record_target(value), default=None,
+@click.option("--record", default=None,
               metavar="OUT.mp4|URL",
               help="Also write the deblurred feed to this file (timestamps from the source's own clock, so its sound "
                    "stays in step; a webcam's from capture time), or send it live to a streaming URL: rtmp://server/app/key, "
@@ -79,7 +81,7 @@ _SECONDS = _Seconds(min=0, min_open=True)
               help="Stop after this many seconds.")
 @json_option
 def camera(source: str, realtime: bool, model: str | None, device: str, precision: str, size: str | None,
-           fourcc: str | None, engines: int | None, preview: bool, side_by_side: bool, record: Path | str | None,
+           fourcc: str | None, engines: int | None, preview: bool, side_by_side: bool, record: str | None,
            reconnect: float | None, max_seconds: float | None, as_json: bool) -> None:
     """Deblur a live feed with low, bounded latency.
 
@@ -94,13 +96,15 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
       videodeblur camera --source clip.mp4 --realtime --no-preview --json
       videodeblur camera --source testsrc2=size=640x360:rate=30 --max-seconds 10 --record out.mp4
     """
-    import cv2  # first: importing av before cv2 freezes the first cv2.imshow (DESIGN.md)
+    import cv2  # first: importing av before cv2 freezes the preview window (DESIGN.md; _record_target)
 
     from videodeblur.pipeline import EngineOptions
     from videodeblur.pipeline.live import LiveOptions, run_live
     from videodeblur.pipeline.live_workers import live_engines
     from videodeblur.signals import signals_noted
     from videodeblur.video.capture import CaptureOptions, open_source
+
+    record_target = _record_target(record)
 
     width, height = _parse_size(size)
     try:
@@ -136,7 +140,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         raise
     try:
         stats = run_live(live_source, models,
-                         LiveOptions(max_seconds=max_seconds, record_path=record, reconnect_s=reconnect or 0.0,
+                         LiveOptions(max_seconds=max_seconds, record_path=record_target, reconnect_s=reconnect or 0.0,
                                      side_by_side=side_by_side),
                          on_frame=window.show if window is not None else None,
                          reopen=lambda: open_source(source, capture_options))
