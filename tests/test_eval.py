@@ -238,6 +238,9 @@ def test_eval_record_refuses_a_limit_and_a_shipped_name_and_writes_nothing(tmp_p
     assert by_name.exit_code == 1 and len(by_name.stderr_lines) == 1, by_name.stderr
     assert "shipped model lprn-fast" in by_name.stderr and "give the weights file's path" in by_name.stderr
     assert (shipped / "lprn-fast.json").read_bytes() == before
+    other_case = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", "LPRN-Fast", "--record")  # loads in any case
+    assert other_case.exit_code == 1 and "shipped model lprn-fast" in other_case.stderr, other_case.stderr
+    assert (shipped / "lprn-fast.json").read_bytes() == before  # it wrote there, past the check
     assert run_cli("eval", "--pairs", tmp_path / "pairs", "--model", "lprn-fast", "--limit", "1").exit_code == 0
     by_path = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", shipped / "lprn-fast.pt", "--record", "--json")
     assert by_path.exit_code == 0, by_path.stderr  # a path is a deliberate choice of file

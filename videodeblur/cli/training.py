@@ -128,9 +128,10 @@ def _check_recordable(model: str, limit: int | None) -> None:
     if limit is not None:
         raise ConfigError(f"--record stores the model's figure, and --limit {limit} scores only part of the "
                           "pairs: leave out --limit to record")
-    if model in SHIPPED_MODELS:
-        raise ConfigError(f"--record will not write into the shipped model {model}'s metadata "
-                          f"({shipped_weights_path(model).with_suffix('.json')}): give the weights file's path "
+    shipped = {name.lower(): name for name in SHIPPED_MODELS}.get(model.lower())  # any case, as load_model reads it
+    if shipped is not None:
+        raise ConfigError(f"--record will not write into the shipped model {shipped}'s metadata "
+                          f"({shipped_weights_path(shipped).with_suffix('.json')}): give the weights file's path "
                           "to record into it")
 
 
