@@ -221,6 +221,20 @@ def test_resume_with_other_training_settings_is_refused(tmp_path: Path, run_cli)
     assert json.loads((tmp_path / "run" / "tiny.json").read_text())["steps"] == 4
 
 
+def test_a_new_run_into_a_folder_holding_one_is_refused(tmp_path: Path, run_cli) -> None:
+    """A second run into the same --out-dir appended to the first's log (steps 1, 2, 1, 2) and kept its
+    -best.pt, which the new run replaced only if it beat it: refused, and the folder left as it was."""
+    config = _recipe(tmp_path, steps=2)
+    assert run_cli("train", "--config", config).exit_code == 0
+    files = {p: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    again = run_cli("train", "--config", config, "--seed", "5")
+    assert again.exit_code == 1 and again.stderr_lines == [
+        f"videodeblur: error: --out-dir {tmp_path / 'run'} already holds a run (last.pt, log.csv): --resume "
+        f"{tmp_path / 'run' / 'last.pt'} goes on with it; give another --out-dir for a new run"]
+    assert {p: p.read_bytes() for p in (tmp_path / "run").iterdir()} == files
+    assert run_cli("train", "--config", config, "--seed", "5", "--out-dir", tmp_path / "other").exit_code == 0
+
+
 def test_a_fine_tune_resumes_without_repeating_its_init(tmp_path: Path, run_cli) -> None:
     """The README's fine-tune (your-footage.toml names init_weights lprn-fast; --init lprn-rt replaces
     it), resumed without --init as --resume's help says: 'init_weights lprn-fast (--init) cannot apply

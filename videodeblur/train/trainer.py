@@ -25,7 +25,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from videodeblur.errors import WeightsError
+from videodeblur.errors import ConfigError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import write_metadata
@@ -61,6 +61,15 @@ class TrainResult:
     rank: int = 0
 
 
+def _check_no_run_in(out_dir: Path) -> None:
+    """A new run into a folder that holds one would append to its logs and keep its best weights as
+    this run's ``-best.pt``, which the new run only replaces if it beats them: refused (ConfigError)."""
+    held = [name for name in ("last.pt", "log.csv") if (out_dir / name).exists()]
+    if held:
+        raise ConfigError(f"--out-dir {out_dir} already holds a run ({', '.join(held)}): --resume "
+                          f"{out_dir / 'last.pt'} goes on with it; give another --out-dir for a new run")
+
+
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
           on_progress: ProgressCallback | None = None, warn: Warn | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary. ``resume``
@@ -73,6 +82,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
     out_dir = Path(recipe.out_dir)
+    if resume is None:
+        _check_no_run_in(out_dir)
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     commit = git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
