@@ -291,3 +291,38 @@ def test_recoloured_pairs_are_drawn_only_when_asked_and_change_both_alike() -> N
         x, y = sharp_only[i]
         assert np.array_equal(x.numpy(), y.numpy())  # input and target recoloured alike
         assert grey(x) > 1.5 * grey(plain_sharp[i][0])
+
+
+def test_real_pairs_go_through_the_mix_as_synthesised_ones_do(tmp_path) -> None:
+    """A recipe of real pairs only (the README's GoPro fine-tune) took crops as they were: no sharp
+    pairs, no H.264, no recolouring, no flips, whatever [data.mix] said, and said nothing."""
+    from pathlib import Path
+
+    from videodeblur.train.data import write_rgb
+    from videodeblur.train.recipe import DataSpec
+    from videodeblur.train.training_set import build_dataset
+
+    rng = np.random.default_rng(3)
+    sharp = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    write_rgb(Path(tmp_path) / "scene" / "sharp" / "0.png", sharp)
+    write_rgb(Path(tmp_path) / "scene" / "blur" / "0.png", (sharp // 2).astype(np.uint8))
+
+    def items(**mix: float) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        spec = DataSpec(pairs=(str(tmp_path),), mix=SynthesisMix(crop=32, p_average=0.0, p_noise=0.0, p_jpeg=0.0, **mix))
+        data = build_dataset(spec, seed=0)
+        return [data[i] for i in range(24)]
+
+    assert all(torch.equal(a, b) for a, b in items(p_sharp=1.0))  # sharp in, sharp out
+    plain = items(p_sharp=0.0)
+    assert not any(torch.equal(a, b) for a, b in plain)
+    assert all(torch.allclose(a, torch.floor(b * 255 / 2) / 255, atol=1e-6) for a, b in plain)  # the pair itself
+    crops = {bytes(np.asarray(b * 255).round().astype(np.uint8)) for _, b in plain}
+    flipped = [b for _, b in plain if not any(torch.equal(b, c) for c in
+                                            [torch.from_numpy(np.ascontiguousarray(sharp[y:y + 32, x:x + 32]
+                                                                                    .transpose(2, 0, 1))).float() / 255
+                                             for y in range(17) for x in range(33)])]
+    assert len(crops) == 24 and flipped  # flipped crops are not crops of the picture as it is
+    for a, b in items(p_sharp=0.0, p_h264=1.0):  # the input through H.264: near the pair's, not it
+        pair_input = torch.floor(b * 255 / 2) / 255
+        assert not torch.allclose(a, pair_input, atol=1e-6)
+        assert psnr((a * 255).round().byte().numpy(), (pair_input * 255).round().byte().numpy()) > 14  # noise codes badly

@@ -135,13 +135,7 @@ class SynthesisedPairs(Dataset):
             return self._finish(rng, sharp, sharp)
         else:
             blurred, sharp = self._shaken(rng)
-        if rng.random() < mix.p_noise:
-            blurred = add_sensor_noise(blurred, rng)
-        if rng.random() < mix.p_jpeg:
-            blurred = jpeg_roundtrip(blurred, int(rng.integers(*mix.jpeg_quality)))
-        if mix.p_h264 > 0 and rng.random() < mix.p_h264:  # no draw when off: older recipes keep their pairs
-            blurred = h264_roundtrip(blurred, int(rng.integers(*mix.h264_crf)))
-        return self._finish(rng, blurred, sharp)
+        return self._finish(rng, degraded_input(rng, mix, blurred), sharp)
 
     def _averaged(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A crop of a rendered pair; of ``crop_candidates`` random crops the one with the most blur
@@ -216,28 +210,51 @@ class SynthesisedPairs(Dataset):
 
     def _finish(self, rng: np.random.Generator, blurred: np.ndarray, sharp: np.ndarray
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.mix.p_recolour > 0 and rng.random() < self.mix.p_recolour:  # no draw when off
-            order = rng.permutation(3)
-            saturation = float(rng.uniform(*self.mix.recolour_saturation))
-            blurred, sharp = (recolour(a, order, saturation) for a in (blurred, sharp))
-        if rng.random() < 0.5:
-            blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
-        if rng.random() < 0.5:
-            blurred, sharp = blurred[::-1], sharp[::-1]
-        to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(np.clip(a, 0, 1).transpose(2, 0, 1)))
-        return to_tensor(blurred), to_tensor(sharp)
+        return finished_pair(rng, self.mix, blurred, sharp)
+
+
+def degraded_input(rng: np.random.Generator, mix: SynthesisMix, blurred: np.ndarray) -> np.ndarray:
+    """A training input (float H×W×3 in [0, 1]) as the camera and the video it comes in leave it: sensor
+    noise, JPEG and H.264 at the mix's rates, in that order."""
+    if rng.random() < mix.p_noise:
+        blurred = add_sensor_noise(blurred, rng)
+    if rng.random() < mix.p_jpeg:
+        blurred = jpeg_roundtrip(blurred, int(rng.integers(*mix.jpeg_quality)))
+    if mix.p_h264 > 0 and rng.random() < mix.p_h264:  # no draw when off: older recipes keep their pairs
+        blurred = h264_roundtrip(blurred, int(rng.integers(*mix.h264_crf)))
+    return blurred
+
+
+def finished_pair(rng: np.random.Generator, mix: SynthesisMix, blurred: np.ndarray, sharp: np.ndarray
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pair recoloured (at ``p_recolour``) and flipped alike, as 3×H×W tensors in [0, 1]."""
+    if mix.p_recolour > 0 and rng.random() < mix.p_recolour:  # no draw when off
+        order = rng.permutation(3)
+        saturation = float(rng.uniform(*mix.recolour_saturation))
+        blurred, sharp = (recolour(a, order, saturation) for a in (blurred, sharp))
+    if rng.random() < 0.5:
+        blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
+    if rng.random() < 0.5:
+        blurred, sharp = blurred[::-1], sharp[::-1]
+    to_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(np.clip(a, 0, 1).transpose(2, 0, 1)))
+    return to_tensor(blurred), to_tensor(sharp)
 
 
 class FolderPairs(Dataset):
-    """Real pairs in the GoPro layout; whole images (``crop=None``) or random crops for training."""
+    """Real pairs in the GoPro layout; whole images (``crop=None``) or random crops for training. With
+    a ``mix`` (training), a crop goes through what synthesised pairs go through, at the mix's rates:
+    sharp-in/sharp-out at ``p_sharp`` (the sharp frame as input too), then noise, JPEG and H.264 on the
+    input, recolouring and flips; without one a crop is taken as it is."""
 
-    def __init__(self, root: str | Path, *, crop: int | None = None, seed: int = 0) -> None:
+    def __init__(self, root: str | Path, *, crop: int | None = None, seed: int = 0,
+                 mix: SynthesisMix | None = None) -> None:
         self.pairs = find_folder_pairs(root)
         if crop is not None:  # a bad pair would otherwise stop the run at the step that first draws it
             check_pair_sizes(self.pairs, min_side=crop, needed_by=f"the training crop (data.mix.crop {crop})",
                              fix="lower data.mix.crop or leave the pair out")
         self.crop = crop
         self.seed = seed
+        self.mix = mix
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -250,6 +267,11 @@ class FolderPairs(Dataset):
             y, x = SynthesisedPairs._crop_origin(rng, blurred.shape[:2], self.crop)
             blurred = blurred[y:y + self.crop, x:x + self.crop]
             sharp = sharp[y:y + self.crop, x:x + self.crop]
+            if self.mix is not None:
+                mix = self.mix
+                source = sharp if rng.random() < mix.p_sharp else blurred  # sharp frames pass through
+                as_float = [a.astype(np.float32) / 255.0 for a in (source, sharp)]
+                return finished_pair(rng, mix, degraded_input(rng, mix, as_float[0]), as_float[1])
         return uint8_to_tensor(blurred), uint8_to_tensor(sharp)
 
 

@@ -24,7 +24,7 @@ def build_dataset(spec: DataSpec, *, seed: int = 0) -> Dataset:
         _check_crop(spec.mix, [image.shape[:2] for image in images] + [s.frames.shape[1:3] for s in scenes])
         parts.append(SynthesisedPairs(scenes, images, spec.mix, seed=seed, cache_dir=spec.cache_dir))
     for root in spec.pairs:
-        real = FolderPairs(root, crop=spec.mix.crop, seed=seed)
+        real = FolderPairs(root, crop=spec.mix.crop, seed=seed, mix=spec.mix)
         parts.append(_Repeated(real, 1 << 30))
     return parts[0] if len(parts) == 1 else _Interleaved(parts)
 
