@@ -16,6 +16,7 @@ import torch
 from conftest import tiny_recipe, train_on_two_ranks
 from videodeblur.config import ModelConfig
 from videodeblur.model import LPRN, save_weights
+from videodeblur.errors import ConfigError
 from videodeblur.train import load_recipe, train, trainer
 from videodeblur.train.data import write_rgb
 
@@ -300,3 +301,7 @@ def test_two_ranks_train_what_one_process_trains_and_only_rank_0_writes(tmp_path
     for name, value in _weights(single.weights).items():
         torch.testing.assert_close(_weights(tmp_path / "two" / "tiny.pt")[name], value, rtol=1e-5, atol=1e-6)
     assert torch.load(tmp_path / "two" / "last.pt", weights_only=True)["step"] == 3
+    # resumed by one process, its steps would train on half the batch (it went on silently and recorded
+    # world_size 1 for a run trained on both)
+    with pytest.raises(ConfigError, match=r"with 1 process \(the run started with 2\).*--nproc-per-node 2"):
+        train(load_recipe(config, out_dir=str(tmp_path / "two"), steps=5, batch=1), resume=tmp_path / "two" / "last.pt")

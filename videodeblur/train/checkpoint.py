@@ -38,12 +38,14 @@ class ResumedRun:
     init: dict[str, Any] | None
     recipe: dict[str, Any] | None = None
     log_window: dict[str, float] | None = None
+    world: int | None = None  # the processes that trained it (torchrun); None: not kept (before this field)
 
 
 def save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                     step: int, seconds: float, recipe: TrainRecipe, ema: AveragedModel | None = None,
-                    init: dict[str, Any] | None = None, log_window: dict[str, float] | None = None) -> None:
+                    init: dict[str, Any] | None = None, log_window: dict[str, float] | None = None,
+                    world: int = 1) -> None:
     """Everything a resume needs, including where a fine-tune started (``init_weights`` and its ``init``
     record, as JSON text): a resumed run takes them from here, not from its command line; the recipe
     (JSON text), which a resume must repeat; and the steps since the last log line (``log_window``)."""
@@ -51,6 +53,7 @@ def save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
         "format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": recipe.model.to_dict(),
         "init_weights": recipe.init_weights, "init": json.dumps(init),
         "recipe": json.dumps(recipe_record(recipe)), "log_window": log_window or LogWindow().state(0.0),
+        "world": world,
         "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -95,7 +98,8 @@ def load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
                           init_weights=state["init_weights"] if knows_init else None,
                           init=json.loads(state["init"]) if knows_init else None,
                           recipe=json.loads(state["recipe"]) if knows_recipe else None,
-                          log_window=dict(state["log_window"]) if knows_recipe else None)
+                          log_window=dict(state["log_window"]) if knows_recipe else None,
+                          world=int(state["world"]) if "world" in state else None)
     except WeightsError:
         raise
     except FileNotFoundError as err:
@@ -142,6 +146,16 @@ def check_same_recipe(path: Path, recipe: TrainRecipe, resumed: ResumedRun) -> N
                           f"{_show(then.get(key))}): a resumed run trains as it started, changing only "
                           f"{', '.join(sorted(_RESUMABLE_CHANGES - {'init_weights'}))}; for other settings, start "
                           "a new run from its weights with --init")
+
+
+def check_same_world(path: Path, resumed: ResumedRun, world: int) -> None:
+    """Refuse to resume with another number of processes: a step's batch is each process's batch
+    times the processes, so the data drawn and the effective batch would change mid-run."""
+    if resumed.world is not None and resumed.world != world:
+        raise ConfigError(f"cannot resume {path} with {world} process{'es' if world != 1 else ''} (the run "
+                          f"started with {resumed.world}): each step trains on the batch times the processes; "
+                          f"resume it with torchrun --nproc-per-node {resumed.world}"
+                          + ("" if resumed.world > 1 else " or without torchrun"))
 
 
 def check_steps_left(resume: str | Path, recipe: TrainRecipe, step: int) -> None:

@@ -30,7 +30,7 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import write_metadata
 from videodeblur.notices import Warn, python_warning
-from videodeblur.train.checkpoint import (check_same_recipe, check_steps_left, init_of_resumed_run, load_checkpoint,
+from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, check_steps_left, init_of_resumed_run, load_checkpoint,
                                           save_checkpoint)
 from videodeblur.train.data import StepSampler
 from videodeblur.train.distributed import end_distributed, init_distributed, local_device, mean_over_ranks
@@ -108,6 +108,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         resumed = load_checkpoint(Path(resume), model, optimiser, scheduler, scaler, ema)
         recipe, init = init_of_resumed_run(Path(resume), recipe, resumed)
         check_same_recipe(Path(resume), recipe, resumed)
+        check_same_world(Path(resume), resumed, world)
         step, seconds_before, resumed_window = resumed.step, resumed.seconds, resumed.log_window
         check_steps_left(resume, recipe, step)
     kept = ema.module if ema is not None else model  # the weights that are validated, evaluated and saved
@@ -131,7 +132,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     def keep_checkpoint() -> None:  # the step reached, as --resume continues it
         save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
                         seconds_before + time.perf_counter() - started, recipe, ema, init,
-                        log_window=window.state(time.perf_counter()))
+                        log_window=window.state(time.perf_counter()), world=world)
 
     model.train()
     batches = iter(loader)
