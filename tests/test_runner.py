@@ -505,6 +505,26 @@ def test_resume_keeps_variable_frame_timing(engine, tmp_path: Path) -> None:
     assert decode(out).pts_seconds == decode(src).pts_seconds
 
 
+def test_resume_refuses_a_part_made_with_start(engine, make_clip, tmp_path: Path) -> None:
+    """An output of --start 0.4 (frames 10-29 of 30, moved to 0), resumed as the whole input, was taken
+    for its first 20 frames where the picture hardly moves: frames 10-29 then 20-29 again, exit 0. Its
+    mark says where the part starts, and a resume is refused, finished or interrupted; a look with
+    --duration alone starts where the input does, and goes on."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30)
+    part = tmp_path / "part.mp4"
+    deblur_file(src, part, engine, RunOptions(start_s=0.4))
+    size = part.stat().st_size
+    with pytest.raises(OutputError, match=r"holds a part of the input \(made with --start\)"):
+        deblur_file(src, part, engine, RunOptions(resume=True))
+    assert part.stat().st_size == size
+    deblur_file(src, part, engine, RunOptions(start_s=0.4, max_frames=5))  # interrupted
+    with pytest.raises(OutputError, match=r"holds a part of the input"):
+        deblur_file(src, part, engine, RunOptions(resume=True))
+    look = tmp_path / "look.mp4"
+    deblur_file(src, look, engine, RunOptions(duration_s=0.4))
+    assert deblur_file(src, look, engine, RunOptions(resume=True)).extra["frames_written"] == 30
+
+
 def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_path: Path) -> None:
     """Other encoder settings would make the new frames undecodable with the old header, and
     another model would not match the first half: both refused, and the interrupted output is put

@@ -164,12 +164,13 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         except RunInterrupted as stop:
             with signals_noted(lambda: held.append(1)):
                 _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
-                                 stalled=stop.output_stalled)
+                                 stalled=stop.output_stalled, trimmed=options.trimmed)
             # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
             raise click.exceptions.Abort() from stop
         except KeyboardInterrupt as stop:  # not in the run: before it began, or in the instant it ended
             with signals_noted(lambda: held.append(1)):
-                _say_interrupted(None, job, progress, piped_out=piped_out, as_json=False, stalled=False)
+                _say_interrupted(None, job, progress, piped_out=piped_out, as_json=False, stalled=False,
+                                 trimmed=options.trimmed)
             raise click.exceptions.Abort() from stop
         except VideoDeblurError as err:
             if progress is not None:  # the error goes on a line of its own, not after the progress
@@ -206,7 +207,7 @@ def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: boo
 
 
 def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress | None, *, piped_out: bool,
-                     as_json: bool, stalled: bool) -> None:
+                     as_json: bool, stalled: bool, trimmed: bool = False) -> None:
     """What an interrupted job left: a finalised output and its frames, no file, or a pipe cut off
     (``stalled``); with ``as_json`` the stats line too. ``stats`` None: the stop came outside the run
     (before it began, or as it ended), and what the output holds is read from the file."""
@@ -218,7 +219,8 @@ def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress 
     if stats is None and (piped_out or is_url(job.dst)):
         return  # what went out cannot be read back: the stop alone is said
     where = "the output" if piped_out else str(job.dst)
-    again = "" if piped_out or is_stdin(job.src) else " (--resume goes on from there)"  # not from a pipe
+    # not from a pipe, nor a part (--start, --duration: --resume goes on with whole inputs only)
+    again = "" if piped_out or is_stdin(job.src) or trimmed else " (--resume goes on from there)"
     if stats is None and Path(job.dst).exists():  # finalised as the run ended, or not yet begun on
         click.echo(f"videodeblur: interrupted: {where} holds {frames_in(Path(job.dst))} frames{again}", err=True)
         return

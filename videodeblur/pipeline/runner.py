@@ -91,7 +91,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
     except EncodeError as err:  # a full disk, a file size limit, a write error: is what it left any use?
         if is_stdin(output_path) or is_url(output_path):
             raise
-        raise EncodeError(f"{err}; {_left_behind(Path(output_path), options.fragmented)}") from err
+        raise EncodeError(f"{err}; {_left_behind(Path(output_path), options.fragmented, part=options.trimmed)}") from err
     finally:
         if partial is not None:
             # counting a long output's frames takes seconds: a stop then (or just before) left the old
@@ -123,24 +123,28 @@ def _drop_partial(partial: Path, output: Path, writer: FrameWriter) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _left_behind(path: Path, fragmented: bool) -> str:
+def _left_behind(path: Path, fragmented: bool, *, part: bool = False) -> str:
     """What a run whose writer failed left at ``path``, said after its error: a file that plays (how
     many frames), one that will not (an MP4 whose index could not be written), or none."""
     if not path.exists():
         return f"no file was left at {path}"
     if kept := frames_in(path):
-        return f"the file left at {path} plays with its first {kept} frames (--resume goes on from there)"
+        again = "" if part else " (--resume goes on from there)"  # a part (--start) cannot be resumed
+        return f"the file left at {path} plays with its first {kept} frames{again}"
     hint = "" if fragmented else "; --fragmented or .mkv output survives such failures"
     return f"the file left at {path} is incomplete and will not play{hint}"
 
 
 def _made_by(engine: Engine, options: RunOptions) -> str:
     """What the output's video track says made it: the model, how it was run, and its weights, so
-    that --resume never mixes the frames of two models (a fine-tune can carry the shipped name)."""
+    that --resume never mixes the frames of two models (a fine-tune can carry the shipped name); and
+    where a part of the input starts (--start), so that --resume never goes on with a part as if it
+    were the whole (its frames, moved to 0, were taken for the input's first ones)."""
     model = getattr(engine, "model", None)
     weights = f", weights {model.fingerprint}" if model is not None and hasattr(model, "fingerprint") else ""
     return (f"videodeblur {engine.model_name}{' deinterlaced' if options.deinterlace else ''}"
-            f"{' side-by-side' if options.side_by_side else ''}{weights}")
+            f"{' side-by-side' if options.side_by_side else ''}"
+            f"{f' from {options.start_s:g} s' if options.start_s else ''}{weights}")
 
 
 def _one_pass_feed(reader: FrameReader, input_path: str | Path, options: RunOptions) -> PacketFeed | None:

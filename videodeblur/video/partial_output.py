@@ -33,6 +33,8 @@ def why_not_resumable(video: av.video.stream.VideoStream, encoder: av.video.code
         return (f"it was not made by videodeblur (its video track says {marked!r}): run without "
                 "--resume to write it anew, or choose another output")
     if made_otherwise(marked, made_by):
+        if " from " in marked.partition(", weights ")[0]:
+            return "it holds a part of the input (made with --start), which --resume cannot go on with"
         return (f"its frames were made by {marked}, this run's by {made_by}: give the same --model "
                 "(and --deinterlace) as the first run")
     codec = mine.codec.canonical_name  # h264, hevc: the format, not the encoder
