@@ -609,6 +609,12 @@ def test_gopro_telemetry_and_timecode_are_kept(make_clip, tmp_path: Path) -> Non
     assert writer.audio_packets > 0 and writer.data_packets == 0
     assert writer.skipped == ["bin_data data (stream 2, GoPro MET): .mkv files cannot hold it; .mp4 can"]
     assert len(decode(tmp_path / "out.mkv").frames) == 25
+    # Matroska reads the timecode back as TIMECODE: it was dropped from an MKV source, into MKV and MP4 alike
+    assert probe(tmp_path / "out.mkv").video_tags["TIMECODE"] == "01:02:03:04"
+    for out in ("again.mkv", "again.mp4"):
+        _copy(tmp_path / "out.mkv", tmp_path / out)
+        with av.open(str(tmp_path / out)) as c:
+            assert {k.lower(): v for k, v in c.streams.video[0].metadata.items()}["timecode"] == "01:02:03:04", out
     two = with_telemetry(make_clip("b.mp4", width=64, height=48, frames=5), tmp_path / "two.mp4", tracks=2)
     _, writer = _copy(two, tmp_path / "two.mkv")
     assert writer.skipped == ["2 data tracks (stream 1, GoPro MET; stream 2, GoPro MET): .mkv files cannot hold "

@@ -16,9 +16,11 @@ _TECHNICAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands"
 
 
 def descriptive_tags(tags: dict[str, str] | None, keep: tuple[str, ...] | None = None) -> dict[str, str]:
-    """The tags worth copying to a new file: all but the container's technical ones (or only ``keep``)."""
-    return {k: v for k, v in (tags or {}).items()
-            if (k in keep if keep is not None else k.lower() not in _TECHNICAL_TAGS)}
+    """The tags worth copying to a new file: all but the container's technical ones (or only ``keep``,
+    in any case, named as ``keep`` names them: Matroska reads a video's ``TIMECODE`` in capitals)."""
+    if keep is not None:
+        return {k.lower(): v for k, v in (tags or {}).items() if k.lower() in keep}
+    return {k: v for k, v in (tags or {}).items() if k.lower() not in _TECHNICAL_TAGS}
 
 
 def chapters_in(chapters: Sequence[dict[str, Any]],

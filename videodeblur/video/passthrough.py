@@ -108,7 +108,8 @@ class Passthrough:
         sources = [*(streams.audio if audio else ()),
                    *(s for s in (streams.subtitles if subtitles else ()) if not is_chapter_track(self._in, s)),
                    *(s for s in (streams.data if data else ())
-                     if "timecode" not in s.metadata and not is_chapter_track(self._in, s))]
+                     if not any(key.lower() == "timecode" for key in s.metadata)
+                     and not is_chapter_track(self._in, s))]
         data_left_out = [s for s in sources if s.type == "data" and not _takes(output.format.name, s)]
         try:
             for src in sources:
