@@ -312,6 +312,10 @@ def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, m
     assert result.stderr_lines[-1] == ("videodeblur: error: 1 of 3 videos could not be deblurred (named above); "
                                        "the others were written")
     assert len(decode(tmp_path / "out" / "b.mkv").audio) > 0
+    alone = run_cli("video", tmp_path / "clips" / "c.webm", "-o", tmp_path / "c.mp4", *CPU, "--json")
+    assert alone.exit_code == 1 and len(alone.stderr_lines) == 1  # one input: its JSON line too (there was none)
+    assert json.loads(alone.stdout) == {"input": str(tmp_path / "clips" / "c.webm"),
+                                        "error": alone.stderr_lines[0].removeprefix("videodeblur: error: ")}
 
 
 def test_videos_in_sub_folders_are_counted_in_one_warning(run_cli, make_clip, tmp_path: Path) -> None:

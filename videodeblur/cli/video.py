@@ -176,6 +176,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             if progress is not None:  # the error goes on a line of its own, not after the progress
                 progress.done()
             if len(jobs) == 1:
+                if as_json:  # its line too, as for one of several: a script reads stdout either way
+                    _print(json.dumps({"input": str(job.src), "error": " ".join(str(err).split())}), err=piped_out)
                 raise
             failed += 1  # one bad file does not cost the others their turn
             message = " ".join(str(err).split())
