@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -31,10 +32,19 @@ def test_preview_under_xvfb(make_clip, layout: list[str]) -> None:
     clip = make_clip("in.mp4", width=96, height=64, frames=60, fps=25)
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     env["PYTHONUNBUFFERED"] = "1"
-    proc = subprocess.run(
+    # its own process group: a run that hangs (a frozen window) is killed with xvfb-run, not left
+    # behind to take the CPU from the rest of the suite, as a plain timeout left it
+    child = subprocess.Popen(
         ["xvfb-run", "-a", "-s", "-screen 0 640x480x24", sys.executable, "-m", "videodeblur", "camera",
          "--source", str(clip), "--realtime", "--device", "cpu", "--max-seconds", "1.5", "--json", *layout],
-        capture_output=True, text=True, timeout=120, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        stdout, stderr = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        stdout, stderr = child.communicate()
+        pytest.fail(f"the preview run did not end within 120 s: {stderr}")
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     assert proc.returncode == 0, proc.stderr
     stats = json.loads(proc.stdout)
     assert stats["processed"] > 0 and stats["end_reason"] == "max-seconds"
