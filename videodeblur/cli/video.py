@@ -175,15 +175,14 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         except VideoDeblurError as err:
             if progress is not None:  # the error goes on a line of its own, not after the progress
                 progress.done()
-            if len(jobs) == 1:
-                if as_json:  # its line too, as for one of several: a script reads stdout either way
-                    _print(json.dumps({"input": str(job.src), "error": " ".join(str(err).split())}), err=piped_out)
-                raise
-            failed += 1  # one bad file does not cost the others their turn
             message = " ".join(str(err).split())
-            click.echo(f"videodeblur: error: {message}", err=True)
-            if as_json:  # one line per input, as the help says
+            if len(jobs) > 1:  # one bad file does not cost the others their turn
+                failed += 1
+                click.echo(f"videodeblur: error: {message}", err=True)
+            if as_json:  # one line per input, as the help says (for a single one too: scripts read stdout)
                 unread |= not _print(json.dumps({"input": str(job.src), "error": message}), err=piped_out)
+            if len(jobs) == 1:
+                raise  # said by the command's error handler, one line
             continue
         if held:  # its output is whole; the inputs after it are left
             raise click.exceptions.Abort()

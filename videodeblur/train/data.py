@@ -132,10 +132,10 @@ class SynthesisedPairs(Dataset):
             blurred, sharp = self._warped(rng)
         elif draw < mix.p_average + mix.p_warp + mix.p_sharp:
             sharp = self._defocus(rng, self._crop(rng, self.stills[rng.integers(len(self.stills))], mix.crop))
-            return self._finish(rng, sharp, sharp)
+            return finished_pair(rng, mix, sharp, sharp)
         else:
             blurred, sharp = self._shaken(rng)
-        return self._finish(rng, degraded_input(rng, mix, blurred), sharp)
+        return finished_pair(rng, mix, degraded_input(rng, mix, blurred), sharp)
 
     def _averaged(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A crop of a rendered pair; of ``crop_candidates`` random crops the one with the most blur
@@ -207,10 +207,6 @@ class SynthesisedPairs(Dataset):
     def _crop(self, rng: np.random.Generator, image: np.ndarray, crop: int) -> np.ndarray:
         y, x = self._crop_origin(rng, image.shape[:2], crop)
         return image[y:y + crop, x:x + crop].astype(np.float32) / 255.0
-
-    def _finish(self, rng: np.random.Generator, blurred: np.ndarray, sharp: np.ndarray
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-        return finished_pair(rng, self.mix, blurred, sharp)
 
 
 def degraded_input(rng: np.random.Generator, mix: SynthesisMix, blurred: np.ndarray) -> np.ndarray:
