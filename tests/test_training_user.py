@@ -305,3 +305,25 @@ def test_two_ranks_train_what_one_process_trains_and_only_rank_0_writes(tmp_path
     # world_size 1 for a run trained on both)
     with pytest.raises(ConfigError, match=r"with 1 process \(the run started with 2\).*--nproc-per-node 2"):
         train(load_recipe(config, out_dir=str(tmp_path / "two"), steps=5, batch=1), resume=tmp_path / "two" / "last.pt")
+
+
+def test_a_resume_compares_the_files_its_data_paths_name(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """The recipe's data paths were compared as text: the same relative pattern resumed from another
+    folder (other images) was taken, and the same folder written ``./images//`` was refused."""
+    config = tiny_recipe(tmp_path, tmp_path / "run", steps=2, image_hw=(40, 48))
+    config.write_text(config.read_text().replace((tmp_path / "images").as_posix(), "images"))
+    monkeypatch.chdir(tmp_path)
+    assert run_cli("train", "--config", config).exit_code == 0
+    last = tmp_path / "run" / "last.pt"
+    elsewhere = tmp_path / "elsewhere"
+    tiny_recipe(elsewhere, tmp_path / "unused", image_hw=(40, 48))  # its own images/ folder
+    monkeypatch.chdir(elsewhere)
+    moved = run_cli("train", "--config", config, "--resume", last, "--steps", "4")
+    assert moved.exit_code == 1 and len(moved.stderr_lines) == 1, moved.stderr
+    assert moved.stderr.startswith(f"videodeblur: error: cannot resume {last} with data.images "
+                                   f"{json.dumps([(elsewhere / 'images' / '*.png').as_posix()])}"), moved.stderr
+    monkeypatch.chdir(tmp_path)
+    same = run_cli("train", "--config", config, "--resume", last, "--steps", "4",
+                   "--set", 'data.images=["./images//*.png"]')
+    assert same.exit_code == 0, same.stderr
+    assert json.loads((tmp_path / "run" / "tiny.json").read_text())["steps"] == 4

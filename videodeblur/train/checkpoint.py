@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class ResumedRun:
     recipe: dict[str, Any] | None = None
     log_window: dict[str, float] | None = None
     world: int | None = None  # the processes that trained it (torchrun); None: not kept (before this field)
+    cwd: str | None = None  # the folder its recipe's relative data paths meant; None: not kept (before this field)
 
 
 def save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
@@ -53,7 +55,7 @@ def save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
         "format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": recipe.model.to_dict(),
         "init_weights": recipe.init_weights, "init": json.dumps(init),
         "recipe": json.dumps(recipe_record(recipe)), "log_window": log_window or LogWindow().state(0.0),
-        "world": world,
+        "world": world, "cwd": os.getcwd(),
         "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -99,7 +101,8 @@ def load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
                           init=json.loads(state["init"]) if knows_init else None,
                           recipe=json.loads(state["recipe"]) if knows_recipe else None,
                           log_window=dict(state["log_window"]) if knows_recipe else None,
-                          world=int(state["world"]) if "world" in state else None)
+                          world=int(state["world"]) if "world" in state else None,
+                          cwd=str(state["cwd"]) if "cwd" in state else None)
     except WeightsError:
         raise
     except FileNotFoundError as err:
@@ -137,7 +140,8 @@ def check_same_recipe(path: Path, recipe: TrainRecipe, resumed: ResumedRun) -> N
     (a checkpoint before format 3 did not keep it, and is taken at its word)."""
     if resumed.recipe is None:
         return
-    now, then = _flat(recipe_record(recipe)), _flat(resumed.recipe)
+    now = _flat(_data_paths_resolved(recipe_record(recipe), os.getcwd()))
+    then = _flat(_data_paths_resolved(resumed.recipe, resumed.cwd))
     for key in [*now, *(k for k in then if k not in now)]:
         if key.split(".")[0] in _RESUMABLE_CHANGES or now.get(key) == then.get(key):
             continue
@@ -177,6 +181,25 @@ def _flat(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def _data_paths_resolved(record: dict[str, Any], cwd: str | None) -> dict[str, Any]:
+    """``record`` with its data paths as the files they name, so that a resume from another folder, or
+    with ``runs/pairs/`` for ``runs/pairs``, is the same recipe; ``cwd`` None (a checkpoint that did not
+    keep it) only normalises the text."""
+    def named(path: Any) -> Any:
+        if not isinstance(path, str):
+            return path
+        return os.path.normpath(os.path.join(cwd, path) if cwd else path)
+
+    data = dict(record.get("data") or {})
+    for key in ("images", "pairs"):  # exclude_images are name patterns, not paths
+        if isinstance(data.get(key), list):
+            data[key] = [named(p) for p in data[key]]
+    data["cache_dir"] = named(data.get("cache_dir"))
+    if isinstance(data.get("videos"), list):
+        data["videos"] = [{**v, "path": named(v.get("path"))} if isinstance(v, dict) else v for v in data["videos"]]
+    return {**record, "data": data}
 
 
 def _show(value: Any) -> str:
