@@ -9,11 +9,12 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from videodeblur import Deblurrer
-from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
+from videodeblur.errors import ConfigError, FrameError, InputNotFoundError, OutputError
 from videodeblur.pipeline import Engine
 
 from _clips_video import decode
@@ -34,6 +35,22 @@ def test_image_never_writes_over_its_source(deblurrer: Deblurrer, make_image, tm
     with pytest.raises(OutputError, match="is the input file"):
         deblurrer.image(src, dst)
     assert src.read_bytes() == before
+
+
+def test_image_into_a_folder_takes_the_inputs_name(deblurrer: Deblurrer, make_image, tmp_path: Path) -> None:
+    """``image(src, folder)`` said "unsupported output extension '(none)'", where ``videodeblur image
+    -o FOLDER`` writes FOLDER/<name>."""
+    src = make_image("in.png", width=24, height=16)
+    (tmp_path / "out").mkdir()
+    written = deblurrer.image(src, tmp_path / "out")
+    assert written == tmp_path / "out" / "in.png"
+    assert written.is_file() and written.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_frames_of_different_sizes_in_one_list_are_a_frame_error(deblurrer: Deblurrer) -> None:
+    """A ragged list reached numpy's "inhomogeneous shape" ValueError, not the API's typed error."""
+    with pytest.raises(FrameError, match="must all have one size"):
+        deblurrer.frames([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 10, 3), np.uint8)])
 
 
 def test_every_engine_option_passes_through_and_threads_are_the_callers_to_choose() -> None:

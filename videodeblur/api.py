@@ -99,7 +99,11 @@ class Deblurrer:
 
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """Deblur uint8 RGB frames: ``H×W×3`` or ``N×H×W×3`` in, the same shape out."""
-        frames = np.asarray(frames)
+        try:
+            frames = np.asarray(frames)
+        except ValueError as err:  # a list of frames of different sizes: numpy's message names no frame
+            raise FrameError("frames must be uint8 RGB, H×W×3 or N×H×W×3: a list of frames must all have one "
+                             "size (deblur frames of other sizes in separate calls)") from err
         if frames.ndim == 3 and frames.shape[-1] == 3:
             return self.engine.process(frames[np.newaxis])[0]
         if frames.ndim != 4:  # named as given, not as the engine would see it after adding an axis
@@ -107,13 +111,16 @@ class Deblurrer:
         return self.engine.process(frames)
 
     def image(self, src: str | Path, dst: str | Path, *, warn: Warn | None = None) -> Path:
-        """Deblur one image file (PNG, JPEG, TIFF, WebP, AVIF, BMP) into ``dst``; mode, depth and size are kept.
+        """Deblur one image file (PNG, JPEG, TIFF, WebP, AVIF, BMP) into ``dst``, a file or an existing folder
+        (which gets the input's name, as ``videodeblur image -o FOLDER`` does); mode, depth and size are kept.
         ``dst`` may not be ``src`` under any name (a symbolic or hard link: OutputError). What the output
         format cannot hold (alpha, 16 bits) goes to ``warn``, one line; None: a ``UserWarning``."""
-        from videodeblur.images import deblur_image_file
+        from videodeblur.images import deblur_image_file, plan_images
 
         _check_path(src, InputNotFoundError, "input not found: {}")
         _check_path(dst, OutputError, "cannot write {}")
+        if Path(dst).is_dir() and not Path(src).is_dir():
+            dst = plan_images([src], dst, warn=warn)[0].dst
         return deblur_image_file(src, dst, self.engine, warn=warn)
 
 
