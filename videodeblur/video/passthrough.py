@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+from av.bitstream import BitStreamFilterContext
 
 from videodeblur.errors import OutputError, UnreadableInputError
 from videodeblur.video.attachments import carry_attachments, read_pictures
@@ -45,8 +46,9 @@ class Passthrough:
     tracks start). Packets the source hides (before an MP4 edit list's start) that lie wholly
     before their track's start are left out of a container that could not hide them: they would
     play. ``fragmented``: ``output`` is a fragmented MP4/MOV, whose header is written before
-    FFmpeg can turn ADTS-framed AAC (from MPEG-TS) into the config it needs there: such a track is
-    encoded anew.
+    FFmpeg's muxer would read the config of ADTS-framed AAC (from MPEG-TS) from its first packet:
+    AAC-LC gets its config from the stream's rate and channels and is copied through FFmpeg's
+    ``aac_adtstoasc`` filter; other ADTS AAC (HE-AAC, whose header gives half the rate) is encoded anew.
     ``source`` is a path or URL, opened here a second time and read at the writer's pace, or the
     :class:`~videodeblur.video.feed.PacketFeed` of a reader of a pipe, which cannot be.
     ``audio_packets`` / ``subtitle_packets`` / ``data_packets``: packets written. ``skipped``: tracks left out,
@@ -70,6 +72,7 @@ class Passthrough:
         self._out: dict[int, av.stream.Stream] = {}  # source stream index → output stream
         self._formats: dict[int, tuple[str, str, int | None, str | None]] = {}  # source stream index → _format()
         self._transcodes: dict[int, _Transcode] = {}
+        self._unframed: dict[int, tuple[bytes, BitStreamFilterContext]] = {}  # ADTS tracks copied: config, filter
         self._pending: tuple[int, av.Packet] | None = None  # (source stream index, packet) read but not yet due
         self._covers: list[av.Packet] = []  # MP4 cover pictures, muxed once the header is written
         self._iter: Iterator[tuple[int, av.Packet]] | None = None
@@ -167,19 +170,25 @@ class Passthrough:
         # matched by what was kept of the old tracks: the old opening's streams may be freed by now
         fresh: dict[int, av.stream.Stream] = {}
         transcodes: dict[int, _Transcode] = {}  # the old decoders' last few samples are let go: the encoder goes on
+        unframed: dict[int, tuple[bytes, BitStreamFilterContext]] = {}
         formats: dict[int, tuple[str, str, int | None, str | None]] = {}
         for kind in ("audio", "subtitle"):
             old = [i for i in self._out if self._formats[i][0] == kind]
             new = [s for s in feed.container.streams if s.type == kind]
             for before, after in zip(old, new):
-                if _format(after) == self._formats[before]:
+                config = self._unframed[before][0] if before in self._unframed else None
+                if _format(after) == self._formats[before] and (config is None or (
+                        _adts(after) and _adts_config(after) == config)):  # the header's config must still hold
                     fresh[after.index], formats[after.index] = self._out[before], self._formats[before]
                     if before in self._transcodes:
                         transcodes[after.index] = _Transcode(after, self._out[before])
+                    if config is not None:
+                        unframed[after.index] = (config, BitStreamFilterContext("aac_adtstoasc", after))
         self._formats = formats
         self._starts = {}  # a live source's packets are not hidden; its indices are the new opening's
         self._floor_s = self._last_s  # nothing before what was written already
         self._feed, self._in, self._out, self._transcodes = feed, feed.container, fresh, transcodes
+        self._unframed = unframed
         self._await_align = True
 
     def describe(self) -> list[str]:
@@ -289,8 +298,14 @@ class Passthrough:
             self.skipped.append(f"{src.codec_context.name} audio (stream {src.index}): {self._kind} files hold "
                                 "video only")
             return
-        if src.type == "audio" and self._fragmented and _adts(src):
-            out = self._transcoded_stream(src, f"a fragmented {self._kind} file cannot take ADTS-framed AAC as it is")
+        if src.type == "audio" and self._fragmented and _adts(src) and _adts_config(src) is None:
+            out = self._transcoded_stream(src, f"a fragmented {self._kind} file cannot take ADTS-framed "
+                                               f"{src.codec_context.profile or 'AAC'} as it is")
+        elif src.type == "audio" and self._fragmented and _adts(src):
+            out = self._output.add_stream_from_template(src)
+            config = _adts_config(src)
+            out.codec_context.extradata = config  # in the header, which is written before any packet
+            self._unframed[src.index] = (config, BitStreamFilterContext("aac_adtstoasc", src))
         elif src.type == "audio" and not _takes(self._output.format.name, src):
             # asked first: a muxer that takes the track here (MOV with FLAC) may refuse it only when the
             # header is written, which stopped the run where re-encoding it would do
@@ -364,6 +379,11 @@ class Passthrough:
             for encoded in self._transcodes[index].packets(packet):
                 self._mux(encoded)
             return
+        if index in self._unframed:  # ADTS headers off, as the config in the file's header says them once
+            for unframed in self._unframed[index][1].filter(packet):
+                unframed.stream = self._out[index]
+                self._mux(unframed)
+            return
         packet.stream = self._out[index]
         self._mux(packet)
 
@@ -405,6 +425,23 @@ def _named_layout(layout: av.AudioLayout) -> av.AudioLayout:
 def _adts(src: av.stream.Stream) -> bool:
     """AAC framed in ADTS headers (as MPEG-TS carries it): no AudioSpecificConfig in the stream header."""
     return src.codec_context.name == "aac" and not src.codec_context.extradata
+
+
+# the sampling frequency indices of ISO/IEC 14496-3 (1.6.3.4), which the AudioSpecificConfig names a rate by
+_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
+
+def _adts_config(src: av.stream.Stream) -> bytes | None:
+    """The two-byte AudioSpecificConfig (object type 2, rate index, channel configuration) of an ADTS
+    AAC-LC track, as ``aac_adtstoasc`` would build it from the first packet, for a header written
+    before that packet; None where the stream's fields do not give it: another profile (HE-AAC
+    reports the doubled rate of its SBR layer, and its ADTS header says LC at half of it), an
+    unusual rate, or channels ADTS does not number (0, more than 7.1)."""
+    codec = src.codec_context
+    channel_config = {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 8: 7}.get(codec.channels)
+    if codec.profile != "LC" or codec.sample_rate not in _AAC_RATES or channel_config is None:
+        return None
+    return (2 << 11 | _AAC_RATES.index(codec.sample_rate) << 7 | channel_config << 3).to_bytes(2, "big")
 
 
 def _takes(container: str, src: av.stream.Stream) -> bool:
