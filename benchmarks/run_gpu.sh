@@ -2,7 +2,7 @@
 # Everything a session with the GPU machine should do first, in one go (see the brief: GPU work first).
 # On the device machine: copy ../shared/wheels/av-*.whl into .whl/ (git-ignored), carry it, then:
 #   bash benchmarks/run_gpu.sh "$OUT" 1     (CUDA tests, 1080p, lprn-rt candidates, 720p, camera 1080p30, 4K tiled: under 9 min)
-#   bash benchmarks/run_gpu.sh "$OUT" 2     (4K whole, torch.compile, peers, the other models)
+#   bash benchmarks/run_gpu.sh "$OUT" 2     (4K whole, torch.compile, CUDA graphs, peers, the other models)
 # Each part fits one 10-minute device call; the device budget is 15 minutes, so part 1 comes first.
 # Every step has its own time limit and a failing step does not stop the ones after it; each writes
 # its output to OUT/NAME and its stderr to OUT/NAME.err, and OUT/steps.txt lists exit status and seconds.
@@ -47,6 +47,9 @@ if [ "$PART" = 1 ]; then
 else
   step bench-lprn-rt-2160.json 90 "${bench[@]}" --model lprn-rt --size 3840x2160 --frames 60 --batch 1,2
   step bench-lprn-rt-1080-compile.json 120 "${bench[@]}" --model lprn-rt --size 1920x1080 --frames 300 --batch 8 --compile
+  # CUDA graphs (issue 7: "where it pays"): the same batches replayed as captured graphs; compare with
+  # part 1's bench-lprn-rt-1920x1080.json (batch 1 is where launch overhead weighs most).
+  step bench-lprn-rt-1080-graphs.json 90 "${bench[@]}" --model lprn-rt --size 1920x1080 --frames 300 --batch 1,4,8 --cuda-graphs
   step bench-lprn-rt-1080-compare.json 90 "${bench[@]}" --model lprn-rt --size 1920x1080 --frames 90 --batch 4 --compare
   step bench-lprn-fast-1920x1080.json 45 "${bench[@]}" --model lprn-fast --size 1920x1080 --frames 150 --batch 4,16
   step bench-lprn-1920x1080.json 60 "${bench[@]}" --model lprn --size 1920x1080 --frames 90 --batch 1,4

@@ -26,8 +26,9 @@ def result() -> BenchResult:
 def test_json_has_every_field(result: BenchResult) -> None:
     data = json.loads(json.dumps(result.to_dict()))
     assert {"machine", "model", "size", "runs", "bound", "overlap", "drift", "peers", "device", "precision", "tile",
-            "auto_tile"} <= set(data)
+            "auto_tile", "compile", "cuda_graphs"} <= set(data)
     assert data["tile"] is None and data["auto_tile"] == []  # small frames run whole
+    assert data["compile"] is False and data["cuda_graphs"] is False  # how the network ran, as asked
     assert {"cpu", "cores", "gpu", "torch", "av", "heap"} <= set(data["machine"])
     assert data["machine"]["cores"] >= 1 and data["machine"]["gpu"] is None
     assert data["model"] == "lprn-fast" and data["size"] == [WIDTH, HEIGHT]

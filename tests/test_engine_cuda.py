@@ -146,3 +146,48 @@ def test_the_live_loop_runs_one_cuda_engine_on_its_own_thread(cpu: Engine) -> No
     assert stats.end_reason == "quit" and stats.processed == 10 and stats.device.startswith("cuda")
     for source, output in pairs[::3]:
         assert psnr(output, cpu.process(source[np.newaxis])[0]) > 40
+
+
+def test_cuda_graphs_give_the_eager_engines_frames(gpu32: Engine) -> None:
+    """A captured graph replays the same conversions and network: every full batch, RGB or I420, in
+    flight past the ring, equals the eager engine's output (cuDNN may round a level apart); a short
+    last batch runs eagerly; a new frame size or colour matrix is captured anew, one graph kept."""
+    graphed = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", batch_size=2,
+                                                        cuda_graphs=True))
+    batches = [_frames(2, 64, 48) + i for i in range(7)] + [_frames(1, 64, 48)]
+    handles = [graphed.submit(b) for b in batches]
+    for batch, handle in zip(batches, handles):
+        assert np.abs(handle.result().astype(np.int16) - gpu32.process(batch)).max() <= 1
+    first = graphed._cuda.graph
+    assert first is not None and first.key[0] == (2, 48, 64, 3)
+    odd = _frames(2, 65, 47)
+    assert np.abs(graphed.process(odd).astype(np.int16) - gpu32.process(odd)).max() <= 1
+    assert graphed._cuda.graph is not first and graphed._cuda.graph.key[0] == (2, 47, 65, 3)
+    for tags in (ColourTags(colorspace=1, color_range=1), ColourTags(colorspace=5, color_range=2)):
+        planes = rgb_to_i420(torch.from_numpy(_frames(2)).permute(0, 3, 1, 2).float() / 255, yuv_matrix(tags)).numpy()
+        a = graphed.submit(planes, layout="i420", colour=tags).result()
+        b = gpu32.submit(planes, layout="i420", colour=tags).result()
+        assert np.abs(a.astype(np.int16) - b).max() <= 1
+        assert graphed._cuda.graph.key == ((2, 144, 128), "i420", yuv_matrix(tags))
+
+
+def test_cuda_graphs_leave_tiled_batches_eager() -> None:
+    graphed = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", batch_size=1, tile=96,
+                                                        tile_overlap=32, cuda_graphs=True))
+    frames = _frames(1, 200, 120)
+    plain = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", batch_size=1, tile=96,
+                                                      tile_overlap=32))
+    assert np.abs(graphed.process(frames).astype(np.int16) - plain.process(frames)).max() <= 1
+    assert graphed._cuda.graph is None
+
+
+def test_a_file_with_cuda_graphs_matches_one_without(make_clip, tmp_path: Path) -> None:
+    src = make_clip("a.mp4", width=128, height=96, frames=22, audio=True)  # 5 full batches of 4 and a short one
+    outputs = {}
+    for graphs in (False, True):
+        engine = Engine.from_name("lprn-rt", EngineOptions(device="cuda", batch_size=4, cuda_graphs=graphs))
+        stats = deblur_file(src, tmp_path / f"{graphs}.mp4", engine, RunOptions(encoder="libx264"))
+        assert stats.frames == 22
+        outputs[graphs] = decode(tmp_path / f"{graphs}.mp4")
+    assert outputs[True].pts_seconds == outputs[False].pts_seconds
+    assert min(psnr(x, y) for x, y in zip(outputs[True].frames, outputs[False].frames)) > 40

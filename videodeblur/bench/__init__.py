@@ -62,7 +62,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
     device = resolve_device(options.device)
     engines = {batch: Engine.from_name(options.model, EngineOptions(  # a bad model or precision fails here, first
         device=options.device, precision=options.precision, batch_size=batch, channels_last=options.channels_last,
-        compile=options.compile, tile=options.tile, memory_budget=options.memory_budget)) for batch in options.batches}
+        compile=options.compile, cuda_graphs=options.cuda_graphs, tile=options.tile, memory_budget=options.memory_budget)) for batch in options.batches}
     with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
         tmpdir = Path(tmp)
         io = prepare_input(options, device, tmpdir, say)
@@ -111,6 +111,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
                        input=str(options.input) if options.input else None, runs=tuple(runs), bound=bound,
                        overlap=overlap, drift=drift, rss_scope=rss_scope(), peers=peer_table(network_runs),
                        date=time.strftime("%Y-%m-%d"), tile=options.tile,
+                       compile=options.compile, cuda_graphs=options.cuda_graphs,
                        auto_tile=tuple(dict.fromkeys(notes + ([engine.auto_tile_note] if engine.auto_tile_note else []))))
 
 

@@ -32,6 +32,7 @@ class BenchOptions:
     device: str = "auto"
     precision: str = "auto"
     compile: bool = False
+    cuda_graphs: bool = False
     channels_last: bool = True
     input: Path | None = None
     warmup_frames: int | None = None

@@ -63,6 +63,8 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @preset_option("libx264 / libx265 speed preset, also mapped onto libvpx's speed (slower: smaller files at the same --crf).")
 @tile_option("Process frames in overlapping NxN tiles [default: whole frames, or tiles sized to fit when whole ones would need more than half the free memory].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
+@click.option("--cuda-graphs", is_flag=True, help="On CUDA, capture the network once as a CUDA graph and replay it "
+                                                   "(fewer kernel launches; full batches of whole frames).")
 @engines_option
 @click.option("--no-audio", is_flag=True, help="Drop the audio instead of copying it.")
 @click.option("--eight-bit", is_flag=True,
@@ -93,7 +95,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
 def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch: int | None, device: str, precision: str,
-          encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, engines: int | None,
+          encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, cuda_graphs: bool, engines: int | None,
           no_audio: bool, eight_bit: bool,
           fragmented: bool, deinterlace: bool, start_s: float | None, duration_s: float | None, resume: bool,
           side_by_side: bool, pipe_format: str | None, show_progress: bool | None, as_json: bool) -> None:
@@ -144,7 +146,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     from videodeblur.signals import signals_noted
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
-                                                   tile=tile, compile=compile_))
+                                                   tile=tile, compile=compile_, cuda_graphs=cuda_graphs))
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not as_json
     failed, unread = 0, False  # unread: standard output was closed (| head), the results after went nowhere

@@ -60,7 +60,9 @@ class EngineOptions:
     tiles when whole ones would need more than ``memory_budget`` bytes (None: half the memory free
     when a frame size is first seen; see ``videodeblur.pipeline.memory``), divided by
     ``memory_share``, the engines that hold frames in that memory at once (the file runner's CPU
-    lanes, :mod:`~videodeblur.pipeline.engine_lanes`).
+    lanes, :mod:`~videodeblur.pipeline.engine_lanes`). ``cuda_graphs``: on CUDA, capture each full
+    batch's conversions and network once per frame shape as a CUDA graph and replay it (one launch
+    instead of one per kernel; whole frames only: tiled and short batches run as before).
     """
 
     device: str = "auto"
@@ -75,6 +77,7 @@ class EngineOptions:
     auto_tile: bool = True
     memory_budget: int | None = None
     memory_share: int = 1
+    cuda_graphs: bool = False
 
     @property
     def smallest_tile(self) -> int:
@@ -219,6 +222,9 @@ class Engine:
         self.auto_tile_note: str | None = None  # set when frames were first tiled for memory: why, and at what size
         # batches run in tiles for memory, by shape: the engine outlives a run, which reports only its own
         self.auto_tiled: dict[tuple[int, ...], int] = {}
+        if self.options.cuda_graphs and self.device.type != "cuda":
+            raise ConfigError(f"CUDA graphs need a CUDA device, and this engine runs on {self.device}; "
+                              "leave out --cuda-graphs or use --device cuda")
         self._cuda = _CudaPipeline(self) if self.device.type == "cuda" else None
 
     @classmethod
@@ -295,13 +301,19 @@ class Engine:
         if self.options.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         shape = tuple(x.shape)
-        tile = self.options.tile if self.options.tile is not None else self._auto_tile(shape)
-        if tile is not None and (x.shape[-1] > tile or x.shape[-2] > tile):
+        tile = self.tile_for(shape)
+        if tile is not None:
             if self.options.tile is None:  # tiled for memory, not as asked
                 self.auto_tiled[shape] = self.auto_tiled.get(shape, 0) + 1
             return run_tiled(self.network, x, tile=tile, overlap=self.tile_overlap(tile),
                              max_batch=max(self.batch_size, 1))
         return self.network(x)
+
+    def tile_for(self, shape: tuple[int, ...]) -> int | None:
+        """The tile size a float batch of ``shape`` (N×3×H×W) runs in: ``tile`` as asked, or the one
+        memory needs; None where it runs whole."""
+        tile = self.options.tile if self.options.tile is not None else self._auto_tile(shape)
+        return tile if tile is not None and (shape[-1] > tile or shape[-2] > tile) else None
 
     def tile_overlap(self, tile: int | None = None) -> int:
         """Pixels that neighbouring tiles share: the option, or the model's (:func:`tile_overlap_for`),
@@ -384,6 +396,7 @@ class _CudaPipeline:
         self.slots: list[_PinnedSlot] = []
         self.next = 0
         self.last_done: torch.cuda.Event | None = None  # the previous batch's download end
+        self.graph: _GraphedForward | None = None  # with ``cuda_graphs``: the current frame shape's
         # The weights were copied on the default stream: make the compute stream see them.
         self.compute.wait_stream(torch.cuda.current_stream(dev))
 
@@ -428,7 +441,8 @@ class _CudaPipeline:
             # dev_in was allocated on the upload stream: tell the caching allocator it is also used
             # here, or its memory could be handed out again before the network has read it.
             dev_in.record_stream(self.compute)
-            dev_out = self.engine._forward_uint8(dev_in, layout, colour)
+            graphed = self._graph_for(tuple(dev_in.shape), layout, colour)
+            dev_out = graphed(dev_in) if graphed is not None else self.engine._forward_uint8(dev_in, layout, colour)
             slot.computed.record(self.compute)
         self.download.wait_event(slot.computed)
         with torch.cuda.stream(self.download):
@@ -439,6 +453,57 @@ class _CudaPipeline:
         handle = EngineResult(slot=slot, count=n, timing=timing)
         slot.owner = handle
         return handle
+
+
+    def _graph_for(self, shape: tuple[int, ...], layout: Layout, colour: ColourTags | None) -> "_GraphedForward | None":
+        """The captured graph for a full batch of ``shape`` (captured now if it is new), or None where
+        graphs are off or the batch is short or tiled. One graph is kept: a video has one frame shape,
+        and each graph holds its own pool of intermediate memory."""
+        engine = self.engine
+        if not engine.options.cuda_graphs or shape[0] != engine.batch_size:
+            return None
+        rows = shape[1] * 2 // 3 if layout == "i420" else shape[1]
+        cols = shape[2]
+        if engine.tile_for((shape[0], 3, rows, cols)) is not None:
+            return None
+        key = (shape, layout, yuv_matrix(colour) if layout == "i420" else None)
+        if self.graph is None or self.graph.key != key:
+            self.graph = None  # release the old graph's memory pool before capturing the next
+            self.graph = _GraphedForward(engine, self.compute, key, layout, colour)
+        return self.graph
+
+
+class _GraphedForward:
+    """``Engine._forward_uint8`` for one batch shape, layout and colour matrix, captured as a CUDA graph
+    on the compute stream and replayed there.
+
+    As torch documents CUDA graphs: the work is first run a few times on the capturing stream (cuDNN
+    picks its algorithms, lazy handles are made), then captured once; a replay reads the same input
+    buffer and writes the same output buffer, so each batch is copied into ``static_in`` and its result
+    cloned out of ``static_out`` (device copies, on the compute stream, in order with the replays).
+    The capture is ``thread_local``: the writer thread may wait on earlier batches' events meanwhile."""
+
+    WARMUP_RUNS = 3
+
+    def __init__(self, engine: Engine, stream: "torch.cuda.Stream", key: tuple, layout: Layout,
+                 colour: ColourTags | None) -> None:
+        self.key = key
+        shape = key[0]
+        dev = engine.device
+        stream.wait_stream(torch.cuda.current_stream(dev))
+        with torch.cuda.stream(stream), torch.inference_mode():
+            self.static_in = torch.full(shape, 128, dtype=torch.uint8, device=dev)
+            for _ in range(self.WARMUP_RUNS):
+                engine._forward_uint8(self.static_in, layout, colour)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph, stream=stream, capture_error_mode="thread_local"):
+                self.static_out = engine._forward_uint8(self.static_in, layout, colour)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        """Run on the current (compute) stream: ``batch`` in, a fresh output tensor out."""
+        self.static_in.copy_(batch)
+        self.graph.replay()
+        return self.static_out.clone()
 
 
 def grey_batch(frames: int, height: int, width: int, layout: Layout = "rgb") -> np.ndarray:
