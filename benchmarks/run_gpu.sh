@@ -50,6 +50,8 @@ else
   # CUDA graphs (issue 7: "where it pays"): the same batches replayed as captured graphs; compare with
   # part 1's bench-lprn-rt-1920x1080.json (batch 1 is where launch overhead weighs most).
   step bench-lprn-rt-1080-graphs.json 90 "${bench[@]}" --model lprn-rt --size 1920x1080 --frames 300 --batch 1,4,8 --cuda-graphs
+  step camera-lprn-rt-1080p30-graphs.json 35 "${vd[@]}" camera --source "testsrc2=size=1920x1080:rate=30" \
+    --model lprn-rt --device cuda --no-preview --max-seconds 20 --cuda-graphs --json
   step bench-lprn-rt-1080-compare.json 90 "${bench[@]}" --model lprn-rt --size 1920x1080 --frames 90 --batch 4 --compare
   step bench-lprn-fast-1920x1080.json 45 "${bench[@]}" --model lprn-fast --size 1920x1080 --frames 150 --batch 4,16
   step bench-lprn-1920x1080.json 60 "${bench[@]}" --model lprn --size 1920x1080 --frames 90 --batch 1,4

@@ -137,11 +137,12 @@ def test_fp16_on_cpu(run_subprocess, image_file, tmp_path):
                                          "--device", "cpu", "--precision", "fp16"), "fp16")
 
 
-@pytest.mark.parametrize("command", ["video", "bench"])
+@pytest.mark.parametrize("command", ["video", "bench", "camera"])
 def test_cuda_graphs_on_cpu(run_subprocess, make_clip, tmp_path, command):
     """Asked for CUDA graphs where the engine runs on the CPU: said before a frame is read."""
-    args = ([make_clip("in.mp4", width=64, height=48, frames=4), "-o", tmp_path / "o.mp4"] if command == "video"
-            else ["--size", "64x48", "--frames", "4"])
+    clip = make_clip("in.mp4", width=64, height=48, frames=4)
+    args = {"video": [clip, "-o", tmp_path / "o.mp4"], "bench": ["--size", "64x48", "--frames", "4"],
+            "camera": ["--source", clip, "--no-preview", "--record", tmp_path / "o.mp4"]}[command]
     assert_one_line_error(run_subprocess(command, *args, "--device", "cpu", "--cuda-graphs"),
                           "CUDA graphs need a CUDA device", "--cuda-graphs")
     assert not (tmp_path / "o.mp4").exists()

@@ -79,10 +79,12 @@ _SECONDS = _Seconds(min=0, min_open=True)
                    "again every second for up to SECONDS, and go on: same size, same recording.")
 @click.option("--max-seconds", type=_SECONDS, default=None,
               help="Stop after this many seconds.")
+@click.option("--cuda-graphs", is_flag=True, help="On CUDA, replay the network as a captured CUDA graph (fewer "
+                                                   "kernel launches per frame; captured during the warm-up).")
 @json_option
 def camera(source: str, realtime: bool, model: str | None, device: str, precision: str, size: str | None,
            fourcc: str | None, engines: int | None, preview: bool, side_by_side: bool, record: str | None,
-           reconnect: float | None, max_seconds: float | None, as_json: bool) -> None:
+           reconnect: float | None, max_seconds: float | None, cuda_graphs: bool, as_json: bool) -> None:
     """Deblur a live feed with low, bounded latency.
 
     Only the newest frame is kept: when the model is slower than the source, stale frames are
@@ -122,7 +124,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         click.echo(f"videodeblur: note: {left_out}", err=True)  # said once: a reconnect does not repeat it
     window = None
     try:
-        models = live_engines(model, EngineOptions(device=device, precision=precision), engines)
+        models = live_engines(model, EngineOptions(device=device, precision=precision, cuda_graphs=cuda_graphs), engines)
         if engines is not None and len(models) < engines:  # capped at the cores, or one on a GPU: said, not hidden
             where = "a GPU overlaps frames with its own streams" if models[0].device.type != "cpu" else \
                 "each engine needs a core of its own"
