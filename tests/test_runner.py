@@ -473,6 +473,35 @@ def test_resume_refuses_another_take_of_the_same_length(engine, make_clip, tmp_p
     assert again.frames == 0 and again.extra["frames_written"] == 30
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_resume_refuses_a_finished_output_of_another_videos_frame_times(suffix: str, engine, make_clip,
+                                                                        tmp_path: Path) -> None:
+    """A finished output of a 25 fps clip, resumed with another of the same size, pictures and frame
+    count but frames 33 and 50 ms apart, was "already finished: nothing to resume" (exit 0), keeping
+    the first clip's times; an interrupted one is refused by the frame it goes on from."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30)
+    other = _irregular_clip(tmp_path / "other.mp4", (33, 50), 30)  # the same pictures
+    out = tmp_path / f"out{suffix}"
+    deblur_file(src, out, engine)
+    with pytest.raises(OutputError, match=r"its frame \d+ is shown at another time: it was made from another video"):
+        deblur_file(other, out, engine, RunOptions(resume=True))
+    assert decode(out).pts_seconds == decode(src).pts_seconds  # left as it was
+    again = deblur_file(src, out, engine, RunOptions(resume=True))  # its own video: nothing to do
+    assert again.frames == 0 and again.extra["frames_written"] == 30
+
+
+def test_resume_from_a_clip_of_another_rate_says_so(engine, make_clip, tmp_path: Path) -> None:
+    """The stream header holds the frame rate: an output interrupted on a 25 fps clip, resumed with a
+    30 fps one, was refused as "encoded with other settings (--crf, ...)", which nobody had changed."""
+    src = make_clip("a.mp4", width=64, height=48, frames=20)
+    other = make_clip("b.mp4", width=64, height=48, frames=20, fps=30)
+    out = tmp_path / "out.mp4"
+    deblur_file(src, out, engine, RunOptions(max_frames=8))
+    with pytest.raises(OutputError, match=r"it holds 25 fps video and this input is 30 fps: it was made from another"):
+        deblur_file(other, out, engine, RunOptions(resume=True))
+    assert len(decode(out).frames) == 8
+
+
 def test_an_output_marked_before_weights_were_named_is_compared_by_the_rest() -> None:
     from videodeblur.video.metadata import made_otherwise
 

@@ -82,7 +82,36 @@ def finished_output(output: Path, info: VideoInfo, made_by: str | None = None, *
     if kept is not None and source is not None and not shows_source(kept, source, info, side_by_side=side_by_side):
         raise OutputError(f"cannot resume {output}: it holds as many frames as {info.path}, but its last one does "
                           "not show the input's last: it was made from another video; run without --resume")
+    tolerance = 0.5 / float(info.fps) if info.fps else 0.02  # as a resume checks the frame it goes on from
+    if (index := first_time_apart(frame_times(info.path), frame_times(output), tolerance)) is not None:
+        raise OutputError(f"cannot resume {output}: it holds as many frames as {info.path}, but its frame {index} "
+                          "is shown at another time: it was made from another video; run without --resume")
     return held
+
+
+def frame_times(path: Path | str) -> list[float] | None:
+    """The video frames' presentation times in seconds from the first, in order, read from the
+    packets (no decoding); None when they cannot all be read, or where the container holds frames at
+    one rate (AVI, YUV4MPEG: the writer puts frames in its slots, up to a frame from their times),
+    and the check is then left out."""
+    try:
+        with av.open(str(path), metadata_errors="replace") as container:
+            video = pick_video_stream(container)
+            if video is None or video.time_base is None or container.format.name in ("avi", "yuv4mpegpipe"):
+                return None
+            times = sorted(float(p.pts * video.time_base) for p in container.demux(video) if p.size)
+    except (av.FFmpegError, OSError, TypeError):  # TypeError: a packet without pts
+        return None
+    return [t - times[0] for t in times] if times else None
+
+
+def first_time_apart(expected: list[float] | None, held: list[float] | None, tolerance: float) -> int | None:
+    """The first frame whose time in ``held`` is more than ``tolerance`` seconds from its time in
+    ``expected`` (both counted from their first frame); None when they agree, or either is unknown
+    or they count other numbers of frames (frame counts are checked apart)."""
+    if expected is None or held is None or len(expected) != len(held):
+        return None
+    return next((i for i, (a, b) in enumerate(zip(expected, held)) if abs(a - b) > tolerance), None)
 
 
 def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: int, held: FinishedOutput) -> RunStats:

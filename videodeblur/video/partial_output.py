@@ -40,6 +40,11 @@ def why_not_resumable(video: av.video.stream.VideoStream, encoder: av.video.code
     codec = mine.codec.canonical_name  # h264, hevc: the format, not the encoder
     ours, before = parameter_sets(mine.extradata, codec), parameter_sets(theirs.extradata, codec)
     if ours is not None and before is not None and ours != before:
+        # the header holds the frame rate too: a clip of another rate differs there, whatever the settings
+        then, now = video.average_rate or video.guessed_rate, mine.framerate
+        if then and now and abs(float(then) / float(now) - 1) > 0.01:
+            return (f"it holds {float(then):.4g} fps video and this input is {float(now):.4g} fps: it was made "
+                    "from another video")
         return "it was encoded with other settings (--crf, --preset, --encoder or --fragmented)"
     return None
 
