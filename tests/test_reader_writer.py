@@ -690,6 +690,39 @@ def test_webm_gets_vp9_and_its_aac_audio_re_encoded_as_opus(make_clip, tmp_path:
     assert spans[".webm"][1] == pytest.approx(spans[".mp4"][1], abs=0.021), spans
 
 
+def test_webm_takes_side_surround_audio_as_back_surround(tmp_path: Path) -> None:
+    """AC-3 (and DTS) decode 5.1 as 5.1(side); libopus takes only the Vorbis orders (5.1 with back
+    channels), and the run stopped saying .webm cannot hold VP9 + Opus. As the ffmpeg tool does, the
+    channels are moved onto the layout the encoder takes, each channel's sound kept."""
+    src = tmp_path / "surround.mp4"
+    with av.open(str(src), "w") as c:
+        video = c.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = c.add_stream("ac3", rate=48000, layout="5.1(side)")
+        t = np.arange(48000 // 2) / 48000
+        loud = np.zeros((6, t.size), np.float32)
+        loud[4] = 0.5 * np.sin(2 * np.pi * 440 * t)  # side left only
+        for i in range(0, t.size, 1536):
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(loud[:, i:i + 1536]), format="fltp", layout="5.1(side)")
+            chunk.sample_rate, chunk.pts = 48000, i
+            c.mux(sound.encode(chunk))
+        c.mux(sound.encode(None))
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            c.mux(video.encode(frame))
+        c.mux(video.encode(None))
+    _, writer = _copy(src, tmp_path / "out.webm")
+    assert writer.converted == ["ac3 audio (stream 1) re-encoded as libopus 384 kb/s, its 5.1(side) channels as 5.1: "
+                                ".webm files cannot hold ac3"]
+    with av.open(str(tmp_path / "out.webm")) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "5.1"
+        pcm = np.concatenate([f.to_ndarray() for f in c.decode(audio=0)], axis=1)
+    energy = (pcm.astype(np.float64) ** 2).mean(axis=1)
+    assert int(np.argmax(energy)) == 4 and energy[4] > 0.05  # side left went to back left, the 5th channel
+    assert len(decode(tmp_path / "out.webm").frames) == 12
+
+
 @pytest.mark.parametrize("ext", ["mkv", "mov", "ts"])
 def test_other_containers(ext: str, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=5, audio=True)

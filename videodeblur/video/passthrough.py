@@ -34,6 +34,9 @@ __all__ = ["Passthrough", "transcode_bit_rate"]
 
 # FFmpeg's default layout for a channel count (av_channel_layout_default), as the ffmpeg tool guesses it
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+# the other named layouts of each count, for an encoder that refuses a source's own (_encodable_layout)
+_OTHER_LAYOUTS = {3: ("3.0",), 4: ("quad",), 5: ("5.0(side)", "4.1"), 6: ("5.1(side)", "6.0"), 7: ("6.1(back)", "7.0"),
+                  8: ("7.1(wide)",)}
 
 class Passthrough:
     """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
@@ -367,11 +370,14 @@ class Passthrough:
         if rates and rate not in rates:  # Opus: 48 kHz and its divisions only
             rate = min((r for r in rates if r >= rate), default=max(rates))
         out = self._output.add_stream(codec.name, rate=rate)
-        out.codec_context.layout = _named_layout(src.codec_context.layout)
+        layout = _named_layout(src.codec_context.layout)
+        out.codec_context.layout = _encodable_layout(codec, rate, layout)
         out.codec_context.bit_rate = transcode_bit_rate(codec.name, src.codec_context.channels)
         self._transcodes[src.index] = _Transcode(src, out)
+        moved = "" if out.codec_context.layout.name == layout.name else \
+            f", its {layout.name} channels as {out.codec_context.layout.name}"
         self.converted.append(f"{src.codec_context.name} audio (stream {src.index}) re-encoded as {codec.name} "
-                              f"{out.codec_context.bit_rate // 1000} kb/s: {why}")
+                              f"{out.codec_context.bit_rate // 1000} kb/s{moved}: {why}")
         return out
 
     def _write(self, index: int, packet: av.Packet) -> None:
@@ -420,6 +426,24 @@ def _named_layout(layout: av.AudioLayout) -> av.AudioLayout:
     if layout.nb_channels in _DEFAULT_LAYOUTS and all(c.name == "NONE" for c in layout.channels):
         return av.AudioLayout(_DEFAULT_LAYOUTS[layout.nb_channels])
     return layout
+
+
+def _encodable_layout(codec: av.Codec, rate: int, layout: av.AudioLayout) -> av.AudioLayout:
+    """``layout``, or where ``codec`` will not open with it, the first layout of as many channels it
+    takes, FFmpeg's default for the count first, as the ffmpeg tool picks one: libopus takes only
+    Vorbis channel orders, not the 5.1(side) that AC-3 and DTS decode to (the run stopped, blaming the
+    container). The encoder's resampler then moves the channels (side to back)."""
+    names = (_DEFAULT_LAYOUTS.get(layout.nb_channels), *_OTHER_LAYOUTS.get(layout.nb_channels, ()))
+    for candidate in (layout, *(av.AudioLayout(n) for n in names if n and n != layout.name)):
+        probe = av.CodecContext.create(codec)
+        probe.sample_rate, probe.layout = rate, candidate
+        probe.format = codec.audio_formats[0] if codec.audio_formats else "fltp"
+        try:
+            probe.open()
+            return candidate
+        except (av.FFmpegError, ValueError):
+            continue
+    return layout  # none opens: the muxer's own error says why
 
 
 def _adts(src: av.stream.Stream) -> bool:
