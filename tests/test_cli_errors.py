@@ -88,6 +88,18 @@ def test_video_into_an_existing_file_without_an_extension(run_cli, make_clip, tm
             "such as out.mp4 (its extension picks the container), or a folder"]
 
 
+def test_video_into_a_picture_file(run_cli, make_clip, tmp_path):
+    """``-o x.jpg`` opened FFmpeg's image muxer: "cannot open encoder mjpeg ...; try --encoder libx264",
+    and that failed again ("image2 format does not support libx264")."""
+    src = make_clip("a.mp4", width=32, height=24, frames=2)
+    for name in ("x.jpg", "x.PNG"):
+        result = run_cli("video", src, "-o", tmp_path / name)
+        assert result.exit_code == 1 and result.stderr_lines == [
+            f"videodeblur: error: output {tmp_path / name} is a picture format, not a video: give a video file such as "
+            "x.mp4 (or .mkv, .mov, .webm); `videodeblur image` deblurs pictures"]
+        assert not (tmp_path / name).exists()
+
+
 def test_unknown_model_name(run_subprocess, image_file, tmp_path):
     assert_one_line_error(run_subprocess("image", image_file, "-o", tmp_path / "o.png", "--model", "lprn-huge"),
                           "unknown model 'lprn-huge'", "lprn-fast")

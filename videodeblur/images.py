@@ -57,14 +57,13 @@ from videodeblur.image_metadata import (insert_png_chunks, insert_segments, meta
                                         tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile)
 from videodeblur.image_orientation import avif_transforms, webp_orientation
 from videodeblur.notices import Warn, python_warning
-from videodeblur.paths import (VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart, default_outputs,
-                               expand_inputs, make_folder, warn_of_subfolders)
+from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
+                               default_outputs, expand_inputs, make_folder, warn_of_subfolders)
 from videodeblur.quiet_opencv import quiet_opencv
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
            "plan_images", "deblur_image_file", "deblur_images"]
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif", ".bmp")
 _ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp", ".avif")
 _DEEP_EXTENSIONS = (".png", ".tif", ".tiff")  # 16 bits per sample
 JPEG_QUALITY = 95

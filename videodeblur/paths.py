@@ -14,7 +14,7 @@ from videodeblur.notices import Warn
 from videodeblur.video.locations import is_stdin, is_url
 
 __all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "check_outputs_apart", "default_outputs",
-           "warn_of_subfolders", "VIDEO_SUFFIXES", "DEFAULT_TAG"]
+           "warn_of_subfolders", "VIDEO_SUFFIXES", "IMAGE_EXTENSIONS", "DEFAULT_TAG"]
 
 DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
 
@@ -22,6 +22,7 @@ DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input'
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
                   ".wmv", ".flv", ".3gp", ".dv", ".vob", ".mod", ".tod", ".mxf", ".h264", ".264", ".hevc", ".h265",
                   ".265")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif", ".bmp")  # what `image` reads and writes
 
 
 def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: str, *,

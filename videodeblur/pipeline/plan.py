@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 
 from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
 from videodeblur.notices import Warn, python_warning
-from videodeblur.paths import (VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart, default_outputs,
-                               expand_inputs, make_folder, warn_of_subfolders)
+from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
+                               default_outputs, expand_inputs, make_folder, warn_of_subfolders)
 from videodeblur.video.locations import STDIN, is_stdin, is_url
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
@@ -82,6 +82,10 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Vid
     folder_meant = str(output).endswith(("/", os.sep))  # "new.mp4/": a folder, as the slash says
     output = Path(output)
     sources, any_folder = expand_inputs(inputs, VIDEO_SUFFIXES, what, urls=True)
+    if output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir() and not folder_meant:
+        raise OutputError(f"output {output} is a picture format, not a video: give a video file such as "
+                          f"{output.with_suffix('.mp4').name} (or .mkv, .mov, .webm); `videodeblur image` deblurs "
+                          "pictures")
     if not any_folder and len(sources) == 1 and not output.is_dir() and output.suffix and not folder_meant:
         check_outputs_apart([(sources[0], output)])  # not the input itself (a --resume would "finish")
         return [VideoJob(sources[0], output)]
