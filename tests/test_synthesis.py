@@ -147,6 +147,27 @@ def test_rendered_gopro_pairs_are_cached_and_reloaded_identically(tmp_path) -> N
         assert np.array_equal(b1, b2) and np.array_equal(s1, s2)
 
 
+def test_the_pairs_cache_is_keyed_by_the_frames_not_the_clips_name(tmp_path) -> None:
+    """A clip replaced under the same name (same length and size) got the old clip's pairs from the
+    cache, and trained on them without a word; a cache file cut short stopped training with
+    "internal error: BadZipFile". Now other frames are other pairs, and a bad file is rendered anew."""
+    from videodeblur.train.data import render_gopro_pairs
+
+    rng = np.random.default_rng(0)
+    before = [Scene("clip.mp4", 0, rng.integers(0, 255, (3, 24, 30, 3), dtype=np.uint8))]
+    after = [Scene("clip.mp4", 0, rng.integers(0, 255, (3, 24, 30, 3), dtype=np.uint8))]
+    old = render_gopro_pairs(before, (9,), cache_dir=tmp_path)
+    new = render_gopro_pairs(after, (9,), cache_dir=tmp_path)
+    assert np.array_equal(new[0][1], after[0].frames[1]) and not np.array_equal(new[0][0], old[0][0])
+    assert len(list(tmp_path.glob("gopro-*.npz"))) == 2
+    for cached in tmp_path.glob("gopro-*.npz"):
+        cached.write_bytes(cached.read_bytes()[:200])  # cut short
+    again = render_gopro_pairs(after, (9,), cache_dir=tmp_path)
+    assert all(np.array_equal(a, b) for pair, fresh in zip(again, new) for a, b in zip(pair, fresh))
+    assert render_gopro_pairs(after, (9,), cache_dir=tmp_path)[0][0].shape == (24, 30, 3)  # rewritten whole
+    assert not list(tmp_path.glob("*.tmp.npz"))
+
+
 def _edges(size: int = 96) -> np.ndarray:
     """Dark top half, bright bottom half: a horizontal edge (constant along x)."""
     image = np.full((size, size, 3), 0.1, np.float32)

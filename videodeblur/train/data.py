@@ -15,6 +15,7 @@ import fnmatch
 import glob
 import hashlib
 import os
+import zipfile
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -294,19 +295,25 @@ def render_gopro_pairs(scenes: Sequence[Scene], exposures: Sequence[int], *, ups
     """(blurred, sharp) uint8 frames made the GoPro way (:func:`gopro_blur`) from every ``stride``-th
     frame of each scene that has a neighbour on both sides, once per exposure. Rendered up front:
     optical flow is too slow to run per training sample; with ``cache_dir`` the result is kept in an
-    .npy keyed by the sources and settings, so runs on the same data render once."""
+    .npz keyed by the frames themselves (their bytes: a clip replaced under the same name, or the same
+    name from another folder, is other data) and the settings, so runs on the same data render once.
+    A cache file that cannot be read (cut short, copied half) is rendered and written again."""
     if cache_dir is not None:
-        key = hashlib.sha1(repr((sorted((s.source, s.first_frame, s.frames.shape) for s in scenes),
-                                 tuple(exposures), upsample, stride)).encode()).hexdigest()[:16]
-        path = Path(cache_dir) / f"gopro-{key}.npz"
+        path = Path(cache_dir) / f"gopro-{_pairs_key(scenes, exposures, upsample, stride)}.npz"
         if path.is_file():
-            with np.load(path) as stored:
-                return [(stored[f"b{i}"], stored[f"s{i}"]) for i in range(len(stored.files) // 2)]
+            try:
+                with np.load(path) as stored:
+                    return [(stored[f"b{i}"], stored[f"s{i}"]) for i in range(len(stored.files) // 2)]
+            except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+                pass  # rendered again below, and the file replaced
         pairs = render_gopro_pairs(scenes, exposures, upsample=upsample, stride=stride)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **{f"{kind}{i}": a for i, pair in enumerate(pairs) for kind, a in zip("bs", pair)})
-        tmp.replace(path)  # atomic: a concurrent run never reads half a file
+        try:
+            np.savez(tmp, **{f"{kind}{i}": a for i, pair in enumerate(pairs) for kind, a in zip("bs", pair)})
+            tmp.replace(path)  # atomic: a concurrent run never reads half a file
+        finally:
+            tmp.unlink(missing_ok=True)  # a stop (or a full disk) while writing leaves no part behind
         return pairs
     pairs = []
     for scene in scenes:
@@ -316,6 +323,18 @@ def render_gopro_pairs(scenes: Sequence[Scene], exposures: Sequence[int], *, ups
                                        upsample=upsample):
                 pairs.append((to_uint8(blurred), frames[t]))
     return pairs
+
+
+def _pairs_key(scenes: Sequence[Scene], exposures: Sequence[int], upsample: int, stride: int) -> str:
+    """What rendered pairs depend on: every scene's frames (a digest of their bytes, in order) and the
+    rendering settings."""
+    digests = []
+    for scene in scenes:
+        digest = hashlib.blake2b(repr(scene.frames.shape).encode(), digest_size=16)
+        digest.update(np.ascontiguousarray(scene.frames).data)
+        digests.append(digest.hexdigest())
+    settings = repr((sorted(digests), tuple(exposures), upsample, stride)).encode()
+    return hashlib.sha1(settings).hexdigest()[:16]
 
 
 def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
