@@ -268,6 +268,20 @@ def test_a_training_video_that_is_not_one_is_a_one_line_error(tmp_path: Path, ru
         result.stderr
 
 
+def test_an_image_pattern_that_matches_nothing_is_named(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """A typo'd pattern beside good ones trained on less than the recipe said, without a word; alone,
+    it said "no training data: give at least one video scene or image"."""
+    recipe = _recipe(tmp_path, steps=1)
+    good = load_recipe(recipe).data.images[0]
+    monkeypatch.chdir(tmp_path)
+    for images, named in ((f'["{good}", "/typo/*.jpg"]', "'/typo/*.jpg'"), ('["photos/*.png"]', "'photos/*.png'")):
+        result = run_cli("train", "--config", recipe, "--set", f"data.images={images}", "--out-dir", tmp_path / "x")
+        where = "" if named.startswith("'/") else f" (relative patterns are read from {tmp_path})"
+        assert result.exit_code == 1 and result.stderr_lines == [
+            f"videodeblur: error: data.images {named} matches no file{where}"], result.stderr
+    assert not any((tmp_path / "x").iterdir())  # nothing written: the same --out-dir takes the run once mended
+
+
 @pytest.mark.parametrize("setting, hint", [
     ("train.lrr=1", "did you mean train.lr?"),
     ('train.model="x"', "the recipe's model sets it, or --model-config"),

@@ -452,7 +452,13 @@ def read_video_scenes(path: str | Path, cuts: Sequence[int] = (), *, exclude: Se
 
 def read_images(patterns: Sequence[str], *, exclude: Sequence[str] = ()) -> list[np.ndarray]:
     """Every image matching the glob patterns and none of the ``exclude`` name patterns, as uint8 RGB
-    (exclude photos that are blurred themselves: they are not sharp targets)."""
-    paths = sorted({p for pattern in patterns for p in glob.glob(pattern, recursive=True)})
+    (exclude photos that are blurred themselves: they are not sharp targets). A pattern that matches
+    no file is an error naming it, as a missing video is: a typo, or a recipe's relative path read
+    from another folder, would otherwise train on less than the recipe says, without a word."""
+    found = {pattern: glob.glob(pattern, recursive=True) for pattern in patterns}
+    if missing := [pattern for pattern, matched in found.items() if not matched]:
+        where = "" if all(os.path.isabs(p) for p in missing) else f" (relative patterns are read from {os.getcwd()})"
+        raise InputNotFoundError(f"data.images {missing[0]!r} matches no file{where}")
+    paths = sorted({p for matched in found.values() for p in matched})
     paths = [p for p in paths if not any(fnmatch.fnmatch(Path(p).name, e) for e in exclude)]
     return [read_rgb(p) for p in paths]
