@@ -372,3 +372,82 @@ def test_ctrl_c_after_the_work_is_done_changes_nothing() -> None:
         """)
     proc = _python_with_sigint_default(code)
     assert proc.returncode == 0 and proc.stderr.decode() == "" and json.loads(proc.stdout)
+
+
+def _scored_sets(tmp_path: Path) -> Path:
+    """Two small GoPro-layout pairs, for validation and evaluation."""
+    import numpy as np
+
+    from videodeblur.train.data import write_rgb
+
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        sharp = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        write_rgb(tmp_path / "pairs" / "s" / "sharp" / f"{i}.png", sharp)
+        write_rgb(tmp_path / "pairs" / "s" / "blur" / f"{i}.png", (sharp // 2 + 64).astype(np.uint8))
+    return tmp_path / "pairs"
+
+
+def _stopped_at_first_call(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
+    """``module.name`` raises KeyboardInterrupt (a Ctrl-C) the first time it is called, then runs."""
+    real, calls = getattr(module, name), []
+
+    def once(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, once)
+
+
+def test_a_training_stopped_while_it_validated_validates_that_step_on_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while step 2 was validated (after its checkpoint): the resume went on from step 3, and
+    val.csv never had step 2 (nor -best.pt, had it been the best). It is validated on resume."""
+    import dataclasses
+
+    from videodeblur.train import load_recipe, train, trainer
+
+    pairs = _scored_sets(tmp_path)
+    recipe = dataclasses.replace(load_recipe(_recipe(tmp_path, steps=6, checkpoint_every=100)),
+                                 val_pairs=str(pairs), val_every=2)
+    straight = dataclasses.replace(recipe, out_dir=str(tmp_path / "straight"))
+    train(straight)
+    _stopped_at_first_call(monkeypatch, trainer, "validate")
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe)
+    run = tmp_path / "run"
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == 2 and not (run / "val.csv").exists()
+    train(recipe, resume=run / "last.pt")
+    rows = {}
+    for name in ("run", "straight"):
+        with (tmp_path / name / "val.csv").open() as fh:
+            rows[name] = [(r["step"], r["psnr"]) for r in csv.DictReader(fh)]
+    assert rows["run"] == rows["straight"] and [s for s, _ in rows["run"]] == ["2", "4", "6"]
+
+
+def test_a_training_stopped_while_it_evaluated_records_the_evaluation_on_resume(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the final evaluation left the weights with "evaluation": null, and --resume said
+    "already at step 6 of 6: nothing to train"; the resume now records it (and only then says so)."""
+    import dataclasses
+
+    from videodeblur.train import load_recipe, train, trainer
+
+    recipe = dataclasses.replace(load_recipe(_recipe(tmp_path, steps=6, checkpoint_every=100)),
+                                 eval_pairs=str(_scored_sets(tmp_path)))
+    _stopped_at_first_call(monkeypatch, trainer, "evaluate_pairs")
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe)
+    run = tmp_path / "run"
+    assert json.loads((run / "tiny.json").read_text())["evaluation"] is None
+    before = torch.load(run / "tiny.pt", weights_only=True)["state_dict"]
+    resumed = train(recipe, resume=run / "last.pt")
+    assert resumed.steps == 6 and resumed.evaluation is not None
+    metadata = json.loads((run / "tiny.json").read_text())
+    assert metadata["evaluation"]["pairs"] == 2 and metadata["steps"] == 6
+    after = torch.load(run / "tiny.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before) and _logged_steps(run) == [1, 2, 3, 4, 5, 6]
+    with pytest.raises(ConfigError, match="already at step 6 of 6: nothing to train"):
+        train(recipe, resume=run / "last.pt")

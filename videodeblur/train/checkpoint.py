@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel
 from videodeblur.errors import ConfigError, VideoDeblurError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import load_model, weights_origin
-from videodeblur.model.weights import load_weights
+from videodeblur.model.weights import load_weights, read_metadata
 from videodeblur.train.recipe import TrainRecipe
 from videodeblur.train.run_log import LogWindow
 from videodeblur.train.run_record import recipe_record, weights_saved_at
@@ -164,10 +164,13 @@ def check_same_world(path: Path, resumed: ResumedRun, world: int) -> None:
 
 def check_steps_left(resume: str | Path, recipe: TrainRecipe, step: int) -> None:
     """Refuse a resume at ``step`` when no step would run: the saved weights and their final_loss must
-    stay. A run stopped after its last step, before its weights were saved, is not refused: the
-    resume is what saves them (nothing else could)."""
+    stay. A run stopped after its last step, before its weights were saved or before its evaluation
+    was recorded in them, is not refused: the resume is what finishes it (nothing else could)."""
     weights = Path(recipe.out_dir) / f"{recipe.model.name}.pt"
-    if step > recipe.steps or (step == recipe.steps and weights_saved_at(weights, step)):
+    finished = weights_saved_at(weights, step) and (
+        not (recipe.eval_pairs and Path(recipe.eval_pairs).is_dir())  # as the run evaluates
+        or read_metadata(weights).get("evaluation") is not None)
+    if step > recipe.steps or (step == recipe.steps and finished):
         raise ConfigError(f"{resume} is already at step {step} of {recipe.steps}: nothing to train; to go "
                           f"further, raise the total with --steps (e.g. --steps {step + recipe.steps})")
 

@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LogWindow", "append_csv", "forget_after", "logged_loss"]
+__all__ = ["LogWindow", "append_csv", "forget_after", "has_row", "logged_loss"]
 
 
 @dataclasses.dataclass
@@ -70,6 +70,14 @@ def forget_after(path: Path, step: int) -> None:
         writer.writeheader()
         writer.writerows(kept)
     tmp.replace(path)
+
+
+def has_row(path: Path, step: int) -> bool:
+    """Whether a run's CSV log holds a row for ``step``."""
+    if not path.is_file():
+        return False
+    with path.open(newline="") as fh:
+        return any(int(row["step"]) == step for row in csv.DictReader(fh))
 
 
 def logged_loss(path: Path, step: int) -> float:

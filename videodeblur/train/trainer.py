@@ -38,7 +38,7 @@ from videodeblur.train.evaluate import evaluate_pairs
 from videodeblur.train.interrupts import interrupts_held, stops_left_to_the_run
 from videodeblur.train.losses import deblur_loss
 from videodeblur.train.recipe import TrainRecipe
-from videodeblur.train.run_log import LogWindow, append_csv, forget_after, logged_loss
+from videodeblur.train.run_log import LogWindow, append_csv, forget_after, has_row, logged_loss
 from videodeblur.train.run_record import git_commit, run_metadata, save_run_weights
 from videodeblur.train.training_set import build_dataset
 from videodeblur.train.validation import check_scored_sets, require_val_sets, validate
@@ -134,6 +134,10 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                         seconds_before + time.perf_counter() - started, recipe, ema, init,
                         log_window=window.state(time.perf_counter()), world=world)
 
+    if (rank == 0 and resume is not None and recipe.val_every and step and step % recipe.val_every == 0
+            and not has_row(out_dir / "val.csv", step)):
+        # a stop while this step was validated (after its checkpoint): validated now, as a run on would have
+        validate(kept, recipe, device, run_metadata(recipe, step, seconds_before, device, world, commit, init))
     model.train()
     batches = iter(loader)
     try:
