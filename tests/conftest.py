@@ -173,6 +173,19 @@ def make_image(path: str | Path, *, width: int, height: int, mode: str = "rgb", 
     return path
 
 
+def scored_pairs(root: Path, size_hw: tuple[int, int] = (24, 32)) -> Path:
+    """Two GoPro-layout pairs under ``root`` (``s/blur``, ``s/sharp``): noise, and the same at half
+    contrast as its "blurred" partner; for validation and evaluation sets."""
+    from videodeblur.train.data import write_rgb
+
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        sharp = rng.integers(0, 256, (*size_hw, 3), dtype=np.uint8)
+        write_rgb(root / "s" / "sharp" / f"{i}.png", sharp)
+        write_rgb(root / "s" / "blur" / f"{i}.png", (sharp // 2 + 64).astype(np.uint8))
+    return root
+
+
 def tiny_recipe(tmp_path: Path, out_dir: Path, *, steps: int = 6, log_every: int = 1, checkpoint_every: int = 100,
                 image_hw: tuple[int, int] = (48, 56), extra: str = "") -> Path:
     """A training recipe small enough for a test: an 8-channel, 2-stage model on two noise images

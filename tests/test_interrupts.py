@@ -23,7 +23,7 @@ from videodeblur.errors import ConfigError
 from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
 
 from _clips_video import decode
-from conftest import REPO_ROOT, tiny_recipe
+from conftest import REPO_ROOT, scored_pairs, tiny_recipe
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
 
@@ -374,20 +374,6 @@ def test_ctrl_c_after_the_work_is_done_changes_nothing() -> None:
     assert proc.returncode == 0 and proc.stderr.decode() == "" and json.loads(proc.stdout)
 
 
-def _scored_sets(tmp_path: Path) -> Path:
-    """Two small GoPro-layout pairs, for validation and evaluation."""
-    import numpy as np
-
-    from videodeblur.train.data import write_rgb
-
-    rng = np.random.default_rng(1)
-    for i in range(2):
-        sharp = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-        write_rgb(tmp_path / "pairs" / "s" / "sharp" / f"{i}.png", sharp)
-        write_rgb(tmp_path / "pairs" / "s" / "blur" / f"{i}.png", (sharp // 2 + 64).astype(np.uint8))
-    return tmp_path / "pairs"
-
-
 def _stopped_at_first_call(monkeypatch: pytest.MonkeyPatch, module: Any, name: str) -> None:
     """``module.name`` raises KeyboardInterrupt (a Ctrl-C) the first time it is called, then runs."""
     real, calls = getattr(module, name), []
@@ -409,7 +395,7 @@ def test_a_training_stopped_while_it_validated_validates_that_step_on_resume(
 
     from videodeblur.train import load_recipe, train, trainer
 
-    pairs = _scored_sets(tmp_path)
+    pairs = scored_pairs(tmp_path / "pairs")
     recipe = dataclasses.replace(load_recipe(_recipe(tmp_path, steps=6, checkpoint_every=100)),
                                  val_pairs=str(pairs), val_every=2)
     straight = dataclasses.replace(recipe, out_dir=str(tmp_path / "straight"))
@@ -436,7 +422,7 @@ def test_a_training_stopped_while_it_evaluated_records_the_evaluation_on_resume(
     from videodeblur.train import load_recipe, train, trainer
 
     recipe = dataclasses.replace(load_recipe(_recipe(tmp_path, steps=6, checkpoint_every=100)),
-                                 eval_pairs=str(_scored_sets(tmp_path)))
+                                 eval_pairs=str(scored_pairs(tmp_path / "pairs")))
     _stopped_at_first_call(monkeypatch, trainer, "evaluate_pairs")
     with pytest.raises(KeyboardInterrupt):
         train(recipe)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import tiny_recipe, train_on_two_ranks
+from conftest import scored_pairs, tiny_recipe, train_on_two_ranks
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model import LPRN, load_model, save_weights
@@ -121,13 +121,8 @@ def test_resume_restores_the_step_and_continues_the_same_loss_curve(tmp_path: Pa
 
 
 def test_validation_logs_every_n_steps_and_keeps_the_best_weights(tmp_path: Path) -> None:
-    rng = np.random.default_rng(1)
-    for i in range(2):
-        sharp = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-        write_rgb(tmp_path / "val" / "s" / "sharp" / f"{i}.png", sharp)
-        write_rgb(tmp_path / "val" / "s" / "blur" / f"{i}.png", (sharp // 2 + 64).astype(np.uint8))
     recipe = dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "v")),
-                                 val_pairs=str(tmp_path / "val"), val_every=2, lr=0.05)
+                                 val_pairs=str(scored_pairs(tmp_path / "val")), val_every=2, lr=0.05)
     train(recipe)
     with (tmp_path / "v" / "val.csv").open() as fh:
         rows = list(csv.DictReader(fh))
