@@ -105,6 +105,40 @@ def test_a_known_offset_pair_scores_its_psnr(tmp_path: Path, run_cli) -> None:
     assert summary["gain_db"] == pytest.approx(summary["psnr"] - summary["psnr_input"], abs=2e-3)
 
 
+def test_sixteen_bit_pairs_are_scored_on_their_sixteen_bits(tmp_path: Path, run_cli) -> None:
+    """Blurred = sharp + 100 in 16-bit units: 20 log10(65535 / 100) = 56.330 dB. Scored on the high
+    byte it came out 55.263 (the offset rounded to 0 or 1 level, pixel by pixel); the network's change
+    goes onto the 16-bit samples, as `image` writes them. 8-bit pairs score as before."""
+    import cv2
+
+    root = tmp_path / "pairs"
+    sharp = np.random.default_rng(0).integers(0, 200, (32, 40, 3)).astype(np.uint16) * 257
+    (root / "s" / "sharp").mkdir(parents=True)
+    (root / "s" / "blur").mkdir(parents=True)
+    cv2.imwrite(str(root / "s" / "sharp" / "0.png"), sharp)
+    cv2.imwrite(str(root / "s" / "blur" / "0.png"), sharp + 100)
+    result = run_cli("eval", "--pairs", root, "--model", "lprn-fast", "--json")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["psnr_input"] == pytest.approx(56.330, abs=1e-3)
+    assert 30 < summary["psnr"] < 100  # the network's change, on the 16-bit samples
+
+
+def test_a_colour_blurred_image_with_a_grey_sharp_one_is_refused(tmp_path: Path, run_cli) -> None:
+    """It was scored against the grey image copied to three channels, without a word."""
+    import cv2
+
+    root = tmp_path / "pairs"
+    colour = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    write_rgb(root / "s" / "blur" / "0.png", colour)
+    (root / "s" / "sharp").mkdir()
+    cv2.imwrite(str(root / "s" / "sharp" / "0.png"), colour[..., 0])  # a grey PNG
+    result = run_cli("eval", "--pairs", root, "--model", "lprn-fast", "--json")
+    assert result.exit_code == 1 and result.stderr_lines == [
+        f"videodeblur: error: pair {root}/s/blur/0.png (colour) and {root}/s/sharp/0.png (grey) differ: both must "
+        "be colour or both grey"], result.stderr
+
+
 def test_a_bad_evaluation_set_fails_before_training(tmp_path: Path, run_cli) -> None:
     """It was found after the last step, and the run ended without its weights file."""
     root = _pairs(tmp_path / "eval", {"a.png": ((32, 32), (32, 32)), "b.png": ((32, 32), (30, 32))})

@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
-from videodeblur.images import read_image
+from videodeblur.images import Image, read_image
 from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, h264_roundtrip,
                                          jpeg_roundtrip, Motion, moving_object, random_motion, recolour,
                                          render_motion_blur, shake_kernel, to_uint8)
@@ -33,7 +33,7 @@ from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus
 OBJECT_MAX_SHIFT = 24.0  # px per frame interval for objects moving on their own in moving-camera pairs
 
 __all__ = ["Scene", "SynthesisMix", "SynthesisedPairs", "FolderPairs", "StepSampler", "read_video_scenes",
-           "read_images", "read_rgb", "read_pair", "write_rgb", "find_folder_pairs", "check_pair_sizes", "image_size",
+           "read_images", "read_rgb", "read_pair", "read_pair_images", "unit_rgb", "write_rgb", "find_folder_pairs", "check_pair_sizes", "image_size",
            "render_gopro_pairs", "uint8_to_tensor", "shake_margin", "warp_margin"]
 
 
@@ -397,13 +397,38 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 
 def read_pair(blur_path: str | Path, sharp_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """A blurred image and its sharp partner, which must be the same size (a mismatch is a data
-    error to name, not a tensor shape error deep inside training or evaluation)."""
-    blurred, sharp = read_rgb(blur_path), read_rgb(sharp_path)
-    if blurred.shape != sharp.shape:
-        (bh, bw), (sh, sw) = blurred.shape[:2], sharp.shape[:2]
+    """A blurred image and its sharp partner as uint8 RGB (:func:`read_pair_images`)."""
+    blurred, sharp = read_pair_images(blur_path, sharp_path)
+    return blurred.rgb, sharp.rgb
+
+
+def read_pair_images(blur_path: str | Path, sharp_path: str | Path) -> tuple[Image, Image]:
+    """A blurred image and its sharp partner, which must be the same size and both colour or both grey
+    (a mismatch is a data error to name, not a tensor shape error deep inside training or evaluation,
+    nor a grey target scored against colour)."""
+    blurred, sharp = read_image(blur_path, partial=False), read_image(sharp_path, partial=False)
+    if blurred.rgb.shape != sharp.rgb.shape:
+        (bh, bw), (sh, sw) = blurred.rgb.shape[:2], sharp.rgb.shape[:2]
         raise UnreadableInputError(f"pair {blur_path} ({bw}x{bh}) and {sharp_path} ({sw}x{sh}) differ in size")
+    if blurred.grey != sharp.grey:
+        kinds = ("grey", "colour") if blurred.grey else ("colour", "grey")
+        raise UnreadableInputError(f"pair {blur_path} ({kinds[0]}) and {sharp_path} ({kinds[1]}) differ: both must "
+                                   "be colour or both grey")
     return blurred, sharp
+
+
+def unit_rgb(image: Image) -> np.ndarray:
+    """float32 H×W×3 RGB in [0, 1] at the file's own precision: a 16-bit image's samples (its
+    ``deep``, in OpenCV's order), not the high byte the network is given."""
+    deep = image.deep
+    if deep is None:
+        return image.rgb.astype(np.float32) / 255.0
+    if deep.ndim == 2 or deep.shape[2] <= 2:  # grey, or grey + alpha
+        grey = deep if deep.ndim == 2 else deep[..., 0]
+        rgb = np.repeat(grey[..., None], 3, axis=2)
+    else:
+        rgb = deep[..., 2::-1]  # BGR(A) → RGB
+    return rgb.astype(np.float32) / 65535.0
 
 
 def write_rgb(path: str | Path, image: np.ndarray) -> None:

@@ -10,8 +10,9 @@ import numpy as np
 import torch
 
 from videodeblur.errors import ConfigError, UnreadableInputError
-from videodeblur.train.data import (check_pair_sizes, find_folder_pairs, read_pair, read_rgb, read_video_scenes,
-                                    uint8_to_tensor, write_rgb)
+from videodeblur.images import Image
+from videodeblur.train.data import (check_pair_sizes, find_folder_pairs, read_pair_images, read_rgb, read_video_scenes,
+                                    uint8_to_tensor, unit_rgb, write_rgb)
 from videodeblur.train.metrics import SSIM_WINDOW, psnr, ssim
 from videodeblur.train.synthesis import gopro_blurs, h264_roundtrip, to_uint8
 
@@ -105,19 +106,33 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
     network.eval()
     scores = []
     for blur_path, sharp_path in pairs:
-        blurred_rgb, sharp_rgb = read_pair(blur_path, sharp_path)
-        blurred = uint8_to_tensor(blurred_rgb).unsqueeze(0).to(device)
-        sharp = uint8_to_tensor(sharp_rgb).unsqueeze(0).to(device)
-        output = network(blurred).clamp(0, 1)
-        through = network(sharp).clamp(0, 1)
+        blurred_image, sharp_image = read_pair_images(blur_path, sharp_path)
+        blurred, output = _scored_output(network, blurred_image, device)
+        sharp, through = _scored_output(network, sharp_image, device)
+        # on the files' own precision: 16 bits where either image has them, as the output would be written
+        levels = 65535 if blurred_image.deep is not None or sharp_image.deep is not None else 255
         scores.append(PairScore(
             name=str(blur_path.relative_to(root)),
-            psnr=_capped(float(psnr(output, sharp))), ssim=float(ssim(output, sharp)),
-            psnr_input=_capped(float(psnr(blurred, sharp))), ssim_input=float(ssim(blurred, sharp)),
-            psnr_sharp_through=_capped(float(psnr(through, sharp))),
+            psnr=_capped(float(psnr(output, sharp, levels=levels))), ssim=float(ssim(output, sharp, levels=levels)),
+            psnr_input=_capped(float(psnr(blurred, sharp, levels=levels))),
+            ssim_input=float(ssim(blurred, sharp, levels=levels)),
+            psnr_sharp_through=_capped(float(psnr(through, sharp, levels=levels))),
         ))
     network.train(was_training)
     return EvalReport(tuple(scores), unpaired=tuple(str(p.relative_to(root)) for p in unpaired_blurred(root)))
+
+
+def _scored_output(network: torch.nn.Module, image: Image,
+                   device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """An image at its own precision and the network's result for it, both 1×3×H×W in [0, 1]. The
+    network is given 8-bit RGB, as the ``image`` command gives it; its change is added to a 16-bit
+    image's own samples, as that command writes it back (:mod:`videodeblur.deep`), so a 16-bit pair
+    is scored on its 16 bits, not on the high byte (a constant offset of 100 in 16-bit units
+    scored 55.3 dB where 56.3 is exact). For an 8-bit image this is the network's output."""
+    given = uint8_to_tensor(image.rgb).unsqueeze(0).to(device)
+    exact = torch.from_numpy(np.ascontiguousarray(unit_rgb(image).transpose(2, 0, 1))).unsqueeze(0).to(device)
+    result = network(given)
+    return exact, (exact + (result - given) if image.deep is not None else result).clamp(0, 1)
 
 
 def check_pairs(root: str | Path, *, limit: int | None = None) -> list[tuple[Path, Path]]:
