@@ -425,6 +425,23 @@ def test_camera_command_headless_with_recording(make_clip, run_cli, tmp_path: Pa
     assert pts[-1] == pytest.approx(14 / FPS, abs=0.15)  # timestamps follow the capture clock
 
 
+def test_an_odd_sized_recording_says_it_is_four_four_four(make_clip, run_cli, tmp_path: Path) -> None:
+    """4:2:0 cannot hold 65x49, so the recording is 4:4:4 H.264, which phones and browsers do not play:
+    `video` said so, the camera did not."""
+    import av
+
+    clip = make_clip("in.mkv", width=65, height=49, frames=4, fps=FPS)
+    out = tmp_path / "rec.mp4"
+    result = run_cli("camera", "--source", clip, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                     "--record", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    said = (f"{out} is yuv444p (65x49 is odd-sized, which 4:2:0 cannot hold): browsers, QuickTime and phones do "
+            "not play 4:4:4 H.264; VLC, mpv and editors do")
+    assert json.loads(result.stdout)["warnings"] == [said] and f"videodeblur: warning: {said}" in result.stderr_lines
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.pix_fmt == "yuv444p"
+
+
 def test_the_deblurred_feed_goes_out_live_to_a_stream_url(make_clip, run_cli, tmp_path: Path) -> None:
     """--record udp://host:port sends MPEG-TS as it is encoded: a receiver on that port gets every
     recorded frame, decodable. A streaming server that is not there is a one-line error."""
@@ -868,6 +885,10 @@ def test_a_run_with_no_frame_names_no_recording(tmp_path: Path) -> None:
     assert stats.processed == stats.recorded == 0 and not out.exists()
     rows = dict(line.split(None, 1) for line in _table(stats.to_dict()).splitlines())
     assert rows["recorded"] == "nothing recorded (no frame was processed)"
+    # --json said no more than "recorded": 0 beside the path, and latencies of 0 ms that never happened
+    assert stats.warnings == [f"nothing recorded: no frame was processed, so {out} was not written"]
+    assert stats.latency_ms == {"p50": None, "p95": None, "p99": None}
+    assert "latency ms  none measured (no frame was processed)" in _table(stats.to_dict()).splitlines()
 
 
 def test_a_stream_receiver_that_stops_reading_does_not_hold_the_run(tmp_path: Path) -> None:

@@ -270,7 +270,8 @@ def _table(stats: dict[str, Any]) -> str:
         ("processed", stats["processed"]),
         ("dropped", stats["dropped"]),
         ("fps", f"{stats['fps']:.1f} processed ({stats['infer_ms']:.1f} ms model per frame)"),
-        ("latency ms", f"p50 {latency['p50']:.1f}   p95 {latency['p95']:.1f}   p99 {latency['p99']:.1f}"),
+        ("latency ms", f"p50 {latency['p50']:.1f}   p95 {latency['p95']:.1f}   p99 {latency['p99']:.1f}"
+         if latency["p50"] is not None else "none measured (no frame was processed)"),
         ("ended", stats["end_reason"]),
     ]
     if stats.get("reconnects"):

@@ -30,6 +30,7 @@ from videodeblur.pipeline.live_workers import FrameProcessor, InferenceWorkers
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import percentiles
 from videodeblur.video.capture import LiveSource
+from videodeblur.video.locations import is_url
 
 __all__ = ["FrameProcessor", "LiveOptions", "LiveFrame", "LiveStats", "run_live"]
 
@@ -87,7 +88,7 @@ class LiveStats:
     dropped: int
     fps: float
     seconds: float
-    latency_ms: dict[str, float]
+    latency_ms: dict[str, float | None]  # None: no frame was processed
     latency_p95_ms_by_minute: list[float]
     infer_ms: float
     end_reason: str
@@ -209,10 +210,14 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
     if recorder is not None:
         recorder.raise_error()
     end = time.monotonic()
+    if recorder is not None and not recorded and not is_url(str(options.record_path)):
+        # the writer opens its file with the first frame: none came, so there is no file to name
+        warnings = [*warnings, f"nothing recorded: no frame was processed, so {options.record_path} was not written"]
     return LiveStats(
         captured=slot.captured, processed=len(latencies), dropped=slot.dropped,
         fps=_sustained_fps(output_times, start), seconds=round(end - start, 3),
-        latency_ms={k: round(v, 2) for k, v in percentiles(latencies).items()},
+        # none measured is no latency, not 0 ms
+        latency_ms={k: round(v, 2) if latencies else None for k, v in percentiles(latencies).items()},
         latency_p95_ms_by_minute=_p95_by_minute(latencies, output_times, start),
         infer_ms=round(1000.0 * workers.infer.busy_s / workers.infer.items, 2) if workers.infer.items else 0.0,
         end_reason=end_reason, source=source.description,

@@ -92,7 +92,13 @@ class Recorder:
         """The source's tracks the recording left out or re-encoded, one sentence each."""
         cut = [f"the recording was cut off: the receiver took nothing for {_STREAM_CLOSE_GRACE_S:g} s"
                ] if self.cut_off else []
-        return [*(f"left out {skipped}" for skipped in self._writer.skipped), *self._writer.converted, *cut]
+        from videodeblur.pipeline.run_summary import four_four_four_warning  # (av: imported after cv2, as above)
+
+        # a recording is asked for 4:2:0: it is 4:4:4 only where the picture is odd-sized
+        odd = four_four_four_warning(self._writer, f"{self._writer.width}x{self._writer.height} is odd-sized, "
+                                                   "which 4:2:0 cannot hold")
+        return [*(f"left out {skipped}" for skipped in self._writer.skipped), *self._writer.converted,
+                *([odd] if odd else []), *cut]
 
     def follow(self, run: int, source: LiveSource) -> None:
         """The source was opened again (``run``): its sound, if a recording of it was begun, comes from

@@ -16,7 +16,7 @@ from videodeblur.video.output_format import output_subsampling
 from videodeblur.video.reader import FrameReader
 from videodeblur.video.writer import FrameWriter
 
-__all__ = ["summarise_run"]
+__all__ = ["summarise_run", "four_four_four_warning"]
 
 
 def summarise_run(stats: StatsRecorder, reader: FrameReader, writer: FrameWriter, engine: Engine,
@@ -111,13 +111,19 @@ _PLAYER_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
 
 
 def _four_four_four_note(info: VideoInfo, writer: FrameWriter) -> str | None:
-    """Why an H.264/HEVC output is 4:4:4, which browsers, QuickTime and phones do not play (as the
-    ffmpeg tool warns for RGB input): the source is RGB or 4:4:4, or odd-sized, which 4:2:0 cannot hold."""
-    if not writer.pix_fmt.startswith("yuv444") or writer.encoder_name not in _PLAYER_CODECS:
-        return None
+    """Why an H.264/HEVC output is 4:4:4 (:func:`four_four_four_warning`): the source is RGB or 4:4:4,
+    or odd-sized, which 4:2:0 cannot hold."""
     if output_subsampling(info.pix_fmt, info.chroma_subsampling) in ((2, 2), (4, 1), (2, 1)):
         why = f"{info.width}x{info.height} is odd-sized, which 4:2:0 cannot hold"
     else:
         why = f"the source is {info.pix_fmt}"
+    return four_four_four_warning(writer, why)
+
+
+def four_four_four_warning(writer: FrameWriter, why: str) -> str | None:
+    """That an H.264/HEVC output is 4:4:4 (``why``), which browsers, QuickTime and phones do not play
+    (as the ffmpeg tool warns for RGB input); None for any other output."""
+    if not writer.pix_fmt.startswith("yuv444") or writer.encoder_name not in _PLAYER_CODECS:
+        return None
     return (f"{writer.path} is {writer.pix_fmt} ({why}): browsers, QuickTime and phones do not play 4:4:4 "
             f"{'H.264' if '264' in writer.encoder_name else 'HEVC'}; VLC, mpv and editors do")
