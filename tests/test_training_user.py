@@ -302,6 +302,30 @@ def test_a_training_video_that_is_not_one_is_a_one_line_error(tmp_path: Path, ru
         result.stderr
 
 
+def test_a_diverging_run_stops_before_its_weights_turn_to_nan(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """With a huge rate the loss was NaN from a few steps in, and the run went on to the end: last.pt
+    overwritten with NaN weights, a weights file the loader then refused, exit 0. Here the loss turns
+    NaN at step 5 (as lr 0.99 made lprn-fast's): the run stops there, last.pt keeps step 4."""
+    real, calls = trainer.deblur_loss, []
+
+    def diverging(*args, **kwargs):
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if len(calls) >= 5 else loss
+
+    monkeypatch.setattr(trainer, "deblur_loss", diverging)
+    result = run_cli("train", "--config", _recipe(tmp_path, steps=30), "--set", "train.checkpoint_every=2")
+    assert result.exit_code == 1, result.stderr
+    run = tmp_path / "run"
+    assert result.stderr_lines[-1] == (
+        "videodeblur: error: training diverged at step 5: the loss is nan (gradient norm nan); lower train.lr "
+        f"(now 0.002) and run again; {run / 'last.pt'} still holds step 4, from before")
+    assert not (run / "tiny.pt").exists()
+    checkpoint = torch.load(run / "last.pt", weights_only=True)
+    assert checkpoint["step"] == 4
+    assert all(torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point())
+
+
 def test_an_image_pattern_that_matches_nothing_is_named(tmp_path: Path, run_cli, monkeypatch) -> None:
     """A typo'd pattern beside good ones trained on less than the recipe said, without a word; alone,
     it said "no training data: give at least one video scene or image"."""

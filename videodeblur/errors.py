@@ -18,6 +18,7 @@ __all__ = [
     "DeviceError",
     "SourceError",
     "FrameError",
+    "DivergedError",
     "short_error",
 ]
 
@@ -68,6 +69,10 @@ class SourceError(VideoDeblurError, OSError):
 
 class FrameError(VideoDeblurError, ValueError):
     """Frames handed to the library are not what it takes (dtype, shape, order of timestamps)."""
+
+
+class DivergedError(VideoDeblurError, ArithmeticError):
+    """A training run's loss or gradients stopped being finite numbers: the step is not taken."""
 
 
 def short_error(err: BaseException) -> str:

@@ -25,7 +25,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from videodeblur.errors import ConfigError, WeightsError
+from videodeblur.errors import ConfigError, DivergedError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import write_metadata
@@ -129,7 +129,10 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     window = LogWindow.resumed(resumed_window, started)
     last_loss = logged_loss(log_path, step) if step >= recipe.steps else float("nan")
 
+    kept_at = [step if resume is not None else None]  # the step last.pt holds (None: none yet)
+
     def keep_checkpoint() -> None:  # the step reached, as --resume continues it
+        kept_at[0] = step
         save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
                         seconds_before + time.perf_counter() - started, recipe, ema, init,
                         log_window=window.state(time.perf_counter()), world=world)
@@ -149,10 +152,19 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
             loss = deblur_loss(output.float(), sharp, pixel=recipe.pixel_loss,
                                frequency_weight=recipe.frequency_weight, blurred=blurred,
                                static_weight=recipe.static_weight, static_threshold=recipe.static_threshold)
+            # sync point (and under DDP an all-reduce): one per step is fine at these model sizes;
+            # every rank then holds the whole batch's loss, so rank 0's checkpoint keeps the window's
+            loss_value = mean_over_ranks(loss.item(), world, device)
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimiser)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            # a diverged run stops before its weights turn to NaN (AMP's scaler skips an fp16 overflow itself)
+            if not math.isfinite(loss_value) or (not use_amp and not torch.isfinite(grad_norm)):
+                kept = (f"{out_dir / 'last.pt'} still holds step {kept_at[0]}, from before" if kept_at[0] is not None
+                        else "no checkpoint was kept")
+                raise DivergedError(f"training diverged at step {step + 1}: the loss is {loss_value:g} (gradient norm "
+                                    f"{float(grad_norm):g}); lower train.lr (now {recipe.lr:g}) and run again; {kept}")
             record = None
             with interrupts_held():  # what a checkpoint holds moves one whole step, or not at all
                 scaler.step(optimiser)
@@ -161,9 +173,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 if ema is not None:
                     ema.update_parameters(model)
                 step += 1
-                # sync point (and under DDP an all-reduce): one per step is fine at these model sizes;
-                # every rank then holds the whole batch's loss, so rank 0's checkpoint keeps the window's
-                window.add(mean_over_ranks(loss.item(), world, device))
+                window.add(loss_value)
                 if step % recipe.log_every == 0 or step == recipe.steps:
                     now = time.perf_counter()
                     last_loss = window.mean()
