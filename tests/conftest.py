@@ -221,6 +221,7 @@ images = ["{(tmp_path / 'images').as_posix()}/*.png"]
 [data.mix]
 crop = 24
 kernel_sizes = [5, 7]
+p_average = 0.0
 """)
     return recipe
 

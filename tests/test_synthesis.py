@@ -347,3 +347,24 @@ def test_real_pairs_go_through_the_mix_as_synthesised_ones_do(tmp_path) -> None:
         pair_input = torch.floor(b * 255 / 2) / 255
         assert not torch.allclose(a, pair_input, atol=1e-6)
         assert psnr((a * 255).round().byte().numpy(), (pair_input * 255).round().byte().numpy()) > 14  # noise codes badly
+
+
+def test_with_no_scene_to_average_its_share_goes_to_the_other_kinds(tmp_path) -> None:
+    """Images only (or scenes under 3 frames) give no averaged pairs: their share became sharp-in,
+    sharp-out pairs without a word (169 of 200 where 20 % were meant). It goes to the other kinds in
+    their proportions, and the run is told."""
+    from pathlib import Path
+
+    from videodeblur.train.data import write_rgb
+    from videodeblur.train.recipe import DataSpec
+    from videodeblur.train.training_set import build_dataset
+
+    rng = np.random.default_rng(4)
+    write_rgb(Path(tmp_path) / "a.png", rng.integers(0, 256, (64, 80, 3), dtype=np.uint8))
+    mix = SynthesisMix(crop=32, p_average=0.5, p_warp=0.0, p_sharp=0.1, p_noise=0.0, p_jpeg=0.0, kernel_sizes=(9,))
+    said: list[str] = []
+    data = build_dataset(DataSpec(images=(f"{tmp_path}/*.png",), mix=mix), seed=0, warn=said.append)
+    same = sum(torch.equal(*data[i]) for i in range(200))
+    assert 20 <= same <= 65, same  # a fifth of the rest (0.1 of 0.5), not 0.6 of all
+    assert said == ["data.mix.p_average 0.5: no averaged (GoPro-style) pairs, as no video scene has 3 frames or "
+                    "more; that share goes to the other kinds of pairs, in their proportions"]

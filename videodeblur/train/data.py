@@ -127,7 +127,9 @@ class SynthesisedPairs(Dataset):
         rng = np.random.default_rng([self.seed, index])
         mix = self.mix
         draw = rng.random()
-        if draw < mix.p_average and self.averaged:
+        if not self.averaged:  # no scene to average (images only): the other kinds, in their shares
+            draw = mix.p_average + draw * (1.0 - mix.p_average)
+        if draw < mix.p_average:
             blurred, sharp = self._averaged(rng)
         elif mix.p_average <= draw < mix.p_average + mix.p_warp:
             blurred, sharp = self._warped(rng)

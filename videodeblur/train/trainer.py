@@ -114,7 +114,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     kept = ema.module if ema is not None else model  # the weights that are validated, evaluated and saved
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    dataset = build_dataset(recipe.data, seed=recipe.seed)
+    dataset = build_dataset(recipe.data, seed=recipe.seed, warn=warn if rank == 0 else None)
     sampler = StepSampler(batch=recipe.batch, start_step=step, total_steps=recipe.steps, rank=rank, world=world)
     loader = DataLoader(dataset, batch_size=recipe.batch, sampler=sampler, num_workers=recipe.workers,
                         pin_memory=device.type == "cuda", persistent_workers=False,

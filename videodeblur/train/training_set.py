@@ -6,6 +6,7 @@ from __future__ import annotations
 from torch.utils.data import Dataset
 
 from videodeblur.errors import UnreadableInputError
+from videodeblur.notices import Warn
 from videodeblur.train.data import (FolderPairs, SynthesisedPairs, SynthesisMix, read_images, read_video_scenes,
                                     shake_margin, warp_margin)
 from videodeblur.train.recipe import DataSpec
@@ -13,8 +14,9 @@ from videodeblur.train.recipe import DataSpec
 __all__ = ["build_dataset"]
 
 
-def build_dataset(spec: DataSpec, *, seed: int = 0) -> Dataset:
-    """Synthesised pairs from the videos/images, plus real folder pairs (cropped) if any are given."""
+def build_dataset(spec: DataSpec, *, seed: int = 0, warn: Warn | None = None) -> Dataset:
+    """Synthesised pairs from the videos/images, plus real folder pairs (cropped) if any are given.
+    ``warn``: told when the recipe's share of averaged (GoPro-style) pairs has nothing to come from."""
     parts: list[Dataset] = []
     if spec.videos or spec.images:
         scenes = [s for v in spec.videos
@@ -22,7 +24,12 @@ def build_dataset(spec: DataSpec, *, seed: int = 0) -> Dataset:
                                              step=v.step)]
         images = read_images(spec.images, exclude=spec.exclude_images)
         _check_crop(spec.mix, [image.shape[:2] for image in images] + [s.frames.shape[1:3] for s in scenes])
-        parts.append(SynthesisedPairs(scenes, images, spec.mix, seed=seed, cache_dir=spec.cache_dir))
+        synthesised = SynthesisedPairs(scenes, images, spec.mix, seed=seed, cache_dir=spec.cache_dir)
+        if spec.mix.p_average > 0 and not synthesised.averaged and warn is not None:
+            # its share went to sharp-in/sharp-out pairs without a word (169 of 200 where 20 % were meant)
+            warn(f"data.mix.p_average {spec.mix.p_average:g}: no averaged (GoPro-style) pairs, as no video scene "
+                 "has 3 frames or more; that share goes to the other kinds of pairs, in their proportions")
+        parts.append(synthesised)
     for root in spec.pairs:
         real = FolderPairs(root, crop=spec.mix.crop, seed=seed, mix=spec.mix)
         parts.append(_Repeated(real, 1 << 30))
