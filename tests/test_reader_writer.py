@@ -52,7 +52,8 @@ def test_i420_layout_gives_planes(make_clip) -> None:
 
 def test_round_trip_keeps_count_timing_size_rotation_and_audio(make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=96, height=64, frames=15, audio=True, rotation=270)
-    _, writer = _copy(src, tmp_path / "out.mp4")
+    reader, writer = _copy(src, tmp_path / "out.mp4")
+    assert reader.info.mirror_matrix is None  # a turn alone: written as its angle
     a, b = decode(src), decode(tmp_path / "out.mp4")
     assert len(b.frames) == len(a.frames) == 15 == writer.frames_written
     assert b.pts_seconds == a.pts_seconds
@@ -60,6 +61,33 @@ def test_round_trip_keeps_count_timing_size_rotation_and_audio(make_clip, tmp_pa
     assert b.rotation == a.rotation
     assert b.audio == a.audio and writer.audio_packets == len(a.audio) > 0  # remuxed bit for bit
     assert min(psnr(x, y) for x, y in zip(a.frames, b.frames)) > 35
+
+
+@pytest.mark.parametrize("ext", ["mp4", "mkv"])
+@pytest.mark.parametrize("matrix", [(-65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30),  # mirrored left to right
+                                    (0, 65536, 0, 65536, 0, 0, 0, 0, 1 << 30)],  # a quarter turn and a flip
+                         ids=["hflip", "turn-and-flip"])
+def test_a_mirrored_clip_stays_mirrored(ext: str, matrix: tuple[int, ...], tmp_path: Path) -> None:
+    """A flip has no angle: a horizontal mirror reads as 180°, and was written back as that turn (the
+    picture upside down); a turn with a flip lost the flip. The source's display matrix is kept."""
+    import struct
+
+    src = tmp_path / "flipped.mp4"
+    with av.open(str(src), "w") as c:
+        stream = c.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_matrix(list(matrix))
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            c.mux(stream.encode(frame))
+        c.mux(stream.encode(None))
+    reader, _ = _copy(src, tmp_path / f"out.{ext}")
+    assert reader.info.mirror_matrix == matrix
+    with av.open(str(tmp_path / f"out.{ext}")) as c:
+        first = next(c.decode(video=0))
+        (side,) = [d for d in first.side_data if "DISPLAYMATRIX" in str(d.type).upper()]
+        assert struct.unpack("<9i", bytes(side)) == matrix
 
 
 def test_the_video_is_found_behind_a_thumbnail_stream(make_clip, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ and the reader checks its reading against (frame count, duration)."""
 from __future__ import annotations
 
 import dataclasses
+import struct
 from fractions import Fraction
 from typing import Any
 
@@ -62,6 +63,9 @@ class VideoInfo:
     has_alpha: bool = False  # transparency (ProRes 4444, PNG or VP9 with alpha): the output is opaque
     # the first frame's time in seconds, exact: where the video starts (an MPEG-TS rarely at 0); None: unknown
     start_s: Fraction | None = None
+    # a display matrix that mirrors the picture (a selfie camera's, or a flip in an editor), its nine
+    # 16.16/2.30 fixed-point numbers as stored; None: no mirror (``rotation`` says the turn, if any)
+    mirror_matrix: tuple[int, ...] | None = None
 
 
 def describe(container: av.container.InputContainer, stream: av.video.stream.VideoStream, first: av.VideoFrame,
@@ -93,7 +97,7 @@ def describe(container: av.container.InputContainer, stream: av.video.stream.Vid
         width=first.width, height=first.height, pix_fmt=fmt.name, bit_depth=depth,
         chroma_subsampling=subsampling, time_base=s.time_base or Fraction(1, 90000),
         fps=Fraction(fps) if fps else None, frames=frames, frames_exact=frames_exact, duration_s=duration_s,
-        rotation=int(first.rotation or 0), colour=colour, has_audio=bool(audio),
+        rotation=int(first.rotation or 0), mirror_matrix=mirror_matrix(first), colour=colour, has_audio=bool(audio),
         audio_codec=audio[0].codec_context.name if audio else None,
         has_subtitles=any(not is_chapter_track(container, t) for t in container.streams.subtitles),
         has_data=any(not is_chapter_track(container, t) for t in container.streams.data),
@@ -148,3 +152,17 @@ def _subsampling(fmt: av.VideoFormat, width: int, height: int) -> tuple[int, int
     comps = fmt.components
     cw, ch = comps[1].width, comps[1].height
     return (max(1, round(width / cw)) if cw else 1, max(1, round(height / ch)) if ch else 1)
+
+
+def mirror_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """``frame``'s display matrix where it mirrors the picture (its 2×2 part has a negative
+    determinant), else None. A rotation angle alone cannot say a flip: a horizontal mirror reads as
+    180°, and was written back as that turn, upside down."""
+    for side in frame.side_data:
+        if "DISPLAYMATRIX" in str(side.type).upper():
+            raw = bytes(side)
+            if len(raw) != 36:
+                return None
+            m = struct.unpack("<9i", raw)
+            return m if m[0] * m[4] - m[1] * m[3] < 0 else None
+    return None

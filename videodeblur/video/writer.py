@@ -97,7 +97,8 @@ class FrameWriter:
                  data: bool = True, attachments: bool = True, fragmented: bool = False, chapters: Sequence[dict[str, Any]] = (),
                  window: tuple[float | None, float | None] | None = None, hdr: HdrMetadata | None = None,
                  sample_aspect_ratio: Fraction | None = None, live: bool = False, made_by: str | None = None,
-                 pipe_format: str = "mkv", source_start_s: Fraction | None = None) -> None:
+                 pipe_format: str = "mkv", source_start_s: Fraction | None = None,
+                 mirror_matrix: Sequence[int] | None = None) -> None:
         self._stream_url = is_url(path)
         self._pipe = is_stdin(path)  # "-": standard output
         existed = self._stream_url or self._pipe or Path(path).exists()
@@ -157,7 +158,7 @@ class FrameWriter:
                 if layout == "i420" and self.pix_fmt != "yuv420p":
                     raise ValueError("layout 'i420' needs an even-sized yuv420p output")
                 self._container.metadata.update(descriptive_tags(tags))
-                self._stream = self._add_video_stream(fps, crf, preset, threads, rotation)
+                self._stream = self._add_video_stream(fps, crf, preset, threads, rotation, mirror_matrix)
                 self._timing = PacketTiming(self._container, self._stream, fragmented=self._fragmented,
                                             last_as_keyframe=self._last_as_keyframe)
                 self._stream.metadata.update(descriptive_tags(video_tags, keep=("language", "title", "timecode")))
@@ -208,7 +209,7 @@ class FrameWriter:
             pix_fmt = {"yuv420p": "yuv420p10le", "yuv422p": "yuv422p10le", "yuv444p": "yuv444p10le"}.get(pix_fmt, pix_fmt)
         colour = source_tags(info.colour, info.pix_fmt)
         return cls(path, width=width, height=height, time_base=info.time_base, fps=info.fps,
-                   pix_fmt=pix_fmt, colour=colour, rotation=info.rotation,
+                   pix_fmt=pix_fmt, colour=colour, rotation=info.rotation, mirror_matrix=info.mirror_matrix,
                    copy_from=(feed or info.path) if ((audio and info.has_audio) or (subtitles and info.has_subtitles)
                                            or (data and info.has_data)
                                            or (attachments and info.has_attachments)) else None,
@@ -440,7 +441,7 @@ class FrameWriter:
         self.lossless = codec.lossless and not codec.lossy  # ffv1, huffyuv...: no quality to set
 
     def _add_video_stream(self, fps: Fraction | None, crf: int, preset: str, threads: int,
-                          rotation: int) -> av.video.stream.VideoStream:
+                          rotation: int, mirror_matrix: Sequence[int] | None = None) -> av.video.stream.VideoStream:
         rate = Fraction(fps).limit_denominator(1_000_000) if fps else None
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
@@ -500,7 +501,9 @@ class FrameWriter:
         if self.encoder_name == SOFTWARE_ENCODER:
             ctx.thread_type = "SLICE" if self._live else "FRAME"  # frame threads hold frames back: latency
             ctx.thread_count = threads
-        if rotation:
+        if mirror_matrix:  # a turn and a flip: the source's matrix as it is (an angle cannot say the flip)
+            stream.set_display_matrix(list(mirror_matrix))
+        elif rotation:
             stream.set_display_rotation(rotation)
         try:
             ctx.open()  # fail now, before any frame is decoded, if this encoder cannot run here
