@@ -283,6 +283,12 @@ def test_flac_into_mov_is_re_encoded_not_refused(run_cli, make_clip, tmp_path: P
         assert [s.codec_context.name for s in written.streams] == ["h264", "aac"]
     mp4 = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json").stdout)
     assert mp4["warnings"] == [] and mp4["audio_packets"] > 0
+    # MPEG-TS has no stream type for FLAC: its muxer took it as private data, which nothing plays, unsaid
+    ts = json.loads(run_cli("video", src, "-o", tmp_path / "out.ts", *CPU, "--json").stdout)
+    assert ts["warnings"] == ["flac audio (stream 1) re-encoded as mp2 192 kb/s: .ts files cannot hold flac"]
+    with av.open(str(tmp_path / "out.ts")) as written:
+        assert [s.type for s in written.streams] == ["video", "audio"]
+        assert sum(f.samples for f in written.decode(audio=0)) >= 9600 - 1152
 
 
 def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_path: Path) -> None:

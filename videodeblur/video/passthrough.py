@@ -298,7 +298,7 @@ class Passthrough:
 
     def _add(self, src: av.stream.Stream) -> None:
         if src.type == "audio" and self._output.default_audio_codec in (None, "none"):
-            self.skipped.append(f"{src.codec_context.name} audio (stream {src.index}): {self._kind} files hold "
+            self.skipped.append(f"{_format_name(src)} audio (stream {src.index}): {self._kind} files hold "
                                 "video only")
             return
         if src.type == "audio" and self._fragmented and _adts(src) and _adts_config(src) is None:
@@ -312,7 +312,7 @@ class Passthrough:
         elif src.type == "audio" and not _takes(self._output.format.name, src):
             # asked first: a muxer that takes the track here (MOV with FLAC) may refuse it only when the
             # header is written, which stopped the run where re-encoding it would do
-            out = self._transcoded_stream(src, f"{self._kind} files cannot hold {src.codec_context.name}")
+            out = self._transcoded_stream(src, f"{self._kind} files cannot hold {_format_name(src)}")
         else:
             try:
                 out = self._output.add_stream_from_template(src)
@@ -321,7 +321,7 @@ class Passthrough:
                     self.skipped.append(f"{src.codec_context.name} subtitles (stream {src.index}): "
                                         f"{self._kind} files cannot hold them{self._elsewhere(src)}")
                     return
-                out = self._transcoded_stream(src, f"{self._kind} files cannot hold {src.codec_context.name}",
+                out = self._transcoded_stream(src, f"{self._kind} files cannot hold {_format_name(src)}",
                                               refused=err)
         if src.type == "audio" and src.index not in self._transcodes:
             out.codec_context.layout = _named_layout(src.codec_context.layout)
@@ -362,7 +362,7 @@ class Passthrough:
         try:
             codec = av.Codec(default, "w")
         except (av.codec.codec.UnknownCodecError, ValueError) as err:
-            raise OutputError(f"{Path(self._output.name).name} cannot hold the input's {src.codec_context.name} "
+            raise OutputError(f"{Path(self._output.name).name} cannot hold the input's {_format_name(src)} "
                               f"audio ({refused or why}); use .mp4, .mkv or .mov, or drop the audio "
                               "(--no-audio)") from refused or err
         rates = codec.audio_rates or ()
@@ -376,7 +376,7 @@ class Passthrough:
         self._transcodes[src.index] = _Transcode(src, out)
         moved = "" if out.codec_context.layout.name == layout.name else \
             f", its {layout.name} channels as {out.codec_context.layout.name}"
-        self.converted.append(f"{src.codec_context.name} audio (stream {src.index}) re-encoded as {codec.name} "
+        self.converted.append(f"{_format_name(src)} audio (stream {src.index}) re-encoded as {codec.name} "
                               f"{out.codec_context.bit_rate // 1000} kb/s{moved}: {why}")
         return out
 
@@ -446,6 +446,12 @@ def _encodable_layout(codec: av.Codec, rate: int, layout: av.AudioLayout) -> av.
     return layout  # none opens: the muxer's own error says why
 
 
+def _format_name(src: av.stream.Stream) -> str:
+    """A track's format as users know it (mp3, dts), not its decoder's name (mp3float, dca)."""
+    codec = src.codec_context.codec
+    return codec.canonical_name if codec is not None else src.codec_context.name
+
+
 def _adts(src: av.stream.Stream) -> bool:
     """AAC framed in ADTS headers (as MPEG-TS carries it): no AudioSpecificConfig in the stream header."""
     return src.codec_context.name == "aac" and not src.codec_context.extradata
@@ -468,10 +474,18 @@ def _adts_config(src: av.stream.Stream) -> bytes | None:
     return (2 << 11 | _AAC_RATES.index(codec.sample_rate) << 7 | channel_config << 3).to_bytes(2, "big")
 
 
+# the audio formats MPEG-TS names (FFmpeg's mpegts muxer gives them stream types its demuxer reads
+# back as audio); any other it writes as private data, which nothing plays: FLAC, PCM, Vorbis
+_TS_AUDIO = ("aac", "aac_latm", "mp2", "mp3", "ac3", "eac3", "dts", "truehd", "opus", "s302m")
+
+
 def _takes(container: str, src: av.stream.Stream) -> bool:
     """Whether a ``container`` format (FFmpeg's name) can hold the track ``src``: asked of an empty
     in-memory file, because a muxer that cannot (Matroska with GoPro telemetry) may refuse only
-    when the header is written, which would stop the whole run."""
+    when the header is written, which would stop the whole run. MPEG-TS takes any audio, as data
+    where it has no stream type for it: those are not taken (FLAC was left in the file unplayable)."""
+    if container == "mpegts" and src.type == "audio" and src.codec_context.codec.canonical_name not in _TS_AUDIO:
+        return False
     probe = av.open(io.BytesIO(), "w", format=container)
     try:
         probe.add_stream_from_template(src)
