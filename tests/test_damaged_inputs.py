@@ -127,6 +127,29 @@ def test_a_matroska_file_that_lost_its_middle_says_how_many_frames_it_lost(run_c
     _assert_middle_loss_is_told(run_cli, mkv, tmp_path / "holed.mkv", most_decodable=30)
 
 
+def test_a_whole_matroska_file_that_pauses_is_not_called_damaged(run_cli, tmp_path: Path) -> None:
+    """20 frames at 25 fps with a 2 s pause after the tenth (a screen recording, a security camera):
+    Matroska counts no frames, and the count its duration gives at 25 fps (70) made a whole file
+    "truncated or corrupt: 20 of about 70 frames decoded, about 50 lost". Read to its end without a
+    skipped stretch, it is whole."""
+    from conftest import clip_frame
+
+    src = tmp_path / "paused.mkv"
+    with av.open(str(src), "w") as c:
+        stream = c.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for i in range(20):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = i * 40 + (2000 if i >= 10 else 0), Fraction(1, 1000)
+            c.mux(stream.encode(frame))
+        c.mux(stream.encode(None))
+    result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json")
+    stats = json.loads(result.stdout)
+    assert result.exit_code == 0 and stats["warnings"] == [] and stats["frames_lost"] == 0, result.stderr
+    assert stats["frames_written"] == 20
+
+
 def _assert_middle_loss_is_told(run_cli, whole: Path, holed: Path, *, most_decodable: int) -> None:
     """``whole`` (40 frames) with its middle third zeroed, as ``holed``: the run writes every frame that
     decodes and says, in one warning, about how many of the 40 were lost."""

@@ -12,6 +12,10 @@ from videodeblur.video.info import VideoInfo, nominal_step
 
 __all__ = ["ReadTally", "StreamSpan"]
 
+# bytes between two packets beyond which the demuxer skipped a damaged stretch (measured: whole
+# Matroska files leave at most 24 bytes between packets; a zeroed third of a small one, 5 KB)
+_DAMAGED_STRETCH = 1024
+
 
 @dataclasses.dataclass(frozen=True)
 class StreamSpan:
@@ -41,11 +45,23 @@ class ReadTally:
     packet_durations: bool = True  # every packet read carried its duration (else one frame is added)
     others_end_s: float | None = None  # where the other streams' packets (audio, subtitles) end
     sought: bool = False  # read from a seek's keyframe on, not from the stream's start
+    # the most bytes between one packet's end and the next one's start, all streams in file order: a
+    # stretch the demuxer skipped (a damaged part) is kilobytes; a whole file's are container overhead
+    largest_skip: int = 0
+    _read_up_to: int | None = None  # where the last packet read ends, in bytes
+
+    def _note_position(self, packet: av.Packet) -> None:
+        if packet.pos is None or packet.pos < 0:
+            return
+        if self._read_up_to is not None:
+            self.largest_skip = max(self.largest_skip, packet.pos - self._read_up_to)
+        self._read_up_to = packet.pos + packet.size
 
     def count_video_packet(self, packet: av.Packet) -> None:
         """Note a packet of the video stream as it is demuxed."""
         if not packet.size:
             return
+        self._note_position(packet)
         self.packets_read += 1
         self.packets_discarded += packet.is_discard
         if self.packets_before_keyframe is None and packet.is_keyframe:
@@ -58,6 +74,8 @@ class ReadTally:
 
     def count_other_packet(self, packet: av.Packet) -> None:
         """Note a packet of another stream (audio, subtitles): where they end says whether the file is whole."""
+        if packet.size:
+            self._note_position(packet)
         if packet.size and packet.pts is not None and packet.time_base is not None:
             end_s = float((packet.pts + (packet.duration or 0)) * packet.time_base)
             self.others_end_s = end_s if self.others_end_s is None else max(self.others_end_s, end_s)
@@ -114,10 +132,17 @@ class ReadTally:
         header that counts more frame slots than that duration spans is believed over it: FFmpeg
         measures an AVI cut before its index by the frames the file still holds (27 of 40 read as
         a whole 27-frame stream)."""
-        if self.packets_end is None or span.duration is None:
+        if self.packets_end is None:
             return False  # unknown: the header's count stands
         step = nominal_step(info)
         end = self.packets_end + (0 if self.packet_durations else step)
+        if span.duration is None:
+            # no duration of its own (Matroska): a file read without a skip to the end its header
+            # states is whole, however its frames are spaced; a count estimated from duration × rate
+            # is not, for a variable rate (a complete file that paused 2 s read as "about 50 lost")
+            if span.file_end_s is None or self.largest_skip > _DAMAGED_STRETCH:
+                return False
+            return float((end + step / 2) * info.time_base) >= span.file_end_s
         duration = span.duration
         if info.frames_exact and info.frames:
             duration = max(duration, info.frames * step)
