@@ -2,6 +2,7 @@
 stderr line, naming the bad value; no traceback unless ``--debug``."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -192,6 +193,27 @@ def test_ctrl_c_exits_130(run_cli, image_file, tmp_path, monkeypatch):
     result = run_cli("image", image_file, "-o", tmp_path / "o.png", "--device", "cpu")
     assert result.exit_code == 130
     assert result.stderr_lines == ["videodeblur: interrupted"]
+
+
+@pytest.mark.parametrize("where", ["loading the model", "before the run"])
+def test_ctrl_c_before_a_video_run_still_prints_its_json_line(run_cli, make_clip, tmp_path, monkeypatch, where):
+    """The help says --json prints its line, "interrupted": true, however the run is stopped; a stop
+    while the model loaded, or before the run began, printed none."""
+    import videodeblur.pipeline
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    if where == "loading the model":
+        monkeypatch.setattr(videodeblur.pipeline.Engine, "from_name", interrupted)
+    else:
+        monkeypatch.setattr(videodeblur.pipeline, "deblur_file", interrupted)
+    src = make_clip("a.mp4", width=32, height=24, frames=2)
+    result = run_cli("video", src, "-o", tmp_path / "o.mp4", "--device", "cpu", "--json")
+    assert result.exit_code == 130
+    assert json.loads(result.stdout) == {"input": str(src), "output": str(tmp_path / "o.mp4"), "frames": 0,
+                                         "frames_written": 0, "interrupted": True}
+    assert result.stderr_lines[-1] == "videodeblur: interrupted"
 
 
 def test_opencv_that_cannot_load_says_what_to_install(run_subprocess, image_file, tmp_path):

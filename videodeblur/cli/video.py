@@ -145,8 +145,13 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
     from videodeblur.signals import signals_noted
 
-    engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
-                                                   tile=tile, compile=compile_, cuda_graphs=cuda_graphs))
+    try:
+        engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
+                                                       tile=tile, compile=compile_, cuda_graphs=cuda_graphs))
+    except KeyboardInterrupt:  # while the model loaded: no input was begun on, and --json still says so
+        if as_json:
+            _print(json.dumps(_unbegun(jobs[0])), err=piped_out)
+        raise
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not as_json
     failed, unread = 0, False  # unread: standard output was closed (| head), the results after went nowhere
@@ -171,7 +176,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             raise click.exceptions.Abort() from stop
         except KeyboardInterrupt as stop:  # not in the run: before it began, or in the instant it ended
             with signals_noted(lambda: held.append(1)):
-                _say_interrupted(None, job, progress, piped_out=piped_out, as_json=False, stalled=False,
+                _say_interrupted(None, job, progress, piped_out=piped_out, as_json=as_json, stalled=False,
                                  trimmed=options.trimmed)
             raise click.exceptions.Abort() from stop
         except VideoDeblurError as err:
@@ -219,6 +224,9 @@ def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress 
 
     if progress is not None:
         progress.done()
+    if stats is None and as_json:  # a script reads a line per input, stopped or not
+        held = frames_in(Path(job.dst)) if not piped_out and not is_url(job.dst) and Path(job.dst).exists() else 0
+        _print(json.dumps(_unbegun(job, held)), err=piped_out)
     if stats is None and (piped_out or is_url(job.dst)):
         return  # what went out cannot be read back: the stop alone is said
     where = "the output" if piped_out else str(job.dst)
@@ -239,6 +247,13 @@ def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress 
         click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
     if as_json and stats is not None:  # the stats of what was written, as a finished input's line: a script reads it too
         _print(json.dumps({**stats.to_dict(), "interrupted": True}), err=piped_out)
+
+
+def _unbegun(job: VideoJob, frames_written: int = 0) -> dict[str, Any]:
+    """The --json line of an input stopped outside its run (before it began, or as it ended): what
+    its output holds, no figures of a run."""
+    return {"input": str(job.src), "output": str(job.dst), "frames": 0, "frames_written": frames_written,
+            "interrupted": True}
 
 
 def _print(text: str, *, err: bool) -> bool:
