@@ -498,6 +498,11 @@ def test_a_training_checkpoint_given_as_weights_points_to_the_weights_beside_it(
     result = run_cli("train", "--config", _recipe_file(tmp_path, tmp_path / "d", steps=1), "--init", last)
     assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
     assert "is a training checkpoint" in result.stderr and not (tmp_path / "d" / "tiny.pt").exists()
+    # a run stopped before it saved any: the weights it named were not there
+    (tmp_path / "c" / "tiny.pt").unlink()
+    with pytest.raises(WeightsError, match=r"not a weights file: its run has saved no weights yet \(tiny.pt is not "
+                                           rf"beside it\): train --resume {re.escape(str(last))} finishes the run"):
+        load_model(last)
 
 
 def _git(cwd: Path, *args: str) -> None:

@@ -326,6 +326,18 @@ def test_a_diverging_run_stops_before_its_weights_turn_to_nan(tmp_path: Path, ru
     assert all(torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point())
 
 
+def test_a_run_folder_that_cannot_be_made_is_a_one_line_error(tmp_path: Path, run_cli) -> None:
+    """A recipe's out_dir naming a file, or a folder under one: 'internal error: FileExistsError'."""
+    (tmp_path / "afile").write_text("x")
+    recipe = _recipe(tmp_path, steps=1)
+    for out_dir, said in ((tmp_path / "afile", f"the run's folder {tmp_path / 'afile'} is a file: give train.out_dir "
+                                                "(or --out-dir) a folder"),
+                          (tmp_path / "afile" / "sub", f"cannot make the run's folder {tmp_path / 'afile' / 'sub'}: "
+                                                       "Not a directory")):
+        result = run_cli("train", "--config", recipe, "--set", f'train.out_dir="{out_dir.as_posix()}"')
+        assert result.exit_code == 1 and result.stderr_lines == [f"videodeblur: error: {said}"], result.stderr
+
+
 def test_an_image_pattern_that_matches_nothing_is_named(tmp_path: Path, run_cli, monkeypatch) -> None:
     """A typo'd pattern beside good ones trained on less than the recipe said, without a word; alone,
     it said "no training data: give at least one video scene or image"."""

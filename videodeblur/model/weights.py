@@ -52,8 +52,11 @@ def load_weights(path: str | Path) -> LPRN:
     except Exception as err:  # torch raises many types for truncated/corrupt/unsafe files
         raise WeightsError(f"cannot read weights file {path}: corrupt or not a videodeblur weights file") from err
     if isinstance(payload, dict) and "optimiser" in payload and "state_dict" not in payload:
-        raise WeightsError(f"{path} is a training checkpoint (for train --resume), not a weights file: the run's "
-                           f"weights are {path.with_name(_run_name(payload) + '.pt')} beside it")
+        weights = path.with_name(_run_name(payload) + ".pt")
+        where = (f"the run's weights are {weights} beside it" if weights.is_file() else
+                 f"its run has saved no weights yet ({weights.name} is not beside it): train --resume {path} "
+                 "finishes the run and saves them")
+        raise WeightsError(f"{path} is a training checkpoint (for train --resume), not a weights file: {where}")
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
         raise WeightsError(f"{path} is not a videodeblur weights file (missing config/state_dict)")
     if payload.get("format") != FORMAT_VERSION:

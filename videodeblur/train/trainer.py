@@ -25,7 +25,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from videodeblur.errors import ConfigError, DivergedError, WeightsError
+from videodeblur.errors import ConfigError, DivergedError, OutputError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import write_metadata
@@ -85,7 +85,12 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     if resume is None:
         _check_no_run_in(out_dir)
     if rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OutputError(f"the run's folder {out_dir} is a file: give train.out_dir (or --out-dir) a folder")
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a path under a file, no permission: said, not a traceback
+            raise OutputError(f"cannot make the run's folder {out_dir}: {err.strerror or err}") from err
     commit = git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
 
     model = LPRN(recipe.model)
