@@ -437,3 +437,26 @@ def test_a_training_stopped_while_it_evaluated_records_the_evaluation_on_resume(
     assert all(torch.equal(before[k], after[k]) for k in before) and _logged_steps(run) == [1, 2, 3, 4, 5, 6]
     with pytest.raises(ConfigError, match="already at step 6 of 6: nothing to train"):
         train(recipe, resume=run / "last.pt")
+
+
+def test_a_run_resumed_with_other_code_records_both_commits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the resuming process's commit was kept: a run begun at one commit and finished at another
+    said the second alone."""
+    from videodeblur.train import load_recipe, train, trainer
+
+    recipe = load_recipe(_recipe(tmp_path, steps=6, checkpoint_every=100))
+    monkeypatch.setattr(trainer, "git_commit", lambda: "aaaaaaa")
+
+    def stop_at_3(record: dict[str, Any]) -> None:
+        if record["step"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(recipe, on_progress=stop_at_3)
+    monkeypatch.setattr(trainer, "git_commit", lambda: "bbbbbbb-dirty")
+    train(recipe, resume=tmp_path / "run" / "last.pt")
+    metadata = json.loads((tmp_path / "run" / "tiny.json").read_text())
+    assert metadata["commit"] == "bbbbbbb-dirty" and metadata["commits"] == ["aaaaaaa", "bbbbbbb-dirty"]
+    straight = load_recipe(_recipe(tmp_path / "s", steps=2, checkpoint_every=100))
+    train(straight)
+    assert "commits" not in json.loads((tmp_path / "s" / "run" / "tiny.json").read_text())  # one version: said once

@@ -7,7 +7,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch.optim.swa_utils import AveragedModel
@@ -41,13 +41,14 @@ class ResumedRun:
     log_window: dict[str, float] | None = None
     world: int | None = None  # the processes that trained it (torchrun); None: not kept (before this field)
     cwd: str | None = None  # the folder its recipe's relative data paths meant; None: not kept (before this field)
+    commits: tuple[str | None, ...] = ()  # the code it trained with, each version in turn; (): not kept
 
 
 def save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
                     scheduler: torch.optim.lr_scheduler.LRScheduler, scaler: torch.amp.GradScaler,
                     step: int, seconds: float, recipe: TrainRecipe, ema: AveragedModel | None = None,
                     init: dict[str, Any] | None = None, log_window: dict[str, float] | None = None,
-                    world: int = 1) -> None:
+                    world: int = 1, commits: Sequence[str | None] = ()) -> None:
     """Everything a resume needs, including where a fine-tune started (``init_weights`` and its ``init``
     record, as JSON text): a resumed run takes them from here, not from its command line; the recipe
     (JSON text), which a resume must repeat; and the steps since the last log line (``log_window``)."""
@@ -55,7 +56,7 @@ def save_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
         "format": CHECKPOINT_FORMAT, "step": step, "seconds": seconds, "config": recipe.model.to_dict(),
         "init_weights": recipe.init_weights, "init": json.dumps(init),
         "recipe": json.dumps(recipe_record(recipe)), "log_window": log_window or LogWindow().state(0.0),
-        "world": world, "cwd": os.getcwd(),
+        "world": world, "cwd": os.getcwd(), "commits": json.dumps(list(commits)),
         "model": model.state_dict(), "optimiser": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -102,7 +103,8 @@ def load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
                           recipe=json.loads(state["recipe"]) if knows_recipe else None,
                           log_window=dict(state["log_window"]) if knows_recipe else None,
                           world=int(state["world"]) if "world" in state else None,
-                          cwd=str(state["cwd"]) if "cwd" in state else None)
+                          cwd=str(state["cwd"]) if "cwd" in state else None,
+                          commits=tuple(json.loads(state["commits"])) if "commits" in state else ())
     except WeightsError:
         raise
     except FileNotFoundError as err:

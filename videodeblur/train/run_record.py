@@ -9,7 +9,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -23,12 +23,16 @@ __all__ = ["run_metadata", "recipe_record", "git_commit", "hardware_description"
 
 
 def run_metadata(recipe: TrainRecipe, step: int, seconds: float, device: torch.device, world: int,
-                 commit: str | None, init: dict[str, Any] | None = None) -> dict[str, Any]:
+                 commit: str | None, init: dict[str, Any] | None = None,
+                 commits: Sequence[str | None] = ()) -> dict[str, Any]:
     """What every saved weights file records about the run that made it, so any of them can ship;
-    a fine-tune also records the weights it started from (``init``)."""
+    a fine-tune also records the weights it started from (``init``). ``commit``: the code it ends
+    with; ``commits``: every version it trained with, in turn, recorded where a resume changed it."""
     metadata = {"config": recipe.model.to_dict(), "recipe": recipe_record(recipe), "steps": step,
                 "seconds": round(seconds, 1), "hardware": hardware_description(device), "world_size": world,
                 "commit": commit, "version": videodeblur.__version__, "torch": torch.__version__}
+    if len(commits) > 1:
+        metadata["commits"] = list(commits)
     if init is not None:
         metadata["init"] = init
     return metadata

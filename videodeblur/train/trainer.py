@@ -109,12 +109,15 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
            if recipe.ema_decay > 0 else None)
     step, seconds_before, resumed_window = 0, 0.0, None
+    commits = [commit]
     if resume is not None:
         resumed = load_checkpoint(Path(resume), model, optimiser, scheduler, scaler, ema)
         recipe, init = init_of_resumed_run(Path(resume), recipe, resumed)
         check_same_recipe(Path(resume), recipe, resumed)
         check_same_world(Path(resume), resumed, world)
         step, seconds_before, resumed_window = resumed.step, resumed.seconds, resumed.log_window
+        if resumed.commits:  # resumed with other code: the run was trained with both, and says so
+            commits = [*resumed.commits, *([commit] if resumed.commits[-1] != commit else [])]
         check_steps_left(resume, recipe, step)
     kept = ema.module if ema is not None else model  # the weights that are validated, evaluated and saved
     trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
@@ -140,12 +143,13 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         kept_at[0] = step
         save_checkpoint(out_dir / "last.pt", model, optimiser, scheduler, scaler, step,
                         seconds_before + time.perf_counter() - started, recipe, ema, init,
-                        log_window=window.state(time.perf_counter()), world=world)
+                        log_window=window.state(time.perf_counter()), world=world, commits=commits)
 
     if (rank == 0 and resume is not None and recipe.val_every and step and step % recipe.val_every == 0
             and not has_row(out_dir / "val.csv", step)):
         # a stop while this step was validated (after its checkpoint): validated now, as a run on would have
-        validate(kept, recipe, device, run_metadata(recipe, step, seconds_before, device, world, commit, init))
+        validate(kept, recipe, device,
+                 run_metadata(recipe, step, seconds_before, device, world, commit, init, commits))
     model.train()
     batches = iter(loader)
     try:
@@ -195,7 +199,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 keep_checkpoint()
             if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
                 validate(kept, recipe, device, run_metadata(
-                    recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init))
+                    recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init,
+                    commits))
     except KeyboardInterrupt:
         # Ctrl-C loses nothing: the step reached is saved and `--resume` continues from it. Another
         # Ctrl-C or a SIGTERM meanwhile waits: it cut the save short (the checkpoint of steps before
@@ -211,7 +216,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     evaluation = None
     if rank == 0:
         kept.eval()
-        metadata = {**run_metadata(recipe, step, seconds, device, world, commit, init),
+        metadata = {**run_metadata(recipe, step, seconds, device, world, commit, init, commits),
                     "final_loss": last_loss, "evaluation": None}
         save_run_weights(weights, kept, metadata)  # first: a pair the evaluation cannot read must not cost the run
         if recipe.eval_pairs and Path(recipe.eval_pairs).is_dir():
