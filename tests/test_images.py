@@ -229,6 +229,21 @@ def test_folder_to_folder_keeps_names(engine, make_image, tmp_path):
     assert bgr_of(written[0]).shape == (18, 26, 3)
 
 
+def test_a_folder_takes_its_gifs_and_leaves_out_hidden_files(engine, make_image, tmp_path):
+    """A GIF named alone was deblurred (written as PNG); in a folder it was passed over, and a folder of
+    GIFs said "no images". A folder copied from a Mac holds ``._name`` files beside each picture,
+    which are no pictures: the run failed on them."""
+    make_image("shots/a.png", width=24, height=16)
+    PILImage.fromarray(clip_frame(3, 20, 12)).save(tmp_path / "shots" / "b.gif")
+    (tmp_path / "shots" / "._a.png").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    written = deblur_images([tmp_path / "shots"], tmp_path / "out", engine)
+    assert [p.name for p in written] == ["a.png", "b.png"]
+    assert bgr_of(written[1]).shape == (12, 20, 3)
+    (gifs := tmp_path / "gifs").mkdir()
+    shutil.copy(tmp_path / "shots" / "b.gif", gifs / "only.gif")
+    assert [p.name for p in deblur_images([gifs], tmp_path / "out2", engine)] == ["only.png"]
+
+
 def test_several_files_go_to_a_folder(engine, make_image, tmp_path):
     a = make_image("x/one.png", width=16, height=16)
     b = make_image("y/two.png", width=18, height=12)

@@ -245,18 +245,22 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None, *,
     if not inputs:
         raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or a folder")
     jobs = _paired(inputs, output)
-    warn_of_subfolders(inputs, [job.dst for job in jobs], IMAGE_EXTENSIONS, "image", warn or python_warning)
+    warn_of_subfolders(inputs, [job.dst for job in jobs], _READ_EXTENSIONS, "image", warn or python_warning)
     return jobs
 
 
+# what a folder's images are: those written, and GIF, read (its first picture) and written as PNG
+_READ_EXTENSIONS = (*IMAGE_EXTENSIONS, ".gif")
+
+
 def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[ImageJob]:
-    what = "images (*.png, *.jpg, *.tif, *.webp, *.avif, *.bmp)"
+    what = "images (*.png, *.jpg, *.tif, *.webp, *.avif, *.bmp, *.gif)"
     if output is None:
-        jobs = [ImageJob(Path(src), dst) for src, dst in default_outputs(inputs, IMAGE_EXTENSIONS, what,
+        jobs = [ImageJob(Path(src), dst) for src, dst in default_outputs(inputs, _READ_EXTENSIONS, what,
                                                                          name=lambda src: _writable_name(Path(src)))]
         return _checked_jobs(jobs)
     output = Path(output)
-    found, any_folder = expand_inputs(inputs, IMAGE_EXTENSIONS, what)
+    found, any_folder = expand_inputs(inputs, _READ_EXTENSIONS, what)
     sources = [Path(src) for src in found]
 
     to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == ""

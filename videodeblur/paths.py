@@ -28,9 +28,10 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".avif", 
 def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: str, *,
                   urls: bool = False) -> tuple[list[str], bool]:
     """Each input as given, a folder replaced by its files with ``suffixes`` (any case, one level
-    deep, in name order), URLs kept as they are when ``urls``. Returns (sources, whether any input
-    was a folder). InputNotFoundError for a missing input, UnreadableInputError for a folder without
-    ``what``."""
+    deep, in name order; hidden ones left out: a folder copied from a Mac holds a ``._name`` beside
+    each file, which is no picture or video), URLs kept as they are when ``urls``. Returns (sources,
+    whether any input was a folder). InputNotFoundError for a missing input, UnreadableInputError for
+    a folder without ``what``."""
     sources: list[str] = []
     any_folder = False
     for raw in map(str, inputs):
@@ -42,7 +43,8 @@ def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: s
             raise InputNotFoundError(f"input not found: {path}")
         if path.is_dir():
             any_folder = True
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in suffixes and not p.name.startswith("."))
             if not found:
                 raise UnreadableInputError(f"no {what} in folder {path}")
             sources.extend(map(str, found))
