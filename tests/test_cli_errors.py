@@ -216,6 +216,13 @@ def test_ctrl_c_before_a_video_run_still_prints_its_json_line(run_cli, make_clip
     assert result.stderr_lines[-1] == "videodeblur: interrupted"
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_results_that_cannot_be_printed_are_an_error_not_an_internal_one(run_subprocess):
+    """Standard output on a full disk said "internal error: OSError" and pointed at --debug."""
+    assert_one_line_error(run_subprocess("models", "--json", stdout=Path("/dev/full")),
+                          "cannot write the results to standard output: No space left on device")
+
+
 def test_opencv_that_cannot_load_says_what_to_install(run_subprocess, image_file, tmp_path):
     """opencv-python needs libGL, which servers and slim containers lack: its ImportError was an
     "internal error"; it is a setup problem with a known fix."""

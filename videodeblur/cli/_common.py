@@ -74,10 +74,33 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug, not user input: still one line unless --debug
         if debug:
             traceback.print_exc()
+        if isinstance(exc, OSError) and _in_echo(exc):  # the results could not be printed: no bug of ours
+            _quiet_standard_streams()
+            with contextlib.suppress(OSError):
+                reason = ("it was closed (the program reading it stopped)" if isinstance(exc, BrokenPipeError)
+                          else exc.strerror or str(exc))
+                click.echo(f"videodeblur: error: cannot write the results to standard output: {reason}", err=True)
+            sys.exit(EXIT_ERROR)
         hint = "" if debug else " (videodeblur --debug COMMAND ... shows the traceback)"
         click.echo(f"videodeblur: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", err=True)
         sys.exit(EXIT_ERROR)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _in_echo(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised printing (click's ``echo``): standard output full (/dev/full), or
+    closed by its reader (``| true``), not a file of the run's."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    return any(frame.name == "echo" and "click" in frame.filename for frame in frames)
+
+
+def _quiet_standard_streams() -> None:
+    """Point a standard output that cannot be written at /dev/null, as Python's docs advise, so the
+    interpreter's own flush at exit does not fail again (a second message, or a traceback)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _import_hint(exc: ImportError) -> str:
