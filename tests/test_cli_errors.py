@@ -89,6 +89,14 @@ def test_video_into_an_existing_file_without_an_extension(run_cli, make_clip, tm
             "such as out.mp4 (its extension picks the container), or a folder"]
 
 
+def test_video_into_an_unknown_url(run_cli, make_clip, tmp_path):
+    src = make_clip("a.mp4", width=32, height=24, frames=2)
+    result = run_cli("video", src, "-o", "ftp://host/y.mp4")
+    assert result.exit_code == 1 and result.stderr_lines == [
+        "videodeblur: error: output ftp://host/y.mp4 is a URL: `video` writes files; to send a deblurred feed live, "
+        "use `videodeblur camera --source FILE --realtime --record URL`"]
+
+
 def test_video_into_a_picture_file(run_cli, make_clip, tmp_path):
     """``-o x.jpg`` opened FFmpeg's image muxer: "cannot open encoder mjpeg ...; try --encoder libx264",
     and that failed again ("image2 format does not support libx264")."""
@@ -166,6 +174,8 @@ def test_cuda_graphs_on_cpu(run_subprocess, make_clip, tmp_path, command):
     (["image"], "Missing argument 'INPUTS...'"),
     (["frobnicate"], "No such command 'frobnicate'"),
     (["image", "x.png", "-o", "y.png", "--device", "tpu"], "Invalid value for '--device'"),
+    # read as a path, it was "output folder ftp:/x does not exist"
+    (["camera", "--no-preview", "--record", "ftp://x/y.mp4"], "ftp:// is not a stream it can send to"),
 ])
 def test_usage_errors_exit_2(run_subprocess, args, message):
     result = run_subprocess(*args)

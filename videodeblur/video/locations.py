@@ -4,10 +4,11 @@ opened, sought and named in messages its own way."""
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
-__all__ = ["NETWORK_TIMEOUTS_S", "STDIN", "URL_SCHEMES", "is_named_pipe", "is_stdin", "is_url"]
+__all__ = ["NETWORK_TIMEOUTS_S", "STDIN", "URL_SCHEMES", "is_named_pipe", "is_stdin", "is_url", "unknown_scheme"]
 
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
@@ -18,6 +19,15 @@ def is_url(spec: str | Path) -> bool:
     """``scheme://...`` with a scheme FFmpeg reads over the network (a URL, not a file path)."""
     scheme, sep, _ = str(spec).partition("://")
     return bool(sep) and scheme.lower() in URL_SCHEMES
+
+
+def unknown_scheme(spec: str | Path | None) -> str | None:
+    """The scheme of a ``scheme://...`` that names no stream FFmpeg is asked to use here (``ftp://``,
+    ``s3://``), else None: read as a path, it became a folder "ftp:/host" that did not exist."""
+    scheme, sep, _ = str(spec or "").partition("://")
+    if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) and scheme.lower() not in URL_SCHEMES:
+        return scheme
+    return None
 
 
 def is_stdin(spec: str | Path | None) -> bool:
