@@ -116,14 +116,20 @@ def with_thumbnail_first(src: Path, dst: Path) -> Path:
     return dst
 
 
-def with_two_audio_tracks(src: Path, dst: Path) -> Path:
+def with_two_audio_tracks(src: Path, dst: Path, *, titles: tuple[str, str] | None = None,
+                          default: int | None = None) -> Path:
     """``src`` (video + one audio stream) remuxed to MKV with its audio twice, as tracks tagged
-    ``eng`` and ``fra`` (a film with two languages)."""
+    ``eng`` and ``fra`` (a film with two languages); ``titles`` for them, and which one (0 or 1) is
+    marked the default track (None: as the muxer marks them)."""
     with av.open(str(src)) as i, av.open(str(dst), "w") as o:
         out = {i.streams.video[0].index: o.add_stream_from_template(i.streams.video[0])}
         tracks = [o.add_stream_from_template(i.streams.audio[0]) for _ in range(2)]
-        for track, language in zip(tracks, ("eng", "fra")):
+        for k, (track, language) in enumerate(zip(tracks, ("eng", "fra"))):
             track.metadata["language"] = language
+            if titles:
+                track.metadata["title"] = titles[k]
+            if default is not None:
+                track.disposition = av.stream.Disposition.default if k == default else av.stream.Disposition(0)
         for packet in i.demux():
             if packet.dts is None:
                 continue

@@ -90,6 +90,23 @@ def test_a_mirrored_clip_stays_mirrored(ext: str, matrix: tuple[int, ...], tmp_p
         assert struct.unpack("<9i", bytes(side)) == matrix
 
 
+@pytest.mark.parametrize("ext", ["mkv", "mp4"])
+def test_audio_tracks_keep_their_titles_and_which_is_the_default(ext: str, make_clip, tmp_path: Path) -> None:
+    """The second of two tracks marked default lost the mark (MKV: no default track; MP4: the mark
+    on the first), and titles were lost in MP4, where they read back as "name"."""
+    src = with_two_audio_tracks(make_clip("a.mp4", width=64, height=48, frames=10, audio=True), tmp_path / "two.mkv",
+                                titles=("Commentary", "Main"), default=1)
+    _copy(src, tmp_path / f"out.{ext}")
+    with av.open(str(tmp_path / f"out.{ext}")) as c:
+        audio = list(c.streams.audio)
+        assert [bool(a.disposition & av.stream.Disposition.default) for a in audio] == [False, True]
+        assert [a.metadata.get("title", a.metadata.get("name")) for a in audio] == ["Commentary", "Main"]
+    if ext == "mp4":  # and from an MP4 again, whose titles read back as "name"
+        _copy(tmp_path / "out.mp4", tmp_path / "again.mp4")
+        with av.open(str(tmp_path / "again.mp4")) as c:
+            assert [a.metadata.get("name") for a in c.streams.audio] == ["Commentary", "Main"]
+
+
 def test_the_video_is_found_behind_a_thumbnail_stream(make_clip, tmp_path: Path) -> None:
     src = with_thumbnail_first(make_clip("a.mp4", width=64, height=48, frames=7), tmp_path / "thumb.mkv")
     reader, _ = _copy(src, tmp_path / "out.mp4")

@@ -328,6 +328,10 @@ class Passthrough:
         for key in ("language", "title", "handler_name"):
             if key in src.metadata:
                 out.metadata[key] = src.metadata[key]
+        if "title" not in src.metadata and "name" in src.metadata:  # an MP4 track's title reads back as "name"
+            out.metadata["title"] = src.metadata["name"]
+        # which track a player picks (default), and subtitles shown whatever the settings (forced)
+        out.disposition = src.disposition
         self._out[src.index] = out
         self._formats[src.index] = _format(src)
 
