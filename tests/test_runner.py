@@ -502,6 +502,20 @@ def test_resume_from_a_clip_of_another_rate_says_so(engine, make_clip, tmp_path:
     assert len(decode(out).frames) == 8
 
 
+def test_resume_of_an_output_with_no_frame_hints_at_mp4_only_for_an_mp4(engine, make_clip, tmp_path: Path) -> None:
+    """A WebM left with its header and no frame (killed before its first): the refusal said "an MP4
+    of a run killed outright has no index; --fragmented avoids that", for a fragmented WebM."""
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    out = tmp_path / "out.webm"
+    with av.open(str(out), "w") as container:
+        stream = container.add_stream("libvpx-vp9", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        container.start_encoding()
+    with pytest.raises(OutputError) as refused:
+        deblur_file(src, out, engine, RunOptions(resume=True, fragmented=True))
+    assert "cannot resume" in str(refused.value) and "MP4" not in str(refused.value)
+
+
 def test_an_output_marked_before_weights_were_named_is_compared_by_the_rest() -> None:
     from videodeblur.video.metadata import made_otherwise
 

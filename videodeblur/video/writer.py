@@ -40,7 +40,8 @@ from videodeblur.video.feed import PacketFeed
 from videodeblur.video.locations import is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
 from videodeblur.video.output_format import is_deep, like_chroma, output_subsampling, output_tags, source_tags
-from videodeblur.video.outputs import PIPE_FORMATS, check_output_path, fragment_options, open_pipe, open_stream, output_kind
+from videodeblur.video.outputs import (MOV_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe,
+                                      open_stream, output_kind)
 from videodeblur.video.packet_timing import PacketTiming, last_frame_as_keyframe
 from videodeblur.video.streams import pick_video_stream
 
@@ -353,7 +354,10 @@ class FrameWriter:
             try:
                 source = av.open(str(partial), "r", metadata_errors="replace")
             except av.FFmpegError as err:
-                hint = "" if self._fragmented else " (an MP4 of a run killed outright has no index; --fragmented avoids that)"
+                # only an MP4/MOV written whole keeps its index to the end; a fragmented one or another
+                # container left by a kill before its first frame has no frame to go on from
+                hint = (" (an MP4 of a run killed outright has no index; --fragmented avoids that)"
+                        if not self._fragmented and self._container.format.name in MOV_MUXERS else "")
                 raise refuse(f"it is not a readable video: {short_error(err)}{hint}") from err
             with source:
                 video = pick_video_stream(source)
