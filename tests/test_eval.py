@@ -83,6 +83,20 @@ def test_eval_reports_each_scene_and_the_mean_over_all_pairs(tmp_path: Path, run
     assert "scene far: 2 pairs" in table and "scene near: 2 pairs" in table
 
 
+
+def test_scenes_in_the_gopro_datasets_own_layout_are_told_apart(tmp_path: Path, run_cli) -> None:
+    """GOPRO_Large/test/<scene>/blur/...: scenes were the first folder of a pair's name, so every
+    test scene was one scene "test"; and blur/ right under --pairs made a scene called "blur"."""
+    for scene, offset in (("test/GOPR0384_11_00", 5), ("test/GOPR0385_11_01", 10)):
+        _constant_pair(tmp_path / "GOPRO_Large", offset, scene=scene)
+    weights = _identity_weights(tmp_path / "id.pt")
+    data = json.loads(run_cli("eval", "--pairs", tmp_path / "GOPRO_Large", "--model", weights, "--json").stdout)
+    assert list(data["scenes"]) == ["test/GOPR0384_11_00", "test/GOPR0385_11_01"]
+    _constant_pair(tmp_path / "flat", 5, scene=".")
+    data = json.loads(run_cli("eval", "--pairs", tmp_path / "flat", "--model", weights, "--json").stdout)
+    assert list(data["scenes"]) == ["."]
+
+
 def test_eval_record_stores_the_result_in_the_weights_metadata(tmp_path: Path, run_cli) -> None:
     _constant_pair(tmp_path / "pairs", offset=5)
     weights = _identity_weights(tmp_path / "id.pt")

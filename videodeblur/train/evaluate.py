@@ -59,11 +59,14 @@ class EvalReport:
         return rows
 
     def by_scene(self) -> dict[str, "EvalReport"]:
-        """The pairs grouped by scene (the first folder of a pair's name), in order of appearance:
-        a mean over pairs hides a model that gains on one kind of scene and loses on another."""
+        """The pairs grouped by scene (the folder that holds a pair's ``blur/``, as the pairs root
+        names it: ``bikes_e9``, or ``test/bikes_e9`` in the GoPro dataset's own layout, which the
+        first folder alone lumped into one scene "test"; "." for ``blur/`` right under the root), in
+        order of appearance: a mean over pairs hides a model that gains on one kind of scene and loses
+        on another."""
         scenes: dict[str, list[PairScore]] = {}
         for score in self.scores:
-            scenes.setdefault(Path(score.name).parts[0], []).append(score)
+            scenes.setdefault(Path(score.name).parent.parent.as_posix(), []).append(score)
         return {name: EvalReport(tuple(scores)) for name, scores in scenes.items()}
 
     def summary(self, model: str) -> dict[str, Any]:
