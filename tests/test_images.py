@@ -132,6 +132,40 @@ def _icc_profile() -> bytes:
     return bytes(header) + tag_data
 
 
+@pytest.mark.parametrize("source", ["jpg", "png", "webp"])
+def test_a_colour_profile_goes_into_every_format_that_holds_one(engine, tmp_path, source):
+    """A WebP's profile was dropped (OpenCV writes none), and a JPEG's into a PNG, a PNG's into a JPEG,
+    without a word: colour-managed viewers showed a wide-gamut photo duller. Every output that holds
+    a profile gets the source's; one that does not (BMP) says so."""
+    profile = _icc_profile()
+    src = tmp_path / f"in.{source}"
+    PILImage.fromarray(clip_frame(2, 40, 30)).save(src, icc_profile=profile, **({"quality": 95} if source == "jpg" else {}))
+    assert read_image(src).icc == profile
+    for ext in ("jpg", "png", "tif", "webp"):
+        out = deblur_image_file(src, tmp_path / f"out-{source}.{ext}", engine)
+        with PILImage.open(out) as written:
+            written.load()
+            assert written.info.get("icc_profile") == profile, ext
+            assert written.size == (40, 30) and psnr(np.asarray(written.convert("RGB")), clip_frame(2, 40, 30)) > 20
+    said: list[str] = []
+    deblur_image_file(src, tmp_path / "out.bmp", engine, warn=said.append)
+    assert said == [f"{tmp_path / 'out.bmp'}: written without the colour profile of {src}, so colour-managed viewers "
+                    "may show it duller (.jpg, .png, .tiff and .webp keep it)"]
+
+
+def test_a_webp_with_alpha_keeps_its_alpha_and_takes_a_profile(engine, tmp_path):
+    """An RGBA WebP is written in the extended layout already (VP8X, ALPH): the profile goes in after
+    its header, its flags say so, and the picture and its alpha still read back."""
+    rgba = np.dstack([clip_frame(4, 36, 28), np.tile(np.linspace(0, 255, 36, dtype=np.uint8), (28, 1))])
+    src = tmp_path / "in.png"
+    PILImage.fromarray(rgba, "RGBA").save(src, icc_profile=_icc_profile())
+    out = deblur_image_file(src, tmp_path / "out.webp", engine)
+    with PILImage.open(out) as written:
+        written.load()
+        assert written.mode == "RGBA" and written.info.get("icc_profile") == _icc_profile()
+        assert np.abs(np.asarray(written)[..., 3].astype(int) - rgba[..., 3]).max() <= 2
+
+
 def test_a_png_keeps_its_colour_profile_exif_and_text(engine, tmp_path):
     """The colour, EXIF, text and pixel-size chunks come through byte for byte; sBIT, which
     describes the source's bit depth, does not."""

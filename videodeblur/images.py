@@ -55,6 +55,7 @@ from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputE
 from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
                                         png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile)
+from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
 from videodeblur.image_orientation import avif_transforms, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
@@ -92,6 +93,7 @@ class Image:
     deep: np.ndarray | None = None  # a 16-bit source's samples as written back (OpenCV's order; grey+alpha: H×W×2)
     dpi: tuple[float, float] | None = None  # dots per inch, from any source that records it, for any output that can
     tiff_icc: bytes = b""  # a TIFF source's colour profile, for a TIFF output
+    icc: bytes = b""  # the source's colour profile, whatever its format, for an output of another
     source: str = ""  # the file it was read from, named in warnings
 
     def __post_init__(self) -> None:
@@ -171,7 +173,8 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
         (warn or python_warning)(f"{path} holds {frames} pictures (an animation or pages): only the first is deblurred")
     pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
     pixels = _transformed(pixels, avif_transforms(raw))
-    image = dataclasses.replace(_to_image(pixels, path, grey_alpha=grey_alpha), dpi=read_dpi(raw), source=str(path))
+    image = dataclasses.replace(_to_image(pixels, path, grey_alpha=grey_alpha), dpi=read_dpi(raw), source=str(path),
+                                icc=icc_profile(raw))
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
     return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(raw)), tiff_icc=tiff_icc_profile(raw))
@@ -218,6 +221,7 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         encoded = insert_segments(encoded, image.jpeg_metadata)
     elif ext in (".tif", ".tiff"):
         encoded = with_tiff_icc_profile(encoded, image.tiff_icc)
+    encoded = with_icc_profile(encoded, ext, image.icc)  # across formats: a JPEG's profile into a PNG
     encoded = with_dpi(encoded, image.dpi)
     try:
         path.write_bytes(encoded)
@@ -229,6 +233,10 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         what, fate = _LOSSES[lost]
         (warn or python_warning)(f"{path}: {ext} cannot hold {what}{f' of {image.source}' if image.source else ''}; "
                                   f"{fate}")
+    if image.icc and ext not in HOLDS_ICC:  # OpenCV writes AVIF and BMP without one
+        of = f" of {image.source}" if image.source else ""
+        (warn or python_warning)(f"{path}: written without the colour profile{of}, so colour-managed viewers may "
+                                  "show it duller (.jpg, .png, .tiff and .webp keep it)")
     return path
 
 
