@@ -29,6 +29,8 @@ def test_json_has_every_field(result: BenchResult) -> None:
             "auto_tile", "compile", "cuda_graphs"} <= set(data)
     assert data["tile"] is None and data["auto_tile"] == []  # small frames run whole
     assert data["compile"] is False and data["cuda_graphs"] is False  # how the network ran, as asked
+    assert data["notes"] == [f"only {FRAMES - WARMUP} frame(s) measured after {WARMUP} of warm-up: fps from so few "
+                             f"are noise, not a rate; measure {10 + WARMUP} or more (--frames)"]
     assert {"cpu", "cores", "gpu", "torch", "av", "heap"} <= set(data["machine"])
     assert data["machine"]["cores"] >= 1 and data["machine"]["gpu"] is None
     assert data["model"] == "lprn-fast" and data["size"] == [WIDTH, HEIGHT]
@@ -199,6 +201,12 @@ def test_input_file_is_measured_as_it_is(make_clip, run_cli) -> None:
     assert data["size"] == [80, 48] and data["input"] == str(clip)
     decode = next(r for r in data["runs"] if r["mode"] == "decode")
     assert decode["warmup_frames"] == 2 and decode["frames"] == 8 * decode["repeats"]  # 8 frames, not 10
+    # 6 measured frames: said, in the JSON and the progress lines (fps from 1 frame read as 41 440)
+    few = "only 6 frame(s) measured after 2 of warm-up: fps from so few are noise, not a rate; measure 12 or more"
+    assert data["notes"] == [few + " (--frames)"] and f"bench: {few}" in out.stderr
+    short = run_cli("bench", "--input", clip, "--model", "lprn-fast", "--device", "cpu", "--frames", 40,
+                    "--batch", "2", "--json")
+    assert json.loads(short.stdout)["notes"][0] == f"{clip} holds 10 frames, fewer than --frames 40: those are measured"
 
 
 def test_tile_runs_the_engine_in_tiles(run_cli) -> None:

@@ -69,6 +69,9 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         frames, pts = decode_all(io)
         io = dataclasses.replace(io, frames=len(frames))
         warmup = options.warmup_for(len(frames))
+        notes = _measure_notes(options, len(frames), warmup)
+        for note in notes:
+            say(note)
         file_batches = _file_run_batches(options.batches, warmup, len(frames), say)
 
         say("decode")
@@ -86,7 +89,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
 
         best = max((r for r in runs if r.mode == "model" and r.batch in file_batches), key=lambda r: r.fps)
         engine = engines[best.batch]
-        notes = [e.auto_tile_note for e in engines.values() if e.auto_tile_note]
+        tile_notes = [e.auto_tile_note for e in engines.values() if e.auto_tile_note]
         engines.clear()
         say(f"sequential, batch {best.batch}")
         runs.append(sequential_run(io, tmpdir / "sequential.mp4", engine, best.batch, warmup))
@@ -111,8 +114,25 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
                        input=str(options.input) if options.input else None, runs=tuple(runs), bound=bound,
                        overlap=overlap, drift=drift, rss_scope=rss_scope(), peers=peer_table(network_runs),
                        date=time.strftime("%Y-%m-%d"), tile=options.tile,
-                       compile=options.compile, cuda_graphs=options.cuda_graphs,
-                       auto_tile=tuple(dict.fromkeys(notes + ([engine.auto_tile_note] if engine.auto_tile_note else []))))
+                       compile=options.compile, cuda_graphs=options.cuda_graphs, notes=tuple(notes),
+                       auto_tile=tuple(dict.fromkeys(tile_notes + ([engine.auto_tile_note] if engine.auto_tile_note
+                                                                   else []))))
+
+
+# measured frames (after warm-up) below which a run's fps is the noise of a few calls, not a rate
+FEW_FRAMES = 10
+
+
+def _measure_notes(options: BenchOptions, frames: int, warmup: int) -> list[str]:
+    """What the figures stand on, where it is less than asked or too little to trust: an input with
+    fewer frames than --frames, a window of a handful of frames (--frames 2 gave 41 440 fps)."""
+    notes = []
+    if options.input is not None and frames < options.frames:
+        notes.append(f"{options.input} holds {frames} frames, fewer than --frames {options.frames}: those are measured")
+    if frames - warmup < FEW_FRAMES:
+        notes.append(f"only {frames - warmup} frame(s) measured after {warmup} of warm-up: fps from so few are "
+                     f"noise, not a rate; measure {FEW_FRAMES + warmup} or more (--frames)")
+    return notes
 
 
 def _file_run_batches(batches: tuple[int, ...], warmup: int, frames: int, say: Callable[[str], None]) -> tuple[int, ...]:

@@ -69,6 +69,7 @@ class BenchResult:
     tile: int | None = None
     compile: bool = False  # the network was torch.compiled
     cuda_graphs: bool = False  # the engine replayed captured CUDA graphs
+    notes: tuple[str, ...] = ()  # what makes these figures less than they look (a short input, few frames)
     auto_tile: tuple[str, ...] = ()  # why and how engines tiled frames too big for memory (no --tile)
     # model-only fps at the start and the end of the file runs, and the relative change: the machine's drift
     drift: dict[str, float | None] | None = None
@@ -83,7 +84,7 @@ class BenchResult:
     def to_dict(self) -> dict[str, Any]:
         return {"machine": self.machine, "model": self.model, "device": self.device, "precision": self.precision,
                 "layout": self.layout, "size": list(self.size), "tile": self.tile, "auto_tile": list(self.auto_tile),
-                "compile": self.compile, "cuda_graphs": self.cuda_graphs,
+                "compile": self.compile, "cuda_graphs": self.cuda_graphs, "notes": list(self.notes),
                 "input": self.input,
                 "date": self.date,
                 "rss_scope": self.rss_scope,

@@ -129,6 +129,7 @@ def format_table(data: dict[str, Any]) -> str:
     rss = "each run's own" if data["rss_scope"] == "run" else "the process's peak so far, in run order"
     lines.append(f"peak RSS: {rss}; timings: {_timing_note(data)}")
     lines.extend(f"tiled for memory: {note}" for note in data.get("auto_tile", []))
+    lines.extend(f"note: {note}" for note in data.get("notes", []))
     return "\n".join(lines)
 
 
