@@ -109,6 +109,29 @@ def test_eval_record_stores_the_result_in_the_weights_metadata(tmp_path: Path, r
     assert meta["evaluation"]["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-3)
 
 
+def test_eval_record_on_other_pairs_drops_the_h264_figure_of_the_old_ones(tmp_path: Path, run_cli) -> None:
+    """A recorded evaluation replaced the old one, and left its H.264 figure (of the old pairs' H.264
+    copy) beside it: `models` then showed the two side by side as one model's. Recorded again on the
+    same pairs, the H.264 figure stays."""
+    _constant_pair(tmp_path / "pairs", offset=5)
+    _constant_pair(tmp_path / "other", offset=9)
+    weights = _identity_weights(tmp_path / "id.pt")
+    compressed = {"pairs": 1, "psnr": 30.0, "gain_db": 0.1}
+    (tmp_path / "id.json").write_text(json.dumps({"eval_pairs": str(tmp_path / "pairs"), "evaluation": {},
+                                                  "evaluation_compressed": compressed,
+                                                  "eval_pairs_compressed": "pairs_h264"}))
+    same = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--record")
+    assert same.exit_code == 0 and same.stderr == "", same.stderr
+    assert json.loads((tmp_path / "id.json").read_text())["evaluation_compressed"] == compressed
+    other = run_cli("eval", "--pairs", tmp_path / "other", "--model", weights, "--record")
+    assert other.exit_code == 0 and other.stderr_lines == [
+        f"videodeblur: warning: {weights}: its H.264 figure (on pairs_h264) was measured on other pairs than "
+        f"{tmp_path / 'other'}, so it is left out of the metadata (`videodeblur models` shows none)"]
+    meta = json.loads((tmp_path / "id.json").read_text())
+    assert "evaluation_compressed" not in meta and "eval_pairs_compressed" not in meta
+    assert meta["eval_pairs"] == str(tmp_path / "other")
+
+
 def test_eval_on_a_folder_without_pairs_is_a_one_line_error(tmp_path: Path, run_subprocess) -> None:
     (tmp_path / "empty").mkdir()
     result = run_subprocess("eval", "--pairs", tmp_path / "empty", "--model", "lprn-fast")

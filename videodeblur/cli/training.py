@@ -94,7 +94,15 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
              f"left out (first: {report.unpaired[0]})")
     summary = report.summary(loaded.name)
     if record:
-        write_metadata(loaded.path, {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)})
+        metadata = {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)}
+        before = loaded.metadata.get("eval_pairs")
+        if "evaluation_compressed" in metadata and (before is None or Path(before).resolve() != Path(pairs).resolve()):
+            # measured on another set's H.264 copy: beside this figure, `models` would show the two as one
+            del metadata["evaluation_compressed"]
+            compressed = metadata.pop("eval_pairs_compressed", None)
+            warn(f"{loaded.path}: its H.264 figure{f' (on {compressed})' if compressed else ''} was measured on "
+                 f"other pairs than {pairs}, so it is left out of the metadata (`videodeblur models` shows none)")
+        write_metadata(loaded.path, metadata)
     if as_json:
         if per_pair:
             summary["per_pair"] = report.per_pair()
