@@ -53,6 +53,15 @@ def test_frames_of_different_sizes_in_one_list_are_a_frame_error(deblurrer: Debl
         deblurrer.frames([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 10, 3), np.uint8)])
 
 
+@pytest.mark.parametrize("frames", [np.zeros((37, 53, 3), np.uint16), np.zeros((2, 37, 53, 1), np.uint8),
+                                    np.zeros((37, 53), np.uint8)], ids=["uint16", "grey-batch", "2-d"])
+def test_wrong_frames_are_named_as_they_were_given(deblurrer: Deblurrer, frames: np.ndarray) -> None:
+    """A uint16 H×W×3 frame was said to be "uint16 (1, 37, 53, 3)", with the axis the API adds."""
+    with pytest.raises(FrameError, match=rf"^frames must be uint8 RGB, H×W×3 or N×H×W×3, got {frames.dtype} "
+                                         rf"\({', '.join(map(str, frames.shape))}\)$"):
+        deblurrer.frames(frames)
+
+
 def test_every_engine_option_passes_through_and_threads_are_the_callers_to_choose() -> None:
     threads = torch.get_num_threads()
     try:

@@ -104,10 +104,11 @@ class Deblurrer:
         except ValueError as err:  # a list of frames of different sizes: numpy's message names no frame
             raise FrameError("frames must be uint8 RGB, H×W×3 or N×H×W×3: a list of frames must all have one "
                              "size (deblur frames of other sizes in separate calls)") from err
-        if frames.ndim == 3 and frames.shape[-1] == 3:
-            return self.engine.process(frames[np.newaxis])[0]
-        if frames.ndim != 4:  # named as given, not as the engine would see it after adding an axis
+        # named as given, not as the engine would see it after adding an axis
+        if frames.ndim not in (3, 4) or frames.dtype != np.uint8 or frames.shape[-1] != 3:
             raise FrameError(f"frames must be uint8 RGB, H×W×3 or N×H×W×3, got {frames.dtype} {frames.shape}")
+        if frames.ndim == 3:
+            return self.engine.process(frames[np.newaxis])[0]
         return self.engine.process(frames)
 
     def image(self, src: str | Path, dst: str | Path, *, warn: Warn | None = None) -> Path:
