@@ -132,6 +132,18 @@ def test_eval_record_on_other_pairs_drops_the_h264_figure_of_the_old_ones(tmp_pa
     assert meta["eval_pairs"] == str(tmp_path / "other")
 
 
+def test_an_identical_pair_is_pointed_out(tmp_path: Path, run_cli) -> None:
+    """A blurred image equal to its sharp one scores 100 dB at the input: its "gain" of tens of dB
+    below zero went into the mean without a word."""
+    _constant_pair(tmp_path / "pairs", offset=0, frame=1)
+    _constant_pair(tmp_path / "pairs", offset=5, frame=2)
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", _identity_weights(tmp_path / "id.pt"), "--json")
+    assert result.exit_code == 0 and result.stderr_lines == [
+        f"videodeblur: warning: 1 pair under {tmp_path / 'pairs'} has a blurred image identical to its sharp one "
+        "(first: scene/blur/000001.png): input PSNR counts as 100 dB, which pulls the mean gain down; leave such "
+        "pairs out"]
+
+
 def test_eval_on_a_folder_without_pairs_is_a_one_line_error(tmp_path: Path, run_subprocess) -> None:
     (tmp_path / "empty").mkdir()
     result = run_subprocess("eval", "--pairs", tmp_path / "empty", "--model", "lprn-fast")

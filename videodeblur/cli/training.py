@@ -82,6 +82,7 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
     from videodeblur.model import load_model, write_metadata
     from videodeblur.train import evaluate_pairs
+    from videodeblur.train.evaluate import PSNR_CAP_DB
 
     if record:
         _check_recordable(model, limit)
@@ -92,6 +93,12 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
         frames = "1 blurred frame has" if count == 1 else f"{count} blurred frames have"
         warn(f"{frames} no sharp partner under {pairs} and {'is' if count == 1 else 'are'} "
              f"left out (first: {report.unpaired[0]})")
+    identical = [score.name for score in report.scores if score.psnr_input >= PSNR_CAP_DB]
+    if identical:  # its "gain" is the network's change from a perfect input: tens of dB down, in the mean
+        count = len(identical)
+        warn(f"{count} pair{'s' if count > 1 else ''} under {pairs} {'have' if count > 1 else 'has'} a blurred image "
+             f"identical to its sharp one (first: {identical[0]}): input PSNR counts as {PSNR_CAP_DB:g} dB, which "
+             "pulls the mean gain down; leave such pairs out")
     summary = report.summary(loaded.name)
     if record:
         metadata = {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)}
