@@ -46,7 +46,13 @@ def _warnings(reader: FrameReader, writer: FrameWriter, engine: Engine, options:
               cut_short: bool, output_stalled: bool, tiled_before: dict[tuple[int, ...], int]) -> Iterator[str]:
     """The run's warnings, in the order the summary prints them."""
     info = reader.info
-    if lost or reader.decode_errors:
+    if lost and not cut_short and reader.loss_may_be_a_pause:
+        # a whole file with a pause looks like one that lost frames: both are said (counted as lost)
+        rate = f" at {float(info.fps):g} fps" if info.fps else ""
+        yield (f"{reader.name} holds {reader.frames_decoded} frames where its duration{rate} would hold about "
+               f"{reader.frames_decoded + lost}: about {lost} were lost (a damaged or cut file), or its frame "
+               "rate varies (the video pauses)")
+    elif lost or reader.decode_errors:
         estimated = not cut_short and reader.frames_lost_estimated
         expected = (f" of about {reader.frames_decoded + lost}" if estimated
                     else f" of {info.frames}" if info.frames else "")

@@ -13,7 +13,8 @@ from videodeblur.video.info import VideoInfo, nominal_step
 __all__ = ["ReadTally", "StreamSpan"]
 
 # bytes between two packets beyond which the demuxer skipped a damaged stretch (measured: whole
-# Matroska files leave at most 24 bytes between packets; a zeroed third of a small one, 5 KB)
+# Matroska files leave at most 24 bytes between packets; a zeroed third of a small one, 5 KB; a
+# cluster cut out whole, or a small one zeroed, leaves less, so this only words the warning)
 _DAMAGED_STRETCH = 1024
 
 
@@ -113,6 +114,17 @@ class ReadTally:
             return round((expected - self._slots_covered(info, span)) * density), True
         return missing, not info.frames_exact
 
+    def read_to_its_end(self, info: VideoInfo, span: StreamSpan) -> bool:
+        """Whether the video was read to the end the file's header states, with no stretch of bytes
+        skipped on the way: then frames missing from a count estimated as duration × rate may be a
+        pause (a variable rate: a screen recording, a security camera) as well as loss (a cluster cut
+        out leaves no skip), and the warning says both. Not read from the start: unknown, False."""
+        if self.packets_end is None or span.file_end_s is None or self.sought or self.largest_skip > _DAMAGED_STRETCH:
+            return False
+        step = nominal_step(info)
+        end = self.packets_end + (0 if self.packet_durations else step)
+        return float((end + step / 2) * info.time_base) >= span.file_end_s
+
     def _others_outlast_video(self, info: VideoInfo, span: StreamSpan) -> bool:
         """Whether the other streams were read to the file's end and past the video's last packet:
         the file is whole, and the duration it declares is theirs, not a count of lost frames. Past
@@ -137,12 +149,7 @@ class ReadTally:
         step = nominal_step(info)
         end = self.packets_end + (0 if self.packet_durations else step)
         if span.duration is None:
-            # no duration of its own (Matroska): a file read without a skip to the end its header
-            # states is whole, however its frames are spaced; a count estimated from duration × rate
-            # is not, for a variable rate (a complete file that paused 2 s read as "about 50 lost")
-            if span.file_end_s is None or self.largest_skip > _DAMAGED_STRETCH:
-                return False
-            return float((end + step / 2) * info.time_base) >= span.file_end_s
+            return False  # unknown: the header's count stands
         duration = span.duration
         if info.frames_exact and info.frames:
             duration = max(duration, info.frames * step)

@@ -350,6 +350,14 @@ class FrameReader:
         gappy AVI cut short), so how many real frames the missing part held is not known."""
         return (self.window is None or self.window[1] is None) and self._tally.missing_packets(self.info, self._span)[1]
 
+    @property
+    def loss_may_be_a_pause(self) -> bool:
+        """Whether an estimated loss (``frames_lost_estimated``) may as well be the video pausing: the
+        file was read to the end its header states, with no stretch skipped and no decode error
+        (:meth:`~videodeblur.video.lost_frames.ReadTally.read_to_its_end`)."""
+        return (self.frames_lost_estimated and not self.decode_errors
+                and self._tally.read_to_its_end(self.info, self._span))
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
