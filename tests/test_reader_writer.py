@@ -768,6 +768,34 @@ def test_webm_takes_side_surround_audio_as_back_surround(tmp_path: Path) -> None
     assert len(decode(tmp_path / "out.webm").frames) == 12
 
 
+def test_surround_flac_into_ts_is_mixed_down_to_what_mp2_holds(tmp_path: Path) -> None:
+    """MPEG-TS re-encodes FLAC as mp2, which holds one or two channels: 5.1 stopped the run with
+    ".ts files cannot hold libx264 + mp2 audio". It is mixed down to stereo, and said."""
+    src = tmp_path / "surround.mkv"
+    with av.open(str(src), "w") as c:
+        video = c.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = c.add_stream("flac", rate=48000, layout="5.1")
+        tone = (3000 * np.sin(np.arange(9600) * 2 * np.pi * 440 / 48000)).astype(np.int16)
+        for k in range(10):
+            chunk = np.ascontiguousarray(np.repeat(tone[k * 960:(k + 1) * 960][np.newaxis], 6, axis=0).T.reshape(1, -1))
+            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="5.1")
+            frame.sample_rate, frame.pts = 48000, k * 960
+            c.mux(sound.encode(frame))
+        c.mux(sound.encode(None))
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            c.mux(video.encode(frame))
+        c.mux(video.encode(None))
+    _, writer = _copy(src, tmp_path / "out.ts")
+    assert writer.converted == ["flac audio (stream 1) re-encoded as mp2 192 kb/s, its 5.1 channels as stereo: "
+                                ".ts files cannot hold flac"]
+    with av.open(str(tmp_path / "out.ts")) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "stereo"
+        assert sum(f.samples for f in c.decode(audio=0)) >= 9600 - 1152
+
+
 @pytest.mark.parametrize("ext", ["mkv", "mov", "ts"])
 def test_other_containers(ext: str, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=5, audio=True)

@@ -35,7 +35,8 @@ __all__ = ["Passthrough", "transcode_bit_rate"]
 # FFmpeg's default layout for a channel count (av_channel_layout_default), as the ffmpeg tool guesses it
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 # the other named layouts of each count, for an encoder that refuses a source's own (_encodable_layout)
-_OTHER_LAYOUTS = {3: ("3.0",), 4: ("quad",), 5: ("5.0(side)", "4.1"), 6: ("5.1(side)", "6.0"), 7: ("6.1(back)", "7.0"),
+# (not 3.0 for 2.1: its centre would be silent, and the LFE gone all the same)
+_OTHER_LAYOUTS = {4: ("quad",), 5: ("5.0(side)", "4.1"), 6: ("5.1(side)", "6.0"), 7: ("6.1(back)", "7.0"),
                   8: ("7.1(wide)",)}
 
 class Passthrough:
@@ -376,7 +377,7 @@ class Passthrough:
         out = self._output.add_stream(codec.name, rate=rate)
         layout = _named_layout(src.codec_context.layout)
         out.codec_context.layout = _encodable_layout(codec, rate, layout)
-        out.codec_context.bit_rate = transcode_bit_rate(codec.name, src.codec_context.channels)
+        out.codec_context.bit_rate = transcode_bit_rate(codec.name, out.codec_context.layout.nb_channels)
         self._transcodes[src.index] = _Transcode(src, out)
         moved = "" if out.codec_context.layout.name == layout.name else \
             f", its {layout.name} channels as {out.codec_context.layout.name}"
@@ -436,9 +437,10 @@ def _encodable_layout(codec: av.Codec, rate: int, layout: av.AudioLayout) -> av.
     """``layout``, or where ``codec`` will not open with it, the first layout of as many channels it
     takes, FFmpeg's default for the count first, as the ffmpeg tool picks one: libopus takes only
     Vorbis channel orders, not the 5.1(side) that AC-3 and DTS decode to (the run stopped, blaming the
-    container). The encoder's resampler then moves the channels (side to back)."""
-    names = (_DEFAULT_LAYOUTS.get(layout.nb_channels), *_OTHER_LAYOUTS.get(layout.nb_channels, ()))
-    for candidate in (layout, *(av.AudioLayout(n) for n in names if n and n != layout.name)):
+    container). Else stereo, then mono: MPEG-TS's mp2 takes no more (5.1 FLAC into .ts stopped the
+    run). The encoder's resampler then moves or mixes the channels (side to back, 5.1 down to two)."""
+    names = (_DEFAULT_LAYOUTS.get(layout.nb_channels), *_OTHER_LAYOUTS.get(layout.nb_channels, ()), "stereo", "mono")
+    for candidate in (layout, *(av.AudioLayout(n) for n in dict.fromkeys(names) if n and n != layout.name)):
         probe = av.CodecContext.create(codec)
         probe.sample_rate, probe.layout = rate, candidate
         probe.format = codec.audio_formats[0] if codec.audio_formats else "fltp"
