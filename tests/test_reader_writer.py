@@ -739,24 +739,10 @@ def test_webm_takes_side_surround_audio_as_back_surround(tmp_path: Path) -> None
     """AC-3 (and DTS) decode 5.1 as 5.1(side); libopus takes only the Vorbis orders (5.1 with back
     channels), and the run stopped saying .webm cannot hold VP9 + Opus. As the ffmpeg tool does, the
     channels are moved onto the layout the encoder takes, each channel's sound kept."""
-    src = tmp_path / "surround.mp4"
-    with av.open(str(src), "w") as c:
-        video = c.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = c.add_stream("ac3", rate=48000, layout="5.1(side)")
-        t = np.arange(48000 // 2) / 48000
-        loud = np.zeros((6, t.size), np.float32)
-        loud[4] = 0.5 * np.sin(2 * np.pi * 440 * t)  # side left only
-        for i in range(0, t.size, 1536):
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(loud[:, i:i + 1536]), format="fltp", layout="5.1(side)")
-            chunk.sample_rate, chunk.pts = 48000, i
-            c.mux(sound.encode(chunk))
-        c.mux(sound.encode(None))
-        for i in range(12):
-            frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            c.mux(video.encode(frame))
-        c.mux(video.encode(None))
+    t = np.arange(48000 // 2) / 48000
+    loud = np.zeros((6, t.size), np.float32)
+    loud[4] = 0.5 * np.sin(2 * np.pi * 440 * t)  # side left only
+    src = _with_sound(tmp_path / "surround.mp4", "ac3", "5.1(side)", loud, frames=12)
     _, writer = _copy(src, tmp_path / "out.webm")
     assert writer.converted == ["ac3 audio (stream 1) re-encoded as libopus 384 kb/s, its 5.1(side) channels as 5.1: "
                                 ".webm files cannot hold ac3"]
@@ -768,26 +754,31 @@ def test_webm_takes_side_surround_audio_as_back_surround(tmp_path: Path) -> None
     assert len(decode(tmp_path / "out.webm").frames) == 12
 
 
-def test_surround_flac_into_ts_is_mixed_down_to_what_mp2_holds(tmp_path: Path) -> None:
-    """MPEG-TS re-encodes FLAC as mp2, which holds one or two channels: 5.1 stopped the run with
-    ".ts files cannot hold libx264 + mp2 audio". It is mixed down to stereo, and said."""
-    src = tmp_path / "surround.mkv"
-    with av.open(str(src), "w") as c:
+def _with_sound(path: Path, codec: str, layout: str, planes: np.ndarray, *, frames: int) -> Path:
+    """A 64x48 H.264 clip of ``frames`` frames at 25 fps with ``planes`` (channels × samples, float
+    in [-1, 1], 48 kHz) as its ``codec`` audio in ``layout``."""
+    with av.open(str(path), "w") as c:
         video = c.add_stream("libx264", rate=25)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = c.add_stream("flac", rate=48000, layout="5.1")
-        tone = (3000 * np.sin(np.arange(9600) * 2 * np.pi * 440 / 48000)).astype(np.int16)
-        for k in range(10):
-            chunk = np.ascontiguousarray(np.repeat(tone[k * 960:(k + 1) * 960][np.newaxis], 6, axis=0).T.reshape(1, -1))
-            frame = av.AudioFrame.from_ndarray(chunk, format="s16", layout="5.1")
-            frame.sample_rate, frame.pts = 48000, k * 960
-            c.mux(sound.encode(frame))
+        sound = c.add_stream(codec, rate=48000, layout=layout)
+        for i in range(0, planes.shape[1], 1536):  # PyAV's encoder converts to the codec's sample format
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, i:i + 1536]), format="fltp", layout=layout)
+            chunk.sample_rate, chunk.pts = 48000, i
+            c.mux(sound.encode(chunk))
         c.mux(sound.encode(None))
-        for i in range(5):
+        for i in range(frames):
             frame = av.VideoFrame.from_ndarray(clip_frame(i, 64, 48), format="rgb24")
             frame.pts, frame.time_base = i, Fraction(1, 25)
             c.mux(video.encode(frame))
         c.mux(video.encode(None))
+    return path
+
+
+def test_surround_flac_into_ts_is_mixed_down_to_what_mp2_holds(tmp_path: Path) -> None:
+    """MPEG-TS re-encodes FLAC as mp2, which holds one or two channels: 5.1 stopped the run with
+    ".ts files cannot hold libx264 + mp2 audio". It is mixed down to stereo, and said."""
+    tone = 0.1 * np.sin(np.arange(9600) * 2 * np.pi * 440 / 48000).astype(np.float32)
+    src = _with_sound(tmp_path / "surround.mkv", "flac", "5.1", np.repeat(tone[np.newaxis], 6, axis=0), frames=5)
     _, writer = _copy(src, tmp_path / "out.ts")
     assert writer.converted == ["flac audio (stream 1) re-encoded as mp2 192 kb/s, its 5.1 channels as stereo: "
                                 ".ts files cannot hold flac"]
