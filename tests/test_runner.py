@@ -157,6 +157,33 @@ def test_side_by_side_shows_the_source_on_the_left_however_the_clip_is_turned(ro
     assert shown[:, :half].max() == 0 and shown[:, half:].min() == 255
 
 
+def _shown(stored: np.ndarray, matrix: tuple[int, ...]) -> np.ndarray:
+    """``stored`` as a player shows it under an FFmpeg display matrix: (x, y) goes to x' = a x + c y,
+    y' = b x + d y (16.16 fixed point; whole quarter turns and flips here)."""
+    a, b, c, d = (v // 65536 for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
+    ys, xs = np.mgrid[0:stored.shape[0], 0:stored.shape[1]]
+    xp, yp = a * xs + c * ys, b * xs + d * ys
+    shown = np.zeros((yp.max() - yp.min() + 1, xp.max() - xp.min() + 1, *stored.shape[2:]), stored.dtype)
+    shown[yp - yp.min(), xp - xp.min()] = stored
+    return shown
+
+
+U, W30 = 65536, 1 << 30
+
+
+@pytest.mark.parametrize("matrix", [(-U, 0, 0, 0, U, 0, 0, 0, W30), (U, 0, 0, 0, -U, 0, 0, 0, W30),
+                                    (0, U, 0, U, 0, 0, 0, 0, W30), (0, -U, 0, -U, 0, 0, 0, 0, W30)],
+                         ids=["hflip", "vflip", "quarter-and-flip", "three-quarters-and-flip"])
+def test_side_by_side_of_a_mirrored_clip_shows_the_source_on_the_left(matrix: tuple[int, ...]) -> None:
+    """A quarter turn with a flip reads as -90°; laid out by that angle, the source showed on the right."""
+    source, deblurred = np.zeros((4, 6, 3), np.uint8), np.full((4, 6, 3), 255, np.uint8)
+    rotation = -90 if matrix[0] == 0 else 180  # as PyAV reads these matrices
+    shown = _shown(side_by_side(source, deblurred, rotation, matrix), matrix)
+    half = shown.shape[1] // 2
+    assert shown.shape[1] == 2 * _shown(source, matrix).shape[1]
+    assert shown[:, :half].max() == 0 and shown[:, half:].min() == 255
+
+
 @pytest.mark.parametrize("stage", ["decode", "infer", "encode"])
 def test_a_failing_stage_stops_the_run_with_its_error(stage: str, engine: Engine, make_clip, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:

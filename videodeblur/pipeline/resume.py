@@ -206,7 +206,8 @@ def shows_source(kept: np.ndarray, source: np.ndarray, info: VideoInfo, *, side_
     """Whether an output frame (its luma) shows the source frame: a side-by-side output holds it
     twice, as far as a thumbnail can tell."""
     if side_by_side:
-        source = side_by_side_picture(source[..., None], source[..., None], info.rotation)[..., 0]
+        source = side_by_side_picture(source[..., None], source[..., None], info.rotation,
+                                      info.mirror_matrix)[..., 0]
     return same_picture(source, kept)
 
 

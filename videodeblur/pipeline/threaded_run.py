@@ -310,7 +310,8 @@ class ThreadedRun:
                 if deep:  # 10-bit out: the network's change onto the source
                     image = add_change(frame.deep, frame.image, image)
                 if self.options.side_by_side:
-                    image = side_by_side(frame.deep if deep else frame.image, image, info.rotation)
+                    image = side_by_side(frame.deep if deep else frame.image, image, info.rotation,
+                                         info.mirror_matrix)
                 writer.write(image, pts=frame.pts, duration=frame.duration)
                 self._wrote_at = time.monotonic()
                 done = time.perf_counter()
