@@ -41,11 +41,9 @@ def why_not_resumable(video: av.video.stream.VideoStream, encoder: av.video.code
     ours, before = parameter_sets(mine.extradata, codec), parameter_sets(theirs.extradata, codec)
     if ours is not None and before is not None and ours != before:
         # the header holds the frame rate too: a clip of another rate differs there, whatever the settings
-        then, now = video.average_rate or video.guessed_rate, mine.framerate
-        if then and now and abs(float(then) / float(now) - 1) > 0.01:
-            return (f"it holds {float(then):.4g} fps video and this input is {float(now):.4g} fps: it was made "
-                    "from another video")
-        return "it was encoded with other settings (--crf, --preset, --encoder or --fragmented)"
+        # (a part's measured rate cannot tell which: a variable-rate part's is not its source's)
+        return ("its stream header differs from this run's: it was encoded with other settings (--crf, --preset, "
+                "--encoder or --fragmented), or made from another video")
     return None
 
 
