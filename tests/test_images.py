@@ -153,6 +153,24 @@ def test_a_colour_profile_goes_into_every_format_that_holds_one(engine, tmp_path
                     "may show it duller (.jpg, .png, .tiff and .webp keep it)"]
 
 
+def test_a_grey_profile_goes_only_where_the_picture_stays_grey(engine, tmp_path):
+    """A grey JPEG's GRAY profile was written into its WebP, which is RGB: a colour-managed reader
+    cannot use it (lcms: "cannot build transform"). A grey PNG keeps it; the WebP says it is left out."""
+    grey_profile = bytearray(_icc_profile())
+    grey_profile[16:20] = b"GRAY"
+    src = tmp_path / "grey.jpg"
+    PILImage.fromarray(clip_frame(1, 40, 30)[..., 1]).save(src, icc_profile=bytes(grey_profile), quality=95)
+    png = deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail)
+    with PILImage.open(png) as written:
+        assert written.mode == "L" and written.info.get("icc_profile") == bytes(grey_profile)
+    said: list[str] = []
+    webp = deblur_image_file(src, tmp_path / "out.webp", engine, warn=said.append)
+    with PILImage.open(webp) as written:
+        assert written.mode == "RGB" and not written.info.get("icc_profile")
+    assert said == [f"{webp}: written without the colour profile of {src}: it describes grey pictures, and .webp "
+                    "holds this one as RGB"]
+
+
 def test_a_webp_with_alpha_keeps_its_alpha_and_takes_a_profile(engine, tmp_path):
     """An RGBA WebP is written in the extended layout already (VP8X, ALPH): the profile goes in after
     its header, its flags say so, and the picture and its alpha still read back."""

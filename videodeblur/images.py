@@ -221,7 +221,13 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         encoded = insert_segments(encoded, image.jpeg_metadata)
     elif ext in (".tif", ".tiff"):
         encoded = with_tiff_icc_profile(encoded, image.tiff_icc)
-    encoded = with_icc_profile(encoded, ext, image.icc)  # across formats: a JPEG's profile into a PNG
+    # across formats (a JPEG's profile into a PNG), where it describes the picture as written: WebP
+    # holds no grey, and a grey profile in an RGB file cannot be used (a colour-managed reader fails)
+    written_grey = image.grey and ext != ".webp"
+    space = image.icc[16:20]  # the profile's data colour space
+    profile_fits = space not in (b"GRAY", b"RGB ") or space == (b"GRAY" if written_grey else b"RGB ")
+    if profile_fits:
+        encoded = with_icc_profile(encoded, ext, image.icc)
     encoded = with_dpi(encoded, image.dpi)
     try:
         path.write_bytes(encoded)
@@ -233,10 +239,14 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         what, fate = _LOSSES[lost]
         (warn or python_warning)(f"{path}: {ext} cannot hold {what}{f' of {image.source}' if image.source else ''}; "
                                   f"{fate}")
+    of = f" of {image.source}" if image.source else ""
     if image.icc and ext not in HOLDS_ICC:  # OpenCV writes AVIF and BMP without one
-        of = f" of {image.source}" if image.source else ""
         (warn or python_warning)(f"{path}: written without the colour profile{of}, so colour-managed viewers may "
                                   "show it duller (.jpg, .png, .tiff and .webp keep it)")
+    elif not profile_fits and not icc_profile(encoded):  # (a same-format copy carries it as it was)
+        (warn or python_warning)(f"{path}: written without the colour profile{of}: it describes "
+                                  f"{'grey' if space == b'GRAY' else 'RGB'} pictures, and {ext} holds this one as "
+                                  f"{'grey' if written_grey else 'RGB'}")
     return path
 
 
