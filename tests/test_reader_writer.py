@@ -100,6 +100,7 @@ def test_audio_tracks_keep_their_titles_and_which_is_the_default(ext: str, make_
     with av.open(str(tmp_path / f"out.{ext}")) as c:
         audio = list(c.streams.audio)
         assert [bool(a.disposition & av.stream.Disposition.default) for a in audio] == [False, True]
+        assert c.streams.video[0].disposition & av.stream.Disposition.default  # the picture too (MKV: it was not)
         assert [a.metadata.get("title", a.metadata.get("name")) for a in audio] == ["Commentary", "Main"]
     if ext == "mp4":  # and from an MP4 again, whose titles read back as "name"
         _copy(tmp_path / "out.mp4", tmp_path / "again.mp4")

@@ -505,6 +505,8 @@ class FrameWriter:
         if self.encoder_name == SOFTWARE_ENCODER:
             ctx.thread_type = "SLICE" if self._live else "FRAME"  # frame threads hold frames back: latency
             ctx.thread_count = threads
+        # the picture players show first (Matroska marked it not default, beside copied sound marked so)
+        stream.disposition = av.stream.Disposition.default
         if mirror_matrix:  # a turn and a flip: the source's matrix as it is (an angle cannot say the flip)
             stream.set_display_matrix(list(mirror_matrix))
         elif rotation:
