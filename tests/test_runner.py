@@ -547,6 +547,16 @@ def test_resume_of_an_output_with_no_frame_hints_at_mp4_only_for_an_mp4(engine, 
     assert "cannot resume" in str(refused.value) and "MP4" not in str(refused.value)
 
 
+def test_resume_without_the_side_by_side_of_the_first_run_names_it(engine, make_clip, tmp_path: Path) -> None:
+    """The refusal compared the sizes (128x48 against 64x48) without naming the option that doubles one."""
+    src = make_clip("a.mp4", width=64, height=48, frames=20)
+    out = tmp_path / "out.mp4"
+    deblur_file(src, out, engine, RunOptions(max_frames=8, side_by_side=True))
+    with pytest.raises(OutputError, match=r"this run writes libx264 64x48 yuv420p; --side-by-side doubles the picture: "
+                                          r"give it as the first run did"):
+        deblur_file(src, out, engine, RunOptions(resume=True))
+
+
 def test_an_output_marked_before_weights_were_named_is_compared_by_the_rest() -> None:
     from videodeblur.video.metadata import made_otherwise
 

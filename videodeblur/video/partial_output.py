@@ -26,8 +26,11 @@ def why_not_resumable(video: av.video.stream.VideoStream, encoder: av.video.code
     made = (theirs.codec.id, theirs.width, theirs.height, theirs.format.name if theirs.format else None)
     wanted = (mine.codec.id, width, height, pix_fmt)
     if made != wanted:
+        sizes = {(theirs.width, theirs.height), (width, height)}
+        doubled = any({(w, h), (2 * w, h)} == sizes or {(w, h), (w, 2 * h)} == sizes for w, h in sizes)
+        hint = "; --side-by-side doubles the picture: give it as the first run did" if doubled else ""
         return (f"it holds {theirs.name} {theirs.width}x{theirs.height} {made[3]}, this run writes "
-                f"{mine.name} {width}x{height} {pix_fmt}")
+                f"{mine.name} {width}x{height} {pix_fmt}{hint}")
     marked = made_by_mark(video)
     if made_elsewhere(marked):
         return (f"it was not made by videodeblur (its video track says {marked!r}): run without "
