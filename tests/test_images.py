@@ -600,6 +600,18 @@ def test_dpi_is_kept_png_tiff_bmp(engine, make_image, tmp_path, ext):
     assert np.array_equal(cv2.cvtColor(bgr_of(dst), cv2.COLOR_BGR2RGB), expected(engine, clip_frame(0, 40, 24)))
 
 
+def test_an_rgba_tiff_says_its_fourth_sample_is_alpha(engine, tmp_path):
+    """OpenCV wrote four samples without ExtraSamples: libtiff readers warned ("Sum of Photometric
+    type-related color channels and ExtraSamples doesn't match"), and an editor may take the fourth
+    for an unnamed channel. It is tagged unassociated alpha, and reads back as it was."""
+    rgba = np.dstack([clip_frame(5, 30, 20), np.tile(np.linspace(0, 255, 30, dtype=np.uint8), (20, 1))])
+    PILImage.fromarray(rgba, "RGBA").save(tmp_path / "in.png")
+    out = deblur_image_file(tmp_path / "in.png", tmp_path / "out.tif", engine)
+    with PILImage.open(out) as written:
+        assert written.mode == "RGBA" and written.tag_v2.get(338) in (2, (2,))
+        assert np.array_equal(np.asarray(written)[..., 3], rgba[..., 3])
+
+
 def test_a_tiff_keeps_its_colour_profile(engine, tmp_path):
     profile = b"\x00\x00\x01\x00not a real ICC profile, carried byte for byte" * 3
     src = tmp_path / "in.tif"

@@ -18,7 +18,8 @@ import zlib
 from fractions import Fraction
 
 __all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
-           "png_orientation", "exif_orientation", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile"]
+           "png_orientation", "exif_orientation", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
+           "with_tiff_alpha"]
 
 _SOI = b"\xff\xd8"
 _KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"),
@@ -267,6 +268,16 @@ def with_tiff_icc_profile(tiff: bytes, icc: bytes) -> bytes:
     return _with_tiff_tags(tiff, {_TIFF_ICC: (7, icc)}) if icc else tiff
 
 
+def with_tiff_alpha(tiff: bytes) -> bytes:
+    """An RGBA ``tiff`` saying its fourth sample is unassociated (straight) alpha (ExtraSamples = 2),
+    as the standard asks: OpenCV writes four samples without the tag, which libtiff readers warn of
+    and editors may take for an unnamed channel. As it is when it has the tag, or other samples."""
+    ifd = _tiff_ifd0(tiff)
+    if ifd is None or tiff_samples_per_pixel(tiff) != 4 or any(tag == _TIFF_EXTRA_SAMPLES for tag, *_ in ifd.entries):
+        return tiff
+    return _with_tiff_tags(tiff, {_TIFF_EXTRA_SAMPLES: (3, (2,))})
+
+
 def _with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | bytes]]) -> bytes:
     """``tiff`` with ``tags`` (tag: (TIFF type, values); bytes for type 7, UNDEFINED) added to or replacing
     those of its first image. The new directory and values are appended and the header pointed at them,
@@ -311,6 +322,7 @@ class _Ifd:
 
 
 _TIFF_ICC = 34675
+_TIFF_EXTRA_SAMPLES = 338
 _TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
 
 

@@ -54,7 +54,8 @@ from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
                                         png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile,
-                                        tiff_samples_per_pixel, with_dpi, with_tiff_icc_profile)
+                                        tiff_samples_per_pixel, with_dpi, with_tiff_alpha,
+                                        with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
 from videodeblur.image_orientation import avif_transforms, webp_orientation
 from videodeblur.notices import Warn, python_warning
@@ -220,7 +221,7 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
     elif ext in (".jpg", ".jpeg"):
         encoded = insert_segments(encoded, image.jpeg_metadata)
     elif ext in (".tif", ".tiff"):
-        encoded = with_tiff_icc_profile(encoded, image.tiff_icc)
+        encoded = with_tiff_alpha(with_tiff_icc_profile(encoded, image.tiff_icc))
     # across formats (a JPEG's profile into a PNG), where it describes the picture as written: WebP
     # holds no grey, and a grey profile in an RGB file cannot be used (a colour-managed reader fails)
     written_grey = image.grey and ext != ".webp"
