@@ -77,18 +77,20 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 def config_from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config",
                      required: tuple[str, ...] = ()) -> T:
     """Build a dataclass from a dict, rejecting unknown keys with a message that lists the valid ones,
-    and a missing ``required`` key by name (rather than building the default)."""
+    and a missing ``required`` key by name (rather than building the default). ``where`` begins each
+    message (empty: a caller that names the source itself)."""
+    prefix = f"{where}: " if where else ""
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - fields)
     if unknown:
-        raise ConfigError(f"{where}: unknown keys {unknown}; valid keys are {sorted(fields)}")
+        raise ConfigError(f"{prefix}unknown keys {unknown}; valid keys are {sorted(fields)}")
     missing = [key for key in required if key not in data]
     if missing:
-        raise ConfigError(f"{where}: missing {', '.join(missing)} (a model config gives each of {', '.join(required)})")
+        raise ConfigError(f"{prefix}missing {', '.join(missing)} (a model config gives each of {', '.join(required)})")
     try:
         return cls(**data)
     except TypeError as err:
-        raise ConfigError(f"{where}: {err}") from err
+        raise ConfigError(f"{prefix}{err}") from err
 
 
 def load_model_config(path: str | Path) -> ModelConfig:

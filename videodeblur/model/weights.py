@@ -68,7 +68,7 @@ def load_weights(path: str | Path) -> LPRN:
     if not isinstance(state, dict):
         raise WeightsError(f"{path} carries no state dict of tensors (got {type(state).__name__})")
     try:
-        config = config_from_dict(ModelConfig, {"name": path.stem, **config_table}, where=str(path),
+        config = config_from_dict(ModelConfig, {"name": path.stem, **config_table}, where="",  # named below
                                   required=ARCHITECTURE_KEYS)
         model = LPRN(config)
     except ConfigError as err:
