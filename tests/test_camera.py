@@ -714,8 +714,9 @@ def test_options_a_source_has_no_use_for_are_said(make_clip, run_cli) -> None:
         assert said in out.stderr
     quiet = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--device", "cpu")
     assert quiet.exit_code == 0 and "note:" not in quiet.stderr, quiet.stderr
-    many = run_cli("camera", "--source", clip, "--no-preview", "--device", "cpu", "--engines", 512)
+    many = run_cli("camera", "--source", clip, "--no-preview", "--device", "cpu", "--engines", 512, "--json")
     assert many.exit_code == 0 and "note: --engines 512: " in many.stderr, many.stderr  # capped at the cores
+    assert [w for w in json.loads(many.stdout)["warnings"] if w.startswith("--engines 512: ")]  # and in the JSON
 
 
 def test_a_missing_camera_is_one_line_on_the_real_stderr(run_subprocess) -> None:

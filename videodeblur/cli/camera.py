@@ -126,12 +126,14 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     if record is not None and (left_out := getattr(live_source, "sound_left_out", None)):
         click.echo(f"videodeblur: note: {left_out}", err=True)  # said once: a reconnect does not repeat it
     window = None
+    capped: list[str] = []
     try:
         models = live_engines(model, EngineOptions(device=device, precision=precision, cuda_graphs=cuda_graphs), engines)
         if engines is not None and len(models) < engines:  # capped at the cores, or one on a GPU: said, not hidden
             where = "a GPU overlaps frames with its own streams" if models[0].device.type != "cpu" else \
                 "each engine needs a core of its own"
-            click.echo(f"videodeblur: note: --engines {engines}: {len(models)} run ({where})", err=True)
+            capped.append(f"--engines {engines}: {len(models)} run ({where})")  # said now, and in --json
+            click.echo(f"videodeblur: note: {capped[-1]}", err=True)
         if not preview:
             click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
         elif not _display_available():
@@ -160,7 +162,9 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         notes = {getattr(each, "auto_tile_note", None) for each in models}  # a test may hand in a stand-in
         for note in sorted(note for note in notes if note):
             click.echo(f"videodeblur: note: {note}", err=True)
-        click.echo(json.dumps(stats.to_dict()) if as_json else _table(stats.to_dict()))
+        result = stats.to_dict()
+        result["warnings"] = [*result["warnings"], *capped]  # as `video --json` lists it
+        click.echo(json.dumps(result) if as_json else _table(result))
     if stats.interrupted or held:
         raise KeyboardInterrupt  # after the stats: run_cli reports it and exits 130
 
