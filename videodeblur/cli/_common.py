@@ -75,7 +75,7 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
         if debug:
             traceback.print_exc()
         if isinstance(exc, OSError) and _in_echo(exc):  # the results could not be printed: no bug of ours
-            _quiet_standard_streams()
+            point_at_devnull(sys.stdout)  # the interpreter's own flush at exit would fail again
             with contextlib.suppress(OSError):
                 reason = ("it was closed (the program reading it stopped)" if isinstance(exc, BrokenPipeError)
                           else exc.strerror or str(exc))
@@ -94,12 +94,13 @@ def _in_echo(exc: BaseException) -> bool:
     return any(frame.name == "echo" and "click" in frame.filename for frame in frames)
 
 
-def _quiet_standard_streams() -> None:
-    """Point a standard output that cannot be written at /dev/null, as Python's docs advise, so the
-    interpreter's own flush at exit does not fail again (a second message, or a traceback)."""
+def point_at_devnull(stream: Any) -> None:
+    """Point a standard stream that cannot be written any more (its reader gone, its disk full) at
+    /dev/null, as Python's docs advise, so nothing more fails writing to it (a second message, or a
+    traceback at exit). A stream with no file descriptor is left as it is."""
     with contextlib.suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
 
 

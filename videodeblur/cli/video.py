@@ -1,10 +1,8 @@
 """``videodeblur video``: deblur a recorded video file (decode → batch → infer → encode, streamed)."""
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, precision_option,
-                                     preset_option, tile_option, warn)
+from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, point_at_devnull,
+                                     precision_option, preset_option, tile_option, warn)
 
 if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
     from videodeblur.pipeline.plan import VideoJob
@@ -264,10 +262,7 @@ def _print(text: str, *, err: bool) -> bool:
         click.echo(text, err=err)
         return True
     except BrokenPipeError:
-        with contextlib.suppress(OSError, ValueError):  # (a stream with no file descriptor: nothing to do)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, (sys.stderr if err else sys.stdout).fileno())
-            os.close(devnull)
+        point_at_devnull(sys.stderr if err else sys.stdout)
         return False
 
 

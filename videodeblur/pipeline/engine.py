@@ -454,7 +454,6 @@ class _CudaPipeline:
         slot.owner = handle
         return handle
 
-
     def _graph_for(self, shape: tuple[int, ...], layout: Layout, colour: ColourTags | None) -> "_GraphedForward | None":
         """The captured graph for a full batch of ``shape`` (captured now if it is new), or None where
         graphs are off or the batch is short or tiled. One graph is kept: a video has one frame shape,

@@ -20,7 +20,7 @@ from videodeblur.pipeline.side_by_side import side_by_side as side_by_side_pictu
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.info import VideoInfo
 from videodeblur.video.metadata import made_by_mark, made_elsewhere, made_otherwise
-from videodeblur.video.outputs import check_output_path
+from videodeblur.video.outputs import ONE_RATE_MUXERS, check_output_path
 from videodeblur.video.streams import pick_video_stream
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def frame_times(path: Path | str) -> list[float] | None:
     try:
         with av.open(str(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
-            if video is None or video.time_base is None or container.format.name in ("avi", "yuv4mpegpipe"):
+            if video is None or video.time_base is None or container.format.name in ONE_RATE_MUXERS:
                 return None
             times = sorted(float(p.pts * video.time_base) for p in container.demux(video) if p.size)
     except (av.FFmpegError, OSError, TypeError):  # TypeError: a packet without pts

@@ -133,9 +133,10 @@ def _scored_output(network: torch.nn.Module, image: Image,
     is scored on its 16 bits, not on the high byte (a constant offset of 100 in 16-bit units
     scored 55.3 dB where 56.3 is exact). For an 8-bit image this is the network's output."""
     given = uint8_to_tensor(image.rgb).unsqueeze(0).to(device)
+    if image.deep is None:
+        return given, network(given).clamp(0, 1)
     exact = torch.from_numpy(np.ascontiguousarray(unit_rgb(image).transpose(2, 0, 1))).unsqueeze(0).to(device)
-    result = network(given)
-    return exact, (exact + (result - given) if image.deep is not None else result).clamp(0, 1)
+    return exact, (exact + (network(given) - given)).clamp(0, 1)
 
 
 def check_pairs(root: str | Path, *, limit: int | None = None) -> list[tuple[Path, Path]]:

@@ -121,9 +121,13 @@ class ReadTally:
         out leaves no skip), and the warning says both. Not read from the start: unknown, False."""
         if self.packets_end is None or span.file_end_s is None or self.sought or self.largest_skip > _DAMAGED_STRETCH:
             return False
-        step = nominal_step(info)
-        end = self.packets_end + (0 if self.packet_durations else step)
-        return float((end + step / 2) * info.time_base) >= span.file_end_s
+        return float((self._video_end(info) + nominal_step(info) / 2) * info.time_base) >= span.file_end_s
+
+    def _video_end(self, info: VideoInfo) -> float:
+        """Where the video packets read end, in ``time_base`` units: the last one's end, or a frame past
+        its start where packets carry no duration (``packets_end`` must be known)."""
+        assert self.packets_end is not None
+        return self.packets_end + (0 if self.packet_durations else nominal_step(info))
 
     def _others_outlast_video(self, info: VideoInfo, span: StreamSpan) -> bool:
         """Whether the other streams were read to the file's end and past the video's last packet:
@@ -144,12 +148,10 @@ class ReadTally:
         header that counts more frame slots than that duration spans is believed over it: FFmpeg
         measures an AVI cut before its index by the frames the file still holds (27 of 40 read as
         a whole 27-frame stream)."""
-        if self.packets_end is None:
+        if self.packets_end is None or span.duration is None:
             return False  # unknown: the header's count stands
         step = nominal_step(info)
-        end = self.packets_end + (0 if self.packet_durations else step)
-        if span.duration is None:
-            return False  # unknown: the header's count stands
+        end = self._video_end(info)
         duration = span.duration
         if info.frames_exact and info.frames:
             duration = max(duration, info.frames * step)

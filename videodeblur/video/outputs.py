@@ -12,7 +12,7 @@ import av
 from videodeblur.errors import OutputError
 from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_stdin, is_url
 
-__all__ = ["MOV_MUXERS", "PIPE_FORMATS", "check_output_path", "fragment_options", "open_pipe", "open_stream", "output_kind"]
+__all__ = ["MOV_MUXERS", "ONE_RATE_MUXERS", "PIPE_FORMATS", "check_output_path", "fragment_options", "open_pipe", "open_stream", "output_kind"]
 
 # what standard output (-o -) can carry, by the extension the same file would have: the muxer
 PIPE_FORMATS = {"mkv": "matroska", "mp4": "mp4", "mov": "mov", "nut": "nut", "ts": "mpegts", "webm": "webm",
@@ -23,6 +23,8 @@ _STREAM_FORMATS = {"rtmp": "flv", "rtmps": "flv", "srt": "mpegts", "udp": "mpegt
 # FFmpeg's MP4/MOV muxer family: a sample table (index) written at the end, a sample's duration stored as
 # the gap to the next in decode order, edit lists that hide what a track holds before its start
 MOV_MUXERS = frozenset({"mp4", "mov", "ipod", "3gp", "3g2", "psp", "ismv", "f4v"})
+# containers that hold frames at one rate, not times: the writer puts frames in their slots
+ONE_RATE_MUXERS = frozenset({"yuv4mpegpipe", "avi"})
 # the suffixes FFmpeg writes with that family
 _MOV_SUFFIXES = (".mp4", ".mov", ".m4v", ".3gp", ".3g2", ".f4v", ".ismv", ".psp")
 

@@ -490,7 +490,7 @@ def _takes(container: str, src: av.stream.Stream) -> bool:
     in-memory file, because a muxer that cannot (Matroska with GoPro telemetry) may refuse only
     when the header is written, which would stop the whole run. MPEG-TS takes any audio, as data
     where it has no stream type for it: those are not taken (FLAC was left in the file unplayable)."""
-    if container == "mpegts" and src.type == "audio" and src.codec_context.codec.canonical_name not in _TS_AUDIO:
+    if container == "mpegts" and src.type == "audio" and _format_name(src) not in _TS_AUDIO:
         return False
     probe = av.open(io.BytesIO(), "w", format=container)
     try:

@@ -40,7 +40,7 @@ from videodeblur.video.feed import PacketFeed
 from videodeblur.video.locations import is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
 from videodeblur.video.output_format import is_deep, like_chroma, output_subsampling, output_tags, source_tags
-from videodeblur.video.outputs import (MOV_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe,
+from videodeblur.video.outputs import (MOV_MUXERS, ONE_RATE_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe,
                                       open_stream, output_kind)
 from videodeblur.video.packet_timing import PacketTiming, last_frame_as_keyframe
 from videodeblur.video.streams import pick_video_stream
@@ -456,7 +456,7 @@ class FrameWriter:
         stream.time_base = self.time_base
         # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
         # the time base; an AVI given a fine time base claimed 600 fps): frames go in as slots of 1 / rate
-        self._slot_rate = rate if self._container.format.name in ("yuv4mpegpipe", "avi") and rate else None
+        self._slot_rate = rate if self._container.format.name in ONE_RATE_MUXERS and rate else None
         if self._slot_rate:
             stream.time_base = 1 / self._slot_rate
         if stream.codec_context.codec.canonical_name == "hevc" and self._container.format.name in ("mp4", "mov"):
