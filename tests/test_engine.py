@@ -181,3 +181,81 @@ def test_auto_tiling_is_counted_by_shape_with_a_note_for_each() -> None:
     assert note is not None and note.startswith("1 frame(s) of 320x240 would need") and engine.auto_tile_note == note
     engine.process(np.zeros((1, 48, 64, 3), np.uint8))
     assert engine.auto_tiled == {(1, 3, 240, 320): 2}
+
+
+def test_a_handle_collected_by_two_threads_leaves_the_slot_to_its_new_owner() -> None:
+    """The CUDA ring's bookkeeping, with stand-ins for the pinned slot and the download event (no GPU
+    here): thread A waits on its batch while thread D's submit wraps round the ring to A's slot and
+    collects A's handle too. D must wait until A's copy is done, and A, finishing last, must not mark
+    the slot free under D's outstanding batch (the next wrap would overwrite D's frames)."""
+    import threading
+    import time
+
+    from videodeblur.pipeline.engine import EngineResult, _CudaPipeline
+
+    class Slot:
+        def __init__(self, shape: tuple[int, ...]) -> None:
+            self.shape, self.host_out, self.owner = shape, torch.zeros(shape, dtype=torch.uint8), None
+
+    class Done:  # the download event; thread A wakes from it later than D does
+        def __init__(self, gate: threading.Event) -> None:
+            self.gate = gate
+
+        def synchronize(self) -> None:
+            self.gate.wait()
+            if threading.current_thread().name == "A":
+                time.sleep(0.2)
+
+        def query(self) -> bool:
+            return self.gate.is_set()
+
+    class Timing:
+        def __init__(self, gate: threading.Event) -> None:
+            self.done = Done(gate)
+
+        def busy_ms(self) -> float:
+            return 1.0
+
+    class Options:
+        pinned_ring = 3
+
+    class FakeEngine:
+        batch_size, options = 1, Options()
+
+    shape = (1, 4, 4, 3)
+    pipe = object.__new__(_CudaPipeline)
+    pipe.engine, pipe.next = FakeEngine(), 0
+    pipe.slots = [Slot(shape) for _ in range(3)]
+
+    def submit(gate: threading.Event, value: int) -> tuple[EngineResult, Slot]:
+        slot = pipe._slot_for(shape[1:])
+        slot.host_out.fill_(value)  # this batch's download landing in the slot
+        handle = EngineResult(slot=slot, count=1, timing=Timing(gate))
+        slot.owner = handle
+        return handle, slot
+
+    finished = threading.Event()
+    finished.set()
+    gate_a, gate_d = threading.Event(), threading.Event()
+    handle_a, slot0 = submit(gate_a, 1)
+    submit(finished, 2)
+    submit(finished, 3)
+    got: dict[str, np.ndarray] = {}
+    thread_a = threading.Thread(target=lambda: got.setdefault("a", handle_a.result()), name="A")
+    thread_a.start()
+    time.sleep(0.1)
+    submitted: dict[str, tuple[EngineResult, Slot]] = {}
+    thread_d = threading.Thread(target=lambda: submitted.setdefault("d", submit(gate_d, 4)))
+    thread_d.start()
+    time.sleep(0.1)
+    gate_a.set()
+    thread_d.join(5)
+    thread_a.join(5)
+    handle_d, slot_d = submitted["d"]
+    assert int(got["a"][0, 0, 0, 0]) == 1  # A's own frames, not D's
+    assert slot_d is slot0 and slot0.owner is handle_d
+    gate_d.set()
+    submit(finished, 5)
+    submit(finished, 6)
+    _, slot_e = submit(finished, 7)  # wraps to slot 0: collects D first
+    assert slot_e is slot0 and int(handle_d.result()[0, 0, 0, 0]) == 4

@@ -158,18 +158,23 @@ class EngineResult:
         self._count = count
         self._timing = timing
         self.gpu_ms: float | None = None
+        # Two threads may collect one handle at once (its caller, and another thread's submit that
+        # wrapped round the ring to this slot): the second must wait for the first's copy.
+        self._collecting = threading.Lock()
 
     def ready(self) -> bool:
         return self._output is not None or self._timing is None or self._timing.done.query()
 
     def result(self) -> np.ndarray:
-        if self._output is None and self._slot is not None and self._timing is not None:
-            slot, timing = self._slot, self._timing
-            timing.done.synchronize()  # the only host wait: this batch's download event
-            self._output = slot.host_out[:self._count].numpy().copy()
-            self.gpu_ms = timing.busy_ms()
-            slot.owner = None
-            self._slot = None
+        with self._collecting:
+            if self._output is None and self._slot is not None and self._timing is not None:
+                slot, timing = self._slot, self._timing
+                timing.done.synchronize()  # the only host wait: this batch's download event
+                self._output = slot.host_out[:self._count].numpy().copy()
+                self.gpu_ms = timing.busy_ms()
+                if slot.owner is self:  # another batch may own the slot already: never free its buffers
+                    slot.owner = None
+                self._slot = None
         assert self._output is not None
         return self._output
 
