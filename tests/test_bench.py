@@ -63,7 +63,7 @@ def test_model_and_pipelined_runs_use_the_engines_video_uses(result: BenchResult
 def test_numbers_are_consistent(result: BenchResult) -> None:
     for run in result.to_dict()["runs"]:
         assert run["frames"] >= 1 and run["seconds"] > 0
-        assert run["fps"] == pytest.approx(run["frames"] / run["seconds"], rel=1e-3), run["mode"]
+        assert run["fps"] == pytest.approx(run["frames"] / run["seconds"], rel=1e-3, abs=6e-4), run["mode"]  # fps: 3 decimals
         latency = run["latency_ms"]
         assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"], run["mode"]
         assert run["stages"], run["mode"]

@@ -191,3 +191,33 @@ def test_a_file_with_cuda_graphs_matches_one_without(make_clip, tmp_path: Path) 
         outputs[graphs] = decode(tmp_path / f"{graphs}.mp4")
     assert outputs[True].pts_seconds == outputs[False].pts_seconds
     assert min(psnr(x, y) for x, y in zip(outputs[True].frames, outputs[False].frames)) > 40
+
+
+def test_the_network_run_replays_a_graph_that_gives_the_eager_output(gpu32: Engine) -> None:
+    """bench's network row with --cuda-graphs replays a captured graph (it said cuda_graphs and ran
+    eagerly); its output equals the eager network's."""
+    from videodeblur.bench.network import device_input, graphed_infer
+
+    graphed = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", batch_size=1,
+                                                        cuda_graphs=True))
+    assert graphed_infer(gpu32, device_input(gpu32, 1, 48, 64)) is None  # graphs off: eager
+    x = device_input(graphed, 1, 48, 64)
+    replay = graphed_infer(graphed, x)
+    assert replay is not None
+    with torch.inference_mode():
+        eager = graphed.infer(x).float()
+        for _ in range(2):
+            assert torch.allclose(replay(x).float(), eager, atol=1e-4)
+
+
+def test_warmup_captures_the_graph_for_the_clips_colour_matrix() -> None:
+    """bench warms an engine up with the clip's colour tags, so the first measured batch of a BT.709
+    clip replays the warm-up's graph instead of capturing a new one inside the window."""
+    graphed = Engine.from_name("lprn-rt", EngineOptions(device="cuda", batch_size=2, cuda_graphs=True))
+    tags = ColourTags(colorspace=1, color_range=1)
+    graphed.warmup(48, 64, layout="i420", colour=tags)
+    captured = graphed._cuda.graph
+    assert captured is not None and captured.key[2] == yuv_matrix(tags)
+    planes = np.full((2, 72, 64), 100, np.uint8)
+    graphed.submit(planes, layout="i420", colour=tags).result()
+    assert graphed._cuda.graph is captured

@@ -70,7 +70,7 @@ def model_run(engine: Any, io: BenchIO, frames: list[np.ndarray], batch: int, wa
     lanes = lanes_for(engine, engines)
     with PeakMemory(engine.device) as memory, _lanes(engine, lanes) as runner:
         started = time.perf_counter()
-        runner.warmup(io.info.height, io.info.width, layout=io.layout)
+        runner.warmup(io.info.height, io.info.width, layout=io.layout, colour=io.info.colour)
         engine_warmup_s = time.perf_counter() - started
         clock = FrameClock()  # after the engine's warm-up (cudnn autotune, compilation): never in a window
         in_flight: Deque[tuple[Any, float]] = collections.deque()

@@ -268,11 +268,13 @@ class Engine:
         handles = [self.submit(frames[i:i + bs]) for i in range(0, len(frames), bs)]
         return np.concatenate([h.result() for h in handles], axis=0)
 
-    def warmup(self, height: int, width: int, *, layout: Layout = "rgb", batches: int = 2) -> None:
-        """Run a few full batches so later timings exclude cudnn autotune / compilation."""
+    def warmup(self, height: int, width: int, *, layout: Layout = "rgb", colour: ColourTags | None = None,
+               batches: int = 2) -> None:
+        """Run a few full batches so later timings exclude cudnn autotune / compilation (and, with
+        ``cuda_graphs``, the capture, which is keyed on ``colour``'s matrix: pass the clip's)."""
         dummy = grey_batch(self.batch_size, height, width, layout)
         for _ in range(batches):
-            self.submit(dummy, layout=layout).result()
+            self.submit(dummy, layout=layout, colour=colour).result()
 
     # --- asynchronous contract -----------------------------------------------------------------
     def submit(self, batch: np.ndarray | Sequence[np.ndarray], *, layout: Layout = "rgb",

@@ -130,11 +130,11 @@ class EngineLanes:
     def auto_tile_note_for(self, shape: tuple[int, ...]) -> str | None:
         return next((note for lane in self._lane_engines() if (note := lane.auto_tile_note_for(shape))), None)
 
-    def warmup(self, height: int, width: int, *, layout: Layout = "rgb", batches: int = 2) -> None:
+    def warmup(self, height: int, width: int, *, layout: Layout = "rgb", colour: Any = None, batches: int = 2) -> None:
         """Warm every lane: ``batches`` full batches each, all lanes at once."""
         dummy = grey_batch(self.batch_size, height, width, layout)
         for _ in range(batches):
-            handles = [self.submit(dummy, layout=layout) for _ in range(self.lanes)]
+            handles = [self.submit(dummy, layout=layout, colour=colour) for _ in range(self.lanes)]
             for handle in handles:
                 handle.result()
 
