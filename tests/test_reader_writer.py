@@ -755,16 +755,16 @@ def test_webm_takes_side_surround_audio_as_back_surround(tmp_path: Path) -> None
     assert len(decode(tmp_path / "out.webm").frames) == 12
 
 
-def _with_sound(path: Path, codec: str, layout: str, planes: np.ndarray, *, frames: int) -> Path:
+def _with_sound(path: Path, codec: str, layout: str, planes: np.ndarray, *, frames: int, rate: int = 48000) -> Path:
     """A 64x48 H.264 clip of ``frames`` frames at 25 fps with ``planes`` (channels × samples, float
-    in [-1, 1], 48 kHz) as its ``codec`` audio in ``layout``."""
+    in [-1, 1], ``rate`` Hz) as its ``codec`` audio in ``layout``."""
     with av.open(str(path), "w") as c:
         video = c.add_stream("libx264", rate=25)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        sound = c.add_stream(codec, rate=48000, layout=layout)
+        sound = c.add_stream(codec, rate=rate, layout=layout)
         for i in range(0, planes.shape[1], 1536):  # PyAV's encoder converts to the codec's sample format
             chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(planes[:, i:i + 1536]), format="fltp", layout=layout)
-            chunk.sample_rate, chunk.pts = 48000, i
+            chunk.sample_rate, chunk.pts = rate, i
             c.mux(sound.encode(chunk))
         c.mux(sound.encode(None))
         for i in range(frames):
@@ -786,6 +786,32 @@ def test_surround_flac_into_ts_is_mixed_down_to_what_mp2_holds(tmp_path: Path) -
     with av.open(str(tmp_path / "out.ts")) as c:
         assert c.streams.audio[0].codec_context.layout.name == "stereo"
         assert sum(f.samples for f in c.decode(audio=0)) >= 9600 - 1152
+
+
+def test_low_rate_sound_into_ts_gets_a_bit_rate_mp2_opens_at(tmp_path: Path) -> None:
+    """mp2 at MPEG-2's low rates (16, 22.05, 24 kHz) takes 160 kb/s at most: 22.05 kHz stereo into
+    .ts stopped the run with ".ts files cannot hold libx264 + mp2 audio"."""
+    tone = 0.1 * np.sin(np.arange(4410) * 2 * np.pi * 440 / 22050).astype(np.float32)
+    src = _with_sound(tmp_path / "voice.mkv", "flac", "stereo", np.stack([tone, tone]), frames=5, rate=22050)
+    _, writer = _copy(src, tmp_path / "out.ts")
+    assert writer.converted == ["flac audio (stream 1) re-encoded as mp2 160 kb/s: .ts files cannot hold flac"]
+    with av.open(str(tmp_path / "out.ts")) as c:
+        assert c.streams.audio[0].codec_context.sample_rate == 22050
+        assert sum(f.samples for f in c.decode(audio=0)) >= 4410 - 1152
+
+
+def test_an_audio_encoder_that_will_not_open_is_named_not_the_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the audio re-encode cannot open (here: the bit rate the fix above steps down from), the
+    error names the audio, not ".ts files cannot hold libx264 + mp2 audio; libx264 goes in .mp4"."""
+    from videodeblur.errors import OutputError
+    from videodeblur.video import passthrough
+
+    tone = 0.1 * np.sin(np.arange(4410) * 2 * np.pi * 440 / 22050).astype(np.float32)
+    src = _with_sound(tmp_path / "voice.mkv", "flac", "stereo", np.stack([tone, tone]), frames=5, rate=22050)
+    monkeypatch.setattr(passthrough, "_encodable_bit_rate", lambda codec, rate, layout: 192_000)
+    with pytest.raises(OutputError, match=r"^cannot re-encode the input's audio as mp2 for \.ts \(.*\); use \.mkv, "
+                                          r"which holds it as it is, or --no-audio$"):
+        _copy(src, tmp_path / "out.ts")
 
 
 @pytest.mark.parametrize("ext", ["mkv", "mov", "ts"])

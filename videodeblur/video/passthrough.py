@@ -377,7 +377,7 @@ class Passthrough:
         out = self._output.add_stream(codec.name, rate=rate)
         layout = _named_layout(src.codec_context.layout)
         out.codec_context.layout = _encodable_layout(codec, rate, layout)
-        out.codec_context.bit_rate = transcode_bit_rate(codec.name, out.codec_context.layout.nb_channels)
+        out.codec_context.bit_rate = _encodable_bit_rate(codec, rate, out.codec_context.layout)
         self._transcodes[src.index] = _Transcode(src, out)
         moved = "" if out.codec_context.layout.name == layout.name else \
             f", its {layout.name} channels as {out.codec_context.layout.name}"
@@ -441,15 +441,36 @@ def _encodable_layout(codec: av.Codec, rate: int, layout: av.AudioLayout) -> av.
     run). The encoder's resampler then moves or mixes the channels (side to back, 5.1 down to two)."""
     names = (_DEFAULT_LAYOUTS.get(layout.nb_channels), *_OTHER_LAYOUTS.get(layout.nb_channels, ()), "stereo", "mono")
     for candidate in (layout, *(av.AudioLayout(n) for n in dict.fromkeys(names) if n and n != layout.name)):
-        probe = av.CodecContext.create(codec)
-        probe.sample_rate, probe.layout = rate, candidate
-        probe.format = codec.audio_formats[0] if codec.audio_formats else "fltp"
-        try:
-            probe.open()
+        if _opens(codec, rate, candidate):
             return candidate
-        except (av.FFmpegError, ValueError):
-            continue
     return layout  # none opens: the muxer's own error says why
+
+
+# audio bit rates to step down through where an encoder refuses the one asked for
+_BIT_RATES = (320_000, 256_000, 224_000, 192_000, 160_000, 128_000, 112_000, 96_000, 80_000, 64_000, 48_000, 32_000)
+
+
+def _encodable_bit_rate(codec: av.Codec, rate: int, layout: av.AudioLayout) -> int:
+    """:func:`transcode_bit_rate`, or where ``codec`` will not open at it, the highest lower rate that
+    it opens at: mp2 at 16, 22.05 and 24 kHz (MPEG-2's low rates) takes 160 kb/s at most, and 192 kb/s
+    of stereo stopped the run blaming the container."""
+    wanted = transcode_bit_rate(codec.name, layout.nb_channels)
+    return next((r for r in (wanted, *(r for r in _BIT_RATES if r < wanted)) if _opens(codec, rate, layout, r)),
+                wanted)  # none opens: the muxer's own error says why
+
+
+def _opens(codec: av.Codec, rate: int, layout: av.AudioLayout, bit_rate: int | None = None) -> bool:
+    """Whether ``codec`` opens for this rate, layout and bit rate (left to the encoder's default if None)."""
+    probe = av.CodecContext.create(codec)
+    probe.sample_rate, probe.layout = rate, layout
+    if bit_rate is not None:
+        probe.bit_rate = bit_rate
+    probe.format = codec.audio_formats[0] if codec.audio_formats else "fltp"
+    try:
+        probe.open()
+        return True
+    except (av.FFmpegError, ValueError):
+        return False
 
 
 def _format_name(src: av.stream.Stream) -> str:

@@ -20,6 +20,7 @@ and audio.
 from __future__ import annotations
 
 import errno
+import re
 import threading
 from fractions import Fraction
 from pathlib import Path
@@ -530,6 +531,11 @@ class FrameWriter:
             if self._stream_url:  # the connection is made here: a server that is not there, or refuses
                 raise OutputError(f"cannot send to {self.path}: {short_error(err)} (is a server listening there, "
                                   "and does it take this stream?)") from err
+            opened = re.search(r'avcodec_open2\("([^"]+)"', str(err))
+            if opened and opened.group(1) != self.encoder_name:  # an audio re-encode, not the container
+                raise OutputError(f"cannot re-encode the input's audio as {opened.group(1)} for {self._kind} "
+                                  f"({' '.join(str(err).split())}); use .mkv, which holds it as it is, or "
+                                  "--no-audio") from err
             streams = " + ".join([self.encoder_name, *(self._passthrough.describe() if self._passthrough else [])])
             raise OutputError(f"{self._kind} files cannot hold {streams} ({' '.join(str(err).split())}); "
                               f"{self._where_else('use .mkv, which holds most codecs')}") from err
