@@ -212,6 +212,25 @@ def test_a_recording_keeps_a_phone_clips_rotation_and_a_30_fps_files_exact_timin
     assert {b - a for a, b in zip(recorded.pts_seconds, recorded.pts_seconds[1:])} == {Fraction(1, 30)}
 
 
+def test_a_recording_keeps_the_files_colour_tags_and_pixel_shape(tmp_path: Path) -> None:
+    """A recorded file keeps what `video` keeps of the pictures: an HDR10 clip's BT.2020 / PQ tags
+    (recorded untagged, its PQ values showed as washed-out SDR) and an anamorphic clip's pixel shape
+    (recorded with square pixels: squeezed)."""
+    from _clips_video import anamorphic_clip, hdr10_clip
+
+    hdr = hdr10_clip(tmp_path / "hdr.mp4", frames=4)
+    out = tmp_path / "hdr_rec.mp4"
+    assert run_live(open_source(str(hdr)), DelayedEngine(0.0), LiveOptions(record_path=out)).processed == 4
+    recorded, source = decode(out), decode(hdr)
+    assert recorded.colour == source.colour == (9, 1, 9, 16)  # matrix, range, primaries, transfer
+    assert psnr(recorded.frames[0], source.frames[0]) > 35
+    wide = anamorphic_clip(tmp_path / "dv.mp4", Fraction(16, 11))
+    out = tmp_path / "dv_rec.mp4"
+    run_live(open_source(str(wide)), DelayedEngine(0.0), LiveOptions(record_path=out))
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].sample_aspect_ratio == Fraction(16, 11)
+
+
 def test_a_frame_in_the_model_at_ctrl_c_counts_as_dropped() -> None:
     class InterruptedEngine(DelayedEngine):
         def process(self, frames: np.ndarray) -> np.ndarray:

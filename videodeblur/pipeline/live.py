@@ -148,7 +148,8 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
             width = source.width * (2 if options.side_by_side and not turned else 1)
             height = source.height * (2 if options.side_by_side and turned else 1)
             recorder = Recorder(options.record_path, width, height, source.fps, source_path=source.path,
-                                 rotation=source.rotation,
+                                 rotation=source.rotation, colour=source.colour,
+                                 sample_aspect_ratio=source.sample_aspect_ratio,
                                  audio_from=source.audio_from,
                                  audio_feed=source.take_audio() if source.audio_from is None else None)
         start = time.monotonic()

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from videodeblur.video.capture import LiveSource
+from videodeblur.video.colour import ColourTags
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.locations import is_url
 
@@ -42,7 +43,8 @@ class Recorder:
 
     def __init__(self, path: Path | str, width: int, height: int, fps: float | None, *,
                  source_path: Path | None = None, audio_from: tuple[Path, float] | None = None,
-                 audio_feed: PacketFeed | None = None, rotation: int = 0) -> None:
+                 audio_feed: PacketFeed | None = None, rotation: int = 0, colour: ColourTags | None = None,
+                 sample_aspect_ratio: Fraction | None = None) -> None:
         from videodeblur.video import FrameWriter
 
         # a live recording cannot be run again: a file survives kill -9 (fragmented); a stream's URL
@@ -61,7 +63,7 @@ class Recorder:
                                    step=max(1, round(1 / (rate * RECORD_TIME_BASE))))
         self._writer = FrameWriter(path, width=width, height=height, time_base=RECORD_TIME_BASE,
                                    fps=rate, input_path=source_path,
-                                   rotation=rotation,
+                                   rotation=rotation, colour=colour, sample_aspect_ratio=sample_aspect_ratio,
                                    fragmented=True, **audio)
         self._queue: queue.Queue[tuple[np.ndarray, int, float | None, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._stream = is_url(path)

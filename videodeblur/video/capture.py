@@ -21,6 +21,7 @@ import stat
 import sys
 import threading
 import time
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
 
@@ -29,8 +30,9 @@ import av
 import numpy as np
 
 from videodeblur.errors import SourceError, short_error
-from videodeblur.video.colour import RgbConverter
+from videodeblur.video.colour import ColourTags, RgbConverter, has_no_matrix
 from videodeblur.video.feed import PacketFeed
+from videodeblur.video.info import frame_colour, pixel_shape
 from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME
 from videodeblur.video.locations import is_url
 from videodeblur.video.streams import pick_video_stream
@@ -109,6 +111,10 @@ class LiveSource:
     path: Path | None = None  # the file read, when the source is one (a recording may not overwrite it)
     paceable: bool = False  # a file or a URL: --realtime paces it (cameras and lavfi keep their own pace)
     rotation: int = 0  # degrees a player turns the picture counter-clockwise (a phone's clip), as PyAV reads it
+    # what a recording must say of the pictures (as the file command keeps them): the source's colour
+    # tags where it has a matrix (its RGB is in its own primaries and transfer), and its pixel shape
+    colour: ColourTags | None = None
+    sample_aspect_ratio: Fraction | None = None
     live: bool = False  # a camera or network stream: it should never end, so its end is a loss
     # a file (played at its own pace, or read in step with the model): its path and its first
     # frame's time (seconds), so a recording can carry its sound in step with the frames
@@ -290,6 +296,9 @@ class PyAVSource(LiveSource):
             raise
         self.width, self.height = self._first.width, self._first.height
         self.rotation = int(self._first.rotation or 0)
+        if not has_no_matrix(self._first.format):  # an RGB or grey source is recorded as RGB, untagged
+            self.colour = frame_colour(self._first)
+        self.sample_aspect_ratio = pixel_shape(self._stream)
         if not network and fmt is None and self._container.streams.audio:
             if _is_regular_file(target):
                 self.audio_from = (Path(target), _frame_seconds(self._first, 0, self.fps))

@@ -75,9 +75,7 @@ def describe(container: av.container.InputContainer, stream: av.video.stream.Vid
     s = stream
     fmt = first.format
     depth = max((c.bits for c in fmt.components), default=8)
-    color_range = AVCOL_RANGE_JPEG if fmt.name.startswith("yuvj") else int(first.color_range)
-    colour = ColourTags(colorspace=int(first.colorspace), color_range=color_range,
-                        color_primaries=int(first.color_primaries), color_trc=int(first.color_trc))
+    colour = frame_colour(first)
     fps = _nominal_rate(s)
     duration_s = None
     if s.duration is not None and s.time_base is not None:
@@ -103,7 +101,7 @@ def describe(container: av.container.InputContainer, stream: av.video.stream.Vid
         has_data=any(not is_chapter_track(container, t) for t in container.streams.data),
         has_attachments=bool(container.streams.attachments or cover_streams(container)),
         tags=dict(container.metadata), video_tags=dict(s.metadata),
-        chapters=tuple(container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=_pixel_shape(s),
+        chapters=tuple(container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=pixel_shape(s),
         interlaced=bool(first.interlaced_frame),
         has_alpha=not fmt.has_palette and len(fmt.components) in (2, 4),
         start_s=None if first.pts is None else first.pts * Fraction(s.time_base or Fraction(1, 90000)),
@@ -137,7 +135,14 @@ def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
     return average or guessed or stream.base_rate
 
 
-def _pixel_shape(stream: av.video.stream.VideoStream) -> Fraction | None:
+def frame_colour(frame: av.VideoFrame) -> ColourTags:
+    """A decoded frame's colour tags (a ``yuvj`` format is full range whatever the frame says)."""
+    color_range = AVCOL_RANGE_JPEG if frame.format.name.startswith("yuvj") else int(frame.color_range)
+    return ColourTags(colorspace=int(frame.colorspace), color_range=color_range,
+                      color_primaries=int(frame.color_primaries), color_trc=int(frame.color_trc))
+
+
+def pixel_shape(stream: av.video.stream.VideoStream) -> Fraction | None:
     """The stream's sample aspect ratio (the container's, else the codec's) when pixels are not square."""
     for sar in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
         if sar and sar.numerator > 0 and sar.denominator > 0 and sar != 1:
