@@ -3,6 +3,7 @@ done, standard output (``-o -``) in a muxer another program can read as it comes
 stream's URL; and the muxer options that leave a file playable when the process is killed."""
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from pathlib import Path
@@ -10,9 +11,9 @@ from pathlib import Path
 import av
 
 from videodeblur.errors import OutputError
-from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_stdin, is_url
+from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_named_pipe, is_stdin, is_url
 
-__all__ = ["MOV_MUXERS", "ONE_RATE_MUXERS", "PIPE_FORMATS", "check_output_path", "fragment_options", "open_pipe", "open_stream", "output_kind"]
+__all__ = ["MOV_MUXERS", "ONE_RATE_MUXERS", "PIPE_FORMATS", "check_output_path", "fragment_options", "open_pipe", "open_stream", "output_kind", "release_pipe"]
 
 # what standard output (-o -) can carry, by the extension the same file would have: the muxer
 PIPE_FORMATS = {"mkv": "matroska", "mp4": "mp4", "mov": "mov", "nut": "nut", "ts": "mpegts", "webm": "webm",
@@ -43,6 +44,9 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
         raise OutputError(f"{path.parent} is a file, not a folder: choose another path for {path.name}")
     if not path.parent.is_dir():
         raise OutputError(f"output folder {path.parent} does not exist; create it or choose another path")
+    if is_named_pipe(path):
+        _hold_pipe(path)
+        return path
     existed = path.exists()
     try:
         with open(path, "ab"):
@@ -52,6 +56,34 @@ def check_output_path(path: str | Path, *, input_path: str | Path | None = None)
     if not existed:
         path.unlink(missing_ok=True)
     return path
+
+
+# a named pipe's write end, opened by the check and held until the writer has opened the pipe itself:
+# closing it would end the reader's stream (a player got 0 bytes and quit), and a blocking open with
+# nobody reading hung the run past Ctrl-C (signals go to any thread, so the main thread's open() stayed)
+_HELD_PIPES: dict[str, int] = {}
+
+
+def _hold_pipe(path: Path) -> None:
+    """Check that a program reads the named pipe ``path`` (a non-blocking open fails at once if none
+    does) and hold the write end open for :func:`release_pipe`."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as err:
+        if err.errno == errno.ENXIO:
+            raise OutputError(f"nothing reads the pipe {path}: start its reader (a player, ffmpeg) first") from err
+        raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
+    old = _HELD_PIPES.pop(str(path), None)
+    _HELD_PIPES[str(path)] = fd
+    if old is not None:
+        os.close(old)
+
+
+def release_pipe(path: str | Path) -> None:
+    """Let go of the write end :func:`check_output_path` held for a named pipe (nothing if it held none)."""
+    fd = _HELD_PIPES.pop(str(path), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def output_kind(path: str | Path, pipe_format: str) -> str:

@@ -41,7 +41,7 @@ from videodeblur.video.feed import PacketFeed
 from videodeblur.video.locations import is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
 from videodeblur.video.output_format import is_deep, like_chroma, output_subsampling, output_tags, source_tags
-from videodeblur.video.outputs import (MOV_MUXERS, ONE_RATE_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe,
+from videodeblur.video.outputs import (MOV_MUXERS, ONE_RATE_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe, release_pipe,
                                       open_stream, output_kind)
 from videodeblur.video.packet_timing import PacketTiming, last_frame_as_keyframe
 from videodeblur.video.streams import pick_video_stream
@@ -185,6 +185,8 @@ class FrameWriter:
             if not existed:  # leave no empty file behind for a run that never started
                 Path(self.path).unlink(missing_ok=True)
             raise
+        finally:
+            release_pipe(self.path)  # a named pipe: FFmpeg opened its own write end with the header (or failed)
         self._sws = av.video.reformatter.VideoReformatter()
         self._sws_colorspace = sws_colorspace(self.colour)
         self._sws_range = self.colour.color_range or None
