@@ -203,6 +203,7 @@ name = "tiny"
 channels = 8
 blocks = 1
 stages = 2
+attention = "both"
 unshuffle = 2
 
 [train]

@@ -120,7 +120,8 @@ def test_device_and_precision_errors() -> None:
 @pytest.mark.parametrize("kwargs, match", [
     ({"batch_size": 0}, "batch size"), ({"precision": "fp8"}, "precision"), ({"device": "tpu"}, "device"),
     ({"tile": 40}, "tile"), ({"pinned_ring": 2}, "pinned_ring"), ({"threads": 0}, "threads"),
-    ({"tile_overlap": -5}, "tile_overlap")])
+    ({"tile_overlap": -5}, "tile_overlap"), ({"threads": 100_000}, r"threads must be from 1 to \d+ \(four per core"),
+    ({"compile": "no"}, "compile must be True or False, got 'no'"), ({"auto_tile": 0}, "auto_tile must be True or False")])
 def test_bad_options_are_config_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         EngineOptions(**kwargs)

@@ -172,6 +172,20 @@ def test_resume_from_a_corrupt_checkpoint_is_a_weights_error(tmp_path: Path) -> 
         train(load_recipe(_recipe_file(tmp_path, tmp_path / "c")), resume=bad)
 
 
+def test_resume_from_a_plain_pickle_is_one_error_without_torchs_warning(tmp_path: Path) -> None:
+    """A file written with pickle.dump (protocol 4) made torch warn in two lines before the error."""
+    import pickle
+    import warnings
+
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(pickle.dumps({"optimiser": 1}, protocol=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(WeightsError, match="corrupt or not a videodeblur checkpoint"):
+            train(load_recipe(_recipe_file(tmp_path, tmp_path / "c")), resume=bad)
+    assert [str(w.message) for w in caught] == []
+
+
 def test_recipe_with_unknown_key_is_a_config_error(tmp_path: Path) -> None:
     recipe = _recipe_file(tmp_path, tmp_path / "d")
     recipe.write_text(recipe.read_text().replace("[train]", "[train]\nlearning_rate = 1"))
@@ -331,10 +345,39 @@ def test_unknown_top_level_keys_and_tables_are_config_errors(tmp_path: Path, set
     ('data.videos="a.mp4"', "data.videos must be [[data.videos]] tables"),
     ("data.videos=[{path = 'a.mp4', step = 0}]", "data.videos.step must be a whole number >= 1, got 0"),
     ("train=3", r"train must be a table ([train]), got 3"),
+    # an inverted range held nothing out: the frames meant for evaluation were trained on
+    ("data.videos=[{path = 'a.mp4', exclude = [[187, 142]]}]",
+     "data.videos.exclude ranges must be [first, stop) with first < stop, got [187, 142]"),
+    ("data.mix.kernel_sizes=[4]", "data.mix.kernel_sizes must be odd whole numbers >= 3 (a kernel has a centre), got [4]"),
 ])
 def test_recipe_values_are_checked_by_type_and_range(tmp_path: Path, setting: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         load_recipe(_recipe_file(tmp_path, tmp_path / "t"), [setting])
+
+
+def test_an_inline_model_table_gives_every_architecture_key(tmp_path: Path) -> None:
+    """A model file must spell out its architecture, and so must a recipe's [model] table: one that
+    left out unshuffle and stages trained a 6-stage full-resolution network, 16 times slower."""
+    recipe = _recipe_file(tmp_path, tmp_path / "t")
+    recipe.write_text(recipe.read_text().replace("stages = 2\n", "").replace("unshuffle = 2\n", ""))
+    with pytest.raises(ConfigError, match=r"\[model\]: missing stages, unshuffle \(a model config gives each of"):
+        load_recipe(recipe)
+
+
+def test_a_recipe_naming_a_folder_as_its_model_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "m.toml").mkdir()
+    with pytest.raises(ConfigError, match=r"config file .*m\.toml is a folder; give a \.toml file"):
+        load_recipe(_recipe_file(tmp_path, tmp_path / "t"), ['model="m.toml"'])
+
+
+@pytest.mark.parametrize("name", ["threads", "workers"])
+def test_thread_and_worker_counts_past_four_a_core_are_refused(tmp_path: Path, name: str) -> None:
+    """train.workers=100000 forked loader processes until memory ran out; threads=100000 failed as
+    'pip install _lsprof'. Refused before any is started."""
+    recipe = load_recipe(_recipe_file(tmp_path, tmp_path / "t"), [f"train.{name}=100000"])
+    with pytest.raises(ConfigError, match=rf"^train\.{name} must be at most \d+ \(four per core here\), got 100000$"):
+        train(recipe)
+    assert not (tmp_path / "t").exists()
 
 
 def test_recipe_fields_take_the_kind_of_value_they_hold(tmp_path: Path) -> None:

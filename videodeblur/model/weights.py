@@ -35,6 +35,17 @@ def save_weights(path: str | Path, model: LPRN, metadata: dict[str, Any] | None 
     return path
 
 
+def safe_load(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True`` (tensors and plain containers: no pickled code runs),
+    on the CPU, without torch's warnings, which would add lines to our one-line error, or to nothing:
+    a sparse tensor is refused by the caller; a plain pickle, or a garbage file whose first byte is
+    pickle's PROTO opcode (1 in 256 of random files), names a protocol the loader then refuses."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_weights(path: str | Path) -> LPRN:
     """Rebuild the network from a weights file; any problem is a WeightsError naming the file."""
     path = Path(path)
@@ -43,12 +54,7 @@ def load_weights(path: str | Path) -> LPRN:
     if not path.is_file():
         raise InputNotFoundError(f"weights file not found: {path}")
     try:
-        with warnings.catch_warnings():  # torch's warnings would add lines to our error, or to nothing:
-            # a sparse tensor is refused below; a garbage file whose first byte is pickle's PROTO opcode
-            # (1 in 256 of random files) names a protocol the loader then refuses
-            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
-            warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = safe_load(path)
     except Exception as err:  # torch raises many types for truncated/corrupt/unsafe files
         raise WeightsError(f"cannot read weights file {path}: corrupt or not a videodeblur weights file") from err
     if isinstance(payload, dict) and "optimiser" in payload and "state_dict" not in payload:

@@ -95,6 +95,9 @@ class EngineOptions:
                 continue  # None: the automatic choice
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ConfigError(f"{name} must be a whole number, got {value!r}")
+        for name in ("compile", "channels_last", "auto_tile", "cuda_graphs"):  # "no" or "false" is true
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.precision not in ("auto", *_DTYPES):
             raise ConfigError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -108,8 +111,8 @@ class EngineOptions:
                               f"{(self.smallest_tile - 16) // 2} + 16), got {self.tile}")
         if self.pinned_ring < 3:
             raise ConfigError(f"pinned_ring must be >= 3 (upload, compute, download overlap), got {self.pinned_ring}")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if self.threads is not None and not 1 <= self.threads <= most_threads():
+            raise ConfigError(f"threads must be from 1 to {most_threads()} (four per core here), got {self.threads}")
         if self.memory_share < 1:
             raise ConfigError(f"memory_share must be >= 1 engine, got {self.memory_share}")
         if self.memory_budget is not None and self.memory_budget < 1:
@@ -537,6 +540,13 @@ def tile_overlap_for(config: ModelConfig) -> int:
 
 def _mib(size: float) -> str:
     return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
+
+
+def most_threads() -> int:
+    """The most threads (or loader processes) one setting may ask for: four per usable core. Past
+    that they only fight over the cores, and a typo (100000) made libgomp abort or segfault, or forked
+    workers until memory ran out."""
+    return 4 * usable_cores()
 
 
 def usable_cores() -> int:

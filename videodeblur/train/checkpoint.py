@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel
 from videodeblur.errors import ConfigError, VideoDeblurError, WeightsError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import load_model, weights_origin
-from videodeblur.model.weights import load_weights, read_metadata
+from videodeblur.model.weights import load_weights, read_metadata, safe_load
 from videodeblur.train.recipe import TrainRecipe
 from videodeblur.train.run_log import LogWindow
 from videodeblur.train.run_record import recipe_record, weights_saved_at
@@ -78,7 +78,7 @@ def load_checkpoint(path: Path, model: LPRN, optimiser: torch.optim.Optimizer,
     """Load ``path`` into the run's objects and the RNG states, and return what else it says; a file
     that is not a checkpoint of this recipe's model is a :class:`WeightsError` that says what it is."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = safe_load(path)
         if not isinstance(state, dict) or "optimiser" not in state:
             raise _not_a_checkpoint(path)
         if state.get("config") != model.config.to_dict():

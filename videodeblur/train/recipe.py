@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from videodeblur.config import ModelConfig, config_from_dict, load_model_config, load_toml, tomllib  # tomli on 3.10
+from videodeblur.config import ARCHITECTURE_KEYS, ModelConfig, config_from_dict, load_model_config, load_toml, tomllib  # tomli on 3.10
 from videodeblur.errors import ConfigError
 from videodeblur.train.data import SynthesisMix
 from videodeblur.train.losses import PIXEL_LOSSES
@@ -88,6 +88,9 @@ class VideoSource:
 
     def __post_init__(self) -> None:
         _check_own_fields(self, "data.videos")
+        for pair in self.exclude:  # [stop, first] held nothing out: the frames meant for evaluation were trained on
+            if len(pair) != 2 or pair[0] >= pair[1]:
+                raise ConfigError(f"data.videos.exclude ranges must be [first, stop) with first < stop, got {list(pair)}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +189,7 @@ def load_recipe(path: str | Path, settings: Iterable[str] = (), **overrides: Any
         model = load_model_config(path.parent / model_entry)
     elif isinstance(model_entry, dict):
         model = config_from_dict(ModelConfig, checked_fields(ModelConfig, model_entry, "model"),
-                                 where=f"{path} [model]")
+                                 where=f"{path} [model]", required=ARCHITECTURE_KEYS)
     else:
         raise ConfigError(f"{path}: 'model' must be a path to a model TOML or a [model] table")
     data_raw = dict(_table(raw, "data"))
@@ -242,6 +245,9 @@ def _check_mix(mix: SynthesisMix) -> None:
     if max(mix.exposures) > longest:
         raise ConfigError(f"data.mix.exposures must be at most 2 * data.mix.upsample + 1 = {longest} virtual "
                           f"frames, got {list(mix.exposures)}")
+    if any(size < 3 or size % 2 == 0 for size in mix.kernel_sizes):
+        raise ConfigError(f"data.mix.kernel_sizes must be odd whole numbers >= 3 (a kernel has a centre), "
+                          f"got {list(mix.kernel_sizes)}")
     for name in ("jpeg_quality", "h264_crf"):
         low, high = getattr(mix, name)
         if low >= high:

@@ -30,6 +30,7 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import write_metadata
 from videodeblur.notices import Warn, python_warning
+from videodeblur.pipeline.engine import most_threads
 from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, check_steps_left, init_of_resumed_run, load_checkpoint,
                                           save_checkpoint)
 from videodeblur.train.data import StepSampler
@@ -78,6 +79,10 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     require_val_sets(recipe)
     rank, world = init_distributed()
     device = local_device()
+    for name in ("threads", "workers"):
+        if getattr(recipe, name) > most_threads():
+            raise ConfigError(f"train.{name} must be at most {most_threads()} (four per core here), "
+                              f"got {getattr(recipe, name)}")
     if recipe.threads > 0:
         torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
