@@ -99,6 +99,34 @@ def test_file_can_be_stopped_and_a_stop_before_the_start_writes_nothing(deblurre
     assert stats.frames == 5 and len(decode(tmp_path / "five.mp4").frames) == 5
 
 
+def test_a_progress_callback_cancelling_with_keyboard_interrupt_gets_the_runs_stats(deblurrer: Deblurrer, make_clip,
+                                                                                   tmp_path: Path) -> None:
+    """A GUI's cancel button raising KeyboardInterrupt in the callback: the caller gets RunInterrupted
+    with what was written, as for Ctrl-C (it got a bare KeyboardInterrupt, no stats)."""
+    from videodeblur.pipeline import RunInterrupted
+
+    src = make_clip("a.mp4", width=64, height=48, frames=40)
+
+    def cancel(done: int, total: int | None) -> None:
+        if done == 4:
+            raise KeyboardInterrupt
+    with pytest.raises(RunInterrupted) as caught:
+        deblurrer.file(src, tmp_path / "out.mp4", progress=cancel)
+    assert 4 <= caught.value.stats.frames < 40
+    assert len(decode(tmp_path / "out.mp4").frames) == caught.value.stats.frames
+
+
+@pytest.mark.parametrize("kwargs, message", [({"max_frames": "5"}, "max_frames must be a whole number >= 1, got '5'"),
+                                             ({"progress": 5}, "progress must be a function")])
+def test_file_arguments_of_the_wrong_type_are_refused_before_a_file_is_made(deblurrer: Deblurrer, make_clip,
+                                                                            tmp_path: Path, kwargs: dict,
+                                                                            message: str) -> None:
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    with pytest.raises(ConfigError, match=message):
+        deblurrer.file(src, tmp_path / "out.mp4", **kwargs)
+    assert not (tmp_path / "out.mp4").exists()
+
+
 @pytest.mark.parametrize("kwargs", [{"start_s": float("nan")}, {"duration_s": float("nan")},
                                     {"duration_s": float("inf")}])
 def test_non_finite_times_are_refused_before_anything_is_written(deblurrer: Deblurrer, make_clip, tmp_path: Path,

@@ -92,8 +92,11 @@ class RunOptions:
         if self.engines is not None and (isinstance(self.engines, bool) or not isinstance(self.engines, int)
                                          or self.engines < 1):
             raise ConfigError(f"engines must be a whole number >= 1, got {self.engines!r}")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise ConfigError(f"max_frames must be >= 1, got {self.max_frames}")
+        if self.max_frames is not None and (isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int)
+                                            or self.max_frames < 1):
+            raise ConfigError(f"max_frames must be a whole number >= 1, got {self.max_frames!r}")
+        if self.progress is not None and not callable(self.progress):  # failed at the first frame written
+            raise ConfigError(f"progress must be a function (frames done, total), got {self.progress!r}")
         check_part(self.start_s, self.duration_s, self.resume)
 
     @property

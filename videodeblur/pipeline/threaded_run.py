@@ -173,6 +173,8 @@ class ThreadedRun:
             loop()
         except _Stopped:
             pass
+        except KeyboardInterrupt:  # a caller's progress callback cancelling: an interruption, with stats
+            self._note_interrupt()
         except BaseException as err:  # noqa: BLE001 - carried to the caller
             self._fail(err)
 
