@@ -961,3 +961,27 @@ def test_a_named_pipe_output_reaches_its_reader_and_one_nobody_reads_is_refused(
     (tmp_path / "got.mkv").write_bytes(bytes(received))
     got = decode(tmp_path / "got.mkv")
     assert len(got.frames) == 6 and got.audio
+
+
+def test_json_results_into_a_closed_pipe_say_why_the_exit_code_is_1(make_clip, tmp_path: Path) -> None:
+    """`video --json | true`: the video is written, the result line has nowhere to go; the exit code
+    1 came with no message at all."""
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone before the result is printed
+    try:
+        proc = subprocess.run([sys.executable, "-m", "videodeblur", "video", str(src), "-o", str(tmp_path / "o.mp4"),
+                               *CPU, "--json"], stdout=write, stderr=subprocess.PIPE, timeout=120, cwd=REPO_ROOT)
+    finally:
+        os.close(write)
+    assert proc.returncode == 1 and proc.stderr.decode().strip().splitlines() == [
+        "videodeblur: error: standard output was closed before the results were printed on it (the video was written)"]
+    assert decodable_frames(tmp_path / "o.mp4") == 4
+
+
+def test_a_closed_standard_input_is_called_closed_not_a_terminal(tmp_path: Path) -> None:
+    proc = subprocess.run(["bash", "-c", f'"{sys.executable}" -m videodeblur video - -o "{tmp_path / "o.mkv"}" <&-'],
+                          capture_output=True, timeout=120, cwd=REPO_ROOT)
+    assert proc.returncode == 1 and proc.stderr.decode().strip().splitlines() == [
+        "videodeblur: error: standard input is closed: pipe a video in (... | videodeblur video - -o out.mkv), "
+        "or give a file"]

@@ -197,7 +197,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         raise VideoDeblurError(f"{failed} of {len(jobs)} videos could not be deblurred (named above); "
                                "the others were written")
     if unread:  # every input was deblurred; only what was to be said of them was lost
-        raise click.exceptions.Exit(1)
+        raise VideoDeblurError("standard output was closed before the results were printed on it "
+                               f"({'every video was' if len(jobs) > 1 else 'the video was'} written)")
 
 
 def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: bool, as_json: bool) -> bool:

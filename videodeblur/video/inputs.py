@@ -29,7 +29,8 @@ def open_input(path: Path | str) -> av.container.InputContainer:
     """Open ``path`` (a ``Path`` for a file; a ``str`` for a URL or ``-``, standard input) with PyAV."""
     if is_stdin(path):
         if sys.stdin is None or sys.stdin.isatty():
-            raise UnreadableInputError("standard input is a terminal, not a video: pipe one in "
+            what = "closed" if sys.stdin is None else "a terminal, not a video"  # `<&-` leaves it None
+            raise UnreadableInputError(f"standard input is {what}: pipe a video in "
                                        "(... | videodeblur video - -o out.mkv), or give a file")
         try:
             return av.open("pipe:0", "r", metadata_errors="replace")
