@@ -152,6 +152,22 @@ def test_a_frame_of_another_size_is_refused_not_cropped(tmp_path: Path) -> None:
     assert len(decode(tmp_path / "out.mp4").frames) == 1
 
 
+def test_an_output_deleted_while_it_is_written_is_an_error_not_a_success(tmp_path: Path) -> None:
+    """Its folder removed mid-run, the frames went into a file no folder lists: the run said
+    "wrote gone/o.mp4" and exited 0."""
+    import shutil
+
+    folder = tmp_path / "gone"
+    folder.mkdir()
+    writer = FrameWriter(folder / "o.mp4", width=64, height=48, time_base=Fraction(1, 25))
+    for i in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8), pts=i)
+    shutil.rmtree(folder)
+    with pytest.raises(OutputError, match=r"o\.mp4 was deleted \(or its folder removed\) while it was written: "
+                                          r"its 3 frames are lost"):
+        writer.close()
+
+
 def test_the_files_tags_are_kept(make_clip, tmp_path: Path) -> None:
     """A phone video's creation time and location (what photo libraries sort and map by), its title
     and the video's language survive, as with the ffmpeg tool's default; the muxer's own tags are its own."""

@@ -425,6 +425,10 @@ class FrameWriter:
                 if self._closed_pipe(failed):
                     raise self._pipe_closed() from failed
                 raise EncodeError(f"finishing {self.path} failed: {' '.join(str(failed).split())}") from failed
+            if self.frames_written and not self._stream_url and not self._pipe and not Path(self.path).exists():
+                # written into a file no folder lists any more: "wrote out.mp4" and exit 0 left nothing
+                raise OutputError(f"{self.path} was deleted (or its folder removed) while it was written: "
+                                  f"its {self.frames_written} frames are lost")
 
     # --- helpers ---------------------------------------------------------------------------------
     def _choose_format(self, encoder: str, pix_fmt: str | None) -> None:
