@@ -985,3 +985,22 @@ def test_a_closed_standard_input_is_called_closed_not_a_terminal(tmp_path: Path)
     assert proc.returncode == 1 and proc.stderr.decode().strip().splitlines() == [
         "videodeblur: error: standard input is closed: pipe a video in (... | videodeblur video - -o out.mkv), "
         "or give a file"]
+
+
+def test_ctrl_c_during_the_final_flush_says_the_output_is_complete(make_clip, tmp_path: Path, capsys) -> None:
+    """A stop noted after the input was read to its end and every frame handed to the writer (the
+    encoder's flush under way) leaves a complete file: it said "--resume goes on from there", and
+    --resume then found nothing to do. A run stopped part-way still says so."""
+    from videodeblur.cli.video import _say_interrupted
+    from videodeblur.pipeline import Engine, EngineOptions, RunOptions, deblur_file
+    from videodeblur.pipeline.plan import VideoJob
+
+    src = make_clip("a.mp4", width=64, height=48, frames=6)
+    out = tmp_path / "o.mp4"
+    stats = deblur_file(src, out, Engine.from_name("lprn-fast", EngineOptions(device="cpu")), RunOptions())
+    job = VideoJob(str(src), out)
+    _say_interrupted(stats, job, None, piped_out=False, as_json=False, stalled=False)
+    assert capsys.readouterr().err == f"videodeblur: interrupted as it finished: {out} is complete, with all 6 frames\n"
+    stats.extra["stopped_early"] = True
+    _say_interrupted(stats, job, None, piped_out=False, as_json=False, stalled=False)
+    assert capsys.readouterr().err == f"videodeblur: interrupted: {out} is finalised with 6 frames (--resume goes on from there)\n"

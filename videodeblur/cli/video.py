@@ -242,6 +242,10 @@ def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress 
     elif not written:  # the writer leaves no file without a frame in it
         left = "nothing was written" if piped_out else f"no file was left at {job.dst}"
         click.echo(f"videodeblur: interrupted before any frame was written: {left}", err=True)
+    elif stats is not None and stats.extra.get("stopped_early") is False and written == stats.frames:
+        # the input was read to its end and every frame written: only the encoder's flush was under way
+        click.echo(f"videodeblur: interrupted as it finished: {where} is complete, with all {written} frames",
+                   err=True)
     else:
         click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
     if as_json and stats is not None:  # the stats of what was written, as a finished input's line: a script reads it too
