@@ -454,6 +454,43 @@ def test_resume_goes_on_from_an_interrupted_run(suffix: str, engine, make_clip, 
     assert len(decode(out).frames) == 40
 
 
+def test_resume_of_a_file_cut_mid_group_keeps_only_its_whole_prefix(engine, make_clip, tmp_path: Path) -> None:
+    """A write that failed (a full disk, a file-size limit) cuts a Matroska file in decode order: with
+    B-frames, frames shown before its last ones are missing. --resume refused it as "made from another
+    video"; now it keeps the frames before the last keyframe that leaves none missing (here the first:
+    all are made again) and the result has every frame, on the source's times."""
+    src = make_clip("a.mp4", width=64, height=48, frames=40)
+    whole = tmp_path / "whole.mkv"
+    deblur_file(src, whole, engine, RunOptions(warmup_frames=0))
+    with av.open(str(whole)) as c:
+        video = c.streams.video[0]
+        packets = [(p.pts, p.pos) for p in c.demux(video) if p.size]
+    cut = next(k for k in range(len(packets) - 1, 10, -1)
+               if any(b - a > 60 for a, b in zip(sorted(p for p, _ in packets[:k]), sorted(p for p, _ in packets[:k])[1:])))
+    out = tmp_path / "out.mkv"
+    out.write_bytes(whole.read_bytes()[:packets[cut][1]])  # the file as a failed write left it
+    from videodeblur.pipeline.runner import _left_behind
+    assert _left_behind(out, False) == (f"the file left at {out} plays {cut} frames, cut off in the middle of a "
+                                        "group of frames (--resume makes them again)")  # it said "its first {cut}"
+    resumed = deblur_file(src, out, engine, RunOptions(resume=True, warmup_frames=0))
+    assert resumed.extra["frames_written"] == 40
+    assert decode(out).pts_seconds == decode(whole).pts_seconds
+
+
+def test_closed_prefix_cuts_before_the_last_keyframe_that_leaves_no_frame_missing() -> None:
+    from videodeblur.video.partial_output import closed_prefix
+
+    # decode order of I0 P4 B2 b1 b3 | I5 P9 B7 b6 b8 | I10 P14 (B12 b11 b13 lost), frames 10 ticks apart
+    gops = [(0, True), (40, False), (20, False), (10, False), (30, False)]
+    entries = gops + [(p + 50, k) for p, k in gops] + [(100, True), (140, False)]
+    assert closed_prefix(entries) == 10  # the third group lacks 110-130: kept up to its keyframe
+    assert closed_prefix(entries[:10]) == 10  # whole as it is
+    assert closed_prefix(entries[:2] + [(40, False)]) == 3  # too few frames to tell a rate: kept
+    irregular = [(0, True), (17, False), (50, False), (100, False), (200, False), (217, False), (250, False),
+                 (300, False), (400, False), (417, False)]
+    assert closed_prefix(irregular) == 10  # frames at irregular times: kept as they are
+
+
 def _irregular_clip(path: Path, steps_ms: tuple[int, ...], frames: int) -> Path:
     """H.264 (with B-frames) at a 1/1000 time base whose frames are ``steps_ms`` apart in turn."""
     with av.open(str(path), "w") as container:

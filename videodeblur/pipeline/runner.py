@@ -24,6 +24,7 @@ from videodeblur.video.info import VideoInfo
 from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
 from videodeblur.video.reader import FrameReader
 from videodeblur.video.outputs import check_output_path
+from videodeblur.video.partial_output import resumable_packets
 from videodeblur.video.writer import FrameWriter
 
 __all__ = ["choose_layout", "deblur_file", "run_pipeline"]
@@ -128,9 +129,15 @@ def _left_behind(path: Path, fragmented: bool, *, part: bool = False) -> str:
     many frames), one that will not (an MP4 whose index could not be written), or none."""
     if not path.exists():
         return f"no file was left at {path}"
-    if kept := frames_in(path):
-        again = "" if part else " (--resume goes on from there)"  # a part (--start) cannot be resumed
+    held = frames_in(path)
+    kept = (resumable_packets(path) or 0) if held else 0  # a file cut mid-group of frames: its whole prefix
+    again = "" if part else " (--resume goes on from there)"  # a part (--start) cannot be resumed
+    if kept == held and kept:
         return f"the file left at {path} plays with its first {kept} frames{again}"
+    if held:  # the last frames written were cut off in the middle of a group: some before them are missing
+        resumed = "" if part else (f" (--resume keeps its first {kept} and goes on from there)" if kept
+                                   else " (--resume makes them again)")
+        return f"the file left at {path} plays {held} frames, cut off in the middle of a group of frames{resumed}"
     hint = "" if fragmented else "; --fragmented or .mkv output survives such failures"
     return f"the file left at {path} is incomplete and will not play{hint}"
 

@@ -5,6 +5,7 @@ that), with the decode times Matroska does not store filled in, and how far its 
 from __future__ import annotations
 
 from fractions import Fraction
+from pathlib import Path
 from typing import Iterator
 
 import av
@@ -12,8 +13,10 @@ import av.bitstream
 
 from videodeblur.video.headers import is_annex_b, parameter_sets
 from videodeblur.video.metadata import made_by_mark, made_elsewhere, made_otherwise
+from videodeblur.video.streams import pick_video_stream
 
-__all__ = ["annex_b_filter", "intact_packets", "moved_by", "why_not_resumable", "with_decode_times"]
+__all__ = ["annex_b_filter", "closed_prefix", "frame_step", "intact_packets", "moved_by", "resumable_packets",
+           "why_not_resumable", "with_decode_times"]
 
 
 def why_not_resumable(video: av.video.stream.VideoStream, encoder: av.video.codeccontext.VideoCodecContext, *,
@@ -119,3 +122,50 @@ def intact_packets(source: av.container.InputContainer, video: av.video.stream.V
                 yield out
         if packet is None:
             return
+
+
+# frames a B-frame encoder holds back (x264's pyramid: 2; x265: up to 4): a file cut in decode order
+# misses frames shown before, at most this many frames before the last one it holds
+_REORDER_DEPTH = 4
+
+
+def frame_step(video: av.video.stream.VideoStream) -> int:
+    """One frame interval in ``video``'s time base (1 where the stream gives no rate)."""
+    rate = video.average_rate or video.guessed_rate
+    return max(1, round(1 / (rate * video.time_base))) if rate and video.time_base else 1
+
+
+def closed_prefix(entries: list[tuple[int, bool]]) -> int:
+    """How many of a partial file's packets (``entries``: pts and keyframe flag, in decode order) make
+    a whole prefix: all of them, unless the file was cut in the middle of a group of frames (a write
+    that failed on a full disk, a kill), which leaves frames shown before its last ones missing: then
+    those before its last keyframe that leaves none missing. Told by the frames' spacing, so only for
+    frames at one rate (one step between them, a tick either way for rounding): a gap of more than
+    one and a half steps among the last frames shown is missing frames. Frames at irregular times (or
+    too few to tell) are kept as they are, as before: a resume then checks them against the input."""
+    shown = sorted(pts for pts, _ in entries)
+    body = shown[:max(0, len(shown) - _REORDER_DEPTH - 1)]
+    steps = [b - a for a, b in zip(body, body[1:])]
+    if len(steps) < _REORDER_DEPTH or max(steps) - min(steps) > 1:
+        return len(entries)
+    step = max(steps)
+    cuts = [len(entries), *sorted((i for i, (_, key) in enumerate(entries) if key), reverse=True)]
+    for cut in cuts:
+        tail = sorted(pts for pts, _ in entries[:cut])[-(_REORDER_DEPTH + 1):]
+        if all(b - a <= 1.5 * step for a, b in zip(tail, tail[1:])):
+            return cut
+    return 0
+
+
+def resumable_packets(path: str | Path) -> int | None:
+    """How many video packets of the partial file at ``path`` a resume keeps (:func:`closed_prefix` of
+    its :func:`intact_packets`); None when it cannot be read or holds no video."""
+    try:
+        with av.open(str(path), metadata_errors="replace") as source:
+            video = pick_video_stream(source)
+            if video is None:
+                return None
+            entries = [(p.pts, p.is_keyframe) for p in intact_packets(source, video, None)]
+            return closed_prefix(entries)
+    except (av.FFmpegError, OSError):
+        return None

@@ -20,6 +20,7 @@ and audio.
 from __future__ import annotations
 
 import errno
+import itertools
 import re
 import threading
 from fractions import Fraction
@@ -36,7 +37,8 @@ from videodeblur.video.encoders import (SOFTWARE_ENCODER, choose_encoder, contai
                                         private_options)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.passthrough import Passthrough
-from videodeblur.video.partial_output import annex_b_filter, intact_packets, moved_by, why_not_resumable, with_decode_times
+from videodeblur.video.partial_output import (annex_b_filter, frame_step, intact_packets, moved_by, resumable_packets,
+                                              why_not_resumable, with_decode_times)
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.locations import is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
@@ -373,10 +375,11 @@ class FrameWriter:
                 to_annex_b = annex_b_filter(video, mine)
                 last_s: float | None = None
                 moved: int | None = None  # how far the muxer moved the partial's times, in its time base
-                rate = video.average_rate or video.guessed_rate
-                step = max(1, round(1 / (rate * video.time_base))) if rate and video.time_base else 1
+                # a file cut mid-group of frames (a failed write) is kept up to where none is missing
+                whole = resumable_packets(partial)
+                packets = itertools.islice(intact_packets(source, video, to_annex_b), whole)
                 try:
-                    for packet in with_decode_times(intact_packets(source, video, to_annex_b), step):
+                    for packet in with_decode_times(packets, frame_step(video)):
                         if moved is None:  # the first packet (a keyframe, the first shown): the file's start
                             moved = moved_by(packet.pts, first_s, self._origin_s, video)
                         if moved:
