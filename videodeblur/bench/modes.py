@@ -29,6 +29,7 @@ __all__ = ["MIN_STAGE_WINDOW_S", "decode_run", "encode_run", "model_run", "pipel
 # their window lasts this long: 16 frames of 160x96 decode in about 3 ms, a window so short that a
 # scheduler hiccup swung its fps 30x between runs and named decode the bound of a model-bound pipeline.
 MIN_STAGE_WINDOW_S = 0.5
+MIN_MODEL_BATCHES = 4  # batches measured per engine at least, however short the clip
 
 
 def decode_run(io: BenchIO, warmup: int) -> RunResult:
@@ -60,14 +61,17 @@ def _decode_pass(io: BenchIO, clock: FrameClock, frames: int) -> float:
 
 def model_run(engine: Any, io: BenchIO, frames: list[np.ndarray], batch: int, warmup: int,
               engines: int | None = None) -> RunResult:
-    """Whole batches of the clip's frames (taken cyclically, so every batch is full) through the engine
+    """Whole batches of the clip's frames (taken cyclically, so every batch is full, and at least
+    ``MIN_MODEL_BATCHES`` per engine measured) through the engine
     as the pipeline calls it (same layout, host uint8 in and out, as many batches in flight as the
     runner keeps; on a CPU the same lanes, ``engines`` as ``RunOptions.engines``); ``engine.warmup``
     and the warm-up batches fall before the window. A batch is busy from its submission, or the
     previous batch's completion if later, to its own completion."""
     warmup = round_up(warmup, batch)
-    total = round_up(max(len(frames), warmup + batch), batch)
     lanes = lanes_for(engine, engines)
+    # a short clip is gone round again: with one batch measured, the lanes' overlap with the warm-up
+    # made a window of a few ms (3225 fps for batches that took 25 ms each)
+    total = round_up(max(len(frames), warmup + batch * MIN_MODEL_BATCHES * lanes), batch)
     with PeakMemory(engine.device) as memory, _lanes(engine, lanes) as runner:
         started = time.perf_counter()
         runner.warmup(io.info.height, io.info.width, layout=io.layout, colour=io.info.colour)
