@@ -40,7 +40,7 @@ from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.partial_output import (annex_b_filter, frame_step, intact_packets, moved_by, resumable_packets,
                                               why_not_resumable, with_decode_times)
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.locations import is_stdin, is_url
+from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
 from videodeblur.video.output_format import is_deep, like_chroma, output_subsampling, output_tags, source_tags
 from videodeblur.video.outputs import (MOV_MUXERS, ONE_RATE_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe, release_pipe,
@@ -125,7 +125,7 @@ class FrameWriter:
         self.hdr_kept = False  # HDR10's mastering display and light levels went into the stream (x265, 10-bit)
         # a pipe cannot be gone back into for the index at the end: MP4/MOV to it are always fragmented
         muxer_options = ({} if self._stream_url else fragment_options(Path(f"-{self._kind}"), True) if self._pipe
-                         else fragment_options(Path(self.path), fragmented))
+                         else fragment_options(Path(self.path), fragmented or is_named_pipe(self.path)))
         self._fragmented = "movflags" in muxer_options  # MP4/MOV fragments (other containers are only flushed)
         self._closed = False
         self._lock = threading.Lock()
