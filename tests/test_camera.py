@@ -229,6 +229,12 @@ def test_a_recording_keeps_the_files_colour_tags_and_pixel_shape(tmp_path: Path)
     run_live(open_source(str(wide)), DelayedEngine(0.0), LiveOptions(record_path=out))
     with av.open(str(out)) as container:
         assert container.streams.video[0].sample_aspect_ratio == Fraction(16, 11)
+    from conftest import make_clip
+
+    rgb = make_clip(tmp_path / "rgb.mkv", width=64, height=48, frames=3, codec="libx264rgb", pix_fmt="rgb24")
+    out = tmp_path / "rgb_rec.mp4"
+    run_live(open_source(str(rgb)), DelayedEngine(0.0), LiveOptions(record_path=out))
+    assert decode(out).colour == (1, 1, 2, 2)  # tagged BT.709 as `video` writes an RGB source, not left untagged
 
 
 def test_a_frame_in_the_model_at_ctrl_c_counts_as_dropped() -> None:

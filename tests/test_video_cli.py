@@ -1006,3 +1006,25 @@ def test_ctrl_c_during_the_final_flush_says_the_output_is_complete(make_clip, tm
     stats.extra["stopped_early"] = True
     _say_interrupted(stats, job, None, piped_out=False, as_json=False, stalled=False)
     assert capsys.readouterr().err == f"videodeblur: interrupted: {out} is finalised with 6 frames (--resume goes on from there)\n"
+
+
+def test_a_named_pipe_whose_reader_quits_ends_the_run_and_resume_into_one_is_refused(make_clip, run_subprocess,
+                                                                                       tmp_path: Path) -> None:
+    """The reader of a named pipe quitting mid-run left the run hung (it opened the pipe to count the
+    frames left behind); --resume into a named pipe read the pipe it held itself, for ever."""
+    import threading
+
+    src = make_clip("a.mp4", width=64, height=48, frames=150)
+    pipe = tmp_path / "p.mkv"
+    os.mkfifo(pipe)
+
+    def read_a_little() -> None:
+        with open(pipe, "rb") as reader:
+            reader.read(3000)
+    threading.Thread(target=read_a_little, daemon=True).start()
+    time.sleep(0.3)
+    quit = run_subprocess("video", src, "-o", pipe, *CPU, timeout=60)
+    assert quit.exit_code == 1 and re.fullmatch(rf"videodeblur: error: the named pipe {re.escape(str(pipe))} was closed "
+                                                r"after \d+ frames: the program reading it stopped\n", quit.stderr)
+    resumed = run_subprocess("video", src, "-o", pipe, *CPU, "--resume", timeout=60)
+    assert resumed.exit_code == 1 and "--resume needs the input and the output as files" in resumed.stderr

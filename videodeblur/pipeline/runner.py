@@ -47,7 +47,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         elif not options.side_by_side and choose_layout(reader.info, engine.device,
                                                         options.colour_on_device) == "i420":
             reader.set_layout("i420")
-        if options.resume and (is_stdin(input_path) or is_stdin(output_path)):
+        if options.resume and any(is_stdin(p) or is_named_pipe(p) for p in (input_path, output_path)):
             raise ConfigError("--resume needs the input and the output as files: a pipe cannot be read again up to "
                               "where the interrupted run stopped")
         window = _trim(reader, options) if options.trimmed else None
@@ -90,7 +90,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             writer.close(complete=False)  # its header would not open (none is left with no frame in it)
         raise
     except EncodeError as err:  # a full disk, a file size limit, a write error: is what it left any use?
-        if is_stdin(output_path) or is_url(output_path):
+        if is_stdin(output_path) or is_url(output_path) or is_named_pipe(output_path):  # nothing to read back
             raise
         raise EncodeError(f"{err}; {_left_behind(Path(output_path), options.fragmented, part=options.trimmed)}") from err
     finally:

@@ -30,11 +30,12 @@ import av
 import numpy as np
 
 from videodeblur.errors import SourceError, short_error
-from videodeblur.video.colour import ColourTags, RgbConverter, has_no_matrix
+from videodeblur.video.colour import ColourTags, RgbConverter
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.info import frame_colour, pixel_shape
 from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME
 from videodeblur.video.locations import is_url
+from videodeblur.video.output_format import source_tags
 from videodeblur.video.streams import pick_video_stream
 
 __all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource", "PyAVSource", "open_source"]
@@ -296,8 +297,7 @@ class PyAVSource(LiveSource):
             raise
         self.width, self.height = self._first.width, self._first.height
         self.rotation = int(self._first.rotation or 0)
-        if not has_no_matrix(self._first.format):  # an RGB or grey source is recorded as RGB, untagged
-            self.colour = frame_colour(self._first)
+        self.colour = source_tags(frame_colour(self._first), self._first.format.name)  # as `video` takes them
         self.sample_aspect_ratio = pixel_shape(self._stream)
         if not network and fmt is None and self._container.streams.audio:
             if _is_regular_file(target):

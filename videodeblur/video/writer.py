@@ -105,6 +105,7 @@ class FrameWriter:
                  mirror_matrix: Sequence[int] | None = None) -> None:
         self._stream_url = is_url(path)
         self._pipe = is_stdin(path)  # "-": standard output
+        self._named_pipe = not self._pipe and not self._stream_url and is_named_pipe(path)  # mkfifo: read as it comes
         existed = self._stream_url or self._pipe or Path(path).exists()
         # a live stream's URL or "-" as given (pathlib would fold its //), a file's path checked now
         read_from = input_path or (None if isinstance(copy_from, PacketFeed) else copy_from)
@@ -125,7 +126,7 @@ class FrameWriter:
         self.hdr_kept = False  # HDR10's mastering display and light levels went into the stream (x265, 10-bit)
         # a pipe cannot be gone back into for the index at the end: MP4/MOV to it are always fragmented
         muxer_options = ({} if self._stream_url else fragment_options(Path(f"-{self._kind}"), True) if self._pipe
-                         else fragment_options(Path(self.path), fragmented or is_named_pipe(self.path)))
+                         else fragment_options(Path(self.path), fragmented or self._named_pipe))
         self._fragmented = "movflags" in muxer_options  # MP4/MOV fragments (other containers are only flushed)
         self._closed = False
         self._lock = threading.Lock()
@@ -556,12 +557,13 @@ class FrameWriter:
         return f"{self.encoder_name} goes in {_either(fits)}" if fits and self._kind not in fits else otherwise
 
     def _closed_pipe(self, err: BaseException) -> bool:
-        """Whether ``err`` is standard output's reader having gone away (EPIPE), not a failure here."""
-        return self._pipe and getattr(err, "errno", None) == errno.EPIPE
+        """Whether ``err`` is the reader of standard output or of a named pipe having gone away (EPIPE),
+        not a failure here."""
+        return (self._pipe or self._named_pipe) and getattr(err, "errno", None) == errno.EPIPE
 
     def _pipe_closed(self) -> EncodeError:
-        return EncodeError(f"standard output was closed after {self.frames_written} frames: the program reading it "
-                           "stopped")
+        where = f"the named pipe {self.path}" if self._named_pipe else "standard output"
+        return EncodeError(f"{where} was closed after {self.frames_written} frames: the program reading it stopped")
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
         if self.layout == "i420":
