@@ -816,6 +816,16 @@ def test_low_rate_sound_into_ts_gets_a_bit_rate_mp2_opens_at(tmp_path: Path) -> 
         assert sum(f.samples for f in c.decode(audio=0)) >= 4410 - 1152
 
 
+def test_sound_at_a_rate_the_encoder_lacks_is_said_to_be_resampled(tmp_path: Path) -> None:
+    tone = 0.1 * np.sin(np.arange(1600) * 2 * np.pi * 440 / 8000).astype(np.float32)
+    src = _with_sound(tmp_path / "phone.mkv", "flac", "mono", tone[np.newaxis], frames=5, rate=8000)
+    _, writer = _copy(src, tmp_path / "out.ts")
+    assert writer.converted == ["flac audio (stream 1) re-encoded as mp2 96 kb/s, resampled from 8 to 16 kHz: "
+                                ".ts files cannot hold flac"]
+    with av.open(str(tmp_path / "out.ts")) as c:
+        assert c.streams.audio[0].codec_context.sample_rate == 16000
+
+
 def test_an_audio_encoder_that_will_not_open_is_named_not_the_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the audio re-encode cannot open (here: the bit rate the fix above steps down from), the
     error names the audio, not ".ts files cannot hold libx264 + mp2 audio; libx264 goes in .mp4"."""

@@ -381,6 +381,9 @@ class Passthrough:
         self._transcodes[src.index] = _Transcode(src, out)
         moved = "" if out.codec_context.layout.name == layout.name else \
             f", its {layout.name} channels as {out.codec_context.layout.name}"
+        source_rate = src.codec_context.sample_rate
+        if source_rate and rate != source_rate:  # Opus takes 48 kHz and its divisions, mp2 16 kHz and up
+            moved += f", resampled from {source_rate / 1000:g} to {rate / 1000:g} kHz"
         self.converted.append(f"{_format_name(src)} audio (stream {src.index}) re-encoded as {codec.name} "
                               f"{out.codec_context.bit_rate // 1000} kb/s{moved}: {why}")
         return out
