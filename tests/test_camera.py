@@ -334,6 +334,15 @@ def test_a_lost_camera_that_comes_back_is_reconnected() -> None:
     assert (stats.reconnects, stats.captured, stats.end_reason) == (1, 10, "source ended")
     assert set(seen) == {(24, 32, 3)} and first.closed.is_set() and reopened[0].closed.is_set()
 
+    held = ScriptedSource(6, then="unplug")
+
+    def reopen_its_port() -> ScriptedSource:  # a udp:// source: the lost one holds the port until closed
+        if not held.closed.is_set():
+            raise SourceError("cannot open source 'udp://127.0.0.1:9000': Address already in use")
+        return BiggerSource(4, then="end")
+    stats = run_live(held, DelayedEngine(0.0), LiveOptions(reconnect_s=3.0), reopen=reopen_its_port)
+    assert (stats.reconnects, stats.captured, stats.end_reason) == (1, 10, "source ended")
+
     def never() -> ScriptedSource:
         raise SourceError("scripted camera is still gone")
 

@@ -151,13 +151,15 @@ class CaptureThread(threading.Thread):
         """Open the source again, once a second, until ``reconnect_s`` have passed or the run stops."""
         if self._reopen is None:
             return False
+        # the lost source is let go first: a udp:// source holds its port, and every reopen failed on
+        # "Address already in use" until the time ran out (closing twice, at the end, is harmless)
+        self._source.close()
         deadline = time.monotonic() + self._reconnect_s
         while time.monotonic() < deadline and not self._stop_event.wait(min(1.0, self._reconnect_s)):
             try:
                 source = self._reopen()
             except SourceError:
                 continue
-            self._source.close()
             self._source = source
             self.reconnects += 1
             if self._reopened is not None:
