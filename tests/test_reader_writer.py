@@ -431,6 +431,8 @@ def test_auto_encoder_falls_back_to_libx264() -> None:
     assert choose_encoder("auto") in ("h264_nvenc", "libx264")
     assert choose_encoder("auto", container="webm") == "libvpx-vp9"
     assert choose_encoder("auto", container="mpegts") in ("h264_nvenc", "libx264")
+    # RTSP writes its header only to a server: probed as MPEG-TS (it got MPEG-4 Part 2, which failed)
+    assert choose_encoder("auto", container="rtsp") in ("h264_nvenc", "libx264")
     if not torch.cuda.is_available():
         assert choose_encoder("auto") == "libx264"
     with pytest.raises(EncodeError, match="unknown encoder 'nope'"):

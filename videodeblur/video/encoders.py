@@ -50,12 +50,18 @@ def private_options(ctx: av.CodecContext) -> frozenset[str]:
         return frozenset(_PRIVATE_OPTIONS.get(ctx.codec.name, ()))
 
 
+# muxers that cannot write a header into memory, and the one asked in their place
+_PROBED_AS = {"rtsp": "mpegts", "rtp": "mpegts", "rtp_mpegts": "mpegts"}
+
+
 @functools.lru_cache(maxsize=None)
 def _takes(container: str, encoder: str) -> bool:
     """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
     writes (and the encoder is in this build). Asked of an in-memory container, header and all:
-    some muxers (YUV4MPEG's) accept any stream and refuse only when the header is written."""
-    probe = av.open(io.BytesIO(), "w", format=container)
+    some muxers (YUV4MPEG's) accept any stream and refuse only when the header is written. RTSP and
+    RTP write their header only to a server: asked of MPEG-TS, which holds what they carry (the probe
+    failed, and a --record rtsp:// got MPEG-4 Part 2, which would not even open at its time base)."""
+    probe = av.open(io.BytesIO(), "w", format=_PROBED_AS.get(container, container))
     try:
         stream = probe.add_stream(encoder)
         stream.width, stream.height = 64, 64
