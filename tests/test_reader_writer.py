@@ -168,6 +168,16 @@ def test_an_output_deleted_while_it_is_written_is_an_error_not_a_success(tmp_pat
         writer.close()
 
 
+def test_a_stream_url_whose_protocol_ffmpeg_lacks_says_so() -> None:
+    """srt:// without libsrt (PyAV's wheel): "is a server listening there?" sent users after a server."""
+    with pytest.raises(OutputError) as refused:
+        FrameWriter("srt://127.0.0.1:9600", width=64, height=48, time_base=Fraction(1, 25), fps=25)
+    if "Protocol not found" not in repr(refused.value.__cause__):
+        pytest.skip("this FFmpeg has SRT: nothing listens on the port, which is the other message")
+    assert str(refused.value).startswith("cannot send to srt://127.0.0.1:9600: this FFmpeg build (PyAV's) has no "
+                                         "srt:// protocol; use udp:// or tcp://")
+
+
 def test_the_files_tags_are_kept(make_clip, tmp_path: Path) -> None:
     """A phone video's creation time and location (what photo libraries sort and map by), its title
     and the video's language survive, as with the ffmpeg tool's default; the muxer's own tags are its own."""

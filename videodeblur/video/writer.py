@@ -538,6 +538,10 @@ class FrameWriter:
         except (av.FFmpegError, ValueError, OSError) as err:
             if self._closed_pipe(err):
                 raise self._pipe_closed() from err
+            if self._stream_url and isinstance(err, av.ProtocolNotFoundError):  # srt:// without libsrt
+                scheme = str(self.path).partition("://")[0]
+                raise OutputError(f"cannot send to {self.path}: this FFmpeg build (PyAV's) has no {scheme}:// "
+                                  "protocol; use udp:// or tcp:// (MPEG-TS), rtmp:// or rtsp://") from err
             if self._stream_url:  # the connection is made here: a server that is not there, or refuses
                 raise OutputError(f"cannot send to {self.path}: {short_error(err)} (is a server listening there, "
                                   "and does it take this stream?)") from err
