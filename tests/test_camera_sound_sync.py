@@ -217,3 +217,20 @@ def _first_audio_s(path: Path) -> float:
     with av.open(str(path)) as container:
         packet = next(p for p in container.demux(audio=0) if p.pts is not None)
         return float(packet.pts * packet.time_base)
+
+
+def test_a_frame_a_little_early_shifts_only_itself() -> None:
+    """A live MPEG-TS whose encoder restarts: the mended clock can put the new part's first frame 15 ms
+    before the old part's last. It went a whole frame after the last, and so did every frame after it:
+    the picture stayed 48 ms behind its sound for the rest of the run. A clock that starts again
+    (a frame or more back) goes on a frame after the last, by its own clock from there."""
+    from videodeblur.pipeline.live_record import RECORD_TIME_BASE, _RecordClock
+
+    step = 3000  # 30 fps at 90 kHz
+    clock = _RecordClock(0, step=step)
+    times = [i / 30 for i in range(180)] + [5.952 + i / 30 for i in range(5)]  # the restart lands 14.7 ms early
+    pts = [clock.pts(0.0, t, 0) for t in times]
+    assert pts[180] == pts[179] + 1 and pts[181:] == [round(t / RECORD_TIME_BASE) for t in times[181:]]
+    restarted = _RecordClock(0, step=step)
+    pts = [restarted.pts(0.0, t, 0) for t in [i / 30 for i in range(10)] + [i / 30 for i in range(5)]]
+    assert [b - a for a, b in zip(pts, pts[1:])] == [step] * 14  # on evenly, by the clock, after the reset

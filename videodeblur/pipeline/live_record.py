@@ -179,8 +179,9 @@ class _RecordClock:
 
     Each opening of the source (``run``) starts its clock anew: its first frame comes after the last
     one written by the time between their captures (the wait for the reconnect). A frame whose time
-    is not after the last one's (a file joined from two, whose clock starts again) comes ``step``
-    (one frame interval) after it, so the frames go on evenly instead of all at one instant."""
+    is a frame interval (``step``) or more before the last one's (a file joined from two, whose clock
+    starts again) comes a ``step`` after it, and the frames after it follow the clock from there; one
+    less than a frame interval early is put a tick after the last, and the next is on its own time."""
 
     def __init__(self, first_pts: int = 0, step: int = 1) -> None:
         self._first_pts = first_pts
@@ -199,6 +200,13 @@ class _RecordClock:
             self._start = (start, at)
         pts = self._start[0] + round((at - self._start[1]) / RECORD_TIME_BASE)
         if self._last is not None and pts <= self._last[0]:
-            pts = self._last[0] + self._step
+            if pts > self._last[0] - self._step:
+                # a little early (a mended clock jump that landed short of the last frame): this frame
+                # only is put a tick after it; a whole frame on each (as below) was carried by every
+                # later frame, the picture 48 ms behind its sound for the rest of the run
+                pts = self._last[0] + 1
+            else:  # the clock started again: a frame after the last, and on from there by the clock
+                self._start = (self._last[0] + self._step, at)
+                pts = self._start[0]
         self._last = (pts, capture_time)
         return pts
