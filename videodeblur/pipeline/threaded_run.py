@@ -31,6 +31,7 @@ from videodeblur.pipeline.run_summary import summarise_run
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.signals import signals_noted
+from videodeblur.video.outputs import ONE_RATE_MUXERS
 from videodeblur.video.reader import DecodedFrame, FrameReader
 from videodeblur.video.writer import FrameWriter
 
@@ -324,7 +325,8 @@ class ThreadedRun:
                     first_pts = frame.pts if first_pts is None else first_pts
                     media_s = float((frame.pts - first_pts) * frame.time_base) + interval_s
                     new = writer.frames_written - before
-                    total = _expected_frames(total_frames, new, media_s, remaining_s)
+                    total = _expected_frames(total_frames, new, media_s, remaining_s,
+                                             counts_slots=info.format_name in ONE_RATE_MUXERS)
                     progress(new, total if limit is None or total is None else min(total, limit))
         except BaseException:
             try:
@@ -379,12 +381,16 @@ def _window_length(reader: FrameReader) -> float | None:
     return None if info.duration_s is None else max(0.0, info.duration_s - (start - reader.first_s))
 
 
-def _expected_frames(header: int | None, done: int, media_s: float, duration_s: float | None) -> int | None:
-    """The progress line's total: the container's frame count, unless the timestamps so far say it is
-    off by more than a tenth (an AVI counts its empty dropped-frame slots: OpenCV's ``tree.avi`` holds
-    68 frames in 444); then the frames done so far, scaled from the ``media_s`` seconds they cover to
-    the stream's ``duration_s``. Ten frames are needed before the timestamps are trusted."""
-    if not duration_s or media_s <= 0 or done < 10:
+def _expected_frames(header: int | None, done: int, media_s: float, duration_s: float | None, *,
+                     counts_slots: bool = False) -> int | None:
+    """The progress line's total: the container's frame count, or where it has none, the frames done
+    so far scaled from the ``media_s`` seconds they cover to the stream's ``duration_s``. A container
+    that counts slots, not frames (``counts_slots``: an AVI counts its empty dropped-frame slots, and
+    OpenCV's ``tree.avi`` holds 68 frames in 444), has its count replaced by that estimate where they
+    differ by more than a tenth. Ten frames are needed before the timestamps are trusted. Another
+    container's count is kept: a pause in the video (a gap in its timestamps) made a 1500-frame MP4's
+    total 15346, with an ETA ten times too long."""
+    if not duration_s or media_s <= 0 or done < 10 or (header is not None and not counts_slots):
         return header
     by_time = max(done, round(done * duration_s / media_s))
     if header is None or abs(by_time - header) > header / 10:
