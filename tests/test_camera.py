@@ -783,6 +783,45 @@ def test_ctrl_c_exits_130_with_a_playable_recording(tmp_path: Path) -> None:
     assert count == stats["processed"]
 
 
+def test_ctrl_c_while_a_stream_is_opening_ends_at_once_with_130() -> None:
+    """A server that takes the connection and sends nothing: FFmpeg's open waits for its 10 s timeout,
+    and held the Ctrl-C until then, ending as "no answer within 10 s", exit 1."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    accepted = threading.Event()
+    held: list[socket.socket] = []
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        held.append(connection)  # kept open, silent
+        accepted.set()
+    threading.Thread(target=serve, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/live.ts"
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "camera", "--source", url, "--no-preview",
+                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert accepted.wait(60)
+        stderr, waited = _ctrl_c(proc)
+    finally:
+        proc.kill()
+        listener.close()
+        for connection in held:
+            connection.close()
+    assert proc.returncode == 130 and waited < 5, (waited, stderr)
+
+
+def _ctrl_c(proc: subprocess.Popen) -> tuple[str, float]:
+    """Half a second on, Ctrl-C to ``proc``: its stderr and the seconds it took to end."""
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _, stderr = proc.communicate(timeout=30)
+    return stderr, time.monotonic() - sent
+
+
 def test_a_recording_survives_kill_9(tmp_path: Path) -> None:
     """A live recording cannot be run again, so it is a fragmented MP4 (a fragment a second): a
     process killed outright, with no chance to finalise, still leaves the fragments it wrote playable.
@@ -900,11 +939,7 @@ def test_a_signal_while_a_pipe_source_opens_exits_as_an_interrupt(tmp_path: Path
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and wchan.read_text() != "wait_for_partner":
             time.sleep(0.1)  # Linux: blocked in open() until the FIFO has a writer
-        time.sleep(0.5)
-        proc.send_signal(signal.SIGINT)
-        sent = time.monotonic()
-        _, stderr = proc.communicate(timeout=30)
-        took = time.monotonic() - sent
+        stderr, took = _ctrl_c(proc)
     finally:
         proc.kill()
     assert proc.returncode == 130, stderr
