@@ -783,7 +783,8 @@ def test_ctrl_c_exits_130_with_a_playable_recording(tmp_path: Path) -> None:
     assert count == stats["processed"]
 
 
-def test_ctrl_c_while_a_stream_is_opening_ends_at_once_with_130() -> None:
+@pytest.mark.parametrize("command", ["camera", "video"])
+def test_ctrl_c_while_a_stream_is_opening_ends_at_once_with_130(command: str, tmp_path: Path) -> None:
     """A server that takes the connection and sends nothing: FFmpeg's open waits for its 10 s timeout,
     and held the Ctrl-C until then, ending as "no answer within 10 s", exit 1."""
     import socket
@@ -800,8 +801,10 @@ def test_ctrl_c_while_a_stream_is_opening_ends_at_once_with_130() -> None:
         accepted.set()
     threading.Thread(target=serve, daemon=True).start()
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/live.ts"
-    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "camera", "--source", url, "--no-preview",
-                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = (["camera", "--source", url, "--no-preview"] if command == "camera"
+            else ["video", url, "-o", str(tmp_path / "out.mp4")])
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", *args, "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert accepted.wait(60)
         stderr, waited = _ctrl_c(proc)

@@ -24,7 +24,7 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import cv2  # before av: a later cv2.imshow freezes if av was imported first (DESIGN.md)
 import av
@@ -34,7 +34,7 @@ from videodeblur.errors import SourceError, short_error
 from videodeblur.video.colour import ColourTags, RgbConverter
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.info import frame_colour, pixel_shape
-from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME
+from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME, opened_aside
 from videodeblur.video.locations import is_url
 from videodeblur.video.output_format import source_tags
 from videodeblur.video.streams import pick_video_stream
@@ -257,7 +257,7 @@ class PyAVSource(LiveSource):
         try:
             opening = functools.partial(av.open, target, format=fmt, options=options, metadata_errors="replace",
                                         timeout=(open_timeout_s, _READ_TIMEOUT_S) if network else None)
-            self._container = _opened_aside(opening) if network else opening()
+            self._container = opened_aside(opening) if network else opening()
         except av.ExitError as err:  # FFmpeg's "Immediate exit requested": its timeout ran out
             raise SourceError(f"cannot open source {description!r}: no answer within {open_timeout_s:g} s") from err
         except (av.FFmpegError, OSError, ValueError) as err:
@@ -416,37 +416,6 @@ def _shift(packet: av.Packet, by: int) -> None:
         packet.dts += by
         if packet.pts is not None:
             packet.pts += by
-
-
-def _opened_aside(opening: Callable[[], av.container.InputContainer]) -> av.container.InputContainer:
-    """``opening()`` run on a thread of its own while this one waits for it: FFmpeg waiting on a
-    network source holds a Ctrl-C or SIGTERM until its open timeout (10 s), and then ended the run
-    as "no answer". Here the signal is raised at once; the abandoned open closes what it opens."""
-    done = threading.Event()
-    result: dict[str, Any] = {}
-    abandoned = threading.Event()
-
-    def run() -> None:
-        try:
-            result["container"] = opening()
-        except BaseException as err:  # noqa: BLE001 - handed to the waiting thread
-            result["error"] = err
-        done.set()
-        if abandoned.is_set() and "container" in result:
-            result["container"].close()
-
-    threading.Thread(target=run, name="videodeblur-open", daemon=True).start()
-    try:
-        while not done.wait(0.05):
-            pass
-    except BaseException:
-        abandoned.set()
-        if done.is_set() and "container" in result:
-            result["container"].close()
-        raise
-    if "error" in result:
-        raise result["error"]
-    return result["container"]
 
 
 def _frame_seconds(frame: av.VideoFrame, index: int, fps: float | None) -> float:

@@ -15,7 +15,7 @@ import av
 from videodeblur.errors import InputNotFoundError, UnreadableInputError, short_error
 from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_stdin
 
-__all__ = ["ENDS_BEFORE_FIRST_FRAME", "interruptibly", "open_input"]
+__all__ = ["ENDS_BEFORE_FIRST_FRAME", "interruptibly", "open_input", "opened_aside"]
 
 # What FFmpeg's end of file while opening means of a local file it recognised: a header and no frame.
 # The `video` command's input and the camera's file source say it alike.
@@ -39,7 +39,7 @@ def open_input(path: Path | str) -> av.container.InputContainer:
             raise UnreadableInputError(f"standard input is not a video FFmpeg can read ({short_error(err)})") from err
     if isinstance(path, str):  # a URL
         try:
-            return av.open(path, "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S)
+            return opened_aside(lambda: av.open(path, "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S))
         except (av.FFmpegError, OSError) as err:
             _end_if_interrupted(err)
             raise UnreadableInputError(f"cannot open {path}: {short_error(err)}") from err
@@ -98,6 +98,18 @@ def interruptibly(work: Callable[[], _T], *, abandon: Callable[[], None]) -> _T:
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+def opened_aside(opening: Callable[[], av.container.InputContainer]) -> av.container.InputContainer:
+    """``opening()`` (an ``av.open`` of a network source) :func:`interruptibly`: FFmpeg waiting on a
+    server that sends nothing held a Ctrl-C or SIGTERM until its open timeout (10 s), and the run then
+    ended as "no answer". An open left behind closes what it opened."""
+    opened: list[av.container.InputContainer] = []
+
+    def kept() -> av.container.InputContainer:
+        opened.append(opening())
+        return opened[0]
+    return interruptibly(kept, abandon=lambda: opened[0].close())
 
 
 def _end_if_interrupted(err: BaseException) -> None:
