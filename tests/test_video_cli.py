@@ -1029,3 +1029,24 @@ def test_a_named_pipe_whose_reader_quits_ends_the_run_and_resume_into_one_is_ref
                                                 r"after \d+ frames: the program reading it stopped\n", quit.stderr)
     resumed = run_subprocess("video", src, "-o", pipe, *CPU, "--resume", timeout=60)
     assert resumed.exit_code == 1 and "--resume needs the input and the output as files" in resumed.stderr
+
+
+def test_a_url_that_never_answers_says_so(run_cli, monkeypatch, tmp_path: Path) -> None:
+    """FFmpeg's own words for its timeout were "Immediate exit requested"."""
+    import socket
+    import threading
+
+    from videodeblur.video import inputs
+
+    monkeypatch.setattr(inputs, "NETWORK_TIMEOUTS_S", (1.0, 1.0))
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    held: list[object] = []
+    threading.Thread(target=lambda: held.append(listener.accept()), daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/live.ts"
+    try:
+        result = run_cli("video", url, "-o", tmp_path / "out.mp4", *CPU)
+    finally:
+        listener.close()
+    assert result.exit_code == 1 and result.stderr_lines == [f"videodeblur: error: cannot open {url}: no answer within 1 s"]

@@ -40,6 +40,8 @@ def open_input(path: Path | str) -> av.container.InputContainer:
     if isinstance(path, str):  # a URL
         try:
             return opened_aside(lambda: av.open(path, "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S))
+        except av.ExitError as err:  # FFmpeg's "Immediate exit requested": its timeout ran out
+            raise UnreadableInputError(f"cannot open {path}: no answer within {NETWORK_TIMEOUTS_S[0]:g} s") from err
         except (av.FFmpegError, OSError) as err:
             _end_if_interrupted(err)
             raise UnreadableInputError(f"cannot open {path}: {short_error(err)}") from err
