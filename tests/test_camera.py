@@ -1008,6 +1008,24 @@ def test_standard_input_is_a_source_as_video_reads_it(run_subprocess, make_clip,
     assert nothing.exit_code == 1 and "videodeblur: error:" in nothing.stderr
 
 
+def test_a_pipe_source_faster_than_the_model_drops_stale_frames(make_clip, tmp_path: Path) -> None:
+    """A live feed through a pipe (`ffmpeg -f v4l2 ... - | videodeblur camera --source -`) was read in
+    step like a file: every frame queued behind the model, the backlog growing without end. It runs on
+    its producer's clock, as a camera does: the newest frame is taken, the stale ones dropped."""
+    from _clips_video import remuxed
+
+    feed = remuxed(make_clip("a.mp4", width=64, height=48, frames=60), tmp_path / "a.ts").read_bytes()
+    pipe = tmp_path / "feed"
+    os.mkfifo(pipe)
+
+    def produce() -> None:
+        with open(pipe, "wb") as writer:
+            writer.write(feed)
+    threading.Thread(target=produce, daemon=True).start()
+    stats = run_live(open_source(str(pipe)), DelayedEngine(0.05), LiveOptions())
+    assert stats.captured == 60 and stats.dropped > 0 and stats.processed + stats.dropped == 60
+
+
 def test_a_recording_that_cannot_be_finished_is_the_runs_error_not_a_thread_traceback(tmp_path: Path,
                                                                                       monkeypatch) -> None:
     """Finishing the recorded file can fail (a full disk): the recorder's thread keeps the error for the

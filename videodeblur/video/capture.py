@@ -174,6 +174,11 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
         raise SourceError(f"source {spec!r} is a folder: give a video file")
     source = PyAVSource(str(path), description=spec, pace=options.realtime, fmt=None)
     source.path = path
+    if not _is_regular_file(str(path)):
+        # a pipe (`ffmpeg -f v4l2 ... - | videodeblur camera --source -`) runs on its producer's clock,
+        # as a camera does: stale frames are dropped. Read in step like a file, it queued them without
+        # end (a 4 s feed took 10.7 s) while the latency, counted from each frame's turn, hid it
+        source.drops_allowed = True
     return source
 
 
