@@ -50,7 +50,8 @@ class DelayedEngine:
 
 
 class ScriptedSource(LiveSource):
-    """A camera stand-in: ``frames`` good frames at ``fps``, then ``then``: "end", "unplug" or "hang"."""
+    """A camera stand-in: ``frames`` good frames at ``fps``, then ``then``: "end", "unplug", "hang" or
+    "blocked" (a read stuck on a stalled stream, deaf to the stop for 6 s)."""
 
     def __init__(self, frames: int, then: str = "end", fps: float = 50.0) -> None:
         self.description, self.width, self.height, self.fps = "scripted camera", 32, 24, fps
@@ -66,6 +67,8 @@ class ScriptedSource(LiveSource):
             raise SourceError("scripted camera stopped delivering frames (unplugged?)")
         if self._then == "hang":
             stop.wait(30)
+        if self._then == "blocked":
+            time.sleep(6)
 
     def close(self) -> None:
         self.closed.set()
@@ -250,6 +253,14 @@ def test_a_frame_in_the_model_at_ctrl_c_counts_as_dropped() -> None:
     stats = run_live(ScriptedSource(40), engine)
     assert stats.end_reason == "interrupted" and stats.processed == 3
     assert stats.captured == stats.processed + stats.dropped
+
+
+def test_a_capture_blocked_on_a_stalled_stream_does_not_hold_the_end() -> None:
+    """--max-seconds (or Ctrl-C) while the stream stalled: the run waited up to 5 s for the blocked
+    read, and said it ran 7.6 s of a 5 s run."""
+    start = time.monotonic()
+    stats = run_live(ScriptedSource(5, then="blocked"), DelayedEngine(0.0), LiveOptions(max_seconds=1.0))
+    assert stats.end_reason == "max-seconds" and time.monotonic() - start < 3.5 and stats.seconds < 1.5
 
 
 def test_lavfi_source_runs_until_max_seconds() -> None:

@@ -36,6 +36,7 @@ __all__ = ["FrameProcessor", "LiveOptions", "LiveFrame", "LiveStats", "run_live"
 
 _POLL_S = 0.05  # how often the loop wakes to check --max-seconds and a stalled source
 _JOIN_TIMEOUT_S = 5.0
+_CAPTURE_JOIN_S = 1.0  # a capture that is not blocked ends within a frame's read
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +189,7 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
     except KeyboardInterrupt:
         end_reason = "interrupted"
     finally:
+        end = time.monotonic()  # the run's length ends at the stop, not after the threads are let go
         stopped: list[int] = []
         # a second Ctrl-C (or a SIGTERM) while the capture stops and the recording is finalised is
         # only noted: raised here, it cut the recording's close short and the stats were never said
@@ -195,7 +197,9 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
             stop.set()
             slot.close()
             if capture.started:
-                capture.join(_JOIN_TIMEOUT_S)
+                # a read blocked on a stalled stream returns only at its own timeout (5 s): the
+                # capture thread (a daemon, closing its source when it returns) is left to it
+                capture.join(_CAPTURE_JOIN_S)
             else:
                 source.close()
             workers.join(_JOIN_TIMEOUT_S)  # each ends its frame in the model first
@@ -210,7 +214,6 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
     capture.raise_error()
     if recorder is not None:
         recorder.raise_error()
-    end = time.monotonic()
     if recorder is not None and not recorded and not is_url(str(options.record_path)):
         # the writer opens its file with the first frame: none came, so there is no file to name
         warnings = [*warnings, f"nothing recorded: no frame was processed, so {options.record_path} was not written"]
