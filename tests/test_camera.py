@@ -935,7 +935,8 @@ def test_a_pipe_with_sound_records_without_it_and_says_so(make_clip, run_cli, tm
     feeder.join(10)
     assert result.exit_code == 0, result.stderr
     stats = json.loads(result.stdout)
-    assert stats["processed"] == stats["recorded"] == 20 == len(decode(out).frames)
+    # a pipe is a live feed: what the model was too slow for is dropped
+    assert stats["captured"] == 20 and stats["processed"] == stats["recorded"] == len(decode(out).frames) > 0
     notes = [line for line in result.stderr_lines if "sound" in line]
     assert notes == [f"videodeblur: note: {fifo} is a pipe, not a file: its sound cannot be read a second "
                      "time, so a recording has none"], result.stderr
