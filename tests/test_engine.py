@@ -260,3 +260,15 @@ def test_a_handle_collected_by_two_threads_leaves_the_slot_to_its_new_owner() ->
     submit(finished, 6)
     _, slot_e = submit(finished, 7)  # wraps to slot 0: collects D first
     assert slot_e is slot0 and int(handle_d.result()[0, 0, 0, 0]) == 4
+
+
+def test_frames_too_big_for_memory_even_in_tiles_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 30000x15000 panorama needs 25 GiB of whole-frame floats whatever the tile size; it was run in
+    144 px tiles anyway, and the kernel killed it with nothing said. (Memory free is faked small.)"""
+    from videodeblur.pipeline import engine as engine_module
+
+    monkeypatch.setattr(engine_module, "available_bytes", lambda device: 1_000_000)
+    engine = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=2))
+    with pytest.raises(DeviceError, match=r"^2 frame\(s\) of 200x150 need about 3 MiB even in tiles \(each whole frame "
+                                          r"is kept as floats\), more than the 1 MiB free here; use a smaller --batch$"):
+        engine.process(_frames(2, 200, 150))

@@ -34,7 +34,7 @@ import torch
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, DeviceError, FrameError
 from videodeblur.model import LoadedModel, default_model_name, load_model
-from videodeblur.pipeline.memory import activation_bytes_per_pixel, available_bytes, plan_tile
+from videodeblur.pipeline.memory import FRAME_BYTES_PER_PIXEL, activation_bytes_per_pixel, available_bytes, plan_tile
 from videodeblur.pipeline.tiling import run_tiled
 from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
 
@@ -344,7 +344,13 @@ class Engine:
             n, _, h, w = shape
             per_pixel = activation_bytes_per_pixel(config, torch.finfo(self.dtype).bits // 8)
             share = self.options.memory_share
-            budget = (self.options.memory_budget or available_bytes(self.device) // 2) // share
+            free = available_bytes(self.device)
+            budget = (self.options.memory_budget or free // 2) // share
+            kept = n * h * w * FRAME_BYTES_PER_PIXEL  # the tiler's whole-frame floats: no tile size shrinks them
+            if kept > free // share:  # it was run in 144 px tiles anyway, and the kernel killed it
+                fewer = "; use a smaller --batch" if n > 1 else ""
+                raise DeviceError(f"{n} frame(s) of {w}x{h} need about {_mib(kept)} even in tiles (each whole "
+                                  f"frame is kept as floats), more than the {_mib(free // share)} free here{fewer}")
             tile = plan_tile(h, w, n, per_pixel, budget, min_tile=self.options.smallest_tile,
                              max_batch=self.batch_size)
             self._auto_tiles[shape] = tile
