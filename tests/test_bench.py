@@ -294,3 +294,15 @@ def test_every_run_reports_the_same_latency_figures(result: BenchResult) -> None
         assert set(latency) == {"p50", "p95", "p99", "mean", "max"}, run["mode"]
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"], run["mode"]
         assert latency["mean"] <= latency["max"], run["mode"]
+
+
+def test_frames_that_would_not_fit_in_memory_are_refused(make_clip, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runs hold the decoded clip: 1000 frames of 4K (25 GB) were killed by the kernel with nothing
+    said. (The memory free is faked small.)"""
+    from videodeblur.pipeline import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 200_000)
+    clip = make_clip("a.mp4", width=64, height=48, frames=20)
+    with pytest.raises(ConfigError, match=r"^--frames 20 of 64x48 would hold about 0\.0 GiB of decoded frames, more "
+                                          r"than half the memory free \(0\.0 GiB\); measure 10 or fewer$"):
+        run_bench(BenchOptions(model="lprn-fast", input=clip, frames=20, batches=(1,), device="cpu"))

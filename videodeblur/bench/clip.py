@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from videodeblur.bench.options import BenchOptions
+from videodeblur.errors import ConfigError
 from videodeblur.video import FrameReader, FrameWriter
 
 __all__ = ["BenchIO", "decode_all", "prepare_input", "read_frames", "write_test_clip"]
@@ -105,7 +106,20 @@ class BenchIO:
 
 
 def decode_all(io: BenchIO) -> tuple[list[np.ndarray], list[int]]:
-    """The first ``io.frames`` frames and their pts, held in memory for the stage runs."""
+    """The first ``io.frames`` frames and their pts, held in memory for the stage runs; ConfigError
+    first where they would take more than half the memory free (300 frames of 4K hold 7.5 GB, and
+    --frames 1000 was killed by the kernel with nothing said)."""
+    from videodeblur.pipeline.memory import available_bytes
+
+    rows = io.info.height * 3 // 2 if io.layout == "i420" else io.info.height
+    count = min(io.frames, io.info.frames) if io.info.frames else io.frames
+    held = count * rows * io.info.width * (1 if io.layout == "i420" else 3)
+    free = available_bytes(torch.device("cpu"))
+    if held > free // 2:
+        fits = max(2, int(count * (free // 2) / held))
+        raise ConfigError(f"--frames {count} of {io.info.width}x{io.info.height} would hold about "
+                          f"{held / 2**30:.1f} GiB of decoded frames, more than half the memory free "
+                          f"({free / 2**31:.1f} GiB); measure {fits} or fewer")
     with io.reader() as reader:
         decoded = list(read_frames(reader, io.frames))
     return [image for image, _ in decoded], [pts for _, pts in decoded]
