@@ -15,6 +15,7 @@ is back from the engine (before it is drawn or encoded), in milliseconds.
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import threading
 import time
@@ -134,8 +135,8 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
     capture = CaptureThread(source, slot, stop, reopen=reopen if options.reconnect_s > 0 else None,
                              reconnect_s=options.reconnect_s,
                              reopened=lambda again, run: recorder.follow(run, again) if recorder is not None else None)
-    latencies: list[float] = []
-    output_times: list[float] = []
+    latencies = array.array("d")  # 8 bytes a frame: a camera may run for weeks
+    output_times = array.array("d")
     end_reason = "source ended"
     start = time.monotonic()
     try:
@@ -246,11 +247,12 @@ def _device(engines: list[FrameProcessor]) -> str | None:
     return text if len(engines) == 1 else f"{text} × {len(engines)} engines"
 
 
-def _p95_by_minute(latencies_ms: list[float], output_times: list[float], start: float) -> list[float]:
-    minutes: dict[int, list[float]] = {}
-    for latency, t in zip(latencies_ms, output_times):
-        minutes.setdefault(int((t - start) // 60), []).append(latency)
-    return [round(percentiles(minutes[m])["p95"], 2) for m in sorted(minutes)]
+def _p95_by_minute(latencies_ms: Sequence[float], output_times: Sequence[float], start: float) -> list[float]:
+    if not len(latencies_ms):
+        return []
+    minute = ((np.asarray(output_times) - start) // 60).astype(np.int64)
+    values = np.asarray(latencies_ms)
+    return [round(percentiles(values[minute == m])["p95"], 2) for m in np.unique(minute)]
 
 
 def _sustained_fps(output_times: list[float], start: float) -> float:

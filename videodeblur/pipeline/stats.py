@@ -8,12 +8,15 @@ frame completions go into :class:`ThroughputClock`, which gives the sustained fp
 """
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import math
 import threading
 import time
 from typing import Any, Iterator, Sequence
+
+import numpy as np
 
 __all__ = ["StageClock", "DepthGauge", "LatencyLog", "ThroughputClock", "StageStats", "RunStats",
            "StatsRecorder", "percentiles"]
@@ -23,14 +26,14 @@ PERCENTILES = (50, 95, 99)
 
 def percentiles(values: Sequence[float], qs: Sequence[int] = PERCENTILES) -> dict[str, float]:
     """``{"p50": ..., "p95": ..., "p99": ...}`` by linear interpolation; zeros when empty."""
-    if not values:
+    if not len(values):
         return {f"p{q}": 0.0 for q in qs}
-    ordered = sorted(values)
+    ordered = np.sort(np.asarray(values, dtype=np.float64))  # 8 bytes a value: a week's camera run is 18 M
     out = {}
     for q in qs:
         pos = (len(ordered) - 1) * q / 100.0
         lo, hi = math.floor(pos), math.ceil(pos)
-        out[f"p{q}"] = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+        out[f"p{q}"] = float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
     return out
 
 
@@ -82,10 +85,11 @@ class DepthGauge:
 
 
 class LatencyLog:
-    """Per-frame latencies in milliseconds (input time → output time)."""
+    """Per-frame latencies in milliseconds (input time → output time), 8 bytes each (a list of floats
+    took 65 a frame: a camera left running for a week held 1.1 GiB)."""
 
     def __init__(self) -> None:
-        self._values: list[float] = []
+        self._values = array.array("d")
         self._lock = threading.Lock()
 
     def add_ms(self, ms: float) -> None:
@@ -109,13 +113,13 @@ class ThroughputClock:
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
-        self._done: list[float] = []
+        self._done = array.array("d")  # 8 bytes a frame, as LatencyLog's
         self._lock = threading.Lock()
 
     def restart(self) -> None:
         with self._lock:
             self.start = time.perf_counter()
-            self._done.clear()
+            del self._done[:]
 
     def mark(self, items: int = 1, at: float | None = None) -> None:
         now = time.perf_counter() if at is None else at
@@ -145,7 +149,7 @@ class ThroughputClock:
         over the time since it completed. Falls back to all frames over the whole run when the run is
         too short to leave a frame after the warm-up."""
         with self._lock:
-            done = list(self._done)
+            done = self._done[:]
         if len(done) > warmup > 0:
             window = done[-1] - done[warmup - 1]
             frames = len(done) - warmup
