@@ -813,3 +813,20 @@ def test_an_animation_or_a_multi_page_file_says_only_its_first_picture_is_deblur
     single = tmp_path / f"one{Path(name).suffix}"
     pictures[0].save(single)
     read_image(single, warn=pytest.fail)  # one picture: nothing to say
+
+
+def test_a_half_transparent_rgba_tiff_keeps_its_colour_through_any_number_of_passes(tmp_path: Path) -> None:
+    """OpenCV reads an 8-bit RGBA TIFF with straight alpha (ExtraSamples 2, as ours and PIL's are)
+    through libtiff's RGBA interface, which multiplies the colour by the alpha: half-transparent pixels
+    came back half as bright, and darker again through each pass. A CMYK TIFF's four samples are not RGBA."""
+    rgb = clip_frame(0, 40, 24)
+    image = Image(rgb=rgb, alpha=np.full((24, 40), 128, np.uint8))
+    path = tmp_path / "a.tif"
+    for _ in range(2):
+        write_image(path, image)
+        back = read_image(path)
+        assert np.array_equal(back.rgb, rgb) and np.array_equal(back.alpha, image.alpha)
+        image = dataclasses.replace(back, source="")
+    PILImage.fromarray(np.full((24, 40, 4), (0, 200, 0, 0), np.uint8), "CMYK").save(tmp_path / "cmyk.tif")
+    cmyk = read_image(tmp_path / "cmyk.tif")
+    assert tuple(cmyk.rgb[0, 0]) == (255, 55, 255)  # magenta: read by OpenCV as before, not taken for RGBA

@@ -254,6 +254,15 @@ def tiff_samples_per_pixel(tiff: bytes) -> int | None:
     return 1  # the standard's default
 
 
+def tiff_photometric(tiff: bytes) -> int | None:
+    """PhotometricInterpretation of a TIFF's first image (2: RGB, 5: CMYK...); None if not a TIFF or unsaid."""
+    ifd = _tiff_ifd0(tiff)
+    for tag, kind, count, field in ifd.entries if ifd else ():
+        if tag == 262:
+            return int(_tiff_number(tiff, ifd, kind, count, field))
+    return None
+
+
 def tiff_icc_profile(tiff: bytes) -> bytes:
     """The ICC colour profile embedded in a TIFF's first image, or empty."""
     ifd = _tiff_ifd0(tiff)

@@ -53,7 +53,7 @@ import numpy as np
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
-                                        png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile,
+                                        png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile, tiff_photometric,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_alpha,
                                         with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
@@ -163,13 +163,20 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
     raw = data.tobytes()
     grey_alpha_tiff = tiff_samples_per_pixel(raw) == 2
     grey_alpha = grey_alpha_tiff or png_colour_type(raw) == 4
-    if grey_alpha_tiff:  # OpenCV reads a grey + alpha TIFF as 8-bit grey: its alpha would be lost
+    # OpenCV reads an 8-bit RGBA TIFF through libtiff's RGBA interface, which multiplies the colour by
+    # a straight alpha: half-transparent pixels came out half as bright, darker again each pass
+    rgba_tiff = (pixels.dtype == np.uint8 and tiff_samples_per_pixel(raw) == 4 and tiff_photometric(raw) == 2)
+    if grey_alpha_tiff or rgba_tiff:  # OpenCV reads a grey + alpha TIFF as 8-bit grey: its alpha would be lost
         try:
             (frame,) = av.CodecContext.create("tiff", "r").decode(av.Packet(raw))
-            samples = _samples(frame)
-            pixels = samples.astype(samples.dtype.newbyteorder("=")).reshape(frame.height, frame.width, 2)
+            if rgba_tiff:
+                pixels = frame.to_ndarray(format="bgra")  # as OpenCV hands colour over: BGR(A)
+            else:
+                samples = _samples(frame)
+                pixels = samples.astype(samples.dtype.newbyteorder("=")).reshape(frame.height, frame.width, 2)
         except (av.FFmpegError, ValueError) as err:
-            raise UnreadableInputError(f"{path} is a grey + alpha TIFF that FFmpeg cannot decode: {err}") from err
+            kind = "an RGBA" if rgba_tiff else "a grey + alpha"
+            raise UnreadableInputError(f"{path} is {kind} TIFF that FFmpeg cannot decode: {err}") from err
     if (frames := _frame_count(path, raw)) > 1:
         (warn or python_warning)(f"{path} holds {frames} pictures (an animation or pages): only the first is deblurred")
     pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
