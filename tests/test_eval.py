@@ -370,3 +370,11 @@ def test_a_damaged_pair_image_is_a_one_line_error_naming_it(tmp_path: Path, run_
     photo.write_bytes(photo.read_bytes()[: photo.stat().st_size * 2 // 3])
     with pytest.raises(UnreadableInputError, match="photo.jpg is damaged or cut short"):
         read_rgb(photo)
+
+
+def test_pairs_with_upper_case_extensions_are_found(tmp_path: Path) -> None:
+    """`*.PNG` pairs (a camera's or Windows' naming) were silently left out of the count and the score."""
+    for name in ("a.png", "b.PNG"):
+        for kind in ("blur", "sharp"):
+            write_rgb(tmp_path / "scene" / kind / name, np.full((8, 8, 3), 100, np.uint8))
+    assert [blur.name for blur, _ in find_folder_pairs(tmp_path)] == ["a.png", "b.PNG"]

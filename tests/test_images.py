@@ -310,6 +310,8 @@ def test_single_file_into_existing_folder_or_extensionless_path(make_image, tmp_
     assert plan_images([src], tmp_path / "existing")[0].dst == tmp_path / "existing" / "in.png"
     assert plan_images([src], tmp_path / "newdir")[0].dst == tmp_path / "newdir" / "in.png"
     assert (tmp_path / "newdir").is_dir()
+    # a trailing slash says a folder, whatever the name looks like ("unsupported output extension '.5'")
+    assert plan_images([src], f"{tmp_path / 'results_v1.5'}/")[0].dst == tmp_path / "results_v1.5" / "in.png"
 
 
 @pytest.mark.parametrize("case,error,fragment", [

@@ -285,11 +285,12 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Ima
         jobs = [ImageJob(Path(src), dst) for src, dst in default_outputs(inputs, _READ_EXTENSIONS, what,
                                                                          name=lambda src: _writable_name(Path(src)))]
         return _checked_jobs(jobs)
+    folder_meant = str(output).endswith(("/", os.sep))  # "results_v1.5/": a folder, as the slash says
     output = Path(output)
     found, any_folder = expand_inputs(inputs, _READ_EXTENSIONS, what)
     sources = [Path(src) for src in found]
 
-    to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == ""
+    to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == "" or folder_meant
     if to_folder:
         make_folder(output, file_suffixes=IMAGE_EXTENSIONS)
         jobs = [ImageJob(src, output / _writable_name(src)) for src in sources]

@@ -12,14 +12,14 @@ __all__ = ["image"]
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", default=None, type=click.Path(path_type=Path),
+@click.option("-o", "--output", default=None, type=click.Path(),  # a str: a trailing slash says "a folder"
               help="Output file (one input), or folder (several inputs, a folder, or a path with no extension). "
                    "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/).")
 @model_option()
 @device_option
 @precision_option
 @tile_option("Process in overlapping tiles of this many pixels [default: whole images, or tiles sized to fit when whole ones would need more than half the free memory].")
-def image(inputs: tuple[Path, ...], output: Path | None, model: str | None, device: str, precision: str,
+def image(inputs: tuple[Path, ...], output: str | None, model: str | None, device: str, precision: str,
           tile: int | None) -> None:
     """Deblur images (PNG, JPEG, TIFF, WebP, AVIF, BMP): one file to one, or several / a folder to a folder.
 

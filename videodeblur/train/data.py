@@ -347,7 +347,7 @@ def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     pairs = []
     for blur_dir in sorted(p for p in root.rglob("blur") if p.is_dir()):
         sharp_dir = blur_dir.parent / "sharp"
-        for blur_path in sorted(blur_dir.glob("*.png")):
+        for blur_path in sorted(p for p in blur_dir.iterdir() if p.suffix.lower() == ".png"):  # a.PNG too
             sharp_path = sharp_dir / blur_path.name
             if sharp_path.is_file():
                 pairs.append((blur_path, sharp_path))
