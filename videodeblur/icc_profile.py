@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from videodeblur.image_orientation import heif_properties
 from videodeblur.image_metadata import insert_png_chunks, insert_segments, png_metadata_chunks, tiff_icc_profile, \
     with_tiff_icc_profile
 
@@ -23,7 +24,7 @@ _JPEG_PART = 65519  # profile bytes per APP2 segment: 65535 less the length, sig
 
 
 def icc_profile(raw: bytes) -> bytes:
-    """The RGB or grey ICC profile that ``raw`` (a JPEG, PNG, TIFF or WebP file) carries; empty when it
+    """The RGB or grey ICC profile that ``raw`` (a JPEG, PNG, TIFF, WebP or AVIF file) carries; empty when it
     carries none, or a CMYK one (the output is RGB: a print profile would misdescribe it)."""
     if raw.startswith(b"\xff\xd8"):
         profile = _jpeg_profile(raw)
@@ -33,6 +34,9 @@ def icc_profile(raw: bytes) -> bytes:
         profile = tiff_icc_profile(raw)
     elif raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
         profile = next((data for fourcc, data in _webp_chunks(raw) if fourcc == b"ICCP"), b"")
+    elif raw[4:8] == b"ftyp":  # AVIF (HEIF): a colr property of type prof (or rICC) holds it
+        profile = next((body[4:] for kind, body in heif_properties(raw)
+                        if kind == b"colr" and body[:4] in (b"prof", b"rICC")), b"")
     else:
         profile = b""
     return b"" if profile[16:20] == b"CMYK" else profile

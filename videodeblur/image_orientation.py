@@ -11,7 +11,7 @@ from typing import Iterator
 
 from videodeblur.image_metadata import exif_orientation
 
-__all__ = ["webp_orientation", "avif_transforms"]
+__all__ = ["webp_orientation", "avif_transforms", "heif_properties"]
 
 
 def webp_orientation(data: bytes) -> int:
@@ -35,6 +35,18 @@ def avif_transforms(data: bytes) -> list[tuple[str, int]]:
     (counter-clockwise, ``irot``) and ``("mirror", axis)`` (``imir``; 0: top and bottom swapped, 1: left
     and right, as HEIF's 2022 text and libavif read it). Empty when there are none or the file is not
     an HEIF/AVIF one can read."""
+    transforms = []
+    for kind, body in heif_properties(data):
+        if kind == b"irot" and body:
+            transforms.append(("rotate", body[0] & 3))
+        elif kind == b"imir" and body:
+            transforms.append(("mirror", body[0] & 1))
+    return transforms
+
+
+def heif_properties(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The properties (type, body) an HEIF/AVIF file gives its primary image, in order: its display
+    transforms, its colour (``colr``)...; empty when the file is not one that can be read."""
     try:
         meta = next((body for kind, body in _boxes(data) if kind == b"meta"), None)
         if meta is None:
@@ -43,16 +55,8 @@ def avif_transforms(data: bytes) -> list[tuple[str, int]]:
         primary = _primary_item(children.get(b"pitm", b""))
         iprp = dict(_boxes(children.get(b"iprp", b"")))
         properties = list(_boxes(iprp.get(b"ipco", b"")))
-        transforms = []
-        for index in _associations(iprp.get(b"ipma", b""), primary):
-            if not 1 <= index <= len(properties):
-                continue
-            kind, body = properties[index - 1]
-            if kind == b"irot" and body:
-                transforms.append(("rotate", body[0] & 3))
-            elif kind == b"imir" and body:
-                transforms.append(("mirror", body[0] & 1))
-        return transforms
+        return [properties[index - 1] for index in _associations(iprp.get(b"ipma", b""), primary)
+                if 1 <= index <= len(properties)]
     except (struct.error, IndexError, ValueError):
         return []
 
