@@ -119,8 +119,9 @@ class ImageJob:
 def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = True) -> Image:
     """Decode an image file (by content, whatever its extension) to 8-bit RGB plus mode and alpha.
 
-    A JPEG or PNG cut short is read as far as it goes, as its viewers show it (a JPEG's missing part
-    grey), and what its decoder said of the damage goes to ``warn``, one line; with ``partial=False``
+    A JPEG cut short is read as far as it goes, as its viewers show it (its missing part grey), and
+    so is a PNG that lacks only its end chunk; a PNG cut inside its image data is refused (libpng
+    stops there). What the decoder said of the damage goes to ``warn``, one line; with ``partial=False``
     (training and evaluation pairs, where half a picture would be learnt or scored as whole) that is
     an UnreadableInputError instead. A file that does not decode at all is an UnreadableInputError
     that says the decoder's reason."""
