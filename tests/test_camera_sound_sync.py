@@ -234,3 +234,7 @@ def test_a_frame_a_little_early_shifts_only_itself() -> None:
     restarted = _RecordClock(0, step=step)
     pts = [restarted.pts(0.0, t, 0) for t in [i / 30 for i in range(10)] + [i / 30 for i in range(5)]]
     assert [b - a for a, b in zip(pts, pts[1:])] == [step] * 14  # on evenly, by the clock, after the reset
+    glitch = _RecordClock(0, step=step)  # one frame 2 s early (a bad pts): only it moves
+    times = [i / 30 for i in range(10)]
+    pts = [glitch.pts(0.0, t, 0) for t in times[:5] + [times[5] - 2.0] + times[6:]]
+    assert pts[5] == pts[4] + step and pts[6:] == [round(t / RECORD_TIME_BASE) for t in times[6:]]

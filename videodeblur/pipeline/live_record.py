@@ -179,9 +179,10 @@ class _RecordClock:
 
     Each opening of the source (``run``) starts its clock anew: its first frame comes after the last
     one written by the time between their captures (the wait for the reconnect). A frame whose time
-    is a frame interval (``step``) or more before the last one's (a file joined from two, whose clock
-    starts again) comes a ``step`` after it, and the frames after it follow the clock from there; one
-    less than a frame interval early is put a tick after the last, and the next is on its own time."""
+    is a frame interval (``step``) or more before the last one's comes a ``step`` after it; if the next
+    is behind too, the clock started again (a file joined from two) and the frames follow it from
+    there, else it was one bad time and the next is on its own. One less than a frame interval early
+    is put a tick after the last."""
 
     def __init__(self, first_pts: int = 0, step: int = 1) -> None:
         self._first_pts = first_pts
@@ -189,6 +190,7 @@ class _RecordClock:
         self._run: int | None = None  # the opening whose clock is counted
         self._start: tuple[int, float] = (first_pts, 0.0)  # its first frame's pts and time on its clock
         self._last: tuple[int, float] | None = None  # the last frame's pts and capture time
+        self._behind = False  # the last frame's own time was a frame or more before the one before it
 
     def pts(self, capture_time: float, stream_s: float | None, run: int) -> int:
         """The pts of a frame captured at ``capture_time`` (monotonic seconds), strictly after the last."""
@@ -199,14 +201,18 @@ class _RecordClock:
                      else self._last[0] + round((capture_time - self._last[1]) / RECORD_TIME_BASE))
             self._start = (start, at)
         pts = self._start[0] + round((at - self._start[1]) / RECORD_TIME_BASE)
-        if self._last is not None and pts <= self._last[0]:
-            if pts > self._last[0] - self._step:
-                # a little early (a mended clock jump that landed short of the last frame): this frame
-                # only is put a tick after it; a whole frame on each (as below) was carried by every
-                # later frame, the picture 48 ms behind its sound for the rest of the run
-                pts = self._last[0] + 1
-            else:  # the clock started again: a frame after the last, and on from there by the clock
-                self._start = (self._last[0] + self._step, at)
-                pts = self._start[0]
+        behind = self._last is not None and pts <= self._last[0]
+        if behind and self._behind:  # two in a row: the clock started again; on from here by it
+            self._start = (self._last[0] + self._step, at)
+            pts = self._start[0]
+        elif behind and pts > self._last[0] - self._step:
+            # a little early (a mended clock jump that landed short of the last frame): this frame only
+            # is put a tick after it; a whole frame (as below) was carried by every later frame, the
+            # picture 48 ms behind its sound for the rest of the run
+            pts = self._last[0] + 1
+            behind = False
+        elif behind:  # a frame after the last; the next tells a glitch (back on time) from a new clock
+            pts = self._last[0] + self._step
+        self._behind = behind
         self._last = (pts, capture_time)
         return pts
