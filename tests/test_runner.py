@@ -328,6 +328,15 @@ def test_progress_total_keeps_the_header_count_through_a_pause(engine: Engine, t
     assert {total for _, total in seen} == {40}
 
 
+def test_progress_total_of_a_variable_rate_matroska_follows_its_timestamps(engine: Engine, tmp_path: Path) -> None:
+    """Matroska counts no frames: its 'count' is the duration times a nominal rate, which for a
+    variable-rate clip was 75 % over (300 frames shown as /523) once the timestamps were not let correct it."""
+    src = remuxed(_irregular_clip(tmp_path / "vfr.mp4", (17, 33, 50, 100), 40), tmp_path / "vfr.mkv")
+    seen: list[tuple[int, int | None]] = []
+    deblur_file(src, tmp_path / "out.mkv", engine, RunOptions(progress=lambda done, total: seen.append((done, total))))
+    assert all(abs(total - 40) <= 6 for done, total in seen if done >= 10), seen  # it said 116 throughout
+
+
 def test_max_frames(engine: Engine, make_clip, tmp_path: Path) -> None:
     src = make_clip("a.mp4", width=64, height=48, frames=20)
     stats = deblur_file(src, tmp_path / "out.mp4", engine, RunOptions(max_frames=7))
