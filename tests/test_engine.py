@@ -268,7 +268,8 @@ def test_frames_too_big_for_memory_even_in_tiles_are_refused(monkeypatch: pytest
     from videodeblur.pipeline import engine as engine_module
 
     monkeypatch.setattr(engine_module, "available_bytes", lambda device: 1_000_000)
-    engine = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=2))
-    with pytest.raises(DeviceError, match=r"^2 frame\(s\) of 200x150 need about 3 MiB even in tiles \(each whole frame "
-                                          r"is kept as floats\), more than the 1 MiB free here; use a smaller --batch$"):
-        engine.process(_frames(2, 200, 150))
+    for tile in (None, 96):  # a tile size given does not shrink them either
+        engine = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=2, tile=tile))
+        with pytest.raises(DeviceError, match=r"^2 frame\(s\) of 200x150 need about 3 MiB even in tiles \(each whole "
+                                              r"frame is kept as floats\), more than the 1 MiB free here; use a smaller --batch$"):
+            engine.process(_frames(2, 200, 150))

@@ -143,3 +143,28 @@ def test_a_run_says_when_it_tiled_for_memory(make_clip, tmp_path: Path) -> None:
     stats = deblur_file(src, tmp_path / "out.mp4", engine).to_dict()
     assert stats["frames"] == 3
     assert [w for w in stats["warnings"] if "more than the memory budget" in w and "run in tiles of" in w]
+
+
+def test_a_containers_memory_limit_is_the_room_there_is(tmp_path: Path) -> None:
+    """Under docker --memory or a pod's limit, MemAvailable is the host's: the memory estimate saw room
+    the kernel then refused. cgroup v2 (the process's own group) and v1 (the container's memory mount)."""
+    from videodeblur.pipeline.memory import cgroup_room
+
+    own = tmp_path / "cgroup"
+    own.write_text("0::/pod/app\n")
+    v2 = tmp_path / "v2" / "pod" / "app"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text("4294967296\n")
+    (v2 / "memory.current").write_text("1073741824\n")
+    (v2 / "memory.stat").write_text("anon 900000000\ninactive_file 268435456\n")
+    assert cgroup_room(tmp_path / "v2", own) == 4294967296 - 1073741824 + 268435456
+    (v2 / "memory.max").write_text("max\n")
+    assert cgroup_room(tmp_path / "v2", own) is None
+    v1 = tmp_path / "v1" / "memory"
+    v1.mkdir(parents=True)
+    (v1 / "memory.limit_in_bytes").write_text("2147483648\n")
+    (v1 / "memory.usage_in_bytes").write_text("1073741824\n")
+    own.write_text("4:memory:/docker/abc\n")
+    assert cgroup_room(tmp_path / "v1", own) == 1073741824
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")
+    assert cgroup_room(tmp_path / "v1", own) is None

@@ -226,6 +226,7 @@ class Engine:
         self.network: torch.nn.Module = torch.compile(net) if self.options.compile else net
         self._lock = threading.Lock()  # submit() may be called from a worker thread
         self._auto_tiles: dict[tuple[int, ...], int | None] = {}
+        self._fits: set[tuple[int, ...]] = set()  # batch shapes checked to fit in memory (_check_fits)
         self._auto_tile_notes: dict[tuple[int, ...], str] = {}
         self.auto_tile_note: str | None = None  # set when frames were first tiled for memory: why, and at what size
         # batches run in tiles for memory, by shape: the engine outlives a run, which reports only its own
@@ -322,8 +323,24 @@ class Engine:
     def tile_for(self, shape: tuple[int, ...]) -> int | None:
         """The tile size a float batch of ``shape`` (N×3×H×W) runs in: ``tile`` as asked, or the one
         memory needs; None where it runs whole."""
+        self._check_fits(shape)
         tile = self.options.tile if self.options.tile is not None else self._auto_tile(shape)
         return tile if tile is not None and (shape[-1] > tile or shape[-2] > tile) else None
+
+    def _check_fits(self, shape: tuple[int, ...]) -> None:
+        """DeviceError where a batch of ``shape`` cannot fit even in tiles (checked once per shape, with
+        ``--tile`` too): the tiler keeps each whole frame as floats, so a 30000x15000 panorama (25 GiB)
+        was run in 144 px tiles anyway and killed by the kernel with nothing said."""
+        if shape in self._fits or not self.options.auto_tile:
+            return
+        n, _, h, w = shape
+        free = available_bytes(self.device) // self.options.memory_share
+        kept = n * h * w * FRAME_BYTES_PER_PIXEL
+        if kept > free:
+            fewer = "; use a smaller --batch" if n > 1 else ""
+            raise DeviceError(f"{n} frame(s) of {w}x{h} need about {_mib(kept)} even in tiles (each whole "
+                              f"frame is kept as floats), more than the {_mib(free)} free here{fewer}")
+        self._fits.add(shape)
 
     def tile_overlap(self, tile: int | None = None) -> int:
         """Pixels that neighbouring tiles share: the option, or the model's (:func:`tile_overlap_for`),
@@ -344,13 +361,7 @@ class Engine:
             n, _, h, w = shape
             per_pixel = activation_bytes_per_pixel(config, torch.finfo(self.dtype).bits // 8)
             share = self.options.memory_share
-            free = available_bytes(self.device)
-            budget = (self.options.memory_budget or free // 2) // share
-            kept = n * h * w * FRAME_BYTES_PER_PIXEL  # the tiler's whole-frame floats: no tile size shrinks them
-            if kept > free // share:  # it was run in 144 px tiles anyway, and the kernel killed it
-                fewer = "; use a smaller --batch" if n > 1 else ""
-                raise DeviceError(f"{n} frame(s) of {w}x{h} need about {_mib(kept)} even in tiles (each whole "
-                                  f"frame is kept as floats), more than the {_mib(free // share)} free here{fewer}")
+            budget = (self.options.memory_budget or available_bytes(self.device) // 2) // share
             tile = plan_tile(h, w, n, per_pixel, budget, min_tile=self.options.smallest_tile,
                              max_batch=self.batch_size)
             self._auto_tiles[shape] = tile

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import math
 import os
+from pathlib import Path
 
 import torch
 
 from videodeblur.config import ModelConfig
 
-__all__ = ["activation_bytes_per_pixel", "available_bytes", "plan_tile", "FRAME_BYTES_PER_PIXEL"]
+__all__ = ["activation_bytes_per_pixel", "available_bytes", "cgroup_room", "plan_tile", "FRAME_BYTES_PER_PIXEL"]
 
 FRAME_BYTES_PER_PIXEL = 60.0  # uint8 in/out, float RGB in/out, padding: fitted, fp32
 _LIVE_COPIES = 3.2  # float copies of the (T + 1)·C/s² stage features alive at the peak: fitted
@@ -40,14 +41,48 @@ def available_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+    host = None
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    host = int(line.split()[1]) * 1024
+                    break
     except OSError:
         pass
-    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    if host is None:
+        host = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    room = cgroup_room()
+    return host if room is None else min(host, room)
+
+
+_UNLIMITED = 1 << 60  # cgroup v1 says "no limit" with a number near 2**63
+
+
+def cgroup_room(root: Path = Path("/sys/fs/cgroup"), own: Path = Path("/proc/self/cgroup")) -> int | None:
+    """What this process's memory cgroup (a container's limit: docker --memory, a Kubernetes pod's)
+    leaves: its limit less what it uses that cannot be reclaimed (the page cache's inactive files
+    can); None where there is no limit. MemAvailable is the host's: under a limit the kernel killed
+    the run where the estimate saw room."""
+    try:
+        path = next((line.split(":", 2)[2].strip() for line in own.read_text().splitlines()
+                     if line.startswith("0::")), None)
+    except OSError:
+        path = None
+    places = [(root / path.lstrip("/") if path else root, "memory.max", "memory.current", "inactive_file"),
+              (root / "memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")]
+    for folder, limit_name, usage_name, reclaimable in places:
+        try:
+            limit = (folder / limit_name).read_text().strip()
+            usage = int((folder / usage_name).read_text())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= _UNLIMITED:
+            return None
+        stat = dict(line.split() for line in (folder / "memory.stat").read_text().splitlines()
+                    if line.count(" ") == 1) if (folder / "memory.stat").exists() else {}
+        return max(int(limit) - usage + int(stat.get(reclaimable, 0)), 0)
+    return None
 
 
 def plan_tile(height: int, width: int, frames: int, bytes_per_pixel: float, budget: float, *,
