@@ -437,6 +437,14 @@ def test_close_mid_stream_ends_iteration(make_clip) -> None:
     assert list(it) == []
 
 
+def test_rtsp_takes_the_sources_aac_as_it_is(make_clip) -> None:
+    """The sound's probe had RTSP's flaw too: "rtsp files cannot hold aac", re-encoded for nothing."""
+    from videodeblur.video.passthrough import _takes
+
+    with av.open(str(make_clip("a.mp4", width=64, height=48, frames=2, audio=True))) as c:
+        assert _takes("rtsp", c.streams.audio[0])
+
+
 def test_auto_encoder_falls_back_to_libx264() -> None:
     assert choose_encoder("auto") in ("h264_nvenc", "libx264")
     assert choose_encoder("auto", container="webm") == "libvpx-vp9"

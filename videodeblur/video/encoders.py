@@ -16,7 +16,7 @@ import av
 
 from videodeblur.errors import EncodeError
 
-__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options"]
+__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options", "probe_format"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -54,6 +54,12 @@ def private_options(ctx: av.CodecContext) -> frozenset[str]:
 _PROBED_AS = {"rtsp": "mpegts", "rtp": "mpegts", "rtp_mpegts": "mpegts"}
 
 
+def probe_format(container: str) -> str:
+    """The muxer asked in ``container``'s place whether it holds a stream: itself, or for RTSP and RTP,
+    which write their header only to a server, MPEG-TS, which holds what they carry."""
+    return _PROBED_AS.get(container, container)
+
+
 @functools.lru_cache(maxsize=None)
 def _takes(container: str, encoder: str) -> bool:
     """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
@@ -61,7 +67,7 @@ def _takes(container: str, encoder: str) -> bool:
     some muxers (YUV4MPEG's) accept any stream and refuse only when the header is written. RTSP and
     RTP write their header only to a server: asked of MPEG-TS, which holds what they carry (the probe
     failed, and a --record rtsp:// got MPEG-4 Part 2, which would not even open at its time base)."""
-    probe = av.open(io.BytesIO(), "w", format=_PROBED_AS.get(container, container))
+    probe = av.open(io.BytesIO(), "w", format=probe_format(container))
     try:
         stream = probe.add_stream(encoder)
         stream.width, stream.height = 64, 64

@@ -25,6 +25,7 @@ from av.bitstream import BitStreamFilterContext
 
 from videodeblur.errors import OutputError, UnreadableInputError
 from videodeblur.video.attachments import carry_attachments, read_pictures
+from videodeblur.video.encoders import probe_format
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_named_pipe, is_url
 from videodeblur.video.outputs import MOV_MUXERS
@@ -514,6 +515,7 @@ def _takes(container: str, src: av.stream.Stream) -> bool:
     in-memory file, because a muxer that cannot (Matroska with GoPro telemetry) may refuse only
     when the header is written, which would stop the whole run. MPEG-TS takes any audio, as data
     where it has no stream type for it: those are not taken (FLAC was left in the file unplayable)."""
+    container = probe_format(container)  # RTSP/RTP: asked of MPEG-TS (the sound was re-encoded for nothing)
     if container == "mpegts" and src.type == "audio" and _format_name(src) not in _TS_AUDIO:
         return False
     probe = av.open(io.BytesIO(), "w", format=container)
