@@ -303,6 +303,8 @@ def test_frames_that_would_not_fit_in_memory_are_refused(make_clip, monkeypatch:
 
     monkeypatch.setattr(memory, "available_bytes", lambda device: 200_000)
     clip = make_clip("a.mp4", width=64, height=48, frames=20)
-    with pytest.raises(ConfigError, match=r"^--frames 20 of 64x48 would hold about 0\.0 GiB of decoded frames, more "
-                                          r"than half the memory free \(0\.0 GiB\); measure 10 or fewer$"):
+    with pytest.raises(ConfigError, match=r"^--frames 20 of 64x48 would hold about 0 MiB of decoded frames, more "
+                                          r"than half the memory free \(0 MiB\); measure 10 or fewer$"):
         run_bench(BenchOptions(model="lprn-fast", input=clip, frames=20, batches=(1,), device="cpu"))
+    with pytest.raises(ConfigError, match=r"^--frames 300 of 3840x2160 would hold about 7\.0 GiB"):  # before the clip is made
+        run_bench(BenchOptions(model="lprn-fast", width=3840, height=2160, frames=300, batches=(1,), device="cpu"))

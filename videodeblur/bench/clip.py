@@ -47,12 +47,26 @@ def write_test_clip(path: Path, width: int, height: int, frames: int, fps: int =
     return path
 
 
+def check_held(frames: int, width: int, height: int, layout: str = "rgb") -> None:
+    """ConfigError where ``frames`` decoded frames of this size would take more than half the memory
+    free: 300 frames of 4K hold 7.5 GB, and --frames 1000 was killed by the kernel with nothing said."""
+    from videodeblur.pipeline.memory import available_bytes, readable_bytes
+
+    held = frames * width * height * (1.5 if layout == "i420" else 3)
+    free = available_bytes(torch.device("cpu"))
+    if held > free // 2:
+        fits = max(2, int(frames * (free // 2) / held))
+        raise ConfigError(f"--frames {frames} of {width}x{height} would hold about {readable_bytes(held)} of decoded frames, "
+                          f"more than half the memory free ({readable_bytes(free)}); measure {fits} or fewer")
+
+
 def prepare_input(options: BenchOptions, device: torch.device, tmpdir: Path, say: Callable[[str], None]) -> BenchIO:
     """The clip to measure (``options.input``, or a test clip written into ``tmpdir``) and the pipeline's
     choices for it; an encoder that cannot run here fails now, before the runs."""
     if options.input is not None:
         clip = Path(options.input)
     else:
+        check_held(options.frames, options.width, options.height)  # before minutes of encoding, not after
         say(f"writing a {options.width}x{options.height} test clip of {options.frames} frames")
         clip = write_test_clip(tmpdir / "clip.mp4", options.width, options.height, options.frames)
     with FrameReader(clip) as reader:
@@ -106,20 +120,10 @@ class BenchIO:
 
 
 def decode_all(io: BenchIO) -> tuple[list[np.ndarray], list[int]]:
-    """The first ``io.frames`` frames and their pts, held in memory for the stage runs; ConfigError
-    first where they would take more than half the memory free (300 frames of 4K hold 7.5 GB, and
-    --frames 1000 was killed by the kernel with nothing said)."""
-    from videodeblur.pipeline.memory import available_bytes
-
-    rows = io.info.height * 3 // 2 if io.layout == "i420" else io.info.height
-    count = min(io.frames, io.info.frames) if io.info.frames else io.frames
-    held = count * rows * io.info.width * (1 if io.layout == "i420" else 3)
-    free = available_bytes(torch.device("cpu"))
-    if held > free // 2:
-        fits = max(2, int(count * (free // 2) / held))
-        raise ConfigError(f"--frames {count} of {io.info.width}x{io.info.height} would hold about "
-                          f"{held / 2**30:.1f} GiB of decoded frames, more than half the memory free "
-                          f"({free / 2**31:.1f} GiB); measure {fits} or fewer")
+    """The first ``io.frames`` frames and their pts, held in memory for the stage runs (checked to fit
+    first: :func:`check_held`)."""
+    check_held(min(io.frames, io.info.frames) if io.info.frames else io.frames, io.info.width, io.info.height,
+               io.layout)
     with io.reader() as reader:
         decoded = list(read_frames(reader, io.frames))
     return [image for image, _ in decoded], [pts for _, pts in decoded]

@@ -34,7 +34,8 @@ import torch
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, DeviceError, FrameError
 from videodeblur.model import LoadedModel, default_model_name, load_model
-from videodeblur.pipeline.memory import FRAME_BYTES_PER_PIXEL, activation_bytes_per_pixel, available_bytes, plan_tile
+from videodeblur.pipeline.memory import (FRAME_BYTES_PER_PIXEL, activation_bytes_per_pixel, available_bytes, plan_tile,
+                                         readable_bytes)
 from videodeblur.pipeline.tiling import run_tiled
 from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
 
@@ -338,8 +339,8 @@ class Engine:
         kept = n * h * w * FRAME_BYTES_PER_PIXEL
         if kept > free:
             fewer = "; use a smaller --batch" if n > 1 else ""
-            raise DeviceError(f"{n} frame(s) of {w}x{h} need about {_mib(kept)} even in tiles (each whole "
-                              f"frame is kept as floats), more than the {_mib(free)} free here{fewer}")
+            raise DeviceError(f"{n} frame(s) of {w}x{h} need about {readable_bytes(kept)} even in tiles (each whole "
+                              f"frame is kept as floats), more than the {readable_bytes(free)} free here{fewer}")
         self._fits.add(shape)
 
     def tile_overlap(self, tile: int | None = None) -> int:
@@ -368,8 +369,8 @@ class Engine:
             if tile is not None:
                 whence = "the memory budget" if self.options.memory_budget else "half the free memory"
                 whence += f" shared by {share} engines" if share > 1 else ""
-                note = (f"{n} frame(s) of {w}x{h} would need about {_mib(n * h * w * per_pixel)} whole, "
-                        f"more than {whence} ({_mib(budget)}): run in tiles of {tile} px (--tile sets the size)")
+                note = (f"{n} frame(s) of {w}x{h} would need about {readable_bytes(n * h * w * per_pixel)} whole, "
+                        f"more than {whence} ({readable_bytes(budget)}): run in tiles of {tile} px (--tile sets the size)")
                 self._auto_tile_notes[shape] = note
                 self.auto_tile_note = self.auto_tile_note or note
         return self._auto_tiles[shape]
@@ -553,10 +554,6 @@ def tile_overlap_for(config: ModelConfig) -> int:
     frame by at most 21 levels with 32 px of overlap and 9 with 64; lprn-rt (×2) 6 either way;
     lprn (×1) 1. What is left comes from channel attention pooling over the tile, not the frame."""
     return max(MIN_TILE_OVERLAP, 16 * config.unshuffle)
-
-
-def _mib(size: float) -> str:
-    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def most_threads() -> int:

@@ -21,7 +21,7 @@ import torch
 
 from videodeblur.config import ModelConfig
 
-__all__ = ["activation_bytes_per_pixel", "available_bytes", "cgroup_room", "plan_tile", "FRAME_BYTES_PER_PIXEL"]
+__all__ = ["activation_bytes_per_pixel", "available_bytes", "cgroup_room", "plan_tile", "readable_bytes", "FRAME_BYTES_PER_PIXEL"]
 
 FRAME_BYTES_PER_PIXEL = 60.0  # uint8 in/out, float RGB in/out, padding: fitted, fp32
 _LIVE_COPIES = 3.2  # float copies of the (T + 1)·C/s² stage features alive at the peak: fitted
@@ -33,6 +33,11 @@ def activation_bytes_per_pixel(config: ModelConfig, dtype_bytes: int = 4) -> flo
     """Peak bytes per full-resolution pixel of one frame through the network, with a safety margin."""
     features = (config.stages + 1) * config.channels / config.unshuffle ** 2
     return _SAFETY * (FRAME_BYTES_PER_PIXEL + _LIVE_COPIES * features * dtype_bytes)
+
+
+def readable_bytes(size: float) -> str:
+    """``size`` bytes as people read them: GiB to one decimal, else whole MiB."""
+    return f"{size / 2**30:.1f} GiB" if size >= 2**30 else f"{size / 2**20:.0f} MiB"
 
 
 def available_bytes(device: torch.device) -> int:
