@@ -123,6 +123,8 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime,
                                  side_by_side=side_by_side and not preview and record is None):
         click.echo(f"videodeblur: note: {note}", err=True)
+    if live_source.note:
+        click.echo(f"videodeblur: note: {live_source.note}", err=True)
     if record is not None and (left_out := getattr(live_source, "sound_left_out", None)):
         click.echo(f"videodeblur: note: {left_out}", err=True)  # said once: a reconnect does not repeat it
     window = None

@@ -122,6 +122,7 @@ class LiveSource:
     # frame's time (seconds), so a recording can carry its sound in step with the frames
     audio_from: tuple[Path, float] | None = None
     sound_left_out: str | None = None  # why a recording cannot carry the source's sound, if it has sound
+    note: str | None = None  # what the user should know of how it is read, said once at the start
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Yield frames until the source ends or ``stop`` is set; raise SourceError if it is lost."""
@@ -179,6 +180,10 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
         # as a camera does: stale frames are dropped. Read in step like a file, it queued them without
         # end (a 4 s feed took 10.7 s) while the latency, counted from each frame's turn, hid it
         source.drops_allowed = True
+        if not options.realtime:
+            what = "standard input" if spec == "/dev/stdin" else spec
+            source.note = (f"{what} is a pipe, read as a live feed: frames the model is too slow for are dropped "
+                           "(`videodeblur video -` keeps every frame)")
     return source
 
 
