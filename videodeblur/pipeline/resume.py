@@ -26,7 +26,7 @@ from videodeblur.video.streams import pick_video_stream
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
 
-__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "frames_in", "kept_frame_check",
+__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "frames_in", "input_frame_times", "kept_frame_check",
            "last_picture", "same_picture", "shows_source"]
 
 _LIKENESS_SIDE = 32  # pixels across the thumbnails compared: deblurring and coding leave them alike
@@ -123,6 +123,27 @@ def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: in
                         size=held.size, frames_decoded=0, frames_written=held.frames, frames_lost=0,
                         audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=held.frames,
                         colour_on_device=False, queue_size=queue_size, stopped_early=False)
+
+
+def input_frame_times(path: str | Path) -> Callable[[int], list[float]]:
+    """``times(n)``: the first ``n`` frame times (seconds, in order) of the video at ``path``, read from
+    its packets (no decoding; sorted, as B-frames come out of order); empty where it cannot be read."""
+    def times(count: int) -> list[float]:
+        try:
+            with av.open(str(path), metadata_errors="replace") as container:
+                video = pick_video_stream(container)
+                if video is None or video.time_base is None:
+                    return []
+                found = []
+                for packet in container.demux(video):
+                    if packet.size and packet.pts is not None:
+                        found.append(float(packet.pts * video.time_base))
+                        if len(found) >= count + 16:  # B-frames: the first ``count`` shown are among these
+                            break
+                return sorted(found)[:count]
+        except (av.FFmpegError, OSError):
+            return []
+    return times
 
 
 def frames_in(path: Path) -> int:

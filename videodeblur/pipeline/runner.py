@@ -15,7 +15,8 @@ import torch
 from videodeblur.errors import ConfigError, DecodeError, EncodeError
 from videodeblur.pipeline.engine import Engine
 from videodeblur.pipeline.options import RunOptions
-from videodeblur.pipeline.resume import finished_output, frames_in, kept_frame_check, nothing_left, set_aside
+from videodeblur.pipeline.resume import (finished_output, frames_in, input_frame_times, kept_frame_check, nothing_left,
+                                         set_aside)
 from videodeblur.pipeline.stats import RunStats
 from videodeblur.pipeline.threaded_run import RunInterrupted, ThreadedRun
 from videodeblur.signals import signals_noted
@@ -69,7 +70,9 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
             if partial is not None:
                 try:
                     frames, last_s = writer.resume_from(partial, name=output_path, made_by=made_by,
-                                                        first_s=reader.first_s)
+                                                        first_s=reader.first_s,
+                                                        source_times=None if is_url(input_path)
+                                                        else input_frame_times(input_path))
                 except BaseException:
                     writer.close(complete=False)
                     raise

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import av
 import av.bitstream
@@ -15,7 +15,7 @@ from videodeblur.video.headers import is_annex_b, parameter_sets
 from videodeblur.video.metadata import made_by_mark, made_elsewhere, made_otherwise
 from videodeblur.video.streams import pick_video_stream
 
-__all__ = ["annex_b_filter", "closed_prefix", "frame_step", "intact_packets", "moved_by", "resumable_packets",
+__all__ = ["annex_b_filter", "closed_prefix", "frame_step", "intact_packets", "moved_by", "prefix_by_times", "resumable_packets",
            "why_not_resumable", "with_decode_times"]
 
 
@@ -157,15 +157,47 @@ def closed_prefix(entries: list[tuple[int, bool]]) -> int:
     return 0
 
 
-def resumable_packets(path: str | Path) -> int | None:
-    """How many video packets of the partial file at ``path`` a resume keeps (:func:`closed_prefix` of
-    its :func:`intact_packets`); None when it cannot be read or holds no video."""
+def prefix_by_times(entries: list[tuple[float, bool]], source_s: Sequence[float], tolerance: float) -> int:
+    """:func:`closed_prefix` told by the source's own frame times (``source_s``, in order), which a
+    variable rate needs: ``entries`` are the partial file's packets (time in the source's seconds,
+    keyframe flag) in decode order. All of them where their times are the source's first ones; where
+    the first that differs lies among the last frames shown (a cut mid group of frames), those before
+    the last keyframe whose frames are all there; else all (another video: the resume's own check says so)."""
+    shown = sorted(t for t, _ in entries)
+    if len(shown) > len(source_s):  # more frames than the source has: not a cut, another video
+        return len(entries)
+    differs = next((i for i, t in enumerate(shown) if abs(t - source_s[i]) > tolerance), len(shown))
+    # a cut leaves a later frame where an earlier one is missing, among the last few shown
+    if (differs == len(shown) or len(shown) - differs > _REORDER_DEPTH + 1
+            or shown[differs] < source_s[differs]):
+        return len(entries)
+    for cut in sorted((i for i, (_, key) in enumerate(entries) if key), reverse=True):
+        kept = sorted(t for t, _ in entries[:cut])
+        if all(abs(t - source_s[i]) <= tolerance for i, t in enumerate(kept)):
+            return cut
+    return 0
+
+
+def resumable_packets(path: str | Path, *, source_times: Callable[[int], Sequence[float]] | None = None,
+                      first_s: float | None = None, origin_s: float | Fraction = 0.0) -> int | None:
+    """How many video packets of the partial file at ``path`` a resume keeps, of its
+    :func:`intact_packets`: by :func:`prefix_by_times` where ``source_times(n)`` gives the source's first
+    ``n`` frame times (its frames in the partial file's times as :func:`moved_by` places them, from
+    ``first_s`` and ``origin_s``), else by :func:`closed_prefix`; None when it cannot be read or holds
+    no video."""
     try:
         with av.open(str(path), metadata_errors="replace") as source:
             video = pick_video_stream(source)
             if video is None:
                 return None
             entries = [(p.pts, p.is_keyframe) for p in intact_packets(source, video, None)]
-            return closed_prefix(entries)
+            times = source_times(len(entries) + _REORDER_DEPTH + 1) if source_times is not None and entries else []
+            if not times or video.time_base is None:
+                return closed_prefix(entries)
+            moved = moved_by(entries[0][0], first_s, origin_s, video)
+            rate = video.average_rate or video.guessed_rate
+            tolerance = 0.5 / float(rate) if rate else 0.02
+            return prefix_by_times([(float((pts - moved) * video.time_base + origin_s), key) for pts, key in entries],
+                                   times, tolerance)
     except (av.FFmpegError, OSError):
         return None

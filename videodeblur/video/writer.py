@@ -25,7 +25,7 @@ import re
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 
 import av
 import av.video.reformatter
@@ -337,7 +337,8 @@ class FrameWriter:
         return self._last_slot, 1 / self._slot_rate
 
     def resume_from(self, partial: str | Path, *, name: str | Path | None = None,
-                    made_by: str | None = None, first_s: float | None = None) -> tuple[int, float | None]:
+                    made_by: str | None = None, first_s: float | None = None,
+                    source_times: Callable[[int], Sequence[float]] | None = None) -> tuple[int, float | None]:
         """Begin this still empty file with every video frame of ``partial`` (an interrupted run's
         output of the same source, made with the same settings), remuxed as they are: no decode, no
         re-encode, audio and subtitles interleaved up to them. Returns the frames copied and the last
@@ -350,7 +351,8 @@ class FrameWriter:
         ``first_s``: the source's first frame time. A muxer may have moved every time in ``partial``
         (Matroska by the audio's priming delay, 21 ms for AAC; MPEG-TS by its 1.4 s start), and
         would move them again here: its frames are put back on the times this writer gives the
-        source's first."""
+        source's first. ``source_times(n)``: the source's first
+        ``n`` frame times in seconds, which tell a file cut mid group of frames at a variable rate."""
         def refuse(why: str) -> OutputError:
             return OutputError(f"cannot resume {name or partial}: {why}; run without --resume to start again")
 
@@ -377,7 +379,7 @@ class FrameWriter:
                 last_s: float | None = None
                 moved: int | None = None  # how far the muxer moved the partial's times, in its time base
                 # a file cut mid-group of frames (a failed write) is kept up to where none is missing
-                whole = resumable_packets(partial)
+                whole = resumable_packets(partial, source_times=source_times, first_s=first_s, origin_s=self._origin_s)
                 packets = itertools.islice(intact_packets(source, video, to_annex_b), whole)
                 try:
                     for packet in with_decode_times(packets, frame_step(video)):
