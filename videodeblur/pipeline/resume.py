@@ -8,6 +8,7 @@ frames are copied by :meth:`videodeblur.video.FrameWriter.resume_from` and skipp
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -94,15 +95,33 @@ def frame_times(path: Path | str) -> list[float] | None:
     packets (no decoding); None when they cannot all be read, or where the container holds frames at
     one rate (AVI, YUV4MPEG: the writer puts frames in its slots, up to a frame from their times),
     and the check is then left out."""
+    times = _packet_times(path, slots=False)
+    return [t - times[0] for t in times] if times else None
+
+
+def input_frame_times(path: str | Path) -> Callable[[int], list[float]]:
+    """``times(n)``: the first ``n`` frame times (seconds, in order) of the video at ``path``, read from
+    its packets as :func:`frame_times` reads them; empty where they cannot be read."""
+    return lambda count: _packet_times(path, first=count) or []
+
+
+def _packet_times(path: Path | str, *, first: int | None = None, slots: bool = True) -> list[float] | None:
+    """Presentation times in seconds, in order, of the video's packets (no decoding): all of them, or
+    those of the first ``first`` frames shown (B-frames come out of order: 16 packets more are read);
+    None when they cannot be read (a packet without pts too), or, without ``slots``, where the
+    container holds frames at one rate."""
     try:
         with av.open(str(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
-            if video is None or video.time_base is None or container.format.name in ONE_RATE_MUXERS:
+            if video is None or video.time_base is None or (not slots and container.format.name in ONE_RATE_MUXERS):
                 return None
-            times = sorted(float(p.pts * video.time_base) for p in container.demux(video) if p.size)
+            packets = (p for p in container.demux(video) if p.size)
+            if first is not None:
+                packets = itertools.islice(packets, first + 16)
+            times = sorted(float(p.pts * video.time_base) for p in packets)
     except (av.FFmpegError, OSError, TypeError):  # TypeError: a packet without pts
         return None
-    return [t - times[0] for t in times] if times else None
+    return times if first is None else times[:first]
 
 
 def first_time_apart(expected: list[float] | None, held: list[float] | None, tolerance: float) -> int | None:
@@ -123,27 +142,6 @@ def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: in
                         size=held.size, frames_decoded=0, frames_written=held.frames, frames_lost=0,
                         audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=held.frames,
                         colour_on_device=False, queue_size=queue_size, stopped_early=False)
-
-
-def input_frame_times(path: str | Path) -> Callable[[int], list[float]]:
-    """``times(n)``: the first ``n`` frame times (seconds, in order) of the video at ``path``, read from
-    its packets (no decoding; sorted, as B-frames come out of order); empty where it cannot be read."""
-    def times(count: int) -> list[float]:
-        try:
-            with av.open(str(path), metadata_errors="replace") as container:
-                video = pick_video_stream(container)
-                if video is None or video.time_base is None:
-                    return []
-                found = []
-                for packet in container.demux(video):
-                    if packet.size and packet.pts is not None:
-                        found.append(float(packet.pts * video.time_base))
-                        if len(found) >= count + 16:  # B-frames: the first ``count`` shown are among these
-                            break
-                return sorted(found)[:count]
-        except (av.FFmpegError, OSError):
-            return []
-    return times
 
 
 def frames_in(path: Path) -> int:

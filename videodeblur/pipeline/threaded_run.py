@@ -296,6 +296,7 @@ class ThreadedRun:
         before, until_s = writer.resumed_frames, writer.resumed_until_s or 0.0
         header_frames, length_s = self.reader.window_frames, _window_length(self.reader)
         total_frames = header_frames - before if header_frames else None
+        estimated = not info.frames_exact or info.format_name in ONE_RATE_MUXERS  # a count the timestamps correct
         remaining_s = length_s - until_s if length_s else None
         try:
             while True:
@@ -325,8 +326,7 @@ class ThreadedRun:
                     first_pts = frame.pts if first_pts is None else first_pts
                     media_s = float((frame.pts - first_pts) * frame.time_base) + interval_s
                     new = writer.frames_written - before
-                    total = _expected_frames(total_frames, new, media_s, remaining_s,
-                                             counts_slots=not info.frames_exact or info.format_name in ONE_RATE_MUXERS)
+                    total = _expected_frames(total_frames, new, media_s, remaining_s, estimated=estimated)
                     progress(new, total if limit is None or total is None else min(total, limit))
         except BaseException:
             try:
@@ -382,15 +382,15 @@ def _window_length(reader: FrameReader) -> float | None:
 
 
 def _expected_frames(header: int | None, done: int, media_s: float, duration_s: float | None, *,
-                     counts_slots: bool = False) -> int | None:
+                     estimated: bool = False) -> int | None:
     """The progress line's total: the container's frame count, or where it has none, the frames done
     so far scaled from the ``media_s`` seconds they cover to the stream's ``duration_s``. A count that
-    is not of frames (``counts_slots``: an AVI counts its empty dropped-frame slots, and OpenCV's
+    is not of frames (``estimated``: an AVI counts its empty dropped-frame slots, and OpenCV's
     ``tree.avi`` holds 68 frames in 444; a Matroska file's is its duration times its nominal rate)
     is replaced by that estimate where they differ by more than a tenth. Ten frames are needed before
     the timestamps are trusted. An exact count is kept: a pause in the video (a gap in its timestamps)
     made a 1500-frame MP4's total 15346, with an ETA ten times too long."""
-    if not duration_s or media_s <= 0 or done < 10 or (header is not None and not counts_slots):
+    if not duration_s or media_s <= 0 or done < 10 or (header is not None and not estimated):
         return header
     by_time = max(done, round(done * duration_s / media_s))
     if header is None or abs(by_time - header) > header / 10:
