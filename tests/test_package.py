@@ -45,6 +45,14 @@ def test_image_help_names_its_options(run_cli):
         assert option in result.stdout
 
 
+def test_image_help_says_the_colour_profile_crosses_formats(run_cli):
+    """The help said "colour profile: TIFF to TIFF" (and JPEG to JPEG, PNG to PNG), but every JPEG, PNG,
+    TIFF or WebP output gets the source's profile whatever its format (test_images checks that)."""
+    text = " ".join(run_cli("image", "--help").stdout.split())
+    assert "the colour profile into any JPEG, PNG, TIFF or WebP output" in text
+    assert "TIFF to TIFF" not in text
+
+
 def test_no_command_shows_usage(run_cli):
     result = run_cli()
     assert result.exit_code in (0, 2)  # click prints the help for a bare group
