@@ -71,3 +71,14 @@ def test_pipe_format_choices_are_the_writers_containers():
 
     option = next(param for param in video.params if param.name == "pipe_format")
     assert list(option.type.choices) == list(PIPE_FORMATS)
+
+
+def test_bench_help_names_the_peers_and_the_clip_size_shape(run_cli):
+    """--peer took names the help never gave (only the error listed them), --size showed TEXT for a WxH
+    value, and --frames read as the frames measured though the warm-up comes out of them."""
+    from videodeblur.bench_peers import PEERS
+
+    text = " ".join(run_cli("bench", "--help").stdout.split())
+    assert all(name in text for name in PEERS)
+    assert "--size WxH" in text and "--batch N[,N...]" in text
+    assert "the warm-up included" in text

@@ -33,11 +33,11 @@ def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tu
 
 @click.command("bench")
 @model_option()
-@click.option("--size", default="640x360", show_default=True, callback=_parse_size,
+@click.option("--size", default="640x360", show_default=True, callback=_parse_size, metavar="WxH",
               help="WIDTHxHEIGHT of the generated test clip (ignored with --input).")
 @click.option("--frames", default=150, show_default=True, type=click.IntRange(min=2),
-              help="Frames to measure (the first ones of --input).")
-@click.option("--batch", "batches", default="1,4,8", show_default=True, callback=_parse_batches,
+              help="Frames of the clip, the warm-up included (the first ones of --input).")
+@click.option("--batch", "batches", default="1,4,8", show_default=True, callback=_parse_batches, metavar="N[,N...]",
               help="Batch sizes for the model-only runs; the pipeline runs use the fastest.")
 @device_option
 @precision_option
@@ -55,7 +55,8 @@ def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tu
 @preset_option("libx264 / libx265 speed preset, also mapped onto libvpx's speed.")
 @engines_option
 @click.option("--compare", is_flag=True, help="Also time NAFNet-32/64 and MIMO-UNet/+ (network only, batch 1).")
-@click.option("--peer", "peers", multiple=True, help="With --compare: only these peers (repeatable).")
+@click.option("--peer", "peers", multiple=True, metavar="NAME",
+              help="Only these peers (nafnet-32, nafnet-64, mimo-unet, mimo-unet+; repeatable); implies --compare.")
 @json_option
 def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[int, ...], device: str,
           precision: str, compile_: bool, cuda_graphs: bool, input_: Path | None, warmup_frames: int | None, tile: int | None,
