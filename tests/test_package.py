@@ -82,3 +82,10 @@ def test_bench_help_names_the_peers_and_the_clip_size_shape(run_cli):
     assert all(name in text for name in PEERS)
     assert "--size WxH" in text and "--batch N[,N...]" in text
     assert "the warm-up included" in text
+
+
+def test_video_help_says_auto_tries_nvenc_for_10_bit_too(run_cli):
+    """The help said 'libx265 for 10-bit', but auto opens hevc_nvenc first where it opens
+    (videodeblur.video.encoders.choose_encoder), as it opens h264_nvenc for 8-bit."""
+    text = " ".join(run_cli("video", "--help").stdout.split())
+    assert "for 10-bit hevc_nvenc if it opens, else libx265" in text

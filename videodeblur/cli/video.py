@@ -54,7 +54,8 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @device_option
 @precision_option
 @click.option("--encoder", default="auto", show_default=True,
-              help="auto (h264_nvenc if it opens, else libx264; libx265 for 10-bit; libvpx-vp9 for .webm), libx264, "
+              help="auto (h264_nvenc if it opens, else libx264; for 10-bit hevc_nvenc if it opens, else libx265; "
+                   "libvpx-vp9 for .webm), libx264, "
                    "h264_nvenc, or another FFmpeg encoder.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
               help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, libsvtav1 (crf) and NVENC (cq).")
