@@ -89,3 +89,10 @@ def test_video_help_says_auto_tries_nvenc_for_10_bit_too(run_cli):
     (videodeblur.video.encoders.choose_encoder), as it opens h264_nvenc for 8-bit."""
     text = " ".join(run_cli("video", "--help").stdout.split())
     assert "for 10-bit hevc_nvenc if it opens, else libx265" in text
+
+
+def test_video_help_says_where_a_urls_output_goes(run_cli):
+    """"Beside each input" has no meaning for a URL: its output goes into the current folder
+    (videodeblur.paths), which the help did not say."""
+    text = " ".join(run_cli("video", "--help").stdout.split())
+    assert "a URL's into the current folder" in text

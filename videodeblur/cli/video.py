@@ -46,7 +46,8 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Output video file (.mp4, .mkv, .mov, .webm); a folder for several inputs or a folder of videos "
                    "(a path ending in / is always a folder); "
                    "- for standard output (see --format). "
-                   "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/).")
+                   "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/, a URL's into "
+                   "the current folder).")
 @model_option()
 @click.option("--batch", "batch", type=click.IntRange(min=1), default=None,
               help="Frames per network call (default: 4 on CUDA; on a CPU 1 per engine with --engines 2 or more, "
