@@ -298,7 +298,7 @@ def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_pa
     again = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json", "--resume").stdout)
     assert (again["frames"], again["frames_written"], again["resumed_frames"]) == (0, 5, 5)
     table = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--resume").stdout.splitlines()
-    assert table[0].startswith(f"wrote {tmp_path / 'out.mp4'}: 5 frames (0 new, 5 kept), 64x48, 0.")  # no ", ,"
+    assert table[0].startswith(f"wrote {tmp_path / 'out.mp4'}: 5 frames (0 new, 5 kept), 64x48, in 0.")  # no ", ,"
     assert len(table) == 1, table  # no "sustained 0.0 fps ... bound by decode (0% busy)" table of nothing
 
 
@@ -416,7 +416,7 @@ def test_table_summary(run_cli, make_clip, tmp_path: Path) -> None:
     result = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith(f"wrote {tmp_path / 'out.mp4'}: 5 frames, 64x48, libx264")
+    assert lines[0].startswith(f"wrote {tmp_path / 'out.mp4'}: 5 frames, 64x48, libx264, in ")  # the run's time, not the video's
     assert any(line.startswith("sustained ") and " fps " in line for line in lines)
     assert any(line.startswith("bound by ") for line in lines)
     assert [line.split()[0] for line in lines[-3:]] == ["decode", "infer", "encode"]

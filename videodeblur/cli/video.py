@@ -283,7 +283,7 @@ def summary_table(result: dict[str, Any]) -> str:
     lines = [
         f"wrote {'standard output' if result.get('output') == '-' else result.get('output', '')}: {frames}, {w}x{h}, "
         + "".join(f"{encoder}, " for encoder in [result.get("encoder")] if encoder)  # none: nothing was encoded
-        + f"{result['seconds']:.2f} s",
+        + f"in {result['seconds']:.2f} s",  # the run's wall time, not the video's length
     ]
     if not result["frames"]:  # nothing was deblurred (a resume with nothing left): no speed to tell
         return lines[0]
