@@ -308,3 +308,16 @@ def test_frames_that_would_not_fit_in_memory_are_refused(make_clip, monkeypatch:
         run_bench(BenchOptions(model="lprn-fast", input=clip, frames=20, batches=(1,), device="cpu"))
     with pytest.raises(ConfigError, match=r"^--frames 300 of 3840x2160 would hold about 7\.0 GiB"):  # before the clip is made
         run_bench(BenchOptions(model="lprn-fast", width=3840, height=2160, frames=300, batches=(1,), device="cpu"))
+
+
+def test_the_advice_to_measure_more_frames_is_enough_when_followed() -> None:
+    """The default warm-up grows with --frames: the note said 'measure 11 or more' to a --frames 4 run,
+    and --frames 11 then measured 9 and said 'measure 12 or more'."""
+    from videodeblur.bench import _measure_notes
+
+    options = BenchOptions(model="lprn-fast", width=64, height=48, frames=4, device="cpu")
+    advice = int(_measure_notes(options, 4, options.warmup_for(4))[0].split("measure ")[-1].split()[0])
+    followed = BenchOptions(model="lprn-fast", width=64, height=48, frames=advice, device="cpu")
+    assert advice == 12 and _measure_notes(followed, advice, followed.warmup_for(advice)) == []
+    eleven = BenchOptions(model="lprn-fast", width=64, height=48, frames=11, device="cpu")
+    assert _measure_notes(eleven, 11, eleven.warmup_for(11))  # one short of the advice still says so

@@ -33,6 +33,7 @@ and at what size), so a figure is never of a run that could not happen.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -131,8 +132,13 @@ def _measure_notes(options: BenchOptions, frames: int, warmup: int) -> list[str]
         notes.append(f"{options.input} holds {frames} frames, fewer than --frames {options.frames}: those are measured")
     if frames - warmup < FEW_FRAMES:
         notes.append(f"only {frames - warmup} frame(s) measured after {warmup} of warm-up: fps from so few are "
-                     f"noise, not a rate; measure {FEW_FRAMES + warmup} or more (--frames)")
+                     f"noise, not a rate; measure {_enough_frames(options)} or more (--frames)")
     return notes
+
+
+def _enough_frames(options: BenchOptions) -> int:
+    """The fewest --frames that leave FEW_FRAMES after their warm-up, which itself grows with --frames."""
+    return next(n for n in itertools.count(FEW_FRAMES + 1) if n - options.warmup_for(n) >= FEW_FRAMES)
 
 
 def _file_run_batches(batches: tuple[int, ...], warmup: int, frames: int, say: Callable[[str], None]) -> tuple[int, ...]:
