@@ -103,7 +103,7 @@ def describe(container: av.container.InputContainer, stream: av.video.stream.Vid
         tags=dict(container.metadata), video_tags=dict(s.metadata),
         chapters=tuple(container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=pixel_shape(s),
         interlaced=bool(first.interlaced_frame),
-        has_alpha=not fmt.has_palette and len(fmt.components) in (2, 4),
+        has_alpha=has_alpha(fmt, s),
         start_s=None if first.pts is None else first.pts * Fraction(s.time_base or Fraction(1, 90000)),
         other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
                            for v in container.streams.video if v.index != s.index and not is_cover(v)))
@@ -140,6 +140,15 @@ def frame_colour(frame: av.VideoFrame) -> ColourTags:
     color_range = AVCOL_RANGE_JPEG if frame.format.name.startswith("yuvj") else int(frame.color_range)
     return ColourTags(colorspace=int(frame.colorspace), color_range=color_range,
                       color_primaries=int(frame.color_primaries), color_trc=int(frame.color_trc))
+
+
+def has_alpha(fmt: av.VideoFormat, stream: av.video.stream.VideoStream) -> bool:
+    """Whether the video carries transparency: in its decoded pixel format, or beside it, as a WebM's
+    VP9 or VP8 with alpha does (the alpha is coded as a second picture that FFmpeg's own decoders
+    skip, so the frames decode as plain yuv420p and only the track's ``alpha_mode`` tells it)."""
+    if not fmt.has_palette and len(fmt.components) in (2, 4):
+        return True
+    return str(stream.metadata.get("alpha_mode", stream.metadata.get("ALPHA_MODE", ""))).strip() == "1"
 
 
 def pixel_shape(stream: av.video.stream.VideoStream) -> Fraction | None:
