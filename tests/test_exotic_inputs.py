@@ -5,7 +5,9 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
+from videodeblur.video import FrameReader, FrameWriter
 from videodeblur.video.reader import probe
 
 
@@ -31,3 +33,49 @@ def test_vp9_alpha_in_webm_is_seen(tmp_path: Path) -> None:
     alpha_mode tells it, and without reading it the transparency was lost without a word."""
     info = probe(_vp9_with_alpha(tmp_path / "overlay.webm"))
     assert info.pix_fmt == "yuv420p" and info.has_alpha
+
+
+def _flat_ffv1(path: Path, pix_fmt: str, samples: list[int]) -> Path:
+    """A lossless FFV1 clip, untagged (full range), one flat frame per sample value: grey, or RGB with
+    the sample in every channel (``gbrp10le``)."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 32, 16, pix_fmt
+        for i, sample in enumerate(samples):
+            if pix_fmt.startswith("gray"):
+                frame = av.VideoFrame.from_ndarray(np.full((16, 32), sample, np.uint16), format=pix_fmt)
+            else:
+                bits = av.VideoFormat(pix_fmt).components[0].bits
+                rgb = np.full((16, 32, 3), round(sample * 65535 / ((1 << bits) - 1)), np.uint16)
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format=pix_fmt)
+            frame.pts = i
+            for packet in s.encode(frame):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize(("pix_fmt", "top"), [("gray10le", 1023), ("gray16le", 65535), ("gbrp10le", 1023)])
+def test_deep_grey_and_rgb_keep_their_levels_in_10_bit_output(pix_fmt: str, top: int, tmp_path: Path) -> None:
+    """A deep grey or RGB source's white was written at 10-bit Y 942-943, above video white (940), and
+    its mid grey 2-3 codes bright: swscale's 16-bit RGB from them puts white at 65472 or 65535 where
+    the writer's way back to YUV (as from any YUV source) takes 65280. And 16-bit grey read at 8 bits
+    rounded 128·257 up to 129."""
+    samples = [0, (top + 1) // 2, top]
+    src = _flat_ffv1(tmp_path / f"{pix_fmt}.mkv", pix_fmt, samples)
+    out = tmp_path / "out.mkv"
+    with FrameReader(src, deep=True) as reader, FrameWriter.like(out, reader.info, encoder="ffv1", deep=True) as writer:
+        eight = []
+        for frame in reader:
+            eight.append(int(frame.image[0, 0, 0]))
+            writer.write(frame.deep, pts=frame.pts)
+        assert writer.pix_fmt.endswith("10le")
+    assert eight == [0, 128, 255]
+    with av.open(str(out)) as c:
+        lumas = []
+        for frame in c.decode(video=0):
+            plane = frame.planes[0]
+            lumas.append(int(np.frombuffer(bytes(plane), np.uint16).reshape(frame.height, -1)[0, 0]))
+    exact = [round(64 + 876 * sample / top) for sample in samples]  # 64, 502, 940
+    assert all(abs(luma - want) <= 1 for luma, want in zip(lumas, exact, strict=True)), (lumas, exact)
