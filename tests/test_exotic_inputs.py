@@ -1,6 +1,7 @@
 """Unusual video inputs a demanding user feeds the tool: what is read from them and what is said."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -79,3 +80,18 @@ def test_deep_grey_and_rgb_keep_their_levels_in_10_bit_output(pix_fmt: str, top:
             lumas.append(int(np.frombuffer(bytes(plane), np.uint16).reshape(frame.height, -1)[0, 0]))
     exact = [round(64 + 876 * sample / top) for sample in samples]  # 64, 502, 940
     assert all(abs(luma - want) <= 1 for luma, want in zip(lumas, exact, strict=True)), (lumas, exact)
+
+
+def test_a_file_whose_name_reads_as_a_protocol_is_read_with_its_sound(run_cli, make_clip, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """FFmpeg reads ``2024-05-06T10:30:00.mp4`` (a timestamp name) as the protocol "2024-05-06T10": a
+    file that was there failed with "Protocol not found", and ``concat:x.mp4`` with "No such file"."""
+    src = make_clip(tmp_path / "clip.mp4", width=64, height=48, frames=3, audio=True)
+    monkeypatch.chdir(tmp_path)
+    for name in ("2024-05-06T10:30:00.mp4", "concat:x.mp4"):
+        (tmp_path / name).write_bytes(src.read_bytes())
+        result = run_cli("video", name, "-o", tmp_path / f"out-{name[:4]}.mp4", "--model", "lprn-fast",
+                         "--device", "cpu", "--json")
+        assert result.exit_code == 0, result.stderr
+        data = json.loads(result.stdout)
+        assert data["frames"] == 3 and data["audio_packets"] > 0, data
