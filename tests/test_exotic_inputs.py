@@ -95,3 +95,38 @@ def test_a_file_whose_name_reads_as_a_protocol_is_read_with_its_sound(run_cli, m
         assert result.exit_code == 0, result.stderr
         data = json.loads(result.stdout)
         assert data["frames"] == 3 and data["audio_packets"] > 0, data
+
+
+def _mpeg2_ts(path: Path, *, interlaced: bool, first: int, frames: int = 4) -> bytes:
+    """An MPEG-2 transport stream, coded interlaced (top field first) or progressive."""
+    with av.open(str(path), "w", format="mpegts") as c:
+        s = c.add_stream("mpeg2video", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        if interlaced:
+            s.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            s.options = {"top": "1"}
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            frame.pts = first + i
+            for packet in s.encode(frame):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    return path.read_bytes()
+
+
+def test_video_that_turns_interlaced_after_its_first_frame_is_said(run_cli, tmp_path: Path) -> None:
+    """A broadcast recording whose interlaced programme follows a progressive one: judged by its
+    first frame alone, half its frames were deblurred combed without the interlace warning."""
+    src = tmp_path / "p_then_i.ts"
+    src.write_bytes(_mpeg2_ts(tmp_path / "p.ts", interlaced=False, first=0)
+                    + _mpeg2_ts(tmp_path / "i.ts", interlaced=True, first=4))
+    with FrameReader(src) as reader:
+        assert not reader.info.interlaced
+        frames = list(reader)  # the cut between the two loses one frame to the decoder: 7 of 8
+        assert len(frames) >= 6 and reader.info.interlaced and 2 <= (reader.first_interlaced or 0) <= 4
+    args = ("--model", "lprn-fast", "--device", "cpu", "--json")
+    said = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *args).stdout)["warnings"]
+    assert [w for w in said if "is interlaced" in w], said
+    clean = json.loads(run_cli("video", src, "-o", tmp_path / "d.mp4", *args, "--deinterlace").stdout)["warnings"]
+    assert not [w for w in clean if "is interlaced" in w], clean

@@ -59,7 +59,9 @@ class VideoInfo:
     hdr: HdrMetadata | None = None  # HDR10's mastering display and light levels, from the first frame
     # pixel shape, width / height of one pixel, where it is not square (anamorphic DV, HDV, DVD); None: square
     sample_aspect_ratio: Fraction | None = None
-    interlaced: bool = False  # the first frame holds two fields (1080i broadcast, DV): combing the network cannot undo
+    # the first frame holds two fields (1080i broadcast, DV), or a later one read does (FrameReader says so
+    # once it has read it): combing the network cannot undo
+    interlaced: bool = False
     has_alpha: bool = False  # transparency (ProRes 4444, PNG or VP9 with alpha): the output is opaque
     # the first frame's time in seconds, exact: where the video starts (an MPEG-TS rarely at 0); None: unknown
     start_s: Fraction | None = None
