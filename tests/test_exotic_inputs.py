@@ -130,3 +130,28 @@ def test_video_that_turns_interlaced_after_its_first_frame_is_said(run_cli, tmp_
     assert [w for w in said if "is interlaced" in w], said
     clean = json.loads(run_cli("video", src, "-o", tmp_path / "d.mp4", *args, "--deinterlace").stdout)["warnings"]
     assert not [w for w in clean if "is interlaced" in w], clean
+
+
+def _gif(path: Path, *, transparent: bool) -> Path:
+    """A 3-frame animated GIF, with a transparent colour in one corner or none."""
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 250, 64).astype(np.uint8), (48, 1))
+    frames = []
+    for i in range(3):
+        picture = Image.fromarray(np.dstack([np.roll(ramp, 8 * i, axis=1), ramp, ramp[::-1]])).quantize(colors=200)
+        if transparent:
+            indices = np.array(picture)
+            indices[:8, :8] = 255
+            picture.putdata(indices.flatten().tolist())
+        frames.append(picture)
+    extra = {"transparency": 255, "disposal": 2} if transparent else {}
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0, **extra)
+    return path
+
+
+def test_a_gif_has_alpha_only_with_a_transparent_colour(tmp_path: Path) -> None:
+    """FFmpeg decodes every GIF to BGRA: each one was said to have an alpha channel whose
+    transparency the output does not keep, though most GIFs have no transparent colour."""
+    assert not probe(_gif(tmp_path / "opaque.gif", transparent=False)).has_alpha
+    assert probe(_gif(tmp_path / "holed.gif", transparent=True)).has_alpha

@@ -105,7 +105,7 @@ def describe(container: av.container.InputContainer, stream: av.video.stream.Vid
         tags=dict(container.metadata), video_tags=dict(s.metadata),
         chapters=tuple(container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=pixel_shape(s),
         interlaced=bool(first.interlaced_frame),
-        has_alpha=has_alpha(fmt, s),
+        has_alpha=has_alpha(fmt, s, first),
         start_s=None if first.pts is None else first.pts * Fraction(s.time_base or Fraction(1, 90000)),
         other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
                            for v in container.streams.video if v.index != s.index and not is_cover(v)))
@@ -144,13 +144,20 @@ def frame_colour(frame: av.VideoFrame) -> ColourTags:
                       color_primaries=int(frame.color_primaries), color_trc=int(frame.color_trc))
 
 
-def has_alpha(fmt: av.VideoFormat, stream: av.video.stream.VideoStream) -> bool:
+def has_alpha(fmt: av.VideoFormat, stream: av.video.stream.VideoStream, first: av.VideoFrame | None = None) -> bool:
     """Whether the video carries transparency: in its decoded pixel format, or beside it, as a WebM's
     VP9 or VP8 with alpha does (the alpha is coded as a second picture that FFmpeg's own decoders
-    skip, so the frames decode as plain yuv420p and only the track's ``alpha_mode`` tells it)."""
+    skip, so the frames decode as plain yuv420p and only the track's ``alpha_mode`` tells it). A GIF
+    decodes to BGRA whether or not it has a transparent colour: it has alpha only where ``first``
+    shows a transparent pixel (every GIF was said to lose its transparency)."""
     if not fmt.has_palette and len(fmt.components) in (2, 4):
+        if stream.codec_context.name == "gif" and first is not None and fmt.name in _GIF_FORMATS:
+            return bool((first.to_ndarray()[..., _GIF_FORMATS[fmt.name]] < 255).any())
         return True
     return str(stream.metadata.get("alpha_mode", stream.metadata.get("ALPHA_MODE", ""))).strip() == "1"
+
+
+_GIF_FORMATS = {"bgra": 3, "rgba": 3, "argb": 0, "abgr": 0}  # where a GIF decoder's frame keeps its alpha
 
 
 def pixel_shape(stream: av.video.stream.VideoStream) -> Fraction | None:
