@@ -155,3 +155,24 @@ def test_a_gif_has_alpha_only_with_a_transparent_colour(tmp_path: Path) -> None:
     transparency the output does not keep, though most GIFs have no transparent colour."""
     assert not probe(_gif(tmp_path / "opaque.gif", transparent=False)).has_alpha
     assert probe(_gif(tmp_path / "holed.gif", transparent=True)).has_alpha
+
+
+def test_an_mp4_video_track_title_is_kept(make_clip, tmp_path: Path) -> None:
+    """An MP4's track title reads back as ``name``, which the writer (keeping ``title``) did not take:
+    the video track's title was lost, MP4 to MP4 or to MKV."""
+    src = make_clip(tmp_path / "plain.mp4", width=64, height=48, frames=2)
+    titled = tmp_path / "titled.mp4"
+    with av.open(str(src)) as i, av.open(str(titled), "w") as o:
+        video = o.add_stream_from_template(i.streams.video[0])
+        video.metadata["title"] = "drone pass"
+        for packet in i.demux(i.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                o.mux(packet)
+    assert probe(titled).video_tags.get("title") == "drone pass"
+    out = tmp_path / "out.mkv"
+    with FrameReader(titled) as reader, FrameWriter.like(out, reader.info) as writer:
+        for frame in reader:
+            writer.write(frame.image, pts=frame.pts)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].metadata.get("title") == "drone pass"

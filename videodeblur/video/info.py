@@ -102,7 +102,7 @@ def describe(container: av.container.InputContainer, stream: av.video.stream.Vid
         has_subtitles=any(not is_chapter_track(container, t) for t in container.streams.subtitles),
         has_data=any(not is_chapter_track(container, t) for t in container.streams.data),
         has_attachments=bool(container.streams.attachments or cover_streams(container)),
-        tags=dict(container.metadata), video_tags=dict(s.metadata),
+        tags=dict(container.metadata), video_tags=track_tags(s),
         chapters=tuple(container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=pixel_shape(s),
         interlaced=bool(first.interlaced_frame),
         has_alpha=has_alpha(fmt, s, first),
@@ -142,6 +142,16 @@ def frame_colour(frame: av.VideoFrame) -> ColourTags:
     color_range = AVCOL_RANGE_JPEG if frame.format.name.startswith("yuvj") else int(frame.color_range)
     return ColourTags(colorspace=int(frame.colorspace), color_range=color_range,
                       color_primaries=int(frame.color_primaries), color_trc=int(frame.color_trc))
+
+
+def track_tags(stream: av.stream.Stream) -> dict[str, str]:
+    """A track's tags, its title under ``title`` wherever it was read from: an MP4 or MOV track's
+    title reads back as ``name`` (the muxer writes ``title`` there), so an MP4's video track title
+    was lost on the way to any output, as the copied audio tracks' titles are not."""
+    tags = dict(stream.metadata)
+    if "title" not in tags and "name" in tags:
+        tags["title"] = tags.pop("name")
+    return tags
 
 
 def has_alpha(fmt: av.VideoFormat, stream: av.video.stream.VideoStream, first: av.VideoFrame | None = None) -> bool:
