@@ -176,3 +176,18 @@ def test_an_mp4_video_track_title_is_kept(make_clip, tmp_path: Path) -> None:
             writer.write(frame.image, pts=frame.pts)
     with av.open(str(out)) as c:
         assert c.streams.video[0].metadata.get("title") == "drone pass"
+
+
+def test_deep_rgb_reads_exactly_at_8_bits_and_8_bit_rgb_at_16() -> None:
+    """swscale's rgb24 of 10-bit RGB shifts (696 >> 2 = 174, where 696 of 1023 is 173.49 of 255): the
+    8-bit picture, which an --eight-bit output is written from, was up to half a level bright. And 8-bit
+    RGB at 16 bits is 256 a level (200 -> 51200), white at 65280 as from YUV."""
+    from videodeblur.video.colour import RgbConverter
+
+    converter = RgbConverter()
+    ten = av.VideoFrame(4, 2, "gbrp10le")
+    for plane in ten.planes:
+        plane.update(np.full(len(bytes(plane)) // 2, 696, np.uint16).tobytes())
+    assert converter.to_rgb(ten)[0, 0].tolist() == [173, 173, 173]
+    eight = av.VideoFrame.from_ndarray(np.full((2, 4, 3), 200, np.uint8), format="rgb24").reformat(format="bgr0")
+    assert converter.to_rgb(eight, deep=True)[0, 0].tolist() == [51200] * 3

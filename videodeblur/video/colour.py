@@ -152,10 +152,13 @@ class RgbConverter:
         to YUV puts white: swscale's 65535 came out at 943 of 10-bit YUV's 940, 0.4 % too bright."""
         if len(frame.format.components) == 1 and "f" not in frame.format.name.removeprefix("gray"):  # not float grey
             return _grey(frame, deep=deep, width=width, height=height)
-        if not deep:
-            return frame.to_ndarray(format="rgb24", width=width, height=height)
+        if max(c.bits for c in frame.format.components) <= 8:  # 16-bit as 8-bit · 256, white 65280
+            rgb8 = frame.to_ndarray(format="rgb24", width=width, height=height)
+            return rgb8.astype(np.uint16) << 8 if deep else rgb8
+        # deeper RGB through 16 bits, scaled exactly: swscale's rgb24 of it shifts (10-bit 696 >> 2 = 174, not 173.49)
         rgb = frame.to_ndarray(format="rgb48le", width=width, height=height).astype(np.uint32)
-        return ((rgb * 65280 + 32767) // 65535).astype(np.uint16)
+        white = 65280 if deep else 255
+        return ((rgb * white + 32767) // 65535).astype(np.uint16 if deep else np.uint8)
 
     def _centred(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` with its chroma sited at the centre of its block (the same planes, not copied)."""
