@@ -191,3 +191,15 @@ def test_deep_rgb_reads_exactly_at_8_bits_and_8_bit_rgb_at_16() -> None:
     assert converter.to_rgb(ten)[0, 0].tolist() == [173, 173, 173]
     eight = av.VideoFrame.from_ndarray(np.full((2, 4, 3), 200, np.uint8), format="rgb24").reformat(format="bgr0")
     assert converter.to_rgb(eight, deep=True)[0, 0].tolist() == [51200] * 3
+
+
+def test_one_bit_and_float_grey_still_convert() -> None:
+    """Grey read from its samples is for integer grey: 1-bit monob/monow (which numpy cannot read from
+    PyAV) and float grey go through swscale as before."""
+    from videodeblur.video.colour import RgbConverter
+
+    for name, level in (("monob", 0), ("monow", 255)):  # bits all 0: black in monob, white in monow
+        frame = av.VideoFrame(8, 2, name)
+        frame.planes[0].update(bytes(len(bytes(frame.planes[0]))))
+        assert RgbConverter().to_rgb(frame).tolist() == [[[level] * 3] * 8] * 2
+    assert RgbConverter().to_rgb(av.VideoFrame(8, 2, "grayf32le")).shape == (2, 8, 3)

@@ -150,7 +150,7 @@ class RgbConverter:
         """RGB, grey and palette frames: converted as they are, grey from its samples (limited range
         stretched), 16-bit RGB with white at 65280 as from YUV, which is where the writer's way back
         to YUV puts white: swscale's 65535 came out at 943 of 10-bit YUV's 940, 0.4 % too bright."""
-        if len(frame.format.components) == 1 and "f" not in frame.format.name.removeprefix("gray"):  # not float grey
+        if _is_integer_grey(frame.format):
             return _grey(frame, deep=deep, width=width, height=height)
         if max(c.bits for c in frame.format.components) <= 8:  # 16-bit as 8-bit · 256, white 65280
             rgb8 = frame.to_ndarray(format="rgb24", width=width, height=height)
@@ -177,6 +177,12 @@ class RgbConverter:
         graph = self._siting[1]
         graph.push(frame)
         return graph.pull()
+
+
+def _is_integer_grey(fmt: av.VideoFormat) -> bool:
+    """gray, gray10le, gray16be...: grey whose samples numpy reads (not float grey, nor 1-bit monob/monow,
+    which swscale converts as before)."""
+    return fmt.name.startswith("gray") and "f" not in fmt.name.removeprefix("gray")
 
 
 def _grey(frame: av.VideoFrame, *, deep: bool, width: int | None, height: int | None) -> np.ndarray:
