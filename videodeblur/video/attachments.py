@@ -18,6 +18,7 @@ from typing import Callable
 
 import av
 
+from videodeblur.video.inputs import ffmpeg_name
 from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_url
 from videodeblur.video.streams import cover_streams
 
@@ -101,7 +102,7 @@ def read_pictures(path: str | Path, indices: list[int]) -> dict[int, bytes]:
     wanted = set(indices)
     pictures: dict[int, bytes] = {}
     try:
-        with av.open(str(path), "r", metadata_errors="replace",
+        with av.open(ffmpeg_name(path), "r", metadata_errors="replace",
                      timeout=NETWORK_TIMEOUTS_S if is_url(path) else None) as container:
             for read, packet in enumerate(container.demux()):
                 if packet.stream.index in wanted and packet.size:

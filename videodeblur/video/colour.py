@@ -147,10 +147,18 @@ class RgbConverter:
 
     @staticmethod
     def _without_matrix(frame: av.VideoFrame, deep: bool, width: int | None, height: int | None) -> np.ndarray:
-        """RGB, grey and palette frames: converted as they are, limited-range grey stretched."""
-        if _is_limited_grey(frame):
-            return _stretched_grey(frame, deep=deep, width=width, height=height)
-        return frame.to_ndarray(format="rgb48le" if deep else "rgb24", width=width, height=height)
+        """RGB, grey and palette frames: converted as they are, grey from its samples (limited range
+        stretched), 16-bit RGB with white at 65280 as from YUV, which is where the writer's way back
+        to YUV puts white: swscale's 65535 came out at 943 of 10-bit YUV's 940, 0.4 % too bright."""
+        if _is_integer_grey(frame.format):
+            return _grey(frame, deep=deep, width=width, height=height)
+        if max(c.bits for c in frame.format.components) <= 8:  # 16-bit as 8-bit · 256, white 65280
+            rgb8 = frame.to_ndarray(format="rgb24", width=width, height=height)
+            return rgb8.astype(np.uint16) << 8 if deep else rgb8
+        # deeper RGB through 16 bits, scaled exactly: swscale's rgb24 of it shifts (10-bit 696 >> 2 = 174, not 173.49)
+        rgb = frame.to_ndarray(format="rgb48le", width=width, height=height).astype(np.uint32)
+        white = 65280 if deep else 255
+        return ((rgb * white + 32767) // 65535).astype(np.uint16 if deep else np.uint8)
 
     def _centred(self, frame: av.VideoFrame) -> av.VideoFrame:
         """``frame`` with its chroma sited at the centre of its block (the same planes, not copied)."""
@@ -171,21 +179,34 @@ class RgbConverter:
         return graph.pull()
 
 
-def _is_limited_grey(frame: av.VideoFrame) -> bool:
-    """A grey frame tagged limited range (HEVC monochrome, a security or thermal camera's video)."""
-    return len(frame.format.components) == 1 and int(frame.color_range) == AVCOL_RANGE_MPEG
+def _is_integer_grey(fmt: av.VideoFormat) -> bool:
+    """gray, gray10le, gray16be...: grey whose samples numpy reads (not float grey, nor 1-bit monob/monow,
+    which swscale converts as before)."""
+    return fmt.name.startswith("gray") and "f" not in fmt.name.removeprefix("gray")
 
 
-def _stretched_grey(frame: av.VideoFrame, *, deep: bool, width: int | None, height: int | None) -> np.ndarray:
-    """A limited-range grey frame as full-range RGB (black 16 → 0, white 235 → 255 at 8 bits): swscale
-    reads every grey frame as full range whatever its tag, so such a video came out washed out (its
-    black written back at 30, its white at 219). 16-bit RGB puts white at 65280, as from YUV."""
+def _grey(frame: av.VideoFrame, *, deep: bool, width: int | None, height: int | None) -> np.ndarray:
+    """A grey frame as RGB, exact from its samples: a limited-range one (HEVC monochrome, a security or
+    thermal camera's video) stretched, black 16 → 0 and white 235 → 255 at 8 bits, since swscale reads
+    every grey frame as full range whatever its tag (such a video came out washed out, its black
+    written back at 30, its white at 219). swscale is not exact on deeper full-range grey either: it
+    rounds 16-bit 128·257 up to 129 at 8 bits (such a video read half a level bright on average), and
+    at 16 bits shifts 10-bit samples (white 65472, not 65535). 16-bit RGB puts white at 65280, as from YUV."""
     if (width or frame.width, height or frame.height) != (frame.width, frame.height):
         frame = frame.reformat(width=width, height=height, interpolation=_SCALED)
     bits = frame.format.components[0].bits
-    level = frame.to_ndarray().astype(np.float32) / float(1 << (bits - 8))  # on the 8-bit scale
+    limited = int(frame.color_range) == AVCOL_RANGE_MPEG
+    if bits == 8 and not limited:  # the samples are the 8-bit RGB; 16-bit at 256 a level
+        grey = frame.to_ndarray()
+        return np.repeat((grey.astype(np.uint16) << 8 if deep else grey)[..., None], 3, axis=2)
+    samples = frame.to_ndarray().astype(np.float32)
     white = 65280.0 if deep else 255.0
-    grey = np.clip(np.rint((level - 16.0) * (white / 219.0)), 0.0, white).astype(np.uint16 if deep else np.uint8)
+    if limited:
+        level = samples / float(1 << (bits - 8))  # on the 8-bit scale
+        scaled = (level - 16.0) * (white / 219.0)
+    else:
+        scaled = samples * (white / float((1 << bits) - 1))
+    grey = np.clip(np.rint(scaled), 0.0, white).astype(np.uint16 if deep else np.uint8)
     return np.repeat(grey[..., None], 3, axis=2)
 
 

@@ -59,7 +59,9 @@ class VideoInfo:
     hdr: HdrMetadata | None = None  # HDR10's mastering display and light levels, from the first frame
     # pixel shape, width / height of one pixel, where it is not square (anamorphic DV, HDV, DVD); None: square
     sample_aspect_ratio: Fraction | None = None
-    interlaced: bool = False  # the first frame holds two fields (1080i broadcast, DV): combing the network cannot undo
+    # the first frame holds two fields (1080i broadcast, DV), or a later one read does (FrameReader says so
+    # once it has read it): combing the network cannot undo
+    interlaced: bool = False
     has_alpha: bool = False  # transparency (ProRes 4444, PNG or VP9 with alpha): the output is opaque
     # the first frame's time in seconds, exact: where the video starts (an MPEG-TS rarely at 0); None: unknown
     start_s: Fraction | None = None
@@ -100,10 +102,10 @@ def describe(container: av.container.InputContainer, stream: av.video.stream.Vid
         has_subtitles=any(not is_chapter_track(container, t) for t in container.streams.subtitles),
         has_data=any(not is_chapter_track(container, t) for t in container.streams.data),
         has_attachments=bool(container.streams.attachments or cover_streams(container)),
-        tags=dict(container.metadata), video_tags=dict(s.metadata),
+        tags=dict(container.metadata), video_tags=track_tags(s),
         chapters=tuple(container.chapters()), hdr=hdr_metadata(first), sample_aspect_ratio=pixel_shape(s),
         interlaced=bool(first.interlaced_frame),
-        has_alpha=not fmt.has_palette and len(fmt.components) in (2, 4),
+        has_alpha=has_alpha(fmt, s, first),
         start_s=None if first.pts is None else first.pts * Fraction(s.time_base or Fraction(1, 90000)),
         other_videos=tuple(f"stream {v.index}: {v.codec_context.name} {v.codec_context.width}x{v.codec_context.height}"
                            for v in container.streams.video if v.index != s.index and not is_cover(v)))
@@ -140,6 +142,32 @@ def frame_colour(frame: av.VideoFrame) -> ColourTags:
     color_range = AVCOL_RANGE_JPEG if frame.format.name.startswith("yuvj") else int(frame.color_range)
     return ColourTags(colorspace=int(frame.colorspace), color_range=color_range,
                       color_primaries=int(frame.color_primaries), color_trc=int(frame.color_trc))
+
+
+def track_tags(stream: av.stream.Stream) -> dict[str, str]:
+    """A track's tags, its title under ``title`` wherever it was read from: an MP4 or MOV track's
+    title reads back as ``name`` (the muxer writes ``title`` there), so an MP4's video track title
+    was lost on the way to any output, as the copied audio tracks' titles are not."""
+    tags = dict(stream.metadata)
+    if "title" not in tags and "name" in tags:
+        tags["title"] = tags.pop("name")
+    return tags
+
+
+def has_alpha(fmt: av.VideoFormat, stream: av.video.stream.VideoStream, first: av.VideoFrame | None = None) -> bool:
+    """Whether the video carries transparency: in its decoded pixel format, or beside it, as a WebM's
+    VP9 or VP8 with alpha does (the alpha is coded as a second picture that FFmpeg's own decoders
+    skip, so the frames decode as plain yuv420p and only the track's ``alpha_mode`` tells it). A GIF
+    decodes to BGRA whether or not it has a transparent colour: it has alpha only where ``first``
+    shows a transparent pixel (every GIF was said to lose its transparency)."""
+    if not fmt.has_palette and len(fmt.components) in (2, 4):
+        if stream.codec_context.name == "gif" and first is not None and fmt.name in _GIF_FORMATS:
+            return bool((first.to_ndarray()[..., _GIF_FORMATS[fmt.name]] < 255).any())
+        return True
+    return str(stream.metadata.get("alpha_mode", stream.metadata.get("ALPHA_MODE", ""))).strip() == "1"
+
+
+_GIF_FORMATS = {"bgra": 3, "rgba": 3, "argb": 0, "abgr": 0}  # where a GIF decoder's frame keeps its alpha
 
 
 def pixel_shape(stream: av.video.stream.VideoStream) -> Fraction | None:

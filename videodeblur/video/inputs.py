@@ -5,6 +5,7 @@ run (:func:`interruptibly`)."""
 from __future__ import annotations
 
 import errno
+import re
 import sys
 import threading
 from pathlib import Path
@@ -13,9 +14,9 @@ from typing import Any, Callable, TypeVar
 import av
 
 from videodeblur.errors import InputNotFoundError, UnreadableInputError, short_error
-from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_stdin
+from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_stdin, is_url
 
-__all__ = ["ENDS_BEFORE_FIRST_FRAME", "interruptibly", "open_input", "opened_aside"]
+__all__ = ["ENDS_BEFORE_FIRST_FRAME", "ffmpeg_name", "interruptibly", "open_input", "opened_aside"]
 
 # What FFmpeg's end of file while opening means of a local file it recognised: a header and no frame.
 # The `video` command's input and the camera's file source say it alike.
@@ -23,6 +24,20 @@ ENDS_BEFORE_FIRST_FRAME = ("ends before its first frame (zero frames): a recordi
                            "or a copy cut short")
 
 _T = TypeVar("_T")
+# what FFmpeg takes for a protocol name: these characters, then a colon ("concat:", "a:" in "a:b.mp4")
+_PROTOCOL_PREFIX = re.compile(r"[A-Za-z0-9+.-]+:")
+
+
+def ffmpeg_name(path: Path | str) -> str:
+    """The name to hand FFmpeg for ``path``: a URL as it is, a file's path with ``file:`` before it
+    where FFmpeg would read its start as a protocol and the file is there. A file named ``2024-05-06T10:30:00.mp4`` or
+    ``take2:final.mp4`` was "Protocol not found" (and ``concat:x.mp4`` "No such file"), though it
+    was there."""
+    name = str(path)
+    if not is_url(name) and _PROTOCOL_PREFIX.match(name) and Path(name).is_file():
+        return f"file:{name}"
+    return name
+
 
 
 def open_input(path: Path | str) -> av.container.InputContainer:
@@ -50,7 +65,7 @@ def open_input(path: Path | str) -> av.container.InputContainer:
     if path.is_dir():
         raise UnreadableInputError(f"{path} is a folder; give a video file")
     try:
-        return av.open(str(path), "r", metadata_errors="replace")  # tags in Latin-1 etc. are common in old files
+        return av.open(ffmpeg_name(path), "r", metadata_errors="replace")  # tags in Latin-1 etc. are common in old files
     except av.FFmpegError as err:
         _end_if_interrupted(err)
         if _mp4_without_index(path):

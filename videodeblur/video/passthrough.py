@@ -27,6 +27,7 @@ from videodeblur.errors import OutputError, UnreadableInputError
 from videodeblur.video.attachments import carry_attachments, read_pictures
 from videodeblur.video.encoders import probe_format
 from videodeblur.video.feed import PacketFeed
+from videodeblur.video.inputs import ffmpeg_name
 from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_named_pipe, is_url
 from videodeblur.video.outputs import MOV_MUXERS
 from videodeblur.video.streams import is_chapter_track
@@ -105,7 +106,7 @@ class Passthrough:
             return
         else:
             try:
-                self._in = av.open(str(source), "r", metadata_errors="replace",
+                self._in = av.open(ffmpeg_name(source), "r", metadata_errors="replace",
                                    timeout=NETWORK_TIMEOUTS_S if is_url(source) else None)
             except av.FFmpegError as err:
                 raise UnreadableInputError(f"cannot read the tracks beside the video (audio, subtitles...) of "
