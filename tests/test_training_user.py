@@ -81,6 +81,26 @@ def test_training_says_when_blurred_frames_have_no_sharp_partner(tmp_path: Path,
                         "of training (first: scene/blur/2.png)"], result.stderr
 
 
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_pairs_that_do_not_match_say_what_was_found(tmp_path: Path, run_cli, command: str) -> None:
+    """Sharp frames named otherwise than their blurred ones, or JPEG pairs, were told "expected
+    <scene>/blur/*.png with <scene>/sharp/*.png", which the user's folder already looked like."""
+    named = _pairs(tmp_path / "named", {"0.png": ((32, 32), (32, 32))})
+    (named / "scene" / "sharp" / "0.png").rename(named / "scene" / "sharp" / "sharp_0.png")
+    jpeg = tmp_path / "jpeg"
+    for kind in ("blur", "sharp"):
+        (jpeg / "scene" / kind).mkdir(parents=True)
+        (jpeg / "scene" / kind / "0.jpg").write_bytes(b"not read")
+    expected = {named: "of the same name; 1 blurred PNG found, none with a sharp partner (first: scene/blur/0.png, "
+                       "no scene/sharp/0.png)",
+                jpeg: "(only PNG is read); found scene/blur/0.jpg: convert the pairs to PNG"}
+    for root, why in expected.items():
+        args = (("eval", "--pairs", root, "--model", "lprn-fast") if command == "eval" else
+                ("train", "--config", _recipe(tmp_path, steps=1), "--set", f'data.pairs=["{root.as_posix()}"]'))
+        result = run_cli(*args)
+        assert result.exit_code == 1 and result.stderr_lines == [
+            f"videodeblur: error: no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png {why}"]
+
 def test_eval_of_a_pair_smaller_than_the_ssim_window_is_a_one_line_error(tmp_path: Path, run_cli) -> None:
     """An 8x8 pair gave SSIM NaN (and numpy warnings); --json then ended in 'internal error: ValueError:
     Out of range float values are not JSON compliant'."""
