@@ -411,6 +411,25 @@ def test_two_ranks_train_what_one_process_trains_and_only_rank_0_writes(tmp_path
         train(load_recipe(config, out_dir=str(tmp_path / "two"), steps=5, batch=1), resume=tmp_path / "two" / "last.pt")
 
 
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_rank_that_loses_the_other_says_so_in_one_line(tmp_path: Path) -> None:
+    """Under torchrun, a pair only rank 1 draws is damaged past its header: rank 1 names it, and
+    rank 0, whose all-reduce then lost its peer, printed "internal error: RuntimeError: [...gloo...]
+    Connection closed by peer ... GLHF!" and the --debug hint, as if videodeblur itself had failed."""
+    root = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
+    damaged = root / "scene" / "blur" / "0.png"
+    damaged.write_bytes(damaged.read_bytes()[:60])  # the size check reads the header; the pixels are gone
+    config = _recipe(tmp_path, steps=3)
+    proc = train_on_two_ranks(config, tmp_path / "two", "--set", f'data.pairs=["{root.as_posix()}"]')
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
+    assert any(f"{damaged}" in line and "not a readable image" in line for line in errors), proc.stderr
+    assert not any("internal error" in line for line in errors), proc.stderr
+    # rank 0 says why it stopped too, unless torchrun's SIGTERM for the failed rank came first
+    assert any("another process of this run stopped" in line or line == "videodeblur: terminated"
+               for line in errors), proc.stderr
+
 def test_a_resume_compares_the_files_its_data_paths_name(tmp_path: Path, run_cli, monkeypatch) -> None:
     """The recipe's data paths were compared as text: the same relative pattern resumed from another
     folder (other images) was taken, and the same folder written ``./images//`` was refused."""

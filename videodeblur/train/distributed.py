@@ -8,7 +8,17 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_distributed", "local_device", "mean_over_ranks", "end_distributed"]
+from videodeblur.errors import VideoDeblurError
+
+__all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer"]
+
+# what gloo's RuntimeError says when another rank's process ended (NCCL raises torch.distributed.DistError)
+_PEER_GONE = ("closed by peer", "reset by peer", "remote worker crash")
+
+
+class PeerLostError(VideoDeblurError, RuntimeError):
+    """Another process of a torchrun run stopped, so this one cannot go on: its own error is the one to
+    read. Here, not in videodeblur.errors: only a run under torchrun meets it."""
 
 
 def init_distributed() -> tuple[int, int]:
@@ -45,3 +55,11 @@ def end_distributed(world: int) -> None:
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
+
+
+def lost_peer(error: BaseException, world: int) -> bool:
+    """Whether ``error`` is a collective (all-reduce, DDP's gradient sync, a barrier) failing because
+    another rank's process ended: gloo raises a plain RuntimeError that says so."""
+    if world <= 1 or not isinstance(error, RuntimeError) or isinstance(error, VideoDeblurError):
+        return False
+    return isinstance(error, dist.DistError) or any(text in str(error).lower() for text in _PEER_GONE)

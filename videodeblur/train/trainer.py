@@ -34,7 +34,8 @@ from videodeblur.pipeline.engine import most_threads
 from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, check_steps_left, init_of_resumed_run, load_checkpoint,
                                           save_checkpoint)
 from videodeblur.train.data import StepSampler
-from videodeblur.train.distributed import end_distributed, init_distributed, local_device, mean_over_ranks
+from videodeblur.train.distributed import (PeerLostError, end_distributed, init_distributed, local_device, lost_peer,
+                                           mean_over_ranks)
 from videodeblur.train.evaluate import evaluate_pairs
 from videodeblur.train.interrupts import interrupts_held, stops_left_to_the_run
 from videodeblur.train.losses import deblur_loss
@@ -206,14 +207,24 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 validate(kept, recipe, device, run_metadata(
                     recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init,
                     commits))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RuntimeError) as stop:
         # Ctrl-C loses nothing: the step reached is saved and `--resume` continues from it. Another
         # Ctrl-C or a SIGTERM meanwhile waits: it cut the save short (the checkpoint of steps before
-        # was kept) and, in the loader workers' shutdown, printed a traceback.
+        # was kept) and, in the loader workers' shutdown, printed a traceback. So does a torchrun
+        # rank whose collective lost another rank's process (that one's error says why; this one's
+        # was gloo's "Connection closed by peer ... GLHF!" as an internal error): its step is whole,
+        # as no collective runs inside the update
+        peer_lost = lost_peer(stop, world)
+        if isinstance(stop, RuntimeError) and not peer_lost:
+            raise
         with interrupts_held():
             if rank == 0:
                 keep_checkpoint()
             del batches  # its workers are stopped now
+        if peer_lost:
+            kept = f"; {out_dir / 'last.pt'} holds step {step} for --resume" if rank == 0 else ""
+            raise PeerLostError(f"rank {rank}: another process of this run stopped at step {step + 1} (its error "
+                                f"is above), so this one stops too{kept}") from None
         raise
 
     seconds = seconds_before + time.perf_counter() - started
