@@ -7,6 +7,8 @@ import csv
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -429,6 +431,38 @@ def test_a_rank_that_loses_the_other_says_so_in_one_line(tmp_path: Path) -> None
     # rank 0 says why it stopped too, unless torchrun's SIGTERM for the failed rank came first
     assert any("another process of this run stopped" in line or line == "videodeblur: terminated"
                for line in errors), proc.stderr
+
+
+_SLOW_EVALUATION = """
+import datetime, sys, time
+import torch.distributed.distributed_c10d as c10d
+from videodeblur.cli import main
+from videodeblur.train import trainer
+
+c10d.default_pg_timeout = datetime.timedelta(seconds=5)  # gloo's is 30 min, NCCL's 10: a long evaluation's stand-in
+scored = trainer.evaluate_pairs
+trainer.evaluate_pairs = lambda *args, **kwargs: (time.sleep(10), scored(*args, **kwargs))[1]
+sys.argv[0] = "videodeblur"
+main()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_an_evaluation_longer_than_the_collective_timeout_is_not_cut_short(tmp_path: Path) -> None:
+    """Rank 0 scored eval_pairs while the other ranks waited for it in a barrier, which times out
+    (gloo 30 min, NCCL 10): rank 1 failed "Timed out waiting ... for recv", and torchrun then killed
+    rank 0 in the middle of the evaluation. The ranks now part when training is done."""
+    root = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
+    config = _recipe(tmp_path, steps=2, extra=f'eval_pairs = "{root.as_posix()}"')
+    script = tmp_path / "slow_evaluation.py"
+    script.write_text(_SLOW_EVALUATION)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
+                           "--out-dir", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "two" / "tiny.json").read_text())["evaluation"]["pairs"] == 1
 
 def test_a_resume_compares_the_files_its_data_paths_name(tmp_path: Path, run_cli, monkeypatch) -> None:
     """The recipe's data paths were compared as text: the same relative pattern resumed from another

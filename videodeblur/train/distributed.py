@@ -51,7 +51,8 @@ def mean_over_ranks(value: float, world: int, device: torch.device) -> float:
 
 
 def end_distributed(world: int) -> None:
-    """Wait for every rank (rank 0 saves and evaluates while the others are done) and leave the group."""
+    """Wait for every rank to finish training and leave the group; rank 0 then saves and evaluates
+    alone (torchrun waits for it), as no collective's timeout may cut a long evaluation short."""
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

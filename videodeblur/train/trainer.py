@@ -228,6 +228,9 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         raise
 
     seconds = seconds_before + time.perf_counter() - started
+    # the ranks part now, not after rank 0's evaluation: they waited for it in a barrier that times out
+    # (gloo 30 min, NCCL 10), and torchrun then killed rank 0 in the middle of a long evaluation
+    end_distributed(world)
     weights = out_dir / f"{recipe.model.name}.pt"
     evaluation = None
     if rank == 0:
@@ -238,7 +241,6 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         if recipe.eval_pairs and Path(recipe.eval_pairs).is_dir():
             evaluation = evaluate_pairs(kept, recipe.eval_pairs, device=device).summary(recipe.model.name)
             write_metadata(weights, {**metadata, "evaluation": evaluation})
-    end_distributed(world)
     return TrainResult(weights=weights, steps=step, seconds=seconds, final_loss=last_loss, evaluation=evaluation,
                        rank=rank)
 
