@@ -93,15 +93,17 @@ def test_pairs_that_do_not_match_say_what_was_found(tmp_path: Path, run_cli, com
     for kind in ("blur", "sharp"):
         (jpeg / "scene" / kind).mkdir(parents=True)
         (jpeg / "scene" / kind / "0.jpg").write_bytes(b"not read")
-    expected = {named: "of the same name; 1 blurred PNG found, none with a sharp partner (first: scene/blur/0.png, "
+    expected = {named: " of the same name; 1 blurred PNG found, none with a sharp partner (first: scene/blur/0.png, "
                        "no scene/sharp/0.png)",
-                jpeg: "(only PNG is read); found scene/blur/0.jpg: convert the pairs to PNG"}
+                jpeg: " (only PNG is read); found scene/blur/0.jpg: convert the pairs to PNG",
+                named / "scene" / "blur": f"; {named}/scene/blur is one side of the pairs: give the folder above it, "
+                                          f"{named}/scene"}
     for root, why in expected.items():
         args = (("eval", "--pairs", root, "--model", "lprn-fast") if command == "eval" else
                 ("train", "--config", _recipe(tmp_path, steps=1), "--set", f'data.pairs=["{root.as_posix()}"]'))
         result = run_cli(*args)
         assert result.exit_code == 1 and result.stderr_lines == [
-            f"videodeblur: error: no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png {why}"]
+            f"videodeblur: error: no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png{why}"]
 
 def test_eval_of_a_pair_smaller_than_the_ssim_window_is_a_one_line_error(tmp_path: Path, run_cli) -> None:
     """An 8x8 pair gave SSIM NaN (and numpy warnings); --json then ended in 'internal error: ValueError:

@@ -368,6 +368,8 @@ def _why_no_pairs(root: Path) -> str:
                 f"sharp partner (first: {png[0].relative_to(root)}, no {sharp.relative_to(root)})")
     if blurred:
         return f" (only PNG is read); found {blurred[0].relative_to(root)}: convert the pairs to PNG"
+    if root.name in ("blur", "sharp") and (root.parent / "blur").is_dir():
+        return f"; {root} is one side of the pairs: give the folder above it, {root.parent}"
     return ""
 
 
