@@ -466,6 +466,41 @@ def test_an_evaluation_longer_than_the_collective_timeout_is_not_cut_short(tmp_p
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "two" / "tiny.json").read_text())["evaluation"]["pairs"] == 1
 
+
+_FAILING_LAST_SAVE = """
+import sys
+from videodeblur.cli import main
+from videodeblur.errors import OutputError
+from videodeblur.train import trainer
+
+saved = trainer.save_checkpoint
+def save(path, model, optimiser, scheduler, scaler, step, *args, **kwargs):
+    if step == 2:
+        raise OutputError("cannot write the last checkpoint (disk full)")
+    saved(path, model, optimiser, scheduler, scaler, step, *args, **kwargs)
+trainer.save_checkpoint = save
+sys.argv[0] = "videodeblur"
+main()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_rank_left_waiting_after_the_last_step_says_why_in_one_line(tmp_path: Path) -> None:
+    """Rank 0 failed saving the last step's checkpoint while rank 1 waited for it in the final barrier:
+    rank 1 printed "internal error: RuntimeError: [...gloo...] Connection closed by peer ... GLHF!"."""
+    config = _recipe(tmp_path, steps=2)
+    script = tmp_path / "failing_last_save.py"
+    script.write_text(_FAILING_LAST_SAVE)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
+                           "--out-dir", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
+    assert "videodeblur: error: cannot write the last checkpoint (disk full)" in errors, proc.stderr
+    assert not any("internal error" in line for line in errors), proc.stderr
+
 def test_a_resume_compares_the_files_its_data_paths_name(tmp_path: Path, run_cli, monkeypatch) -> None:
     """The recipe's data paths were compared as text: the same relative pattern resumed from another
     folder (other images) was taken, and the same folder written ``./images//`` was refused."""

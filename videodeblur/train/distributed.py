@@ -54,7 +54,13 @@ def end_distributed(world: int) -> None:
     """Wait for every rank to finish training and leave the group; rank 0 then saves and evaluates
     alone (torchrun waits for it), as no collective's timeout may cut a long evaluation short."""
     if world > 1:
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError as err:  # a rank failed after its last step (e.g. rank 0 saving it)
+            if not lost_peer(err, world):
+                raise
+            raise PeerLostError(f"rank {dist.get_rank()}: another process of this run stopped after the last "
+                                "step (its error is above), so this one stops too") from None
         dist.destroy_process_group()
 
 
