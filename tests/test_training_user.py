@@ -501,6 +501,18 @@ def test_a_rank_left_waiting_after_the_last_step_says_why_in_one_line(tmp_path: 
     assert "videodeblur: error: cannot write the last checkpoint (disk full)" in errors, proc.stderr
     assert not any("internal error" in line for line in errors), proc.stderr
 
+
+def test_world_size_without_torchrun_is_a_one_line_error(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """WORLD_SIZE left in the environment (not torchrun's other variables) was "internal error:
+    ValueError: Error initializing torch.distributed using env:// rendezvous: ... RANK expected"."""
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = run_cli("train", "--config", _recipe(tmp_path, steps=1))
+    assert result.exit_code == 1 and result.stderr_lines == [
+        "videodeblur: error: WORLD_SIZE=2 is set but RANK, MASTER_ADDR, MASTER_PORT are not: start the run with "
+        "torchrun (torchrun --nproc-per-node 2 -m videodeblur train ...), or unset WORLD_SIZE for one process"]
+
 def test_a_resume_compares_the_files_its_data_paths_name(tmp_path: Path, run_cli, monkeypatch) -> None:
     """The recipe's data paths were compared as text: the same relative pattern resumed from another
     folder (other images) was taken, and the same folder written ``./images//`` was refused."""

@@ -8,7 +8,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from videodeblur.errors import VideoDeblurError
+from videodeblur.errors import ConfigError, VideoDeblurError
 
 __all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer"]
 
@@ -27,6 +27,11 @@ def init_distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if not dist.is_initialized() and missing:  # torch said "internal error: ValueError: ... RANK expected"
+        raise ConfigError(f"WORLD_SIZE={world} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                          f"not: start the run with torchrun (torchrun --nproc-per-node {world} -m videodeblur train "
+                          "...), or unset WORLD_SIZE for one process")
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
