@@ -222,9 +222,9 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 keep_checkpoint()
             del batches  # its workers are stopped now
         if peer_lost:
-            kept = f"; {out_dir / 'last.pt'} holds step {step} for --resume" if rank == 0 else ""
+            saved = f"; {out_dir / 'last.pt'} holds step {step} for --resume" if rank == 0 else ""
             raise PeerLostError(f"rank {rank}: another process of this run stopped at step {step + 1} (its error "
-                                f"is above), so this one stops too{kept}") from None
+                                f"is above), so this one stops too{saved}") from None
         raise
 
     seconds = seconds_before + time.perf_counter() - started
