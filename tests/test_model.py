@@ -138,6 +138,23 @@ def test_models_command_lists_every_shipped_model_with_its_figures(run_cli) -> N
     assert "H.264 dB" in table[0] and [line.split()[0] for line in table[1:]] == list(SHIPPED_MODELS)
 
 
+
+def test_models_command_lists_a_trained_weights_file_by_its_path(tmp_path, run_cli) -> None:
+    """`videodeblur models runs/x/lprn-fast.pt` was "Got unexpected extra argument": a run's weights
+    (saved under the shipped model's name) could not be listed, nor their evaluation seen."""
+    mine = tmp_path / "run" / "lprn-fast.pt"
+    save_weights(mine, LPRN(ModelConfig(name="lprn-fast", channels=8, blocks=1, stages=1)),
+                 {"steps": 7, "evaluation": {"gain_db": 0.5}})
+    result = run_cli("models", mine)
+    assert result.exit_code == 0, result.stderr
+    header, row = result.stdout.splitlines()
+    assert header.split()[0] == "path" and row.split()[0] == str(mine)  # not "lprn-fast": the shipped one's name
+    assert "+0.50" in row and "C=8" in row and "steps=7" in row
+    rows = json.loads(run_cli("models", mine, "--json").stdout)
+    assert [(r["path"], r["steps"], r["evaluation"]) for r in rows] == [(str(mine), 7, {"gain_db": 0.5})]
+    missing = run_cli("models", tmp_path / "none.pt")
+    assert missing.exit_code != 0 and "weights file not found" in missing.stderr and missing.stdout == ""
+
 _ARCHITECTURE = "channels = 8\nblocks = 1\nstages = 2\nattention = \"none\"\nunshuffle = 1\n"
 
 

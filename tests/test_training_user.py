@@ -7,6 +7,8 @@ import csv
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +82,28 @@ def test_training_says_when_blurred_frames_have_no_sharp_partner(tmp_path: Path,
     assert warnings == [f"videodeblur: warning: 1 blurred frame has no sharp partner under {root} and is left out "
                         "of training (first: scene/blur/2.png)"], result.stderr
 
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_pairs_that_do_not_match_say_what_was_found(tmp_path: Path, run_cli, command: str) -> None:
+    """Sharp frames named otherwise than their blurred ones, or JPEG pairs, were told "expected
+    <scene>/blur/*.png with <scene>/sharp/*.png", which the user's folder already looked like."""
+    named = _pairs(tmp_path / "named", {"0.png": ((32, 32), (32, 32))})
+    (named / "scene" / "sharp" / "0.png").rename(named / "scene" / "sharp" / "sharp_0.png")
+    jpeg = tmp_path / "jpeg"
+    for kind in ("blur", "sharp"):
+        (jpeg / "scene" / kind).mkdir(parents=True)
+        (jpeg / "scene" / kind / "0.jpg").write_bytes(b"not read")
+    expected = {named: " of the same name; 1 blurred PNG found, none with a sharp partner (first: scene/blur/0.png, "
+                       "no scene/sharp/0.png)",
+                jpeg: " (only PNG is read); found scene/blur/0.jpg: convert the pairs to PNG",
+                named / "scene" / "blur": f"; {named}/scene/blur is one side of the pairs: give the folder above it, "
+                                          f"{named}/scene"}
+    for root, why in expected.items():
+        args = (("eval", "--pairs", root, "--model", "lprn-fast") if command == "eval" else
+                ("train", "--config", _recipe(tmp_path, steps=1), "--set", f'data.pairs=["{root.as_posix()}"]'))
+        result = run_cli(*args)
+        assert result.exit_code == 1 and result.stderr_lines == [
+            f"videodeblur: error: no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png{why}"]
 
 def test_eval_of_a_pair_smaller_than_the_ssim_window_is_a_one_line_error(tmp_path: Path, run_cli) -> None:
     """An 8x8 pair gave SSIM NaN (and numpy warnings); --json then ended in 'internal error: ValueError:
@@ -390,6 +414,104 @@ def test_two_ranks_train_what_one_process_trains_and_only_rank_0_writes(tmp_path
     with pytest.raises(ConfigError, match=r"with 1 process \(the run started with 2\).*--nproc-per-node 2"):
         train(load_recipe(config, out_dir=str(tmp_path / "two"), steps=5, batch=1), resume=tmp_path / "two" / "last.pt")
 
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_rank_that_loses_the_other_says_so_in_one_line(tmp_path: Path) -> None:
+    """Under torchrun, a pair only rank 1 draws is damaged past its header: rank 1 names it, and
+    rank 0, whose all-reduce then lost its peer, printed "internal error: RuntimeError: [...gloo...]
+    Connection closed by peer ... GLHF!" and the --debug hint, as if videodeblur itself had failed."""
+    root = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
+    damaged = root / "scene" / "blur" / "0.png"
+    damaged.write_bytes(damaged.read_bytes()[:60])  # the size check reads the header; the pixels are gone
+    config = _recipe(tmp_path, steps=3)
+    proc = train_on_two_ranks(config, tmp_path / "two", "--set", f'data.pairs=["{root.as_posix()}"]')
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
+    assert any(f"{damaged}" in line and "not a readable image" in line for line in errors), proc.stderr
+    assert not any("internal error" in line for line in errors), proc.stderr
+    # rank 0 says why it stopped too, unless torchrun's SIGTERM for the failed rank came first
+    assert any("another process of this run stopped" in line or line == "videodeblur: terminated"
+               for line in errors), proc.stderr
+
+
+_SLOW_EVALUATION = """
+import datetime, sys, time
+import torch.distributed.distributed_c10d as c10d
+from videodeblur.cli import main
+from videodeblur.train import trainer
+
+c10d.default_pg_timeout = datetime.timedelta(seconds=5)  # gloo's is 30 min, NCCL's 10: a long evaluation's stand-in
+scored = trainer.evaluate_pairs
+trainer.evaluate_pairs = lambda *args, **kwargs: (time.sleep(10), scored(*args, **kwargs))[1]
+sys.argv[0] = "videodeblur"
+main()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_an_evaluation_longer_than_the_collective_timeout_is_not_cut_short(tmp_path: Path) -> None:
+    """Rank 0 scored eval_pairs while the other ranks waited for it in a barrier, which times out
+    (gloo 30 min, NCCL 10): rank 1 failed "Timed out waiting ... for recv", and torchrun then killed
+    rank 0 in the middle of the evaluation. The ranks now part when training is done."""
+    root = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
+    config = _recipe(tmp_path, steps=2, extra=f'eval_pairs = "{root.as_posix()}"')
+    script = tmp_path / "slow_evaluation.py"
+    script.write_text(_SLOW_EVALUATION)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
+                           "--out-dir", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "two" / "tiny.json").read_text())["evaluation"]["pairs"] == 1
+
+
+_FAILING_LAST_SAVE = """
+import sys
+from videodeblur.cli import main
+from videodeblur.errors import OutputError
+from videodeblur.train import trainer
+
+saved = trainer.save_checkpoint
+def save(path, model, optimiser, scheduler, scaler, step, *args, **kwargs):
+    if step == 2:
+        raise OutputError("cannot write the last checkpoint (disk full)")
+    saved(path, model, optimiser, scheduler, scaler, step, *args, **kwargs)
+trainer.save_checkpoint = save
+sys.argv[0] = "videodeblur"
+main()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_rank_left_waiting_after_the_last_step_says_why_in_one_line(tmp_path: Path) -> None:
+    """Rank 0 failed saving the last step's checkpoint while rank 1 waited for it in the final barrier:
+    rank 1 printed "internal error: RuntimeError: [...gloo...] Connection closed by peer ... GLHF!"."""
+    config = _recipe(tmp_path, steps=2)
+    script = tmp_path / "failing_last_save.py"
+    script.write_text(_FAILING_LAST_SAVE)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
+                           "--out-dir", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
+    assert "videodeblur: error: cannot write the last checkpoint (disk full)" in errors, proc.stderr
+    assert not any("internal error" in line for line in errors), proc.stderr
+
+
+def test_world_size_without_torchrun_is_a_one_line_error(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """WORLD_SIZE left in the environment (not torchrun's other variables) was "internal error:
+    ValueError: Error initializing torch.distributed using env:// rendezvous: ... RANK expected"."""
+    for name in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = run_cli("train", "--config", _recipe(tmp_path, steps=1))
+    assert result.exit_code == 1 and result.stderr_lines == [
+        "videodeblur: error: WORLD_SIZE=2 is set but RANK, MASTER_ADDR, MASTER_PORT are not: start the run with "
+        "torchrun (torchrun --nproc-per-node 2 -m videodeblur train ...), or unset WORLD_SIZE for one process"]
 
 def test_a_resume_compares_the_files_its_data_paths_name(tmp_path: Path, run_cli, monkeypatch) -> None:
     """The recipe's data paths were compared as text: the same relative pattern resumed from another

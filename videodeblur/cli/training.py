@@ -151,23 +151,29 @@ def _check_recordable(model: str, limit: int | None) -> None:
 
 
 @click.command()
+@click.argument("weights", nargs=-1, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
-def models(as_json: bool) -> None:
-    """List the shipped models: config, parameters, size and evaluation figure."""
+def models(weights: tuple[str, ...], as_json: bool) -> None:
+    """List the shipped models: config, parameters, size and evaluation figure. Given WEIGHTS (.pt
+    files, e.g. a run's runs/NAME/lprn-fast.pt), list those instead."""
     from videodeblur.model import list_models
 
-    rows = list_models()
+    rows = list_models(weights)
     if as_json:
         click.echo(json.dumps(rows))
         return
-    click.echo(f"{'name':10s} {'params':>8s} {'MB':>6s} {'gain dB':>8s} {'H.264 dB':>8s}  config")
+    # a run saves under its model's name (lprn-fast.pt): its path, not that name, tells files apart
+    label = "path" if weights else "name"
+    width = max([10, *(len(str(row[label])) for row in rows)])
+    click.echo(f"{label:{width}s} {'params':>8s} {'MB':>6s} {'gain dB':>8s} {'H.264 dB':>8s}  config")
     for row in rows:
         if not row["available"]:
-            click.echo(f"{row['name']:10s} ({row['error'] if 'error' in row else 'weights missing: ' + row['path']})")
+            click.echo(f"{row['name']:{width}s} ({row['error'] if 'error' in row else 'weights missing: ' + row['path']})")
             continue
         cfg = row["config"]
         gain, coded = (f"{ev['gain_db']:+.2f}" if "gain_db" in ev else "n/a"
                        for ev in (row.get("evaluation") or {}, row.get("evaluation_compressed") or {}))
         desc = (f"C={cfg['channels']} blocks={cfg['blocks']} T={cfg['stages']} attention={cfg['attention']} "
                 f"unshuffle=x{cfg['unshuffle']}")
-        click.echo(f"{row['name']:10s} {row['parameters']:8d} {row['size_mb']:6.2f} {gain:>8s} {coded:>8s}  {desc}")
+        click.echo(f"{row[label]:{width}s} {row['parameters']:8d} {row['size_mb']:6.2f} {gain:>8s} {coded:>8s}  {desc}"
+                   + (f" steps={row['steps']}" if weights and row.get("steps") is not None else ""))

@@ -6,7 +6,7 @@ import difflib
 import functools
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from videodeblur.errors import InputNotFoundError, ModelNotFoundError, VideoDeblurError
 from videodeblur.model.lprn import LPRN
@@ -99,9 +99,13 @@ def weights_origin(loaded: LoadedModel, given: str | Path, *, warn: Warn | None 
                                              "recipe", "init")}}
 
 
-def list_models() -> list[dict[str, Any]]:
+def list_models(paths: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
     """One row per shipped model: name, description, config, parameters, size, evaluation figures (on the
-    clean evaluation pairs, and on their H.264 copy where it was scored)."""
+    clean evaluation pairs, and on their H.264 copy where it was scored). With ``paths``, one row per
+    weights file instead (a run's ``<model>.pt``), with the steps it was trained for; a file that is
+    missing or unreadable is its one-line error, not a row: the user named it."""
+    if paths:
+        return [_weights_row(load_model(Path(path)), "") for path in paths]
     rows = []
     for name, description in SHIPPED_MODELS.items():
         path = shipped_weights_path(name)
@@ -114,12 +118,18 @@ def list_models() -> list[dict[str, Any]]:
                 row.update(available=False, error=str(err))
                 rows.append(row)
                 continue
-            row.update(config=loaded.network.config.to_dict(), parameters=loaded.parameters,
-                       size_mb=round(path.stat().st_size / 1e6, 3),
-                       evaluation=loaded.metadata.get("evaluation"),
-                       evaluation_compressed=loaded.metadata.get("evaluation_compressed"))
+            row = _weights_row(loaded, description)
         rows.append(row)
     return rows
+
+
+def _weights_row(loaded: LoadedModel, description: str) -> dict[str, Any]:
+    """A loaded weights file's row of :func:`list_models`."""
+    return {"name": loaded.name, "description": description, "path": str(loaded.path), "available": True,
+            "config": loaded.network.config.to_dict(), "parameters": loaded.parameters,
+            "size_mb": round(loaded.path.stat().st_size / 1e6, 3), "steps": loaded.metadata.get("steps"),
+            "evaluation": loaded.metadata.get("evaluation"),
+            "evaluation_compressed": loaded.metadata.get("evaluation_compressed")}
 
 
 def default_model_name(device_type: str) -> str:

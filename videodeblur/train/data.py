@@ -352,8 +352,25 @@ def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
             if sharp_path.is_file():
                 pairs.append((blur_path, sharp_path))
     if not pairs:
-        raise UnreadableInputError(f"no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png")
+        raise UnreadableInputError(f"no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png"
+                                   f"{_why_no_pairs(root)}")
     return pairs
+
+
+def _why_no_pairs(root: Path) -> str:
+    """What ``root`` holds instead of pairs, for the error: blurred PNGs whose sharp partners are named
+    otherwise, or images of another format, were met with the layout the user already had."""
+    blurred = sorted(p for d in root.rglob("blur") if d.is_dir() for p in d.iterdir() if p.is_file())
+    png = [p for p in blurred if p.suffix.lower() == ".png"]
+    if png:
+        sharp = png[0].parent.parent / "sharp" / png[0].name
+        return (f" of the same name; {len(png)} blurred PNG{'s' if len(png) > 1 else ''} found, none with a "
+                f"sharp partner (first: {png[0].relative_to(root)}, no {sharp.relative_to(root)})")
+    if blurred:
+        return f" (only PNG is read); found {blurred[0].relative_to(root)}: convert the pairs to PNG"
+    if root.name in ("blur", "sharp") and (root.parent / "blur").is_dir():
+        return f"; {root} is one side of the pairs: give the folder above it, {root.parent}"
+    return ""
 
 
 def check_pair_sizes(pairs: Sequence[tuple[Path, Path]], *, min_side: int = 1, needed_by: str = "",

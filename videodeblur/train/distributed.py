@@ -8,7 +8,17 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_distributed", "local_device", "mean_over_ranks", "end_distributed"]
+from videodeblur.errors import ConfigError, VideoDeblurError
+
+__all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer"]
+
+# what gloo's RuntimeError says when another rank's process ended (NCCL raises torch.distributed.DistError)
+_PEER_GONE = ("closed by peer", "reset by peer", "remote worker crash")
+
+
+class PeerLostError(VideoDeblurError, RuntimeError):
+    """Another process of a torchrun run stopped, so this one cannot go on: its own error is the one to
+    read. Here, not in videodeblur.errors: only a run under torchrun meets it."""
 
 
 def init_distributed() -> tuple[int, int]:
@@ -17,6 +27,11 @@ def init_distributed() -> tuple[int, int]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 0, 1
+    missing = [name for name in ("RANK", "MASTER_ADDR", "MASTER_PORT") if name not in os.environ]
+    if not dist.is_initialized() and missing:  # torch said "internal error: ValueError: ... RANK expected"
+        raise ConfigError(f"WORLD_SIZE={world} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                          f"not: start the run with torchrun (torchrun --nproc-per-node {world} -m videodeblur train "
+                          "...), or unset WORLD_SIZE for one process")
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
@@ -41,7 +56,22 @@ def mean_over_ranks(value: float, world: int, device: torch.device) -> float:
 
 
 def end_distributed(world: int) -> None:
-    """Wait for every rank (rank 0 saves and evaluates while the others are done) and leave the group."""
+    """Wait for every rank to finish training and leave the group; rank 0 then saves and evaluates
+    alone (torchrun waits for it), as no collective's timeout may cut a long evaluation short."""
     if world > 1:
-        dist.barrier()
+        try:
+            dist.barrier()
+        except RuntimeError as err:  # a rank failed after its last step (e.g. rank 0 saving it)
+            if not lost_peer(err, world):
+                raise
+            raise PeerLostError(f"rank {dist.get_rank()}: another process of this run stopped after the last "
+                                "step (its error is above), so this one stops too") from None
         dist.destroy_process_group()
+
+
+def lost_peer(error: BaseException, world: int) -> bool:
+    """Whether ``error`` is a collective (all-reduce, DDP's gradient sync, a barrier) failing because
+    another rank's process ended: gloo raises a plain RuntimeError that says so."""
+    if world <= 1 or not isinstance(error, RuntimeError) or isinstance(error, VideoDeblurError):
+        return False
+    return isinstance(error, dist.DistError) or any(text in str(error).lower() for text in _PEER_GONE)

@@ -34,7 +34,8 @@ from videodeblur.pipeline.engine import most_threads
 from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, check_steps_left, init_of_resumed_run, load_checkpoint,
                                           save_checkpoint)
 from videodeblur.train.data import StepSampler
-from videodeblur.train.distributed import end_distributed, init_distributed, local_device, mean_over_ranks
+from videodeblur.train.distributed import (PeerLostError, end_distributed, init_distributed, local_device, lost_peer,
+                                           mean_over_ranks)
 from videodeblur.train.evaluate import evaluate_pairs
 from videodeblur.train.interrupts import interrupts_held, stops_left_to_the_run
 from videodeblur.train.losses import deblur_loss
@@ -206,17 +207,30 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 validate(kept, recipe, device, run_metadata(
                     recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init,
                     commits))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RuntimeError) as stop:
         # Ctrl-C loses nothing: the step reached is saved and `--resume` continues from it. Another
         # Ctrl-C or a SIGTERM meanwhile waits: it cut the save short (the checkpoint of steps before
-        # was kept) and, in the loader workers' shutdown, printed a traceback.
+        # was kept) and, in the loader workers' shutdown, printed a traceback. So does a torchrun
+        # rank whose collective lost another rank's process (that one's error says why; this one's
+        # was gloo's "Connection closed by peer ... GLHF!" as an internal error): its step is whole,
+        # as no collective runs inside the update
+        peer_lost = lost_peer(stop, world)
+        if isinstance(stop, RuntimeError) and not peer_lost:
+            raise
         with interrupts_held():
             if rank == 0:
                 keep_checkpoint()
             del batches  # its workers are stopped now
+        if peer_lost:
+            saved = f"; {out_dir / 'last.pt'} holds step {step} for --resume" if rank == 0 else ""
+            raise PeerLostError(f"rank {rank}: another process of this run stopped at step {step + 1} (its error "
+                                f"is above), so this one stops too{saved}") from None
         raise
 
     seconds = seconds_before + time.perf_counter() - started
+    # the ranks part now, not after rank 0's evaluation: they waited for it in a barrier that times out
+    # (gloo 30 min, NCCL 10), and torchrun then killed rank 0 in the middle of a long evaluation
+    end_distributed(world)
     weights = out_dir / f"{recipe.model.name}.pt"
     evaluation = None
     if rank == 0:
@@ -227,7 +241,6 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         if recipe.eval_pairs and Path(recipe.eval_pairs).is_dir():
             evaluation = evaluate_pairs(kept, recipe.eval_pairs, device=device).summary(recipe.model.name)
             write_metadata(weights, {**metadata, "evaluation": evaluation})
-    end_distributed(world)
     return TrainResult(weights=weights, steps=step, seconds=seconds, final_loss=last_loss, evaluation=evaluation,
                        rank=rank)
 
