@@ -19,7 +19,7 @@ import torch
 
 from videodeblur.errors import ConfigError, DecodeError, EncodeError, OutputError
 from videodeblur.model import LoadedModel, load_model
-from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file, run_pipeline
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.video import FrameReader, FrameWriter
 
@@ -957,3 +957,15 @@ def test_the_last_frame_lasts_as_long_as_the_source_says(engine: Engine, tmp_pat
     deblur_file(src, tmp_path / "out.mkv", engine)
     with av.open(str(tmp_path / "out.mkv")) as c:
         assert float(c.duration / av.time_base) == pytest.approx(source_s, abs=0.01)
+
+
+def test_run_pipeline_refuses_mismatched_layouts_and_leaves_no_file(tmp_path: Path,
+                                                                   make_clip: Callable[..., Path]) -> None:
+    """Its docstring says it closes reader and writer: a layout mismatch raised a bare ValueError and
+    left both open and a 48-byte header-only file at the output."""
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    reader = FrameReader(src, layout="rgb")
+    writer = FrameWriter.like(tmp_path / "o.mp4", reader.info, layout="i420", audio=False)
+    with pytest.raises(ConfigError, match="layout 'rgb' differs from writer layout 'i420'"):
+        run_pipeline(reader, writer, engine=None)  # type: ignore[arg-type]  # never reached
+    assert not (tmp_path / "o.mp4").exists()
