@@ -380,6 +380,38 @@ def test_opencv_camera_unplugged_mid_run(monkeypatch) -> None:
         open_source("97")
 
 
+class UndecodableVideoCapture(FakeVideoCapture):
+    """A webcam whose grab() works and whose frames never decode (corrupt MJPEG, a driver in a bad state)."""
+
+    retrieves = 0
+
+    def grab(self) -> bool:
+        return True
+
+    def retrieve(self) -> tuple[bool, None]:
+        UndecodableVideoCapture.retrieves += 1
+        return False, None
+
+
+def test_a_webcam_whose_frames_never_decode_counts_as_lost(monkeypatch) -> None:
+    """Failed retrieves were counted but never compared: the capture spun (3 million reads a second) until
+    the live loop's stall timeout, and --reconnect (which needs the SourceError) never ran."""
+    import videodeblur.video.capture as capture
+
+    monkeypatch.setattr(capture.cv2, "VideoCapture", UndecodableVideoCapture)
+    source = open_source("0")  # its first frame comes from read(), which works
+    stop = threading.Event()
+    timer = threading.Timer(5.0, stop.set)
+    timer.start()
+    try:
+        with pytest.raises(SourceError, match="camera 0 stopped delivering frames"):
+            list(source.frames(stop))
+    finally:
+        timer.cancel()
+        source.close()
+    assert UndecodableVideoCapture.retrieves == 5
+
+
 @pytest.mark.parametrize("options, fourcc", [
     (CaptureOptions(), None),  # the camera's own format and size
     (CaptureOptions(width=1920, height=1080), "MJPG"),  # uncompressed 1080p is about 5 fps over USB 2.0
