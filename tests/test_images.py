@@ -363,6 +363,20 @@ def test_no_output_named_writes_beside_the_input(make_image, tmp_path):
     assert single.dst == tmp_path / "shots" / "a-deblurred.png"
 
 
+def test_a_folder_holding_only_earlier_outputs_is_said_not_run(make_image, tmp_path):
+    """`video FOLDER` ended with "none of the 0 videos could be deblurred (named above)" (none named),
+    and `image FOLDER` exited 0 having done nothing; both left an empty FOLDER-deblurred/."""
+    from videodeblur.pipeline.plan import plan_videos
+
+    make_image("shots/a-deblurred.png", width=8, height=8)
+    with pytest.raises(UnreadableInputError, match=r"in folder .*shots but earlier outputs \(\*-deblurred\.\*\)"):
+        plan_images([tmp_path / "shots"], None)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a-deblurred.mp4").write_bytes(b"")
+    with pytest.raises(UnreadableInputError, match="but earlier outputs"):
+        plan_videos([tmp_path / "clips"], None)
+    assert not (tmp_path / "shots-deblurred").exists() and not (tmp_path / "clips-deblurred").exists()
+
 def test_a_video_given_as_an_image_says_which_command_takes_it(make_clip, tmp_path):
     with pytest.raises(UnreadableInputError, match="is a video, not an image; deblur it with `videodeblur video`"):
         read_image(make_clip("clip.mp4", width=32, height=32, frames=2))
