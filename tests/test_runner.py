@@ -845,6 +845,24 @@ def test_resume_refuses_the_input_and_a_file_it_did_not_make(engine: Engine, mak
     assert src.read_bytes() == before == copy.read_bytes()
 
 
+def test_resume_of_an_output_whose_video_codec_ffmpeg_cannot_tell_is_refused_in_one_line(
+        run_cli, make_clip, tmp_path: Path) -> None:
+    """A damaged earlier output whose video track's codec FFmpeg cannot tell: --resume ended with
+    "internal error: AttributeError: 'NoneType' object has no attribute 'width'" (resume.py)."""
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    out = tmp_path / "out.mkv"
+    cpu = ("--model", "lprn-fast", "--device", "cpu")
+    assert run_cli("video", src, "-o", out, *cpu).exit_code == 0
+    data = out.read_bytes()
+    assert data.count(b"V_MPEG4/ISO/AVC") == 1
+    out.write_bytes(data.replace(b"V_MPEG4/ISO/AVC", b"V_MPEG4/ISO/ZZZ"))  # a CodecID FFmpeg has no codec for
+    damaged = out.read_bytes()
+    result = run_cli("video", src, "-o", out, *cpu, "--resume")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"videodeblur: error: cannot resume {out}: FFmpeg cannot tell the codec of its "
+                                     "video stream (a damaged header); run without --resume to start again")
+    assert out.read_bytes() == damaged and [p.name for p in tmp_path.iterdir() if p.name.startswith("out")] == ["out.mkv"]
+
 def test_resume_refuses_a_part_another_program_wrote_and_still_resumes_markless_containers(
         engine: Engine, make_clip, tmp_path: Path) -> None:
     """An unfinished file another program wrote (its track says "VideoHandler") is not ours to go on
