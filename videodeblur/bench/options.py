@@ -65,10 +65,6 @@ class BenchOptions:
         if self.input is not None and not Path(self.input).is_file():
             raise InputNotFoundError(f"input file {str(self.input)!r} does not exist: give a path to a video file")
 
-    @property
-    def resolved_warmup_frames(self) -> int:
-        return self.warmup_for(self.frames)
-
     def warmup_for(self, frames: int) -> int:
         """Warm-up frames for a clip of ``frames`` (an ``input`` may hold fewer than ``frames``):
         ``warmup_frames``, or a fifth of them, at most 25; always leaving one to measure."""
