@@ -10,6 +10,7 @@ from pathlib import Path
 
 from videodeblur.bench.peers import peer_name
 from videodeblur.errors import ConfigError, InputNotFoundError
+from videodeblur.option_values import check_preset
 
 __all__ = ["BenchOptions"]
 
@@ -56,6 +57,7 @@ class BenchOptions:
             raise ConfigError(f"batch sizes must be positive integers, got {list(self.batches)}")
         if self.engines is not None and self.engines < 1:
             raise ConfigError(f"--engines must be at least 1, got {self.engines}")
+        check_preset(self.preset)
         if self.frames < 2:
             raise ConfigError(f"--frames {self.frames} is too few: use at least 2 (one warm-up, one measured)")
         if self.warmup_frames is not None and not 0 <= self.warmup_frames < self.frames:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from videodeblur.errors import VideoDeblurError
+from videodeblur.option_values import PRESETS
 
 __all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail"]
 
@@ -200,10 +201,6 @@ def tile_option(help_text: str) -> Callable[[Any], Any]:
     return click.option("--tile", type=click.IntRange(min=MIN_TILE), default=None, help=help_text)
 
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")  # x265 takes the same names, libvpx gets them mapped; checked here, before the model loads
-
-
 def preset_option(help_text: str) -> Callable[[Any], Any]:
-    return click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
+    return click.option("--preset", type=click.Choice(PRESETS), default="veryfast", show_default=True,
                         help=help_text)
