@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from videodeblur.errors import VideoDeblurError
-from videodeblur.option_values import PRESETS
+from videodeblur.option_values import MIN_TILE, PRESETS
 
 __all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail"]
 
@@ -186,9 +186,6 @@ device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda
 precision_option = click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
                                 show_default=True, help="Inference precision (auto: fp16 on CUDA, fp32 on CPU).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
-
-
-MIN_TILE = 80  # the engine's rule: twice its 32 px tile overlap + 16 (checked here too, before torch loads)
 
 
 engines_option = click.option(
