@@ -23,7 +23,7 @@ import av
 import numpy as np
 import pytest
 
-from videodeblur.errors import SourceError
+from videodeblur.errors import ConfigError, SourceError
 from videodeblur.pipeline.live import LiveOptions, run_live
 from videodeblur.pipeline.live_capture import LatestFrameSlot
 from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource, PyAVSource, open_source
@@ -432,6 +432,18 @@ def test_a_webcam_is_asked_for_mjpeg_before_a_size(monkeypatch, options: Capture
 def test_a_fourcc_of_another_length_is_a_usage_error(run_cli) -> None:
     result = run_cli("camera", "--source", "0", "--fourcc", "MJPEG", "--no-preview")
     assert result.exit_code == 2 and "four-character code" in result.stderr
+
+
+def test_bad_live_and_capture_options_are_config_errors() -> None:
+    """Every other option class (RunOptions, BenchOptions, EngineOptions) raises ConfigError; these raised
+    a bare ValueError, so a caller's `except VideoDeblurError` missed them and the command caught ValueError."""
+    for make, message in ((lambda: LiveOptions(max_seconds=0), "max_seconds must be positive"),
+                          (lambda: LiveOptions(stall_timeout_s=0), "stall_timeout_s must be positive"),
+                          (lambda: LiveOptions(reconnect_s=-1), "reconnect_s must be >= 0"),
+                          (lambda: CaptureOptions(fps=0), "CaptureOptions.fps must be positive"),
+                          (lambda: CaptureOptions(fourcc="MJPEG"), "not a four-character code")):
+        with pytest.raises(ConfigError, match=message):
+            make()
 
 
 def test_a_stream_that_never_answers_ends_within_max_seconds(run_cli) -> None:

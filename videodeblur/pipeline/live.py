@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from videodeblur.errors import ConfigError
 from videodeblur.signals import signals_noted
 from videodeblur.pipeline.live_capture import CaptureThread, LatestFrameSlot
 from videodeblur.pipeline.live_record import Recorder
@@ -58,11 +59,11 @@ class LiveOptions:
 
     def __post_init__(self) -> None:
         if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+            raise ConfigError(f"max_seconds must be positive, got {self.max_seconds}")
         if self.stall_timeout_s <= 0:
-            raise ValueError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
+            raise ConfigError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
         if self.reconnect_s < 0:
-            raise ValueError(f"reconnect_s must be >= 0, got {self.reconnect_s}")
+            raise ConfigError(f"reconnect_s must be >= 0, got {self.reconnect_s}")
 
 
 @dataclasses.dataclass(frozen=True)

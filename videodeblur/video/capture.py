@@ -30,7 +30,7 @@ import cv2  # before av: a later cv2.imshow freezes if av was imported first (DE
 import av
 import numpy as np
 
-from videodeblur.errors import SourceError, short_error
+from videodeblur.errors import ConfigError, SourceError, short_error
 from videodeblur.video.colour import ColourTags, RgbConverter
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.info import frame_colour, pixel_shape
@@ -88,9 +88,9 @@ class CaptureOptions:
         for name in ("width", "height", "fps"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"CaptureOptions.{name} must be positive, got {value}")
+                raise ConfigError(f"CaptureOptions.{name} must be positive, got {value}")
         if self.fourcc is not None and len(self.fourcc) != 4:
-            raise ValueError(f"{self.fourcc!r} is not a four-character code such as MJPG or YUYV")
+            raise ConfigError(f"{self.fourcc!r} is not a four-character code such as MJPG or YUYV")
 
     @property
     def requested_fourcc(self) -> str | None:
