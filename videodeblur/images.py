@@ -73,7 +73,6 @@ WEBP_QUALITY = 95
 AVIF_QUALITY = 95
 
 
-
 class FrameProcessor(Protocol):
     """What deblurs: ``videodeblur.pipeline.Engine`` or anything with the same ``process``."""
 
@@ -465,7 +464,6 @@ _LOSSES = {  # what an output format cannot hold: (what, what happens to it)
     ("alpha", "depth"): ("the alpha channel or 16 bits per sample",
                          "alpha is left out and 8 bits are written (.png and .tiff keep both)"),
 }
-
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

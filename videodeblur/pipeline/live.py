@@ -256,7 +256,7 @@ def _p95_by_minute(latencies_ms: Sequence[float], output_times: Sequence[float],
     return [round(percentiles(values[minute == m])["p95"], 2) for m in np.unique(minute)]
 
 
-def _sustained_fps(output_times: list[float], start: float) -> float:
+def _sustained_fps(output_times: Sequence[float], start: float) -> float:
     """Frames per second between the first and the last output; a single output over the time from
     the run's start to it (as ``video`` rates a run too short for a window), not 0."""
     if not output_times:
@@ -267,7 +267,7 @@ def _sustained_fps(output_times: list[float], start: float) -> float:
     return round((len(output_times) - 1) / (output_times[-1] - output_times[0]), 2)
 
 
-def _recent_fps(output_times: list[float], window_s: float = 1.0) -> float:
+def _recent_fps(output_times: Sequence[float], window_s: float = 1.0) -> float:
     now = output_times[-1]
     recent = [t for t in output_times[-240:] if now - t <= window_s]
     if len(recent) < 2:
