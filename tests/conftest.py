@@ -336,11 +336,6 @@ def _make_image(tmp_path: Path) -> Callable[..., Path]:
     return lambda path, **kw: make_image(_under(tmp_path, path), **kw)
 
 
-@pytest.fixture(name="psnr")
-def _psnr() -> Callable[[np.ndarray, np.ndarray], float]:
-    return psnr
-
-
 @pytest.fixture(name="run_cli")
 def _run_cli() -> Callable[..., CliResult]:
     return run_cli
@@ -357,9 +352,6 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-needs_cuda = pytest.mark.cuda
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

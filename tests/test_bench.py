@@ -251,6 +251,8 @@ def test_options_are_validated() -> None:
         BenchOptions(frames=1)
     with pytest.raises(ConfigError, match="warm-up"):
         BenchOptions(frames=10, warmup_frames=10)
+    with pytest.raises(ConfigError, match="preset must be one of"):  # it reached libx264 ("Invalid argument")
+        BenchOptions(preset="turbo")
 
 
 @pytest.mark.cuda

@@ -23,7 +23,7 @@ import av
 import numpy as np
 import pytest
 
-from videodeblur.errors import SourceError
+from videodeblur.errors import ConfigError, SourceError
 from videodeblur.pipeline.live import LiveOptions, run_live
 from videodeblur.pipeline.live_capture import LatestFrameSlot
 from videodeblur.video.capture import CapturedFrame, CaptureOptions, LiveSource, PyAVSource, open_source
@@ -380,6 +380,38 @@ def test_opencv_camera_unplugged_mid_run(monkeypatch) -> None:
         open_source("97")
 
 
+class UndecodableVideoCapture(FakeVideoCapture):
+    """A webcam whose grab() works and whose frames never decode (corrupt MJPEG, a driver in a bad state)."""
+
+    retrieves = 0
+
+    def grab(self) -> bool:
+        return True
+
+    def retrieve(self) -> tuple[bool, None]:
+        UndecodableVideoCapture.retrieves += 1
+        return False, None
+
+
+def test_a_webcam_whose_frames_never_decode_counts_as_lost(monkeypatch) -> None:
+    """Failed retrieves were counted but never compared: the capture spun (3 million reads a second) until
+    the live loop's stall timeout, and --reconnect (which needs the SourceError) never ran."""
+    import videodeblur.video.capture as capture
+
+    monkeypatch.setattr(capture.cv2, "VideoCapture", UndecodableVideoCapture)
+    source = open_source("0")  # its first frame comes from read(), which works
+    stop = threading.Event()
+    timer = threading.Timer(5.0, stop.set)
+    timer.start()
+    try:
+        with pytest.raises(SourceError, match="camera 0 stopped delivering frames"):
+            list(source.frames(stop))
+    finally:
+        timer.cancel()
+        source.close()
+    assert UndecodableVideoCapture.retrieves == 5
+
+
 @pytest.mark.parametrize("options, fourcc", [
     (CaptureOptions(), None),  # the camera's own format and size
     (CaptureOptions(width=1920, height=1080), "MJPG"),  # uncompressed 1080p is about 5 fps over USB 2.0
@@ -400,6 +432,18 @@ def test_a_webcam_is_asked_for_mjpeg_before_a_size(monkeypatch, options: Capture
 def test_a_fourcc_of_another_length_is_a_usage_error(run_cli) -> None:
     result = run_cli("camera", "--source", "0", "--fourcc", "MJPEG", "--no-preview")
     assert result.exit_code == 2 and "four-character code" in result.stderr
+
+
+def test_bad_live_and_capture_options_are_config_errors() -> None:
+    """Every other option class (RunOptions, BenchOptions, EngineOptions) raises ConfigError; these raised
+    a bare ValueError, so a caller's `except VideoDeblurError` missed them and the command caught ValueError."""
+    for make, message in ((lambda: LiveOptions(max_seconds=0), "max_seconds must be positive"),
+                          (lambda: LiveOptions(stall_timeout_s=0), "stall_timeout_s must be positive"),
+                          (lambda: LiveOptions(reconnect_s=-1), "reconnect_s must be >= 0"),
+                          (lambda: CaptureOptions(fps=0), "CaptureOptions.fps must be positive"),
+                          (lambda: CaptureOptions(fourcc="MJPEG"), "not a four-character code")):
+        with pytest.raises(ConfigError, match=message):
+            make()
 
 
 def test_a_stream_that_never_answers_ends_within_max_seconds(run_cli) -> None:

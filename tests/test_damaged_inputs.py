@@ -254,6 +254,20 @@ def _within(seconds: float, run, *args: object):
     return results[0]
 
 
+def test_a_track_whose_codec_ffmpeg_cannot_tell_is_left_out_with_a_warning(run_cli, make_clip, tmp_path: Path) -> None:
+    """A Matroska audio track of a codec FFmpeg does not know has no codec context: `video` ended with
+    "internal error: AttributeError: 'NoneType' object has no attribute 'name'" (info.py), and past
+    that in the writer's passthrough."""
+    mkv = remuxed(make_clip("a.mp4", width=64, height=48, frames=4, audio=True), tmp_path / "a.mkv")
+    data = mkv.read_bytes()
+    assert data.count(b"A_AAC") == 1
+    (tmp_path / "odd.mkv").write_bytes(data.replace(b"A_AAC", b"A_ZZZ"))  # a CodecID FFmpeg has no codec for
+    result = run_cli("video", tmp_path / "odd.mkv", "-o", tmp_path / "out.mkv", "--device", "cpu", "--model", "lprn-fast")
+    assert result.exit_code == 0, result.stderr
+    assert "left out audio stream 1: FFmpeg cannot tell its codec (a damaged or unsupported track)" in result.stderr
+    with av.open(str(tmp_path / "out.mkv")) as out:
+        assert [s.type for s in out.streams] == ["video"] and out.streams.video[0].frames in (0, 4)
+
 def test_a_named_pipe_is_read_once_and_keeps_its_sound(run_cli, make_clip, tmp_path: Path) -> None:
     """A FIFO given by name was read for the video and then opened again for its sound, which waited
     for ever for a writer long gone (a hang that only kill -9 ended). It is read once, as standard

@@ -353,6 +353,21 @@ def test_unreadable_file_is_a_typed_error(tmp_path, content):
         read_image(path)
 
 
+def test_a_webp_whose_header_gives_a_giant_size_is_unreadable_not_an_internal_error(tmp_path):
+    """cv2.imdecode raises (not returns None) past its size limits: `image` said "internal error:
+    error: OpenCV(5.0.0) ... Assertion failed", and in a folder it stopped the batch there."""
+    import io
+
+    buf, exif = io.BytesIO(), PILImage.Exif()
+    exif[0x0112] = 1
+    PILImage.new("RGB", (16, 12)).save(buf, "WEBP", exif=exif.tobytes())  # EXIF: the extended (VP8X) header
+    data = bytearray(buf.getvalue())
+    assert data[12:16] == b"VP8X"
+    data[27:30] = b"\x00\x00\x7f"  # canvas height - 1, 24-bit little-endian: 8.3 million rows
+    (tmp_path / "giant.webp").write_bytes(bytes(data))
+    with pytest.raises(UnreadableInputError, match="giant.webp is not a readable image .*past OpenCV's limits"):
+        read_image(tmp_path / "giant.webp")
+
 def test_no_output_named_writes_beside_the_input(make_image, tmp_path):
     (tmp_path / "shots").mkdir()
     make_image("shots/a.png", width=32, height=32)
@@ -362,6 +377,20 @@ def test_no_output_named_writes_beside_the_input(make_image, tmp_path):
     (single,) = plan_images([tmp_path / "shots" / "a.png"], None)
     assert single.dst == tmp_path / "shots" / "a-deblurred.png"
 
+
+def test_a_folder_holding_only_earlier_outputs_is_said_not_run(make_image, tmp_path):
+    """`video FOLDER` ended with "none of the 0 videos could be deblurred (named above)" (none named),
+    and `image FOLDER` exited 0 having done nothing; both left an empty FOLDER-deblurred/."""
+    from videodeblur.pipeline.plan import plan_videos
+
+    make_image("shots/a-deblurred.png", width=8, height=8)
+    with pytest.raises(UnreadableInputError, match=r"in folder .*shots but earlier outputs \(\*-deblurred\.\*\)"):
+        plan_images([tmp_path / "shots"], None)
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips" / "a-deblurred.mp4").write_bytes(b"")
+    with pytest.raises(UnreadableInputError, match="but earlier outputs"):
+        plan_videos([tmp_path / "clips"], None)
+    assert not (tmp_path / "shots-deblurred").exists() and not (tmp_path / "clips-deblurred").exists()
 
 def test_a_video_given_as_an_image_says_which_command_takes_it(make_clip, tmp_path):
     with pytest.raises(UnreadableInputError, match="is a video, not an image; deblur it with `videodeblur video`"):

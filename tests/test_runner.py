@@ -19,7 +19,7 @@ import torch
 
 from videodeblur.errors import ConfigError, DecodeError, EncodeError, OutputError
 from videodeblur.model import LoadedModel, load_model
-from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file, run_pipeline
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.video import FrameReader, FrameWriter
 
@@ -376,6 +376,20 @@ def test_bad_options() -> None:
     for kwargs in ({"queue_size": 0}, {"crf": 60}, {"max_frames": 0}, {"warmup_frames": -1}, {"decode_threads": -1}):
         with pytest.raises(ConfigError):
             RunOptions(**kwargs)
+
+
+def test_a_preset_that_is_not_x264s_is_a_config_error() -> None:
+    """Only the command checked --preset: through the library "turbo" reached libx264, which logged
+    "invalid preset" and failed to open ("cannot open encoder libx264 ... Invalid argument")."""
+    from videodeblur.cli._common import preset_option
+    from videodeblur.option_values import PRESETS
+    from videodeblur.video.encoders import _VPX_SPEED
+
+    with pytest.raises(ConfigError, match="preset must be one of ultrafast, .*, placebo, got 'turbo'"):
+        RunOptions(preset="turbo")
+    assert [RunOptions(preset=name).preset for name in PRESETS] == list(PRESETS)
+    assert preset_option("")(lambda: None).__click_params__[0].type.choices == PRESETS  # the command checks the same
+    assert tuple(_VPX_SPEED) == PRESETS  # and libvpx has a speed for each
 
 
 def test_unknown_encoder_fails_before_decoding(engine: Engine, make_clip, tmp_path: Path) -> None:
@@ -845,6 +859,24 @@ def test_resume_refuses_the_input_and_a_file_it_did_not_make(engine: Engine, mak
     assert src.read_bytes() == before == copy.read_bytes()
 
 
+def test_resume_of_an_output_whose_video_codec_ffmpeg_cannot_tell_is_refused_in_one_line(
+        run_cli, make_clip, tmp_path: Path) -> None:
+    """A damaged earlier output whose video track's codec FFmpeg cannot tell: --resume ended with
+    "internal error: AttributeError: 'NoneType' object has no attribute 'width'" (resume.py)."""
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    out = tmp_path / "out.mkv"
+    cpu = ("--model", "lprn-fast", "--device", "cpu")
+    assert run_cli("video", src, "-o", out, *cpu).exit_code == 0
+    data = out.read_bytes()
+    assert data.count(b"V_MPEG4/ISO/AVC") == 1
+    out.write_bytes(data.replace(b"V_MPEG4/ISO/AVC", b"V_MPEG4/ISO/ZZZ"))  # a CodecID FFmpeg has no codec for
+    damaged = out.read_bytes()
+    result = run_cli("video", src, "-o", out, *cpu, "--resume")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"videodeblur: error: cannot resume {out}: FFmpeg cannot tell the codec of its "
+                                     "video stream (a damaged header); run without --resume to start again")
+    assert out.read_bytes() == damaged and [p.name for p in tmp_path.iterdir() if p.name.startswith("out")] == ["out.mkv"]
+
 def test_resume_refuses_a_part_another_program_wrote_and_still_resumes_markless_containers(
         engine: Engine, make_clip, tmp_path: Path) -> None:
     """An unfinished file another program wrote (its track says "VideoHandler") is not ours to go on
@@ -957,3 +989,15 @@ def test_the_last_frame_lasts_as_long_as_the_source_says(engine: Engine, tmp_pat
     deblur_file(src, tmp_path / "out.mkv", engine)
     with av.open(str(tmp_path / "out.mkv")) as c:
         assert float(c.duration / av.time_base) == pytest.approx(source_s, abs=0.01)
+
+
+def test_run_pipeline_refuses_mismatched_layouts_and_leaves_no_file(tmp_path: Path,
+                                                                   make_clip: Callable[..., Path]) -> None:
+    """Its docstring says it closes reader and writer: a layout mismatch raised a bare ValueError and
+    left both open and a 48-byte header-only file at the output."""
+    src = make_clip("a.mp4", width=64, height=48, frames=4)
+    reader = FrameReader(src, layout="rgb")
+    writer = FrameWriter.like(tmp_path / "o.mp4", reader.info, layout="i420", audio=False)
+    with pytest.raises(ConfigError, match="layout 'rgb' differs from writer layout 'i420'"):
+        run_pipeline(reader, writer, engine=None)  # type: ignore[arg-type]  # never reached
+    assert not (tmp_path / "o.mp4").exists()

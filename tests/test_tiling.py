@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from videodeblur.cli._common import MIN_TILE
 from videodeblur.errors import ConfigError
+from videodeblur.option_values import MIN_TILE
 from videodeblur.pipeline import Engine, EngineOptions
 from videodeblur.pipeline.tiling import blend_window, run_tiled, tile_starts
 
@@ -82,7 +82,9 @@ def test_the_overlap_follows_how_far_the_model_sees() -> None:
 
 
 def test_the_cli_tile_floor_is_the_engine_rule(run_cli, tmp_path: Path) -> None:
-    """Every command refuses a tile the engine would refuse, before torch loads (exit 2, usage)."""
+    """Every command refuses a tile the engine would refuse, before torch loads (exit 2, usage): one rule,
+    option_values.smallest_tile (the command had its own literal 80)."""
+    assert EngineOptions().smallest_tile == MIN_TILE
     EngineOptions(tile=MIN_TILE)
     with pytest.raises(ConfigError):
         EngineOptions(tile=MIN_TILE - 1)

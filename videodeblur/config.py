@@ -19,7 +19,7 @@ __all__ = ["ModelConfig", "ATTENTION_KINDS", "ARCHITECTURE_KEYS", "load_toml", "
            "load_model_config"]
 
 Attention = Literal["none", "channel", "spatial", "both"]
-ATTENTION_KINDS: tuple[str, ...] = ("none", "channel", "spatial", "both")
+ATTENTION_KINDS: tuple[str, ...] = typing.get_args(Attention)  # one spelling: the Literal is what is checked
 # What a model file must spell out: a default would build a network that matches no shipped model.
 # (``reduction`` may stay out: no model TOML gives it, and every weights file records it.)
 ARCHITECTURE_KEYS: tuple[str, ...] = ("channels", "blocks", "stages", "attention", "unshuffle")

@@ -73,7 +73,6 @@ WEBP_QUALITY = 95
 AVIF_QUALITY = 95
 
 
-
 class FrameProcessor(Protocol):
     """What deblurs: ``videodeblur.pipeline.Engine`` or anything with the same ``process``."""
 
@@ -141,11 +140,11 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
     said: list[str] = []  # what libjpeg and libpng wrote to stderr themselves, past OpenCV's log level
     with quiet_opencv():  # our error or warning says it once, in one line
         with _c_stderr(said):
-            pixels = cv2.imdecode(data, flags)
+            pixels = _imdecode(data, flags, said)
         if pixels is None and (ended := _with_end_marker(data)) is not None:
             again: list[str] = []
             with _c_stderr(again):  # cut short: OpenCV refuses what libjpeg and libpng can read
-                pixels = cv2.imdecode(ended, flags)
+                pixels = _imdecode(ended, flags, again)
             said = (again or ["it has no end marker"]) if pixels is not None else said or again
     if pixels is None:
         if Path(path).suffix.lower() in VIDEO_SUFFIXES:
@@ -379,6 +378,17 @@ def _with_end_marker(data: np.ndarray) -> np.ndarray | None:
     return None
 
 
+def _imdecode(data: np.ndarray, flags: int, said: list[str]) -> np.ndarray | None:
+    """``cv2.imdecode``, None where it fails: OpenCV raises, rather than returning None, for a header
+    whose size is past its limits (a corrupt WebP's), and the reason goes to ``said``."""
+    try:
+        return cv2.imdecode(data, flags)
+    except cv2.error as err:
+        limit = "CV_IO_MAX_IMAGE" in (err.err or "")
+        said.append("its header gives a picture size past OpenCV's limits" if limit else " ".join(str(err).split()))
+        return None
+
+
 @contextlib.contextmanager
 def _c_stderr(said: list[str]) -> Iterator[None]:
     """Take what C code writes to the process's stderr inside (libjpeg's "Corrupt JPEG data: ...",
@@ -454,7 +464,6 @@ _LOSSES = {  # what an output format cannot hold: (what, what happens to it)
     ("alpha", "depth"): ("the alpha channel or 16 bits per sample",
                          "alpha is left out and 8 bits are written (.png and .tiff keep both)"),
 }
-
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:

@@ -74,10 +74,6 @@ class FrameClock:
         self._stages.append((name, started, ended))
         return ended
 
-    @property
-    def completed(self) -> int:
-        return len(self._completions)
-
     def window(self, warmup_frames: int, stage_names: Sequence[str] = ()) -> Window:
         """Cut the first ``warmup_frames`` completions off. The window runs from the completion of the last
         warm-up frame (or the run's start when there is none) to the completion of the last frame."""

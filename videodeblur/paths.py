@@ -115,10 +115,14 @@ def default_outputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what:
         found, is_folder = expand_inputs([raw], suffixes, what, urls=urls)
         if is_folder:
             folder = Path(raw).resolve()  # "." has no name of its own
+            # a file named like a default output is one (an earlier run's, beside its input): not an input
+            found = [src for src in found if not Path(src).stem.endswith(DEFAULT_TAG)]
+            if not found:
+                raise UnreadableInputError(f"no {what} in folder {raw} but earlier outputs (*{DEFAULT_TAG}.*), which "
+                                           "are not deblurred again: name one as an input to deblur it again")
             target = folder.parent / f"{folder.name}{DEFAULT_TAG}"
             make_folder(target)
-            # a file named like a default output is one (an earlier run's, beside its input): not an input
-            pairs.extend((src, target / name(src)) for src in found if not Path(src).stem.endswith(DEFAULT_TAG))
+            pairs.extend((src, target / name(src)) for src in found)
             continue
         out = Path(name(raw))
         tagged = out.with_name(f"{out.stem}{DEFAULT_TAG}{out.suffix}")

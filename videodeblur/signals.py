@@ -1,7 +1,7 @@
 """Stop signals noted instead of raised, so a run finalises its output before it ends.
 
-Why its own module: the file runner, the camera loop, the commands and the trainer all hold a run's
-stop signals while they finish their work.
+Why its own module: the file runner, the camera loop and the commands note a run's stop signals while
+they finish their work; the trainer holds them its own way (train/interrupts.py) with STOP_SIGNALS.
 """
 from __future__ import annotations
 

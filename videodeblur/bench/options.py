@@ -10,6 +10,7 @@ from pathlib import Path
 
 from videodeblur.bench.peers import peer_name
 from videodeblur.errors import ConfigError, InputNotFoundError
+from videodeblur.option_values import check_preset
 
 __all__ = ["BenchOptions"]
 
@@ -56,6 +57,7 @@ class BenchOptions:
             raise ConfigError(f"batch sizes must be positive integers, got {list(self.batches)}")
         if self.engines is not None and self.engines < 1:
             raise ConfigError(f"--engines must be at least 1, got {self.engines}")
+        check_preset(self.preset)
         if self.frames < 2:
             raise ConfigError(f"--frames {self.frames} is too few: use at least 2 (one warm-up, one measured)")
         if self.warmup_frames is not None and not 0 <= self.warmup_frames < self.frames:
@@ -64,10 +66,6 @@ class BenchOptions:
             object.__setattr__(self, "peers", tuple(peer_name(p) for p in self.peers))
         if self.input is not None and not Path(self.input).is_file():
             raise InputNotFoundError(f"input file {str(self.input)!r} does not exist: give a path to a video file")
-
-    @property
-    def resolved_warmup_frames(self) -> int:
-        return self.warmup_for(self.frames)
 
     def warmup_for(self, frames: int) -> int:
         """Warm-up frames for a clip of ``frames`` (an ``input`` may hold fewer than ``frames``):

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from videodeblur.errors import VideoDeblurError
+from videodeblur.option_values import MIN_TILE, PRESETS
 
 __all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail"]
 
@@ -187,9 +188,6 @@ precision_option = click.option("--precision", type=click.Choice(["auto", "fp32"
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object on stdout.")
 
 
-MIN_TILE = 80  # the engine's rule: twice its 32 px tile overlap + 16 (checked here too, before torch loads)
-
-
 engines_option = click.option(
     "--engines", type=click.IntRange(min=1), default=None,
     help="On a CPU: copies of the model run side by side, its threads split between them "
@@ -200,10 +198,6 @@ def tile_option(help_text: str) -> Callable[[Any], Any]:
     return click.option("--tile", type=click.IntRange(min=MIN_TILE), default=None, help=help_text)
 
 
-X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
-                "placebo")  # x265 takes the same names, libvpx gets them mapped; checked here, before the model loads
-
-
 def preset_option(help_text: str) -> Callable[[Any], Any]:
-    return click.option("--preset", type=click.Choice(X264_PRESETS), default="veryfast", show_default=True,
+    return click.option("--preset", type=click.Choice(PRESETS), default="veryfast", show_default=True,
                         help=help_text)

@@ -103,6 +103,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     """
     import cv2  # first: importing av before cv2 freezes the preview window (DESIGN.md; _record_target)
 
+    from videodeblur.errors import ConfigError
     from videodeblur.pipeline import EngineOptions
     from videodeblur.pipeline.live import LiveOptions, run_live
     from videodeblur.pipeline.live_workers import live_engines
@@ -117,7 +118,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
                                          # --max-seconds bounds the wait for a stream that never answers too
                                          open_timeout_s=min(CaptureOptions.open_timeout_s,
                                                             max_seconds or CaptureOptions.open_timeout_s))
-    except ValueError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
+    except ConfigError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
         raise click.BadParameter(str(err), param_hint="--fourcc") from err
     live_source = open_source(source, capture_options)
     for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime,

@@ -34,6 +34,7 @@ import torch
 from videodeblur.config import ModelConfig
 from videodeblur.errors import ConfigError, DeviceError, FrameError
 from videodeblur.model import LoadedModel, default_model_name, load_model
+from videodeblur.option_values import MIN_TILE_OVERLAP, smallest_tile
 from videodeblur.pipeline.memory import (FRAME_BYTES_PER_PIXEL, activation_bytes_per_pixel, available_bytes, plan_tile,
                                          readable_bytes)
 from videodeblur.pipeline.tiling import run_tiled
@@ -83,7 +84,7 @@ class EngineOptions:
     @property
     def smallest_tile(self) -> int:
         """Twice the overlap (the least one where it is the model's) and 16 pixels of the tile's own."""
-        return 2 * (self.tile_overlap if self.tile_overlap is not None else MIN_TILE_OVERLAP) + 16
+        return smallest_tile(self.tile_overlap if self.tile_overlap is not None else MIN_TILE_OVERLAP)
 
     def __post_init__(self) -> None:
         # types first: None or "2" would fail below, or later, as an untyped AttributeError/TypeError
@@ -543,9 +544,6 @@ def engine_count(requested: int | None, threads: int) -> int:
     """Engines to run side by side on a CPU with ``threads`` to split: ``requested``, else two; never
     more than the threads, so each engine keeps at least one (the file runner's lanes and the camera)."""
     return max(1, min(2 if requested is None else requested, threads))
-
-
-MIN_TILE_OVERLAP = 32
 
 
 def tile_overlap_for(config: ModelConfig) -> int:

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from videodeblur.errors import ConfigError
 from videodeblur.signals import signals_noted
 from videodeblur.pipeline.live_capture import CaptureThread, LatestFrameSlot
 from videodeblur.pipeline.live_record import Recorder
@@ -58,11 +59,11 @@ class LiveOptions:
 
     def __post_init__(self) -> None:
         if self.max_seconds is not None and self.max_seconds <= 0:
-            raise ValueError(f"max_seconds must be positive, got {self.max_seconds}")
+            raise ConfigError(f"max_seconds must be positive, got {self.max_seconds}")
         if self.stall_timeout_s <= 0:
-            raise ValueError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
+            raise ConfigError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
         if self.reconnect_s < 0:
-            raise ValueError(f"reconnect_s must be >= 0, got {self.reconnect_s}")
+            raise ConfigError(f"reconnect_s must be >= 0, got {self.reconnect_s}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,7 +256,7 @@ def _p95_by_minute(latencies_ms: Sequence[float], output_times: Sequence[float],
     return [round(percentiles(values[minute == m])["p95"], 2) for m in np.unique(minute)]
 
 
-def _sustained_fps(output_times: list[float], start: float) -> float:
+def _sustained_fps(output_times: Sequence[float], start: float) -> float:
     """Frames per second between the first and the last output; a single output over the time from
     the run's start to it (as ``video`` rates a run too short for a window), not 0."""
     if not output_times:
@@ -266,7 +267,7 @@ def _sustained_fps(output_times: list[float], start: float) -> float:
     return round((len(output_times) - 1) / (output_times[-1] - output_times[0]), 2)
 
 
-def _recent_fps(output_times: list[float], window_s: float = 1.0) -> float:
+def _recent_fps(output_times: Sequence[float], window_s: float = 1.0) -> float:
     now = output_times[-1]
     recent = [t for t in output_times[-240:] if now - t <= window_s]
     if len(recent) < 2:

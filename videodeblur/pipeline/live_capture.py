@@ -88,7 +88,6 @@ class LatestFrameSlot:
                 self.dropped += 1
 
 
-
 class CaptureThread(threading.Thread):
     """Pulls frames from the source into the slot; closes the slot and the source when it ends.
 

@@ -91,7 +91,7 @@ class Recorder:
 
     @property
     def warnings(self) -> list[str]:
-        """The source's tracks the recording left out or re-encoded, one sentence each."""
+        """What the recording left out, re-encoded or cut short, one sentence each."""
         cut = [f"the recording was cut off: the receiver took nothing for {_STREAM_CLOSE_GRACE_S:g} s"
                ] if self.cut_off else []
         from videodeblur.pipeline.run_summary import four_four_four_warning  # (av: imported after cv2, as above)

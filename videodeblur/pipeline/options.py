@@ -11,6 +11,7 @@ import threading
 from typing import Callable
 
 from videodeblur.errors import ConfigError
+from videodeblur.option_values import check_preset
 from videodeblur.pipeline.plan import check_part
 
 __all__ = ["ProgressCallback", "RunOptions"]
@@ -85,6 +86,7 @@ class RunOptions:
             raise ConfigError(f"crf must be a number in [0, 51], got {self.crf!r}")
         if not 0 <= self.crf <= 51:
             raise ConfigError(f"crf must be in [0, 51], got {self.crf}")
+        check_preset(self.preset)
         if self.warmup_frames < 0:
             raise ConfigError(f"warmup_frames must be >= 0, got {self.warmup_frames}")
         if self.decode_threads < 0 or self.encode_threads < 0:

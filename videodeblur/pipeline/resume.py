@@ -155,7 +155,7 @@ def _read_output(path: Path) -> FinishedOutput | None:
     try:
         with av.open(str(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
-            if video is None:
+            if video is None or video.codec_context is None:  # none, or one whose codec FFmpeg cannot tell
                 return None
             size = [video.codec_context.width, video.codec_context.height]
             made_by = made_by_mark(video)

@@ -185,7 +185,10 @@ def run_pipeline(reader: FrameReader, writer: FrameWriter, engine: Engine,
     """
     options = options or RunOptions()
     if reader.layout != writer.layout:
-        raise ValueError(f"reader layout {reader.layout!r} differs from writer layout {writer.layout!r}")
+        reader.close()
+        writer.close(complete=False)  # no frame written: the writer removes its file
+        raise ConfigError(f"reader layout {reader.layout!r} differs from writer layout {writer.layout!r}: "
+                          "open both with the same layout (choose_layout)")
     return ThreadedRun(reader, writer, engine, options).run()
 
 

@@ -17,7 +17,6 @@ from videodeblur.signals import STOP_SIGNALS
 __all__ = ["interrupts_held", "stops_left_to_the_run"]
 
 
-
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
     """Hold a stopping signal that arrives inside the block and deliver it (to its own handler, which

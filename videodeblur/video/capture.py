@@ -30,7 +30,7 @@ import cv2  # before av: a later cv2.imshow freezes if av was imported first (DE
 import av
 import numpy as np
 
-from videodeblur.errors import SourceError, short_error
+from videodeblur.errors import ConfigError, SourceError, short_error
 from videodeblur.video.colour import ColourTags, RgbConverter
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.info import frame_colour, pixel_shape
@@ -43,7 +43,7 @@ __all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource"
 
 _OPEN_TIMEOUT_S = 10.0
 _READ_TIMEOUT_S = 5.0
-_CAMERA_FAILED_READS = 5  # consecutive failed grabs before a camera counts as unplugged
+_CAMERA_FAILED_READS = 5  # consecutive failed grabs or decodes before a camera counts as unplugged
 _CLOCK_JUMP_S = 10.0  # a live stream's timestamps moving this far from where they were due jumped (ffmpeg's)
 _CLOCK_BACK_S = 0.1  # ... or going back this far
 
@@ -88,9 +88,9 @@ class CaptureOptions:
         for name in ("width", "height", "fps"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ValueError(f"CaptureOptions.{name} must be positive, got {value}")
+                raise ConfigError(f"CaptureOptions.{name} must be positive, got {value}")
         if self.fourcc is not None and len(self.fourcc) != 4:
-            raise ValueError(f"{self.fourcc!r} is not a four-character code such as MJPG or YUYV")
+            raise ConfigError(f"{self.fourcc!r} is not a four-character code such as MJPG or YUYV")
 
     @property
     def requested_fourcc(self) -> str | None:
@@ -220,16 +220,14 @@ class OpenCVCameraSource(LiveSource):
         index = 0
         failures = 0
         while not stop.is_set():
-            if not self._cap.grab():
+            grabbed = self._cap.grab()
+            capture_time = time.monotonic()
+            ok, bgr = self._cap.retrieve() if grabbed else (False, None)
+            if not ok or bgr is None:  # not grabbed, or grabbed and not decodable (corrupt MJPEG): one count
                 failures += 1
                 if failures >= _CAMERA_FAILED_READS:
                     raise SourceError(f"{self.description} stopped delivering frames (unplugged?)")
                 stop.wait(0.01)
-                continue
-            capture_time = time.monotonic()
-            ok, bgr = self._cap.retrieve()
-            if not ok or bgr is None:
-                failures += 1
                 continue
             failures = 0
             yield CapturedFrame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), index, capture_time)

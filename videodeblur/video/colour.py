@@ -25,7 +25,6 @@ __all__ = ["ColourTags", "YUVMatrix", "yuv_matrix", "i420_to_rgb", "rgb_to_i420"
 
 AVCOL_RANGE_UNSPECIFIED, AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG = 0, 1, 2
 _AVCOL_SPC_BT709 = 1
-_AVCOL_SPC_BT601 = (5, 6)  # BT470BG, SMPTE170M
 _AVCOL_SPC_SMPTE240M = 7
 _AVCOL_SPC_BT2020 = (9, 10)
 

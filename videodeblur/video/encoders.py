@@ -169,7 +169,7 @@ def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> 
                       f"{', '.join(formats[:6])}{'...' if len(formats) > 6 else ''}); try --encoder libx264")
 
 
-# x264's preset names → libvpx (deadline, cpu-used): the fast three run in realtime mode.
+# x264's preset names (option_values.PRESETS) → libvpx (deadline, cpu-used): the fast three run in realtime mode.
 _VPX_SPEED = {"ultrafast": ("realtime", "8"), "superfast": ("realtime", "7"), "veryfast": ("realtime", "6"),
               "faster": ("good", "5"), "fast": ("good", "4"), "medium": ("good", "3"), "slow": ("good", "2"),
               "slower": ("good", "1"), "veryslow": ("good", "0"), "placebo": ("good", "0")}

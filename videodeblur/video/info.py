@@ -98,7 +98,7 @@ def describe(container: av.container.InputContainer, stream: av.video.stream.Vid
         chroma_subsampling=subsampling, time_base=s.time_base or Fraction(1, 90000),
         fps=Fraction(fps) if fps else None, frames=frames, frames_exact=frames_exact, duration_s=duration_s,
         rotation=int(first.rotation or 0), mirror_matrix=mirror_matrix(first), colour=colour, has_audio=bool(audio),
-        audio_codec=audio[0].codec_context.name if audio else None,
+        audio_codec=audio[0].codec_context.name if audio and audio[0].codec_context is not None else None,
         has_subtitles=any(not is_chapter_track(container, t) for t in container.streams.subtitles),
         has_data=any(not is_chapter_track(container, t) for t in container.streams.data),
         has_attachments=bool(container.streams.attachments or cover_streams(container)),

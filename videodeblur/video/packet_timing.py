@@ -16,7 +16,6 @@ from videodeblur.video.outputs import MOV_MUXERS
 __all__ = ["PacketTiming", "last_frame_as_keyframe"]
 
 
-
 def last_frame_as_keyframe(muxer: str, codec: av.Codec, *, fragmented: bool) -> bool:
     """Whether the last frame must be sent as a keyframe to keep its duration: an MP4/MOV file (not
     fragmented) of a codec that reorders frames (B-frames), whose last frame must be decoded last

@@ -119,6 +119,11 @@ class Passthrough:
                    *(s for s in (streams.data if data else ())
                      if not any(key.lower() == "timecode" for key in s.metadata)
                      and not is_chapter_track(self._in, s))]
+        # a track whose codec FFmpeg cannot name (a damaged header) can be neither copied nor decoded
+        unknown = [s for s in sources if s.codec_context is None]
+        sources = [s for s in sources if s.codec_context is not None]
+        self.skipped.extend(f"{s.type} stream {s.index}: FFmpeg cannot tell its codec (a damaged or unsupported "
+                            "track)" for s in unknown)
         data_left_out = [s for s in sources if s.type == "data" and not _takes(output.format.name, s)]
         try:
             for src in sources:

@@ -371,6 +371,8 @@ class FrameWriter:
                 video = pick_video_stream(source)
                 if video is None:
                     raise refuse("it has no video stream")
+                if video.codec_context is None:  # a damaged header: FFmpeg cannot tell its codec
+                    raise refuse("FFmpeg cannot tell the codec of its video stream (a damaged header)")
                 mine = self._stream.codec_context
                 if why := why_not_resumable(video, mine, width=self.width, height=self.height, pix_fmt=self.pix_fmt,
                                             made_by=made_by):
