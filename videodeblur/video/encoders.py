@@ -16,7 +16,7 @@ import av
 
 from videodeblur.errors import EncodeError
 
-__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options", "probe_format"]
+__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options", "probe_format"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -60,6 +60,25 @@ def probe_format(container: str) -> str:
     return _PROBED_AS.get(container, container)
 
 
+# muxers that take any video stream but carry only these codecs so that a reader finds a picture: MPEG-TS
+# wrote VP8/VP9, AV1, FFV1, ProRes, PNG... as private data, read back as a data track and no video at all
+# (measured: FFmpeg 8.1, `video in.mp4 -o out.ts --encoder libvpx-vp9` said "wrote 20 frames", exit 0)
+_TS_VIDEO = frozenset({"h264", "hevc", "vvc", "mpeg1video", "mpeg2video", "mpeg4", "cavs", "avs2", "avs3", "dirac",
+                       "vc1"})
+_CARRIED = {"mpegts": _TS_VIDEO, "rtp_mpegts": _TS_VIDEO}
+
+
+def carries(container: str, encoder: str) -> bool:
+    """Whether the ``container`` muxer writes ``encoder``'s video as a video stream a reader finds, not
+    as anonymous data (MPEG-TS takes any codec, but knows a stream type only for some)."""
+    if (carried := _CARRIED.get(container)) is None:
+        return True
+    try:
+        return av.Codec(encoder, "w").canonical_name in carried
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return False
+
+
 @functools.lru_cache(maxsize=None)
 def _takes(container: str, encoder: str) -> bool:
     """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
@@ -67,6 +86,8 @@ def _takes(container: str, encoder: str) -> bool:
     some muxers (YUV4MPEG's) accept any stream and refuse only when the header is written. RTSP and
     RTP write their header only to a server: asked of MPEG-TS, which holds what they carry (the probe
     failed, and a --record rtsp:// got MPEG-4 Part 2, which would not even open at its time base)."""
+    if not carries(container, encoder):
+        return False
     probe = av.open(io.BytesIO(), "w", format=probe_format(container))
     try:
         stream = probe.add_stream(encoder)
@@ -88,12 +109,18 @@ def _takes(container: str, encoder: str) -> bool:
 
 
 _FILE_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
+# asked only when none of those holds the encoder's video: HuffYUV and Ut Video go only in these
+_OTHER_CONTAINERS = {".avi": "avi", ".nut": "nut"}
 
 
 def containers_for(encoder: str) -> tuple[str, ...]:
-    """The output file extensions (of .mp4, .mkv, .mov, .webm) whose container holds what ``encoder``
-    writes: what to suggest when the one asked for cannot."""
-    return tuple(ext for ext, container in _FILE_CONTAINERS.items() if _takes(container, encoder))
+    """The output file extensions (of .mp4, .mkv, .mov, .webm; else of .avi, .nut) whose container holds
+    what ``encoder`` writes: what to suggest when the one asked for cannot (for huffyuv, which only AVI
+    and NUT hold, a .mkv user was told to use .mp4, .mkv or .mov)."""
+    for containers in (_FILE_CONTAINERS, _OTHER_CONTAINERS):
+        if fits := tuple(ext for ext, container in containers.items() if _takes(container, encoder)):
+            return fits
+    return ()
 
 
 @functools.lru_cache(maxsize=None)

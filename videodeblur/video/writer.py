@@ -33,7 +33,7 @@ import numpy as np
 
 from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
 from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
-from videodeblur.video.encoders import (SOFTWARE_ENCODER, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
+from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
                                         private_options)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.passthrough import Passthrough
@@ -465,6 +465,9 @@ class FrameWriter:
         except ValueError as err:  # PyAV checks the container can hold the codec
             raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')} "
                               "(or use another --encoder)") from err
+        if not carries(self._container.format.name, self.encoder_name):  # MPEG-TS: written as data, no video
+            raise OutputError(f"{self._kind} cannot carry {self.encoder_name}'s video (it would be written as an "
+                              f"unreadable data track); {self._where_else('use .mkv')}, or --encoder libx264")
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
@@ -560,7 +563,9 @@ class FrameWriter:
         """Where the encoder's video can go instead, asked of the containers (a fixed list told a .mov
         user to use .mov); ``otherwise`` when this one holds it too (the other streams do not fit)."""
         fits = containers_for(self.encoder_name)
-        return f"{self.encoder_name} goes in {_either(fits)}" if fits and self._kind not in fits else otherwise
+        if not fits:  # none holds it: naming containers that do not either sent a .mkv user to .mkv
+            return "no container videodeblur writes holds it"
+        return f"{self.encoder_name} goes in {_either(fits)}" if self._kind not in fits else otherwise
 
     def _closed_pipe(self, err: BaseException) -> bool:
         """Whether ``err`` is the reader of standard output or of a named pipe having gone away (EPIPE),
