@@ -14,7 +14,7 @@ from videodeblur.video import FrameWriter
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.encoders import containers_for
 
-from conftest import clip_frame
+from conftest import clip_frame, needs_pyav18
 
 
 @pytest.mark.parametrize("encoder", ["libvpx-vp9", "ffv1"])
@@ -55,3 +55,16 @@ def test_vp8_is_converted_with_the_matrix_its_decoders_use(tmp_path: Path) -> No
         decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]  # as its tags say
     error = np.mean([np.abs(d - f).mean() for d, f in zip(decoded, frames)])
     assert error < 5, error  # 4.0 (VP8 at this size); 7.0 converted as BT.709
+
+
+@needs_pyav18
+def test_prores_keeps_the_sources_primaries_and_transfer(tmp_path: Path) -> None:
+    """ProRes writes each frame's own primaries and transfer into its picture header: the writer's
+    frames had none, and a BT.709 source's ProRes .mov read back as unspecified."""
+    path = tmp_path / "out.mov"
+    with FrameWriter(path, width=64, height=48, time_base=Fraction(1, 25), encoder="prores_ks",
+                     colour=ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)) as writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    assert (frame.colorspace, frame.color_primaries, frame.color_trc) == (1, 1, 1)

@@ -584,11 +584,13 @@ class FrameWriter:
             frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
             frame.colorspace = self.colour.colorspace
             frame.color_range = self.colour.color_range
-            return frame
-        rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
-        # The same matrix and range the reader used to make RGB, so colours round-trip.
-        return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
-                                  dst_color_range=self._sws_range, interpolation=_FROM_RGB)
+        else:
+            rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
+            # The same matrix and range the reader used to make RGB, so colours round-trip.
+            frame = self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
+                                       dst_color_range=self._sws_range, interpolation=_FROM_RGB)
+        _tag_frame(frame, self.colour)
+        return frame
 
 
 # Exact rounding, and chroma as the mean of each 2×2 block (as the device path's ``rgb_to_i420``):
@@ -599,6 +601,18 @@ _FROM_RGB = int(av.video.reformatter.Interpolation.AREA) | int(getattr(av.video.
 
 
 _AVCOL_SPC_BT470BG = 5  # BT.601
+
+
+def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
+    """Give ``frame`` the stream's primaries and transfer: an encoder that writes the frame's own into
+    each picture (ProRes) wrote them unspecified, and a BT.709 source's ProRes lost both."""
+    try:
+        if colour.color_primaries != _UNSPECIFIED:
+            frame.color_primaries = colour.color_primaries
+        if colour.color_trc != _UNSPECIFIED:
+            frame.color_trc = colour.color_trc
+    except AttributeError:  # PyAV < 18 has neither: the stream's tags stay
+        pass
 
 
 def _as_decoders_read(colour: ColourTags, encoder: str) -> ColourTags:
