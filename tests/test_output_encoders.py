@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from videodeblur.errors import OutputError
-from videodeblur.video import FrameWriter
+from videodeblur.video import FrameReader, FrameWriter
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.encoders import containers_for
 
@@ -68,3 +68,15 @@ def test_prores_keeps_the_sources_primaries_and_transfer(tmp_path: Path) -> None
     with av.open(str(path)) as c:
         frame = next(c.decode(video=0))
     assert (frame.colorspace, frame.color_primaries, frame.color_trc) == (1, 1, 1)
+
+
+def test_avi_with_aac_keeps_every_frame_in_its_slot(make_clip, tmp_path: Path) -> None:
+    """The AVI muxer shifted every stream past AAC's priming (its first packet at -21 ms): the second
+    and later frames came a slot late (0, 2, 3, 4...: the first shown twice as long)."""
+    src = make_clip("a.mp4", width=64, height=48, frames=6, audio=True)
+    with FrameReader(src) as reader, FrameWriter.like(tmp_path / "out.avi", reader.info, encoder="ffv1") as writer:
+        for frame in reader:
+            writer.write(frame.image, pts=frame.pts)
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert [f.pts for f in c.decode(video=0)] == [0, 1, 2, 3, 4, 5]
+        assert c.streams.audio

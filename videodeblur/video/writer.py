@@ -148,6 +148,10 @@ class FrameWriter:
                 # YUV4MPEG takes 10-bit and deeper frames (which x264 and SVT-AV1 read) only when told
                 # to go past its standard, as `ffmpeg -strict -1` does
                 options = {**muxer_options, **({"strict": "-1"} if self._kind.lower() == ".y4m" else {})}
+                if self._kind.lower() == ".avi":
+                    # AVI plays its sound from the first sample whatever its time: the muxer's shift of
+                    # every stream past AAC's priming (-21 ms) put the second and later frames a slot late
+                    options["avoid_negative_ts"] = "disabled"
                 self._container = (open_stream(str(self.path)) if self._stream_url
                                    else open_pipe(pipe_format, options) if self._pipe
                                    else av.open(str(self.path), "w", options=options))
