@@ -12,7 +12,7 @@ import pytest
 from videodeblur.errors import OutputError
 from videodeblur.video import FrameReader, FrameWriter
 from videodeblur.video.colour import ColourTags
-from videodeblur.video.encoders import containers_for
+from videodeblur.video.encoders import containers_for, encoder_options
 
 from conftest import clip_frame, needs_pyav18
 
@@ -80,3 +80,9 @@ def test_avi_with_aac_keeps_every_frame_in_its_slot(make_clip, tmp_path: Path) -
     with av.open(str(tmp_path / "out.avi")) as c:
         assert [f.pts for f in c.decode(video=0)] == [0, 1, 2, 3, 4, 5]
         assert c.streams.audio
+
+
+def test_svt_av1_crf_0_is_its_best_quality_not_its_default() -> None:
+    """libsvtav1 takes crf 0 as unset: --crf 0 wrote the same bytes as its default, --crf 35."""
+    assert encoder_options("libsvtav1", {"crf"}, crf=0, preset="veryfast")["crf"] == "1"
+    assert encoder_options("libsvtav1", {"crf"}, crf=18, preset="veryfast")["crf"] == "18"

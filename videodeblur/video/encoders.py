@@ -217,7 +217,8 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
         return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
     options: dict[str, str] = {}
     if "crf" in private_options:
-        options["crf"] = str(crf)
+        # SVT-AV1 reads crf 0 as "not set": --crf 0 gave its default, 35 (the same bytes as --crf 35)
+        options["crf"] = str(max(crf, 1) if name == "libsvtav1" else crf)
         if name.startswith("libvpx"):
             options["b"] = "0"
     if name in ("libx264", "libx264rgb", "libx265"):
