@@ -86,3 +86,13 @@ def test_svt_av1_crf_0_is_its_best_quality_not_its_default() -> None:
     """libsvtav1 takes crf 0 as unset: --crf 0 wrote the same bytes as its default, --crf 35."""
     assert encoder_options("libsvtav1", {"crf"}, crf=0, preset="veryfast")["crf"] == "1"
     assert encoder_options("libsvtav1", {"crf"}, crf=18, preset="veryfast")["crf"] == "18"
+
+
+def test_svt_av1_takes_the_preset(tmp_path: Path) -> None:
+    """SVT-AV1 has presets (13 fastest .. 0): --preset was not applied, with a warning that it had none."""
+    assert encoder_options("libsvtav1", {"crf"}, crf=30, preset="slow")["preset"] == "5"
+    writer = FrameWriter(tmp_path / "out.mkv", width=64, height=48, time_base=Fraction(1, 25), encoder="libsvtav1",
+                         preset="ultrafast")
+    with writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    assert writer.speed_control == "preset"
