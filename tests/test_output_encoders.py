@@ -14,7 +14,7 @@ from videodeblur.video import FrameReader, FrameWriter
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.encoders import containers_for, encoder_options
 
-from conftest import clip_frame, needs_pyav18
+from conftest import clip_frame, needs_pyav18, psnr
 
 
 @pytest.mark.parametrize("encoder", ["libvpx-vp9", "ffv1"])
@@ -96,3 +96,23 @@ def test_svt_av1_takes_the_preset(tmp_path: Path) -> None:
     with writer:
         writer.write(clip_frame(0, 64, 48), pts=0)
     assert writer.speed_control == "preset"
+
+
+def test_mpeg4_follows_crf(tmp_path: Path) -> None:
+    """mpeg4 has no crf: it ran at its default bit rate (29 dB where x264's crf 18 gives 40, with a
+    warning that --crf was not applied); --crf now sets its quantizer. Held against FFV1 (lossless)
+    through the same writer, so only the encoder's loss counts, not 4:2:0's."""
+    frames = [clip_frame(i, 320, 192) for i in range(8)]
+
+    def written(encoder: str) -> tuple[FrameWriter, list[np.ndarray]]:
+        path = tmp_path / f"{encoder}.mkv"
+        with FrameWriter(path, width=320, height=192, time_base=Fraction(1, 25), encoder=encoder, crf=18) as writer:
+            for i, frame in enumerate(frames):
+                writer.write(frame, pts=i)
+        with av.open(str(path)) as c:
+            return writer, [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+    writer, mpeg4 = written("mpeg4")
+    _, exact = written("ffv1")
+    assert writer.quality_control == "qmax"
+    assert np.mean([psnr(a, b) for a, b in zip(mpeg4, exact)]) > 38

@@ -500,7 +500,7 @@ class FrameWriter:
         private = private_options(ctx)
         hdr = self._hdr.x265_params() if self._hdr is not None and self.deep else ""  # HDR10 needs 10 bits
         ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset, x265_params=hdr)
-        self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
+        self.quality_control = next((k for k in ("crf", "cq", "qmax") if k in ctx.options), None)
         self.speed_control = next((k for k in ("preset", "deadline") if k in ctx.options), None)
         self.hdr_kept = bool(hdr) and "x265-params" in ctx.options
         if self._live:
