@@ -17,13 +17,14 @@ from videodeblur.video.encoders import containers_for, encoder_options
 from conftest import clip_frame, needs_pyav18, psnr
 
 
-@pytest.mark.parametrize("encoder", ["libvpx-vp9", "ffv1"])
-def test_mpeg_ts_refuses_a_codec_it_would_write_as_data(encoder: str, tmp_path: Path) -> None:
-    """MPEG-TS took VP9 or FFV1 and wrote it as a private data track: 'wrote 20 frames', exit 0, and a
-    file with no video in it. Refused before any frame, naming where the codec goes."""
-    with pytest.raises(OutputError, match=rf"\.ts cannot carry {encoder}'s video.*{encoder} goes in \.mp4"):
-        FrameWriter(tmp_path / "out.ts", width=64, height=48, time_base=Fraction(1, 25), encoder=encoder)
-    assert not (tmp_path / "out.ts").exists()
+@pytest.mark.parametrize("suffix, encoder", [(".ts", "libvpx-vp9"), (".ts", "ffv1"), (".mpg", "ffv1")])
+def test_mpeg_ts_refuses_a_codec_it_would_write_as_data(suffix: str, encoder: str, tmp_path: Path) -> None:
+    """MPEG-TS took VP9 or FFV1 and wrote it as a private data track (MPEG-PS as a track read as MP3
+    or nothing): 'wrote 20 frames', exit 0, and a file with no video in it. Refused before any frame,
+    naming where the codec goes."""
+    with pytest.raises(OutputError, match=rf"\{suffix} cannot carry {encoder}'s video.*{encoder} goes in \.mp4"):
+        FrameWriter(tmp_path / f"out{suffix}", width=64, height=48, time_base=Fraction(1, 25), encoder=encoder)
+    assert not (tmp_path / f"out{suffix}").exists()
 
 
 def test_mpeg_ts_still_takes_hevc(tmp_path: Path) -> None:

@@ -65,12 +65,15 @@ def probe_format(container: str) -> str:
 # (measured: FFmpeg 8.1, `video in.mp4 -o out.ts --encoder libvpx-vp9` said "wrote 20 frames", exit 0)
 _TS_VIDEO = frozenset({"h264", "hevc", "vvc", "mpeg1video", "mpeg2video", "mpeg4", "cavs", "avs2", "avs3", "dirac",
                        "vc1"})
-_CARRIED = {"mpegts": _TS_VIDEO, "rtp_mpegts": _TS_VIDEO}
+# MPEG program streams (.mpg, .vob): VP8 came back as MP3 audio, AV1 as a video no decoder knows
+_PS_VIDEO = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4", "vc1"})
+_CARRIED = {"mpegts": _TS_VIDEO, "rtp_mpegts": _TS_VIDEO,
+            **dict.fromkeys(("mpeg", "vob", "dvd", "svcd", "vcd"), _PS_VIDEO)}
 
 
 def carries(container: str, encoder: str) -> bool:
     """Whether the ``container`` muxer writes ``encoder``'s video as a video stream a reader finds, not
-    as anonymous data (MPEG-TS takes any codec, but knows a stream type only for some)."""
+    as anonymous data (MPEG-TS and MPEG-PS take any codec, but know a stream type only for some)."""
     if (carried := _CARRIED.get(container)) is None:
         return True
     try:

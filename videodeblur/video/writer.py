@@ -473,8 +473,8 @@ class FrameWriter:
             raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')} "
                               "(or use another --encoder)") from err
         if not carries(self._container.format.name, self.encoder_name):  # MPEG-TS: written as data, no video
-            raise OutputError(f"{self._kind} cannot carry {self.encoder_name}'s video (it would be written as an "
-                              f"unreadable data track); {self._where_else('use .mkv')}, or --encoder libx264")
+            raise OutputError(f"{self._kind} cannot carry {self.encoder_name}'s video (it would be written as a "
+                              f"track no player reads as video); {self._where_else('use .mkv')}, or --encoder libx264")
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
