@@ -117,3 +117,14 @@ def test_mpeg4_follows_crf(tmp_path: Path) -> None:
     _, exact = written("ffv1")
     assert writer.quality_control == "qmax"
     assert np.mean([psnr(a, b) for a, b in zip(mpeg4, exact)]) > 38
+
+
+def test_mxf_keeps_every_frame_time(tmp_path: Path) -> None:
+    """x264's B-frames in MXF came back with times out of order: 0, 0.04, 0.08, 0.16, 0.2, 0.12...
+    (AVI's rule now: no B-frames)."""
+    with FrameWriter(tmp_path / "out.mxf", width=320, height=180, time_base=Fraction(1, 12800),
+                     fps=Fraction(25)) as writer:
+        for i in range(20):
+            writer.write(clip_frame(i, 320, 180), pts=512 * i)
+    with av.open(str(tmp_path / "out.mxf")) as c:
+        assert [round(float(f.pts * f.time_base), 3) for f in c.decode(video=0)] == [i / 25 for i in range(20)]

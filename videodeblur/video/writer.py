@@ -521,9 +521,10 @@ class FrameWriter:
         if self._last_as_keyframe and "forced-idr" in private:
             # x265 (open GOP) made a forced keyframe a CRA that the B-frames before it were decoded after
             ctx.options = {**ctx.options, "forced-idr": "1"}
-        if self._container.format.name == "avi":
+        if self._container.format.name in _NO_REORDER_MUXERS:
             # AVI stores frames in decode order with no presentation times: B-frames came back with
-            # their timestamps scrambled (24, 96, 72, 120, 48...)
+            # their timestamps scrambled (24, 96, 72, 120, 48...); x264 in MXF lost a frame's time
+            # (0, 0.04, 0.12, 0.16...)
             ctx.max_b_frames = 0
         if self.encoder_name == SOFTWARE_ENCODER:
             ctx.thread_type = "SLICE" if self._live else "FRAME"  # frame threads hold frames back: latency
@@ -604,6 +605,8 @@ _FROM_RGB = int(av.video.reformatter.Interpolation.AREA) | int(getattr(av.video.
                                                                        "ACCURATE_RND", 0x40000))
 
 
+# muxers that cannot give B-frames back their presentation times
+_NO_REORDER_MUXERS = frozenset({"avi", "mxf", "mxf_d10", "mxf_opatom"})
 _AVCOL_SPC_BT470BG = 5  # BT.601
 
 
