@@ -128,3 +128,10 @@ def test_mxf_keeps_every_frame_time(tmp_path: Path) -> None:
             writer.write(clip_frame(i, 320, 180), pts=512 * i)
     with av.open(str(tmp_path / "out.mxf")) as c:
         assert [round(float(f.pts * f.time_base), 3) for f in c.decode(video=0)] == [i / 25 for i in range(20)]
+
+
+def test_standard_output_is_told_the_format_to_ask_for(tmp_path: Path) -> None:
+    """-o - --format webm --encoder libx264 was told 'libx264 goes in .mp4, .mkv or .mov': file suffixes,
+    where only --format chooses."""
+    with pytest.raises(OutputError, match=r"libx264 goes in --format mp4, mkv or mov"):
+        FrameWriter("-", width=64, height=48, time_base=Fraction(1, 25), encoder="libx264", pipe_format="webm")

@@ -573,7 +573,12 @@ class FrameWriter:
         fits = containers_for(self.encoder_name)
         if not fits:  # none holds it: naming containers that do not either sent a .mkv user to .mkv
             return "no container videodeblur writes holds it"
-        return f"{self.encoder_name} goes in {_either(fits)}" if self._kind not in fits else otherwise
+        if self._kind in fits:
+            return otherwise
+        if self._pipe:  # standard output: the --format to ask for (a file suffix told nothing there)
+            formats = [ext[1:] for ext in fits if ext[1:] in PIPE_FORMATS]
+            return f"{self.encoder_name} goes in --format {_either(formats)}" if formats else otherwise
+        return f"{self.encoder_name} goes in {_either(fits)}"
 
     def _closed_pipe(self, err: BaseException) -> bool:
         """Whether ``err`` is the reader of standard output or of a named pipe having gone away (EPIPE),
