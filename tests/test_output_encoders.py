@@ -135,3 +135,17 @@ def test_standard_output_is_told_the_format_to_ask_for(tmp_path: Path) -> None:
     where only --format chooses."""
     with pytest.raises(OutputError, match=r"libx264 goes in --format mp4, mkv or mov"):
         FrameWriter("-", width=64, height=48, time_base=Fraction(1, 25), encoder="libx264", pipe_format="webm")
+
+
+def test_libx264rgb_is_tagged_as_rgb(tmp_path: Path) -> None:
+    """libx264rgb stores R, G, B planes: tagged with the source's BT.709, decoders read them as Y, U, V
+    and every colour came back wrong (37.9 levels off on average)."""
+    path = tmp_path / "out.mkv"
+    frames = [clip_frame(i, 64, 48) for i in range(2)]
+    with FrameWriter(path, width=64, height=48, time_base=Fraction(1, 25), encoder="libx264rgb", crf=0,
+                     colour=ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(frame, pts=i)
+    with av.open(str(path)) as c:
+        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert max(np.abs(d - f).max() for d, f in zip(decoded, frames)) <= 1

@@ -33,7 +33,7 @@ import av.video.reformatter
 import numpy as np
 
 from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
-from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
+from videodeblur.video.colour import AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
 from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
                                         private_options)
 from videodeblur.video.hdr import HdrMetadata
@@ -163,7 +163,7 @@ class FrameWriter:
                 self._choose_format(encoder, pix_fmt)
                 self.colour = output_tags(self.colour, self.pix_fmt)
                 if layout == "rgb":  # (the device's I420 comes in the source's matrix, as it is)
-                    self.colour = _as_decoders_read(self.colour, self.encoder_name)
+                    self.colour = _as_decoders_read(self.colour, self.encoder_name, self.pix_fmt)
                 if layout == "rgb" and sws_colorspace(self.colour) not in av.video.reformatter.Colorspace.__members__:
                     raise OutputError(f"cannot write {self.path}: converting to {self.colour.matrix} YUV needs PyAV 18 "
                                       f"or newer (Python 3.11+); this is PyAV {av.__version__}")
@@ -612,7 +612,7 @@ _FROM_RGB = int(av.video.reformatter.Interpolation.AREA) | int(getattr(av.video.
 
 # muxers that cannot give B-frames back their presentation times
 _NO_REORDER_MUXERS = frozenset({"avi", "mxf", "mxf_d10", "mxf_opatom"})
-_AVCOL_SPC_BT470BG = 5  # BT.601
+_AVCOL_SPC_RGB, _AVCOL_SPC_BT470BG = 0, 5  # no matrix (RGB planes); BT.601
 
 
 def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
@@ -627,10 +627,14 @@ def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
         pass
 
 
-def _as_decoders_read(colour: ColourTags, encoder: str) -> ColourTags:
-    """The matrix to convert with, as decoders will read ``encoder``'s stream: VP8 has one, BT.601, which
+def _as_decoders_read(colour: ColourTags, encoder: str, pix_fmt: str) -> ColourTags:
+    """The tags (and matrix to convert with) as decoders will read ``encoder``'s stream. RGB planes
+    (libx264rgb) are tagged RGB, full range: tagged with a YUV source's BT.709, H.264's header told
+    decoders to read G, B, R as Y, U, V (37.9 levels off on average). VP8 has one matrix, BT.601, which
     FFmpeg's decoder and browsers apply whatever the container says, so a BT.709 source converted with
     its own matrix came back 5 levels off on average (measured on a 320x180 BT.709 clip)."""
+    if av.VideoFormat(pix_fmt).is_rgb:
+        return dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB, color_range=AVCOL_RANGE_JPEG)
     if colour.matrix == "bt601" or av.Codec(encoder, "w").canonical_name != "vp8":
         return colour
     return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT470BG)
