@@ -12,7 +12,7 @@ import pytest
 from videodeblur.errors import OutputError
 from videodeblur.video import FrameReader, FrameWriter
 from videodeblur.video.colour import ColourTags
-from videodeblur.video.encoders import containers_for, encoder_options
+from videodeblur.video.encoders import choose_encoder, containers_for, encoder_options
 
 from conftest import clip_frame, needs_pyav18, psnr
 
@@ -149,3 +149,14 @@ def test_libx264rgb_is_tagged_as_rgb(tmp_path: Path) -> None:
     with av.open(str(path)) as c:
         decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
     assert max(np.abs(d - f).max() for d, f in zip(decoded, frames)) <= 1
+
+
+def test_a_format_name_is_its_encoder(tmp_path: Path) -> None:
+    """--encoder h264 opened libx264 but was looked up as 'h264': --preset slow 'was not applied (the
+    encoder has no speed presets)', and frame threads were not set."""
+    assert choose_encoder("h264") == "libx264" and choose_encoder("hevc") == "libx265"
+    writer = FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25), encoder="h264",
+                         preset="slow")
+    with writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    assert (writer.encoder_name, writer.speed_control) == ("libx264", "preset")

@@ -151,7 +151,8 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
     as the ffmpeg tool picks. With ``deep`` (10-bit output) HEVC where the container holds it
     (hevc_nvenc if it opens, else libx265): 10-bit H.264 (High 10) has almost no hardware decoders,
     so a phone's 10-bit HDR clip written as H.264 would not play on the phone that shot it; HEVC
-    does. A named encoder must exist in this FFmpeg build (EncodeError otherwise)."""
+    does. A named encoder must exist in this FFmpeg build (EncodeError otherwise); a format's name
+    (``h264``) gives the encoder FFmpeg opens for it (``libx264``)."""
     if name == "auto":
         if container is not None and not _takes(container, SOFTWARE_ENCODER):
             return _default_encoder(container)
@@ -171,7 +172,9 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
                           f"video encoder") from err
     if codec.type != "video":
         raise EncodeError(f"encoder {name!r} is not a video encoder; use auto or libx264")
-    return name
+    # a format's name (h264, hevc, av1) opens its first encoder: named as that encoder, whose settings
+    # are looked up by name (--encoder h264 --preset slow said "encoder h264 has no speed presets")
+    return codec.name
 
 
 _SAME_DEPTH = {"yuv420p10le": ("p010le",), "yuv444p10le": ("yuv444p16le",)}
