@@ -225,7 +225,7 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
                     preset: str, x265_params: str = "") -> dict[str, str]:
     """The constant-quality and speed settings each encoder family understands, so ``--crf`` means
     "quality, lower is better" whichever encoder is chosen: ``crf`` where the encoder has it
-    (libx264/x265, libvpx, SVT-AV1; libvpx needs ``b=0`` for pure constant quality), NVENC's ``cq``
+    (libx264/x265, libvpx, SVT-AV1; VP9 needs ``b=0`` for pure constant quality, VP8 a high ``b``), NVENC's ``cq``
     with variable bit rate, MPEG-4 Part 2's quantizer (:func:`mpeg4_quantizer`). ``preset`` is
     x264/x265's speed name; libvpx gets the matching deadline and cpu-used (its own default,
     cpu-used 0, encodes 640x272 VP9 at 43 fps on two cores; ``veryfast``'s realtime/6 at 380 fps)
@@ -240,7 +240,10 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
         # SVT-AV1 reads crf 0 as "not set": --crf 0 gave its default, 35 (the same bytes as --crf 35)
         options["crf"] = str(max(crf, 1) if name == "libsvtav1" else crf)
         if name.startswith("libvpx"):
-            options["b"] = "0"
+            # VP9: b=0 is pure constant quality. VP8 has no such mode: crf is a floor under the bit rate,
+            # and b=0 meant libvpx's 256 kb/s, which crf barely moved (320x180: 38.7 dB at crf 4, 35.8 at
+            # 51); a rate it never reaches leaves the quality to crf (44.1 .. 36.3 dB)
+            options["b"] = "0" if name == "libvpx-vp9" else "100M"
     if name == "mpeg4":  # no crf: its default bit rate gave 29 dB where x264's crf 18 gives 40
         options["qmin"] = options["qmax"] = str(mpeg4_quantizer(crf))
     if name in ("libx264", "libx264rgb", "libx265"):
