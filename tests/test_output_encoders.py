@@ -173,3 +173,11 @@ def test_vp8_follows_crf(tmp_path: Path) -> None:
                 writer.write(clip_frame(i, 320, 180), pts=i)
         sizes[crf] = path.stat().st_size
     assert sizes[4] > 1.3 * sizes[40], sizes  # 22796 and 15508 bytes (12734 and 12705 at 256 kb/s)
+
+
+def test_vp8_takes_crf_0_as_its_best(tmp_path: Path) -> None:
+    """VP8's crf starts at 4: --crf 0 failed to open the encoder ('returned 22; try --encoder libx264')."""
+    with FrameWriter(tmp_path / "out.webm", width=64, height=48, time_base=Fraction(1, 25), encoder="libvpx",
+                     crf=0) as writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    assert writer.frames_written == 1

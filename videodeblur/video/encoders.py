@@ -214,6 +214,9 @@ _SVT_PRESET = {"ultrafast": "12", "superfast": "11", "veryfast": "10", "faster":
                "slow": "5", "slower": "4", "veryslow": "2", "placebo": "1"}
 
 
+_LOWEST_CRF = {"libsvtav1": 1, "libvpx": 4}
+
+
 def mpeg4_quantizer(crf: int) -> int:
     """The MPEG-4 Part 2 quantizer (1 best .. 31) as good as x264 at ``crf``: the quantizer doubles every 6
     crf, as x264's does. Measured at 320x180 (PSNR, dB): crf 18 40.5 ~ q2 41.5; crf 23 37.5 ~ q4 37.4;
@@ -237,8 +240,9 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
         return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
     options: dict[str, str] = {}
     if "crf" in private_options:
-        # SVT-AV1 reads crf 0 as "not set": --crf 0 gave its default, 35 (the same bytes as --crf 35)
-        options["crf"] = str(max(crf, 1) if name == "libsvtav1" else crf)
+        # SVT-AV1 reads crf 0 as "not set": --crf 0 gave its default, 35 (the same bytes as --crf 35);
+        # VP8's lowest is its lowest quantizer, 4 (--crf 0 to 3 failed to open the encoder)
+        options["crf"] = str(max(crf, _LOWEST_CRF.get(name, 0)))
         if name.startswith("libvpx"):
             # VP9: b=0 is pure constant quality. VP8 has no such mode: crf is a floor under the bit rate,
             # and b=0 meant libvpx's 256 kb/s, which crf barely moved (320x180: 38.7 dB at crf 4, 35.8 at
