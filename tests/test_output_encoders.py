@@ -181,3 +181,23 @@ def test_vp8_takes_crf_0_as_its_best(tmp_path: Path) -> None:
                      crf=0) as writer:
         writer.write(clip_frame(0, 64, 48), pts=0)
     assert writer.frames_written == 1
+
+
+@pytest.mark.parametrize("encoder, name", [("prores_ks", "out.mov"), ("libx264rgb", "out.mkv"), ("libvpx", "out.webm")])
+def test_i420_frames_go_to_an_encoder_that_wants_another_format(encoder: str, name: str, tmp_path: Path) -> None:
+    """CUDA hands the writer I420 (4:2:0 sources, by default): an encoder that takes no 4:2:0 (ProRes,
+    libx264rgb) stopped the run with "ValueError: layout 'i420' needs an even-sized yuv420p output",
+    and VP8 got the source's BT.709 planes tagged BT.601. swscale converts them now."""
+    colour = ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
+    frames = [clip_frame(i, 64, 48) for i in range(3)]
+    i420 = [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU709",
+                                                                   dst_color_range="MPEG").to_ndarray() for f in frames]
+    with FrameWriter(tmp_path / name, width=64, height=48, time_base=Fraction(1, 25), encoder=encoder, crf=4,
+                     layout="i420", colour=colour) as writer:
+        for i, planes in enumerate(i420):
+            writer.write(planes, pts=i)
+    with av.open(str(tmp_path / name)) as c:
+        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert len(decoded) == 3
+    error = np.mean([np.abs(d - f).mean() for d, f in zip(decoded, frames)])
+    assert error < 6, error  # 4.1, 4.1, 5.1 (4:2:0 at 64x48); VP8 was 7.2

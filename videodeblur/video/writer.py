@@ -162,13 +162,18 @@ class FrameWriter:
             try:
                 self._choose_format(encoder, pix_fmt)
                 self.colour = output_tags(self.colour, self.pix_fmt)
-                if layout == "rgb":  # (the device's I420 comes in the source's matrix, as it is)
-                    self.colour = _as_decoders_read(self.colour, self.encoder_name, self.pix_fmt)
-                if layout == "rgb" and sws_colorspace(self.colour) not in av.video.reformatter.Colorspace.__members__:
+                i420_colour = self.colour  # the device's I420 comes in the source's matrix
+                self.colour = _as_decoders_read(self.colour, self.encoder_name, self.pix_fmt)
+                # I420 frames go to the encoder as they are where it takes them with these tags; else
+                # (ProRes's 4:2:2, libx264rgb's RGB, VP8's BT.601) swscale converts them, where a
+                # ValueError stopped every such run on CUDA, which hands over I420 by default
+                self._i420_converted = layout == "i420" and (self.pix_fmt != "yuv420p" or self.colour != i420_colour)
+                self._i420_colourspace = sws_colorspace(i420_colour)
+                self._i420_range = i420_colour.color_range or None
+                if ((layout == "rgb" or self._i420_converted)
+                        and sws_colorspace(self.colour) not in av.video.reformatter.Colorspace.__members__):
                     raise OutputError(f"cannot write {self.path}: converting to {self.colour.matrix} YUV needs PyAV 18 "
                                       f"or newer (Python 3.11+); this is PyAV {av.__version__}")
-                if layout == "i420" and self.pix_fmt != "yuv420p":
-                    raise ValueError("layout 'i420' needs an even-sized yuv420p output")
                 self._container.metadata.update(descriptive_tags(tags))
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation, mirror_matrix)
                 self._timing = PacketTiming(self._container, self._stream, fragmented=self._fragmented,
@@ -592,6 +597,10 @@ class FrameWriter:
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
         if self.layout == "i420":
             frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+            if self._i420_converted:
+                frame = self._sws.reformat(frame, format=self.pix_fmt, src_colorspace=self._i420_colourspace,
+                                           src_color_range=self._i420_range, dst_colorspace=self._sws_colorspace,
+                                           dst_color_range=self._sws_range, interpolation=_FROM_RGB)
             frame.colorspace = self.colour.colorspace
             frame.color_range = self.colour.color_range
         else:
