@@ -902,7 +902,8 @@ def test_encoder_options_per_family() -> None:
         "crf": "30", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
     assert encoder_options("libvpx-vp9", {"crf"}, crf=30, preset="veryfast")["deadline"] == "realtime"
     assert encoder_options("h264_nvenc", {"cq"}, crf=23, preset="fast")["cq"] == "23"
-    assert encoder_options("mpeg4", set(), crf=23, preset="fast") == {}
+    assert encoder_options("mpeg4", set(), crf=23, preset="fast") == {"qmin": "4", "qmax": "4"}  # its quantizer
+    assert encoder_options("prores_ks", set(), crf=23, preset="fast") == {}
 
 
 def test_pix_fmt_falls_back_to_what_the_encoder_takes() -> None:

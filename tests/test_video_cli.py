@@ -43,7 +43,8 @@ def test_json_is_one_object_with_every_field(run_cli, make_clip, tmp_path: Path)
 
 def test_other_encoders_are_quiet_and_ignored_options_are_said(make_clip, tmp_path: Path, run_subprocess) -> None:
     """x265 prints a screen of info lines on stderr unless told not to; an encoder with no
-    constant-quality knob (mpeg4) cannot honour --crf, and the run says so instead of ignoring it."""
+    constant-quality knob (ProRes; mpeg4's quantizer follows --crf now) cannot honour --crf, and the run
+    says so instead of ignoring it."""
     src = make_clip("a.mp4", width=64, height=48, frames=4)
     x265 = run_subprocess("video", src, "-o", tmp_path / "h.mkv", *CPU, "--encoder", "libx265", "--crf", "30", "--json")
     assert x265.exit_code == 0, x265.stderr
@@ -51,17 +52,18 @@ def test_other_encoders_are_quiet_and_ignored_options_are_said(make_clip, tmp_pa
     ten = make_clip("ten.mkv", width=64, height=48, frames=3, codec="libx265", pix_fmt="yuv420p10le")
     auto = run_subprocess("video", ten, "-o", tmp_path / "ten-out.mkv", *CPU)  # auto asks the muxer about x265 first
     assert auto.exit_code == 0 and "x265 [" not in auto.stderr and "encoded 0 frames" not in auto.stderr, auto.stderr
-    mpeg4 = run_subprocess("video", src, "-o", tmp_path / "m.mp4", *CPU, "--encoder", "mpeg4", "--crf", "30", "--json")
-    assert mpeg4.exit_code == 0, mpeg4.stderr
-    (warning,) = json.loads(mpeg4.stdout)["warnings"]
-    assert "mpeg4 has no constant-quality setting" in warning and "crf 30" in warning
-    assert len(decode(tmp_path / "m.mp4").frames) == 4
+    prores = run_subprocess("video", src, "-o", tmp_path / "m.mov", *CPU, "--encoder", "prores_ks", "--crf", "30",
+                            "--json")
+    assert prores.exit_code == 0, prores.stderr
+    (warning,) = json.loads(prores.stdout)["warnings"]
+    assert "prores_ks has no constant-quality setting" in warning and "crf 30" in warning
+    assert len(decode(tmp_path / "m.mov").frames) == 4
     many = json.loads(run_subprocess("video", src, "-o", tmp_path / "e.mp4", *CPU, "--engines", "512", "--json").stdout)
     assert [w for w in many["warnings"] if w.startswith("--engines 512: ")], many["warnings"]  # capped, now said
-    slow = run_subprocess("video", src, "-o", tmp_path / "s.mp4", *CPU, "--encoder", "mpeg4", "--preset", "placebo",
+    slow = run_subprocess("video", src, "-o", tmp_path / "s.mov", *CPU, "--encoder", "prores_ks", "--preset", "placebo",
                           "--json")  # nor --preset, which was dropped without a word
     assert json.loads(slow.stdout)["warnings"][1] == (
-        "encoder mpeg4 has no speed presets: --preset placebo was not applied (the encoder's own speed)")
+        "encoder prores_ks has no speed presets: --preset placebo was not applied (the encoder's own speed)")
 
 
 def test_a_size_change_mid_stream_is_said_and_every_frame_written(run_cli, tmp_path: Path) -> None:

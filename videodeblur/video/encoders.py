@@ -16,7 +16,7 @@ import av
 
 from videodeblur.errors import EncodeError
 
-__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options", "probe_format"]
+__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options", "probe_format"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -60,6 +60,28 @@ def probe_format(container: str) -> str:
     return _PROBED_AS.get(container, container)
 
 
+# muxers that take any video stream but carry only these codecs so that a reader finds a picture: MPEG-TS
+# wrote VP8/VP9, AV1, FFV1, ProRes, PNG... as private data, read back as a data track and no video at all
+# (measured: FFmpeg 8.1, `video in.mp4 -o out.ts --encoder libvpx-vp9` said "wrote 20 frames", exit 0)
+_TS_VIDEO = frozenset({"h264", "hevc", "vvc", "mpeg1video", "mpeg2video", "mpeg4", "cavs", "avs2", "avs3", "dirac",
+                       "vc1"})
+# MPEG program streams (.mpg, .vob): VP8 came back as MP3 audio, AV1 as a video no decoder knows
+_PS_VIDEO = frozenset({"h264", "hevc", "mpeg1video", "mpeg2video", "mpeg4", "vc1"})
+_CARRIED = {"mpegts": _TS_VIDEO, "rtp_mpegts": _TS_VIDEO,
+            **dict.fromkeys(("mpeg", "vob", "dvd", "svcd", "vcd"), _PS_VIDEO)}
+
+
+def carries(container: str, encoder: str) -> bool:
+    """Whether the ``container`` muxer writes ``encoder``'s video as a video stream a reader finds, not
+    as anonymous data (MPEG-TS and MPEG-PS take any codec, but know a stream type only for some)."""
+    if (carried := _CARRIED.get(container)) is None:
+        return True
+    try:
+        return av.Codec(encoder, "w").canonical_name in carried
+    except (av.codec.codec.UnknownCodecError, ValueError):
+        return False
+
+
 @functools.lru_cache(maxsize=None)
 def _takes(container: str, encoder: str) -> bool:
     """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
@@ -67,6 +89,8 @@ def _takes(container: str, encoder: str) -> bool:
     some muxers (YUV4MPEG's) accept any stream and refuse only when the header is written. RTSP and
     RTP write their header only to a server: asked of MPEG-TS, which holds what they carry (the probe
     failed, and a --record rtsp:// got MPEG-4 Part 2, which would not even open at its time base)."""
+    if not carries(container, encoder):
+        return False
     probe = av.open(io.BytesIO(), "w", format=probe_format(container))
     try:
         stream = probe.add_stream(encoder)
@@ -88,12 +112,18 @@ def _takes(container: str, encoder: str) -> bool:
 
 
 _FILE_CONTAINERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".webm": "webm"}
+# asked only when none of those holds the encoder's video: HuffYUV and Ut Video go only in these
+_OTHER_CONTAINERS = {".avi": "avi", ".nut": "nut"}
 
 
 def containers_for(encoder: str) -> tuple[str, ...]:
-    """The output file extensions (of .mp4, .mkv, .mov, .webm) whose container holds what ``encoder``
-    writes: what to suggest when the one asked for cannot."""
-    return tuple(ext for ext, container in _FILE_CONTAINERS.items() if _takes(container, encoder))
+    """The output file extensions (of .mp4, .mkv, .mov, .webm; else of .avi, .nut) whose container holds
+    what ``encoder`` writes: what to suggest when the one asked for cannot (for huffyuv, which only AVI
+    and NUT hold, a .mkv user was told to use .mp4, .mkv or .mov)."""
+    for containers in (_FILE_CONTAINERS, _OTHER_CONTAINERS):
+        if fits := tuple(ext for ext, container in containers.items() if _takes(container, encoder)):
+            return fits
+    return ()
 
 
 @functools.lru_cache(maxsize=None)
@@ -121,7 +151,8 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
     as the ffmpeg tool picks. With ``deep`` (10-bit output) HEVC where the container holds it
     (hevc_nvenc if it opens, else libx265): 10-bit H.264 (High 10) has almost no hardware decoders,
     so a phone's 10-bit HDR clip written as H.264 would not play on the phone that shot it; HEVC
-    does. A named encoder must exist in this FFmpeg build (EncodeError otherwise)."""
+    does. A named encoder must exist in this FFmpeg build (EncodeError otherwise); a format's name
+    (``h264``) gives the encoder FFmpeg opens for it (``libx264``)."""
     if name == "auto":
         if container is not None and not _takes(container, SOFTWARE_ENCODER):
             return _default_encoder(container)
@@ -141,7 +172,9 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
                           f"video encoder") from err
     if codec.type != "video":
         raise EncodeError(f"encoder {name!r} is not a video encoder; use auto or libx264")
-    return name
+    # a format's name (h264, hevc, av1) opens its first encoder: named as that encoder, whose settings
+    # are looked up by name (--encoder h264 --preset slow said "encoder h264 has no speed presets")
+    return codec.name
 
 
 _SAME_DEPTH = {"yuv420p10le": ("p010le",), "yuv444p10le": ("yuv444p16le",)}
@@ -175,30 +208,56 @@ _VPX_SPEED = {"ultrafast": ("realtime", "8"), "superfast": ("realtime", "7"), "v
               "slower": ("good", "1"), "veryslow": ("good", "0"), "placebo": ("good", "0")}
 
 
+# x264's preset names → SVT-AV1's presets (13 fastest, 0 slowest); veryfast, the default, is SVT-AV1's own
+# default (10). Measured at 320x180, crf 30: 12 → 8042 bytes, 10 → 8399, 8 → 7547, 6 → 6911, 4 → 6439.
+_SVT_PRESET = {"ultrafast": "12", "superfast": "11", "veryfast": "10", "faster": "9", "fast": "8", "medium": "6",
+               "slow": "5", "slower": "4", "veryslow": "2", "placebo": "1"}
+
+
+_LOWEST_CRF = {"libsvtav1": 1, "libvpx": 4}
+
+
+def mpeg4_quantizer(crf: int) -> int:
+    """The MPEG-4 Part 2 quantizer (1 best .. 31) as good as x264 at ``crf``: the quantizer doubles every 6
+    crf, as x264's does. Measured at 320x180 (PSNR, dB): crf 18 40.5 ~ q2 41.5; crf 23 37.5 ~ q4 37.4;
+    crf 28 33.9 ~ q6 34.7; crf 51 23.5 ~ q31 25.4."""
+    return min(31, max(1, round(2 ** ((crf - 12) / 6))))
+
+
 def encoder_options(name: str, private_options: set[str] | frozenset[str], *, crf: int,
                     preset: str, x265_params: str = "") -> dict[str, str]:
     """The constant-quality and speed settings each encoder family understands, so ``--crf`` means
     "quality, lower is better" whichever encoder is chosen: ``crf`` where the encoder has it
-    (libx264/x265, libvpx, SVT-AV1; libvpx needs ``b=0`` for pure constant quality), NVENC's ``cq``
-    with variable bit rate. ``preset`` is x264/x265's speed name; libvpx gets the matching
-    deadline and cpu-used (its own default, cpu-used 0, encodes 640x272 VP9 at 43 fps on two cores;
-    ``veryfast``'s realtime/6 at 380 fps) and row multithreading. x265 and SVT-AV1 otherwise print
-    a screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob
+    (libx264/x265, libvpx, SVT-AV1; VP9 needs ``b=0`` for pure constant quality, VP8 a high ``b``), NVENC's ``cq``
+    with variable bit rate, MPEG-4 Part 2's quantizer (:func:`mpeg4_quantizer`). ``preset`` is
+    x264/x265's speed name; libvpx gets the matching deadline and cpu-used (its own default,
+    cpu-used 0, encodes 640x272 VP9 at 43 fps on two cores; ``veryfast``'s realtime/6 at 380 fps)
+    and row multithreading; SVT-AV1 the matching preset number. x265 and SVT-AV1 otherwise print a
+    screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob
     gets nothing and keeps its own default quality (the writer's ``quality_control`` is then None).
     ``x265_params``: more for x265 (HDR10's mastering display and light levels)."""
     if name.endswith("_nvenc"):
         return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
     options: dict[str, str] = {}
     if "crf" in private_options:
-        options["crf"] = str(crf)
+        # SVT-AV1 reads crf 0 as "not set": --crf 0 gave its default, 35 (the same bytes as --crf 35);
+        # VP8's lowest is its lowest quantizer, 4 (--crf 0 to 3 failed to open the encoder)
+        options["crf"] = str(max(crf, _LOWEST_CRF.get(name, 0)))
         if name.startswith("libvpx"):
-            options["b"] = "0"
+            # VP9: b=0 is pure constant quality. VP8 has no such mode: crf is a floor under the bit rate,
+            # and b=0 meant libvpx's 256 kb/s, which crf barely moved (320x180: 38.7 dB at crf 4, 35.8 at
+            # 51); a rate it never reaches leaves the quality to crf (44.1 .. 36.3 dB)
+            options["b"] = "0" if name == "libvpx-vp9" else "100M"
+    if name == "mpeg4":  # no crf: its default bit rate gave 29 dB where x264's crf 18 gives 40
+        options["qmin"] = options["qmax"] = str(mpeg4_quantizer(crf))
     if name in ("libx264", "libx264rgb", "libx265"):
         options["preset"] = preset
     if name.startswith("libvpx") and preset in _VPX_SPEED:
         options["deadline"], options["cpu-used"] = _VPX_SPEED[preset]
         if "row-mt" in private_options:
             options["row-mt"] = "1"
+    if name == "libsvtav1" and preset in _SVT_PRESET:
+        options["preset"] = _SVT_PRESET[preset]  # it said "has no speed presets" and ran at its own
     if "x265-params" in private_options:
         options["x265-params"] = ":".join(["log-level=error", *([x265_params] if x265_params else [])])
     if name == "libsvtav1":  # SVT-AV1 logs through its own logger, read from the environment at open

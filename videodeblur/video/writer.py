@@ -19,6 +19,7 @@ and audio.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import re
@@ -32,8 +33,8 @@ import av.video.reformatter
 import numpy as np
 
 from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
-from videodeblur.video.colour import AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
-from videodeblur.video.encoders import (SOFTWARE_ENCODER, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
+from videodeblur.video.colour import AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, ColourTags, sws_colorspace
+from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
                                         private_options)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.passthrough import Passthrough
@@ -147,6 +148,10 @@ class FrameWriter:
                 # YUV4MPEG takes 10-bit and deeper frames (which x264 and SVT-AV1 read) only when told
                 # to go past its standard, as `ffmpeg -strict -1` does
                 options = {**muxer_options, **({"strict": "-1"} if self._kind.lower() == ".y4m" else {})}
+                if self._kind.lower() == ".avi":
+                    # AVI plays its sound from the first sample whatever its time: the muxer's shift of
+                    # every stream past AAC's priming (-21 ms) put the second and later frames a slot late
+                    options["avoid_negative_ts"] = "disabled"
                 self._container = (open_stream(str(self.path)) if self._stream_url
                                    else open_pipe(pipe_format, options) if self._pipe
                                    else av.open(str(self.path), "w", options=options))
@@ -157,11 +162,18 @@ class FrameWriter:
             try:
                 self._choose_format(encoder, pix_fmt)
                 self.colour = output_tags(self.colour, self.pix_fmt)
-                if layout == "rgb" and sws_colorspace(self.colour) not in av.video.reformatter.Colorspace.__members__:
+                i420_colour = self.colour  # the device's I420 comes in the source's matrix
+                self.colour = _as_decoders_read(self.colour, self.encoder_name, self.pix_fmt)
+                # I420 frames go to the encoder as they are where it takes them with these tags; else
+                # (ProRes's 4:2:2, libx264rgb's RGB, VP8's BT.601) swscale converts them, where a
+                # ValueError stopped every such run on CUDA, which hands over I420 by default
+                self._i420_converted = layout == "i420" and (self.pix_fmt != "yuv420p" or self.colour != i420_colour)
+                self._i420_colourspace = sws_colorspace(i420_colour)
+                self._i420_range = i420_colour.color_range or None
+                if ((layout == "rgb" or self._i420_converted)
+                        and sws_colorspace(self.colour) not in av.video.reformatter.Colorspace.__members__):
                     raise OutputError(f"cannot write {self.path}: converting to {self.colour.matrix} YUV needs PyAV 18 "
                                       f"or newer (Python 3.11+); this is PyAV {av.__version__}")
-                if layout == "i420" and self.pix_fmt != "yuv420p":
-                    raise ValueError("layout 'i420' needs an even-sized yuv420p output")
                 self._container.metadata.update(descriptive_tags(tags))
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation, mirror_matrix)
                 self._timing = PacketTiming(self._container, self._stream, fragmented=self._fragmented,
@@ -467,6 +479,9 @@ class FrameWriter:
         except ValueError as err:  # PyAV checks the container can hold the codec
             raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')} "
                               "(or use another --encoder)") from err
+        if not carries(self._container.format.name, self.encoder_name):  # MPEG-TS: written as data, no video
+            raise OutputError(f"{self._kind} cannot carry {self.encoder_name}'s video (it would be written as a "
+                              f"track no player reads as video); {self._where_else('use .mkv')}, or --encoder libx264")
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
@@ -492,7 +507,7 @@ class FrameWriter:
         private = private_options(ctx)
         hdr = self._hdr.x265_params() if self._hdr is not None and self.deep else ""  # HDR10 needs 10 bits
         ctx.options = encoder_options(self.encoder_name, private, crf=crf, preset=preset, x265_params=hdr)
-        self.quality_control = next((k for k in ("crf", "cq") if k in ctx.options), None)
+        self.quality_control = next((k for k in ("crf", "cq", "qmax") if k in ctx.options), None)
         self.speed_control = next((k for k in ("preset", "deadline") if k in ctx.options), None)
         self.hdr_kept = bool(hdr) and "x265-params" in ctx.options
         if self._live:
@@ -513,9 +528,10 @@ class FrameWriter:
         if self._last_as_keyframe and "forced-idr" in private:
             # x265 (open GOP) made a forced keyframe a CRA that the B-frames before it were decoded after
             ctx.options = {**ctx.options, "forced-idr": "1"}
-        if self._container.format.name == "avi":
+        if self._container.format.name in _NO_REORDER_MUXERS:
             # AVI stores frames in decode order with no presentation times: B-frames came back with
-            # their timestamps scrambled (24, 96, 72, 120, 48...)
+            # their timestamps scrambled (24, 96, 72, 120, 48...); x264 in MXF lost a frame's time
+            # (0, 0.04, 0.12, 0.16...)
             ctx.max_b_frames = 0
         if self.encoder_name == SOFTWARE_ENCODER:
             ctx.thread_type = "SLICE" if self._live else "FRAME"  # frame threads hold frames back: latency
@@ -562,7 +578,14 @@ class FrameWriter:
         """Where the encoder's video can go instead, asked of the containers (a fixed list told a .mov
         user to use .mov); ``otherwise`` when this one holds it too (the other streams do not fit)."""
         fits = containers_for(self.encoder_name)
-        return f"{self.encoder_name} goes in {_either(fits)}" if fits and self._kind not in fits else otherwise
+        if not fits:  # none holds it: naming containers that do not either sent a .mkv user to .mkv
+            return "no container videodeblur writes holds it"
+        if self._kind in fits:
+            return otherwise
+        if self._pipe:  # standard output: the --format to ask for (a file suffix told nothing there)
+            formats = [ext[1:] for ext in fits if ext[1:] in PIPE_FORMATS]
+            return f"{self.encoder_name} goes in --format {_either(formats)}" if formats else otherwise
+        return f"{self.encoder_name} goes in {_either(fits)}"
 
     def _closed_pipe(self, err: BaseException) -> bool:
         """Whether ``err`` is the reader of standard output or of a named pipe having gone away (EPIPE),
@@ -576,13 +599,19 @@ class FrameWriter:
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
         if self.layout == "i420":
             frame = av.VideoFrame.from_ndarray(image, format="yuv420p")
+            if self._i420_converted:
+                frame = self._sws.reformat(frame, format=self.pix_fmt, src_colorspace=self._i420_colourspace,
+                                           src_color_range=self._i420_range, dst_colorspace=self._sws_colorspace,
+                                           dst_color_range=self._sws_range, interpolation=_FROM_RGB)
             frame.colorspace = self.colour.colorspace
             frame.color_range = self.colour.color_range
-            return frame
-        rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
-        # The same matrix and range the reader used to make RGB, so colours round-trip.
-        return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
-                                  dst_color_range=self._sws_range, interpolation=_FROM_RGB)
+        else:
+            rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
+            # The same matrix and range the reader used to make RGB, so colours round-trip.
+            frame = self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
+                                       dst_color_range=self._sws_range, interpolation=_FROM_RGB)
+        _tag_frame(frame, self.colour)
+        return frame
 
 
 # Exact rounding, and chroma as the mean of each 2×2 block (as the device path's ``rgb_to_i420``):
@@ -590,6 +619,36 @@ class FrameWriter:
 # PyAV < 18 has no name for SWS_ACCURATE_RND but passes the number on to swscale.
 _FROM_RGB = int(av.video.reformatter.Interpolation.AREA) | int(getattr(av.video.reformatter.Interpolation,
                                                                        "ACCURATE_RND", 0x40000))
+
+
+# muxers that cannot give B-frames back their presentation times
+_NO_REORDER_MUXERS = frozenset({"avi", "mxf", "mxf_d10", "mxf_opatom"})
+_AVCOL_SPC_RGB, _AVCOL_SPC_BT470BG = 0, 5  # no matrix (RGB planes); BT.601
+
+
+def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
+    """Give ``frame`` the stream's primaries and transfer: an encoder that writes the frame's own into
+    each picture (ProRes) wrote them unspecified, and a BT.709 source's ProRes lost both."""
+    try:
+        if colour.color_primaries != _UNSPECIFIED:
+            frame.color_primaries = colour.color_primaries
+        if colour.color_trc != _UNSPECIFIED:
+            frame.color_trc = colour.color_trc
+    except AttributeError:  # PyAV < 18 has neither: the stream's tags stay
+        pass
+
+
+def _as_decoders_read(colour: ColourTags, encoder: str, pix_fmt: str) -> ColourTags:
+    """The tags (and matrix to convert with) as decoders will read ``encoder``'s stream. RGB planes
+    (libx264rgb) are tagged RGB, full range: tagged with a YUV source's BT.709, H.264's header told
+    decoders to read G, B, R as Y, U, V (37.9 levels off on average). VP8 has one matrix, BT.601, which
+    FFmpeg's decoder and browsers apply whatever the container says, so a BT.709 source converted with
+    its own matrix came back 5 levels off on average (measured on a 320x180 BT.709 clip)."""
+    if av.VideoFormat(pix_fmt).is_rgb:
+        return dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB, color_range=AVCOL_RANGE_JPEG)
+    if colour.matrix == "bt601" or av.Codec(encoder, "w").canonical_name != "vp8":
+        return colour
+    return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT470BG)
 
 
 def _either(options: Sequence[str]) -> str:

@@ -1,0 +1,203 @@
+"""The writer across containers and encoders a user picks: a file that plays, or one line that says
+what to use instead (session 24's matrix of .mp4/.mov/.mkv/.webm/.ts/.nut/.avi by encoder)."""
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from videodeblur.errors import OutputError
+from videodeblur.video import FrameReader, FrameWriter
+from videodeblur.video.colour import ColourTags
+from videodeblur.video.encoders import choose_encoder, containers_for, encoder_options
+
+from conftest import clip_frame, needs_pyav18, psnr
+
+
+@pytest.mark.parametrize("suffix, encoder", [(".ts", "libvpx-vp9"), (".ts", "ffv1"), (".mpg", "ffv1")])
+def test_mpeg_ts_refuses_a_codec_it_would_write_as_data(suffix: str, encoder: str, tmp_path: Path) -> None:
+    """MPEG-TS took VP9 or FFV1 and wrote it as a private data track (MPEG-PS as a track read as MP3
+    or nothing): 'wrote 20 frames', exit 0, and a file with no video in it. Refused before any frame,
+    naming where the codec goes."""
+    with pytest.raises(OutputError, match=rf"\{suffix} cannot carry {encoder}'s video.*{encoder} goes in \.mp4"):
+        FrameWriter(tmp_path / f"out{suffix}", width=64, height=48, time_base=Fraction(1, 25), encoder=encoder)
+    assert not (tmp_path / f"out{suffix}").exists()
+
+
+def test_mpeg_ts_still_takes_hevc(tmp_path: Path) -> None:
+    with FrameWriter(tmp_path / "out.ts", width=64, height=48, time_base=Fraction(1, 25), encoder="libx265") as w:
+        for i in range(3):
+            w.write(clip_frame(i, 64, 48), pts=i)
+    with av.open(str(tmp_path / "out.ts")) as c:
+        assert c.streams.video and sum(1 for _ in c.decode(video=0)) == 3
+
+
+@pytest.mark.parametrize("name", ["out.mkv", "out.mp4"])
+def test_huffyuv_is_sent_to_the_containers_that_hold_it(name: str, tmp_path: Path) -> None:
+    """Only AVI and NUT hold HuffYUV: a .mkv user was told 'use .mp4, .mkv or .mov'."""
+    assert containers_for("huffyuv") == (".avi", ".nut")
+    with pytest.raises(OutputError, match=r"huffyuv goes in \.avi or \.nut"):
+        FrameWriter(tmp_path / name, width=64, height=48, time_base=Fraction(1, 25), encoder="huffyuv")
+
+
+def test_vp8_is_converted_with_the_matrix_its_decoders_use(tmp_path: Path) -> None:
+    """VP8 is BT.601 only: FFmpeg's decoder (and browsers) read it so whatever the file says, and a
+    BT.709 source converted with BT.709 came back 5 levels off on average (7 here, 4 with BT.601)."""
+    path = tmp_path / "out.mkv"
+    frames = [clip_frame(i, 96, 64) for i in range(3)]
+    with FrameWriter(path, width=96, height=64, time_base=Fraction(1, 25), encoder="libvpx", crf=4,
+                     colour=ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(frame, pts=i)
+    with av.open(str(path)) as c:
+        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]  # as its tags say
+    error = np.mean([np.abs(d - f).mean() for d, f in zip(decoded, frames)])
+    assert error < 5, error  # 4.0 (VP8 at this size); 7.0 converted as BT.709
+
+
+@needs_pyav18
+def test_prores_keeps_the_sources_primaries_and_transfer(tmp_path: Path) -> None:
+    """ProRes writes each frame's own primaries and transfer into its picture header: the writer's
+    frames had none, and a BT.709 source's ProRes .mov read back as unspecified."""
+    path = tmp_path / "out.mov"
+    with FrameWriter(path, width=64, height=48, time_base=Fraction(1, 25), encoder="prores_ks",
+                     colour=ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)) as writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    assert (frame.colorspace, frame.color_primaries, frame.color_trc) == (1, 1, 1)
+
+
+def test_avi_with_aac_keeps_every_frame_in_its_slot(make_clip, tmp_path: Path) -> None:
+    """The AVI muxer shifted every stream past AAC's priming (its first packet at -21 ms): the second
+    and later frames came a slot late (0, 2, 3, 4...: the first shown twice as long)."""
+    src = make_clip("a.mp4", width=64, height=48, frames=6, audio=True)
+    with FrameReader(src) as reader, FrameWriter.like(tmp_path / "out.avi", reader.info, encoder="ffv1") as writer:
+        for frame in reader:
+            writer.write(frame.image, pts=frame.pts)
+    with av.open(str(tmp_path / "out.avi")) as c:
+        assert [f.pts for f in c.decode(video=0)] == [0, 1, 2, 3, 4, 5]
+        assert c.streams.audio
+
+
+def test_svt_av1_crf_0_is_its_best_quality_not_its_default() -> None:
+    """libsvtav1 takes crf 0 as unset: --crf 0 wrote the same bytes as its default, --crf 35."""
+    assert encoder_options("libsvtav1", {"crf"}, crf=0, preset="veryfast")["crf"] == "1"
+    assert encoder_options("libsvtav1", {"crf"}, crf=18, preset="veryfast")["crf"] == "18"
+
+
+def test_svt_av1_takes_the_preset(tmp_path: Path) -> None:
+    """SVT-AV1 has presets (13 fastest .. 0): --preset was not applied, with a warning that it had none."""
+    assert encoder_options("libsvtav1", {"crf"}, crf=30, preset="slow")["preset"] == "5"
+    writer = FrameWriter(tmp_path / "out.mkv", width=64, height=48, time_base=Fraction(1, 25), encoder="libsvtav1",
+                         preset="ultrafast")
+    with writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    assert writer.speed_control == "preset"
+
+
+def test_mpeg4_follows_crf(tmp_path: Path) -> None:
+    """mpeg4 has no crf: it ran at its default bit rate (29 dB where x264's crf 18 gives 40, with a
+    warning that --crf was not applied); --crf now sets its quantizer. Held against FFV1 (lossless)
+    through the same writer, so only the encoder's loss counts, not 4:2:0's."""
+    frames = [clip_frame(i, 320, 192) for i in range(8)]
+
+    def written(encoder: str) -> tuple[FrameWriter, list[np.ndarray]]:
+        path = tmp_path / f"{encoder}.mkv"
+        with FrameWriter(path, width=320, height=192, time_base=Fraction(1, 25), encoder=encoder, crf=18) as writer:
+            for i, frame in enumerate(frames):
+                writer.write(frame, pts=i)
+        with av.open(str(path)) as c:
+            return writer, [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+    writer, mpeg4 = written("mpeg4")
+    _, exact = written("ffv1")
+    assert writer.quality_control == "qmax"
+    assert np.mean([psnr(a, b) for a, b in zip(mpeg4, exact)]) > 38
+
+
+def test_mxf_keeps_every_frame_time(tmp_path: Path) -> None:
+    """x264's B-frames in MXF came back with times out of order: 0, 0.04, 0.08, 0.16, 0.2, 0.12...
+    (AVI's rule now: no B-frames)."""
+    with FrameWriter(tmp_path / "out.mxf", width=320, height=180, time_base=Fraction(1, 12800),
+                     fps=Fraction(25)) as writer:
+        for i in range(20):
+            writer.write(clip_frame(i, 320, 180), pts=512 * i)
+    with av.open(str(tmp_path / "out.mxf")) as c:
+        assert [round(float(f.pts * f.time_base), 3) for f in c.decode(video=0)] == [i / 25 for i in range(20)]
+
+
+def test_standard_output_is_told_the_format_to_ask_for(tmp_path: Path) -> None:
+    """-o - --format webm --encoder libx264 was told 'libx264 goes in .mp4, .mkv or .mov': file suffixes,
+    where only --format chooses."""
+    with pytest.raises(OutputError, match=r"libx264 goes in --format mp4, mkv or mov"):
+        FrameWriter("-", width=64, height=48, time_base=Fraction(1, 25), encoder="libx264", pipe_format="webm")
+
+
+def test_libx264rgb_is_tagged_as_rgb(tmp_path: Path) -> None:
+    """libx264rgb stores R, G, B planes: tagged with the source's BT.709, decoders read them as Y, U, V
+    and every colour came back wrong (37.9 levels off on average)."""
+    path = tmp_path / "out.mkv"
+    frames = [clip_frame(i, 64, 48) for i in range(2)]
+    with FrameWriter(path, width=64, height=48, time_base=Fraction(1, 25), encoder="libx264rgb", crf=0,
+                     colour=ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(frame, pts=i)
+    with av.open(str(path)) as c:
+        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert max(np.abs(d - f).max() for d, f in zip(decoded, frames)) <= 1
+
+
+def test_a_format_name_is_its_encoder(tmp_path: Path) -> None:
+    """--encoder h264 opened libx264 but was looked up as 'h264': --preset slow 'was not applied (the
+    encoder has no speed presets)', and frame threads were not set."""
+    assert choose_encoder("h264") == "libx264" and choose_encoder("hevc") == "libx265"
+    writer = FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25), encoder="h264",
+                         preset="slow")
+    with writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    assert (writer.encoder_name, writer.speed_control) == ("libx264", "preset")
+
+
+def test_vp8_follows_crf(tmp_path: Path) -> None:
+    """VP8's crf is a floor under its bit rate, and with b=0 that rate was libvpx's 256 kb/s: crf 4 and
+    crf 40 gave files within a fifth of each other."""
+    sizes = {}
+    for crf in (4, 40):
+        path = tmp_path / f"{crf}.webm"
+        with FrameWriter(path, width=320, height=180, time_base=Fraction(1, 25), encoder="libvpx", crf=crf) as writer:
+            for i in range(10):
+                writer.write(clip_frame(i, 320, 180), pts=i)
+        sizes[crf] = path.stat().st_size
+    assert sizes[4] > 1.3 * sizes[40], sizes  # 22796 and 15508 bytes (12734 and 12705 at 256 kb/s)
+
+
+def test_vp8_takes_crf_0_as_its_best(tmp_path: Path) -> None:
+    """VP8's crf starts at 4: --crf 0 failed to open the encoder ('returned 22; try --encoder libx264')."""
+    with FrameWriter(tmp_path / "out.webm", width=64, height=48, time_base=Fraction(1, 25), encoder="libvpx",
+                     crf=0) as writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    assert writer.frames_written == 1
+
+
+@pytest.mark.parametrize("encoder, name", [("prores_ks", "out.mov"), ("libx264rgb", "out.mkv"), ("libvpx", "out.webm")])
+def test_i420_frames_go_to_an_encoder_that_wants_another_format(encoder: str, name: str, tmp_path: Path) -> None:
+    """CUDA hands the writer I420 (4:2:0 sources, by default): an encoder that takes no 4:2:0 (ProRes,
+    libx264rgb) stopped the run with "ValueError: layout 'i420' needs an even-sized yuv420p output",
+    and VP8 got the source's BT.709 planes tagged BT.601. swscale converts them now."""
+    colour = ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
+    frames = [clip_frame(i, 64, 48) for i in range(3)]
+    i420 = [av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU709",
+                                                                   dst_color_range="MPEG").to_ndarray() for f in frames]
+    with FrameWriter(tmp_path / name, width=64, height=48, time_base=Fraction(1, 25), encoder=encoder, crf=4,
+                     layout="i420", colour=colour) as writer:
+        for i, planes in enumerate(i420):
+            writer.write(planes, pts=i)
+    with av.open(str(tmp_path / name)) as c:
+        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    assert len(decoded) == 3
+    error = np.mean([np.abs(d - f).mean() for d, f in zip(decoded, frames)])
+    assert error < 6, error  # 4.1, 4.1, 5.1 (4:2:0 at 64x48); VP8 was 7.2
