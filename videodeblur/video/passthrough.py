@@ -119,9 +119,10 @@ class Passthrough:
                    *(s for s in (streams.data if data else ())
                      if not any(key.lower() == "timecode" for key in s.metadata)
                      and not is_chapter_track(self._in, s))]
-        # a track whose codec FFmpeg cannot name (a damaged header) can be neither copied nor decoded
-        unknown = [s for s in sources if s.codec_context is None]
-        sources = [s for s in sources if s.codec_context is not None]
+        # a track whose codec FFmpeg cannot name (a damaged header) can be neither copied nor decoded; data
+        # tracks (GoPro telemetry) have no codec context by nature and are copied as packets
+        unknown = [s for s in sources if s.type != "data" and s.codec_context is None]
+        sources = [s for s in sources if s not in unknown]
         self.skipped.extend(f"{s.type} stream {s.index}: FFmpeg cannot tell its codec (a damaged or unsupported "
                             "track)" for s in unknown)
         data_left_out = [s for s in sources if s.type == "data" and not _takes(output.format.name, s)]
