@@ -190,6 +190,27 @@ def test_frame_clock_window_cuts_warmup_and_its_stage_time() -> None:
         clock.window(5)
 
 
+def test_the_bench_window_is_the_runners_window() -> None:
+    """Single-threaded runs cut warm-up with FrameClock, the pipelined run (the runner) with ThroughputClock:
+    the same completions give the same window (only a warm-up leaving nothing differs: an error here)."""
+    from videodeblur.pipeline.stats import ThroughputClock
+
+    completions = [1.0, 1.0, 2.5, 3.0, 3.0, 4.0, 7.0]  # batches complete together
+    clock, throughput = FrameClock(), ThroughputClock()
+    clock.start = throughput.start = 0.0
+    for t in completions:
+        clock.begin(1, at=0.0)
+        clock.complete(1, at=t)
+        throughput.mark(at=t)
+    for warmup in range(len(completions)):
+        window = clock.window(warmup)
+        fps, frames, seconds = throughput.sustained_fps(warmup)
+        assert (window.frames, window.seconds, window.fps) == pytest.approx((frames, seconds, fps)), warmup
+    with pytest.raises(ValueError):
+        clock.window(len(completions))
+    assert throughput.sustained_fps(len(completions))[1:] == (len(completions), 7.0)
+
+
 LATENCIES = [10.0, 20.0, 30.0, 40.0]
 FIGURES = {"p50": 25.0, "p95": 38.5, "p99": 39.7, "mean": 25.0, "max": 40.0}  # numpy's default rule
 

@@ -81,7 +81,9 @@ class FrameClock:
 
     def window(self, warmup_frames: int, stage_names: Sequence[str] = ()) -> Window:
         """Cut the first ``warmup_frames`` completions off. The window runs from the completion of the last
-        warm-up frame (or the run's start when there is none) to the completion of the last frame."""
+        warm-up frame (or the run's start when there is none) to the completion of the last frame: the
+        window ``ThroughputClock.sustained_fps`` gives the runner, except that a warm-up leaving nothing is
+        an error here (the bench chose it) where the runner falls back to the whole run."""
         n = len(self._completions)
         if not 0 <= warmup_frames < n:
             raise ValueError(f"warm-up of {warmup_frames} frames leaves nothing to measure out of {n}")
