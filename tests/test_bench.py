@@ -8,7 +8,7 @@ import pytest
 
 from videodeblur.bench import MODES, BenchOptions, BenchResult, run_bench
 from videodeblur.errors import ConfigError
-from videodeblur.measure import FrameClock, percentiles_ms
+from videodeblur.measure import FrameClock
 
 WIDTH, HEIGHT, FRAMES, WARMUP = 96, 64, 12, 3
 RUN_FIELDS = {"mode", "model", "batch", "fps", "frames", "seconds", "warmup_frames", "warmup_s", "latency_ms",
@@ -190,10 +190,91 @@ def test_frame_clock_window_cuts_warmup_and_its_stage_time() -> None:
         clock.window(5)
 
 
-def test_percentiles_are_ordered_nearest_rank_values() -> None:
-    p = percentiles_ms([float(v) for v in range(100, 0, -1)])
-    assert (p["p50"], p["p95"], p["p99"], p["max"]) == (50.0, 95.0, 99.0, 100.0)
-    assert percentiles_ms([7.0])["p99"] == 7.0
+def test_the_bench_window_is_the_runners_window() -> None:
+    """Single-threaded runs cut warm-up with FrameClock, the pipelined run (the runner) with ThroughputClock:
+    the same completions give the same window (only a warm-up leaving nothing differs: an error here)."""
+    from videodeblur.pipeline.stats import ThroughputClock
+
+    completions = [1.0, 1.0, 2.5, 3.0, 3.0, 4.0, 7.0]  # batches complete together
+    clock, throughput = FrameClock(), ThroughputClock()
+    clock.start = throughput.start = 0.0
+    for t in completions:
+        clock.begin(1, at=0.0)
+        clock.complete(1, at=t)
+        throughput.mark(at=t)
+    for warmup in range(len(completions)):
+        window = clock.window(warmup)
+        fps, frames, seconds = throughput.sustained_fps(warmup)
+        assert (window.frames, window.seconds, window.fps) == pytest.approx((frames, seconds, fps)), warmup
+    with pytest.raises(ValueError):
+        clock.window(len(completions))
+    assert throughput.sustained_fps(len(completions))[1:] == (len(completions), 7.0)
+
+
+LATENCIES = [10.0, 20.0, 30.0, 40.0]
+FIGURES = {"p50": 25.0, "p95": 38.5, "p99": 39.7, "mean": 25.0, "max": 40.0}  # numpy's default rule
+
+
+def _recorded_run(latencies: list[float]):
+    """The ``RunStats`` the ``video`` runner freezes for a run whose first frame (500 ms) is warm-up."""
+    from videodeblur.pipeline.stats import StatsRecorder
+
+    recorder = StatsRecorder(("decode", "infer", "encode"), warmup_frames=1)
+    recorder.throughput.start = 0.0
+    for i, ms in enumerate([500.0, *latencies]):
+        recorder.latency.add_ms(ms)
+        recorder.mark_done(at=i + 1.0)
+    return recorder.freeze()
+
+
+def test_every_run_summarises_latencies_by_the_rule_video_uses() -> None:
+    """bench's runs took nearest-rank values (p50 20, p95 40 of 10/20/30/40 ms) where ``video --json``
+    interpolated (25, 38.5): bench's pipelined run and ``video`` gave two p50s for the same frames."""
+    import torch
+
+    from videodeblur.bench.results import result_from_run_stats, result_from_window
+    from videodeblur.measure import PeakMemory, Window
+
+    memory = PeakMemory(torch.device("cpu"))
+    window = Window(frames=4, seconds=4.0, warmup_frames=1, warmup_s=1.0, latencies_ms=tuple(LATENCIES),
+                    stage_busy_s={})
+    assert result_from_window("sequential", "m", 1, window, memory).latency_ms == pytest.approx(FIGURES)
+    video = _recorded_run(LATENCIES).to_dict()
+    assert video["latency_ms"] == pytest.approx(FIGURES)  # what `video --json` says
+    assert result_from_run_stats(video, "m", 1, memory).latency_ms == pytest.approx(FIGURES)
+
+
+def test_the_pipelined_run_takes_no_latency_of_another_run_in_the_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipelined run swapped ``LatencyLog.add_ms`` on the class to see every latency: a run in another
+    thread meanwhile (one Deblurrer used from several threads) had its latencies counted as the bench's."""
+    import threading
+    import types
+
+    import torch
+
+    import videodeblur.pipeline
+    from videodeblur.bench.modes import pipelined_run
+    from videodeblur.pipeline.stats import LatencyLog
+
+    add_ms, patched = LatencyLog.add_ms, []
+
+    def deblur_file(*args: object) -> object:
+        patched.append(LatencyLog.add_ms is not add_ms)
+        other = LatencyLog()  # the other run's own log, filled from its own thread
+        thread = threading.Thread(target=lambda: [other.add_ms(1000.0) for _ in range(5)])
+        thread.start()
+        thread.join()
+        return _recorded_run(LATENCIES)
+
+    monkeypatch.setattr(videodeblur.pipeline, "deblur_file", deblur_file)
+    defaults = videodeblur.pipeline.RunOptions()
+    options = types.SimpleNamespace(encoder=defaults.encoder, crf=defaults.crf, preset=defaults.preset,
+                                    queue_size=defaults.queue_size, engines=1)
+    io = types.SimpleNamespace(options=options, frames=5, layout="rgb", clip=Path("in.mp4"), suffix=".mp4")
+    engine = types.SimpleNamespace(device=torch.device("cpu"), model_name="m")
+    result = pipelined_run(io, Path("out.mp4"), engine, 1, 1)  # type: ignore[arg-type]
+    assert patched == [False] and LatencyLog.add_ms is add_ms
+    assert result.latency_ms == pytest.approx(FIGURES) and (result.frames, result.warmup_frames) == (4, 1)
 
 
 def test_input_file_is_measured_as_it_is(make_clip, run_cli) -> None:

@@ -11,9 +11,22 @@ from videodeblur.pipeline.stats import DepthGauge, StageClock, StatsRecorder, Th
 def test_percentiles_interpolate_and_order() -> None:
     values = list(range(1, 101))  # 1..100
     p = percentiles(values)
-    assert p == {"p50": pytest.approx(50.5), "p95": pytest.approx(95.05), "p99": pytest.approx(99.01)}
-    assert percentiles([7.0]) == {"p50": 7.0, "p95": 7.0, "p99": 7.0}
-    assert percentiles([]) == {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    assert p == {"p50": pytest.approx(50.5), "p95": pytest.approx(95.05), "p99": pytest.approx(99.01),
+                 "mean": pytest.approx(50.5), "max": 100.0}
+    assert percentiles([7.0]) == {"p50": 7.0, "p95": 7.0, "p99": 7.0, "mean": 7.0, "max": 7.0}
+    assert percentiles([]) == {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
+
+
+def test_percentiles_are_numpys_default_rule_on_an_array_d() -> None:
+    """The camera keeps its latencies in an ``array('d')``: read as an array, by numpy's rule."""
+    import array
+
+    import numpy as np
+
+    values = array.array("d", [40.0, 10.0, 30.0, 20.0])
+    p = percentiles(values)
+    assert [p["p50"], p["p95"], p["p99"]] == pytest.approx(list(np.percentile(np.asarray(values), (50, 95, 99))))
+    assert (p["p50"], p["p95"], p["p99"], p["mean"], p["max"]) == pytest.approx((25.0, 38.5, 39.7, 25.0, 40.0))
 
 
 def test_sustained_fps_leaves_out_warmup() -> None:

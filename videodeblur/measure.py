@@ -1,11 +1,12 @@
-"""Measurement primitives for the benchmark: timed windows, latency percentiles, peak memory, the machine.
+"""Measurement primitives for the benchmark: timed windows, peak memory, the machine.
+
+Latency figures are not here: every run is summarised by ``pipeline.stats.percentiles``, as ``video``'s are.
 
 Units are in the names: ``*_s`` seconds, ``*_ms`` milliseconds, ``*_mb`` mebibytes.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import platform
 import re
@@ -17,7 +18,7 @@ import torch
 
 from videodeblur.heap import heap_setting
 
-__all__ = ["FrameClock", "Window", "percentiles_ms", "PeakMemory", "rss_scope", "machine_info", "cpu_model"]
+__all__ = ["FrameClock", "Window", "PeakMemory", "rss_scope", "machine_info", "cpu_model"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +77,9 @@ class FrameClock:
 
     def window(self, warmup_frames: int, stage_names: Sequence[str] = ()) -> Window:
         """Cut the first ``warmup_frames`` completions off. The window runs from the completion of the last
-        warm-up frame (or the run's start when there is none) to the completion of the last frame."""
+        warm-up frame (or the run's start when there is none) to the completion of the last frame: the
+        window ``ThroughputClock.sustained_fps`` gives the runner, except that a warm-up leaving nothing is
+        an error here (the bench chose it) where the runner falls back to the whole run."""
         n = len(self._completions)
         if not 0 <= warmup_frames < n:
             raise ValueError(f"warm-up of {warmup_frames} frames leaves nothing to measure out of {n}")
@@ -89,18 +92,6 @@ class FrameClock:
                 busy[name] = busy.get(name, 0.0) + (ended - started)
         return Window(frames=n - warmup_frames, seconds=window_end - window_start, warmup_frames=warmup_frames,
                       warmup_s=window_start - self.start, latencies_ms=latencies, stage_busy_s=busy)
-
-
-def percentiles_ms(latencies_ms: Sequence[float]) -> dict[str, float]:
-    """p50/p95/p99 (nearest-rank on the sorted values, so each is a latency that really happened), mean, max."""
-    values = sorted(latencies_ms)
-    if not values:
-        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "mean": 0.0, "max": 0.0}
-
-    def rank(q: float) -> float:
-        return values[min(len(values), max(1, math.ceil(q / 100 * len(values)))) - 1]
-
-    return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "mean": sum(values) / len(values), "max": values[-1]}
 
 
 class PeakMemory:

@@ -200,30 +200,9 @@ def pipelined_run(io: BenchIO, output: Path, engine: Any, batch: int, warmup: in
                              warmup_frames=warmup, max_frames=io.frames, audio=False,
                              colour_on_device=io.layout == "i420", engines=options.engines,
                              deep=False)  # 8-bit out, as the stage runs write: every run times one encoder
-    with PeakMemory(engine.device) as memory, _latencies_logged() as latencies_ms:
+    with PeakMemory(engine.device) as memory:
         stats = deblur_file(io.clip, output.with_suffix(io.suffix), engine, run_options)
-    return result_from_run_stats(stats.to_dict(), engine.model_name, batch, memory, latencies_ms)
-
-
-@contextlib.contextmanager
-def _latencies_logged() -> Iterator[list[float]]:
-    """Every frame latency the runner logs meanwhile, in order: its stats keep only p50/p95/p99, and
-    the pipelined run reports the mean and max as every other run does. (Only one pipeline runs at
-    a time in a bench, so the runner's log is the only one that grows.)"""
-    from videodeblur.pipeline.stats import LatencyLog
-
-    logged: list[float] = []
-    add_ms = LatencyLog.add_ms
-
-    def add_and_keep(log: LatencyLog, ms: float) -> None:
-        add_ms(log, ms)
-        logged.append(ms)
-
-    LatencyLog.add_ms = add_and_keep  # type: ignore[method-assign]
-    try:
-        yield logged
-    finally:
-        LatencyLog.add_ms = add_ms  # type: ignore[method-assign]
+    return result_from_run_stats(stats.to_dict(), engine.model_name, batch, memory)
 
 
 def round_up(n: int, multiple: int) -> int:

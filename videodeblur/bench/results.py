@@ -8,7 +8,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from videodeblur.measure import PeakMemory, Window, percentiles_ms
+from videodeblur.measure import PeakMemory, Window
+from videodeblur.pipeline.stats import percentiles
 
 __all__ = ["BenchResult", "RunResult", "result_from_run_stats", "result_from_window"]
 
@@ -99,25 +100,23 @@ def result_from_window(mode: str, model: str | None, batch: int | None, window: 
               for name, busy in window.stage_busy_s.items()}
     return RunResult(mode=mode, model=model, batch=batch, frames=window.frames, seconds=window.seconds,
                      warmup_frames=window.warmup_frames, warmup_s=window.warmup_s,
-                     latency_ms=percentiles_ms(window.latencies_ms), stages=stages, queue_depth={},
+                     latency_ms=percentiles(window.latencies_ms), stages=stages, queue_depth={},
                      peak_rss_mb=memory.peak_rss_mb, cuda_peak_mb=memory.cuda_peak_mb, timing=timing,
                      extra=extra or {})
 
 
-def result_from_run_stats(stats: dict[str, Any], model: str, batch: int, memory: PeakMemory,
-                          latencies_ms: list[float]) -> RunResult:
+def result_from_run_stats(stats: dict[str, Any], model: str, batch: int, memory: PeakMemory) -> RunResult:
     """The runner's ``RunStats.to_dict()`` as the pipelined ``RunResult``: its ``window`` is the measured
-    window (frames after warm-up, their seconds, and stage busy time counted from the end of warm-up).
-    ``latencies_ms``: every frame's, warm-up first; the window's are summarised as the other runs' are."""
+    window (frames after warm-up, their seconds, and stage busy time counted from the end of warm-up), and
+    its ``latency_ms`` already summarises the frames after warm-up by the rule the other runs use."""
     window = stats["window"]
     frames, seconds = window["frames"], window["seconds"]
-    measured = latencies_ms[stats["frames"] - frames:]
     stages = {name: {"busy_s": s["busy_s"], "share": min(1.0, s["share"])} for name, s in window["stages"].items()}
     queues = {name: {"mean": s["queue_mean"], "max": s["queue_max"]}
               for name, s in stats["stages"].items() if "queue_mean" in s}
     return RunResult(mode="pipelined", model=model, batch=batch, frames=frames, seconds=seconds,
                      warmup_frames=stats["frames"] - frames, warmup_s=max(0.0, stats["seconds"] - seconds),
-                     latency_ms=percentiles_ms(measured), stages=stages, queue_depth=queues,
+                     latency_ms=dict(stats["latency_ms"]), stages=stages, queue_depth=queues,
                      peak_rss_mb=memory.peak_rss_mb, cuda_peak_mb=memory.cuda_peak_mb,
                      extra={k: stats[k] for k in ("encoder", "device", "warnings") if k in stats})
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import array
 import contextlib
 import dataclasses
-import math
 import threading
 import time
 from typing import Any, Iterator, Sequence
@@ -22,19 +21,20 @@ __all__ = ["StageClock", "DepthGauge", "LatencyLog", "ThroughputClock", "StageSt
            "StatsRecorder", "percentiles"]
 
 PERCENTILES = (50, 95, 99)
+LATENCY_FIGURES = ("p50", "p95", "p99", "mean", "max")
 
 
-def percentiles(values: Sequence[float], qs: Sequence[int] = PERCENTILES) -> dict[str, float]:
-    """``{"p50": ..., "p95": ..., "p99": ...}`` by linear interpolation; zeros when empty."""
-    if not len(values):
-        return {f"p{q}": 0.0 for q in qs}
-    ordered = np.sort(np.asarray(values, dtype=np.float64))  # 8 bytes a value: a week's camera run is 18 M
-    out = {}
-    for q in qs:
-        pos = (len(ordered) - 1) * q / 100.0
-        lo, hi = math.floor(pos), math.ceil(pos)
-        out[f"p{q}"] = float(ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo))
-    return out
+def percentiles(values: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """``{"p50", "p95", "p99", "mean", "max"}`` of ``values``; zeros when empty. The project's one rule for
+    latency figures (``video`` and ``camera --json``, every ``bench`` run): numpy's default, linear
+    interpolation between the two nearest ranks, so the same frames give the same figures everywhere.
+    An ``array('d')`` is read through its buffer, never as a list (a week's camera run is 18 M values)."""
+    values = np.asarray(values, dtype=np.float64)
+    if not values.size:
+        return dict.fromkeys(LATENCY_FIGURES, 0.0)
+    ranked = np.percentile(values, PERCENTILES)
+    return {**{f"p{q}": float(v) for q, v in zip(PERCENTILES, ranked)},
+            "mean": float(values.mean()), "max": float(values.max())}
 
 
 class StageClock:
@@ -100,9 +100,10 @@ class LatencyLog:
         self.add_ms(((time.perf_counter() if end is None else end) - start) * 1000.0)
 
     def percentiles(self, *, skip: int = 0) -> dict[str, float]:
+        """:func:`percentiles` of the values after the first ``skip`` (of all of them when none is left)."""
         with self._lock:
-            values = self._values[skip:] or self._values
-        return percentiles(values)
+            values = np.array(self._values, dtype=np.float64)  # a copy: the run may still be adding
+        return percentiles(values[skip:] if len(values) > skip else values)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -179,7 +180,7 @@ class StageStats:
 @dataclasses.dataclass(frozen=True)
 class RunStats:
     """What a run did and how fast. ``fps`` is sustained (after ``warmup_frames``); ``seconds`` is
-    the whole run's wall time; ``latency_ms`` is per frame, from decoded to written;
+    the whole run's wall time; ``latency_ms`` is per frame, from decoded to written (:func:`percentiles`);
     ``concurrency`` is the stages' summed busy time over the wall time (1.0: they took turns; more:
     they overlapped, e.g. decode and encode hidden behind the model). ``window`` is the measured
     window alone: ``{"frames", "seconds", "stages": {name: {"busy_s", "share"}}}`` with
