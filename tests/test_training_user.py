@@ -467,6 +467,38 @@ def test_an_evaluation_longer_than_the_collective_timeout_is_not_cut_short(tmp_p
     assert json.loads((tmp_path / "two" / "tiny.json").read_text())["evaluation"]["pairs"] == 1
 
 
+_SLOW_VALIDATION = """
+import datetime, sys, time
+import torch.distributed.distributed_c10d as c10d
+from videodeblur.cli import main
+from videodeblur.train import trainer
+
+c10d.default_pg_timeout = datetime.timedelta(seconds=5)  # gloo's is 30 min, NCCL's 10: a long validation's stand-in
+checked = trainer.validate
+trainer.validate = lambda *args, **kwargs: (time.sleep(10), checked(*args, **kwargs))[1]
+sys.argv[0] = "videodeblur"
+main()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_validation_longer_than_the_collective_timeout_is_not_cut_short(tmp_path: Path) -> None:
+    """Rank 0 validated while the other ranks waited for it in the next step's all-reduce, which times
+    out (gloo 30 min, NCCL 10): rank 1 failed "Timed out waiting ... for recv" and torchrun killed the
+    run. The other ranks now wait for the validation in a barrier that does not time out so soon."""
+    root = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
+    config = _recipe(tmp_path, steps=2, extra=f'val_pairs = "{root.as_posix()}"\nval_every = 1')
+    script = tmp_path / "slow_validation.py"
+    script.write_text(_SLOW_VALIDATION)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
+                           "--out-dir", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [row["step"] for row in csv.DictReader((tmp_path / "two" / "val.csv").open())] == ["1", "2"]
+
+
 _FAILING_LAST_SAVE = """
 import sys
 from videodeblur.cli import main

@@ -3,6 +3,7 @@ group, this process's device, reducing a value over the ranks and leaving togeth
 ``WORLD_SIZE`` (a plain run) every one of them is a no-op, so the loop reads the same either way."""
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
@@ -10,7 +11,12 @@ import torch.distributed as dist
 
 from videodeblur.errors import ConfigError, VideoDeblurError
 
-__all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer"]
+__all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer",
+           "waiting_group", "wait_for_rank_0"]
+
+# how long the other ranks wait while rank 0 validates: a large val set outlasts every collective's own
+# timeout (gloo 30 min, NCCL 10), and a rank that dies is seen at once (its connection closes), not by this
+RANK_0_ALONE_TIMEOUT = datetime.timedelta(days=7)
 
 # what gloo's RuntimeError says when another rank's process ended (NCCL raises torch.distributed.DistError)
 _PEER_GONE = ("closed by peer", "reset by peer", "remote worker crash")
@@ -67,6 +73,20 @@ def end_distributed(world: int) -> None:
             raise PeerLostError(f"rank {dist.get_rank()}: another process of this run stopped after the last "
                                 "step (its error is above), so this one stops too") from None
         dist.destroy_process_group()
+
+
+def waiting_group(world: int) -> object | None:
+    """A group (gloo, on the CPU, also beside NCCL) whose barrier waits RANK_0_ALONE_TIMEOUT: where the
+    other ranks wait for rank 0's validation. Every rank calls it at the same point (None for one process)."""
+    return dist.new_group(backend="gloo", timeout=RANK_0_ALONE_TIMEOUT) if world > 1 else None
+
+
+def wait_for_rank_0(group: object | None, world: int) -> None:
+    """Every rank meets here after rank 0 worked alone (validated): the others would otherwise wait in
+    the next step's all-reduce, whose timeout (gloo 30 min, NCCL 10) a long validation outlasts. A lost
+    peer raises as in any collective (lost_peer tells)."""
+    if world > 1:
+        dist.barrier(group=group)
 
 
 def lost_peer(error: BaseException, world: int) -> bool:

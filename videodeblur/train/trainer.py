@@ -35,7 +35,7 @@ from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, c
                                           save_checkpoint)
 from videodeblur.train.data import StepSampler
 from videodeblur.train.distributed import (PeerLostError, end_distributed, init_distributed, local_device, lost_peer,
-                                           mean_over_ranks)
+                                           mean_over_ranks, wait_for_rank_0, waiting_group)
 from videodeblur.train.evaluate import evaluate_pairs
 from videodeblur.train.interrupts import interrupts_held, stops_left_to_the_run
 from videodeblur.train.losses import deblur_loss
@@ -151,6 +151,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                         seconds_before + time.perf_counter() - started, recipe, ema, init,
                         log_window=window.state(time.perf_counter()), world=world, commits=commits)
 
+    # the other ranks wait for rank 0's validation here, not in the next step's all-reduce (see waiting_group)
+    waiting = waiting_group(world) if recipe.val_every else None
     if (rank == 0 and resume is not None and recipe.val_every and step and step % recipe.val_every == 0
             and not has_row(out_dir / "val.csv", step)):
         # a stop while this step was validated (after its checkpoint): validated now, as a run on would have
@@ -159,6 +161,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     model.train()
     batches = iter(loader)
     try:
+        if resume is not None and recipe.val_every:
+            wait_for_rank_0(waiting, world)
         for blurred, sharp in batches:
             blurred = blurred.to(device, non_blocking=True)
             sharp = sharp.to(device, non_blocking=True)
@@ -203,10 +207,12 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 on_progress(record)
             if rank == 0 and (step % recipe.checkpoint_every == 0 or step == recipe.steps):
                 keep_checkpoint()
-            if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
-                validate(kept, recipe, device, run_metadata(
-                    recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init,
-                    commits))
+            if recipe.val_every and step % recipe.val_every == 0:
+                if rank == 0:
+                    validate(kept, recipe, device, run_metadata(
+                        recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init,
+                        commits))
+                wait_for_rank_0(waiting, world)  # as long as it takes: no collective's timeout cuts it short
     except (KeyboardInterrupt, RuntimeError) as stop:
         # Ctrl-C loses nothing: the step reached is saved and `--resume` continues from it. Another
         # Ctrl-C or a SIGTERM meanwhile waits: it cut the save short (the checkpoint of steps before
