@@ -99,7 +99,10 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
         warn(f"{count} pair{'s' if count > 1 else ''} under {pairs} {'have' if count > 1 else 'has'} a blurred image "
              f"identical to its sharp one (first: {identical[0]}): input PSNR counts as {PSNR_CAP_DB:g} dB, which "
              "pulls the mean gain down; leave such pairs out")
+    # the file's own record names the model as the trainer's does; what is printed names what was given:
+    # a run's runs/x/lprn-fast.pt and the shipped lprn-fast are both named lprn-fast
     summary = report.summary(loaded.name)
+    shown = loaded.name if _shipped_name(model) is not None else model
     if record:
         metadata = {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)}
         before = loaded.metadata.get("eval_pairs")
@@ -115,7 +118,7 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
             summary["per_pair"] = report.per_pair()
         # allow_nan=False: NaN or Infinity is not JSON; every figure is finite (PSNR capped), and a
         # regression should fail here, not hand a reader a file it cannot parse
-        click.echo(json.dumps(summary, allow_nan=False))
+        click.echo(json.dumps({**summary, "model": shown}, allow_nan=False))
         return
     if per_pair:
         click.echo(f"{'pair':40s} {'psnr_in':>8s} {'psnr':>8s} {'ssim_in':>8s} {'ssim':>8s}")
@@ -129,21 +132,28 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
             click.echo(f"scene {name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
                        f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB)")
     m = report.means()
-    click.echo(f"model {loaded.name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
+    click.echo(f"model {shown}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
                f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB), SSIM {m['ssim']:.4f} "
                f"(input {m['ssim_input']:.4f}); sharp frames pass through at {m['psnr_sharp_through']:.2f} dB")
+
+
+def _shipped_name(model: str) -> str | None:
+    """The shipped model ``--model`` names, in any case as load_model reads it; None for a path."""
+    from videodeblur.model import SHIPPED_MODELS
+
+    return {name.lower(): name for name in SHIPPED_MODELS}.get(model.lower())
 
 
 def _check_recordable(model: str, limit: int | None) -> None:
     """Refuse ``--record`` before anything is scored: part of the pairs is not the model's figure, and
     a shipped name would write into the installed package's metadata (what `videodeblur models` shows)."""
     from videodeblur.errors import ConfigError
-    from videodeblur.model import SHIPPED_MODELS, shipped_weights_path
+    from videodeblur.model import shipped_weights_path
 
     if limit is not None:
         raise ConfigError(f"--record stores the model's figure, and --limit {limit} scores only part of the "
                           "pairs: leave out --limit to record")
-    shipped = {name.lower(): name for name in SHIPPED_MODELS}.get(model.lower())  # any case, as load_model reads it
+    shipped = _shipped_name(model)
     if shipped is not None:
         raise ConfigError(f"--record will not write into the shipped model {shipped}'s metadata "
                           f"({shipped_weights_path(shipped).with_suffix('.json')}): give the weights file's path "
