@@ -435,6 +435,21 @@ def test_a_rank_that_loses_the_other_says_so_in_one_line(tmp_path: Path) -> None
                for line in errors), proc.stderr
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+@pytest.mark.parametrize("setting, said", [
+    ("train.bogus=1", "unknown keys ['bogus']"),  # the recipe, read by the command
+    ("train.threads=99", "train.threads must be at most"),  # the recipe, checked by train()
+])
+def test_an_error_every_rank_meets_is_said_once(tmp_path: Path, setting: str, said: str) -> None:
+    """Under torchrun every rank printed the same one-line error (a recipe error, "already at step N"),
+    once per rank; rank 0 says it now, and the others exit without a word (a rank's own error, such as
+    its data failing, is still said by it: the test above)."""
+    proc = train_on_two_ranks(_recipe(tmp_path, steps=2), tmp_path / "two", "--set", setting)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
+    assert len(errors) == 1 and said in errors[0], proc.stderr
+
+
 _SLOW_EVALUATION = """
 import datetime, sys, time
 import torch.distributed.distributed_c10d as c10d

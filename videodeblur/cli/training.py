@@ -36,23 +36,48 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
           settings: tuple[str, ...]) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
     from videodeblur.config import load_model_config
+    from videodeblur.errors import VideoDeblurError
     from videodeblur.train import load_recipe
     from videodeblur.train import train as run_training
+    from videodeblur.train.distributed import alike_on_every_rank, said_by_rank_0
 
-    recipe = load_recipe(config_path, settings, steps=steps, out_dir=out_dir, seed=seed, init_weights=init_weights)
-    if model_config is not None:
-        recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
-    if resume is not None and init_weights is None:
-        # the run keeps the weights it started from, as the checkpoint says, whatever the recipe's
-        # init_weights (a fine-tune's --init replaced it; your-footage.toml names lprn-fast)
-        recipe = dataclasses.replace(recipe, init_weights=None)
-    result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=warn)
+    try:
+        with alike_on_every_rank():  # every torchrun rank reads the same recipe
+            recipe = load_recipe(config_path, settings, steps=steps, out_dir=out_dir, seed=seed,
+                                 init_weights=init_weights)
+            if model_config is not None:
+                recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
+        if resume is not None and init_weights is None:
+            # the run keeps the weights it started from, as the checkpoint says, whatever the recipe's
+            # init_weights (a fine-tune's --init replaced it; your-footage.toml names lprn-fast)
+            recipe = dataclasses.replace(recipe, init_weights=None)
+        result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=warn)
+    except VideoDeblurError as err:
+        if said_by_rank_0(err):  # under torchrun: the same line from every rank said nothing more
+            _leave_it_to_rank_0()
+        raise
     if result.rank != 0:  # under torchrun every process gets here; rank 0 saved, and it alone reports
         return
     click.echo(f"saved {result.weights} after {result.steps} steps in {result.seconds:.0f} s "
                f"(loss {result.final_loss:.4f})")
     if result.evaluation:
         click.echo(json.dumps(result.evaluation))
+
+
+# how long a torchrun rank whose error rank 0 also meets waits for torchrun to end it (it does once rank 0
+# has said the error and exited); past it, the rank says the error itself
+SAID_BY_RANK_0_WAIT_S = 30.0
+
+
+def _leave_it_to_rank_0() -> None:
+    """Wait, silent, for torchrun to end this process: leaving at once made torchrun end rank 0 (SIGTERM),
+    perhaps before it said the error. Ended by torchrun's SIGTERM (or Ctrl-C) as by default: no line."""
+    import signal
+    import time
+
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, signal.SIG_DFL)
+    time.sleep(SAID_BY_RANK_0_WAIT_S)
 
 
 def _print_progress(record: dict[str, Any]) -> None:
