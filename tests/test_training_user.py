@@ -310,6 +310,24 @@ def test_a_fine_tune_resumes_without_repeating_its_init(tmp_path: Path, run_cli)
     assert metadata["steps"] == 3 and metadata["init"]["weights"] == str(given_init)
 
 
+def test_a_library_caller_resuming_a_fine_tune_keeps_its_init(tmp_path: Path) -> None:
+    """The rule "a resumed run keeps the weights it started from, whatever the recipe's init_weights,
+    unless --init is given" lived in the command: load_recipe + train(resume=...) refused the recipe's
+    own init_weights with "... (--init) cannot apply ...: leave out --init", an option never given."""
+    tiny = ModelConfig(name="tiny", channels=8, blocks=1, stages=2, unshuffle=2)
+    torch.manual_seed(1)
+    recipes_init, given_init = (save_weights(tmp_path / f"{name}.pt", LPRN(tiny)) for name in ("a", "b"))
+    config = _recipe(tmp_path, steps=3, extra=f'init_weights = "{recipes_init.as_posix()}"')
+    assert load_recipe(config, resuming=True).init_weights is None
+    assert load_recipe(config, ["train.init_weights='c.pt'"], resuming=True).init_weights is None
+    assert load_recipe(config, resuming=True, init_weights="c.pt").init_weights == "c.pt"  # --init: train() judges
+    assert load_recipe(config).init_weights == recipes_init.as_posix()
+    train(load_recipe(config, init_weights=str(given_init), steps=2), warn=lambda message: None)
+    resumed = train(load_recipe(config, resuming=True), resume=tmp_path / "run" / "last.pt", warn=lambda message: None)
+    metadata = json.loads((tmp_path / "run" / "tiny.json").read_text())
+    assert resumed.steps == 3 and metadata["init"]["weights"] == str(given_init)
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("notes.txt", b"just some notes\n" * 400, "training video {path} is not a video (FFmpeg reads it as text)"),
     ("clip.mp4", b"\x00\x00\x00\x18ftypisom" + bytes(200),

@@ -43,14 +43,10 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
 
     try:
         with alike_on_every_rank():  # every torchrun rank reads the same recipe
-            recipe = load_recipe(config_path, settings, steps=steps, out_dir=out_dir, seed=seed,
-                                 init_weights=init_weights)
+            recipe = load_recipe(config_path, settings, resuming=resume is not None, steps=steps, out_dir=out_dir,
+                                 seed=seed, init_weights=init_weights)
             if model_config is not None:
                 recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
-        if resume is not None and init_weights is None:
-            # the run keeps the weights it started from, as the checkpoint says, whatever the recipe's
-            # init_weights (a fine-tune's --init replaced it; your-footage.toml names lprn-fast)
-            recipe = dataclasses.replace(recipe, init_weights=None)
         result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=warn)
     except VideoDeblurError as err:
         if said_by_rank_0(err):  # under torchrun: the same line from every rank said nothing more

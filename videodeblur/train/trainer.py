@@ -76,7 +76,8 @@ def _check_no_run_in(out_dir: Path) -> None:
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
           on_progress: ProgressCallback | None = None, warn: Warn | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary. ``resume``
-    continues a checkpoint (``last.pt``), which also says which weights the run started from."""
+    continues a checkpoint (``last.pt``), which also says which weights the run started from (read the
+    recipe with ``load_recipe(..., resuming=True)``: its own ``init_weights`` then gives way to it)."""
     warn = warn or python_warning
     # what goes wrong before the first step, every rank meets alike (the recipe, the checkpoint, the data
     # listing): rank 0 says it, the others need not say it again (said_by_rank_0)
