@@ -101,7 +101,8 @@ def _print_progress(record: dict[str, Any]) -> None:
                    "as a .pt path and every pair (no --limit).")
 def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool, record: bool) -> None:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
-    from videodeblur.model import load_model, write_metadata
+    from videodeblur.model import load_model
+    from videodeblur.model.weights import record_evaluation
     from videodeblur.train import evaluate_pairs
     from videodeblur.train.evaluate import PSNR_CAP_DB
 
@@ -125,15 +126,7 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     summary = report.summary(loaded.name)
     shown = loaded.name if _shipped_name(model) is not None else model
     if record:
-        metadata = {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)}
-        before = loaded.metadata.get("eval_pairs")
-        if "evaluation_compressed" in metadata and (before is None or Path(before).resolve() != Path(pairs).resolve()):
-            # measured on another set's H.264 copy: beside this figure, `models` would show the two as one
-            del metadata["evaluation_compressed"]
-            compressed = metadata.pop("eval_pairs_compressed", None)
-            warn(f"{loaded.path}: its H.264 figure{f' (on {compressed})' if compressed else ''} was measured on "
-                 f"other pairs than {pairs}, so it is left out of the metadata (`videodeblur models` shows none)")
-        write_metadata(loaded.path, metadata)
+        record_evaluation(loaded.path, summary, pairs, warn=warn)
     if as_json:
         if per_pair:
             summary["per_pair"] = report.per_pair()
