@@ -10,6 +10,7 @@ any difference between rows.
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import statistics
@@ -89,5 +90,15 @@ def main(root: Path) -> None:
               + (f"{statistics.median(spreads_val):.3f} dB (largest {max(spreads_val):.3f})" if spreads_val else "–"))
 
 
+def _arguments(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(
+        prog="ablation_table.py", description="Print the ablation tables of docs/MODEL.md from the runs of "
+        "docs/run_ablations.sh: each row's evaluation and validation gain per seed (ROOT/seed<N>/<row>/), their "
+        "mean, and the seed-to-seed spread.")
+    parser.add_argument("root", nargs="?", default="runs/ablation", metavar="ROOT",
+                        help="the runs folder, e.g. runs/rt-candidates (default: %(default)s)")
+    return Path(parser.parse_args(argv).root)
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/ablation"))
+    main(_arguments())

@@ -48,3 +48,13 @@ def test_the_ablations_show_every_paper_row_run_or_not(tmp_path: Path) -> None:
     rows = [line for line in _table(tmp_path) if line.startswith("| lprn-")]
     assert len(rows) == 6 and sum("not run" in r for r in rows) == 5
     assert "| lprn-t6-both | both | 3 | 24505 |" in rows[3] and rows[3].endswith("| 30.21 |")
+
+
+def test_help_is_a_usage_not_a_runs_folder(tmp_path: Path) -> None:
+    """`--help` said "no runs under --help/seed*/" (h2's C7)."""
+    shown = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and shown.stdout.startswith("usage: ablation_table.py") and "ROOT" in shown.stdout
+    missing = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "none")], capture_output=True, text=True,
+                             timeout=60)
+    assert missing.returncode == 1 and missing.stderr.splitlines() == [
+        f"no runs under {tmp_path / 'none'}/seed*/ (run docs/run_ablations.sh first)"]

@@ -105,8 +105,24 @@ def test_eval_record_stores_the_result_in_the_weights_metadata(tmp_path: Path, r
     assert result.exit_code == 0, result.stderr
     meta = json.loads((tmp_path / "id.json").read_text())
     assert meta["steps"] == 7  # what was there is kept
-    assert meta["evaluation"] == json.loads(result.stdout)
+    # the file's own record names the model by its name, as the trainer's does; the output by the path given
+    assert meta["evaluation"] == {**json.loads(result.stdout), "model": "id"}
     assert meta["evaluation"]["psnr"] == pytest.approx(20 * math.log10(255 / 5), abs=1e-3)
+
+
+def test_eval_names_a_weights_file_by_the_path_given_and_a_shipped_model_by_its_name(tmp_path: Path,
+                                                                                      run_cli) -> None:
+    """A run saves under its model's name: runs/x/lprn-fast.pt and the shipped lprn-fast were both
+    reported as "model": "lprn-fast", so two results could not be told apart."""
+    _constant_pair(tmp_path / "pairs", offset=5)
+    weights = _identity_weights(tmp_path / "run" / "lprn-fast.pt")
+    given = str(weights)
+    data = json.loads(run_cli("eval", "--pairs", tmp_path / "pairs", "--model", given, "--json").stdout)
+    assert data["model"] == given
+    text = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", given).stdout
+    assert text.splitlines()[-1].startswith(f"model {given}: 1 pairs")
+    shipped = json.loads(run_cli("eval", "--pairs", tmp_path / "pairs", "--model", "LPRN-fast", "--json").stdout)
+    assert shipped["model"] == "lprn-fast"
 
 
 def test_eval_record_on_other_pairs_drops_the_h264_figure_of_the_old_ones(tmp_path: Path, run_cli) -> None:

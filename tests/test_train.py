@@ -277,6 +277,28 @@ def test_missing_validation_pairs_fail_before_training(tmp_path: Path) -> None:
     assert not (tmp_path / "m" / "log.csv").exists()
 
 
+@pytest.mark.parametrize("folder, how", [
+    ("runs/val_bikes000", "w('../shared/data/video/bikes.mp4', 'runs/val_bikes000', first=0, stop=30"),
+    ("runs/val_bikes000_h264crf23", "c('runs/val_bikes000', 'runs/val_bikes000_h264crf23')"),
+    ("mine/val", "<scene>/blur/*.png with <scene>/sharp/*.png pairs"),
+])
+def test_missing_validation_pairs_say_why_they_stop_the_run_and_how_to_make_them(tmp_path: Path, monkeypatch,
+                                                                                 folder: str, how: str) -> None:
+    """A missing eval_pairs is a warning, a missing val_pairs stops the run, and the error said neither
+    why nor how to make the set the shipped recipes name (h2's C6): the best weights by validation
+    cannot be had after the run, the evaluation figure can (eval --record)."""
+    monkeypatch.chdir(tmp_path)
+    recipe = dataclasses.replace(load_recipe(_recipe_file(tmp_path, tmp_path / "m")), val_pairs=folder, val_every=2)
+    with pytest.raises(InputNotFoundError) as raised:
+        train(recipe)
+    message = str(raised.value)
+    assert "\n" not in message and how in message and "tiny-best.pt" in message, message
+    assert "eval --record" in message and message.endswith("--set train.val_every=0")
+    if folder.endswith("bikes000"):  # the command docs/MODEL.md gives, word for word
+        model_md = (Path(__file__).parents[1] / "docs" / "MODEL.md").read_text().replace("\\\n  ", "")
+        assert message.split("python -c ")[1].split(" (docs/MODEL.md")[0] in model_md
+
+
 def test_init_weights_start_training_from_trained_weights(tmp_path: Path, run_cli) -> None:
     first = train(load_recipe(_recipe_file(tmp_path, tmp_path / "a")))
     trained = load_model(first.weights).network.state_dict()

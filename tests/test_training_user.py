@@ -310,6 +310,24 @@ def test_a_fine_tune_resumes_without_repeating_its_init(tmp_path: Path, run_cli)
     assert metadata["steps"] == 3 and metadata["init"]["weights"] == str(given_init)
 
 
+def test_a_library_caller_resuming_a_fine_tune_keeps_its_init(tmp_path: Path) -> None:
+    """The rule "a resumed run keeps the weights it started from, whatever the recipe's init_weights,
+    unless --init is given" lived in the command: load_recipe + train(resume=...) refused the recipe's
+    own init_weights with "... (--init) cannot apply ...: leave out --init", an option never given."""
+    tiny = ModelConfig(name="tiny", channels=8, blocks=1, stages=2, unshuffle=2)
+    torch.manual_seed(1)
+    recipes_init, given_init = (save_weights(tmp_path / f"{name}.pt", LPRN(tiny)) for name in ("a", "b"))
+    config = _recipe(tmp_path, steps=3, extra=f'init_weights = "{recipes_init.as_posix()}"')
+    assert load_recipe(config, resuming=True).init_weights is None
+    assert load_recipe(config, ["train.init_weights='c.pt'"], resuming=True).init_weights is None
+    assert load_recipe(config, resuming=True, init_weights="c.pt").init_weights == "c.pt"  # --init: train() judges
+    assert load_recipe(config).init_weights == recipes_init.as_posix()
+    train(load_recipe(config, init_weights=str(given_init), steps=2), warn=lambda message: None)
+    resumed = train(load_recipe(config, resuming=True), resume=tmp_path / "run" / "last.pt", warn=lambda message: None)
+    metadata = json.loads((tmp_path / "run" / "tiny.json").read_text())
+    assert resumed.steps == 3 and metadata["init"]["weights"] == str(given_init)
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("notes.txt", b"just some notes\n" * 400, "training video {path} is not a video (FFmpeg reads it as text)"),
     ("clip.mp4", b"\x00\x00\x00\x18ftypisom" + bytes(200),
@@ -435,6 +453,21 @@ def test_a_rank_that_loses_the_other_says_so_in_one_line(tmp_path: Path) -> None
                for line in errors), proc.stderr
 
 
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+@pytest.mark.parametrize("setting, said", [
+    ("train.bogus=1", "unknown keys ['bogus']"),  # the recipe, read by the command
+    ("train.threads=99", "train.threads must be at most"),  # the recipe, checked by train()
+])
+def test_an_error_every_rank_meets_is_said_once(tmp_path: Path, setting: str, said: str) -> None:
+    """Under torchrun every rank printed the same one-line error (a recipe error, "already at step N"),
+    once per rank; rank 0 says it now, and the others exit without a word (a rank's own error, such as
+    its data failing, is still said by it: the test above)."""
+    proc = train_on_two_ranks(_recipe(tmp_path, steps=2), tmp_path / "two", "--set", setting)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
+    assert len(errors) == 1 and said in errors[0], proc.stderr
+
+
 _SLOW_EVALUATION = """
 import datetime, sys, time
 import torch.distributed.distributed_c10d as c10d
@@ -465,6 +498,38 @@ def test_an_evaluation_longer_than_the_collective_timeout_is_not_cut_short(tmp_p
                           capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "two" / "tiny.json").read_text())["evaluation"]["pairs"] == 1
+
+
+_SLOW_VALIDATION = """
+import datetime, sys, time
+import torch.distributed.distributed_c10d as c10d
+from videodeblur.cli import main
+from videodeblur.train import trainer
+
+c10d.default_pg_timeout = datetime.timedelta(seconds=5)  # gloo's is 30 min, NCCL's 10: a long validation's stand-in
+checked = trainer.validate
+trainer.validate = lambda *args, **kwargs: (time.sleep(10), checked(*args, **kwargs))[1]
+sys.argv[0] = "videodeblur"
+main()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_validation_longer_than_the_collective_timeout_is_not_cut_short(tmp_path: Path) -> None:
+    """Rank 0 validated while the other ranks waited for it in the next step's all-reduce, which times
+    out (gloo 30 min, NCCL 10): rank 1 failed "Timed out waiting ... for recv" and torchrun killed the
+    run. The other ranks now wait for the validation in a barrier that does not time out so soon."""
+    root = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
+    config = _recipe(tmp_path, steps=2, extra=f'val_pairs = "{root.as_posix()}"\nval_every = 1')
+    script = tmp_path / "slow_validation.py"
+    script.write_text(_SLOW_VALIDATION)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
+                           "--out-dir", str(tmp_path / "two")],
+                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [row["step"] for row in csv.DictReader((tmp_path / "two" / "val.csv").open())] == ["1", "2"]
 
 
 _FAILING_LAST_SAVE = """

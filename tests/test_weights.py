@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ import torch
 from videodeblur.config import ModelConfig
 from videodeblur.errors import InputNotFoundError, WeightsError
 from videodeblur.model import LPRN, load_model, read_metadata, save_weights, weights_origin, write_metadata
+from videodeblur.model.weights import record_evaluation
 
 
 def test_save_load_round_trip_keeps_outputs_and_metadata(tmp_path) -> None:
@@ -201,3 +203,19 @@ def test_a_metadata_file_of_other_weights_gives_no_training_record(tmp_path) -> 
     # a renamed copy (lprn-t6-both shipped as lprn) is the same model
     write_metadata(path, {"config": {**config.to_dict(), "name": "other"}, "steps": 500})
     assert weights_origin(load_model(path), path, warn=warnings.append)["steps"] == 500 and len(warnings) == 1
+
+
+def test_record_evaluation_keeps_the_metadata_and_drops_an_h264_figure_of_other_pairs(tmp_path: Path) -> None:
+    """The rule of what `eval --record` keeps lived in the command (h3's U2); a library caller recording
+    an evaluation gets the same: the rest of the metadata kept, the H.264 figure kept only for the same pairs."""
+    weights = save_weights(tmp_path / "w.pt", LPRN(ModelConfig(channels=8, blocks=1, stages=2)))
+    held = {"steps": 7, "eval_pairs": str(tmp_path / "pairs"), "evaluation": {"psnr": 1.0},
+            "evaluation_compressed": {"psnr": 2.0}, "eval_pairs_compressed": "pairs_h264"}
+    write_metadata(weights, held)
+    said: list[str] = []
+    record_evaluation(weights, {"psnr": 3.0}, tmp_path / "pairs" / ".", warn=said.append)  # the same folder
+    assert read_metadata(weights) == {**held, "evaluation": {"psnr": 3.0}, "eval_pairs": str(tmp_path / "pairs" / ".")}
+    assert said == []
+    record_evaluation(weights, {"psnr": 4.0}, tmp_path / "other", warn=said.append)
+    assert read_metadata(weights) == {"steps": 7, "eval_pairs": str(tmp_path / "other"), "evaluation": {"psnr": 4.0}}
+    assert len(said) == 1 and "H.264 figure (on pairs_h264) was measured on other pairs" in said[0]

@@ -36,23 +36,44 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
           settings: tuple[str, ...]) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
     from videodeblur.config import load_model_config
+    from videodeblur.errors import VideoDeblurError
     from videodeblur.train import load_recipe
     from videodeblur.train import train as run_training
+    from videodeblur.train.distributed import alike_on_every_rank, said_by_rank_0
 
-    recipe = load_recipe(config_path, settings, steps=steps, out_dir=out_dir, seed=seed, init_weights=init_weights)
-    if model_config is not None:
-        recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
-    if resume is not None and init_weights is None:
-        # the run keeps the weights it started from, as the checkpoint says, whatever the recipe's
-        # init_weights (a fine-tune's --init replaced it; your-footage.toml names lprn-fast)
-        recipe = dataclasses.replace(recipe, init_weights=None)
-    result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=warn)
+    try:
+        with alike_on_every_rank():  # every torchrun rank reads the same recipe
+            recipe = load_recipe(config_path, settings, resuming=resume is not None, steps=steps, out_dir=out_dir,
+                                 seed=seed, init_weights=init_weights)
+            if model_config is not None:
+                recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
+        result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=warn)
+    except VideoDeblurError as err:
+        if said_by_rank_0(err):  # under torchrun: the same line from every rank said nothing more
+            _leave_it_to_rank_0()
+        raise
     if result.rank != 0:  # under torchrun every process gets here; rank 0 saved, and it alone reports
         return
     click.echo(f"saved {result.weights} after {result.steps} steps in {result.seconds:.0f} s "
                f"(loss {result.final_loss:.4f})")
     if result.evaluation:
         click.echo(json.dumps(result.evaluation))
+
+
+# how long a torchrun rank whose error rank 0 also meets waits for torchrun to end it (it does once rank 0
+# has said the error and exited); past it, the rank says the error itself
+SAID_BY_RANK_0_WAIT_S = 30.0
+
+
+def _leave_it_to_rank_0() -> None:
+    """Wait, silent, for torchrun to end this process: leaving at once made torchrun end rank 0 (SIGTERM),
+    perhaps before it said the error. Ended by torchrun's SIGTERM (or Ctrl-C) as by default: no line."""
+    import signal
+    import time
+
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, signal.SIG_DFL)
+    time.sleep(SAID_BY_RANK_0_WAIT_S)
 
 
 def _print_progress(record: dict[str, Any]) -> None:
@@ -80,7 +101,8 @@ def _print_progress(record: dict[str, Any]) -> None:
                    "as a .pt path and every pair (no --limit).")
 def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool, record: bool) -> None:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
-    from videodeblur.model import load_model, write_metadata
+    from videodeblur.model import load_model
+    from videodeblur.model.weights import record_evaluation
     from videodeblur.train import evaluate_pairs
     from videodeblur.train.evaluate import PSNR_CAP_DB
 
@@ -99,23 +121,18 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
         warn(f"{count} pair{'s' if count > 1 else ''} under {pairs} {'have' if count > 1 else 'has'} a blurred image "
              f"identical to its sharp one (first: {identical[0]}): input PSNR counts as {PSNR_CAP_DB:g} dB, which "
              "pulls the mean gain down; leave such pairs out")
+    # the file's own record names the model as the trainer's does; what is printed names what was given:
+    # a run's runs/x/lprn-fast.pt and the shipped lprn-fast are both named lprn-fast
     summary = report.summary(loaded.name)
+    shown = loaded.name if _shipped_name(model) is not None else model
     if record:
-        metadata = {**loaded.metadata, "evaluation": summary, "eval_pairs": str(pairs)}
-        before = loaded.metadata.get("eval_pairs")
-        if "evaluation_compressed" in metadata and (before is None or Path(before).resolve() != Path(pairs).resolve()):
-            # measured on another set's H.264 copy: beside this figure, `models` would show the two as one
-            del metadata["evaluation_compressed"]
-            compressed = metadata.pop("eval_pairs_compressed", None)
-            warn(f"{loaded.path}: its H.264 figure{f' (on {compressed})' if compressed else ''} was measured on "
-                 f"other pairs than {pairs}, so it is left out of the metadata (`videodeblur models` shows none)")
-        write_metadata(loaded.path, metadata)
+        record_evaluation(loaded.path, summary, pairs, warn=warn)
     if as_json:
         if per_pair:
             summary["per_pair"] = report.per_pair()
         # allow_nan=False: NaN or Infinity is not JSON; every figure is finite (PSNR capped), and a
         # regression should fail here, not hand a reader a file it cannot parse
-        click.echo(json.dumps(summary, allow_nan=False))
+        click.echo(json.dumps({**summary, "model": shown}, allow_nan=False))
         return
     if per_pair:
         click.echo(f"{'pair':40s} {'psnr_in':>8s} {'psnr':>8s} {'ssim_in':>8s} {'ssim':>8s}")
@@ -129,21 +146,28 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
             click.echo(f"scene {name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
                        f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB)")
     m = report.means()
-    click.echo(f"model {loaded.name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
+    click.echo(f"model {shown}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
                f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB), SSIM {m['ssim']:.4f} "
                f"(input {m['ssim_input']:.4f}); sharp frames pass through at {m['psnr_sharp_through']:.2f} dB")
+
+
+def _shipped_name(model: str) -> str | None:
+    """The shipped model ``--model`` names, in any case as load_model reads it; None for a path."""
+    from videodeblur.model import SHIPPED_MODELS
+
+    return {name.lower(): name for name in SHIPPED_MODELS}.get(model.lower())
 
 
 def _check_recordable(model: str, limit: int | None) -> None:
     """Refuse ``--record`` before anything is scored: part of the pairs is not the model's figure, and
     a shipped name would write into the installed package's metadata (what `videodeblur models` shows)."""
     from videodeblur.errors import ConfigError
-    from videodeblur.model import SHIPPED_MODELS, shipped_weights_path
+    from videodeblur.model import shipped_weights_path
 
     if limit is not None:
         raise ConfigError(f"--record stores the model's figure, and --limit {limit} scores only part of the "
                           "pairs: leave out --limit to record")
-    shipped = {name.lower(): name for name in SHIPPED_MODELS}.get(model.lower())  # any case, as load_model reads it
+    shipped = _shipped_name(model)
     if shipped is not None:
         raise ConfigError(f"--record will not write into the shipped model {shipped}'s metadata "
                           f"({shipped_weights_path(shipped).with_suffix('.json')}): give the weights file's path "

@@ -15,8 +15,10 @@ import torch
 from videodeblur.config import ARCHITECTURE_KEYS, ModelConfig, config_from_dict
 from videodeblur.errors import ConfigError, InputNotFoundError, WeightsError
 from videodeblur.model.lprn import LPRN
+from videodeblur.notices import Warn, python_warning
 
-__all__ = ["FORMAT_VERSION", "save_weights", "load_weights", "read_metadata", "write_metadata", "metadata_path"]
+__all__ = ["FORMAT_VERSION", "save_weights", "load_weights", "read_metadata", "write_metadata", "metadata_path",
+           "record_evaluation"]
 
 FORMAT_VERSION = 1
 
@@ -112,6 +114,24 @@ def read_metadata(weights: str | Path) -> dict[str, Any]:
     except (OSError, ValueError, RecursionError):  # ValueError: UnicodeDecodeError, JSONDecodeError
         return {}
     return metadata if isinstance(metadata, dict) else {}
+
+
+def record_evaluation(weights: str | Path, summary: dict[str, Any], pairs: str | Path, *,
+                      warn: Warn | None = None) -> Path:
+    """Store ``summary`` (an evaluation of ``weights`` on every pair under ``pairs``) as the file's
+    ``evaluation``, the figure `videodeblur models` shows, keeping the rest of its metadata; an H.264
+    figure (``evaluation_compressed``) measured on other pairs than ``pairs`` is dropped, with a warning:
+    beside this figure, `models` would show the two as one."""
+    held = read_metadata(weights)
+    metadata = {**held, "evaluation": summary, "eval_pairs": str(pairs)}
+    before = held.get("eval_pairs")
+    if "evaluation_compressed" in metadata and (before is None or Path(before).resolve() != Path(pairs).resolve()):
+        del metadata["evaluation_compressed"]
+        compressed = metadata.pop("eval_pairs_compressed", None)
+        (warn or python_warning)(f"{weights}: its H.264 figure{f' (on {compressed})' if compressed else ''} was "
+                                 f"measured on other pairs than {pairs}, so it is left out of the metadata "
+                                 "(`videodeblur models` shows none)")
+    return write_metadata(weights, metadata)
 
 
 # ------------------------------------------------------------------------------------- helpers

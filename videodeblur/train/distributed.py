@@ -3,14 +3,23 @@ group, this process's device, reducing a value over the ranks and leaving togeth
 ``WORLD_SIZE`` (a plain run) every one of them is a no-op, so the loop reads the same either way."""
 from __future__ import annotations
 
+import contextlib
+import datetime
 import os
+from typing import Iterator
 
 import torch
 import torch.distributed as dist
 
 from videodeblur.errors import ConfigError, VideoDeblurError
 
-__all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer"]
+__all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer",
+           "waiting_group", "wait_for_rank_0", "alike_on_every_rank", "mark_alike",
+           "said_by_rank_0"]
+
+# how long the other ranks wait while rank 0 validates: a large val set outlasts every collective's own
+# timeout (gloo 30 min, NCCL 10), and a rank that dies is seen at once (its connection closes), not by this
+RANK_0_ALONE_TIMEOUT = datetime.timedelta(days=7)
 
 # what gloo's RuntimeError says when another rank's process ended (NCCL raises torch.distributed.DistError)
 _PEER_GONE = ("closed by peer", "reset by peer", "remote worker crash")
@@ -69,9 +78,48 @@ def end_distributed(world: int) -> None:
         dist.destroy_process_group()
 
 
+def waiting_group(world: int) -> object | None:
+    """A group (gloo, on the CPU, also beside NCCL) whose barrier waits RANK_0_ALONE_TIMEOUT: where the
+    other ranks wait for rank 0's validation. Every rank calls it at the same point (None for one process)."""
+    return dist.new_group(backend="gloo", timeout=RANK_0_ALONE_TIMEOUT) if world > 1 else None
+
+
+def wait_for_rank_0(group: object | None, world: int) -> None:
+    """Every rank meets here after rank 0 worked alone (validated): the others would otherwise wait in
+    the next step's all-reduce, whose timeout (gloo 30 min, NCCL 10) a long validation outlasts. A lost
+    peer raises as in any collective (lost_peer tells)."""
+    if world > 1:
+        dist.barrier(group=group)
+
+
 def lost_peer(error: BaseException, world: int) -> bool:
     """Whether ``error`` is a collective (all-reduce, DDP's gradient sync, a barrier) failing because
     another rank's process ended: gloo raises a plain RuntimeError that says so."""
     if world <= 1 or not isinstance(error, RuntimeError) or isinstance(error, VideoDeblurError):
         return False
     return isinstance(error, dist.DistError) or any(text in str(error).lower() for text in _PEER_GONE)
+
+
+@contextlib.contextmanager
+def alike_on_every_rank() -> Iterator[None]:
+    """Errors raised inside come from what every rank reads alike (the recipe, the checkpoint, the data's
+    listing): raised on any process but its node's first (torchrun's LOCAL_RANK 0, rank 0 on one machine)
+    they are marked, so that the command says them once, not once per rank (said_by_rank_0). By node, not
+    by rank: another machine may read other files, and its error is then its own."""
+    try:
+        yield
+    except VideoDeblurError as err:
+        mark_alike(err)
+        raise
+
+
+def mark_alike(error: VideoDeblurError) -> VideoDeblurError:
+    """Mark ``error`` as one every rank meets alike (see alike_on_every_rank); returns it, for ``raise``."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and int(os.environ.get("LOCAL_RANK", "0")) != 0:
+        error.said_by_rank_0 = True  # type: ignore[attr-defined]
+    return error
+
+
+def said_by_rank_0(error: BaseException) -> bool:
+    """Whether ``error`` is one its node's first process (rank 0 on one machine) meets and says too."""
+    return bool(getattr(error, "said_by_rank_0", False))

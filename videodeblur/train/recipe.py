@@ -178,9 +178,14 @@ def apply_settings(raw: dict[str, Any], settings: Iterable[str]) -> dict[str, An
     return result
 
 
-def load_recipe(path: str | Path, settings: Iterable[str] = (), **overrides: Any) -> TrainRecipe:
+def load_recipe(path: str | Path, settings: Iterable[str] = (), *, resuming: bool = False,
+                **overrides: Any) -> TrainRecipe:
     """Read a recipe TOML: ``model`` (path to a model TOML, or an inline table), ``[train]`` and ``[data]``;
-    ``settings`` are ``KEY=VALUE`` changes (see apply_settings), ``overrides`` replace ``[train]`` fields."""
+    ``settings`` are ``KEY=VALUE`` changes (see apply_settings), ``overrides`` replace ``[train]`` fields.
+    ``resuming`` (for train(..., resume=...)): the run keeps the weights it started from, as its checkpoint
+    says, whatever the file's or the settings' ``init_weights`` (a fine-tune's --init replaced it;
+    your-footage.toml names lprn-fast); only an ``init_weights`` override (--init) still applies, and
+    train() refuses it if the run started elsewhere."""
     path = Path(path)
     raw = apply_settings(load_toml(path), settings)
     _reject_unknown_top_level(raw, path)
@@ -202,6 +207,8 @@ def load_recipe(path: str | Path, settings: Iterable[str] = (), **overrides: Any
     _check_mix(mix)
     data = config_from_dict(DataSpec, {**data_raw, "videos": videos, "mix": mix}, where=f"{path} [data]")
     train_raw = {**_table(raw, "train"), **{k: v for k, v in overrides.items() if v is not None}}
+    if resuming and overrides.get("init_weights") is None:
+        train_raw.pop("init_weights", None)
     _reject_unknown_train_keys(train_raw, path)
     return config_from_dict(TrainRecipe, {"model": model, "data": data, **train_raw}, where=f"{path} [train]")
 

@@ -34,8 +34,9 @@ from videodeblur.pipeline.engine import most_threads
 from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, check_steps_left, init_of_resumed_run, load_checkpoint,
                                           save_checkpoint)
 from videodeblur.train.data import StepSampler
-from videodeblur.train.distributed import (PeerLostError, end_distributed, init_distributed, local_device, lost_peer,
-                                           mean_over_ranks)
+from videodeblur.train.distributed import (PeerLostError, alike_on_every_rank, end_distributed, init_distributed,
+                                           local_device, lost_peer, mark_alike, mean_over_ranks, wait_for_rank_0,
+                                           waiting_group)
 from videodeblur.train.evaluate import evaluate_pairs
 from videodeblur.train.interrupts import interrupts_held, stops_left_to_the_run
 from videodeblur.train.losses import deblur_loss
@@ -75,66 +76,70 @@ def _check_no_run_in(out_dir: Path) -> None:
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
           on_progress: ProgressCallback | None = None, warn: Warn | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary. ``resume``
-    continues a checkpoint (``last.pt``), which also says which weights the run started from."""
+    continues a checkpoint (``last.pt``), which also says which weights the run started from (read the
+    recipe with ``load_recipe(..., resuming=True)``: its own ``init_weights`` then gives way to it)."""
     warn = warn or python_warning
-    require_val_sets(recipe)
-    rank, world = init_distributed()
-    device = local_device()
-    for name in ("threads", "workers"):
-        if getattr(recipe, name) > most_threads():
-            raise ConfigError(f"train.{name} must be at most {most_threads()} (four per core here), "
-                              f"got {getattr(recipe, name)}")
-    if recipe.threads > 0:
-        torch.set_num_threads(recipe.threads)
-    torch.manual_seed(recipe.seed)
-    out_dir = Path(recipe.out_dir)
-    if resume is None:
-        _check_no_run_in(out_dir)
-    if rank == 0:
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OutputError(f"the run's folder {out_dir} is a file: give train.out_dir (or --out-dir) a folder")
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:  # a path under a file, no permission: said, not a traceback
-            raise OutputError(f"cannot make the run's folder {out_dir}: {err.strerror or err}") from err
-    commit = git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
+    # what goes wrong before the first step, every rank meets alike (the recipe, the checkpoint, the data
+    # listing): rank 0 says it, the others need not say it again (said_by_rank_0)
+    with alike_on_every_rank():
+        require_val_sets(recipe)
+        rank, world = init_distributed()
+        device = local_device()
+        for name in ("threads", "workers"):
+            if getattr(recipe, name) > most_threads():
+                raise ConfigError(f"train.{name} must be at most {most_threads()} (four per core here), "
+                                  f"got {getattr(recipe, name)}")
+        if recipe.threads > 0:
+            torch.set_num_threads(recipe.threads)
+        torch.manual_seed(recipe.seed)
+        out_dir = Path(recipe.out_dir)
+        if resume is None:
+            _check_no_run_in(out_dir)
+        if rank == 0:
+            if out_dir.exists() and not out_dir.is_dir():
+                raise OutputError(f"the run's folder {out_dir} is a file: give train.out_dir (or --out-dir) a folder")
+            try:
+                out_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as err:  # a path under a file, no permission: said, not a traceback
+                raise OutputError(f"cannot make the run's folder {out_dir}: {err.strerror or err}") from err
+        commit = git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
 
-    model = LPRN(recipe.model)
-    init = None
-    if recipe.init_weights and resume is None:  # a resumed run's checkpoint holds the weights and the record
-        start = load_model(recipe.init_weights)
-        _load_initial_weights(model, start)
-        # where a fine-tune started, read now: a shipped name may point at other weights by the time it ends
-        init = weights_origin(start, recipe.init_weights, warn=warn)
-    model = model.to(device)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
-                                  weight_decay=recipe.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(recipe))
-    use_amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
-           if recipe.ema_decay > 0 else None)
-    step, seconds_before, resumed_window = 0, 0.0, None
-    commits = [commit]
-    if resume is not None:
-        resumed = load_checkpoint(Path(resume), model, optimiser, scheduler, scaler, ema)
-        recipe, init = init_of_resumed_run(Path(resume), recipe, resumed)
-        check_same_recipe(Path(resume), recipe, resumed)
-        check_same_world(Path(resume), resumed, world)
-        step, seconds_before, resumed_window = resumed.step, resumed.seconds, resumed.log_window
-        if resumed.commits:  # resumed with other code: the run was trained with both, and says so
-            commits = [*resumed.commits, *([commit] if resumed.commits[-1] != commit else [])]
-        check_steps_left(resume, recipe, step)
-    kept = ema.module if ema is not None else model  # the weights that are validated, evaluated and saved
-    trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+        model = LPRN(recipe.model)
+        init = None
+        if recipe.init_weights and resume is None:  # a resumed run's checkpoint holds the weights and the record
+            start = load_model(recipe.init_weights)
+            _load_initial_weights(model, start)
+            # where a fine-tune started, read now: a shipped name may point at other weights by the time it ends
+            init = weights_origin(start, recipe.init_weights, warn=warn)
+        model = model.to(device)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.99),
+                                      weight_decay=recipe.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _warmup_cosine(recipe))
+        use_amp = device.type == "cuda"
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(recipe.ema_decay), use_buffers=True)
+               if recipe.ema_decay > 0 else None)
+        step, seconds_before, resumed_window = 0, 0.0, None
+        commits = [commit]
+        if resume is not None:
+            resumed = load_checkpoint(Path(resume), model, optimiser, scheduler, scaler, ema)
+            recipe, init = init_of_resumed_run(Path(resume), recipe, resumed)
+            check_same_recipe(Path(resume), recipe, resumed)
+            check_same_world(Path(resume), resumed, world)
+            step, seconds_before, resumed_window = resumed.step, resumed.seconds, resumed.log_window
+            if resumed.commits:  # resumed with other code: the run was trained with both, and says so
+                commits = [*resumed.commits, *([commit] if resumed.commits[-1] != commit else [])]
+            check_steps_left(resume, recipe, step)
+        kept = ema.module if ema is not None else model  # the weights that are validated, evaluated and saved
+        trained = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    dataset = build_dataset(recipe.data, seed=recipe.seed, warn=warn if rank == 0 else None)
-    sampler = StepSampler(batch=recipe.batch, start_step=step, total_steps=recipe.steps, rank=rank, world=world)
-    loader = DataLoader(dataset, batch_size=recipe.batch, sampler=sampler, num_workers=recipe.workers,
-                        pin_memory=device.type == "cuda", persistent_workers=False,
-                        worker_init_fn=stops_left_to_the_run if recipe.workers else None)
+        dataset = build_dataset(recipe.data, seed=recipe.seed, warn=warn if rank == 0 else None)
+        sampler = StepSampler(batch=recipe.batch, start_step=step, total_steps=recipe.steps, rank=rank, world=world)
+        loader = DataLoader(dataset, batch_size=recipe.batch, sampler=sampler, num_workers=recipe.workers,
+                            pin_memory=device.type == "cuda", persistent_workers=False,
+                            worker_init_fn=stops_left_to_the_run if recipe.workers else None)
 
-    check_scored_sets(recipe, warn if rank == 0 else lambda message: None)  # every rank fails alike
+        check_scored_sets(recipe, warn if rank == 0 else lambda message: None)  # every rank fails alike
     log_path = out_dir / "log.csv"
     if rank == 0 and resume is not None:  # steps a killed run logged after its last checkpoint are run again
         for logged in (log_path, out_dir / "val.csv"):
@@ -151,6 +156,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                         seconds_before + time.perf_counter() - started, recipe, ema, init,
                         log_window=window.state(time.perf_counter()), world=world, commits=commits)
 
+    # the other ranks wait for rank 0's validation here, not in the next step's all-reduce (see waiting_group)
+    waiting = waiting_group(world) if recipe.val_every else None
     if (rank == 0 and resume is not None and recipe.val_every and step and step % recipe.val_every == 0
             and not has_row(out_dir / "val.csv", step)):
         # a stop while this step was validated (after its checkpoint): validated now, as a run on would have
@@ -159,6 +166,8 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
     model.train()
     batches = iter(loader)
     try:
+        if resume is not None and recipe.val_every:
+            wait_for_rank_0(waiting, world)
         for blurred, sharp in batches:
             blurred = blurred.to(device, non_blocking=True)
             sharp = sharp.to(device, non_blocking=True)
@@ -178,8 +187,11 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
             if not math.isfinite(loss_value) or (not use_amp and not torch.isfinite(grad_norm)):
                 kept = (f"{out_dir / 'last.pt'} still holds step {kept_at[0]}, from before" if kept_at[0] is not None
                         else "no checkpoint was kept")
-                raise DivergedError(f"training diverged at step {step + 1}: the loss is {loss_value:g} (gradient norm "
-                                    f"{float(grad_norm):g}); lower train.lr (now {recipe.lr:g}) and run again; {kept}")
+                # every rank sees the same mean loss and averaged gradients; rank 0's word is the one that
+                # knows which checkpoint was kept
+                raise mark_alike(DivergedError(
+                    f"training diverged at step {step + 1}: the loss is {loss_value:g} (gradient norm "
+                    f"{float(grad_norm):g}); lower train.lr (now {recipe.lr:g}) and run again; {kept}"))
             record = None
             with interrupts_held():  # what a checkpoint holds moves one whole step, or not at all
                 scaler.step(optimiser)
@@ -203,10 +215,12 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
                 on_progress(record)
             if rank == 0 and (step % recipe.checkpoint_every == 0 or step == recipe.steps):
                 keep_checkpoint()
-            if rank == 0 and recipe.val_every and step % recipe.val_every == 0:
-                validate(kept, recipe, device, run_metadata(
-                    recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init,
-                    commits))
+            if recipe.val_every and step % recipe.val_every == 0:
+                if rank == 0:
+                    validate(kept, recipe, device, run_metadata(
+                        recipe, step, seconds_before + time.perf_counter() - started, device, world, commit, init,
+                        commits))
+                wait_for_rank_0(waiting, world)  # as long as it takes: no collective's timeout cuts it short
     except (KeyboardInterrupt, RuntimeError) as stop:
         # Ctrl-C loses nothing: the step reached is saved and `--resume` continues from it. Another
         # Ctrl-C or a SIGTERM meanwhile waits: it cut the save short (the checkpoint of steps before

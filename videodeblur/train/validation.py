@@ -22,12 +22,34 @@ __all__ = ["require_val_sets", "check_scored_sets", "validate"]
 
 
 def require_val_sets(recipe: TrainRecipe) -> None:
-    """Fail now, not at the first validation an hour into the run, when a validation folder is missing."""
+    """Fail now, not at the first validation an hour into the run, when a validation folder is missing.
+    Unlike a missing ``eval_pairs`` (a warning: ``eval --record`` adds its figure after the run), a run
+    without its validation set cannot do what it was set to: keep its best weights."""
     missing = [folder for folder in recipe.val_sets if not Path(folder).is_dir()] if recipe.val_every else []
     if missing:
-        raise InputNotFoundError(f"validation pairs not found: {', '.join(missing)} (make them with "
-                                 "videodeblur.train.write_averaged_pairs or write_compressed_pairs, "
-                                 "as docs/MODEL.md shows)")
+        raise InputNotFoundError(
+            f"validation pairs not found: {', '.join(missing)}: every {recipe.val_every} steps the run scores its "
+            f"weights on them and keeps the best as {recipe.model.name}-best.pt, which cannot be redone after the "
+            f"run (a missing eval_pairs only warns: `eval --record` adds its figure later); make them first: "
+            f"{_how_to_make(missing[0])}; or train without validation: --set train.val_every=0")
+
+
+_H264_COPY = "_h264crf23"
+
+
+def _how_to_make(folder: str) -> str:
+    """The command docs/MODEL.md gives for the shipped recipes' validation sets, else where it shows how."""
+    name = Path(folder).name
+    if name == "val_bikes000":
+        return ("python -c \"from videodeblur.train import write_averaged_pairs as w; w('../shared/data/video/"
+                f"bikes.mp4', '{folder}', first=0, stop=30, exposures=(13, 17), scene='bikes000')\" "
+                "(docs/MODEL.md, 'Validation set for these runs')")
+    if name.endswith(_H264_COPY):
+        source = folder[:-len(_H264_COPY)]
+        return (f"python -c \"from videodeblur.train import write_compressed_pairs as c; c('{source}', '{folder}')\" "
+                "(an H.264 copy of the clean set, which comes first)")
+    return ("<scene>/blur/*.png with <scene>/sharp/*.png pairs, e.g. with videodeblur.train.write_averaged_pairs "
+            "as docs/MODEL.md shows")
 
 
 def check_scored_sets(recipe: TrainRecipe, warn: Warn) -> None:
@@ -37,7 +59,8 @@ def check_scored_sets(recipe: TrainRecipe, warn: Warn) -> None:
     without a sharp partner, which training leaves out, are said, as ``eval`` says them."""
     if recipe.eval_pairs and not Path(recipe.eval_pairs).is_dir():
         warn(f"eval_pairs {recipe.eval_pairs} is not a folder here ({Path(recipe.eval_pairs).resolve()}): "
-             "training goes on, but no evaluation will be recorded in the weights' metadata")
+             "training goes on, but no evaluation will be recorded in the weights' metadata (`videodeblur eval "
+             "--pairs DIR --model WEIGHTS.pt --record` adds it after the run)")
     for folder in (*(recipe.val_sets if recipe.val_every else ()), recipe.eval_pairs):
         if folder and Path(folder).is_dir():
             check_pairs(folder, limit=recipe.val_limit if folder != recipe.eval_pairs else None)
