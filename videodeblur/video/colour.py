@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import cv2  # before av: a later cv2.imshow freezes if av was imported first (DESIGN.md)
 import av
 import av.filter
 import av.video.reformatter
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
