@@ -300,6 +300,21 @@ def test_a_folder_takes_its_gifs_and_leaves_out_hidden_files(engine, make_image,
     assert [p.name for p in deblur_images([gifs], tmp_path / "out2", engine)] == ["only.png"]
 
 
+def test_deblur_images_can_skip_unreadable_inputs(engine, make_image, tmp_path):
+    """The library's loop takes the command's policy (an unreadable file among several is handed to
+    ``on_error`` and skipped); without one it raises, as before. The command had its own loop."""
+    make_image("shots/a.png", width=20, height=14)
+    make_image("shots/c.png", width=20, height=14)
+    (tmp_path / "shots" / "b.png").write_bytes(b"not a png at all")
+    with pytest.raises(UnreadableInputError, match="b.png"):
+        deblur_images([tmp_path / "shots"], tmp_path / "raised", engine)
+    skipped = []
+    written = deblur_images([tmp_path / "shots"], tmp_path / "out", engine,
+                            on_error=lambda job, err: skipped.append((job.src.name, type(err))))
+    assert [p.name for p in written] == ["a.png", "c.png"]
+    assert skipped == [("b.png", UnreadableInputError)]
+
+
 def test_several_files_go_to_a_folder(engine, make_image, tmp_path):
     a = make_image("x/one.png", width=16, height=16)
     b = make_image("y/two.png", width=18, height=12)

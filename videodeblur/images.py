@@ -44,7 +44,7 @@ import tempfile
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import av
 import cv2
@@ -64,7 +64,7 @@ from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_
 from videodeblur.quiet_opencv import quiet_opencv
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
-           "plan_images", "deblur_image_file", "deblur_images"]
+           "plan_images", "deblur_image_file", "deblur_images", "deblur_planned", "OnError"]
 
 _ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp", ".avif")
 _DEEP_EXTENSIONS = (".png", ".tif", ".tiff")  # 16 bits per sample
@@ -347,13 +347,35 @@ def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor, 
     return write_image(dst, image.with_rgb(np.ascontiguousarray(out)), warn=warn)
 
 
-def deblur_images(inputs: Sequence[str | Path], output: str | Path, engine: FrameProcessor, *,
-                  warn: Warn | None = None) -> list[Path]:
+OnError = Callable[[ImageJob, UnreadableInputError], None]  # what to do with an input that cannot be read
+
+
+def deblur_images(inputs: Sequence[str | Path], output: str | Path | None, engine: FrameProcessor, *,
+                  warn: Warn | None = None, on_error: OnError | None = None) -> list[Path]:
     """Deblur files and/or folders into ``output`` (a file or a folder; see the module rules).
 
-    Returns the written paths in input order.
+    Returns the written paths in input order. ``on_error``: as for :func:`deblur_planned`.
     """
-    return [deblur_image_file(job.src, job.dst, engine, warn=warn) for job in plan_images(inputs, output, warn=warn)]
+    return list(deblur_planned(plan_images(inputs, output, warn=warn), engine, warn=warn, on_error=on_error))
+
+
+def deblur_planned(jobs: Sequence[ImageJob], engine: FrameProcessor, *, warn: Warn | None = None,
+                   on_error: OnError | None = None) -> Iterator[Path]:
+    """Deblur :func:`plan_images`' jobs in order, yielding each written path as it is written (a
+    caller that plans first can load its model after the paths are checked, and tell progress).
+
+    An input that cannot be read (UnreadableInputError) is raised, or with ``on_error`` handed to it
+    with its job and skipped, so one bad file in a folder does not cost the others their turn; a
+    callback that raises stops the run there."""
+    for job in jobs:
+        try:
+            written = deblur_image_file(job.src, job.dst, engine, warn=warn)
+        except UnreadableInputError as err:
+            if on_error is None:
+                raise
+            on_error(job, err)
+            continue
+        yield written
 
 
 # ------------------------------------------------------------------------------------- helpers
