@@ -8,7 +8,7 @@ because the reader has already turned the pixels upright. PNG: the colour (iCCP,
 cICP), EXIF (eXIf), text (tEXt, zTXt, iTXt), time (tIME) and pixel-size (pHYs) chunks; not those
 tied to the source's bit depth or palette. TIFF: the ICC profile tag. Pixel density (dots per inch:
 JPEG's JFIF header, PNG's pHYs, TIFF's resolution tags, BMP's header) is read from and written to
-any of the four, so it crosses formats too.
+any of the four, so it crosses formats too. EXIF crosses formats in ``videodeblur.image_exif``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import zlib
 from fractions import Fraction
 
 __all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
-           "png_orientation", "exif_orientation", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
+           "png_orientation", "exif_orientation", "upright_exif", "png_chunk", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
            "with_tiff_alpha"]
 
 _SOI = b"\xff\xd8"
@@ -77,6 +77,13 @@ def _upright(segment: bytes) -> bytes:
     return bytes(data)
 
 
+def upright_exif(tiff: bytes) -> bytes:
+    """EXIF TIFF data (from its byte order mark) with its IFD0 orientation set to 1 (as it is if unreadable)."""
+    data = bytearray(tiff)
+    _exif_orientation(data, 0, upright=True)
+    return bytes(data)
+
+
 def exif_orientation(tiff: bytes) -> int:
     """The orientation (1 to 8; 1 when none or unreadable) of EXIF TIFF data (from its byte order mark)."""
     return _exif_orientation(bytearray(tiff), 0)
@@ -125,15 +132,13 @@ def png_metadata_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
     kept = []
     for kind, chunk in _png_chunks(png):
         if kind == b"eXIf":
-            exif = bytearray(chunk[8:-4])
-            _exif_orientation(exif, 0, upright=True)
-            chunk = _png_chunk(kind, bytes(exif))
+            chunk = png_chunk(kind, upright_exif(chunk[8:-4]))
         if kind in _PNG_KEPT:
             kept.append((kind, chunk))
     return kept
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk: length, type, data, CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -230,7 +235,7 @@ def with_dpi(data: bytes, dpi: tuple[float, float] | None) -> bytes:
     per_metre = tuple(max(1, round(d / _METRES_PER_INCH)) for d in dpi)
     if data.startswith(_PNG_SIGNATURE):  # replacing one there (FFmpeg's PNG encoder writes one square)
         kept = _PNG_SIGNATURE + b"".join(chunk for kind, chunk in _png_chunks(data) if kind != b"pHYs")
-        return insert_png_chunks(kept, [(b"pHYs", _png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
+        return insert_png_chunks(kept, [(b"pHYs", png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
     if data.startswith(b"BM") and len(data) >= 46 and struct.unpack("<I", data[14:18])[0] >= 40:
         return data[:38] + struct.pack("<ii", *per_metre) + data[46:]
     if _tiff_ifd0(data) is not None:

@@ -21,8 +21,10 @@ Rules, so a user knows what comes back:
   stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
-  Pixel density (dpi) goes from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not
-  cross formats.
+  Across formats: a JPEG's, PNG's or WebP's EXIF goes into any JPEG, PNG or WebP output, orientation 1
+  (``videodeblur.image_exif``; TIFF, AVIF and BMP outputs are written without it, with a warning),
+  the colour profile into any JPEG, PNG, TIFF or WebP output (``videodeblur.icc_profile``), and pixel
+  density (dpi) from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not cross formats.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
   has no extension); several files or a folder give a folder holding outputs with the input names.
   Folders are read one level deep, image files only (the extensions above, any case), in name order;
@@ -57,6 +59,7 @@ from videodeblur.image_metadata import (insert_png_chunks, insert_segments, meta
                                         tiff_samples_per_pixel, with_dpi, with_tiff_alpha,
                                         with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
+from videodeblur.image_exif import HOLDS_EXIF, exif_data, with_exif
 from videodeblur.image_orientation import avif_transforms, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
@@ -94,6 +97,7 @@ class Image:
     dpi: tuple[float, float] | None = None  # dots per inch, from any source that records it, for any output that can
     tiff_icc: bytes = b""  # a TIFF source's colour profile, for a TIFF output
     icc: bytes = b""  # the source's colour profile, whatever its format, for an output of another
+    exif: bytes = b""  # the source's EXIF (TIFF data, orientation 1), whatever its format, for an output of another
     source: str = ""  # the file it was read from, named in warnings
 
     def __post_init__(self) -> None:
@@ -182,7 +186,7 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
     pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
     pixels = _transformed(pixels, avif_transforms(raw))
     image = dataclasses.replace(_to_image(pixels, path, grey_alpha=grey_alpha), dpi=read_dpi(raw), source=str(path),
-                                icc=icc_profile(raw))
+                                icc=icc_profile(raw), exif=exif_data(raw))
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
     return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(raw)), tiff_icc=tiff_icc_profile(raw))
@@ -236,6 +240,7 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
     profile_fits = space not in (b"GRAY", b"RGB ") or space == (b"GRAY" if written_grey else b"RGB ")
     if profile_fits:
         encoded = with_icc_profile(encoded, ext, image.icc)
+    encoded = with_exif(encoded, ext, image.exif)  # (a same-format copy carries it as it was)
     encoded = with_dpi(encoded, image.dpi)
     try:
         path.write_bytes(encoded)
@@ -255,6 +260,10 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         (warn or python_warning)(f"{path}: written without the colour profile{of}: it describes "
                                   f"{'grey' if space == b'GRAY' else 'RGB'} pictures, and {ext} holds this one as "
                                   f"{'grey' if written_grey else 'RGB'}")
+    if image.exif and not exif_data(encoded):  # TIFF, AVIF and BMP (as OpenCV writes them), or past a JPEG's 64 KB
+        why = ("it is larger than a JPEG's EXIF segment holds (64 KB)" if ext in HOLDS_EXIF else
+               f"{ext} cannot carry it here (.jpg, .png and .webp keep it)")
+        (warn or python_warning)(f"{path}: written without the EXIF{of} (camera, date, place): {why}")
     return path
 
 
