@@ -21,8 +21,8 @@ Rules, so a user knows what comes back:
   stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
-  Across formats: a JPEG's, PNG's or WebP's EXIF goes into any JPEG, PNG or WebP output, orientation 1
-  (``videodeblur.image_exif``; TIFF, AVIF and BMP outputs are written without it, with a warning),
+  Across formats: a JPEG's, PNG's, TIFF's or WebP's EXIF goes into any JPEG, PNG, TIFF or WebP output,
+  orientation 1 (``videodeblur.image_exif``; AVIF and BMP outputs are written without it, with a warning),
   the colour profile into any JPEG, PNG, TIFF or WebP output (``videodeblur.icc_profile``), and pixel
   density (dpi) from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not cross formats.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
@@ -260,9 +260,9 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         (warn or python_warning)(f"{path}: written without the colour profile{of}: it describes "
                                   f"{'grey' if space == b'GRAY' else 'RGB'} pictures, and {ext} holds this one as "
                                   f"{'grey' if written_grey else 'RGB'}")
-    if image.exif and not exif_data(encoded):  # TIFF, AVIF and BMP (as OpenCV writes them), or past a JPEG's 64 KB
+    if image.exif and not exif_data(encoded):  # AVIF and BMP (as OpenCV writes them), or past a JPEG's 64 KB
         why = ("it is larger than a JPEG's EXIF segment holds (64 KB)" if ext in HOLDS_EXIF else
-               f"{ext} cannot carry it here (.jpg, .png and .webp keep it)")
+               f"{ext} cannot carry it here (.jpg, .png, .tiff and .webp keep it)")
         (warn or python_warning)(f"{path}: written without the EXIF{of} (camera, date, place): {why}")
     return path
 
