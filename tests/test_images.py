@@ -219,6 +219,18 @@ def test_exif_crosses_into_every_format_that_holds_it(engine, tmp_path, in_ext, 
         assert gps.get(1) == "N" and tuple(map(float, gps.get(2))) == (52.0, 30.0, 0.0)
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
+def test_a_tiff_turned_by_its_orientation_comes_out_upright_with_alpha_too(tmp_path, mode):
+    """OpenCV turns an RGB TIFF by its orientation tag; the RGBA and grey + alpha ones, decoded by
+    FFmpeg, came out on their side (and their EXIF, now carried, says upright)."""
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    src = tmp_path / f"{mode}.tif"
+    PILImage.fromarray(np.zeros((24, 40, len(mode)), np.uint8).squeeze(), mode).save(src, exif=exif.tobytes())
+    image = read_image(src)
+    assert image.rgb.shape == (40, 24, 3) and (image.alpha is None) == (mode == "RGB")
+
+
 @pytest.mark.parametrize("out_ext", [".bmp", ".avif"])
 def test_an_output_that_cannot_hold_the_exif_says_so(engine, tmp_path, out_ext):
     src = _photo_with_exif(tmp_path / "in.jpg")

@@ -16,7 +16,7 @@ Rules, so a user knows what comes back:
   source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit, with
   a warning.
 - WebP and AVIF outputs are written at quality 95, TIFF with OpenCV's lossless default.
-- A JPEG's EXIF orientation (a PNG's, in its eXIf chunk; a WebP's EXIF chunk; an AVIF's rotation and
+- A JPEG's EXIF orientation (a PNG's, in its eXIf chunk; a TIFF's tag; a WebP's EXIF chunk; an AVIF's rotation and
   mirror boxes, ``videodeblur.image_orientation``) is applied on reading, so the output
   stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
@@ -54,7 +54,7 @@ import numpy as np
 
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
+from videodeblur.image_metadata import (exif_orientation, insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
                                         png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile, tiff_photometric,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_alpha,
                                         with_tiff_icc_profile)
@@ -181,6 +181,7 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
         except (av.FFmpegError, ValueError) as err:
             kind = "an RGBA" if rgba_tiff else "a grey + alpha"
             raise UnreadableInputError(f"{path} is {kind} TIFF that FFmpeg cannot decode: {err}") from err
+        pixels = _upright_pixels(pixels, exif_orientation(raw))  # as OpenCV turns the TIFFs it decodes itself
     if (frames := _frame_count(path, raw)) > 1:
         (warn or python_warning)(f"{path} holds {frames} pictures (an animation or pages): only the first is deblurred")
     pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
