@@ -434,6 +434,16 @@ def test_a_fourcc_of_another_length_is_a_usage_error(run_cli) -> None:
     assert result.exit_code == 2 and "four-character code" in result.stderr
 
 
+@pytest.mark.parametrize("size, said", [("0x360", "'0x360': the width and height must be positive"),
+                                        ("640", "'640' is not WIDTHxHEIGHT, e.g. 640x360")])
+def test_camera_and_bench_refuse_a_size_alike(run_cli, size, said) -> None:
+    """One WxH parser for both commands: camera said "is not WxH, e.g. 1280x720", bench "is not
+    WIDTHxHEIGHT", and bench let 0x360 through to its options' "too small"."""
+    for command in ("camera", "bench"):
+        result = run_cli(command, "--size", size, "--device", "cpu")
+        assert result.exit_code == 2 and said in result.stderr and "--size" in result.stderr, (command, result.stderr)
+
+
 def test_bad_live_and_capture_options_are_config_errors() -> None:
     """Every other option class (RunOptions, BenchOptions, EngineOptions) raises ConfigError; these raised
     a bare ValueError, so a caller's `except VideoDeblurError` missed them and the command caught ValueError."""

@@ -110,7 +110,8 @@ def test_a_jpeg_keeps_its_exif_and_colour_profile_and_stays_upright(engine, tmp_
     assert icc_segment in data and when in data and _exif_segment(1, when) in data
     assert cv2.imread(str(out), cv2.IMREAD_COLOR).shape == (48, 32, 3)  # a reader applying EXIF leaves it upright
     png = deblur_image_file(src, tmp_path / "out.png", engine)
-    assert bgr_of(png).shape == (48, 32, 3) and when not in png.read_bytes()
+    # the EXIF goes into the PNG too (it was dropped), upright, so no viewer turns it a second time
+    assert bgr_of(png).shape == (48, 32, 3) and _exif_segment(1, when)[10:] in png.read_bytes()
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -186,6 +187,57 @@ def test_a_webp_with_alpha_keeps_its_alpha_and_takes_a_profile(engine, tmp_path)
         written.load()
         assert written.mode == "RGBA" and written.info.get("icc_profile") == _icc_profile()
         assert np.abs(np.asarray(written)[..., 3].astype(int) - rgba[..., 3]).max() <= 2
+
+
+def _photo_with_exif(path: Path, endian: str = "<") -> Path:
+    """A 40x24 picture saved by Pillow with EXIF: camera, date, exposure, a GPS position, turned 90°
+    (orientation 6); ``endian``: the EXIF's byte order (">": Motorola's, many cameras')."""
+    exif = PILImage.Exif()
+    exif.endian = endian
+    exif[0x010F], exif[0x0132], exif[0x0112] = "TestMake", "2026:12:02 10:00:00", 6
+    exif.get_ifd(0x8769).update({0x829A: 1 / 250, 0x9003: "2026:12:01 09:30:00"})
+    exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 30.0, 0.0)})
+    PILImage.fromarray(clip_frame(0, 40, 24)).save(path, exif=exif.tobytes(), **({"lossless": True} if path.suffix == ".webp" else {}))
+    return path
+
+
+@pytest.mark.parametrize("out_ext", [".jpg", ".png", ".webp", ".tif"])
+@pytest.mark.parametrize("in_ext", [".jpg", ".png", ".webp", ".tif", "big-endian.jpg"])
+def test_exif_crosses_into_every_format_that_holds_it(engine, tmp_path, in_ext, out_ext):
+    """A photographer's camera, date, exposure and place follow the picture into a JPEG, PNG, TIFF or
+    WebP output, upright once (orientation 1: the pixels are turned already). Only JPEG to JPEG and PNG
+    to PNG kept it; WebP to WebP, JPEG to PNG... dropped it without a word."""
+    src = _photo_with_exif(tmp_path / f"in{in_ext}", ">" if in_ext.startswith("big") else "<")
+    dst = deblur_image_file(src, tmp_path / f"out{out_ext}", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        exif = out.getexif()
+        assert out.size == (24, 40)  # turned upright on reading
+        assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("TestMake", "2026:12:02 10:00:00", 1)
+        assert exif.get_ifd(0x8769).get(0x9003) == "2026:12:01 09:30:00"
+        assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
+        gps = exif.get_ifd(0x8825)
+        assert gps.get(1) == "N" and tuple(map(float, gps.get(2))) == (52.0, 30.0, 0.0)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
+def test_a_tiff_turned_by_its_orientation_comes_out_upright_with_alpha_too(tmp_path, mode):
+    """OpenCV turns an RGB TIFF by its orientation tag; the RGBA and grey + alpha ones, decoded by
+    FFmpeg, came out on their side (and their EXIF, now carried, says upright)."""
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    src = tmp_path / f"{mode}.tif"
+    PILImage.fromarray(np.zeros((24, 40, len(mode)), np.uint8).squeeze(), mode).save(src, exif=exif.tobytes())
+    image = read_image(src)
+    assert image.rgb.shape == (40, 24, 3) and (image.alpha is None) == (mode == "RGB")
+
+
+@pytest.mark.parametrize("out_ext", [".bmp", ".avif"])
+def test_an_output_that_cannot_hold_the_exif_says_so(engine, tmp_path, out_ext):
+    src = _photo_with_exif(tmp_path / "in.jpg")
+    said: list[str] = []
+    deblur_image_file(src, tmp_path / f"out{out_ext}", engine, warn=said.append)
+    assert said == [f"{tmp_path / f'out{out_ext}'}: written without the EXIF of {src} (camera, date, place): "
+                    f"{out_ext} cannot carry it here (.jpg, .png, .tiff and .webp keep it)"]
 
 
 def test_a_png_keeps_its_colour_profile_exif_and_text(engine, tmp_path):
@@ -298,6 +350,21 @@ def test_a_folder_takes_its_gifs_and_leaves_out_hidden_files(engine, make_image,
     (gifs := tmp_path / "gifs").mkdir()
     shutil.copy(tmp_path / "shots" / "b.gif", gifs / "only.gif")
     assert [p.name for p in deblur_images([gifs], tmp_path / "out2", engine)] == ["only.png"]
+
+
+def test_deblur_images_can_skip_unreadable_inputs(engine, make_image, tmp_path):
+    """The library's loop takes the command's policy (an unreadable file among several is handed to
+    ``on_error`` and skipped); without one it raises, as before. The command had its own loop."""
+    make_image("shots/a.png", width=20, height=14)
+    make_image("shots/c.png", width=20, height=14)
+    (tmp_path / "shots" / "b.png").write_bytes(b"not a png at all")
+    with pytest.raises(UnreadableInputError, match="b.png"):
+        deblur_images([tmp_path / "shots"], tmp_path / "raised", engine)
+    skipped = []
+    written = deblur_images([tmp_path / "shots"], tmp_path / "out", engine,
+                            on_error=lambda job, err: skipped.append((job.src.name, type(err))))
+    assert [p.name for p in written] == ["a.png", "c.png"]
+    assert skipped == [("b.png", UnreadableInputError)]
 
 
 def test_several_files_go_to_a_folder(engine, make_image, tmp_path):

@@ -508,6 +508,18 @@ def test_cuda_without_a_gpu_is_one_line(run_cli, make_clip, tmp_path: Path) -> N
         "videodeblur: error: --device cuda requested but CUDA is not available here; use --device cpu"]
 
 
+@pytest.mark.parametrize("piped", ["input", "output"])
+def test_resume_from_or_into_a_pipe_is_one_usage_error(run_cli, make_clip, tmp_path: Path, piped) -> None:
+    """`cat b.mkv | videodeblur video - -o p.mkv --resume` exited 1 (the runner's ConfigError) and
+    `videodeblur video b.mkv -o - --resume` 2 (the command's usage error), in other words."""
+    src = make_clip("a.mp4", width=32, height=24, frames=2)
+    args = ("-", "-o", tmp_path / "o.mkv") if piped == "input" else (src, "-o", "-")
+    result = run_cli("video", *args, *CPU, "--resume")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.rstrip().endswith("Error: --resume needs the input and the output as files: a pipe cannot "
+                                           "be read again up to where the interrupted run stopped")
+
+
 def test_usage_errors_exit_2(run_cli, make_clip) -> None:
     assert run_cli("video").exit_code == 2  # no input
     assert run_cli("video", "x.mp4", "-o", "y.mp4", "--batch", "0").exit_code == 2
@@ -1030,7 +1042,7 @@ def test_a_named_pipe_whose_reader_quits_ends_the_run_and_resume_into_one_is_ref
     assert quit.exit_code == 1 and re.fullmatch(rf"videodeblur: error: the named pipe {re.escape(str(pipe))} was closed "
                                                 r"after \d+ frames: the program reading it stopped\n", quit.stderr)
     resumed = run_subprocess("video", src, "-o", pipe, *CPU, "--resume", timeout=60)
-    assert resumed.exit_code == 1 and "--resume needs the input and the output as files" in resumed.stderr
+    assert resumed.exit_code == 2 and "--resume needs the input and the output as files" in resumed.stderr
 
 
 def test_a_url_that_never_answers_says_so(run_cli, monkeypatch, tmp_path: Path) -> None:

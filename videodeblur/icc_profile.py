@@ -15,7 +15,7 @@ from videodeblur.image_orientation import heif_properties
 from videodeblur.image_metadata import insert_png_chunks, insert_segments, png_metadata_chunks, tiff_icc_profile, \
     with_tiff_icc_profile
 
-__all__ = ["icc_profile", "with_icc_profile", "HOLDS_ICC"]
+__all__ = ["icc_profile", "with_icc_profile", "HOLDS_ICC", "webp_with_chunk", "webp_chunks"]
 
 HOLDS_ICC = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")  # output formats a profile is written into
 
@@ -33,7 +33,7 @@ def icc_profile(raw: bytes) -> bytes:
     elif raw[:4] in (b"II*\x00", b"MM\x00*"):
         profile = tiff_icc_profile(raw)
     elif raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
-        profile = next((data for fourcc, data in _webp_chunks(raw) if fourcc == b"ICCP"), b"")
+        profile = next((data for fourcc, data in webp_chunks(raw) if fourcc == b"ICCP"), b"")
     elif raw[4:8] == b"ftyp":  # AVIF (HEIF): a colr property of type prof (or rICC) holds it
         profile = next((body[4:] for kind, body in heif_properties(raw)
                         if kind == b"colr" and body[:4] in (b"prof", b"rICC")), b"")
@@ -61,7 +61,7 @@ def with_icc_profile(encoded: bytes, ext: str, profile: bytes) -> bytes:
         return insert_png_chunks(encoded, [(b"iCCP", chunk)])
     if ext in (".tif", ".tiff"):
         return with_tiff_icc_profile(encoded, profile)
-    return _webp_with_profile(encoded, profile)
+    return webp_with_chunk(encoded, b"ICCP", profile)
 
 
 def _jpeg_profile(jpeg: bytes) -> bytes:
@@ -87,7 +87,7 @@ def _png_profile(chunk: bytes) -> bytes:
         return b""
 
 
-def _webp_chunks(webp: bytes) -> list[tuple[bytes, bytes]]:
+def webp_chunks(webp: bytes) -> list[tuple[bytes, bytes]]:
     """A WebP file's chunks, (FourCC, data), in order."""
     chunks, pos = [], 12
     while pos + 8 <= len(webp):
@@ -97,26 +97,31 @@ def _webp_chunks(webp: bytes) -> list[tuple[bytes, bytes]]:
     return chunks
 
 
-def _webp_with_profile(webp: bytes, profile: bytes) -> bytes:
-    """A WebP in the extended layout (VP8X) with an ICCP chunk before its picture, as the format
-    places it; a simple one (one VP8 or VP8L chunk) is turned extended, its size and alpha read from
-    the picture's own header."""
-    chunks = _webp_chunks(webp)
+_WEBP_FLAGS = {b"ICCP": 0x20, b"EXIF": 0x08}  # VP8X's flag saying the file has one
+
+
+def webp_with_chunk(webp: bytes, fourcc: bytes, data: bytes) -> bytes:
+    """A WebP in the extended layout (VP8X) with an ICCP or EXIF chunk (``fourcc``) where the format
+    places it, ICCP before the picture and EXIF after it, and its flag set; a simple one (one VP8 or
+    VP8L chunk) is turned extended, its size and alpha read from the picture's own header. As it is
+    when it cannot be read."""
+    chunks = webp_chunks(webp)
     if not chunks:
         return webp
     if chunks[0][0] == b"VP8X":
         header = bytearray(chunks[0][1])
-        header[0] |= 0x20  # ICC profile flag
+        header[0] |= _WEBP_FLAGS[fourcc]
         rest = chunks[1:]
     else:
         size_alpha = _picture_size(*chunks[0])
         if size_alpha is None:
             return webp
         (width, height), alpha = size_alpha
-        header = bytearray(struct.pack("<I", 0x20 | (0x10 if alpha else 0)))
+        header = bytearray(struct.pack("<I", _WEBP_FLAGS[fourcc] | (0x10 if alpha else 0)))
         header += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
         rest = chunks
-    body = b"".join(_webp_chunk(fourcc, data) for fourcc, data in [(b"VP8X", bytes(header)), (b"ICCP", profile), *rest])
+    ordered = [(fourcc, data), *rest] if fourcc == b"ICCP" else [*rest, (fourcc, data)]
+    body = b"".join(_webp_chunk(kind, chunk) for kind, chunk in [(b"VP8X", bytes(header)), *ordered])
     return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
 
 

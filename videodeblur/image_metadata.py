@@ -8,7 +8,7 @@ because the reader has already turned the pixels upright. PNG: the colour (iCCP,
 cICP), EXIF (eXIf), text (tEXt, zTXt, iTXt), time (tIME) and pixel-size (pHYs) chunks; not those
 tied to the source's bit depth or palette. TIFF: the ICC profile tag. Pixel density (dots per inch:
 JPEG's JFIF header, PNG's pHYs, TIFF's resolution tags, BMP's header) is read from and written to
-any of the four, so it crosses formats too.
+any of the four, so it crosses formats too. EXIF crosses formats in ``videodeblur.image_exif``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import zlib
 from fractions import Fraction
 
 __all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
-           "png_orientation", "exif_orientation", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
+           "png_orientation", "exif_orientation", "upright_exif", "png_chunk", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
+           "tiff_exif", "with_tiff_exif",
            "with_tiff_alpha"]
 
 _SOI = b"\xff\xd8"
@@ -77,6 +78,13 @@ def _upright(segment: bytes) -> bytes:
     return bytes(data)
 
 
+def upright_exif(tiff: bytes) -> bytes:
+    """EXIF TIFF data (from its byte order mark) with its IFD0 orientation set to 1 (as it is if unreadable)."""
+    data = bytearray(tiff)
+    _exif_orientation(data, 0, upright=True)
+    return bytes(data)
+
+
 def exif_orientation(tiff: bytes) -> int:
     """The orientation (1 to 8; 1 when none or unreadable) of EXIF TIFF data (from its byte order mark)."""
     return _exif_orientation(bytearray(tiff), 0)
@@ -125,15 +133,13 @@ def png_metadata_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
     kept = []
     for kind, chunk in _png_chunks(png):
         if kind == b"eXIf":
-            exif = bytearray(chunk[8:-4])
-            _exif_orientation(exif, 0, upright=True)
-            chunk = _png_chunk(kind, bytes(exif))
+            chunk = png_chunk(kind, upright_exif(chunk[8:-4]))
         if kind in _PNG_KEPT:
             kept.append((kind, chunk))
     return kept
 
 
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
+def png_chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk: length, type, data, CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
@@ -230,7 +236,7 @@ def with_dpi(data: bytes, dpi: tuple[float, float] | None) -> bytes:
     per_metre = tuple(max(1, round(d / _METRES_PER_INCH)) for d in dpi)
     if data.startswith(_PNG_SIGNATURE):  # replacing one there (FFmpeg's PNG encoder writes one square)
         kept = _PNG_SIGNATURE + b"".join(chunk for kind, chunk in _png_chunks(data) if kind != b"pHYs")
-        return insert_png_chunks(kept, [(b"pHYs", _png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
+        return insert_png_chunks(kept, [(b"pHYs", png_chunk(b"pHYs", struct.pack(">IIB", *per_metre, 1)))])
     if data.startswith(b"BM") and len(data) >= 46 and struct.unpack("<I", data[14:18])[0] >= 40:
         return data[:38] + struct.pack("<ii", *per_metre) + data[46:]
     if _tiff_ifd0(data) is not None:
@@ -288,7 +294,7 @@ def with_tiff_alpha(tiff: bytes) -> bytes:
 
 
 def _with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | bytes]]) -> bytes:
-    """``tiff`` with ``tags`` (tag: (TIFF type, values); bytes for type 7, UNDEFINED) added to or replacing
+    """``tiff`` with ``tags`` (tag: (TIFF type, values); bytes: the values as stored, in ``tiff``'s byte order) added to or replacing
     those of its first image. The new directory and values are appended and the header pointed at them,
     so every offset already in the file stays valid; the old directory is left unreferenced."""
     ifd = _tiff_ifd0(tiff)
@@ -299,8 +305,8 @@ def _with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | by
     entries = {tag: struct.pack(e + "HHI", tag, kind, count) + field
                for tag, kind, count, field in ifd.entries if tag not in tags}
     for tag, (kind, values) in tags.items():
-        if kind == 7:
-            payload, count = bytes(values), len(values)
+        if isinstance(values, bytes):
+            payload, count = values, len(values) // _TIFF_TYPE_SIZES[kind]
         else:
             fmt = {3: "H", 4: "I", 5: "I"}[kind]
             payload = struct.pack(e + fmt * len(values), *values)
@@ -318,6 +324,113 @@ def _with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | by
     out += struct.pack(e + "I", ifd.next_offset)
     out[4:8] = struct.pack(e + "I", start)
     return bytes(out)
+
+
+# EXIF in a TIFF: the picture's own directory holds the camera, date and author tags and points at
+# the EXIF and GPS directories (the EXIF one at its interoperability one); a JPEG's EXIF is a TIFF
+# block holding the same. Only these tags go across: the rest describe the pixels of one file.
+_EXIF_IFD0_TAGS = {270, 271, 272, 274, 305, 306, 315, 33432}  # description, make, model, orientation,
+# software, date, artist, copyright
+_SUB_IFDS = {34665, 40965, 34853}  # EXIF, interoperability, GPS
+_SWAP_UNITS = {3: 2, 8: 2, 4: 4, 9: 4, 11: 4, 5: 4, 10: 4, 12: 8, 13: 4}  # bytes per number, by type
+
+
+def tiff_exif(tiff: bytes) -> bytes:
+    """A TIFF's EXIF as a JPEG carries it (TIFF data of its own: the camera, date and author tags of
+    the first image's directory, and its EXIF and GPS directories); empty when it has none."""
+    ifd = _tiff_ifd0(tiff)
+    if ifd is None:
+        return b""
+    e = ifd.order
+    out = bytearray((b"II*\x00" if e == "<" else b"MM\x00*") + b"\x00" * 4)
+    kept = [entry for entry in ifd.entries if entry[0] in _EXIF_IFD0_TAGS | {34665, 34853}]
+    start = _copied_ifd(tiff, e, kept, out, e) if kept else None
+    if start is None:
+        return b""
+    out[4:8] = struct.pack(e + "I", start)
+    return bytes(out)
+
+
+def with_tiff_exif(tiff: bytes, exif: bytes) -> bytes:
+    """``tiff`` carrying the EXIF TIFF data ``exif`` (a JPEG's, PNG's or WebP's): its camera, date and
+    author tags join the first image's directory, its EXIF and GPS directories are copied after the
+    file's end, in the file's byte order. As it is when either cannot be read."""
+    ifd, source = _tiff_ifd0(tiff), _tiff_ifd0(exif)
+    if ifd is None or source is None:
+        return tiff
+    out = bytearray(tiff)
+    tags: dict[int, tuple[int, tuple[int, ...] | bytes]] = {}
+    for tag, kind, count, field in source.entries:
+        if tag in (34665, 34853):
+            entries = _ifd_entries(exif, source.order, struct.unpack(source.order + "I", field)[0])
+            at = _copied_ifd(exif, source.order, entries, out, ifd.order) if entries else None
+            if at is not None:
+                tags[tag] = (4, (at,))
+        elif tag in _EXIF_IFD0_TAGS and (raw := _raw_value(exif, source.order, kind, count, field)) is not None:
+            tags[tag] = (kind, _in_order(raw, kind, source.order, ifd.order))
+    return _with_tiff_tags(bytes(out), tags)
+
+
+def _ifd_entries(data: bytes, e: str, offset: int) -> list[tuple[int, int, int, bytes]] | None:
+    """The entries (tag, type, count, 4-byte field) of the directory at ``offset``; None if cut short."""
+    try:
+        (count,) = struct.unpack(e + "H", data[offset:offset + 2])
+        return [struct.unpack(e + "HHI", data[at:at + 8]) + (data[at + 8:at + 12],)
+                for at in range(offset + 2, offset + 2 + 12 * count, 12)]
+    except struct.error:
+        return None
+
+
+def _raw_value(data: bytes, e: str, kind: int, count: int, field: bytes) -> bytes | None:
+    """An entry's values as stored (``e``'s byte order); None for an unknown type or values cut short."""
+    if kind not in _TIFF_TYPE_SIZES:
+        return None
+    size = _TIFF_TYPE_SIZES[kind] * count
+    if size <= 4:
+        return field[:size]
+    (offset,) = struct.unpack(e + "I", field)
+    raw = data[offset:offset + size]
+    return raw if len(raw) == size else None
+
+
+def _in_order(raw: bytes, kind: int, source: str, target: str) -> bytes:
+    """``raw`` values of TIFF type ``kind`` turned from byte order ``source`` into ``target``."""
+    unit = _SWAP_UNITS.get(kind, 1)
+    if source == target or unit == 1:
+        return raw
+    return b"".join(raw[at:at + unit][::-1] for at in range(0, len(raw), unit))
+
+
+def _copied_ifd(data: bytes, e: str, entries: list[tuple[int, int, int, bytes]] | None, out: bytearray,
+                target: str, depth: int = 0) -> int | None:
+    """Append ``entries`` (of the TIFF data ``data``, byte order ``e``) to ``out`` as a directory in
+    byte order ``target``, values first and sub-directories (EXIF, GPS, interoperability) copied
+    along, every offset pointing into ``out``; its offset, or None when nothing could be copied."""
+    if not entries or depth > 2:
+        return None
+    copied = []
+    for tag, kind, count, field in entries:
+        if tag in _SUB_IFDS:
+            at = _copied_ifd(data, e, _ifd_entries(data, e, struct.unpack(e + "I", field)[0]), out, target, depth + 1)
+            if at is not None:
+                copied.append((tag, 4, 1, struct.pack(target + "I", at)))
+        elif (raw := _raw_value(data, e, kind, count, field)) is not None:
+            copied.append((tag, kind, count, _in_order(raw, kind, e, target)))
+    if not copied:
+        return None
+    fields = []
+    for tag, kind, count, raw in sorted(copied):
+        if len(raw) <= 4:
+            field = raw.ljust(4, b"\x00")
+        else:
+            out += b"\x00" * (len(out) % 2)  # values start on a word boundary
+            field = struct.pack(target + "I", len(out))
+            out += raw
+        fields.append(struct.pack(target + "HHI", tag, kind, count) + field)
+    out += b"\x00" * (len(out) % 2)
+    start = len(out)
+    out += struct.pack(target + "H", len(fields)) + b"".join(fields) + struct.pack(target + "I", 0)
+    return start
 
 
 @dataclasses.dataclass(frozen=True)

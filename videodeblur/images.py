@@ -16,13 +16,15 @@ Rules, so a user knows what comes back:
   source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit, with
   a warning.
 - WebP and AVIF outputs are written at quality 95, TIFF with OpenCV's lossless default.
-- A JPEG's EXIF orientation (a PNG's, in its eXIf chunk; a WebP's EXIF chunk; an AVIF's rotation and
+- A JPEG's EXIF orientation (a PNG's, in its eXIf chunk; a TIFF's tag; a WebP's EXIF chunk; an AVIF's rotation and
   mirror boxes, ``videodeblur.image_orientation``) is applied on reading, so the output
   stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
-  Pixel density (dpi) goes from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not
-  cross formats.
+  Across formats: a JPEG's, PNG's, TIFF's or WebP's EXIF goes into any JPEG, PNG, TIFF or WebP output,
+  orientation 1 (``videodeblur.image_exif``; AVIF and BMP outputs are written without it, with a warning),
+  the colour profile into any JPEG, PNG, TIFF or WebP output (``videodeblur.icc_profile``), and pixel
+  density (dpi) from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not cross formats.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
   has no extension); several files or a folder give a folder holding outputs with the input names.
   Folders are read one level deep, image files only (the extensions above, any case), in name order;
@@ -44,7 +46,7 @@ import tempfile
 import threading
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Protocol, Sequence
+from typing import Callable, Iterator, Protocol, Sequence
 
 import av
 import cv2
@@ -52,11 +54,12 @@ import numpy as np
 
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.image_metadata import (insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
+from videodeblur.image_metadata import (exif_orientation, insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
                                         png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile, tiff_photometric,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_alpha,
                                         with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
+from videodeblur.image_exif import HOLDS_EXIF, exif_data, with_exif
 from videodeblur.image_orientation import avif_transforms, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
@@ -64,7 +67,7 @@ from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_
 from videodeblur.quiet_opencv import quiet_opencv
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
-           "plan_images", "deblur_image_file", "deblur_images"]
+           "plan_images", "deblur_image_file", "deblur_images", "deblur_planned", "OnError"]
 
 _ALPHA_EXTENSIONS = (".png", ".tif", ".tiff", ".webp", ".avif")
 _DEEP_EXTENSIONS = (".png", ".tif", ".tiff")  # 16 bits per sample
@@ -94,6 +97,7 @@ class Image:
     dpi: tuple[float, float] | None = None  # dots per inch, from any source that records it, for any output that can
     tiff_icc: bytes = b""  # a TIFF source's colour profile, for a TIFF output
     icc: bytes = b""  # the source's colour profile, whatever its format, for an output of another
+    exif: bytes = b""  # the source's EXIF (TIFF data, orientation 1), whatever its format, for an output of another
     source: str = ""  # the file it was read from, named in warnings
 
     def __post_init__(self) -> None:
@@ -177,12 +181,13 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
         except (av.FFmpegError, ValueError) as err:
             kind = "an RGBA" if rgba_tiff else "a grey + alpha"
             raise UnreadableInputError(f"{path} is {kind} TIFF that FFmpeg cannot decode: {err}") from err
+        pixels = _upright_pixels(pixels, exif_orientation(raw))  # as OpenCV turns the TIFFs it decodes itself
     if (frames := _frame_count(path, raw)) > 1:
         (warn or python_warning)(f"{path} holds {frames} pictures (an animation or pages): only the first is deblurred")
     pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
     pixels = _transformed(pixels, avif_transforms(raw))
     image = dataclasses.replace(_to_image(pixels, path, grey_alpha=grey_alpha), dpi=read_dpi(raw), source=str(path),
-                                icc=icc_profile(raw))
+                                icc=icc_profile(raw), exif=exif_data(raw))
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
     return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(raw)), tiff_icc=tiff_icc_profile(raw))
@@ -236,6 +241,7 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
     profile_fits = space not in (b"GRAY", b"RGB ") or space == (b"GRAY" if written_grey else b"RGB ")
     if profile_fits:
         encoded = with_icc_profile(encoded, ext, image.icc)
+    encoded = with_exif(encoded, ext, image.exif)  # (a same-format copy carries it as it was)
     encoded = with_dpi(encoded, image.dpi)
     try:
         path.write_bytes(encoded)
@@ -255,6 +261,10 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         (warn or python_warning)(f"{path}: written without the colour profile{of}: it describes "
                                   f"{'grey' if space == b'GRAY' else 'RGB'} pictures, and {ext} holds this one as "
                                   f"{'grey' if written_grey else 'RGB'}")
+    if image.exif and not exif_data(encoded):  # AVIF and BMP (as OpenCV writes them), or past a JPEG's 64 KB
+        why = ("it is larger than a JPEG's EXIF segment holds (64 KB)" if ext in HOLDS_EXIF else
+               f"{ext} cannot carry it here (.jpg, .png, .tiff and .webp keep it)")
+        (warn or python_warning)(f"{path}: written without the EXIF{of} (camera, date, place): {why}")
     return path
 
 
@@ -347,13 +357,35 @@ def deblur_image_file(src: str | Path, dst: str | Path, engine: FrameProcessor, 
     return write_image(dst, image.with_rgb(np.ascontiguousarray(out)), warn=warn)
 
 
-def deblur_images(inputs: Sequence[str | Path], output: str | Path, engine: FrameProcessor, *,
-                  warn: Warn | None = None) -> list[Path]:
+OnError = Callable[[ImageJob, UnreadableInputError], None]  # what to do with an input that cannot be read
+
+
+def deblur_images(inputs: Sequence[str | Path], output: str | Path | None, engine: FrameProcessor, *,
+                  warn: Warn | None = None, on_error: OnError | None = None) -> list[Path]:
     """Deblur files and/or folders into ``output`` (a file or a folder; see the module rules).
 
-    Returns the written paths in input order.
+    Returns the written paths in input order. ``on_error``: as for :func:`deblur_planned`.
     """
-    return [deblur_image_file(job.src, job.dst, engine, warn=warn) for job in plan_images(inputs, output, warn=warn)]
+    return list(deblur_planned(plan_images(inputs, output, warn=warn), engine, warn=warn, on_error=on_error))
+
+
+def deblur_planned(jobs: Sequence[ImageJob], engine: FrameProcessor, *, warn: Warn | None = None,
+                   on_error: OnError | None = None) -> Iterator[Path]:
+    """Deblur :func:`plan_images`' jobs in order, yielding each written path as it is written (a
+    caller that plans first can load its model after the paths are checked, and tell progress).
+
+    An input that cannot be read (UnreadableInputError) is raised, or with ``on_error`` handed to it
+    with its job and skipped, so one bad file in a folder does not cost the others their turn; a
+    callback that raises stops the run there."""
+    for job in jobs:
+        try:
+            written = deblur_image_file(job.src, job.dst, engine, warn=warn)
+        except UnreadableInputError as err:
+            if on_error is None:
+                raise
+            on_error(job, err)
+            continue
+        yield written
 
 
 # ------------------------------------------------------------------------------------- helpers

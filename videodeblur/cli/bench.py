@@ -7,18 +7,14 @@ from typing import Any
 
 import click
 
-from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, precision_option,
-                                     preset_option, tile_option)
+from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, parse_size,
+                                     precision_option, preset_option, tile_option)
 
 __all__ = ["bench", "format_table"]
 
 
 def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in value.lower().split("x"))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 640x360 or 1920x1080") from None
-    return width, height
+    return parse_size(value)
 
 
 def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:

@@ -17,8 +17,8 @@ from typing import Any
 import click
 import numpy as np
 
-from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, precision_option,
-                                     warn)
+from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, parse_size,
+                                     precision_option, warn)
 
 __all__ = ["camera"]
 
@@ -263,12 +263,7 @@ def _x_display_reachable(display: str) -> bool:
 
 
 def _parse_size(size: str | None) -> tuple[int | None, int | None]:
-    if size is None:
-        return None, None
-    w, sep, h = size.lower().partition("x")
-    if not (sep and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
-        raise click.BadParameter(f"{size!r} is not WxH, e.g. 1280x720", param_hint="--size")
-    return int(w), int(h)
+    return (None, None) if size is None else parse_size(size, param_hint="--size")
 
 
 def _table(stats: dict[str, Any]) -> str:

@@ -23,10 +23,12 @@ def image(inputs: tuple[Path, ...], output: str | None, model: str | None, devic
           tile: int | None) -> None:
     """Deblur images (PNG, JPEG, TIFF, WebP, AVIF, BMP): one file to one, or several / a folder to a folder.
 
-    Colour, greyscale (with alpha too), size, dpi and metadata (EXIF and comments: JPEG to JPEG, PNG to
-    PNG; the colour profile into any JPEG, PNG, TIFF or WebP output) are kept; 16-bit PNGs and TIFFs stay 16-bit; alpha
+    Colour, greyscale (with alpha too), size, dpi and metadata (EXIF and the colour profile into any
+    JPEG, PNG, TIFF or WebP output, EXIF's orientation upright; comments JPEG to JPEG, PNG to PNG) are
+    kept; 16-bit PNGs and TIFFs stay 16-bit; alpha
     is kept in PNG, TIFF, WebP and AVIF outputs. What an output format cannot hold (alpha in JPEG or
-    BMP, 16 bits in JPEG, WebP, AVIF or BMP) is left out with a warning. Prints each written path.
+    BMP, 16 bits in JPEG, WebP, AVIF or BMP, EXIF in AVIF or BMP) is left out with a warning.
+    Prints each written path.
     A folder is read one level deep (images in its sub-folders are counted in a warning).
     An unreadable file among several is named and skipped; the others are written, and the exit code is 1.
 
@@ -36,23 +38,24 @@ def image(inputs: tuple[Path, ...], output: str | None, model: str | None, devic
       videodeblur image shots/ -o sharp/ --model lprn
     """
     from videodeblur.errors import UnreadableInputError
-    from videodeblur.images import deblur_image_file, plan_images
+    from videodeblur.images import ImageJob, deblur_planned, plan_images
 
     jobs = plan_images(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions
 
     engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=1, tile=tile))
-    unreadable = 0
-    for job in jobs:
-        try:
-            click.echo(deblur_image_file(job.src, job.dst, engine, warn=warn))
-        except UnreadableInputError as err:
-            if len(jobs) == 1:
-                raise
-            unreadable += 1  # one bad file in a folder does not cost the others their turn
-            click.echo(f"videodeblur: error: {err}", err=True)
+    unreadable: list[ImageJob] = []
+
+    def skip(job: ImageJob, err: UnreadableInputError) -> None:
+        if len(jobs) == 1:
+            raise err
+        unreadable.append(job)  # one bad file in a folder does not cost the others their turn
+        click.echo(f"videodeblur: error: {err}", err=True)
+
+    for written in deblur_planned(jobs, engine, warn=warn, on_error=skip):
+        click.echo(written)
     if engine.auto_tile_note:
         click.echo(f"videodeblur: note: {engine.auto_tile_note}", err=True)
     if unreadable:
-        raise UnreadableInputError(f"{unreadable} of {len(jobs)} images could not be read (named above); "
+        raise UnreadableInputError(f"{len(unreadable)} of {len(jobs)} images could not be read (named above); "
                                    "the others were written")

@@ -129,16 +129,20 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import check_part, plan_videos
 
-    from videodeblur.video.locations import is_stdin
+    from videodeblur.video.locations import is_named_pipe, is_stdin
 
     try:
         check_part(start_s or 0.0, duration_s, resume)
     except VideoDeblurError as err:  # options that do not go together: a usage error, as click's own are
         raise click.UsageError(str(err)) from None
     piped_out = is_stdin(output)
-    if piped_out and (as_json or resume):
-        raise click.UsageError("-o - fills standard output with the video: it cannot take --json"
-                               if as_json else "--resume needs OUTPUT as a file: standard output cannot be read back")
+    # one refusal for a pipe on either side (- or a FIFO), with the library's words: a piped input was
+    # refused by the runner (exit 1), -o - here (exit 2)
+    if resume and any(is_stdin(path) or is_named_pipe(path) for path in (*inputs, output)):
+        raise click.UsageError("--resume needs the input and the output as files: a pipe cannot be read again up to "
+                               "where the interrupted run stopped")
+    if piped_out and as_json:
+        raise click.UsageError("-o - fills standard output with the video: it cannot take --json")
     if pipe_format is not None and not piped_out:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
