@@ -43,7 +43,8 @@ def safe_load(path: Path) -> Any:
     a sparse tensor is refused by the caller; a plain pickle, or a garbage file whose first byte is
     pickle's PROTO opcode (1 in 256 of random files), names a protocol the loader then refuses."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+        # torch 2.14 says 'Validating sparse tensor invariants ...', torch 2.11 'Sparse invariant checks ...'
+        warnings.filterwarnings("ignore", message="Validating sparse tensor invariants|Sparse invariant checks")
         warnings.filterwarnings("ignore", message="Detected pickle protocol")
         return torch.load(path, map_location="cpu", weights_only=True)
 
