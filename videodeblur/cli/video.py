@@ -129,7 +129,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import check_part, plan_videos
 
-    from videodeblur.video.locations import is_named_pipe, is_stdin
+    from videodeblur.video.locations import is_stdin, pipe_refusing_resume
 
     try:
         check_part(start_s or 0.0, duration_s, resume)
@@ -138,9 +138,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     piped_out = is_stdin(output)
     # one refusal for a pipe on either side (- or a FIFO), with the library's words: a piped input was
     # refused by the runner (exit 1), -o - here (exit 2)
-    if resume and any(is_stdin(path) or is_named_pipe(path) for path in (*inputs, output)):
-        raise click.UsageError("--resume needs the input and the output as files: a pipe cannot be read again up to "
-                               "where the interrupted run stopped")
+    if resume and (refusal := pipe_refusing_resume(*inputs, output)):
+        raise click.UsageError(refusal)
     if piped_out and as_json:
         raise click.UsageError("-o - fills standard output with the video: it cannot take --json")
     if pipe_format is not None and not piped_out:

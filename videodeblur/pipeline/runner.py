@@ -22,7 +22,7 @@ from videodeblur.pipeline.threaded_run import RunInterrupted, ThreadedRun
 from videodeblur.signals import signals_noted
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.info import VideoInfo
-from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
+from videodeblur.video.locations import is_named_pipe, is_stdin, is_url, pipe_refusing_resume
 from videodeblur.video.reader import FrameReader
 from videodeblur.video.outputs import check_output_path
 from videodeblur.video.partial_output import resumable_packets
@@ -48,9 +48,8 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         elif not options.side_by_side and choose_layout(reader.info, engine.device,
                                                         options.colour_on_device) == "i420":
             reader.set_layout("i420")
-        if options.resume and any(is_stdin(p) or is_named_pipe(p) for p in (input_path, output_path)):
-            raise ConfigError("--resume needs the input and the output as files: a pipe cannot be read again up to "
-                              "where the interrupted run stopped")
+        if options.resume and (refusal := pipe_refusing_resume(input_path, output_path)):
+            raise ConfigError(refusal)
         window = _trim(reader, options) if options.trimmed else None
         made_by = _made_by(engine, options)
         if options.resume:  # first: the input itself would count as a finished output

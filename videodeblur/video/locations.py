@@ -8,7 +8,8 @@ import re
 import stat
 from pathlib import Path
 
-__all__ = ["NETWORK_TIMEOUTS_S", "STDIN", "URL_SCHEMES", "is_named_pipe", "is_stdin", "is_url", "unknown_scheme"]
+__all__ = ["NETWORK_TIMEOUTS_S", "STDIN", "URL_SCHEMES", "is_named_pipe", "is_stdin", "is_url", "pipe_refusing_resume",
+           "unknown_scheme"]
 
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
@@ -44,3 +45,13 @@ def is_named_pipe(spec: str | Path | None) -> bool:
         return stat.S_ISFIFO(os.stat(spec).st_mode)
     except (OSError, ValueError):
         return False
+
+
+def pipe_refusing_resume(*paths: str | Path) -> str | None:
+    """Why ``--resume`` cannot run with these locations (None: it can): one is a pipe (``-`` or a
+    FIFO), which cannot be read again up to where the interrupted run stopped. The command asks before
+    the model loads, the runner again for library callers and pipes found in an input folder."""
+    if any(is_stdin(path) or is_named_pipe(path) for path in paths):
+        return ("--resume needs the input and the output as files: a pipe cannot be read again up to where the "
+                "interrupted run stopped")
+    return None
