@@ -44,10 +44,10 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(path_type=str))  # str: URLs keep //
 @click.option("-o", "--output", "output", default=None, type=click.Path(path_type=str),
               help="Output video file (.mp4, .mkv, .mov, .webm); a folder for several inputs or a folder of videos "
-                   "(a path ending in / is always a folder); "
+                   "(a path ending in / or without an extension is a folder); "
                    "- for standard output (see --format). "
                    "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/, a URL's into "
-                   "the current folder).")
+                   "the current folder). An existing output file is replaced; one that is the input is refused.")
 @model_option()
 @click.option("--batch", "batch", type=click.IntRange(min=1), default=None,
               help="Frames per network call (default: 4 on CUDA; on a CPU 1 per engine with --engines 2 or more, "
