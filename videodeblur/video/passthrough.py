@@ -89,6 +89,7 @@ class Passthrough:
         self._went_back: set[int] = set()  # output stream indices whose packets went back in time (said once)
         self._floor_s: float | None = None  # after a follow(): packets at or before this time are dropped
         self._start, self._end = window or (None, None)
+        self._first_frame_start = False  # the start is a live recording's first frame (align), not a cut's
         self._origin: float | Fraction = self._start or 0.0  # the source's time that is the output's 0
         self._starts: dict[int, Fraction] = {}  # source stream index → its start, in seconds
         # the output's edit lists can hide what the source hides (AAC's priming, a cut's lead-in)
@@ -163,6 +164,7 @@ class Passthrough:
         """A feed from a live source: its clock's ``start_s`` is the output's 0 (what ``window``'s
         start is for a file), known only once the first frame is written."""
         self._start = self._origin = start_s
+        self._first_frame_start = True
         self._await_align = False
 
     def set_origin(self, origin_s: float | Fraction) -> None:
@@ -221,7 +223,7 @@ class Passthrough:
             if packet.dts is None:  # the demuxer's end-of-stream flush packet
                 continue
             at = float(packet.pts * packet.time_base) if packet.pts is not None else None
-            if at is not None and ((self._start is not None and at < self._start - 1e-9)
+            if at is not None and (self._before_start(packet, at)
                                    or (self._end is not None and at >= self._end - 1e-9)):
                 if self._end is not None and at > self._end + 1.0:  # well past it: nothing later can be inside
                     self.close()
@@ -274,6 +276,17 @@ class Passthrough:
         return item
 
     # --- helpers ---------------------------------------------------------------------------------
+    def _before_start(self, packet: av.Packet, at: float) -> bool:
+        """Whether ``packet`` (at ``at`` s) is left out as before the start. At a live recording's first
+        frame (:meth:`align`), a packet that begins before it and plays on past it is kept where the
+        output's edit list hides its lead-in (MP4, MOV): dropped, the sound started up to a packet
+        (21 ms of AAC) after the picture, whichever frame the live loop happened to record first."""
+        if self._start is None or at >= self._start - 1e-9:
+            return False
+        if not (self._first_frame_start and self._hides and packet.duration):
+            return True
+        return at + float(packet.duration * packet.time_base) <= self._start + 1e-9
+
     def _hidden(self, index: int, packet: av.Packet) -> bool:
         """Whether ``packet`` is one the source hides (marked discard: before an MP4 edit list's start)
         and ends before its track starts, going into a container without edit lists, where it would
