@@ -154,10 +154,13 @@ class Passthrough:
         if self._start is not None:  # near the start, a second early: the packets before it are dropped below
             # not before the file's start, which may be below 0 (an MPEG-TS whose clock wraps reads so)
             first_s = self._in.start_time / av.time_base if self._in.start_time is not None else 0.0
-            try:
-                self._in.seek(int(max(first_s, self._start - 1.0) * av.time_base), backward=True)
-            except av.FFmpegError:
-                pass  # an unseekable source is read from its start
+            # no seek to the file's own start: after one, a file joined from two (cat a.mkv b.mkv) read
+            # only its first part, so the second's sound was lost without the "go back" warning
+            if self._start - 1.0 > first_s:
+                try:
+                    self._in.seek(int((self._start - 1.0) * av.time_base), backward=True)
+                except av.FFmpegError:
+                    pass  # an unseekable source is read from its start
         self._iter = ((p.stream.index, p) for p in self._in.demux(*(s for s in sources if s.index in self._out)))
 
     def align(self, start_s: float) -> None:
