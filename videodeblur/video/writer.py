@@ -42,6 +42,7 @@ from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.partial_output import (annex_b_filter, frame_step, intact_packets, moved_by, resumable_packets,
                                               why_not_resumable, with_decode_times)
 from videodeblur.video.feed import PacketFeed
+from videodeblur.video.inputs import ffmpeg_name
 from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
 from videodeblur.video.output_format import is_deep, like_chroma, output_subsampling, output_tags, source_tags
@@ -155,7 +156,7 @@ class FrameWriter:
                     options["avoid_negative_ts"] = "disabled"
                 self._container = (open_stream(str(self.path)) if self._stream_url
                                    else open_pipe(pipe_format, options) if self._pipe
-                                   else av.open(str(self.path), "w", options=options))
+                                   else av.open(ffmpeg_name(self.path, writing=True), "w", options=options))
             except (av.FFmpegError, ValueError, OSError) as err:
                 hint = ("is a server listening there?" if self._stream_url
                         else "use a video extension such as .mp4, .mkv or .mov")
@@ -374,7 +375,7 @@ class FrameWriter:
             if self.frames_written or self._closed:
                 raise ValueError("resume_from needs a writer that has written nothing")
             try:
-                source = av.open(str(partial), "r", metadata_errors="replace")
+                source = av.open(ffmpeg_name(partial), "r", metadata_errors="replace")
             except av.FFmpegError as err:
                 # only an MP4/MOV written whole keeps its index to the end; a fragmented one or another
                 # container left by a kill before its first frame has no frame to go on from
