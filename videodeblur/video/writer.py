@@ -19,7 +19,6 @@ and audio.
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import itertools
 import re
@@ -45,7 +44,8 @@ from videodeblur.video.feed import PacketFeed
 from videodeblur.video.inputs import ffmpeg_name
 from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
-from videodeblur.video.output_format import is_deep, like_chroma, output_subsampling, output_tags, source_tags
+from videodeblur.video.output_format import (as_decoders_read, is_deep, like_chroma, output_subsampling, output_tags,
+                                             source_tags)
 from videodeblur.video.outputs import (MOV_MUXERS, ONE_RATE_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe, release_pipe,
                                       open_stream, output_kind)
 from videodeblur.video.packet_timing import PacketTiming, last_frame_as_keyframe
@@ -165,7 +165,7 @@ class FrameWriter:
                 self._choose_format(encoder, pix_fmt)
                 self.colour = output_tags(self.colour, self.pix_fmt)
                 i420_colour = self.colour  # the device's I420 comes in the source's matrix
-                self.colour = _as_decoders_read(self.colour, self.encoder_name, self.pix_fmt)
+                self.colour = as_decoders_read(self.colour, self.encoder_name, self.pix_fmt)
                 # I420 frames go to the encoder as they are where it takes them with these tags; else
                 # (ProRes's 4:2:2, libx264rgb's RGB, VP8's BT.601) swscale converts them, where a
                 # ValueError stopped every such run on CUDA, which hands over I420 by default
@@ -655,7 +655,6 @@ def _yuv_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourTags) -> av.VideoFra
 
 # muxers that cannot give B-frames back their presentation times
 _NO_REORDER_MUXERS = frozenset({"avi", "mxf", "mxf_d10", "mxf_opatom"})
-_AVCOL_SPC_RGB, _AVCOL_SPC_BT470BG = 0, 5  # no matrix (RGB planes); BT.601
 
 
 def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
@@ -668,19 +667,6 @@ def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
             frame.color_trc = colour.color_trc
     except AttributeError:  # PyAV < 18 has neither: the stream's tags stay
         pass
-
-
-def _as_decoders_read(colour: ColourTags, encoder: str, pix_fmt: str) -> ColourTags:
-    """The tags (and matrix to convert with) as decoders will read ``encoder``'s stream. RGB planes
-    (libx264rgb) are tagged RGB, full range: tagged with a YUV source's BT.709, H.264's header told
-    decoders to read G, B, R as Y, U, V (37.9 levels off on average). VP8 has one matrix, BT.601, which
-    FFmpeg's decoder and browsers apply whatever the container says, so a BT.709 source converted with
-    its own matrix came back 5 levels off on average (measured on a 320x180 BT.709 clip)."""
-    if av.VideoFormat(pix_fmt).is_rgb:
-        return dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB, color_range=AVCOL_RANGE_JPEG)
-    if colour.matrix == "bt601" or av.Codec(encoder, "w").canonical_name != "vp8":
-        return colour
-    return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT470BG)
 
 
 def _either(options: Sequence[str]) -> str:
