@@ -222,7 +222,7 @@ def test_exif_crosses_into_every_format_that_holds_it(engine, tmp_path, in_ext, 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
 def test_a_tiff_turned_by_its_orientation_comes_out_upright_with_alpha_too(tmp_path, mode):
     """OpenCV turns an RGB TIFF by its orientation tag; the RGBA and grey + alpha ones, decoded by
-    FFmpeg, came out on their side (and their EXIF, now carried, says upright)."""
+    FFmpeg, came out on their side (and every output is read as upright)."""
     exif = PILImage.Exif()
     exif[0x0112] = 6
     src = tmp_path / f"{mode}.tif"
@@ -230,6 +230,23 @@ def test_a_tiff_turned_by_its_orientation_comes_out_upright_with_alpha_too(tmp_p
     image = read_image(src)
     assert image.rgb.shape == (40, 24, 3) and (image.alpha is None) == (mode == "RGB")
 
+
+def test_a_tiffs_orientation_tag_alone_is_no_exif_to_carry(tmp_path):
+    """Pillow (and many writers) tag a TIFF upright, orientation 1, with no other EXIF tag: that was
+    carried as an EXIF holding only the orientation, and a BMP output warned 'written without the EXIF
+    ... (camera, date, place)' of a picture that had none."""
+    exif = PILImage.Exif()
+    exif[0x0112] = 1
+    src = tmp_path / "upright.tif"
+    PILImage.fromarray(clip_frame(0, 40, 24)).save(src, exif=exif.tobytes())
+    image = read_image(src)
+    assert image.exif == b""
+    said: list[str] = []
+    write_image(tmp_path / "out.bmp", image, warn=said.append)
+    assert said == []
+    exif[0x010F] = "Camera maker"  # with a camera tag beside it, there is EXIF to carry
+    PILImage.fromarray(clip_frame(0, 40, 24)).save(src, exif=exif.tobytes())
+    assert read_image(src).exif != b""
 
 @pytest.mark.parametrize("out_ext", [".bmp", ".avif"])
 def test_an_output_that_cannot_hold_the_exif_says_so(engine, tmp_path, out_ext):

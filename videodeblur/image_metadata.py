@@ -337,14 +337,16 @@ _SWAP_UNITS = {3: 2, 8: 2, 4: 4, 9: 4, 11: 4, 5: 4, 10: 4, 12: 8, 13: 4}  # byte
 
 def tiff_exif(tiff: bytes) -> bytes:
     """A TIFF's EXIF as a JPEG carries it (TIFF data of its own: the camera, date and author tags of
-    the first image's directory, and its EXIF and GPS directories); empty when it has none."""
+    the first image's directory, and its EXIF and GPS directories); empty when it has none. An
+    orientation tag alone is none: it is a TIFF's own tag, which many writers set to 1 (Pillow), and the
+    pixels are read upright; carried, a BMP or AVIF output said it was written without the EXIF."""
     ifd = _tiff_ifd0(tiff)
     if ifd is None:
         return b""
     e = ifd.order
     out = bytearray((b"II*\x00" if e == "<" else b"MM\x00*") + b"\x00" * 4)
     kept = [entry for entry in ifd.entries if entry[0] in _EXIF_IFD0_TAGS | {34665, 34853}]
-    start = _copied_ifd(tiff, e, kept, out, e) if kept else None
+    start = _copied_ifd(tiff, e, kept, out, e) if any(entry[0] != _ORIENTATION for entry in kept) else None
     if start is None:
         return b""
     out[4:8] = struct.pack(e + "I", start)
