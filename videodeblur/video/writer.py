@@ -483,8 +483,11 @@ class FrameWriter:
             raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')} "
                               "(or use another --encoder)") from err
         if not carries(self._container.format.name, self.encoder_name):  # MPEG-TS: written as data, no video
-            raise OutputError(f"{self._kind} cannot carry {self.encoder_name}'s video (it would be written as a "
-                              f"track no player reads as video); {self._where_else('use .mkv')}, or --encoder libx264")
+            # a stream URL's muxer follows its scheme: no file suffix changes it, only the encoder does
+            where, fix = ((f"{self.path} ({self._kind})", "use --encoder libx264") if self._stream_url
+                          else (self._kind, f"{self._where_else('use .mkv')}, or --encoder libx264"))
+            raise OutputError(f"{where} cannot carry {self.encoder_name}'s video (it would be written as a "
+                              f"track no player reads as video); {fix}")
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
