@@ -454,15 +454,11 @@ def _tiff_ifd0(tiff: bytes) -> _Ifd | None:
     if tiff[:4] not in (b"II*\x00", b"MM\x00*") or len(tiff) < 8:
         return None
     e = "<" if tiff[:2] == b"II" else ">"
+    (offset,) = struct.unpack(e + "I", tiff[4:8])
+    if (entries := _ifd_entries(tiff, e, offset)) is None:
+        return None
+    end = offset + 2 + 12 * len(entries)
     try:
-        (offset,) = struct.unpack(e + "I", tiff[4:8])
-        (count,) = struct.unpack(e + "H", tiff[offset:offset + 2])
-        entries = []
-        for i in range(count):
-            at = offset + 2 + 12 * i
-            tag, kind, n = struct.unpack(e + "HHI", tiff[at:at + 8])
-            entries.append((tag, kind, n, tiff[at + 8:at + 12]))
-        end = offset + 2 + 12 * count
         (next_offset,) = struct.unpack(e + "I", tiff[end:end + 4])
     except struct.error:
         return None  # cut short
@@ -470,11 +466,8 @@ def _tiff_ifd0(tiff: bytes) -> _Ifd | None:
 
 
 def _tiff_value(tiff: bytes, ifd: _Ifd, kind: int, count: int, field: bytes) -> bytes:
-    size = _TIFF_TYPE_SIZES.get(kind, 1) * count
-    if size <= 4:
-        return field[:size]
-    (offset,) = struct.unpack(ifd.order + "I", field)
-    return tiff[offset:offset + size]
+    """An entry's values as stored; empty for an unknown type or values cut short (:func:`_raw_value`)."""
+    return _raw_value(tiff, ifd.order, kind, count, field) or b""
 
 
 def _tiff_number(tiff: bytes, ifd: _Ifd, kind: int, count: int, field: bytes) -> float:
