@@ -16,8 +16,9 @@ import dataclasses
 import struct
 import zlib
 from fractions import Fraction
+from typing import Iterator
 
-__all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
+__all__ = ["metadata_segments", "jpeg_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
            "png_orientation", "exif_orientation", "upright_exif", "png_chunk", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
            "tiff_exif", "with_tiff_exif",
            "with_tiff_alpha"]
@@ -32,26 +33,33 @@ _ORIENTATION = 0x0112
 def metadata_segments(jpeg: bytes) -> bytes:
     """The EXIF, XMP, ICC and comment segments of ``jpeg`` (markers and lengths included), EXIF
     orientation reset to 1; empty when there are none or the file is not a well-formed JPEG."""
-    if not jpeg.startswith(_SOI):
-        return b""
     kept = []
-    pos = 2
-    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
-        marker = jpeg[pos + 1]
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
-            break
-        length = struct.unpack(">H", jpeg[pos + 2:pos + 4])[0]
-        segment = jpeg[pos:pos + 2 + length]
-        if len(segment) < 2 + length:
-            break  # cut short
+    for marker, segment in jpeg_segments(jpeg):
         payload = segment[4:]
         if any(marker == m and payload.startswith(sig) for m, sig in _KEPT):
             kept.append(_upright(segment) if payload.startswith(b"Exif\x00\x00") else segment)
-        pos += 2 + length
     if any(_cmyk_profile(segment) for segment in kept):  # the output is RGB: a CMYK profile would misdescribe it
         kept = [segment for segment in kept if not segment[4:].startswith(b"ICC_PROFILE\x00")]
     return b"".join(kept)
 
+
+
+def jpeg_segments(jpeg: bytes) -> Iterator[tuple[int, bytes]]:
+    """(marker, segment: marker, length and payload) of each segment before a JPEG's picture data,
+    where its metadata lives; none when ``jpeg`` is not one, up to where one is cut short."""
+    if not jpeg.startswith(_SOI):
+        return
+    pos = 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
+        marker = jpeg[pos + 1]
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
+            return
+        length = struct.unpack(">H", jpeg[pos + 2:pos + 4])[0]
+        segment = jpeg[pos:pos + 2 + length]
+        if len(segment) < 2 + length:
+            return  # cut short
+        yield marker, segment
+        pos += 2 + length
 
 def _cmyk_profile(segment: bytes) -> bool:
     """Whether ``segment`` is the first part of an ICC profile for CMYK (a print JPEG's): its header's
