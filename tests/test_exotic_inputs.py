@@ -97,6 +97,22 @@ def test_a_file_whose_name_reads_as_a_protocol_is_read_with_its_sound(run_cli, m
         assert data["frames"] == 3 and data["audio_packets"] > 0, data
 
 
+
+def test_the_output_beside_a_file_named_like_a_protocol_is_written_and_resumed(run_cli, make_clip, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default output of ``take2:final.mp4`` is ``take2:final-deblurred.mp4``: once the input was read,
+    writing it failed with ".mp4 files cannot hold libx264 (Protocol not found)", and --resume could not
+    read it back."""
+    monkeypatch.chdir(tmp_path)
+    make_clip(tmp_path / "take2:final.mp4", width=64, height=48, frames=3)
+    result = run_cli("video", "take2:final.mp4", "--model", "lprn-fast", "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["frames"] == 3
+    resumed = run_cli("video", "take2:final.mp4", "--model", "lprn-fast", "--device", "cpu", "--resume")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert "already holds all 3 frames" in resumed.stderr, resumed.stderr
+
+
 def _mpeg2_ts(path: Path, *, interlaced: bool, first: int, frames: int = 4) -> bytes:
     """An MPEG-2 transport stream, coded interlaced (top field first) or progressive."""
     with av.open(str(path), "w", format="mpegts") as c:
@@ -127,7 +143,8 @@ def test_video_that_turns_interlaced_after_its_first_frame_is_said(run_cli, tmp_
         assert len(frames) >= 6 and reader.info.interlaced and 2 <= (reader.first_interlaced or 0) <= 4
     args = ("--model", "lprn-fast", "--device", "cpu", "--json")
     said = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *args).stdout)["warnings"]
-    assert [w for w in said if "is interlaced" in w], said
+    # where: the progressive frames before it came out clean (the reader's first_interlaced, said)
+    assert [w for w in said if f"is interlaced from frame {reader.first_interlaced}:" in w], said
     clean = json.loads(run_cli("video", src, "-o", tmp_path / "d.mp4", *args, "--deinterlace").stdout)["warnings"]
     assert not [w for w in clean if "is interlaced" in w], clean
 

@@ -16,7 +16,7 @@ from PIL import Image as PILImage  # dpi, comment and ICC written and read by an
 
 from conftest import clip_frame, psnr
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.image_metadata import insert_png_chunks, png_orientation, tiff_samples_per_pixel
+from videodeblur.image_metadata import insert_png_chunks, png_chunk, png_orientation, tiff_samples_per_pixel
 from videodeblur.images import Image, deblur_image_file, deblur_images, plan_images, read_image, write_image
 
 
@@ -112,10 +112,6 @@ def test_a_jpeg_keeps_its_exif_and_colour_profile_and_stays_upright(engine, tmp_
     png = deblur_image_file(src, tmp_path / "out.png", engine)
     # the EXIF goes into the PNG too (it was dropped), upright, so no viewer turns it a second time
     assert bgr_of(png).shape == (48, 32, 3) and _exif_segment(1, when)[10:] in png.read_bytes()
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def _icc_profile() -> bytes:
@@ -222,7 +218,7 @@ def test_exif_crosses_into_every_format_that_holds_it(engine, tmp_path, in_ext, 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
 def test_a_tiff_turned_by_its_orientation_comes_out_upright_with_alpha_too(tmp_path, mode):
     """OpenCV turns an RGB TIFF by its orientation tag; the RGBA and grey + alpha ones, decoded by
-    FFmpeg, came out on their side (and their EXIF, now carried, says upright)."""
+    FFmpeg, came out on their side (and every output is read as upright)."""
     exif = PILImage.Exif()
     exif[0x0112] = 6
     src = tmp_path / f"{mode}.tif"
@@ -230,6 +226,23 @@ def test_a_tiff_turned_by_its_orientation_comes_out_upright_with_alpha_too(tmp_p
     image = read_image(src)
     assert image.rgb.shape == (40, 24, 3) and (image.alpha is None) == (mode == "RGB")
 
+
+def test_a_tiffs_orientation_tag_alone_is_no_exif_to_carry(tmp_path):
+    """Pillow (and many writers) tag a TIFF upright, orientation 1, with no other EXIF tag: that was
+    carried as an EXIF holding only the orientation, and a BMP output warned 'written without the EXIF
+    ... (camera, date, place)' of a picture that had none."""
+    exif = PILImage.Exif()
+    exif[0x0112] = 1
+    src = tmp_path / "upright.tif"
+    PILImage.fromarray(clip_frame(0, 40, 24)).save(src, exif=exif.tobytes())
+    image = read_image(src)
+    assert image.exif == b""
+    said: list[str] = []
+    write_image(tmp_path / "out.bmp", image, warn=said.append)
+    assert said == []
+    exif[0x010F] = "Camera maker"  # with a camera tag beside it, there is EXIF to carry
+    PILImage.fromarray(clip_frame(0, 40, 24)).save(src, exif=exif.tobytes())
+    assert read_image(src).exif != b""
 
 @pytest.mark.parametrize("out_ext", [".bmp", ".avif"])
 def test_an_output_that_cannot_hold_the_exif_says_so(engine, tmp_path, out_ext):
@@ -243,14 +256,14 @@ def test_an_output_that_cannot_hold_the_exif_says_so(engine, tmp_path, out_ext):
 def test_a_png_keeps_its_colour_profile_exif_and_text(engine, tmp_path):
     """The colour, EXIF, text and pixel-size chunks come through byte for byte; sBIT, which
     describes the source's bit depth, does not."""
-    kept = [_png_chunk(b"iCCP", b"Display P3\x00\x00" + zlib.compress(_icc_profile())),
-            _png_chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1)),  # 300 dpi
-            _png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\x00\x00"),
-            _png_chunk(b"tEXt", b"Creation Time\x002024-07-01 10:00")]
+    kept = [png_chunk(b"iCCP", b"Display P3\x00\x00" + zlib.compress(_icc_profile())),
+            png_chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1)),  # 300 dpi
+            png_chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08\x00\x00"),
+            png_chunk(b"tEXt", b"Creation Time\x002024-07-01 10:00")]
     plain = cv2.imencode(".png", cv2.cvtColor(clip_frame(0, 40, 30), cv2.COLOR_RGB2BGR))[1].tobytes()
     header_end = 8 + 25  # signature, then IHDR (13 bytes of data)
     src = tmp_path / "in.png"
-    src.write_bytes(plain[:header_end] + b"".join(kept) + _png_chunk(b"sBIT", b"\x08\x08\x08") + plain[header_end:])
+    src.write_bytes(plain[:header_end] + b"".join(kept) + png_chunk(b"sBIT", b"\x08\x08\x08") + plain[header_end:])
     out = deblur_image_file(src, tmp_path / "out.png", engine).read_bytes()
     assert all(chunk in out for chunk in kept) and b"sBIT" not in out
     assert out.index(b"iCCP") < out.index(b"IDAT")  # colour chunks before the pixels, as PNG requires
@@ -581,8 +594,8 @@ def test_a_sixteen_bit_grey_alpha_png_comes_out_sixteen_bit_grey_alpha(engine, t
     rows = deep.astype(">u2").reshape(20, -1).view(np.uint8)
     raw = np.hstack([np.zeros((20, 1), np.uint8), rows]).tobytes()
     src = tmp_path / "la16.png"
-    src.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 36, 20, 16, 4, 0, 0, 0))
-                    + _png_chunk(b"IDAT", zlib.compress(raw)) + _png_chunk(b"IEND", b""))
+    src.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 36, 20, 16, 4, 0, 0, 0))
+                    + png_chunk(b"IDAT", zlib.compress(raw)) + png_chunk(b"IEND", b""))
     dst = deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail)
     assert dst.read_bytes()[24:26] == b"\x10\x04"  # 16 bits, grey + alpha
     out = bgr_of(dst)
@@ -604,8 +617,8 @@ def test_a_sixteen_bit_grey_alpha_tiff_comes_out_sixteen_bit_grey_alpha(engine, 
 def test_grey_alpha_outputs_keep_their_metadata(tmp_path, ext):
     """A PNG's chunks, a TIFF's ICC profile and the dpi reach a grey + alpha output as any other; FFmpeg's
     PNG encoder writes a pixel-size chunk of its own, which then holds the dpi (one pHYs, not two)."""
-    text = _png_chunk(b"tEXt", b"Title\x00grey and alpha")
-    phys = _png_chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1))  # 300 dpi
+    text = png_chunk(b"tEXt", b"Title\x00grey and alpha")
+    phys = png_chunk(b"pHYs", struct.pack(">IIB", 11811, 11811, 1))  # 300 dpi
     icc = b"\x00\x00\x01\x00not a real ICC profile, carried byte for byte" * 3
     image = dataclasses.replace(_grey_alpha_image(24, 16), png_metadata=((b"tEXt", text), (b"pHYs", phys)),
                                 tiff_icc=icc, dpi=(300.0, 300.0))
@@ -660,7 +673,7 @@ def test_a_png_turned_by_its_exif_comes_out_upright(engine, tmp_path, orientatio
     stored = clip_frame(0, 40, 24)
     ok, png = cv2.imencode(".png", cv2.cvtColor(stored, cv2.COLOR_RGB2BGR))
     src = tmp_path / "phone.png"
-    src.write_bytes(insert_png_chunks(png.tobytes(), [(b"eXIf", _png_chunk(b"eXIf", exif))]))
+    src.write_bytes(insert_png_chunks(png.tobytes(), [(b"eXIf", png_chunk(b"eXIf", exif))]))
     upright = np.ascontiguousarray(turn(stored))
     assert np.array_equal(read_image(src).rgb, upright)
     out = deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail)

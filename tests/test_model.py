@@ -11,7 +11,7 @@ import torch
 
 from videodeblur.config import ModelConfig, load_model_config
 from videodeblur.errors import ConfigError, InputNotFoundError, ModelNotFoundError, WeightsError
-from videodeblur.model import LPRN, SHIPPED_MODELS, list_models, load_model, registry, save_weights
+from videodeblur.model import LPRN, SHIPPED_MODELS, list_models, load_model, registry, save_weights, shipped_name
 from videodeblur.train.data import read_rgb, uint8_to_tensor
 from videodeblur.train.metrics import psnr
 
@@ -166,6 +166,13 @@ def test_a_model_name_that_is_not_a_plain_file_name_is_refused(name) -> None:
         ModelConfig(name=name)
     assert "\n" not in str(info.value)
 
+
+
+def test_a_shipped_name_is_read_in_any_case_and_a_path_is_not_one() -> None:
+    """One rule for load_model and eval's naming and --record refusal (cli/training.py had its own copy)."""
+    assert [shipped_name(name.upper()) for name in SHIPPED_MODELS] == list(SHIPPED_MODELS)
+    assert load_model("LPRN-Fast").name == "lprn-fast"
+    assert shipped_name("runs/x/lprn-fast.pt") is None and shipped_name("lprn-fast.pt") is None
 
 def test_every_shipped_model_config_loads_under_its_name() -> None:
     configs = sorted((Path(__file__).parent.parent / "configs" / "models").rglob("*.toml"))

@@ -27,6 +27,16 @@ def test_mpeg_ts_refuses_a_codec_it_would_write_as_data(suffix: str, encoder: st
     assert not (tmp_path / f"out{suffix}").exists()
 
 
+def test_a_udp_stream_that_cannot_carry_the_codec_is_told_the_encoder_not_a_file_suffix() -> None:
+    """A udp:// stream is MPEG-TS whatever is asked: 'libvpx-vp9 goes in .mp4, .mkv or .webm' named file
+    suffixes no URL can take."""
+    url = "udp://127.0.0.1:39999"  # nothing listens: UDP sends regardless, and nothing is sent before the refusal
+    with pytest.raises(OutputError) as refused:
+        FrameWriter(url, width=64, height=48, time_base=Fraction(1, 25), encoder="libvpx-vp9")
+    assert str(refused.value) == (f"{url} (mpegts) cannot carry libvpx-vp9's video (it would be written as a track "
+                                  "no player reads as video); use --encoder libx264")
+
+
 def test_mpeg_ts_still_takes_hevc(tmp_path: Path) -> None:
     with FrameWriter(tmp_path / "out.ts", width=64, height=48, time_base=Fraction(1, 25), encoder="libx265") as w:
         for i in range(3):

@@ -91,6 +91,18 @@ def test_video_help_says_auto_tries_nvenc_for_10_bit_too(run_cli):
     assert "for 10-bit hevc_nvenc if it opens, else libx265" in text
 
 
+def test_video_help_names_every_encoder_crf_and_preset_reach(run_cli):
+    """--crf reaches VP8 (8cc4a57) and mpeg4 (0349060), --preset SVT-AV1 (44ab4c9): the help named
+    neither, as if --crf 30 with --encoder mpeg4 were not applied."""
+    from videodeblur.video.encoders import encoder_options
+
+    text = " ".join(run_cli("video", "--help").stdout.split())
+    assert "libvpx (VP8, 4 at best)" in text and "mpeg4 (as its quantizer)" in text and "SVT-AV1's presets" in text
+    # what the help says, the encoders get
+    assert encoder_options("libvpx", {"crf"}, crf=0, preset="veryfast")["crf"] == "4"
+    assert "qmax" in encoder_options("mpeg4", set(), crf=30, preset="veryfast")
+    assert encoder_options("libsvtav1", {"crf"}, crf=30, preset="slow")["preset"] == "5"
+
 def test_video_help_says_where_a_urls_output_goes(run_cli):
     """"Beside each input" has no meaning for a URL: its output goes into the current folder
     (videodeblur.paths), which the help did not say."""

@@ -383,13 +383,14 @@ def test_a_preset_that_is_not_x264s_is_a_config_error() -> None:
     "invalid preset" and failed to open ("cannot open encoder libx264 ... Invalid argument")."""
     from videodeblur.cli._common import preset_option
     from videodeblur.option_values import PRESETS
-    from videodeblur.video.encoders import _VPX_SPEED
+    from videodeblur.video.encoders import _SVT_PRESET, _VPX_SPEED
 
     with pytest.raises(ConfigError, match="preset must be one of ultrafast, .*, placebo, got 'turbo'"):
         RunOptions(preset="turbo")
     assert [RunOptions(preset=name).preset for name in PRESETS] == list(PRESETS)
     assert preset_option("")(lambda: None).__click_params__[0].type.choices == PRESETS  # the command checks the same
     assert tuple(_VPX_SPEED) == PRESETS  # and libvpx has a speed for each
+    assert tuple(_SVT_PRESET) == PRESETS  # and SVT-AV1 a preset number (44ab4c9 spelled the names a third time)
 
 
 def test_unknown_encoder_fails_before_decoding(engine: Engine, make_clip, tmp_path: Path) -> None:

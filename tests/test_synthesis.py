@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from videodeblur.errors import ConfigError, UnreadableInputError
-from videodeblur.train.data import Scene, SynthesisedPairs, SynthesisMix, StepSampler
+from videodeblur.train.data import Scene, SynthesisedPairs, SynthesisMix, StepSampler, read_video_scenes
 from videodeblur.train.synthesis import (Motion, add_sensor_noise, apply_kernel, average_frames, defocus_kernel, recolour,
                                          h264_roundtrip, linear_to_srgb, moving_object, random_motion,
                                          render_motion_blur, shake_kernel, srgb_to_linear)
@@ -368,3 +368,12 @@ def test_with_no_scene_to_average_its_share_goes_to_the_other_kinds(tmp_path) ->
     assert 20 <= same <= 65, same  # a fifth of the rest (0.1 of 0.5), not 0.6 of all
     assert said == ["data.mix.p_average 0.5: no averaged (GoPro-style) pairs, as no video scene has 3 frames or "
                     "more; that share goes to the other kinds of pairs, in their proportions"]
+
+
+def test_a_training_video_named_like_a_protocol_is_read(make_clip, tmp_path, monkeypatch) -> None:
+    """A camera's timestamp name (2024-05-06T10:30:00.mp4) in the folder a recipe runs in: FFmpeg read
+    its start as a protocol, and training stopped with 'cannot read training video ... Protocol not found'."""
+    make_clip(tmp_path / "2024-05-06T10:30:00.mp4", width=64, height=48, frames=3)
+    monkeypatch.chdir(tmp_path)
+    (scene,) = read_video_scenes("2024-05-06T10:30:00.mp4")
+    assert len(scene.frames) == 3

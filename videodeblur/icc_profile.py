@@ -12,8 +12,8 @@ import struct
 import zlib
 
 from videodeblur.image_orientation import heif_properties
-from videodeblur.image_metadata import insert_png_chunks, insert_segments, png_metadata_chunks, tiff_icc_profile, \
-    with_tiff_icc_profile
+from videodeblur.image_metadata import insert_png_chunks, insert_segments, jpeg_segments, png_metadata_chunks, \
+    tiff_icc_profile, with_tiff_icc_profile
 
 __all__ = ["icc_profile", "with_icc_profile", "HOLDS_ICC", "webp_with_chunk", "webp_chunks"]
 
@@ -67,13 +67,10 @@ def with_icc_profile(encoded: bytes, ext: str, profile: bytes) -> bytes:
 def _jpeg_profile(jpeg: bytes) -> bytes:
     """The parts of a JPEG's APP2 ICC profile, joined in their numbered order."""
     parts: dict[int, bytes] = {}
-    pos = 2
-    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF and jpeg[pos + 1] not in (0xD9, 0xDA):
-        length = struct.unpack(">H", jpeg[pos + 2:pos + 4])[0]
-        payload = jpeg[pos + 4:pos + 2 + length]
-        if jpeg[pos + 1] == 0xE2 and payload.startswith(_JPEG_ICC) and len(payload) > 14:
+    for marker, segment in jpeg_segments(jpeg):
+        payload = segment[4:]
+        if marker == 0xE2 and payload.startswith(_JPEG_ICC) and len(payload) > 14:
             parts[payload[12]] = payload[14:]
-        pos += 2 + length
     return b"".join(parts[n] for n in sorted(parts))
 
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import struct
 
 from videodeblur.icc_profile import webp_chunks, webp_with_chunk
-from videodeblur.image_metadata import (insert_png_chunks, insert_segments, png_chunk, png_metadata_chunks, tiff_exif,
-                                        upright_exif, with_tiff_exif)
+from videodeblur.image_metadata import (insert_png_chunks, insert_segments, jpeg_segments, png_chunk, png_metadata_chunks,
+                                        tiff_exif, upright_exif, with_tiff_exif)
 
 __all__ = ["exif_data", "with_exif", "HOLDS_EXIF"]
 
@@ -61,11 +61,5 @@ def with_exif(encoded: bytes, ext: str, tiff: bytes) -> bytes:
 
 def _jpeg_exif(jpeg: bytes) -> bytes:
     """The TIFF data of a JPEG's first EXIF APP1 segment, or empty."""
-    pos = 2
-    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF and jpeg[pos + 1] not in (0xD9, 0xDA):
-        length = struct.unpack(">H", jpeg[pos + 2:pos + 4])[0]
-        payload = jpeg[pos + 4:pos + 2 + length]
-        if jpeg[pos + 1] == 0xE1 and payload.startswith(_EXIF):
-            return payload[len(_EXIF):]
-        pos += 2 + length
-    return b""
+    return next((segment[4 + len(_EXIF):] for marker, segment in jpeg_segments(jpeg)
+                 if marker == 0xE1 and segment[4:].startswith(_EXIF)), b"")

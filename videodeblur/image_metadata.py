@@ -16,8 +16,9 @@ import dataclasses
 import struct
 import zlib
 from fractions import Fraction
+from typing import Iterator
 
-__all__ = ["metadata_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
+__all__ = ["metadata_segments", "jpeg_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
            "png_orientation", "exif_orientation", "upright_exif", "png_chunk", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
            "tiff_exif", "with_tiff_exif",
            "with_tiff_alpha"]
@@ -32,26 +33,33 @@ _ORIENTATION = 0x0112
 def metadata_segments(jpeg: bytes) -> bytes:
     """The EXIF, XMP, ICC and comment segments of ``jpeg`` (markers and lengths included), EXIF
     orientation reset to 1; empty when there are none or the file is not a well-formed JPEG."""
-    if not jpeg.startswith(_SOI):
-        return b""
     kept = []
-    pos = 2
-    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
-        marker = jpeg[pos + 1]
-        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
-            break
-        length = struct.unpack(">H", jpeg[pos + 2:pos + 4])[0]
-        segment = jpeg[pos:pos + 2 + length]
-        if len(segment) < 2 + length:
-            break  # cut short
+    for marker, segment in jpeg_segments(jpeg):
         payload = segment[4:]
         if any(marker == m and payload.startswith(sig) for m, sig in _KEPT):
             kept.append(_upright(segment) if payload.startswith(b"Exif\x00\x00") else segment)
-        pos += 2 + length
     if any(_cmyk_profile(segment) for segment in kept):  # the output is RGB: a CMYK profile would misdescribe it
         kept = [segment for segment in kept if not segment[4:].startswith(b"ICC_PROFILE\x00")]
     return b"".join(kept)
 
+
+
+def jpeg_segments(jpeg: bytes) -> Iterator[tuple[int, bytes]]:
+    """(marker, segment: marker, length and payload) of each segment before a JPEG's picture data,
+    where its metadata lives; none when ``jpeg`` is not one, up to where one is cut short."""
+    if not jpeg.startswith(_SOI):
+        return
+    pos = 2
+    while pos + 4 <= len(jpeg) and jpeg[pos] == 0xFF:
+        marker = jpeg[pos + 1]
+        if marker in (0xD9, 0xDA):  # end of image, start of scan: no metadata after this
+            return
+        length = struct.unpack(">H", jpeg[pos + 2:pos + 4])[0]
+        segment = jpeg[pos:pos + 2 + length]
+        if len(segment) < 2 + length:
+            return  # cut short
+        yield marker, segment
+        pos += 2 + length
 
 def _cmyk_profile(segment: bytes) -> bool:
     """Whether ``segment`` is the first part of an ICC profile for CMYK (a print JPEG's): its header's
@@ -337,14 +345,16 @@ _SWAP_UNITS = {3: 2, 8: 2, 4: 4, 9: 4, 11: 4, 5: 4, 10: 4, 12: 8, 13: 4}  # byte
 
 def tiff_exif(tiff: bytes) -> bytes:
     """A TIFF's EXIF as a JPEG carries it (TIFF data of its own: the camera, date and author tags of
-    the first image's directory, and its EXIF and GPS directories); empty when it has none."""
+    the first image's directory, and its EXIF and GPS directories); empty when it has none. An
+    orientation tag alone is none: it is a TIFF's own tag, which many writers set to 1 (Pillow), and the
+    pixels are read upright; carried, a BMP or AVIF output said it was written without the EXIF."""
     ifd = _tiff_ifd0(tiff)
     if ifd is None:
         return b""
     e = ifd.order
     out = bytearray((b"II*\x00" if e == "<" else b"MM\x00*") + b"\x00" * 4)
     kept = [entry for entry in ifd.entries if entry[0] in _EXIF_IFD0_TAGS | {34665, 34853}]
-    start = _copied_ifd(tiff, e, kept, out, e) if kept else None
+    start = _copied_ifd(tiff, e, kept, out, e) if any(entry[0] != _ORIENTATION for entry in kept) else None
     if start is None:
         return b""
     out[4:8] = struct.pack(e + "I", start)
@@ -452,15 +462,11 @@ def _tiff_ifd0(tiff: bytes) -> _Ifd | None:
     if tiff[:4] not in (b"II*\x00", b"MM\x00*") or len(tiff) < 8:
         return None
     e = "<" if tiff[:2] == b"II" else ">"
+    (offset,) = struct.unpack(e + "I", tiff[4:8])
+    if (entries := _ifd_entries(tiff, e, offset)) is None:
+        return None
+    end = offset + 2 + 12 * len(entries)
     try:
-        (offset,) = struct.unpack(e + "I", tiff[4:8])
-        (count,) = struct.unpack(e + "H", tiff[offset:offset + 2])
-        entries = []
-        for i in range(count):
-            at = offset + 2 + 12 * i
-            tag, kind, n = struct.unpack(e + "HHI", tiff[at:at + 8])
-            entries.append((tag, kind, n, tiff[at + 8:at + 12]))
-        end = offset + 2 + 12 * count
         (next_offset,) = struct.unpack(e + "I", tiff[end:end + 4])
     except struct.error:
         return None  # cut short
@@ -468,11 +474,8 @@ def _tiff_ifd0(tiff: bytes) -> _Ifd | None:
 
 
 def _tiff_value(tiff: bytes, ifd: _Ifd, kind: int, count: int, field: bytes) -> bytes:
-    size = _TIFF_TYPE_SIZES.get(kind, 1) * count
-    if size <= 4:
-        return field[:size]
-    (offset,) = struct.unpack(ifd.order + "I", field)
-    return tiff[offset:offset + size]
+    """An entry's values as stored; empty for an unknown type or values cut short (:func:`_raw_value`)."""
+    return _raw_value(tiff, ifd.order, kind, count, field) or b""
 
 
 def _tiff_number(tiff: bytes, ifd: _Ifd, kind: int, count: int, field: bytes) -> float:

@@ -101,7 +101,7 @@ def _print_progress(record: dict[str, Any]) -> None:
                    "as a .pt path and every pair (no --limit).")
 def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool, record: bool) -> None:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
-    from videodeblur.model import load_model
+    from videodeblur.model import load_model, shipped_name
     from videodeblur.model.weights import record_evaluation
     from videodeblur.train import evaluate_pairs
     from videodeblur.train.evaluate import PSNR_CAP_DB
@@ -124,7 +124,7 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     # the file's own record names the model as the trainer's does; what is printed names what was given:
     # a run's runs/x/lprn-fast.pt and the shipped lprn-fast are both named lprn-fast
     summary = report.summary(loaded.name)
-    shown = loaded.name if _shipped_name(model) is not None else model
+    shown = loaded.name if shipped_name(model) is not None else model
     if record:
         record_evaluation(loaded.path, summary, pairs, warn=warn)
     if as_json:
@@ -151,23 +151,16 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
                f"(input {m['ssim_input']:.4f}); sharp frames pass through at {m['psnr_sharp_through']:.2f} dB")
 
 
-def _shipped_name(model: str) -> str | None:
-    """The shipped model ``--model`` names, in any case as load_model reads it; None for a path."""
-    from videodeblur.model import SHIPPED_MODELS
-
-    return {name.lower(): name for name in SHIPPED_MODELS}.get(model.lower())
-
-
 def _check_recordable(model: str, limit: int | None) -> None:
     """Refuse ``--record`` before anything is scored: part of the pairs is not the model's figure, and
     a shipped name would write into the installed package's metadata (what `videodeblur models` shows)."""
     from videodeblur.errors import ConfigError
-    from videodeblur.model import shipped_weights_path
+    from videodeblur.model import shipped_name, shipped_weights_path
 
     if limit is not None:
         raise ConfigError(f"--record stores the model's figure, and --limit {limit} scores only part of the "
                           "pairs: leave out --limit to record")
-    shipped = _shipped_name(model)
+    shipped = shipped_name(model)
     if shipped is not None:
         raise ConfigError(f"--record will not write into the shipped model {shipped}'s metadata "
                           f"({shipped_weights_path(shipped).with_suffix('.json')}): give the weights file's path "

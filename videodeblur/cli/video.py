@@ -59,8 +59,10 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
                    "libvpx-vp9 for .webm), libx264, "
                    "h264_nvenc, or another FFmpeg encoder.")
 @click.option("--crf", type=click.IntRange(0, 51), default=18, show_default=True,
-              help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, libsvtav1 (crf) and NVENC (cq).")
-@preset_option("libx264 / libx265 speed preset, also mapped onto libvpx's speed (slower: smaller files at the same --crf).")
+              help="Constant quality, lower is better (18 is visually lossless for libx264); also for libx265, libvpx-vp9, "
+                   "libvpx (VP8, 4 at best), libsvtav1 (crf), NVENC (cq) and mpeg4 (as its quantizer).")
+@preset_option("libx264 / libx265 speed preset, also mapped onto libvpx's speed and SVT-AV1's presets (slower: "
+               "smaller files at the same --crf).")
 @tile_option("Process frames in overlapping NxN tiles [default: whole frames, or tiles sized to fit when whole ones would need more than half the free memory].")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the network (slow start, faster run).")
 @click.option("--cuda-graphs", is_flag=True, help="On CUDA, capture the network once as a CUDA graph and replay it "

@@ -14,7 +14,7 @@ from videodeblur.model.weights import load_weights, metadata_path, read_metadata
 from videodeblur.notices import Warn, python_warning
 
 __all__ = ["SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL", "LoadedModel", "load_model",
-           "shipped_weights_path", "list_models", "default_model_name", "weights_origin"]
+           "shipped_weights_path", "shipped_name", "list_models", "default_model_name", "weights_origin"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -56,13 +56,18 @@ def shipped_weights_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.pt"
 
 
+def shipped_name(key: str | Path) -> str | None:
+    """The shipped model ``key`` names, in any case (``LPRN-Fast`` is lprn-fast); None for anything else."""
+    return {name.lower(): name for name in SHIPPED_MODELS}.get(str(key).lower())
+
+
 def load_model(name_or_path: str | Path) -> LoadedModel:
     """A shipped name (``lprn``, ``lprn-rt``, ``lprn-fast``, in any case) or a path to a ``.pt`` weights file."""
     key = str(name_or_path)
     choices = f"use one of {', '.join(SHIPPED_MODELS)} or a path to a .pt weights file"
     if not key.strip():
         raise ModelNotFoundError(f"no model given: {choices}")
-    shipped = {name.lower(): name for name in SHIPPED_MODELS}.get(key.lower())
+    shipped = shipped_name(key)
     if shipped is not None:
         path = shipped_weights_path(shipped)
         name = shipped

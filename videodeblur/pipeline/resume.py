@@ -20,6 +20,7 @@ from videodeblur.errors import OutputError
 from videodeblur.pipeline.side_by_side import side_by_side as side_by_side_picture
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.info import VideoInfo
+from videodeblur.video.inputs import ffmpeg_name
 from videodeblur.video.metadata import made_by_mark, made_elsewhere, made_otherwise
 from videodeblur.video.outputs import ONE_RATE_MUXERS, check_output_path
 from videodeblur.video.streams import pick_video_stream
@@ -111,7 +112,7 @@ def _packet_times(path: Path | str, *, first: int | None = None, slots: bool = T
     None when they cannot be read (a packet without pts too), or, without ``slots``, where the
     container holds frames at one rate."""
     try:
-        with av.open(str(path), metadata_errors="replace") as container:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
             if video is None or video.time_base is None or (not slots and container.format.name in ONE_RATE_MUXERS):
                 return None
@@ -153,7 +154,7 @@ def frames_in(path: Path) -> int:
 def _read_output(path: Path) -> FinishedOutput | None:
     """A finished file's video, read once; None when it has none or cannot be read."""
     try:
-        with av.open(str(path), metadata_errors="replace") as container:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
             if video is None or video.codec_context is None:  # none, or one whose codec FFmpeg cannot tell
                 return None
@@ -171,7 +172,7 @@ def last_picture(path: Path | str, last_s: float | None = None) -> np.ndarray | 
     H×W uint8, decoded from the keyframe before it; None when it cannot be decoded (the check is then
     left out)."""
     try:
-        with av.open(str(path), metadata_errors="replace") as container:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
             if video is None or video.time_base is None:
                 return None
@@ -212,7 +213,7 @@ def _on_partial_clock(partial: Path, last_s: float | None, info: VideoInfo) -> f
     if last_s is None or info.start_s is None:
         return last_s
     try:
-        with av.open(str(partial), metadata_errors="replace") as container:
+        with av.open(ffmpeg_name(partial), metadata_errors="replace") as container:
             video = pick_video_stream(container)
             if video is None or video.start_time is None or video.time_base is None:
                 return last_s

@@ -75,7 +75,9 @@ def _warnings(reader: FrameReader, writer: FrameWriter, engine: Engine, options:
         yield (f"{reader.name} changes size mid-stream (first to {reader.first_resize}): "
                f"{reader.frames_resized} frame(s) scaled to {info.width}x{info.height}")
     if info.interlaced:
-        yield (f"{reader.name} is interlaced: each frame's two fields were deblurred as one picture and "
+        # where it turns interlaced after a progressive start: the frames before it are clean
+        since = f" from frame {reader.first_interlaced}" if reader.first_interlaced is not None else ""
+        yield (f"{reader.name} is interlaced{since}: each frame's two fields were deblurred as one picture and "
                "written progressive, so moving edges keep their combing; --deinterlace gives a clean "
                "result")
     if info.has_alpha:

@@ -462,12 +462,14 @@ def read_video_scenes(path: str | Path, cuts: Sequence[int] = (), *, exclude: Se
     ``exclude`` range [first, stop) are dropped, so held-out footage never reaches training."""
     import av  # deferred: training-only dependency path
 
+    from videodeblur.video.inputs import ffmpeg_name
+
     path = Path(path)
     if not path.is_file():
         raise InputNotFoundError(f"video not found: {path}")
     frames: list[np.ndarray] = []
     try:
-        with av.open(str(path), metadata_errors="replace") as container:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
             if container.format.name == "tty":  # FFmpeg opens any text file as a "video" of its characters
                 raise UnreadableInputError(f"training video {path} is not a video (FFmpeg reads it as text)")
             if not container.streams.video:

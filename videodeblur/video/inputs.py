@@ -28,16 +28,15 @@ _T = TypeVar("_T")
 _PROTOCOL_PREFIX = re.compile(r"[A-Za-z0-9+.-]+:")
 
 
-def ffmpeg_name(path: Path | str) -> str:
+def ffmpeg_name(path: Path | str, *, writing: bool = False) -> str:
     """The name to hand FFmpeg for ``path``: a URL as it is, a file's path with ``file:`` before it
-    where FFmpeg would read its start as a protocol and the file is there. A file named ``2024-05-06T10:30:00.mp4`` or
-    ``take2:final.mp4`` was "Protocol not found" (and ``concat:x.mp4`` "No such file"), though it
-    was there."""
+    where FFmpeg would read its start as a protocol and the file is there (or is to be written). A file
+    named ``2024-05-06T10:30:00.mp4`` or ``take2:final.mp4`` was "Protocol not found" (and ``concat:x.mp4``
+    "No such file"), though it was there; its output beside it, ``take2:final-deblurred.mp4``, too."""
     name = str(path)
-    if not is_url(name) and _PROTOCOL_PREFIX.match(name) and Path(name).is_file():
+    if not is_url(name) and _PROTOCOL_PREFIX.match(name) and (writing or Path(name).is_file()):
         return f"file:{name}"
     return name
-
 
 
 def open_input(path: Path | str) -> av.container.InputContainer:

@@ -12,6 +12,7 @@ import av
 import av.bitstream
 
 from videodeblur.video.headers import is_annex_b, parameter_sets
+from videodeblur.video.inputs import ffmpeg_name
 from videodeblur.video.metadata import made_by_mark, made_elsewhere, made_otherwise
 from videodeblur.video.streams import pick_video_stream
 
@@ -186,7 +187,7 @@ def resumable_packets(path: str | Path, *, source_times: Callable[[int], Sequenc
     ``first_s`` and ``origin_s``), else by :func:`closed_prefix`; None when it cannot be read or holds
     no video."""
     try:
-        with av.open(str(path), metadata_errors="replace") as source:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as source:
             video = pick_video_stream(source)
             if video is None:
                 return None

@@ -19,7 +19,6 @@ and audio.
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import itertools
 import re
@@ -42,9 +41,11 @@ from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.partial_output import (annex_b_filter, frame_step, intact_packets, moved_by, resumable_packets,
                                               why_not_resumable, with_decode_times)
 from videodeblur.video.feed import PacketFeed
+from videodeblur.video.inputs import ffmpeg_name
 from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
-from videodeblur.video.output_format import is_deep, like_chroma, output_subsampling, output_tags, source_tags
+from videodeblur.video.output_format import (as_decoders_read, is_deep, like_chroma, output_subsampling, output_tags,
+                                             source_tags)
 from videodeblur.video.outputs import (MOV_MUXERS, ONE_RATE_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe, release_pipe,
                                       open_stream, output_kind)
 from videodeblur.video.packet_timing import PacketTiming, last_frame_as_keyframe
@@ -155,7 +156,7 @@ class FrameWriter:
                     options["avoid_negative_ts"] = "disabled"
                 self._container = (open_stream(str(self.path)) if self._stream_url
                                    else open_pipe(pipe_format, options) if self._pipe
-                                   else av.open(str(self.path), "w", options=options))
+                                   else av.open(ffmpeg_name(self.path, writing=True), "w", options=options))
             except (av.FFmpegError, ValueError, OSError) as err:
                 hint = ("is a server listening there?" if self._stream_url
                         else "use a video extension such as .mp4, .mkv or .mov")
@@ -164,7 +165,7 @@ class FrameWriter:
                 self._choose_format(encoder, pix_fmt)
                 self.colour = output_tags(self.colour, self.pix_fmt)
                 i420_colour = self.colour  # the device's I420 comes in the source's matrix
-                self.colour = _as_decoders_read(self.colour, self.encoder_name, self.pix_fmt)
+                self.colour = as_decoders_read(self.colour, self.encoder_name, self.pix_fmt)
                 # I420 frames go to the encoder as they are where it takes them with these tags; else
                 # (ProRes's 4:2:2, libx264rgb's RGB, VP8's BT.601) swscale converts them, where a
                 # ValueError stopped every such run on CUDA, which hands over I420 by default
@@ -374,7 +375,7 @@ class FrameWriter:
             if self.frames_written or self._closed:
                 raise ValueError("resume_from needs a writer that has written nothing")
             try:
-                source = av.open(str(partial), "r", metadata_errors="replace")
+                source = av.open(ffmpeg_name(partial), "r", metadata_errors="replace")
             except av.FFmpegError as err:
                 # only an MP4/MOV written whole keeps its index to the end; a fragmented one or another
                 # container left by a kill before its first frame has no frame to go on from
@@ -482,8 +483,11 @@ class FrameWriter:
             raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')} "
                               "(or use another --encoder)") from err
         if not carries(self._container.format.name, self.encoder_name):  # MPEG-TS: written as data, no video
-            raise OutputError(f"{self._kind} cannot carry {self.encoder_name}'s video (it would be written as a "
-                              f"track no player reads as video); {self._where_else('use .mkv')}, or --encoder libx264")
+            # a stream URL's muxer follows its scheme: no file suffix changes it, only the encoder does
+            where, fix = ((f"{self.path} ({self._kind})", "use --encoder libx264") if self._stream_url
+                          else (self._kind, f"{self._where_else('use .mkv')}, or --encoder libx264"))
+            raise OutputError(f"{where} cannot carry {self.encoder_name}'s video (it would be written as a "
+                              f"track no player reads as video); {fix}")
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self.pix_fmt
         stream.time_base = self.time_base
         # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
@@ -654,7 +658,6 @@ def _yuv_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourTags) -> av.VideoFra
 
 # muxers that cannot give B-frames back their presentation times
 _NO_REORDER_MUXERS = frozenset({"avi", "mxf", "mxf_d10", "mxf_opatom"})
-_AVCOL_SPC_RGB, _AVCOL_SPC_BT470BG = 0, 5  # no matrix (RGB planes); BT.601
 
 
 def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
@@ -667,19 +670,6 @@ def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
             frame.color_trc = colour.color_trc
     except AttributeError:  # PyAV < 18 has neither: the stream's tags stay
         pass
-
-
-def _as_decoders_read(colour: ColourTags, encoder: str, pix_fmt: str) -> ColourTags:
-    """The tags (and matrix to convert with) as decoders will read ``encoder``'s stream. RGB planes
-    (libx264rgb) are tagged RGB, full range: tagged with a YUV source's BT.709, H.264's header told
-    decoders to read G, B, R as Y, U, V (37.9 levels off on average). VP8 has one matrix, BT.601, which
-    FFmpeg's decoder and browsers apply whatever the container says, so a BT.709 source converted with
-    its own matrix came back 5 levels off on average (measured on a 320x180 BT.709 clip)."""
-    if av.VideoFormat(pix_fmt).is_rgb:
-        return dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB, color_range=AVCOL_RANGE_JPEG)
-    if colour.matrix == "bt601" or av.Codec(encoder, "w").canonical_name != "vp8":
-        return colour
-    return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT470BG)
 
 
 def _either(options: Sequence[str]) -> str:
