@@ -400,6 +400,18 @@ def test_chroma_layout_follows_the_source(make_clip, tmp_path: Path) -> None:
     assert writer.pix_fmt == "yuv420p" and len(decode(tmp_path / "tape.mp4").frames) == 2
 
 
+def test_410_source_is_written_420_not_444(tmp_path: Path) -> None:
+    """SVQ1's (and Indeo's) 4:1:0 has a quarter of 4:2:0's chroma: 4:2:0 keeps all of it and plays
+    everywhere; it was written 4:4:4, with the warning that browsers and phones do not play that."""
+    from _clips_video import _flat_clip
+
+    src = _flat_clip(tmp_path / "svq1.mov", codec="svq1", frames=2, size=(64, 48),
+                     setup=lambda s: setattr(s, "pix_fmt", "yuv410p"))
+    assert probe(src).chroma_subsampling == (4, 4)
+    _, writer = _copy(src, tmp_path / "out.mp4")
+    assert writer.pix_fmt == "yuv420p" and len(decode(tmp_path / "out.mp4").frames) == 2
+
+
 def test_truncated_input_reads_what_decodes_and_counts_the_loss(make_clip, tmp_path: Path) -> None:
     cut = truncated_copy(make_clip("a.mp4", width=64, height=48, frames=40), tmp_path / "cut.mp4")
     with FrameReader(cut) as reader:

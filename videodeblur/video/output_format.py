@@ -24,9 +24,11 @@ def output_subsampling(pix_fmt: str, subsampling: tuple[int, int]) -> tuple[int,
 def like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:
     """The output's chroma layout for a source's: 4:2:0 and 4:2:2 kept (a pro camera's 4:2:2 is what
     its editor expects); 4:1:1 (NTSC DV) as 4:2:0, the same number of chroma samples in the layout
-    every player decodes; 4:4:4, RGB and odd sizes (which 4:2:0 cannot hold) as 4:4:4."""
+    every player decodes (4:2:2 would keep its full-height chroma, but browsers and phones do not play
+    it); 4:1:0 (SVQ1, Indeo) as 4:2:0, which holds all its chroma and more (4:4:4 kept nothing more
+    and played in fewer players); 4:4:4, RGB and odd sizes (which 4:2:0 cannot hold) as 4:4:4."""
     even_width, even = width % 2 == 0, width % 2 == 0 and height % 2 == 0
-    if subsampling in ((2, 2), (4, 1)) and even:
+    if subsampling in ((2, 2), (4, 1), (4, 4)) and even:
         return "yuv420p"
     if subsampling == (2, 1) and even_width:
         return "yuv422p"
