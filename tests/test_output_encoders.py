@@ -37,6 +37,16 @@ def test_a_udp_stream_that_cannot_carry_the_codec_is_told_the_encoder_not_a_file
                                   "no player reads as video); use --encoder libx264")
 
 
+def test_an_rtmp_stream_flv_refuses_is_told_the_encoder_not_a_file_suffix() -> None:
+    """rtmp:// is FLV whatever is asked: 'ffv1 goes in .mp4 or .mkv' named suffixes no URL can take.
+    FLV refuses the codec as the stream is added, before any connection (nothing listens here)."""
+    url = "rtmp://127.0.0.1:39998/live/x"
+    with pytest.raises(OutputError) as refused:
+        FrameWriter(url, width=64, height=48, time_base=Fraction(1, 25), encoder="ffv1")
+    assert str(refused.value) == ("flv: 'flv' format does not support 'ffv1' codec; "
+                                  f"{url} is sent as flv whatever the encoder: use --encoder libx264")
+
+
 def test_mpeg_ts_still_takes_hevc(tmp_path: Path) -> None:
     with FrameWriter(tmp_path / "out.ts", width=64, height=48, time_base=Fraction(1, 25), encoder="libx265") as w:
         for i in range(3):

@@ -480,8 +480,8 @@ class FrameWriter:
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
         except ValueError as err:  # PyAV checks the container can hold the codec
-            raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')} "
-                              "(or use another --encoder)") from err
+            other = "" if self._stream_url else " (or use another --encoder)"  # a URL's advice is the encoder
+            raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')}{other}") from err
         if not carries(self._container.format.name, self.encoder_name):  # MPEG-TS: written as data, no video
             # a stream URL's muxer follows its scheme: no file suffix changes it, only the encoder does
             where, fix = ((f"{self.path} ({self._kind})", "use --encoder libx264") if self._stream_url
@@ -582,7 +582,10 @@ class FrameWriter:
 
     def _where_else(self, otherwise: str) -> str:
         """Where the encoder's video can go instead, asked of the containers (a fixed list told a .mov
-        user to use .mov); ``otherwise`` when this one holds it too (the other streams do not fit)."""
+        user to use .mov); ``otherwise`` when this one holds it too (the other streams do not fit). A
+        stream URL's muxer follows its scheme (rtmp:// is FLV), so no file suffix helps it: the encoder does."""
+        if self._stream_url:
+            return f"{self.path} is sent as {self._kind} whatever the encoder: use --encoder libx264"
         fits = containers_for(self.encoder_name)
         if not fits:  # none holds it: naming containers that do not either sent a .mkv user to .mkv
             return "no container videodeblur writes holds it"
