@@ -23,12 +23,18 @@ import torch.nn.functional as F
 
 __all__ = ["ColourTags", "YUVMatrix", "yuv_matrix", "i420_to_rgb", "rgb_to_i420", "rgb_to_yuv_planes", "sws_colorspace",
            "RgbConverter",
-           "has_no_matrix", "AVCOL_RANGE_UNSPECIFIED", "AVCOL_RANGE_MPEG", "AVCOL_RANGE_JPEG"]
+           "has_no_matrix", "AVCOL_RANGE_UNSPECIFIED", "AVCOL_RANGE_MPEG", "AVCOL_RANGE_JPEG",
+           "AVCOL_SPC_RGB", "AVCOL_SPC_BT709", "AVCOL_SPC_UNSPECIFIED", "AVCOL_SPC_BT470BG", "AVCOL_SPC_SMPTE240M",
+           "AVCOL_SPC_BT2020", "AVCOL_PRI_UNSPECIFIED", "AVCOL_TRC_UNSPECIFIED"]
 
+# FFmpeg's colour enums (libavutil/pixfmt.h), spelled once here for every module that reads or sets tags
 AVCOL_RANGE_UNSPECIFIED, AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG = 0, 1, 2
-_AVCOL_SPC_BT709 = 1
-_AVCOL_SPC_SMPTE240M = 7
-_AVCOL_SPC_BT2020 = (9, 10)
+AVCOL_SPC_RGB, AVCOL_SPC_BT709, AVCOL_SPC_UNSPECIFIED = 0, 1, 2  # RGB: no matrix (RGB planes)
+AVCOL_SPC_BT470BG = 5  # BT.601 (625 lines), VP8's one matrix
+AVCOL_SPC_SMPTE240M = 7
+AVCOL_SPC_BT2020 = (9, 10)  # non-constant and constant luminance
+AVCOL_PRI_UNSPECIFIED = 2
+AVCOL_TRC_UNSPECIFIED = 2
 
 # (Kr, Kb) luma coefficients per matrix.
 _LUMA = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "smpte240m": (0.212, 0.087),
@@ -37,12 +43,12 @@ _LUMA = {"bt601": (0.299, 0.114), "bt709": (0.2126, 0.0722), "smpte240m": (0.212
 
 @dataclasses.dataclass(frozen=True)
 class ColourTags:
-    """A stream's colour description, as FFmpeg enum values (2 = unspecified for all but range, 0)."""
+    """A stream's colour description, as FFmpeg enum values (unspecified by default)."""
 
-    colorspace: int = 2
+    colorspace: int = AVCOL_SPC_UNSPECIFIED
     color_range: int = AVCOL_RANGE_UNSPECIFIED
-    color_primaries: int = 2
-    color_trc: int = 2
+    color_primaries: int = AVCOL_PRI_UNSPECIFIED
+    color_trc: int = AVCOL_TRC_UNSPECIFIED
 
     @property
     def full_range(self) -> bool:
@@ -51,11 +57,11 @@ class ColourTags:
     @property
     def matrix(self) -> str:
         """``bt601`` | ``bt709`` | ``smpte240m`` | ``bt2020``; untagged streams are BT.601 (as swscale)."""
-        if self.colorspace == _AVCOL_SPC_BT709:
+        if self.colorspace == AVCOL_SPC_BT709:
             return "bt709"
-        if self.colorspace == _AVCOL_SPC_SMPTE240M:
+        if self.colorspace == AVCOL_SPC_SMPTE240M:
             return "smpte240m"
-        if self.colorspace in _AVCOL_SPC_BT2020:
+        if self.colorspace in AVCOL_SPC_BT2020:
             return "bt2020"
         return "bt601"
 

@@ -7,12 +7,10 @@ import dataclasses
 
 import av
 
-from videodeblur.video.colour import AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, ColourTags, has_no_matrix
+from videodeblur.video.colour import (AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, AVCOL_SPC_BT470BG, AVCOL_SPC_BT709, AVCOL_SPC_RGB,
+                                      ColourTags, has_no_matrix)
 
 __all__ = ["as_decoders_read", "is_deep", "like_chroma", "output_subsampling", "output_tags", "source_tags"]
-
-_AVCOL_SPC_RGB, _AVCOL_SPC_BT709, _AVCOL_SPC_BT470BG = 0, 1, 5  # no matrix (RGB planes); BT.709; BT.601
-
 
 def output_subsampling(pix_fmt: str, subsampling: tuple[int, int]) -> tuple[int, int]:
     """A source's chroma subsampling as its output sees it: a grey one has no chroma to keep, so it is
@@ -44,9 +42,9 @@ def output_tags(colour: ColourTags, pix_fmt: str) -> ColourTags:
     """The tags a ``pix_fmt`` output of a source tagged ``colour`` carries. An RGB source (PNG,
     libx264rgb: matrix "RGB") written as YUV is converted with BT.709 limited range and tagged so;
     copying its RGB tag made players read the YUV planes as G, B, R (grey came out green)."""
-    if colour.colorspace != _AVCOL_SPC_RGB or av.VideoFormat(pix_fmt).is_rgb:
+    if colour.colorspace != AVCOL_SPC_RGB or av.VideoFormat(pix_fmt).is_rgb:
         return colour
-    return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT709, color_range=AVCOL_RANGE_MPEG)
+    return dataclasses.replace(colour, colorspace=AVCOL_SPC_BT709, color_range=AVCOL_RANGE_MPEG)
 
 
 def as_decoders_read(colour: ColourTags, encoder: str, pix_fmt: str) -> ColourTags:
@@ -56,15 +54,15 @@ def as_decoders_read(colour: ColourTags, encoder: str, pix_fmt: str) -> ColourTa
     FFmpeg's decoder and browsers apply whatever the container says, so a BT.709 source converted with
     its own matrix came back 5 levels off on average (measured on a 320x180 BT.709 clip)."""
     if av.VideoFormat(pix_fmt).is_rgb:
-        return dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB, color_range=AVCOL_RANGE_JPEG)
+        return dataclasses.replace(colour, colorspace=AVCOL_SPC_RGB, color_range=AVCOL_RANGE_JPEG)
     if colour.matrix == "bt601" or av.Codec(encoder, "w").canonical_name != "vp8":
         return colour
-    return dataclasses.replace(colour, colorspace=_AVCOL_SPC_BT470BG)
+    return dataclasses.replace(colour, colorspace=AVCOL_SPC_BT470BG)
 
 
 def source_tags(colour: ColourTags, pix_fmt: str) -> ColourTags:
     """A source's colour tags as the writer takes them: a ``pix_fmt`` without a matrix (RGB, grey,
     palette) is RGB, tagged so or not."""
     if has_no_matrix(pix_fmt):
-        return dataclasses.replace(colour, colorspace=_AVCOL_SPC_RGB)  # no matrix, tagged or not
+        return dataclasses.replace(colour, colorspace=AVCOL_SPC_RGB)  # no matrix, tagged or not
     return colour

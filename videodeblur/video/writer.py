@@ -32,8 +32,8 @@ import av.video.reformatter
 import numpy as np
 
 from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
-from videodeblur.video.colour import (AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, ColourTags, rgb_to_yuv_planes, sws_colorspace,
-                                      yuv_matrix)
+from videodeblur.video.colour import (AVCOL_PRI_UNSPECIFIED, AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, AVCOL_SPC_UNSPECIFIED,
+                                      AVCOL_TRC_UNSPECIFIED, ColourTags, rgb_to_yuv_planes, sws_colorspace, yuv_matrix)
 from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
                                         private_options)
 from videodeblur.video.hdr import HdrMetadata
@@ -57,7 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["FrameWriter"]
 
 Layout = Literal["rgb", "i420"]
-_UNSPECIFIED = 2  # AVCOL_SPC / PRI / TRC "unspecified"
 
 
 class FrameWriter:
@@ -502,13 +501,13 @@ class FrameWriter:
         if self._sar:  # non-square pixels: without it anamorphic footage plays squeezed
             ctx.sample_aspect_ratio = self._sar
         c = self.colour
-        if c.colorspace != _UNSPECIFIED:
+        if c.colorspace != AVCOL_SPC_UNSPECIFIED:
             ctx.colorspace = c.colorspace
         if c.color_range != AVCOL_RANGE_UNSPECIFIED:
             ctx.color_range = c.color_range
-        if c.color_primaries != _UNSPECIFIED:
+        if c.color_primaries != AVCOL_PRI_UNSPECIFIED:
             ctx.color_primaries = c.color_primaries
-        if c.color_trc != _UNSPECIFIED:
+        if c.color_trc != AVCOL_TRC_UNSPECIFIED:
             ctx.color_trc = c.color_trc
         private = private_options(ctx)
         hdr = self._hdr.x265_params() if self._hdr is not None and self.deep else ""  # HDR10 needs 10 bits
@@ -667,9 +666,9 @@ def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
     """Give ``frame`` the stream's primaries and transfer: an encoder that writes the frame's own into
     each picture (ProRes) wrote them unspecified, and a BT.709 source's ProRes lost both."""
     try:
-        if colour.color_primaries != _UNSPECIFIED:
+        if colour.color_primaries != AVCOL_PRI_UNSPECIFIED:
             frame.color_primaries = colour.color_primaries
-        if colour.color_trc != _UNSPECIFIED:
+        if colour.color_trc != AVCOL_TRC_UNSPECIFIED:
             frame.color_trc = colour.color_trc
     except AttributeError:  # PyAV < 18 has neither: the stream's tags stay
         pass
