@@ -280,6 +280,19 @@ def test_per_pair_and_summary_lines_round_a_pair_the_same_way(tmp_path: Path, ru
     assert f"PSNR {expected} dB (input {expected}," in result.stdout
 
 
+def test_a_library_caller_is_refused_recording_part_of_the_pairs_or_a_shipped_model() -> None:
+    """The refusals `eval --record` makes before scoring were the command's own: a library caller of
+    record_evaluation had no way to ask them."""
+    from videodeblur.errors import ConfigError
+    from videodeblur.model.registry import check_recordable
+
+    with pytest.raises(ConfigError, match="--limit 3 scores only part of the pairs"):
+        check_recordable("runs/x/lprn-fast.pt", 3)
+    with pytest.raises(ConfigError, match="will not write into the shipped model lprn-fast's metadata"):
+        check_recordable("LPRN-Fast", None)
+    check_recordable(Path("runs/x/lprn-fast.pt"), None)  # a weights file's path records
+
+
 def test_eval_record_refuses_a_limit_and_a_shipped_name_and_writes_nothing(tmp_path: Path, run_cli,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """`--model lprn-fast --limit 1 --record` once wrote a one-pair figure into the installed package."""

@@ -102,12 +102,13 @@ def _print_progress(record: dict[str, Any]) -> None:
 def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool, record: bool) -> None:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
     from videodeblur.model import load_model, shipped_name
+    from videodeblur.model.registry import check_recordable
     from videodeblur.model.weights import record_evaluation
     from videodeblur.train import evaluate_pairs
     from videodeblur.train.evaluate import PSNR_CAP_DB
 
     if record:
-        _check_recordable(model, limit)
+        check_recordable(model, limit)
     loaded = load_model(model)
     report = evaluate_pairs(loaded.network, Path(pairs), limit=limit)
     if report.unpaired:  # evaluated all the same: the pairs that are there still measure the model
@@ -149,22 +150,6 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     click.echo(f"model {shown}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
                f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB), SSIM {m['ssim']:.4f} "
                f"(input {m['ssim_input']:.4f}); sharp frames pass through at {m['psnr_sharp_through']:.2f} dB")
-
-
-def _check_recordable(model: str, limit: int | None) -> None:
-    """Refuse ``--record`` before anything is scored: part of the pairs is not the model's figure, and
-    a shipped name would write into the installed package's metadata (what `videodeblur models` shows)."""
-    from videodeblur.errors import ConfigError
-    from videodeblur.model import shipped_name, shipped_weights_path
-
-    if limit is not None:
-        raise ConfigError(f"--record stores the model's figure, and --limit {limit} scores only part of the "
-                          "pairs: leave out --limit to record")
-    shipped = shipped_name(model)
-    if shipped is not None:
-        raise ConfigError(f"--record will not write into the shipped model {shipped}'s metadata "
-                          f"({shipped_weights_path(shipped).with_suffix('.json')}): give the weights file's path "
-                          "to record into it")
 
 
 @click.command()

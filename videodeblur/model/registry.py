@@ -8,13 +8,14 @@ import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
-from videodeblur.errors import InputNotFoundError, ModelNotFoundError, VideoDeblurError
+from videodeblur.errors import ConfigError, InputNotFoundError, ModelNotFoundError, VideoDeblurError
 from videodeblur.model.lprn import LPRN
 from videodeblur.model.weights import load_weights, metadata_path, read_metadata
 from videodeblur.notices import Warn, python_warning
 
 __all__ = ["SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL", "LoadedModel", "load_model",
-           "shipped_weights_path", "shipped_name", "list_models", "default_model_name", "weights_origin"]
+           "shipped_weights_path", "shipped_name", "check_recordable", "list_models", "default_model_name",
+           "weights_origin"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -59,6 +60,22 @@ def shipped_weights_path(name: str) -> Path:
 def shipped_name(key: str | Path) -> str | None:
     """The shipped model ``key`` names, in any case (``LPRN-Fast`` is lprn-fast); None for anything else."""
     return {name.lower(): name for name in SHIPPED_MODELS}.get(str(key).lower())
+
+
+def check_recordable(model: str | Path, limit: int | None) -> None:
+    """Refuse to record an evaluation of ``model`` scored on the first ``limit`` pairs, before anything is
+    scored: part of the pairs is not the model's figure, and a shipped name would write into the
+    installed package's metadata (what `videodeblur models` shows). It lives here, not beside
+    :func:`videodeblur.model.weights.record_evaluation`, because shipped names are this module's, and
+    this module imports that one."""
+    if limit is not None:
+        raise ConfigError(f"--record stores the model's figure, and --limit {limit} scores only part of the "
+                          "pairs: leave out --limit to record")
+    shipped = shipped_name(model)
+    if shipped is not None:
+        raise ConfigError(f"--record will not write into the shipped model {shipped}'s metadata "
+                          f"({shipped_weights_path(shipped).with_suffix('.json')}): give the weights file's path "
+                          "to record into it")
 
 
 def load_model(name_or_path: str | Path) -> LoadedModel:
