@@ -94,7 +94,11 @@ def test_a_stream_whose_clock_goes_back_records_on_in_step(tmp_path: Path) -> No
     assert stats.recorded > 50
     frames = _frames(out)
     assert min(b[0] - a[0] for a, b in zip(frames, frames[1:])) >= 0.039  # none squeezed
-    assert frames[-1][1] >= 80 and frames[-1][0] >= 3.0  # on to the end of the second part
+    assert frames[-1][1] >= 80  # on to the end of the second part
+    # and its time runs on across the jump: the frames the warm-up dropped at the start (more on a busy
+    # machine) move where the recording begins, not how far it goes (it said >= 3.0 s, and a loaded
+    # run that began at frame 18 ended at 2.56 s, in step)
+    assert abs(frames[-1][0] - frames[0][0] - (frames[-1][1] - frames[0][1]) * 0.04) <= 0.045
     assert len(_clicks_s(out)) >= 8  # six in the first part (the first may precede the first frame), three after
     own = _sync_errors_ms(before)[0]
     errors = _sync_errors_ms(out)
