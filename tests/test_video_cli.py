@@ -207,6 +207,28 @@ def test_start_and_duration_take_seconds_or_clock_times(run_cli, make_clip, tmp_
         f"videodeblur: error: no frame of {src} between 0.5 s and 0.51 s (give a longer --duration): nothing was written"]
 
 
+@pytest.mark.parametrize("ext", ["mp4", "mov"])
+def test_a_part_that_starts_inside_an_audio_packet_has_the_sources_sound_from_its_first_frame(
+        run_cli, make_clip, tmp_path: Path, ext: str) -> None:
+    """--start 0.52 (frame 13) falls inside the AAC packet at 0.512-0.533 s. It was dropped as before the
+    start: the sound began 13 ms after the picture, and its first packet, decoded without the one its
+    frame overlaps, was a fade-in, not the source's samples. Both are kept, below 0, where the edit
+    list hides them: from the first frame on, the samples are the source's, at the same time."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30, audio=True)
+    out = tmp_path / f"part.{ext}"
+    assert run_cli("video", src, "-o", out, *CPU, "--start", "0.52", "--duration", "0.2").exit_code == 0
+    with av.open(str(out)) as container:
+        assert float(next(container.decode(video=0)).time) == 0.0
+    with av.open(str(src)) as container:
+        source = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+    with av.open(str(out)) as container:
+        frames = list(container.decode(audio=0))
+    assert frames[0].pts == 0  # the sound starts with the picture
+    sound = np.concatenate([f.to_ndarray() for f in frames], axis=1)
+    at = round(0.52 * 48000)
+    np.testing.assert_allclose(sound[:, :2048], source[:, at:at + 2048], atol=1e-6)
+
+
 def test_interlaced_input_is_said(run_cli, make_clip, tmp_path: Path) -> None:
     from _clips_video import interlaced_clip
 
