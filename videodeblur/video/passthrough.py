@@ -41,6 +41,10 @@ _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.
 _OTHER_LAYOUTS = {4: ("quad",), 5: ("5.0(side)", "4.1"), 6: ("5.1(side)", "6.0"), 7: ("6.1(back)", "7.0"),
                   8: ("7.1(wide)",)}
 
+# what an Opus decoder needs decoded before a cut to have converged there (RFC 7845, 4.6)
+_OPUS_PRE_ROLL_S = 0.08
+
+
 class Passthrough:
     """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
     before its header is written and then fed in as the video advances (:meth:`copy`), and its
@@ -284,13 +288,15 @@ class Passthrough:
         recording's first frame: :meth:`align`). Where the output's edit list hides what plays before
         0 (MP4, MOV), an audio packet that plays on past the start is kept, and so is the one before
         it, which its decoder needs (AAC's frames overlap: the first decoded alone is a wrong
-        fade-in). Dropped, the sound began up to a packet (21 ms of AAC) after the picture, and its
-        first packet was that fade-in: not the source's samples."""
+        fade-in; Opus needs 80 ms). Dropped, the sound began up to a packet (21 ms of AAC) after
+        the picture, and its first packet was that fade-in: not the source's samples."""
         if self._start is None or at >= self._start - 1e-9:
             return False
         if not (self._hides and packet.duration and self._formats[index][0] == "audio"):
             return True
-        return at + 2 * float(packet.duration * packet.time_base) <= self._start + 1e-9
+        length = float(packet.duration * packet.time_base)
+        pre_roll = max(length, _OPUS_PRE_ROLL_S if self._formats[index][1] in ("opus", "libopus") else 0.0)
+        return at + length + pre_roll <= self._start + 1e-9
 
     def _hidden(self, index: int, packet: av.Packet) -> bool:
         """Whether ``packet`` is one the source hides (marked discard: before an MP4 edit list's start)
