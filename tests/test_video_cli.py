@@ -207,6 +207,58 @@ def test_start_and_duration_take_seconds_or_clock_times(run_cli, make_clip, tmp_
         f"videodeblur: error: no frame of {src} between 0.5 s and 0.51 s (give a longer --duration): nothing was written"]
 
 
+@pytest.mark.parametrize("ext", ["mp4", "mov"])
+def test_a_part_that_starts_inside_an_audio_packet_has_the_sources_sound_from_its_first_frame(
+        run_cli, make_clip, tmp_path: Path, ext: str) -> None:
+    """--start 0.52 (frame 13) falls inside the AAC packet at 0.512-0.533 s. It was dropped as before the
+    start: the sound began 13 ms after the picture, and its first packet, decoded without the one its
+    frame overlaps, was a fade-in, not the source's samples. Both are kept, below 0, where the edit
+    list hides them: from the first frame on, the samples are the source's, at the same time."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30, audio=True)
+    out = tmp_path / f"part.{ext}"
+    assert run_cli("video", src, "-o", out, *CPU, "--start", "0.52", "--duration", "0.2").exit_code == 0
+    with av.open(str(out)) as container:
+        assert float(next(container.decode(video=0)).time) == 0.0
+    with av.open(str(src)) as container:
+        source = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+    with av.open(str(out)) as container:
+        frames = list(container.decode(audio=0))
+    assert frames[0].pts == 0  # the sound starts with the picture
+    sound = np.concatenate([f.to_ndarray() for f in frames], axis=1)
+    at = round(0.52 * 48000)
+    np.testing.assert_allclose(sound[:, :2048], source[:, at:at + 2048], atol=1e-6)
+
+
+def test_a_part_of_opus_sound_starts_with_a_converged_decoder(run_cli, make_clip, tmp_path: Path) -> None:
+    """Opus needs 80 ms decoded before a cut to have converged there (RFC 7845); one 20 ms packet before
+    it left the first 20 ms of the part's sound up to 0.12 off the source's. 80 ms are kept, hidden."""
+    src = tmp_path / "opus.mp4"
+    sweep = 0.4 * np.sin(2 * np.pi * (200 + 500 * np.arange(48000) / 48000) * np.arange(48000) / 48000)
+    with av.open(str(make_clip("v.mp4", width=64, height=48, frames=25))) as video_in, av.open(str(src), "w") as o:
+        video = o.add_stream_from_template(video_in.streams.video[0])
+        audio = o.add_stream("libopus", rate=48000, layout="mono")
+        for packet in video_in.demux(video=0):
+            if packet.dts is not None:
+                packet.stream = video
+                o.mux(packet)
+        for at in range(0, 48000, 960):
+            frame = av.AudioFrame.from_ndarray(sweep[None, at:at + 960].astype(np.float32), format="flt",
+                                               layout="mono")
+            frame.sample_rate, frame.pts, frame.time_base = 48000, at, Fraction(1, 48000)
+            o.mux(audio.encode(frame))
+        o.mux(audio.encode(None))
+    out = tmp_path / "part.mp4"
+    assert run_cli("video", src, "-o", out, *CPU, "--start", "0.52", "--duration", "0.2").exit_code == 0
+    with av.open(str(src)) as container:
+        source = np.concatenate([f.to_ndarray()[0] for f in container.decode(audio=0)])
+    with av.open(str(out)) as container:
+        frames = list(container.decode(audio=0))
+    assert frames[0].pts == 0
+    sound = np.concatenate([f.to_ndarray()[0] for f in frames])
+    at = round(0.52 * 48000)
+    assert np.abs(sound[:960] - source[at:at + 960]).max() < 0.06
+
+
 def test_interlaced_input_is_said(run_cli, make_clip, tmp_path: Path) -> None:
     from _clips_video import interlaced_clip
 

@@ -41,6 +41,10 @@ _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "4.0", 5: "5.0", 6: "5.
 _OTHER_LAYOUTS = {4: ("quad",), 5: ("5.0(side)", "4.1"), 6: ("5.1(side)", "6.0"), 7: ("6.1(back)", "7.0"),
                   8: ("7.1(wide)",)}
 
+# what an Opus decoder needs decoded before a cut to have converged there (RFC 7845, 4.6)
+_OPUS_PRE_ROLL_S = 0.08
+
+
 class Passthrough:
     """The audio (``audio``), subtitle (``subtitles``) and data (``data``) tracks of ``source``, added to ``output``
     before its header is written and then fed in as the video advances (:meth:`copy`), and its
@@ -49,12 +53,14 @@ class Passthrough:
     ``window``: only the packets that start in ``(start, end)`` (the source's seconds; None: from
     the start, to the end), moved back by ``start`` so that the window begins at 0, as the video's
     frames are (without a start, by :meth:`set_origin`'s time; :attr:`start_s`: where the copied
-    tracks start). Packets the source hides (before an MP4 edit list's start) that lie wholly
-    before their track's start are left out of a container that could not hide them: they would
-    play. ``fragmented``: ``output`` is a fragmented MP4/MOV, whose header is written before
-    FFmpeg's muxer would read the config of ADTS-framed AAC (from MPEG-TS) from its first packet:
-    AAC-LC gets its config from the stream's rate and channels and is copied through FFmpeg's
-    ``aac_adtstoasc`` filter; other ADTS AAC (HE-AAC, whose header gives half the rate) is encoded anew.
+    tracks start); into MP4/MOV also the audio packet playing at the start and the one before it,
+    below 0, where the edit list hides them (:meth:`_before_start`). Packets the source hides
+    (before an MP4 edit list's start) that lie wholly before their track's start are left out of a
+    container that could not hide them: they would play. ``fragmented``: ``output`` is a fragmented
+    MP4/MOV, whose header is written before FFmpeg's muxer would read the config of ADTS-framed
+    AAC (from MPEG-TS) from its first packet: AAC-LC gets its config from the stream's rate and
+    channels and is copied through FFmpeg's ``aac_adtstoasc`` filter; other ADTS AAC (HE-AAC,
+    whose header gives half the rate) is encoded anew.
     ``source`` is a path or URL, opened here a second time and read at the writer's pace, or the
     :class:`~videodeblur.video.feed.PacketFeed` of a reader of a pipe, which cannot be.
     ``audio_packets`` / ``subtitle_packets`` / ``data_packets``: packets written. ``skipped``: tracks left out,
@@ -89,7 +95,6 @@ class Passthrough:
         self._went_back: set[int] = set()  # output stream indices whose packets went back in time (said once)
         self._floor_s: float | None = None  # after a follow(): packets at or before this time are dropped
         self._start, self._end = window or (None, None)
-        self._first_frame_start = False  # the start is a live recording's first frame (align), not a cut's
         self._origin: float | Fraction = self._start or 0.0  # the source's time that is the output's 0
         self._starts: dict[int, Fraction] = {}  # source stream index → its start, in seconds
         # the output's edit lists can hide what the source hides (AAC's priming, a cut's lead-in)
@@ -167,7 +172,6 @@ class Passthrough:
         """A feed from a live source: its clock's ``start_s`` is the output's 0 (what ``window``'s
         start is for a file), known only once the first frame is written."""
         self._start = self._origin = start_s
-        self._first_frame_start = True
         self._await_align = False
 
     def set_origin(self, origin_s: float | Fraction) -> None:
@@ -226,7 +230,7 @@ class Passthrough:
             if packet.dts is None:  # the demuxer's end-of-stream flush packet
                 continue
             at = float(packet.pts * packet.time_base) if packet.pts is not None else None
-            if at is not None and (self._before_start(packet, at)
+            if at is not None and (self._before_start(index, packet, at)
                                    or (self._end is not None and at >= self._end - 1e-9)):
                 if self._end is not None and at > self._end + 1.0:  # well past it: nothing later can be inside
                     self.close()
@@ -279,16 +283,20 @@ class Passthrough:
         return item
 
     # --- helpers ---------------------------------------------------------------------------------
-    def _before_start(self, packet: av.Packet, at: float) -> bool:
-        """Whether ``packet`` (at ``at`` s) is left out as before the start. At a live recording's first
-        frame (:meth:`align`), a packet that begins before it and plays on past it is kept where the
-        output's edit list hides its lead-in (MP4, MOV): dropped, the sound started up to a packet
-        (21 ms of AAC) after the picture, whichever frame the live loop happened to record first."""
+    def _before_start(self, index: int, packet: av.Packet, at: float) -> bool:
+        """Whether ``packet`` (at ``at`` s) is left out as before the start (a window's, or a live
+        recording's first frame: :meth:`align`). Where the output's edit list hides what plays before
+        0 (MP4, MOV), an audio packet that plays on past the start is kept, and so is the one before
+        it, which its decoder needs (AAC's frames overlap: the first decoded alone is a wrong
+        fade-in; Opus needs 80 ms). Dropped, the sound began up to a packet (21 ms of AAC) after
+        the picture, and its first packet was that fade-in: not the source's samples."""
         if self._start is None or at >= self._start - 1e-9:
             return False
-        if not (self._first_frame_start and self._hides and packet.duration):
+        if not (self._hides and packet.duration and self._formats[index][0] == "audio"):
             return True
-        return at + float(packet.duration * packet.time_base) <= self._start + 1e-9
+        length = float(packet.duration * packet.time_base)
+        pre_roll = max(length, _OPUS_PRE_ROLL_S if self._formats[index][1] in ("opus", "libopus") else 0.0)
+        return at + length + pre_roll <= self._start + 1e-9
 
     def _hidden(self, index: int, packet: av.Packet) -> bool:
         """Whether ``packet`` is one the source hides (marked discard: before an MP4 edit list's start)
