@@ -16,7 +16,7 @@ from PIL import Image as PILImage  # dpi, comment and ICC written and read by an
 
 from conftest import clip_frame, psnr
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
-from videodeblur.image_metadata import insert_png_chunks, png_chunk, png_orientation, tiff_samples_per_pixel
+from videodeblur.image_metadata import insert_png_chunks, insert_segments, png_chunk, png_orientation, tiff_samples_per_pixel
 from videodeblur.images import Image, deblur_image_file, deblur_images, plan_images, read_image, write_image
 
 
@@ -243,6 +243,47 @@ def test_a_tiffs_orientation_tag_alone_is_no_exif_to_carry(tmp_path):
     exif[0x010F] = "Camera maker"  # with a camera tag beside it, there is EXIF to carry
     PILImage.fromarray(clip_frame(0, 40, 24)).save(src, exif=exif.tobytes())
     assert read_image(src).exif != b""
+
+
+def _jpeg_with_exif(tiff: bytes) -> bytes:
+    """A small JPEG whose APP1 holds the EXIF TIFF data ``tiff`` as it is, damaged or not."""
+    encoded = cv2.imencode(".jpg", clip_frame(0, 16, 8))[1].tobytes()
+    return insert_segments(encoded, b"\xff\xe1" + struct.pack(">H", 8 + len(tiff)) + b"Exif\x00\x00" + tiff)
+
+
+def test_exif_whose_directory_points_at_itself_again_and_again_is_carried_into_a_tiff_at_once(tmp_path):
+    """A damaged EXIF directory repeating its EXIF-directory pointer, each at the directory itself,
+    was copied cubically many times into a TIFF output: 40 repeats (506 bytes) took 28 s and wrote
+    2 MB, the thousands a JPEG's segment holds hung. A tag is copied once."""
+    entries = [struct.pack("<HHI", 0x010F, 2, 4) + b"Cam\x00"] + [struct.pack("<HHII", 34665, 4, 1, 8)] * 3000
+    tiff = b"II*\x00" + struct.pack("<IH", 8, len(entries)) + b"".join(entries) + struct.pack("<I", 8)
+    (tmp_path / "in.jpg").write_bytes(_jpeg_with_exif(tiff))
+    image = read_image(tmp_path / "in.jpg")
+    out = write_image(tmp_path / "out.tif", image)
+    assert len(out.read_bytes()) < 20_000
+    with PILImage.open(out) as pil:
+        assert pil.getexif()[0x010F] == "Cam"
+
+
+def test_exif_pointing_thousands_of_times_at_its_whole_self_is_carried_within_bounds(tmp_path):
+    """An EXIF directory of thousands of entries, each's value the whole EXIF (a PNG's eXIf may be
+    any size), was copied value by value without limit into a TIFF output: here 2,000 x 200 KB."""
+    count = 2000
+    ifd0 = struct.pack("<H", 2) + struct.pack("<HHI", 0x010F, 2, 4) + b"Cam\x00" \
+        + struct.pack("<HHII", 34665, 4, 1, 38) + struct.pack("<I", 0)
+    tiff = b"II*\x00" + struct.pack("<I", 8) + ifd0
+    assert len(tiff) == 38  # the EXIF directory follows: header (8), IFD0 (2 + 2 x 12 + 4)
+    size = 200_000
+    tiff += struct.pack("<H", count) + b"".join(struct.pack("<HHII", 0x9000 + n, 7, size, 0) for n in range(count))
+    tiff += struct.pack("<I", 0) + bytes(size - len(tiff) + 100)
+    src = tmp_path / "in.png"
+    encoded = cv2.imencode(".png", clip_frame(0, 16, 8))[1].tobytes()
+    src.write_bytes(insert_png_chunks(encoded, [(b"eXIf", png_chunk(b"eXIf", tiff))]))
+    out = write_image(tmp_path / "out.tif", read_image(src))
+    assert len(out.read_bytes()) < 2 * 1024 * 1024
+    with PILImage.open(out) as pil:
+        pil.load()
+        assert pil.getexif()[0x010F] == "Cam"
 
 @pytest.mark.parametrize("out_ext", [".bmp", ".avif"])
 def test_an_output_that_cannot_hold_the_exif_says_so(engine, tmp_path, out_ext):

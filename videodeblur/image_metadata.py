@@ -340,6 +340,7 @@ def _with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | by
 _EXIF_IFD0_TAGS = {270, 271, 272, 274, 305, 306, 315, 33432}  # description, make, model, orientation,
 # software, date, artist, copyright
 _SUB_IFDS = {34665, 40965, 34853}  # EXIF, interoperability, GPS
+_MAX_EXIF = 1 << 20  # bytes of EXIF copied: a camera's is well under a JPEG's one 64 KB segment
 _SWAP_UNITS = {3: 2, 8: 2, 4: 4, 9: 4, 11: 4, 5: 4, 10: 4, 12: 8, 13: 4}  # bytes per number, by type
 
 
@@ -370,10 +371,10 @@ def with_tiff_exif(tiff: bytes, exif: bytes) -> bytes:
         return tiff
     out = bytearray(tiff)
     tags: dict[int, tuple[int, tuple[int, ...] | bytes]] = {}
-    for tag, kind, count, field in source.entries:
+    for tag, kind, count, field in _first_of_each(source.entries):
         if tag in (34665, 34853):
             entries = _ifd_entries(exif, source.order, struct.unpack(source.order + "I", field)[0])
-            at = _copied_ifd(exif, source.order, entries, out, ifd.order) if entries else None
+            at = _copied_ifd(exif, source.order, entries, out, ifd.order, base=len(tiff)) if entries else None
             if at is not None:
                 tags[tag] = (4, (at,))
         elif tag in _EXIF_IFD0_TAGS and (raw := _raw_value(exif, source.order, kind, count, field)) is not None:
@@ -411,20 +412,34 @@ def _in_order(raw: bytes, kind: int, source: str, target: str) -> bytes:
     return b"".join(raw[at:at + unit][::-1] for at in range(0, len(raw), unit))
 
 
+def _first_of_each(entries: list[tuple[int, int, int, bytes]]) -> list[tuple[int, int, int, bytes]]:
+    """``entries`` less any repeat of a tag (a damaged directory's): the first is the one readers take."""
+    seen: set[int] = set()
+    return [entry for entry in entries if not (entry[0] in seen or seen.add(entry[0]))]
+
+
 def _copied_ifd(data: bytes, e: str, entries: list[tuple[int, int, int, bytes]] | None, out: bytearray,
-                target: str, depth: int = 0) -> int | None:
+                target: str, depth: int = 0, base: int = 0) -> int | None:
     """Append ``entries`` (of the TIFF data ``data``, byte order ``e``) to ``out`` as a directory in
     byte order ``target``, values first and sub-directories (EXIF, GPS, interoperability) copied
-    along, every offset pointing into ``out``; its offset, or None when nothing could be copied."""
+    along, every offset pointing into ``out``; its offset, or None when nothing could be copied.
+    A tag is copied once, and values only while ``out`` has grown by at most ``_MAX_EXIF`` past
+    ``base``: a damaged directory repeating a pointer to itself, or thousands of entries pointing
+    at the whole file, copied cubically many directories (a hang) and without bound."""
     if not entries or depth > 2:
         return None
-    copied = []
-    for tag, kind, count, field in entries:
+    copied, pending = [], 0
+    for tag, kind, count, field in _first_of_each(entries):
         if tag in _SUB_IFDS:
-            at = _copied_ifd(data, e, _ifd_entries(data, e, struct.unpack(e + "I", field)[0]), out, target, depth + 1)
+            at = _copied_ifd(data, e, _ifd_entries(data, e, struct.unpack(e + "I", field)[0]), out, target,
+                             depth + 1, base)
             if at is not None:
                 copied.append((tag, 4, 1, struct.pack(target + "I", at)))
         elif (raw := _raw_value(data, e, kind, count, field)) is not None:
+            size = len(raw) + 1 if len(raw) > 4 else 0  # with its word-boundary padding
+            if len(out) - base + pending + size + 12 * len(copied) > _MAX_EXIF:
+                continue
+            pending += size
             copied.append((tag, kind, count, _in_order(raw, kind, e, target)))
     if not copied:
         return None
