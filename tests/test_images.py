@@ -265,6 +265,23 @@ def test_exif_whose_directory_points_at_itself_again_and_again_is_carried_into_a
         assert pil.getexif()[0x010F] == "Cam"
 
 
+@pytest.mark.parametrize("damage", ["directory past the end", "directory of no entries"])
+def test_exif_with_no_readable_tag_is_none_and_a_tiff_output_does_not_call_it_too_large(tmp_path, damage):
+    """EXIF whose first directory cannot be read, or holds nothing, was carried as EXIF: a TIFF output,
+    which takes its tags one by one, got none and warned 'it is larger than a JPEG's EXIF segment
+    holds (64 KB)' of a few bytes."""
+    tiff = b"II*\x00" + (struct.pack("<I", 0xFFFFFFF0) if damage == "directory past the end"
+                          else struct.pack("<IHI", 8, 0, 0))
+    (tmp_path / "in.jpg").write_bytes(_jpeg_with_exif(tiff))
+    image = read_image(tmp_path / "in.jpg")
+    assert image.exif == b""
+    said: list[str] = []
+    out = write_image(tmp_path / "out.tif", image, warn=said.append)
+    assert said == []
+    with PILImage.open(out) as pil:
+        pil.load()
+
+
 def test_exif_pointing_thousands_of_times_at_its_whole_self_is_carried_within_bounds(tmp_path):
     """An EXIF directory of thousands of entries, each's value the whole EXIF (a PNG's eXIf may be
     any size), was copied value by value without limit into a TIFF output: here 2,000 x 200 KB."""

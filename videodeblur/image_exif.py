@@ -27,7 +27,9 @@ _JPEG_MAX = 65535 - 2 - len(_EXIF)  # TIFF data one APP1 segment holds
 
 def exif_data(raw: bytes) -> bytes:
     """The EXIF TIFF data (from its byte order mark) that ``raw`` (a JPEG, PNG, TIFF or WebP file) carries,
-    orientation set to 1; empty when it carries none or is of another format."""
+    orientation set to 1; empty when it carries none or is of another format, or when none of its camera,
+    date, author or EXIF and GPS tags can be read (damaged): a TIFF output, which takes those tags one by
+    one, was then written without it and said the EXIF was larger than a JPEG's segment holds."""
     if raw.startswith(b"\xff\xd8"):
         tiff = _jpeg_exif(raw)
     elif raw.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -39,7 +41,7 @@ def exif_data(raw: bytes) -> bytes:
         tiff = tiff_exif(raw)
     else:
         tiff = b""
-    return upright_exif(tiff) if tiff[:4] in (b"II*\x00", b"MM\x00*") else b""
+    return upright_exif(tiff) if tiff_exif(tiff) else b""  # none either when no tag of it can be read
 
 
 def with_exif(encoded: bytes, ext: str, tiff: bytes) -> bytes:
