@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import av
 import numpy as np
@@ -23,6 +23,18 @@ class Decoded:
     average_rate: Fraction | None
     colour: tuple[int, int, int, int]
     audio: list[tuple[int | None, bytes]]
+
+
+def encode_frames(container: av.container.OutputContainer, stream: av.video.stream.VideoStream,
+                  frames: Iterable[av.VideoFrame], *, first_pts: int = 0) -> None:
+    """Encode ``frames`` at pts ``first_pts``, ``first_pts + 1``, ... into ``stream``, muxing each packet, then
+    flush the encoder: the loop every clip writer here ends with."""
+    for i, frame in enumerate(frames):
+        frame.pts = first_pts + i
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
 
 
 def decode(path: Path) -> Decoded:
@@ -158,13 +170,8 @@ def spliced_sizes(path: Path, sizes: list[tuple[int, int]], frames_each: int) ->
         with av.open(str(part), "w", format="mpegts") as c:
             s = c.add_stream("libx264", rate=25)
             s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-            for i in range(k * frames_each, (k + 1) * frames_each):
-                frame = av.VideoFrame.from_ndarray(clip_frame(i, w, h), format="rgb24")
-                frame.pts = i
-                for packet in s.encode(frame):
-                    c.mux(packet)
-            for packet in s.encode(None):
-                c.mux(packet)
+            encode_frames(c, s, (av.VideoFrame.from_ndarray(clip_frame(i, w, h), format="rgb24")
+                                 for i in range(k * frames_each, (k + 1) * frames_each)), first_pts=k * frames_each)
         data += part.read_bytes()
     path.write_bytes(data)
     return path
@@ -352,16 +359,11 @@ def _flat_clip(path: Path, *, codec: str, frames: int, size: tuple[int, int], de
         s = c.add_stream(codec, rate=25)
         s.width, s.height, s.pix_fmt = width, height, "yuv420p10le" if deep else "yuv420p"
         setup(s)
-        for i in range(frames):
-            image = (picture(i) if picture is not None
-                     else np.full((height, width, 3), 20000 + 4000 * i, np.uint16) if deep
-                     else np.full((height, width, 3), 40 * i, np.uint8))
-            frame = av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24").reformat(format=s.pix_fmt)
-            frame.pts = i
-            for packet in s.encode(frame):
-                c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
+        images = (picture(i) if picture is not None
+                  else np.full((height, width, 3), 20000 + 4000 * i, np.uint16) if deep
+                  else np.full((height, width, 3), 40 * i, np.uint8) for i in range(frames))
+        encode_frames(c, s, (av.VideoFrame.from_ndarray(image, format="rgb48le" if deep else "rgb24")
+                             .reformat(format=s.pix_fmt) for image in images))
     return path
 
 

@@ -11,6 +11,8 @@ import pytest
 from videodeblur.video import FrameReader, FrameWriter
 from videodeblur.video.reader import probe
 
+from _clips_video import encode_frames
+
 
 def _vp9_with_alpha(path: Path, frames: int = 2, size: tuple[int, int] = (64, 48)) -> Path:
     """A WebM whose VP9 carries alpha (yuva420p through libvpx-vp9), as editors export overlays."""
@@ -19,13 +21,8 @@ def _vp9_with_alpha(path: Path, frames: int = 2, size: tuple[int, int] = (64, 48
         s = c.add_stream("libvpx-vp9", rate=25)
         s.width, s.height, s.pix_fmt = width, height, "yuva420p"
         ramp = np.tile(np.linspace(0, 255, width).astype(np.uint8), (height, 1))
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.dstack([ramp, ramp, ramp, ramp[:, ::-1]]), format="rgba")
-            frame.pts = i
-            for packet in s.encode(frame):
-                c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
+        encode_frames(c, s, (av.VideoFrame.from_ndarray(np.dstack([ramp, ramp, ramp, ramp[:, ::-1]]), format="rgba")
+                             for _ in range(frames)))
     return path
 
 
@@ -42,19 +39,17 @@ def _flat_ffv1(path: Path, pix_fmt: str, samples: list[int]) -> Path:
     with av.open(str(path), "w") as c:
         s = c.add_stream("ffv1", rate=25)
         s.width, s.height, s.pix_fmt = 32, 16, pix_fmt
-        for i, sample in enumerate(samples):
-            if pix_fmt.startswith("gray"):
-                frame = av.VideoFrame.from_ndarray(np.full((16, 32), sample, np.uint16), format=pix_fmt)
-            else:
-                bits = av.VideoFormat(pix_fmt).components[0].bits
-                rgb = np.full((16, 32, 3), round(sample * 65535 / ((1 << bits) - 1)), np.uint16)
-                frame = av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format=pix_fmt)
-            frame.pts = i
-            for packet in s.encode(frame):
-                c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
+        encode_frames(c, s, (_flat_frame(pix_fmt, sample) for sample in samples))
     return path
+
+
+def _flat_frame(pix_fmt: str, sample: int) -> av.VideoFrame:
+    """A 32x16 ``pix_fmt`` frame of one sample value: grey, or RGB with it in every channel."""
+    if pix_fmt.startswith("gray"):
+        return av.VideoFrame.from_ndarray(np.full((16, 32), sample, np.uint16), format=pix_fmt)
+    bits = av.VideoFormat(pix_fmt).components[0].bits
+    rgb = np.full((16, 32, 3), round(sample * 65535 / ((1 << bits) - 1)), np.uint16)
+    return av.VideoFrame.from_ndarray(rgb, format="rgb48le").reformat(format=pix_fmt)
 
 
 @pytest.mark.parametrize(("pix_fmt", "top"), [("gray10le", 1023), ("gray16le", 65535), ("gbrp10le", 1023)])
@@ -121,13 +116,8 @@ def _mpeg2_ts(path: Path, *, interlaced: bool, first: int, frames: int = 4) -> b
         if interlaced:
             s.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
             s.options = {"top": "1"}
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
-            frame.pts = first + i
-            for packet in s.encode(frame):
-                c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
+        encode_frames(c, s, (av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+                             for i in range(frames)), first_pts=first)
     return path.read_bytes()
 
 
