@@ -319,13 +319,7 @@ def _with_tiff_tags(tiff: bytes, tags: dict[int, tuple[int, tuple[int, ...] | by
             fmt = {3: "H", 4: "I", 5: "I"}[kind]
             payload = struct.pack(e + fmt * len(values), *values)
             count = len(values) // 2 if kind == 5 else len(values)
-        if len(payload) <= 4:
-            field = payload.ljust(4, b"\x00")
-        else:
-            out += b"\x00" * (len(out) % 2)  # values start on a word boundary
-            field = struct.pack(e + "I", len(out))
-            out += payload
-        entries[tag] = struct.pack(e + "HHI", tag, kind, count) + field
+        entries[tag] = struct.pack(e + "HHI", tag, kind, count) + _placed_value(out, payload, e)
     out += b"\x00" * (len(out) % 2)
     start = len(out)
     out += struct.pack(e + "H", len(entries)) + b"".join(entries[tag] for tag in sorted(entries))
@@ -380,6 +374,17 @@ def with_tiff_exif(tiff: bytes, exif: bytes) -> bytes:
         elif tag in _EXIF_IFD0_TAGS and (raw := _raw_value(exif, source.order, kind, count, field)) is not None:
             tags[tag] = (kind, _in_order(raw, kind, source.order, ifd.order))
     return _with_tiff_tags(bytes(out), tags)
+
+
+def _placed_value(out: bytearray, value: bytes, e: str) -> bytes:
+    """An IFD entry's 4-byte value field for ``value``: the value itself where it fits, else its offset
+    in ``out``, where it is appended (on a word boundary, as TIFF asks)."""
+    if len(value) <= 4:
+        return value.ljust(4, b"\x00")
+    out += b"\x00" * (len(out) % 2)
+    field = struct.pack(e + "I", len(out))
+    out += value
+    return field
 
 
 def _ifd_entries(data: bytes, e: str, offset: int) -> list[tuple[int, int, int, bytes]] | None:
@@ -445,13 +450,7 @@ def _copied_ifd(data: bytes, e: str, entries: list[tuple[int, int, int, bytes]] 
         return None
     fields = []
     for tag, kind, count, raw in sorted(copied):
-        if len(raw) <= 4:
-            field = raw.ljust(4, b"\x00")
-        else:
-            out += b"\x00" * (len(out) % 2)  # values start on a word boundary
-            field = struct.pack(target + "I", len(out))
-            out += raw
-        fields.append(struct.pack(target + "HHI", tag, kind, count) + field)
+        fields.append(struct.pack(target + "HHI", tag, kind, count) + _placed_value(out, raw, target))
     out += b"\x00" * (len(out) % 2)
     start = len(out)
     out += struct.pack(target + "H", len(fields)) + b"".join(fields) + struct.pack(target + "I", 0)
