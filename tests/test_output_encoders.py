@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -66,14 +67,8 @@ def test_huffyuv_is_sent_to_the_containers_that_hold_it(name: str, tmp_path: Pat
 def test_vp8_is_converted_with_the_matrix_its_decoders_use(tmp_path: Path) -> None:
     """VP8 is BT.601 only: FFmpeg's decoder (and browsers) read it so whatever the file says, and a
     BT.709 source converted with BT.709 came back 5 levels off on average (7 here, 4 with BT.601)."""
-    path = tmp_path / "out.mkv"
     frames = [clip_frame(i, 96, 64) for i in range(3)]
-    with FrameWriter(path, width=96, height=64, time_base=Fraction(1, 25), encoder="libvpx", crf=4,
-                     colour=ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)) as writer:
-        for i, frame in enumerate(frames):
-            writer.write(frame, pts=i)
-    with av.open(str(path)) as c:
-        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]  # as its tags say
+    decoded = _bt709_written_and_read(tmp_path / "out.mkv", frames, encoder="libvpx", crf=4)
     error = np.mean([np.abs(d - f).mean() for d, f in zip(decoded, frames)])
     assert error < 5, error  # 4.0 (VP8 at this size); 7.0 converted as BT.709
 
@@ -160,14 +155,8 @@ def test_standard_output_is_told_the_format_to_ask_for(tmp_path: Path) -> None:
 def test_libx264rgb_is_tagged_as_rgb(tmp_path: Path) -> None:
     """libx264rgb stores R, G, B planes: tagged with the source's BT.709, decoders read them as Y, U, V
     and every colour came back wrong (37.9 levels off on average)."""
-    path = tmp_path / "out.mkv"
     frames = [clip_frame(i, 64, 48) for i in range(2)]
-    with FrameWriter(path, width=64, height=48, time_base=Fraction(1, 25), encoder="libx264rgb", crf=0,
-                     colour=ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1)) as writer:
-        for i, frame in enumerate(frames):
-            writer.write(frame, pts=i)
-    with av.open(str(path)) as c:
-        decoded = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    decoded = _bt709_written_and_read(tmp_path / "out.mkv", frames, encoder="libx264rgb", crf=0)
     assert max(np.abs(d - f).max() for d, f in zip(decoded, frames)) <= 1
 
 
@@ -221,3 +210,15 @@ def test_i420_frames_go_to_an_encoder_that_wants_another_format(encoder: str, na
     assert len(decoded) == 3
     error = np.mean([np.abs(d - f).mean() for d, f in zip(decoded, frames)])
     assert error < 6, error  # 4.1, 4.1, 5.1 (4:2:0 at 64x48); VP8 was 7.2
+
+
+def _bt709_written_and_read(path: Path, frames: list[np.ndarray], **writer_options: Any) -> list[np.ndarray]:
+    """``frames`` written as a BT.709 limited-range source's, then decoded as the file's tags say (int RGB)."""
+    height, width = frames[0].shape[:2]
+    with FrameWriter(path, width=width, height=height, time_base=Fraction(1, 25),
+                     colour=ColourTags(colorspace=1, color_range=1, color_primaries=1, color_trc=1),
+                     **writer_options) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(frame, pts=i)
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
