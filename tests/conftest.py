@@ -76,13 +76,14 @@ def clip_frame(index: int, width: int, height: int) -> np.ndarray:
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
-def train_on_two_ranks(config: Path, out_dir: Path, *args: str) -> subprocess.CompletedProcess:
+def train_on_two_ranks(config: Path, out_dir: Path, *args: str, script: Path | None = None) -> subprocess.CompletedProcess:
     """``torchrun --nproc-per-node 2 -m videodeblur train`` on the CPU (gloo) with a batch of 1 per
     rank, one thread each (``args``: more options): what the DDP tests hold against one process with a
-    batch of 2."""
+    batch of 2. ``script``: a file that runs the command with a part of the trainer replaced, instead."""
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    entry = [str(script)] if script is not None else ["-m", "videodeblur"]
     return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           "-m", "videodeblur", "train", "--config", str(config), "--set", "train.batch=1",
+                           *entry, "train", "--config", str(config), "--set", "train.batch=1",
                            "--out-dir", str(out_dir), *args],
                           capture_output=True, text=True, timeout=120, env=env, cwd=out_dir.parent)
 

@@ -7,8 +7,6 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -468,15 +466,15 @@ def test_an_error_every_rank_meets_is_said_once(tmp_path: Path, setting: str, sa
     assert len(errors) == 1 and said in errors[0], proc.stderr
 
 
-_SLOW_EVALUATION = """
+_SLOWED = """
 import datetime, sys, time
 import torch.distributed.distributed_c10d as c10d
 from videodeblur.cli import main
 from videodeblur.train import trainer
 
-c10d.default_pg_timeout = datetime.timedelta(seconds=5)  # gloo's is 30 min, NCCL's 10: a long evaluation's stand-in
-scored = trainer.evaluate_pairs
-trainer.evaluate_pairs = lambda *args, **kwargs: (time.sleep(10), scored(*args, **kwargs))[1]
+c10d.default_pg_timeout = datetime.timedelta(seconds=5)  # gloo's is 30 min, NCCL's 10: a long {name}'s stand-in
+original = trainer.{name}
+trainer.{name} = lambda *args, **kwargs: (time.sleep(10), original(*args, **kwargs))[1]
 sys.argv[0] = "videodeblur"
 main()
 """
@@ -490,28 +488,10 @@ def test_an_evaluation_longer_than_the_collective_timeout_is_not_cut_short(tmp_p
     root = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
     config = _recipe(tmp_path, steps=2, extra=f'eval_pairs = "{root.as_posix()}"')
     script = tmp_path / "slow_evaluation.py"
-    script.write_text(_SLOW_EVALUATION)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
-                           "--out-dir", str(tmp_path / "two")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    script.write_text(_SLOWED.format(name="evaluate_pairs"))
+    proc = train_on_two_ranks(config, tmp_path / "two", script=script)
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "two" / "tiny.json").read_text())["evaluation"]["pairs"] == 1
-
-
-_SLOW_VALIDATION = """
-import datetime, sys, time
-import torch.distributed.distributed_c10d as c10d
-from videodeblur.cli import main
-from videodeblur.train import trainer
-
-c10d.default_pg_timeout = datetime.timedelta(seconds=5)  # gloo's is 30 min, NCCL's 10: a long validation's stand-in
-checked = trainer.validate
-trainer.validate = lambda *args, **kwargs: (time.sleep(10), checked(*args, **kwargs))[1]
-sys.argv[0] = "videodeblur"
-main()
-"""
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
@@ -522,12 +502,8 @@ def test_a_validation_longer_than_the_collective_timeout_is_not_cut_short(tmp_pa
     root = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
     config = _recipe(tmp_path, steps=2, extra=f'val_pairs = "{root.as_posix()}"\nval_every = 1')
     script = tmp_path / "slow_validation.py"
-    script.write_text(_SLOW_VALIDATION)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
-                           "--out-dir", str(tmp_path / "two")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    script.write_text(_SLOWED.format(name="validate"))
+    proc = train_on_two_ranks(config, tmp_path / "two", script=script)
     assert proc.returncode == 0, proc.stderr
     assert [row["step"] for row in csv.DictReader((tmp_path / "two" / "val.csv").open())] == ["1", "2"]
 
@@ -556,11 +532,7 @@ def test_a_rank_left_waiting_after_the_last_step_says_why_in_one_line(tmp_path: 
     config = _recipe(tmp_path, steps=2)
     script = tmp_path / "failing_last_save.py"
     script.write_text(_FAILING_LAST_SAVE)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script), "train", "--config", str(config), "--set", "train.batch=1",
-                           "--out-dir", str(tmp_path / "two")],
-                          capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    proc = train_on_two_ranks(config, tmp_path / "two", script=script)
     assert proc.returncode != 0
     errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
     assert "videodeblur: error: cannot write the last checkpoint (disk full)" in errors, proc.stderr
