@@ -140,62 +140,67 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
     output_times = array.array("d")
     end_reason = "source ended"
     start = time.monotonic()
-    try:
-        if options.warmup:
-            for each in engines:
-                if hasattr(each, "warmup"):
-                    each.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
-        if options.record_path is not None:
-            # side by side as a player shows it: one above the other where the picture is turned a quarter
-            turned = source.rotation % 180 != 0
-            width = source.width * (2 if options.side_by_side and not turned else 1)
-            height = source.height * (2 if options.side_by_side and turned else 1)
-            recorder = Recorder(options.record_path, width, height, source.fps, source_path=source.path,
-                                 rotation=source.rotation, colour=source.colour,
-                                 sample_aspect_ratio=source.sample_aspect_ratio,
-                                 audio_from=source.audio_from,
-                                 audio_feed=source.take_audio() if source.audio_from is None else None)
-        start = time.monotonic()
-        capture.start()
-        workers.start()
-        while True:
-            if options.max_seconds is not None and time.monotonic() - start >= options.max_seconds:
-                end_reason = "max-seconds"
-                break
-            processed = workers.next(_POLL_S)
-            if processed is None:
-                if workers.finished:  # the slot was closed and every frame taken is out
-                    end_reason = capture.end_reason
+    # Ctrl-C (SIGTERM, SIGHUP) is noted, not raised, and the loop stops at its next turn: raised
+    # between counting a frame and queueing it for the recording, it left the file a frame short
+    interrupted = threading.Event()
+    with signals_noted(interrupted.set):
+        try:
+            if options.warmup:
+                for each in engines:
+                    if hasattr(each, "warmup"):
+                        each.warmup(source.height, source.width)  # keep cudnn/compile warm-up out of the latency
+            if options.record_path is not None:
+                # side by side as a player shows it: one above the other where the picture is turned a quarter
+                turned = source.rotation % 180 != 0
+                width = source.width * (2 if options.side_by_side and not turned else 1)
+                height = source.height * (2 if options.side_by_side and turned else 1)
+                recorder = Recorder(options.record_path, width, height, source.fps, source_path=source.path,
+                                     rotation=source.rotation, colour=source.colour,
+                                     sample_aspect_ratio=source.sample_aspect_ratio,
+                                     audio_from=source.audio_from,
+                                     audio_feed=source.take_audio() if source.audio_from is None else None)
+            start = time.monotonic()
+            if not interrupted.is_set():  # a Ctrl-C in the warm-up: no capture begun
+                capture.start()
+                workers.start()
+            while True:
+                if interrupted.is_set():
                     break
-                # while the capture thread reconnects, it gets its own time on top
-                if (workers.not_handed_back == 0 and time.monotonic() - max(slot.last_put_time, start)
-                        > options.stall_timeout_s + options.reconnect_s):
-                    end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
+                if options.max_seconds is not None and time.monotonic() - start >= options.max_seconds:
+                    end_reason = "max-seconds"
                     break
-                continue
-            if processed.error is not None:
-                slot.count_dropped()  # taken, never processed
-                raise processed.error
-            frame, output = processed.frame, processed.output
-            done = time.monotonic()  # handed back: a frame held behind an older one waited too
-            latencies.append((done - frame.capture_time) * 1000.0)
-            output_times.append(done)
-            if recorder is not None:
-                picture = side_by_side(frame.image, output, source.rotation) if options.side_by_side else output
-                recorder.write(picture, frame.capture_time, stream_s=frame.stream_s, run=frame.run)
-            if on_frame is not None:
-                live = LiveFrame(frame.image, output, frame.index, latencies[-1], _recent_fps(output_times))
-                if on_frame(live) is False:
-                    end_reason = "quit"
-                    break
-    except KeyboardInterrupt:
-        end_reason = "interrupted"
-    finally:
-        end = time.monotonic()  # the run's length ends at the stop, not after the threads are let go
-        stopped: list[int] = []
-        # a second Ctrl-C (or a SIGTERM) while the capture stops and the recording is finalised is
-        # only noted: raised here, it cut the recording's close short and the stats were never said
-        with signals_noted(lambda: stopped.append(1)):
+                processed = workers.next(_POLL_S)
+                if processed is None:
+                    if workers.finished:  # the slot was closed and every frame taken is out
+                        end_reason = capture.end_reason
+                        break
+                    # while the capture thread reconnects, it gets its own time on top
+                    if (workers.not_handed_back == 0 and time.monotonic() - max(slot.last_put_time, start)
+                            > options.stall_timeout_s + options.reconnect_s):
+                        end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
+                        break
+                    continue
+                if processed.error is not None:
+                    slot.count_dropped()  # taken, never processed
+                    raise processed.error
+                frame, output = processed.frame, processed.output
+                done = time.monotonic()  # handed back: a frame held behind an older one waited too
+                latencies.append((done - frame.capture_time) * 1000.0)
+                output_times.append(done)
+                if recorder is not None:
+                    picture = side_by_side(frame.image, output, source.rotation) if options.side_by_side else output
+                    recorder.write(picture, frame.capture_time, stream_s=frame.stream_s, run=frame.run)
+                if on_frame is not None:
+                    live = LiveFrame(frame.image, output, frame.index, latencies[-1], _recent_fps(output_times))
+                    if on_frame(live) is False:
+                        end_reason = "quit"
+                        break
+        except KeyboardInterrupt:  # raised by a caller's on_frame or an engine, not by a signal
+            end_reason = "interrupted"
+        finally:
+            end = time.monotonic()  # the run's length ends at the stop, not after the threads are let go
+            # a second Ctrl-C (or a SIGTERM) while the capture stops and the recording is finalised is
+            # only noted too: raised here, it cut the recording's close short and the stats were never said
             stop.set()
             slot.close()
             if capture.started:
@@ -211,7 +216,7 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
             recorded = recorder.close() if recorder is not None else 0
             record_dropped = recorder.dropped if recorder is not None else 0
             warnings = recorder.warnings if recorder is not None else []
-        if stopped:
+        if interrupted.is_set():
             end_reason = "interrupted"
     capture.raise_error()
     if recorder is not None:
