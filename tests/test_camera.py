@@ -262,6 +262,24 @@ def test_a_frame_in_the_model_at_ctrl_c_counts_as_dropped() -> None:
     assert stats.captured == stats.processed + stats.dropped
 
 
+def test_a_ctrl_c_as_a_frame_is_recorded_still_records_every_processed_frame(monkeypatch, tmp_path: Path) -> None:
+    from videodeblur.pipeline.live_record import Recorder
+
+    real_write, writes = Recorder.write, []
+
+    def interrupted_write(self, *args, **kwargs) -> None:
+        writes.append(1)
+        if len(writes) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C after the third frame is counted, before it is queued
+        real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Recorder, "write", interrupted_write)
+    out = tmp_path / "rec.mp4"
+    stats = run_live(ScriptedSource(40), DelayedEngine(0.0), LiveOptions(record_path=out))
+    assert stats.end_reason == "interrupted" and stats.processed == 3
+    assert stats.recorded == 3 and recorded_frames(out)[0] == 3  # not two: the counted frame is in the file
+
+
 def test_a_capture_blocked_on_a_stalled_stream_does_not_hold_the_end() -> None:
     """--max-seconds (or Ctrl-C) while the stream stalled: the run waited up to 5 s for the blocked
     read, and said it ran 7.6 s of a 5 s run."""
