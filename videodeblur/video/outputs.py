@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -13,7 +14,8 @@ import av
 from videodeblur.errors import OutputError
 from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_named_pipe, is_stdin, is_url
 
-__all__ = ["MOV_MUXERS", "ONE_RATE_MUXERS", "PIPE_FORMATS", "check_output_path", "fragment_options", "open_pipe", "open_stream", "output_kind", "release_pipe"]
+__all__ = ["MOV_MUXERS", "ONE_RATE_MUXERS", "PIPE_FORMATS", "check_output_path", "fragment_options", "movie_timing_options",
+           "open_pipe", "open_stream", "output_kind", "release_pipe"]
 
 # what standard output (-o -) can carry, by the extension the same file would have: the muxer
 PIPE_FORMATS = {"mkv": "matroska", "mp4": "mp4", "mov": "mov", "nut": "nut", "ts": "mpegts", "webm": "webm",
@@ -112,6 +114,21 @@ def fragment_options(path: Path, fragmented: bool) -> dict[str, str]:
     if suffix in (".mkv", ".webm"):
         return {"cluster_time_limit": "1000", "flush_packets": "1"}
     return {"flush_packets": "1"}
+
+
+def movie_timing_options(kind: str, time_base: Fraction) -> dict[str, str]:
+    """Muxer options that keep an MP4/MOV's video times exact (``kind``: ".mp4", as :func:`output_kind`
+    says it; ``time_base``: the video's). The edit list that starts the video where it starts (a
+    ``--start`` between two frames leaves a gap before the first) counts in the movie's time scale,
+    1/1000 s by default, to which the muxer cut the gap down: the first frame came up to 1 ms early
+    (14 ms for 14.7). The scale here is the video track's own (the time base's, doubled up to 10000
+    and more, as the muxer picks it), so every frame time the track holds is a whole number of it."""
+    if kind.lower() not in _MOV_SUFFIXES:
+        return {}
+    scale = Fraction(time_base).denominator
+    while scale < 10000:
+        scale *= 2
+    return {"movie_timescale": str(scale)} if scale <= 2**31 - 1 else {}
 
 
 def open_pipe(kind: str, options: dict[str, str]) -> av.container.OutputContainer:

@@ -46,8 +46,8 @@ from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
 from videodeblur.video.metadata import chapters_in, descriptive_tags
 from videodeblur.video.output_format import (as_decoders_read, is_deep, like_chroma, output_subsampling, output_tags,
                                              source_tags)
-from videodeblur.video.outputs import (MOV_MUXERS, ONE_RATE_MUXERS, PIPE_FORMATS, check_output_path, fragment_options, open_pipe, release_pipe,
-                                      open_stream, output_kind)
+from videodeblur.video.outputs import (MOV_MUXERS, ONE_RATE_MUXERS, PIPE_FORMATS, check_output_path, fragment_options,
+                                      movie_timing_options, open_pipe, open_stream, output_kind, release_pipe)
 from videodeblur.video.packet_timing import PacketTiming, last_frame_as_keyframe
 from videodeblur.video.streams import pick_video_stream
 
@@ -148,7 +148,8 @@ class FrameWriter:
             try:
                 # YUV4MPEG takes 10-bit and deeper frames (which x264 and SVT-AV1 read) only when told
                 # to go past its standard, as `ffmpeg -strict -1` does
-                options = {**muxer_options, **({"strict": "-1"} if self._kind.lower() == ".y4m" else {})}
+                options = {**muxer_options, **({"strict": "-1"} if self._kind.lower() == ".y4m" else {}),
+                           **({} if self._stream_url else movie_timing_options(self._kind, self.time_base))}
                 if self._kind.lower() == ".avi":
                     # AVI plays its sound from the first sample whatever its time: the muxer's shift of
                     # every stream past AAC's priming (-21 ms) put the second and later frames a slot late
