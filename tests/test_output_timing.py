@@ -1,15 +1,16 @@
-"""The written file's timing as FFmpeg (PyAV) reads it back: where a part's first frame lands, and how
-long a variable-rate source's last frame lasts."""
+"""The written file's timing as FFmpeg (PyAV) reads it back: where a part's first frame lands, where
+its re-encoded sound starts, and how long a variable-rate source's last frame lasts."""
 from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
 
 from videodeblur.pipeline import Engine, EngineOptions, deblur_file
-from videodeblur.video import FrameWriter
+from videodeblur.video import FrameWriter, probe
 
 from conftest import clip_frame
 
@@ -38,6 +39,32 @@ def test_a_part_that_starts_between_frames_has_its_first_frame_at_its_exact_time
         times = [frame.time for frame in container.decode(video=0)]
     assert times[0] == float(first_gap * time_base)  # 0.0146875 s exactly, not 0.013984375
     assert times == pytest.approx([float((first_gap + 512 * k) * time_base) for k in range(5)], abs=1e-9)
+
+
+def test_a_part_whose_sound_is_re_encoded_has_the_sources_samples_from_its_first_frame(make_clip, tmp_path: Path) -> None:
+    """--start 0.52 falls inside the AAC packet at 0.512-0.533 s; WebM re-encodes the sound as Opus.
+    That packet was dropped as before the start, and the next one decoded alone: measured before the
+    fix, the sound began 14 ms after the picture and was up to 0.32 off the source's (a 0.2 tone).
+    The packets before the cut are decoded and their samples before it cut off: from the first
+    frame on the sound is the source's, as exact as Opus keeps it (0.02)."""
+    src = make_clip("a.mp4", width=64, height=48, frames=30, audio=True)
+    out = tmp_path / "part.webm"
+    with av.open(str(src)) as container:
+        stream = container.streams.video[0]
+        frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in container.decode(stream)
+                  if 0.52 <= f.time < 0.72]
+    with FrameWriter.like(out, probe(src), window=(0.52, 0.72)) as writer:
+        for pts, image in frames:
+            writer.write(image, pts=pts)
+    with av.open(str(src)) as container:
+        source = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+    with av.open(str(out)) as container:
+        assert container.streams.audio[0].codec_context.name == "opus"
+        sound = list(container.decode(audio=0))
+    assert sound[0].time == 0.0  # from the first frame on
+    samples = np.concatenate([f.to_ndarray() for f in sound], axis=1)
+    at = round(0.52 * 48000)
+    assert np.abs(samples[:, :2048] - source[:, at:at + 2048]).max() < 0.05
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])

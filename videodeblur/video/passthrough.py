@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterator
 
 import av
+import numpy as np
 from av.bitstream import BitStreamFilterContext
 
 from videodeblur.errors import OutputError, UnreadableInputError
@@ -97,7 +98,15 @@ class Passthrough:
         self._start, self._end = window or (None, None)
         self._origin: float | Fraction = self._start or 0.0  # the source's time that is the output's 0
         self._starts: dict[int, Fraction] = {}  # source stream index → its start, in seconds
-        # the output's edit lists can hide what the source hides (AAC's priming, a cut's lead-in)
+        # the output's edit lists can hide what the source hides (AAC's priming, a cut's lead-in).
+        # Matroska (WebM) can hide samples only at a track's start, as its CodecDelay, which FFmpeg 8
+        # writes from the stream's initial_padding and reads back as samples its decoder skips (an
+        # AAC track PyAV encodes into .mkv reads back from 0, its priming skipped); PyAV cannot set
+        # initial_padding on a stream (a copied one takes the source's, 0 from MP4), and a Block's
+        # DiscardPadding, which FFmpeg's muxer writes only as samples cut off a packet's end, cannot
+        # cut its start. So a copied track's part starts with the first packet from the cut on:
+        # its sound up to a packet (21 ms of AAC) late, the first packet decoded alone; measured
+        # at --start 0.52: 13 ms late, the first 21 ms up to 0.27 off the source's samples.
         self._hides = output.format.name in MOV_MUXERS
         self.start_s: Fraction | None = None  # the earliest start of the tracks copied
         self._feed = source if isinstance(source, PacketFeed) else None
@@ -289,10 +298,13 @@ class Passthrough:
         0 (MP4, MOV), an audio packet that plays on past the start is kept, and so is the one before
         it, which its decoder needs (AAC's frames overlap: the first decoded alone is a wrong
         fade-in; Opus needs 80 ms). Dropped, the sound began up to a packet (21 ms of AAC) after
-        the picture, and its first packet was that fade-in: not the source's samples."""
+        the picture, and its first packet was that fade-in: not the source's samples. A track
+        re-encoded (AAC into WebM) keeps them too, for its decoder: its samples before 0 are cut off
+        once decoded (:func:`_from_zero`). Matroska cannot hide a copied packet's samples before 0:
+        see :attr:`_hides`."""
         if self._start is None or at >= self._start - 1e-9:
             return False
-        if not (self._hides and packet.duration and self._formats[index][0] == "audio"):
+        if not ((self._hides or index in self._transcodes) and packet.duration and self._formats[index][0] == "audio"):
             return True
         length = float(packet.duration * packet.time_base)
         pre_roll = max(length, _OPUS_PRE_ROLL_S if self._formats[index][1] in ("opus", "libopus") else 0.0)
@@ -577,4 +589,24 @@ class _Transcode:
         if packet is None:
             frames = [*frames, None]
         for frame in frames:
+            if frame is not None and (frame := _from_zero(frame)) is None:
+                continue
             yield from self.out.encode(frame)
+
+
+def _from_zero(frame: av.AudioFrame) -> av.AudioFrame | None:
+    """``frame`` (its pts in the output's time: the source's less the part's start) without the
+    samples it holds before 0, None when all are: the packets before a part's start are decoded
+    for the decoder's sake (:meth:`Passthrough._before_start`), and from the first frame on the
+    sound is the source's samples. Encoded, they played before the picture."""
+    if frame.pts is None or frame.time_base is None or frame.pts >= 0:
+        return frame
+    cut = round(-frame.pts * frame.time_base * frame.sample_rate)
+    if cut >= frame.samples:
+        return None
+    samples = frame.to_ndarray()  # planar: a row a channel; packed: one row, channels interleaved
+    step = 1 if frame.format.is_planar else len(frame.layout.channels)
+    kept = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, cut * step:]), format=frame.format.name,
+                                      layout=frame.layout)
+    kept.sample_rate, kept.time_base, kept.pts = frame.sample_rate, frame.time_base, 0
+    return kept
