@@ -12,7 +12,7 @@ import pytest
 from videodeblur.pipeline import Engine, EngineOptions, deblur_file
 from videodeblur.video import FrameWriter, probe
 
-from conftest import clip_frame
+from conftest import clip_frame, tone_frame
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,27 @@ def test_a_part_whose_sound_is_re_encoded_has_the_sources_samples_from_its_first
     samples = np.concatenate([f.to_ndarray() for f in sound], axis=1)
     at = round(0.52 * 48000)
     assert np.abs(samples[:, :2048] - source[:, at:at + 2048]).max() < 0.05
+
+
+@pytest.mark.parametrize("fmt", ["fltp", "s16"])
+def test_decoded_sound_before_a_cut_is_cut_off_in_planar_and_packed_samples(fmt: str) -> None:
+    """A frame 100 samples before 0 loses those 100 of each channel (s16 holds them interleaved,
+    as PCM decodes); one wholly before 0 is dropped, one from 0 on is kept as it is."""
+    from videodeblur.video.passthrough import _from_zero
+
+    def frame(pts: int) -> av.AudioFrame:
+        made = tone_frame(0, 1024, fmt=fmt)
+        made.pts, made.time_base = pts, Fraction(1, 48000)
+        return made
+
+    whole = frame(-100).to_ndarray()
+    cut = _from_zero(frame(-100))
+    assert cut is not None and (cut.pts, cut.samples, cut.format.name) == (0, 924, fmt)
+    channels = 1 if fmt == "fltp" else 2
+    assert np.array_equal(cut.to_ndarray(), whole[:, 100 * channels:])
+    assert _from_zero(frame(-1024)) is None
+    kept = frame(0)
+    assert _from_zero(kept) is kept
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov"])
