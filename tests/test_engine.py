@@ -194,9 +194,14 @@ def test_a_handle_collected_by_two_threads_leaves_the_slot_to_its_new_owner() ->
 
     from videodeblur.pipeline.engine import EngineResult, _CudaPipeline
 
+    class Uploaded:  # the slot's upload event, long complete
+        def synchronize(self) -> None:
+            pass
+
     class Slot:
         def __init__(self, shape: tuple[int, ...]) -> None:
             self.shape, self.host_out, self.owner = shape, torch.zeros(shape, dtype=torch.uint8), None
+            self.uploaded = Uploaded()
 
     class Done:  # the download event; thread A wakes from it later than D does
         def __init__(self, gate: threading.Event) -> None:

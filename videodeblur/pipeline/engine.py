@@ -445,6 +445,10 @@ class _CudaPipeline:
             # The caller still holds this slot's previous batch: collect it (waits for its download)
             # so the pinned buffers can be overwritten.
             owner.result()
+        # A batch whose network raised (out of memory, say) left no owner, but its upload may still be
+        # reading the pinned input: CUDA reads a non_blocking copy's source when the copy runs, not when
+        # it is enqueued. Normally the event has completed already and this returns at once.
+        slot.uploaded.synchronize()
         return slot
 
     def submit(self, batch: np.ndarray | list[np.ndarray], layout: Layout, colour: ColourTags | None) -> EngineResult:
