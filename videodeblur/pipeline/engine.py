@@ -311,8 +311,9 @@ class Engine:
         """Float ``N×3×H×W`` in [0, 1] on the engine's device → the network's output (tiled when
         ``tile`` is set and the frame is larger), in the engine's dtype."""
         x = x.to(self.dtype)
-        if self.options.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # Both ways, as the weights are: uint8 frames arrive NHWC, so their float view is already
+        # channels-last, and with the option off NCHW weights met NHWC inputs (each cuDNN call reorders).
+        x = x.contiguous(memory_format=torch.channels_last if self.options.channels_last else torch.contiguous_format)
         shape = tuple(x.shape)
         tile = self.tile_for(shape)
         if tile is not None:
