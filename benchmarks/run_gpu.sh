@@ -74,7 +74,9 @@ vd=(python3 -m videodeblur)
 bench=("${vd[@]}" bench --device cuda --precision fp16 --json)  # timeout runs programs, not shell functions
 
 if [ "$PART" = 1 ]; then
-  step cuda-tests.txt 150 python3 -m pytest -q -m cuda tests -p no:cacheprovider
+  # -v: each test's name as it ends (a killed run shows which one hung); faulthandler_timeout (pytest's
+  # own) dumps every thread's stack into the .err file if one test runs over 60 s, without stopping it.
+  step cuda-tests.txt 150 python3 -m pytest -v -rfEs -m cuda tests -p no:cacheprovider -o faulthandler_timeout=60
   step bench-lprn-rt-1920x1080.json 120 "${bench[@]}" --model lprn-rt --size 1920x1080 --frames 300 --batch 1,4,8,16
   # Picking lprn-rt's knobs by measuring: every candidate's network-only fps at 1080p fp16, batch 1-16
   # (their quality at one equal CPU training budget is in docs/MODEL.md, "Presets").
