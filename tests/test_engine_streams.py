@@ -10,7 +10,9 @@ tensors, so the outputs must equal the CPU engine's):
 - a pinned buffer read or written by a ``non_blocking`` copy is touched by the host only after an
   event recorded after that copy has been synchronised;
 - the events a batch's ``gpu_ms`` is read from have both completed (``elapsed_time``'s rule), and
-  nothing synchronises the whole device.
+  nothing synchronises the whole device;
+- a CUDA graph is warmed up and captured on one stream, replayed on the compute stream with each
+  batch copied into its static input and its static output copied out.
 """
 from __future__ import annotations
 
@@ -256,3 +258,84 @@ def test_i420_batches_take_the_same_path(cpu: Engine, fake_cuda: Recorder) -> No
     out = engine.submit(planes, layout="i420", colour=tags).result()
     assert np.array_equal(out, cpu.submit(planes, layout="i420", colour=tags).result())
     assert any(c[0] == "forward" and c[1] is pipe.compute for c in fake_cuda.calls)
+
+
+class FakeGraph:
+    """A captured graph as torch documents it: replay reruns the captured work on the same input
+    buffer and writes the same output buffer (here by calling it again and copying into that buffer)."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.work: Any = None
+        self.output: torch.Tensor | None = None
+
+    def replay(self) -> None:
+        self.recorder.log("replay", self, self.recorder.current)
+        assert self.work is not None and self.output is not None, "replay of a graph never captured"
+        self.output.copy_(self.work())
+
+
+@pytest.fixture()
+def fake_graphs(fake_cuda: Recorder, monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    @contextlib.contextmanager
+    def graph(g: FakeGraph, pool: Any = None, stream: FakeStream | None = None,
+              capture_error_mode: str = "global") -> Iterator[None]:
+        before, fake_cuda.current = fake_cuda.current, stream
+        fake_cuda.log("capture", g, stream, capture_error_mode)
+        fake_cuda.capturing = g  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            fake_cuda.capturing = None  # type: ignore[attr-defined]
+            fake_cuda.log("captured", g)
+            fake_cuda.current = before
+
+    fake_cuda.capturing = None  # type: ignore[attr-defined]
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", lambda: FakeGraph(fake_cuda))
+    monkeypatch.setattr(torch.cuda, "graph", graph)
+    return fake_cuda
+
+
+def _graphed(cpu: Engine, recorder: Recorder) -> tuple[Engine, "engine_module._CudaPipeline"]:
+    """``_streamed`` with ``cuda_graphs`` on; the forward run under capture becomes the graph's work."""
+    import dataclasses
+
+    engine, pipe = _streamed(cpu, recorder)
+    engine.options = dataclasses.replace(engine.options, cuda_graphs=True)
+    traced = engine._forward_uint8
+
+    def forward(u8: torch.Tensor, layout: str, colour: Any) -> torch.Tensor:
+        graph = recorder.capturing  # type: ignore[attr-defined]
+        out = traced(u8, layout, colour)
+        if graph is not None:
+            graph.work, graph.output = (lambda: traced(u8, layout, colour)), out
+        return out
+
+    engine._forward_uint8 = forward  # type: ignore[method-assign]
+    return engine, pipe
+
+
+def test_graphs_are_warmed_captured_and_replayed_on_the_compute_stream(cpu: Engine, fake_graphs: Recorder) -> None:
+    """Warm-up runs before the capture on the stream it captures on (torch's CUDA-graph recipe), the
+    capture is thread_local (the writer thread may wait on events meanwhile), replays run on the
+    compute stream, each batch is copied into the static input first (else a replay reruns the last
+    batch's frames), and what the download reads is a copy of the static output, not the buffer the
+    next replay overwrites. Every full batch equals the eager engine's output; a short one runs eagerly."""
+    engine, pipe = _graphed(cpu, fake_graphs)
+    batches = _batches(5)
+    short = batches[0][:1]
+    handles = [engine.submit(b) for b in batches] + [engine.submit(short)]
+    calls = fake_graphs.calls
+    (capture,) = [i for i, c in enumerate(calls) if c[0] == "capture"]
+    graph = calls[capture][1]
+    assert calls[capture][2] is pipe.compute and calls[capture][3] == "thread_local"
+    warmups = [c for c in calls[:capture] if c[0] == "forward" and c[2] == pipe.graph.static_in.data_ptr()]
+    assert len(warmups) == engine_module._GraphedForward.WARMUP_RUNS and all(c[1] is pipe.compute for c in warmups)
+    replays = [c for c in calls if c[0] == "replay"]
+    assert len(replays) == len(batches) and all(c[1] is graph and c[2] is pipe.compute for c in replays)
+    static_out = graph.output.data_ptr()
+    downloaded = [c[1] for c in calls if c[0] == "record_stream" and c[2] is pipe.download]
+    assert len(downloaded) == len(batches) + 1 and static_out not in downloaded
+    for batch, handle in zip([*batches, short], handles):
+        assert np.array_equal(handle.result(), cpu.process(batch))
+    assert pipe.graph.key[0] == (2, 32, 48, 3)
