@@ -18,7 +18,8 @@ OUT="${1:-runs/gpu}"
 PART="${2:-1}"
 BUDGET_S="${BUDGET_S:-570}"
 mkdir -p "$OUT"
-RAW="$(mktemp -d "${TMPDIR:-/tmp}/videodeblur-gpu-part$PART.XXXXXX")"
+RAW="$(mktemp -d "${TMPDIR:-/tmp}/videodeblur-gpu-part$PART.XXXXXX")" \
+  || { echo "run_gpu.sh: cannot make a scratch folder in ${TMPDIR:-/tmp}" | tee -a "$OUT/steps.txt"; exit 2; }
 TARBALL="$OUT/results-part$PART.tar.gz"
 
 pack() {  # the raw folder into OUT's one tarball, replaced whole (a call killed mid-write keeps the last)
