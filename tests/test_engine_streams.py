@@ -339,3 +339,27 @@ def test_graphs_are_warmed_captured_and_replayed_on_the_compute_stream(cpu: Engi
     for batch, handle in zip([*batches, short], handles):
         assert np.array_equal(handle.result(), cpu.process(batch))
     assert pipe.graph.key[0] == (2, 32, 48, 3)
+
+
+@pytest.mark.parametrize("layout", ["rgb", "i420"])
+def test_running_out_of_gpu_memory_is_a_device_error_that_says_what_to_do(cpu: Engine, fake_cuda: Recorder,
+                                                                        layout: str) -> None:
+    """torch's CUDA out-of-memory error reached the command as 'internal error: OutOfMemoryError', a
+    bug's wording, for a batch or frame size the GPU cannot hold; the engine stays usable after it."""
+    from videodeblur.errors import DeviceError
+
+    engine, _ = _streamed(cpu, fake_cuda)
+    forward = engine._forward_uint8
+
+    def out_of_memory(*args: Any) -> torch.Tensor:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nGPU 0 has 1 GiB free")
+
+    engine._forward_uint8 = out_of_memory  # type: ignore[method-assign]
+    batch = _batches(1)[0]
+    frames = batch if layout == "rgb" else np.zeros((2, 48, 48), np.uint8)
+    with pytest.raises(DeviceError, match=r"^the GPU ran out of memory for 2 frame\(s\) of 48x32 at fp32: use a smaller "
+                                          r"--batch, or --tile N to run frames in tiles \(CUDA out of memory\. Tried to "
+                                          r"allocate 2\.00 GiB\.\)$"):
+        engine.submit(frames, layout=layout)  # type: ignore[arg-type]
+    engine._forward_uint8 = forward  # type: ignore[method-assign]
+    assert np.array_equal(engine.submit(batch).result(), cpu.process(batch))

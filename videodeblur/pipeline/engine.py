@@ -301,7 +301,10 @@ class Engine:
                 raise FrameError("a batch given as a sequence needs at least one frame, all of one shape")
         with self._lock:
             if self._cuda is not None:
-                return self._cuda.submit(frames, layout, colour)
+                try:
+                    return self._cuda.submit(frames, layout, colour)
+                except torch.cuda.OutOfMemoryError as exc:  # a size the GPU cannot hold, not a bug
+                    raise DeviceError(_out_of_memory(frames, layout, self.precision, exc)) from exc
             stacked = frames if isinstance(frames, np.ndarray) else np.stack(frames)
             with torch.inference_mode():
                 out = self._forward_uint8(torch.from_numpy(stacked), layout, colour)
@@ -572,6 +575,16 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _out_of_memory(frames: np.ndarray | list[np.ndarray], layout: Layout, precision: str, exc: Exception) -> str:
+    """What to do when a batch does not fit in the GPU's memory (the auto-tiler's estimate is fitted on
+    the CPU, and a captured graph keeps its own pool), with torch's own first line."""
+    rows, width = frames[0].shape[:2]
+    height = rows * 2 // 3 if layout == "i420" else rows
+    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"the GPU ran out of memory for {len(frames)} frame(s) of {width}x{height} at {precision}: "
+            f"use a smaller --batch, or --tile N to run frames in tiles ({said})")
 
 
 def _check_rgb(frames: np.ndarray) -> np.ndarray:
