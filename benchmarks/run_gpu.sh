@@ -44,14 +44,36 @@ fi
 export PYTHONPATH="$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi > "$RAW/nvidia-smi.txt" 2>&1
 lscpu > "$RAW/lscpu.txt" 2>&1
-python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'available', torch.cuda.is_available())" \
-  > "$RAW/versions.txt" 2>&1 || stop "python3 cannot import torch (versions.txt in $TARBALL)"
-python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)" \
-  || stop "no CUDA GPU that torch can use here (torch.cuda.is_available() is False): nothing measured"
-python3 -c "import av; print('av', av.__version__)" >> "$RAW/versions.txt" 2>&1 \
-  || stop "PyAV is not importable: copy ../shared/wheels/av-*.whl into .whl/ and carry it (see this script's head)"
-python3 -c "import torch, videodeblur; print(torch.cuda.get_device_name(), videodeblur.__name__)" >> "$RAW/versions.txt" 2>&1 \
-  || stop "videodeblur does not import from $PWD (versions.txt in $TARBALL)"
+# One interpreter for every check (a cold import of torch takes seconds there); its exit status says
+# which one failed.
+python3 - > "$RAW/versions.txt" 2>&1 <<'CHECKS'
+import sys
+try:
+    import torch
+except Exception as exc:
+    print(exc); sys.exit(10)
+print("torch", torch.__version__, "cuda", torch.version.cuda, "available", torch.cuda.is_available())
+if not torch.cuda.is_available():
+    sys.exit(11)
+print(torch.cuda.get_device_name())
+try:
+    import av
+except Exception as exc:
+    print(exc); sys.exit(12)
+print("av", av.__version__)
+try:
+    import videodeblur
+except Exception as exc:
+    print(exc); sys.exit(13)
+CHECKS
+case $? in
+  0) ;;
+  10) stop "python3 cannot import torch (versions.txt in $TARBALL)" ;;
+  11) stop "no CUDA GPU that torch can use here (torch.cuda.is_available() is False): nothing measured" ;;
+  12) stop "PyAV is not importable: copy ../shared/wheels/av-*.whl into .whl/ and carry it (see this script's head)" ;;
+  13) stop "videodeblur does not import from $PWD (versions.txt in $TARBALL)" ;;
+  *) stop "python3 failed before any check (versions.txt in $TARBALL)" ;;
+esac
 pack
 
 step() {  # step NAME LIMIT_S COMMAND...: run with a time limit, stdout to NAME, stderr to NAME.err
