@@ -16,7 +16,8 @@ On CUDA a ring of pinned host slots (``pinned_ring``, at least 3) feeds three st
 
 While batch k is computing, batch k+1 uploads and batch k-1 downloads. A slot is reused only after
 its previous result was collected (``result()`` copies out of the pinned buffer, so the slot is free
-once its download event has completed). On CPU ``submit`` runs the same conversions and network
+once its download event has completed), or, where that batch failed on the device, after its upload
+event. On CPU ``submit`` runs the same conversions and network
 synchronously, so both paths give the same numbers up to float rounding.
 """
 from __future__ import annotations
