@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from videodeblur.video.colour import ColourTags, i420_to_rgb, rgb_to_i420, yuv_matrix
+from videodeblur.video.colour import ColourTags, RgbConverter, i420_to_rgb, rgb_to_i420, rgb_to_yuv_planes, yuv_matrix
 
 from conftest import clip_frame, psnr
 
@@ -111,3 +111,27 @@ def test_full_range_output_keeps_colour(tmp_path, pix_fmt: str, width: int, heig
     error = back.astype(np.float64) - picture.astype(np.float64)
     assert np.abs(error.mean(axis=(0, 1))).max() < 0.15, error.mean(axis=(0, 1))  # was 0.6-0.7 per channel
     assert np.abs(error).mean() < (0.6 if pix_fmt == "yuv444p" else 3.0)  # rounding only; halved chroma on noise
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+@pytest.mark.parametrize("matrix, colorspace", [("bt601", 5), ("bt709", 1), ("smpte240m", 7), ("bt2020", 9)])
+def test_device_conversions_run_on_cpu_tensors_and_equal_the_cpu_path(matrix: str, colorspace: int,
+                                                                     full_range: bool) -> None:
+    """The GPU path's conversions are plain torch, so their maths is checked here on CPU tensors against
+    what the CPU path does with the same frame: ``rgb_to_i420`` against the writer's
+    ``rgb_to_yuv_planes``, and ``i420_to_rgb`` against the reader's swscale ``RgbConverter``. Every
+    matrix and range agrees to a level (exact ties rounded apart), almost every sample exactly."""
+    m = yuv_matrix(matrix=matrix, full_range=full_range)
+    rgb = clip_frame(3, 96, 64)
+    noisy = np.clip(rgb.astype(int) + np.random.default_rng(0).integers(-40, 41, rgb.shape), 0, 255).astype(np.uint8)
+    for picture in (rgb, noisy):
+        ours = rgb_to_i420(_rgb_tensor(picture), m)[0].numpy()
+        theirs = np.concatenate([plane.reshape(-1) for plane in rgb_to_yuv_planes(picture, m, (32, 48))]).reshape(96, 96)
+        assert np.abs(ours.astype(int) - theirs).max() <= 1
+        assert (ours != theirs).mean() < 0.01
+        frame = av.VideoFrame.from_ndarray(theirs, format="yuv420p")
+        frame.colorspace, frame.color_range = colorspace, 2 if full_range else 1
+        cpu = RgbConverter().to_rgb(frame)
+        device = _to_u8(i420_to_rgb(torch.from_numpy(theirs)[None], m))
+        assert np.abs(device.astype(int) - cpu).max() <= 1
+        assert (device != cpu).mean() < 0.01

@@ -194,9 +194,14 @@ def test_a_handle_collected_by_two_threads_leaves_the_slot_to_its_new_owner() ->
 
     from videodeblur.pipeline.engine import EngineResult, _CudaPipeline
 
+    class Uploaded:  # the slot's upload event, long complete
+        def synchronize(self) -> None:
+            pass
+
     class Slot:
         def __init__(self, shape: tuple[int, ...]) -> None:
             self.shape, self.host_out, self.owner = shape, torch.zeros(shape, dtype=torch.uint8), None
+            self.uploaded = Uploaded()
 
     class Done:  # the download event; thread A wakes from it later than D does
         def __init__(self, gate: threading.Event) -> None:
@@ -273,3 +278,18 @@ def test_frames_too_big_for_memory_even_in_tiles_are_refused(monkeypatch: pytest
         with pytest.raises(DeviceError, match=r"^2 frame\(s\) of 200x150 need about 3 MiB even in tiles \(each whole "
                                               r"frame is kept as floats\), more than the 1 MiB free here; use a smaller --batch$"):
             engine.process(_frames(2, 200, 150))
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_network_sees_its_weights_memory_format(channels_last: bool) -> None:
+    """uint8 frames arrive NHWC, so their float view is channels-last whatever the option: with
+    ``channels_last=False`` the NCHW network was handed NHWC inputs (on CUDA each convolution then
+    reorders them), so the option measured a mix, not the plain layout."""
+    engine = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=1, channels_last=channels_last))
+    seen: list[torch.Tensor] = []
+    network = engine.network
+    engine.network = lambda x: seen.append(x) or network(x)  # type: ignore[assignment]
+    engine.process(_frames(1, 48, 32))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    assert seen and seen[0].is_contiguous(memory_format=fmt)
+    assert next(network.parameters()).is_contiguous(memory_format=fmt)

@@ -48,6 +48,41 @@ def test_fp16_is_close_to_fp32(gpu32: Engine) -> None:
     assert psnr(fp16.process(frames), gpu32.process(frames)) > 35
 
 
+def test_bf16_is_close_to_fp32(gpu32: Engine) -> None:
+    """The whole network cast to bf16 (not autocast), as fp16 is: native from compute capability 8."""
+    frames = _frames(2)
+    bf16 = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="bf16", batch_size=2))
+    assert bf16.dtype == torch.bfloat16
+    assert psnr(bf16.process(frames), gpu32.process(frames)) > 30
+
+
+def test_nchw_engine_matches_the_channels_last_one(gpu32: Engine) -> None:
+    frames = _frames(2)
+    nchw = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", batch_size=2, channels_last=False))
+    assert np.abs(nchw.process(frames).astype(np.int16) - gpu32.process(frames)).max() <= 1
+
+
+def test_a_batch_whose_network_failed_leaves_the_ring_usable(monkeypatch: pytest.MonkeyPatch, gpu32: Engine) -> None:
+    """The network raising after the upload was enqueued (out of memory, say) leaves no owner on the
+    slot; the batches after it, round the ring and back to that slot, still get their own frames."""
+    engine = Engine.from_name("lprn-rt", EngineOptions(device="cuda", precision="fp32", batch_size=2))
+    forward, left = engine._forward_uint8, [1]
+
+    def fails_once(*args: object) -> torch.Tensor:
+        if left[0]:
+            left[0] -= 1
+            raise RuntimeError("stand-in for CUDA out of memory")
+        return forward(*args)
+
+    monkeypatch.setattr(engine, "_forward_uint8", fails_once)
+    batches = [_frames(2, 64, 48) + i for i in range(5)]
+    with pytest.raises(RuntimeError, match="stand-in"):
+        engine.submit(batches[0])
+    handles = [engine.submit(b) for b in batches[1:]]
+    for batch, handle in zip(batches[1:], handles):
+        assert np.abs(handle.result().astype(np.int16) - gpu32.process(batch)).max() <= 1
+
+
 def test_more_batches_in_flight_than_slots(gpu32: Engine) -> None:
     """Submitting past the ring without collecting forces the oldest result out first: every
     handle still returns its own batch."""

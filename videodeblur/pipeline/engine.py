@@ -16,7 +16,8 @@ On CUDA a ring of pinned host slots (``pinned_ring``, at least 3) feeds three st
 
 While batch k is computing, batch k+1 uploads and batch k-1 downloads. A slot is reused only after
 its previous result was collected (``result()`` copies out of the pinned buffer, so the slot is free
-once its download event has completed). On CPU ``submit`` runs the same conversions and network
+once its download event has completed), or, where that batch failed on the device, after its upload
+event. On CPU ``submit`` runs the same conversions and network
 synchronously, so both paths give the same numbers up to float rounding.
 """
 from __future__ import annotations
@@ -301,7 +302,10 @@ class Engine:
                 raise FrameError("a batch given as a sequence needs at least one frame, all of one shape")
         with self._lock:
             if self._cuda is not None:
-                return self._cuda.submit(frames, layout, colour)
+                try:
+                    return self._cuda.submit(frames, layout, colour)
+                except torch.cuda.OutOfMemoryError as exc:  # a size the GPU cannot hold, not a bug
+                    raise DeviceError(_out_of_memory(frames, layout, self.precision, exc)) from exc
             stacked = frames if isinstance(frames, np.ndarray) else np.stack(frames)
             with torch.inference_mode():
                 out = self._forward_uint8(torch.from_numpy(stacked), layout, colour)
@@ -311,8 +315,9 @@ class Engine:
         """Float ``N×3×H×W`` in [0, 1] on the engine's device → the network's output (tiled when
         ``tile`` is set and the frame is larger), in the engine's dtype."""
         x = x.to(self.dtype)
-        if self.options.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        # Both ways, as the weights are: uint8 frames arrive NHWC, so their float view is already
+        # channels-last, and with the option off NCHW weights met NHWC inputs (each cuDNN call reorders).
+        x = x.contiguous(memory_format=torch.channels_last if self.options.channels_last else torch.contiguous_format)
         shape = tuple(x.shape)
         tile = self.tile_for(shape)
         if tile is not None:
@@ -445,6 +450,10 @@ class _CudaPipeline:
             # The caller still holds this slot's previous batch: collect it (waits for its download)
             # so the pinned buffers can be overwritten.
             owner.result()
+        # A batch whose network raised (out of memory, say) left no owner, but its upload may still be
+        # reading the pinned input: CUDA reads a non_blocking copy's source when the copy runs, not when
+        # it is enqueued. Normally the event has completed already and this returns at once.
+        slot.uploaded.synchronize()
         return slot
 
     def submit(self, batch: np.ndarray | list[np.ndarray], layout: Layout, colour: ColourTags | None) -> EngineResult:
@@ -567,6 +576,16 @@ def usable_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def _out_of_memory(frames: np.ndarray | list[np.ndarray], layout: Layout, precision: str, exc: Exception) -> str:
+    """What to do when a batch does not fit in the GPU's memory (the auto-tiler's estimate is fitted on
+    the CPU, and a captured graph keeps its own pool), with torch's own first line."""
+    rows, width = frames[0].shape[:2]
+    height = rows * 2 // 3 if layout == "i420" else rows
+    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return (f"the GPU ran out of memory for {len(frames)} frame(s) of {width}x{height} at {precision}: "
+            f"use a smaller --batch, or --tile N to run frames in tiles ({said})")
 
 
 def _check_rgb(frames: np.ndarray) -> np.ndarray:
