@@ -624,6 +624,29 @@ def test_resume_of_an_output_with_no_frame_hints_at_mp4_only_for_an_mp4(engine, 
     assert "cannot resume" in str(refused.value) and "MP4" not in str(refused.value)
 
 
+def test_resume_onto_an_output_whose_video_track_holds_no_frame_starts_from_the_first(engine, make_clip,
+                                                                                     tmp_path: Path) -> None:
+    """A Matroska output with its video track declared and no frame in it (only sound came before the
+    stop) was refused as "it holds h264 64x48 None, this run writes libx264 64x48 yuv420p": there is
+    nothing in it to keep, and the run now writes it from the first frame, as onto an empty file."""
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    out = tmp_path / "out.mkv"
+    with av.open(str(out), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(5):
+            frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, i * 1024
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
+    stats = deblur_file(src, out, engine, RunOptions(resume=True))
+    assert (stats.frames, stats.extra["resumed_frames"], len(decode(out).frames)) == (5, 0, 5)
+    assert not (tmp_path / "out.partial.mkv").exists()
+    (tmp_path / "empty.mkv").write_bytes(b"")  # as an empty file was already
+    assert deblur_file(src, tmp_path / "empty.mkv", engine, RunOptions(resume=True)).frames == 5
+
+
 def test_resume_without_the_side_by_side_of_the_first_run_names_it(engine, make_clip, tmp_path: Path) -> None:
     """The refusal compared the sizes (128x48 against 64x48) without naming the option that doubles one."""
     src = make_clip("a.mp4", width=64, height=48, frames=20)

@@ -37,15 +37,16 @@ _LIKENESS_DB = 18.0  # measured: one video through crf 51 >= 23 dB; another scen
 
 def set_aside(output: Path, info: VideoInfo) -> Path | None:
     """For a resumed run: move an existing output to ``<name>.partial<suffix>`` beside it (the new
-    output is written where it was) and return that path; None when there is nothing to resume. A
-    ``.partial`` file already there is left by a resume that was itself killed while copying: it, not
-    the output, holds the frames."""
+    output is written where it was) and return that path; None when there is nothing to resume: no
+    output, an empty one, or one whose video track holds no frame (a header), which the run then
+    writes anew from the first frame. A ``.partial`` file already there is left by a resume that was
+    itself killed while copying: it, not the output, holds the frames."""
     check_output_path(output, input_path=info.path)  # never set the input itself aside
     partial = _partial(output)
     if partial.exists():
         output.unlink(missing_ok=True)
         return partial
-    if output.exists() and output.stat().st_size > 0:
+    if output.exists() and output.stat().st_size > 0 and not _holds_no_frame(output):
         output.replace(partial)
         return partial
     return None
@@ -149,6 +150,13 @@ def frames_in(path: Path) -> int:
     """Video frames in a finished file: the container's count, or its packets counted."""
     held = _read_output(path)
     return held.frames if held is not None else 0
+
+
+def _holds_no_frame(path: Path) -> bool:
+    """Whether ``path`` is a readable video whose video track holds no frame: the resume refused it
+    as "h264 64x48 None" (a pixel format it had no frame to tell)."""
+    held = _read_output(path)
+    return held is not None and held.frames == 0
 
 
 def _read_output(path: Path) -> FinishedOutput | None:
