@@ -356,6 +356,30 @@ def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_pa
     assert len(table) == 1, table  # no "sustained 0.0 fps ... bound by decode (0% busy)" table of nothing
 
 
+def test_a_resumed_folder_says_once_that_its_finished_outputs_had_nothing_to_resume(run_cli, make_clip,
+                                                                                    tmp_path: Path) -> None:
+    """`video folder/ -o out/ --resume` after a run that finished some of them warned "out/a.mp4
+    already holds all 3 frames of ...: nothing to resume" once per file (a hundred lines for a hundred
+    files), each beside its own "wrote ...: 3 frames (0 new, 3 kept)" line: now once, counted."""
+    make_clip("clips/a.mp4", width=64, height=48, frames=3)
+    make_clip("clips/b.mp4", width=64, height=48, frames=4)
+    make_clip("clips/c.mp4", width=64, height=48, frames=5)
+    out = tmp_path / "out"
+    assert run_cli("video", tmp_path / "clips", "-o", out, *CPU).exit_code == 0
+    (out / "c.mp4").unlink()  # not yet begun on
+    again = run_cli("video", tmp_path / "clips", "-o", out, *CPU, "--resume")
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr_lines == ["videodeblur: warning: 2 of 3 outputs already held every frame of their input: "
+                                  "nothing to resume there"]
+    wrote = [line.partition(", 64x48")[0] for line in again.stdout.splitlines() if line.startswith("wrote")]
+    assert wrote == [f"wrote {out / 'a.mp4'}: 3 frames (0 new, 3 kept)", f"wrote {out / 'b.mp4'}: 4 frames (0 new, 4 kept)",
+                     f"wrote {out / 'c.mp4'}: 5 frames"]  # each file still said, on its own line
+    lines = [json.loads(line) for line in run_cli("video", tmp_path / "clips", "-o", out, *CPU, "--resume",
+                                                  "--json").stdout.splitlines()]
+    assert [line["warnings"] for line in lines][0] == [f"{out / 'a.mp4'} already holds all 3 frames of "
+                                                       f"{tmp_path / 'clips' / 'a.mp4'}: nothing to resume"]
+
+
 def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, make_clip, tmp_path: Path) -> None:
     """Several inputs share one model load; names are kept; an unreadable file is named, the others are written, and the exit code says 1."""
     make_clip("clips/a.mp4", width=64, height=48, frames=3)

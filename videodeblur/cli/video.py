@@ -130,6 +130,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     """
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import check_part, plan_videos
+    from videodeblur.pipeline.resume import found_finished
 
     from videodeblur.video.locations import is_stdin, pipe_refusing_resume
 
@@ -160,6 +161,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not as_json
     failed, unread = 0, False  # unread: standard output was closed (| head), the results after went nowhere
+    finished_before = 0  # of a resumed batch, the outputs found finished: said once, at its end
     for job in jobs:
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
@@ -172,7 +174,10 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
             with signals_noted(lambda: held.append(1)):
-                unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json)
+                already = len(jobs) > 1 and found_finished(stats)
+                finished_before += already
+                unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json,
+                                            warnings=not already)
         except RunInterrupted as stop:
             with signals_noted(lambda: held.append(1)):
                 said = _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
@@ -198,6 +203,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             continue
         if held:  # its output is whole; the inputs after it are left
             raise click.exceptions.Abort()
+    if finished_before:  # one warning, not one per file: each file's own line says "0 new"
+        warn(f"{finished_before} of {len(jobs)} outputs already held every frame of their input: nothing to resume there")
     if failed == len(jobs):
         raise VideoDeblurError(f"none of the {len(jobs)} videos could be deblurred (named above)")
     if failed:
@@ -208,13 +215,14 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                                f"({'every video was' if len(jobs) > 1 else 'the video was'} written)")
 
 
-def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: bool, as_json: bool) -> bool:
-    """A finished job's warnings and summary (``as_json``: its JSON line); False when standard output
-    has no reader any more."""
+def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: bool, as_json: bool,
+                  warnings: bool = True) -> bool:
+    """A finished job's warnings (not with ``warnings`` False: said for the batch) and summary
+    (``as_json``: its JSON line, warnings included); False when standard output has no reader any more."""
     if progress is not None:
         progress.done()
     result = {**stats.to_dict(), "interrupted": False}  # the key is always there: an interrupted run's says true
-    for warning in result["warnings"]:
+    for warning in result["warnings"] if warnings else ():
         warn(warning)
     # with -o -, standard output is the video's: the summary goes to the terminal's other stream
     return _print(json.dumps(result) if as_json else summary_table(result), err=piped_out)

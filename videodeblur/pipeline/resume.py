@@ -28,8 +28,8 @@ from videodeblur.video.streams import pick_video_stream
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
 
-__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "frames_in", "input_frame_times", "kept_frame_check",
-           "last_picture", "same_picture", "shows_source"]
+__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "found_finished", "frames_in",
+           "input_frame_times", "kept_frame_check", "last_picture", "same_picture", "shows_source"]
 
 _LIKENESS_SIDE = 32  # pixels across the thumbnails compared: deblurring and coding leave them alike
 _LIKENESS_DB = 18.0  # measured: one video through crf 51 >= 23 dB; another scene of the same clip <= 14 dB
@@ -144,6 +144,12 @@ def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: in
                         size=held.size, frames_decoded=0, frames_written=held.frames, frames_lost=0,
                         audio_packets=0, subtitle_packets=0, data_packets=0, resumed_frames=held.frames,
                         colour_on_device=False, queue_size=queue_size, stopped_early=False)
+
+
+def found_finished(stats: RunStats) -> bool:
+    """Whether ``stats`` are :func:`nothing_left`'s: a resume that found its output finished (no
+    frame made, none encoded), whose one warning says so."""
+    return not stats.frames and not stats.extra.get("encoder") and bool(stats.extra.get("resumed_frames"))
 
 
 def frames_in(path: Path) -> int:
