@@ -160,9 +160,16 @@ def frames_in(path: Path) -> int:
 
 def _holds_no_frame(path: Path) -> bool:
     """Whether ``path`` is a readable video whose video track holds no frame: the resume refused it
-    as "h264 64x48 None" (a pixel format it had no frame to tell)."""
-    held = _read_output(path)
-    return held is not None and held.frames == 0
+    as "h264 64x48 None" (a pixel format it had no frame to tell). Read up to its first video packet
+    only (a Matroska file's frames are otherwise counted by reading them all)."""
+    try:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
+            video = pick_video_stream(container)
+            if video is None or video.codec_context is None:
+                return False  # not this case: the resume says what it is
+            return not any(packet.size for packet in container.demux(video))
+    except (av.FFmpegError, OSError):
+        return False
 
 
 def _read_output(path: Path) -> FinishedOutput | None:
