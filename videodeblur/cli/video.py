@@ -162,7 +162,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         show_progress = sys.stderr.isatty() and not as_json
     failed, unread = 0, False  # unread: standard output was closed (| head), the results after went nowhere
     finished_before = 0  # of a resumed batch, the outputs found finished: said once, at its end
-    for job in jobs:
+    for number, job in enumerate(jobs, 1):
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
                              fragmented=fragmented, deep=False if eight_bit else None, resume=resume,
@@ -181,13 +181,14 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         except RunInterrupted as stop:
             with signals_noted(lambda: held.append(1)):
                 said = _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
-                                        stalled=stop.output_stalled, trimmed=options.trimmed)
+                                        stalled=stop.output_stalled, trimmed=options.trimmed,
+                                        unbegun=len(jobs) - number)
             # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
             raise (StopSaid() if said else click.exceptions.Abort()) from stop
         except KeyboardInterrupt as stop:  # not in the run: before it began, or in the instant it ended
             with signals_noted(lambda: held.append(1)):
                 said = _say_interrupted(None, job, progress, piped_out=piped_out, as_json=as_json, stalled=False,
-                                        trimmed=options.trimmed)
+                                        trimmed=options.trimmed, unbegun=len(jobs) - number)
             raise (StopSaid() if said else click.exceptions.Abort()) from stop
         except VideoDeblurError as err:
             if progress is not None:  # the error goes on a line of its own, not after the progress
@@ -229,17 +230,19 @@ def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: boo
 
 
 def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress | None, *, piped_out: bool,
-                     as_json: bool, stalled: bool, trimmed: bool = False) -> bool:
+                     as_json: bool, stalled: bool, trimmed: bool = False, unbegun: int = 0) -> bool:
     """What an interrupted job left, in one line begun with what stopped it (:func:`stop_word`): a
     finalised output and its frames, no file, or a pipe cut off (``stalled``); with ``as_json`` the
     stats line too. ``stats`` None: the stop came outside the run (before it began, or as it ended),
-    and what the output holds is read from the file. False when nothing could be said of the output
-    (a pipe or URL, stopped outside the run): the stop alone is then said, by the command's end."""
+    and what the output holds is read from the file; ``unbegun``: the inputs after it in a batch,
+    left as they were. False when nothing could be said of the output (a pipe or URL, stopped
+    outside the run): the stop alone is then said, by the command's end."""
     from videodeblur.pipeline.resume import frames_in
     from videodeblur.video.locations import is_stdin, is_url
 
     def say(text: str) -> bool:
-        click.echo(f"videodeblur: {stop_word()}{text}", err=True)
+        rest = f"; {unbegun} more video{'s' if unbegun > 1 else ''} not begun" if unbegun else ""
+        click.echo(f"videodeblur: {stop_word()}{text}{rest}", err=True)
         return True
 
     if progress is not None:
