@@ -113,13 +113,10 @@ def test_a_signal_while_a_resumed_output_is_checked_leaves_no_old_copy(engine: E
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4", "out.mp4"]
 
 
-def test_a_signal_as_the_run_ends_still_says_what_was_written(run_cli, make_clip, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C the instant the run finished, before its summary: the command said only "videodeblur:
-    interrupted" (exit 130), not that the file was whole; now it says what the file holds."""
+def _ctrl_c_after_each_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C the instant each run has finished, before the command says anything of it."""
     import videodeblur.pipeline as pipeline
 
-    src = make_clip("a.mp4", width=64, height=48, frames=6)
     finished = pipeline.deblur_file
 
     def then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
@@ -128,11 +125,32 @@ def test_a_signal_as_the_run_ends_still_says_what_was_written(run_cli, make_clip
         return stats
 
     monkeypatch.setattr(pipeline, "deblur_file", then_ctrl_c)
+
+
+def test_a_signal_as_the_run_ends_still_says_what_was_written(run_cli, make_clip, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C the instant the run finished, before its summary: the command said only "videodeblur:
+    interrupted" (exit 130), not that the file was whole; now it says what the file holds."""
+    src = make_clip("a.mp4", width=64, height=48, frames=6)
+    _ctrl_c_after_each_run(monkeypatch)
     out = tmp_path / "out.mp4"
     result = run_cli("video", src, "-o", out, *CPU)
     assert result.exit_code == 130 and len(decode(out).frames) == 6
-    assert result.stderr_lines == [f"videodeblur: interrupted: {out} holds 6 frames (--resume goes on from there)",
-                                   "videodeblur: interrupted"]
+    assert result.stderr_lines == [f"videodeblur: interrupted: {out} holds 6 frames (--resume goes on from there)"]
+
+
+def test_a_stop_in_a_batch_says_how_many_inputs_were_not_begun(run_cli, make_clip, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C during the first of three videos said what its output holds and nothing of the two
+    after it, which were left without a word (--resume on the folder does them too)."""
+    for name in ("a", "b", "c"):
+        make_clip(f"clips/{name}.mp4", width=64, height=48, frames=4)
+    _ctrl_c_after_each_run(monkeypatch)
+    out = tmp_path / "out"
+    result = run_cli("video", tmp_path / "clips", "-o", out, *CPU)
+    assert result.exit_code == 130 and sorted(p.name for p in out.iterdir()) == ["a.mp4"]
+    assert result.stderr_lines == [f"videodeblur: interrupted: {out / 'a.mp4'} holds 4 frames (--resume goes on from "
+                                   "there); 2 more videos not begun"]
 
 
 def test_a_signal_while_the_summary_is_said_waits_for_it(run_cli, make_clip, tmp_path: Path,

@@ -562,10 +562,11 @@ def test_resume_refuses_another_take_of_the_same_length(engine, make_clip, tmp_p
         container.mux(stream.encode(None))
     out = tmp_path / "out.mp4"
     deblur_file(src, out, engine, RunOptions(max_frames=12))
+    before = out.read_bytes()
     with pytest.raises(OutputError, match="does not show frame 12 of .*other.mp4 where it ends: it was made from "
                                           "another video"):
         deblur_file(other, out, engine, RunOptions(resume=True))
-    assert len(decode(out).frames) == 12  # put back as it was
+    assert out.read_bytes() == before  # put back as it was, byte for byte (it was left remuxed)
     deblur_file(src, out, engine, RunOptions(resume=True))  # finished from its own video
     with pytest.raises(OutputError, match="its last one does not show the input's last: it was made from another"):
         deblur_file(other, out, engine, RunOptions(resume=True))  # a finished output is checked too
@@ -621,6 +622,29 @@ def test_resume_of_an_output_with_no_frame_hints_at_mp4_only_for_an_mp4(engine, 
     with pytest.raises(OutputError) as refused:
         deblur_file(src, out, engine, RunOptions(resume=True, fragmented=True))
     assert "cannot resume" in str(refused.value) and "MP4" not in str(refused.value)
+
+
+def test_resume_onto_an_output_whose_video_track_holds_no_frame_starts_from_the_first(engine, make_clip,
+                                                                                     tmp_path: Path) -> None:
+    """A Matroska output with its video track declared and no frame in it (only sound came before the
+    stop) was refused as "it holds h264 64x48 None, this run writes libx264 64x48 yuv420p": there is
+    nothing in it to keep, and the run now writes it from the first frame, as onto an empty file."""
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    out = tmp_path / "out.mkv"
+    with av.open(str(out), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = container.add_stream("aac", rate=48000, layout="stereo")
+        for i in range(5):
+            frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = 48000, i * 1024
+            container.mux(sound.encode(frame))
+        container.mux(sound.encode(None))
+    stats = deblur_file(src, out, engine, RunOptions(resume=True))
+    assert (stats.frames, stats.extra["resumed_frames"], len(decode(out).frames)) == (5, 0, 5)
+    assert not (tmp_path / "out.partial.mkv").exists()
+    (tmp_path / "empty.mkv").write_bytes(b"")  # as an empty file was already
+    assert deblur_file(src, tmp_path / "empty.mkv", engine, RunOptions(resume=True)).frames == 5
 
 
 def test_resume_without_the_side_by_side_of_the_first_run_names_it(engine, make_clip, tmp_path: Path) -> None:
@@ -689,7 +713,7 @@ def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_
     """Other encoder settings would make the new frames undecodable with the old header, and
     another model would not match the first half: both refused, and the interrupted output is put
     back as it was. An output of another (longer) video is
-    refused once the input runs out; its frames are still all there."""
+    refused once the input runs out; it is put back as it was too, byte for byte."""
     src = make_clip("a.mp4", width=64, height=48, frames=30)
     out = tmp_path / "out.mp4"
     deblur_file(src, out, engine, RunOptions(max_frames=12))
@@ -710,9 +734,11 @@ def test_resume_refuses_other_settings_and_another_video(engine, make_clip, tmp_
     with pytest.raises(OutputError, match="its frames were made by videodeblur lprn-fast, weights"):
         deblur_file(src, out, Engine(tuned, EngineOptions(device="cpu")), RunOptions(resume=True))
     short = make_clip("b.mp4", width=64, height=48, frames=8)
+    before = out.read_bytes()
     with pytest.raises(OutputError, match="has only 8"):
         deblur_file(short, out, engine, RunOptions(resume=True))
-    assert len(decode(out).frames) == 12 and not (tmp_path / "out.partial.mp4").exists()
+    # refused in the run, once its frames were copied: the old file goes back, not a remuxed copy of it
+    assert out.read_bytes() == before and not (tmp_path / "out.partial.mp4").exists()
 
 
 def test_parameter_sets_read_alike_from_the_encoder_and_the_file(make_clip) -> None:

@@ -356,6 +356,30 @@ def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_pa
     assert len(table) == 1, table  # no "sustained 0.0 fps ... bound by decode (0% busy)" table of nothing
 
 
+def test_a_resumed_folder_says_once_that_its_finished_outputs_had_nothing_to_resume(run_cli, make_clip,
+                                                                                    tmp_path: Path) -> None:
+    """`video folder/ -o out/ --resume` after a run that finished some of them warned "out/a.mp4
+    already holds all 3 frames of ...: nothing to resume" once per file (a hundred lines for a hundred
+    files), each beside its own "wrote ...: 3 frames (0 new, 3 kept)" line: now once, counted."""
+    make_clip("clips/a.mp4", width=64, height=48, frames=3)
+    make_clip("clips/b.mp4", width=64, height=48, frames=4)
+    make_clip("clips/c.mp4", width=64, height=48, frames=5)
+    out = tmp_path / "out"
+    assert run_cli("video", tmp_path / "clips", "-o", out, *CPU).exit_code == 0
+    (out / "c.mp4").unlink()  # not yet begun on
+    again = run_cli("video", tmp_path / "clips", "-o", out, *CPU, "--resume")
+    assert again.exit_code == 0, again.stderr
+    assert again.stderr_lines == ["videodeblur: warning: 2 of 3 outputs already held every frame of their input: "
+                                  "nothing to resume there"]
+    wrote = [line.partition(", 64x48")[0] for line in again.stdout.splitlines() if line.startswith("wrote")]
+    assert wrote == [f"wrote {out / 'a.mp4'}: 3 frames (0 new, 3 kept)", f"wrote {out / 'b.mp4'}: 4 frames (0 new, 4 kept)",
+                     f"wrote {out / 'c.mp4'}: 5 frames"]  # each file still said, on its own line
+    lines = [json.loads(line) for line in run_cli("video", tmp_path / "clips", "-o", out, *CPU, "--resume",
+                                                  "--json").stdout.splitlines()]
+    assert [line["warnings"] for line in lines][0] == [f"{out / 'a.mp4'} already holds all 3 frames of "
+                                                       f"{tmp_path / 'clips' / 'a.mp4'}: nothing to resume"]
+
+
 def test_a_folder_of_videos_goes_to_a_folder_and_a_bad_one_is_skipped(run_cli, make_clip, tmp_path: Path) -> None:
     """Several inputs share one model load; names are kept; an unreadable file is named, the others are written, and the exit code says 1."""
     make_clip("clips/a.mp4", width=64, height=48, frames=3)
@@ -633,10 +657,12 @@ def test_a_signal_leaves_a_playable_file(signum: int, code: int, said: str, time
     stdout, rest = _signalled(proc, signum, times=times)
     stderr = (seen + rest).decode()
     assert proc.returncode == code, stderr
-    assert f"videodeblur: {said}" in stderr and "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     frames = decode(out).frames
     assert 3 <= len(frames) < total
-    assert f"finalised with {len(frames)} frames" in stderr
+    # one line, begun with what stopped it: it was followed by a bare "videodeblur: interrupted" too
+    assert stderr.endswith(f"\nvideodeblur: {said}: {out} is finalised with {len(frames)} frames "
+                           "(--resume goes on from there)\n") and stderr.count(said) == 1, stderr
     stats = json.loads(stdout)  # the frames not read are not "lost" to a damaged input (it said 89 of 111)
     assert stats["interrupted"] and stats["frames_lost"] == 0 and stats["stopped_early"]
     assert not any("truncated or corrupt" in warning for warning in stats["warnings"]), stats["warnings"]
@@ -760,8 +786,8 @@ def test_a_stop_ends_a_run_whose_output_pipe_takes_nothing_more(make_clip, tmp_p
         os.close(read_end)
     stderr = (seen + rest).decode()
     assert proc.returncode == 143 and waited < 15, (waited, stderr)
-    assert "videodeblur: interrupted: the output pipe did not take the rest" in stderr
-    assert stderr.endswith("frames\nvideodeblur: terminated\n") and "Traceback" not in stderr, stderr
+    assert "videodeblur: terminated: the output pipe did not take the rest" in stderr
+    assert stderr.endswith(" frames\n") and "Traceback" not in stderr and "interrupted" not in stderr, stderr
 
 
 def _as_on_a_terminal() -> None:
@@ -816,8 +842,8 @@ def test_sighup_stops_cleanly_and_the_output_resumes(run_cli, make_clip, tmp_pat
     assert proc.returncode == 129, stderr
     kept = len(decode(out).frames)
     assert 10 <= kept < total and "Traceback" not in stderr
-    assert stderr.endswith(f"{out} is finalised with {kept} frames (--resume goes on from there)\n"
-                           "videodeblur: hung up (its terminal closed)\n"), stderr  # no blank line between
+    assert stderr.endswith(f"\nvideodeblur: hung up (its terminal closed): {out} is finalised with {kept} frames "
+                           "(--resume goes on from there)\n"), stderr  # one line, no blank line before
     resumed = run_cli("video", src, "-o", out, "--model", "lprn", "--device", "cpu", "--batch", "1", "--resume",
                       "--json")
     assert resumed.exit_code == 0, resumed.stderr

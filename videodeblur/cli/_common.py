@@ -16,7 +16,7 @@ from videodeblur.errors import VideoDeblurError
 from videodeblur.option_values import MIN_TILE, PRESETS
 
 __all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail",
-           "parse_size"]
+           "parse_size", "StopSaid", "stop_word"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -29,6 +29,22 @@ _TERMINATING = {getattr(signal, name): said for name, said in (("SIGTERM", "term
                 if hasattr(signal, name)}
 
 
+# the signal (SIGTERM, SIGHUP) that stopped the command now running, if not Ctrl-C: set by its handler
+_terminated: list[int] = []
+
+
+class StopSaid(click.exceptions.Abort):
+    """A stop (Ctrl-C, SIGTERM, SIGHUP) that the command has already said, in a line begun with
+    :func:`stop_word`'s words: it exits 130 (143, 129) as any stop does, with no second line saying
+    "interrupted" again."""
+
+
+def stop_word() -> str:
+    """How the stop now under way is said: "interrupted" (Ctrl-C), "terminated" (SIGTERM), "hung up
+    (its terminal closed)" (SIGHUP)."""
+    return _TERMINATING[_terminated[0]] if _terminated else "interrupted"
+
+
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv
 
@@ -39,7 +55,8 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     the_program = argv is None  # not a test driving it in-process, whose later Ctrl-C must still work
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
-    terminated: list[int] = []  # the signal that ended the run, if not Ctrl-C
+    terminated = _terminated  # the signal that ended the run, if not Ctrl-C
+    terminated.clear()
     try:
         with _sigterm_as_interrupt(terminated):
             try:
@@ -50,9 +67,10 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
                     # printed a traceback from the interpreter's teardown (seconds long with torch
                     # loaded) and changed the exit code
                     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C/EOF at prompts into Abort
+    except (click.exceptions.Abort, KeyboardInterrupt) as stop:  # click turns Ctrl-C/EOF at prompts into Abort
         with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more text
-            click.echo(f"videodeblur: {_TERMINATING[terminated[0]] if terminated else 'interrupted'}", err=True)
+            if not isinstance(stop, StopSaid):
+                click.echo(f"videodeblur: {stop_word()}", err=True)
         # A KeyboardInterrupt raised inside exec()'d code (dataclasses and namedtuples make their
         # methods so, as torch loads) leaves CPython's "Ctrl-C unhandled" mark set, and under
         # ``python -m`` the process then killed itself with SIGINT whatever the exit code (SIGTERM

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, point_at_devnull,
-                                     precision_option, preset_option, tile_option, warn)
+from videodeblur.cli._common import (StopSaid, device_option, engines_option, json_option, model_option,
+                                     point_at_devnull, precision_option, preset_option, stop_word, tile_option, warn)
 
 if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
     from videodeblur.pipeline.plan import VideoJob
@@ -130,6 +130,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     """
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import check_part, plan_videos
+    from videodeblur.pipeline.resume import found_finished
 
     from videodeblur.video.locations import is_stdin, pipe_refusing_resume
 
@@ -160,7 +161,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     if show_progress is None:
         show_progress = sys.stderr.isatty() and not as_json
     failed, unread = 0, False  # unread: standard output was closed (| head), the results after went nowhere
-    for job in jobs:
+    finished_before = 0  # of a resumed batch, the outputs found finished: said once, at its end
+    for number, job in enumerate(jobs, 1):
         progress = _Progress(label=f"{Path(job.src).name}: " if len(jobs) > 1 else "") if show_progress else None
         options = RunOptions(encoder=encoder, crf=crf, preset=preset, audio=not no_audio, progress=progress,
                              fragmented=fragmented, deep=False if eight_bit else None, resume=resume,
@@ -172,18 +174,22 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         try:
             stats = deblur_file(job.src, job.dst, engine, options)
             with signals_noted(lambda: held.append(1)):
-                unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json)
+                already = len(jobs) > 1 and found_finished(stats)
+                finished_before += already
+                unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json,
+                                            warnings=not already)
         except RunInterrupted as stop:
             with signals_noted(lambda: held.append(1)):
-                _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
-                                 stalled=stop.output_stalled, trimmed=options.trimmed)
+                said = _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
+                                        stalled=stop.output_stalled, trimmed=options.trimmed,
+                                        unbegun=len(jobs) - number)
             # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
-            raise click.exceptions.Abort() from stop
+            raise (StopSaid() if said else click.exceptions.Abort()) from stop
         except KeyboardInterrupt as stop:  # not in the run: before it began, or in the instant it ended
             with signals_noted(lambda: held.append(1)):
-                _say_interrupted(None, job, progress, piped_out=piped_out, as_json=as_json, stalled=False,
-                                 trimmed=options.trimmed)
-            raise click.exceptions.Abort() from stop
+                said = _say_interrupted(None, job, progress, piped_out=piped_out, as_json=as_json, stalled=False,
+                                        trimmed=options.trimmed, unbegun=len(jobs) - number)
+            raise (StopSaid() if said else click.exceptions.Abort()) from stop
         except VideoDeblurError as err:
             if progress is not None:  # the error goes on a line of its own, not after the progress
                 progress.done()
@@ -198,6 +204,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             continue
         if held:  # its output is whole; the inputs after it are left
             raise click.exceptions.Abort()
+    if finished_before:  # one warning, not one per file: each file's own line says "0 new"
+        warn(f"{finished_before} of {len(jobs)} outputs already held every frame of their input: nothing to resume there")
     if failed == len(jobs):
         raise VideoDeblurError(f"none of the {len(jobs)} videos could be deblurred (named above)")
     if failed:
@@ -208,25 +216,34 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                                f"({'every video was' if len(jobs) > 1 else 'the video was'} written)")
 
 
-def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: bool, as_json: bool) -> bool:
-    """A finished job's warnings and summary (``as_json``: its JSON line); False when standard output
-    has no reader any more."""
+def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: bool, as_json: bool,
+                  warnings: bool = True) -> bool:
+    """A finished job's warnings (not with ``warnings`` False: said for the batch) and summary
+    (``as_json``: its JSON line, warnings included); False when standard output has no reader any more."""
     if progress is not None:
         progress.done()
     result = {**stats.to_dict(), "interrupted": False}  # the key is always there: an interrupted run's says true
-    for warning in result["warnings"]:
+    for warning in result["warnings"] if warnings else ():
         warn(warning)
     # with -o -, standard output is the video's: the summary goes to the terminal's other stream
     return _print(json.dumps(result) if as_json else summary_table(result), err=piped_out)
 
 
 def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress | None, *, piped_out: bool,
-                     as_json: bool, stalled: bool, trimmed: bool = False) -> None:
-    """What an interrupted job left: a finalised output and its frames, no file, or a pipe cut off
-    (``stalled``); with ``as_json`` the stats line too. ``stats`` None: the stop came outside the run
-    (before it began, or as it ended), and what the output holds is read from the file."""
+                     as_json: bool, stalled: bool, trimmed: bool = False, unbegun: int = 0) -> bool:
+    """What an interrupted job left, in one line begun with what stopped it (:func:`stop_word`): a
+    finalised output and its frames, no file, or a pipe cut off (``stalled``); with ``as_json`` the
+    stats line too. ``stats`` None: the stop came outside the run (before it began, or as it ended),
+    and what the output holds is read from the file; ``unbegun``: the inputs after it in a batch,
+    left as they were. False when nothing could be said of the output (a pipe or URL, stopped
+    outside the run): the stop alone is then said, by the command's end."""
     from videodeblur.pipeline.resume import frames_in
     from videodeblur.video.locations import is_stdin, is_url
+
+    def say(text: str) -> bool:
+        rest = f"; {unbegun} more video{'s' if unbegun > 1 else ''} not begun" if unbegun else ""
+        click.echo(f"videodeblur: {stop_word()}{text}{rest}", err=True)
+        return True
 
     if progress is not None:
         progress.done()
@@ -234,29 +251,28 @@ def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress 
         held = frames_in(Path(job.dst)) if not piped_out and not is_url(job.dst) and Path(job.dst).exists() else 0
         _print(json.dumps(_unbegun(job, held)), err=piped_out)
     if stats is None and (piped_out or is_url(job.dst)):
-        return  # what went out cannot be read back: the stop alone is said
+        return False  # what went out cannot be read back: the stop alone is said
     where = "the output" if piped_out else str(job.dst)
     # not from a pipe, nor a part (--start, --duration: --resume goes on with whole inputs only)
     again = "" if piped_out or is_stdin(job.src) or trimmed else " (--resume goes on from there)"
     if stats is None and Path(job.dst).exists():  # finalised as the run ended, or not yet begun on
-        click.echo(f"videodeblur: interrupted: {where} holds {frames_in(Path(job.dst))} frames{again}", err=True)
-        return
+        return say(f": {where} holds {frames_in(Path(job.dst))} frames{again}")
     written = 0 if stats is None else stats.extra.get("frames_written", stats.frames)
     if stalled:  # its writer was left blocked: nothing could be finalised
         pipe = "the output pipe" if piped_out else str(job.dst)
-        click.echo(f"videodeblur: interrupted: {pipe} did not take the rest (the program reading it stopped "
-                   f"reading): the video there is cut off unfinished, with at most {written} frames", err=True)
+        say(f": {pipe} did not take the rest (the program reading it stopped reading): the video there is cut "
+            f"off unfinished, with at most {written} frames")
     elif not written:  # the writer leaves no file without a frame in it
         left = "nothing was written" if piped_out else f"no file was left at {job.dst}"
-        click.echo(f"videodeblur: interrupted before any frame was written: {left}", err=True)
+        say(f" before any frame was written: {left}")
     elif stats is not None and stats.extra.get("stopped_early") is False and written == stats.frames:
         # the input was read to its end and every frame written: only the encoder's flush was under way
-        click.echo(f"videodeblur: interrupted as it finished: {where} is complete, with all {written} frames",
-                   err=True)
+        say(f" as it finished: {where} is complete, with all {written} frames")
     else:
-        click.echo(f"videodeblur: interrupted: {where} is finalised with {written} frames{again}", err=True)
+        say(f": {where} is finalised with {written} frames{again}")
     if as_json and stats is not None:  # the stats of what was written, as a finished input's line: a script reads it too
         _print(json.dumps({**stats.to_dict(), "interrupted": True}), err=piped_out)
+    return True
 
 
 def _unbegun(job: VideoJob, frames_written: int = 0) -> dict[str, Any]:

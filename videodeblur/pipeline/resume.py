@@ -28,8 +28,8 @@ from videodeblur.video.streams import pick_video_stream
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
 
-__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "frames_in", "input_frame_times", "kept_frame_check",
-           "last_picture", "same_picture", "shows_source"]
+__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "found_finished", "frames_in",
+           "input_frame_times", "kept_frame_check", "last_picture", "same_picture", "shows_source"]
 
 _LIKENESS_SIDE = 32  # pixels across the thumbnails compared: deblurring and coding leave them alike
 _LIKENESS_DB = 18.0  # measured: one video through crf 51 >= 23 dB; another scene of the same clip <= 14 dB
@@ -37,15 +37,16 @@ _LIKENESS_DB = 18.0  # measured: one video through crf 51 >= 23 dB; another scen
 
 def set_aside(output: Path, info: VideoInfo) -> Path | None:
     """For a resumed run: move an existing output to ``<name>.partial<suffix>`` beside it (the new
-    output is written where it was) and return that path; None when there is nothing to resume. A
-    ``.partial`` file already there is left by a resume that was itself killed while copying: it, not
-    the output, holds the frames."""
+    output is written where it was) and return that path; None when there is nothing to resume: no
+    output, an empty one, or one whose video track holds no frame (a header), which the run then
+    writes anew from the first frame. A ``.partial`` file already there is left by a resume that was
+    itself killed while copying: it, not the output, holds the frames."""
     check_output_path(output, input_path=info.path)  # never set the input itself aside
     partial = _partial(output)
     if partial.exists():
         output.unlink(missing_ok=True)
         return partial
-    if output.exists() and output.stat().st_size > 0:
+    if output.exists() and output.stat().st_size > 0 and not _holds_no_frame(output):
         output.replace(partial)
         return partial
     return None
@@ -145,10 +146,30 @@ def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: in
                         colour_on_device=False, queue_size=queue_size, stopped_early=False)
 
 
+def found_finished(stats: RunStats) -> bool:
+    """Whether ``stats`` are :func:`nothing_left`'s: a resume that found its output finished (no
+    frame made, none encoded), whose one warning says so."""
+    return not stats.frames and not stats.extra.get("encoder") and bool(stats.extra.get("resumed_frames"))
+
+
 def frames_in(path: Path) -> int:
     """Video frames in a finished file: the container's count, or its packets counted."""
     held = _read_output(path)
     return held.frames if held is not None else 0
+
+
+def _holds_no_frame(path: Path) -> bool:
+    """Whether ``path`` is a readable video whose video track holds no frame: the resume refused it
+    as "h264 64x48 None" (a pixel format it had no frame to tell). Read up to its first video packet
+    only (a Matroska file's frames are otherwise counted by reading them all)."""
+    try:
+        with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
+            video = pick_video_stream(container)
+            if video is None or video.codec_context is None:
+                return False  # not this case: the resume says what it is
+            return not any(packet.size for packet in container.demux(video))
+    except (av.FFmpegError, OSError):
+        return False
 
 
 def _read_output(path: Path) -> FinishedOutput | None:

@@ -91,7 +91,15 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         if not isinstance(stop, RunInterrupted):  # before the pipeline could finalise: a file with only
             writer.close(complete=False)  # its header would not open (none is left with no frame in it)
         raise
-    except EncodeError as err:  # a full disk, a file size limit, a write error: is what it left any use?
+    except Exception as err:
+        if partial is not None and writer.frames_written == writer.resumed_frames:
+            # a resume refused in the run (the input's frames are not the output's: another video), or
+            # one that failed before it made a frame: the old output goes back as it was, not remuxed
+            partial.replace(output_path)
+            partial = None
+        if not isinstance(err, EncodeError):
+            raise
+        # a full disk, a file size limit, a write error: is what it left any use?
         if is_stdin(output_path) or is_url(output_path) or is_named_pipe(output_path):  # nothing to read back
             raise
         raise EncodeError(f"{err}; {_left_behind(Path(output_path), options.fragmented, part=options.trimmed)}") from err
