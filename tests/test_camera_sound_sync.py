@@ -99,7 +99,11 @@ def test_a_stream_whose_clock_goes_back_records_on_in_step(tmp_path: Path) -> No
     # machine) move where the recording begins, not how far it goes (it said >= 3.0 s, and a loaded
     # run that began at frame 18 ended at 2.56 s, in step)
     assert abs(frames[-1][0] - frames[0][0] - (frames[-1][1] - frames[0][1]) * 0.04) <= 0.045
-    assert len(_clicks_s(out)) >= 8  # six in the first part (the first may precede the first frame), three after
+    # every click from the first frame recorded on is heard (the warm-up's drops move that frame: from
+    # frame 18 on, a loaded run, the first part's clicks at frames 3, 9 and 16 were never recorded);
+    # one at the very first frame may fall in the packet before it
+    heard = [c for c in _click_frames(85) if frames[0][1] <= c <= frames[-1][1]]
+    assert len(_clicks_s(out)) >= len(heard) - 1, (frames[0][1], heard)
     own = _sync_errors_ms(before)[0]
     errors = _sync_errors_ms(out)
     assert max(abs(e - own) for e in errors) <= BOUND_MS + 1000 * 1024 / RATE, (min(errors), max(errors))
