@@ -280,6 +280,27 @@ def test_a_ctrl_c_as_a_frame_is_recorded_still_records_every_processed_frame(mon
     assert stats.recorded == 3 and recorded_frames(out)[0] == 3  # not two: the counted frame is in the file
 
 
+def test_a_ctrl_c_as_the_run_stops_noting_signals_is_not_swallowed(monkeypatch) -> None:
+    """A Ctrl-C noted after the run had read whether one came (the threads let go, the recording
+    closed) and before it stopped noting them was neither said nor raised: the run ended "source
+    ended" and the caller never heard of it."""
+    import contextlib
+
+    from videodeblur.pipeline import live
+
+    real_signals_noted = live.signals_noted
+
+    @contextlib.contextmanager
+    def ctrl_c_at_the_end(note):
+        with real_signals_noted(note):
+            yield
+            os.kill(os.getpid(), signal.SIGINT)  # the last moment it is still noted
+
+    monkeypatch.setattr(live, "signals_noted", ctrl_c_at_the_end)
+    stats = run_live(ScriptedSource(3), DelayedEngine(0.0))
+    assert stats.end_reason == "interrupted" and stats.captured == stats.processed + stats.dropped == 3
+
+
 def test_a_capture_blocked_on_a_stalled_stream_does_not_hold_the_end() -> None:
     """--max-seconds (or Ctrl-C) while the stream stalled: the run waited up to 5 s for the blocked
     read, and said it ran 7.6 s of a 5 s run."""
@@ -871,6 +892,38 @@ def test_ctrl_c_exits_130_with_a_playable_recording(tmp_path: Path) -> None:
     assert stats["end_reason"] == "interrupted" and stats["processed"] > 0
     count, _ = recorded_frames(out)
     assert count == stats["processed"]
+
+
+@pytest.mark.parametrize("when, signum, code", [("after", signal.SIGINT, 130), ("after", signal.SIGTERM, 143),
+                                                 ("before", signal.SIGINT, 130)])
+def test_a_ctrl_c_as_the_run_ends_or_begins_still_says_the_stats(run_cli, monkeypatch, when: str, signum: int,
+                                                                 code: int) -> None:
+    """A Ctrl-C (or SIGTERM) that came after the live run returned and before its stats were said
+    raised there: exit 130 with no stats and no --json. Noted from before the run begins, one that
+    lands before the run notes signals itself stops it at its first turn (here: an endless source)."""
+    from videodeblur.pipeline import live
+
+    real_run_live = live.run_live
+
+    def signalled_run_live(*args, **kwargs):
+        if when == "before":
+            os.kill(os.getpid(), signum)
+        stats = real_run_live(*args, **kwargs)
+        if when == "after":
+            os.kill(os.getpid(), signum)
+        return stats
+
+    monkeypatch.setattr(live, "run_live", signalled_run_live)
+    started = time.monotonic()
+    result = run_cli("camera", "--source", "testsrc2=size=64x48:rate=25", "--no-preview", "--model", "lprn-fast",
+                     "--device", "cpu", "--max-seconds", "1" if when == "after" else "60", "--json")
+    assert result.exit_code == code, result.stderr
+    stats = json.loads(result.stdout)  # said whole, then the exit code of the signal
+    if when == "after":
+        assert stats["end_reason"] == "max-seconds" and stats["processed"] > 0
+    else:
+        assert stats["end_reason"] == "interrupted" and stats["captured"] == 0
+        assert time.monotonic() - started < 30  # stopped at once, not at --max-seconds
 
 
 @pytest.mark.parametrize("command", ["camera", "video"])
