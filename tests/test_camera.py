@@ -960,12 +960,32 @@ def test_ctrl_c_while_a_stream_is_opening_ends_at_once_with_130(command: str, tm
 
 
 def _ctrl_c(proc: subprocess.Popen) -> tuple[str, float]:
-    """Half a second on, Ctrl-C to ``proc``: its stderr and the seconds it took to end."""
+    """Half a second on, Ctrl-C to ``proc``: its stderr, and the seconds until it said it stopped
+    ("videodeblur: interrupted"), not until it exited: the interpreter's own teardown with torch, cv2
+    and av loaded took 3-6 s on a loaded 2-core machine after the stop was said in 0.05 s (a bound
+    on the exit failed so, measuring the teardown instead of the stop)."""
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     sent = time.monotonic()
-    _, stderr = proc.communicate(timeout=30)
-    return stderr, time.monotonic() - sent
+    said = _stderr_until(proc, "videodeblur: interrupted\n", timeout_s=30)
+    took = time.monotonic() - sent
+    _, rest = proc.communicate(timeout=60)
+    return said + rest, took
+
+
+def _stderr_until(proc: subprocess.Popen, text: str, timeout_s: float) -> str:
+    """What ``proc`` wrote to stderr until ``text`` (or its end of file, or the time is up)."""
+    import select
+
+    fd, seen = proc.stderr.fileno(), b""  # read below the text wrapper, whose buffer stays empty
+    deadline = time.monotonic() + timeout_s
+    while text.encode() not in seen and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.05)[0]:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            seen += chunk
+    return seen.decode(errors="replace")
 
 
 def test_a_recording_survives_kill_9(tmp_path: Path) -> None:
@@ -1012,7 +1032,10 @@ def test_one_processed_frame_has_a_rate_and_is_one_frame_recorded(make_clip, run
     delay_s = 0.05
     stats = run_live(open_source(str(clip)), DelayedEngine(delay_s))
     assert stats.processed == 1
-    assert 0 < stats.fps <= 1 / delay_s and stats.fps == pytest.approx(1 / delay_s, rel=0.5)
+    # rated from the run's start to its one output: after the model's time on it (its latency, the
+    # delay), before the run's end (a loaded machine took 124 ms to the output, and a bound of
+    # the delay's rate +-50% failed at 8.07 fps)
+    assert 1 / stats.seconds * 0.99 <= stats.fps <= min(1 / delay_s, 1000 / stats.latency_ms["p50"]) * 1.01
     out = tmp_path / "rec.mp4"
     result = run_cli("camera", "--source", clip, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
                      "--record", out)
