@@ -11,6 +11,7 @@ import json
 import math
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -148,18 +149,20 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     except BaseException:
         live_source.close()
         raise
-    try:
-        stats = run_live(live_source, models,
-                         LiveOptions(max_seconds=max_seconds, record_path=record_target, reconnect_s=reconnect or 0.0,
-                                     side_by_side=side_by_side),
-                         on_frame=window.show if window is not None else None,
-                         reopen=lambda: open_source(source, capture_options))
-    finally:
-        if window is not None:
-            window.close()
-
-    held: list[int] = []
-    with signals_noted(lambda: held.append(1)):  # another Ctrl-C now waits for the stats: they are said whole
+    # Ctrl-C (SIGTERM, SIGHUP) is noted from before the run begins until its stats are said whole:
+    # raised between run_live's return and the stats, it lost them (and the --json output); one
+    # before the run notes signals itself stops it at its first turn
+    interrupted = threading.Event()
+    with signals_noted(interrupted.set):
+        try:
+            stats = run_live(live_source, models,
+                             LiveOptions(max_seconds=max_seconds, record_path=record_target,
+                                         reconnect_s=reconnect or 0.0, side_by_side=side_by_side),
+                             on_frame=window.show if window is not None else None,
+                             reopen=lambda: open_source(source, capture_options), interrupt=interrupted)
+        finally:
+            if window is not None:
+                window.close()
         for warning in [*stats.warnings, *([stats.end_reason] if stats.end_reason.startswith("source lost") else [])]:
             warn(warning)
         notes = {getattr(each, "auto_tile_note", None) for each in models}  # a test may hand in a stand-in
@@ -168,7 +171,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         result = stats.to_dict()
         result["warnings"] = [*result["warnings"], *capped]  # as `video --json` lists it
         click.echo(json.dumps(result) if as_json else _table(result))
-    if stats.interrupted or held:
+    if stats.interrupted or interrupted.is_set():
         raise KeyboardInterrupt  # after the stats: run_cli reports it and exits 130
 
 

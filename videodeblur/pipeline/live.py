@@ -118,7 +118,8 @@ class LiveStats:
 def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcessor],
              options: LiveOptions = LiveOptions(),
              on_frame: Callable[[LiveFrame], bool] | None = None,
-             reopen: Callable[[], LiveSource] | None = None) -> LiveStats:
+             reopen: Callable[[], LiveSource] | None = None,
+             interrupt: threading.Event | None = None) -> LiveStats:
     """Deblur ``source`` live until it ends, ``on_frame`` returns False, ``max_seconds`` pass, or
     Ctrl-C (returned as ``end_reason="interrupted"`` so the caller can still report and exit 130).
     ``engine`` may be several engines (same model), each run on its own thread.
@@ -127,6 +128,10 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
     after it is lost (with ``options.reconnect_s``): a network camera that drops, a webcam replugged. Errors that are not the source
     going away (a failing engine, an unwritable recording) are raised after every thread is joined
     and the recording is finalised.
+
+    ``interrupt``: the caller's own note of a Ctrl-C, set when it lands before the run has begun to
+    note them itself (the CLI notes them from before the run until its stats are said); the run ends
+    at its next turn, as at Ctrl-C.
     """
     engines = list(engine) if isinstance(engine, Sequence) else [engine]
     stop = threading.Event()
@@ -142,7 +147,7 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
     start = time.monotonic()
     # Ctrl-C (SIGTERM, SIGHUP) is noted, not raised, and the loop stops at its next turn: raised
     # between counting a frame and queueing it for the recording, it left the file a frame short
-    interrupted = threading.Event()
+    interrupted = interrupt if interrupt is not None else threading.Event()
     with signals_noted(interrupted.set):
         try:
             if options.warmup:
@@ -216,8 +221,9 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
             recorded = recorder.close() if recorder is not None else 0
             record_dropped = recorder.dropped if recorder is not None else 0
             warnings = recorder.warnings if recorder is not None else []
-        if interrupted.is_set():
-            end_reason = "interrupted"
+    # read once the signals are no longer noted: one noted after this was read was swallowed, unsaid
+    if interrupted.is_set():
+        end_reason = "interrupted"
     capture.raise_error()
     if recorder is not None:
         recorder.raise_error()
