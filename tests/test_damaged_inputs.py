@@ -344,7 +344,9 @@ def test_ctrl_c_while_a_named_pipe_waits_for_its_writer_ends_as_an_interrupt(tmp
     _fifo(pipe, None)
     command = [sys.executable, "-m", "videodeblur", "video", str(pipe), "-o", str(tmp_path / "o.mp4"), *CPU]
     proc = subprocess.Popen(command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert _interrupt_when_blocked(proc)[-1] == "videodeblur: interrupted"
+    # one line: the stop, then that no file was left (it was followed by a bare "interrupted")
+    assert _interrupt_when_blocked(proc)[-1] == ("videodeblur: interrupted before any frame was written: "
+                                                 f"no file was left at {tmp_path / 'o.mp4'}")
     assert proc.returncode == 130 and not (tmp_path / "o.mp4").exists()
 
 
@@ -361,7 +363,8 @@ def test_ctrl_c_while_standard_input_stalls_before_its_first_frame_ends_the_run(
     proc.stdin.write(data[:data.index(b"\x1f\x43\xb6\x75") + 8])  # up to its first cluster; not closed: it stalls
     proc.stdin.flush()
     try:
-        assert _interrupt_when_blocked(proc)[-1] == "videodeblur: interrupted"
+        assert _interrupt_when_blocked(proc)[-1] == ("videodeblur: interrupted before any frame was written: "
+                                                     f"no file was left at {tmp_path / 'o.mkv'}")
     finally:
         proc.stdin.close()
     assert proc.returncode == 130 and not (tmp_path / "o.mkv").exists()
