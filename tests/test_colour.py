@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from videodeblur.video.colour import ColourTags, RgbConverter, i420_to_rgb, rgb_to_i420, rgb_to_yuv_planes, yuv_matrix
+from videodeblur.video.colour import (ColourTags, RgbConverter, i420_to_rgb, may_wrap, rgb_to_i420, rgb_to_yuv_planes,
+                                      yuv_matrix)
 
 from conftest import clip_frame, psnr
 
@@ -135,3 +136,31 @@ def test_device_conversions_run_on_cpu_tensors_and_equal_the_cpu_path(matrix: st
         device = _to_u8(i420_to_rgb(torch.from_numpy(theirs)[None], m))
         assert np.abs(device.astype(int) - cpu).max() <= 1
         assert (device != cpu).mean() < 0.01
+
+
+def _flat_frame(pix_fmt: str, y: int, u: int, *, color_range: int) -> av.VideoFrame:
+    frame = av.VideoFrame(64, 48, pix_fmt)
+    dtype = np.dtype(np.uint16 if "10" in pix_fmt else np.uint8)
+    for plane, sample in zip(frame.planes, (y, u, 512 if dtype == np.uint16 else 128)):
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        rows[:, :plane.width * dtype.itemsize] = np.full((plane.height, plane.width), sample, dtype).view(np.uint8)
+    frame.colorspace, frame.color_range = 9, color_range
+    return frame
+
+
+@pytest.mark.parametrize(("pix_fmt", "y", "u", "color_range", "at_risk"), [
+    ("yuv420p", 235, 240, 1, False),  # the legal tops, limited range: never (the usual frame costs nothing more)
+    ("yuv420p", 255, 255, 2, False),  # full range tops out at 496 levels of blue: never
+    ("yuv420p", 255, 231, 1, False),  # the bounds, for a blue of 500 levels (512 wrap) at BT.2020's Kb
+    ("yuv420p", 255, 232, 1, True),
+    ("yuv420p", 211, 255, 1, False),
+    ("yuv420p", 213, 255, 1, True),
+    ("yuv420p10le", 940, 960, 1, False),
+    ("yuv420p10le", 1020, 1020, 1, True),
+    ("yuv420p10le", 1023, 1023, 2, False),
+])
+def test_a_frame_may_wrap_only_past_the_legal_range(pix_fmt: str, y: int, u: int, color_range: int,
+                                                    at_risk: bool) -> None:
+    """Which frames the CPU path checks for blue that swscale wrapped to 0 (a second, 16-bit
+    conversion): only limited-range ones whose luma and blue chroma both run near their tops."""
+    assert may_wrap(_flat_frame(pix_fmt, y, u, color_range=color_range)) is at_risk

@@ -20,8 +20,9 @@ from videodeblur.video.capture import open_source
 
 from conftest import needs_pyav18
 
-# (Kr, Kb) by AVColorSpace: 1 BT.709, 2 unspecified (read as BT.601), 5/6 BT.601, 9 BT.2020
-_KR_KB = {1: (0.2126, 0.0722), 2: (0.299, 0.114), 5: (0.299, 0.114), 6: (0.299, 0.114), 9: (0.2627, 0.0593)}
+# (Kr, Kb) by AVColorSpace: 1 BT.709, 2 unspecified (read as BT.601), 5/6 BT.601, 7 SMPTE 240M, 9 BT.2020
+_KR_KB = {1: (0.2126, 0.0722), 2: (0.299, 0.114), 5: (0.299, 0.114), 6: (0.299, 0.114), 7: (0.212, 0.087),
+          9: (0.2627, 0.0593)}
 _W, _H = 64, 48
 
 
@@ -145,6 +146,32 @@ def test_reader_rgb_is_the_exact_conversion(case: str, tmp_path: Path) -> None:
     assert len(images) == 2 and images[0].shape == (_H, _W, 3) and images[0].dtype == np.uint8
     mean, worst = _errors(images, path, colorspace, full)
     assert abs(mean) < 0.1 and worst <= 1.0, f"{case}: mean {mean:+.3f} levels, worst {worst:.2f}"
+
+
+@pytest.mark.parametrize("bits", [8, 10])
+@pytest.mark.parametrize("colorspace", [6, 1, 7, 9])
+def test_chroma_past_its_legal_top_clips_blue_and_never_wraps_it(colorspace: int, bits: int, tmp_path: Path) -> None:
+    """Real footage carries blue chroma past its legal 240 (saturated blues, overshoot from sharpening
+    and compression ringing). swscale's 8-bit RGB summed a bright such pixel's blue past its 32-bit
+    int and wrapped it to 0 (BT.709 Y 250, U 252: blue 0, not 255), so bright blue came out black,
+    where the device path clips it. Luma 200..255 by column, U 241..255 by row, V 0..255 by column;
+    the 10-bit clip read with ``deep``, whose 16-bit frame the fix then takes from."""
+    s = 1 << (bits - 8)
+    y = np.tile(np.linspace(200 * s, 255 * s, _W).round(), (_H, 1))
+    u = np.tile(np.linspace(241 * s, 255 * s, _H // 2).round()[:, None], (1, _W // 2))
+    v = np.tile(np.linspace(0, 255 * s, _W // 2).round(), (_H // 2, 1))
+    dtype = np.uint8 if bits == 8 else np.uint16
+    path = write_planes(tmp_path / "blue.mkv", "ffv1", "yuv420p" if bits == 8 else "yuv420p10le",
+                        [tuple(p.astype(dtype) for p in (y, u, v))], colorspace=colorspace, color_range=1)
+    with FrameReader(path, deep=bits > 8) as reader:
+        (frame,) = list(reader)
+    mean, worst = _errors([frame.image], path, colorspace, False)
+    assert worst <= 1.0, f"worst {worst:.2f} levels (mean {mean:+.3f})"
+    expected = exact_rgb(*decoded_planes(path)[0], colorspace=colorspace, full=False, bits=bits)
+    assert (expected[..., 2] > 254.5).mean() > 0.5  # mostly saturated blue: this is what wrapped
+    if frame.deep is not None:
+        deep = frame.deep.astype(np.float64) / 256.0  # white 65280
+        assert np.abs(deep - expected).max() <= 1.0
 
 
 @pytest.mark.parametrize(("y", "level"), [(16, 0), (50, 40), (126, 128), (180, 191), (235, 255)])

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ColourTags", "YUVMatrix", "yuv_matrix", "i420_to_rgb", "rgb_to_i420", "rgb_to_yuv_planes", "sws_colorspace",
-           "RgbConverter",
+           "RgbConverter", "may_wrap",
            "has_no_matrix", "AVCOL_RANGE_UNSPECIFIED", "AVCOL_RANGE_MPEG", "AVCOL_RANGE_JPEG",
            "AVCOL_SPC_RGB", "AVCOL_SPC_BT709", "AVCOL_SPC_UNSPECIFIED", "AVCOL_SPC_BT470BG", "AVCOL_SPC_SMPTE240M",
            "AVCOL_SPC_BT2020", "AVCOL_PRI_UNSPECIFIED", "AVCOL_TRC_UNSPECIFIED"]
@@ -117,7 +117,9 @@ class RgbConverter:
     then packed, an exact byte shuffle. Chroma is read as centred on the pixels it covers, whatever
     siting the stream gives, so it is repeated over them as the device path's :func:`i420_to_rgb`
     repeats it (an H.264 frame's "left" siting made swscale's nearest neighbour take the next chroma
-    sample for every odd column). Formats without a matrix (RGB, grey, palette) convert as before.
+    sample for every odd column). swscale's 8-bit RGB wraps a bright blue past legal chroma to 0
+    (:func:`may_wrap`): the frames where it may take that blue's top from its 16-bit RGB, which clips.
+    Formats without a matrix (RGB, grey, palette) convert as before.
     Keep one per stream: its swscale contexts (one pair per output depth) are set up once, not per frame.
     """
 
@@ -142,15 +144,26 @@ class RgbConverter:
         if has_no_matrix(frame.format):
             return [self._without_matrix(frame, deep, width, height) for deep in depths]
         centred = self._centred(frame)
-        resized = (width or frame.width, height or frame.height) != (frame.width, frame.height)
-        images = []
-        for deep in depths:
-            to_planar, to_packed = self._reformatters[deep]
-            planar = to_planar.reformat(centred, width=width, height=height, format="gbrp16le" if deep else "gbrp",
-                                        interpolation=_SCALED if resized else _SAME_SIZE)
-            images.append(to_packed.reformat(planar, format="rgb48le" if deep else "rgb24",
-                                             interpolation=_POINT).to_ndarray())
+        images = [self._packed(self._planar(centred, deep, width, height), deep) for deep in depths]
+        if False in depths and may_wrap(frame):  # 8-bit blue may have wrapped to 0 where 16-bit blue is at its top
+            if True in depths:
+                blue16 = images[depths.index(True)][..., 2]
+            else:  # G, B, R planes
+                planar = self._planar(centred, True, width, height).planes[1]
+                blue16 = np.frombuffer(planar, "<u2").reshape(planar.height, -1)[:, :planar.width]
+            images[depths.index(False)][..., 2][blue16 == 0xFFFF] = 255
         return images
+
+    def _planar(self, centred: av.VideoFrame, deep: bool, width: int | None, height: int | None) -> av.VideoFrame:
+        """``centred`` as planar RGB, 8 or 16 bits (see the class for why planar)."""
+        resized = (width or centred.width, height or centred.height) != (centred.width, centred.height)
+        return self._reformatters[deep][0].reformat(centred, width=width, height=height,
+                                                    format="gbrp16le" if deep else "gbrp",
+                                                    interpolation=_SCALED if resized else _SAME_SIZE)
+
+    def _packed(self, planar: av.VideoFrame, deep: bool) -> np.ndarray:
+        return self._reformatters[deep][1].reformat(planar, format="rgb48le" if deep else "rgb24",
+                                                    interpolation=_POINT).to_ndarray()
 
     @staticmethod
     def _without_matrix(frame: av.VideoFrame, deep: bool, width: int | None, height: int | None) -> np.ndarray:
@@ -215,6 +228,39 @@ def _grey(frame: av.VideoFrame, *, deep: bool, width: int | None, height: int | 
         scaled = samples * (white / float((1 << bits) - 1))
     grey = np.clip(np.rint(scaled), 0.0, white).astype(np.uint16 if deep else np.uint8)
     return np.repeat(grey[..., None], 3, axis=2)
+
+
+# swscale's 8-bit planar RGB (output.c, yuv2gbrp_full_X_c) sums each sample in a 32-bit int, 2**22
+# a level, and clips a negative sum to 0 and one of 2**30 (256 levels) or more to 255; but a blue of
+# 512 levels (limited-range luma and chroma near their tops: BT.709 Y 240 with U 250) overflows
+# past 2**31 to negative, and comes out 0. Its 16-bit RGB (yuv2gbrp16_full_X_c) stays in range.
+_WRAPS_AT = 500.0  # levels: 512, less a margin for swscale's rounded coefficients
+_BLUE_PER_CB = 2.0 * (1.0 - 0.0593)  # B - Y' per unit Cb at BT.2020's Kb, the smallest of swscale's matrices
+
+
+def may_wrap(frame: av.VideoFrame) -> bool:
+    """Whether some pixel of ``frame`` (YUV) could come out of swscale's 8-bit RGB wrapped: its
+    largest luma and blue-difference chroma samples together reach a blue of ``_WRAPS_AT`` levels.
+    Never for legal samples, nor any at full range (at most 496 levels); rare in real footage, whose
+    chroma overshoots its legal top (240) only on saturated blues. Cheap: the largest sample of two
+    planes (planar formats); other layouts are taken to be at risk."""
+    fmt = frame.format
+    full = int(frame.color_range) == AVCOL_RANGE_JPEG or fmt.name.startswith("yuvj")
+    y_scale, c_scale, y_offset = (255.0, 255.0, 0.0) if full else (219.0, 224.0, 16.0)
+    luma = fmt.components[0]
+    if [c.plane for c in fmt.components[:3]] != [0, 1, 2] or luma.bits > 16:
+        return not full  # packed or semi-planar: not read here (full range never wraps)
+    dtype = np.dtype(np.uint8 if luma.bits <= 8 else ">u2" if fmt.name.endswith("be") else "<u2")
+    step = float(1 << (luma.bits - 8))  # codes per 8-bit level
+
+    def largest(plane: av.video.plane.VideoPlane) -> float:
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        return float(rows[:, :plane.width * dtype.itemsize].view(dtype).max()) / step
+
+    top_blue = (largest(frame.planes[1]) - 128.0) * (255.0 / c_scale) * _BLUE_PER_CB
+    if top_blue + (256.0 - y_offset) * (255.0 / y_scale) < _WRAPS_AT:
+        return False  # not with any luma: the luma plane, 2-4 times the chroma's size, is not read
+    return top_blue + (largest(frame.planes[0]) - y_offset) * (255.0 / y_scale) >= _WRAPS_AT
 
 
 def has_no_matrix(fmt: av.VideoFormat | str) -> bool:
