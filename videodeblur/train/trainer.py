@@ -38,7 +38,7 @@ from videodeblur.train.distributed import (PeerLostError, alike_on_every_rank, e
                                            local_device, lost_peer, mark_alike, mean_over_ranks, wait_for_rank_0,
                                            waiting_group)
 from videodeblur.train.evaluate import evaluate_pairs
-from videodeblur.train.interrupts import interrupts_held, stops_left_to_the_run
+from videodeblur.train.interrupts import interrupts_held, stop_loader_workers, stops_left_to_the_run
 from videodeblur.train.losses import deblur_loss
 from videodeblur.train.recipe import TrainRecipe
 from videodeblur.train.run_log import LogWindow, append_csv, forget_after, has_row, logged_loss
@@ -234,12 +234,16 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         with interrupts_held():
             if rank == 0:
                 keep_checkpoint()
-            del batches  # its workers are stopped now
+            stop_loader_workers(batches)
         if peer_lost:
             saved = f"; {out_dir / 'last.pt'} holds step {step} for --resume" if rank == 0 else ""
             raise PeerLostError(f"rank {rank}: another process of this run stopped at step {step + 1} (its error "
                                 f"is above), so this one stops too{saved}") from None
         raise
+    finally:  # any way out (a stop, a diverged run, a failed validation): the workers are stopped now, as the
+        # error's traceback may hold the iterator past the interpreter's exit (see stop_loader_workers)
+        with interrupts_held():
+            stop_loader_workers(batches)
 
     seconds = seconds_before + time.perf_counter() - started
     # the ranks part now, not after rank 0's evaluation: they waited for it in a barrier that times out
