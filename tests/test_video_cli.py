@@ -639,6 +639,55 @@ def test_ctrl_c_ends_a_run_whose_pipe_sends_nothing_more(make_clip, tmp_path: Pa
     assert 20 <= len(frames) <= 30 and f"{out} is finalised with {len(frames)} frames\n" in stderr  # no --resume
 
 
+def test_a_second_ctrl_c_as_the_command_takes_the_stop_still_says_what_was_kept(run_cli, make_clip, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """A Ctrl-C stops the run; a second one lands the instant the command has caught the run's stop,
+    before it noted signals again to say it (here: at the ``except`` line, the first line it ran):
+    it escaped, and only a bare "videodeblur: interrupted" was said, not what the output kept. Stops
+    are now noted from the first one on, until the line is said."""
+    import dataclasses
+
+    import videodeblur.pipeline as pipeline
+
+    src = make_clip("a.mp4", width=64, height=48, frames=40)
+    real_deblur_file = pipeline.deblur_file
+
+    def ctrl_c_twice(*args, **kwargs):
+        command = sys._getframe(1)  # the command's frame, which catches the run's stop
+
+        def at_its_next_line(frame, event, arg):  # traces the command's frame only
+            if event == "exception" and isinstance(arg[1], pipeline.RunInterrupted):
+                return second_ctrl_c  # the tracer of its lines from here on
+            return at_its_next_line
+
+        def second_ctrl_c(frame, event, arg):
+            if event == "line":
+                sys.settrace(None)
+                command.f_trace = None
+                signal.raise_signal(signal.SIGINT)  # its handler runs in here, before the line goes on
+            return second_ctrl_c
+
+        def first_ctrl_c(done: int, total: int | None) -> None:  # on the encode thread, once frames are written
+            if done == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        command.f_trace = at_its_next_line
+        sys.settrace(lambda frame, event, arg: None)  # (a frame's own tracer runs only while one is set)
+        return real_deblur_file(*args[:3], dataclasses.replace(args[3], progress=first_ctrl_c))
+
+    monkeypatch.setattr(pipeline, "deblur_file", ctrl_c_twice)
+    out = tmp_path / "out.mp4"
+    try:
+        result = run_cli("video", src, "-o", out, *CPU, "--batch", "1")
+    finally:
+        sys.settrace(None)
+    assert out.exists(), result.stderr
+    kept = len(decode(out).frames)
+    assert result.exit_code == 130 and 3 <= kept < 40, result.stderr
+    assert result.stderr_lines == [f"videodeblur: interrupted: {out} is finalised with {kept} frames "
+                                   "(--resume goes on from there)"]
+
+
 @pytest.mark.parametrize("signum, code, said, times", [(signal.SIGINT, 130, "interrupted", 1),
                                                        (signal.SIGTERM, 143, "terminated", 1),
                                                        (signal.SIGINT, 130, "interrupted", 2)])
