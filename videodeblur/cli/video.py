@@ -178,10 +178,12 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             try:
                 stats = deblur_file(job.src, job.dst, engine, options)
                 run_ended.set()
-                already = len(jobs) > 1 and found_finished(stats)
-                finished_before += already
+                finished = found_finished(stats)  # a resume that found the output whole: nothing was written
+                finished_before += finished and len(jobs) > 1
+                # its warning says what its table line says: given only beside a --json line (a script's),
+                # and for a batch once, counted, at its end
                 unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json,
-                                            warnings=not already)
+                                            warnings=not finished or (as_json and len(jobs) == 1))
             except RunInterrupted as stop:
                 run_ended.set()  # (ended by the engine's or a caller's KeyboardInterrupt, not by a signal)
                 said = _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
@@ -207,7 +209,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                 continue
         if held:  # its output is whole; the inputs after it are left
             raise click.exceptions.Abort()
-    if finished_before:  # one warning, not one per file: each file's own line says "0 new"
+    if finished_before:  # one warning, not one per file: each file's own line says it holds them all
         warn(f"{finished_before} of {len(jobs)} outputs already held every frame of their input: nothing to resume there")
     if failed == len(jobs):
         raise VideoDeblurError(f"none of the {len(jobs)} videos could be deblurred (named above)")
@@ -298,11 +300,14 @@ def _print(text: str, *, err: bool) -> bool:
 
 
 def summary_table(result: dict[str, Any]) -> str:
-    """The human summary of a ``RunStats.to_dict()``: what was written, sustained fps, stage table."""
+    """The human summary of a ``RunStats.to_dict()``: what was written, sustained fps, stage table; of
+    a resume that found its output whole, one line saying so (nothing was written)."""
     lat = result["latency_ms"]
     bound = max(result["stages"], key=lambda name: result["stages"][name]["busy_s"])
     w, h = result.get("size", [0, 0])
     kept = result.get("resumed_frames") or 0
+    if kept and not result["frames"] and not result.get("encoder"):  # a resume that found it finished: nothing written
+        return f"{result.get('output', '')} already holds all {kept} frames, {w}x{h}: nothing to resume"
     frames = f"{result['frames'] + kept} frames ({result['frames']} new, {kept} kept)" if kept else f"{result['frames']} frames"
     lines = [
         f"wrote {'standard output' if result.get('output') == '-' else result.get('output', '')}: {frames}, {w}x{h}, "
