@@ -627,12 +627,13 @@ def test_ctrl_c_ends_a_run_whose_pipe_sends_nothing_more(make_clip, tmp_path: Pa
         proc.stdin.write(src.read_bytes())
         proc.stdin.flush()  # and not closed: the producer stalls
         seen = _read_until(proc, re.compile(rb"\r\d+/\d+ frames"), timeout_s=90)  # frames are flowing
-        time.sleep(3)  # all it was sent goes through (the progress line is redrawn only as frames come)
-        assert proc.poll() is None, seen
+        # all it was sent goes through (the progress line, redrawn only as frames come, cannot tell)
+        assert _idle(proc, timeout_s=60) and proc.poll() is None, seen
         proc.send_signal(signal.SIGINT)
         stopped = time.monotonic()
-        proc.wait(timeout=30)
-        waited = time.monotonic() - stopped
+        seen += _read_until(proc, re.compile(rb"videodeblur: interrupted: .* frames\n"), timeout_s=30)
+        waited = time.monotonic() - stopped  # to the line said, not to the interpreter's exit (3-6 s loaded)
+        proc.wait(timeout=60)
         rest = proc.stderr.read() if proc.stderr else b""
     finally:
         if proc.poll() is None:
@@ -778,6 +779,30 @@ def _read_until(proc: subprocess.Popen, pattern: re.Pattern, timeout_s: float) -
     return seen
 
 
+def _idle(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait until ``proc`` has nothing left to do (every thread asleep, none running or waiting for a
+    core, and its CPU time still, for a quarter of a second): all it was given has gone through, and
+    it waits on a pipe. False if that did not come within ``timeout_s``. Read from Linux's /proc."""
+    tasks = Path(f"/proc/{proc.pid}/task")
+    if not tasks.is_dir():
+        pytest.skip("needs Linux's /proc to tell when a process is idle")
+    before, still, deadline = None, 0, time.monotonic() + timeout_s
+    while still < 5 and time.monotonic() < deadline and proc.poll() is None:
+        states, ticks = "", 0
+        for task in tasks.iterdir():
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:  # a thread that ended as it was read
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # after the name, which may hold spaces
+            states += fields[0]
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        still = still + 1 if set(states) == {"S"} and ticks == before else 0
+        before = ticks
+        time.sleep(0.05)
+    return still >= 5
+
+
 def _text(path: Path) -> Path:
     path.write_text("not a video\n" * 100)
     return path
@@ -826,12 +851,12 @@ def test_a_stop_ends_a_run_whose_output_pipe_takes_nothing_more(make_clip, tmp_p
         os.close(write_end)
         try:
             seen = _read_until(proc, re.compile(rb"\r\d+/60 frames"), timeout_s=90)
-            time.sleep(2)  # the pipe fills and the writer blocks
-            assert proc.poll() is None, seen
+            assert _idle(proc, timeout_s=60) and proc.poll() is None, seen  # the pipe is full, the writer blocked
             proc.send_signal(signal.SIGTERM)
             stopped = time.monotonic()
-            _, rest = proc.communicate(timeout=30)
-            waited = time.monotonic() - stopped
+            seen += _read_until(proc, re.compile(rb"videodeblur: terminated: .* frames\n"), timeout_s=30)
+            waited = time.monotonic() - stopped  # to the line said, not to the interpreter's exit (3-6 s loaded)
+            _, rest = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
