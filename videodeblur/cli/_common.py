@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 import click
 
 from videodeblur.errors import VideoDeblurError
+from videodeblur.signals import STOP_SIGNALS
 from videodeblur.option_values import MIN_TILE, PRESETS
 
 __all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail",
@@ -55,8 +56,6 @@ def later_stops_noted(note: Callable[[], None]) -> Iterator[threading.Event]:
     between the run's end and its report in which a second Ctrl-C cut the report off: noted from
     where the run's own noting ended, not from the first line of the code that says it. An ignored
     signal (``nohup``'s SIGHUP) stays ignored; off the main thread nothing changes."""
-    from videodeblur.signals import STOP_SIGNALS
-
     holding = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield holding
