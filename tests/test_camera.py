@@ -924,6 +924,43 @@ def test_a_ctrl_c_as_the_run_ends_or_begins_still_says_the_stats(run_cli, monkey
     else:
         assert stats["end_reason"] == "interrupted" and stats["captured"] == 0
         assert time.monotonic() - started < 30  # stopped at once, not at --max-seconds
+    # the stats said the run's end (max-seconds): the stop after it is said on its own line; one that
+    # ended the run is said by the stats ("interrupted") and not again
+    said = {signal.SIGINT: "interrupted", signal.SIGTERM: "terminated"}[signum]
+    assert result.stderr_lines[-1] == f"videodeblur: {said}" if when == "after" else said not in result.stderr
+
+
+@pytest.mark.parametrize("signum, code, said", [(signal.SIGINT, 130, "interrupted"),
+                                                (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_stop_is_said_once_by_the_stats(run_cli, monkeypatch, signum: int, code: int, said: str,
+                                          as_json: bool) -> None:
+    """Ctrl-C (SIGTERM) in a live run: the stats said "ended interrupted", then a blank line and a
+    bare "videodeblur: interrupted" ("terminated") came after them. The stats say it, in the stop's
+    own word, and nothing more does, as `video` says its stop in one line; the exit code is the stop's."""
+    from videodeblur.pipeline import live
+
+    real_run_live = live.run_live
+
+    def signalled_at_the_third_frame(*args, **kwargs):
+        def on_frame(frame) -> bool:
+            if frame.index == 2:
+                os.kill(os.getpid(), signum)
+            return True
+
+        return real_run_live(*args, **{**kwargs, "on_frame": on_frame})
+
+    monkeypatch.setattr(live, "run_live", signalled_at_the_third_frame)
+    result = run_cli("camera", "--source", "testsrc2=size=64x48:rate=25", "--no-preview", "--model", "lprn-fast",
+                     "--device", "cpu", "--max-seconds", "60", *(["--json"] if as_json else []))
+    assert result.exit_code == code, result.stderr
+    assert result.stderr_lines == ["videodeblur: --no-preview: running headless (stats are printed on exit)"]
+    if as_json:
+        stats = json.loads(result.stdout)  # its end_reason names the way it ended, whatever the signal
+        assert stats["end_reason"] == "interrupted" and stats["processed"] >= 3
+    else:
+        rows = dict(line.split(None, 1) for line in result.stdout.splitlines() if line and line[0] != " ")
+        assert rows["ended"] == said and int(rows["processed"]) >= 3
 
 
 @pytest.mark.parametrize("command", ["camera", "video"])

@@ -245,3 +245,25 @@ def test_opencv_that_cannot_load_says_what_to_install(run_subprocess, image_file
                             env={"PYTHONPATH": str(tmp_path / "stub")})
     assert_one_line_error(result, "libGL.so.1", "opencv-python-headless")
     assert "internal error" not in result.stderr
+
+
+def test_after_the_first_stop_or_the_work_done_stops_are_only_noted() -> None:
+    """later_stops_noted: the first Ctrl-C is raised (it must end a blocked open, or reach a run),
+    the ones after it only noted until the block ends, and so is every one once the work is done:
+    the report of what it left is said whole. Outside the block they are raised again."""
+    import signal
+
+    from videodeblur.cli._common import later_stops_noted
+
+    noted: list[int] = []
+    with later_stops_noted(lambda: noted.append(1)):
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(signal.SIGINT)
+    assert noted == [1]
+    with later_stops_noted(lambda: noted.append(2)) as work_done:
+        work_done.set()
+        signal.raise_signal(signal.SIGINT)
+    assert noted == [1, 2]
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)

@@ -351,16 +351,21 @@ def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_pa
     assert (first["frames"], first["resumed_frames"]) == (5, 0)
     again = json.loads(run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json", "--resume").stdout)
     assert (again["frames"], again["frames_written"], again["resumed_frames"]) == (0, 5, 5)
-    table = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--resume").stdout.splitlines()
-    assert table[0].startswith(f"wrote {tmp_path / 'out.mp4'}: 5 frames (0 new, 5 kept), 64x48, in 0.")  # no ", ,"
-    assert len(table) == 1, table  # no "sustained 0.0 fps ... bound by decode (0% busy)" table of nothing
+    warned = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--json", "--resume")
+    assert warned.stderr_lines == [f"videodeblur: warning: {tmp_path / 'out.mp4'} already holds all 5 frames of "
+                                   f"{src}: nothing to resume"]  # --json's line is a script's: said for a person
+    # it said "wrote out.mp4: 5 frames (0 new, 5 kept)", nothing having been written, and the warning beside it
+    table = run_cli("video", src, "-o", tmp_path / "out.mp4", *CPU, "--resume")
+    assert table.stdout.splitlines() == [f"{tmp_path / 'out.mp4'} already holds all 5 frames, 64x48: nothing to resume"]
+    assert table.exit_code == 0 and table.stderr == ""  # said once
 
 
 def test_a_resumed_folder_says_once_that_its_finished_outputs_had_nothing_to_resume(run_cli, make_clip,
                                                                                     tmp_path: Path) -> None:
     """`video folder/ -o out/ --resume` after a run that finished some of them warned "out/a.mp4
     already holds all 3 frames of ...: nothing to resume" once per file (a hundred lines for a hundred
-    files), each beside its own "wrote ...: 3 frames (0 new, 3 kept)" line: now once, counted."""
+    files), each beside its own "wrote ...: 3 frames (0 new, 3 kept)" line: now once, counted, and
+    each file's own line says it holds them all (it said "wrote", nothing having been written)."""
     make_clip("clips/a.mp4", width=64, height=48, frames=3)
     make_clip("clips/b.mp4", width=64, height=48, frames=4)
     make_clip("clips/c.mp4", width=64, height=48, frames=5)
@@ -371,9 +376,9 @@ def test_a_resumed_folder_says_once_that_its_finished_outputs_had_nothing_to_res
     assert again.exit_code == 0, again.stderr
     assert again.stderr_lines == ["videodeblur: warning: 2 of 3 outputs already held every frame of their input: "
                                   "nothing to resume there"]
-    wrote = [line.partition(", 64x48")[0] for line in again.stdout.splitlines() if line.startswith("wrote")]
-    assert wrote == [f"wrote {out / 'a.mp4'}: 3 frames (0 new, 3 kept)", f"wrote {out / 'b.mp4'}: 4 frames (0 new, 4 kept)",
-                     f"wrote {out / 'c.mp4'}: 5 frames"]  # each file still said, on its own line
+    said = [line.partition(", 64x48")[0] for line in again.stdout.splitlines() if line.startswith(("wrote", str(out)))]
+    assert said == [f"{out / 'a.mp4'} already holds all 3 frames", f"{out / 'b.mp4'} already holds all 4 frames",
+                    f"wrote {out / 'c.mp4'}: 5 frames"]  # each file still said, on its own line
     lines = [json.loads(line) for line in run_cli("video", tmp_path / "clips", "-o", out, *CPU, "--resume",
                                                   "--json").stdout.splitlines()]
     assert [line["warnings"] for line in lines][0] == [f"{out / 'a.mp4'} already holds all 3 frames of "
@@ -622,12 +627,13 @@ def test_ctrl_c_ends_a_run_whose_pipe_sends_nothing_more(make_clip, tmp_path: Pa
         proc.stdin.write(src.read_bytes())
         proc.stdin.flush()  # and not closed: the producer stalls
         seen = _read_until(proc, re.compile(rb"\r\d+/\d+ frames"), timeout_s=90)  # frames are flowing
-        time.sleep(3)  # all it was sent goes through (the progress line is redrawn only as frames come)
-        assert proc.poll() is None, seen
+        # all it was sent goes through (the progress line, redrawn only as frames come, cannot tell)
+        assert _idle(proc, timeout_s=60) and proc.poll() is None, seen
         proc.send_signal(signal.SIGINT)
         stopped = time.monotonic()
-        proc.wait(timeout=30)
-        waited = time.monotonic() - stopped
+        seen += _read_until(proc, re.compile(rb"videodeblur: interrupted: .* frames\n"), timeout_s=30)
+        waited = time.monotonic() - stopped  # to the line said, not to the interpreter's exit (3-6 s loaded)
+        proc.wait(timeout=60)
         rest = proc.stderr.read() if proc.stderr else b""
     finally:
         if proc.poll() is None:
@@ -637,6 +643,55 @@ def test_ctrl_c_ends_a_run_whose_pipe_sends_nothing_more(make_clip, tmp_path: Pa
     assert proc.returncode == 130 and waited < 15, (waited, stderr)
     frames = decode(out).frames
     assert 20 <= len(frames) <= 30 and f"{out} is finalised with {len(frames)} frames\n" in stderr  # no --resume
+
+
+def test_a_second_ctrl_c_as_the_command_takes_the_stop_still_says_what_was_kept(run_cli, make_clip, tmp_path: Path,
+                                                                                 monkeypatch) -> None:
+    """A Ctrl-C stops the run; a second one lands the instant the command has caught the run's stop,
+    before it noted signals again to say it (here: at the ``except`` line, the first line it ran):
+    it escaped, and only a bare "videodeblur: interrupted" was said, not what the output kept. Stops
+    are now noted from the first one on, until the line is said."""
+    import dataclasses
+
+    import videodeblur.pipeline as pipeline
+
+    src = make_clip("a.mp4", width=64, height=48, frames=40)
+    real_deblur_file = pipeline.deblur_file
+
+    def ctrl_c_twice(*args, **kwargs):
+        command = sys._getframe(1)  # the command's frame, which catches the run's stop
+
+        def at_its_next_line(frame, event, arg):  # traces the command's frame only
+            if event == "exception" and isinstance(arg[1], pipeline.RunInterrupted):
+                return second_ctrl_c  # the tracer of its lines from here on
+            return at_its_next_line
+
+        def second_ctrl_c(frame, event, arg):
+            if event == "line":
+                sys.settrace(None)
+                command.f_trace = None
+                signal.raise_signal(signal.SIGINT)  # its handler runs in here, before the line goes on
+            return second_ctrl_c
+
+        def first_ctrl_c(done: int, total: int | None) -> None:  # on the encode thread, once frames are written
+            if done == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+
+        command.f_trace = at_its_next_line
+        sys.settrace(lambda frame, event, arg: None)  # (a frame's own tracer runs only while one is set)
+        return real_deblur_file(*args[:3], dataclasses.replace(args[3], progress=first_ctrl_c))
+
+    monkeypatch.setattr(pipeline, "deblur_file", ctrl_c_twice)
+    out = tmp_path / "out.mp4"
+    try:
+        result = run_cli("video", src, "-o", out, *CPU, "--batch", "1")
+    finally:
+        sys.settrace(None)
+    assert out.exists(), result.stderr
+    kept = len(decode(out).frames)
+    assert result.exit_code == 130 and 3 <= kept < 40, result.stderr
+    assert result.stderr_lines == [f"videodeblur: interrupted: {out} is finalised with {kept} frames "
+                                   "(--resume goes on from there)"]
 
 
 @pytest.mark.parametrize("signum, code, said, times", [(signal.SIGINT, 130, "interrupted", 1),
@@ -724,6 +779,30 @@ def _read_until(proc: subprocess.Popen, pattern: re.Pattern, timeout_s: float) -
     return seen
 
 
+def _idle(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Wait until ``proc`` has nothing left to do (every thread asleep, none running or waiting for a
+    core, and its CPU time still, for a quarter of a second): all it was given has gone through, and
+    it waits on a pipe. False if that did not come within ``timeout_s``. Read from Linux's /proc."""
+    tasks = Path(f"/proc/{proc.pid}/task")
+    if not tasks.is_dir():
+        pytest.skip("needs Linux's /proc to tell when a process is idle")
+    before, still, deadline = None, 0, time.monotonic() + timeout_s
+    while still < 5 and time.monotonic() < deadline and proc.poll() is None:
+        states, ticks = "", 0
+        for task in tasks.iterdir():
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:  # a thread that ended as it was read
+                continue
+            fields = stat[stat.rindex(")") + 2:].split()  # after the name, which may hold spaces
+            states += fields[0]
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        still = still + 1 if set(states) == {"S"} and ticks == before else 0
+        before = ticks
+        time.sleep(0.05)
+    return still >= 5
+
+
 def _text(path: Path) -> Path:
     path.write_text("not a video\n" * 100)
     return path
@@ -772,12 +851,12 @@ def test_a_stop_ends_a_run_whose_output_pipe_takes_nothing_more(make_clip, tmp_p
         os.close(write_end)
         try:
             seen = _read_until(proc, re.compile(rb"\r\d+/60 frames"), timeout_s=90)
-            time.sleep(2)  # the pipe fills and the writer blocks
-            assert proc.poll() is None, seen
+            assert _idle(proc, timeout_s=60) and proc.poll() is None, seen  # the pipe is full, the writer blocked
             proc.send_signal(signal.SIGTERM)
             stopped = time.monotonic()
-            _, rest = proc.communicate(timeout=30)
-            waited = time.monotonic() - stopped
+            seen += _read_until(proc, re.compile(rb"videodeblur: terminated: .* frames\n"), timeout_s=30)
+            waited = time.monotonic() - stopped  # to the line said, not to the interpreter's exit (3-6 s loaded)
+            _, rest = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()

@@ -18,8 +18,8 @@ from typing import Any
 import click
 import numpy as np
 
-from videodeblur.cli._common import (device_option, engines_option, json_option, model_option, parse_size,
-                                     precision_option, warn)
+from videodeblur.cli._common import (StopSaid, device_option, engines_option, json_option, model_option,
+                                     parse_size, precision_option, stop_word, warn)
 
 __all__ = ["camera"]
 
@@ -170,9 +170,12 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
             click.echo(f"videodeblur: note: {note}", err=True)
         result = stats.to_dict()
         result["warnings"] = [*result["warnings"], *capped]  # as `video --json` lists it
-        click.echo(json.dumps(result) if as_json else _table(result))
-    if stats.interrupted or interrupted.is_set():
-        raise KeyboardInterrupt  # after the stats: run_cli reports it and exits 130
+        # the stop is said by the stats ("ended", end_reason), in its own word ("terminated" for SIGTERM)
+        click.echo(json.dumps(result) if as_json else _table(result, ended=stop_word() if stats.interrupted else None))
+    if stats.interrupted:  # said above: run_cli exits 130 (143, 129) without saying it again
+        raise StopSaid()
+    if interrupted.is_set():  # after the run had ended otherwise: the stats do not say it, run_cli does
+        raise click.exceptions.Abort()  # (a KeyboardInterrupt got a blank line from click before it)
 
 
 def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realtime: bool,
@@ -269,7 +272,9 @@ def _parse_size(size: str | None) -> tuple[int | None, int | None]:
     return (None, None) if size is None else parse_size(size, param_hint="--size")
 
 
-def _table(stats: dict[str, Any]) -> str:
+def _table(stats: dict[str, Any], ended: str | None = None) -> str:
+    """The stats as rows for a person; ``ended``: what ended the run in words, if not its end_reason
+    (a stop's own word: "terminated" for SIGTERM, whose end_reason is "interrupted")."""
     latency = stats["latency_ms"]
     rows = [
         ("source", f"{stats['source']} ({stats['width']}x{stats['height']})"),
@@ -280,7 +285,7 @@ def _table(stats: dict[str, Any]) -> str:
         ("fps", f"{stats['fps']:.1f} processed ({stats['infer_ms']:.1f} ms model per frame)"),
         ("latency ms", f"p50 {latency['p50']:.1f}   p95 {latency['p95']:.1f}   p99 {latency['p99']:.1f}"
          if latency["p50"] is not None else "none measured (no frame was processed)"),
-        ("ended", stats["end_reason"]),
+        ("ended", ended or stats["end_reason"]),
     ]
     if stats.get("reconnects"):
         rows.append(("reconnects", str(stats["reconnects"])))

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from videodeblur.cli._common import (StopSaid, device_option, engines_option, json_option, model_option,
-                                     point_at_devnull, precision_option, preset_option, stop_word, tile_option, warn)
+from videodeblur.cli._common import (StopSaid, device_option, engines_option, json_option, later_stops_noted,
+                                     model_option, point_at_devnull, precision_option, preset_option, stop_word,
+                                     tile_option, warn)
 
 if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
     from videodeblur.pipeline.plan import VideoJob
@@ -149,7 +150,6 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
-    from videodeblur.signals import signals_noted
 
     try:
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
@@ -169,42 +169,47 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                              start_s=start_s or 0.0, duration_s=duration_s, deinterlace=deinterlace,
                              pipe_format=pipe_format or "mkv", side_by_side=side_by_side, engines=engines)
         # a stop while a job is reported (another Ctrl-C, a SIGTERM) waits for the report: said
-        # half-way, or not at all, it left a finished or finalised output unaccounted for
+        # half-way, or not at all, it left a finished or finalised output unaccounted for. The first
+        # stop is raised (it ends a blocked open, or the run, which notes it itself); from then on, or
+        # from the run's end, stops are only noted, with no instant between the run's end and its
+        # report where one was raised (a second Ctrl-C there lost the "is finalised with N frames")
         held: list[int] = []
-        try:
-            stats = deblur_file(job.src, job.dst, engine, options)
-            with signals_noted(lambda: held.append(1)):
-                already = len(jobs) > 1 and found_finished(stats)
-                finished_before += already
+        with later_stops_noted(lambda: held.append(1)) as run_ended:
+            try:
+                stats = deblur_file(job.src, job.dst, engine, options)
+                run_ended.set()
+                finished = found_finished(stats)  # a resume that found the output whole: nothing was written
+                finished_before += finished and len(jobs) > 1
+                # its warning says what its table line says: given only beside a --json line (a script's),
+                # and for a batch once, counted, at its end
                 unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json,
-                                            warnings=not already)
-        except RunInterrupted as stop:
-            with signals_noted(lambda: held.append(1)):
+                                            warnings=not finished or (as_json and len(jobs) == 1))
+            except RunInterrupted as stop:
+                run_ended.set()  # (ended by the engine's or a caller's KeyboardInterrupt, not by a signal)
                 said = _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
                                         stalled=stop.output_stalled, trimmed=options.trimmed,
                                         unbegun=len(jobs) - number)
-            # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
-            raise (StopSaid() if said else click.exceptions.Abort()) from stop
-        except KeyboardInterrupt as stop:  # not in the run: before it began, or in the instant it ended
-            with signals_noted(lambda: held.append(1)):
+                # Abort, not the KeyboardInterrupt: click answers that with a blank line after the message
+                raise (StopSaid() if said else click.exceptions.Abort()) from stop
+            except KeyboardInterrupt as stop:  # not in the run: before it began, or in the instant it ended
                 said = _say_interrupted(None, job, progress, piped_out=piped_out, as_json=as_json, stalled=False,
                                         trimmed=options.trimmed, unbegun=len(jobs) - number)
-            raise (StopSaid() if said else click.exceptions.Abort()) from stop
-        except VideoDeblurError as err:
-            if progress is not None:  # the error goes on a line of its own, not after the progress
-                progress.done()
-            message = " ".join(str(err).split())
-            if len(jobs) > 1:  # one bad file does not cost the others their turn
-                failed += 1
-                click.echo(f"videodeblur: error: {message}", err=True)
-            if as_json:  # one line per input, as the help says (for a single one too: scripts read stdout)
-                unread |= not _print(json.dumps({"input": str(job.src), "error": message}), err=piped_out)
-            if len(jobs) == 1:
-                raise  # said by the command's error handler, one line
-            continue
+                raise (StopSaid() if said else click.exceptions.Abort()) from stop
+            except VideoDeblurError as err:
+                if progress is not None:  # the error goes on a line of its own, not after the progress
+                    progress.done()
+                message = " ".join(str(err).split())
+                if len(jobs) > 1:  # one bad file does not cost the others their turn
+                    failed += 1
+                    click.echo(f"videodeblur: error: {message}", err=True)
+                if as_json:  # one line per input, as the help says (for a single one too: scripts read stdout)
+                    unread |= not _print(json.dumps({"input": str(job.src), "error": message}), err=piped_out)
+                if len(jobs) == 1:
+                    raise  # said by the command's error handler, one line
+                continue
         if held:  # its output is whole; the inputs after it are left
             raise click.exceptions.Abort()
-    if finished_before:  # one warning, not one per file: each file's own line says "0 new"
+    if finished_before:  # one warning, not one per file: each file's own line says it holds them all
         warn(f"{finished_before} of {len(jobs)} outputs already held every frame of their input: nothing to resume there")
     if failed == len(jobs):
         raise VideoDeblurError(f"none of the {len(jobs)} videos could be deblurred (named above)")
@@ -295,11 +300,14 @@ def _print(text: str, *, err: bool) -> bool:
 
 
 def summary_table(result: dict[str, Any]) -> str:
-    """The human summary of a ``RunStats.to_dict()``: what was written, sustained fps, stage table."""
+    """The human summary of a ``RunStats.to_dict()``: what was written, sustained fps, stage table; of
+    a resume that found its output whole, one line saying so (nothing was written)."""
     lat = result["latency_ms"]
     bound = max(result["stages"], key=lambda name: result["stages"][name]["busy_s"])
     w, h = result.get("size", [0, 0])
     kept = result.get("resumed_frames") or 0
+    if kept and not result["frames"] and not result.get("encoder"):  # a resume that found it finished: nothing written
+        return f"{result.get('output', '')} already holds all {kept} frames, {w}x{h}: nothing to resume"
     frames = f"{result['frames'] + kept} frames ({result['frames']} new, {kept} kept)" if kept else f"{result['frames']} frames"
     lines = [
         f"wrote {'standard output' if result.get('output') == '-' else result.get('output', '')}: {frames}, {w}x{h}, "
