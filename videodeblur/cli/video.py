@@ -178,7 +178,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
             try:
                 stats = deblur_file(job.src, job.dst, engine, options)
                 run_ended.set()
-                finished = found_finished(stats)  # a resume that found the output whole: nothing was written
+                finished = found_finished(stats.to_dict())  # a resume that found the output whole: nothing was written
                 finished_before += finished and len(jobs) > 1
                 # its warning says what its table line says: given only beside a --json line (a script's),
                 # and for a batch once, counted, at its end
@@ -305,8 +305,10 @@ def summary_table(result: dict[str, Any]) -> str:
     lat = result["latency_ms"]
     bound = max(result["stages"], key=lambda name: result["stages"][name]["busy_s"])
     w, h = result.get("size", [0, 0])
+    from videodeblur.pipeline.resume import found_finished
+
     kept = result.get("resumed_frames") or 0
-    if kept and not result["frames"] and not result.get("encoder"):  # a resume that found it finished: nothing written
+    if found_finished(result):  # nothing written
         return f"{result.get('output', '')} already holds all {kept} frames, {w}x{h}: nothing to resume"
     frames = f"{result['frames'] + kept} frames ({result['frames']} new, {kept} kept)" if kept else f"{result['frames']} frames"
     lines = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import av
 import cv2
@@ -146,10 +146,10 @@ def nothing_left(info: VideoInfo, output: Path, engine: "Engine", queue_size: in
                         colour_on_device=False, queue_size=queue_size, stopped_early=False)
 
 
-def found_finished(stats: RunStats) -> bool:
-    """Whether ``stats`` are :func:`nothing_left`'s: a resume that found its output finished (no
-    frame made, none encoded), whose one warning says so."""
-    return not stats.frames and not stats.extra.get("encoder") and bool(stats.extra.get("resumed_frames"))
+def found_finished(result: Mapping[str, Any]) -> bool:
+    """Whether ``result`` (a ``RunStats.to_dict()``) is :func:`nothing_left`'s: a resume that found its
+    output finished (no frame made, none encoded), whose one warning and summary line say so."""
+    return not result["frames"] and not result.get("encoder") and bool(result.get("resumed_frames"))
 
 
 def frames_in(path: Path) -> int:
