@@ -248,20 +248,20 @@ def test_opencv_that_cannot_load_says_what_to_install(run_subprocess, image_file
 
 
 def test_after_the_first_stop_or_the_work_done_stops_are_only_noted() -> None:
-    """later_stops_noted: the first Ctrl-C is raised (it must end a blocked open, or reach a run),
+    """signals_noted(first_raised=True): the first Ctrl-C is raised (it must end a blocked open, or reach a run),
     the ones after it only noted until the block ends, and so is every one once the work is done:
     the report of what it left is said whole. Outside the block they are raised again."""
     import signal
 
-    from videodeblur.cli._common import later_stops_noted
+    from videodeblur.signals import signals_noted
 
     noted: list[int] = []
-    with later_stops_noted(lambda: noted.append(1)):
+    with signals_noted(lambda: noted.append(1), first_raised=True):
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
         signal.raise_signal(signal.SIGINT)
     assert noted == [1]
-    with later_stops_noted(lambda: noted.append(2)) as work_done:
+    with signals_noted(lambda: noted.append(2), first_raised=True) as work_done:
         work_done.set()
         signal.raise_signal(signal.SIGINT)
     assert noted == [1, 2]

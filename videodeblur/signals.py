@@ -18,24 +18,39 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 
 @contextlib.contextmanager
-def signals_noted(note: Callable[[], None]) -> Iterator[None]:
+def signals_noted(note: Callable[[], None], *, first_raised: bool = False) -> Iterator[threading.Event]:
     """SIGINT, SIGTERM and SIGHUP call ``note`` and the handlers that were there (whose
     KeyboardInterrupt, Ctrl-C's or the CLI's SIGTERM's and SIGHUP's, is swallowed), instead of
     raising into the code inside; an ignored one (``nohup``'s SIGHUP) stays ignored. One whose
     handler was the default (a program that installed none: SIGTERM kills it) is sent again once
     the code inside is done, with the default restored, so the process still dies of it, its output
-    finalised. Only the main thread receives signals; elsewhere this does nothing."""
+    finalised. Only the main thread receives signals; elsewhere this does nothing.
+
+    ``first_raised``: the first one is handled as it would be without this block (the CLI's
+    KeyboardInterrupt, which ends a blocked open or reaches a run that notes it itself), and only
+    the ones after it are noted, as are all once the yielded event is set (the work is done, only
+    its report is left); a default-action one is left to its default. Entered before a run and left
+    once its report is said, it leaves no instant between the run's end and the report in which a
+    second Ctrl-C cut the report off."""
+    noting = threading.Event()  # set: every stop is noted
+    if not first_raised:
+        noting.set()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield noting
         return
     previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     # an ignored one stays ignored; one set outside Python (None) could not be put back
-    previous = {sig: handler for sig, handler in previous.items() if handler not in (signal.SIG_IGN, None)}
+    previous = {sig: handler for sig, handler in previous.items() if handler not in (signal.SIG_IGN, None)
+                and (callable(handler) or not first_raised)}
     deferred: list[int] = []  # default-action signals, delivered again afterwards
 
     def noted(signum: int, frame: Any) -> None:
-        note()
         handler = previous[signum]
+        if not noting.is_set():  # the first, with first_raised: as without this block
+            noting.set()
+            handler(signum, frame)
+            return
+        note()
         if handler is signal.SIG_DFL:
             deferred.append(signum)
         elif callable(handler):
@@ -47,7 +62,7 @@ def signals_noted(note: Callable[[], None]) -> Iterator[None]:
     for sig in previous:
         signal.signal(sig, noted)
     try:
-        yield
+        yield noting
     finally:
         for sig, handler in previous.items():
             try:

@@ -13,11 +13,10 @@ from typing import Any, Callable, Iterator
 import click
 
 from videodeblur.errors import VideoDeblurError
-from videodeblur.signals import STOP_SIGNALS
 from videodeblur.option_values import MIN_TILE, PRESETS
 
 __all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail",
-           "parse_size", "StopSaid", "stop_word", "later_stops_noted"]
+           "parse_size", "StopSaid", "stop_word"]
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -44,45 +43,6 @@ def stop_word() -> str:
     """How the stop now under way is said: "interrupted" (Ctrl-C), "terminated" (SIGTERM), "hung up
     (its terminal closed)" (SIGHUP)."""
     return _TERMINATING[_terminated[0]] if _terminated else "interrupted"
-
-
-@contextlib.contextmanager
-def later_stops_noted(note: Callable[[], None]) -> Iterator[threading.Event]:
-    """Ctrl-C, SIGTERM and SIGHUP: the first is raised as before (by the handlers that were there:
-    run_cli's KeyboardInterrupt), so it stops what is under way (a blocked open; a run, which notes it
-    itself); every one after it, and every one once the yielded event is set (the work is done, only
-    its report is left), only calls ``note`` and those handlers (their KeyboardInterrupt swallowed),
-    until the block ends. Entered before a run and left once its line is said, it leaves no instant
-    between the run's end and its report in which a second Ctrl-C cut the report off: noted from
-    where the run's own noting ended, not from the first line of the code that says it. An ignored
-    signal (``nohup``'s SIGHUP) stays ignored; off the main thread nothing changes."""
-    holding = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield holding
-        return
-    previous = {sig: handler for sig in STOP_SIGNALS if callable(handler := signal.getsignal(sig))}
-
-    def stopped(signum: int, frame: Any) -> None:
-        if not holding.is_set():  # the first: raised, as it would be without this block
-            holding.set()
-            previous[signum](signum, frame)
-            return
-        note()
-        try:
-            previous[signum](signum, frame)  # e.g. run_cli's: it remembers a SIGTERM for exit code 143
-        except KeyboardInterrupt:
-            pass
-
-    for sig in previous:
-        signal.signal(sig, stopped)
-    try:
-        yield holding
-    finally:
-        for sig, handler in previous.items():
-            try:
-                signal.signal(sig, handler)
-            except KeyboardInterrupt:  # one that came as the handlers were put back (its own, put back first)
-                note()
 
 
 def _debug_requested(argv: list[str]) -> bool:

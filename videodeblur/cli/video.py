@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from videodeblur.cli._common import (StopSaid, device_option, engines_option, json_option, later_stops_noted,
-                                     model_option, point_at_devnull, precision_option, preset_option, stop_word,
-                                     tile_option, warn)
+from videodeblur.cli._common import (StopSaid, device_option, engines_option, json_option, model_option,
+                                     point_at_devnull, precision_option, preset_option, stop_word, tile_option, warn)
 
 if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
     from videodeblur.pipeline.plan import VideoJob
@@ -150,6 +149,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+    from videodeblur.signals import signals_noted
 
     try:
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
@@ -174,7 +174,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         # from the run's end, stops are only noted, with no instant between the run's end and its
         # report where one was raised (a second Ctrl-C there lost the "is finalised with N frames")
         held: list[int] = []
-        with later_stops_noted(lambda: held.append(1)) as run_ended:
+        with signals_noted(lambda: held.append(1), first_raised=True) as run_ended:
             try:
                 stats = deblur_file(job.src, job.dst, engine, options)
                 run_ended.set()
