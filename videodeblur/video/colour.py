@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ColourTags", "YUVMatrix", "yuv_matrix", "i420_to_rgb", "rgb_to_i420", "rgb_to_yuv_planes", "sws_colorspace",
-           "RgbConverter", "may_wrap",
+           "RgbConverter", "may_wrap", "frame_range",
            "has_no_matrix", "AVCOL_RANGE_UNSPECIFIED", "AVCOL_RANGE_MPEG", "AVCOL_RANGE_JPEG",
            "AVCOL_SPC_RGB", "AVCOL_SPC_BT709", "AVCOL_SPC_UNSPECIFIED", "AVCOL_SPC_BT470BG", "AVCOL_SPC_SMPTE240M",
            "AVCOL_SPC_BT2020", "AVCOL_PRI_UNSPECIFIED", "AVCOL_TRC_UNSPECIFIED"]
@@ -235,7 +235,12 @@ def _grey(frame: av.VideoFrame, *, deep: bool, width: int | None, height: int | 
 # 512 levels (limited-range luma and chroma near their tops: BT.709 Y 240 with U 250) overflows
 # past 2**31 to negative, and comes out 0. Its 16-bit RGB (yuv2gbrp16_full_X_c) stays in range.
 _WRAPS_AT = 500.0  # levels: 512, less a margin for swscale's rounded coefficients
-_BLUE_PER_CB = 2.0 * (1.0 - 0.0593)  # B - Y' per unit Cb at BT.2020's Kb, the smallest of swscale's matrices
+_BLUE_PER_CB = 2.0 * (1.0 - min(kb for _, kb in _LUMA.values()))  # B - Y' per unit Cb, at the smallest Kb (BT.2020's)
+
+
+def frame_range(frame: av.VideoFrame) -> int:
+    """A decoded frame's range (FFmpeg's enum): a ``yuvj`` format is full range whatever the frame says."""
+    return AVCOL_RANGE_JPEG if frame.format.name.startswith("yuvj") else int(frame.color_range)
 
 
 def may_wrap(frame: av.VideoFrame) -> bool:
@@ -245,7 +250,7 @@ def may_wrap(frame: av.VideoFrame) -> bool:
     chroma overshoots its legal top (240) only on saturated blues. Cheap: the largest sample of two
     planes (planar formats); other layouts are taken to be at risk."""
     fmt = frame.format
-    full = int(frame.color_range) == AVCOL_RANGE_JPEG or fmt.name.startswith("yuvj")
+    full = frame_range(frame) == AVCOL_RANGE_JPEG
     y_scale, c_scale, y_offset = (255.0, 255.0, 0.0) if full else (219.0, 224.0, 16.0)
     luma = fmt.components[0]
     if [c.plane for c in fmt.components[:3]] != [0, 1, 2] or luma.bits > 16:

@@ -10,7 +10,7 @@ from typing import Any
 
 import av
 
-from videodeblur.video.colour import AVCOL_RANGE_JPEG, ColourTags, has_no_matrix
+from videodeblur.video.colour import ColourTags, frame_range, has_no_matrix
 from videodeblur.video.hdr import HdrMetadata, hdr_metadata
 from videodeblur.video.streams import cover_streams, is_chapter_track, is_cover
 
@@ -139,8 +139,7 @@ def _nominal_rate(stream: av.video.stream.VideoStream) -> Fraction | None:
 
 def frame_colour(frame: av.VideoFrame) -> ColourTags:
     """A decoded frame's colour tags (a ``yuvj`` format is full range whatever the frame says)."""
-    color_range = AVCOL_RANGE_JPEG if frame.format.name.startswith("yuvj") else int(frame.color_range)
-    return ColourTags(colorspace=int(frame.colorspace), color_range=color_range,
+    return ColourTags(colorspace=int(frame.colorspace), color_range=frame_range(frame),
                       color_primaries=int(frame.color_primaries), color_trc=int(frame.color_trc))
 
 
