@@ -231,17 +231,17 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         peer_lost = lost_peer(stop, world)
         if isinstance(stop, RuntimeError) and not peer_lost:
             raise
-        with interrupts_held():
-            if rank == 0:
+        if rank == 0:
+            with interrupts_held():
                 keep_checkpoint()
-            stop_loader_workers(batches)
         if peer_lost:
             saved = f"; {out_dir / 'last.pt'} holds step {step} for --resume" if rank == 0 else ""
             raise PeerLostError(f"rank {rank}: another process of this run stopped at step {step + 1} (its error "
                                 f"is above), so this one stops too{saved}") from None
         raise
-    finally:  # any way out (a stop, a diverged run, a failed validation): the workers are stopped now, as the
-        # error's traceback may hold the iterator past the interpreter's exit (see stop_loader_workers)
+    finally:  # any way out (a stop once its step is kept, a diverged run, a failed validation): the workers are
+        # stopped now, as the error's traceback may hold the iterator past the interpreter's exit (see
+        # stop_loader_workers)
         with interrupts_held():
             stop_loader_workers(batches)
 
