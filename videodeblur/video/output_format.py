@@ -12,6 +12,7 @@ from videodeblur.video.colour import (AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, AVCOL_
 
 __all__ = ["as_decoders_read", "is_deep", "like_chroma", "output_subsampling", "output_tags", "source_tags"]
 
+
 def output_subsampling(pix_fmt: str, subsampling: tuple[int, int]) -> tuple[int, int]:
     """A source's chroma subsampling as its output sees it: a grey one has no chroma to keep, so it is
     written as 4:2:0, which every player decodes (4:4:4 would lose nothing more and play in fewer)."""
