@@ -164,3 +164,29 @@ def test_a_frame_may_wrap_only_past_the_legal_range(pix_fmt: str, y: int, u: int
     """Which frames the CPU path checks for blue that swscale wrapped to 0 (a second, 16-bit
     conversion): only limited-range ones whose luma and blue chroma both run near their tops."""
     assert may_wrap(_flat_frame(pix_fmt, y, u, color_range=color_range)) is at_risk
+
+
+@pytest.mark.parametrize("pix_fmt", ["nv12", "nv21", "yuyv422", "uyvy422", "yvyu422"])
+@pytest.mark.parametrize(("y", "u", "at_risk"), [(235, 240, False), (255, 231, False), (255, 232, True),
+                                                 (213, 255, True)])
+def test_interleaved_layouts_are_read_as_their_planar_twins(pix_fmt: str, y: int, u: int, at_risk: bool) -> None:
+    """Webcams (yuyv422) and hardware decoders (nv12) give packed and semi-planar frames; they are
+    read for the wrap check as planar ones are, not all sent through the 16-bit conversion (which
+    about doubled their conversion time). The one sample at risk sits in the last column (odd for
+    nv12/nv21; swscale leaves a packed 4:2:2 row's odd last pixel unwritten), the one a row's byte
+    count gets wrong; and the blue it would wrap comes out as the planar frame's."""
+    packed = pix_fmt.endswith("422")
+    width, height = 64 if packed else 65, 48
+    planar_fmt = "yuv422p" if packed else "yuv420p"
+    planar = av.VideoFrame(width, height, planar_fmt)
+    for index, plane in enumerate(planar.planes):
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        rows[:] = (16, 128, 128)[index]
+        if index < 2:  # luma and Cb at their value in the last column only
+            rows[:, plane.width - 1] = (y, u)[index]
+    planar.colorspace, planar.color_range = 9, 1
+    interleaved = planar.reformat(format=pix_fmt)
+    interleaved.colorspace, interleaved.color_range = 9, 1
+    assert may_wrap(planar) is at_risk
+    assert may_wrap(interleaved) is at_risk
+    assert np.array_equal(RgbConverter().to_rgb(interleaved), RgbConverter().to_rgb(planar))

@@ -248,24 +248,55 @@ def may_wrap(frame: av.VideoFrame) -> bool:
     largest luma and blue-difference chroma samples together reach a blue of ``_WRAPS_AT`` levels.
     Never for legal samples, nor any at full range (at most 496 levels); rare in real footage, whose
     chroma overshoots its legal top (240) only on saturated blues. Cheap: the largest sample of two
-    planes (planar formats); other layouts are taken to be at risk."""
+    planes (planar formats) or of every second or fourth byte (the 8-bit semi-planar and packed
+    layouts cameras and hardware decoders give, :data:`_INTERLEAVED`); other layouts are taken to be
+    at risk (the 16-bit conversion that costs took a 720p yuyv422 frame from 2.5 to 5.0 ms)."""
+    if frame_range(frame) == AVCOL_RANGE_JPEG:
+        return False
+    top_cb = _largest_sample(frame, 1)
+    if top_cb is None:
+        return True  # a layout not read here
+    top_blue = (top_cb - 128.0) * (255.0 / 224.0) * _BLUE_PER_CB  # limited range: chroma 16-240, luma 16-235
+    if top_blue + (256.0 - 16.0) * (255.0 / 219.0) < _WRAPS_AT:
+        return False  # not with any luma: the luma samples, 2-4 times the chroma's, are not read
+    return top_blue + (_largest_sample(frame, 0) - 16.0) * (255.0 / 219.0) >= _WRAPS_AT
+
+
+def _largest_sample(frame: av.VideoFrame, component: int) -> float | None:
+    """The largest luma (``component`` 0) or blue-difference chroma (1) sample of a YUV frame, on the
+    8-bit scale; None for a layout not read here (neither planar nor :data:`_INTERLEAVED`)."""
     fmt = frame.format
-    full = frame_range(frame) == AVCOL_RANGE_JPEG
-    y_scale, c_scale, y_offset = (255.0, 255.0, 0.0) if full else (219.0, 224.0, 16.0)
-    luma = fmt.components[0]
-    if [c.plane for c in fmt.components[:3]] != [0, 1, 2] or luma.bits > 16:
-        return not full  # packed or semi-planar: not read here (full range never wraps)
-    dtype = np.dtype(np.uint8 if luma.bits <= 8 else ">u2" if fmt.name.endswith("be") else "<u2")
-    step = float(1 << (luma.bits - 8))  # codes per 8-bit level
-
-    def largest(plane: av.video.plane.VideoPlane) -> float:
+    if fmt.name in _INTERLEAVED:
+        plane_index, first, every = _INTERLEAVED[fmt.name][component]
+        plane = frame.planes[plane_index]
         rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-        return float(rows[:, :plane.width * dtype.itemsize].view(dtype).max()) / step
+        return float(rows[:, first:_row_bytes(fmt.name, plane_index, plane.width):every].max())
+    bits = fmt.components[0].bits
+    if [c.plane for c in fmt.components[:3]] != [0, 1, 2] or bits > 16:
+        return None
+    dtype = np.dtype(np.uint8 if bits <= 8 else ">u2" if fmt.name.endswith("be") else "<u2")
+    plane = frame.planes[component]
+    rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+    return float(rows[:, :plane.width * dtype.itemsize].view(dtype).max()) / float(1 << (bits - 8))
 
-    top_blue = (largest(frame.planes[1]) - 128.0) * (255.0 / c_scale) * _BLUE_PER_CB
-    if top_blue + (256.0 - y_offset) * (255.0 / y_scale) < _WRAPS_AT:
-        return False  # not with any luma: the luma plane, 2-4 times the chroma's size, is not read
-    return top_blue + (largest(frame.planes[0]) - y_offset) * (255.0 / y_scale) >= _WRAPS_AT
+
+# 8-bit semi-planar and packed YUV: where luma and blue-difference chroma (Cb) lie, as (plane, first
+# byte, every n-th byte) within each row
+_INTERLEAVED = {
+    "nv12": ((0, 0, 1), (1, 0, 2)),  # Y plane; then U V U V ...
+    "nv21": ((0, 0, 1), (1, 1, 2)),  # Y plane; then V U V U ...
+    "yuyv422": ((0, 0, 2), (0, 1, 4)),  # Y U Y V
+    "uyvy422": ((0, 1, 2), (0, 0, 4)),  # U Y V Y
+    "yvyu422": ((0, 0, 2), (0, 3, 4)),  # Y V Y U
+}
+
+
+def _row_bytes(name: str, plane_index: int, width: int) -> int:
+    """Bytes of picture in a row of a plane ``width`` samples wide of an :data:`_INTERLEAVED` layout:
+    a packed row holds 4 bytes per pair of pixels, a semi-planar chroma row 2 per chroma sample."""
+    if name.endswith("422"):
+        return -(-width // 2) * 4
+    return width * (2 if plane_index else 1)
 
 
 def has_no_matrix(fmt: av.VideoFormat | str) -> bool:
