@@ -108,8 +108,8 @@ class Deblurrer:
         return stats
 
     def frames(self, frames: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> np.ndarray:
-        """Deblur uint8 RGB frames: ``H×W×3`` or ``N×H×W×3`` in (an array, a tensor on any device, or a
-        list of same-size frames), a new ``np.ndarray`` of the same shape out. RGB order: give OpenCV's BGR
+        """Deblur uint8 RGB frames: ``H×W×3`` or ``N×H×W×3`` in (an array, a tensor on the CPU or a GPU,
+        or a list of same-size frames), a new ``np.ndarray`` of the same shape out. RGB order: give OpenCV's BGR
         frames as ``frame[..., ::-1]`` (the network does not treat its three channels alike, so BGR in is
         not the same picture deblurred). Other dtypes, grey or RGBA frames, and no frames or pixels at
         all are a FrameError."""
