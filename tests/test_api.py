@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from videodeblur import Deblurrer
+from videodeblur import Deblurrer, errors
 from videodeblur.errors import ConfigError, FrameError, InputNotFoundError, OutputError
 from videodeblur.pipeline import Engine
 
@@ -187,3 +187,89 @@ def test_file_warnings_go_to_warn(deblurrer: Deblurrer, make_clip, tmp_path: Pat
     said: list[str] = []
     stats = deblurrer.file(src, tmp_path / "out.mp4", warn=said.append)
     assert said == list(stats.warnings) and any("4:4:4" in line for line in said)
+
+
+_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+
+
+@pytest.mark.parametrize("model, kwargs, error, message", [
+    ("lprn-fats", {}, "ModelNotFoundError", "unknown model 'lprn-fats' \\(did you mean lprn-fast\\?\\)"),
+    (Path("no/such/weights.pt"), {}, "InputNotFoundError", "weights file not found: no/such/weights.pt$"),
+    ("x" * 300, {}, "InputNotFoundError", "longer than the file system allows"),  # was a bare OSError
+    ("", {}, "ModelNotFoundError", "no model given"),
+    (3, {}, "ConfigError", "^model must be a shipped name, a weights path or None, got 3$"),  # was the name '3'
+    ("lprn-fast", {"device": "cpu", "precision": "fp16"}, "DeviceError", "fp16 needs a CUDA device"),
+    pytest.param("lprn-fast", {"device": "cuda"}, "DeviceError", "CUDA is not available", marks=_NO_CUDA),
+], ids=["misspelt", "missing-path", "long-name", "empty", "int", "fp16-on-cpu", "cuda"])
+def test_models_and_devices_that_cannot_work_are_refused_when_made(model: object, kwargs: dict, error: str,
+                                                                   message: str) -> None:
+    """They were only reported by the first file or frames call, possibly minutes later in a worker
+    thread; none of these checks reads any weights."""
+    with pytest.raises(getattr(errors, error), match=message):
+        Deblurrer(model, **kwargs)
+
+
+def test_shipped_names_and_weights_files_are_taken_as_given(tmp_path: Path) -> None:
+    import shutil
+
+    from videodeblur.model.registry import shipped_weights_path
+
+    assert Deblurrer("LPRN-Fast", device="cpu").model == "LPRN-Fast"  # a shipped name in any case
+    weights = Path(shutil.copy(shipped_weights_path("lprn-fast"), tmp_path / "mine.pt"))
+    d = Deblurrer(weights, device="cpu")
+    assert d.model == str(weights) and d.engine.model_name == "mine"
+
+
+def test_frames_from_torch_tensors_work_or_are_frame_errors(deblurrer: Deblurrer) -> None:
+    """A uint8 tensor is taken as its array; a float tensor that requires grad, a bf16 one or one
+    on another device reached torch's own RuntimeError or TypeError."""
+    frame = np.random.default_rng(1).integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    assert np.array_equal(deblurrer.frames(torch.from_numpy(frame).flip(1)), deblurrer.frames(frame[:, ::-1]))
+    for tensor, dtype in [(torch.zeros(12, 20, 3, requires_grad=True), "torch.float32"),
+                          (torch.zeros(12, 20, 3, dtype=torch.bfloat16), "torch.bfloat16")]:
+        with pytest.raises(FrameError, match=rf"^frames must be uint8 RGB, H×W×3 or N×H×W×3, got {dtype} "
+                                             r"\(12, 20, 3\)$"):
+            deblurrer.frames(tensor)
+    with pytest.raises(FrameError, match="^frames must be uint8 RGB, H×W×3 or N×H×W×3: a Tensor on meta cannot be "
+                                         "copied to the host"):
+        deblurrer.frames(torch.zeros(12, 20, 3, dtype=torch.uint8, device="meta"))
+    with pytest.raises(FrameError, match="^frames must be uint8 RGB, H×W×3 or N×H×W×3: a list cannot be read as an "
+                                         "array \\(.*meta"):
+        deblurrer.frames([torch.zeros(12, 20, 3, dtype=torch.uint8, device="meta")])
+
+
+@pytest.mark.parametrize("frames, given", [(np.zeros((37, 0, 3), np.uint8), "shape (37, 0, 3)"),
+                                           (np.zeros((0, 37, 53, 3), np.uint8), "shape (0, 37, 53, 3)"),
+                                           ([], "an empty list")])
+def test_frames_with_nothing_in_them_are_named_as_they_were_given(deblurrer: Deblurrer, frames: object,
+                                                                  given: str) -> None:
+    """A 37×0×3 frame was said to be of shape (1, 37, 0, 3), and an empty list "float64 (0,)"."""
+    with pytest.raises(FrameError, match=rf"^frames must hold at least one frame of at least 1×1 pixels, got "
+                                         rf"{given.replace('(', '[(]').replace(')', '[)]')}$"):
+        deblurrer.frames(frames)
+
+
+@pytest.mark.parametrize("method", ["file", "image"])
+def test_a_warn_that_is_no_function_is_refused_before_a_file_is_made(deblurrer: Deblurrer, make_clip, make_image,
+                                                                      tmp_path: Path, method: str) -> None:
+    """It was called only once the output was written, with a TypeError ('int' object is not callable)."""
+    src = make_clip("odd.mp4", width=33, height=25, frames=2) if method == "file" else \
+        make_image("rgba.png", width=16, height=16, mode="rgba")  # each warns: 4:4:4 H.264, alpha in a JPEG
+    dst = tmp_path / ("out.mp4" if method == "file" else "out.jpg")
+    with pytest.raises(ConfigError, match="^warn must be a function taking one line, got 3$"):
+        getattr(deblurrer, method)(src, dst, warn=3)
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize("method", ["file", "image"])
+@pytest.mark.parametrize("which", ["src", "dst"])
+@pytest.mark.parametrize("bad", [None, 3, b"bytes.png"], ids=["None", "int", "bytes"])
+def test_paths_of_the_wrong_type_are_config_errors(deblurrer: Deblurrer, make_clip, make_image, tmp_path: Path,
+                                                   method: str, which: str, bad: object) -> None:
+    """They reached os.fspath's or pathlib's TypeError."""
+    good_src = make_clip("a.mp4", width=64, height=48, frames=2) if method == "file" else \
+        make_image("a.png", width=16, height=16)
+    src, dst = (bad, tmp_path / f"out{good_src.suffix}") if which == "src" else (good_src, bad)
+    with pytest.raises(ConfigError, match=rf"^{which} must be a path \(str or os.PathLike\), got {bad!r}$"):
+        getattr(deblurrer, method)(src, dst)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [good_src.name]

@@ -15,7 +15,7 @@ import errno
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -23,7 +23,9 @@ from videodeblur.errors import ConfigError, FrameError, InputNotFoundError, Outp
 from videodeblur.notices import Warn
 
 if TYPE_CHECKING:
-    from videodeblur.pipeline import Engine, RunStats
+    import torch
+
+    from videodeblur.pipeline import Engine, EngineOptions, RunStats
     from videodeblur.pipeline.options import ProgressCallback
 
 __all__ = ["Deblurrer"]
@@ -36,6 +38,10 @@ class Deblurrer:
     default on the chosen device. The other arguments, by keyword, are the fields of
     :class:`videodeblur.pipeline.EngineOptions` (``device``, ``precision``, ``batch_size``, ``tile``,
     ``threads``, ``memory_budget``...); an unknown one is a ConfigError.
+
+    A model name or path that cannot be one (an unknown name, a missing file), and a device or precision
+    this machine lacks (``device="cuda"`` without CUDA, fp16 on the CPU), are refused here; the weights
+    themselves are read, and a corrupt file refused, on first use.
 
     ``threads``: torch's CPU threads. With None (the default) the engine sets torch's thread count to
     the cores this process may use when it is built, and torch's setting is one for the whole
@@ -51,9 +57,12 @@ class Deblurrer:
         if unknown := sorted(set(options) - fields):
             raise ConfigError(f"unknown Deblurrer option(s) {', '.join(unknown)}; the options are "
                               f"{', '.join(sorted(fields))}")
-        self.model = None if model is None else str(model)
+        if model is not None and not isinstance(model, (str, os.PathLike)):  # 3 was taken as the name '3'
+            raise ConfigError(f"model must be a shipped name, a weights path or None, got {model!r}")
+        self.model = None if model is None else os.fspath(model)
         self.options = EngineOptions(device=device, precision=precision, batch_size=batch_size, tile=tile,
                                      compile=compile, **options)
+        _check_usable(self.model, self.options)
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()  # first calls from several threads build one engine
 
@@ -87,8 +96,9 @@ class Deblurrer:
         they are only in the stats."""
         from videodeblur.pipeline import RunOptions, deblur_file
 
-        _check_path(src, InputNotFoundError, "input not found: {}")
-        _check_path(dst, OutputError, "cannot write {}")
+        _check_path("src", src, InputNotFoundError, "input not found: {}")
+        _check_path("dst", dst, OutputError, "cannot write {}")
+        _check_warn(warn)
         options = RunOptions(encoder=encoder, crf=crf, progress=progress, resume=resume, start_s=start_s,
                              duration_s=duration_s, deinterlace=deinterlace, side_by_side=side_by_side, stop=stop,
                              max_frames=max_frames, engines=engines)
@@ -97,19 +107,24 @@ class Deblurrer:
             warn(line)
         return stats
 
-    def frames(self, frames: np.ndarray) -> np.ndarray:
-        """Deblur uint8 RGB frames: ``H×W×3`` or ``N×H×W×3`` in, the same shape out."""
-        try:
-            frames = np.asarray(frames)
-        except ValueError as err:  # a list of frames of different sizes: numpy's message names no frame
-            raise FrameError("frames must be uint8 RGB, H×W×3 or N×H×W×3: a list of frames must all have one "
-                             "size (deblur frames of other sizes in separate calls)") from err
+    def frames(self, frames: np.ndarray | torch.Tensor | Sequence[np.ndarray]) -> np.ndarray:
+        """Deblur uint8 RGB frames: ``H×W×3`` or ``N×H×W×3`` in (an array, a tensor on the CPU or a GPU,
+        or a list of same-size frames), a new ``np.ndarray`` of the same shape out. RGB order: give OpenCV's BGR
+        frames as ``frame[..., ::-1]`` (the network does not treat its three channels alike, so BGR in is
+        not the same picture deblurred). Other dtypes, grey or RGBA frames, and no frames or pixels at
+        all are a FrameError."""
+        array = _as_array(frames)
         # named as given, not as the engine would see it after adding an axis
-        if frames.ndim not in (3, 4) or frames.dtype != np.uint8 or frames.shape[-1] != 3:
-            raise FrameError(f"frames must be uint8 RGB, H×W×3 or N×H×W×3, got {frames.dtype} {frames.shape}")
-        if frames.ndim == 3:
-            return self.engine.process(frames[np.newaxis])[0]
-        return self.engine.process(frames)
+        if array.ndim not in (3, 4) or array.dtype != np.uint8 or array.shape[-1] != 3:
+            if array.shape == (0,) and isinstance(frames, (list, tuple)):
+                raise FrameError(f"frames must hold at least one frame of at least 1×1 pixels, got an empty "
+                                 f"{type(frames).__name__}")
+            raise FrameError(f"{_FRAMES}, got {array.dtype} {array.shape}")
+        if min(array.shape[:-1]) < 1:
+            raise FrameError(f"frames must hold at least one frame of at least 1×1 pixels, got shape {array.shape}")
+        if array.ndim == 3:
+            return self.engine.process(array[np.newaxis])[0]
+        return self.engine.process(array)
 
     def image(self, src: str | Path, dst: str | Path, *, warn: Warn | None = None) -> Path:
         """Deblur one image file (PNG, JPEG, TIFF, WebP, AVIF, BMP) into ``dst``, a file or an existing folder
@@ -118,18 +133,72 @@ class Deblurrer:
         format cannot hold (alpha, 16 bits) goes to ``warn``, one line; None: a ``UserWarning``."""
         from videodeblur.images import deblur_image_file, plan_images
 
-        _check_path(src, InputNotFoundError, "input not found: {}")
-        _check_path(dst, OutputError, "cannot write {}")
+        _check_path("src", src, InputNotFoundError, "input not found: {}")
+        _check_path("dst", dst, OutputError, "cannot write {}")
+        _check_warn(warn)
         if Path(dst).is_dir() and not Path(src).is_dir():
             dst = plan_images([src], dst, warn=warn)[0].dst
         return deblur_image_file(src, dst, self.engine, warn=warn)
 
 
-def _check_path(path: str | Path, error: type[VideoDeblurError], message: str) -> None:
-    """``error`` (``message`` naming the path) for a path no file can have: a NUL byte in it, or a
-    name longer than the file system allows; the OS would raise a bare ValueError or OSError later."""
+_FRAMES = "frames must be uint8 RGB, H×W×3 or N×H×W×3"
+
+
+def _as_array(frames: Any) -> np.ndarray:
+    """``frames`` as a numpy array, a tensor copied off its device first; FrameError where numpy cannot
+    read it (a ragged list, a tensor that requires grad or is of a dtype numpy lacks)."""
+    import torch  # here: importing the package loads no torch (the engine the frames go to loads it)
+
+    if isinstance(frames, torch.Tensor):
+        if frames.dtype != torch.uint8:  # before numpy: bf16 or a tensor needing grad was torch's own error
+            raise FrameError(f"{_FRAMES}, got {frames.dtype} {tuple(frames.shape)}")
+        try:
+            frames = frames.detach().cpu()
+        except (RuntimeError, NotImplementedError) as err:  # a meta tensor holds no values
+            raise FrameError(f"{_FRAMES}: a Tensor on {frames.device} cannot be copied to the host "
+                             f"({' '.join(str(err).split())})") from err
+    try:
+        return np.asarray(frames)
+    except ValueError as err:  # a list of frames of different sizes: numpy's message names no frame
+        raise FrameError(f"{_FRAMES}: a list of frames must all have one size (deblur frames of other sizes in "
+                         "separate calls)") from err
+    except (TypeError, RuntimeError) as err:  # e.g. a list of tensors on a GPU
+        raise FrameError(f"{_FRAMES}: a {type(frames).__name__} cannot be read as an array "
+                         f"({' '.join(str(err).split())})") from err
+
+
+def _check_usable(model: str | None, options: "EngineOptions") -> None:
+    """Refuse at once what the first call would, without reading any weights: a model that is no shipped
+    name and no file (load_model raises before loading anything for those: unknown name, missing path,
+    folder, nothing given), and an explicit device or precision this machine lacks. ``auto`` is left
+    to the engine, so that a Deblurrer made before a fork does not start CUDA in the parent."""
+    from videodeblur.model import load_model
+    from videodeblur.model.registry import shipped_name
+    from videodeblur.pipeline.engine import resolve_device, resolve_precision
+
+    if model is not None and shipped_name(model) is None:
+        # a NUL byte or an over-long name: is_file and load_model would raise bare ValueError/OSError
+        _check_path("model", model, InputNotFoundError, "weights file not found: {}")
+        if not Path(model).expanduser().is_file():
+            load_model(model)
+    if options.device != "auto":
+        resolve_precision(options.precision, resolve_device(options.device))
+
+
+def _check_warn(warn: Warn | None) -> None:
+    """ConfigError for a ``warn`` that is no function: it is called only once the output is written."""
+    if warn is not None and not callable(warn):
+        raise ConfigError(f"warn must be a function taking one line, got {warn!r}")
+
+
+def _check_path(name: str, path: str | Path, error: type[VideoDeblurError], message: str) -> None:
+    """ConfigError for a ``path`` (the argument ``name``) that is no path, and ``error`` (``message``
+    naming it) for one no file can have: a NUL byte in it, or a name longer than the file system
+    allows; the OS would raise a bare TypeError, ValueError or OSError later."""
     from videodeblur.video.locations import is_stdin, is_url
 
+    if not isinstance(path, str) and not (isinstance(path, os.PathLike) and isinstance(os.fspath(path), str)):
+        raise ConfigError(f"{name} must be a path (str or os.PathLike), got {path!r}")
     if is_url(path) or is_stdin(path):
         return
     text = os.fspath(path)
