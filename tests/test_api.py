@@ -117,7 +117,12 @@ def test_a_progress_callback_cancelling_with_keyboard_interrupt_gets_the_runs_st
 
 
 @pytest.mark.parametrize("kwargs, message", [({"max_frames": "5"}, "max_frames must be a whole number >= 1, got '5'"),
-                                             ({"progress": 5}, "progress must be a function")])
+                                             ({"progress": 5}, "progress must be a function"),
+                                             # a string was true (side by side written), stop failed in the reader
+                                             ({"side_by_side": "no"}, "side_by_side must be True or False, got 'no'"),
+                                             ({"resume": "false"}, "resume must be True or False"),
+                                             ({"deinterlace": 0}, "deinterlace must be True or False"),
+                                             ({"stop": True}, "stop must be a threading.Event")])
 def test_file_arguments_of_the_wrong_type_are_refused_before_a_file_is_made(deblurrer: Deblurrer, make_clip,
                                                                             tmp_path: Path, kwargs: dict,
                                                                             message: str) -> None:

@@ -97,6 +97,14 @@ class RunOptions:
         if self.max_frames is not None and (isinstance(self.max_frames, bool) or not isinstance(self.max_frames, int)
                                             or self.max_frames < 1):
             raise ConfigError(f"max_frames must be a whole number >= 1, got {self.max_frames!r}")
+        for name in ("audio", "fragmented", "resume", "deinterlace", "side_by_side"):  # "no" or "false" is true
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name in ("deep", "colour_on_device"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True, False or None (automatic), got {getattr(self, name)!r}")
+        if self.stop is not None and not callable(getattr(self.stop, "is_set", None)):  # failed in the reader
+            raise ConfigError(f"stop must be a threading.Event (set it to end the run), got {self.stop!r}")
         if self.progress is not None and not callable(self.progress):  # failed at the first frame written
             raise ConfigError(f"progress must be a function (frames done, total), got {self.progress!r}")
         check_part(self.start_s, self.duration_s, self.resume)
