@@ -166,7 +166,8 @@ def test_models_command_shows_no_figures_from_a_metadata_file_of_other_weights(t
     (row,) = json.loads(run_cli("models", mine, "--json").stdout)
     assert (row["steps"], row["evaluation"], row["evaluation_compressed"]) == (None, None, None)
     assert "+0.17" not in run_cli("models", mine).stdout
-    write_metadata(mine, {"config": {**config.to_dict(), "name": "renamed"}, "steps": 7, "evaluation": {"gain_db": 0.5}})
+    write_metadata(mine, {"config": {**config.to_dict(), "name": "renamed"}, "steps": 7,
+                          "evaluation": {"gain_db": 0.5}})
     (row,) = json.loads(run_cli("models", mine, "--json").stdout)
     assert (row["steps"], row["evaluation"]) == (7, {"gain_db": 0.5})
 
