@@ -62,34 +62,38 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, *, ti
 
     Tiles of all frames are batched together, up to ``max_batch`` windows per call. Windows start on
     multiples of ``align`` (the network's unshuffle factor, module docstring): the tile is rounded
-    down to one and the overlap up, and the frame is padded to one by repeating its last row and
-    column, as the network pads a whole frame, and cropped back.
+    down to one and the overlap up, and a window past the frame's bottom or right edge (to the next
+    multiple) repeats its last row or column, as the network pads a whole frame.
     """
     tile = max(align, tile // align * align)
     overlap = -(-overlap // align) * align
     n, c, h, w = x.shape
-    pad_h, pad_w = (-h) % align, (-w) % align
-    th, tw = min(tile, h + pad_h), min(tile, w + pad_w)
+    grid_h, grid_w = h + (-h) % align, w + (-w) % align
+    th, tw = min(tile, grid_h), min(tile, grid_w)
     ov_h, ov_w = min(overlap, th // 2 // align * align), min(overlap, tw // 2 // align * align)
-    ys, xs = tile_starts(h + pad_h, th, ov_h), tile_starts(w + pad_w, tw, ov_w)
+    ys, xs = tile_starts(grid_h, th, ov_h), tile_starts(grid_w, tw, ov_w)
     if len(ys) == 1 and len(xs) == 1:
         return fn(x)
-    if pad_h or pad_w:
-        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
-        return run_tiled(fn, x, tile=tile, overlap=overlap, max_batch=max_batch, align=align)[..., :h, :w]
     out = torch.zeros((n, c, h, w), device=x.device, dtype=torch.float32)
     weight = torch.zeros((1, 1, h, w), device=x.device, dtype=torch.float32)
     windows = [(y0, x0) for y0 in ys for x0 in xs]
     for first in range(0, len(windows), max(1, max_batch // n)):
         group = windows[first:first + max(1, max_batch // n)]
-        crops = torch.cat([x[:, :, y0:y0 + th, x0:x0 + tw] for y0, x0 in group], dim=0)
+        crops = torch.cat([_window(x, y0, x0, th, tw) for y0, x0 in group], dim=0)
         results = fn(crops).float()
         for k, (y0, x0) in enumerate(group):
-            wy = blend_window(th, ov_h, ramp_start=y0 > 0, ramp_end=y0 + th < h, device=x.device)
-            wx = blend_window(tw, ov_w, ramp_start=x0 > 0, ramp_end=x0 + tw < w, device=x.device)
+            wy = blend_window(th, ov_h, ramp_start=y0 > 0, ramp_end=y0 + th < grid_h, device=x.device)
+            wx = blend_window(tw, ov_w, ramp_start=x0 > 0, ramp_end=x0 + tw < grid_w, device=x.device)
             wt = (wy[:, None] * wx[None, :])[None, None]
-            out[:, :, y0:y0 + th, x0:x0 + tw] += results[k * n:(k + 1) * n] * wt
-            weight[:, :, y0:y0 + th, x0:x0 + tw] += wt
+            ih, iw = min(th, h - y0), min(tw, w - x0)  # inside the frame: the last windows reach past it
+            out[:, :, y0:y0 + ih, x0:x0 + iw] += (results[k * n:(k + 1) * n] * wt)[..., :ih, :iw]
+            weight[:, :, y0:y0 + ih, x0:x0 + iw] += wt[..., :ih, :iw]
     return (out / weight).to(x.dtype)
+
+
+def _window(x: torch.Tensor, y0: int, x0: int, th: int, tw: int) -> torch.Tensor:
+    """The ``th``×``tw`` window of ``x`` at ``(y0, x0)``; where it reaches past the frame, the frame's last
+    row and column repeated (a window, not the whole frame, is padded: no copy of the frame is kept)."""
+    crop = x[:, :, y0:y0 + th, x0:x0 + tw]
+    short_h, short_w = th - crop.shape[-2], tw - crop.shape[-1]
+    return F.pad(crop, (0, short_w, 0, short_h), mode="replicate") if short_h or short_w else crop
