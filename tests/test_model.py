@@ -11,7 +11,8 @@ import torch
 
 from videodeblur.config import ModelConfig, load_model_config
 from videodeblur.errors import ConfigError, InputNotFoundError, ModelNotFoundError, WeightsError
-from videodeblur.model import LPRN, SHIPPED_MODELS, list_models, load_model, registry, save_weights, shipped_name
+from videodeblur.model import (LPRN, SHIPPED_MODELS, list_models, load_model, registry, save_weights, shipped_name,
+                               write_metadata)
 from videodeblur.train.data import read_rgb, uint8_to_tensor
 from videodeblur.train.metrics import psnr
 
@@ -154,6 +155,22 @@ def test_models_command_lists_a_trained_weights_file_by_its_path(tmp_path, run_c
     assert [(r["path"], r["steps"], r["evaluation"]) for r in rows] == [(str(mine), 7, {"gain_db": 0.5})]
     missing = run_cli("models", tmp_path / "none.pt")
     assert missing.exit_code != 0 and "weights file not found" in missing.stderr and missing.stdout == ""
+
+def test_models_command_shows_no_figures_from_a_metadata_file_of_other_weights(tmp_path, run_cli) -> None:
+    """A JSON copied beside other weights (lprn-rt's beside lprn-fast's) was listed as theirs: lprn-rt's
+    gain and steps beside lprn-fast's config. Its config tells; a renamed copy's figures stay."""
+    config = ModelConfig(name="lprn-fast", channels=8, blocks=1, stages=1)
+    mine = save_weights(tmp_path / "lprn-fast.pt", LPRN(config),
+                        {"config": {**config.to_dict(), "channels": 32}, "steps": 2000,
+                         "evaluation": {"gain_db": 0.17}, "evaluation_compressed": {"gain_db": 0.1}})
+    (row,) = json.loads(run_cli("models", mine, "--json").stdout)
+    assert (row["steps"], row["evaluation"], row["evaluation_compressed"]) == (None, None, None)
+    assert "+0.17" not in run_cli("models", mine).stdout
+    write_metadata(mine, {"config": {**config.to_dict(), "name": "renamed"}, "steps": 7,
+                          "evaluation": {"gain_db": 0.5}})
+    (row,) = json.loads(run_cli("models", mine, "--json").stdout)
+    assert (row["steps"], row["evaluation"]) == (7, {"gain_db": 0.5})
+
 
 _ARCHITECTURE = "channels = 8\nblocks = 1\nstages = 2\nattention = \"none\"\nunshuffle = 1\n"
 

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from videodeblur.errors import ConfigError
+from videodeblur.model import load_model
 from videodeblur.option_values import MIN_TILE
 from videodeblur.pipeline import Engine, EngineOptions
 from videodeblur.pipeline.tiling import blend_window, run_tiled, tile_starts
@@ -49,6 +50,48 @@ def test_a_local_network_gives_the_untiled_result() -> None:
         full = net(x)
         tiled = run_tiled(net, x, tile=48, overlap=16)
     assert torch.allclose(tiled, full, atol=1e-5)
+
+
+class _CellNetwork(nn.Module):
+    """Pixel-unshuffle by ``factor``, a 1×1 convolution, shuffle back: each output pixel depends only on
+    its own ``factor``×``factor`` cell, so the result is exact only where windows start on the cell grid.
+    Pads to the factor and crops back, as LPRN does."""
+
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.factor = factor
+        self.mix = nn.Conv2d(3 * factor ** 2, 3 * factor ** 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s, (h, w) = self.factor, x.shape[-2:]
+        x = nn.functional.pad(x, (0, (-w) % s, 0, (-h) % s), mode="replicate")
+        return nn.functional.pixel_shuffle(self.mix(nn.functional.pixel_unshuffle(x, s)), s)[..., :h, :w]
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+@pytest.mark.parametrize("tile, overlap, size", [(33, 9, (70, 101)), (48, 16, (90, 130)), (37, 8, (1, 150)),
+                                                  (40, 8, (41, 203))])
+def test_windows_start_on_the_unshuffle_grid(factor: int, tile: int, overlap: int, size: tuple[int, int]) -> None:
+    """An odd frame, a tile and an overlap off the grid: the windows still group the frame's cells, so a
+    network that works cell by cell gives the untiled result exactly (off the grid, a window regrouped
+    the pixels: lprn-rt and lprn-fast up to 58 levels off the whole frame with strong weights)."""
+    torch.manual_seed(factor)
+    net = _CellNetwork(factor).eval()
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        tiled = run_tiled(net, x, tile=tile, overlap=overlap, align=factor)
+        assert torch.allclose(tiled, net(x), atol=1e-5)
+
+
+def test_engine_tiles_of_any_size_match_the_whole_frame_as_closely_as_aligned_ones() -> None:
+    """lprn-rt (×2) on an odd frame in 81 px tiles: 3-4 levels off the whole frame when the windows
+    started off the unshuffle grid, 1 on it (the same as 80 px tiles on an even frame)."""
+    frame = clip_frame(3, 203, 157)[None]
+    model = load_model("lprn-rt")
+    whole = Engine(model, EngineOptions(device="cpu", auto_tile=False)).process(frame).astype(int)
+    for tile in (81, 101):
+        tiled = Engine(model, EngineOptions(device="cpu", tile=tile)).process(frame)
+        assert tiled.shape == whole.shape and np.abs(tiled - whole).max() <= 1, tile
 
 
 def test_engine_tiles_lprn_without_seams() -> None:

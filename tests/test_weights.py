@@ -65,6 +65,12 @@ def test_missing_weights_file(tmp_path) -> None:
         load_model(tmp_path / "missing.pt")
 
 
+def test_a_weights_path_that_is_there_but_not_a_file_is_not_called_missing() -> None:
+    """/dev/null (or a pipe) was "weights file not found": it is there, and the user would look for it."""
+    with pytest.raises(WeightsError, match=r"^/dev/null is not a regular file \(a device or a pipe\?\)"):
+        load_model("/dev/null")
+
+
 def _small_state() -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     config = ModelConfig(channels=8, blocks=1, stages=2)
     return config, LPRN(config).state_dict()

@@ -109,9 +109,7 @@ def weights_origin(loaded: LoadedModel, given: str | Path, *, warn: Warn | None 
     was trained, so the steps and seconds behind a model add up. A metadata file whose config is not
     the weights' (a copied or stale JSON) describes other weights: its record is left out, with a warning."""
     metadata = loaded.metadata
-    theirs = metadata.get("config")
-    ours = loaded.network.config.to_dict()
-    if isinstance(theirs, dict) and {**theirs, "name": None} != {**ours, "name": None}:
+    if not _describes(metadata, loaded):
         (warn or python_warning)(f"{metadata_path(loaded.path)} does not describe {loaded.path} (its config "
                                  "differs): the training record in it is not carried over")
         metadata = {}
@@ -146,12 +144,20 @@ def list_models(paths: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
 
 
 def _weights_row(loaded: LoadedModel, description: str) -> dict[str, Any]:
-    """A loaded weights file's row of :func:`list_models`."""
+    """A loaded weights file's row of :func:`list_models`; no steps or figures from a metadata file that
+    describes other weights (a JSON copied beside them): they would be shown as these weights' own."""
+    metadata = loaded.metadata if _describes(loaded.metadata, loaded) else {}
     return {"name": loaded.name, "description": description, "path": str(loaded.path), "available": True,
             "config": loaded.network.config.to_dict(), "parameters": loaded.parameters,
-            "size_mb": round(loaded.path.stat().st_size / 1e6, 3), "steps": loaded.metadata.get("steps"),
-            "evaluation": loaded.metadata.get("evaluation"),
-            "evaluation_compressed": loaded.metadata.get("evaluation_compressed")}
+            "size_mb": round(loaded.path.stat().st_size / 1e6, 3), "steps": metadata.get("steps"),
+            "evaluation": metadata.get("evaluation"), "evaluation_compressed": metadata.get("evaluation_compressed")}
+
+
+def _describes(metadata: dict[str, Any], loaded: LoadedModel) -> bool:
+    """Whether ``metadata`` may be these weights' own: its config, where it gives one, is theirs but for
+    the name (a renamed copy, lprn-t6-both shipped as lprn, is the same model)."""
+    theirs = metadata.get("config")
+    return not isinstance(theirs, dict) or {**theirs, "name": None} == {**loaded.network.config.to_dict(), "name": None}
 
 
 def default_model_name(device_type: str) -> str:

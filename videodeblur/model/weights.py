@@ -55,6 +55,8 @@ def load_weights(path: str | Path) -> LPRN:
     if path.is_dir():
         raise WeightsError(f"{path} is a folder, not a weights file (a .pt file)")
     if not path.is_file():
+        if path.exists():  # a device or a pipe: "not found" would send the user looking for a file that is there
+            raise WeightsError(f"{path} is not a regular file (a device or a pipe?): give a .pt weights file")
         raise InputNotFoundError(f"weights file not found: {path}")
     try:
         payload = safe_load(path)

@@ -323,8 +323,9 @@ class Engine:
         if tile is not None:
             if self.options.tile is None:  # tiled for memory, not as asked
                 self.auto_tiled[shape] = self.auto_tiled.get(shape, 0) + 1
+            config = self._lprn_config()
             return run_tiled(self.network, x, tile=tile, overlap=self.tile_overlap(tile),
-                             max_batch=max(self.batch_size, 1))
+                             max_batch=max(self.batch_size, 1), align=config.unshuffle if config is not None else 1)
         return self.network(x)
 
     def tile_for(self, shape: tuple[int, ...]) -> int | None:
@@ -354,15 +355,21 @@ class Engine:
         at most what a ``tile`` of that size leaves room for."""
         if self.options.tile_overlap is not None:
             return self.options.tile_overlap
-        config = getattr(self.model.network, "config", None)
-        overlap = tile_overlap_for(config) if isinstance(config, ModelConfig) else MIN_TILE_OVERLAP
+        config = self._lprn_config()
+        overlap = tile_overlap_for(config) if config is not None else MIN_TILE_OVERLAP
         return overlap if tile is None else max(MIN_TILE_OVERLAP, min(overlap, (tile - 16) // 2))
+
+    def _lprn_config(self) -> ModelConfig | None:
+        """The network's LPRN config (its reach and unshuffle factor shape the tiles); None for the
+        benchmark's peer networks."""
+        config = getattr(self.model.network, "config", None)
+        return config if isinstance(config, ModelConfig) else None
 
     def _auto_tile(self, shape: tuple[int, ...]) -> int | None:
         """The tile size that keeps a batch of this shape inside the memory budget (None: whole
         frames fit), decided once per shape."""
-        config = getattr(self.model.network, "config", None)
-        if not self.options.auto_tile or not isinstance(config, ModelConfig):
+        config = self._lprn_config()
+        if not self.options.auto_tile or config is None:
             return None  # the estimate is LPRN's; the benchmark's peer networks run whole
         if shape not in self._auto_tiles:
             n, _, h, w = shape
