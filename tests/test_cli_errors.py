@@ -120,6 +120,14 @@ def test_missing_weights_file(run_subprocess, image_file, tmp_path):
                           str(weights))
 
 
+def test_a_model_name_no_file_can_have(run_cli, image_file, tmp_path):
+    """A 300-character --model was an "internal error: OSError: [Errno 36] File name too long"."""
+    result = run_cli("image", image_file, "-o", tmp_path / "o.png", "--model", "x" * 300)
+    assert result.exit_code == 1 and len(result.stderr_lines) == 1
+    assert result.stderr_lines[0].startswith("videodeblur: error: weights file not found: 'xxxx")
+    assert "(300 characters) cannot be a file name (File name too long)" in result.stderr_lines[0]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "pickle-protocol", "truncated"])
 def test_corrupt_weights(run_subprocess, image_file, tmp_path, damage):
     weights = tmp_path / f"{damage}.pt"

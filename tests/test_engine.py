@@ -121,7 +121,8 @@ def test_device_and_precision_errors() -> None:
     ({"batch_size": 0}, "batch size"), ({"precision": "fp8"}, "precision"), ({"device": "tpu"}, "device"),
     ({"tile": 40}, "tile"), ({"pinned_ring": 2}, "pinned_ring"), ({"threads": 0}, "threads"),
     ({"tile_overlap": -5}, "tile_overlap"), ({"threads": 100_000}, r"threads must be from 1 to \d+ \(four per core"),
-    ({"compile": "no"}, "compile must be True or False, got 'no'"), ({"auto_tile": 0}, "auto_tile must be True or False")])
+    ({"compile": "no"}, "compile must be True or False, got 'no'"), ({"auto_tile": 0}, "auto_tile must be True or False"),
+    ({"device": "cuda:x"}, "cuda:N, got 'cuda:x'"), ({"device": None}, "device must be")])  # torch's own error, a bare one
 def test_bad_options_are_config_errors(kwargs: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         EngineOptions(**kwargs)

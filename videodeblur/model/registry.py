@@ -93,7 +93,13 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
         if path.suffix.lower() == ".toml":
             raise ModelNotFoundError(f"{path} is a model config, which holds no weights: train it (videodeblur "
                                      "train --model-config) or give a .pt weights file")
-        if not path.exists():
+        try:
+            found = path.exists()
+        except (OSError, ValueError) as err:  # a name longer than the file system allows, a NUL byte
+            shown = repr(key) if len(key) <= 80 else f"{key[:60]!r}... ({len(key)} characters)"
+            raise InputNotFoundError(f"weights file not found: {shown} cannot be a file name "
+                                     f"({getattr(err, 'strerror', None) or err})") from err
+        if not found:
             if path.suffix or "/" in key or "\\" in key or key.startswith("~"):  # meant as a path, not a name
                 raise InputNotFoundError(f"weights file not found: {path}")
             close = difflib.get_close_matches(key.lower(), list(SHIPPED_MODELS), n=1)

@@ -26,6 +26,7 @@ import copy
 import dataclasses
 import numbers
 import os
+import re
 import threading
 from typing import Literal, Sequence
 
@@ -103,7 +104,8 @@ class EngineOptions:
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}")
         if self.precision not in ("auto", *_DTYPES):
             raise ConfigError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
-        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+        if not isinstance(self.device, str) or not (self.device in ("auto", "cpu", "cuda")
+                                                    or re.fullmatch(r"cuda:\d+", self.device)):  # "cuda:x": torch's own error
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.batch_size is not None and self.batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {self.batch_size}")
