@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import tempfile
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
+from videodeblur.errors import EncodeError, OutputError
+from videodeblur.paths import IMAGE_EXTENSIONS
 from videodeblur.video.capture import LiveSource
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.feed import PacketFeed
+from videodeblur.video.inputs import ffmpeg_name
 from videodeblur.video.locations import is_url
+from videodeblur.video.outputs import check_output_path
 
-__all__ = ["Recorder", "RECORD_TIME_BASE"]
+__all__ = ["Recorder", "RECORD_TIME_BASE", "check_record_file"]
 
 # pts on the source's clock (_RecordClock) at 90 kHz, as MPEG times video: it holds 24, 25, 30, 50, 60
 # and 30000/1001 fps exactly (in milliseconds a 30 fps file was recorded 33, 34, 33 ms apart)
@@ -29,6 +35,37 @@ RECORD_TIME_BASE = Fraction(1, 90000)
 _POLL_S = 0.05  # how often close() looks at a stream's writer for progress
 _RECORD_QUEUE = 8
 _STREAM_CLOSE_GRACE_S = 3.0  # a --record URL's writer making no progress this long at the end is left
+# muxers that write pictures (one file a frame, or an animation), not a video a player plays with its sound
+_PICTURE_MUXERS = frozenset({"image2", "gif", "apng", "webp"})
+_RECORD_TO = "record to .mp4, .mkv, .mov or .webm"
+
+
+def check_record_file(path: Path, *, input_path: Path | None = None) -> None:
+    """OutputError for a recording file that cannot be written: the path itself (a missing folder, a
+    folder, the file source ``input_path``, no permission), a name whose extension picks no container,
+    a picture format, or a container that cannot hold the recorded video. Why here and first: the
+    camera command asks it before it opens the source and loads the model, as ``video`` checks its
+    output's path; found by the recorder, a typo cost a model load and a warm-up, and a webcam was
+    opened, only to be refused. The container is asked of a trial writer in a folder of its own, so
+    its checks are the recorder's own and nothing is left at ``path``."""
+    from videodeblur.video import FrameWriter
+
+    check_output_path(path, input_path=input_path)
+    kind = path.suffix or "a name with no extension"
+    try:
+        with av.open(ffmpeg_name(path, writing=True), "w") as named:  # guesses the muxer; writes nothing yet
+            muxer = named.format.name
+    except (av.FFmpegError, ValueError) as err:
+        raise OutputError(f"cannot record to {path}: {kind} names no container FFmpeg writes; {_RECORD_TO}") from err
+    if path.suffix.lower() in IMAGE_EXTENSIONS or muxer in _PICTURE_MUXERS:
+        raise OutputError(f"cannot record to {path}: {kind} is a picture format, not a video; {_RECORD_TO}")
+    with tempfile.TemporaryDirectory(prefix="videodeblur-record-check-") as folder:
+        try:
+            FrameWriter(Path(folder) / f"trial{path.suffix}", width=64, height=64, time_base=RECORD_TIME_BASE,
+                        fps=Fraction(30), fragmented=True).close()
+        except (OutputError, EncodeError) as err:  # their advice names `video`'s --encoder: not the camera's
+            raise OutputError(f"cannot record to {path}: {kind} files cannot hold the recorded video; "
+                              f"{_RECORD_TO}") from err
 
 
 class Recorder:
