@@ -40,6 +40,7 @@ def _refuse_work(monkeypatch) -> list[str]:
     ("out.gif", "is a picture format, not a video"),
     ("out.wav", "cannot hold"),
     ("out.mp3", "cannot hold"),
+    ("-", "standard output carries the run's stats"),  # it got the video, then the stats, in one stream
 ])
 def test_a_record_path_that_cannot_be_written_fails_before_the_source_or_model_is_touched(
         make_clip, run_cli, monkeypatch, tmp_path: Path, record: str, said: str) -> None:

@@ -24,7 +24,7 @@ from videodeblur.video.capture import LiveSource
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.inputs import ffmpeg_name
-from videodeblur.video.locations import is_url
+from videodeblur.video.locations import is_stdin, is_url
 from videodeblur.video.outputs import check_output_path
 
 __all__ = ["Recorder", "RECORD_TIME_BASE", "check_record_file"]
@@ -50,6 +50,9 @@ def check_record_file(path: Path, *, input_path: Path | None = None) -> None:
     its checks are the recorder's own and nothing is left at ``path``."""
     from videodeblur.video import FrameWriter
 
+    if is_stdin(path):  # the writer would pipe the video there, and the stats after it, into one stream
+        raise OutputError(f"cannot record to {path}: standard output carries the run's stats; {_RECORD_TO}, "
+                          "or send it to a stream URL")
     check_output_path(path, input_path=input_path)
     kind = path.suffix or "a name with no extension"
     try:
