@@ -74,3 +74,41 @@ def test_a_good_record_path_is_checked_without_leaving_a_file_and_then_recorded(
     with av.open(str(out)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert stats["recorded"] == stats["processed"] == frames == 4
+
+
+def _audio_end_s(path: Path) -> float:
+    """Where a file's first audio track ends, by its packets (seconds)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        return max(float((p.pts + p.duration) * p.time_base) for p in container.demux(stream) if p.pts is not None)
+
+
+@pytest.mark.parametrize("played", [[], ["--realtime"]])
+def test_a_file_played_to_its_end_is_recorded_with_all_its_sound(make_clip, run_cli, tmp_path: Path,
+                                                                   played: list[str]) -> None:
+    """As `video` copies it: the sound stopped at the last frame's start (1.173 of 1.216 s here), the
+    rule for a run stopped early, though the whole file had been played."""
+    clip = make_clip(tmp_path / "in.mp4", width=64, height=48, frames=30, fps=25, audio=True)
+    out = tmp_path / "rec.mkv"
+    result = run_cli("camera", "--source", clip, *played, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                     "--record", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    assert json.loads(result.stdout)["end_reason"] == "source ended"
+    assert abs(_audio_end_s(out) - _audio_end_s(clip)) < 0.002  # Matroska times in milliseconds
+
+
+def test_a_file_run_stopped_early_records_sound_only_as_far_as_its_frames(make_clip, run_cli, tmp_path: Path) -> None:
+    clip = make_clip(tmp_path / "in.mp4", width=64, height=48, frames=100, fps=25, audio=True)
+    out = tmp_path / "rec.mkv"
+    result = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--model", "lprn-fast",
+                     "--device", "cpu", "--record", out, "--json", "--max-seconds", "1")
+    assert result.exit_code == 0, result.stderr
+    import av
+
+    with av.open(str(out)) as container:
+        last_frame_s = max(float(f.pts * f.time_base) for f in container.decode(video=0))
+    assert last_frame_s < 2.5 and _audio_end_s(out) < last_frame_s + 0.1  # the 4 s file's sound is not all there

@@ -107,6 +107,8 @@ class Recorder:
                                    fragmented=True, **audio)
         self._queue: queue.Queue[tuple[np.ndarray, int, float | None, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._stream = is_url(path)
+        self._from_file = audio_from is not None
+        self._whole = False  # the file source was played to its end: its sound is copied whole (close)
         self.dropped = 0
         self.cut_off = False  # a stream's writer left blocked at close (see close)
         self._written = 0
@@ -148,10 +150,14 @@ class Recorder:
         if self._feeds[0] is not None:
             self._feeds[run] = source.take_audio()
 
-    def close(self) -> int:
-        """Flush and finalise the file; returns the number of frames written. A stream whose receiver
+    def close(self, *, whole: bool = False) -> int:
+        """Flush and finalise the file; returns the number of frames written. ``whole``: the source was
+        played to its end, so a file source's sound is copied to its end, as ``video`` copies it (else
+        only as far as the frames went: a run stopped early; it stopped at the last frame's start even
+        when the whole file had been played). A stream whose receiver
         stops taking data is left to its (daemon) writer after a grace without progress, and said in
         :attr:`warnings`: a network write can block for ever, and the run must still end."""
+        self._whole = whole and self._from_file  # read by the thread once it takes the end (below)
         if not self._thread.is_alive():
             return self._written
         if not self._stream:
@@ -190,7 +196,7 @@ class Recorder:
                 pass
         finally:
             try:
-                self._writer.close(complete=False)  # a file source's sound only as far as the frames went
+                self._writer.close(complete=self._whole)  # else a file source's sound only as far as the frames went
             except BaseException as err:  # finishing the file failed (a full disk): the run reports it,
                 self._error = self._error or err  # not the thread, as a raw traceback
 
