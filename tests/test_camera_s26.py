@@ -112,3 +112,64 @@ def test_a_file_run_stopped_early_records_sound_only_as_far_as_its_frames(make_c
     with av.open(str(out)) as container:
         last_frame_s = max(float(f.pts * f.time_base) for f in container.decode(video=0))
     assert last_frame_s < 2.5 and _audio_end_s(out) < last_frame_s + 0.1  # the 4 s file's sound is not all there
+
+
+def test_a_webcam_unplugged_mid_run_ends_the_command_cleanly_with_its_recording(run_cli, monkeypatch,
+                                                                                tmp_path: Path) -> None:
+    """The whole command, not only the loop: exit 0, one JSON object on stdout, the loss said once on
+    stderr, and the recording holds every processed frame at its capture time."""
+    import json
+    import time
+
+    import av
+    import numpy as np
+
+    import videodeblur.video.capture as capture
+
+    grabbed: list[float] = []
+
+    class Webcam:  # 12 frames 20 or 70 ms apart (no steady rate to stand in for capture times), then unplugged
+        def __init__(self, device: object, *api: int) -> None:
+            self.grabs = 0
+
+        def isOpened(self) -> bool:
+            return True
+
+        def set(self, prop: int, value: float) -> bool:
+            return True
+
+        def get(self, prop: int) -> float:
+            return 25.0
+
+        def read(self) -> tuple[bool, np.ndarray]:
+            return True, np.zeros((48, 64, 3), np.uint8)
+
+        def grab(self) -> bool:
+            self.grabs += 1
+            time.sleep(0.02 if self.grabs % 2 else 0.07)
+            if self.grabs <= 12:
+                grabbed.append(time.monotonic())
+            return self.grabs <= 12
+
+        def retrieve(self) -> tuple[bool, np.ndarray]:
+            return True, np.full((48, 64, 3), 8 * self.grabs, np.uint8)
+
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(capture.cv2, "VideoCapture", Webcam)
+    out = tmp_path / "rec.mkv"
+    result = run_cli("camera", "--source", "0", "--no-preview", "--model", "lprn-fast", "--device", "cpu",
+                     "--engines", "1", "--record", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(result.stdout)  # one object, nothing else
+    assert stats["end_reason"] == "source lost: camera 0 stopped delivering frames (unplugged?)"
+    assert stats["captured"] == 12 == stats["processed"] + stats["dropped"] and stats["processed"] > 0
+    assert sum("stopped delivering frames" in line for line in result.stderr_lines) == 1
+    assert sum("running headless" in line for line in result.stderr_lines) == 1
+    with av.open(str(out)) as container:
+        times = [float(f.pts * f.time_base) for f in container.decode(video=0)]
+    assert len(times) == stats["processed"] == stats["recorded"]
+    assert all(b > a for a, b in zip(times, times[1:]))
+    if stats["dropped"] == 0:  # every frame recorded at its capture time (a busy machine: within 10 ms)
+        assert max(abs(t - (g - grabbed[0])) for t, g in zip(times, grabbed)) < 0.01
