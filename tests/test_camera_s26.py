@@ -1,12 +1,17 @@
-"""``videodeblur camera`` as a demanding user meets it: mistakes said before any work is done.
+"""``videodeblur camera`` as a demanding user meets it: a --record mistake said before any work is
+done, a file played whole recorded with all its sound, a webcam unplugged mid-run through the command.
 
 Why a file of its own: these are the audit's findings (session 26), kept apart from test_camera.py's
 long list so each says which promise it holds the command to.
 """
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 
@@ -59,17 +64,13 @@ def test_a_record_path_that_cannot_be_written_fails_before_the_source_or_model_i
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".mov", ".webm"])
-def test_a_good_record_path_is_checked_without_leaving_a_file_and_then_recorded(
+def test_each_container_the_video_command_writes_still_records_every_frame(
         make_clip, run_cli, tmp_path: Path, suffix: str) -> None:
     clip = make_clip(tmp_path / "in.mp4", width=64, height=48, frames=4)
     out = tmp_path / f"rec{suffix}"
     result = run_cli("camera", "--source", clip, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
                      "--record", out, "--json")
     assert result.exit_code == 0, result.stderr
-    import json
-
-    import av
-
     stats = json.loads(result.stdout)
     with av.open(str(out)) as container:
         frames = sum(1 for _ in container.decode(video=0))
@@ -78,8 +79,6 @@ def test_a_good_record_path_is_checked_without_leaving_a_file_and_then_recorded(
 
 def _audio_end_s(path: Path) -> float:
     """Where a file's first audio track ends, by its packets (seconds)."""
-    import av
-
     with av.open(str(path)) as container:
         stream = container.streams.audio[0]
         return max(float((p.pts + p.duration) * p.time_base) for p in container.demux(stream) if p.pts is not None)
@@ -95,8 +94,6 @@ def test_a_file_played_to_its_end_is_recorded_with_all_its_sound(make_clip, run_
     result = run_cli("camera", "--source", clip, *played, "--no-preview", "--model", "lprn-fast", "--device", "cpu",
                      "--record", out, "--json")
     assert result.exit_code == 0, result.stderr
-    import json
-
     assert json.loads(result.stdout)["end_reason"] == "source ended"
     assert abs(_audio_end_s(out) - _audio_end_s(clip)) < 0.002  # Matroska times in milliseconds
 
@@ -107,8 +104,6 @@ def test_a_file_run_stopped_early_records_sound_only_as_far_as_its_frames(make_c
     result = run_cli("camera", "--source", clip, "--realtime", "--no-preview", "--model", "lprn-fast",
                      "--device", "cpu", "--record", out, "--json", "--max-seconds", "1")
     assert result.exit_code == 0, result.stderr
-    import av
-
     with av.open(str(out)) as container:
         last_frame_s = max(float(f.pts * f.time_base) for f in container.decode(video=0))
     assert last_frame_s < 2.5 and _audio_end_s(out) < last_frame_s + 0.1  # the 4 s file's sound is not all there
@@ -118,12 +113,6 @@ def test_a_webcam_unplugged_mid_run_ends_the_command_cleanly_with_its_recording(
                                                                                 tmp_path: Path) -> None:
     """The whole command, not only the loop: exit 0, one JSON object on stdout, the loss said once on
     stderr, and the recording holds every processed frame at its capture time."""
-    import json
-    import time
-
-    import av
-    import numpy as np
-
     import videodeblur.video.capture as capture
 
     grabbed: list[float] = []
