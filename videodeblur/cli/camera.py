@@ -107,11 +107,14 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     from videodeblur.errors import ConfigError
     from videodeblur.pipeline import EngineOptions
     from videodeblur.pipeline.live import LiveOptions, run_live
+    from videodeblur.pipeline.live_record import check_record_file
     from videodeblur.pipeline.live_workers import live_engines
     from videodeblur.signals import signals_noted
     from videodeblur.video.capture import CaptureOptions, open_source
 
     record_target = _record_target(record)
+    if isinstance(record_target, Path):  # before the source is opened and the model loaded, as `video` does
+        check_record_file(record_target, input_path=_source_file(source))
 
     width, height = _parse_size(size)
     try:
@@ -176,6 +179,14 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         raise StopSaid()
     if interrupted.is_set():  # after the run had ended otherwise: the stats do not say it, run_cli does
         raise click.exceptions.Abort()  # (a KeyboardInterrupt got a blank line from click before it)
+
+
+def _source_file(source: str) -> Path | None:
+    """The file ``--source`` names, if it names one (a recording may not overwrite it)."""
+    from videodeblur.video.locations import is_url
+
+    path = Path(source.strip()).expanduser()
+    return path if source.strip() and not is_url(source) and path.is_file() else None
 
 
 def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realtime: bool,

@@ -144,6 +144,7 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
     latencies = array.array("d")  # 8 bytes a frame: a camera may run for weeks
     output_times = array.array("d")
     end_reason = "source ended"
+    played_whole = False  # the source ended and every frame taken was handed back: not a stop, nor an error
     start = time.monotonic()
     # Ctrl-C (SIGTERM, SIGHUP) is noted, not raised, and the loop stops at its next turn: raised
     # between counting a frame and queueing it for the recording, it left the file a frame short
@@ -178,6 +179,7 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
                 if processed is None:
                     if workers.finished:  # the slot was closed and every frame taken is out
                         end_reason = capture.end_reason
+                        played_whole = end_reason == "source ended"
                         break
                     # while the capture thread reconnects, it gets its own time on top
                     if (workers.not_handed_back == 0 and time.monotonic() - max(slot.last_put_time, start)
@@ -218,7 +220,7 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
             slot.discard()
             for _ in range(workers.not_handed_back):
                 slot.count_dropped()  # taken, never processed: the run stopped while it was in the model
-            recorded = recorder.close() if recorder is not None else 0
+            recorded = recorder.close(whole=played_whole) if recorder is not None else 0
             record_dropped = recorder.dropped if recorder is not None else 0
             warnings = recorder.warnings if recorder is not None else []
     # read once the signals are no longer noted: one noted after this was read was swallowed, unsaid

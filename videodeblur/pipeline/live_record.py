@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import tempfile
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 
+from videodeblur.errors import EncodeError, OutputError
+from videodeblur.paths import IMAGE_EXTENSIONS
 from videodeblur.video.capture import LiveSource
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.locations import is_url
+from videodeblur.video.inputs import ffmpeg_name
+from videodeblur.video.locations import is_stdin, is_url
+from videodeblur.video.outputs import check_output_path
 
-__all__ = ["Recorder", "RECORD_TIME_BASE"]
+__all__ = ["Recorder", "RECORD_TIME_BASE", "check_record_file"]
 
 # pts on the source's clock (_RecordClock) at 90 kHz, as MPEG times video: it holds 24, 25, 30, 50, 60
 # and 30000/1001 fps exactly (in milliseconds a 30 fps file was recorded 33, 34, 33 ms apart)
@@ -29,6 +35,40 @@ RECORD_TIME_BASE = Fraction(1, 90000)
 _POLL_S = 0.05  # how often close() looks at a stream's writer for progress
 _RECORD_QUEUE = 8
 _STREAM_CLOSE_GRACE_S = 3.0  # a --record URL's writer making no progress this long at the end is left
+# muxers that write pictures (one file a frame, or an animation), not a video a player plays with its sound
+_PICTURE_MUXERS = frozenset({"image2", "gif", "apng", "webp"})
+_RECORD_TO = "record to .mp4, .mkv, .mov or .webm"
+
+
+def check_record_file(path: Path, *, input_path: Path | None = None) -> None:
+    """OutputError for a recording file that cannot be written: the path itself (a missing folder, a
+    folder, the file source ``input_path``, no permission), a name whose extension picks no container,
+    a picture format, or a container that cannot hold the recorded video. Why here and first: the
+    camera command asks it before it opens the source and loads the model, as ``video`` checks its
+    output's path; found by the recorder, a typo cost a model load and a warm-up, and a webcam was
+    opened, only to be refused. The container is asked of a trial writer in a folder of its own, so
+    its checks are the recorder's own and nothing is left at ``path``."""
+    from videodeblur.video import FrameWriter
+
+    if is_stdin(path):  # the writer would pipe the video there, and the stats after it, into one stream
+        raise OutputError(f"cannot record to {path}: standard output carries the run's stats; {_RECORD_TO}, "
+                          "or send it to a stream URL")
+    check_output_path(path, input_path=input_path)
+    kind = path.suffix or "a name with no extension"
+    try:
+        with av.open(ffmpeg_name(path, writing=True), "w") as named:  # guesses the muxer; writes nothing yet
+            muxer = named.format.name
+    except (av.FFmpegError, ValueError) as err:
+        raise OutputError(f"cannot record to {path}: {kind} names no container FFmpeg writes; {_RECORD_TO}") from err
+    if path.suffix.lower() in IMAGE_EXTENSIONS or muxer in _PICTURE_MUXERS:
+        raise OutputError(f"cannot record to {path}: {kind} is a picture format, not a video; {_RECORD_TO}")
+    with tempfile.TemporaryDirectory(prefix="videodeblur-record-check-") as folder:
+        try:
+            FrameWriter(Path(folder) / f"trial{path.suffix}", width=64, height=64, time_base=RECORD_TIME_BASE,
+                        fps=Fraction(30), fragmented=True).close()
+        except (OutputError, EncodeError) as err:  # their advice names `video`'s --encoder: not the camera's
+            raise OutputError(f"cannot record to {path}: {kind} files cannot hold the recorded video; "
+                              f"{_RECORD_TO}") from err
 
 
 class Recorder:
@@ -67,6 +107,8 @@ class Recorder:
                                    fragmented=True, **audio)
         self._queue: queue.Queue[tuple[np.ndarray, int, float | None, int] | None] = queue.Queue(maxsize=_RECORD_QUEUE)
         self._stream = is_url(path)
+        self._from_file = audio_from is not None
+        self._whole = False  # the file source was played to its end: its sound is copied whole (close)
         self.dropped = 0
         self.cut_off = False  # a stream's writer left blocked at close (see close)
         self._written = 0
@@ -108,10 +150,14 @@ class Recorder:
         if self._feeds[0] is not None:
             self._feeds[run] = source.take_audio()
 
-    def close(self) -> int:
-        """Flush and finalise the file; returns the number of frames written. A stream whose receiver
+    def close(self, *, whole: bool = False) -> int:
+        """Flush and finalise the file; returns the number of frames written. ``whole``: the source was
+        played to its end, so a file source's sound is copied to its end, as ``video`` copies it (else
+        only as far as the frames went: a run stopped early; it stopped at the last frame's start even
+        when the whole file had been played). A stream whose receiver
         stops taking data is left to its (daemon) writer after a grace without progress, and said in
         :attr:`warnings`: a network write can block for ever, and the run must still end."""
+        self._whole = whole and self._from_file  # read by the thread once it takes the end (below)
         if not self._thread.is_alive():
             return self._written
         if not self._stream:
@@ -150,7 +196,7 @@ class Recorder:
                 pass
         finally:
             try:
-                self._writer.close(complete=False)  # a file source's sound only as far as the frames went
+                self._writer.close(complete=self._whole)  # else a file source's sound only as far as the frames went
             except BaseException as err:  # finishing the file failed (a full disk): the run reports it,
                 self._error = self._error or err  # not the thread, as a raw traceback
 
