@@ -46,3 +46,18 @@ def test_an_audio_format_is_refused_in_one_plain_line(suffix: str, own: str, run
         assert result.stderr_lines == [f"videodeblur: error: {suffix} files cannot hold a video track videodeblur "
                                        f"writes (not H.264{own}: an audio format); use .mp4, .mkv, .mov or .webm"]
         assert not out.exists()
+
+
+@pytest.mark.parametrize("suffix", [".avi", ".wmv"])
+def test_h264_in_avi_or_asf_reads_back_at_its_own_times(suffix: str, tmp_path: Path) -> None:
+    """AVI and ASF store no presentation times, and FFmpeg's demuxer guessed each H.264 frame's as the
+    next frame's decode time: at a constant rate every frame came one late (bikes: 0.04, 0.08...), and
+    from tree.avi's gaps up to 0.73 s late. A timing SEI in every picture gives each its own."""
+    slots = [0, 11, 17, 24, 31, 37, 43, 49, 56, 61]  # tree.avi's first frames, in 1/15 s slots
+    out = tmp_path / f"out{suffix}"
+    with FrameWriter(out, width=64, height=48, time_base=Fraction(1, 15), fps=Fraction(15)) as writer:
+        for i, slot in enumerate(slots):
+            writer.write(np.full((48, 64, 3), 20 * i, np.uint8), pts=slot)
+    with av.open(str(out)) as container:
+        times = [float(f.time) * 15 for f in container.decode(video=0)]  # in slots (ASF counts ms)
+    assert [round(t) for t in times] == slots, times

@@ -548,6 +548,8 @@ class FrameWriter:
             # their timestamps scrambled (24, 96, 72, 120, 48...), as they did from ASF (.wmv: 0.04,
             # 0.16, 0.12, 0.2, 0.08...); x264 in MXF lost a frame's time (0, 0.04, 0.12, 0.16...)
             ctx.max_b_frames = 0
+        if self._container.format.name in _GUESSED_PTS_MUXERS and self.encoder_name in ("libx264", "libx264rgb"):
+            ctx.options = {**ctx.options, "x264-params": _timing_sei_params(self.width, self.height)}
         if self.encoder_name == SOFTWARE_ENCODER:
             ctx.thread_type = "SLICE" if self._live else "FRAME"  # frame threads hold frames back: latency
             ctx.thread_count = threads
@@ -683,6 +685,20 @@ def _yuv_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourTags) -> av.VideoFra
 _COVER_CODECS = frozenset({"png"})
 # muxers that cannot give B-frames back their presentation times
 _NO_REORDER_MUXERS = frozenset({"avi", "asf", "asf_stream", "mxf", "mxf_d10", "mxf_opatom"})
+
+
+# muxers that store no presentation times, where FFmpeg's demuxer guesses H.264's as the next frame's
+# decode time (one frame late at a constant rate; tree.avi's frames up to 0.73 s late) unless each
+# picture carries its own in a timing SEI, which x264 writes only with HRD (VBV) parameters
+_GUESSED_PTS_MUXERS = frozenset({"avi", "asf", "asf_stream"})
+
+
+def _timing_sei_params(width: int, height: int) -> str:
+    """x264 parameters that put picture timing SEI in every frame: HRD with a VBV at level 4.1's
+    High-profile limits (5.1's above 1080p), high enough not to cap --crf's bitrate in practice;
+    x264 then labels the stream level 4.1 (5.1), which any H.264 player of that size decodes."""
+    rate, buffer = (62500, 78125) if width * height <= 1920 * 1088 else (300000, 300000)
+    return f"nal-hrd=vbr:vbv-maxrate={rate}:vbv-bufsize={buffer}"
 
 
 def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
