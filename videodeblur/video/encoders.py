@@ -16,7 +16,8 @@ import av
 
 from videodeblur.errors import EncodeError
 
-__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options", "probe_format"]
+__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options", "probe_format",
+           "takes"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -83,7 +84,7 @@ def carries(container: str, encoder: str) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _takes(container: str, encoder: str) -> bool:
+def takes(container: str, encoder: str) -> bool:
     """Whether the ``container`` format (FFmpeg's name: mp4, webm...) can hold what ``encoder``
     writes (and the encoder is in this build). Asked of an in-memory container, header and all:
     some muxers (YUV4MPEG's) accept any stream and refuse only when the header is written. RTSP and
@@ -121,7 +122,7 @@ def containers_for(encoder: str) -> tuple[str, ...]:
     what ``encoder`` writes: what to suggest when the one asked for cannot (for huffyuv, which only AVI
     and NUT hold, a .mkv user was told to use .mp4, .mkv or .mov)."""
     for containers in (_FILE_CONTAINERS, _OTHER_CONTAINERS):
-        if fits := tuple(ext for ext, container in containers.items() if _takes(container, encoder)):
+        if fits := tuple(ext for ext, container in containers.items() if takes(container, encoder)):
             return fits
     return ()
 
@@ -154,9 +155,9 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
     does. A named encoder must exist in this FFmpeg build (EncodeError otherwise); a format's name
     (``h264``) gives the encoder FFmpeg opens for it (``libx264``)."""
     if name == "auto":
-        if container is not None and not _takes(container, SOFTWARE_ENCODER):
+        if container is not None and not takes(container, SOFTWARE_ENCODER):
             return _default_encoder(container)
-        if deep and (container is None or _takes(container, "libx265")):
+        if deep and (container is None or takes(container, "libx265")):
             if _hardware_encoder_opens("hevc_nvenc", max(width, 256), max(height, 256)):
                 return "hevc_nvenc"
             if _exists("libx265"):

@@ -35,7 +35,7 @@ from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
 from videodeblur.video.colour import (AVCOL_PRI_UNSPECIFIED, AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, AVCOL_SPC_UNSPECIFIED,
                                       AVCOL_TRC_UNSPECIFIED, ColourTags, rgb_to_yuv_planes, sws_colorspace, yuv_matrix)
 from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
-                                        private_options)
+                                        private_options, takes)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.partial_output import (annex_b_filter, frame_step, intact_packets, moved_by, resumable_packets,
@@ -459,6 +459,13 @@ class FrameWriter:
         width, height = self.width, self.height
         self.encoder_name = choose_encoder(encoder, width=width, height=height, container=self._container.format.name,
                                            deep=pix_fmt is not None and is_deep(pix_fmt))
+        # picked as the container's own codec, H.264 not fitting it (see _write_header)
+        self._containers_own = encoder == "auto" and not takes(self._container.format.name, SOFTWARE_ENCODER)
+        if (self._containers_own and av.Codec(self.encoder_name, "w").canonical_name in _COVER_CODECS
+                and not takes(self._container.format.name, self.encoder_name)):
+            # a cover picture's codec, taken only beside sound: a clip with audio into .mp3 kept its
+            # first frame as the cover, every other frame lost, and the run said it wrote them all
+            raise self._holds_no_video()
         try:
             self.pix_fmt = encodable_pix_fmt(self.encoder_name, pix_fmt or like_chroma((2, 2), width, height),
                                              width=width, height=height)
@@ -480,6 +487,8 @@ class FrameWriter:
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
         except ValueError as err:  # PyAV checks the container can hold the codec
+            if self._containers_own:
+                raise self._holds_no_video() from err
             other = "" if self._stream_url else " (or use another --encoder)"  # a URL's advice is the encoder
             raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')}{other}") from err
         if not carries(self._container.format.name, self.encoder_name):  # MPEG-TS: written as data, no video
@@ -536,9 +545,11 @@ class FrameWriter:
             ctx.options = {**ctx.options, "forced-idr": "1"}
         if self._container.format.name in _NO_REORDER_MUXERS:
             # AVI stores frames in decode order with no presentation times: B-frames came back with
-            # their timestamps scrambled (24, 96, 72, 120, 48...); x264 in MXF lost a frame's time
-            # (0, 0.04, 0.12, 0.16...)
+            # their timestamps scrambled (24, 96, 72, 120, 48...), as they did from ASF (.wmv: 0.04,
+            # 0.16, 0.12, 0.2, 0.08...); x264 in MXF lost a frame's time (0, 0.04, 0.12, 0.16...)
             ctx.max_b_frames = 0
+        if self._container.format.name in _GUESSED_PTS_MUXERS and self.encoder_name in ("libx264", "libx264rgb"):
+            ctx.options = {**ctx.options, "x264-params": _timing_sei_params(self.width, self.height)}
         if self.encoder_name == SOFTWARE_ENCODER:
             ctx.thread_type = "SLICE" if self._live else "FRAME"  # frame threads hold frames back: latency
             ctx.thread_count = threads
@@ -576,9 +587,19 @@ class FrameWriter:
                 raise OutputError(f"cannot re-encode the input's audio as {opened.group(1)} for {self._kind} "
                                   f"({' '.join(str(err).split())}); use .mkv, which holds it as it is, or "
                                   "--no-audio") from err
+            if self._containers_own and not takes(self._container.format.name, self.encoder_name):
+                raise self._holds_no_video() from err
             streams = " + ".join([self.encoder_name, *(self._passthrough.describe() if self._passthrough else [])])
             raise OutputError(f"{self._kind} files cannot hold {streams} ({' '.join(str(err).split())}); "
                               f"{self._where_else('use .mkv, which holds most codecs')}") from err
+
+    def _holds_no_video(self) -> OutputError:
+        """The refusal of a container that takes neither H.264 nor its own video codec (an .mp3's or
+        .flac's PNG, which only a cover picture may be): naming that codec told the user "png goes in
+        .mp4 or .mov", and FFmpeg's "Invalid argument" said nothing more."""
+        own = "" if self.encoder_name == SOFTWARE_ENCODER else f", nor {self.encoder_name}, the format's own"
+        return OutputError(f"{self._kind} files cannot hold a video track videodeblur writes (not H.264{own}: "
+                           "an audio format); use .mp4, .mkv, .mov or .webm")
 
     def _where_else(self, otherwise: str) -> str:
         """Where the encoder's video can go instead, asked of the containers (a fixed list told a .mov
@@ -659,8 +680,25 @@ def _yuv_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourTags) -> av.VideoFra
     return frame
 
 
+# the codec of a cover picture, the only video an audio format (.mp3, .flac, .aiff) holds, which is
+# its "own" video codec (MJPEG is not: .mjpeg is a video, and pictures' own)
+_COVER_CODECS = frozenset({"png"})
 # muxers that cannot give B-frames back their presentation times
-_NO_REORDER_MUXERS = frozenset({"avi", "mxf", "mxf_d10", "mxf_opatom"})
+_NO_REORDER_MUXERS = frozenset({"avi", "asf", "asf_stream", "mxf", "mxf_d10", "mxf_opatom"})
+
+
+# muxers that store no presentation times, where FFmpeg's demuxer guesses H.264's as the next frame's
+# decode time (one frame late at a constant rate; tree.avi's frames up to 0.73 s late) unless each
+# picture carries its own in a timing SEI, which x264 writes only with HRD (VBV) parameters
+_GUESSED_PTS_MUXERS = frozenset({"avi", "asf", "asf_stream"})
+
+
+def _timing_sei_params(width: int, height: int) -> str:
+    """x264 parameters that put picture timing SEI in every frame: HRD with a VBV at level 4.1's
+    High-profile limits (5.1's above 1080p), high enough not to cap --crf's bitrate in practice;
+    x264 then labels the stream level 4.1 (5.1), which any H.264 player of that size decodes."""
+    rate, buffer = (62500, 78125) if width * height <= 1920 * 1088 else (300000, 300000)
+    return f"nal-hrd=vbr:vbv-maxrate={rate}:vbv-bufsize={buffer}"
 
 
 def _tag_frame(frame: av.VideoFrame, colour: ColourTags) -> None:
