@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -275,3 +277,19 @@ def test_after_the_first_stop_or_the_work_done_stops_are_only_noted() -> None:
     assert noted == [1, 2]
     with pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
+
+
+def test_a_path_mistake_is_said_before_torch_loads(tmp_path):
+    """`video` checks its paths first "in milliseconds, before torch loads", but importing the path
+    planner ran ``videodeblur.pipeline``'s (and ``videodeblur.video``'s) eager re-exports, which load
+    torch: a mistyped input took 3-4 s to be said, and a Ctrl-C in that time lost --json's line."""
+    code = ("import runpy, sys\n"
+            "sys.argv = ['videodeblur', 'video', sys.argv[1], '-o', sys.argv[2], '--json']\n"
+            "try:\n"
+            "    runpy.run_module('videodeblur', run_name='__main__')\n"
+            "except SystemExit as end:\n"
+            "    print('torch loaded' if 'torch' in sys.modules else 'no torch', end.code)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing.mp4"), str(tmp_path / "o.mp4")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-1] == "no torch 1"
+    assert f"input not found: {tmp_path / 'missing.mp4'}" in done.stderr

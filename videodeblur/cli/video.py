@@ -130,8 +130,6 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     """
     from videodeblur.errors import VideoDeblurError
     from videodeblur.pipeline.plan import check_part, plan_videos
-    from videodeblur.pipeline.resume import found_finished
-
     from videodeblur.video.locations import is_stdin, pipe_refusing_resume
 
     try:
@@ -149,6 +147,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
     from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+    from videodeblur.pipeline.resume import found_finished
     from videodeblur.signals import signals_noted
 
     try:
