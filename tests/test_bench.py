@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from videodeblur.bench import MODES, BenchOptions, BenchResult, run_bench
@@ -404,3 +405,82 @@ def test_the_advice_to_measure_more_frames_is_enough_when_followed() -> None:
     assert advice == 12 and _measure_notes(followed, advice, followed.warmup_for(advice)) == []
     eleven = BenchOptions(model="lprn-fast", width=64, height=48, frames=11, device="cpu")
     assert _measure_notes(eleven, 11, eleven.warmup_for(11))  # one short of the advice still says so
+
+
+def test_ctrl_c_during_a_run_exits_130_with_one_line() -> None:
+    """Ctrl-C as the model run went: click answered the KeyboardInterrupt with a blank line before
+    "videodeblur: interrupted" (video and camera raise Abort for that reason); the process must end
+    promptly, no thread of a run (the engine lanes, the runner's stages) holding it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen([sys.executable, "-m", "videodeblur", "bench", "--model", "lprn-fast", "--device", "cpu",
+                             "--size", "64x48", "--frames", "400", "--batch", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(REPO_ROOT))
+    try:
+        seen = []
+        for line in proc.stderr:  # type: ignore[union-attr]
+            seen.append(line)
+            if line.startswith("bench: model, batch 1"):
+                break
+        proc.send_signal(signal.SIGINT)
+        out, rest = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    said = "".join(seen) + rest
+    assert proc.returncode == 130 and out == "", said
+    lines = said.splitlines()
+    assert lines[-1] == "videodeblur: interrupted" and lines[-2].startswith("bench: ") and "" not in lines, said
+
+
+@pytest.mark.parametrize("size", ["16400x16", "16x40000"])
+def test_a_size_libx264_cannot_encode_is_a_one_line_error(run_cli, size: str) -> None:
+    """It was "internal error: ExternalError: ... avcodec_open2(libx264 ...)", after the picture was drawn."""
+    out = run_cli("bench", "--model", "lprn-fast", "--device", "cpu", "--size", size, "--frames", 2)
+    assert out.exit_code == 1 and out.stderr.splitlines()[-1] == (
+        f"videodeblur: error: libx264 cannot encode a {size} test clip (it takes at most 16384 pixels a side, "
+        "and FFmpeg about 268 million a frame): use a smaller --size"), out.stderr
+    assert "bench: decode" not in out.stderr
+
+
+def test_frames_too_big_to_hold_two_are_not_told_to_measure_two(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--size 100000x100000 --frames 3 was told 'measure 2 or fewer', and 2 would not fit either."""
+    from videodeblur.pipeline import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 100_000)
+    with pytest.raises(ConfigError, match=r"^--frames 3 of 160x96 would hold about 0 MiB of decoded frames, more than "
+                                          r"half the memory free \(0 MiB\); even 2 frames of that size would not fit: "
+                                          r"measure a smaller size$"):
+        run_bench(BenchOptions(model="lprn-fast", width=160, height=96, frames=3, batches=(1,), device="cpu"))
+
+
+def test_the_test_clip_is_drawn_without_whole_grid_float_arrays(tmp_path: Path) -> None:
+    """Its background was drawn from np.mgrid's int64 grids and float32 copies of them: writing a
+    4000x3000 clip peaked 32 bytes a pixel over the import; numpy's share of that was 28 or more."""
+    import tracemalloc
+
+    import av
+
+    from videodeblur.bench import write_test_clip
+
+    width, height = 1000, 600
+    tracemalloc.start()
+    try:
+        clip = write_test_clip(tmp_path / "clip.mp4", width, height, 2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * width * height
+    with av.open(str(clip)) as container:  # the same picture as before: the square over the texture
+        first = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    assert first.shape == (height, width, 3)
+    gradient = first[height - 40, width - 40, :2].astype(int)  # red across, green down, clear of the square
+    assert np.abs(gradient - [40 + 150 * (width - 40) // (width - 1), 40 + 150 * (height - 40) // (height - 1)]).max() <= 6
+
+

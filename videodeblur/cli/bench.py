@@ -59,13 +59,17 @@ def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[
           encoder: str, preset: str, engines: int | None, compare: bool, peers: tuple[str, ...],
           as_json: bool) -> None:
     """Measure decode, model, encode, and the sequential and pipelined pipeline on the same frames."""
-    from videodeblur.bench import BenchOptions, run_bench
+    try:
+        from videodeblur.bench import BenchOptions, run_bench  # torch loads here: seconds on a busy machine
 
-    options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
-                           device=device, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, input=input_,
-                           warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
-                           peers=peers or None, encoder=encoder, preset=preset, engines=engines)
-    result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
+        options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
+                               device=device, precision=precision, compile=compile_, cuda_graphs=cuda_graphs,
+                               input=input_, warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
+                               peers=peers or None, encoder=encoder, preset=preset, engines=engines)
+        result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
+    except KeyboardInterrupt:
+        # Abort, not the KeyboardInterrupt: click answers that with a blank line before run_cli's "interrupted"
+        raise click.exceptions.Abort() from None
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
