@@ -484,3 +484,20 @@ def test_the_test_clip_is_drawn_without_whole_grid_float_arrays(tmp_path: Path) 
     assert np.abs(gradient - [40 + 150 * (width - 40) // (width - 1), 40 + 150 * (height - 40) // (height - 1)]).max() <= 6
 
 
+
+
+def test_the_table_says_how_the_network_ran_and_its_compile_time(result: BenchResult) -> None:
+    """With --compile the JSON said compile: true and a model run's engine_warmup_s of 92 s, and the
+    table said neither: "(fp32)" and a warm-up of 0.01 s, the warm-up frames alone."""
+    from videodeblur.cli.bench import format_table
+
+    data = result.to_dict()
+    runs = [{**run, "warmup_s": 0.25, "engine_warmup_s": 92.0} if run["mode"] == "model" else run for run in data["runs"]]
+    table = format_table({**data, "compile": True, "cuda_graphs": True, "runs": runs})
+    assert table.startswith("lprn-fast on cpu (fp32, torch.compile, CUDA graphs), ")
+    model_rows = [line.split() for line in table.splitlines() if line.startswith("model ")]
+    assert len(model_rows) == 2 and all(row[7] == "92.25" for row in model_rows)  # the warm-up s column
+    plain = format_table(data)
+    assert plain.startswith("lprn-fast on cpu (fp32), ")
+    network = next(line.split() for line in plain.splitlines() if line.startswith("network "))
+    assert network[7] == f"{result.run('network').warmup_s:.2f}"  # its first call (compilation) is in it already
