@@ -501,3 +501,16 @@ def test_the_table_says_how_the_network_ran_and_its_compile_time(result: BenchRe
     assert plain.startswith("lprn-fast on cpu (fp32), ")
     network = next(line.split() for line in plain.splitlines() if line.startswith("network "))
     assert network[7] == f"{result.run('network').warmup_s:.2f}"  # its first call (compilation) is in it already
+
+
+def test_an_input_that_is_not_a_regular_file_is_not_said_missing(run_cli, tmp_path: Path) -> None:
+    """/dev/null and a named pipe were "does not exist"; the runs read the input again and again."""
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path in (Path(os.devnull), fifo):
+        out = run_cli("bench", "--input", path, "--device", "cpu")
+        assert out.exit_code == 1 and out.stderr == (f"videodeblur: error: input {str(path)!r} is not a regular file: "
+                                                     "give a path to a video file (every run reads it again from "
+                                                     "the start)\n"), out.stderr
