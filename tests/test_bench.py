@@ -514,3 +514,45 @@ def test_an_input_that_is_not_a_regular_file_is_not_said_missing(run_cli, tmp_pa
         assert out.exit_code == 1 and out.stderr == (f"videodeblur: error: input {str(path)!r} is not a regular file: "
                                                      "give a path to a video file (every run reads it again from "
                                                      "the start)\n"), out.stderr
+
+
+def test_the_network_run_feeds_the_engine_a_tensor_made_in_inference_mode() -> None:
+    """The engine runs its network on tensors made under torch.inference_mode; the network run's input
+    was made outside it, and with --compile that failed the compiled graph's guards ("dispatch key
+    set mismatch"): the run recompiled and timed that second compilation, not the engine's."""
+    import types
+
+    import torch
+
+    from videodeblur.bench.network import network_run
+
+    seen: list[bool] = []
+
+    def infer(x: torch.Tensor) -> torch.Tensor:
+        seen.append(x.is_inference())
+        return x
+
+    engine = types.SimpleNamespace(device=torch.device("cpu"), dtype=torch.float32, infer=infer, model_name="m",
+                                   options=types.SimpleNamespace(channels_last=True, cuda_graphs=False),
+                                   model=types.SimpleNamespace(network=torch.nn.Conv2d(3, 3, 1)))
+    io = types.SimpleNamespace(info=types.SimpleNamespace(height=8, width=8))
+    run = network_run(engine, io, warmup_iterations=2, iterations=3)  # type: ignore[arg-type]
+    assert seen == [True] * 5 and run.frames == 3
+
+
+def test_the_network_run_uses_the_batch_1_engine_where_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--batch 2,1 timed the network at batch 1 on the batch-2 engine: with --compile, a recompilation
+    for the new shape (and torch marked the batch dimension dynamic) instead of batch 1's own graph."""
+    import videodeblur.bench as bench
+
+    sizes: list[int] = []
+    network_run = bench.network_run
+
+    def spy(engine, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(engine.batch_size)
+        return network_run(engine, *args, **kwargs)
+
+    monkeypatch.setattr(bench, "network_run", spy)
+    run_bench(BenchOptions(model="lprn-fast", width=64, height=48, frames=6, batches=(2, 1), device="cpu",
+                           warmup_frames=1, engines=1))
+    assert sizes == [1]

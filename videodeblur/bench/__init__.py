@@ -80,7 +80,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         for batch in options.batches:
             say(f"model, batch {batch}")
             runs.append(model_run(engines[batch], io, frames, batch, warmup, options.engines))
-        engine = engines[options.batches[0]]
+        engine = engines.get(1, engines[options.batches[0]])  # with --compile, batch 1's own compiled graph
         say("network, batch 1")
         network_runs = [network_run(engine, io, warmup_iterations=min(warmup, 5), iterations=len(frames) - warmup)]
         runs.extend(network_runs)
