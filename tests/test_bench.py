@@ -124,11 +124,11 @@ def test_engine_warmup_stays_out_of_the_model_window_with_no_warmup_frames() -> 
     """``--warmup 0`` measures every frame, but never the engine's own warm-up (cudnn autotune,
     compilation): the model run is one busy stage, so its window is nearly all busy time (with the
     engine's two warm-up batches inside it, 8 of 10 batches' time: a share of about 0.8). The 6-frame
-    clip is gone round again: four batches an engine, two engines."""
+    clip is gone round again: four batches an engine at least, two engines, for half a second at least."""
     options = BenchOptions(model="lprn-fast", width=WIDTH, height=HEIGHT, frames=6, batches=(1,), device="cpu",
                            warmup_frames=0)
     model = run_bench(options).run("model", batch=1)
-    assert model.warmup_frames == 0 and model.frames == 8 and model.extra["engine_warmup_s"] > 0
+    assert model.warmup_frames == 0 and model.frames >= 8 and model.extra["engine_warmup_s"] > 0
     assert model.stages["infer"]["share"] > 0.9
 
 
@@ -363,6 +363,9 @@ def test_stage_runs_go_over_a_tiny_clip_until_their_window_is_long_enough(result
     from videodeblur.bench import MIN_STAGE_WINDOW_S
     from videodeblur.cli.bench import format_table
 
+    for run in result.runs:  # 9 frames through the model took 30-100 ms, and its fps moved 3.5x on a run's repeat
+        if run.mode == "model":
+            assert run.seconds >= MIN_STAGE_WINDOW_S and run.frames % run.batch == 0, run.batch
     for mode in ("decode", "encode"):
         run = result.run(mode)
         assert run.seconds >= MIN_STAGE_WINDOW_S, mode

@@ -9,7 +9,8 @@ runs before it left, and is the process's peak so far where ``rss_scope`` is ``p
   lasts ``MIN_STAGE_WINDOW_S`` (``repeats``: the passes over the clip; every frame counts).
 - ``model`` (one per batch size): the engine as the runner calls it (``submit(...).result()``), host
   uint8 in and out: transfers, colour conversion and the network, with as many batches in flight as
-  the runner keeps (on a CPU with two cores or more, two engines side by side: ``engines``).
+  the runner keeps (on a CPU with two cores or more, two engines side by side: ``engines``), the
+  clip gone round again until the window lasts ``MIN_STAGE_WINDOW_S``, as ``decode``'s.
 - ``network`` (batch 1; and each peer with ``compare``, after all other runs): ``Engine.infer`` on a
   device-resident tensor in the engine's precision and memory format; on CUDA timed with events.
   This is the "model-only" speed of the papers and the fair ground for the ratio against the peers.
