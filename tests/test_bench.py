@@ -293,6 +293,13 @@ def test_input_file_is_measured_as_it_is(make_clip, run_cli) -> None:
     short = run_cli("bench", "--input", clip, "--model", "lprn-fast", "--device", "cpu", "--frames", 40,
                     "--batch", "2", "--json")
     assert json.loads(short.stdout)["notes"][0] == f"{clip} holds 10 frames, fewer than --frames 40: those are measured"
+    # a --warmup the input's frames cannot leave one after was lowered without a word
+    lowered = run_cli("bench", "--input", clip, "--model", "lprn-fast", "--device", "cpu", "--frames", 40,
+                      "--batch", "1", "--warmup", 15, "--json")
+    assert lowered.exit_code == 0, lowered.stderr
+    data = json.loads(lowered.stdout)
+    assert data["notes"][1] == "--warmup 15 would leave none of the 10 frames to measure: 9 are warm-up"
+    assert next(r for r in data["runs"] if r["mode"] == "decode")["warmup_frames"] == 9
 
 
 def test_tile_runs_the_engine_in_tiles(run_cli) -> None:

@@ -131,6 +131,9 @@ def _measure_notes(options: BenchOptions, frames: int, warmup: int) -> list[str]
     notes = []
     if options.input is not None and frames < options.frames:
         notes.append(f"{options.input} holds {frames} frames, fewer than --frames {options.frames}: those are measured")
+    if options.warmup_frames is not None and warmup < options.warmup_frames:  # it was lowered without a word
+        notes.append(f"--warmup {options.warmup_frames} would leave none of the {frames} frames to measure: "
+                     f"{warmup} are warm-up")
     if frames - warmup < FEW_FRAMES:
         notes.append(f"only {frames - warmup} frame(s) measured after {warmup} of warm-up: fps from so few are "
                      f"noise, not a rate; measure {_enough_frames(options)} or more (--frames)")
