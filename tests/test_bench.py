@@ -566,3 +566,14 @@ def test_the_network_run_uses_the_batch_1_engine_where_there_is_one(monkeypatch:
     run_bench(BenchOptions(model="lprn-fast", width=64, height=48, frames=6, batches=(2, 1), device="cpu",
                            warmup_frames=1, engines=1))
     assert sizes == [1]
+
+
+def test_a_10_bit_input_is_said_to_be_measured_at_8_bits(make_clip, run_cli) -> None:
+    """Every run decodes and writes 8-bit (one encoder timed for all), where `video` keeps a 10-bit
+    source at 10 bits: the figures were of another pipeline, without a word."""
+    clip = make_clip("ten.mp4", width=64, height=48, frames=6, pix_fmt="yuv420p10le")
+    out = run_cli("bench", "--input", clip, "--model", "lprn-fast", "--device", "cpu", "--frames", 6, "--batch", 1,
+                  "--json")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)["notes"][0] == (f"{clip} is 10-bit: every run decodes and encodes it at 8 bits, "
+                                                  "where `video` writes 10-bit output (more to decode and encode)")

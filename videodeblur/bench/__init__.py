@@ -71,7 +71,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         frames, pts = decode_all(io)
         io = dataclasses.replace(io, frames=len(frames))
         warmup = options.warmup_for(len(frames))
-        notes = _measure_notes(options, len(frames), warmup)
+        notes = _measure_notes(options, len(frames), warmup, io.info.bit_depth)
         for note in notes:
             say(note)
         file_batches = _file_run_batches(options.batches, warmup, len(frames), say)
@@ -125,10 +125,14 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
 FEW_FRAMES = 10
 
 
-def _measure_notes(options: BenchOptions, frames: int, warmup: int) -> list[str]:
-    """What the figures stand on, where it is less than asked or too little to trust: an input with
-    fewer frames than --frames, a window of a handful of frames (--frames 2 gave 41 440 fps)."""
+def _measure_notes(options: BenchOptions, frames: int, warmup: int, bit_depth: int = 8) -> list[str]:
+    """What the figures stand on, where it is less than asked, too little to trust, or not what ``video``
+    would do: an input with fewer frames than --frames, a window of a handful of frames (--frames 2
+    gave 41 440 fps), a 10-bit input (every run reads and writes it at 8 bits; ``video`` keeps 10)."""
     notes = []
+    if bit_depth > 8:
+        notes.append(f"{options.input} is {bit_depth}-bit: every run decodes and encodes it at 8 bits, "
+                     f"where `video` writes {bit_depth}-bit output (more to decode and encode)")
     if options.input is not None and frames < options.frames:
         notes.append(f"{options.input} holds {frames} frames, fewer than --frames {options.frames}: those are measured")
     if options.warmup_frames is not None and warmup < options.warmup_frames:  # it was lowered without a word
