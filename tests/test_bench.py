@@ -342,6 +342,9 @@ def test_options_are_validated() -> None:
         BenchOptions(frames=10, warmup_frames=10)
     with pytest.raises(ConfigError, match="preset must be one of"):  # it reached libx264 ("Invalid argument")
         BenchOptions(preset="turbo")
+    with pytest.raises(ConfigError, match="frame size 7x5 is too small"):
+        BenchOptions(width=7, height=5)
+    assert BenchOptions(width=7, height=5, input=Path(__file__)).input  # --size is ignored with --input: not refused
 
 
 @pytest.mark.cuda
