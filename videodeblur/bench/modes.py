@@ -87,7 +87,7 @@ def model_run(engine: Any, io: BenchIO, frames: list[np.ndarray], batch: int, wa
             started = clock.now()
             clock.begin(batch, at=started)
             in_flight.append((io.submit(runner, chunk), started))
-            # the last batch: the clip (or the least) is done and the window is long enough, as decode's is
+            # the last batch: the clip and MIN_MODEL_BATCHES done, and the window as long as decode's at least
             last = i + batch >= total and window_start is not None and started - window_start >= MIN_STAGE_WINDOW_S
             while in_flight and (len(in_flight) > runner.max_in_flight or last):
                 handle, submitted = in_flight.popleft()
