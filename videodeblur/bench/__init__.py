@@ -9,7 +9,8 @@ runs before it left, and is the process's peak so far where ``rss_scope`` is ``p
   lasts ``MIN_STAGE_WINDOW_S`` (``repeats``: the passes over the clip; every frame counts).
 - ``model`` (one per batch size): the engine as the runner calls it (``submit(...).result()``), host
   uint8 in and out: transfers, colour conversion and the network, with as many batches in flight as
-  the runner keeps (on a CPU with two cores or more, two engines side by side: ``engines``).
+  the runner keeps (on a CPU with two cores or more, two engines side by side: ``engines``), the
+  clip gone round again until the window lasts ``MIN_STAGE_WINDOW_S``, as ``decode``'s.
 - ``network`` (batch 1; and each peer with ``compare``, after all other runs): ``Engine.infer`` on a
   device-resident tensor in the engine's precision and memory format; on CUDA timed with events.
   This is the "model-only" speed of the papers and the fair ground for the ratio against the peers.
@@ -70,7 +71,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         frames, pts = decode_all(io)
         io = dataclasses.replace(io, frames=len(frames))
         warmup = options.warmup_for(len(frames))
-        notes = _measure_notes(options, len(frames), warmup)
+        notes = _measure_notes(options, len(frames), warmup, io.info.bit_depth)
         for note in notes:
             say(note)
         file_batches = _file_run_batches(options.batches, warmup, len(frames), say)
@@ -80,7 +81,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         for batch in options.batches:
             say(f"model, batch {batch}")
             runs.append(model_run(engines[batch], io, frames, batch, warmup, options.engines))
-        engine = engines[options.batches[0]]
+        engine = engines.get(1, engines[options.batches[0]])  # with --compile, batch 1's own compiled graph
         say("network, batch 1")
         network_runs = [network_run(engine, io, warmup_iterations=min(warmup, 5), iterations=len(frames) - warmup)]
         runs.extend(network_runs)
@@ -124,12 +125,19 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
 FEW_FRAMES = 10
 
 
-def _measure_notes(options: BenchOptions, frames: int, warmup: int) -> list[str]:
-    """What the figures stand on, where it is less than asked or too little to trust: an input with
-    fewer frames than --frames, a window of a handful of frames (--frames 2 gave 41 440 fps)."""
+def _measure_notes(options: BenchOptions, frames: int, warmup: int, bit_depth: int = 8) -> list[str]:
+    """What the figures stand on, where it is less than asked, too little to trust, or not what ``video``
+    would do: an input with fewer frames than --frames, a window of a handful of frames (--frames 2
+    gave 41 440 fps), a 10-bit input (every run reads and writes it at 8 bits; ``video`` keeps 10)."""
     notes = []
+    if bit_depth > 8:
+        notes.append(f"{options.input} is {bit_depth}-bit: every run decodes and encodes it at 8 bits, "
+                     f"where `video` writes {bit_depth}-bit output (more to decode and encode)")
     if options.input is not None and frames < options.frames:
         notes.append(f"{options.input} holds {frames} frames, fewer than --frames {options.frames}: those are measured")
+    if options.warmup_frames is not None and warmup < options.warmup_frames:  # it was lowered without a word
+        notes.append(f"--warmup {options.warmup_frames} would leave none of the {frames} frames to measure: "
+                     f"{warmup} are warm-up")
     if frames - warmup < FEW_FRAMES:
         notes.append(f"only {frames - warmup} frame(s) measured after {warmup} of warm-up: fps from so few are "
                      f"noise, not a rate; measure {_enough_frames(options)} or more (--frames)")

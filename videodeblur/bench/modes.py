@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import math
 import time
 from pathlib import Path
@@ -25,9 +26,10 @@ __all__ = ["MIN_STAGE_WINDOW_S", "decode_run", "encode_run", "model_run", "pipel
            "sequential_run"]
 
 
-# The decode-only and encode-only runs go over the clip again and again (as timeit repeats) until
+# The decode-only, encode-only and model runs go over the clip again and again (as timeit repeats) until
 # their window lasts this long: 16 frames of 160x96 decode in about 3 ms, a window so short that a
-# scheduler hiccup swung its fps 30x between runs and named decode the bound of a model-bound pipeline.
+# scheduler hiccup swung its fps 30x between runs and named decode the bound of a model-bound pipeline;
+# 20 frames of 64x48 through the model took 30-100 ms, and its fps moved 3.5x between a run and its repeat.
 MIN_STAGE_WINDOW_S = 0.5
 MIN_MODEL_BATCHES = 4  # batches measured per engine at least, however short the clip
 
@@ -61,8 +63,8 @@ def _decode_pass(io: BenchIO, clock: FrameClock, frames: int) -> float:
 
 def model_run(engine: Any, io: BenchIO, frames: list[np.ndarray], batch: int, warmup: int,
               engines: int | None = None) -> RunResult:
-    """Whole batches of the clip's frames (taken cyclically, so every batch is full, and at least
-    ``MIN_MODEL_BATCHES`` per engine measured) through the engine
+    """Whole batches of the clip's frames (taken cyclically, so every batch is full, at least
+    ``MIN_MODEL_BATCHES`` per engine measured, and the window at least ``MIN_STAGE_WINDOW_S``) through the engine
     as the pipeline calls it (same layout, host uint8 in and out, as many batches in flight as the
     runner keeps; on a CPU the same lanes, ``engines`` as ``RunOptions.engines``); ``engine.warmup``
     and the warm-up batches fall before the window. A batch is busy from its submission, or the
@@ -79,17 +81,25 @@ def model_run(engine: Any, io: BenchIO, frames: list[np.ndarray], batch: int, wa
         clock = FrameClock()  # after the engine's warm-up (cudnn autotune, compilation): never in a window
         in_flight: Deque[tuple[Any, float]] = collections.deque()
         last_done = clock.start
-        for i in range(0, total, batch):
+        completed, window_start = 0, clock.start if warmup == 0 else None
+        for i in itertools.count(0, batch):
             chunk = np.stack([frames[(i + k) % len(frames)] for k in range(batch)])
             started = clock.now()
             clock.begin(batch, at=started)
             in_flight.append((io.submit(runner, chunk), started))
-            while in_flight and (len(in_flight) > runner.max_in_flight or i + batch >= total):
+            # the last batch: the clip and MIN_MODEL_BATCHES done, and the window as long as decode's at least
+            last = i + batch >= total and window_start is not None and started - window_start >= MIN_STAGE_WINDOW_S
+            while in_flight and (len(in_flight) > runner.max_in_flight or last):
                 handle, submitted = in_flight.popleft()
                 handle.result()  # waits for host uint8: the wall clock is honest
                 done = clock.now()
                 clock.complete(batch, at=clock.stage("infer", max(submitted, last_done), done))
                 last_done = done
+                completed += batch
+                if completed == warmup:
+                    window_start = done
+            if last:
+                break
     return result_from_window("model", engine.model_name, batch, clock.window(warmup, ("infer",)), memory,
                               extra={"engine_warmup_s": round(engine_warmup_s, 6), "engines": lanes})
 

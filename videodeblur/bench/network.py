@@ -27,8 +27,10 @@ def network_run(engine: Any, io: BenchIO, *, warmup_iterations: int, iterations:
     slow peers) at least ``iterations`` and then more while the budget lasts. The first call (where
     ``torch.compile`` compiles) is timed on its own as ``first_call_s``."""
     device = engine.device
-    x = device_input(engine, 1, io.info.height, io.info.width)
     with PeakMemory(device) as memory, torch.inference_mode():
+        # made in inference mode, as the engine's own batches are: a tensor made outside it failed
+        # torch.compile's guards (dispatch keys), so --compile timed a second compilation, not the engine's
+        x = device_input(engine, 1, io.info.height, io.info.width)
         started = time.perf_counter()
         forward = graphed_infer(engine, x) or engine.infer  # a capture counts with the first call
         forward(x)

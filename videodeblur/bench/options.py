@@ -9,7 +9,7 @@ import dataclasses
 from pathlib import Path
 
 from videodeblur.bench.peers import peer_name
-from videodeblur.errors import ConfigError, InputNotFoundError
+from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
 from videodeblur.option_values import check_preset
 
 __all__ = ["BenchOptions"]
@@ -51,7 +51,7 @@ class BenchOptions:
     peer_budget_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.width < 16 or self.height < 16:
+        if self.input is None and (self.width < 16 or self.height < 16):  # the test clip's: ignored with an input
             raise ConfigError(f"frame size {self.width}x{self.height} is too small: use at least 16x16")
         if not self.batches or min(self.batches) < 1:
             raise ConfigError(f"batch sizes must be positive integers, got {list(self.batches)}")
@@ -65,6 +65,9 @@ class BenchOptions:
         if self.peers is not None:
             object.__setattr__(self, "peers", tuple(peer_name(p) for p in self.peers))
         if self.input is not None and not Path(self.input).is_file():
+            if Path(self.input).exists():  # /dev/null or a pipe was said "does not exist"
+                raise UnreadableInputError(f"input {str(self.input)!r} is not a regular file: give a path to a "
+                                           "video file (every run reads it again from the start)")
             raise InputNotFoundError(f"input file {str(self.input)!r} does not exist: give a path to a video file")
 
     def warmup_for(self, frames: int) -> int:

@@ -59,13 +59,17 @@ def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[
           encoder: str, preset: str, engines: int | None, compare: bool, peers: tuple[str, ...],
           as_json: bool) -> None:
     """Measure decode, model, encode, and the sequential and pipelined pipeline on the same frames."""
-    from videodeblur.bench import BenchOptions, run_bench
+    try:
+        from videodeblur.bench import BenchOptions, run_bench  # torch loads here: seconds on a busy machine
 
-    options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
-                           device=device, precision=precision, compile=compile_, cuda_graphs=cuda_graphs, input=input_,
-                           warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
-                           peers=peers or None, encoder=encoder, preset=preset, engines=engines)
-    result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
+        options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
+                               device=device, precision=precision, compile=compile_, cuda_graphs=cuda_graphs,
+                               input=input_, warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
+                               peers=peers or None, encoder=encoder, preset=preset, engines=engines)
+        result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
+    except KeyboardInterrupt:
+        # Abort, not the KeyboardInterrupt: click answers that with a blank line before run_cli's "interrupted"
+        raise click.exceptions.Abort() from None
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
@@ -88,7 +92,9 @@ def format_table(data: dict[str, Any]) -> str:
     tiled = f" in {data['tile']}px tiles" if data.get("tile") else ""
     lanes = max((run.get("engines", 1) for run in data["runs"] if run["mode"] == "model"), default=1)
     side_by_side = f", {lanes} engines side by side in the model and pipelined runs" if lanes > 1 else ""
-    lines = [f"{data['model']} on {data['device']} ({data['precision']}){side_by_side}, {w}x{h}{tiled}, "
+    how = ", ".join([data["precision"]] + [said for key, said in (("compile", "torch.compile"), ("cuda_graphs", "CUDA graphs"))
+                                           if data.get(key)])
+    lines = [f"{data['model']} on {data['device']} ({how}){side_by_side}, {w}x{h}{tiled}, "
              f"{clip} frames, warm-up {first['warmup_frames']} | "
              f"{machine['cpu']}, {machine['cores']} cores, {gpu} | torch {machine['torch']}, av {machine['av']}",
              ""]
@@ -102,7 +108,8 @@ def format_table(data: dict[str, Any]) -> str:
         passes = f"({run['repeats']} passes)" if run.get("repeats", 1) > 1 else ""  # a stage timed over and over
         fps = run["fps"]
         rows.append((run["mode"], run["model"] or "-", _dash(run["batch"]), f"{fps:.1f}" if fps >= 10 else f"{fps:.3f}",
-                     f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['p99']:.1f}", f"{run['warmup_s']:.2f}",
+                     f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['p99']:.1f}",
+                     f"{run['warmup_s'] + run.get('engine_warmup_s', 0.0):.2f}",  # with the compilation, as the JSON's two
                      _dash(run["peak_rss_mb"]), _dash(run["cuda_peak_mb"]),
                      " ".join(filter(None, (shares, queues, passes)))))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]
@@ -123,6 +130,8 @@ def format_table(data: dict[str, Any]) -> str:
     if data["peers"]:
         lines.append(f"network only, batch 1: {data['model']} is faster than "
                      + ", ".join(f"{name} x{p['speed_ratio']}" for name, p in data["peers"].items()))
+    lines.append("warm-up s: the time before each measured window, left out of its fps: the warm-up frames, and "
+                 "for model and network runs the engine's compilation and autotuning")
     rss = "each run's own" if data["rss_scope"] == "run" else "the process's peak so far, in run order"
     lines.append(f"peak RSS: {rss}; timings: {_timing_note(data)}")
     lines.extend(f"tiled for memory: {note}" for note in data.get("auto_tile", []))
