@@ -163,13 +163,17 @@ def test_compiled_engines_pad_short_batches_to_one_shape(monkeypatch: pytest.Mon
             seen.append(x.shape[0])
             return self.net(x)
 
-    monkeypatch.setattr(torch, "compile", lambda net, **_: Recording(net))
+    asked: list[dict] = []
+    monkeypatch.setattr(torch, "compile", lambda net, **kwargs: asked.append(kwargs) or Recording(net))
     frames = np.stack([clip_frame(i, 40, 24) for i in range(5)])
     compiled = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=4, compile=True))
     plain = Engine.from_name("lprn-fast", EngineOptions(device="cpu", batch_size=4))
     difference = compiled.process(frames).astype(int) - plain.process(frames).astype(int)
     assert np.abs(difference).max() <= 1  # the same tolerance as batching_changes_nothing
     assert seen == [4, 4]  # 4 frames, then 1 padded to 4
+    # and compiled for fixed shapes: a second engine of another batch size (bench --batch 1,2) found the
+    # first's cached graph, and torch recompiled it for a varying batch, which `video` never runs
+    assert asked == [{"dynamic": False}]
 
 
 def test_auto_tiling_is_counted_by_shape_with_a_note_for_each() -> None:

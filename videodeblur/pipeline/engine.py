@@ -228,7 +228,11 @@ class Engine:
         net = copy.deepcopy(self.model.network).eval().to(self.device, self.dtype)
         if self.options.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        self.network: torch.nn.Module = torch.compile(net) if self.options.compile else net
+        # dynamic=False: the engine pads every batch to one size, so each shape is its own fixed graph.
+        # Compiled code is cached per function, not per module: a second engine (bench --batch 1,2)
+        # otherwise found the first's graph, took the new batch size for a varying one and timed a
+        # dynamic-shape graph that `video --batch 2 --compile` never builds
+        self.network: torch.nn.Module = torch.compile(net, dynamic=False) if self.options.compile else net
         self._lock = threading.Lock()  # submit() may be called from a worker thread
         self._auto_tiles: dict[tuple[int, ...], int | None] = {}
         self._fits: set[tuple[int, ...]] = set()  # batch shapes checked to fit in memory (_check_fits)
