@@ -183,9 +183,9 @@ def test_a_second_ctrl_c_while_a_recording_closes_keeps_the_stats(engine: Engine
     src = make_clip("a.mp4", width=64, height=48, frames=40)
     closing = live_record.Recorder.close
 
-    def ctrl_c_again(self: Any) -> int:
+    def ctrl_c_again(self: Any, **kwargs: Any) -> int:
         signal.raise_signal(signal.SIGINT)
-        return closing(self)
+        return closing(self, **kwargs)
 
     monkeypatch.setattr(live_record.Recorder, "close", ctrl_c_again)
     seen: list[int] = []
