@@ -185,16 +185,27 @@ def test_a_webp_with_alpha_keeps_its_alpha_and_takes_a_profile(engine, tmp_path)
         assert np.abs(np.asarray(written)[..., 3].astype(int) - rgba[..., 3]).max() <= 2
 
 
-def _photo_with_exif(path: Path, endian: str = "<") -> Path:
+def _photo_with_exif(path: Path, endian: str = "<", mode: str = "RGB") -> Path:
     """A 40x24 picture saved by Pillow with EXIF: camera, date, exposure, a GPS position, turned 90°
-    (orientation 6); ``endian``: the EXIF's byte order (">": Motorola's, many cameras')."""
+    (orientation 6); ``endian``: the EXIF's byte order (">": Motorola's, many cameras'); ``mode``: Pillow's."""
     exif = PILImage.Exif()
     exif.endian = endian
     exif[0x010F], exif[0x0132], exif[0x0112] = "TestMake", "2026:12:02 10:00:00", 6
     exif.get_ifd(0x8769).update({0x829A: 1 / 250, 0x9003: "2026:12:01 09:30:00"})
     exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 30.0, 0.0)})
-    PILImage.fromarray(clip_frame(0, 40, 24)).save(path, exif=exif.tobytes(), **({"lossless": True} if path.suffix == ".webp" else {}))
+    picture = PILImage.fromarray(clip_frame(0, 40, 24)).convert(mode)
+    picture.save(path, exif=exif.tobytes(), **({"lossless": True} if path.suffix == ".webp" else {}))
     return path
+
+
+def _assert_exif_of_photo(out: PILImage.Image) -> None:
+    """``out`` carries :func:`_photo_with_exif`'s EXIF, upright."""
+    exif = out.getexif()
+    assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("TestMake", "2026:12:02 10:00:00", 1)
+    assert exif.get_ifd(0x8769).get(0x9003) == "2026:12:01 09:30:00"
+    assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
+    gps = exif.get_ifd(0x8825)
+    assert gps.get(1) == "N" and tuple(map(float, gps.get(2))) == (52.0, 30.0, 0.0)
 
 
 @pytest.mark.parametrize("out_ext", [".jpg", ".png", ".webp", ".tif"])
@@ -206,13 +217,20 @@ def test_exif_crosses_into_every_format_that_holds_it(engine, tmp_path, in_ext, 
     src = _photo_with_exif(tmp_path / f"in{in_ext}", ">" if in_ext.startswith("big") else "<")
     dst = deblur_image_file(src, tmp_path / f"out{out_ext}", engine, warn=pytest.fail)
     with PILImage.open(dst) as out:
-        exif = out.getexif()
         assert out.size == (24, 40)  # turned upright on reading
-        assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("TestMake", "2026:12:02 10:00:00", 1)
-        assert exif.get_ifd(0x8769).get(0x9003) == "2026:12:01 09:30:00"
-        assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
-        gps = exif.get_ifd(0x8825)
-        assert gps.get(1) == "N" and tuple(map(float, gps.get(2))) == (52.0, 30.0, 0.0)
+        _assert_exif_of_photo(out)
+
+
+@pytest.mark.parametrize("in_ext", [".png", ".tif"])
+def test_a_grey_and_alpha_tiff_output_keeps_the_exif(engine, tmp_path, in_ext):
+    """A grey + alpha TIFF is written by FFmpeg, which tags it with its own name as Software: that tag
+    was taken for the source's EXIF already there, and the camera, date and place were left out
+    without a word."""
+    src = _photo_with_exif(tmp_path / f"in{in_ext}", mode="LA")
+    dst = deblur_image_file(src, tmp_path / "out.tif", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        assert (out.mode, out.size) == ("LA", (24, 40))
+        _assert_exif_of_photo(out)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
