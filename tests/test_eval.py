@@ -15,6 +15,7 @@ from videodeblur.model import LPRN, load_model, registry, save_weights
 from videodeblur.train import (combined_summary, evaluate_pairs, psnr, ssim, write_averaged_pairs,
                                write_compressed_pairs)
 from videodeblur.train.data import find_folder_pairs, read_rgb, write_rgb
+from videodeblur.train.evaluate import unpaired_blurred
 
 
 def _identity_weights(path: Path) -> Path:
@@ -407,3 +408,12 @@ def test_pairs_with_upper_case_extensions_are_found(tmp_path: Path) -> None:
         for kind in ("blur", "sharp"):
             write_rgb(tmp_path / "scene" / kind / name, np.full((8, 8, 3), 100, np.uint8))
     assert [blur.name for blur, _ in find_folder_pairs(tmp_path)] == ["a.png", "b.PNG"]
+
+
+def test_an_upper_case_blurred_frame_without_a_partner_is_counted_as_left_out(tmp_path: Path) -> None:
+    """Pairs are found by any case of .png; the blurred frames left out were looked for as *.png
+    alone, so a B.PNG without its sharp partner was left out of the score and of the warning too."""
+    for name in ("a.png", "B.PNG", "c.png"):
+        write_rgb(tmp_path / "scene" / "blur" / name, np.full((8, 8, 3), 100, np.uint8))
+    write_rgb(tmp_path / "scene" / "sharp" / "a.png", np.full((8, 8, 3), 100, np.uint8))
+    assert [p.name for p in unpaired_blurred(tmp_path)] == ["B.PNG", "c.png"]

@@ -161,10 +161,11 @@ def check_limit(limit: int | None) -> None:
 
 
 def unpaired_blurred(root: str | Path) -> list[Path]:
-    """Blurred frames under ``root`` (``<scene>/blur/*.png``) with no sharp frame of the same name
-    beside them: :func:`find_folder_pairs` leaves them out, and a user should hear about it."""
+    """Blurred frames under ``root`` (``<scene>/blur/*.png``, any case, as :func:`find_folder_pairs`
+    reads them) with no sharp frame of the same name beside them: they are left out, and a user should
+    hear about it."""
     return [blur_path for blur_dir in sorted(p for p in Path(root).rglob("blur") if p.is_dir())
-            for blur_path in sorted(blur_dir.glob("*.png"))
+            for blur_path in sorted(p for p in blur_dir.iterdir() if p.suffix.lower() == ".png")
             if not (blur_dir.parent / "sharp" / blur_path.name).is_file()]
 
 
