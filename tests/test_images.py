@@ -724,15 +724,17 @@ def test_a_nonsense_dpi_is_not_carried(engine, tmp_path):
         assert read_image(deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail)).dpi is None
 
 
-def test_a_cmyk_jpegs_colour_profile_is_not_given_to_its_rgb_output(engine, tmp_path):
-    """OpenCV reads a print JPEG's CMYK as RGB: its CMYK profile would misdescribe the output (colour
-    managed viewers failed on it); an RGB profile is carried as before."""
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_a_cmyk_pictures_colour_profile_is_not_given_to_its_rgb_output(engine, tmp_path, ext):
+    """OpenCV reads a print JPEG's or TIFF's CMYK as RGB: its CMYK profile would misdescribe the output
+    (colour managed viewers failed on it; a TIFF to TIFF copy still carried it); an RGB profile is
+    carried as before."""
     def profile(space: bytes) -> bytes:
         return b"\x00\x00\x02\x00" + b"lcms" + b"\x02\x10\x00\x00" + b"prtr" + space + b"Lab " + b"\x00" * 100
 
-    src = tmp_path / "print.jpg"
+    src = tmp_path / f"print{ext}"
     PILImage.fromarray(clip_frame(0, 40, 24)).convert("CMYK").save(src, icc_profile=profile(b"CMYK"))
-    with PILImage.open(deblur_image_file(src, tmp_path / "out.jpg", engine, warn=pytest.fail)) as out:
+    with PILImage.open(deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail)) as out:
         assert out.mode == "RGB" and "icc_profile" not in out.info
     rgb = tmp_path / "photo.jpg"
     PILImage.fromarray(clip_frame(0, 40, 24)).save(rgb, icc_profile=profile(b"RGB "))
@@ -1021,3 +1023,7 @@ def test_a_half_transparent_rgba_tiff_keeps_its_colour_through_any_number_of_pas
     PILImage.fromarray(np.full((24, 40, 4), (0, 200, 0, 0), np.uint8), "CMYK").save(tmp_path / "cmyk.tif")
     cmyk = read_image(tmp_path / "cmyk.tif")
     assert tuple(cmyk.rgb[0, 0]) == (255, 55, 255)  # magenta: read by OpenCV as before, not taken for RGBA
+    # nor given an alpha channel: OpenCV hands it over as BGRA, and an opaque alpha was written into a
+    # PNG or TIFF output, or said to be left out of a JPEG one
+    assert cmyk.alpha is None
+    write_image(tmp_path / "cmyk.jpg", cmyk, warn=pytest.fail)

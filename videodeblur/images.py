@@ -182,6 +182,9 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
             kind = "an RGBA" if rgba_tiff else "a grey + alpha"
             raise UnreadableInputError(f"{path} is {kind} TIFF that FFmpeg cannot decode: {err}") from err
         pixels = _upright_pixels(pixels, exif_orientation(raw))  # as OpenCV turns the TIFFs it decodes itself
+    elif pixels.ndim == 3 and pixels.shape[2] == 4 and tiff_photometric(raw) == _TIFF_CMYK \
+            and tiff_samples_per_pixel(raw) == 4:  # OpenCV hands a CMYK TIFF over as BGRA: no alpha in the file
+        pixels = np.ascontiguousarray(pixels[..., :3])
     if (frames := _frame_count(path, raw)) > 1:
         (warn or python_warning)(f"{path} holds {frames} pictures (an animation or pages): only the first is deblurred")
     pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
@@ -190,7 +193,9 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
                                 icc=icc_profile(raw), exif=exif_data(raw))
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
-    return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(raw)), tiff_icc=tiff_icc_profile(raw))
+    # (a CMYK TIFF's print profile, which icc_profile leaves out, is not kept for a TIFF either: its pixels are RGB now)
+    return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(raw)),
+                               tiff_icc=tiff_icc_profile(raw) if image.icc else b"")
 
 
 def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> Path:
@@ -395,6 +400,7 @@ def _is_jpeg(data: np.ndarray) -> bool:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_CMYK = 5  # PhotometricInterpretation "separated"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: no data, its CRC
 _JPEG_END = b"\xff\xd9"  # EOI
 _C_STDERR = threading.Lock()  # one capture at a time: two would each restore the other's file as stderr
