@@ -990,7 +990,7 @@ def test_a_turned_webp_or_avif_is_read_upright_as_the_same_jpeg_is(tmp_path: Pat
     assert psnr(got, want) > 25  # the same picture, turned the same way (a wrong turn scores ~10 dB)
 
 
-@pytest.mark.parametrize("name", ["moving.gif", "moving.webp", "pages.tif"])
+@pytest.mark.parametrize("name", ["moving.gif", "moving.webp", "pages.tif", "moving.png"])
 def test_an_animation_or_a_multi_page_file_says_only_its_first_picture_is_deblurred(tmp_path: Path, name: str) -> None:
     """Three pictures in, one out: said once, not silently (it gave a single still without a word).
     A GIF, which is read but not written, gets a PNG beside it when no output is named."""

@@ -317,11 +317,12 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Ima
 
 
 def _frame_count(path: Path, raw: bytes) -> int:
-    """Pictures in a file of a format that can hold several (GIF, animated WebP, TIFF pages), as
+    """Pictures in a file of a format that can hold several (GIF, animated WebP or PNG, TIFF pages), as
     OpenCV counts them; 1 for every other file, or where OpenCV cannot count (it decodes the first)."""
     animated_webp = raw[:4] == b"RIFF" and raw[8:12] == b"WEBP" and raw[12:16] == b"VP8X" and len(raw) > 20 \
         and raw[20] & 0x02  # VP8X's animation flag
-    if not (raw[:4] in (b"GIF8", b"II*\x00", b"MM\x00*") or animated_webp):
+    animated_png = raw.startswith(_PNG_SIGNATURE) and b"acTL" in raw[:max(raw.find(b"IDAT"), 0)]  # APNG's, before IDAT
+    if not (raw[:4] in (b"GIF8", b"II*\x00", b"MM\x00*") or animated_webp or animated_png):
         return 1
     try:
         with quiet_opencv():
