@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import ExifTags
 from PIL import Image as PILImage  # dpi, comment and ICC written and read by another library (torchvision's dependency)
 
 from conftest import clip_frame, psnr
@@ -1027,3 +1028,33 @@ def test_a_half_transparent_rgba_tiff_keeps_its_colour_through_any_number_of_pas
     # PNG or TIFF output, or said to be left out of a JPEG one
     assert cmyk.alpha is None
     write_image(tmp_path / "cmyk.jpg", cmyk, warn=pytest.fail)
+
+
+def _exif_with_thumbnail(orientation: int, thumbnail: bytes) -> bytes:
+    """Little-endian EXIF TIFF data as a camera writes it: IFD0 (orientation, make) and IFD1 pointing at
+    a JPEG ``thumbnail`` of the picture as stored (not turned)."""
+    ifd0 = struct.pack("<H", 2) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) \
+        + struct.pack("<HHI4s", 0x010F, 2, 4, b"Cam\x00")
+    ifd1_at = 8 + len(ifd0) + 4
+    ifd1 = struct.pack("<H", 2) + struct.pack("<HHII", 0x0201, 4, 1, ifd1_at + 2 + 24 + 4) \
+        + struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail))
+    return b"II*\x00" + struct.pack("<I", 8) + ifd0 + struct.pack("<I", ifd1_at) + ifd1 + struct.pack("<I", 0) + thumbnail
+
+
+@pytest.mark.parametrize("out_ext", [".jpg", ".png", ".webp"])
+@pytest.mark.parametrize("orientation", [6, 1])
+def test_a_turned_photos_thumbnail_is_not_kept_on_its_side(engine, tmp_path, out_ext, orientation):
+    """A phone keeps a small picture of the photo as stored in its EXIF (IFD1), turned as the main one is
+    by the orientation; the output is turned upright and marked so (orientation 1), and the thumbnail
+    kept beside that showed on its side wherever a viewer shows thumbnails. Of an upright photo it is kept."""
+    _, thumb = cv2.imencode(".jpg", cv2.cvtColor(clip_frame(0, 16, 8), cv2.COLOR_RGB2BGR))
+    tiff = _exif_with_thumbnail(orientation, thumb.tobytes())
+    plain = cv2.imencode(".jpg", cv2.cvtColor(clip_frame(0, 40, 24), cv2.COLOR_RGB2BGR))[1].tobytes()
+    src = tmp_path / "phone.jpg"
+    src.write_bytes(plain[:2] + b"\xff\xe1" + struct.pack(">H", 8 + len(tiff)) + b"Exif\x00\x00" + tiff + plain[2:])
+    dst = deblur_image_file(src, tmp_path / f"out{out_ext}", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        exif = out.getexif()
+        assert out.size == ((24, 40) if orientation == 6 else (40, 24))
+        assert (exif.get(0x0112), exif.get(0x010F)) == (1, "Cam")
+        assert bool(exif.get_ifd(ExifTags.IFD.IFD1)) == (orientation == 1)

@@ -4,7 +4,8 @@ Why: OpenCV writes pixels only. A phone photo would lose its date and place (EXI
 libraries sort and map by, and its colour profile (an iPhone's Display P3 read as sRGB looks
 washed out); a scan would print at 72 dpi instead of its 300. JPEG: the EXIF, XMP, ICC and comment
 (COM) segments are copied byte for byte, except EXIF's orientation, which is set to 1 ("upright")
-because the reader has already turned the pixels upright. PNG: the colour (iCCP, sRGB, gAMA, cHRM,
+because the reader has already turned the pixels upright (a turned photo's thumbnail, which was not
+turned, is left out). PNG: the colour (iCCP, sRGB, gAMA, cHRM,
 cICP), EXIF (eXIf), text (tEXt, zTXt, iTXt), time (tIME) and pixel-size (pHYs) chunks; not those
 tied to the source's bit depth or palette. TIFF: the ICC profile tag. Pixel density (dots per inch:
 JPEG's JFIF header, PNG's pHYs, TIFF's resolution tags, BMP's header) is read from and written to
@@ -100,7 +101,9 @@ def exif_orientation(tiff: bytes) -> int:
 
 def _exif_orientation(data: bytearray, tiff: int, *, upright: bool = False) -> int:
     """The orientation (1 to 8; 1 when none or unreadable) of the EXIF TIFF data at ``tiff`` in
-    ``data``; with ``upright`` it is set to 1 there."""
+    ``data``; with ``upright`` it is set to 1 there, and where it was another the link to the thumbnail
+    (IFD1, a camera's small copy of the picture as stored) is cut: the thumbnail is not turned, and
+    beside orientation 1 every viewer that shows thumbnails showed it on its side."""
     order = bytes(data[tiff:tiff + 2])
     if order not in (b"II", b"MM"):
         return 1
@@ -115,6 +118,9 @@ def _exif_orientation(data: bytearray, tiff: int, *, upright: bool = False) -> i
                 (value,) = struct.unpack(e + "H", data[entry + 8:entry + 10])
                 if upright:
                     data[entry + 8:entry + 10] = struct.pack(e + "H", 1)
+                    next_ifd = ifd + 2 + 12 * count
+                    if 2 <= value <= 8 and next_ifd + 4 <= len(data):  # the pixels were turned
+                        data[next_ifd:next_ifd + 4] = b"\x00" * 4  # IFD0 is the last one
                 return value if 1 <= value <= 8 else 1
     except struct.error:
         pass
