@@ -1058,3 +1058,20 @@ def test_a_turned_photos_thumbnail_is_not_kept_on_its_side(engine, tmp_path, out
         assert out.size == ((24, 40) if orientation == 6 else (40, 24))
         assert (exif.get(0x0112), exif.get(0x010F)) == (1, "Cam")
         assert bool(exif.get_ifd(ExifTags.IFD.IFD1)) == (orientation == 1)
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_a_10_or_12_bit_avif_is_read_at_its_brightness(engine, tmp_path, bits):
+    """OpenCV hands a 10- or 12-bit AVIF (an HDR phone's or a browser's export) over as uint16 samples
+    at that depth (1023 or 4095 at most): read as 16-bit ones, the network saw a black picture (their
+    high byte: 0 to 15) and every output was black."""
+    rgb = clip_frame(0, 64, 48)
+    top = (1 << bits) - 1
+    samples = (cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(np.int32) * top + 127) // 255
+    src = tmp_path / f"deep{bits}.avif"
+    if not cv2.imwrite(str(src), samples.astype(np.uint16), [cv2.IMWRITE_AVIF_DEPTH, bits, cv2.IMWRITE_AVIF_QUALITY, 100]):
+        pytest.skip("this OpenCV writes no AVIF")
+    image = read_image(src)
+    assert psnr(image.rgb, rgb) > 40  # the picture, not black (~10 dB)
+    out = bgr_of(deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail))
+    assert out.dtype == np.uint16 and psnr(out, samples * 65535.0 / top, peak=65535.0) > 30

@@ -14,7 +14,7 @@ Rules, so a user knows what comes back:
 - 16-bit PNGs and TIFFs (a photo editor's exports) go through the network as 8-bit (it works on
   8-bit frames); a PNG or TIFF output is 16-bit again: the network's change is added to the 16-bit
   source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit, with
-  a warning.
+  a warning. A 10- or 12-bit AVIF is read as a 16-bit picture (its samples spread over 16 bits).
 - WebP and AVIF outputs are written at quality 95, TIFF with OpenCV's lossless default.
 - A JPEG's EXIF orientation (a PNG's, in its eXIf chunk; a TIFF's tag; a WebP's EXIF chunk; an AVIF's rotation and
   mirror boxes, ``videodeblur.image_orientation``) is applied on reading, so the output
@@ -60,7 +60,7 @@ from videodeblur.image_metadata import (exif_orientation, insert_png_chunks, ins
                                         with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
 from videodeblur.image_exif import HOLDS_EXIF, exif_data, with_exif
-from videodeblur.image_orientation import avif_transforms, webp_orientation
+from videodeblur.image_orientation import avif_transforms, heif_properties, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
                                default_outputs, expand_inputs, make_folder, warn_of_subfolders)
@@ -165,6 +165,10 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
         else:
             (warn or python_warning)(f"{path} is damaged or cut short ({said[0]}{more}): the output shows what decoded")
     raw = data.tobytes()
+    # OpenCV hands a 10- or 12-bit AVIF over as uint16 samples at that depth: spread them over 16 bits
+    # (by bit replication: 1023 is 65535), or the high byte the network sees is black
+    if pixels.dtype == np.uint16 and 8 < (bits := _avif_bits(raw)) < 16 and int(pixels.max()) < 1 << bits:
+        pixels = (pixels << (16 - bits)) | (pixels >> (2 * bits - 16))
     grey_alpha_tiff = tiff_samples_per_pixel(raw) == 2
     grey_alpha = grey_alpha_tiff or png_colour_type(raw) == 4
     # OpenCV reads an 8-bit RGBA TIFF through libtiff's RGBA interface, which multiplies the colour by
@@ -471,6 +475,19 @@ def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Im
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+
+
+def _avif_bits(raw: bytes) -> int:
+    """Bits per sample of an AVIF's primary image, as its ``pixi`` property (or else its AV1
+    configuration) says; 8 when neither does, or for a file of another format."""
+    if raw[4:8] != b"ftyp":
+        return 8
+    for kind, body in heif_properties(raw):
+        if kind == b"pixi" and len(body) > 5:  # version and flags, channel count, then each one's bits
+            return body[5]
+        if kind == b"av1C" and len(body) > 2:  # high_bitdepth and twelve_bit flags
+            return 12 if body[2] & 0x60 == 0x60 else 10 if body[2] & 0x40 else 8
+    return 8
 
 
 def _transformed(pixels: np.ndarray, transforms: list[tuple[str, int]]) -> np.ndarray:
