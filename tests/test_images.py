@@ -1075,3 +1075,19 @@ def test_a_10_or_12_bit_avif_is_read_at_its_brightness(engine, tmp_path, bits):
     assert psnr(image.rgb, rgb) > 40  # the picture, not black (~10 dB)
     out = bgr_of(deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail))
     assert out.dtype == np.uint16 and psnr(out, samples * 65535.0 / top, peak=65535.0) > 30
+
+
+def test_an_empty_input_or_output_path_is_an_error_not_the_current_folder(make_image, tmp_path, monkeypatch, run_cli):
+    """``videodeblur image "$SHOT" -o "$OUT"`` with a variable unset gives an empty path, which pathlib
+    reads as "." : the whole current folder was deblurred into a new folder beside it, or the output
+    written into it, without a word."""
+    make_image("cwd/in.png", width=16, height=16)
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(InputNotFoundError, match="empty"):
+        plan_images([""], None)
+    with pytest.raises(OutputError, match="empty"):
+        plan_images(["in.png"], "")
+    for args in (("",), ("in.png", "-o", "")):
+        result = run_cli("image", *args, "--device", "cpu")
+        assert result.exit_code == 1 and len(result.stderr_lines) == 1 and "empty" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd"] and os.listdir(tmp_path / "cwd") == ["in.png"]

@@ -289,6 +289,12 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None, *,
     """
     if not inputs:
         raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or a folder")
+    # pathlib reads "" as ".": `image "$SHOT"` with the variable unset deblurred the whole current folder
+    if any(str(src) == "" for src in inputs):
+        raise InputNotFoundError("an input is an empty path (an unset variable?): name image files or a folder")
+    if output is not None and str(output) == "":
+        raise OutputError("the output is an empty path (an unset variable?): name a file or a folder, or leave "
+                          "-o out to write beside each input")
     jobs = _paired(inputs, output)
     warn_of_subfolders(inputs, [job.dst for job in jobs], _READ_EXTENSIONS, "image", warn or python_warning)
     return jobs
