@@ -461,3 +461,16 @@ def test_a_grey_or_16_bit_pair_is_scored_on_what_the_image_command_writes(tmp_pa
     want = psnr_of(out, sharp, peak=65535.0 if "deep" in kind else 255.0)
     assert score.psnr == pytest.approx(want, abs=1e-6)
     assert score.psnr_input == pytest.approx(psnr_of(blurred, sharp, peak=65535.0 if "deep" in kind else 255.0), abs=1e-6)
+
+
+def test_an_empty_pairs_or_weights_path_is_an_error_not_the_current_folder(tmp_path: Path, run_cli,
+                                                                            monkeypatch) -> None:
+    """``--pairs "$PAIRS"`` with the variable unset gave an empty path, which pathlib reads as ".": the
+    current folder's pairs were scored as if named; `models ""` said "." is a folder."""
+    weights = _identity_weights(tmp_path / "id.pt")
+    _constant_pair(tmp_path / "cwd", offset=5)
+    monkeypatch.chdir(tmp_path / "cwd")
+    for args in (("eval", "--pairs", "", "--model", weights), ("models", "")):
+        result = run_cli(*args)
+        assert result.exit_code == 1 and result.stdout == "", result.stdout
+        assert len(result.stderr_lines) == 1 and "empty path" in result.stderr, result.stderr
