@@ -433,7 +433,7 @@ class _SameNetwork:
         return y.permute(0, 2, 3, 1).numpy()
 
 
-@pytest.mark.parametrize("kind", ["grey", "deep", "deep grey"])
+@pytest.mark.parametrize("kind", ["grey", "deep", "deep grey", "deep sharp"])
 def test_a_grey_or_16_bit_pair_is_scored_on_what_the_image_command_writes(tmp_path: Path, kind: str) -> None:
     """eval's figure for a pair is the one its blurred image, deblurred by `videodeblur image`, scores
     against the sharp one: a grey output is written as luma and a 16-bit one as its source moved by
@@ -449,18 +449,21 @@ def test_a_grey_or_16_bit_pair_is_scored_on_what_the_image_command_writes(tmp_pa
     if "grey" in kind:
         sharp, blurred = (cv2.cvtColor(a, cv2.COLOR_BGR2GRAY) for a in (sharp, blurred))
     if "deep" in kind:  # low bits of their own, which an 8-bit reading would lose
-        sharp, blurred = sharp.astype(np.uint16) * 257 + 100, blurred.astype(np.uint16) * 257 + 60
+        sharp = sharp.astype(np.uint16) * 257 + 100
+        if kind != "deep sharp":  # (else an 8-bit blurred image beside a 16-bit sharp one: scored on 16 bits)
+            blurred = blurred.astype(np.uint16) * 257 + 60
     for side, picture in (("sharp", sharp), ("blur", blurred)):
         (tmp_path / "pairs" / "s" / side).mkdir(parents=True, exist_ok=True)
         assert cv2.imwrite(str(tmp_path / "pairs" / "s" / side / "a.png"), picture)
     network = load_model("lprn-fast").network
     (score,) = evaluate_pairs(network, tmp_path / "pairs").scores
     written = deblur_image_file(tmp_path / "pairs" / "s" / "blur" / "a.png", tmp_path / "out.png", _SameNetwork(network))
-    out = cv2.imread(str(written), cv2.IMREAD_UNCHANGED)
-    assert out.shape == sharp.shape and out.dtype == sharp.dtype
-    want = psnr_of(out, sharp, peak=65535.0 if "deep" in kind else 255.0)
-    assert score.psnr == pytest.approx(want, abs=1e-6)
-    assert score.psnr_input == pytest.approx(psnr_of(blurred, sharp, peak=65535.0 if "deep" in kind else 255.0), abs=1e-6)
+    out, blurred = (a.astype(np.float64) * (257 if a.dtype == np.uint8 and "deep" in kind else 1)
+                    for a in (cv2.imread(str(written), cv2.IMREAD_UNCHANGED), blurred))
+    assert out.shape == sharp.shape
+    peak = 65535.0 if "deep" in kind else 255.0
+    assert score.psnr == pytest.approx(psnr_of(out, sharp, peak=peak), abs=1e-6)
+    assert score.psnr_input == pytest.approx(psnr_of(blurred, sharp, peak=peak), abs=1e-6)
 
 
 def test_an_empty_pairs_or_weights_path_is_an_error_not_the_current_folder(tmp_path: Path, run_cli,

@@ -134,12 +134,13 @@ def _scored_output(network: torch.nn.Module, image: Image,
     its own samples moved by the network's 8-bit change (:mod:`videodeblur.deep`), so a 16-bit pair is
     scored on its 16 bits, not on the high byte (a constant offset of 100 in 16-bit units scored
     55.3 dB where 56.3 is exact). Scored on the network's colour output instead, a grey pair lost
-    0.01 dB to colour the file never holds. For an 8-bit colour image this is the network's output."""
+    0.01 dB to colour the file never holds. For an 8-bit colour image this is the network's output,
+    rounded to 8 bits."""
     given = uint8_to_tensor(image.rgb).unsqueeze(0).to(device)
-    output = network(given).clamp(0, 1)
-    if image.deep is None and not image.grey:
-        return given, output  # the metrics round it to 8 bits, as the file holds it
-    written = output[0].mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    output = network(given).clamp(0, 1).mul(255).round()
+    if image.deep is None and not image.grey:  # (rounded here: a pair's other image may be 16-bit, scored on 16 bits)
+        return given, output / 255
+    written = output[0].to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     if image.grey:
         written = cv2.cvtColor(cv2.cvtColor(written, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)  # as write_image
     exact = unit_rgb(image)
