@@ -1091,3 +1091,39 @@ def test_an_empty_input_or_output_path_is_an_error_not_the_current_folder(make_i
         result = run_cli("image", *args, "--device", "cpu")
         assert result.exit_code == 1 and len(result.stderr_lines) == 1 and "empty" in result.stderr, result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd"] and os.listdir(tmp_path / "cwd") == ["in.png"]
+
+
+def _xmp(orientation_form: str, orientation: int) -> bytes:
+    """An XMP packet recording ``orientation`` as an attribute or an element, as Lightroom and
+    Photoshop write it beside the EXIF's."""
+    value = (f'tiff:Orientation="{orientation}"/>' if orientation_form == "attribute" else
+             f'><tiff:Orientation>{orientation}</tiff:Orientation></rdf:Description>')
+    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" ' + value + '</rdf:RDF></x:xmpmeta>').encode()
+
+
+@pytest.mark.parametrize("form", ["attribute", "element"])
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_a_turned_photos_xmp_orientation_is_set_upright_with_the_exif(engine, tmp_path, form, ext):
+    """An editor's export records the orientation in XMP too; the EXIF's was set to 1 with the pixels
+    turned, the XMP's kept, and a viewer that reads XMP turned the upright picture a second time."""
+    picture = clip_frame(0, 40, 24)
+    if ext == ".jpg":
+        plain = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))[1].tobytes()
+        xmp = b"http://ns.adobe.com/xap/1.0/\x00" + _xmp(form, 6)
+        segments = _exif_segment(6, b"2026:12:02 10:00:00\x00") + b"\xff\xe1" + struct.pack(">H", 2 + len(xmp)) + xmp
+        data = plain[:2] + segments + plain[2:]
+    else:
+        plain = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))[1].tobytes()
+        exif = _exif_segment(6, b"2026:12:02 10:00:00\x00")[10:]  # its TIFF data
+        chunks = [(b"eXIf", png_chunk(b"eXIf", exif)),
+                  (b"iTXt", png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + _xmp(form, 6)))]
+        data = insert_png_chunks(plain, chunks)
+    src = tmp_path / f"export{ext}"
+    src.write_bytes(data)
+    out = deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail).read_bytes()
+    assert bgr_of(tmp_path / f"out{ext}").shape[:2] == (40, 24)  # turned upright
+    assert _xmp(form, 1) in out and _xmp(form, 6) not in out
+    if ext == ".png":
+        with PILImage.open(tmp_path / "out.png") as written:
+            written.load()  # every chunk's CRC checked

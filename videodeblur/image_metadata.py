@@ -4,8 +4,8 @@ Why: OpenCV writes pixels only. A phone photo would lose its date and place (EXI
 libraries sort and map by, and its colour profile (an iPhone's Display P3 read as sRGB looks
 washed out); a scan would print at 72 dpi instead of its 300. JPEG: the EXIF, XMP, ICC and comment
 (COM) segments are copied byte for byte, except EXIF's orientation, which is set to 1 ("upright")
-because the reader has already turned the pixels upright (a turned photo's thumbnail, which was not
-turned, is left out). PNG: the colour (iCCP, sRGB, gAMA, cHRM,
+because the reader has already turned the pixels upright (XMP's too, and a turned photo's thumbnail,
+which was not turned, is left out). PNG: the colour (iCCP, sRGB, gAMA, cHRM,
 cICP), EXIF (eXIf), text (tEXt, zTXt, iTXt), time (tIME) and pixel-size (pHYs) chunks; not those
 tied to the source's bit depth or palette. TIFF: the ICC profile tag. Pixel density (dots per inch:
 JPEG's JFIF header, PNG's pHYs, TIFF's resolution tags, BMP's header) is read from and written to
@@ -14,6 +14,7 @@ any of the four, so it crosses formats too. EXIF crosses formats in ``videodeblu
 from __future__ import annotations
 
 import dataclasses
+import re
 import struct
 import zlib
 from fractions import Fraction
@@ -33,12 +34,19 @@ _ORIENTATION = 0x0112
 
 def metadata_segments(jpeg: bytes) -> bytes:
     """The EXIF, XMP, ICC and comment segments of ``jpeg`` (markers and lengths included), EXIF
-    orientation reset to 1; empty when there are none or the file is not a well-formed JPEG."""
+    orientation reset to 1 (and XMP's with it, where the pixels were turned); empty when there are none
+    or the file is not a well-formed JPEG."""
     kept = []
+    turned = False
     for marker, segment in jpeg_segments(jpeg):
         payload = segment[4:]
         if any(marker == m and payload.startswith(sig) for m, sig in _KEPT):
-            kept.append(_upright(segment) if payload.startswith(b"Exif\x00\x00") else segment)
+            if payload.startswith(b"Exif\x00\x00"):
+                turned = turned or _exif_orientation(bytearray(segment), 10) != 1
+                segment = _upright(segment)
+            kept.append(segment)
+    if turned:  # the XMP segment keeps its length: one digit for another
+        kept = [_upright_xmp(segment) if segment[4:].startswith(_KEPT[1][1]) else segment for segment in kept]
     if any(_cmyk_profile(segment) for segment in kept):  # the output is RGB: a CMYK profile would misdescribe it
         kept = [segment for segment in kept if not segment[4:].startswith(b"ICC_PROFILE\x00")]
     return b"".join(kept)
@@ -142,15 +150,28 @@ _PNG_KEPT = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"cICP", b"eXIf", b"tEXt", b"zT
 
 def png_metadata_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
     """The kept chunks of ``png`` as (type, whole chunk with length and CRC), in file order, eXIf's
-    orientation set to 1 (the pixels are turned upright on reading); empty when there are none or the
-    file is not a well-formed PNG."""
+    orientation set to 1 (the pixels are turned upright on reading), and an XMP iTXt chunk's with it
+    where they were turned; empty when there are none or the file is not a well-formed PNG."""
     kept = []
+    turned = png_orientation(png) != 1
     for kind, chunk in _png_chunks(png):
         if kind == b"eXIf":
             chunk = png_chunk(kind, upright_exif(chunk[8:-4]))
+        elif kind == b"iTXt" and turned and chunk[8:].startswith(b"XML:com.adobe.xmp\x00\x00"):  # uncompressed
+            chunk = png_chunk(kind, _upright_xmp(chunk[8:-4]))
         if kind in _PNG_KEPT:
             kept.append((kind, chunk))
     return kept
+
+
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation(?:="|>)\s*)[2-8](?=\s*["<])')
+
+
+def _upright_xmp(data: bytes) -> bytes:
+    """``data`` holding an XMP packet with its ``tiff:Orientation`` (attribute or element) set to 1,
+    as EXIF's is: an editor records the orientation in both, and a viewer reading XMP turned the
+    upright picture again. The same length: one digit for another."""
+    return _XMP_ORIENTATION.sub(rb"\g<1>1", data)
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:
