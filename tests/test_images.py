@@ -1127,3 +1127,11 @@ def test_a_turned_photos_xmp_orientation_is_set_upright_with_the_exif(engine, tm
     if ext == ".png":
         with PILImage.open(tmp_path / "out.png") as written:
             written.load()  # every chunk's CRC checked
+
+
+def test_two_inputs_of_one_name_leave_no_empty_output_folder(make_image, tmp_path):
+    """The plan fails before anything is written; the output folder was made first and left empty."""
+    inputs = [make_image("a/in.png", width=16, height=16), make_image("b/in.png", width=16, height=16)]
+    with pytest.raises(OutputError, match="would both be written to"):
+        plan_images(inputs, tmp_path / "out" / "new")
+    assert not (tmp_path / "out").exists()

@@ -317,8 +317,9 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Ima
 
     to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == "" or folder_meant
     if to_folder:
-        make_folder(output, file_suffixes=IMAGE_EXTENSIONS)
         jobs = [ImageJob(src, output / _writable_name(src)) for src in sources]
+        check_distinct_outputs([(job.src, job.dst) for job in jobs])  # before the folder is made, not left empty
+        make_folder(output, file_suffixes=IMAGE_EXTENSIONS)
     else:
         _checked_extension(output)
         make_folder(output.parent)
