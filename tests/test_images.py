@@ -1135,3 +1135,27 @@ def test_two_inputs_of_one_name_leave_no_empty_output_folder(make_image, tmp_pat
     with pytest.raises(OutputError, match="would both be written to"):
         plan_images(inputs, tmp_path / "out" / "new")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("depth", [1, 8, 16])
+def test_a_grey_pngs_transparent_level_is_kept_as_alpha(engine, tmp_path, depth):
+    """A grey PNG can make one grey level transparent (a tRNS chunk), as a palette or RGB one can;
+    OpenCV keeps the other two as alpha but drops this one, and the transparent part came out opaque."""
+    grey = np.where(np.arange(30)[None, :].repeat(20, 0) < 12, 0, 200).astype(np.uint8)
+    grey[:, 20:] = 255
+    src = tmp_path / f"grey{depth}.png"
+    if depth == 1:
+        PILImage.fromarray(grey).convert("1", dither=PILImage.Dither.NONE).save(src, transparency=0)  # black: see-through
+        transparent = grey < 128
+    else:
+        samples = grey.astype(np.uint16) * 257 if depth == 16 else grey
+        key = int(samples[0, 0])
+        src.write_bytes(insert_png_chunks(cv2.imencode(".png", samples)[1].tobytes(),
+                                          [(b"tRNS", png_chunk(b"tRNS", struct.pack(">H", key)))]))
+        transparent = samples == key
+    image = read_image(src, warn=pytest.fail)
+    assert image.grey and image.alpha is not None
+    assert np.array_equal(image.alpha == 0, transparent) and set(np.unique(image.alpha)) == {0, 255}
+    out = deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail)
+    assert out.read_bytes()[25] == 4  # a grey + alpha PNG (IHDR's colour type)
+    assert np.array_equal(read_image(out).alpha == 0, transparent)

@@ -21,7 +21,7 @@ from fractions import Fraction
 from typing import Iterator
 
 __all__ = ["metadata_segments", "jpeg_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
-           "png_orientation", "exif_orientation", "upright_exif", "png_chunk", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
+           "png_grey_key", "png_orientation", "exif_orientation", "upright_exif", "png_chunk", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
            "tiff_exif", "with_tiff_exif",
            "with_tiff_alpha"]
 
@@ -177,6 +177,22 @@ def _upright_xmp(data: bytes) -> bytes:
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk: length, type, data, CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_grey_key(png: bytes) -> int | None:
+    """The grey level a grey PNG's tRNS chunk makes transparent, as OpenCV hands the samples over (1-,
+    2- and 4-bit ones spread over 8 bits); None when it has none, or is not a grey PNG. OpenCV drops
+    this transparency, where it keeps a palette's and an RGB colour key's as alpha."""
+    if png_colour_type(png) != 0:
+        return None
+    depth = png[24]
+    for kind, chunk in _png_chunks(png):
+        if kind == b"IDAT":
+            return None  # tRNS comes before the pixels
+        if kind == b"tRNS" and len(chunk) == 14:  # length, type, the 2-byte level, CRC
+            (key,) = struct.unpack(">H", chunk[8:10])
+            return key * 255 // ((1 << depth) - 1) if depth < 8 else key
+    return None
 
 
 def png_colour_type(png: bytes) -> int | None:

@@ -4,7 +4,8 @@ Rules, so a user knows what comes back:
 
 - The network sees RGB. A greyscale input is replicated to three channels and its output is written
   back as greyscale (BT.601 luma), so the output has the input's mode.
-- An alpha channel passes through untouched to a PNG, TIFF or WebP output (AVIF codes it lossily:
+- An alpha channel (a PNG's transparent palette entries or colour key too, a grey one's included)
+  passes through untouched to a PNG, TIFF or WebP output (AVIF codes it lossily:
   within about 3 levels); JPEG and BMP outputs
   have no alpha, so it is dropped there (the colour is written as it is, not composited), with a
   warning. Grey + alpha stays grey + alpha in PNG and TIFF (OpenCV writes neither and reads no such
@@ -55,7 +56,7 @@ import numpy as np
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.image_metadata import (exif_orientation, insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
-                                        png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile, tiff_photometric,
+                                        png_grey_key, png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile, tiff_photometric,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_alpha,
                                         with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
@@ -189,6 +190,8 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
     elif pixels.ndim == 3 and pixels.shape[2] == 4 and tiff_photometric(raw) == _TIFF_CMYK \
             and tiff_samples_per_pixel(raw) == 4:  # OpenCV hands a CMYK TIFF over as BGRA: no alpha in the file
         pixels = np.ascontiguousarray(pixels[..., :3])
+    elif pixels.ndim == 2 and (key := png_grey_key(raw)) is not None:  # grey + alpha, as OpenCV reads no key
+        pixels = np.dstack([pixels, np.where(pixels == key, 0, np.iinfo(pixels.dtype).max).astype(pixels.dtype)])
     if (frames := _frame_count(path, raw)) > 1:
         (warn or python_warning)(f"{path} holds {frames} pictures (an animation or pages): only the first is deblurred")
     pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
