@@ -26,7 +26,8 @@ __all__ = ["metadata_segments", "jpeg_segments", "insert_segments", "png_metadat
            "with_tiff_alpha"]
 
 _SOI = b"\xff\xd8"
-_KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"),
+_XMP = b"http://ns.adobe.com/xap/1.0/\x00"  # an XMP APP1 segment's signature
+_KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, _XMP), (0xE2, b"ICC_PROFILE\x00"),
          (0xFE, b""))  # COM: a comment, any text
 _METRES_PER_INCH = 0.0254
 _ORIENTATION = 0x0112
@@ -46,7 +47,7 @@ def metadata_segments(jpeg: bytes) -> bytes:
                 segment = _upright(segment)
             kept.append(segment)
     if turned:  # the XMP segment keeps its length: one digit for another
-        kept = [_upright_xmp(segment) if segment[4:].startswith(_KEPT[1][1]) else segment for segment in kept]
+        kept = [_upright_xmp(segment) if segment[4:].startswith(_XMP) else segment for segment in kept]
     if any(_cmyk_profile(segment) for segment in kept):  # the output is RGB: a CMYK profile would misdescribe it
         kept = [segment for segment in kept if not segment[4:].startswith(b"ICC_PROFILE\x00")]
     return b"".join(kept)
