@@ -15,6 +15,7 @@ from videodeblur.model import LPRN, load_model, registry, save_weights
 from videodeblur.train import (combined_summary, evaluate_pairs, psnr, ssim, write_averaged_pairs,
                                write_compressed_pairs)
 from videodeblur.train.data import find_folder_pairs, read_rgb, write_rgb
+from videodeblur.train.evaluate import unpaired_blurred
 
 
 def _identity_weights(path: Path) -> Path:
@@ -407,3 +408,72 @@ def test_pairs_with_upper_case_extensions_are_found(tmp_path: Path) -> None:
         for kind in ("blur", "sharp"):
             write_rgb(tmp_path / "scene" / kind / name, np.full((8, 8, 3), 100, np.uint8))
     assert [blur.name for blur, _ in find_folder_pairs(tmp_path)] == ["a.png", "b.PNG"]
+
+
+def test_an_upper_case_blurred_frame_without_a_partner_is_counted_as_left_out(tmp_path: Path) -> None:
+    """Pairs are found by any case of .png; the blurred frames left out were looked for as *.png
+    alone, so a B.PNG without its sharp partner was left out of the score and of the warning too."""
+    for name in ("a.png", "B.PNG", "c.png"):
+        write_rgb(tmp_path / "scene" / "blur" / name, np.full((8, 8, 3), 100, np.uint8))
+    write_rgb(tmp_path / "scene" / "sharp" / "a.png", np.full((8, 8, 3), 100, np.uint8))
+    assert [p.name for p in unpaired_blurred(tmp_path)] == ["B.PNG", "c.png"]
+
+
+class _SameNetwork:
+    """``videodeblur image``'s engine contract over ``network`` itself (fp32, NCHW), so a file it writes
+    and an evaluation of the same network see the same numbers."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        self.network = network.eval()
+
+    @torch.inference_mode()
+    def process(self, frames: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(frames.transpose(0, 3, 1, 2))).float() / 255.0
+        y = self.network(x).clamp(0, 1).mul(255).round().to(torch.uint8)
+        return y.permute(0, 2, 3, 1).numpy()
+
+
+@pytest.mark.parametrize("kind", ["grey", "deep", "deep grey", "deep sharp"])
+def test_a_grey_or_16_bit_pair_is_scored_on_what_the_image_command_writes(tmp_path: Path, kind: str) -> None:
+    """eval's figure for a pair is the one its blurred image, deblurred by `videodeblur image`, scores
+    against the sharp one: a grey output is written as luma and a 16-bit one as its source moved by
+    the network's 8-bit change, where eval scored the network's colour float output (grey pairs) or
+    added its unrounded change (16-bit pairs)."""
+    import cv2
+
+    from conftest import clip_frame, psnr as psnr_of
+    from videodeblur.images import deblur_image_file
+
+    sharp = cv2.cvtColor(clip_frame(0, 48, 32), cv2.COLOR_RGB2BGR)
+    blurred = cv2.GaussianBlur(sharp, (0, 0), 1.5)
+    if "grey" in kind:
+        sharp, blurred = (cv2.cvtColor(a, cv2.COLOR_BGR2GRAY) for a in (sharp, blurred))
+    if "deep" in kind:  # low bits of their own, which an 8-bit reading would lose
+        sharp = sharp.astype(np.uint16) * 257 + 100
+        if kind != "deep sharp":  # (else an 8-bit blurred image beside a 16-bit sharp one: scored on 16 bits)
+            blurred = blurred.astype(np.uint16) * 257 + 60
+    for side, picture in (("sharp", sharp), ("blur", blurred)):
+        (tmp_path / "pairs" / "s" / side).mkdir(parents=True, exist_ok=True)
+        assert cv2.imwrite(str(tmp_path / "pairs" / "s" / side / "a.png"), picture)
+    network = load_model("lprn-fast").network
+    (score,) = evaluate_pairs(network, tmp_path / "pairs").scores
+    written = deblur_image_file(tmp_path / "pairs" / "s" / "blur" / "a.png", tmp_path / "out.png", _SameNetwork(network))
+    out, blurred = (a.astype(np.float64) * (257 if a.dtype == np.uint8 and "deep" in kind else 1)
+                    for a in (cv2.imread(str(written), cv2.IMREAD_UNCHANGED), blurred))
+    assert out.shape == sharp.shape
+    peak = 65535.0 if "deep" in kind else 255.0
+    assert score.psnr == pytest.approx(psnr_of(out, sharp, peak=peak), abs=1e-6)
+    assert score.psnr_input == pytest.approx(psnr_of(blurred, sharp, peak=peak), abs=1e-6)
+
+
+def test_an_empty_pairs_or_weights_path_is_an_error_not_the_current_folder(tmp_path: Path, run_cli,
+                                                                            monkeypatch) -> None:
+    """``--pairs "$PAIRS"`` with the variable unset gave an empty path, which pathlib reads as ".": the
+    current folder's pairs were scored as if named; `models ""` said "." is a folder."""
+    weights = _identity_weights(tmp_path / "id.pt")
+    _constant_pair(tmp_path / "cwd", offset=5)
+    monkeypatch.chdir(tmp_path / "cwd")
+    for args in (("eval", "--pairs", "", "--model", weights), ("models", "")):
+        result = run_cli(*args)
+        assert result.exit_code == 1 and result.stdout == "", result.stdout
+        assert len(result.stderr_lines) == 1 and "empty path" in result.stderr, result.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import ExifTags
 from PIL import Image as PILImage  # dpi, comment and ICC written and read by another library (torchvision's dependency)
 
 from conftest import clip_frame, psnr
@@ -185,16 +186,27 @@ def test_a_webp_with_alpha_keeps_its_alpha_and_takes_a_profile(engine, tmp_path)
         assert np.abs(np.asarray(written)[..., 3].astype(int) - rgba[..., 3]).max() <= 2
 
 
-def _photo_with_exif(path: Path, endian: str = "<") -> Path:
+def _photo_with_exif(path: Path, endian: str = "<", mode: str = "RGB") -> Path:
     """A 40x24 picture saved by Pillow with EXIF: camera, date, exposure, a GPS position, turned 90°
-    (orientation 6); ``endian``: the EXIF's byte order (">": Motorola's, many cameras')."""
+    (orientation 6); ``endian``: the EXIF's byte order (">": Motorola's, many cameras'); ``mode``: Pillow's."""
     exif = PILImage.Exif()
     exif.endian = endian
     exif[0x010F], exif[0x0132], exif[0x0112] = "TestMake", "2026:12:02 10:00:00", 6
     exif.get_ifd(0x8769).update({0x829A: 1 / 250, 0x9003: "2026:12:01 09:30:00"})
     exif.get_ifd(0x8825).update({1: "N", 2: (52.0, 30.0, 0.0)})
-    PILImage.fromarray(clip_frame(0, 40, 24)).save(path, exif=exif.tobytes(), **({"lossless": True} if path.suffix == ".webp" else {}))
+    picture = PILImage.fromarray(clip_frame(0, 40, 24)).convert(mode)
+    picture.save(path, exif=exif.tobytes(), **({"lossless": True} if path.suffix == ".webp" else {}))
     return path
+
+
+def _assert_exif_of_photo(out: PILImage.Image) -> None:
+    """``out`` carries :func:`_photo_with_exif`'s EXIF, upright."""
+    exif = out.getexif()
+    assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("TestMake", "2026:12:02 10:00:00", 1)
+    assert exif.get_ifd(0x8769).get(0x9003) == "2026:12:01 09:30:00"
+    assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
+    gps = exif.get_ifd(0x8825)
+    assert gps.get(1) == "N" and tuple(map(float, gps.get(2))) == (52.0, 30.0, 0.0)
 
 
 @pytest.mark.parametrize("out_ext", [".jpg", ".png", ".webp", ".tif"])
@@ -206,13 +218,20 @@ def test_exif_crosses_into_every_format_that_holds_it(engine, tmp_path, in_ext, 
     src = _photo_with_exif(tmp_path / f"in{in_ext}", ">" if in_ext.startswith("big") else "<")
     dst = deblur_image_file(src, tmp_path / f"out{out_ext}", engine, warn=pytest.fail)
     with PILImage.open(dst) as out:
-        exif = out.getexif()
         assert out.size == (24, 40)  # turned upright on reading
-        assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("TestMake", "2026:12:02 10:00:00", 1)
-        assert exif.get_ifd(0x8769).get(0x9003) == "2026:12:01 09:30:00"
-        assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
-        gps = exif.get_ifd(0x8825)
-        assert gps.get(1) == "N" and tuple(map(float, gps.get(2))) == (52.0, 30.0, 0.0)
+        _assert_exif_of_photo(out)
+
+
+@pytest.mark.parametrize("in_ext", [".png", ".tif"])
+def test_a_grey_and_alpha_tiff_output_keeps_the_exif(engine, tmp_path, in_ext):
+    """A grey + alpha TIFF is written by FFmpeg, which tags it with its own name as Software: that tag
+    was taken for the source's EXIF already there, and the camera, date and place were left out
+    without a word."""
+    src = _photo_with_exif(tmp_path / f"in{in_ext}", mode="LA")
+    dst = deblur_image_file(src, tmp_path / "out.tif", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        assert (out.mode, out.size) == ("LA", (24, 40))
+        _assert_exif_of_photo(out)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "LA"])
@@ -706,15 +725,17 @@ def test_a_nonsense_dpi_is_not_carried(engine, tmp_path):
         assert read_image(deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail)).dpi is None
 
 
-def test_a_cmyk_jpegs_colour_profile_is_not_given_to_its_rgb_output(engine, tmp_path):
-    """OpenCV reads a print JPEG's CMYK as RGB: its CMYK profile would misdescribe the output (colour
-    managed viewers failed on it); an RGB profile is carried as before."""
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_a_cmyk_pictures_colour_profile_is_not_given_to_its_rgb_output(engine, tmp_path, ext):
+    """OpenCV reads a print JPEG's or TIFF's CMYK as RGB: its CMYK profile would misdescribe the output
+    (colour managed viewers failed on it; a TIFF to TIFF copy still carried it); an RGB profile is
+    carried as before."""
     def profile(space: bytes) -> bytes:
         return b"\x00\x00\x02\x00" + b"lcms" + b"\x02\x10\x00\x00" + b"prtr" + space + b"Lab " + b"\x00" * 100
 
-    src = tmp_path / "print.jpg"
+    src = tmp_path / f"print{ext}"
     PILImage.fromarray(clip_frame(0, 40, 24)).convert("CMYK").save(src, icc_profile=profile(b"CMYK"))
-    with PILImage.open(deblur_image_file(src, tmp_path / "out.jpg", engine, warn=pytest.fail)) as out:
+    with PILImage.open(deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail)) as out:
         assert out.mode == "RGB" and "icc_profile" not in out.info
     rgb = tmp_path / "photo.jpg"
     PILImage.fromarray(clip_frame(0, 40, 24)).save(rgb, icc_profile=profile(b"RGB "))
@@ -970,7 +991,7 @@ def test_a_turned_webp_or_avif_is_read_upright_as_the_same_jpeg_is(tmp_path: Pat
     assert psnr(got, want) > 25  # the same picture, turned the same way (a wrong turn scores ~10 dB)
 
 
-@pytest.mark.parametrize("name", ["moving.gif", "moving.webp", "pages.tif"])
+@pytest.mark.parametrize("name", ["moving.gif", "moving.webp", "pages.tif", "moving.png"])
 def test_an_animation_or_a_multi_page_file_says_only_its_first_picture_is_deblurred(tmp_path: Path, name: str) -> None:
     """Three pictures in, one out: said once, not silently (it gave a single still without a word).
     A GIF, which is read but not written, gets a PNG beside it when no output is named."""
@@ -1003,3 +1024,138 @@ def test_a_half_transparent_rgba_tiff_keeps_its_colour_through_any_number_of_pas
     PILImage.fromarray(np.full((24, 40, 4), (0, 200, 0, 0), np.uint8), "CMYK").save(tmp_path / "cmyk.tif")
     cmyk = read_image(tmp_path / "cmyk.tif")
     assert tuple(cmyk.rgb[0, 0]) == (255, 55, 255)  # magenta: read by OpenCV as before, not taken for RGBA
+    # nor given an alpha channel: OpenCV hands it over as BGRA, and an opaque alpha was written into a
+    # PNG or TIFF output, or said to be left out of a JPEG one
+    assert cmyk.alpha is None
+    write_image(tmp_path / "cmyk.jpg", cmyk, warn=pytest.fail)
+
+
+def _exif_with_thumbnail(orientation: int, thumbnail: bytes) -> bytes:
+    """Little-endian EXIF TIFF data as a camera writes it: IFD0 (orientation, make) and IFD1 pointing at
+    a JPEG ``thumbnail`` of the picture as stored (not turned)."""
+    ifd0 = struct.pack("<H", 2) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) \
+        + struct.pack("<HHI4s", 0x010F, 2, 4, b"Cam\x00")
+    ifd1_at = 8 + len(ifd0) + 4
+    ifd1 = struct.pack("<H", 2) + struct.pack("<HHII", 0x0201, 4, 1, ifd1_at + 2 + 24 + 4) \
+        + struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail))
+    return b"II*\x00" + struct.pack("<I", 8) + ifd0 + struct.pack("<I", ifd1_at) + ifd1 + struct.pack("<I", 0) + thumbnail
+
+
+@pytest.mark.parametrize("out_ext", [".jpg", ".png", ".webp"])
+@pytest.mark.parametrize("orientation", [6, 1])
+def test_a_turned_photos_thumbnail_is_not_kept_on_its_side(engine, tmp_path, out_ext, orientation):
+    """A phone keeps a small picture of the photo as stored in its EXIF (IFD1), turned as the main one is
+    by the orientation; the output is turned upright and marked so (orientation 1), and the thumbnail
+    kept beside that showed on its side wherever a viewer shows thumbnails. Of an upright photo it is kept."""
+    _, thumb = cv2.imencode(".jpg", cv2.cvtColor(clip_frame(0, 16, 8), cv2.COLOR_RGB2BGR))
+    tiff = _exif_with_thumbnail(orientation, thumb.tobytes())
+    plain = cv2.imencode(".jpg", cv2.cvtColor(clip_frame(0, 40, 24), cv2.COLOR_RGB2BGR))[1].tobytes()
+    src = tmp_path / "phone.jpg"
+    src.write_bytes(plain[:2] + b"\xff\xe1" + struct.pack(">H", 8 + len(tiff)) + b"Exif\x00\x00" + tiff + plain[2:])
+    dst = deblur_image_file(src, tmp_path / f"out{out_ext}", engine, warn=pytest.fail)
+    with PILImage.open(dst) as out:
+        exif = out.getexif()
+        assert out.size == ((24, 40) if orientation == 6 else (40, 24))
+        assert (exif.get(0x0112), exif.get(0x010F)) == (1, "Cam")
+        assert bool(exif.get_ifd(ExifTags.IFD.IFD1)) == (orientation == 1)
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_a_10_or_12_bit_avif_is_read_at_its_brightness(engine, tmp_path, bits):
+    """OpenCV hands a 10- or 12-bit AVIF (an HDR phone's or a browser's export) over as uint16 samples
+    at that depth (1023 or 4095 at most): read as 16-bit ones, the network saw a black picture (their
+    high byte: 0 to 15) and every output was black."""
+    rgb = clip_frame(0, 64, 48)
+    top = (1 << bits) - 1
+    samples = (cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR).astype(np.int32) * top + 127) // 255
+    src = tmp_path / f"deep{bits}.avif"
+    if not cv2.imwrite(str(src), samples.astype(np.uint16), [cv2.IMWRITE_AVIF_DEPTH, bits, cv2.IMWRITE_AVIF_QUALITY, 100]):
+        pytest.skip("this OpenCV writes no AVIF")
+    image = read_image(src)
+    assert psnr(image.rgb, rgb) > 40  # the picture, not black (~10 dB)
+    out = bgr_of(deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail))
+    assert out.dtype == np.uint16 and psnr(out, samples * 65535.0 / top, peak=65535.0) > 30
+
+
+def test_an_empty_input_or_output_path_is_an_error_not_the_current_folder(make_image, tmp_path, monkeypatch, run_cli):
+    """``videodeblur image "$SHOT" -o "$OUT"`` with a variable unset gives an empty path, which pathlib
+    reads as "." : the whole current folder was deblurred into a new folder beside it, or the output
+    written into it, without a word."""
+    make_image("cwd/in.png", width=16, height=16)
+    monkeypatch.chdir(tmp_path / "cwd")
+    with pytest.raises(InputNotFoundError, match="empty"):
+        plan_images([""], None)
+    with pytest.raises(OutputError, match="empty"):
+        plan_images(["in.png"], "")
+    for args in (("",), ("in.png", "-o", "")):
+        result = run_cli("image", *args, "--device", "cpu")
+        assert result.exit_code == 1 and len(result.stderr_lines) == 1 and "empty" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd"] and os.listdir(tmp_path / "cwd") == ["in.png"]
+
+
+def _xmp(orientation_form: str, orientation: int) -> bytes:
+    """An XMP packet recording ``orientation`` as an attribute or an element, as Lightroom and
+    Photoshop write it beside the EXIF's."""
+    value = (f'tiff:Orientation="{orientation}"/>' if orientation_form == "attribute" else
+             f'><tiff:Orientation>{orientation}</tiff:Orientation></rdf:Description>')
+    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" ' + value + '</rdf:RDF></x:xmpmeta>').encode()
+
+
+@pytest.mark.parametrize("form", ["attribute", "element"])
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_a_turned_photos_xmp_orientation_is_set_upright_with_the_exif(engine, tmp_path, form, ext):
+    """An editor's export records the orientation in XMP too; the EXIF's was set to 1 with the pixels
+    turned, the XMP's kept, and a viewer that reads XMP turned the upright picture a second time."""
+    picture = clip_frame(0, 40, 24)
+    if ext == ".jpg":
+        plain = cv2.imencode(".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))[1].tobytes()
+        xmp = b"http://ns.adobe.com/xap/1.0/\x00" + _xmp(form, 6)
+        segments = _exif_segment(6, b"2026:12:02 10:00:00\x00") + b"\xff\xe1" + struct.pack(">H", 2 + len(xmp)) + xmp
+        data = plain[:2] + segments + plain[2:]
+    else:
+        plain = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))[1].tobytes()
+        exif = _exif_segment(6, b"2026:12:02 10:00:00\x00")[10:]  # its TIFF data
+        chunks = [(b"eXIf", png_chunk(b"eXIf", exif)),
+                  (b"iTXt", png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + _xmp(form, 6)))]
+        data = insert_png_chunks(plain, chunks)
+    src = tmp_path / f"export{ext}"
+    src.write_bytes(data)
+    out = deblur_image_file(src, tmp_path / f"out{ext}", engine, warn=pytest.fail).read_bytes()
+    assert bgr_of(tmp_path / f"out{ext}").shape[:2] == (40, 24)  # turned upright
+    assert _xmp(form, 1) in out and _xmp(form, 6) not in out
+    if ext == ".png":
+        with PILImage.open(tmp_path / "out.png") as written:
+            written.load()  # every chunk's CRC checked
+
+
+def test_two_inputs_of_one_name_leave_no_empty_output_folder(make_image, tmp_path):
+    """The plan fails before anything is written; the output folder was made first and left empty."""
+    inputs = [make_image("a/in.png", width=16, height=16), make_image("b/in.png", width=16, height=16)]
+    with pytest.raises(OutputError, match="would both be written to"):
+        plan_images(inputs, tmp_path / "out" / "new")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("depth", [1, 8, 16])
+def test_a_grey_pngs_transparent_level_is_kept_as_alpha(engine, tmp_path, depth):
+    """A grey PNG can make one grey level transparent (a tRNS chunk), as a palette or RGB one can;
+    OpenCV keeps the other two as alpha but drops this one, and the transparent part came out opaque."""
+    grey = np.where(np.arange(30)[None, :].repeat(20, 0) < 12, 0, 200).astype(np.uint8)
+    grey[:, 20:] = 255
+    src = tmp_path / f"grey{depth}.png"
+    if depth == 1:
+        PILImage.fromarray(grey).convert("1", dither=PILImage.Dither.NONE).save(src, transparency=0)  # black: see-through
+        transparent = grey < 128
+    else:
+        samples = grey.astype(np.uint16) * 257 if depth == 16 else grey
+        key = int(samples[0, 0])
+        src.write_bytes(insert_png_chunks(cv2.imencode(".png", samples)[1].tobytes(),
+                                          [(b"tRNS", png_chunk(b"tRNS", struct.pack(">H", key)))]))
+        transparent = samples == key
+    image = read_image(src, warn=pytest.fail)
+    assert image.grey and image.alpha is not None
+    assert np.array_equal(image.alpha == 0, transparent) and set(np.unique(image.alpha)) == {0, 255}
+    out = deblur_image_file(src, tmp_path / "out.png", engine, warn=pytest.fail)
+    assert out.read_bytes()[25] == 4  # a grey + alpha PNG (IHDR's colour type)
+    assert np.array_equal(read_image(out).alpha == 0, transparent)

@@ -47,8 +47,10 @@ def exif_data(raw: bytes) -> bytes:
 def with_exif(encoded: bytes, ext: str, tiff: bytes) -> bytes:
     """``encoded`` (a file of format ``ext``) carrying the EXIF TIFF data ``tiff``, unless it carries
     EXIF already (its source's, copied with the rest of its metadata) or ``tiff`` is empty; as it is
-    for a format not in :data:`HOLDS_EXIF`, or EXIF too large for a JPEG's one segment."""
-    if not tiff or ext not in HOLDS_EXIF or exif_data(encoded):
+    for a format not in :data:`HOLDS_EXIF`, or EXIF too large for a JPEG's one segment. A TIFF's tags
+    are its encoder's own (FFmpeg's, for grey + alpha, name it as Software), never a copy: the source's
+    join them, replacing those of the same number."""
+    if not tiff or ext not in HOLDS_EXIF or (ext not in (".tif", ".tiff") and exif_data(encoded)):
         return encoded
     if ext in (".jpg", ".jpeg"):
         if len(tiff) > _JPEG_MAX:

@@ -4,7 +4,8 @@ Why: OpenCV writes pixels only. A phone photo would lose its date and place (EXI
 libraries sort and map by, and its colour profile (an iPhone's Display P3 read as sRGB looks
 washed out); a scan would print at 72 dpi instead of its 300. JPEG: the EXIF, XMP, ICC and comment
 (COM) segments are copied byte for byte, except EXIF's orientation, which is set to 1 ("upright")
-because the reader has already turned the pixels upright. PNG: the colour (iCCP, sRGB, gAMA, cHRM,
+because the reader has already turned the pixels upright (XMP's too, and a turned photo's thumbnail,
+which was not turned, is left out). PNG: the colour (iCCP, sRGB, gAMA, cHRM,
 cICP), EXIF (eXIf), text (tEXt, zTXt, iTXt), time (tIME) and pixel-size (pHYs) chunks; not those
 tied to the source's bit depth or palette. TIFF: the ICC profile tag. Pixel density (dots per inch:
 JPEG's JFIF header, PNG's pHYs, TIFF's resolution tags, BMP's header) is read from and written to
@@ -13,18 +14,20 @@ any of the four, so it crosses formats too. EXIF crosses formats in ``videodeblu
 from __future__ import annotations
 
 import dataclasses
+import re
 import struct
 import zlib
 from fractions import Fraction
 from typing import Iterator
 
 __all__ = ["metadata_segments", "jpeg_segments", "insert_segments", "png_metadata_chunks", "insert_png_chunks", "png_colour_type",
-           "png_orientation", "exif_orientation", "upright_exif", "png_chunk", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
+           "png_grey_key", "png_orientation", "exif_orientation", "upright_exif", "png_chunk", "read_dpi", "with_dpi", "tiff_samples_per_pixel", "tiff_icc_profile", "with_tiff_icc_profile",
            "tiff_exif", "with_tiff_exif",
            "with_tiff_alpha"]
 
 _SOI = b"\xff\xd8"
-_KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, b"http://ns.adobe.com/xap/1.0/\x00"), (0xE2, b"ICC_PROFILE\x00"),
+_XMP = b"http://ns.adobe.com/xap/1.0/\x00"  # an XMP APP1 segment's signature
+_KEPT = ((0xE1, b"Exif\x00\x00"), (0xE1, _XMP), (0xE2, b"ICC_PROFILE\x00"),
          (0xFE, b""))  # COM: a comment, any text
 _METRES_PER_INCH = 0.0254
 _ORIENTATION = 0x0112
@@ -32,12 +35,19 @@ _ORIENTATION = 0x0112
 
 def metadata_segments(jpeg: bytes) -> bytes:
     """The EXIF, XMP, ICC and comment segments of ``jpeg`` (markers and lengths included), EXIF
-    orientation reset to 1; empty when there are none or the file is not a well-formed JPEG."""
+    orientation reset to 1 (and XMP's with it, where the pixels were turned); empty when there are none
+    or the file is not a well-formed JPEG."""
     kept = []
+    turned = False
     for marker, segment in jpeg_segments(jpeg):
         payload = segment[4:]
         if any(marker == m and payload.startswith(sig) for m, sig in _KEPT):
-            kept.append(_upright(segment) if payload.startswith(b"Exif\x00\x00") else segment)
+            if payload.startswith(b"Exif\x00\x00"):
+                turned = turned or _exif_orientation(bytearray(segment), 10) != 1
+                segment = _upright(segment)
+            kept.append(segment)
+    if turned:  # the XMP segment keeps its length: one digit for another
+        kept = [_upright_xmp(segment) if segment[4:].startswith(_XMP) else segment for segment in kept]
     if any(_cmyk_profile(segment) for segment in kept):  # the output is RGB: a CMYK profile would misdescribe it
         kept = [segment for segment in kept if not segment[4:].startswith(b"ICC_PROFILE\x00")]
     return b"".join(kept)
@@ -100,7 +110,9 @@ def exif_orientation(tiff: bytes) -> int:
 
 def _exif_orientation(data: bytearray, tiff: int, *, upright: bool = False) -> int:
     """The orientation (1 to 8; 1 when none or unreadable) of the EXIF TIFF data at ``tiff`` in
-    ``data``; with ``upright`` it is set to 1 there."""
+    ``data``; with ``upright`` it is set to 1 there, and where it was another the link to the thumbnail
+    (IFD1, a camera's small copy of the picture as stored) is cut: the thumbnail is not turned, and
+    beside orientation 1 every viewer that shows thumbnails showed it on its side."""
     order = bytes(data[tiff:tiff + 2])
     if order not in (b"II", b"MM"):
         return 1
@@ -115,6 +127,9 @@ def _exif_orientation(data: bytearray, tiff: int, *, upright: bool = False) -> i
                 (value,) = struct.unpack(e + "H", data[entry + 8:entry + 10])
                 if upright:
                     data[entry + 8:entry + 10] = struct.pack(e + "H", 1)
+                    next_ifd = ifd + 2 + 12 * count
+                    if 2 <= value <= 8 and next_ifd + 4 <= len(data):  # the pixels were turned
+                        data[next_ifd:next_ifd + 4] = b"\x00" * 4  # IFD0 is the last one
                 return value if 1 <= value <= 8 else 1
     except struct.error:
         pass
@@ -136,20 +151,49 @@ _PNG_KEPT = {b"iCCP", b"sRGB", b"gAMA", b"cHRM", b"cICP", b"eXIf", b"tEXt", b"zT
 
 def png_metadata_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
     """The kept chunks of ``png`` as (type, whole chunk with length and CRC), in file order, eXIf's
-    orientation set to 1 (the pixels are turned upright on reading); empty when there are none or the
-    file is not a well-formed PNG."""
+    orientation set to 1 (the pixels are turned upright on reading), and an XMP iTXt chunk's with it
+    where they were turned; empty when there are none or the file is not a well-formed PNG."""
     kept = []
+    turned = png_orientation(png) != 1
     for kind, chunk in _png_chunks(png):
         if kind == b"eXIf":
             chunk = png_chunk(kind, upright_exif(chunk[8:-4]))
+        elif kind == b"iTXt" and turned and chunk[8:].startswith(b"XML:com.adobe.xmp\x00\x00"):  # uncompressed
+            chunk = png_chunk(kind, _upright_xmp(chunk[8:-4]))
         if kind in _PNG_KEPT:
             kept.append((kind, chunk))
     return kept
 
 
+_XMP_ORIENTATION = re.compile(rb'(tiff:Orientation(?:="|>)\s*)[2-8](?=\s*["<])')
+
+
+def _upright_xmp(data: bytes) -> bytes:
+    """``data`` holding an XMP packet with its ``tiff:Orientation`` (attribute or element) set to 1,
+    as EXIF's is: an editor records the orientation in both, and a viewer reading XMP turned the
+    upright picture again. The same length: one digit for another."""
+    return _XMP_ORIENTATION.sub(rb"\g<1>1", data)
+
+
 def png_chunk(kind: bytes, data: bytes) -> bytes:
     """One PNG chunk: length, type, data, CRC."""
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_grey_key(png: bytes) -> int | None:
+    """The grey level a grey PNG's tRNS chunk makes transparent, as OpenCV hands the samples over (1-,
+    2- and 4-bit ones spread over 8 bits); None when it has none, or is not a grey PNG. OpenCV drops
+    this transparency, where it keeps a palette's and an RGB colour key's as alpha."""
+    if png_colour_type(png) != 0:
+        return None
+    depth = png[24]
+    for kind, chunk in _png_chunks(png):
+        if kind == b"IDAT":
+            return None  # tRNS comes before the pixels
+        if kind == b"tRNS" and len(chunk) == 14:  # length, type, the 2-byte level, CRC
+            (key,) = struct.unpack(">H", chunk[8:10])
+            return key * 255 // ((1 << depth) - 1) if depth < 8 else key
+    return None
 
 
 def png_colour_type(png: bytes) -> int | None:

@@ -4,7 +4,8 @@ Rules, so a user knows what comes back:
 
 - The network sees RGB. A greyscale input is replicated to three channels and its output is written
   back as greyscale (BT.601 luma), so the output has the input's mode.
-- An alpha channel passes through untouched to a PNG, TIFF or WebP output (AVIF codes it lossily:
+- An alpha channel (a PNG's transparent palette entries or colour key too, a grey one's included)
+  passes through untouched to a PNG, TIFF or WebP output (AVIF codes it lossily:
   within about 3 levels); JPEG and BMP outputs
   have no alpha, so it is dropped there (the colour is written as it is, not composited), with a
   warning. Grey + alpha stays grey + alpha in PNG and TIFF (OpenCV writes neither and reads no such
@@ -14,7 +15,7 @@ Rules, so a user knows what comes back:
 - 16-bit PNGs and TIFFs (a photo editor's exports) go through the network as 8-bit (it works on
   8-bit frames); a PNG or TIFF output is 16-bit again: the network's change is added to the 16-bit
   source, so what it leaves alone keeps every bit. JPEG, WebP, AVIF and BMP outputs are 8-bit, with
-  a warning.
+  a warning. A 10- or 12-bit AVIF is read as a 16-bit picture (its samples spread over 16 bits).
 - WebP and AVIF outputs are written at quality 95, TIFF with OpenCV's lossless default.
 - A JPEG's EXIF orientation (a PNG's, in its eXIf chunk; a TIFF's tag; a WebP's EXIF chunk; an AVIF's rotation and
   mirror boxes, ``videodeblur.image_orientation``) is applied on reading, so the output
@@ -55,12 +56,12 @@ import numpy as np
 from videodeblur.deep import add_change
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.image_metadata import (exif_orientation, insert_png_chunks, insert_segments, metadata_segments, png_colour_type,
-                                        png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile, tiff_photometric,
+                                        png_grey_key, png_metadata_chunks, png_orientation, read_dpi, tiff_icc_profile, tiff_photometric,
                                         tiff_samples_per_pixel, with_dpi, with_tiff_alpha,
                                         with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
 from videodeblur.image_exif import HOLDS_EXIF, exif_data, with_exif
-from videodeblur.image_orientation import avif_transforms, webp_orientation
+from videodeblur.image_orientation import avif_transforms, heif_properties, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
                                default_outputs, expand_inputs, make_folder, warn_of_subfolders)
@@ -165,6 +166,10 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
         else:
             (warn or python_warning)(f"{path} is damaged or cut short ({said[0]}{more}): the output shows what decoded")
     raw = data.tobytes()
+    # OpenCV hands a 10- or 12-bit AVIF over as uint16 samples at that depth: spread them over 16 bits
+    # (by bit replication: 1023 is 65535), or the high byte the network sees is black
+    if pixels.dtype == np.uint16 and 8 < (bits := _avif_bits(raw)) < 16 and int(pixels.max()) < 1 << bits:
+        pixels = (pixels << (16 - bits)) | (pixels >> (2 * bits - 16))
     grey_alpha_tiff = tiff_samples_per_pixel(raw) == 2
     grey_alpha = grey_alpha_tiff or png_colour_type(raw) == 4
     # OpenCV reads an 8-bit RGBA TIFF through libtiff's RGBA interface, which multiplies the colour by
@@ -182,6 +187,11 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
             kind = "an RGBA" if rgba_tiff else "a grey + alpha"
             raise UnreadableInputError(f"{path} is {kind} TIFF that FFmpeg cannot decode: {err}") from err
         pixels = _upright_pixels(pixels, exif_orientation(raw))  # as OpenCV turns the TIFFs it decodes itself
+    elif pixels.ndim == 3 and pixels.shape[2] == 4 and tiff_photometric(raw) == _TIFF_CMYK \
+            and tiff_samples_per_pixel(raw) == 4:  # OpenCV hands a CMYK TIFF over as BGRA: no alpha in the file
+        pixels = np.ascontiguousarray(pixels[..., :3])
+    elif pixels.ndim == 2 and (key := png_grey_key(raw)) is not None:  # grey + alpha, as OpenCV reads no key
+        pixels = np.dstack([pixels, np.where(pixels == key, 0, np.iinfo(pixels.dtype).max).astype(pixels.dtype)])
     if (frames := _frame_count(path, raw)) > 1:
         (warn or python_warning)(f"{path} holds {frames} pictures (an animation or pages): only the first is deblurred")
     pixels = _upright_pixels(pixels, png_orientation(raw) if raw.startswith(_PNG_SIGNATURE) else webp_orientation(raw))
@@ -190,7 +200,9 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
                                 icc=icc_profile(raw), exif=exif_data(raw))
     if _is_jpeg(data):
         return dataclasses.replace(image, jpeg_metadata=metadata_segments(raw))
-    return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(raw)), tiff_icc=tiff_icc_profile(raw))
+    # (a CMYK TIFF's print profile, which icc_profile leaves out, is not kept for a TIFF either: its pixels are RGB now)
+    return dataclasses.replace(image, png_metadata=tuple(png_metadata_chunks(raw)),
+                               tiff_icc=tiff_icc_profile(raw) if image.icc else b"")
 
 
 def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> Path:
@@ -280,6 +292,12 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None, *,
     """
     if not inputs:
         raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or a folder")
+    # pathlib reads "" as ".": `image "$SHOT"` with the variable unset deblurred the whole current folder
+    if any(str(src) == "" for src in inputs):
+        raise InputNotFoundError("an input is an empty path (an unset variable?): name image files or a folder")
+    if output is not None and str(output) == "":
+        raise OutputError("the output is an empty path (an unset variable?): name a file or a folder, or leave "
+                          "-o out to write beside each input")
     jobs = _paired(inputs, output)
     warn_of_subfolders(inputs, [job.dst for job in jobs], _READ_EXTENSIONS, "image", warn or python_warning)
     return jobs
@@ -302,8 +320,9 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Ima
 
     to_folder = any_folder or len(sources) > 1 or output.is_dir() or output.suffix == "" or folder_meant
     if to_folder:
-        make_folder(output, file_suffixes=IMAGE_EXTENSIONS)
         jobs = [ImageJob(src, output / _writable_name(src)) for src in sources]
+        check_distinct_outputs([(job.src, job.dst) for job in jobs])  # before the folder is made, not left empty
+        make_folder(output, file_suffixes=IMAGE_EXTENSIONS)
     else:
         _checked_extension(output)
         make_folder(output.parent)
@@ -312,11 +331,12 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Ima
 
 
 def _frame_count(path: Path, raw: bytes) -> int:
-    """Pictures in a file of a format that can hold several (GIF, animated WebP, TIFF pages), as
+    """Pictures in a file of a format that can hold several (GIF, animated WebP or PNG, TIFF pages), as
     OpenCV counts them; 1 for every other file, or where OpenCV cannot count (it decodes the first)."""
     animated_webp = raw[:4] == b"RIFF" and raw[8:12] == b"WEBP" and raw[12:16] == b"VP8X" and len(raw) > 20 \
         and raw[20] & 0x02  # VP8X's animation flag
-    if not (raw[:4] in (b"GIF8", b"II*\x00", b"MM\x00*") or animated_webp):
+    animated_png = raw.startswith(_PNG_SIGNATURE) and b"acTL" in raw[:max(raw.find(b"IDAT"), 0)]  # APNG's, before IDAT
+    if not (raw[:4] in (b"GIF8", b"II*\x00", b"MM\x00*") or animated_webp or animated_png):
         return 1
     try:
         with quiet_opencv():
@@ -395,6 +415,7 @@ def _is_jpeg(data: np.ndarray) -> bool:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_CMYK = 5  # PhotometricInterpretation "separated"
 _PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: no data, its CRC
 _JPEG_END = b"\xff\xd9"  # EOI
 _C_STDERR = threading.Lock()  # one capture at a time: two would each restore the other's file as stderr
@@ -464,6 +485,19 @@ def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Im
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+
+
+def _avif_bits(raw: bytes) -> int:
+    """Bits per sample of an AVIF's primary image, as its ``pixi`` property (or else its AV1
+    configuration) says; 8 when neither does, or for a file of another format."""
+    if raw[4:8] != b"ftyp":
+        return 8
+    for kind, body in heif_properties(raw):
+        if kind == b"pixi" and len(body) > 5:  # version and flags, channel count, then each one's bits
+            return body[5]
+        if kind == b"av1C" and len(body) > 2:  # high_bitdepth and twelve_bit flags
+            return 12 if body[2] & 0x60 == 0x60 else 10 if body[2] & 0x40 else 8
+    return 8
 
 
 def _transformed(pixels: np.ndarray, transforms: list[tuple[str, int]]) -> np.ndarray:

@@ -1,8 +1,6 @@
 """``videodeblur image INPUT... -o OUTPUT``: deblur image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or folders of them."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from videodeblur.cli._common import device_option, model_option, precision_option, tile_option, warn
@@ -11,7 +9,7 @@ __all__ = ["image"]
 
 
 @click.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())  # a str: "" stays "", not Path's "."
 @click.option("-o", "--output", default=None, type=click.Path(),  # a str: a trailing slash says "a folder"
               help="Output file (one input), or folder (several inputs, a folder, or a path with no extension). "
                    "Default: beside each input as NAME-deblurred.EXT (a folder's into FOLDER-deblurred/).")
@@ -19,7 +17,7 @@ __all__ = ["image"]
 @device_option
 @precision_option
 @tile_option("Process in overlapping tiles of this many pixels [default: whole images, or tiles sized to fit when whole ones would need more than half the free memory].")
-def image(inputs: tuple[Path, ...], output: str | None, model: str | None, device: str, precision: str,
+def image(inputs: tuple[str, ...], output: str | None, model: str | None, device: str, precision: str,
           tile: int | None) -> None:
     """Deblur images (PNG, JPEG, TIFF, WebP, AVIF, BMP): one file to one, or several / a folder to a folder.
 

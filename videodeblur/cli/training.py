@@ -5,7 +5,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import click
 
@@ -107,6 +107,7 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     from videodeblur.train import evaluate_pairs
     from videodeblur.train.evaluate import PSNR_CAP_DB
 
+    _check_not_empty([pairs], "--pairs", "the folder that holds <scene>/blur/*.png and <scene>/sharp/*.png")
     if record:
         check_recordable(model, limit)
     loaded = load_model(model)
@@ -160,6 +161,7 @@ def models(weights: tuple[str, ...], as_json: bool) -> None:
     files, e.g. a run's runs/NAME/lprn-fast.pt), list those instead."""
     from videodeblur.model import list_models
 
+    _check_not_empty(weights, "a WEIGHTS argument", "a .pt file, or none to list the shipped models")
     rows = list_models(weights)
     if as_json:
         click.echo(json.dumps(rows))
@@ -179,3 +181,11 @@ def models(weights: tuple[str, ...], as_json: bool) -> None:
                 f"unshuffle=x{cfg['unshuffle']}")
         click.echo(f"{row[label]:{width}s} {row['parameters']:8d} {row['size_mb']:6.2f} {gain:>8s} {coded:>8s}  {desc}"
                    + (f" steps={row['steps']}" if weights and row.get("steps") is not None else ""))
+
+
+def _check_not_empty(paths: Sequence[str], what: str, give: str) -> None:
+    """Refuse an empty path (an unset shell variable): pathlib reads "" as ".", the current folder."""
+    from videodeblur.errors import InputNotFoundError
+
+    if any(path == "" for path in paths):
+        raise InputNotFoundError(f"{what} is an empty path (an unset variable?): give {give}")

@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -127,16 +128,32 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
 
 def _scored_output(network: torch.nn.Module, image: Image,
                    device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-    """An image at its own precision and the network's result for it, both 1×3×H×W in [0, 1]. The
-    network is given 8-bit RGB, as the ``image`` command gives it; its change is added to a 16-bit
-    image's own samples, as that command writes it back (:mod:`videodeblur.deep`), so a 16-bit pair
-    is scored on its 16 bits, not on the high byte (a constant offset of 100 in 16-bit units
-    scored 55.3 dB where 56.3 is exact). For an 8-bit image this is the network's output."""
+    """An image at its own precision and what ``videodeblur image`` writes for it, both 1×3×H×W in
+    [0, 1]. The network is given 8-bit RGB, as that command gives it, and its output is rounded to 8
+    bits; a grey image's is written back as luma (its colour is never seen), and a 16-bit image's as
+    its own samples moved by the network's 8-bit change (:mod:`videodeblur.deep`), so a 16-bit pair is
+    scored on its 16 bits, not on the high byte (a constant offset of 100 in 16-bit units scored
+    55.3 dB where 56.3 is exact). Scored on the network's colour output instead, a grey pair lost
+    0.01 dB to colour the file never holds. For an 8-bit colour image this is the network's output,
+    rounded to 8 bits."""
     given = uint8_to_tensor(image.rgb).unsqueeze(0).to(device)
-    if image.deep is None:
-        return given, network(given).clamp(0, 1)
-    exact = torch.from_numpy(np.ascontiguousarray(unit_rgb(image).transpose(2, 0, 1))).unsqueeze(0).to(device)
-    return exact, (exact + (network(given) - given)).clamp(0, 1)
+    output = network(given).clamp(0, 1).mul(255).round()
+    if image.deep is None and not image.grey:  # (rounded here: a pair's other image may be 16-bit, scored on 16 bits)
+        return given, output / 255
+    written = output[0].to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    if image.grey:
+        written = cv2.cvtColor(cv2.cvtColor(written, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)  # as write_image
+    exact = unit_rgb(image)
+    if image.deep is not None:  # deep.add_change: whole 8-bit steps (257 / 65535 = 1 / 255) on the 16-bit samples
+        written = np.clip(exact + (written.astype(np.float32) - image.rgb) / 255.0, 0.0, 1.0)
+    else:
+        written = written.astype(np.float32) / 255.0
+    return _batch_of_one(exact, device), _batch_of_one(written, device)
+
+
+def _batch_of_one(rgb: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """float H×W×3 → 1×3×H×W on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).unsqueeze(0).to(device)
 
 
 def check_pairs(root: str | Path, *, limit: int | None = None) -> list[tuple[Path, Path]]:
@@ -161,10 +178,11 @@ def check_limit(limit: int | None) -> None:
 
 
 def unpaired_blurred(root: str | Path) -> list[Path]:
-    """Blurred frames under ``root`` (``<scene>/blur/*.png``) with no sharp frame of the same name
-    beside them: :func:`find_folder_pairs` leaves them out, and a user should hear about it."""
+    """Blurred frames under ``root`` (``<scene>/blur/*.png``, any case, as :func:`find_folder_pairs`
+    reads them) with no sharp frame of the same name beside them: they are left out, and a user should
+    hear about it."""
     return [blur_path for blur_dir in sorted(p for p in Path(root).rglob("blur") if p.is_dir())
-            for blur_path in sorted(blur_dir.glob("*.png"))
+            for blur_path in sorted(p for p in blur_dir.iterdir() if p.suffix.lower() == ".png")
             if not (blur_dir.parent / "sharp" / blur_path.name).is_file()]
 
 
