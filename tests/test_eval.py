@@ -410,6 +410,20 @@ def test_pairs_with_upper_case_extensions_are_found(tmp_path: Path) -> None:
     assert [blur.name for blur, _ in find_folder_pairs(tmp_path)] == ["a.png", "b.PNG"]
 
 
+def test_a_macs_hidden_files_are_not_pairs(tmp_path: Path) -> None:
+    """A folder copied from a Mac holds ``._a.png`` (AppleDouble metadata, not a picture) beside each
+    frame, and a zip made there a ``__MACOSX`` folder of them: they were paired and the run stopped
+    with "not a readable image"; nor are they blurred frames left out."""
+    for kind in ("blur", "sharp"):
+        write_rgb(tmp_path / "scene" / kind / "a.png", np.full((8, 8, 3), 100, np.uint8))
+        (tmp_path / "scene" / kind / "._a.png").write_bytes(b"\x00\x05\x16\x07" + bytes(80))
+        (tmp_path / "__MACOSX" / "scene" / kind).mkdir(parents=True)
+        (tmp_path / "__MACOSX" / "scene" / kind / "._a.png").write_bytes(b"\x00\x05\x16\x07" + bytes(80))
+    (tmp_path / "scene" / "blur" / "._b.png").write_bytes(bytes(84))  # no partner: not "left out" either
+    assert find_folder_pairs(tmp_path) == [(tmp_path / "scene" / "blur" / "a.png", tmp_path / "scene" / "sharp" / "a.png")]
+    assert unpaired_blurred(tmp_path) == []
+
+
 def test_an_upper_case_blurred_frame_without_a_partner_is_counted_as_left_out(tmp_path: Path) -> None:
     """Pairs are found by any case of .png; the blurred frames left out were looked for as *.png
     alone, so a B.PNG without its sharp partner was left out of the score and of the warning too."""

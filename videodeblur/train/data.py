@@ -345,22 +345,35 @@ def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     if not root.is_dir():
         raise InputNotFoundError(f"pairs folder not found: {root}")
     pairs = []
-    for blur_dir in sorted(p for p in root.rglob("blur") if p.is_dir()):
-        sharp_dir = blur_dir.parent / "sharp"
-        for blur_path in sorted(p for p in blur_dir.iterdir() if p.suffix.lower() == ".png"):  # a.PNG too
-            sharp_path = sharp_dir / blur_path.name
-            if sharp_path.is_file():
-                pairs.append((blur_path, sharp_path))
+    for blur_path in blurred_pngs(root):
+        sharp_path = blur_path.parent.parent / "sharp" / blur_path.name
+        if sharp_path.is_file():
+            pairs.append((blur_path, sharp_path))
     if not pairs:
         raise UnreadableInputError(f"no pairs under {root}: expected <scene>/blur/*.png with <scene>/sharp/*.png"
                                    f"{_why_no_pairs(root)}")
     return pairs
 
 
+def blurred_pngs(root: str | Path, *, png_only: bool = True) -> list[Path]:
+    """The blurred frames under ``root``: ``<scene>/blur/*.png`` (any case: a.PNG too; every file with
+    ``png_only`` False), in name order. Hidden names are left out, as an input folder's are: a folder
+    copied from a Mac holds a ``._name.png`` of metadata beside each frame (and a zip of one a
+    ``__MACOSX`` folder of them), which stopped the run as "not a readable image"."""
+    root = Path(root)
+    return [path for blur_dir in sorted(p for p in root.rglob("blur") if p.is_dir() and not _hidden(p, root))
+            for path in sorted(blur_dir.iterdir())
+            if path.is_file() and not path.name.startswith(".") and (not png_only or path.suffix.lower() == ".png")]
+
+
+def _hidden(folder: Path, root: Path) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in folder.relative_to(root).parts)
+
+
 def _why_no_pairs(root: Path) -> str:
     """What ``root`` holds instead of pairs, for the error: blurred PNGs whose sharp partners are named
     otherwise, or images of another format, were met with the layout the user already had."""
-    blurred = sorted(p for d in root.rglob("blur") if d.is_dir() for p in d.iterdir() if p.is_file())
+    blurred = blurred_pngs(root, png_only=False)
     png = [p for p in blurred if p.suffix.lower() == ".png"]
     if png:
         sharp = png[0].parent.parent / "sharp" / png[0].name

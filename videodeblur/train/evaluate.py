@@ -12,8 +12,8 @@ import torch
 
 from videodeblur.errors import ConfigError, UnreadableInputError
 from videodeblur.images import Image
-from videodeblur.train.data import (check_pair_sizes, find_folder_pairs, read_pair_images, read_rgb, read_video_scenes,
-                                    uint8_to_tensor, unit_rgb, write_rgb)
+from videodeblur.train.data import (blurred_pngs, check_pair_sizes, find_folder_pairs, read_pair_images, read_rgb,
+                                    read_video_scenes, uint8_to_tensor, unit_rgb, write_rgb)
 from videodeblur.train.metrics import SSIM_WINDOW, psnr, ssim
 from videodeblur.train.synthesis import gopro_blurs, h264_roundtrip, to_uint8
 
@@ -181,9 +181,8 @@ def unpaired_blurred(root: str | Path) -> list[Path]:
     """Blurred frames under ``root`` (``<scene>/blur/*.png``, any case, as :func:`find_folder_pairs`
     reads them) with no sharp frame of the same name beside them: they are left out, and a user should
     hear about it."""
-    return [blur_path for blur_dir in sorted(p for p in Path(root).rglob("blur") if p.is_dir())
-            for blur_path in sorted(p for p in blur_dir.iterdir() if p.suffix.lower() == ".png")
-            if not (blur_dir.parent / "sharp" / blur_path.name).is_file()]
+    return [blur_path for blur_path in blurred_pngs(root)
+            if not (blur_path.parent.parent / "sharp" / blur_path.name).is_file()]
 
 
 def combined_summary(summaries: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:
