@@ -293,3 +293,16 @@ def test_a_path_mistake_is_said_before_torch_loads(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.stdout.splitlines()[-1] == "no torch 1"
     assert f"input not found: {tmp_path / 'missing.mp4'}" in done.stderr
+
+
+def test_an_empty_video_path_is_an_error_not_the_current_folder(run_cli, make_clip, tmp_path, monkeypatch):
+    """``videodeblur video "$IN" -o "$OUT"`` with a variable unset: pathlib reads "" as ".", so every
+    video in the current folder was deblurred, or the output written into it without a word; bench
+    called "" "'.' is not a regular file"."""
+    make_clip("cwd/in.mp4", width=32, height=24, frames=2)
+    monkeypatch.chdir(tmp_path / "cwd")
+    for args in (("video", ""), ("video", "in.mp4", "-o", ""), ("bench", "--input", "")):
+        result = run_cli(*args, "--device", "cpu")
+        assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+        assert "is an empty path (an unset variable?)" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd"] and os.listdir(tmp_path / "cwd") == ["in.mp4"]

@@ -63,8 +63,8 @@ from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
 from videodeblur.image_exif import HOLDS_EXIF, exif_data, with_exif
 from videodeblur.image_orientation import avif_transforms, heif_properties, webp_orientation
 from videodeblur.notices import Warn, python_warning
-from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
-                               default_outputs, expand_inputs, make_folder, warn_of_subfolders)
+from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_no_empty_path,
+                               check_outputs_apart, default_outputs, expand_inputs, make_folder, warn_of_subfolders)
 from videodeblur.quiet_opencv import quiet_opencv
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
@@ -292,12 +292,7 @@ def plan_images(inputs: Sequence[str | Path], output: str | Path | None, *,
     """
     if not inputs:
         raise InputNotFoundError("no input given: name one or more image files (PNG, JPEG, TIFF, WebP, AVIF, BMP) or a folder")
-    # pathlib reads "" as ".": `image "$SHOT"` with the variable unset deblurred the whole current folder
-    if any(str(src) == "" for src in inputs):
-        raise InputNotFoundError("an input is an empty path (an unset variable?): name image files or a folder")
-    if output is not None and str(output) == "":
-        raise OutputError("the output is an empty path (an unset variable?): name a file or a folder, or leave "
-                          "-o out to write beside each input")
+    check_no_empty_path(inputs, output, inputs_are="image files or a folder")
     jobs = _paired(inputs, output)
     warn_of_subfolders(inputs, [job.dst for job in jobs], _READ_EXTENSIONS, "image", warn or python_warning)
     return jobs

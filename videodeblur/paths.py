@@ -13,10 +13,21 @@ from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputE
 from videodeblur.notices import Warn
 from videodeblur.video.locations import is_stdin, is_url
 
-__all__ = ["expand_inputs", "make_folder", "check_distinct_outputs", "check_outputs_apart", "default_outputs",
+__all__ = ["check_no_empty_path", "expand_inputs", "make_folder", "check_distinct_outputs", "check_outputs_apart", "default_outputs",
            "warn_of_subfolders", "VIDEO_SUFFIXES", "IMAGE_EXTENSIONS", "DEFAULT_TAG"]
 
 DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
+
+
+def check_no_empty_path(inputs: Sequence[str | Path], output: str | Path | None, *, inputs_are: str) -> None:
+    """Refuse an empty input or output path (an unset shell variable): pathlib reads "" as ".", so
+    `image "$SHOT"` deblurred the whole current folder and `video in.mp4 -o "$OUT"` wrote into it.
+    ``inputs_are``: what to name instead ("image files or a folder")."""
+    if any(str(src) == "" for src in inputs):
+        raise InputNotFoundError(f"an input is an empty path (an unset variable?): name {inputs_are}")
+    if output is not None and str(output) == "":
+        raise OutputError("the output is an empty path (an unset variable?): name a file or a folder, or leave "
+                          "-o out to write beside each input")
 
 # containers, then camcorder and pro formats (DV tapes, DVD VOBs, MXF), then raw streams (dashcams)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",

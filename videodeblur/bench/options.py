@@ -11,6 +11,7 @@ from pathlib import Path
 from videodeblur.bench.peers import peer_name
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
 from videodeblur.option_values import check_preset
+from videodeblur.paths import check_no_empty_path
 
 __all__ = ["BenchOptions"]
 
@@ -64,6 +65,8 @@ class BenchOptions:
             raise ConfigError(f"warm-up of {self.warmup_frames} frames must be >= 0 and below --frames {self.frames}")
         if self.peers is not None:
             object.__setattr__(self, "peers", tuple(peer_name(p) for p in self.peers))
+        if self.input is not None:
+            check_no_empty_path([self.input], None, inputs_are="a video file")  # "" read as "." was "not a regular file"
         if self.input is not None and not Path(self.input).is_file():
             if Path(self.input).exists():  # /dev/null or a pipe was said "does not exist"
                 raise UnreadableInputError(f"input {str(self.input)!r} is not a regular file: give a path to a "

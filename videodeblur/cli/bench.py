@@ -41,7 +41,7 @@ def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tu
                                                           "with the warm-up, not in the fps).")
 @click.option("--cuda-graphs", is_flag=True, help="On CUDA, replay the engine's network as a captured CUDA graph "
                                                    "(capture counts with the warm-up).")
-@click.option("--input", "input_", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--input", "input_", type=click.Path(dir_okay=False),  # a str: Path("") would be "."
               help="Measure on this video file instead of a generated clip.")
 @click.option("--warmup", "warmup_frames", type=click.IntRange(min=0), default=None,
               help="Warm-up frames left out of every measurement [default: a fifth of --frames, at most 25].")
@@ -55,7 +55,7 @@ def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tu
               help="Only these peers (nafnet-32, nafnet-64, mimo-unet, mimo-unet+; repeatable); implies --compare.")
 @json_option
 def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[int, ...], device: str,
-          precision: str, compile_: bool, cuda_graphs: bool, input_: Path | None, warmup_frames: int | None, tile: int | None,
+          precision: str, compile_: bool, cuda_graphs: bool, input_: str | None, warmup_frames: int | None, tile: int | None,
           encoder: str, preset: str, engines: int | None, compare: bool, peers: tuple[str, ...],
           as_json: bool) -> None:
     """Measure decode, model, encode, and the sequential and pipelined pipeline on the same frames."""
@@ -64,7 +64,7 @@ def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[
 
         options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
                                device=device, precision=precision, compile=compile_, cuda_graphs=cuda_graphs,
-                               input=input_, warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
+                               input=Path(input_) if input_ else input_, warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
                                peers=peers or None, encoder=encoder, preset=preset, engines=engines)
         result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
     except KeyboardInterrupt:

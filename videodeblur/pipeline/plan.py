@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 
 from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
 from videodeblur.notices import Warn, python_warning
-from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_outputs_apart,
-                               default_outputs, expand_inputs, make_folder, warn_of_subfolders)
+from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_no_empty_path,
+                               check_outputs_apart, default_outputs, expand_inputs, make_folder, warn_of_subfolders)
 from videodeblur.video.locations import STDIN, is_stdin, is_url, unknown_scheme
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
@@ -68,6 +68,7 @@ def plan_videos(inputs: Sequence[str | Path], output: str | Path | None, *,
 def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[VideoJob]:
     if not inputs:
         raise InputNotFoundError("no input given: name one or more video files, URLs or a folder")
+    check_no_empty_path(inputs, output, inputs_are="video files, URLs or a folder")
     if any(is_stdin(src) for src in inputs) or is_stdin(output):
         return [_piped_job(inputs, output)]
     what = f"video files ({', '.join(VIDEO_SUFFIXES[:6])}, ...)"
