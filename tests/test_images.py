@@ -610,6 +610,16 @@ def test_a_run_that_writes_nothing_leaves_no_output_folder_behind(run_cli, make_
     assert not (tmp_path / "none").exists()
 
 
+def test_the_library_call_leaves_no_output_folder_for_a_run_that_wrote_nothing(engine, make_image, tmp_path):
+    """deblur_images plans (making the folder) and runs: its first image unreadable, it raised and left
+    the new folder behind, empty."""
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    make_image(tmp_path / "good.png", width=40, height=30)
+    with pytest.raises(UnreadableInputError):
+        deblur_images([tmp_path / "bad.png", tmp_path / "good.png"], tmp_path / "new" / "out", engine)
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.cuda
 def test_cuda_fp16_matches_cpu_fp32(make_image, tmp_path):
     from videodeblur.pipeline import Engine, EngineOptions
