@@ -16,7 +16,8 @@ from videodeblur.notices import Warn
 from videodeblur.video.locations import is_stdin, is_url
 
 __all__ = ["check_no_empty_path", "expand_inputs", "make_folder", "new_folders_removed_if_empty",
-           "check_distinct_outputs", "check_outputs_apart", "default_outputs", "warn_of_subfolders", "VIDEO_SUFFIXES", "IMAGE_EXTENSIONS", "DEFAULT_TAG"]
+           "check_distinct_outputs", "check_outputs_apart", "default_outputs", "warn_of_subfolders", "VIDEO_SUFFIXES",
+           "IMAGE_EXTENSIONS", "DEFAULT_TAG"]
 
 DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
 
