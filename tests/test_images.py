@@ -584,6 +584,42 @@ def test_cli_folder_with_an_unreadable_file_writes_the_others_and_exits_1(run_cl
                                        "the others were written")
 
 
+def test_a_run_that_writes_nothing_leaves_no_output_folder_behind(run_cli, make_image, tmp_path):
+    """Planning makes the output folder (a path that cannot be one fails before the model loads); a bad
+    --model after it, or inputs that all fail to read, left that folder there, empty. A folder that was
+    there before stays, and one the run wrote into (above) keeps its images."""
+    for name in ("a.png", "b.png"):
+        make_image(tmp_path / "shots" / name, width=40, height=30)
+    bad_model = ("--device", "cpu", "--model", "bad-name")
+    result = run_cli("image", tmp_path / "shots" / "a.png", tmp_path / "shots" / "b.png", "-o",
+                     f"{tmp_path / 'new' / 'sub'}/", *bad_model)
+    assert result.exit_code == 1 and "unknown model 'bad-name'" in result.stderr
+    assert not (tmp_path / "new").exists()  # nor its parent, made with it
+    assert run_cli("image", tmp_path / "shots", *bad_model).exit_code == 1  # the default FOLDER-deblurred/
+    assert not (tmp_path / "shots-deblurred").exists()
+    assert run_cli("image", tmp_path / "shots" / "a.png", "-o", tmp_path / "one" / "a.png", *bad_model).exit_code == 1
+    assert not (tmp_path / "one").exists()
+    (tmp_path / "kept").mkdir()
+    assert run_cli("image", tmp_path / "shots", "-o", tmp_path / "kept", *bad_model).exit_code == 1
+    assert (tmp_path / "kept").is_dir()
+    for name in ("x.png", "y.png"):
+        (tmp_path / "junk" / name).parent.mkdir(exist_ok=True)
+        (tmp_path / "junk" / name).write_bytes(b"not a png at all")
+    unread = run_cli("image", tmp_path / "junk", "-o", tmp_path / "none", "--device", "cpu", "--model", "lprn-fast")
+    assert unread.exit_code == 1 and "2 of 2 images could not be read" in unread.stderr
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_library_call_leaves_no_output_folder_for_a_run_that_wrote_nothing(engine, make_image, tmp_path):
+    """deblur_images plans (making the folder) and runs: its first image unreadable, it raised and left
+    the new folder behind, empty."""
+    (tmp_path / "bad.png").write_bytes(b"not a png at all")
+    make_image(tmp_path / "good.png", width=40, height=30)
+    with pytest.raises(UnreadableInputError):
+        deblur_images([tmp_path / "bad.png", tmp_path / "good.png"], tmp_path / "new" / "out", engine)
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.cuda
 def test_cuda_fp16_matches_cpu_fp32(make_image, tmp_path):
     from videodeblur.pipeline import Engine, EngineOptions

@@ -442,7 +442,7 @@ def test_two_inputs_that_would_write_one_output_fail_before_any_work(run_cli, ma
     b = make_clip("y/clip.mp4", width=32, height=32, frames=2)
     result = run_cli("video", a, b, "-o", tmp_path / "out", *CPU)
     assert result.exit_code == 1 and "would both be written to" in result.stderr_lines[-1]
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # made by planning, and removed, empty, as the run wrote nothing
 
 
 def test_plan_names_outputs_by_their_inputs(tmp_path: Path) -> None:
@@ -561,6 +561,17 @@ def test_bad_input_matrix(case: str, message: str, run_cli, make_clip, make_imag
     assert result.exit_code == 1
     assert len(result.stderr_lines) == 1 and result.stderr_lines[0].startswith("videodeblur: error: ")
     assert message in result.stderr_lines[0] and "Traceback" not in result.stderr
+
+
+def test_a_bad_model_after_planning_leaves_no_output_folder_behind(run_cli, make_clip, tmp_path: Path) -> None:
+    """`video IN1 IN2 -o NEW/ --model bad`: planning made NEW/ before the model was refused, and left it empty."""
+    clips = [make_clip(name, width=64, height=48, frames=2) for name in ("a.mp4", "b.mp4")]
+    result = run_cli("video", *clips, "-o", f"{tmp_path / 'new' / 'sub'}/", "--device", "cpu", "--model", "bad")
+    assert result.exit_code == 1 and "unknown model 'bad'" in result.stderr
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "kept").mkdir()
+    assert run_cli("video", *clips, "-o", tmp_path / "kept", "--device", "cpu", "--model", "bad").exit_code == 1
+    assert (tmp_path / "kept").is_dir()
 
 
 def test_no_audio(run_cli, make_clip, tmp_path: Path) -> None:

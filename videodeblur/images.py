@@ -64,7 +64,8 @@ from videodeblur.image_exif import HOLDS_EXIF, exif_data, with_exif
 from videodeblur.image_orientation import avif_transforms, heif_properties, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_no_empty_path,
-                               check_outputs_apart, default_outputs, expand_inputs, make_folder, warn_of_subfolders)
+                               check_outputs_apart, default_outputs, expand_inputs, make_folder,
+                               new_folders_removed_if_empty, warn_of_subfolders)
 from videodeblur.quiet_opencv import quiet_opencv
 
 __all__ = ["IMAGE_EXTENSIONS", "FrameProcessor", "Image", "ImageJob", "Warn", "read_image", "write_image",
@@ -379,9 +380,11 @@ def deblur_images(inputs: Sequence[str | Path], output: str | Path | None, engin
                   warn: Warn | None = None, on_error: OnError | None = None) -> list[Path]:
     """Deblur files and/or folders into ``output`` (a file or a folder; see the module rules).
 
-    Returns the written paths in input order. ``on_error``: as for :func:`deblur_planned`.
+    Returns the written paths in input order. ``on_error``: as for :func:`deblur_planned`. An output
+    folder made here is not left behind, empty, by a run that wrote nothing (its first image unreadable).
     """
-    return list(deblur_planned(plan_images(inputs, output, warn=warn), engine, warn=warn, on_error=on_error))
+    with new_folders_removed_if_empty():
+        return list(deblur_planned(plan_images(inputs, output, warn=warn), engine, warn=warn, on_error=on_error))
 
 
 def deblur_planned(jobs: Sequence[ImageJob], engine: FrameProcessor, *, warn: Warn | None = None,

@@ -6,15 +6,18 @@ with the same errors, and refuse two inputs that would write one output, before 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
 from videodeblur.notices import Warn
 from videodeblur.video.locations import is_stdin, is_url
 
-__all__ = ["check_no_empty_path", "expand_inputs", "make_folder", "check_distinct_outputs", "check_outputs_apart", "default_outputs",
-           "warn_of_subfolders", "VIDEO_SUFFIXES", "IMAGE_EXTENSIONS", "DEFAULT_TAG"]
+__all__ = ["check_no_empty_path", "expand_inputs", "make_folder", "new_folders_removed_if_empty",
+           "check_distinct_outputs", "check_outputs_apart", "default_outputs", "warn_of_subfolders", "VIDEO_SUFFIXES",
+           "IMAGE_EXTENSIONS", "DEFAULT_TAG"]
 
 DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
 
@@ -72,10 +75,36 @@ def make_folder(folder: Path, *, file_suffixes: Sequence[str] = ()) -> None:
                           "give a folder path")
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"output {folder} is a file, but a folder is needed here; choose a folder path")
+    missing = [f for f in (folder, *folder.parents) if not f.exists()] if _made.get() is not None else []
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"cannot create output folder {folder}: {err.strerror or err}") from err
+    made = _made.get()
+    if made is not None:
+        made.extend(reversed(missing))  # outermost first, so the innermost is removed first
+
+
+_made: ContextVar[list[Path] | None] = ContextVar("made_folders", default=None)
+
+
+@contextmanager
+def new_folders_removed_if_empty() -> Iterator[None]:
+    """Folders :func:`make_folder` creates in this block (planning makes them, so that a path that cannot
+    be one fails before the model loads) are removed at its end while still empty: a run that wrote
+    nothing (a bad --model after planning, every input unreadable) leaves nothing behind. One that
+    holds a file, or that was there before, stays."""
+    made: list[Path] = []
+    token = _made.set(made)
+    try:
+        yield
+    finally:
+        _made.reset(token)
+        for folder in reversed(made):
+            try:
+                folder.rmdir()  # only an empty folder; one with outputs in it stays
+            except OSError:
+                pass
 
 
 def check_distinct_outputs(pairs: Sequence[tuple[str | Path, Path]]) -> None:

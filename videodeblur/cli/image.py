@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from videodeblur.cli._common import device_option, model_option, precision_option, tile_option, warn
+from videodeblur.paths import new_folders_removed_if_empty
 
 __all__ = ["image"]
 
@@ -17,6 +18,7 @@ __all__ = ["image"]
 @device_option
 @precision_option
 @tile_option("Process in overlapping tiles of this many pixels [default: whole images, or tiles sized to fit when whole ones would need more than half the free memory].")
+@new_folders_removed_if_empty()  # planning makes output folders; a run that writes nothing leaves none
 def image(inputs: tuple[str, ...], output: str | None, model: str | None, device: str, precision: str,
           tile: int | None) -> None:
     """Deblur images (PNG, JPEG, TIFF, WebP, AVIF, BMP): one file to one, or several / a folder to a folder.

@@ -12,6 +12,7 @@ import click
 
 from videodeblur.cli._common import (StopSaid, device_option, engines_option, json_option, model_option,
                                      point_at_devnull, precision_option, preset_option, stop_word, tile_option, warn)
+from videodeblur.paths import new_folders_removed_if_empty
 
 if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
     from videodeblur.pipeline.plan import VideoJob
@@ -96,6 +97,7 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--progress/--no-progress", "show_progress", default=None,
               help="Show a progress line on stderr (default: only on a terminal).")
 @json_option
+@new_folders_removed_if_empty()  # planning makes output folders; a run that writes nothing leaves none
 def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch: int | None, device: str, precision: str,
           encoder: str, crf: int, preset: str, tile: int | None, compile_: bool, cuda_graphs: bool, engines: int | None,
           no_audio: bool, eight_bit: bool,

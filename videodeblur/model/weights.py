@@ -124,11 +124,17 @@ def record_evaluation(weights: str | Path, summary: dict[str, Any], pairs: str |
     """Store ``summary`` (an evaluation of ``weights`` on every pair under ``pairs``) as the file's
     ``evaluation``, the figure `videodeblur models` shows, keeping the rest of its metadata; an H.264
     figure (``evaluation_compressed``) measured on other pairs than ``pairs`` is dropped, with a warning:
-    beside this figure, `models` would show the two as one."""
+    beside this figure, `models` would show the two as one.
+
+    ``pairs`` is stored resolved (absolute): a path as typed ("pairs") would later be compared from
+    whatever folder the next ``eval --record`` runs in, which keeps the figure for other pairs of the
+    same name or drops it for the same pairs given another way. A relative path an older file holds
+    (or a training run's ``eval_pairs``) can only be read from the current folder, as before."""
     held = read_metadata(weights)
-    metadata = {**held, "evaluation": summary, "eval_pairs": str(pairs)}
+    resolved = Path(pairs).resolve()
+    metadata = {**held, "evaluation": summary, "eval_pairs": str(resolved)}
     before = held.get("eval_pairs")
-    if "evaluation_compressed" in metadata and (before is None or Path(before).resolve() != Path(pairs).resolve()):
+    if "evaluation_compressed" in metadata and (not isinstance(before, str) or Path(before).resolve() != resolved):
         del metadata["evaluation_compressed"]
         compressed = metadata.pop("eval_pairs_compressed", None)
         (warn or python_warning)(f"{weights}: its H.264 figure{f' (on {compressed})' if compressed else ''} was "

@@ -10,7 +10,8 @@ import av
 from videodeblur.video.colour import (AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, AVCOL_SPC_BT470BG, AVCOL_SPC_BT709, AVCOL_SPC_RGB,
                                       ColourTags, has_no_matrix)
 
-__all__ = ["as_decoders_read", "is_deep", "like_chroma", "output_subsampling", "output_tags", "source_tags"]
+__all__ = ["as_decoders_read", "is_deep", "jpeg_colour_only", "like_chroma", "output_subsampling", "output_tags",
+           "source_tags"]
 
 
 def output_subsampling(pix_fmt: str, subsampling: tuple[int, int]) -> tuple[int, int]:
@@ -53,12 +54,22 @@ def as_decoders_read(colour: ColourTags, encoder: str, pix_fmt: str) -> ColourTa
     (libx264rgb) are tagged RGB, full range: tagged with a YUV source's BT.709, H.264's header told
     decoders to read G, B, R as Y, U, V (37.9 levels off on average). VP8 has one matrix, BT.601, which
     FFmpeg's decoder and browsers apply whatever the container says, so a BT.709 source converted with
-    its own matrix came back 5 levels off on average (measured on a 320x180 BT.709 clip)."""
+    its own matrix came back 5 levels off on average (measured on a 320x180 BT.709 clip). Motion JPEG is
+    JPEG's YUV, full-range BT.601: FFmpeg's encoder refuses limited range (every .mjpeg output failed to
+    open it), and a raw .mjpeg file has no tags to say anything else."""
     if av.VideoFormat(pix_fmt).is_rgb:
         return dataclasses.replace(colour, colorspace=AVCOL_SPC_RGB, color_range=AVCOL_RANGE_JPEG)
+    if jpeg_colour_only(encoder):
+        return dataclasses.replace(colour, colorspace=AVCOL_SPC_BT470BG, color_range=AVCOL_RANGE_JPEG)
     if colour.matrix == "bt601" or av.Codec(encoder, "w").canonical_name != "vp8":
         return colour
     return dataclasses.replace(colour, colorspace=AVCOL_SPC_BT470BG)
+
+
+def jpeg_colour_only(encoder: str) -> bool:
+    """Whether ``encoder`` writes only JPEG's full-range YUV (Motion JPEG: FFmpeg's refuses to open for
+    limited range)."""
+    return av.Codec(encoder, "w").canonical_name == "mjpeg"
 
 
 def source_tags(colour: ColourTags, pix_fmt: str) -> ColourTags:

@@ -132,6 +132,8 @@ class FrameWriter:
         self._fragmented = "movflags" in muxer_options  # MP4/MOV fragments (other containers are only flushed)
         self._closed = False
         self._lock = threading.Lock()
+        self._last_start_s = 0.0  # the last frame's time: the sound is interleaved up to it
+        # and where that frame ends: an interrupted file's sound goes on to there, not stopping a frame short
         self._last_end_s = 0.0
         self._slot_rate: Fraction | None = None  # set for containers that hold one rate (see _add_video_stream)
         self._last_pts: int | None = None  # the last frame's pts given to write()
@@ -305,6 +307,8 @@ class FrameWriter:
         if self._last_pts is not None and pts <= self._last_pts:
             raise FrameError(f"frame pts {pts} is not after the previous frame's {self._last_pts}: "
                              "timestamps must increase (the muxer would refuse it only at the end)")
+        # how long this frame shows, in time_base units: its own duration, else as long as the one before
+        shown = duration if duration else (int(pts) - self._last_pts if self._last_pts is not None else 0)
         self._last_pts = int(pts)
         if image.shape[:2] != (rows, self.width):
             # the encoder would read a wrong-sized frame with the stream's size: a silent crop
@@ -323,9 +327,10 @@ class FrameWriter:
                 self._timing.send(frame, duration=None if self._slot_rate else duration)
                 self._previous = frame
                 self.frames_written += 1
-                self._last_end_s = float(pts * self.time_base)
+                self._last_start_s = float(pts * self.time_base)
+                self._last_end_s = float((pts + shown) * self.time_base)
                 if self._passthrough is not None:
-                    self._passthrough.copy(until_s=self._last_end_s)
+                    self._passthrough.copy(until_s=self._last_start_s)
             except av.FFmpegError as err:
                 if self._closed_pipe(err):
                     raise self._pipe_closed() from err
@@ -394,6 +399,7 @@ class FrameWriter:
                     raise refuse(why)
                 to_annex_b = annex_b_filter(video, mine)
                 last_s: float | None = None
+                shown_s = 0.0  # how long the last frame (by time) shows
                 moved: int | None = None  # how far the muxer moved the partial's times, in its time base
                 # a file cut mid-group of frames (a failed write) is kept up to where none is missing
                 whole = resumable_packets(partial, source_times=source_times, first_s=first_s, origin_s=self._origin_s)
@@ -408,13 +414,15 @@ class FrameWriter:
                         packet.stream = self._stream
                         self._timing.copy(packet)
                         self.frames_written += 1
-                        end_s = float(packet.pts * packet.time_base)
-                        last_s = end_s if last_s is None else max(last_s, end_s)
+                        start_s = float(packet.pts * packet.time_base)
+                        if last_s is None or start_s > last_s:
+                            last_s, shown_s = start_s, float((packet.duration or 0) * packet.time_base)
                         if self._passthrough is not None:
                             self._passthrough.copy(until_s=last_s)
                 except av.FFmpegError as err:
                     raise refuse(f"copying its frame {self.frames_written} failed: {short_error(err)}") from err
-            self._last_end_s = last_s or 0.0
+            self._last_start_s = last_s or 0.0
+            self._last_end_s = self._last_start_s + shown_s
             self.resumed_frames, self.resumed_until_s = self.frames_written, last_s
             return self.frames_written, None if last_s is None else last_s + float(self._origin_s)
 
@@ -431,7 +439,10 @@ class FrameWriter:
                 if self.frames_written:
                     self._timing.finish()
                 if self._passthrough is not None:
-                    self._passthrough.copy(until_s=None if complete else self._last_end_s)
+                    # interrupted: the sound of every frame written, to the last one's end (a packet that
+                    # begins there is the next frame's; a resume copies the sound anew from the source)
+                    self._passthrough.copy(until_s=None if complete else max(self._last_start_s,
+                                                                             self._last_end_s - 1e-6))
                     self._passthrough.finish()
             except av.FFmpegError as err:
                 failed = err
