@@ -53,3 +53,8 @@ def test_a_missing_recipe_is_said_once_under_torchrun(tmp_path):
     errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
     assert proc.returncode != 0 and errors == [f"videodeblur: error: config file not found: {tmp_path / 'nope.toml'}"], \
         proc.stderr
+
+
+def test_models_says_a_missing_weights_file_before_torch_loads(tmp_path):
+    missing = tmp_path / "nope.pt"
+    assert f"weights file not found: {missing}\n" in said_before_torch("models", missing)
