@@ -29,6 +29,12 @@ def said_before_torch(*args: str | Path) -> str:
     return done.stderr
 
 
+def test_camera_says_a_missing_source_before_torch_loads(tmp_path):
+    missing = tmp_path / "nope.mp4"
+    assert f"source '{missing}' not found: give a camera index (0)" in said_before_torch(
+        "camera", "--source", missing, "--no-preview")
+
+
 def test_bench_says_a_missing_input_before_torch_loads(tmp_path):
     missing = tmp_path / "nope.mp4"
     assert (f"input file '{missing}' does not exist: give a path to a video file"
