@@ -35,22 +35,47 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from videodeblur.bench.clip import decode_all, prepare_input, write_test_clip
-from videodeblur.bench.modes import (MIN_STAGE_WINDOW_S, decode_run, encode_run, model_run, pipelined_run,
-                                     round_up, sequential_run)
-from videodeblur.bench.network import network_run
 from videodeblur.bench.options import BenchOptions
 from videodeblur.bench.peers import all_peers, peer_engine, peer_table
-from videodeblur.bench.results import BenchResult, RunResult
 from videodeblur.errors import ConfigError
-from videodeblur.measure import machine_info, rss_scope
+from videodeblur.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from videodeblur.bench.clip import decode_all, prepare_input, write_test_clip
+    from videodeblur.bench.modes import (MIN_STAGE_WINDOW_S, decode_run, encode_run, model_run, pipelined_run,
+                                         round_up, sequential_run)
+    from videodeblur.bench.network import network_run
+    from videodeblur.bench.results import BenchResult, RunResult
 
 __all__ = ["BenchOptions", "BenchResult", "RunResult", "run_bench", "write_test_clip", "MODES", "MIN_STAGE_WINDOW_S"]
+
+# The runs' names are imported on first use (videodeblur.lazy_exports): they load torch (2-3 s), and
+# `bench` checks its options (BenchOptions: a mistyped --input) before that. run_bench binds them here
+# first (_bind_run_names); one a test replaced on this module stays replaced.
+_RUN_NAMES = {
+    "clip": ("decode_all", "prepare_input", "write_test_clip"),
+    "modes": ("MIN_STAGE_WINDOW_S", "decode_run", "encode_run", "model_run", "pipelined_run", "round_up",
+              "sequential_run"),
+    "network": ("network_run",),
+    "results": ("BenchResult", "RunResult"),
+}
+__getattr__, __dir__ = lazy_exports(__name__, _RUN_NAMES)
+
+
+def _bind_run_names() -> None:
+    """Bind the runs' names in this module (``__getattr__`` binds each one it is asked for): run_bench and
+    its helpers call them as globals, and a global's lookup never reaches ``__getattr__``."""
+    module = sys.modules[__name__]
+    for names in _RUN_NAMES.values():
+        for name in names:
+            getattr(module, name)
+
 
 MODES = ("decode", "model", "network", "encode", "sequential", "pipelined")
 
@@ -58,8 +83,10 @@ MODES = ("decode", "model", "network", "encode", "sequential", "pipelined")
 def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = None) -> BenchResult:
     """Measure every run of the module docstring and return them with the machine they ran on.
     ``progress`` gets a short line as each run starts."""
+    from videodeblur.measure import machine_info, rss_scope
     from videodeblur.pipeline import Engine, EngineOptions, resolve_device
 
+    _bind_run_names()
     say = progress or (lambda message: None)
     device = resolve_device(options.device)
     engines = {batch: Engine.from_name(options.model, EngineOptions(  # a bad model or precision fails here, first

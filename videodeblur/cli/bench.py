@@ -60,12 +60,14 @@ def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[
           as_json: bool) -> None:
     """Measure decode, model, encode, and the sequential and pipelined pipeline on the same frames."""
     try:
-        from videodeblur.bench import BenchOptions, run_bench  # torch loads here: seconds on a busy machine
+        from videodeblur.bench import BenchOptions  # checks the options (a mistyped --input) before torch loads
 
         options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
                                device=device, precision=precision, compile=compile_, cuda_graphs=cuda_graphs,
                                input=Path(input_) if input_ else input_, warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
                                peers=peers or None, encoder=encoder, preset=preset, engines=engines)
+        from videodeblur.bench import run_bench  # torch loads here: seconds on a busy machine
+
         result = run_bench(options, progress=lambda message: click.echo(f"bench: {message}", err=True))
     except KeyboardInterrupt:
         # Abort, not the KeyboardInterrupt: click answers that with a blank line before run_cli's "interrupted"

@@ -105,15 +105,12 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     import cv2  # first: importing av before cv2 freezes the preview window (DESIGN.md; _record_target)
 
     from videodeblur.errors import ConfigError
-    from videodeblur.pipeline import EngineOptions
-    from videodeblur.pipeline.live import LiveOptions, run_live
-    from videodeblur.pipeline.live_record import check_record_file
-    from videodeblur.pipeline.live_workers import live_engines
-    from videodeblur.signals import signals_noted
     from videodeblur.video.capture import CaptureOptions, open_source
 
     record_target = _record_target(record)
     if isinstance(record_target, Path):  # before the source is opened and the model loaded, as `video` does
+        from videodeblur.pipeline.live_record import check_record_file
+
         check_record_file(record_target, input_path=_source_file(source))
 
     width, height = _parse_size(size)
@@ -124,7 +121,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
                                                             max_seconds or CaptureOptions.open_timeout_s))
     except ConfigError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
         raise click.BadParameter(str(err), param_hint="--fourcc") from err
-    live_source = open_source(source, capture_options)
+    live_source = open_source(source, capture_options)  # a mistyped --source is said here, before torch loads
     for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime,
                                  side_by_side=side_by_side and not preview and record is None):
         click.echo(f"videodeblur: note: {note}", err=True)
@@ -135,6 +132,11 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     window = None
     capped: list[str] = []
     try:
+        from videodeblur.pipeline import EngineOptions  # torch loads here (a Ctrl-C in it closes the source too)
+        from videodeblur.pipeline.live import LiveOptions, run_live
+        from videodeblur.pipeline.live_workers import live_engines
+        from videodeblur.signals import signals_noted
+
         models = live_engines(model, EngineOptions(device=device, precision=precision, cuda_graphs=cuda_graphs), engines)
         if engines is not None and len(models) < engines:  # capped at the cores, or one on a GPU: said, not hidden
             where = "a GPU overlaps frames with its own streams" if models[0].device.type != "cpu" else \

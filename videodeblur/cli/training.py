@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,8 +36,12 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
           model_config: str | None, seed: int | None, init_weights: str | None,
           settings: tuple[str, ...]) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
-    from videodeblur.config import load_model_config
+    from videodeblur.config import load_model_config, load_toml
     from videodeblur.errors import VideoDeblurError
+
+    if "WORLD_SIZE" not in os.environ:  # one process, not torchrun's: its ranks say a recipe error once, in
+        # alike_on_every_rank (rank 0 failing first had torchrun stop the others while they loaded, each saying so)
+        load_toml(config_path)  # a missing or broken recipe file, said before torch loads (load_recipe reads it again)
     from videodeblur.train import load_recipe
     from videodeblur.train import train as run_training
     from videodeblur.train.distributed import alike_on_every_rank, said_by_rank_0
@@ -101,13 +106,18 @@ def _print_progress(record: dict[str, Any]) -> None:
                    "as a .pt path and every pair (no --limit).")
 def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool, record: bool) -> None:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
+    from videodeblur.errors import InputNotFoundError
+
+    _check_not_empty([pairs], "--pairs", "the folder that holds <scene>/blur/*.png and <scene>/sharp/*.png")
+    if not Path(pairs).exists():  # said before torch loads (evaluate_pairs says it too, for the library's callers)
+        raise InputNotFoundError(f"pairs folder not found: {Path(pairs)}")
+
     from videodeblur.model import load_model, shipped_name
     from videodeblur.model.registry import check_recordable
     from videodeblur.model.weights import record_evaluation
     from videodeblur.train import evaluate_pairs
     from videodeblur.train.evaluate import PSNR_CAP_DB
 
-    _check_not_empty([pairs], "--pairs", "the folder that holds <scene>/blur/*.png and <scene>/sharp/*.png")
     if record:
         check_recordable(model, limit)
     loaded = load_model(model)

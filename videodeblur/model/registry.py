@@ -6,12 +6,13 @@ import difflib
 import functools
 import hashlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from videodeblur.errors import ConfigError, InputNotFoundError, ModelNotFoundError, VideoDeblurError
-from videodeblur.model.lprn import LPRN
-from videodeblur.model.weights import load_weights, metadata_path, read_metadata
 from videodeblur.notices import Warn, python_warning
+
+if TYPE_CHECKING:  # (the network and weights modules load torch: imported where used, once a name is checked)
+    from videodeblur.model.lprn import LPRN
 
 __all__ = ["SHIPPED_MODELS", "DEFAULT_VIDEO_MODEL", "DEFAULT_CPU_MODEL", "LoadedModel", "load_model",
            "shipped_weights_path", "shipped_name", "check_recordable", "list_models", "default_model_name",
@@ -106,6 +107,8 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
             guess = f" (did you mean {close[0]}?)" if close else ""
             raise ModelNotFoundError(f"unknown model {key!r}{guess}: {choices}")
         name = path.stem
+    from videodeblur.model.weights import load_weights, read_metadata  # torch loads here, after the name's checks
+
     return LoadedModel(name=name, path=path, network=load_weights(path), metadata=read_metadata(path))
 
 
@@ -114,6 +117,8 @@ def weights_origin(loaded: LoadedModel, given: str | Path, *, warn: Warn | None 
     SHA-256 (a shipped name is re-pointed at new weights once the fine-tune ships), and how that file
     was trained, so the steps and seconds behind a model add up. A metadata file whose config is not
     the weights' (a copied or stale JSON) describes other weights: its record is left out, with a warning."""
+    from videodeblur.model.weights import metadata_path
+
     metadata = loaded.metadata
     if not _describes(metadata, loaded):
         (warn or python_warning)(f"{metadata_path(loaded.path)} does not describe {loaded.path} (its config "

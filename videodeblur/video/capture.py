@@ -24,20 +24,21 @@ import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import cv2  # before av: a later cv2.imshow freezes if av was imported first (DESIGN.md)
 import av
 import numpy as np
 
 from videodeblur.errors import ConfigError, SourceError, short_error
-from videodeblur.video.colour import ColourTags, RgbConverter
 from videodeblur.video.feed import PacketFeed
-from videodeblur.video.info import frame_colour, pixel_shape
 from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME, opened_aside
 from videodeblur.video.locations import is_url
-from videodeblur.video.output_format import source_tags
 from videodeblur.video.streams import pick_video_stream
+
+if TYPE_CHECKING:  # colour loads torch (info and output_format import it): imported where a source is read,
+    # so that `camera` says a mistyped --source before torch loads
+    from videodeblur.video.colour import ColourTags
 
 __all__ = ["CapturedFrame", "CaptureOptions", "LiveSource", "OpenCVCameraSource", "PyAVSource", "open_source"]
 
@@ -251,6 +252,10 @@ class PyAVSource(LiveSource):
 
     def __init__(self, target: str, *, description: str, pace: bool, fmt: str | None,
                  network: bool = False, open_timeout_s: float = _OPEN_TIMEOUT_S) -> None:
+        from videodeblur.video.colour import RgbConverter
+        from videodeblur.video.info import frame_colour, pixel_shape
+        from videodeblur.video.output_format import source_tags
+
         self.description = description
         self.drops_allowed = pace or network
         self.live = network

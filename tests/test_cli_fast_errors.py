@@ -1,0 +1,66 @@
+"""A mistyped path is said before torch loads, by every command: importing the modules that check it
+ran packages' eager re-exports (``videodeblur.train``, ``videodeblur.model``, ``videodeblur.bench``)
+or the command loaded the model first, and the one-line error took 2-4 s on a 2-core machine.
+(``video``'s own test: test_cli_errors.py::test_a_path_mistake_is_said_before_torch_loads.)"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import train_on_two_ranks
+
+# runs the command in this process, then says whether torch was loaded when it exited, and its exit code
+_RUN = ("import runpy, sys\n"
+        "sys.argv = ['videodeblur', *sys.argv[1:]]\n"
+        "try:\n"
+        "    runpy.run_module('videodeblur', run_name='__main__')\n"
+        "except SystemExit as end:\n"
+        "    print('torch loaded' if 'torch' in sys.modules else 'no torch', end.code)\n")
+
+
+def said_before_torch(*args: str | Path) -> str:
+    """The stderr of ``videodeblur ARGS``, which must exit 1 without having loaded torch."""
+    done = subprocess.run([sys.executable, "-c", _RUN, *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert done.stdout.splitlines()[-1:] == ["no torch 1"], (done.stdout, done.stderr)
+    return done.stderr
+
+
+def test_camera_says_a_missing_source_before_torch_loads(tmp_path):
+    missing = tmp_path / "nope.mp4"
+    assert f"source '{missing}' not found: give a camera index (0)" in said_before_torch(
+        "camera", "--source", missing, "--no-preview")
+
+
+def test_bench_says_a_missing_input_before_torch_loads(tmp_path):
+    missing = tmp_path / "nope.mp4"
+    assert (f"input file '{missing}' does not exist: give a path to a video file"
+            in said_before_torch("bench", "--input", missing))
+
+
+def test_eval_says_a_missing_pairs_folder_before_torch_loads(tmp_path):
+    missing = tmp_path / "nope"
+    assert f"pairs folder not found: {missing}\n" in said_before_torch("eval", "--pairs", missing, "--model", "lprn-fast")
+
+
+def test_train_says_a_missing_recipe_before_torch_loads(tmp_path):
+    missing = tmp_path / "nope.toml"
+    assert f"config file not found: {missing}\n" in said_before_torch("train", "--config", missing)
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_missing_recipe_is_said_once_under_torchrun(tmp_path):
+    """Under torchrun the recipe is still read once torch has loaded, and its error said by rank 0 alone: read
+    before, rank 0 failed at once, and torchrun stopped the other rank mid-import, which said "terminated"."""
+    proc = train_on_two_ranks(tmp_path / "nope.toml", tmp_path / "two")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
+    assert proc.returncode != 0 and errors == [f"videodeblur: error: config file not found: {tmp_path / 'nope.toml'}"], \
+        proc.stderr
+
+
+def test_models_says_a_missing_weights_file_before_torch_loads(tmp_path):
+    missing = tmp_path / "nope.pt"
+    assert f"weights file not found: {missing}\n" in said_before_torch("models", missing)
