@@ -245,15 +245,17 @@ def test_results_that_cannot_be_printed_are_an_error_not_an_internal_one(run_sub
                           "cannot write the results to standard output: No space left on device")
 
 
-def test_opencv_that_cannot_load_says_what_to_install(run_subprocess, image_file, tmp_path):
-    """opencv-python needs libGL, which servers and slim containers lack: its ImportError was an
-    "internal error"; it is a setup problem with a known fix."""
+@pytest.mark.parametrize("missing, package", [("libGL.so.1", "libgl1"), ("libgthread-2.0.so.0", "libglib2.0-0")])
+def test_opencv_that_cannot_load_says_what_to_install(run_subprocess, image_file, tmp_path, missing, package):
+    """opencv-python needs libGL and GLib, which servers and slim containers lack: its ImportError was an
+    "internal error"; it is a setup problem with a known fix. Without GLib the hint named only libgl1,
+    which does not bring it."""
     stub = tmp_path / "stub" / "cv2"
     stub.mkdir(parents=True)
-    (stub / "__init__.py").write_text('raise ImportError("libGL.so.1: cannot open shared object file")\n')
+    (stub / "__init__.py").write_text(f'raise ImportError("{missing}: cannot open shared object file")\n')
     result = run_subprocess("image", image_file, "-o", tmp_path / "out.png", "--device", "cpu",
                             env={"PYTHONPATH": str(tmp_path / "stub")})
-    assert_one_line_error(result, "libGL.so.1", "opencv-python-headless")
+    assert_one_line_error(result, missing, "opencv-python-headless", package)
     assert "internal error" not in result.stderr
 
 

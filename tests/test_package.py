@@ -108,3 +108,32 @@ def test_video_help_says_where_a_urls_output_goes(run_cli):
     (videodeblur.paths), which the help did not say."""
     text = " ".join(run_cli("video", "--help").stdout.split())
     assert "a URL's into the current folder" in text
+
+
+def test_every_library_the_package_and_its_tests_import_is_declared():
+    """`pip install -e '.[test]'` must bring what the tests import: PIL came only because torchvision
+    (which no module imports) depends on pillow, so the test extra did not say it."""
+    import ast
+    import configparser
+    import importlib.metadata
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    setup = configparser.ConfigParser()
+    setup.read(root / "setup.cfg")
+    requirements = setup["options"]["install_requires"] + setup["options.extras_require"]["test"]
+    declared = {re.split(r"[<>=!~; ]", line.strip())[0].lower() for line in requirements.splitlines() if line.strip()}
+    own = {"videodeblur", "conftest"} | {path.stem for path in (root / "tests").glob("*.py")}
+    imported: set[str] = set()
+    for path in [*(root / "videodeblur").rglob("*.py"), *(root / "tests").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - own - set(sys.stdlib_module_names)
+    distributions = importlib.metadata.packages_distributions()
+    # opencv-python-headless is the stand-in README names for opencv-python on a server
+    undeclared = {name: distributions.get(name) for name in third_party
+                  if not {d.lower().removesuffix("-headless") for d in distributions.get(name, [name])} & declared}
+    assert undeclared == {}

@@ -858,6 +858,15 @@ def test_sound_at_a_rate_the_encoder_lacks_is_said_to_be_resampled(tmp_path: Pat
         assert c.streams.audio[0].codec_context.sample_rate == 16000
 
 
+@pytest.mark.parametrize("suffix, codec", [(".ogv", "flac"), (".mxf", "pcm_s16le")])
+def test_sound_re_encoded_losslessly_is_not_given_a_bit_rate(make_clip, tmp_path: Path, suffix: str, codec: str) -> None:
+    """.ogv's FLAC and .mxf's PCM have no bit rate to set: the warning said "flac 192 kb/s" and
+    "pcm_s16le 192 kb/s" (PCM at 48 kHz stereo is 1536 kb/s), a figure the encoder never used."""
+    src = make_clip("in.mp4", width=64, height=48, frames=5, audio=True)
+    _, writer = _copy(src, tmp_path / f"out{suffix}")
+    assert writer.converted == [f"aac audio (stream 1) re-encoded as {codec} (lossless): {suffix} files cannot hold aac"]
+
+
 def test_an_audio_encoder_that_will_not_open_is_named_not_the_video(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Where the audio re-encode cannot open (here: the bit rate the fix above steps down from), the
     error names the audio, not ".ts files cannot hold libx264 + mp2 audio; libx264 goes in .mp4"."""

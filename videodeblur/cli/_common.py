@@ -126,12 +126,12 @@ def point_at_devnull(stream: Any) -> None:
 
 
 def _import_hint(exc: ImportError) -> str:
-    """What to do about a library that would not load: OpenCV's desktop build needs libGL, which a
-    server or a slim container lacks; a missing package is installed with pip."""
+    """What to do about a library that would not load: OpenCV's desktop build needs libGL and GLib
+    (libgthread), which a server or a slim container lacks; a missing package is installed with pip."""
     text = str(exc)
-    if "libGL" in text or "libgthread" in text or (exc.name or "").startswith("cv2"):
+    if "libGL" in text or "libgthread" in text or "libglib" in text or (exc.name or "").startswith("cv2"):
         return (" (OpenCV could not load: on a server or in a container, pip install opencv-python-headless "
-                "in place of opencv-python, or install the system's libgl1)")
+                "in place of opencv-python, or install the system's libgl1 and libglib2.0-0)")
     if exc.name:
         return f" (pip install {exc.name.split('.')[0]}, or reinstall videodeblur with its dependencies)"
     return ""

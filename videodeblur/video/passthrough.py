@@ -428,8 +428,10 @@ class Passthrough:
         source_rate = src.codec_context.sample_rate
         if source_rate and rate != source_rate:  # Opus takes 48 kHz and its divisions, mp2 16 kHz and up
             moved += f", resampled from {source_rate / 1000:g} to {rate / 1000:g} kHz"
+        # FLAC and PCM (.ogv, .mxf) have no bit rate to set: the one asked for is not what they write
+        size = "(lossless)" if codec.lossless and not codec.lossy else f"{out.codec_context.bit_rate // 1000} kb/s"
         self.converted.append(f"{_format_name(src)} audio (stream {src.index}) re-encoded as {codec.name} "
-                              f"{out.codec_context.bit_rate // 1000} kb/s{moved}: {why}")
+                              f"{size}{moved}: {why}")
         return out
 
     def _write(self, index: int, packet: av.Packet) -> None:
