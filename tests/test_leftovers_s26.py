@@ -105,3 +105,23 @@ def test_a_resume_stopped_before_its_first_new_frame_keeps_the_sound_of_the_kept
     assert len(decode(out).frames) == 15
     assert [packet for _, packet in _audio_packets(out)] == interrupted
     assert interrupted == [packet for at, packet in _audio_packets(src) if at < 15 / 25 - 1e-6]
+
+
+@pytest.mark.parametrize("output", ["out.mkv", "out.mp4"])
+def test_mpeg2_video_is_written_at_the_source_rate(output: str, run_cli, make_clip, tmp_path: Path) -> None:
+    """`--encoder mpeg2video` failed to open in every container ("Invalid argument"): MPEG-2 video codes
+    one frame rate, and was given the source's fine time base (1/12800). Written as slots of the
+    source's rate, as AVI is, every frame comes back at its time; --crf sets its quantizer, as for mpeg4
+    (its default bit rate gave 25 dB against a lossless run's picture here)."""
+    src = make_clip("in.mp4", width=64, height=48, frames=10, fps=25)
+    lossless = run_cli("video", src, "-o", tmp_path / "ref.mkv", *CPU, "--encoder", "ffv1")
+    result = run_cli("video", src, "-o", tmp_path / output, *CPU, "--encoder", "mpeg2video")
+    assert lossless.exit_code == 0 and result.exit_code == 0, result.stderr
+    assert "no constant-quality setting" not in result.stderr  # --crf is its quantizer, as for mpeg4
+    ref, out = decode(tmp_path / "ref.mkv"), decode(tmp_path / output)
+    with av.open(str(tmp_path / output)) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg2video"
+    assert len(out.frames) == 10
+    start = out.pts_seconds[0]  # (Matroska may start the picture a packet late; the steps are what is checked)
+    assert [round(float(t - start), 4) for t in out.pts_seconds] == [round(i / 25, 4) for i in range(10)]
+    assert min(psnr(a, b) for a, b in zip(ref.frames, out.frames)) > 30

@@ -255,7 +255,8 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
             options["b"] = "0" if name == "libvpx-vp9" else "100M"
     # no crf: mpeg4's default bit rate gave 29 dB where x264's crf 18 gives 40; Motion JPEG's (200 kb/s) lost
     # more with every frame (160x96, against a lossless output: 41.2 dB at frame 1, 30.3 at frame 6; q2: 41)
-    if name in ("mpeg4", "mjpeg"):
+    # MPEG-1/2 video: the same 1-31 quantizer scale and default bit rate (25 dB at 64x48 against lossless)
+    if name in ("mpeg4", "mjpeg", "mpeg1video", "mpeg2video"):
         options["qmin"] = options["qmax"] = str(mpeg4_quantizer(crf))
     if name in ("libx264", "libx264rgb", "libx265"):
         options["preset"] = preset

@@ -512,7 +512,10 @@ class FrameWriter:
         stream.time_base = self.time_base
         # YUV4MPEG and AVI hold frames at one rate, not times (YUV4MPEG's header states its rate as 1 /
         # the time base; an AVI given a fine time base claimed 600 fps): frames go in as slots of 1 / rate
-        self._slot_rate = rate if self._container.format.name in ONE_RATE_MUXERS and rate else None
+        # MPEG-1/2 video codes one rate too (its header holds one of a table's), and would not open at a fine time base
+        one_rate = (self._container.format.name in ONE_RATE_MUXERS
+                    or stream.codec_context.codec.canonical_name in _ONE_RATE_CODECS)
+        self._slot_rate = rate if one_rate and rate else None
         if self._slot_rate:
             stream.time_base = 1 / self._slot_rate
         if stream.codec_context.codec.canonical_name == "hevc" and self._container.format.name in ("mp4", "mov"):
@@ -694,6 +697,8 @@ def _yuv_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourTags) -> av.VideoFra
 # the codec of a cover picture, the only video an audio format (.mp3, .flac, .aiff) holds, which is
 # its "own" video codec (MJPEG is not: .mjpeg is a video, and pictures' own)
 _COVER_CODECS = frozenset({"png"})
+# codecs whose stream codes one frame rate, not times: written as slots of 1 / rate, as ONE_RATE_MUXERS are
+_ONE_RATE_CODECS = frozenset({"mpeg1video", "mpeg2video"})
 # muxers that cannot give B-frames back their presentation times
 _NO_REORDER_MUXERS = frozenset({"avi", "asf", "asf_stream", "mxf", "mxf_d10", "mxf_opatom"})
 
