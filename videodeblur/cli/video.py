@@ -13,6 +13,7 @@ import click
 from videodeblur.cli._common import (StopSaid, device_option, engines_option, json_option, model_option,
                                      point_at_devnull, precision_option, preset_option, stop_word, tile_option, warn)
 from videodeblur.paths import new_folders_removed_if_empty
+from videodeblur.video.locations import redacted
 
 if TYPE_CHECKING:  # (imported where used: torch loads only once the paths are checked)
     from videodeblur.pipeline.plan import VideoJob
@@ -204,7 +205,7 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                     failed += 1
                     click.echo(f"videodeblur: error: {message}", err=True)
                 if as_json:  # one line per input, as the help says (for a single one too: scripts read stdout)
-                    unread |= not _print(json.dumps({"input": str(job.src), "error": message}), err=piped_out)
+                    unread |= not _print(json.dumps({"input": redacted(job.src), "error": message}), err=piped_out)
                 if len(jobs) == 1:
                     raise  # said by the command's error handler, one line
                 continue
@@ -284,7 +285,7 @@ def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress 
 def _unbegun(job: VideoJob, frames_written: int = 0) -> dict[str, Any]:
     """The --json line of an input stopped outside its run (before it began, or as it ended): what
     its output holds, no figures of a run."""
-    return {"input": str(job.src), "output": str(job.dst), "frames": 0, "frames_written": frames_written,
+    return {"input": redacted(job.src), "output": redacted(job.dst), "frames": 0, "frames_written": frames_written,
             "interrupted": True}
 
 

@@ -32,7 +32,7 @@ from videodeblur.pipeline.live_workers import FrameProcessor, InferenceWorkers
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import percentiles
 from videodeblur.video.capture import LiveSource
-from videodeblur.video.locations import is_url
+from videodeblur.video.locations import is_url, redacted
 
 __all__ = ["FrameProcessor", "LiveOptions", "LiveFrame", "LiveStats", "run_live"]
 
@@ -242,7 +242,7 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
         end_reason=end_reason, source=source.description,
         width=source.width, height=source.height, recorded=recorded, record_dropped=record_dropped,
         reconnects=capture.reconnects,
-        record_path=str(options.record_path) if options.record_path is not None else None,
+        record_path=redacted(options.record_path) if options.record_path is not None else None,
         model=getattr(engines[0], "model_name", None), device=_device(engines), warnings=warnings,
     )
 

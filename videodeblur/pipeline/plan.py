@@ -18,7 +18,7 @@ from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_no_empty_path,
                                check_outputs_apart, default_outputs, expand_inputs, make_folder, warn_of_subfolders)
-from videodeblur.video.locations import STDIN, is_stdin, is_url, unknown_scheme
+from videodeblur.video.locations import STDIN, is_stdin, is_url, redacted, unknown_scheme
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
 
@@ -78,7 +78,7 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Vid
         _check_outputs(jobs)
         return jobs
     if is_url(output) or unknown_scheme(output):
-        raise OutputError(f"output {output} is a URL: `video` writes files; to send a deblurred feed live, use "
+        raise OutputError(f"output {redacted(output)} is a URL: `video` writes files; to send a deblurred feed live, use "
                           "`videodeblur camera --source FILE --realtime --record URL`")
     folder_meant = str(output).endswith(("/", os.sep))  # "new.mp4/": a folder, as the slash says
     output = Path(output)

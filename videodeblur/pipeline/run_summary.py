@@ -11,7 +11,7 @@ from videodeblur.pipeline.engine import Engine
 from videodeblur.pipeline.options import RunOptions
 from videodeblur.pipeline.stats import RunStats, StatsRecorder
 from videodeblur.video.info import VideoInfo
-from videodeblur.video.locations import is_stdin
+from videodeblur.video.locations import is_stdin, redacted
 from videodeblur.video.output_format import output_subsampling
 from videodeblur.video.reader import FrameReader
 from videodeblur.video.writer import FrameWriter
@@ -33,7 +33,7 @@ def summarise_run(stats: StatsRecorder, reader: FrameReader, writer: FrameWriter
     return stats.freeze(
         device=engine.describe(), model=engine.model_name,
         precision=engine.precision, batch_size=engine.batch_size, encoder=writer.encoder_name,
-        input=str(info.path), output=str(writer.path), size=[writer.width, writer.height],
+        input=redacted(info.path), output=writer.shown, size=[writer.width, writer.height],
         frames_decoded=reader.frames_decoded, frames_written=writer.frames_written, frames_lost=lost,
         audio_packets=writer.audio_packets, subtitle_packets=writer.subtitle_packets,
         data_packets=writer.data_packets, resumed_frames=writer.resumed_frames,
@@ -60,7 +60,7 @@ def _warnings(reader: FrameReader, writer: FrameWriter, engine: Engine, options:
         yield (f"{reader.name} is truncated or corrupt: {reader.frames_decoded}{expected} frames decoded, "
                f"{'about ' if estimated else ''}{lost} lost, {reader.decode_errors} decode error(s){detail}")
     if output_stalled:
-        where = "standard output" if is_stdin(writer.path) else writer.path
+        where = "standard output" if is_stdin(writer.path) else writer.shown
         yield (f"{where} took nothing more after the stop (the program reading it stopped reading): "
                "the video there is cut off unfinished")
     for skipped in writer.skipped:

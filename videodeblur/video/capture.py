@@ -33,7 +33,7 @@ import numpy as np
 from videodeblur.errors import ConfigError, SourceError, short_error
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME, opened_aside
-from videodeblur.video.locations import is_url
+from videodeblur.video.locations import is_url, redacted
 from videodeblur.video.streams import pick_video_stream
 
 if TYPE_CHECKING:  # colour loads torch (info and output_format import it): imported where a source is read,
@@ -162,7 +162,7 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
     if spec.startswith("/dev/video"):
         return OpenCVCameraSource(spec, options)
     if is_url(spec):
-        return PyAVSource(spec, description=spec, pace=options.realtime, fmt=None, network=True,
+        return PyAVSource(spec, description=redacted(spec), pace=options.realtime, fmt=None, network=True,
                           open_timeout_s=options.open_timeout_s)
     if spec.startswith("lavfi:"):
         return PyAVSource(spec[len("lavfi:"):], description=spec, pace=True, fmt="lavfi")

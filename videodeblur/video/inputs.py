@@ -14,7 +14,7 @@ from typing import Any, Callable, TypeVar
 import av
 
 from videodeblur.errors import InputNotFoundError, UnreadableInputError, short_error
-from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_stdin, is_url
+from videodeblur.video.locations import NETWORK_TIMEOUTS_S, is_stdin, is_url, redacted
 
 __all__ = ["ENDS_BEFORE_FIRST_FRAME", "ffmpeg_name", "interruptibly", "open_input", "opened_aside"]
 
@@ -55,10 +55,10 @@ def open_input(path: Path | str) -> av.container.InputContainer:
         try:
             return opened_aside(lambda: av.open(path, "r", metadata_errors="replace", timeout=NETWORK_TIMEOUTS_S))
         except av.ExitError as err:  # FFmpeg's "Immediate exit requested": its timeout ran out
-            raise UnreadableInputError(f"cannot open {path}: no answer within {NETWORK_TIMEOUTS_S[0]:g} s") from err
+            raise UnreadableInputError(f"cannot open {redacted(path)}: no answer within {NETWORK_TIMEOUTS_S[0]:g} s") from err
         except (av.FFmpegError, OSError) as err:
             _end_if_interrupted(err)
-            raise UnreadableInputError(f"cannot open {path}: {short_error(err)}") from err
+            raise UnreadableInputError(f"cannot open {redacted(path)}: {short_error(err)}") from err
     if not path.exists():
         raise InputNotFoundError(f"input not found: {path}")
     if path.is_dir():

@@ -7,19 +7,49 @@ import os
 import re
 import stat
 from pathlib import Path
+from urllib.parse import unquote
 
 __all__ = ["NETWORK_TIMEOUTS_S", "STDIN", "URL_SCHEMES", "is_named_pipe", "is_stdin", "is_url", "pipe_refusing_resume",
-           "unknown_scheme"]
+           "redacted", "unknown_scheme"]
 
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
 NETWORK_TIMEOUTS_S = (10.0, 30.0)  # open, then each read: a dead server is an error, not a hang
+HIDDEN = "***"  # what a URL's password or secret query value is shown as
+_SECRET_PARAMETERS = frozenset({"token", "key", "password", "passwd", "pass", "secret", "sig", "signature", "auth",
+                                "access_token", "api_key", "apikey", "passphrase"})  # passphrase: SRT's
 
 
 def is_url(spec: str | Path) -> bool:
     """``scheme://...`` with a scheme FFmpeg reads over the network (a URL, not a file path)."""
     scheme, sep, _ = str(spec).partition("://")
     return bool(sep) and scheme.lower() in URL_SCHEMES
+
+
+def redacted(spec: str | Path) -> str:
+    """``spec`` as messages, stats and JSON may show it: a URL's password and the values of its query
+    parameters named like secrets (``token``, ``key``, ``sig``...) become ``***``, so that a user's logs
+    and monitoring do not hold them. Anything else, and a non-URL, is shown as given. Display only:
+    what FFmpeg opens is always ``spec`` itself."""
+    text = str(spec)
+    if not is_url(text):
+        return text
+    scheme, _, rest = text.partition("://")
+    netloc, path = re.match(r"([^/?#]*)(.*)", rest, re.DOTALL).groups()
+    userinfo, at, host = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.partition(':')[0]}:{HIDDEN}@{host}"
+    path, hash_, fragment = path.partition("#")
+    path, question, query = path.partition("?")
+    if question:
+        query = "&".join(_hidden_if_secret(pair) for pair in query.split("&"))
+    return f"{scheme}://{netloc}{path}{question}{query}{hash_}{fragment}"
+
+
+def _hidden_if_secret(pair: str) -> str:
+    """One ``name=value`` of a query, its value hidden where the name is a secret's."""
+    name, equals, _ = pair.partition("=")
+    return f"{name}={HIDDEN}" if equals and unquote(name).lower() in _SECRET_PARAMETERS else pair
 
 
 def unknown_scheme(spec: str | Path | None) -> str | None:

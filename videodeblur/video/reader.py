@@ -29,7 +29,7 @@ from videodeblur.video.deinterlace import deinterlaced
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.info import VideoInfo, describe, file_end_s, nominal_step
 from videodeblur.video.inputs import interruptibly, open_input
-from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
+from videodeblur.video.locations import is_named_pipe, is_stdin, is_url, redacted
 from videodeblur.video.lost_frames import ReadTally, StreamSpan
 from videodeblur.video.streams import cover_streams, pick_video_stream
 
@@ -87,7 +87,7 @@ class FrameReader:
                  deinterlace: bool = False) -> None:
         # a URL or "-" as given (pathlib would turn // into /), a file's path as a Path
         self.path: Path | str = str(path) if is_url(path) or is_stdin(path) else Path(path)
-        self.name = "standard input" if is_stdin(path) else str(self.path)  # for messages
+        self.name = "standard input" if is_stdin(path) else redacted(self.path)  # for messages: a URL's secrets hidden
         self.layout = _checked_layout(layout)
         self.deep = deep and layout == "rgb"
         self._tally = ReadTally()  # what was read: packets, frames, errors (see frames_lost)

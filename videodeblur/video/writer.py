@@ -42,7 +42,7 @@ from videodeblur.video.partial_output import (annex_b_filter, frame_step, intact
                                               why_not_resumable, with_decode_times)
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.inputs import ffmpeg_name
-from videodeblur.video.locations import is_named_pipe, is_stdin, is_url
+from videodeblur.video.locations import is_named_pipe, is_stdin, is_url, redacted
 from videodeblur.video.metadata import chapters_in, descriptive_tags
 from videodeblur.video.output_format import (as_decoders_read, is_deep, like_chroma, output_subsampling, output_tags,
                                              source_tags)
@@ -113,6 +113,7 @@ class FrameWriter:
         read_from = input_path or (None if isinstance(copy_from, PacketFeed) else copy_from)
         self.path: Path | str = (str(path) if self._stream_url or self._pipe
                                  else check_output_path(path, input_path=read_from))
+        self.shown = redacted(self.path)  # for messages: a stream URL's password or token hidden
         if self._pipe and pipe_format not in PIPE_FORMATS:
             raise OutputError(f"cannot write {pipe_format} to standard output; choose one of {', '.join(PIPE_FORMATS)}")
         self._kind = output_kind(path, pipe_format)
@@ -162,7 +163,7 @@ class FrameWriter:
             except (av.FFmpegError, ValueError, OSError) as err:
                 hint = ("is a server listening there?" if self._stream_url
                         else "use a video extension such as .mp4, .mkv or .mov")
-                raise OutputError(f"cannot write {self.path}: {' '.join(str(err).split())} ({hint})") from err
+                raise OutputError(f"cannot write {self.shown}: {' '.join(str(err).split())} ({hint})") from err
             try:
                 self._choose_format(encoder, pix_fmt)
                 self.colour = output_tags(self.colour, self.pix_fmt)
@@ -176,7 +177,7 @@ class FrameWriter:
                 self._i420_range = i420_colour.color_range or None
                 if ((layout == "rgb" or self._i420_converted)
                         and sws_colorspace(self.colour) not in av.video.reformatter.Colorspace.__members__):
-                    raise OutputError(f"cannot write {self.path}: converting to {self.colour.matrix} YUV needs PyAV 18 "
+                    raise OutputError(f"cannot write {self.shown}: converting to {self.colour.matrix} YUV needs PyAV 18 "
                                       f"or newer (Python 3.11+); this is PyAV {av.__version__}")
                 self._container.metadata.update(descriptive_tags(tags))
                 self._stream = self._add_video_stream(fps, crf, preset, threads, rotation, mirror_matrix)
@@ -313,14 +314,14 @@ class FrameWriter:
         if image.shape[:2] != (rows, self.width):
             # the encoder would read a wrong-sized frame with the stream's size: a silent crop
             raise EncodeError(f"frame of {image.shape[1]}x{image.shape[0]} does not fit the {self.width}x{self.height} "
-                              f"stream of {self.path}")
+                              f"stream of {self.shown}")
         frame = self._to_frame(image)
         pts = int(pts) - self._pts_offset
         last_slot = self._last_slot
         frame.pts, frame.time_base = self._slot(pts) if self._slot_rate else (pts, self.time_base)
         with self._lock:
             if self._closed:
-                raise EncodeError(f"{self.path} is already closed")
+                raise EncodeError(f"{self.shown} is already closed")
             try:
                 self._repeat_before(frame, last_slot)
                 # (a one-rate container counts slots: there the last frame lasts as the one before it)
@@ -334,7 +335,7 @@ class FrameWriter:
             except av.FFmpegError as err:
                 if self._closed_pipe(err):
                     raise self._pipe_closed() from err
-                raise EncodeError(f"encoding frame {self.frames_written} of {self.path} failed: "
+                raise EncodeError(f"encoding frame {self.frames_written} of {self.shown} failed: "
                                   f"{' '.join(str(err).split())}") from err
 
     def _repeat_before(self, frame: av.VideoFrame, last_slot: int) -> None:
@@ -458,10 +459,10 @@ class FrameWriter:
             if failed is not None:
                 if self._closed_pipe(failed):
                     raise self._pipe_closed() from failed
-                raise EncodeError(f"finishing {self.path} failed: {' '.join(str(failed).split())}") from failed
+                raise EncodeError(f"finishing {self.shown} failed: {' '.join(str(failed).split())}") from failed
             if self.frames_written and not self._stream_url and not self._pipe and not Path(self.path).exists():
                 # written into a file no folder lists any more: "wrote out.mp4" and exit 0 left nothing
-                raise OutputError(f"{self.path} was deleted (or its folder removed) while it was written: "
+                raise OutputError(f"{self.shown} was deleted (or its folder removed) while it was written: "
                                   f"its {self.frames_written} frames are lost")
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -504,7 +505,7 @@ class FrameWriter:
             raise OutputError(f"{self._kind}: {err}; {self._where_else('use .mp4, .mkv or .mov')}{other}") from err
         if not carries(self._container.format.name, self.encoder_name):  # MPEG-TS: written as data, no video
             # a stream URL's muxer follows its scheme: no file suffix changes it, only the encoder does
-            where, fix = ((f"{self.path} ({self._kind})", "use --encoder libx264") if self._stream_url
+            where, fix = ((f"{self.shown} ({self._kind})", "use --encoder libx264") if self._stream_url
                           else (self._kind, f"{self._where_else('use .mkv')}, or --encoder libx264"))
             raise OutputError(f"{where} cannot carry {self.encoder_name}'s video (it would be written as a "
                               f"track no player reads as video); {fix}")
@@ -591,10 +592,10 @@ class FrameWriter:
                 raise self._pipe_closed() from err
             if self._stream_url and isinstance(err, av.ProtocolNotFoundError):  # srt:// without libsrt
                 scheme = str(self.path).partition("://")[0]
-                raise OutputError(f"cannot send to {self.path}: this FFmpeg build (PyAV's) has no {scheme}:// "
+                raise OutputError(f"cannot send to {self.shown}: this FFmpeg build (PyAV's) has no {scheme}:// "
                                   "protocol; use udp:// or tcp:// (MPEG-TS), rtmp:// or rtsp://") from err
             if self._stream_url:  # the connection is made here: a server that is not there, or refuses
-                raise OutputError(f"cannot send to {self.path}: {short_error(err)} (is a server listening there, "
+                raise OutputError(f"cannot send to {self.shown}: {short_error(err)} (is a server listening there, "
                                   "and does it take this stream?)") from err
             opened = re.search(r'avcodec_open2\("([^"]+)"', str(err))
             if opened and opened.group(1) != self.encoder_name:  # an audio re-encode, not the container
@@ -620,7 +621,7 @@ class FrameWriter:
         user to use .mov); ``otherwise`` when this one holds it too (the other streams do not fit). A
         stream URL's muxer follows its scheme (rtmp:// is FLV), so no file suffix helps it: the encoder does."""
         if self._stream_url:
-            return f"{self.path} is sent as {self._kind} whatever the encoder: use --encoder libx264"
+            return f"{self.shown} is sent as {self._kind} whatever the encoder: use --encoder libx264"
         fits = containers_for(self.encoder_name)
         if not fits:  # none holds it: naming containers that do not either sent a .mkv user to .mkv
             return "no container videodeblur writes holds it"
@@ -637,7 +638,7 @@ class FrameWriter:
         return (self._pipe or self._named_pipe) and getattr(err, "errno", None) == errno.EPIPE
 
     def _pipe_closed(self) -> EncodeError:
-        where = f"the named pipe {self.path}" if self._named_pipe else "standard output"
+        where = f"the named pipe {self.shown}" if self._named_pipe else "standard output"
         return EncodeError(f"{where} was closed after {self.frames_written} frames: the program reading it stopped")
 
     def _to_frame(self, image: np.ndarray) -> av.VideoFrame:
