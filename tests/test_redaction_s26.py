@@ -83,3 +83,11 @@ def test_video_json_shows_the_input_redacted(run_cli, make_clip, tmp_path: Path)
     summary = json.loads(result.stdout)
     assert summary["input"] == f"{base}/{clip.name}?sig=***" and summary["frames_written"] == 6
     assert "abc123" not in result.stdout + result.stderr
+
+
+def test_a_stream_output_error_hides_its_secrets(run_cli) -> None:
+    result = run_cli("camera", "--source", "testsrc2=size=64x48:rate=25", "--no-preview", *CPU, "--max-seconds", 2,
+                     "--record", "rtmp://user:secret@127.0.0.1:9/app/live?key=abc123")
+    assert result.exit_code == 1
+    assert "secret" not in result.stderr and "abc123" not in result.stderr, result.stderr
+    assert "cannot send to rtmp://user:***@127.0.0.1:9/app/live?key=***:" in result.stderr_lines[-1]
