@@ -39,6 +39,15 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
     from videodeblur.config import load_model_config, load_toml
     from videodeblur.errors import VideoDeblurError
 
+    # an unset variable: "" is read as ".", which ran a recipe's run into the current folder (--out-dir) or
+    # silently from the identity (--init)
+    for option, value, give in (("--config", config_path, "a recipe .toml file"),
+                                ("--resume", resume, "a run's last.pt"),
+                                ("--out-dir", out_dir, "a folder for the run"),
+                                ("--model-config", model_config, "a model .toml file"),
+                                ("--init", init_weights, "a shipped model's name or a .pt weights file")):
+        if value is not None:
+            _check_not_empty([value], option, give)
     if "WORLD_SIZE" not in os.environ:  # one process, not torchrun's: its ranks say a recipe error once, in
         # alike_on_every_rank (rank 0 failing first had torchrun stop the others while they loaded, each saying so)
         load_toml(config_path)  # a missing or broken recipe file, said before torch loads (load_recipe reads it again)

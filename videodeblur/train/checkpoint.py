@@ -139,7 +139,9 @@ _RESUMABLE_CHANGES = frozenset({"steps", "out_dir", "init_weights", "threads", "
 
 def check_same_recipe(path: Path, recipe: TrainRecipe, resumed: ResumedRun) -> None:
     """Refuse to resume ``path`` with a recipe that trains differently from the one it started with
-    (a checkpoint before format 3 did not keep it, and is taken at its word)."""
+    (a checkpoint before format 3 did not keep it, and is taken at its word), or into an ``out_dir`` that
+    holds another run: its last.pt and weights would be replaced and its log.csv mixed with this run's."""
+    _check_out_dir_holds_no_other_run(path, Path(recipe.out_dir))
     if resumed.recipe is None:
         return
     now = _flat(_data_paths_resolved(recipe_record(recipe), os.getcwd()))
@@ -152,6 +154,16 @@ def check_same_recipe(path: Path, recipe: TrainRecipe, resumed: ResumedRun) -> N
                           f"{_show(then.get(key))}): a resumed run trains as it started, changing only "
                           f"{', '.join(sorted(_RESUMABLE_CHANGES - {'init_weights'}))}; for other settings, start "
                           "a new run from its weights with --init")
+
+
+def _check_out_dir_holds_no_other_run(path: Path, out_dir: Path) -> None:
+    """A resume may move a run to another folder (``--out-dir``), but not into one that holds a run
+    other than the checkpoint's own (the folder ``path`` is in)."""
+    held = [name for name in ("last.pt", "log.csv") if (out_dir / name).exists()]
+    if held and out_dir.resolve() != path.resolve().parent:
+        raise ConfigError(f"cannot resume {path} into {out_dir}: it holds another run ({', '.join(held)}), whose "
+                          f"checkpoint and log this one would replace; give --out-dir {path.parent} (the "
+                          "checkpoint's own folder) or a folder without a run")
 
 
 def check_same_world(path: Path, resumed: ResumedRun, world: int) -> None:

@@ -140,6 +140,12 @@ class TrainRecipe:
         _check_own_fields(self, "train")  # types and FIELD_RANGES; a TOML array becomes a tuple
         if self.val_every and not self.val_pairs:
             raise ConfigError(f"train.val_every {self.val_every} needs train.val_pairs (a folder of pairs to score)")
+        for name in ("out_dir", "init_weights"):  # "" is "." to pathlib: a run into the current folder, or
+            # falsy: a run from the identity instead of the weights meant
+            if getattr(self, name) == "":
+                raise ConfigError(f"train.{name} is an empty string (an unset variable?): give "
+                                  + ("a folder for the run" if name == "out_dir" else
+                                     "a shipped model's name or a .pt weights file, or leave it out"))
         if self.pixel_loss not in PIXEL_LOSSES:
             raise ConfigError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
 
