@@ -286,10 +286,26 @@ def test_a_new_run_into_a_folder_holding_one_is_refused(tmp_path: Path, run_cli)
     files = {p: p.read_bytes() for p in (tmp_path / "run").iterdir()}
     again = run_cli("train", "--config", config, "--seed", "5")
     assert again.exit_code == 1 and again.stderr_lines == [
-        f"videodeblur: error: --out-dir {tmp_path / 'run'} already holds a run (last.pt, log.csv): --resume "
+        f"videodeblur: error: --out-dir {tmp_path / 'run'} already holds a run (last.pt, log.csv, tiny.pt): --resume "
         f"{tmp_path / 'run' / 'last.pt'} goes on with it; give another --out-dir for a new run"]
     assert {p: p.read_bytes() for p in (tmp_path / "run").iterdir()} == files
     assert run_cli("train", "--config", config, "--seed", "5", "--out-dir", tmp_path / "other").exit_code == 0
+
+
+def test_a_new_run_into_a_folder_of_weights_is_refused(tmp_path: Path, run_cli) -> None:
+    """A folder holding the model's weights but no run (``--out-dir videodeblur/weights``, the shipped
+    ones) passed the check for a run there, and the new run wrote over the weights at its end."""
+    config = _recipe(tmp_path, steps=2)
+    assert run_cli("train", "--config", config).exit_code == 0
+    shelf = tmp_path / "shelf"
+    shelf.mkdir()
+    (shelf / "tiny.pt").write_bytes((tmp_path / "run" / "tiny.pt").read_bytes())
+    files = {p: p.read_bytes() for p in shelf.iterdir()}
+    again = run_cli("train", "--config", config, "--seed", "5", "--out-dir", shelf)
+    assert again.exit_code == 1 and again.stderr_lines == [
+        f"videodeblur: error: --out-dir {shelf} already holds tiny.pt, which this run would write over: give "
+        "another --out-dir (a folder of its own for the run)"]
+    assert {p: p.read_bytes() for p in shelf.iterdir()} == files
 
 
 def test_a_fine_tune_resumes_without_repeating_its_init(tmp_path: Path, run_cli) -> None:

@@ -64,13 +64,18 @@ class TrainResult:
     rank: int = 0
 
 
-def _check_no_run_in(out_dir: Path) -> None:
+def _check_no_run_in(out_dir: Path, model_name: str) -> None:
     """A new run into a folder that holds one would append to its logs and keep its best weights as
-    this run's ``-best.pt``, which the new run only replaces if it beats them: refused (ConfigError)."""
-    held = [name for name in ("last.pt", "log.csv") if (out_dir / name).exists()]
-    if held:
+    this run's ``-best.pt``, which the new run only replaces if it beats them; and one into a folder of
+    weights alone (``--out-dir videodeblur/weights``) wrote over them at its end: refused (ConfigError)."""
+    held = [name for name in ("last.pt", "log.csv", f"{model_name}.pt", f"{model_name}-best.pt")
+            if (out_dir / name).exists()]
+    if "last.pt" in held:
         raise ConfigError(f"--out-dir {out_dir} already holds a run ({', '.join(held)}): --resume "
                           f"{out_dir / 'last.pt'} goes on with it; give another --out-dir for a new run")
+    if held:
+        raise ConfigError(f"--out-dir {out_dir} already holds {', '.join(held)}, which this run would write over: "
+                          "give another --out-dir (a folder of its own for the run)")
 
 
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
@@ -94,7 +99,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         torch.manual_seed(recipe.seed)
         out_dir = Path(recipe.out_dir)
         if resume is None:
-            _check_no_run_in(out_dir)
+            _check_no_run_in(out_dir, recipe.model.name)
         if rank == 0:
             if out_dir.exists() and not out_dir.is_dir():
                 raise OutputError(f"the run's folder {out_dir} is a file: give train.out_dir (or --out-dir) a folder")
