@@ -11,7 +11,6 @@ and reused by every call; one Deblurrer may be used from several threads.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import os
 import threading
 from pathlib import Path
@@ -195,18 +194,10 @@ def _check_path(name: str, path: str | Path, error: type[VideoDeblurError], mess
     """ConfigError for a ``path`` (the argument ``name``) that is no path, and ``error`` (``message``
     naming it) for one no file can have: a NUL byte in it, or a name longer than the file system
     allows; the OS would raise a bare TypeError, ValueError or OSError later."""
+    from videodeblur.paths import check_nameable
     from videodeblur.video.locations import is_stdin, is_url
 
     if not isinstance(path, str) and not (isinstance(path, os.PathLike) and isinstance(os.fspath(path), str)):
         raise ConfigError(f"{name} must be a path (str or os.PathLike), got {path!r}")
-    if is_url(path) or is_stdin(path):
-        return
-    text = os.fspath(path)
-    if "\0" in str(text):
-        raise error(f"{message.format(repr(str(text)))}: a path cannot hold a NUL byte")
-    try:
-        os.stat(text)
-    except OSError as err:
-        if err.errno == errno.ENAMETOOLONG:
-            raise error(f"{message.format(text)}: {err.strerror} (a name in the path is longer than the file "
-                        "system allows)") from err
+    if not (is_url(path) or is_stdin(path)):
+        check_nameable(path, error, message)

@@ -5,32 +5,67 @@ with the same errors, and refuse two inputs that would write one output, before 
 """
 from __future__ import annotations
 
+import errno
 import os
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError
+from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError, VideoDeblurError
 from videodeblur.notices import Warn
 from videodeblur.video.locations import is_stdin, is_url
 
-__all__ = ["check_no_empty_path", "expand_inputs", "make_folder", "new_folders_removed_if_empty",
-           "check_distinct_outputs", "check_outputs_apart", "default_outputs", "warn_of_subfolders", "VIDEO_SUFFIXES",
+__all__ = ["check_nameable", "check_no_empty_path", "check_not_empty", "check_pairs_folder", "expand_inputs",
+           "make_folder", "new_folders_removed_if_empty", "check_distinct_outputs", "check_outputs_apart", "default_outputs", "warn_of_subfolders", "VIDEO_SUFFIXES",
            "IMAGE_EXTENSIONS", "DEFAULT_TAG"]
 
 DEFAULT_TAG = "-deblurred"  # what an output named by default adds to its input's name
 
 
+def check_not_empty(paths: Sequence[str | Path], what: str, instead: str, *,
+                    error: type[VideoDeblurError] = InputNotFoundError) -> None:
+    """Refuse an empty path (an unset shell variable): pathlib reads "" as ".", so `image "$SHOT"`
+    deblurred the whole current folder and `video in.mp4 -o "$OUT"` wrote into it. ``what``: the
+    argument ("an input", "--pairs"); ``instead``: what to give."""
+    if any(str(path) == "" for path in paths):
+        raise error(f"{what} is an empty path (an unset variable?): {instead}")
+
+
 def check_no_empty_path(inputs: Sequence[str | Path], output: str | Path | None, *, inputs_are: str) -> None:
-    """Refuse an empty input or output path (an unset shell variable): pathlib reads "" as ".", so
-    `image "$SHOT"` deblurred the whole current folder and `video in.mp4 -o "$OUT"` wrote into it.
-    ``inputs_are``: what to name instead ("image files or a folder")."""
-    if any(str(src) == "" for src in inputs):
-        raise InputNotFoundError(f"an input is an empty path (an unset variable?): name {inputs_are}")
-    if output is not None and str(output) == "":
-        raise OutputError("the output is an empty path (an unset variable?): name a file or a folder, or leave "
-                          "-o out to write beside each input")
+    """:func:`check_not_empty` of a command's inputs and output; ``inputs_are``: what to name instead
+    ("image files or a folder")."""
+    check_not_empty(inputs, "an input", f"name {inputs_are}")
+    check_not_empty([] if output is None else [output], "the output",
+                    "name a file or a folder, or leave -o out to write beside each input", error=OutputError)
+
+
+def check_nameable(path: str | Path, error: type[VideoDeblurError], message: str) -> None:
+    """``error`` (``message`` naming the path) for a path no file can have: a NUL byte in it, or a
+    name longer than the file system allows; the OS would raise a bare ValueError or OSError later."""
+    text = os.fspath(path)
+    if "\0" in str(text):
+        raise error(f"{message.format(repr(str(text)))}: a path cannot hold a NUL byte")
+    try:
+        os.stat(text)
+    except OSError as err:
+        if err.errno == errno.ENAMETOOLONG:
+            raise error(f"{message.format(text)}: {err.strerror} (a name in the path is longer than the file "
+                        "system allows)") from err
+
+
+def check_pairs_folder(root: str | Path) -> Path:
+    """``root`` as the folder of blurred/sharp pairs (``eval --pairs``, a recipe's ``pairs``): an error for
+    a file or nothing there, said by ``eval`` before torch loads and by the pairs' reader for the library's
+    callers."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise UnreadableInputError(f"pairs {root} is a file, not a folder: give the folder that holds "
+                                   "<scene>/blur/*.png and <scene>/sharp/*.png")
+    if not root.is_dir():
+        raise InputNotFoundError(f"pairs folder not found: {root}")
+    return root
+
 
 # containers, then camcorder and pro formats (DV tapes, DVD VOBs, MXF), then raw streams (dashcams)
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",

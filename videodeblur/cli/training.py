@@ -6,11 +6,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import click
 
 from videodeblur.cli._common import warn
+from videodeblur.paths import check_not_empty, check_pairs_folder
 
 __all__ = ["train", "evaluate", "models"]
 
@@ -47,7 +48,7 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
                                 ("--model-config", model_config, "a model .toml file"),
                                 ("--init", init_weights, "a shipped model's name or a .pt weights file")):
         if value is not None:
-            _check_not_empty([value], option, give)
+            check_not_empty([value], option, f"give {give}")
     if "WORLD_SIZE" not in os.environ:  # one process, not torchrun's: its ranks say a recipe error once, in
         # alike_on_every_rank (rank 0 failing first had torchrun stop the others while they loaded, each saying so)
         load_toml(config_path)  # a missing or broken recipe file, said before torch loads (load_recipe reads it again)
@@ -115,11 +116,8 @@ def _print_progress(record: dict[str, Any]) -> None:
                    "as a .pt path and every pair (no --limit).")
 def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json: bool, record: bool) -> None:
     """PSNR and SSIM of a model on blurred/sharp pairs, and the gain over the blurred input."""
-    from videodeblur.errors import InputNotFoundError
-
-    _check_not_empty([pairs], "--pairs", "the folder that holds <scene>/blur/*.png and <scene>/sharp/*.png")
-    if not Path(pairs).exists():  # said before torch loads (evaluate_pairs says it too, for the library's callers)
-        raise InputNotFoundError(f"pairs folder not found: {Path(pairs)}")
+    check_not_empty([pairs], "--pairs", "give the folder that holds <scene>/blur/*.png and <scene>/sharp/*.png")
+    check_pairs_folder(pairs)  # said before torch loads (the pairs' reader says it too, for the library's callers)
 
     from videodeblur.model import load_model, shipped_name
     from videodeblur.model.registry import check_recordable
@@ -180,7 +178,7 @@ def models(weights: tuple[str, ...], as_json: bool) -> None:
     files, e.g. a run's runs/NAME/lprn-fast.pt), list those instead."""
     from videodeblur.model import list_models
 
-    _check_not_empty(weights, "a WEIGHTS argument", "a .pt file, or none to list the shipped models")
+    check_not_empty(weights, "a WEIGHTS argument", "give a .pt file, or none to list the shipped models")
     rows = list_models(weights)
     if as_json:
         click.echo(json.dumps(rows))
@@ -201,10 +199,3 @@ def models(weights: tuple[str, ...], as_json: bool) -> None:
         click.echo(f"{row[label]:{width}s} {row['parameters']:8d} {row['size_mb']:6.2f} {gain:>8s} {coded:>8s}  {desc}"
                    + (f" steps={row['steps']}" if weights and row.get("steps") is not None else ""))
 
-
-def _check_not_empty(paths: Sequence[str], what: str, give: str) -> None:
-    """Refuse an empty path (an unset shell variable): pathlib reads "" as ".", the current folder."""
-    from videodeblur.errors import InputNotFoundError
-
-    if any(path == "" for path in paths):
-        raise InputNotFoundError(f"{what} is an empty path (an unset variable?): give {give}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 from videodeblur.errors import ConfigError, InputNotFoundError, ModelNotFoundError, VideoDeblurError
 from videodeblur.notices import Warn, python_warning
+from videodeblur.paths import check_nameable
 
 if TYPE_CHECKING:  # (the network and weights modules load torch: imported where used, once a name is checked)
     from videodeblur.model.lprn import LPRN
@@ -94,13 +95,8 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
         if path.suffix.lower() == ".toml":
             raise ModelNotFoundError(f"{path} is a model config, which holds no weights: train it (videodeblur "
                                      "train --model-config) or give a .pt weights file")
-        try:
-            found = path.exists()
-        except (OSError, ValueError) as err:  # a name longer than the file system allows, a NUL byte
-            shown = repr(key) if len(key) <= 80 else f"{key[:60]!r}... ({len(key)} characters)"
-            raise InputNotFoundError(f"weights file not found: {shown} cannot be a file name "
-                                     f"({getattr(err, 'strerror', None) or err})") from err
-        if not found:
+        check_nameable(path, InputNotFoundError, "weights file not found: {}")  # else exists() raised bare
+        if not path.exists():
             if path.suffix or "/" in key or "\\" in key or key.startswith("~"):  # meant as a path, not a name
                 raise InputNotFoundError(f"weights file not found: {path}")
             close = difflib.get_close_matches(key.lower(), list(SHIPPED_MODELS), n=1)

@@ -26,6 +26,7 @@ from torch.utils.data import Dataset, Sampler
 
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
 from videodeblur.images import Image, read_image
+from videodeblur.paths import check_pairs_folder
 from videodeblur.train.synthesis import (add_sensor_noise, apply_kernel, defocus_kernel, gopro_blurs, h264_roundtrip,
                                          jpeg_roundtrip, Motion, moving_object, random_motion, recolour,
                                          render_motion_blur, shake_kernel, to_uint8)
@@ -341,9 +342,7 @@ def _pairs_key(scenes: Sequence[Scene], exposures: Sequence[int], upsample: int,
 
 def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     """``(blur, sharp)`` paths matched by file name under ``<scene>/blur`` and ``<scene>/sharp``."""
-    root = Path(root)
-    if not root.is_dir():
-        raise InputNotFoundError(f"pairs folder not found: {root}")
+    root = check_pairs_folder(root)
     pairs = []
     for blur_path in blurred_pngs(root):
         sharp_path = blur_path.parent.parent / "sharp" / blur_path.name

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from videodeblur.errors import ConfigError, UnreadableInputError
+from videodeblur.errors import ConfigError
 from videodeblur.images import Image
 from videodeblur.train.data import (blurred_pngs, check_pair_sizes, find_folder_pairs, read_pair_images, read_rgb,
                                     read_video_scenes, uint8_to_tensor, unit_rgb, write_rgb)
@@ -102,10 +102,7 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
     (>= 1), and on every sharp frame; blurred frames without a sharp partner are listed in the report."""
     root = Path(root)
     check_limit(limit)
-    if root.exists() and not root.is_dir():
-        raise UnreadableInputError(f"pairs {root} is a file, not a folder: give the folder that holds "
-                                   "<scene>/blur/*.png and <scene>/sharp/*.png")
-    pairs = check_pairs(root, limit=limit)
+    pairs = check_pairs(root, limit=limit)  # (a file or nothing at root: paths.check_pairs_folder's error)
     was_training = network.training
     network.eval()
     scores = []
