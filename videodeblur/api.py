@@ -116,11 +116,10 @@ class Deblurrer:
         # named as given, not as the engine would see it after adding an axis
         if array.ndim not in (3, 4) or array.dtype != np.uint8 or array.shape[-1] != 3:
             if array.shape == (0,) and isinstance(frames, (list, tuple)):
-                raise FrameError(f"frames must hold at least one frame of at least 1×1 pixels, got an empty "
-                                 f"{type(frames).__name__}")
+                raise FrameError(f"{_SOME_PIXELS}, got an empty {type(frames).__name__}")
             raise FrameError(f"{_FRAMES}, got {array.dtype} {array.shape}")
         if min(array.shape[:-1]) < 1:
-            raise FrameError(f"frames must hold at least one frame of at least 1×1 pixels, got shape {array.shape}")
+            raise FrameError(f"{_SOME_PIXELS}, got shape {array.shape}")
         if array.ndim == 3:
             return self.engine.process(array[np.newaxis])[0]
         return self.engine.process(array)
@@ -141,6 +140,7 @@ class Deblurrer:
 
 
 _FRAMES = "frames must be uint8 RGB, H×W×3 or N×H×W×3"
+_SOME_PIXELS = "frames must hold at least one frame of at least 1×1 pixels"
 
 
 def _as_array(frames: Any) -> np.ndarray:

@@ -21,7 +21,7 @@ from videodeblur.train.run_log import LogWindow
 from videodeblur.train.run_record import recipe_record, weights_saved_at
 
 __all__ = ["CHECKPOINT_FORMAT", "ResumedRun", "save_checkpoint", "load_checkpoint", "init_of_resumed_run",
-           "check_same_recipe", "check_steps_left"]
+           "check_same_recipe", "check_steps_left", "run_files_in"]
 
 # 2: the checkpoint keeps where a fine-tune started (init_weights, init); 3: the recipe and the log window
 CHECKPOINT_FORMAT = 3
@@ -156,10 +156,16 @@ def check_same_recipe(path: Path, recipe: TrainRecipe, resumed: ResumedRun) -> N
                           "a new run from its weights with --init")
 
 
+def run_files_in(out_dir: Path, *also: str) -> list[str]:
+    """The files that make ``out_dir`` a run's folder (its checkpoint and log), then those of ``also``,
+    that it holds: a new run, or a resume moved there, would replace or append to them."""
+    return [name for name in ("last.pt", "log.csv", *also) if (out_dir / name).exists()]
+
+
 def _check_out_dir_holds_no_other_run(path: Path, out_dir: Path) -> None:
     """A resume may move a run to another folder (``--out-dir``), but not into one that holds a run
     other than the checkpoint's own (the folder ``path`` is in)."""
-    held = [name for name in ("last.pt", "log.csv") if (out_dir / name).exists()]
+    held = run_files_in(out_dir)
     if held and out_dir.resolve() != path.resolve().parent:
         raise ConfigError(f"cannot resume {path} into {out_dir}: it holds another run ({', '.join(held)}), whose "
                           f"checkpoint and log this one would replace; give --out-dir {path.parent} (the "

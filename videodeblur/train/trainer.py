@@ -32,7 +32,7 @@ from videodeblur.model.weights import write_metadata
 from videodeblur.notices import Warn, python_warning
 from videodeblur.pipeline.engine import most_threads
 from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, check_steps_left, init_of_resumed_run, load_checkpoint,
-                                          save_checkpoint)
+                                          run_files_in, save_checkpoint)
 from videodeblur.train.data import StepSampler
 from videodeblur.train.distributed import (PeerLostError, alike_on_every_rank, end_distributed, init_distributed,
                                            local_device, lost_peer, mark_alike, mean_over_ranks, wait_for_rank_0,
@@ -68,8 +68,7 @@ def _check_no_run_in(out_dir: Path, model_name: str) -> None:
     """A new run into a folder that holds one would append to its logs and keep its best weights as
     this run's ``-best.pt``, which the new run only replaces if it beats them; and one into a folder of
     weights alone (``--out-dir videodeblur/weights``) wrote over them at its end: refused (ConfigError)."""
-    held = [name for name in ("last.pt", "log.csv", f"{model_name}.pt", f"{model_name}-best.pt")
-            if (out_dir / name).exists()]
+    held = run_files_in(out_dir, f"{model_name}.pt", f"{model_name}-best.pt")
     if "last.pt" in held:
         raise ConfigError(f"--out-dir {out_dir} already holds a run ({', '.join(held)}): --resume "
                           f"{out_dir / 'last.pt'} goes on with it; give another --out-dir for a new run")

@@ -309,7 +309,7 @@ class FrameWriter:
             raise FrameError(f"frame pts {pts} is not after the previous frame's {self._last_pts}: "
                              "timestamps must increase (the muxer would refuse it only at the end)")
         # how long this frame shows, in time_base units: its own duration, else as long as the one before
-        shown = duration if duration else (int(pts) - self._last_pts if self._last_pts is not None else 0)
+        lasts = duration if duration else (int(pts) - self._last_pts if self._last_pts is not None else 0)
         self._last_pts = int(pts)
         if image.shape[:2] != (rows, self.width):
             # the encoder would read a wrong-sized frame with the stream's size: a silent crop
@@ -329,7 +329,7 @@ class FrameWriter:
                 self._previous = frame
                 self.frames_written += 1
                 self._last_start_s = float(pts * self.time_base)
-                self._last_end_s = float((pts + shown) * self.time_base)
+                self._last_end_s = float((pts + lasts) * self.time_base)
                 if self._passthrough is not None:
                     self._passthrough.copy(until_s=self._last_start_s)
             except av.FFmpegError as err:
@@ -400,7 +400,7 @@ class FrameWriter:
                     raise refuse(why)
                 to_annex_b = annex_b_filter(video, mine)
                 last_s: float | None = None
-                shown_s = 0.0  # how long the last frame (by time) shows
+                lasts_s = 0.0  # how long the last frame (by time) shows
                 moved: int | None = None  # how far the muxer moved the partial's times, in its time base
                 # a file cut mid-group of frames (a failed write) is kept up to where none is missing
                 whole = resumable_packets(partial, source_times=source_times, first_s=first_s, origin_s=self._origin_s)
@@ -417,13 +417,13 @@ class FrameWriter:
                         self.frames_written += 1
                         start_s = float(packet.pts * packet.time_base)
                         if last_s is None or start_s > last_s:
-                            last_s, shown_s = start_s, float((packet.duration or 0) * packet.time_base)
+                            last_s, lasts_s = start_s, float((packet.duration or 0) * packet.time_base)
                         if self._passthrough is not None:
                             self._passthrough.copy(until_s=last_s)
                 except av.FFmpegError as err:
                     raise refuse(f"copying its frame {self.frames_written} failed: {short_error(err)}") from err
             self._last_start_s = last_s or 0.0
-            self._last_end_s = self._last_start_s + shown_s
+            self._last_end_s = self._last_start_s + lasts_s
             self.resumed_frames, self.resumed_until_s = self.frames_written, last_s
             return self.frames_written, None if last_s is None else last_s + float(self._origin_s)
 
