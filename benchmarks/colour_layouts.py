@@ -13,25 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from unittest import mock
 
 import av
 import numpy as np
 
+from videodeblur.measure import call_times_s
 from videodeblur.video import colour
 
 
 def times_ms(frame: av.VideoFrame, repeat: int) -> list[float]:
     converter = colour.RgbConverter()
-    for _ in range(5):
-        converter.to_rgb(frame)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        converter.to_rgb(frame)
-        times.append(1000 * (time.perf_counter() - start))
-    return times
+    return [1000 * s for s in call_times_s(lambda: converter.to_rgb(frame), repeat=repeat, warmup=5)]
 
 
 def main() -> None:

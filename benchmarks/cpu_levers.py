@@ -8,23 +8,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 
 import torch
 
+from videodeblur.measure import call_times_s
 from videodeblur.pipeline import Engine, EngineOptions
 
 
 def median_ms_per_frame(engine: Engine, batch: int, height: int, width: int, repeat: int) -> float:
     x = torch.rand(batch, 3, height, width)
     with torch.inference_mode():
-        for _ in range(3):
-            engine.infer(x)
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            engine.infer(x)
-            times.append(time.perf_counter() - start)
+        times = call_times_s(lambda: engine.infer(x), repeat=repeat, warmup=3)
     return 1000 * statistics.median(times) / batch
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -580,3 +581,13 @@ def test_a_10_bit_input_is_said_to_be_measured_at_8_bits(make_clip, run_cli) -> 
     assert out.exit_code == 0, out.stderr
     assert json.loads(out.stdout)["notes"][0] == (f"{clip} is 10-bit: every run decodes and encodes it at 8 bits, "
                                                   "where `video` writes 10-bit output (more to decode and encode)")
+
+
+def test_call_times_time_each_call_after_the_untimed_warm_up() -> None:
+    """The scripts under benchmarks/ time one step alone with it: ``repeat`` times, none of them the warm-up's."""
+    from videodeblur.measure import call_times_s
+
+    calls: list[float] = []
+    times = call_times_s(lambda: calls.append(time.sleep(0.002) or 1.0), repeat=3, warmup=2)
+    assert len(calls) == 5 and len(times) == 3
+    assert all(0.002 <= t < 1.0 for t in times)

@@ -12,14 +12,27 @@ import platform
 import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
 from videodeblur.heap import heap_setting
 
-__all__ = ["FrameClock", "Window", "PeakMemory", "rss_scope", "machine_info", "cpu_model"]
+__all__ = ["FrameClock", "Window", "PeakMemory", "call_times_s", "rss_scope", "machine_info", "cpu_model"]
 
+
+
+def call_times_s(call: Callable[[], object], *, repeat: int, warmup: int) -> list[float]:
+    """Seconds each of ``repeat`` calls of ``call`` took, after ``warmup`` untimed ones: what the
+    benchmark scripts time of one step alone (the network, a colour conversion), back to back."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return times
 
 @dataclasses.dataclass(frozen=True)
 class Window:
