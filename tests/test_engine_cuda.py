@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -243,6 +244,42 @@ def test_the_network_run_replays_a_graph_that_gives_the_eager_output(gpu32: Engi
         eager = graphed.infer(x).float()
         for _ in range(2):
             assert torch.allclose(replay(x).float(), eager, atol=1e-4)
+    _assert_replays_recompute(graphed, x, replay, eager)
+
+
+def _assert_replays_recompute(engine: Engine, x: torch.Tensor, replay: Callable[[torch.Tensor], torch.Tensor],
+                              before: torch.Tensor) -> None:
+    """New values in the captured input change the replay's output: the graph holds the network's work
+    (a capture on another device's stream holds none, and its replays return the capture's output)."""
+    x.copy_(torch.rand_like(x))
+    with torch.inference_mode():
+        fresh = engine.infer(x).float()
+        assert not torch.allclose(fresh, before, atol=1e-4)
+        assert torch.allclose(replay(x).float(), fresh, atol=1e-4)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA GPUs")
+def test_graphs_on_a_gpu_that_is_not_the_current_one_do_the_work() -> None:
+    """An engine on cuda:1 while cuda:0 is current: the bench's graph and the engine's own are
+    captured on that GPU's streams, so their replays recompute (pytorch issue 87894: a capture on the
+    current device's stream records nothing)."""
+    from videodeblur.bench.network import device_input, graphed_infer
+
+    assert torch.cuda.current_device() == 0
+    options = dict(device="cuda:1", precision="fp32", cuda_graphs=True)
+    bench_engine = Engine.from_name("lprn-rt", EngineOptions(batch_size=1, **options))
+    x = device_input(bench_engine, 1, 48, 64)
+    replay = graphed_infer(bench_engine, x)
+    assert replay is not None
+    with torch.inference_mode():
+        first = replay(x).float().clone()
+    _assert_replays_recompute(bench_engine, x, replay, first)
+    graphed = Engine.from_name("lprn-rt", EngineOptions(batch_size=2, **options))
+    eager = Engine.from_name("lprn-rt", EngineOptions(device="cuda:1", precision="fp32", batch_size=2))
+    batches = [_frames(2, 64, 48) + i for i in range(4)]
+    for batch, handle in zip(batches, [graphed.submit(b) for b in batches]):
+        assert np.abs(handle.result().astype(np.int16) - eager.process(batch)).max() <= 1
+    assert graphed._cuda.graph is not None
 
 
 def test_warmup_captures_the_graph_for_the_clips_colour_matrix() -> None:

@@ -47,8 +47,8 @@ class Recorder:
 
 
 class FakeStream:
-    def __init__(self, recorder: Recorder, name: str) -> None:
-        self.recorder, self.name = recorder, name
+    def __init__(self, recorder: Recorder, name: str, device: Any = None) -> None:
+        self.recorder, self.name, self.device = recorder, name, device
 
     def wait_stream(self, other: "FakeStream") -> None:
         self.recorder.log("wait_stream", self, other)
@@ -113,7 +113,8 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     def device_wide_sync(*args: Any) -> None:
         raise AssertionError("torch.cuda.synchronize: issue 5 forbids a device-wide wait per batch")
 
-    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: FakeStream(recorder, f"stream{len(recorder.calls)}"))
+    monkeypatch.setattr(torch.cuda, "Stream",
+                        lambda device=None: FakeStream(recorder, f"stream{len(recorder.calls)}", device))
     monkeypatch.setattr(torch.cuda, "Event", lambda enable_timing=False: FakeEvent(recorder, enable_timing))
     monkeypatch.setattr(torch.cuda, "stream", stream)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: recorder.current)
@@ -363,3 +364,44 @@ def test_running_out_of_gpu_memory_is_a_device_error_that_says_what_to_do(cpu: E
         engine.submit(frames, layout=layout)  # type: ignore[arg-type]
     engine._forward_uint8 = forward  # type: ignore[method-assign]
     assert np.array_equal(engine.submit(batch).result(), cpu.process(batch))
+
+
+def test_the_network_run_captures_its_graph_on_its_warm_up_stream(cpu: Engine, fake_graphs: Recorder) -> None:
+    """bench's network row with --cuda-graphs: the warm-ups and the capture run on one side stream made
+    on the engine's device. Without ``stream=``, torch.cuda.graph captured on its own stream, made once
+    on the current device: for an engine on cuda:1 the kernels ran uncaptured on that device and every
+    replay did nothing (pytorch issue 87894). Replays then run on the caller's stream and give the
+    eager output."""
+    import dataclasses
+
+    from videodeblur.bench.network import graphed_infer
+
+    engine = Engine(cpu.model, cpu.options)
+    engine.options = dataclasses.replace(engine.options, cuda_graphs=True, auto_tile=False)
+    engine.device = torch.device("cuda", 1)  # not the current device; the work itself runs on CPU tensors
+    infer = engine.infer
+
+    def logged(x: torch.Tensor) -> torch.Tensor:
+        fake_graphs.log("infer", fake_graphs.current)
+        out = infer(x)
+        graph = fake_graphs.capturing  # type: ignore[attr-defined]
+        if graph is not None:
+            graph.work, graph.output = (lambda: infer(x)), out
+        return out
+
+    engine.infer = logged  # type: ignore[method-assign]
+    x = torch.rand(1, 3, 32, 48).contiguous(memory_format=torch.channels_last)
+    replay = graphed_infer(engine, x)
+    assert replay is not None
+    calls = fake_graphs.calls
+    (capture,) = [i for i, c in enumerate(calls) if c[0] == "capture"]
+    stream, mode = calls[capture][2], calls[capture][3]
+    assert isinstance(stream, FakeStream) and stream.device == engine.device and mode == "thread_local"
+    warmups = [c[1] for c in calls[:capture] if c[0] == "infer"]
+    assert len(warmups) == 3 and all(s is stream for s in warmups)
+    assert [c[1] for c in calls[capture:] if c[0] == "infer"] == [stream]  # the captured call
+    start = len(calls)
+    with torch.inference_mode():
+        eager = infer(x)
+        assert torch.equal(replay(x), eager)
+    assert [c[2] for c in calls[start:] if c[0] == "replay"] == [fake_graphs.default]

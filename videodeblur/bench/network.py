@@ -51,9 +51,16 @@ def network_run(engine: Any, io: BenchIO, *, warmup_iterations: int, iterations:
 
 def graphed_infer(engine: Any, x: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
     """With ``cuda_graphs`` on CUDA, ``engine.infer(x)`` captured as a CUDA graph, as the engine's own
-    batches are: warmed up three times on a side stream, captured once, then replayed on the current
-    stream reading ``x`` in place (the timed loop passes the same tensor every time) and returning the
-    same output tensor. None where graphs are off or the frame runs in tiles (eager, as in the engine)."""
+    batches are: warmed up three times on a side stream of the engine's device and captured once on that
+    same stream, then replayed on the current stream reading ``x`` in place (the timed loop passes the
+    same tensor every time) and returning the same output tensor. None where graphs are off or the
+    frame runs in tiles (eager, as in the engine).
+
+    Why ``stream=side``: without it ``torch.cuda.graph`` captures on a stream of its own, made once on
+    whichever device is current, so for an engine on ``cuda:1`` the kernels ran uncaptured on that
+    device and every replay did nothing (pytorch issue 87894); and the capture was that stream's first
+    use, where per-stream library handles are made mid-capture (why pytorch PR 187745 warms up and
+    captures ``make_graphed_callables`` on one stream)."""
     if not engine.options.cuda_graphs or engine.device.type != "cuda" or engine.tile_for(tuple(x.shape)) is not None:
         return None
     current = torch.cuda.current_stream(engine.device)
@@ -64,7 +71,7 @@ def graphed_infer(engine: Any, x: torch.Tensor) -> Callable[[torch.Tensor], torc
             engine.infer(x)
     current.wait_stream(side)
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+    with torch.cuda.graph(graph, stream=side, capture_error_mode="thread_local"):
         output = engine.infer(x)
 
     def replay(given: torch.Tensor) -> torch.Tensor:
