@@ -63,8 +63,8 @@ class FakeStream:
 class FakeEvent:
     _numbers = itertools.count()
 
-    def __init__(self, recorder: Recorder, enable_timing: bool = False) -> None:
-        self.recorder, self.timing, self.number = recorder, enable_timing, next(self._numbers)
+    def __init__(self, recorder: Recorder, enable_timing: bool = False, blocking: bool = False) -> None:
+        self.recorder, self.timing, self.blocking, self.number = recorder, enable_timing, blocking, next(self._numbers)
         self.recorded = self.synced = False
 
     def record(self, stream: FakeStream | None = None) -> None:
@@ -115,7 +115,8 @@ def fake_cuda(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
     monkeypatch.setattr(torch.cuda, "Stream",
                         lambda device=None: FakeStream(recorder, f"stream{len(recorder.calls)}", device))
-    monkeypatch.setattr(torch.cuda, "Event", lambda enable_timing=False: FakeEvent(recorder, enable_timing))
+    monkeypatch.setattr(torch.cuda, "Event",
+                        lambda enable_timing=False, blocking=False: FakeEvent(recorder, enable_timing, blocking))
     monkeypatch.setattr(torch.cuda, "stream", stream)
     monkeypatch.setattr(torch.cuda, "current_stream", lambda device=None: recorder.current)
     monkeypatch.setattr(torch.cuda, "synchronize", device_wide_sync)
@@ -182,6 +183,17 @@ def test_each_batch_is_ordered_across_the_three_streams(cpu: Engine, fake_cuda: 
     fake_cuda.index("sync", done, after=download_waits)
     assert handle.gpu_ms == 1.0
     assert np.array_equal(out, cpu.process(batch))
+
+
+def test_the_host_waits_for_a_batch_blocked_not_spinning(cpu: Engine, fake_cuda: Recorder) -> None:
+    """The one event the host waits on per batch (its download's end) is made blocking: without
+    cudaEventBlockingSync, CUDA's event synchronize busy-waits a core for the batch's device time."""
+    engine, _ = _streamed(cpu, fake_cuda)
+    handle = engine.submit(_batches(1)[0])
+    waited = [c[1] for c in fake_cuda.calls if c[0] == "sync"]
+    handle.result()
+    (done,) = [c[1] for c in fake_cuda.calls if c[0] == "sync" and c[1] not in waited]
+    assert done is handle._timing.done and done.timing and done.blocking
 
 
 def test_a_pinned_slot_is_rewritten_only_after_its_last_copies_completed(cpu: Engine, fake_cuda: Recorder) -> None:

@@ -12,7 +12,8 @@ On CUDA a ring of pinned host slots (``pinned_ring``, at least 3) feeds three st
    the device) to float, runs the network, converts back to uint8 on the device (a quarter of the
    float bytes to download) and records an event.
 3. The *download* stream waits on it and copies into the slot's pinned output buffer; its event is
-   what ``result()`` waits on. Nothing calls ``torch.cuda.synchronize``.
+   what ``result()`` waits on, blocked rather than spinning (see ``_BatchTiming``). No batch calls
+   ``torch.cuda.synchronize``; a CUDA graph's capture does, once per frame shape (torch.cuda.graph's own).
 
 While batch k is computing, batch k+1 uploads and batch k-1 downloads. A slot is reused only after
 its previous result was collected (``result()`` copies out of the pinned buffer, so the slot is free
@@ -190,7 +191,10 @@ class EngineResult:
 @dataclasses.dataclass(frozen=True)
 class _BatchTiming:
     """One batch's timing events, made for it alone (a slot's events are recorded again when the ring
-    comes round, so the previous batch's end must be an event nobody records twice)."""
+    comes round, so the previous batch's end must be an event nobody records twice). ``done`` is made
+    ``blocking``: CUDA's event synchronize busy-waits a CPU core until the event completes unless the
+    event was made with cudaEventBlockingSync, and the host waits on ``done`` for most of each batch's
+    device time while the decoder and encoder threads need the cores."""
 
     started: "torch.cuda.Event"
     done: "torch.cuda.Event"
@@ -481,8 +485,8 @@ class _CudaPipeline:
             staging[i] = batch[i]
         dev = self.engine.device
         self.upload.wait_stream(torch.cuda.current_stream(dev))  # nothing else in flight may touch our inputs
-        timing = _BatchTiming(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True),
-                              self.last_done)
+        timing = _BatchTiming(torch.cuda.Event(enable_timing=True),
+                              torch.cuda.Event(enable_timing=True, blocking=True), self.last_done)
         with torch.cuda.stream(self.upload):
             timing.started.record(self.upload)
             dev_in = host_in.to(dev, non_blocking=True)  # async H2D from pinned memory
