@@ -37,6 +37,7 @@ class Recorder:
         self.calls: list[tuple[Any, ...]] = []
         self.default = FakeStream(self, "default")
         self.current = self.default
+        self.on_sync: Any = lambda event: None  # a test's look at the host's state as it waits on ``event``
 
     def log(self, *call: Any) -> None:
         self.calls.append(call)
@@ -73,6 +74,7 @@ class FakeEvent:
 
     def synchronize(self) -> None:
         self.recorder.log("sync", self)
+        self.recorder.on_sync(self)
         self.synced = True
 
     def query(self) -> bool:
@@ -210,6 +212,35 @@ def test_a_pinned_slot_is_rewritten_only_after_its_last_copies_completed(cpu: En
     synced = fake_cuda.index("sync", first_done, after=start - 1)
     assert synced < fake_cuda.index("record", pipe.slots[0].uploaded, pipe.upload, after=start - 1)
     handles.append(engine.submit(batches[4]))
+    for batch, handle in zip(batches, handles):
+        assert np.array_equal(handle.result(), cpu.process(batch))
+
+
+def test_every_slot_reuse_waits_for_its_last_batch_before_the_host_writes(cpu: Engine, fake_cuda: Recorder) -> None:
+    """Three times round the ring of 3 with nothing collected: each batch from the fourth on waits for
+    the download of the batch that last held its slot, and at that moment the slot's pinned input
+    still holds that batch's frames (the host has not yet written the new ones over frames the copy
+    engine may be reading) and its pinned output is read only after the wait."""
+    engine, pipe = _streamed(cpu, fake_cuda)
+    batches = _batches(9)
+    handles: list[Any] = []
+    held: dict[Any, tuple[Any, int]] = {}  # a batch's done event -> (its slot, its index)
+    waited: list[int] = []
+
+    def on_sync(event: Any) -> None:
+        if event in held:
+            slot, index = held[event]
+            assert np.array_equal(slot.host_in.numpy(), batches[index]), f"batch {index}'s frames overwritten"
+            waited.append(index)
+
+    fake_cuda.on_sync = on_sync
+    for k, batch in enumerate(batches):
+        before = len(waited)
+        handles.append(engine.submit(batch))
+        slot = pipe.slots[k % 3]
+        assert handles[-1]._slot is slot
+        held[handles[-1]._timing.done] = (slot, k)
+        assert waited[before:] == ([k - 3] if k >= 3 else [])
     for batch, handle in zip(batches, handles):
         assert np.array_equal(handle.result(), cpu.process(batch))
 
