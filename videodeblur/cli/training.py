@@ -6,12 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from videodeblur.cli._common import warn
 from videodeblur.paths import check_not_empty, check_pairs_folder
+
+if TYPE_CHECKING:
+    from videodeblur.train.recipe import TrainRecipe
 
 __all__ = ["train", "evaluate", "models"]
 
@@ -37,7 +40,7 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
           model_config: str | None, seed: int | None, init_weights: str | None,
           settings: tuple[str, ...]) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
-    from videodeblur.config import load_model_config, load_toml
+    from videodeblur.config import load_model_config
     from videodeblur.errors import VideoDeblurError
 
     # an unset variable: "" is read as ".", which ran a recipe's run into the current folder (--out-dir) or
@@ -49,19 +52,26 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
                                 ("--init", init_weights, "a shipped model's name or a .pt weights file")):
         if value is not None:
             check_not_empty([value], option, f"give {give}")
-    if "WORLD_SIZE" not in os.environ:  # one process, not torchrun's: its ranks say a recipe error once, in
+    from videodeblur.train.recipe import load_recipe  # no torch: a recipe's mistakes are said before it loads
+
+    def read_recipe() -> TrainRecipe:
+        recipe = load_recipe(config_path, settings, resuming=resume is not None, steps=steps, out_dir=out_dir,
+                             seed=seed, init_weights=init_weights)
+        if model_config is not None:
+            recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
+        return recipe
+
+    torchrun = "WORLD_SIZE" in os.environ
+    if not torchrun:  # one process: read before torch loads. torchrun's ranks say a recipe error once, in
         # alike_on_every_rank (rank 0 failing first had torchrun stop the others while they loaded, each saying so)
-        load_toml(config_path)  # a missing or broken recipe file, said before torch loads (load_recipe reads it again)
-    from videodeblur.train import load_recipe
+        recipe = read_recipe()
     from videodeblur.train import train as run_training
     from videodeblur.train.distributed import alike_on_every_rank, said_by_rank_0
 
     try:
-        with alike_on_every_rank():  # every torchrun rank reads the same recipe
-            recipe = load_recipe(config_path, settings, resuming=resume is not None, steps=steps, out_dir=out_dir,
-                                 seed=seed, init_weights=init_weights)
-            if model_config is not None:
-                recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
+        if torchrun:
+            with alike_on_every_rank():  # every torchrun rank reads the same recipe
+                recipe = read_recipe()
         result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=warn)
     except VideoDeblurError as err:
         if said_by_rank_0(err):  # under torchrun: the same line from every rank said nothing more
