@@ -388,10 +388,27 @@ def test_a_run_folder_that_cannot_be_made_is_a_one_line_error(tmp_path: Path, ru
     recipe = _recipe(tmp_path, steps=1)
     for out_dir, said in ((tmp_path / "afile", f"the run's folder {tmp_path / 'afile'} is a file: give train.out_dir "
                                                 "(or --out-dir) a folder"),
-                          (tmp_path / "afile" / "sub", f"cannot make the run's folder {tmp_path / 'afile' / 'sub'}: "
+                          (tmp_path / "afile" / "sub", f"cannot create output folder {tmp_path / 'afile' / 'sub'}: "
                                                        "Not a directory")):
         result = run_cli("train", "--config", recipe, "--set", f'train.out_dir="{out_dir.as_posix()}"')
         assert result.exit_code == 1 and result.stderr_lines == [f"videodeblur: error: {said}"], result.stderr
+
+
+@pytest.mark.parametrize("option, said", [
+    ("--init", "weights file not found: {tmp}/nope.pt"),
+    ("--set", "pairs folder not found: {tmp}/nope"),
+])
+def test_a_run_that_fails_before_its_first_step_leaves_no_new_folder(tmp_path: Path, run_cli, option: str,
+                                                                     said: str) -> None:
+    """The run's folder is made before the weights and data are read: a failing --init or pairs folder left
+    it behind, empty (and its new parents), as `video` no longer does. A folder that was there stays."""
+    recipe = _recipe(tmp_path, steps=1)
+    value = str(tmp_path / "nope.pt") if option == "--init" else f'data.pairs=["{(tmp_path / "nope").as_posix()}"]'
+    for out_dir, kept in ((tmp_path / "new" / "run", tmp_path), (tmp_path / "old", tmp_path / "old")):
+        (tmp_path / "old").mkdir(exist_ok=True)
+        result = run_cli("train", "--config", recipe, "--out-dir", out_dir, option, value)
+        assert result.exit_code == 1 and said.format(tmp=tmp_path) in result.stderr, result.stderr
+        assert kept.is_dir() and not (tmp_path / "new").exists()
 
 
 def test_an_image_pattern_that_matches_nothing_is_named(tmp_path: Path, run_cli, monkeypatch) -> None:
@@ -405,7 +422,7 @@ def test_an_image_pattern_that_matches_nothing_is_named(tmp_path: Path, run_cli,
         where = "" if named.startswith("'/") else f" (relative patterns are read from {tmp_path})"
         assert result.exit_code == 1 and result.stderr_lines == [
             f"videodeblur: error: data.images {named} matches no file{where}"], result.stderr
-    assert not any((tmp_path / "x").iterdir())  # nothing written: the same --out-dir takes the run once mended
+    assert not (tmp_path / "x").exists()  # nothing written, not even the folder: the same --out-dir takes the run once mended
 
 
 @pytest.mark.parametrize("setting, hint", [

@@ -30,6 +30,7 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import write_metadata
 from videodeblur.notices import Warn, python_warning
+from videodeblur.paths import make_folder, new_folders_removed_if_empty
 from videodeblur.pipeline.engine import most_threads
 from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, check_steps_left, init_of_resumed_run, load_checkpoint,
                                           run_files_in, save_checkpoint)
@@ -77,6 +78,7 @@ def _check_no_run_in(out_dir: Path, model_name: str) -> None:
                           "give another --out-dir (a folder of its own for the run)")
 
 
+@new_folders_removed_if_empty()  # a run that fails before its first log line (bad data, --init) leaves no folder
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
           on_progress: ProgressCallback | None = None, warn: Warn | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary. ``resume``
@@ -102,10 +104,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         if rank == 0:
             if out_dir.exists() and not out_dir.is_dir():
                 raise OutputError(f"the run's folder {out_dir} is a file: give train.out_dir (or --out-dir) a folder")
-            try:
-                out_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as err:  # a path under a file, no permission: said, not a traceback
-                raise OutputError(f"cannot make the run's folder {out_dir}: {err.strerror or err}") from err
+            make_folder(out_dir)  # a path under a file, no permission: said, not a traceback
         commit = git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
 
         model = LPRN(recipe.model)
