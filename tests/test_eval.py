@@ -149,6 +149,18 @@ def test_eval_record_on_other_pairs_drops_the_h264_figure_of_the_old_ones(tmp_pa
     assert meta["eval_pairs"] == str(tmp_path / "other")
 
 
+def test_eval_record_writes_no_folder_of_this_machine(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """--record stored the pairs folder resolved: a weights file recorded from the repository root, then
+    shipped, said /home/me/videodeblur/runs/eval_pairs. Recorded from the folder above them, the pairs are
+    runs/eval_pairs, as the recipe's paths are written."""
+    _constant_pair(tmp_path / "runs" / "eval_pairs", offset=5)
+    _identity_weights(tmp_path / "runs" / "x" / "id.pt")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("eval", "--pairs", tmp_path / "runs" / "eval_pairs", "--model", "runs/x/id.pt", "--record")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "runs" / "x" / "id.json").read_text())["eval_pairs"] == "runs/eval_pairs"
+
+
 def test_an_identical_pair_is_pointed_out(tmp_path: Path, run_cli) -> None:
     """A blurred image equal to its sharp one scores 100 dB at the input: its "gain" of tens of dB
     below zero went into the mean without a word."""

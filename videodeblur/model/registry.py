@@ -113,14 +113,14 @@ def weights_origin(loaded: LoadedModel, given: str | Path, *, warn: Warn | None 
     SHA-256 (a shipped name is re-pointed at new weights once the fine-tune ships), and how that file
     was trained, so the steps and seconds behind a model add up. A metadata file whose config is not
     the weights' (a copied or stale JSON) describes other weights: its record is left out, with a warning."""
-    from videodeblur.model.weights import metadata_path
+    from videodeblur.model.weights import metadata_path, recorded_path
 
     metadata = loaded.metadata
     if not _describes(metadata, loaded):
         (warn or python_warning)(f"{metadata_path(loaded.path)} does not describe {loaded.path} (its config "
                                  "differs): the training record in it is not carried over")
         metadata = {}
-    return {"weights": str(given), "path": str(loaded.path),
+    return {"weights": str(given), "path": recorded_path(loaded.path),  # not this machine's folders
             "sha256": hashlib.sha256(Path(loaded.path).read_bytes()).hexdigest(),
             **{k: metadata.get(k) for k in ("trained_as", "steps", "seconds", "commit", "hardware",
                                              "recipe", "init")}}

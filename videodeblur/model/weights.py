@@ -18,7 +18,7 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.notices import Warn, python_warning
 
 __all__ = ["FORMAT_VERSION", "save_weights", "load_weights", "read_metadata", "write_metadata", "metadata_path",
-           "record_evaluation"]
+           "record_evaluation", "recorded_path"]
 
 FORMAT_VERSION = 1
 
@@ -126,13 +126,12 @@ def record_evaluation(weights: str | Path, summary: dict[str, Any], pairs: str |
     figure (``evaluation_compressed``) measured on other pairs than ``pairs`` is dropped, with a warning:
     beside this figure, `models` would show the two as one.
 
-    ``pairs`` is stored resolved (absolute): a path as typed ("pairs") would later be compared from
-    whatever folder the next ``eval --record`` runs in, which keeps the figure for other pairs of the
-    same name or drops it for the same pairs given another way. A relative path an older file holds
-    (or a training run's ``eval_pairs``) can only be read from the current folder, as before."""
+    ``pairs`` is stored as :func:`recorded_path` gives it (``runs/eval_pairs`` from the repository root,
+    as the recipe's paths in the same file read). The pairs held before are compared from the current
+    folder: a record made from another folder is read from this one, as a recipe's relative paths are."""
     held = read_metadata(weights)
     resolved = Path(pairs).resolve()
-    metadata = {**held, "evaluation": summary, "eval_pairs": str(resolved)}
+    metadata = {**held, "evaluation": summary, "eval_pairs": recorded_path(pairs)}
     before = held.get("eval_pairs")
     if "evaluation_compressed" in metadata and (not isinstance(before, str) or Path(before).resolve() != resolved):
         del metadata["evaluation_compressed"]
@@ -141,6 +140,16 @@ def record_evaluation(weights: str | Path, summary: dict[str, Any], pairs: str |
                                  f"measured on other pairs than {pairs}, so it is left out of the metadata "
                                  "(`videodeblur models` shows none)")
     return write_metadata(weights, metadata)
+
+
+def recorded_path(path: str | Path) -> str:
+    """``path`` as a weights file's metadata records it: relative to the current folder where it lies
+    inside it, else absolute. A file that ships must not hold this machine's folders (``/home/me/
+    videodeblur/runs/eval_pairs``); a reader in their own checkout reads ``runs/eval_pairs`` as the
+    recipes' paths, from the repository root. Outside the current folder only the absolute path names it."""
+    resolved = Path(path).resolve()
+    here = Path.cwd().resolve()
+    return resolved.relative_to(here).as_posix() if resolved.is_relative_to(here) else str(resolved)
 
 
 # ------------------------------------------------------------------------------------- helpers
