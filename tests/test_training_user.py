@@ -571,14 +571,53 @@ main()
 def test_a_rank_left_waiting_after_the_last_step_says_why_in_one_line(tmp_path: Path) -> None:
     """Rank 0 failed saving the last step's checkpoint while rank 1 waited for it in the final barrier:
     rank 1 printed "internal error: RuntimeError: [...gloo...] Connection closed by peer ... GLHF!"."""
-    config = _recipe(tmp_path, steps=2)
-    script = tmp_path / "failing_last_save.py"
-    script.write_text(_FAILING_LAST_SAVE)
-    proc = train_on_two_ranks(config, tmp_path / "two", script=script)
-    assert proc.returncode != 0
+    errors = _failed_on_two_ranks(tmp_path, _FAILING_LAST_SAVE, steps=2)
+    assert "videodeblur: error: cannot write the last checkpoint (disk full)" in errors, errors
+
+
+def _failed_on_two_ranks(tmp_path: Path, script: str, *, steps: int) -> list[str]:
+    """The lines videodeblur said when ``script`` (a part of the trainer replaced) ran a tiny run on two
+    ranks that must fail, none an internal error."""
+    (tmp_path / "script.py").write_text(script)
+    proc = train_on_two_ranks(_recipe(tmp_path, steps=steps), tmp_path / "two", script=tmp_path / "script.py")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
-    assert "videodeblur: error: cannot write the last checkpoint (disk full)" in errors, proc.stderr
-    assert not any("internal error" in line for line in errors), proc.stderr
+    assert proc.returncode != 0 and not any("internal error" in line for line in errors), proc.stderr
+    return errors
+
+
+_LATE_RANK_1 = """
+import datetime, os, sys, time
+import torch.distributed.distributed_c10d as c10d
+from videodeblur.cli import main
+from videodeblur.train import trainer
+
+# collectives time out after 5 s once the ranks are in step (see _SLOWED), and rank 1 comes to step 2's 15 s late
+set_timeout = getattr(c10d, "set_timeout", None) or c10d._set_pg_timeout
+reduced, calls = trainer.mean_over_ranks, []
+def mean_over_ranks(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2 and os.environ["RANK"] == "1":
+        time.sleep(15)
+    value = reduced(*args, **kwargs)
+    if len(calls) == 1:
+        set_timeout(datetime.timedelta(seconds=5))
+    return value
+trainer.mean_over_ranks = mean_over_ranks
+sys.argv[0] = "videodeblur"
+main()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_rank_that_never_comes_is_said_in_one_line_and_the_step_kept(tmp_path: Path) -> None:
+    """A rank stuck (a hung disk read) or far slower in a step: the others' collective times out (gloo's
+    30 min), and rank 0 said "internal error: RuntimeError: [...gloo...] Timed out waiting 5000ms for recv
+    operation to complete" and kept no checkpoint of the steps it had done."""
+    errors = _failed_on_two_ranks(tmp_path, _LATE_RANK_1, steps=4)
+    assert (f"videodeblur: error: rank 0: another process of this run did not reach step 2 within the collectives' "
+            f"timeout: it is stuck or far slower than this one (its data, its disk), so the run stops; "
+            f"{tmp_path / 'two' / 'last.pt'} holds step 1 for --resume") in errors, errors
+    assert torch.load(tmp_path / "two" / "last.pt", weights_only=True)["step"] == 1
 
 
 def test_world_size_without_torchrun_is_a_one_line_error(tmp_path: Path, run_cli, monkeypatch) -> None:
