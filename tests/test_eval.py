@@ -269,6 +269,20 @@ def test_eval_warns_about_blurred_frames_without_a_sharp_partner(tmp_path: Path,
     assert run_cli("eval", "--pairs", tmp_path / "whole", "--model", weights).stderr == ""
 
 
+def test_eval_warns_about_sharp_frames_without_a_blurred_partner(tmp_path: Path, run_cli) -> None:
+    """Blurred frames lost in a conversion or a copy: fewer pairs were scored than the folder holds, without
+    a word (blurred frames without a sharp partner were said)."""
+    _constant_pair(tmp_path / "pairs", offset=5, frame=1)
+    write_rgb(tmp_path / "pairs" / "scene" / "sharp" / "000002.png", np.full((20, 30, 3), 90, np.uint8))
+    weights = _identity_weights(tmp_path / "id.pt")
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["pairs"] == 1
+    assert result.stderr_lines == ["videodeblur: warning: 1 sharp frame has no blurred partner under "
+                                   f"{tmp_path / 'pairs'} and is left out (first: scene/sharp/000002.png)"]
+    report = evaluate_pairs(load_model(weights).network, tmp_path / "pairs")
+    assert report.unpaired == () and report.unpaired_sharp == ("scene/sharp/000002.png",)
+
+
 def test_eval_pairs_given_a_file_says_it_is_not_a_folder(tmp_path: Path, run_cli) -> None:
     (tmp_path / "pairs.txt").write_text("not a folder")
     result = run_cli("eval", "--pairs", tmp_path / "pairs.txt", "--model", _identity_weights(tmp_path / "id.pt"))

@@ -139,11 +139,12 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
         check_recordable(model, limit)
     loaded = load_model(model)
     report = evaluate_pairs(loaded.network, Path(pairs), limit=limit)
-    if report.unpaired:  # evaluated all the same: the pairs that are there still measure the model
-        count = len(report.unpaired)
-        frames = "1 blurred frame has" if count == 1 else f"{count} blurred frames have"
-        warn(f"{frames} no sharp partner under {pairs} and {'is' if count == 1 else 'are'} "
-             f"left out (first: {report.unpaired[0]})")
+    for unpaired, side, other in ((report.unpaired, "blurred", "sharp"), (report.unpaired_sharp, "sharp", "blurred")):
+        if unpaired:  # evaluated all the same: the pairs that are there still measure the model
+            count = len(unpaired)
+            frames = f"1 {side} frame has" if count == 1 else f"{count} {side} frames have"
+            warn(f"{frames} no {other} partner under {pairs} and {'is' if count == 1 else 'are'} "
+                 f"left out (first: {unpaired[0]})")
     identical = [score.name for score in report.scores if score.psnr_input >= PSNR_CAP_DB]
     if identical:  # its "gain" is the network's change from a perfect input: tens of dB down, in the mean
         count = len(identical)

@@ -307,13 +307,13 @@ def find_folder_pairs(root: str | Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def blurred_pngs(root: str | Path, *, png_only: bool = True) -> list[Path]:
+def blurred_pngs(root: str | Path, *, png_only: bool = True, side: str = "blur") -> list[Path]:
     """The blurred frames under ``root``: ``<scene>/blur/*.png`` (any case: a.PNG too; every file with
-    ``png_only`` False), in name order. Hidden names are left out, as an input folder's are: a folder
-    copied from a Mac holds a ``._name.png`` of metadata beside each frame (and a zip of one a
-    ``__MACOSX`` folder of them), which stopped the run as "not a readable image"."""
+    ``png_only`` False), in name order; ``side="sharp"``: the sharp ones. Hidden names are left out, as an
+    input folder's are: a folder copied from a Mac holds a ``._name.png`` of metadata beside each frame
+    (and a zip of one a ``__MACOSX`` folder of them), which stopped the run as "not a readable image"."""
     root = Path(root)
-    return [path for blur_dir in sorted(p for p in root.rglob("blur") if p.is_dir() and not _hidden(p, root))
+    return [path for blur_dir in sorted(p for p in root.rglob(side) if p.is_dir() and not _hidden(p, root))
             for path in sorted(blur_dir.iterdir())
             if path.is_file() and not path.name.startswith(".") and (not png_only or path.suffix.lower() == ".png")]
 
