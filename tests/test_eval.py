@@ -121,7 +121,7 @@ def test_eval_names_a_weights_file_by_the_path_given_and_a_shipped_model_by_its_
     data = json.loads(run_cli("eval", "--pairs", tmp_path / "pairs", "--model", given, "--json").stdout)
     assert data["model"] == given
     text = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", given).stdout
-    assert text.splitlines()[-1].startswith(f"model {given}: 1 pairs")
+    assert text.splitlines()[-1].startswith(f"model {given}: 1 pair")
     shipped = json.loads(run_cli("eval", "--pairs", tmp_path / "pairs", "--model", "LPRN-fast", "--json").stdout)
     assert shipped["model"] == "lprn-fast"
 

@@ -411,6 +411,16 @@ def test_a_run_that_fails_before_its_first_step_leaves_no_new_folder(tmp_path: P
         assert kept.is_dir() and not (tmp_path / "new").exists()
 
 
+def test_a_one_step_run_says_step_and_a_one_pair_evaluation_pair(tmp_path: Path, run_cli) -> None:
+    """"saved ... after 1 steps" and "model x: 1 pairs" read as slips."""
+    result = run_cli("train", "--config", _recipe(tmp_path, steps=1))
+    assert result.exit_code == 0 and f"saved {tmp_path / 'run' / 'tiny.pt'} after 1 step in " in result.stdout
+    pairs = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
+    for extra in ((), ("--per-pair",)):
+        shown = run_cli("eval", "--pairs", pairs, "--model", tmp_path / "run" / "tiny.pt", *extra).stdout
+        assert f"model {tmp_path / 'run' / 'tiny.pt'}: 1 pair, PSNR" in shown, shown
+
+
 def test_an_image_pattern_that_matches_nothing_is_named(tmp_path: Path, run_cli, monkeypatch) -> None:
     """A typo'd pattern beside good ones trained on less than the recipe said, without a word; alone,
     it said "no training data: give at least one video scene or image"."""

@@ -79,7 +79,7 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
         raise
     if result.rank != 0:  # under torchrun every process gets here; rank 0 saved, and it alone reports
         return
-    click.echo(f"saved {result.weights} after {result.steps} steps in {result.seconds:.0f} s "
+    click.echo(f"saved {result.weights} after {_counted(result.steps, 'step')} in {result.seconds:.0f} s "
                f"(loss {result.final_loss:.4f})")
     if result.evaluation:
         click.echo(json.dumps(result.evaluation))
@@ -173,12 +173,16 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     if len(scenes) > 1:
         for name, scene in scenes.items():
             m = scene.means()  # unrounded, like the pair lines: each figure is rounded once, when printed
-            click.echo(f"scene {name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
+            click.echo(f"scene {name}: {_counted(m['pairs'], 'pair')}, PSNR {m['psnr']:.2f} dB "
                        f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB)")
     m = report.means()
-    click.echo(f"model {shown}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
+    click.echo(f"model {shown}: {_counted(m['pairs'], 'pair')}, PSNR {m['psnr']:.2f} dB "
                f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB), SSIM {m['ssim']:.4f} "
                f"(input {m['ssim_input']:.4f}); sharp frames pass through at {m['psnr_sharp_through']:.2f} dB")
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"  # "1 pairs" read as a slip
 
 
 @click.command()
