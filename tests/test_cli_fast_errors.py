@@ -46,6 +46,18 @@ def test_eval_says_a_missing_pairs_folder_before_torch_loads(tmp_path):
     assert f"pairs folder not found: {missing}\n" in said_before_torch("eval", "--pairs", missing, "--model", "lprn-fast")
 
 
+@pytest.mark.parametrize("args, said", [
+    (("--model", "{tmp}/nope.pt"), "weights file not found: {tmp}/nope.pt\n"),
+    (("--model", "lprn-fats"), "unknown model 'lprn-fats' (did you mean lprn-fast?)"),
+    (("--model", "lprn-fast", "--record"), "--record will not write into the shipped model lprn-fast's metadata"),
+])
+def test_eval_says_a_model_mistake_before_torch_loads(tmp_path, args, said):
+    """The pairs folder was said before torch loaded, the --model only after (the scorer was imported first)."""
+    (tmp_path / "pairs").mkdir()
+    assert said.format(tmp=tmp_path) in said_before_torch(
+        "eval", "--pairs", tmp_path / "pairs", *(a.format(tmp=tmp_path) for a in args))
+
+
 def test_train_says_a_missing_recipe_before_torch_loads(tmp_path):
     missing = tmp_path / "nope.toml"
     assert f"config file not found: {missing}\n" in said_before_torch("train", "--config", missing)
