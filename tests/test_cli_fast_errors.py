@@ -63,6 +63,17 @@ def test_train_says_a_missing_recipe_before_torch_loads(tmp_path):
     assert f"config file not found: {missing}\n" in said_before_torch("train", "--config", missing)
 
 
+@pytest.mark.parametrize("args, said", [
+    (("--resume", "{tmp}/nope.pt"), "checkpoint not found: {tmp}/nope.pt\n"),
+    (("--init", "{tmp}/nope.pt"), "weights file not found: {tmp}/nope.pt\n"),
+    (("--set", "train.init_weights='lprn-fats'"), "unknown model 'lprn-fats' (did you mean lprn-fast?)"),
+])
+def test_train_says_a_missing_checkpoint_or_init_before_torch_loads(tmp_path, args, said):
+    recipe = tiny_recipe(tmp_path, tmp_path / "run")
+    assert said.format(tmp=tmp_path) in said_before_torch(
+        "train", "--config", recipe, *(a.format(tmp=tmp_path) for a in args))
+
+
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
 def test_a_missing_recipe_is_said_once_under_torchrun(tmp_path):
     """Under torchrun the recipe is still read once torch has loaded, and its error said by rank 0 alone: read

@@ -41,7 +41,8 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
           settings: tuple[str, ...]) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
     from videodeblur.config import load_model_config
-    from videodeblur.errors import VideoDeblurError
+    from videodeblur.errors import VideoDeblurError, WeightsError
+    from videodeblur.model.registry import weights_file
 
     # an unset variable: "" is read as ".", which ran a recipe's run into the current folder (--out-dir) or
     # silently from the identity (--init)
@@ -55,10 +56,16 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
     from videodeblur.train.recipe import load_recipe  # no torch: a recipe's mistakes are said before it loads
 
     def read_recipe() -> TrainRecipe:
+        """The recipe, and the files it and the options name checked (a typo'd --resume or --init was said
+        only once torch had loaded); the trainer reads them."""
         recipe = load_recipe(config_path, settings, resuming=resume is not None, steps=steps, out_dir=out_dir,
                              seed=seed, init_weights=init_weights)
         if model_config is not None:
             recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
+        if resume is not None and not Path(resume).exists():
+            raise WeightsError(f"checkpoint not found: {Path(resume)}")  # as train.checkpoint says it, for the library
+        if recipe.init_weights and resume is None:  # (a resumed run's weights come from its checkpoint)
+            weights_file(recipe.init_weights)
         return recipe
 
     torchrun = "WORLD_SIZE" in os.environ
