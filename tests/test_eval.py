@@ -161,6 +161,27 @@ def test_eval_record_writes_no_folder_of_this_machine(tmp_path: Path, run_cli, m
     assert json.loads((tmp_path / "runs" / "x" / "id.json").read_text())["eval_pairs"] == "runs/eval_pairs"
 
 
+def test_eval_record_will_not_wipe_metadata_it_cannot_read(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """A weights file's JSON with a hand edit's slip (a trailing comma) was read as no metadata, and --record
+    wrote its evaluation in place of the training record (recipe, steps, init) without a word. Refused now,
+    before any pair is scored; an empty file holds nothing to lose."""
+    _constant_pair(tmp_path / "pairs", offset=5)
+    weights = _identity_weights(tmp_path / "id.pt")
+    scored = []
+    monkeypatch.setattr("videodeblur.train.evaluate.check_pairs", lambda *a, **k: scored.append(1) or [])
+    for held, why in (('{"steps": 7,}', "Expecting property name"), ("[7]", "a JSON list, not an object")):
+        (tmp_path / "id.json").write_text(held)
+        result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--record")
+        assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+        assert result.stderr.startswith(f"videodeblur: error: {tmp_path / 'id.json'} cannot be read as metadata ({why}")
+        assert "--record would replace the training record it holds" in result.stderr
+        assert (tmp_path / "id.json").read_text() == held and scored == []
+    monkeypatch.undo()
+    (tmp_path / "id.json").write_text("")
+    assert run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--record").exit_code == 0
+    assert json.loads((tmp_path / "id.json").read_text())["evaluation"]["pairs"] == 1
+
+
 def test_an_identical_pair_is_pointed_out(tmp_path: Path, run_cli) -> None:
     """A blurred image equal to its sharp one scores 100 dB at the input: its "gain" of tens of dB
     below zero went into the mean without a word."""

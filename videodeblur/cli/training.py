@@ -142,10 +142,12 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     if record:
         check_recordable(model, limit)
     loaded = load_model(model)  # a --model that names nothing is said before torch loads (then it does, here)
-    from videodeblur.model.weights import record_evaluation
+    from videodeblur.model.weights import metadata_to_update, record_evaluation
     from videodeblur.train import evaluate_pairs
     from videodeblur.train.evaluate import PSNR_CAP_DB
 
+    if record:
+        metadata_to_update(loaded.path)  # a metadata file that --record would wipe, said before scoring
     report = evaluate_pairs(loaded.network, Path(pairs), limit=limit)
     for unpaired, side, other in ((report.unpaired, "blurred", "sharp"), (report.unpaired_sharp, "sharp", "blurred")):
         if unpaired:  # evaluated all the same: the pairs that are there still measure the model
