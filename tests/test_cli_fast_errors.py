@@ -93,7 +93,7 @@ def test_models_says_a_missing_weights_file_before_torch_loads(tmp_path):
     ("data.mix.p_sharpp=0.3", "[data.mix]: unknown keys ['p_sharpp'] (did you mean p_sharp?); valid keys are"),
     ("data.mix.crop=4", "data.mix.crop must be a whole number >= 8, got 4"),
     ("data.mix.kernel_sizes=[4]", "data.mix.kernel_sizes must be odd whole numbers >= 3"),
-    ("train.pixel_loss='l3'", "pixel_loss must be one of l1, mse, got 'l3'"),
+    ("train.pixel_loss='l3'", "error: train.pixel_loss must be one of l1, mse, got 'l3'"),
 ])
 def test_train_says_a_mistake_in_the_recipe_before_torch_loads(tmp_path, setting, said):
     """The recipe's contents, not only its path: [data.mix] and the losses were read in modules that load torch."""

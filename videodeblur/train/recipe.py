@@ -149,7 +149,7 @@ class TrainRecipe:
                                   + ("a folder for the run" if name == "out_dir" else
                                      "a shipped model's name or a .pt weights file, or leave it out"))
         if self.pixel_loss not in PIXEL_LOSSES:
-            raise ConfigError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
+            raise ConfigError(f"train.pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
 
     @property
     def val_sets(self) -> tuple[str, ...]:
