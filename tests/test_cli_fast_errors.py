@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import train_on_two_ranks
+from conftest import tiny_recipe, train_on_two_ranks
 
 # runs the command in this process, then says whether torch was loaded when it exited, and its exit code
 _RUN = ("import runpy, sys\n"
@@ -46,9 +46,32 @@ def test_eval_says_a_missing_pairs_folder_before_torch_loads(tmp_path):
     assert f"pairs folder not found: {missing}\n" in said_before_torch("eval", "--pairs", missing, "--model", "lprn-fast")
 
 
+@pytest.mark.parametrize("args, said", [
+    (("--model", "{tmp}/nope.pt"), "weights file not found: {tmp}/nope.pt\n"),
+    (("--model", "lprn-fats"), "unknown model 'lprn-fats' (did you mean lprn-fast?)"),
+    (("--model", "lprn-fast", "--record"), "--record will not write into the shipped model lprn-fast's metadata"),
+])
+def test_eval_says_a_model_mistake_before_torch_loads(tmp_path, args, said):
+    """The pairs folder was said before torch loaded, the --model only after (the scorer was imported first)."""
+    (tmp_path / "pairs").mkdir()
+    assert said.format(tmp=tmp_path) in said_before_torch(
+        "eval", "--pairs", tmp_path / "pairs", *(a.format(tmp=tmp_path) for a in args))
+
+
 def test_train_says_a_missing_recipe_before_torch_loads(tmp_path):
     missing = tmp_path / "nope.toml"
     assert f"config file not found: {missing}\n" in said_before_torch("train", "--config", missing)
+
+
+@pytest.mark.parametrize("args, said", [
+    (("--resume", "{tmp}/nope.pt"), "checkpoint not found: {tmp}/nope.pt\n"),
+    (("--init", "{tmp}/nope.pt"), "weights file not found: {tmp}/nope.pt\n"),
+    (("--set", "train.init_weights='lprn-fats'"), "unknown model 'lprn-fats' (did you mean lprn-fast?)"),
+])
+def test_train_says_a_missing_checkpoint_or_init_before_torch_loads(tmp_path, args, said):
+    recipe = tiny_recipe(tmp_path, tmp_path / "run")
+    assert said.format(tmp=tmp_path) in said_before_torch(
+        "train", "--config", recipe, *(a.format(tmp=tmp_path) for a in args))
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
@@ -64,3 +87,16 @@ def test_a_missing_recipe_is_said_once_under_torchrun(tmp_path):
 def test_models_says_a_missing_weights_file_before_torch_loads(tmp_path):
     missing = tmp_path / "nope.pt"
     assert f"weights file not found: {missing}\n" in said_before_torch("models", missing)
+
+
+@pytest.mark.parametrize("setting, said", [
+    ("data.mix.p_sharpp=0.3", "[data.mix]: unknown keys ['p_sharpp'] (did you mean p_sharp?); valid keys are"),
+    ("data.mix.crop=4", "data.mix.crop must be a whole number >= 8, got 4"),
+    ("data.mix.kernel_sizes=[4]", "data.mix.kernel_sizes must be odd whole numbers >= 3"),
+    ("train.pixel_loss='l3'", "error: train.pixel_loss must be one of l1, mse, got 'l3'"),
+])
+def test_train_says_a_mistake_in_the_recipe_before_torch_loads(tmp_path, setting, said):
+    """The recipe's contents, not only its path: [data.mix] and the losses were read in modules that load torch."""
+    recipe = tiny_recipe(tmp_path, tmp_path / "run")
+    assert said in said_before_torch("train", "--config", recipe, "--set", setting)
+    assert not (tmp_path / "run").exists()

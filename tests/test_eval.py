@@ -121,7 +121,7 @@ def test_eval_names_a_weights_file_by_the_path_given_and_a_shipped_model_by_its_
     data = json.loads(run_cli("eval", "--pairs", tmp_path / "pairs", "--model", given, "--json").stdout)
     assert data["model"] == given
     text = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", given).stdout
-    assert text.splitlines()[-1].startswith(f"model {given}: 1 pairs")
+    assert text.splitlines()[-1].startswith(f"model {given}: 1 pair")
     shipped = json.loads(run_cli("eval", "--pairs", tmp_path / "pairs", "--model", "LPRN-fast", "--json").stdout)
     assert shipped["model"] == "lprn-fast"
 
@@ -147,6 +147,39 @@ def test_eval_record_on_other_pairs_drops_the_h264_figure_of_the_old_ones(tmp_pa
     meta = json.loads((tmp_path / "id.json").read_text())
     assert "evaluation_compressed" not in meta and "eval_pairs_compressed" not in meta
     assert meta["eval_pairs"] == str(tmp_path / "other")
+
+
+def test_eval_record_writes_no_folder_of_this_machine(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """--record stored the pairs folder resolved: a weights file recorded from the repository root, then
+    shipped, said /home/me/videodeblur/runs/eval_pairs. Recorded from the folder above them, the pairs are
+    runs/eval_pairs, as the recipe's paths are written."""
+    _constant_pair(tmp_path / "runs" / "eval_pairs", offset=5)
+    _identity_weights(tmp_path / "runs" / "x" / "id.pt")
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("eval", "--pairs", tmp_path / "runs" / "eval_pairs", "--model", "runs/x/id.pt", "--record")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads((tmp_path / "runs" / "x" / "id.json").read_text())["eval_pairs"] == "runs/eval_pairs"
+
+
+def test_eval_record_will_not_wipe_metadata_it_cannot_read(tmp_path: Path, run_cli, monkeypatch) -> None:
+    """A weights file's JSON with a hand edit's slip (a trailing comma) was read as no metadata, and --record
+    wrote its evaluation in place of the training record (recipe, steps, init) without a word. Refused now,
+    before any pair is scored; an empty file holds nothing to lose."""
+    _constant_pair(tmp_path / "pairs", offset=5)
+    weights = _identity_weights(tmp_path / "id.pt")
+    scored = []
+    monkeypatch.setattr("videodeblur.train.evaluate.check_pairs", lambda *a, **k: scored.append(1) or [])
+    for held, why in (('{"steps": 7,}', "Expecting property name"), ("[7]", "a JSON list, not an object")):
+        (tmp_path / "id.json").write_text(held)
+        result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--record")
+        assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+        assert result.stderr.startswith(f"videodeblur: error: {tmp_path / 'id.json'} cannot be read as metadata ({why}")
+        assert "--record would replace the training record it holds" in result.stderr
+        assert (tmp_path / "id.json").read_text() == held and scored == []
+    monkeypatch.undo()
+    (tmp_path / "id.json").write_text("")
+    assert run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--record").exit_code == 0
+    assert json.loads((tmp_path / "id.json").read_text())["evaluation"]["pairs"] == 1
 
 
 def test_an_identical_pair_is_pointed_out(tmp_path: Path, run_cli) -> None:
@@ -255,6 +288,20 @@ def test_eval_warns_about_blurred_frames_without_a_sharp_partner(tmp_path: Path,
     assert report.unpaired == ("scene/blur/000002.png", "scene/blur/000003.png")
     _constant_pair(tmp_path / "whole", offset=5)
     assert run_cli("eval", "--pairs", tmp_path / "whole", "--model", weights).stderr == ""
+
+
+def test_eval_warns_about_sharp_frames_without_a_blurred_partner(tmp_path: Path, run_cli) -> None:
+    """Blurred frames lost in a conversion or a copy: fewer pairs were scored than the folder holds, without
+    a word (blurred frames without a sharp partner were said)."""
+    _constant_pair(tmp_path / "pairs", offset=5, frame=1)
+    write_rgb(tmp_path / "pairs" / "scene" / "sharp" / "000002.png", np.full((20, 30, 3), 90, np.uint8))
+    weights = _identity_weights(tmp_path / "id.pt")
+    result = run_cli("eval", "--pairs", tmp_path / "pairs", "--model", weights, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["pairs"] == 1
+    assert result.stderr_lines == ["videodeblur: warning: 1 sharp frame has no blurred partner under "
+                                   f"{tmp_path / 'pairs'} and is left out (first: scene/sharp/000002.png)"]
+    report = evaluate_pairs(load_model(weights).network, tmp_path / "pairs")
+    assert report.unpaired == () and report.unpaired_sharp == ("scene/sharp/000002.png",)
 
 
 def test_eval_pairs_given_a_file_says_it_is_not_a_folder(tmp_path: Path, run_cli) -> None:

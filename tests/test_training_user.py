@@ -388,10 +388,37 @@ def test_a_run_folder_that_cannot_be_made_is_a_one_line_error(tmp_path: Path, ru
     recipe = _recipe(tmp_path, steps=1)
     for out_dir, said in ((tmp_path / "afile", f"the run's folder {tmp_path / 'afile'} is a file: give train.out_dir "
                                                 "(or --out-dir) a folder"),
-                          (tmp_path / "afile" / "sub", f"cannot make the run's folder {tmp_path / 'afile' / 'sub'}: "
+                          (tmp_path / "afile" / "sub", f"cannot create output folder {tmp_path / 'afile' / 'sub'}: "
                                                        "Not a directory")):
         result = run_cli("train", "--config", recipe, "--set", f'train.out_dir="{out_dir.as_posix()}"')
         assert result.exit_code == 1 and result.stderr_lines == [f"videodeblur: error: {said}"], result.stderr
+
+
+@pytest.mark.parametrize("option, said", [
+    ("--init", "weights file not found: {tmp}/nope.pt"),
+    ("--set", "pairs folder not found: {tmp}/nope"),
+])
+def test_a_run_that_fails_before_its_first_step_leaves_no_new_folder(tmp_path: Path, run_cli, option: str,
+                                                                     said: str) -> None:
+    """The run's folder is made before the weights and data are read: a failing --init or pairs folder left
+    it behind, empty (and its new parents), as `video` no longer does. A folder that was there stays."""
+    recipe = _recipe(tmp_path, steps=1)
+    value = str(tmp_path / "nope.pt") if option == "--init" else f'data.pairs=["{(tmp_path / "nope").as_posix()}"]'
+    for out_dir, kept in ((tmp_path / "new" / "run", tmp_path), (tmp_path / "old", tmp_path / "old")):
+        (tmp_path / "old").mkdir(exist_ok=True)
+        result = run_cli("train", "--config", recipe, "--out-dir", out_dir, option, value)
+        assert result.exit_code == 1 and said.format(tmp=tmp_path) in result.stderr, result.stderr
+        assert kept.is_dir() and not (tmp_path / "new").exists()
+
+
+def test_a_one_step_run_says_step_and_a_one_pair_evaluation_pair(tmp_path: Path, run_cli) -> None:
+    """"saved ... after 1 steps" and "model x: 1 pairs" read as slips."""
+    result = run_cli("train", "--config", _recipe(tmp_path, steps=1))
+    assert result.exit_code == 0 and f"saved {tmp_path / 'run' / 'tiny.pt'} after 1 step in " in result.stdout
+    pairs = _pairs(tmp_path / "pairs", {"0.png": ((32, 32), (32, 32))})
+    for extra in ((), ("--per-pair",)):
+        shown = run_cli("eval", "--pairs", pairs, "--model", tmp_path / "run" / "tiny.pt", *extra).stdout
+        assert f"model {tmp_path / 'run' / 'tiny.pt'}: 1 pair, PSNR" in shown, shown
 
 
 def test_an_image_pattern_that_matches_nothing_is_named(tmp_path: Path, run_cli, monkeypatch) -> None:
@@ -405,7 +432,7 @@ def test_an_image_pattern_that_matches_nothing_is_named(tmp_path: Path, run_cli,
         where = "" if named.startswith("'/") else f" (relative patterns are read from {tmp_path})"
         assert result.exit_code == 1 and result.stderr_lines == [
             f"videodeblur: error: data.images {named} matches no file{where}"], result.stderr
-    assert not any((tmp_path / "x").iterdir())  # nothing written: the same --out-dir takes the run once mended
+    assert not (tmp_path / "x").exists()  # nothing written, not even the folder: the same --out-dir takes the run once mended
 
 
 @pytest.mark.parametrize("setting, hint", [
@@ -554,14 +581,53 @@ main()
 def test_a_rank_left_waiting_after_the_last_step_says_why_in_one_line(tmp_path: Path) -> None:
     """Rank 0 failed saving the last step's checkpoint while rank 1 waited for it in the final barrier:
     rank 1 printed "internal error: RuntimeError: [...gloo...] Connection closed by peer ... GLHF!"."""
-    config = _recipe(tmp_path, steps=2)
-    script = tmp_path / "failing_last_save.py"
-    script.write_text(_FAILING_LAST_SAVE)
-    proc = train_on_two_ranks(config, tmp_path / "two", script=script)
-    assert proc.returncode != 0
+    errors = _failed_on_two_ranks(tmp_path, _FAILING_LAST_SAVE, steps=2)
+    assert "videodeblur: error: cannot write the last checkpoint (disk full)" in errors, errors
+
+
+def _failed_on_two_ranks(tmp_path: Path, script: str, *, steps: int) -> list[str]:
+    """The lines videodeblur said when ``script`` (a part of the trainer replaced) ran a tiny run on two
+    ranks that must fail, none an internal error."""
+    (tmp_path / "script.py").write_text(script)
+    proc = train_on_two_ranks(_recipe(tmp_path, steps=steps), tmp_path / "two", script=tmp_path / "script.py")
     errors = [line for line in proc.stderr.splitlines() if line.startswith("videodeblur: ")]
-    assert "videodeblur: error: cannot write the last checkpoint (disk full)" in errors, proc.stderr
-    assert not any("internal error" in line for line in errors), proc.stderr
+    assert proc.returncode != 0 and not any("internal error" in line for line in errors), proc.stderr
+    return errors
+
+
+_LATE_RANK_1 = """
+import datetime, os, sys, time
+import torch.distributed.distributed_c10d as c10d
+from videodeblur.cli import main
+from videodeblur.train import trainer
+
+# collectives time out after 5 s once the ranks are in step (see _SLOWED), and rank 1 comes to step 2's 15 s late
+set_timeout = getattr(c10d, "set_timeout", None) or c10d._set_pg_timeout
+reduced, calls = trainer.mean_over_ranks, []
+def mean_over_ranks(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2 and os.environ["RANK"] == "1":
+        time.sleep(15)
+    value = reduced(*args, **kwargs)
+    if len(calls) == 1:
+        set_timeout(datetime.timedelta(seconds=5))
+    return value
+trainer.mean_over_ranks = mean_over_ranks
+sys.argv[0] = "videodeblur"
+main()
+"""
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch has no torch.distributed")
+def test_a_rank_that_never_comes_is_said_in_one_line_and_the_step_kept(tmp_path: Path) -> None:
+    """A rank stuck (a hung disk read) or far slower in a step: the others' collective times out (gloo's
+    30 min), and rank 0 said "internal error: RuntimeError: [...gloo...] Timed out waiting 5000ms for recv
+    operation to complete" and kept no checkpoint of the steps it had done."""
+    errors = _failed_on_two_ranks(tmp_path, _LATE_RANK_1, steps=4)
+    assert (f"videodeblur: error: rank 0: another process of this run did not reach step 2 within the collectives' "
+            f"timeout: it is stuck or far slower than this one (its data, its disk), so the run stops; "
+            f"{tmp_path / 'two' / 'last.pt'} holds step 1 for --resume") in errors, errors
+    assert torch.load(tmp_path / "two" / "last.pt", weights_only=True)["step"] == 1
 
 
 def test_world_size_without_torchrun_is_a_one_line_error(tmp_path: Path, run_cli, monkeypatch) -> None:

@@ -231,23 +231,26 @@ def test_record_evaluation_keeps_the_metadata_and_drops_an_h264_figure_of_other_
     assert len(said) == 1 and "H.264 figure (on pairs_h264) was measured on other pairs" in said[0]
 
 
-def test_recorded_pairs_are_stored_resolved_so_another_folder_compares_them_right(tmp_path: Path, monkeypatch) -> None:
-    """`eval --pairs pairs --record` stored "pairs" as typed, and the next record compared it from its own
-    folder: the same pairs given by their full path, from elsewhere, dropped the H.264 figure; other pairs
-    also called "pairs", in another folder, kept it. Stored resolved, both compare right; a relative path
-    an older file holds still reads from the current folder."""
-    weights = save_weights(tmp_path / "w.pt", LPRN(ModelConfig(channels=8, blocks=1, stages=2)))
+def test_recorded_paths_hold_no_folder_of_this_machine(tmp_path: Path, monkeypatch) -> None:
+    """`eval --record` stored the pairs resolved, and a fine-tune its --init file's full path: a weights
+    file that ships then held this machine's folders (/home/me/videodeblur/runs/eval_pairs). Inside the
+    current folder (a run from the repository root) they are recorded relative to it, as the recipe's paths
+    are; outside it, absolute. An older record's relative path, and one made from elsewhere, read from here."""
+    weights = save_weights(tmp_path / "a" / "w.pt", LPRN(ModelConfig(channels=8, blocks=1, stages=2)))
     h264 = {"evaluation_compressed": {"psnr": 2.0}, "eval_pairs_compressed": "pairs_h264"}
-    for folder in ("a/pairs", "b/pairs"):
+    for folder in ("a/runs/pairs", "b/runs/pairs"):
         (tmp_path / folder).mkdir(parents=True)
     said: list[str] = []
     monkeypatch.chdir(tmp_path / "a")
-    write_metadata(weights, {"eval_pairs": "pairs", "evaluation": {}, **h264})  # an older file: relative
-    record_evaluation(weights, {"psnr": 3.0}, "pairs", warn=said.append)  # the same pairs, read from here
-    assert read_metadata(weights)["eval_pairs"] == str((tmp_path / "a" / "pairs").resolve()) and said == []
+    write_metadata(weights, {"eval_pairs": "runs/pairs", "evaluation": {}, **h264})
+    record_evaluation(weights, {"psnr": 3.0}, tmp_path / "a" / "runs" / "pairs" / ".", warn=said.append)  # the same
+    assert read_metadata(weights)["eval_pairs"] == "runs/pairs" and said == []
+    assert read_metadata(weights)["evaluation_compressed"] == {"psnr": 2.0}
+    assert weights_origin(load_model(weights), weights)["path"] == "w.pt"
     monkeypatch.chdir(tmp_path / "b")
-    record_evaluation(weights, {"psnr": 3.5}, tmp_path / "a" / "pairs", warn=said.append)  # the same, from b
-    assert read_metadata(weights)["evaluation_compressed"] == {"psnr": 2.0} and said == []
-    record_evaluation(weights, {"psnr": 4.0}, "pairs", warn=said.append)  # b/pairs: other pairs
+    assert weights_origin(load_model(weights), weights)["path"] == str((tmp_path / "a" / "w.pt").resolve())
+    pairs = tmp_path / "a" / "runs" / "pairs"
+    record_evaluation(weights, {"psnr": 4.0}, pairs, warn=said.append)  # "runs/pairs" read from b: b's, not these
+    assert read_metadata(weights)["eval_pairs"] == str(pairs.resolve())
     assert "evaluation_compressed" not in read_metadata(weights)
-    assert len(said) == 1 and "measured on other pairs than pairs" in said[0]
+    assert len(said) == 1 and f"measured on other pairs than {pairs}" in said[0]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import sys
 import typing
@@ -86,8 +87,10 @@ def config_from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config
     prefix = f"{where}: " if where else ""
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(f"{prefix}unknown keys {unknown}; valid keys are {sorted(fields)}")
+    if unknown:  # a typo ([data.mix] p_sharpp) named with the key meant, as [train]'s are
+        close = difflib.get_close_matches(unknown[0], sorted(fields), n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{prefix}unknown keys {unknown}{hint}; valid keys are {sorted(fields)}")
     missing = [key for key in required if key not in data]
     if missing:
         raise ConfigError(f"{prefix}missing {', '.join(missing)} (a model config gives each of {', '.join(required)})")

@@ -6,12 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from videodeblur.cli._common import warn
 from videodeblur.paths import check_not_empty, check_pairs_folder
+
+if TYPE_CHECKING:
+    from videodeblur.train.recipe import TrainRecipe
 
 __all__ = ["train", "evaluate", "models"]
 
@@ -37,8 +40,9 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
           model_config: str | None, seed: int | None, init_weights: str | None,
           settings: tuple[str, ...]) -> None:
     """Train a model from a recipe; checkpoints resume exactly. Works under torchrun (DDP)."""
-    from videodeblur.config import load_model_config, load_toml
-    from videodeblur.errors import VideoDeblurError
+    from videodeblur.config import load_model_config
+    from videodeblur.errors import VideoDeblurError, WeightsError
+    from videodeblur.model.registry import weights_file
 
     # an unset variable: "" is read as ".", which ran a recipe's run into the current folder (--out-dir) or
     # silently from the identity (--init)
@@ -49,19 +53,32 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
                                 ("--init", init_weights, "a shipped model's name or a .pt weights file")):
         if value is not None:
             check_not_empty([value], option, f"give {give}")
-    if "WORLD_SIZE" not in os.environ:  # one process, not torchrun's: its ranks say a recipe error once, in
+    from videodeblur.train.recipe import load_recipe  # no torch: a recipe's mistakes are said before it loads
+
+    def read_recipe() -> TrainRecipe:
+        """The recipe, and the files it and the options name checked (a typo'd --resume or --init was said
+        only once torch had loaded); the trainer reads them."""
+        recipe = load_recipe(config_path, settings, resuming=resume is not None, steps=steps, out_dir=out_dir,
+                             seed=seed, init_weights=init_weights)
+        if model_config is not None:
+            recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
+        if resume is not None and not Path(resume).exists():
+            raise WeightsError(f"checkpoint not found: {Path(resume)}")  # as train.checkpoint says it, for the library
+        if recipe.init_weights and resume is None:  # (a resumed run's weights come from its checkpoint)
+            weights_file(recipe.init_weights)
+        return recipe
+
+    torchrun = "WORLD_SIZE" in os.environ
+    if not torchrun:  # one process: read before torch loads. torchrun's ranks say a recipe error once, in
         # alike_on_every_rank (rank 0 failing first had torchrun stop the others while they loaded, each saying so)
-        load_toml(config_path)  # a missing or broken recipe file, said before torch loads (load_recipe reads it again)
-    from videodeblur.train import load_recipe
+        recipe = read_recipe()
     from videodeblur.train import train as run_training
     from videodeblur.train.distributed import alike_on_every_rank, said_by_rank_0
 
     try:
-        with alike_on_every_rank():  # every torchrun rank reads the same recipe
-            recipe = load_recipe(config_path, settings, resuming=resume is not None, steps=steps, out_dir=out_dir,
-                                 seed=seed, init_weights=init_weights)
-            if model_config is not None:
-                recipe = dataclasses.replace(recipe, model=load_model_config(model_config))
+        if torchrun:
+            with alike_on_every_rank():  # every torchrun rank reads the same recipe
+                recipe = read_recipe()
         result = run_training(recipe, resume=resume, on_progress=_print_progress, warn=warn)
     except VideoDeblurError as err:
         if said_by_rank_0(err):  # under torchrun: the same line from every rank said nothing more
@@ -69,7 +86,7 @@ def train(config_path: str, resume: str | None, steps: int | None, out_dir: str 
         raise
     if result.rank != 0:  # under torchrun every process gets here; rank 0 saved, and it alone reports
         return
-    click.echo(f"saved {result.weights} after {result.steps} steps in {result.seconds:.0f} s "
+    click.echo(f"saved {result.weights} after {_counted(result.steps, 'step')} in {result.seconds:.0f} s "
                f"(loss {result.final_loss:.4f})")
     if result.evaluation:
         click.echo(json.dumps(result.evaluation))
@@ -121,19 +138,23 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
 
     from videodeblur.model import load_model, shipped_name
     from videodeblur.model.registry import check_recordable
-    from videodeblur.model.weights import record_evaluation
+
+    if record:
+        check_recordable(model, limit)
+    loaded = load_model(model)  # a --model that names nothing is said before torch loads (then it does, here)
+    from videodeblur.model.weights import metadata_to_update, record_evaluation
     from videodeblur.train import evaluate_pairs
     from videodeblur.train.evaluate import PSNR_CAP_DB
 
     if record:
-        check_recordable(model, limit)
-    loaded = load_model(model)
+        metadata_to_update(loaded.path)  # a metadata file that --record would wipe, said before scoring
     report = evaluate_pairs(loaded.network, Path(pairs), limit=limit)
-    if report.unpaired:  # evaluated all the same: the pairs that are there still measure the model
-        count = len(report.unpaired)
-        frames = "1 blurred frame has" if count == 1 else f"{count} blurred frames have"
-        warn(f"{frames} no sharp partner under {pairs} and {'is' if count == 1 else 'are'} "
-             f"left out (first: {report.unpaired[0]})")
+    for unpaired, side, other in ((report.unpaired, "blurred", "sharp"), (report.unpaired_sharp, "sharp", "blurred")):
+        if unpaired:  # evaluated all the same: the pairs that are there still measure the model
+            count = len(unpaired)
+            frames = f"1 {side} frame has" if count == 1 else f"{count} {side} frames have"
+            warn(f"{frames} no {other} partner under {pairs} and {'is' if count == 1 else 'are'} "
+                 f"left out (first: {unpaired[0]})")
     identical = [score.name for score in report.scores if score.psnr_input >= PSNR_CAP_DB]
     if identical:  # its "gain" is the network's change from a perfect input: tens of dB down, in the mean
         count = len(identical)
@@ -162,12 +183,16 @@ def evaluate(pairs: str, model: str, limit: int | None, per_pair: bool, as_json:
     if len(scenes) > 1:
         for name, scene in scenes.items():
             m = scene.means()  # unrounded, like the pair lines: each figure is rounded once, when printed
-            click.echo(f"scene {name}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
+            click.echo(f"scene {name}: {_counted(m['pairs'], 'pair')}, PSNR {m['psnr']:.2f} dB "
                        f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB)")
     m = report.means()
-    click.echo(f"model {shown}: {m['pairs']} pairs, PSNR {m['psnr']:.2f} dB "
+    click.echo(f"model {shown}: {_counted(m['pairs'], 'pair')}, PSNR {m['psnr']:.2f} dB "
                f"(input {m['psnr_input']:.2f}, gain {m['gain_db']:+.2f} dB), SSIM {m['ssim']:.4f} "
                f"(input {m['ssim_input']:.4f}); sharp frames pass through at {m['psnr_sharp_through']:.2f} dB")
+
+
+def _counted(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"  # "1 pairs" read as a slip
 
 
 @click.command()

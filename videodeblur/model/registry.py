@@ -82,6 +82,15 @@ def check_recordable(model: str | Path, limit: int | None) -> None:
 
 def load_model(name_or_path: str | Path) -> LoadedModel:
     """A shipped name (``lprn``, ``lprn-rt``, ``lprn-fast``, in any case) or a path to a ``.pt`` weights file."""
+    name, path = weights_file(name_or_path)
+    from videodeblur.model.weights import load_weights, read_metadata  # torch loads here, after the name's checks
+
+    return LoadedModel(name=name, path=path, network=load_weights(path), metadata=read_metadata(path))
+
+
+def weights_file(name_or_path: str | Path) -> tuple[str, Path]:
+    """The model's name and the file :func:`load_model` reads for ``name_or_path``, or its error for a
+    name or path that names none; without loading torch, so a command can say it at once."""
     key = str(name_or_path)
     choices = f"use one of {', '.join(SHIPPED_MODELS)} or a path to a .pt weights file"
     if not key.strip():
@@ -103,9 +112,7 @@ def load_model(name_or_path: str | Path) -> LoadedModel:
             guess = f" (did you mean {close[0]}?)" if close else ""
             raise ModelNotFoundError(f"unknown model {key!r}{guess}: {choices}")
         name = path.stem
-    from videodeblur.model.weights import load_weights, read_metadata  # torch loads here, after the name's checks
-
-    return LoadedModel(name=name, path=path, network=load_weights(path), metadata=read_metadata(path))
+    return name, path
 
 
 def weights_origin(loaded: LoadedModel, given: str | Path, *, warn: Warn | None = None) -> dict[str, Any]:
@@ -113,14 +120,14 @@ def weights_origin(loaded: LoadedModel, given: str | Path, *, warn: Warn | None 
     SHA-256 (a shipped name is re-pointed at new weights once the fine-tune ships), and how that file
     was trained, so the steps and seconds behind a model add up. A metadata file whose config is not
     the weights' (a copied or stale JSON) describes other weights: its record is left out, with a warning."""
-    from videodeblur.model.weights import metadata_path
+    from videodeblur.model.weights import metadata_path, recorded_path
 
     metadata = loaded.metadata
     if not _describes(metadata, loaded):
         (warn or python_warning)(f"{metadata_path(loaded.path)} does not describe {loaded.path} (its config "
                                  "differs): the training record in it is not carried over")
         metadata = {}
-    return {"weights": str(given), "path": str(loaded.path),
+    return {"weights": str(given), "path": recorded_path(loaded.path),  # not this machine's folders
             "sha256": hashlib.sha256(Path(loaded.path).read_bytes()).hexdigest(),
             **{k: metadata.get(k) for k in ("trained_as", "steps", "seconds", "commit", "hardware",
                                              "recipe", "init")}}

@@ -18,7 +18,7 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.notices import Warn, python_warning
 
 __all__ = ["FORMAT_VERSION", "save_weights", "load_weights", "read_metadata", "write_metadata", "metadata_path",
-           "record_evaluation"]
+           "record_evaluation", "recorded_path", "metadata_to_update"]
 
 FORMAT_VERSION = 1
 
@@ -109,14 +109,30 @@ def write_metadata(weights: str | Path, metadata: dict[str, Any]) -> Path:
 def read_metadata(weights: str | Path) -> dict[str, Any]:
     """The training metadata beside a weights file, or {} when there is none. It is optional, so one
     that cannot be read as a JSON object (not UTF-8, not JSON, a list) is as good as none."""
-    p = metadata_path(weights)
-    if not p.is_file():
-        return {}
+    held = _json_object(metadata_path(weights))
+    return held if isinstance(held, dict) else {}
+
+
+def metadata_to_update(weights: str | Path) -> dict[str, Any]:
+    """The metadata beside ``weights``, to be written back with a change: WeightsError for a file that is
+    there but holds no JSON object (a hand edit's slip, a trailing comma), which :func:`read_metadata` reads
+    as none and a write would replace, losing the training record in it. ``eval --record`` asks before
+    scoring, not after."""
+    held = _json_object(metadata_path(weights))
+    if isinstance(held, str):
+        raise WeightsError(f"{metadata_path(weights)} cannot be read as metadata ({held}): --record would replace "
+                           "the training record it holds; mend it or move it aside, then record again")
+    return held
+
+
+def _json_object(path: Path) -> dict[str, Any] | str:
+    """The JSON object in ``path`` ({} for no file, or one with nothing in it), or why it holds none."""
     try:
-        metadata = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # ValueError: UnicodeDecodeError, JSONDecodeError
-        return {}
-    return metadata if isinstance(metadata, dict) else {}
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        metadata = json.loads(text) if text.strip() else {}
+    except (OSError, ValueError, RecursionError) as err:  # ValueError: UnicodeDecodeError, JSONDecodeError
+        return str(err.strerror if isinstance(err, OSError) else err)
+    return metadata if isinstance(metadata, dict) else f"a JSON {type(metadata).__name__}, not an object"
 
 
 def record_evaluation(weights: str | Path, summary: dict[str, Any], pairs: str | Path, *,
@@ -126,13 +142,12 @@ def record_evaluation(weights: str | Path, summary: dict[str, Any], pairs: str |
     figure (``evaluation_compressed``) measured on other pairs than ``pairs`` is dropped, with a warning:
     beside this figure, `models` would show the two as one.
 
-    ``pairs`` is stored resolved (absolute): a path as typed ("pairs") would later be compared from
-    whatever folder the next ``eval --record`` runs in, which keeps the figure for other pairs of the
-    same name or drops it for the same pairs given another way. A relative path an older file holds
-    (or a training run's ``eval_pairs``) can only be read from the current folder, as before."""
-    held = read_metadata(weights)
+    ``pairs`` is stored as :func:`recorded_path` gives it (``runs/eval_pairs`` from the repository root,
+    as the recipe's paths in the same file read). The pairs held before are compared from the current
+    folder: a record made from another folder is read from this one, as a recipe's relative paths are."""
+    held = metadata_to_update(weights)
     resolved = Path(pairs).resolve()
-    metadata = {**held, "evaluation": summary, "eval_pairs": str(resolved)}
+    metadata = {**held, "evaluation": summary, "eval_pairs": recorded_path(pairs)}
     before = held.get("eval_pairs")
     if "evaluation_compressed" in metadata and (not isinstance(before, str) or Path(before).resolve() != resolved):
         del metadata["evaluation_compressed"]
@@ -141,6 +156,16 @@ def record_evaluation(weights: str | Path, summary: dict[str, Any], pairs: str |
                                  f"measured on other pairs than {pairs}, so it is left out of the metadata "
                                  "(`videodeblur models` shows none)")
     return write_metadata(weights, metadata)
+
+
+def recorded_path(path: str | Path) -> str:
+    """``path`` as a weights file's metadata records it: relative to the current folder where it lies
+    inside it, else absolute. A file that ships must not hold this machine's folders (``/home/me/
+    videodeblur/runs/eval_pairs``); a reader in their own checkout reads ``runs/eval_pairs`` as the
+    recipes' paths, from the repository root. Outside the current folder only the absolute path names it."""
+    resolved = Path(path).resolve()
+    here = Path.cwd().resolve()
+    return resolved.relative_to(here).as_posix() if resolved.is_relative_to(here) else str(resolved)
 
 
 # ------------------------------------------------------------------------------------- helpers

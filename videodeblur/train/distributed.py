@@ -13,7 +13,7 @@ import torch.distributed as dist
 
 from videodeblur.errors import ConfigError, VideoDeblurError
 
-__all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer",
+__all__ = ["PeerLostError", "init_distributed", "local_device", "mean_over_ranks", "end_distributed", "lost_peer", "late_peer",
            "waiting_group", "wait_for_rank_0", "alike_on_every_rank", "mark_alike",
            "said_by_rank_0"]
 
@@ -98,6 +98,15 @@ def lost_peer(error: BaseException, world: int) -> bool:
     if world <= 1 or not isinstance(error, RuntimeError) or isinstance(error, VideoDeblurError):
         return False
     return isinstance(error, dist.DistError) or any(text in str(error).lower() for text in _PEER_GONE)
+
+
+def late_peer(error: BaseException, world: int) -> bool:
+    """Whether ``error`` is a collective that waited its whole timeout (gloo's 30 min by default) for
+    another rank that is still there but never came: stuck (a hung disk or network read) or far slower.
+    gloo says "Timed out waiting ...ms for recv operation"; torchrun then ends the late rank."""
+    if world <= 1 or not isinstance(error, RuntimeError) or isinstance(error, VideoDeblurError):
+        return False
+    return "timed out" in str(error).lower()
 
 
 @contextlib.contextmanager

@@ -41,10 +41,12 @@ class PairScore:
 @dataclasses.dataclass(frozen=True)
 class EvalReport:
     """Scores of the evaluated pairs; ``unpaired``: blurred frames (relative names) left out because
-    they have no sharp partner, for the caller to report."""
+    they have no sharp partner, for the caller to report; ``unpaired_sharp``: sharp frames without a
+    blurred one."""
 
     scores: tuple[PairScore, ...]
     unpaired: tuple[str, ...] = ()
+    unpaired_sharp: tuple[str, ...] = ()  # sharp frames without a blurred partner, likewise
 
     def mean(self, field: str) -> float:
         """Mean over pairs; an identical pair (infinite PSNR) counts as ``PSNR_CAP_DB``, as it does per pair."""
@@ -120,7 +122,8 @@ def evaluate_pairs(network: torch.nn.Module, root: str | Path, *, device: torch.
             psnr_sharp_through=_capped(float(psnr(through, sharp, levels=levels))),
         ))
     network.train(was_training)
-    return EvalReport(tuple(scores), unpaired=tuple(str(p.relative_to(root)) for p in unpaired_blurred(root)))
+    return EvalReport(tuple(scores), *(tuple(str(p.relative_to(root)) for p in unpaired_blurred(root, side=side))
+                                       for side in ("blur", "sharp")))
 
 
 def _scored_output(network: torch.nn.Module, image: Image,
@@ -174,12 +177,13 @@ def check_limit(limit: int | None) -> None:
         raise ConfigError(f"limit must be a whole number of pairs >= 1, got {limit!r}")
 
 
-def unpaired_blurred(root: str | Path) -> list[Path]:
+def unpaired_blurred(root: str | Path, *, side: str = "blur") -> list[Path]:
     """Blurred frames under ``root`` (``<scene>/blur/*.png``, any case, as :func:`find_folder_pairs`
     reads them) with no sharp frame of the same name beside them: they are left out, and a user should
-    hear about it."""
-    return [blur_path for blur_path in blurred_pngs(root)
-            if not (blur_path.parent.parent / "sharp" / blur_path.name).is_file()]
+    hear about it. ``side="sharp"``: the sharp frames with no blurred partner (blurred frames that a
+    conversion or a copy lost went unsaid: the pairs scored were fewer, without a word)."""
+    other = "sharp" if side == "blur" else "blur"
+    return [path for path in blurred_pngs(root, side=side) if not (path.parent.parent / other / path.name).is_file()]
 
 
 def combined_summary(summaries: Sequence[dict[str, Any]], names: Sequence[str]) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["PIXEL_LOSSES", "deblur_loss"]
+from videodeblur.train.recipe import PIXEL_LOSSES  # the recipe checks them before torch loads
 
-PIXEL_LOSSES = ("l1", "mse")
+__all__ = ["PIXEL_LOSSES", "deblur_loss"]
 
 
 def deblur_loss(output: torch.Tensor, target: torch.Tensor, *, pixel: str = "l1",

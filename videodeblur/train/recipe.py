@@ -21,10 +21,9 @@ from typing import Any
 
 from videodeblur.config import ARCHITECTURE_KEYS, ModelConfig, config_from_dict, load_model_config, load_toml, tomllib  # tomli on 3.10
 from videodeblur.errors import ConfigError
-from videodeblur.train.data import SynthesisMix
-from videodeblur.train.losses import PIXEL_LOSSES
+from videodeblur.train.mix import SynthesisMix  # not from train.data: this module is read before torch loads
 
-__all__ = ["VideoSource", "DataSpec", "TrainRecipe", "FIELD_RANGES", "load_recipe", "apply_settings",
+__all__ = ["VideoSource", "DataSpec", "TrainRecipe", "FIELD_RANGES", "PIXEL_LOSSES", "load_recipe", "apply_settings",
            "checked_fields"]
 
 
@@ -73,6 +72,9 @@ FIELD_RANGES: dict[str, Bounds] = {
                                           "p_sharp", "p_noise", "p_jpeg", "p_h264", "p_recolour")},
 }
 _NON_EMPTY = {"data.mix.exposures", "data.mix.kernel_sizes"}  # drawn from with rng.choice
+
+# train.pixel_loss's choices (losses.deblur_loss computes them); here, not there: losses.py loads torch
+PIXEL_LOSSES = ("l1", "mse")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +149,7 @@ class TrainRecipe:
                                   + ("a folder for the run" if name == "out_dir" else
                                      "a shipped model's name or a .pt weights file, or leave it out"))
         if self.pixel_loss not in PIXEL_LOSSES:
-            raise ConfigError(f"pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
+            raise ConfigError(f"train.pixel_loss must be one of {', '.join(PIXEL_LOSSES)}, got {self.pixel_loss!r}")
 
     @property
     def val_sets(self) -> tuple[str, ...]:

@@ -30,13 +30,14 @@ from videodeblur.model.lprn import LPRN
 from videodeblur.model.registry import LoadedModel, load_model, weights_origin
 from videodeblur.model.weights import write_metadata
 from videodeblur.notices import Warn, python_warning
+from videodeblur.paths import make_folder, new_folders_removed_if_empty
 from videodeblur.pipeline.engine import most_threads
 from videodeblur.train.checkpoint import (check_same_recipe, check_same_world, check_steps_left, init_of_resumed_run, load_checkpoint,
                                           run_files_in, save_checkpoint)
 from videodeblur.train.data import StepSampler
 from videodeblur.train.distributed import (PeerLostError, alike_on_every_rank, end_distributed, init_distributed,
-                                           local_device, lost_peer, mark_alike, mean_over_ranks, wait_for_rank_0,
-                                           waiting_group)
+                                           late_peer, local_device, lost_peer, mark_alike, mean_over_ranks,
+                                           wait_for_rank_0, waiting_group)
 from videodeblur.train.evaluate import evaluate_pairs
 from videodeblur.train.interrupts import interrupts_held, stop_loader_workers, stops_left_to_the_run
 from videodeblur.train.losses import deblur_loss
@@ -77,6 +78,7 @@ def _check_no_run_in(out_dir: Path, model_name: str) -> None:
                           "give another --out-dir (a folder of its own for the run)")
 
 
+@new_folders_removed_if_empty()  # a run that fails before its first log line (bad data, --init) leaves no folder
 def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
           on_progress: ProgressCallback | None = None, warn: Warn | None = None) -> TrainResult:
     """Train ``recipe.model`` on ``recipe.data``; return the saved weights path and summary. ``resume``
@@ -102,10 +104,7 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         if rank == 0:
             if out_dir.exists() and not out_dir.is_dir():
                 raise OutputError(f"the run's folder {out_dir} is a file: give train.out_dir (or --out-dir) a folder")
-            try:
-                out_dir.mkdir(parents=True, exist_ok=True)
-            except OSError as err:  # a path under a file, no permission: said, not a traceback
-                raise OutputError(f"cannot make the run's folder {out_dir}: {err.strerror or err}") from err
+            make_folder(out_dir)  # a path under a file, no permission: said, not a traceback
         commit = git_commit()  # the code this run trains with, read now: HEAD may move before the run ends
 
         model = LPRN(recipe.model)
@@ -232,16 +231,21 @@ def train(recipe: TrainRecipe, *, resume: str | Path | None = None,
         # rank whose collective lost another rank's process (that one's error says why; this one's
         # was gloo's "Connection closed by peer ... GLHF!" as an internal error): its step is whole,
         # as no collective runs inside the update
-        peer_lost = lost_peer(stop, world)
-        if isinstance(stop, RuntimeError) and not peer_lost:
+        # (a collective that timed out waiting for a rank still there, stuck or far slower, was an internal error)
+        peer_lost, peer_late = lost_peer(stop, world), late_peer(stop, world)
+        if isinstance(stop, RuntimeError) and not (peer_lost or peer_late):
             raise
         if rank == 0:
             with interrupts_held():
                 keep_checkpoint()
+        saved = f"; {out_dir / 'last.pt'} holds step {step} for --resume" if rank == 0 else ""
         if peer_lost:
-            saved = f"; {out_dir / 'last.pt'} holds step {step} for --resume" if rank == 0 else ""
             raise PeerLostError(f"rank {rank}: another process of this run stopped at step {step + 1} (its error "
                                 f"is above), so this one stops too{saved}") from None
+        if peer_late:
+            raise PeerLostError(f"rank {rank}: another process of this run did not reach step {step + 1} within the "
+                                "collectives' timeout: it is stuck or far slower than this one (its data, its disk), "
+                                f"so the run stops{saved}") from None
         raise
     finally:  # any way out (a stop once its step is kept, a diverged run, a failed validation): the workers are
         # stopped now, as the error's traceback may hold the iterator past the interpreter's exit (see
