@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from videodeblur.errors import OutputError
+from videodeblur.errors import EncodeError, OutputError
 from videodeblur.video import FrameReader, FrameWriter
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.encoders import choose_encoder, containers_for, encoder_options
@@ -222,3 +222,39 @@ def _bt709_written_and_read(path: Path, frames: list[np.ndarray], **writer_optio
             writer.write(frame, pts=i)
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+
+
+def _write_frames(path: Path, count: int, fps: Fraction, **writer_options: Any) -> FrameWriter:
+    """``count`` frames of clip_frame at ``fps`` (time base 1/12800, as an MP4's), written to ``path``."""
+    step = Fraction(1, 12800)
+    with FrameWriter(path, width=64, height=48, time_base=step, fps=fps, **writer_options) as writer:
+        for i in range(count):
+            writer.write(clip_frame(i, 64, 48), pts=round(i / fps / step))
+    return writer
+
+
+def test_mpeg1_video_at_a_rate_it_cannot_state_is_told_the_rates(tmp_path: Path) -> None:
+    """`--encoder mpeg1video` at 15 fps failed with FFmpeg's "Invalid argument" and a libx264 hint: its
+    header states one rate of the standard's table. The refusal names them (and MPEG-2, which codes 15 fps);
+    MPEG-2 writes 15 fps exactly, and refuses 7 fps, which no entry of its table is."""
+    with pytest.raises(EncodeError) as refused:
+        _write_frames(tmp_path / "out.mpg", 3, Fraction(15), encoder="mpeg1video")
+    assert str(refused.value) == ("encoder mpeg1video cannot write 15 fps video: its stream states only 23.976, 24, "
+                                  "25, 29.97, 30, 50, 59.94 or 60 fps; use --encoder mpeg2video (which codes it) "
+                                  "or libx264")
+    assert not (tmp_path / "out.mpg").exists()
+    with pytest.raises(EncodeError, match="mpeg2video cannot write 7 fps video: .* such as 12, 15, 24"):
+        _write_frames(tmp_path / "out.mpg", 3, Fraction(7), encoder="mpeg2video")
+    _write_frames(tmp_path / "out.mkv", 4, Fraction(15), encoder="mpeg2video")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        times = [float(f.time) for f in c.decode(video=0)]
+    assert [round(t - times[0], 2) for t in times] == [0, 0.07, 0.13, 0.2]  # (Matroska: milliseconds)
+
+
+def test_a_rate_near_the_mpeg1_table_is_written_at_the_tables_rate(tmp_path: Path) -> None:
+    """A rounded NTSC rate (2997/100, as some containers store it) is MPEG-1's 29.97: written at 30000/1001,
+    each frame in its slot, not refused."""
+    _write_frames(tmp_path / "out.mpg", 4, Fraction(2997, 100), encoder="mpeg1video")
+    with av.open(str(tmp_path / "out.mpg")) as c:
+        assert c.streams.video[0].average_rate == Fraction(30000, 1001)
+        assert len(list(c.decode(video=0))) == 4

@@ -953,9 +953,9 @@ def test_a_writer_that_cannot_start_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(EncodeError):
         FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25), encoder="nope")
     with pytest.raises(EncodeError, match="cannot open encoder"):
-        FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 12800), fps=Fraction(7, 3),
-                    encoder="mpeg1video")  # MPEG-1 allows only standard frame rates
-    assert not (tmp_path / "out.mp4").exists()
+        FrameWriter(tmp_path / "out.avi", width=64, height=48, time_base=Fraction(1, 25),
+                    encoder="h261")  # H.261 codes only QCIF and CIF (176x144, 352x288)
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.avi").exists()
 
 
 @pytest.mark.parametrize("audio", [True, False])

@@ -18,8 +18,8 @@ from videodeblur.errors import EncodeError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG
 from videodeblur.video.output_format import jpeg_colour_only
 
-__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "containers_for", "encodable_pix_fmt", "encoder_options", "private_options", "probe_format",
-           "takes"]
+__all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "coded_rate", "containers_for",
+           "encodable_pix_fmt", "encoder_options", "private_options", "probe_format", "takes"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -180,6 +180,44 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
     # a format's name (h264, hevc, av1) opens its first encoder: named as that encoder, whose settings
     # are looked up by name (--encoder h264 --preset slow said "encoder h264 has no speed presets")
     return codec.name
+
+
+# MPEG-1 video's frame rates (ISO/IEC 11172-2's table); FFmpeg lists four more (Xing's 15, 5, 10, 12 fps), which
+# it opens only past the standard (strict -1), so other players may not know them
+_MPEG1_RATES = tuple(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1), (50, 1),
+                                                  (60000, 1001), (60, 1)))
+# a source's rate this close to a rate of the table is written at that rate: an average rate (a phone's variable
+# rate, 29.87 fps) or one a container rounded (2997/100) lands there, each frame in its slot within half a frame
+_NEAR_RATE = Fraction(1, 100)
+
+
+def _coded_rates(encoder: str) -> tuple[Fraction, ...] | None:
+    """The frame rates ``encoder``'s stream header can state, or None where it takes any."""
+    codec = av.Codec(encoder, "w")
+    if codec.canonical_name == "mpeg1video":
+        return _MPEG1_RATES
+    return tuple(Fraction(r.numerator, r.denominator) for r in codec.frame_rates) if codec.frame_rates else None
+
+
+def coded_rate(encoder: str, rate: Fraction) -> Fraction:
+    """The frame rate ``encoder`` writes a ``rate`` source at: ``rate`` itself where the encoder takes any or
+    this one, else the nearest of its table within 1 % (MPEG-1 and MPEG-2 video state one rate of a table in
+    their header). EncodeError, naming the rates it codes, for any other: FFmpeg's "Invalid argument" said
+    nothing of why (a 15 fps clip with --encoder mpeg1video)."""
+    rates = _coded_rates(encoder)
+    if rates is None or rate in rates:
+        return rate
+    nearest = min(rates, key=lambda r: abs(r - rate))
+    if abs(nearest - rate) <= _NEAR_RATE * rate:
+        return nearest
+    if rates is _MPEG1_RATES:
+        stated = "23.976, 24, 25, 29.97, 30, 50, 59.94 or 60 fps"
+        instead = "mpeg2video (which codes it) or libx264" if rate in (_coded_rates("mpeg2video") or ()) else "libx264"
+    else:
+        stated = "one of a table's rates, such as 12, 15, 24, 25, 30, 50 or 60 fps and their NTSC (1000/1001) forms"
+        instead = "libx264"
+    raise EncodeError(f"encoder {encoder} cannot write {float(rate):g} fps video: its stream states only {stated}; "
+                      f"use --encoder {instead}")
 
 
 _SAME_DEPTH = {"yuv420p10le": ("p010le",), "yuv444p10le": ("yuv444p16le",)}

@@ -34,7 +34,7 @@ import numpy as np
 from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
 from videodeblur.video.colour import (AVCOL_PRI_UNSPECIFIED, AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, AVCOL_SPC_UNSPECIFIED,
                                       AVCOL_TRC_UNSPECIFIED, ColourTags, rgb_to_yuv_planes, sws_colorspace, yuv_matrix)
-from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
+from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, coded_rate, containers_for, encodable_pix_fmt, encoder_options,
                                         private_options, takes)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.passthrough import Passthrough
@@ -496,6 +496,8 @@ class FrameWriter:
     def _add_video_stream(self, fps: Fraction | None, crf: int, preset: str, threads: int,
                           rotation: int, mirror_matrix: Sequence[int] | None = None) -> av.video.stream.VideoStream:
         rate = Fraction(fps).limit_denominator(1_000_000) if fps else None
+        if rate:  # MPEG-1/2 video state one rate of a table: the nearest, else a refusal that names them
+            rate = coded_rate(self.encoder_name, rate)
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
         except ValueError as err:  # PyAV checks the container can hold the codec
