@@ -162,17 +162,19 @@ def test_a_video_piped_in_and_out_is_the_same_as_the_file_run(make_clip, run_sub
 
 def test_y4m_output_is_raw_frames_for_an_encoder_to_read(run_cli, make_clip, run_subprocess, tmp_path: Path) -> None:
     """.y4m (or -o - --format y4m, to pipe into x264 or SVT-AV1): raw frames at the clip's rate,
-    10-bit kept, and the audio, which YUV4MPEG cannot hold, left out with a warning."""
+    10-bit kept, and the audio, which YUV4MPEG cannot hold, left out with a warning. The summary names
+    the encoder rawvideo (it said "wrapped_avframe", FFmpeg's frames handed to the muxer: the same bytes)."""
     src = make_clip("a.mp4", width=64, height=48, frames=6, audio=True)
     result = run_cli("video", src, "-o", tmp_path / "out.y4m", *CPU)
     assert result.exit_code == 0 and result.stderr_lines == [
         "videodeblur: warning: left out aac audio (stream 1): .y4m files hold video only"]
     assert (tmp_path / "out.y4m").read_bytes().startswith(b"YUV4MPEG2 W64 H48 F25:1 ")
+    assert f"wrote {tmp_path / 'out.y4m'}: 6 frames, 64x48, rawvideo, in " in result.stdout
     out, plain = decode(tmp_path / "out.y4m"), decode(src)
     assert len(out.frames) == 6 and min(psnr(a, b) for a, b in zip(out.frames, plain.frames)) > 25
     deep = make_clip("b.mp4", width=64, height=48, frames=3, pix_fmt="yuv420p10le", codec="libx265")
     piped = run_subprocess("video", deep, "-o", "-", "--format", "y4m", *CPU, stdout=tmp_path / "deep.y4m")
-    assert piped.exit_code == 0, piped.stderr
+    assert piped.exit_code == 0 and "3 frames, 64x48, rawvideo, in " in piped.stderr, piped.stderr
     assert (tmp_path / "deep.y4m").read_bytes().startswith(b"YUV4MPEG2 W64 H48 F25:1 Ip A0:0 C420p10 ")
     assert len(decode(tmp_path / "deep.y4m").frames) == 3
 

@@ -133,9 +133,13 @@ def containers_for(encoder: str) -> tuple[str, ...]:
 
 @functools.lru_cache(maxsize=None)
 def _default_encoder(container: str) -> str:
-    """The encoder of ``container``'s own default video codec (VP9's for WebM), as the ffmpeg tool picks."""
+    """The encoder of ``container``'s own default video codec (VP9's for WebM), as the ffmpeg tool picks;
+    for YUV4MPEG, rawvideo: its default, wrapped_avframe, hands FFmpeg's frames to the muxer as they are,
+    the same bytes under a name no user knows (the summary and --json said "wrapped_avframe")."""
     with av.open(io.BytesIO(), "w", format=container) as probe:
         default = probe.default_video_codec
+    if default == "wrapped_avframe" and takes(container, "rawvideo"):
+        return "rawvideo"
     try:
         return av.Codec(default, "w").name
     except (av.codec.codec.UnknownCodecError, ValueError):
