@@ -487,11 +487,15 @@ def test_no_output_named_writes_beside_the_input(run_cli, make_clip, tmp_path: P
 
 
 def test_ten_bit_stays_ten_bit_unless_asked(run_cli, make_clip, tmp_path: Path) -> None:
+    """A 10-bit source's 8-bit output is said once, as what it is: asked for (--eight-bit), or an encoder
+    that takes no 10-bit frames (both read "the output is 8-bit", as if neither were chosen)."""
     src = make_clip("ten.mp4", width=64, height=48, frames=3, pix_fmt="yuv420p10le")
-    for flag, pix_fmt, warned in (((), "yuv420p10le", False), (("--eight-bit",), "yuv420p", True)):
+    for flag, pix_fmt, said in (((), "yuv420p10le", []),
+                                (("--eight-bit",), "yuv420p", ["written as 8-bit, as --eight-bit asks"]),
+                                (("--encoder", "mpeg4"), "yuv420p", ["the output is 8-bit: mpeg4 takes no 10-bit frames"])):
         result = run_cli("video", src, "-o", tmp_path / f"out{len(flag)}.mp4", *CPU, "--json", *flag)
         assert result.exit_code == 0, result.stderr
-        assert bool(json.loads(result.stdout)["warnings"]) == warned
+        assert json.loads(result.stdout)["warnings"] == [f"{src} is 10-bit (yuv420p10le); {w}" for w in said]
         with av.open(str(tmp_path / f"out{len(flag)}.mp4")) as c:
             assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
 

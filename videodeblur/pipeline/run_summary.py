@@ -84,7 +84,7 @@ def _warnings(reader: FrameReader, writer: FrameWriter, engine: Engine, options:
         yield (f"{reader.name} has an alpha channel ({info.pix_fmt}): transparency is not kept, the output "
                "is opaque")
     if info.bit_depth > 8 and not writer.deep:
-        yield f"{reader.name} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit"
+        yield f"{reader.name} is {info.bit_depth}-bit ({info.pix_fmt}); {_eight_bit_why(info, writer, options)}"
     if info.hdr is not None and not writer.hdr_kept:
         yield (f"{reader.name} carries HDR10 mastering display and light levels; only 10-bit HEVC output "
                "(.mp4, .mkv, .mov, without --eight-bit) keeps them, this output has none")
@@ -103,6 +103,16 @@ def _warnings(reader: FrameReader, writer: FrameWriter, engine: Engine, options:
     if writer.speed_control is None and not writer.lossless and options.preset != RunOptions.preset:
         yield (f"encoder {writer.encoder_name} has no speed presets: --preset {options.preset} was not applied "
                "(the encoder's own speed)")
+
+
+def _eight_bit_why(info: VideoInfo, writer: FrameWriter, options: RunOptions) -> str:
+    """Why a deeper source's output is 8-bit: asked for (--eight-bit), the colours converted on the device
+    (8-bit planes), or an encoder that takes no deeper frames (said as the surprise it is)."""
+    if options.deep is False:
+        return "written as 8-bit, as --eight-bit asks"
+    if options.deep is None and options.colour_on_device:
+        return "the output is 8-bit: the colours are converted on the device, at 8 bits (colour_on_device)"
+    return f"the output is 8-bit: {writer.encoder_name} takes no {info.bit_depth}-bit frames"
 
 
 def _tiling_note(engine: Engine, tiled_before: dict[tuple[int, ...], int]) -> str | None:
