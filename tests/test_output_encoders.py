@@ -258,3 +258,37 @@ def test_a_rate_near_the_mpeg1_table_is_written_at_the_tables_rate(tmp_path: Pat
     with av.open(str(tmp_path / "out.mpg")) as c:
         assert c.streams.video[0].average_rate == Fraction(30000, 1001)
         assert len(list(c.decode(video=0))) == 4
+
+
+def _avi_slots(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        return [f.pts for f in c.decode(video=0)]
+
+
+def _cut_avi(path: Path, start_s: float, frames: range) -> FrameWriter:
+    """``frames`` of a 25 fps clip (time base 1/12800, as an MP4's: frame i at 512 i) cut at ``start_s``."""
+    with FrameWriter(path, width=64, height=48, time_base=Fraction(1, 12800), fps=Fraction(25),
+                     window=(start_s, None)) as writer:
+        for i in frames:
+            writer.write(clip_frame(i, 64, 48), pts=512 * i)
+    return writer
+
+
+@pytest.mark.parametrize("start_s", [0.1, 0.13])
+def test_avi_keeps_its_first_frame_in_its_slot(start_s: float, tmp_path: Path) -> None:
+    """A part cut between two frames of a 25 fps clip (--start 0.13: its frames at 0.03, 0.07, ...): AVI's
+    muxer fills a gap with empty chunks only after the first frame, so a first frame due in slot 1 went to
+    slot 0, a slot's gap after it (0, 2, 3...); and at 0.1 (frames at 0.02, 0.06...), Python's round()
+    sent the half-slot times to even slots (0, 2, 3, 4...)."""
+    _cut_avi(tmp_path / "out.avi", start_s, range(3 if start_s == 0.1 else 4, 8))
+    assert _avi_slots(tmp_path / "out.avi") == list(range(1, 6 if start_s == 0.1 else 5))
+
+
+def test_a_resumed_avi_keeps_its_first_frame_in_its_slot(tmp_path: Path) -> None:
+    """A resumed run copies the interrupted one's frames: the first went to slot 0 again (0, 2, 3...)."""
+    _cut_avi(tmp_path / "out.avi", 0.13, range(4, 7))
+    with FrameWriter(tmp_path / "again.avi", width=64, height=48, time_base=Fraction(1, 12800), fps=Fraction(25),
+                     window=(0.13, None)) as writer:
+        assert writer.resume_from(tmp_path / "out.avi", first_s=0.16)[0] == 3
+        writer.write(clip_frame(7, 64, 48), pts=512 * 7)
+    assert _avi_slots(tmp_path / "again.avi") == [1, 2, 3, 4]

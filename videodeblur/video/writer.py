@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import math
 import re
 import threading
 from fractions import Fraction
@@ -324,6 +325,7 @@ class FrameWriter:
                 raise EncodeError(f"{self.shown} is already closed")
             try:
                 self._repeat_before(frame, last_slot)
+                self._empty_slots_before(frame.pts if self._slot_rate else 0)
                 # (a one-rate container counts slots: there the last frame lasts as the one before it)
                 self._timing.send(frame, duration=None if self._slot_rate else duration)
                 self._previous = frame
@@ -350,11 +352,26 @@ class FrameWriter:
             self.repeated_frames += 1
             self._timing.repeat(again)
 
-    def _slot(self, pts: int) -> tuple[int, Fraction]:
-        """A frame's slot in a one-rate container: its time rounded to the rate, after the last slot (two
-        frames of a variable-rate source closer than 1 / rate would share one, which the muxer refuses)."""
+    def _empty_slots_before(self, slot: int) -> None:
+        """Keep the first frame of an AVI in its slot: the muxer fills a gap between frames with empty chunks,
+        but none before the first, which went to slot 0 with a slot's gap after it (a --start between two
+        frames, or sound that starts before the picture, put it up to a slot early and the second frame a
+        slot late). An empty chunk in slot 0 starts the count; the muxer then fills up to the frame."""
+        if slot <= 0 or self.frames_written or self._container.format.name != "avi":
+            return
         assert self._slot_rate is not None
-        self._last_slot = max(round(pts * self.time_base * self._slot_rate), self._last_slot + 1)
+        empty = av.Packet(b"")
+        empty.stream, empty.time_base = self._stream, 1 / self._slot_rate
+        empty.pts = empty.dts = 0
+        self._container.mux(empty)
+
+    def _slot(self, pts: int) -> tuple[int, Fraction]:
+        """A frame's slot in a one-rate container: its time rounded to the rate (halves up: Python's round()
+        sends them to the even slot, so frames half a slot off it went to 0, 2, 3, 4..., a slot missing after
+        the first), after the last slot (two frames of a variable-rate source closer than 1 / rate would share
+        one, which the muxer refuses)."""
+        assert self._slot_rate is not None
+        self._last_slot = max(math.floor(pts * self.time_base * self._slot_rate + Fraction(1, 2)), self._last_slot + 1)
         return self._last_slot, 1 / self._slot_rate
 
     def resume_from(self, partial: str | Path, *, name: str | Path | None = None,
@@ -413,6 +430,8 @@ class FrameWriter:
                             packet.pts -= moved
                             packet.dts = packet.dts - moved if packet.dts is not None else None
                         packet.stream = self._stream
+                        if self._slot_rate and packet.dts is not None and packet.time_base is not None:
+                            self._empty_slots_before(round(packet.dts * packet.time_base * self._slot_rate))
                         self._timing.copy(packet)
                         self.frames_written += 1
                         start_s = float(packet.pts * packet.time_base)
