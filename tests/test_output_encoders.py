@@ -292,3 +292,22 @@ def test_a_resumed_avi_keeps_its_first_frame_in_its_slot(tmp_path: Path) -> None
         assert writer.resume_from(tmp_path / "out.avi", first_s=0.16)[0] == 3
         writer.write(clip_frame(7, 64, 48), pts=512 * 7)
     assert _avi_slots(tmp_path / "again.avi") == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("encoder, pix_fmt", [("mpeg4", "yuv420p"), ("libvpx", "yuv420p"), ("libvpx-vp9", "yuv420p"),
+                                              ("libsvtav1", "yuv420p"), ("libx264", "yuv444p")])
+def test_an_odd_size_stays_420_where_the_encoder_writes_it(encoder: str, pix_fmt: str, tmp_path: Path) -> None:
+    """An odd-sized picture was always 4:4:4, as x264 needs: MPEG-4, VP8 and SVT-AV1, which take only 4:2:0,
+    were refused ("cannot encode 63x47 yuv444p ... try --encoder libx264") though they write odd 4:2:0, and VP9
+    wrote 4:4:4 (profile 1), which browsers do not play. The encoder is asked; x264 still gets 4:4:4."""
+    frames = [clip_frame(i, 63, 47) for i in range(3)]
+    with FrameWriter(tmp_path / "out.mkv", width=63, height=47, time_base=Fraction(1, 25), encoder=encoder,
+                     crf=4) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(frame, pts=i)
+    assert writer.pix_fmt == pix_fmt
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
+    assert [d.shape for d in decoded] == [(47, 63, 3)] * 3
+    assert min(psnr(d, f) for d, f in zip(decoded, frames)) > 24  # 25.7-26.5 dB: 4:2:0 on the saturated square, as at even sizes

@@ -290,7 +290,7 @@ def test_odd_sized_or_hdr10_input_says_what_the_output_cannot_carry(run_cli, mak
 
     odd_420 = _flat_clip(tmp_path / "odd.mkv", codec="ffv1", frames=2, size=(63, 47))  # FFV1 takes odd 4:2:0
     odd = json.loads(run_cli("video", odd_420, "-o", tmp_path / "odd.mp4", *CPU, "--json").stdout)
-    assert any("(63x47 is odd-sized, which 4:2:0 cannot hold)" in w for w in odd["warnings"])
+    assert any("(63x47 is odd-sized, which libx264 cannot write as 4:2:0)" in w for w in odd["warnings"])
     hdr = json.loads(run_cli("video", hdr10_clip(tmp_path / "hdr.mp4"), "-o", tmp_path / "h8.mp4", "--eight-bit", *CPU,
                              "--json").stdout)
     assert any("HDR10 mastering display and light levels" in w for w in hdr["warnings"])

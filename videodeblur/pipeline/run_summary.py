@@ -130,9 +130,9 @@ _PLAYER_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
 
 def _four_four_four_note(info: VideoInfo, writer: FrameWriter) -> str | None:
     """Why an H.264/HEVC output is 4:4:4 (:func:`four_four_four_warning`): the source is RGB or 4:4:4,
-    or odd-sized, which 4:2:0 cannot hold."""
+    or odd-sized, which x264, x265 and NVENC cannot write as 4:2:0."""
     if output_subsampling(info.pix_fmt, info.chroma_subsampling) in ((2, 2), (4, 1), (2, 1)):
-        why = f"{info.width}x{info.height} is odd-sized, which 4:2:0 cannot hold"
+        why = f"{info.width}x{info.height} is odd-sized, which {writer.encoder_name} cannot write as 4:2:0"
     else:
         why = f"the source is {info.pix_fmt}"
     return four_four_four_warning(writer, why)

@@ -19,7 +19,7 @@ from videodeblur.video.colour import AVCOL_RANGE_JPEG
 from videodeblur.video.output_format import jpeg_colour_only
 
 __all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "coded_rate", "containers_for",
-           "encodable_pix_fmt", "encoder_options", "private_options", "probe_format", "takes"]
+           "encodable_pix_fmt", "encoder_options", "private_options", "probe_format", "takes", "writes_odd_420"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -225,6 +225,27 @@ def coded_rate(encoder: str, rate: Fraction) -> Fraction:
 
 
 _SAME_DEPTH = {"yuv420p10le": ("p010le",), "yuv444p10le": ("yuv444p16le",)}
+# the 4:4:4 layout of the same depth, for an odd-sized picture an encoder cannot write as 4:2:0
+_FULL_CHROMA = {"yuv420p": "yuv444p", "yuv420p10le": "yuv444p10le"}
+
+
+@functools.lru_cache(maxsize=None)
+def writes_odd_420(encoder: str) -> bool:
+    """Whether ``encoder`` writes 4:2:0 at an odd size (its chroma planes half the size rounded up, as FFmpeg's
+    frames hold them): MPEG-4, VP8, VP9, SVT-AV1 and MPEG-1/2 video do; x264, x265 and NVENC refuse. Asked of
+    the encoder itself, opened at 63x47 (x265 told to say nothing, or its refusal reached the user)."""
+    try:
+        ctx = av.CodecContext.create(encoder, "w")
+        ctx.width, ctx.height, ctx.pix_fmt = 63, 47, "yuv420p"
+        ctx.time_base, ctx.framerate = Fraction(1, 25), Fraction(25)  # a rate MPEG-1's table has
+        options = encoder_options(encoder, private_options(ctx), crf=23, preset="ultrafast")
+        ctx.options = {**options, **({"x265-params": "log-level=none"} if "x265-params" in options else {})}
+        if jpeg_colour_only(encoder):
+            ctx.color_range = AVCOL_RANGE_JPEG
+        ctx.open()
+        return True
+    except (av.FFmpegError, ValueError, OSError):
+        return False
 
 
 def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> str:
@@ -232,21 +253,28 @@ def encodable_pix_fmt(encoder: str, wanted: str, *, width: int, height: int) -> 
     10-bit 4:2:0), else 8-bit 4:2:0 (even sizes), 4:4:4 or RGB, then 4:2:2 and 10-bit layouts, the
     first it takes (SVT-AV1 and mpeg4 have no 4:4:4, so a 4:4:4 source is written 4:2:0; libx264rgb
     takes only RGB; ProRes only 10-bit 4:2:2 and 4:4:4); EncodeError when it takes none, e.g. an
-    odd size for a 4:2:0-only encoder."""
+    odd size for a 4:2:0-only encoder that cannot write it. An odd-sized 4:2:0 picture stays 4:2:0 where the
+    encoder writes that (:func:`writes_odd_420`: VP9's 4:2:0 plays in browsers, its 4:4:4 does not; MPEG-4,
+    VP8 and SVT-AV1 were refused), else it is 4:4:4 of the same depth (x264)."""
     formats = [f.name for f in (av.Codec(encoder, "w").video_formats or ())]
+    even = width % 2 == 0 and height % 2 == 0
+    odd_420 = not even and writes_odd_420(encoder)
+    if not even and wanted in _FULL_CHROMA and not odd_420:
+        wanted = _FULL_CHROMA[wanted]
     if not formats or wanted in formats:
         return wanted
     for same_depth in _SAME_DEPTH.get(wanted, ()):  # NVENC's 10-bit layouts
         if same_depth in formats:
             return same_depth
-    even = width % 2 == 0 and height % 2 == 0
     # then 4:2:2 and deeper layouts, as the ffmpeg tool converts: ProRes takes only 10-bit 4:2:2 and 4:4:4
     for candidate in ("yuv420p", "yuv444p", "rgb24", "gbrp", "yuv422p", "yuv422p10le", "yuv444p10le",
                       "yuv420p10le"):
-        if candidate in formats and (even or not candidate.startswith(("yuv420", "yuv422"))):
+        if candidate in formats and (even or not candidate.startswith(("yuv420", "yuv422"))
+                                     or (odd_420 and candidate.startswith("yuv420"))):
             return candidate
+    odd = "" if even else ", and no odd size as 4:2:0"
     raise EncodeError(f"encoder {encoder} cannot encode {width}x{height} {wanted} (it takes "
-                      f"{', '.join(formats[:6])}{'...' if len(formats) > 6 else ''}); try --encoder libx264")
+                      f"{', '.join(formats[:6])}{'...' if len(formats) > 6 else ''}{odd}); try --encoder libx264")
 
 
 # x264's preset names (option_values.PRESETS) → libvpx (deadline, cpu-used): the fast three run in realtime mode.
