@@ -311,3 +311,15 @@ def test_an_odd_size_stays_420_where_the_encoder_writes_it(encoder: str, pix_fmt
         assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
     assert [d.shape for d in decoded] == [(47, 63, 3)] * 3
     assert min(psnr(d, f) for d, f in zip(decoded, frames)) > 24  # 25.7-26.5 dB: 4:2:0 on the saturated square, as at even sizes
+
+
+@pytest.mark.parametrize("suffix, kept", [(".avi", False), (".ts", False), (".mkv", True), (".mp4", True)])
+def test_a_rotation_the_container_cannot_hold_is_said(suffix: str, kept: bool, tmp_path: Path) -> None:
+    """A phone's portrait clip into AVI or MPEG-TS lost its 90° turn without a word (it plays on its side);
+    MP4 and MKV keep it, and say nothing."""
+    with FrameWriter(tmp_path / f"out{suffix}", width=64, height=48, time_base=Fraction(1, 25), rotation=90) as writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    with av.open(str(tmp_path / f"out{suffix}")) as c:
+        assert next(c.decode(video=0)).rotation == (90 if kept else 0)
+    assert writer.skipped == ([] if kept else [f"the picture's rotation (90°): {suffix} holds none, so players show "
+                                               "the picture as stored; .mp4, .mkv, .mov and .webm keep it"])
