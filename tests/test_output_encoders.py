@@ -323,3 +323,14 @@ def test_a_rotation_the_container_cannot_hold_is_said(suffix: str, kept: bool, t
         assert next(c.decode(video=0)).rotation == (90 if kept else 0)
     assert writer.skipped == ([] if kept else [f"the picture's rotation (90°): {suffix} holds none, so players show "
                                                "the picture as stored; .mp4, .mkv, .mov and .webm keep it"])
+
+
+def test_an_encoder_that_cannot_open_says_ffmpegs_reason(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """An encoder FFmpeg would not open was said as "Invalid argument: 'avcodec_open2("h261", {})' returned 22"
+    (NVENC without its driver: "Operation not permitted", its options listed): FFmpeg's own reason is said
+    instead, nothing printed besides, and FFmpeg's log left off as PyAV keeps it."""
+    with pytest.raises(EncodeError) as refused:
+        FrameWriter(tmp_path / "out.avi", width=64, height=48, time_base=Fraction(1, 25), encoder="h261")
+    assert str(refused.value) == ("cannot open encoder h261 for 64x48 yuv420p: The specified picture size of 64x48 is "
+                                  "not valid for the H.261 codec. Valid sizes are 176x144, 352x288; try --encoder libx264")
+    assert capfd.readouterr() == ("", "") and av.logging.get_level() is None

@@ -7,19 +7,22 @@ frame is written, by the writer and by the benchmark alike.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
 from fractions import Fraction
+from typing import Iterator
 
 import av
+import av.logging
 
 from videodeblur.errors import EncodeError
 from videodeblur.video.colour import AVCOL_RANGE_JPEG
 from videodeblur.video.output_format import jpeg_colour_only
 
 __all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "coded_rate", "containers_for",
-           "encodable_pix_fmt", "encoder_options", "private_options", "probe_format", "takes", "writes_odd_420"]
+           "encodable_pix_fmt", "encoder_options", "ffmpeg_errors_said", "private_options", "probe_format", "takes", "writes_odd_420"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"
@@ -184,6 +187,26 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
     # a format's name (h264, hevc, av1) opens its first encoder: named as that encoder, whose settings
     # are looked up by name (--encoder h264 --preset slow said "encoder h264 has no speed presets")
     return codec.name
+
+
+@contextlib.contextmanager
+def ffmpeg_errors_said() -> Iterator[list[str]]:
+    """FFmpeg's own error lines while the block runs, each on one line: PyAV keeps FFmpeg's log off, and its
+    exceptions then say only "Invalid argument" or "Operation not permitted" where FFmpeg said why ("Cannot
+    load libcuda.so.1", "dimensions too large for MPEG-4"). Its log is on at errors for the block (a
+    process-wide setting, put back after), and every line is caught here, none printed."""
+    level = av.logging.get_level()
+    said: list[str] = []
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False) as logs:
+            try:
+                yield said
+            finally:
+                said.extend(" ".join(message.split()) for severity, _, message in logs
+                            if severity <= av.logging.ERROR and message.strip())
+    finally:
+        av.logging.set_level(level)
 
 
 # MPEG-1 video's frame rates (ISO/IEC 11172-2's table); FFmpeg lists four more (Xing's 15, 5, 10, 12 fps), which

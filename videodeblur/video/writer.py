@@ -36,7 +36,7 @@ from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
 from videodeblur.video.colour import (AVCOL_PRI_UNSPECIFIED, AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, AVCOL_SPC_UNSPECIFIED,
                                       AVCOL_TRC_UNSPECIFIED, ColourTags, rgb_to_yuv_planes, sws_colorspace, yuv_matrix)
 from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, coded_rate, containers_for, encodable_pix_fmt, encoder_options,
-                                        private_options, takes)
+                                        ffmpeg_errors_said, private_options, takes)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.partial_output import (annex_b_filter, frame_step, intact_packets, moved_by, resumable_packets,
@@ -603,12 +603,16 @@ class FrameWriter:
             turn = "rotation and mirroring" if mirror_matrix else f"rotation ({rotation % 360}°)"
             self._turn_left_out = (f"the picture's {turn}: {self._kind} holds none, so players show the picture as "
                                    "stored; .mp4, .mkv, .mov and .webm keep it")
+        said: list[str] = []
         try:
-            ctx.open()  # fail now, before any frame is decoded, if this encoder cannot run here
+            with ffmpeg_errors_said() as said:
+                ctx.open()  # fail now, before any frame is decoded, if this encoder cannot run here
         except (av.FFmpegError, ValueError) as err:
             hint = "" if self.encoder_name == SOFTWARE_ENCODER else "; try --encoder libx264"
+            # FFmpeg's reason where it gave one: the exception's text was 'avcodec_open2(...)' and its options
+            why = "; ".join(said[-2:]) if said else short_error(err)
             raise EncodeError(f"cannot open encoder {self.encoder_name} for {self.width}x{self.height} "
-                              f"{self.pix_fmt}: {' '.join(str(err).split())}{hint}") from err
+                              f"{self.pix_fmt}: {why}{hint}") from err
         return stream
 
     def _write_header(self) -> None:
