@@ -334,3 +334,12 @@ def test_an_encoder_that_cannot_open_says_ffmpegs_reason(capfd: pytest.CaptureFi
     assert str(refused.value) == ("cannot open encoder h261 for 64x48 yuv420p: The specified picture size of 64x48 is "
                                   "not valid for the H.261 codec. Valid sizes are 176x144, 352x288; try --encoder libx264")
     assert capfd.readouterr() == ("", "") and av.logging.get_level() is None
+
+
+def test_nvenc_takes_the_preset_and_crf_0_as_its_best() -> None:
+    """NVENC ran at p4 whatever --preset said, and the run took it as applied (no "has no speed presets"
+    warning); --crf 0 set cq 0, NVENC's "automatic", not its best. (Not measured on NVENC: no machine here has
+    one; the options are FFmpeg's documented ones.)"""
+    assert encoder_options("h264_nvenc", set(), crf=0, preset="veryfast") == {"preset": "p4", "rc": "vbr", "cq": "1"}
+    assert [encoder_options("hevc_nvenc", set(), crf=23, preset=p)["preset"] for p in ("ultrafast", "fast", "slow",
+                                                                                        "veryslow")] == ["p1", "p5", "p6", "p7"]

@@ -312,6 +312,12 @@ _SVT_PRESET = {"ultrafast": "12", "superfast": "11", "veryfast": "10", "faster":
                "slow": "5", "slower": "4", "veryslow": "2", "placebo": "1"}
 
 
+# x264's preset names → NVENC's (p1 fastest .. p7 slowest); veryfast, the default, keeps the p4 every NVENC run had
+# (--preset was taken as applied, and NVENC ran at p4 whatever it said)
+_NVENC_PRESET = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p4", "faster": "p4", "fast": "p5", "medium": "p5",
+                 "slow": "p6", "slower": "p7", "veryslow": "p7", "placebo": "p7"}
+
+
 _LOWEST_CRF = {"libsvtav1": 1, "libvpx": 4}
 
 
@@ -330,12 +336,13 @@ def encoder_options(name: str, private_options: set[str] | frozenset[str], *, cr
     with variable bit rate, MPEG-4 Part 2's quantizer (:func:`mpeg4_quantizer`). ``preset`` is
     x264/x265's speed name; libvpx gets the matching deadline and cpu-used (its own default,
     cpu-used 0, encodes 640x272 VP9 at 43 fps on two cores; ``veryfast``'s realtime/6 at 380 fps)
-    and row multithreading; SVT-AV1 the matching preset number. x265 and SVT-AV1 otherwise print a
+    and row multithreading; SVT-AV1 and NVENC the matching preset (number, p1-p7). x265 and SVT-AV1 otherwise print a
     screen of info lines on stderr, so their logs are cut to errors. An encoder with neither knob
     gets nothing and keeps its own default quality (the writer's ``quality_control`` is then None).
     ``x265_params``: more for x265 (HDR10's mastering display and light levels)."""
     if name.endswith("_nvenc"):
-        return {"preset": "p4", "rc": "vbr", "cq": str(crf)}
+        # cq 0 is NVENC's "automatic", not its best (as SVT-AV1's crf 0): --crf 0 gets 1
+        return {"preset": _NVENC_PRESET.get(preset, "p4"), "rc": "vbr", "cq": str(max(crf, 1))}
     options: dict[str, str] = {}
     if "crf" in private_options:
         # SVT-AV1 reads crf 0 as "not set": --crf 0 gave its default, 35 (the same bytes as --crf 35);
