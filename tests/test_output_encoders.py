@@ -343,3 +343,20 @@ def test_nvenc_takes_the_preset_and_crf_0_as_its_best() -> None:
     assert encoder_options("h264_nvenc", set(), crf=0, preset="veryfast") == {"preset": "p4", "rc": "vbr", "cq": "1"}
     assert [encoder_options("hevc_nvenc", set(), crf=23, preset=p)["preset"] for p in ("ultrafast", "fast", "slow",
                                                                                         "veryslow")] == ["p1", "p5", "p6", "p7"]
+
+
+@pytest.mark.parametrize("colour_range", [1, 2])
+def test_vp9_in_mp4_keeps_the_colour_range(colour_range: int, tmp_path: Path) -> None:
+    """VP9 in MP4 states its range twice, in the bitstream and in the vpcC box's full-range flag: both say the
+    source's, and a mid grey comes back as itself (checked in session 27, kept as a guard)."""
+    grey = np.full((48, 64, 3), 128, np.uint8)
+    with FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25), encoder="libvpx-vp9",
+                     colour=ColourTags(colorspace=1, color_range=colour_range, color_primaries=1, color_trc=1)) as w:
+        w.write(grey, pts=0)
+    data = (tmp_path / "out.mp4").read_bytes()
+    vpcc = data[data.index(b"vpcC") + 4:]
+    assert vpcc[6] & 1 == (colour_range == 2)  # after version/flags, profile, level: depth, chroma, full range
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        frame = next(c.decode(video=0))
+        assert c.streams.video[0].codec_context.color_range == int(frame.color_range) == colour_range
+        assert np.abs(frame.to_ndarray(format="rgb24").astype(int) - 128).max() <= 2
