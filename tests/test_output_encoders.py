@@ -243,6 +243,8 @@ def test_mpeg1_video_at_a_rate_it_cannot_state_is_told_the_rates(tmp_path: Path)
                                   "25, 29.97, 30, 50, 59.94 or 60 fps; use --encoder mpeg2video (which codes it) "
                                   "or libx264")
     assert not (tmp_path / "out.mpg").exists()
+    with pytest.raises(EncodeError, match=r"fps; use \.mkv or \.mp4 \(with --encoder libx264\), which hold any rate$"):
+        _write_frames(tmp_path / "out.m1v", 3, Fraction(15))  # MPEG-1 video alone: neither of those goes in
     with pytest.raises(EncodeError, match="mpeg2video cannot write 7 fps video: .* such as 12, 15, 24"):
         _write_frames(tmp_path / "out.mpg", 3, Fraction(7), encoder="mpeg2video")
     _write_frames(tmp_path / "out.mkv", 4, Fraction(15), encoder="mpeg2video")

@@ -226,11 +226,12 @@ def _coded_rates(encoder: str) -> tuple[Fraction, ...] | None:
     return tuple(Fraction(r.numerator, r.denominator) for r in codec.frame_rates) if codec.frame_rates else None
 
 
-def coded_rate(encoder: str, rate: Fraction) -> Fraction:
+def coded_rate(encoder: str, rate: Fraction, container: str | None = None) -> Fraction:
     """The frame rate ``encoder`` writes a ``rate`` source at: ``rate`` itself where the encoder takes any or
     this one, else the nearest of its table within 1 % (MPEG-1 and MPEG-2 video state one rate of a table in
-    their header). EncodeError, naming the rates it codes, for any other: FFmpeg's "Invalid argument" said
-    nothing of why (a 15 fps clip with --encoder mpeg1video)."""
+    their header). EncodeError, naming the rates it codes and the encoders ``container`` holds that take
+    ``rate``, for any other: FFmpeg's "Invalid argument" said nothing of why (a 15 fps clip with --encoder
+    mpeg1video)."""
     rates = _coded_rates(encoder)
     if rates is None or rate in rates:
         return rate
@@ -239,12 +240,16 @@ def coded_rate(encoder: str, rate: Fraction) -> Fraction:
         return nearest
     if rates is _MPEG1_RATES:
         stated = "23.976, 24, 25, 29.97, 30, 50, 59.94 or 60 fps"
-        instead = "mpeg2video (which codes it) or libx264" if rate in (_coded_rates("mpeg2video") or ()) else "libx264"
     else:
         stated = "one of a table's rates, such as 12, 15, 24, 25, 30, 50 or 60 fps and their NTSC (1000/1001) forms"
-        instead = "libx264"
+    fits = [other for other in ("mpeg2video", SOFTWARE_ENCODER) if other != encoder
+            and (other == SOFTWARE_ENCODER or rate in (_coded_rates(other) or ()))
+            and (container is None or takes(container, other))]
+    instead = (f"use --encoder {fits[0]}{' (which codes it)' if fits[0] == 'mpeg2video' else ''}"
+               f"{''.join(f' or {other}' for other in fits[1:])}" if fits
+               else f"use .mkv or .mp4 (with --encoder {SOFTWARE_ENCODER}), which hold any rate")
     raise EncodeError(f"encoder {encoder} cannot write {float(rate):g} fps video: its stream states only {stated}; "
-                      f"use --encoder {instead}")
+                      f"{instead}")
 
 
 _SAME_DEPTH = {"yuv420p10le": ("p010le",), "yuv444p10le": ("yuv444p16le",)}

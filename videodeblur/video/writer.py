@@ -519,7 +519,7 @@ class FrameWriter:
                           rotation: int, mirror_matrix: Sequence[int] | None = None) -> av.video.stream.VideoStream:
         rate = Fraction(fps).limit_denominator(1_000_000) if fps else None
         if rate:  # MPEG-1/2 video state one rate of a table: the nearest, else a refusal that names them
-            rate = coded_rate(self.encoder_name, rate)
+            rate = coded_rate(self.encoder_name, rate, self._container.format.name)
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
         except ValueError as err:  # PyAV checks the container can hold the codec
