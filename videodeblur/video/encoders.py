@@ -22,7 +22,8 @@ from videodeblur.video.colour import AVCOL_RANGE_JPEG
 from videodeblur.video.output_format import jpeg_colour_only
 
 __all__ = ["HARDWARE_ENCODERS", "SOFTWARE_ENCODER", "carries", "choose_encoder", "coded_rate", "containers_for",
-           "encodable_pix_fmt", "encoder_options", "ffmpeg_errors_said", "private_options", "probe_format", "takes", "writes_odd_420"]
+           "encodable_pix_fmt", "encoder_options", "ffmpeg_errors_said", "private_options", "probe_format", "takes",
+           "writes_odd_420"]
 
 HARDWARE_ENCODERS = ("h264_nvenc",)
 SOFTWARE_ENCODER = "libx264"

@@ -8,8 +8,8 @@ and audio.
   opening it for real and falls back to libx264 with frame threads; HEVC for 10-bit output; for a
   container that cannot hold H.264 (WebM), the container's own video codec (VP9), as the ffmpeg
   tool picks. Chroma as the source's (``like``: 4:2:0, 4:2:2; 4:1:1 and 4:1:0 as 4:2:0; 4:4:4 as
-  4:4:4, and odd sizes too for an encoder that cannot write them 4:2:0, such as x264); 8-bit, or 10-bit when asked for (a 10-bit source, ``like(deep=True)``) and
-  the encoder takes it.
+  4:4:4, and odd sizes too for an encoder that cannot write them 4:2:0, such as x264); 8-bit, or
+  10-bit when asked for (a 10-bit source, ``like(deep=True)``) and the encoder takes it.
 - Audio, subtitles and data: every such track of ``copy_from`` is carried over with its language
   and title (:mod:`videodeblur.video.passthrough`: remuxed untouched, audio re-encoded only where
   the container cannot hold its codec), interleaved as the video advances.
