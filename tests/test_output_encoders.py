@@ -362,3 +362,15 @@ def test_vp9_in_mp4_keeps_the_colour_range(colour_range: int, tmp_path: Path) ->
         frame = next(c.decode(video=0))
         assert c.streams.video[0].codec_context.color_range == int(frame.color_range) == colour_range
         assert np.abs(frame.to_ndarray(format="rgb24").astype(int) - 128).max() <= 2
+
+
+def test_an_unknown_encoder_name_is_told_the_one_meant() -> None:
+    """FFmpeg's encoder names are lower case and exact: LIBX264 or libvpx_vp9 was told only "use auto, libx264,
+    h264_nvenc or another FFmpeg video encoder"."""
+    for typed, meant in (("LIBX264", "libx264"), ("libvpx_vp9", "libvpx-vp9"), ("hevc_nvec", "hevc_nvenc")):
+        with pytest.raises(EncodeError) as refused:
+            choose_encoder(typed)
+        assert str(refused.value) == (f"unknown encoder {typed!r} (did you mean {meant}?): use auto, libx264, "
+                                      "h264_nvenc or another FFmpeg video encoder")
+    with pytest.raises(EncodeError, match=r"^unknown encoder 'nope': use auto"):
+        choose_encoder("nope")

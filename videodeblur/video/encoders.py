@@ -8,6 +8,7 @@ frame is written, by the writer and by the benchmark alike.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import functools
 import io
 import os
@@ -157,6 +158,19 @@ def _exists(encoder: str) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
+def _video_encoders() -> tuple[str, ...]:
+    """The names of this FFmpeg build's video encoders."""
+    names = []
+    for name in sorted(av.codecs_available):
+        try:
+            if av.Codec(name, "w").type == "video":
+                names.append(name)
+        except (av.codec.codec.UnknownCodecError, ValueError):  # a decoder's name only
+            pass
+    return tuple(names)
+
+
 def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, container: str | None = None,
                    deep: bool = False) -> str:
     """``auto`` → the first hardware encoder that really opens, else libx264; for a ``container``
@@ -181,7 +195,10 @@ def choose_encoder(name: str = "auto", *, width: int = 256, height: int = 256, c
     try:
         codec = av.Codec(name, "w")
     except (av.codec.codec.UnknownCodecError, ValueError) as err:
-        raise EncodeError(f"unknown encoder {name!r}: use auto, libx264, h264_nvenc or another FFmpeg "
+        # FFmpeg's names are lower case: LIBX264 or libx246 was told only to use "another FFmpeg video encoder"
+        close = difflib.get_close_matches(name.lower(), _video_encoders(), n=1, cutoff=0.75)
+        guess = f" (did you mean {close[0]}?)" if close else ""
+        raise EncodeError(f"unknown encoder {name!r}{guess}: use auto, libx264, h264_nvenc or another FFmpeg "
                           f"video encoder") from err
     if codec.type != "video":
         raise EncodeError(f"encoder {name!r} is not a video encoder; use auto or libx264")
