@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 
-from videodeblur.errors import OutputError
+from videodeblur.errors import EncodeError, OutputError
 from videodeblur.video import FrameReader, FrameWriter
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.encoders import choose_encoder, containers_for, encoder_options
@@ -222,3 +222,155 @@ def _bt709_written_and_read(path: Path, frames: list[np.ndarray], **writer_optio
             writer.write(frame, pts=i)
     with av.open(str(path)) as c:
         return [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+
+
+def _write_frames(path: Path, count: int, fps: Fraction, **writer_options: Any) -> FrameWriter:
+    """``count`` frames of clip_frame at ``fps`` (time base 1/12800, as an MP4's), written to ``path``."""
+    step = Fraction(1, 12800)
+    with FrameWriter(path, width=64, height=48, time_base=step, fps=fps, **writer_options) as writer:
+        for i in range(count):
+            writer.write(clip_frame(i, 64, 48), pts=round(i / fps / step))
+    return writer
+
+
+def test_mpeg1_video_at_a_rate_it_cannot_state_is_told_the_rates(tmp_path: Path) -> None:
+    """`--encoder mpeg1video` at 15 fps failed with FFmpeg's "Invalid argument" and a libx264 hint: its
+    header states one rate of the standard's table. The refusal names them (and MPEG-2, which codes 15 fps);
+    MPEG-2 writes 15 fps exactly, and refuses 7 fps, which no entry of its table is."""
+    with pytest.raises(EncodeError) as refused:
+        _write_frames(tmp_path / "out.mpg", 3, Fraction(15), encoder="mpeg1video")
+    assert str(refused.value) == ("encoder mpeg1video cannot write 15 fps video: its stream states only 23.976, 24, "
+                                  "25, 29.97, 30, 50, 59.94 or 60 fps; use --encoder mpeg2video (which codes it) "
+                                  "or libx264")
+    assert not (tmp_path / "out.mpg").exists()
+    with pytest.raises(EncodeError, match=r"fps; use \.mkv or \.mp4 \(with --encoder libx264\), which hold any rate$"):
+        _write_frames(tmp_path / "out.m1v", 3, Fraction(15))  # MPEG-1 video alone: neither of those goes in
+    with pytest.raises(EncodeError, match="mpeg2video cannot write 7 fps video: .* such as 12, 15, 24"):
+        _write_frames(tmp_path / "out.mpg", 3, Fraction(7), encoder="mpeg2video")
+    _write_frames(tmp_path / "out.mkv", 4, Fraction(15), encoder="mpeg2video")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        times = [float(f.time) for f in c.decode(video=0)]
+    assert [round(t - times[0], 2) for t in times] == [0, 0.07, 0.13, 0.2]  # (Matroska: milliseconds)
+
+
+def test_a_rate_near_the_mpeg1_table_is_written_at_the_tables_rate(tmp_path: Path) -> None:
+    """A rounded NTSC rate (2997/100, as some containers store it) is MPEG-1's 29.97: written at 30000/1001,
+    each frame in its slot, not refused."""
+    _write_frames(tmp_path / "out.mpg", 4, Fraction(2997, 100), encoder="mpeg1video")
+    with av.open(str(tmp_path / "out.mpg")) as c:
+        assert c.streams.video[0].average_rate == Fraction(30000, 1001)
+        assert len(list(c.decode(video=0))) == 4
+
+
+def _avi_slots(path: Path) -> list[int]:
+    with av.open(str(path)) as c:
+        return [f.pts for f in c.decode(video=0)]
+
+
+def _cut_avi(path: Path, start_s: float, frames: range) -> FrameWriter:
+    """``frames`` of a 25 fps clip (time base 1/12800, as an MP4's: frame i at 512 i) cut at ``start_s``."""
+    with FrameWriter(path, width=64, height=48, time_base=Fraction(1, 12800), fps=Fraction(25),
+                     window=(start_s, None)) as writer:
+        for i in frames:
+            writer.write(clip_frame(i, 64, 48), pts=512 * i)
+    return writer
+
+
+@pytest.mark.parametrize("start_s", [0.1, 0.13])
+def test_avi_keeps_its_first_frame_in_its_slot(start_s: float, tmp_path: Path) -> None:
+    """A part cut between two frames of a 25 fps clip (--start 0.13: its frames at 0.03, 0.07, ...): AVI's
+    muxer fills a gap with empty chunks only after the first frame, so a first frame due in slot 1 went to
+    slot 0, a slot's gap after it (0, 2, 3...); and at 0.1 (frames at 0.02, 0.06...), Python's round()
+    sent the half-slot times to even slots (0, 2, 3, 4...)."""
+    _cut_avi(tmp_path / "out.avi", start_s, range(3 if start_s == 0.1 else 4, 8))
+    assert _avi_slots(tmp_path / "out.avi") == list(range(1, 6 if start_s == 0.1 else 5))
+
+
+def test_a_resumed_avi_keeps_its_first_frame_in_its_slot(tmp_path: Path) -> None:
+    """A resumed run copies the interrupted one's frames: the first went to slot 0 again (0, 2, 3...)."""
+    _cut_avi(tmp_path / "out.avi", 0.13, range(4, 7))
+    with FrameWriter(tmp_path / "again.avi", width=64, height=48, time_base=Fraction(1, 12800), fps=Fraction(25),
+                     window=(0.13, None)) as writer:
+        assert writer.resume_from(tmp_path / "out.avi", first_s=0.16)[0] == 3
+        writer.write(clip_frame(7, 64, 48), pts=512 * 7)
+    assert _avi_slots(tmp_path / "again.avi") == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("encoder, pix_fmt", [("mpeg4", "yuv420p"), ("libvpx", "yuv420p"), ("libvpx-vp9", "yuv420p"),
+                                              ("libsvtav1", "yuv420p"), ("libx264", "yuv444p")])
+def test_an_odd_size_stays_420_where_the_encoder_writes_it(encoder: str, pix_fmt: str, tmp_path: Path) -> None:
+    """An odd-sized picture was always 4:4:4, as x264 needs: MPEG-4, VP8 and SVT-AV1, which take only 4:2:0,
+    were refused ("cannot encode 63x47 yuv444p ... try --encoder libx264") though they write odd 4:2:0, and VP9
+    wrote 4:4:4 (profile 1), which browsers do not play. The encoder is asked; x264 still gets 4:4:4."""
+    frames = [clip_frame(i, 63, 47) for i in range(3)]
+    with FrameWriter(tmp_path / "out.mkv", width=63, height=47, time_base=Fraction(1, 25), encoder=encoder,
+                     crf=4) as writer:
+        for i, frame in enumerate(frames):
+            writer.write(frame, pts=i)
+    assert writer.pix_fmt == pix_fmt
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
+    assert [d.shape for d in decoded] == [(47, 63, 3)] * 3
+    assert min(psnr(d, f) for d, f in zip(decoded, frames)) > 24  # 25.7-26.5 dB: 4:2:0 on the saturated square, as at even sizes
+
+
+@pytest.mark.parametrize("suffix, kept", [(".avi", False), (".ts", False), (".mkv", True), (".mp4", True)])
+def test_a_rotation_the_container_cannot_hold_is_said(suffix: str, kept: bool, tmp_path: Path) -> None:
+    """A phone's portrait clip into AVI or MPEG-TS lost its 90° turn without a word (it plays on its side);
+    MP4 and MKV keep it, and say nothing."""
+    with FrameWriter(tmp_path / f"out{suffix}", width=64, height=48, time_base=Fraction(1, 25), rotation=90) as writer:
+        writer.write(clip_frame(0, 64, 48), pts=0)
+    with av.open(str(tmp_path / f"out{suffix}")) as c:
+        assert next(c.decode(video=0)).rotation == (90 if kept else 0)
+    assert writer.skipped == ([] if kept else [f"the picture's rotation (90°): {suffix} holds none, so players show "
+                                               "the picture as stored; .mp4, .mkv, .mov and .webm keep it"])
+
+
+def test_an_encoder_that_cannot_open_says_ffmpegs_reason(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """An encoder FFmpeg would not open was said as "Invalid argument: 'avcodec_open2("h261", {})' returned 22"
+    (NVENC without its driver: "Operation not permitted", its options listed): FFmpeg's own reason is said
+    instead, nothing printed besides, and FFmpeg's log left off as PyAV keeps it."""
+    with pytest.raises(EncodeError) as refused:
+        FrameWriter(tmp_path / "out.avi", width=64, height=48, time_base=Fraction(1, 25), encoder="h261")
+    assert str(refused.value) == ("cannot open encoder h261 for 64x48 yuv420p: The specified picture size of 64x48 is "
+                                  "not valid for the H.261 codec. Valid sizes are 176x144, 352x288; try --encoder libx264")
+    assert capfd.readouterr() == ("", "") and av.logging.get_level() is None
+
+
+def test_nvenc_takes_the_preset_and_crf_0_as_its_best() -> None:
+    """NVENC ran at p4 whatever --preset said, and the run took it as applied (no "has no speed presets"
+    warning); --crf 0 set cq 0, NVENC's "automatic", not its best. (Not measured on NVENC: no machine here has
+    one; the options are FFmpeg's documented ones.)"""
+    assert encoder_options("h264_nvenc", set(), crf=0, preset="veryfast") == {"preset": "p4", "rc": "vbr", "cq": "1"}
+    assert [encoder_options("hevc_nvenc", set(), crf=23, preset=p)["preset"] for p in ("ultrafast", "fast", "slow",
+                                                                                        "veryslow")] == ["p1", "p5", "p6", "p7"]
+
+
+@pytest.mark.parametrize("colour_range", [1, 2])
+def test_vp9_in_mp4_keeps_the_colour_range(colour_range: int, tmp_path: Path) -> None:
+    """VP9 in MP4 states its range twice, in the bitstream and in the vpcC box's full-range flag: both say the
+    source's, and a mid grey comes back as itself (checked in session 27, kept as a guard)."""
+    grey = np.full((48, 64, 3), 128, np.uint8)
+    with FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25), encoder="libvpx-vp9",
+                     colour=ColourTags(colorspace=1, color_range=colour_range, color_primaries=1, color_trc=1)) as w:
+        w.write(grey, pts=0)
+    data = (tmp_path / "out.mp4").read_bytes()
+    vpcc = data[data.index(b"vpcC") + 4:]
+    assert vpcc[6] & 1 == (colour_range == 2)  # after version/flags, profile, level: depth, chroma, full range
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        frame = next(c.decode(video=0))
+        assert c.streams.video[0].codec_context.color_range == int(frame.color_range) == colour_range
+        assert np.abs(frame.to_ndarray(format="rgb24").astype(int) - 128).max() <= 2
+
+
+def test_an_unknown_encoder_name_is_told_the_one_meant() -> None:
+    """FFmpeg's encoder names are lower case and exact: LIBX264 or libvpx_vp9 was told only "use auto, libx264,
+    h264_nvenc or another FFmpeg video encoder"."""
+    for typed, meant in (("LIBX264", "libx264"), ("libvpx_vp9", "libvpx-vp9"), ("hevc_nvec", "hevc_nvenc")):
+        with pytest.raises(EncodeError) as refused:
+            choose_encoder(typed)
+        assert str(refused.value) == (f"unknown encoder {typed!r} (did you mean {meant}?): use auto, libx264, "
+                                      "h264_nvenc or another FFmpeg video encoder")
+    with pytest.raises(EncodeError, match=r"^unknown encoder 'nope': use auto"):
+        choose_encoder("nope")

@@ -928,12 +928,15 @@ def test_encoder_options_per_family() -> None:
 
 
 def test_pix_fmt_falls_back_to_what_the_encoder_takes() -> None:
-    """A 4:4:4 source goes to a 4:2:0-only encoder as 4:2:0; an odd size it cannot hold is a clear error."""
+    """A 4:4:4 source goes to a 4:2:0-only encoder as 4:2:0 (at an odd size too, where it writes that);
+    an odd size it cannot write is a clear error."""
     assert encodable_pix_fmt("libx264", "yuv444p", width=64, height=48) == "yuv444p"
     assert encodable_pix_fmt("mpeg4", "yuv444p", width=64, height=48) == "yuv420p"
+    assert encodable_pix_fmt("mpeg4", "yuv444p", width=65, height=49) == "yuv420p"
+    assert encodable_pix_fmt("libx264", "yuv420p", width=65, height=49) == "yuv444p"
     assert encodable_pix_fmt("libx264rgb", "yuv420p", width=64, height=48) == "rgb24"
-    with pytest.raises(EncodeError, match="cannot encode 65x49 yuv444p"):
-        encodable_pix_fmt("mpeg4", "yuv444p", width=65, height=49)
+    with pytest.raises(EncodeError, match=r"cannot encode 65x49 yuv444p \(it takes yuv420p, and no odd size as 4:2:0\)"):
+        encodable_pix_fmt("wmv2", "yuv420p", width=65, height=49)
 
 
 def test_unwritable_output_is_an_output_error(tmp_path: Path) -> None:
@@ -953,9 +956,9 @@ def test_a_writer_that_cannot_start_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(EncodeError):
         FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 25), encoder="nope")
     with pytest.raises(EncodeError, match="cannot open encoder"):
-        FrameWriter(tmp_path / "out.mp4", width=64, height=48, time_base=Fraction(1, 12800), fps=Fraction(7, 3),
-                    encoder="mpeg1video")  # MPEG-1 allows only standard frame rates
-    assert not (tmp_path / "out.mp4").exists()
+        FrameWriter(tmp_path / "out.avi", width=64, height=48, time_base=Fraction(1, 25),
+                    encoder="h261")  # H.261 codes only QCIF and CIF (176x144, 352x288)
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.avi").exists()
 
 
 @pytest.mark.parametrize("audio", [True, False])

@@ -428,7 +428,7 @@ def test_ten_bit_input_comes_out_ten_bit(engine: Engine, make_clip, tmp_path: Pa
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert c.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
     eight = deblur_file(src, tmp_path / "eight.mp4", engine, RunOptions(deep=False))
-    assert eight.warnings == (f"{src} is 10-bit (yuv420p10le); the output is 8-bit",)
+    assert eight.warnings == (f"{src} is 10-bit (yuv420p10le); written as 8-bit, as --eight-bit asks",)
     # Through an identity network and a lossless encoder (FFV1), a 4:4:4 10-bit source comes back
     # bit for bit at 10 bits; at 8 bits it is rounded (about 0.6 levels of 255, RMS).
     identity = Engine(LoadedModel("identity", Path("identity.pt"), torch.nn.Identity(), {}),  # type: ignore[arg-type]
@@ -436,7 +436,7 @@ def test_ten_bit_input_comes_out_ten_bit(engine: Engine, make_clip, tmp_path: Pa
     full = make_clip("ten444.mp4", width=64, height=48, frames=3, pix_fmt="yuv444p10le")
     for deep in (True, False):
         run = deblur_file(full, tmp_path / f"id{deep}.mkv", identity, RunOptions(deep=deep, encoder="ffv1"))
-        assert run.warnings == (() if deep else (f"{full} is 10-bit (yuv444p10le); the output is 8-bit",))
+        assert run.warnings == (() if deep else (f"{full} is 10-bit (yuv444p10le); written as 8-bit, as --eight-bit asks",))
     source, kept, rounded = _rgb48(full), _rgb48(tmp_path / "idTrue.mkv"), _rgb48(tmp_path / "idFalse.mkv")
     assert all(np.array_equal(k, s) for k, s in zip(kept, source))
     assert np.sqrt(np.mean((np.stack(rounded) - np.stack(source)) ** 2)) > 257 / 4

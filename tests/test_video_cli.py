@@ -162,17 +162,19 @@ def test_a_video_piped_in_and_out_is_the_same_as_the_file_run(make_clip, run_sub
 
 def test_y4m_output_is_raw_frames_for_an_encoder_to_read(run_cli, make_clip, run_subprocess, tmp_path: Path) -> None:
     """.y4m (or -o - --format y4m, to pipe into x264 or SVT-AV1): raw frames at the clip's rate,
-    10-bit kept, and the audio, which YUV4MPEG cannot hold, left out with a warning."""
+    10-bit kept, and the audio, which YUV4MPEG cannot hold, left out with a warning. The summary names
+    the encoder rawvideo (it said "wrapped_avframe", FFmpeg's frames handed to the muxer: the same bytes)."""
     src = make_clip("a.mp4", width=64, height=48, frames=6, audio=True)
     result = run_cli("video", src, "-o", tmp_path / "out.y4m", *CPU)
     assert result.exit_code == 0 and result.stderr_lines == [
         "videodeblur: warning: left out aac audio (stream 1): .y4m files hold video only"]
     assert (tmp_path / "out.y4m").read_bytes().startswith(b"YUV4MPEG2 W64 H48 F25:1 ")
+    assert f"wrote {tmp_path / 'out.y4m'}: 6 frames, 64x48, rawvideo, in " in result.stdout
     out, plain = decode(tmp_path / "out.y4m"), decode(src)
     assert len(out.frames) == 6 and min(psnr(a, b) for a, b in zip(out.frames, plain.frames)) > 25
     deep = make_clip("b.mp4", width=64, height=48, frames=3, pix_fmt="yuv420p10le", codec="libx265")
     piped = run_subprocess("video", deep, "-o", "-", "--format", "y4m", *CPU, stdout=tmp_path / "deep.y4m")
-    assert piped.exit_code == 0, piped.stderr
+    assert piped.exit_code == 0 and "3 frames, 64x48, rawvideo, in " in piped.stderr, piped.stderr
     assert (tmp_path / "deep.y4m").read_bytes().startswith(b"YUV4MPEG2 W64 H48 F25:1 Ip A0:0 C420p10 ")
     assert len(decode(tmp_path / "deep.y4m").frames) == 3
 
@@ -288,7 +290,7 @@ def test_odd_sized_or_hdr10_input_says_what_the_output_cannot_carry(run_cli, mak
 
     odd_420 = _flat_clip(tmp_path / "odd.mkv", codec="ffv1", frames=2, size=(63, 47))  # FFV1 takes odd 4:2:0
     odd = json.loads(run_cli("video", odd_420, "-o", tmp_path / "odd.mp4", *CPU, "--json").stdout)
-    assert any("(63x47 is odd-sized, which 4:2:0 cannot hold)" in w for w in odd["warnings"])
+    assert any("(63x47 is odd-sized, which libx264 cannot write as 4:2:0)" in w for w in odd["warnings"])
     hdr = json.loads(run_cli("video", hdr10_clip(tmp_path / "hdr.mp4"), "-o", tmp_path / "h8.mp4", "--eight-bit", *CPU,
                              "--json").stdout)
     assert any("HDR10 mastering display and light levels" in w for w in hdr["warnings"])
@@ -485,11 +487,15 @@ def test_no_output_named_writes_beside_the_input(run_cli, make_clip, tmp_path: P
 
 
 def test_ten_bit_stays_ten_bit_unless_asked(run_cli, make_clip, tmp_path: Path) -> None:
+    """A 10-bit source's 8-bit output is said once, as what it is: asked for (--eight-bit), or an encoder
+    that takes no 10-bit frames (both read "the output is 8-bit", as if neither were chosen)."""
     src = make_clip("ten.mp4", width=64, height=48, frames=3, pix_fmt="yuv420p10le")
-    for flag, pix_fmt, warned in (((), "yuv420p10le", False), (("--eight-bit",), "yuv420p", True)):
+    for flag, pix_fmt, said in (((), "yuv420p10le", []),
+                                (("--eight-bit",), "yuv420p", ["written as 8-bit, as --eight-bit asks"]),
+                                (("--encoder", "mpeg4"), "yuv420p", ["the output is 8-bit: mpeg4 takes no 10-bit frames"])):
         result = run_cli("video", src, "-o", tmp_path / f"out{len(flag)}.mp4", *CPU, "--json", *flag)
         assert result.exit_code == 0, result.stderr
-        assert bool(json.loads(result.stdout)["warnings"]) == warned
+        assert json.loads(result.stdout)["warnings"] == [f"{src} is 10-bit (yuv420p10le); {w}" for w in said]
         with av.open(str(tmp_path / f"out{len(flag)}.mp4")) as c:
             assert c.streams.video[0].codec_context.pix_fmt == pix_fmt
 

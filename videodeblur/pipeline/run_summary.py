@@ -84,7 +84,7 @@ def _warnings(reader: FrameReader, writer: FrameWriter, engine: Engine, options:
         yield (f"{reader.name} has an alpha channel ({info.pix_fmt}): transparency is not kept, the output "
                "is opaque")
     if info.bit_depth > 8 and not writer.deep:
-        yield f"{reader.name} is {info.bit_depth}-bit ({info.pix_fmt}); the output is 8-bit"
+        yield f"{reader.name} is {info.bit_depth}-bit ({info.pix_fmt}); {_eight_bit_why(info, writer, options)}"
     if info.hdr is not None and not writer.hdr_kept:
         yield (f"{reader.name} carries HDR10 mastering display and light levels; only 10-bit HEVC output "
                "(.mp4, .mkv, .mov, without --eight-bit) keeps them, this output has none")
@@ -105,6 +105,16 @@ def _warnings(reader: FrameReader, writer: FrameWriter, engine: Engine, options:
                "(the encoder's own speed)")
 
 
+def _eight_bit_why(info: VideoInfo, writer: FrameWriter, options: RunOptions) -> str:
+    """Why a deeper source's output is 8-bit: asked for (--eight-bit), the colours converted on the device
+    (8-bit planes), or an encoder that takes no deeper frames (said as the surprise it is)."""
+    if options.deep is False:
+        return "written as 8-bit, as --eight-bit asks"
+    if options.deep is None and options.colour_on_device:
+        return "the output is 8-bit: the colours are converted on the device, at 8 bits (colour_on_device)"
+    return f"the output is 8-bit: {writer.encoder_name} takes no {info.bit_depth}-bit frames"
+
+
 def _tiling_note(engine: Engine, tiled_before: dict[tuple[int, ...], int]) -> str | None:
     """Why this run's frames were run in tiles for memory (the note of the shape tiled most: full
     batches, not a short last one), or None where they ran whole."""
@@ -120,9 +130,9 @@ _PLAYER_CODECS = ("libx264", "libx265", "h264_nvenc", "hevc_nvenc")
 
 def _four_four_four_note(info: VideoInfo, writer: FrameWriter) -> str | None:
     """Why an H.264/HEVC output is 4:4:4 (:func:`four_four_four_warning`): the source is RGB or 4:4:4,
-    or odd-sized, which 4:2:0 cannot hold."""
+    or odd-sized, which x264, x265 and NVENC cannot write as 4:2:0."""
     if output_subsampling(info.pix_fmt, info.chroma_subsampling) in ((2, 2), (4, 1), (2, 1)):
-        why = f"{info.width}x{info.height} is odd-sized, which 4:2:0 cannot hold"
+        why = f"{info.width}x{info.height} is odd-sized, which {writer.encoder_name} cannot write as 4:2:0"
     else:
         why = f"the source is {info.pix_fmt}"
     return four_four_four_warning(writer, why)

@@ -26,11 +26,12 @@ def like_chroma(subsampling: tuple[int, int], width: int, height: int) -> str:
     its editor expects); 4:1:1 (NTSC DV) as 4:2:0, the same number of chroma samples in the layout
     every player decodes (4:2:2 would keep its full-height chroma, but browsers and phones do not play
     it); 4:1:0 (SVQ1, Indeo) as 4:2:0, which holds all its chroma and more (4:4:4 kept nothing more
-    and played in fewer players); 4:4:4, RGB and odd sizes (which 4:2:0 cannot hold) as 4:4:4."""
-    even_width, even = width % 2 == 0, width % 2 == 0 and height % 2 == 0
-    if subsampling in ((2, 2), (4, 1), (4, 4)) and even:
+    and played in fewer players); 4:4:4, RGB and 4:2:2 at an odd width as 4:4:4. 4:2:0 at an odd size
+    stays 4:2:0 here: the encoder's layouts decide (x264 cannot write it, and gets 4:4:4:
+    :func:`~videodeblur.video.encoders.encodable_pix_fmt`)."""
+    if subsampling in ((2, 2), (4, 1), (4, 4)):
         return "yuv420p"
-    if subsampling == (2, 1) and even_width:
+    if subsampling == (2, 1) and width % 2 == 0:
         return "yuv422p"
     return "yuv444p"
 

@@ -7,9 +7,9 @@ and audio.
 - Encoder (:mod:`videodeblur.video.encoders`): ``auto`` probes the hardware encoder (h264_nvenc) by
   opening it for real and falls back to libx264 with frame threads; HEVC for 10-bit output; for a
   container that cannot hold H.264 (WebM), the container's own video codec (VP9), as the ffmpeg
-  tool picks. Chroma as the source's (``like``: 4:2:0, 4:2:2; 4:1:1 and 4:1:0 as 4:2:0; 4:4:4 and
-  odd sizes as 4:4:4); 8-bit, or 10-bit when asked for (a 10-bit source, ``like(deep=True)``) and
-  the encoder takes it.
+  tool picks. Chroma as the source's (``like``: 4:2:0, 4:2:2; 4:1:1 and 4:1:0 as 4:2:0; 4:4:4 as
+  4:4:4, and odd sizes too for an encoder that cannot write them 4:2:0, such as x264); 8-bit, or
+  10-bit when asked for (a 10-bit source, ``like(deep=True)``) and the encoder takes it.
 - Audio, subtitles and data: every such track of ``copy_from`` is carried over with its language
   and title (:mod:`videodeblur.video.passthrough`: remuxed untouched, audio re-encoded only where
   the container cannot hold its codec), interleaved as the video advances.
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import math
 import re
 import threading
 from fractions import Fraction
@@ -34,8 +35,8 @@ import numpy as np
 from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
 from videodeblur.video.colour import (AVCOL_PRI_UNSPECIFIED, AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, AVCOL_SPC_UNSPECIFIED,
                                       AVCOL_TRC_UNSPECIFIED, ColourTags, rgb_to_yuv_planes, sws_colorspace, yuv_matrix)
-from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
-                                        private_options, takes)
+from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, coded_rate, containers_for, encodable_pix_fmt, encoder_options,
+                                        ffmpeg_errors_said, private_options, takes)
 from videodeblur.video.hdr import HdrMetadata
 from videodeblur.video.passthrough import Passthrough
 from videodeblur.video.partial_output import (annex_b_filter, frame_step, intact_packets, moved_by, resumable_packets,
@@ -142,6 +143,7 @@ class FrameWriter:
         self._previous: av.VideoFrame | None = None  # the last frame encoded, for YUV4MPEG's repeats
         self.repeated_frames = 0  # frames YUV4MPEG output repeats to keep the source's timing
         self._passthrough: Passthrough | None = None
+        self._turn_left_out: str | None = None  # the display rotation a container without one dropped (AVI, MPEG-TS)
         # the source's time that becomes the output's 0: the window's start, else the source's (below)
         self._origin_s: float | Fraction = window[0] if window and window[0] is not None else 0.0
         self._pts_offset = round(self._origin_s / self.time_base)
@@ -267,8 +269,10 @@ class FrameWriter:
 
     @property
     def skipped(self) -> list[str]:
-        """Tracks of ``copy_from`` this container cannot hold, left out (SubRip in MP4, telemetry in MKV)."""
-        return self._passthrough.skipped if self._passthrough else []
+        """Tracks of ``copy_from`` this container cannot hold, left out (SubRip in MP4, telemetry in MKV), and
+        the picture's rotation where the container holds none."""
+        return [*([self._turn_left_out] if self._turn_left_out else []),
+                *(self._passthrough.skipped if self._passthrough else [])]
 
     @property
     def converted(self) -> list[str]:
@@ -324,6 +328,7 @@ class FrameWriter:
                 raise EncodeError(f"{self.shown} is already closed")
             try:
                 self._repeat_before(frame, last_slot)
+                self._empty_slots_before(frame.pts if self._slot_rate else 0)
                 # (a one-rate container counts slots: there the last frame lasts as the one before it)
                 self._timing.send(frame, duration=None if self._slot_rate else duration)
                 self._previous = frame
@@ -350,11 +355,26 @@ class FrameWriter:
             self.repeated_frames += 1
             self._timing.repeat(again)
 
-    def _slot(self, pts: int) -> tuple[int, Fraction]:
-        """A frame's slot in a one-rate container: its time rounded to the rate, after the last slot (two
-        frames of a variable-rate source closer than 1 / rate would share one, which the muxer refuses)."""
+    def _empty_slots_before(self, slot: int) -> None:
+        """Keep the first frame of an AVI in its slot: the muxer fills a gap between frames with empty chunks,
+        but none before the first, which went to slot 0 with a slot's gap after it (a --start between two
+        frames, or sound that starts before the picture, put it up to a slot early and the second frame a
+        slot late). An empty chunk in slot 0 starts the count; the muxer then fills up to the frame."""
+        if slot <= 0 or self.frames_written or self._container.format.name != "avi":
+            return
         assert self._slot_rate is not None
-        self._last_slot = max(round(pts * self.time_base * self._slot_rate), self._last_slot + 1)
+        empty = av.Packet(b"")
+        empty.stream, empty.time_base = self._stream, 1 / self._slot_rate
+        empty.pts = empty.dts = 0
+        self._container.mux(empty)
+
+    def _slot(self, pts: int) -> tuple[int, Fraction]:
+        """A frame's slot in a one-rate container: its time rounded to the rate (halves up: Python's round()
+        sends them to the even slot, so frames half a slot off it went to 0, 2, 3, 4..., a slot missing after
+        the first), after the last slot (two frames of a variable-rate source closer than 1 / rate would share
+        one, which the muxer refuses)."""
+        assert self._slot_rate is not None
+        self._last_slot = max(math.floor(pts * self.time_base * self._slot_rate + Fraction(1, 2)), self._last_slot + 1)
         return self._last_slot, 1 / self._slot_rate
 
     def resume_from(self, partial: str | Path, *, name: str | Path | None = None,
@@ -413,6 +433,8 @@ class FrameWriter:
                             packet.pts -= moved
                             packet.dts = packet.dts - moved if packet.dts is not None else None
                         packet.stream = self._stream
+                        if self._slot_rate and packet.dts is not None and packet.time_base is not None:
+                            self._empty_slots_before(round(packet.dts * packet.time_base * self._slot_rate))
                         self._timing.copy(packet)
                         self.frames_written += 1
                         start_s = float(packet.pts * packet.time_base)
@@ -496,6 +518,8 @@ class FrameWriter:
     def _add_video_stream(self, fps: Fraction | None, crf: int, preset: str, threads: int,
                           rotation: int, mirror_matrix: Sequence[int] | None = None) -> av.video.stream.VideoStream:
         rate = Fraction(fps).limit_denominator(1_000_000) if fps else None
+        if rate:  # MPEG-1/2 video state one rate of a table: the nearest, else a refusal that names them
+            rate = coded_rate(self.encoder_name, rate, self._container.format.name)
         try:
             stream = self._container.add_stream(self.encoder_name, rate=rate)
         except ValueError as err:  # PyAV checks the container can hold the codec
@@ -574,12 +598,21 @@ class FrameWriter:
             stream.set_display_matrix(list(mirror_matrix))
         elif rotation:
             stream.set_display_rotation(rotation)
+        if (mirror_matrix or rotation % 360) and self._container.format.name not in _TURNING_MUXERS:
+            # a phone's portrait clip played on its side, and the run said nothing
+            turn = "rotation and mirroring" if mirror_matrix else f"rotation ({rotation % 360}°)"
+            self._turn_left_out = (f"the picture's {turn}: {self._kind} holds none, so players show the picture as "
+                                   "stored; .mp4, .mkv, .mov and .webm keep it")
+        said: list[str] = []
         try:
-            ctx.open()  # fail now, before any frame is decoded, if this encoder cannot run here
+            with ffmpeg_errors_said() as said:
+                ctx.open()  # fail now, before any frame is decoded, if this encoder cannot run here
         except (av.FFmpegError, ValueError) as err:
             hint = "" if self.encoder_name == SOFTWARE_ENCODER else "; try --encoder libx264"
+            # FFmpeg's reason where it gave one: the exception's text was 'avcodec_open2(...)' and its options
+            why = "; ".join(said[-2:]) if said else short_error(err)
             raise EncodeError(f"cannot open encoder {self.encoder_name} for {self.width}x{self.height} "
-                              f"{self.pix_fmt}: {' '.join(str(err).split())}{hint}") from err
+                              f"{self.pix_fmt}: {why}{hint}") from err
         return stream
 
     def _write_header(self) -> None:
@@ -700,6 +733,9 @@ def _yuv_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourTags) -> av.VideoFra
 _COVER_CODECS = frozenset({"png"})
 # codecs whose stream codes one frame rate, not times: written as slots of 1 / rate, as ONE_RATE_MUXERS are
 _ONE_RATE_CODECS = frozenset({"mpeg1video", "mpeg2video"})
+# muxers that store a video's display matrix (its rotation); AVI, MPEG-TS, NUT, FLV, MXF, MPEG-PS, Ogg and ASF
+# dropped it (measured: a 90° clip into each read back 0°)
+_TURNING_MUXERS = MOV_MUXERS | {"matroska", "webm"}
 # muxers that cannot give B-frames back their presentation times
 _NO_REORDER_MUXERS = frozenset({"avi", "asf", "asf_stream", "mxf", "mxf_d10", "mxf_opatom"})
 
