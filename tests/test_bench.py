@@ -325,10 +325,15 @@ def test_table_names_every_run_and_the_bound(run_cli) -> None:
         assert word in out.stdout
 
 
-@pytest.mark.parametrize("args, message", [(("--size", "640"), "WIDTHxHEIGHT"), (("--batch", "0"), "positive")])
+@pytest.mark.parametrize("args, message", [
+    (("--size", "640"), "WIDTHxHEIGHT"), (("--batch", "0"), "positive"),
+    # 1,,4 ran 1,4 and 1,4,4 ran 1,4 without a word: a typo for 1,4,8 measured less than was meant
+    (("--batch", "1,,4"), "'1,,4' has an empty item"), (("--batch", "1,4,"), "'1,4,' has an empty item"),
+    (("--batch", "1,4,4,1"), "'1,4,4,1' gives batch 1, 4 more than once: give each size once")])
 def test_bad_options_are_usage_errors(run_cli, args: tuple[str, ...], message: str) -> None:
     out = run_cli("bench", *args)
-    assert out.exit_code == 2 and message in out.stderr
+    assert out.exit_code == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert out.stderr.count("Error:") == 1
 
 
 def test_missing_input_is_one_line_error(run_cli, tmp_path: Path) -> None:
@@ -339,6 +344,8 @@ def test_missing_input_is_one_line_error(run_cli, tmp_path: Path) -> None:
 def test_options_are_validated() -> None:
     with pytest.raises(ConfigError, match="--frames"):
         BenchOptions(frames=1)
+    with pytest.raises(ConfigError, match=r"batch sizes must differ, got \[4, 1, 4\]"):
+        BenchOptions(batches=(4, 1, 4))
     with pytest.raises(ConfigError, match="warm-up"):
         BenchOptions(frames=10, warmup_frames=10)
     with pytest.raises(ConfigError, match="preset must be one of"):  # it reached libx264 ("Invalid argument")

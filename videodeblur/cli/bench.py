@@ -18,13 +18,21 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 
 
 def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    """``1,4,8`` as ``(1, 4, 8)``. An empty item (``1,,4``, a trailing comma) and a size given twice are
+    refused, not dropped: both are typos (``1,4,4`` for ``1,4,8``) that would measure less than was meant."""
+    items = [v.strip() for v in value.split(",")]
+    if "" in items:
+        raise click.BadParameter(f"{value!r} has an empty item: give comma-separated batch sizes, e.g. 1,4,8")
     try:
-        batches = tuple(int(v) for v in value.split(",") if v.strip())
+        batches = tuple(int(v) for v in items)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of batch sizes, e.g. 1,4,8") from None
-    if not batches or min(batches) < 1:
+    if min(batches) < 1:
         raise click.BadParameter(f"{value!r}: batch sizes must be positive integers, e.g. 1,4,8")
-    return tuple(dict.fromkeys(batches))
+    twice = sorted({b for b in batches if batches.count(b) > 1})
+    if twice:
+        raise click.BadParameter(f"{value!r} gives batch {', '.join(map(str, twice))} more than once: give each size once")
+    return batches
 
 
 @click.command("bench")
