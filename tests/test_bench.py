@@ -418,7 +418,7 @@ def test_frames_that_would_not_fit_in_memory_are_refused(make_clip, monkeypatch:
 def test_the_advice_to_measure_more_frames_is_enough_when_followed() -> None:
     """The default warm-up grows with --frames: the note said 'measure 11 or more' to a --frames 4 run,
     and --frames 11 then measured 9 and said 'measure 12 or more'."""
-    from videodeblur.bench import _measure_notes
+    from videodeblur.bench.run import _measure_notes
 
     options = BenchOptions(model="lprn-fast", width=64, height=48, frames=4, device="cpu")
     advice = int(_measure_notes(options, 4, options.warmup_for(4))[0].split("measure ")[-1].split()[0])
@@ -564,7 +564,7 @@ def test_the_network_run_feeds_the_engine_a_tensor_made_in_inference_mode() -> N
 def test_the_network_run_uses_the_batch_1_engine_where_there_is_one(monkeypatch: pytest.MonkeyPatch) -> None:
     """--batch 2,1 timed the network at batch 1 on the batch-2 engine: with --compile, a recompilation
     for the new shape (and torch marked the batch dimension dynamic) instead of batch 1's own graph."""
-    import videodeblur.bench as bench
+    import videodeblur.bench.run as bench
 
     sizes: list[int] = []
     network_run = bench.network_run

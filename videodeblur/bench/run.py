@@ -1,0 +1,139 @@
+"""``run_bench``: every run of ``videodeblur bench`` in order, and what they add up to (the bound, the
+overlap, the drift, the notes on what the figures stand on). The runs themselves, and their order, are
+described in the package's docstring (``videodeblur.bench``).
+
+Apart from the package's ``__init__`` so that the package imports its options without torch, and this
+module imports the runs as any module does (a test replaces one here, where ``run_bench`` looks it up).
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from videodeblur.bench.clip import decode_all, prepare_input
+from videodeblur.bench.modes import decode_run, encode_run, model_run, pipelined_run, round_up, sequential_run
+from videodeblur.bench.network import network_run
+from videodeblur.bench.options import BenchOptions
+from videodeblur.bench.peers import all_peers, peer_engine, peer_table
+from videodeblur.bench.results import BenchResult, RunResult
+from videodeblur.errors import ConfigError
+from videodeblur.measure import machine_info, rss_scope
+from videodeblur.pipeline import Engine, EngineOptions, resolve_device
+
+__all__ = ["FEW_FRAMES", "run_bench"]
+
+
+def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = None) -> BenchResult:
+    """Measure every run of the module docstring and return them with the machine they ran on.
+    ``progress`` gets a short line as each run starts."""
+    say = progress or (lambda message: None)
+    device = resolve_device(options.device)
+    engines = {batch: Engine.from_name(options.model, EngineOptions(  # a bad model or precision fails here, first
+        device=options.device, precision=options.precision, batch_size=batch, channels_last=options.channels_last,
+        compile=options.compile, cuda_graphs=options.cuda_graphs, tile=options.tile, memory_budget=options.memory_budget)) for batch in options.batches}
+    with tempfile.TemporaryDirectory(prefix="videodeblur-bench-") as tmp:
+        tmpdir = Path(tmp)
+        io = prepare_input(options, device, tmpdir, say)
+        frames, pts = decode_all(io)
+        io = dataclasses.replace(io, frames=len(frames))
+        warmup = options.warmup_for(len(frames))
+        notes = _measure_notes(options, len(frames), warmup, io.info.bit_depth)
+        for note in notes:
+            say(note)
+        file_batches = _file_run_batches(options.batches, warmup, len(frames), say)
+
+        say("decode")
+        runs = [decode_run(io, warmup)]
+        for batch in options.batches:
+            say(f"model, batch {batch}")
+            runs.append(model_run(engines[batch], io, frames, batch, warmup, options.engines))
+        engine = engines.get(1, engines[options.batches[0]])  # with --compile, batch 1's own compiled graph
+        say("network, batch 1")
+        network_runs = [network_run(engine, io, warmup_iterations=min(warmup, 5), iterations=len(frames) - warmup)]
+        runs.extend(network_runs)
+        say("encode")
+        runs.append(encode_run(io, frames, pts, tmpdir / "encode.mp4", warmup))
+        del frames  # the file runs decode for themselves: their memory should not include the held clip
+
+        best = max((r for r in runs if r.mode == "model" and r.batch in file_batches), key=lambda r: r.fps)
+        engine = engines[best.batch]
+        tile_notes = [e.auto_tile_note for e in engines.values() if e.auto_tile_note]
+        engines.clear()
+        say(f"sequential, batch {best.batch}")
+        runs.append(sequential_run(io, tmpdir / "sequential.mp4", engine, best.batch, warmup))
+        say(f"pipelined, batch {best.batch}")
+        runs.append(pipelined_run(io, tmpdir / "pipelined.mp4", engine, best.batch, warmup))
+        say(f"model, batch {best.batch}, again: did the machine's speed change during the runs?")
+        again = model_run(engine, io, decode_all(io)[0], best.batch, warmup, options.engines)
+        drift = {"model_fps_before": round(best.fps, 3), "model_fps_after": round(again.fps, 3),
+                 "change": round(again.fps / best.fps - 1.0, 4) if best.fps > 0 else None}
+        # Peers last: their large activations stay in the allocator and would inflate later runs' RSS.
+        for peer in (options.peers or all_peers()) if options.compare else ():
+            say(f"network, peer {peer}")
+            network_runs.append(network_run(peer_engine(peer, engine), io, warmup_iterations=1,
+                                            iterations=options.min_peer_iterations, budget_s=options.peer_budget_s))
+            runs.append(network_runs[-1])
+
+    stage_fps = {"decode": _first(runs, "decode").fps, "model": best.fps, "encode": _first(runs, "encode").fps}
+    bound = min(stage_fps, key=stage_fps.__getitem__)
+    overlap = _first(runs, "pipelined").fps / stage_fps[bound] if stage_fps[bound] > 0 else None
+    return BenchResult(machine=machine_info(device), model=engine.model_name, device=str(engine.device),
+                       precision=engine.precision, layout=io.layout, size=(io.info.width, io.info.height),
+                       input=str(options.input) if options.input else None, runs=tuple(runs), bound=bound,
+                       overlap=overlap, drift=drift, rss_scope=rss_scope(), peers=peer_table(network_runs),
+                       date=time.strftime("%Y-%m-%d"), tile=options.tile,
+                       compile=options.compile, cuda_graphs=options.cuda_graphs, notes=tuple(notes),
+                       auto_tile=tuple(dict.fromkeys(tile_notes + ([engine.auto_tile_note] if engine.auto_tile_note
+                                                                   else []))))
+
+
+# measured frames (after warm-up) below which a run's fps is the noise of a few calls, not a rate
+FEW_FRAMES = 10
+
+
+def _measure_notes(options: BenchOptions, frames: int, warmup: int, bit_depth: int = 8) -> list[str]:
+    """What the figures stand on, where it is less than asked, too little to trust, or not what ``video``
+    would do: an input with fewer frames than --frames, a window of a handful of frames (--frames 2
+    gave 41 440 fps), a 10-bit input (every run reads and writes it at 8 bits; ``video`` keeps 10)."""
+    notes = []
+    if bit_depth > 8:
+        notes.append(f"{options.input} is {bit_depth}-bit: every run decodes and encodes it at 8 bits, "
+                     f"where `video` writes {bit_depth}-bit output (more to decode and encode)")
+    if options.input is not None and frames < options.frames:
+        notes.append(f"{options.input} holds {frames} frames, fewer than --frames {options.frames}: those are measured")
+    if options.warmup_frames is not None and warmup < options.warmup_frames:  # it was lowered without a word
+        notes.append(f"--warmup {options.warmup_frames} would leave none of the {frames} frames to measure: "
+                     f"{warmup} are warm-up")
+    if frames - warmup < FEW_FRAMES:
+        notes.append(f"only {frames - warmup} frame(s) measured after {warmup} of warm-up: fps from so few are "
+                     f"noise, not a rate; measure {_enough_frames(options)} or more (--frames)")
+    return notes
+
+
+def _enough_frames(options: BenchOptions) -> int:
+    """The fewest --frames that leave FEW_FRAMES after their warm-up, which itself grows with --frames."""
+    return next(n for n in itertools.count(FEW_FRAMES + 1) if n - options.warmup_for(n) >= FEW_FRAMES)
+
+
+def _file_run_batches(batches: tuple[int, ...], warmup: int, frames: int, say: Callable[[str], None]) -> tuple[int, ...]:
+    """The batch sizes the sequential and pipelined runs can measure: their warm-up is whole batches,
+    which must leave a frame of the clip to measure (the model runs cycle the clip and take any)."""
+    fits = tuple(b for b in batches if round_up(warmup, b) < frames)
+    if not fits:
+        b = min(batches)
+        raise ConfigError(f"{frames} frames are too few for batch {b}: the warm-up of {warmup} frame{'s' if warmup != 1 else ''}, rounded up to "
+                          f"whole batches ({round_up(warmup, b)}), leaves none to measure; use more --frames "
+                          f"(or a longer --input), a smaller --batch or --warmup")
+    for b in batches:
+        if b not in fits:
+            say(f"batch {b} is left out of the sequential and pipelined runs: its warm-up of whole batches "
+                f"({round_up(warmup, b)} frames) would take all {frames}")
+    return fits
+
+
+def _first(runs: Iterable[RunResult], mode: str) -> RunResult:
+    return next(r for r in runs if r.mode == mode)
