@@ -14,10 +14,14 @@ runs before it left, and is the process's peak so far where ``rss_scope`` is ``p
 - ``network`` (batch 1; and each peer with ``compare``, after all other runs): ``Engine.infer`` on a
   device-resident tensor in the engine's precision and memory format; on CUDA timed with events.
   This is the "model-only" speed of the papers and the fair ground for the ratio against the peers.
+  Ours is timed for ``MIN_STAGE_WINDOW_S`` (at most 200 calls), at least once per measured frame.
 - ``encode``: the decoded frames encoded to a file, nothing else, repeated as ``decode`` is.
 - ``sequential``: decode → engine → encode on one thread, stage after stage.
 - ``pipelined``: the real ``video`` runner (``deblur_file``), stages in their own threads; its stage
   shares and queue depths come from the runner's own clocks, over the whole run.
+  These two file runs read the clip played over and over as one input (``repeats``: passes enough for
+  ``MIN_STAGE_WINDOW_S`` at twice the slowest stage's fps), where the clip is the whole file; a window that
+  still falls short is flagged (``short_window``) and said in ``notes``.
 - then the ``model`` run at the pipelined run's batch once more, not added to ``runs``: ``drift`` compares
   its fps with the first one's. The runs take turns, so a machine whose speed moves (a shared VM,
   a laptop that heats up, another program) skews every ratio between them; ``change`` says by how much

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,7 +19,7 @@ from videodeblur.bench.options import BenchOptions
 from videodeblur.errors import ConfigError
 from videodeblur.video import FrameReader, FrameWriter
 
-__all__ = ["BenchIO", "decode_all", "prepare_input", "read_frames", "write_test_clip"]
+__all__ = ["BenchIO", "decode_all", "looped_clip", "prepare_input", "read_frames", "write_test_clip"]
 
 _CLIP_FPS = 25
 
@@ -150,3 +151,26 @@ def decode_all(io: BenchIO) -> tuple[list[np.ndarray], list[int]]:
     with io.reader() as reader:
         decoded = list(read_frames(reader, io.frames))
     return [image for image, _ in decoded], [pts for _, pts in decoded]
+
+
+def looped_clip(io: BenchIO, passes: int, tmpdir: Path) -> BenchIO | None:
+    """``io`` with its clip played ``passes`` times over, one file to the reader and the runner: an
+    FFmpeg concat list (``.ffconcat``, found by its first line) naming the clip ``passes`` times, its
+    timestamps carried on from pass to pass by the demuxer. For the file runs, which read a file once:
+    over a clip of a few frames their window was a few ms, and one command's overlap read 0.7 to 1.8.
+    The clip must be the whole file (each pass plays all of it). Decoded once here to check that every
+    pass gives its frames; None where it does not (a container the demuxer joins badly), or where the
+    link to the clip cannot be made: the caller measures one pass and says so."""
+    # the list names a link in its own folder: the demuxer's safe mode refuses absolute paths and odd characters
+    suffix = io.clip.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", io.clip.suffix) else ""
+    source = tmpdir / f"looped-source{suffix}"
+    listing = tmpdir / "looped.ffconcat"
+    try:
+        source.symlink_to(io.clip.resolve())
+        listing.write_text("ffconcat version 1.0\n" + f"file {source.name}\n" * passes, encoding="ascii")
+        looped = dataclasses.replace(io, clip=listing, frames=io.frames * passes)
+        with looped.reader() as reader:
+            shapes = [frame.image.shape for frame in reader]
+    except Exception:  # av's errors and OSError alike: the one-pass run is still a run
+        return None
+    return looped if len(shapes) == looped.frames and len(set(shapes)) == 1 else None

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Iterable
 
-from videodeblur.bench.clip import decode_all, prepare_input
-from videodeblur.bench.modes import decode_run, encode_run, model_run, pipelined_run, round_up, sequential_run
+from videodeblur.bench.clip import BenchIO, decode_all, looped_clip, prepare_input
+from videodeblur.bench.modes import (MIN_STAGE_WINDOW_S, decode_run, encode_run, model_run, pipelined_run, round_up,
+                                     sequential_run)
 from videodeblur.bench.network import network_run
 from videodeblur.bench.options import BenchOptions
 from videodeblur.bench.peers import all_peers, peer_engine, peer_table
@@ -39,9 +41,12 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         tmpdir = Path(tmp)
         io = prepare_input(options, device, tmpdir, say)
         frames, pts = decode_all(io)
+        # the file runs may play the clip over and over only where it is the whole file
+        whole = options.input is None or len(frames) < options.frames or (
+            io.info.frames_exact and io.info.frames == len(frames))
         io = dataclasses.replace(io, frames=len(frames))
         warmup = options.warmup_for(len(frames))
-        notes = _measure_notes(options, len(frames), warmup, io.info.bit_depth)
+        notes = _measure_notes(options, len(frames), warmup, io.info.bit_depth, looped=whole)
         for note in notes:
             say(note)
         file_batches = _file_run_batches(options.batches, warmup, len(frames), say)
@@ -53,7 +58,9 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
             runs.append(model_run(engines[batch], io, frames, batch, warmup, options.engines))
         engine = engines.get(1, engines[options.batches[0]])  # with --compile, batch 1's own compiled graph
         say("network, batch 1")
-        network_runs = [network_run(engine, io, warmup_iterations=min(warmup, 5), iterations=len(frames) - warmup)]
+        # as long as the stage runs' windows (or 200 calls): the clip's few frames were a window of a few ms
+        network_runs = [network_run(engine, io, warmup_iterations=min(warmup, 5), iterations=len(frames) - warmup,
+                                    budget_s=MIN_STAGE_WINDOW_S)]
         runs.extend(network_runs)
         say("encode")
         runs.append(encode_run(io, frames, pts, tmpdir / "encode.mp4", warmup))
@@ -63,10 +70,19 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         engine = engines[best.batch]
         tile_notes = [e.auto_tile_note for e in engines.values() if e.auto_tile_note]
         engines.clear()
+        stage_fps = {"decode": _first(runs, "decode").fps, "model": best.fps, "encode": _first(runs, "encode").fps}
+        file_io = _file_runs_clip(io, whole, min(stage_fps.values()), round_up(warmup, best.batch), tmpdir, say)
+        repeats = {"repeats": file_io.frames // io.frames}
         say(f"sequential, batch {best.batch}")
-        runs.append(sequential_run(io, tmpdir / "sequential.mp4", engine, best.batch, warmup))
+        sequential = sequential_run(file_io, tmpdir / "sequential.mp4", engine, best.batch, warmup)
         say(f"pipelined, batch {best.batch}")
-        runs.append(pipelined_run(io, tmpdir / "pipelined.mp4", engine, best.batch, warmup))
+        pipelined = pipelined_run(file_io, tmpdir / "pipelined.mp4", engine, best.batch, warmup)
+        short = [run for run in (sequential, pipelined) if run.seconds < MIN_STAGE_WINDOW_S]
+        runs.extend(dataclasses.replace(run, extra={**run.extra, **repeats, **({"short_window": True} if run in short else {})})
+                    for run in (sequential, pipelined))
+        if short:
+            notes.append(_short_window_note(short, read_once=not whole))
+            say(notes[-1])
         say(f"model, batch {best.batch}, again: did the machine's speed change during the runs?")
         again = model_run(engine, io, decode_all(io)[0], best.batch, warmup, options.engines)
         drift = {"model_fps_before": round(best.fps, 3), "model_fps_after": round(again.fps, 3),
@@ -78,7 +94,6 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
                                             iterations=options.min_peer_iterations, budget_s=options.peer_budget_s))
             runs.append(network_runs[-1])
 
-    stage_fps = {"decode": _first(runs, "decode").fps, "model": best.fps, "encode": _first(runs, "encode").fps}
     bound = min(stage_fps, key=stage_fps.__getitem__)
     overlap = _first(runs, "pipelined").fps / stage_fps[bound] if stage_fps[bound] > 0 else None
     return BenchResult(machine=machine_info(device), model=engine.model_name, device=str(engine.device),
@@ -95,10 +110,13 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
 FEW_FRAMES = 10
 
 
-def _measure_notes(options: BenchOptions, frames: int, warmup: int, bit_depth: int = 8) -> list[str]:
+def _measure_notes(options: BenchOptions, frames: int, warmup: int, bit_depth: int = 8, *,
+                   looped: bool = False) -> list[str]:
     """What the figures stand on, where it is less than asked, too little to trust, or not what ``video``
     would do: an input with fewer frames than --frames, a window of a handful of frames (--frames 2
-    gave 41 440 fps), a 10-bit input (every run reads and writes it at 8 bits; ``video`` keeps 10)."""
+    gave 41 440 fps), a 10-bit input (every run reads and writes it at 8 bits; ``video`` keeps 10).
+    ``looped``: the file runs may play the clip over and over (it is the whole file), as every other
+    run goes over it for ``MIN_STAGE_WINDOW_S``; then few frames make no short window."""
     notes = []
     if bit_depth > 8:
         notes.append(f"{options.input} is {bit_depth}-bit: every run decodes and encodes it at 8 bits, "
@@ -108,10 +126,50 @@ def _measure_notes(options: BenchOptions, frames: int, warmup: int, bit_depth: i
     if options.warmup_frames is not None and warmup < options.warmup_frames:  # it was lowered without a word
         notes.append(f"--warmup {options.warmup_frames} would leave none of the {frames} frames to measure: "
                      f"{warmup} are warm-up")
-    if frames - warmup < FEW_FRAMES:
+    if frames - warmup < FEW_FRAMES and not looped:
         notes.append(f"only {frames - warmup} frame(s) measured after {warmup} of warm-up: fps from so few are "
                      f"noise, not a rate; measure {_enough_frames(options)} or more (--frames)")
     return notes
+
+
+def _file_runs_clip(io: BenchIO, whole: bool, bound_fps: float, warmup: int, tmpdir: Path,
+                    say: Callable[[str], None]) -> BenchIO:
+    """The clip the sequential and pipelined runs read: ``io``'s, played over and over
+    (:func:`looped_clip`) until the pipelined run's window would last ``MIN_STAGE_WINDOW_S`` at twice
+    the slowest stage's fps, which a pipeline does not beat on a steady machine (the sequential run,
+    slower, lasts longer). Twice: on this project's loaded 2-core VM, file runs sized at that fps
+    itself ran faster than the stage runs before them and fell short (0.2-0.49 s) one time in three."""
+    needed = warmup + math.ceil(FILE_WINDOW_MARGIN * MIN_STAGE_WINDOW_S * bound_fps)
+    passes = min(math.ceil(needed / io.frames), MAX_FILE_PASSES)
+    if passes <= 1 or not whole:
+        return io
+    looped = looped_clip(io, passes, tmpdir)
+    if looped is None:
+        say(f"{io.clip} could not be played {passes} times over as one input: the file runs measure it once")
+        return io
+    say(f"the file runs play the clip {passes} times over ({looped.frames} frames), for a window of "
+        f"{MIN_STAGE_WINDOW_S} s at least")
+    return looped
+
+
+FILE_WINDOW_MARGIN = 2.0
+# passes over the clip at most in the file runs: --frames 2 of 16x16 would otherwise be thousands
+MAX_FILE_PASSES = 500
+
+
+def _short_window_note(short: list[RunResult], read_once: bool) -> str:
+    """File runs whose window fell short of ``MIN_STAGE_WINDOW_S``: their fps, and the overlap from the
+    pipelined one, are not to be trusted. ``read_once``: the clip was not played over (an --input longer
+    than --frames), and more frames lengthen the window; else the clip was played over for a window
+    long enough at the stage runs' speed, and the machine sped up: more --frames would not help."""
+    said = " and ".join(f"the {run.mode} run ({run.frames} frame{'s' if run.frames != 1 else ''} in {run.seconds:.3f} s)"
+                        for run in short)
+    what = "its fps" if len(short) == 1 else "their fps"
+    if any(run.mode == "pipelined" for run in short):
+        what += " and the overlap"
+    advice = ("measure more --frames" if read_once else
+              "the machine ran faster than in the stage runs (see the drift): run again on a quiet machine")
+    return f"{said} measured under the {MIN_STAGE_WINDOW_S} s of the stage runs: {what} are noise, not a rate; {advice}"
 
 
 def _enough_frames(options: BenchOptions) -> int:
