@@ -419,6 +419,14 @@ def test_file_runs_go_over_a_tiny_clip_until_their_window_is_long_enough(result:
         short = run.seconds < MIN_STAGE_WINDOW_S
         assert run.extra.get("short_window", False) == short, run.mode
         assert any(f"the {run.mode} run ({run.frames} frames in " in note for note in result.notes) == short
+    from videodeblur.cli.bench import format_table
+
+    data = result.to_dict()  # the table marks a short window on the run's row, not only in the notes below
+    data["runs"] = [{**r, "short_window": True, "seconds": 0.0123} if r["mode"] == "pipelined" else
+                    {k: v for k, v in r.items() if k != "short_window"} for r in data["runs"]]
+    rows = {line.split()[0]: line for line in format_table(data).splitlines()[2:] if line.split()[:1] in (["sequential"], ["pipelined"])}
+    assert rows["pipelined"].endswith(f"({repeats} passes) (window 0.012 s: too short, see the note)")
+    assert "too short" not in rows["sequential"]
 
 
 def test_the_network_run_lasts_as_long_as_the_stage_runs(result: BenchResult) -> None:

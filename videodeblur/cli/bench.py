@@ -116,6 +116,8 @@ def format_table(data: dict[str, Any]) -> str:
         shares = " ".join(f"{name} {s['share']:.2f}" for name, s in run["stages"].items())
         queues = " ".join(f"q[{name}] {q['mean']:.1f}/{q['max']}" for name, q in run["queue_depth"].items())
         passes = f"({run['repeats']} passes)" if run.get("repeats", 1) > 1 else ""  # a stage timed over and over
+        if run.get("short_window"):  # its fps is not a rate: said in a note, and on its row
+            passes = " ".join(filter(None, (passes, f"(window {run['seconds']:.3f} s: too short, see the note)")))
         fps = run["fps"]
         rows.append((run["mode"], run["model"] or "-", _dash(run["batch"]), f"{fps:.1f}" if fps >= 10 else f"{fps:.3f}",
                      f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['p99']:.1f}",
