@@ -315,6 +315,17 @@ def test_input_file_is_measured_as_it_is(make_clip, run_cli) -> None:
     assert next(r for r in data["runs"] if r["mode"] == "decode")["warmup_frames"] == 9
 
 
+def test_an_input_of_one_frame_is_refused_as_frames_1_is(make_clip, run_cli) -> None:
+    """It ran with no warm-up (none can leave a frame to measure): decode "fps" were file opens a second
+    (93.9, named the bound), and the cold first call was in every window."""
+    clip = make_clip("one.mp4", width=64, height=48, frames=1)
+    out = run_cli("bench", "--input", clip, "--model", "lprn-fast", "--device", "cpu", "--frames", 8, "--batch", 1)
+    assert out.exit_code == 1 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[-1] == (f"videodeblur: error: {clip} holds 1 frame: a bench needs 2 at least "
+                                           "(one warm-up, one measured); give a longer --input")
+    assert "bench: decode" not in out.stderr  # before any run
+
+
 def test_tile_runs_the_engine_in_tiles(run_cli) -> None:
     out = run_cli("bench", "--model", "lprn-fast", "--device", "cpu", "--size", "200x120", "--frames", 4,
                   "--batch", "1", "--warmup", 1, "--tile", 96, "--json")

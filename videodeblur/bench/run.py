@@ -41,6 +41,9 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         tmpdir = Path(tmp)
         io = prepare_input(options, device, tmpdir, say)
         frames, pts = decode_all(io)
+        if len(frames) < 2:  # as --frames 1 is refused: with no warm-up the cold first call was the run's whole rate
+            raise ConfigError(f"{options.input} holds 1 frame: a bench needs 2 at least (one warm-up, one measured); "
+                              "give a longer --input")
         # the file runs may play the clip over and over only where it is the whole file
         whole = options.input is None or len(frames) < options.frames or (
             io.info.frames_exact and io.info.frames == len(frames))
