@@ -417,8 +417,8 @@ def test_stage_runs_go_over_a_tiny_clip_until_their_window_is_long_enough(result
 
 def test_file_runs_go_over_a_tiny_clip_until_their_window_is_long_enough(result: BenchResult) -> None:
     """The sequential and pipelined runs read the clip once: 9 measured frames of 96x64 were a window of
-    a few ms, and one command's overlap read 0.7 to 1.8. They play it over and over now (one input, an
-    FFmpeg concat list); a window still under MIN_STAGE_WINDOW_S (a machine that sped up) is flagged
+    a few ms, and one command's overlap read 0.7 to 1.8. They play it over and over now (one file, the
+    video packets copied pass after pass); a window still under MIN_STAGE_WINDOW_S (a machine that sped up) is flagged
     and said, never passed off as a rate."""
     from videodeblur.bench import MIN_STAGE_WINDOW_S
 
@@ -438,6 +438,14 @@ def test_file_runs_go_over_a_tiny_clip_until_their_window_is_long_enough(result:
     rows = {line.split()[0]: line for line in format_table(data).splitlines()[2:] if line.split()[:1] in (["sequential"], ["pipelined"])}
     assert rows["pipelined"].endswith(f"({repeats} passes) (window 0.012 s: too short, see the note)")
     assert "too short" not in rows["sequential"]
+
+
+def test_the_decode_run_reads_a_tiny_clip_looped_to_64_frames_an_opening(result: BenchResult) -> None:
+    """Each pass opened the file (about 1.2 ms here): over 12 frames of 96x64 that cost more than the
+    decoding, and read decode at a third of its rate, where the file runs open their input once."""
+    decode = result.run("decode")
+    assert decode.extra["pass_frames"] == 72  # 6 copies of the 12 frames: 64 at least
+    assert decode.extra["repeats"] % 6 == 0 and decode.frames == FRAMES * decode.extra["repeats"]
 
 
 def test_the_network_run_lasts_as_long_as_the_stage_runs(result: BenchResult) -> None:
@@ -466,7 +474,7 @@ def test_the_file_runs_clip_is_sized_by_the_slowest_stage(make_clip, tmp_path: P
     said: list[str] = []
     looped = _file_runs_clip(io, True, bound_fps=100.0, warmup=4, tmpdir=tmp_path, say=said.append)
     # 4 + 0.5 s at twice 100 fps = 104 frames: 15 passes (twice: a loaded machine that sped up fell short)
-    assert looped.frames == 105 and looped.clip.suffix == ".ffconcat"
+    assert looped.frames == 105 and looped.clip == tmp_path / "file-runs.mp4"
     assert said == ["the file runs play the clip 15 times over (105 frames), for a window of 0.5 s at least"]
     assert _file_runs_clip(io, False, bound_fps=100.0, warmup=4, tmpdir=tmp_path, say=said.append) is io
     assert _file_runs_clip(io, True, bound_fps=3.0, warmup=4, tmpdir=tmp_path, say=said.append) is io  # 7 frames fit
@@ -475,7 +483,7 @@ def test_the_file_runs_clip_is_sized_by_the_slowest_stage(make_clip, tmp_path: P
 @pytest.mark.parametrize("kind", [dict(width=65, height=47, audio=True, rotation=90), dict(width=64, height=48, vfr=True)])
 def test_a_looped_clip_plays_every_frame_of_every_pass(make_clip, tmp_path: Path, kind: dict) -> None:
     """B-frames (pts reordered), an odd size, audio, a rotation, variable frame times: each pass of the
-    concat list decodes the clip's frames, all of them, in order, with times that keep going up."""
+    copy decodes the clip's frames, all of them, in order, with times that keep going up."""
     import torch
 
     from videodeblur.bench.clip import decode_all, looped_clip, prepare_input
@@ -484,7 +492,7 @@ def test_a_looped_clip_plays_every_frame_of_every_pass(make_clip, tmp_path: Path
     io = prepare_input(BenchOptions(model="lprn-fast", input=clip, frames=9, device="cpu"), torch.device("cpu"),
                        tmp_path, print)
     frames, _ = decode_all(io)
-    looped = looped_clip(io, 3, tmp_path)
+    looped = looped_clip(io, 3, tmp_path / "looped")
     assert looped is not None and looped.frames == 27
     again, pts = decode_all(looped)
     assert len(again) == 27 and all(np.array_equal(a, frames[i % 9]) for i, a in enumerate(again))

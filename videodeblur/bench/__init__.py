@@ -6,7 +6,8 @@ runs before it left, and is the process's peak so far where ``rss_scope`` is ``p
 
 - ``decode``: the input decoded, nothing else (to RGB; to I420 planes where the runner converts colour
   on the device: CUDA with 4:2:0 input, ``layout`` in the result), over and over until the window
-  lasts ``MIN_STAGE_WINDOW_S`` (``repeats``: the passes over the clip; every frame counts).
+  lasts ``MIN_STAGE_WINDOW_S`` (``repeats``: the passes over the clip; every frame counts); a clip
+  under 64 frames copied to 64 or more (``pass_frames``), so that each opening of the file reads that many.
 - ``model`` (one per batch size): the engine as the runner calls it (``submit(...).result()``), host
   uint8 in and out: transfers, colour conversion and the network, with as many batches in flight as
   the runner keeps (on a CPU with two cores or more, two engines side by side: ``engines``), the
@@ -19,7 +20,7 @@ runs before it left, and is the process's peak so far where ``rss_scope`` is ``p
 - ``sequential``: decode → engine → encode on one thread, stage after stage.
 - ``pipelined``: the real ``video`` runner (``deblur_file``), stages in their own threads; its stage
   shares and queue depths come from the runner's own clocks, over the whole run.
-  These two file runs read the clip played over and over as one input (``repeats``: passes enough for
+  These two file runs read the clip played over and over as one file (``repeats``: passes enough for
   ``MIN_STAGE_WINDOW_S`` at twice the slowest stage's fps), where the clip is the whole file; a window that
   still falls short is flagged (``short_window``) and said in ``notes``.
 - then the ``model`` run at the pipelined run's batch once more, not added to ``runs``: ``drift`` compares
