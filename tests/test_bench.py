@@ -135,19 +135,31 @@ def test_engine_warmup_stays_out_of_the_model_window_with_no_warmup_frames() -> 
 
 
 def test_batches_too_big_for_the_clip_are_left_out_of_the_file_runs(make_clip) -> None:
-    clip = make_clip("five.mp4", width=64, height=48, frames=5)
+    """Where the file runs read the clip once (an --input longer than --frames)."""
+    clip = make_clip("thirty.mp4", width=64, height=48, frames=30)
     said: list[str] = []
-    result = run_bench(BenchOptions(model="lprn-fast", input=clip, frames=20, batches=(2, 8), device="cpu"), said.append)
+    result = run_bench(BenchOptions(model="lprn-fast", input=clip, frames=5, batches=(2, 8), device="cpu"), said.append)
     model = result.run("model", batch=8)
     # the model runs cycle the clip: four batches an engine measured (one batch, overlapping the warm-up
     # in the other engine, was a window of a few ms: 3225 fps, 47383 when run again)
     assert model.frames >= 8 * 4 * model.extra["engines"]
     assert result.run("sequential").batch == result.run("pipelined").batch == 2
     assert any("batch 8 is left out" in line for line in said)
-    warmup = 1  # a fifth of the 5 frames there are, not of --frames 20
+    warmup = 1  # a fifth of the 5 frames measured
     assert result.run("decode").warmup_frames == warmup and result.run("pipelined").warmup_frames == 2
     with pytest.raises(ConfigError, match="5 frames are too few for batch 8"):
-        run_bench(BenchOptions(model="lprn-fast", input=clip, frames=20, batches=(8,), device="cpu"), said.append)
+        run_bench(BenchOptions(model="lprn-fast", input=clip, frames=5, batches=(8,), device="cpu"), said.append)
+
+
+def test_a_batch_bigger_than_a_clip_the_file_runs_play_over_is_measured_there() -> None:
+    """--frames 4 --batch 8 was refused (the warm-up of whole batches took every frame), and --batch 1,8
+    left 8 out of the file runs, though they play the clip over and over now."""
+    result = run_bench(BenchOptions(model="lprn-fast", width=64, height=48, frames=4, batches=(8,), device="cpu",
+                                    warmup_frames=1))
+    for mode in ("sequential", "pipelined"):
+        run = result.run(mode)
+        assert run.batch == 8 and run.warmup_frames == 8 and run.frames >= 1, mode
+        assert run.frames + run.warmup_frames == 4 * run.extra["repeats"], mode
 
 
 def test_peers_and_encoder_are_checked_before_any_run(make_clip, run_cli) -> None:

@@ -52,7 +52,7 @@ def run_bench(options: BenchOptions, progress: Callable[[str], None] | None = No
         notes = _measure_notes(options, len(frames), warmup, io.info.bit_depth, looped=whole)
         for note in notes:
             say(note)
-        file_batches = _file_run_batches(options.batches, warmup, len(frames), say)
+        file_batches = options.batches if whole else _file_run_batches(options.batches, warmup, len(frames), say)
 
         say("decode")
         runs = [_decode_run(io, whole, warmup, tmpdir)]
@@ -158,13 +158,18 @@ def _file_runs_clip(io: BenchIO, whole: bool, bound_fps: float, warmup: int, tmp
     the slowest stage's fps, which a pipeline does not beat on a steady machine (the sequential run,
     slower, lasts longer). Twice: on this project's loaded 2-core VM, file runs sized at that fps
     itself ran faster than the stage runs before them and fell short (0.2-0.49 s) one time in three."""
-    needed = warmup + math.ceil(FILE_WINDOW_MARGIN * MIN_STAGE_WINDOW_S * bound_fps)
-    passes = min(math.ceil(needed / io.frames), MAX_FILE_PASSES)
+    needed = warmup + max(1, math.ceil(FILE_WINDOW_MARGIN * MIN_STAGE_WINDOW_S * bound_fps))
+    # the warm-up of whole batches (a batch of 8 over a 4-frame clip) always leaves frames to measure
+    passes = max(min(math.ceil(needed / io.frames), MAX_FILE_PASSES), math.ceil((warmup + 1) / io.frames))
     if passes <= 1 or not whole:
         return io
     looped = looped_clip(io, passes, tmpdir / "file-runs")
     if looped is None:
-        say(f"{io.clip} could not be played {passes} times over as one input: the file runs measure it once")
+        if warmup >= io.frames:
+            raise ConfigError(f"{io.clip} could not be played {passes} times over as one file, and its {io.frames} frames "
+                              f"are too few for the file runs' warm-up of whole batches ({warmup}): use a smaller --batch "
+                              "or --warmup")
+        say(f"{io.clip} could not be played {passes} times over as one file: the file runs measure it once")
         return io
     say(f"the file runs play the clip {passes} times over ({looped.frames} frames), for a window of "
         f"{MIN_STAGE_WINDOW_S} s at least")
@@ -197,8 +202,9 @@ def _enough_frames(options: BenchOptions) -> int:
 
 
 def _file_run_batches(batches: tuple[int, ...], warmup: int, frames: int, say: Callable[[str], None]) -> tuple[int, ...]:
-    """The batch sizes the sequential and pipelined runs can measure: their warm-up is whole batches,
-    which must leave a frame of the clip to measure (the model runs cycle the clip and take any)."""
+    """The batch sizes the sequential and pipelined runs can measure where they read the clip once (an
+    --input longer than --frames): their warm-up is whole batches, which must leave a frame of the clip
+    to measure (the model runs cycle the clip and take any; a clip the file runs play over fits any)."""
     fits = tuple(b for b in batches if round_up(warmup, b) < frames)
     if not fits:
         b = min(batches)
