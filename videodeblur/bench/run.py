@@ -130,8 +130,9 @@ def _measure_notes(options: BenchOptions, frames: int, warmup: int, bit_depth: i
         notes.append(f"--warmup {options.warmup_frames} would leave none of the {frames} frames to measure: "
                      f"{warmup} are warm-up")
     if frames - warmup < FEW_FRAMES and not looped:
-        notes.append(f"only {frames - warmup} frame(s) measured after {warmup} of warm-up: fps from so few are "
-                     f"noise, not a rate; measure {_enough_frames(options)} or more (--frames)")
+        notes.append(f"only {frames - warmup} frame(s) measured after {warmup} of warm-up in the sequential and "
+                     "pipelined runs, which read --input once (the other runs go over the clip again): their fps "
+                     f"from so few are noise, not a rate; measure {_enough_frames(options)} or more (--frames)")
     return notes
 
 
