@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,7 +19,7 @@ from videodeblur.bench.options import BenchOptions
 from videodeblur.errors import ConfigError
 from videodeblur.video import FrameReader, FrameWriter
 
-__all__ = ["BenchIO", "decode_all", "prepare_input", "read_frames", "write_test_clip"]
+__all__ = ["BenchIO", "decode_all", "looped_clip", "prepare_input", "read_frames", "write_test_clip"]
 
 _CLIP_FPS = 25
 
@@ -150,3 +151,46 @@ def decode_all(io: BenchIO) -> tuple[list[np.ndarray], list[int]]:
     with io.reader() as reader:
         decoded = list(read_frames(reader, io.frames))
     return [image for image, _ in decoded], [pts for _, pts in decoded]
+
+
+def looped_clip(io: BenchIO, passes: int, stem: Path) -> BenchIO | None:
+    """``io`` with its clip played ``passes`` times over as one file: the video stream's packets copied
+    ``passes`` times (no re-encoding: the same frames, decoded the same way), each pass's timestamps after
+    the one before. For the file runs, which read a file once: over a clip of a few frames their window
+    was a few ms, and one command's overlap read 0.7 to 1.8. An FFmpeg concat list of the clip did the
+    same without a copy, but opened and probed the clip again every pass: 0.9 ms a frame of 64x48
+    against 0.15 decoding, so the pipelined run's decode stage was busy with opens a real video does
+    not have. The clip must be the whole file (each pass copies all of it). In the input's container,
+    else Matroska; decoded once here to check that every pass gives its frames; None where none does
+    (an edit list that hides frames a copy shows): the caller measures one pass and says so. Written
+    to ``stem`` with the clip's suffix (or ``.mkv``)."""
+    import av
+
+    with av.open(str(io.clip)) as source:
+        stream = source.streams.video[0]
+        packets = [packet for packet in source.demux(stream) if packet.pts is not None and packet.dts is not None]
+    if not packets:
+        return None
+    times = sorted(p.pts for p in packets)
+    step = min((b - a for a, b in zip(times, times[1:]) if b > a), default=1)  # one frame, the shortest
+    span = max(times[-1] - times[0], max(p.dts for p in packets) - min(p.dts for p in packets)) + step
+    suffix = io.clip.suffix if re.fullmatch(r"\.[A-Za-z0-9]{1,8}", io.clip.suffix) else ".mkv"
+    for path in dict.fromkeys((stem.with_suffix(suffix), stem.with_suffix(".mkv"))):
+        looped = dataclasses.replace(io, clip=path, frames=io.frames * passes)
+        try:
+            with av.open(str(io.clip)) as source, av.open(str(path), "w") as target:
+                copy = target.add_stream_from_template(source.streams.video[0])
+                for k in range(passes):
+                    for packet in packets:
+                        again = av.Packet(bytes(packet))
+                        again.pts, again.dts = packet.pts + k * span, packet.dts + k * span
+                        again.duration, again.time_base, again.is_keyframe = packet.duration, packet.time_base, packet.is_keyframe
+                        again.stream = copy
+                        target.mux(again)
+            with looped.reader() as reader:
+                shapes = [frame.image.shape for frame in reader]
+        except Exception:  # av's errors and OSError alike: the next container, or the one-pass run
+            continue
+        if len(shapes) == looped.frames and len(set(shapes)) == 1:
+            return looped
+    return None

@@ -56,6 +56,8 @@ class BenchOptions:
             raise ConfigError(f"frame size {self.width}x{self.height} is too small: use at least 16x16")
         if not self.batches or min(self.batches) < 1:
             raise ConfigError(f"batch sizes must be positive integers, got {list(self.batches)}")
+        if len(set(self.batches)) < len(self.batches):  # each would be measured twice, and the second read as the first
+            raise ConfigError(f"batch sizes must differ, got {list(self.batches)}")
         if self.engines is not None and self.engines < 1:
             raise ConfigError(f"--engines must be at least 1, got {self.engines}")
         check_preset(self.preset)

@@ -18,13 +18,21 @@ def _parse_size(ctx: click.Context, param: click.Parameter, value: str) -> tuple
 
 
 def _parse_batches(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    """``1,4,8`` as ``(1, 4, 8)``. An empty item (``1,,4``, a trailing comma) and a size given twice are
+    refused, not dropped: both are typos (``1,4,4`` for ``1,4,8``) that would measure less than was meant."""
+    items = [v.strip() for v in value.split(",")]
+    if "" in items:
+        raise click.BadParameter(f"{value!r} has an empty item: give comma-separated batch sizes, e.g. 1,4,8")
     try:
-        batches = tuple(int(v) for v in value.split(",") if v.strip())
+        batches = tuple(int(v) for v in items)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a comma-separated list of batch sizes, e.g. 1,4,8") from None
-    if not batches or min(batches) < 1:
+    if min(batches) < 1:
         raise click.BadParameter(f"{value!r}: batch sizes must be positive integers, e.g. 1,4,8")
-    return tuple(dict.fromkeys(batches))
+    twice = sorted({b for b in batches if batches.count(b) > 1})
+    if twice:
+        raise click.BadParameter(f"{value!r} gives batch {', '.join(map(str, twice))} more than once: give each size once")
+    return batches
 
 
 @click.command("bench")
@@ -108,6 +116,8 @@ def format_table(data: dict[str, Any]) -> str:
         shares = " ".join(f"{name} {s['share']:.2f}" for name, s in run["stages"].items())
         queues = " ".join(f"q[{name}] {q['mean']:.1f}/{q['max']}" for name, q in run["queue_depth"].items())
         passes = f"({run['repeats']} passes)" if run.get("repeats", 1) > 1 else ""  # a stage timed over and over
+        if run.get("short_window"):  # its fps is not a rate: said in a note, and on its row
+            passes = " ".join(filter(None, (passes, f"(window {run['seconds']:.3f} s: too short, see the note)")))
         fps = run["fps"]
         rows.append((run["mode"], run["model"] or "-", _dash(run["batch"]), f"{fps:.1f}" if fps >= 10 else f"{fps:.3f}",
                      f"{lat['p50']:.1f}", f"{lat['p95']:.1f}", f"{lat['p99']:.1f}",
