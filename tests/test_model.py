@@ -204,14 +204,44 @@ def test_every_shipped_model_config_loads_under_its_name() -> None:
     ('channels = "16"', "model.channels must be a whole number, got '16'"),
     ("stages = true", "model.stages must be a whole number, got True"),
     ("attention = 1", "model.attention must be one of 'none', 'channel', 'spatial', 'both', got 1"),
+    ("channels = 0", "model.channels must be in [4, 512], got 0"),
+    ("stages = 0", "model.stages must be in [1, 16], got 0"),
+    ("unshuffle = 3", "model.unshuffle must be 1, 2 or 4, got 3"),
+    ('attention = "foo"', "model.attention must be one of 'none', 'channel', 'spatial', 'both', got 'foo'"),
+    ('name = "a/b"', "model.name must be a plain file name of at most 100 characters (no / or \\, not starting "
+                     "with '.'), got 'a/b'"),
 ])
-def test_model_toml_values_are_checked_by_type(tmp_path, line: str, message: str) -> None:
-    """A --model-config file once skipped the checks a recipe's [model] table gets: 16.0 reached torch."""
+def test_model_toml_values_are_checked_by_type_and_range_naming_the_file(tmp_path, line: str, message: str) -> None:
+    """A --model-config file once skipped the checks a recipe's [model] table gets: 16.0 reached torch.
+    Each is one line that names the file: `train --model-config m.toml` with channels = 0 said only
+    "model.channels must be in [4, 512], got 0" (the recipe, its model file, or the --model-config?)."""
     key = line.split()[0]
     path = tmp_path / "m.toml"
     path.write_text("[model]\n" + "".join(f"{entry}\n" for entry in _ARCHITECTURE.splitlines()
                                           if not entry.startswith(key)) + line + "\n")
-    with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: {re.escape(message)}$"):
+        load_model_config(path)
+
+
+@pytest.mark.parametrize("text, what", [
+    ("stages = 4\n[model]\n" + _ARCHITECTURE, "key 'stages'"),
+    ("[model]\n" + _ARCHITECTURE + "[train]\nsteps = 3\n", "table [train]"),
+])
+def test_anything_beside_the_model_table_is_refused_not_ignored(tmp_path, text: str, what: str) -> None:
+    """``stages = 4`` above the ``[model]`` line is a top-level key: it was ignored, and the model trained
+    with the table's stages = 2."""
+    path = tmp_path / "m.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}: {re.escape(what)} is outside the \\[model\\] "
+                                          "table"):
+        load_model_config(path)
+
+
+def test_a_model_toml_that_is_not_utf8_says_so(tmp_path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_bytes(b'[model]\nname = "caf\xe9"\n' + _ARCHITECTURE.encode())
+    with pytest.raises(ConfigError, match=f"^config file {re.escape(str(path))} is not UTF-8 text, which TOML must "
+                                          "be: byte 0xe9 at offset 19$"):
         load_model_config(path)
 
 

@@ -75,7 +75,10 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is a folder; give a .toml file") from err
     except OSError as err:
         raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from err
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:  # codec words ("can't decode byte 0xff in position 16") named no rule
+        raise ConfigError(f"config file {path} is not UTF-8 text, which TOML must be: byte "
+                          f"0x{err.object[err.start]:02x} at offset {err.start}") from err
+    except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"config file {path} is not valid TOML: {err}") from err
 
 
@@ -102,14 +105,24 @@ def config_from_dict(cls: type[T], data: dict[str, Any], *, where: str = "config
 
 def load_model_config(path: str | Path) -> ModelConfig:
     """A model TOML holds a ``[model]`` table (or the keys at top level); every architecture key is
-    required, and ``name`` defaults to the file's stem (``lprn`` would collide with the shipped model)."""
+    required, and ``name`` defaults to the file's stem (``lprn`` would collide with the shipped model).
+    Anything beside a ``[model]`` table is refused: ``stages = 4`` above the table header is a top-level
+    key, which was ignored, and the network trained with the table's value."""
     path = Path(path)
     data = load_toml(path)
     table = data.get("model", data)
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: model = {table!r} is not a table: a model TOML holds a [model] table of "
                           f"{', '.join(ARCHITECTURE_KEYS)} (or those keys at top level)")
-    return config_from_dict(ModelConfig, {"name": path.stem, **table}, where=str(path), required=ARCHITECTURE_KEYS)
+    beside = sorted(set(data) - {"model"}) if table is not data else []
+    if beside:
+        what = f"table [{beside[0]}]" if isinstance(data[beside[0]], dict) else f"key {beside[0]!r}"
+        raise ConfigError(f"{path}: {what} is outside the [model] table; a model TOML holds only [model] "
+                          "(a key above the [model] line is outside it)")
+    try:
+        return config_from_dict(ModelConfig, {"name": path.stem, **table}, where="", required=ARCHITECTURE_KEYS)
+    except ConfigError as err:  # ModelConfig's own checks too: channels = 0 said nothing of which file held it
+        raise ConfigError(f"{path}: {err}") from err
 
 
 # ------------------------------------------------------------------------------------- helpers
