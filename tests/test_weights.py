@@ -50,13 +50,37 @@ def test_state_dict_not_matching_config_is_a_weights_error(tmp_path) -> None:
 
 
 def test_pickled_object_is_refused_not_executed(tmp_path) -> None:
+    """The code a pickle names never runs (weights_only=True). The test once pickled print(...), whose
+    running went unchecked: unpickled, its None still made a WeightsError (config {} lacks every key)."""
+    marker = tmp_path / "ran"
+
     class Evil:
         def __reduce__(self):
-            return (print, ("executed",))
+            return (exec, (f"open({str(marker)!r}, 'w').close()",))
 
     path = tmp_path / "evil.pt"
     torch.save({"format": 1, "config": {}, "state_dict": Evil()}, path)
-    with pytest.raises(WeightsError):
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))} holds a pickled Python object \((builtins\.)?exec\), "
+                                           "not only tensors: it is not unpickled, since that could run any code"):
+        load_model(path)
+    assert not marker.exists()
+
+
+def test_a_whole_pickled_network_is_named_as_such_not_called_corrupt(tmp_path) -> None:
+    """torch.save(model) (not its state dict) was 'corrupt or not a videodeblur weights file': nothing is
+    damaged, and the user needs to hear what to save instead."""
+    path = tmp_path / "whole.pt"
+    torch.save(LPRN(ModelConfig(channels=8, blocks=1, stages=1)), path)
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))} holds a pickled Python object "
+                                           r"\(videodeblur\.model\.lprn\.LPRN\), not only tensors: .* a weights file "
+                                           r"holds a state dict and its config \(videodeblur\.model\.save_weights"):
+        load_model(path)
+
+
+def test_an_empty_weights_file_is_called_empty(tmp_path) -> None:
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    with pytest.raises(WeightsError, match=rf"^weights file {re.escape(str(path))} is empty \(0 bytes\)"):
         load_model(path)
 
 

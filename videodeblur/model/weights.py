@@ -6,6 +6,8 @@ A file carries its config so the network rebuilds from the file alone; a JSON fi
 from __future__ import annotations
 
 import json
+import pickle
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -58,9 +60,16 @@ def load_weights(path: str | Path) -> LPRN:
         if path.exists():  # a device or a pipe: "not found" would send the user looking for a file that is there
             raise WeightsError(f"{path} is not a regular file (a device or a pipe?): give a .pt weights file")
         raise InputNotFoundError(f"weights file not found: {path}")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"weights file {path} is empty (0 bytes): an interrupted copy or download?")
     try:
         payload = safe_load(path)
     except Exception as err:  # torch raises many types for truncated/corrupt/unsafe files
+        pickled = re.search(r"GLOBAL ([\w.]+)", str(err)) if isinstance(err, pickle.UnpicklingError) else None
+        if pickled:  # e.g. torch.save(model): not corrupt, and "corrupt" sent the user looking for damage
+            raise WeightsError(f"{path} holds a pickled Python object ({pickled[1]}), not only tensors: it is not "
+                               "unpickled, since that could run any code; a weights file holds a state dict and its "
+                               "config (videodeblur.model.save_weights writes one)") from err
         raise WeightsError(f"cannot read weights file {path}: corrupt or not a videodeblur weights file") from err
     if isinstance(payload, dict) and "optimiser" in payload and "state_dict" not in payload:
         weights = path.with_name(_run_name(payload) + ".pt")
