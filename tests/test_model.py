@@ -201,13 +201,17 @@ def test_models_command_shows_no_figures_from_a_metadata_file_of_other_weights(t
     mine = save_weights(tmp_path / "lprn-fast.pt", LPRN(config),
                         {"config": {**config.to_dict(), "channels": 32}, "steps": 2000,
                          "evaluation": {"gain_db": 0.17}, "evaluation_compressed": {"gain_db": 0.1}})
-    (row,) = json.loads(run_cli("models", mine, "--json").stdout)
+    result = run_cli("models", mine, "--json")
+    (row,) = json.loads(result.stdout)
     assert (row["steps"], row["evaluation"], row["evaluation_compressed"]) == (None, None, None)
+    assert result.stderr_lines == [f"videodeblur: warning: {mine.with_suffix('.json')} describes other weights (its "
+                                   f"config is not {mine}'s): its steps and figures are not shown"]
     assert "+0.17" not in run_cli("models", mine).stdout
     write_metadata(mine, {"config": {**config.to_dict(), "name": "renamed"}, "steps": 7,
                           "evaluation": {"gain_db": 0.5}})
-    (row,) = json.loads(run_cli("models", mine, "--json").stdout)
-    assert (row["steps"], row["evaluation"]) == (7, {"gain_db": 0.5})
+    result = run_cli("models", mine, "--json")
+    (row,) = json.loads(result.stdout)
+    assert (row["steps"], row["evaluation"]) == (7, {"gain_db": 0.5}) and result.stderr == ""
 
 
 _ARCHITECTURE = "channels = 8\nblocks = 1\nstages = 2\nattention = \"none\"\nunshuffle = 1\n"

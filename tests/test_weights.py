@@ -1,6 +1,7 @@
 """Weights files: round trip, safe loading, corrupt and mismatched files give a WeightsError naming the file."""
 from __future__ import annotations
 
+import json
 import re
 import warnings
 from pathlib import Path
@@ -60,8 +61,9 @@ def test_pickled_object_is_refused_not_executed(tmp_path) -> None:
 
     path = tmp_path / "evil.pt"
     torch.save({"format": 1, "config": {}, "state_dict": Evil()}, path)
-    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))} holds a pickled Python object \((builtins\.)?exec\), "
-                                           "not only tensors: it is not unpickled, since that could run any code"):
+    with pytest.raises(WeightsError, match=rf"^{re.escape(str(path))} holds a pickled Python object "
+                                           r"\((builtins\.)?exec\), not only tensors: it is not unpickled, since that "
+                                           "could run any code"):
         load_model(path)
     assert not marker.exists()
 
@@ -167,16 +169,27 @@ def test_cli_names_a_broken_weights_file_in_one_line(run_cli, make_image, tmp_pa
     assert not (tmp_path / "o.png").exists()
 
 
-@pytest.mark.parametrize("sidecar", ['{"steps": 7}'.encode("utf-16"), b"[1, 2]", b"null", b'"x"', b"{not json"])
-def test_a_metadata_file_that_is_not_a_json_object_is_ignored(tmp_path, sidecar: bytes) -> None:
+@pytest.mark.parametrize("sidecar, why", [('{"steps": 7}'.encode("utf-16"), "'utf-8' codec can't decode byte 0xff"),
+                                         (b"[1, 2]", "a JSON list, not an object"),
+                                         (b"null", "a JSON null, not an object"),
+                                         (b'"x"', "a JSON string, not an object"),
+                                         (b"{not json", "Expecting property name enclosed in double quotes")])
+def test_a_metadata_file_that_is_not_a_json_object_is_ignored_and_models_says_why(tmp_path, run_cli, sidecar: bytes,
+                                                                                 why: str) -> None:
     """Optional, so as good as none, as invalid JSON always was: UTF-16 (PowerShell) once failed every
-    command with UnicodeDecodeError, and a list crashed train --init and eval --record."""
+    command with UnicodeDecodeError, and a list crashed train --init and eval --record. `models` lists
+    the weights, and says why their row has no figures (it said nothing: the user's JSON was there)."""
     config, _ = _small_state()
     path = save_weights(tmp_path / "m.pt", LPRN(config))
     path.with_suffix(".json").write_bytes(sidecar)
     assert read_metadata(path) == {}
     loaded = load_model(path)
     assert loaded.metadata == {} and weights_origin(loaded, path)["steps"] is None
+    result = run_cli("models", path, "--json")
+    assert result.exit_code == 0 and [row["evaluation"] for row in json.loads(result.stdout)] == [None]
+    (line,) = result.stderr_lines
+    assert line.startswith(f"videodeblur: warning: {path.with_suffix('.json')} cannot be read as metadata ({why}")
+    assert line.endswith(f"): {path} is listed without steps or figures")
 
 
 @pytest.mark.parametrize("kind", ["meta", "sparse", "int", "complex"])

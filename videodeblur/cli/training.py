@@ -204,7 +204,7 @@ def models(weights: tuple[str, ...], as_json: bool) -> None:
     from videodeblur.model import list_models
 
     check_not_empty(weights, "a WEIGHTS argument", "give a .pt file, or none to list the shipped models")
-    rows = list_models(weights)
+    rows = list_models(weights, warn=warn)
     if as_json:
         click.echo(json.dumps(rows))
         return

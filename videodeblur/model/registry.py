@@ -133,13 +133,15 @@ def weights_origin(loaded: LoadedModel, given: str | Path, *, warn: Warn | None 
                                              "recipe", "init")}}
 
 
-def list_models(paths: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
+def list_models(paths: Sequence[str | Path] = (), *, warn: Warn | None = None) -> list[dict[str, Any]]:
     """One row per shipped model: name, description, config, parameters, size, evaluation figures (on the
     clean evaluation pairs, and on their H.264 copy where it was scored). With ``paths``, one row per
     weights file instead (a run's ``<model>.pt``), with the steps it was trained for; a file that is
-    missing or unreadable is its one-line error, not a row: the user named it."""
+    missing or unreadable is its one-line error, not a row: the user named it. A metadata file beside
+    one that is damaged or describes other weights goes to ``warn``, saying why the row has no figures."""
+    warn = warn or python_warning
     if paths:
-        return [_weights_row(load_model(Path(path)), "") for path in paths]
+        return [_weights_row(load_model(Path(path)), "", warn) for path in paths]
     rows = []
     for name, description in SHIPPED_MODELS.items():
         path = shipped_weights_path(name)
@@ -152,15 +154,25 @@ def list_models(paths: Sequence[str | Path] = ()) -> list[dict[str, Any]]:
                 row.update(available=False, error=str(err))
                 rows.append(row)
                 continue
-            row = _weights_row(loaded, description)
+            row = _weights_row(loaded, description, warn)
         rows.append(row)
     return rows
 
 
-def _weights_row(loaded: LoadedModel, description: str) -> dict[str, Any]:
+def _weights_row(loaded: LoadedModel, description: str, warn: Warn) -> dict[str, Any]:
     """A loaded weights file's row of :func:`list_models`; no steps or figures from a metadata file that
-    describes other weights (a JSON copied beside them): they would be shown as these weights' own."""
-    metadata = loaded.metadata if _describes(loaded.metadata, loaded) else {}
+    describes other weights (a JSON copied beside them): they would be shown as these weights' own.
+    Either way the row's empty figures are explained: a damaged or foreign JSON was left out in silence."""
+    from videodeblur.model.weights import metadata_path, metadata_problem
+
+    metadata = loaded.metadata
+    if not _describes(metadata, loaded):
+        warn(f"{metadata_path(loaded.path)} describes other weights (its config is not {loaded.path}'s): its steps "
+             "and figures are not shown")
+        metadata = {}
+    elif not metadata and (why := metadata_problem(loaded.path)):
+        warn(f"{metadata_path(loaded.path)} cannot be read as metadata ({why}): {loaded.path} is listed without "
+             "steps or figures")
     return {"name": loaded.name, "description": description, "path": str(loaded.path), "available": True,
             "config": loaded.network.config.to_dict(), "parameters": loaded.parameters,
             "size_mb": round(loaded.path.stat().st_size / 1e6, 3), "steps": metadata.get("steps"),

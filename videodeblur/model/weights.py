@@ -134,6 +134,13 @@ def metadata_to_update(weights: str | Path) -> dict[str, Any]:
     return held
 
 
+def metadata_problem(weights: str | Path) -> str | None:
+    """Why the metadata file beside ``weights`` is read as none (:func:`read_metadata`'s {}), or None where
+    there is no file or it holds a JSON object: for `videodeblur models`, whose row then has no figures."""
+    held = _json_object(metadata_path(weights))
+    return held if isinstance(held, str) else None
+
+
 def _json_object(path: Path) -> dict[str, Any] | str:
     """The JSON object in ``path`` ({} for no file, or one with nothing in it), or why it holds none."""
     try:
@@ -141,7 +148,10 @@ def _json_object(path: Path) -> dict[str, Any] | str:
         metadata = json.loads(text) if text.strip() else {}
     except (OSError, ValueError, RecursionError) as err:  # ValueError: UnicodeDecodeError, JSONDecodeError
         return str(err.strerror if isinstance(err, OSError) else err)
-    return metadata if isinstance(metadata, dict) else f"a JSON {type(metadata).__name__}, not an object"
+    if isinstance(metadata, dict):
+        return metadata
+    kind = {list: "list", str: "string", bool: "true or false", type(None): "null"}.get(type(metadata), "number")
+    return f"a JSON {kind}, not an object"  # JSON's words: "a JSON NoneType" named Python's
 
 
 def record_evaluation(weights: str | Path, summary: dict[str, Any], pairs: str | Path, *,
