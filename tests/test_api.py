@@ -62,6 +62,19 @@ def test_wrong_frames_are_named_as_they_were_given(deblurrer: Deblurrer, frames:
         deblurrer.frames(frames)
 
 
+def test_frames_of_any_size_and_layout_keep_their_shape_and_pixels(deblurrer: Deblurrer) -> None:
+    """1×1, 3×5 and 1921×1081 (odd against lprn-fast's ×4 unshuffle) come back at their own size; a view
+    with strides (every other column, a BGR→RGB flip, a Fortran-order copy) is deblurred as its copy is."""
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1, 3), (3, 5, 3), (1081, 1921, 3), (2, 7, 9, 3)]:
+        frames = rng.integers(0, 256, shape, dtype=np.uint8)
+        out = deblurrer.frames(frames)
+        assert (out.shape, out.dtype) == (shape, np.uint8)
+    wide = rng.integers(0, 256, (33, 70, 3), dtype=np.uint8)
+    for view in (wide[:, ::2], wide[:, ::-1, ::-1], np.asfortranarray(wide)):
+        assert np.array_equal(deblurrer.frames(view), deblurrer.frames(np.ascontiguousarray(view)))
+
+
 def test_every_engine_option_passes_through_and_threads_are_the_callers_to_choose() -> None:
     threads = torch.get_num_threads()
     try:
