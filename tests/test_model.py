@@ -279,6 +279,14 @@ def test_anything_beside_the_model_table_is_refused_not_ignored(tmp_path, text: 
         load_model_config(path)
 
 
+def test_weights_given_as_a_model_config_are_named_as_weights(tmp_path) -> None:
+    """`train --model-config lprn-fast.pt` said the zip was "not UTF-8 text": it is weights, for --init."""
+    path = save_weights(tmp_path / "mine.pt", LPRN(ModelConfig(channels=8, blocks=1, stages=1)))
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))} is a weights file, not a model config "
+                                          rf"\(a \.toml\): .* give them as --init {re.escape(str(path))}"):
+        load_model_config(path)
+
+
 def test_a_model_toml_that_is_not_utf8_says_so(tmp_path) -> None:
     path = tmp_path / "m.toml"
     path.write_bytes(b'[model]\nname = "caf\xe9"\n' + _ARCHITECTURE.encode())

@@ -109,6 +109,9 @@ def load_model_config(path: str | Path) -> ModelConfig:
     Anything beside a ``[model]`` table is refused: ``stages = 4`` above the table header is a top-level
     key, which was ignored, and the network trained with the table's value."""
     path = Path(path)
+    if path.suffix.lower() in (".pt", ".pth"):  # its zip bytes were "not UTF-8 text, byte 0x80 at offset 64"
+        raise ConfigError(f"{path} is a weights file, not a model config (a .toml): to start training from those "
+                          f"weights, give them as --init {path} (the recipe's train.init_weights)")
     data = load_toml(path)
     table = data.get("model", data)
     if not isinstance(table, dict):
