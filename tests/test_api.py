@@ -75,6 +75,18 @@ def test_frames_of_any_size_and_layout_keep_their_shape_and_pixels(deblurrer: De
         assert np.array_equal(deblurrer.frames(view), deblurrer.frames(np.ascontiguousarray(view)))
 
 
+@pytest.mark.parametrize("shape, order", [((3, 12, 20), "1, 2, 0"), ((2, 3, 12, 20), "0, 2, 3, 1")])
+def test_channels_first_frames_are_told_how_to_put_the_channels_last(deblurrer: Deblurrer, shape: tuple[int, ...],
+                                                                     order: str) -> None:
+    """torch's own layout, N×3×H×W, was only "got uint8 (2, 3, 12, 20)": the fix is one call, so name it."""
+    given = ", ".join(map(str, shape))
+    with pytest.raises(FrameError, match=rf"^frames must be uint8 RGB, H×W×3 or N×H×W×3, got uint8 \({given}\) "
+                                         rf"\(channels first\? put them last: \.permute\({order}\) for a tensor, "
+                                         rf"\.transpose\({order}\) for an array\)$"):
+        deblurrer.frames(torch.zeros(shape, dtype=torch.uint8))
+    assert deblurrer.frames(torch.zeros(shape, dtype=torch.uint8).permute(*map(int, order.split(", ")))).shape[-1] == 3
+
+
 def test_every_engine_option_passes_through_and_threads_are_the_callers_to_choose() -> None:
     threads = torch.get_num_threads()
     try:

@@ -117,7 +117,12 @@ class Deblurrer:
         if array.ndim not in (3, 4) or array.dtype != np.uint8 or array.shape[-1] != 3:
             if array.shape == (0,) and isinstance(frames, (list, tuple)):
                 raise FrameError(f"{_SOME_PIXELS}, got an empty {type(frames).__name__}")
-            raise FrameError(f"{_FRAMES}, got {array.dtype} {array.shape}")
+            hint = ""
+            if array.ndim in (3, 4) and array.shape[-3] == 3 and array.shape[-1] != 3:  # torch's own layout
+                order = "1, 2, 0" if array.ndim == 3 else "0, 2, 3, 1"
+                hint = (f" (channels first? put them last: .permute({order}) for a tensor, .transpose({order}) for "
+                        "an array)")
+            raise FrameError(f"{_FRAMES}, got {array.dtype} {array.shape}{hint}")
         if min(array.shape[:-1]) < 1:
             raise FrameError(f"{_SOME_PIXELS}, got shape {array.shape}")
         if array.ndim == 3:
