@@ -60,6 +60,7 @@ class ModelConfig:
             raise ConfigError(f"model.reduction must be >= 1, got {self.reduction}")
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain values, as a weights file stores the config (read back with weights_only=True)."""
         return dataclasses.asdict(self)
 
 

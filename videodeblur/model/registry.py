@@ -41,6 +41,7 @@ class LoadedModel:
 
     @property
     def parameters(self) -> int:
+        """The network's parameter count, the figure `videodeblur models` lists."""
         return sum(p.numel() for p in self.network.parameters())
 
     @functools.cached_property
@@ -56,6 +57,7 @@ class LoadedModel:
 
 
 def shipped_weights_path(name: str) -> Path:
+    """Where the shipped model ``name``'s weights are, inside the installed package."""
     return WEIGHTS_DIR / f"{name}.pt"
 
 

@@ -105,6 +105,7 @@ def load_weights(path: str | Path) -> LPRN:
 
 
 def metadata_path(weights: str | Path) -> Path:
+    """The JSON beside a weights file (``lprn.pt`` → ``lprn.json``): one name, so every reader finds it."""
     return Path(weights).with_suffix(".json")
 
 
