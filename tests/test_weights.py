@@ -134,6 +134,33 @@ def test_a_shape_mismatch_names_the_first_key_and_both_shapes(tmp_path) -> None:
         in message, message
 
 
+def test_a_config_far_larger_than_its_tensors_is_refused_before_its_network_is_allocated(tmp_path,
+                                                                                          monkeypatch) -> None:
+    """A config of C=512, 32 blocks, T=16 beside a small model's tensors built that network (1.3 GB resident,
+    seconds of initialisation) before the shapes were compared. Every network load_weights builds is
+    recorded: for this file, only shapes on the meta device; for a good file, one network on the CPU."""
+    from videodeblur.model import weights
+
+    built: list[str] = []
+
+    def recorded(config: ModelConfig) -> LPRN:
+        net = LPRN(config)
+        built.append(next(net.parameters()).device.type)
+        return net
+
+    monkeypatch.setattr(weights, "LPRN", recorded)
+    _, state = _small_state()
+    path = tmp_path / "big.pt"
+    torch.save({"format": 1, "config": ModelConfig(channels=512, blocks=32, stages=16).to_dict(), "state_dict": state},
+               path)
+    with pytest.raises(WeightsError, match="big.pt does not match its config: .* in the file but 512×3×3×3 for"):
+        load_model(path)
+    assert built == ["meta"]
+    built.clear()
+    good = save_weights(tmp_path / "good.pt", LPRN(ModelConfig(channels=8, blocks=1, stages=2)))
+    assert load_model(good).network.config.channels == 8 and built == ["meta", "cpu"]
+
+
 def test_a_missing_tensor_is_named(tmp_path) -> None:
     config, state = _small_state()
     gone = list(state)[-1]

@@ -90,12 +90,14 @@ def load_weights(path: str | Path) -> LPRN:
     try:
         config = config_from_dict(ModelConfig, {"name": path.stem, **config_table}, where="",  # named below
                                   required=ARCHITECTURE_KEYS)
-        model = LPRN(config)
+        with torch.device("meta"):  # shapes only, nothing allocated: a config far larger than its tensors (C=512,
+            shapes = LPRN(config).state_dict()  # 32 blocks, T=16) was built, 1.3 GB and 8 s, only to be refused
     except ConfigError as err:
         raise WeightsError(f"{path} carries an invalid config: {err}") from err
     except (TypeError, ValueError, RuntimeError) as err:  # values of the wrong type that pass the range checks
         raise WeightsError(f"{path} carries an invalid config ({_short(config_table)}): {err}") from err
-    _check_state(path, state, model.state_dict())
+    _check_state(path, state, shapes)
+    model = LPRN(config)
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError) as err:  # _check_state should have caught it: say torch's words
