@@ -161,6 +161,18 @@ def test_a_config_far_larger_than_its_tensors_is_refused_before_its_network_is_a
     assert load_model(good).network.config.channels == 8 and built == ["meta", "cpu"]
 
 
+@pytest.mark.parametrize("given, message", [
+    (2, "is weights format 2, from a newer videodeblur: this one reads format 1 (upgrade videodeblur to load it)"),
+    ("1", "has weights format '1'; expected 1"), (None, "has weights format None; expected 1")])
+def test_a_weights_format_this_version_cannot_read_is_named(tmp_path, given: object, message: str) -> None:
+    """A file from a newer release said only 'has weights format 2; expected 1', which reads as damage."""
+    config, state = _small_state()
+    path = tmp_path / "f.pt"
+    torch.save({"format": given, "config": config.to_dict(), "state_dict": state}, path)
+    with pytest.raises(WeightsError, match=f"^{re.escape(str(path))} {re.escape(message)}$"):
+        load_model(path)
+
+
 def test_a_missing_tensor_is_named(tmp_path) -> None:
     config, state = _small_state()
     gone = list(state)[-1]

@@ -80,7 +80,11 @@ def load_weights(path: str | Path) -> LPRN:
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
         raise WeightsError(f"{path} is not a videodeblur weights file (missing config/state_dict)")
     if payload.get("format") != FORMAT_VERSION:
-        raise WeightsError(f"{path} has weights format {payload.get('format')!r}; expected {FORMAT_VERSION}")
+        given = payload.get("format")
+        newer = isinstance(given, int) and not isinstance(given, bool) and given > FORMAT_VERSION
+        raise WeightsError(f"{path} is weights format {given}, from a newer videodeblur: this one reads format "
+                           f"{FORMAT_VERSION} (upgrade videodeblur to load it)" if newer else
+                           f"{path} has weights format {given!r}; expected {FORMAT_VERSION}")
     config_table, state = payload["config"], payload["state_dict"]
     if not isinstance(config_table, dict) or not all(isinstance(key, str) for key in config_table):
         raise WeightsError(f"{path} carries an invalid config: a table of settings (name, channels, ...) is "
