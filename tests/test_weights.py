@@ -79,6 +79,25 @@ def test_a_whole_pickled_network_is_named_as_such_not_called_corrupt(tmp_path) -
         load_model(path)
 
 
+def test_a_weights_file_that_cannot_be_read_says_why_not_corrupt(tmp_path) -> None:
+    """No permission to read it was 'corrupt or not a videodeblur weights file': the file may be sound.
+    Root reads any mode, so there the test reads a write-only sysfs file, which refuses even root."""
+    path = save_weights(tmp_path / "locked.pt", LPRN(ModelConfig(channels=8, blocks=1, stages=1)))
+    path.chmod(0o200)
+    for candidate in (path, Path("/sys/bus/pci/rescan")):
+        try:
+            candidate.open("rb").close()
+        except PermissionError:
+            path = candidate
+            break
+        except OSError:
+            continue
+    else:
+        pytest.skip("running as root, and no write-only sysfs file here")
+    with pytest.raises(WeightsError, match=rf"^cannot read weights file {re.escape(str(path))}: Permission denied$"):
+        load_model(path)
+
+
 def test_an_empty_weights_file_is_called_empty(tmp_path) -> None:
     path = tmp_path / "empty.pt"
     path.write_bytes(b"")

@@ -64,6 +64,8 @@ def load_weights(path: str | Path) -> LPRN:
         raise WeightsError(f"weights file {path} is empty (0 bytes): an interrupted copy or download?")
     try:
         payload = safe_load(path)
+    except OSError as err:  # no permission, an I/O error: the file may be sound, and "corrupt" says it is not
+        raise WeightsError(f"cannot read weights file {path}: {err.strerror or err}") from err
     except Exception as err:  # torch raises many types for truncated/corrupt/unsafe files
         pickled = re.search(r"GLOBAL ([\w.]+)", str(err)) if isinstance(err, pickle.UnpicklingError) else None
         if pickled:  # e.g. torch.save(model): not corrupt, and "corrupt" sent the user looking for damage
