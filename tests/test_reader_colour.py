@@ -31,8 +31,9 @@ def exact_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, *, colorspace: int, f
     kr, kb = _KR_KB[colorspace]
     s, top = float(1 << (bits - 8)), float((1 << bits) - 1)
     y, u, v = (p.astype(np.float64) for p in (y, u, v))
-    u = u.repeat(y.shape[0] // u.shape[0], 0).repeat(y.shape[1] // u.shape[1], 1)
-    v = v.repeat(y.shape[0] // v.shape[0], 0).repeat(y.shape[1] // v.shape[1], 1)
+    down, across = -(-y.shape[0] // u.shape[0]), -(-y.shape[1] // u.shape[1])  # an odd size's last block is cut
+    u = u.repeat(down, 0).repeat(across, 1)[:y.shape[0], :y.shape[1]]
+    v = v.repeat(down, 0).repeat(across, 1)[:y.shape[0], :y.shape[1]]
     if full:
         yf, pb, pr = y / top, (u - 128 * s) / top, (v - 128 * s) / top
     else:
@@ -65,14 +66,16 @@ def random_planes(pix_fmt: str, *, full: bool, seed: int, neutral: bool = False)
 
 def write_planes(path: Path, codec: str, pix_fmt: str, frames: list[tuple[np.ndarray, ...]], *, colorspace: int,
                  color_range: int, options: dict[str, str] | None = None) -> Path:
-    """A clip of ``frames`` (Y, U, V planes each) through a lossless ``codec``, tagged as given."""
+    """A clip of ``frames`` (Y, U, V planes each; its size the Y plane's) through a lossless ``codec``,
+    tagged as given."""
+    height, width = frames[0][0].shape
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = _W, _H, pix_fmt
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
         s.options = options or {}
         s.codec_context.colorspace, s.codec_context.color_range = colorspace, color_range
         for planes in frames:
-            frame = av.VideoFrame(_W, _H, pix_fmt)
+            frame = av.VideoFrame(width, height, pix_fmt)
             if pix_fmt == "nv12":
                 y, u, v = planes
                 planes = (y, np.stack([u, v], axis=-1).reshape(u.shape[0], -1))
@@ -172,6 +175,36 @@ def test_chroma_past_its_legal_top_clips_blue_and_never_wraps_it(colorspace: int
     if frame.deep is not None:
         deep = frame.deep.astype(np.float64) / 256.0  # white 65280
         assert np.abs(deep - expected).max() <= 1.0
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "color_range", "size"), [
+    ("ffv1", "yuv420p", 2, (65, 49)), ("ffv1", "yuv420p", 1, (33, 17)), ("rawvideo", "yuvj420p", 2, (65, 48)),
+    ("ffv1", "yuv422p", 1, (65, 48)), ("rawvideo", "nv12", 1, (64, 49)), ("ffv1", "yuv420p10le", 1, (65, 49))])
+def test_an_odd_sized_frame_keeps_each_colour_in_its_place(codec: str, pix_fmt: str, color_range: int,
+                                                         size: tuple[int, int], tmp_path: Path) -> None:
+    """At an odd width or height a 4:2:0 or 4:2:2 frame's last chroma sample covers one column or row.
+    swscale spread such chroma over the frame at its own scale (33 samples over 65 columns), so colours
+    slid off their place towards the far edge: on colour stripes, a full-range (MJPEG) or limited-range
+    65x49 clip read 12-13 levels off on average and up to 251 at the stripes' edges, the same through
+    ``video``. Random chroma, every sample its own colour: each must be read where it is, at 8 bits
+    and (10-bit source, ``deep``) at 16."""
+    width, height = size
+    fmt = av.VideoFormat(pix_fmt)
+    chroma = (fmt.chroma_height(height), fmt.chroma_width(width))
+    bits = 10 if "10" in pix_fmt else 8
+    rng = np.random.default_rng(5)
+    dtype = np.uint16 if bits > 8 else np.uint8
+    planes = tuple(rng.integers(0, 1 << bits, shape).astype(dtype) for shape in ((height, width), chroma, chroma))
+    path = write_planes(tmp_path / "odd.mkv", codec, pix_fmt, [planes], colorspace=1, color_range=color_range)
+    (decoded,) = decoded_planes(path)
+    expected = exact_rgb(*decoded, colorspace=1, full=color_range == 2 or pix_fmt.startswith("yuvj"), bits=bits)
+    with FrameReader(path, deep=bits > 8) as reader:
+        (frame,) = list(reader)
+    assert frame.image.shape == (height, width, 3)
+    error = np.abs(frame.image - expected)
+    assert error.max() <= 1.0, f"worst {error.max():.1f} levels, at {np.argwhere(error > 1.0)[:3].tolist()}"
+    if bits > 8:
+        assert np.abs(frame.deep / 256.0 - expected).max() <= 1.0  # white 65280
 
 
 @pytest.mark.parametrize(("y", "level"), [(16, 0), (50, 40), (126, 128), (180, 191), (235, 255)])

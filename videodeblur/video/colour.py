@@ -117,8 +117,10 @@ class RgbConverter:
     then packed, an exact byte shuffle. Chroma is read as centred on the pixels it covers, whatever
     siting the stream gives, so it is repeated over them as the device path's :func:`i420_to_rgb`
     repeats it (an H.264 frame's "left" siting made swscale's nearest neighbour take the next chroma
-    sample for every odd column). swscale's 8-bit RGB wraps a bright blue past legal chroma to 0
-    (:func:`may_wrap`): the frames where it may take that blue's top from its 16-bit RGB, which clips.
+    sample for every odd column), and a frame of odd width or height is padded to whole chroma blocks
+    first, its chroma then one sample a block as at even sizes. swscale's 8-bit RGB wraps a bright blue
+    past legal chroma to 0 (:func:`may_wrap`): the frames where it may take that blue's top from its
+    16-bit RGB, which clips.
     Formats without a matrix (RGB, grey, palette) convert as before.
     Keep one per stream: its swscale contexts (one pair per output depth) are set up once, not per frame.
     """
@@ -143,23 +145,28 @@ class RgbConverter:
         re-sited once for all of them (a 10-bit video is read both ways)."""
         if has_no_matrix(frame.format):
             return [self._without_matrix(frame, deep, width, height) for deep in depths]
-        centred = self._centred(frame)
-        images = [self._packed(self._planar(centred, deep, width, height), deep) for deep in depths]
+        resized = (width or frame.width, height or frame.height) != (frame.width, frame.height)
+        centred = self._centred(frame, whole_blocks=not resized)
+        size = {"width": width, "height": height} if resized else {}
+        images = [self._packed(self._planar(centred, deep, **size), deep) for deep in depths]
         if False in depths and may_wrap(frame):  # 8-bit blue may have wrapped to 0 where 16-bit blue is at its top
             if True in depths:
                 blue16 = images[depths.index(True)][..., 2]
             else:  # G, B, R planes
-                planar = self._planar(centred, True, width, height).planes[1]
+                planar = self._planar(centred, True, **size).planes[1]
                 blue16 = np.frombuffer(planar, "<u2").reshape(planar.height, -1)[:, :planar.width]
             images[depths.index(False)][..., 2][blue16 == 0xFFFF] = 255
+        if (centred.width, centred.height) != (frame.width, frame.height):  # padded to whole chroma blocks
+            images = [np.ascontiguousarray(image[:frame.height, :frame.width]) for image in images]
         return images
 
-    def _planar(self, centred: av.VideoFrame, deep: bool, width: int | None, height: int | None) -> av.VideoFrame:
-        """``centred`` as planar RGB, 8 or 16 bits (see the class for why planar)."""
-        resized = (width or centred.width, height or centred.height) != (centred.width, centred.height)
+    def _planar(self, centred: av.VideoFrame, deep: bool, width: int | None = None,
+                height: int | None = None) -> av.VideoFrame:
+        """``centred`` as planar RGB, 8 or 16 bits (see the class for why planar), scaled to ``width``
+        × ``height`` when given."""
         return self._reformatters[deep][0].reformat(centred, width=width, height=height,
                                                     format="gbrp16le" if deep else "gbrp",
-                                                    interpolation=_SCALED if resized else _SAME_SIZE)
+                                                    interpolation=_SCALED if width or height else _SAME_SIZE)
 
     def _packed(self, planar: av.VideoFrame, deep: bool) -> np.ndarray:
         return self._reformatters[deep][1].reformat(planar, format="rgb48le" if deep else "rgb24",
@@ -180,8 +187,17 @@ class RgbConverter:
         white = 65280 if deep else 255
         return ((rgb * white + 32767) // 65535).astype(np.uint16 if deep else np.uint8)
 
-    def _centred(self, frame: av.VideoFrame) -> av.VideoFrame:
-        """``frame`` with its chroma sited at the centre of its block (the same planes, not copied)."""
+    def _centred(self, frame: av.VideoFrame, *, whole_blocks: bool) -> av.VideoFrame:
+        """``frame`` with its chroma sited at the centre of its block (the same planes, not copied);
+        with ``whole_blocks``, one of a size its chroma blocks do not tile (odd sizes at 4:2:0 and
+        4:2:2) is first padded on the right and bottom to whole blocks (:func:`_padded`), for the caller
+        to crop: swscale spreads such a frame's chroma over it at its own scale (33 samples over 65
+        columns), not one sample a block, so colours slid a column or row off their place towards the far
+        edge: a 65×49 clip of colour stripes came out of ``video`` 12-13 levels off on average, up to 251
+        at the stripes' edges (either range). A frame scaled to another size is scaled as it was."""
+        blocks = _whole_blocks(frame) if whole_blocks else (frame.width, frame.height)
+        if blocks != (frame.width, frame.height):
+            frame = _padded(frame, blocks)
         key = (frame.width, frame.height, frame.format.name, int(frame.colorspace), int(frame.color_range))
         if self._siting is None or self._siting[0] != key:
             graph = av.filter.Graph()
@@ -197,6 +213,29 @@ class RgbConverter:
         graph = self._siting[1]
         graph.push(frame)
         return graph.pull()
+
+
+def _padded(frame: av.VideoFrame, size: tuple[int, int]) -> av.VideoFrame:
+    """``frame`` as the top-left of a ``size`` frame (planes copied row by row, its chroma planes
+    whole already: an odd size's last chroma sample covers its last column or row alone), with its
+    tags; the rest is zeros, to be cropped off. (FFmpeg's pad filter rounds the input's size down to
+    whole blocks, so it drops that last column.)"""
+    padded = av.VideoFrame(size[0], size[1], frame.format.name)
+    for source, plane in zip(frame.planes, padded.planes):
+        rows = np.frombuffer(source, np.uint8).reshape(source.height, source.line_size)
+        into = np.zeros((plane.height, plane.line_size), np.uint8)
+        width = min(source.line_size, plane.line_size)
+        into[:source.height, :width] = rows[:, :width]
+        plane.update(into)
+    padded.colorspace, padded.color_range = frame.colorspace, frame.color_range
+    return padded
+
+
+def _whole_blocks(frame: av.VideoFrame) -> tuple[int, int]:
+    """The size, at least ``frame``'s, that its chroma blocks (2×2 at 4:2:0, 2×1 at 4:2:2) tile."""
+    fmt = frame.format
+    across, down = 64 // fmt.chroma_width(64), 64 // fmt.chroma_height(64)
+    return fmt.chroma_width(frame.width) * across, fmt.chroma_height(frame.height) * down
 
 
 def _is_integer_grey(fmt: av.VideoFormat) -> bool:
