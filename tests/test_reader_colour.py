@@ -207,6 +207,31 @@ def test_an_odd_sized_frame_keeps_each_colour_in_its_place(codec: str, pix_fmt: 
         assert np.abs(frame.deep / 256.0 - expected).max() <= 1.0  # white 65280
 
 
+@pytest.mark.parametrize("bits", [10, 12])
+def test_a_deep_full_range_video_reads_at_its_levels(bits: int, tmp_path: Path) -> None:
+    """swscale reads full-range YUV deeper than 8 bits as its samples shifted to 16 bits (10-bit white
+    at 65472, not 65535), so such a video read 0.37 level bright on average at 8 bits (12-bit 0.46), up
+    to 1.3, and its 16-bit frame as much, where limited range is exact. Mid greys with mild chroma
+    (nothing clips), read at both depths."""
+    s = 1 << (bits - 8)
+    rng = np.random.default_rng(bits)
+    chroma = (_H // 2, _W // 2)
+    planes = tuple(p.astype(np.uint16) for p in (rng.integers(50 * s, 200 * s, (_H, _W)),
+                                                 rng.integers(113 * s, 143 * s, chroma), rng.integers(113 * s, 143 * s, chroma)))
+    path = write_planes(tmp_path / "full.mkv", "ffv1", f"yuv420p{bits}le", [planes], colorspace=1, color_range=2)
+    expected = exact_rgb(*planes, colorspace=1, full=True, bits=bits)
+    out = tmp_path / "out.mkv"
+    with FrameReader(path, deep=True) as reader, FrameWriter.like(out, reader.info, encoder="ffv1", deep=True) as writer:
+        (frame,) = list(reader)
+        writer.write(frame.deep, pts=frame.pts)
+    for got in (frame.image.astype(np.float64), frame.deep / 256.0):  # 16 bits: white at 65280, 256 a level
+        error = got - expected
+        assert abs(error.mean()) < 0.05 and np.abs(error).max() <= 0.51, (error.mean(), np.abs(error).max())
+    if bits == 10:  # written back at 10 bits: read bright, it was written 1.5 codes bright
+        luma = decoded_planes(out)[0][0].astype(np.int64) - planes[0]
+        assert abs(luma.mean()) < 0.25 and np.abs(luma).max() <= 1, (luma.mean(), np.abs(luma).max())
+
+
 @pytest.mark.parametrize(("y", "level"), [(16, 0), (50, 40), (126, 128), (180, 191), (235, 255)])
 def test_a_flat_grey_reads_as_its_level(y: int, level: int, tmp_path: Path) -> None:
     """BT.601 limited range: Y=50 is 39.59, so 40 (swscale's default gave 39)."""

@@ -148,7 +148,14 @@ class RgbConverter:
         resized = (width or frame.width, height or frame.height) != (frame.width, frame.height)
         centred = self._centred(frame, whole_blocks=not resized)
         size = {"width": width, "height": height} if resized else {}
-        images = [self._packed(self._planar(centred, deep, **size), deep) for deep in depths]
+        bits = frame.format.components[0].bits
+        if bits > 8 and frame_range(frame) == AVCOL_RANGE_JPEG:
+            # swscale reads full-range deeper YUV as its samples shifted to 16 bits (10-bit white
+            # 65472, not 65535): exactly linear, so scaled here from its 16-bit RGB, at each depth
+            rgb = self._packed(self._planar(centred, True, **size), True)
+            images = [_rescaled(rgb, ((1 << bits) - 1) << (16 - bits), deep) for deep in depths]
+        else:
+            images = [self._packed(self._planar(centred, deep, **size), deep) for deep in depths]
         if False in depths and may_wrap(frame):  # 8-bit blue may have wrapped to 0 where 16-bit blue is at its top
             if True in depths:
                 blue16 = images[depths.index(True)][..., 2]
@@ -183,9 +190,7 @@ class RgbConverter:
             rgb8 = frame.to_ndarray(format="rgb24", width=width, height=height)
             return rgb8.astype(np.uint16) << 8 if deep else rgb8
         # deeper RGB through 16 bits, scaled exactly: swscale's rgb24 of it shifts (10-bit 696 >> 2 = 174, not 173.49)
-        rgb = frame.to_ndarray(format="rgb48le", width=width, height=height).astype(np.uint32)
-        white = 65280 if deep else 255
-        return ((rgb * white + 32767) // 65535).astype(np.uint16 if deep else np.uint8)
+        return _rescaled(frame.to_ndarray(format="rgb48le", width=width, height=height), 65535, deep)
 
     def _centred(self, frame: av.VideoFrame, *, whole_blocks: bool) -> av.VideoFrame:
         """``frame`` with its chroma sited at the centre of its block (the same planes, not copied);
@@ -213,6 +218,13 @@ class RgbConverter:
         graph = self._siting[1]
         graph.push(frame)
         return graph.pull()
+
+
+def _rescaled(rgb: np.ndarray, white: int, deep: bool) -> np.ndarray:
+    """uint16 RGB whose white is ``white`` as uint16 with white at 65280 (as from YUV), or ``deep``
+    False as uint8, rounded."""
+    top = 65280 if deep else 255
+    return ((rgb.astype(np.uint32) * top + white // 2) // white).astype(np.uint16 if deep else np.uint8)
 
 
 def _padded(frame: av.VideoFrame, size: tuple[int, int]) -> av.VideoFrame:
