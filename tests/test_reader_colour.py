@@ -232,6 +232,30 @@ def test_a_deep_full_range_video_reads_at_its_levels(bits: int, tmp_path: Path) 
         assert abs(luma.mean()) < 0.25 and np.abs(luma).max() <= 1, (luma.mean(), np.abs(luma).max())
 
 
+def test_ten_bit_output_moves_by_the_networks_change_and_no_more(run_cli, tmp_path: Path) -> None:
+    """10-bit in, 10-bit out: the network's 8-bit change is added to the source's 16-bit frame, whose
+    white is 65280, 256 a level; added at 257 a level (a 16-bit image's step) it came out 0.4 % too
+    large. A network that brightens by 120 levels (its last layer's bias), on a grey of Y 400:
+    812.24 is exact, 814 was written."""
+    import torch
+
+    from videodeblur.config import ModelConfig
+    from videodeblur.model.lprn import LPRN
+    from videodeblur.model.weights import save_weights
+
+    network = LPRN(ModelConfig(name="brighten", channels=4, stages=1, blocks=1, unshuffle=1, attention="none"))
+    with torch.no_grad():
+        network.reconstruct.bias.fill_(120 / 255)
+    weights = save_weights(tmp_path / "brighten.pt", network)
+    grey = (np.full((_H, _W), 400, np.uint16), *(np.full((_H // 2, _W // 2), 512, np.uint16),) * 2)
+    path = write_planes(tmp_path / "grey.mkv", "ffv1", "yuv420p10le", [grey], colorspace=1, color_range=1)
+    out = tmp_path / "out.mkv"
+    result = run_cli("video", path, "-o", out, "--model", weights, "--device", "cpu", "--encoder", "ffv1")
+    assert result.exit_code == 0, result.stderr
+    luma = decoded_planes(out)[0][0]
+    assert luma.dtype == np.uint16 and np.all(luma == round(400 + 120 * 876 / 255)), np.unique(luma)
+
+
 @pytest.mark.parametrize(("y", "level"), [(16, 0), (50, 40), (126, 128), (180, 191), (235, 255)])
 def test_a_flat_grey_reads_as_its_level(y: int, level: int, tmp_path: Path) -> None:
     """BT.601 limited range: Y=50 is 39.59, so 40 (swscale's default gave 39)."""
