@@ -199,10 +199,10 @@ def _photo_with_exif(path: Path, endian: str = "<", mode: str = "RGB") -> Path:
     return path
 
 
-def _assert_exif_of_photo(out: PILImage.Image) -> None:
-    """``out`` carries :func:`_photo_with_exif`'s EXIF, upright."""
+def _assert_exif_of_photo(out: PILImage.Image, orientation: int | None = 1) -> None:
+    """``out`` carries :func:`_photo_with_exif`'s EXIF, upright (``orientation`` None: with no such tag)."""
     exif = out.getexif()
-    assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("TestMake", "2026:12:02 10:00:00", 1)
+    assert (exif.get(0x010F), exif.get(0x0132), exif.get(0x0112)) == ("TestMake", "2026:12:02 10:00:00", orientation)
     assert exif.get_ifd(0x8769).get(0x9003) == "2026:12:01 09:30:00"
     assert float(exif.get_ifd(0x8769).get(0x829A)) == pytest.approx(1 / 250)
     gps = exif.get_ifd(0x8825)
@@ -210,16 +210,21 @@ def _assert_exif_of_photo(out: PILImage.Image) -> None:
 
 
 @pytest.mark.parametrize("out_ext", [".jpg", ".png", ".webp", ".tif"])
-@pytest.mark.parametrize("in_ext", [".jpg", ".png", ".webp", ".tif", "big-endian.jpg"])
+@pytest.mark.parametrize("in_ext", [".jpg", ".png", ".webp", ".tif", "big-endian.jpg", ".avif"])
 def test_exif_crosses_into_every_format_that_holds_it(engine, tmp_path, in_ext, out_ext):
     """A photographer's camera, date, exposure and place follow the picture into a JPEG, PNG, TIFF or
     WebP output, upright once (orientation 1: the pixels are turned already). Only JPEG to JPEG and PNG
-    to PNG kept it; WebP to WebP, JPEG to PNG... dropped it without a word."""
+    to PNG kept it; WebP to WebP, JPEG to PNG... dropped it without a word. An AVIF's (an Exif item
+    beside its picture; Pillow writes its orientation as the rotation box) was not read at all."""
+    from PIL import features
+
+    if in_ext == ".avif" and not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF support")
     src = _photo_with_exif(tmp_path / f"in{in_ext}", ">" if in_ext.startswith("big") else "<")
     dst = deblur_image_file(src, tmp_path / f"out{out_ext}", engine, warn=pytest.fail)
     with PILImage.open(dst) as out:
         assert out.size == (24, 40)  # turned upright on reading
-        _assert_exif_of_photo(out)
+        _assert_exif_of_photo(out, None if in_ext == ".avif" else 1)  # (taken out of an AVIF's EXIF by Pillow)
 
 
 @pytest.mark.parametrize("in_ext", [".png", ".tif"])

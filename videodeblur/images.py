@@ -22,7 +22,7 @@ Rules, so a user knows what comes back:
   stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
-  Across formats: a JPEG's, PNG's, TIFF's or WebP's EXIF goes into any JPEG, PNG, TIFF or WebP output,
+  Across formats: a JPEG's, PNG's, TIFF's, WebP's or AVIF's EXIF goes into any JPEG, PNG, TIFF or WebP output,
   orientation 1 (``videodeblur.image_exif``; AVIF and BMP outputs are written without it, with a warning),
   the colour profile into any JPEG, PNG, TIFF or WebP output (``videodeblur.icc_profile``), and pixel
   density (dpi) from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not cross formats.
