@@ -554,9 +554,13 @@ def test_a_folder_holding_only_earlier_outputs_is_said_not_run(make_image, tmp_p
         plan_videos([tmp_path / "clips"], None)
     assert not (tmp_path / "shots-deblurred").exists() and not (tmp_path / "clips-deblurred").exists()
 
-def test_a_video_given_as_an_image_says_which_command_takes_it(make_clip, tmp_path):
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.png"])
+def test_a_video_given_as_an_image_says_which_command_takes_it(make_clip, tmp_path, name):
+    """By its name, or by its content where its name says image (a clip saved as .png was called
+    corrupt, truncated or not an image)."""
+    clip = make_clip("clip.mp4", width=32, height=32, frames=2).rename(tmp_path / name)
     with pytest.raises(UnreadableInputError, match="is a video, not an image; deblur it with `videodeblur video`"):
-        read_image(make_clip("clip.mp4", width=32, height=32, frames=2))
+        read_image(clip)
 
 
 def test_truncated_jpeg_is_a_typed_error_and_quiet(make_image, tmp_path, capfd):

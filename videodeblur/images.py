@@ -153,7 +153,7 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
                 pixels = _imdecode(ended, flags, again)
             said = (again or ["it has no end marker"]) if pixels is not None else said or again
     if pixels is None:
-        if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        if Path(path).suffix.lower() in VIDEO_SUFFIXES or _holds_video(path):
             raise UnreadableInputError(f"{path} is a video, not an image; deblur it with `videodeblur video`")
         reason = f": {said[0]}" if said else ""
         raise UnreadableInputError(f"{path} is not a readable image (corrupt, truncated or not PNG, JPEG, TIFF, "
@@ -483,6 +483,17 @@ def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Im
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+
+
+def _holds_video(path: Path) -> bool:
+    """Whether FFmpeg opens ``path`` as a video (a container of some duration, not one of its still
+    image readers): a clip saved under an image's name, which no image decoder reads."""
+    try:
+        with av.open(str(path)) as container:
+            still = container.format.name == "image2" or container.format.name.endswith("_pipe")
+            return bool(container.streams.video) and not still and bool(container.duration)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
 
 
 def _avif_bits(raw: bytes) -> int:
