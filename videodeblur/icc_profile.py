@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from videodeblur.image_orientation import heif_properties
+from videodeblur.heif import heif_properties
 from videodeblur.image_metadata import insert_png_chunks, insert_segments, jpeg_segments, png_metadata_chunks, \
     tiff_icc_profile, with_tiff_icc_profile
 

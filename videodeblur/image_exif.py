@@ -5,23 +5,23 @@ sort and map by; written into another format without it (a JPEG deblurred to PNG
 without a word. Each format keeps EXIF its own way: JPEG in an APP1 segment ("Exif\\0\\0" and the
 TIFF data), PNG in an eXIf chunk, WebP in an EXIF chunk of its extended (VP8X) layout, TIFF as tags
 of the picture's own directory and the EXIF and GPS directories it points at, AVIF as an item of its
-own beside the picture (read only). The orientation is
+own beside the picture (``videodeblur.heif``). The orientation is
 set to 1 ("upright"): the reader has already turned the pixels upright, and a viewer must not turn
 them again (an AVIF's orientation is its rotation and mirror boxes, which viewers follow, not its
-EXIF's). AVIF and BMP outputs are written by OpenCV without it, and the caller says so.
+EXIF's). BMP has no place for it, and the caller says so.
 """
 from __future__ import annotations
 
 import struct
 
 from videodeblur.icc_profile import webp_chunks, webp_with_chunk
-from videodeblur.image_orientation import heif_item
+from videodeblur.heif import heif_item, heif_with_item
 from videodeblur.image_metadata import (insert_png_chunks, insert_segments, jpeg_segments, png_chunk, png_metadata_chunks,
                                         tiff_exif, upright_exif, with_tiff_exif)
 
 __all__ = ["exif_data", "with_exif", "HOLDS_EXIF"]
 
-HOLDS_EXIF = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")  # output formats EXIF is written into
+HOLDS_EXIF = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".avif")  # output formats EXIF is written into
 
 _EXIF = b"Exif\x00\x00"  # JPEG's APP1 signature, which some WebP writers keep too
 _JPEG_MAX = 65535 - 2 - len(_EXIF)  # TIFF data one APP1 segment holds
@@ -66,6 +66,8 @@ def with_exif(encoded: bytes, ext: str, tiff: bytes) -> bytes:
         return insert_png_chunks(encoded, [(b"eXIf", png_chunk(b"eXIf", tiff))])
     if ext in (".tif", ".tiff"):
         return with_tiff_exif(encoded, tiff)
+    if ext == ".avif":  # the item's data: the offset from its end to the TIFF header (0), then the TIFF data
+        return heif_with_item(encoded, b"Exif", bytes(4) + tiff)
     return webp_with_chunk(encoded, b"EXIF", tiff)
 
 

@@ -22,8 +22,8 @@ Rules, so a user knows what comes back:
   stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
-  Across formats: a JPEG's, PNG's, TIFF's, WebP's or AVIF's EXIF goes into any JPEG, PNG, TIFF or WebP output,
-  orientation 1 (``videodeblur.image_exif``; AVIF and BMP outputs are written without it, with a warning),
+  Across formats: a JPEG's, PNG's, TIFF's, WebP's or AVIF's EXIF goes into any JPEG, PNG, TIFF, WebP or AVIF
+  output, orientation 1 (``videodeblur.image_exif``; BMP outputs are written without it, with a warning),
   the colour profile into any JPEG, PNG, TIFF or WebP output (``videodeblur.icc_profile``), and pixel
   density (dpi) from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not cross formats.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
@@ -61,7 +61,8 @@ from videodeblur.image_metadata import (exif_orientation, insert_png_chunks, ins
                                         with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
 from videodeblur.image_exif import HOLDS_EXIF, exif_data, with_exif
-from videodeblur.image_orientation import avif_transforms, heif_properties, webp_orientation
+from videodeblur.heif import heif_properties
+from videodeblur.image_orientation import avif_transforms, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_no_empty_path,
                                check_outputs_apart, default_outputs, expand_inputs, make_folder,
@@ -274,9 +275,9 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         (warn or python_warning)(f"{path}: written without the colour profile{of}: it describes "
                                   f"{'grey' if space == b'GRAY' else 'RGB'} pictures, and {ext} holds this one as "
                                   f"{'grey' if written_grey else 'RGB'}")
-    if image.exif and not exif_data(encoded):  # AVIF and BMP (as OpenCV writes them), or past a JPEG's 64 KB
+    if image.exif and not exif_data(encoded):  # BMP, or past a JPEG's 64 KB
         why = ("it is larger than a JPEG's EXIF segment holds (64 KB)" if ext in HOLDS_EXIF else
-               f"{ext} cannot carry it here (.jpg, .png, .tiff and .webp keep it)")
+               f"{ext} cannot carry it here (.jpg, .png, .tiff, .webp and .avif keep it)")
         (warn or python_warning)(f"{path}: written without the EXIF{of} (camera, date, place): {why}")
     return path
 
