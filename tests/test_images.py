@@ -134,7 +134,8 @@ def _icc_profile() -> bytes:
 def test_a_colour_profile_goes_into_every_format_that_holds_one(engine, tmp_path, source):
     """A WebP's profile was dropped (OpenCV writes none), and a JPEG's into a PNG, a PNG's into a JPEG,
     without a word: colour-managed viewers showed a wide-gamut photo duller. Every output that holds
-    a profile gets the source's; one that does not (BMP) says so. An AVIF's (a colr box) was not read."""
+    a profile gets the source's; one that does not (BMP) says so. An AVIF's (a colr box) was not read,
+    and none was written into an AVIF (OpenCV writes none): it goes beside OpenCV's nclx colr box."""
     from PIL import features
 
     if source == "avif" and not features.check("avif"):
@@ -143,16 +144,17 @@ def test_a_colour_profile_goes_into_every_format_that_holds_one(engine, tmp_path
     src = tmp_path / f"in.{source}"
     PILImage.fromarray(clip_frame(2, 40, 30)).save(src, icc_profile=profile, **({"quality": 95} if source == "jpg" else {}))
     assert read_image(src).icc == profile
-    for ext in ("jpg", "png", "tif", "webp"):
+    for ext in ("jpg", "png", "tif", "webp", *(("avif",) if features.check("avif") else ())):
         out = deblur_image_file(src, tmp_path / f"out-{source}.{ext}", engine)
         with PILImage.open(out) as written:
             written.load()
             assert written.info.get("icc_profile") == profile, ext
             assert written.size == (40, 30) and psnr(np.asarray(written.convert("RGB")), clip_frame(2, 40, 30)) > 20
+        assert psnr(read_image(out).rgb, clip_frame(2, 40, 30)) > 20  # OpenCV reads it too
     said: list[str] = []
     deblur_image_file(src, tmp_path / "out.bmp", engine, warn=said.append)
     assert said == [f"{tmp_path / 'out.bmp'}: written without the colour profile of {src}, so colour-managed viewers "
-                    "may show it duller (.jpg, .png, .tiff and .webp keep it)"]
+                    "may show it duller (.jpg, .png, .tiff, .webp and .avif keep it)"]
 
 
 def test_a_grey_profile_goes_only_where_the_picture_stays_grey(engine, tmp_path):
@@ -171,6 +173,8 @@ def test_a_grey_profile_goes_only_where_the_picture_stays_grey(engine, tmp_path)
         assert written.mode == "RGB" and not written.info.get("icc_profile")
     assert said == [f"{webp}: written without the colour profile of {src}: it describes grey pictures, and .webp "
                     "holds this one as RGB"]
+    avif = deblur_image_file(src, tmp_path / "out.avif", engine, warn=pytest.fail)  # monochrome: it fits
+    assert read_image(avif).icc == bytes(grey_profile) and read_image(avif).grey
 
 
 def test_a_webp_with_alpha_keeps_its_alpha_and_takes_a_profile(engine, tmp_path):

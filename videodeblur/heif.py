@@ -1,16 +1,16 @@
-"""The boxes of an HEIF/AVIF file: its primary picture's properties, its items, and an item added.
+"""The boxes of an HEIF/AVIF file: its primary picture's properties and items, read and added.
 
 Why: OpenCV reads and writes an AVIF's pixels only. What a viewer needs besides (the rotation and
 mirror boxes, the colour profile) and a camera's EXIF, kept as an item of its own beside the picture,
-are read here from the ISO base media boxes, and EXIF is added to an AVIF OpenCV wrote, so a photo
-deblurred to AVIF keeps its camera, date and place.
+are read here from the ISO base media boxes, and EXIF and a colour profile are added to an AVIF
+OpenCV wrote, so a photo deblurred to AVIF keeps its camera, date and place and its colours.
 """
 from __future__ import annotations
 
 import struct
-from typing import Iterator
+from typing import Callable, Iterator
 
-__all__ = ["heif_properties", "heif_item", "heif_with_item"]
+__all__ = ["heif_properties", "heif_item", "heif_with_item", "heif_with_property"]
 
 # an iloc entry: item ID, construction method (0: file offsets, 1: the idat box), data reference,
 # base offset, extents (index, offset, length)
@@ -28,8 +28,10 @@ def heif_properties(data: bytes) -> list[tuple[bytes, bytes]]:
         primary = _primary_item(children.get(b"pitm", b""))
         iprp = dict(_boxes(children.get(b"iprp", b"")))
         properties = list(_boxes(iprp.get(b"ipco", b"")))
-        return [properties[index - 1] for index in _associations(iprp.get(b"ipma", b""), primary)
-                if 1 <= index <= len(properties)]
+        _, flags, entries = _ipma(iprp.get(b"ipma", b""))
+        indices = next((indices for item, indices in entries if primary is None or item == primary), [])
+        essential = 0x8000 if flags & 1 else 0x80  # the top bit of each index: "essential"
+        return [properties[(index & ~essential) - 1] for index in indices if 1 <= index & ~essential <= len(properties)]
     except (struct.error, IndexError, ValueError):
         return []
 
@@ -64,10 +66,62 @@ def heif_with_item(data: bytes, item_type: bytes, payload: bytes) -> bytes:
     after meta, and every other file offset moved past both. Before the picture's data, as libavif
     places it: after it, OpenCV (5.1) could not read the file. As it is when it cannot be read, holds
     such an item already, or is laid out otherwise (32-bit item IDs, data before meta)."""
+    if heif_item(data, item_type):
+        return data
+
+    def changed(children: dict[bytes, bytes], primary: int, item: int) -> dict[bytes, bytes] | None:
+        iinf, iref = children[b"iinf"], children.get(b"iref", b"\x00\x00\x00\x00")
+        if iinf[0] != 0 or iref[0] != 0 or item > 0xFFFF:  # 32-bit item IDs: not what libavif writes
+            return None
+        entry = _box(b"infe", b"\x02\x00\x00\x00" + struct.pack(">HH", item, 0) + item_type + b"\x00")
+        count = struct.unpack(">H", iinf[4:6])[0]
+        return {b"iinf": iinf[:4] + struct.pack(">H", count + 1) + iinf[6:] + entry,
+                b"iref": iref + _box(b"cdsc", struct.pack(">HHH", item, 1, primary))}
+
+    return _with_meta(data, changed, payload)
+
+
+def heif_with_property(data: bytes, kind: bytes, body: bytes) -> bytes:
+    """``data`` (as for :func:`heif_with_item`) with one more property (``kind``, ``body``) of its
+    primary picture: a ``colr`` of type ``prof`` (an ICC profile) beside libavif's ``nclx`` one. As it
+    is when its primary picture has a property of that kind and type (its first 4 bytes) already, or
+    when it cannot be read."""
+    if any(have == kind and got[:4] == body[:4] for have, got in heif_properties(data)):
+        return data
+
+    def changed(children: dict[bytes, bytes], primary: int, item: int) -> dict[bytes, bytes] | None:
+        iprp = list(_boxes(children[b"iprp"]))
+        named = dict(iprp)
+        ipco, ipma = named.get(b"ipco"), named.get(b"ipma")
+        if ipco is None or ipma is None or [k for k, _ in iprp].count(b"ipma") != 1:
+            return None
+        index = len(list(_boxes(ipco))) + 1
+        version, flags, entries = _ipma(ipma)
+        if index > (0x7FFF if flags & 1 else 0x7F) or not any(item_id == primary for item_id, _ in entries):
+            return None
+        entries = [(item_id, [*indices, index] if item_id == primary else indices) for item_id, indices in entries]
+        if any(len(indices) > 255 for _, indices in entries):
+            return None
+        wide = 4 if version else 2
+        ipma = bytes([version]) + flags.to_bytes(3, "big") + len(entries).to_bytes(4, "big") + b"".join(
+            item_id.to_bytes(wide, "big") + bytes([len(indices)])
+            + b"".join(i.to_bytes(2 if flags & 1 else 1, "big") for i in indices) for item_id, indices in entries)
+        boxes = {b"ipco": ipco + _box(kind, body), b"ipma": ipma}
+        return {b"iprp": b"".join(_box(k, boxes.get(k, b)) for k, b in iprp)}
+
+    return _with_meta(data, changed)
+
+
+def _with_meta(data: bytes, change: Callable[[dict[bytes, bytes], int, int], dict[bytes, bytes] | None],
+               payload: bytes | None = None) -> bytes:
+    """``data`` with its meta box's children replaced by ``change(children, primary item, a free item
+    ID)``'s (None: left as it is; an ``iref`` it gives where there is none goes after ``iinf``), the
+    ``iloc`` offsets into the file moved by meta's growth, and a ``payload`` (for the free item ID) in an
+    ``mdat`` box of its own right after meta. As it is when it cannot be read or is laid out otherwise."""
     try:
         boxes = list(_boxes(data))
         kinds = [kind for kind, _ in boxes]
-        if kinds.count(b"meta") != 1 or heif_item(data, item_type):
+        if kinds.count(b"meta") != 1:
             return data
         at = kinds.index(b"meta")
         meta = boxes[at][1]
@@ -75,47 +129,57 @@ def heif_with_item(data: bytes, item_type: bytes, payload: bytes) -> bytes:
         children = list(_boxes(meta[4:]))
         named = dict(children)
         primary = _primary_item(named.get(b"pitm", b""))
-        iinf, iloc = named.get(b"iinf"), named.get(b"iloc")
-        if primary is None or iinf is None or iloc is None:
+        if primary is None or b"iinf" not in named or b"iloc" not in named or b"iprp" not in named:
             return data
-        header, locations = _locations(iloc)
+        header, locations = _locations(named[b"iloc"])
         if any(method == 0 and base + offset < meta_end for _, method, _, base, extents in locations
-               for _, offset, _ in extents):
+               for _, offset, _ in extents):  # data before meta would not move with the rest
             return data
-        ids = [item_id for item_id, _ in _item_types(iinf)] + [entry[0] for entry in locations]
-        item = max(ids, default=0) + 1
-        wide = iinf[0] != 0 or iloc[0] == 2 or item > 0xFFFF  # 32-bit item IDs: not what libavif writes
-        if wide:
+        item = max([item_id for item_id, _ in _item_types(named[b"iinf"])] + [entry[0] for entry in locations]) + 1
+        replaced = change(named, primary, item)
+        if replaced is None:
             return data
-        count = struct.unpack(">H", iinf[4:6])[0]
-        new_iinf = iinf[:4] + struct.pack(">H", count + 1) + iinf[6:] + _box(
-            b"infe", b"\x02\x00\x00\x00" + struct.pack(">HH", item, 0) + item_type + b"\x00")
-        reference = _box(b"cdsc", struct.pack(">HHH", item, 1, primary))
-        iref = named.get(b"iref")
-        if iref is not None and iref[0] != 0:
-            return data
-        new_iref = (iref if iref is not None else b"\x00\x00\x00\x00") + reference
+        held = _box(b"mdat", payload) if payload is not None else b""
 
-        def rebuilt(shift: int, offset: int) -> bytes:
+        def rebuilt(shift: int) -> bytes:
             moved = [(item_id, method, ref, base + shift if method == 0 and base else base,
                       [(index, off + shift if method == 0 and not base else off, length) for index, off, length in extents])
                      for item_id, method, ref, base, extents in locations]
-            entries = [*moved, (item, 0, 0, 0, [(0, offset, len(payload))])]
+            if payload is not None:  # right after meta
+                moved.append((item, 0, 0, 0, [(0, meta_end + shift - len(payload), len(payload))]))
             parts = []
             for kind, body in children:
-                parts.append(_box(kind, {b"iinf": new_iinf, b"iref": new_iref,
-                                         b"iloc": _iloc(header, entries)}.get(kind, body)))
-                if kind == b"iinf" and iref is None:
-                    parts.append(_box(b"iref", new_iref))
+                parts.append(_box(kind, {**replaced, b"iloc": _iloc(header, moved)}.get(kind, body)))
+                if kind == b"iinf" and b"iref" in replaced and b"iref" not in named:
+                    parts.append(_box(b"iref", replaced[b"iref"]))
             return _box(b"meta", meta[:4] + b"".join(parts))
 
-        held = _box(b"mdat", payload)
-        shift = len(rebuilt(0, 0)) - len(_box(b"meta", meta)) + len(held)
-        new_meta = rebuilt(shift, meta_end + shift - len(payload))
-        return (b"".join(_box(kind, body) for kind, body in boxes[:at]) + new_meta + held
+        shift = len(rebuilt(0)) - len(_box(b"meta", meta)) + len(held)
+        return (b"".join(_box(kind, body) for kind, body in boxes[:at]) + rebuilt(shift) + held
                 + b"".join(_box(kind, body) for kind, body in boxes[at + 1:]))
     except (struct.error, IndexError, ValueError, OverflowError):
         return data
+
+
+def _ipma(ipma: bytes) -> tuple[int, int, list[tuple[int, list[int]]]]:
+    """An ``ipma`` box's body as its version, flags and (item ID, [property index with its essential
+    bit]) entries."""
+    version, flags = ipma[0], int.from_bytes(ipma[1:4], "big")
+    count = struct.unpack(">I", ipma[4:8])[0]
+    at, entries = 8, []
+    for _ in range(count):
+        wide = 4 if version else 2
+        if at + wide + 1 > len(ipma):
+            raise ValueError("ipma cut short")
+        item_id, n = int.from_bytes(ipma[at:at + wide], "big"), ipma[at + wide]
+        at += wide + 1
+        size = 2 if flags & 1 else 1
+        indices = [int.from_bytes(ipma[at + size * k:at + size * (k + 1)], "big") for k in range(n)]
+        at += size * n
+        if at > len(ipma):
+            raise ValueError("ipma cut short")
+        entries.append((item_id, indices))
+    return version, flags, entries
 
 
 def _box(kind: bytes, body: bytes) -> bytes:
@@ -197,27 +261,3 @@ def _primary_item(pitm: bytes) -> int | None:
     if len(pitm) < 6:
         return None
     return struct.unpack(">H", pitm[4:6])[0] if pitm[0] == 0 else struct.unpack(">I", pitm[4:8])[0]
-
-
-def _associations(ipma: bytes, item: int | None) -> list[int]:
-    """The property indices (1-based, in order) ``ipma`` gives ``item`` (the first item if None)."""
-    version, flags = ipma[0], int.from_bytes(ipma[1:4], "big")
-    count = struct.unpack(">I", ipma[4:8])[0]
-    at = 8
-    for _ in range(count):
-        if version < 1:
-            item_id, at = struct.unpack(">H", ipma[at:at + 2])[0], at + 2
-        else:
-            item_id, at = struct.unpack(">I", ipma[at:at + 4])[0], at + 4
-        n, at = ipma[at], at + 1
-        indices = []
-        for _ in range(n):
-            if flags & 1:
-                indices.append(struct.unpack(">H", ipma[at:at + 2])[0] & 0x7FFF)
-                at += 2
-            else:
-                indices.append(ipma[at] & 0x7F)
-                at += 1
-        if item is None or item_id == item:
-            return indices
-    return []

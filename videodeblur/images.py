@@ -24,7 +24,7 @@ Rules, so a user knows what comes back:
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
   Across formats: a JPEG's, PNG's, TIFF's, WebP's or AVIF's EXIF goes into any JPEG, PNG, TIFF, WebP or AVIF
   output, orientation 1 (``videodeblur.image_exif``; BMP outputs are written without it, with a warning),
-  the colour profile into any JPEG, PNG, TIFF or WebP output (``videodeblur.icc_profile``), and pixel
+  the colour profile into any JPEG, PNG, TIFF, WebP or AVIF output (``videodeblur.icc_profile``), and pixel
   density (dpi) from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not cross formats.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
   has no extension); several files or a folder give a folder holding outputs with the input names.
@@ -249,8 +249,9 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
     elif ext in (".tif", ".tiff"):
         encoded = with_tiff_alpha(with_tiff_icc_profile(encoded, image.tiff_icc))
     # across formats (a JPEG's profile into a PNG), where it describes the picture as written: WebP
-    # holds no grey, and a grey profile in an RGB file cannot be used (a colour-managed reader fails)
-    written_grey = image.grey and ext != ".webp"
+    # holds no grey, nor AVIF grey + alpha, and a grey profile in an RGB file cannot be used (a
+    # colour-managed reader fails)
+    written_grey = image.grey and ext != ".webp" and not (ext == ".avif" and keep_alpha)
     space = image.icc[16:20]  # the profile's data colour space
     profile_fits = space not in (b"GRAY", b"RGB ") or space == (b"GRAY" if written_grey else b"RGB ")
     if profile_fits:
@@ -268,9 +269,9 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         (warn or python_warning)(f"{path}: {ext} cannot hold {what}{f' of {image.source}' if image.source else ''}; "
                                   f"{fate}")
     of = f" of {image.source}" if image.source else ""
-    if image.icc and ext not in HOLDS_ICC:  # OpenCV writes AVIF and BMP without one
+    if image.icc and ext not in HOLDS_ICC:  # BMP
         (warn or python_warning)(f"{path}: written without the colour profile{of}, so colour-managed viewers may "
-                                  "show it duller (.jpg, .png, .tiff and .webp keep it)")
+                                  "show it duller (.jpg, .png, .tiff, .webp and .avif keep it)")
     elif not profile_fits and not icc_profile(encoded):  # (a same-format copy carries it as it was)
         (warn or python_warning)(f"{path}: written without the colour profile{of}: it describes "
                                   f"{'grey' if space == b'GRAY' else 'RGB'} pictures, and {ext} holds this one as "

@@ -23,9 +23,9 @@ def image(inputs: tuple[str, ...], output: str | None, model: str | None, device
           tile: int | None) -> None:
     """Deblur images (PNG, JPEG, TIFF, WebP, AVIF, BMP): one file to one, or several / a folder to a folder.
 
-    Colour, greyscale (with alpha too), size, dpi and metadata (EXIF into any JPEG, PNG, TIFF, WebP or
-    AVIF output, the colour profile into any JPEG, PNG, TIFF or WebP output, EXIF's orientation upright;
-    comments JPEG to JPEG, PNG to PNG) are kept; 16-bit PNGs and TIFFs stay 16-bit; alpha
+    Colour, greyscale (with alpha too), size, dpi and metadata (EXIF and the colour profile into any
+    JPEG, PNG, TIFF, WebP or AVIF output, EXIF's orientation upright; comments JPEG to JPEG, PNG to
+    PNG) are kept; 16-bit PNGs and TIFFs stay 16-bit; alpha
     is kept in PNG, TIFF, WebP and AVIF outputs. What an output format cannot hold (alpha in JPEG or
     BMP, 16 bits in JPEG, WebP, AVIF or BMP, EXIF in BMP) is left out with a warning.
     Prints each written path.
