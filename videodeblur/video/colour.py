@@ -12,6 +12,7 @@ so both paths agree on untagged input.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import cv2  # before av: a later cv2.imshow freezes if av was imported first (DESIGN.md)
 import av
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ColourTags", "YUVMatrix", "yuv_matrix", "i420_to_rgb", "rgb_to_i420", "rgb_to_yuv_planes", "sws_colorspace",
+__all__ = ["ColourTags", "YUVMatrix", "yuv_matrix", "i420_to_rgb", "rgb_to_i420", "rgb_to_yuv_planes", "in_whole_blocks",
+           "sws_colorspace",
            "RgbConverter", "may_wrap", "frame_range",
            "has_no_matrix", "AVCOL_RANGE_UNSPECIFIED", "AVCOL_RANGE_MPEG", "AVCOL_RANGE_JPEG",
            "AVCOL_SPC_RGB", "AVCOL_SPC_BT709", "AVCOL_SPC_UNSPECIFIED", "AVCOL_SPC_BT470BG", "AVCOL_SPC_SMPTE240M",
@@ -200,7 +202,7 @@ class RgbConverter:
         columns), not one sample a block, so colours slid a column or row off their place towards the far
         edge: a 65×49 clip of colour stripes came out of ``video`` 12-13 levels off on average, up to 251
         at the stripes' edges (either range). A frame scaled to another size is scaled as it was."""
-        blocks = _whole_blocks(frame) if whole_blocks else (frame.width, frame.height)
+        blocks = _whole_blocks(frame.format, frame.width, frame.height) if whole_blocks else (frame.width, frame.height)
         if blocks != (frame.width, frame.height):
             frame = _padded(frame, blocks)
         key = (frame.width, frame.height, frame.format.name, int(frame.colorspace), int(frame.color_range))
@@ -227,27 +229,41 @@ def _rescaled(rgb: np.ndarray, white: int, deep: bool) -> np.ndarray:
     return ((rgb.astype(np.uint32) * top + white // 2) // white).astype(np.uint16 if deep else np.uint8)
 
 
+def in_whole_blocks(rgb: np.ndarray, pix_fmt: str, convert: Callable[[np.ndarray], av.VideoFrame]) -> av.VideoFrame:
+    """``convert(rgb)``, RGB (``H×W×3``) to a ``pix_fmt`` frame, where ``pix_fmt``'s chroma blocks tile
+    the picture; otherwise (odd sizes at 4:2:0 and 4:2:2) of ``rgb`` padded to whole blocks, its last
+    column and row repeated (so each edge block's chroma is the mean of the pixels it covers), and the
+    frame cropped back. swscale spreads an odd size's chroma at its own scale, as when reading
+    (:meth:`RgbConverter._centred`): colour stripes written 65×49 at 4:2:0 read back 6.6 levels off on
+    average, up to 113 at their edges."""
+    height, width = rgb.shape[:2]
+    blocks = _whole_blocks(av.VideoFormat(pix_fmt), width, height)
+    if blocks == (width, height):
+        return convert(rgb)
+    padded = np.pad(rgb, ((0, blocks[1] - height), (0, blocks[0] - width), (0, 0)), mode="edge")
+    return _padded(convert(padded), (width, height))
+
+
 def _padded(frame: av.VideoFrame, size: tuple[int, int]) -> av.VideoFrame:
-    """``frame`` as the top-left of a ``size`` frame (planes copied row by row, its chroma planes
-    whole already: an odd size's last chroma sample covers its last column or row alone), with its
-    tags; the rest is zeros, to be cropped off. (FFmpeg's pad filter rounds the input's size down to
-    whole blocks, so it drops that last column.)"""
+    """``frame`` as the top-left of a ``size`` frame, or ``size`` of its top left (planes copied row
+    by row; an odd size's chroma planes are whole either way: its last chroma sample covers its last
+    column or row alone), with its tags; the padding is zeros, to be cropped off. (FFmpeg's pad filter
+    rounds the input's size down to whole blocks, so it drops that last column.)"""
     padded = av.VideoFrame(size[0], size[1], frame.format.name)
     for source, plane in zip(frame.planes, padded.planes):
         rows = np.frombuffer(source, np.uint8).reshape(source.height, source.line_size)
         into = np.zeros((plane.height, plane.line_size), np.uint8)
-        width = min(source.line_size, plane.line_size)
-        into[:source.height, :width] = rows[:, :width]
+        height, width = min(source.height, plane.height), min(source.line_size, plane.line_size)
+        into[:height, :width] = rows[:height, :width]
         plane.update(into)
     padded.colorspace, padded.color_range = frame.colorspace, frame.color_range
     return padded
 
 
-def _whole_blocks(frame: av.VideoFrame) -> tuple[int, int]:
-    """The size, at least ``frame``'s, that its chroma blocks (2×2 at 4:2:0, 2×1 at 4:2:2) tile."""
-    fmt = frame.format
+def _whole_blocks(fmt: av.VideoFormat, width: int, height: int) -> tuple[int, int]:
+    """The size, at least ``width`` × ``height``, that ``fmt``'s chroma blocks (2×2 at 4:2:0, 2×1 at 4:2:2) tile."""
     across, down = 64 // fmt.chroma_width(64), 64 // fmt.chroma_height(64)
-    return fmt.chroma_width(frame.width) * across, fmt.chroma_height(frame.height) * down
+    return fmt.chroma_width(width) * across, fmt.chroma_height(height) * down
 
 
 def _is_integer_grey(fmt: av.VideoFormat) -> bool:
