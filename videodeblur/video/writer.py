@@ -32,9 +32,9 @@ import av.video.reformatter
 import numpy as np
 
 from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
+from videodeblur.video.colour import in_whole_blocks
 from videodeblur.video.colour import (AVCOL_PRI_UNSPECIFIED, AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, AVCOL_SPC_UNSPECIFIED,
-                                      AVCOL_TRC_UNSPECIFIED, ColourTags, in_whole_blocks, rgb_to_yuv_planes, sws_colorspace,
-                                      yuv_matrix)
+                                      AVCOL_TRC_UNSPECIFIED, ColourTags, rgb_to_yuv_planes, sws_colorspace, yuv_matrix)
 from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, containers_for, encodable_pix_fmt, encoder_options,
                                         private_options, takes)
 from videodeblur.video.hdr import HdrMetadata
