@@ -418,20 +418,27 @@ def rgb_to_i420(rgb: torch.Tensor, m: YUVMatrix) -> torch.Tensor:
     return flat.view(n, h * 3 // 2, w)
 
 
-def rgb_to_yuv_planes(rgb: np.ndarray, m: YUVMatrix, chroma_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """uint8 ``H×W×3`` RGB → uint8 Y (H×W), U and V (``chroma_shape``, a whole fraction of H×W: the
-    format's chroma plane), chroma the mean of each block, exactly rounded. The writer's way to full
-    range: swscale's RGB → full-range YUV puts chroma half a level low (U −0.45 on a real picture, read
-    back as R −0.6, G +0.6, B −0.7), where its limited range is exact. OpenCV's matrix transform and
-    area resize keep it near swscale's speed (numpy took 15 ms a 640×360 frame)."""
+def rgb_to_yuv_planes(rgb: np.ndarray, m: YUVMatrix, chroma_shape: tuple[int, int],
+                      bits: int = 8) -> tuple[np.ndarray, ...]:
+    """``H×W×3`` RGB (uint8, or uint16 with white at 65280 as the reader gives it) → Y (H×W), U and V
+    (``chroma_shape``, a whole fraction of H×W: the format's chroma plane) of ``bits`` bits (uint8 at 8,
+    else uint16), chroma the mean of each block, exactly rounded. The writer's way to full range:
+    swscale's RGB → full-range YUV puts chroma half a level low (U −0.45 on a real picture, read back
+    as R −0.6, G +0.6, B −0.7; 10-bit a grey's chroma at 511, not 512), where its limited range is exact.
+    OpenCV's matrix transform and area resize keep it near swscale's speed (numpy took 15 ms a 640×360
+    frame)."""
+    white = 65280.0 if rgb.dtype == np.uint16 else 255.0
+    step = ((1 << bits) - 1) / 255.0 if m.full_range else float(1 << (bits - 8))  # codes a level: BT.2100's
     luma = np.array([m.kr, 1.0 - m.kr - m.kb, m.kb])
     rows = np.stack((luma * m.y_scale, (np.array([0.0, 0.0, 1.0]) - luma) / (2.0 * (1.0 - m.kb)) * m.c_scale,
-                     (np.array([1.0, 0.0, 0.0]) - luma) / (2.0 * (1.0 - m.kr)) * m.c_scale)) / 255.0
-    offsets = np.array([[m.y_offset], [128.0], [128.0]])
+                     (np.array([1.0, 0.0, 0.0]) - luma) / (2.0 * (1.0 - m.kr)) * m.c_scale)) * (step / white)
+    offsets = np.array([[m.y_offset * step], [128.0 * (1 << (bits - 8))], [128.0 * (1 << (bits - 8))]])
     y, u, v = cv2.split(cv2.transform(rgb.astype(np.float32), np.hstack((rows, offsets)).astype(np.float32)))
     if u.shape != chroma_shape:  # the mean of each block: OpenCV's area resize by a whole factor
         u, v = (cv2.resize(c, chroma_shape[::-1], interpolation=cv2.INTER_AREA) for c in (u, v))
-    return tuple(cv2.convertScaleAbs(plane) for plane in (y, u, v))  # rounded to nearest, saturated: all >= 0
+    if bits == 8:
+        return tuple(cv2.convertScaleAbs(plane) for plane in (y, u, v))  # rounded to nearest, saturated: all >= 0
+    return tuple(np.clip(np.rint(plane), 0, (1 << bits) - 1).astype(np.uint16) for plane in (y, u, v))
 
 
 def _to_u8(x: torch.Tensor) -> torch.Tensor:

@@ -657,7 +657,7 @@ class FrameWriter:
         return frame
 
     def _from_rgb(self, image: np.ndarray) -> av.VideoFrame:
-        if self._exact_full_range and image.dtype == np.uint8:
+        if self._exact_full_range:
             return _yuv_frame(image, self.pix_fmt, self.colour)
         rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
         # The same matrix and range the reader used to make RGB, so colours round-trip.
@@ -673,21 +673,25 @@ _FROM_RGB = int(av.video.reformatter.Interpolation.AREA) | int(getattr(av.video.
 
 
 def _takes_exact_full_range(pix_fmt: str, colour: ColourTags) -> bool:
-    """Whether frames go to full-range 8-bit planar YUV, which swscale writes with chroma half a level
-    low (``rgb_to_yuv_planes``): those are converted here instead (odd sizes too: in whole blocks)."""
+    """Whether frames go to full-range planar YUV of 8, 10 or 12 bits, which swscale writes with chroma
+    half a level low (``rgb_to_yuv_planes``; a 10-bit grey's at 511): those are converted here instead
+    (odd sizes too: in whole blocks)."""
     fmt = av.VideoFormat(pix_fmt)
+    bits = fmt.components[0].bits
     return not (colour.color_range != AVCOL_RANGE_JPEG or fmt.is_rgb or len(fmt.components) != 3
-                or any(c.bits != 8 or c.plane != i for i, c in enumerate(fmt.components)))
+                or bits not in (8, 10, 12) or (bits > 8 and fmt.is_big_endian)
+                or any(c.bits != bits or c.plane != i for i, c in enumerate(fmt.components)))
 
 
 def _yuv_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourTags) -> av.VideoFrame:
-    """A ``pix_fmt`` frame of uint8 RGB, converted exactly (``rgb_to_yuv_planes``)."""
+    """A ``pix_fmt`` frame of RGB (uint8, or uint16 at 256 a level), converted exactly (``rgb_to_yuv_planes``)."""
     frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], pix_fmt)
     chroma = frame.planes[1]
-    planes = rgb_to_yuv_planes(rgb, yuv_matrix(colour), (chroma.height, chroma.width))
+    planes = rgb_to_yuv_planes(rgb, yuv_matrix(colour), (chroma.height, chroma.width),
+                               bits=frame.format.components[0].bits)
     for plane, values in zip(frame.planes, planes):
         padded = np.zeros((plane.height, plane.line_size), np.uint8)  # rows are line_size apart
-        padded[:, :plane.width] = values
+        padded[:, :plane.width * values.itemsize] = values.astype(values.dtype.newbyteorder("<")).view(np.uint8)
         plane.update(padded)
     frame.colorspace = colour.colorspace
     frame.color_range = colour.color_range
