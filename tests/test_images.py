@@ -234,6 +234,33 @@ def test_exif_crosses_into_every_format_that_holds_it(engine, tmp_path, in_ext, 
     assert read_image(dst).rgb.shape == (40, 24, 3)
 
 
+def test_a_damaged_avif_gives_no_exif_and_is_given_none():
+    """The HEIF boxes are read and rewritten by hand (videodeblur.heif): an AVIF cut anywhere, or with a
+    byte changed in its boxes or its EXIF, reads and takes metadata without an exception."""
+    from videodeblur.heif import heif_with_item, heif_with_property
+    from videodeblur.icc_profile import icc_profile
+    from videodeblur.image_exif import exif_data
+
+    ok, encoded = cv2.imencode(".avif", clip_frame(0, 24, 16), [cv2.IMWRITE_AVIF_QUALITY, 90])
+    whole = heif_with_item(encoded.tobytes(), b"Exif", bytes(4) + _exif_tiff())
+    assert ok and exif_data(whole) == _exif_tiff()
+    rng = np.random.default_rng(0)
+    for cut in range(0, len(whole), 5):
+        damaged = bytearray(whole[:cut] if cut % 2 else whole)
+        if not cut % 2:
+            damaged[rng.integers(0, 400)] ^= 0xFF  # within meta or the EXIF after it
+        damaged = bytes(damaged)
+        assert isinstance(exif_data(damaged), bytes) and isinstance(icc_profile(damaged), bytes)
+        for written in (heif_with_item(damaged, b"Exif", b"x"), heif_with_property(damaged, b"colr", b"prof")):
+            assert isinstance(written, bytes)
+
+
+def _exif_tiff() -> bytes:
+    exif = PILImage.Exif()
+    exif[0x010F] = "Cam"
+    return exif.tobytes()[6:]  # without JPEG's "Exif\0\0"
+
+
 @pytest.mark.parametrize("in_ext", [".png", ".tif"])
 def test_a_grey_and_alpha_tiff_output_keeps_the_exif(engine, tmp_path, in_ext):
     """A grey + alpha TIFF is written by FFmpeg, which tags it with its own name as Software: that tag

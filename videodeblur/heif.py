@@ -121,7 +121,8 @@ def _with_meta(data: bytes, change: Callable[[dict[bytes, bytes], int, int], dic
     try:
         boxes = list(_boxes(data))
         kinds = [kind for kind, _ in boxes]
-        if kinds.count(b"meta") != 1:
+        # written again as read (32-bit sizes, nothing after the last box), or offsets would not hold
+        if kinds.count(b"meta") != 1 or b"".join(_box(kind, body) for kind, body in boxes) != data:
             return data
         at = kinds.index(b"meta")
         meta = boxes[at][1]
