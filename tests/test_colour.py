@@ -91,6 +91,29 @@ def test_writer_makes_4_2_0_chroma_as_the_device_path_does(tmp_path) -> None:
     assert abs((written - wanted)[32:].mean()) < 0.05  # chroma: no bias
 
 
+@pytest.mark.parametrize(("pix_fmt", "color_range", "width", "height"), [
+    ("yuv420p", 1, 65, 49), ("yuv420p", 2, 65, 49), ("yuv420p", 1, 33, 16), ("yuv422p", 2, 33, 17)])
+def test_an_odd_sized_output_keeps_each_colour_in_its_place(tmp_path, pix_fmt: str, color_range: int, width: int,
+                                                           height: int) -> None:
+    """An odd size at 4:2:0 or 4:2:2 (an encoder that writes it so: FFV1, MPEG-4, VP8, VP9, SVT-AV1): swscale
+    spread its chroma over the picture at its own scale, so colour stripes 8 pixels wide came back 6.6
+    levels off on average at 65x49, up to 113 at their edges. Read back (exactly: the reader's own test)
+    they are the colours written, to within rounding."""
+    from videodeblur.video import FrameReader, FrameWriter
+
+    colours = np.array([(200, 40, 40), (40, 200, 40), (40, 40, 200), (128, 128, 128), (220, 200, 30)], np.uint8)
+    stripes = np.ascontiguousarray(np.broadcast_to(colours[(np.arange(width) // 8) % 5], (height, width, 3)))
+    tags = ColourTags(colorspace=1, color_primaries=1, color_trc=1, color_range=color_range)
+    with FrameWriter(tmp_path / "out.mkv", width=width, height=height, time_base=Fraction(1, 25), fps=Fraction(25),
+                     encoder="ffv1", pix_fmt=pix_fmt, colour=tags) as writer:
+        writer.write(stripes, pts=0)
+    with FrameReader(tmp_path / "out.mkv") as reader:
+        assert reader.info.pix_fmt == pix_fmt
+        back = next(iter(reader)).image
+    error = np.abs(back.astype(np.int64) - stripes)
+    assert error.max() <= 1 and error.mean() < 0.5, (error.mean(), error.max())
+
+
 @pytest.mark.parametrize("pix_fmt, width, height", [("yuv420p", 96, 64), ("yuv422p", 96, 64), ("yuv444p", 95, 63)])
 def test_full_range_output_keeps_colour(tmp_path, pix_fmt: str, width: int, height: int) -> None:
     """swscale's RGB -> full-range YUV put chroma half a level low: an MJPEG (yuvj) source's deblurred

@@ -47,9 +47,9 @@ def test_image_help_names_its_options(run_cli):
 
 def test_image_help_says_the_colour_profile_crosses_formats(run_cli):
     """The help said "colour profile: TIFF to TIFF" (and JPEG to JPEG, PNG to PNG), but every JPEG, PNG,
-    TIFF or WebP output gets the source's profile whatever its format (test_images checks that)."""
+    TIFF, WebP or AVIF output gets the source's profile whatever its format (test_images checks that)."""
     text = " ".join(run_cli("image", "--help").stdout.split())
-    assert "the colour profile into any JPEG, PNG, TIFF or WebP output" in text
+    assert "the colour profile into any JPEG, PNG, TIFF, WebP or AVIF output" in text
     assert "TIFF to TIFF" not in text
 
 

@@ -31,8 +31,9 @@ def exact_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, *, colorspace: int, f
     kr, kb = _KR_KB[colorspace]
     s, top = float(1 << (bits - 8)), float((1 << bits) - 1)
     y, u, v = (p.astype(np.float64) for p in (y, u, v))
-    u = u.repeat(y.shape[0] // u.shape[0], 0).repeat(y.shape[1] // u.shape[1], 1)
-    v = v.repeat(y.shape[0] // v.shape[0], 0).repeat(y.shape[1] // v.shape[1], 1)
+    down, across = -(-y.shape[0] // u.shape[0]), -(-y.shape[1] // u.shape[1])  # an odd size's last block is cut
+    u = u.repeat(down, 0).repeat(across, 1)[:y.shape[0], :y.shape[1]]
+    v = v.repeat(down, 0).repeat(across, 1)[:y.shape[0], :y.shape[1]]
     if full:
         yf, pb, pr = y / top, (u - 128 * s) / top, (v - 128 * s) / top
     else:
@@ -65,14 +66,16 @@ def random_planes(pix_fmt: str, *, full: bool, seed: int, neutral: bool = False)
 
 def write_planes(path: Path, codec: str, pix_fmt: str, frames: list[tuple[np.ndarray, ...]], *, colorspace: int,
                  color_range: int, options: dict[str, str] | None = None) -> Path:
-    """A clip of ``frames`` (Y, U, V planes each) through a lossless ``codec``, tagged as given."""
+    """A clip of ``frames`` (Y, U, V planes each; its size the Y plane's) through a lossless ``codec``,
+    tagged as given."""
+    height, width = frames[0][0].shape
     with av.open(str(path), "w") as c:
         s = c.add_stream(codec, rate=25)
-        s.width, s.height, s.pix_fmt = _W, _H, pix_fmt
+        s.width, s.height, s.pix_fmt = width, height, pix_fmt
         s.options = options or {}
         s.codec_context.colorspace, s.codec_context.color_range = colorspace, color_range
         for planes in frames:
-            frame = av.VideoFrame(_W, _H, pix_fmt)
+            frame = av.VideoFrame(width, height, pix_fmt)
             if pix_fmt == "nv12":
                 y, u, v = planes
                 planes = (y, np.stack([u, v], axis=-1).reshape(u.shape[0], -1))
@@ -172,6 +175,87 @@ def test_chroma_past_its_legal_top_clips_blue_and_never_wraps_it(colorspace: int
     if frame.deep is not None:
         deep = frame.deep.astype(np.float64) / 256.0  # white 65280
         assert np.abs(deep - expected).max() <= 1.0
+
+
+@pytest.mark.parametrize(("codec", "pix_fmt", "color_range", "size"), [
+    ("ffv1", "yuv420p", 2, (65, 49)), ("ffv1", "yuv420p", 1, (33, 17)), ("rawvideo", "yuvj420p", 2, (65, 48)),
+    ("ffv1", "yuv422p", 1, (65, 48)), ("rawvideo", "nv12", 1, (64, 49)), ("ffv1", "yuv420p10le", 1, (65, 49))])
+def test_an_odd_sized_frame_keeps_each_colour_in_its_place(codec: str, pix_fmt: str, color_range: int,
+                                                         size: tuple[int, int], tmp_path: Path) -> None:
+    """At an odd width or height a 4:2:0 or 4:2:2 frame's last chroma sample covers one column or row.
+    swscale spread such chroma over the frame at its own scale (33 samples over 65 columns), so colours
+    slid off their place towards the far edge: on colour stripes, a full-range (MJPEG) or limited-range
+    65x49 clip read 12-13 levels off on average and up to 251 at the stripes' edges, the same through
+    ``video``. Random chroma, every sample its own colour: each must be read where it is, at 8 bits
+    and (10-bit source, ``deep``) at 16."""
+    width, height = size
+    fmt = av.VideoFormat(pix_fmt)
+    chroma = (fmt.chroma_height(height), fmt.chroma_width(width))
+    bits = 10 if "10" in pix_fmt else 8
+    rng = np.random.default_rng(5)
+    dtype = np.uint16 if bits > 8 else np.uint8
+    planes = tuple(rng.integers(0, 1 << bits, shape).astype(dtype) for shape in ((height, width), chroma, chroma))
+    path = write_planes(tmp_path / "odd.mkv", codec, pix_fmt, [planes], colorspace=1, color_range=color_range)
+    (decoded,) = decoded_planes(path)
+    expected = exact_rgb(*decoded, colorspace=1, full=color_range == 2 or pix_fmt.startswith("yuvj"), bits=bits)
+    with FrameReader(path, deep=bits > 8) as reader:
+        (frame,) = list(reader)
+    assert frame.image.shape == (height, width, 3)
+    error = np.abs(frame.image - expected)
+    assert error.max() <= 1.0, f"worst {error.max():.1f} levels, at {np.argwhere(error > 1.0)[:3].tolist()}"
+    if bits > 8:
+        assert np.abs(frame.deep / 256.0 - expected).max() <= 1.0  # white 65280
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_a_deep_full_range_video_reads_at_its_levels(bits: int, tmp_path: Path) -> None:
+    """swscale reads full-range YUV deeper than 8 bits as its samples shifted to 16 bits (10-bit white
+    at 65472, not 65535), so such a video read 0.37 level bright on average at 8 bits (12-bit 0.46), up
+    to 1.3, and its 16-bit frame as much, where limited range is exact. Mid greys with mild chroma
+    (nothing clips), read at both depths, and (10-bit) written back as they were."""
+    s = 1 << (bits - 8)
+    rng = np.random.default_rng(bits)
+    chroma = (_H // 2, _W // 2)
+    planes = tuple(p.astype(np.uint16) for p in (rng.integers(50 * s, 200 * s, (_H, _W)),
+                                                 rng.integers(113 * s, 143 * s, chroma), rng.integers(113 * s, 143 * s, chroma)))
+    path = write_planes(tmp_path / "full.mkv", "ffv1", f"yuv420p{bits}le", [planes], colorspace=1, color_range=2)
+    expected = exact_rgb(*planes, colorspace=1, full=True, bits=bits)
+    out = tmp_path / "out.mkv"
+    with FrameReader(path, deep=True) as reader, FrameWriter.like(out, reader.info, encoder="ffv1", deep=True) as writer:
+        (frame,) = list(reader)
+        writer.write(frame.deep, pts=frame.pts)
+    for got in (frame.image.astype(np.float64), frame.deep / 256.0):  # 16 bits: white at 65280, 256 a level
+        error = got - expected
+        assert abs(error.mean()) < 0.05 and np.abs(error).max() <= 0.51, (error.mean(), np.abs(error).max())
+    if bits == 10:  # written back at 10 bits: read bright, it was written 1.5 codes bright, and swscale's
+        # way back put chroma a code low (a grey's at 511): the writer converts full range exactly
+        for written, source in zip(decoded_planes(out)[0], planes, strict=True):
+            error = written.astype(np.int64) - source
+            assert abs(error.mean()) < 0.25 and np.abs(error).max() <= 1, (error.mean(), np.abs(error).max())
+
+
+def test_ten_bit_output_moves_by_the_networks_change_and_no_more(run_cli, tmp_path: Path) -> None:
+    """10-bit in, 10-bit out: the network's 8-bit change is added to the source's 16-bit frame, whose
+    white is 65280, 256 a level; added at 257 a level (a 16-bit image's step) it came out 0.4 % too
+    large. A network that brightens by 120 levels (its last layer's bias), on a grey of Y 400:
+    812.24 is exact, 814 was written."""
+    import torch
+
+    from videodeblur.config import ModelConfig
+    from videodeblur.model.lprn import LPRN
+    from videodeblur.model.weights import save_weights
+
+    network = LPRN(ModelConfig(name="brighten", channels=4, stages=1, blocks=1, unshuffle=1, attention="none"))
+    with torch.no_grad():
+        network.reconstruct.bias.fill_(120 / 255)
+    weights = save_weights(tmp_path / "brighten.pt", network)
+    grey = (np.full((_H, _W), 400, np.uint16), *(np.full((_H // 2, _W // 2), 512, np.uint16),) * 2)
+    path = write_planes(tmp_path / "grey.mkv", "ffv1", "yuv420p10le", [grey], colorspace=1, color_range=1)
+    out = tmp_path / "out.mkv"
+    result = run_cli("video", path, "-o", out, "--model", weights, "--device", "cpu", "--encoder", "ffv1")
+    assert result.exit_code == 0, result.stderr
+    luma = decoded_planes(out)[0][0]
+    assert luma.dtype == np.uint16 and np.all(luma == round(400 + 120 * 876 / 255)), np.unique(luma)
 
 
 @pytest.mark.parametrize(("y", "level"), [(16, 0), (50, 40), (126, 128), (180, 191), (235, 255)])

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["STEP", "add_change"]
+__all__ = ["STEP", "VIDEO_STEP", "add_change"]
 
-STEP = 257  # one 8-bit level in 16-bit samples (65535 / 255)
+STEP = 257  # one 8-bit level in a 16-bit image's samples (65535 / 255)
+# one 8-bit level in a video's 16-bit frames, whose white is 65280 (255 · 256) as swscale's way to
+# and from YUV puts it (video.colour.RgbConverter): 257 there made a change 0.4 % too large
+# (+120 levels written 1.8 codes bright at 10 bits)
+VIDEO_STEP = 256
 
 
-def add_change(deep: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """``deep`` (uint16) moved by the network's change from ``before`` to ``after`` (uint8, same shape)."""
+def add_change(deep: np.ndarray, before: np.ndarray, after: np.ndarray, *, step: int = STEP) -> np.ndarray:
+    """``deep`` (uint16, ``step`` to an 8-bit level) moved by the network's change from ``before`` to
+    ``after`` (uint8, same shape)."""
     change = after.astype(np.int32) - before.astype(np.int32)
-    return np.clip(deep.astype(np.int32) + change * STEP, 0, 65535).astype(np.uint16)
+    return np.clip(deep.astype(np.int32) + change * step, 0, 65535).astype(np.uint16)

@@ -3,21 +3,21 @@
 Why: a photo from a wide-gamut camera (a phone's Display P3) carries a profile that says what its
 numbers mean; written into another format without it, colour-managed viewers show it duller. Each
 format keeps its profile its own way: JPEG in APP2 segments, PNG in an iCCP chunk, TIFF in tag
-34675, WebP in an ICCP chunk of its extended (VP8X) layout. AVIF and BMP outputs are written by
-OpenCV without one, and the caller says so.
+34675, WebP in an ICCP chunk of its extended (VP8X) layout, AVIF in a ``colr`` property of type
+``prof`` (``videodeblur.heif``). BMP has no place for one, and the caller says so.
 """
 from __future__ import annotations
 
 import struct
 import zlib
 
-from videodeblur.image_orientation import heif_properties
+from videodeblur.heif import heif_properties, heif_with_property
 from videodeblur.image_metadata import insert_png_chunks, insert_segments, jpeg_segments, png_metadata_chunks, \
     tiff_icc_profile, with_tiff_icc_profile
 
 __all__ = ["icc_profile", "with_icc_profile", "HOLDS_ICC", "webp_with_chunk", "webp_chunks"]
 
-HOLDS_ICC = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")  # output formats a profile is written into
+HOLDS_ICC = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".avif")  # output formats a profile is written into
 
 _JPEG_ICC = b"ICC_PROFILE\x00"
 _JPEG_PART = 65519  # profile bytes per APP2 segment: 65535 less the length, signature, part number and count
@@ -61,6 +61,8 @@ def with_icc_profile(encoded: bytes, ext: str, profile: bytes) -> bytes:
         return insert_png_chunks(encoded, [(b"iCCP", chunk)])
     if ext in (".tif", ".tiff"):
         return with_tiff_icc_profile(encoded, profile)
+    if ext == ".avif":  # beside the nclx colr OpenCV writes, which says how its YUV becomes RGB
+        return heif_with_property(encoded, b"colr", b"prof" + profile)
     return webp_with_chunk(encoded, b"ICCP", profile)
 
 

@@ -4,29 +4,31 @@ Why: a photographer's picture keeps its camera, date and GPS position in EXIF, w
 sort and map by; written into another format without it (a JPEG deblurred to PNG), they were lost
 without a word. Each format keeps EXIF its own way: JPEG in an APP1 segment ("Exif\\0\\0" and the
 TIFF data), PNG in an eXIf chunk, WebP in an EXIF chunk of its extended (VP8X) layout, TIFF as tags
-of the picture's own directory and the EXIF and GPS directories it points at. The orientation is
+of the picture's own directory and the EXIF and GPS directories it points at, AVIF as an item of its
+own beside the picture (``videodeblur.heif``). The orientation is
 set to 1 ("upright"): the reader has already turned the pixels upright, and a viewer must not turn
-them again. AVIF and BMP outputs are written by OpenCV without it, and the caller says so; an
-AVIF's EXIF is not read.
+them again (an AVIF's orientation is its rotation and mirror boxes, which viewers follow, not its
+EXIF's). BMP has no place for it, and the caller says so.
 """
 from __future__ import annotations
 
 import struct
 
 from videodeblur.icc_profile import webp_chunks, webp_with_chunk
+from videodeblur.heif import heif_item, heif_with_item
 from videodeblur.image_metadata import (insert_png_chunks, insert_segments, jpeg_segments, png_chunk, png_metadata_chunks,
                                         tiff_exif, upright_exif, with_tiff_exif)
 
 __all__ = ["exif_data", "with_exif", "HOLDS_EXIF"]
 
-HOLDS_EXIF = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp")  # output formats EXIF is written into
+HOLDS_EXIF = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".avif")  # output formats EXIF is written into
 
 _EXIF = b"Exif\x00\x00"  # JPEG's APP1 signature, which some WebP writers keep too
 _JPEG_MAX = 65535 - 2 - len(_EXIF)  # TIFF data one APP1 segment holds
 
 
 def exif_data(raw: bytes) -> bytes:
-    """The EXIF TIFF data (from its byte order mark) that ``raw`` (a JPEG, PNG, TIFF or WebP file) carries,
+    """The EXIF TIFF data (from its byte order mark) that ``raw`` (a JPEG, PNG, TIFF, WebP or AVIF file) carries,
     orientation set to 1; empty when it carries none or is of another format, or when none of its camera,
     date, author or EXIF and GPS tags can be read (damaged): a TIFF output, which takes those tags one by
     one, was then written without it and said the EXIF was larger than a JPEG's segment holds."""
@@ -39,6 +41,10 @@ def exif_data(raw: bytes) -> bytes:
         tiff = tiff[len(_EXIF):] if tiff.startswith(_EXIF) else tiff
     elif raw[:4] in (b"II*\x00", b"MM\x00*"):
         tiff = tiff_exif(raw)
+    elif raw[4:8] == b"ftyp":  # AVIF (HEIF): an Exif item, its TIFF data after a 4-byte offset to it
+        item = heif_item(raw, b"Exif")
+        tiff = item[4 + int.from_bytes(item[:4], "big"):] if len(item) > 4 else b""
+        tiff = tiff[len(_EXIF):] if tiff.startswith(_EXIF) else tiff
     else:
         tiff = b""
     return upright_exif(tiff) if tiff_exif(tiff) else b""  # none either when no tag of it can be read
@@ -60,6 +66,8 @@ def with_exif(encoded: bytes, ext: str, tiff: bytes) -> bytes:
         return insert_png_chunks(encoded, [(b"eXIf", png_chunk(b"eXIf", tiff))])
     if ext in (".tif", ".tiff"):
         return with_tiff_exif(encoded, tiff)
+    if ext == ".avif":  # the item's data: the offset from its end to the TIFF header (0), then the TIFF data
+        return heif_with_item(encoded, b"Exif", bytes(4) + tiff)
     return webp_with_chunk(encoded, b"EXIF", tiff)
 
 

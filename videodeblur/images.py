@@ -22,9 +22,9 @@ Rules, so a user knows what comes back:
   stands upright in any viewer. A JPEG written from a JPEG keeps the source's EXIF (date, place, camera; orientation set to 1),
   XMP, ICC colour profile and comments, a PNG from a PNG its colour, EXIF, text, time and
   pixel-size chunks, and a TIFF from a TIFF its ICC profile (``videodeblur.image_metadata``).
-  Across formats: a JPEG's, PNG's, TIFF's or WebP's EXIF goes into any JPEG, PNG, TIFF or WebP output,
-  orientation 1 (``videodeblur.image_exif``; AVIF and BMP outputs are written without it, with a warning),
-  the colour profile into any JPEG, PNG, TIFF or WebP output (``videodeblur.icc_profile``), and pixel
+  Across formats: a JPEG's, PNG's, TIFF's, WebP's or AVIF's EXIF goes into any JPEG, PNG, TIFF, WebP or AVIF
+  output, orientation 1 (``videodeblur.image_exif``; BMP outputs are written without it, with a warning),
+  the colour profile into any JPEG, PNG, TIFF, WebP or AVIF output (``videodeblur.icc_profile``), and pixel
   density (dpi) from any JPEG, PNG, TIFF or BMP to any of them; other metadata does not cross formats.
 - One input file gives one output file (or ``OUTPUT/<name>`` when ``OUTPUT`` is an existing folder or
   has no extension); several files or a folder give a folder holding outputs with the input names.
@@ -61,7 +61,8 @@ from videodeblur.image_metadata import (exif_orientation, insert_png_chunks, ins
                                         with_tiff_icc_profile)
 from videodeblur.icc_profile import HOLDS_ICC, icc_profile, with_icc_profile
 from videodeblur.image_exif import HOLDS_EXIF, exif_data, with_exif
-from videodeblur.image_orientation import avif_transforms, heif_properties, webp_orientation
+from videodeblur.heif import heif_properties
+from videodeblur.image_orientation import avif_transforms, webp_orientation
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_no_empty_path,
                                check_outputs_apart, default_outputs, expand_inputs, make_folder,
@@ -153,7 +154,7 @@ def read_image(path: str | Path, *, warn: Warn | None = None, partial: bool = Tr
                 pixels = _imdecode(ended, flags, again)
             said = (again or ["it has no end marker"]) if pixels is not None else said or again
     if pixels is None:
-        if Path(path).suffix.lower() in VIDEO_SUFFIXES:
+        if Path(path).suffix.lower() in VIDEO_SUFFIXES or _holds_video(path):
             raise UnreadableInputError(f"{path} is a video, not an image; deblur it with `videodeblur video`")
         reason = f": {said[0]}" if said else ""
         raise UnreadableInputError(f"{path} is not a readable image (corrupt, truncated or not PNG, JPEG, TIFF, "
@@ -248,8 +249,9 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
     elif ext in (".tif", ".tiff"):
         encoded = with_tiff_alpha(with_tiff_icc_profile(encoded, image.tiff_icc))
     # across formats (a JPEG's profile into a PNG), where it describes the picture as written: WebP
-    # holds no grey, and a grey profile in an RGB file cannot be used (a colour-managed reader fails)
-    written_grey = image.grey and ext != ".webp"
+    # holds no grey, nor AVIF grey + alpha, and a grey profile in an RGB file cannot be used (a
+    # colour-managed reader fails)
+    written_grey = image.grey and ext != ".webp" and not (ext == ".avif" and keep_alpha)
     space = image.icc[16:20]  # the profile's data colour space
     profile_fits = space not in (b"GRAY", b"RGB ") or space == (b"GRAY" if written_grey else b"RGB ")
     if profile_fits:
@@ -267,16 +269,16 @@ def write_image(path: str | Path, image: Image, *, warn: Warn | None = None) -> 
         (warn or python_warning)(f"{path}: {ext} cannot hold {what}{f' of {image.source}' if image.source else ''}; "
                                   f"{fate}")
     of = f" of {image.source}" if image.source else ""
-    if image.icc and ext not in HOLDS_ICC:  # OpenCV writes AVIF and BMP without one
+    if image.icc and ext not in HOLDS_ICC:  # BMP
         (warn or python_warning)(f"{path}: written without the colour profile{of}, so colour-managed viewers may "
-                                  "show it duller (.jpg, .png, .tiff and .webp keep it)")
+                                  "show it duller (.jpg, .png, .tiff, .webp and .avif keep it)")
     elif not profile_fits and not icc_profile(encoded):  # (a same-format copy carries it as it was)
         (warn or python_warning)(f"{path}: written without the colour profile{of}: it describes "
                                   f"{'grey' if space == b'GRAY' else 'RGB'} pictures, and {ext} holds this one as "
                                   f"{'grey' if written_grey else 'RGB'}")
-    if image.exif and not exif_data(encoded):  # AVIF and BMP (as OpenCV writes them), or past a JPEG's 64 KB
+    if image.exif and not exif_data(encoded):  # BMP, or past a JPEG's 64 KB
         why = ("it is larger than a JPEG's EXIF segment holds (64 KB)" if ext in HOLDS_EXIF else
-               f"{ext} cannot carry it here (.jpg, .png, .tiff and .webp keep it)")
+               f"{ext} cannot carry it here (.jpg, .png, .tiff, .webp and .avif keep it)")
         (warn or python_warning)(f"{path}: written without the EXIF{of} (camera, date, place): {why}")
     return path
 
@@ -483,6 +485,17 @@ def _to_image(pixels: np.ndarray, path: Path, *, grey_alpha: bool = False) -> Im
     if pixels.shape[2] == 4:
         return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB), alpha=np.ascontiguousarray(pixels[..., 3]))
     return Image(rgb=cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB))
+
+
+def _holds_video(path: Path) -> bool:
+    """Whether FFmpeg opens ``path`` as a video (a container of some duration, not one of its still
+    image readers): a clip saved under an image's name, which no image decoder reads."""
+    try:
+        with av.open(str(path)) as container:
+            still = container.format.name == "image2" or container.format.name.endswith("_pipe")
+            return bool(container.streams.video) and not still and bool(container.duration)
+    except (av.FFmpegError, OSError, ValueError):
+        return False
 
 
 def _avif_bits(raw: bytes) -> int:

@@ -24,10 +24,10 @@ def image(inputs: tuple[str, ...], output: str | None, model: str | None, device
     """Deblur images (PNG, JPEG, TIFF, WebP, AVIF, BMP): one file to one, or several / a folder to a folder.
 
     Colour, greyscale (with alpha too), size, dpi and metadata (EXIF and the colour profile into any
-    JPEG, PNG, TIFF or WebP output, EXIF's orientation upright; comments JPEG to JPEG, PNG to PNG) are
-    kept; 16-bit PNGs and TIFFs stay 16-bit; alpha
+    JPEG, PNG, TIFF, WebP or AVIF output, EXIF's orientation upright; comments JPEG to JPEG, PNG to
+    PNG) are kept; 16-bit PNGs and TIFFs stay 16-bit; alpha
     is kept in PNG, TIFF, WebP and AVIF outputs. What an output format cannot hold (alpha in JPEG or
-    BMP, 16 bits in JPEG, WebP, AVIF or BMP, EXIF in AVIF or BMP) is left out with a warning.
+    BMP, 16 bits in JPEG, WebP, AVIF or BMP, EXIF in BMP) is left out with a warning.
     Prints each written path.
     A folder is read one level deep (images in its sub-folders are counted in a warning).
     An unreadable file among several is named and skipped; the others are written, and the exit code is 1.

@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any, Callable, Deque
 
-from videodeblur.deep import add_change
+from videodeblur.deep import VIDEO_STEP, add_change
 from videodeblur.pipeline.engine import Engine, EngineResult
 from videodeblur.pipeline.engine_lanes import EngineLanes, lanes_for
 from videodeblur.pipeline.options import RunOptions
@@ -312,7 +312,7 @@ class ThreadedRun:
                 start = time.perf_counter()
                 deep = frame.deep is not None and writer.deep
                 if deep:  # 10-bit out: the network's change onto the source
-                    image = add_change(frame.deep, frame.image, image)
+                    image = add_change(frame.deep, frame.image, image, step=VIDEO_STEP)
                 if self.options.side_by_side:
                     image = side_by_side(frame.deep if deep else frame.image, image, info.rotation,
                                          info.mirror_matrix)

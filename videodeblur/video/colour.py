@@ -12,6 +12,7 @@ so both paths agree on untagged input.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import cv2  # before av: a later cv2.imshow freezes if av was imported first (DESIGN.md)
 import av
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["ColourTags", "YUVMatrix", "yuv_matrix", "i420_to_rgb", "rgb_to_i420", "rgb_to_yuv_planes", "sws_colorspace",
+__all__ = ["ColourTags", "YUVMatrix", "yuv_matrix", "i420_to_rgb", "rgb_to_i420", "rgb_to_yuv_planes", "in_whole_blocks",
+           "sws_colorspace",
            "RgbConverter", "may_wrap", "frame_range",
            "has_no_matrix", "AVCOL_RANGE_UNSPECIFIED", "AVCOL_RANGE_MPEG", "AVCOL_RANGE_JPEG",
            "AVCOL_SPC_RGB", "AVCOL_SPC_BT709", "AVCOL_SPC_UNSPECIFIED", "AVCOL_SPC_BT470BG", "AVCOL_SPC_SMPTE240M",
@@ -117,8 +119,10 @@ class RgbConverter:
     then packed, an exact byte shuffle. Chroma is read as centred on the pixels it covers, whatever
     siting the stream gives, so it is repeated over them as the device path's :func:`i420_to_rgb`
     repeats it (an H.264 frame's "left" siting made swscale's nearest neighbour take the next chroma
-    sample for every odd column). swscale's 8-bit RGB wraps a bright blue past legal chroma to 0
-    (:func:`may_wrap`): the frames where it may take that blue's top from its 16-bit RGB, which clips.
+    sample for every odd column), and a frame of odd width or height is padded to whole chroma blocks
+    first, its chroma then one sample a block as at even sizes. swscale's 8-bit RGB wraps a bright blue
+    past legal chroma to 0 (:func:`may_wrap`): the frames where it may take that blue's top from its
+    16-bit RGB, which clips.
     Formats without a matrix (RGB, grey, palette) convert as before.
     Keep one per stream: its swscale contexts (one pair per output depth) are set up once, not per frame.
     """
@@ -143,23 +147,35 @@ class RgbConverter:
         re-sited once for all of them (a 10-bit video is read both ways)."""
         if has_no_matrix(frame.format):
             return [self._without_matrix(frame, deep, width, height) for deep in depths]
-        centred = self._centred(frame)
-        images = [self._packed(self._planar(centred, deep, width, height), deep) for deep in depths]
+        resized = (width or frame.width, height or frame.height) != (frame.width, frame.height)
+        centred = self._centred(frame, whole_blocks=not resized)
+        size = {"width": width, "height": height} if resized else {}
+        bits = frame.format.components[0].bits
+        if bits > 8 and frame_range(frame) == AVCOL_RANGE_JPEG:
+            # swscale reads full-range deeper YUV as its samples shifted to 16 bits (10-bit white
+            # 65472, not 65535): exactly linear, so scaled here from its 16-bit RGB, at each depth
+            rgb = self._packed(self._planar(centred, True, **size), True)
+            images = [_rescaled(rgb, ((1 << bits) - 1) << (16 - bits), deep) for deep in depths]
+        else:
+            images = [self._packed(self._planar(centred, deep, **size), deep) for deep in depths]
         if False in depths and may_wrap(frame):  # 8-bit blue may have wrapped to 0 where 16-bit blue is at its top
             if True in depths:
                 blue16 = images[depths.index(True)][..., 2]
             else:  # G, B, R planes
-                planar = self._planar(centred, True, width, height).planes[1]
+                planar = self._planar(centred, True, **size).planes[1]
                 blue16 = np.frombuffer(planar, "<u2").reshape(planar.height, -1)[:, :planar.width]
             images[depths.index(False)][..., 2][blue16 == 0xFFFF] = 255
+        if (centred.width, centred.height) != (frame.width, frame.height):  # padded to whole chroma blocks
+            images = [np.ascontiguousarray(image[:frame.height, :frame.width]) for image in images]
         return images
 
-    def _planar(self, centred: av.VideoFrame, deep: bool, width: int | None, height: int | None) -> av.VideoFrame:
-        """``centred`` as planar RGB, 8 or 16 bits (see the class for why planar)."""
-        resized = (width or centred.width, height or centred.height) != (centred.width, centred.height)
+    def _planar(self, centred: av.VideoFrame, deep: bool, width: int | None = None,
+                height: int | None = None) -> av.VideoFrame:
+        """``centred`` as planar RGB, 8 or 16 bits (see the class for why planar), scaled to ``width``
+        × ``height`` when given."""
         return self._reformatters[deep][0].reformat(centred, width=width, height=height,
                                                     format="gbrp16le" if deep else "gbrp",
-                                                    interpolation=_SCALED if resized else _SAME_SIZE)
+                                                    interpolation=_SCALED if width or height else _SAME_SIZE)
 
     def _packed(self, planar: av.VideoFrame, deep: bool) -> np.ndarray:
         return self._reformatters[deep][1].reformat(planar, format="rgb48le" if deep else "rgb24",
@@ -176,12 +192,19 @@ class RgbConverter:
             rgb8 = frame.to_ndarray(format="rgb24", width=width, height=height)
             return rgb8.astype(np.uint16) << 8 if deep else rgb8
         # deeper RGB through 16 bits, scaled exactly: swscale's rgb24 of it shifts (10-bit 696 >> 2 = 174, not 173.49)
-        rgb = frame.to_ndarray(format="rgb48le", width=width, height=height).astype(np.uint32)
-        white = 65280 if deep else 255
-        return ((rgb * white + 32767) // 65535).astype(np.uint16 if deep else np.uint8)
+        return _rescaled(frame.to_ndarray(format="rgb48le", width=width, height=height), 65535, deep)
 
-    def _centred(self, frame: av.VideoFrame) -> av.VideoFrame:
-        """``frame`` with its chroma sited at the centre of its block (the same planes, not copied)."""
+    def _centred(self, frame: av.VideoFrame, *, whole_blocks: bool) -> av.VideoFrame:
+        """``frame`` with its chroma sited at the centre of its block (the same planes, not copied);
+        with ``whole_blocks``, one of a size its chroma blocks do not tile (odd sizes at 4:2:0 and
+        4:2:2) is first padded on the right and bottom to whole blocks (:func:`_padded`), for the caller
+        to crop: swscale spreads such a frame's chroma over it at its own scale (33 samples over 65
+        columns), not one sample a block, so colours slid a column or row off their place towards the far
+        edge: a 65×49 clip of colour stripes came out of ``video`` 12-13 levels off on average, up to 251
+        at the stripes' edges (either range). A frame scaled to another size is scaled as it was."""
+        blocks = _whole_blocks(frame.format, frame.width, frame.height) if whole_blocks else (frame.width, frame.height)
+        if blocks != (frame.width, frame.height):
+            frame = _padded(frame, blocks)
         key = (frame.width, frame.height, frame.format.name, int(frame.colorspace), int(frame.color_range))
         if self._siting is None or self._siting[0] != key:
             graph = av.filter.Graph()
@@ -197,6 +220,50 @@ class RgbConverter:
         graph = self._siting[1]
         graph.push(frame)
         return graph.pull()
+
+
+def _rescaled(rgb: np.ndarray, white: int, deep: bool) -> np.ndarray:
+    """uint16 RGB whose white is ``white`` as uint16 with white at 65280 (as from YUV), or ``deep``
+    False as uint8, rounded (OpenCV's weighted sum: 0.5-0.8 ms a 720p frame, numpy's integer math 26-42)."""
+    top = 65280 if deep else 255
+    return cv2.addWeighted(rgb, top / white, rgb, 0.0, 0.0, dtype=cv2.CV_16U if deep else cv2.CV_8U)
+
+
+def in_whole_blocks(rgb: np.ndarray, pix_fmt: str, convert: Callable[[np.ndarray], av.VideoFrame]) -> av.VideoFrame:
+    """``convert(rgb)``, RGB (``H×W×3``) to a ``pix_fmt`` frame, where ``pix_fmt``'s chroma blocks tile
+    the picture; otherwise (odd sizes at 4:2:0 and 4:2:2) of ``rgb`` padded to whole blocks, its last
+    column and row repeated (so each edge block's chroma is the mean of the pixels it covers), and the
+    frame cropped back. swscale spreads an odd size's chroma at its own scale, as when reading
+    (:meth:`RgbConverter._centred`): colour stripes written 65×49 at 4:2:0 read back 6.6 levels off on
+    average, up to 113 at their edges."""
+    height, width = rgb.shape[:2]
+    blocks = _whole_blocks(av.VideoFormat(pix_fmt), width, height)
+    if blocks == (width, height):
+        return convert(rgb)
+    padded = np.pad(rgb, ((0, blocks[1] - height), (0, blocks[0] - width), (0, 0)), mode="edge")
+    return _padded(convert(padded), (width, height))
+
+
+def _padded(frame: av.VideoFrame, size: tuple[int, int]) -> av.VideoFrame:
+    """``frame`` as the top-left of a ``size`` frame, or ``size`` of its top left (planes copied row
+    by row; an odd size's chroma planes are whole either way: its last chroma sample covers its last
+    column or row alone), with its tags; the padding is zeros, to be cropped off. (FFmpeg's pad filter
+    rounds the input's size down to whole blocks, so it drops that last column.)"""
+    padded = av.VideoFrame(size[0], size[1], frame.format.name)
+    for source, plane in zip(frame.planes, padded.planes):
+        rows = np.frombuffer(source, np.uint8).reshape(source.height, source.line_size)
+        into = np.zeros((plane.height, plane.line_size), np.uint8)
+        height, width = min(source.height, plane.height), min(source.line_size, plane.line_size)
+        into[:height, :width] = rows[:height, :width]
+        plane.update(into)
+    padded.colorspace, padded.color_range = frame.colorspace, frame.color_range
+    return padded
+
+
+def _whole_blocks(fmt: av.VideoFormat, width: int, height: int) -> tuple[int, int]:
+    """The size, at least ``width`` × ``height``, that ``fmt``'s chroma blocks (2×2 at 4:2:0, 2×1 at 4:2:2) tile."""
+    across, down = 64 // fmt.chroma_width(64), 64 // fmt.chroma_height(64)
+    return fmt.chroma_width(width) * across, fmt.chroma_height(height) * down
 
 
 def _is_integer_grey(fmt: av.VideoFormat) -> bool:
@@ -351,20 +418,27 @@ def rgb_to_i420(rgb: torch.Tensor, m: YUVMatrix) -> torch.Tensor:
     return flat.view(n, h * 3 // 2, w)
 
 
-def rgb_to_yuv_planes(rgb: np.ndarray, m: YUVMatrix, chroma_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """uint8 ``H×W×3`` RGB → uint8 Y (H×W), U and V (``chroma_shape``, a whole fraction of H×W: the
-    format's chroma plane), chroma the mean of each block, exactly rounded. The writer's way to full
-    range: swscale's RGB → full-range YUV puts chroma half a level low (U −0.45 on a real picture, read
-    back as R −0.6, G +0.6, B −0.7), where its limited range is exact. OpenCV's matrix transform and
-    area resize keep it near swscale's speed (numpy took 15 ms a 640×360 frame)."""
+def rgb_to_yuv_planes(rgb: np.ndarray, m: YUVMatrix, chroma_shape: tuple[int, int],
+                      bits: int = 8) -> tuple[np.ndarray, ...]:
+    """``H×W×3`` RGB (uint8, or uint16 with white at 65280 as the reader gives it) → Y (H×W), U and V
+    (``chroma_shape``, a whole fraction of H×W: the format's chroma plane) of ``bits`` bits (uint8 at 8,
+    else uint16), chroma the mean of each block, exactly rounded. The writer's way to full range:
+    swscale's RGB → full-range YUV puts chroma half a level low (U −0.45 on a real picture, read back
+    as R −0.6, G +0.6, B −0.7; 10-bit a grey's chroma at 511, not 512), where its limited range is exact.
+    OpenCV's matrix transform and area resize keep it near swscale's speed (numpy took 15 ms a 640×360
+    frame)."""
+    white = 65280.0 if rgb.dtype == np.uint16 else 255.0
+    step = ((1 << bits) - 1) / 255.0 if m.full_range else float(1 << (bits - 8))  # codes a level: BT.2100's
     luma = np.array([m.kr, 1.0 - m.kr - m.kb, m.kb])
     rows = np.stack((luma * m.y_scale, (np.array([0.0, 0.0, 1.0]) - luma) / (2.0 * (1.0 - m.kb)) * m.c_scale,
-                     (np.array([1.0, 0.0, 0.0]) - luma) / (2.0 * (1.0 - m.kr)) * m.c_scale)) / 255.0
-    offsets = np.array([[m.y_offset], [128.0], [128.0]])
+                     (np.array([1.0, 0.0, 0.0]) - luma) / (2.0 * (1.0 - m.kr)) * m.c_scale)) * (step / white)
+    offsets = np.array([[m.y_offset * step], [128.0 * (1 << (bits - 8))], [128.0 * (1 << (bits - 8))]])
     y, u, v = cv2.split(cv2.transform(rgb.astype(np.float32), np.hstack((rows, offsets)).astype(np.float32)))
     if u.shape != chroma_shape:  # the mean of each block: OpenCV's area resize by a whole factor
         u, v = (cv2.resize(c, chroma_shape[::-1], interpolation=cv2.INTER_AREA) for c in (u, v))
-    return tuple(cv2.convertScaleAbs(plane) for plane in (y, u, v))  # rounded to nearest, saturated: all >= 0
+    if bits == 8:
+        return tuple(cv2.convertScaleAbs(plane) for plane in (y, u, v))  # rounded to nearest, saturated: all >= 0
+    return tuple(np.clip(np.rint(plane), 0, (1 << bits) - 1).astype(np.uint16) for plane in (y, u, v))
 
 
 def _to_u8(x: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ import av.video.reformatter
 import numpy as np
 
 from videodeblur.errors import EncodeError, FrameError, OutputError, short_error
+from videodeblur.video.colour import in_whole_blocks
 from videodeblur.video.colour import (AVCOL_PRI_UNSPECIFIED, AVCOL_RANGE_JPEG, AVCOL_RANGE_UNSPECIFIED, AVCOL_SPC_UNSPECIFIED,
                                       AVCOL_TRC_UNSPECIFIED, ColourTags, rgb_to_yuv_planes, sws_colorspace, yuv_matrix)
 from videodeblur.video.encoders import (SOFTWARE_ENCODER, carries, choose_encoder, coded_rate, containers_for, encodable_pix_fmt, encoder_options,
@@ -212,7 +213,7 @@ class FrameWriter:
         self._sws = av.video.reformatter.VideoReformatter()
         self._sws_colorspace = sws_colorspace(self.colour)
         self._sws_range = self.colour.color_range or None
-        self._exact_full_range = _takes_exact_full_range(self.pix_fmt, self.colour, width, height)
+        self._exact_full_range = _takes_exact_full_range(self.pix_fmt, self.colour)
 
     @classmethod
     def like(cls, path: str | Path, info: "VideoInfo", *, audio: bool = True, subtitles: bool = True,
@@ -683,15 +684,18 @@ class FrameWriter:
                                            dst_color_range=self._sws_range, interpolation=_FROM_RGB)
             frame.colorspace = self.colour.colorspace
             frame.color_range = self.colour.color_range
-        elif self._exact_full_range and image.dtype == np.uint8:
-            frame = _yuv_frame(image, self.pix_fmt, self.colour)
-        else:
-            rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
-            # The same matrix and range the reader used to make RGB, so colours round-trip.
-            frame = self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
-                                       dst_color_range=self._sws_range, interpolation=_FROM_RGB)
+        else:  # an odd size at 4:2:0 or 4:2:2 in whole chroma blocks, cropped after
+            frame = in_whole_blocks(image, self.pix_fmt, self._from_rgb)
         _tag_frame(frame, self.colour)
         return frame
+
+    def _from_rgb(self, image: np.ndarray) -> av.VideoFrame:
+        if self._exact_full_range:
+            return _yuv_frame(image, self.pix_fmt, self.colour)
+        rgb = av.VideoFrame.from_ndarray(image, format="rgb48le" if image.dtype == np.uint16 else "rgb24")
+        # The same matrix and range the reader used to make RGB, so colours round-trip.
+        return self._sws.reformat(rgb, format=self.pix_fmt, dst_colorspace=self._sws_colorspace,
+                                  dst_color_range=self._sws_range, interpolation=_FROM_RGB)
 
 
 # Exact rounding, and chroma as the mean of each 2×2 block (as the device path's ``rgb_to_i420``):
@@ -701,27 +705,26 @@ _FROM_RGB = int(av.video.reformatter.Interpolation.AREA) | int(getattr(av.video.
                                                                        "ACCURATE_RND", 0x40000))
 
 
-def _takes_exact_full_range(pix_fmt: str, colour: ColourTags, width: int, height: int) -> bool:
-    """Whether frames go to full-range 8-bit planar YUV, which swscale writes with chroma half a level
-    low (``rgb_to_yuv_planes``): those are converted here instead. Not where the chroma blocks do not
-    tile the picture (odd sizes at 4:2:0 or 4:2:2): swscale, which reads them back, spreads such chroma
-    over the picture at its own scale, and the exact blocks came back further off (3.5 levels, not 2.8)."""
+def _takes_exact_full_range(pix_fmt: str, colour: ColourTags) -> bool:
+    """Whether frames go to full-range planar YUV of 8, 10 or 12 bits, which swscale writes with chroma
+    half a level low (``rgb_to_yuv_planes``; a 10-bit grey's at 511): those are converted here instead
+    (odd sizes too: in whole blocks)."""
     fmt = av.VideoFormat(pix_fmt)
-    if (colour.color_range != AVCOL_RANGE_JPEG or fmt.is_rgb or len(fmt.components) != 3
-            or any(c.bits != 8 or c.plane != i for i, c in enumerate(fmt.components))):
-        return False
-    chroma = av.VideoFrame(width, height, pix_fmt).planes[1]
-    return width % chroma.width == 0 and height % chroma.height == 0
+    bits = fmt.components[0].bits
+    return not (colour.color_range != AVCOL_RANGE_JPEG or fmt.is_rgb or len(fmt.components) != 3
+                or bits not in (8, 10, 12) or (bits > 8 and fmt.is_big_endian)
+                or any(c.bits != bits or c.plane != i for i, c in enumerate(fmt.components)))
 
 
 def _yuv_frame(rgb: np.ndarray, pix_fmt: str, colour: ColourTags) -> av.VideoFrame:
-    """A ``pix_fmt`` frame of uint8 RGB, converted exactly (``rgb_to_yuv_planes``)."""
+    """A ``pix_fmt`` frame of RGB (uint8, or uint16 at 256 a level), converted exactly (``rgb_to_yuv_planes``)."""
     frame = av.VideoFrame(rgb.shape[1], rgb.shape[0], pix_fmt)
     chroma = frame.planes[1]
-    planes = rgb_to_yuv_planes(rgb, yuv_matrix(colour), (chroma.height, chroma.width))
+    planes = rgb_to_yuv_planes(rgb, yuv_matrix(colour), (chroma.height, chroma.width),
+                               bits=frame.format.components[0].bits)
     for plane, values in zip(frame.planes, planes):
         padded = np.zeros((plane.height, plane.line_size), np.uint8)  # rows are line_size apart
-        padded[:, :plane.width] = values
+        padded[:, :plane.width * values.itemsize] = values.astype(values.dtype.newbyteorder("<")).view(np.uint8)
         plane.update(padded)
     frame.colorspace = colour.colorspace
     frame.color_range = colour.color_range
