@@ -33,7 +33,7 @@ import numpy as np
 from videodeblur.errors import ConfigError, SourceError, short_error
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME, opened_aside
-from videodeblur.video.locations import is_url, redacted
+from videodeblur.video.locations import is_url, redacted, scheme_not_read
 from videodeblur.video.streams import pick_video_stream
 
 if TYPE_CHECKING:  # colour loads torch (info and output_format import it): imported where a source is read,
@@ -157,6 +157,8 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
         if sys.stdin is None or sys.stdin.isatty() or not Path("/dev/stdin").exists():
             raise SourceError("--source -: nothing is piped in (give a camera index, a URL or a file, or pipe a video)")
         spec = "/dev/stdin"
+    if why := scheme_not_read(spec):
+        raise SourceError(f"source {redacted(spec)!r}: {why}")
     if spec.isdigit():
         return OpenCVCameraSource(int(spec), options)
     if spec.startswith("/dev/video"):
