@@ -47,6 +47,7 @@ _READ_TIMEOUT_S = 5.0
 _CAMERA_FAILED_READS = 5  # consecutive failed grabs or decodes before a camera counts as unplugged
 _CLOCK_JUMP_S = 10.0  # a live stream's timestamps moving this far from where they were due jumped (ffmpeg's)
 _CLOCK_BACK_S = 0.1  # ... or going back this far
+STANDARD_INPUT = "standard input"  # what `--source -` is called: no name to quote, and not /dev/stdin
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,12 +152,13 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
     Raises SourceError, naming ``spec``, if it cannot be opened or delivers no first frame.
     """
     spec = spec.strip()
+    shown = spec  # how messages and stats name it
     if not spec:
         raise SourceError("empty --source: give a camera index (0), /dev/videoN, a URL, a lavfi graph or a file")
     if spec == "-":  # the video piped in, as `video -` reads it
         if sys.stdin is None or sys.stdin.isatty() or not Path("/dev/stdin").exists():
             raise SourceError("--source -: nothing is piped in (give a camera index, a URL or a file, or pipe a video)")
-        spec = "/dev/stdin"
+        spec, shown = "/dev/stdin", STANDARD_INPUT  # named as the user knows it, as `video -` names it
     if why := scheme_not_read(spec):
         raise SourceError(f"source {redacted(spec)!r}: {why}")
     if spec.isdigit():
@@ -176,7 +178,7 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
                           "a lavfi graph (testsrc2=size=640x360:rate=30) or an existing video file")
     if path.is_dir():
         raise SourceError(f"source {spec!r} is a folder: give a video file")
-    source = PyAVSource(str(path), description=spec, pace=options.realtime, fmt=None)
+    source = PyAVSource(str(path), description=shown, pace=options.realtime, fmt=None)
     source.path = path
     if not _is_regular_file(str(path)):
         # a pipe (`ffmpeg -f v4l2 ... - | videodeblur camera --source -`) runs on its producer's clock,
@@ -184,8 +186,7 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
         # end (a 4 s feed took 10.7 s) while the latency, counted from each frame's turn, hid it
         source.drops_allowed = True
         if not options.realtime:
-            what = "standard input" if spec == "/dev/stdin" else spec
-            source.note = (f"{what} is a pipe, read as a live feed: frames the model is too slow for are dropped "
+            source.note = (f"{shown} is a pipe, read as a live feed: frames the model is too slow for are dropped "
                            "(`videodeblur video -` keeps every frame)")
     return source
 
@@ -274,21 +275,21 @@ class PyAVSource(LiveSource):
                                         timeout=(open_timeout_s, _READ_TIMEOUT_S) if network else None)
             self._container = opened_aside(opening) if network else opening()
         except av.ExitError as err:  # FFmpeg's "Immediate exit requested": its timeout ran out
-            raise SourceError(f"cannot open source {description!r}: no answer within {open_timeout_s:g} s") from err
+            raise SourceError(f"cannot open source {_named(description)}: no answer within {open_timeout_s:g} s") from err
         except (av.FFmpegError, OSError, ValueError) as err:
             if getattr(err, "errno", None) == errno.EINTR:
                 # a signal (Ctrl-C, SIGTERM) came while open() waited, e.g. on a FIFO with no writer:
                 # its handler already ran inside av and was swallowed, so end as a mid-run signal does
                 raise KeyboardInterrupt from err
             if isinstance(err, av.EOFError) and not network:  # a header and no frame: as `video` says it
-                raise SourceError(f"source {description!r} {ENDS_BEFORE_FIRST_FRAME}") from err
-            raise SourceError(f"cannot open source {description!r}: {short_error(err)}") from err
+                raise SourceError(f"source {_named(description)} {ENDS_BEFORE_FIRST_FRAME}") from err
+            raise SourceError(f"cannot open source {_named(description)}: {short_error(err)}") from err
         try:
             if self._container.format.name == "tty":  # FFmpeg's text demuxer: any text file "is" a video
-                raise SourceError(f"source {description!r} is not a video (FFmpeg reads it as text): give a video file")
+                raise SourceError(f"source {_named(description)} is not a video (FFmpeg reads it as text): give a video file")
             stream = pick_video_stream(self._container)
             if stream is None:
-                raise SourceError(f"source {description!r} has no video stream: give a video file, URL or camera")
+                raise SourceError(f"source {_named(description)} has no video stream: give a video file, URL or camera")
             self._stream = stream
             self._stream.thread_type = "SLICE" if network else "AUTO"  # frame threads add latency on live input
             # a live source's sound can only be read in the video's pass: it cannot be opened again
@@ -305,9 +306,9 @@ class PyAVSource(LiveSource):
             try:
                 self._first = next(self._decoded)
             except StopIteration:
-                raise SourceError(f"source {description!r} has no decodable video frames") from None
+                raise SourceError(f"source {_named(description)} has no decodable video frames") from None
             except (av.FFmpegError, OSError, ValueError) as err:
-                raise SourceError(f"cannot decode source {description!r}: {short_error(err)}") from err
+                raise SourceError(f"cannot decode source {_named(description)}: {short_error(err)}") from err
             self._holding = False  # from now on, sound read before a recording asks is let go
         except BaseException:
             self._container.close()
@@ -378,10 +379,10 @@ class PyAVSource(LiveSource):
         except StopIteration:
             return None
         except av.ExitError as err:  # the read timeout ran out
-            raise SourceError(f"source {self.description!r} stopped delivering frames: nothing came for "
+            raise SourceError(f"source {_named(self.description)} stopped delivering frames: nothing came for "
                               f"{_READ_TIMEOUT_S:g} s") from err
         except (av.FFmpegError, OSError) as err:
-            raise SourceError(f"source {self.description!r} stopped delivering frames: {short_error(err)}") from err
+            raise SourceError(f"source {_named(self.description)} stopped delivering frames: {short_error(err)}") from err
 
 
 class _ClockMender:
@@ -438,6 +439,11 @@ def _frame_seconds(frame: av.VideoFrame, index: int, fps: float | None) -> float
     if frame.pts is not None and frame.time_base is not None:
         return float(frame.pts * frame.time_base)
     return index / (fps or 30.0)
+
+
+def _named(description: str) -> str:
+    """A source as an error names it: quoted, as given, but standard input in words."""
+    return description if description == STANDARD_INPUT else repr(description)
 
 
 def _is_regular_file(target: str) -> bool:
