@@ -3,7 +3,10 @@ the user gave it, not as ``/dev/stdin``, in its errors and its stats."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+
+import pytest
 
 CPU = ("--model", "lprn-fast", "--device", "cpu")
 
@@ -22,3 +25,20 @@ def test_standard_input_is_named_so_in_the_stats_and_errors(run_subprocess, make
     assert refused.exit_code == 1
     assert refused.stderr_lines == ["videodeblur: error: cannot open source standard input: "
                                     "Invalid data found when processing input"], refused.stderr
+
+
+def test_wayland_without_x_runs_headless_where_opencvs_window_needs_x(run_subprocess) -> None:
+    """opencv-python's Qt has only its X platform (xcb): with WAYLAND_DISPLAY set and no DISPLAY, Qt
+    aborted the whole process (exit 134, "could not load the Qt platform plugin xcb") as the window
+    opened; the stats were never said. (A GTK build of OpenCV draws under Wayland itself.)"""
+    import cv2
+
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    if gui is None or not gui.group(1).upper().startswith("QT"):
+        pytest.skip("this OpenCV's window is not Qt's")
+    result = run_subprocess("camera", "--source", "testsrc2=size=64x48:rate=25", *CPU, "--max-seconds", "0.5",
+                            "--json", env={"DISPLAY": "", "WAYLAND_DISPLAY": "wayland-0"})
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["end_reason"] == "max-seconds"
+    assert ("videodeblur: no X display (DISPLAY is not set; OpenCV's Qt window needs X, under Wayland its "
+            "XWayland): running headless") in result.stderr_lines, result.stderr

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import socket
 import threading
 from pathlib import Path
@@ -147,6 +148,9 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
             click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
         elif not _display_available():
             click.echo("videodeblur: no display (DISPLAY is not set): running headless", err=True)
+        elif not os.environ.get("DISPLAY") and _gui_backend(cv2).startswith("QT"):
+            click.echo("videodeblur: no X display (DISPLAY is not set; OpenCV's Qt window needs X, under Wayland "
+                       "its XWayland): running headless", err=True)
         elif not _x_display_reachable(os.environ.get("DISPLAY", "")):
             click.echo(f"videodeblur: display {os.environ['DISPLAY']!r} is not reachable: running headless", err=True)
         else:
@@ -257,6 +261,14 @@ def _open_preview(cv2: Any, side_by_side: bool, rotation: int = 0) -> _Preview |
 
 def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _gui_backend(cv2: Any) -> str:
+    """What draws OpenCV's windows, as its build information names it: ``QT5`` (opencv-python, whose Qt
+    has only its X platform: under Wayland alone it aborts the whole process), ``GTK3`` (draws under
+    Wayland too), ``NONE`` (opencv-python-headless)."""
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return gui.group(1).upper() if gui else "NONE"
 
 
 def _x_display_reachable(display: str) -> bool:
