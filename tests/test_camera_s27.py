@@ -42,3 +42,25 @@ def test_wayland_without_x_runs_headless_where_opencvs_window_needs_x(run_subpro
     assert json.loads(result.stdout)["end_reason"] == "max-seconds"
     assert ("videodeblur: no X display (DISPLAY is not set; OpenCV's Qt window needs X, under Wayland its "
             "XWayland): running headless") in result.stderr_lines, result.stderr
+
+
+@pytest.mark.parametrize("option", ["--max-seconds", "--reconnect"])
+def test_seconds_that_are_no_number_are_said_so(run_cli, option: str) -> None:
+    """It was click's "'abc' is not a valid float range.", and --help named the value FLOAT RANGE."""
+    result = run_cli("camera", "--no-preview", option, "abc")
+    assert result.exit_code == 2
+    assert result.stderr_lines[-1] == f"Error: Invalid value for '{option}': 'abc' is not a valid number of seconds."
+    assert f"{option} SECONDS" in run_cli("camera", "--help").stdout
+
+
+@pytest.mark.parametrize("source", ["clip", "testsrc2=size=64x48:rate=25"])
+def test_reconnect_with_a_source_that_is_never_lost_is_said_to_be_ignored(run_cli, make_clip, source: str) -> None:
+    """A file or lavfi graph ends, it is not lost: --reconnect did nothing, without a word (as --size
+    with a file is said)."""
+    clip = make_clip("in.mp4", width=64, height=48, frames=3)
+    spec = str(clip) if source == "clip" else source
+    result = run_cli("camera", "--source", spec, "--no-preview", *CPU, "--reconnect", 5, "--max-seconds", 0.5)
+    assert result.exit_code == 0, result.stderr
+    shown = spec if source == "clip" else f"lavfi:{spec}"
+    assert (f"videodeblur: note: --reconnect opens a lost camera or stream again; {shown} is not one, so it is "
+            "ignored") in result.stderr_lines, result.stderr

@@ -44,6 +44,8 @@ def _record_target(value: str | None) -> Path | str | None:
 class _Seconds(click.FloatRange):
     """A positive, finite number of seconds (a FloatRange lets nan through: every comparison is False)."""
 
+    name = "number of seconds"  # click says "'abc' is not a valid <name>": it was "float range"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         seconds = super().convert(value, param, ctx)
         if not math.isfinite(seconds):
@@ -82,7 +84,7 @@ _SECONDS = _Seconds(min=0, min_open=True)
 @click.option("--reconnect", type=_SECONDS, default=None, metavar="SECONDS",
               help="When the camera or stream is lost (a network camera dropping, a webcam replugged), open it "
                    "again every second for up to SECONDS, and go on: same size, same recording.")
-@click.option("--max-seconds", type=_SECONDS, default=None,
+@click.option("--max-seconds", type=_SECONDS, default=None, metavar="SECONDS",
               help="Stop after this many seconds.")
 @click.option("--cuda-graphs", is_flag=True, help="On CUDA, replay the network as a captured CUDA graph (fewer "
                                                    "kernel launches per frame; captured during the warm-up).")
@@ -123,7 +125,7 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
     except ConfigError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
         raise click.BadParameter(str(err), param_hint="--fourcc") from err
     live_source = open_source(source, capture_options)  # a mistyped --source is said here, before torch loads
-    for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime,
+    for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime, reconnect=reconnect,
                                  side_by_side=side_by_side and not preview and record is None):
         click.echo(f"videodeblur: note: {note}", err=True)
     if live_source.note:
@@ -196,7 +198,7 @@ def _source_file(source: str) -> Path | None:
 
 
 def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realtime: bool,
-                     side_by_side: bool) -> list[str]:
+                     reconnect: float | None, side_by_side: bool) -> list[str]:
     """Options given that this source, or this run, has no use for: said, not silently dropped."""
     from videodeblur.video.capture import OpenCVCameraSource
 
@@ -206,6 +208,9 @@ def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realt
             notes.append(f"{name} is asked of a webcam; {source.description} is not one, so it is ignored")
     if realtime and not source.paceable:
         notes.append(f"--realtime paces a file or URL; {source.description} keeps its own pace, so it is ignored")
+    if reconnect is not None and not source.live:  # a file, a pipe or a lavfi graph ends; it is never lost
+        notes.append(f"--reconnect opens a lost camera or stream again; {source.description} is not one, so it is "
+                     "ignored")
     if side_by_side:
         notes.append("--side-by-side shapes the preview and a --record file; with neither it changes nothing")
     return notes
