@@ -64,3 +64,15 @@ def test_reconnect_with_a_source_that_is_never_lost_is_said_to_be_ignored(run_cl
     shown = spec if source == "clip" else f"lavfi:{spec}"
     assert (f"videodeblur: note: --reconnect opens a lost camera or stream again; {shown} is not one, so it is "
             "ignored") in result.stderr_lines, result.stderr
+
+
+def test_a_record_name_that_is_only_an_extension_is_said_plainly(run_cli, make_clip, monkeypatch, tmp_path) -> None:
+    """``--record .mp4`` (the name left out) was "a name with no extension files cannot hold the recorded
+    video": FFmpeg took .mp4 for MP4, the trial writer, named "trial" + no suffix, did not."""
+    clip = make_clip("in.mp4", width=64, height=48, frames=3)
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("camera", "--source", clip, "--no-preview", *CPU, "--record", ".mp4")
+    assert result.exit_code == 1
+    assert result.stderr_lines == ["videodeblur: error: cannot record to .mp4: a name with no extension names no "
+                                   "container FFmpeg writes; record to .mp4, .mkv, .mov or .webm"]
+    assert not (tmp_path / ".mp4").exists()

@@ -55,11 +55,14 @@ def check_record_file(path: Path, *, input_path: Path | None = None) -> None:
                           "or send it to a stream URL")
     check_output_path(path, input_path=input_path)
     kind = path.suffix or "a name with no extension"
+    no_container = f"cannot record to {path}: {kind} names no container FFmpeg writes; {_RECORD_TO}"
+    if not path.suffix:  # ".mp4" too, the name left out: FFmpeg took it for MP4, the trial below did not
+        raise OutputError(no_container)
     try:
         with av.open(ffmpeg_name(path, writing=True), "w") as named:  # guesses the muxer; writes nothing yet
             muxer = named.format.name
     except (av.FFmpegError, ValueError) as err:
-        raise OutputError(f"cannot record to {path}: {kind} names no container FFmpeg writes; {_RECORD_TO}") from err
+        raise OutputError(no_container) from err
     if path.suffix.lower() in IMAGE_EXTENSIONS or muxer in _PICTURE_MUXERS:
         raise OutputError(f"cannot record to {path}: {kind} is a picture format, not a video; {_RECORD_TO}")
     with tempfile.TemporaryDirectory(prefix="videodeblur-record-check-") as folder:
