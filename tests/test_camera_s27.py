@@ -76,3 +76,43 @@ def test_a_record_name_that_is_only_an_extension_is_said_plainly(run_cli, make_c
     assert result.stderr_lines == ["videodeblur: error: cannot record to .mp4: a name with no extension names no "
                                    "container FFmpeg writes; record to .mp4, .mkv, .mov or .webm"]
     assert not (tmp_path / ".mp4").exists()
+
+
+class _Unchanged:
+    """An engine that hands each frame back as it is: the live loop's timing is under test, not a model."""
+
+    def process(self, frames):
+        return frames
+
+
+def _clip_with_a_still(path: Path, times_s: list[float]) -> Path:
+    """64x48 H.264 whose frames are shown at ``times_s``: a screen recording holds a still picture this
+    way, one frame that lasts until the next."""
+    from fractions import Fraction
+
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for index, at in enumerate(times_s):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), index * 40, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = round(at * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_played_file_holding_a_still_longer_than_the_stall_timeout_is_not_lost(tmp_path: Path) -> None:
+    """A --realtime file whose picture stays still (a frame shown for 6 s in a screen recording) was
+    "source lost: ... delivered nothing for 5 s" at the still, the rest of the file never read: the
+    wait for the next frame's time is the pacing's own, not a hung read."""
+    from videodeblur.pipeline.live import LiveOptions, run_live
+    from videodeblur.video.capture import CaptureOptions, open_source
+
+    clip = _clip_with_a_still(tmp_path / "still.mp4", [0.0, 0.04, 1.0, 1.04])
+    source = open_source(str(clip), CaptureOptions(realtime=True))
+    stats = run_live(source, _Unchanged(), LiveOptions(stall_timeout_s=0.4, warmup=False))
+    assert stats.end_reason == "source ended" and stats.captured == 4

@@ -181,8 +181,10 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
                         end_reason = capture.end_reason
                         played_whole = end_reason == "source ended"
                         break
-                    # while the capture thread reconnects, it gets its own time on top
-                    if (workers.not_handed_back == 0 and time.monotonic() - max(slot.last_put_time, start)
+                    # while the capture thread reconnects, it gets its own time on top; a paced file or
+                    # lavfi graph's wait for its next frame's time is counted out (a still held 6 s)
+                    if (workers.not_handed_back == 0
+                            and time.monotonic() - max(slot.last_put_time, start, capture.paced_until)
                             > options.stall_timeout_s + options.reconnect_s):
                         end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
                         break

@@ -125,6 +125,9 @@ class LiveSource:
     audio_from: tuple[Path, float] | None = None
     sound_left_out: str | None = None  # why a recording cannot carry the source's sound, if it has sound
     note: str | None = None  # what the user should know of how it is read, said once at the start
+    # a paced source (a file played at its own pace, a lavfi graph) waits on purpose, until this
+    # monotonic time, for its next frame's time: a still held for seconds is no stalled source
+    paced_until: float = 0.0
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Yield frames until the source ends or ``stop`` is set; raise SourceError if it is lost."""
@@ -338,6 +341,7 @@ class PyAVSource(LiveSource):
             if self._pace:
                 first_seconds = seconds if first_seconds is None else first_seconds
                 delay = start + (seconds - first_seconds) - time.monotonic()
+                self.paced_until = time.monotonic() + delay
                 if delay > 0 and stop.wait(delay):
                     return
             yield CapturedFrame(image, index, time.monotonic(), stream_s=seconds)
