@@ -116,3 +116,21 @@ def test_a_played_file_holding_a_still_longer_than_the_stall_timeout_is_not_lost
     source = open_source(str(clip), CaptureOptions(realtime=True))
     stats = run_live(source, _Unchanged(), LiveOptions(stall_timeout_s=0.4, warmup=False))
     assert stats.end_reason == "source ended" and stats.captured == 4
+
+
+@pytest.mark.parametrize(("name", "playlist"), [("live.mpd", "DASH"), ("live.m3u8", "HLS")])
+def test_a_playlist_record_name_is_refused_before_ffmpeg_is_asked(run_subprocess, make_clip, tmp_path,
+                                                                  name: str, playlist: str) -> None:
+    """``--record live.mpd`` killed the process (SIGFPE in FFmpeg's DASH muxer as the trial writer's
+    encoder probe closed), no message, and left init-stream0.m4s in the current folder; ``live.m3u8``
+    left FFmpeg's "<none>0.ts" there. Both write a playlist and segment files, not a video file. (A
+    process of its own: the crash took the test run with it.)"""
+    clip = make_clip("in.mp4", width=64, height=48, frames=3)
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_subprocess("camera", "--source", clip, "--no-preview", *CPU, "--record", name, cwd=work)
+    assert result.exit_code == 1
+    assert result.stderr_lines == [f"videodeblur: error: cannot record to {name}: {Path(name).suffix} is an {playlist} "
+                                   "playlist, written with segment files beside it, not a video file; record to "
+                                   ".mp4, .mkv, .mov or .webm"]
+    assert list(work.iterdir()) == []

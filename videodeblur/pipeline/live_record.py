@@ -37,6 +37,9 @@ _RECORD_QUEUE = 8
 _STREAM_CLOSE_GRACE_S = 3.0  # a --record URL's writer making no progress this long at the end is left
 # muxers that write pictures (one file a frame, or an animation), not a video a player plays with its sound
 _PICTURE_MUXERS = frozenset({"image2", "gif", "apng", "webp"})
+# muxers that write a playlist with segment files beside it: FFmpeg's DASH muxer killed the process
+# (SIGFPE) as the encoder probe closed it, and both dropped segment files into the current folder
+_PLAYLIST_MUXERS = {"dash": "DASH", "hls": "HLS"}
 _RECORD_TO = "record to .mp4, .mkv, .mov or .webm"
 
 
@@ -65,6 +68,9 @@ def check_record_file(path: Path, *, input_path: Path | None = None) -> None:
         raise OutputError(no_container) from err
     if path.suffix.lower() in IMAGE_EXTENSIONS or muxer in _PICTURE_MUXERS:
         raise OutputError(f"cannot record to {path}: {kind} is a picture format, not a video; {_RECORD_TO}")
+    if muxer in _PLAYLIST_MUXERS:
+        raise OutputError(f"cannot record to {path}: {kind} is an {_PLAYLIST_MUXERS[muxer]} playlist, written with "
+                          f"segment files beside it, not a video file; {_RECORD_TO}")
     with tempfile.TemporaryDirectory(prefix="videodeblur-record-check-") as folder:
         try:
             FrameWriter(Path(folder) / f"trial{path.suffix}", width=64, height=64, time_base=RECORD_TIME_BASE,
