@@ -134,3 +134,14 @@ def test_a_playlist_record_name_is_refused_before_ffmpeg_is_asked(run_subprocess
                                    "playlist, written with segment files beside it, not a video file; record to "
                                    ".mp4, .mkv, .mov or .webm"]
     assert list(work.iterdir()) == []
+
+
+def test_a_record_name_too_long_for_the_file_system_is_one_line(run_cli, make_clip, monkeypatch, tmp_path) -> None:
+    """It was "internal error: OSError: [Errno 36] File name too long", from the path check's is_dir()."""
+    clip = make_clip("in.mp4", width=64, height=48, frames=3)
+    monkeypatch.chdir(tmp_path)
+    name = "a" * 300 + ".mp4"
+    result = run_cli("camera", "--source", clip, "--no-preview", *CPU, "--record", name)
+    assert result.exit_code == 1
+    assert result.stderr_lines == [f"videodeblur: error: cannot write {name}: File name too long (a name in the path "
+                                   "is longer than the file system allows)"]

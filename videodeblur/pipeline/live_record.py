@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from videodeblur.errors import EncodeError, OutputError
-from videodeblur.paths import IMAGE_EXTENSIONS
+from videodeblur.paths import IMAGE_EXTENSIONS, check_nameable
 from videodeblur.video.capture import LiveSource
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.feed import PacketFeed
@@ -56,6 +56,7 @@ def check_record_file(path: Path, *, input_path: Path | None = None) -> None:
     if is_stdin(path):  # the writer would pipe the video there, and the stats after it, into one stream
         raise OutputError(f"cannot record to {path}: standard output carries the run's stats; {_RECORD_TO}, "
                           "or send it to a stream URL")
+    check_nameable(path, OutputError, "cannot write {}")  # a name too long: the path check raised a bare OSError
     check_output_path(path, input_path=input_path)
     kind = path.suffix or "a name with no extension"
     no_container = f"cannot record to {path}: {kind} names no container FFmpeg writes; {_RECORD_TO}"
