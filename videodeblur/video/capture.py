@@ -31,6 +31,7 @@ import av
 import numpy as np
 
 from videodeblur.errors import ConfigError, SourceError, short_error
+from videodeblur.paths import check_nameable
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME, opened_aside
 from videodeblur.video.locations import is_url, redacted, scheme_not_read
@@ -174,6 +175,7 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
     if spec.startswith("lavfi:"):
         return PyAVSource(spec[len("lavfi:"):], description=spec, pace=True, fmt="lavfi")
     path = Path(spec).expanduser()
+    check_nameable(path, SourceError, "source {} not found")  # else exists() raised a bare OSError
     if not path.exists() and _is_lavfi_graph(spec):
         return PyAVSource(spec, description=f"lavfi:{spec}", pace=True, fmt="lavfi")
     if not path.exists():
