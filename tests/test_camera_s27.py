@@ -150,7 +150,8 @@ def test_a_record_name_too_long_for_the_file_system_is_one_line(run_cli, make_cl
 def test_a_source_name_too_long_for_the_file_system_is_one_line(run_cli) -> None:
     """It was "internal error: OSError: [Errno 36] File name too long", from Path.exists()."""
     name = "a" * 300 + ".mp4"
-    result = run_cli("camera", "--source", name, "--no-preview")
-    assert result.exit_code == 1
-    assert result.stderr_lines == [f"videodeblur: error: source {name} not found: File name too long (a name in the "
-                                   "path is longer than the file system allows)"]
+    for recording in ([], ["--record", "out.mp4"]):  # asked first whether the source is the recording's file
+        result = run_cli("camera", "--source", name, "--no-preview", *recording)
+        assert result.exit_code == 1
+        assert result.stderr_lines == [f"videodeblur: error: source {name} not found: File name too long (a name in "
+                                       "the path is longer than the file system allows)"]

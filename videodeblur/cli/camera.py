@@ -194,7 +194,8 @@ def _source_file(source: str) -> Path | None:
     from videodeblur.video.locations import is_url
 
     path = Path(source.strip()).expanduser()
-    return path if source.strip() and not is_url(source) and path.is_file() else None
+    # os.path.isfile: a name too long is no file here (Path.is_file raised); open_source says it
+    return path if source.strip() and not is_url(source) and os.path.isfile(path) else None
 
 
 def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realtime: bool,
