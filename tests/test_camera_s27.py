@@ -155,3 +155,15 @@ def test_a_source_name_too_long_for_the_file_system_is_one_line(run_cli) -> None
         assert result.exit_code == 1
         assert result.stderr_lines == [f"videodeblur: error: source {name} not found: File name too long (a name in "
                                        "the path is longer than the file system allows)"]
+
+
+def test_the_library_refuses_a_recording_url_of_no_stream_without_its_secrets() -> None:
+    """run_live(record_path="ftp://user:secret@...") was "output folder ftp:/user:secret@host does not
+    exist", the password shown and the URL bent into a folder; the command said it as a usage error."""
+    from videodeblur.errors import ConfigError
+    from videodeblur.pipeline.live import LiveOptions
+
+    with pytest.raises(ConfigError) as refused:
+        LiveOptions(record_path="ftp://user:secret@host/x.mp4?token=abc123")
+    assert str(refused.value) == ("ftp://user:***@host/x.mp4?token=***: ftp:// is not a stream it can send to; record "
+                                  "to a file, or to rtmp://, rtmps://, srt://, udp://, tcp:// or rtsp://")

@@ -31,13 +31,12 @@ def _record_target(value: str | None) -> Path | str | None:
     """A file path, or a stream URL kept as a string (pathlib would fold its //). Called in the
     command, after cv2 is imported: ``videodeblur.video`` imports av, and av imported before cv2
     freezes the preview window (DESIGN.md); as an option's callback it ran first."""
-    from videodeblur.video.locations import is_url, redacted, unknown_scheme
+    from videodeblur.video.locations import is_url, scheme_not_sent
 
     if value is None or is_url(value):
         return value
-    if scheme := unknown_scheme(value):
-        raise click.BadParameter(f"{redacted(value)}: {scheme}:// is not a stream it can send to; record to a file, or to "
-                                 "rtmp://, rtmps://, srt://, udp://, tcp:// or rtsp://", param_hint="--record")
+    if why := scheme_not_sent(value):
+        raise click.BadParameter(why, param_hint="--record")
     return Path(value)
 
 

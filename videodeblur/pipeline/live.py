@@ -32,7 +32,7 @@ from videodeblur.pipeline.live_workers import FrameProcessor, InferenceWorkers
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import percentiles
 from videodeblur.video.capture import LiveSource
-from videodeblur.video.locations import is_url, redacted
+from videodeblur.video.locations import is_url, redacted, scheme_not_sent
 
 __all__ = ["FrameProcessor", "LiveOptions", "LiveFrame", "LiveStats", "run_live"]
 
@@ -64,6 +64,8 @@ class LiveOptions:
             raise ConfigError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
         if self.reconnect_s < 0:
             raise ConfigError(f"reconnect_s must be >= 0, got {self.reconnect_s}")
+        if isinstance(self.record_path, str) and (why := scheme_not_sent(self.record_path)):
+            raise ConfigError(why)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 __all__ = ["NETWORK_TIMEOUTS_S", "STDIN", "URL_SCHEMES", "is_named_pipe", "is_stdin", "is_url", "pipe_refusing_resume",
-           "redacted", "scheme_not_read", "unknown_scheme"]
+           "redacted", "scheme_not_read", "scheme_not_sent", "unknown_scheme"]
 
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
@@ -76,6 +76,18 @@ def scheme_not_read(spec: str | Path | None, *, urls: bool = True) -> str | None
     if not urls:
         return f"{scheme}:// URLs are not opened here; give a file"
     return f"{scheme}:// is not a stream it reads; give a file, or a stream's URL ({', '.join(URL_SCHEMES)})"
+
+
+def scheme_not_sent(target: str | Path | None) -> str | None:
+    """``target`` and why a live recording cannot go there, where it is a ``scheme://...`` of no stream
+    it sends to (``ftp://``), its secrets hidden; else None. Asked by the camera command (a usage error)
+    and by the live loop's options (the library's callers): as a path it was "output folder
+    ftp:/user:pass@host does not exist"."""
+    scheme = unknown_scheme(target)
+    if scheme is None:
+        return None
+    return (f"{redacted(target)}: {scheme}:// is not a stream it can send to; record to a file, or to rtmp://, "
+            "rtmps://, srt://, udp://, tcp:// or rtsp://")
 
 
 def is_stdin(spec: str | Path | None) -> bool:
