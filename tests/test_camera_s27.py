@@ -167,3 +167,16 @@ def test_the_library_refuses_a_recording_url_of_no_stream_without_its_secrets() 
         LiveOptions(record_path="ftp://user:secret@host/x.mp4?token=abc123")
     assert str(refused.value) == ("ftp://user:***@host/x.mp4?token=***: ftp:// is not a stream it can send to; record "
                                   "to a file, or to rtmp://, rtmps://, srt://, udp://, tcp:// or rtsp://")
+
+
+@pytest.mark.parametrize("record", ["rec.mp4/", "new/"])
+def test_a_record_path_ending_in_a_slash_names_a_folder(run_cli, make_clip, monkeypatch, tmp_path, record) -> None:
+    """``--record rec.mp4/`` recorded into the file rec.mp4 (pathlib drops the slash); ``new/`` was "a name with
+    no extension names no container". The slash says a folder, as ``video -o new/`` takes it."""
+    clip = make_clip("in.mp4", width=64, height=48, frames=3)
+    monkeypatch.chdir(tmp_path)
+    result = run_cli("camera", "--source", clip, "--no-preview", *CPU, "--record", record)
+    assert result.exit_code == 1
+    assert result.stderr_lines == [f"videodeblur: error: cannot record to {record}: the slash makes it a folder; give "
+                                   f"a file such as {record}out.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]

@@ -37,6 +37,10 @@ def _record_target(value: str | None) -> Path | str | None:
         return value
     if why := scheme_not_sent(value):
         raise click.BadParameter(why, param_hint="--record")
+    if value.endswith(("/", os.sep)):  # pathlib drops the slash: "rec.mp4/" was recorded into the file rec.mp4
+        from videodeblur.errors import OutputError
+
+        raise OutputError(f"cannot record to {value}: the slash makes it a folder; give a file such as {value}out.mp4")
     return Path(value)
 
 
