@@ -93,7 +93,7 @@ def _clip_with_a_still(path: Path, times_s: list[float]) -> Path:
     import av
     import numpy as np
 
-    with av.open(str(path), "w") as container:
+    with av.open(str(path), "w", format="mpegts" if path.suffix == ".ts" else None) as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
@@ -116,6 +116,19 @@ def test_a_played_file_holding_a_still_longer_than_the_stall_timeout_is_not_lost
     source = open_source(str(clip), CaptureOptions(realtime=True))
     stats = run_live(source, _Unchanged(), LiveOptions(stall_timeout_s=0.4, warmup=False))
     assert stats.end_reason == "source ended" and stats.captured == 4
+
+
+def test_a_played_mpeg_ts_whose_clock_jumps_goes_on_from_the_jump(tmp_path: Path) -> None:
+    """An MPEG-TS recording spliced from two (its clock an hour on at the splice), played with --realtime,
+    waited the hour for its next frame (as a still is held); a format whose clock may jump (MPEG-TS, HLS)
+    goes on from a jump of more than 10 s, as ffmpeg mends it, and its frames keep their own times."""
+    from videodeblur.pipeline.live import LiveOptions, run_live
+    from videodeblur.video.capture import CaptureOptions, open_source
+
+    clip = _clip_with_a_still(tmp_path / "spliced.ts", [0.0, 0.04, 0.08, 3600.0, 3600.04])
+    source = open_source(str(clip), CaptureOptions(realtime=True))
+    stats = run_live(source, _Unchanged(), LiveOptions(max_seconds=3, warmup=False))
+    assert stats.end_reason == "source ended" and stats.captured == 5
 
 
 @pytest.mark.parametrize(("name", "playlist"), [("live.mpd", "DASH"), ("live.m3u8", "HLS")])

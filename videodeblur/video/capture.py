@@ -307,6 +307,7 @@ class PyAVSource(LiveSource):
             self.fps = float(rate) if rate else None
             jumps = bool(self._container.format.flags & av.format.Flags.ts_discont.value)  # MPEG-TS, HLS
             self._mender = _ClockMender(self.fps) if network and jumps else None
+            self._clock_jumps = jumps
             self._decoded = self._demuxed()
             try:
                 self._first = next(self._decoded)
@@ -343,6 +344,10 @@ class PyAVSource(LiveSource):
             if self._pace:
                 first_seconds = seconds if first_seconds is None else first_seconds
                 delay = start + (seconds - first_seconds) - time.monotonic()
+                if self._clock_jumps and abs(delay) > _CLOCK_JUMP_S:
+                    # a file whose clock jumped (an MPEG-TS spliced from two): on from here, as ffmpeg
+                    # mends it, not an hour's wait (or a burst); the frames keep their own times
+                    start, first_seconds, delay = time.monotonic(), seconds, 0.0
                 self.paced_until = time.monotonic() + delay
                 if delay > 0 and stop.wait(delay):
                     return
