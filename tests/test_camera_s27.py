@@ -3,6 +3,7 @@ the user gave it, not as ``/dev/stdin``, in its errors and its stats."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -193,3 +194,29 @@ def test_a_record_path_ending_in_a_slash_names_a_folder(run_cli, make_clip, monk
     assert result.stderr_lines == [f"videodeblur: error: cannot record to {record}: the slash makes it a folder; give "
                                    f"a file such as {record}out.mp4"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+def test_max_seconds_bounds_the_wait_for_a_pipe_that_sends_nothing(tmp_path: Path) -> None:
+    """``producer | videodeblur camera --source - --max-seconds 2`` with a producer that never sends
+    waited for as long as the producer lived (25 s with ``sleep 25``), as a network source's open
+    does not: --max-seconds bounds both."""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    silent, held = os.pipe()  # the write end held open and never written: a producer that sends nothing
+    try:
+        child = subprocess.Popen([sys.executable, "-m", "videodeblur", "camera", "--source", "-", "--no-preview",
+                                  *CPU, "--max-seconds", "1"], stdin=silent, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, cwd=str(REPO_ROOT), text=True)
+        try:
+            _, stderr = child.communicate(timeout=60)
+        finally:
+            child.kill()
+    finally:
+        os.close(silent)
+        os.close(held)
+    assert child.returncode == 1, stderr
+    assert stderr.strip().splitlines()[-1] == ("videodeblur: error: cannot open source standard input: nothing came "
+                                               "within 1 s"), stderr

@@ -124,7 +124,8 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         capture_options = CaptureOptions(realtime=realtime, width=width, height=height, fourcc=fourcc,
                                          # --max-seconds bounds the wait for a stream that never answers too
                                          open_timeout_s=min(CaptureOptions.open_timeout_s,
-                                                            max_seconds or CaptureOptions.open_timeout_s))
+                                                            max_seconds or CaptureOptions.open_timeout_s),
+                                         pipe_wait_s=max_seconds)
     except ConfigError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
         raise click.BadParameter(str(err), param_hint="--fourcc") from err
     live_source = open_source(source, capture_options)  # a mistyped --source is said here, before torch loads

@@ -86,6 +86,7 @@ class CaptureOptions:
     fps: float | None = None
     fourcc: str | None = None
     open_timeout_s: float = _OPEN_TIMEOUT_S  # how long a network source may take to answer
+    pipe_wait_s: float | None = None  # ... and a pipe to send (None: as long as its producer lives)
 
     def __post_init__(self) -> None:
         for name in ("width", "height", "fps"):
@@ -183,9 +184,11 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
                           "a lavfi graph (testsrc2=size=640x360:rate=30) or an existing video file")
     if path.is_dir():
         raise SourceError(f"source {spec!r} is a folder: give a video file")
-    source = PyAVSource(str(path), description=shown, pace=options.realtime, fmt=None)
+    pipe = not _is_regular_file(str(path))
+    source = PyAVSource(str(path), description=shown, pace=options.realtime, fmt=None,
+                        open_timeout_s=options.pipe_wait_s if pipe else None)
     source.path = path
-    if not _is_regular_file(str(path)):
+    if pipe:
         # a pipe (`ffmpeg -f v4l2 ... - | videodeblur camera --source -`) runs on its producer's clock,
         # as a camera does: stale frames are dropped. Read in step like a file, it queued them without
         # end (a 4 s feed took 10.7 s) while the latency, counted from each frame's turn, hid it
@@ -259,7 +262,7 @@ class PyAVSource(LiveSource):
     """
 
     def __init__(self, target: str, *, description: str, pace: bool, fmt: str | None,
-                 network: bool = False, open_timeout_s: float = _OPEN_TIMEOUT_S) -> None:
+                 network: bool = False, open_timeout_s: float | None = _OPEN_TIMEOUT_S) -> None:
         from videodeblur.video.colour import RgbConverter
         from videodeblur.video.info import frame_colour, pixel_shape
         from videodeblur.video.output_format import source_tags
@@ -278,9 +281,14 @@ class PyAVSource(LiveSource):
         try:
             opening = functools.partial(av.open, target, format=fmt, options=options, metadata_errors="replace",
                                         timeout=(open_timeout_s, _READ_TIMEOUT_S) if network else None)
-            self._container = opened_aside(opening) if network else opening()
+            # a pipe is waited for aside too, for open_timeout_s at most where that is set (--max-seconds)
+            aside = network or (fmt is None and open_timeout_s is not None)
+            self._container = opened_aside(opening, within_s=None if network else open_timeout_s) if aside \
+                else opening()
         except av.ExitError as err:  # FFmpeg's "Immediate exit requested": its timeout ran out
             raise SourceError(f"cannot open source {_named(description)}: no answer within {open_timeout_s:g} s") from err
+        except TimeoutError as err:  # a pipe that sent nothing (an OSError: said before those)
+            raise SourceError(f"cannot open source {_named(description)}: {err}") from err
         except (av.FFmpegError, OSError, ValueError) as err:
             if getattr(err, "errno", None) == errno.EINTR:
                 # a signal (Ctrl-C, SIGTERM) came while open() waited, e.g. on a FIFO with no writer:
