@@ -95,7 +95,7 @@ class Deblurrer:
         they are only in the stats."""
         from videodeblur.pipeline import RunOptions, deblur_file
 
-        _check_path("src", src, InputNotFoundError, "input not found: {}")
+        _check_path("src", src, InputNotFoundError, "input not found: {}", urls=True)
         _check_path("dst", dst, OutputError, "cannot write {}")
         _check_warn(warn)
         options = RunOptions(encoder=encoder, crf=crf, progress=progress, resume=resume, start_s=start_s,
@@ -195,14 +195,19 @@ def _check_warn(warn: Warn | None) -> None:
         raise ConfigError(f"warn must be a function taking one line, got {warn!r}")
 
 
-def _check_path(name: str, path: str | Path, error: type[VideoDeblurError], message: str) -> None:
+def _check_path(name: str, path: str | Path, error: type[VideoDeblurError], message: str, *,
+                urls: bool = False) -> None:
     """ConfigError for a ``path`` (the argument ``name``) that is no path, and ``error`` (``message``
     naming it) for one no file can have: a NUL byte in it, or a name longer than the file system
-    allows; the OS would raise a bare TypeError, ValueError or OSError later."""
+    allows; the OS would raise a bare TypeError, ValueError or OSError later. So too for a URL of a
+    scheme not opened here (``ftp://``; ``urls``: stream URLs are read): as a path, it was a folder
+    "ftp:/user:pass@host" not found, its password shown."""
     from videodeblur.paths import check_nameable
-    from videodeblur.video.locations import is_stdin, is_url
+    from videodeblur.video.locations import is_stdin, is_url, redacted, scheme_not_read
 
     if not isinstance(path, str) and not (isinstance(path, os.PathLike) and isinstance(os.fspath(path), str)):
         raise ConfigError(f"{name} must be a path (str or os.PathLike), got {path!r}")
+    if why := scheme_not_read(path, urls=urls):
+        raise error(f"{message.format(redacted(path))}: {why}")
     if not (is_url(path) or is_stdin(path)):
         check_nameable(path, error, message)

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError, VideoDeblurError
 from videodeblur.notices import Warn
-from videodeblur.video.locations import is_stdin, is_url
+from videodeblur.video.locations import is_stdin, is_url, redacted, scheme_not_read
 
 __all__ = ["check_nameable", "check_no_empty_path", "check_not_empty", "check_pairs_folder", "expand_inputs",
            "make_folder", "new_folders_removed_if_empty", "check_distinct_outputs", "check_outputs_apart", "default_outputs", "warn_of_subfolders", "VIDEO_SUFFIXES",
@@ -87,6 +87,8 @@ def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: s
         if urls and is_url(raw):
             sources.append(raw)
             continue
+        if why := scheme_not_read(raw, urls=urls):  # as a path, "ftp:/user:pass@host/x.mp4" was not found
+            raise InputNotFoundError(f"input {redacted(raw)}: {why}")
         path = Path(raw)
         if not path.exists():
             raise InputNotFoundError(f"input not found: {path}")

@@ -12,6 +12,7 @@ from videodeblur.bench.peers import peer_name
 from videodeblur.errors import ConfigError, InputNotFoundError, UnreadableInputError
 from videodeblur.option_values import check_preset
 from videodeblur.paths import check_no_empty_path
+from videodeblur.video.locations import redacted, scheme_not_read
 
 __all__ = ["BenchOptions"]
 
@@ -36,7 +37,7 @@ class BenchOptions:
     compile: bool = False
     cuda_graphs: bool = False
     channels_last: bool = True
-    input: Path | None = None
+    input: str | Path | None = None  # a Path once checked
     warmup_frames: int | None = None
     compare: bool = False
     peers: tuple[str, ...] | None = None
@@ -69,11 +70,15 @@ class BenchOptions:
             object.__setattr__(self, "peers", tuple(peer_name(p) for p in self.peers))
         if self.input is not None:
             check_no_empty_path([self.input], None, inputs_are="a video file")  # "" read as "." was "not a regular file"
+            if why := scheme_not_read(self.input, urls=False):
+                raise InputNotFoundError(f"input {redacted(self.input)}: {why}")
         if self.input is not None and not Path(self.input).is_file():
             if Path(self.input).exists():  # /dev/null or a pipe was said "does not exist"
                 raise UnreadableInputError(f"input {str(self.input)!r} is not a regular file: give a path to a "
                                            "video file (every run reads it again from the start)")
             raise InputNotFoundError(f"input file {str(self.input)!r} does not exist: give a path to a video file")
+        if self.input is not None:  # a str until checked: a Path folds ftp:// into a folder "ftp:"
+            object.__setattr__(self, "input", Path(self.input))
 
     def warmup_for(self, frames: int) -> int:
         """Warm-up frames for a clip of ``frames`` (an ``input`` may hold fewer than ``frames``):

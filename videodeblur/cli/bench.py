@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
@@ -72,7 +71,7 @@ def bench(model: str | None, size: tuple[int, int], frames: int, batches: tuple[
 
         options = BenchOptions(model=model, width=size[0], height=size[1], frames=frames, batches=batches,
                                device=device, precision=precision, compile=compile_, cuda_graphs=cuda_graphs,
-                               input=Path(input_) if input_ else input_, warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
+                               input=input_, warmup_frames=warmup_frames, tile=tile, compare=compare or bool(peers),
                                peers=peers or None, encoder=encoder, preset=preset, engines=engines)
         from videodeblur.bench import run_bench  # torch loads here: seconds on a busy machine
 

@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import socket
 import threading
 from pathlib import Path
@@ -30,18 +31,23 @@ def _record_target(value: str | None) -> Path | str | None:
     """A file path, or a stream URL kept as a string (pathlib would fold its //). Called in the
     command, after cv2 is imported: ``videodeblur.video`` imports av, and av imported before cv2
     freezes the preview window (DESIGN.md); as an option's callback it ran first."""
-    from videodeblur.video.locations import is_url, unknown_scheme
+    from videodeblur.video.locations import is_url, scheme_not_sent
 
     if value is None or is_url(value):
         return value
-    if scheme := unknown_scheme(value):
-        raise click.BadParameter(f"{value}: {scheme}:// is not a stream it can send to; record to a file, or to "
-                                 "rtmp://, rtmps://, srt://, udp://, tcp:// or rtsp://", param_hint="--record")
+    if why := scheme_not_sent(value):
+        raise click.BadParameter(why, param_hint="--record")
+    if value.endswith(("/", os.sep)):  # pathlib drops the slash: "rec.mp4/" was recorded into the file rec.mp4
+        from videodeblur.errors import OutputError
+
+        raise OutputError(f"cannot record to {value}: the slash makes it a folder; give a file such as {value}out.mp4")
     return Path(value)
 
 
 class _Seconds(click.FloatRange):
     """A positive, finite number of seconds (a FloatRange lets nan through: every comparison is False)."""
+
+    name = "number of seconds"  # click says "'abc' is not a valid <name>": it was "float range"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         seconds = super().convert(value, param, ctx)
@@ -81,7 +87,7 @@ _SECONDS = _Seconds(min=0, min_open=True)
 @click.option("--reconnect", type=_SECONDS, default=None, metavar="SECONDS",
               help="When the camera or stream is lost (a network camera dropping, a webcam replugged), open it "
                    "again every second for up to SECONDS, and go on: same size, same recording.")
-@click.option("--max-seconds", type=_SECONDS, default=None,
+@click.option("--max-seconds", type=_SECONDS, default=None, metavar="SECONDS",
               help="Stop after this many seconds.")
 @click.option("--cuda-graphs", is_flag=True, help="On CUDA, replay the network as a captured CUDA graph (fewer "
                                                    "kernel launches per frame; captured during the warm-up).")
@@ -118,11 +124,12 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
         capture_options = CaptureOptions(realtime=realtime, width=width, height=height, fourcc=fourcc,
                                          # --max-seconds bounds the wait for a stream that never answers too
                                          open_timeout_s=min(CaptureOptions.open_timeout_s,
-                                                            max_seconds or CaptureOptions.open_timeout_s))
+                                                            max_seconds or CaptureOptions.open_timeout_s),
+                                         pipe_wait_s=max_seconds)
     except ConfigError as err:  # the sizes are checked by _parse_size: what is left is --fourcc
         raise click.BadParameter(str(err), param_hint="--fourcc") from err
     live_source = open_source(source, capture_options)  # a mistyped --source is said here, before torch loads
-    for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime,
+    for note in _ignored_options(live_source, size=size, fourcc=fourcc, realtime=realtime, reconnect=reconnect,
                                  side_by_side=side_by_side and not preview and record is None):
         click.echo(f"videodeblur: note: {note}", err=True)
     if live_source.note:
@@ -147,6 +154,9 @@ def camera(source: str, realtime: bool, model: str | None, device: str, precisio
             click.echo("videodeblur: --no-preview: running headless (stats are printed on exit)", err=True)
         elif not _display_available():
             click.echo("videodeblur: no display (DISPLAY is not set): running headless", err=True)
+        elif not os.environ.get("DISPLAY") and _gui_backend(cv2).startswith("QT"):
+            click.echo("videodeblur: no X display (DISPLAY is not set; OpenCV's Qt window needs X, under Wayland "
+                       "its XWayland): running headless", err=True)
         elif not _x_display_reachable(os.environ.get("DISPLAY", "")):
             click.echo(f"videodeblur: display {os.environ['DISPLAY']!r} is not reachable: running headless", err=True)
         else:
@@ -188,11 +198,12 @@ def _source_file(source: str) -> Path | None:
     from videodeblur.video.locations import is_url
 
     path = Path(source.strip()).expanduser()
-    return path if source.strip() and not is_url(source) and path.is_file() else None
+    # os.path.isfile: a name too long is no file here (Path.is_file raised); open_source says it
+    return path if source.strip() and not is_url(source) and os.path.isfile(path) else None
 
 
 def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realtime: bool,
-                     side_by_side: bool) -> list[str]:
+                     reconnect: float | None, side_by_side: bool) -> list[str]:
     """Options given that this source, or this run, has no use for: said, not silently dropped."""
     from videodeblur.video.capture import OpenCVCameraSource
 
@@ -202,6 +213,9 @@ def _ignored_options(source: Any, *, size: str | None, fourcc: str | None, realt
             notes.append(f"{name} is asked of a webcam; {source.description} is not one, so it is ignored")
     if realtime and not source.paceable:
         notes.append(f"--realtime paces a file or URL; {source.description} keeps its own pace, so it is ignored")
+    if reconnect is not None and not source.live:  # a file, a pipe or a lavfi graph ends; it is never lost
+        notes.append(f"--reconnect opens a lost camera or stream again; {source.description} is not one, so it is "
+                     "ignored")
     if side_by_side:
         notes.append("--side-by-side shapes the preview and a --record file; with neither it changes nothing")
     return notes
@@ -257,6 +271,14 @@ def _open_preview(cv2: Any, side_by_side: bool, rotation: int = 0) -> _Preview |
 
 def _display_available() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _gui_backend(cv2: Any) -> str:
+    """What draws OpenCV's windows, as its build information names it: ``QT5`` (opencv-python, whose Qt
+    has only its X platform: under Wayland alone it aborts the whole process), ``GTK3`` (draws under
+    Wayland too), ``NONE`` (opencv-python-headless)."""
+    gui = re.search(r"^\s*GUI:\s*(\S+)", cv2.getBuildInformation(), re.MULTILINE)
+    return gui.group(1).upper() if gui else "NONE"
 
 
 def _x_display_reachable(display: str) -> bool:

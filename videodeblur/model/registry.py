@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from videodeblur.errors import ConfigError, InputNotFoundError, ModelNotFoundError, VideoDeblurError
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import check_nameable
+from videodeblur.video.locations import redacted, scheme_not_read
 
 if TYPE_CHECKING:  # (the network and weights modules load torch: imported where used, once a name is checked)
     from videodeblur.model.lprn import LPRN
@@ -102,6 +103,8 @@ def weights_file(name_or_path: str | Path) -> tuple[str, Path]:
         path = shipped_weights_path(shipped)
         name = shipped
     else:
+        if why := scheme_not_read(key, urls=False):  # as a path: "ftp:/user:pass@host/w.pt" not found
+            raise InputNotFoundError(f"weights file not found: {redacted(key)}: {why}")
         path = Path(key).expanduser()
         if path.suffix.lower() == ".toml":
             raise ModelNotFoundError(f"{path} is a model config, which holds no weights: train it (videodeblur "

@@ -32,7 +32,7 @@ from videodeblur.pipeline.live_workers import FrameProcessor, InferenceWorkers
 from videodeblur.pipeline.side_by_side import side_by_side
 from videodeblur.pipeline.stats import percentiles
 from videodeblur.video.capture import LiveSource
-from videodeblur.video.locations import is_url, redacted
+from videodeblur.video.locations import is_url, redacted, scheme_not_sent
 
 __all__ = ["FrameProcessor", "LiveOptions", "LiveFrame", "LiveStats", "run_live"]
 
@@ -64,6 +64,8 @@ class LiveOptions:
             raise ConfigError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
         if self.reconnect_s < 0:
             raise ConfigError(f"reconnect_s must be >= 0, got {self.reconnect_s}")
+        if isinstance(self.record_path, str) and (why := scheme_not_sent(self.record_path)):
+            raise ConfigError(why)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -181,8 +183,10 @@ def run_live(source: LiveSource, engine: FrameProcessor | Sequence[FrameProcesso
                         end_reason = capture.end_reason
                         played_whole = end_reason == "source ended"
                         break
-                    # while the capture thread reconnects, it gets its own time on top
-                    if (workers.not_handed_back == 0 and time.monotonic() - max(slot.last_put_time, start)
+                    # while the capture thread reconnects, it gets its own time on top; a paced file or
+                    # lavfi graph's wait for its next frame's time is counted out (a still held 6 s)
+                    if (workers.not_handed_back == 0
+                            and time.monotonic() - max(slot.last_put_time, start, capture.paced_until)
                             > options.stall_timeout_s + options.reconnect_s):
                         end_reason = f"source lost: {source.description} delivered nothing for {options.stall_timeout_s:g} s"
                         break

@@ -166,6 +166,11 @@ class CaptureThread(threading.Thread):
             return True
         return False
 
+    @property
+    def paced_until(self) -> float:
+        """Until when (monotonic) the source now read waits on purpose for its next frame's time."""
+        return self._source.paced_until
+
     def raise_error(self) -> None:
         if self._error is not None:
             raise self._error

@@ -19,7 +19,7 @@ import av
 import numpy as np
 
 from videodeblur.errors import EncodeError, OutputError
-from videodeblur.paths import IMAGE_EXTENSIONS
+from videodeblur.paths import IMAGE_EXTENSIONS, check_nameable
 from videodeblur.video.capture import LiveSource
 from videodeblur.video.colour import ColourTags
 from videodeblur.video.feed import PacketFeed
@@ -37,6 +37,9 @@ _RECORD_QUEUE = 8
 _STREAM_CLOSE_GRACE_S = 3.0  # a --record URL's writer making no progress this long at the end is left
 # muxers that write pictures (one file a frame, or an animation), not a video a player plays with its sound
 _PICTURE_MUXERS = frozenset({"image2", "gif", "apng", "webp"})
+# muxers that write a playlist with segment files beside it: FFmpeg's DASH muxer killed the process
+# (SIGFPE) as the encoder probe closed it, and both dropped segment files into the current folder
+_PLAYLIST_MUXERS = {"dash": "DASH", "hls": "HLS"}
 _RECORD_TO = "record to .mp4, .mkv, .mov or .webm"
 
 
@@ -53,15 +56,22 @@ def check_record_file(path: Path, *, input_path: Path | None = None) -> None:
     if is_stdin(path):  # the writer would pipe the video there, and the stats after it, into one stream
         raise OutputError(f"cannot record to {path}: standard output carries the run's stats; {_RECORD_TO}, "
                           "or send it to a stream URL")
+    check_nameable(path, OutputError, "cannot write {}")  # a name too long: the path check raised a bare OSError
     check_output_path(path, input_path=input_path)
     kind = path.suffix or "a name with no extension"
+    no_container = f"cannot record to {path}: {kind} names no container FFmpeg writes; {_RECORD_TO}"
+    if not path.suffix:  # ".mp4" too, the name left out: FFmpeg took it for MP4, the trial below did not
+        raise OutputError(no_container)
     try:
         with av.open(ffmpeg_name(path, writing=True), "w") as named:  # guesses the muxer; writes nothing yet
             muxer = named.format.name
     except (av.FFmpegError, ValueError) as err:
-        raise OutputError(f"cannot record to {path}: {kind} names no container FFmpeg writes; {_RECORD_TO}") from err
+        raise OutputError(no_container) from err
     if path.suffix.lower() in IMAGE_EXTENSIONS or muxer in _PICTURE_MUXERS:
         raise OutputError(f"cannot record to {path}: {kind} is a picture format, not a video; {_RECORD_TO}")
+    if muxer in _PLAYLIST_MUXERS:
+        raise OutputError(f"cannot record to {path}: {kind} is an {_PLAYLIST_MUXERS[muxer]} playlist, written with "
+                          f"segment files beside it, not a video file; {_RECORD_TO}")
     with tempfile.TemporaryDirectory(prefix="videodeblur-record-check-") as folder:
         try:
             FrameWriter(Path(folder) / f"trial{path.suffix}", width=64, height=64, time_base=RECORD_TIME_BASE,

@@ -18,7 +18,7 @@ from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
 from videodeblur.notices import Warn, python_warning
 from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_no_empty_path,
                                check_outputs_apart, default_outputs, expand_inputs, make_folder, warn_of_subfolders)
-from videodeblur.video.locations import STDIN, is_stdin, is_url, redacted, unknown_scheme
+from videodeblur.video.locations import STDIN, is_stdin, is_url, redacted, scheme_not_read, unknown_scheme
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
 
@@ -115,6 +115,8 @@ def _piped_job(inputs: Sequence[str | Path], output: str | Path | None) -> Video
     src = str(inputs[0])
     if is_stdin(output):
         if not is_stdin(src) and not is_url(src):
+            if why := scheme_not_read(src):
+                raise InputNotFoundError(f"input {redacted(src)}: {why}")
             if not Path(src).exists():
                 raise InputNotFoundError(f"input not found: {src}")
             if Path(src).is_dir():

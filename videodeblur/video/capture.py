@@ -31,9 +31,10 @@ import av
 import numpy as np
 
 from videodeblur.errors import ConfigError, SourceError, short_error
+from videodeblur.paths import check_nameable
 from videodeblur.video.feed import PacketFeed
 from videodeblur.video.inputs import ENDS_BEFORE_FIRST_FRAME, opened_aside
-from videodeblur.video.locations import is_url, redacted
+from videodeblur.video.locations import is_url, redacted, scheme_not_read
 from videodeblur.video.streams import pick_video_stream
 
 if TYPE_CHECKING:  # colour loads torch (info and output_format import it): imported where a source is read,
@@ -47,6 +48,7 @@ _READ_TIMEOUT_S = 5.0
 _CAMERA_FAILED_READS = 5  # consecutive failed grabs or decodes before a camera counts as unplugged
 _CLOCK_JUMP_S = 10.0  # a live stream's timestamps moving this far from where they were due jumped (ffmpeg's)
 _CLOCK_BACK_S = 0.1  # ... or going back this far
+STANDARD_INPUT = "standard input"  # what `--source -` is called: no name to quote, and not /dev/stdin
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +86,7 @@ class CaptureOptions:
     fps: float | None = None
     fourcc: str | None = None
     open_timeout_s: float = _OPEN_TIMEOUT_S  # how long a network source may take to answer
+    pipe_wait_s: float | None = None  # ... and a pipe to send (None: as long as its producer lives)
 
     def __post_init__(self) -> None:
         for name in ("width", "height", "fps"):
@@ -124,6 +127,9 @@ class LiveSource:
     audio_from: tuple[Path, float] | None = None
     sound_left_out: str | None = None  # why a recording cannot carry the source's sound, if it has sound
     note: str | None = None  # what the user should know of how it is read, said once at the start
+    # a paced source (a file played at its own pace, a lavfi graph) waits on purpose, until this
+    # monotonic time, for its next frame's time: a still held for seconds is no stalled source
+    paced_until: float = 0.0
 
     def frames(self, stop: threading.Event) -> Iterator[CapturedFrame]:
         """Yield frames until the source ends or ``stop`` is set; raise SourceError if it is lost."""
@@ -151,12 +157,15 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
     Raises SourceError, naming ``spec``, if it cannot be opened or delivers no first frame.
     """
     spec = spec.strip()
+    shown = spec  # how messages and stats name it
     if not spec:
         raise SourceError("empty --source: give a camera index (0), /dev/videoN, a URL, a lavfi graph or a file")
     if spec == "-":  # the video piped in, as `video -` reads it
         if sys.stdin is None or sys.stdin.isatty() or not Path("/dev/stdin").exists():
             raise SourceError("--source -: nothing is piped in (give a camera index, a URL or a file, or pipe a video)")
-        spec = "/dev/stdin"
+        spec, shown = "/dev/stdin", STANDARD_INPUT  # named as the user knows it, as `video -` names it
+    if why := scheme_not_read(spec):
+        raise SourceError(f"source {redacted(spec)!r}: {why}")
     if spec.isdigit():
         return OpenCVCameraSource(int(spec), options)
     if spec.startswith("/dev/video"):
@@ -167,6 +176,7 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
     if spec.startswith("lavfi:"):
         return PyAVSource(spec[len("lavfi:"):], description=spec, pace=True, fmt="lavfi")
     path = Path(spec).expanduser()
+    check_nameable(path, SourceError, "source {} not found")  # else exists() raised a bare OSError
     if not path.exists() and _is_lavfi_graph(spec):
         return PyAVSource(spec, description=f"lavfi:{spec}", pace=True, fmt="lavfi")
     if not path.exists():
@@ -174,16 +184,17 @@ def open_source(spec: str, options: CaptureOptions = CaptureOptions()) -> LiveSo
                           "a lavfi graph (testsrc2=size=640x360:rate=30) or an existing video file")
     if path.is_dir():
         raise SourceError(f"source {spec!r} is a folder: give a video file")
-    source = PyAVSource(str(path), description=spec, pace=options.realtime, fmt=None)
+    pipe = not _is_regular_file(str(path))
+    source = PyAVSource(str(path), description=shown, pace=options.realtime, fmt=None,
+                        open_timeout_s=options.pipe_wait_s if pipe else None)
     source.path = path
-    if not _is_regular_file(str(path)):
+    if pipe:
         # a pipe (`ffmpeg -f v4l2 ... - | videodeblur camera --source -`) runs on its producer's clock,
         # as a camera does: stale frames are dropped. Read in step like a file, it queued them without
         # end (a 4 s feed took 10.7 s) while the latency, counted from each frame's turn, hid it
         source.drops_allowed = True
         if not options.realtime:
-            what = "standard input" if spec == "/dev/stdin" else spec
-            source.note = (f"{what} is a pipe, read as a live feed: frames the model is too slow for are dropped "
+            source.note = (f"{shown} is a pipe, read as a live feed: frames the model is too slow for are dropped "
                            "(`videodeblur video -` keeps every frame)")
     return source
 
@@ -251,7 +262,7 @@ class PyAVSource(LiveSource):
     """
 
     def __init__(self, target: str, *, description: str, pace: bool, fmt: str | None,
-                 network: bool = False, open_timeout_s: float = _OPEN_TIMEOUT_S) -> None:
+                 network: bool = False, open_timeout_s: float | None = _OPEN_TIMEOUT_S) -> None:
         from videodeblur.video.colour import RgbConverter
         from videodeblur.video.info import frame_colour, pixel_shape
         from videodeblur.video.output_format import source_tags
@@ -270,23 +281,28 @@ class PyAVSource(LiveSource):
         try:
             opening = functools.partial(av.open, target, format=fmt, options=options, metadata_errors="replace",
                                         timeout=(open_timeout_s, _READ_TIMEOUT_S) if network else None)
-            self._container = opened_aside(opening) if network else opening()
+            # a pipe is waited for aside too, for open_timeout_s at most where that is set (--max-seconds)
+            aside = network or (fmt is None and open_timeout_s is not None)
+            self._container = opened_aside(opening, within_s=None if network else open_timeout_s) if aside \
+                else opening()
         except av.ExitError as err:  # FFmpeg's "Immediate exit requested": its timeout ran out
-            raise SourceError(f"cannot open source {description!r}: no answer within {open_timeout_s:g} s") from err
+            raise SourceError(f"cannot open source {_named(description)}: no answer within {open_timeout_s:g} s") from err
+        except TimeoutError as err:  # a pipe that sent nothing (an OSError: said before those)
+            raise SourceError(f"cannot open source {_named(description)}: {err}") from err
         except (av.FFmpegError, OSError, ValueError) as err:
             if getattr(err, "errno", None) == errno.EINTR:
                 # a signal (Ctrl-C, SIGTERM) came while open() waited, e.g. on a FIFO with no writer:
                 # its handler already ran inside av and was swallowed, so end as a mid-run signal does
                 raise KeyboardInterrupt from err
             if isinstance(err, av.EOFError) and not network:  # a header and no frame: as `video` says it
-                raise SourceError(f"source {description!r} {ENDS_BEFORE_FIRST_FRAME}") from err
-            raise SourceError(f"cannot open source {description!r}: {short_error(err)}") from err
+                raise SourceError(f"source {_named(description)} {ENDS_BEFORE_FIRST_FRAME}") from err
+            raise SourceError(f"cannot open source {_named(description)}: {short_error(err)}") from err
         try:
             if self._container.format.name == "tty":  # FFmpeg's text demuxer: any text file "is" a video
-                raise SourceError(f"source {description!r} is not a video (FFmpeg reads it as text): give a video file")
+                raise SourceError(f"source {_named(description)} is not a video (FFmpeg reads it as text): give a video file")
             stream = pick_video_stream(self._container)
             if stream is None:
-                raise SourceError(f"source {description!r} has no video stream: give a video file, URL or camera")
+                raise SourceError(f"source {_named(description)} has no video stream: give a video file, URL or camera")
             self._stream = stream
             self._stream.thread_type = "SLICE" if network else "AUTO"  # frame threads add latency on live input
             # a live source's sound can only be read in the video's pass: it cannot be opened again
@@ -299,13 +315,14 @@ class PyAVSource(LiveSource):
             self.fps = float(rate) if rate else None
             jumps = bool(self._container.format.flags & av.format.Flags.ts_discont.value)  # MPEG-TS, HLS
             self._mender = _ClockMender(self.fps) if network and jumps else None
+            self._clock_jumps = jumps
             self._decoded = self._demuxed()
             try:
                 self._first = next(self._decoded)
             except StopIteration:
-                raise SourceError(f"source {description!r} has no decodable video frames") from None
+                raise SourceError(f"source {_named(description)} has no decodable video frames") from None
             except (av.FFmpegError, OSError, ValueError) as err:
-                raise SourceError(f"cannot decode source {description!r}: {short_error(err)}") from err
+                raise SourceError(f"cannot decode source {_named(description)}: {short_error(err)}") from err
             self._holding = False  # from now on, sound read before a recording asks is let go
         except BaseException:
             self._container.close()
@@ -335,6 +352,11 @@ class PyAVSource(LiveSource):
             if self._pace:
                 first_seconds = seconds if first_seconds is None else first_seconds
                 delay = start + (seconds - first_seconds) - time.monotonic()
+                if self._clock_jumps and abs(delay) > _CLOCK_JUMP_S:
+                    # a file whose clock jumped (an MPEG-TS spliced from two): on from here, as ffmpeg
+                    # mends it, not an hour's wait (or a burst); the frames keep their own times
+                    start, first_seconds, delay = time.monotonic(), seconds, 0.0
+                self.paced_until = time.monotonic() + delay
                 if delay > 0 and stop.wait(delay):
                     return
             yield CapturedFrame(image, index, time.monotonic(), stream_s=seconds)
@@ -376,10 +398,10 @@ class PyAVSource(LiveSource):
         except StopIteration:
             return None
         except av.ExitError as err:  # the read timeout ran out
-            raise SourceError(f"source {self.description!r} stopped delivering frames: nothing came for "
+            raise SourceError(f"source {_named(self.description)} stopped delivering frames: nothing came for "
                               f"{_READ_TIMEOUT_S:g} s") from err
         except (av.FFmpegError, OSError) as err:
-            raise SourceError(f"source {self.description!r} stopped delivering frames: {short_error(err)}") from err
+            raise SourceError(f"source {_named(self.description)} stopped delivering frames: {short_error(err)}") from err
 
 
 class _ClockMender:
@@ -436,6 +458,11 @@ def _frame_seconds(frame: av.VideoFrame, index: int, fps: float | None) -> float
     if frame.pts is not None and frame.time_base is not None:
         return float(frame.pts * frame.time_base)
     return index / (fps or 30.0)
+
+
+def _named(description: str) -> str:
+    """A source as an error names it: quoted, as given, but standard input in words."""
+    return description if description == STANDARD_INPUT else repr(description)
 
 
 def _is_regular_file(target: str) -> bool:

@@ -8,6 +8,7 @@ import errno
 import re
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -80,12 +81,13 @@ def open_input(path: Path | str) -> av.container.InputContainer:
         raise UnreadableInputError(f"cannot open {path}: {err}") from err
 
 
-def interruptibly(work: Callable[[], _T], *, abandon: Callable[[], None]) -> _T:
+def interruptibly(work: Callable[[], _T], *, abandon: Callable[[], None], within_s: float | None = None) -> _T:
     """``work()`` on a thread of its own while this one waits, so that Ctrl-C or SIGTERM still ends
     the run while it is blocked: FFmpeg retries a read from a pipe that a signal interrupted, and
     never comes back to Python for the signal's handler to act (a producer that stalls before its
     first frame held the run until it sent again). Interrupted, ``work`` is left to its thread, as
-    the pipeline leaves a read blocked on a pipe, and ``abandon()`` runs once it has returned."""
+    the pipeline leaves a read blocked on a pipe, and ``abandon()`` runs once it has returned.
+    ``within_s``: TimeoutError if ``work`` has not returned by then (left to its thread the same way)."""
     done = threading.Event()
     lock = threading.Lock()
     result: dict[str, Any] = {}
@@ -102,9 +104,11 @@ def interruptibly(work: Callable[[], _T], *, abandon: Callable[[], None]) -> _T:
             abandon()
 
     threading.Thread(target=run, name="videodeblur-open", daemon=True).start()
+    deadline = None if within_s is None else time.monotonic() + within_s
     try:
         while not done.wait(0.1):
-            pass
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"nothing came within {within_s:g} s")
     except BaseException:
         with lock:
             result["left"] = not done.is_set()
@@ -116,16 +120,18 @@ def interruptibly(work: Callable[[], _T], *, abandon: Callable[[], None]) -> _T:
     return result["value"]
 
 
-def opened_aside(opening: Callable[[], av.container.InputContainer]) -> av.container.InputContainer:
-    """``opening()`` (an ``av.open`` of a network source) :func:`interruptibly`: FFmpeg waiting on a
-    server that sends nothing held a Ctrl-C or SIGTERM until its open timeout (10 s), and the run then
-    ended as "no answer". An open left behind closes what it opened."""
+def opened_aside(opening: Callable[[], av.container.InputContainer], *,
+                 within_s: float | None = None) -> av.container.InputContainer:
+    """``opening()`` (an ``av.open`` of a network source, or of a pipe) :func:`interruptibly`: FFmpeg
+    waiting on a server that sends nothing held a Ctrl-C or SIGTERM until its open timeout (10 s), and
+    the run then ended as "no answer". An open left behind closes what it opened. ``within_s``: as
+    :func:`interruptibly` (a pipe has no timeout of FFmpeg's own)."""
     opened: list[av.container.InputContainer] = []
 
     def kept() -> av.container.InputContainer:
         opened.append(opening())
         return opened[0]
-    return interruptibly(kept, abandon=lambda: opened[0].close())
+    return interruptibly(kept, abandon=lambda: opened[0].close(), within_s=within_s)
 
 
 def _end_if_interrupted(err: BaseException) -> None:

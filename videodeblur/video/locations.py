@@ -7,10 +7,10 @@ import os
 import re
 import stat
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 __all__ = ["NETWORK_TIMEOUTS_S", "STDIN", "URL_SCHEMES", "is_named_pipe", "is_stdin", "is_url", "pipe_refusing_resume",
-           "redacted", "unknown_scheme"]
+           "redacted", "scheme_not_read", "scheme_not_sent", "unknown_scheme"]
 
 STDIN = "-"  # the input (or output) given as "-": the video piped in (or out)
 URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "udp", "tcp", "srt", "rtp")
@@ -29,10 +29,11 @@ def is_url(spec: str | Path) -> bool:
 def redacted(spec: str | Path) -> str:
     """``spec`` as messages, stats and JSON may show it: a URL's password and the values of its query
     parameters named like secrets (``token``, ``key``, ``sig``...) become ``***``, so that a user's logs
-    and monitoring do not hold them. Anything else, and a non-URL, is shown as given. Display only:
+    and monitoring do not hold them; so for a URL of a scheme not read here (``ftp://user:pass@...``),
+    which an error names as given. Anything else, and a non-URL, is shown as given. Display only:
     what FFmpeg opens is always ``spec`` itself."""
     text = str(spec)
-    if not is_url(text):
+    if not (is_url(text) or unknown_scheme(text)):
         return text
     scheme, _, rest = text.partition("://")
     netloc, path = re.match(r"([^/?#]*)(.*)", rest, re.DOTALL).groups()
@@ -59,6 +60,34 @@ def unknown_scheme(spec: str | Path | None) -> str | None:
     if sep and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme) and scheme.lower() not in URL_SCHEMES:
         return scheme
     return None
+
+
+def scheme_not_read(spec: str | Path | None, *, urls: bool = True) -> str | None:
+    """Why ``spec`` cannot be read, where it is a ``scheme://...`` of no stream read here (see
+    :func:`unknown_scheme`) and no file has that name; else None. ``urls``: the caller reads stream
+    URLs too (else files only). Callers say it after the location, :func:`redacted`: read as a path,
+    ``ftp://user:pass@host/x.mp4`` was "not found: ftp:/user:pass@host/x.mp4", the password shown
+    and the URL bent into a folder."""
+    scheme = unknown_scheme(spec)
+    if scheme is None or os.path.lexists(str(spec)):
+        return None
+    if scheme.lower() == "file":  # FFmpeg's own protocol for a local file: the path is what to give
+        return f"give the file's path itself ({unquote(urlparse(str(spec)).path) or '/'}), not a file:// URL"
+    if not urls:
+        return f"{scheme}:// URLs are not opened here; give a file"
+    return f"{scheme}:// is not a stream it reads; give a file, or a stream's URL ({', '.join(URL_SCHEMES)})"
+
+
+def scheme_not_sent(target: str | Path | None) -> str | None:
+    """``target`` and why a live recording cannot go there, where it is a ``scheme://...`` of no stream
+    it sends to (``ftp://``), its secrets hidden; else None. Asked by the camera command (a usage error)
+    and by the live loop's options (the library's callers): as a path it was "output folder
+    ftp:/user:pass@host does not exist"."""
+    scheme = unknown_scheme(target)
+    if scheme is None:
+        return None
+    return (f"{redacted(target)}: {scheme}:// is not a stream it can send to; record to a file, or to rtmp://, "
+            "rtmps://, srt://, udp://, tcp:// or rtsp://")
 
 
 def is_stdin(spec: str | Path | None) -> bool:
