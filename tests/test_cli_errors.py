@@ -99,6 +99,25 @@ def test_video_into_an_unknown_url(run_cli, make_clip, tmp_path):
         "use `videodeblur camera --source FILE --realtime --record URL`"]
 
 
+def test_an_input_url_of_a_scheme_not_read(run_cli, tmp_path):
+    """README: a scheme the tool does not take (``ftp://``) "is refused with the URL as given". Read as a
+    path, it was "input not found: ftp:/host/x.mp4" (pathlib folds the //); ``image``, which reads no
+    URL, said the same of an https one."""
+    cases = [(("video", "ftp://host/x.mp4", "-o", tmp_path / "o.mp4"),
+              "input ftp://host/x.mp4: ftp:// is not read here: give a file or a folder, or a URL (rtsp, rtsps, rtmp, "
+              "rtmps, http, https, udp, tcp, srt, rtp)"),
+             (("video", "s3://bucket/x.mp4"), "input s3://bucket/x.mp4: s3:// is not read here"),
+             (("image", "ftp://host/x.png", "-o", tmp_path / "o.png"),
+              "input ftp://host/x.png: ftp:// is not read here: give a file or a folder"),
+             (("image", "https://user:pw@host/x.png", "-o", tmp_path / "o.png"),
+              "input https://user:***@host/x.png: https:// is not read here: give a file or a folder")]
+    for args, said in cases:
+        result = run_cli(*args)
+        assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+        assert result.stderr_lines[0].startswith(f"videodeblur: error: {said}"), result.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_video_into_a_picture_file(run_cli, make_clip, tmp_path):
     """``-o x.jpg`` opened FFmpeg's image muxer: "cannot open encoder mjpeg ...; try --encoder libx264",
     and that failed again ("image2 format does not support libx264")."""

@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 
 from videodeblur.errors import InputNotFoundError, OutputError, UnreadableInputError, VideoDeblurError
 from videodeblur.notices import Warn
-from videodeblur.video.locations import is_stdin, is_url
+from videodeblur.video.locations import URL_SCHEMES, is_stdin, is_url, redacted, unknown_scheme
 
 __all__ = ["check_nameable", "check_no_empty_path", "check_not_empty", "check_pairs_folder", "expand_inputs",
            "make_folder", "new_folders_removed_if_empty", "check_distinct_outputs", "check_outputs_apart", "default_outputs", "warn_of_subfolders", "VIDEO_SUFFIXES",
@@ -88,6 +88,11 @@ def expand_inputs(inputs: Sequence[str | Path], suffixes: Sequence[str], what: s
             sources.append(raw)
             continue
         path = Path(raw)
+        if not path.exists() and (scheme := unknown_scheme(raw) or (is_url(raw) and raw.partition("://")[0])):
+            # read as a path, "ftp://host/x" was "input not found: ftp:/host/x"
+            takes = f", or a URL ({', '.join(URL_SCHEMES)})" if urls else ""
+            raise InputNotFoundError(f"input {redacted(raw)}: {scheme}:// is not read here: give a file or a "
+                                     f"folder{takes}")
         if not path.exists():
             raise InputNotFoundError(f"input not found: {path}")
         if path.is_dir():
