@@ -99,6 +99,25 @@ def test_video_into_an_unknown_url(run_cli, make_clip, tmp_path):
         "use `videodeblur camera --source FILE --realtime --record URL`"]
 
 
+def test_an_input_url_of_a_scheme_not_read(run_cli, tmp_path):
+    """README: a scheme the tool does not take (``ftp://``) "is refused with the URL as given". Read as a
+    path, it was "input not found: ftp:/host/x.mp4" (pathlib folds the //); ``image``, which reads no
+    URL, said the same of an https one."""
+    cases = [(("video", "ftp://host/x.mp4", "-o", tmp_path / "o.mp4"),
+              "input ftp://host/x.mp4: ftp:// is not a stream it reads; give a file, or a stream's URL (rtsp, rtsps, "
+              "rtmp, rtmps, http, https, udp, tcp, srt, rtp)"),
+             (("video", "s3://bucket/x.mp4"), "input s3://bucket/x.mp4: s3:// is not a stream it reads"),
+             (("image", "ftp://host/x.png", "-o", tmp_path / "o.png"),
+              "input ftp://host/x.png: ftp:// URLs are not opened here; give a file"),
+             (("image", "https://user:pw@host/x.png", "-o", tmp_path / "o.png"),
+              "input https://user:***@host/x.png: https:// URLs are not opened here; give a file")]
+    for args, said in cases:
+        result = run_cli(*args)
+        assert result.exit_code == 1 and len(result.stderr_lines) == 1, result.stderr
+        assert result.stderr_lines[0].startswith(f"videodeblur: error: {said}"), result.stderr
+    assert not list(tmp_path.iterdir())
+
+
 def test_video_into_a_picture_file(run_cli, make_clip, tmp_path):
     """``-o x.jpg`` opened FFmpeg's image muxer: "cannot open encoder mjpeg ...; try --encoder libx264",
     and that failed again ("image2 format does not support libx264")."""
@@ -216,16 +235,20 @@ def test_ctrl_c_exits_130(run_cli, image_file, tmp_path, monkeypatch):
     assert result.stderr_lines == ["videodeblur: interrupted"]
 
 
-@pytest.mark.parametrize("where", ["loading the model", "before the run"])
+@pytest.mark.parametrize("where", ["importing the engine", "loading the model", "before the run"])
 def test_ctrl_c_before_a_video_run_still_prints_its_json_line(run_cli, make_clip, tmp_path, monkeypatch, where):
     """The help says --json prints its line, "interrupted": true, however the run is stopped; a stop
-    while the model loaded, or before the run began, printed none."""
+    while the model loaded, or before the run began, printed none. Nor did one while the engine's
+    modules were imported (torch loading: 2-8 s on 2 cores, the first thing a Ctrl-C meets)."""
     import videodeblur.pipeline
 
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    if where == "loading the model":
+    if where == "importing the engine":  # as `from videodeblur.pipeline import Engine` runs the first time
+        monkeypatch.delattr(videodeblur.pipeline, "Engine", raising=False)
+        monkeypatch.setattr(videodeblur.pipeline, "__getattr__", interrupted)
+    elif where == "loading the model":
         monkeypatch.setattr(videodeblur.pipeline.Engine, "from_name", interrupted)
     else:
         monkeypatch.setattr(videodeblur.pipeline, "deblur_file", interrupted)
@@ -234,7 +257,7 @@ def test_ctrl_c_before_a_video_run_still_prints_its_json_line(run_cli, make_clip
     assert result.exit_code == 130
     assert json.loads(result.stdout) == {"input": str(src), "output": str(tmp_path / "o.mp4"), "frames": 0,
                                          "frames_written": 0, "interrupted": True}
-    assert result.stderr_lines == (["videodeblur: interrupted"] if where == "loading the model" else  # said once
+    assert result.stderr_lines == (["videodeblur: interrupted"] if where != "before the run" else  # said once
                                    [f"videodeblur: interrupted before any frame was written: no file was left at "
                                     f"{tmp_path / 'o.mp4'}"])
 

@@ -137,3 +137,25 @@ def test_every_library_the_package_and_its_tests_import_is_declared():
     undeclared = {name: distributions.get(name) for name in third_party
                   if not {d.lower().removesuffix("-headless") for d in distributions.get(name, [name])} & declared}
     assert undeclared == {}
+
+
+def test_the_source_distribution_holds_every_script_the_docs_run(monkeypatch):
+    """MANIFEST.in says the sdist holds "the docs the README links", and docs/MODEL.md runs
+    `bash docs/run_ablations.sh`, which its `docs *.md *.py` left out. Read with setuptools' own
+    template rules, every `bash|python docs/... or benchmarks/...` script the docs name is in it."""
+    import re
+
+    # the build backend's own MANIFEST.in rules; setuptools is not a declared dependency (a Python 3.12 venv lacks it)
+    FileList = pytest.importorskip("setuptools._distutils.filelist").FileList
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    files = FileList()
+    files.findall()
+    for line in (root / "MANIFEST.in").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            files.process_template_line(line)
+    docs = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    named = {match for doc in docs
+             for match in re.findall(r"(?:bash|python) ((?:docs|benchmarks)/[\w./-]+\.(?:sh|py))", doc.read_text())}
+    assert "docs/run_ablations.sh" in named and all((root / path).is_file() for path in named)
+    assert sorted(named - {Path(f).as_posix() for f in files.files}) == []

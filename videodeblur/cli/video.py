@@ -149,11 +149,11 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     if pipe_format is not None and not piped_out:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
-    from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
-    from videodeblur.pipeline.resume import found_finished
-    from videodeblur.signals import signals_noted
+    try:  # importing the engine loads torch (2-8 s): a Ctrl-C then is one while the model loads
+        from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+        from videodeblur.pipeline.resume import found_finished
+        from videodeblur.signals import signals_noted
 
-    try:
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
                                                        tile=tile, compile=compile_, cuda_graphs=cuda_graphs))
     except KeyboardInterrupt:  # while the model loaded: no input was begun on, and --json still says so

@@ -68,8 +68,8 @@ def scheme_not_read(spec: str | Path | None, *, urls: bool = True) -> str | None
     URLs too (else files only). Callers say it after the location, :func:`redacted`: read as a path,
     ``ftp://user:pass@host/x.mp4`` was "not found: ftp:/user:pass@host/x.mp4", the password shown
     and the URL bent into a folder."""
-    scheme = unknown_scheme(spec)
-    if scheme is None or os.path.lexists(str(spec)):
+    scheme = unknown_scheme(spec) or (None if urls or not is_url(spec or "") else str(spec).partition("://")[0])
+    if scheme is None or os.path.lexists(str(spec)):  # a stream URL where only files are read: not one either
         return None
     if scheme.lower() == "file":  # FFmpeg's own protocol for a local file: the path is what to give
         return f"give the file's path itself ({unquote(urlparse(str(spec)).path) or '/'}), not a file:// URL"
