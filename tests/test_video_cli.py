@@ -705,6 +705,40 @@ def test_a_second_ctrl_c_as_the_command_takes_the_stop_still_says_what_was_kept(
                                    "(--resume goes on from there)"]
 
 
+def test_a_second_stop_after_the_command_said_the_first_adds_no_line(run_cli, make_clip, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """A Ctrl-C stops the run and the command says what the output kept; a second one lands as the
+    command's stop goes out through click (here: as the output folders it made are tidied): it was
+    raised there, click printed a blank line for it, and a bare "videodeblur: interrupted" followed
+    the line already said. Once a stop is said, later ones are only dropped: one clean line, exit 130."""
+    import dataclasses
+
+    import videodeblur.pipeline as pipeline
+
+    src = make_clip("a.mp4", width=64, height=48, frames=40)
+    real_deblur_file, real_rmdir = pipeline.deblur_file, Path.rmdir
+
+    def first_ctrl_c(*args, **kwargs):
+        def at_three(done: int, total: int | None) -> None:  # on the encode thread, once frames are written
+            if done == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_deblur_file(*args[:3], dataclasses.replace(args[3], progress=at_three))
+
+    def second_ctrl_c(folder: Path) -> None:
+        signal.raise_signal(signal.SIGINT)  # its handler runs here, before the folder is tidied
+        real_rmdir(folder)
+
+    monkeypatch.setattr(pipeline, "deblur_file", first_ctrl_c)
+    monkeypatch.setattr(Path, "rmdir", second_ctrl_c)
+    result = run_cli("video", src, "-o", f"{tmp_path / 'new'}/", *CPU, "--batch", "1")  # a folder it makes
+    out = tmp_path / "new" / "a.mp4"
+    assert out.exists(), result.stderr
+    kept = len(decode(out).frames)
+    assert result.exit_code == 130 and 3 <= kept < 40, result.stderr
+    assert result.stderr.splitlines() == [f"videodeblur: interrupted: {out} is finalised with {kept} frames "
+                                          "(--resume goes on from there)"]
+
+
 @pytest.mark.parametrize("signum, code, said, times", [(signal.SIGINT, 130, "interrupted", 1),
                                                        (signal.SIGTERM, 143, "terminated", 1),
                                                        (signal.SIGINT, 130, "interrupted", 2)])
