@@ -8,6 +8,7 @@ old copy dropped, what a failed writer left behind); the run itself, its threads
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -58,7 +59,9 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                                                                  side_by_side=options.side_by_side)):
             reader.close()
             return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
+        there = options.resume and Path(output_path).exists()
         partial = set_aside(Path(output_path), reader.info) if options.resume else None
+        anew = there and partial is None  # it held no frame: written from the first, said so below
         try:
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                       feed=_one_pass_feed(reader, input_path, options),
@@ -115,6 +118,10 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                 _drop_partial(partial, Path(output_path), writer)
     if stopped:  # the output is finalised all the same: the stop is reported with what it holds
         raise RunInterrupted(stats)
+    if anew:  # else only the missing "kept" told that --resume found nothing to keep
+        stats = dataclasses.replace(stats, warnings=(
+            f"{output_path} held no frame to go on from (its run stopped before its first): "
+            "written from the first frame", *stats.warnings))
     if not writer.frames_written and not stats.extra.get("stopped_early"):
         # the writer removed its empty file: say so, not "wrote 0 frames" (a stop asked for is no failure)
         start, length = options.start_s or 0.0, reader.info.duration_s
