@@ -360,6 +360,21 @@ def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_pa
     assert table.exit_code == 0 and table.stderr == ""  # said once
 
 
+def test_resume_of_a_finished_output_with_other_encoding_options_says_they_changed_nothing(
+        run_cli, make_clip, tmp_path: Path) -> None:
+    """`--resume --crf 30` on an output already whole said only "nothing to resume" (exit 0): one who
+    asked for another quality took the file for encoded again. The line says it is kept as it was."""
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    out = tmp_path / "out.mp4"
+    assert run_cli("video", src, "-o", out, *CPU).exit_code == 0
+    before = out.read_bytes()
+    again = run_cli("video", src, "-o", out, *CPU, "--resume", "--crf", "30", "--no-audio")
+    assert again.exit_code == 0 and again.stderr == "" and out.read_bytes() == before
+    assert again.stdout.splitlines() == [f"{out} already holds all 5 frames, 64x48: nothing to resume (its frames are "
+                                         "kept as they were encoded: --crf 30 --no-audio changed nothing; run without "
+                                         "--resume to encode it again)"]
+
+
 def test_a_resumed_folder_says_once_that_its_finished_outputs_had_nothing_to_resume(run_cli, make_clip,
                                                                                     tmp_path: Path) -> None:
     """`video folder/ -o out/ --resume` after a run that finished some of them warned "out/a.mp4
