@@ -416,15 +416,18 @@ def test_sigterm_while_torch_loads_exits_143_under_python_m(tmp_path: Path) -> N
     assert (proc.returncode, proc.stderr.decode()) == (143, "\nvideodeblur: terminated\n")
 
 
-def test_ctrl_c_after_the_work_is_done_changes_nothing() -> None:
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ctrl_c_after_the_work_is_done_changes_nothing(signame: str) -> None:
     """Ctrl-C while the finished process tears down (seconds with torch loaded): it printed a
     traceback from the interpreter's clean-up ("Exception ignored in atexit callback"); now the work
-    that was done stands, exit 0 and nothing on stderr."""
-    code = textwrap.dedent("""
+    that was done stands, exit 0 and nothing on stderr. A SIGTERM or SIGHUP then (a supervisor's
+    stop sent again) found its default action back: the process died of it (status -15) with its
+    work done; it is ignored from there on too."""
+    code = textwrap.dedent(f"""
         import atexit, runpy, signal, sys, time
 
         def ctrl_c_at_exit():
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.{signame})
             time.sleep(0.1)
 
         atexit.register(ctrl_c_at_exit)
@@ -521,3 +524,4 @@ def test_a_run_resumed_with_other_code_records_both_commits(tmp_path: Path, monk
     straight = load_recipe(_recipe(tmp_path / "s", steps=2, checkpoint_every=100))
     train(straight)
     assert "commits" not in json.loads((tmp_path / "s" / "run" / "tiny.json").read_text())  # one version: said once
+

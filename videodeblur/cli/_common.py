@@ -73,8 +73,10 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
             finally:
                 if the_program:  # the work is done and the outputs finalised: a Ctrl-C from here on only
                     # printed a traceback from the interpreter's teardown (seconds long with torch
-                    # loaded) and changed the exit code
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    # loaded) and changed the exit code; a SIGTERM or SIGHUP, their default action
+                    # back, ended the process by the signal (status -15) with its work done
+                    for signum in (signal.SIGINT, *_TERMINATING):
+                        signal.signal(signum, signal.SIG_IGN)
     except (click.exceptions.Abort, KeyboardInterrupt) as stop:  # click turns Ctrl-C/EOF at prompts into Abort
         with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more text
             if not isinstance(stop, StopSaid):
