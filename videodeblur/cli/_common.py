@@ -15,7 +15,7 @@ import click
 from videodeblur.errors import VideoDeblurError
 from videodeblur.option_values import MIN_TILE, PRESETS
 
-__all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail",
+__all__ = ["run_cli", "CommandGroup", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail",
            "parse_size", "StopSaid", "stop_word"]
 
 EXIT_ERROR = 1
@@ -44,6 +44,18 @@ class StopSaid(click.exceptions.Abort):
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message)
         _stop_said.append(True)
+
+
+class CommandGroup(click.Group):
+    """The command group, whose commands' stops reach :func:`run_cli` without a blank line before
+    its "videodeblur: interrupted": click answers a KeyboardInterrupt (meant for a prompt's ^C) with
+    one, then Abort; a Ctrl-C while torch loaded, or one a command leaves unsaid, got it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise click.exceptions.Abort() from None
 
 
 def stop_word() -> str:

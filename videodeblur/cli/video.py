@@ -149,15 +149,15 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
     if pipe_format is not None and not piped_out:
         raise click.UsageError("--format is for -o - (standard output); a file's container follows its extension")
     jobs = plan_videos(inputs, output, warn=warn)  # path mistakes fail here, in milliseconds, before torch loads
-    from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
-    from videodeblur.pipeline.resume import found_finished
-    from videodeblur.signals import signals_noted
-
     try:
+        from videodeblur.pipeline import Engine, EngineOptions, RunInterrupted, RunOptions, deblur_file
+        from videodeblur.pipeline.resume import found_finished
+        from videodeblur.signals import signals_noted
+
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
                                                        tile=tile, compile=compile_, cuda_graphs=cuda_graphs))
-    except KeyboardInterrupt:  # while the model loaded: no input was begun on, and --json still says so
-        if as_json:
+    except KeyboardInterrupt:  # while torch or the model loaded (seconds): no input was begun on, and --json
+        if as_json:  # still says so
             _print(json.dumps(_unbegun(jobs[0])), err=piped_out)
         raise
     if show_progress is None:
