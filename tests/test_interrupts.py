@@ -172,6 +172,28 @@ def test_a_signal_while_the_summary_is_said_waits_for_it(run_cli, make_clip, tmp
     assert result.stderr_lines == ["videodeblur: terminated"]
 
 
+def test_a_signal_while_a_batch_job_is_said_names_the_videos_left(run_cli, make_clip, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same in a batch: after the first video's summary only a bare "videodeblur: terminated"
+    came, which did not say that the videos after it were left as they were."""
+    from videodeblur.cli import video as video_command
+
+    make_clip("clips/a.mp4", width=64, height=48, frames=3)
+    make_clip("clips/b.mp4", width=64, height=48, frames=3)
+    make_clip("clips/c.mp4", width=64, height=48, frames=3)
+    table = video_command.summary_table
+
+    def terminated_midway(result: dict[str, Any]) -> str:
+        signal.raise_signal(signal.SIGTERM)
+        return table(result)
+
+    monkeypatch.setattr(video_command, "summary_table", terminated_midway)
+    result = run_cli("video", tmp_path / "clips", "-o", tmp_path / "out", *CPU)
+    assert result.exit_code == 143 and result.stdout.startswith(f"wrote {tmp_path / 'out' / 'a.mp4'}: 3 frames")
+    assert result.stderr.splitlines() == ["videodeblur: terminated: 2 more videos not begun"]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a.mp4"]
+
+
 def test_a_second_ctrl_c_while_a_recording_closes_keeps_the_stats(engine: Engine, make_clip, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """camera: Ctrl-C, then another while the recording was finalised: the second escaped the live

@@ -210,7 +210,11 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                 if len(jobs) == 1:
                     raise  # said by the command's error handler, one line
                 continue
-        if held:  # its output is whole; the inputs after it are left
+        if held:  # its output is whole (or its error said); the inputs after it are left, and said so
+            if unbegun := len(jobs) - number:
+                click.echo(f"videodeblur: {stop_word()}: {unbegun} more video{'s' if unbegun > 1 else ''} not begun",
+                           err=True)
+                raise StopSaid()
             raise click.exceptions.Abort()
     if finished_before:  # one warning, not one per file: each file's own line says it holds them all
         warn(f"{finished_before} of {len(jobs)} outputs already held every frame of their input: nothing to resume there")
