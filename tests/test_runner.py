@@ -680,6 +680,29 @@ def test_resume_onto_an_output_whose_video_track_holds_no_frame_starts_from_the_
     assert deblur_file(src, tmp_path / "empty.mkv", engine, RunOptions(resume=True)).frames == 5
 
 
+def test_a_stale_partial_file_never_takes_the_place_of_an_output_with_more_frames(engine, make_clip,
+                                                                                   tmp_path: Path) -> None:
+    """A resume killed outright while it copied leaves the old output as out.partial.mp4; a run
+    since then (without --resume) wrote the output whole. The next --resume deleted that whole
+    output for the stale 5 frames, and, refusing them (another --crf), put them back in its place:
+    the whole output was lost. The .partial file now goes where the output holds more frames."""
+    src = make_clip("a.mp4", width=64, height=48, frames=20)
+    out, partial = tmp_path / "out.mp4", tmp_path / "out.partial.mp4"
+    deblur_file(src, out, engine, RunOptions(max_frames=5))
+    out.replace(partial)
+    deblur_file(src, out, engine, RunOptions(crf=30))  # the run since, whole
+    whole = out.read_bytes()
+    stats = deblur_file(src, out, engine, RunOptions(resume=True, crf=30))
+    assert (stats.frames, stats.extra["resumed_frames"]) == (0, 20)  # nothing to resume
+    assert out.read_bytes() == whole and not partial.exists()
+    deblur_file(src, out, engine, RunOptions(max_frames=5))
+    out.replace(partial)
+    deblur_file(src, out, engine, RunOptions(max_frames=12))  # a part since, longer than the stale one
+    resumed = deblur_file(src, out, engine, RunOptions(resume=True))
+    assert (resumed.frames, resumed.extra["resumed_frames"], len(decode(out).frames)) == (8, 12, 20)
+    assert not partial.exists()
+
+
 def test_resume_without_the_side_by_side_of_the_first_run_names_it(engine, make_clip, tmp_path: Path) -> None:
     """The refusal compared the sizes (128x48 against 64x48) without naming the option that doubles one."""
     src = make_clip("a.mp4", width=64, height=48, frames=20)

@@ -28,7 +28,7 @@ from videodeblur.video.streams import pick_video_stream
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
 
-__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "found_finished", "frames_in",
+__all__ = ["FinishedOutput", "set_aside", "drop_stale_partial", "finished_output", "nothing_left", "found_finished", "frames_in",
            "input_frame_times", "kept_frame_check", "last_picture", "same_picture", "shows_source"]
 
 _LIKENESS_SIDE = 32  # pixels across the thumbnails compared: deblurring and coding leave them alike
@@ -51,6 +51,16 @@ def set_aside(output: Path, info: VideoInfo) -> Path | None:
         output.replace(partial)
         return partial
     return None
+
+
+def drop_stale_partial(output: Path) -> None:
+    """Remove the ``.partial`` file beside ``output`` (:func:`set_aside`) where ``output`` holds more
+    frames than it: a run since (without --resume, or a resume killed after it went on past the
+    copy) made the output, and the old frames are stale. Kept, they were taken over the output's: a
+    whole output was deleted for them, or put back as them when they were refused."""
+    partial = _partial(output)
+    if partial.exists() and output.exists() and frames_in(output) > frames_in(partial):
+        partial.unlink()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,8 +16,8 @@ import torch
 from videodeblur.errors import ConfigError, DecodeError, EncodeError
 from videodeblur.pipeline.engine import Engine
 from videodeblur.pipeline.options import RunOptions
-from videodeblur.pipeline.resume import (finished_output, frames_in, input_frame_times, kept_frame_check, nothing_left,
-                                         set_aside)
+from videodeblur.pipeline.resume import (drop_stale_partial, finished_output, frames_in, input_frame_times,
+                                         kept_frame_check, nothing_left, set_aside)
 from videodeblur.pipeline.stats import RunStats
 from videodeblur.pipeline.threaded_run import RunInterrupted, ThreadedRun
 from videodeblur.signals import signals_noted
@@ -55,6 +55,7 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         made_by = _made_by(engine, options)
         if options.resume:  # first: the input itself would count as a finished output
             check_output_path(output_path, input_path=input_path)
+            drop_stale_partial(Path(output_path))
         if options.resume and (done := finished_output(Path(output_path), reader.info, made_by,
                                                                  side_by_side=options.side_by_side)):
             reader.close()
