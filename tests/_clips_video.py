@@ -90,11 +90,11 @@ def decodable_frames(path: Path) -> int:
     return decoded
 
 
-def remuxed(src: Path, dst: Path, *, later_s: float = 0.0) -> Path:
+def remuxed(src: Path, dst: Path, *, later_s: float = 0.0, options: dict[str, str] | None = None) -> Path:
     """Every stream of ``src`` copied as it is into ``dst``'s container (``.ts``: MPEG-TS, whose AAC
     is ADTS-framed), every timestamp ``later_s`` seconds later (a stream that does not start at 0,
-    as broadcast and camera streams do not)."""
-    with av.open(str(src)) as i, av.open(str(dst), "w") as o:
+    as broadcast and camera streams do not); ``options``: the muxer's (``movflags``)."""
+    with av.open(str(src)) as i, av.open(str(dst), "w", options=options or {}) as o:
         streams = {s.index: o.add_stream_from_template(s) for s in i.streams}
         for packet in i.demux():
             if packet.dts is not None:

@@ -232,7 +232,7 @@ def test_ctrl_c_exits_130(run_cli, image_file, tmp_path, monkeypatch):
     monkeypatch.setattr(videodeblur.images, "deblur_image_file", interrupted)
     result = run_cli("image", image_file, "-o", tmp_path / "o.png", "--device", "cpu")
     assert result.exit_code == 130
-    assert result.stderr_lines == ["videodeblur: interrupted"]
+    assert result.stderr == "videodeblur: interrupted\n"  # click put a blank line before it (as torch loads too)
 
 
 @pytest.mark.parametrize("where", ["importing the engine", "loading the model", "before the run"])
@@ -257,9 +257,10 @@ def test_ctrl_c_before_a_video_run_still_prints_its_json_line(run_cli, make_clip
     assert result.exit_code == 130
     assert json.loads(result.stdout) == {"input": str(src), "output": str(tmp_path / "o.mp4"), "frames": 0,
                                          "frames_written": 0, "interrupted": True}
-    assert result.stderr_lines == (["videodeblur: interrupted"] if where != "before the run" else  # said once
-                                   [f"videodeblur: interrupted before any frame was written: no file was left at "
-                                    f"{tmp_path / 'o.mp4'}"])
+    # said once, and with no blank line before it (click's, for a KeyboardInterrupt that reached it)
+    assert result.stderr.splitlines() == (["videodeblur: interrupted"] if where != "before the run" else
+                                          [f"videodeblur: interrupted before any frame was written: no file was left "
+                                           f"at {tmp_path / 'o.mp4'}"])
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")

@@ -118,6 +118,55 @@ def test_an_avi_cut_before_its_index_says_how_many_frames_were_lost(run_cli, mak
     assert _tracks(tmp_path / "out.mkv")[0] == decodable
 
 
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_an_mp4_cut_in_the_middle_of_a_sound_packet_gives_sound_that_decodes(run_cli, make_clip, tmp_path: Path,
+                                                                             suffix: str) -> None:
+    """An MP4 with its index first, cut short inside an AAC packet: the demuxer hands that packet
+    over cut, marked corrupt. Copied into MKV, it was the output's last sound packet, which no
+    decoder takes ("Invalid data found"); re-encoded for WebM, its decoding failed the whole run
+    ("encoding frame 70 ... failed", exit 1). The cut packet is left out: the frames that decode are
+    deblurred, with their sound, and the one warning says what was lost."""
+    whole = remuxed(make_clip("a.mp4", width=64, height=48, frames=50, audio=True), tmp_path / "whole.mp4",
+                    options={"movflags": "+faststart"})
+    sound = _sound_packets(whole)
+    at, size = sound[len(sound) // 2]
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[:at + size // 2])
+    result = run_cli("video", cut, "-o", tmp_path / f"out{suffix}", *CPU, "--json")
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(result.stdout)
+    told = [warning for warning in stats["warnings"] if "truncated" in warning]  # (WebM: and the AAC re-encoded)
+    assert 10 <= stats["frames_written"] < 50 and len(told) == 1, stats["warnings"]
+    assert told[0].startswith(f"{cut} is truncated or corrupt: {stats['frames_written']} of 50 frames decoded")
+    with av.open(str(tmp_path / f"out{suffix}")) as c:
+        decoded = [frame for p in c.demux(c.streams.audio[0]) for frame in p.decode()]  # raised on the cut packet
+    assert sum(frame.samples for frame in decoded) / _RATE >= stats["frames_written"] / 25 - 0.1
+
+
+def test_sound_packets_that_do_not_decode_are_left_out_of_a_reencoded_track(run_cli, make_clip,
+                                                                           tmp_path: Path) -> None:
+    """Three AAC packets overwritten in the middle of an MP4 (whole in size, so not marked corrupt):
+    re-encoded for WebM, the first that did not decode failed the run at frame 6 (exit 1). They are
+    left out, as a player skips them, and a warning counts them; every frame is deblurred."""
+    clip = make_clip("a.mp4", width=64, height=48, frames=50, audio=True)
+    data = bytearray(clip.read_bytes())
+    for at, size in _sound_packets(clip)[10:40:10]:
+        data[at:at + size] = b"\xff" * size
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(bytes(data))
+    result = run_cli("video", damaged, "-o", tmp_path / "out.webm", *CPU, "--json")
+    assert result.exit_code == 0, result.stderr
+    stats = json.loads(result.stdout)
+    assert stats["frames_written"] == 50 and stats["warnings"][0] == (
+        "left out 3 packet(s) of aac audio (stream 1) that did not decode (damaged in the input)")
+
+
+def _sound_packets(path: Path) -> list[tuple[int, int]]:
+    """Where the first sound track's packets lie in the file: (byte offset, size) each."""
+    with av.open(str(path)) as c:
+        return [(p.pos, p.size) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
 def test_a_matroska_file_that_lost_its_middle_says_how_many_frames_it_lost(run_cli, make_clip, tmp_path: Path) -> None:
     """The middle third of an MKV zeroed: the frames read span the whole stream with a hole, and the
     loss was estimated as for an AVI whose header counts empty slots, at the density read over the

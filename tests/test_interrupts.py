@@ -172,6 +172,28 @@ def test_a_signal_while_the_summary_is_said_waits_for_it(run_cli, make_clip, tmp
     assert result.stderr_lines == ["videodeblur: terminated"]
 
 
+def test_a_signal_while_a_batch_job_is_said_names_the_videos_left(run_cli, make_clip, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same in a batch: after the first video's summary only a bare "videodeblur: terminated"
+    came, which did not say that the videos after it were left as they were."""
+    from videodeblur.cli import video as video_command
+
+    make_clip("clips/a.mp4", width=64, height=48, frames=3)
+    make_clip("clips/b.mp4", width=64, height=48, frames=3)
+    make_clip("clips/c.mp4", width=64, height=48, frames=3)
+    table = video_command.summary_table
+
+    def terminated_midway(result: dict[str, Any]) -> str:
+        signal.raise_signal(signal.SIGTERM)
+        return table(result)
+
+    monkeypatch.setattr(video_command, "summary_table", terminated_midway)
+    result = run_cli("video", tmp_path / "clips", "-o", tmp_path / "out", *CPU)
+    assert result.exit_code == 143 and result.stdout.startswith(f"wrote {tmp_path / 'out' / 'a.mp4'}: 3 frames")
+    assert result.stderr.splitlines() == ["videodeblur: terminated: 2 more videos not begun"]
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["a.mp4"]
+
+
 def test_a_second_ctrl_c_while_a_recording_closes_keeps_the_stats(engine: Engine, make_clip, tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """camera: Ctrl-C, then another while the recording was finalised: the second escaped the live
@@ -413,18 +435,22 @@ def test_sigterm_while_torch_loads_exits_143_under_python_m(tmp_path: Path) -> N
         """))
     proc = subprocess.run([sys.executable, "-m", "term_in_exec"], cwd=REPO_ROOT, capture_output=True, timeout=120,
                           env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO_ROOT)])))
-    assert (proc.returncode, proc.stderr.decode()) == (143, "\nvideodeblur: terminated\n")
+    # (and with no blank line before it: click's, for the KeyboardInterrupt that reached it)
+    assert (proc.returncode, proc.stderr.decode()) == (143, "videodeblur: terminated\n")
 
 
-def test_ctrl_c_after_the_work_is_done_changes_nothing() -> None:
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_ctrl_c_after_the_work_is_done_changes_nothing(signame: str) -> None:
     """Ctrl-C while the finished process tears down (seconds with torch loaded): it printed a
     traceback from the interpreter's clean-up ("Exception ignored in atexit callback"); now the work
-    that was done stands, exit 0 and nothing on stderr."""
-    code = textwrap.dedent("""
+    that was done stands, exit 0 and nothing on stderr. A SIGTERM or SIGHUP then (a supervisor's
+    stop sent again) found its default action back: the process died of it (status -15) with its
+    work done; it is ignored from there on too."""
+    code = textwrap.dedent(f"""
         import atexit, runpy, signal, sys, time
 
         def ctrl_c_at_exit():
-            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.{signame})
             time.sleep(0.1)
 
         atexit.register(ctrl_c_at_exit)
@@ -521,3 +547,4 @@ def test_a_run_resumed_with_other_code_records_both_commits(tmp_path: Path, monk
     straight = load_recipe(_recipe(tmp_path / "s", steps=2, checkpoint_every=100))
     train(straight)
     assert "commits" not in json.loads((tmp_path / "s" / "run" / "tiny.json").read_text())  # one version: said once
+

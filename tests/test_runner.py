@@ -610,18 +610,51 @@ def test_resume_from_a_clip_of_another_rate_says_so(engine, make_clip, tmp_path:
     assert len(decode(out).frames) == 8
 
 
-def test_resume_of_an_output_with_no_frame_hints_at_mp4_only_for_an_mp4(engine, make_clip, tmp_path: Path) -> None:
-    """A WebM left with its header and no frame (killed before its first): the refusal said "an MP4
-    of a run killed outright has no index; --fragmented avoids that", for a fragmented WebM."""
+def test_resume_of_an_unreadable_output_hints_at_mp4_only_for_an_mp4(engine, make_clip, tmp_path: Path) -> None:
+    """A WebM that is no readable video: the refusal said "an MP4 of a run killed outright has no
+    index; --fragmented avoids that", for a fragmented WebM."""
     src = make_clip("a.mp4", width=64, height=48, frames=5)
     out = tmp_path / "out.webm"
-    with av.open(str(out), "w") as container:
-        stream = container.add_stream("libvpx-vp9", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        container.start_encoding()
+    out.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(range(256)) * 4)  # an EBML mark, then no Matroska
     with pytest.raises(OutputError) as refused:
         deblur_file(src, out, engine, RunOptions(resume=True, fragmented=True))
     assert "cannot resume" in str(refused.value) and "MP4" not in str(refused.value)
+
+
+def _no_frame(path: Path, codec: str, *, sound: bool = False) -> Path:
+    """An output a run stopped before its first frame could leave: its header, its video track declared
+    and empty, with or without the sound muxed before the stop."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=48000, layout="stereo") if sound else None
+        container.start_encoding()
+        if audio is not None:
+            for i in range(5):
+                frame = av.AudioFrame.from_ndarray(np.zeros((2, 1024), np.float32), format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts = 48000, i * 1024
+                container.mux(audio.encode(frame))
+            container.mux(audio.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("name, codec, sound", [("out.mkv", "libx264", False), ("out.webm", "libvpx-vp9", False),
+                                                ("out.mp4", "libx264", False), ("out.mp4", "libx264", True)])
+def test_resume_onto_an_output_that_holds_no_frame_starts_from_the_first(engine, make_clip, tmp_path: Path, name: str,
+                                                                         codec: str, sound: bool) -> None:
+    """A Matroska or WebM header with no frame after it (FFmpeg cannot open it: "End of file") and an
+    MP4 whose empty video track FFmpeg leaves out (no stream, or only the sound) were refused ("it is
+    not a readable video", "it has no video stream"): they hold nothing to keep, and --resume now
+    writes them from the first frame, with a warning that says so."""
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    out = _no_frame(tmp_path / name, codec, sound=sound)
+    stats = deblur_file(src, out, engine, RunOptions(resume=True))
+    assert (stats.frames, stats.extra["resumed_frames"], len(decode(out).frames)) == (5, 0, 5)
+    assert stats.warnings[0] == (f"{out} held no frame to go on from (its run stopped before its first): "
+                                 "written from the first frame")
+    assert not list(tmp_path.glob("*.partial.*"))
+    assert not any("held no frame" in w for w in deblur_file(src, tmp_path / "new.mkv", engine,
+                                                              RunOptions(resume=True)).warnings)  # no file: no word
 
 
 def test_resume_onto_an_output_whose_video_track_holds_no_frame_starts_from_the_first(engine, make_clip,
@@ -645,6 +678,29 @@ def test_resume_onto_an_output_whose_video_track_holds_no_frame_starts_from_the_
     assert not (tmp_path / "out.partial.mkv").exists()
     (tmp_path / "empty.mkv").write_bytes(b"")  # as an empty file was already
     assert deblur_file(src, tmp_path / "empty.mkv", engine, RunOptions(resume=True)).frames == 5
+
+
+def test_a_stale_partial_file_never_takes_the_place_of_an_output_with_more_frames(engine, make_clip,
+                                                                                   tmp_path: Path) -> None:
+    """A resume killed outright while it copied leaves the old output as out.partial.mp4; a run
+    since then (without --resume) wrote the output whole. The next --resume deleted that whole
+    output for the stale 5 frames, and, refusing them (another --crf), put them back in its place:
+    the whole output was lost. The .partial file now goes where the output holds more frames."""
+    src = make_clip("a.mp4", width=64, height=48, frames=20)
+    out, partial = tmp_path / "out.mp4", tmp_path / "out.partial.mp4"
+    deblur_file(src, out, engine, RunOptions(max_frames=5))
+    out.replace(partial)
+    deblur_file(src, out, engine, RunOptions(crf=30))  # the run since, whole
+    whole = out.read_bytes()
+    stats = deblur_file(src, out, engine, RunOptions(resume=True, crf=30))
+    assert (stats.frames, stats.extra["resumed_frames"]) == (0, 20)  # nothing to resume
+    assert out.read_bytes() == whole and not partial.exists()
+    deblur_file(src, out, engine, RunOptions(max_frames=5))
+    out.replace(partial)
+    deblur_file(src, out, engine, RunOptions(max_frames=12))  # a part since, longer than the stale one
+    resumed = deblur_file(src, out, engine, RunOptions(resume=True))
+    assert (resumed.frames, resumed.extra["resumed_frames"], len(decode(out).frames)) == (8, 12, 20)
+    assert not partial.exists()
 
 
 def test_resume_without_the_side_by_side_of_the_first_run_names_it(engine, make_clip, tmp_path: Path) -> None:

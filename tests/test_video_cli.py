@@ -362,6 +362,21 @@ def test_resume_with_nothing_to_resume_is_a_plain_run(run_cli, make_clip, tmp_pa
     assert table.exit_code == 0 and table.stderr == ""  # said once
 
 
+def test_resume_of_a_finished_output_with_other_encoding_options_says_they_changed_nothing(
+        run_cli, make_clip, tmp_path: Path) -> None:
+    """`--resume --crf 30` on an output already whole said only "nothing to resume" (exit 0): one who
+    asked for another quality took the file for encoded again. The line says it is kept as it was."""
+    src = make_clip("a.mp4", width=64, height=48, frames=5)
+    out = tmp_path / "out.mp4"
+    assert run_cli("video", src, "-o", out, *CPU).exit_code == 0
+    before = out.read_bytes()
+    again = run_cli("video", src, "-o", out, *CPU, "--resume", "--crf", "30", "--no-audio")
+    assert again.exit_code == 0 and again.stderr == "" and out.read_bytes() == before
+    assert again.stdout.splitlines() == [f"{out} already holds all 5 frames, 64x48: nothing to resume (its frames are "
+                                         "kept as they were encoded: --crf 30 --no-audio changed nothing; run without "
+                                         "--resume to encode it again)"]
+
+
 def test_a_resumed_folder_says_once_that_its_finished_outputs_had_nothing_to_resume(run_cli, make_clip,
                                                                                     tmp_path: Path) -> None:
     """`video folder/ -o out/ --resume` after a run that finished some of them warned "out/a.mp4
@@ -709,6 +724,40 @@ def test_a_second_ctrl_c_as_the_command_takes_the_stop_still_says_what_was_kept(
     assert result.exit_code == 130 and 3 <= kept < 40, result.stderr
     assert result.stderr_lines == [f"videodeblur: interrupted: {out} is finalised with {kept} frames "
                                    "(--resume goes on from there)"]
+
+
+def test_a_second_stop_after_the_command_said_the_first_adds_no_line(run_cli, make_clip, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    """A Ctrl-C stops the run and the command says what the output kept; a second one lands as the
+    command's stop goes out through click (here: as the output folders it made are tidied): it was
+    raised there, click printed a blank line for it, and a bare "videodeblur: interrupted" followed
+    the line already said. Once a stop is said, later ones are only dropped: one clean line, exit 130."""
+    import dataclasses
+
+    import videodeblur.pipeline as pipeline
+
+    src = make_clip("a.mp4", width=64, height=48, frames=40)
+    real_deblur_file, real_rmdir = pipeline.deblur_file, Path.rmdir
+
+    def first_ctrl_c(*args, **kwargs):
+        def at_three(done: int, total: int | None) -> None:  # on the encode thread, once frames are written
+            if done == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+        return real_deblur_file(*args[:3], dataclasses.replace(args[3], progress=at_three))
+
+    def second_ctrl_c(folder: Path) -> None:
+        signal.raise_signal(signal.SIGINT)  # its handler runs here, before the folder is tidied
+        real_rmdir(folder)
+
+    monkeypatch.setattr(pipeline, "deblur_file", first_ctrl_c)
+    monkeypatch.setattr(Path, "rmdir", second_ctrl_c)
+    result = run_cli("video", src, "-o", f"{tmp_path / 'new'}/", *CPU, "--batch", "1")  # a folder it makes
+    out = tmp_path / "new" / "a.mp4"
+    assert out.exists(), result.stderr
+    kept = len(decode(out).frames)
+    assert result.exit_code == 130 and 3 <= kept < 40, result.stderr
+    assert result.stderr.splitlines() == [f"videodeblur: interrupted: {out} is finalised with {kept} frames "
+                                          "(--resume goes on from there)"]
 
 
 @pytest.mark.parametrize("signum, code, said, times", [(signal.SIGINT, 130, "interrupted", 1),

@@ -29,7 +29,7 @@ import importlib  # noqa: E402
 import click  # noqa: E402
 
 from videodeblur import __version__  # noqa: E402
-from videodeblur.cli._common import run_cli  # noqa: E402
+from videodeblur.cli._common import CommandGroup, run_cli  # noqa: E402
 
 __all__ = ["cli", "main"]
 
@@ -45,7 +45,7 @@ _SUBCOMMANDS = [
 ]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="videodeblur")
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 @click.pass_context

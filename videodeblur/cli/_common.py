@@ -15,7 +15,7 @@ import click
 from videodeblur.errors import VideoDeblurError
 from videodeblur.option_values import MIN_TILE, PRESETS
 
-__all__ = ["run_cli", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail",
+__all__ = ["run_cli", "CommandGroup", "model_option", "device_option", "precision_option", "json_option", "tile_option", "fail",
            "parse_size", "StopSaid", "stop_word"]
 
 EXIT_ERROR = 1
@@ -31,12 +31,31 @@ _TERMINATING = {getattr(signal, name): said for name, said in (("SIGTERM", "term
 
 # the signal (SIGTERM, SIGHUP) that stopped the command now running, if not Ctrl-C: set by its handler
 _terminated: list[int] = []
+# set once the command now running has said its stop (StopSaid): a later signal has nothing left to stop
+_stop_said: list[bool] = []
 
 
 class StopSaid(click.exceptions.Abort):
     """A stop (Ctrl-C, SIGTERM, SIGHUP) that the command has already said, in a line begun with
     :func:`stop_word`'s words: it exits 130 (143, 129) as any stop does, with no second line saying
-    "interrupted" again."""
+    "interrupted" again. From its making on, another stop signal is dropped: raised as this one
+    left through click, it put a blank line and a bare "interrupted" after the line said."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message)
+        _stop_said.append(True)
+
+
+class CommandGroup(click.Group):
+    """The command group, whose commands' stops reach :func:`run_cli` without a blank line before
+    its "videodeblur: interrupted": click answers a KeyboardInterrupt (meant for a prompt's ^C) with
+    one, then Abort; a Ctrl-C while torch loaded, or one a command leaves unsaid, got it."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise click.exceptions.Abort() from None
 
 
 def stop_word() -> str:
@@ -57,6 +76,7 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
     debug = _debug_requested(argv)
     terminated = _terminated  # the signal that ended the run, if not Ctrl-C
     terminated.clear()
+    _stop_said.clear()
     try:
         with _sigterm_as_interrupt(terminated):
             try:
@@ -65,8 +85,10 @@ def run_cli(group: click.Group, argv: list[str] | None = None) -> None:
             finally:
                 if the_program:  # the work is done and the outputs finalised: a Ctrl-C from here on only
                     # printed a traceback from the interpreter's teardown (seconds long with torch
-                    # loaded) and changed the exit code
-                    signal.signal(signal.SIGINT, signal.SIG_IGN)
+                    # loaded) and changed the exit code; a SIGTERM or SIGHUP, their default action
+                    # back, ended the process by the signal (status -15) with its work done
+                    for signum in (signal.SIGINT, *_TERMINATING):
+                        signal.signal(signum, signal.SIG_IGN)
     except (click.exceptions.Abort, KeyboardInterrupt) as stop:  # click turns Ctrl-C/EOF at prompts into Abort
         with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more text
             if not isinstance(stop, StopSaid):
@@ -143,14 +165,17 @@ def _sigterm_as_interrupt(terminated: list[int]) -> Iterator[None]:
     terminal closed, ssh dropped) take the Ctrl-C path: outputs are finalised, recordings closed and
     training checkpointed, then the exit code is 128 + the signal (143, 129). Python's default would
     end the process at once and leave an MP4 without its index. The first such signal is appended
-    to ``terminated``; one that was ignored (``nohup``) stays ignored. The previous handlers are
-    restored afterwards (tests run commands in-process)."""
+    to ``terminated``; one that was ignored (``nohup``) stays ignored. Ctrl-C raises as Python's own
+    handler does. Once the command has said its stop (:class:`StopSaid`), these signals are dropped.
+    The previous handlers are restored afterwards (tests run commands in-process)."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may set handlers
         return
 
     def interrupt(signum: int, frame: object) -> None:
-        if not terminated:
+        if _stop_said:  # the stop is said and on its way out: this one would only say it again
+            return
+        if signum in _TERMINATING and not terminated:
             terminated.append(signum)
         if signum == getattr(signal, "SIGHUP", None):
             _silence_a_closed_terminal()
@@ -159,11 +184,14 @@ def _sigterm_as_interrupt(terminated: list[int]) -> Iterator[None]:
     # a signal ignored when we started stays ignored: under nohup, SIGHUP must not stop the run
     previous = {signum: signal.signal(signum, interrupt) for signum in _TERMINATING
                 if signal.getsignal(signum) is not signal.SIG_IGN}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Ctrl-C as Python raises it, but
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupt)  # not once the stop is said
     try:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            if signal.getsignal(signum) is interrupt:  # not one set since (the program's ignored Ctrl-C at its end)
+                signal.signal(signum, handler)
 
 
 def _silence_a_closed_terminal() -> None:

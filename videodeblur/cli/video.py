@@ -156,8 +156,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
 
         engine = Engine.from_name(model, EngineOptions(device=device, precision=precision, batch_size=batch,
                                                        tile=tile, compile=compile_, cuda_graphs=cuda_graphs))
-    except KeyboardInterrupt:  # while the model loaded: no input was begun on, and --json still says so
-        if as_json:
+    except KeyboardInterrupt:  # while torch or the model loaded (seconds): no input was begun on, and --json
+        if as_json:  # still says so
             _print(json.dumps(_unbegun(jobs[0])), err=piped_out)
         raise
     if show_progress is None:
@@ -185,7 +185,8 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                 # its warning says what its table line says: given only beside a --json line (a script's),
                 # and for a batch once, counted, at its end
                 unread |= not _say_finished(stats, progress, piped_out=piped_out, as_json=as_json,
-                                            warnings=not finished or (as_json and len(jobs) == 1))
+                                            warnings=not finished or (as_json and len(jobs) == 1),
+                                            unapplied=_encoding_given(click.get_current_context()))
             except RunInterrupted as stop:
                 run_ended.set()  # (ended by the engine's or a caller's KeyboardInterrupt, not by a signal)
                 said = _say_interrupted(stop.stats, job, progress, piped_out=piped_out, as_json=as_json,
@@ -209,7 +210,11 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                 if len(jobs) == 1:
                     raise  # said by the command's error handler, one line
                 continue
-        if held:  # its output is whole; the inputs after it are left
+        if held:  # its output is whole (or its error said); the inputs after it are left, and said so
+            if unbegun := len(jobs) - number:
+                click.echo(f"videodeblur: {stop_word()}: {unbegun} more video{'s' if unbegun > 1 else ''} not begun",
+                           err=True)
+                raise StopSaid()
             raise click.exceptions.Abort()
     if finished_before:  # one warning, not one per file: each file's own line says it holds them all
         warn(f"{finished_before} of {len(jobs)} outputs already held every frame of their input: nothing to resume there")
@@ -223,17 +228,38 @@ def video(inputs: tuple[str, ...], output: str | None, model: str | None, batch:
                                f"({'every video was' if len(jobs) > 1 else 'the video was'} written)")
 
 
+def _encoding_given(ctx: click.Context) -> list[str]:
+    """The options given on the command line that change only how a run encodes its output and what
+    it copies beside the video, as given (``--crf 30``): none of them reach an output that --resume
+    finds finished."""
+    from click.core import ParameterSource
+
+    shown = {"crf": "--crf {}", "preset": "--preset {}", "encoder": "--encoder {}", "fragmented": "--fragmented",
+             "eight_bit": "--eight-bit", "no_audio": "--no-audio"}
+    return [text.format(ctx.params[name]) for name, text in shown.items()
+            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE and ctx.params[name] is not False]
+
+
 def _say_finished(stats: RunStats, progress: _Progress | None, *, piped_out: bool, as_json: bool,
-                  warnings: bool = True) -> bool:
+                  warnings: bool = True, unapplied: list[str] | None = None) -> bool:
     """A finished job's warnings (not with ``warnings`` False: said for the batch) and summary
-    (``as_json``: its JSON line, warnings included); False when standard output has no reader any more."""
+    (``as_json``: its JSON line, warnings included); False when standard output has no reader any more.
+    ``unapplied``: the encoding options given (:func:`_encoding_given`), which the summary of a resume
+    that found its output finished says changed nothing in it."""
     if progress is not None:
         progress.done()
     result = {**stats.to_dict(), "interrupted": False}  # the key is always there: an interrupted run's says true
     for warning in result["warnings"] if warnings else ():
         warn(warning)
     # with -o -, standard output is the video's: the summary goes to the terminal's other stream
-    return _print(json.dumps(result) if as_json else summary_table(result), err=piped_out)
+    from videodeblur.pipeline.resume import found_finished
+
+    text = json.dumps(result) if as_json else summary_table(result)
+    if unapplied and not as_json and found_finished(result):
+        # "nothing to resume" alone left one who gave --crf 30 to think the file was made again with it
+        text += (f" (its frames are kept as they were encoded: {' '.join(unapplied)} changed nothing; run without "
+                 "--resume to encode it again)")
+    return _print(text, err=piped_out)
 
 
 def _say_interrupted(stats: RunStats | None, job: VideoJob, progress: _Progress | None, *, piped_out: bool,

@@ -28,7 +28,7 @@ from videodeblur.video.streams import pick_video_stream
 if TYPE_CHECKING:
     from videodeblur.pipeline.engine import Engine
 
-__all__ = ["FinishedOutput", "set_aside", "finished_output", "nothing_left", "found_finished", "frames_in",
+__all__ = ["FinishedOutput", "set_aside", "drop_stale_partial", "finished_output", "nothing_left", "found_finished", "frames_in",
            "input_frame_times", "kept_frame_check", "last_picture", "same_picture", "shows_source"]
 
 _LIKENESS_SIDE = 32  # pixels across the thumbnails compared: deblurring and coding leave them alike
@@ -38,9 +38,10 @@ _LIKENESS_DB = 18.0  # measured: one video through crf 51 >= 23 dB; another scen
 def set_aside(output: Path, info: VideoInfo) -> Path | None:
     """For a resumed run: move an existing output to ``<name>.partial<suffix>`` beside it (the new
     output is written where it was) and return that path; None when there is nothing to resume: no
-    output, an empty one, or one whose video track holds no frame (a header), which the run then
-    writes anew from the first frame. A ``.partial`` file already there is left by a resume that was
-    itself killed while copying: it, not the output, holds the frames."""
+    output, an empty one, or one that holds no video frame (a header: a run stopped before its
+    first), which the run then writes anew from the first frame (:func:`held_no_frame` says so).
+    A ``.partial`` file already there is left by a resume that was itself killed while copying: it,
+    not the output, holds the frames."""
     check_output_path(output, input_path=info.path)  # never set the input itself aside
     partial = _partial(output)
     if partial.exists():
@@ -50,6 +51,16 @@ def set_aside(output: Path, info: VideoInfo) -> Path | None:
         output.replace(partial)
         return partial
     return None
+
+
+def drop_stale_partial(output: Path) -> None:
+    """Remove the ``.partial`` file beside ``output`` (:func:`set_aside`) where ``output`` holds more
+    frames than it: a run since (without --resume, or a resume killed after it went on past the
+    copy) made the output, and the old frames are stale. Kept, they were taken over the output's: a
+    whole output was deleted for them, or put back as them when they were refused."""
+    partial = _partial(output)
+    if partial.exists() and output.exists() and frames_in(output) > frames_in(partial):
+        partial.unlink()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,15 +170,21 @@ def frames_in(path: Path) -> int:
 
 
 def _holds_no_frame(path: Path) -> bool:
-    """Whether ``path`` is a readable video whose video track holds no frame: the resume refused it
-    as "h264 64x48 None" (a pixel format it had no frame to tell). Read up to its first video packet
-    only (a Matroska file's frames are otherwise counted by reading them all)."""
+    """Whether ``path`` holds no video frame to go on from: a readable video whose video track holds
+    none (the resume refused it as "h264 64x48 None", a pixel format it had no frame to tell), a
+    Matroska or WebM header that ends before its first frame (FFmpeg cannot open it: "End of file"),
+    or an MP4 whose empty video track FFmpeg leaves out (no stream left, or only the sound). Read up
+    to its first video packet only (a Matroska file's frames are otherwise counted by reading them all)."""
     try:
         with av.open(ffmpeg_name(path), metadata_errors="replace") as container:
             video = pick_video_stream(container)
-            if video is None or video.codec_context is None:
+            if video is None:
+                return not any(stream.type == "video" for stream in container.streams)
+            if video.codec_context is None:
                 return False  # not this case: the resume says what it is
             return not any(packet.size for packet in container.demux(video))
+    except av.error.EOFError:  # (not a file cut in the middle of its frames: that opens)
+        return True
     except (av.FFmpegError, OSError):
         return False
 

@@ -8,6 +8,7 @@ old copy dropped, what a failed writer left behind); the run itself, its threads
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -15,8 +16,8 @@ import torch
 from videodeblur.errors import ConfigError, DecodeError, EncodeError
 from videodeblur.pipeline.engine import Engine
 from videodeblur.pipeline.options import RunOptions
-from videodeblur.pipeline.resume import (finished_output, frames_in, input_frame_times, kept_frame_check, nothing_left,
-                                         set_aside)
+from videodeblur.pipeline.resume import (drop_stale_partial, finished_output, frames_in, input_frame_times,
+                                         kept_frame_check, nothing_left, set_aside)
 from videodeblur.pipeline.stats import RunStats
 from videodeblur.pipeline.threaded_run import RunInterrupted, ThreadedRun
 from videodeblur.signals import signals_noted
@@ -54,11 +55,14 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
         made_by = _made_by(engine, options)
         if options.resume:  # first: the input itself would count as a finished output
             check_output_path(output_path, input_path=input_path)
+            drop_stale_partial(Path(output_path))
         if options.resume and (done := finished_output(Path(output_path), reader.info, made_by,
                                                                  side_by_side=options.side_by_side)):
             reader.close()
             return nothing_left(reader.info, Path(output_path), engine, options.queue_size, done)
+        there = options.resume and Path(output_path).exists()
         partial = set_aside(Path(output_path), reader.info) if options.resume else None
+        anew = there and partial is None  # it held no frame: written from the first, said so below
         try:
             writer = FrameWriter.like(output_path, reader.info, audio=options.audio, encoder=options.encoder,
                                       feed=_one_pass_feed(reader, input_path, options),
@@ -115,6 +119,10 @@ def deblur_file(input_path: str | Path, output_path: str | Path, engine: Engine,
                 _drop_partial(partial, Path(output_path), writer)
     if stopped:  # the output is finalised all the same: the stop is reported with what it holds
         raise RunInterrupted(stats)
+    if anew:  # else only the missing "kept" told that --resume found nothing to keep
+        stats = dataclasses.replace(stats, warnings=(
+            f"{output_path} held no frame to go on from (its run stopped before its first): "
+            "written from the first frame", *stats.warnings))
     if not writer.frames_written and not stats.extra.get("stopped_early"):
         # the writer removed its empty file: say so, not "wrote 0 frames" (a stop asked for is no failure)
         start, length = options.start_s or 0.0, reader.info.duration_s

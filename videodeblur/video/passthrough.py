@@ -238,6 +238,10 @@ class Passthrough:
             index, packet = item
             if packet.dts is None:  # the demuxer's end-of-stream flush packet
                 continue
+            if packet.is_corrupt:
+                # cut short (an input that ends inside it) or damaged: copied, no decoder took it ("Invalid
+                # data found"); re-encoded, its decoding failed the run. The reader says what was lost.
+                continue
             at = float(packet.pts * packet.time_base) if packet.pts is not None else None
             if at is not None and (self._before_start(index, packet, at)
                                    or (self._end is not None and at >= self._end - 1e-9)):
@@ -268,6 +272,9 @@ class Passthrough:
         for transcode in self._transcodes.values():
             for encoded in transcode.packets(None):
                 self._mux(encoded)
+            if transcode.undecodable:
+                self.skipped.append(f"{transcode.undecodable} packet(s) of {transcode.name} that did not decode "
+                                    "(damaged in the input)")
         self._transcodes.clear()
 
     def close(self) -> None:
@@ -583,11 +590,20 @@ class _Transcode:
     def __init__(self, src: av.audio.stream.AudioStream, out: av.audio.stream.AudioStream) -> None:
         self.decoder = src.codec_context
         self.out = out
+        self.undecodable = 0  # damaged source packets left out
+        self.name = f"{_format_name(src)} audio (stream {src.index})"
 
     def packets(self, packet: av.Packet | None) -> Iterator[av.Packet]:
         """The encoded packets for one source packet; None flushes decoder and encoder. PyAV's
-        encoder resamples each frame to its own rate, format and frame size."""
-        frames = self.decoder.decode(packet)
+        encoder resamples each frame to its own rate, format and frame size. A packet that does not
+        decode (a damaged input) is left out, as a player skips it: it failed the whole run."""
+        try:
+            frames = self.decoder.decode(packet)
+        except av.FFmpegError:
+            if packet is None:
+                raise
+            self.undecodable += 1
+            return
         if packet is None:
             frames = [*frames, None]
         for frame in frames:
