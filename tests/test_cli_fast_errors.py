@@ -100,3 +100,20 @@ def test_train_says_a_mistake_in_the_recipe_before_torch_loads(tmp_path, setting
     recipe = tiny_recipe(tmp_path, tmp_path / "run")
     assert said in said_before_torch("train", "--config", recipe, "--set", setting)
     assert not (tmp_path / "run").exists()
+
+
+def test_video_into_a_playlist_or_an_over_long_name(make_clip, tmp_path):
+    """``-o out.mpd``: the encoder probe opened FFmpeg's DASH muxer, which killed the process (SIGFPE,
+    no message); ``-o out.m3u8`` left HLS probe segments ("<none>0.ts") in the current folder. A 300-
+    character ``-o`` name was "internal error: OSError". Each is one line now, before torch loads,
+    nothing written (run in a subprocess: a regression of the first kills the process)."""
+    src = make_clip("a.mp4", width=32, height=24, frames=2)
+    cases = [("out.mpd", "output {} is a DASH playlist, written with segment files beside it, not a video file: "
+                         "give a video file such as out.mp4 (or .mkv, .mov, .webm)"),
+             ("live.M3U8", "output {} is an HLS playlist, written with segment files beside it, not a video file"),
+             ("x" * 300 + ".mp4", "cannot write {}: File name too long")]
+    for name, said in cases:
+        stderr = said_before_torch("video", src, "-o", tmp_path / name)
+        assert stderr.splitlines() == [stderr.strip()]
+        assert stderr.startswith(f"videodeblur: error: {said.format(tmp_path / name)}"), stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]

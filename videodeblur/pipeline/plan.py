@@ -16,14 +16,17 @@ from urllib.parse import urlparse
 
 from videodeblur.errors import ConfigError, InputNotFoundError, OutputError
 from videodeblur.notices import Warn, python_warning
-from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_no_empty_path,
-                               check_outputs_apart, default_outputs, expand_inputs, make_folder, warn_of_subfolders)
+from videodeblur.paths import (IMAGE_EXTENSIONS, VIDEO_SUFFIXES, check_distinct_outputs, check_nameable,
+                               check_no_empty_path, check_outputs_apart, default_outputs, expand_inputs, make_folder, warn_of_subfolders)
 from videodeblur.video.locations import STDIN, is_stdin, is_url, redacted, scheme_not_read, unknown_scheme
 
 __all__ = ["VideoJob", "check_part", "plan_videos", "VIDEO_SUFFIXES"]
 
 # containers the writer fills with their inputs' kind of video and audio (.webm: VP9, Opus)
 _KEPT_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts")
+# playlists FFmpeg writes with segment files beside them: asked of the encoder probe, its DASH muxer
+# killed the process (SIGFPE) and HLS dropped "<none>0.ts" segments into the current folder
+_PLAYLIST_SUFFIXES = {".mpd": "a DASH", ".m3u8": "an HLS"}
 
 
 def check_part(start_s: float, duration_s: float | None, resume: bool) -> None:
@@ -81,7 +84,11 @@ def _paired(inputs: Sequence[str | Path], output: str | Path | None) -> list[Vid
         raise OutputError(f"output {redacted(output)} is a URL: `video` writes files; to send a deblurred feed live, use "
                           "`videodeblur camera --source FILE --realtime --record URL`")
     folder_meant = str(output).endswith(("/", os.sep))  # "new.mp4/": a folder, as the slash says
+    check_nameable(output, OutputError, "cannot write {}")  # a name too long: Path.is_dir raised a bare OSError
     output = Path(output)
+    if (kind := _PLAYLIST_SUFFIXES.get(output.suffix.lower())) and not output.is_dir() and not folder_meant:
+        raise OutputError(f"output {output} is {kind} playlist, written with segment files beside it, not a video "
+                          f"file: give a video file such as {output.with_suffix('.mp4').name} (or .mkv, .mov, .webm)")
     sources, any_folder = expand_inputs(inputs, VIDEO_SUFFIXES, what, urls=True)
     if output.suffix.lower() in IMAGE_EXTENSIONS and not output.is_dir() and not folder_meant:
         raise OutputError(f"output {output} is a picture format, not a video: give a video file such as "
