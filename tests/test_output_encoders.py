@@ -286,13 +286,16 @@ def test_avi_keeps_its_first_frame_in_its_slot(start_s: float, tmp_path: Path) -
     assert _avi_slots(tmp_path / "out.avi") == list(range(1, 6 if start_s == 0.1 else 5))
 
 
-def test_a_resumed_avi_keeps_its_first_frame_in_its_slot(tmp_path: Path) -> None:
-    """A resumed run copies the interrupted one's frames: the first went to slot 0 again (0, 2, 3...)."""
-    _cut_avi(tmp_path / "out.avi", 0.13, range(4, 7))
+@pytest.mark.parametrize("start_s, first", [(0.13, 4), (0.1, 3)])
+def test_a_resumed_avi_keeps_its_first_frame_in_its_slot(start_s: float, first: int, tmp_path: Path) -> None:
+    """A resumed run copies the interrupted one's frames: the first went to slot 0 again (0, 2, 3...); and
+    cut at 0.1 (frames half a slot off it), the copied frames were moved a slot back (moved_by rounded the
+    half to even, the writer's slots round it up)."""
+    _cut_avi(tmp_path / "out.avi", start_s, range(first, first + 3))
     with FrameWriter(tmp_path / "again.avi", width=64, height=48, time_base=Fraction(1, 12800), fps=Fraction(25),
-                     window=(0.13, None)) as writer:
-        assert writer.resume_from(tmp_path / "out.avi", first_s=0.16)[0] == 3
-        writer.write(clip_frame(7, 64, 48), pts=512 * 7)
+                     window=(start_s, None)) as writer:
+        assert writer.resume_from(tmp_path / "out.avi", first_s=0.04 * first)[0] == 3
+        writer.write(clip_frame(first + 3, 64, 48), pts=512 * (first + 3))
     assert _avi_slots(tmp_path / "again.avi") == [1, 2, 3, 4]
 
 

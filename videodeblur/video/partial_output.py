@@ -4,6 +4,7 @@ run's encoder can continue it, its packets that are whole (as Annex B where this
 that), with the decode times Matroska does not store filled in, and how far its muxer moved them."""
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -75,7 +76,10 @@ def moved_by(first_pts: int | None, first_s: float | None, origin_s: float | Fra
     if first_s is None or video.time_base is None:
         return 0
     start = first_pts if first_pts is not None else video.start_time
-    return 0 if start is None else start - round((first_s - origin_s) / video.time_base)
+    # halves up, as the writer puts a one-rate container's frames in slots from exact times (round() sent
+    # them to even slots, and float seconds put 0.12 - 0.1 just under half of 1/25: an AVI cut half a slot
+    # after a frame had its copied frames moved a slot back)
+    return 0 if start is None else start - math.floor((first_s - origin_s) / video.time_base + 0.5 + 1e-9)
 
 
 def with_decode_times(packets: Iterator[av.Packet], step: int) -> Iterator[av.Packet]:
